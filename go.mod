@@ -1,0 +1,10 @@
+module meshd.dev/meshd
+
+go 1.26
+
+require (
+	github.com/cloudflare/circl v1.6.5
+	golang.org/x/crypto v0.54.0
+)
+
+require golang.org/x/sys v0.47.0 // indirect
