@@ -182,10 +182,18 @@ func (e *Envelope) validate() error {
 	return nil
 }
 
-// appendHeader appends the header without the hop count (what the signature
-// and the HPKE associated data cover), up to and including the sender block.
-func (e *Envelope) appendSignedHeader(b []byte) []byte {
+// appendSignedHeader appends the header without the hop count (what the
+// signature and the HPKE associated data cover), up to and including the
+// sender block.
+func (e *Envelope) appendSignedHeader(b []byte) []byte { return e.appendHeader(b, false) }
+
+// appendHeader appends the header up to and including the sender block, with
+// the hop count byte if withHops.
+func (e *Envelope) appendHeader(b []byte, withHops bool) []byte {
 	b = append(b, byte(KindEnvelope), byte(e.Type), byte(e.Flags), e.HopLimit)
+	if withHops {
+		b = append(b, e.HopCount)
+	}
 	b = append(b, e.ID[:]...)
 	b = appendTimestamp(b, e.Created)
 	b = appendTimestamp(b, e.Expires)
@@ -219,14 +227,7 @@ func (e *Envelope) AppendBinary(b []byte) ([]byte, error) {
 	if err := e.validate(); err != nil {
 		return nil, err
 	}
-	b = append(b, byte(KindEnvelope), byte(e.Type), byte(e.Flags), e.HopLimit, e.HopCount)
-	b = append(b, e.ID[:]...)
-	b = appendTimestamp(b, e.Created)
-	b = appendTimestamp(b, e.Expires)
-	b = append(b, e.Dest[:]...)
-	if e.Flags&FlagSealedSender == 0 {
-		b = e.Sender.appendTo(b)
-	}
+	b = e.appendHeader(b, true)
 	b = appendU32(b, uint32(len(e.Payload)))
 	b = append(b, e.Payload...)
 	if e.Flags&FlagSealedSender == 0 {
