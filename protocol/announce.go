@@ -94,7 +94,8 @@ type Hints struct {
 //	..   1+n   peer ID length, peer ID         (if flag bit 1)
 //	..   1     number of address hints (0..8)  (if flag bit 1)
 //	..   1+m   length, binary multiaddr, each  (if flag bit 1)
-//	..   64    Ed25519 signature
+//	..   64    Ed25519 signature over all but the hop count, the KEM key
+//	           and its flag bit
 //
 // Without the KEM key and hints an announce is 141 bytes and fits a single
 // LoRa frame; the full KEM key (needed only to seal to the node) travels on
@@ -175,14 +176,21 @@ func (a *Announce) validate() error {
 }
 
 // appendBody appends everything from the flags byte to the end of the
-// optional parts.
-func (a *Announce) appendBody(b []byte) []byte {
-	b = append(b, a.flags())
+// optional parts. Without withKEMKey it leaves out the KEM key and its flag
+// bit: that is the form the signature covers.
+func (a *Announce) appendBody(b []byte, withKEMKey bool) []byte {
+	flags := a.flags()
+	if !withKEMKey {
+		flags &^= announceHasKEMKey
+	}
+	b = append(b, flags)
 	b = appendU16(b, uint16(a.Capabilities))
 	b = appendU32(b, a.Sequence)
 	b = appendTimestamp(b, a.Timestamp)
 	b = a.Identity.appendTo(b)
-	b = append(b, a.KEMKey...)
+	if withKEMKey {
+		b = append(b, a.KEMKey...)
+	}
 	if h := a.Hints; h != nil {
 		b = append(b, byte(len(h.PeerID)))
 		b = append(b, h.PeerID...)
@@ -195,8 +203,21 @@ func (a *Announce) appendBody(b []byte) []byte {
 	return b
 }
 
+// signedBytes is what the signature covers: everything but the hop count
+// and the KEM key. The KEM key is bound by its hash in the identity, so a
+// forwarder may strip it (towards a LoRa link) or attach it (towards an IP
+// link) without breaking the signature.
 func (a *Announce) signedBytes() []byte {
-	return a.appendBody([]byte{byte(KindAnnounce)})
+	return a.appendBody([]byte{byte(KindAnnounce)}, false)
+}
+
+// WithKEMKey returns a copy of the announce carrying key (or none, if key is
+// nil). The signature stays valid if key hashes to the announced KEM key
+// hash; Verify checks that.
+func (a *Announce) WithKEMKey(key []byte) *Announce {
+	c := *a
+	c.KEMKey = bytes.Clone(key)
+	return &c
 }
 
 // Size returns the encoded size.
@@ -217,7 +238,7 @@ func (a *Announce) AppendBinary(b []byte) ([]byte, error) {
 		return nil, err
 	}
 	b = append(b, byte(KindAnnounce), a.HopCount)
-	b = a.appendBody(b)
+	b = a.appendBody(b, true)
 	return append(b, a.Signature[:]...), nil
 }
 

@@ -207,3 +207,23 @@ func TestReceipt(t *testing.T) {
 		t.Fatalf("kind: %v", err)
 	}
 }
+
+func TestAnnounceKEMKeyStrippedOrAttached(t *testing.T) {
+	full, id := testAnnounce(t, true)
+	compact := full.WithKEMKey(nil)
+	if err := compact.Verify(testNow, AnnouncePolicy{}); err != nil {
+		t.Fatalf("stripped KEM key broke the signature: %v", err)
+	}
+	raw, _ := compact.MarshalBinary()
+	back, err := ParseAnnounce(raw)
+	if err != nil || back.KEMKey != nil || back.Verify(testNow, AnnouncePolicy{}) != nil {
+		t.Fatalf("stripped announce: %v", err)
+	}
+	again := back.WithKEMKey(id.Public().KEMPublicKey())
+	if err := again.Verify(testNow, AnnouncePolicy{}); err != nil {
+		t.Fatalf("re-attached KEM key: %v", err)
+	}
+	if err := back.WithKEMKey(testIdentity(t, 9).Public().KEMPublicKey()).Verify(testNow, AnnouncePolicy{}); !errors.Is(err, ErrAddressMismatch) {
+		t.Fatalf("foreign KEM key attached: %v", err)
+	}
+}
