@@ -367,3 +367,10 @@ func IncrementAnnounceHops(raw []byte) error {
 	raw[1]++
 	return nil
 }
+
+// SameSigned reports whether a and b carry the same signed content (they may
+// differ in hop count and in whether the KEM key is attached). A node that
+// verified a uses it to skip verifying b again.
+func (a *Announce) SameSigned(b *Announce) bool {
+	return a.Signature == b.Signature && bytes.Equal(a.signedBytes(), b.signedBytes())
+}

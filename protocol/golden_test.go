@@ -86,6 +86,17 @@ func goldenVectors(t *testing.T) map[string][]byte {
 	}
 	v["fragment-first"] = frags[0]
 	v["fragment-last"] = frags[len(frags)-1]
+
+	// Routing control frames, built from the vectors above.
+	v["advert"] = AppendAdvert(nil, bob.Address(), 2, v["announce-compact"])
+	v["hop"] = AppendHop(nil, bob.Address(), v["lite-frame"])
+	v["path-request"] = PathRequest{
+		ID: [8]byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7}, Target: bob.Address(),
+		HopLimit: 5, HopCount: 1, WantKEMKey: true,
+	}.AppendTo(nil)
+	v["hop-ack"] = AppendHopAck(nil, h.ID)
+	v["custody-offer"] = AppendCustodyOffer(nil, v["envelope-sealed"])
+	v["custody-accept"] = AppendCustodyAccept(nil, h.ID, CustodyRefusedQuota)
 	return v
 }
 
@@ -197,6 +208,43 @@ func TestGoldenDecode(t *testing.T) {
 		if _, err := ParseFragment(read(name)); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+	}
+
+	adv, err := ParseAdvert(read("advert"))
+	if err != nil {
+		t.Fatalf("advert: %v", err)
+	}
+	if adv.Forwarder != bob.Address() || adv.Metric != 2 || !bytes.Equal(adv.AnnounceRaw, read("announce-compact")) ||
+		adv.Announce.Verify(testNow, AnnouncePolicy{}) != nil || adv.Announce.Address() != alice.Address() {
+		t.Fatalf("advert: %+v", adv)
+	}
+	next, inner, err := ParseHop(read("hop"))
+	if err != nil || next != bob.Address() || !bytes.Equal(inner, read("lite-frame")) {
+		t.Fatalf("hop: %v, %v", next, err)
+	}
+	pr, err := ParsePathRequest(read("path-request"))
+	if want := (PathRequest{
+		ID: [8]byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7}, Target: bob.Address(),
+		HopLimit: 5, HopCount: 1, WantKEMKey: true,
+	}); err != nil || pr != want {
+		t.Fatalf("path request: %+v, %v", pr, err)
+	}
+	sealed, err := ParseEnvelope(read("envelope-sealed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := ParseHopAck(read("hop-ack")); err != nil || id != sealed.ID {
+		t.Fatalf("hop ack: %v, %v", id, err)
+	}
+	offered, err := ParseCustodyOffer(read("custody-offer"))
+	if err != nil {
+		t.Fatalf("custody offer: %v", err)
+	}
+	if op, err := offered.Open(bob); err != nil || string(op.Body) != "golden sealed message" || op.From != alice.Address() {
+		t.Fatalf("custody offer: open: %v", err)
+	}
+	if id, st, err := ParseCustodyAccept(read("custody-accept")); err != nil || id != sealed.ID || st != CustodyRefusedQuota {
+		t.Fatalf("custody accept: %v %v, %v", id, st, err)
 	}
 }
 

@@ -20,6 +20,16 @@ const (
 	KindChannel       Kind = 0x15 // channel broadcast frame, MAC only
 	KindChannelSigned Kind = 0x16 // channel broadcast frame with sender signature inside
 	KindFragment      Kind = 0x17 // one fragment of a larger object
+
+	// Hop-by-hop routing control frames (control.go): each speaks to the
+	// neighbours on one link, not end to end.
+	KindAdvert        Kind = 0x18 // route advertisement: signed announce + forwarder and metric
+	KindHop           Kind = 0x19 // unicast wrapper naming the next hop on a shared medium
+	KindPathRequest   Kind = 0x1A // flooded request for a route to an address
+	KindHopAck        Kind = 0x1B // a neighbour's acknowledgement of one envelope
+	KindCustodyOffer  Kind = 0x1C // an envelope offered to a mailbox for safekeeping
+	KindCustodyAccept Kind = 0x1D // a mailbox's answer to a custody offer
+	KindExpiryNotice  Kind = 0x1E // a custodian tells the sender it dropped an expired message
 )
 
 var kindNames = map[Kind]string{
@@ -31,6 +41,13 @@ var kindNames = map[Kind]string{
 	KindChannel:       "channel",
 	KindChannelSigned: "channel-signed",
 	KindFragment:      "fragment",
+	KindAdvert:        "advert",
+	KindHop:           "hop",
+	KindPathRequest:   "path-request",
+	KindHopAck:        "hop-ack",
+	KindCustodyOffer:  "custody-offer",
+	KindCustodyAccept: "custody-accept",
+	KindExpiryNotice:  "expiry-notice",
 }
 
 func (k Kind) String() string {

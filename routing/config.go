@@ -1,0 +1,141 @@
+package routing
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// Config configures an Engine. The zero value of every field but Identity
+// and Rand means the documented default.
+type Config struct {
+	// Identity is the node's identity. Required.
+	Identity *protocol.Identity
+	// Rand supplies all randomness: message IDs, KEM encapsulation, jitter.
+	// Use crypto/rand in the daemon and a seeded reader in simulations.
+	// Required.
+	Rand io.Reader
+	// Capabilities are announced to other nodes.
+	Capabilities protocol.Capabilities
+	// Mailbox makes the node accept custody offers from others (relay
+	// mode). Set CapMailbox in Capabilities too, so others find it.
+	Mailbox bool
+
+	// AnnounceInterval is how often the node announces itself (default
+	// 30 min). Announces also go out when a link comes up.
+	AnnounceInterval time.Duration
+	// RouteTTL is how long a route lives without a fresh advertisement
+	// (default 3 x AnnounceInterval).
+	RouteTTL time.Duration
+	// AnnounceShare is the share of each link's bitrate that
+	// advertisements may use (default 0.02, as Reticulum).
+	AnnounceShare float64
+	// AnnounceBurst is the advertisement budget a link starts with and may
+	// save up, in bytes (default 2,048).
+	AnnounceBurst int
+	// MaxRoutes bounds the routing table (default 100,000 destinations).
+	MaxRoutes int
+	// MaxAdvertHops: announces that travelled this many hops are not
+	// re-advertised (default 32).
+	MaxAdvertHops uint8
+
+	// HopLimit of new envelopes (default 16).
+	HopLimit uint8
+	// MessageTTL of new envelopes (default 7 days; at most 30 days).
+	MessageTTL time.Duration
+	// ClockSkew tolerated for times in the future (default 10 min).
+	ClockSkew time.Duration
+
+	// SeenCacheSize bounds the forwarding duplicate cache (default 65,536).
+	SeenCacheSize int
+	// MaxDelivered bounds the set of delivered message IDs kept for exactly
+	// once delivery (default 1,000,000; each entry is about 40 bytes).
+	MaxDelivered int
+
+	// CustodyMaxBytes bounds all messages in custody (default 64 MiB).
+	CustodyMaxBytes int
+	// CustodyMaxPerDest bounds custody per destination (default 4 MiB).
+	CustodyMaxPerDest int
+	// RetryBase and RetryMax bound the custody retry backoff (defaults
+	// 30 s and 1 h).
+	RetryBase, RetryMax time.Duration
+	// HandOffAfter is how many retries without a route pass before a
+	// message is offered to a mailbox (default 3).
+	HandOffAfter int
+
+	// HopAckRetries is how often an unacknowledged envelope is sent again
+	// on a hop-ack link (default 3).
+	HopAckRetries int
+
+	// FloodHopLimit of new broadcasts (default 5, at most 15).
+	FloodHopLimit uint8
+	// FloodCancelAfter: a pending rebroadcast is cancelled after hearing
+	// this many neighbours rebroadcast the frame (default 2).
+	FloodCancelAfter int
+	// PathRequestHops bounds how far a path request travels (default 8).
+	PathRequestHops uint8
+	// PathRequestInterval is the least time between path requests for one
+	// destination (default 1 min).
+	PathRequestInterval time.Duration
+
+	// Padding of sealed bodies (default protocol.DefaultPadding).
+	Padding *protocol.Padding
+}
+
+func (c *Config) applyDefaults() error {
+	if c.Identity == nil {
+		return fmt.Errorf("config: no identity: %w", ErrBadInput)
+	}
+	if c.Rand == nil {
+		return fmt.Errorf("config: no random source: %w", ErrBadInput)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.AnnounceInterval, 30*time.Minute)
+	def(&c.RouteTTL, 3*c.AnnounceInterval)
+	if c.AnnounceShare <= 0 || c.AnnounceShare > 1 {
+		c.AnnounceShare = 0.02
+	}
+	defInt(&c.AnnounceBurst, 2048)
+	defInt(&c.MaxRoutes, 100_000)
+	if c.MaxAdvertHops == 0 {
+		c.MaxAdvertHops = 32
+	}
+	if c.HopLimit == 0 || c.HopLimit > protocol.MaxHopLimit {
+		c.HopLimit = 16
+	}
+	def(&c.MessageTTL, 7*24*time.Hour)
+	c.MessageTTL = min(c.MessageTTL, protocol.MaxLifetime)
+	def(&c.ClockSkew, 10*time.Minute)
+	defInt(&c.SeenCacheSize, 65536)
+	defInt(&c.MaxDelivered, 1_000_000)
+	defInt(&c.CustodyMaxBytes, 64<<20)
+	defInt(&c.CustodyMaxPerDest, 4<<20)
+	def(&c.RetryBase, 30*time.Second)
+	def(&c.RetryMax, time.Hour)
+	defInt(&c.HandOffAfter, 3)
+	defInt(&c.HopAckRetries, 3)
+	if c.FloodHopLimit == 0 || c.FloodHopLimit > protocol.MaxChannelHops {
+		c.FloodHopLimit = 5
+	}
+	defInt(&c.FloodCancelAfter, 2)
+	if c.PathRequestHops == 0 || c.PathRequestHops > 15 {
+		c.PathRequestHops = 8
+	}
+	def(&c.PathRequestInterval, time.Minute)
+	if c.Padding == nil {
+		p := protocol.DefaultPadding
+		c.Padding = &p
+	}
+	return c.Padding.Validate()
+}

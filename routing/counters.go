@@ -1,0 +1,91 @@
+package routing
+
+import (
+	"reflect"
+)
+
+// Counters count what the engine did, for metrics. They only grow (except
+// the gauges at the end). Field names become metric names (snake case) in
+// the daemon.
+type Counters struct {
+	FramesIn        uint64 // frames received from links and gossip
+	FramesOut       uint64 // frames handed to links
+	BytesIn         uint64
+	BytesOut        uint64
+	FramesMalformed uint64 // frames that did not decode
+	FramesUnknown   uint64 // frames of a kind the engine does not handle
+	FramesNotForUs  uint64 // unicast frames on a shared link for another node
+
+	AnnouncesSent      uint64 // own announces queued
+	AdvertsIn          uint64
+	AdvertsOut         uint64
+	AdvertsInvalid     uint64 // bad signature, address or freshness
+	AdvertsStale       uint64 // older sequence than known
+	AdvertsDeferred    uint64 // held back by a link's advertisement budget
+	AdvertsReplaced    uint64 // a newer advert for the same destination replaced a queued one
+	AdvertBytesOut     uint64
+	VerifySkipped      uint64 // announces already verified (verify once)
+	RoutesAdded        uint64
+	RoutesChanged      uint64
+	RoutesRemoved      uint64
+	RoutesInfeasible   uint64 // updates refused by the feasibility condition
+	PathRequestsSent   uint64
+	PathRequestsIn     uint64
+	PathRequestsAnswer uint64
+	Lookups            uint64
+
+	EnvelopesIn        uint64
+	EnvelopesInvalid   uint64 // bad signature, expired, from the future
+	Duplicates         uint64 // dropped by the seen cache
+	Forwarded          uint64
+	HopLimitDrops      uint64
+	Delivered          uint64 // envelopes delivered to the application
+	DuplicateDelivered uint64 // duplicates of delivered messages (receipt re-sent)
+	OpenFailed         uint64 // sealed envelopes for us that did not open
+	Sent               uint64 // application messages accepted
+	SendRefused        uint64
+	ReceiptsSent       uint64
+	ReceiptsIn         uint64
+	ReceiptsInvalid    uint64
+
+	CustodyAccepted   uint64
+	CustodyRefused    uint64 // quota
+	CustodyRetries    uint64
+	CustodyExpired    uint64
+	CustodyCleared    uint64 // by a receipt
+	CustodyHandedOff  uint64
+	CustodyReleased   uint64 // forwarder custody released after hand-over
+	HopAcksSent       uint64
+	HopAcksIn         uint64
+	Retransmits       uint64
+	RetransmitFailed  uint64
+	ExpiryNoticesSent uint64
+
+	QueueDrops     uint64 // frames dropped because a link queue was full
+	QueueDeferred  uint64 // custody messages left in custody because a queue was full
+	FloodIn        uint64
+	FloodDuplicate uint64
+	FloodRelayed   uint64
+	FloodCancelled uint64 // rebroadcasts cancelled because enough neighbours did it
+	FloodDelivered uint64
+	FloodHopLimit  uint64
+	Fragments      uint64 // fragments sent
+	Reassembled    uint64
+
+	// Gauges.
+	Routes       uint64
+	CustodyCount uint64
+	CustodyBytes uint64
+	SeenEntries  uint64
+	QueuedFrames uint64
+	QueuedBytes  uint64
+}
+
+// Each calls f with every counter's name and value, in declaration order.
+func (c *Counters) Each(f func(name string, v uint64)) {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f(t.Field(i).Name, v.Field(i).Uint())
+	}
+}

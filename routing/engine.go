@@ -1,0 +1,498 @@
+package routing
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// link is the engine's state for one link.
+type link struct {
+	info     LinkInfo
+	queue    linkQueue
+	inflight int
+	// Advertisement budget (token bucket, bytes).
+	tokens   float64
+	refilled time.Time
+	// Destinations waiting to be advertised on this link, nearest first.
+	adverts []advertReq
+}
+
+type advertReq struct {
+	dest Address
+	hops uint8
+	// reply marks an answer to a path request: it goes out even if the
+	// destination was advertised recently.
+	reply bool
+}
+
+// ackWait is an envelope sent on a hop-ack link, waiting for its ack.
+type ackWait struct {
+	link     LinkID
+	to       Address
+	frame    []byte
+	dest     Address
+	tries    int
+	deadline time.Time // zero until the frame is handed to the link
+}
+
+// pathOrigin remembers where a forwarded path request came from, so the
+// answer can travel back.
+type pathOrigin struct {
+	link    LinkID
+	target  Address
+	expires time.Time
+}
+
+// pendingFlood is a scheduled rebroadcast of a channel frame on one link.
+type pendingFlood struct {
+	key   [16]byte
+	link  LinkID
+	frame []byte
+	due   time.Time
+	heard int
+}
+
+// Engine is the routing engine. It is not safe for concurrent use: the
+// daemon drives it from one goroutine, the simulator from its event loop.
+type Engine struct {
+	cfg  Config
+	id   *protocol.Identity
+	self Address
+	now  time.Time
+
+	links     map[LinkID]*link
+	table     *table
+	seen      *seenCache
+	delivered *deliveredSet
+	custody   *custodyStore
+	reasm     *protocol.Reassembler
+	channels  map[protocol.ChannelID]protocol.ChannelKey
+	floods    map[[16]byte][]*pendingFlood
+	pathReqs  map[[8]byte]pathOrigin
+	hopAcks   map[MessageID]*ackWait
+
+	ownSeq       uint32
+	ownAnnounce  *protocol.Announce
+	nextAnnounce time.Time
+	nextSweep    time.Time
+
+	rd       Ready
+	post     []MessageID // forwarder custody to release at Advance
+	counters Counters
+	reported Counters
+}
+
+// New creates an engine at time now. Records persisted by an earlier run
+// (custody, delivered IDs, the announce sequence) are restored from
+// restore; corrupt records are skipped and reported in the error, which is
+// informational: the engine is usable whenever it is not nil.
+func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
+	if err := cfg.applyDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:       cfg,
+		id:        cfg.Identity,
+		self:      cfg.Identity.Address(),
+		now:       now,
+		links:     make(map[LinkID]*link),
+		table:     newTable(cfg.MaxRoutes),
+		seen:      newSeenCache(cfg.SeenCacheSize),
+		delivered: newDeliveredSet(cfg.MaxDelivered),
+		custody:   newCustodyStore(),
+		reasm:     protocol.NewReassembler(protocol.ReassemblerConfig{}),
+		channels:  make(map[protocol.ChannelID]protocol.ChannelKey),
+		floods:    make(map[[16]byte][]*pendingFlood),
+		pathReqs:  make(map[[8]byte]pathOrigin),
+		hopAcks:   make(map[MessageID]*ackWait),
+	}
+	err := e.restore(restore)
+	e.newOwnAnnounce()
+	e.nextSweep = now.Add(e.sweepInterval())
+	return e, err
+}
+
+// Address is the node's own mesh address.
+func (e *Engine) Address() Address { return e.self }
+
+// Counters returns a copy of the counters.
+func (e *Engine) Counters() Counters {
+	e.updateGauges()
+	return e.counters
+}
+
+func (e *Engine) sweepInterval() time.Duration {
+	return min(max(e.cfg.RouteTTL/16, 10*time.Second), 5*time.Minute)
+}
+
+func (e *Engine) advance(now time.Time) {
+	if now.After(e.now) {
+		e.now = now
+	}
+}
+
+// Step feeds one input to the engine at time now. Bad input (an unknown
+// link, a malformed frame) is counted and ignored; the returned error says
+// what was wrong, for logging, and never means the engine is unusable.
+func (e *Engine) Step(now time.Time, in Input) error {
+	e.advance(now)
+	switch in := in.(type) {
+	case LinkUp:
+		return e.linkUp(in.Link)
+	case LinkDown:
+		return e.linkDown(in.Link)
+	case FrameReceived:
+		l := e.links[in.Link]
+		if l == nil {
+			return fmt.Errorf("frame on unknown link %d: %w", in.Link, ErrBadInput)
+		}
+		e.counters.FramesIn++
+		e.counters.BytesIn += uint64(len(in.Frame))
+		return e.handleFrame(l, in.Frame, in.SNR, in.HasSNR, false)
+	case TxDone:
+		if l := e.links[in.Link]; l != nil {
+			l.inflight = max(l.inflight-max(in.Frames, 1), 0)
+		}
+		return nil
+	case SendRequest:
+		return e.send(in)
+	case Broadcast:
+		return e.broadcast(in)
+	case JoinChannel:
+		e.channels[in.Key.ID()] = in.Key
+		return nil
+	case LeaveChannel:
+		delete(e.channels, in.Channel)
+		return nil
+	case GossipReceived:
+		e.counters.FramesIn++
+		e.counters.BytesIn += uint64(len(in.Frame))
+		return e.handleChannel(nil, in.Frame, 0, false)
+	case Resolved:
+		return e.resolved(in)
+	case nil:
+		return fmt.Errorf("nil input: %w", ErrBadInput)
+	}
+	return fmt.Errorf("unknown input %T: %w", in, ErrBadInput)
+}
+
+// Tick tells the engine that time passed; it re-announces, retries
+// custody, expires state and sends scheduled rebroadcasts.
+func (e *Engine) Tick(now time.Time) {
+	e.advance(now)
+	now = e.now
+	if !now.Before(e.nextAnnounce) {
+		e.newOwnAnnounce()
+		for _, l := range e.sortedLinks() {
+			e.queueAdvert(l, advertReq{dest: e.self})
+		}
+	}
+	e.tickCustody()
+	e.tickHopAcks()
+	e.tickFloods()
+	if !now.Before(e.nextSweep) {
+		e.sweep()
+		e.nextSweep = now.Add(e.sweepInterval())
+	}
+	e.reasm.Expire(now)
+}
+
+// NextWake returns the earliest time at which Tick has work to do.
+func (e *Engine) NextWake() time.Time {
+	t := e.nextAnnounce
+	earlier := func(u time.Time) {
+		if !u.IsZero() && u.Before(t) {
+			t = u
+		}
+	}
+	earlier(e.nextSweep)
+	earlier(e.custody.nextDue())
+	for _, w := range e.hopAcks {
+		earlier(w.deadline)
+	}
+	for _, ps := range e.floods {
+		for _, p := range ps {
+			earlier(p.due)
+		}
+	}
+	if u, ok := e.reasm.NextExpiry(); ok {
+		earlier(u)
+	}
+	for _, l := range e.links {
+		earlier(e.advertReadyAt(l))
+	}
+	if t.Before(e.now) {
+		return e.now
+	}
+	return t
+}
+
+// Ready returns what the outside must do now (see the Ready type for the
+// order). Call Advance when it is done.
+func (e *Engine) Ready() Ready {
+	for _, l := range e.sortedLinks() {
+		e.drainAdverts(l)
+		e.drainQueue(l)
+	}
+	rd := e.rd
+	e.rd = Ready{}
+	e.updateGauges()
+	if e.counters != e.reported {
+		c := e.counters
+		rd.Counters = &c
+		e.reported = c
+	}
+	return rd
+}
+
+// HasReady reports whether Ready would return anything.
+func (e *Engine) HasReady() bool {
+	if !e.rd.Empty() {
+		return true
+	}
+	for _, l := range e.links {
+		if (l.queue.len() > 0 && (l.info.Window == 0 || l.inflight < l.info.Window)) || len(l.adverts) > 0 && e.advertReadyAt(l).IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+// Advance confirms that the last Ready was carried out.
+func (e *Engine) Advance() {
+	for _, id := range e.post {
+		if r := e.custody.get(id); r != nil && !r.origin {
+			e.custody.remove(id)
+			e.rd.Deletes = append(e.rd.Deletes, custodyKey(id))
+			e.counters.CustodyReleased++
+		}
+	}
+	e.post = e.post[:0]
+}
+
+func (e *Engine) updateGauges() {
+	c := &e.counters
+	c.Routes = 0
+	for _, d := range e.table.dests {
+		if d.best >= 0 {
+			c.Routes++
+		}
+	}
+	c.CustodyCount = uint64(len(e.custody.recs))
+	c.CustodyBytes = uint64(e.custody.bytes)
+	c.SeenEntries = uint64(e.seen.len())
+	c.QueuedFrames, c.QueuedBytes = 0, 0
+	for _, l := range e.links {
+		c.QueuedFrames += uint64(l.queue.len())
+		c.QueuedBytes += uint64(l.queue.bytes)
+	}
+}
+
+func (e *Engine) sortedLinks() []*link {
+	out := make([]*link, 0, len(e.links))
+	for _, l := range e.links {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b *link) int { return cmp.Compare(a.info.ID, b.info.ID) })
+	return out
+}
+
+func (e *Engine) linkUp(info LinkInfo) error {
+	info.applyDefaults()
+	if err := info.validate(); err != nil {
+		return err
+	}
+	l := e.links[info.ID]
+	if l == nil {
+		l = &link{tokens: float64(e.cfg.AnnounceBurst), refilled: e.now}
+		e.links[info.ID] = l
+	}
+	l.info = info
+	l.queue.limit = info.QueueBytes
+	// Announce ourselves on the new link right away.
+	e.queueAdvert(l, advertReq{dest: e.self})
+	// A known peer is a one-hop route already; its announce will follow.
+	if !info.Peer.IsZero() && info.Peer != e.self {
+		e.addDirect(l, info.Peer)
+	}
+	return nil
+}
+
+// addDirect installs a route to a neighbour that the transport
+// authenticated, until its own announce arrives.
+func (e *Engine) addDirect(l *link, peer Address) {
+	d := e.table.entry(peer, e.linkCost(l))
+	if d == nil {
+		return
+	}
+	c := candidate{
+		link: l.info.ID, via: peer, seq: d.seq, adv: 0, metric: e.linkCost(l),
+		hops: 1, expires: e.now.Add(e.cfg.RouteTTL), external: true,
+	}
+	e.routeChanged(d, d.update(c, e.now))
+}
+
+func (e *Engine) linkDown(id LinkID) error {
+	l := e.links[id]
+	if l == nil {
+		return fmt.Errorf("link down: unknown link %d: %w", id, ErrBadInput)
+	}
+	delete(e.links, id)
+	for _, it := range l.queue.clear() {
+		_ = it
+		e.counters.QueueDrops++
+	}
+	for _, d := range e.table.sortedDests() {
+		e.routeChanged(d, d.dropLink(id, Address{}, e.now))
+	}
+	// Envelopes waiting for a hop ack on this link go back to custody.
+	for _, id := range sortedIDs(e.hopAcks) {
+		if w := e.hopAcks[id]; w.link == l.info.ID {
+			delete(e.hopAcks, id)
+			e.ackFailed(id, w)
+		}
+	}
+	for key, ps := range e.floods {
+		ps = slices.DeleteFunc(ps, func(p *pendingFlood) bool { return p.link == id })
+		if len(ps) == 0 {
+			delete(e.floods, key)
+		} else {
+			e.floods[key] = ps
+		}
+	}
+	return nil
+}
+
+// linkCost is the metric one hop over l adds: a fixed hop cost, the time a
+// 256-byte frame spends on the link (in units of 10 ms, so LoRa hops cost
+// far more than IP hops), and the operator's extra cost.
+func (e *Engine) linkCost(l *link) uint16 {
+	const hop = 16
+	airtime := 256 * 8 * 100 / max(l.info.Bitrate, 1) // 10 ms units
+	return satAdd(satAdd(hop, uint16(min(airtime, 4096))), l.info.Cost)
+}
+
+func satAdd(a, b uint16) uint16 {
+	if a == MetricInfinite || b == MetricInfinite || uint32(a)+uint32(b) >= MetricInfinite {
+		return MetricInfinite - 1
+	}
+	return a + b
+}
+
+// emit queues a frame for a link. For a unicast frame on a shared link it
+// adds the next-hop header.
+func (e *Engine) emit(l *link, to Address, frame []byte, pri Priority) bool {
+	if l.info.Shared && !to.IsZero() {
+		frame = protocol.AppendHop(make([]byte, 0, 17+len(frame)), to, frame)
+	}
+	dropped, ok := l.queue.push(qitem{frame: frame, to: to, pri: pri})
+	e.counters.QueueDrops += uint64(len(dropped))
+	if !ok {
+		e.counters.QueueDrops++
+	}
+	return ok
+}
+
+// drainQueue moves frames from a link's queue into Ready, as far as the
+// link's window allows, fragmenting frames over the MTU.
+func (e *Engine) drainQueue(l *link) {
+	for l.info.Window == 0 || l.inflight < l.info.Window {
+		it, ok := l.queue.pop()
+		if !ok {
+			return
+		}
+		frames := [][]byte{it.frame}
+		if len(it.frame) > l.info.MTU {
+			var err error
+			frames, err = protocol.Split(it.frame, l.info.MTU, e.randUint32())
+			if err != nil {
+				e.counters.QueueDrops++
+				continue
+			}
+			e.counters.Fragments += uint64(len(frames))
+		}
+		for _, f := range frames {
+			e.rd.Transmits = append(e.rd.Transmits, Transmit{Link: l.info.ID, To: it.to, Frame: f, Priority: it.pri})
+			e.counters.FramesOut++
+			e.counters.BytesOut += uint64(len(f))
+		}
+		l.inflight += len(frames)
+		if it.hasRelease {
+			if w := e.hopAcks[it.release]; w != nil && w.link == l.info.ID {
+				w.deadline = e.now.Add(e.ackTimeout(l, len(it.frame)))
+			} else if l.info.Kind != LinkLoRa && !l.info.HopAcks {
+				e.post = append(e.post, it.release)
+			}
+		}
+	}
+}
+
+// ackTimeout is how long to wait for a hop ack: the frame's airtime, the
+// ack's, and slack for the neighbour's queue.
+func (e *Engine) ackTimeout(l *link, n int) time.Duration {
+	air := time.Duration(int64(n+64) * 8 * int64(time.Second) / int64(max(l.info.Bitrate, 1)))
+	return 2*air + 2*time.Second
+}
+
+func (e *Engine) randBytes(b []byte) {
+	if _, err := io.ReadFull(e.cfg.Rand, b); err != nil {
+		// A broken random source is a programming error in the caller;
+		// fall back to a counter-derived value so the engine keeps going.
+		binary.BigEndian.PutUint64(b[:min(8, len(b))], uint64(e.now.UnixNano())^e.counters.FramesOut)
+	}
+}
+
+func (e *Engine) randUint32() uint32 {
+	var b [4]byte
+	e.randBytes(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// jitter returns a duration in [0, d).
+func (e *Engine) jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	var b [8]byte
+	e.randBytes(b[:])
+	return time.Duration(binary.BigEndian.Uint64(b[:]) % uint64(d))
+}
+
+func sortedIDs[V any](m map[MessageID]V) []MessageID {
+	ids := make([]MessageID, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b MessageID) int { return cmp.Compare(string(a[:]), string(b[:])) })
+	return ids
+}
+
+// Routes returns the selected route to every reachable destination, in
+// address order.
+func (e *Engine) Routes() []Route {
+	var out []Route
+	for _, d := range e.table.sortedDests() {
+		c, ok := d.route()
+		if !ok {
+			continue
+		}
+		r := Route{
+			Dest: d.dest, Link: c.link, Via: c.via, Metric: c.metric, Hops: c.hops,
+			Seq: c.seq, Expires: c.expires, External: c.external, HasKey: d.kemKey != nil,
+		}
+		if d.ann != nil {
+			r.Capabilities = d.ann.Capabilities
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func linkSource(id LinkID) string { return "link-" + strconv.FormatUint(uint64(id), 10) }

@@ -1,0 +1,20 @@
+package routing
+
+import "errors"
+
+// Sentinel errors.
+var (
+	// ErrBadInput reports an input that breaks the engine's rules (an
+	// unknown link, an invalid link description); the input is ignored.
+	ErrBadInput = errors.New("routing: bad input")
+	// ErrNoRoute reports a destination with no route.
+	ErrNoRoute = errors.New("routing: no route")
+	// ErrCustodyFull reports that the custody quotas refused a message.
+	ErrCustodyFull = errors.New("routing: custody quota exceeded")
+	// ErrQueueFull reports that a link's queue refused a frame.
+	ErrQueueFull = errors.New("routing: link queue full")
+	// ErrTooLarge reports a message body over the envelope limit.
+	ErrTooLarge = errors.New("routing: message too large")
+	// ErrCorruptRecord reports a persisted record that does not decode.
+	ErrCorruptRecord = errors.New("routing: corrupt record")
+)

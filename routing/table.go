@@ -1,0 +1,262 @@
+package routing
+
+import (
+	"bytes"
+	"slices"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// MetricInfinite marks an unreachable destination (a retraction).
+const MetricInfinite = 0xFFFF
+
+// maxCandidates bounds the routes kept per destination (one per next hop).
+const maxCandidates = 4
+
+// candidate is one way to reach a destination: through a neighbour on a link.
+type candidate struct {
+	link     LinkID
+	via      Address // the next hop
+	seq      uint32  // the announce sequence number this route is for
+	adv      uint16  // metric the neighbour advertised
+	metric   uint16  // adv plus the link's cost
+	hops     uint8
+	expires  time.Time
+	external bool // from an outside lookup (Resolved), not an advertisement
+}
+
+// destEntry is everything the engine knows about one destination.
+type destEntry struct {
+	dest  Address
+	cands []candidate
+	best  int // index into cands, or -1
+
+	// Feasibility distance (Babel): the best (sequence, metric) this node
+	// has selected. Only updates that are newer, or as new and strictly
+	// better than fdMetric, can be selected; this keeps routes loop-free.
+	fdValid  bool
+	fdSeq    uint32
+	fdMetric uint16
+
+	seq    uint32             // highest verified announce sequence
+	ann    *protocol.Announce // latest verified announce, KEM key stripped
+	kemKey []byte             // the destination's KEM key, once known
+	ident  protocol.CompactIdentity
+	known  bool // ident is set
+
+	lastPathRequest time.Time
+}
+
+func (d *destEntry) route() (candidate, bool) {
+	if d.best < 0 {
+		return candidate{}, false
+	}
+	return d.cands[d.best], true
+}
+
+// table is the routing table.
+type table struct {
+	dests map[Address]*destEntry
+	max   int
+}
+
+func newTable(max int) *table {
+	return &table{dests: make(map[Address]*destEntry), max: max}
+}
+
+func (t *table) get(a Address) *destEntry { return t.dests[a] }
+
+// entry returns the entry for a, creating it if there is room. When the table
+// is full it evicts the destination with the worst route (or none), unless
+// that is better than what the caller brings (metric).
+func (t *table) entry(a Address, metric uint16) *destEntry {
+	if d := t.dests[a]; d != nil {
+		return d
+	}
+	if len(t.dests) >= t.max {
+		var worst *destEntry
+		worstMetric := -1
+		for _, d := range t.dests {
+			m := MetricInfinite + 1
+			if c, ok := d.route(); ok {
+				m = int(c.metric)
+			}
+			if m > worstMetric || (m == worstMetric && bytes.Compare(d.dest[:], worst.dest[:]) > 0) {
+				worst, worstMetric = d, m
+			}
+		}
+		if worst == nil || worstMetric <= int(metric) {
+			return nil
+		}
+		delete(t.dests, worst.dest)
+	}
+	d := &destEntry{dest: a, best: -1}
+	t.dests[a] = d
+	return d
+}
+
+// feasible reports whether an update (seq, adv) may be selected.
+func (d *destEntry) feasible(seq uint32, adv uint16) bool {
+	return !d.fdValid || seq > d.fdSeq || (seq == d.fdSeq && adv < d.fdMetric)
+}
+
+// updateResult says what an update did to the selected route.
+type updateResult uint8
+
+const (
+	updNone       updateResult = iota // nothing changed in the selection
+	updAdded                          // a route now exists where none did
+	updChanged                        // the selected route changed
+	updRemoved                        // the last route went away
+	updInfeasible                     // the update was refused
+)
+
+// update applies an advertisement (or retraction, adv == MetricInfinite)
+// from neighbour via on link.
+func (d *destEntry) update(c candidate, now time.Time) updateResult {
+	i := slices.IndexFunc(d.cands, func(x candidate) bool { return x.link == c.link && x.via == c.via })
+	if c.adv == MetricInfinite {
+		if i < 0 {
+			return updNone
+		}
+		d.cands = slices.Delete(d.cands, i, i+1)
+		return d.reselect(now)
+	}
+	if !c.external && !d.feasible(c.seq, c.adv) {
+		// An infeasible update from the selected next hop means that route
+		// can no longer be trusted to be loop-free: drop it.
+		if i >= 0 && i == d.best {
+			d.cands = slices.Delete(d.cands, i, i+1)
+			if r := d.reselect(now); r != updNone {
+				return r
+			}
+		}
+		return updInfeasible
+	}
+	if i >= 0 {
+		d.cands[i] = c
+	} else if len(d.cands) < maxCandidates {
+		d.cands = append(d.cands, c)
+	} else {
+		// Replace the worst candidate if the new one is better.
+		w := 0
+		for j := range d.cands {
+			if worse(d.cands[j], d.cands[w]) {
+				w = j
+			}
+		}
+		if !worse(d.cands[w], c) {
+			return updNone
+		}
+		d.cands[w] = c
+	}
+	return d.reselect(now)
+}
+
+// worse orders candidates: newer sequence numbers first, then lower metric,
+// then a stable tie-break so every node decides the same way.
+func worse(a, b candidate) bool {
+	if a.seq != b.seq {
+		return a.seq < b.seq
+	}
+	if a.metric != b.metric {
+		return a.metric > b.metric
+	}
+	if a.link != b.link {
+		return a.link > b.link
+	}
+	return bytes.Compare(a.via[:], b.via[:]) > 0
+}
+
+// reselect picks the best live candidate and updates the feasibility
+// distance.
+func (d *destEntry) reselect(now time.Time) updateResult {
+	var old candidate
+	had := d.best >= 0
+	if had {
+		old = d.cands[d.best]
+	}
+	d.best = -1
+	for i, c := range d.cands {
+		if !c.expires.After(now) {
+			continue
+		}
+		if d.best < 0 || worse(d.cands[d.best], c) {
+			d.best = i
+		}
+	}
+	if d.best < 0 {
+		if had {
+			return updRemoved
+		}
+		return updNone
+	}
+	c := d.cands[d.best]
+	if !c.external {
+		switch {
+		case !d.fdValid || c.seq > d.fdSeq:
+			d.fdValid, d.fdSeq, d.fdMetric = true, c.seq, c.metric
+		case c.seq == d.fdSeq && c.metric < d.fdMetric:
+			d.fdMetric = c.metric
+		}
+	}
+	switch {
+	case !had:
+		return updAdded
+	case old.link != c.link || old.via != c.via || old.metric != c.metric || old.seq != c.seq:
+		return updChanged
+	}
+	return updNone
+}
+
+// expire drops expired candidates and reports whether the selection changed.
+func (d *destEntry) expire(now time.Time) updateResult {
+	n := len(d.cands)
+	d.cands = slices.DeleteFunc(d.cands, func(c candidate) bool { return !c.expires.After(now) })
+	if len(d.cands) == n {
+		return updNone
+	}
+	return d.reselect(now)
+}
+
+// dropLink removes every candidate over link (or through neighbour via on
+// it, if via is not zero).
+func (d *destEntry) dropLink(link LinkID, via Address, now time.Time) updateResult {
+	n := len(d.cands)
+	d.cands = slices.DeleteFunc(d.cands, func(c candidate) bool {
+		return c.link == link && (via.IsZero() || c.via == via)
+	})
+	if len(d.cands) == n {
+		return updNone
+	}
+	return d.reselect(now)
+}
+
+// sortedDests returns the destinations in address order, for deterministic
+// iteration.
+func (t *table) sortedDests() []*destEntry {
+	out := make([]*destEntry, 0, len(t.dests))
+	for _, d := range t.dests {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b *destEntry) int { return bytes.Compare(a.dest[:], b.dest[:]) })
+	return out
+}
+
+// Route is a routing table entry as reported by Routes.
+type Route struct {
+	Dest    Address
+	Link    LinkID
+	Via     Address
+	Metric  uint16
+	Hops    uint8
+	Seq     uint32
+	Expires time.Time
+	// Capabilities from the destination's announce.
+	Capabilities protocol.Capabilities
+	// External marks a route from an outside lookup.
+	External bool
+	// HasKey reports whether the destination's KEM key is known.
+	HasKey bool
+}
