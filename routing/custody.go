@@ -333,6 +333,8 @@ func be32(b []byte, v uint32) []byte {
 
 func be64(b []byte, v uint64) []byte { return be32(be32(b, uint32(v>>32)), uint32(v)) }
 
-func u32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func u32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 func u64(b []byte) uint64 { return uint64(u32(b))<<32 | uint64(u32(b[4:])) }
