@@ -32,6 +32,7 @@ func (e *Engine) newOwnAnnounce() {
 func (e *Engine) queueAdvert(l *link, r advertReq) {
 	if i := slices.IndexFunc(l.adverts, func(x advertReq) bool { return x.dest == r.dest }); i >= 0 {
 		r.reply = r.reply || l.adverts[i].reply
+		r.withKey = r.withKey || l.adverts[i].withKey
 		l.adverts = slices.Delete(l.adverts, i, i+1)
 		e.counters.AdvertsReplaced++
 	}
@@ -62,14 +63,9 @@ func (e *Engine) refill(l *link) {
 		return
 	}
 	rate := e.cfg.AnnounceShare * float64(l.info.Bitrate) / 8
-	l.tokens = min(l.tokens+rate*dt, float64(max(e.cfg.AnnounceBurst, e.maxAdvertSize(l))))
-}
-
-func (e *Engine) maxAdvertSize(l *link) int {
-	if e.carriesKEMKey(l) {
-		return 19 + protocol.AnnounceCompactSize + protocol.KEMPublicKeySize
-	}
-	return 19 + protocol.AnnounceCompactSize
+	// The bucket holds at least one full advert (with the KEM key), so an
+	// answer that carries a key can always go out eventually.
+	l.tokens = min(l.tokens+rate*dt, float64(max(e.cfg.AnnounceBurst, protocol.AdvertHeaderSize+protocol.AnnounceCompactSize+protocol.KEMPublicKeySize)))
 }
 
 // carriesKEMKey: adverts on IP and TCP links carry the KEM key, so nodes
@@ -78,7 +74,8 @@ func (e *Engine) carriesKEMKey(l *link) bool { return l.info.Kind != LinkLoRa }
 
 // advertFrame builds the advertisement of dest for l, or nil if there is
 // nothing to say.
-func (e *Engine) advertFrame(l *link, dest Address) []byte {
+func (e *Engine) advertFrame(l *link, r advertReq) []byte {
+	dest := r.dest
 	var ann *protocol.Announce
 	var metric uint16
 	var kem []byte
@@ -102,7 +99,7 @@ func (e *Engine) advertFrame(l *link, dest Address) []byte {
 		}
 		ann, kem = &cp, d.kemKey
 	}
-	if e.carriesKEMKey(l) && kem != nil {
+	if (e.carriesKEMKey(l) || r.withKey) && kem != nil {
 		ann = ann.WithKEMKey(kem)
 	} else {
 		ann = ann.WithKEMKey(nil)
@@ -114,16 +111,26 @@ func (e *Engine) advertFrame(l *link, dest Address) []byte {
 	return protocol.AppendAdvert(make([]byte, 0, 19+len(raw)), e.self, metric, raw)
 }
 
+// headAdvert returns the frame of the first queued advertisement of l,
+// dropping requests that have nothing to say.
+func (e *Engine) headAdvert(l *link) []byte {
+	for len(l.adverts) > 0 {
+		if f := e.advertFrame(l, l.adverts[0]); f != nil {
+			return f
+		}
+		l.adverts = l.adverts[1:]
+	}
+	return nil
+}
+
 // drainAdverts moves queued advertisements into the link queue while the
 // link's budget allows, nearest destinations first.
 func (e *Engine) drainAdverts(l *link) {
 	e.refill(l)
-	for len(l.adverts) > 0 {
-		r := l.adverts[0]
-		frame := e.advertFrame(l, r.dest)
+	for {
+		frame := e.headAdvert(l)
 		if frame == nil {
-			l.adverts = l.adverts[1:]
-			continue
+			return
 		}
 		if l.tokens < float64(len(frame)) {
 			e.counters.AdvertsDeferred++
@@ -142,12 +149,13 @@ func (e *Engine) drainAdverts(l *link) {
 // advertReadyAt is when l's budget allows its next advertisement, or zero
 // if that is now (or nothing waits).
 func (e *Engine) advertReadyAt(l *link) time.Time {
-	if len(l.adverts) == 0 {
+	frame := e.headAdvert(l)
+	if frame == nil {
 		return time.Time{}
 	}
 	rate := e.cfg.AnnounceShare * float64(l.info.Bitrate) / 8
 	tokens := l.tokens + rate*e.now.Sub(l.refilled).Seconds()
-	need := float64(e.maxAdvertSize(l)) - tokens
+	need := float64(len(frame)) - tokens
 	if need <= 0 {
 		return time.Time{}
 	}
@@ -229,6 +237,11 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 		// Propagate the new announce on every link, budget permitting.
 		if cur, ok := d.route(); ok {
 			for _, ol := range e.sortedLinks() {
+				// Split horizon: a point-to-point link does not need the
+				// route back to where it came from.
+				if ol.info.ID == cur.link && !ol.info.Shared {
+					continue
+				}
 				e.queueAdvert(ol, advertReq{dest: origin, hops: cur.hops})
 			}
 		}
@@ -358,25 +371,22 @@ func (e *Engine) handlePathRequest(l *link, frame []byte) error {
 		if e.ownAnnounce == nil || e.now.Sub(e.ownAnnounce.Timestamp.Time()) >= 10*time.Second {
 			e.newOwnAnnounce()
 		}
-		e.queueAdvert(l, advertReq{dest: e.self, reply: true})
+		e.queueAdvert(l, advertReq{dest: e.self, reply: true, withKey: pr.WantKEMKey})
 		e.counters.PathRequestsAnswer++
 		return nil
 	}
-	if d := e.table.get(pr.Target); d != nil {
-		if _, ok := d.route(); ok && d.ann != nil && (!pr.WantKEMKey || d.kemKey != nil || !e.carriesKEMKey(l)) {
-			c, _ := d.route()
-			if c.link != l.info.ID || l.info.Shared {
-				e.queueAdvert(l, advertReq{dest: pr.Target, hops: c.hops, reply: true})
-				e.counters.PathRequestsAnswer++
-				return nil
-			}
+	if d := e.table.get(pr.Target); d != nil && d.ann != nil && (!pr.WantKEMKey || d.kemKey != nil) {
+		if c, ok := d.route(); ok && (c.link != l.info.ID || l.info.Shared) {
+			e.queueAdvert(l, advertReq{dest: pr.Target, hops: c.hops, reply: true, withKey: pr.WantKEMKey})
+			e.counters.PathRequestsAnswer++
+			return nil
 		}
 	}
 	fwd := append([]byte(nil), frame...)
 	if err := protocol.IncrementPathRequestHops(fwd); err != nil {
 		return nil // travelled far enough
 	}
-	e.pathReqs[pr.ID] = pathOrigin{link: l.info.ID, target: pr.Target, expires: e.now.Add(30 * time.Second)}
+	e.pathReqs[pr.ID] = pathOrigin{link: l.info.ID, target: pr.Target, wantKey: pr.WantKEMKey, expires: e.now.Add(30 * time.Second)}
 	for _, ol := range e.sortedLinks() {
 		if ol == l && !l.info.Shared {
 			continue
@@ -395,7 +405,7 @@ func (e *Engine) answerPathRequests(d *destEntry) {
 	}
 	var ids [][8]byte
 	for id, p := range e.pathReqs {
-		if p.target == d.dest {
+		if p.target == d.dest && (!p.wantKey || d.kemKey != nil) {
 			ids = append(ids, id)
 		}
 	}
@@ -404,7 +414,7 @@ func (e *Engine) answerPathRequests(d *destEntry) {
 		p := e.pathReqs[id]
 		delete(e.pathReqs, id)
 		if l := e.links[p.link]; l != nil {
-			e.queueAdvert(l, advertReq{dest: d.dest, hops: c.hops, reply: true})
+			e.queueAdvert(l, advertReq{dest: d.dest, hops: c.hops, reply: true, withKey: p.wantKey})
 			e.counters.PathRequestsAnswer++
 		}
 	}

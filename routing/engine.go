@@ -27,9 +27,11 @@ type link struct {
 type advertReq struct {
 	dest Address
 	hops uint8
-	// reply marks an answer to a path request: it goes out even if the
-	// destination was advertised recently.
+	// reply marks an answer to a path request.
 	reply bool
+	// withKey attaches the destination's KEM key even on a link whose
+	// adverts are normally compact (a path request asked for it).
+	withKey bool
 }
 
 // ackWait is an envelope sent on a hop-ack link, waiting for its ack.
@@ -47,6 +49,7 @@ type ackWait struct {
 type pathOrigin struct {
 	link    LinkID
 	target  Address
+	wantKey bool
 	expires time.Time
 }
 
@@ -258,7 +261,7 @@ func (e *Engine) HasReady() bool {
 		return true
 	}
 	for _, l := range e.links {
-		if (l.queue.len() > 0 && (l.info.Window == 0 || l.inflight < l.info.Window)) || len(l.adverts) > 0 && e.advertReadyAt(l).IsZero() {
+		if (l.queue.len() > 0 && (l.info.Window == 0 || l.inflight < l.info.Window)) || (len(l.adverts) > 0 && e.advertReadyAt(l).IsZero()) {
 			return true
 		}
 	}

@@ -172,6 +172,14 @@ func (n *testNet) linkInfo(l *tlink, nd *tnode) routing.LinkInfo {
 }
 
 func (n *testNet) linkUp(l *tlink, nd *tnode) {
+	if l.kind != routing.LinkLoRa {
+		// A point-to-point link is up only while both ends are.
+		for _, o := range l.nodes {
+			if !o.up {
+				return
+			}
+		}
+	}
 	if nd.up && l.up {
 		n.step(nd, routing.LinkUp{Link: n.linkInfo(l, nd)})
 	}
@@ -252,6 +260,9 @@ func (n *testNet) transmit(from *tnode, tx routing.Transmit) {
 		if to == from || !to.up {
 			continue
 		}
+		if l.kind != routing.LinkLoRa && !from.up {
+			continue
+		}
 		if l.loss > 0 && n.rng.Float64() < l.loss {
 			continue
 		}
@@ -290,7 +301,19 @@ func (n *testNet) run(d time.Duration) {
 
 // stop takes a node down (its store survives); start brings it back from the
 // store, as a restart after a crash.
-func (n *testNet) stop(nd *tnode) { nd.up = false }
+func (n *testNet) stop(nd *tnode) {
+	nd.up = false
+	// Point-to-point links die with the node: the neighbours notice.
+	for _, l := range n.links {
+		if l.kind != routing.LinkLoRa && l.up && slices.Contains(l.nodes, nd) {
+			for _, o := range l.nodes {
+				if o != nd {
+					n.step(o, routing.LinkDown{Link: l.id})
+				}
+			}
+		}
+	}
+}
 
 func (n *testNet) start(nd *tnode) {
 	var recs []routing.Record

@@ -3,6 +3,7 @@ package routing
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -77,12 +78,17 @@ func (e *Engine) handleEnvelope(l *link, raw []byte) error {
 		return err
 	}
 	var key [16]byte = id
-	if e.seen.contains(key) || e.delivered.has(id) {
+	delivered := e.delivered.has(id)
+	if at, seen := e.seen.seenAt(key); delivered || (seen && e.now.Sub(at) < e.dupWindow()) {
+		// A duplicate: a copy over another path, or a hop-level
+		// retransmission. Copies older than the window are end-to-end
+		// retries (the receipt has not reached the origin) and go through
+		// again below.
 		e.counters.Duplicates++
 		if l.info.HopAcks {
 			e.sendHopAck(l, id) // our first ack may have been lost
 		}
-		if e.delivered.has(id) {
+		if delivered {
 			// The sender did not get our receipt: send it again.
 			if env, err := protocol.ParseEnvelope(raw); err == nil && env.Dest == e.self {
 				e.counters.DuplicateDelivered++
@@ -100,7 +106,9 @@ func (e *Engine) handleEnvelope(l *link, raw []byte) error {
 		e.counters.EnvelopesInvalid++
 		return err
 	}
-	e.seen.add(key)
+	if !e.seen.addAt(key, e.now) {
+		e.seen.touch(key, e.now)
+	}
 	if l.info.HopAcks {
 		e.sendHopAck(l, id)
 	}
@@ -118,6 +126,11 @@ func (e *Engine) handleEnvelope(l *link, raw []byte) error {
 	e.forward(env, fwd)
 	return nil
 }
+
+// dupWindow is how long a forwarded envelope's ID suppresses copies: half
+// the custody retry base, so an origin's end-to-end retry is never mistaken
+// for a duplicate.
+func (e *Engine) dupWindow() time.Duration { return e.cfg.RetryBase / 2 }
 
 func (e *Engine) sendHopAck(l *link, id MessageID) {
 	if e.emit(l, Address{}, protocol.AppendHopAck(nil, id), PriControl) {
@@ -207,7 +220,7 @@ func (e *Engine) sendControl(dest Address, typ protocol.Type, payload []byte, ex
 	if err != nil {
 		return
 	}
-	e.seen.add(id)
+	e.seen.addAt(id, e.now)
 	e.forward(env, raw)
 }
 
@@ -321,6 +334,6 @@ func (e *Engine) acceptOffer(inner *protocol.Envelope) protocol.CustodyStatus {
 		}
 		return protocol.CustodyRefusedPolicy
 	}
-	e.seen.add(inner.ID)
+	e.seen.addAt(inner.ID, e.now)
 	return protocol.CustodyAccepted
 }

@@ -1,18 +1,20 @@
 package routing
 
+import "time"
+
 // seenCache is a bounded set of recently seen message keys (envelope IDs,
 // channel dedup keys, path request IDs). It forgets the oldest key when full,
 // so memory stays fixed however much traffic passes; a duplicate older than
 // the cache can slip through, which the receiver's delivered set and the hop
 // limit make harmless.
 type seenCache struct {
-	m    map[[16]byte]struct{}
+	m    map[[16]byte]time.Time // when the key was last let through
 	ring [][16]byte
 	next int
 }
 
 func newSeenCache(size int) *seenCache {
-	return &seenCache{m: make(map[[16]byte]struct{}, size), ring: make([][16]byte, 0, size)}
+	return &seenCache{m: make(map[[16]byte]time.Time, size), ring: make([][16]byte, 0, size)}
 }
 
 func (s *seenCache) contains(k [16]byte) bool {
@@ -20,8 +22,24 @@ func (s *seenCache) contains(k [16]byte) bool {
 	return ok
 }
 
+// seenAt returns when k was last let through.
+func (s *seenCache) seenAt(k [16]byte) (time.Time, bool) {
+	t, ok := s.m[k]
+	return t, ok
+}
+
+// touch records that k was let through again at t.
+func (s *seenCache) touch(k [16]byte, t time.Time) {
+	if _, ok := s.m[k]; ok {
+		s.m[k] = t
+	}
+}
+
 // add records k and reports whether it was new.
-func (s *seenCache) add(k [16]byte) bool {
+func (s *seenCache) add(k [16]byte) bool { return s.addAt(k, time.Time{}) }
+
+// addAt records k as let through at t and reports whether it was new.
+func (s *seenCache) addAt(k [16]byte, t time.Time) bool {
 	if _, ok := s.m[k]; ok {
 		return false
 	}
@@ -32,7 +50,7 @@ func (s *seenCache) add(k [16]byte) bool {
 		s.ring[s.next] = k
 		s.next = (s.next + 1) % len(s.ring)
 	}
-	s.m[k] = struct{}{}
+	s.m[k] = t
 	return true
 }
 

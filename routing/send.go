@@ -56,7 +56,7 @@ func (e *Engine) send(in SendRequest) error {
 	if !e.custody.fits(r.dest, r.size(), e.cfg.CustodyMaxBytes, e.cfg.CustodyMaxBytes) {
 		return refuse(fmt.Errorf("send to %v: %w", in.Dest, ErrCustodyFull))
 	}
-	e.seen.add(id)
+	e.seen.addAt(id, e.now)
 	e.counters.Sent++
 	e.custody.add(r)
 	e.persistCustody(r)
@@ -419,7 +419,7 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 		}
 		r.nextTry = e.now // retry soon after a restart
 		e.custody.add(r)
-		e.seen.add(id)
+		e.seen.addAt(id, e.now)
 		return nil
 	case len(rec.Key) == 34 && rec.Key[:2] == "d/":
 		id, err := parseID(rec.Key[2:])

@@ -115,20 +115,21 @@ const (
 // update applies an advertisement (or retraction, adv == MetricInfinite)
 // from neighbour via on link.
 func (d *destEntry) update(c candidate, now time.Time) updateResult {
+	old, had := d.route()
 	i := slices.IndexFunc(d.cands, func(x candidate) bool { return x.link == c.link && x.via == c.via })
 	if c.adv == MetricInfinite {
 		if i < 0 {
 			return updNone
 		}
 		d.cands = slices.Delete(d.cands, i, i+1)
-		return d.reselect(now)
+		return d.reselect(now, old, had)
 	}
 	if !c.external && !d.feasible(c.seq, c.adv) {
 		// An infeasible update from the selected next hop means that route
 		// can no longer be trusted to be loop-free: drop it.
 		if i >= 0 && i == d.best {
 			d.cands = slices.Delete(d.cands, i, i+1)
-			if r := d.reselect(now); r != updNone {
+			if r := d.reselect(now, old, had); r != updNone {
 				return r
 			}
 		}
@@ -151,7 +152,7 @@ func (d *destEntry) update(c candidate, now time.Time) updateResult {
 		}
 		d.cands[w] = c
 	}
-	return d.reselect(now)
+	return d.reselect(now, old, had)
 }
 
 // worse orders candidates: newer sequence numbers first, then lower metric,
@@ -170,13 +171,8 @@ func worse(a, b candidate) bool {
 }
 
 // reselect picks the best live candidate and updates the feasibility
-// distance.
-func (d *destEntry) reselect(now time.Time) updateResult {
-	var old candidate
-	had := d.best >= 0
-	if had {
-		old = d.cands[d.best]
-	}
+// distance; old and had describe the selection before the change.
+func (d *destEntry) reselect(now time.Time, old candidate, had bool) updateResult {
 	d.best = -1
 	for i, c := range d.cands {
 		if !c.expires.After(now) {
@@ -212,17 +208,19 @@ func (d *destEntry) reselect(now time.Time) updateResult {
 
 // expire drops expired candidates and reports whether the selection changed.
 func (d *destEntry) expire(now time.Time) updateResult {
+	old, had := d.route()
 	n := len(d.cands)
 	d.cands = slices.DeleteFunc(d.cands, func(c candidate) bool { return !c.expires.After(now) })
 	if len(d.cands) == n {
 		return updNone
 	}
-	return d.reselect(now)
+	return d.reselect(now, old, had)
 }
 
 // dropLink removes every candidate over link (or through neighbour via on
 // it, if via is not zero).
 func (d *destEntry) dropLink(link LinkID, via Address, now time.Time) updateResult {
+	old, had := d.route()
 	n := len(d.cands)
 	d.cands = slices.DeleteFunc(d.cands, func(c candidate) bool {
 		return c.link == link && (via.IsZero() || c.via == via)
@@ -230,7 +228,7 @@ func (d *destEntry) dropLink(link LinkID, via Address, now time.Time) updateResu
 	if len(d.cands) == n {
 		return updNone
 	}
-	return d.reselect(now)
+	return d.reselect(now, old, had)
 }
 
 // sortedDests returns the destinations in address order, for deterministic
