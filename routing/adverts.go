@@ -242,6 +242,12 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 				if ol.info.ID == cur.link && !ol.info.Shared {
 					continue
 				}
+				// On IP, announces travel only IPAdvertRadius hops: beyond
+				// that the daemon's DHT finds destinations, so announces
+				// never flood the internet.
+				if ol.info.Kind == LinkIP && cur.hops >= e.cfg.IPAdvertRadius {
+					continue
+				}
 				e.queueAdvert(ol, advertReq{dest: origin, hops: cur.hops})
 			}
 		}
@@ -272,9 +278,16 @@ func (e *Engine) routeChanged(d *destEntry, res updateResult) {
 func (e *Engine) sweep() {
 	for _, d := range e.table.sortedDests() {
 		e.routeChanged(d, d.expire(e.now))
-		if len(d.cands) == 0 && d.best < 0 && e.custody.byDest[d.dest] == nil && d.ann != nil &&
-			d.ann.Timestamp.Time().Add(protocol.DefaultAnnounceMaxAge).Before(e.now) {
-			delete(e.table.dests, d.dest)
+		// Forget a destination with no route and nothing waiting for it
+		// once its announce is too old to be accepted again (keeping the
+		// feasibility distance until then), or, if it never announced,
+		// once nobody asked for it for a while.
+		if len(d.cands) == 0 && e.custody.byDest[d.dest] == nil {
+			stale := d.ann != nil && d.ann.Timestamp.Time().Add(protocol.DefaultAnnounceMaxAge).Before(e.now)
+			unknown := d.ann == nil && e.now.Sub(d.lastPathRequest) > 10*e.cfg.PathRequestInterval
+			if stale || unknown {
+				delete(e.table.dests, d.dest)
+			}
 		}
 	}
 	for _, id := range e.delivered.expire(protocol.TimestampOf(e.now)) {

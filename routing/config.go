@@ -40,6 +40,10 @@ type Config struct {
 	// MaxAdvertHops: announces that travelled this many hops are not
 	// re-advertised (default 32).
 	MaxAdvertHops uint8
+	// IPAdvertRadius: announces are re-advertised on IP links only to
+	// destinations fewer than this many hops away (default 4). Farther
+	// destinations on the internet are found through lookups (the DHT).
+	IPAdvertRadius uint8
 
 	// HopLimit of new envelopes (default 16).
 	HopLimit uint8
@@ -110,6 +114,9 @@ func (c *Config) applyDefaults() error {
 	defInt(&c.MaxRoutes, 100_000)
 	if c.MaxAdvertHops == 0 {
 		c.MaxAdvertHops = 32
+	}
+	if c.IPAdvertRadius == 0 {
+		c.IPAdvertRadius = 4
 	}
 	if c.HopLimit == 0 || c.HopLimit > protocol.MaxHopLimit {
 		c.HopLimit = 16

@@ -122,7 +122,7 @@ func (e *Engine) attempt(r *custodyRec) SendStatus {
 	}
 	if d != nil {
 		if c, ok := d.route(); ok {
-			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, r.data, r.dest, r.id, !r.origin) {
+			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, r.data, r.dest, r.id) {
 				r.attempts++
 				e.counters.CustodyRetries++
 				if r.origin {
@@ -165,9 +165,10 @@ func (e *Engine) backoff(r *custodyRec) {
 }
 
 // transmitEnvelope queues an envelope for the next hop, with a hop-ack wait
-// on links that want one. release marks forwarder custody to release once
-// the frame is safely handed over.
-func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address, id MessageID, release bool) bool {
+// on links that want one. Once the frame is handed to a reliable link,
+// forwarder custody of it is released (at Advance); on a hop-ack link, when
+// the ack arrives.
+func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address, id MessageID) bool {
 	pri := PriData
 	if k, err := protocol.PeekKind(raw); err == nil && k == protocol.KindEnvelope && len(raw) > 1 &&
 		(protocol.Type(raw[1]) == protocol.TypeReceipt || protocol.Type(raw[1]) == protocol.TypeControl) {
@@ -195,7 +196,7 @@ func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address
 func (e *Engine) forward(env *protocol.Envelope, raw []byte) {
 	if d := e.table.get(env.Dest); d != nil {
 		if c, ok := d.route(); ok {
-			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, raw, env.Dest, env.ID, false) {
+			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, raw, env.Dest, env.ID) {
 				e.counters.Forwarded++
 				return
 			}

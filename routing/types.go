@@ -69,7 +69,7 @@ type LinkInfo struct {
 	// identity key). Zero if unknown.
 	Peer Address
 	// HopAcks asks for hop-by-hop acknowledgements and retransmission of
-	// envelopes on this link. Defaults to on for LoRa.
+	// envelopes on this link. LoRa links always use them.
 	HopAcks bool
 	// Window is how many frames may be handed to the transport before it
 	// reports TxDone. Zero means unlimited (the transport queues), which
@@ -83,6 +83,7 @@ type LinkInfo struct {
 func (l *LinkInfo) applyDefaults() {
 	if l.Kind == LinkLoRa {
 		l.Shared = true
+		l.HopAcks = true
 	}
 	if l.MTU == 0 {
 		l.MTU = 64 * 1024
