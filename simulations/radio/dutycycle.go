@@ -1,0 +1,289 @@
+package radio
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// DutyCycleWindow is the observation period of a duty cycle: the limit
+// applies to every hour, sliding.
+const DutyCycleWindow = time.Hour
+
+// SubBand is a regulated frequency range and the share of time a device may
+// transmit in it.
+type SubBand struct {
+	// Name is the sub-band's name in the regulation ("g1").
+	Name string
+	// LowHz and HighHz bound the sub-band; a channel must lie within them
+	// entirely.
+	LowHz, HighHz int64
+	// MaxERPmW is the highest effective radiated power allowed, in mW.
+	MaxERPmW float64
+	// DutyCycle is the share of any hour a device may transmit, 0.01 for
+	// 1 %.
+	DutyCycle float64
+}
+
+// AirtimePerHour returns the airtime the duty cycle allows per hour,
+// rounded to the nanosecond (36 s at 1 %).
+func (b SubBand) AirtimePerHour() time.Duration {
+	return time.Duration(math.Round(b.DutyCycle * float64(DutyCycleWindow)))
+}
+
+// MaxERPDBm returns MaxERPmW in dBm (25 mW is 13.98 dBm).
+func (b SubBand) MaxERPDBm() float64 { return 10 * math.Log10(b.MaxERPmW) }
+
+// Contains reports whether a channel centred on freqHz, bandwidthHz wide,
+// lies within the sub-band, edges included. The nominal bandwidth is used
+// (7800 Hz for the 7.8 kHz LoRa bandwidth, really 7812.5 Hz).
+func (b SubBand) Contains(freqHz int64, bandwidthHz int) bool {
+	bw := int64(bandwidthHz)
+	return 2*freqHz-bw >= 2*b.LowHz && 2*freqHz+bw <= 2*b.HighHz
+}
+
+// Validate reports a malformed sub-band, naming the field.
+func (b SubBand) Validate() error {
+	switch {
+	case b.Name == "":
+		return fmt.Errorf("%w: SubBand.Name is empty", ErrInvalidBand)
+	case b.LowHz <= 0 || b.HighHz <= b.LowHz:
+		return fmt.Errorf("%w: sub-band %s: SubBand.LowHz %d and HighHz %d must satisfy 0 < LowHz < HighHz", ErrInvalidBand, b.Name, b.LowHz, b.HighHz)
+	case !(b.DutyCycle > 0 && b.DutyCycle <= 1):
+		return fmt.Errorf("%w: sub-band %s: SubBand.DutyCycle %v not in (0, 1]", ErrInvalidBand, b.Name, b.DutyCycle)
+	case !(b.MaxERPmW > 0) || !finite(b.MaxERPmW):
+		return fmt.Errorf("%w: sub-band %s: SubBand.MaxERPmW %v must be positive", ErrInvalidBand, b.Name, b.MaxERPmW)
+	}
+	return nil
+}
+
+// BandPlan is a set of non-overlapping sub-bands. It is immutable, so one
+// plan serves every node's [Ledger].
+type BandPlan struct {
+	bands []SubBand
+}
+
+// NewBandPlan validates the sub-bands and returns the plan.
+func NewBandPlan(bands ...SubBand) (*BandPlan, error) {
+	bands = slices.Clone(bands)
+	slices.SortFunc(bands, func(a, b SubBand) int { return cmp.Compare(a.LowHz, b.LowHz) })
+	for i, b := range bands {
+		if err := b.Validate(); err != nil {
+			return nil, err
+		}
+		if i > 0 && bands[i-1].HighHz > b.LowHz {
+			return nil, fmt.Errorf("%w: sub-bands %s and %s overlap", ErrInvalidBand, bands[i-1].Name, b.Name)
+		}
+	}
+	return &BandPlan{bands: bands}, nil
+}
+
+// EU868 returns the EU 863-870 MHz sub-bands of ETSI EN 300 220 and
+// CEPT ERC/REC 70-03 that LoRa uses (LORA.md):
+//
+//	g  (also K) 863.0-865.0 MHz   25 mW e.r.p.  0.1 %
+//	g1          868.0-868.6 MHz   25 mW e.r.p.  1 %
+//	g2          868.7-869.2 MHz   25 mW e.r.p.  0.1 %
+//	g3          869.4-869.65 MHz 500 mW e.r.p. 10 %
+//
+// Listen-before-talk with adaptive frequency agility, the regulation's
+// alternative to the duty cycle, is not modelled.
+func EU868() *BandPlan {
+	p, err := NewBandPlan(
+		SubBand{Name: "g", LowHz: 863_000_000, HighHz: 865_000_000, MaxERPmW: 25, DutyCycle: 0.001},
+		SubBand{Name: "g1", LowHz: 868_000_000, HighHz: 868_600_000, MaxERPmW: 25, DutyCycle: 0.01},
+		SubBand{Name: "g2", LowHz: 868_700_000, HighHz: 869_200_000, MaxERPmW: 25, DutyCycle: 0.001},
+		SubBand{Name: "g3", LowHz: 869_400_000, HighHz: 869_650_000, MaxERPmW: 500, DutyCycle: 0.1},
+	)
+	if err != nil {
+		panic(err) // the table above is valid; a test proves it
+	}
+	return p
+}
+
+// SubBands returns a copy of the plan's sub-bands, in frequency order.
+func (bp *BandPlan) SubBands() []SubBand { return slices.Clone(bp.bands) }
+
+// Find returns the sub-band a channel lies in. A channel in none (outside
+// the plan, between sub-bands, or straddling an edge) is ErrOutsideBand.
+func (bp *BandPlan) Find(freqHz int64, bandwidthHz int) (SubBand, error) {
+	i, err := bp.find(freqHz, bandwidthHz)
+	if err != nil {
+		return SubBand{}, err
+	}
+	return bp.bands[i], nil
+}
+
+func (bp *BandPlan) find(freqHz int64, bandwidthHz int) (int, error) {
+	if bandwidthHz < 0 {
+		return 0, fmt.Errorf("%w: bandwidth %d Hz is negative", ErrInvalidParams, bandwidthHz)
+	}
+	for i, b := range bp.bands {
+		if b.Contains(freqHz, bandwidthHz) {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %d Hz with %d Hz bandwidth", ErrOutsideBand, freqHz, bandwidthHz)
+}
+
+// DutyCycle accounts one node's airtime in one sub-band over a sliding hour.
+//
+// The rule is exact, not bucketed: a transmission of airtime a starting at
+// t is allowed if the airtime in the hour that ends when it ends,
+// [t + a - 1h, t + a), stays within the limit. (That hour is the fullest
+// of all the hours that contain part of the new transmission.) Past
+// transmissions count for the part of them inside the hour, so airtime
+// ages out continuously, and [DutyCycle.CanTransmit] can say exactly when
+// enough of it has.
+//
+// Records older than an hour are dropped, so memory is bounded by one
+// hour's transmissions.
+type DutyCycle struct {
+	limit time.Duration
+	recs  ring[dcRec]
+}
+
+type dcRec struct {
+	start time.Time
+	air   time.Duration
+}
+
+func (r *dcRec) end() time.Time { return r.start.Add(r.air) }
+
+// NewDutyCycle returns an accountant allowing limit of airtime per hour
+// (see [SubBand.AirtimePerHour]).
+func NewDutyCycle(limit time.Duration) *DutyCycle { return &DutyCycle{limit: limit} }
+
+// Limit returns the airtime allowed per hour.
+func (d *DutyCycle) Limit() time.Duration { return d.limit }
+
+// Record adds a transmission of airtime starting at at. Transmissions must
+// be recorded in order and must not overlap (a radio sends one frame at a
+// time): at before the end of the previous one is ErrTimeOrder. Record
+// does not check the limit; ask [DutyCycle.CanTransmit] first.
+func (d *DutyCycle) Record(at time.Time, airtime time.Duration) error {
+	if airtime <= 0 {
+		return fmt.Errorf("%w: %v", ErrInvalidAirtime, airtime)
+	}
+	if n := d.recs.len(); n > 0 {
+		if last := d.recs.at(n - 1); at.Before(last.end()) {
+			return fmt.Errorf("%w: transmission at %v starts before the previous one ends (%v)", ErrTimeOrder, at, last.end())
+		}
+	}
+	horizon := at.Add(-DutyCycleWindow)
+	for d.recs.len() > 0 && !d.recs.at(0).end().After(horizon) {
+		d.recs.popFront()
+	}
+	d.recs.push(dcRec{start: at, air: airtime})
+	return nil
+}
+
+// Used returns the airtime recorded in the hour before at, [at - 1h, at).
+func (d *DutyCycle) Used(at time.Time) time.Duration {
+	from := at.Add(-DutyCycleWindow)
+	var used time.Duration
+	for i := d.recs.len() - 1; i >= 0; i-- {
+		r := d.recs.at(i)
+		s, e := r.start, r.end()
+		if !e.After(from) {
+			break
+		}
+		if s.Before(from) {
+			s = from
+		}
+		if e.After(at) {
+			e = at
+		}
+		if e.After(s) {
+			used += e.Sub(s)
+		}
+	}
+	return used
+}
+
+// CanTransmit reports whether a transmission of airtime may start at at,
+// and if not, the earliest time it may: the moment enough old airtime has
+// left the hour, to the nanosecond. When ok, earliest is at. A
+// transmission longer than the whole hourly limit is never allowed:
+// ok is false and earliest is the zero Time.
+//
+// The answer assumes the new transmission starts after the recorded ones
+// end.
+func (d *DutyCycle) CanTransmit(at time.Time, airtime time.Duration) (ok bool, earliest time.Time) {
+	if airtime > d.limit {
+		return false, time.Time{}
+	}
+	budget := d.limit - max(airtime, 0) // what the past may use of the hour
+	// Walk back from the newest record, summing airtime. The hour that
+	// ends with the new transmission must begin no earlier than w, the
+	// point after which exactly budget of past airtime lies.
+	var sum time.Duration
+	for i := d.recs.len() - 1; i >= 0; i-- {
+		r := d.recs.at(i)
+		if sum+r.air > budget {
+			w := r.end().Add(-(budget - sum))
+			t := w.Add(DutyCycleWindow - max(airtime, 0))
+			if t.After(at) {
+				return false, t
+			}
+			return true, at
+		}
+		sum += r.air
+	}
+	return true, at
+}
+
+// Ledger is one node's duty-cycle accounting across the sub-bands of a
+// band plan: a [DutyCycle] per sub-band, created when first used.
+type Ledger struct {
+	plan *BandPlan
+	acc  []*DutyCycle
+}
+
+// NewLedger returns an empty ledger for plan.
+func NewLedger(plan *BandPlan) *Ledger {
+	return &Ledger{plan: plan, acc: make([]*DutyCycle, len(plan.bands))}
+}
+
+func (l *Ledger) account(freqHz int64, bandwidthHz int) (*DutyCycle, error) {
+	i, err := l.plan.find(freqHz, bandwidthHz)
+	if err != nil {
+		return nil, err
+	}
+	if l.acc[i] == nil {
+		l.acc[i] = NewDutyCycle(l.plan.bands[i].AirtimePerHour())
+	}
+	return l.acc[i], nil
+}
+
+// CanTransmit is [DutyCycle.CanTransmit] in the sub-band of the channel
+// (freqHz, bandwidthHz); a channel outside every sub-band is
+// ErrOutsideBand.
+func (l *Ledger) CanTransmit(at time.Time, freqHz int64, bandwidthHz int, airtime time.Duration) (ok bool, earliest time.Time, err error) {
+	d, err := l.account(freqHz, bandwidthHz)
+	if err != nil {
+		return false, time.Time{}, err
+	}
+	ok, earliest = d.CanTransmit(at, airtime)
+	return ok, earliest, nil
+}
+
+// Record is [DutyCycle.Record] in the sub-band of the channel.
+func (l *Ledger) Record(at time.Time, freqHz int64, bandwidthHz int, airtime time.Duration) error {
+	d, err := l.account(freqHz, bandwidthHz)
+	if err != nil {
+		return err
+	}
+	return d.Record(at, airtime)
+}
+
+// Used is [DutyCycle.Used] in the sub-band of the channel.
+func (l *Ledger) Used(at time.Time, freqHz int64, bandwidthHz int) (time.Duration, error) {
+	d, err := l.account(freqHz, bandwidthHz)
+	if err != nil {
+		return 0, err
+	}
+	return d.Used(at), nil
+}
