@@ -12,7 +12,9 @@ import (
 // newOwnAnnounce signs a fresh announce with the next sequence number and
 // asks for the sequence to be persisted, so a restart never reuses one.
 func (e *Engine) newOwnAnnounce() {
-	e.ownSeq++
+	if e.ownSeq < ^uint32(0) { // saturate rather than wrap (only a corrupt store gets here)
+		e.ownSeq++
+	}
 	a, err := protocol.NewAnnounce(e.id, protocol.AnnounceOptions{
 		Capabilities: e.cfg.Capabilities,
 		Sequence:     e.ownSeq,
@@ -30,27 +32,38 @@ func (e *Engine) newOwnAnnounce() {
 // queueAdvert asks for dest to be advertised on l, within l's budget. A
 // newer request for the same destination replaces a queued one.
 func (e *Engine) queueAdvert(l *link, r advertReq) {
+	// Our own announce goes first, then the nearest destinations; among
+	// equally near ones the request that waited longest, so that when the
+	// budget cannot keep up every destination still gets its turn (in
+	// address order, the same few would go every round and the rest never).
+	rank := func(x advertReq) int {
+		switch {
+		case x.dest == e.self:
+			return -2
+		case x.reply:
+			// A path request asked for it and someone waits: on a
+			// saturated slow link, nearer destinations' periodic
+			// adverts must not starve the answer.
+			return -1
+		}
+		return int(x.hops)
+	}
 	if i := slices.IndexFunc(l.adverts, func(x advertReq) bool { return x.dest == r.dest }); i >= 0 {
 		r.reply = r.reply || l.adverts[i].reply
 		r.withKey = r.withKey || l.adverts[i].withKey
-		l.adverts = slices.Delete(l.adverts, i, i+1)
 		e.counters.AdvertsReplaced++
+		if rank(l.adverts[i]) == rank(r) {
+			l.adverts[i] = r // keep its place in the line
+			return
+		}
+		l.adverts = slices.Delete(l.adverts, i, i+1)
 	}
+	// After every request of the same rank or better.
 	i, _ := slices.BinarySearchFunc(l.adverts, r, func(a, b advertReq) int {
-		if a.dest == e.self || b.dest == e.self {
-			// Our own announce goes first.
-			switch {
-			case a.dest == b.dest:
-				return 0
-			case a.dest == e.self:
-				return -1
-			}
-			return 1
+		if rank(a) <= rank(b) {
+			return -1
 		}
-		if a.hops != b.hops {
-			return int(a.hops) - int(b.hops)
-		}
-		return bytes.Compare(a.dest[:], b.dest[:])
+		return 1
 	})
 	l.adverts = slices.Insert(l.adverts, i, r)
 }
@@ -111,6 +124,26 @@ func (e *Engine) advertFrame(l *link, r advertReq) []byte {
 	return protocol.AppendAdvert(make([]byte, 0, 19+len(raw)), e.self, metric, raw)
 }
 
+// advertSize is the length of advertFrame(l, r), or 0 if it has nothing to
+// say, without building the frame: NextWake and HasReady ask often.
+func (e *Engine) advertSize(l *link, r advertReq) int {
+	var ann *protocol.Announce
+	var kem int
+	if r.dest == e.self {
+		ann, kem = e.ownAnnounce, protocol.KEMPublicKeySize
+	} else if d := e.table.get(r.dest); d != nil {
+		ann, kem = d.ann, len(d.kemKey)
+	}
+	if ann == nil {
+		return 0
+	}
+	n := protocol.AdvertHeaderSize + ann.Size() - len(ann.KEMKey)
+	if e.carriesKEMKey(l) || r.withKey {
+		n += kem
+	}
+	return n
+}
+
 // headAdvert returns the frame of the first queued advertisement of l,
 // dropping requests that have nothing to say.
 func (e *Engine) headAdvert(l *link) []byte {
@@ -149,13 +182,18 @@ func (e *Engine) drainAdverts(l *link) {
 // advertReadyAt is when l's budget allows its next advertisement, or zero
 // if that is now (or nothing waits).
 func (e *Engine) advertReadyAt(l *link) time.Time {
-	frame := e.headAdvert(l)
-	if frame == nil {
+	n := 0
+	for _, r := range l.adverts {
+		if n = e.advertSize(l, r); n > 0 {
+			break
+		}
+	}
+	if n == 0 {
 		return time.Time{}
 	}
 	rate := e.cfg.AnnounceShare * float64(l.info.Bitrate) / 8
 	tokens := l.tokens + rate*e.now.Sub(l.refilled).Seconds()
-	need := float64(len(frame)) - tokens
+	need := float64(n) - tokens
 	if need <= 0 {
 		return time.Time{}
 	}
@@ -232,38 +270,62 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 			e.pathRequest(d, false)
 		}
 	}
-	e.routeChanged(d, res)
-	if newSeq && res != updInfeasible && a.HopCount < e.cfg.MaxAdvertHops {
+	propagated := e.routeChanged(d, res)
+	if newSeq && res != updInfeasible && !propagated && a.HopCount < e.cfg.MaxAdvertHops {
 		// Propagate the new announce on every link, budget permitting.
-		if cur, ok := d.route(); ok {
-			for _, ol := range e.sortedLinks() {
-				// Split horizon: a point-to-point link does not need the
-				// route back to where it came from.
-				if ol.info.ID == cur.link && !ol.info.Shared {
-					continue
-				}
-				// On IP, announces travel only IPAdvertRadius hops: beyond
-				// that the daemon's DHT finds destinations, so announces
-				// never flood the internet.
-				if ol.info.Kind == LinkIP && cur.hops >= e.cfg.IPAdvertRadius {
-					continue
-				}
-				e.queueAdvert(ol, advertReq{dest: origin, hops: cur.hops})
-			}
-		}
+		e.propagate(d, nil)
 	}
 	e.answerPathRequests(d)
 	return nil
 }
 
-// routeChanged reacts to a change in the selected route to d.
-func (e *Engine) routeChanged(d *destEntry, res updateResult) {
+// propagate queues the advertisement of d's selected route on every link,
+// or only on l if it is not nil.
+func (e *Engine) propagate(d *destEntry, l *link) {
+	cur, ok := d.route()
+	if !ok || d.ann == nil || cur.hops > e.cfg.MaxAdvertHops {
+		return
+	}
+	for _, ol := range e.sortedLinks() {
+		if l != nil && ol != l {
+			continue
+		}
+		// Split horizon: a point-to-point link does not need the
+		// route back to where it came from.
+		if ol.info.ID == cur.link && !ol.info.Shared {
+			continue
+		}
+		// On IP, announces travel only IPAdvertRadius hops: beyond
+		// that the daemon's DHT finds destinations, so announces
+		// never flood the internet.
+		if ol.info.Kind == LinkIP && cur.hops >= e.cfg.IPAdvertRadius {
+			continue
+		}
+		e.queueAdvert(ol, advertReq{dest: d.dest, hops: cur.hops})
+	}
+}
+
+// routeChanged reacts to a change in the selected route to d. It reports
+// whether it queued the new route's advertisement.
+func (e *Engine) routeChanged(d *destEntry, res updateResult) (propagated bool) {
 	switch res {
 	case updAdded:
 		e.counters.RoutesAdded++
+		// Neighbours may have heard our retraction, or never heard of
+		// the destination from us (its announce was not new): tell them.
+		e.propagate(d, nil)
 		e.retryDest(d.dest)
+		return true
 	case updChanged:
 		e.counters.RoutesChanged++
+		// A route as good as any we had for this sequence number (a
+		// newer one, or a link that came back) is news for the
+		// neighbours: without it they would keep a worse way until the
+		// destination's next announce.
+		if c, ok := d.route(); ok && !c.external && d.fdValid && c.seq == d.fdSeq && c.metric <= d.fdMetric {
+			e.propagate(d, nil)
+			propagated = true
+		}
 		e.retryDest(d.dest)
 	case updRemoved:
 		e.counters.RoutesRemoved++
@@ -272,6 +334,7 @@ func (e *Engine) routeChanged(d *destEntry, res updateResult) {
 			e.queueAdvert(l, advertReq{dest: d.dest, hops: 255})
 		}
 	}
+	return propagated
 }
 
 // sweep expires routes, delivered IDs and path request state.
@@ -359,9 +422,13 @@ func (e *Engine) pathRequest(d *destEntry, wantKey bool) {
 
 // emitRouting queues a small routing frame and charges it to the link's
 // advertisement budget (which may go negative, delaying later adverts).
-func (e *Engine) emitRouting(l *link, frame []byte) {
+func (e *Engine) emitRouting(l *link, frame []byte) { e.emitRoutingTo(l, Address{}, frame) }
+
+// emitRoutingTo is emitRouting for one neighbour (hop-wrapped on a shared
+// link).
+func (e *Engine) emitRoutingTo(l *link, to Address, frame []byte) {
 	e.refill(l)
-	if e.emit(l, Address{}, frame, PriRouting) {
+	if e.emit(l, to, frame, PriRouting) {
 		l.tokens -= float64(len(frame))
 		e.counters.AdvertBytesOut += uint64(len(frame))
 	}
@@ -381,8 +448,21 @@ func (e *Engine) handlePathRequest(l *link, frame []byte) error {
 	if pr.Target == e.self {
 		// Answer with a fresh announce: its new sequence number makes it
 		// feasible everywhere, which is what a stuck node needs.
+		// At most one new sequence number per 10 s; a request within that
+		// time brings the next periodic announce forward to its end, so
+		// the requester is not left waiting for a whole interval.
 		if e.ownAnnounce == nil || e.now.Sub(e.ownAnnounce.Timestamp.Time()) >= 10*time.Second {
 			e.newOwnAnnounce()
+			// The new sequence number goes to every neighbour, as a
+			// periodic one does: a neighbour that heard it only by a
+			// detour would take the detour (newer sequence numbers win).
+			for _, ol := range e.sortedLinks() {
+				if ol != l {
+					e.queueAdvert(ol, advertReq{dest: e.self})
+				}
+			}
+		} else if due := e.ownAnnounce.Timestamp.Time().Add(10 * time.Second); due.Before(e.nextAnnounce) {
+			e.nextAnnounce = due
 		}
 		e.queueAdvert(l, advertReq{dest: e.self, reply: true, withKey: pr.WantKEMKey})
 		e.counters.PathRequestsAnswer++
@@ -392,6 +472,17 @@ func (e *Engine) handlePathRequest(l *link, frame []byte) error {
 		if c, ok := d.route(); ok && (c.link != l.info.ID || l.info.Shared) {
 			e.queueAdvert(l, advertReq{dest: pr.Target, hops: c.hops, reply: true, withKey: pr.WantKEMKey})
 			e.counters.PathRequestsAnswer++
+			// Our answer carries the sequence number we know. A requester
+			// whose feasibility condition refuses it (it lost a shorter
+			// route) needs a newer one, which only the target can issue:
+			// pass the request on along our route so that the target hears
+			// it, as Babel forwards a seqno request towards the source.
+			if ol := e.links[c.link]; ol != nil {
+				fwd := append([]byte(nil), frame...)
+				if protocol.IncrementPathRequestHops(fwd) == nil {
+					e.emitRoutingTo(ol, c.via, fwd)
+				}
+			}
 			return nil
 		}
 	}

@@ -266,7 +266,10 @@ func decodeCustody(id MessageID, b []byte) (*custodyRec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("custody record %x: %w: %v", id, ErrCorruptRecord, err)
 	}
-	if env.ID != id || env.Dest != r.dest {
+	// The engine retries and expires by the record's header: it must be
+	// the envelope's own.
+	if env.ID != id || env.Dest != r.dest || env.Type != r.typ || env.Created != r.created ||
+		env.Expires != r.expires || (env.Flags&protocol.FlagSealedSender != 0) != r.sealedSender {
 		return nil, fmt.Errorf("custody record %x: envelope does not match: %w", id, ErrCorruptRecord)
 	}
 	return r, nil

@@ -197,8 +197,10 @@ func (e *Engine) Tick(now time.Time) {
 			e.queueAdvert(l, advertReq{dest: e.self})
 		}
 	}
-	e.tickCustody()
+	// Hop-ack timeouts first: a failed hop puts its envelope back into
+	// custody due now, which the custody pass then handles in this Tick.
 	e.tickHopAcks()
+	e.tickCustody()
 	e.tickFloods()
 	if !now.Before(e.nextSweep) {
 		e.sweep()
@@ -313,7 +315,8 @@ func (e *Engine) linkUp(info LinkInfo) error {
 		return err
 	}
 	l := e.links[info.ID]
-	if l == nil {
+	fresh := l == nil
+	if fresh {
 		l = &link{tokens: float64(e.cfg.AnnounceBurst), refilled: e.now}
 		e.links[info.ID] = l
 	}
@@ -321,6 +324,15 @@ func (e *Engine) linkUp(info LinkInfo) error {
 	l.queue.limit = info.QueueBytes
 	// Announce ourselves on the new link right away.
 	e.queueAdvert(l, advertReq{dest: e.self})
+	if fresh {
+		// Tell the new neighbours what we can reach (nearest first, within
+		// the link's budget): announces only travel when they are new, so
+		// without this a neighbour would learn our routes only at each
+		// destination's next periodic announce.
+		for _, d := range e.table.sortedDests() {
+			e.propagate(d, l)
+		}
+	}
 	// A known peer is a one-hop route already; its announce will follow.
 	if !info.Peer.IsZero() && info.Peer != e.self {
 		e.addDirect(l, info.Peer)

@@ -31,18 +31,44 @@ type tnode struct {
 	up     bool
 	wakeAt time.Time
 	wgen   uint64
+	// skew is how far the node's clock is ahead of the network's (behind if
+	// negative): the engine sees now+skew.
+	skew time.Duration
 }
+
+// clock is the node's idea of the time.
+func (nd *tnode) clock(now time.Time) time.Time { return now.Add(nd.skew) }
 
 type tlink struct {
 	id      routing.LinkID
+	name    string
 	kind    routing.LinkKind
 	nodes   []*tnode // two for point-to-point, more for a shared medium
 	latency time.Duration
 	loss    float64
 	up      bool
 	bitrate int
-	// frames sent on this link, and bytes of advertisements
+	cost    uint16
+	// frames and bytes sent on this link, in total and per sender
 	frames, bytes int
+	sent          map[*tnode]*txStats
+}
+
+// txStats counts what one node transmitted on one link.
+type txStats struct {
+	frames, bytes int
+	// routingBytes are the bytes of frames the engine queued with
+	// PriRouting: advertisements and path requests, the traffic the
+	// announce budget caps.
+	routingBytes int
+}
+
+// traceItem is a delivery or an event one node reported through Ready.
+type traceItem struct {
+	at   time.Time
+	node *tnode
+	del  *routing.Delivery
+	ev   *routing.Event
 }
 
 type event struct {
@@ -86,12 +112,21 @@ type testNet struct {
 	cfg    func(*routing.Config)
 	log    []string
 	errors int
+	// trace collects every delivery and event, in order.
+	trace []traceItem
+	// drop, if set, decides to lose a frame a node transmits on a link
+	// (fault injection by the scenario scripts).
+	drop func(from *tnode, l *tlink, tx routing.Transmit) bool
+	// gossipLatency is how long a gossip message takes to reach the other
+	// nodes of the IP side.
+	gossipLatency time.Duration
 }
 
 func newTestNet(t testing.TB, seed uint64) *testNet {
 	return &testNet{
 		t: t, now: epoch, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		nodes: map[string]*tnode{}, byID: map[routing.LinkID]*tlink{},
+		gossipLatency: 20 * time.Millisecond,
 	}
 }
 
@@ -144,7 +179,18 @@ func (n *testNet) node(name string) *tnode {
 // addLink connects nodes with a link of kind; two nodes for IP/TCP, any
 // number for a LoRa medium.
 func (n *testNet) addLink(kind routing.LinkKind, latency time.Duration, loss float64, names ...string) *tlink {
-	l := &tlink{id: routing.LinkID(len(n.links) + 1), kind: kind, latency: latency, loss: loss, up: true}
+	return n.connect(&tlink{kind: kind, latency: latency, loss: loss}, names...)
+}
+
+// connect adds l (kind, latency, loss, bitrate and cost filled in) between
+// the named nodes and brings it up.
+func (n *testNet) connect(l *tlink, names ...string) *tlink {
+	l.id = routing.LinkID(len(n.links) + 1)
+	l.up = true
+	l.sent = map[*tnode]*txStats{}
+	if l.name == "" {
+		l.name = strings.Join(names, "-")
+	}
 	for _, nm := range names {
 		l.nodes = append(l.nodes, n.node(nm))
 	}
@@ -157,7 +203,7 @@ func (n *testNet) addLink(kind routing.LinkKind, latency time.Duration, loss flo
 }
 
 func (n *testNet) linkInfo(l *tlink, nd *tnode) routing.LinkInfo {
-	info := routing.LinkInfo{ID: l.id, Kind: l.kind, Bitrate: l.bitrate}
+	info := routing.LinkInfo{ID: l.id, Kind: l.kind, Bitrate: l.bitrate, Cost: l.cost}
 	if l.kind == routing.LinkLoRa {
 		info.Window = 1
 	}
@@ -195,7 +241,7 @@ func (n *testNet) step(nd *tnode, in routing.Input) {
 	if !nd.up {
 		return
 	}
-	if err := nd.eng.Step(n.now, in); err != nil {
+	if err := nd.eng.Step(nd.clock(n.now), in); err != nil {
 		n.errors++
 	}
 	n.process(nd)
@@ -214,6 +260,15 @@ func (n *testNet) process(nd *tnode) {
 		for _, tx := range rd.Transmits {
 			n.transmit(nd, tx)
 		}
+		for _, p := range rd.Publish {
+			n.gossip(nd, p)
+		}
+		for i := range rd.Deliveries {
+			n.trace = append(n.trace, traceItem{at: n.now, node: nd, del: &rd.Deliveries[i]})
+		}
+		for i := range rd.Events {
+			n.trace = append(n.trace, traceItem{at: n.now, node: nd, ev: &rd.Events[i]})
+		}
 		nd.inbox = append(nd.inbox, rd.Deliveries...)
 		nd.events = append(nd.events, rd.Events...)
 		nd.eng.Advance()
@@ -222,7 +277,7 @@ func (n *testNet) process(nd *tnode) {
 }
 
 func (n *testNet) scheduleTick(nd *tnode) {
-	w := nd.eng.NextWake()
+	w := nd.eng.NextWake().Add(-nd.skew)
 	if !nd.wakeAt.IsZero() && !w.Before(nd.wakeAt) && nd.wakeAt.After(n.now) {
 		return
 	}
@@ -252,9 +307,22 @@ func (n *testNet) transmit(from *tnode, tx routing.Transmit) {
 	}
 	l.frames++
 	l.bytes += len(tx.Frame)
+	st := l.sent[from]
+	if st == nil {
+		st = &txStats{}
+		l.sent[from] = st
+	}
+	st.frames++
+	st.bytes += len(tx.Frame)
+	if tx.Priority == routing.PriRouting {
+		st.routingBytes += len(tx.Frame)
+	}
 	air := n.airtime(l, len(tx.Frame))
 	if l.kind == routing.LinkLoRa {
 		n.push(&event{at: n.now.Add(air), node: from, in: routing.TxDone{Link: l.id, Frames: 1}})
+	}
+	if n.drop != nil && n.drop(from, l, tx) {
+		return
 	}
 	for _, to := range l.nodes {
 		if to == from || !to.up {
@@ -268,6 +336,35 @@ func (n *testNet) transmit(from *tnode, tx routing.Transmit) {
 		}
 		frame := append([]byte(nil), tx.Frame...)
 		n.push(&event{at: n.now.Add(air + l.latency), node: to, in: routing.FrameReceived{Link: l.id, Frame: frame}})
+	}
+}
+
+// gossip carries a published channel frame to every other node of the
+// publisher's IP side (the nodes it reaches over IP links that are up), as
+// gossipsub would.
+func (n *testNet) gossip(from *tnode, p routing.Publish) {
+	reached := map[*tnode]bool{from: true}
+	todo := []*tnode{from}
+	for len(todo) > 0 {
+		nd := todo[0]
+		todo = todo[1:]
+		for _, l := range n.links {
+			if l.kind != routing.LinkIP || !l.up || !slices.Contains(l.nodes, nd) {
+				continue
+			}
+			for _, o := range l.nodes {
+				if !reached[o] && o.up {
+					reached[o] = true
+					todo = append(todo, o)
+				}
+			}
+		}
+	}
+	for _, nd := range n.order {
+		if nd != from && reached[nd] {
+			frame := append([]byte(nil), p.Frame...)
+			n.push(&event{at: n.now.Add(n.gossipLatency), node: nd, in: routing.GossipReceived{Frame: frame}})
+		}
 	}
 }
 
@@ -285,7 +382,7 @@ func (n *testNet) run(d time.Duration) {
 				continue
 			}
 			e.node.wakeAt = time.Time{}
-			e.node.eng.Tick(n.now)
+			e.node.eng.Tick(e.node.clock(n.now))
 			n.process(e.node)
 			continue
 		}
@@ -326,7 +423,7 @@ func (n *testNet) start(nd *tnode) {
 		recs = append(recs, routing.Record{Key: k, Value: nd.store[k]})
 	}
 	nd.cfg.Rand = rand.NewChaCha8(seedBytes(nd.name, n.seed+uint64(n.now.Unix()), 3))
-	eng, err := routing.New(nd.cfg, n.now, recs)
+	eng, err := routing.New(nd.cfg, nd.clock(n.now), recs)
 	if err != nil {
 		n.t.Fatalf("restart %s: %v", nd.name, err)
 	}

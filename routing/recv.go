@@ -304,7 +304,14 @@ func (e *Engine) handleControl(env *protocol.Envelope) error {
 		if err != nil {
 			return err
 		}
-		if r := e.custody.get(id); r != nil && r.origin {
+		// Believe a notice only for a message that has expired by our
+		// clock too, give or take the tolerated skew: anyone who saw the
+		// message go by could send one. Then the message is over here as
+		// well; keeping it would report it expired a second time (or
+		// delivered after expired).
+		if r := e.custody.get(id); r != nil && r.origin && !r.expires.Time().After(e.now.Add(e.cfg.ClockSkew)) {
+			e.dropCustody(r)
+			e.counters.CustodyExpired++
 			e.rd.Events = append(e.rd.Events, Event{Kind: EventExpired, Ref: r.ref, ID: id, Dest: r.dest,
 				Err: fmt.Errorf("custodian %v gave up on it", src)})
 		}

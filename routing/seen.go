@@ -11,10 +11,14 @@ type seenCache struct {
 	m    map[[16]byte]time.Time // when the key was last let through
 	ring [][16]byte
 	next int
+	size int
 }
 
+// newSeenCache makes a cache of up to size keys. It grows as keys arrive:
+// a quiet node (or each of thousands in a simulation) does not pay for the
+// full size up front.
 func newSeenCache(size int) *seenCache {
-	return &seenCache{m: make(map[[16]byte]time.Time, size), ring: make([][16]byte, 0, size)}
+	return &seenCache{m: make(map[[16]byte]time.Time), size: size}
 }
 
 func (s *seenCache) contains(k [16]byte) bool {
@@ -43,7 +47,7 @@ func (s *seenCache) addAt(k [16]byte, t time.Time) bool {
 	if _, ok := s.m[k]; ok {
 		return false
 	}
-	if len(s.ring) < cap(s.ring) {
+	if len(s.ring) < s.size {
 		s.ring = append(s.ring, k)
 	} else {
 		delete(s.m, s.ring[s.next])

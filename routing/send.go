@@ -197,7 +197,9 @@ func (e *Engine) forward(env *protocol.Envelope, raw []byte) {
 	if d := e.table.get(env.Dest); d != nil {
 		if c, ok := d.route(); ok {
 			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, raw, env.Dest, env.ID) {
-				e.counters.Forwarded++
+				if src, ok := env.Source(); !ok || src != e.self {
+					e.counters.Forwarded++ // not our own receipts and control messages
+				}
 				return
 			}
 		}

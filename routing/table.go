@@ -200,7 +200,8 @@ func (d *destEntry) reselect(now time.Time, old candidate, had bool) updateResul
 	switch {
 	case !had:
 		return updAdded
-	case old.link != c.link || old.via != c.via || old.metric != c.metric || old.seq != c.seq:
+	case old.link != c.link || old.via != c.via || old.metric != c.metric || old.seq != c.seq ||
+		old.external != c.external: // an advertised route replaced a provisional one, or the reverse
 		return updChanged
 	}
 	return updNone
