@@ -34,19 +34,20 @@ type Counters struct {
 	PathRequestsAnswer uint64
 	Lookups            uint64
 
-	EnvelopesIn        uint64
-	EnvelopesInvalid   uint64 // bad signature, expired, from the future
-	Duplicates         uint64 // dropped by the seen cache
-	Forwarded          uint64
-	HopLimitDrops      uint64
-	Delivered          uint64 // envelopes delivered to the application
-	DuplicateDelivered uint64 // duplicates of delivered messages (receipt re-sent)
-	OpenFailed         uint64 // sealed envelopes for us that did not open
-	Sent               uint64 // application messages accepted
-	SendRefused        uint64
-	ReceiptsSent       uint64
-	ReceiptsIn         uint64
-	ReceiptsInvalid    uint64
+	EnvelopesIn           uint64
+	EnvelopesInvalid      uint64 // bad signature, expired, from the future
+	EnvelopeVerifySkipped uint64 // retries of envelopes verified before (verify once)
+	Duplicates            uint64 // dropped by the seen cache
+	Forwarded             uint64
+	HopLimitDrops         uint64
+	Delivered             uint64 // envelopes delivered to the application
+	DuplicateDelivered    uint64 // duplicates of delivered messages (receipt re-sent)
+	OpenFailed            uint64 // sealed envelopes for us that did not open
+	Sent                  uint64 // application messages accepted
+	SendRefused           uint64
+	ReceiptsSent          uint64
+	ReceiptsIn            uint64
+	ReceiptsInvalid       uint64
 
 	CustodyAccepted   uint64
 	CustodyRefused    uint64 // quota
