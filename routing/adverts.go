@@ -24,7 +24,7 @@ func (e *Engine) newOwnAnnounce() {
 		return // cannot happen without hints; keep the previous announce
 	}
 	e.ownAnnounce = a
-	e.rd.Persist = append(e.rd.Persist, Record{Key: seqKey, Value: be32(nil, e.ownSeq)})
+	e.persist(seqKey, be32(nil, e.ownSeq))
 	e.nextAnnounce = e.now.Add(e.cfg.AnnounceInterval - e.jitter(e.cfg.AnnounceInterval/10))
 	e.counters.AnnouncesSent++
 }
@@ -354,7 +354,7 @@ func (e *Engine) sweep() {
 		}
 	}
 	for _, id := range e.delivered.expire(protocol.TimestampOf(e.now)) {
-		e.rd.Deletes = append(e.rd.Deletes, deliveredKey(id))
+		e.del(deliveredKey(id))
 	}
 	for id, p := range e.pathReqs {
 		if !p.expires.After(e.now) {

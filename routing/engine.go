@@ -87,6 +87,7 @@ type Engine struct {
 	nextSweep    time.Time
 
 	rd       Ready
+	ops      []storeOp   // record writes and deletes, in order, for the next Ready
 	post     []MessageID // forwarder custody to release at Advance
 	counters Counters
 	reported Counters
@@ -246,6 +247,7 @@ func (e *Engine) Ready() Ready {
 		e.drainAdverts(l)
 		e.drainQueue(l)
 	}
+	e.collapseOps()
 	rd := e.rd
 	e.rd = Ready{}
 	e.updateGauges()
@@ -257,9 +259,44 @@ func (e *Engine) Ready() Ready {
 	return rd
 }
 
+// storeOp is one write (or delete, if del) of a persisted record.
+type storeOp struct {
+	key string
+	val []byte
+	del bool
+}
+
+func (e *Engine) persist(key string, val []byte) { e.ops = append(e.ops, storeOp{key: key, val: val}) }
+func (e *Engine) del(key string)                 { e.ops = append(e.ops, storeOp{key: key, del: true}) }
+
+// collapseOps turns the record operations since the last Ready into
+// Persist and Deletes: the last operation on a key wins, so the two lists
+// never name the same key and may be applied in any order.
+func (e *Engine) collapseOps() {
+	if len(e.ops) == 0 {
+		return
+	}
+	last := make(map[string]int, len(e.ops))
+	for i, op := range e.ops {
+		last[op.key] = i
+	}
+	for i, op := range e.ops {
+		if last[op.key] != i {
+			continue
+		}
+		if op.del {
+			e.rd.Deletes = append(e.rd.Deletes, op.key)
+		} else {
+			e.rd.Persist = append(e.rd.Persist, Record{Key: op.key, Value: op.val})
+		}
+	}
+	clear(e.ops)
+	e.ops = e.ops[:0]
+}
+
 // HasReady reports whether Ready would return anything.
 func (e *Engine) HasReady() bool {
-	if !e.rd.Empty() {
+	if !e.rd.Empty() || len(e.ops) > 0 {
 		return true
 	}
 	for _, l := range e.links {
@@ -275,7 +312,7 @@ func (e *Engine) Advance() {
 	for _, id := range e.post {
 		if r := e.custody.get(id); r != nil && !r.origin {
 			e.custody.remove(id)
-			e.rd.Deletes = append(e.rd.Deletes, custodyKey(id))
+			e.del(custodyKey(id))
 			e.counters.CustodyReleased++
 		}
 	}

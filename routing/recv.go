@@ -181,9 +181,9 @@ func (e *Engine) deliver(env *protocol.Envelope) error {
 
 func (e *Engine) markDelivered(env *protocol.Envelope) {
 	for _, old := range e.delivered.add(env.ID, env.Expires) {
-		e.rd.Deletes = append(e.rd.Deletes, deliveredKey(old))
+		e.del(deliveredKey(old))
 	}
-	e.rd.Persist = append(e.rd.Persist, Record{Key: deliveredKey(env.ID), Value: be32(nil, uint32(env.Expires))})
+	e.persist(deliveredKey(env.ID), be32(nil, uint32(env.Expires)))
 }
 
 // sendReceipt signs a receipt for env and sends it to from in a clear,

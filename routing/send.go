@@ -94,7 +94,7 @@ func (e *Engine) seal(r *custodyRec, d *destEntry, body []byte) error {
 }
 
 func (e *Engine) persistCustody(r *custodyRec) {
-	e.rd.Persist = append(e.rd.Persist, Record{Key: custodyKey(r.id), Value: encodeCustody(r)})
+	e.persist(custodyKey(r.id), encodeCustody(r))
 }
 
 // attempt tries to move a custody record forward now: seal it if its key is
@@ -229,7 +229,7 @@ func (e *Engine) takeCustody(env *protocol.Envelope, raw []byte) error {
 // dropCustody forgets a record and deletes it from storage.
 func (e *Engine) dropCustody(r *custodyRec) {
 	e.custody.remove(r.id)
-	e.rd.Deletes = append(e.rd.Deletes, custodyKey(r.id))
+	e.del(custodyKey(r.id))
 	delete(e.hopAcks, r.id)
 }
 
@@ -417,7 +417,7 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 			return err
 		}
 		if r.expires <= now {
-			e.rd.Deletes = append(e.rd.Deletes, rec.Key)
+			e.del(rec.Key)
 			return nil
 		}
 		r.nextTry = e.now // retry soon after a restart
@@ -435,7 +435,7 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 		if exp := protocol.Timestamp(u32(rec.Value)); exp > now {
 			e.delivered.add(id, exp)
 		} else {
-			e.rd.Deletes = append(e.rd.Deletes, rec.Key)
+			e.del(rec.Key)
 		}
 		return nil
 	}

@@ -361,6 +361,8 @@ type Event struct {
 // Frames in Transmits may acknowledge custody (hop acks, custody accepts) or
 // carry a receipt; that is why they wait for the persistence in step 1.
 type Ready struct {
+	// Persist and Deletes never name the same key (the engine keeps only
+	// its last operation on a key), so they may be applied in any order.
 	Persist    []Record
 	Deletes    []string
 	Deliveries []Delivery
