@@ -1,0 +1,699 @@
+// Package store is meshd's persistence layer: one badger database in the
+// data directory holding the routing engine's records and the application
+// inbox, written so that nothing the daemon acknowledged is lost, even on
+// kill -9.
+//
+// The node loop hands every routing.Ready to Apply before it transmits or
+// notifies anything (step 1 of the Ready contract). Apply writes the
+// engine's records, deletes the records the engine released and appends the
+// Ready's deliveries to the inbox in one badger transaction, committed with
+// SyncWrites: when Apply returns nil the whole batch is on disk, and when it
+// returns an error none of it is. (A batch too big for one transaction is
+// split, keeping each delivery with its delivered record; see Apply.)
+//
+// # Keys
+//
+//	m/version        1 byte: the store's format version (1)
+//	m/inbox-seq      8 bytes big endian: the next inbox sequence number
+//	e/<engine key>   an engine record (routing.Record), e.g. e/c/<id hex>,
+//	                 e/d/<id hex>, e/seq; see docs/routing.md section 9
+//	i/<seq>          an inbox entry; <seq> is 8 bytes big endian, so key
+//	                 order is delivery order
+//
+// Inbox entries are encoded as described at EncodeInboxEntry. Sequence
+// numbers start at 1, grow by one per delivery, survive restarts (the
+// counter is written in the same transaction as the entries) and are never
+// reused, even after the entries are acknowledged.
+//
+// Everything read back from disk is treated as outside input: a malformed
+// key or value yields an error wrapping ErrCorrupt, never a panic.
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"meshd.dev/meshd/routing"
+)
+
+// Errors.
+var (
+	// ErrLocked: the data directory is held by another process.
+	ErrLocked = errors.New("store: data directory is locked (is another meshd running on it?)")
+	// ErrCorrupt: a key or value read from disk is malformed.
+	ErrCorrupt = errors.New("store: corrupt data")
+	// ErrBatchTooBig: a Ready does not fit in one badger transaction; nothing
+	// was written.
+	ErrBatchTooBig = errors.New("store: batch too big for one transaction")
+	// ErrBadKey: an engine record key is empty, too long or not printable
+	// ASCII; nothing was written.
+	ErrBadKey = errors.New("store: bad engine record key")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrVersion: the data directory was written by an incompatible meshd.
+	ErrVersion = errors.New("store: unsupported format version")
+)
+
+// Key prefixes and fixed keys.
+const (
+	enginePrefix  = "e/"
+	inboxPrefix   = "i/"
+	keyVersion    = "m/version"
+	keyInboxSeq   = "m/inbox-seq"
+	formatVersion = 1
+	// MaxEngineKeyLen bounds engine record keys (the engine's are at most
+	// 34 bytes).
+	MaxEngineKeyLen = 256
+)
+
+// config is what the options set.
+type config struct {
+	logger       *slog.Logger
+	memTableSize int64
+	now          func() time.Time
+	// beforeCommit, if set, runs after a batch is staged and before it is
+	// committed; an error aborts the batch (tests simulate failures with
+	// it).
+	beforeCommit func() error
+}
+
+// Option configures Open.
+type Option func(*config)
+
+// WithLogger routes badger's log lines to l. Badger's errors and warnings
+// keep their levels; its informational chatter (tables opened, compactions)
+// is logged at debug level. Default: slog.Default(). Pass a logger with a
+// discarding handler to silence badger entirely.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithMemTableSize sets badger's memtable size. It also bounds one Apply:
+// badger refuses transactions bigger than 15% of a memtable (about 1.2 MB
+// with the default 8 MiB). Default: 8 MiB.
+func WithMemTableSize(n int64) Option { return func(c *config) { c.memTableSize = n } }
+
+// WithClock sets the clock that stamps inbox entries with their received
+// time. Default: time.Now.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// Store is an open data directory. Its methods are safe for concurrent use;
+// writers (Apply, Ack) are serialized.
+type Store struct {
+	db  *badger.DB
+	cfg config
+
+	mu      sync.Mutex // serializes writers; guards the fields below
+	nextSeq uint64     // next inbox sequence number
+	inboxN  int        // number of inbox entries
+	closed  bool
+}
+
+// badgerOptions are the badger settings, chosen for a small single-board
+// computer (a Raspberry Pi with 512 MB - 1 GB of RAM, 32- or 64-bit) and a
+// database of at most a few hundred MB:
+//
+//   - SyncWrites: every commit is fsynced before Commit returns, so a
+//     batch Apply acknowledged survives kill -9 and power loss.
+//   - MemTableSize 8 MiB (default 64 MiB) and NumMemtables 2 (default 5):
+//     at most ~16 MiB of memtables instead of ~320 MiB.
+//   - Compression off and BlockCacheSize 0 (default Snappy and 256 MiB): the
+//     values are mostly sealed envelopes, which do not compress, and without
+//     compression badger reads tables through mmap, so a block cache only
+//     costs memory (badger's own advice).
+//   - IndexCacheSize 0: table indexes stay in memory, which is small for a
+//     database of this size.
+//   - ValueLogFileSize 64 MiB (default 1 GiB): badger maps value log files;
+//     1 GiB mappings do not fit well in a 32-bit address space.
+//   - ValueThreshold stays at badger's maximum (1 MiB, capped by the batch
+//     size): every value (custody records are ~1.4 KB) lives in the LSM
+//     tree, so space released by deletes is reclaimed by compaction and no
+//     value log garbage collection is needed.
+//   - NumCompactors 2, NumGoroutines 2 (defaults 4 and 8): a Pi has four
+//     small cores and the write rate is modest.
+//   - DetectConflicts off: the store serializes its writers itself.
+//   - MetricsEnabled off: badger's expvar metrics are not exported; Stats
+//     reports what the daemon needs.
+//   - Logger: slog, see WithLogger.
+func badgerOptions(dir string, c *config) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithMemTableSize(c.memTableSize).
+		WithNumMemtables(2).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false).
+		WithLogger(slogLogger{c.logger})
+}
+
+// Open opens (creating if needed) the store in dir. If another process holds
+// the directory the error wraps ErrLocked.
+func Open(dir string, opts ...Option) (*Store, error) {
+	c := config{memTableSize: 8 << 20, now: time.Now}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	db, err := badger.Open(badgerOptions(dir, &c))
+	if err != nil {
+		// badger formats its lock error as text (no wrapped sentinel).
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	s := &Store{db: db, cfg: c}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// load checks the format version and reads the inbox counter and size.
+func (s *Store) load() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		v, err := getValue(txn, keyVersion)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			if err := txn.Set([]byte(keyVersion), []byte{formatVersion}); err != nil {
+				return err
+			}
+		case err != nil:
+			return fmt.Errorf("store: read version: %w", err)
+		case len(v) != 1 || v[0] != formatVersion:
+			return fmt.Errorf("%w: %x", ErrVersion, v)
+		}
+		v, err = getValue(txn, keyInboxSeq)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			s.nextSeq = 1
+		case err != nil:
+			return fmt.Errorf("store: read inbox counter: %w", err)
+		case len(v) != 8 || binary.BigEndian.Uint64(v) == 0:
+			return fmt.Errorf("%w: inbox counter %x", ErrCorrupt, v)
+		default:
+			s.nextSeq = binary.BigEndian.Uint64(v)
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(inboxPrefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			seq, err := parseInboxKey(it.Item().Key())
+			if err != nil {
+				return err
+			}
+			if seq >= s.nextSeq {
+				return fmt.Errorf("%w: inbox entry %d at or beyond the counter %d", ErrCorrupt, seq, s.nextSeq)
+			}
+			s.inboxN++
+		}
+		return nil
+	})
+}
+
+func getValue(txn *badger.Txn, key string) ([]byte, error) {
+	item, err := txn.Get([]byte(key))
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+// Close closes the database. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+func checkEngineKey(k string) error {
+	if k == "" || len(k) > MaxEngineKeyLen {
+		return fmt.Errorf("%w: length %d", ErrBadKey, len(k))
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return fmt.Errorf("%w: %q", ErrBadKey, k)
+		}
+	}
+	return nil
+}
+
+// Apply durably carries out step 1 of a routing.Ready: it writes rd.Persist,
+// removes rd.Deletes and appends rd.Deliveries to the inbox, synced before
+// Apply returns. It returns the inbox sequence numbers given to the
+// deliveries, in order.
+//
+// A key both in Persist and Deletes ends up deleted (deletes are applied
+// last: a record taken and released within one step is gone).
+//
+// Atomicity. A batch that fits in one badger transaction (about 1.2 MB with
+// the default memtable, see WithMemTableSize) is written in one: on error
+// nothing of it is visible, after a crash all or nothing. A bigger batch is
+// split into several synced transactions along the one line the Ready
+// contract draws: each delivery lands in the same transaction as the
+// engine's delivered record for it ("d/<message ID hex>") and the inbox
+// counter, so a delivered message is never lost nor delivered twice. The
+// other records may then land separately; this is safe because nothing of
+// the Ready has been transmitted yet (the promise the records back is only
+// made after Apply returns), and the engine restores from whatever subset
+// it finds. A single record or delivery too big for a transaction fails
+// with ErrBatchTooBig before anything is written.
+func (s *Store) Apply(rd *routing.Ready) ([]uint64, error) {
+	for _, r := range rd.Persist {
+		if err := checkEngineKey(r.Key); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range rd.Deletes {
+		if err := checkEngineKey(k); err != nil {
+			return nil, err
+		}
+	}
+	if len(rd.Persist) == 0 && len(rd.Deletes) == 0 && len(rd.Deliveries) == 0 {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	units, seqs, err := s.units(rd)
+	if err != nil {
+		return nil, err
+	}
+	limit := s.db.MaxBatchSize() / 2
+	for _, u := range units {
+		if u.size() > limit {
+			return nil, fmt.Errorf("%w: %d bytes in one record or delivery (limit %d)", ErrBatchTooBig, u.size(), limit)
+		}
+	}
+	err = s.commit(units)
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		err = s.commitSplit(units)
+	}
+	if err != nil {
+		return nil, wrapTxnErr(err)
+	}
+	return seqs, nil
+}
+
+// op is one write; a unit is a group of writes that must land together.
+type op struct {
+	key, value []byte
+	del        bool
+	nextSeq    uint64 // for an inbox entry: the counter value after it
+}
+
+type unit []op
+
+func (u unit) size() int64 {
+	var n int64
+	for _, o := range u {
+		n += int64(len(o.key) + len(o.value) + 64)
+	}
+	return n
+}
+
+// units turns a Ready into units: each delivery with its delivered record,
+// then the other records, then the deletes.
+func (s *Store) units(rd *routing.Ready) ([]unit, []uint64, error) {
+	var units []unit
+	var seqs []uint64
+	byKey := make(map[string]int, len(rd.Persist))
+	for i, r := range rd.Persist {
+		byKey[r.Key] = i
+	}
+	used := make([]bool, len(rd.Persist))
+	if len(rd.Deliveries) > 0 {
+		seqs = make([]uint64, len(rd.Deliveries))
+		received := s.cfg.now()
+		seq := s.nextSeq
+		for i := range rd.Deliveries {
+			e := InboxEntry{Seq: seq, Received: received, Delivery: rd.Deliveries[i]}
+			v, err := EncodeInboxEntry(&e)
+			if err != nil {
+				return nil, nil, err
+			}
+			u := unit{{key: inboxKey(seq), value: v, nextSeq: seq + 1}}
+			if j, ok := byKey["d/"+hex.EncodeToString(e.ID[:])]; ok && !used[j] {
+				used[j] = true
+				u = append(u, op{key: engineKey(rd.Persist[j].Key), value: rd.Persist[j].Value})
+			}
+			units = append(units, u)
+			seqs[i] = seq
+			seq++
+		}
+	}
+	for i, r := range rd.Persist {
+		if !used[i] {
+			units = append(units, unit{{key: engineKey(r.Key), value: r.Value}})
+		}
+	}
+	for _, k := range rd.Deletes {
+		units = append(units, unit{{key: engineKey(k), del: true}})
+	}
+	return units, seqs, nil
+}
+
+// commit writes units in one synced transaction. It fails with
+// badger.ErrTxnTooBig, having written nothing, if they do not fit.
+func (s *Store) commit(units []unit) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	var next uint64
+	entries := 0
+	for _, u := range units {
+		for _, o := range u {
+			var err error
+			if o.del {
+				err = txn.Delete(o.key)
+			} else {
+				err = txn.Set(o.key, o.value)
+			}
+			if err != nil {
+				return err
+			}
+			if o.nextSeq != 0 {
+				next = max(next, o.nextSeq)
+				entries++
+			}
+		}
+	}
+	if next != 0 {
+		if err := txn.Set([]byte(keyInboxSeq), binary.BigEndian.AppendUint64(nil, next)); err != nil {
+			return err
+		}
+	}
+	if s.cfg.beforeCommit != nil {
+		if err := s.cfg.beforeCommit(); err != nil {
+			return err
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	// Account per transaction: after a failure in a split batch, the
+	// entries already committed keep their sequence numbers.
+	if next != 0 {
+		s.nextSeq = next
+		s.inboxN += entries
+	}
+	return nil
+}
+
+// commitSplit writes units in as few synced transactions as fit, never
+// splitting a unit, in order.
+func (s *Store) commitSplit(units []unit) error {
+	for start := 0; start < len(units); {
+		// The longest prefix that fits: gallop, then bisect. A trial writes
+		// nothing.
+		ok, bad := start, len(units)+1 // units[start:ok] fits; units[start:bad] does not
+		for n := 1; start+n <= len(units); n *= 2 {
+			err := s.fits(units[start : start+n])
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				bad = start + n
+				break
+			} else if err != nil {
+				return err
+			}
+			ok = start + n
+		}
+		if ok == start {
+			return fmt.Errorf("%w: one unit does not fit", badger.ErrTxnTooBig)
+		}
+		if bad > len(units) && ok < len(units) {
+			err := s.fits(units[start:])
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				bad = len(units)
+			} else if err != nil {
+				return err
+			} else {
+				ok = len(units)
+			}
+		}
+		for bad-ok > 1 {
+			mid := (ok + bad) / 2
+			err := s.fits(units[start:mid])
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				bad = mid
+			} else if err != nil {
+				return err
+			} else {
+				ok = mid
+			}
+		}
+		if err := s.commit(units[start:ok]); err != nil {
+			return err
+		}
+		start = ok
+	}
+	return nil
+}
+
+// fits reports whether units fit in one transaction (nil) or not
+// (badger.ErrTxnTooBig), without writing anything.
+func (s *Store) fits(units []unit) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	for _, u := range units {
+		for _, o := range u {
+			if err := txn.Set(o.key, o.value); err != nil {
+				return err
+			}
+		}
+	}
+	return txn.Set([]byte(keyInboxSeq), make([]byte, 8))
+}
+
+func wrapTxnErr(err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("%w: %v", ErrBatchTooBig, err)
+	}
+	return fmt.Errorf("store: %w", err)
+}
+
+func engineKey(k string) []byte { return append([]byte(enginePrefix), k...) }
+
+func inboxKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(inboxPrefix), seq)
+}
+
+// parseInboxKey decodes an inbox key strictly.
+func parseInboxKey(k []byte) (uint64, error) {
+	if len(k) != len(inboxPrefix)+8 || !bytes.HasPrefix(k, []byte(inboxPrefix)) {
+		return 0, fmt.Errorf("%w: inbox key %x", ErrCorrupt, k)
+	}
+	seq := binary.BigEndian.Uint64(k[len(inboxPrefix):])
+	if seq == 0 {
+		return 0, fmt.Errorf("%w: inbox key %x: sequence number 0", ErrCorrupt, k)
+	}
+	return seq, nil
+}
+
+// EngineRecords returns every engine record in key order, for routing.New
+// at start-up. Records with a malformed key are skipped and reported in an
+// error wrapping ErrCorrupt; like routing.New's error it is informational
+// when the records are not nil (the engine also skips corrupt values).
+func (s *Store) EngineRecords() ([]routing.Record, error) {
+	var recs []routing.Record
+	var errs []error
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(enginePrefix), PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := string(item.Key()[len(enginePrefix):])
+			if err := checkEngineKey(k); err != nil {
+				errs = append(errs, fmt.Errorf("%w: engine record %q: %v", ErrCorrupt, k, err))
+				continue
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("store: read %q: %w", k, err)
+			}
+			recs = append(recs, routing.Record{Key: k, Value: v})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if recs == nil {
+		recs = []routing.Record{}
+	}
+	return recs, errors.Join(errs...)
+}
+
+// Inbox returns up to limit entries with sequence numbers greater than
+// after, in order, and the cursor for the next page (the last sequence
+// number returned, or after if there were none). limit <= 0 means 100.
+//
+// A corrupt entry stops the page: the entries before it are returned with
+// an error wrapping ErrCorrupt that names its sequence number (next is the
+// one before it); Ack removes it.
+func (s *Store) Inbox(after uint64, limit int) (entries []InboxEntry, next uint64, err error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	next = after
+	start := after + 1
+	if after == ^uint64(0) {
+		return nil, after, nil
+	}
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(inboxPrefix), PrefetchValues: true, PrefetchSize: min(limit, 100)})
+		defer it.Close()
+		for it.Seek(inboxKey(start)); it.Valid() && len(entries) < limit; it.Next() {
+			item := it.Item()
+			seq, err := parseInboxKey(item.Key())
+			if err != nil {
+				return err
+			}
+			var e InboxEntry
+			err = item.Value(func(v []byte) error {
+				var err error
+				e, err = DecodeInboxEntry(v)
+				return err
+			})
+			if err == nil && e.Seq != seq {
+				err = fmt.Errorf("%w: inbox entry: sequence number %d under key %d", ErrCorrupt, e.Seq, seq)
+			}
+			if err != nil {
+				return fmt.Errorf("store: inbox entry %d: %w", seq, err)
+			}
+			entries = append(entries, e)
+			next = seq
+		}
+		return nil
+	})
+	return entries, next, err
+}
+
+// Ack deletes acknowledged inbox entries. Unknown or already acknowledged
+// sequence numbers are ignored.
+func (s *Store) Ack(seqs ...uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	removed := 0
+	seen := make(map[uint64]bool, len(seqs))
+	for _, seq := range seqs {
+		if seq == 0 || seen[seq] {
+			continue
+		}
+		seen[seq] = true
+		k := inboxKey(seq)
+		if _, err := txn.Get(k); errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("store: ack %d: %w", seq, err)
+		}
+		if err := txn.Delete(k); err != nil {
+			return wrapTxnErr(err)
+		}
+		removed++
+	}
+	if removed == 0 {
+		return nil
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("store: ack commit: %w", wrapTxnErr(err))
+	}
+	s.inboxN -= removed
+	return nil
+}
+
+// InboxLen returns the number of unacknowledged inbox entries.
+func (s *Store) InboxLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inboxN
+}
+
+// StoreStats describes the store for store.stats and metrics.
+type StoreStats struct {
+	// Inbox is the number of unacknowledged inbox entries; NextInboxSeq the
+	// sequence number the next delivery gets.
+	Inbox        int
+	NextInboxSeq uint64
+	// Engine counts engine records by key prefix: the key up to and
+	// including its first '/' ("c/", "d/"), or the whole key ("seq").
+	Engine map[string]int
+	// LSMBytes and VLogBytes are badger's on-disk sizes (badger updates
+	// them about once a minute).
+	LSMBytes, VLogBytes int64
+}
+
+// Stats returns the store's statistics.
+func (s *Store) Stats() (StoreStats, error) {
+	s.mu.Lock()
+	st := StoreStats{Inbox: s.inboxN, NextInboxSeq: s.nextSeq, Engine: map[string]int{}}
+	s.mu.Unlock()
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(enginePrefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()[len(enginePrefix):]
+			if i := bytes.IndexByte(k, '/'); i >= 0 {
+				k = k[:i+1]
+			}
+			st.Engine[string(k)]++
+		}
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("store: stats: %w", err)
+	}
+	st.LSMBytes, st.VLogBytes = s.db.Size()
+	return st, nil
+}
+
+// slogLogger adapts slog to badger.Logger.
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) log(level slog.Level, format string, args ...any) {
+	ctx := context.Background()
+	if !s.l.Enabled(ctx, level) {
+		return
+	}
+	s.l.Log(ctx, level, strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "badger")
+}
+
+func (s slogLogger) Errorf(f string, a ...any)   { s.log(slog.LevelError, f, a...) }
+func (s slogLogger) Warningf(f string, a ...any) { s.log(slog.LevelWarn, f, a...) }
+func (s slogLogger) Infof(f string, a ...any)    { s.log(slog.LevelDebug, f, a...) }
+func (s slogLogger) Debugf(f string, a ...any)   { s.log(slog.LevelDebug-4, f, a...) }
