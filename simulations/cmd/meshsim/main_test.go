@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRunWritesOutputs(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := run([]string{"run", "../../scenarios/quickstart.toml", "--out", dir, "--trace", "--quiet", "--seed", "3", "--set", "duration=20m"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	for _, w := range []string{"simulated       20m0s", "speed-up", "events", "delivery ratio", "p50", "p99", "trace sha256"} {
+		if !strings.Contains(stdout.String(), w) {
+			t.Errorf("summary lacks %q:\n%s", w, stdout.String())
+		}
+	}
+	for _, f := range []string{"scenario.toml", "summary.json", "messages.csv", "nodes.csv", "trace.jsonl"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	// The summary's hash is the SHA-256 of the trace file.
+	trace, err := os.ReadFile(filepath.Join(dir, "trace.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum struct {
+		Seed uint64 `json:"seed"`
+		Hash string `json:"trace_sha256"`
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(trace)
+	if sum.Hash != hex.EncodeToString(h[:]) || sum.Seed != 3 {
+		t.Fatalf("summary seed %d hash %s, trace file hash %x", sum.Seed, sum.Hash, h)
+	}
+}
+
+func TestRunBadInput(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"sweep"},
+		{"run"},
+		{"run", "a.toml", "b.toml"},
+		{"run", "../../scenarios/quickstart.toml", "--seed", "x"},
+		{"run", "../../scenarios/quickstart.toml", "--trace"},
+		{"run", "no-such.toml"},
+		{"run", "../../scenarios/quickstart.toml", "--set", "radio.sf=13"},
+	} {
+		var out, errb bytes.Buffer
+		if err := run(args, &out, &errb); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}

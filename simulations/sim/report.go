@@ -1,0 +1,174 @@
+package sim
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Summary is summary.json: what a run did, deterministic for a scenario and
+// seed (no wall-clock figures).
+type Summary struct {
+	Scenario      string            `json:"scenario"`
+	Seed          uint64            `json:"seed"`
+	Simulated     string            `json:"simulated"`
+	Nodes         int               `json:"nodes"`
+	RadioNodes    int               `json:"radio_nodes"`
+	IPLinks       int               `json:"ip_links"`
+	Events        uint64            `json:"events"`
+	TraceEvents   uint64            `json:"trace_events"`
+	TraceSHA256   string            `json:"trace_sha256"`
+	EngineErrors  uint64            `json:"engine_errors"`
+	Sent          int               `json:"messages_sent"`
+	Refused       int               `json:"messages_refused"`
+	Delivered     int               `json:"messages_delivered"`
+	DeliveryRatio float64           `json:"delivery_ratio"`
+	LatencyP50    float64           `json:"latency_p50_s"`
+	LatencyP90    float64           `json:"latency_p90_s"`
+	LatencyP99    float64           `json:"latency_p99_s"`
+	Broadcasts    uint64            `json:"broadcasts_sent"`
+	BroadcastRx   uint64            `json:"broadcast_deliveries"`
+	Frames        map[string]uint64 `json:"frames"`
+	Bytes         map[string]uint64 `json:"bytes"`
+	Collisions    uint64            `json:"collisions"`
+	HalfDuplex    uint64            `json:"half_duplex_losses"`
+	Deferrals     uint64            `json:"duty_cycle_deferrals"`
+	CarrierWaits  uint64            `json:"carrier_sense_waits"`
+	BlockedS      float64           `json:"duty_cycle_blocked_s"`
+	AirtimeS      float64           `json:"airtime_s"`
+}
+
+// percentile returns the nearest-rank p-th percentile of sorted xs.
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	i := int(p/100*float64(len(xs))+0.999999) - 1
+	return xs[max(0, min(i, len(xs)-1))]
+}
+
+func round(x float64, digits int) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'f', digits, 64), 64)
+	return v
+}
+
+// Summary computes the run's summary.
+func (s *Sim) Summary() Summary {
+	sum := Summary{
+		Scenario: s.sc.Name, Seed: s.sc.Seed, Simulated: s.now.Sub(Epoch).String(),
+		Nodes: len(s.nodes), RadioNodes: len(s.radioOf), IPLinks: len(s.links),
+		Events: s.events, TraceEvents: s.trace.n, TraceSHA256: s.trace.Sum(), EngineErrors: s.errs,
+		Sent: len(s.msgs), Broadcasts: s.bcasts, BroadcastRx: s.bcastRx,
+		Frames: s.frames, Bytes: s.bytes,
+	}
+	var lat []float64
+	for _, m := range s.msgs {
+		if m.refused {
+			sum.Refused++
+		}
+		if m.delivered {
+			sum.Delivered++
+			lat = append(lat, m.at.Sub(m.sent).Seconds())
+		}
+	}
+	if sum.Sent > 0 {
+		sum.DeliveryRatio = round(float64(sum.Delivered)/float64(sum.Sent), 4)
+	}
+	slices.Sort(lat)
+	sum.LatencyP50 = round(percentile(lat, 50), 3)
+	sum.LatencyP90 = round(percentile(lat, 90), 3)
+	sum.LatencyP99 = round(percentile(lat, 99), 3)
+	var blocked, air time.Duration
+	for _, n := range s.nodes {
+		sum.Collisions += n.stats.Collisions
+		sum.HalfDuplex += n.stats.HalfDuplex
+		sum.Deferrals += n.stats.Deferrals
+		sum.CarrierWaits += n.stats.CarrierWaits
+		blocked += n.stats.Blocked
+		air += n.stats.Airtime
+	}
+	sum.BlockedS = round(blocked.Seconds(), 3)
+	sum.AirtimeS = round(air.Seconds(), 3)
+	return sum
+}
+
+// Stats returns the named node's counters (for tests).
+func (s *Sim) Stats(name string) (NodeStats, bool) {
+	n := s.byName[name]
+	if n == nil {
+		return NodeStats{}, false
+	}
+	return n.stats, true
+}
+
+// WriteOutputs writes the resolved scenario, summary.json, messages.csv and
+// nodes.csv into dir.
+func (s *Sim) WriteOutputs(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	sc, err := s.sc.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scenario.toml"), sc, 0o644); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(s.Summary(), "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "summary.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	msgs := [][]string{{"id", "ref", "source", "destination", "sent_s", "delivered", "delivered_s", "latency_s", "refused"}}
+	for _, m := range s.msgs {
+		id := ""
+		if m.hasID {
+			id = fmt.Sprintf("%x", m.id[:])
+		}
+		row := []string{id, strconv.FormatUint(m.ref, 10), m.src.name, m.dst.name, secs(m.sent.Sub(Epoch)), strconv.FormatBool(m.delivered), "", "", strconv.FormatBool(m.refused)}
+		if m.delivered {
+			row[6] = secs(m.at.Sub(Epoch))
+			row[7] = secs(m.at.Sub(m.sent))
+		}
+		msgs = append(msgs, row)
+	}
+	if err := writeCSV(filepath.Join(dir, "messages.csv"), msgs); err != nil {
+		return err
+	}
+	nodes := [][]string{{"node", "name", "radio", "x", "y", "frames_sent", "bytes_sent", "frames_received", "bytes_received",
+		"airtime_s", "duty_cycle_peak", "duty_cycle_blocked_s", "deferrals", "carrier_waits", "collisions", "half_duplex", "link_losses",
+		"queue_drops", "custody_peak", "delivered"}}
+	u := strconv.FormatUint
+	for _, n := range s.nodes {
+		st := n.stats
+		nodes = append(nodes, []string{strconv.Itoa(n.idx), n.name, strconv.FormatBool(n.radioID >= 0),
+			strconv.FormatFloat(n.x, 'f', 1, 64), strconv.FormatFloat(n.y, 'f', 1, 64),
+			u(st.FramesSent, 10), u(st.BytesSent, 10), u(st.FramesReceived, 10), u(st.BytesReceived, 10),
+			secs(st.Airtime), strconv.FormatFloat(st.DutyPeak, 'f', 4, 64), secs(st.Blocked), u(st.Deferrals, 10), u(st.CarrierWaits, 10),
+			u(st.Collisions, 10), u(st.HalfDuplex, 10), u(st.LinkLoss, 10), u(st.QueueDrops, 10), u(st.CustodyPeak, 10),
+			u(st.Delivered, 10)})
+	}
+	return writeCSV(filepath.Join(dir, "nodes.csv"), nodes)
+}
+
+func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
+
+func writeCSV(path string, rows [][]string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	if err := w.WriteAll(rows); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,996 @@
+package sim
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
+	"meshd.dev/meshd/simulations/radio"
+)
+
+// Epoch is the simulated instant at which every run starts.
+var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// loraLinkID is the engine link ID of every node's radio.
+const loraLinkID routing.LinkID = 1
+
+// gossipLatency is how long a published channel frame takes to reach the
+// other nodes of the publisher's IP side.
+const gossipLatency = 20 * time.Millisecond
+
+type evKind uint8
+
+const (
+	evTick      evKind = iota + 1
+	evInput            // deliver in to node
+	evLoRaEnd          // a radio transmission ends
+	evLoRaRetry        // a node's duty cycle allows its held frame
+	evCarrier          // a node's carrier-sense backoff is over
+	evSend             // a node's next Poisson message
+	evBroadcast        // a node's next broadcast
+	evDynamic          // scenario dynamics
+)
+
+type event struct {
+	at   time.Time
+	seq  uint64
+	kind evKind
+	node *node
+	gen  uint64
+	in   routing.Input
+	tx   radio.TxID
+	dyn  int
+}
+
+type eventQueue []*event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if c := q[i].at.Compare(q[j].at); c != 0 {
+		return c < 0
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return x
+}
+
+// NodeStats are one node's counts for nodes.csv.
+type NodeStats struct {
+	FramesSent, BytesSent         uint64
+	FramesReceived, BytesReceived uint64
+	Airtime                       time.Duration
+	DutyPeak                      float64 // highest share of the hourly limit used
+	Blocked                       time.Duration
+	Deferrals                     uint64
+	CarrierWaits                  uint64 // times the channel was busy when the node wanted to send
+	Collisions                    uint64 // frames lost here to collisions
+	HalfDuplex                    uint64 // frames lost here while transmitting
+	LinkLoss                      uint64 // frames this node sent that an IP link lost
+	QueueDrops                    uint64 // engine queue drops
+	CustodyPeak                   uint64
+	Delivered                     uint64 // messages delivered to this node's app
+}
+
+type node struct {
+	idx   int
+	name  string
+	id    *protocol.Identity
+	addr  routing.Address
+	cfg   routing.Config
+	eng   *routing.Engine
+	store map[string][]byte
+	inbox []routing.Delivery
+	rng   *rand.Rand // the workload
+	mac   *rand.Rand // carrier-sense backoff
+
+	wakeAt time.Time
+	wgen   uint64
+	// up is false while the node is down; gen counts restarts, so events
+	// of a previous life are recognised.
+	up  bool
+	gen uint64
+
+	// Radio (radioID < 0 for none).
+	radioID   radio.NodeID
+	x, y      float64
+	held      []routing.Transmit // frames handed to the radio, not yet sent
+	busy      bool
+	blocked   bool
+	blockedAt time.Time
+	sensing   bool // waiting for a clear channel
+	ledger    *radio.Ledger
+
+	links []*ipLink
+	stats NodeStats
+}
+
+type airTx struct {
+	id  radio.TxID
+	end time.Time
+}
+
+type ipLink struct {
+	id   routing.LinkID
+	name string
+	a, b *node
+	p    IPParams
+	up   bool
+	busy [2]time.Time // per direction: when the sender's queue drains
+	last [2]time.Time // per direction: latest arrival (keeps order)
+}
+
+func (l *ipLink) other(n *node) *node {
+	if n == l.a {
+		return l.b
+	}
+	return l.a
+}
+
+// usable reports whether the link carries frames: up, both ends up.
+func (l *ipLink) usable() bool { return l.up && l.a.up && l.b.up }
+
+func (l *ipLink) kind() routing.LinkKind {
+	if l.p.Kind == "tcp" {
+		return routing.LinkTCP
+	}
+	return routing.LinkIP
+}
+
+func (l *ipLink) info(n *node) routing.LinkInfo {
+	return routing.LinkInfo{ID: l.id, Kind: l.kind(), MTU: l.p.MTU, Peer: l.other(n).addr}
+}
+
+// message is one application message of the workload.
+type message struct {
+	ref       uint64
+	src, dst  *node
+	sent      time.Time
+	id        MessageID
+	hasID     bool
+	refused   bool
+	delivered bool
+	at        time.Time
+}
+
+// MessageID is an envelope's ID.
+type MessageID = protocol.MessageID
+
+// Sim is one run of a scenario.
+type Sim struct {
+	sc     *Scenario
+	now    time.Time
+	end    time.Time
+	q      eventQueue
+	seq    uint64
+	nodes  []*node
+	byName map[string]*node
+	links  []*ipLink
+	lByNm  map[string]*ipLink
+	rng    *rand.Rand // link models
+
+	medium   *radio.Medium
+	params   radio.Params
+	radioCfg Radio
+	radioOf  []*node // by radio.NodeID
+	// dutyLimit is the hourly airtime the channel's sub-band allows.
+	dutyLimit time.Duration
+	// onAir are the radio transmissions in progress (for carrier sense).
+	onAir []airTx
+
+	msgs    []*message
+	byID    map[MessageID]*message
+	senders []*node
+	dests   []*node
+	channel protocol.ChannelKey
+	bcasts  uint64
+	bcastRx uint64
+
+	trace  *Tracer
+	events uint64
+	errs   uint64
+	frames map[string]uint64 // per kind: "lora", "ip", "gossip", priority names
+	bytes  map[string]uint64
+	rx     []radio.Reception
+}
+
+// seedBytes derives a 32-byte ChaCha8 seed from the scenario seed, a node
+// index and a purpose.
+func seedBytes(seed uint64, index int, purpose byte) [32]byte {
+	var s [32]byte
+	copy(s[:], "meshsim")
+	s[7] = purpose
+	binary.LittleEndian.PutUint64(s[8:], seed)
+	binary.LittleEndian.PutUint64(s[16:], uint64(index))
+	return s
+}
+
+// Seed purposes.
+const (
+	seedIdentity byte = iota + 1
+	seedEngine
+	seedTraffic
+	seedLinks
+	seedRadio
+	seedTopology
+	seedChannel
+	seedMAC
+)
+
+// New builds the network of sc. trace, if not nil, receives the JSONL
+// event trace.
+func New(sc *Scenario, trace *Tracer) (*Sim, error) {
+	s := &Sim{
+		sc: sc, now: Epoch, end: Epoch.Add(sc.Duration.Duration),
+		byName: map[string]*node{}, lByNm: map[string]*ipLink{},
+		rng:    rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedLinks))),
+		params: sc.Radio.Params(), radioCfg: sc.Radio,
+		byID:  map[MessageID]*message{},
+		trace: trace, frames: map[string]uint64{}, bytes: map[string]uint64{},
+	}
+	if s.trace == nil {
+		s.trace = newTracer(nil)
+	}
+	if err := s.build(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Sim) addNode(name string, lora bool, x, y float64, mailbox bool) error {
+	i := len(s.nodes)
+	id, err := protocol.NewIdentity(rand.NewChaCha8(seedBytes(s.sc.Seed, i, seedIdentity)))
+	if err != nil {
+		return err
+	}
+	n := &node{
+		idx: i, name: name, id: id, addr: id.Address(), store: map[string][]byte{},
+		rng:     rand.New(rand.NewChaCha8(seedBytes(s.sc.Seed, i, seedTraffic))),
+		mac:     rand.New(rand.NewChaCha8(seedBytes(s.sc.Seed, i, seedMAC))),
+		radioID: -1, x: x, y: y, up: true,
+	}
+	e := s.sc.Engine
+	n.cfg = routing.Config{
+		Identity:         id,
+		Rand:             rand.NewChaCha8(seedBytes(s.sc.Seed, i, seedEngine)),
+		Mailbox:          mailbox,
+		AnnounceInterval: e.AnnounceInterval.Duration,
+		RetryBase:        e.RetryBase.Duration,
+		RetryMax:         e.RetryMax.Duration,
+		MessageTTL:       e.MessageTTL.Duration,
+	}
+	if mailbox {
+		n.cfg.Capabilities |= protocol.CapMailbox
+	}
+	if lora {
+		n.radioID = radio.NodeID(len(s.radioOf))
+		s.radioOf = append(s.radioOf, n)
+		if s.sc.Radio.DutyCycle == "eu868" {
+			n.ledger = radio.NewLedger(radio.EU868())
+		}
+	}
+	s.nodes = append(s.nodes, n)
+	s.byName[name] = n
+	return nil
+}
+
+func (s *Sim) addLink(a, b string, p IPParams) {
+	l := &ipLink{id: routing.LinkID(len(s.links) + 2), name: a + "-" + b, a: s.byName[a], b: s.byName[b], p: p, up: true}
+	if l.p.MTU == 0 {
+		l.p.MTU = 64 << 10
+	}
+	s.links = append(s.links, l)
+	s.lByNm[l.name] = l
+	l.a.links = append(l.a.links, l)
+	l.b.links = append(l.b.links, l)
+}
+
+// build creates the nodes, links, radio medium and engines.
+func (s *Sim) build() error {
+	sc := s.sc
+	for _, n := range sc.Nodes {
+		var x, y float64
+		if n.X != nil {
+			x = *n.X
+		}
+		if n.Y != nil {
+			y = *n.Y
+		}
+		if err := s.addNode(n.Name, n.LoRa, x, y, n.Mailbox); err != nil {
+			return err
+		}
+	}
+	topoRng := rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedTopology)))
+	dev := radio.Device{TxPowerDBm: sc.Radio.TxPowerDBm}
+	model := radio.DefaultModel()
+	model.PathLoss.ShadowSigmaDB = *sc.Radio.ShadowSigmaDB
+	for _, t := range sc.Topology {
+		lora := t.Link == "lora"
+		first := len(s.nodes)
+		cols := t.Cols
+		if cols == 0 {
+			cols = int(math.Ceil(math.Sqrt(float64(t.N))))
+		}
+		for j := range t.N {
+			var x, y float64
+			switch t.Kind {
+			case "grid":
+				x, y = float64(j%cols)*t.Spacing, float64(j/cols)*t.Spacing
+			case "ring":
+				a := 2 * math.Pi * float64(j) / float64(t.N)
+				x, y = t.Radius*math.Cos(a), t.Radius*math.Sin(a)
+			case "random":
+				x, y = topoRng.Float64()*t.Width, topoRng.Float64()*t.Height
+			}
+			if err := s.addNode(fmt.Sprintf("%s%d", t.Prefix, j), lora, t.OriginX+x, t.OriginY+y, false); err != nil {
+				return err
+			}
+		}
+		if lora {
+			continue
+		}
+		gen := s.nodes[first:]
+		name := func(j int) string { return gen[j].name }
+		switch t.Kind {
+		case "grid":
+			for j := range gen {
+				if (j+1)%cols != 0 && j+1 < len(gen) {
+					s.addLink(name(j), name(j+1), t.IP)
+				}
+				if j+cols < len(gen) {
+					s.addLink(name(j), name(j+cols), t.IP)
+				}
+			}
+		case "ring":
+			for j := range gen {
+				if len(gen) > 1 && (j+1 < len(gen) || len(gen) > 2) {
+					s.addLink(name(j), name((j+1)%len(gen)), t.IP)
+				}
+			}
+		case "ba":
+			// A clique of M+1 nodes, then each node links to M distinct
+			// earlier ones drawn with probability proportional to degree
+			// (ends is the list of link endpoints).
+			var ends []int
+			for a := 0; a <= t.M; a++ {
+				for b := a + 1; b <= t.M; b++ {
+					s.addLink(name(a), name(b), t.IP)
+					ends = append(ends, a, b)
+				}
+			}
+			for j := t.M + 1; j < len(gen); j++ {
+				var chosen []int
+				for len(chosen) < t.M {
+					c := ends[topoRng.IntN(len(ends))]
+					if !slices.Contains(chosen, c) {
+						chosen = append(chosen, c)
+					}
+				}
+				for _, c := range chosen {
+					s.addLink(name(c), name(j), t.IP)
+					ends = append(ends, c, j)
+				}
+			}
+		case "random":
+			reach := t.Reach
+			if reach == 0 {
+				reach = model.MaxRange(s.params, dev, dev)
+			}
+			for a := range gen {
+				for b := a + 1; b < len(gen); b++ {
+					dx, dy := gen[a].x-gen[b].x, gen[a].y-gen[b].y
+					if dx*dx+dy*dy <= reach*reach {
+						s.addLink(name(a), name(b), t.IP)
+					}
+				}
+			}
+		}
+	}
+	for _, l := range sc.Links {
+		s.addLink(l.A, l.B, l.IPParams)
+	}
+	if band, err := radio.EU868().Find(sc.Radio.FrequencyHz, sc.Radio.BandwidthHz); err == nil {
+		s.dutyLimit = band.AirtimePerHour()
+	}
+	if len(s.radioOf) > 0 {
+		rn := make([]radio.Node, len(s.radioOf))
+		for i, n := range s.radioOf {
+			rn[i] = radio.Node{X: n.x, Y: n.y, Device: dev}
+		}
+		m, err := radio.NewMedium(rn, rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedRadio))),
+			radio.WithModel(model), radio.WithCaptureThreshold(sc.Radio.CaptureDB))
+		if err != nil {
+			return fmt.Errorf("%w: radio: %w", ErrScenario, err)
+		}
+		s.medium = m
+	}
+	// Workload endpoints.
+	pick := func(names []string) []*node {
+		if len(names) == 0 {
+			return s.nodes
+		}
+		var out []*node
+		for _, nm := range names {
+			out = append(out, s.byName[nm])
+		}
+		return out
+	}
+	s.senders = pick(sc.Traffic.Senders)
+	s.dests = pick(sc.Traffic.Destinations)
+	var ck [32]byte
+	crng := rand.NewChaCha8(seedBytes(sc.Seed, -1, seedChannel))
+	_, _ = crng.Read(ck[:])
+	s.channel = protocol.ChannelKey(ck)
+	// Engines.
+	for _, n := range s.nodes {
+		eng, err := routing.New(n.cfg, s.now, nil)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.name, err)
+		}
+		n.eng = eng
+	}
+	for _, n := range s.nodes {
+		s.nodeUp(n)
+	}
+	// Workload and dynamics.
+	start := Epoch.Add(sc.Traffic.Start.Duration)
+	if sc.Traffic.Rate > 0 && len(s.dests) > 0 {
+		for _, n := range s.senders {
+			s.push(&event{at: start.Add(expDur(n.rng, sc.Traffic.Rate)), kind: evSend, node: n})
+		}
+	}
+	if sc.Traffic.BroadcastRate > 0 {
+		for _, n := range s.nodes {
+			s.push(&event{at: start.Add(expDur(n.rng, sc.Traffic.BroadcastRate)), kind: evBroadcast, node: n})
+		}
+	}
+	for i, d := range sc.Dynamics {
+		s.push(&event{at: Epoch.Add(d.At.Duration), kind: evDynamic, dyn: i})
+	}
+	return nil
+}
+
+// expDur draws an exponential inter-arrival time for rate per second.
+func expDur(r *rand.Rand, rate float64) time.Duration {
+	return time.Duration(r.ExpFloat64() / rate * float64(time.Second))
+}
+
+func (s *Sim) push(e *event) {
+	s.seq++
+	e.seq = s.seq
+	heap.Push(&s.q, e)
+}
+
+func (s *Sim) step(n *node, in routing.Input) {
+	if !n.up {
+		return
+	}
+	if err := n.eng.Step(s.now, in); err != nil {
+		s.errs++
+	}
+	s.process(n)
+}
+
+// process carries out the node's Ready in the documented order: persist,
+// transmit and publish, deliver and notify, Advance.
+func (s *Sim) process(n *node) {
+	for n.eng.HasReady() {
+		rd := n.eng.Ready()
+		for _, r := range rd.Persist {
+			n.store[r.Key] = append([]byte(nil), r.Value...)
+		}
+		for _, k := range rd.Deletes {
+			delete(n.store, k)
+		}
+		for _, tx := range rd.Transmits {
+			s.transmit(n, tx)
+		}
+		for _, p := range rd.Publish {
+			s.gossip(n, p)
+		}
+		for i := range rd.Deliveries {
+			s.deliver(n, &rd.Deliveries[i])
+		}
+		for i := range rd.Events {
+			s.engineEvent(n, &rd.Events[i])
+		}
+		if c := rd.Counters; c != nil {
+			n.stats.CustodyPeak = max(n.stats.CustodyPeak, c.CustodyCount)
+			n.stats.QueueDrops = c.QueueDrops
+		}
+		n.eng.Advance()
+	}
+	s.scheduleTick(n)
+}
+
+func (s *Sim) scheduleTick(n *node) {
+	w := n.eng.NextWake()
+	if w.IsZero() {
+		return
+	}
+	if !n.wakeAt.IsZero() && !w.Before(n.wakeAt) && n.wakeAt.After(s.now) {
+		return
+	}
+	if w.Before(s.now) {
+		w = s.now
+	}
+	n.wgen++
+	n.wakeAt = w
+	s.push(&event{at: w, kind: evTick, node: n, gen: n.wgen})
+}
+
+func (s *Sim) count(kind string, size int) {
+	s.frames[kind]++
+	s.bytes[kind] += uint64(size)
+}
+
+func (s *Sim) transmit(n *node, tx routing.Transmit) {
+	if tx.Link == loraLinkID && n.radioID >= 0 {
+		s.count("lora/"+tx.Priority.String(), len(tx.Frame))
+		n.held = append(n.held, routing.Transmit{Link: tx.Link, To: tx.To, Frame: append([]byte(nil), tx.Frame...), Priority: tx.Priority})
+		s.radioSend(n)
+		return
+	}
+	for _, l := range n.links {
+		if l.id == tx.Link {
+			s.count(l.kind().String()+"/"+tx.Priority.String(), len(tx.Frame))
+			s.ipSend(n, l, tx)
+			return
+		}
+	}
+	s.errs++
+}
+
+// ipSend models an IP link: per-direction serialisation at the link's
+// bandwidth, latency plus uniform jitter (order kept, as a stream
+// transport keeps it) and random loss.
+func (s *Sim) ipSend(n *node, l *ipLink, tx routing.Transmit) {
+	n.stats.FramesSent++
+	n.stats.BytesSent += uint64(len(tx.Frame))
+	to := l.other(n)
+	s.trace.frame(s.now, "tx", n.idx, int(l.id), tx.Frame)
+	if !l.usable() || len(tx.Frame) > l.p.MTU {
+		s.trace.rec(s.now, "drop", n.idx, int(l.id), "down-or-mtu")
+		return
+	}
+	if l.p.Loss > 0 && s.rng.Float64() < l.p.Loss {
+		n.stats.LinkLoss++
+		s.trace.rec(s.now, "drop", n.idx, int(l.id), "loss")
+		return
+	}
+	dir := 0
+	if n == l.b {
+		dir = 1
+	}
+	start := s.now
+	if l.busy[dir].After(start) {
+		start = l.busy[dir]
+	}
+	if l.p.BandwidthBps > 0 {
+		start = start.Add(time.Duration(int64(len(tx.Frame)) * 8 * int64(time.Second) / l.p.BandwidthBps))
+	}
+	l.busy[dir] = start
+	at := start.Add(l.p.Latency.Duration)
+	if l.p.Jitter.Duration > 0 {
+		at = at.Add(time.Duration(s.rng.Int64N(int64(l.p.Jitter.Duration))))
+	}
+	if at.Before(l.last[dir]) {
+		at = l.last[dir]
+	}
+	l.last[dir] = at
+	s.push(&event{at: at, kind: evInput, node: to, in: routing.FrameReceived{Link: l.id, Frame: append([]byte(nil), tx.Frame...)}})
+}
+
+// radioSend starts the node's next held frame if the radio is idle and the
+// duty cycle allows it; otherwise the frame waits (for the end of the
+// current frame, or until the ledger says it may go).
+func (s *Sim) radioSend(n *node) {
+	if !n.up || n.busy || n.blocked || n.sensing || len(n.held) == 0 {
+		return
+	}
+	if s.radioCfg.CarrierSense == "csma" {
+		if busyUntil, busy := s.channelBusy(n); busy {
+			// Wait for the end of what the node hears, plus a random
+			// backoff of 0 to 16 symbols, so that the waiting nodes do not
+			// all start at once.
+			n.sensing = true
+			n.stats.CarrierWaits++
+			backoff := time.Duration(n.mac.Int64N(16 * int64(s.params.SymbolTime())))
+			s.push(&event{at: busyUntil.Add(backoff), kind: evCarrier, node: n, gen: n.gen})
+			return
+		}
+	}
+	tx := n.held[0]
+	air, err := s.params.TimeOnAir(len(tx.Frame))
+	if err != nil {
+		// Larger than a LoRa frame: the engine fragments to the MTU, so
+		// this is a bug; drop it and say so.
+		s.errs++
+		n.held = n.held[1:]
+		s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
+		return
+	}
+	freq, bw := s.radioCfg.FrequencyHz, s.radioCfg.BandwidthHz
+	if n.ledger != nil {
+		ok, earliest, err := n.ledger.CanTransmit(s.now, freq, bw, air)
+		if err != nil || earliest.IsZero() && !ok {
+			s.errs++
+			n.held = n.held[1:]
+			s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
+			return
+		}
+		if !ok {
+			n.blocked = true
+			n.blockedAt = s.now
+			n.stats.Deferrals++
+			s.trace.rec(s.now, "defer", n.idx, int(loraLinkID), earliest.Sub(Epoch).String())
+			s.push(&event{at: earliest, kind: evLoRaRetry, node: n, gen: n.gen})
+			return
+		}
+	}
+	id, end, err := s.medium.StartTx(n.radioID, s.now, freq, s.params, len(tx.Frame))
+	if err != nil {
+		s.errs++
+		return
+	}
+	n.busy = true
+	s.onAir = append(s.onAir, airTx{id: id, end: end})
+	if n.ledger != nil {
+		if err := n.ledger.Record(s.now, freq, bw, air); err != nil {
+			s.errs++
+		}
+		used, _ := n.ledger.Used(end, freq, bw)
+		n.stats.DutyPeak = max(n.stats.DutyPeak, float64(used)/float64(s.dutyLimit))
+	}
+	n.stats.FramesSent++
+	n.stats.BytesSent += uint64(len(tx.Frame))
+	n.stats.Airtime += air
+	s.trace.frame(s.now, "tx", n.idx, int(loraLinkID), tx.Frame)
+	s.push(&event{at: end, kind: evLoRaEnd, node: n, tx: id, gen: n.gen})
+}
+
+// channelBusy reports whether n hears a transmission in progress (its
+// received power reaches the threshold: the medium's candidates), and
+// until when the latest one it hears lasts. Hidden nodes stay hidden.
+func (s *Sim) channelBusy(n *node) (until time.Time, busy bool) {
+	for _, a := range s.onAir {
+		if !a.end.After(s.now) {
+			continue
+		}
+		c, err := s.medium.Candidates(a.id)
+		if err != nil {
+			continue
+		}
+		if _, ok := slices.BinarySearch(c, n.radioID); ok {
+			busy = true
+			if a.end.After(until) {
+				until = a.end
+			}
+		}
+	}
+	return until, busy
+}
+
+// radioEnd judges a finished radio frame at every candidate receiver and
+// reports TxDone to the sender.
+func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
+	n.busy = false
+	s.onAir = slices.DeleteFunc(s.onAir, func(a airTx) bool { return a.id == id })
+	tx := n.held[0]
+	n.held = n.held[1:]
+	var err error
+	s.rx, err = s.medium.Outcomes(id, s.rx[:0])
+	if err != nil {
+		s.errs++
+	}
+	for _, r := range s.rx {
+		to := s.radioOf[r.Receiver]
+		if !to.up {
+			continue
+		}
+		switch r.Status {
+		case radio.Received:
+			s.trace.rx(s.now, to.idx, int(loraLinkID), n.idx, r.SNRDB)
+			s.step(to, routing.FrameReceived{Link: loraLinkID, Frame: append([]byte(nil), tx.Frame...), SNR: r.SNRDB, HasSNR: true})
+			to.stats.FramesReceived++
+			to.stats.BytesReceived += uint64(len(tx.Frame))
+		case radio.Collision:
+			to.stats.Collisions++
+			s.trace.rec(s.now, "lost", to.idx, int(loraLinkID), "collision")
+		case radio.HalfDuplex:
+			to.stats.HalfDuplex++
+			s.trace.rec(s.now, "lost", to.idx, int(loraLinkID), "half-duplex")
+		}
+	}
+	// A frame sent before the node crashed still reached the others, but
+	// the restarted engine never handed it over and waits for no TxDone.
+	if gen == n.gen {
+		s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
+	}
+	s.radioSend(n)
+}
+
+// gossip carries a published channel frame to every other node of the
+// publisher's IP side, as gossipsub would.
+func (s *Sim) gossip(from *node, p routing.Publish) {
+	reached := map[*node]bool{from: true}
+	todo := []*node{from}
+	for len(todo) > 0 {
+		nd := todo[0]
+		todo = todo[1:]
+		for _, l := range nd.links {
+			if o := l.other(nd); l.usable() && l.kind() == routing.LinkIP && !reached[o] {
+				reached[o] = true
+				todo = append(todo, o)
+			}
+		}
+	}
+	for _, nd := range s.nodes {
+		if nd != from && reached[nd] {
+			s.count("gossip", len(p.Frame))
+			s.push(&event{at: s.now.Add(gossipLatency), kind: evInput, node: nd, in: routing.GossipReceived{Frame: append([]byte(nil), p.Frame...)}})
+		}
+	}
+}
+
+func (s *Sim) deliver(n *node, d *routing.Delivery) {
+	n.inbox = append(n.inbox, routing.Delivery{ID: d.ID, From: d.From, Broadcast: d.Broadcast})
+	s.trace.rec(s.now, "deliver", n.idx, 0, fmt.Sprintf("%x", d.ID[:8]))
+	if d.Broadcast {
+		s.bcastRx++
+		return
+	}
+	m := s.byID[d.ID]
+	if m == nil || m.dst != n || m.delivered {
+		return
+	}
+	m.delivered, m.at = true, s.now
+	n.stats.Delivered++
+}
+
+func (s *Sim) engineEvent(n *node, ev *routing.Event) {
+	s.trace.rec(s.now, "event", n.idx, 0, fmt.Sprintf("%v ref=%d", ev.Kind, ev.Ref))
+	if ev.Ref == 0 || ev.Ref > uint64(len(s.msgs)) {
+		return
+	}
+	m := s.msgs[ev.Ref-1]
+	if m.src != n {
+		return
+	}
+	switch ev.Kind {
+	case routing.EventAccepted:
+		m.id, m.hasID = ev.ID, true
+		s.byID[ev.ID] = m
+	case routing.EventRefused:
+		m.refused = true
+	}
+}
+
+func (s *Sim) sendMessage(n *node) {
+	tr := s.sc.Traffic
+	if stop := tr.Stop.Duration; stop == 0 || s.now.Before(Epoch.Add(stop)) {
+		if !n.up {
+			// A stopped node's application sends nothing; the process
+			// goes on.
+			s.push(&event{at: s.now.Add(expDur(n.rng, tr.Rate)), kind: evSend, node: n})
+			return
+		}
+		var dst *node
+		for range 8 {
+			if c := s.dests[n.rng.IntN(len(s.dests))]; c != n {
+				dst = c
+				break
+			}
+		}
+		if dst != nil {
+			m := &message{ref: uint64(len(s.msgs) + 1), src: n, dst: dst, sent: s.now}
+			s.msgs = append(s.msgs, m)
+			body := make([]byte, tr.Size)
+			binary.BigEndian.PutUint64(body[:min(8, len(body))], m.ref)
+			s.trace.rec(s.now, "send", n.idx, dst.idx, fmt.Sprintf("ref=%d", m.ref))
+			s.step(n, routing.SendRequest{Ref: m.ref, Dest: dst.addr, Body: body})
+		}
+		s.push(&event{at: s.now.Add(expDur(n.rng, tr.Rate)), kind: evSend, node: n})
+	}
+}
+
+func (s *Sim) sendBroadcast(n *node) {
+	tr := s.sc.Traffic
+	if stop := tr.Stop.Duration; stop == 0 || s.now.Before(Epoch.Add(stop)) {
+		if !n.up {
+			s.push(&event{at: s.now.Add(expDur(n.rng, tr.BroadcastRate)), kind: evBroadcast, node: n})
+			return
+		}
+		s.bcasts++
+		body := make([]byte, min(tr.Size, 64))
+		s.trace.rec(s.now, "bcast", n.idx, 0, "")
+		s.step(n, routing.Broadcast{Ref: 1 << 62, Channel: s.channel, Body: body})
+		s.push(&event{at: s.now.Add(expDur(n.rng, tr.BroadcastRate)), kind: evBroadcast, node: n})
+	}
+}
+
+func (s *Sim) dynamic(i int) {
+	d := s.sc.Dynamics[i]
+	for _, name := range d.Nodes {
+		n := s.byName[name]
+		if d.Action == "down" && n.up {
+			s.stop(n)
+		} else if d.Action == "up" && !n.up {
+			s.start(n)
+		}
+	}
+	up := d.Action == "heal"
+	for _, name := range d.Links {
+		l := s.lByNm[name]
+		if l == nil || l.up == up {
+			continue
+		}
+		was := l.usable()
+		l.up = up
+		s.trace.rec(s.now, d.Action, l.a.idx, int(l.id), name)
+		if was == l.usable() {
+			continue
+		}
+		for _, n := range []*node{l.a, l.b} {
+			if up {
+				s.step(n, routing.LinkUp{Link: l.info(n)})
+			} else {
+				s.step(n, routing.LinkDown{Link: l.id})
+			}
+		}
+	}
+}
+
+// stop crashes a node: its engine and everything in memory are gone, its
+// store survives; the neighbours of its point-to-point links see them go
+// down. A frame already on the air finishes.
+func (s *Sim) stop(n *node) {
+	s.trace.rec(s.now, "down", n.idx, 0, n.name)
+	var down []*ipLink
+	for _, l := range n.links {
+		if l.usable() {
+			down = append(down, l)
+		}
+	}
+	n.up = false
+	n.gen++
+	n.wgen++
+	n.wakeAt = time.Time{}
+	n.sensing = false
+	if n.blocked {
+		n.blocked = false
+		n.stats.Blocked += s.now.Sub(n.blockedAt)
+	}
+	if n.busy {
+		n.held = n.held[:1] // the frame on the air
+	} else {
+		n.held = nil
+	}
+	for _, l := range down {
+		s.step(l.other(n), routing.LinkDown{Link: l.id})
+	}
+}
+
+// start restarts a node from its store with fresh randomness (derived from
+// the seed, its index and how often it restarted).
+func (s *Sim) start(n *node) {
+	s.trace.rec(s.now, "up", n.idx, 0, n.name)
+	keys := make([]string, 0, len(n.store))
+	for k := range n.store {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	recs := make([]routing.Record, 0, len(keys))
+	for _, k := range keys {
+		recs = append(recs, routing.Record{Key: k, Value: n.store[k]})
+	}
+	n.cfg.Rand = rand.NewChaCha8(seedBytes(s.sc.Seed, n.idx|int(n.gen)<<32, seedEngine))
+	eng, err := routing.New(n.cfg, s.now, recs)
+	if err != nil {
+		s.errs++
+		return
+	}
+	n.eng = eng
+	n.up = true
+	s.nodeUp(n)
+	for _, l := range n.links {
+		if l.usable() {
+			s.step(l.other(n), routing.LinkUp{Link: l.info(l.other(n))})
+		}
+	}
+}
+
+// nodeUp tells a node's engine about its channel and links.
+func (s *Sim) nodeUp(n *node) {
+	if s.sc.Traffic.BroadcastRate > 0 {
+		s.step(n, routing.JoinChannel{Key: s.channel})
+	}
+	if n.radioID >= 0 {
+		s.step(n, routing.LinkUp{Link: routing.LinkInfo{
+			ID: loraLinkID, Kind: routing.LinkLoRa, Window: 1, MTU: radio.MaxPayload,
+			Bitrate: max(1, int(s.params.Bitrate())),
+		}})
+	}
+	for _, l := range n.links {
+		if l.usable() {
+			s.step(n, routing.LinkUp{Link: l.info(n)})
+		}
+	}
+	s.process(n)
+}
+
+// Run processes events until the scenario's duration has passed. progress,
+// if not nil, is called now and then with the simulated time reached.
+func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
+	next := time.Minute
+	for s.q.Len() > 0 && !s.q[0].at.After(s.end) {
+		e := heap.Pop(&s.q).(*event)
+		s.now = e.at
+		s.events++
+		if progress != nil && s.now.Sub(Epoch) >= next {
+			progress(s.now.Sub(Epoch), s.events)
+			next += time.Minute
+		}
+		if e.node != nil && !e.node.up && e.kind != evLoRaEnd && e.kind != evSend && e.kind != evBroadcast {
+			continue
+		}
+		switch e.kind {
+		case evTick:
+			if e.gen != e.node.wgen {
+				continue
+			}
+			e.node.wakeAt = time.Time{}
+			e.node.eng.Tick(s.now)
+			s.process(e.node)
+		case evInput:
+			if fr, ok := e.in.(routing.FrameReceived); ok {
+				e.node.stats.FramesReceived++
+				e.node.stats.BytesReceived += uint64(len(fr.Frame))
+				s.trace.rec(s.now, "rx", e.node.idx, int(fr.Link), "")
+			}
+			s.step(e.node, e.in)
+		case evLoRaEnd:
+			s.radioEnd(e.node, e.tx, e.gen)
+		case evCarrier:
+			if e.gen != e.node.gen {
+				continue
+			}
+			e.node.sensing = false
+			s.radioSend(e.node)
+		case evLoRaRetry:
+			n := e.node
+			if e.gen != n.gen {
+				continue
+			}
+			n.blocked = false
+			n.stats.Blocked += s.now.Sub(n.blockedAt)
+			s.radioSend(n)
+		case evSend:
+			s.sendMessage(e.node)
+		case evBroadcast:
+			s.sendBroadcast(e.node)
+		case evDynamic:
+			s.dynamic(e.dyn)
+		}
+	}
+	s.now = s.end
+	// A node still blocked at the end counts its wait so far.
+	for _, n := range s.nodes {
+		if n.blocked {
+			n.stats.Blocked += s.now.Sub(n.blockedAt)
+			n.blockedAt = s.now
+		}
+	}
+}
