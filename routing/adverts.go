@@ -68,6 +68,18 @@ func (e *Engine) queueAdvert(l *link, r advertReq) {
 	l.adverts = slices.Insert(l.adverts, i, r)
 }
 
+// advertRate is the advertisement budget of l in bytes per second:
+// AnnounceShare of the link's bitrate, and on a duty-cycled link at most
+// DutyCycleAdvertShare of the airtime the duty cycle allows, so adverts can
+// never eat a radio's whole legal airtime.
+func (e *Engine) advertRate(l *link) float64 {
+	rate := e.cfg.AnnounceShare * float64(l.info.Bitrate) / 8
+	if d := l.info.DutyCycle; d > 0 {
+		rate = min(rate, e.cfg.DutyCycleAdvertShare*d*float64(l.info.Bitrate)/8)
+	}
+	return rate
+}
+
 // refill adds the advertisement budget earned since the last refill.
 func (e *Engine) refill(l *link) {
 	dt := e.now.Sub(l.refilled).Seconds()
@@ -75,7 +87,7 @@ func (e *Engine) refill(l *link) {
 	if dt <= 0 {
 		return
 	}
-	rate := e.cfg.AnnounceShare * float64(l.info.Bitrate) / 8
+	rate := e.advertRate(l)
 	// The bucket holds at least one full advert (with the KEM key), so an
 	// answer that carries a key can always go out eventually.
 	l.tokens = min(l.tokens+rate*dt, float64(max(e.cfg.AnnounceBurst, protocol.AdvertHeaderSize+protocol.AnnounceCompactSize+protocol.KEMPublicKeySize)))
@@ -191,7 +203,7 @@ func (e *Engine) advertReadyAt(l *link) time.Time {
 	if n == 0 {
 		return time.Time{}
 	}
-	rate := e.cfg.AnnounceShare * float64(l.info.Bitrate) / 8
+	rate := e.advertRate(l)
 	tokens := l.tokens + rate*e.now.Sub(l.refilled).Seconds()
 	need := float64(n) - tokens
 	if need <= 0 {

@@ -32,6 +32,11 @@ type Config struct {
 	// AnnounceShare is the share of each link's bitrate that
 	// advertisements may use (default 0.02, as Reticulum).
 	AnnounceShare float64
+	// DutyCycleAdvertShare caps adverts on a link with a duty cycle
+	// (LinkInfo.DutyCycle) to this share of the airtime the duty cycle
+	// allows (default 0.25). With EU868's 1 % sub-band that is 0.25 % of the
+	// bitrate; with the 10 % sub-band AnnounceShare is the tighter bound.
+	DutyCycleAdvertShare float64
 	// AnnounceBurst is the advertisement budget a link starts with and may
 	// save up, in bytes (default 2,048).
 	AnnounceBurst int
@@ -111,6 +116,9 @@ func (c *Config) applyDefaults() error {
 	def(&c.RouteTTL, 3*c.AnnounceInterval)
 	if c.AnnounceShare <= 0 || c.AnnounceShare > 1 {
 		c.AnnounceShare = 0.02
+	}
+	if c.DutyCycleAdvertShare <= 0 || c.DutyCycleAdvertShare > 1 {
+		c.DutyCycleAdvertShare = 0.25
 	}
 	defInt(&c.AnnounceBurst, 2048)
 	defInt(&c.MaxRoutes, 100_000)

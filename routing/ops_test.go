@@ -39,3 +39,27 @@ func TestReadyRecordsDisjoint(t *testing.T) {
 		t.Fatalf("records repeated in the next Ready: %+v", rd2)
 	}
 }
+
+// TestAdvertRateDutyCycle checks the advert budget against a duty cycle.
+func TestAdvertRateDutyCycle(t *testing.T) {
+	id, _ := protocol.NewIdentity(rand.NewChaCha8([32]byte{1}))
+	e, err := New(Config{Identity: id, Rand: rand.NewChaCha8([32]byte{2})}, time.Unix(1_800_000_000, 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		duty, want float64 // want in bytes per second at 8,000 bit/s
+	}{
+		{0, 0.02 * 1000},           // no duty cycle: 2 % of the bitrate
+		{0.01, 0.25 * 0.01 * 1000}, // EU868 1 %: a quarter of the legal airtime
+		{0.1, 0.02 * 1000},         // EU868 10 %: the 2 % share is tighter
+	} {
+		l := &link{info: LinkInfo{ID: 1, Kind: LinkLoRa, Bitrate: 8000, DutyCycle: tc.duty}}
+		if got := e.advertRate(l); got < tc.want-1e-9 || got > tc.want+1e-9 {
+			t.Errorf("duty %v: %v B/s, want %v", tc.duty, got, tc.want)
+		}
+	}
+	if err := e.Step(time.Unix(1_800_000_000, 0), LinkUp{Link: LinkInfo{ID: 2, Kind: LinkLoRa, DutyCycle: 1.5}}); err == nil {
+		t.Error("duty cycle 1.5 accepted")
+	}
+}

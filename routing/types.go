@@ -78,6 +78,11 @@ type LinkInfo struct {
 	// QueueBytes bounds the frames waiting for this link. Zero means 4 MiB
 	// for IP and TCP, 16 KiB for LoRa.
 	QueueBytes int
+	// DutyCycle is the share of time the link may transmit at all (a
+	// regulatory limit: 0.01 in the EU868 g1 sub-band). The advertisement
+	// budget is a share of the airtime the link really has, not of its raw
+	// bitrate. Zero means no limit (1).
+	DutyCycle float64
 }
 
 func (l *LinkInfo) applyDefaults() {
@@ -119,6 +124,8 @@ func (l LinkInfo) validate() error {
 		return fmt.Errorf("link %d: bitrate %d: %w", l.ID, l.Bitrate, ErrBadInput)
 	case l.Window < 0 || l.QueueBytes < 0:
 		return fmt.Errorf("link %d: negative window or queue: %w", l.ID, ErrBadInput)
+	case l.DutyCycle < 0 || l.DutyCycle > 1 || l.DutyCycle != l.DutyCycle:
+		return fmt.Errorf("link %d: duty cycle %v not in 0..1: %w", l.ID, l.DutyCycle, ErrBadInput)
 	}
 	return nil
 }

@@ -918,10 +918,18 @@ func (s *Sim) nodeUp(n *node) {
 		s.step(n, routing.JoinChannel{Key: s.channel})
 	}
 	if n.radioID >= 0 {
-		s.step(n, routing.LinkUp{Link: routing.LinkInfo{
+		info := routing.LinkInfo{
 			ID: loraLinkID, Kind: routing.LinkLoRa, Window: 1, MTU: radio.MaxPayload,
 			Bitrate: max(1, int(s.params.Bitrate())),
-		}})
+		}
+		if n.ledger != nil {
+			// The engine budgets adverts against the airtime the sub-band
+			// really allows, as the daemon's LoRa transport will tell it.
+			if band, err := radio.EU868().Find(s.sc.Radio.FrequencyHz, s.sc.Radio.BandwidthHz); err == nil {
+				info.DutyCycle = band.DutyCycle
+			}
+		}
+		s.step(n, routing.LinkUp{Link: info})
 	}
 	for _, l := range n.links {
 		if l.usable() {
