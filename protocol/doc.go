@@ -2,7 +2,9 @@
 // protects them: identities and mesh addresses, signed envelopes with
 // end-to-end sealing (HPKE over the X-Wing hybrid KEM, X25519 + ML-KEM-768),
 // signed announces, delivery receipts, padding, ratcheted "lite" sessions for
-// constrained links, authenticated broadcast channel frames and fragments.
+// constrained links, authenticated broadcast channel frames, fragments, and
+// the hop-by-hop routing control frames (adverts, hop frames, path requests,
+// hop acks, custody offers and answers, expiry notices).
 //
 // The package is pure: it performs no I/O, never reads the wall clock (time is
 // always a parameter) and never draws from a global random source (randomness
