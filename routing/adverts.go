@@ -322,6 +322,7 @@ func (e *Engine) propagate(d *destEntry, l *link) {
 func (e *Engine) routeChanged(d *destEntry, res updateResult) (propagated bool) {
 	switch res {
 	case updAdded:
+		e.table.routes++
 		e.counters.RoutesAdded++
 		// Neighbours may have heard our retraction, or never heard of
 		// the destination from us (its announce was not new): tell them.
@@ -340,6 +341,7 @@ func (e *Engine) routeChanged(d *destEntry, res updateResult) (propagated bool) 
 		}
 		e.retryDest(d.dest)
 	case updRemoved:
+		e.table.routes--
 		e.counters.RoutesRemoved++
 		// Tell neighbours quickly that the route is gone.
 		for _, l := range e.sortedLinks() {

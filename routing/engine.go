@@ -321,12 +321,7 @@ func (e *Engine) Advance() {
 
 func (e *Engine) updateGauges() {
 	c := &e.counters
-	c.Routes = 0
-	for _, d := range e.table.dests {
-		if d.best >= 0 {
-			c.Routes++
-		}
-	}
+	c.Routes = uint64(e.table.routes)
 	c.CustodyCount = uint64(len(e.custody.recs))
 	c.CustodyBytes = uint64(e.custody.bytes)
 	c.SeenEntries = uint64(e.seen.len())

@@ -639,6 +639,9 @@ func (run *fuzzRun) check() {
 		}
 	}
 	run.last = c
+	if routes := run.a.Routes(); c.Routes != uint64(len(routes)) {
+		t.Fatalf("Routes gauge %d, table has %d routes", c.Routes, len(routes))
+	}
 	for _, r := range run.a.Routes() {
 		if _, ok := run.links[r.Link]; !ok || r.Dest == run.fx.a.Address() || r.Metric == routing.MetricInfinite {
 			t.Fatalf("route to %v over link %d (up: %v), metric %d", r.Dest, r.Link, ok, r.Metric)

@@ -19,6 +19,11 @@ func TestQuickLine(t *testing.T) {
 	}
 	n.run(5 * time.Second)
 	t.Logf("n1 routes:\n%s", n.routesOf(n.node("n1")))
+	for _, nd := range n.order {
+		if c := nd.eng.Counters(); c.Routes != uint64(len(nd.eng.Routes())) {
+			t.Fatalf("%s: Routes gauge %d, table has %d", nd.name, c.Routes, len(nd.eng.Routes()))
+		}
+	}
 	n.send("n1", "n5", "across the line")
 	n.run(30 * time.Second)
 	if got := len(n.node("n5").inbox); got != 1 {

@@ -59,6 +59,10 @@ func (d *destEntry) route() (candidate, bool) {
 type table struct {
 	dests map[Address]*destEntry
 	max   int
+	// routes counts the entries with a selected route (the Routes gauge),
+	// kept up to date by the engine as selections come and go, so reading
+	// it costs nothing however large the table.
+	routes int
 }
 
 func newTable(max int) *table {
@@ -88,6 +92,9 @@ func (t *table) entry(a Address, metric uint16) *destEntry {
 		}
 		if worst == nil || worstMetric <= int(metric) {
 			return nil
+		}
+		if worst.best >= 0 {
+			t.routes--
 		}
 		delete(t.dests, worst.dest)
 	}
