@@ -2,6 +2,7 @@ package routing
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -24,7 +25,7 @@ func (e *Engine) newOwnAnnounce() {
 		return // cannot happen without hints; keep the previous announce
 	}
 	e.ownAnnounce = a
-	e.persist(seqKey, be32(nil, e.ownSeq))
+	e.persist(seqKey, binary.BigEndian.AppendUint32(nil, e.ownSeq))
 	e.nextAnnounce = e.now.Add(e.cfg.AnnounceInterval - e.jitter(e.cfg.AnnounceInterval/10))
 	e.counters.AnnouncesSent++
 }

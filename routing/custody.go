@@ -3,6 +3,7 @@ package routing
 import (
 	"bytes"
 	"container/heap"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"time"
@@ -218,11 +219,11 @@ func encodeCustody(r *custodyRec) []byte {
 		flags |= crHandedOff
 	}
 	b = append(b, custodyFormat, flags, byte(r.typ))
-	b = be64(b, r.ref)
+	b = binary.BigEndian.AppendUint64(b, r.ref)
 	b = append(b, r.dest[:]...)
-	b = be32(b, uint32(r.created))
-	b = be32(b, uint32(r.expires))
-	b = be32(b, uint32(len(r.data)))
+	b = binary.BigEndian.AppendUint32(b, uint32(r.created))
+	b = binary.BigEndian.AppendUint32(b, uint32(r.expires))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(r.data)))
 	return append(b, r.data...)
 }
 
@@ -246,12 +247,12 @@ func decodeCustody(id MessageID, b []byte) (*custodyRec, error) {
 		sealedSender: flags&crSealedSender != 0,
 		handedOff:    flags&crHandedOff != 0,
 		typ:          protocol.Type(b[2]),
-		ref:          u64(b[3:]),
-		created:      protocol.Timestamp(u32(b[27:])),
-		expires:      protocol.Timestamp(u32(b[31:])),
+		ref:          binary.BigEndian.Uint64(b[3:]),
+		created:      protocol.Timestamp(binary.BigEndian.Uint32(b[27:])),
+		expires:      protocol.Timestamp(binary.BigEndian.Uint32(b[31:])),
 	}
 	copy(r.dest[:], b[11:27])
-	n := u32(b[35:])
+	n := binary.BigEndian.Uint32(b[35:])
 	if uint64(n) != uint64(len(b)-39) || n > maxCustodyData {
 		return nil, fmt.Errorf("custody record %x: data length %d of %d: %w", id, n, len(b)-39, ErrCorruptRecord)
 	}
@@ -329,15 +330,3 @@ func (d *deliveredSet) expire(now protocol.Timestamp) []MessageID {
 	d.order = keep
 	return out
 }
-
-func be32(b []byte, v uint32) []byte {
-	return append(b, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
-}
-
-func be64(b []byte, v uint64) []byte { return be32(be32(b, uint32(v>>32)), uint32(v)) }
-
-func u32(b []byte) uint32 {
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
-
-func u64(b []byte) uint64 { return uint64(u32(b))<<32 | uint64(u32(b[4:])) }

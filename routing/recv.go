@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -183,7 +184,7 @@ func (e *Engine) markDelivered(env *protocol.Envelope) {
 	for _, old := range e.delivered.add(env.ID, env.Expires) {
 		e.del(deliveredKey(old))
 	}
-	e.persist(deliveredKey(env.ID), be32(nil, uint32(env.Expires)))
+	e.persist(deliveredKey(env.ID), binary.BigEndian.AppendUint32(nil, uint32(env.Expires)))
 }
 
 // sendReceipt signs a receipt for env and sends it to from in a clear,

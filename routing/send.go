@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -405,7 +406,7 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 		if len(rec.Value) != 4 {
 			return fmt.Errorf("sequence record: %w", ErrCorruptRecord)
 		}
-		e.ownSeq = max(e.ownSeq, u32(rec.Value))
+		e.ownSeq = max(e.ownSeq, binary.BigEndian.Uint32(rec.Value))
 		return nil
 	case len(rec.Key) == 34 && rec.Key[:2] == "c/":
 		id, err := parseID(rec.Key[2:])
@@ -432,7 +433,7 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 		if len(rec.Value) != 4 {
 			return fmt.Errorf("delivered record %s: %w", rec.Key, ErrCorruptRecord)
 		}
-		if exp := protocol.Timestamp(u32(rec.Value)); exp > now {
+		if exp := protocol.Timestamp(binary.BigEndian.Uint32(rec.Value)); exp > now {
 			e.delivered.add(id, exp)
 		} else {
 			e.del(rec.Key)
