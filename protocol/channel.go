@@ -45,10 +45,9 @@ const (
 	labelChannelSig  = "meshd/channel-sig/v1"
 )
 
-// channelNonce is ChaCha20's nonce for every channel frame. A fixed nonce is
-// safe because every (channel key, kind, message ID) derives its own key, so
-// no key encrypts twice unless a sender repeats a random 64-bit message ID.
-var channelNonce [chacha20.NonceSize]byte
+// Channel frames are encrypted with oneTimeXOR: every (channel key, kind,
+// message ID) derives its own key, so no key encrypts twice unless a sender
+// repeats a random 64-bit message ID.
 
 // ChannelKey is the shared secret of a broadcast channel. Everyone who holds
 // it can read the channel and, in unsigned frames, write to it as anyone:
@@ -180,12 +179,8 @@ func SealChannel(rand io.Reader, key ChannelKey, hopLimit uint8, body []byte, si
 		out = append(out, signer.signLabelled(labelChannelSig, channelSigned(id, msgID, body))...)
 	}
 	out = append(out, body...)
-	c, err := chacha20.NewUnauthenticatedCipher(encKey, channelNonce[:])
-	if err != nil {
-		return nil, fmt.Errorf("seal channel: %w", err)
-	}
 	ct := out[channelHeaderSize:]
-	c.XORKeyStream(ct, ct)
+	oneTimeXOR(encKey, ct, ct)
 	tag := channelTag(macKey, kind, id, msgID, ct)
 	return append(out, tag[:]...), nil
 }
@@ -265,12 +260,8 @@ func (f *ChannelFrame) Open(key ChannelKey) (*ChannelMessage, error) {
 	if !hmac.Equal(tag[:], f.Tag[:]) {
 		return nil, fmt.Errorf("open channel frame %v: %w", f.Channel, ErrDecrypt)
 	}
-	c, err := chacha20.NewUnauthenticatedCipher(encKey, channelNonce[:])
-	if err != nil {
-		return nil, fmt.Errorf("open channel frame: %w", err)
-	}
 	plain := make([]byte, len(f.Ciphertext))
-	c.XORKeyStream(plain, f.Ciphertext)
+	oneTimeXOR(encKey, plain, f.Ciphertext)
 	if f.Kind == KindChannel {
 		return &ChannelMessage{Body: plain}, nil
 	}

@@ -10,8 +10,6 @@ import (
 	"io"
 	"slices"
 	"time"
-
-	"golang.org/x/crypto/chacha20"
 )
 
 // Lite sessions carry unicast traffic over constrained links (LoRa), where a
@@ -274,15 +272,6 @@ func liteKeys(mk [32]byte) (encKey, macKey []byte) {
 	return k[:32], k[32:]
 }
 
-func liteXOR(encKey, dst, src []byte) {
-	var nonce [chacha20.NonceSize]byte
-	c, err := chacha20.NewUnauthenticatedCipher(encKey, nonce[:])
-	if err != nil {
-		panic("protocol: chacha20: " + err.Error()) // key and nonce sizes are constant
-	}
-	c.XORKeyStream(dst, src)
-}
-
 func liteTag(macKey, headerAndCT []byte) []byte {
 	m := hmac.New(sha256.New, macKey)
 	m.Write(headerAndCT)
@@ -304,7 +293,7 @@ func (s *LiteSession) Seal(plaintext []byte) ([]byte, error) {
 	frame[0] = byte(KindLiteData)
 	copy(frame[1:], s.sendID[:])
 	binary.BigEndian.PutUint32(frame[1+LiteSessionIDSize:], uint32(s.sendN))
-	liteXOR(encKey, frame[liteHeaderSize:], plaintext)
+	oneTimeXOR(encKey, frame[liteHeaderSize:], plaintext)
 	frame = append(frame, liteTag(macKey, frame)...)
 	s.sendChain = next
 	s.sendN++
@@ -392,7 +381,7 @@ func liteOpen(mk [32]byte, authed, body, tag []byte) ([]byte, bool) {
 		return nil, false
 	}
 	pt := make([]byte, len(body))
-	liteXOR(encKey, pt, body)
+	oneTimeXOR(encKey, pt, body)
 	return pt, true
 }
 
