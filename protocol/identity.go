@@ -109,6 +109,14 @@ func (c CompactIdentity) verify(label string, msg, sig []byte) bool {
 	return ed25519.Verify(ed25519.PublicKey(c.SigningKey[:]), labelled(label, msg), sig)
 }
 
+// Verify checks a signature made by Identity.Sign with the same label.
+func (c CompactIdentity) Verify(label string, msg, sig []byte) bool {
+	return c.verify(labelExternal+label, msg, sig)
+}
+
+// labelExternal prefixes the labels of Identity.Sign.
+const labelExternal = "meshd-ext/"
+
 func (c CompactIdentity) appendTo(b []byte) []byte {
 	b = append(b, c.SigningKey[:]...)
 	return append(b, c.KEMKeyHash[:]...)
@@ -303,6 +311,19 @@ func (id *Identity) Address() Address { return id.pub.addr }
 
 // Compact returns the compact public identity.
 func (id *Identity) Compact() CompactIdentity { return id.pub.compact }
+
+// SigningKey returns the Ed25519 private key. The daemon uses it as its
+// libp2p host key, so a node has one identity on every transport. Treat the
+// result as secret.
+func (id *Identity) SigningKey() ed25519.PrivateKey { return id.sign }
+
+// Sign signs msg for use outside the mesh protocol (for example a DHT
+// record). The label separates domains: a signature under one label never
+// verifies under another, and "meshd-ext/" is put in front of every label so
+// no external signature can ever verify as a protocol object.
+func (id *Identity) Sign(label string, msg []byte) []byte {
+	return id.signLabelled(labelExternal+label, msg)
+}
 
 // sign signs label || msg.
 func (id *Identity) signLabelled(label string, msg []byte) []byte {

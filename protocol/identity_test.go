@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"regexp"
 	"testing"
@@ -161,4 +162,23 @@ func TestTimestamp(t *testing.T) {
 		t.Fatal("times past 2106 must clamp")
 	}
 	_ = bytes.Equal
+}
+
+func TestExternalSignature(t *testing.T) {
+	id := testIdentity(t, 1)
+	msg := []byte("record")
+	sig := id.Sign("dht-record/v1", msg)
+	c := id.Compact()
+	if !c.Verify("dht-record/v1", msg, sig) {
+		t.Fatal("signature does not verify")
+	}
+	if c.Verify("dht-record/v2", msg, sig) {
+		t.Fatal("signature verifies under another label")
+	}
+	if c.verify("dht-record/v1", msg, sig) {
+		t.Fatal("external signature verifies without the meshd-ext/ prefix")
+	}
+	if !bytes.Equal(id.SigningKey().Public().(ed25519.PublicKey), c.SigningKey[:]) {
+		t.Fatal("SigningKey does not match the compact identity")
+	}
 }
