@@ -1,0 +1,427 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/multiformats/go-multiaddr"
+	"github.com/pelletier/go-toml/v2"
+
+	"meshd.dev/meshd/internal/tomlerr"
+)
+
+// Default ports. 4001 is kubo's; meshd keeps clear of it so both can run on
+// one machine.
+const (
+	DefaultP2PPort = 7720
+	DefaultAPIAddr = "127.0.0.1:7721"
+)
+
+// ErrConfig marks a configuration problem: a bad file, variable or flag.
+var ErrConfig = errors.New("configuration")
+
+// Duration is a time.Duration written as "30m" or "1h30m" in TOML.
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want a number with a unit such as 90s, 30m or 168h", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Config is meshd's configuration. The zero value is not useful; start from
+// DefaultConfig. Every field has a TOML key, a MESHD_ environment variable
+// and (for the common ones) a flag; see docs/operations.md.
+type Config struct {
+	// DataDir holds the identity, the database, the API socket and token.
+	DataDir string `toml:"data_dir"`
+	// Listen are libp2p multiaddrs to listen on.
+	Listen []string `toml:"listen"`
+	// API is the HTTP/WebSocket API address; it must be a loopback
+	// address. Empty turns the HTTP API off (the unix socket stays).
+	API string `toml:"api"`
+	// Bootstrap are multiaddrs (with /p2p/) of DHT bootstrap peers, dialled
+	// at start.
+	Bootstrap []string `toml:"bootstrap"`
+	// MDNS finds and connects meshd nodes on the local network.
+	MDNS bool `toml:"mdns"`
+	// Relay runs the node as a relay: DHT server, circuit relay service,
+	// mailbox custody for offline peers.
+	Relay bool `toml:"relay"`
+	// DHTMode is "auto", "client" or "server".
+	DHTMode string `toml:"dht_mode"`
+
+	Log     LogConfig     `toml:"log"`
+	Limits  LimitsConfig  `toml:"limits"`
+	Routing RoutingConfig `toml:"routing"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `toml:"level"`
+	// Format is text or json.
+	Format string `toml:"format"`
+}
+
+// LimitsConfig bounds resources.
+type LimitsConfig struct {
+	// ConnLow and ConnHigh are the libp2p connection manager's watermarks:
+	// above ConnHigh connections it trims down to ConnLow.
+	ConnLow  int `toml:"conn_low"`
+	ConnHigh int `toml:"conn_high"`
+	// ShutdownTimeout bounds a clean shutdown.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+}
+
+// RoutingConfig tunes the routing engine (zero means the engine's default).
+type RoutingConfig struct {
+	AnnounceInterval Duration `toml:"announce_interval"`
+	MessageTTL       Duration `toml:"message_ttl"`
+	CustodyMaxBytes  int      `toml:"custody_max_bytes"`
+}
+
+// DefaultConfig returns the embedded defaults meshd runs on without any
+// configuration.
+func DefaultConfig() Config {
+	p := strconv.Itoa(DefaultP2PPort)
+	return Config{
+		DataDir: defaultDataDir(),
+		Listen: []string{
+			"/ip4/0.0.0.0/tcp/" + p,
+			"/ip4/0.0.0.0/udp/" + p + "/quic-v1",
+			"/ip6/::/tcp/" + p,
+			"/ip6/::/udp/" + p + "/quic-v1",
+		},
+		API:     DefaultAPIAddr,
+		MDNS:    true,
+		DHTMode: "auto",
+		Log:     LogConfig{Level: "info", Format: "text"},
+		Limits:  LimitsConfig{ConnLow: 64, ConnHigh: 128, ShutdownTimeout: Duration(10 * time.Second)},
+		Routing: RoutingConfig{AnnounceInterval: Duration(30 * time.Minute), MessageTTL: Duration(7 * 24 * time.Hour), CustodyMaxBytes: 64 << 20},
+	}
+}
+
+// defaultDataDir is $XDG_DATA_HOME/meshd, else ~/.local/share/meshd, else
+// ./meshd-data when there is no home directory (a service user without one).
+func defaultDataDir() string {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "meshd")
+	}
+	if h, err := os.UserHomeDir(); err == nil && h != "" {
+		return filepath.Join(h, ".local", "share", "meshd")
+	}
+	return "meshd-data"
+}
+
+// ConfigFileName is the configuration file's name inside the data
+// directory.
+const ConfigFileName = "config.toml"
+
+// maxConfigBytes bounds a configuration file.
+const maxConfigBytes = 1 << 20
+
+// Validate checks the configuration and names the first wrong field.
+func (c *Config) Validate() error {
+	bad := func(field, format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, a...))
+	}
+	if c.DataDir == "" {
+		return bad("data_dir", "empty")
+	}
+	if len(c.Listen) == 0 {
+		return bad("listen", "no listen address (give at least one multiaddr, e.g. /ip4/127.0.0.1/tcp/0)")
+	}
+	for _, l := range c.Listen {
+		if _, err := multiaddr.NewMultiaddr(l); err != nil {
+			return bad("listen", "%q is not a multiaddr: %v", l, err)
+		}
+	}
+	for _, b := range c.Bootstrap {
+		m, err := multiaddr.NewMultiaddr(b)
+		if err != nil {
+			return bad("bootstrap", "%q is not a multiaddr: %v", b, err)
+		}
+		if _, err := m.ValueForProtocol(multiaddr.P_P2P); err != nil {
+			return bad("bootstrap", "%q has no /p2p/<peer ID> part", b)
+		}
+	}
+	if c.API != "" {
+		host, port, err := net.SplitHostPort(c.API)
+		if err != nil {
+			return bad("api", "%q is not host:port: %v", c.API, err)
+		}
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return bad("api", "%q is not a loopback address; the API is for local apps only", c.API)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return bad("api", "port %q is not a number from 0 to 65535", port)
+		}
+	}
+	if !slices.Contains([]string{"auto", "client", "server"}, c.DHTMode) {
+		return bad("dht_mode", "%q: want auto, client or server", c.DHTMode)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		return bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		return bad("log.format", "%q: want text or json", c.Log.Format)
+	}
+	if c.Limits.ConnLow < 1 || c.Limits.ConnHigh < c.Limits.ConnLow {
+		return bad("limits", "conn_low %d and conn_high %d: want 1 <= conn_low <= conn_high", c.Limits.ConnLow, c.Limits.ConnHigh)
+	}
+	if c.Limits.ShutdownTimeout <= 0 {
+		return bad("limits.shutdown_timeout", "must be positive")
+	}
+	if c.Routing.AnnounceInterval < Duration(time.Minute) {
+		return bad("routing.announce_interval", "%v is below one minute", time.Duration(c.Routing.AnnounceInterval))
+	}
+	if c.Routing.MessageTTL < Duration(time.Minute) || c.Routing.MessageTTL > Duration(30*24*time.Hour) {
+		return bad("routing.message_ttl", "%v: want one minute to 30 days", time.Duration(c.Routing.MessageTTL))
+	}
+	if c.Routing.CustodyMaxBytes < 1<<20 {
+		return bad("routing.custody_max_bytes", "%d is below 1 MiB", c.Routing.CustodyMaxBytes)
+	}
+	return nil
+}
+
+// decodeTOML reads a configuration document over c, rejecting unknown keys
+// with their line and column.
+func decodeTOML(c *Config, doc []byte, name string) error {
+	dec := toml.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, name, tomlerr.Describe(err))
+	}
+	return nil
+}
+
+// Flags are the command-line settings of `meshd run`. Only the flags given
+// on the command line override the file and the environment.
+type Flags struct {
+	fs         *flag.FlagSet
+	configPath string
+	dataDir    string
+	listen     multiFlag
+	api        string
+	bootstrap  multiFlag
+	noMDNS     bool
+	relay      bool
+	dhtMode    string
+	logLevel   string
+	logFormat  string
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// NewFlags registers meshd's flags on fs.
+func NewFlags(fs *flag.FlagSet) *Flags {
+	f := &Flags{fs: fs}
+	fs.StringVar(&f.configPath, "config", "", "configuration file (default <data-dir>/config.toml if it exists; env MESHD_CONFIG)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/meshd or ~/.local/share/meshd; env MESHD_DATA_DIR)")
+	fs.Var(&f.listen, "listen", "libp2p listen multiaddr, repeatable (env MESHD_LISTEN, comma-separated)")
+	fs.StringVar(&f.api, "api", "", "HTTP/WebSocket API address, loopback only; \"off\" disables it (default "+DefaultAPIAddr+"; env MESHD_API)")
+	fs.Var(&f.bootstrap, "bootstrap", "DHT bootstrap peer multiaddr with /p2p/, repeatable (env MESHD_BOOTSTRAP)")
+	fs.BoolVar(&f.noMDNS, "no-mdns", false, "do not discover or announce on the LAN with mDNS (env MESHD_MDNS=false)")
+	fs.BoolVar(&f.relay, "relay", false, "relay mode: DHT server, circuit relay, mailbox for offline peers (env MESHD_RELAY)")
+	fs.StringVar(&f.dhtMode, "dht-mode", "", "DHT mode: auto, client or server (env MESHD_DHT_MODE)")
+	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error (env MESHD_LOG_LEVEL)")
+	fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json (env MESHD_LOG_FORMAT)")
+	return f
+}
+
+// envVars are the MESHD_ variables meshd understands; any other MESHD_
+// variable is an error (a misspelt variable silently ignored is a bad day).
+var envVars = []string{
+	"MESHD_CONFIG", "MESHD_DATA_DIR", "MESHD_LISTEN", "MESHD_API", "MESHD_BOOTSTRAP", "MESHD_MDNS",
+	"MESHD_RELAY", "MESHD_DHT_MODE", "MESHD_LOG_LEVEL", "MESHD_LOG_FORMAT",
+}
+
+// LoadConfig builds the effective configuration: embedded defaults, then
+// the TOML file, then MESHD_ environment variables, then flags (flags win).
+// environ is os.Environ() in production. The data directory is settled first
+// (flag, environment, default), because the file lives in it.
+func LoadConfig(f *Flags, environ []string) (Config, string, error) {
+	env := map[string]string{}
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "MESHD_") {
+			continue
+		}
+		if !slices.Contains(envVars, k) {
+			return Config{}, "", fmt.Errorf("%w: environment variable %s is not a meshd setting (known: %s)", ErrConfig, k, strings.Join(envVars, ", "))
+		}
+		env[k] = v
+	}
+	set := map[string]bool{}
+	if f.fs != nil {
+		f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	}
+
+	c := DefaultConfig()
+	dataDirGiven := false
+	if v, ok := env["MESHD_DATA_DIR"]; ok && v != "" {
+		c.DataDir, dataDirGiven = v, true
+	}
+	if set["data-dir"] {
+		c.DataDir, dataDirGiven = f.dataDir, true
+	}
+	path, explicit := filepath.Join(c.DataDir, ConfigFileName), false
+	if v, ok := env["MESHD_CONFIG"]; ok && v != "" {
+		path, explicit = v, true
+	}
+	if set["config"] {
+		path, explicit = f.configPath, true
+	}
+	doc, err := readConfigFile(path)
+	switch {
+	case err == nil:
+		dataDir := c.DataDir
+		if err := decodeTOML(&c, doc, path); err != nil {
+			return Config{}, "", err
+		}
+		if dataDirGiven { // the flag or variable beats the file
+			c.DataDir = dataDir
+		}
+	case errors.Is(err, os.ErrNotExist) && !explicit:
+		path = "" // no file: embedded defaults
+	default:
+		return Config{}, "", fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+
+	if err := applyEnv(&c, env); err != nil {
+		return Config{}, "", err
+	}
+	if set["listen"] {
+		c.Listen = slices.Clone(f.listen)
+	}
+	if set["api"] {
+		c.API = f.api
+	}
+	if set["bootstrap"] {
+		c.Bootstrap = slices.Clone(f.bootstrap)
+	}
+	if set["no-mdns"] {
+		c.MDNS = !f.noMDNS
+	}
+	if set["relay"] {
+		c.Relay = f.relay
+	}
+	if set["dht-mode"] {
+		c.DHTMode = f.dhtMode
+	}
+	if set["log-level"] {
+		c.Log.Level = f.logLevel
+	}
+	if set["log-format"] {
+		c.Log.Format = f.logFormat
+	}
+	if c.API == "off" {
+		c.API = ""
+	}
+	if abs, err := filepath.Abs(c.DataDir); err == nil {
+		c.DataDir = abs
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, "", err
+	}
+	return c, path, nil
+}
+
+func readConfigFile(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("config file %s is a directory", path)
+	}
+	if st.Size() > maxConfigBytes {
+		return nil, fmt.Errorf("config file %s is %d bytes, more than %d: is it really a meshd configuration?", path, st.Size(), maxConfigBytes)
+	}
+	doc := make([]byte, st.Size())
+	if _, err := fh.ReadAt(doc, 0); err != nil && st.Size() > 0 {
+		return nil, fmt.Errorf("reading config file %s: %w", path, err)
+	}
+	return doc, nil
+}
+
+func applyEnv(c *Config, env map[string]string) error {
+	list := func(v string) []string {
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	boolean := func(k, v string) (bool, error) {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, fmt.Errorf("%w: %s=%q: want true or false", ErrConfig, k, v)
+		}
+		return b, nil
+	}
+	var err error
+	for k, v := range env {
+		switch k {
+		case "MESHD_LISTEN":
+			c.Listen = list(v)
+		case "MESHD_API":
+			c.API = v
+		case "MESHD_BOOTSTRAP":
+			c.Bootstrap = list(v)
+		case "MESHD_MDNS":
+			c.MDNS, err = boolean(k, v)
+		case "MESHD_RELAY":
+			c.Relay, err = boolean(k, v)
+		case "MESHD_DHT_MODE":
+			c.DHTMode = v
+		case "MESHD_LOG_LEVEL":
+			c.Log.Level = v
+		case "MESHD_LOG_FORMAT":
+			c.Log.Format = v
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MarshalTOML renders the configuration as TOML (for `meshd config show`).
+func (c *Config) MarshalTOML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := toml.NewEncoder(&buf)
+	enc.SetIndentTables(true)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

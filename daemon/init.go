@@ -1,0 +1,108 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ConfigTemplate returns a commented configuration file holding the
+// embedded defaults, as `meshd init` writes it.
+func ConfigTemplate() string {
+	d := DefaultConfig()
+	q := func(ss []string) string {
+		parts := make([]string, len(ss))
+		for i, s := range ss {
+			parts[i] = strconv.Quote(s)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	dur := func(v Duration) string { return strconv.Quote(time.Duration(v).String()) }
+	return fmt.Sprintf(`# meshd configuration. Precedence: this file < MESHD_* environment variables
+# < command-line flags. Unknown keys are errors. docs/operations.md explains
+# every setting.
+
+# data_dir holds the identity key, the database, the API socket and token.
+# It is normally chosen with --data-dir or MESHD_DATA_DIR, because this file
+# lives inside it; setting it here only matters with --config.
+# data_dir = %q
+
+# libp2p listen addresses (TCP and QUIC, IPv4 and IPv6). Use
+# "/ip4/127.0.0.1/tcp/0" for a node reachable only from this machine.
+listen = %s
+
+# HTTP and WebSocket API, loopback only; requests need the bearer token in
+# <data_dir>/api.token. "off" disables it; the unix socket
+# <data_dir>/api.sock is always served.
+api = %q
+
+# DHT bootstrap peers: multiaddrs ending in /p2p/<peer ID>.
+bootstrap = []
+
+# Find and connect meshd nodes on the local network (multicast DNS).
+mdns = %t
+
+# Relay mode, for hosts with a public address: DHT server, circuit relay
+# service for nodes behind NAT, mailbox custody for offline peers.
+relay = %t
+
+# DHT mode: "auto" (server once reachable from the internet), "client" or
+# "server".
+dht_mode = %q
+
+[log]
+  # debug, info, warn or error
+  level = %q
+  # text or json
+  format = %q
+
+[limits]
+  # libp2p connection manager: above conn_high connections, trim to conn_low.
+  conn_low = %d
+  conn_high = %d
+  # How long a clean shutdown (SIGINT, SIGTERM) may take.
+  shutdown_timeout = %s
+
+[routing]
+  # How often the node announces itself to the mesh.
+  announce_interval = %s
+  # Default lifetime of sent messages (at most 720h).
+  message_ttl = %s
+  # Bytes of messages kept in custody for unreachable recipients.
+  custody_max_bytes = %d
+`, d.DataDir, q(d.Listen), d.API, d.MDNS, d.Relay, d.DHTMode, d.Log.Level, d.Log.Format,
+		d.Limits.ConnLow, d.Limits.ConnHigh, dur(d.Limits.ShutdownTimeout),
+		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes)
+}
+
+// ErrExists is returned by Init when the configuration file exists.
+var ErrExists = errors.New("already exists")
+
+// Init creates the data directory (mode 0700) and writes the commented
+// default configuration into it. It refuses to overwrite a file.
+func Init(dataDir string) (string, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("creating data directory: %w", err)
+	}
+	path := filepath.Join(dataDir, ConfigFileName)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return path, fmt.Errorf("%s %w; remove it first to start from the defaults", path, ErrExists)
+	}
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.WriteString(ConfigTemplate()); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", err
+	}
+	return path, f.Close()
+}
