@@ -109,12 +109,13 @@ func DefaultConfig() Config {
 			"/ip6/::/tcp/" + p,
 			"/ip6/::/udp/" + p + "/quic-v1",
 		},
-		API:     DefaultAPIAddr,
-		MDNS:    true,
-		DHTMode: "auto",
-		Log:     LogConfig{Level: "info", Format: "text"},
-		Limits:  LimitsConfig{ConnLow: 64, ConnHigh: 128, ShutdownTimeout: Duration(10 * time.Second)},
-		Routing: RoutingConfig{AnnounceInterval: Duration(30 * time.Minute), MessageTTL: Duration(7 * 24 * time.Hour), CustodyMaxBytes: 64 << 20},
+		API:       DefaultAPIAddr,
+		Bootstrap: []string{},
+		MDNS:      true,
+		DHTMode:   "auto",
+		Log:       LogConfig{Level: "info", Format: "text"},
+		Limits:    LimitsConfig{ConnLow: 64, ConnHigh: 128, ShutdownTimeout: Duration(10 * time.Second)},
+		Routing:   RoutingConfig{AnnounceInterval: Duration(30 * time.Minute), MessageTTL: Duration(7 * 24 * time.Hour), CustodyMaxBytes: 64 << 20},
 	}
 }
 

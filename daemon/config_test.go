@@ -1,0 +1,254 @@
+package daemon
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func loadWith(t *testing.T, args []string, env ...string) (Config, string, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	f := NewFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return LoadConfig(f, env)
+}
+
+func writeConfig(t *testing.T, dir, doc string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, ConfigFileName)
+	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigDefaultsWithoutFile(t *testing.T) {
+	dir := t.TempDir()
+	c, path, err := loadWith(t, []string{"--data-dir", dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path != "" {
+		t.Errorf("config file %q, want none", path)
+	}
+	want := DefaultConfig()
+	want.DataDir = dir
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("config\n%+v\nwant the defaults\n%+v", c, want)
+	}
+}
+
+func TestConfigDataDirFromEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	c, _, err := loadWith(t, nil, "MESHD_DATA_DIR="+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != dir {
+		t.Errorf("data dir %q, want %q", c.DataDir, dir)
+	}
+	c, _, err = loadWith(t, []string{"--data-dir", dir + "/x"}, "MESHD_DATA_DIR="+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != dir+"/x" {
+		t.Errorf("flag should beat the environment: data dir %q", c.DataDir)
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, `
+api = "127.0.0.1:9001"
+mdns = false
+dht_mode = "client"
+listen = ["/ip4/127.0.0.1/tcp/1111"]
+[log]
+level = "debug"
+`)
+	// File only.
+	c, path, err := loadWith(t, []string{"--data-dir", dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path != filepath.Join(dir, ConfigFileName) {
+		t.Errorf("config file %q", path)
+	}
+	if c.API != "127.0.0.1:9001" || c.MDNS || c.DHTMode != "client" || c.Log.Level != "debug" || c.Listen[0] != "/ip4/127.0.0.1/tcp/1111" {
+		t.Errorf("file values not applied: %+v", c)
+	}
+	if c.Log.Format != "text" {
+		t.Errorf("unset key lost its default: %q", c.Log.Format)
+	}
+	// The environment beats the file.
+	c, _, err = loadWith(t, []string{"--data-dir", dir}, "MESHD_API=127.0.0.1:9002", "MESHD_MDNS=true",
+		"MESHD_LISTEN=/ip4/127.0.0.1/tcp/2222, /ip4/127.0.0.1/udp/2222/quic-v1", "PATH=/bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.API != "127.0.0.1:9002" || !c.MDNS || len(c.Listen) != 2 || c.DHTMode != "client" {
+		t.Errorf("environment not applied over the file: %+v", c)
+	}
+	// Flags beat both.
+	c, _, err = loadWith(t, []string{"--data-dir", dir, "--api", "127.0.0.1:9003", "--no-mdns",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--dht-mode", "server"}, "MESHD_API=127.0.0.1:9002", "MESHD_MDNS=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.API != "127.0.0.1:9003" || c.MDNS || len(c.Listen) != 1 || c.Listen[0] != "/ip4/127.0.0.1/tcp/0" || c.DHTMode != "server" {
+		t.Errorf("flags not applied over environment and file: %+v", c)
+	}
+	c, _, err = loadWith(t, []string{"--data-dir", dir, "--api", "off"})
+	if err != nil || c.API != "" {
+		t.Errorf("--api off: %q, %v", c.API, err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		args, env []string
+		want      string
+	}{
+		{name: "unknown key", doc: "api = \"127.0.0.1:1\"\n[log]\nlevle = \"debug\"\n", want: `line 3, column 1: unknown field "log.levle"`},
+		{name: "wrong type", doc: "mdns = \"yes\"\n", want: "line 1"},
+		{name: "garbage", doc: "\x00\x01\x02 not toml", want: "config.toml"},
+		{name: "bad duration", doc: "[routing]\nmessage_ttl = \"a week\"\n", want: "duration"},
+		{name: "ttl too long", doc: "[routing]\nmessage_ttl = \"1000h\"\n", want: "routing.message_ttl"},
+		{name: "bad listen", doc: "listen = [\"tcp://0.0.0.0:1\"]\n", want: "listen"},
+		{name: "no listen", doc: "listen = []\n", want: "listen"},
+		{name: "public api", doc: "api = \"0.0.0.0:7721\"\n", want: "not a loopback address"},
+		{name: "bootstrap without peer", doc: "bootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n", want: "/p2p/"},
+		{name: "dht mode", doc: "dht_mode = \"sometimes\"\n", want: "dht_mode"},
+		{name: "conn limits", doc: "[limits]\nconn_low = 10\nconn_high = 5\n", want: "conn_low"},
+		{name: "unknown env", env: []string{"MESHD_LISTN=/ip4/127.0.0.1/tcp/0"}, want: "MESHD_LISTN is not a meshd setting"},
+		{name: "bad env bool", env: []string{"MESHD_MDNS=perhaps"}, want: "MESHD_MDNS"},
+		{name: "bad log level flag", args: []string{"--log-level", "loud"}, want: "log.level"},
+		{name: "missing explicit file", args: []string{"--config", "/nonexistent/meshd.toml"}, want: "/nonexistent/meshd.toml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.doc != "" {
+				writeConfig(t, dir, tc.doc)
+			}
+			_, _, err := loadWith(t, append([]string{"--data-dir", dir}, tc.args...), tc.env...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrConfig) {
+				t.Errorf("error %v does not wrap ErrConfig", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigDirectoryAsFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, ConfigFileName), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := loadWith(t, []string{"--data-dir", dir})
+	if err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestInitTemplateIsTheDefaults(t *testing.T) {
+	dir := t.TempDir()
+	path, err := Init(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("config file mode %v", st.Mode().Perm())
+	}
+	c, got, err := loadWith(t, []string{"--data-dir", dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != path {
+		t.Errorf("loaded %q, want %q", got, path)
+	}
+	want := DefaultConfig()
+	want.DataDir = dir
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("the init template does not decode to the defaults:\n%+v\n%+v", c, want)
+	}
+	if _, err := Init(dir); !errors.Is(err, ErrExists) {
+		t.Errorf("second init: %v, want ErrExists", err)
+	}
+}
+
+func TestConfigShowRoundTrips(t *testing.T) {
+	c := DefaultConfig()
+	c.DataDir = "/var/lib/meshd"
+	c.Bootstrap = []string{"/ip4/127.0.0.1/tcp/7720/p2p/12D3KooWJ1n3P2Y6GUb4K3Eq7XG2GBUz3bTGyjF5oyjT2Kc3HhUm"}
+	b, err := c.MarshalTOML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Config
+	if err := decodeTOML(&back, b, "shown"); err != nil {
+		t.Fatalf("config show output does not load: %v\n%s", err, b)
+	}
+	if !reflect.DeepEqual(back, c) {
+		t.Errorf("round trip:\n%+v\n%+v", back, c)
+	}
+}
+
+func TestIdentityFile(t *testing.T) {
+	dir := t.TempDir()
+	id1, created, err := LoadOrCreateIdentity(dir, nil)
+	if err != nil || !created {
+		t.Fatalf("first start: created=%v err=%v", created, err)
+	}
+	p := filepath.Join(dir, IdentityFileName)
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("identity file mode %v, want 0600", st.Mode().Perm())
+	}
+	id2, created, err := LoadOrCreateIdentity(dir, nil)
+	if err != nil || created {
+		t.Fatalf("second start: created=%v err=%v", created, err)
+	}
+	if id1.Address() != id2.Address() {
+		t.Error("identity changed across starts")
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadOrCreateIdentity(dir, nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("world-readable key: %v", err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(p)
+	raw[10] ^= 1
+	if err := os.WriteFile(p, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadOrCreateIdentity(dir, nil); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("damaged key: %v", err)
+	}
+}
