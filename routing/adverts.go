@@ -234,7 +234,7 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 	if d != nil && d.ann != nil && d.ann.Sequence == a.Sequence && d.ann.SameSigned(a) {
 		e.counters.VerifySkipped++
 		if a.KEMKey != nil && d.kemKey == nil {
-			if err := a.Verify(e.now, protocol.AnnouncePolicy{MaxSkew: e.cfg.ClockSkew}); err != nil {
+			if err := e.verifyAnnounce(a); err != nil {
 				e.counters.AdvertsInvalid++
 				return err
 			}
@@ -244,7 +244,7 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 			e.counters.AdvertsStale++
 			return nil
 		}
-		if err := a.Verify(e.now, protocol.AnnouncePolicy{MaxSkew: e.cfg.ClockSkew}); err != nil {
+		if err := e.verifyAnnounce(a); err != nil {
 			e.counters.AdvertsInvalid++
 			return err
 		}

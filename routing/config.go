@@ -93,6 +93,12 @@ type Config struct {
 
 	// Padding of sealed bodies (default protocol.DefaultPadding).
 	Padding *protocol.Padding
+
+	// VerifyCache, if not nil, is shared by engines that run in one process
+	// (a simulator) so that each announce's signature is checked once
+	// rather than once per engine; results do not change (see
+	// VerifyCache). Nil, the daemon's setting, verifies in every engine.
+	VerifyCache VerifyCache
 }
 
 func (c *Config) applyDefaults() error {

@@ -47,7 +47,7 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 		if m, err := f.Open(k); err == nil {
 			e.rd.Deliveries = append(e.rd.Deliveries, Delivery{
 				Type: protocol.TypeMessage, From: m.From, Sender: m.Sender, Body: m.Body,
-				Channel: f.Channel, Broadcast: true, Signed: m.Signed,
+				Channel: f.Channel, Broadcast: true, Signed: m.Signed, Hops: f.HopCount,
 			})
 			e.counters.FloodDelivered++
 		} else {

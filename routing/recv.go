@@ -160,7 +160,7 @@ func (e *Engine) deliver(env *protocol.Envelope) error {
 		e.markDelivered(env)
 		return err
 	}
-	d := Delivery{ID: env.ID, Type: env.Type, Created: env.Created, Expires: env.Expires}
+	d := Delivery{ID: env.ID, Type: env.Type, Created: env.Created, Expires: env.Expires, Hops: env.HopCount}
 	if env.Flags&protocol.FlagSealed != 0 {
 		op, err := env.Open(e.id)
 		if err != nil {

@@ -260,6 +260,10 @@ type Delivery struct {
 	Channel   protocol.ChannelID
 	Broadcast bool
 	Signed    bool
+	// Hops is the hop count the envelope (or channel frame) carried when it
+	// arrived: 0 if the origin's own transmission reached this node, plus
+	// one for every node that forwarded it. A message to self has 0.
+	Hops uint8
 }
 
 // Publish asks the daemon to publish a channel frame on the channel's gossip
