@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"errors"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -22,6 +24,47 @@ func FuzzParse(f *testing.F) {
 			if err := sc.Validate(); err != nil {
 				t.Fatalf("parsed scenario does not validate: %v", err)
 			}
+		}
+	})
+}
+
+// FuzzParseGML: any document is a graph or an ErrGML naming a line, never a
+// panic; a graph's edges join distinct, existing nodes, once.
+func FuzzParseGML(f *testing.F) {
+	for _, p := range []string{"testdata/backbone.gml", "testdata/village.gml"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("graph [ node [ id -3 label \"x\" graphics [ x 1e3 y -2.5 ] ] ]"))
+	f.Add([]byte("graph [ node [ id 1 ] node [ id 2 ] edge [ source 1 target 2 ] ]"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		g, err := ParseGML(doc)
+		if err != nil {
+			if !errors.Is(err, ErrGML) || !strings.Contains(err.Error(), "line ") {
+				t.Fatalf("error %v does not name a line", err)
+			}
+			return
+		}
+		ids := map[int64]bool{}
+		for _, n := range g.Nodes {
+			if ids[n.ID] {
+				t.Fatalf("duplicate id %d", n.ID)
+			}
+			ids[n.ID] = true
+			if (n.X == nil) != (n.Y == nil) {
+				t.Fatalf("node %d has half a position", n.ID)
+			}
+		}
+		seen := map[[2]int64]bool{}
+		for _, e := range g.Edges {
+			k := [2]int64{min(e.Source, e.Target), max(e.Source, e.Target)}
+			if !ids[e.Source] || !ids[e.Target] || e.Source == e.Target || seen[k] {
+				t.Fatalf("bad edge %+v", e)
+			}
+			seen[k] = true
 		}
 	})
 }

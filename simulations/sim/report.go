@@ -31,6 +31,9 @@ type Summary struct {
 	LatencyP50    float64           `json:"latency_p50_s"`
 	LatencyP90    float64           `json:"latency_p90_s"`
 	LatencyP99    float64           `json:"latency_p99_s"`
+	HopsMean      float64           `json:"hops_mean"`
+	HopsMax       int               `json:"hops_max"`
+	Hotspots      []string          `json:"hotspots,omitempty"`
 	Broadcasts    uint64            `json:"broadcasts_sent"`
 	BroadcastRx   uint64            `json:"broadcast_deliveries"`
 	Frames        map[string]uint64 `json:"frames"`
@@ -41,6 +44,8 @@ type Summary struct {
 	CarrierWaits  uint64            `json:"carrier_sense_waits"`
 	BlockedS      float64           `json:"duty_cycle_blocked_s"`
 	AirtimeS      float64           `json:"airtime_s"`
+	Crashes       uint64            `json:"node_crashes"`
+	DowntimeS     float64           `json:"node_downtime_s"`
 }
 
 // percentile returns the nearest-rank p-th percentile of sorted xs.
@@ -67,6 +72,7 @@ func (s *Sim) Summary() Summary {
 		Frames: s.frames, Bytes: s.bytes,
 	}
 	var lat []float64
+	hops := 0
 	for _, m := range s.msgs {
 		if m.refused {
 			sum.Refused++
@@ -74,17 +80,27 @@ func (s *Sim) Summary() Summary {
 		if m.delivered {
 			sum.Delivered++
 			lat = append(lat, m.at.Sub(m.sent).Seconds())
+			hops += int(m.hops)
+			sum.HopsMax = max(sum.HopsMax, int(m.hops))
 		}
 	}
 	if sum.Sent > 0 {
 		sum.DeliveryRatio = round(float64(sum.Delivered)/float64(sum.Sent), 4)
 	}
+	if sum.Delivered > 0 {
+		sum.HopsMean = round(float64(hops)/float64(sum.Delivered), 3)
+	}
+	for _, n := range s.hot {
+		sum.Hotspots = append(sum.Hotspots, n.name)
+	}
 	slices.Sort(lat)
 	sum.LatencyP50 = round(percentile(lat, 50), 3)
 	sum.LatencyP90 = round(percentile(lat, 90), 3)
 	sum.LatencyP99 = round(percentile(lat, 99), 3)
-	var blocked, air time.Duration
+	var blocked, air, down time.Duration
 	for _, n := range s.nodes {
+		sum.Crashes += n.stats.Crashes
+		down += n.stats.Downtime
 		sum.Collisions += n.stats.Collisions
 		sum.HalfDuplex += n.stats.HalfDuplex
 		sum.Deferrals += n.stats.Deferrals
@@ -94,6 +110,7 @@ func (s *Sim) Summary() Summary {
 	}
 	sum.BlockedS = round(blocked.Seconds(), 3)
 	sum.AirtimeS = round(air.Seconds(), 3)
+	sum.DowntimeS = round(down.Seconds(), 3)
 	return sum
 }
 
@@ -126,16 +143,17 @@ func (s *Sim) WriteOutputs(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "summary.json"), append(js, '\n'), 0o644); err != nil {
 		return err
 	}
-	msgs := [][]string{{"id", "ref", "source", "destination", "sent_s", "delivered", "delivered_s", "latency_s", "refused"}}
+	msgs := [][]string{{"id", "ref", "source", "destination", "sent_s", "delivered", "delivered_s", "latency_s", "hops", "refused"}}
 	for _, m := range s.msgs {
 		id := ""
 		if m.hasID {
 			id = fmt.Sprintf("%x", m.id[:])
 		}
-		row := []string{id, strconv.FormatUint(m.ref, 10), m.src.name, m.dst.name, secs(m.sent.Sub(Epoch)), strconv.FormatBool(m.delivered), "", "", strconv.FormatBool(m.refused)}
+		row := []string{id, strconv.FormatUint(m.ref, 10), m.src.name, m.dst.name, secs(m.sent.Sub(Epoch)), strconv.FormatBool(m.delivered), "", "", "", strconv.FormatBool(m.refused)}
 		if m.delivered {
 			row[6] = secs(m.at.Sub(Epoch))
 			row[7] = secs(m.at.Sub(m.sent))
+			row[8] = strconv.Itoa(int(m.hops))
 		}
 		msgs = append(msgs, row)
 	}
@@ -144,7 +162,7 @@ func (s *Sim) WriteOutputs(dir string) error {
 	}
 	nodes := [][]string{{"node", "name", "radio", "x", "y", "frames_sent", "bytes_sent", "frames_received", "bytes_received",
 		"airtime_s", "duty_cycle_peak", "duty_cycle_blocked_s", "deferrals", "carrier_waits", "collisions", "half_duplex", "link_losses",
-		"queue_drops", "custody_peak", "delivered"}}
+		"queue_drops", "custody_peak", "delivered", "crashes", "down_s"}}
 	u := strconv.FormatUint
 	for _, n := range s.nodes {
 		st := n.stats
@@ -153,7 +171,7 @@ func (s *Sim) WriteOutputs(dir string) error {
 			u(st.FramesSent, 10), u(st.BytesSent, 10), u(st.FramesReceived, 10), u(st.BytesReceived, 10),
 			secs(st.Airtime), strconv.FormatFloat(st.DutyPeak, 'f', 4, 64), secs(st.Blocked), u(st.Deferrals, 10), u(st.CarrierWaits, 10),
 			u(st.Collisions, 10), u(st.HalfDuplex, 10), u(st.LinkLoss, 10), u(st.QueueDrops, 10), u(st.CustodyPeak, 10),
-			u(st.Delivered, 10)})
+			u(st.Delivered, 10), u(st.Crashes, 10), secs(st.Downtime)})
 	}
 	return writeCSV(filepath.Join(dir, "nodes.csv"), nodes)
 }

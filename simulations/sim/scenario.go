@@ -63,6 +63,28 @@ type Scenario struct {
 	Traffic Traffic `toml:"traffic"`
 	// Dynamics are changes during the run (partitions and heals).
 	Dynamics []Dynamic `toml:"dynamics"`
+	// Churn crashes and restarts nodes at random (MTBF/MTTR).
+	Churn Churn `toml:"churn"`
+}
+
+// Churn makes nodes fail and recover at random: each node of Nodes (all if
+// empty) stays up for an exponentially distributed time with mean MTBF,
+// then down (a crash, as dynamics' "down") for an exponentially distributed
+// time with mean MTTR, and so on. The draws come from the node's own
+// generator (derived from the seed and the node index), so adding churn to
+// a scenario changes no other random choice. Failures happen between Start
+// and Stop (0: the end of the run); a node down at Stop still recovers.
+type Churn struct {
+	MTBF  Duration `toml:"mtbf"`
+	MTTR  Duration `toml:"mttr"`
+	Nodes []string `toml:"nodes"`
+	Start Duration `toml:"start"`
+	Stop  Duration `toml:"stop"`
+}
+
+// enabled reports whether the scenario asks for churn at all.
+func (c Churn) enabled() bool {
+	return c.MTBF.Duration != 0 || c.MTTR.Duration != 0 || len(c.Nodes) > 0 || c.Start.Duration != 0 || c.Stop.Duration != 0
 }
 
 // Radio is the LoRa configuration shared by all radio nodes.
@@ -90,6 +112,10 @@ type Engine struct {
 	RetryBase        Duration `toml:"retry_base"`
 	RetryMax         Duration `toml:"retry_max"`
 	MessageTTL       Duration `toml:"message_ttl"`
+	// IPAdvertRadius is routing.Config.IPAdvertRadius: announces are
+	// re-advertised on IP links only for destinations fewer than this many
+	// hops away (0: the engine's default, 4).
+	IPAdvertRadius int `toml:"ip_advert_radius"`
 }
 
 // NodeSpec is one node. A node with lora = true needs a position.
@@ -153,12 +179,34 @@ type Topology struct {
 	// scenario lists the imported nodes and links explicitly.
 	NodesFile string `toml:"nodes_file"`
 	LinksFile string `toml:"links_file"`
+	// File is the graph of kind = "gml" (see ParseGML), relative to the
+	// scenario file. Nodes are named Prefix + label (or Prefix + id without
+	// a label); with link = "ip" every edge is an IP link, with link = "lora"
+	// every node needs a position (graphics [ x X y Y ], metres) and the
+	// graph has no edges.
+	File string `toml:"file"`
 }
 
-// Traffic is a Poisson unicast workload per node and optional broadcasts.
+// Traffic is a unicast workload and optional broadcasts.
 type Traffic struct {
-	// Rate is messages per second per sending node.
+	// Pattern chooses the unicast workload: "poisson" (the default: each
+	// sender sends at Rate to a destination drawn uniformly), "hotspot"
+	// (the same, but a share HotspotShare of the messages goes to a few
+	// hot destinations) or "all-to-all" (each sender sends one message to
+	// every destination, Rounds times, in a random order, at Rate).
+	Pattern string `toml:"pattern"`
+	// Rate is messages per second per sending node (Poisson arrivals).
 	Rate float64 `toml:"rate"`
+	// Hotspots is how many hot destinations to draw (uniformly, from the
+	// seed) among Destinations; HotspotNodes names them instead.
+	Hotspots     int      `toml:"hotspots"`
+	HotspotNodes []string `toml:"hotspot_nodes"`
+	// HotspotShare is the share of messages sent to a hot destination
+	// (default 0.8).
+	HotspotShare float64 `toml:"hotspot_share"`
+	// Rounds is how often an all-to-all sender goes through every
+	// destination (default 1).
+	Rounds int `toml:"rounds"`
 	// Size is the message body in bytes.
 	Size int `toml:"size"`
 	// Start and Stop bound the sending period (Stop 0 means the end of
@@ -278,6 +326,15 @@ func readCSV(field, dir, name string, want ...string) ([]map[string]string, erro
 func (sc *Scenario) expandImports(dir string) error {
 	var keep []Topology
 	for i, t := range sc.Topology {
+		if t.Kind == "gml" {
+			if err := sc.importGML(i, t, dir); err != nil {
+				return err
+			}
+			continue
+		}
+		if t.File != "" {
+			return bad(fmt.Sprintf("topology[%d].file", i), "only a gml topology reads a file")
+		}
 		if t.Kind != "csv" {
 			if t.NodesFile != "" || t.LinksFile != "" {
 				return bad(fmt.Sprintf("topology[%d].nodes_file", i), "only a csv topology imports files")
@@ -332,6 +389,66 @@ func (sc *Scenario) expandImports(dir string) error {
 	sc.Topology = keep
 	return nil
 }
+
+// importGML adds the nodes and links of a kind = "gml" topology.
+func (sc *Scenario) importGML(i int, t Topology, dir string) error {
+	f := fmt.Sprintf("topology[%d]", i)
+	switch {
+	case t.File == "":
+		return bad(f+".file", "a gml topology needs a file")
+	case t.NodesFile != "" || t.LinksFile != "":
+		return bad(f+".nodes_file", "a gml topology reads file, not nodes_file or links_file")
+	case t.Link != "lora" && t.Link != "ip":
+		return bad(f+".link", "%q is not lora or ip", t.Link)
+	}
+	path := t.File
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return bad(f+".file", "%v", err)
+	}
+	if !st.Mode().IsRegular() || st.Size() > maxImportBytes {
+		return bad(f+".file", "%s is not a regular file of at most %d bytes", path, maxImportBytes)
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return bad(f+".file", "%v", err)
+	}
+	g, err := ParseGML(doc)
+	if err != nil {
+		return bad(f+".file", "%s: %v", path, err)
+	}
+	if len(sc.Nodes)+len(g.Nodes) > maxNodes {
+		return bad(f+".file", "more than %d nodes", maxNodes)
+	}
+	names := make(map[int64]string, len(g.Nodes))
+	for _, n := range g.Nodes {
+		name := t.Prefix + n.Label
+		if n.Label == "" {
+			name = t.Prefix + strconv.FormatInt(n.ID, 10)
+		}
+		names[n.ID] = name
+		if t.Link == "lora" && n.X == nil {
+			return bad(f+".file", "%s: line %d: node %d is a radio node without a position (graphics [ x X y Y ], metres)", path, n.Line, n.ID)
+		}
+		x, y := n.X, n.Y
+		if x != nil {
+			x, y = ptr(*x+t.OriginX), ptr(*y+t.OriginY)
+		}
+		sc.Nodes = append(sc.Nodes, NodeSpec{Name: name, X: x, Y: y, LoRa: t.Link == "lora"})
+	}
+	if t.Link == "lora" && len(g.Edges) > 0 {
+		return bad(f+".file", "%s: line %d: a radio topology has no edges (the radio model decides who hears whom); use link = \"ip\" for a graph of links", path, g.Edges[0].Line)
+	}
+	for _, e := range g.Edges {
+		sc.Links = append(sc.Links, LinkSpec{A: names[e.Source], B: names[e.Target], IPParams: t.IP})
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // describeTOML turns a go-toml error into "line L, column C: unknown field
 // a.b" style text.
@@ -426,12 +543,22 @@ func (sc *Scenario) applyDefaults() {
 	if r.CarrierSense == "" {
 		r.CarrierSense = "csma"
 	}
-	if sc.Traffic.Size == 0 {
-		sc.Traffic.Size = 32
+	tr := &sc.Traffic
+	if tr.Size == 0 {
+		tr.Size = 32
+	}
+	if tr.Pattern == "" {
+		tr.Pattern = "poisson"
+	}
+	if tr.Pattern == "hotspot" && tr.HotspotShare == 0 {
+		tr.HotspotShare = 0.8
+	}
+	if tr.Pattern == "all-to-all" && tr.Rounds == 0 {
+		tr.Rounds = 1
 	}
 	for i := range sc.Topology {
 		t := &sc.Topology[i]
-		if t.Prefix == "" {
+		if t.Prefix == "" && t.Kind != "gml" {
 			t.Prefix = fmt.Sprintf("t%d-", i)
 		}
 	}
@@ -499,6 +626,19 @@ func (sc *Scenario) Validate() error {
 			return bad("radio.frequency_hz", "%d: %v (set radio.duty_cycle = \"off\" outside EU868)", r.FrequencyHz, err)
 		}
 	}
+	e := sc.Engine
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"engine.announce_interval", e.AnnounceInterval.Duration}, {"engine.retry_base", e.RetryBase.Duration},
+		{"engine.retry_max", e.RetryMax.Duration}, {"engine.message_ttl", e.MessageTTL.Duration}} {
+		if d.v < 0 {
+			return bad(d.field, "%v is negative", d.v)
+		}
+	}
+	if e.IPAdvertRadius < 0 || e.IPAdvertRadius > 255 {
+		return bad("engine.ip_advert_radius", "%d not in 0..255 (0: the engine's default, 4)", e.IPAdvertRadius)
+	}
 	names := map[string]bool{}
 	addName := func(field, n string) error {
 		if n == "" {
@@ -530,7 +670,7 @@ func (sc *Scenario) Validate() error {
 		}
 		switch {
 		case t.Kind != "grid" && t.Kind != "ring" && t.Kind != "random" && t.Kind != "ba":
-			return bad(f+".kind", "%q is not grid, ring, random, ba or csv", t.Kind)
+			return bad(f+".kind", "%q is not grid, ring, random, ba, csv or gml", t.Kind)
 		case t.Kind == "ba" && t.Link != "ip":
 			return bad(f+".link", "a ba (Barabasi-Albert) topology is an IP overlay: link = \"ip\"")
 		case t.Kind == "ba" && (t.M < 1 || t.M >= t.N):
@@ -602,6 +742,12 @@ func (sc *Scenario) Validate() error {
 			return bad(fmt.Sprintf("traffic.destinations[%d]", i), "unknown node %q", n)
 		}
 	}
+	if err := tr.validatePattern(names); err != nil {
+		return err
+	}
+	if err := sc.Churn.validate(names); err != nil {
+		return err
+	}
 	for i, d := range sc.Dynamics {
 		f := fmt.Sprintf("dynamics[%d]", i)
 		if d.At.Duration < 0 {
@@ -628,6 +774,86 @@ func (sc *Scenario) Validate() error {
 			if !links[l] {
 				return bad(fmt.Sprintf("%s.links[%d]", f, j), "%q is not an explicit link (\"a-b\" as in [[links]])", l)
 			}
+		}
+	}
+	return nil
+}
+
+// validatePattern checks the workload pattern's fields.
+func (tr Traffic) validatePattern(names map[string]bool) error {
+	dests := len(tr.Destinations)
+	if dests == 0 {
+		dests = len(names)
+	}
+	if tr.Pattern != "hotspot" {
+		switch {
+		case tr.Hotspots != 0:
+			return bad("traffic.hotspots", "only with pattern = \"hotspot\"")
+		case len(tr.HotspotNodes) > 0:
+			return bad("traffic.hotspot_nodes", "only with pattern = \"hotspot\"")
+		case tr.HotspotShare != 0:
+			return bad("traffic.hotspot_share", "only with pattern = \"hotspot\"")
+		}
+	}
+	if tr.Pattern != "all-to-all" && tr.Rounds != 0 {
+		return bad("traffic.rounds", "only with pattern = \"all-to-all\"")
+	}
+	switch tr.Pattern {
+	case "poisson":
+	case "hotspot":
+		switch {
+		case tr.Hotspots != 0 && len(tr.HotspotNodes) > 0:
+			return bad("traffic.hotspots", "give hotspots or hotspot_nodes, not both")
+		case tr.Hotspots == 0 && len(tr.HotspotNodes) == 0:
+			return bad("traffic.hotspots", "a hotspot workload needs hotspots (how many) or hotspot_nodes (which)")
+		case tr.Hotspots < 0 || tr.Hotspots > dests:
+			return bad("traffic.hotspots", "%d not in 1..%d (the destinations)", tr.Hotspots, dests)
+		case !(tr.HotspotShare > 0 && tr.HotspotShare <= 1):
+			return bad("traffic.hotspot_share", "%v not in (0, 1]", tr.HotspotShare)
+		}
+		seen := map[string]bool{}
+		for i, n := range tr.HotspotNodes {
+			f := fmt.Sprintf("traffic.hotspot_nodes[%d]", i)
+			switch {
+			case !names[n]:
+				return bad(f, "unknown node %q", n)
+			case seen[n]:
+				return bad(f, "%q listed twice", n)
+			case len(tr.Destinations) > 0 && !slices.Contains(tr.Destinations, n):
+				return bad(f, "%q is not one of traffic.destinations", n)
+			}
+			seen[n] = true
+		}
+	case "all-to-all":
+		switch {
+		case tr.Rate <= 0:
+			return bad("traffic.rate", "an all-to-all workload needs a positive rate (messages per second per sender)")
+		case tr.Rounds < 1 || tr.Rounds > 1000:
+			return bad("traffic.rounds", "%d not in 1..1000", tr.Rounds)
+		}
+	default:
+		return bad("traffic.pattern", "%q is not poisson, hotspot or all-to-all", tr.Pattern)
+	}
+	return nil
+}
+
+func (c Churn) validate(names map[string]bool) error {
+	if !c.enabled() {
+		return nil
+	}
+	switch {
+	case c.MTBF.Duration <= 0:
+		return bad("churn.mtbf", "%v: churn needs a positive mean time between failures", c.MTBF)
+	case c.MTTR.Duration <= 0:
+		return bad("churn.mttr", "%v: churn needs a positive mean time to repair", c.MTTR)
+	case c.Start.Duration < 0:
+		return bad("churn.start", "%v is negative", c.Start)
+	case c.Stop.Duration < 0 || c.Stop.Duration != 0 && c.Stop.Duration <= c.Start.Duration:
+		return bad("churn.stop", "%v is not after churn.start", c.Stop)
+	}
+	for i, n := range c.Nodes {
+		if !names[n] {
+			return bad(fmt.Sprintf("churn.nodes[%d]", i), "unknown node %q", n)
 		}
 	}
 	return nil

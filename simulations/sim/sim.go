@@ -35,6 +35,7 @@ const (
 	evSend             // a node's next Poisson message
 	evBroadcast        // a node's next broadcast
 	evDynamic          // scenario dynamics
+	evChurn            // a node's next failure or repair (MTBF/MTTR)
 )
 
 type event struct {
@@ -82,6 +83,8 @@ type NodeStats struct {
 	QueueDrops                    uint64 // engine queue drops
 	CustodyPeak                   uint64
 	Delivered                     uint64 // messages delivered to this node's app
+	Crashes                       uint64 // times the node went down (dynamics or churn)
+	Downtime                      time.Duration
 }
 
 type node struct {
@@ -95,6 +98,14 @@ type node struct {
 	inbox []routing.Delivery
 	rng   *rand.Rand // the workload
 	mac   *rand.Rand // carrier-sense backoff
+	churn *rand.Rand // failures and repairs (nil without churn)
+
+	// All-to-all workload: the destinations still to send to, in order.
+	a2a []*node
+	// churnDown: churn took the node down (and will bring it up).
+	churnDown bool
+	downAt    time.Time
+	hasPos    bool
 
 	wakeAt time.Time
 	wgen   uint64
@@ -163,6 +174,7 @@ type message struct {
 	refused   bool
 	delivered bool
 	at        time.Time
+	hops      uint8
 }
 
 // MessageID is an envelope's ID.
@@ -194,6 +206,7 @@ type Sim struct {
 	byID    map[MessageID]*message
 	senders []*node
 	dests   []*node
+	hot     []*node // hotspot destinations
 	channel protocol.ChannelKey
 	bcasts  uint64
 	bcastRx uint64
@@ -204,6 +217,43 @@ type Sim struct {
 	frames map[string]uint64 // per kind: "lora", "ip", "gossip", priority names
 	bytes  map[string]uint64
 	rx     []radio.Reception
+	vcache *verifyCache
+}
+
+// verifyCache is the routing.VerifyCache shared by all engines of a run
+// (see routing.VerifyCache: each announce's signature is checked once per
+// run, and no result changes). It forgets everything when it reaches
+// maxVerifyCache entries, which costs only speed.
+type verifyCache struct {
+	m          map[[32]byte]struct{}
+	hits, adds uint64
+}
+
+const maxVerifyCache = 1 << 22
+
+func (c *verifyCache) Verified(d [32]byte) bool {
+	_, ok := c.m[d]
+	if ok {
+		c.hits++
+	}
+	return ok
+}
+
+func (c *verifyCache) AddVerified(d [32]byte) {
+	if len(c.m) >= maxVerifyCache {
+		clear(c.m)
+	}
+	c.m[d] = struct{}{}
+	c.adds++
+}
+
+// Options are how to run a scenario, beyond the scenario itself.
+type Options struct {
+	// Trace, if not nil, receives the JSONL event trace.
+	Trace *Tracer
+	// NoVerifyCache makes every engine verify every announce itself, as in
+	// the daemon (slower; the results are the same).
+	NoVerifyCache bool
 }
 
 // seedBytes derives a 32-byte ChaCha8 seed from the scenario seed, a node
@@ -227,11 +277,19 @@ const (
 	seedTopology
 	seedChannel
 	seedMAC
+	seedChurn
+	seedHotspot
 )
 
 // New builds the network of sc. trace, if not nil, receives the JSONL
 // event trace.
 func New(sc *Scenario, trace *Tracer) (*Sim, error) {
+	return NewWith(sc, Options{Trace: trace})
+}
+
+// NewWith builds the network of sc with options.
+func NewWith(sc *Scenario, o Options) (*Sim, error) {
+	trace := o.Trace
 	s := &Sim{
 		sc: sc, now: Epoch, end: Epoch.Add(sc.Duration.Duration),
 		byName: map[string]*node{}, lByNm: map[string]*ipLink{},
@@ -243,13 +301,16 @@ func New(sc *Scenario, trace *Tracer) (*Sim, error) {
 	if s.trace == nil {
 		s.trace = newTracer(nil)
 	}
+	if !o.NoVerifyCache {
+		s.vcache = &verifyCache{m: map[[32]byte]struct{}{}}
+	}
 	if err := s.build(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Sim) addNode(name string, lora bool, x, y float64, mailbox bool) error {
+func (s *Sim) addNode(name string, lora bool, x, y float64, hasPos, mailbox bool) error {
 	i := len(s.nodes)
 	id, err := protocol.NewIdentity(rand.NewChaCha8(seedBytes(s.sc.Seed, i, seedIdentity)))
 	if err != nil {
@@ -259,7 +320,7 @@ func (s *Sim) addNode(name string, lora bool, x, y float64, mailbox bool) error 
 		idx: i, name: name, id: id, addr: id.Address(), store: map[string][]byte{},
 		rng:     rand.New(rand.NewChaCha8(seedBytes(s.sc.Seed, i, seedTraffic))),
 		mac:     rand.New(rand.NewChaCha8(seedBytes(s.sc.Seed, i, seedMAC))),
-		radioID: -1, x: x, y: y, up: true,
+		radioID: -1, x: x, y: y, hasPos: hasPos, up: true,
 	}
 	e := s.sc.Engine
 	n.cfg = routing.Config{
@@ -270,6 +331,10 @@ func (s *Sim) addNode(name string, lora bool, x, y float64, mailbox bool) error 
 		RetryBase:        e.RetryBase.Duration,
 		RetryMax:         e.RetryMax.Duration,
 		MessageTTL:       e.MessageTTL.Duration,
+		IPAdvertRadius:   uint8(e.IPAdvertRadius),
+	}
+	if s.vcache != nil {
+		n.cfg.VerifyCache = s.vcache
 	}
 	if mailbox {
 		n.cfg.Capabilities |= protocol.CapMailbox
@@ -308,7 +373,7 @@ func (s *Sim) build() error {
 		if n.Y != nil {
 			y = *n.Y
 		}
-		if err := s.addNode(n.Name, n.LoRa, x, y, n.Mailbox); err != nil {
+		if err := s.addNode(n.Name, n.LoRa, x, y, n.X != nil && n.Y != nil, n.Mailbox); err != nil {
 			return err
 		}
 	}
@@ -334,7 +399,7 @@ func (s *Sim) build() error {
 			case "random":
 				x, y = topoRng.Float64()*t.Width, topoRng.Float64()*t.Height
 			}
-			if err := s.addNode(fmt.Sprintf("%s%d", t.Prefix, j), lora, t.OriginX+x, t.OriginY+y, false); err != nil {
+			if err := s.addNode(fmt.Sprintf("%s%d", t.Prefix, j), lora, t.OriginX+x, t.OriginY+y, t.Kind != "ba", false); err != nil {
 				return err
 			}
 		}
@@ -429,6 +494,20 @@ func (s *Sim) build() error {
 	}
 	s.senders = pick(sc.Traffic.Senders)
 	s.dests = pick(sc.Traffic.Destinations)
+	if sc.Traffic.Pattern == "hotspot" {
+		if len(sc.Traffic.HotspotNodes) > 0 {
+			s.hot = pick(sc.Traffic.HotspotNodes)
+		} else {
+			// k distinct destinations, uniformly, from their own stream.
+			hrng := rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedHotspot)))
+			pool := slices.Clone(s.dests)
+			for i := range sc.Traffic.Hotspots {
+				j := i + hrng.IntN(len(pool)-i)
+				pool[i], pool[j] = pool[j], pool[i]
+			}
+			s.hot = pool[:sc.Traffic.Hotspots]
+		}
+	}
 	var ck [32]byte
 	crng := rand.NewChaCha8(seedBytes(sc.Seed, -1, seedChannel))
 	_, _ = crng.Read(ck[:])
@@ -459,7 +538,36 @@ func (s *Sim) build() error {
 	for i, d := range sc.Dynamics {
 		s.push(&event{at: Epoch.Add(d.At.Duration), kind: evDynamic, dyn: i})
 	}
+	if sc.Churn.enabled() {
+		for _, n := range pick(sc.Churn.Nodes) {
+			n.churn = rand.New(rand.NewChaCha8(seedBytes(sc.Seed, n.idx, seedChurn)))
+			at := Epoch.Add(sc.Churn.Start.Duration).Add(expDur(n.churn, 1/sc.Churn.MTBF.Seconds()))
+			s.push(&event{at: at, kind: evChurn, node: n})
+		}
+	}
 	return nil
+}
+
+// churnEvent is a node's next failure (if churn did not take it down) or
+// repair (if it did).
+func (s *Sim) churnEvent(n *node) {
+	c := s.sc.Churn
+	if n.churnDown {
+		n.churnDown = false
+		if !n.up {
+			s.start(n)
+		}
+	} else if stop := c.Stop.Duration; stop == 0 || s.now.Before(Epoch.Add(stop)) {
+		if n.up {
+			s.stop(n)
+			n.churnDown = true
+			s.push(&event{at: s.now.Add(expDur(n.churn, 1/c.MTTR.Seconds())), kind: evChurn, node: n})
+			return
+		}
+	} else {
+		return // no failures after churn.stop
+	}
+	s.push(&event{at: s.now.Add(expDur(n.churn, 1/c.MTBF.Seconds())), kind: evChurn, node: n})
 }
 
 // expDur draws an exponential inter-arrival time for rate per second.
@@ -756,7 +864,7 @@ func (s *Sim) deliver(n *node, d *routing.Delivery) {
 	if m == nil || m.dst != n || m.delivered {
 		return
 	}
-	m.delivered, m.at = true, s.now
+	m.delivered, m.at, m.hops = true, s.now, d.Hops
 	n.stats.Delivered++
 }
 
@@ -787,12 +895,9 @@ func (s *Sim) sendMessage(n *node) {
 			s.push(&event{at: s.now.Add(expDur(n.rng, tr.Rate)), kind: evSend, node: n})
 			return
 		}
-		var dst *node
-		for range 8 {
-			if c := s.dests[n.rng.IntN(len(s.dests))]; c != n {
-				dst = c
-				break
-			}
+		dst := s.destination(n)
+		if dst == nil && tr.Pattern == "all-to-all" {
+			return // this sender is done
 		}
 		if dst != nil {
 			m := &message{ref: uint64(len(s.msgs) + 1), src: n, dst: dst, sent: s.now}
@@ -804,6 +909,55 @@ func (s *Sim) sendMessage(n *node) {
 		}
 		s.push(&event{at: s.now.Add(expDur(n.rng, tr.Rate)), kind: evSend, node: n})
 	}
+}
+
+// destination draws the destination of n's next message, or nil (no
+// destination other than n itself was drawn; for all-to-all: none left).
+func (s *Sim) destination(n *node) *node {
+	tr := s.sc.Traffic
+	switch tr.Pattern {
+	case "all-to-all":
+		if n.a2a == nil {
+			// The first message: every destination but n, Rounds times,
+			// each round in its own random order.
+			for range tr.Rounds {
+				var round []*node
+				for _, d := range s.dests {
+					if d != n {
+						round = append(round, d)
+					}
+				}
+				n.rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
+				n.a2a = append(n.a2a, round...)
+			}
+			if n.a2a == nil {
+				n.a2a = []*node{}
+			}
+		}
+		if len(n.a2a) == 0 {
+			return nil
+		}
+		d := n.a2a[0]
+		n.a2a = n.a2a[1:]
+		return d
+	case "hotspot":
+		pool := s.dests
+		if n.rng.Float64() < tr.HotspotShare {
+			pool = s.hot
+		}
+		for range 8 {
+			if c := pool[n.rng.IntN(len(pool))]; c != n {
+				return c
+			}
+		}
+		return nil
+	}
+	for range 8 {
+		if c := s.dests[n.rng.IntN(len(s.dests))]; c != n {
+			return c
+		}
+	}
+	return nil
 }
 
 func (s *Sim) sendBroadcast(n *node) {
@@ -858,6 +1012,8 @@ func (s *Sim) dynamic(i int) {
 // down. A frame already on the air finishes.
 func (s *Sim) stop(n *node) {
 	s.trace.rec(s.now, "down", n.idx, 0, n.name)
+	n.stats.Crashes++
+	n.downAt = s.now
 	var down []*ipLink
 	for _, l := range n.links {
 		if l.usable() {
@@ -887,6 +1043,7 @@ func (s *Sim) stop(n *node) {
 // the seed, its index and how often it restarted).
 func (s *Sim) start(n *node) {
 	s.trace.rec(s.now, "up", n.idx, 0, n.name)
+	n.stats.Downtime += s.now.Sub(n.downAt)
 	keys := make([]string, 0, len(n.store))
 	for k := range n.store {
 		keys = append(keys, k)
@@ -940,18 +1097,19 @@ func (s *Sim) nodeUp(n *node) {
 }
 
 // Run processes events until the scenario's duration has passed. progress,
-// if not nil, is called now and then with the simulated time reached.
+// if not nil, is called now and then (every simulated second, and every
+// 32,768 events) with the simulated time reached and the events so far.
 func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
-	next := time.Minute
+	next := time.Second
 	for s.q.Len() > 0 && !s.q[0].at.After(s.end) {
 		e := heap.Pop(&s.q).(*event)
 		s.now = e.at
 		s.events++
-		if progress != nil && s.now.Sub(Epoch) >= next {
+		if progress != nil && (s.now.Sub(Epoch) >= next || s.events&(1<<15-1) == 0) {
 			progress(s.now.Sub(Epoch), s.events)
-			next += time.Minute
+			next = s.now.Sub(Epoch).Truncate(time.Second) + time.Second
 		}
-		if e.node != nil && !e.node.up && e.kind != evLoRaEnd && e.kind != evSend && e.kind != evBroadcast {
+		if e.node != nil && !e.node.up && e.kind != evLoRaEnd && e.kind != evSend && e.kind != evBroadcast && e.kind != evChurn {
 			continue
 		}
 		switch e.kind {
@@ -991,14 +1149,20 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 			s.sendBroadcast(e.node)
 		case evDynamic:
 			s.dynamic(e.dyn)
+		case evChurn:
+			s.churnEvent(e.node)
 		}
 	}
 	s.now = s.end
-	// A node still blocked at the end counts its wait so far.
+	// A node still blocked (or down) at the end counts its wait so far.
 	for _, n := range s.nodes {
 		if n.blocked {
 			n.stats.Blocked += s.now.Sub(n.blockedAt)
 			n.blockedAt = s.now
+		}
+		if !n.up {
+			n.stats.Downtime += s.now.Sub(n.downAt)
+			n.downAt = s.now
 		}
 	}
 }
