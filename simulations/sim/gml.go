@@ -262,7 +262,9 @@ func isSpaceOrBracket(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '[' || c == ']' || c == '#' || c == '"'
 }
 
-func isNonFinite(f float64) bool { return f != f || f > 1.7976931348623157e308 || f < -1.7976931348623157e308 }
+func isNonFinite(f float64) bool {
+	return f != f || f > 1.7976931348623157e308 || f < -1.7976931348623157e308
+}
 
 // validReal accepts the GML real syntax: sign, digits, a point, digits,
 // an exponent (no hex floats, no "inf", no underscores).
