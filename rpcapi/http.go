@@ -185,15 +185,23 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusUnsupportedMediaType, "unsupported charset: JSON-RPC bodies are UTF-8")
 		return
 	}
-	if r.ContentLength > MaxRequestBytes {
+	// Refusing a large body: read (and drop) a bounded amount more first,
+	// so that a client still sending gets the 413 rather than a reset
+	// connection; beyond that the connection is closed.
+	orig := r.Body
+	tooLarge := func() {
+		io.CopyN(io.Discard, orig, 4*MaxRequestBytes)
 		writeJSON(w, http.StatusRequestEntityTooLarge, tooLargeResponse)
+	}
+	if r.ContentLength > MaxRequestBytes {
+		tooLarge()
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, orig, MaxRequestBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, tooLargeResponse)
+			tooLarge()
 			return
 		}
 		httpError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
