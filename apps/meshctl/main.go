@@ -1,0 +1,461 @@
+// Meshctl is the command-line client of a running meshd: status, peers,
+// routes, sending and reading messages. It talks to the daemon's JSON-RPC
+// API on the unix socket in the daemon's data directory and holds no
+// protocol logic of its own.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"meshd.dev/meshd/rpcapi"
+)
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitError    = 1 // the daemon answered with an error, or I/O failed
+	exitUsage    = 2 // wrong command line
+	exitNoDaemon = 3 // meshd is not running on that data directory
+)
+
+type options struct {
+	dataDir string
+	json    bool
+	timeout time.Duration
+	stdin   io.Reader
+	stdout  io.Writer
+}
+
+// usageError marks command-line mistakes (exit 2).
+type usageError struct{ error }
+
+// Main runs meshctl and returns its exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o := &options{stdin: stdin, stdout: stdout}
+	root := newRoot(o)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "meshctl: %v\n", err)
+	var ue usageError
+	var ne noDaemonError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ne):
+		return exitNoDaemon
+	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"),
+		strings.Contains(err.Error(), "arg(s)"), strings.HasPrefix(err.Error(), "invalid argument"):
+		return exitUsage
+	}
+	return exitError
+}
+
+func newRoot(o *options) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "meshctl",
+		Short: "Control a running meshd node",
+		Long: `meshctl talks to a running meshd over the JSON-RPC unix socket in its data
+directory (<data-dir>/api.sock). Use the same --data-dir (or MESHD_DATA_DIR)
+as the daemon.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	def := os.Getenv("MESHD_DATA_DIR")
+	if def == "" {
+		def = defaultDataDir()
+	}
+	root.PersistentFlags().StringVar(&o.dataDir, "data-dir", def, "the daemon's data directory (env MESHD_DATA_DIR)")
+	root.PersistentFlags().BoolVar(&o.json, "json", false, "print JSON instead of text")
+	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
+	root.AddCommand(cmdStatus(o), cmdPeers(o), cmdConnect(o), cmdRoutes(o), cmdSend(o), cmdInbox(o), cmdAck(o), cmdWatch(o))
+	return root
+}
+
+// defaultDataDir mirrors meshd's default.
+func defaultDataDir() string {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "meshd")
+	}
+	if h, err := os.UserHomeDir(); err == nil && h != "" {
+		return filepath.Join(h, ".local", "share", "meshd")
+	}
+	return "meshd-data"
+}
+
+type noDaemonError struct{ error }
+
+// dial connects to the daemon of o.dataDir.
+func (o *options) dial(ctx context.Context) (*rpcapi.Client, error) {
+	c, err := rpcapi.DialDataDir(ctx, o.dataDir)
+	if err != nil {
+		return nil, noDaemonError{fmt.Errorf("cannot reach meshd: %v (start it with: meshd --data-dir %s)", err, o.dataDir)}
+	}
+	return c, nil
+}
+
+// withClient runs f with a connected client and a deadline.
+func (o *options) withClient(cmd *cobra.Command, f func(ctx context.Context, c *rpcapi.Client) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return f(ctx, c)
+}
+
+func (o *options) printJSON(v any) error {
+	enc := json.NewEncoder(o.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func cmdStatus(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the node's address, fingerprint, peer ID, listen addresses and counts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
+				info, err := c.Info(ctx)
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return o.printJSON(info)
+				}
+				w := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintf(w, "address:\t%s\n", info.Address)
+				fmt.Fprintf(w, "fingerprint:\t%s\n", info.Fingerprint)
+				fmt.Fprintf(w, "peer id:\t%s\n", info.PeerID)
+				for i, a := range info.ListenAddrs {
+					label := ""
+					if i == 0 {
+						label = "listening:"
+					}
+					fmt.Fprintf(w, "%s\t%s\n", label, a)
+				}
+				fmt.Fprintf(w, "version:\t%s\n", info.Version)
+				fmt.Fprintf(w, "up since:\t%s\n", info.Started.Format(time.RFC3339))
+				fmt.Fprintf(w, "peers:\t%d\n", info.Peers)
+				fmt.Fprintf(w, "routes:\t%d\n", info.Routes)
+				fmt.Fprintf(w, "custody:\t%d\n", info.Custody)
+				fmt.Fprintf(w, "inbox:\t%d\n", info.Inbox)
+				if info.DHTMode != "" {
+					fmt.Fprintf(w, "dht:\t%s\n", info.DHTMode)
+				}
+				if info.Reachability != "" {
+					fmt.Fprintf(w, "reachability:\t%s\n", info.Reachability)
+				}
+				return w.Flush()
+			})
+		},
+	}
+}
+
+func cmdPeers(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "peers",
+		Short: "List connected peers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
+				peers, err := c.Peers(ctx)
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return o.printJSON(peers)
+				}
+				if len(peers) == 0 {
+					fmt.Fprintln(o.stdout, "no peers")
+					return nil
+				}
+				w := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "PEER ID\tMESH ADDRESS\tLINK\tDIRECTION\tADDRESS")
+				for _, p := range peers {
+					addr := ""
+					if len(p.Addrs) > 0 {
+						addr = p.Addrs[0]
+					}
+					mesh := p.Address
+					if mesh == "" {
+						mesh = "-"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", p.PeerID, mesh, p.Link, p.Direction, addr)
+				}
+				return w.Flush()
+			})
+		},
+	}
+}
+
+func cmdConnect(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "connect MULTIADDR",
+		Short: "Connect to a peer, e.g. /ip4/127.0.0.1/tcp/7720/p2p/12D3Koo...",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
+				p, err := c.Connect(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return o.printJSON(p)
+				}
+				fmt.Fprintf(o.stdout, "connected to %s\n", p.PeerID)
+				return nil
+			})
+		},
+	}
+}
+
+func cmdRoutes(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "routes",
+		Short: "Show the routing table",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
+				routes, err := c.Routes(ctx)
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return o.printJSON(routes)
+				}
+				if len(routes) == 0 {
+					fmt.Fprintln(o.stdout, "no routes")
+					return nil
+				}
+				w := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "DESTINATION\tNEXT HOP\tLINK\tHOPS\tMETRIC\tSOURCE\tEXPIRES")
+				for _, r := range routes {
+					fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.Dest, r.NextHop, r.Link, r.Hops, r.Metric, r.Source, r.Expires.Format(time.RFC3339))
+				}
+				return w.Flush()
+			})
+		},
+	}
+}
+
+func cmdSend(o *options) *cobra.Command {
+	var ttl time.Duration
+	var sealed bool
+	cmd := &cobra.Command{
+		Use:   "send ADDRESS [TEXT]",
+		Short: "Send a message; without TEXT (or with -) it is read from standard input",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := rpcapi.SendParams{To: args[0], TTL: int64(ttl / time.Second), SealedSender: sealed}
+			if ttl < 0 || (ttl > 0 && ttl < time.Second) {
+				return usageError{fmt.Errorf("--ttl %v: want at least 1s", ttl)}
+			}
+			if len(args) == 2 && args[1] != "-" {
+				p.Text = args[1]
+			} else {
+				b, err := io.ReadAll(io.LimitReader(o.stdin, 64<<10+1))
+				if err != nil {
+					return fmt.Errorf("reading standard input: %w", err)
+				}
+				if len(b) > 64<<10 {
+					return usageError{errors.New("message on standard input is larger than 64 KiB")}
+				}
+				p.Payload = b
+			}
+			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
+				res, err := c.Send(ctx, p)
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return o.printJSON(res)
+				}
+				fmt.Fprintf(o.stdout, "%s %s\n", res.ID, res.Status)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "message lifetime, e.g. 24h (default: the daemon's)")
+	cmd.Flags().BoolVar(&sealed, "sealed-sender", false, "hide the sender from every node but the recipient")
+	return cmd
+}
+
+func cmdInbox(o *options) *cobra.Command {
+	var after uint64
+	var limit int
+	var ack bool
+	cmd := &cobra.Command{
+		Use:   "inbox",
+		Short: "List received messages (and with --ack remove them)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
+				page, err := c.Inbox(ctx, rpcapi.InboxParams{After: after, Limit: limit})
+				if err != nil {
+					return err
+				}
+				if o.json {
+					if err := o.printJSON(page); err != nil {
+						return err
+					}
+				} else {
+					if len(page.Messages) == 0 {
+						fmt.Fprintln(o.stdout, "inbox empty")
+					}
+					for _, m := range page.Messages {
+						printMessage(o.stdout, &m)
+					}
+					if page.More {
+						fmt.Fprintf(o.stdout, "more: meshctl inbox --after %d\n", page.Next)
+					}
+				}
+				if ack && len(page.Messages) > 0 {
+					seqs := make([]uint64, len(page.Messages))
+					for i, m := range page.Messages {
+						seqs[i] = m.Seq
+					}
+					if _, err := c.Ack(ctx, seqs); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().Uint64Var(&after, "after", 0, "show messages after this sequence number")
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many messages (1 to 1000)")
+	cmd.Flags().BoolVar(&ack, "ack", false, "remove the listed messages from the inbox")
+	return cmd
+}
+
+func printMessage(w io.Writer, m *rpcapi.Message) {
+	body := strings.TrimSuffix(m.Text, "\n")
+	if m.Text == "" && len(m.Payload) > 0 {
+		body = fmt.Sprintf("(%d bytes of binary data; use --json)", len(m.Payload))
+	}
+	fmt.Fprintf(w, "#%d %s from %s: %s\n", m.Seq, m.Received.Local().Format("2006-01-02 15:04:05"), m.From, body)
+}
+
+func cmdAck(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ack SEQ...",
+		Short: "Remove messages from the inbox by sequence number",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seqs := make([]uint64, len(args))
+			for i, a := range args {
+				v, err := strconv.ParseUint(strings.TrimPrefix(a, "#"), 10, 64)
+				if err != nil {
+					return usageError{fmt.Errorf("%q is not a sequence number", a)}
+				}
+				seqs[i] = v
+			}
+			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
+				res, err := c.Ack(ctx, seqs)
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return o.printJSON(res)
+				}
+				fmt.Fprintf(o.stdout, "%d messages left in the inbox\n", res.Remaining)
+				return nil
+			})
+		},
+	}
+}
+
+func cmdWatch(o *options) *cobra.Command {
+	var count int
+	cmd := &cobra.Command{
+		Use:   "watch",
+		Short: "Print node events (messages, receipts, peers) as they happen",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			dctx, cancel := context.WithTimeout(ctx, o.timeout)
+			c, err := o.dial(dctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			events, err := c.Subscribe(ctx)
+			if err != nil {
+				return err
+			}
+			var last uint64
+			seen := 0
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case ev, ok := <-events:
+					if !ok {
+						if ctx.Err() != nil {
+							return nil
+						}
+						return errors.New("meshd closed the connection")
+					}
+					if last != 0 && ev.Seq > last+1 && !o.json {
+						fmt.Fprintf(o.stdout, "(missed %d events; run meshctl inbox to catch up)\n", ev.Seq-last-1)
+					}
+					last = ev.Seq
+					if o.json {
+						if err := json.NewEncoder(o.stdout).Encode(ev); err != nil {
+							return err
+						}
+					} else {
+						printEvent(o.stdout, &ev)
+					}
+					seen++
+					if count > 0 && seen >= count {
+						return nil
+					}
+				}
+			}
+		},
+	}
+	cmd.Flags().IntVar(&count, "count", 0, "exit after this many events (0: run until interrupted)")
+	return cmd
+}
+
+func printEvent(w io.Writer, ev *rpcapi.Event) {
+	switch {
+	case ev.Message != nil:
+		printMessage(w, ev.Message)
+	case ev.Peer != nil:
+		fmt.Fprintf(w, "%s %s %s\n", ev.Kind, ev.Peer.PeerID, ev.Peer.Address)
+	default:
+		fmt.Fprintf(w, "%s %s\n", ev.Kind, ev.ID)
+	}
+}

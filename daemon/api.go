@@ -1,0 +1,285 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
+	"meshd.dev/meshd/rpcapi"
+	"meshd.dev/meshd/transports/p2p"
+)
+
+var _ rpcapi.Node = (*Node)(nil)
+
+// Info implements rpcapi.Node; it reads a snapshot and never waits for the
+// node loop.
+func (n *Node) Info(ctx context.Context) (rpcapi.NodeInfo, error) {
+	s := n.snap.Load()
+	return rpcapi.NodeInfo{
+		Address:      n.id.Address().String(),
+		Fingerprint:  n.fingerprint(n.id.Compact()),
+		PeerID:       n.host.ID().String(),
+		ListenAddrs:  n.host.Addrs(),
+		Version:      Version,
+		Started:      n.started.UTC(),
+		Peers:        s.links,
+		Routes:       s.routes,
+		Custody:      s.custody,
+		Inbox:        n.st.InboxLen(),
+		DHTMode:      n.host.DHTMode(),
+		Reachability: n.host.Reachability(),
+	}, nil
+}
+
+// Peers implements rpcapi.Node: every connected libp2p peer, with its mesh
+// address and link once the meshd handshake finished.
+func (n *Node) Peers(ctx context.Context) ([]rpcapi.Peer, error) {
+	links := map[string]rpcapi.Peer{}
+	if err := n.call(ctx, func() {
+		for _, l := range n.links {
+			links[l.peer.String()] = n.peerOf(l)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	out := []rpcapi.Peer{}
+	for _, pi := range n.host.Peers() {
+		p, ok := links[pi.ID.String()]
+		if !ok {
+			p = rpcapi.Peer{PeerID: pi.ID.String(), Direction: pi.Direction, Since: pi.Since.UTC()}
+		}
+		p.Addrs = pi.Addrs
+		p.Relayed = pi.Relayed
+		if p.Addrs == nil {
+			p.Addrs = []string{}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Connect implements rpcapi.Node.
+func (n *Node) Connect(ctx context.Context, addr string) (rpcapi.Peer, error) {
+	if n.closing.Load() {
+		return rpcapi.Peer{}, fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
+	}
+	ai, err := n.host.Connect(ctx, addr)
+	if err != nil {
+		if errors.Is(err, p2p.ErrBadMultiaddr) {
+			return rpcapi.Peer{}, fmt.Errorf("%w: %v", rpcapi.ErrInvalidParams, err)
+		}
+		return rpcapi.Peer{}, fmt.Errorf("%w: %v", rpcapi.ErrConnect, err)
+	}
+	p := rpcapi.Peer{PeerID: ai.ID.String(), Direction: "outbound", Addrs: []string{}}
+	for _, a := range ai.Addrs {
+		p.Addrs = append(p.Addrs, a.String())
+	}
+	return p, nil
+}
+
+// Routes implements rpcapi.Node.
+func (n *Node) Routes(ctx context.Context) ([]rpcapi.Route, error) {
+	var rs []routing.Route
+	if err := n.call(ctx, func() { rs = n.eng.Routes() }); err != nil {
+		return nil, err
+	}
+	out := make([]rpcapi.Route, 0, len(rs))
+	for _, r := range rs {
+		src := "advert"
+		if r.External {
+			src = "dht"
+		}
+		out = append(out, rpcapi.Route{
+			Dest: r.Dest.String(), NextHop: r.Via.String(), Link: uint32(r.Link), Metric: uint32(r.Metric),
+			Hops: int(r.Hops), Seqno: r.Seq, Expires: r.Expires.UTC(), Source: src,
+		})
+	}
+	return out, nil
+}
+
+// Send implements rpcapi.Node: the message is handed to the engine, and the
+// answer waits until the engine's custody record is synced to disk.
+func (n *Node) Send(ctx context.Context, p rpcapi.SendParams) (rpcapi.SendResult, error) {
+	dest, err := protocol.ParseAddress(p.To)
+	if err != nil {
+		return rpcapi.SendResult{}, fmt.Errorf("%w: to: %v", rpcapi.ErrInvalidParams, err)
+	}
+	body := p.Payload
+	if p.Text != "" {
+		if len(p.Payload) > 0 {
+			return rpcapi.SendResult{}, fmt.Errorf("%w: give text or payload, not both", rpcapi.ErrInvalidParams)
+		}
+		body = []byte(p.Text)
+	}
+	if len(body) == 0 {
+		return rpcapi.SendResult{}, fmt.Errorf("%w: empty message: give text or payload", rpcapi.ErrInvalidParams)
+	}
+	if p.TTL < 0 || p.TTL > int64(protocol.MaxLifetime/time.Second) {
+		return rpcapi.SendResult{}, fmt.Errorf("%w: ttl %d: want 0 (the default) to %d seconds", rpcapi.ErrInvalidParams, p.TTL, int64(protocol.MaxLifetime/time.Second))
+	}
+	w := make(chan sendOutcome, 1)
+	if err := n.call(ctx, func() {
+		n.nextRef++
+		ref := n.nextRef
+		n.waiters[ref] = w
+		err := n.eng.Step(n.now(), routing.SendRequest{
+			Ref: ref, Dest: dest, Body: body, TTL: time.Duration(p.TTL) * time.Second, SealedSender: p.SealedSender,
+		})
+		if err != nil && n.waiters[ref] != nil {
+			delete(n.waiters, ref)
+			w <- sendOutcome{err: fmt.Errorf("%w: %v", rpcapi.ErrRefused, err)}
+		}
+	}); err != nil {
+		return rpcapi.SendResult{}, err
+	}
+	select {
+	case o := <-w:
+		return o.res, o.err
+	case <-ctx.Done():
+		// The message may still be sent: the engine has it. The client
+		// learns its fate from msg.subscribe.
+		return rpcapi.SendResult{}, ctx.Err()
+	}
+}
+
+// Inbox implements rpcapi.Node.
+func (n *Node) Inbox(ctx context.Context, p rpcapi.InboxParams) (rpcapi.InboxPage, error) {
+	limit := p.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	if limit < 0 || limit > 1000 {
+		return rpcapi.InboxPage{}, fmt.Errorf("%w: limit %d: want 1 to 1000", rpcapi.ErrInvalidParams, p.Limit)
+	}
+	entries, _, err := n.st.Inbox(p.After, limit+1)
+	if err != nil {
+		return rpcapi.InboxPage{}, err
+	}
+	page := rpcapi.InboxPage{Messages: []rpcapi.Message{}, Next: p.After}
+	if len(entries) > limit {
+		entries, page.More = entries[:limit], true
+	}
+	for _, e := range entries {
+		m := messageOf(e)
+		m.FromFingerprint = n.fingerprint(e.Sender)
+		page.Messages = append(page.Messages, m)
+		page.Next = e.Seq
+	}
+	return page, nil
+}
+
+// Ack implements rpcapi.Node.
+func (n *Node) Ack(ctx context.Context, seqs []uint64) (rpcapi.AckResult, error) {
+	if len(seqs) > 10000 {
+		return rpcapi.AckResult{}, fmt.Errorf("%w: %d sequence numbers in one call; at most 10000", rpcapi.ErrInvalidParams, len(seqs))
+	}
+	if err := n.st.Ack(seqs...); err != nil {
+		return rpcapi.AckResult{}, err
+	}
+	return rpcapi.AckResult{Remaining: n.st.InboxLen()}, nil
+}
+
+// StoreStats implements rpcapi.Node.
+func (n *Node) StoreStats(ctx context.Context) (rpcapi.StoreStats, error) {
+	s, err := n.st.Stats()
+	if err != nil {
+		return rpcapi.StoreStats{}, err
+	}
+	out := rpcapi.StoreStats{
+		Custody: s.Engine["c/"], Delivered: s.Engine["d/"], Inbox: s.Inbox,
+		LSMBytes: s.LSMBytes, VLogBytes: s.VLogBytes,
+	}
+	for _, v := range s.Engine {
+		out.EngineRecords += v
+	}
+	return out, nil
+}
+
+// Subscribe implements rpcapi.Node.
+func (n *Node) Subscribe(ctx context.Context) (<-chan rpcapi.Event, func(), error) {
+	if n.closing.Load() {
+		return nil, nil, fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
+	}
+	s := n.hub.add(256)
+	stop := context.AfterFunc(ctx, func() { n.hub.remove(s) })
+	return s.ch, func() { stop(); n.hub.remove(s) }, nil
+}
+
+// fingerprint caches fingerprints: each costs 5,200 SHA-512 rounds.
+func (n *Node) fingerprint(c protocol.CompactIdentity) string {
+	fpCache.Lock()
+	defer fpCache.Unlock()
+	if fp, ok := fpCache.m[c]; ok {
+		return fp
+	}
+	if len(fpCache.m) >= 4096 {
+		clear(fpCache.m)
+	}
+	fp := c.Fingerprint()
+	fpCache.m[c] = fp
+	return fp
+}
+
+var fpCache = struct {
+	sync.Mutex
+	m map[protocol.CompactIdentity]string
+}{m: map[protocol.CompactIdentity]string{}}
+
+// hub fans node events out to subscribers without ever blocking the loop.
+type hub struct {
+	mu   sync.Mutex
+	subs map[*subscriber]struct{}
+}
+
+type subscriber struct {
+	ch     chan rpcapi.Event
+	seq    uint64
+	closed bool
+}
+
+func (h *hub) add(buf int) *subscriber {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &subscriber{ch: make(chan rpcapi.Event, buf)}
+	h.subs[s] = struct{}{}
+	return s
+}
+
+func (h *hub) remove(s *subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.ch)
+		delete(h.subs, s)
+	}
+}
+
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		s.closed = true
+		close(s.ch)
+	}
+	clear(h.subs)
+}
+
+// publish numbers the event per subscriber; a full subscriber loses it and
+// sees the gap in Seq.
+func (h *hub) publish(ev rpcapi.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		s.seq++
+		ev.Seq = s.seq
+		select {
+		case s.ch <- ev:
+		default:
+		}
+	}
+}

@@ -1,0 +1,479 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"meshd.dev/meshd/daemon/store"
+	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
+	"meshd.dev/meshd/rpcapi"
+	"meshd.dev/meshd/transports/p2p"
+)
+
+// Version is meshd's version; the build may set it with
+// -ldflags "-X meshd.dev/meshd/daemon.Version=v1.2.3".
+var Version = "devel"
+
+// maxBatch bounds how many inputs the node loop takes before it writes and
+// transmits what they caused: one synced badger write then covers many
+// inputs (one fsync per input would cap the node at a few hundred messages
+// per second).
+const maxBatch = 128
+
+// lookupConcurrency bounds parallel DHT lookups.
+const lookupConcurrency = 8
+
+// Node is a running meshd node: the routing engine driven by one goroutine
+// (the node loop), the badger store and the libp2p host. It implements
+// rpcapi.Node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	id      *protocol.Identity
+	st      *store.Store
+	host    *p2p.Host
+	now     func() time.Time
+	started time.Time
+
+	cmds    chan func()   // run on the loop goroutine
+	stopped chan struct{} // closed when the loop has exited
+	closing atomic.Bool
+	ctx     context.Context // ends when the node shuts down
+	cancel  context.CancelFunc
+	bg      sync.WaitGroup // lookups and other helpers of the loop
+	lookSem chan struct{}
+
+	// Owned by the loop goroutine.
+	eng      *routing.Engine
+	links    map[peer.ID]*link
+	byLink   map[routing.LinkID]*link
+	nextLink routing.LinkID
+	nextRef  uint64
+	waiters  map[uint64]chan sendOutcome
+	inflight map[protocol.Address]bool // DHT lookups under way
+	resolved map[peer.ID][]routing.Resolved
+	fatal    error
+
+	// Read by API goroutines.
+	snap atomic.Pointer[snapshot]
+	hub  hub
+}
+
+type link struct {
+	id       routing.LinkID
+	peer     peer.ID
+	addr     protocol.Address
+	since    time.Time
+	outbound bool
+}
+
+type sendOutcome struct {
+	res rpcapi.SendResult
+	err error
+}
+
+// snapshot holds the figures node.info reports, refreshed by the loop after
+// every batch so that API reads never wait for the loop.
+type snapshot struct {
+	routes, custody, links int
+}
+
+// Options are the parts of a Node that tests replace.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the wall clock (default time.Now).
+	Now func() time.Time
+	// Rand is the engine's randomness (default crypto/rand).
+	Rand io.Reader
+}
+
+// Open prepares a node: the data directory, the identity, the store, the
+// routing engine restored from the store, and the libp2p host (listening
+// from here on). Run starts the loop; Close releases everything.
+func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+	random := opt.Rand
+	if random == nil {
+		random = rand.Reader
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	id, created, err := LoadOrCreateIdentity(cfg.DataDir, nil)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created a new identity", "address", id.Address(), "file", IdentityFileName)
+	}
+	st, err := store.Open(cfg.DataDir+"/db", store.WithLogger(log), store.WithClock(now))
+	if err != nil {
+		return nil, err
+	}
+	recs, err := st.EngineRecords()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	eng, err := routing.New(routing.Config{
+		Identity:         id,
+		Rand:             random,
+		Mailbox:          cfg.Relay,
+		AnnounceInterval: time.Duration(cfg.Routing.AnnounceInterval),
+		MessageTTL:       time.Duration(cfg.Routing.MessageTTL),
+		CustodyMaxBytes:  cfg.Routing.CustodyMaxBytes,
+	}, now(), recs)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("restoring the routing engine from %d records: %w", len(recs), err)
+	}
+	host, err := p2p.New(ctx, p2p.Config{
+		Identity:    id,
+		ListenAddrs: cfg.Listen,
+		Bootstrap:   cfg.Bootstrap,
+		MDNS:        cfg.MDNS,
+		DHTMode:     cfg.DHTMode,
+		Relay:       cfg.Relay,
+		ConnLow:     cfg.Limits.ConnLow,
+		ConnHigh:    cfg.Limits.ConnHigh,
+		Logger:      log,
+		Now:         now,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	nctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		cfg: cfg, log: log, id: id, st: st, host: host, now: now, started: now(),
+		cmds: make(chan func(), 64), stopped: make(chan struct{}),
+		ctx: nctx, cancel: cancel, lookSem: make(chan struct{}, lookupConcurrency),
+		eng: eng, links: map[peer.ID]*link{}, byLink: map[routing.LinkID]*link{},
+		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
+		resolved: map[peer.ID][]routing.Resolved{},
+	}
+	n.snap.Store(&snapshot{})
+	n.hub.subs = map[*subscriber]struct{}{}
+	return n, nil
+}
+
+// Identity returns the node's identity.
+func (n *Node) Identity() *protocol.Identity { return n.id }
+
+// Host returns the libp2p host.
+func (n *Node) Host() *p2p.Host { return n.host }
+
+// Run drives the node until ctx ends or a fatal error (the store failing:
+// the node cannot keep promises any more) stops it. It returns nil after a
+// requested stop.
+func (n *Node) Run(ctx context.Context) error {
+	defer close(n.stopped)
+	n.log.Info("meshd running", "address", n.id.Address(), "peer_id", n.host.ID(), "listen", n.host.Addrs())
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		pctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+		defer cancel()
+		if err := n.host.PublishRecord(pctx); err != nil && n.ctx.Err() == nil {
+			n.log.Info("DHT record not published yet (will retry)", "err", err)
+		}
+	}()
+	timer := time.NewTimer(time.Until(n.eng.NextWake()))
+	defer timer.Stop()
+	events := n.host.Events()
+	for {
+		// Wait for one input, then take whatever else is already waiting,
+		// so that one synced write covers the whole batch.
+		select {
+		case <-ctx.Done():
+			n.shutdownLoop()
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				n.shutdownLoop()
+				return errors.New("libp2p host stopped")
+			}
+			n.onHostEvent(ev)
+		case f := <-n.cmds:
+			f()
+		case <-timer.C:
+		}
+	batch:
+		for range maxBatch - 1 {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					break batch
+				}
+				n.onHostEvent(ev)
+			case f := <-n.cmds:
+				f()
+			default:
+				break batch
+			}
+		}
+		n.eng.Tick(n.now())
+		if err := n.drain(); err != nil {
+			n.fatal = err
+			n.log.Error("stopping: the store failed, so the node cannot keep what it promises", "err", err)
+			n.shutdownLoop()
+			return err
+		}
+		timer.Reset(max(time.Until(n.eng.NextWake()), 0))
+	}
+}
+
+// shutdownLoop answers everyone still waiting on the loop.
+func (n *Node) shutdownLoop() {
+	n.closing.Store(true)
+	n.cancel()
+	for ref, w := range n.waiters {
+		w <- sendOutcome{err: fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)}
+		delete(n.waiters, ref)
+	}
+}
+
+// Close stops the node: the loop must have returned (or never run). It
+// closes the libp2p host and then the store, whose last write was synced.
+func (n *Node) Close() error {
+	n.closing.Store(true)
+	n.cancel()
+	n.bg.Wait()
+	n.hub.closeAll()
+	errH := n.host.Close()
+	errS := n.st.Close()
+	return errors.Join(errH, errS)
+}
+
+// drain carries out everything the engine has to do, in the order the
+// Ready contract sets: persist (synced), transmit, notify, advance.
+func (n *Node) drain() error {
+	for n.eng.HasReady() {
+		rd := n.eng.Ready()
+		seqs, err := n.st.Apply(&rd)
+		if err != nil {
+			return err
+		}
+		for _, tx := range rd.Transmits {
+			l := n.byLink[tx.Link]
+			if l == nil {
+				continue
+			}
+			if err := n.host.Send(n.ctx, l.peer, tx.Frame); err != nil {
+				n.log.Debug("transmit failed", "peer", l.peer, "err", err)
+			}
+		}
+		for _, a := range rd.Lookups {
+			n.startLookup(a)
+		}
+		for i := range rd.Deliveries {
+			d := &rd.Deliveries[i]
+			m := messageOf(store.InboxEntry{Seq: seqs[i], Received: n.now().UTC(), Delivery: *d})
+			n.hub.publish(rpcapi.Event{Kind: rpcapi.EventMessage, ID: m.ID, Message: &m})
+		}
+		for _, ev := range rd.Events {
+			n.onEngineEvent(ev)
+		}
+		n.eng.Advance()
+	}
+	c := n.eng.Counters()
+	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.links)})
+	return nil
+}
+
+func (n *Node) onEngineEvent(ev routing.Event) {
+	w := n.waiters[ev.Ref]
+	switch ev.Kind {
+	case routing.EventAccepted:
+		if w != nil {
+			delete(n.waiters, ev.Ref)
+			w <- sendOutcome{res: rpcapi.SendResult{ID: fmt.Sprintf("%x", ev.ID[:]), Status: ev.Status.String()}}
+		}
+	case routing.EventRefused:
+		if w != nil {
+			delete(n.waiters, ev.Ref)
+			w <- sendOutcome{err: fmt.Errorf("%w: %v", rpcapi.ErrRefused, ev.Err)}
+		}
+	case routing.EventDelivered:
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventDelivered, ID: fmt.Sprintf("%x", ev.ID[:])})
+	case routing.EventExpired:
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventExpired, ID: fmt.Sprintf("%x", ev.ID[:])})
+	case routing.EventHandedOff:
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventHandedOff, ID: fmt.Sprintf("%x", ev.ID[:])})
+	}
+}
+
+func (n *Node) onHostEvent(ev p2p.Event) {
+	now := n.now()
+	switch ev := ev.(type) {
+	case p2p.LinkUp:
+		if old := n.links[ev.Peer]; old != nil {
+			n.linkDown(old)
+		}
+		n.nextLink++
+		l := &link{id: n.nextLink, peer: ev.Peer, addr: ev.Address, since: now, outbound: ev.Outbound}
+		n.links[ev.Peer] = l
+		n.byLink[l.id] = l
+		n.step(routing.LinkUp{Link: routing.LinkInfo{ID: l.id, Kind: routing.LinkIP, Peer: ev.Address}})
+		if ev.Identity != nil {
+			// The neighbour's keys came with the authenticated link
+			// handshake: messages to it can be sealed at once.
+			n.step(routing.Resolved{Dest: ev.Address, Link: l.id, Identity: ev.Identity})
+		}
+		for _, r := range n.resolved[ev.Peer] {
+			r.Link = l.id
+			n.step(r)
+		}
+		delete(n.resolved, ev.Peer)
+		p := n.peerOf(l)
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventPeerUp, Peer: &p})
+		n.log.Info("link up", "peer", ev.Peer, "address", ev.Address, "link", l.id)
+	case p2p.LinkDown:
+		if l := n.links[ev.Peer]; l != nil {
+			n.linkDown(l)
+		}
+	case p2p.Frame:
+		l := n.links[ev.Peer]
+		if l == nil {
+			return
+		}
+		if err := n.eng.Step(now, routing.FrameReceived{Link: l.id, Frame: ev.Data}); err != nil {
+			n.log.Debug("frame refused", "peer", ev.Peer, "err", err)
+		}
+	}
+}
+
+func (n *Node) linkDown(l *link) {
+	delete(n.links, l.peer)
+	delete(n.byLink, l.id)
+	n.step(routing.LinkDown{Link: l.id})
+	p := n.peerOf(l)
+	n.hub.publish(rpcapi.Event{Kind: rpcapi.EventPeerDown, Peer: &p})
+	n.log.Info("link down", "peer", l.peer, "address", l.addr, "link", l.id)
+}
+
+func (n *Node) step(in routing.Input) {
+	if err := n.eng.Step(n.now(), in); err != nil {
+		n.log.Debug("engine refused input", "input", fmt.Sprintf("%T", in), "err", err)
+	}
+}
+
+// startLookup resolves a mesh address through the DHT in the background,
+// connects to the node found and reports the route to the engine once the
+// meshd link to it is up.
+func (n *Node) startLookup(a protocol.Address) {
+	if n.inflight[a] || n.closing.Load() {
+		return
+	}
+	n.inflight[a] = true
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		select {
+		case n.lookSem <- struct{}{}:
+		case <-n.ctx.Done():
+			return
+		}
+		defer func() { <-n.lookSem }()
+		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+		defer cancel()
+		rec, err := n.host.Lookup(ctx, a)
+		if err == nil {
+			err = n.host.ConnectInfo(ctx, rec.AddrInfo())
+		}
+		n.enqueue(func() {
+			delete(n.inflight, a)
+			if err != nil {
+				n.log.Debug("DHT lookup failed", "address", a, "err", err)
+				return
+			}
+			res := routing.Resolved{Dest: a, Identity: rec.Identity}
+			if l := n.links[rec.Peer]; l != nil {
+				res.Link = l.id
+				n.step(res)
+				return
+			}
+			n.resolved[rec.Peer] = append(n.resolved[rec.Peer], res)
+		})
+	}()
+}
+
+// enqueue runs f on the loop; it gives up when the node is stopping.
+func (n *Node) enqueue(f func()) bool {
+	select {
+	case n.cmds <- f:
+		return true
+	case <-n.ctx.Done():
+		return false
+	}
+}
+
+// call runs f on the loop and waits for it.
+func (n *Node) call(ctx context.Context, f func()) error {
+	if n.closing.Load() {
+		return fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
+	}
+	done := make(chan struct{})
+	select {
+	case n.cmds <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.stopped:
+		return fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.stopped:
+		return fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
+	}
+}
+
+func (n *Node) peerOf(l *link) rpcapi.Peer {
+	p := rpcapi.Peer{PeerID: l.peer.String(), Address: l.addr.String(), Link: uint32(l.id), Since: l.since.UTC(), Direction: "inbound"}
+	if l.outbound {
+		p.Direction = "outbound"
+	}
+	return p
+}
+
+// messageOf turns an inbox entry into its API form.
+func messageOf(e store.InboxEntry) rpcapi.Message {
+	m := rpcapi.Message{
+		Seq: e.Seq, ID: fmt.Sprintf("%x", e.ID[:]), From: e.From.String(),
+		FromFingerprint: e.Sender.Fingerprint(),
+		Received:        e.Received.UTC(), Created: e.Created.Time(), Expires: e.Expires.Time(),
+		Payload: e.Body,
+	}
+	if m.Payload == nil {
+		m.Payload = []byte{}
+	}
+	if utf8.Valid(e.Body) {
+		m.Text = string(e.Body)
+	}
+	return m
+}

@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"meshd.dev/meshd/rpcapi"
+)
+
+// Main runs meshd until ctx ends (SIGINT, SIGTERM): it opens the node,
+// serves the API on the unix socket and, if configured, on HTTP, runs the
+// node loop, and on the way out stops accepting API requests, lets the loop
+// finish its batch (synced), and closes libp2p and the store. A shutdown
+// that takes longer than limits.shutdown_timeout returns an error.
+func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
+	n, err := Open(ctx, cfg, Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	token, err := apiToken(rpcapi.TokenPath(cfg.DataDir))
+	if err != nil {
+		n.Close()
+		return fmt.Errorf("writing the API token: %w", err)
+	}
+	srv, err := rpcapi.NewServer(n, rpcapi.ServerOptions{
+		SocketPath: rpcapi.SocketPath(cfg.DataDir),
+		HTTPAddr:   cfg.API,
+		Token:      token,
+		Logger:     log,
+		Version:    Version,
+	})
+	if err != nil {
+		n.Close()
+		return err
+	}
+	log.Info("API listening", "socket", srv.SocketPath(), "http", srv.HTTPAddr(), "token_file", rpcapi.TokenPath(cfg.DataDir))
+
+	loopCtx, stopLoop := context.WithCancel(context.Background())
+	defer stopLoop()
+	runErr := make(chan error, 1)
+	go func() { runErr <- n.Run(loopCtx) }()
+
+	var fatal error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case fatal = <-runErr:
+		runErr <- fatal // for the wait below
+	}
+	done := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Limits.ShutdownTimeout))
+		defer cancel()
+		errSrv := srv.Shutdown(sctx)
+		stopLoop()
+		errRun := <-runErr
+		errClose := n.Close()
+		done <- errors.Join(errSrv, errRun, errClose)
+	}()
+	select {
+	case err := <-done:
+		if err == nil && fatal == nil {
+			log.Info("stopped cleanly")
+		}
+		return errors.Join(fatal, err)
+	case <-time.After(time.Duration(cfg.Limits.ShutdownTimeout)):
+		return fmt.Errorf("shutdown took longer than %v; exiting anyway (acknowledged data is on disk)", time.Duration(cfg.Limits.ShutdownTimeout))
+	}
+}
+
+// apiToken keeps the token of earlier runs, so apps configured with it keep
+// working across restarts; it writes a new one when there is none (or the
+// file is damaged or readable by others).
+func apiToken(path string) (string, error) {
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 == 0 {
+		if tok, err := rpcapi.ReadToken(path); err == nil {
+			return tok, nil
+		}
+	}
+	return rpcapi.WriteToken(path)
+}
