@@ -1,0 +1,595 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// Host errors.
+var (
+	// ErrClosed reports a call on a closed Host.
+	ErrClosed = errors.New("p2p: host closed")
+	// ErrNoLink reports a Send to a peer without an up meshd link.
+	ErrNoLink = errors.New("p2p: no meshd link to peer")
+	// ErrBadMultiaddr reports a multiaddr that does not parse or lacks a
+	// required /p2p/ component.
+	ErrBadMultiaddr = errors.New("p2p: bad multiaddr")
+	// ErrConfig reports an invalid Config.
+	ErrConfig = errors.New("p2p: invalid config")
+	// errWrongOpener reports a link stream opened by the peer with the
+	// larger peer ID.
+	errWrongOpener = errors.New("p2p: link stream opened by the larger peer ID (the smaller one opens)")
+	// errReplaced ends a link that a newer stream from the same peer
+	// replaced.
+	errReplaced = errors.New("p2p: link replaced by a newer stream")
+)
+
+// DefaultListenAddrs are the listen addresses of a zero Config.
+var DefaultListenAddrs = []string{
+	"/ip4/0.0.0.0/tcp/4001",
+	"/ip4/0.0.0.0/udp/4001/quic-v1",
+	"/ip6/::/tcp/4001",
+	"/ip6/::/udp/4001/quic-v1",
+}
+
+// Config configures a Host. Only Identity is required; the zero value of
+// every other field is a working default.
+type Config struct {
+	// Identity is the node's mesh identity. Its Ed25519 signing key is the
+	// libp2p host key, so the peer ID and the mesh address name one key.
+	Identity *protocol.Identity
+	// ListenAddrs are multiaddrs to listen on (default DefaultListenAddrs).
+	ListenAddrs []string
+	// Bootstrap are DHT bootstrap peers, multiaddrs with /p2p/<id>.
+	Bootstrap []string
+	// MDNS turns on LAN discovery (grandcat/zeroconf, service _meshd._udp).
+	// When false nothing listens on port 5353.
+	MDNS bool
+	// MDNSInterfaces names the interfaces mDNS uses (default: every
+	// interface that is up and multicast capable).
+	MDNSInterfaces []string
+	// DHTMode is "auto" (default: server when AutoNAT finds the host
+	// publicly reachable, else client), "client" or "server".
+	DHTMode string
+	// Relay turns on relay mode: DHT server, circuit relay v2 service with
+	// the limits of relayResources, AutoNAT service for others, and
+	// reachability taken as public (the operator says the host is public).
+	Relay bool
+	// ConnLow and ConnHigh are the connection manager watermarks (default
+	// DefaultConnLow and DefaultConnHigh).
+	ConnLow, ConnHigh int
+	// Logger receives the host's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock of DHT record timestamps and expiry (default
+	// time.Now).
+	Now func() time.Time
+}
+
+// Event is one of LinkUp, LinkDown, Frame.
+type Event interface{ isEvent() }
+
+// LinkUp reports a meshd link that completed its handshake: Peer proved it
+// holds Identity's signing key (it is the libp2p peer key).
+type LinkUp struct {
+	Peer     peer.ID
+	Address  protocol.Address
+	Compact  protocol.CompactIdentity
+	Identity *protocol.PublicIdentity
+	Outbound bool // this host opened the link stream
+}
+
+// LinkDown reports the end of a link that had a LinkUp. Err says why (nil
+// when the peer closed the stream in order).
+type LinkDown struct {
+	Peer    peer.ID
+	Address protocol.Address
+	Err     error
+}
+
+// Frame is one frame received on a link. Data belongs to the receiver.
+type Frame struct {
+	Peer    peer.ID
+	Address protocol.Address
+	Data    []byte
+}
+
+func (LinkUp) isEvent()   {}
+func (LinkDown) isEvent() {}
+func (Frame) isEvent()    {}
+
+// PeerInfo describes a connected libp2p peer.
+type PeerInfo struct {
+	ID        peer.ID
+	Link      bool             // a meshd link is up
+	Address   protocol.Address // the mesh address, when Link
+	Addrs     []string         // remote multiaddrs of the open connections
+	Direction string           // "inbound" or "outbound": of the oldest connection
+	Since     time.Time        // when the oldest connection opened
+	Relayed   bool             // every connection goes through a relay
+}
+
+// Host is meshd's libp2p node: the link protocol, the DHT with address
+// records, and mDNS. Its methods are safe for concurrent use.
+type Host struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	host   host.Host
+	dht    *dht.IpfsDHT
+	self   peer.ID
+	hello  []byte
+	events chan Event
+	rt     *rtWatch
+	mdns   *mdnsService
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	republish chan struct{}
+
+	mu      sync.Mutex
+	closing bool
+	links   map[peer.ID]*link
+	dialing map[peer.ID]bool
+	reopens map[peer.ID]int
+	wg      sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a host. ctx bounds only the start; Close stops the host.
+func New(ctx context.Context, cfg Config) (*Host, error) {
+	if cfg.Identity == nil {
+		return nil, fmt.Errorf("%w: Identity is required", ErrConfig)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if len(cfg.ListenAddrs) == 0 {
+		cfg.ListenAddrs = DefaultListenAddrs
+	}
+	if cfg.ConnLow == 0 && cfg.ConnHigh == 0 {
+		cfg.ConnLow, cfg.ConnHigh = DefaultConnLow, DefaultConnHigh
+	}
+	if cfg.ConnLow < 0 || cfg.ConnHigh <= cfg.ConnLow {
+		return nil, fmt.Errorf("%w: connection watermarks low %d, high %d: want 0 <= low < high", ErrConfig, cfg.ConnLow, cfg.ConnHigh)
+	}
+	mode, err := parseDHTMode(cfg.DHTMode, cfg.Relay)
+	if err != nil {
+		return nil, err
+	}
+	listen := make([]ma.Multiaddr, 0, len(cfg.ListenAddrs))
+	for _, s := range cfg.ListenAddrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: listen address %q: %v", ErrBadMultiaddr, s, err)
+		}
+		listen = append(listen, a)
+	}
+	bootstrap := make([]peer.AddrInfo, 0, len(cfg.Bootstrap))
+	for _, s := range cfg.Bootstrap {
+		ai, err := parseP2PAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap peer: %w", err)
+		}
+		bootstrap = append(bootstrap, ai)
+	}
+	priv, err := crypto.UnmarshalEd25519PrivateKey(cfg.Identity.SigningKey())
+	if err != nil {
+		return nil, fmt.Errorf("p2p: identity signing key as host key: %w", err)
+	}
+	hello, err := appendHello(nil, cfg.Identity.Public())
+	if err != nil {
+		return nil, err
+	}
+
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()))
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
+	rt := newRTWatch()
+	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(connGracePeriod))
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("p2p: connection manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(priv),
+		libp2p.ListenAddrs(listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(rtWatchConnMgr{ConnManager: cm, w: rt}),
+		libp2p.EnableRelay(),
+		libp2p.EnableHolePunching(),
+		libp2p.EnableAutoNATv2(),
+		libp2p.DisableMetrics(),
+	}
+	if !allLoopback(listen) {
+		// UPnP / NAT-PMP only make sense on a routable interface.
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	if cfg.Relay {
+		opts = append(opts,
+			libp2p.EnableRelayService(relayv2.WithResources(relayResources())),
+			libp2p.EnableNATService(),
+			libp2p.ForceReachabilityPublic(),
+		)
+	}
+	lh, err := libp2p.New(opts...)
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("p2p: libp2p host: %w", err)
+	}
+
+	hctx, cancel := context.WithCancel(context.Background())
+	h := &Host{
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "p2p"),
+		now:       cfg.Now,
+		host:      lh,
+		self:      lh.ID(),
+		hello:     hello,
+		events:    make(chan Event, eventQueueLen),
+		rt:        rt,
+		ctx:       hctx,
+		cancel:    cancel,
+		republish: make(chan struct{}, 1),
+		links:     make(map[peer.ID]*link),
+		dialing:   make(map[peer.ID]bool),
+		reopens:   make(map[peer.ID]int),
+	}
+	fail := func(err error) (*Host, error) {
+		cancel()
+		if h.dht != nil {
+			h.dht.Close()
+		}
+		lh.Close()
+		return nil, err
+	}
+
+	h.dht, err = dht.New(lh,
+		dht.Mode(mode),
+		dht.ProtocolPrefix(dhtProtocolPrefix),
+		dht.Validator(record.NamespacedValidator{RecordNamespace: recordValidator{now: cfg.Now}}),
+		dht.BootstrapPeers(bootstrap...),
+		dht.DisableProviders(),
+	)
+	if err != nil {
+		return fail(fmt.Errorf("p2p: DHT: %w", err))
+	}
+
+	sub, err := lh.EventBus().Subscribe([]any{
+		new(event.EvtPeerIdentificationCompleted),
+		new(event.EvtLocalAddressesUpdated),
+	}, eventbus.BufSize(256))
+	if err != nil {
+		return fail(fmt.Errorf("p2p: event bus: %w", err))
+	}
+	lh.SetStreamHandler(LinkProtocol, h.handleStream)
+
+	if cfg.MDNS {
+		h.mdns, err = startMDNS(h, cfg.MDNSInterfaces)
+		if err != nil {
+			sub.Close()
+			return fail(err)
+		}
+	}
+
+	h.wg.Add(3)
+	go h.eventLoop(sub)
+	go h.bootstrapLoop(bootstrap)
+	go h.republishLoop()
+	return h, nil
+}
+
+func parseDHTMode(s string, relay bool) (dht.ModeOpt, error) {
+	switch s {
+	case "", "auto":
+		if relay {
+			return dht.ModeServer, nil
+		}
+		return dht.ModeAuto, nil
+	case "client":
+		if relay {
+			return 0, fmt.Errorf("%w: relay mode needs DHT mode server or auto, not client", ErrConfig)
+		}
+		return dht.ModeClient, nil
+	case "server":
+		return dht.ModeServer, nil
+	}
+	return 0, fmt.Errorf("%w: DHT mode %q: want auto, client or server", ErrConfig, s)
+}
+
+func allLoopback(addrs []ma.Multiaddr) bool {
+	for _, a := range addrs {
+		if !manet.IsIPLoopback(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseP2PAddr parses a multiaddr that must end in /p2p/<peer id>.
+func parseP2PAddr(s string) (peer.AddrInfo, error) {
+	a, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("%w: %q: %v", ErrBadMultiaddr, s, err)
+	}
+	ai, err := peer.AddrInfoFromP2pAddr(a)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("%w: %q has no /p2p/<peer id> component: %v", ErrBadMultiaddr, s, err)
+	}
+	return *ai, nil
+}
+
+// Events returns the link events. The channel is closed when Close has
+// stopped everything that sends on it. A slow reader slows the links down
+// (frames wait in the streams' flow control); it never blocks Close.
+func (h *Host) Events() <-chan Event { return h.events }
+
+// emit delivers ev unless the host is closing.
+func (h *Host) emit(ev Event) bool {
+	select {
+	case h.events <- ev:
+		return true
+	case <-h.ctx.Done():
+		return false
+	}
+}
+
+// ID returns the host's peer ID.
+func (h *Host) ID() peer.ID { return h.self }
+
+// Libp2p returns the underlying libp2p host, for protocols of other
+// packages (gossipsub). Do not close it: Close does.
+func (h *Host) Libp2p() host.Host { return h.host }
+
+// Addrs returns the host's addresses (loopback included), each ending in
+// /p2p/<id>.
+func (h *Host) Addrs() []string {
+	addrs := h.host.Addrs()
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, a.String()+"/p2p/"+h.self.String())
+	}
+	return out
+}
+
+// Reachability returns the AutoNAT verdict: "unknown", "public" or
+// "private". In relay mode it is "public" (configured, not measured).
+func (h *Host) Reachability() string {
+	if h.cfg.Relay {
+		return "public"
+	}
+	r, ok := h.host.(interface{ Reachability() network.Reachability })
+	if !ok {
+		return "unknown"
+	}
+	switch r.Reachability() {
+	case network.ReachabilityPublic:
+		return "public"
+	case network.ReachabilityPrivate:
+		return "private"
+	}
+	return "unknown"
+}
+
+// DHTMode returns the mode the DHT runs in now: "server" (answers queries)
+// or "client". With Config.DHTMode "auto" it follows Reachability.
+func (h *Host) DHTMode() string {
+	if slices.Contains(h.host.Mux().Protocols(), dhtProtocolPrefix+"/kad/1.0.0") {
+		return "server"
+	}
+	return "client"
+}
+
+// Connect dials a multiaddr ending in /p2p/<id> and returns the peer it
+// names. The meshd link follows as a LinkUp event when the peer speaks it.
+func (h *Host) Connect(ctx context.Context, multiaddr string) (peer.AddrInfo, error) {
+	ai, err := parseP2PAddr(multiaddr)
+	if err != nil {
+		return peer.AddrInfo{}, err
+	}
+	return ai, h.ConnectInfo(ctx, ai)
+}
+
+// ConnectInfo dials a peer at the given addresses (or at addresses the
+// peerstore knows).
+func (h *Host) ConnectInfo(ctx context.Context, ai peer.AddrInfo) error {
+	if h.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if ai.ID == h.self {
+		return fmt.Errorf("p2p: connect to %s: that is this host", ai.ID)
+	}
+	if err := h.host.Connect(ctx, ai); err != nil {
+		return fmt.Errorf("p2p: connect to %s: %w", ai.ID, err)
+	}
+	return nil
+}
+
+// Disconnect closes every connection to p (its link ends with LinkDown).
+func (h *Host) Disconnect(p peer.ID) error {
+	return h.host.Network().ClosePeer(p)
+}
+
+// Peers lists the connected peers.
+func (h *Host) Peers() []PeerInfo {
+	h.mu.Lock()
+	linked := make(map[peer.ID]protocol.Address, len(h.links))
+	for p, l := range h.links {
+		if !l.isClosed() {
+			linked[p] = l.id.Address()
+		}
+	}
+	h.mu.Unlock()
+	var out []PeerInfo
+	for _, p := range h.host.Network().Peers() {
+		conns := h.host.Network().ConnsToPeer(p)
+		if len(conns) == 0 {
+			continue
+		}
+		pi := PeerInfo{ID: p, Relayed: true}
+		pi.Address, pi.Link = linked[p]
+		for i, c := range conns {
+			st := c.Stat()
+			pi.Addrs = append(pi.Addrs, c.RemoteMultiaddr().String())
+			if i == 0 || st.Opened.Before(pi.Since) {
+				pi.Since = st.Opened
+				pi.Direction = st.Direction.String()
+			}
+			if !st.Limited {
+				pi.Relayed = false
+			}
+		}
+		pi.Direction = directionName(pi.Direction)
+		out = append(out, pi)
+	}
+	slices.SortFunc(out, func(a, b PeerInfo) int { return compareString(string(a.ID), string(b.ID)) })
+	return out
+}
+
+func directionName(s string) string {
+	switch s {
+	case network.DirInbound.String():
+		return "inbound"
+	case network.DirOutbound.String():
+		return "outbound"
+	}
+	return "unknown"
+}
+
+func compareString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// eventLoop opens links when identify finds a meshd peer and republishes
+// when the listen addresses change.
+func (h *Host) eventLoop(sub event.Subscription) {
+	defer h.wg.Done()
+	defer sub.Close()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			switch e := e.(type) {
+			case event.EvtPeerIdentificationCompleted:
+				if !slices.Contains(e.Protocols, LinkProtocol) || !h.opensTo(e.Peer) {
+					continue
+				}
+				if e.Conn != nil && e.Conn.Stat().Limited {
+					// Relayed connections carry little data for a short
+					// time; they serve hole punching, not links.
+					continue
+				}
+				h.mu.Lock()
+				delete(h.reopens, e.Peer)
+				h.mu.Unlock()
+				h.openLink(e.Peer)
+			case event.EvtLocalAddressesUpdated:
+				select {
+				case h.republish <- struct{}{}:
+				default:
+				}
+				if h.mdns != nil {
+					h.mdns.addrsChanged()
+				}
+			}
+		}
+	}
+}
+
+// bootstrapLoop connects to the bootstrap peers once, then asks the DHT to
+// fill its routing table.
+func (h *Host) bootstrapLoop(peers []peer.AddrInfo) {
+	defer h.wg.Done()
+	if len(peers) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, ai := range peers {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(h.ctx, dhtTimeout)
+			defer cancel()
+			if err := h.host.Connect(ctx, ai); err != nil {
+				h.log.Warn("bootstrap peer unreachable", "peer", ai.ID, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	if h.ctx.Err() == nil {
+		_ = h.dht.Bootstrap(h.ctx)
+	}
+}
+
+// Close stops mDNS, the links, the DHT and the libp2p host, and waits for
+// every goroutine of the host. It returns the first error; later calls
+// return the same.
+func (h *Host) Close() error {
+	h.closeOnce.Do(func() {
+		h.mu.Lock()
+		h.closing = true
+		links := make([]*link, 0, len(h.links))
+		for _, l := range h.links {
+			links = append(links, l)
+		}
+		h.mu.Unlock()
+		h.cancel()
+		h.host.RemoveStreamHandler(LinkProtocol)
+		if h.mdns != nil {
+			h.mdns.close()
+		}
+		for _, l := range links {
+			l.shutdown(ErrClosed)
+		}
+		errDHT := h.dht.Close()
+		errHost := h.host.Close()
+		h.wg.Wait()
+		close(h.events)
+		h.closeErr = errors.Join(errDHT, errHost)
+	})
+	return h.closeErr
+}

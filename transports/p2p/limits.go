@@ -1,0 +1,104 @@
+package p2p
+
+import (
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+)
+
+// Defaults of Config and fixed limits. transports/README.md (section
+// LIMITS) explains each of them.
+const (
+	// DefaultConnLow and DefaultConnHigh are the connection manager's
+	// watermarks: above ConnHigh connections it closes the least valuable
+	// ones (untagged, outside the grace period) until ConnLow remain. Peers
+	// with a meshd link carry a tag that makes them the last to go; peers in
+	// the DHT's closest buckets are protected by the DHT itself.
+	DefaultConnLow  = 64
+	DefaultConnHigh = 128
+	// connGracePeriod is how long a new connection is exempt from trimming.
+	connGracePeriod = time.Minute
+	// linkTagValue is the connection-manager tag weight of a meshd link.
+	linkTagValue = 100
+	// linkTag names that tag.
+	linkTag = "meshd-link"
+
+	// sendQueueLen is the number of frames queued per link before Send
+	// waits. At MaxFrameSize that is at most 4.5 MiB per peer.
+	sendQueueLen = 64
+	// eventQueueLen is the buffer of the Events channel.
+	eventQueueLen = 256
+	// handshakeTimeout bounds opening a link stream and the hello exchange.
+	handshakeTimeout = 15 * time.Second
+	// writeTimeout bounds one batch of frame writes. A peer that does not
+	// read for this long loses its link, which also unblocks Send.
+	writeTimeout = 30 * time.Second
+	// maxReopens is how often a host reopens a link that ended while the
+	// connection stayed up, before waiting for a new connection.
+	maxReopens = 3
+
+	// mdnsServiceType is the DNS-SD service type meshd advertises.
+	mdnsServiceType = "_meshd._udp"
+	// mdnsDomain is the mDNS domain.
+	mdnsDomain = "local."
+	// mdnsBrowseInterval is how long one browse session runs before a new
+	// one starts (a new session reports every peer again, so peers that
+	// were disconnected are redialled).
+	mdnsBrowseInterval = 2 * time.Minute
+	// mdnsMaxAddrs bounds the TXT dnsaddr entries advertised and read.
+	mdnsMaxAddrs = 16
+	// mdnsConnectTimeout bounds one dial to a discovered peer.
+	mdnsConnectTimeout = 15 * time.Second
+	// mdnsMaxDials bounds concurrent dials to discovered peers.
+	mdnsMaxDials = 8
+
+	// dhtProtocolPrefix keeps meshd's DHT apart from the IPFS Amino DHT:
+	// its protocol is /meshd/kad/1.0.0, so IPFS nodes never enter meshd
+	// routing tables and meshd records never land on IPFS nodes.
+	dhtProtocolPrefix = "/meshd"
+	// dhtTimeout bounds one background publish.
+	dhtTimeout = time.Minute
+	// republishRetry is the first retry delay after a failed publish; it
+	// doubles up to RepublishInterval.
+	republishRetry = 30 * time.Second
+)
+
+// resourceLimits returns the resource manager's limits: go-libp2p's default
+// scaling limits with its default service limits (identify, ping, autonat,
+// relay, hole punching), plus limits for the meshd link protocol, scaled to
+// 1/8 of the machine's memory and half its file descriptors
+// (ScalingLimitConfig.AutoScale).
+func resourceLimits() rcmgr.ConcreteLimitConfig {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	limits.AddProtocolLimit(LinkProtocol,
+		rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20},
+		rcmgr.BaseLimitIncrease{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20},
+	)
+	// One link per peer, plus one replacement during a handshake.
+	limits.AddProtocolPeerLimit(LinkProtocol,
+		rcmgr.BaseLimit{StreamsInbound: 2, StreamsOutbound: 2, Streams: 4, Memory: 16 << 20},
+		rcmgr.BaseLimitIncrease{},
+	)
+	return limits.AutoScale()
+}
+
+// relayResources are the circuit relay v2 service limits in relay mode:
+// go-libp2p's defaults, spelled out so they are reviewed here.
+func relayResources() relayv2.Resources {
+	return relayv2.Resources{
+		Limit: &relayv2.RelayLimit{
+			Duration: 2 * time.Minute, // a relayed connection lives this long
+			Data:     128 << 10,       // bytes relayed each way per connection
+		},
+		ReservationTTL:         time.Hour,
+		MaxReservations:        128,
+		MaxCircuits:            16,
+		BufferSize:             2048,
+		MaxReservationsPerPeer: 1,
+		MaxReservationsPerIP:   8,
+		MaxReservationsPerASN:  32,
+	}
+}

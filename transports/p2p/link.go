@@ -1,0 +1,294 @@
+package p2p
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// link is one meshd link: the single stream to a peer that carries frames
+// both ways after the hello exchange.
+type link struct {
+	peer     peer.ID
+	id       *protocol.PublicIdentity
+	s        network.Stream
+	outbound bool
+
+	queue      chan []byte
+	closed     chan struct{} // closed by shutdown: the link is going down
+	writerDone chan struct{} // closed when the writer goroutine returned
+	done       chan struct{} // closed after LinkDown and removal from Host.links
+
+	once sync.Once
+	err  error // why the link went down; read after closed
+}
+
+// shutdown ends the link: the stream is reset, which stops the reader; the
+// writer sees closed.
+func (l *link) shutdown(err error) {
+	l.once.Do(func() {
+		l.err = err
+		close(l.closed)
+		_ = l.s.Reset()
+	})
+}
+
+func (l *link) isClosed() bool {
+	select {
+	case <-l.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// lessPeer orders peer IDs by their bytes. The smaller of two peers opens
+// the link stream between them.
+func lessPeer(a, b peer.ID) bool { return string(a) < string(b) }
+
+// opensTo reports whether this host is the one to open the link to p.
+func (h *Host) opensTo(p peer.ID) bool { return lessPeer(h.self, p) }
+
+// handleStream accepts an inbound link stream.
+func (h *Host) handleStream(s network.Stream) {
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		_ = s.Reset()
+		return
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer h.wg.Done()
+	h.runLink(s, false, nil)
+}
+
+// openLink opens the link stream to p unless a link is up or being opened.
+func (h *Host) openLink(p peer.ID) {
+	h.mu.Lock()
+	if h.closing || h.dialing[p] {
+		h.mu.Unlock()
+		return
+	}
+	if l := h.links[p]; l != nil && !l.isClosed() {
+		h.mu.Unlock()
+		return
+	}
+	h.dialing[p] = true
+	h.wg.Add(1)
+	h.mu.Unlock()
+	go func() {
+		defer h.wg.Done()
+		var once sync.Once
+		settled := func() {
+			once.Do(func() {
+				h.mu.Lock()
+				delete(h.dialing, p)
+				h.mu.Unlock()
+			})
+		}
+		defer settled()
+		ctx, cancel := context.WithTimeout(h.ctx, handshakeTimeout)
+		s, err := h.host.NewStream(network.WithNoDial(ctx, "meshd link"), p, LinkProtocol)
+		cancel()
+		if err != nil {
+			h.log.Debug("opening link stream failed", "peer", p, "err", err)
+			return
+		}
+		h.runLink(s, true, settled)
+	}()
+}
+
+// runLink runs one link stream from hello to LinkDown. registered is called
+// once the stream is the peer's link or has failed before becoming it.
+func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
+	remote := s.Conn().RemotePeer()
+	fail := func(err error) {
+		if registered != nil {
+			registered()
+		}
+		_ = s.Reset()
+		h.log.Info("meshd link rejected", "peer", remote, "outbound", outbound, "err", err)
+	}
+	_ = s.SetDeadline(time.Now().Add(handshakeTimeout))
+	if _, err := s.Write(h.hello); err != nil {
+		fail(fmt.Errorf("p2p: writing hello: %w", err))
+		return
+	}
+	id, err := readHello(s, remote)
+	if err != nil {
+		fail(err)
+		return
+	}
+	opener, other := remote, h.self
+	if outbound {
+		opener, other = h.self, remote
+	}
+	if !lessPeer(opener, other) {
+		fail(errWrongOpener)
+		return
+	}
+	_ = s.SetDeadline(time.Time{})
+
+	l := &link{
+		peer:       remote,
+		id:         id,
+		s:          s,
+		outbound:   outbound,
+		queue:      make(chan []byte, sendQueueLen),
+		closed:     make(chan struct{}),
+		writerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	// Register: a link still in the map (going down, or stale because the
+	// peer saw its connection die first) gives way to this newer stream.
+	// It leaves only after its LinkDown, so events for a peer stay ordered.
+	for {
+		h.mu.Lock()
+		if h.closing {
+			h.mu.Unlock()
+			fail(ErrClosed)
+			return
+		}
+		old := h.links[remote]
+		if old == nil {
+			h.links[remote] = l
+			h.mu.Unlock()
+			break
+		}
+		h.mu.Unlock()
+		old.shutdown(errReplaced)
+		select {
+		case <-old.done:
+		case <-h.ctx.Done():
+			fail(ErrClosed)
+			return
+		}
+	}
+	if registered != nil {
+		registered()
+	}
+	h.host.ConnManager().TagPeer(remote, linkTag, linkTagValue)
+	h.wg.Add(1) // safe: this goroutine is counted, so Wait has not returned
+	go h.writeLoop(l)
+
+	h.log.Debug("meshd link up", "peer", remote, "address", id.Address(), "outbound", outbound)
+	if h.emit(LinkUp{Peer: remote, Address: id.Address(), Compact: id.Compact(), Identity: id, Outbound: outbound}) {
+		err = h.readLoop(l)
+	} else {
+		err = ErrClosed
+	}
+	l.shutdown(err)
+	<-l.writerDone
+	if errors.Is(l.err, io.EOF) {
+		l.err = nil
+	}
+	h.emit(LinkDown{Peer: remote, Address: id.Address(), Err: l.err})
+	h.mu.Lock()
+	if h.links[remote] == l {
+		delete(h.links, remote)
+	}
+	reopen := outbound && !h.closing && !errors.Is(l.err, errReplaced) && h.reopens[remote] < maxReopens &&
+		h.host.Network().Connectedness(remote) == network.Connected
+	if reopen {
+		h.reopens[remote]++
+	}
+	h.mu.Unlock()
+	close(l.done)
+	h.host.ConnManager().UntagPeer(remote, linkTag)
+	h.log.Debug("meshd link down", "peer", remote, "err", l.err)
+	if reopen {
+		h.openLink(remote)
+	}
+}
+
+// readLoop delivers frames until the stream fails or ends.
+func (h *Host) readLoop(l *link) error {
+	r := bufio.NewReader(l.s)
+	for {
+		b, err := readFrame(r)
+		if err != nil {
+			return err
+		}
+		if !h.emit(Frame{Peer: l.peer, Address: l.id.Address(), Data: b}) {
+			return ErrClosed
+		}
+	}
+}
+
+// writeLoop writes queued frames, batching what is queued into one flush.
+func (h *Host) writeLoop(l *link) {
+	defer h.wg.Done()
+	defer close(l.writerDone)
+	w := bufio.NewWriterSize(l.s, 64<<10)
+	var hdr [binary.MaxVarintLen64]byte
+	for {
+		var f []byte
+		select {
+		case f = <-l.queue:
+		case <-l.closed:
+			return
+		}
+		_ = l.s.SetWriteDeadline(time.Now().Add(writeTimeout))
+		// Write what is queued now (at most one queue's worth, so the
+		// deadline covers a bounded amount), then flush once.
+		for i := 1; ; i++ {
+			n := binary.PutUvarint(hdr[:], uint64(len(f)))
+			_, _ = w.Write(hdr[:n])
+			_, _ = w.Write(f) // bufio keeps the first error for Flush
+			if i == sendQueueLen {
+				break
+			}
+			select {
+			case f = <-l.queue:
+				continue
+			default:
+			}
+			break
+		}
+		if err := w.Flush(); err != nil {
+			l.shutdown(fmt.Errorf("p2p: writing frames: %w", err))
+			return
+		}
+	}
+}
+
+// Send queues one frame on the link to p and returns when it is queued (not
+// delivered). It waits while the link's queue is full, until ctx ends or
+// the link goes down; a peer that stops reading loses its link after
+// writeTimeout, so Send never waits forever.
+func (h *Host) Send(ctx context.Context, p peer.ID, frame []byte) error {
+	if err := checkFrameSize(uint64(len(frame))); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	l := h.links[p]
+	closing := h.closing
+	h.mu.Unlock()
+	if closing {
+		return ErrClosed
+	}
+	if l == nil || l.isClosed() {
+		return fmt.Errorf("%w %s", ErrNoLink, p)
+	}
+	b := bytes.Clone(frame)
+	select {
+	case l.queue <- b:
+		return nil
+	case <-l.closed:
+		return fmt.Errorf("%w %s (going down)", ErrNoLink, p)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,343 @@
+package p2p
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func TestLinkUpAndFramesBothWays(t *testing.T) {
+	ctx := testContext(t)
+	a := newTestHost(t, 1, nil)
+	b := newTestHost(t, 2, nil)
+	ua, ub := connectPair(t, ctx, a, b)
+
+	if ua.Peer != b.ID() || ub.Peer != a.ID() {
+		t.Fatalf("LinkUp peers %s, %s; want %s, %s", ua.Peer, ub.Peer, b.ID(), a.ID())
+	}
+	if ua.Address != b.cfg.Identity.Address() || ub.Address != a.cfg.Identity.Address() {
+		t.Fatalf("LinkUp addresses %s, %s; want %s, %s", ua.Address, ub.Address, b.cfg.Identity.Address(), a.cfg.Identity.Address())
+	}
+	if !ua.Identity.Equal(b.cfg.Identity.Public()) || ua.Compact != b.cfg.Identity.Compact() {
+		t.Fatal("LinkUp on a does not carry b's identity")
+	}
+	if !ub.Identity.Equal(a.cfg.Identity.Public()) {
+		t.Fatal("LinkUp on b does not carry a's identity")
+	}
+	if ua.Outbound == ub.Outbound || ua.Outbound != lessPeer(a.ID(), b.ID()) {
+		t.Fatalf("Outbound a=%v b=%v; the smaller peer ID opens", ua.Outbound, ub.Outbound)
+	}
+
+	const n = 200
+	for i := range n {
+		if err := a.Send(ctx, b.ID(), fmt.Appendf(nil, "a->b %d %s", i, strings.Repeat("x", i*37))); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Send(ctx, a.ID(), fmt.Appendf(nil, "b->a %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := bytes.Repeat([]byte{0xab}, MaxFrameSize)
+	if err := a.Send(ctx, b.ID(), big); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		f := waitEvent[Frame](t, ctx, b)
+		if want := fmt.Sprintf("a->b %d %s", i, strings.Repeat("x", i*37)); string(f.Data) != want || f.Peer != a.ID() || f.Address != a.cfg.Identity.Address() {
+			t.Fatalf("b got frame %d %.20q from %s, want %.20q from %s", i, f.Data, f.Peer, want, a.ID())
+		}
+		g := waitEvent[Frame](t, ctx, a)
+		if want := fmt.Sprintf("b->a %d", i); string(g.Data) != want {
+			t.Fatalf("a got frame %q, want %q", g.Data, want)
+		}
+	}
+	if f := waitEvent[Frame](t, ctx, b); !bytes.Equal(f.Data, big) {
+		t.Fatalf("largest frame arrived with %d bytes", len(f.Data))
+	}
+
+	ps := a.Peers()
+	if len(ps) != 1 || ps[0].ID != b.ID() || !ps[0].Link || ps[0].Address != b.cfg.Identity.Address() || ps[0].Relayed || len(ps[0].Addrs) == 0 || ps[0].Since.IsZero() {
+		t.Fatalf("a.Peers() = %+v", ps)
+	}
+	if ps[0].Direction != "outbound" {
+		t.Fatalf("a dialled b, direction %q", ps[0].Direction)
+	}
+}
+
+func TestSendErrors(t *testing.T) {
+	ctx := testContext(t)
+	a := newTestHost(t, 3, nil)
+	b := newTestHost(t, 4, nil)
+	if err := a.Send(ctx, b.ID(), []byte("x")); !errors.Is(err, ErrNoLink) {
+		t.Fatalf("send without link: %v, want ErrNoLink", err)
+	}
+	connectPair(t, ctx, a, b)
+	if err := a.Send(ctx, b.ID(), make([]byte, MaxFrameSize+1)); !errors.Is(err, ErrFrameSize) {
+		t.Fatalf("oversized send: %v, want ErrFrameSize", err)
+	}
+	if err := a.Send(ctx, b.ID(), nil); !errors.Is(err, ErrFrameSize) {
+		t.Fatalf("empty send: %v, want ErrFrameSize", err)
+	}
+	// The link survives refused sends.
+	if err := a.Send(ctx, b.ID(), []byte("still up")); err != nil {
+		t.Fatal(err)
+	}
+	if f := waitEvent[Frame](t, ctx, b); string(f.Data) != "still up" {
+		t.Fatalf("got %q", f.Data)
+	}
+}
+
+func TestDisconnectLinkDown(t *testing.T) {
+	ctx := testContext(t)
+	a := newTestHost(t, 5, nil)
+	b := newTestHost(t, 6, nil)
+	connectPair(t, ctx, a, b)
+	if err := a.Disconnect(b.ID()); err != nil {
+		t.Fatal(err)
+	}
+	da := waitEvent[LinkDown](t, ctx, a)
+	db := waitEvent[LinkDown](t, ctx, b)
+	if da.Peer != b.ID() || db.Peer != a.ID() || da.Address != b.cfg.Identity.Address() {
+		t.Fatalf("LinkDown %+v, %+v", da, db)
+	}
+	if err := a.Send(ctx, b.ID(), []byte("x")); !errors.Is(err, ErrNoLink) {
+		t.Fatalf("send after LinkDown: %v, want ErrNoLink", err)
+	}
+	// Reconnecting brings the link back.
+	connectPair(t, ctx, a, b)
+	if err := b.Send(ctx, a.ID(), []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if f := waitEvent[Frame](t, ctx, a); string(f.Data) != "again" {
+		t.Fatalf("got %q", f.Data)
+	}
+}
+
+func TestPeerCloseLinkDown(t *testing.T) {
+	ctx := testContext(t)
+	a := newTestHost(t, 7, nil)
+	b := newTestHost(t, 8, nil)
+	connectPair(t, ctx, a, b)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := waitEvent[LinkDown](t, ctx, a); d.Peer != b.ID() {
+		t.Fatalf("LinkDown for %s", d.Peer)
+	}
+	// b's channel is closed after Close.
+	for range b.Events() {
+	}
+	if err := b.Send(ctx, a.ID(), []byte("x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("send on closed host: %v", err)
+	}
+}
+
+// openRaw connects raw to target and opens a link stream.
+func openRaw(t *testing.T, ctx context.Context, target *Host, seed uint64) (network.Stream, *bufio.Reader) {
+	t.Helper()
+	raw := rawHost(t, testIdentity(t, seed))
+	ai := peer.AddrInfo{ID: target.ID(), Addrs: target.Libp2p().Addrs()}
+	if err := raw.Connect(ctx, ai); err != nil {
+		t.Fatal(err)
+	}
+	s, err := raw.NewStream(ctx, target.ID(), LinkProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Reset() })
+	return s, bufio.NewReader(s)
+}
+
+// expectReset reads from s until it fails. The target's hello may arrive
+// before the reset or be discarded by it; nothing else may.
+func expectReset(t *testing.T, r *bufio.Reader) {
+	t.Helper()
+	n, err := io.Copy(io.Discard, r)
+	if err == nil {
+		t.Fatal("stream ended cleanly; want a reset")
+	}
+	if n > HelloSize {
+		t.Fatalf("read %d bytes after a bad hello", n)
+	}
+}
+
+func TestHandshakeRejections(t *testing.T) {
+	ctx := testContext(t)
+	target := newTestHost(t, 10, nil)
+	smaller := func(p peer.ID) bool { return lessPeer(p, target.ID()) }
+	good := seedWhere(t, 100, smaller)
+	other := testIdentity(t, 99)
+
+	helloOf := func(seed uint64) []byte {
+		b, err := appendHello(nil, testIdentity(t, seed).Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cases := []struct {
+		name  string
+		seed  uint64 // raw host key
+		hello []byte
+	}{
+		{"identity of another key", good, func() []byte { b, _ := appendHello(nil, other.Public()); return b }()},
+		{"wrong version", good, append([]byte{2}, helloOf(good)[1:]...)},
+		{"bad identity version", good, func() []byte { b := helloOf(good); b[1] = 9; return b }()},
+		{"short hello then close", good, helloOf(good)[:100]},
+		{"opened by the larger peer ID", seedWhere(t, 200, func(p peer.ID) bool { return !smaller(p) }), nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, r := openRaw(t, ctx, target, c.seed)
+			hello := c.hello
+			if hello == nil {
+				hello = helloOf(c.seed)
+			}
+			if _, err := s.Write(hello); err != nil {
+				t.Fatal(err)
+			}
+			if len(hello) < HelloSize {
+				s.CloseWrite()
+			}
+			expectReset(t, r)
+		})
+	}
+
+	// None of that produced an event: the first event is the LinkUp of a
+	// correct handshake.
+	s, r := openRaw(t, ctx, target, good)
+	if _, err := s.Write(helloOf(good)); err != nil {
+		t.Fatal(err)
+	}
+	var hello [HelloSize]byte
+	if _, err := io.ReadFull(r, hello[:]); err != nil {
+		t.Fatal(err)
+	}
+	up := waitEvent[LinkUp](t, ctx, target)
+	if up.Peer != testPeerID(t, testIdentity(t, good)) || up.Outbound {
+		t.Fatalf("LinkUp %+v", up)
+	}
+
+	// A hostile length prefix resets the stream without a large
+	// allocation, and the link goes down with ErrFrameSize.
+	if _, err := s.Write(binary.AppendUvarint(nil, 1<<40)); err != nil {
+		t.Fatal(err)
+	}
+	down := waitEvent[LinkDown](t, ctx, target)
+	if !errors.Is(down.Err, ErrFrameSize) {
+		t.Fatalf("LinkDown.Err = %v, want ErrFrameSize", down.Err)
+	}
+	if _, err := r.ReadByte(); err == nil {
+		t.Fatal("stream open after an oversized frame")
+	}
+}
+
+func TestOversizedFrameFromPeer(t *testing.T) {
+	ctx := testContext(t)
+	target := newTestHost(t, 11, nil)
+	seed := seedWhere(t, 300, func(p peer.ID) bool { return lessPeer(p, target.ID()) })
+	s, r := openRaw(t, ctx, target, seed)
+	hello, _ := appendHello(nil, testIdentity(t, seed).Public())
+	s.Write(hello)
+	io.ReadFull(r, make([]byte, HelloSize))
+	waitEvent[LinkUp](t, ctx, target)
+	frame := appendFrame(nil, []byte("fine"))
+	frame = binary.AppendUvarint(frame, MaxFrameSize+1)
+	frame = append(frame, make([]byte, 1000)...)
+	if _, err := s.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	if f := waitEvent[Frame](t, ctx, target); string(f.Data) != "fine" {
+		t.Fatalf("got %q", f.Data)
+	}
+	if d := waitEvent[LinkDown](t, ctx, target); !errors.Is(d.Err, ErrFrameSize) {
+		t.Fatalf("LinkDown.Err = %v", d.Err)
+	}
+}
+
+func TestSendBoundedWhenPeerStopsReading(t *testing.T) {
+	ctx := testContext(t)
+	a := newTestHost(t, 12, nil)
+	b := newTestHost(t, 13, nil)
+	connectPair(t, ctx, a, b)
+	// b's events are never read: its reader, then flow control, then a's
+	// writer and queue fill up. Send must give up with the context.
+	frame := make([]byte, MaxFrameSize)
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var err error
+	for err == nil {
+		err = a.Send(sctx, b.ID(), frame)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send = %v, want DeadlineExceeded", err)
+	}
+	// Close of b, whose events channel is full, does not deadlock.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConnectErrors(t *testing.T) {
+	ctx := testContext(t)
+	a := newTestHost(t, 14, nil)
+	for _, s := range []string{"", "not a multiaddr", "/ip4/127.0.0.1/tcp/1", "/ip4/127.0.0.1/tcp/1/p2p/notapeerid"} {
+		if _, err := a.Connect(ctx, s); !errors.Is(err, ErrBadMultiaddr) {
+			t.Errorf("Connect(%q) = %v, want ErrBadMultiaddr", s, err)
+		}
+	}
+	if _, err := a.Connect(ctx, a.Addrs()[0]); err == nil {
+		t.Error("Connect to self succeeded")
+	}
+}
+
+func TestAddrsAndInfo(t *testing.T) {
+	a := newTestHost(t, 15, nil)
+	addrs := a.Addrs()
+	if len(addrs) == 0 {
+		t.Fatal("no addrs")
+	}
+	for _, s := range addrs {
+		if !strings.HasPrefix(s, "/ip4/127.0.0.1/tcp/") || !strings.HasSuffix(s, "/p2p/"+a.ID().String()) {
+			t.Errorf("addr %q", s)
+		}
+	}
+	if r := a.Reachability(); r != "unknown" {
+		t.Errorf("Reachability = %q", r)
+	}
+	if m := a.DHTMode(); m != "server" {
+		t.Errorf("DHTMode = %q", m)
+	}
+	c := newTestHost(t, 16, func(c *Config) { c.DHTMode = "client" })
+	if m := c.DHTMode(); m != "client" {
+		t.Errorf("client DHTMode = %q", m)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	id := testIdentity(t, 1)
+	cases := []Config{
+		{},
+		{Identity: id, DHTMode: "sometimes"},
+		{Identity: id, Relay: true, DHTMode: "client"},
+		{Identity: id, ConnLow: 10, ConnHigh: 5},
+		{Identity: id, ListenAddrs: []string{"/ip4/127.0.0.1/tcp"}},
+		{Identity: id, Bootstrap: []string{"/ip4/127.0.0.1/tcp/4001"}},
+	}
+	for i, c := range cases {
+		if h, err := New(context.Background(), c); err == nil {
+			h.Close()
+			t.Errorf("case %d: New accepted %+v", i, c)
+		}
+	}
+}
