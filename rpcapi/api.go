@@ -211,11 +211,13 @@ type AckResult struct {
 
 // AckParams are msg.ack's parameters.
 type AckParams struct {
+	// Seqs are the inbox sequence numbers to remove.
 	Seqs []uint64 `json:"seqs"`
 }
 
 // ConnectParams are node.connect's parameters.
 type ConnectParams struct {
+	// Addr is a libp2p multiaddr ending in /p2p/<peer ID>.
 	Addr string `json:"addr"`
 }
 

@@ -2,6 +2,54 @@
 
 package rpcapi
 
-var typeDocs = map[string]string{}
+var typeDocs = map[string]string{
+	"AckParams":       "AckParams are msg.ack's parameters.",
+	"AckResult":       "AckResult is msg.ack's result.",
+	"ConnectParams":   "ConnectParams are node.connect's parameters.",
+	"Event":           "Event is a node event, pushed as a msg.event notification. Seq counts the events sent to this subscription (1, 2, ...); a jump means the subscriber fell behind and missed events (re-read the inbox to catch up).",
+	"InboxPage":       "InboxPage is msg.inbox's result.",
+	"InboxParams":     "InboxParams are msg.inbox's parameters.",
+	"Message":         "Message is a delivered message in the inbox.",
+	"NodeInfo":        "NodeInfo describes the local node.",
+	"Peer":            "Peer is a connected libp2p peer.",
+	"Route":           "Route is one routing table entry.",
+	"SendParams":      "SendParams are msg.send's parameters. Exactly one of Text and Payload is set.",
+	"SendResult":      "SendResult is msg.send's result.",
+	"StoreStats":      "StoreStats is store.stats's result.",
+	"SubscribeResult": "SubscribeResult is msg.subscribe's result.",
+}
 
-var fieldDocs = map[string]string{}
+var fieldDocs = map[string]string{
+	"AckParams.seqs":             "Seqs are the inbox sequence numbers to remove.",
+	"AckResult.remaining":        "Remaining is the number of messages still in the inbox.",
+	"ConnectParams.addr":         "Addr is a libp2p multiaddr ending in /p2p/<peer ID>.",
+	"InboxPage.more":             "More is true when more messages follow Next.",
+	"InboxPage.next":             "Next is the cursor for the following page; equal to After when the page is empty.",
+	"InboxParams.after":          "After is the cursor: return messages with a sequence number above it (0 for the start).",
+	"InboxParams.limit":          "Limit caps the page (default 100, at most 1000).",
+	"Message.from":               "From is the sender's mesh address (hex); for a sealed-sender message it is still known to the recipient.",
+	"Message.from_fingerprint":   "FromFingerprint is the sender's key fingerprint.",
+	"Message.text":               "Text is the payload when it is valid UTF-8.",
+	"NodeInfo.address":           "Address is the 16-byte mesh address in hex.",
+	"NodeInfo.dht_mode":          "DHTMode is \"client\" or \"server\".",
+	"NodeInfo.fingerprint":       "Fingerprint is the 30-digit key fingerprint people compare out of band.",
+	"NodeInfo.listen_addrs":      "ListenAddrs are the multiaddrs the host listens on, each ending in /p2p/<peer ID> so they can be passed to node.connect as they are.",
+	"NodeInfo.peer_id":           "PeerID is the libp2p peer ID (derived from the same Ed25519 key).",
+	"NodeInfo.reachability":      "Reachability is libp2p AutoNAT's verdict: \"unknown\", \"public\" or \"private\".",
+	"NodeInfo.started":           "Started is when the daemon started.",
+	"Peer.address":               "Address is the peer's mesh address once the meshd link handshake finished; empty for peers that do not speak meshd.",
+	"Peer.direction":             "Direction is \"inbound\" or \"outbound\".",
+	"Peer.link":                  "Link is the routing engine's link ID, zero if not a meshd link.",
+	"Peer.relayed":               "Relayed is true for a connection through a circuit relay.",
+	"Peer.since":                 "Since is when the link came up.",
+	"Route.expires":              "Expires is when the route lapses without a fresh advertisement.",
+	"Route.source":               "Source is how the route was learnt: \"advert\" or \"dht\".",
+	"SendParams.payload":         "Payload is a binary payload (base64 in JSON).",
+	"SendParams.sealed_sender":   "SealedSender hides the sender's identity from every node but the recipient.",
+	"SendParams.text":            "Text is a UTF-8 payload.",
+	"SendParams.to":              "To is the destination's mesh address in hex.",
+	"SendParams.ttl":             "TTL is the message's lifetime in seconds; zero means the node's default.",
+	"SendResult.id":              "ID is the message ID in hex.",
+	"SendResult.status":          "Status is \"routed\" (sent towards the destination), \"custody\" (no route yet: kept and retried), \"awaiting-key\" (the destination's key is being fetched) or \"local\" (the destination is this node).",
+	"SubscribeResult.subscribed": "Subscribed is always true; msg.event notifications follow.",
+}

@@ -45,6 +45,9 @@ type MethodSpec struct {
 	// Push is true for the method that needs a connection able to carry
 	// notifications (unix socket or WebSocket).
 	Push bool
+	// Example is a valid params object for the documentation ("" for
+	// none); a test calls every method with it.
+	Example string
 
 	call func(ctx context.Context, env *callEnv, raw json.RawMessage) (any, error)
 }
@@ -203,6 +206,20 @@ var Methods = []MethodSpec{
 			return env.srv.discover, nil
 		},
 	},
+}
+
+// examples are the params the documentation shows; a test sends each one.
+var examples = map[string]string{
+	MethodNodeConnect: `{"addr":"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExamplePeer"}`,
+	MethodMsgSend:     `{"to":"00112233445566778899aabbccddeeff","text":"hello","ttl":3600}`,
+	MethodMsgInbox:    `{"after":0,"limit":50}`,
+	MethodMsgAck:      `{"seqs":[1,2,3]}`,
+}
+
+func init() {
+	for i := range Methods {
+		Methods[i].Example = examples[Methods[i].Name]
+	}
 }
 
 // methodsByName indexes Methods for dispatch.

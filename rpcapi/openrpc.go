@@ -110,10 +110,16 @@ const openRPCMetaSchema = "https://raw.githubusercontent.com/open-rpc/meta-schem
 // OpenRPC builds the OpenRPC document for Methods. rpc.discover returns it;
 // docs/api.md is generated from it.
 func OpenRPC(version string) *Document {
+	return openRPC(version, typeDocs, fieldDocs)
+}
+
+// openRPC builds the document with the given doc comments (the generator
+// of docs_gen.go passes fresh ones).
+func openRPC(version string, typeDocs, fieldDocs map[string]string) *Document {
 	if version == "" {
 		version = "dev"
 	}
-	g := &schemaGen{schemas: map[string]*Schema{}}
+	g := &schemaGen{schemas: map[string]*Schema{}, typeDocs: typeDocs, fieldDocs: fieldDocs}
 	doc := &Document{
 		OpenRPC: OpenRPCVersion,
 		Info: DocInfo{
@@ -204,7 +210,9 @@ func jsonFields(t reflect.Type) []field {
 // schemaGen reflects Go types into JSON Schemas; named structs go to
 // components and are referred to by $ref.
 type schemaGen struct {
-	schemas map[string]*Schema
+	schemas   map[string]*Schema
+	typeDocs  map[string]string
+	fieldDocs map[string]string
 }
 
 var timeType = reflect.TypeFor[time.Time]()
@@ -256,10 +264,10 @@ func (g *schemaGen) schema(t reflect.Type) *Schema {
 }
 
 func (g *schemaGen) structSchema(t reflect.Type) *Schema {
-	s := &Schema{Type: "object", Description: typeDocs[t.Name()], Properties: map[string]*Schema{}}
+	s := &Schema{Type: "object", Description: g.typeDocs[t.Name()], Properties: map[string]*Schema{}}
 	for _, f := range jsonFields(t) {
 		fs := g.schema(f.typ)
-		if d := fieldDocs[t.Name()+"."+f.name]; d != "" {
+		if d := g.fieldDocs[t.Name()+"."+f.name]; d != "" {
 			// Next to a $ref, draft-7 tools ignore it, but people
 			// reading the document do not.
 			fs.Description = d
