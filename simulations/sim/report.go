@@ -190,3 +190,13 @@ func writeCSV(path string, rows [][]string) error {
 	}
 	return f.Close()
 }
+
+// VerifyCacheStats reports how many announces the shared verification
+// cache holds results for (adds) and how many verifications it saved
+// (hits); both 0 without the cache.
+func (s *Sim) VerifyCacheStats() (hits, adds uint64) {
+	if s.vcache == nil {
+		return 0, 0
+	}
+	return s.vcache.hits, s.vcache.adds
+}

@@ -128,11 +128,6 @@ type node struct {
 	stats NodeStats
 }
 
-type airTx struct {
-	id  radio.TxID
-	end time.Time
-}
-
 type ipLink struct {
 	id   routing.LinkID
 	name string
@@ -199,8 +194,11 @@ type Sim struct {
 	radioOf  []*node // by radio.NodeID
 	// dutyLimit is the hourly airtime the channel's sub-band allows.
 	dutyLimit time.Duration
-	// onAir are the radio transmissions in progress (for carrier sense).
-	onAir []airTx
+	// hearsUntil is, per radio node, the latest end of the transmissions
+	// it can hear (is a candidate receiver of) that started so far: the
+	// node hears one in progress if and only if that is after now
+	// (for carrier sense).
+	hearsUntil []time.Time
 
 	msgs    []*message
 	byID    map[MessageID]*message
@@ -399,7 +397,7 @@ func (s *Sim) build() error {
 			case "random":
 				x, y = topoRng.Float64()*t.Width, topoRng.Float64()*t.Height
 			}
-			if err := s.addNode(fmt.Sprintf("%s%d", t.Prefix, j), lora, t.OriginX+x, t.OriginY+y, t.Kind != "ba", false); err != nil {
+			if err := s.addNode(fmt.Sprintf("%s%d", t.Prefix, j), lora, t.OriginX+x, t.OriginY+y, t.Kind != "ba" && (t.Kind != "ring" || t.Radius > 0), false); err != nil {
 				return err
 			}
 		}
@@ -480,6 +478,7 @@ func (s *Sim) build() error {
 			return fmt.Errorf("%w: radio: %w", ErrScenario, err)
 		}
 		s.medium = m
+		s.hearsUntil = make([]time.Time, len(s.radioOf))
 	}
 	// Workload endpoints.
 	pick := func(names []string) []*node {
@@ -754,7 +753,17 @@ func (s *Sim) radioSend(n *node) {
 		return
 	}
 	n.busy = true
-	s.onAir = append(s.onAir, airTx{id: id, end: end})
+	if s.radioCfg.CarrierSense == "csma" {
+		c, err := s.medium.Candidates(id)
+		if err != nil {
+			s.errs++
+		}
+		for _, r := range c {
+			if end.After(s.hearsUntil[r]) {
+				s.hearsUntil[r] = end
+			}
+		}
+	}
 	if n.ledger != nil {
 		if err := n.ledger.Record(s.now, freq, bw, air); err != nil {
 			s.errs++
@@ -772,30 +781,18 @@ func (s *Sim) radioSend(n *node) {
 // channelBusy reports whether n hears a transmission in progress (its
 // received power reaches the threshold: the medium's candidates), and
 // until when the latest one it hears lasts. Hidden nodes stay hidden.
+// Transmissions that ended have ends at or before now, those in progress
+// after it, so the latest end of all the node could hear is the latest of
+// those in progress whenever it is after now.
 func (s *Sim) channelBusy(n *node) (until time.Time, busy bool) {
-	for _, a := range s.onAir {
-		if !a.end.After(s.now) {
-			continue
-		}
-		c, err := s.medium.Candidates(a.id)
-		if err != nil {
-			continue
-		}
-		if _, ok := slices.BinarySearch(c, n.radioID); ok {
-			busy = true
-			if a.end.After(until) {
-				until = a.end
-			}
-		}
-	}
-	return until, busy
+	u := s.hearsUntil[n.radioID]
+	return u, u.After(s.now)
 }
 
 // radioEnd judges a finished radio frame at every candidate receiver and
 // reports TxDone to the sender.
 func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 	n.busy = false
-	s.onAir = slices.DeleteFunc(s.onAir, func(a airTx) bool { return a.id == id })
 	tx := n.held[0]
 	n.held = n.held[1:]
 	var err error

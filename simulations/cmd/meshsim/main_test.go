@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRunWritesOutputs(t *testing.T) {
@@ -23,7 +24,8 @@ func TestRunWritesOutputs(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", w, stdout.String())
 		}
 	}
-	for _, f := range []string{"scenario.toml", "summary.json", "messages.csv", "nodes.csv", "trace.jsonl"} {
+	for _, f := range []string{"scenario.toml", "summary.json", "messages.csv", "nodes.csv", "trace.jsonl",
+		"delivery_ratio.png", "latency_cdf.svg", "airtime.png", "topology.svg"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Error(err)
 		}
@@ -51,16 +53,42 @@ func TestRunBadInput(t *testing.T) {
 	for _, args := range [][]string{
 		{},
 		{"sweep"},
+		{"walk"},
 		{"run"},
 		{"run", "a.toml", "b.toml"},
 		{"run", "../../scenarios/quickstart.toml", "--seed", "x"},
 		{"run", "../../scenarios/quickstart.toml", "--trace"},
 		{"run", "no-such.toml"},
 		{"run", "../../scenarios/quickstart.toml", "--set", "radio.sf=13"},
+		{"run", "../../scenarios/quickstart.toml", "--no-such-flag"},
 	} {
 		var out, errb bytes.Buffer
 		if err := run(args, &out, &errb); err == nil {
 			t.Errorf("%q: no error", args)
 		}
+	}
+}
+
+// TestProgressOnlyOnTerminals: no progress bar when stderr is not a
+// terminal (here a buffer), even without --quiet.
+func TestProgressOnlyOnTerminals(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run([]string{"run", "../../scenarios/quickstart.toml", "--set", "duration=5m"}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if stderr.Len() != 0 {
+		t.Fatalf("stderr: %q", stderr.String())
+	}
+	if terminal(&stderr) {
+		t.Fatal("a buffer is not a terminal")
+	}
+	// The bar itself renders simulated time and events per second.
+	var b bytes.Buffer
+	bar := newRunBar(&b, time.Hour)
+	bar.Describe("90s simulated, 1234 events/s")
+	_ = bar.Set64(90)
+	_ = bar.Finish()
+	if !strings.Contains(b.String(), "90s simulated, 1234 events/s") {
+		t.Fatalf("bar: %q", b.String())
 	}
 }
