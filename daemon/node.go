@@ -454,7 +454,7 @@ func (n *Node) call(ctx context.Context, f func()) error {
 }
 
 func (n *Node) peerOf(l *link) rpcapi.Peer {
-	p := rpcapi.Peer{PeerID: l.peer.String(), Address: l.addr.String(), Link: uint32(l.id), Since: l.since.UTC(), Direction: "inbound"}
+	p := rpcapi.Peer{PeerID: l.peer.String(), Address: l.addr.String(), Addrs: []string{}, Link: uint32(l.id), Since: l.since.UTC(), Direction: "inbound"}
 	if l.outbound {
 		p.Direction = "outbound"
 	}
