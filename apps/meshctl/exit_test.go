@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"--data-dir", dir, "status"}, exitNoDaemon, "cannot reach meshd"},
+		{[]string{"bogus"}, exitUsage, "unknown command"},
+		{[]string{"send"}, exitUsage, "arg(s)"},
+		{[]string{"status", "extra"}, exitUsage, "unknown command"},
+		{[]string{"--frobnicate"}, exitUsage, "unknown flag"},
+		{[]string{"ack", "x"}, exitUsage, "not a sequence number"},
+		{[]string{"--data-dir", dir, "send", "00", "hi", "--ttl", "-1s"}, exitUsage, "--ttl"},
+		{[]string{"help"}, exitOK, ""},
+	} {
+		var out, errb bytes.Buffer
+		code := Main(tc.args, strings.NewReader(""), &out, &errb)
+		if code != tc.code {
+			t.Errorf("meshctl %v: exit %d, want %d (stderr %q)", tc.args, code, tc.code, errb.String())
+		}
+		if !strings.Contains(errb.String(), tc.err) {
+			t.Errorf("meshctl %v: stderr %q does not mention %q", tc.args, errb.String(), tc.err)
+		}
+	}
+}
