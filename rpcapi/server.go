@@ -154,6 +154,7 @@ func NewServer(node Node, opts ServerOptions) (*Server, error) {
 		s.httpSrv = &http.Server{
 			Handler:           s,
 			ReadHeaderTimeout: readHeaderTimeout,
+			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 			BaseContext:       func(net.Listener) context.Context { return s.ctx },

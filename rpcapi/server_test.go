@@ -898,6 +898,7 @@ func TestToken(t *testing.T) {
 // HTTP client, and checks nothing leaks (goleak in TestMain) and clients
 // notice.
 func TestShutdown(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
 	e := newEnv(t)
 	ctx := context.Background()
 	sock, err := Dial(ctx, e.srv.SocketPath())
@@ -939,6 +940,10 @@ func TestShutdown(t *testing.T) {
 	if err := e.srv.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+	sock.Close()
+	ws.Close()
+	e.http.CloseIdleConnections()
+	goleak.VerifyNone(t, ignore)
 }
 
 func TestServe(t *testing.T) {
