@@ -64,20 +64,23 @@ func (h *Host) Lookup(ctx context.Context, a protocol.Address) (*Record, error) 
 }
 
 // republishLoop publishes the record at start, every RepublishInterval, and
-// when the addresses change; a failure is retried after republishRetry,
-// doubling up to RepublishInterval.
+// when the addresses change. A failure is retried when the routing table
+// changes or after republishRetry, doubling up to RepublishInterval.
 func (h *Host) republishLoop() {
 	defer h.wg.Done()
 	retry := republishRetry
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var rtChanged <-chan struct{} // set while the last publish failed
 	for {
 		select {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
 		case <-h.republish:
+		case <-rtChanged:
 		}
+		rtChanged = h.rt.wait()
 		ctx, cancel := context.WithTimeout(h.ctx, dhtTimeout)
 		err := h.PublishRecord(ctx)
 		cancel()
@@ -91,6 +94,7 @@ func (h *Host) republishLoop() {
 			retry = min(2*retry, RepublishInterval)
 		} else {
 			retry = republishRetry
+			rtChanged = nil
 		}
 		if !t.Stop() {
 			select {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -119,7 +120,11 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 			registered()
 		}
 		_ = s.Reset()
-		h.log.Info("meshd link rejected", "peer", remote, "outbound", outbound, "err", err)
+		level := slog.LevelInfo
+		if h.ctx.Err() != nil {
+			level = slog.LevelDebug // closing: not the peer's fault
+		}
+		h.log.Log(context.Background(), level, "meshd link rejected", "peer", remote, "outbound", outbound, "err", err)
 	}
 	_ = s.SetDeadline(time.Now().Add(handshakeTimeout))
 	if _, err := s.Write(h.hello); err != nil {
