@@ -40,6 +40,7 @@ const (
 
 type event struct {
 	at   time.Time
+	key  int64 // at in nanoseconds since Epoch: the heap's order
 	seq  uint64
 	kind evKind
 	node *node
@@ -53,8 +54,8 @@ type eventQueue []*event
 
 func (q eventQueue) Len() int { return len(q) }
 func (q eventQueue) Less(i, j int) bool {
-	if c := q[i].at.Compare(q[j].at); c != 0 {
-		return c < 0
+	if q[i].key != q[j].key {
+		return q[i].key < q[j].key
 	}
 	return q[i].seq < q[j].seq
 }
@@ -577,6 +578,7 @@ func expDur(r *rand.Rand, rate float64) time.Duration {
 func (s *Sim) push(e *event) {
 	s.seq++
 	e.seq = s.seq
+	e.key = int64(e.at.Sub(Epoch))
 	heap.Push(&s.q, e)
 }
 

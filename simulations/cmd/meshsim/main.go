@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	meshsim run SCENARIO [--seed N] [--out DIR] [--set key=value ...] [--trace] [--quiet] [--no-plots] [--no-verify-cache] [--cpuprofile FILE]
+//	meshsim run SCENARIO [--seed N] [--out DIR] [--set key=value ...] [--trace] [--quiet] [--no-plots] [--no-verify-cache] [--cpuprofile FILE] [--memprofile FILE]
 //	meshsim sweep SCENARIO --param key=v1,v2,... [--param ...] [--seeds N] [--jobs N] [--set key=value ...] --out DIR [--plots] [--quiet]
 //
 // run prints a summary (simulated time, wall time, speed-up, events per
@@ -39,7 +39,7 @@ func main() {
 }
 
 var errUsage = errors.New(`usage:
-  meshsim run SCENARIO [--seed N] [--out DIR] [--set key=value ...] [--trace] [--quiet] [--no-plots] [--no-verify-cache] [--cpuprofile FILE]
+  meshsim run SCENARIO [--seed N] [--out DIR] [--set key=value ...] [--trace] [--quiet] [--no-plots] [--no-verify-cache] [--cpuprofile FILE] [--memprofile FILE]
   meshsim sweep SCENARIO --param key=v1,v2,... [--param ...] [--seeds N] [--jobs N] [--set key=value ...] --out DIR [--plots] [--quiet]`)
 
 type multi []string

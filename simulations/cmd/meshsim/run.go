@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"time"
@@ -25,6 +26,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	noPlots := fs.Bool("no-plots", false, "do not write the plots into --out")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memprofile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file")
 	noCache := fs.Bool("no-verify-cache", false, "every engine verifies every announce itself, as in the daemon (slower; same results)")
 	var sets multi
 	fs.Var(&sets, "set", "override a scenario field, key=value (dotted keys; repeatable)")
@@ -95,6 +97,18 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if bar != nil {
 		_ = bar.Finish()
 		fmt.Fprintln(stderr)
+	}
+	if *memprofile != "" {
+		f, err := os.Create(*memprofile)
+		if err != nil {
+			return err
+		}
+		runtime.GC()
+		err = pprof.WriteHeapProfile(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
 	}
 	sum := s.Summary()
 	if traceBuf != nil {
