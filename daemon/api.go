@@ -163,7 +163,14 @@ func (n *Node) Inbox(ctx context.Context, p rpcapi.InboxParams) (rpcapi.InboxPag
 	if len(entries) > limit {
 		entries, page.More = entries[:limit], true
 	}
-	for _, e := range entries {
+	bytes := 0
+	for i, e := range entries {
+		// A page stops at about maxPageBytes of payload (1000 messages of
+		// 64 KiB would make a 90 MB answer); the cursor says where to go on.
+		if bytes += len(e.Body); i > 0 && bytes > maxPageBytes {
+			page.More = true
+			break
+		}
 		m := messageOf(e)
 		m.FromFingerprint = n.fingerprint(e.Sender)
 		page.Messages = append(page.Messages, m)
@@ -171,6 +178,9 @@ func (n *Node) Inbox(ctx context.Context, p rpcapi.InboxParams) (rpcapi.InboxPag
 	}
 	return page, nil
 }
+
+// maxPageBytes bounds the payload bytes of one msg.inbox page.
+const maxPageBytes = 4 << 20
 
 // Ack implements rpcapi.Node.
 func (n *Node) Ack(ctx context.Context, seqs []uint64) (rpcapi.AckResult, error) {

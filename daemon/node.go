@@ -174,7 +174,8 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
 		resolved: map[peer.ID][]routing.Resolved{},
 	}
-	n.snap.Store(&snapshot{})
+	c := eng.Counters()
+	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount)})
 	n.hub.subs = map[*subscriber]struct{}{}
 	return n, nil
 }
@@ -200,6 +201,13 @@ func (n *Node) Run(ctx context.Context) error {
 			n.log.Info("DHT record not published yet (will retry)", "err", err)
 		}
 	}()
+	// Whatever the restored engine has to do, and the first snapshot for
+	// node.info.
+	n.eng.Tick(n.now())
+	if err := n.drain(); err != nil {
+		n.shutdownLoop()
+		return err
+	}
 	timer := time.NewTimer(time.Until(n.eng.NextWake()))
 	defer timer.Stop()
 	events := n.host.Events()
