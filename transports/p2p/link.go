@@ -120,11 +120,13 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 			registered()
 		}
 		_ = s.Reset()
-		level := slog.LevelInfo
-		if h.ctx.Err() != nil {
-			level = slog.LevelDebug // closing: not the peer's fault
+		// A peer breaking the protocol is worth a line; a stream that died
+		// during the handshake (peer or host closing) is not.
+		level := slog.LevelDebug
+		if errors.Is(err, ErrBadHello) || errors.Is(err, ErrIdentityMismatch) || errors.Is(err, errWrongOpener) {
+			level = slog.LevelInfo
 		}
-		h.log.Log(context.Background(), level, "meshd link rejected", "peer", remote, "outbound", outbound, "err", err)
+		h.log.Log(context.Background(), level, "meshd link handshake failed", "peer", remote, "outbound", outbound, "err", err)
 	}
 	_ = s.SetDeadline(time.Now().Add(handshakeTimeout))
 	if _, err := s.Write(h.hello); err != nil {

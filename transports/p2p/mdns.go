@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 
@@ -99,6 +100,21 @@ func mdnsText(addrs []ma.Multiaddr, self peer.ID) []string {
 	return txt
 }
 
+// mdnsIPs returns the distinct IPs of addrs (at most mdnsMaxAddrs).
+func mdnsIPs(addrs []ma.Multiaddr) []string {
+	var ips []string
+	for _, a := range addrs {
+		first, _ := ma.SplitFirst(a)
+		if first == nil || (first.Protocol().Code != ma.P_IP4 && first.Protocol().Code != ma.P_IP6) {
+			continue
+		}
+		if v := first.Value(); !slices.Contains(ips, v) && len(ips) < mdnsMaxAddrs {
+			ips = append(ips, v)
+		}
+	}
+	return ips
+}
+
 // mdnsPort picks the SRV port: the first TCP or UDP port of addrs (the TXT
 // strings are what peers dial; the SRV record just needs a real port).
 func mdnsPort(addrs []ma.Multiaddr) int {
@@ -125,9 +141,13 @@ func (m *mdnsService) register() error {
 	if len(txt) == 0 {
 		return fmt.Errorf("%w: no IP listen address to advertise", ErrMDNS)
 	}
-	// zeroconf's Server.SetText races with its own responders, so an
-	// address change replaces the server (the old one sends a goodbye).
-	srv, err := zeroconf.Register(m.h.self.String(), mdnsServiceType, mdnsDomain, mdnsPort(addrs), txt, m.ifaces)
+	// RegisterProxy, not Register: Register leaves out loopback addresses
+	// and uses the OS host name; the A/AAAA records here are the IPs the
+	// host listens on, under the peer ID as host name. zeroconf's
+	// Server.SetText races with its own responders, so an address change
+	// replaces the server (the old one sends a goodbye).
+	srv, err := zeroconf.RegisterProxy(m.h.self.String(), mdnsServiceType, mdnsDomain, mdnsPort(addrs),
+		m.h.self.String(), mdnsIPs(addrs), txt, m.ifaces)
 	if err != nil {
 		return fmt.Errorf("%w: register %s: %v", ErrMDNS, mdnsServiceType, err)
 	}
