@@ -111,4 +111,3 @@ func BenchmarkRawStream(b *testing.B) {
 		})
 	}
 }
-
