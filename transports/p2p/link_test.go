@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -340,4 +342,136 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("case %d: New accepted %+v", i, c)
 		}
 	}
+}
+
+func TestLinkOverQUIC(t *testing.T) {
+	ctx := testContext(t)
+	quic := func(c *Config) { c.ListenAddrs = []string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip6/::1/udp/0/quic-v1"} }
+	a := newTestHost(t, 50, quic)
+	b := newTestHost(t, 51, quic)
+	if !strings.Contains(b.Addrs()[0], "/quic-v1/p2p/") {
+		t.Fatalf("addrs %v", b.Addrs())
+	}
+	connectPair(t, ctx, a, b)
+	if err := a.Send(ctx, b.ID(), []byte("over quic")); err != nil {
+		t.Fatal(err)
+	}
+	if f := waitEvent[Frame](t, ctx, b); string(f.Data) != "over quic" {
+		t.Fatalf("got %q", f.Data)
+	}
+	if ps := b.Peers(); len(ps) != 1 || !strings.Contains(ps[0].Addrs[0], "quic-v1") || ps[0].Direction != "inbound" {
+		t.Fatalf("peers %+v", ps)
+	}
+}
+
+// TestSimultaneousConnect: both sides dial at once; each still sees exactly
+// one LinkUp, and the next events are frames, not a second link.
+func TestSimultaneousConnect(t *testing.T) {
+	ctx := testContext(t)
+	a := newTestHost(t, 52, nil)
+	b := newTestHost(t, 53, nil)
+	errs := make(chan error, 2)
+	go func() { _, err := a.Connect(ctx, b.Addrs()[0]); errs <- err }()
+	go func() { _, err := b.Connect(ctx, a.Addrs()[0]); errs <- err }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitEvent[LinkUp](t, ctx, a)
+	waitEvent[LinkUp](t, ctx, b)
+	for i := range 3 {
+		msg := fmt.Appendf(nil, "%d", i)
+		if err := a.Send(ctx, b.ID(), msg); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Send(ctx, a.ID(), msg); err != nil {
+			t.Fatal(err)
+		}
+		if f := waitEvent[Frame](t, ctx, b); !bytes.Equal(f.Data, msg) {
+			t.Fatalf("b got %q", f.Data)
+		}
+		if f := waitEvent[Frame](t, ctx, a); !bytes.Equal(f.Data, msg) {
+			t.Fatalf("a got %q", f.Data)
+		}
+	}
+}
+
+// TestNewerStreamReplacesLink: a second link stream from the opener (say it
+// saw the old connection die first) replaces the first: LinkDown, LinkUp,
+// and frames flow on the new one.
+func TestNewerStreamReplacesLink(t *testing.T) {
+	ctx := testContext(t)
+	target := newTestHost(t, 54, nil)
+	seed := seedWhere(t, 400, func(p peer.ID) bool { return lessPeer(p, target.ID()) })
+	raw := rawHost(t, testIdentity(t, seed))
+	if err := raw.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.Libp2p().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	hello, _ := appendHello(nil, testIdentity(t, seed).Public())
+	open := func() (network.Stream, *bufio.Reader) {
+		s, err := raw.NewStream(ctx, target.ID(), LinkProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Reset() })
+		if _, err := s.Write(hello); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(s)
+		if _, err := io.ReadFull(r, make([]byte, HelloSize)); err != nil {
+			t.Fatal(err)
+		}
+		return s, r
+	}
+	_, r1 := open()
+	waitEvent[LinkUp](t, ctx, target)
+	s2, r2 := open()
+	if d := waitEvent[LinkDown](t, ctx, target); !errors.Is(d.Err, errReplaced) {
+		t.Fatalf("LinkDown.Err = %v", d.Err)
+	}
+	waitEvent[LinkUp](t, ctx, target)
+	if _, err := io.Copy(io.Discard, r1); err == nil {
+		t.Fatal("replaced stream ended cleanly, want reset")
+	}
+	if err := target.Send(ctx, testPeerID(t, testIdentity(t, seed)), []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := readFrame(r2); err != nil || string(f) != "new" {
+		t.Fatalf("frame on the new stream: %q, %v", f, err)
+	}
+	if _, err := s2.Write(appendFrame(nil, []byte("back"))); err != nil {
+		t.Fatal(err)
+	}
+	if f := waitEvent[Frame](t, ctx, target); string(f.Data) != "back" {
+		t.Fatalf("got %q", f.Data)
+	}
+}
+
+func TestRelayMode(t *testing.T) {
+	ctx := testContext(t)
+	r := newTestHost(t, 55, func(c *Config) { c.Relay = true; c.DHTMode = "" })
+	if got := r.Reachability(); got != "public" {
+		t.Errorf("relay Reachability = %q", got)
+	}
+	if got := r.DHTMode(); got != "server" {
+		t.Errorf("relay DHTMode = %q", got)
+	}
+	// The circuit relay v2 service comes up (asynchronously, on the
+	// reachability event): wait for its protocol.
+	sub, err := r.Libp2p().EventBus().Subscribe(new(event.EvtLocalProtocolsUpdated))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	const hop = "/libp2p/circuit/relay/0.2.0/hop"
+	for !slices.Contains(r.Libp2p().Mux().Protocols(), hop) {
+		select {
+		case <-sub.Out():
+		case <-ctx.Done():
+			t.Fatalf("relay service never started: %v", ctx.Err())
+		}
+	}
+	a := newTestHost(t, 56, nil)
+	connectPair(t, ctx, a, r)
 }
