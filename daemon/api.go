@@ -171,8 +171,7 @@ func (n *Node) Inbox(ctx context.Context, p rpcapi.InboxParams) (rpcapi.InboxPag
 			page.More = true
 			break
 		}
-		m := messageOf(e)
-		m.FromFingerprint = n.fingerprint(e.Sender)
+		m := n.messageOf(e)
 		page.Messages = append(page.Messages, m)
 		page.Next = e.Seq
 	}

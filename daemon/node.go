@@ -298,7 +298,7 @@ func (n *Node) drain() error {
 		}
 		for i := range rd.Deliveries {
 			d := &rd.Deliveries[i]
-			m := messageOf(store.InboxEntry{Seq: seqs[i], Received: n.now().UTC(), Delivery: *d})
+			m := n.messageOf(store.InboxEntry{Seq: seqs[i], Received: n.now().UTC(), Delivery: *d})
 			n.hub.publish(rpcapi.Event{Kind: rpcapi.EventMessage, ID: m.ID, Message: &m})
 		}
 		for _, ev := range rd.Events {
@@ -470,10 +470,10 @@ func (n *Node) peerOf(l *link) rpcapi.Peer {
 }
 
 // messageOf turns an inbox entry into its API form.
-func messageOf(e store.InboxEntry) rpcapi.Message {
+func (n *Node) messageOf(e store.InboxEntry) rpcapi.Message {
 	m := rpcapi.Message{
 		Seq: e.Seq, ID: fmt.Sprintf("%x", e.ID[:]), From: e.From.String(),
-		FromFingerprint: e.Sender.Fingerprint(),
+		FromFingerprint: n.fingerprint(e.Sender),
 		Received:        e.Received.UTC(), Created: e.Created.Time(), Expires: e.Expires.Time(),
 		Payload: e.Body,
 	}

@@ -50,11 +50,11 @@ func (h signalHandler) Handle(ctx context.Context, r slog.Record) error {
 	return nil
 }
 func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h signalHandler) WithGroup(string) slog.Handler      { return h }
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h signalHandler) WithGroup(string) slog.Handler            { return h }
 
 // runMain runs Main in the background and returns once the node runs.
-func runMain(t *testing.T, cfg Config) (stop func() error) {
+func runMain(t testing.TB, cfg Config) (stop func() error) {
 	t.Helper()
 	h := signalHandler{Handler: slog.DiscardHandler, msg: "meshd running", once: &sync.Once{}, ch: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())

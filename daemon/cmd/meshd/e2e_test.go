@@ -31,7 +31,7 @@ var (
 )
 
 // binaries builds meshd and meshctl once per test binary.
-func binaries(t *testing.T) (meshd, meshctl string) {
+func binaries(t testing.TB) (meshd, meshctl string) {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "meshd-e2e-bin")
@@ -62,7 +62,7 @@ func TestMain(m *testing.M) {
 }
 
 type proc struct {
-	t       *testing.T
+	t       testing.TB
 	name    string
 	dir     string
 	meshd   string
@@ -75,7 +75,7 @@ type proc struct {
 	info    rpcapi.NodeInfo
 }
 
-func newProc(t *testing.T, name string) *proc {
+func newProc(t testing.TB, name string) *proc {
 	meshd, meshctl := binaries(t)
 	return &proc{t: t, name: name, dir: filepath.Join(t.TempDir(), name), meshd: meshd, meshctl: meshctl}
 }
