@@ -138,12 +138,30 @@ func (n *Node) Send(ctx context.Context, p rpcapi.SendParams) (rpcapi.SendResult
 	}
 	select {
 	case o := <-w:
+		if o.err == nil {
+			o.res.Detail = statusDetail[o.res.Status]
+			if o.res.Status != routing.StatusLocal.String() {
+				ttl := time.Duration(p.TTL) * time.Second
+				if ttl == 0 {
+					ttl = time.Duration(n.cfg.Routing.MessageTTL)
+				}
+				o.res.Expires = n.now().Add(ttl).UTC().Truncate(time.Second)
+			}
+		}
 		return o.res, o.err
 	case <-ctx.Done():
 		// The message may still be sent: the engine has it. The client
 		// learns its fate from msg.subscribe.
 		return rpcapi.SendResult{}, ctx.Err()
 	}
+}
+
+// statusDetail explains each send status to people.
+var statusDetail = map[string]string{
+	routing.StatusRouted.String():      "sent towards the destination; kept on disk until its receipt arrives",
+	routing.StatusCustody.String():     "no route to the destination yet; kept in custody on disk and retried until it expires",
+	routing.StatusAwaitingKey.String(): "the destination's key is not known yet; kept in custody on disk while the mesh is asked for it",
+	routing.StatusLocal.String():       "the destination is this node; delivered to its inbox",
 }
 
 // Inbox implements rpcapi.Node.

@@ -163,8 +163,14 @@ type SendResult struct {
 	ID string `json:"id"`
 	// Status is "routed" (sent towards the destination), "custody" (no
 	// route yet: kept and retried), "awaiting-key" (the destination's key
-	// is being fetched) or "local" (the destination is this node).
+	// is being fetched; kept meanwhile) or "local" (the destination is this
+	// node). In every case but "local" the node keeps the message on disk
+	// until the recipient's receipt arrives or the message expires.
 	Status string `json:"status"`
+	// Detail says the same in a sentence for people.
+	Detail string `json:"detail,omitempty"`
+	// Expires is when the node gives up on the message.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // InboxParams are msg.inbox's parameters.

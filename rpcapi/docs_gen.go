@@ -49,7 +49,9 @@ var fieldDocs = map[string]string{
 	"SendParams.text":            "Text is a UTF-8 payload.",
 	"SendParams.to":              "To is the destination's mesh address in hex.",
 	"SendParams.ttl":             "TTL is the message's lifetime in seconds; zero means the node's default.",
+	"SendResult.detail":          "Detail says the same in a sentence for people.",
+	"SendResult.expires":         "Expires is when the node gives up on the message.",
 	"SendResult.id":              "ID is the message ID in hex.",
-	"SendResult.status":          "Status is \"routed\" (sent towards the destination), \"custody\" (no route yet: kept and retried), \"awaiting-key\" (the destination's key is being fetched) or \"local\" (the destination is this node).",
+	"SendResult.status":          "Status is \"routed\" (sent towards the destination), \"custody\" (no route yet: kept and retried), \"awaiting-key\" (the destination's key is being fetched; kept meanwhile) or \"local\" (the destination is this node). In every case but \"local\" the node keeps the message on disk until the recipient's receipt arrives or the message expires.",
 	"SubscribeResult.subscribed": "Subscribed is always true; msg.event notifications follow.",
 }

@@ -300,6 +300,9 @@ func cmdSend(o *options) *cobra.Command {
 					return o.printJSON(res)
 				}
 				fmt.Fprintf(o.stdout, "%s %s\n", res.ID, res.Status)
+				if res.Status == "custody" || res.Status == "awaiting-key" {
+					fmt.Fprintf(o.stdout, "  %s (until %s)\n", res.Detail, res.Expires.Local().Format(time.RFC3339))
+				}
 				return nil
 			})
 		},
