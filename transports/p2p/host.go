@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -17,9 +18,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	circuitproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -166,6 +169,9 @@ type Host struct {
 
 // New starts a host. ctx bounds only the start; Close stops the host.
 func New(ctx context.Context, cfg Config) (*Host, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if cfg.Identity == nil {
 		return nil, fmt.Errorf("%w: Identity is required", ErrConfig)
 	}
@@ -241,6 +247,22 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		// UPnP / NAT-PMP only make sense on a routable interface.
 		opts = append(opts, libp2p.NATPortMap())
 	}
+	// AutoRelay: when AutoNAT says private, reserve a slot on a connected
+	// peer that runs the relay service (a meshd node in relay mode), so
+	// others can reach this host through it and hole-punch (DCUtR).
+	var hostRef atomic.Pointer[host.Host]
+	if !cfg.Relay {
+		opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(func(ctx context.Context, num int) <-chan peer.AddrInfo {
+			return relayCandidates(hostRef.Load(), num)
+		},
+			// meshd relays are few: one candidate is enough to start, and
+			// asking the (local, cheap) peer source often finds a relay
+			// soon after connecting to it.
+			autorelay.WithMinCandidates(1),
+			autorelay.WithMinInterval(10*time.Second),
+		))
+	}
+
 	if cfg.Relay {
 		opts = append(opts,
 			libp2p.EnableRelayService(relayv2.WithResources(relayResources())),
@@ -253,6 +275,8 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		rm.Close()
 		return nil, fmt.Errorf("p2p: libp2p host: %w", err)
 	}
+
+	hostRef.Store(&lh)
 
 	hctx, cancel := context.WithCancel(context.Background())
 	h := &Host{
@@ -313,6 +337,26 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	go h.bootstrapLoop(bootstrap)
 	go h.republishLoop()
 	return h, nil
+}
+
+// relayCandidates lists up to num connected peers that offer the circuit
+// relay v2 service.
+func relayCandidates(hp *host.Host, num int) <-chan peer.AddrInfo {
+	ch := make(chan peer.AddrInfo, max(num, 0))
+	defer close(ch)
+	if hp == nil {
+		return ch
+	}
+	h := *hp
+	for _, p := range h.Network().Peers() {
+		if len(ch) == cap(ch) {
+			break
+		}
+		if ok, _ := h.Peerstore().SupportsProtocols(p, circuitproto.ProtoIDv2Hop); len(ok) > 0 {
+			ch <- peer.AddrInfo{ID: p, Addrs: h.Peerstore().Addrs(p)}
+		}
+	}
+	return ch
 }
 
 func parseDHTMode(s string, relay bool) (dht.ModeOpt, error) {

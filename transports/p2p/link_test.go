@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
 )
 
 func TestLinkUpAndFramesBothWays(t *testing.T) {
@@ -458,20 +459,61 @@ func TestRelayMode(t *testing.T) {
 		t.Errorf("relay DHTMode = %q", got)
 	}
 	// The circuit relay v2 service comes up (asynchronously, on the
-	// reachability event): wait for its protocol.
-	sub, err := r.Libp2p().EventBus().Subscribe(new(event.EvtLocalProtocolsUpdated))
+	// reachability event).
+	waitProtocol(t, ctx, r, "/libp2p/circuit/relay/0.2.0/hop")
+	a := newTestHost(t, 56, nil)
+	connectPair(t, ctx, a, r)
+}
+
+// TestRelayCandidates: the AutoRelay peer source offers connected peers
+// that run the relay service, and only those.
+func TestRelayCandidates(t *testing.T) {
+	ctx := testContext(t)
+	r := newTestHost(t, 57, func(c *Config) { c.Relay = true })
+	waitProtocol(t, ctx, r, "/libp2p/circuit/relay/0.2.0/hop")
+	o := newTestHost(t, 59, nil)
+	p := newTestHost(t, 58, nil)
+	sub, err := p.Libp2p().EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	const hop = "/libp2p/circuit/relay/0.2.0/hop"
-	for !slices.Contains(r.Libp2p().Mux().Protocols(), hop) {
+	connectPair(t, ctx, p, r)
+	connectPair(t, ctx, p, o)
+	for seen := map[peer.ID]bool{}; !seen[r.ID()] || !seen[o.ID()]; {
+		select {
+		case e := <-sub.Out():
+			seen[e.(event.EvtPeerIdentificationCompleted).Peer] = true
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	lh := p.Libp2p()
+	var got []peer.AddrInfo
+	for ai := range relayCandidates(&lh, 4) {
+		got = append(got, ai)
+	}
+	if len(got) != 1 || got[0].ID != r.ID() || len(got[0].Addrs) == 0 {
+		t.Fatalf("relay candidates %v, want only %s", got, r.ID())
+	}
+	if n := len(relayCandidates(nil, 4)); n != 0 {
+		t.Fatalf("%d candidates before the host exists", n)
+	}
+}
+
+// waitProtocol waits until h handles proto.
+func waitProtocol(t *testing.T, ctx context.Context, h *Host, proto string) {
+	t.Helper()
+	sub, err := h.Libp2p().EventBus().Subscribe(new(event.EvtLocalProtocolsUpdated))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for !slices.Contains(h.Libp2p().Mux().Protocols(), libp2pprotocol.ID(proto)) {
 		select {
 		case <-sub.Out():
 		case <-ctx.Done():
-			t.Fatalf("relay service never started: %v", ctx.Err())
+			t.Fatalf("%s never started: %v", proto, ctx.Err())
 		}
 	}
-	a := newTestHost(t, 56, nil)
-	connectPair(t, ctx, a, r)
 }
