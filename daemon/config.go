@@ -56,6 +56,10 @@ type Config struct {
 	// API is the HTTP/WebSocket API address; it must be a loopback
 	// address. Empty turns the HTTP API off (the unix socket stays).
 	API string `toml:"api"`
+	// Metrics is the address of the Prometheus endpoint (/metrics), such as
+	// "127.0.0.1:7722"; empty turns it off. It has no authentication: bind
+	// it where only your monitoring can reach it.
+	Metrics string `toml:"metrics"`
 	// Bootstrap are multiaddrs (with /p2p/) of DHT bootstrap peers, dialled
 	// at start.
 	Bootstrap []string `toml:"bootstrap"`
@@ -176,6 +180,13 @@ func (c *Config) Validate() error {
 			return bad("api", "port %q is not a number from 0 to 65535", port)
 		}
 	}
+	if c.Metrics != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics); err != nil {
+			return bad("metrics", "%q is not host:port: %v", c.Metrics, err)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return bad("metrics", "port %q is not a number from 0 to 65535", port)
+		}
+	}
 	if !slices.Contains([]string{"auto", "client", "server"}, c.DHTMode) {
 		return bad("dht_mode", "%q: want auto, client or server", c.DHTMode)
 	}
@@ -222,6 +233,7 @@ type Flags struct {
 	dataDir    string
 	listen     multiFlag
 	api        string
+	metrics    string
 	bootstrap  multiFlag
 	noMDNS     bool
 	relay      bool
@@ -242,6 +254,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/meshd or ~/.local/share/meshd; env MESHD_DATA_DIR)")
 	fs.Var(&f.listen, "listen", "libp2p listen multiaddr, repeatable (env MESHD_LISTEN, comma-separated)")
 	fs.StringVar(&f.api, "api", "", "HTTP/WebSocket API address, loopback only; \"off\" disables it (default "+DefaultAPIAddr+"; env MESHD_API)")
+	fs.StringVar(&f.metrics, "metrics", "", "Prometheus /metrics address, e.g. 127.0.0.1:7722; \"off\" disables it (default off; env MESHD_METRICS)")
 	fs.Var(&f.bootstrap, "bootstrap", "DHT bootstrap peer multiaddr with /p2p/, repeatable (env MESHD_BOOTSTRAP)")
 	fs.BoolVar(&f.noMDNS, "no-mdns", false, "do not discover or announce on the LAN with mDNS (env MESHD_MDNS=false)")
 	fs.BoolVar(&f.relay, "relay", false, "relay mode: DHT server, circuit relay, mailbox for offline peers (env MESHD_RELAY)")
@@ -254,7 +267,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 // envVars are the MESHD_ variables meshd understands; any other MESHD_
 // variable is an error (a misspelt variable silently ignored is a bad day).
 var envVars = []string{
-	"MESHD_CONFIG", "MESHD_DATA_DIR", "MESHD_LISTEN", "MESHD_API", "MESHD_BOOTSTRAP", "MESHD_MDNS",
+	"MESHD_CONFIG", "MESHD_DATA_DIR", "MESHD_LISTEN", "MESHD_API", "MESHD_METRICS", "MESHD_BOOTSTRAP", "MESHD_MDNS",
 	"MESHD_RELAY", "MESHD_DHT_MODE", "MESHD_LOG_LEVEL", "MESHD_LOG_FORMAT",
 }
 
@@ -319,6 +332,9 @@ func LoadConfig(f *Flags, environ []string) (Config, string, error) {
 	if set["api"] {
 		c.API = f.api
 	}
+	if set["metrics"] {
+		c.Metrics = f.metrics
+	}
 	if set["bootstrap"] {
 		c.Bootstrap = slices.Clone(f.bootstrap)
 	}
@@ -339,6 +355,9 @@ func LoadConfig(f *Flags, environ []string) (Config, string, error) {
 	}
 	if c.API == "off" {
 		c.API = ""
+	}
+	if c.Metrics == "off" {
+		c.Metrics = ""
 	}
 	if abs, err := filepath.Abs(c.DataDir); err == nil {
 		c.DataDir = abs
@@ -396,6 +415,8 @@ func applyEnv(c *Config, env map[string]string) error {
 			c.Listen = list(v)
 		case "MESHD_API":
 			c.API = v
+		case "MESHD_METRICS":
+			c.Metrics = v
 		case "MESHD_BOOTSTRAP":
 			c.Bootstrap = list(v)
 		case "MESHD_MDNS":

@@ -40,6 +40,10 @@ listen = %s
 # <data_dir>/api.sock is always served.
 api = %q
 
+# Prometheus metrics at http://<metrics>/metrics, e.g. "127.0.0.1:7722".
+# No authentication: bind it where only your monitoring reaches it. Empty: off.
+metrics = ""
+
 # DHT bootstrap peers: multiaddrs ending in /p2p/<peer ID>.
 bootstrap = []
 

@@ -88,6 +88,7 @@ type sendOutcome struct {
 // every batch so that API reads never wait for the loop.
 type snapshot struct {
 	routes, custody, links int
+	counters               routing.Counters
 }
 
 // Options are the parts of a Node that tests replace.
@@ -175,7 +176,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		resolved: map[peer.ID][]routing.Resolved{},
 	}
 	c := eng.Counters()
-	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount)})
+	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), counters: c})
 	n.hub.subs = map[*subscriber]struct{}{}
 	return n, nil
 }
@@ -307,7 +308,7 @@ func (n *Node) drain() error {
 		n.eng.Advance()
 	}
 	c := n.eng.Counters()
-	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.links)})
+	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.links), counters: c})
 	return nil
 }
 

@@ -39,6 +39,16 @@ func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("API listening", "socket", srv.SocketPath(), "http", srv.HTTPAddr(), "token_file", rpcapi.TokenPath(cfg.DataDir))
 
+	var metrics *metricsServer
+	if cfg.Metrics != "" {
+		if metrics, err = startMetrics(n, cfg.Metrics, log); err != nil {
+			srv.Close()
+			n.Close()
+			return err
+		}
+		log.Info("metrics listening", "url", "http://"+metrics.Addr()+"/metrics")
+	}
+
 	loopCtx, stopLoop := context.WithCancel(context.Background())
 	defer stopLoop()
 	runErr := make(chan error, 1)
@@ -56,6 +66,9 @@ func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Limits.ShutdownTimeout))
 		defer cancel()
 		errSrv := srv.Shutdown(sctx)
+		if metrics != nil {
+			errSrv = errors.Join(errSrv, metrics.shutdown(sctx))
+		}
 		stopLoop()
 		errRun := <-runErr
 		errClose := n.Close()

@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"meshd.dev/meshd/routing"
+)
+
+// gaugeCounters are the routing.Counters fields that go up and down.
+var gaugeCounters = map[string]bool{
+	"Routes": true, "CustodyCount": true, "CustodyBytes": true,
+	"SeenEntries": true, "QueuedFrames": true, "QueuedBytes": true,
+}
+
+// snakeCase turns a Go field name into a metric name part:
+// "CustodyHandedOff" becomes "custody_handed_off".
+func snakeCase(s string) string {
+	var b strings.Builder
+	rs := []rune(s)
+	for i, r := range rs {
+		if unicode.IsUpper(r) {
+			if i > 0 && (unicode.IsLower(rs[i-1]) || (i+1 < len(rs) && unicode.IsLower(rs[i+1]))) {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// collector exports the node's figures as Prometheus metrics, read from
+// the snapshot the node loop keeps (never from the engine itself).
+type collector struct {
+	n     *Node
+	descs map[string]*prometheus.Desc
+	peers *prometheus.Desc
+	inbox *prometheus.Desc
+}
+
+func newCollector(n *Node) *collector {
+	c := &collector{n: n, descs: map[string]*prometheus.Desc{}}
+	var zero routing.Counters
+	zero.Each(func(name string, _ uint64) {
+		metric := "meshd_routing_" + snakeCase(name)
+		if !gaugeCounters[name] {
+			metric += "_total"
+		}
+		c.descs[name] = prometheus.NewDesc(metric, "routing engine counter "+name+" (see routing.Counters)", nil, nil)
+	})
+	c.peers = prometheus.NewDesc("meshd_links", "meshd links up (libp2p peers that finished the meshd handshake)", nil, nil)
+	c.inbox = prometheus.NewDesc("meshd_inbox_messages", "delivered messages not yet acknowledged by an app", nil, nil)
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+	ch <- c.peers
+	ch <- c.inbox
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.n.snap.Load()
+	s.counters.Each(func(name string, v uint64) {
+		kind := prometheus.CounterValue
+		if gaugeCounters[name] {
+			kind = prometheus.GaugeValue
+		}
+		ch <- prometheus.MustNewConstMetric(c.descs[name], kind, float64(v))
+	})
+	ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(s.links))
+	ch <- prometheus.MustNewConstMetric(c.inbox, prometheus.GaugeValue, float64(c.n.st.InboxLen()))
+}
+
+// metricsServer serves /metrics: meshd's own metrics and those go-libp2p
+// registers with the default Prometheus registry (swarm, resource manager,
+// identify, relay, hole punching).
+type metricsServer struct {
+	srv *http.Server
+	ln  net.Listener
+	wg  sync.WaitGroup
+}
+
+func startMetrics(n *Node, addr string, log *slog.Logger) (*metricsServer, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(newCollector(n)); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{reg, prometheus.DefaultGatherer},
+		promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), ErrorHandling: promhttp.ContinueOnError}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	m := &metricsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	m.wg.Go(func() {
+		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	})
+	return m, nil
+}
+
+// Addr is the bound address.
+func (m *metricsServer) Addr() string { return m.ln.Addr().String() }
+
+func (m *metricsServer) shutdown(ctx context.Context) error {
+	err := m.srv.Shutdown(ctx)
+	m.wg.Wait()
+	return err
+}
