@@ -44,10 +44,11 @@ func snakeCase(s string) string {
 // collector exports the node's figures as Prometheus metrics, read from
 // the snapshot the node loop keeps (never from the engine itself).
 type collector struct {
-	n     *Node
-	descs map[string]*prometheus.Desc
-	peers *prometheus.Desc
-	inbox *prometheus.Desc
+	n       *Node
+	descs   map[string]*prometheus.Desc
+	peers   *prometheus.Desc
+	inbox   *prometheus.Desc
+	dropped *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -61,6 +62,7 @@ func newCollector(n *Node) *collector {
 		c.descs[name] = prometheus.NewDesc(metric, "routing engine counter "+name+" (see routing.Counters)", nil, nil)
 	})
 	c.peers = prometheus.NewDesc("meshd_links", "meshd links up (libp2p peers that finished the meshd handshake)", nil, nil)
+	c.dropped = prometheus.NewDesc("meshd_link_frames_dropped_total", "frames a libp2p link did not take (gone, or its send queue stalled)", nil, nil)
 	c.inbox = prometheus.NewDesc("meshd_inbox_messages", "delivered messages not yet acknowledged by an app", nil, nil)
 	return c
 }
@@ -72,6 +74,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	ch <- c.peers
 	ch <- c.inbox
+	ch <- c.dropped
 }
 
 // Collect implements prometheus.Collector.
@@ -86,6 +89,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	})
 	ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(s.links))
 	ch <- prometheus.MustNewConstMetric(c.inbox, prometheus.GaugeValue, float64(c.n.st.InboxLen()))
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.dropped))
 }
 
 // metricsServer serves /metrics: meshd's own metrics and those go-libp2p

@@ -64,6 +64,7 @@ type Node struct {
 	waiters  map[uint64]chan sendOutcome
 	inflight map[protocol.Address]bool // DHT lookups under way
 	resolved map[peer.ID][]routing.Resolved
+	dropped  uint64 // frames the links did not take
 	fatal    error
 
 	// Read by API goroutines.
@@ -88,6 +89,7 @@ type sendOutcome struct {
 // every batch so that API reads never wait for the loop.
 type snapshot struct {
 	routes, custody, links int
+	dropped                uint64
 	counters               routing.Counters
 }
 
@@ -285,15 +287,7 @@ func (n *Node) drain() error {
 		if err != nil {
 			return err
 		}
-		for _, tx := range rd.Transmits {
-			l := n.byLink[tx.Link]
-			if l == nil {
-				continue
-			}
-			if err := n.host.Send(n.ctx, l.peer, tx.Frame); err != nil {
-				n.log.Debug("transmit failed", "peer", l.peer, "err", err)
-			}
-		}
+		n.transmit(rd.Transmits)
 		for _, a := range rd.Lookups {
 			n.startLookup(a)
 		}
@@ -308,8 +302,44 @@ func (n *Node) drain() error {
 		n.eng.Advance()
 	}
 	c := n.eng.Counters()
-	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.links), counters: c})
+	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.links), dropped: n.dropped, counters: c})
 	return nil
+}
+
+// sendStall is how long the loop waits for a link whose send queue is full
+// before it gives up on the frame. A healthy link drains its queue far
+// faster; a stalled one is torn down by the transport's write timeout.
+const sendStall = time.Second
+
+// transmit hands frames to the libp2p links. The loop must not hang on one
+// slow peer: after one frame to a peer times out, the rest of the batch for
+// that peer is dropped at once. Dropped envelopes are not lost: their
+// sender keeps custody until a receipt arrives and retries.
+func (n *Node) transmit(txs []routing.Transmit) {
+	var stalled map[peer.ID]bool
+	for _, tx := range txs {
+		l := n.byLink[tx.Link]
+		if l == nil || stalled[l.peer] {
+			n.dropped++
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, sendStall)
+		err := n.host.Send(ctx, l.peer, tx.Frame)
+		cancel()
+		if err == nil {
+			continue
+		}
+		n.dropped++
+		if errors.Is(err, context.DeadlineExceeded) {
+			if stalled == nil {
+				stalled = map[peer.ID]bool{}
+			}
+			stalled[l.peer] = true
+			n.log.Warn("link stalled: dropping frames for it in this batch", "peer", l.peer, "link", l.id)
+			continue
+		}
+		n.log.Debug("transmit failed", "peer", l.peer, "err", err)
+	}
 }
 
 func (n *Node) onEngineEvent(ev routing.Event) {
