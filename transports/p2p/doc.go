@@ -25,9 +25,9 @@
 // peer key that Noise or TLS authenticated, so the mesh address in LinkUp is
 // authenticated. Then each frame is
 //
-//	+------------------+---------------------------+
-//	| length (uvarint) | frame (1..MaxFrameSize B) |
-//	+------------------+---------------------------+
+//	+--------------------------+---------------------------+
+//	| length (uvarint, minimal)| frame (1..MaxFrameSize B) |
+//	+--------------------------+---------------------------+
 //
 // A length outside 1..MaxFrameSize (70 KiB) resets the stream before
 // anything is allocated for it. Send queues a frame for the per-link writer

@@ -1,9 +1,11 @@
 package p2p
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -166,5 +168,32 @@ func TestRecordSelectNewest(t *testing.T) {
 	}
 	if _, err := v.Select(key, [][]byte{expired, []byte("junk")}); !errors.Is(err, ErrNoRecord) {
 		t.Errorf("Select of invalid values: %v", err)
+	}
+}
+
+func TestReadFrameLengths(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"zero length", []byte{0}, ErrFrameSize},
+		{"non-minimal length", []byte{0xac, 0x00, 'x'}, ErrFrameSize},
+		{"over MaxFrameSize", binary.AppendUvarint(nil, MaxFrameSize+1), ErrFrameSize},
+		{"four-byte prefix", []byte{0x80, 0x80, 0x80, 0x01}, ErrFrameSize},
+		{"ends inside prefix", []byte{0x80}, io.ErrUnexpectedEOF},
+		{"ends inside frame", []byte{3, 'a'}, io.ErrUnexpectedEOF},
+		{"clean end", nil, io.EOF},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := readFrame(bufio.NewReader(bytes.NewReader(c.in)))
+			if !errors.Is(err, c.want) {
+				t.Fatalf("readFrame = %v, want %v", err, c.want)
+			}
+		})
+	}
+	largest := appendFrame(nil, make([]byte, MaxFrameSize))
+	if f, err := readFrame(bufio.NewReader(bytes.NewReader(largest))); err != nil || len(f) != MaxFrameSize {
+		t.Fatalf("largest frame: %d bytes, %v", len(f), err)
 	}
 }

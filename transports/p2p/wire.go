@@ -88,7 +88,8 @@ func readHello(r io.Reader, remote peer.ID) (*protocol.PublicIdentity, error) {
 // appendFrame appends one frame: its length as a uvarint, then its bytes.
 //
 //	+----------------------+------------------------+
-//	| length (uvarint)     | frame (1..71680 bytes) |
+//	| length (uvarint,     | frame (1..71680 bytes) |
+//	|  minimal, 1-3 bytes) |                        |
 //	+----------------------+------------------------+
 func appendFrame(b, frame []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(frame)))
@@ -103,11 +104,39 @@ func checkFrameSize(n uint64) error {
 	return nil
 }
 
+// maxLengthBytes is the longest length prefix: MaxFrameSize < 1<<21 fits
+// in 3 uvarint bytes.
+const maxLengthBytes = 3
+
+// readLength reads a frame's uvarint length prefix. Only the minimal
+// encoding of at most maxLengthBytes bytes is accepted, so every frame has
+// exactly one encoding. io.EOF means the stream ended before the prefix.
+func readLength(r io.ByteReader) (uint64, error) {
+	var n uint64
+	for i := range maxLengthBytes {
+		b, err := r.ReadByte()
+		if err != nil {
+			if i > 0 && errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		if b < 0x80 {
+			if i > 0 && b == 0 {
+				return 0, fmt.Errorf("%w: length prefix not minimally encoded", ErrFrameSize)
+			}
+			return n | uint64(b)<<(7*i), nil
+		}
+		n |= uint64(b&0x7f) << (7 * i)
+	}
+	return 0, fmt.Errorf("%w: length prefix longer than %d bytes", ErrFrameSize, maxLengthBytes)
+}
+
 // readFrame reads one frame. The length is checked before anything is
 // allocated, so a hostile prefix costs at most MaxFrameSize bytes. io.EOF
 // means the stream ended cleanly between frames.
 func readFrame(r *bufio.Reader) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
+	n, err := readLength(r)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, io.EOF // clean end between frames
