@@ -50,7 +50,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	for _, want := range []string{
 		"# TYPE meshd_routing_delivered_total counter", "meshd_routing_delivered_total 1",
 		"# TYPE meshd_routing_routes gauge", "meshd_links 1", "meshd_inbox_messages 1",
-		"libp2p_", // go-libp2p's own metrics from the default registry
+		"meshd_link_frames_dropped_total 0",
+		"libp2p_rcmgr_", "libp2p_swarm_", // go-libp2p's own metrics from the default registry
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %q", want)

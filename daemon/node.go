@@ -195,15 +195,7 @@ func (n *Node) Host() *p2p.Host { return n.host }
 func (n *Node) Run(ctx context.Context) error {
 	defer close(n.stopped)
 	n.log.Info("meshd running", "address", n.id.Address(), "peer_id", n.host.ID(), "listen", n.host.Addrs())
-	n.bg.Add(1)
-	go func() {
-		defer n.bg.Done()
-		pctx, cancel := context.WithTimeout(n.ctx, time.Minute)
-		defer cancel()
-		if err := n.host.PublishRecord(pctx); err != nil && n.ctx.Err() == nil {
-			n.log.Info("DHT record not published yet (will retry)", "err", err)
-		}
-	}()
+	// The host publishes and refreshes the node's DHT address record itself.
 	// Whatever the restored engine has to do, and the first snapshot for
 	// node.info.
 	n.eng.Tick(n.now())

@@ -241,7 +241,6 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		libp2p.EnableRelay(),
 		libp2p.EnableHolePunching(),
 		libp2p.EnableAutoNATv2(),
-		libp2p.DisableMetrics(),
 	}
 	if !allLoopback(listen) {
 		// UPnP / NAT-PMP only make sense on a routable interface.
