@@ -387,6 +387,7 @@ func TestBadScenariosNewFields(t *testing.T) {
 		{base + "[churn]\nmttr = \"1m\"\n", "churn.mtbf"},
 		{base + "[churn]\nmtbf = \"1m\"\n", "churn.mttr"},
 		{base + "[churn]\nmtbf = \"1m\"\nmttr = \"-1m\"\n", "churn.mttr"},
+		{base + "[churn]\nmtbf = \"1ns\"\nmttr = \"1m\"\n", "churn.mtbf: 1ns"},
 		{base + "[churn]\nmtbf = \"1m\"\nmttr = \"1m\"\nnodes = [\"zz\"]\n", "churn.nodes[0]"},
 		{base + "[churn]\nmtbf = \"1m\"\nmttr = \"1m\"\nstart = \"5m\"\nstop = \"2m\"\n", "churn.stop"},
 		{base + "[churn]\nmtbf = \"1m\"\nmttr = \"1m\"\nrate = 2\n", "churn.rate"},

@@ -842,10 +842,10 @@ func (c Churn) validate(names map[string]bool) error {
 		return nil
 	}
 	switch {
-	case c.MTBF.Duration <= 0:
-		return bad("churn.mtbf", "%v: churn needs a positive mean time between failures", c.MTBF)
-	case c.MTTR.Duration <= 0:
-		return bad("churn.mttr", "%v: churn needs a positive mean time to repair", c.MTTR)
+	case c.MTBF.Duration < time.Second:
+		return bad("churn.mtbf", "%v: churn needs a mean time between failures of at least 1s", c.MTBF)
+	case c.MTTR.Duration < time.Second:
+		return bad("churn.mttr", "%v: churn needs a mean time to repair of at least 1s", c.MTTR)
 	case c.Start.Duration < 0:
 		return bad("churn.start", "%v is negative", c.Start)
 	case c.Stop.Duration < 0 || c.Stop.Duration != 0 && c.Stop.Duration <= c.Start.Duration:
