@@ -28,6 +28,7 @@ type fakeNode struct {
 	nextSeq     uint64
 	nextID      uint64
 	subs        map[*fakeSub]struct{}
+	subscribed  int // Subscribe calls that succeeded, ever
 	unavailable bool   // every call fails with ErrUnavailable
 	broken      string // StoreStats fails with this (non-sentinel) text
 	panicky     bool   // Routes panics
@@ -198,6 +199,7 @@ func (n *fakeNode) Subscribe(ctx context.Context) (<-chan Event, func(), error) 
 	}
 	s := &fakeSub{ch: make(chan Event, 64)}
 	n.subs[s] = struct{}{}
+	n.subscribed++
 	cancel := func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -232,6 +234,13 @@ func (n *fakeNode) endSubscriptions() {
 		delete(n.subs, s)
 		close(s.ch)
 	}
+}
+
+// subscribeCalls counts the node subscriptions ever made.
+func (n *fakeNode) subscribeCalls() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.subscribed
 }
 
 func (n *fakeNode) subscribers() int {
