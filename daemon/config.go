@@ -17,6 +17,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"meshd.dev/meshd/internal/tomlerr"
+	"meshd.dev/meshd/rpcapi"
 )
 
 // Default ports. 4001 is kubo's; meshd keeps clear of it so both can run on
@@ -106,7 +107,7 @@ type RoutingConfig struct {
 func DefaultConfig() Config {
 	p := strconv.Itoa(DefaultP2PPort)
 	return Config{
-		DataDir: defaultDataDir(),
+		DataDir: rpcapi.DefaultDataDir(),
 		Listen: []string{
 			"/ip4/0.0.0.0/tcp/" + p,
 			"/ip4/0.0.0.0/udp/" + p + "/quic-v1",
@@ -121,18 +122,6 @@ func DefaultConfig() Config {
 		Limits:    LimitsConfig{ConnLow: 64, ConnHigh: 128, ShutdownTimeout: Duration(10 * time.Second)},
 		Routing:   RoutingConfig{AnnounceInterval: Duration(30 * time.Minute), MessageTTL: Duration(7 * 24 * time.Hour), CustodyMaxBytes: 64 << 20},
 	}
-}
-
-// defaultDataDir is $XDG_DATA_HOME/meshd, else ~/.local/share/meshd, else
-// ./meshd-data when there is no home directory (a service user without one).
-func defaultDataDir() string {
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
-		return filepath.Join(x, "meshd")
-	}
-	if h, err := os.UserHomeDir(); err == nil && h != "" {
-		return filepath.Join(h, ".local", "share", "meshd")
-	}
-	return "meshd-data"
 }
 
 // ConfigFileName is the configuration file's name inside the data

@@ -28,7 +28,7 @@ type fakeNode struct {
 	nextSeq     uint64
 	nextID      uint64
 	subs        map[*fakeSub]struct{}
-	subscribed  int // Subscribe calls that succeeded, ever
+	subscribed  int    // Subscribe calls that succeeded, ever
 	unavailable bool   // every call fails with ErrUnavailable
 	broken      string // StoreStats fails with this (non-sentinel) text
 	panicky     bool   // Routes panics

@@ -16,6 +16,20 @@ const (
 	TokenFile  = "api.token" // the HTTP bearer token
 )
 
+// DefaultDataDir is meshd's data directory when neither --data-dir nor
+// MESHD_DATA_DIR names one: $XDG_DATA_HOME/meshd, else
+// ~/.local/share/meshd, else ./meshd-data for a user without a home
+// directory. The daemon and its clients share it, so they find each other.
+func DefaultDataDir() string {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "meshd")
+	}
+	if h, err := os.UserHomeDir(); err == nil && h != "" {
+		return filepath.Join(h, ".local", "share", "meshd")
+	}
+	return "meshd-data"
+}
+
 // SocketPath is the unix socket's path in dataDir.
 func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketFile) }
 

@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,24 +87,13 @@ as the daemon.`,
 	}
 	def := os.Getenv("MESHD_DATA_DIR")
 	if def == "" {
-		def = defaultDataDir()
+		def = rpcapi.DefaultDataDir()
 	}
 	root.PersistentFlags().StringVar(&o.dataDir, "data-dir", def, "the daemon's data directory (env MESHD_DATA_DIR)")
 	root.PersistentFlags().BoolVar(&o.json, "json", false, "print JSON instead of text")
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
 	root.AddCommand(cmdStatus(o), cmdPeers(o), cmdConnect(o), cmdRoutes(o), cmdSend(o), cmdInbox(o), cmdAck(o), cmdWatch(o))
 	return root
-}
-
-// defaultDataDir mirrors meshd's default.
-func defaultDataDir() string {
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
-		return filepath.Join(x, "meshd")
-	}
-	if h, err := os.UserHomeDir(); err == nil && h != "" {
-		return filepath.Join(h, ".local", "share", "meshd")
-	}
-	return "meshd-data"
 }
 
 type noDaemonError struct{ error }

@@ -157,7 +157,7 @@ func (s *Sim) WriteOutputs(dir string) error {
 		}
 		msgs = append(msgs, row)
 	}
-	if err := writeCSV(filepath.Join(dir, "messages.csv"), msgs); err != nil {
+	if err := WriteCSV(filepath.Join(dir, "messages.csv"), msgs); err != nil {
 		return err
 	}
 	nodes := [][]string{{"node", "name", "radio", "x", "y", "frames_sent", "bytes_sent", "frames_received", "bytes_received",
@@ -173,12 +173,13 @@ func (s *Sim) WriteOutputs(dir string) error {
 			u(st.Collisions, 10), u(st.HalfDuplex, 10), u(st.LinkLoss, 10), u(st.QueueDrops, 10), u(st.CustodyPeak, 10),
 			u(st.Delivered, 10), u(st.Crashes, 10), secs(st.Downtime)})
 	}
-	return writeCSV(filepath.Join(dir, "nodes.csv"), nodes)
+	return WriteCSV(filepath.Join(dir, "nodes.csv"), nodes)
 }
 
 func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
 
-func writeCSV(path string, rows [][]string) error {
+// WriteCSV writes rows (the first is the header) to a new CSV file.
+func WriteCSV(path string, rows [][]string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"meshd.dev/meshd/internal/tomlerr"
 	"meshd.dev/meshd/simulations/radio"
 )
 
@@ -258,7 +259,7 @@ func ParseDir(doc []byte, sets []string, dir string) (*Scenario, error) {
 	dec := toml.NewDecoder(bytes.NewReader(doc))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&sc); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrScenario, describeTOML(err))
+		return nil, fmt.Errorf("%w: %s", ErrScenario, tomlerr.Describe(err))
 	}
 	sc.applyDefaults()
 	if err := sc.expandImports(dir); err != nil {
@@ -450,37 +451,13 @@ func (sc *Scenario) importGML(i int, t Topology, dir string) error {
 
 func ptr[T any](v T) *T { return &v }
 
-// describeTOML turns a go-toml error into "line L, column C: unknown field
-// a.b" style text.
-func describeTOML(err error) string {
-	var sm *toml.StrictMissingError
-	if errors.As(err, &sm) {
-		var parts []string
-		for i := range sm.Errors {
-			e := &sm.Errors[i]
-			l, c := e.Position()
-			parts = append(parts, fmt.Sprintf("line %d, column %d: unknown field %q", l, c, strings.Join(e.Key(), ".")))
-		}
-		return strings.Join(parts, "; ")
-	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		l, c := de.Position()
-		if k := strings.Join(de.Key(), "."); k != "" {
-			return fmt.Sprintf("line %d, column %d: field %q: %v", l, c, k, de.Error())
-		}
-		return fmt.Sprintf("line %d, column %d: %v", l, c, de.Error())
-	}
-	return err.Error()
-}
-
 // applySets sets dotted keys in the document. Values are TOML values
 // ("12", "true", "\"10m\"", "[1, 2]"); a value that does not parse as TOML
 // is taken as a string (so --set duration=10m works).
 func applySets(doc []byte, sets []string) ([]byte, error) {
 	var m map[string]any
 	if err := toml.Unmarshal(doc, &m); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrScenario, describeTOML(err))
+		return nil, fmt.Errorf("%w: %s", ErrScenario, tomlerr.Describe(err))
 	}
 	for _, s := range sets {
 		k, v, ok := strings.Cut(s, "=")

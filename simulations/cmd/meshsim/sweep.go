@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/csv"
 	"flag"
 	"fmt"
 	"io"
@@ -301,14 +300,5 @@ func writeSweepCSV(path string, ps []param, runs []*sweepRun) error {
 		}
 		rows = append(rows, row)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	if err := w.WriteAll(rows); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return sim.WriteCSV(path, rows)
 }
