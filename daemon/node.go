@@ -140,9 +140,16 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
+	var caps protocol.Capabilities
+	if cfg.Relay {
+		// Relay mode keeps messages for offline nodes and serves the DHT;
+		// the announce tells others so they can hand messages to it.
+		caps = protocol.CapRelay | protocol.CapMailbox | protocol.CapDHTServer
+	}
 	eng, err := routing.New(routing.Config{
 		Identity:         id,
 		Rand:             random,
+		Capabilities:     caps,
 		Mailbox:          cfg.Relay,
 		AnnounceInterval: time.Duration(cfg.Routing.AnnounceInterval),
 		MessageTTL:       time.Duration(cfg.Routing.MessageTTL),

@@ -165,8 +165,9 @@ func (c rtWatchConnMgr) Protect(p peer.ID, tag string) {
 // DHTPeers returns the peers in the DHT routing table.
 func (h *Host) DHTPeers() []peer.ID { return h.dht.RoutingTable().ListPeers() }
 
-// waitDHTPeer waits until p is in the DHT routing table.
-func (h *Host) waitDHTPeer(ctx context.Context, p peer.ID) error {
+// WaitDHTPeer waits until p is in the DHT routing table (tests and tools
+// use it to publish once a DHT server is known).
+func (h *Host) WaitDHTPeer(ctx context.Context, p peer.ID) error {
 	for {
 		ch := h.rt.wait()
 		if h.dht.RoutingTable().Find(p) != "" {

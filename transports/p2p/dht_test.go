@@ -17,7 +17,7 @@ func TestDHTLookupThroughThirdHost(t *testing.T) {
 		h *Host
 		p *Host
 	}{{a, b}, {c, b}, {b, a}, {b, c}} {
-		if err := w.h.waitDHTPeer(ctx, w.p.ID()); err != nil {
+		if err := w.h.WaitDHTPeer(ctx, w.p.ID()); err != nil {
 			t.Fatal(err)
 		}
 	}
