@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"meshd.dev/meshd/daemon/store"
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/routing"
 	"meshd.dev/meshd/rpcapi"
@@ -173,11 +174,30 @@ func (n *Node) Inbox(ctx context.Context, p rpcapi.InboxParams) (rpcapi.InboxPag
 	if limit < 0 || limit > 1000 {
 		return rpcapi.InboxPage{}, fmt.Errorf("%w: limit %d: want 1 to 1000", rpcapi.ErrInvalidParams, p.Limit)
 	}
-	entries, _, err := n.st.Inbox(p.After, limit+1)
-	if err != nil {
-		return rpcapi.InboxPage{}, err
-	}
 	page := rpcapi.InboxPage{Messages: []rpcapi.Message{}, Next: p.After}
+	// A damaged entry must not block the inbox: skip it, say so (its
+	// sequence number goes into Corrupt, so the app can ack it away) and
+	// read on.
+	var entries []store.InboxEntry
+	after := p.After
+	for len(entries) <= limit {
+		got, _, err := n.st.Inbox(after, limit+1-len(entries))
+		entries = append(entries, got...)
+		var ce *store.CorruptEntryError
+		if errors.As(err, &ce) {
+			n.log.Error("damaged inbox entry skipped; acknowledge it to remove it", "seq", ce.Seq, "err", ce.Err)
+			page.Corrupt = append(page.Corrupt, ce.Seq)
+			after = ce.Seq
+			if len(page.Corrupt) < maxCorruptPerPage {
+				continue
+			}
+			page.More = true // read on after the last damaged entry
+		}
+		if err != nil {
+			return rpcapi.InboxPage{}, err
+		}
+		break
+	}
 	if len(entries) > limit {
 		entries, page.More = entries[:limit], true
 	}
@@ -193,8 +213,16 @@ func (n *Node) Inbox(ctx context.Context, p rpcapi.InboxParams) (rpcapi.InboxPag
 		page.Messages = append(page.Messages, m)
 		page.Next = e.Seq
 	}
+	if len(page.Messages) == len(entries) && len(page.Corrupt) > 0 {
+		// Every entry read made it into the page: the cursor may move past
+		// the damaged ones too.
+		page.Next = max(page.Next, page.Corrupt[len(page.Corrupt)-1])
+	}
 	return page, nil
 }
+
+// maxCorruptPerPage bounds the damaged entries one msg.inbox call skips.
+const maxCorruptPerPage = 100
 
 // maxPageBytes bounds the payload bytes of one msg.inbox page.
 const maxPageBytes = 4 << 20

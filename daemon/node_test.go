@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/goleak"
 
 	"meshd.dev/meshd/rpcapi"
@@ -296,5 +297,82 @@ func TestTwoNodesExchange(t *testing.T) {
 	}
 	if _, err := a.Connect(ctx, "/ip4/127.0.0.1/tcp/1"); !errors.Is(err, rpcapi.ErrInvalidParams) {
 		t.Errorf("multiaddr without /p2p: %v", err)
+	}
+}
+
+// TestInboxSkipsDamagedEntries: an inbox entry damaged on disk must not
+// block msg.inbox; it is reported in Corrupt and msg.ack removes it.
+func TestInboxSkipsDamagedEntries(t *testing.T) {
+	noLeaks(t)
+	cfg := testConfig(t)
+	ctx := context.Background()
+	stop := runMain(t, cfg)
+	c, err := rpcapi.DialDataDir(ctx, cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"one", "two", "three"} {
+		if _, err := c.Send(ctx, rpcapi.SendParams{To: info.Address, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(cfg.DataDir, "db")).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := append([]byte("i/"), 0, 0, 0, 0, 0, 0, 0, 2)
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(key, []byte("garbage")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	stop = runMain(t, cfg)
+	defer stop()
+	c, err = rpcapi.DialDataDir(ctx, cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	page, err := c.Inbox(ctx, rpcapi.InboxParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Messages) != 2 || page.Messages[0].Text != "one" || page.Messages[1].Text != "three" ||
+		len(page.Corrupt) != 1 || page.Corrupt[0] != 2 || page.Next != 3 || page.More {
+		t.Fatalf("page %+v", page)
+	}
+	page, err = c.Inbox(ctx, rpcapi.InboxParams{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Messages) != 1 || page.Next != 2 || !page.More {
+		t.Fatalf("first page of one: %+v", page)
+	}
+	page, err = c.Inbox(ctx, rpcapi.InboxParams{After: page.Next, Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Messages) != 1 || page.Messages[0].Text != "three" {
+		t.Fatalf("second page of one: %+v", page)
+	}
+	if _, err := c.Ack(ctx, []uint64{2}); err != nil {
+		t.Fatal(err)
+	}
+	page, err = c.Inbox(ctx, rpcapi.InboxParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Messages) != 2 || len(page.Corrupt) != 0 {
+		t.Fatalf("after ack: %+v", page)
 	}
 }

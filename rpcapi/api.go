@@ -190,6 +190,9 @@ type InboxPage struct {
 	Next uint64 `json:"next"`
 	// More is true when more messages follow Next.
 	More bool `json:"more"`
+	// Corrupt lists inbox entries the node could not read (damaged on
+	// disk); they are skipped. msg.ack removes them.
+	Corrupt []uint64 `json:"corrupt,omitempty"`
 }
 
 // Message is a delivered message in the inbox.

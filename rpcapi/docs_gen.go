@@ -23,6 +23,7 @@ var fieldDocs = map[string]string{
 	"AckParams.seqs":             "Seqs are the inbox sequence numbers to remove.",
 	"AckResult.remaining":        "Remaining is the number of messages still in the inbox.",
 	"ConnectParams.addr":         "Addr is a libp2p multiaddr ending in /p2p/<peer ID>.",
+	"InboxPage.corrupt":          "Corrupt lists inbox entries the node could not read (damaged on disk); they are skipped. msg.ack removes them.",
 	"InboxPage.more":             "More is true when more messages follow Next.",
 	"InboxPage.next":             "Next is the cursor for the following page; equal to After when the page is empty.",
 	"InboxParams.after":          "After is the cursor: return messages with a sequence number above it (0 for the start).",

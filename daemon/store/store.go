@@ -551,13 +551,27 @@ func (s *Store) EngineRecords() ([]routing.Record, error) {
 	return recs, errors.Join(errs...)
 }
 
+// CorruptEntryError reports an inbox entry that cannot be decoded. It wraps
+// ErrCorrupt. Entries before it were read; the caller may continue after
+// Seq, and Ack(Seq) removes the damaged entry.
+type CorruptEntryError struct {
+	Seq uint64
+	Err error
+}
+
+func (e *CorruptEntryError) Error() string {
+	return fmt.Sprintf("store: inbox entry %d: %v", e.Seq, e.Err)
+}
+
+func (e *CorruptEntryError) Unwrap() error { return e.Err }
+
 // Inbox returns up to limit entries with sequence numbers greater than
 // after, in order, and the cursor for the next page (the last sequence
 // number returned, or after if there were none). limit <= 0 means 100.
 //
 // A corrupt entry stops the page: the entries before it are returned with
-// an error wrapping ErrCorrupt that names its sequence number (next is the
-// one before it); Ack removes it.
+// a *CorruptEntryError (wrapping ErrCorrupt) that names its sequence
+// number (next is the one before it); Ack removes it.
 func (s *Store) Inbox(after uint64, limit int) (entries []InboxEntry, next uint64, err error) {
 	if limit <= 0 {
 		limit = 100
@@ -586,7 +600,7 @@ func (s *Store) Inbox(after uint64, limit int) (entries []InboxEntry, next uint6
 				err = fmt.Errorf("%w: inbox entry: sequence number %d under key %d", ErrCorrupt, e.Seq, seq)
 			}
 			if err != nil {
-				return fmt.Errorf("store: inbox entry %d: %w", seq, err)
+				return &CorruptEntryError{Seq: seq, Err: err}
 			}
 			entries = append(entries, e)
 			next = seq
