@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"meshd.dev/meshd/daemon/store"
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/routing"
@@ -68,11 +70,16 @@ func (n *Node) Connect(ctx context.Context, addr string) (rpcapi.Peer, error) {
 	if n.closing.Load() {
 		return rpcapi.Peer{}, fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
 	}
+	if ai, err := peer.AddrInfoFromString(addr); err == nil && ai.ID == n.host.ID() {
+		return rpcapi.Peer{}, fmt.Errorf("%w: %s is this node", rpcapi.ErrInvalidParams, ai.ID)
+	}
 	ai, err := n.host.Connect(ctx, addr)
-	if err != nil {
-		if errors.Is(err, p2p.ErrBadMultiaddr) {
-			return rpcapi.Peer{}, fmt.Errorf("%w: %v", rpcapi.ErrInvalidParams, err)
-		}
+	switch {
+	case errors.Is(err, p2p.ErrBadMultiaddr):
+		return rpcapi.Peer{}, fmt.Errorf("%w: %v", rpcapi.ErrInvalidParams, err)
+	case errors.Is(err, p2p.ErrClosed):
+		return rpcapi.Peer{}, fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
+	case err != nil:
 		return rpcapi.Peer{}, fmt.Errorf("%w: %v", rpcapi.ErrConnect, err)
 	}
 	p := rpcapi.Peer{PeerID: ai.ID.String(), Direction: "outbound", Addrs: []string{}}
@@ -286,8 +293,9 @@ var fpCache = struct {
 
 // hub fans node events out to subscribers without ever blocking the loop.
 type hub struct {
-	mu   sync.Mutex
-	subs map[*subscriber]struct{}
+	mu     sync.Mutex
+	subs   map[*subscriber]struct{}
+	closed bool // closeAll ran: new subscribers get a closed channel
 }
 
 type subscriber struct {
@@ -300,6 +308,11 @@ func (h *hub) add(buf int) *subscriber {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := &subscriber{ch: make(chan rpcapi.Event, buf)}
+	if h.closed {
+		s.closed = true
+		close(s.ch)
+		return s
+	}
 	h.subs[s] = struct{}{}
 	return s
 }
@@ -317,6 +330,7 @@ func (h *hub) remove(s *subscriber) {
 func (h *hub) closeAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.closed = true
 	for s := range h.subs {
 		s.closed = true
 		close(s.ch)

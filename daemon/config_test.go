@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -250,5 +251,36 @@ func TestIdentityFile(t *testing.T) {
 	}
 	if _, _, err := LoadOrCreateIdentity(dir, nil); err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Errorf("damaged key: %v", err)
+	}
+}
+
+func TestIdentityCreatedOnceUnderRace(t *testing.T) {
+	dir := t.TempDir()
+	const n = 8
+	addrs := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			id, _, err := LoadOrCreateIdentity(dir, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			addrs <- id.Address().String()
+		})
+	}
+	wg.Wait()
+	close(addrs)
+	first := ""
+	for a := range addrs {
+		if first == "" {
+			first = a
+		} else if a != first {
+			t.Fatalf("concurrent first starts got different identities: %s and %s", first, a)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("data directory holds %d files after the race, want only the key", len(entries))
 	}
 }

@@ -42,7 +42,12 @@ func LoadOrCreateIdentity(dataDir string, random io.Reader) (id *protocol.Identi
 	if err != nil {
 		return nil, false, err
 	}
-	if err := writeFileAtomic(path, raw, 0o600); err != nil {
+	err = writeFileAtomic(path, raw, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		// Another process created it first: use that one, so both agree.
+		return LoadOrCreateIdentity(dataDir, random)
+	}
+	if err != nil {
 		return nil, false, fmt.Errorf("writing identity key: %w", err)
 	}
 	return id, true, nil
@@ -64,9 +69,10 @@ func readSecret(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-// writeFileAtomic writes data to path through a synced temporary file and a
-// rename, then syncs the directory, so a crash leaves the old file or the
-// new one, never a torn one.
+// writeFileAtomic creates path with data through a synced temporary file
+// and a hard link, then syncs the directory, so a crash leaves no file or the
+// whole one, never a torn one. It never replaces an existing file: if path
+// exists it fails with an error wrapping os.ErrExist.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
@@ -90,7 +96,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := os.Link(tmp, path); err != nil {
 		return err
 	}
 	d, err := os.Open(dir)

@@ -27,8 +27,9 @@ func ConfigTemplate() string {
 # every setting.
 
 # data_dir holds the identity key, the database, the API socket and token.
-# It is normally chosen with --data-dir or MESHD_DATA_DIR, because this file
-# lives inside it; setting it here only matters with --config.
+# It is normally chosen with --data-dir or MESHD_DATA_DIR (which win over
+# this setting), because this file lives inside it; set here, it moves the
+# data directory away from where this file is.
 # data_dir = %q
 
 # libp2p listen addresses (TCP and QUIC, IPv4 and IPv6). Use

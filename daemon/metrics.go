@@ -44,11 +44,12 @@ func snakeCase(s string) string {
 // collector exports the node's figures as Prometheus metrics, read from
 // the snapshot the node loop keeps (never from the engine itself).
 type collector struct {
-	n       *Node
-	descs   map[string]*prometheus.Desc
-	peers   *prometheus.Desc
-	inbox   *prometheus.Desc
-	dropped *prometheus.Desc
+	n           *Node
+	descs       map[string]*prometheus.Desc
+	peers       *prometheus.Desc
+	inbox       *prometheus.Desc
+	dropped     *prometheus.Desc
+	unpublished *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -63,6 +64,7 @@ func newCollector(n *Node) *collector {
 	})
 	c.peers = prometheus.NewDesc("meshd_links", "meshd links up (libp2p peers that finished the meshd handshake)", nil, nil)
 	c.dropped = prometheus.NewDesc("meshd_link_frames_dropped_total", "frames a libp2p link did not take (gone, or its send queue stalled)", nil, nil)
+	c.unpublished = prometheus.NewDesc("meshd_gossip_unpublished_total", "channel frames meant for gossip on IP links, not sent: meshd has no gossipsub yet", nil, nil)
 	c.inbox = prometheus.NewDesc("meshd_inbox_messages", "delivered messages not yet acknowledged by an app", nil, nil)
 	return c
 }
@@ -75,6 +77,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.peers
 	ch <- c.inbox
 	ch <- c.dropped
+	ch <- c.unpublished
 }
 
 // Collect implements prometheus.Collector.
@@ -90,6 +93,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(s.links))
 	ch <- prometheus.MustNewConstMetric(c.inbox, prometheus.GaugeValue, float64(c.n.st.InboxLen()))
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.dropped))
+	ch <- prometheus.MustNewConstMetric(c.unpublished, prometheus.CounterValue, float64(s.unpublished))
 }
 
 // metricsServer serves /metrics: meshd's own metrics and those go-libp2p

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,20 +53,22 @@ type Node struct {
 	closing atomic.Bool
 	ctx     context.Context // ends when the node shuts down
 	cancel  context.CancelFunc
-	bg      sync.WaitGroup // lookups and other helpers of the loop
+	loopCtx context.Context // Run's context: ends when the loop is told to stop
+	bg      sync.WaitGroup  // lookups and other helpers of the loop
 	lookSem chan struct{}
 
 	// Owned by the loop goroutine.
-	eng      *routing.Engine
-	links    map[peer.ID]*link
-	byLink   map[routing.LinkID]*link
-	nextLink routing.LinkID
-	nextRef  uint64
-	waiters  map[uint64]chan sendOutcome
-	inflight map[protocol.Address]bool // DHT lookups under way
-	resolved map[peer.ID][]routing.Resolved
-	dropped  uint64 // frames the links did not take
-	fatal    error
+	eng         *routing.Engine
+	links       map[peer.ID]*link
+	byLink      map[routing.LinkID]*link
+	nextLink    routing.LinkID
+	nextRef     uint64
+	waiters     map[uint64]chan sendOutcome
+	inflight    map[protocol.Address]bool     // DHT lookups under way
+	resolved    map[peer.ID][]pendingResolved // lookups waiting for the peer's link
+	dropped     uint64                        // frames the links did not take
+	unpublished uint64                        // channel frames for gossip, which meshd lacks
+	fatal       error
 
 	// Read by API goroutines.
 	snap atomic.Pointer[snapshot]
@@ -78,6 +81,7 @@ type link struct {
 	addr     protocol.Address
 	since    time.Time
 	outbound bool
+	stalled  bool // its send queue stayed full; see transmit
 }
 
 type sendOutcome struct {
@@ -89,7 +93,7 @@ type sendOutcome struct {
 // every batch so that API reads never wait for the loop.
 type snapshot struct {
 	routes, custody, links int
-	dropped                uint64
+	dropped, unpublished   uint64
 	counters               routing.Counters
 }
 
@@ -124,16 +128,23 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	if st, err := os.Stat(cfg.DataDir); err == nil && st.Mode().Perm()&0o077 != 0 {
+		log.Warn("the data directory is open to other users; it holds the message store and the API socket (chmod 700 it)",
+			"dir", cfg.DataDir, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
+	}
+	// The store's lock comes first: a second meshd on the same data
+	// directory stops here, before it touches anything.
+	st, err := store.Open(cfg.DataDir+"/db", store.WithLogger(log), store.WithClock(now))
+	if err != nil {
+		return nil, err
+	}
 	id, created, err := LoadOrCreateIdentity(cfg.DataDir, nil)
 	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	if created {
 		log.Info("created a new identity", "address", id.Address(), "file", IdentityFileName)
-	}
-	st, err := store.Open(cfg.DataDir+"/db", store.WithLogger(log), store.WithClock(now))
-	if err != nil {
-		return nil, err
 	}
 	recs, err := st.EngineRecords()
 	if err != nil {
@@ -179,10 +190,10 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: log, id: id, st: st, host: host, now: now, started: now(),
 		cmds: make(chan func(), 64), stopped: make(chan struct{}),
-		ctx: nctx, cancel: cancel, lookSem: make(chan struct{}, lookupConcurrency),
+		ctx: nctx, cancel: cancel, loopCtx: nctx, lookSem: make(chan struct{}, lookupConcurrency),
 		eng: eng, links: map[peer.ID]*link{}, byLink: map[routing.LinkID]*link{},
 		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
-		resolved: map[peer.ID][]routing.Resolved{},
+		resolved: map[peer.ID][]pendingResolved{},
 	}
 	c := eng.Counters()
 	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), counters: c})
@@ -201,6 +212,7 @@ func (n *Node) Host() *p2p.Host { return n.host }
 // requested stop.
 func (n *Node) Run(ctx context.Context) error {
 	defer close(n.stopped)
+	n.loopCtx = ctx
 	n.log.Info("meshd running", "address", n.id.Address(), "peer_id", n.host.ID(), "listen", n.host.Addrs())
 	// The host publishes and refreshes the node's DHT address record itself.
 	// Whatever the restored engine has to do, and the first snapshot for
@@ -210,7 +222,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.shutdownLoop()
 		return err
 	}
-	timer := time.NewTimer(time.Until(n.eng.NextWake()))
+	timer := time.NewTimer(n.eng.NextWake().Sub(n.now()))
 	defer timer.Stop()
 	events := n.host.Events()
 	for {
@@ -251,7 +263,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.shutdownLoop()
 			return err
 		}
-		timer.Reset(max(time.Until(n.eng.NextWake()), 0))
+		timer.Reset(max(n.eng.NextWake().Sub(n.now()), 0))
 	}
 }
 
@@ -287,6 +299,12 @@ func (n *Node) drain() error {
 			return err
 		}
 		n.transmit(rd.Transmits)
+		if len(rd.Publish) > 0 {
+			// Channel frames for gossip: meshd has no gossipsub yet, so
+			// channel traffic does not cross IP links. Count what is lost.
+			n.unpublished += uint64(len(rd.Publish))
+			n.log.Debug("channel frames not published: gossip is not implemented", "frames", len(rd.Publish))
+		}
 		for _, a := range rd.Lookups {
 			n.startLookup(a)
 		}
@@ -301,40 +319,52 @@ func (n *Node) drain() error {
 		n.eng.Advance()
 	}
 	c := n.eng.Counters()
-	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.links), dropped: n.dropped, counters: c})
+	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.links), dropped: n.dropped, unpublished: n.unpublished, counters: c})
 	return nil
 }
 
 // sendStall is how long the loop waits for a link whose send queue is full
 // before it gives up on the frame. A healthy link drains its queue far
-// faster; a stalled one is torn down by the transport's write timeout.
-const sendStall = time.Second
+// faster; a stalled one is torn down by the transport's write timeout
+// (30 s). Until then, or until a frame gets through again, the loop waits
+// only stalledWait for that peer.
+const (
+	sendStall   = time.Second
+	stalledWait = 10 * time.Millisecond
+)
 
 // transmit hands frames to the libp2p links. The loop must not hang on one
-// slow peer: after one frame to a peer times out, the rest of the batch for
-// that peer is dropped at once. Dropped envelopes are not lost: their
+// slow peer: after a frame to a peer times out, the peer counts as stalled
+// and later frames for it get only a short wait, across batches, until one
+// goes through or the link goes down. Dropped envelopes are not lost: their
 // sender keeps custody until a receipt arrives and retries.
 func (n *Node) transmit(txs []routing.Transmit) {
-	var stalled map[peer.ID]bool
 	for _, tx := range txs {
 		l := n.byLink[tx.Link]
-		if l == nil || stalled[l.peer] {
+		if l == nil {
 			n.dropped++
 			continue
 		}
-		ctx, cancel := context.WithTimeout(n.ctx, sendStall)
+		wait := sendStall
+		if l.stalled {
+			wait = stalledWait
+		}
+		ctx, cancel := context.WithTimeout(n.loopCtx, wait)
 		err := n.host.Send(ctx, l.peer, tx.Frame)
 		cancel()
 		if err == nil {
+			if l.stalled {
+				l.stalled = false
+				n.log.Info("link drains again", "peer", l.peer, "link", l.id)
+			}
 			continue
 		}
 		n.dropped++
 		if errors.Is(err, context.DeadlineExceeded) {
-			if stalled == nil {
-				stalled = map[peer.ID]bool{}
+			if !l.stalled {
+				l.stalled = true
+				n.log.Warn("link stalled: dropping its frames until it drains or goes down", "peer", l.peer, "link", l.id)
 			}
-			stalled[l.peer] = true
-			n.log.Warn("link stalled: dropping frames for it in this batch", "peer", l.peer, "link", l.id)
 			continue
 		}
 		n.log.Debug("transmit failed", "peer", l.peer, "err", err)
@@ -380,7 +410,8 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 			// handshake: messages to it can be sealed at once.
 			n.step(routing.Resolved{Dest: ev.Address, Link: l.id, Identity: ev.Identity})
 		}
-		for _, r := range n.resolved[ev.Peer] {
+		for _, p := range n.resolved[ev.Peer] {
+			r := p.res
 			r.Link = l.id
 			n.step(r)
 		}
@@ -453,9 +484,38 @@ func (n *Node) startLookup(a protocol.Address) {
 				n.step(res)
 				return
 			}
-			n.resolved[rec.Peer] = append(n.resolved[rec.Peer], res)
+			n.addResolved(rec.Peer, res)
 		})
 	}()
+}
+
+// pendingResolved is a lookup result waiting for the meshd link to its
+// peer.
+type pendingResolved struct {
+	res routing.Resolved
+	at  time.Time
+}
+
+// resolvedWait is how long a lookup result waits for its peer's link.
+const resolvedWait = 2 * time.Minute
+
+// addResolved remembers a lookup result until the link to p is up. Results
+// for the same destination replace each other, and results whose link never
+// came up (the handshake failed, the dial was refused) are forgotten after
+// resolvedWait.
+func (n *Node) addResolved(p peer.ID, res routing.Resolved) {
+	now := n.now()
+	for id, list := range n.resolved {
+		list = slices.DeleteFunc(list, func(e pendingResolved) bool {
+			return now.Sub(e.at) > resolvedWait || (id == p && e.res.Dest == res.Dest)
+		})
+		if len(list) == 0 {
+			delete(n.resolved, id)
+		} else {
+			n.resolved[id] = list
+		}
+	}
+	n.resolved[p] = append(n.resolved[p], pendingResolved{res: res, at: now})
 }
 
 // enqueue runs f on the loop; it gives up when the node is stopping.

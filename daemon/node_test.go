@@ -298,6 +298,9 @@ func TestTwoNodesExchange(t *testing.T) {
 	if _, err := a.Connect(ctx, "/ip4/127.0.0.1/tcp/1"); !errors.Is(err, rpcapi.ErrInvalidParams) {
 		t.Errorf("multiaddr without /p2p: %v", err)
 	}
+	if _, err := a.Connect(ctx, a.host.Addrs()[0]); !errors.Is(err, rpcapi.ErrInvalidParams) {
+		t.Errorf("connect to itself: %v", err)
+	}
 }
 
 // TestInboxSkipsDamagedEntries: an inbox entry damaged on disk must not

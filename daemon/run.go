@@ -55,22 +55,30 @@ func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
 	go func() { runErr <- n.Run(loopCtx) }()
 
 	var fatal error
+	loopEnded := false
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case fatal = <-runErr:
-		runErr <- fatal // for the wait below
+		loopEnded = true
 	}
+	budget := time.Duration(cfg.Limits.ShutdownTimeout)
 	done := make(chan error, 1)
 	go func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Limits.ShutdownTimeout))
+		// Stop taking API requests first (half the budget for requests in
+		// flight), then stop the loop (its last batch is synced before
+		// Run returns), then close libp2p and the store.
+		sctx, cancel := context.WithTimeout(context.Background(), budget/2)
 		defer cancel()
 		errSrv := srv.Shutdown(sctx)
 		if metrics != nil {
 			errSrv = errors.Join(errSrv, metrics.shutdown(sctx))
 		}
 		stopLoop()
-		errRun := <-runErr
+		var errRun error
+		if !loopEnded {
+			errRun = <-runErr
+		}
 		errClose := n.Close()
 		done <- errors.Join(errSrv, errRun, errClose)
 	}()
@@ -80,8 +88,8 @@ func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
 			log.Info("stopped cleanly")
 		}
 		return errors.Join(fatal, err)
-	case <-time.After(time.Duration(cfg.Limits.ShutdownTimeout)):
-		return fmt.Errorf("shutdown took longer than %v; exiting anyway (acknowledged data is on disk)", time.Duration(cfg.Limits.ShutdownTimeout))
+	case <-time.After(budget):
+		return fmt.Errorf("shutdown took longer than %v; exiting anyway (acknowledged data is on disk)", budget)
 	}
 }
 

@@ -20,6 +20,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"--frobnicate"}, exitUsage, "unknown flag"},
 		{[]string{"ack", "x"}, exitUsage, "not a sequence number"},
 		{[]string{"--data-dir", dir, "send", "00", "hi", "--ttl", "-1s"}, exitUsage, "--ttl"},
+		{[]string{"status", "-x"}, exitUsage, "unknown shorthand flag"},
+		{[]string{"send", "--ttl"}, exitUsage, "flag needs an argument"},
+		{[]string{"--data-dir", dir, "connect"}, exitUsage, "accepts 1 arg"},
 		{[]string{"help"}, exitOK, ""},
 	} {
 		var out, errb bytes.Buffer

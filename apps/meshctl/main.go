@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strconv"
@@ -68,8 +69,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	case errors.As(err, &ne):
 		return exitNoDaemon
-	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"),
-		strings.Contains(err.Error(), "arg(s)"), strings.HasPrefix(err.Error(), "invalid argument"):
+	case strings.HasPrefix(err.Error(), "unknown command"):
+		// cobra's own error for a command that does not exist
 		return exitUsage
 	}
 	return exitError
@@ -92,19 +93,36 @@ as the daemon.`,
 	root.PersistentFlags().StringVar(&o.dataDir, "data-dir", def, "the daemon's data directory (env MESHD_DATA_DIR)")
 	root.PersistentFlags().BoolVar(&o.json, "json", false, "print JSON instead of text")
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(cmdStatus(o), cmdPeers(o), cmdConnect(o), cmdRoutes(o), cmdSend(o), cmdInbox(o), cmdAck(o), cmdWatch(o))
 	return root
 }
 
 type noDaemonError struct{ error }
 
+// usageArgs makes an argument-count error a usage error (exit 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
 // dial connects to the daemon of o.dataDir.
 func (o *options) dial(ctx context.Context) (*rpcapi.Client, error) {
 	c, err := rpcapi.DialDataDir(ctx, o.dataDir)
-	if err != nil {
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+		// No socket, or nobody behind it: meshd is not running here.
 		return nil, noDaemonError{fmt.Errorf("cannot reach meshd: %v (start it with: meshd --data-dir %s)", err, o.dataDir)}
+	case errors.Is(err, fs.ErrPermission):
+		return nil, fmt.Errorf("%v (the socket belongs to the user meshd runs as; run meshctl as that user)", err)
 	}
-	return c, nil
+	return nil, err
 }
 
 // withClient runs f with a connected client and a deadline.
@@ -129,7 +147,7 @@ func cmdStatus(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Show the node's address, fingerprint, peer ID, listen addresses and counts",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
 				info, err := c.Info(ctx)
@@ -172,7 +190,7 @@ func cmdPeers(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "peers",
 		Short: "List connected peers",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
 				peers, err := c.Peers(ctx)
@@ -209,7 +227,7 @@ func cmdConnect(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "connect MULTIADDR",
 		Short: "Connect to a peer, e.g. /ip4/127.0.0.1/tcp/7720/p2p/12D3Koo...",
-		Args:  cobra.ExactArgs(1),
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
 				p, err := c.Connect(ctx, args[0])
@@ -230,7 +248,7 @@ func cmdRoutes(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "routes",
 		Short: "Show the routing table",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
 				routes, err := c.Routes(ctx)
@@ -261,7 +279,7 @@ func cmdSend(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "send ADDRESS [TEXT]",
 		Short: "Send a message; without TEXT (or with -) it is read from standard input",
-		Args:  cobra.RangeArgs(1, 2),
+		Args:  usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := rpcapi.SendParams{To: args[0], TTL: int64(ttl / time.Second), SealedSender: sealed}
 			if ttl < 0 || (ttl > 0 && ttl < time.Second) {
@@ -307,7 +325,7 @@ func cmdInbox(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inbox",
 		Short: "List received messages (and with --ack remove them)",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
 				page, err := c.Inbox(ctx, rpcapi.InboxParams{After: after, Limit: limit})
@@ -360,7 +378,7 @@ func cmdAck(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "ack SEQ...",
 		Short: "Remove messages from the inbox by sequence number",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			seqs := make([]uint64, len(args))
 			for i, a := range args {
@@ -390,7 +408,7 @@ func cmdWatch(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "watch",
 		Short: "Print node events (messages, receipts, peers) as they happen",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			dctx, cancel := context.WithTimeout(ctx, o.timeout)

@@ -156,6 +156,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, restore the default handling: a second
+	// Ctrl-C ends meshd at once (what was acknowledged is on disk).
+	go func() { <-ctx.Done(); stop() }()
 	if err := daemon.Main(ctx, cfg, log); err != nil {
 		log.Error("meshd stopped", "err", err)
 		return 1
