@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,12 +41,19 @@ func testConfig(t testing.TB) Config {
 // the given message is logged.
 type signalHandler struct {
 	slog.Handler
-	msg  string
-	once *sync.Once
-	ch   chan struct{}
+	msg   string
+	once  *sync.Once
+	ch    chan struct{}
+	attrs *sync.Map // "message/key" -> value of every record
 }
 
 func (h signalHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.attrs != nil {
+		r.Attrs(func(a slog.Attr) bool {
+			h.attrs.Store(r.Message+"/"+a.Key, a.Value.String())
+			return true
+		})
+	}
 	if r.Message == h.msg {
 		h.once.Do(func() { close(h.ch) })
 	}
@@ -57,7 +66,16 @@ func (h signalHandler) WithGroup(string) slog.Handler            { return h }
 // runMain runs Main in the background and returns once the node runs.
 func runMain(t testing.TB, cfg Config) (stop func() error) {
 	t.Helper()
-	h := signalHandler{Handler: slog.DiscardHandler, msg: "meshd running", once: &sync.Once{}, ch: make(chan struct{})}
+	stop, _ = runMainLog(t, cfg)
+	return stop
+}
+
+// runMainLog is runMain that also returns the attributes Main logged, by
+// "message/key".
+func runMainLog(t testing.TB, cfg Config) (stop func() error, logged *sync.Map) {
+	t.Helper()
+	logged = &sync.Map{}
+	h := signalHandler{Handler: slog.DiscardHandler, msg: "meshd running", once: &sync.Once{}, ch: make(chan struct{}), attrs: logged}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Main(ctx, cfg, slog.New(h)) }()
@@ -70,7 +88,7 @@ func runMain(t testing.TB, cfg Config) (stop func() error) {
 		cancel()
 		t.Fatal("node did not start within a minute")
 	}
-	return func() error { cancel(); return <-done }
+	return func() error { cancel(); return <-done }, logged
 }
 
 // TestMainStartStop runs the whole daemon in process, uses its API, stops
@@ -377,5 +395,54 @@ func TestInboxSkipsDamagedEntries(t *testing.T) {
 	}
 	if len(page.Messages) != 2 || len(page.Corrupt) != 0 {
 		t.Fatalf("after ack: %+v", page)
+	}
+}
+
+// TestHTTPAPIUsesTheTokenFile checks the daemon's wiring of the HTTP API:
+// the token in <data-dir>/api.token opens it, anything else gets 401, and a
+// foreign Host header 403.
+func TestHTTPAPIUsesTheTokenFile(t *testing.T) {
+	noLeaks(t)
+	cfg := testConfig(t)
+	stop, logged := runMainLog(t, cfg)
+	defer stop()
+	v, ok := logged.Load("API listening/http")
+	if !ok || v.(string) == "" {
+		t.Fatal("no HTTP address logged")
+	}
+	url := "http://" + v.(string) + "/"
+	tok, err := rpcapi.ReadToken(rpcapi.TokenPath(cfg.DataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	call := func(token, host string) (int, string) {
+		req, _ := http.NewRequest("POST", url, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"node.info"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := call(tok, ""); code != 200 || !strings.Contains(body, `"peer_id":"12D3KooW`) {
+		t.Errorf("with the token: %d %s", code, body)
+	}
+	if code, _ := call("", ""); code != 401 {
+		t.Errorf("without a token: %d, want 401", code)
+	}
+	if code, _ := call(strings.Repeat("0", 64), ""); code != 401 {
+		t.Errorf("wrong token: %d, want 401", code)
+	}
+	if code, _ := call(tok, "evil.example"); code != 403 {
+		t.Errorf("foreign Host: %d, want 403", code)
 	}
 }
