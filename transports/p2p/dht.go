@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -22,8 +25,13 @@ func (h *Host) PublishRecord(ctx context.Context) error {
 		return ErrClosed
 	}
 	now := h.now()
-	issued := protocol.TimestampOf(now)
-	addrs := h.host.Addrs()
+	// Newer records win by issue time, so it must grow even when the clock
+	// steps back or two publishes fall in one second.
+	h.mu.Lock()
+	issued := max(protocol.TimestampOf(now), h.lastIssued+1)
+	h.lastIssued = issued
+	h.mu.Unlock()
+	addrs := rankAddrs(h.host.Addrs())
 	if len(addrs) == 0 {
 		return errors.New("p2p: publish address record: the host has no addresses")
 	}
@@ -35,6 +43,31 @@ func (h *Host) PublishRecord(ctx context.Context) error {
 		return fmt.Errorf("p2p: publish address record: %w", err)
 	}
 	return nil
+}
+
+// rankAddrs orders addresses for a record that keeps only the first
+// MaxRecordAddrs: public ones first, then relay circuits, then private
+// (LAN) ones, then loopback (useful only on one machine, as in tests).
+func rankAddrs(addrs []ma.Multiaddr) []ma.Multiaddr {
+	rank := func(a ma.Multiaddr) int {
+		switch {
+		case manet.IsIPLoopback(a):
+			return 3
+		case isCircuit(a):
+			return 1
+		case manet.IsPublicAddr(a):
+			return 0
+		}
+		return 2
+	}
+	out := slices.Clone(addrs)
+	slices.SortStableFunc(out, func(x, y ma.Multiaddr) int { return rank(x) - rank(y) })
+	return out
+}
+
+func isCircuit(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
 }
 
 // Lookup finds, validates and decodes the DHT record of mesh address a. The

@@ -161,7 +161,9 @@ type Host struct {
 	links   map[peer.ID]*link
 	dialing map[peer.ID]bool
 	reopens map[peer.ID]int
-	wg      sync.WaitGroup
+	// lastIssued is the issue time of the last record published.
+	lastIssued protocol.Timestamp
+	wg         sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -272,6 +274,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	lh, err := libp2p.New(opts...)
 	if err != nil {
 		rm.Close()
+		cm.Close()
 		return nil, fmt.Errorf("p2p: libp2p host: %w", err)
 	}
 
@@ -309,6 +312,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		dht.Validator(record.NamespacedValidator{RecordNamespace: recordValidator{now: cfg.Now}}),
 		dht.BootstrapPeers(bootstrap...),
 		dht.DisableProviders(),
+		// Records expire after RecordLifetime anyway; do not keep others'
+		// PUTs longer than a record can be valid.
+		dht.MaxRecordAge(RecordLifetime+MaxRecordClockSkew),
 	)
 	if err != nil {
 		return fail(fmt.Errorf("p2p: DHT: %w", err))

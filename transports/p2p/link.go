@@ -191,7 +191,8 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 	go h.writeLoop(l)
 
 	h.log.Debug("meshd link up", "peer", remote, "address", id.Address(), "outbound", outbound)
-	if h.emit(LinkUp{Peer: remote, Address: id.Address(), Compact: id.Compact(), Identity: id, Outbound: outbound}) {
+	up := h.emit(LinkUp{Peer: remote, Address: id.Address(), Compact: id.Compact(), Identity: id, Outbound: outbound})
+	if up {
 		err = h.readLoop(l)
 	} else {
 		err = ErrClosed
@@ -201,10 +202,15 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 	if errors.Is(l.err, io.EOF) {
 		l.err = nil
 	}
-	h.emit(LinkDown{Peer: remote, Address: id.Address(), Err: l.err})
+	if up { // a LinkDown only follows a LinkUp the reader got
+		h.emit(LinkDown{Peer: remote, Address: id.Address(), Err: l.err})
+	}
 	h.mu.Lock()
 	if h.links[remote] == l {
 		delete(h.links, remote)
+		// Untag while still holding the map: a newer link for the peer
+		// registers (and tags) only after this, so its tag survives.
+		h.host.ConnManager().UntagPeer(remote, linkTag)
 	}
 	reopen := outbound && !h.closing && !errors.Is(l.err, errReplaced) && h.reopens[remote] < maxReopens &&
 		h.host.Network().Connectedness(remote) == network.Connected
@@ -213,7 +219,6 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 	}
 	h.mu.Unlock()
 	close(l.done)
-	h.host.ConnManager().UntagPeer(remote, linkTag)
 	h.log.Debug("meshd link down", "peer", remote, "err", l.err)
 	if reopen {
 		h.openLink(remote)

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // mDNS: each host registers the DNS-SD service _meshd._udp.local with its
@@ -83,17 +84,25 @@ func startMDNS(h *Host, names []string) (*mdnsService, error) {
 
 // mdnsText returns the TXT strings advertising addrs of self.
 func mdnsText(addrs []ma.Multiaddr, self peer.ID) []string {
-	var txt []string
+	var ips []ma.Multiaddr
+	lan := false
 	for _, a := range addrs {
+		first, _ := ma.SplitFirst(a)
+		if first == nil || (first.Protocol().Code != ma.P_IP4 && first.Protocol().Code != ma.P_IP6) || isCircuit(a) {
+			continue
+		}
+		ips = append(ips, a)
+		lan = lan || !manet.IsIPLoopback(a)
+	}
+	var txt []string
+	for _, a := range ips {
+		// Loopback addresses mean nothing to LAN neighbours (they would
+		// dial themselves), unless loopback is all there is (tests).
+		if lan && manet.IsIPLoopback(a) {
+			continue
+		}
 		if len(txt) == mdnsMaxAddrs {
 			break
-		}
-		first, _ := ma.SplitFirst(a)
-		if first == nil || (first.Protocol().Code != ma.P_IP4 && first.Protocol().Code != ma.P_IP6) {
-			continue
-		}
-		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
-			continue
 		}
 		txt = append(txt, dnsaddrPrefix+a.String()+"/p2p/"+self.String())
 	}

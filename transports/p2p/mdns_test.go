@@ -3,6 +3,7 @@ package p2p
 import (
 	"errors"
 	"net"
+	"slices"
 	"testing"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -63,6 +64,12 @@ func TestMDNSText(t *testing.T) {
 		"/dns4/example.com/tcp/443",
 		"/ip6/::1/udp/4001/quic-v1",
 	)
+	// With a LAN address, loopback is not advertised.
+	lan := append(slices.Clone(addrs), testAddrs(t, "/ip4/192.168.1.5/tcp/4001")...)
+	if txt := mdnsText(lan, id); len(txt) != 1 || txt[0] != "dnsaddr=/ip4/192.168.1.5/tcp/4001/p2p/"+id.String() {
+		t.Fatalf("mdnsText with a LAN address = %q", txt)
+	}
+	// Loopback only (tests): loopback is all there is to advertise.
 	txt := mdnsText(addrs, id)
 	want := []string{
 		"dnsaddr=/ip4/127.0.0.1/tcp/4001/p2p/" + id.String(),

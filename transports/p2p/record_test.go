@@ -197,3 +197,22 @@ func TestReadFrameLengths(t *testing.T) {
 		t.Fatalf("largest frame: %d bytes, %v", len(f), err)
 	}
 }
+
+func TestRankAddrs(t *testing.T) {
+	in := testAddrs(t,
+		"/ip4/127.0.0.1/tcp/1",
+		"/ip4/192.168.1.5/tcp/1",
+		"/ip4/8.8.4.4/tcp/1",
+		"/ip6/::1/tcp/1",
+		"/ip4/10.0.0.1/udp/1/quic-v1",
+		"/ip6/2001:4860::1/tcp/1",
+	)
+	got := rankAddrs(in)
+	want := []string{"/ip4/8.8.4.4/tcp/1", "/ip6/2001:4860::1/tcp/1", "/ip4/192.168.1.5/tcp/1",
+		"/ip4/10.0.0.1/udp/1/quic-v1", "/ip4/127.0.0.1/tcp/1", "/ip6/::1/tcp/1"}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Fatalf("rankAddrs = %v, want %v", got, want)
+		}
+	}
+}
