@@ -322,6 +322,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 
 	sub, err := lh.EventBus().Subscribe([]any{
 		new(event.EvtPeerIdentificationCompleted),
+		new(event.EvtPeerProtocolsUpdated),
 		new(event.EvtLocalAddressesUpdated),
 	}, eventbus.BufSize(256))
 	if err != nil {
@@ -338,6 +339,13 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 
 	h.wg.Add(3)
+	// Peers identified before the subscription existed (the host listens
+	// from libp2p.New on) would otherwise never get a link.
+	for _, p := range lh.Network().Peers() {
+		if ok, _ := lh.Peerstore().SupportsProtocols(p, LinkProtocol); len(ok) > 0 && h.opensTo(p) {
+			h.openLink(p)
+		}
+	}
 	go h.eventLoop(sub)
 	go h.bootstrapLoop(bootstrap)
 	go h.republishLoop()
@@ -578,6 +586,12 @@ func (h *Host) eventLoop(sub event.Subscription) {
 				delete(h.reopens, e.Peer)
 				h.mu.Unlock()
 				h.openLink(e.Peer)
+			case event.EvtPeerProtocolsUpdated:
+				// A peer that registered the link protocol after identify
+				// announces it with an identify push.
+				if slices.Contains(e.Added, LinkProtocol) && h.opensTo(e.Peer) {
+					h.openLink(e.Peer)
+				}
 			case event.EvtLocalAddressesUpdated:
 				select {
 				case h.republish <- struct{}{}:
