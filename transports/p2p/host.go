@@ -51,6 +51,8 @@ var (
 	// errReplaced ends a link that a newer stream from the same peer
 	// replaced.
 	errReplaced = errors.New("p2p: link replaced by a newer stream")
+	// errTooManyReplacements: a peer replaced its link too often.
+	errTooManyReplacements = errors.New("p2p: link replaced too often; keeping the current one")
 )
 
 // DefaultListenAddrs are the listen addresses of a zero Config.
@@ -161,6 +163,9 @@ type Host struct {
 	links   map[peer.ID]*link
 	dialing map[peer.ID]bool
 	reopens map[peer.ID]int
+	// replaced holds, per peer, when its link was replaced by a newer
+	// stream within replaceWindow.
+	replaced map[peer.ID][]time.Time
 	// lastIssued is the issue time of the last record published.
 	lastIssued protocol.Timestamp
 	wg         sync.WaitGroup
@@ -296,6 +301,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		links:     make(map[peer.ID]*link),
 		dialing:   make(map[peer.ID]bool),
 		reopens:   make(map[peer.ID]int),
+		replaced:  make(map[peer.ID][]time.Time),
 	}
 	fail := func(err error) (*Host, error) {
 		cancel()

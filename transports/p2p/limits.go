@@ -38,6 +38,14 @@ const (
 	// maxReopens is how often a host reopens a link that ended while the
 	// connection stayed up, before waiting for a new connection.
 	maxReopens = 3
+	// maxReplacements bounds how often a peer may replace its link with a
+	// newer stream within replaceWindow; beyond that, new streams are
+	// refused and the current link stays. A replacement is how a peer
+	// recovers from a connection only it saw die, but each one is a
+	// LinkDown and a LinkUp for the routing engine: a peer must not be
+	// able to make its link flap without end.
+	maxReplacements = 3
+	replaceWindow   = time.Minute
 
 	// mdnsServiceType is the DNS-SD service type meshd advertises.
 	mdnsServiceType = "_meshd._udp"

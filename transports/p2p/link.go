@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -123,7 +124,7 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 		// A peer breaking the protocol is worth a line; a stream that died
 		// during the handshake (peer or host closing) is not.
 		level := slog.LevelDebug
-		if errors.Is(err, ErrBadHello) || errors.Is(err, ErrIdentityMismatch) || errors.Is(err, errWrongOpener) {
+		if errors.Is(err, ErrBadHello) || errors.Is(err, ErrIdentityMismatch) || errors.Is(err, errWrongOpener) || errors.Is(err, errTooManyReplacements) {
 			level = slog.LevelInfo
 		}
 		h.log.Log(context.Background(), level, "meshd link handshake failed", "peer", remote, "outbound", outbound, "err", err)
@@ -174,6 +175,11 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 			h.mu.Unlock()
 			break
 		}
+		if !h.allowReplacementLocked(remote) {
+			h.mu.Unlock()
+			fail(errTooManyReplacements)
+			return
+		}
 		h.mu.Unlock()
 		old.shutdown(errReplaced)
 		select {
@@ -223,6 +229,20 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 	if reopen {
 		h.openLink(remote)
 	}
+}
+
+// allowReplacementLocked records a replacement of remote's link and
+// reports whether it is within maxReplacements per replaceWindow. h.mu is
+// held.
+func (h *Host) allowReplacementLocked(remote peer.ID) bool {
+	now := time.Now()
+	recent := slices.DeleteFunc(h.replaced[remote], func(t time.Time) bool { return now.Sub(t) > replaceWindow })
+	if len(recent) >= maxReplacements {
+		h.replaced[remote] = recent
+		return false
+	}
+	h.replaced[remote] = append(recent, now)
+	return true
 }
 
 // readLoop delivers frames until the stream fails or ends.

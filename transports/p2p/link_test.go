@@ -520,3 +520,59 @@ func waitProtocol(t *testing.T, ctx context.Context, h *Host, proto string) {
 		}
 	}
 }
+
+// TestLinkReplacementsAreLimited: a peer may replace its link with a newer
+// stream only maxReplacements times per replaceWindow; a further stream is
+// refused and the current link stays up.
+func TestLinkReplacementsAreLimited(t *testing.T) {
+	ctx := testContext(t)
+	target := newTestHost(t, 56, nil)
+	seed := seedWhere(t, 500, func(p peer.ID) bool { return lessPeer(p, target.ID()) })
+	raw := rawHost(t, testIdentity(t, seed))
+	if err := raw.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.Libp2p().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	hello, _ := appendHello(nil, testIdentity(t, seed).Public())
+	open := func() *bufio.Reader {
+		s, err := raw.NewStream(ctx, target.ID(), LinkProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Reset() })
+		if _, err := s.Write(hello); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(s)
+		if _, err := io.ReadFull(r, make([]byte, HelloSize)); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	open()
+	waitEvent[LinkUp](t, ctx, target)
+	var last *bufio.Reader
+	for range maxReplacements {
+		last = open()
+		waitEvent[LinkDown](t, ctx, target)
+		waitEvent[LinkUp](t, ctx, target)
+	}
+	s, err := raw.NewStream(ctx, target.ID(), LinkProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	if _, err := s.Write(hello); err != nil {
+		t.Fatal(err)
+	}
+	// The target answers the hello and then resets the stream.
+	if _, err := io.Copy(io.Discard, s); err == nil {
+		t.Fatal("a replacement beyond the limit was not refused")
+	}
+	// The link from the last allowed replacement still works.
+	if err := target.Send(ctx, testPeerID(t, testIdentity(t, seed)), []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := readFrame(last); err != nil || string(f) != "still here" {
+		t.Fatalf("frame on the kept link: %q, %v", f, err)
+	}
+}
