@@ -90,6 +90,12 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 		rcmgr.BaseLimit{StreamsInbound: 2, StreamsOutbound: 2, Streams: 4, Memory: 16 << 20},
 		rcmgr.BaseLimitIncrease{},
 	)
+	// The DHT: bounded streams per peer, so one peer cannot keep the
+	// node's DHT busy (or store records without end) over many streams.
+	limits.AddProtocolPeerLimit(dhtProtocolPrefix+"/kad/1.0.0",
+		rcmgr.BaseLimit{StreamsInbound: 16, StreamsOutbound: 16, Streams: 32, Memory: 4 << 20},
+		rcmgr.BaseLimitIncrease{},
+	)
 	return limits.AutoScale()
 }
 
