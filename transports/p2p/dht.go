@@ -105,12 +105,26 @@ func (h *Host) republishLoop() {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	var rtChanged <-chan struct{} // set while the last publish failed
+	var lastOK time.Time
 	for {
 		select {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
 		case <-h.republish:
+			// Addresses changed. Observed and relay addresses can churn;
+			// each publish is a DHT walk, so publish at most once per
+			// minRepublishGap after a success (the timer catches up).
+			if wait := minRepublishGap - time.Since(lastOK); !lastOK.IsZero() && wait > 0 {
+				if !t.Stop() {
+					select {
+					case <-t.C:
+					default:
+					}
+				}
+				t.Reset(wait)
+				continue
+			}
 		case <-rtChanged:
 		}
 		rtChanged = h.rt.wait()
@@ -128,6 +142,7 @@ func (h *Host) republishLoop() {
 		} else {
 			retry = republishRetry
 			rtChanged = nil
+			lastOK = time.Now()
 		}
 		if !t.Stop() {
 			select {

@@ -71,6 +71,9 @@ const (
 	// republishRetry is the first retry delay after a failed publish; it
 	// doubles up to RepublishInterval.
 	republishRetry = 30 * time.Second
+	// minRepublishGap is the least time between publishes caused by
+	// address changes.
+	minRepublishGap = time.Minute
 )
 
 // resourceLimits returns the resource manager's limits: go-libp2p's default

@@ -39,6 +39,7 @@ type mdnsService struct {
 
 	mu     sync.Mutex
 	server *zeroconf.Server
+	txt    []string // what server advertises
 }
 
 // multicastInterfaces resolves interface names; each must be up and
@@ -150,6 +151,12 @@ func (m *mdnsService) register() error {
 	if len(txt) == 0 {
 		return fmt.Errorf("%w: no IP listen address to advertise", ErrMDNS)
 	}
+	m.mu.Lock()
+	same := m.server != nil && slices.Equal(m.txt, txt)
+	m.mu.Unlock()
+	if same {
+		return nil // observed or relay addresses changed; the LAN ones did not
+	}
 	// RegisterProxy, not Register: Register leaves out loopback addresses
 	// and uses the OS host name; the A/AAAA records here are the IPs the
 	// host listens on, under the peer ID as host name. zeroconf's
@@ -162,7 +169,7 @@ func (m *mdnsService) register() error {
 	}
 	m.mu.Lock()
 	old := m.server
-	m.server = srv
+	m.server, m.txt = srv, txt
 	m.mu.Unlock()
 	if old != nil {
 		old.Shutdown()
