@@ -128,6 +128,21 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 			level = slog.LevelInfo
 		}
 		h.log.Log(context.Background(), level, "meshd link handshake failed", "peer", remote, "outbound", outbound, "err", err)
+		// A handshake that failed for a passing reason (the stream ran on a
+		// connection that was dying) is retried while a connection stays,
+		// as often as a link that ended is reopened.
+		if outbound && level == slog.LevelDebug && !errors.Is(err, ErrClosed) {
+			h.mu.Lock()
+			retry := !h.closing && h.reopens[remote] < maxReopens && h.links[remote] == nil &&
+				h.host.Network().Connectedness(remote) == network.Connected
+			if retry {
+				h.reopens[remote]++
+			}
+			h.mu.Unlock()
+			if retry {
+				h.openLink(remote)
+			}
+		}
 	}
 	_ = s.SetDeadline(time.Now().Add(handshakeTimeout))
 	if _, err := s.Write(h.hello); err != nil {
