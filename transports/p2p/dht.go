@@ -24,6 +24,10 @@ func (h *Host) PublishRecord(ctx context.Context) error {
 	if h.ctx.Err() != nil {
 		return ErrClosed
 	}
+	// One publish at a time: the record issued later must also be the one
+	// put later, or the DHT keeps the newer one and refuses the older.
+	h.publishMu.Lock()
+	defer h.publishMu.Unlock()
 	now := h.now()
 	// Newer records win by issue time, so it must grow even when the clock
 	// steps back or two publishes fall in one second.

@@ -168,6 +168,7 @@ type Host struct {
 	replaced map[peer.ID][]time.Time
 	// lastIssued is the issue time of the last record published.
 	lastIssued protocol.Timestamp
+	publishMu  sync.Mutex // serializes PublishRecord
 	wg         sync.WaitGroup
 
 	closeOnce sync.Once
