@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -134,7 +135,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	}
 	// The store's lock comes first: a second meshd on the same data
 	// directory stops here, before it touches anything.
-	st, err := store.Open(cfg.DataDir+"/db", store.WithLogger(log), store.WithClock(now))
+	st, err := store.Open(filepath.Join(cfg.DataDir, "db"), store.WithLogger(log), store.WithClock(now))
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +148,10 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		log.Info("created a new identity", "address", id.Address(), "file", IdentityFileName)
 	}
 	recs, err := st.EngineRecords()
-	if err != nil {
+	switch {
+	case err != nil && recs != nil && errors.Is(err, store.ErrCorrupt):
+		log.Error("some stored records have damaged keys and were skipped", "err", err)
+	case err != nil:
 		st.Close()
 		return nil, err
 	}
@@ -166,7 +170,13 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		MessageTTL:       time.Duration(cfg.Routing.MessageTTL),
 		CustodyMaxBytes:  cfg.Routing.CustodyMaxBytes,
 	}, now(), recs)
-	if err != nil {
+	switch {
+	case err != nil && eng != nil && errors.Is(err, routing.ErrCorruptRecord):
+		// Damaged records are skipped, not fatal: a node that cannot start
+		// keeps nothing at all. What they held (a message in custody, a
+		// delivered mark) is lost; say so loudly.
+		log.Error("some stored routing records are damaged and were skipped", "records", len(recs), "err", err)
+	case err != nil:
 		st.Close()
 		return nil, fmt.Errorf("restoring the routing engine from %d records: %w", len(recs), err)
 	}
@@ -214,9 +224,9 @@ func (n *Node) Run(ctx context.Context) error {
 	defer close(n.stopped)
 	n.loopCtx = ctx
 	n.log.Info("meshd running", "address", n.id.Address(), "peer_id", n.host.ID(), "listen", n.host.Addrs())
-	// The host publishes and refreshes the node's DHT address record itself.
 	// Whatever the restored engine has to do, and the first snapshot for
-	// node.info.
+	// node.info. (The host publishes and refreshes the node's DHT address
+	// record itself.)
 	n.eng.Tick(n.now())
 	if err := n.drain(); err != nil {
 		n.shutdownLoop()

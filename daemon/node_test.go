@@ -446,3 +446,56 @@ func TestHTTPAPIUsesTheTokenFile(t *testing.T) {
 		t.Errorf("foreign Host: %d, want 403", code)
 	}
 }
+
+// TestDamagedEngineRecordsDoNotStopStartUp: a damaged custody record (or
+// key) is skipped with an error in the log; the node still starts and keeps
+// the rest.
+func TestDamagedEngineRecordsDoNotStopStartUp(t *testing.T) {
+	noLeaks(t)
+	cfg := testConfig(t)
+	ctx := context.Background()
+	stop := runMain(t, cfg)
+	c, err := rpcapi.DialDataDir(ctx, cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Send(ctx, rpcapi.SendParams{To: "0123456789abcdef0123456789abcdef", Text: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(cfg.DataDir, "db")).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set([]byte("e/c/00112233445566778899aabbccddeeff"), []byte("not a custody record")); err != nil {
+			return err
+		}
+		return txn.Set([]byte("e/zz"), []byte("unknown key"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stop, logged := runMainLog(t, cfg)
+	defer stop()
+	if _, ok := logged.Load("some stored routing records are damaged and were skipped/err"); !ok {
+		t.Error("the damaged records were not reported")
+	}
+	c, err = rpcapi.DialDataDir(ctx, cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Custody != 1 {
+		t.Errorf("custody %d after restart, want the one good record", info.Custody)
+	}
+}
