@@ -55,6 +55,9 @@ const (
 	// one starts (a new session reports every peer again, so peers that
 	// were disconnected are redialled).
 	mdnsBrowseInterval = 2 * time.Minute
+	// mdnsFirstBrowse is the first browse session's length; each next one
+	// is twice as long, up to mdnsBrowseInterval.
+	mdnsFirstBrowse = 2 * time.Second
 	// mdnsMaxAddrs bounds the TXT dnsaddr entries advertised and read.
 	mdnsMaxAddrs = 16
 	// mdnsConnectTimeout bounds one dial to a discovered peer.

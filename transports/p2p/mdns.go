@@ -201,8 +201,14 @@ func (m *mdnsService) announceLoop() {
 // browseLoop runs one browse session after another.
 func (m *mdnsService) browseLoop() {
 	defer m.wg.Done()
+	// Short sessions first: zeroconf stops re-sending its query once any
+	// answer arrived (often this host's own), so a neighbour that was not
+	// answering yet is found by the next session's query. They grow to
+	// mdnsBrowseInterval.
+	interval := mdnsFirstBrowse
 	for m.ctx.Err() == nil {
-		ctx, cancel := context.WithTimeout(m.ctx, mdnsBrowseInterval)
+		ctx, cancel := context.WithTimeout(m.ctx, interval)
+		interval = min(2*interval, mdnsBrowseInterval)
 		m.browse(ctx)
 		<-ctx.Done() // a failed session waits out its interval
 		cancel()
