@@ -21,22 +21,7 @@ func TestDHTLookupReachesANodeOutsideTheMesh(t *testing.T) {
 	defer cancel()
 	start := func(mode string, cfg Config) (*Node, func()) {
 		cfg.DHTMode = mode
-		n, err := Open(ctx, cfg, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rctx, rcancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- n.Run(rctx) }()
-		return n, func() {
-			rcancel()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-			if err := n.Close(); err != nil {
-				t.Error(err)
-			}
-		}
+		return startNode(t, cfg)
 	}
 	b, stopB := start("server", testConfig(t))
 	defer stopB()

@@ -201,6 +201,28 @@ func TestMainBadListenAddress(t *testing.T) {
 	t.Logf("error: %v", err)
 }
 
+// startNode opens a node with cfg and runs its loop (no API server); stop
+// ends the loop and closes the node.
+func startNode(tb testing.TB, cfg Config) (n *Node, stop func()) {
+	tb.Helper()
+	n, err := Open(context.Background(), cfg, Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	return n, func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Error(err)
+		}
+		if err := n.Close(); err != nil {
+			tb.Error(err)
+		}
+	}
+}
+
 // twoNodes starts two connected nodes in process (Open + Run, no API
 // server) and returns them once their link is up in both directions.
 func twoNodes(tb testing.TB) (a, b *Node, stop func()) {
@@ -208,24 +230,9 @@ func twoNodes(tb testing.TB) (a, b *Node, stop func()) {
 	var nodes []*Node
 	var stops []func()
 	for range 2 {
-		cfg := testConfig(tb)
-		n, err := Open(context.Background(), cfg, Options{})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- n.Run(ctx) }()
+		n, stop := startNode(tb, testConfig(tb))
 		nodes = append(nodes, n)
-		stops = append(stops, func() {
-			cancel()
-			if err := <-done; err != nil {
-				tb.Error(err)
-			}
-			if err := n.Close(); err != nil {
-				tb.Error(err)
-			}
-		})
+		stops = append(stops, stop)
 	}
 	a, b = nodes[0], nodes[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -345,17 +352,9 @@ func TestInboxSkipsDamagedEntries(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(cfg.DataDir, "db")).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := append([]byte("i/"), 0, 0, 0, 0, 0, 0, 0, 2)
-	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(key, []byte("garbage")) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	damageDB(t, cfg.DataDir, map[string]string{
+		string(append([]byte("i/"), 0, 0, 0, 0, 0, 0, 0, 2)): "garbage",
+	})
 
 	stop = runMain(t, cfg)
 	defer stop()
@@ -466,21 +465,10 @@ func TestDamagedEngineRecordsDoNotStopStartUp(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(cfg.DataDir, "db")).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(txn *badger.Txn) error {
-		if err := txn.Set([]byte("e/c/00112233445566778899aabbccddeeff"), []byte("not a custody record")); err != nil {
-			return err
-		}
-		return txn.Set([]byte("e/zz"), []byte("unknown key"))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	damageDB(t, cfg.DataDir, map[string]string{
+		"e/c/00112233445566778899aabbccddeeff": "not a custody record",
+		"e/zz":                                 "unknown key",
+	})
 	stop, logged := runMainLog(t, cfg)
 	defer stop()
 	if _, ok := logged.Load("some stored routing records are damaged and were skipped/err"); !ok {
@@ -497,5 +485,29 @@ func TestDamagedEngineRecordsDoNotStopStartUp(t *testing.T) {
 	}
 	if info.Custody != 1 {
 		t.Errorf("custody %d after restart, want the one good record", info.Custody)
+	}
+}
+
+// damageDB writes raw key/value pairs into a stopped node's badger
+// database, bypassing the store's encoders, as a failing disk might.
+func damageDB(t *testing.T, dataDir string, kv map[string]string) {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dataDir, "db")).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(txn *badger.Txn) error {
+		for k, v := range kv {
+			if err := txn.Set([]byte(k), []byte(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
@@ -151,17 +152,22 @@ func TestPeerCloseLinkDown(t *testing.T) {
 // openRaw connects raw to target and opens a link stream.
 func openRaw(t *testing.T, ctx context.Context, target *Host, seed uint64) (network.Stream, *bufio.Reader) {
 	t.Helper()
-	raw := rawHost(t, testIdentity(t, seed))
-	ai := peer.AddrInfo{ID: target.ID(), Addrs: target.Libp2p().Addrs()}
-	if err := raw.Connect(ctx, ai); err != nil {
-		t.Fatal(err)
-	}
-	s, err := raw.NewStream(ctx, target.ID(), LinkProtocol)
+	s, err := connectRaw(t, ctx, target, seed).NewStream(ctx, target.ID(), LinkProtocol)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Reset() })
 	return s, bufio.NewReader(s)
+}
+
+// connectRaw connects a bare libp2p host with identity seed to target.
+func connectRaw(t *testing.T, ctx context.Context, target *Host, seed uint64) host.Host {
+	t.Helper()
+	raw := rawHost(t, testIdentity(t, seed))
+	if err := raw.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.Libp2p().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 // expectReset reads from s until it fails. The target's hello may arrive
@@ -407,27 +413,9 @@ func TestSimultaneousConnect(t *testing.T) {
 func TestNewerStreamReplacesLink(t *testing.T) {
 	ctx := testContext(t)
 	target := newTestHost(t, 54, nil)
-	seed := seedWhere(t, 400, func(p peer.ID) bool { return lessPeer(p, target.ID()) })
-	raw := rawHost(t, testIdentity(t, seed))
-	if err := raw.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.Libp2p().Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-	hello, _ := appendHello(nil, testIdentity(t, seed).Public())
-	open := func() (network.Stream, *bufio.Reader) {
-		s, err := raw.NewStream(ctx, target.ID(), LinkProtocol)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Reset() })
-		if _, err := s.Write(hello); err != nil {
-			t.Fatal(err)
-		}
-		r := bufio.NewReader(s)
-		if _, err := io.ReadFull(r, make([]byte, HelloSize)); err != nil {
-			t.Fatal(err)
-		}
-		return s, r
-	}
+	rp := newRawPeer(t, ctx, target, 400)
+	seed := rp.seed
+	open := func() (network.Stream, *bufio.Reader) { return rp.open(t, ctx, target) }
 	_, r1 := open()
 	waitEvent[LinkUp](t, ctx, target)
 	s2, r2 := open()
@@ -527,47 +515,19 @@ func waitProtocol(t *testing.T, ctx context.Context, h *Host, proto string) {
 func TestLinkReplacementsAreLimited(t *testing.T) {
 	ctx := testContext(t)
 	target := newTestHost(t, 56, nil)
-	seed := seedWhere(t, 500, func(p peer.ID) bool { return lessPeer(p, target.ID()) })
-	raw := rawHost(t, testIdentity(t, seed))
-	if err := raw.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.Libp2p().Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-	hello, _ := appendHello(nil, testIdentity(t, seed).Public())
-	open := func() *bufio.Reader {
-		s, err := raw.NewStream(ctx, target.ID(), LinkProtocol)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Reset() })
-		if _, err := s.Write(hello); err != nil {
-			t.Fatal(err)
-		}
-		r := bufio.NewReader(s)
-		if _, err := io.ReadFull(r, make([]byte, HelloSize)); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	rp := newRawPeer(t, ctx, target, 500)
+	seed := rp.seed
+	open := func() (network.Stream, *bufio.Reader) { return rp.open(t, ctx, target) }
 	open()
 	waitEvent[LinkUp](t, ctx, target)
 	var last *bufio.Reader
 	for range maxReplacements {
-		last = open()
+		_, last = open()
 		waitEvent[LinkDown](t, ctx, target)
 		waitEvent[LinkUp](t, ctx, target)
 	}
-	s, err := raw.NewStream(ctx, target.ID(), LinkProtocol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Reset()
-	if _, err := s.Write(hello); err != nil {
-		t.Fatal(err)
-	}
 	// The target answers the hello and then resets the stream.
-	if _, err := io.Copy(io.Discard, s); err == nil {
-		t.Fatal("a replacement beyond the limit was not refused")
-	}
+	expectReset(t, bufio.NewReader(rp.stream(t, ctx, target)))
 	// The link from the last allowed replacement still works.
 	if err := target.Send(ctx, testPeerID(t, testIdentity(t, seed)), []byte("still here")); err != nil {
 		t.Fatal(err)
@@ -575,4 +535,45 @@ func TestLinkReplacementsAreLimited(t *testing.T) {
 	if f, err := readFrame(last); err != nil || string(f) != "still here" {
 		t.Fatalf("frame on the kept link: %q, %v", f, err)
 	}
+}
+
+// rawPeer is a bare libp2p host, connected to target, whose peer ID sorts
+// before target's, so it is the side that opens links.
+type rawPeer struct {
+	seed  uint64
+	host  host.Host
+	hello []byte
+}
+
+// newRawPeer searches identity seeds from firstSeed for such a peer.
+func newRawPeer(t *testing.T, ctx context.Context, target *Host, firstSeed uint64) *rawPeer {
+	t.Helper()
+	seed := seedWhere(t, firstSeed, func(p peer.ID) bool { return lessPeer(p, target.ID()) })
+	hello, _ := appendHello(nil, testIdentity(t, seed).Public())
+	return &rawPeer{seed: seed, host: connectRaw(t, ctx, target, seed), hello: hello}
+}
+
+// stream opens a link stream to target and sends the hello.
+func (r *rawPeer) stream(t *testing.T, ctx context.Context, target *Host) network.Stream {
+	t.Helper()
+	s, err := r.host.NewStream(ctx, target.ID(), LinkProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Reset() })
+	if _, err := s.Write(r.hello); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// open opens a link stream by hand: it sends the hello and reads target's.
+func (r *rawPeer) open(t *testing.T, ctx context.Context, target *Host) (network.Stream, *bufio.Reader) {
+	t.Helper()
+	s := r.stream(t, ctx, target)
+	br := bufio.NewReader(s)
+	if _, err := io.ReadFull(br, make([]byte, HelloSize)); err != nil {
+		t.Fatal(err)
+	}
+	return s, br
 }
