@@ -69,7 +69,6 @@ type Node struct {
 	resolved    map[peer.ID][]pendingResolved // lookups waiting for the peer's link
 	dropped     uint64                        // frames the links did not take
 	unpublished uint64                        // channel frames for gossip, which meshd lacks
-	fatal       error
 
 	// Read by API goroutines.
 	snap atomic.Pointer[snapshot]
@@ -211,12 +210,6 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	return n, nil
 }
 
-// Identity returns the node's identity.
-func (n *Node) Identity() *protocol.Identity { return n.id }
-
-// Host returns the libp2p host.
-func (n *Node) Host() *p2p.Host { return n.host }
-
 // Run drives the node until ctx ends or a fatal error (the store failing:
 // the node cannot keep promises any more) stops it. It returns nil after a
 // requested stop.
@@ -268,7 +261,6 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		n.eng.Tick(n.now())
 		if err := n.drain(); err != nil {
-			n.fatal = err
 			n.log.Error("stopping: the store failed, so the node cannot keep what it promises", "err", err)
 			n.shutdownLoop()
 			return err
