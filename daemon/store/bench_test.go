@@ -11,7 +11,7 @@ import (
 	"meshd.dev/meshd/routing"
 )
 
-// GOALS.md, store-and-forward: enqueue and drain messages in custody through
+// Store-and-forward goal (docs/performance.md): enqueue and drain messages in custody through
 // Apply against raw badger batched writes of the same bytes (goal >= 0.5x).
 // MESHD_BENCH_N sets the number of records per run (default 20,000); for
 // the 1M figure:

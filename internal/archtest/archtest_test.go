@@ -59,7 +59,7 @@ type violation struct {
 func (v violation) String() string { return v.Where + ": " + v.What }
 
 // ---------------------------------------------------------------------------
-// Rules between the top-level folders (ARCHITECTURE.md, section 2).
+// Rules between the top-level folders (docs/architecture.md, section 2).
 
 // rule says what the packages of one top-level folder (an "area") may import
 // from the module. A package may always import packages of its own area.
@@ -70,7 +70,7 @@ type rule struct {
 	may      []string // other areas it may import
 }
 
-// rules is ARCHITECTURE.md section 2 as data. A top-level folder that is not
+// rules is docs/architecture.md section 2 as data. A top-level folder that is not
 // listed here is a violation: add its rule when you add the folder.
 var rules = map[string]rule{
 	"protocol":    {pure: true},
@@ -208,7 +208,7 @@ func checkLayers(pkgs []pkg) []violation {
 		r, known := rules[area]
 		if !known {
 			vs = append(vs, violation{p.ImportPath, fmt.Sprintf(
-				"top-level folder %s/ has no import rule; add it to ARCHITECTURE.md section 2 and to rules in internal/archtest", area)})
+				"top-level folder %s/ has no import rule; add it to docs/architecture.md section 2 and to rules in internal/archtest", area)})
 			continue
 		}
 		if r.any {
@@ -220,7 +220,7 @@ func checkLayers(pkgs []pkg) []violation {
 			if in && !r.allowsDirect(area, a) {
 				reported[imp] = true
 				vs = append(vs, violation{p.ImportPath, fmt.Sprintf(
-					"imports %s, but %s (ARCHITECTURE.md section 2)", imp, describe(area))})
+					"imports %s, but %s (docs/architecture.md section 2)", imp, describe(area))})
 			}
 		}
 		ok, _ := reachable(area)
@@ -230,7 +230,7 @@ func checkLayers(pkgs []pkg) []violation {
 				continue
 			}
 			vs = append(vs, violation{p.ImportPath, fmt.Sprintf(
-				"depends on %s through %s, but %s (ARCHITECTURE.md section 2)",
+				"depends on %s through %s, but %s (docs/architecture.md section 2)",
 				dep, importChain(index, p.ImportPath, dep), describe(area))})
 		}
 	}
@@ -238,7 +238,7 @@ func checkLayers(pkgs []pkg) []violation {
 }
 
 // ---------------------------------------------------------------------------
-// The pure core (ARCHITECTURE.md, section 3): imports and dependencies.
+// The pure core (docs/architecture.md, section 3): imports and dependencies.
 
 // forbiddenImports may not be imported directly by a pure package. A pattern
 // ending in "/..." matches the packages below it (not the one named).
@@ -304,7 +304,7 @@ func checkPureImports(pkgs []pkg) []violation {
 		for _, imp := range p.Imports {
 			if matchAny(forbiddenImports, imp) {
 				vs = append(vs, violation{p.ImportPath, fmt.Sprintf(
-					"imports %s; a pure package does no I/O and takes time and randomness as inputs (ARCHITECTURE.md section 3)", imp)})
+					"imports %s; a pure package does no I/O and takes time and randomness as inputs (docs/architecture.md section 3)", imp)})
 			}
 		}
 		for _, dep := range p.Deps {
@@ -429,7 +429,7 @@ func pureSourceFiles(p pkg) []string {
 }
 
 // ---------------------------------------------------------------------------
-// Package documentation (STYLE.md, point 11).
+// Package documentation (docs/architecture.md, section 7).
 
 // checkDocs checks that every module package with non-test files has a doc
 // comment, starting with "Package <name>" except for commands.
@@ -882,4 +882,82 @@ func TestPureSource(t *testing.T) {
 
 func TestPackageDocs(t *testing.T) {
 	report(t, checkDocs(loadModule(t).pkgs))
+}
+
+// ---------------------------------------------------------------------------
+// The repository stands alone (docs/architecture.md): code and docs cite the
+// project's own documents, never design notes that live outside it.
+
+// outsideDocs are names of design notes kept beside the repository, not in
+// it. They are spelled in pieces so this file does not cite them itself.
+var outsideDocs = []string{
+	"shared" + "/design", "GOALS" + ".md", "ARCHITECTURE" + ".md", "STYLE" + ".md",
+	"LORA" + ".md", "FAPP" + ".md", "DEPENDENCIES" + ".md",
+}
+
+// checkSelfContained reports every line of src that cites an outside design
+// note. docs/architecture.md is the project's own and is matched case
+// sensitively, so it never counts as a citation of the upper-case note.
+func checkSelfContained(name string, src []byte) []violation {
+	var vs []violation
+	for i, line := range strings.Split(string(src), "\n") {
+		for _, d := range outsideDocs {
+			if strings.Contains(line, d) {
+				vs = append(vs, violation{fmt.Sprintf("%s:%d", name, i+1),
+					fmt.Sprintf("cites %s, which is not in the repository; cite the project's own docs or the primary source", d)})
+			}
+		}
+	}
+	return vs
+}
+
+func TestCheckSelfContained(t *testing.T) {
+	bad := []byte("ok line\n// as GOALS" + ".md says\nsee ../shared" + "/design/LORA" + ".md\n")
+	got := stringsOf(checkSelfContained("x.go", bad))
+	if len(got) != 3 || !strings.HasPrefix(got[0], "x.go:2:") || !strings.HasPrefix(got[1], "x.go:3:") {
+		t.Errorf("violations = %q, want one on line 2 and two on line 3", got)
+	}
+	if vs := checkSelfContained("docs/a.md", []byte("see docs/architecture.md section 2\n")); len(vs) != 0 {
+		t.Errorf("the project's own architecture doc counted as outside: %v", vs)
+	}
+}
+
+// TestSelfContained scans the module's text files (Go, Markdown, TOML,
+// scripts) for citations of outside design notes.
+func TestSelfContained(t *testing.T) {
+	root := loadModule(t).root
+	scanned := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != root && (d.Name() == ".git" || d.Name() == "node_modules" || d.Name() == "vendor") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".go", ".md", ".toml", ".sh", ".txt", ".yml", ".yaml", "":
+		default:
+			return nil
+		}
+		if info, err := d.Info(); err != nil || info.Size() > 1<<20 {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		report(t, checkSelfContained(rel, src))
+		scanned++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scanned < 50 {
+		t.Fatalf("scanned only %d files; is the walk looking at the module?", scanned)
+	}
 }

@@ -14,8 +14,7 @@
 // hash of a key drawn once from the caller's generator, not a stream of
 // draws).
 //
-// The pieces, and where their numbers come from (the project's LoRa design
-// notes, LORA.md, gather the sources):
+// The pieces, and where their numbers come from:
 //
 //   - [Params] and [Params.TimeOnAir]: Semtech AN1200.13 and the SX1276
 //     datasheet, section 4.1.1.7, with the low-data-rate rule (on when a

@@ -81,7 +81,7 @@ func NewBandPlan(bands ...SubBand) (*BandPlan, error) {
 }
 
 // EU868 returns the EU 863-870 MHz sub-bands of ETSI EN 300 220 and
-// CEPT ERC/REC 70-03 that LoRa uses (LORA.md):
+// CEPT ERC/REC 70-03 that LoRa uses:
 //
 //	g  (also K) 863.0-865.0 MHz   25 mW e.r.p.  0.1 %
 //	g1          868.0-868.6 MHz   25 mW e.r.p.  1 %

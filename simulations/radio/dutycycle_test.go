@@ -188,7 +188,7 @@ func TestDutyCycleEarliestInsideFrame(t *testing.T) {
 	}
 }
 
-// LORA.md line 45: at 1 %, 36 s of airtime per hour, about 27 frames of 20
+// EU868 g1 sub-band: at 1 %, 36 s of airtime per hour, about 27 frames of 20
 // bytes at SF12/125 kHz (1318.912 ms each: 27 use 35.61 s).
 func TestDutyCycleOnePercentSF12(t *testing.T) {
 	plan := EU868()

@@ -11,7 +11,7 @@ import (
 // time-on-air formula counts it: 1..4 for 4/5..4/8. Use the constants.
 //
 // Some tools store the denominator (5..8) instead, and a formula fed with
-// that adds 4 a second time (LORA.md warns about it). Such values are not
+// that adds 4 a second time (a known trap in LoRa tools). Such values are not
 // valid CodingRates: [Params.Validate] rejects 5..8 with a hint, and
 // [CodingRateFromDenominator] converts an RNode-style 5..8 value.
 type CodingRate int

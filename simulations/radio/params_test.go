@@ -67,7 +67,7 @@ func TestParamsValidate(t *testing.T) {
 	}
 }
 
-// The trap of LORA.md line 16: a coding rate stored as 5..8 and used as
+// A known trap of LoRa tools: a coding rate stored as 5..8 and used as
 // 1..4 adds 4 twice. The typed constants carry 1..4; 5..8 is rejected with
 // a hint rather than silently producing a longer airtime.
 func TestCodingRateTrap(t *testing.T) {
@@ -95,7 +95,8 @@ func TestCodingRateTrap(t *testing.T) {
 	}
 }
 
-// The Semtech reference point (LORA.md line 17).
+// The Semtech reference point (AN1200.13: SF9, 125 kHz, CR 4/5, 8-symbol
+// preamble, explicit header, CRC).
 func TestTimeOnAirReference(t *testing.T) {
 	p := Params{SF: 9, BandwidthHz: 125000, CodingRate: CR45, PreambleSymbols: 8, ExplicitHeader: true, CRC: true}
 	got, err := p.TimeOnAir(13)
@@ -160,8 +161,8 @@ func TestTimeOnAirTable(t *testing.T) {
 		// 458.752; total 659.456 ms.
 		{"SF11 20B DE off", withLDRO(NewParams(11, 125000, CR45), LowDataRateOff), 20, 659456 * time.Microsecond},
 		// Tsym 32.768, DE = 1; Tpre 401.408; num 156, den 40, ceil 3.9 = 4,
-		// n_pl 28 -> 917.504; total 1318.912 ms (LORA.md: 27 such frames in
-		// 36 s).
+		// n_pl 28 -> 917.504; total 1318.912 ms (27 such frames fit the
+		// 36 s an hour of a 1 % sub-band).
 		{"SF12 20B auto DE", NewParams(12, 125000, CR45), 20, 1318912 * time.Microsecond},
 		// LoRaWAN airtime tables (13-byte LoRaWAN overhead + 51-byte
 		// application payload = 64 bytes; + 12 = 25 bytes): the well-known

@@ -86,9 +86,8 @@ func (d Device) Validate() error {
 }
 
 // Receiver sensitivity at 125 kHz (SX1272 datasheet) and the demodulation
-// SNR floor (SX1276 datasheet), by spreading factor, from LORA.md. The SF6
-// row is not in LORA.md: it is the SX1272/SX1276 datasheet figure as
-// remembered (-118 dBm, -5 dB) and should be checked before SF6 results are
+// SNR floor (SX1276 datasheet), by spreading factor. The SF6 row is the
+// SX1272/SX1276 datasheet figure as remembered (-118 dBm, -5 dB) and should be checked before SF6 results are
 // published.
 var (
 	sensitivity125 = [MaxSF + 1]float64{6: -118, 7: -124, 8: -127, 9: -130, 10: -133, 11: -135, 12: -137}

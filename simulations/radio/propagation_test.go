@@ -77,7 +77,7 @@ func TestModelValidate(t *testing.T) {
 
 func TestSensitivityAndNoise(t *testing.T) {
 	m := DefaultModel()
-	// LORA.md's table at 125 kHz.
+	// The datasheet table at 125 kHz (see sensitivity125 and snrFloor).
 	want := map[int][2]float64{7: {-124, -7.5}, 8: {-127, -10}, 9: {-130, -12.5}, 10: {-133, -15}, 11: {-135, -17.5}, 12: {-137, -20}}
 	// -174 + 10 log10(125000) + 6 = -174 + 50.969 + 6.
 	noise125 := -174 + 10*math.Log10(125000) + 6
