@@ -44,7 +44,7 @@ type ackWait struct {
 	dest     Address
 	tries    int
 	deadline time.Time // zero until the frame is handed to the link
-	from     *link     // the link a forwarded envelope came from, nil for our own
+	from     owner     // whose envelope it is (quota.go)
 }
 
 // pathOrigin remembers where a forwarded path request came from, so the

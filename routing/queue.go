@@ -11,11 +11,10 @@ type qitem struct {
 	// the frame is handed to a reliable link.
 	release    MessageID
 	hasRelease bool
-	// fwd marks an envelope forwarded straight through for the neighbour
-	// on link from: it holds only that neighbour's share of the queue and
-	// never displaces the node's own frames (quota.go).
-	fwd  bool
-	from LinkID
+	// owner says whose frame it is: a neighbour's forwarded envelope holds
+	// only its share of the queue and never displaces the node's own
+	// frames (quota.go).
+	owner owner
 }
 
 // linkQueue holds frames for one link, FIFO within each priority. It never
@@ -25,9 +24,8 @@ type linkQueue struct {
 	q     [numPriorities][]qitem
 	bytes int
 	limit int
-	// fwdBytes are the bytes of forwarded frames queued per link they
-	// came from.
-	fwdBytes map[LinkID]int
+	// fwdBytes are the bytes of forwarded frames queued per neighbour.
+	fwdBytes map[neighbour]int
 }
 
 func (q *linkQueue) len() int {
@@ -43,17 +41,17 @@ func (q *linkQueue) len() int {
 // the same priority if it is the node's own; a forwarded frame displaces
 // only forwarded frames.
 func displaces(it qitem, p Priority, v qitem) bool {
-	if it.fwd && !v.fwd {
+	if it.owner.fwd && !v.owner.fwd {
 		return false
 	}
-	return p > it.pri || (p == it.pri && !it.fwd && v.fwd)
+	return p > it.pri || (p == it.pri && !it.owner.fwd && v.owner.fwd)
 }
 
 // push queues it and returns the frames it displaced, or ok=false if it was
 // refused.
 func (q *linkQueue) push(it qitem) (dropped []qitem, ok bool) {
 	n := len(it.frame)
-	if it.fwd && q.fwdBytes[it.from] > 0 && q.fwdBytes[it.from]+n > q.limit/2 {
+	if o := it.owner; o.fwd && q.fwdBytes[o.n] > 0 && q.fwdBytes[o.n]+n > q.limit/2 {
 		return nil, false // the neighbour has its share queued
 	}
 	if need := q.bytes + n - q.limit; need > 0 {
@@ -91,11 +89,11 @@ func (q *linkQueue) push(it qitem) (dropped []qitem, ok bool) {
 func (q *linkQueue) account(it qitem, sign int) {
 	n := sign * len(it.frame)
 	q.bytes += n
-	if it.fwd {
+	if it.owner.fwd {
 		if q.fwdBytes == nil {
-			q.fwdBytes = make(map[LinkID]int)
+			q.fwdBytes = make(map[neighbour]int)
 		}
-		addTo(q.fwdBytes, it.from, n)
+		addTo(q.fwdBytes, it.owner.n, n)
 	}
 }
 

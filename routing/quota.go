@@ -54,6 +54,32 @@ func neighbourOf(l *link) neighbour {
 	return neighbour{peer: l.info.Peer}
 }
 
+// owner says whose an envelope is, in custody and in link queues: the
+// node's own (the zero value), or forwarded for neighbour n. A restored
+// forwarded record, whose neighbour is gone, is forwarded for the zero
+// neighbour.
+type owner struct {
+	n   neighbour
+	fwd bool
+}
+
+// ownerOf is the owner of an envelope that came from l (nil: our own).
+func ownerOf(l *link) owner {
+	if l == nil {
+		return owner{}
+	}
+	return owner{n: neighbourOf(l), fwd: true}
+}
+
+// ownerOf is the owner of a record's retries: a forwarded record stays its
+// neighbour's in the link queues too.
+func (s *custodyStore) ownerOf(r *custodyRec) owner {
+	if s.quota.isOwn(r) {
+		return owner{}
+	}
+	return owner{n: r.from, fwd: true}
+}
+
 // quotaLimits are the custody limits in bytes, from Config.
 type quotaLimits struct {
 	total, reserve         int
@@ -192,13 +218,11 @@ func addTo[K comparable](m map[K]int, k K, n int) {
 	}
 }
 
-// chargeTo sets whom a new forwarded record is charged to: the neighbour
-// it came from (nil for the node's own and for restored records, whose
-// link is gone) and its source, when the envelope is signed.
-func (r *custodyRec) chargeTo(from *link, env *protocol.Envelope) {
-	if from != nil {
-		r.from, r.hasFrom = neighbourOf(from), true
-	}
+// chargeTo sets whom a new record is charged to: the neighbour it came
+// from (none for the node's own) and its source, when the envelope is
+// signed.
+func (r *custodyRec) chargeTo(from owner, env *protocol.Envelope) {
+	r.from, r.hasFrom = from.n, from.fwd
 	r.source, _ = env.Source()
 }
 

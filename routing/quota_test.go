@@ -23,9 +23,10 @@ const (
 	floodPayload = 16 << 10
 )
 
-// quotaIdentities are the victim, the attacker and an honest neighbour.
-var quotaIdentities = sync.OnceValue(func() [3]*protocol.Identity {
-	var ids [3]*protocol.Identity
+// quotaIdentities are the victim, the attacker, an honest neighbour and a
+// destination.
+var quotaIdentities = sync.OnceValue(func() [4]*protocol.Identity {
+	var ids [4]*protocol.Identity
 	for i := range ids {
 		id, err := protocol.NewIdentity(rand.NewChaCha8(seedBytes("quota", uint64(i), 1)))
 		if err != nil {
@@ -46,6 +47,9 @@ type floodGen struct {
 	sealed  bool
 	rng     *rand.ChaCha8
 	payload []byte
+	// dest, if set, is every envelope's destination; typ, if set, its type.
+	dest protocol.Address
+	typ  protocol.Type
 }
 
 func newFloodGen(tb testing.TB, src *protocol.Identity, sealed bool, seed uint64) *floodGen {
@@ -58,9 +62,14 @@ func newFloodGen(tb testing.TB, src *protocol.Identity, sealed bool, seed uint64
 // next returns one envelope created at now.
 func (g *floodGen) next(now time.Time) []byte {
 	ts := protocol.TimestampOf(now)
-	h := protocol.Header{Type: protocol.TypeMessage, HopLimit: 16, Created: ts, Expires: ts + 7*24*3600}
+	h := protocol.Header{Type: protocol.TypeMessage, HopLimit: 16, Created: ts, Expires: ts + 7*24*3600, Dest: g.dest}
+	if g.typ != 0 {
+		h.Type = g.typ
+	}
 	_, _ = g.rng.Read(h.ID[:])
-	_, _ = g.rng.Read(h.Dest[:])
+	if g.dest.IsZero() {
+		_, _ = g.rng.Read(h.Dest[:])
+	}
 	if g.sealed {
 		env := &protocol.Envelope{Type: h.Type, Flags: protocol.FlagSealed | protocol.FlagSealedSender,
 			HopLimit: h.HopLimit, ID: h.ID, Created: h.Created, Expires: h.Expires, Dest: h.Dest, Payload: g.payload}
@@ -201,15 +210,24 @@ func (v *victim) sendOwn(n, size int, sealedSender bool) int {
 // honestCustody has the honest neighbour send n small signed envelopes to
 // unknown destinations and returns how many the victim took into custody.
 func (v *victim) honestCustody(n int) int {
-	ids := quotaIdentities()
 	before := v.eng.Counters().CustodyAccepted
-	rng := rand.NewChaCha8(seedBytes("honest", uint64(v.now.Unix()), 4))
+	v.honestSend(n, protocol.Address{}, 1024)
+	return int(v.eng.Counters().CustodyAccepted - before)
+}
+
+// honestSend has the honest neighbour send n signed envelopes with size
+// bytes of payload to dest (random destinations if zero).
+func (v *victim) honestSend(n int, dest protocol.Address, size int) {
+	ids := quotaIdentities()
+	rng := rand.NewChaCha8(seedBytes("honest", uint64(v.now.UnixNano()), 4))
 	ts := protocol.TimestampOf(v.now)
 	for range n {
-		h := protocol.Header{Type: protocol.TypeMessage, HopLimit: 16, Created: ts, Expires: ts + 24*3600}
+		h := protocol.Header{Type: protocol.TypeMessage, HopLimit: 16, Created: ts, Expires: ts + 24*3600, Dest: dest}
 		_, _ = rng.Read(h.ID[:])
-		_, _ = rng.Read(h.Dest[:])
-		env, err := protocol.SignEnvelope(ids[2], h, make([]byte, 1024))
+		if dest.IsZero() {
+			_, _ = rng.Read(h.Dest[:])
+		}
+		env, err := protocol.SignEnvelope(ids[2], h, make([]byte, size))
 		if err != nil {
 			v.tb.Fatal(err)
 		}
@@ -219,7 +237,6 @@ func (v *victim) honestCustody(n int) int {
 		}
 		v.step(routing.FrameReceived{Link: honestLink, Frame: raw})
 	}
-	return int(v.eng.Counters().CustodyAccepted - before)
 }
 
 // TestAttackSignedFloodCustody: one neighbour sends 6,000 signed 16 KiB
@@ -425,4 +442,106 @@ func heapAfterGC() (inuse, live uint64) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse, m.HeapAlloc
+}
+
+// TestAttackQueueShare: a neighbour floods envelopes for a destination the
+// victim has a route to, over a slow link whose queue fills. Its forwarded
+// envelopes take at most their share of that queue: an honest neighbour's
+// envelopes and the victim's own messages still go out at once, and
+// forwarded "control" envelopes (which travel at control priority) cannot
+// push the victim's own messages out of the queue.
+func TestAttackQueueShare(t *testing.T) {
+	ids := quotaIdentities()
+	dest := ids[3]
+	v := newVictim(t, nil)
+	const slowLink routing.LinkID = 4
+	// A transport that takes one frame at a time and is still busy: what
+	// is queued stays queued.
+	v.step(routing.LinkUp{Link: routing.LinkInfo{ID: slowLink, Kind: routing.LinkTCP, Peer: dest.Address(),
+		Window: 1, QueueBytes: 256 << 10}})
+	v.step(routing.Resolved{Dest: dest.Address(), Link: slowLink, Identity: dest.Public()})
+
+	g := newFloodGen(t, ids[1], false, 8)
+	g.dest = dest.Address()
+	v.flood(g, attackerLink, 64, 0)
+
+	before := v.eng.Counters()
+	v.honestSend(4, dest.Address(), floodPayload)
+	if got := v.eng.Counters().Forwarded - before.Forwarded; got != 4 {
+		t.Errorf("honest neighbour's envelopes forwarded at once: %d of 4", got)
+	}
+
+	evBefore := len(v.events)
+	var own []protocol.MessageID
+	for i := range 4 {
+		v.step(routing.SendRequest{Ref: uint64(2000 + i), Dest: dest.Address(), Body: make([]byte, 8<<10)})
+	}
+	for _, ev := range v.events[evBefore:] {
+		if ev.Kind != routing.EventAccepted || ev.Status != routing.StatusRouted {
+			t.Errorf("own message %d: %v, status %v (%v)", ev.Ref, ev.Kind, ev.Status, ev.Err)
+		}
+		own = append(own, ev.ID)
+	}
+
+	// Forwarded control envelopes must not displace the own messages.
+	g.typ = protocol.TypeControl
+	v.flood(g, attackerLink, 32, 0)
+
+	sent := map[protocol.MessageID]bool{}
+	for range 200 {
+		_ = v.eng.Step(v.now, routing.TxDone{Link: slowLink, Frames: 1})
+		rd := v.eng.Ready()
+		for _, tx := range rd.Transmits {
+			if id, err := protocol.EnvelopeID(tx.Frame); err == nil && tx.Link == slowLink {
+				sent[id] = true
+			}
+		}
+		v.eng.Advance()
+	}
+	for i, id := range own {
+		if !sent[id] {
+			t.Errorf("own message %d (%v) did not go out at once: refused by, or pushed out of, a queue full of forwarded traffic", i, id)
+		}
+	}
+	c := v.eng.Counters()
+	t.Logf("forwarded %d, queue drops %d, deferred %d, custody %d", c.Forwarded, c.QueueDrops, c.QueueDeferred, c.CustodyCount)
+}
+
+// TestRestoreOverQuota: a store written without the quotas (by an older
+// version, or with larger ones configured), full of one neighbour's junk,
+// is restored within the quotas: forwarded records beyond them are
+// deleted, and the node's own messages have their reserve again.
+func TestRestoreOverQuota(t *testing.T) {
+	v := newVictim(t, func(c *routing.Config) {
+		c.CustodyOwnReserve, c.CustodyMaxPerNeighbour, c.CustodyMaxPerSource = 1, 64<<20, 64<<20
+	})
+	v.flood(newFloodGen(t, quotaIdentities()[1], false, 9), attackerLink, floodCount, 0)
+	if got := v.sendOwn(4, 4<<10, false); got == 4 {
+		t.Fatalf("without quotas the flood left room for the victim's messages: the test shows nothing")
+	}
+	full := v.eng.Counters()
+	v.cfg.CustodyOwnReserve, v.cfg.CustodyMaxPerNeighbour, v.cfg.CustodyMaxPerSource = 0, 0, 0
+	v.now = v.now.Add(time.Minute)
+	v.restart()
+	c := v.eng.Counters()
+	t.Logf("before the restart %d records (%d bytes), after %d (%d bytes), %d deleted", full.CustodyCount, full.CustodyBytes,
+		c.CustodyCount, c.CustodyBytes, c.CustodyRestoreDropped)
+	if c.CustodyRestoreDropped == 0 || c.CustodyCount+c.CustodyRestoreDropped != full.CustodyCount {
+		t.Errorf("restored %d and deleted %d of %d records", c.CustodyCount, c.CustodyRestoreDropped, full.CustodyCount)
+	}
+	if c.CustodyBytes > 3*(64<<20)/4 {
+		t.Errorf("%d bytes of forwarded custody restored, more than the forwarded pool", c.CustodyBytes)
+	}
+	stored := 0
+	for k := range v.store {
+		if len(k) > 2 && k[:2] == "c/" {
+			stored++
+		}
+	}
+	if want := int(c.CustodyCount); stored != want {
+		t.Errorf("%d custody records left in the store, want the %d kept", stored, want)
+	}
+	if got := v.sendOwn(16, 4<<10, false); got != 16 {
+		t.Errorf("victim's own sends accepted after the restart: %d of 16", got)
+	}
 }

@@ -136,7 +136,7 @@ func (e *Engine) handleEnvelope(l *link, raw []byte) error {
 		e.counters.HopLimitDrops++
 		return nil
 	}
-	e.forward(env, fwd, l)
+	e.forward(env, fwd, ownerOf(l))
 	return nil
 }
 
@@ -234,7 +234,7 @@ func (e *Engine) sendControl(dest Address, typ protocol.Type, payload []byte, ex
 		return
 	}
 	e.seen.addAt(id, e.now)
-	e.forward(env, raw, nil)
+	e.forward(env, raw, owner{})
 }
 
 // handleReceipt clears custody of the message a receipt confirms.
@@ -349,7 +349,7 @@ func (e *Engine) acceptOffer(inner *protocol.Envelope, l *link) protocol.Custody
 	if e.custody.get(inner.ID) != nil {
 		return protocol.CustodyAccepted
 	}
-	if err := e.takeCustody(inner, raw, l); err != nil {
+	if err := e.takeCustody(inner, raw, ownerOf(l)); err != nil {
 		if errors.Is(err, ErrCustodyFull) {
 			return protocol.CustodyRefusedQuota
 		}

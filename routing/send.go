@@ -124,7 +124,7 @@ func (e *Engine) attempt(r *custodyRec) SendStatus {
 	}
 	if d != nil {
 		if c, ok := d.route(); ok {
-			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, r.data, r.dest, r.id, nil) {
+			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, r.data, r.dest, r.id, e.custody.ownerOf(r)) {
 				r.attempts++
 				e.counters.CustodyRetries++
 				if r.origin {
@@ -169,9 +169,9 @@ func (e *Engine) backoff(r *custodyRec) {
 // transmitEnvelope queues an envelope for the next hop, with a hop-ack wait
 // on links that want one. Once the frame is handed to a reliable link,
 // forwarder custody of it is released (at Advance); on a hop-ack link, when
-// the ack arrives. from is the link an envelope forwarded straight through
-// came from (its share of the queue, quota.go), nil for custody and our own.
-func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address, id MessageID, from *link) bool {
+// the ack arrives. from says whose envelope it is: a neighbour's may take
+// only its share of the queue (quota.go).
+func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address, id MessageID, from owner) bool {
 	pri := PriData
 	if k, err := protocol.PeekKind(raw); err == nil && k == protocol.KindEnvelope && len(raw) > 1 &&
 		(protocol.Type(raw[1]) == protocol.TypeReceipt || protocol.Type(raw[1]) == protocol.TypeControl) {
@@ -181,11 +181,7 @@ func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address
 	if l.info.Shared && !via.IsZero() {
 		frame = protocol.AppendHop(make([]byte, 0, 17+len(raw)), via, raw)
 	}
-	it := qitem{frame: frame, to: via, pri: pri, release: id, hasRelease: true}
-	if from != nil {
-		it.fwd, it.from = true, from.info.ID
-	}
-	dropped, ok := l.queue.push(it)
+	dropped, ok := l.queue.push(qitem{frame: frame, to: via, pri: pri, release: id, hasRelease: true, owner: from})
 	e.queueDropped(l, dropped)
 	if !ok {
 		return false
@@ -199,8 +195,8 @@ func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address
 }
 
 // forward sends an envelope towards its destination, or takes custody of
-// it. from is the link it came from, nil for our own.
-func (e *Engine) forward(env *protocol.Envelope, raw []byte, from *link) {
+// it. from says whose it is: the neighbour it came from, or our own.
+func (e *Engine) forward(env *protocol.Envelope, raw []byte, from owner) {
 	if d := e.table.get(env.Dest); d != nil {
 		if c, ok := d.route(); ok {
 			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, raw, env.Dest, env.ID, from) {
@@ -217,9 +213,9 @@ func (e *Engine) forward(env *protocol.Envelope, raw []byte, from *link) {
 }
 
 // takeCustody keeps an envelope for an unreachable destination, within the
-// quotas, and asks for a route. from is the link it came from (nil for our
-// own), whose neighbour it is charged to.
-func (e *Engine) takeCustody(env *protocol.Envelope, raw []byte, from *link) error {
+// quotas, and asks for a route. from is the neighbour it came from (zero
+// for our own), whose share it is charged to.
+func (e *Engine) takeCustody(env *protocol.Envelope, raw []byte, from owner) error {
 	r := &custodyRec{
 		id: env.ID, dest: env.Dest, typ: env.Type, created: env.Created, expires: env.Expires,
 		sealedSender: env.Flags&protocol.FlagSealedSender != 0, data: raw,
