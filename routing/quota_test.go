@@ -239,24 +239,54 @@ func (v *victim) honestSend(n int, dest protocol.Address, size int) {
 	}
 }
 
-// TestAttackSignedFloodCustody: one neighbour sends 6,000 signed 16 KiB
-// envelopes to random destinations. It may take its share of custody, no
-// more: the victim's own messages and an honest neighbour's envelopes are
-// still taken into custody.
-func TestAttackSignedFloodCustody(t *testing.T) {
+// TestAttackSignedFlood: one neighbour sends 6,000 signed 16 KiB envelopes
+// to random destinations. It may take its share of custody, no more: the
+// victim's own messages and an honest neighbour's envelopes are still taken
+// into custody, also after a restart, and the work the flood causes (path
+// requests, lookups, frames) is bounded by the attacker's share, not by
+// the size of the flood. One flood for the three checks, in order.
+func TestAttackSignedFlood(t *testing.T) {
 	v := newVictim(t, nil)
+	v.lookups, v.frames = 0, 0
 	v.flood(newFloodGen(t, quotaIdentities()[1], false, 1), attackerLink, floodCount, 0)
 	c := v.eng.Counters()
-	t.Logf("after the flood: %d records, %d bytes in custody, %d refused", c.CustodyCount, c.CustodyBytes, c.CustodyRefused)
-	if limit := uint64(64<<20) / 4; c.CustodyBytes > limit {
-		t.Errorf("one neighbour holds %d bytes of custody, more than a quarter of the quota (%d)", c.CustodyBytes, limit)
-	}
-	if got := v.sendOwn(16, 4<<10, false); got != 16 {
-		t.Errorf("victim's own sends accepted after the flood: %d of 16", got)
-	}
-	if got := v.honestCustody(16); got != 16 {
-		t.Errorf("honest neighbour's envelopes taken into custody after the flood: %d of 16", got)
-	}
+	t.Logf("after the flood: %d records, %d bytes in custody, %d refused, %d lookups, %d frames",
+		c.CustodyCount, c.CustodyBytes, c.CustodyRefused, v.lookups, v.frames)
+
+	t.Run("bounded work", func(t *testing.T) {
+		envSize := floodPayload + 200
+		share := (64 << 20) / 4 / envSize // records a quarter of the quota holds
+		if v.lookups > share {
+			t.Errorf("%d lookups for one neighbour's flood, more than the %d records its share can hold", v.lookups, share)
+		}
+		// A path request per record, on each of the three links.
+		if v.frames > 3*share+16 {
+			t.Errorf("%d frames for one neighbour's flood, more than path requests for its share (%d)", v.frames, share)
+		}
+	})
+	t.Run("custody", func(t *testing.T) {
+		if limit := uint64(64<<20) / 4; c.CustodyBytes > limit {
+			t.Errorf("one neighbour holds %d bytes of custody, more than a quarter of the quota (%d)", c.CustodyBytes, limit)
+		}
+		if got := v.sendOwn(16, 4<<10, false); got != 16 {
+			t.Errorf("victim's own sends accepted after the flood: %d of 16", got)
+		}
+		if got := v.honestCustody(16); got != 16 {
+			t.Errorf("honest neighbour's envelopes taken into custody after the flood: %d of 16", got)
+		}
+	})
+	t.Run("restart", func(t *testing.T) {
+		v.now = v.now.Add(time.Minute)
+		v.restart()
+		c := v.eng.Counters()
+		t.Logf("after the restart: %d records, %d bytes in custody", c.CustodyCount, c.CustodyBytes)
+		if got := v.sendOwn(16, 4<<10, false); got != 16 {
+			t.Errorf("victim's own sends accepted after a restart: %d of 16", got)
+		}
+		if got := v.honestCustody(16); got != 16 {
+			t.Errorf("honest neighbour's envelopes taken into custody after a restart: %d of 16", got)
+		}
+	})
 }
 
 // TestAttackSealedFloodCustody: the same flood as sealed-sender junk, which
@@ -300,43 +330,6 @@ func TestAttackSealedFloodRate(t *testing.T) {
 	}
 	if c.CustodyAccepted > 200 {
 		t.Errorf("%d sealed-sender envelopes arriving at one instant were taken into custody", c.CustodyAccepted)
-	}
-}
-
-// TestAttackFloodRestart: after the flood and a restart the victim can
-// still send, and custody is still within its shares.
-func TestAttackFloodRestart(t *testing.T) {
-	v := newVictim(t, nil)
-	v.flood(newFloodGen(t, quotaIdentities()[1], false, 5), attackerLink, floodCount, 0)
-	v.now = v.now.Add(time.Minute)
-	v.restart()
-	c := v.eng.Counters()
-	t.Logf("after the restart: %d records, %d bytes in custody", c.CustodyCount, c.CustodyBytes)
-	if got := v.sendOwn(16, 4<<10, false); got != 16 {
-		t.Errorf("victim's own sends accepted after a restart: %d of 16", got)
-	}
-	if got := v.honestCustody(16); got != 16 {
-		t.Errorf("honest neighbour's envelopes taken into custody after a restart: %d of 16", got)
-	}
-}
-
-// TestAttackFloodBoundedWork: the flood makes the engine do work (path
-// requests, lookups, frames) only for what it took into custody, so it is
-// bounded by the attacker's share, not by the size of the flood.
-func TestAttackFloodBoundedWork(t *testing.T) {
-	v := newVictim(t, nil)
-	v.lookups, v.frames = 0, 0
-	v.flood(newFloodGen(t, quotaIdentities()[1], false, 6), attackerLink, floodCount, 0)
-	c := v.eng.Counters()
-	envSize := floodPayload + 200
-	share := (64 << 20) / 4 / envSize // records a quarter of the quota holds
-	t.Logf("flood of %d: %d in custody, %d lookups, %d frames", floodCount, c.CustodyCount, v.lookups, v.frames)
-	if v.lookups > share {
-		t.Errorf("%d lookups for one neighbour's flood, more than the %d records its share can hold", v.lookups, share)
-	}
-	// A path request per record, on each of the three links.
-	if v.frames > 3*share+16 {
-		t.Errorf("%d frames for one neighbour's flood, more than path requests for its share (%d)", v.frames, share)
 	}
 }
 
