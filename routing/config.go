@@ -67,6 +67,33 @@ type Config struct {
 	CustodyMaxBytes int
 	// CustodyMaxPerDest bounds custody per destination (default 4 MiB).
 	CustodyMaxPerDest int
+	// CustodyOwnReserve is the part of CustodyMaxBytes that only the
+	// node's own messages may use: forwarded traffic never takes it
+	// (default a quarter of CustodyMaxBytes). The rest is the forwarded
+	// pool, which the following quotas share out (docs/routing.md
+	// section 5).
+	CustodyOwnReserve int
+	// CustodyMaxPerNeighbour bounds the forwarded custody one neighbour
+	// (an authenticated peer, or a link) may hold (default an eighth of
+	// the forwarded pool, at least one largest envelope). A fixed share,
+	// not the pool divided by the neighbours up: what a neighbour holds
+	// stays when others come, so only a fixed share leaves room for up to
+	// eight of them whatever the order. A mailbox with few neighbours may
+	// want more.
+	CustodyMaxPerNeighbour int
+	// CustodyMaxPerSource bounds the forwarded custody of one signed
+	// source (default as CustodyMaxPerNeighbour).
+	CustodyMaxPerSource int
+	// CustodySealedMax bounds the forwarded custody of sealed-sender
+	// envelopes, which nobody on the way can authenticate (default an
+	// eighth of the forwarded pool, at least one largest envelope), and
+	// CustodySealedPerNeighbour one neighbour's part of it (default a
+	// quarter of CustodySealedMax, at least one largest envelope).
+	CustodySealedMax, CustodySealedPerNeighbour int
+	// SealedSenderRate limits, per link, the sealed-sender envelopes the
+	// node forwards or keeps for others, in bytes per second (default
+	// 64 KiB/s), saving up at most SealedSenderBurst (default 1 MiB).
+	SealedSenderRate, SealedSenderBurst int
 	// RetryBase and RetryMax bound the custody retry backoff (defaults
 	// 30 s and 1 h).
 	RetryBase, RetryMax time.Duration
@@ -144,6 +171,7 @@ func (c *Config) applyDefaults() error {
 	defInt(&c.MaxDelivered, 1_000_000)
 	defInt(&c.CustodyMaxBytes, 64<<20)
 	defInt(&c.CustodyMaxPerDest, 4<<20)
+	c.applyQuotaDefaults()
 	def(&c.RetryBase, 30*time.Second)
 	def(&c.RetryMax, time.Hour)
 	defInt(&c.HandOffAfter, 3)
@@ -161,4 +189,25 @@ func (c *Config) applyDefaults() error {
 		c.Padding = &p
 	}
 	return c.Padding.Validate()
+}
+
+// applyQuotaDefaults derives the custody quotas from CustodyMaxBytes.
+func (c *Config) applyQuotaDefaults() {
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt(&c.CustodyOwnReserve, c.CustodyMaxBytes/4)
+	c.CustodyOwnReserve = min(c.CustodyOwnReserve, c.CustodyMaxBytes)
+	pool := c.CustodyMaxBytes - c.CustodyOwnReserve
+	// A share is never smaller than one envelope of the largest size (as
+	// far as the pool allows): a small configured store still forwards.
+	share := func(v int) int { return min(max(v, maxCustodyData+custodyRecOverhead), pool) }
+	defInt(&c.CustodyMaxPerNeighbour, share(pool/8))
+	defInt(&c.CustodyMaxPerSource, share(pool/8))
+	defInt(&c.CustodySealedMax, share(pool/8))
+	defInt(&c.CustodySealedPerNeighbour, min(share(c.CustodySealedMax/4), c.CustodySealedMax))
+	defInt(&c.SealedSenderRate, 64<<10)
+	defInt(&c.SealedSenderBurst, 1<<20)
 }

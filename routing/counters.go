@@ -62,6 +62,9 @@ type Counters struct {
 	RetransmitFailed  uint64
 	ExpiryNoticesSent uint64
 
+	// Custody quotas (docs/routing.md section 5).
+	CustodyRestoreDropped uint64 // forwarded records over the quotas at a restart, deleted
+
 	QueueDrops     uint64 // frames dropped because a link queue was full
 	QueueDeferred  uint64 // custody messages left in custody because a queue was full
 	FloodIn        uint64
@@ -72,6 +75,8 @@ type Counters struct {
 	FloodHopLimit  uint64
 	Fragments      uint64 // fragments sent
 	Reassembled    uint64
+
+	SealedRateLimited uint64 // sealed-sender envelopes dropped by a link's rate limit
 
 	// Gauges.
 	Routes       uint64

@@ -26,39 +26,44 @@ type custodyRec struct {
 	expires      protocol.Timestamp
 	data         []byte // the encoded envelope, or the plaintext body
 
+	// Quota charges (see quota.go), not persisted: a restored record is
+	// charged to its source, its neighbour is gone.
+	from    neighbour
+	hasFrom bool
+	source  Address // the signer of a forwarded envelope; zero if sealed sender
+	charged int     // what the record was charged when it was added
+
 	// Volatile.
 	attempts int
 	nextTry  time.Time // zero: wait for a route
 	gen      uint64    // heap entries with another generation are stale
 }
 
-func (r *custodyRec) size() int { return len(r.data) + 64 }
+func (r *custodyRec) size() int { return cap(r.data) + custodyRecOverhead }
 
 // custodyStore holds the custody records with per-destination accounting and
 // a heap of due times (retries and expiries).
 type custodyStore struct {
 	recs   map[MessageID]*custodyRec
 	byDest map[Address]map[MessageID]struct{}
-	perDst map[Address]int
+	quota  *custodyQuota
 	bytes  int
 	due    dueHeap
 	gen    uint64
 }
 
-func newCustodyStore() *custodyStore {
+func newCustodyStore(quota *custodyQuota) *custodyStore {
 	return &custodyStore{
 		recs:   make(map[MessageID]*custodyRec),
 		byDest: make(map[Address]map[MessageID]struct{}),
-		perDst: make(map[Address]int),
+		quota:  quota,
 	}
 }
 
 func (s *custodyStore) get(id MessageID) *custodyRec { return s.recs[id] }
 
-// fits reports whether a record of n bytes for dest fits the quotas.
-func (s *custodyStore) fits(dest Address, n, total, perDest int) bool {
-	return s.bytes+n <= total && s.perDst[dest]+n <= perDest
-}
+// admit reports whether r fits the quotas (see quota.go).
+func (s *custodyStore) admit(r *custodyRec) error { return s.quota.admit(r) }
 
 func (s *custodyStore) add(r *custodyRec) {
 	if old := s.recs[r.id]; old != nil {
@@ -69,8 +74,8 @@ func (s *custodyStore) add(r *custodyRec) {
 		s.byDest[r.dest] = make(map[MessageID]struct{})
 	}
 	s.byDest[r.dest][r.id] = struct{}{}
-	s.perDst[r.dest] += r.size()
-	s.bytes += r.size()
+	s.quota.charge(r)
+	s.bytes += r.charged
 	s.schedule(r)
 }
 
@@ -95,11 +100,8 @@ func (s *custodyStore) remove(id MessageID) {
 	if len(s.byDest[r.dest]) == 0 {
 		delete(s.byDest, r.dest)
 	}
-	s.perDst[r.dest] -= r.size()
-	if s.perDst[r.dest] <= 0 {
-		delete(s.perDst, r.dest)
-	}
-	s.bytes -= r.size()
+	s.bytes -= r.charged
+	s.quota.release(r)
 	r.gen = 0 // its heap entries are stale now
 }
 
@@ -256,7 +258,7 @@ func decodeCustody(id MessageID, b []byte) (*custodyRec, error) {
 	if uint64(n) != uint64(len(b)-39) || n > maxCustodyData {
 		return nil, fmt.Errorf("custody record %x: data length %d of %d: %w", id, n, len(b)-39, ErrCorruptRecord)
 	}
-	r.data = bytes.Clone(b[39:])
+	r.data = cloneFrame(b[39:])
 	if r.awaitingKey {
 		if !r.origin || len(r.data) > protocol.MaxPayloadSize {
 			return nil, fmt.Errorf("custody record %x: bad pending body: %w", id, ErrCorruptRecord)

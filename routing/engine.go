@@ -22,6 +22,8 @@ type link struct {
 	refilled time.Time
 	// Destinations waiting to be advertised on this link, nearest first.
 	adverts []advertReq
+	// sealedRate limits the sealed-sender envelopes it brings (quota.go).
+	sealedRate tokenBucket
 }
 
 type advertReq struct {
@@ -42,6 +44,7 @@ type ackWait struct {
 	dest     Address
 	tries    int
 	deadline time.Time // zero until the frame is handed to the link
+	from     owner     // whose envelope it is (quota.go)
 }
 
 // pathOrigin remembers where a forwarded path request came from, so the
@@ -91,6 +94,9 @@ type Engine struct {
 	post     []MessageID // forwarder custody to release at Advance
 	counters Counters
 	reported Counters
+
+	// restoring holds restored forwarded records until every own one is in.
+	restoring []*custodyRec
 }
 
 // New creates an engine at time now. Records persisted by an earlier run
@@ -110,7 +116,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		table:     newTable(cfg.MaxRoutes),
 		seen:      newSeenCache(cfg.SeenCacheSize),
 		delivered: newDeliveredSet(cfg.MaxDelivered),
-		custody:   newCustodyStore(),
+		custody:   newCustodyStore(newCustodyQuota(cfg.Identity.Address(), limitsOf(&cfg))),
 		reasm:     protocol.NewReassembler(protocol.ReassemblerConfig{}),
 		channels:  make(map[protocol.ChannelID]protocol.ChannelKey),
 		floods:    make(map[[16]byte][]*pendingFlood),
@@ -440,7 +446,7 @@ func (e *Engine) emit(l *link, to Address, frame []byte, pri Priority) bool {
 		frame = protocol.AppendHop(make([]byte, 0, 17+len(frame)), to, frame)
 	}
 	dropped, ok := l.queue.push(qitem{frame: frame, to: to, pri: pri})
-	e.counters.QueueDrops += uint64(len(dropped))
+	e.queueDropped(l, dropped)
 	if !ok {
 		e.counters.QueueDrops++
 	}

@@ -1,5 +1,7 @@
 package routing
 
+import "slices"
+
 // qitem is a frame waiting for a link.
 type qitem struct {
 	frame []byte
@@ -9,15 +11,21 @@ type qitem struct {
 	// the frame is handed to a reliable link.
 	release    MessageID
 	hasRelease bool
+	// owner says whose frame it is: a neighbour's forwarded envelope holds
+	// only its share of the queue and never displaces the node's own
+	// frames (quota.go).
+	owner owner
 }
 
 // linkQueue holds frames for one link, FIFO within each priority. It never
-// holds more than limit bytes: a new frame displaces frames of strictly
-// lower priority (newest first) or is refused.
+// holds more than limit bytes: a new frame displaces frames it outranks
+// (newest first, see displaces) or is refused.
 type linkQueue struct {
 	q     [numPriorities][]qitem
 	bytes int
 	limit int
+	// fwdBytes are the bytes of forwarded frames queued per neighbour.
+	fwdBytes map[neighbour]int
 }
 
 func (q *linkQueue) len() int {
@@ -28,34 +36,65 @@ func (q *linkQueue) len() int {
 	return n
 }
 
+// displaces reports whether a new frame it may displace a queued frame v of
+// priority p: frames of strictly lower priority, and forwarded frames of
+// the same priority if it is the node's own; a forwarded frame displaces
+// only forwarded frames.
+func displaces(it qitem, p Priority, v qitem) bool {
+	if it.owner.fwd && !v.owner.fwd {
+		return false
+	}
+	return p > it.pri || (p == it.pri && !it.owner.fwd && v.owner.fwd)
+}
+
 // push queues it and returns the frames it displaced, or ok=false if it was
 // refused.
 func (q *linkQueue) push(it qitem) (dropped []qitem, ok bool) {
-	need := q.bytes + len(it.frame) - q.limit
-	if need > 0 {
-		// Can displacing lower-priority frames make room?
+	n := len(it.frame)
+	if o := it.owner; o.fwd && q.fwdBytes[o.n] > 0 && q.fwdBytes[o.n]+n > q.limit/2 {
+		return nil, false // the neighbour has its share queued
+	}
+	if need := q.bytes + n - q.limit; need > 0 {
+		// Which frames would make room: lowest priority first, newest
+		// first within a priority.
+		type pos struct{ p, i int }
+		var victims []pos
 		free := 0
-		for p := numPriorities - 1; p > it.pri && free < need; p-- {
+		for p := int(numPriorities) - 1; p >= int(it.pri) && free < need; p-- {
 			for i := len(q.q[p]) - 1; i >= 0 && free < need; i-- {
-				free += len(q.q[p][i].frame)
+				if displaces(it, Priority(p), q.q[p][i]) {
+					victims = append(victims, pos{p, i})
+					free += len(q.q[p][i].frame)
+				}
 			}
 		}
 		if free < need {
 			return nil, false
 		}
-		for p := numPriorities - 1; p > it.pri && need > 0; p-- {
-			for len(q.q[p]) > 0 && need > 0 {
-				last := q.q[p][len(q.q[p])-1]
-				q.q[p] = q.q[p][:len(q.q[p])-1]
-				q.bytes -= len(last.frame)
-				need -= len(last.frame)
-				dropped = append(dropped, last)
-			}
+		// Indices within a priority come in descending order, so each
+		// deletion leaves the next one's index valid.
+		for _, v := range victims {
+			x := q.q[v.p][v.i]
+			q.q[v.p] = slices.Delete(q.q[v.p], v.i, v.i+1)
+			q.account(x, -1)
+			dropped = append(dropped, x)
 		}
 	}
 	q.q[it.pri] = append(q.q[it.pri], it)
-	q.bytes += len(it.frame)
+	q.account(it, 1)
 	return dropped, true
+}
+
+// account adds (sign 1) or removes (-1) it from the byte counts.
+func (q *linkQueue) account(it qitem, sign int) {
+	n := sign * len(it.frame)
+	q.bytes += n
+	if it.owner.fwd {
+		if q.fwdBytes == nil {
+			q.fwdBytes = make(map[neighbour]int)
+		}
+		addTo(q.fwdBytes, it.owner.n, n)
+	}
 }
 
 func (q *linkQueue) pop() (qitem, bool) {
@@ -64,7 +103,7 @@ func (q *linkQueue) pop() (qitem, bool) {
 			it := q.q[p][0]
 			q.q[p][0] = qitem{}
 			q.q[p] = q.q[p][1:]
-			q.bytes -= len(it.frame)
+			q.account(it, -1)
 			return it, true
 		}
 	}
@@ -78,5 +117,6 @@ func (q *linkQueue) clear() []qitem {
 		q.q[p] = nil
 	}
 	q.bytes = 0
+	clear(q.fwdBytes)
 	return out
 }

@@ -115,6 +115,9 @@ func (e *Engine) handleEnvelope(l *link, raw []byte) error {
 		e.counters.EnvelopesInvalid++
 		return err
 	}
+	if err := e.admitSealed(l, env, len(raw)); err != nil {
+		return err // before the seen cache and the hop ack: a later copy may pass
+	}
 	if !e.seen.addAt(key, e.now) {
 		e.seen.touch(key, e.now)
 	}
@@ -123,17 +126,17 @@ func (e *Engine) handleEnvelope(l *link, raw []byte) error {
 		e.sendHopAck(l, id)
 	}
 	if env.Dest == e.self {
-		return e.deliver(env)
+		return e.deliver(env, l)
 	}
 	if env.Type == protocol.TypeReceipt {
 		e.receiptPassing(env)
 	}
-	fwd := append([]byte(nil), raw...)
+	fwd := cloneFrame(raw)
 	if err := protocol.IncrementHopCount(fwd); err != nil {
 		e.counters.HopLimitDrops++
 		return nil
 	}
-	e.forward(env, fwd)
+	e.forward(env, fwd, ownerOf(l))
 	return nil
 }
 
@@ -148,15 +151,15 @@ func (e *Engine) sendHopAck(l *link, id MessageID) {
 	}
 }
 
-// deliver handles an envelope addressed to this node.
-func (e *Engine) deliver(env *protocol.Envelope) error {
+// deliver handles an envelope addressed to this node, from link l.
+func (e *Engine) deliver(env *protocol.Envelope, l *link) error {
 	switch env.Type {
 	case protocol.TypeReceipt:
 		e.handleReceipt(env)
 		e.markDelivered(env)
 		return nil
 	case protocol.TypeControl:
-		err := e.handleControl(env)
+		err := e.handleControl(env, l)
 		e.markDelivered(env)
 		return err
 	}
@@ -231,7 +234,7 @@ func (e *Engine) sendControl(dest Address, typ protocol.Type, payload []byte, ex
 		return
 	}
 	e.seen.addAt(id, e.now)
-	e.forward(env, raw)
+	e.forward(env, raw, owner{})
 }
 
 // handleReceipt clears custody of the message a receipt confirms.
@@ -287,8 +290,8 @@ func (e *Engine) checkReceipt(env *protocol.Envelope) (*protocol.Receipt, error)
 }
 
 // handleControl handles custody offers, custody answers and expiry notices
-// sent to this node.
-func (e *Engine) handleControl(env *protocol.Envelope) error {
+// sent to this node, from link l.
+func (e *Engine) handleControl(env *protocol.Envelope, l *link) error {
 	src, ok := env.Source()
 	if !ok || len(env.Payload) == 0 {
 		return fmt.Errorf("control envelope without a sender: %w", ErrBadInput)
@@ -299,7 +302,7 @@ func (e *Engine) handleControl(env *protocol.Envelope) error {
 		if err != nil {
 			return err
 		}
-		status := e.acceptOffer(inner)
+		status := e.acceptOffer(inner, l)
 		e.sendControl(src, protocol.TypeControl, protocol.AppendCustodyAccept(nil, inner.ID, status), env.Expires)
 		return nil
 	case protocol.KindCustodyAccept:
@@ -330,8 +333,9 @@ func (e *Engine) handleControl(env *protocol.Envelope) error {
 	return fmt.Errorf("control payload of kind %v: %w", protocol.Kind(env.Payload[0]), ErrBadInput)
 }
 
-// acceptOffer decides on a custody offer from another node.
-func (e *Engine) acceptOffer(inner *protocol.Envelope) protocol.CustodyStatus {
+// acceptOffer decides on a custody offer from another node that came over
+// link l: the offer is charged to that neighbour's share.
+func (e *Engine) acceptOffer(inner *protocol.Envelope, l *link) protocol.CustodyStatus {
 	if !e.cfg.Mailbox {
 		return protocol.CustodyRefusedPolicy
 	}
@@ -345,7 +349,7 @@ func (e *Engine) acceptOffer(inner *protocol.Envelope) protocol.CustodyStatus {
 	if e.custody.get(inner.ID) != nil {
 		return protocol.CustodyAccepted
 	}
-	if err := e.takeCustody(inner, raw); err != nil {
+	if err := e.takeCustody(inner, raw, ownerOf(l)); err != nil {
 		if errors.Is(err, ErrCustodyFull) {
 			return protocol.CustodyRefusedQuota
 		}

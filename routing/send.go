@@ -53,8 +53,8 @@ func (e *Engine) send(in SendRequest) error {
 		return refuse(err)
 	}
 	// The node's own messages count against the total quota only: the
-	// per-destination quota protects against other nodes' traffic.
-	if !e.custody.fits(r.dest, r.size(), e.cfg.CustodyMaxBytes, e.cfg.CustodyMaxBytes) {
+	// other quotas protect against other nodes' traffic (quota.go).
+	if e.custody.admit(r) != nil {
 		return refuse(fmt.Errorf("send to %v: %w", in.Dest, ErrCustodyFull))
 	}
 	e.seen.addAt(id, e.now)
@@ -107,6 +107,7 @@ func (e *Engine) attempt(r *custodyRec) SendStatus {
 		if d != nil && d.kemKey != nil && d.known {
 			body := r.data
 			if err := e.seal(r, d, body); err == nil {
+				e.custody.recharge(r)
 				e.persistCustody(r)
 			}
 		}
@@ -123,7 +124,7 @@ func (e *Engine) attempt(r *custodyRec) SendStatus {
 	}
 	if d != nil {
 		if c, ok := d.route(); ok {
-			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, r.data, r.dest, r.id) {
+			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, r.data, r.dest, r.id, e.custody.ownerOf(r)) {
 				r.attempts++
 				e.counters.CustodyRetries++
 				if r.origin {
@@ -168,8 +169,9 @@ func (e *Engine) backoff(r *custodyRec) {
 // transmitEnvelope queues an envelope for the next hop, with a hop-ack wait
 // on links that want one. Once the frame is handed to a reliable link,
 // forwarder custody of it is released (at Advance); on a hop-ack link, when
-// the ack arrives.
-func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address, id MessageID) bool {
+// the ack arrives. from says whose envelope it is: a neighbour's may take
+// only its share of the queue (quota.go).
+func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address, id MessageID, from owner) bool {
 	pri := PriData
 	if k, err := protocol.PeekKind(raw); err == nil && k == protocol.KindEnvelope && len(raw) > 1 &&
 		(protocol.Type(raw[1]) == protocol.TypeReceipt || protocol.Type(raw[1]) == protocol.TypeControl) {
@@ -179,25 +181,25 @@ func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address
 	if l.info.Shared && !via.IsZero() {
 		frame = protocol.AppendHop(make([]byte, 0, 17+len(raw)), via, raw)
 	}
-	dropped, ok := l.queue.push(qitem{frame: frame, to: via, pri: pri, release: id, hasRelease: true})
-	e.counters.QueueDrops += uint64(len(dropped))
+	dropped, ok := l.queue.push(qitem{frame: frame, to: via, pri: pri, release: id, hasRelease: true, owner: from})
+	e.queueDropped(l, dropped)
 	if !ok {
 		return false
 	}
 	if l.info.HopAcks {
 		if w := e.hopAcks[id]; w == nil {
-			e.hopAcks[id] = &ackWait{link: l.info.ID, to: via, frame: frame, dest: dest}
+			e.hopAcks[id] = &ackWait{link: l.info.ID, to: via, frame: frame, dest: dest, from: from}
 		}
 	}
 	return true
 }
 
-// forward sends an envelope that is not ours towards its destination, or
-// takes custody of it.
-func (e *Engine) forward(env *protocol.Envelope, raw []byte) {
+// forward sends an envelope towards its destination, or takes custody of
+// it. from says whose it is: the neighbour it came from, or our own.
+func (e *Engine) forward(env *protocol.Envelope, raw []byte, from owner) {
 	if d := e.table.get(env.Dest); d != nil {
 		if c, ok := d.route(); ok {
-			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, raw, env.Dest, env.ID) {
+			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, raw, env.Dest, env.ID, from) {
 				if src, ok := env.Source(); !ok || src != e.self {
 					e.counters.Forwarded++ // not our own receipts and control messages
 				}
@@ -205,20 +207,22 @@ func (e *Engine) forward(env *protocol.Envelope, raw []byte) {
 			}
 		}
 	}
-	if err := e.takeCustody(env, raw); err != nil {
+	if err := e.takeCustody(env, raw, from); err != nil {
 		e.counters.CustodyRefused++
 	}
 }
 
 // takeCustody keeps an envelope for an unreachable destination, within the
-// quotas, and asks for a route.
-func (e *Engine) takeCustody(env *protocol.Envelope, raw []byte) error {
+// quotas, and asks for a route. from is the neighbour it came from (zero
+// for our own), whose share it is charged to.
+func (e *Engine) takeCustody(env *protocol.Envelope, raw []byte, from owner) error {
 	r := &custodyRec{
 		id: env.ID, dest: env.Dest, typ: env.Type, created: env.Created, expires: env.Expires,
 		sealedSender: env.Flags&protocol.FlagSealedSender != 0, data: raw,
 	}
-	if !e.custody.fits(r.dest, r.size(), e.cfg.CustodyMaxBytes, e.cfg.CustodyMaxPerDest) {
-		return fmt.Errorf("custody for %v: %w", r.dest, ErrCustodyFull)
+	r.chargeTo(from, env)
+	if err := e.custody.admit(r); err != nil {
+		return fmt.Errorf("custody for %v: %w", r.dest, err)
 	}
 	e.custody.add(r)
 	e.persistCustody(r)
@@ -374,7 +378,7 @@ func (e *Engine) ackFailed(id MessageID, w *ackWait) {
 		}
 	}
 	if env, err := protocol.ParseEnvelope(raw); err == nil {
-		if err := e.takeCustody(env, raw); err != nil {
+		if err := e.takeCustody(env, raw, w.from); err != nil {
 			e.counters.CustodyRefused++
 		}
 	}
@@ -394,6 +398,7 @@ func (e *Engine) restore(recs []Record) error {
 			}
 		}
 	}
+	e.finishRestore()
 	if bad > 0 {
 		return fmt.Errorf("restore: %d of %d records skipped, first: %w", bad, len(recs), first)
 	}
@@ -422,7 +427,7 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 			return nil
 		}
 		r.nextTry = e.now // retry soon after a restart
-		e.custody.add(r)
+		e.restoreCustody(r)
 		e.seen.addAt(id, e.now)
 		return nil
 	case len(rec.Key) == 34 && rec.Key[:2] == "d/":
