@@ -85,6 +85,12 @@ type Config struct {
 	// random radio graph, 2 reached 98 % of nodes, 3 reached all of them
 	// with 31 % fewer transmissions than naive flooding).
 	FloodCancelAfter int
+	// FloodMaxAge is how old a channel frame may be (by the send time it
+	// carries) and still be delivered or relayed (default 30 min; frames
+	// may also be up to ClockSkew in the future). The flood dedup cache
+	// remembers every frame for this long, so no replay gets between the
+	// two. Long enough for a frame held back by a duty-cycle wait.
+	FloodMaxAge time.Duration
 	// PathRequestHops bounds how far a path request travels (default 8).
 	PathRequestHops uint8
 	// PathRequestInterval is the least time between path requests for one
@@ -152,6 +158,7 @@ func (c *Config) applyDefaults() error {
 		c.FloodHopLimit = 5
 	}
 	defInt(&c.FloodCancelAfter, 3)
+	def(&c.FloodMaxAge, 30*time.Minute)
 	if c.PathRequestHops == 0 || c.PathRequestHops > 15 {
 		c.PathRequestHops = 8
 	}

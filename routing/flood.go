@@ -2,6 +2,7 @@ package routing
 
 import (
 	"bytes"
+	"container/heap"
 	"fmt"
 	"slices"
 	"time"
@@ -28,39 +29,71 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 		return err
 	}
 	e.counters.FloodIn++
-	key := channelKey(f.DedupKey())
-	if !e.seen.add(key) {
-		e.counters.FloodDuplicate++
-		if l != nil {
-			for _, p := range e.floods[key] {
-				if p.link == l.info.ID {
-					p.heard++
-					if p.heard >= e.cfg.FloodCancelAfter {
-						e.cancelFlood(key, p)
-					}
-				}
-			}
-		}
+	if err := f.CheckFresh(e.now, e.cfg.FloodMaxAge, e.cfg.ClockSkew); err != nil {
+		e.counters.FloodStale++
 		return nil
 	}
+	key, expires := floodKey(f), f.Sent().Add(e.cfg.FloodMaxAge)
+	switch e.floodSeen.check(key, expires, e.now) {
+	case floodDuplicate:
+		e.counters.FloodDuplicate++
+		e.heardRebroadcast(l, key)
+		return nil
+	case floodForgotten:
+		e.counters.FloodStale++
+		return nil
+	}
+	var d *Delivery
 	if k, ok := e.channels[f.Channel]; ok {
-		if m, err := f.Open(k); err == nil {
-			e.rd.Deliveries = append(e.rd.Deliveries, Delivery{
-				Type: protocol.TypeMessage, From: m.From, Sender: m.Sender, Body: m.Body,
-				Channel: f.Channel, Broadcast: true, Signed: m.Signed, Hops: f.HopCount,
-			})
-			e.counters.FloodDelivered++
-		} else {
-			e.counters.OpenFailed++
+		// A member authenticates before anything else: a frame that fails
+		// (a raised hop limit, a re-dated replay, a forgery) is dropped, not
+		// relayed, and does not take the dedup key from the genuine frame.
+		m, err := f.Open(k)
+		if err != nil {
+			e.counters.FloodForged++
+			return nil
 		}
+		d = &Delivery{
+			Type: protocol.TypeMessage, From: m.From, Sender: m.Sender, Body: m.Body,
+			Channel: f.Channel, Broadcast: true, Signed: m.Signed, Hops: f.HopCount,
+		}
+	}
+	e.floodSeen.add(key, expires)
+	if d != nil {
+		e.rd.Deliveries = append(e.rd.Deliveries, *d)
+		e.counters.FloodDelivered++
 	}
 	if l != nil {
 		e.rd.Publish = append(e.rd.Publish, Publish{Channel: f.Channel, Frame: append([]byte(nil), raw...)})
 	}
+	e.relayChannel(l, key, raw, snr, hasSNR)
+	return nil
+}
+
+// heardRebroadcast counts a copy of a frame heard on l against the pending
+// rebroadcasts of that frame on l.
+func (e *Engine) heardRebroadcast(l *link, key [16]byte) {
+	if l == nil {
+		return
+	}
+	for _, p := range e.floods[key] {
+		if p.link == l.info.ID {
+			p.heard++
+			if p.heard >= e.cfg.FloodCancelAfter {
+				e.cancelFlood(key, p)
+			}
+		}
+	}
+}
+
+// relayChannel relays a new frame from l (nil: gossip or the node itself)
+// on the other mesh links: at once on point-to-point links, after a delay
+// on shared ones.
+func (e *Engine) relayChannel(l *link, key [16]byte, raw []byte, snr float64, hasSNR bool) {
 	fwd := append([]byte(nil), raw...)
 	if err := protocol.IncrementChannelHops(fwd); err != nil {
 		e.counters.FloodHopLimit++
-		return nil
+		return
 	}
 	for _, ol := range e.sortedLinks() {
 		switch {
@@ -76,7 +109,6 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 			e.floods[key] = append(e.floods[key], &pendingFlood{key: key, link: ol.info.ID, frame: fwd, due: e.now.Add(delay)})
 		}
 	}
-	return nil
 }
 
 // floodDelay picks the rebroadcast delay on a shared link: a window of a few
@@ -146,7 +178,7 @@ func (e *Engine) broadcast(in Broadcast) error {
 	if in.Signed {
 		signer = e.id
 	}
-	frame, err := protocol.SealChannel(e.cfg.Rand, in.Channel, hop, in.Body, signer)
+	frame, err := protocol.SealChannel(e.cfg.Rand, in.Channel, hop, e.now, in.Body, signer)
 	if err != nil {
 		e.counters.SendRefused++
 		e.rd.Events = append(e.rd.Events, Event{Kind: EventRefused, Ref: in.Ref, Err: err})
@@ -156,7 +188,7 @@ func (e *Engine) broadcast(in Broadcast) error {
 	if err != nil {
 		return err
 	}
-	e.seen.add(channelKey(f.DedupKey()))
+	e.floodSeen.add(floodKey(f), f.Sent().Add(e.cfg.FloodMaxAge))
 	for _, l := range e.sortedLinks() {
 		if l.info.Kind != LinkIP {
 			e.emit(l, Address{}, frame, PriBulk)
@@ -165,4 +197,98 @@ func (e *Engine) broadcast(in Broadcast) error {
 	e.rd.Publish = append(e.rd.Publish, Publish{Channel: f.Channel, Frame: frame})
 	e.rd.Events = append(e.rd.Events, Event{Kind: EventBroadcast, Ref: in.Ref})
 	return nil
+}
+
+// floodKey is the dedup key of a channel frame in the engine's 16-byte key
+// space: 'c', then channel ID, message ID and send time.
+func floodKey(f *protocol.ChannelFrame) [16]byte {
+	var k [16]byte
+	k[0] = 'c'
+	dk := f.DedupKey()
+	copy(k[16-len(dk):], dk[:])
+	return k
+}
+
+// floodVerdict is what the flood dedup cache says about a frame.
+type floodVerdict int
+
+const (
+	floodNew       floodVerdict = iota
+	floodDuplicate              // let through before
+	floodForgotten              // possibly let through before, but forgotten early: refused
+)
+
+// floodSeen remembers every channel frame the node let through until the
+// frame expires (send time + FloodMaxAge), the moment CheckFresh starts
+// refusing it: between the two, no frame can be accepted twice. It holds at
+// most size keys; when full it forgets the key that expires first and
+// raises floor to that expiry, and refuses every frame that expires at or
+// before floor (such a frame may be one it forgot). Under a flood of junk
+// the window shrinks for old frames; it never lets a replay through.
+type floodSeen struct {
+	expires map[[16]byte]time.Time
+	heap    floodHeap
+	size    int
+	floor   time.Time
+}
+
+func newFloodSeen(size int) *floodSeen {
+	return &floodSeen{expires: make(map[[16]byte]time.Time), size: size}
+}
+
+// check tells whether a frame with key k expiring at exp is new, after
+// dropping the keys that expired by now.
+func (s *floodSeen) check(k [16]byte, exp, now time.Time) floodVerdict {
+	for len(s.heap) > 0 && s.heap[0].exp.Before(now) {
+		delete(s.expires, heap.Pop(&s.heap).(floodEntry).key)
+	}
+	switch _, ok := s.expires[k]; {
+	case ok:
+		return floodDuplicate
+	case !exp.After(s.floor):
+		return floodForgotten
+	}
+	return floodNew
+}
+
+// add records k (checked new) with its expiry.
+func (s *floodSeen) add(k [16]byte, exp time.Time) {
+	if _, ok := s.expires[k]; ok {
+		return
+	}
+	for len(s.heap) >= max(s.size, 1) {
+		old := heap.Pop(&s.heap).(floodEntry)
+		delete(s.expires, old.key)
+		if old.exp.After(s.floor) {
+			s.floor = old.exp
+		}
+	}
+	s.expires[k] = exp
+	heap.Push(&s.heap, floodEntry{exp: exp, key: k})
+}
+
+func (s *floodSeen) len() int { return len(s.expires) }
+
+type floodEntry struct {
+	exp time.Time
+	key [16]byte
+}
+
+// floodHeap orders entries by expiry, then key (deterministic).
+type floodHeap []floodEntry
+
+func (h floodHeap) Len() int { return len(h) }
+func (h floodHeap) Less(i, j int) bool {
+	if c := h[i].exp.Compare(h[j].exp); c != 0 {
+		return c < 0
+	}
+	return bytes.Compare(h[i].key[:], h[j].key[:]) < 0
+}
+func (h floodHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *floodHeap) Push(x any)   { *h = append(*h, x.(floodEntry)) }
+func (h *floodHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
