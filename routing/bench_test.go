@@ -390,6 +390,23 @@ type floodResult struct {
 // average degree about 10) and floods k broadcasts from random nodes, two
 // minutes apart.
 func runFlood(tb testing.TB, n, k int, seed uint64, naive bool, medium geoMedium) floodResult {
+	var policy func(*routing.Config)
+	if naive {
+		policy = floodNaive
+	}
+	return runFloodPolicy(tb, n, k, seed, policy, medium)
+}
+
+// floodNaive makes every node rebroadcast every new frame once (after the
+// same random delay as managed flooding): nothing cancels.
+func floodNaive(c *routing.Config) {
+	c.FloodCancelAfter = 1 << 20
+	c.FloodCloseMargin = -1
+}
+
+// runFloodPolicy is runFlood with policy applied to every node's Config
+// (nil: the defaults, managed flooding).
+func runFloodPolicy(tb testing.TB, n, k int, seed uint64, policy func(*routing.Config), medium geoMedium) floodResult {
 	rng := rand.New(rand.NewPCG(seed, 0x6e6574))
 	g := &geoNet{
 		tb: tb, radius: math.Sqrt(10 / (math.Pi * float64(n))), bitrate: 1760, medium: medium,
@@ -415,8 +432,8 @@ func runFlood(tb testing.TB, n, k int, seed uint64, naive bool, medium geoMedium
 			Rand:             rand.NewChaCha8(seedBytes("flood", seed+uint64(nd.i), 4)),
 			AnnounceInterval: 24 * time.Hour,
 		}
-		if naive {
-			cfg.FloodCancelAfter = math.MaxInt
+		if policy != nil {
+			policy(&cfg)
 		}
 		if nd.eng, err = routing.New(cfg, g.now, nil); err != nil {
 			tb.Fatal(err)
@@ -445,7 +462,11 @@ func (g *geoNet) connect() bool {
 		a.nbrs = nil
 		for _, b := range g.nodes {
 			if d := math.Hypot(a.x-b.x, a.y-b.y); a != b && d <= g.radius {
-				a.nbrs = append(a.nbrs, geoNbr{n: b, snr: 10 - 30*d/g.radius})
+				// Log-distance path loss (exponent 2.08, as the LoRa model
+				// of meshsim): the SF9 floor of -12.5 dB at the edge of the
+				// range, 6.3 dB more at half of it, at most +10 dB.
+				snr := min(-12.5+20.8*math.Log10(g.radius/max(d, 1e-9)), 10)
+				a.nbrs = append(a.nbrs, geoNbr{n: b, snr: snr})
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/heap"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -37,7 +38,7 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 	switch e.floodSeen.check(key, expires, e.now) {
 	case floodDuplicate:
 		e.counters.FloodDuplicate++
-		e.heardRebroadcast(l, key)
+		e.heardRebroadcast(l, key, snr, hasSNR)
 		return nil
 	case floodForgotten:
 		e.counters.FloodStale++
@@ -72,14 +73,14 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 
 // heardRebroadcast counts a copy of a frame heard on l against the pending
 // rebroadcasts of that frame on l.
-func (e *Engine) heardRebroadcast(l *link, key [16]byte) {
+func (e *Engine) heardRebroadcast(l *link, key [16]byte, snr float64, hasSNR bool) {
 	if l == nil {
 		return
 	}
 	for _, p := range e.floods[key] {
 		if p.link == l.info.ID {
 			p.heard++
-			if p.heard >= e.cfg.FloodCancelAfter {
+			if p.heard >= e.cfg.FloodCancelAfter || (hasSNR && e.floodClose(l, snr)) {
 				e.cancelFlood(key, p)
 			}
 		}
@@ -111,17 +112,43 @@ func (e *Engine) relayChannel(l *link, key [16]byte, raw []byte, snr float64, ha
 	}
 }
 
-// floodDelay picks the rebroadcast delay on a shared link: a window of a few
-// frame airtimes, shifted later the stronger the frame was heard.
+// floodDelay picks the rebroadcast delay on a shared link. The window is
+// FloodWindow frame airtimes, long enough that the neighbours' rebroadcasts
+// do not overlap (they would collide without carrier sense, and with it a
+// frame handed to the radio can no longer be cancelled), so each node hears
+// the rebroadcasts before its own is due. The delay is the frame's place in
+// the window by SNR (weakest first: a far receiver's rebroadcast reaches the
+// most new nodes, a near one's the fewest) plus a random spread of one
+// window, so equal SNRs do not collide.
 func (e *Engine) floodDelay(l *link, n int, snr float64, hasSNR bool) time.Duration {
 	air := time.Duration(int64(n) * 8 * int64(time.Second) / int64(max(l.info.Bitrate, 1)))
-	window := max(4*air, 20*time.Millisecond)
+	window := max(time.Duration(e.cfg.FloodWindow)*air, 20*time.Millisecond)
 	pos := 0.5
 	if hasSNR {
-		// -20 dB (the SF12 floor, far away) .. +10 dB (close by).
-		pos = min(max((snr+20)/30, 0), 1)
+		// The sensitivity floor (far away) .. 20 dB above it (about a tenth
+		// of the range under log-distance path loss).
+		pos = 1 - min(math.Pow(10, -(snr-snrFloor(l.info.Bitrate))/20.8), 1)
 	}
 	return time.Duration(pos*float64(window)) + e.jitter(window)
+}
+
+// floodClose reports whether a rebroadcast heard at snr came from close by:
+// FloodCloseMargin above the link's sensitivity floor, which under
+// log-distance path loss (exponent about 2) is within about half the range
+// for the default 7 dB. A node that close covers most of what this node's
+// rebroadcast would (Ni et al.'s distance-based scheme: the additional
+// coverage falls towards zero as the distance shrinks), so hearing one is
+// enough to cancel.
+func (e *Engine) floodClose(l *link, snr float64) bool {
+	return e.cfg.FloodCloseMargin > 0 && snr >= snrFloor(l.info.Bitrate)+e.cfg.FloodCloseMargin
+}
+
+// snrFloor estimates the SNR floor of a LoRa link from its bitrate: -12.5 dB
+// at SF9 (1,760 bit/s at 125 kHz), 2.5 dB lower for each halving of the
+// bitrate (each SF step), as in the SX127x data sheets (SF7 -7.5 dB .. SF12
+// -20 dB).
+func snrFloor(bitrate int) float64 {
+	return -12.5 - 2.5*math.Log2(1760/float64(max(bitrate, 1)))
 }
 
 func (e *Engine) cancelFlood(key [16]byte, p *pendingFlood) {

@@ -335,6 +335,9 @@ func (s *Sim) addNode(name string, lora bool, x, y float64, hasPos, mailbox bool
 	if s.vcache != nil {
 		n.cfg.VerifyCache = s.vcache
 	}
+	if policy, ok := floodPolicies[e.FloodPolicy]; ok {
+		policy(&n.cfg)
+	}
 	if mailbox {
 		n.cfg.Capabilities |= protocol.CapMailbox
 	}
@@ -1164,4 +1167,19 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 			n.downAt = s.now
 		}
 	}
+}
+
+// floodPolicies are the values of engine.flood_policy: routing.Config
+// settings applied to every node.
+var floodPolicies = map[string]func(*routing.Config){
+	"managed": func(*routing.Config) {},
+	"naive": func(c *routing.Config) {
+		c.FloodCancelAfter = 1 << 20
+		c.FloodCloseMargin = -1
+	},
+	"meshtastic": func(c *routing.Config) {
+		c.FloodCancelAfter = 1
+		c.FloodCloseMargin = -1
+		c.FloodWindow = 4
+	},
 }
