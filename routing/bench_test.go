@@ -265,10 +265,12 @@ func BenchmarkCustodyMemory(b *testing.B) {
 // BenchmarkFloodRGG floods broadcasts through a 100-node random geometric
 // graph of LoRa radios (see geoNet) and reports transmissions per delivery
 // (one node receiving one broadcast), transmissions per broadcast and the
-// delivery ratio, for managed flooding (a rebroadcast is cancelled after
-// hearing FloodCancelAfter = 2 neighbours rebroadcast, far neighbours going
-// first by SNR) and naive flooding (every node rebroadcasts every new frame
-// once: FloodCancelAfter set out of reach), on three media: ideal (no
+// delivery ratio, for managed flooding at the defaults (a rebroadcast waits
+// its place in a window of FloodWindow airtimes, far neighbours first by
+// SNR, and is cancelled after hearing FloodCancelAfter neighbours rebroadcast
+// or one from close by, FloodCloseMargin above the SNR floor) and naive flooding
+// (every node rebroadcasts every new frame once, after the same delay:
+// nothing cancels), on three media: ideal (no
 // collisions), aloha (overlapping frames collide, no carrier sense) and
 // csma (a radio waits for a clear channel before it transmits, as RNode and
 // Meshtastic firmware do; hidden terminals still collide). One op is one
@@ -306,8 +308,9 @@ func (m geoMedium) String() string { return [...]string{"ideal", "aloha", "csma"
 
 // geoNet is a shared radio medium over nodes placed in the unit square:
 // every node has ONE LoRa link (ID 1), and a frame it transmits reaches the
-// nodes within radius after its airtime, with an SNR falling from +10 dB
-// next door to -20 dB at the edge of the range. With collisions, a frame is
+// nodes within radius after its airtime, with an SNR that falls with
+// log-distance path loss to the SF9 floor (-12.5 dB) at the edge of the
+// range (as meshsim's LoRa model, without shadowing). With collisions, a frame is
 // lost at a receiver that was transmitting or receiving another frame at
 // any time during it (no capture effect). With carrier sense, a radio that
 // hears a frame on the air (or is sending one) starts its own only after
