@@ -57,7 +57,8 @@ type Config struct {
 	// ClockSkew tolerated for times in the future (default 10 min).
 	ClockSkew time.Duration
 
-	// SeenCacheSize bounds the forwarding duplicate cache (default 65,536).
+	// SeenCacheSize bounds the forwarding duplicate cache (default 65,536),
+	// and separately the flood dedup cache of channel frames.
 	SeenCacheSize int
 	// MaxDelivered bounds the set of delivered message IDs kept for exactly
 	// once delivery (default 1,000,000; each entry is about 40 bytes).

@@ -125,6 +125,9 @@ func TestFloodReplayAfterDedup(t *testing.T) {
 				a.now = epoch.Add(time.Duration(i+1) * time.Second)
 				b.receive(a.now, a.broadcast(key, "chatter", 3))
 			}
+			if len(b.got) != 11 {
+				t.Fatalf("%d deliveries, want 11: fresh frames must pass a full cache", len(b.got))
+			}
 			b.got = nil
 			b.receive(epoch.Add(tc.after), recorded)
 			if len(b.got) != 0 {
