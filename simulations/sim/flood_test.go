@@ -8,6 +8,7 @@ import (
 // floodStats sums what several runs of one flooding configuration did.
 type floodStats struct {
 	tx, broadcasts, deliveries uint64
+	p50, p90                   float64 // broadcast latency, mean over the runs
 }
 
 func (f floodStats) perBroadcast() float64 { return float64(f.tx) / float64(max(f.broadcasts, 1)) }
@@ -43,6 +44,8 @@ func runFlood100(t *testing.T, policy, carrier string, seeds int) floodStats {
 		st.tx += sum.Frames["lora/bulk"]
 		st.broadcasts += sum.Broadcasts
 		st.deliveries += sum.BroadcastRx
+		st.p50 += sum.BroadcastLatencyP50 / float64(seeds)
+		st.p90 += sum.BroadcastLatencyP90 / float64(seeds)
 	}
 	return st
 }
@@ -62,8 +65,8 @@ func TestFloodSavings(t *testing.T) {
 		for _, policy := range []string{"naive", "managed", "meshtastic"} {
 			res[policy] = runFlood100(t, policy, carrier, seeds)
 			st := res[policy]
-			t.Logf("carrier sense %-4s %-10s %5.1f tx/broadcast, reach %.4f (%d broadcasts)",
-				carrier, policy, st.perBroadcast(), st.reach(nodes), st.broadcasts)
+			t.Logf("carrier sense %-4s %-10s %5.1f tx/broadcast, reach %.4f, latency p50 %.1f s p90 %.1f s (%d broadcasts)",
+				carrier, policy, st.perBroadcast(), st.reach(nodes), st.p50, st.p90, st.broadcasts)
 		}
 		naive, managed := res["naive"], res["managed"]
 		saving := 1 - managed.perBroadcast()/naive.perBroadcast()

@@ -209,6 +209,10 @@ type Sim struct {
 	channel protocol.ChannelKey
 	bcasts  uint64
 	bcastRx uint64
+	// bcastAt is when each broadcast was sent (its body starts with its
+	// 1-based index), bcastLat how long each delivery took.
+	bcastAt  []time.Time
+	bcastLat []float64
 
 	trace  *Tracer
 	events uint64
@@ -860,6 +864,11 @@ func (s *Sim) deliver(n *node, d *routing.Delivery) {
 	s.trace.rec(s.now, "deliver", n.idx, 0, fmt.Sprintf("%x", d.ID[:8]))
 	if d.Broadcast {
 		s.bcastRx++
+		if len(d.Body) >= 8 {
+			if i := binary.BigEndian.Uint64(d.Body); i >= 1 && i <= uint64(len(s.bcastAt)) {
+				s.bcastLat = append(s.bcastLat, s.now.Sub(s.bcastAt[i-1]).Seconds())
+			}
+		}
 		return
 	}
 	m := s.byID[d.ID]
@@ -971,6 +980,11 @@ func (s *Sim) sendBroadcast(n *node) {
 		}
 		s.bcasts++
 		body := make([]byte, min(tr.Size, 64))
+		if len(body) >= 8 {
+			// Numbered, so deliveries give the broadcast's latency.
+			binary.BigEndian.PutUint64(body, s.bcasts)
+			s.bcastAt = append(s.bcastAt, s.now)
+		}
 		s.trace.rec(s.now, "bcast", n.idx, 0, "")
 		s.step(n, routing.Broadcast{Ref: 1 << 62, Channel: s.channel, Body: body})
 		s.push(&event{at: s.now.Add(expDur(n.rng, tr.BroadcastRate)), kind: evBroadcast, node: n})
