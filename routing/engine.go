@@ -110,7 +110,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		links:     make(map[LinkID]*link),
 		table:     newTable(cfg.MaxRoutes),
 		seen:      newSeenCache(cfg.SeenCacheSize),
-		floodSeen: newFloodSeen(cfg.SeenCacheSize),
+		floodSeen: newFloodSeen(cfg.SeenCacheSize, now, cfg.FloodMaxAge),
 		delivered: newDeliveredSet(cfg.MaxDelivered),
 		custody:   newCustodyStore(),
 		reasm:     protocol.NewReassembler(protocol.ReassemblerConfig{}),

@@ -252,6 +252,11 @@ const (
 // raises floor to that expiry, and refuses every frame that expires at or
 // before floor (such a frame may be one it forgot). Under a flood of junk
 // the window shrinks for old frames; it never lets a replay through.
+//
+// The cache lives in memory, so a restarted node has forgotten everything:
+// it starts with floor set to refuse every frame sent before the second it
+// started. It misses broadcasts that were in flight when it came up, and for
+// as long as a sender's clock is behind its own.
 type floodSeen struct {
 	expires map[[16]byte]time.Time
 	heap    floodHeap
@@ -259,8 +264,11 @@ type floodSeen struct {
 	floor   time.Time
 }
 
-func newFloodSeen(size int) *floodSeen {
-	return &floodSeen{expires: make(map[[16]byte]time.Time), size: size}
+func newFloodSeen(size int, start time.Time, maxAge time.Duration) *floodSeen {
+	// A frame is refused when its expiry, sent+maxAge, is at or before
+	// floor, so this refuses sent < start (to the second).
+	floor := start.Truncate(time.Second).Add(maxAge - time.Second)
+	return &floodSeen{expires: make(map[[16]byte]time.Time), size: size, floor: floor}
 }
 
 // check tells whether a frame with key k expiring at exp is new, after
