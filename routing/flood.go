@@ -13,11 +13,13 @@ import (
 
 // Managed flooding carries channel broadcasts over mesh links (TCP and
 // radio). Every node relays a new frame once, with the hop count bumped, until
-// the hop limit. On a radio the rebroadcast waits a short random delay whose
-// window depends on the frame's signal quality: far neighbours (low SNR)
-// wait less and go first, because their rebroadcast reaches the most new
-// nodes; a node that hears enough neighbours rebroadcast during its delay
-// cancels its own. IP neighbours get broadcasts through gossip instead (the
+// the hop limit. On a radio the rebroadcast waits a random delay whose place
+// in the window depends on the frame's signal quality: far neighbours (low
+// SNR) go first, because their rebroadcast reaches the most new nodes; a
+// node that hears enough neighbours rebroadcast during its delay, or one
+// from close by, cancels its own (docs/routing.md, section 6). Frames too old
+// or from the future are refused first, and members drop frames that do not
+// authenticate. IP neighbours get broadcasts through gossip instead (the
 // daemon publishes what Ready.Publish holds), and frames from gossip are
 // flooded onto mesh links, so a bridging node joins both worlds. The dedup
 // cache stops every loop.
@@ -125,9 +127,11 @@ func (e *Engine) floodDelay(l *link, n int, snr float64, hasSNR bool) time.Durat
 	window := max(time.Duration(e.cfg.FloodWindow)*air, 20*time.Millisecond)
 	pos := 0.5
 	if hasSNR {
-		// The sensitivity floor (far away) .. 20 dB above it (about a tenth
-		// of the range under log-distance path loss).
-		pos = 1 - min(math.Pow(10, -(snr-snrFloor(l.info.Bitrate))/20.8), 1)
+		// The distance as a share of the range, from log-distance path
+		// loss (exponent 2.08) above the SNR floor: 1 at the floor, 0.5 at
+		// 6.3 dB above it; far goes first.
+		dist := min(math.Pow(10, -(snr-snrFloor(l.info.Bitrate))/20.8), 1)
+		pos = 1 - dist
 	}
 	return time.Duration(pos*float64(window)) + e.jitter(window)
 }
