@@ -53,6 +53,11 @@ func newFloodNodeAt(t *testing.T, name string, start time.Time, cfg func(*routin
 func (n *floodNode) step(in routing.Input) {
 	n.t.Helper()
 	_ = n.eng.Step(n.now, in)
+	n.drain()
+}
+
+// drain collects deliveries and channel frames sent from Ready.
+func (n *floodNode) drain() {
 	for n.eng.HasReady() {
 		rd := n.eng.Ready()
 		n.got = append(n.got, rd.Deliveries...)
@@ -63,6 +68,12 @@ func (n *floodNode) step(in routing.Input) {
 		}
 		n.eng.Advance()
 	}
+}
+
+// tick runs the engine's timers at n.now and collects what they send.
+func (n *floodNode) tick() {
+	n.eng.Tick(n.now)
+	n.drain()
 }
 
 // receive hands n a frame on link 1 at time at.
@@ -199,5 +210,43 @@ func TestFloodReplayAfterRestart(t *testing.T) {
 	b.receive(restart.Add(time.Minute), a.broadcast(key, "hello again", 3))
 	if len(b.got) != 1 {
 		t.Fatalf("a frame sent after the restart: %d deliveries", len(b.got))
+	}
+}
+
+// TestFloodRadioCancel pins the cancel rules on a radio (SF9: SNR floor
+// -12.5 dB): a pending rebroadcast is cancelled by FloodCancelAfter copies
+// heard far away, or by one copy from close by (FloodCloseMargin, 7 dB,
+// above the floor), and otherwise goes out within two windows.
+func TestFloodRadioCancel(t *testing.T) {
+	key := floodChannel(t)
+	a := newFloodNode(t, "a", nil)
+	frame := a.broadcast(key, "radio", 5)
+	for _, tc := range []struct {
+		name   string
+		copies []float64 // SNRs of the rebroadcasts heard after the first copy
+		relay  bool
+	}{
+		{"no copies", nil, true},
+		{"two far copies", []float64{-11, -10}, true},
+		{"three far copies", []float64{-11, -10, -9}, false},
+		{"one close copy", []float64{-5}, false},
+		{"just below close", []float64{-5.6}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newFloodNode(t, "b", nil)
+			b.step(routing.LinkUp{Link: routing.LinkInfo{ID: 3, Kind: routing.LinkLoRa, Bitrate: 1760}})
+			b.out = nil
+			b.step(routing.FrameReceived{Link: 3, Frame: frame, SNR: -12, HasSNR: true})
+			for _, snr := range tc.copies {
+				b.step(routing.FrameReceived{Link: 3, Frame: frame, SNR: snr, HasSNR: true})
+			}
+			relayedOnTCP := len(b.out) // relayed at once on the two TCP links
+			// Two windows of 32 airtimes of the frame at 1,760 bit/s.
+			b.now = epoch.Add(2 * 32 * time.Duration(len(frame)*8) * time.Second / 1760)
+			b.tick()
+			if got := len(b.out) > relayedOnTCP; got != tc.relay {
+				t.Fatalf("rebroadcast on the radio = %v, want %v (counters %+v)", got, tc.relay, b.eng.Counters())
+			}
+		})
 	}
 }
