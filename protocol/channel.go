@@ -5,9 +5,11 @@ import (
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"time"
 
 	"golang.org/x/crypto/chacha20"
 )
@@ -18,13 +20,17 @@ const (
 	ChannelKeySize = 32
 	// ChannelIDSize is the size of a channel ID.
 	ChannelIDSize = 4
-	// ChannelMessageIDSize is the size of a channel message ID.
-	ChannelMessageIDSize = 8
+	// ChannelMessageIDSize is the size of a channel message ID. Six random
+	// bytes suffice: the send time is part of the dedup key and of the key
+	// derivation, so two messages clash only if they also share a second.
+	ChannelMessageIDSize = 6
+	// ChannelTimeSize is the size of the send time (Unix seconds, uint32).
+	ChannelTimeSize = 4
 	// ChannelTagSize is the size of the truncated HMAC-SHA256 tag.
 	ChannelTagSize = 8
 	// ChannelOverhead is what a channel frame adds to an unsigned body:
-	// kind, hops, channel ID, message ID and tag.
-	ChannelOverhead = 1 + 1 + ChannelIDSize + ChannelMessageIDSize + ChannelTagSize // 22
+	// kind, hops, channel ID, message ID, send time and tag.
+	ChannelOverhead = channelHeaderSize + ChannelTagSize // 24
 	// ChannelSignedOverhead is what a signed channel frame adds to its body:
 	// ChannelOverhead plus the sender's compact identity and signature.
 	ChannelSignedOverhead = ChannelOverhead + channelSenderSize // 150
@@ -34,15 +40,15 @@ const (
 	// hop limit is a 4-bit field).
 	MaxChannelHops = 15
 
-	channelHeaderSize = 1 + 1 + ChannelIDSize + ChannelMessageIDSize // 14
-	channelSenderSize = CompactIdentitySize + SignatureSize          // 128
+	channelHeaderSize = 1 + 1 + ChannelIDSize + ChannelMessageIDSize + ChannelTimeSize // 16
+	channelSenderSize = CompactIdentitySize + SignatureSize                            // 128
 )
 
 // Domain-separation labels of channel frames.
 const (
 	labelChannelID   = "meshd/channel-id/v1"
-	labelChannelKeys = "meshd/channel/v1"
-	labelChannelSig  = "meshd/channel-sig/v1"
+	labelChannelKeys = "meshd/channel/v2"
+	labelChannelSig  = "meshd/channel-sig/v2"
 )
 
 // Channel frames are encrypted with oneTimeXOR: every (channel key, kind,
@@ -84,34 +90,41 @@ type ChannelID [ChannelIDSize]byte
 // String returns the 8-character lowercase hex form.
 func (id ChannelID) String() string { return hex.EncodeToString(id[:]) }
 
-// ChannelFrame is a channel broadcast frame, as flooded over LoRa and TCP
-// mesh links and published on gossip topics:
+// ChannelFrame is a channel broadcast frame (format v2), as flooded over
+// LoRa and TCP mesh links and published on gossip topics:
 //
-//	0      1      2          6            14           14+n      22+n
-//	+------+------+----------+------------+------------+---------+
-//	| kind | hops | channel  | message ID | ciphertext | tag (8) |
-//	+------+------+----------+------------+------------+---------+
+//	0      1      2          6            12     16           16+n      24+n
+//	+------+------+----------+------------+------+------------+---------+
+//	| kind | hops | channel  | message ID | time | ciphertext | tag (8) |
+//	+------+------+----------+------------+------+------------+---------+
 //
 //	hops:  bits 7-4 hop limit (1..15), bits 3-0 hop count (0..limit)
+//	time:  send time, Unix seconds, big-endian uint32
 //
-// kind is 0x15 (KindChannel) or 0x16 (KindChannelSigned). The hops byte is
-// the only field a forwarder changes (IncrementChannelHops) and the only one
-// not authenticated. The message ID is 8 random bytes; with the channel ID it
-// is the flooding dedup key (DedupKey).
+// kind is 0x25 (KindChannel) or 0x26 (KindChannelSigned); 0x15 and 0x16
+// were format v1 (no time, hop limit not authenticated) and are refused.
+// The hop count (bits 3-0 of the hops byte) is the only field a forwarder
+// changes (IncrementChannelHops) and the only one not authenticated: the
+// tag covers the hop limit, so a forwarder that raises it makes the frame
+// fail at the next member. The message ID is 6 random bytes; with the
+// channel ID and the time it is the flooding dedup key (DedupKey).
+// Receivers refuse frames older than their freshness bound or too far in
+// the future (CheckFresh), so a recorded frame cannot be replayed once it
+// has left the dedup caches.
 //
 // Each message has its own keys, derived with HKDF-SHA256 (RFC 5869):
 //
 //	secret = channel key, salt = channel ID,
-//	info   = "meshd/channel/v1" || kind || message ID
+//	info   = "meshd/channel/v2" || kind || message ID || time
 //	output = ChaCha20 key (32) || MAC key (32)
 //
 // The plaintext is encrypted with ChaCha20 under an all-zero 12-byte nonce
 // (the key is unique per message), then authenticated (encrypt-then-MAC):
 //
-//	tag = HMAC-SHA256(MAC key, kind || channel ID || message ID || ciphertext)[:8]
+//	tag = HMAC-SHA256(MAC key, kind || hop limit || channel ID || message ID || time || ciphertext)[:8]
 //
-// The plaintext of an unsigned frame (0x15) is the body. The plaintext of a
-// signed frame (0x16) is
+// where the hop limit is one byte (0x01..0x0F). The plaintext of an unsigned
+// frame (0x25) is the body. The plaintext of a signed frame (0x26) is
 //
 //	0                  64                     128          128+m
 //	+------------------+----------------------+------------+
@@ -119,15 +132,17 @@ func (id ChannelID) String() string { return hex.EncodeToString(id[:]) }
 //	| identity         |                      |            |
 //	+------------------+----------------------+------------+
 //
-// where the signature is over "meshd/channel-sig/v1" || 0x00 || channel ID ||
-// message ID || body. The sender is encrypted, so only channel members learn
-// who sent a message.
+// where the signature is over "meshd/channel-sig/v2" || 0x00 || channel ID ||
+// message ID || time || hop limit || body, so not even another member can
+// re-date or widen someone's signed message. The sender is encrypted, so
+// only channel members learn who sent a message.
 type ChannelFrame struct {
 	Kind       Kind // KindChannel or KindChannelSigned
 	HopLimit   uint8
 	HopCount   uint8
 	Channel    ChannelID
 	MessageID  [ChannelMessageIDSize]byte
+	Time       uint32 // send time, Unix seconds
 	Ciphertext []byte
 	Tag        [ChannelTagSize]byte
 }
@@ -141,54 +156,73 @@ type ChannelMessage struct {
 	From   Address
 }
 
+// channelMeta is what every message key, tag and signature is bound to.
+type channelMeta struct {
+	kind     Kind
+	hopLimit uint8
+	id       ChannelID
+	msgID    [ChannelMessageIDSize]byte
+	time     uint32
+}
+
 // SealChannel encrypts body for the channel of key and returns the encoded
-// frame with a fresh random message ID from rand, hop limit hopLimit (1..15)
-// and hop count 0. With a nil signer the frame is unsigned (KindChannel,
-// ChannelOverhead bytes of overhead); otherwise signer signs it inside the
-// encryption (KindChannelSigned, ChannelSignedOverhead bytes of overhead).
-func SealChannel(rand io.Reader, key ChannelKey, hopLimit uint8, body []byte, signer *Identity) ([]byte, error) {
+// frame with a fresh random message ID from rand, send time now, hop limit
+// hopLimit (1..15) and hop count 0. With a nil signer the frame is unsigned
+// (KindChannel, ChannelOverhead bytes of overhead); otherwise signer signs it
+// inside the encryption (KindChannelSigned, ChannelSignedOverhead bytes of
+// overhead).
+func SealChannel(rand io.Reader, key ChannelKey, hopLimit uint8, now time.Time, body []byte, signer *Identity) ([]byte, error) {
 	if hopLimit < 1 || hopLimit > MaxChannelHops {
 		return nil, fmt.Errorf("seal channel: hop limit %d not in 1..%d: %w", hopLimit, MaxChannelHops, ErrMalformed)
 	}
-	kind, ptLen := KindChannel, len(body)
+	if now.Unix() < 0 || now.Unix() > 1<<32-1 {
+		return nil, fmt.Errorf("seal channel: time %v not representable in uint32 seconds: %w", now, ErrMalformed)
+	}
+	meta := channelMeta{kind: KindChannel, hopLimit: hopLimit, id: key.ID(), time: uint32(now.Unix())}
+	ptLen := len(body)
 	if signer != nil {
 		if signer.pub == nil || len(signer.sign) != ed25519.PrivateKeySize {
 			return nil, fmt.Errorf("seal channel: signer is not an initialized identity: %w", ErrMalformed)
 		}
-		kind, ptLen = KindChannelSigned, ptLen+channelSenderSize
+		meta.kind, ptLen = KindChannelSigned, ptLen+channelSenderSize
 	}
 	if ptLen > MaxChannelFrameSize-ChannelOverhead {
 		return nil, fmt.Errorf("seal channel: body of %d bytes: %w", len(body), ErrTooLarge)
 	}
-	var msgID [ChannelMessageIDSize]byte
-	if _, err := io.ReadFull(rand, msgID[:]); err != nil {
+	if _, err := io.ReadFull(rand, meta.msgID[:]); err != nil {
 		return nil, fmt.Errorf("seal channel: reading randomness: %w", err)
 	}
-	id := key.ID()
-	encKey, macKey, err := channelMessageKeys(key, id, kind, msgID)
+	encKey, macKey, err := channelMessageKeys(key, meta)
 	if err != nil {
 		return nil, err
 	}
 
 	out := make([]byte, 0, ChannelOverhead+ptLen)
-	out = append(out, byte(kind), hopLimit<<4)
-	out = append(out, id[:]...)
-	out = append(out, msgID[:]...)
+	out = meta.appendHeader(out)
 	if signer != nil {
 		out = signer.Compact().appendTo(out)
-		out = append(out, signer.signLabelled(labelChannelSig, channelSigned(id, msgID, body))...)
+		out = append(out, signer.signLabelled(labelChannelSig, channelSigned(meta, body))...)
 	}
 	out = append(out, body...)
 	ct := out[channelHeaderSize:]
 	oneTimeXOR(encKey, ct, ct)
-	tag := channelTag(macKey, kind, id, msgID, ct)
+	tag := channelTag(macKey, meta, ct)
 	return append(out, tag[:]...), nil
+}
+
+// appendHeader appends the header of a frame with hop count 0.
+func (m channelMeta) appendHeader(b []byte) []byte {
+	b = append(b, byte(m.kind), m.hopLimit<<4)
+	b = append(b, m.id[:]...)
+	b = append(b, m.msgID[:]...)
+	return binary.BigEndian.AppendUint32(b, m.time)
 }
 
 // ParseChannelFrame decodes a channel frame strictly: known kind, hop limit
 // 1..15 and hop count <= limit, at most MaxChannelFrameSize bytes, and for a
-// signed frame room for the sender block. It does not authenticate; see
-// Open. The frame's Ciphertext aliases b.
+// signed frame room for the sender block. It does not authenticate (see
+// Open) nor check the time (see CheckFresh). The frame's Ciphertext aliases
+// b.
 func ParseChannelFrame(b []byte) (*ChannelFrame, error) {
 	if len(b) > MaxChannelFrameSize {
 		return nil, fmt.Errorf("channel frame: %d bytes, limit %d: %w", len(b), MaxChannelFrameSize, ErrTooLarge)
@@ -207,6 +241,7 @@ func ParseChannelFrame(b []byte) (*ChannelFrame, error) {
 	f.HopLimit, f.HopCount = hops>>4, hops&0x0f
 	r.copyInto(f.Channel[:], "channel ID")
 	r.copyInto(f.MessageID[:], "message ID")
+	f.Time = r.u32("time")
 	f.Ciphertext = r.bytes(max(r.remaining()-ChannelTagSize, 0), "ciphertext")
 	r.copyInto(f.Tag[:], "tag")
 	if err := r.done(); err != nil {
@@ -225,38 +260,66 @@ func (f *ChannelFrame) AppendTo(b []byte) []byte {
 	b = append(b, byte(f.Kind), f.HopLimit<<4|f.HopCount&0x0f)
 	b = append(b, f.Channel[:]...)
 	b = append(b, f.MessageID[:]...)
+	b = binary.BigEndian.AppendUint32(b, f.Time)
 	b = append(b, f.Ciphertext...)
 	return append(b, f.Tag[:]...)
 }
 
-// DedupKey returns channel ID || message ID, the key under which flooding
-// and gossip suppress duplicates. Forwarders that do not hold the channel
-// key cannot authenticate it.
-func (f *ChannelFrame) DedupKey() [ChannelIDSize + ChannelMessageIDSize]byte {
-	var k [ChannelIDSize + ChannelMessageIDSize]byte
+// ChannelDedupKeySize is the size of a channel frame's dedup key.
+const ChannelDedupKeySize = ChannelIDSize + ChannelMessageIDSize + ChannelTimeSize // 14
+
+// DedupKey returns channel ID || message ID || time, the key under which
+// flooding and gossip suppress duplicates. Forwarders that do not hold the
+// channel key cannot authenticate it.
+func (f *ChannelFrame) DedupKey() [ChannelDedupKeySize]byte {
+	var k [ChannelDedupKeySize]byte
 	copy(k[:], f.Channel[:])
 	copy(k[ChannelIDSize:], f.MessageID[:])
+	binary.BigEndian.PutUint32(k[ChannelIDSize+ChannelMessageIDSize:], f.Time)
 	return k
+}
+
+// Sent returns the send time the frame claims (authenticated only by Open).
+func (f *ChannelFrame) Sent() time.Time { return time.Unix(int64(f.Time), 0) }
+
+// CheckFresh refuses a frame sent more than maxAge before now (ErrExpired)
+// or more than skew after it (ErrFromFuture). Every node checks it, member
+// or not, so a stale frame is neither delivered nor relayed; a forwarder
+// that re-dates a frame makes it fail Open at members.
+func (f *ChannelFrame) CheckFresh(now time.Time, maxAge, skew time.Duration) error {
+	sent := f.Sent()
+	switch {
+	case now.Sub(sent) > maxAge:
+		return fmt.Errorf("channel frame %v: sent %v, older than %v: %w", f.Channel, sent.UTC(), maxAge, ErrExpired)
+	case sent.Sub(now) > skew:
+		return fmt.Errorf("channel frame %v: sent %v, more than %v ahead: %w", f.Channel, sent.UTC(), skew, ErrFromFuture)
+	}
+	return nil
+}
+
+func (f *ChannelFrame) meta() channelMeta {
+	return channelMeta{kind: f.Kind, hopLimit: f.HopLimit, id: f.Channel, msgID: f.MessageID, time: f.Time}
 }
 
 // Open authenticates and decrypts the frame with key. It fails with
 // ErrNotForUs when the frame names another channel, with ErrDecrypt when
-// the tag does not verify (wrong key or a changed bit anywhere but the hops
-// byte), and with ErrBadSignature when a signed frame's inner signature does
-// not verify. For a signed frame it returns the sender.
+// the tag does not verify (wrong key, or a changed bit anywhere but the hop
+// count), and with ErrBadSignature when a signed frame's inner signature
+// does not verify. For a signed frame it returns the sender. It does not
+// check the time: see CheckFresh.
 func (f *ChannelFrame) Open(key ChannelKey) (*ChannelMessage, error) {
 	if !isChannelKind(f.Kind) {
 		return nil, fmt.Errorf("open channel frame: kind %v: %w", f.Kind, ErrUnknownKind)
 	}
-	id := key.ID()
-	if f.Channel != id {
+	if id := key.ID(); f.Channel != id {
 		return nil, fmt.Errorf("open channel frame: channel %v, key is for %v: %w", f.Channel, id, ErrNotForUs)
 	}
-	encKey, macKey, err := channelMessageKeys(key, id, f.Kind, f.MessageID)
+	meta := f.meta()
+	encKey, macKey, err := channelMessageKeys(key, meta)
 	if err != nil {
 		return nil, err
 	}
-	tag := channelTag(macKey, f.Kind, id, f.MessageID, f.Ciphertext)
+	tag := channelTag(macKey, meta, f.Ciphertext)
 	if !hmac.Equal(tag[:], f.Tag[:]) {
 		return nil, fmt.Errorf("open channel frame %v: %w", f.Channel, ErrDecrypt)
 	}
@@ -272,14 +335,14 @@ func (f *ChannelFrame) Open(key ChannelKey) (*ChannelMessage, error) {
 	if r.err != nil {
 		return nil, fmt.Errorf("open channel frame: %w", r.err)
 	}
-	if !sender.verify(labelChannelSig, channelSigned(id, f.MessageID, body), sig) {
+	if !sender.verify(labelChannelSig, channelSigned(meta, body), sig) {
 		return nil, fmt.Errorf("open channel frame %v: sender signature: %w", f.Channel, ErrBadSignature)
 	}
 	return &ChannelMessage{Body: body, Signed: true, Sender: sender, From: sender.Address()}, nil
 }
 
 // IncrementChannelHops adds one hop to an encoded channel frame in place, so
-// a forwarder need not re-encode (the tag does not cover the hops byte). It
+// a forwarder need not re-encode (the tag does not cover the hop count). It
 // checks only the header and fails with ErrHopLimit when the hop count has
 // reached the hop limit.
 func IncrementChannelHops(frame []byte) error {
@@ -312,38 +375,42 @@ func checkChannelHops(hops byte) error {
 }
 
 // channelMessageKeys derives the ChaCha20 and MAC keys of one message.
-func channelMessageKeys(key ChannelKey, id ChannelID, kind Kind, msgID [ChannelMessageIDSize]byte) (encKey, macKey []byte, err error) {
-	info := make([]byte, 0, len(labelChannelKeys)+1+ChannelMessageIDSize)
+func channelMessageKeys(key ChannelKey, m channelMeta) (encKey, macKey []byte, err error) {
+	info := make([]byte, 0, len(labelChannelKeys)+1+ChannelMessageIDSize+ChannelTimeSize)
 	info = append(info, labelChannelKeys...)
-	info = append(info, byte(kind))
-	info = append(info, msgID[:]...)
-	okm, err := hkdf.Key(sha256.New, key[:], id[:], string(info), 2*chacha20.KeySize)
+	info = append(info, byte(m.kind))
+	info = append(info, m.msgID[:]...)
+	info = binary.BigEndian.AppendUint32(info, m.time)
+	okm, err := hkdf.Key(sha256.New, key[:], m.id[:], string(info), 2*chacha20.KeySize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("channel keys: %w", err)
 	}
 	return okm[:chacha20.KeySize], okm[chacha20.KeySize:], nil
 }
 
-// channelTag computes the truncated HMAC over everything but the hops byte.
-func channelTag(macKey []byte, kind Kind, id ChannelID, msgID [ChannelMessageIDSize]byte, ct []byte) [ChannelTagSize]byte {
-	m := hmac.New(sha256.New, macKey)
-	var hdr [1 + ChannelIDSize + ChannelMessageIDSize]byte
-	hdr[0] = byte(kind)
-	copy(hdr[1:], id[:])
-	copy(hdr[1+ChannelIDSize:], msgID[:])
-	m.Write(hdr[:])
-	m.Write(ct)
+// channelTag computes the truncated HMAC over everything but the hop count.
+func channelTag(macKey []byte, m channelMeta, ct []byte) [ChannelTagSize]byte {
+	mac := hmac.New(sha256.New, macKey)
+	hdr := make([]byte, 0, 2+ChannelIDSize+ChannelMessageIDSize+ChannelTimeSize)
+	hdr = append(hdr, byte(m.kind), m.hopLimit)
+	hdr = append(hdr, m.id[:]...)
+	hdr = append(hdr, m.msgID[:]...)
+	hdr = binary.BigEndian.AppendUint32(hdr, m.time)
+	mac.Write(hdr)
+	mac.Write(ct)
 	var sum [sha256.Size]byte
 	var tag [ChannelTagSize]byte
-	copy(tag[:], m.Sum(sum[:0]))
+	copy(tag[:], mac.Sum(sum[:0]))
 	return tag
 }
 
 // channelSigned returns the bytes a channel sender signs (under
-// labelChannelSig): channel ID || message ID || body.
-func channelSigned(id ChannelID, msgID [ChannelMessageIDSize]byte, body []byte) []byte {
-	b := make([]byte, 0, ChannelIDSize+ChannelMessageIDSize+len(body))
-	b = append(b, id[:]...)
-	b = append(b, msgID[:]...)
+// labelChannelSig): channel ID || message ID || time || hop limit || body.
+func channelSigned(m channelMeta, body []byte) []byte {
+	b := make([]byte, 0, ChannelIDSize+ChannelMessageIDSize+ChannelTimeSize+1+len(body))
+	b = append(b, m.id[:]...)
+	b = append(b, m.msgID[:]...)
+	b = binary.BigEndian.AppendUint32(b, m.time)
+	b = append(b, m.hopLimit)
 	return append(b, body...)
 }

@@ -5,11 +5,13 @@ import (
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
 	"reflect"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/chacha20"
 )
@@ -25,7 +27,7 @@ func chanKey(t testing.TB, seed byte) ChannelKey {
 
 func chanSeal(t testing.TB, r io.Reader, key ChannelKey, hopLimit uint8, body []byte, signer *Identity) []byte {
 	t.Helper()
-	frame, err := SealChannel(r, key, hopLimit, body, signer)
+	frame, err := SealChannel(r, key, hopLimit, testNow, body, signer)
 	if err != nil {
 		t.Fatalf("SealChannel: %v", err)
 	}
@@ -36,12 +38,13 @@ func chanSeal(t testing.TB, r io.Reader, key ChannelKey, hopLimit uint8, body []
 // the ChannelFrame doc comment describes it, independently of SealChannel.
 // plaintext is what gets encrypted (for a signed frame: sender block ||
 // body), so tests can also build frames SealChannel refuses to make.
-func chanReferenceSeal(t testing.TB, key ChannelKey, kind Kind, hops byte, msgID [8]byte, plaintext []byte) []byte {
+func chanReferenceSeal(t testing.TB, key ChannelKey, kind Kind, hops byte, msgID [6]byte, plaintext []byte) []byte {
 	t.Helper()
 	m := hmac.New(sha256.New, key[:])
 	m.Write([]byte("meshd/channel-id/v1"))
 	id := m.Sum(nil)[:4]
-	info := "meshd/channel/v1" + string([]byte{byte(kind)}) + string(msgID[:])
+	sent := binary.BigEndian.AppendUint32(nil, uint32(testNow.Unix()))
+	info := "meshd/channel/v2" + string([]byte{byte(kind)}) + string(msgID[:]) + string(sent)
 	okm, err := hkdf.Key(sha256.New, key[:], id, info, 64)
 	if err != nil {
 		t.Fatal(err)
@@ -53,9 +56,10 @@ func chanReferenceSeal(t testing.TB, key ChannelKey, kind Kind, hops byte, msgID
 	ct := make([]byte, len(plaintext))
 	c.XORKeyStream(ct, plaintext)
 	mac := hmac.New(sha256.New, okm[32:])
-	mac.Write([]byte{byte(kind)})
+	mac.Write([]byte{byte(kind), hops >> 4})
 	mac.Write(id)
 	mac.Write(msgID[:])
+	mac.Write(sent)
 	mac.Write(ct)
 	tag := mac.Sum(nil)[:8]
 
@@ -63,16 +67,20 @@ func chanReferenceSeal(t testing.TB, key ChannelKey, kind Kind, hops byte, msgID
 	out = append(out, byte(kind), hops)
 	out = append(out, id...)
 	out = append(out, msgID[:]...)
+	out = append(out, sent...)
 	out = append(out, ct...)
 	return append(out, tag...)
 }
 
 // chanSenderBlock returns compact identity || signature over channel ID ||
-// message ID || body, as a signed frame's plaintext starts.
-func chanSenderBlock(signer *Identity, id ChannelID, msgID [8]byte, body []byte) []byte {
-	msg := append(append(append([]byte{}, id[:]...), msgID[:]...), body...)
+// message ID || time || hop limit || body, as a signed frame's plaintext
+// starts (the time is testNow).
+func chanSenderBlock(signer *Identity, id ChannelID, msgID [6]byte, hopLimit byte, body []byte) []byte {
+	msg := append(append([]byte{}, id[:]...), msgID[:]...)
+	msg = binary.BigEndian.AppendUint32(msg, uint32(testNow.Unix()))
+	msg = append(append(msg, hopLimit), body...)
 	b := signer.Compact().appendTo(nil)
-	return append(b, signer.signLabelled("meshd/channel-sig/v1", msg)...)
+	return append(b, signer.signLabelled("meshd/channel-sig/v2", msg)...)
 }
 
 func chanBody(n int) []byte {
@@ -188,15 +196,15 @@ func TestChannelSealErrors(t *testing.T) {
 		{"unsigned too large", nil, 3, MaxChannelFrameSize - ChannelOverhead + 1, nil, ErrTooLarge},
 		{"signed too large", nil, 3, MaxChannelFrameSize - ChannelSignedOverhead + 1, signer, ErrTooLarge},
 		{"zero identity", nil, 3, 10, &Identity{}, ErrMalformed},
-		{"short randomness", bytes.NewReader(make([]byte, 7)), 3, 10, nil, nil},
+		{"short randomness", bytes.NewReader(make([]byte, 5)), 3, 10, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var err error
 			if tt.rand != nil {
-				_, err = SealChannel(tt.rand, key, tt.hopLimit, chanBody(tt.bodyLen), tt.signer)
+				_, err = SealChannel(tt.rand, key, tt.hopLimit, testNow, chanBody(tt.bodyLen), tt.signer)
 			} else {
-				_, err = SealChannel(seeded(1), key, tt.hopLimit, chanBody(tt.bodyLen), tt.signer)
+				_, err = SealChannel(seeded(1), key, tt.hopLimit, testNow, chanBody(tt.bodyLen), tt.signer)
 			}
 			if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
@@ -209,8 +217,8 @@ func TestChannelSealErrors(t *testing.T) {
 // links: an authenticated channel frame costs at most 24 bytes with a MAC of
 // at least 8 bytes.
 func TestChannelOverheadBudget(t *testing.T) {
-	if ChannelOverhead != 22 {
-		t.Fatalf("ChannelOverhead = %d, the format says 22", ChannelOverhead)
+	if ChannelOverhead != 24 {
+		t.Fatalf("ChannelOverhead = %d, the format says 24", ChannelOverhead)
 	}
 	if ChannelTagSize < 8 {
 		t.Fatalf("tag is %d bytes, the goal wants at least 8", ChannelTagSize)
@@ -241,11 +249,11 @@ func TestChannelReference(t *testing.T) {
 	for i := range key {
 		key[i] = byte(i)
 	}
-	msgID := [8]byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7}
+	msgID := [6]byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5}
 	body := []byte("hello, mesh")
 	signer := testIdentity(t, 1)
 
-	got, err := SealChannel(bytes.NewReader(msgID[:]), key, 5, body, nil)
+	got, err := SealChannel(bytes.NewReader(msgID[:]), key, 5, testNow, body, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,16 +263,16 @@ func TestChannelReference(t *testing.T) {
 	}
 	// Also computed independently with Python's cryptography package (HKDF,
 	// ChaCha20 with a zero counter and nonce) and hmac/hashlib.
-	const pinned = "1550766309cca0a1a2a3a4a5a6a7bf2ba7925a2f0a0fc64dd6620353b54295dda7"
+	const pinned = "2550766309cca0a1a2a3a4a56b06cdc0b77843b07de26b96ce9a18165bfe6400dcae4f"
 	if hex.EncodeToString(got) != pinned {
 		t.Fatalf("unsigned frame changed:\n got %x\nwant %s", got, pinned)
 	}
 
-	got, err = SealChannel(bytes.NewReader(msgID[:]), key, 15, body, signer)
+	got, err = SealChannel(bytes.NewReader(msgID[:]), key, 15, testNow, body, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain := append(chanSenderBlock(signer, key.ID(), msgID, body), body...)
+	plain := append(chanSenderBlock(signer, key.ID(), msgID, 15, body), body...)
 	want = chanReferenceSeal(t, key, KindChannelSigned, 0xf0, msgID, plain)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("signed frame\n got %x\nwant %x", got, want)
@@ -303,7 +311,8 @@ func TestChannelDedupKey(t *testing.T) {
 	}
 	k := f.DedupKey()
 	id := key.ID()
-	if !bytes.Equal(k[:4], id[:]) || !bytes.Equal(k[4:], f.MessageID[:]) {
+	if !bytes.Equal(k[:4], id[:]) || !bytes.Equal(k[4:10], f.MessageID[:]) ||
+		binary.BigEndian.Uint32(k[10:]) != uint32(testNow.Unix()) || !f.Sent().Equal(testNow.Truncate(time.Second)) {
 		t.Fatalf("DedupKey = %x", k)
 	}
 	// Forwarding does not change the dedup key.
@@ -384,8 +393,9 @@ func TestChannelKindSwap(t *testing.T) {
 	}
 }
 
-// TestChannelHopsByte flips every bit of the unauthenticated hops byte: the
-// result either changes only the hops or fails to parse.
+// TestChannelHopsByte flips every bit of the hops byte: the result fails to
+// parse, or changes only the hops; a changed hop count (bits 3-0) still
+// opens, a changed hop limit (bits 7-4, authenticated) does not.
 func TestChannelHopsByte(t *testing.T) {
 	key := chanKey(t, 1)
 	signer := testIdentity(t, 1)
@@ -422,6 +432,12 @@ func TestChannelHopsByte(t *testing.T) {
 				t.Fatalf("hops 0x%02x changed more than the hops", mut[1])
 			}
 			msg, err := f.Open(key)
+			if bit >= 4 {
+				if !errors.Is(err, ErrDecrypt) {
+					t.Fatalf("hop limit changed to %d: open err = %v, want ErrDecrypt", limit, err)
+				}
+				continue
+			}
 			if err != nil || !bytes.Equal(msg.Body, body) {
 				t.Fatalf("hops 0x%02x: open: %v", mut[1], err)
 			}
@@ -454,9 +470,9 @@ func TestChannelBadSignature(t *testing.T) {
 	key := chanKey(t, 1)
 	alice, mallory := testIdentity(t, 1), testIdentity(t, 2)
 	id := key.ID()
-	msgID := [8]byte{1, 2, 3, 4, 5, 6, 7, 8}
+	msgID := [6]byte{1, 2, 3, 4, 5, 6}
 	body := []byte("from alice")
-	good := chanSenderBlock(alice, id, msgID, body)
+	good := chanSenderBlock(alice, id, msgID, 3, body)
 
 	flipSig := bytes.Clone(good)
 	flipSig[CompactIdentitySize+3] ^= 0x10
@@ -472,8 +488,9 @@ func TestChannelBadSignature(t *testing.T) {
 		{"flipped signature bit", append(flipSig, body...), ErrBadSignature},
 		{"other body", append(bytes.Clone(good), "from mallory"...), ErrBadSignature},
 		{"other sender", append(impostor, body...), ErrBadSignature},
-		{"other message ID", append(chanSenderBlock(alice, id, [8]byte{9}, body), body...), ErrBadSignature},
-		{"other channel", append(chanSenderBlock(alice, ChannelID{1, 2, 3, 4}, msgID, body), body...), ErrBadSignature},
+		{"other message ID", append(chanSenderBlock(alice, id, [6]byte{9}, 3, body), body...), ErrBadSignature},
+		{"other channel", append(chanSenderBlock(alice, ChannelID{1, 2, 3, 4}, msgID, 3, body), body...), ErrBadSignature},
+		{"other hop limit", append(chanSenderBlock(alice, id, msgID, 15, body), body...), ErrBadSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -499,7 +516,7 @@ func TestChannelBadSignature(t *testing.T) {
 	// plaintext fails cleanly.
 	raw := chanReferenceSeal(t, key, KindChannelSigned, 0x30, msgID, good[:100])
 	f := &ChannelFrame{Kind: KindChannelSigned, HopLimit: 3, Channel: id, MessageID: msgID,
-		Ciphertext: raw[14 : len(raw)-8]}
+		Time: uint32(testNow.Unix()), Ciphertext: raw[16 : len(raw)-8]}
 	copy(f.Tag[:], raw[len(raw)-8:])
 	if _, err := f.Open(key); !errors.Is(err, ErrTruncated) {
 		t.Fatalf("short signed plaintext: err = %v, want ErrTruncated", err)
@@ -596,6 +613,8 @@ func chanParseCases(t testing.TB) []struct {
 		{"kind lite data", with(valid, 0, byte(KindLiteData)), ErrUnknownKind},
 		{"kind fragment", with(valid, 0, byte(KindFragment)), ErrUnknownKind},
 		{"kind 0xff", with(valid, 0, 0xff), ErrUnknownKind},
+		{"v1 kind 0x15", with(valid, 0, 0x15), ErrUnknownKind},
+		{"v1 kind 0x16", with(signed, 0, 0x16), ErrUnknownKind},
 		{"hop limit 0", with(valid, 1, 0x00), ErrMalformed},
 		{"hop limit 0 count 1", with(valid, 1, 0x01), ErrMalformed},
 		{"hop count above limit", with(valid, 1, 0x34), ErrMalformed},
@@ -728,7 +747,7 @@ func BenchmarkChannelSeal(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				if _, err := SealChannel(r, key, 3, body, bc.signer); err != nil {
+				if _, err := SealChannel(r, key, 3, testNow, body, bc.signer); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -758,5 +777,67 @@ func BenchmarkChannelOpen(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestChannelRaisedHopLimit is the attack of a forwarder that raises a
+// frame's hop limit so it floods farther than its sender allowed: the hop
+// limit is authenticated, so the next member refuses the frame.
+func TestChannelRaisedHopLimit(t *testing.T) {
+	key := chanKey(t, 1)
+	for _, s := range []*Identity{nil, testIdentity(t, 1)} {
+		raw := chanSeal(t, seeded(1), key, 3, chanBody(20), s)
+		if err := IncrementChannelHops(raw); err != nil {
+			t.Fatal(err)
+		}
+		for _, limit := range []byte{4, 15} {
+			mut := bytes.Clone(raw)
+			mut[1] = limit<<4 | mut[1]&0x0f
+			f, err := ParseChannelFrame(mut)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Open(key); !errors.Is(err, ErrDecrypt) {
+				t.Fatalf("signed=%v, hop limit raised to %d: open err = %v, want ErrDecrypt", s != nil, limit, err)
+			}
+		}
+	}
+}
+
+// TestChannelCheckFresh pins the freshness window: at most maxAge old, at
+// most skew ahead, both ends inclusive; the time is authenticated.
+func TestChannelCheckFresh(t *testing.T) {
+	key := chanKey(t, 1)
+	raw := chanSeal(t, seeded(1), key, 3, chanBody(5), nil)
+	f, err := ParseChannelFrame(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const age, skew = 30 * time.Minute, 10 * time.Minute
+	for _, tt := range []struct {
+		now  time.Duration // relative to the send time
+		want error
+	}{
+		{0, nil}, {age, nil}, {age + time.Second, ErrExpired}, {-skew, nil},
+		{-skew - time.Second, ErrFromFuture}, {-1000 * time.Hour, ErrFromFuture}, {1000 * time.Hour, ErrExpired},
+	} {
+		if err := f.CheckFresh(testNow.Add(tt.now), age, skew); !errors.Is(err, tt.want) && (err != nil || tt.want != nil) {
+			t.Errorf("now = sent%+v: err = %v, want %v", tt.now, err, tt.want)
+		}
+	}
+	// Re-dating a frame (to pass CheckFresh) breaks the tag.
+	for i := 12; i < 16; i++ {
+		mut := bytes.Clone(raw)
+		mut[i] ^= 0x01
+		g, err := ParseChannelFrame(mut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Open(key); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("time byte %d changed: open err = %v, want ErrDecrypt", i, err)
+		}
+	}
+	if _, err := SealChannel(seeded(1), key, 3, time.Unix(-1, 0), nil, nil); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("seal before 1970: err = %v, want ErrMalformed", err)
 	}
 }

@@ -78,8 +78,8 @@ func goldenVectors(t *testing.T) map[string][]byte {
 		t.Fatal(err)
 	}
 	v["channel-key"] = ck[:]
-	v["channel"] = must(SealChannel(seeded(21), ck, 3, []byte("golden channel message"), nil))
-	v["channel-signed"] = must(SealChannel(seeded(22), ck, 3, []byte("golden signed channel message"), alice))
+	v["channel"] = must(SealChannel(seeded(21), ck, 3, testNow, []byte("golden channel message"), nil))
+	v["channel-signed"] = must(SealChannel(seeded(22), ck, 3, testNow, []byte("golden signed channel message"), alice))
 	frags, err := Split(v["lite-init"], 255, 0x01020304)
 	if err != nil {
 		t.Fatal(err)

@@ -17,8 +17,8 @@ const (
 	KindReceipt       Kind = 0x12 // signed delivery receipt
 	KindLiteInit      Kind = 0x13 // lite session establishment (hybrid KEM)
 	KindLiteData      Kind = 0x14 // lite session unicast frame
-	KindChannel       Kind = 0x15 // channel broadcast frame, MAC only
-	KindChannelSigned Kind = 0x16 // channel broadcast frame with sender signature inside
+	KindChannel       Kind = 0x25 // channel broadcast frame, MAC only (v2; v1 was 0x15, refused now)
+	KindChannelSigned Kind = 0x26 // channel broadcast frame with sender signature inside (v2; v1 was 0x16)
 	KindFragment      Kind = 0x17 // one fragment of a larger object
 
 	// Hop-by-hop routing control frames (control.go): each speaks to the

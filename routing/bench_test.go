@@ -265,10 +265,12 @@ func BenchmarkCustodyMemory(b *testing.B) {
 // BenchmarkFloodRGG floods broadcasts through a 100-node random geometric
 // graph of LoRa radios (see geoNet) and reports transmissions per delivery
 // (one node receiving one broadcast), transmissions per broadcast and the
-// delivery ratio, for managed flooding (a rebroadcast is cancelled after
-// hearing FloodCancelAfter = 2 neighbours rebroadcast, far neighbours going
-// first by SNR) and naive flooding (every node rebroadcasts every new frame
-// once: FloodCancelAfter set out of reach), on three media: ideal (no
+// delivery ratio, for managed flooding at the defaults (a rebroadcast waits
+// its place in a window of FloodWindow airtimes, far neighbours first by
+// SNR, and is cancelled after hearing FloodCancelAfter neighbours rebroadcast
+// or one from close by, FloodCloseMargin above the SNR floor) and naive flooding
+// (every node rebroadcasts every new frame once, after the same delay:
+// nothing cancels), on three media: ideal (no
 // collisions), aloha (overlapping frames collide, no carrier sense) and
 // csma (a radio waits for a clear channel before it transmits, as RNode and
 // Meshtastic firmware do; hidden terminals still collide). One op is one
@@ -306,8 +308,9 @@ func (m geoMedium) String() string { return [...]string{"ideal", "aloha", "csma"
 
 // geoNet is a shared radio medium over nodes placed in the unit square:
 // every node has ONE LoRa link (ID 1), and a frame it transmits reaches the
-// nodes within radius after its airtime, with an SNR falling from +10 dB
-// next door to -20 dB at the edge of the range. With collisions, a frame is
+// nodes within radius after its airtime, with an SNR that falls with
+// log-distance path loss to the SF9 floor (-12.5 dB) at the edge of the
+// range (as meshsim's LoRa model, without shadowing). With collisions, a frame is
 // lost at a receiver that was transmitting or receiving another frame at
 // any time during it (no capture effect). With carrier sense, a radio that
 // hears a frame on the air (or is sending one) starts its own only after
@@ -390,6 +393,23 @@ type floodResult struct {
 // average degree about 10) and floods k broadcasts from random nodes, two
 // minutes apart.
 func runFlood(tb testing.TB, n, k int, seed uint64, naive bool, medium geoMedium) floodResult {
+	var policy func(*routing.Config)
+	if naive {
+		policy = floodNaive
+	}
+	return runFloodPolicy(tb, n, k, seed, policy, medium)
+}
+
+// floodNaive makes every node rebroadcast every new frame once (after the
+// same random delay as managed flooding): nothing cancels.
+func floodNaive(c *routing.Config) {
+	c.FloodCancelAfter = 1 << 20
+	c.FloodCloseMargin = -1
+}
+
+// runFloodPolicy is runFlood with policy applied to every node's Config
+// (nil: the defaults, managed flooding).
+func runFloodPolicy(tb testing.TB, n, k int, seed uint64, policy func(*routing.Config), medium geoMedium) floodResult {
 	rng := rand.New(rand.NewPCG(seed, 0x6e6574))
 	g := &geoNet{
 		tb: tb, radius: math.Sqrt(10 / (math.Pi * float64(n))), bitrate: 1760, medium: medium,
@@ -415,8 +435,8 @@ func runFlood(tb testing.TB, n, k int, seed uint64, naive bool, medium geoMedium
 			Rand:             rand.NewChaCha8(seedBytes("flood", seed+uint64(nd.i), 4)),
 			AnnounceInterval: 24 * time.Hour,
 		}
-		if naive {
-			cfg.FloodCancelAfter = math.MaxInt
+		if policy != nil {
+			policy(&cfg)
 		}
 		if nd.eng, err = routing.New(cfg, g.now, nil); err != nil {
 			tb.Fatal(err)
@@ -445,7 +465,11 @@ func (g *geoNet) connect() bool {
 		a.nbrs = nil
 		for _, b := range g.nodes {
 			if d := math.Hypot(a.x-b.x, a.y-b.y); a != b && d <= g.radius {
-				a.nbrs = append(a.nbrs, geoNbr{n: b, snr: 10 - 30*d/g.radius})
+				// Log-distance path loss (exponent 2.08, as the LoRa model
+				// of meshsim): the SF9 floor of -12.5 dB at the edge of the
+				// range, 6.3 dB more at half of it, at most +10 dB.
+				snr := min(-12.5+20.8*math.Log10(g.radius/max(d, 1e-9)), 10)
+				a.nbrs = append(a.nbrs, geoNbr{n: b, snr: snr})
 			}
 		}
 	}

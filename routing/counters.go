@@ -73,6 +73,8 @@ type Counters struct {
 	FloodCancelled uint64 // rebroadcasts cancelled because enough neighbours did it
 	FloodDelivered uint64
 	FloodHopLimit  uint64
+	FloodStale     uint64 // channel frames refused: too old, from the future, or older than the dedup cache remembers
+	FloodForged    uint64 // frames of a joined channel that failed authentication (dropped, not relayed)
 	Fragments      uint64 // fragments sent
 	Reassembled    uint64
 

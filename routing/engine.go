@@ -76,6 +76,7 @@ type Engine struct {
 	links     map[LinkID]*link
 	table     *table
 	seen      *seenCache
+	floodSeen *floodSeen
 	delivered *deliveredSet
 	custody   *custodyStore
 	reasm     *protocol.Reassembler
@@ -115,6 +116,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		links:     make(map[LinkID]*link),
 		table:     newTable(cfg.MaxRoutes),
 		seen:      newSeenCache(cfg.SeenCacheSize),
+		floodSeen: newFloodSeen(cfg.SeenCacheSize, now, cfg.FloodMaxAge),
 		delivered: newDeliveredSet(cfg.MaxDelivered),
 		custody:   newCustodyStore(newCustodyQuota(cfg.Identity.Address(), limitsOf(&cfg))),
 		reasm:     protocol.NewReassembler(protocol.ReassemblerConfig{}),
@@ -330,7 +332,7 @@ func (e *Engine) updateGauges() {
 	c.Routes = uint64(e.table.routes)
 	c.CustodyCount = uint64(len(e.custody.recs))
 	c.CustodyBytes = uint64(e.custody.bytes)
-	c.SeenEntries = uint64(e.seen.len())
+	c.SeenEntries = uint64(e.seen.len() + e.floodSeen.len())
 	c.QueuedFrames, c.QueuedBytes = 0, 0
 	for _, l := range e.links {
 		c.QueuedFrames += uint64(l.queue.len())

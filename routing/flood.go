@@ -2,7 +2,9 @@ package routing
 
 import (
 	"bytes"
+	"container/heap"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -11,11 +13,13 @@ import (
 
 // Managed flooding carries channel broadcasts over mesh links (TCP and
 // radio). Every node relays a new frame once, with the hop count bumped, until
-// the hop limit. On a radio the rebroadcast waits a short random delay whose
-// window depends on the frame's signal quality: far neighbours (low SNR)
-// wait less and go first, because their rebroadcast reaches the most new
-// nodes; a node that hears enough neighbours rebroadcast during its delay
-// cancels its own. IP neighbours get broadcasts through gossip instead (the
+// the hop limit. On a radio the rebroadcast waits a random delay whose place
+// in the window depends on the frame's signal quality: far neighbours (low
+// SNR) go first, because their rebroadcast reaches the most new nodes; a
+// node that hears enough neighbours rebroadcast during its delay, or one
+// from close by, cancels its own (docs/routing.md, section 6). Frames too old
+// or from the future are refused first, and members drop frames that do not
+// authenticate. IP neighbours get broadcasts through gossip instead (the
 // daemon publishes what Ready.Publish holds), and frames from gossip are
 // flooded onto mesh links, so a bridging node joins both worlds. The dedup
 // cache stops every loop.
@@ -28,39 +32,71 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 		return err
 	}
 	e.counters.FloodIn++
-	key := channelKey(f.DedupKey())
-	if !e.seen.add(key) {
-		e.counters.FloodDuplicate++
-		if l != nil {
-			for _, p := range e.floods[key] {
-				if p.link == l.info.ID {
-					p.heard++
-					if p.heard >= e.cfg.FloodCancelAfter {
-						e.cancelFlood(key, p)
-					}
-				}
-			}
-		}
+	if err := f.CheckFresh(e.now, e.cfg.FloodMaxAge, e.cfg.ClockSkew); err != nil {
+		e.counters.FloodStale++
 		return nil
 	}
+	key, expires := floodKey(f), f.Sent().Add(e.cfg.FloodMaxAge)
+	switch e.floodSeen.check(key, expires, e.now) {
+	case floodDuplicate:
+		e.counters.FloodDuplicate++
+		e.heardRebroadcast(l, key, snr, hasSNR)
+		return nil
+	case floodForgotten:
+		e.counters.FloodStale++
+		return nil
+	}
+	var d *Delivery
 	if k, ok := e.channels[f.Channel]; ok {
-		if m, err := f.Open(k); err == nil {
-			e.rd.Deliveries = append(e.rd.Deliveries, Delivery{
-				Type: protocol.TypeMessage, From: m.From, Sender: m.Sender, Body: m.Body,
-				Channel: f.Channel, Broadcast: true, Signed: m.Signed, Hops: f.HopCount,
-			})
-			e.counters.FloodDelivered++
-		} else {
-			e.counters.OpenFailed++
+		// A member authenticates before anything else: a frame that fails
+		// (a raised hop limit, a re-dated replay, a forgery) is dropped, not
+		// relayed, and does not take the dedup key from the genuine frame.
+		m, err := f.Open(k)
+		if err != nil {
+			e.counters.FloodForged++
+			return nil
 		}
+		d = &Delivery{
+			Type: protocol.TypeMessage, From: m.From, Sender: m.Sender, Body: m.Body,
+			Channel: f.Channel, Broadcast: true, Signed: m.Signed, Hops: f.HopCount,
+		}
+	}
+	e.floodSeen.add(key, expires)
+	if d != nil {
+		e.rd.Deliveries = append(e.rd.Deliveries, *d)
+		e.counters.FloodDelivered++
 	}
 	if l != nil {
 		e.rd.Publish = append(e.rd.Publish, Publish{Channel: f.Channel, Frame: append([]byte(nil), raw...)})
 	}
+	e.relayChannel(l, key, raw, snr, hasSNR)
+	return nil
+}
+
+// heardRebroadcast counts a copy of a frame heard on l against the pending
+// rebroadcasts of that frame on l.
+func (e *Engine) heardRebroadcast(l *link, key [16]byte, snr float64, hasSNR bool) {
+	if l == nil {
+		return
+	}
+	for _, p := range e.floods[key] {
+		if p.link == l.info.ID {
+			p.heard++
+			if p.heard >= e.cfg.FloodCancelAfter || (hasSNR && e.floodClose(l, snr)) {
+				e.cancelFlood(key, p)
+			}
+		}
+	}
+}
+
+// relayChannel relays a new frame from l (nil: gossip or the node itself)
+// on the other mesh links: at once on point-to-point links, after a delay
+// on shared ones.
+func (e *Engine) relayChannel(l *link, key [16]byte, raw []byte, snr float64, hasSNR bool) {
 	fwd := append([]byte(nil), raw...)
 	if err := protocol.IncrementChannelHops(fwd); err != nil {
 		e.counters.FloodHopLimit++
-		return nil
+		return
 	}
 	for _, ol := range e.sortedLinks() {
 		switch {
@@ -76,20 +112,47 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 			e.floods[key] = append(e.floods[key], &pendingFlood{key: key, link: ol.info.ID, frame: fwd, due: e.now.Add(delay)})
 		}
 	}
-	return nil
 }
 
-// floodDelay picks the rebroadcast delay on a shared link: a window of a few
-// frame airtimes, shifted later the stronger the frame was heard.
+// floodDelay picks the rebroadcast delay on a shared link. The window is
+// FloodWindow frame airtimes, long enough that the neighbours' rebroadcasts
+// do not overlap (they would collide without carrier sense, and with it a
+// frame handed to the radio can no longer be cancelled), so each node hears
+// the rebroadcasts before its own is due. The delay is the frame's place in
+// the window by SNR (weakest first: a far receiver's rebroadcast reaches the
+// most new nodes, a near one's the fewest) plus a random spread of one
+// window, so equal SNRs do not collide.
 func (e *Engine) floodDelay(l *link, n int, snr float64, hasSNR bool) time.Duration {
 	air := time.Duration(int64(n) * 8 * int64(time.Second) / int64(max(l.info.Bitrate, 1)))
-	window := max(4*air, 20*time.Millisecond)
+	window := max(time.Duration(e.cfg.FloodWindow)*air, 20*time.Millisecond)
 	pos := 0.5
 	if hasSNR {
-		// -20 dB (the SF12 floor, far away) .. +10 dB (close by).
-		pos = min(max((snr+20)/30, 0), 1)
+		// The distance as a share of the range, from log-distance path
+		// loss (exponent 2.08) above the SNR floor: 1 at the floor, 0.5 at
+		// 6.3 dB above it; far goes first.
+		dist := min(math.Pow(10, -(snr-snrFloor(l.info.Bitrate))/20.8), 1)
+		pos = 1 - dist
 	}
 	return time.Duration(pos*float64(window)) + e.jitter(window)
+}
+
+// floodClose reports whether a rebroadcast heard at snr came from close by:
+// FloodCloseMargin above the link's sensitivity floor, which under
+// log-distance path loss (exponent about 2) is within about half the range
+// for the default 7 dB. A node that close covers most of what this node's
+// rebroadcast would (Ni et al.'s distance-based scheme: the additional
+// coverage falls towards zero as the distance shrinks), so hearing one is
+// enough to cancel.
+func (e *Engine) floodClose(l *link, snr float64) bool {
+	return e.cfg.FloodCloseMargin > 0 && snr >= snrFloor(l.info.Bitrate)+e.cfg.FloodCloseMargin
+}
+
+// snrFloor estimates the SNR floor of a LoRa link from its bitrate: -12.5 dB
+// at SF9 (1,760 bit/s at 125 kHz), 2.5 dB lower for each halving of the
+// bitrate (each SF step), as in the SX127x data sheets (SF7 -7.5 dB .. SF12
+// -20 dB).
+func snrFloor(bitrate int) float64 {
+	return -12.5 - 2.5*math.Log2(1760/float64(max(bitrate, 1)))
 }
 
 func (e *Engine) cancelFlood(key [16]byte, p *pendingFlood) {
@@ -146,7 +209,7 @@ func (e *Engine) broadcast(in Broadcast) error {
 	if in.Signed {
 		signer = e.id
 	}
-	frame, err := protocol.SealChannel(e.cfg.Rand, in.Channel, hop, in.Body, signer)
+	frame, err := protocol.SealChannel(e.cfg.Rand, in.Channel, hop, e.now, in.Body, signer)
 	if err != nil {
 		e.counters.SendRefused++
 		e.rd.Events = append(e.rd.Events, Event{Kind: EventRefused, Ref: in.Ref, Err: err})
@@ -156,7 +219,7 @@ func (e *Engine) broadcast(in Broadcast) error {
 	if err != nil {
 		return err
 	}
-	e.seen.add(channelKey(f.DedupKey()))
+	e.floodSeen.add(floodKey(f), f.Sent().Add(e.cfg.FloodMaxAge))
 	for _, l := range e.sortedLinks() {
 		if l.info.Kind != LinkIP {
 			e.emit(l, Address{}, frame, PriBulk)
@@ -165,4 +228,106 @@ func (e *Engine) broadcast(in Broadcast) error {
 	e.rd.Publish = append(e.rd.Publish, Publish{Channel: f.Channel, Frame: frame})
 	e.rd.Events = append(e.rd.Events, Event{Kind: EventBroadcast, Ref: in.Ref})
 	return nil
+}
+
+// floodKey is the dedup key of a channel frame in the engine's 16-byte key
+// space: 'c', then channel ID, message ID and send time.
+func floodKey(f *protocol.ChannelFrame) [16]byte {
+	var k [16]byte
+	k[0] = 'c'
+	dk := f.DedupKey()
+	copy(k[16-len(dk):], dk[:])
+	return k
+}
+
+// floodVerdict is what the flood dedup cache says about a frame.
+type floodVerdict int
+
+const (
+	floodNew       floodVerdict = iota
+	floodDuplicate              // let through before
+	floodForgotten              // possibly let through before, but forgotten early: refused
+)
+
+// floodSeen remembers every channel frame the node let through until the
+// frame expires (send time + FloodMaxAge), the moment CheckFresh starts
+// refusing it: between the two, no frame can be accepted twice. It holds at
+// most size keys; when full it forgets the key that expires first and
+// raises floor to that expiry, and refuses every frame that expires at or
+// before floor (such a frame may be one it forgot). Under a flood of junk
+// the window shrinks for old frames; it never lets a replay through.
+//
+// The cache lives in memory, so a restarted node has forgotten everything:
+// it starts with floor set to refuse every frame sent before the second it
+// started. It misses broadcasts that were in flight when it came up, and for
+// as long as a sender's clock is behind its own.
+type floodSeen struct {
+	expires map[[16]byte]time.Time
+	heap    floodHeap
+	size    int
+	floor   time.Time
+}
+
+func newFloodSeen(size int, start time.Time, maxAge time.Duration) *floodSeen {
+	// A frame is refused when its expiry, sent+maxAge, is at or before
+	// floor, so this refuses sent < start (to the second).
+	floor := start.Truncate(time.Second).Add(maxAge - time.Second)
+	return &floodSeen{expires: make(map[[16]byte]time.Time), size: size, floor: floor}
+}
+
+// check tells whether a frame with key k expiring at exp is new, after
+// dropping the keys that expired by now.
+func (s *floodSeen) check(k [16]byte, exp, now time.Time) floodVerdict {
+	for len(s.heap) > 0 && s.heap[0].exp.Before(now) {
+		delete(s.expires, heap.Pop(&s.heap).(floodEntry).key)
+	}
+	switch _, ok := s.expires[k]; {
+	case ok:
+		return floodDuplicate
+	case !exp.After(s.floor):
+		return floodForgotten
+	}
+	return floodNew
+}
+
+// add records k (checked new) with its expiry.
+func (s *floodSeen) add(k [16]byte, exp time.Time) {
+	if _, ok := s.expires[k]; ok {
+		return
+	}
+	for len(s.heap) >= max(s.size, 1) {
+		old := heap.Pop(&s.heap).(floodEntry)
+		delete(s.expires, old.key)
+		if old.exp.After(s.floor) {
+			s.floor = old.exp
+		}
+	}
+	s.expires[k] = exp
+	heap.Push(&s.heap, floodEntry{exp: exp, key: k})
+}
+
+func (s *floodSeen) len() int { return len(s.expires) }
+
+type floodEntry struct {
+	exp time.Time
+	key [16]byte
+}
+
+// floodHeap orders entries by expiry, then key (deterministic).
+type floodHeap []floodEntry
+
+func (h floodHeap) Len() int { return len(h) }
+func (h floodHeap) Less(i, j int) bool {
+	if c := h[i].exp.Compare(h[j].exp); c != 0 {
+		return c < 0
+	}
+	return bytes.Compare(h[i].key[:], h[j].key[:]) < 0
+}
+func (h floodHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *floodHeap) Push(x any)   { *h = append(*h, x.(floodEntry)) }
+func (h *floodHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // seenCache is a bounded set of recently seen message keys (envelope IDs,
-// channel dedup keys, path request IDs). It forgets the oldest key when full,
+// path request IDs; channel frames have floodSeen). It forgets the oldest key when full,
 // so memory stays fixed however much traffic passes; a duplicate older than
 // the cache can slip through, which the receiver's delivered set and the hop
 // limit make harmless.
@@ -90,13 +90,6 @@ func (s *seenCache) markVerified(k [16]byte, raw []byte) {
 func (s *seenCache) wasVerified(k [16]byte, raw []byte) bool {
 	d, ok := s.verified[k]
 	return ok && d == envelopeDigest(raw)
-}
-
-func channelKey(id [12]byte) [16]byte {
-	var k [16]byte
-	k[0] = 'c'
-	copy(k[4:], id[:])
-	return k
 }
 
 func pathRequestKey(id [8]byte) [16]byte {

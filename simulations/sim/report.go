@@ -46,6 +46,11 @@ type Summary struct {
 	AirtimeS      float64           `json:"airtime_s"`
 	Crashes       uint64            `json:"node_crashes"`
 	DowntimeS     float64           `json:"node_downtime_s"`
+
+	// Broadcast latency percentiles over deliveries (of bodies of 8 bytes
+	// or more, which carry the broadcast's number).
+	BroadcastLatencyP50 float64 `json:"broadcast_latency_p50_s"`
+	BroadcastLatencyP90 float64 `json:"broadcast_latency_p90_s"`
 }
 
 // percentile returns the nearest-rank p-th percentile of sorted xs.
@@ -93,6 +98,10 @@ func (s *Sim) Summary() Summary {
 	for _, n := range s.hot {
 		sum.Hotspots = append(sum.Hotspots, n.name)
 	}
+	bl := slices.Clone(s.bcastLat)
+	slices.Sort(bl)
+	sum.BroadcastLatencyP50 = round(percentile(bl, 50), 3)
+	sum.BroadcastLatencyP90 = round(percentile(bl, 90), 3)
 	slices.Sort(lat)
 	sum.LatencyP50 = round(percentile(lat, 50), 3)
 	sum.LatencyP90 = round(percentile(lat, 90), 3)

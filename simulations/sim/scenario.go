@@ -117,6 +117,12 @@ type Engine struct {
 	// re-advertised on IP links only for destinations fewer than this many
 	// hops away (0: the engine's default, 4).
 	IPAdvertRadius int `toml:"ip_advert_radius"`
+	// FloodPolicy is how radio nodes rebroadcast channel frames: managed
+	// (the engine's defaults), naive (every node rebroadcasts every new
+	// frame once: nothing cancels) or meshtastic (Meshtastic-like: a short
+	// SNR-ordered window of 4 airtimes, cancelled on hearing one
+	// rebroadcast). Default managed.
+	FloodPolicy string `toml:"flood_policy"`
 }
 
 // NodeSpec is one node. A node with lora = true needs a position.
@@ -520,6 +526,9 @@ func (sc *Scenario) applyDefaults() {
 	if r.CarrierSense == "" {
 		r.CarrierSense = "csma"
 	}
+	if sc.Engine.FloodPolicy == "" {
+		sc.Engine.FloodPolicy = "managed"
+	}
 	tr := &sc.Traffic
 	if tr.Size == 0 {
 		tr.Size = 32
@@ -612,6 +621,9 @@ func (sc *Scenario) Validate() error {
 		if d.v < 0 {
 			return bad(d.field, "%v is negative", d.v)
 		}
+	}
+	if _, ok := floodPolicies[e.FloodPolicy]; !ok {
+		return bad("engine.flood_policy", "%q is not managed, naive or meshtastic", e.FloodPolicy)
 	}
 	if e.IPAdvertRadius < 0 || e.IPAdvertRadius > 255 {
 		return bad("engine.ip_advert_radius", "%d not in 0..255 (0: the engine's default, 4)", e.IPAdvertRadius)

@@ -209,6 +209,10 @@ type Sim struct {
 	channel protocol.ChannelKey
 	bcasts  uint64
 	bcastRx uint64
+	// bcastAt is when each broadcast was sent (its body starts with its
+	// 1-based index), bcastLat how long each delivery took.
+	bcastAt  []time.Time
+	bcastLat []float64
 
 	trace  *Tracer
 	events uint64
@@ -334,6 +338,9 @@ func (s *Sim) addNode(name string, lora bool, x, y float64, hasPos, mailbox bool
 	}
 	if s.vcache != nil {
 		n.cfg.VerifyCache = s.vcache
+	}
+	if policy, ok := floodPolicies[e.FloodPolicy]; ok {
+		policy(&n.cfg)
 	}
 	if mailbox {
 		n.cfg.Capabilities |= protocol.CapMailbox
@@ -857,6 +864,11 @@ func (s *Sim) deliver(n *node, d *routing.Delivery) {
 	s.trace.rec(s.now, "deliver", n.idx, 0, fmt.Sprintf("%x", d.ID[:8]))
 	if d.Broadcast {
 		s.bcastRx++
+		if len(d.Body) >= 8 {
+			if i := binary.BigEndian.Uint64(d.Body); i >= 1 && i <= uint64(len(s.bcastAt)) {
+				s.bcastLat = append(s.bcastLat, s.now.Sub(s.bcastAt[i-1]).Seconds())
+			}
+		}
 		return
 	}
 	m := s.byID[d.ID]
@@ -968,6 +980,11 @@ func (s *Sim) sendBroadcast(n *node) {
 		}
 		s.bcasts++
 		body := make([]byte, min(tr.Size, 64))
+		if len(body) >= 8 {
+			// Numbered, so deliveries give the broadcast's latency.
+			binary.BigEndian.PutUint64(body, s.bcasts)
+			s.bcastAt = append(s.bcastAt, s.now)
+		}
 		s.trace.rec(s.now, "bcast", n.idx, 0, "")
 		s.step(n, routing.Broadcast{Ref: 1 << 62, Channel: s.channel, Body: body})
 		s.push(&event{at: s.now.Add(expDur(n.rng, tr.BroadcastRate)), kind: evBroadcast, node: n})
@@ -1164,4 +1181,19 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 			n.downAt = s.now
 		}
 	}
+}
+
+// floodPolicies are the values of engine.flood_policy: routing.Config
+// settings applied to every node.
+var floodPolicies = map[string]func(*routing.Config){
+	"managed": func(*routing.Config) {},
+	"naive": func(c *routing.Config) {
+		c.FloodCancelAfter = 1 << 20
+		c.FloodCloseMargin = -1
+	},
+	"meshtastic": func(c *routing.Config) {
+		c.FloodCancelAfter = 1
+		c.FloodCloseMargin = -1
+		c.FloodWindow = 4
+	},
 }
