@@ -7,7 +7,7 @@ type qitem struct {
 	pri   Priority
 	// release, if set, names a forwarder custody record to release once
 	// the frame is handed to a reliable link.
-	release    MessageID
+	release    envKey
 	hasRelease bool
 }
 
