@@ -89,8 +89,8 @@ type Engine struct {
 	nextSweep    time.Time
 
 	rd       Ready
-	ops      []storeOp   // record writes and deletes, in order, for the next Ready
-	post     []envKey // forwarder custody to release at Advance
+	ops      []storeOp // record writes and deletes, in order, for the next Ready
+	post     []envKey  // forwarder custody to release at Advance
 	counters Counters
 	reported Counters
 }
