@@ -2,6 +2,7 @@ package routing_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -286,5 +287,129 @@ func TestAttackFailingRandom(t *testing.T) {
 			t.Fatalf("events %+v", rd.Events)
 		}
 		e.Advance()
+	}
+}
+
+// custodyV1 lays out a custody record as format 1 wrote it (keyed on the
+// message ID): version, flags, type, ref, dest, created, expires, data.
+func custodyV1(flags byte, ref uint64, dest protocol.Address, created, expires protocol.Timestamp, data []byte) []byte {
+	b := []byte{1, flags, byte(protocol.TypeMessage)}
+	b = binary.BigEndian.AppendUint64(b, ref)
+	b = append(b, dest[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(created))
+	b = binary.BigEndian.AppendUint32(b, uint32(expires))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(data)))
+	return append(b, data...)
+}
+
+// TestUpgradeOldRecords: records written before envelope keys ("c/<id>",
+// "d/<id>", format 1) are migrated on restore: an origin's pending and
+// sealed messages are still delivered (and reported), and a message
+// delivered before the upgrade is still suppressed as a duplicate.
+func TestUpgradeOldRecords(t *testing.T) {
+	n := newTestNet(t, 25)
+	a, b := n.addNode("a"), n.addNode("b")
+	ab := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
+	n.run(2 * time.Second)
+	now := protocol.TimestampOf(n.now)
+	hdr := func(id byte) protocol.Header {
+		return protocol.Header{Type: protocol.TypeMessage, HopLimit: 16, ID: protocol.MessageID{id, 0xaa}, Created: now,
+			Expires: now + 3600, Dest: b.id.Address(), WantReceipt: true}
+	}
+	sealed, err := protocol.SealEnvelope(rand.NewChaCha8([32]byte{5}), a.id, b.id.Public(), hdr(1), []byte("old sealed"), protocol.SealOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := sealed.MarshalBinary()
+	const crOrigin, crAwaitingKey = 1, 2
+	oldSealed := "c/" + sealed.ID.String()
+	pendingID := hdr(2).ID
+	n.stop(a)
+	a.store[oldSealed] = custodyV1(crOrigin, 71, b.id.Address(), now, now+3600, raw)
+	a.store["c/"+pendingID.String()] = custodyV1(crOrigin|crAwaitingKey, 72, b.id.Address(), now, now+3600, []byte("old pending"))
+
+	// b delivered message 3 before the upgrade.
+	done, err := protocol.SignEnvelope(a.id, hdr(3), []byte("delivered before"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldDelivered := "d/" + done.ID.String()
+	n.stop(b)
+	b.store[oldDelivered] = binary.BigEndian.AppendUint32(nil, uint32(now+3600))
+	n.start(b)
+	n.start(a)
+	if _, ok := a.store[oldSealed]; ok {
+		t.Fatal("format 1 custody record not migrated")
+	}
+	if v := b.store[oldDelivered]; len(v) != 38 || v[0] != 2 {
+		t.Fatalf("format 1 delivered record not rewritten: %x", v)
+	}
+	n.run(2 * time.Minute)
+	for ref, body := range map[uint64]string{71: "old sealed", 72: "old pending"} {
+		if countBody(b, a.id.Address(), body) != 1 {
+			t.Fatalf("%q not delivered once after the upgrade: %+v", body, b.inbox)
+		}
+		var reported bool
+		for _, ev := range a.events {
+			reported = reported || (ev.Kind == routing.EventDelivered && ev.Ref == ref)
+		}
+		if !reported {
+			t.Fatalf("ref %d: no delivered event: %+v", ref, a.events)
+		}
+	}
+	raw, _ = done.MarshalBinary()
+	n.step(b, routing.FrameReceived{Link: ab.id, Frame: raw})
+	if countBody(b, a.id.Address(), "delivered before") != 0 {
+		t.Fatal("a message delivered before the upgrade was delivered again")
+	}
+	for k := range a.store {
+		if k[:2] == "c/" {
+			t.Fatalf("custody record %s left", k)
+		}
+	}
+}
+
+// TestDuplicateAnsweredCheaply: copies of a delivered sealed-sender message
+// are answered with the receipt envelope already sent (the same bytes: no
+// new sealing, signing or opening), at most once per interval.
+func TestDuplicateAnsweredCheaply(t *testing.T) {
+	n := newTestNet(t, 26)
+	a, b := n.addNode("a"), n.addNode("b")
+	ab := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
+	n.run(2 * time.Second)
+	var msg []byte
+	var receipts [][]byte
+	n.drop = func(nd *tnode, _ *tlink, tx routing.Transmit) bool {
+		if env := envelopeOf(tx.Frame); env != nil {
+			switch {
+			case nd == a && env.Type == protocol.TypeMessage && msg == nil:
+				msg = bytes.Clone(tx.Frame)
+			case nd == b && env.Type == protocol.TypeReceipt:
+				receipts = append(receipts, bytes.Clone(tx.Frame))
+			}
+		}
+		return false
+	}
+	n.step(a, routing.SendRequest{Ref: 1, Dest: b.id.Address(), Body: []byte("m"), SealedSender: true})
+	n.run(time.Second)
+	if len(receipts) != 1 || countBody(b, a.id.Address(), "m") != 1 {
+		t.Fatalf("%d receipts, inbox %+v", len(receipts), b.inbox)
+	}
+	before := b.eng.Counters()
+	for range 20 {
+		n.step(b, routing.FrameReceived{Link: ab.id, Frame: msg})
+	}
+	c := b.eng.Counters()
+	if len(receipts) != 1 || c.ReceiptsThrottled-before.ReceiptsThrottled != 20 || c.OpenFailed != 0 {
+		t.Fatalf("20 copies within the interval: %d receipts, %d throttled", len(receipts), c.ReceiptsThrottled-before.ReceiptsThrottled)
+	}
+	n.run(10 * time.Second)
+	n.step(b, routing.FrameReceived{Link: ab.id, Frame: msg})
+	n.run(time.Second)
+	if len(receipts) != 2 || !bytes.Equal(receipts[0], receipts[1]) {
+		t.Fatalf("copy after the interval: %d receipts, same bytes %v", len(receipts), len(receipts) == 2 && bytes.Equal(receipts[0], receipts[1]))
+	}
+	if countBody(b, a.id.Address(), "m") != 1 {
+		t.Fatal("delivered twice")
 	}
 }
