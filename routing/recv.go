@@ -337,7 +337,7 @@ func (e *Engine) resendReceipt(key envKey) {
 		return
 	}
 	ent.lastReceipt = e.now.Unix()
-	e.forward(env, env.Key(), raw)
+	e.sendOwnRaw(env, env.Key(), raw)
 	e.counters.ReceiptsSent++
 }
 
@@ -377,7 +377,7 @@ func (e *Engine) sendOwn(env *protocol.Envelope) ([]byte, error) {
 	}
 	key := env.Key()
 	e.seen.addAt(key, e.now)
-	e.forward(env, key, raw)
+	e.sendOwnRaw(env, key, raw)
 	return raw, nil
 }
 
