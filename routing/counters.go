@@ -48,7 +48,7 @@ type Counters struct {
 	ReceiptsSent          uint64
 	ReceiptsIn            uint64
 	ReceiptsInvalid       uint64
-	ReceiptsWithheld      uint64 // sealed-sender receipts not sent: the origin's KEM key is unknown
+	ReceiptsWithheld      uint64 // sealed receipts not sent: no custody room to wait for the origin's KEM key
 	ReceiptsThrottled     uint64 // copies of delivered messages not answered: a receipt went out within the interval
 	RandomFailures        uint64 // Config.Rand failed; what needed it was not done
 

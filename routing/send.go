@@ -262,7 +262,6 @@ func (e *Engine) route(env *protocol.Envelope, key envKey, raw []byte) bool {
 	return false
 }
 
-
 // takeCustody keeps an envelope for an unreachable destination, within the
 // quotas, and asks for a route. Holding the envelope already (its key) is
 // success: a record is never replaced, so a copy can neither demote the
