@@ -49,9 +49,10 @@ type custodyRec struct {
 	data         []byte // the encoded envelope, or the plaintext body
 
 	// Volatile.
-	attempts int
-	nextTry  time.Time // zero: wait for a route
-	gen      uint64    // heap entries with another generation are stale
+	receiptFor envKey // a pending sealed receipt: the message it confirms
+	attempts   int
+	nextTry    time.Time // zero: wait for a route
+	gen        uint64    // heap entries with another generation are stale
 }
 
 func (r *custodyRec) size() int { return len(r.data) + 64 }

@@ -254,16 +254,16 @@ func (e *Engine) sendReceipt(key envKey, ent *deliveredEntry) {
 	var raw []byte
 	var err error
 	if ent.sealed {
-		raw, err = e.sendSealedReceipt(ent.from, payload, ent.expires)
+		raw, err = e.sendSealedReceipt(key, ent.from, payload, ent.expires)
 	} else {
 		raw, err = e.sendControl(ent.from, protocol.TypeReceipt, payload, ent.expires)
 	}
 	if err != nil {
 		return
 	}
-	if raw != nil {
-		e.receipts.put(key, raw)
-	}
+	// raw is nil for a sealed receipt waiting in custody for the origin's
+	// key: kept as such, so copies do not queue more of them.
+	e.receipts.put(key, raw)
 	e.counters.ReceiptsSent++
 }
 
@@ -275,14 +275,14 @@ func (e *Engine) sendReceipt(key envKey, ent *deliveredEntry) {
 // request follows one): the price of a receipt the sender can rely on. The
 // alternative, no receipt, would leave the sender retrying to expiry and
 // reporting a delivered message as expired.
-func (e *Engine) sendSealedReceipt(to Address, payload []byte, expires protocol.Timestamp) ([]byte, error) {
+func (e *Engine) sendSealedReceipt(msg envKey, to Address, payload []byte, expires protocol.Timestamp) ([]byte, error) {
 	h, err := e.controlHeader(to, protocol.TypeReceipt, expires)
 	if err != nil {
 		return nil, err
 	}
 	pub, err := publicOf(e.table.get(to))
 	if err != nil {
-		return nil, e.pendingReceipt(h, payload)
+		return nil, e.pendingReceipt(msg, h, payload)
 	}
 	env, err := protocol.SealEnvelope(e.cfg.Rand, e.id, pub, h, payload,
 		protocol.SealOptions{SealedSender: true, Padding: e.cfg.Padding})
@@ -296,10 +296,10 @@ func (e *Engine) sendSealedReceipt(to Address, payload []byte, expires protocol.
 // record is the node's own (origin: it is the only kind that may wait for a
 // key) but reports no events; once sealed it is an ordinary forwarder
 // record, released on hand-over (see sealStored).
-func (e *Engine) pendingReceipt(h protocol.Header, payload []byte) error {
+func (e *Engine) pendingReceipt(msg envKey, h protocol.Header, payload []byte) error {
 	r := &custodyRec{
 		key: pendingKey(h.ID), id: h.ID, dest: h.Dest, origin: true, awaitingKey: true, sealedSender: true,
-		typ: protocol.TypeReceipt, created: h.Created, expires: h.Expires, data: payload,
+		typ: protocol.TypeReceipt, created: h.Created, expires: h.Expires, data: payload, receiptFor: msg,
 	}
 	if !e.custody.fits(r.dest, r.size(), e.cfg.CustodyMaxBytes, e.cfg.CustodyMaxBytes) || !e.custody.add(r) {
 		e.counters.ReceiptsWithheld++
@@ -327,9 +327,13 @@ func (e *Engine) resendReceipt(key envKey) {
 		e.counters.ReceiptsThrottled++
 		return
 	}
-	raw := e.receipts.get(key)
-	if raw == nil {
+	raw, ok := e.receipts.get(key)
+	if !ok {
 		e.sendReceipt(key, ent)
+		return
+	}
+	if raw == nil {
+		e.counters.ReceiptsThrottled++ // still waiting in custody for the key
 		return
 	}
 	env, err := protocol.ParseEnvelope(raw)
@@ -532,7 +536,12 @@ func newReceiptCache(size int) *receiptCache {
 	return &receiptCache{m: make(map[envKey][]byte), size: size}
 }
 
-func (c *receiptCache) get(k envKey) []byte { return c.m[k] }
+// get returns the receipt envelope kept for k; nil with ok if the receipt
+// waits in custody for its origin's key.
+func (c *receiptCache) get(k envKey) (raw []byte, ok bool) {
+	raw, ok = c.m[k]
+	return raw, ok
+}
 
 func (c *receiptCache) forget(k envKey) { delete(c.m, k) }
 

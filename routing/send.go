@@ -128,6 +128,10 @@ func (e *Engine) sealStored(r *custodyRec, d *destEntry) error {
 		return fmt.Errorf("seal for %v: envelope key %v taken: %w", r.dest, r.key, ErrBadInput)
 	}
 	e.persistCustody(r)
+	if r.typ == protocol.TypeReceipt && r.receiptFor != (envKey{}) {
+		// Copies of the message it confirms are answered with it now.
+		e.receipts.put(r.receiptFor, r.data)
+	}
 	return nil
 }
 
