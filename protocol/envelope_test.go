@@ -336,3 +336,27 @@ func TestEnvelopeKey(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenVerified: Open checks the outer signature, OpenVerified leaves it
+// to its caller (who verified already) but still checks the inner one.
+func TestOpenVerified(t *testing.T) {
+	alice, bob := testIdentity(t, 1), testIdentity(t, 2)
+	e, err := SealEnvelope(seeded(4), alice, bob.Public(), testHeader(bob.Address(), 5), []byte("once"), SealOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Signature[0] ^= 1
+	if _, err := e.Open(bob); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("Open with a bad outer signature: %v", err)
+	}
+	if op, err := e.OpenVerified(bob); err != nil || string(op.Body) != "once" {
+		t.Fatalf("OpenVerified: %v", err)
+	}
+	ss, err := SealEnvelope(seeded(5), alice, bob.Public(), testHeader(bob.Address(), 6), []byte("inner"), SealOptions{SealedSender: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op, err := ss.OpenVerified(bob); err != nil || op.From != alice.Address() {
+		t.Fatalf("sealed sender: %v", err)
+	}
+}
