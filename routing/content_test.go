@@ -413,3 +413,28 @@ func TestDuplicateAnsweredCheaply(t *testing.T) {
 		t.Fatal("delivered twice")
 	}
 }
+
+// TestSealedReceiptFetchesKey: on LoRa, adverts are compact (no KEM key), so
+// the recipient of a sealed-sender message may not know the origin's key:
+// the sealed receipt waits for it in custody while a path request fetches it,
+// and the origin still learns that the message was delivered.
+func TestSealedReceiptFetchesKey(t *testing.T) {
+	n := newTestNet(t, 27)
+	a, b := n.addNode("a"), n.addNode("b")
+	n.addLink(routing.LinkLoRa, 0, 0, "a", "b")
+	n.run(30 * time.Minute)
+	for _, r := range b.eng.Routes() {
+		if r.Dest == a.id.Address() && r.HasKey {
+			t.Fatal("b knows a's KEM key already; the test needs it unknown")
+		}
+	}
+	n.step(a, routing.SendRequest{Ref: 1, Dest: b.id.Address(), Body: []byte("over the air"), SealedSender: true})
+	id := acceptedID(t, a)
+	n.run(3 * time.Hour)
+	if countBody(b, a.id.Address(), "over the air") != 1 {
+		t.Fatalf("b inbox %+v", b.inbox)
+	}
+	if !hasEvent(a, routing.EventDelivered, id) {
+		t.Fatalf("no receipt reached a: %+v\nb counters %+v", a.events, b.eng.Counters())
+	}
+}
