@@ -346,7 +346,9 @@ func (r *custodyRec) checkData() error {
 // verifying the copy again.
 type deliveredEntry struct {
 	expires protocol.Timestamp
-	id      MessageID
+	// lastReceipt is when a receipt was last sent (not persisted): copies
+	// are answered at most once per interval.
+	lastReceipt protocol.Timestamp
 	// from is where the receipt goes (zero: none was asked for); sealed
 	// says it goes sealed with sealed sender (the message was).
 	from   Address
@@ -355,9 +357,6 @@ type deliveredEntry struct {
 	// ID: it suppresses any envelope to this node with that ID until it
 	// expires (format 1 did not record the envelope key).
 	legacy bool
-	// lastReceipt is when a receipt was last sent (Unix seconds, not
-	// persisted): copies are answered at most once per interval.
-	lastReceipt int64
 }
 
 // Delivered record flags (format 2).
@@ -378,7 +377,7 @@ const deliveredFormat = 2
 //	22  16  receipt destination (zero: no receipt)
 //
 // Format 1 was the 4-byte expiry alone, keyed on the message ID.
-func encodeDelivered(d *deliveredEntry) []byte {
+func encodeDelivered(d deliveredEntry, id MessageID) []byte {
 	var flags byte
 	if d.legacy {
 		flags |= drLegacy
@@ -388,25 +387,26 @@ func encodeDelivered(d *deliveredEntry) []byte {
 	}
 	b := append(make([]byte, 0, 38), deliveredFormat, flags)
 	b = binary.BigEndian.AppendUint32(b, uint32(d.expires))
-	b = append(b, d.id[:]...)
+	b = append(b, id[:]...)
 	return append(b, d.from[:]...)
 }
 
 // decodeDelivered decodes a delivered record stored under key k, in either
 // format (a format 1 record becomes a legacy entry).
-func decodeDelivered(k [16]byte, b []byte) (*deliveredEntry, error) {
+// The message ID is persisted (for the record's reader) but not kept in
+// memory, which holds up to MaxDelivered entries.
+func decodeDelivered(k [16]byte, b []byte) (deliveredEntry, error) {
 	if len(b) == 4 {
-		return &deliveredEntry{expires: protocol.Timestamp(binary.BigEndian.Uint32(b)), id: MessageID(k), legacy: true}, nil
+		return deliveredEntry{expires: protocol.Timestamp(binary.BigEndian.Uint32(b)), legacy: true}, nil
 	}
 	if len(b) != 38 || b[0] != deliveredFormat || b[1]&^drKnown != 0 {
-		return nil, fmt.Errorf("delivered record %x: %w", k, ErrCorruptRecord)
+		return deliveredEntry{}, fmt.Errorf("delivered record %x: %w", k, ErrCorruptRecord)
 	}
-	d := &deliveredEntry{legacy: b[1]&drLegacy != 0, sealed: b[1]&drSealed != 0,
+	d := deliveredEntry{legacy: b[1]&drLegacy != 0, sealed: b[1]&drSealed != 0,
 		expires: protocol.Timestamp(binary.BigEndian.Uint32(b[2:]))}
-	copy(d.id[:], b[6:22])
 	copy(d.from[:], b[22:38])
-	if d.legacy && d.id != MessageID(k) {
-		return nil, fmt.Errorf("delivered record %x: legacy entry for ID %v: %w", k, d.id, ErrCorruptRecord)
+	if d.legacy && MessageID(b[6:22]) != MessageID(k) {
+		return deliveredEntry{}, fmt.Errorf("delivered record %x: legacy entry for another ID: %w", k, ErrCorruptRecord)
 	}
 	return d, nil
 }
@@ -416,34 +416,40 @@ func decodeDelivered(k [16]byte, b []byte) (*deliveredEntry, error) {
 // restarts (the set is persisted). It is bounded: past max entries the
 // oldest are forgotten.
 type deliveredSet struct {
-	m     map[envKey]*deliveredEntry
+	m     map[envKey]deliveredEntry
 	order []envKey // insertion order, for the bound
 	max   int
 }
 
 func newDeliveredSet(max int) *deliveredSet {
-	return &deliveredSet{m: make(map[envKey]*deliveredEntry), max: max}
+	return &deliveredSet{m: make(map[envKey]deliveredEntry), max: max}
 }
 
 // get returns the entry of the envelope with key k.
-func (d *deliveredSet) get(k envKey) *deliveredEntry {
-	if ent := d.m[k]; ent != nil && !ent.legacy {
-		return ent
-	}
-	return nil
+func (d *deliveredSet) get(k envKey) (deliveredEntry, bool) {
+	ent, ok := d.m[k]
+	return ent, ok && !ent.legacy
 }
 
-func (d *deliveredSet) has(k envKey) bool { return d.get(k) != nil }
+func (d *deliveredSet) has(k envKey) bool { _, ok := d.get(k); return ok }
+
+// receiptSent records that a receipt for k went out at t.
+func (d *deliveredSet) receiptSent(k envKey, t protocol.Timestamp) {
+	if ent, ok := d.m[k]; ok {
+		ent.lastReceipt = t
+		d.m[k] = ent
+	}
+}
 
 // hasLegacy reports whether a format 1 record names message id.
 func (d *deliveredSet) hasLegacy(id MessageID) bool {
-	ent := d.m[envKey(id)]
-	return ent != nil && ent.legacy
+	ent, ok := d.m[envKey(id)]
+	return ok && ent.legacy
 }
 
 // add records ent under k and returns keys evicted to stay within the
 // bound.
-func (d *deliveredSet) add(k envKey, ent *deliveredEntry) []envKey {
+func (d *deliveredSet) add(k envKey, ent deliveredEntry) []envKey {
 	if _, ok := d.m[k]; ok {
 		return nil
 	}

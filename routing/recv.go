@@ -195,11 +195,11 @@ func (e *Engine) deliver(env *protocol.Envelope, key envKey) error {
 	switch env.Type {
 	case protocol.TypeReceipt:
 		e.handleReceipt(env)
-		e.markDelivered(key, &deliveredEntry{expires: env.Expires, id: env.ID})
+		e.markDelivered(key, env.ID, deliveredEntry{expires: env.Expires})
 		return nil
 	case protocol.TypeControl:
 		err := e.handleControl(env)
-		e.markDelivered(key, &deliveredEntry{expires: env.Expires, id: env.ID})
+		e.markDelivered(key, env.ID, deliveredEntry{expires: env.Expires})
 		return err
 	}
 	d := Delivery{ID: env.ID, Key: key, Type: env.Type, Created: env.Created, Expires: env.Expires, Hops: env.HopCount}
@@ -213,11 +213,11 @@ func (e *Engine) deliver(env *protocol.Envelope, key envKey) error {
 	} else {
 		d.From, d.Sender, d.Body = env.Sender.Address(), env.Sender, env.Payload
 	}
-	ent := &deliveredEntry{expires: env.Expires, id: env.ID}
+	ent := deliveredEntry{expires: env.Expires}
 	if env.Flags&protocol.FlagWantReceipt != 0 {
 		ent.from, ent.sealed = d.From, env.Flags&protocol.FlagSealedSender != 0
 	}
-	e.markDelivered(key, ent)
+	e.markDelivered(key, env.ID, ent)
 	e.rd.Deliveries = append(e.rd.Deliveries, d)
 	e.counters.Delivered++
 	if !ent.from.IsZero() {
@@ -226,12 +226,12 @@ func (e *Engine) deliver(env *protocol.Envelope, key envKey) error {
 	return nil
 }
 
-func (e *Engine) markDelivered(key envKey, ent *deliveredEntry) {
+func (e *Engine) markDelivered(key envKey, id MessageID, ent deliveredEntry) {
 	for _, old := range e.delivered.add(key, ent) {
 		e.del(deliveredKey(old))
 		e.receipts.forget(old)
 	}
-	e.persist(deliveredKey(key), encodeDelivered(ent))
+	e.persist(deliveredKey(key), encodeDelivered(ent, id))
 }
 
 // sendReceipt signs a receipt for the envelope with key and sends it to its
@@ -247,8 +247,8 @@ func (e *Engine) markDelivered(key envKey, ent *deliveredEntry) {
 // needs the sender's KEM key; without it the receipt waits in custody, like
 // an application message awaiting a key, while a path request asks for the
 // key (see sendSealedReceipt).
-func (e *Engine) sendReceipt(key envKey, ent *deliveredEntry) {
-	ent.lastReceipt = e.now.Unix()
+func (e *Engine) sendReceipt(key envKey, ent deliveredEntry) {
+	e.delivered.receiptSent(key, protocol.TimestampOf(e.now))
 	rc := protocol.NewReceipt(e.id, key, protocol.TimestampOf(e.now))
 	payload, _ := rc.MarshalBinary()
 	var raw []byte
@@ -319,11 +319,12 @@ func (e *Engine) receiptInterval() time.Duration { return e.dupWindow() }
 // envelope again, or (evicted, or after a restart) a new one, at most once
 // per interval. Never by opening the copy.
 func (e *Engine) resendReceipt(key envKey) {
-	ent := e.delivered.get(key)
-	if ent == nil || ent.from.IsZero() {
+	ent, ok := e.delivered.get(key)
+	if !ok || ent.from.IsZero() {
 		return
 	}
-	if e.now.Unix()-ent.lastReceipt < int64(e.receiptInterval()/time.Second) {
+	now := protocol.TimestampOf(e.now)
+	if ent.lastReceipt != 0 && int64(now)-int64(ent.lastReceipt) < int64(e.receiptInterval()/time.Second) {
 		e.counters.ReceiptsThrottled++
 		return
 	}
@@ -340,7 +341,7 @@ func (e *Engine) resendReceipt(key envKey) {
 	if err != nil {
 		return
 	}
-	ent.lastReceipt = e.now.Unix()
+	e.delivered.receiptSent(key, now)
 	e.sendOwnRaw(env, env.Key(), raw)
 	e.counters.ReceiptsSent++
 }

@@ -500,7 +500,7 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 			// Format 1 (keyed on the message ID): kept as a legacy
 			// entry, rewritten in format 2 under the same key (the
 			// envelope key was never recorded).
-			e.persist(rec.Key, encodeDelivered(ent))
+			e.persist(rec.Key, encodeDelivered(ent, MessageID(k)))
 		}
 		return nil
 	}
