@@ -168,7 +168,7 @@ func TestCapabilitiesString(t *testing.T) {
 
 func TestReceipt(t *testing.T) {
 	bob := testIdentity(t, 2)
-	id := testHeader(bob.Address(), 7).ID
+	id := EnvelopeKey(testHeader(bob.Address(), 7).ID)
 	rc := NewReceipt(bob, id, TimestampOf(testNow))
 	raw, _ := rc.MarshalBinary()
 	if len(raw) != ReceiptSize {
@@ -181,7 +181,7 @@ func TestReceipt(t *testing.T) {
 	if err := got.Verify(bob.Compact()); err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != id || got.Recipient != bob.Address() {
+	if got.Key != id || got.Recipient != bob.Address() {
 		t.Fatalf("decoded %+v", got)
 	}
 	if err := got.Verify(testIdentity(t, 1).Compact()); !errors.Is(err, ErrAddressMismatch) {
@@ -198,8 +198,13 @@ func TestReceipt(t *testing.T) {
 			t.Fatalf("truncated to %d: %v", n, err)
 		}
 	}
-	if _, err := ParseReceipt(append(raw, 0)); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("long: %v", err)
+	if _, err := ParseReceipt(append(bytes.Clone(raw), 0)); !errors.Is(err, ErrTrailing) {
+		t.Fatalf("trailing byte: %v", err)
+	}
+	v1 := bytes.Clone(raw)
+	v1[1] = 1
+	if _, err := ParseReceipt(v1); !errors.Is(err, ErrUnknownKind) {
+		t.Fatalf("version 1: %v", err)
 	}
 	bad := append([]byte(nil), raw...)
 	bad[0] = 0

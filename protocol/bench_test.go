@@ -158,7 +158,7 @@ func BenchmarkAnnounceVerify(b *testing.B) {
 
 func BenchmarkReceiptVerify(b *testing.B) {
 	bob := testIdentity(b, 2)
-	raw, _ := NewReceipt(bob, MessageID{1}, TimestampOf(testNow)).MarshalBinary()
+	raw, _ := NewReceipt(bob, EnvelopeKey{1}, TimestampOf(testNow)).MarshalBinary()
 	c := bob.Compact()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -282,3 +282,81 @@ func TestPadding(t *testing.T) {
 		t.Fatalf("10 and 60 byte bodies sealed to %d and %d bytes", len(e1.Payload), len(e2.Payload))
 	}
 }
+
+// TestEnvelopeKey: every copy of one envelope has one key, whatever its hop
+// count; a signed envelope's key changes with any signed byte; a
+// sealed-sender envelope's key ignores the header a forwarder can rewrite,
+// and such a rewritten copy cannot be opened.
+func TestEnvelopeKey(t *testing.T) {
+	alice, bob := testIdentity(t, 1), testIdentity(t, 2)
+	clear, err := SignEnvelope(alice, testHeader(bob.Address(), 1), []byte("clear"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := SealEnvelope(seeded(3), alice, bob.Public(), testHeader(bob.Address(), 2), []byte("sealed sender"), SealOptions{SealedSender: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, e := range map[string]*Envelope{"clear": clear, "sealed sender": ss} {
+		raw, _ := e.MarshalBinary()
+		k, err := EnvelopeKeyOf(raw)
+		if err != nil || k != e.Key() {
+			t.Fatalf("%s: key of encoding %v (%v), of envelope %v", name, k, err, e.Key())
+		}
+		if err := IncrementHopCount(raw); err != nil {
+			t.Fatal(err)
+		}
+		if k2, _ := EnvelopeKeyOf(raw); k2 != k {
+			t.Fatalf("%s: hop count changed the key", name)
+		}
+		raw[6] ^= 1 // a message ID byte
+		k3, _ := EnvelopeKeyOf(raw)
+		if name == "clear" && k3 == k {
+			t.Fatal("clear: a rewritten ID kept the key")
+		}
+		if name == "sealed sender" {
+			if k3 != k {
+				t.Fatal("sealed sender: a rewritten ID changed the key (dedup bypass)")
+			}
+			e2, err := ParseEnvelope(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e2.Open(bob); !errors.Is(err, ErrDecrypt) {
+				t.Fatalf("rewritten sealed-sender header opened: %v", err)
+			}
+		}
+	}
+	if clear.Key() == ss.Key() || clear.Key() == EnvelopeKey(clear.ID) {
+		t.Fatal("keys collide")
+	}
+	for _, n := range []int{0, 1, envelopeFixedSize + 3} {
+		if _, err := EnvelopeKeyOf(make([]byte, n)); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+	}
+}
+
+// TestOpenVerified: Open checks the outer signature, OpenVerified leaves it
+// to its caller (who verified already) but still checks the inner one.
+func TestOpenVerified(t *testing.T) {
+	alice, bob := testIdentity(t, 1), testIdentity(t, 2)
+	e, err := SealEnvelope(seeded(4), alice, bob.Public(), testHeader(bob.Address(), 5), []byte("once"), SealOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Signature[0] ^= 1
+	if _, err := e.Open(bob); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("Open with a bad outer signature: %v", err)
+	}
+	if op, err := e.OpenVerified(bob); err != nil || string(op.Body) != "once" {
+		t.Fatalf("OpenVerified: %v", err)
+	}
+	ss, err := SealEnvelope(seeded(5), alice, bob.Public(), testHeader(bob.Address(), 6), []byte("inner"), SealOptions{SealedSender: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op, err := ss.OpenVerified(bob); err != nil || op.From != alice.Address() {
+		t.Fatalf("sealed sender: %v", err)
+	}
+}

@@ -41,6 +41,9 @@ func FuzzParseEnvelope(f *testing.F) {
 		}
 		_ = e.Verify(testNow, time.Minute)
 		_, _ = EnvelopeID(b)
+		if k, err := EnvelopeKeyOf(b); err != nil || k != e.Key() {
+			t.Fatalf("key of the encoding %v (%v), of the envelope %v", k, err, e.Key())
+		}
 		if e.Dest == bob.Address() && e.Flags&FlagSealed != 0 {
 			_, _ = e.Open(bob)
 		}

@@ -63,7 +63,7 @@ func goldenVectors(t *testing.T) map[string][]byte {
 		t.Fatal(err)
 	}
 	v["announce-full"] = must(a.MarshalBinary())
-	v["receipt"] = must(NewReceipt(bob, h.ID, TimestampOf(testNow)).MarshalBinary())
+	v["receipt"] = must(NewReceipt(bob, EnvelopeKey(h.ID), TimestampOf(testNow)).MarshalBinary())
 
 	s, in, err := StartLiteSession(seeded(5), alice, bob.Public(), TimestampOf(testNow))
 	if err != nil {

@@ -48,6 +48,9 @@ type Counters struct {
 	ReceiptsSent          uint64
 	ReceiptsIn            uint64
 	ReceiptsInvalid       uint64
+	ReceiptsWithheld      uint64 // sealed receipts not sent: no custody room to wait for the origin's KEM key
+	ReceiptsThrottled     uint64 // copies of delivered messages not answered: a receipt went out within the interval
+	RandomFailures        uint64 // Config.Rand failed; what needed it was not done
 
 	CustodyAccepted   uint64
 	CustodyRefused    uint64 // quota

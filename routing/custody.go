@@ -3,18 +3,40 @@ package routing
 import (
 	"bytes"
 	"container/heap"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
 	"meshd.dev/meshd/protocol"
 )
 
+// envKey names an envelope by content (protocol.EnvelopeKey): custody,
+// the delivered set, the seen cache, hop acks and receipts are keyed on it,
+// never on the message ID a sender chooses and anyone on the path can reuse.
+type envKey = protocol.EnvelopeKey
+
+// pendingKey is the key of an origin's record that waits for the
+// destination's KEM key: its envelope does not exist yet, so it has no
+// envelope key. The digest of the message ID under its own label cannot
+// equal any envelope's key (a different domain), and the ID is this node's
+// own fresh random draw. Sealing re-keys the record to its envelope's key.
+func pendingKey(id MessageID) envKey {
+	h := sha256.New()
+	h.Write([]byte("meshd/pending-custody/v1\x00"))
+	h.Write(id[:])
+	var k envKey
+	copy(k[:], h.Sum(nil))
+	return k
+}
+
 // custodyRec is a message this node has promised to keep until it is
 // delivered, handed off or expired.
 type custodyRec struct {
-	id           MessageID
+	key          envKey    // the envelope's key, or pendingKey(id) while awaiting the key
+	id           MessageID // reported in events; not unique
 	dest         Address
 	origin       bool // this node sent it and waits for the receipt
 	awaitingKey  bool // data is the plaintext body, sealed once the key is known
@@ -34,9 +56,10 @@ type custodyRec struct {
 	charged int     // what the record was charged when it was added
 
 	// Volatile.
-	attempts int
-	nextTry  time.Time // zero: wait for a route
-	gen      uint64    // heap entries with another generation are stale
+	receiptFor envKey // a pending sealed receipt: the message it confirms
+	attempts   int
+	nextTry    time.Time // zero: wait for a route
+	gen        uint64    // heap entries with another generation are stale
 }
 
 func (r *custodyRec) size() int { return cap(r.data) + custodyRecOverhead }
@@ -44,8 +67,8 @@ func (r *custodyRec) size() int { return cap(r.data) + custodyRecOverhead }
 // custodyStore holds the custody records with per-destination accounting and
 // a heap of due times (retries and expiries).
 type custodyStore struct {
-	recs   map[MessageID]*custodyRec
-	byDest map[Address]map[MessageID]struct{}
+	recs   map[envKey]*custodyRec
+	byDest map[Address]map[envKey]struct{}
 	quota  *custodyQuota
 	bytes  int
 	due    dueHeap
@@ -54,29 +77,33 @@ type custodyStore struct {
 
 func newCustodyStore(quota *custodyQuota) *custodyStore {
 	return &custodyStore{
-		recs:   make(map[MessageID]*custodyRec),
-		byDest: make(map[Address]map[MessageID]struct{}),
+		recs:   make(map[envKey]*custodyRec),
+		byDest: make(map[Address]map[envKey]struct{}),
 		quota:  quota,
 	}
 }
 
-func (s *custodyStore) get(id MessageID) *custodyRec { return s.recs[id] }
+func (s *custodyStore) get(k envKey) *custodyRec { return s.recs[k] }
 
 // admit reports whether r fits the quotas (see quota.go).
 func (s *custodyStore) admit(r *custodyRec) error { return s.quota.admit(r) }
 
-func (s *custodyStore) add(r *custodyRec) {
-	if old := s.recs[r.id]; old != nil {
-		s.remove(r.id)
+// add stores r and reports whether it did. It never replaces a record: a
+// record with r's key holds the same envelope already (and may be the
+// origin's own, which a copy from the network must not demote).
+func (s *custodyStore) add(r *custodyRec) bool {
+	if s.recs[r.key] != nil {
+		return false
 	}
-	s.recs[r.id] = r
+	s.recs[r.key] = r
 	if s.byDest[r.dest] == nil {
-		s.byDest[r.dest] = make(map[MessageID]struct{})
+		s.byDest[r.dest] = make(map[envKey]struct{})
 	}
-	s.byDest[r.dest][r.id] = struct{}{}
+	s.byDest[r.dest][r.key] = struct{}{}
 	s.quota.charge(r)
 	s.bytes += r.charged
 	s.schedule(r)
+	return true
 }
 
 // schedule (re)inserts r's next due time: its retry or its expiry.
@@ -87,16 +114,16 @@ func (s *custodyStore) schedule(r *custodyRec) {
 	if !r.nextTry.IsZero() && r.nextTry.Before(at) {
 		at = r.nextTry
 	}
-	heap.Push(&s.due, dueItem{at: at, id: r.id, gen: r.gen})
+	heap.Push(&s.due, dueItem{at: at, key: r.key, gen: r.gen})
 }
 
-func (s *custodyStore) remove(id MessageID) {
-	r := s.recs[id]
+func (s *custodyStore) remove(k envKey) {
+	r := s.recs[k]
 	if r == nil {
 		return
 	}
-	delete(s.recs, id)
-	delete(s.byDest[r.dest], id)
+	delete(s.recs, k)
+	delete(s.byDest[r.dest], k)
 	if len(s.byDest[r.dest]) == 0 {
 		delete(s.byDest, r.dest)
 	}
@@ -105,15 +132,12 @@ func (s *custodyStore) remove(id MessageID) {
 	r.gen = 0 // its heap entries are stale now
 }
 
-// forDest returns the records for dest in ID order.
+// forDest returns the records for dest in key order.
 func (s *custodyStore) forDest(dest Address) []*custodyRec {
-	ids := make([]MessageID, 0, len(s.byDest[dest]))
-	for id := range s.byDest[dest] {
-		ids = append(ids, id)
-	}
-	out := make([]*custodyRec, 0, len(ids))
-	for _, id := range sortedIDs(s.byDest[dest]) {
-		out = append(out, s.recs[id])
+	keys := sortedIDs(s.byDest[dest])
+	out := make([]*custodyRec, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, s.recs[k])
 	}
 	return out
 }
@@ -122,7 +146,7 @@ func (s *custodyStore) forDest(dest Address) []*custodyRec {
 func (s *custodyStore) popDue(now time.Time) *custodyRec {
 	for s.due.Len() > 0 {
 		top := s.due[0]
-		r := s.recs[top.id]
+		r := s.recs[top.key]
 		if r == nil || r.gen != top.gen {
 			heap.Pop(&s.due)
 			continue
@@ -139,7 +163,7 @@ func (s *custodyStore) popDue(now time.Time) *custodyRec {
 func (s *custodyStore) nextDue() time.Time {
 	for s.due.Len() > 0 {
 		top := s.due[0]
-		if r := s.recs[top.id]; r == nil || r.gen != top.gen {
+		if r := s.recs[top.key]; r == nil || r.gen != top.gen {
 			heap.Pop(&s.due)
 			continue
 		}
@@ -150,7 +174,7 @@ func (s *custodyStore) nextDue() time.Time {
 
 type dueItem struct {
 	at  time.Time
-	id  MessageID
+	key envKey
 	gen uint64
 }
 
@@ -161,7 +185,7 @@ func (h dueHeap) Less(i, j int) bool {
 	if !h[i].at.Equal(h[j].at) {
 		return h[i].at.Before(h[j].at)
 	}
-	return bytes.Compare(h[i].id[:], h[j].id[:]) < 0
+	return bytes.Compare(h[i].key[:], h[j].key[:]) < 0
 }
 func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *dueHeap) Push(x any)   { *h = append(*h, x.(dueItem)) }
@@ -172,15 +196,22 @@ func (h *dueHeap) Pop() any {
 	return x
 }
 
-// Persistence. Keys: "c/<id>" custody, "d/<id>" delivered, "seq" the
-// announce sequence number (IDs in hex).
+// Persistence. Keys: "c/<key>" custody, "d/<key>" delivered, "seq" the
+// announce sequence number, with the envelope key in hex (for a pending
+// origin record, pendingKey; for a delivered record migrated from format 1,
+// the message ID: see restoreOne). Format 1 keyed both on the message ID.
 
-func custodyKey(id MessageID) string   { return "c/" + hex.EncodeToString(id[:]) }
-func deliveredKey(id MessageID) string { return "d/" + hex.EncodeToString(id[:]) }
+func custodyKey(k envKey) string   { return "c/" + hex.EncodeToString(k[:]) }
+func deliveredKey(k envKey) string { return "d/" + hex.EncodeToString(k[:]) }
 
 const seqKey = "seq"
 
-const custodyFormat = 1
+// Custody record formats: 1 was keyed on the message ID (read for
+// migration only), 2 is keyed on the envelope key and carries the ID.
+const (
+	custodyFormatV1 = 1
+	custodyFormat   = 2
+)
 
 // Custody record flags.
 const (
@@ -194,19 +225,29 @@ const (
 // maxCustodyData bounds a record's data: an envelope, or a body.
 const maxCustodyData = protocol.MaxEnvelopeSize
 
-// encodeCustody lays out a custody record:
+// custodyHeaderV1 and custodyHeader are the sizes before the data.
+const (
+	custodyHeaderV1 = 39
+	custodyHeader   = 55
+)
+
+// encodeCustody lays out a custody record (format 2):
 //
-//	0   1   version
+//	0   1   version 2
 //	1   1   flags: origin, awaiting key, sealed sender, handed off
 //	2   1   envelope type
 //	3   8   application reference
 //	11  16  destination
 //	27  4   created
 //	31  4   expires
-//	35  4   data length n
-//	39  n   data: the envelope, or the plaintext body while awaiting the key
+//	35  16  message ID
+//	51  4   data length n
+//	55  n   data: the envelope, or the plaintext body while awaiting the key
+//
+// Format 1 was the same without the message ID (data length at 35, data
+// at 39); its key was the message ID.
 func encodeCustody(r *custodyRec) []byte {
-	b := make([]byte, 0, 39+len(r.data))
+	b := make([]byte, 0, custodyHeader+len(r.data))
 	var flags byte
 	if r.origin {
 		flags |= crOrigin
@@ -225,25 +266,31 @@ func encodeCustody(r *custodyRec) []byte {
 	b = append(b, r.dest[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(r.created))
 	b = binary.BigEndian.AppendUint32(b, uint32(r.expires))
+	b = append(b, r.id[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(r.data)))
 	return append(b, r.data...)
 }
 
-// decodeCustody decodes a record strictly; it checks that the data is a
-// well-formed envelope for the record's destination (or a body within limits).
-func decodeCustody(id MessageID, b []byte) (*custodyRec, error) {
-	if len(b) < 39 {
-		return nil, fmt.Errorf("custody record %x: %d bytes: %w", id, len(b), ErrCorruptRecord)
+// decodeCustody decodes a record stored under key k strictly, in either
+// format; it checks that the data is a well-formed envelope for the
+// record's destination whose key is the record's (or a body within limits).
+// For format 1, k is the message ID; the record gets its format 2 key.
+func decodeCustody(k [16]byte, b []byte) (*custodyRec, error) {
+	if len(b) < 1 || (b[0] != custodyFormat && b[0] != custodyFormatV1) {
+		return nil, fmt.Errorf("custody record %x: bad version: %w", k, ErrCorruptRecord)
 	}
-	if b[0] != custodyFormat {
-		return nil, fmt.Errorf("custody record %x: version %d: %w", id, b[0], ErrCorruptRecord)
+	hdr := custodyHeader
+	if b[0] == custodyFormatV1 {
+		hdr = custodyHeaderV1
+	}
+	if len(b) < hdr {
+		return nil, fmt.Errorf("custody record %x: %d bytes: %w", k, len(b), ErrCorruptRecord)
 	}
 	flags := b[1]
 	if flags&^crKnown != 0 {
-		return nil, fmt.Errorf("custody record %x: flags 0x%02x: %w", id, flags, ErrCorruptRecord)
+		return nil, fmt.Errorf("custody record %x: flags 0x%02x: %w", k, flags, ErrCorruptRecord)
 	}
 	r := &custodyRec{
-		id:           id,
 		origin:       flags&crOrigin != 0,
 		awaitingKey:  flags&crAwaitingKey != 0,
 		sealedSender: flags&crSealedSender != 0,
@@ -254,54 +301,163 @@ func decodeCustody(id MessageID, b []byte) (*custodyRec, error) {
 		expires:      protocol.Timestamp(binary.BigEndian.Uint32(b[31:])),
 	}
 	copy(r.dest[:], b[11:27])
-	n := binary.BigEndian.Uint32(b[35:])
-	if uint64(n) != uint64(len(b)-39) || n > maxCustodyData {
-		return nil, fmt.Errorf("custody record %x: data length %d of %d: %w", id, n, len(b)-39, ErrCorruptRecord)
+	if b[0] == custodyFormatV1 {
+		r.id = MessageID(k)
+	} else {
+		copy(r.id[:], b[35:51])
 	}
-	r.data = cloneFrame(b[39:])
-	if r.awaitingKey {
-		if !r.origin || len(r.data) > protocol.MaxPayloadSize {
-			return nil, fmt.Errorf("custody record %x: bad pending body: %w", id, ErrCorruptRecord)
-		}
-		return r, nil
+	n := binary.BigEndian.Uint32(b[hdr-4:])
+	if uint64(n) != uint64(len(b)-hdr) || n > maxCustodyData {
+		return nil, fmt.Errorf("custody record %x: data length %d of %d: %w", k, n, len(b)-hdr, ErrCorruptRecord)
 	}
-	env, err := protocol.ParseEnvelope(r.data)
-	if err != nil {
-		return nil, fmt.Errorf("custody record %x: %w: %v", id, ErrCorruptRecord, err)
+	r.data = cloneFrame(b[hdr:])
+	if err := r.checkData(); err != nil {
+		return nil, fmt.Errorf("custody record %x: %w: %v", k, ErrCorruptRecord, err)
 	}
-	// The engine retries and expires by the record's header: it must be
-	// the envelope's own.
-	if env.ID != id || env.Dest != r.dest || env.Type != r.typ || env.Created != r.created ||
-		env.Expires != r.expires || (env.Flags&protocol.FlagSealedSender != 0) != r.sealedSender {
-		return nil, fmt.Errorf("custody record %x: envelope does not match: %w", id, ErrCorruptRecord)
+	if b[0] == custodyFormat && r.key != envKey(k) {
+		return nil, fmt.Errorf("custody record %x: stored under another key: %w", k, ErrCorruptRecord)
 	}
 	return r, nil
 }
 
-// deliveredSet remembers the IDs of messages delivered to the application
-// until they expire, so a retransmission is never delivered twice, even
-// across restarts (the set is persisted). It is bounded: past max entries
-// the oldest are forgotten.
+// checkData checks the record's data against its header and sets its key.
+func (r *custodyRec) checkData() error {
+	if r.awaitingKey {
+		if !r.origin || len(r.data) > protocol.MaxPayloadSize {
+			return errors.New("bad pending body")
+		}
+		r.key = pendingKey(r.id)
+		return nil
+	}
+	env, err := protocol.ParseEnvelope(r.data)
+	if err != nil {
+		return err
+	}
+	// The engine retries and expires by the record's header: it must be
+	// the envelope's own.
+	if env.ID != r.id || env.Dest != r.dest || env.Type != r.typ || env.Created != r.created ||
+		env.Expires != r.expires || (env.Flags&protocol.FlagSealedSender != 0) != r.sealedSender {
+		return errors.New("envelope does not match")
+	}
+	r.key = env.Key()
+	return nil
+}
+
+// deliveredEntry is what the node keeps about a message it delivered: enough
+// to suppress copies and to answer them with a receipt without opening or
+// verifying the copy again.
+type deliveredEntry struct {
+	expires protocol.Timestamp
+	// lastReceipt is when a receipt was last sent (not persisted): copies
+	// are answered at most once per interval.
+	lastReceipt protocol.Timestamp
+	// from is where the receipt goes (zero: none was asked for); sealed
+	// says it goes sealed with sealed sender (the message was).
+	from   Address
+	sealed bool
+	// legacy marks an entry restored from format 1, keyed on the message
+	// ID: it suppresses any envelope to this node with that ID until it
+	// expires (format 1 did not record the envelope key).
+	legacy bool
+}
+
+// Delivered record flags (format 2).
+const (
+	drLegacy = 1 << iota
+	drSealed
+	drKnown = drLegacy | drSealed
+)
+
+const deliveredFormat = 2
+
+// encodeDelivered lays out a delivered record (format 2):
+//
+//	0   1   version 2
+//	1   1   flags: legacy (keyed on the message ID), sealed receipt
+//	2   4   expires
+//	6   16  message ID
+//	22  16  receipt destination (zero: no receipt)
+//
+// Format 1 was the 4-byte expiry alone, keyed on the message ID.
+func encodeDelivered(d deliveredEntry, id MessageID) []byte {
+	var flags byte
+	if d.legacy {
+		flags |= drLegacy
+	}
+	if d.sealed {
+		flags |= drSealed
+	}
+	b := append(make([]byte, 0, 38), deliveredFormat, flags)
+	b = binary.BigEndian.AppendUint32(b, uint32(d.expires))
+	b = append(b, id[:]...)
+	return append(b, d.from[:]...)
+}
+
+// decodeDelivered decodes a delivered record stored under key k, in either
+// format (a format 1 record becomes a legacy entry).
+// The message ID is persisted (for the record's reader) but not kept in
+// memory, which holds up to MaxDelivered entries.
+func decodeDelivered(k [16]byte, b []byte) (deliveredEntry, error) {
+	if len(b) == 4 {
+		return deliveredEntry{expires: protocol.Timestamp(binary.BigEndian.Uint32(b)), legacy: true}, nil
+	}
+	if len(b) != 38 || b[0] != deliveredFormat || b[1]&^drKnown != 0 {
+		return deliveredEntry{}, fmt.Errorf("delivered record %x: %w", k, ErrCorruptRecord)
+	}
+	d := deliveredEntry{legacy: b[1]&drLegacy != 0, sealed: b[1]&drSealed != 0,
+		expires: protocol.Timestamp(binary.BigEndian.Uint32(b[2:]))}
+	copy(d.from[:], b[22:38])
+	if d.legacy && MessageID(b[6:22]) != MessageID(k) {
+		return deliveredEntry{}, fmt.Errorf("delivered record %x: legacy entry for another ID: %w", k, ErrCorruptRecord)
+	}
+	return d, nil
+}
+
+// deliveredSet remembers the envelopes delivered to the application until
+// they expire, so a retransmission is never delivered twice, even across
+// restarts (the set is persisted). It is bounded: past max entries the
+// oldest are forgotten.
 type deliveredSet struct {
-	m     map[MessageID]protocol.Timestamp
-	order []MessageID // insertion order, for the bound
+	m     map[envKey]deliveredEntry
+	order []envKey // insertion order, for the bound
 	max   int
 }
 
 func newDeliveredSet(max int) *deliveredSet {
-	return &deliveredSet{m: make(map[MessageID]protocol.Timestamp), max: max}
+	return &deliveredSet{m: make(map[envKey]deliveredEntry), max: max}
 }
 
-func (d *deliveredSet) has(id MessageID) bool { _, ok := d.m[id]; return ok }
+// get returns the entry of the envelope with key k.
+func (d *deliveredSet) get(k envKey) (deliveredEntry, bool) {
+	ent, ok := d.m[k]
+	return ent, ok && !ent.legacy
+}
 
-// add records id and returns IDs evicted to stay within the bound.
-func (d *deliveredSet) add(id MessageID, expires protocol.Timestamp) []MessageID {
-	if _, ok := d.m[id]; ok {
+func (d *deliveredSet) has(k envKey) bool { _, ok := d.get(k); return ok }
+
+// receiptSent records that a receipt for k went out at t.
+func (d *deliveredSet) receiptSent(k envKey, t protocol.Timestamp) {
+	if ent, ok := d.m[k]; ok {
+		ent.lastReceipt = t
+		d.m[k] = ent
+	}
+}
+
+// hasLegacy reports whether a format 1 record names message id.
+func (d *deliveredSet) hasLegacy(id MessageID) bool {
+	ent, ok := d.m[envKey(id)]
+	return ok && ent.legacy
+}
+
+// add records ent under k and returns keys evicted to stay within the
+// bound.
+func (d *deliveredSet) add(k envKey, ent deliveredEntry) []envKey {
+	if _, ok := d.m[k]; ok {
 		return nil
 	}
-	d.m[id] = expires
-	d.order = append(d.order, id)
-	var evicted []MessageID
+	d.m[k] = ent
+	d.order = append(d.order, k)
+	var evicted []envKey
 	for len(d.m) > d.max && len(d.order) > 0 {
 		old := d.order[0]
 		d.order = d.order[1:]
@@ -313,19 +469,19 @@ func (d *deliveredSet) add(id MessageID, expires protocol.Timestamp) []MessageID
 	return evicted
 }
 
-// expire forgets entries that expired before now and returns them.
-func (d *deliveredSet) expire(now protocol.Timestamp) []MessageID {
-	var out []MessageID
+// expire forgets entries that expired before now and returns their keys.
+func (d *deliveredSet) expire(now protocol.Timestamp) []envKey {
+	var out []envKey
 	keep := d.order[:0]
-	for _, id := range d.order {
-		exp, ok := d.m[id]
+	for _, k := range d.order {
+		ent, ok := d.m[k]
 		switch {
 		case !ok:
-		case exp < now:
-			delete(d.m, id)
-			out = append(out, id)
+		case ent.expires < now:
+			delete(d.m, k)
+			out = append(out, k)
 		default:
-			keep = append(keep, id)
+			keep = append(keep, k)
 		}
 	}
 	clear(d.order[len(keep):])

@@ -26,8 +26,9 @@ func FuzzCustodyRecord(f *testing.F) {
 	}
 	f.Add([]byte{}, []byte{}, "seq")
 	f.Add(make([]byte, 16), []byte{0, 0, 0, 1}, "d/00112233445566778899aabbccddeeff")
+	f.Add(make([]byte, 16), encodeDelivered(deliveredEntry{expires: 1 << 31, from: Address{2}, sealed: true}, MessageID{1}), "d/00112233445566778899aabbccddeeff")
 	f.Fuzz(func(t *testing.T, idb, value []byte, key string) {
-		var id MessageID
+		var id [16]byte
 		copy(id[:], idb)
 		r, err := decodeCustody(id, value)
 		if err != nil {
@@ -35,11 +36,19 @@ func FuzzCustodyRecord(f *testing.F) {
 				t.Fatalf("decode error %v does not wrap ErrCorruptRecord", err)
 			}
 		} else {
-			if got := encodeCustody(r); !bytes.Equal(got, value) {
+			got := encodeCustody(r)
+			if value[0] == custodyFormatV1 {
+				// Format 1 is read for migration: it must come back
+				// as the same record in format 2, under its new key.
+				r2, err := decodeCustody(r.key, got)
+				if err != nil || !bytes.Equal(encodeCustody(r2), got) || r2.id != MessageID(id) {
+					t.Fatalf("migrated record does not round trip: %v", err)
+				}
+			} else if !bytes.Equal(got, value) {
 				t.Fatalf("record does not round trip:\n in  %x\n out %x", value, got)
 			}
-			if r.id != id || len(r.data) > maxCustodyData {
-				t.Fatalf("decoded record %x with %d bytes of data", r.id, len(r.data))
+			if (value[0] == custodyFormat && r.key != envKey(id)) || len(r.data) > maxCustodyData {
+				t.Fatalf("decoded record %x with %d bytes of data", r.key, len(r.data))
 			}
 			// The record's header must agree with the envelope it keeps:
 			// the engine retries and expires by the header.
@@ -120,7 +129,7 @@ func drain(t *testing.T, e *Engine) {
 var fuzzEpoch = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 type custodySeed struct {
-	id    MessageID
+	id    [16]byte // the record key: envelope key, or message ID in format 1
 	value []byte
 }
 
@@ -147,7 +156,11 @@ var custodyFixture = sync.OnceValue(func() *custodyFix {
 		return protocol.Header{Type: protocol.TypeMessage, HopLimit: 16, ID: MessageID{id}, Created: now, Expires: now + 3600, Dest: dest, WantReceipt: true}
 	}
 	add := func(r *custodyRec) {
-		fx.seeds = append(fx.seeds, custodySeed{id: r.id, value: encodeCustody(r)})
+		if err := r.checkData(); err != nil && r.expires > now {
+			panic(err)
+		}
+		fx.seeds = append(fx.seeds, custodySeed{id: r.key, value: encodeCustody(r)},
+			custodySeed{id: r.id, value: encodeCustodyV1(r)})
 	}
 	sealed, err := protocol.SealEnvelope(rand.NewChaCha8([32]byte{9}), me, other.Public(), h(1, other.Address()), []byte("sealed body"), protocol.SealOptions{})
 	if err != nil {
@@ -173,3 +186,11 @@ var custodyFixture = sync.OnceValue(func() *custodyFix {
 	add(&custodyRec{id: expired.ID, dest: other.Address(), typ: protocol.TypeMessage, created: now - 7200, expires: now - 3600, data: raw})
 	return fx
 })
+
+// encodeCustodyV1 lays out a record in format 1 (keyed on the message ID),
+// as nodes before envelope keys wrote it.
+func encodeCustodyV1(r *custodyRec) []byte {
+	v2 := encodeCustody(r)
+	b := append([]byte{custodyFormatV1}, v2[1:35]...)
+	return append(b, v2[51:]...)
+}

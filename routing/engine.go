@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"fmt"
@@ -83,7 +84,8 @@ type Engine struct {
 	channels  map[protocol.ChannelID]protocol.ChannelKey
 	floods    map[[16]byte][]*pendingFlood
 	pathReqs  map[[8]byte]pathOrigin
-	hopAcks   map[MessageID]*ackWait
+	hopAcks   map[envKey]*ackWait
+	receipts  *receiptCache
 
 	ownSeq       uint32
 	ownAnnounce  *protocol.Announce
@@ -91,13 +93,14 @@ type Engine struct {
 	nextSweep    time.Time
 
 	rd       Ready
-	ops      []storeOp   // record writes and deletes, in order, for the next Ready
-	post     []MessageID // forwarder custody to release at Advance
+	ops      []storeOp // record writes and deletes, in order, for the next Ready
+	post     []envKey  // forwarder custody to release at Advance
 	counters Counters
 	reported Counters
 
 	// restoring holds restored forwarded records until every own one is in.
-	restoring []*custodyRec
+	restoring     []*custodyRec
+	restoringKeys map[envKey]struct{}
 }
 
 // New creates an engine at time now. Records persisted by an earlier run
@@ -123,7 +126,8 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		channels:  make(map[protocol.ChannelID]protocol.ChannelKey),
 		floods:    make(map[[16]byte][]*pendingFlood),
 		pathReqs:  make(map[[8]byte]pathOrigin),
-		hopAcks:   make(map[MessageID]*ackWait),
+		hopAcks:   make(map[envKey]*ackWait),
+		receipts:  newReceiptCache(receiptCacheSize),
 	}
 	err := e.restore(restore)
 	e.newOwnAnnounce()
@@ -317,10 +321,10 @@ func (e *Engine) HasReady() bool {
 
 // Advance confirms that the last Ready was carried out.
 func (e *Engine) Advance() {
-	for _, id := range e.post {
-		if r := e.custody.get(id); r != nil && !r.origin {
-			e.custody.remove(id)
-			e.del(custodyKey(id))
+	for _, k := range e.post {
+		if r := e.custody.get(k); r != nil && !r.origin {
+			e.custody.remove(k)
+			e.del(custodyKey(k))
 			e.counters.CustodyReleased++
 		}
 	}
@@ -465,8 +469,10 @@ func (e *Engine) drainQueue(l *link) {
 		}
 		frames := [][]byte{it.frame}
 		if len(it.frame) > l.info.MTU {
-			var err error
-			frames, err = protocol.Split(it.frame, l.info.MTU, e.randUint32())
+			fragID, err := e.randUint32()
+			if err == nil {
+				frames, err = protocol.Split(it.frame, l.info.MTU, fragID)
+			}
 			if err != nil {
 				e.counters.QueueDrops++
 				continue
@@ -496,36 +502,48 @@ func (e *Engine) ackTimeout(l *link, n int) time.Duration {
 	return 2*air + 2*time.Second
 }
 
-func (e *Engine) randBytes(b []byte) {
+// randBytes fills b from Config.Rand. It fails closed: when the source
+// fails, b is zeroed and the error (wrapping ErrRandom) goes to the caller,
+// which must not use b; anything that needs unpredictable bytes (message
+// IDs, fragment IDs, KEM randomness) then does not happen. A value derived
+// from the clock instead would make message IDs predictable, and anyone
+// who predicts an ID could squat it or link it.
+func (e *Engine) randBytes(b []byte) error {
 	if _, err := io.ReadFull(e.cfg.Rand, b); err != nil {
-		// A broken random source is a programming error in the caller;
-		// fall back to a counter-derived value so the engine keeps going.
-		binary.BigEndian.PutUint64(b[:min(8, len(b))], uint64(e.now.UnixNano())^e.counters.FramesOut)
+		clear(b)
+		e.counters.RandomFailures++
+		return fmt.Errorf("%w: %v", ErrRandom, err)
 	}
+	return nil
 }
 
-func (e *Engine) randUint32() uint32 {
+func (e *Engine) randUint32() (uint32, error) {
 	var b [4]byte
-	e.randBytes(b[:])
-	return binary.BigEndian.Uint32(b[:])
+	err := e.randBytes(b[:])
+	return binary.BigEndian.Uint32(b[:]), err
 }
 
-// jitter returns a duration in [0, d).
+// jitter returns a duration in [0, d). Jitter only spreads timers; it
+// protects nothing, so with a broken source it is 0 (timers stay exact)
+// rather than an error for every caller.
 func (e *Engine) jitter(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
 	var b [8]byte
-	e.randBytes(b[:])
+	if e.randBytes(b[:]) != nil {
+		return 0
+	}
 	return time.Duration(binary.BigEndian.Uint64(b[:]) % uint64(d))
 }
 
-func sortedIDs[V any](m map[MessageID]V) []MessageID {
-	ids := make([]MessageID, 0, len(m))
+// sortedIDs returns the keys of m (message IDs or envelope keys) in order.
+func sortedIDs[K ~[16]byte, V any](m map[K]V) []K {
+	ids := make([]K, 0, len(m))
 	for id := range m {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b MessageID) int { return cmp.Compare(string(a[:]), string(b[:])) })
+	slices.SortFunc(ids, func(a, b K) int { return bytes.Compare(a[:], b[:]) })
 	return ids
 }
 

@@ -17,4 +17,7 @@ var (
 	ErrTooLarge = errors.New("routing: message too large")
 	// ErrCorruptRecord reports a persisted record that does not decode.
 	ErrCorruptRecord = errors.New("routing: corrupt record")
+	// ErrRandom reports that Config.Rand failed: the operation that needed
+	// randomness was not carried out (fail closed).
+	ErrRandom = errors.New("routing: random source failed")
 )

@@ -9,7 +9,7 @@ type qitem struct {
 	pri   Priority
 	// release, if set, names a forwarder custody record to release once
 	// the frame is handed to a reliable link.
-	release    MessageID
+	release    envKey
 	hasRelease bool
 	// owner says whose frame it is: a neighbour's forwarded envelope holds
 	// only its share of the queue and never displaces the node's own

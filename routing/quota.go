@@ -163,16 +163,6 @@ func (q *custodyQuota) charge(r *custodyRec) {
 // release gives back what r was charged.
 func (q *custodyQuota) release(r *custodyRec) { q.add(r, -r.charged) }
 
-// recharge charges r again after its data changed (a pending body of the
-// node's own was sealed; the node's own messages are not refused for the
-// growth).
-func (s *custodyStore) recharge(r *custodyRec) {
-	s.bytes -= r.charged
-	s.quota.release(r)
-	s.quota.charge(r)
-	s.bytes += r.charged
-}
-
 // cloneFrame copies a frame that may be kept (forwarded, or in custody).
 // A copy over 16 KiB gets whole 8 KiB pages, which Go's allocator gives a
 // span of its own: between 16 and 32 KiB it packs two to four objects in a
@@ -226,10 +216,10 @@ func (r *custodyRec) chargeTo(from owner, env *protocol.Envelope) {
 	r.source, _ = env.Source()
 }
 
-// restoreCustody adds a restored record. The node's own records are always
+// restoreCharged adds a restored record. The node's own records are always
 // kept; forwarded ones wait for finishRestore, so that they are checked
 // against the quotas after every own record is in.
-func (e *Engine) restoreCustody(r *custodyRec) {
+func (e *Engine) restoreCharged(r *custodyRec) {
 	if !r.origin {
 		if env, err := protocol.ParseEnvelope(r.data); err == nil { // decodeCustody checked it
 			r.source, _ = env.Source()
@@ -240,6 +230,10 @@ func (e *Engine) restoreCustody(r *custodyRec) {
 		return
 	}
 	e.restoring = append(e.restoring, r)
+	if e.restoringKeys == nil {
+		e.restoringKeys = make(map[envKey]struct{})
+	}
+	e.restoringKeys[r.key] = struct{}{}
 }
 
 // finishRestore adds the forwarded records that fit the quotas, charged to
@@ -249,13 +243,21 @@ func (e *Engine) restoreCustody(r *custodyRec) {
 func (e *Engine) finishRestore() {
 	for _, r := range e.restoring {
 		if err := e.custody.quota.admit(r); err != nil {
-			e.del(custodyKey(r.id))
+			e.del(custodyKey(r.key))
 			e.counters.CustodyRestoreDropped++
 			continue
 		}
 		e.custody.add(r)
 	}
 	e.restoring = nil
+	clear(e.restoringKeys)
+}
+
+// isRestoring reports whether a forwarded record with key k waits for
+// finishRestore.
+func (e *Engine) isRestoring(k envKey) bool {
+	_, ok := e.restoringKeys[k]
+	return ok
 }
 
 // tokenBucket is a byte rate limit on the injected clock.

@@ -71,8 +71,13 @@ func (g *floodGen) next(now time.Time) []byte {
 		_, _ = g.rng.Read(h.Dest[:])
 	}
 	if g.sealed {
+		// A fresh payload prefix per envelope: sealed-sender envelopes
+		// are keyed on their payload, so junk that reused one payload
+		// under fresh IDs would be one envelope, deduplicated.
+		payload := append([]byte(nil), g.payload...)
+		_, _ = g.rng.Read(payload[:32])
 		env := &protocol.Envelope{Type: h.Type, Flags: protocol.FlagSealed | protocol.FlagSealedSender,
-			HopLimit: h.HopLimit, ID: h.ID, Created: h.Created, Expires: h.Expires, Dest: h.Dest, Payload: g.payload}
+			HopLimit: h.HopLimit, ID: h.ID, Created: h.Created, Expires: h.Expires, Dest: h.Dest, Payload: payload}
 		raw, err := env.MarshalBinary()
 		if err != nil {
 			g.tb.Fatal(err)

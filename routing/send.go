@@ -30,10 +30,12 @@ func (e *Engine) send(in SendRequest) error {
 	}
 	ttl = min(ttl, protocol.MaxLifetime)
 	var id MessageID
-	e.randBytes(id[:])
+	if err := e.randBytes(id[:]); err != nil {
+		return refuse(fmt.Errorf("send: message ID: %w", err))
+	}
 	now := protocol.TimestampOf(e.now)
 	r := &custodyRec{
-		id: id, dest: in.Dest, origin: true, sealedSender: in.SealedSender, typ: in.Type, ref: in.Ref,
+		key: pendingKey(id), id: id, dest: in.Dest, origin: true, sealedSender: in.SealedSender, typ: in.Type, ref: in.Ref,
 		created: now, expires: now + protocol.Timestamp(max(ttl/time.Second, 1)),
 	}
 	if in.Dest == e.self {
@@ -57,29 +59,43 @@ func (e *Engine) send(in SendRequest) error {
 	if e.custody.admit(r) != nil {
 		return refuse(fmt.Errorf("send to %v: %w", in.Dest, ErrCustodyFull))
 	}
-	e.seen.addAt(id, e.now)
+	e.seen.addAt(r.key, e.now)
+	if !e.custody.add(r) {
+		// Only a repeated draw of the same ID or envelope could get here.
+		return refuse(fmt.Errorf("send to %v: message %v already in custody: %w", in.Dest, id, ErrBadInput))
+	}
 	e.counters.Sent++
-	e.custody.add(r)
 	e.persistCustody(r)
 	status := e.attempt(r)
 	e.rd.Events = append(e.rd.Events, Event{Kind: EventAccepted, Ref: in.Ref, ID: id, Dest: in.Dest, Status: status})
 	return nil
 }
 
-// seal turns a pending body into a sealed envelope for d.
-func (e *Engine) seal(r *custodyRec, d *destEntry, body []byte) error {
-	if !d.known || d.kemKey == nil {
-		return fmt.Errorf("seal for %v: key unknown: %w", r.dest, ErrBadInput)
+// publicOf returns d's public identity, if its KEM key is known.
+func publicOf(d *destEntry) (*protocol.PublicIdentity, error) {
+	if d == nil || !d.known || d.kemKey == nil {
+		return nil, fmt.Errorf("key unknown: %w", ErrBadInput)
 	}
 	enc := make([]byte, 0, protocol.PublicIdentitySize)
 	enc = append(append(append(enc, 1), d.ident.SigningKey[:]...), d.kemKey...)
 	pub, err := protocol.ParsePublicIdentity(enc)
-	if err != nil || pub.Address() != r.dest {
-		return fmt.Errorf("seal for %v: bad key: %w", r.dest, ErrBadInput)
+	if err != nil || pub.Address() != d.dest {
+		return nil, fmt.Errorf("bad key: %w", ErrBadInput)
+	}
+	return pub, nil
+}
+
+// seal turns a pending body into a sealed envelope for d. The record then
+// has its envelope's key; a caller whose record is already stored re-keys
+// it (see sealStored).
+func (e *Engine) seal(r *custodyRec, d *destEntry, body []byte) error {
+	pub, err := publicOf(d)
+	if err != nil {
+		return fmt.Errorf("seal for %v: %w", r.dest, err)
 	}
 	h := protocol.Header{
 		Type: r.typ, HopLimit: e.cfg.HopLimit, ID: r.id, Created: r.created, Expires: r.expires,
-		Dest: r.dest, WantReceipt: true,
+		Dest: r.dest, WantReceipt: r.typ != protocol.TypeReceipt,
 	}
 	env, err := protocol.SealEnvelope(e.cfg.Rand, e.id, pub, h, body,
 		protocol.SealOptions{SealedSender: r.sealedSender, Padding: e.cfg.Padding})
@@ -90,12 +106,40 @@ func (e *Engine) seal(r *custodyRec, d *destEntry, body []byte) error {
 	if err != nil {
 		return err
 	}
-	r.data, r.awaitingKey = raw, false
+	r.data, r.awaitingKey, r.key = raw, false, env.Key()
+	if r.typ == protocol.TypeReceipt {
+		// A sealed receipt wants no receipt: from now on it is held
+		// like any forwarded envelope.
+		r.origin = false
+	}
+	return nil
+}
+
+// sealStored seals a stored pending record and moves it (in memory and in
+// storage) from its pending key to its envelope's key.
+func (e *Engine) sealStored(r *custodyRec, d *destEntry) error {
+	old := r.key
+	// Release the record's charge before sealing changes what it is (its
+	// size, and for a sealed receipt whether it counts as the node's own).
+	e.custody.remove(old)
+	if err := e.seal(r, d, r.data); err != nil {
+		e.custody.add(r)
+		return err
+	}
+	e.del(custodyKey(old))
+	if !e.custody.add(r) {
+		return fmt.Errorf("seal for %v: envelope key %v taken: %w", r.dest, r.key, ErrBadInput)
+	}
+	e.persistCustody(r)
+	if r.typ == protocol.TypeReceipt && r.receiptFor != (envKey{}) {
+		// Copies of the message it confirms are answered with it now.
+		e.receipts.put(r.receiptFor, r.data)
+	}
 	return nil
 }
 
 func (e *Engine) persistCustody(r *custodyRec) {
-	e.persist(custodyKey(r.id), encodeCustody(r))
+	e.persist(custodyKey(r.key), encodeCustody(r))
 }
 
 // attempt tries to move a custody record forward now: seal it if its key is
@@ -105,11 +149,7 @@ func (e *Engine) attempt(r *custodyRec) SendStatus {
 	d := e.table.get(r.dest)
 	if r.awaitingKey {
 		if d != nil && d.kemKey != nil && d.known {
-			body := r.data
-			if err := e.seal(r, d, body); err == nil {
-				e.custody.recharge(r)
-				e.persistCustody(r)
-			}
+			_ = e.sealStored(r, d) // on failure it stays pending and is retried
 		}
 		if r.awaitingKey {
 			if d == nil {
@@ -124,7 +164,7 @@ func (e *Engine) attempt(r *custodyRec) SendStatus {
 	}
 	if d != nil {
 		if c, ok := d.route(); ok {
-			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, r.data, r.dest, r.id, e.custody.ownerOf(r)) {
+			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, r.data, r.dest, r.key, e.custody.ownerOf(r)) {
 				r.attempts++
 				e.counters.CustodyRetries++
 				if r.origin {
@@ -171,7 +211,7 @@ func (e *Engine) backoff(r *custodyRec) {
 // forwarder custody of it is released (at Advance); on a hop-ack link, when
 // the ack arrives. from says whose envelope it is: a neighbour's may take
 // only its share of the queue (quota.go).
-func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address, id MessageID, from owner) bool {
+func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address, key envKey, from owner) bool {
 	pri := PriData
 	if k, err := protocol.PeekKind(raw); err == nil && k == protocol.KindEnvelope && len(raw) > 1 &&
 		(protocol.Type(raw[1]) == protocol.TypeReceipt || protocol.Type(raw[1]) == protocol.TypeControl) {
@@ -181,43 +221,67 @@ func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address
 	if l.info.Shared && !via.IsZero() {
 		frame = protocol.AppendHop(make([]byte, 0, 17+len(raw)), via, raw)
 	}
-	dropped, ok := l.queue.push(qitem{frame: frame, to: via, pri: pri, release: id, hasRelease: true, owner: from})
+	dropped, ok := l.queue.push(qitem{frame: frame, to: via, pri: pri, release: key, hasRelease: true, owner: from})
 	e.queueDropped(l, dropped)
 	if !ok {
 		return false
 	}
 	if l.info.HopAcks {
-		if w := e.hopAcks[id]; w == nil {
-			e.hopAcks[id] = &ackWait{link: l.info.ID, to: via, frame: frame, dest: dest, from: from}
+		if w := e.hopAcks[key]; w == nil {
+			e.hopAcks[key] = &ackWait{link: l.info.ID, to: via, frame: frame, dest: dest, from: from}
 		}
 	}
 	return true
 }
 
-// forward sends an envelope towards its destination, or takes custody of
-// it. from says whose it is: the neighbour it came from, or our own.
-func (e *Engine) forward(env *protocol.Envelope, raw []byte, from owner) {
-	if d := e.table.get(env.Dest); d != nil {
-		if c, ok := d.route(); ok {
-			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, raw, env.Dest, env.ID, from) {
-				if src, ok := env.Source(); !ok || src != e.self {
-					e.counters.Forwarded++ // not our own receipts and control messages
-				}
-				return
-			}
-		}
+// forward sends an envelope that is not ours towards its destination, or
+// takes custody of it. from is the neighbour it came from, whose share of
+// queues and custody it is charged to.
+func (e *Engine) forward(env *protocol.Envelope, key envKey, raw []byte, from owner) {
+	if e.route(env, key, raw, from) {
+		e.counters.Forwarded++
+		return
 	}
-	if err := e.takeCustody(env, raw, from); err != nil {
+	if err := e.takeCustody(env, key, raw, from); err != nil {
 		e.counters.CustodyRefused++
 	}
 }
 
+// sendOwnRaw sends an encoded envelope of the engine's own (receipts,
+// custody control) like forward, without counting it as forwarded (a sealed
+// receipt has no sender block to tell it from others' envelopes).
+func (e *Engine) sendOwnRaw(env *protocol.Envelope, key envKey, raw []byte) {
+	if e.route(env, key, raw, owner{}) {
+		return
+	}
+	if err := e.takeCustody(env, key, raw, owner{}); err != nil {
+		e.counters.CustodyRefused++
+	}
+}
+
+// route queues an envelope for its selected next hop, if there is one.
+func (e *Engine) route(env *protocol.Envelope, key envKey, raw []byte, from owner) bool {
+	if d := e.table.get(env.Dest); d != nil {
+		if c, ok := d.route(); ok {
+			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, raw, env.Dest, key, from) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // takeCustody keeps an envelope for an unreachable destination, within the
 // quotas, and asks for a route. from is the neighbour it came from (zero
-// for our own), whose share it is charged to.
-func (e *Engine) takeCustody(env *protocol.Envelope, raw []byte, from owner) error {
+// for our own), whose share it is charged to. Holding the envelope already
+// (its key) is success: a record is never replaced, so a copy can neither
+// demote the origin's own record nor reset another's retries.
+func (e *Engine) takeCustody(env *protocol.Envelope, key envKey, raw []byte, from owner) error {
+	if e.custody.get(key) != nil {
+		return nil
+	}
 	r := &custodyRec{
-		id: env.ID, dest: env.Dest, typ: env.Type, created: env.Created, expires: env.Expires,
+		key: key, id: env.ID, dest: env.Dest, typ: env.Type, created: env.Created, expires: env.Expires,
 		sealedSender: env.Flags&protocol.FlagSealedSender != 0, data: raw,
 	}
 	r.chargeTo(from, env)
@@ -233,9 +297,9 @@ func (e *Engine) takeCustody(env *protocol.Envelope, raw []byte, from owner) err
 
 // dropCustody forgets a record and deletes it from storage.
 func (e *Engine) dropCustody(r *custodyRec) {
-	e.custody.remove(r.id)
-	e.del(custodyKey(r.id))
-	delete(e.hopAcks, r.id)
+	e.custody.remove(r.key)
+	e.del(custodyKey(r.key))
+	delete(e.hopAcks, r.key)
 }
 
 // tickCustody retries and expires custody records that are due.
@@ -257,6 +321,9 @@ func (e *Engine) tickCustody() {
 func (e *Engine) expireCustody(r *custodyRec) {
 	e.dropCustody(r)
 	e.counters.CustodyExpired++
+	if r.origin && r.typ == protocol.TypeReceipt {
+		return // a receipt that never learned its origin's key: no application event
+	}
 	if r.origin {
 		e.rd.Events = append(e.rd.Events, Event{Kind: EventExpired, Ref: r.ref, ID: r.id, Dest: r.dest})
 		return
@@ -264,9 +331,12 @@ func (e *Engine) expireCustody(r *custodyRec) {
 	// Tell the sender, where we know who it is.
 	if env, err := protocol.ParseEnvelope(r.data); err == nil {
 		if src, ok := env.Source(); ok {
-			e.sendControl(src, protocol.TypeControl, protocol.AppendExpiryNotice(nil, r.id),
-				protocol.TimestampOf(e.now.Add(24*time.Hour)))
-			e.counters.ExpiryNoticesSent++
+			// The notice names the envelope key, which the origin's
+			// record is keyed on.
+			if _, err := e.sendControl(src, protocol.TypeControl, protocol.AppendExpiryNotice(nil, MessageID(r.key)),
+				protocol.TimestampOf(e.now.Add(24*time.Hour))); err == nil {
+				e.counters.ExpiryNoticesSent++
+			}
 		}
 	}
 }
@@ -305,12 +375,13 @@ func (e *Engine) handOff(r *custodyRec) {
 	if best == nil {
 		return
 	}
-	e.sendControl(best.dest, protocol.TypeControl, protocol.AppendCustodyOffer(nil, r.data), r.expires)
+	_, _ = e.sendControl(best.dest, protocol.TypeControl, protocol.AppendCustodyOffer(nil, r.data), r.expires)
 }
 
-// offerAnswered handles a mailbox's answer to a custody offer.
-func (e *Engine) offerAnswered(id MessageID, mailbox Address, status protocol.CustodyStatus) {
-	r := e.custody.get(id)
+// offerAnswered handles a mailbox's answer to a custody offer; the answer
+// names the offered envelope's key.
+func (e *Engine) offerAnswered(key envKey, mailbox Address, status protocol.CustodyStatus) {
+	r := e.custody.get(key)
 	if r == nil || status != protocol.CustodyAccepted {
 		return
 	}
@@ -322,17 +393,17 @@ func (e *Engine) offerAnswered(id MessageID, mailbox Address, status protocol.Cu
 	r.handedOff = true
 	e.persistCustody(r)
 	e.backoff(r)
-	e.rd.Events = append(e.rd.Events, Event{Kind: EventHandedOff, Ref: r.ref, ID: id, Dest: r.dest})
+	e.rd.Events = append(e.rd.Events, Event{Kind: EventHandedOff, Ref: r.ref, ID: r.id, Dest: r.dest})
 }
 
-// hopAcked handles a hop ack from a neighbour.
-func (e *Engine) hopAcked(id MessageID) {
+// hopAcked handles a hop ack from a neighbour; it names the envelope key.
+func (e *Engine) hopAcked(key envKey) {
 	e.counters.HopAcksIn++
-	if _, ok := e.hopAcks[id]; !ok {
+	if _, ok := e.hopAcks[key]; !ok {
 		return
 	}
-	delete(e.hopAcks, id)
-	if r := e.custody.get(id); r != nil && !r.origin {
+	delete(e.hopAcks, key)
+	if r := e.custody.get(key); r != nil && !r.origin {
 		e.dropCustody(r)
 		e.counters.CustodyReleased++
 	}
@@ -340,21 +411,21 @@ func (e *Engine) hopAcked(id MessageID) {
 
 // tickHopAcks retransmits envelopes whose hop ack is overdue.
 func (e *Engine) tickHopAcks() {
-	for _, id := range sortedIDs(e.hopAcks) {
-		w := e.hopAcks[id]
+	for _, key := range sortedIDs(e.hopAcks) {
+		w := e.hopAcks[key]
 		if w.deadline.IsZero() || w.deadline.After(e.now) {
 			continue
 		}
 		l := e.links[w.link]
 		if l == nil || w.tries >= e.cfg.HopAckRetries {
-			delete(e.hopAcks, id)
+			delete(e.hopAcks, key)
 			e.counters.RetransmitFailed++
-			e.ackFailed(id, w)
+			e.ackFailed(key, w)
 			continue
 		}
 		w.tries++
 		w.deadline = time.Time{}
-		if _, ok := l.queue.push(qitem{frame: w.frame, to: w.to, pri: PriData, release: id, hasRelease: true}); ok {
+		if _, ok := l.queue.push(qitem{frame: w.frame, to: w.to, pri: PriData, release: key, hasRelease: true}); ok {
 			e.counters.Retransmits++
 		}
 	}
@@ -362,11 +433,11 @@ func (e *Engine) tickHopAcks() {
 
 // ackFailed treats a next hop that never acknowledged as unreachable: its
 // routes to the destination are dropped and the envelope goes to custody.
-func (e *Engine) ackFailed(id MessageID, w *ackWait) {
+func (e *Engine) ackFailed(key envKey, w *ackWait) {
 	if d := e.table.get(w.dest); d != nil {
 		e.routeChanged(d, d.dropLink(w.link, w.to, e.now))
 	}
-	if r := e.custody.get(id); r != nil {
+	if r := e.custody.get(key); r != nil {
 		r.nextTry = e.now
 		e.custody.schedule(r)
 		return
@@ -378,7 +449,7 @@ func (e *Engine) ackFailed(id MessageID, w *ackWait) {
 		}
 	}
 	if env, err := protocol.ParseEnvelope(raw); err == nil {
-		if err := e.takeCustody(env, raw, w.from); err != nil {
+		if err := e.takeCustody(env, key, raw, w.from); err != nil {
 			e.counters.CustodyRefused++
 		}
 	}
@@ -414,44 +485,66 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 		e.ownSeq = max(e.ownSeq, binary.BigEndian.Uint32(rec.Value))
 		return nil
 	case len(rec.Key) == 34 && rec.Key[:2] == "c/":
-		id, err := parseID(rec.Key[2:])
+		k, err := parseID(rec.Key[2:])
 		if err != nil {
 			return err
 		}
-		r, err := decodeCustody(id, rec.Value)
+		return e.restoreCustody(rec, k, now)
+	case len(rec.Key) == 34 && rec.Key[:2] == "d/":
+		k, err := parseID(rec.Key[2:])
 		if err != nil {
 			return err
 		}
-		if r.expires <= now {
+		ent, err := decodeDelivered(k, rec.Value)
+		if err != nil {
+			return err
+		}
+		if ent.expires <= now {
 			e.del(rec.Key)
 			return nil
 		}
-		r.nextTry = e.now // retry soon after a restart
-		e.restoreCustody(r)
-		e.seen.addAt(id, e.now)
-		return nil
-	case len(rec.Key) == 34 && rec.Key[:2] == "d/":
-		id, err := parseID(rec.Key[2:])
-		if err != nil {
-			return err
-		}
-		if len(rec.Value) != 4 {
-			return fmt.Errorf("delivered record %s: %w", rec.Key, ErrCorruptRecord)
-		}
-		if exp := protocol.Timestamp(binary.BigEndian.Uint32(rec.Value)); exp > now {
-			e.delivered.add(id, exp)
-		} else {
-			e.del(rec.Key)
+		e.delivered.add(envKey(k), ent)
+		if len(rec.Value) == 4 {
+			// Format 1 (keyed on the message ID): kept as a legacy
+			// entry, rewritten in format 2 under the same key (the
+			// envelope key was never recorded).
+			e.persist(rec.Key, encodeDelivered(ent, MessageID(k)))
 		}
 		return nil
 	}
 	return fmt.Errorf("record %q: unknown key: %w", rec.Key, ErrCorruptRecord)
 }
 
-func parseID(s string) (MessageID, error) {
+// restoreCustody loads a custody record; one in format 1 (keyed on the
+// message ID) moves to its envelope key: persisted anew, the old deleted.
+func (e *Engine) restoreCustody(rec Record, k [16]byte, now protocol.Timestamp) error {
+	r, err := decodeCustody(k, rec.Value)
+	if err != nil {
+		return err
+	}
+	if r.expires <= now {
+		e.del(rec.Key)
+		return nil
+	}
+	r.nextTry = e.now // retry soon after a restart
+	if e.custody.get(r.key) != nil || e.isRestoring(r.key) {
+		// Two old records of one envelope: the first stays.
+		e.del(rec.Key)
+		return nil
+	}
+	if key := custodyKey(r.key); key != rec.Key {
+		e.del(rec.Key)
+		e.persistCustody(r)
+	}
+	e.restoreCharged(r) // the quotas decide, once every own record is in
+	e.seen.addAt(r.key, e.now)
+	return nil
+}
+
+func parseID(s string) ([16]byte, error) {
 	a, err := protocol.ParseAddress(s)
 	if err != nil {
-		return MessageID{}, fmt.Errorf("record key %q: %w", s, ErrCorruptRecord)
+		return [16]byte{}, fmt.Errorf("record key %q: %w", s, ErrCorruptRecord)
 	}
-	return MessageID(a), nil
+	return a, nil
 }

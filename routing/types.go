@@ -247,7 +247,11 @@ type Transmit struct {
 
 // Delivery is a message for the local application.
 type Delivery struct {
-	ID   MessageID
+	ID MessageID
+	// Key is the envelope key (zero for channel broadcasts and messages to
+	// self): the daemon's store matches the delivery to the engine's
+	// delivered record "d/<key hex>" by it.
+	Key  protocol.EnvelopeKey
 	Type protocol.Type
 	// From is the authenticated sender; Sender its compact identity.
 	From   Address

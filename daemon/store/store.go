@@ -45,6 +45,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 
+	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/routing"
 )
 
@@ -278,7 +279,8 @@ func checkEngineKey(k string) error {
 // nothing of it is visible, after a crash all or nothing. A bigger batch is
 // split into several synced transactions along the one line the Ready
 // contract draws: each delivery lands in the same transaction as the
-// engine's delivered record for it ("d/<message ID hex>") and the inbox
+// engine's delivered record for it ("d/<envelope key hex>", see
+// routing.Delivery.Key) and the inbox
 // counter, so a delivered message is never lost nor delivered twice. The
 // other records may then land separately; this is safe because nothing of
 // the Ready has been transmitted yet (the promise the records back is only
@@ -362,7 +364,8 @@ func (s *Store) units(rd *routing.Ready) ([]unit, []uint64, error) {
 				return nil, nil, err
 			}
 			u := unit{{key: inboxKey(seq), value: v, nextSeq: seq + 1}}
-			if j, ok := byKey["d/"+hex.EncodeToString(e.ID[:])]; ok && !used[j] {
+			// The engine keys its delivered records on the envelope key.
+			if j, ok := byKey["d/"+hex.EncodeToString(e.Key[:])]; ok && !used[j] && e.Key != (protocol.EnvelopeKey{}) {
 				used[j] = true
 				u = append(u, op{key: engineKey(rd.Persist[j].Key), value: rd.Persist[j].Value})
 			}
