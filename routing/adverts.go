@@ -274,17 +274,22 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 		link: l.info.ID, via: adv.Forwarder, seq: a.Sequence, adv: adv.Metric, metric: metric,
 		hops: min(a.HopCount, 254) + 1, expires: e.now.Add(e.cfg.RouteTTL),
 	}
+	feasible := c.adv == MetricInfinite || d.feasible(c.seq, c.adv)
+	cur, had := d.route()
+	fromSelected := had && cur.link == c.link && cur.via == c.via
 	res := d.update(c, e.now)
-	if res == updInfeasible {
+	if !feasible {
 		e.counters.RoutesInfeasible++
-		// No loop-free way in with what we have: ask the destination for a
-		// fresh sequence number.
-		if _, ok := d.route(); !ok {
+		// Kept, but unselectable. If it came from our next hop, or we have
+		// no route at all, only a newer sequence number from the
+		// destination gets us a loop-free way in: ask for one (Babel sends
+		// a seqno request in this case, RFC 8966 section 3.8.2.2).
+		if _, ok := d.route(); !ok || fromSelected {
 			e.pathRequest(d, false)
 		}
 	}
 	propagated := e.routeChanged(d, res)
-	if newSeq && res != updInfeasible && !propagated && a.HopCount < e.cfg.MaxAdvertHops {
+	if newSeq && feasible && !propagated && a.HopCount < e.cfg.MaxAdvertHops {
 		// Propagate the new announce on every link, budget permitting.
 		e.propagate(d, nil)
 	}

@@ -112,15 +112,17 @@ func (d *destEntry) feasible(seq uint32, adv uint16) bool {
 type updateResult uint8
 
 const (
-	updNone       updateResult = iota // nothing changed in the selection
-	updAdded                          // a route now exists where none did
-	updChanged                        // the selected route changed
-	updRemoved                        // the last route went away
-	updInfeasible                     // the update was refused
+	updNone    updateResult = iota // nothing changed in the selection
+	updAdded                       // a route now exists where none did
+	updChanged                     // the selected route changed
+	updRemoved                     // the last route went away
 )
 
 // update applies an advertisement (or retraction, adv == MetricInfinite)
-// from neighbour via on link.
+// from neighbour via on link. The update is stored whether or not it is
+// feasible, as Babel stores it (RFC 8966 section 3.5.3): a neighbour's
+// candidate always holds what the neighbour said last, never an older and
+// better metric. Which candidates may be selected is reselect's business.
 func (d *destEntry) update(c candidate, now time.Time) updateResult {
 	old, had := d.route()
 	i := slices.IndexFunc(d.cands, func(x candidate) bool { return x.link == c.link && x.via == c.via })
@@ -131,35 +133,34 @@ func (d *destEntry) update(c candidate, now time.Time) updateResult {
 		d.cands = slices.Delete(d.cands, i, i+1)
 		return d.reselect(now, old, had)
 	}
-	if !c.external && !d.feasible(c.seq, c.adv) {
-		// An infeasible update from the selected next hop means that route
-		// can no longer be trusted to be loop-free: drop it.
-		if i >= 0 && i == d.best {
-			d.cands = slices.Delete(d.cands, i, i+1)
-			if r := d.reselect(now, old, had); r != updNone {
-				return r
-			}
-		}
-		return updInfeasible
-	}
 	if i >= 0 {
 		d.cands[i] = c
 	} else if len(d.cands) < maxCandidates {
 		d.cands = append(d.cands, c)
 	} else {
-		// Replace the worst candidate if the new one is better.
+		// Replace the least useful candidate if the new one is better.
 		w := 0
 		for j := range d.cands {
-			if worse(d.cands[j], d.cands[w]) {
+			if d.lessUseful(d.cands[j], d.cands[w]) {
 				w = j
 			}
 		}
-		if !worse(d.cands[w], c) {
+		if !d.lessUseful(d.cands[w], c) {
 			return updNone
 		}
 		d.cands[w] = c
 	}
 	return d.reselect(now, old, had)
+}
+
+// lessUseful orders stored candidates for replacement: an infeasible
+// candidate is worth less than any feasible one, then worse decides.
+func (d *destEntry) lessUseful(a, b candidate) bool {
+	fa, fb := d.feasible(a.seq, a.adv), d.feasible(b.seq, b.adv)
+	if fa != fb {
+		return fb
+	}
+	return worse(a, b)
 }
 
 // worse orders candidates: newer sequence numbers first, then lower metric,
@@ -177,12 +178,17 @@ func worse(a, b candidate) bool {
 	return bytes.Compare(a.via[:], b.via[:]) > 0
 }
 
-// reselect picks the best live candidate and updates the feasibility
-// distance; old and had describe the selection before the change.
+// reselect picks the best live candidate that is feasible now and updates
+// the feasibility distance; old and had describe the selection before the
+// change. Feasibility is checked here, at every selection, against the
+// feasibility distance of this moment, not when the candidate arrived: the
+// distance only improves, so a candidate stored as feasible may no longer be
+// (RFC 8966 section 3.5.4: an infeasible route is never selected). This is
+// what keeps the graph of selected next hops free of cycles at all times.
 func (d *destEntry) reselect(now time.Time, old candidate, had bool) updateResult {
 	d.best = -1
 	for i, c := range d.cands {
-		if !c.expires.After(now) {
+		if !c.expires.After(now) || !d.feasible(c.seq, c.adv) {
 			continue
 		}
 		if d.best < 0 || worse(d.cands[d.best], c) {
@@ -196,13 +202,14 @@ func (d *destEntry) reselect(now time.Time, old candidate, had bool) updateResul
 		return updNone
 	}
 	c := d.cands[d.best]
-	if !c.external {
-		switch {
-		case !d.fdValid || c.seq > d.fdSeq:
-			d.fdValid, d.fdSeq, d.fdMetric = true, c.seq, c.metric
-		case c.seq == d.fdSeq && c.metric < d.fdMetric:
-			d.fdMetric = c.metric
-		}
+	// Every selection, external routes included, moves the feasibility
+	// distance: what this node advertises is its selected metric, and the
+	// loop-freedom argument needs the distance never to be worse than that.
+	switch {
+	case !d.fdValid || c.seq > d.fdSeq:
+		d.fdValid, d.fdSeq, d.fdMetric = true, c.seq, c.metric
+	case c.seq == d.fdSeq && c.metric < d.fdMetric:
+		d.fdMetric = c.metric
 	}
 	switch {
 	case !had:
