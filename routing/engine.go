@@ -51,6 +51,9 @@ type pathOrigin struct {
 	target  Address
 	wantKey bool
 	expires time.Time
+	// hasSeq and seq: the request wants sequence number seq or newer.
+	hasSeq bool
+	seq    uint32
 }
 
 // pendingFlood is a scheduled rebroadcast of a channel frame on one link.
@@ -78,7 +81,8 @@ type Engine struct {
 	reasm     *protocol.Reassembler
 	channels  map[protocol.ChannelID]protocol.ChannelKey
 	floods    map[[16]byte][]*pendingFlood
-	pathReqs  map[[8]byte]pathOrigin
+	pathReqs  map[[8]byte]pathOrigin // bounded by Config.MaxPathRequests
+	preq      pathReqState
 	hopAcks   map[MessageID]*ackWait
 
 	ownSeq       uint32
@@ -325,6 +329,7 @@ func (e *Engine) updateGauges() {
 	c.CustodyCount = uint64(len(e.custody.recs))
 	c.CustodyBytes = uint64(e.custody.bytes)
 	c.SeenEntries = uint64(e.seen.len())
+	c.PathRequestsPending = uint64(len(e.pathReqs))
 	c.QueuedFrames, c.QueuedBytes = 0, 0
 	for _, l := range e.links {
 		c.QueuedFrames += uint64(l.queue.len())

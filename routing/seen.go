@@ -6,8 +6,9 @@ import (
 )
 
 // seenCache is a bounded set of recently seen message keys (envelope IDs,
-// channel dedup keys, path request IDs). It forgets the oldest key when full,
-// so memory stays fixed however much traffic passes; a duplicate older than
+// channel dedup keys; path requests have their own, see pathreq.go). It
+// forgets the oldest key when full, so memory stays fixed however much
+// traffic passes; a duplicate older than
 // the cache can slip through, which the receiver's delivered set and the hop
 // limit make harmless.
 type seenCache struct {
@@ -96,12 +97,5 @@ func channelKey(id [12]byte) [16]byte {
 	var k [16]byte
 	k[0] = 'c'
 	copy(k[4:], id[:])
-	return k
-}
-
-func pathRequestKey(id [8]byte) [16]byte {
-	var k [16]byte
-	k[0] = 'p'
-	copy(k[8:], id[:])
 	return k
 }
