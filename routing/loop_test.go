@@ -71,7 +71,7 @@ type loopNet struct {
 	index   map[routing.Address]int
 }
 
-func newLoopNet(tb testing.TB, seed uint64, n int, cfg func(*routing.Config)) *loopNet {
+func newLoopNet(tb testing.TB, seed uint64, n int, interval time.Duration) *loopNet {
 	ln := &loopNet{testNet: newTestNet(tb, seed), byAddr: map[routing.Address]*tnode{}}
 	for i := range n {
 		id := loopIdentities[i]
@@ -79,13 +79,10 @@ func newLoopNet(tb testing.TB, seed uint64, n int, cfg func(*routing.Config)) *l
 		nd.cfg = routing.Config{
 			Identity:         id,
 			Rand:             rand.NewChaCha8(seedBytes(nd.name, seed, 2)),
-			AnnounceInterval: 10 * time.Minute,
+			AnnounceInterval: interval,
 			RetryBase:        10 * time.Second,
 			RetryMax:         2 * time.Minute,
 			VerifyCache:      loopVerified,
-		}
-		if cfg != nil {
-			cfg(&nd.cfg)
 		}
 		eng, err := routing.New(nd.cfg, ln.now, nil)
 		if err != nil {
@@ -241,12 +238,16 @@ func (s loopStep) String() string {
 
 // loopCase is a drawn topology and what happens to it.
 type loopCase struct {
-	seed  uint64
-	n     int
-	edges [][2]int
-	costs []uint16
-	lat   []time.Duration
-	steps []loopStep
+	// interval is Config.AnnounceInterval; zero means 30 min: the steps
+	// of a case fall between periodic announces, and signing is most of a
+	// case's cost.
+	interval time.Duration
+	seed     uint64
+	n        int
+	edges    [][2]int
+	costs    []uint16
+	lat      []time.Duration
+	steps    []loopStep
 }
 
 func (c loopCase) String() string {
@@ -314,7 +315,11 @@ func drawLoopCase(r *rand.Rand) loopCase {
 
 // runLoopCase plays c and returns the first loop found, or "".
 func runLoopCase(tb testing.TB, c loopCase) string {
-	ln := newLoopNet(tb, c.seed, c.n, nil)
+	interval := c.interval
+	if interval == 0 {
+		interval = 30 * time.Minute
+	}
+	ln := newLoopNet(tb, c.seed, c.n, interval)
 	for i, e := range c.edges {
 		ln.link(e[0], e[1], c.costs[i], c.lat[i])
 	}
@@ -371,7 +376,8 @@ func TestPropertyNoLoops(tt *testing.T) {
 // candidate's neighbour was routing through it.
 func TestLoopAfterLinkFailure(t *testing.T) {
 	c := loopCase{
-		seed: 4107282207882862730, n: 6,
+		interval: 10 * time.Minute, // as when it was found
+		seed:     4107282207882862730, n: 6,
 		edges: [][2]int{{0, 1}, {0, 2}, {2, 3}, {2, 4}, {3, 5}, {1, 3}, {1, 5}},
 		costs: []uint16{100, 0, 0, 100, 0, 20, 0},
 		lat: []time.Duration{time.Second, 100 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond,
