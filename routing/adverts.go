@@ -368,7 +368,7 @@ func (e *Engine) sweep() {
 			stale := d.ann != nil && d.ann.Timestamp.Time().Add(protocol.DefaultAnnounceMaxAge).Before(e.now)
 			unknown := d.ann == nil && e.now.Sub(d.lastPathRequest) > 10*e.cfg.PathRequestInterval
 			if stale || unknown {
-				delete(e.table.dests, d.dest)
+				e.table.remove(d)
 			}
 		}
 	}

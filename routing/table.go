@@ -2,6 +2,7 @@ package routing
 
 import (
 	"bytes"
+	"container/heap"
 	"slices"
 	"time"
 
@@ -46,6 +47,11 @@ type destEntry struct {
 	known  bool // ident is set
 
 	lastPathRequest time.Time
+
+	// t is the table the entry is in (nil once removed) and at its index
+	// in t's eviction heap, kept in place whenever the selection changes.
+	t  *table
+	at int
 }
 
 func (d *destEntry) route() (candidate, bool) {
@@ -63,6 +69,11 @@ type table struct {
 	// kept up to date by the engine as selections come and go, so reading
 	// it costs nothing however large the table.
 	routes int
+	// evict holds every entry, the first to evict at the root: no route
+	// first, then the highest metric, then the highest address. Entries
+	// move in it whenever their selection changes (reselect), so a full
+	// table finds its victim in O(log n).
+	evict evictHeap
 }
 
 func newTable(max int) *table {
@@ -79,27 +90,68 @@ func (t *table) entry(a Address, metric uint16) *destEntry {
 		return d
 	}
 	if len(t.dests) >= t.max {
-		var worst *destEntry
-		worstMetric := -1
-		for _, d := range t.dests {
-			m := MetricInfinite + 1
-			if c, ok := d.route(); ok {
-				m = int(c.metric)
-			}
-			if m > worstMetric || (m == worstMetric && bytes.Compare(d.dest[:], worst.dest[:]) > 0) {
-				worst, worstMetric = d, m
-			}
+		if len(t.evict) == 0 {
+			return nil
 		}
-		if worst == nil || worstMetric <= int(metric) {
+		worst := t.evict[0]
+		if evictMetric(worst) <= int(metric) {
 			return nil
 		}
 		if worst.best >= 0 {
 			t.routes--
 		}
-		delete(t.dests, worst.dest)
+		t.remove(worst)
 	}
-	d := &destEntry{dest: a, best: -1}
+	d := &destEntry{dest: a, best: -1, t: t}
 	t.dests[a] = d
+	heap.Push(&t.evict, d)
+	return d
+}
+
+// remove forgets d.
+func (t *table) remove(d *destEntry) {
+	if t.dests[d.dest] != d {
+		return
+	}
+	delete(t.dests, d.dest)
+	heap.Remove(&t.evict, d.at)
+	d.t = nil
+}
+
+// evictMetric is the metric the eviction order compares: the selected
+// route's, or one above any metric for an entry without a route.
+func evictMetric(d *destEntry) int {
+	if c, ok := d.route(); ok {
+		return int(c.metric)
+	}
+	return MetricInfinite + 1
+}
+
+// evictHeap is a max-heap of entries by (evictMetric, address).
+type evictHeap []*destEntry
+
+func (h evictHeap) Len() int { return len(h) }
+func (h evictHeap) Less(i, j int) bool {
+	mi, mj := evictMetric(h[i]), evictMetric(h[j])
+	if mi != mj {
+		return mi > mj
+	}
+	return bytes.Compare(h[i].dest[:], h[j].dest[:]) > 0
+}
+func (h evictHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].at, h[j].at = i, j
+}
+func (h *evictHeap) Push(x any) {
+	d := x.(*destEntry)
+	d.at = len(*h)
+	*h = append(*h, d)
+}
+func (h *evictHeap) Pop() any {
+	old := *h
+	d := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
 	return d
 }
 
@@ -186,6 +238,9 @@ func worse(a, b candidate) bool {
 // (RFC 8966 section 3.5.4: an infeasible route is never selected). This is
 // what keeps the graph of selected next hops free of cycles at all times.
 func (d *destEntry) reselect(now time.Time, old candidate, had bool) updateResult {
+	if d.t != nil {
+		defer heap.Fix(&d.t.evict, d.at)
+	}
 	d.best = -1
 	for i, c := range d.cands {
 		if !c.expires.After(now) || !d.feasible(c.seq, c.adv) {
