@@ -150,3 +150,61 @@ func BenchmarkTableEvict(b *testing.B) {
 		tableRoute(d, 1, 50)
 	}
 }
+
+// TestInfeasibleKeptNeverSelected: infeasible updates are stored with
+// their real metric and never selected; one from the selected next hop
+// takes the route away instead of leaving the old metric in place; and a
+// stored candidate that the feasibility distance overtook is not selected
+// when the better route goes (the selection the loop detector caught).
+func TestInfeasibleKeptNeverSelected(t *testing.T) {
+	tb := newTable(10)
+	d := tb.entry(tableAddr(1), 0)
+	a, b := tableAddr(0xa), tableAddr(0xb)
+	upd := func(via Address, seq uint32, adv uint16) updateResult {
+		return d.update(candidate{link: 1, via: via, seq: seq, adv: adv, metric: adv + 16, hops: 2, expires: tableNow.Add(time.Hour)}, tableNow)
+	}
+	stored := func(via Address) candidate {
+		for _, c := range d.cands {
+			if c.via == via {
+				return c
+			}
+		}
+		t.Fatalf("no candidate through %v", via)
+		return candidate{}
+	}
+	if r := upd(a, 1, 10); r != updAdded || !d.fdValid || d.fdSeq != 1 || d.fdMetric != 26 {
+		t.Fatalf("first route: %v, fd %v %d %d", r, d.fdValid, d.fdSeq, d.fdMetric)
+	}
+	if r := upd(b, 1, 30); r != updNone || stored(b).adv != 30 {
+		t.Fatalf("infeasible update from b: %v, stored %+v", r, stored(b))
+	}
+	if c, _ := d.route(); c.via != a {
+		t.Fatalf("selected %v", c.via)
+	}
+	// a's route got worse: infeasible, so no route, and a's real metric is kept.
+	if r := upd(a, 1, 40); r != updRemoved || stored(a).adv != 40 {
+		t.Fatalf("infeasible update from the next hop: %v, stored %+v", r, stored(a))
+	}
+	if _, ok := d.route(); ok {
+		t.Fatal("an infeasible candidate was selected")
+	}
+	// A newer sequence number is feasible.
+	if r := upd(b, 2, 30); r != updAdded || d.fdSeq != 2 {
+		t.Fatalf("newer sequence: %v, fd seq %d", r, d.fdSeq)
+	}
+	// a's candidate (sequence 1) is older than the feasibility distance:
+	// when b's route goes, it must not be selected.
+	if r := upd(b, 2, MetricInfinite); r != updRemoved {
+		t.Fatalf("retraction: %v", r)
+	}
+	if c, ok := d.route(); ok {
+		t.Fatalf("selected %+v, older than the feasibility distance", c)
+	}
+	// A full candidate list keeps feasible candidates over infeasible ones.
+	for i := range maxCandidates {
+		upd(tableAddr(byte(0x10+i)), 1, 5) // sequence 1: infeasible now
+	}
+	if r := upd(tableAddr(0x20), 3, 50); r != updAdded {
+		t.Fatalf("a feasible newcomer to a full list of infeasible ones: %v", r)
+	}
+}
