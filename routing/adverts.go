@@ -113,6 +113,11 @@ func (e *Engine) advertFrame(l *link, r advertReq) []byte {
 			return nil
 		}
 		c, ok := d.route()
+		// A route is advertised only under the announce of its own
+		// sequence number: under a newer one it would claim more than
+		// the feasibility distance allows (handleAdvert keeps the two
+		// equal; this is the safety net).
+		ok = ok && c.seq == d.ann.Sequence
 		if !ok {
 			metric = MetricInfinite // a retraction
 		} else {
@@ -242,6 +247,7 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 	} else {
 		if d != nil && a.Sequence < d.seq {
 			e.counters.AdvertsStale++
+			e.staleAdvert(d, l, adv.Forwarder)
 			return nil
 		}
 		if err := e.verifyAnnounce(a); err != nil {
@@ -259,7 +265,13 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 			return nil // table full of nearer destinations
 		}
 	}
-	newSeq := d.ann == nil || a.Sequence > d.seq
+	// A newer sequence number becomes the destination's announce, which
+	// is what this node advertises its route under; but not from a
+	// retraction while this node still has a route (of an older sequence
+	// number): advertising that route under the newer number would claim
+	// a route this node does not have and break loop freedom.
+	_, routed := d.route()
+	newSeq := d.ann == nil || (a.Sequence > d.seq && (adv.Metric != MetricInfinite || !routed))
 	d.ident, d.known = a.Identity, true
 	if newSeq {
 		d.seq = a.Sequence
@@ -294,6 +306,17 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 	}
 	e.answerPathRequests(d)
 	return nil
+}
+
+// staleAdvert handles an advert with an older sequence number than the
+// destination's newest: if it comes from a neighbour whose candidate is
+// stored, that candidate no longer says what the neighbour offers, so it
+// goes (as a retraction would), rather than staying with its old metric.
+func (e *Engine) staleAdvert(d *destEntry, l *link, via Address) {
+	if !slices.ContainsFunc(d.cands, func(c candidate) bool { return c.link == l.info.ID && c.via == via }) {
+		return
+	}
+	e.routeChanged(d, d.update(candidate{link: l.info.ID, via: via, adv: MetricInfinite}, e.now))
 }
 
 // propagate queues the advertisement of d's selected route on every link,

@@ -298,3 +298,58 @@ func TestPathRequestSeqnoIntermediate(t *testing.T) {
 		t.Fatalf("%d answers, %d requests waiting after the new sequence number arrived", c.PathRequestsAnswer, len(e.pathReqs))
 	}
 }
+
+// advertsOf returns the adverts for dest in rd, by link: (sequence, metric).
+func advertsOf(rd Ready, dest Address) map[LinkID][2]uint32 {
+	out := map[LinkID][2]uint32{}
+	for _, tx := range rd.Transmits {
+		if k, _ := protocol.PeekKind(tx.Frame); k != protocol.KindAdvert {
+			continue
+		}
+		if a, err := protocol.ParseAdvert(tx.Frame); err == nil && a.Announce.Address() == dest {
+			out[tx.Link] = [2]uint32{a.Announce.Sequence, uint32(a.Metric)}
+		}
+	}
+	return out
+}
+
+// TestNewerRetractionNotAdvertisedAsRoute: a retraction carrying a newer
+// sequence number than the route this node holds must not make the node
+// advertise its (older) route under the newer number: neighbours would
+// take a claim of a route this node does not have as feasible whatever
+// their feasibility distance, which can close a loop.
+func TestNewerRetractionNotAdvertisedAsRoute(t *testing.T) {
+	e := attackEngine(t)
+	target, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := attackEpoch.Add(time.Minute)
+	advertFrom(t, e, 2, target, 6, now)
+	// A neighbour on link 3 retracts, under sequence 7.
+	a7, err := protocol.NewAnnounce(target, protocol.AnnounceOptions{Sequence: 7, Timestamp: protocol.TimestampOf(now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := a7.MarshalBinary()
+	var nb Address
+	nb[0] = 0x33
+	if err := e.Step(now, FrameReceived{Link: 3, Frame: protocol.AppendAdvert(nil, nb, MetricInfinite, raw)}); err != nil {
+		t.Fatal(err)
+	}
+	e.Ready()
+	e.Advance()
+	// Link 4 comes up: the node tells it its whole table.
+	now = now.Add(time.Second)
+	if err := e.Step(now, LinkUp{Link: LinkInfo{ID: 4, Kind: LinkTCP}}); err != nil {
+		t.Fatal(err)
+	}
+	got := advertsOf(e.Ready(), target.Address())[4]
+	e.Advance()
+	if got[1] != uint32(MetricInfinite) && got[0] != 6 {
+		t.Fatalf("advertised sequence %d metric %d while its route is for sequence 6", got[0], got[1])
+	}
+	if c, ok := e.table.get(target.Address()).route(); !ok || c.seq != 6 {
+		t.Fatalf("route %+v, %v", c, ok)
+	}
+}
