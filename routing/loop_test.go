@@ -417,3 +417,24 @@ func TestLoopAfterLinkFailure(t *testing.T) {
 		t.Fatalf("routing loop %s", loop)
 	}
 }
+
+// TestLoopAfterRestart is a loop TestPropertyNoLoops found once it
+// restarted nodes, in the engine that let a retraction carrying a newer
+// sequence number replace the announce of a route it still held (it failed
+// with "n0 > n1 > n0" towards n3): the node then advertised its old route
+// under the newer number, which its neighbours had to take as feasible.
+func TestLoopAfterRestart(t *testing.T) {
+	c := loopCase{
+		interval: 30 * time.Minute,
+		seed:     9182343765941511251, n: 6,
+		edges: [][2]int{{0, 1}, {0, 2}, {0, 3}, {3, 4}, {0, 5}, {1, 5}, {4, 5}},
+		costs: []uint16{100, 0, 20, 0, 100, 100, 100},
+		lat: []time.Duration{time.Millisecond, 100 * time.Millisecond, time.Second, 10 * time.Millisecond,
+			10 * time.Millisecond, time.Second, time.Second},
+		steps: []loopStep{{kind: "restart", a: 0}, {kind: "down", link: 6}, {kind: "up", link: 5},
+			{kind: "send", a: 0, b: 2}, {kind: "run", d: 100 * time.Millisecond}},
+	}
+	if loop := runLoopCase(t, c, mapVerifyCache{}); loop != "" {
+		t.Fatalf("routing loop %s", loop)
+	}
+}
