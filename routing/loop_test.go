@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -248,7 +249,10 @@ type loopCase struct {
 	edges    [][2]int
 	costs    []uint16
 	lat      []time.Duration
-	steps    []loopStep
+	// lora lists the members of a LoRa medium, link len(edges); empty
+	// for none.
+	lora  []int
+	steps []loopStep
 }
 
 func (c loopCase) String() string {
@@ -256,6 +260,9 @@ func (c loopCase) String() string {
 	fmt.Fprintf(&b, "seed %d, announces every %v, %d nodes, links", c.seed, c.interval, c.n)
 	for i, e := range c.edges {
 		fmt.Fprintf(&b, " l%d=n%d-n%d/cost %d/%v", i, e[0], e[1], c.costs[i], c.lat[i])
+	}
+	if len(c.lora) > 0 {
+		fmt.Fprintf(&b, " l%d=lora%v", len(c.edges), c.lora)
 	}
 	b.WriteString("; steps")
 	for _, s := range c.steps {
@@ -300,8 +307,15 @@ func drawLoopCase(r *rand.Rand) loopCase {
 	for range 1 + r.IntN(c.n) {
 		add(r.IntN(c.n), r.IntN(c.n))
 	}
+	links := len(c.edges)
+	if r.IntN(5) == 0 {
+		// A radio among some of the nodes: no link-down, routes expire,
+		// no split horizon, adverts paced by the budget.
+		c.lora = r.Perm(c.n)[:2+r.IntN(min(3, c.n-1))]
+		links++
+	}
 	for range 2 + r.IntN(7) {
-		s := loopStep{link: r.IntN(len(c.edges))}
+		s := loopStep{link: r.IntN(links)}
 		switch k := r.IntN(11); {
 		case k < 4:
 			s.kind = "down"
@@ -311,8 +325,11 @@ func drawLoopCase(r *rand.Rand) loopCase {
 			s.kind, s.loss = "loss", []float64{0, 0.3, 1}[r.IntN(3)]
 		case k < 7:
 			s.kind, s.a, s.b = "send", r.IntN(c.n), r.IntN(c.n)
-		case k < 8:
-			s.kind, s.a = "restart", r.IntN(c.n)
+		case k < 8 && !slices.Contains(c.lora, s.link%c.n):
+			// Not a radio member: on a radio a restarted node may
+			// briefly select a neighbour that still routes through it
+			// (docs/routing.md, section 11).
+			s.kind, s.a = "restart", s.link%c.n
 		default:
 			s.kind, s.d = "run", loopRuns[r.IntN(len(loopRuns))]
 		}
@@ -330,6 +347,14 @@ func runLoopCase(tb testing.TB, c loopCase, cache mapVerifyCache) string {
 	ln := newLoopNet(tb, c.seed, c.n, interval, cache)
 	for i, e := range c.edges {
 		ln.link(e[0], e[1], c.costs[i], c.lat[i])
+	}
+	if len(c.lora) > 0 {
+		var names []string
+		for _, i := range c.lora {
+			names = append(names, ln.nodes[i].name)
+		}
+		ln.links = append(ln.links, ln.connect(&tlink{kind: routing.LinkLoRa}, names...))
+		ln.check()
 	}
 	ln.run(5 * time.Second) // converge
 	for _, s := range c.steps {
