@@ -82,10 +82,12 @@ type Counters struct {
 	CustodyCount uint64
 	CustodyBytes uint64
 	SeenEntries  uint64
-	// PathRequestsPending are forwarded path requests waiting for an answer.
+	QueuedFrames uint64
+	QueuedBytes  uint64
+
+	// PathRequestsPending (a gauge) are forwarded path requests waiting for
+	// an answer.
 	PathRequestsPending uint64
-	QueuedFrames        uint64
-	QueuedBytes         uint64
 }
 
 // Each calls f with every counter's name and value, in declaration order.

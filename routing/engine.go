@@ -81,7 +81,7 @@ type Engine struct {
 	reasm     *protocol.Reassembler
 	channels  map[protocol.ChannelID]protocol.ChannelKey
 	floods    map[[16]byte][]*pendingFlood
-	pathReqs  map[[8]byte]pathOrigin // bounded by Config.MaxPathRequests
+	pathReqs  map[[8]byte]pathOrigin
 	preq      pathReqState
 	hopAcks   map[MessageID]*ackWait
 
