@@ -25,7 +25,7 @@ import (
 // runs out.)
 
 // loopSequences is how many random topology/failure sequences
-// TestPropertyNoLoops runs (a tenth with -short). Each rapid case runs
+// TestPropertyNoLoops runs (a tenth with -short or the race detector). Each rapid case runs
 // loopPerCase of them, so that rapid's per-case bookkeeping stays small.
 const (
 	loopSequences = 10_000
@@ -396,7 +396,7 @@ func runLoopCase(tb testing.TB, c loopCase, cache mapVerifyCache) string {
 // parallel, each with its own verification cache.
 func TestPropertyNoLoops(tt *testing.T) {
 	cases := loopSequences / loopPerCase
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		cases /= 10
 	}
 	rapidChecks(tt, cases/2)
