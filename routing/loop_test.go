@@ -25,8 +25,9 @@ import (
 // runs out.)
 
 // loopSequences is how many random topology/failure sequences
-// TestPropertyNoLoops runs (a tenth with -short or the race detector). Each rapid case runs
-// loopPerCase of them, so that rapid's per-case bookkeeping stays small.
+// TestPropertyNoLoops runs (a tenth with -short or the race detector). Each
+// rapid case runs loopPerCase of them, so that rapid's per-case bookkeeping
+// stays small.
 const (
 	loopSequences = 10_000
 	loopPerCase   = 10
