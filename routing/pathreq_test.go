@@ -353,3 +353,57 @@ func TestNewerRetractionNotAdvertisedAsRoute(t *testing.T) {
 		t.Fatalf("route %+v, %v", c, ok)
 	}
 }
+
+// TestPathRequestForwardBudget: three neighbours flooding at once get no
+// more onto a fourth link than its forwarding budget (twice one link's
+// intake), however much each of them is allowed in.
+func TestPathRequestForwardBudget(t *testing.T) {
+	e := attackEngine(t)
+	if err := e.Step(attackEpoch, LinkUp{Link: LinkInfo{ID: 4, Kind: LinkTCP}}); err != nil {
+		t.Fatal(err)
+	}
+	e.Ready()
+	e.Advance()
+	const n, span = 3000, 10 * time.Second
+	per := map[LinkID]int{}
+	for i := range n {
+		now := attackEpoch.Add(span * time.Duration(i) / n)
+		pr := protocol.PathRequest{ID: [8]byte{byte(i), byte(i >> 8), 0x77}, Target: tableAddr(byte(i)), HopLimit: 8}
+		pr.Target[1] = byte(i >> 8)
+		_ = e.Step(now, FrameReceived{Link: LinkID(1 + i%3), Frame: pr.AppendTo(nil)})
+		pathRequestsOut(e.Ready(), per)
+		e.Advance()
+	}
+	in := float64(e.cfg.PathRequestBurst) + e.cfg.PathRequestRate*span.Seconds()
+	out := 2*float64(e.cfg.PathRequestBurst) + 2*e.cfg.PathRequestRate*span.Seconds()
+	t.Logf("forwarded per link %v; intake per link %.0f, forwarding budget per link %.0f", per, in, out)
+	if float64(per[4]) > out+1 {
+		t.Fatalf("%d requests forwarded onto link 4, budget %.0f", per[4], out)
+	}
+	if float64(per[4]) < in {
+		t.Fatalf("%d requests forwarded onto link 4: less than one link's intake (%.0f)", per[4], in)
+	}
+}
+
+// TestPathRequestDedupSpace: the dedup space forgets its oldest IDs when
+// full, never grows past its bound, and remembers the newest.
+func TestPathRequestDedupSpace(t *testing.T) {
+	var s pathReqState
+	id := func(i int) [protocol.PathRequestIDSize]byte {
+		return [protocol.PathRequestIDSize]byte{byte(i), byte(i >> 8), byte(i >> 16)}
+	}
+	for i := range pathReqSeenSize + 100 {
+		if !s.add(id(i)) {
+			t.Fatalf("ID %d not new", i)
+		}
+	}
+	if len(s.seen) != pathReqSeenSize || len(s.ring) != pathReqSeenSize {
+		t.Fatalf("%d IDs, ring %d; bound %d", len(s.seen), len(s.ring), pathReqSeenSize)
+	}
+	if s.add(id(pathReqSeenSize + 99)) {
+		t.Fatal("the newest ID was forgotten")
+	}
+	if !s.add(id(0)) {
+		t.Fatal("the oldest ID was not forgotten")
+	}
+}
