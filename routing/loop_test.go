@@ -25,7 +25,8 @@ import (
 // runs out.)
 
 // loopSequences is how many random topology/failure sequences
-// TestPropertyNoLoops runs (a tenth with -short or the race detector). Each
+// TestPropertyNoLoops runs (a tenth under the race detector; with -short a
+// tenth, which rapid divides by 5 again). Each
 // rapid case runs loopPerCase of them, so that rapid's per-case bookkeeping
 // stays small.
 const (
