@@ -26,9 +26,8 @@ import (
 
 // loopSequences is how many random topology/failure sequences
 // TestPropertyNoLoops runs (a tenth under the race detector; with -short a
-// tenth, which rapid divides by 5 again). Each
-// rapid case runs loopPerCase of them, so that rapid's per-case bookkeeping
-// stays small.
+// tenth, which rapid divides by 5 again). Each rapid case runs loopPerCase
+// of them, so that rapid's per-case bookkeeping stays small.
 const (
 	loopSequences = 10_000
 	loopPerCase   = 10
