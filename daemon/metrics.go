@@ -22,6 +22,7 @@ import (
 var gaugeCounters = map[string]bool{
 	"Routes": true, "CustodyCount": true, "CustodyBytes": true,
 	"SeenEntries": true, "QueuedFrames": true, "QueuedBytes": true,
+	"PathRequestsPending": true,
 }
 
 // snakeCase turns a Go field name into a metric name part:

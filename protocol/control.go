@@ -31,8 +31,12 @@ const (
 	// may carry, a custody offer of the largest envelope.
 	MaxHopSize = HopHeaderSize + MaxCustodyOfferSize
 
-	// PathRequestSize is the size of a path request.
+	// PathRequestSize is the size of a path request without a sequence
+	// number requirement.
 	PathRequestSize = 1 + PathRequestIDSize + AddressSize + 1 + 1 // 27
+	// PathRequestSeqnoSize is the size of a path request with one
+	// ([PathSeqno]); it is also the largest path request.
+	PathRequestSeqnoSize = PathRequestSize + 4 // 31
 	// PathRequestIDSize is the size of a path request's random ID.
 	PathRequestIDSize = 8
 	// MaxPathRequestHops is the largest hop limit a path request can carry
@@ -56,7 +60,12 @@ const MetricInfinite uint16 = 0xFFFF
 // target's full KEM key (needed to seal to it), not only a compact announce.
 const PathWantKEMKey byte = 1 << 0
 
-const pathKnownFlags = PathWantKEMKey
+// PathSeqno is the path request flag saying that a 4-byte sequence number
+// follows the flags: the requester wants a route for at least that
+// sequence number of the target's announce (a Babel seqno request).
+const PathSeqno byte = 1 << 1
+
+const pathKnownFlags = PathWantKEMKey | PathSeqno
 
 // Advert is a route advertisement: the origin's signed announce, plus the
 // unsigned routing information that changes at every hop.
@@ -197,17 +206,19 @@ func AppendHop(b []byte, next Address, inner []byte) []byte {
 	return append(b, inner...)
 }
 
-// PathRequest asks the mesh for a route to a destination, and optionally for
-// its KEM key. It is flooded with a hop limit; a node that knows a route
+// PathRequest asks the mesh for a route to a destination, optionally for a
+// sequence number at least as new as a given one, and optionally for its KEM
+// key. It is flooded with a hop limit; a node that knows a route good enough
 // answers with an advert on the link the request came from.
 //
-//	0      1            9               25     26      27
-//	+------+------------+---------------+------+-------+
-//	| 0x1A | request ID | target address| hops | flags |
-//	+------+------------+---------------+------+-------+
+//	0      1            9               25     26      27          31
+//	+------+------------+---------------+------+-------+-----------+
+//	| 0x1A | request ID | target address| hops | flags | [seqno]   |
+//	+------+------------+---------------+------+-------+-----------+
 //
 //	hops:  bits 7-4 hop limit (1..15), bits 3-0 hop count (0..limit)
-//	flags: bit 0 PathWantKEMKey; other bits are rejected
+//	flags: bit 0 PathWantKEMKey, bit 1 PathSeqno; other bits are rejected
+//	seqno: present (4 bytes, big endian) if and only if PathSeqno is set
 //
 // The fields:
 //   - request ID is 8 random bytes from the requester's injected random
@@ -217,6 +228,13 @@ func AppendHop(b []byte, next Address, inner []byte) []byte {
 //     ([IncrementPathRequestHops]), with the same rules as a channel frame's.
 //   - [PathWantKEMKey] asks for the target's full KEM key in the answer, for
 //     a requester that wants to seal to the target.
+//   - seqno, with [PathSeqno], asks for a route whose announce sequence
+//     number is at least seqno (RFC 8966 section 3.8.1.2): a requester
+//     whose feasibility condition refuses every route it has asks for one
+//     more than the sequence number of its feasibility distance. Only a
+//     route that new answers; the target issues a new sequence number only
+//     when its own is below seqno. Without the flag any route answers and
+//     nobody issues a new sequence number.
 //
 // There is no requester address: nodes answer on the link the request came
 // from, hop by hop back along the flood, so a request does not tell the mesh
@@ -226,11 +244,15 @@ type PathRequest struct {
 	Target             Address
 	HopLimit, HopCount uint8
 	WantKEMKey         bool
+	// HasSeqno says that Seqno is a requirement; without it Seqno is
+	// neither encoded nor decoded.
+	HasSeqno bool
+	Seqno    uint32
 }
 
 // ParsePathRequest decodes a path request strictly: exactly PathRequestSize
-// bytes, hop limit 1..15 with the hop count at most the limit, a non-zero
-// target and no unknown flag bits.
+// bytes (PathRequestSeqnoSize with [PathSeqno]), hop limit 1..15 with the hop
+// count at most the limit, a non-zero target and no unknown flag bits.
 func ParsePathRequest(b []byte) (PathRequest, error) {
 	r := newReader("path request", b)
 	if k := Kind(r.u8("kind")); r.err == nil && k != KindPathRequest {
@@ -241,14 +263,17 @@ func ParsePathRequest(b []byte) (PathRequest, error) {
 	r.copyInto(p.Target[:], "target")
 	hops := r.u8("hops")
 	flags := r.u8("flags")
+	if r.err == nil && flags&^pathKnownFlags != 0 {
+		return PathRequest{}, fmt.Errorf("path request: unknown flags 0x%02x: %w", flags&^pathKnownFlags, ErrMalformed)
+	}
+	if flags&PathSeqno != 0 {
+		p.HasSeqno, p.Seqno = true, r.u32("seqno")
+	}
 	if err := r.done(); err != nil {
 		return PathRequest{}, err
 	}
 	if err := checkChannelHops(hops); err != nil {
 		return PathRequest{}, fmt.Errorf("path request: %w", err)
-	}
-	if flags&^pathKnownFlags != 0 {
-		return PathRequest{}, fmt.Errorf("path request: unknown flags 0x%02x: %w", flags&^pathKnownFlags, ErrMalformed)
 	}
 	if p.Target.IsZero() {
 		return PathRequest{}, fmt.Errorf("path request: zero target address: %w", ErrMalformed)
@@ -268,7 +293,14 @@ func (p PathRequest) AppendTo(b []byte) []byte {
 	if p.WantKEMKey {
 		flags |= PathWantKEMKey
 	}
-	return append(b, p.HopLimit<<4|p.HopCount&0x0f, flags)
+	if p.HasSeqno {
+		flags |= PathSeqno
+	}
+	b = append(b, p.HopLimit<<4|p.HopCount&0x0f, flags)
+	if p.HasSeqno {
+		b = appendU32(b, p.Seqno)
+	}
+	return b
 }
 
 // IncrementPathRequestHops adds one hop to an encoded path request in place,

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -39,7 +40,7 @@ type ctlCodec struct {
 var ctlCodecs = []ctlCodec{
 	{"advert", KindAdvert, 0, reencodeAdvert, advertCases},
 	{"hop", KindHop, 0, reencodeHop, hopCases},
-	{"path request", KindPathRequest, PathRequestSize, reencodePathRequest, pathRequestCases},
+	{"path request", KindPathRequest, 0, reencodePathRequest, pathRequestCases},
 	{"hop ack", KindHopAck, HopAckSize, reencodeHopAck, hopAckCases},
 	{"custody offer", KindCustodyOffer, 0, reencodeCustodyOffer, custodyOfferCases},
 	{"custody accept", KindCustodyAccept, CustodyAcceptSize, reencodeCustodyAccept, custodyAcceptCases},
@@ -181,10 +182,24 @@ func pathRequestCases(testing.TB) []ctlCase {
 	withKey := want.AppendTo(nil)
 	var zeroID PathRequest
 	zeroID.Target, zeroID.HopLimit = ctlAddr(3), 1
+	seq := p
+	seq.HasSeqno, seq.Seqno = true, 0x01020304
+	withSeq := seq.AppendTo(nil)
+	seq.WantKEMKey = true
+	withSeqKey := seq.AppendTo(nil)
+	seq.Seqno = 0
+	seqZero := seq.AppendTo(nil)
 	const hops = pathRequestHopsOffset
 	return []ctlCase{
 		{"plain", good, nil},
 		{"want KEM key", withKey, nil},
+		{"seqno", withSeq, nil},
+		{"seqno and KEM key", withSeqKey, nil},
+		{"seqno 0", seqZero, nil},
+		{"seqno flag without seqno", ctlWith(good, PathRequestSize-1, PathSeqno), ErrTruncated},
+		{"seqno cut short", withSeq[:PathRequestSeqnoSize-1], ErrTruncated},
+		{"seqno trailing byte", append(bytes.Clone(withSeq), 0), ErrTrailing},
+		{"seqno without flag", ctlWith(withSeq, PathRequestSize-1, 0), ErrTrailing},
 		{"zero ID, limit 1", zeroID.AppendTo(nil), nil},
 		{"limit 15 count 15", ctlWith(good, hops, 0xff), nil},
 		{"limit 1 count 1", ctlWith(good, hops, 0x11), nil},
@@ -197,7 +212,7 @@ func pathRequestCases(testing.TB) []ctlCase {
 		{"hop limit 0 count 1", ctlWith(good, hops, 0x01), ErrMalformed},
 		{"count over limit", ctlWith(good, hops, 0x34), ErrMalformed},
 		{"count 15 over limit 14", ctlWith(good, hops, 0xef), ErrMalformed},
-		{"flag bit 1", ctlWith(good, PathRequestSize-1, 0x02), ErrMalformed},
+		{"flag bit 2", ctlWith(good, PathRequestSize-1, 0x04), ErrMalformed},
 		{"flag bit 7", ctlWith(good, PathRequestSize-1, 0x81), ErrMalformed},
 		{"all flags", ctlWith(good, PathRequestSize-1, 0xff), ErrMalformed},
 		{"zero target", PathRequest{ID: p.ID, HopLimit: 3}.AppendTo(nil), ErrMalformed},
@@ -362,6 +377,7 @@ func TestControlKinds(t *testing.T) {
 		{"AdvertCompactSize", AdvertCompactSize, 160},
 		{"HopHeaderSize", HopHeaderSize, 17},
 		{"PathRequestSize", PathRequestSize, 27},
+		{"PathRequestSeqnoSize", PathRequestSeqnoSize, 31},
 		{"HopAckSize", HopAckSize, 17},
 		{"CustodyAcceptSize", CustodyAcceptSize, 18},
 	} {
@@ -383,7 +399,7 @@ func TestMaxHopSize(t *testing.T) {
 		KindChannel:       MaxChannelFrameSize,
 		KindChannelSigned: MaxChannelFrameSize,
 		KindAdvert:        MaxAdvertSize,
-		KindPathRequest:   PathRequestSize,
+		KindPathRequest:   PathRequestSeqnoSize,
 		KindHopAck:        HopAckSize,
 		KindCustodyOffer:  MaxCustodyOfferSize,
 		KindCustodyAccept: CustodyAcceptSize,
@@ -511,9 +527,15 @@ func TestPathRequestRoundTrip(t *testing.T) {
 		{ID: [8]byte{1}, Target: ctlAddr(1), HopLimit: 1},
 		{ID: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}, Target: ctlAddr(2), HopLimit: 15, HopCount: 15, WantKEMKey: true},
 		{ID: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, Target: ctlAddr(3), HopLimit: 8, HopCount: 3},
+		{ID: [8]byte{4}, Target: ctlAddr(4), HopLimit: 8, HasSeqno: true, Seqno: 0xfffffffe},
+		{ID: [8]byte{5}, Target: ctlAddr(5), HopLimit: 8, WantKEMKey: true, HasSeqno: true, Seqno: 7},
 	} {
 		b := p.AppendTo([]byte("xyz"))
-		if string(b[:3]) != "xyz" || len(b) != 3+PathRequestSize {
+		size := PathRequestSize
+		if p.HasSeqno {
+			size = PathRequestSeqnoSize
+		}
+		if string(b[:3]) != "xyz" || len(b) != 3+size {
 			t.Fatalf("AppendTo = %x", b)
 		}
 		got, err := ParsePathRequest(b[3:])
@@ -524,8 +546,14 @@ func TestPathRequestRoundTrip(t *testing.T) {
 		if p.WantKEMKey {
 			wantFlags = PathWantKEMKey
 		}
-		if b[3+pathRequestHopsOffset] != p.HopLimit<<4|p.HopCount || b[len(b)-1] != wantFlags {
-			t.Fatalf("hops 0x%02x flags 0x%02x", b[3+pathRequestHopsOffset], b[len(b)-1])
+		if p.HasSeqno {
+			wantFlags |= PathSeqno
+			if binary.BigEndian.Uint32(b[3+PathRequestSize:]) != p.Seqno {
+				t.Fatalf("seqno %x", b[3+PathRequestSize:])
+			}
+		}
+		if b[3+pathRequestHopsOffset] != p.HopLimit<<4|p.HopCount || b[3+PathRequestSize-1] != wantFlags {
+			t.Fatalf("hops 0x%02x flags 0x%02x", b[3+pathRequestHopsOffset], b[3+PathRequestSize-1])
 		}
 	}
 }
@@ -715,7 +743,7 @@ func FuzzParseHop(f *testing.F) {
 }
 
 func FuzzParsePathRequest(f *testing.F) {
-	ctlSeed(f, pathRequestCases, "path-request")
+	ctlSeed(f, pathRequestCases, "path-request", "path-request-seqno")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := ParsePathRequest(b)
 		if err != nil {

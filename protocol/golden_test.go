@@ -94,6 +94,10 @@ func goldenVectors(t *testing.T) map[string][]byte {
 		ID: [8]byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7}, Target: bob.Address(),
 		HopLimit: 5, HopCount: 1, WantKEMKey: true,
 	}.AppendTo(nil)
+	v["path-request-seqno"] = PathRequest{
+		ID: [8]byte{0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7}, Target: bob.Address(),
+		HopLimit: 8, HasSeqno: true, Seqno: 0x0000012c,
+	}.AppendTo(nil)
 	v["hop-ack"] = AppendHopAck(nil, h.ID)
 	v["custody-offer"] = AppendCustodyOffer(nil, v["envelope-sealed"])
 	v["custody-accept"] = AppendCustodyAccept(nil, h.ID, CustodyRefusedQuota)
@@ -228,6 +232,13 @@ func TestGoldenDecode(t *testing.T) {
 		HopLimit: 5, HopCount: 1, WantKEMKey: true,
 	}); err != nil || pr != want {
 		t.Fatalf("path request: %+v, %v", pr, err)
+	}
+	pr, err = ParsePathRequest(read("path-request-seqno"))
+	if want := (PathRequest{
+		ID: [8]byte{0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7}, Target: bob.Address(),
+		HopLimit: 8, HasSeqno: true, Seqno: 300,
+	}); err != nil || pr != want {
+		t.Fatalf("path request with seqno: %+v, %v", pr, err)
 	}
 	sealed, err := ParseEnvelope(read("envelope-sealed"))
 	if err != nil {

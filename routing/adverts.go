@@ -113,6 +113,11 @@ func (e *Engine) advertFrame(l *link, r advertReq) []byte {
 			return nil
 		}
 		c, ok := d.route()
+		// A route is advertised only under the announce of its own
+		// sequence number: under a newer one it would claim more than
+		// the feasibility distance allows (handleAdvert keeps the two
+		// equal; this is the safety net).
+		ok = ok && c.seq == d.ann.Sequence
 		if !ok {
 			metric = MetricInfinite // a retraction
 		} else {
@@ -242,6 +247,7 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 	} else {
 		if d != nil && a.Sequence < d.seq {
 			e.counters.AdvertsStale++
+			e.staleAdvert(d, l, adv.Forwarder)
 			return nil
 		}
 		if err := e.verifyAnnounce(a); err != nil {
@@ -259,7 +265,13 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 			return nil // table full of nearer destinations
 		}
 	}
-	newSeq := d.ann == nil || a.Sequence > d.seq
+	// A newer sequence number becomes the destination's announce, which
+	// is what this node advertises its route under; but not from a
+	// retraction while this node still has a route (of an older sequence
+	// number): advertising that route under the newer number would claim
+	// a route this node does not have and break loop freedom.
+	_, routed := d.route()
+	newSeq := d.ann == nil || (a.Sequence > d.seq && (adv.Metric != MetricInfinite || !routed))
 	d.ident, d.known = a.Identity, true
 	if newSeq {
 		d.seq = a.Sequence
@@ -274,22 +286,37 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 		link: l.info.ID, via: adv.Forwarder, seq: a.Sequence, adv: adv.Metric, metric: metric,
 		hops: min(a.HopCount, 254) + 1, expires: e.now.Add(e.cfg.RouteTTL),
 	}
+	feasible := c.adv == MetricInfinite || d.feasible(c.seq, c.adv)
 	res := d.update(c, e.now)
-	if res == updInfeasible {
+	if !feasible {
 		e.counters.RoutesInfeasible++
-		// No loop-free way in with what we have: ask the destination for a
-		// fresh sequence number.
+		// Kept, but unselectable. With no feasible route left, only a
+		// newer sequence number from the destination gets us a loop-free
+		// way in: ask for one (a Babel seqno request, RFC 8966 section
+		// 3.8.2.2; pathRequest asks for one more than the feasibility
+		// distance's).
 		if _, ok := d.route(); !ok {
 			e.pathRequest(d, false)
 		}
 	}
 	propagated := e.routeChanged(d, res)
-	if newSeq && res != updInfeasible && !propagated && a.HopCount < e.cfg.MaxAdvertHops {
+	if newSeq && feasible && !propagated && a.HopCount < e.cfg.MaxAdvertHops {
 		// Propagate the new announce on every link, budget permitting.
 		e.propagate(d, nil)
 	}
 	e.answerPathRequests(d)
 	return nil
+}
+
+// staleAdvert handles an advert with an older sequence number than the
+// destination's newest: if it comes from a neighbour whose candidate is
+// stored, that candidate no longer says what the neighbour offers, so it
+// goes (as a retraction would), rather than staying with its old metric.
+func (e *Engine) staleAdvert(d *destEntry, l *link, via Address) {
+	if !slices.ContainsFunc(d.cands, func(c candidate) bool { return c.link == l.info.ID && c.via == via }) {
+		return
+	}
+	e.routeChanged(d, d.update(candidate{link: l.info.ID, via: via, adv: MetricInfinite}, e.now))
 }
 
 // propagate queues the advertisement of d's selected route on every link,
@@ -364,18 +391,14 @@ func (e *Engine) sweep() {
 			stale := d.ann != nil && d.ann.Timestamp.Time().Add(protocol.DefaultAnnounceMaxAge).Before(e.now)
 			unknown := d.ann == nil && e.now.Sub(d.lastPathRequest) > 10*e.cfg.PathRequestInterval
 			if stale || unknown {
-				delete(e.table.dests, d.dest)
+				e.table.remove(d)
 			}
 		}
 	}
 	for _, id := range e.delivered.expire(protocol.TimestampOf(e.now)) {
 		e.del(deliveredKey(id))
 	}
-	for id, p := range e.pathReqs {
-		if !p.expires.After(e.now) {
-			delete(e.pathReqs, id)
-		}
-	}
+	e.sweepPathRequests()
 }
 
 // resolved installs the result of an outside lookup.
@@ -413,28 +436,6 @@ func (e *Engine) resolved(in Resolved) error {
 	return nil
 }
 
-// pathRequest asks the mesh (and the daemon's lookups) for a route to d,
-// at most once per PathRequestInterval.
-func (e *Engine) pathRequest(d *destEntry, wantKey bool) {
-	if !d.lastPathRequest.IsZero() && e.now.Sub(d.lastPathRequest) < e.cfg.PathRequestInterval {
-		return
-	}
-	d.lastPathRequest = e.now
-	var pr protocol.PathRequest
-	e.randBytes(pr.ID[:])
-	pr.Target = d.dest
-	pr.HopLimit = e.cfg.PathRequestHops
-	pr.WantKEMKey = wantKey
-	e.seen.add(pathRequestKey(pr.ID))
-	frame := pr.AppendTo(nil)
-	for _, l := range e.sortedLinks() {
-		e.emitRouting(l, frame)
-	}
-	e.counters.PathRequestsSent++
-	e.rd.Lookups = append(e.rd.Lookups, d.dest)
-	e.counters.Lookups++
-}
-
 // emitRouting queues a small routing frame and charges it to the link's
 // advertisement budget (which may go negative, delaying later adverts).
 func (e *Engine) emitRouting(l *link, frame []byte) { e.emitRoutingTo(l, Address{}, frame) }
@@ -446,95 +447,5 @@ func (e *Engine) emitRoutingTo(l *link, to Address, frame []byte) {
 	if e.emit(l, to, frame, PriRouting) {
 		l.tokens -= float64(len(frame))
 		e.counters.AdvertBytesOut += uint64(len(frame))
-	}
-}
-
-func (e *Engine) handlePathRequest(l *link, frame []byte) error {
-	pr, err := protocol.ParsePathRequest(frame)
-	if err != nil {
-		e.counters.FramesMalformed++
-		return err
-	}
-	e.counters.PathRequestsIn++
-	if !e.seen.add(pathRequestKey(pr.ID)) {
-		e.counters.Duplicates++
-		return nil
-	}
-	if pr.Target == e.self {
-		// Answer with a fresh announce: its new sequence number makes it
-		// feasible everywhere, which is what a stuck node needs.
-		// At most one new sequence number per 10 s; a request within that
-		// time brings the next periodic announce forward to its end, so
-		// the requester is not left waiting for a whole interval.
-		if e.ownAnnounce == nil || e.now.Sub(e.ownAnnounce.Timestamp.Time()) >= 10*time.Second {
-			e.newOwnAnnounce()
-			// The new sequence number goes to every neighbour, as a
-			// periodic one does: a neighbour that heard it only by a
-			// detour would take the detour (newer sequence numbers win).
-			for _, ol := range e.sortedLinks() {
-				if ol != l {
-					e.queueAdvert(ol, advertReq{dest: e.self})
-				}
-			}
-		} else if due := e.ownAnnounce.Timestamp.Time().Add(10 * time.Second); due.Before(e.nextAnnounce) {
-			e.nextAnnounce = due
-		}
-		e.queueAdvert(l, advertReq{dest: e.self, reply: true, withKey: pr.WantKEMKey})
-		e.counters.PathRequestsAnswer++
-		return nil
-	}
-	if d := e.table.get(pr.Target); d != nil && d.ann != nil && (!pr.WantKEMKey || d.kemKey != nil) {
-		if c, ok := d.route(); ok && (c.link != l.info.ID || l.info.Shared) {
-			e.queueAdvert(l, advertReq{dest: pr.Target, hops: c.hops, reply: true, withKey: pr.WantKEMKey})
-			e.counters.PathRequestsAnswer++
-			// Our answer carries the sequence number we know. A requester
-			// whose feasibility condition refuses it (it lost a shorter
-			// route) needs a newer one, which only the target can issue:
-			// pass the request on along our route so that the target hears
-			// it, as Babel forwards a seqno request towards the source.
-			if ol := e.links[c.link]; ol != nil {
-				fwd := append([]byte(nil), frame...)
-				if protocol.IncrementPathRequestHops(fwd) == nil {
-					e.emitRoutingTo(ol, c.via, fwd)
-				}
-			}
-			return nil
-		}
-	}
-	fwd := append([]byte(nil), frame...)
-	if err := protocol.IncrementPathRequestHops(fwd); err != nil {
-		return nil // travelled far enough
-	}
-	e.pathReqs[pr.ID] = pathOrigin{link: l.info.ID, target: pr.Target, wantKey: pr.WantKEMKey, expires: e.now.Add(30 * time.Second)}
-	for _, ol := range e.sortedLinks() {
-		if ol == l && !l.info.Shared {
-			continue
-		}
-		e.emitRouting(ol, fwd)
-	}
-	return nil
-}
-
-// answerPathRequests sends the route to d back along path requests that
-// passed through this node.
-func (e *Engine) answerPathRequests(d *destEntry) {
-	c, ok := d.route()
-	if !ok {
-		return
-	}
-	var ids [][8]byte
-	for id, p := range e.pathReqs {
-		if p.target == d.dest && (!p.wantKey || d.kemKey != nil) {
-			ids = append(ids, id)
-		}
-	}
-	slices.SortFunc(ids, func(a, b [8]byte) int { return bytes.Compare(a[:], b[:]) })
-	for _, id := range ids {
-		p := e.pathReqs[id]
-		delete(e.pathReqs, id)
-		if l := e.links[p.link]; l != nil {
-			e.queueAdvert(l, advertReq{dest: d.dest, hops: c.hops, reply: true, withKey: p.wantKey})
-			e.counters.PathRequestsAnswer++
-		}
 	}
 }

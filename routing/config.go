@@ -134,6 +134,22 @@ type Config struct {
 	// PathRequestInterval is the least time between path requests for one
 	// destination (default 1 min).
 	PathRequestInterval time.Duration
+	// PathRequestRate and PathRequestBurst limit the path requests taken
+	// in from each link (per second, and how many may come at once;
+	// defaults 4 and 32); a link may forward twice that. Requests over the
+	// limit are dropped, so one neighbour cannot make the node flood its
+	// requests to every other neighbour.
+	PathRequestRate  float64
+	PathRequestBurst int
+	// MaxPathRequests bounds the forwarded path requests waiting for an
+	// answer (default 1,024).
+	MaxPathRequests int
+	// LookupRate and LookupBurst limit the node's own path requests and
+	// the lookups it asks of the daemon (Ready.Lookups), over all
+	// destinations (defaults 1 per second and 32); each destination has at
+	// most one per PathRequestInterval anyway.
+	LookupRate  float64
+	LookupBurst int
 
 	// Padding of sealed bodies (default protocol.DefaultPadding).
 	Padding *protocol.Padding
@@ -206,6 +222,15 @@ func (c *Config) applyDefaults() error {
 		c.PathRequestHops = 8
 	}
 	def(&c.PathRequestInterval, time.Minute)
+	if !(c.PathRequestRate > 0) { // NaN too
+		c.PathRequestRate = 4
+	}
+	defInt(&c.PathRequestBurst, 32)
+	defInt(&c.MaxPathRequests, 1024)
+	if !(c.LookupRate > 0) {
+		c.LookupRate = 1
+	}
+	defInt(&c.LookupBurst, 32)
 	if c.Padding == nil {
 		p := protocol.DefaultPadding
 		c.Padding = &p

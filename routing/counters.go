@@ -33,6 +33,10 @@ type Counters struct {
 	PathRequestsIn     uint64
 	PathRequestsAnswer uint64
 	Lookups            uint64
+	// Path requests as a resource (see pathreq.go).
+	PathRequestsForwarded uint64 // requests passed on, per link
+	PathRequestsLimited   uint64 // dropped by a rate limit or the bound on waiting requests
+	LookupsLimited        uint64 // own path requests and lookups held back by the lookup budget
 
 	EnvelopesIn           uint64
 	EnvelopesInvalid      uint64 // bad signature, expired, from the future
@@ -90,6 +94,10 @@ type Counters struct {
 	SeenEntries  uint64
 	QueuedFrames uint64
 	QueuedBytes  uint64
+
+	// PathRequestsPending (a gauge) are forwarded path requests waiting for
+	// an answer.
+	PathRequestsPending uint64
 }
 
 // Each calls f with every counter's name and value, in declaration order.

@@ -55,6 +55,9 @@ type pathOrigin struct {
 	target  Address
 	wantKey bool
 	expires time.Time
+	// hasSeq and seq: the request wants sequence number seq or newer.
+	hasSeq bool
+	seq    uint32
 }
 
 // pendingFlood is a scheduled rebroadcast of a channel frame on one link.
@@ -86,6 +89,7 @@ type Engine struct {
 	pathReqs  map[[8]byte]pathOrigin
 	hopAcks   map[envKey]*ackWait
 	receipts  *receiptCache
+	preq      pathReqState
 
 	ownSeq       uint32
 	ownAnnounce  *protocol.Announce
@@ -337,6 +341,7 @@ func (e *Engine) updateGauges() {
 	c.CustodyCount = uint64(len(e.custody.recs))
 	c.CustodyBytes = uint64(e.custody.bytes)
 	c.SeenEntries = uint64(e.seen.len() + e.floodSeen.len())
+	c.PathRequestsPending = uint64(len(e.pathReqs))
 	c.QueuedFrames, c.QueuedBytes = 0, 0
 	for _, l := range e.links {
 		c.QueuedFrames += uint64(l.queue.len())

@@ -317,6 +317,26 @@ func (fx *fixture) makeSeeds() {
 	q.op(opTick, append(u16(1000), 1)...)
 	q.op(opStale, 0)
 	fx.seeds = append(fx.seeds, q)
+	// Path requests with a sequence number, for B (whom A knows), for A
+	// itself and for C, asking more and less than there is, and a burst
+	// of them from one link (the rate limit).
+	var r progBuilder
+	r.linkUps()
+	r.op(opTick, append(u16(5), 1)...)
+	for i, target := range []protocol.Address{fx.b.Address(), fx.a.Address(), fx.c.Address()} {
+		for _, seq := range []uint32{0, 1, 2, 1000} {
+			pr := protocol.PathRequest{ID: [8]byte{byte(i), byte(seq)}, Target: target, HopLimit: 8, HasSeqno: true, Seqno: seq}
+			r.frame(pairIP, pr.AppendTo(nil))
+			pr.ID[2], pr.WantKEMKey = 1, true
+			r.frame(pairLoRa, pr.AppendTo(nil))
+		}
+	}
+	for i := range 40 {
+		pr := protocol.PathRequest{ID: [8]byte{0xee, byte(i)}, Target: fx.c.Address(), HopLimit: 3}
+		r.frame(pairIP, pr.AppendTo(nil))
+	}
+	r.op(opTick, append(u16(40), 1)...)
+	fx.seeds = append(fx.seeds, r)
 }
 
 // fuzzReader hands out the bytes of a program; past the end it returns zeros.

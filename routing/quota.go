@@ -3,7 +3,6 @@ package routing
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -260,30 +259,6 @@ func (e *Engine) isRestoring(k envKey) bool {
 	return ok
 }
 
-// tokenBucket is a byte rate limit on the injected clock.
-type tokenBucket struct {
-	tokens  float64
-	at      time.Time
-	started bool
-}
-
-// take reports whether n bytes may pass at now, at rate bytes per second
-// with at most burst saved up, and takes them if so.
-func (b *tokenBucket) take(n int, now time.Time, rate, burst int) bool {
-	if !b.started {
-		b.tokens, b.at, b.started = float64(burst), now, true
-	}
-	if now.After(b.at) {
-		b.tokens = min(b.tokens+now.Sub(b.at).Seconds()*float64(rate), float64(burst))
-		b.at = now
-	}
-	if b.tokens < float64(n) {
-		return false
-	}
-	b.tokens -= float64(n)
-	return true
-}
-
 // admitSealed applies a link's rate limit to a sealed-sender envelope that
 // this node would forward or keep: such envelopes carry no signature, so
 // nothing else stops a neighbour from sending them as fast as its link
@@ -292,7 +267,7 @@ func (e *Engine) admitSealed(l *link, env *protocol.Envelope, n int) error {
 	if env.Flags&protocol.FlagSealedSender == 0 || env.Dest == e.self {
 		return nil
 	}
-	if l.sealedRate.take(n, e.now, e.cfg.SealedSenderRate, e.cfg.SealedSenderBurst) {
+	if l.sealedRate.take(float64(n), e.now, float64(e.cfg.SealedSenderRate), e.cfg.SealedSenderBurst) {
 		return nil
 	}
 	e.counters.SealedRateLimited++

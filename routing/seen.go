@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// seenCache is a bounded set of recently seen message keys (envelope IDs,
-// path request IDs; channel frames have floodSeen). It forgets the oldest key when full,
-// so memory stays fixed however much traffic passes; a duplicate older than
-// the cache can slip through, which the receiver's delivered set and the hop
+// seenCache is a bounded set of recently seen envelope keys (channel frames
+// have floodSeen; path requests have their own, see pathreq.go). It forgets
+// the oldest key when full, so memory stays fixed however much traffic
+// passes; a duplicate older than the cache can slip through, which the receiver's delivered set and the hop
 // limit make harmless.
 type seenCache struct {
 	m map[[16]byte]time.Time // when the key was last let through
@@ -90,11 +90,4 @@ func (s *seenCache) markVerified(k [16]byte, raw []byte) {
 func (s *seenCache) wasVerified(k [16]byte, raw []byte) bool {
 	d, ok := s.verified[k]
 	return ok && d == envelopeDigest(raw)
-}
-
-func pathRequestKey(id [8]byte) [16]byte {
-	var k [16]byte
-	k[0] = 'p'
-	copy(k[8:], id[:])
-	return k
 }

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"bytes"
+	"container/heap"
 	"slices"
 	"time"
 
@@ -46,6 +47,11 @@ type destEntry struct {
 	known  bool // ident is set
 
 	lastPathRequest time.Time
+
+	// t is the table the entry is in (nil once removed) and at its index
+	// in t's eviction heap, kept in place whenever the selection changes.
+	t  *table
+	at int
 }
 
 func (d *destEntry) route() (candidate, bool) {
@@ -63,6 +69,11 @@ type table struct {
 	// kept up to date by the engine as selections come and go, so reading
 	// it costs nothing however large the table.
 	routes int
+	// evict holds every entry, the first to evict at the root: no route
+	// first, then the highest metric, then the highest address. Entries
+	// move in it whenever their selection changes (reselect), so a full
+	// table finds its victim in O(log n).
+	evict evictHeap
 }
 
 func newTable(max int) *table {
@@ -79,27 +90,68 @@ func (t *table) entry(a Address, metric uint16) *destEntry {
 		return d
 	}
 	if len(t.dests) >= t.max {
-		var worst *destEntry
-		worstMetric := -1
-		for _, d := range t.dests {
-			m := MetricInfinite + 1
-			if c, ok := d.route(); ok {
-				m = int(c.metric)
-			}
-			if m > worstMetric || (m == worstMetric && bytes.Compare(d.dest[:], worst.dest[:]) > 0) {
-				worst, worstMetric = d, m
-			}
+		if len(t.evict) == 0 {
+			return nil
 		}
-		if worst == nil || worstMetric <= int(metric) {
+		worst := t.evict[0]
+		if evictMetric(worst) <= int(metric) {
 			return nil
 		}
 		if worst.best >= 0 {
 			t.routes--
 		}
-		delete(t.dests, worst.dest)
+		t.remove(worst)
 	}
-	d := &destEntry{dest: a, best: -1}
+	d := &destEntry{dest: a, best: -1, t: t}
 	t.dests[a] = d
+	heap.Push(&t.evict, d)
+	return d
+}
+
+// remove forgets d.
+func (t *table) remove(d *destEntry) {
+	if t.dests[d.dest] != d {
+		return
+	}
+	delete(t.dests, d.dest)
+	heap.Remove(&t.evict, d.at)
+	d.t = nil
+}
+
+// evictMetric is the metric the eviction order compares: the selected
+// route's, or one above any metric for an entry without a route.
+func evictMetric(d *destEntry) int {
+	if c, ok := d.route(); ok {
+		return int(c.metric)
+	}
+	return MetricInfinite + 1
+}
+
+// evictHeap is a max-heap of entries by (evictMetric, address).
+type evictHeap []*destEntry
+
+func (h evictHeap) Len() int { return len(h) }
+func (h evictHeap) Less(i, j int) bool {
+	mi, mj := evictMetric(h[i]), evictMetric(h[j])
+	if mi != mj {
+		return mi > mj
+	}
+	return bytes.Compare(h[i].dest[:], h[j].dest[:]) > 0
+}
+func (h evictHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].at, h[j].at = i, j
+}
+func (h *evictHeap) Push(x any) {
+	d := x.(*destEntry)
+	d.at = len(*h)
+	*h = append(*h, d)
+}
+func (h *evictHeap) Pop() any {
+	old := *h
+	d := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
 	return d
 }
 
@@ -112,15 +164,17 @@ func (d *destEntry) feasible(seq uint32, adv uint16) bool {
 type updateResult uint8
 
 const (
-	updNone       updateResult = iota // nothing changed in the selection
-	updAdded                          // a route now exists where none did
-	updChanged                        // the selected route changed
-	updRemoved                        // the last route went away
-	updInfeasible                     // the update was refused
+	updNone    updateResult = iota // nothing changed in the selection
+	updAdded                       // a route now exists where none did
+	updChanged                     // the selected route changed
+	updRemoved                     // the last route went away
 )
 
 // update applies an advertisement (or retraction, adv == MetricInfinite)
-// from neighbour via on link.
+// from neighbour via on link. The update is stored whether or not it is
+// feasible, as Babel stores it (RFC 8966 section 3.5.3): a neighbour's
+// candidate always holds what the neighbour said last, never an older and
+// better metric. Which candidates may be selected is reselect's business.
 func (d *destEntry) update(c candidate, now time.Time) updateResult {
 	old, had := d.route()
 	i := slices.IndexFunc(d.cands, func(x candidate) bool { return x.link == c.link && x.via == c.via })
@@ -131,35 +185,34 @@ func (d *destEntry) update(c candidate, now time.Time) updateResult {
 		d.cands = slices.Delete(d.cands, i, i+1)
 		return d.reselect(now, old, had)
 	}
-	if !c.external && !d.feasible(c.seq, c.adv) {
-		// An infeasible update from the selected next hop means that route
-		// can no longer be trusted to be loop-free: drop it.
-		if i >= 0 && i == d.best {
-			d.cands = slices.Delete(d.cands, i, i+1)
-			if r := d.reselect(now, old, had); r != updNone {
-				return r
-			}
-		}
-		return updInfeasible
-	}
 	if i >= 0 {
 		d.cands[i] = c
 	} else if len(d.cands) < maxCandidates {
 		d.cands = append(d.cands, c)
 	} else {
-		// Replace the worst candidate if the new one is better.
+		// Replace the least useful candidate if the new one is better.
 		w := 0
 		for j := range d.cands {
-			if worse(d.cands[j], d.cands[w]) {
+			if d.lessUseful(d.cands[j], d.cands[w]) {
 				w = j
 			}
 		}
-		if !worse(d.cands[w], c) {
+		if !d.lessUseful(d.cands[w], c) {
 			return updNone
 		}
 		d.cands[w] = c
 	}
 	return d.reselect(now, old, had)
+}
+
+// lessUseful orders stored candidates for replacement: an infeasible
+// candidate is worth less than any feasible one, then worse decides.
+func (d *destEntry) lessUseful(a, b candidate) bool {
+	fa, fb := d.feasible(a.seq, a.adv), d.feasible(b.seq, b.adv)
+	if fa != fb {
+		return fb
+	}
+	return worse(a, b)
 }
 
 // worse orders candidates: newer sequence numbers first, then lower metric,
@@ -177,12 +230,20 @@ func worse(a, b candidate) bool {
 	return bytes.Compare(a.via[:], b.via[:]) > 0
 }
 
-// reselect picks the best live candidate and updates the feasibility
-// distance; old and had describe the selection before the change.
+// reselect picks the best live candidate that is feasible now and updates
+// the feasibility distance; old and had describe the selection before the
+// change. Feasibility is checked here, at every selection, against the
+// feasibility distance of this moment, not when the candidate arrived: the
+// distance only improves, so a candidate stored as feasible may no longer be
+// (RFC 8966 section 3.5.4: an infeasible route is never selected). This is
+// what keeps the graph of selected next hops free of cycles at all times.
 func (d *destEntry) reselect(now time.Time, old candidate, had bool) updateResult {
+	if d.t != nil {
+		defer heap.Fix(&d.t.evict, d.at)
+	}
 	d.best = -1
 	for i, c := range d.cands {
-		if !c.expires.After(now) {
+		if !c.expires.After(now) || !d.feasible(c.seq, c.adv) {
 			continue
 		}
 		if d.best < 0 || worse(d.cands[d.best], c) {
@@ -196,13 +257,14 @@ func (d *destEntry) reselect(now time.Time, old candidate, had bool) updateResul
 		return updNone
 	}
 	c := d.cands[d.best]
-	if !c.external {
-		switch {
-		case !d.fdValid || c.seq > d.fdSeq:
-			d.fdValid, d.fdSeq, d.fdMetric = true, c.seq, c.metric
-		case c.seq == d.fdSeq && c.metric < d.fdMetric:
-			d.fdMetric = c.metric
-		}
+	// Every selection, external routes included, moves the feasibility
+	// distance: what this node advertises is its selected metric, and the
+	// loop-freedom argument needs the distance never to be worse than that.
+	switch {
+	case !d.fdValid || c.seq > d.fdSeq:
+		d.fdValid, d.fdSeq, d.fdMetric = true, c.seq, c.metric
+	case c.seq == d.fdSeq && c.metric < d.fdMetric:
+		d.fdMetric = c.metric
 	}
 	switch {
 	case !had:

@@ -1,0 +1,282 @@
+package routing
+
+import (
+	"bytes"
+	"slices"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// Path requests are the one routing frame whose volume a neighbour
+// chooses: each is small, valid and, with a fresh random ID, new. So they
+// are treated as a resource an attacker must not be able to take:
+//   - their own bounded dedup space (pathReqState.seen), so a flood of
+//     random IDs cannot evict envelope duplicate suppression;
+//   - a token bucket per link for requests received and another for
+//     requests forwarded (Config.PathRequestRate and PathRequestBurst, on
+//     the engine's clock): what one neighbour floods in is passed on at
+//     the rate, not in full to every neighbour;
+//   - a bound on the requests waiting for an answer (Config.MaxPathRequests);
+//   - a bucket for the node's own requests and the daemon's lookups
+//     (Config.LookupRate and LookupBurst), on top of the once a
+//     PathRequestInterval per destination, so junk for random destinations
+//     cannot turn into a lookup each.
+
+// pathReqSeenSize bounds the path request IDs remembered for duplicate
+// suppression: at the default rates and 30 s answers, several times what
+// can arrive in that time.
+const pathReqSeenSize = 4096
+
+// pathReqTTL is how long a forwarded request waits for its answer.
+const pathReqTTL = 30 * time.Second
+
+// pathReqState is the engine's path request bookkeeping but for the
+// requests waiting for an answer (Engine.pathReqs).
+type pathReqState struct {
+	seen map[[protocol.PathRequestIDSize]byte]struct{}
+	ring [][protocol.PathRequestIDSize]byte
+	next int
+	// in and out limit requests received on and forwarded to each link.
+	in, out map[LinkID]*tokenBucket
+	// lookups limits the node's own requests and lookups.
+	lookups tokenBucket
+}
+
+// add records id and reports whether it was new; the oldest ID goes when
+// the space is full.
+func (s *pathReqState) add(id [protocol.PathRequestIDSize]byte) bool {
+	if s.seen == nil {
+		s.seen = make(map[[protocol.PathRequestIDSize]byte]struct{})
+	}
+	if _, ok := s.seen[id]; ok {
+		return false
+	}
+	if len(s.ring) < pathReqSeenSize {
+		s.ring = append(s.ring, id)
+	} else {
+		delete(s.seen, s.ring[s.next])
+		s.ring[s.next] = id
+		s.next = (s.next + 1) % len(s.ring)
+	}
+	s.seen[id] = struct{}{}
+	return true
+}
+
+// bucket returns link's bucket in m, creating it.
+func bucket(m *map[LinkID]*tokenBucket, link LinkID) *tokenBucket {
+	if *m == nil {
+		*m = make(map[LinkID]*tokenBucket)
+	}
+	b := (*m)[link]
+	if b == nil {
+		b = &tokenBucket{}
+		(*m)[link] = b
+	}
+	return b
+}
+
+// takeIn and takeOut spend from l's buckets for received and forwarded
+// requests. A link may forward twice what one link may bring in, so that
+// one flooding neighbour cannot use up the way out for everyone else.
+func (e *Engine) takeIn(l *link) bool {
+	return bucket(&e.preq.in, l.info.ID).take(1, e.now, e.cfg.PathRequestRate, e.cfg.PathRequestBurst)
+}
+
+func (e *Engine) takeOut(l *link) bool {
+	return bucket(&e.preq.out, l.info.ID).take(1, e.now, 2*e.cfg.PathRequestRate, 2*e.cfg.PathRequestBurst)
+}
+
+// pathRequest asks the mesh (and the daemon's lookups) for a route to d,
+// at most once per PathRequestInterval per destination and within the
+// lookup budget. A node that has a feasibility distance for d and no
+// feasible route asks for a sequence number newer than the distance's:
+// only that is sure to be feasible (RFC 8966 section 3.8.2.1). Otherwise
+// any route will do, and nobody issues a new sequence number for it.
+func (e *Engine) pathRequest(d *destEntry, wantKey bool) {
+	if !d.lastPathRequest.IsZero() && e.now.Sub(d.lastPathRequest) < e.cfg.PathRequestInterval {
+		return
+	}
+	if !e.preq.lookups.take(1, e.now, e.cfg.LookupRate, e.cfg.LookupBurst) {
+		e.counters.LookupsLimited++
+		return // asked again at the next custody retry
+	}
+	d.lastPathRequest = e.now
+	var pr protocol.PathRequest
+	e.randBytes(pr.ID[:])
+	pr.Target = d.dest
+	pr.HopLimit = e.cfg.PathRequestHops
+	pr.WantKEMKey = wantKey
+	if _, ok := d.route(); !ok && d.fdValid {
+		pr.HasSeqno, pr.Seqno = true, d.fdSeq
+		if d.fdSeq < ^uint32(0) {
+			pr.Seqno++
+		}
+	}
+	e.preq.add(pr.ID)
+	frame := pr.AppendTo(nil)
+	for _, l := range e.sortedLinks() {
+		e.emitRouting(l, frame)
+	}
+	e.counters.PathRequestsSent++
+	e.rd.Lookups = append(e.rd.Lookups, d.dest)
+	e.counters.Lookups++
+}
+
+func (e *Engine) handlePathRequest(l *link, frame []byte) error {
+	pr, err := protocol.ParsePathRequest(frame)
+	if err != nil {
+		e.counters.FramesMalformed++
+		return err
+	}
+	e.counters.PathRequestsIn++
+	// The rate limit comes before the dedup space, so what a flood
+	// inserts there is bounded by the rate too.
+	if !e.takeIn(l) {
+		e.counters.PathRequestsLimited++
+		return nil
+	}
+	if !e.preq.add(pr.ID) {
+		e.counters.Duplicates++
+		return nil
+	}
+	if pr.Target == e.self {
+		e.answerAsTarget(l, pr)
+		return nil
+	}
+	d := e.table.get(pr.Target)
+	if c, ok := e.canAnswer(d, pr); ok && (c.link != l.info.ID || l.info.Shared) {
+		// A route good enough for the request: answer, and do not pass
+		// the request on (RFC 8966 section 3.8.1.2).
+		e.queueAdvert(l, advertReq{dest: pr.Target, hops: c.hops, reply: true, withKey: pr.WantKEMKey})
+		e.counters.PathRequestsAnswer++
+		return nil
+	}
+	e.forwardPathRequest(l, pr, frame, d)
+	return nil
+}
+
+// answerAsTarget answers a request for this node with its announce, after
+// issuing a new sequence number if the request asks for a newer one than
+// the current (at most one new sequence number per 10 s; a request within
+// that time brings the next periodic announce forward to its end, so the
+// requester is not left waiting for a whole interval).
+func (e *Engine) answerAsTarget(l *link, pr protocol.PathRequest) {
+	if pr.HasSeqno && e.ownSeq < pr.Seqno {
+		if e.ownAnnounce == nil || e.now.Sub(e.ownAnnounce.Timestamp.Time()) >= 10*time.Second {
+			e.newOwnAnnounce()
+			// The new sequence number goes to every neighbour, as a
+			// periodic one does: a neighbour that heard it only by a
+			// detour would take the detour (newer sequence numbers win).
+			for _, ol := range e.sortedLinks() {
+				if ol != l {
+					e.queueAdvert(ol, advertReq{dest: e.self})
+				}
+			}
+		} else if due := e.ownAnnounce.Timestamp.Time().Add(10 * time.Second); due.Before(e.nextAnnounce) {
+			e.nextAnnounce = due
+		}
+	}
+	e.queueAdvert(l, advertReq{dest: e.self, reply: true, withKey: pr.WantKEMKey})
+	e.counters.PathRequestsAnswer++
+}
+
+// canAnswer returns d's selected route if it satisfies pr: the key if
+// asked for, and a sequence number at least the one asked for.
+func (e *Engine) canAnswer(d *destEntry, pr protocol.PathRequest) (candidate, bool) {
+	if d == nil || d.ann == nil || (pr.WantKEMKey && d.kemKey == nil) {
+		return candidate{}, false
+	}
+	c, ok := d.route()
+	if !ok || (pr.HasSeqno && c.seq < pr.Seqno) {
+		return candidate{}, false
+	}
+	return c, true
+}
+
+// forwardPathRequest passes on a request this node cannot answer: along
+// its route if it has one (a sequence number too old, or no key: the
+// target or a node nearer it can answer, as Babel forwards a seqno request
+// to its next hop), otherwise flooded to every other link, within the
+// links' forwarding budgets. It remembers where the request came from, for
+// the answer, within MaxPathRequests.
+func (e *Engine) forwardPathRequest(l *link, pr protocol.PathRequest, frame []byte, d *destEntry) {
+	fwd := bytes.Clone(frame)
+	if protocol.IncrementPathRequestHops(fwd) != nil {
+		return // travelled far enough
+	}
+	if _, ok := e.pathReqs[pr.ID]; !ok && len(e.pathReqs) >= e.cfg.MaxPathRequests {
+		e.counters.PathRequestsLimited++
+		return
+	}
+	e.pathReqs[pr.ID] = pathOrigin{
+		link: l.info.ID, target: pr.Target, wantKey: pr.WantKEMKey,
+		hasSeq: pr.HasSeqno, seq: pr.Seqno, expires: e.now.Add(pathReqTTL),
+	}
+	if d != nil {
+		if c, ok := d.route(); ok && (c.link != l.info.ID || l.info.Shared) {
+			if ol := e.links[c.link]; ol != nil {
+				e.forwardOn(ol, c.via, fwd)
+			}
+			return
+		}
+	}
+	for _, ol := range e.sortedLinks() {
+		if ol == l && !l.info.Shared {
+			continue
+		}
+		e.forwardOn(ol, Address{}, fwd)
+	}
+}
+
+// forwardOn sends a forwarded request on l (to one neighbour, unless to is
+// zero) if l's forwarding budget allows.
+func (e *Engine) forwardOn(l *link, to Address, frame []byte) {
+	if !e.takeOut(l) {
+		e.counters.PathRequestsLimited++
+		return
+	}
+	e.emitRoutingTo(l, to, frame)
+	e.counters.PathRequestsForwarded++
+}
+
+// answerPathRequests sends the route to d back along path requests that
+// passed through this node and that the route satisfies.
+func (e *Engine) answerPathRequests(d *destEntry) {
+	c, ok := d.route()
+	if !ok || d.ann == nil {
+		return
+	}
+	var ids [][protocol.PathRequestIDSize]byte
+	for id, p := range e.pathReqs {
+		if p.target == d.dest && (!p.wantKey || d.kemKey != nil) && (!p.hasSeq || c.seq >= p.seq) {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b [protocol.PathRequestIDSize]byte) int { return bytes.Compare(a[:], b[:]) })
+	for _, id := range ids {
+		p := e.pathReqs[id]
+		delete(e.pathReqs, id)
+		if l := e.links[p.link]; l != nil {
+			e.queueAdvert(l, advertReq{dest: d.dest, hops: c.hops, reply: true, withKey: p.wantKey})
+			e.counters.PathRequestsAnswer++
+		}
+	}
+}
+
+// sweepPathRequests forgets requests whose answer did not come in time,
+// and the rate limits of links that went away.
+func (e *Engine) sweepPathRequests() {
+	for id, p := range e.pathReqs {
+		if !p.expires.After(e.now) {
+			delete(e.pathReqs, id)
+		}
+	}
+	for _, m := range []map[LinkID]*tokenBucket{e.preq.in, e.preq.out} {
+		for id := range m {
+			if e.links[id] == nil {
+				delete(m, id)
+			}
+		}
+	}
+}

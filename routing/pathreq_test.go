@@ -1,0 +1,409 @@
+package routing
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// Attack tests for path requests and lookups as a resource (pathreq.go).
+
+var attackEpoch = time.Unix(1_800_000_000, 0)
+
+// attackEngine is an engine with three TCP links: the attacker on link 1,
+// honest neighbours on links 2 and 3.
+func attackEngine(t *testing.T) *Engine {
+	t.Helper()
+	id, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A long retry base makes the duplicate window (RetryBase/2) outlast
+	// the flood, so the envelope sent again afterwards must be a duplicate.
+	e, err := New(Config{Identity: id, Rand: rand.NewChaCha8([32]byte{2}), RetryBase: 10 * time.Minute}, attackEpoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l := LinkID(1); l <= 3; l++ {
+		if err := e.Step(attackEpoch, LinkUp{Link: LinkInfo{ID: l, Kind: LinkTCP}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Ready()
+	e.Advance()
+	return e
+}
+
+// pathRequestsOut counts the path requests in rd's transmits per link.
+func pathRequestsOut(rd Ready, per map[LinkID]int) int {
+	n := 0
+	for _, tx := range rd.Transmits {
+		if k, err := protocol.PeekKind(tx.Frame); err == nil && k == protocol.KindPathRequest {
+			per[tx.Link]++
+			n++
+		}
+	}
+	return n
+}
+
+func signedEnvelope(t *testing.T, from *protocol.Identity, id int, dest Address, now time.Time) []byte {
+	t.Helper()
+	ts := protocol.TimestampOf(now)
+	env, err := protocol.SignEnvelope(from, protocol.Header{
+		Type: protocol.TypeMessage, HopLimit: 16, ID: MessageID{byte(id), byte(id >> 8), 0xee}, Created: ts, Expires: ts + 3600, Dest: dest,
+	}, []byte("body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := env.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// TestPathRequestFlood: a neighbour sends 100,000 valid path requests with
+// random IDs and targets in 30 s. What the node passes on is bounded by the
+// per-link rate, the requests waiting for an answer and the dedup space
+// stay bounded, and an envelope seen before the flood is still recognised
+// as a duplicate after it (path requests no longer share the envelope seen
+// cache). Before the fix every request was forwarded to both other
+// neighbours (200,000 frames), pathReqs held every one of them, and the
+// flood evicted the envelope from the seen cache.
+func TestPathRequestFlood(t *testing.T) {
+	e := attackEngine(t)
+	now := attackEpoch
+	sender, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dest Address
+	dest[0] = 0x42
+	env := signedEnvelope(t, sender, 1, dest, now)
+	if err := e.Step(now, FrameReceived{Link: 2, Frame: env}); err != nil {
+		t.Fatal(err)
+	}
+	e.Ready()
+	e.Advance()
+
+	const n, span = 100_000, 30 * time.Second
+	r := rand.New(rand.NewPCG(7, 8))
+	per := map[LinkID]int{}
+	out, maxPending := 0, 0
+	for i := range n {
+		now = attackEpoch.Add(span * time.Duration(i) / n)
+		var pr protocol.PathRequest
+		for j := range pr.ID {
+			pr.ID[j] = byte(r.Uint32())
+		}
+		for j := range pr.Target {
+			pr.Target[j] = byte(r.Uint32())
+		}
+		pr.HopLimit = 8
+		_ = e.Step(now, FrameReceived{Link: 1, Frame: pr.AppendTo(nil)})
+		if i%100 == 99 {
+			e.Tick(now)
+			out += pathRequestsOut(e.Ready(), per)
+			e.Advance()
+			maxPending = max(maxPending, len(e.pathReqs))
+		}
+	}
+	out += pathRequestsOut(e.Ready(), per)
+	e.Advance()
+
+	c := e.Counters()
+	// Received: one bucket (burst + rate x span); each accepted request
+	// goes to the two other links.
+	accepted := float64(e.cfg.PathRequestBurst) + e.cfg.PathRequestRate*span.Seconds()
+	t.Logf("%d path requests in, %d out (%.5f per request received; %v per link), pending at most %d, dedup space %d, seen cache %d, limited %d",
+		n, out, float64(out)/n, per, maxPending, len(e.preq.seen), e.seen.len(), c.PathRequestsLimited)
+	if limit := int(2*accepted) + 2; out > limit {
+		t.Errorf("%d path requests forwarded for %d received from one link in %v; the rate allows %d", out, n, span, limit)
+	}
+	if per[1] != 0 {
+		t.Errorf("%d requests sent back to the attacker's point-to-point link", per[1])
+	}
+	if maxPending > e.cfg.MaxPathRequests || maxPending > int(accepted)+1 {
+		t.Errorf("%d path requests waiting for an answer (bound %d, accepted at most %.0f)", maxPending, e.cfg.MaxPathRequests, accepted)
+	}
+	if len(e.preq.seen) > pathReqSeenSize {
+		t.Errorf("path request dedup space holds %d IDs, bound %d", len(e.preq.seen), pathReqSeenSize)
+	}
+	dups := c.Duplicates
+	if err := e.Step(now, FrameReceived{Link: 3, Frame: env}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Counters().Duplicates - dups; got != 1 {
+		t.Errorf("the envelope sent again after the flood was not recognised as a duplicate (%d duplicates counted)", got)
+	}
+}
+
+// TestLookupFlood: a neighbour sends 1,000 signed envelopes to random
+// destinations in 10 s. Each one used to start a path request flood and a
+// DHT lookup (1,000 of each); the lookup budget bounds them.
+func TestLookupFlood(t *testing.T) {
+	e := attackEngine(t)
+	sender, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, span = 1000, 10 * time.Second
+	r := rand.New(rand.NewPCG(9, 10))
+	lookups, requests := 0, 0
+	per := map[LinkID]int{}
+	for i := range n {
+		now := attackEpoch.Add(span * time.Duration(i) / n)
+		var dest Address
+		for j := range dest {
+			dest[j] = byte(r.Uint32())
+		}
+		_ = e.Step(now, FrameReceived{Link: 1, Frame: signedEnvelope(t, sender, i, dest, now)})
+		rd := e.Ready()
+		lookups += len(rd.Lookups)
+		requests += pathRequestsOut(rd, per)
+		e.Advance()
+	}
+	limit := e.cfg.LookupBurst + int(e.cfg.LookupRate*span.Seconds()) + 1
+	t.Logf("%d envelopes to random destinations: %d lookups, %d path requests sent (limit %d lookups)", n, lookups, requests, limit)
+	if lookups > limit {
+		t.Errorf("%d lookups for %d junk envelopes in %v; the budget allows %d", lookups, n, span, limit)
+	}
+	if requests > 3*limit {
+		t.Errorf("%d own path requests for %d junk envelopes; the budget allows %d per link", requests, n, limit)
+	}
+}
+
+// TestLookupPerDestination: one destination is looked up at most once per
+// PathRequestInterval, however often messages for it ask.
+func TestLookupPerDestination(t *testing.T) {
+	e := attackEngine(t)
+	var dest Address
+	dest[0] = 7
+	lookups := 0
+	for i := range 600 {
+		now := attackEpoch.Add(time.Duration(i) * time.Second)
+		if err := e.Step(now, SendRequest{Ref: uint64(i), Dest: dest, Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		e.Tick(now)
+		lookups += len(e.Ready().Lookups)
+		e.Advance()
+	}
+	if want := int(10*time.Minute/e.cfg.PathRequestInterval) + 1; lookups > want || lookups == 0 {
+		t.Fatalf("%d lookups for one destination in 10 min, want 1..%d", lookups, want)
+	}
+}
+
+// advertFrom feeds e, on link, an advert of a fresh announce of id with
+// sequence number seq, as id's neighbour would send it.
+func advertFrom(t *testing.T, e *Engine, link LinkID, id *protocol.Identity, seq uint32, now time.Time) {
+	t.Helper()
+	a, err := protocol.NewAnnounce(id, protocol.AnnounceOptions{Sequence: seq, Timestamp: protocol.TimestampOf(now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Step(now, FrameReceived{Link: link, Frame: protocol.AppendAdvert(nil, id.Address(), 0, raw)}); err != nil {
+		t.Fatal(err)
+	}
+	e.Ready()
+	e.Advance()
+}
+
+// TestPathRequestSeqnoTarget: the target of a path request issues a new
+// sequence number only when the request asks for a newer one than it has
+// (a lookup that wants any route no longer bumps it), and still at most one
+// per 10 s.
+func TestPathRequestSeqnoTarget(t *testing.T) {
+	e := attackEngine(t)
+	now := attackEpoch.Add(time.Minute)
+	seq0 := e.ownSeq
+	ask := func(id byte, has bool, seqno uint32) {
+		pr := protocol.PathRequest{ID: [8]byte{id}, Target: e.self, HopLimit: 8, HasSeqno: has, Seqno: seqno}
+		if err := e.Step(now, FrameReceived{Link: 1, Frame: pr.AppendTo(nil)}); err != nil {
+			t.Fatal(err)
+		}
+		e.Ready()
+		e.Advance()
+	}
+	ask(1, false, 0)
+	ask(2, true, seq0)
+	if e.ownSeq != seq0 {
+		t.Fatalf("sequence number %d after requests for any route and for %d; want %d", e.ownSeq, seq0, seq0)
+	}
+	if c := e.Counters(); c.PathRequestsAnswer != 2 {
+		t.Fatalf("%d answers to two requests", c.PathRequestsAnswer)
+	}
+	ask(3, true, seq0+1)
+	if e.ownSeq != seq0+1 {
+		t.Fatalf("sequence number %d after a request for %d", e.ownSeq, seq0+1)
+	}
+	now = now.Add(time.Second)
+	ask(4, true, seq0+2)
+	if e.ownSeq != seq0+1 {
+		t.Fatalf("sequence number %d one second after the last new one; at most one per 10 s", e.ownSeq)
+	}
+}
+
+// TestPathRequestSeqnoIntermediate: a node whose selected route satisfies
+// a request answers it and does not pass it on; one whose route's sequence
+// number is too old passes it on along its route, towards the target,
+// and answers once a new enough announce arrives.
+func TestPathRequestSeqnoIntermediate(t *testing.T) {
+	e := attackEngine(t)
+	target, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := attackEpoch.Add(time.Minute)
+	advertFrom(t, e, 2, target, 5, now)
+	if c, ok := e.table.get(target.Address()).route(); !ok || c.seq != 5 || c.link != 2 {
+		t.Fatalf("no route to the target over link 2: %+v", c)
+	}
+	step := func(id byte, seqno uint32) (answers, forwards map[LinkID]int) {
+		pr := protocol.PathRequest{ID: [8]byte{id}, Target: target.Address(), HopLimit: 8, HasSeqno: true, Seqno: seqno}
+		if err := e.Step(now, FrameReceived{Link: 1, Frame: pr.AppendTo(nil)}); err != nil {
+			t.Fatal(err)
+		}
+		answers, forwards = map[LinkID]int{}, map[LinkID]int{}
+		rd := e.Ready()
+		pathRequestsOut(rd, forwards)
+		for _, tx := range rd.Transmits {
+			if k, _ := protocol.PeekKind(tx.Frame); k == protocol.KindAdvert {
+				if a, err := protocol.ParseAdvert(tx.Frame); err == nil && a.Announce.Address() == target.Address() {
+					answers[tx.Link]++
+				}
+			}
+		}
+		e.Advance()
+		return answers, forwards
+	}
+	answers, forwards := step(1, 5)
+	if answers[1] != 1 || len(forwards) != 0 {
+		t.Fatalf("request for sequence 5 with a route for 5: answers %v, forwarded %v; want one answer and nothing forwarded", answers, forwards)
+	}
+	answers, forwards = step(2, 6)
+	if len(answers) != 0 || forwards[2] != 1 || forwards[3] != 0 || forwards[1] != 0 {
+		t.Fatalf("request for sequence 6 with a route for 5: answers %v, forwarded %v; want it passed on along the route only", answers, forwards)
+	}
+	// The target's answer with sequence 6 goes back to the requester.
+	now = now.Add(time.Second)
+	advertFrom(t, e, 2, target, 6, now)
+	if c := e.Counters(); c.PathRequestsAnswer != 2 || len(e.pathReqs) != 0 {
+		t.Fatalf("%d answers, %d requests waiting after the new sequence number arrived", c.PathRequestsAnswer, len(e.pathReqs))
+	}
+}
+
+// advertsOf returns the adverts for dest in rd, by link: (sequence, metric).
+func advertsOf(rd Ready, dest Address) map[LinkID][2]uint32 {
+	out := map[LinkID][2]uint32{}
+	for _, tx := range rd.Transmits {
+		if k, _ := protocol.PeekKind(tx.Frame); k != protocol.KindAdvert {
+			continue
+		}
+		if a, err := protocol.ParseAdvert(tx.Frame); err == nil && a.Announce.Address() == dest {
+			out[tx.Link] = [2]uint32{a.Announce.Sequence, uint32(a.Metric)}
+		}
+	}
+	return out
+}
+
+// TestNewerRetractionNotAdvertisedAsRoute: a retraction carrying a newer
+// sequence number than the route this node holds must not make the node
+// advertise its (older) route under the newer number: neighbours would
+// take a claim of a route this node does not have as feasible whatever
+// their feasibility distance, which can close a loop.
+func TestNewerRetractionNotAdvertisedAsRoute(t *testing.T) {
+	e := attackEngine(t)
+	target, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := attackEpoch.Add(time.Minute)
+	advertFrom(t, e, 2, target, 6, now)
+	// A neighbour on link 3 retracts, under sequence 7.
+	a7, err := protocol.NewAnnounce(target, protocol.AnnounceOptions{Sequence: 7, Timestamp: protocol.TimestampOf(now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := a7.MarshalBinary()
+	var nb Address
+	nb[0] = 0x33
+	if err := e.Step(now, FrameReceived{Link: 3, Frame: protocol.AppendAdvert(nil, nb, MetricInfinite, raw)}); err != nil {
+		t.Fatal(err)
+	}
+	e.Ready()
+	e.Advance()
+	// Link 4 comes up: the node tells it its whole table.
+	now = now.Add(time.Second)
+	if err := e.Step(now, LinkUp{Link: LinkInfo{ID: 4, Kind: LinkTCP}}); err != nil {
+		t.Fatal(err)
+	}
+	got := advertsOf(e.Ready(), target.Address())[4]
+	e.Advance()
+	if got[1] != uint32(MetricInfinite) && got[0] != 6 {
+		t.Fatalf("advertised sequence %d metric %d while its route is for sequence 6", got[0], got[1])
+	}
+	if c, ok := e.table.get(target.Address()).route(); !ok || c.seq != 6 {
+		t.Fatalf("route %+v, %v", c, ok)
+	}
+}
+
+// TestPathRequestForwardBudget: three neighbours flooding at once get no
+// more onto a fourth link than its forwarding budget (twice one link's
+// intake), however much each of them is allowed in.
+func TestPathRequestForwardBudget(t *testing.T) {
+	e := attackEngine(t)
+	if err := e.Step(attackEpoch, LinkUp{Link: LinkInfo{ID: 4, Kind: LinkTCP}}); err != nil {
+		t.Fatal(err)
+	}
+	e.Ready()
+	e.Advance()
+	const n, span = 3000, 10 * time.Second
+	per := map[LinkID]int{}
+	for i := range n {
+		now := attackEpoch.Add(span * time.Duration(i) / n)
+		pr := protocol.PathRequest{ID: [8]byte{byte(i), byte(i >> 8), 0x77}, Target: tableAddr(byte(i)), HopLimit: 8}
+		pr.Target[1] = byte(i >> 8)
+		_ = e.Step(now, FrameReceived{Link: LinkID(1 + i%3), Frame: pr.AppendTo(nil)})
+		pathRequestsOut(e.Ready(), per)
+		e.Advance()
+	}
+	in := float64(e.cfg.PathRequestBurst) + e.cfg.PathRequestRate*span.Seconds()
+	out := 2*float64(e.cfg.PathRequestBurst) + 2*e.cfg.PathRequestRate*span.Seconds()
+	t.Logf("forwarded per link %v; intake per link %.0f, forwarding budget per link %.0f", per, in, out)
+	if float64(per[4]) > out+1 {
+		t.Fatalf("%d requests forwarded onto link 4, budget %.0f", per[4], out)
+	}
+	if float64(per[4]) < in {
+		t.Fatalf("%d requests forwarded onto link 4: less than one link's intake (%.0f)", per[4], in)
+	}
+}
+
+// TestPathRequestDedupSpace: the dedup space forgets its oldest IDs when
+// full, never grows past its bound, and remembers the newest.
+func TestPathRequestDedupSpace(t *testing.T) {
+	var s pathReqState
+	id := func(i int) [protocol.PathRequestIDSize]byte {
+		return [protocol.PathRequestIDSize]byte{byte(i), byte(i >> 8), byte(i >> 16)}
+	}
+	for i := range pathReqSeenSize + 100 {
+		if !s.add(id(i)) {
+			t.Fatalf("ID %d not new", i)
+		}
+	}
+	if len(s.seen) != pathReqSeenSize || len(s.ring) != pathReqSeenSize {
+		t.Fatalf("%d IDs, ring %d; bound %d", len(s.seen), len(s.ring), pathReqSeenSize)
+	}
+	if s.add(id(pathReqSeenSize + 99)) {
+		t.Fatal("the newest ID was forgotten")
+	}
+	if !s.add(id(0)) {
+		t.Fatal("the oldest ID was not forgotten")
+	}
+}
