@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -11,13 +14,29 @@ import (
 	"meshd.dev/meshd/protocol"
 )
 
-// IdentityFileName is the identity key file in the data directory.
-const IdentityFileName = "identity.key"
+// Key files in the data directory.
+const (
+	// IdentityFileName is the identity key file: the node's mesh address.
+	IdentityFileName = "identity.key"
+	// HostKeyFileName is the libp2p host key file: the node's peer ID.
+	HostKeyFileName = "host.key"
+)
+
+// Host key file format (37 bytes): version 0x01, the Ed25519 seed (32),
+// and the first 4 bytes of SHA-256 over the preceding bytes, which catch a
+// damaged file before it silently becomes another peer ID.
+const (
+	hostKeyVersion  = 1
+	hostKeyFileSize = 1 + ed25519.SeedSize + 4
+)
+
+// ErrHostKeyFile reports a host key file that is not a meshd host key.
+var ErrHostKeyFile = errors.New("daemon: damaged host key file")
 
 // LoadOrCreateIdentity reads the node's identity from the data directory,
 // creating it (file mode 0600, written atomically and synced) on first
 // start. A key file readable by others is refused, as ssh does: the key is
-// the node's address and its libp2p identity.
+// the node's address.
 func LoadOrCreateIdentity(dataDir string, random io.Reader) (id *protocol.Identity, created bool, err error) {
 	if random == nil {
 		random = rand.Reader
@@ -51,6 +70,62 @@ func LoadOrCreateIdentity(dataDir string, random io.Reader) (id *protocol.Identi
 		return nil, false, fmt.Errorf("writing identity key: %w", err)
 	}
 	return id, true, nil
+}
+
+// LoadOrCreateHostKey reads the node's libp2p host key from the data
+// directory, creating it on first start (or on the first start of a data
+// directory from before the host key was a key of its own, which changes
+// the peer ID). Like the identity key it is written atomically with mode
+// 0600 and refused when others may read it.
+func LoadOrCreateHostKey(dataDir string, random io.Reader) (key ed25519.PrivateKey, created bool, err error) {
+	if random == nil {
+		random = rand.Reader
+	}
+	path := filepath.Join(dataDir, HostKeyFileName)
+	raw, err := readSecret(path)
+	if err == nil {
+		key, err := parseHostKey(raw)
+		if err != nil {
+			return nil, false, fmt.Errorf("host key %s: %w (move it away to start with a new peer ID)", path, err)
+		}
+		return key, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
+	}
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := io.ReadFull(random, seed); err != nil {
+		return nil, false, fmt.Errorf("host key: random source: %w", err)
+	}
+	err = writeFileAtomic(path, marshalHostKey(seed), 0o600)
+	if errors.Is(err, os.ErrExist) {
+		// Another process created it first: use that one, so both agree.
+		return LoadOrCreateHostKey(dataDir, random)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("writing host key: %w", err)
+	}
+	return ed25519.NewKeyFromSeed(seed), true, nil
+}
+
+func marshalHostKey(seed []byte) []byte {
+	b := append([]byte{hostKeyVersion}, seed...)
+	sum := sha256.Sum256(b)
+	return append(b, sum[:4]...)
+}
+
+func parseHostKey(b []byte) (ed25519.PrivateKey, error) {
+	if len(b) != hostKeyFileSize {
+		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrHostKeyFile, len(b), hostKeyFileSize)
+	}
+	if b[0] != hostKeyVersion {
+		return nil, fmt.Errorf("%w: version %d, want %d", ErrHostKeyFile, b[0], hostKeyVersion)
+	}
+	body := b[:len(b)-4]
+	if sum := sha256.Sum256(body); !bytes.Equal(sum[:4], b[len(body):]) {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrHostKeyFile)
+	}
+	return ed25519.NewKeyFromSeed(body[1:]), nil
 }
 
 // readSecret reads a small secret file, refusing one that group or others

@@ -146,6 +146,18 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	if created {
 		log.Info("created a new identity", "address", id.Address(), "file", IdentityFileName)
 	}
+	hostKey, hostCreated, err := LoadOrCreateHostKey(cfg.DataDir, nil)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if hostCreated && !created {
+		// A data directory from before the host key was a key of its own:
+		// the peer ID was the identity key's and is now the new key's.
+		log.Warn("created a libp2p host key of its own: this node's peer ID has changed (the mesh address has not); "+
+			"peers that dial it by a multiaddr ending in the old /p2p/ ID, e.g. as a bootstrap peer, need the new one from node.info",
+			"file", HostKeyFileName)
+	}
 	recs, err := st.EngineRecords()
 	switch {
 	case err != nil && recs != nil && errors.Is(err, store.ErrCorrupt):
@@ -181,6 +193,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	}
 	host, err := p2p.New(ctx, p2p.Config{
 		Identity:    id,
+		HostKey:     hostKey,
 		ListenAddrs: cfg.Listen,
 		Bootstrap:   cfg.Bootstrap,
 		MDNS:        cfg.MDNS,

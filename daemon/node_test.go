@@ -138,7 +138,7 @@ func TestMainStartStop(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("Main: %v", err)
 	}
-	for name, mode := range map[string]os.FileMode{IdentityFileName: 0o600, rpcapi.TokenFile: 0o600} {
+	for name, mode := range map[string]os.FileMode{IdentityFileName: 0o600, HostKeyFileName: 0o600, rpcapi.TokenFile: 0o600} {
 		st, err := os.Stat(filepath.Join(cfg.DataDir, name))
 		if err != nil {
 			t.Fatal(err)

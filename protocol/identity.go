@@ -312,9 +312,9 @@ func (id *Identity) Address() Address { return id.pub.addr }
 // Compact returns the compact public identity.
 func (id *Identity) Compact() CompactIdentity { return id.pub.compact }
 
-// SigningKey returns the Ed25519 private key. The daemon uses it as its
-// libp2p host key, so a node has one identity on every transport. Treat the
-// result as secret.
+// SigningKey returns the Ed25519 private key. Treat the result as secret.
+// (The daemon's libp2p host key is a different key, which this one
+// certifies; no key signs in two protocols.)
 func (id *Identity) SigningKey() ed25519.PrivateKey { return id.sign }
 
 // Sign signs msg for use outside the mesh protocol (for example a DHT

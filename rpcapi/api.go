@@ -90,7 +90,7 @@ type NodeInfo struct {
 	// Fingerprint is the 30-digit key fingerprint people compare out of
 	// band.
 	Fingerprint string `json:"fingerprint"`
-	// PeerID is the libp2p peer ID (derived from the same Ed25519 key).
+	// PeerID is the libp2p peer ID (of the host key, which the identity certifies).
 	PeerID string `json:"peer_id"`
 	// ListenAddrs are the multiaddrs the host listens on, each ending in
 	// /p2p/<peer ID> so they can be passed to node.connect as they are.

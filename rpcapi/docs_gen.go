@@ -35,7 +35,7 @@ var fieldDocs = map[string]string{
 	"NodeInfo.dht_mode":          "DHTMode is \"client\" or \"server\".",
 	"NodeInfo.fingerprint":       "Fingerprint is the 30-digit key fingerprint people compare out of band.",
 	"NodeInfo.listen_addrs":      "ListenAddrs are the multiaddrs the host listens on, each ending in /p2p/<peer ID> so they can be passed to node.connect as they are.",
-	"NodeInfo.peer_id":           "PeerID is the libp2p peer ID (derived from the same Ed25519 key).",
+	"NodeInfo.peer_id":           "PeerID is the libp2p peer ID (of the host key, which the identity certifies).",
 	"NodeInfo.reachability":      "Reachability is libp2p AutoNAT's verdict: \"unknown\", \"public\" or \"private\".",
 	"NodeInfo.started":           "Started is when the daemon started.",
 	"Peer.address":               "Address is the peer's mesh address once the meshd link handshake finished; empty for peers that do not speak meshd.",

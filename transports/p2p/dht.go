@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -39,7 +40,7 @@ func (h *Host) PublishRecord(ctx context.Context) error {
 	if len(addrs) == 0 {
 		return errors.New("p2p: publish address record: the host has no addresses")
 	}
-	rec, err := signRecord(h.cfg.Identity, issued, protocol.TimestampOf(now.Add(RecordLifetime)), addrs)
+	rec, err := signRecord(h.cfg.Identity, h.cfg.HostKey.Public().(ed25519.PublicKey), issued, protocol.TimestampOf(now.Add(RecordLifetime)), addrs)
 	if err != nil {
 		return fmt.Errorf("p2p: publish address record: %w", err)
 	}

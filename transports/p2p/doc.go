@@ -6,7 +6,7 @@
 //
 // # Links
 //
-// A link is exactly one long-lived stream of protocol /meshd/link/1.0.0 per
+// A link is exactly one long-lived stream of protocol /meshd/link/2.0.0 per
 // peer, carrying frames both ways. When identify shows that a connected peer
 // speaks the protocol, the peer with the smaller peer ID (bytewise) opens the
 // stream; the other side accepts it and rejects streams opened the wrong way,
@@ -16,14 +16,24 @@
 //
 // Both sides first send a hello and read the other's:
 //
-//	0      1                                          1250
-//	+------+------------------------------------------+
-//	| 0x01 | PublicIdentity.MarshalBinary (1249 bytes)|
-//	+------+------------------------------------------+
+//	0      1                                   1250                   1354
+//	+------+-----------------------------------+----------------------+
+//	| 0x02 | PublicIdentity.MarshalBinary      | host key certificate |
+//	|      | (1249 bytes)                      | (104 bytes)          |
+//	+------+-----------------------------------+----------------------+
 //
-// The receiver accepts it only if the identity's Ed25519 key is the libp2p
-// peer key that Noise or TLS authenticated, so the mesh address in LinkUp is
-// authenticated. Then each frame is
+// The libp2p host key is a key of its own (Config.HostKey), not the
+// identity's signing key, so no key signs in two protocols. The certificate
+// (see hostCert) is the identity's signature, under the label "hostkey/v1",
+// over the host's peer ID and the certificate's issue and expiry times. The
+// receiver accepts the hello only if the certificate names the peer that
+// Noise or TLS authenticated, is signed by the hello's identity and has not
+// expired, so the mesh address in LinkUp is authenticated. A host signs a
+// certificate for HostCertLifetime (30 days) and a new one when half of
+// that is spent; receivers accept at most MaxHostCertLifetime (90 days).
+// There is no revocation: a host key that leaked without the identity key
+// is useful to the thief until the last certificate for it expires. Then
+// each frame is
 //
 //	+--------------------------+---------------------------+
 //	| length (uvarint, minimal)| frame (1..MaxFrameSize B) |

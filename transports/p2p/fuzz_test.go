@@ -3,6 +3,7 @@ package p2p
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -46,26 +47,32 @@ func FuzzReadFrames(f *testing.F) {
 	})
 }
 
-// FuzzParseHello: no panic; an accepted hello names the expected peer and
-// re-encodes to the same bytes.
+// FuzzParseHello: no panic; an accepted hello carries a certificate, by
+// its identity, for the expected peer, in force at now.
 func FuzzParseHello(f *testing.F) {
 	id := testIdentity(f, 1)
 	remote := testPeerID(f, id)
-	good, _ := appendHello(nil, id.Public())
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	good, _ := appendHello(nil, id.Public(), testCert(f, id, now, HostCertLifetime))
 	f.Add(good)
 	f.Add(good[:HelloSize-1])
-	f.Add(append([]byte{2}, good[1:]...))
-	other, _ := appendHello(nil, testIdentity(f, 2).Public())
-	f.Add(other)
+	f.Add(append([]byte{1}, good[1:]...))
+	other := testIdentity(f, 2)
+	f.Add(testHello(f, other))
+	crossed, _ := appendHello(nil, id.Public(), testCert(f, other, now, HostCertLifetime))
+	f.Add(crossed)
+	f.Add(append(good[:HelloSize-HostCertSize:HelloSize-HostCertSize], make([]byte, HostCertSize)...))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		pub, err := readHello(bytes.NewReader(in), remote)
+		pub, err := readHello(bytes.NewReader(in), remote, now)
 		if err != nil {
 			return
 		}
-		if p, _ := peerIDOf(pub); p != remote {
-			t.Fatalf("accepted the hello of %s on a connection with %s", p, remote)
+		cert := in[1+protocol.PublicIdentitySize : HelloSize]
+		c, err := parseHostCert(cert, pub.Compact(), now)
+		if err != nil || c.peer != remote {
+			t.Fatalf("accepted a hello whose certificate does not name %s: %v", remote, err)
 		}
-		b, _ := appendHello(nil, pub)
+		b, _ := appendHello(nil, pub, cert)
 		if !bytes.Equal(b, in[:HelloSize]) {
 			t.Fatal("hello does not re-encode to its bytes")
 		}
@@ -77,16 +84,17 @@ func FuzzParseHello(f *testing.F) {
 func FuzzDecodeRecord(f *testing.F) {
 	id := testIdentity(f, 1)
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	good, err := signRecord(id, protocol.TimestampOf(now), protocol.TimestampOf(now.Add(time.Hour)),
+	hk := testHostKey(f, id).Public().(ed25519.PublicKey)
+	good, err := signRecord(id, hk, protocol.TimestampOf(now), protocol.TimestampOf(now.Add(time.Hour)),
 		testAddrs(f, "/ip4/127.0.0.1/tcp/4001", "/ip6/::1/udp/4001/quic-v1", "/dns4/example.com/tcp/443"))
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good)
 	f.Add(good[:len(good)-1])
-	f.Add(good[:1+protocol.PublicIdentitySize+9])
+	f.Add(good[:1+protocol.PublicIdentitySize+ed25519.PublicKeySize+9])
 	bad := bytes.Clone(good)
-	bad[1+protocol.PublicIdentitySize+8] = 200
+	bad[1+protocol.PublicIdentitySize+ed25519.PublicKeySize+8] = 200
 	f.Add(bad)
 	key := RecordKey(id.Address())
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -102,7 +110,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("%d addrs", len(r.Addrs))
 		}
 		if r.Address() == id.Address() {
-			again, err := signRecord(id, r.Issued, r.Expires, r.Addrs)
+			again, err := signRecord(id, r.HostKey, r.Issued, r.Expires, r.Addrs)
 			if err != nil || !bytes.Equal(again, in) {
 				t.Fatalf("accepted record does not re-encode: %v", err)
 			}

@@ -2,6 +2,8 @@ package p2p
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"log/slog"
 	"math/rand/v2"
@@ -50,13 +52,46 @@ func testIdentity(t testing.TB, seed uint64) *protocol.Identity {
 	return id
 }
 
+// testHostKey derives the host key that goes with a test identity (a key
+// of its own, not the identity's signing key).
+func testHostKey(t testing.TB, id *protocol.Identity) ed25519.PrivateKey {
+	t.Helper()
+	a := id.Address()
+	seed := sha256.Sum256(append([]byte("meshd test host key"), a[:]...))
+	return ed25519.NewKeyFromSeed(seed[:])
+}
+
+// testPeerID is the peer ID of id's test host key.
 func testPeerID(t testing.TB, id *protocol.Identity) peer.ID {
 	t.Helper()
-	p, err := peerIDOf(id.Public())
+	p, err := hostPeerID(testHostKey(t, id).Public().(ed25519.PublicKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// testCert is a host certificate by id for its test host key, issued at
+// issued for lifetime.
+func testCert(t testing.TB, id *protocol.Identity, issued time.Time, lifetime time.Duration) []byte {
+	t.Helper()
+	iss := protocol.TimestampOf(issued)
+	c, err := appendHostCert(nil, id, testHostKey(t, id).Public().(ed25519.PublicKey), iss, protocol.TimestampOf(iss.Time().Add(lifetime)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// testHello is the hello a host with identity id and its test host key
+// sends now.
+func testHello(t testing.TB, id *protocol.Identity) []byte {
+	t.Helper()
+	b, err := appendHello(nil, id.Public(), testCert(t, id, time.Now(), HostCertLifetime))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -67,8 +102,10 @@ func testLogger(t testing.TB) *slog.Logger {
 // closes it at the end of the test.
 func newTestHost(t testing.TB, seed uint64, edit func(*Config)) *Host {
 	t.Helper()
+	id := testIdentity(t, seed)
 	cfg := Config{
-		Identity:    testIdentity(t, seed),
+		Identity:    id,
+		HostKey:     testHostKey(t, id),
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 		DHTMode:     "server",
 		Logger:      testLogger(t),
@@ -126,11 +163,11 @@ func connectPair(t testing.TB, ctx context.Context, a, b *Host) (LinkUp, LinkUp)
 	return ua, ub
 }
 
-// rawHost is a bare libp2p host with the key of a mesh identity, for
-// speaking the link protocol by hand.
+// rawHost is a bare libp2p host with the test host key of a mesh
+// identity, for speaking the link protocol by hand.
 func rawHost(t testing.TB, id *protocol.Identity) host.Host {
 	t.Helper()
-	priv, err := crypto.UnmarshalEd25519PrivateKey(id.SigningKey())
+	priv, err := crypto.UnmarshalEd25519PrivateKey(testHostKey(t, id))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,12 +64,16 @@ var DefaultListenAddrs = []string{
 	"/ip6/::/udp/4001/quic-v1",
 }
 
-// Config configures a Host. Only Identity is required; the zero value of
-// every other field is a working default.
+// Config configures a Host. Only Identity and HostKey are required; the
+// zero value of every other field is a working default.
 type Config struct {
-	// Identity is the node's mesh identity. Its Ed25519 signing key is the
-	// libp2p host key, so the peer ID and the mesh address name one key.
+	// Identity is the node's mesh identity. It certifies HostKey in every
+	// link hello and signs the DHT address records.
 	Identity *protocol.Identity
+	// HostKey is the libp2p host key (Ed25519): the peer ID is its hash.
+	// It must not be Identity's signing key, so that no key signs in two
+	// protocols. Keep it across restarts: the peer ID is what others dial.
+	HostKey ed25519.PrivateKey
 	// ListenAddrs are multiaddrs to listen on (default DefaultListenAddrs).
 	ListenAddrs []string
 	// Bootstrap are DHT bootstrap peers, multiaddrs with /p2p/<id>.
@@ -99,8 +104,8 @@ type Config struct {
 // Event is one of LinkUp, LinkDown, Frame.
 type Event interface{ isEvent() }
 
-// LinkUp reports a meshd link that completed its handshake: Peer proved it
-// holds Identity's signing key (it is the libp2p peer key).
+// LinkUp reports a meshd link that completed its handshake: Peer holds the
+// host key that Identity certified (see hostCert).
 type LinkUp struct {
 	Peer     peer.ID
 	Address  protocol.Address
@@ -148,7 +153,6 @@ type Host struct {
 	host   host.Host
 	dht    *dht.IpfsDHT
 	self   peer.ID
-	hello  []byte
 	events chan Event
 	rt     *rtWatch
 	mdns   *mdnsService
@@ -166,6 +170,11 @@ type Host struct {
 	// replaced holds, per peer, when its link was replaced by a newer
 	// stream within replaceWindow.
 	replaced map[peer.ID][]time.Time
+	// hello is the current link hello; helloRenew is when its host
+	// certificate is half spent and a new one is signed.
+	helloMu    sync.Mutex
+	hello      []byte
+	helloRenew time.Time
 	// lastIssued is the issue time of the last record published.
 	lastIssued protocol.Timestamp
 	publishMu  sync.Mutex // serializes PublishRecord
@@ -218,13 +227,12 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		}
 		bootstrap = append(bootstrap, ai)
 	}
-	priv, err := crypto.UnmarshalEd25519PrivateKey(cfg.Identity.SigningKey())
-	if err != nil {
-		return nil, fmt.Errorf("p2p: identity signing key as host key: %w", err)
+	if err := checkHostKey(cfg.HostKey, cfg.Identity); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	hello, err := appendHello(nil, cfg.Identity.Public())
+	priv, err := crypto.UnmarshalEd25519PrivateKey(cfg.HostKey)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w: %w", ErrConfig, ErrHostKey, err)
 	}
 
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()))
@@ -293,7 +301,6 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		now:       cfg.Now,
 		host:      lh,
 		self:      lh.ID(),
-		hello:     hello,
 		events:    make(chan Event, eventQueueLen),
 		rt:        rt,
 		ctx:       hctx,
@@ -311,6 +318,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		}
 		lh.Close()
 		return nil, err
+	}
+	if _, err := h.currentHello(); err != nil {
+		return fail(err)
 	}
 
 	h.dht, err = dht.New(lh,
@@ -357,6 +367,29 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	go h.bootstrapLoop(bootstrap)
 	go h.republishLoop()
 	return h, nil
+}
+
+// currentHello returns the link hello, signing a new host certificate
+// (valid HostCertLifetime from now) when the current one is half spent.
+func (h *Host) currentHello() ([]byte, error) {
+	now := h.now()
+	h.helloMu.Lock()
+	defer h.helloMu.Unlock()
+	if h.hello != nil && now.Before(h.helloRenew) {
+		return h.hello, nil
+	}
+	issued := protocol.TimestampOf(now)
+	cert, err := appendHostCert(nil, h.cfg.Identity, h.cfg.HostKey.Public().(ed25519.PublicKey),
+		issued, protocol.TimestampOf(issued.Time().Add(HostCertLifetime)))
+	if err != nil {
+		return nil, err
+	}
+	hello, err := appendHello(nil, h.cfg.Identity.Public(), cert)
+	if err != nil {
+		return nil, err
+	}
+	h.hello, h.helloRenew = hello, issued.Time().Add(HostCertLifetime/2)
+	return hello, nil
 }
 
 // relayCandidates lists up to num connected peers that offer the circuit

@@ -145,11 +145,16 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 		}
 	}
 	_ = s.SetDeadline(time.Now().Add(handshakeTimeout))
-	if _, err := s.Write(h.hello); err != nil {
+	hello, err := h.currentHello()
+	if err != nil {
+		fail(err)
+		return
+	}
+	if _, err := s.Write(hello); err != nil {
 		fail(fmt.Errorf("p2p: writing hello: %w", err))
 		return
 	}
-	id, err := readHello(s, remote)
+	id, err := readHello(s, remote, h.now())
 	if err != nil {
 		fail(err)
 		return

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
+
+	"meshd.dev/meshd/protocol"
 )
 
 func TestLinkUpAndFramesBothWays(t *testing.T) {
@@ -190,20 +193,36 @@ func TestHandshakeRejections(t *testing.T) {
 	good := seedWhere(t, 100, smaller)
 	other := testIdentity(t, 99)
 
-	helloOf := func(seed uint64) []byte {
-		b, err := appendHello(nil, testIdentity(t, seed).Public())
+	helloOf := func(seed uint64) []byte { return testHello(t, testIdentity(t, seed)) }
+	goodID := testIdentity(t, good)
+	// withCert is good's identity with a certificate made by signer for
+	// the host key of keyOf.
+	withCert := func(signer, keyOf *protocol.Identity) []byte {
+		iss := protocol.TimestampOf(time.Now())
+		c, err := appendHostCert(nil, signer, testHostKey(t, keyOf).Public().(ed25519.PublicKey), iss, protocol.TimestampOf(iss.Time().Add(time.Hour)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := appendHello(nil, goodID.Public(), c)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
+	}
+	expired, err := appendHello(nil, goodID.Public(), testCert(t, goodID, time.Now().Add(-2*time.Hour), time.Hour))
+	if err != nil {
+		t.Fatal(err)
 	}
 	cases := []struct {
 		name  string
 		seed  uint64 // raw host key
 		hello []byte
 	}{
-		{"identity of another key", good, func() []byte { b, _ := appendHello(nil, other.Public()); return b }()},
-		{"wrong version", good, append([]byte{2}, helloOf(good)[1:]...)},
+		{"another node's hello (certifies another peer)", good, testHello(t, other)},
+		{"certificate for another peer ID", good, withCert(goodID, other)},
+		{"certificate signed by another identity", good, withCert(other, goodID)},
+		{"expired certificate", good, expired},
+		{"version 1 hello", good, append([]byte{1}, helloOf(good)[1:]...)},
 		{"bad identity version", good, func() []byte { b := helloOf(good); b[1] = 9; return b }()},
 		{"short hello then close", good, helloOf(good)[:100]},
 		{"opened by the larger peer ID", seedWhere(t, 200, func(p peer.ID) bool { return !smaller(p) }), nil},
@@ -259,8 +278,7 @@ func TestOversizedFrameFromPeer(t *testing.T) {
 	target := newTestHost(t, 11, nil)
 	seed := seedWhere(t, 300, func(p peer.ID) bool { return lessPeer(p, target.ID()) })
 	s, r := openRaw(t, ctx, target, seed)
-	hello, _ := appendHello(nil, testIdentity(t, seed).Public())
-	s.Write(hello)
+	s.Write(testHello(t, testIdentity(t, seed)))
 	io.ReadFull(r, make([]byte, HelloSize))
 	waitEvent[LinkUp](t, ctx, target)
 	frame := appendFrame(nil, []byte("fine"))
@@ -338,13 +356,17 @@ func TestAddrsAndInfo(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	id := testIdentity(t, 1)
+	hk := testHostKey(t, id)
 	cases := []Config{
 		{},
-		{Identity: id, DHTMode: "sometimes"},
-		{Identity: id, Relay: true, DHTMode: "client"},
-		{Identity: id, ConnLow: 10, ConnHigh: 5},
-		{Identity: id, ListenAddrs: []string{"/ip4/127.0.0.1/tcp"}},
-		{Identity: id, Bootstrap: []string{"/ip4/127.0.0.1/tcp/4001"}},
+		{Identity: id},
+		{Identity: id, HostKey: id.SigningKey()},
+		{Identity: id, HostKey: hk[:31]},
+		{Identity: id, HostKey: hk, DHTMode: "sometimes"},
+		{Identity: id, HostKey: hk, Relay: true, DHTMode: "client"},
+		{Identity: id, HostKey: hk, ConnLow: 10, ConnHigh: 5},
+		{Identity: id, HostKey: hk, ListenAddrs: []string{"/ip4/127.0.0.1/tcp"}},
+		{Identity: id, HostKey: hk, Bootstrap: []string{"/ip4/127.0.0.1/tcp/4001"}},
 	}
 	for i, c := range cases {
 		if h, err := New(context.Background(), c); err == nil {
@@ -549,8 +571,7 @@ type rawPeer struct {
 func newRawPeer(t *testing.T, ctx context.Context, target *Host, firstSeed uint64) *rawPeer {
 	t.Helper()
 	seed := seedWhere(t, firstSeed, func(p peer.ID) bool { return lessPeer(p, target.ID()) })
-	hello, _ := appendHello(nil, testIdentity(t, seed).Public())
-	return &rawPeer{seed: seed, host: connectRaw(t, ctx, target, seed), hello: hello}
+	return &rawPeer{seed: seed, host: connectRaw(t, ctx, target, seed), hello: testHello(t, testIdentity(t, seed))}
 }
 
 // stream opens a link stream to target and sends the hello.

@@ -2,13 +2,13 @@ package p2p
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -22,10 +22,12 @@ const (
 	RecordNamespace = "meshd-addr"
 	// recordKeyPrefix is RecordNamespace as it starts a key.
 	recordKeyPrefix = "/" + RecordNamespace + "/"
-	// recordVersion is the first byte of an encoded record.
-	recordVersion = 1
+	// recordVersion is the first byte of an encoded record. Version 2
+	// names the host key; version 1 records (whose peer was the identity's
+	// own key) are refused.
+	recordVersion = 2
 	// recordSignLabel is the Identity.Sign label of a record's signature.
-	recordSignLabel = "dht-addr/v1"
+	recordSignLabel = "dht-addr/v2"
 
 	// MaxRecordAddrs bounds the multiaddrs in one record.
 	MaxRecordAddrs = 16
@@ -33,7 +35,7 @@ const (
 	MaxRecordAddrLen = 256
 	// MaxRecordSize bounds an encoded record (a full record with
 	// MaxRecordAddrs of MaxRecordAddrLen bytes fits).
-	MaxRecordSize = 1 + protocol.PublicIdentitySize + 4 + 4 + 1 +
+	MaxRecordSize = 1 + protocol.PublicIdentitySize + ed25519.PublicKeySize + 4 + 4 + 1 +
 		MaxRecordAddrs*(2+MaxRecordAddrLen) + protocol.SignatureSize
 	// MaxRecordLifetime bounds expires-issued of a record the validator
 	// accepts, so a leaked or careless record cannot live for years.
@@ -64,17 +66,19 @@ var (
 //
 // Layout (all integers big endian):
 //
-//	0      1                    1250      1254      1258  1259
-//	+------+--------------------+---------+---------+-----+---------------------+-----------+
-//	| 0x01 | PublicIdentity     | issued  | expires | n   | n x (len u16, addr) | signature |
-//	|      | (1249 bytes)       | u32 s   | u32 s   | u8  | len <= 256, n <= 16 | 64 bytes  |
-//	+------+--------------------+---------+---------+-----+---------------------+-----------+
+//	0      1                    1250       1282      1286      1290  1291
+//	+------+--------------------+----------+---------+---------+-----+---------------------+-----------+
+//	| 0x02 | PublicIdentity     | host key | issued  | expires | n   | n x (len u16, addr) | signature |
+//	|      | (1249 bytes)       | Ed25519  | u32 s   | u32 s   | u8  | len <= 256, n <= 16 | 64 bytes  |
+//	+------+--------------------+----------+---------+---------+-----+---------------------+-----------+
 //
-// The signature is Identity.Sign("dht-addr/v1", every byte before it). The
-// peer ID is not stored: it is derived from the identity's Ed25519 key,
-// which is also the libp2p host key. Addrs carry no /p2p/ component.
+// The signature is Identity.Sign("dht-addr/v2", every byte before it), so
+// the identity binds its address to the host key and through it to the
+// peer ID (the hash of the host key), as the host certificate of the link
+// hello does. Addrs carry no /p2p/ component.
 type Record struct {
 	Identity *protocol.PublicIdentity
+	HostKey  ed25519.PublicKey // the libp2p host key; Peer is its hash
 	Peer     peer.ID
 	Issued   protocol.Timestamp // seconds, also the sequence number: newer wins
 	Expires  protocol.Timestamp
@@ -103,28 +107,21 @@ func parseRecordKey(key string) (protocol.Address, error) {
 	return a, nil
 }
 
-// peerIDOf derives the libp2p peer ID of a mesh identity: the peer ID of its
-// Ed25519 signing key.
-func peerIDOf(id *protocol.PublicIdentity) (peer.ID, error) {
-	c := id.Compact()
-	pub, err := crypto.UnmarshalEd25519PublicKey(c.SigningKey[:])
-	if err != nil {
-		return "", fmt.Errorf("p2p: identity signing key: %w", err)
+// signRecord encodes and signs a record for id and its host key.
+func signRecord(id *protocol.Identity, hostKey ed25519.PublicKey, issued, expires protocol.Timestamp, addrs []ma.Multiaddr) ([]byte, error) {
+	if len(hostKey) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: public key of %d bytes", ErrHostKey, len(hostKey))
 	}
-	return peer.IDFromPublicKey(pub)
-}
-
-// signRecord encodes and signs a record for id.
-func signRecord(id *protocol.Identity, issued, expires protocol.Timestamp, addrs []ma.Multiaddr) ([]byte, error) {
 	if len(addrs) > MaxRecordAddrs {
 		addrs = addrs[:MaxRecordAddrs]
 	}
-	b := make([]byte, 0, 1+protocol.PublicIdentitySize+9+len(addrs)*64+protocol.SignatureSize)
+	b := make([]byte, 0, 1+protocol.PublicIdentitySize+ed25519.PublicKeySize+9+len(addrs)*64+protocol.SignatureSize)
 	b = append(b, recordVersion)
 	b, err := id.Public().AppendBinary(b)
 	if err != nil {
 		return nil, err
 	}
+	b = append(b, hostKey...)
 	b = binary.BigEndian.AppendUint32(b, uint32(issued))
 	b = binary.BigEndian.AppendUint32(b, uint32(expires))
 	var kept [][]byte
@@ -149,7 +146,7 @@ func decodeRecord(b []byte) (*Record, error) {
 	if len(b) > MaxRecordSize {
 		return nil, fmt.Errorf("p2p: address record of %d bytes, limit %d: %w", len(b), MaxRecordSize, protocol.ErrTooLarge)
 	}
-	const fixed = 1 + protocol.PublicIdentitySize + 4 + 4 + 1
+	const fixed = 1 + protocol.PublicIdentitySize + ed25519.PublicKeySize + 4 + 4 + 1
 	if len(b) < fixed+protocol.SignatureSize {
 		return nil, fmt.Errorf("p2p: address record of %d bytes: %w", len(b), protocol.ErrTruncated)
 	}
@@ -161,8 +158,11 @@ func decodeRecord(b []byte) (*Record, error) {
 		return nil, fmt.Errorf("p2p: address record: %w", err)
 	}
 	off := 1 + protocol.PublicIdentitySize
+	hostKey := ed25519.PublicKey(bytes.Clone(b[off : off+ed25519.PublicKeySize]))
+	off += ed25519.PublicKeySize
 	r := &Record{
 		Identity: id,
+		HostKey:  hostKey,
 		Issued:   protocol.Timestamp(binary.BigEndian.Uint32(b[off:])),
 		Expires:  protocol.Timestamp(binary.BigEndian.Uint32(b[off+4:])),
 	}
@@ -201,8 +201,8 @@ func decodeRecord(b []byte) (*Record, error) {
 	if !id.Compact().Verify(recordSignLabel, body, b[len(body):]) {
 		return nil, fmt.Errorf("p2p: address record for %s: %w", id.Address(), protocol.ErrBadSignature)
 	}
-	if r.Peer, err = peerIDOf(id); err != nil {
-		return nil, err
+	if r.Peer, err = hostPeerID(hostKey); err != nil {
+		return nil, fmt.Errorf("p2p: address record for %s: %w: %w", id.Address(), err, protocol.ErrMalformed)
 	}
 	return r, nil
 }

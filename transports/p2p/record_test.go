@@ -3,6 +3,7 @@ package p2p
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -31,7 +32,7 @@ func testAddrs(t testing.TB, ss ...string) []ma.Multiaddr {
 
 func mustSign(t testing.TB, id *protocol.Identity, issued, expires time.Time, addrs []ma.Multiaddr) []byte {
 	t.Helper()
-	b, err := signRecord(id, protocol.TimestampOf(issued), protocol.TimestampOf(expires), addrs)
+	b, err := signRecord(id, testHostKey(t, id).Public().(ed25519.PublicKey), protocol.TimestampOf(issued), protocol.TimestampOf(expires), addrs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +86,7 @@ func TestRecordValidatorRejects(t *testing.T) {
 	withCount := func(n byte, body []byte) []byte {
 		b := []byte{recordVersion}
 		b, _ = id.Public().AppendBinary(b)
+		b = append(b, testHostKey(t, id).Public().(ed25519.PublicKey)...)
 		b = binary.BigEndian.AppendUint32(b, uint32(protocol.TimestampOf(testNow)))
 		b = binary.BigEndian.AppendUint32(b, uint32(protocol.TimestampOf(testNow.Add(time.Hour))))
 		b = append(b, n)
@@ -105,14 +107,14 @@ func TestRecordValidatorRejects(t *testing.T) {
 		{"key of another namespace", "/pk/" + string(id.Address().String()[:16]), good, testNow, ErrBadRecordKey},
 		{"short key", recordKeyPrefix + "abc", good, testNow, ErrBadRecordKey},
 		{"bad signature", key, flip(good, len(good)-1), testNow, protocol.ErrBadSignature},
-		{"changed issue time", key, flip(good, 1+protocol.PublicIdentitySize+3), testNow, protocol.ErrBadSignature},
+		{"changed issue time", key, flip(good, 1+protocol.PublicIdentitySize+ed25519.PublicKeySize+3), testNow, protocol.ErrBadSignature},
 		{"signed by another key", key, func() []byte {
 			b := bytes.Clone(good[:len(good)-protocol.SignatureSize])
 			return append(b, other.Sign(recordSignLabel, b)...)
 		}(), testNow, protocol.ErrBadSignature},
 		{"signed under another label", key, func() []byte {
 			b := bytes.Clone(good[:len(good)-protocol.SignatureSize])
-			return append(b, id.Sign("dht-addr/v2", b)...)
+			return append(b, id.Sign("dht-addr/v1", b)...)
 		}(), testNow, protocol.ErrBadSignature},
 		{"expired", key, good, testNow.Add(time.Hour), protocol.ErrExpired},
 		{"issued in the future", key, mustSign(t, id, testNow.Add(2*time.Hour), testNow.Add(3*time.Hour), addrs), testNow, protocol.ErrFromFuture},
@@ -121,7 +123,8 @@ func TestRecordValidatorRejects(t *testing.T) {
 		{"too large", key, make([]byte, MaxRecordSize+1), testNow, protocol.ErrTooLarge},
 		{"truncated", key, good[:100], testNow, protocol.ErrTruncated},
 		{"empty", key, nil, testNow, protocol.ErrTruncated},
-		{"unknown version", key, append([]byte{2}, good[1:]...), testNow, protocol.ErrUnknownKind},
+		{"version 1 (peer = identity key)", key, append([]byte{1}, good[1:]...), testNow, protocol.ErrUnknownKind},
+		{"host key swapped", key, flip(good, 1+protocol.PublicIdentitySize+5), testNow, protocol.ErrBadSignature},
 		{"too many addrs", key, withCount(MaxRecordAddrs+1, nil), testNow, protocol.ErrTooLarge},
 		{"addr count beyond data", key, withCount(2, oneAddr), testNow, protocol.ErrTruncated},
 		{"trailing bytes", key, withCount(1, append(bytes.Clone(oneAddr), 0)), testNow, protocol.ErrTrailing},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -15,12 +16,16 @@ import (
 // The meshd link wire format.
 const (
 	// LinkProtocol is the libp2p stream protocol of meshd links.
-	LinkProtocol = "/meshd/link/1.0.0"
+	// Version 2 hellos carry a host key certificate; a version 1 node
+	// (whose host key was its identity key) does not speak it, so the two
+	// never open a link stream that would fail.
+	LinkProtocol = "/meshd/link/2.0.0"
 	// linkVersion is the first byte of the hello.
-	linkVersion = 1
+	linkVersion = 2
 	// HelloSize is the size of the hello each side sends first: the link
-	// version byte and the encoded public identity.
-	HelloSize = 1 + protocol.PublicIdentitySize
+	// version byte, the encoded public identity and the host key
+	// certificate.
+	HelloSize = 1 + protocol.PublicIdentitySize + HostCertSize
 	// MaxFrameSize is the largest frame a link carries (70 KiB). A larger
 	// length prefix is a protocol error and resets the stream.
 	MaxFrameSize = 70 << 10
@@ -31,50 +36,62 @@ var (
 	// ErrFrameSize reports a frame that is empty or over MaxFrameSize, sent
 	// or received.
 	ErrFrameSize = errors.New("p2p: frame size out of range")
-	// ErrIdentityMismatch reports a hello whose identity is not the one the
-	// libp2p connection authenticated.
+	// ErrIdentityMismatch reports a hello whose identity did not certify
+	// the libp2p peer the connection authenticated: the certificate names
+	// another peer, is not signed by the identity, or has expired.
 	ErrIdentityMismatch = errors.New("p2p: mesh identity does not match the libp2p peer")
 	// ErrBadHello reports a hello that is not a version-1 hello with a valid
 	// public identity.
 	ErrBadHello = errors.New("p2p: bad link hello")
 )
 
-// appendHello appends the hello for id:
+// appendHello appends the hello for id with the certificate cert of the
+// host key:
 //
-//	0      1                                   1250
-//	+------+-----------------------------------+
-//	| 0x01 | PublicIdentity.MarshalBinary      |
-//	+------+-----------------------------------+
-func appendHello(b []byte, id *protocol.PublicIdentity) ([]byte, error) {
+//	0      1                           1250                        1354
+//	+------+---------------------------+---------------------------+
+//	| 0x02 | PublicIdentity            | host key certificate      |
+//	|      | .MarshalBinary (1249)     | (104, see hostCert)       |
+//	+------+---------------------------+---------------------------+
+func appendHello(b []byte, id *protocol.PublicIdentity, cert []byte) ([]byte, error) {
+	if len(cert) != HostCertSize {
+		return nil, fmt.Errorf("p2p: host certificate of %d bytes, want %d: %w", len(cert), HostCertSize, protocol.ErrMalformed)
+	}
 	b = append(b, linkVersion)
-	return id.AppendBinary(b)
+	b, err := id.AppendBinary(b)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, cert...), nil
 }
 
-// parseHello decodes a hello and checks that its identity is the libp2p
-// peer remote (whose key the Noise or TLS handshake authenticated).
-func parseHello(b []byte, remote peer.ID) (*protocol.PublicIdentity, error) {
+// parseHello decodes a hello and checks that its identity certified the
+// libp2p peer remote (whose host key the Noise or TLS handshake
+// authenticated) with a certificate in force at now.
+func parseHello(b []byte, remote peer.ID, now time.Time) (*protocol.PublicIdentity, error) {
 	if len(b) != HelloSize {
 		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrBadHello, len(b), HelloSize)
 	}
 	if b[0] != linkVersion {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrBadHello, b[0], linkVersion)
 	}
-	id, err := protocol.ParsePublicIdentity(b[1:])
+	end := 1 + protocol.PublicIdentitySize
+	id, err := protocol.ParsePublicIdentity(b[1:end])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadHello, err)
 	}
-	pid, err := peerIDOf(id)
+	cert, err := parseHostCert(b[end:], id.Compact(), now)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadHello, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrIdentityMismatch, id.Address(), err)
 	}
-	if pid != remote {
-		return nil, fmt.Errorf("%w: hello of %s (peer %s) on a connection with %s", ErrIdentityMismatch, id.Address(), pid, remote)
+	if cert.peer != remote {
+		return nil, fmt.Errorf("%w: %s certified peer %s, the connection is with %s", ErrIdentityMismatch, id.Address(), cert.peer, remote)
 	}
 	return id, nil
 }
 
 // readHello reads exactly one hello from r.
-func readHello(r io.Reader, remote peer.ID) (*protocol.PublicIdentity, error) {
+func readHello(r io.Reader, remote peer.ID, now time.Time) (*protocol.PublicIdentity, error) {
 	var b [HelloSize]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -82,7 +99,7 @@ func readHello(r io.Reader, remote peer.ID) (*protocol.PublicIdentity, error) {
 		}
 		return nil, fmt.Errorf("p2p: reading hello: %w", err)
 	}
-	return parseHello(b[:], remote)
+	return parseHello(b[:], remote, now)
 }
 
 // appendFrame appends one frame: its length as a uvarint, then its bytes.

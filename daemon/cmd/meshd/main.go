@@ -116,6 +116,12 @@ func cmdInit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshd init: %v\n", err)
 		return 1
 	}
+	// The host key too, so that the first start of a new node is not
+	// taken for the migration of an old data directory.
+	if _, _, err := daemon.LoadOrCreateHostKey(cfg.DataDir, nil); err != nil {
+		fmt.Fprintf(stderr, "meshd init: %v\n", err)
+		return 1
+	}
 	fmt.Fprintf(stdout, "wrote %s\n", path)
 	if created {
 		fmt.Fprintf(stdout, "created identity %s\n", id.Address())

@@ -1,0 +1,146 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func TestHostKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	id, _, err := LoadOrCreateIdentity(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, created, err := LoadOrCreateHostKey(dir, nil)
+	if err != nil || !created {
+		t.Fatalf("first start: created=%v err=%v", created, err)
+	}
+	if bytes.Equal(k1, id.SigningKey()) || k1.Public().(ed25519.PublicKey).Equal(id.SigningKey().Public()) {
+		t.Fatal("the host key is the identity key")
+	}
+	p := filepath.Join(dir, HostKeyFileName)
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("host key file mode %v, want 0600", st.Mode().Perm())
+	}
+	k2, created, err := LoadOrCreateHostKey(dir, nil)
+	if err != nil || created || !bytes.Equal(k1, k2) {
+		t.Fatalf("second start: created=%v err=%v same=%v", created, err, bytes.Equal(k1, k2))
+	}
+	if err := os.Chmod(p, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadOrCreateHostKey(dir, nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("group-readable key: %v", err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(p)
+	raw[10] ^= 1
+	if err := os.WriteFile(p, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadOrCreateHostKey(dir, nil); !errors.Is(err, ErrHostKeyFile) {
+		t.Errorf("damaged key: %v", err)
+	}
+}
+
+// logBuffer collects a logger's output.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// openLogged opens a node on cfg, returns its peer ID and log, and closes
+// it.
+func openLogged(t *testing.T, cfg Config) (peer.ID, string) {
+	t.Helper()
+	var buf logBuffer
+	n, err := Open(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := n.host.ID()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p, buf.String()
+}
+
+// A data directory of an older meshd holds only the identity key, which
+// was also the libp2p key. The first start creates a host key of its own,
+// says once that the peer ID changed, and keeps the mesh address.
+func TestOldDataDirMigrates(t *testing.T) {
+	cfg := testConfig(t)
+	id, _, err := LoadOrCreateIdentity(cfg.DataDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := crypto.UnmarshalEd25519PublicKey(id.SigningKey().Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPeer, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const warning = "peer ID has changed"
+
+	p1, log1 := openLogged(t, cfg)
+	if p1 == oldPeer {
+		t.Fatal("the peer ID is still the identity key's")
+	}
+	if strings.Count(log1, warning) != 1 {
+		t.Errorf("first start of an old data directory: want the peer ID warning once, log:\n%s", log1)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, HostKeyFileName)); err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := LoadOrCreateIdentity(cfg.DataDir, nil)
+	if err != nil || again.Address() != id.Address() {
+		t.Fatalf("identity after migration: %v", err)
+	}
+
+	p2, log2 := openLogged(t, cfg)
+	if p2 != p1 {
+		t.Errorf("peer ID changed again on the next start: %s, then %s", p1, p2)
+	}
+	if strings.Contains(log2, warning) {
+		t.Errorf("peer ID warning on a later start:\n%s", log2)
+	}
+}
+
+// A new node (no identity yet) gets both keys and no migration warning.
+func TestNewDataDirHasNoMigrationWarning(t *testing.T) {
+	_, log := openLogged(t, testConfig(t))
+	if strings.Contains(log, "peer ID has changed") {
+		t.Errorf("peer ID warning on a new node:\n%s", log)
+	}
+}
