@@ -87,7 +87,6 @@ type FS struct {
 	dirs    map[uint64][]fuse.DirEntry // open directory handles
 	nextFh  uint64
 	cut     bool
-	syncs   int
 }
 
 // New returns a filesystem holding st (empty when st is nil), all of it
@@ -166,14 +165,6 @@ func snapshot(n *node, seen map[*node]*image) *image {
 		img.size = n.syncedSize
 	}
 	return img
-}
-
-// Syncs returns how many fsync calls (files and directories) reached the
-// filesystem: a test can check that the program under test syncs at all.
-func (fs *FS) Syncs() int {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	return fs.syncs
 }
 
 // Files lists the durable regular files of st with their sizes, by path.
@@ -541,7 +532,6 @@ func (fs *FS) Fsync(_ <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
 		return st
 	}
 	defer fs.mu.Unlock()
-	fs.syncs++
 	n.sync()
 	return fuse.OK
 }
@@ -553,7 +543,6 @@ func (fs *FS) FsyncDir(_ <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
 		return st
 	}
 	defer fs.mu.Unlock()
-	fs.syncs++
 	n.syncedEntries = make(map[string]*node, len(n.entries))
 	for name, c := range n.entries {
 		n.syncedEntries[name] = c
