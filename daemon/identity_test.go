@@ -14,6 +14,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"meshd.dev/meshd/daemon/store"
+	"meshd.dev/meshd/internal/powerloss"
 )
 
 func TestHostKeyFile(t *testing.T) {
@@ -142,5 +145,48 @@ func TestNewDataDirHasNoMigrationWarning(t *testing.T) {
 	_, log := openLogged(t, testConfig(t))
 	if strings.Contains(log, "peer ID has changed") {
 		t.Errorf("peer ID warning on a new node:\n%s", log)
+	}
+}
+
+// The key files are written so that a power cut right after they were
+// created leaves them whole: on internal/powerloss, which keeps only what
+// was fsynced, the keys read back after the cut are the ones created.
+func TestKeyFilesSurvivePowerLoss(t *testing.T) {
+	fs := powerloss.New(nil)
+	mnt := t.TempDir()
+	srv, err := powerloss.Mount(fs, mnt)
+	if errors.Is(err, powerloss.ErrUnavailable) {
+		t.Skipf("power-loss test skipped: %v (it needs root and /dev/fuse; CI runs it)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(mnt, "data", "meshd")
+	if err := store.MkdirDurable(dataDir); err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := LoadOrCreateIdentity(dataDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := LoadOrCreateHostKey(dataDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := powerloss.New(fs.Cut())
+	if err := srv.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	if srv, err = powerloss.Mount(after, mnt); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Unmount()
+	id2, created, err := LoadOrCreateIdentity(dataDir, nil)
+	if err != nil || created || id2.Address() != id.Address() {
+		t.Fatalf("identity after the power cut: created=%v err=%v", created, err)
+	}
+	key2, created, err := LoadOrCreateHostKey(dataDir, nil)
+	if err != nil || created || !bytes.Equal(key2, key) {
+		t.Fatalf("host key after the power cut: created=%v err=%v", created, err)
 	}
 }

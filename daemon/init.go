@@ -26,7 +26,7 @@ func ConfigTemplate() string {
 # < command-line flags. Unknown keys are errors. docs/operations.md explains
 # every setting.
 
-# data_dir holds the identity key, the database, the API socket and token.
+# data_dir holds the identity and host keys, the database, the API socket and token.
 # It is normally chosen with --data-dir or MESHD_DATA_DIR (which win over
 # this setting), because this file lives inside it; set here, it moves the
 # data directory away from where this file is.

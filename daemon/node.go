@@ -125,7 +125,9 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	if random == nil {
 		random = rand.Reader
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	// Created durably: the key files and the database inside it are
+	// synced, which is worth nothing if the directory itself is lost.
+	if err := store.MkdirDurable(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	if st, err := os.Stat(cfg.DataDir); err == nil && st.Mode().Perm()&0o077 != 0 {

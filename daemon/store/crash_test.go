@@ -57,7 +57,10 @@ func TestMain(m *testing.M) {
 
 func runChild(mode string) int {
 	kind, dir, _ := strings.Cut(mode, ":")
-	s, err := Open(dir, quiet)
+	if kind == "report" {
+		return runReport(dir)
+	}
+	s, err := openForChild(kind, dir)
 	switch kind {
 	case "lock":
 		if errors.Is(err, ErrLocked) {
@@ -66,7 +69,7 @@ func runChild(mode string) int {
 		}
 		fmt.Printf("unexpected: %v\n", err)
 		return 1
-	case "apply":
+	case "apply", "apply-unsynced":
 		if err != nil {
 			fmt.Println("open:", err)
 			return 1

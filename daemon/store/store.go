@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -172,7 +173,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := MkdirDurable(dir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	db, err := badger.Open(badgerOptions(dir, &c))
@@ -189,6 +190,44 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// MkdirDurable creates dir (mode 0700) and its missing parents, and syncs
+// the parent of each directory it created: a new directory entry is on
+// stable storage only once its parent directory is synced, and badger
+// syncs only the inside of its directory. (The power-loss test found a
+// store whose every acknowledged batch was lost because "db" itself was
+// never synced.)
+func MkdirDurable(dir string) error {
+	var created []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || filepath.Dir(d) == d {
+			break
+		}
+		created = append(created, d)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range created {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory, making its entries durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return nil
 }
 
 // load checks the format version and reads the inbox counter and size.

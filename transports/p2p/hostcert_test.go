@@ -3,7 +3,9 @@ package p2p
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -140,5 +142,23 @@ func TestHostKeyIsNotIdentityKey(t *testing.T) {
 	}
 	if err := checkHostKey(id.SigningKey(), id); !errors.Is(err, ErrHostKey) {
 		t.Fatalf("identity key accepted as host key: %v", err)
+	}
+}
+
+// TestHelloVector pins the hello's bytes (identity seed 1, its test host
+// key, issued 2026-03-01 12:00 UTC for HostCertLifetime): a change of the
+// layout, the label or the signed bytes changes the digest, and old and
+// new hosts would no longer link. If the change is meant, bump
+// linkVersion and LinkProtocol, and put the new digest here.
+func TestHelloVector(t *testing.T) {
+	id := testIdentity(t, 1)
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	b, err := appendHello(nil, id.Public(), testCert(t, id, now, HostCertLifetime))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "0894c4db5a1666fc955692d2575fdd9895e931a30208362f1caa53813240b21e"
+	if got := fmt.Sprintf("%x", sha256.Sum256(b)); got != want {
+		t.Fatalf("hello digest %s, want %s\ncertificate %x", got, want, b[len(b)-HostCertSize:])
 	}
 }

@@ -118,7 +118,8 @@ func cmdInit(args []string, stdout, stderr io.Writer) int {
 	}
 	// The host key too, so that the first start of a new node is not
 	// taken for the migration of an old data directory.
-	if _, _, err := daemon.LoadOrCreateHostKey(cfg.DataDir, nil); err != nil {
+	_, hostCreated, err := daemon.LoadOrCreateHostKey(cfg.DataDir, nil)
+	if err != nil {
 		fmt.Fprintf(stderr, "meshd init: %v\n", err)
 		return 1
 	}
@@ -127,6 +128,9 @@ func cmdInit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "created identity %s\n", id.Address())
 	} else {
 		fmt.Fprintf(stdout, "kept identity %s\n", id.Address())
+		if hostCreated {
+			fmt.Fprintf(stdout, "created a libp2p host key of its own: the peer ID changed (the address did not); see docs/operations.md, Upgrade\n")
+		}
 	}
 	return 0
 }
