@@ -65,8 +65,9 @@ type LinkInfo struct {
 	// are always shared.
 	Shared bool
 	// Peer is the neighbour's mesh address on a point-to-point link, when
-	// the transport has authenticated it (libp2p: the peer's key is its
-	// identity key). Zero if unknown.
+	// the transport has authenticated it (libp2p: the link hello carries the
+	// peer's identity and a certificate by it for the host key the Noise or
+	// TLS handshake proved). Zero if unknown.
 	Peer Address
 	// HopAcks asks for hop-by-hop acknowledgements and retransmission of
 	// envelopes on this link. LoRa links always use them.
