@@ -25,6 +25,8 @@ type link struct {
 	adverts []advertReq
 	// sealedRate limits the sealed-sender envelopes it brings (quota.go).
 	sealedRate tokenBucket
+	// floodBytes is what its pending rebroadcasts hold (flood.go).
+	floodBytes int
 }
 
 type advertReq struct {

@@ -107,9 +107,15 @@ func (e *Engine) relayChannel(l *link, key [16]byte, raw []byte, snr float64, ha
 				e.emit(ol, Address{}, fwd, PriBulk)
 				e.counters.FloodRelayed++
 			}
+		case ol.floodBytes > 0 && ol.floodBytes+len(fwd) > ol.queue.limit:
+			// A radio sends no more than its queue holds in a window:
+			// without this bound a neighbour's junk (frames of channels
+			// this node cannot authenticate) would wait here for hours.
+			e.counters.FloodRelayDropped++
 		default:
 			delay := e.floodDelay(ol, len(fwd), snr, hasSNR && ol == l)
 			e.floods[key] = append(e.floods[key], &pendingFlood{key: key, link: ol.info.ID, frame: fwd, due: e.now.Add(delay)})
+			ol.floodBytes += len(fwd)
 		}
 	}
 }
@@ -156,6 +162,7 @@ func snrFloor(bitrate int) float64 {
 }
 
 func (e *Engine) cancelFlood(key [16]byte, p *pendingFlood) {
+	e.unpendFlood(p)
 	ps := slices.DeleteFunc(e.floods[key], func(x *pendingFlood) bool { return x == p })
 	if len(ps) == 0 {
 		delete(e.floods, key)
@@ -163,6 +170,13 @@ func (e *Engine) cancelFlood(key [16]byte, p *pendingFlood) {
 		e.floods[key] = ps
 	}
 	e.counters.FloodCancelled++
+}
+
+// unpendFlood gives back what a pending rebroadcast held on its link.
+func (e *Engine) unpendFlood(p *pendingFlood) {
+	if l := e.links[p.link]; l != nil {
+		l.floodBytes -= len(p.frame)
+	}
 }
 
 // tickFloods sends rebroadcasts whose delay passed, in due order.
@@ -193,6 +207,7 @@ func (e *Engine) tickFloods() {
 		return int(a.link) - int(b.link)
 	})
 	for _, p := range due {
+		e.unpendFlood(p)
 		if l := e.links[p.link]; l != nil && e.emit(l, Address{}, p.frame, PriBulk) {
 			e.counters.FloodRelayed++
 		}
