@@ -528,8 +528,12 @@ func (e *Engine) restoreCustody(rec Record, k [16]byte, now protocol.Timestamp) 
 	}
 	r.nextTry = e.now // retry soon after a restart
 	if e.custody.get(r.key) != nil || e.isRestoring(r.key) {
-		// Two old records of one envelope: the first stays.
-		e.del(rec.Key)
+		// Two old records of one envelope: the first stays, under the
+		// envelope key; that may be this record's own key (the first was
+		// in format 1 and was rewritten there), which must not be deleted.
+		if rec.Key != custodyKey(r.key) {
+			e.del(rec.Key)
+		}
 		return nil
 	}
 	if key := custodyKey(r.key); key != rec.Key {

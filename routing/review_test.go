@@ -1,0 +1,79 @@
+package routing_test
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
+)
+
+// custodyV2 lays out a format 2 custody record (routing/custody.go).
+func custodyV2(flags byte, ref uint64, env *protocol.Envelope, raw []byte) []byte {
+	b := []byte{2, flags, byte(env.Type)}
+	b = binary.BigEndian.AppendUint64(b, ref)
+	b = append(b, env.Dest[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(env.Created))
+	b = binary.BigEndian.AppendUint32(b, uint32(env.Expires))
+	b = append(b, env.ID[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(raw)))
+	return append(b, raw...)
+}
+
+// TestRestoreBothFormatsKeepsRecord: a store that holds one origin message
+// in both formats (a migration whose delete did not land, or a downgrade
+// and upgrade) must keep one record on disk. Restoring the format 1 record
+// first rewrote it under its envelope key, and the format 2 record, a
+// duplicate, was then deleted under that very key: the write and the delete
+// collapse to a delete, the message stays in memory only and is lost at the
+// next restart without an expired event.
+func TestRestoreBothFormatsKeepsRecord(t *testing.T) {
+	rnd := rand.NewChaCha8([32]byte{41})
+	a, err := protocol.NewIdentity(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := protocol.NewIdentity(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := protocol.TimestampOf(epoch)
+	h := protocol.Header{Type: protocol.TypeMessage, HopLimit: 16, ID: protocol.MessageID{7, 7}, Created: now,
+		Expires: now + 3600, Dest: b.Address(), WantReceipt: true}
+	env, err := protocol.SealEnvelope(rnd, a, b.Public(), h, []byte("kept"), protocol.SealOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := env.MarshalBinary()
+	const crOrigin = 1
+	key := env.Key()
+	v1Key, v2Key := "c/"+env.ID.String(), "c/"+key.String()
+	store := map[string][]byte{
+		v1Key: custodyV1(crOrigin, 5, b.Address(), now, now+3600, raw),
+		v2Key: custodyV2(crOrigin, 5, env, raw),
+	}
+	recs := []routing.Record{{Key: v1Key, Value: store[v1Key]}, {Key: v2Key, Value: store[v2Key]}}
+	cfg := routing.Config{Identity: a, Rand: rand.NewChaCha8([32]byte{42}), AnnounceInterval: 24 * time.Hour}
+	eng, err := routing.New(cfg, epoch, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for eng.HasReady() {
+		rd := eng.Ready()
+		for _, r := range rd.Persist {
+			store[r.Key] = r.Value
+		}
+		for _, k := range rd.Deletes {
+			delete(store, k)
+		}
+		eng.Advance()
+	}
+	if _, ok := store[v1Key]; ok {
+		t.Error("format 1 record left")
+	}
+	if _, ok := store[v2Key]; !ok {
+		t.Fatalf("the message's only record was deleted from the store (left: %d records)", len(store))
+	}
+}
