@@ -77,3 +77,41 @@ func TestRestoreBothFormatsKeepsRecord(t *testing.T) {
 		t.Fatalf("the message's only record was deleted from the store (left: %d records)", len(store))
 	}
 }
+
+// TestAttackForgedCustodyAccept: a custody answer is believed only from the
+// mailbox the record was offered to. Anyone who saw an envelope (a node on
+// one of its paths, a radio in range) knows its key; a "custody accepted"
+// naming it, signed by any identity, made the origin report the message
+// handed off and stop retrying it (and a forwarder drop its copy), so one
+// lost copy lost the message.
+func TestAttackForgedCustodyAccept(t *testing.T) {
+	n := newTestNet(t, 43)
+	a, b := n.addNode("a"), n.addNode("b")
+	ab := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
+	n.run(2 * time.Second)
+	genuine := captureFirst(n, a, protocol.TypeMessage) // the first copy is lost
+	n.send("a", "b", "retried")
+	id := acceptedID(t, a)
+	n.run(time.Second)
+	if *genuine == nil {
+		t.Fatal("no envelope captured")
+	}
+	key := envelopeOf(*genuine).Key()
+	now := protocol.TimestampOf(n.now)
+	h := protocol.Header{Type: protocol.TypeControl, HopLimit: 8, ID: protocol.MessageID{0xac}, Created: now,
+		Expires: now + 600, Dest: a.id.Address()}
+	forged, err := protocol.SignEnvelope(attacker(t), h, protocol.AppendCustodyAccept(nil, protocol.MessageID(key), protocol.CustodyAccepted))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := forged.MarshalBinary()
+	n.step(a, routing.FrameReceived{Link: ab.id, Frame: raw})
+	n.drop = nil
+	n.run(2 * time.Minute)
+	if hasEvent(a, routing.EventHandedOff, id) {
+		t.Error("a reported a hand-off that a stranger claimed")
+	}
+	if countBody(b, a.id.Address(), "retried") != 1 || !hasEvent(a, routing.EventDelivered, id) {
+		t.Fatalf("the message was not retried to delivery: b inbox %d, a events %+v", len(b.inbox), a.events)
+	}
+}

@@ -375,14 +375,18 @@ func (e *Engine) handOff(r *custodyRec) {
 	if best == nil {
 		return
 	}
-	_, _ = e.sendControl(best.dest, protocol.TypeControl, protocol.AppendCustodyOffer(nil, r.data), r.expires)
+	if _, err := e.sendControl(best.dest, protocol.TypeControl, protocol.AppendCustodyOffer(nil, r.data), r.expires); err == nil {
+		r.offeredTo = best.dest
+	}
 }
 
 // offerAnswered handles a mailbox's answer to a custody offer; the answer
-// names the offered envelope's key.
+// names the offered envelope's key. Only the mailbox it was offered to is
+// believed: anyone who saw the envelope knows its key, and a stranger's
+// "accepted" would stop the origin's retries or drop a forwarder's copy.
 func (e *Engine) offerAnswered(key envKey, mailbox Address, status protocol.CustodyStatus) {
 	r := e.custody.get(key)
-	if r == nil || status != protocol.CustodyAccepted {
+	if r == nil || status != protocol.CustodyAccepted || r.offeredTo.IsZero() || r.offeredTo != mailbox {
 		return
 	}
 	e.counters.CustodyHandedOff++
