@@ -115,8 +115,14 @@ func newCustodyQuota(self Address, lim quotaLimits) *custodyQuota {
 	}
 }
 
-// isOwn reports whether r is the node's own: it may use the reserve.
-func (q *custodyQuota) isOwn(r *custodyRec) bool { return r.origin || r.source == q.self }
+// isOwn reports whether r is the node's own: it may use the reserve. A
+// receipt waiting for its origin's key is not: anyone can make this node
+// owe one (a sealed-sender message from a key it cannot fetch), so it is
+// held as the sealed receipt it becomes, forwarded traffic in the
+// sealed-sender pool, charged to its destination.
+func (q *custodyQuota) isOwn(r *custodyRec) bool {
+	return (r.origin && r.typ != protocol.TypeReceipt) || r.source == q.self
+}
 
 // admit reports whether r fits every quota it would be charged to.
 func (q *custodyQuota) admit(r *custodyRec) error {
@@ -225,7 +231,7 @@ func (e *Engine) restoreCharged(r *custodyRec) {
 			r.source, _ = env.Source()
 		}
 	}
-	if r.origin || r.source == e.self {
+	if e.custody.quota.isOwn(r) {
 		e.custody.add(r)
 		return
 	}

@@ -296,9 +296,10 @@ func (e *Engine) sendSealedReceipt(msg envKey, to Address, payload []byte, expir
 }
 
 // pendingReceipt keeps a sealed receipt whose origin's key is unknown. The
-// record is the node's own (origin: it is the only kind that may wait for a
-// key) but reports no events; once sealed it is an ordinary forwarder
-// record, released on hand-over (see sealStored).
+// record is marked origin (it is the only kind that may wait for a key) but
+// reports no events, and the quotas charge it as forwarded traffic (see
+// custodyQuota.isOwn); once sealed it is an ordinary forwarder record,
+// released on hand-over (see sealStored).
 func (e *Engine) pendingReceipt(msg envKey, h protocol.Header, payload []byte) error {
 	r := &custodyRec{
 		key: pendingKey(h.ID), id: h.ID, dest: h.Dest, origin: true, awaitingKey: true, sealedSender: true,

@@ -115,3 +115,60 @@ func TestAttackForgedCustodyAccept(t *testing.T) {
 		t.Fatalf("the message was not retried to delivery: b inbox %d, a events %+v", len(b.inbox), a.events)
 	}
 }
+
+// TestAttackPendingReceiptsTakeReserve: sealed-sender messages that want a
+// receipt, from a sender whose KEM key the recipient does not know (the
+// attacker never answers the key request), each left a pending sealed
+// receipt charged as the node's own, which may use the whole store: they
+// filled the reserve for the node's own messages, and its own sends were
+// refused for as long as the messages lived (up to 30 days, across
+// restarts). A pending receipt is held as the sealed receipt it becomes:
+// forwarded traffic, within the sealed-sender pool.
+func TestAttackPendingReceiptsTakeReserve(t *testing.T) {
+	rnd := rand.NewChaCha8([32]byte{44})
+	v, err := protocol.NewIdentity(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := attacker(t)
+	cfg := routing.Config{Identity: v, Rand: rand.NewChaCha8([32]byte{45}), AnnounceInterval: 24 * time.Hour,
+		CustodyMaxBytes: 512 << 10}
+	eng, err := routing.New(cfg, epoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []routing.Event
+	delivered := 0
+	step := func(in routing.Input) {
+		_ = eng.Step(epoch, in)
+		for eng.HasReady() {
+			rd := eng.Ready()
+			events = append(events, rd.Events...)
+			delivered += len(rd.Deliveries)
+			eng.Advance()
+		}
+	}
+	step(routing.LinkUp{Link: routing.LinkInfo{ID: 1, Kind: routing.LinkTCP, Bitrate: 1e8}})
+	now := protocol.TimestampOf(epoch)
+	const junk = 600
+	for i := range junk {
+		h := protocol.Header{Type: protocol.TypeMessage, HopLimit: 8, ID: protocol.MessageID{byte(i), byte(i >> 8), 0xee},
+			Created: now, Expires: now + 30*24*3600, Dest: v.Address(), WantReceipt: true}
+		env, err := protocol.SealEnvelope(rnd, m, v.Public(), h, []byte("x"), protocol.SealOptions{SealedSender: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := env.MarshalBinary()
+		step(routing.FrameReceived{Link: 1, Frame: raw})
+	}
+	if delivered != junk {
+		t.Fatalf("%d of %d messages delivered", delivered, junk)
+	}
+	step(routing.SendRequest{Ref: 9, Dest: protocol.Address{0x0d}, Body: make([]byte, 1024)})
+	for _, ev := range events {
+		if ev.Kind == routing.EventRefused && ev.Ref == 9 {
+			t.Fatalf("the node's own send was refused after %d pending receipts for an unknown sender: %v (custody %d bytes)",
+				junk, ev.Err, eng.Counters().CustodyBytes)
+		}
+	}
+}
