@@ -29,7 +29,7 @@ func (e *Engine) handleFrame(l *link, frame []byte, snr float64, hasSNR, inner b
 			e.counters.FramesMalformed++
 			return err
 		}
-		e.hopAcked(envKey(id))
+		e.hopAcked(l, envKey(id))
 		return nil
 	case protocol.KindChannel, protocol.KindChannelSigned:
 		return e.handleChannel(l, frame, snr, hasSNR)

@@ -172,3 +172,54 @@ func TestAttackPendingReceiptsTakeReserve(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackHopAckFromOtherLink: a hop ack counts only from the link the
+// envelope was sent on. A neighbour on another link that knows the
+// envelope's key (it brought the envelope, or saw it) could otherwise stop
+// the retransmission on the hop-ack link, and make a forwarder release its
+// custody copy there.
+func TestAttackHopAckFromOtherLink(t *testing.T) {
+	rnd := rand.NewChaCha8([32]byte{46})
+	f, err := protocol.NewIdentity(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, b := attacker(t), protocol.Address{0xb0}
+	eng, err := routing.New(routing.Config{Identity: f, Rand: rand.NewChaCha8([32]byte{47}), AnnounceInterval: 24 * time.Hour}, epoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := epoch
+	step := func(in routing.Input) {
+		_ = eng.Step(now, in)
+		for eng.HasReady() {
+			eng.Ready()
+			eng.Advance()
+		}
+	}
+	step(routing.LinkUp{Link: routing.LinkInfo{ID: 1, Kind: routing.LinkTCP, Bitrate: 1e8, Peer: o.Address()}})
+	step(routing.LinkUp{Link: routing.LinkInfo{ID: 2, Kind: routing.LinkTCP, Bitrate: 1e8, Peer: b, HopAcks: true}})
+	ts := protocol.TimestampOf(now)
+	env, err := protocol.SignEnvelope(o, protocol.Header{Type: protocol.TypeMessage, HopLimit: 8, ID: protocol.MessageID{1},
+		Created: ts, Expires: ts + 3600, Dest: b}, []byte("over the hop-ack link"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := env.MarshalBinary()
+	step(routing.FrameReceived{Link: 1, Frame: raw})
+	if eng.Counters().Forwarded != 1 {
+		t.Fatalf("not forwarded: %+v", eng.Counters())
+	}
+	step(routing.FrameReceived{Link: 1, Frame: protocol.AppendHopAck(nil, protocol.MessageID(env.Key()))})
+	for range 10 {
+		now = now.Add(5 * time.Second)
+		eng.Tick(now)
+		for eng.HasReady() {
+			eng.Ready()
+			eng.Advance()
+		}
+	}
+	if c := eng.Counters(); c.Retransmits == 0 && c.RetransmitFailed == 0 {
+		t.Fatalf("a hop ack from another link ended the wait on the hop-ack link: %+v", c)
+	}
+}

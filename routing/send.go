@@ -400,10 +400,12 @@ func (e *Engine) offerAnswered(key envKey, mailbox Address, status protocol.Cust
 	e.rd.Events = append(e.rd.Events, Event{Kind: EventHandedOff, Ref: r.ref, ID: r.id, Dest: r.dest})
 }
 
-// hopAcked handles a hop ack from a neighbour; it names the envelope key.
-func (e *Engine) hopAcked(key envKey) {
+// hopAcked handles a hop ack from a neighbour on l; it names the envelope
+// key. Only an ack on the link the envelope waits on counts: a neighbour on
+// another link may know the key too.
+func (e *Engine) hopAcked(l *link, key envKey) {
 	e.counters.HopAcksIn++
-	if _, ok := e.hopAcks[key]; !ok {
+	if w, ok := e.hopAcks[key]; !ok || w.link != l.info.ID {
 		return
 	}
 	delete(e.hopAcks, key)
