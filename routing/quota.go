@@ -10,8 +10,8 @@ import (
 
 // Custody quotas: who may take how much of the node's custody store.
 //
-// Records fall into two classes. The node's own (origin records, and the
-// receipts and control messages it signs) may use the whole store. Every
+// Records fall into two classes. The node's own messages (origin records)
+// may use the whole store. Every
 // other record is forwarded traffic and is charged to the pool the node's
 // own reserve leaves (CustodyMaxBytes - CustodyOwnReserve), to its
 // destination, to its source where the envelope is signed, to the
@@ -115,13 +115,19 @@ func newCustodyQuota(self Address, lim quotaLimits) *custodyQuota {
 	}
 }
 
-// isOwn reports whether r is the node's own: it may use the reserve. A
-// receipt waiting for its origin's key is not: anyone can make this node
-// owe one (a sealed-sender message from a key it cannot fetch), so it is
-// held as the sealed receipt it becomes, forwarded traffic in the
-// sealed-sender pool, charged to its destination.
+// isOwn reports whether r is the node's own message: it may use the
+// reserve. Receipts and control envelopes are not, though the node signs
+// them: they answer other nodes' traffic, so anyone can make the node owe
+// them (messages from an unreachable sender, or from a key it cannot
+// fetch, each leave a receipt waiting in custody for up to 30 days). They
+// are held as forwarded traffic charged to their destination (and a
+// sealed receipt, also while it waits for the key, to the sealed-sender
+// pool).
 func (q *custodyQuota) isOwn(r *custodyRec) bool {
-	return (r.origin && r.typ != protocol.TypeReceipt) || r.source == q.self
+	if r.typ == protocol.TypeReceipt || r.typ == protocol.TypeControl {
+		return false
+	}
+	return r.origin || r.source == q.self
 }
 
 // admit reports whether r fits every quota it would be charged to.

@@ -124,7 +124,14 @@ func TestAttackForgedCustodyAccept(t *testing.T) {
 // refused for as long as the messages lived (up to 30 days, across
 // restarts). A pending receipt is held as the sealed receipt it becomes:
 // forwarded traffic, within the sealed-sender pool.
-func TestAttackPendingReceiptsTakeReserve(t *testing.T) {
+func TestAttackPendingReceiptsTakeReserve(t *testing.T) { receiptsTakeReserve(t, true) }
+
+// TestAttackClearReceiptsTakeReserve: the same with signed messages from an
+// unreachable sender: each clear receipt waited in custody, charged as the
+// node's own, and they filled the reserve too.
+func TestAttackClearReceiptsTakeReserve(t *testing.T) { receiptsTakeReserve(t, false) }
+
+func receiptsTakeReserve(t *testing.T, sealedSender bool) {
 	rnd := rand.NewChaCha8([32]byte{44})
 	v, err := protocol.NewIdentity(rnd)
 	if err != nil {
@@ -154,7 +161,7 @@ func TestAttackPendingReceiptsTakeReserve(t *testing.T) {
 	for i := range junk {
 		h := protocol.Header{Type: protocol.TypeMessage, HopLimit: 8, ID: protocol.MessageID{byte(i), byte(i >> 8), 0xee},
 			Created: now, Expires: now + 30*24*3600, Dest: v.Address(), WantReceipt: true}
-		env, err := protocol.SealEnvelope(rnd, m, v.Public(), h, []byte("x"), protocol.SealOptions{SealedSender: true})
+		env, err := protocol.SealEnvelope(rnd, m, v.Public(), h, []byte("x"), protocol.SealOptions{SealedSender: sealedSender})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +174,7 @@ func TestAttackPendingReceiptsTakeReserve(t *testing.T) {
 	step(routing.SendRequest{Ref: 9, Dest: protocol.Address{0x0d}, Body: make([]byte, 1024)})
 	for _, ev := range events {
 		if ev.Kind == routing.EventRefused && ev.Ref == 9 {
-			t.Fatalf("the node's own send was refused after %d pending receipts for an unknown sender: %v (custody %d bytes)",
+			t.Fatalf("the node's own send was refused after %d receipts owed to an unknown sender: %v (custody %d bytes)",
 				junk, ev.Err, eng.Counters().CustodyBytes)
 		}
 	}
