@@ -230,3 +230,50 @@ func TestAttackHopAckFromOtherLink(t *testing.T) {
 		t.Fatalf("a hop ack from another link ended the wait on the hop-ack link: %+v", c)
 	}
 }
+
+// TestOwnReceiptExpiresQuietly: a receipt this node could not deliver (its
+// sender is unreachable) expires in custody without an expiry notice to
+// this node itself. The notice went to the envelope's source, this node: it
+// waited in custody for a route to itself, expired a day later and sent
+// the next one, for ever, one chain per receipt that ever expired (and
+// anyone can make the node owe receipts).
+func TestOwnReceiptExpiresQuietly(t *testing.T) {
+	rnd := rand.NewChaCha8([32]byte{48})
+	v, err := protocol.NewIdentity(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := routing.New(routing.Config{Identity: v, Rand: rand.NewChaCha8([32]byte{49}), AnnounceInterval: 24 * time.Hour}, epoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := epoch
+	drain := func() {
+		for eng.HasReady() {
+			eng.Ready()
+			eng.Advance()
+		}
+	}
+	_ = eng.Step(now, routing.LinkUp{Link: routing.LinkInfo{ID: 1, Kind: routing.LinkTCP, Bitrate: 1e8}})
+	drain()
+	ts := protocol.TimestampOf(now)
+	env, err := protocol.SignEnvelope(attacker(t), protocol.Header{Type: protocol.TypeMessage, HopLimit: 8, ID: protocol.MessageID{3},
+		Created: ts, Expires: ts + 120, Dest: v.Address(), WantReceipt: true}, []byte("short-lived"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := env.MarshalBinary()
+	_ = eng.Step(now, routing.FrameReceived{Link: 1, Frame: raw})
+	drain()
+	if c := eng.Counters(); c.Delivered != 1 || c.CustodyCount != 1 {
+		t.Fatalf("want the message delivered and its receipt in custody: %+v", c)
+	}
+	for range 4 * 24 * 60 {
+		now = now.Add(time.Minute)
+		eng.Tick(now)
+		drain()
+	}
+	if c := eng.Counters(); c.CustodyCount != 0 || c.ExpiryNoticesSent != 0 {
+		t.Fatalf("four days on: %d records in custody, %d expiry notices sent", c.CustodyCount, c.ExpiryNoticesSent)
+	}
+}

@@ -328,9 +328,10 @@ func (e *Engine) expireCustody(r *custodyRec) {
 		e.rd.Events = append(e.rd.Events, Event{Kind: EventExpired, Ref: r.ref, ID: r.id, Dest: r.dest})
 		return
 	}
-	// Tell the sender, where we know who it is.
+	// Tell the sender, where we know who it is and it is not this node (a
+	// notice to itself would wait in custody, expire and send the next).
 	if env, err := protocol.ParseEnvelope(r.data); err == nil {
-		if src, ok := env.Source(); ok {
+		if src, ok := env.Source(); ok && src != e.self {
 			// The notice names the envelope key, which the origin's
 			// record is keyed on.
 			if _, err := e.sendControl(src, protocol.TypeControl, protocol.AppendExpiryNotice(nil, MessageID(r.key)),
