@@ -277,3 +277,84 @@ func TestOwnReceiptExpiresQuietly(t *testing.T) {
 		t.Fatalf("four days on: %d records in custody, %d expiry notices sent", c.CustodyCount, c.ExpiryNoticesSent)
 	}
 }
+
+// TestAttackRetransmitKeepsOwner: a neighbour's envelope retransmitted on a
+// hop-ack link is still that neighbour's in the queue. It went back in as
+// the node's own frame, which displaces forwarded frames of its priority:
+// a neighbour whose envelopes are never acknowledged (say, to a next hop
+// it controls) pushed other neighbours' envelopes out of the queue.
+func TestAttackRetransmitKeepsOwner(t *testing.T) {
+	rnd := rand.NewChaCha8([32]byte{50})
+	f, err := protocol.NewIdentity(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1, n2, b := attacker(t), protocol.Address{0x22}, protocol.Address{0xb0}
+	eng, err := routing.New(routing.Config{Identity: f, Rand: rand.NewChaCha8([32]byte{51}), AnnounceInterval: 24 * time.Hour}, epoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := epoch
+	drain := func() {
+		for eng.HasReady() {
+			eng.Ready()
+			eng.Advance()
+		}
+	}
+	step := func(in routing.Input) { _ = eng.Step(now, in); drain() }
+	step(routing.LinkUp{Link: routing.LinkInfo{ID: 1, Kind: routing.LinkTCP, Bitrate: 1e8, Peer: n1.Address()}})
+	step(routing.LinkUp{Link: routing.LinkInfo{ID: 3, Kind: routing.LinkTCP, Bitrate: 1e8, Peer: n2}})
+	step(routing.LinkUp{Link: routing.LinkInfo{ID: 2, Kind: routing.LinkTCP, Bitrate: 1e8, Peer: b, HopAcks: true,
+		Window: 1, QueueBytes: 300}})
+	step(routing.TxDone{Link: 2, Frames: 1}) // our announce on it
+	drops := eng.Counters().QueueDrops       // the announce does not fit the small queue
+	ts := protocol.TimestampOf(now)
+	envelope := func(id byte) []byte {
+		env, err := protocol.SignEnvelope(n1, protocol.Header{Type: protocol.TypeMessage, HopLimit: 8, ID: protocol.MessageID{id},
+			Created: ts, Expires: ts + 3600, Dest: b}, []byte("forwarded"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := env.MarshalBinary()
+		return raw
+	}
+	step(routing.FrameReceived{Link: 1, Frame: envelope(1)}) // n1's: in flight, never acknowledged
+	step(routing.FrameReceived{Link: 3, Frame: envelope(2)}) // n2's: queued behind it
+	if c := eng.Counters(); c.Forwarded != 2 || c.QueueDrops != drops || c.QueuedFrames != 1 {
+		t.Fatalf("setup: %+v", c)
+	}
+	now = now.Add(10 * time.Second)
+	eng.Tick(now)
+	drain()
+	_ = eng.Step(now, routing.TxDone{Link: 2, Frames: 1}) // the first copy left; the link takes the next frame
+	var next []protocol.MessageID
+	for eng.HasReady() {
+		for _, tx := range eng.Ready().Transmits {
+			if env := envelopeOf(tx.Frame); env != nil && tx.Link == 2 {
+				next = append(next, env.ID)
+			}
+		}
+		eng.Advance()
+	}
+	if len(next) != 1 || next[0] != (protocol.MessageID{2}) {
+		t.Fatalf("next on the link: %v, want n2's envelope (n1's retransmission displaced it)", next)
+	}
+	// The refused retransmission is tried again later, not left waiting
+	// with no deadline.
+	again := false
+	for range 6 {
+		now = now.Add(10 * time.Second)
+		_ = eng.Step(now, routing.TxDone{Link: 2, Frames: 1})
+		eng.Tick(now)
+		for eng.HasReady() {
+			for _, tx := range eng.Ready().Transmits {
+				env := envelopeOf(tx.Frame)
+				again = again || (env != nil && tx.Link == 2 && env.ID == protocol.MessageID{1})
+			}
+			eng.Advance()
+		}
+	}
+	if !again {
+		t.Fatal("the refused retransmission was never tried again")
+	}
+}

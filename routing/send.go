@@ -432,9 +432,18 @@ func (e *Engine) tickHopAcks() {
 		}
 		w.tries++
 		w.deadline = time.Time{}
-		if _, ok := l.queue.push(qitem{frame: w.frame, to: w.to, pri: PriData, release: key, hasRelease: true}); ok {
-			e.counters.Retransmits++
+		// Still the neighbour's frame (w.from): it takes only its share
+		// and does not displace other neighbours' envelopes as ours would.
+		dropped, ok := l.queue.push(qitem{frame: w.frame, to: w.to, pri: PriData, release: key, hasRelease: true, owner: w.from})
+		e.queueDropped(l, dropped)
+		if !ok {
+			// Refused: try again after another timeout rather than wait
+			// with no deadline for ever.
+			e.counters.QueueDrops++
+			w.deadline = e.now.Add(e.ackTimeout(l, len(w.frame)))
+			continue
 		}
+		e.counters.Retransmits++
 	}
 }
 
