@@ -80,6 +80,7 @@ type Engine struct {
 	table     *table
 	seen      *seenCache
 	floodSeen *floodSeen
+	relaySeen *floodSeen // frames of channels not joined (flood.go)
 	delivered *deliveredSet
 	custody   *custodyStore
 	reasm     *protocol.Reassembler
@@ -122,6 +123,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		table:     newTable(cfg.MaxRoutes),
 		seen:      newSeenCache(cfg.SeenCacheSize),
 		floodSeen: newFloodSeen(cfg.SeenCacheSize, now, cfg.FloodMaxAge),
+		relaySeen: newFloodSeen(cfg.SeenCacheSize, now, cfg.FloodMaxAge),
 		delivered: newDeliveredSet(cfg.MaxDelivered),
 		custody:   newCustodyStore(newCustodyQuota(cfg.Identity.Address(), limitsOf(&cfg))),
 		reasm:     protocol.NewReassembler(protocol.ReassemblerConfig{}),
@@ -338,7 +340,7 @@ func (e *Engine) updateGauges() {
 	c.Routes = uint64(e.table.routes)
 	c.CustodyCount = uint64(len(e.custody.recs))
 	c.CustodyBytes = uint64(e.custody.bytes)
-	c.SeenEntries = uint64(e.seen.len() + e.floodSeen.len())
+	c.SeenEntries = uint64(e.seen.len() + e.floodSeen.len() + e.relaySeen.len())
 	c.QueuedFrames, c.QueuedBytes = 0, 0
 	for _, l := range e.links {
 		c.QueuedFrames += uint64(l.queue.len())

@@ -358,3 +358,48 @@ func TestAttackRetransmitKeepsOwner(t *testing.T) {
 		t.Fatal("the refused retransmission was never tried again")
 	}
 }
+
+// TestAttackFloodCacheBlackout: a neighbour (or gossip peer) sends frames
+// of channels nobody can check, dated ClockSkew ahead, enough to fill the
+// flood dedup cache. The cache forgot genuine frames first and raised its
+// floor past their expiry, so every node then refused every fresh frame as
+// possibly forgotten: for ten minutes per cache-full of junk (1.5 MiB at the
+// default size), every broadcast was neither delivered nor relayed. A
+// member now dedups its channels' frames in a cache only authenticated
+// frames enter, and a non-member relays a frame it may have forgotten (a
+// replay costs it one hop-limited relay; members refuse it themselves).
+func TestAttackFloodCacheBlackout(t *testing.T) {
+	key := floodChannel(t)
+	small := func(c *routing.Config) { c.SeenCacheSize = 64 }
+	a := newFloodNode(t, "a", nil)
+	member, relay := newFloodNode(t, "b", small), newFloodNode(t, "c", small)
+	member.step(routing.JoinChannel{Key: key})
+	rnd := rand.NewChaCha8([32]byte{52})
+	at := epoch.Add(time.Minute)
+	for range 64 {
+		jk, err := protocol.NewChannelKey(rnd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk, err := protocol.SealChannel(rnd, jk, 5, at.Add(9*time.Minute), []byte("junk"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		member.receive(at, junk)
+		relay.receive(at, junk)
+	}
+	for i := range 5 {
+		at = at.Add(time.Minute)
+		a.now = at
+		frame := a.broadcast(key, "genuine", 5)
+		member.got, relay.out = nil, nil
+		member.receive(at, frame)
+		relay.receive(at, frame)
+		if len(member.got) != 1 {
+			t.Fatalf("genuine frame %d after the junk: not delivered to a member", i)
+		}
+		if len(relay.out) == 0 {
+			t.Fatalf("genuine frame %d after the junk: not relayed by a non-member", i)
+		}
+	}
+}
