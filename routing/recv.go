@@ -279,7 +279,7 @@ func (e *Engine) sendReceipt(key envKey, ent deliveredEntry) {
 // alternative, no receipt, would leave the sender retrying to expiry and
 // reporting a delivered message as expired.
 func (e *Engine) sendSealedReceipt(msg envKey, to Address, payload []byte, expires protocol.Timestamp) ([]byte, error) {
-	h, err := e.controlHeader(to, protocol.TypeReceipt, expires)
+	h, err := e.controlHeader(to, protocol.TypeReceipt, sealedReceiptExpiry(protocol.TimestampOf(e.now), expires))
 	if err != nil {
 		return nil, err
 	}
@@ -293,6 +293,20 @@ func (e *Engine) sendSealedReceipt(msg envKey, to Address, payload []byte, expir
 		return nil, err
 	}
 	return e.sendOwn(env)
+}
+
+// sealedReceiptExpiry is when a sealed receipt for a message expiring at
+// msg expires: the message's remaining lifetime rounded up to a power of
+// two hours (at most protocol.MaxLifetime). Not the message's expiry, which
+// would show anyone who saw both envelopes which message the receipt
+// confirms; not earlier, so the kept receipt answers every copy.
+func sealedReceiptExpiry(now, msg protocol.Timestamp) protocol.Timestamp {
+	maxLife := protocol.Timestamp(protocol.MaxLifetime / time.Second)
+	life := protocol.Timestamp(3600)
+	for now+life < msg && life < maxLife {
+		life *= 2
+	}
+	return now + min(life, maxLife)
 }
 
 // pendingReceipt keeps a sealed receipt whose origin's key is unknown. The

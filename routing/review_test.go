@@ -403,3 +403,45 @@ func TestAttackFloodCacheBlackout(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackSealedReceiptExpiryLinks: a sealed receipt's header must not
+// carry the message's expiry. It did (the receipt lived as long as the
+// message), so a forwarder that saw both, or anyone in radio range, matched
+// the sealed-sender message towards b with the receipt towards a by one
+// 4-byte field and learned that a wrote to b. The receipt now lives for the
+// message's remaining lifetime rounded up to a power of two hours.
+func TestAttackSealedReceiptExpiryLinks(t *testing.T) {
+	n := newTestNet(t, 53)
+	a, b := n.addNode("a"), n.addNode("b")
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
+	n.run(2 * time.Second)
+	var msg, rcpt *protocol.Envelope
+	n.drop = func(nd *tnode, _ *tlink, tx routing.Transmit) bool {
+		if env := envelopeOf(tx.Frame); env != nil {
+			switch {
+			case nd == a && env.Type == protocol.TypeMessage && msg == nil:
+				msg = env
+			case nd == b && env.Type == protocol.TypeReceipt && rcpt == nil:
+				rcpt = env
+			}
+		}
+		return false
+	}
+	n.step(a, routing.SendRequest{Ref: 1, Dest: b.id.Address(), Body: []byte("m"), SealedSender: true, TTL: 3*time.Hour + 17*time.Second})
+	n.run(time.Second)
+	if msg == nil || rcpt == nil {
+		t.Fatal("message or receipt not seen")
+	}
+	if rcpt.Flags&protocol.FlagSealedSender == 0 {
+		t.Fatal("the receipt is not sealed")
+	}
+	if rcpt.Expires == msg.Expires {
+		t.Fatalf("the sealed receipt expires with the message (%d): the two are linked", msg.Expires)
+	}
+	if rcpt.Expires < msg.Expires {
+		t.Fatalf("the receipt expires at %d, before the message (%d) whose copies it answers", rcpt.Expires, msg.Expires)
+	}
+	if life := rcpt.Expires - rcpt.Created; life != 4*3600 {
+		t.Fatalf("receipt lifetime %d s, want 4 h (3 h of message left, rounded up)", life)
+	}
+}
