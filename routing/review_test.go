@@ -445,3 +445,48 @@ func TestAttackSealedReceiptExpiryLinks(t *testing.T) {
 		t.Fatalf("receipt lifetime %d s, want 4 h (3 h of message left, rounded up)", life)
 	}
 }
+
+// TestAttackOfferToMailboxItself: a mailbox does not take custody of an
+// offered envelope addressed to itself (no honest node offers a message to
+// its destination). It did: the message sat in custody, never delivered,
+// and the mailbox looked itself up, in the DHT and with path requests, until
+// the message expired.
+func TestAttackOfferToMailboxItself(t *testing.T) {
+	rnd := rand.NewChaCha8([32]byte{54})
+	v, err := protocol.NewIdentity(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := routing.New(routing.Config{Identity: v, Rand: rand.NewChaCha8([32]byte{55}), AnnounceInterval: 24 * time.Hour,
+		Mailbox: true}, epoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lookups []protocol.Address
+	step := func(in routing.Input) {
+		_ = eng.Step(epoch, in)
+		for eng.HasReady() {
+			lookups = append(lookups, eng.Ready().Lookups...)
+			eng.Advance()
+		}
+	}
+	step(routing.LinkUp{Link: routing.LinkInfo{ID: 1, Kind: routing.LinkTCP, Bitrate: 1e8}})
+	ts := protocol.TimestampOf(epoch)
+	sign := func(h protocol.Header, payload []byte) []byte {
+		env, err := protocol.SignEnvelope(attacker(t), h, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := env.MarshalBinary()
+		return raw
+	}
+	inner := sign(protocol.Header{Type: protocol.TypeMessage, HopLimit: 8, ID: protocol.MessageID{1}, Created: ts, Expires: ts + 3600,
+		Dest: v.Address()}, []byte("for the mailbox itself"))
+	step(routing.FrameReceived{Link: 1, Frame: sign(protocol.Header{Type: protocol.TypeControl, HopLimit: 8, ID: protocol.MessageID{2},
+		Created: ts, Expires: ts + 3600, Dest: v.Address()}, protocol.AppendCustodyOffer(nil, inner))})
+	for _, a := range lookups {
+		if a == v.Address() {
+			t.Fatal("the mailbox took custody of a message for itself and looks itself up")
+		}
+	}
+}
