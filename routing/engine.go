@@ -27,6 +27,9 @@ type link struct {
 	sealedRate tokenBucket
 	// floodBytes is what its pending rebroadcasts hold (flood.go).
 	floodBytes int
+	// reasm reassembles a radio's fragments within a budget of its own, so
+	// fragments from other links cannot evict them (nil: not yet needed).
+	reasm *protocol.Reassembler
 }
 
 type advertReq struct {
@@ -224,6 +227,11 @@ func (e *Engine) Tick(now time.Time) {
 		e.nextSweep = now.Add(e.sweepInterval())
 	}
 	e.reasm.Expire(now)
+	for _, l := range e.links {
+		if l.reasm != nil {
+			l.reasm.Expire(now)
+		}
+	}
 }
 
 // NextWake returns the earliest time at which Tick has work to do.
@@ -246,6 +254,13 @@ func (e *Engine) NextWake() time.Time {
 	}
 	if u, ok := e.reasm.NextExpiry(); ok {
 		earlier(u)
+	}
+	for _, l := range e.links {
+		if l.reasm != nil {
+			if u, ok := l.reasm.NextExpiry(); ok {
+				earlier(u)
+			}
+		}
 	}
 	for _, l := range e.links {
 		earlier(e.advertReadyAt(l))

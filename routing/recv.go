@@ -53,7 +53,7 @@ func (e *Engine) handleFrame(l *link, frame []byte, snr float64, hasSNR, inner b
 			e.counters.FramesMalformed++
 			return fmt.Errorf("fragment inside a fragment: %w", ErrBadInput)
 		}
-		obj, err := e.reasm.Add(e.now, linkSource(l.info.ID), frame)
+		obj, err := e.reassembler(l).Add(e.now, linkSource(l.info.ID), frame)
 		if err != nil {
 			e.counters.FramesMalformed++
 			return err
@@ -66,6 +66,21 @@ func (e *Engine) handleFrame(l *link, frame []byte, snr float64, hasSNR, inner b
 	}
 	e.counters.FramesUnknown++
 	return fmt.Errorf("frame of kind %v: %w", kind, ErrBadInput)
+}
+
+// reassembler returns the reassembler for fragments from l: a radio's own,
+// or the one the point-to-point links share (they rarely fragment: only
+// envelopes over their 64 KiB MTU). A radio carries every envelope in
+// fragments, and its groups take seconds to complete: with one budget for
+// all, a fast neighbour's first fragments would evict them.
+func (e *Engine) reassembler(l *link) *protocol.Reassembler {
+	if !l.info.Shared {
+		return e.reasm
+	}
+	if l.reasm == nil {
+		l.reasm = protocol.NewReassembler(protocol.ReassemblerConfig{})
+	}
+	return l.reasm
 }
 
 // handleEnvelope verifies (once), deduplicates, delivers or forwards an

@@ -490,3 +490,59 @@ func TestAttackOfferToMailboxItself(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackFragmentEviction: fragments from a point-to-point neighbour
+// cannot evict the groups a radio is reassembling. The reassembler's bounds
+// (64 groups, 256 KiB) were shared by every link, oldest evicted first: an
+// IP or TCP neighbour sending 64 first fragments in a millisecond evicted
+// every envelope half-way across LoRa (where every envelope is fragmented),
+// and doing so once a second stopped all unicast over the radio.
+func TestAttackFragmentEviction(t *testing.T) {
+	rnd := rand.NewChaCha8([32]byte{56})
+	v, err := protocol.NewIdentity(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := routing.New(routing.Config{Identity: v, Rand: rand.NewChaCha8([32]byte{57}), AnnounceInterval: 24 * time.Hour}, epoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := epoch
+	step := func(in routing.Input) {
+		_ = eng.Step(now, in)
+		for eng.HasReady() {
+			eng.Ready()
+			eng.Advance()
+		}
+	}
+	step(routing.LinkUp{Link: routing.LinkInfo{ID: 1, Kind: routing.LinkTCP, Bitrate: 1e8}})
+	step(routing.LinkUp{Link: routing.LinkInfo{ID: 2, Kind: routing.LinkLoRa, Bitrate: 1760}})
+	ts := protocol.TimestampOf(epoch)
+	env, err := protocol.SignEnvelope(attacker(t), protocol.Header{Type: protocol.TypeMessage, HopLimit: 8, ID: protocol.MessageID{1},
+		Created: ts, Expires: ts + 3600, Dest: v.Address()}, make([]byte, 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := env.MarshalBinary()
+	frags, err := protocol.Split(raw, 255, 77)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range frags {
+		if i == len(frags)/2 {
+			for g := range 64 {
+				junk, err := protocol.Split(make([]byte, 300), 255, uint32(1000+g))
+				if err != nil {
+					t.Fatal(err)
+				}
+				step(routing.FrameReceived{Link: 1, Frame: junk[0]})
+			}
+		}
+		now = now.Add(time.Second)
+		step(routing.FrameReceived{Link: 2, Frame: f})
+	}
+	if c := eng.Counters(); c.Reassembled != 1 || c.Delivered != 1 {
+		t.Fatalf("an envelope over the radio: %d reassembled, %d delivered after 64 fragments from a TCP neighbour",
+			c.Reassembled, c.Delivered)
+	}
+}
