@@ -87,6 +87,10 @@ type Counters struct {
 
 	SealedRateLimited uint64 // sealed-sender envelopes dropped by a link's rate limit
 
+	// FloodRelayDropped counts radio rebroadcasts not scheduled because the
+	// link's pending rebroadcasts already held its queue's worth of bytes.
+	FloodRelayDropped uint64
+
 	// Gauges.
 	Routes       uint64
 	CustodyCount uint64

@@ -60,6 +60,10 @@ type custodyRec struct {
 	attempts   int
 	nextTry    time.Time // zero: wait for a route
 	gen        uint64    // heap entries with another generation are stale
+
+	// offeredTo is the mailbox it was last offered to (volatile): only
+	// that mailbox's answer counts.
+	offeredTo Address
 }
 
 func (r *custodyRec) size() int { return cap(r.data) + custodyRecOverhead }

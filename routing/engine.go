@@ -25,6 +25,11 @@ type link struct {
 	adverts []advertReq
 	// sealedRate limits the sealed-sender envelopes it brings (quota.go).
 	sealedRate tokenBucket
+	// floodBytes is what its pending rebroadcasts hold (flood.go).
+	floodBytes int
+	// reasm reassembles a radio's fragments within a budget of its own, so
+	// fragments from other links cannot evict them (nil: not yet needed).
+	reasm *protocol.Reassembler
 }
 
 type advertReq struct {
@@ -81,6 +86,7 @@ type Engine struct {
 	table     *table
 	seen      *seenCache
 	floodSeen *floodSeen
+	relaySeen *floodSeen // frames of channels not joined (flood.go)
 	delivered *deliveredSet
 	custody   *custodyStore
 	reasm     *protocol.Reassembler
@@ -124,6 +130,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		table:     newTable(cfg.MaxRoutes),
 		seen:      newSeenCache(cfg.SeenCacheSize),
 		floodSeen: newFloodSeen(cfg.SeenCacheSize, now, cfg.FloodMaxAge),
+		relaySeen: newFloodSeen(cfg.SeenCacheSize, now, cfg.FloodMaxAge),
 		delivered: newDeliveredSet(cfg.MaxDelivered),
 		custody:   newCustodyStore(newCustodyQuota(cfg.Identity.Address(), limitsOf(&cfg))),
 		reasm:     protocol.NewReassembler(protocol.ReassemblerConfig{}),
@@ -224,6 +231,11 @@ func (e *Engine) Tick(now time.Time) {
 		e.nextSweep = now.Add(e.sweepInterval())
 	}
 	e.reasm.Expire(now)
+	for _, l := range e.links {
+		if l.reasm != nil {
+			l.reasm.Expire(now)
+		}
+	}
 }
 
 // NextWake returns the earliest time at which Tick has work to do.
@@ -246,6 +258,13 @@ func (e *Engine) NextWake() time.Time {
 	}
 	if u, ok := e.reasm.NextExpiry(); ok {
 		earlier(u)
+	}
+	for _, l := range e.links {
+		if l.reasm != nil {
+			if u, ok := l.reasm.NextExpiry(); ok {
+				earlier(u)
+			}
+		}
 	}
 	for _, l := range e.links {
 		earlier(e.advertReadyAt(l))
@@ -340,7 +359,7 @@ func (e *Engine) updateGauges() {
 	c.Routes = uint64(e.table.routes)
 	c.CustodyCount = uint64(len(e.custody.recs))
 	c.CustodyBytes = uint64(e.custody.bytes)
-	c.SeenEntries = uint64(e.seen.len() + e.floodSeen.len())
+	c.SeenEntries = uint64(e.seen.len() + e.floodSeen.len() + e.relaySeen.len())
 	c.PathRequestsPending = uint64(len(e.pathReqs))
 	c.QueuedFrames, c.QueuedBytes = 0, 0
 	for _, l := range e.links {

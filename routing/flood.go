@@ -37,17 +37,26 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 		return nil
 	}
 	key, expires := floodKey(f), f.Sent().Add(e.cfg.FloodMaxAge)
-	switch e.floodSeen.check(key, expires, e.now) {
+	k, member := e.channels[f.Channel]
+	seen := e.seenFor(member)
+	switch seen.check(key, expires, e.now) {
 	case floodDuplicate:
 		e.counters.FloodDuplicate++
 		e.heardRebroadcast(l, key, snr, hasSNR)
 		return nil
 	case floodForgotten:
-		e.counters.FloodStale++
-		return nil
+		if member {
+			e.counters.FloodStale++
+			return nil
+		}
+		// A non-member cannot tell a frame it forgot from a replay, and
+		// refusing both would let junk it cannot check (dated ahead, so
+		// it outlives fresh frames) stop every broadcast it relays. A
+		// replay costs it one relay, within the hop limit; members refuse
+		// it themselves.
 	}
 	var d *Delivery
-	if k, ok := e.channels[f.Channel]; ok {
+	if member {
 		// A member authenticates before anything else: a frame that fails
 		// (a raised hop limit, a re-dated replay, a forgery) is dropped, not
 		// relayed, and does not take the dedup key from the genuine frame.
@@ -61,7 +70,7 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 			Channel: f.Channel, Broadcast: true, Signed: m.Signed, Hops: f.HopCount,
 		}
 	}
-	e.floodSeen.add(key, expires)
+	seen.add(key, expires)
 	if d != nil {
 		e.rd.Deliveries = append(e.rd.Deliveries, *d)
 		e.counters.FloodDelivered++
@@ -71,6 +80,17 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 	}
 	e.relayChannel(l, key, raw, snr, hasSNR)
 	return nil
+}
+
+// seenFor returns the flood dedup cache for frames of a joined channel
+// (member) or of another one. Only authenticated frames enter the
+// members' cache, so junk nobody can check never evicts their keys nor
+// raises its floor.
+func (e *Engine) seenFor(member bool) *floodSeen {
+	if member {
+		return e.floodSeen
+	}
+	return e.relaySeen
 }
 
 // heardRebroadcast counts a copy of a frame heard on l against the pending
@@ -107,9 +127,15 @@ func (e *Engine) relayChannel(l *link, key [16]byte, raw []byte, snr float64, ha
 				e.emit(ol, Address{}, fwd, PriBulk)
 				e.counters.FloodRelayed++
 			}
+		case ol.floodBytes > 0 && ol.floodBytes+len(fwd) > ol.queue.limit:
+			// A radio sends no more than its queue holds in a window:
+			// without this bound a neighbour's junk (frames of channels
+			// this node cannot authenticate) would wait here for hours.
+			e.counters.FloodRelayDropped++
 		default:
 			delay := e.floodDelay(ol, len(fwd), snr, hasSNR && ol == l)
 			e.floods[key] = append(e.floods[key], &pendingFlood{key: key, link: ol.info.ID, frame: fwd, due: e.now.Add(delay)})
+			ol.floodBytes += len(fwd)
 		}
 	}
 }
@@ -156,6 +182,7 @@ func snrFloor(bitrate int) float64 {
 }
 
 func (e *Engine) cancelFlood(key [16]byte, p *pendingFlood) {
+	e.unpendFlood(p)
 	ps := slices.DeleteFunc(e.floods[key], func(x *pendingFlood) bool { return x == p })
 	if len(ps) == 0 {
 		delete(e.floods, key)
@@ -163,6 +190,13 @@ func (e *Engine) cancelFlood(key [16]byte, p *pendingFlood) {
 		e.floods[key] = ps
 	}
 	e.counters.FloodCancelled++
+}
+
+// unpendFlood gives back what a pending rebroadcast held on its link.
+func (e *Engine) unpendFlood(p *pendingFlood) {
+	if l := e.links[p.link]; l != nil {
+		l.floodBytes -= len(p.frame)
+	}
 }
 
 // tickFloods sends rebroadcasts whose delay passed, in due order.
@@ -193,6 +227,7 @@ func (e *Engine) tickFloods() {
 		return int(a.link) - int(b.link)
 	})
 	for _, p := range due {
+		e.unpendFlood(p)
 		if l := e.links[p.link]; l != nil && e.emit(l, Address{}, p.frame, PriBulk) {
 			e.counters.FloodRelayed++
 		}
@@ -219,7 +254,8 @@ func (e *Engine) broadcast(in Broadcast) error {
 	if err != nil {
 		return err
 	}
-	e.floodSeen.add(floodKey(f), f.Sent().Add(e.cfg.FloodMaxAge))
+	_, member := e.channels[f.Channel]
+	e.seenFor(member).add(floodKey(f), f.Sent().Add(e.cfg.FloodMaxAge))
 	for _, l := range e.sortedLinks() {
 		if l.info.Kind != LinkIP {
 			e.emit(l, Address{}, frame, PriBulk)

@@ -9,8 +9,8 @@ import (
 
 // Custody quotas: who may take how much of the node's custody store.
 //
-// Records fall into two classes. The node's own (origin records, and the
-// receipts and control messages it signs) may use the whole store. Every
+// Records fall into two classes. The node's own messages (origin records)
+// may use the whole store. Every
 // other record is forwarded traffic and is charged to the pool the node's
 // own reserve leaves (CustodyMaxBytes - CustodyOwnReserve), to its
 // destination, to its source where the envelope is signed, to the
@@ -114,8 +114,20 @@ func newCustodyQuota(self Address, lim quotaLimits) *custodyQuota {
 	}
 }
 
-// isOwn reports whether r is the node's own: it may use the reserve.
-func (q *custodyQuota) isOwn(r *custodyRec) bool { return r.origin || r.source == q.self }
+// isOwn reports whether r is the node's own message: it may use the
+// reserve. Receipts and control envelopes are not, though the node signs
+// them: they answer other nodes' traffic, so anyone can make the node owe
+// them (messages from an unreachable sender, or from a key it cannot
+// fetch, each leave a receipt waiting in custody for up to 30 days). They
+// are held as forwarded traffic charged to their destination (and a
+// sealed receipt, also while it waits for the key, to the sealed-sender
+// pool).
+func (q *custodyQuota) isOwn(r *custodyRec) bool {
+	if r.typ == protocol.TypeReceipt || r.typ == protocol.TypeControl {
+		return false
+	}
+	return r.origin || r.source == q.self
+}
 
 // admit reports whether r fits every quota it would be charged to.
 func (q *custodyQuota) admit(r *custodyRec) error {
@@ -224,7 +236,7 @@ func (e *Engine) restoreCharged(r *custodyRec) {
 			r.source, _ = env.Source()
 		}
 	}
-	if r.origin || r.source == e.self {
+	if e.custody.quota.isOwn(r) {
 		e.custody.add(r)
 		return
 	}

@@ -29,7 +29,7 @@ func (e *Engine) handleFrame(l *link, frame []byte, snr float64, hasSNR, inner b
 			e.counters.FramesMalformed++
 			return err
 		}
-		e.hopAcked(envKey(id))
+		e.hopAcked(l, envKey(id))
 		return nil
 	case protocol.KindChannel, protocol.KindChannelSigned:
 		return e.handleChannel(l, frame, snr, hasSNR)
@@ -53,7 +53,7 @@ func (e *Engine) handleFrame(l *link, frame []byte, snr float64, hasSNR, inner b
 			e.counters.FramesMalformed++
 			return fmt.Errorf("fragment inside a fragment: %w", ErrBadInput)
 		}
-		obj, err := e.reasm.Add(e.now, linkSource(l.info.ID), frame)
+		obj, err := e.reassembler(l).Add(e.now, linkSource(l.info.ID), frame)
 		if err != nil {
 			e.counters.FramesMalformed++
 			return err
@@ -66,6 +66,21 @@ func (e *Engine) handleFrame(l *link, frame []byte, snr float64, hasSNR, inner b
 	}
 	e.counters.FramesUnknown++
 	return fmt.Errorf("frame of kind %v: %w", kind, ErrBadInput)
+}
+
+// reassembler returns the reassembler for fragments from l: a radio's own,
+// or the one the point-to-point links share (they rarely fragment: only
+// envelopes over their 64 KiB MTU). A radio carries every envelope in
+// fragments, and its groups take seconds to complete: with one budget for
+// all, a fast neighbour's first fragments would evict them.
+func (e *Engine) reassembler(l *link) *protocol.Reassembler {
+	if !l.info.Shared {
+		return e.reasm
+	}
+	if l.reasm == nil {
+		l.reasm = protocol.NewReassembler(protocol.ReassemblerConfig{})
+	}
+	return l.reasm
 }
 
 // handleEnvelope verifies (once), deduplicates, delivers or forwards an
@@ -279,7 +294,7 @@ func (e *Engine) sendReceipt(key envKey, ent deliveredEntry) {
 // alternative, no receipt, would leave the sender retrying to expiry and
 // reporting a delivered message as expired.
 func (e *Engine) sendSealedReceipt(msg envKey, to Address, payload []byte, expires protocol.Timestamp) ([]byte, error) {
-	h, err := e.controlHeader(to, protocol.TypeReceipt, expires)
+	h, err := e.controlHeader(to, protocol.TypeReceipt, sealedReceiptExpiry(protocol.TimestampOf(e.now), expires))
 	if err != nil {
 		return nil, err
 	}
@@ -295,10 +310,25 @@ func (e *Engine) sendSealedReceipt(msg envKey, to Address, payload []byte, expir
 	return e.sendOwn(env)
 }
 
+// sealedReceiptExpiry is when a sealed receipt for a message expiring at
+// msg expires: the message's remaining lifetime rounded up to a power of
+// two hours (at most protocol.MaxLifetime). Not the message's expiry, which
+// would show anyone who saw both envelopes which message the receipt
+// confirms; not earlier, so the kept receipt answers every copy.
+func sealedReceiptExpiry(now, msg protocol.Timestamp) protocol.Timestamp {
+	maxLife := protocol.Timestamp(protocol.MaxLifetime / time.Second)
+	life := protocol.Timestamp(3600)
+	for now+life < msg && life < maxLife {
+		life *= 2
+	}
+	return now + min(life, maxLife)
+}
+
 // pendingReceipt keeps a sealed receipt whose origin's key is unknown. The
-// record is the node's own (origin: it is the only kind that may wait for a
-// key) but reports no events; once sealed it is an ordinary forwarder
-// record, released on hand-over (see sealStored).
+// record is marked origin (it is the only kind that may wait for a key) but
+// reports no events, and the quotas charge it as forwarded traffic (see
+// custodyQuota.isOwn); once sealed it is an ordinary forwarder record,
+// released on hand-over (see sealStored).
 func (e *Engine) pendingReceipt(msg envKey, h protocol.Header, payload []byte) error {
 	r := &custodyRec{
 		key: pendingKey(h.ID), id: h.ID, dest: h.Dest, origin: true, awaitingKey: true, sealedSender: true,
@@ -501,7 +531,9 @@ func (e *Engine) handleControl(env *protocol.Envelope, l *link) error {
 // link l: the offer is charged to that neighbour's share. Holding the
 // envelope already is acceptance; a record is never replaced.
 func (e *Engine) acceptOffer(inner *protocol.Envelope, key envKey, l *link) protocol.CustodyStatus {
-	if !e.cfg.Mailbox {
+	if !e.cfg.Mailbox || inner.Dest == e.self {
+		// No honest node offers a message to its destination; kept, it
+		// would wait for a route to this node until it expired.
 		return protocol.CustodyRefusedPolicy
 	}
 	if err := inner.Verify(e.now, e.cfg.ClockSkew); err != nil {

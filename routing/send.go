@@ -328,9 +328,10 @@ func (e *Engine) expireCustody(r *custodyRec) {
 		e.rd.Events = append(e.rd.Events, Event{Kind: EventExpired, Ref: r.ref, ID: r.id, Dest: r.dest})
 		return
 	}
-	// Tell the sender, where we know who it is.
+	// Tell the sender, where we know who it is and it is not this node (a
+	// notice to itself would wait in custody, expire and send the next).
 	if env, err := protocol.ParseEnvelope(r.data); err == nil {
-		if src, ok := env.Source(); ok {
+		if src, ok := env.Source(); ok && src != e.self {
 			// The notice names the envelope key, which the origin's
 			// record is keyed on.
 			if _, err := e.sendControl(src, protocol.TypeControl, protocol.AppendExpiryNotice(nil, MessageID(r.key)),
@@ -375,14 +376,18 @@ func (e *Engine) handOff(r *custodyRec) {
 	if best == nil {
 		return
 	}
-	_, _ = e.sendControl(best.dest, protocol.TypeControl, protocol.AppendCustodyOffer(nil, r.data), r.expires)
+	if _, err := e.sendControl(best.dest, protocol.TypeControl, protocol.AppendCustodyOffer(nil, r.data), r.expires); err == nil {
+		r.offeredTo = best.dest
+	}
 }
 
 // offerAnswered handles a mailbox's answer to a custody offer; the answer
-// names the offered envelope's key.
+// names the offered envelope's key. Only the mailbox it was offered to is
+// believed: anyone who saw the envelope knows its key, and a stranger's
+// "accepted" would stop the origin's retries or drop a forwarder's copy.
 func (e *Engine) offerAnswered(key envKey, mailbox Address, status protocol.CustodyStatus) {
 	r := e.custody.get(key)
-	if r == nil || status != protocol.CustodyAccepted {
+	if r == nil || status != protocol.CustodyAccepted || r.offeredTo.IsZero() || r.offeredTo != mailbox {
 		return
 	}
 	e.counters.CustodyHandedOff++
@@ -396,10 +401,12 @@ func (e *Engine) offerAnswered(key envKey, mailbox Address, status protocol.Cust
 	e.rd.Events = append(e.rd.Events, Event{Kind: EventHandedOff, Ref: r.ref, ID: r.id, Dest: r.dest})
 }
 
-// hopAcked handles a hop ack from a neighbour; it names the envelope key.
-func (e *Engine) hopAcked(key envKey) {
+// hopAcked handles a hop ack from a neighbour on l; it names the envelope
+// key. Only an ack on the link the envelope waits on counts: a neighbour on
+// another link may know the key too.
+func (e *Engine) hopAcked(l *link, key envKey) {
 	e.counters.HopAcksIn++
-	if _, ok := e.hopAcks[key]; !ok {
+	if w, ok := e.hopAcks[key]; !ok || w.link != l.info.ID {
 		return
 	}
 	delete(e.hopAcks, key)
@@ -425,9 +432,18 @@ func (e *Engine) tickHopAcks() {
 		}
 		w.tries++
 		w.deadline = time.Time{}
-		if _, ok := l.queue.push(qitem{frame: w.frame, to: w.to, pri: PriData, release: key, hasRelease: true}); ok {
-			e.counters.Retransmits++
+		// Still the neighbour's frame (w.from): it takes only its share
+		// and does not displace other neighbours' envelopes as ours would.
+		dropped, ok := l.queue.push(qitem{frame: w.frame, to: w.to, pri: PriData, release: key, hasRelease: true, owner: w.from})
+		e.queueDropped(l, dropped)
+		if !ok {
+			// Refused: try again after another timeout rather than wait
+			// with no deadline for ever.
+			e.counters.QueueDrops++
+			w.deadline = e.now.Add(e.ackTimeout(l, len(w.frame)))
+			continue
 		}
+		e.counters.Retransmits++
 	}
 }
 
@@ -528,8 +544,12 @@ func (e *Engine) restoreCustody(rec Record, k [16]byte, now protocol.Timestamp) 
 	}
 	r.nextTry = e.now // retry soon after a restart
 	if e.custody.get(r.key) != nil || e.isRestoring(r.key) {
-		// Two old records of one envelope: the first stays.
-		e.del(rec.Key)
+		// Two old records of one envelope: the first stays, under the
+		// envelope key; that may be this record's own key (the first was
+		// in format 1 and was rewritten there), which must not be deleted.
+		if rec.Key != custodyKey(r.key) {
+			e.del(rec.Key)
+		}
 		return nil
 	}
 	if key := custodyKey(r.key); key != rec.Key {

@@ -1,0 +1,68 @@
+package routing
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// TestAttackFloodPendingBounded is the attack of an IP or TCP neighbour
+// that sends channel frames of channels this node is not a member of (so
+// it cannot authenticate them) as fast as its link goes: each new frame
+// waits for its radio rebroadcast for up to two windows of 32 airtimes of
+// the frame (hours for a large frame at LoRa rates), so the pending
+// rebroadcasts must be bounded by what the radio can carry, not grow with
+// the attacker's rate.
+func TestAttackFloodPendingBounded(t *testing.T) {
+	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	rnd := rand.NewChaCha8([32]byte{9})
+	id, err := protocol.NewIdentity(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Identity: id, Rand: rnd, AnnounceInterval: 24 * time.Hour}, start, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := start.Add(time.Second) // frames sent after the node started
+	step := func(in Input) {
+		_ = e.Step(now, in)
+		for e.HasReady() {
+			e.Ready()
+			e.Advance()
+		}
+	}
+	step(LinkUp{Link: LinkInfo{ID: 1, Kind: LinkTCP, Bitrate: 1e8}})
+	step(LinkUp{Link: LinkInfo{ID: 2, Kind: LinkLoRa, Bitrate: 1760}})
+	const frames, size = 2000, 4096
+	for i := range frames {
+		key, err := protocol.NewChannelKey(rnd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := protocol.SealChannel(rnd, key, 5, now, make([]byte, size), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			step(FrameReceived{Link: 1, Frame: f})
+		} else {
+			step(GossipReceived{Frame: f})
+		}
+	}
+	pending := 0
+	for _, ps := range e.floods {
+		for _, p := range ps {
+			pending += len(p.frame)
+		}
+	}
+	if limit := e.links[2].queue.limit; pending > limit+size+protocol.ChannelOverhead {
+		t.Fatalf("%d bytes of rebroadcasts pending on a radio whose queue holds %d (%d frames from one neighbour)",
+			pending, limit, frames)
+	}
+	if e.counters.FloodRelayDropped == 0 {
+		t.Fatal("no dropped rebroadcast counted")
+	}
+}
