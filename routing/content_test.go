@@ -288,6 +288,29 @@ func TestAttackFailingRandom(t *testing.T) {
 		}
 		e.Advance()
 	}
+	// A neighbour's envelope for an unknown destination goes to custody,
+	// which asks for a route: no path request may leave under an ID the
+	// broken source did not supply.
+	h := protocol.Header{Type: protocol.TypeMessage, HopLimit: 16, ID: protocol.MessageID{3}, Created: protocol.TimestampOf(epoch),
+		Expires: protocol.TimestampOf(epoch) + 3600, Dest: protocol.Address{7}}
+	env, err := protocol.SignEnvelope(attacker(t), h, []byte("for nobody we know"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := env.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = e.Step(epoch, routing.FrameReceived{Link: 1, Frame: raw})
+	rd := e.Ready()
+	for _, tx := range rd.Transmits {
+		if k, err := protocol.PeekKind(tx.Frame); err == nil && k == protocol.KindPathRequest {
+			t.Fatalf("a path request left with a broken random source: %x", tx.Frame)
+		}
+	}
+	if len(rd.Lookups) == 0 {
+		t.Error("no lookup for the unknown destination (a lookup needs no randomness)")
+	}
 }
 
 // custodyV1 lays out a custody record as format 1 wrote it (keyed on the

@@ -101,9 +101,15 @@ func (e *Engine) pathRequest(d *destEntry, wantKey bool) {
 		e.counters.LookupsLimited++
 		return // asked again at the next custody retry
 	}
-	d.lastPathRequest = e.now
 	var pr protocol.PathRequest
-	e.randBytes(pr.ID[:])
+	if e.randBytes(pr.ID[:]) != nil {
+		// Fail closed: no request under a predictable ID. The DHT
+		// lookup needs no randomness.
+		e.rd.Lookups = append(e.rd.Lookups, d.dest)
+		e.counters.Lookups++
+		return
+	}
+	d.lastPathRequest = e.now
 	pr.Target = d.dest
 	pr.HopLimit = e.cfg.PathRequestHops
 	pr.WantKEMKey = wantKey
