@@ -3,6 +3,7 @@ package routing
 import (
 	"bytes"
 	"container/heap"
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"slices"
@@ -36,13 +37,20 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 		e.counters.FloodStale++
 		return nil
 	}
-	key, expires := floodKey(f), f.Sent().Add(e.cfg.FloodMaxAge)
 	k, member := e.channels[f.Channel]
+	key, expires := floodKey(f), f.Sent().Add(e.cfg.FloodMaxAge)
+	if !member {
+		// A node that cannot check the tag keys what it relays on the
+		// frame's bytes: junk raced ahead under the frame's dedup key
+		// (another tag or ciphertext) is then another frame, and cannot
+		// take the genuine one's place.
+		key = relayKey(raw)
+	}
 	seen := e.seenFor(member)
 	switch seen.check(key, expires, e.now) {
 	case floodDuplicate:
 		e.counters.FloodDuplicate++
-		e.heardRebroadcast(l, key, snr, hasSNR)
+		e.heardRebroadcast(l, key, raw, snr, hasSNR)
 		return nil
 	case floodForgotten:
 		if member {
@@ -94,19 +102,29 @@ func (e *Engine) seenFor(member bool) *floodSeen {
 }
 
 // heardRebroadcast counts a copy of a frame heard on l against the pending
-// rebroadcasts of that frame on l.
-func (e *Engine) heardRebroadcast(l *link, key [16]byte, snr float64, hasSNR bool) {
+// rebroadcasts of that frame on l. Only the frame itself counts (the same
+// bytes but the hop count, which forwarders change): a neighbour who sends
+// junk under the frame's dedup key (another tag or ciphertext, a raised hop
+// limit) must not make nodes that cannot check the tag cancel their
+// rebroadcasts.
+func (e *Engine) heardRebroadcast(l *link, key [16]byte, raw []byte, snr float64, hasSNR bool) {
 	if l == nil {
 		return
 	}
 	for _, p := range e.floods[key] {
-		if p.link == l.info.ID {
+		if p.link == l.info.ID && sameChannelFrame(p.frame, raw) {
 			p.heard++
 			if p.heard >= e.cfg.FloodCancelAfter || (hasSNR && e.floodClose(l, snr)) {
 				e.cancelFlood(key, p)
 			}
 		}
 	}
+}
+
+// sameChannelFrame reports whether two encoded channel frames are one frame
+// with possibly different hop counts (bits 3-0 of byte 1).
+func sameChannelFrame(a, b []byte) bool {
+	return len(a) == len(b) && len(a) > 2 && a[0] == b[0] && a[1]&0xf0 == b[1]&0xf0 && bytes.Equal(a[2:], b[2:])
 }
 
 // relayChannel relays a new frame from l (nil: gossip or the node itself)
@@ -273,6 +291,20 @@ func floodKey(f *protocol.ChannelFrame) [16]byte {
 	k[0] = 'c'
 	dk := f.DedupKey()
 	copy(k[16-len(dk):], dk[:])
+	return k
+}
+
+// relayKey names a channel frame by its bytes but the hop count, for nodes
+// that are not members of its channel: a truncated SHA-256 under a label,
+// in its own space ('r') apart from floodKey's ('c').
+func relayKey(raw []byte) [16]byte {
+	h := sha256.New()
+	h.Write([]byte("meshd/channel-relay/v1\x00"))
+	h.Write([]byte{raw[0], raw[1] & 0xf0})
+	h.Write(raw[2:])
+	var k [16]byte
+	k[0] = 'r'
+	copy(k[1:], h.Sum(nil))
 	return k
 }
 

@@ -1,6 +1,7 @@
 package routing_test
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -249,4 +250,66 @@ func TestFloodRadioCancel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAttackFloodCancelByJunk: a radio neighbour that cannot stop a
+// broadcast by jamming tries to make nodes cancel their rebroadcasts by
+// sending copies under the frame's dedup key that are not the frame
+// (garbage in the ciphertext and tag, or a raised hop limit): only a
+// rebroadcast of the frame itself (the same bytes but the hop count)
+// counts. A non-member cannot check the tag, so the test node is not a
+// member.
+func TestAttackFloodCancelByJunk(t *testing.T) {
+	key := floodChannel(t)
+	a := newFloodNode(t, "a", nil)
+	frame := a.broadcast(key, "radio", 5)
+	junk := func(mut func(b []byte)) []byte {
+		b := append([]byte(nil), frame...)
+		mut(b)
+		return b
+	}
+	copies := [][]byte{
+		junk(func(b []byte) { b[len(b)-1] ^= 1 }),            // tag
+		junk(func(b []byte) { b[len(b)-12] ^= 0x80 }),        // ciphertext
+		junk(func(b []byte) { b[1] = 0xf0 | (b[1] & 0x0f) }), // hop limit raised
+	}
+	b := newFloodNode(t, "b", nil)
+	b.step(routing.LinkUp{Link: routing.LinkInfo{ID: 3, Kind: routing.LinkLoRa, Bitrate: 1760}})
+	b.out = nil
+	b.step(routing.FrameReceived{Link: 3, Frame: frame, SNR: -12, HasSNR: true})
+	for _, c := range copies {
+		b.step(routing.FrameReceived{Link: 3, Frame: c, SNR: -5, HasSNR: true}) // "close": would cancel at once
+	}
+	relayedOnTCP := len(b.out)
+	b.now = epoch.Add(2 * 32 * time.Duration(len(frame)*8) * time.Second / 1760)
+	b.tick()
+	if len(b.out) <= relayedOnTCP {
+		t.Fatalf("junk copies under the frame's key cancelled its rebroadcast (counters %+v)", b.eng.Counters())
+	}
+}
+
+// TestAttackFloodSquatNonMember: a neighbour that heard a frame races junk
+// under its dedup key (same channel, message ID and time; another tag) to a
+// node that is not a member of the channel and so cannot check tags. The
+// junk must not take the frame's place: the genuine frame arriving next is
+// still relayed, so members behind that node still get the broadcast.
+func TestAttackFloodSquatNonMember(t *testing.T) {
+	key := floodChannel(t)
+	a := newFloodNode(t, "a", nil)
+	frame := a.broadcast(key, "squatted", 5)
+	junk := append([]byte(nil), frame...)
+	junk[len(junk)-1] ^= 1
+	b := newFloodNode(t, "b", nil) // not a member
+	b.step(routing.FrameReceived{Link: 1, Frame: junk})
+	b.step(routing.FrameReceived{Link: 1, Frame: frame})
+	want := append([]byte(nil), frame...)
+	if err := protocol.IncrementChannelHops(want); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range b.out {
+		if bytes.Equal(out, want) {
+			return
+		}
+	}
+	t.Fatalf("the genuine frame was not relayed after junk under its dedup key (%d frames out, counters %+v)", len(b.out), b.eng.Counters())
 }
