@@ -41,7 +41,9 @@ import (
 // lookups from /metrics, and the frames the honest peer received during the
 // path request flood. The victim's own msg.send must be accepted before,
 // during and after both floods: a refusal fails the benchmark. Waits poll
-// the victim's metrics with a deadline. The full-size run:
+// the victim's metrics with a deadline. JUNKFLOOD_COUNT_REFUSALS=1 counts
+// refusals (metric own-refused) instead, for measuring code that refuses.
+// The full-size run (docs/performance.md):
 //
 //	JUNKFLOOD_ENVELOPES=6000 JUNKFLOOD_PATHREQS=300000 \
 //	  go test -run '^$' -bench JunkFlood -benchtime 1x -timeout 30m ./daemon/cmd/meshd
@@ -98,6 +100,7 @@ func runJunkFlood(b *testing.B, envN, preqN int) {
 	m0 := waitMetrics(ctx, b, metricsURL, "queued_frames", func(m metrics) bool { return m.get("queued_frames") == 0 })
 	base, _ := procMemory(b, pid)
 	b.ReportMetric(base, "MB-base-rss")
+	reportRSSParts(b, pid, "base")
 
 	// (a) Junk envelopes.
 	resetPeak(b, pid)
