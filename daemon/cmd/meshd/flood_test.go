@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	crand "crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -34,7 +35,11 @@ import (
 //	    (JUNKFLOOD_ENVELOPES, default 600; the attack is 6,000),
 //	(b) then well-formed path requests with random IDs and targets, as fast
 //	    as its link takes them (JUNKFLOOD_PATHREQS, default 30,000; the
-//	    issue's attack is 300,000).
+//	    issue's attack is 300,000),
+//
+// and then (c) the victim restarts on its data directory.
+// With JUNKFLOOD_HOSTILE=n, n hostile neighbours (each its own identity)
+// send the envelopes, each as many; the first sends the path requests.
 //
 // It reports the victim's resident memory (VmRSS, and VmHWM reset before
 // each phase through /proc/<pid>/clear_refs), its custody figures and
@@ -53,8 +58,9 @@ func BenchmarkJunkFlood(b *testing.B) {
 	}
 	envN := envCount(b, "JUNKFLOOD_ENVELOPES", 600)
 	preqN := envCount(b, "JUNKFLOOD_PATHREQS", 30000)
+	hostiles := max(envCount(b, "JUNKFLOOD_HOSTILE", 1), 1)
 	for range b.N {
-		runJunkFlood(b, envN, preqN)
+		runJunkFlood(b, envN, preqN, hostiles)
 	}
 }
 
@@ -74,7 +80,9 @@ func envCount(b *testing.B, name string, def int) int {
 // phase moves 96 MiB and checks 6,000 signatures on 2 busy cores).
 const floodPhaseTimeout = 10 * time.Minute
 
-func runJunkFlood(b *testing.B, envN, preqN int) {
+// runJunkFlood runs the phases with hostiles hostile neighbours, each of
+// which sends envN envelopes; the first one sends the path requests.
+func runJunkFlood(b *testing.B, envN, preqN, hostiles int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*floodPhaseTimeout)
 	defer cancel()
 	v := newProc(b, "victim")
@@ -85,9 +93,12 @@ func runJunkFlood(b *testing.B, envN, preqN int) {
 	metricsURL := v.metricsURL()
 	pid := v.cmd.Process.Pid
 
-	hostile := newFloodPeer(b, ctx)
-	honest := newFloodPeer(b, ctx)
-	for _, p := range []*floodPeer{hostile, honest} {
+	var peers []*floodPeer
+	for range hostiles + 1 {
+		peers = append(peers, newFloodPeer(b, ctx))
+	}
+	honest, hostile := peers[0], peers[1]
+	for _, p := range peers {
 		p.connect(ctx, v)
 		v.waitPeer(ctx, p.id.Address().String())
 	}
@@ -105,9 +116,18 @@ func runJunkFlood(b *testing.B, envN, preqN int) {
 	// (a) Junk envelopes.
 	resetPeak(b, pid)
 	start := time.Now()
-	hostile.sendEnvelopes(ctx, envN, v.peerID())
-	m1 := waitMetrics(ctx, b, metricsURL, fmt.Sprintf("%d frames in", envN), func(m metrics) bool {
-		return m.get("frames_in_total") >= m0.get("frames_in_total")+float64(envN)
+	errs := make([]error, hostiles)
+	victim := p2pID(b, v.peerID())
+	var wg sync.WaitGroup
+	for i, p := range peers[1:] {
+		wg.Go(func() { errs[i] = p.sendEnvelopes(ctx, envN, victim) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+	m1 := waitMetrics(ctx, b, metricsURL, fmt.Sprintf("%d frames in", envN*hostiles), func(m metrics) bool {
+		return m.get("frames_in_total") >= m0.get("frames_in_total")+float64(envN*hostiles)
 	})
 	b.Logf("envelopes: %d in %.1f s", envN, time.Since(start).Seconds())
 	own.check(ctx, "after the envelope flood")
@@ -164,9 +184,10 @@ func runJunkFlood(b *testing.B, envN, preqN int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	own.sendTo(ctx, randAddress(b).String(), "to an unknown node after a restart", "awaiting-key")
+	own.sendTo(ctx, randAddress().String(), "to an unknown node after a restart", "awaiting-key")
 	rss, _ = procMemory(b, v.cmd.Process.Pid)
 	b.ReportMetric(rss, "MB-restart-rss")
+	reportRSSParts(b, v.cmd.Process.Pid, "restart")
 	b.ReportMetric(m3.get("custody_bytes")/(1<<20), "MiB-restart-custody")
 	b.ReportMetric(m3.get("custody_restore_dropped_total"), "restore-dropped")
 	b.ReportMetric(float64(own.refused.Load()), "own-refused")
@@ -283,30 +304,31 @@ func (p *floodPeer) waitMarker(ctx context.Context, id string) {
 	}
 }
 
-func (p *floodPeer) sendEnvelopes(ctx context.Context, n int, to string) {
-	p.b.Helper()
-	dest := p2pID(p.b, to)
+// sendEnvelopes sends n junk envelopes to the peer to. It may run in a
+// goroutine of its own, so it returns its error.
+func (p *floodPeer) sendEnvelopes(ctx context.Context, n int, to peer.ID) error {
 	payload := make([]byte, 16<<10)
 	now := time.Now()
 	for range n {
 		h := protocol.Header{
 			Type: protocol.TypeMessage, HopLimit: 16, Created: protocol.TimestampOf(now),
-			Expires: protocol.TimestampOf(now.Add(protocol.MaxLifetime)), Dest: randAddress(p.b),
+			Expires: protocol.TimestampOf(now.Add(protocol.MaxLifetime)), Dest: randAddress(),
 		}
 		crand.Read(h.ID[:])
 		crand.Read(payload)
 		e, err := protocol.SignEnvelope(p.id, h, payload)
 		if err != nil {
-			p.b.Fatal(err)
+			return err
 		}
 		raw, err := e.MarshalBinary()
 		if err != nil {
-			p.b.Fatal(err)
+			return err
 		}
-		if err := p.h.Send(ctx, dest, raw); err != nil {
-			p.b.Fatal(err)
+		if err := p.h.Send(ctx, to, raw); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 func (p *floodPeer) sendPathRequests(ctx context.Context, n int, to string) {
@@ -314,7 +336,7 @@ func (p *floodPeer) sendPathRequests(ctx context.Context, n int, to string) {
 	dest := p2pID(p.b, to)
 	var frame []byte
 	for range n {
-		r := protocol.PathRequest{Target: randAddress(p.b), HopLimit: 8}
+		r := protocol.PathRequest{Target: randAddress(), HopLimit: 8}
 		crand.Read(r.ID[:])
 		frame = r.AppendTo(frame[:0])
 		if err := p.h.Send(ctx, dest, frame); err != nil { // Send copies the frame
@@ -323,13 +345,16 @@ func (p *floodPeer) sendPathRequests(ctx context.Context, n int, to string) {
 	}
 }
 
-func randAddress(b *testing.B) protocol.Address {
-	var a protocol.Address
-	crand.Read(a[:])
-	if a.IsZero() {
-		b.Fatal("zero address from crypto/rand")
+// randAddress returns a random address (never the zero address, which no
+// frame may name).
+func randAddress() protocol.Address {
+	for {
+		var a protocol.Address
+		crand.Read(a[:])
+		if !a.IsZero() {
+			return a
+		}
 	}
-	return a
 }
 
 // ownSender makes the victim send its own messages through msg.send.
@@ -374,7 +399,7 @@ func (o *ownSender) sendTo(ctx context.Context, to, text, want string) string {
 func (o *ownSender) check(ctx context.Context, when string) {
 	o.b.Helper()
 	o.send(ctx, "to a neighbour "+when)
-	o.sendTo(ctx, randAddress(o.b).String(), "to an unknown node "+when, "awaiting-key")
+	o.sendTo(ctx, randAddress().String(), "to an unknown node "+when, "awaiting-key")
 }
 
 // loop sends own messages to the honest peer one after the other until
