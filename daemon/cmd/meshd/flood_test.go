@@ -102,10 +102,8 @@ func runJunkFlood(b *testing.B, envN, preqN, hostiles int) {
 		p.connect(ctx, v)
 		v.waitPeer(ctx, p.id.Address().String())
 	}
-	go func() { // nobody reads events from here on; keep the client's stream moving
-		for range v.events {
-		}
-	}()
+	drainEvents(v.events) // nobody reads them from here on
+
 	own := &ownSender{b: b, v: v, honest: honest.id.Address().String(), countRefusals: os.Getenv("JUNKFLOOD_COUNT_REFUSALS") == "1"}
 	own.check(ctx, "before the flood")
 	m0 := waitMetrics(ctx, b, metricsURL, "queued_frames", func(m metrics) bool { return m.get("queued_frames") == 0 })
@@ -176,10 +174,7 @@ func runJunkFlood(b *testing.B, envN, preqN, hostiles int) {
 	// and the node's own messages must still be taken.
 	v.stop(ctx)
 	v.start(ctx)
-	go func() {
-		for range v.events {
-		}
-	}()
+	drainEvents(v.events)
 	m3, err := scrape(ctx, v.metricsURL())
 	if err != nil {
 		b.Fatal(err)
@@ -206,6 +201,15 @@ func (p *proc) logWarnings(b *testing.B) int {
 		}
 	}
 	return n
+}
+
+// drainEvents reads ch until it closes (when its client does), so the
+// client's notification stream keeps moving while nobody waits for events.
+func drainEvents(ch <-chan rpcapi.Event) {
+	go func() {
+		for range ch {
+		}
+	}()
 }
 
 // floodPeer is a meshd link host in the benchmark's process: a real
