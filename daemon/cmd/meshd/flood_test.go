@@ -39,7 +39,9 @@ import (
 //
 // and then (c) the victim restarts on its data directory.
 // With JUNKFLOOD_HOSTILE=n, n hostile neighbours (each its own identity)
-// send the envelopes, each as many; the first sends the path requests.
+// send the envelopes, each as many; the first sends the path requests. With
+// JUNKFLOOD_SEALED=1 the envelopes are sealed-sender ones with random
+// payloads (unsigned: no forwarder can authenticate them).
 //
 // It reports the victim's resident memory (VmRSS, and VmHWM reset before
 // each phase through /proc/<pid>/clear_refs), its custody figures and
@@ -59,8 +61,9 @@ func BenchmarkJunkFlood(b *testing.B) {
 	envN := envCount(b, "JUNKFLOOD_ENVELOPES", 600)
 	preqN := envCount(b, "JUNKFLOOD_PATHREQS", 30000)
 	hostiles := max(envCount(b, "JUNKFLOOD_HOSTILE", 1), 1)
+	sealed := os.Getenv("JUNKFLOOD_SEALED") == "1"
 	for range b.N {
-		runJunkFlood(b, envN, preqN, hostiles)
+		runJunkFlood(b, envN, preqN, hostiles, sealed)
 	}
 }
 
@@ -82,7 +85,7 @@ const floodPhaseTimeout = 10 * time.Minute
 
 // runJunkFlood runs the phases with hostiles hostile neighbours, each of
 // which sends envN envelopes; the first one sends the path requests.
-func runJunkFlood(b *testing.B, envN, preqN, hostiles int) {
+func runJunkFlood(b *testing.B, envN, preqN, hostiles int, sealed bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*floodPhaseTimeout)
 	defer cancel()
 	v := newProc(b, "victim")
@@ -118,7 +121,7 @@ func runJunkFlood(b *testing.B, envN, preqN, hostiles int) {
 	victim := p2pID(b, v.peerID())
 	var wg sync.WaitGroup
 	for i, p := range peers[1:] {
-		wg.Go(func() { errs[i] = p.sendEnvelopes(ctx, envN, victim) })
+		wg.Go(func() { errs[i] = p.sendEnvelopes(ctx, envN, victim, sealed) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -139,6 +142,7 @@ func runJunkFlood(b *testing.B, envN, preqN, hostiles int) {
 	b.ReportMetric(m1.delta(m0, "custody_refused_total"), "custody-refused")
 	b.ReportMetric(m1.delta(m0, "lookups_total"), "env-lookups")
 	b.ReportMetric(m1.delta(m0, "lookups_limited_total"), "env-lookups-limited")
+	b.ReportMetric(m1.delta(m0, "sealed_rate_limited_total"), "env-sealed-limited")
 
 	// (b) Path requests, with the victim's own sends going on meanwhile.
 	resetPeak(b, pid)
@@ -308,9 +312,22 @@ func (p *floodPeer) waitMarker(ctx context.Context, id string) {
 	}
 }
 
+// junkEnvelope is an envelope signed by p, or with sealed a sealed-sender
+// envelope whose payload is random bytes: no forwarder can tell it from a
+// real one, as none can open it.
+func (p *floodPeer) junkEnvelope(h protocol.Header, payload []byte, sealed bool) (*protocol.Envelope, error) {
+	if !sealed {
+		return protocol.SignEnvelope(p.id, h, payload)
+	}
+	return &protocol.Envelope{
+		Type: h.Type, Flags: protocol.FlagSealed | protocol.FlagSealedSender, HopLimit: h.HopLimit,
+		ID: h.ID, Created: h.Created, Expires: h.Expires, Dest: h.Dest, Payload: payload,
+	}, nil
+}
+
 // sendEnvelopes sends n junk envelopes to the peer to. It may run in a
 // goroutine of its own, so it returns its error.
-func (p *floodPeer) sendEnvelopes(ctx context.Context, n int, to peer.ID) error {
+func (p *floodPeer) sendEnvelopes(ctx context.Context, n int, to peer.ID, sealed bool) error {
 	payload := make([]byte, 16<<10)
 	now := time.Now()
 	for range n {
@@ -320,7 +337,7 @@ func (p *floodPeer) sendEnvelopes(ctx context.Context, n int, to peer.ID) error 
 		}
 		crand.Read(h.ID[:])
 		crand.Read(payload)
-		e, err := protocol.SignEnvelope(p.id, h, payload)
+		e, err := p.junkEnvelope(h, payload, sealed)
 		if err != nil {
 			return err
 		}
