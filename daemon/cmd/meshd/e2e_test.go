@@ -73,6 +73,10 @@ type proc struct {
 	client  *rpcapi.Client
 	events  <-chan rpcapi.Event
 	info    rpcapi.NodeInfo
+	// logLevel is meshd's --log-level (default debug); extra are more
+	// flags for meshd run.
+	logLevel string
+	extra    []string
 }
 
 func newProc(t testing.TB, name string) *proc {
@@ -85,8 +89,13 @@ func newProc(t testing.TB, name string) *proc {
 func (p *proc) start(ctx context.Context) {
 	t := p.t
 	t.Helper()
-	p.cmd = exec.Command(p.meshd, "run", "--data-dir", p.dir, "--listen", "/ip4/127.0.0.1/tcp/0",
-		"--api", "off", "--no-mdns", "--log-level", "debug", "--log-format", "json")
+	level := p.logLevel
+	if level == "" {
+		level = "debug"
+	}
+	args := []string{"run", "--data-dir", p.dir, "--listen", "/ip4/127.0.0.1/tcp/0",
+		"--api", "off", "--no-mdns", "--log-level", level, "--log-format", "json"}
+	p.cmd = exec.Command(p.meshd, append(args, p.extra...)...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
