@@ -93,6 +93,13 @@ type LimitsConfig struct {
 	ConnHigh int `toml:"conn_high"`
 	// ShutdownTimeout bounds a clean shutdown.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// MemoryLimit is the Go runtime's soft memory limit in bytes (see
+	// runtime/debug.SetMemoryLimit): the collector works harder as the heap
+	// nears it, instead of letting the heap grow to twice what is live.
+	// Zero means routing.custody_max_bytes + 64 MiB, which holds a full
+	// custody store and the database's buffers. A GOMEMLIMIT environment
+	// variable (for example GOMEMLIMIT=off) takes precedence.
+	MemoryLimit int64 `toml:"memory_limit"`
 }
 
 // RoutingConfig tunes the routing engine (zero means the engine's default).
@@ -190,6 +197,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.ShutdownTimeout <= 0 {
 		return bad("limits.shutdown_timeout", "must be positive")
+	}
+	if c.Limits.MemoryLimit != 0 && c.Limits.MemoryLimit < 32<<20 {
+		return bad("limits.memory_limit", "%d is below 32 MiB (0 means automatic)", c.Limits.MemoryLimit)
 	}
 	if c.Routing.AnnounceInterval < Duration(time.Minute) {
 		return bad("routing.announce_interval", "%v is below one minute", time.Duration(c.Routing.AnnounceInterval))

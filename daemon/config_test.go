@@ -284,3 +284,24 @@ func TestIdentityCreatedOnceUnderRace(t *testing.T) {
 		t.Errorf("data directory holds %d files after the race, want only the key", len(entries))
 	}
 }
+
+func TestMemoryLimit(t *testing.T) {
+	cfg := DefaultConfig()
+	t.Setenv("GOMEMLIMIT", "")
+	os.Unsetenv("GOMEMLIMIT")
+	if got, set := memoryLimit(cfg); !set || got != 64<<20+64<<20 {
+		t.Errorf("default: %d, %v; want custody quota + 64 MiB", got, set)
+	}
+	cfg.Limits.MemoryLimit = 200 << 20
+	if got, set := memoryLimit(cfg); !set || got != 200<<20 {
+		t.Errorf("configured: %d, %v", got, set)
+	}
+	t.Setenv("GOMEMLIMIT", "off")
+	if _, set := memoryLimit(cfg); set {
+		t.Error("GOMEMLIMIT set, but meshd sets its own limit")
+	}
+	cfg.Limits.MemoryLimit = 1 << 20
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "limits.memory_limit") {
+		t.Errorf("a 1 MiB limit: %v", err)
+	}
+}

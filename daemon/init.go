@@ -71,6 +71,9 @@ dht_mode = %q
   conn_high = %d
   # How long a clean shutdown (SIGINT, SIGTERM) may take.
   shutdown_timeout = %s
+  # The Go runtime's soft memory limit in bytes; 0 means custody_max_bytes
+  # plus 64 MiB. The GOMEMLIMIT environment variable takes precedence.
+  memory_limit = %d
 
 [routing]
   # How often the node announces itself to the mesh.
@@ -80,7 +83,7 @@ dht_mode = %q
   # Bytes of messages kept in custody for unreachable recipients.
   custody_max_bytes = %d
 `, d.DataDir, q(d.Listen), d.API, d.MDNS, d.Relay, d.DHTMode, d.Log.Level, d.Log.Format,
-		d.Limits.ConnLow, d.Limits.ConnHigh, dur(d.Limits.ShutdownTimeout),
+		d.Limits.ConnLow, d.Limits.ConnHigh, dur(d.Limits.ShutdownTimeout), d.Limits.MemoryLimit,
 		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes)
 }
 

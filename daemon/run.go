@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"meshd.dev/meshd/rpcapi"
@@ -17,6 +18,10 @@ import (
 // finish its batch (synced), and closes libp2p and the store. A shutdown
 // that takes longer than limits.shutdown_timeout returns an error.
 func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if limit, set := memoryLimit(cfg); set {
+		debug.SetMemoryLimit(limit)
+		log.Debug("soft memory limit", "bytes", limit)
+	}
 	n, err := Open(ctx, cfg, Options{Logger: log})
 	if err != nil {
 		return err
@@ -103,4 +108,19 @@ func apiToken(path string) (string, error) {
 		}
 	}
 	return rpcapi.WriteToken(path)
+}
+
+// memoryLimit returns the soft memory limit meshd sets, and false when the
+// GOMEMLIMIT environment variable is set (the runtime already applied it).
+// Without a limit the heap may grow to twice what is live between
+// collections: a node whose custody store fills (a flood of junk from many
+// neighbours) would use about four times the custody quota.
+func memoryLimit(cfg Config) (int64, bool) {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		return 0, false
+	}
+	if cfg.Limits.MemoryLimit > 0 {
+		return cfg.Limits.MemoryLimit, true
+	}
+	return int64(cfg.Routing.CustodyMaxBytes) + 64<<20, true
 }
