@@ -20,10 +20,6 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // loraLinkID is the engine link ID of every node's radio.
 const loraLinkID routing.LinkID = 1
 
-// gossipLatency is how long a published channel frame takes to reach the
-// other nodes of the publisher's IP side.
-const gossipLatency = 20 * time.Millisecond
-
 type evKind uint8
 
 const (
@@ -36,6 +32,7 @@ const (
 	evBroadcast        // a node's next broadcast
 	evDynamic          // scenario dynamics
 	evChurn            // a node's next failure or repair (MTBF/MTTR)
+	evGossip           // a gossip message reaches node from a neighbour
 )
 
 type event struct {
@@ -44,6 +41,7 @@ type event struct {
 	seq  uint64
 	kind evKind
 	node *node
+	from *node // evGossip: the neighbour that sent it
 	gen  uint64
 	in   routing.Input
 	tx   radio.TxID
@@ -86,6 +84,11 @@ type NodeStats struct {
 	Delivered                     uint64 // messages delivered to this node's app
 	Crashes                       uint64 // times the node went down (dynamics or churn)
 	Downtime                      time.Duration
+	// Channel broadcasts (numbered ones: bodies of 8 bytes or more).
+	BroadcastsDelivered uint64 // distinct broadcasts delivered to this node's app
+	BroadcastDuplicates uint64 // deliveries to the app of a broadcast it already had
+	GossipReceived      uint64 // gossip messages that reached the node
+	GossipDuplicates    uint64 // of those, ones gossipsub's seen cache dropped
 }
 
 type node struct {
@@ -103,6 +106,15 @@ type node struct {
 
 	// All-to-all workload: the destinations still to send to, in order.
 	a2a []*node
+	// member: the node joins the channel. mesh is its gossipsub mesh,
+	// gseen gossipsub's seen cache (message IDs), bseen the numbers of the
+	// broadcasts delivered to its application (kept across restarts, so a
+	// restarted node that delivers one again counts a duplicate).
+	member bool
+	mesh   []*node
+	gseen  map[[protocol.ChannelDedupKeySize]byte]struct{}
+	bseen  map[uint64]struct{}
+
 	// churnDown: churn took the node down (and will bring it up).
 	churnDown bool
 	downAt    time.Time
@@ -210,9 +222,17 @@ type Sim struct {
 	bcasts  uint64
 	bcastRx uint64
 	// bcastAt is when each broadcast was sent (its body starts with its
-	// 1-based index), bcastLat how long each delivery took.
-	bcastAt  []time.Time
-	bcastLat []float64
+	// 1-based index), bcastLat how long each delivery took, bcastFrom who
+	// sent it and bcastReach how many other members it reached.
+	bcastAt    []time.Time
+	bcastLat   []float64
+	bcastFrom  []*node
+	bcastReach []int
+	members    int
+	// gossipRng draws the gossipsub meshes; meshDirty says links or nodes
+	// changed since the meshes were drawn.
+	gossipRng *rand.Rand
+	meshDirty bool
 
 	trace  *Tracer
 	events uint64
@@ -282,6 +302,7 @@ const (
 	seedMAC
 	seedChurn
 	seedHotspot
+	seedGossip
 )
 
 // New builds the network of sc. trace, if not nil, receives the JSONL
@@ -519,6 +540,14 @@ func (s *Sim) build() error {
 	crng := rand.NewChaCha8(seedBytes(sc.Seed, -1, seedChannel))
 	_, _ = crng.Read(ck[:])
 	s.channel = protocol.ChannelKey(ck)
+	s.gossipRng = rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedGossip)))
+	s.meshDirty = true
+	for _, n := range pick(sc.Traffic.ChannelMembers) {
+		if !n.member {
+			n.member = true
+			s.members++
+		}
+	}
 	// Engines.
 	for _, n := range s.nodes {
 		eng, err := routing.New(n.cfg, s.now, nil)
@@ -539,6 +568,9 @@ func (s *Sim) build() error {
 	}
 	if sc.Traffic.BroadcastRate > 0 {
 		for _, n := range s.nodes {
+			if !n.member {
+				continue
+			}
 			s.push(&event{at: start.Add(expDur(n.rng, sc.Traffic.BroadcastRate)), kind: evBroadcast, node: n})
 		}
 	}
@@ -836,29 +868,6 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 	s.radioSend(n)
 }
 
-// gossip carries a published channel frame to every other node of the
-// publisher's IP side, as gossipsub would.
-func (s *Sim) gossip(from *node, p routing.Publish) {
-	reached := map[*node]bool{from: true}
-	todo := []*node{from}
-	for len(todo) > 0 {
-		nd := todo[0]
-		todo = todo[1:]
-		for _, l := range nd.links {
-			if o := l.other(nd); l.usable() && l.kind() == routing.LinkIP && !reached[o] {
-				reached[o] = true
-				todo = append(todo, o)
-			}
-		}
-	}
-	for _, nd := range s.nodes {
-		if nd != from && reached[nd] {
-			s.count("gossip", len(p.Frame))
-			s.push(&event{at: s.now.Add(gossipLatency), kind: evInput, node: nd, in: routing.GossipReceived{Frame: append([]byte(nil), p.Frame...)}})
-		}
-	}
-}
-
 func (s *Sim) deliver(n *node, d *routing.Delivery) {
 	n.inbox = append(n.inbox, routing.Delivery{ID: d.ID, From: d.From, Broadcast: d.Broadcast})
 	s.trace.rec(s.now, "deliver", n.idx, 0, fmt.Sprintf("%x", d.ID[:8]))
@@ -866,7 +875,7 @@ func (s *Sim) deliver(n *node, d *routing.Delivery) {
 		s.bcastRx++
 		if len(d.Body) >= 8 {
 			if i := binary.BigEndian.Uint64(d.Body); i >= 1 && i <= uint64(len(s.bcastAt)) {
-				s.bcastLat = append(s.bcastLat, s.now.Sub(s.bcastAt[i-1]).Seconds())
+				s.broadcastDelivered(n, i)
 			}
 		}
 		return
@@ -984,6 +993,8 @@ func (s *Sim) sendBroadcast(n *node) {
 			// Numbered, so deliveries give the broadcast's latency.
 			binary.BigEndian.PutUint64(body, s.bcasts)
 			s.bcastAt = append(s.bcastAt, s.now)
+			s.bcastFrom = append(s.bcastFrom, n)
+			s.bcastReach = append(s.bcastReach, 0)
 		}
 		s.trace.rec(s.now, "bcast", n.idx, 0, "")
 		s.step(n, routing.Broadcast{Ref: 1 << 62, Channel: s.channel, Body: body})
@@ -1009,6 +1020,7 @@ func (s *Sim) dynamic(i int) {
 		}
 		was := l.usable()
 		l.up = up
+		s.meshDirty = true
 		s.trace.rec(s.now, d.Action, l.a.idx, int(l.id), name)
 		if was == l.usable() {
 			continue
@@ -1037,6 +1049,7 @@ func (s *Sim) stop(n *node) {
 		}
 	}
 	n.up = false
+	s.meshDirty = true
 	n.gen++
 	n.wgen++
 	n.wakeAt = time.Time{}
@@ -1077,6 +1090,8 @@ func (s *Sim) start(n *node) {
 	}
 	n.eng = eng
 	n.up = true
+	n.gseen = nil // gossipsub's seen cache is memory
+	s.meshDirty = true
 	s.nodeUp(n)
 	for _, l := range n.links {
 		if l.usable() {
@@ -1087,7 +1102,7 @@ func (s *Sim) start(n *node) {
 
 // nodeUp tells a node's engine about its channel and links.
 func (s *Sim) nodeUp(n *node) {
-	if s.sc.Traffic.BroadcastRate > 0 {
+	if s.sc.Traffic.BroadcastRate > 0 && n.member {
 		s.step(n, routing.JoinChannel{Key: s.channel})
 	}
 	if n.radioID >= 0 {
@@ -1167,6 +1182,8 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 			s.dynamic(e.dyn)
 		case evChurn:
 			s.churnEvent(e.node)
+		case evGossip:
+			s.gossipReceived(e.node, e.from, e.in.(routing.GossipReceived).Frame)
 		}
 	}
 	s.now = s.end
