@@ -192,7 +192,13 @@ func (s *Sim) broadcastDelivered(n *node, i uint64) {
 	}
 	n.bseen[i] = struct{}{}
 	n.stats.BroadcastsDelivered++
-	s.bcastLat = append(s.bcastLat, s.now.Sub(s.bcastAt[i-1]).Seconds())
+	lat := s.now.Sub(s.bcastAt[i-1]).Seconds()
+	s.bcastLat = append(s.bcastLat, lat)
+	if s.bcastLatBy == nil {
+		s.bcastLatBy = map[string][]float64{}
+	}
+	path := s.bcastFrom[i-1].side() + "_to_" + n.side()
+	s.bcastLatBy[path] = append(s.bcastLatBy[path], lat)
 	if n != s.bcastFrom[i-1] && n.member {
 		s.bcastReach[i-1]++
 	}

@@ -70,6 +70,18 @@ type Summary struct {
 	ChannelDuplicates    uint64             `json:"channel_duplicates_to_apps"`
 	ChannelDuplicatesMax uint64             `json:"channel_duplicates_max_per_node"`
 	GossipDuplicates     uint64             `json:"gossip_duplicates"`
+	// BroadcastLatencyByPath splits the broadcast latencies by the sides
+	// of the sender and the receiver ("ip_to_lora": sent on the IP side,
+	// delivered on the radio).
+	BroadcastLatencyByPath map[string]LatencyStats `json:"broadcast_latency_by_path,omitempty"`
+}
+
+// LatencyStats are the percentiles of a set of latencies.
+type LatencyStats struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50_s"`
+	P90 float64 `json:"p90_s"`
+	P99 float64 `json:"p99_s"`
 }
 
 // percentile returns the nearest-rank p-th percentile of sorted xs.
@@ -159,6 +171,15 @@ func (n *node) side() string {
 // channelSummary fills in the channel figures.
 func (s *Sim) channelSummary(sum *Summary) {
 	sum.ChannelMembers = s.members
+	for path, xs := range s.bcastLatBy {
+		xs = slices.Clone(xs)
+		slices.Sort(xs)
+		if sum.BroadcastLatencyByPath == nil {
+			sum.BroadcastLatencyByPath = map[string]LatencyStats{}
+		}
+		sum.BroadcastLatencyByPath[path] = LatencyStats{N: len(xs),
+			P50: round(percentile(xs, 50), 3), P90: round(percentile(xs, 90), 3), P99: round(percentile(xs, 99), 3)}
+	}
 	for _, n := range s.nodes {
 		sum.ChannelDuplicates += n.stats.BroadcastDuplicates
 		sum.ChannelDuplicatesMax = max(sum.ChannelDuplicatesMax, n.stats.BroadcastDuplicates)

@@ -228,6 +228,8 @@ type Sim struct {
 	bcastLat   []float64
 	bcastFrom  []*node
 	bcastReach []int
+	// bcastLatBy is bcastLat by path: "SENDERSIDE_to_RECEIVERSIDE".
+	bcastLatBy map[string][]float64
 	members    int
 	// gossipRng draws the gossipsub meshes; meshDirty says links or nodes
 	// changed since the meshes were drawn.
