@@ -195,3 +195,39 @@ func TestBadGossipScenarios(t *testing.T) {
 		}
 	}
 }
+
+// TestNonMemberBridges: bridges that have not joined the channel still
+// carry radio broadcasts to the IP side (their engines relay every frame
+// and publish it; gossipsub sends it to member neighbours as fanout), but
+// gossip does not reach them (they are not subscribed), so nothing
+// published on the IP side reaches the radio or the other cluster.
+func TestNonMemberBridges(t *testing.T) {
+	var members []string
+	for _, p := range []struct {
+		prefix string
+		n      int
+	}{{"a", 20}, {"b", 20}, {"r", 60}} {
+		for i := range p.n {
+			members = append(members, fmt.Sprintf("%q", fmt.Sprintf("%s%d", p.prefix, i)))
+		}
+	}
+	s := runScenario(t, load(t, bridged, "traffic.channel_members=["+strings.Join(members, ",")+"]"), nil)
+	sum := s.Summary()
+	if sum.ChannelMembers != 100 || sum.ChannelDuplicates != 0 {
+		t.Fatalf("%d members, %d duplicates to apps", sum.ChannelMembers, sum.ChannelDuplicates)
+	}
+	for _, d := range []struct {
+		from, to string
+		min, max float64
+	}{{"r", "a", 0.95, 1}, {"r", "b", 0.95, 1}, {"a", "r", 0, 0}, {"a", "b", 0, 0}, {"b", "a", 0, 0}} {
+		r, n := crossReach(s, d.from, d.to)
+		if n == 0 || r < d.min || r > d.max {
+			t.Errorf("%s* -> %s*: %d broadcasts, reach %.4f, want %.2f..%.2f", d.from, d.to, n, r, d.min, d.max)
+		}
+	}
+	for _, g := range []string{"ga", "gb", "gc"} {
+		if st, _ := s.Stats(g); st.BroadcastsDelivered != 0 || st.GossipReceived != 0 {
+			t.Errorf("non-member %s: %d deliveries, %d gossip messages", g, st.BroadcastsDelivered, st.GossipReceived)
+		}
+	}
+}
