@@ -201,5 +201,6 @@ func (s *Sim) broadcastDelivered(n *node, i uint64) {
 	s.bcastLatBy[path] = append(s.bcastLatBy[path], lat)
 	if n != s.bcastFrom[i-1] && n.member {
 		s.bcastReach[i-1]++
+		s.bcastLast[i-1] = s.now
 	}
 }

@@ -221,8 +221,8 @@ func (s *Sim) Stats(name string) (NodeStats, bool) {
 	return n.stats, true
 }
 
-// WriteOutputs writes the resolved scenario, summary.json, messages.csv and
-// nodes.csv into dir.
+// WriteOutputs writes the resolved scenario, summary.json, messages.csv,
+// broadcasts.csv and nodes.csv into dir.
 func (s *Sim) WriteOutputs(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -258,6 +258,9 @@ func (s *Sim) WriteOutputs(dir string) error {
 	if err := WriteCSV(filepath.Join(dir, "messages.csv"), msgs); err != nil {
 		return err
 	}
+	if err := s.writeBroadcasts(filepath.Join(dir, "broadcasts.csv")); err != nil {
+		return err
+	}
 	nodes := [][]string{{"node", "name", "radio", "x", "y", "frames_sent", "bytes_sent", "frames_received", "bytes_received",
 		"airtime_s", "duty_cycle_peak", "duty_cycle_blocked_s", "deferrals", "carrier_waits", "collisions", "half_duplex", "link_losses",
 		"queue_drops", "custody_peak", "delivered", "crashes", "down_s",
@@ -275,6 +278,23 @@ func (s *Sim) WriteOutputs(dir string) error {
 			u(st.GossipReceived, 10), u(st.GossipDuplicates, 10)})
 	}
 	return WriteCSV(filepath.Join(dir, "nodes.csv"), nodes)
+}
+
+// writeBroadcasts writes broadcasts.csv: per numbered broadcast, its
+// sender and side, when it was sent, how many other members it reached (and
+// the share), and how long the last of them waited for it.
+func (s *Sim) writeBroadcasts(path string) error {
+	rows := [][]string{{"broadcast", "sender", "side", "sent_s", "members_reached", "reach", "last_delivery_latency_s"}}
+	others := max(s.members-1, 1)
+	for i, from := range s.bcastFrom {
+		last := ""
+		if !s.bcastLast[i].IsZero() {
+			last = secs(s.bcastLast[i].Sub(s.bcastAt[i]))
+		}
+		rows = append(rows, []string{strconv.Itoa(i + 1), from.name, from.side(), secs(s.bcastAt[i].Sub(Epoch)),
+			strconv.Itoa(s.bcastReach[i]), strconv.FormatFloat(float64(s.bcastReach[i])/float64(others), 'f', 4, 64), last})
+	}
+	return WriteCSV(path, rows)
 }
 
 func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }

@@ -228,6 +228,7 @@ type Sim struct {
 	bcastLat   []float64
 	bcastFrom  []*node
 	bcastReach []int
+	bcastLast  []time.Time // the latest first delivery to a member
 	// bcastLatBy is bcastLat by path: "SENDERSIDE_to_RECEIVERSIDE".
 	bcastLatBy map[string][]float64
 	members    int
@@ -997,6 +998,7 @@ func (s *Sim) sendBroadcast(n *node) {
 			s.bcastAt = append(s.bcastAt, s.now)
 			s.bcastFrom = append(s.bcastFrom, n)
 			s.bcastReach = append(s.bcastReach, 0)
+			s.bcastLast = append(s.bcastLast, time.Time{})
 		}
 		s.trace.rec(s.now, "bcast", n.idx, 0, "")
 		s.step(n, routing.Broadcast{Ref: 1 << 62, Channel: s.channel, Body: body})
