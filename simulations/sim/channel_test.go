@@ -231,3 +231,55 @@ func TestNonMemberBridges(t *testing.T) {
 		}
 	}
 }
+
+// TestGossipHops: gossip goes only through members, and on a line of three
+// members a broadcast takes one gossip hop (link latency plus hop delay) to
+// the middle and two to the far end, with one gossip message per hop and no
+// duplicates.
+func TestGossipHops(t *testing.T) {
+	doc := `seed = 5
+duration = "3m"
+[[topology]]
+kind = "ring"
+n = 3
+prefix = "n"
+link = "ip"
+ip = { latency = "10ms" }
+[[nodes]]
+name = "x"
+[[links]]
+a = "n2"
+b = "x"
+latency = "10ms"
+[gossip]
+hop_delay = "2ms"
+[traffic]
+broadcast_rate = 0.01
+start = "1m"
+stop = "2m"
+channel_members = ["n0", "x"]
+`
+	// A ring of 3 is a triangle; x hangs off n2, and only n0 and x are
+	// members (and broadcast): n2 does not forward for them.
+	sc, err := Parse([]byte(doc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := runScenario(t, sc, nil).Summary()
+	if sum.Broadcasts == 0 || sum.BroadcastRx != 0 || sum.Frames["gossip"] != 0 {
+		t.Fatalf("through a non-member: %d broadcasts, %d deliveries, %d gossip messages", sum.Broadcasts, sum.BroadcastRx, sum.Frames["gossip"])
+	}
+	sc, err = Parse([]byte(strings.Replace(doc, `channel_members = ["n0", "x"]`, `channel_members = ["n0", "n2", "x"]`, 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum = runScenario(t, sc, nil).Summary()
+	// Members n0, n2, x on the line n0-n2-x: each broadcast makes one hop
+	// to n2 (flood publish) and one on (n2's mesh), or two from n2.
+	if sum.Broadcasts == 0 || sum.BroadcastRx != 2*sum.Broadcasts || sum.Frames["gossip"] != 2*sum.Broadcasts || sum.GossipDuplicates != 0 {
+		t.Fatalf("%d broadcasts, %d deliveries, %d gossip messages, %d duplicates", sum.Broadcasts, sum.BroadcastRx, sum.Frames["gossip"], sum.GossipDuplicates)
+	}
+	if lat := sum.BroadcastLatencyByPath["ip_to_ip"]; lat.P50 != 0.012 || lat.P99 != 0.024 {
+		t.Fatalf("latency %+v, want 0.012 s for one hop and 0.024 s for two", lat)
+	}
+}
