@@ -20,9 +20,10 @@ import (
 //     down or up (gossipsub's heartbeat repairs them within a second; the
 //     model repairs them at once).
 //   - A publisher sends to every member neighbour (flood publishing, on by
-//     default as in go-libp2p-pubsub) or only to its mesh; a node that is
-//     not a member (a relay publishing what it heard on the radio) sends to
-//     up to D member neighbours, as gossipsub's fanout does.
+//     default as in go-libp2p-pubsub, for members and non-members alike: a
+//     relay publishing what it heard on the radio on a topic it has not
+//     joined). With flood publishing off, a member sends to its mesh and a
+//     non-member to up to D member neighbours (gossipsub's fanout).
 //   - A member that receives a message it has not seen (gossipsub's seen
 //     cache, keyed by the message ID) hands it to its engine and forwards it
 //     to its mesh peers but the sender. The message ID is the channel
@@ -54,12 +55,14 @@ func (s *Sim) gossip(n *node, p routing.Publish) {
 	n.gseen[id] = struct{}{}
 	var to []*node
 	switch {
-	case !n.member:
+	case s.sc.Gossip.FloodPublish == "on":
+		// go-libp2p-pubsub floods a node's own publication to every peer
+		// on the topic, joined or not.
 		to = s.memberNeighbours(n)
+	case !n.member:
+		to = s.memberNeighbours(n) // fanout: D of them
 		s.gossipRng.Shuffle(len(to), func(i, j int) { to[i], to[j] = to[j], to[i] })
 		to = to[:min(len(to), s.sc.Gossip.MeshDegree)]
-	case s.sc.Gossip.FloodPublish == "on":
-		to = s.memberNeighbours(n)
 	default:
 		to = n.mesh
 	}

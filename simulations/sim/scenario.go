@@ -74,7 +74,8 @@ type Scenario struct {
 // the members of the channel over IP links (docs/simulations.md): every
 // member keeps a mesh of up to MeshDegree member neighbours (grafts refused
 // above MeshDegreeHigh), a publisher sends to all its member neighbours
-// (flood publishing) or to its mesh, and every member forwards a message it
+// (flood publishing) or to its mesh (a non-member: to D of them), and every
+// member forwards a message it
 // sees for the first time to its mesh peers, each hop after the link's
 // latency and jitter plus HopDelay.
 type Gossip struct {
