@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"meshd.dev/meshd/routing"
 )
 
 const bridged = "../scenarios/bridged_channels.toml"
@@ -281,5 +283,37 @@ channel_members = ["n0", "x"]
 	}
 	if lat := sum.BroadcastLatencyByPath["ip_to_ip"]; lat.P50 != 0.012 || lat.P99 != 0.024 {
 		t.Fatalf("latency %+v, want 0.012 s for one hop and 0.024 s for two", lat)
+	}
+}
+
+// TestDuplicateCounting: the duplicate counter sees a second delivery of a
+// broadcast to an application, and one back to its sender (so the zero of
+// TestBridgedChannels is a measurement, not a counter that never moves).
+func TestDuplicateCounting(t *testing.T) {
+	s := runScenario(t, load(t, bridged, `duration="12m"`, `traffic.stop="11m"`), nil)
+	if s.Summary().ChannelDuplicates != 0 || len(s.bcastFrom) == 0 {
+		t.Fatalf("%d broadcasts, %d duplicates", len(s.bcastFrom), s.Summary().ChannelDuplicates)
+	}
+	body := make([]byte, 32)
+	body[7] = 1 // broadcast number 1
+	from := s.bcastFrom[0]
+	var got *node
+	for _, n := range s.nodes {
+		if _, ok := n.bseen[1]; ok && n != from {
+			got = n
+			break
+		}
+	}
+	if got == nil {
+		t.Fatal("nobody got broadcast 1")
+	}
+	before := got.stats.BroadcastsDelivered
+	s.deliver(got, &routing.Delivery{Broadcast: true, Body: body})
+	s.deliver(from, &routing.Delivery{Broadcast: true, Body: body})
+	sum := s.Summary()
+	if got.stats.BroadcastDuplicates != 1 || from.stats.BroadcastDuplicates != 1 || got.stats.BroadcastsDelivered != before ||
+		sum.ChannelDuplicates != 2 || sum.ChannelDuplicatesMax != 1 {
+		t.Fatalf("duplicates: %s %d, sender %s %d, summary %d (max %d)", got.name, got.stats.BroadcastDuplicates,
+			from.name, from.stats.BroadcastDuplicates, sum.ChannelDuplicates, sum.ChannelDuplicatesMax)
 	}
 }

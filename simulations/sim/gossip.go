@@ -184,7 +184,8 @@ func (s *Sim) ensureMesh() {
 }
 
 // broadcastDelivered records the delivery of broadcast number i to n's
-// application: its latency and reach the first time, a duplicate after.
+// application: its latency and reach the first time, a duplicate after (the
+// sender counts as having it from the start).
 func (s *Sim) broadcastDelivered(n *node, i uint64) {
 	if n.bseen == nil {
 		n.bseen = map[uint64]struct{}{}
@@ -202,7 +203,7 @@ func (s *Sim) broadcastDelivered(n *node, i uint64) {
 	}
 	path := s.bcastFrom[i-1].side() + "_to_" + n.side()
 	s.bcastLatBy[path] = append(s.bcastLatBy[path], lat)
-	if n != s.bcastFrom[i-1] && n.member {
+	if n.member {
 		s.bcastReach[i-1]++
 		s.bcastLast[i-1] = s.now
 	}

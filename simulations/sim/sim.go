@@ -999,6 +999,12 @@ func (s *Sim) sendBroadcast(n *node) {
 			s.bcastFrom = append(s.bcastFrom, n)
 			s.bcastReach = append(s.bcastReach, 0)
 			s.bcastLast = append(s.bcastLast, time.Time{})
+			// The sender's application has it: a delivery back to the
+			// sender is a duplicate.
+			if n.bseen == nil {
+				n.bseen = map[uint64]struct{}{}
+			}
+			n.bseen[s.bcasts] = struct{}{}
 		}
 		s.trace.rec(s.now, "bcast", n.idx, 0, "")
 		s.step(n, routing.Broadcast{Ref: 1 << 62, Channel: s.channel, Body: body})
