@@ -190,6 +190,9 @@ func TestBadGossipScenarios(t *testing.T) {
 		{base + "[gossip]\nflood_publish = \"maybe\"\n", "gossip.flood_publish"},
 		{base + "[gossip]\nhop_delay = \"-1s\"\n", "gossip.hop_delay"},
 		{base + "[traffic]\nchannel_members = [\"zz\"]\n", "traffic.channel_members[0]"},
+		{base + "[gossip]\nlazy = \"sometimes\"\n", "gossip.lazy"},
+		{base + "[gossip]\nlazy_degree = -2\n", "gossip.lazy_degree"},
+		{base + "[gossip]\nheartbeat = \"1us\"\n", "gossip.heartbeat"},
 	} {
 		_, err := Parse([]byte(tc.doc), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -315,5 +318,47 @@ func TestDuplicateCounting(t *testing.T) {
 		sum.ChannelDuplicates != 2 || sum.ChannelDuplicatesMax != 1 {
 		t.Fatalf("duplicates: %s %d, sender %s %d, summary %d (max %d)", got.name, got.stats.BroadcastDuplicates,
 			from.name, from.stats.BroadcastDuplicates, sum.ChannelDuplicates, sum.ChannelDuplicatesMax)
+	}
+}
+
+// TestGossipLazyRepair: with one mesh peer each (D = Dhi = 1) the four
+// members of a ring form two separate meshes, and without flood publishing
+// a broadcast stays in its sender's mesh; IHAVE/IWANT gossip carries it to
+// the other mesh. With gossip off half the deliveries are missing.
+func TestGossipLazyRepair(t *testing.T) {
+	doc := `seed = 11
+duration = "4m"
+[[topology]]
+kind = "ring"
+n = 4
+prefix = "n"
+link = "ip"
+ip = { latency = "10ms", jitter = "5ms" }
+[gossip]
+mesh_degree = 1
+mesh_degree_high = 1
+flood_publish = "off"
+[traffic]
+broadcast_rate = 0.02
+start = "1m"
+stop = "3m"
+`
+	run := func(lazy string) Summary {
+		sc, err := Parse([]byte(doc), []string{"gossip.lazy=" + lazy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return runScenario(t, sc, nil).Summary()
+	}
+	off, on := run("off"), run("on")
+	if off.Broadcasts < 5 || off.ChannelDeliveryRatio > 0.34 || off.Frames["gossip/ihave"] != 0 {
+		t.Errorf("lazy off: %d broadcasts, delivery ratio %.4f, frames %v", off.Broadcasts, off.ChannelDeliveryRatio, off.Frames)
+	}
+	if on.ChannelDeliveryRatio != 1 || on.ChannelDuplicates != 0 || on.Frames["gossip/iwant"] == 0 {
+		t.Errorf("lazy on: delivery ratio %.4f, %d duplicates, frames %v", on.ChannelDeliveryRatio, on.ChannelDuplicates, on.Frames)
+	}
+	// The repair costs about a heartbeat and a round trip.
+	if p := on.BroadcastLatencyByPath["ip_to_ip"]; p.P99 > 1.2 || p.P99 < 0.02 {
+		t.Errorf("lazy on: latency %+v", p)
 	}
 }

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -47,12 +49,13 @@ func (s *Sim) gossip(n *node, p routing.Publish) {
 	}
 	s.ensureMesh()
 	if n.gseen == nil {
-		n.gseen = map[[protocol.ChannelDedupKeySize]byte]struct{}{}
+		n.gseen = map[gossipKey]struct{}{}
 	}
 	if _, seen := n.gseen[id]; seen {
 		return // gossipsub refuses to publish a message it has seen
 	}
 	n.gseen[id] = struct{}{}
+	s.remember(n, id, p.Frame)
 	var to []*node
 	switch {
 	case s.sc.Gossip.FloodPublish == "on":
@@ -67,38 +70,69 @@ func (s *Sim) gossip(n *node, p routing.Publish) {
 		to = n.mesh
 	}
 	for _, o := range to {
-		s.gossipHop(n, o, p.Frame)
+		s.gossipHop(n, o, p.Frame, s.gossipRng)
 	}
 }
 
+// gossipKey is a gossip message ID: a channel frame's dedup key.
+type gossipKey = [protocol.ChannelDedupKeySize]byte
+
+// gossipMsg is a message in a node's gossipsub message cache.
+type gossipMsg struct {
+	id    gossipKey
+	frame []byte
+	at    time.Time
+}
+
+// go-libp2p-pubsub's defaults: IHAVE announces the messages of the last
+// historyGossip heartbeats, IWANT can fetch those of the last
+// historyLength, and a node gossips to at least Dlazy or gossipFactor of
+// its eligible peers.
+const (
+	historyGossip = 3
+	historyLength = 5
+	gossipFactor  = 0.25
+)
+
 // gossipID is a channel frame's gossip message ID: its dedup key.
-func gossipID(frame []byte) ([protocol.ChannelDedupKeySize]byte, bool) {
+func gossipID(frame []byte) (gossipKey, bool) {
 	f, err := protocol.ParseChannelFrame(frame)
 	if err != nil {
-		return [protocol.ChannelDedupKeySize]byte{}, false
+		return gossipKey{}, false
 	}
 	return f.DedupKey(), true
 }
 
 // gossipHop sends a gossip message from n to its neighbour o over the
-// first usable IP link between them.
-func (s *Sim) gossipHop(n, o *node, frame []byte) {
-	var l *ipLink
-	for _, c := range n.links {
-		if c.other(n) == o && c.usable() && c.kind() == routing.LinkIP {
-			l = c
-			break
-		}
-	}
+// first usable IP link between them, its jitter drawn from r (the lazy
+// stream for IWANT answers, so IHAVE gossip moves no other draw).
+func (s *Sim) gossipHop(n, o *node, frame []byte, r *rand.Rand) {
+	l := s.ipLinkTo(n, o)
 	if l == nil {
 		return
 	}
+	s.count("gossip", len(frame))
+	s.push(&event{at: s.now.Add(s.hopDelay(l, r)), kind: evGossip, node: o, from: n, in: routing.GossipReceived{Frame: append([]byte(nil), frame...)}})
+}
+
+// ipLinkTo returns the first usable IP link from n to o, or nil.
+func (s *Sim) ipLinkTo(n, o *node) *ipLink {
+	for _, c := range n.links {
+		if c.other(n) == o && c.usable() && c.kind() == routing.LinkIP {
+			return c
+		}
+	}
+	return nil
+}
+
+// hopDelay draws a gossip hop's delay on l (latency, jitter from r, hop
+// delay).
+func (s *Sim) hopDelay(l *ipLink, r *rand.Rand) time.Duration {
 	d := l.p.Latency.Duration + s.sc.Gossip.HopDelay.Duration
 	if l.p.Jitter.Duration > 0 {
-		d += time.Duration(s.gossipRng.Int64N(int64(l.p.Jitter.Duration)))
+		d += time.Duration(r.Int64N(int64(l.p.Jitter.Duration)))
 	}
-	s.count("gossip", len(frame))
-	s.push(&event{at: s.now.Add(d), kind: evGossip, node: o, from: n, in: routing.GossipReceived{Frame: append([]byte(nil), frame...)}})
+	return d
 }
 
 // gossipReceived is a gossip message reaching n from its neighbour from.
@@ -113,7 +147,7 @@ func (s *Sim) gossipReceived(n, from *node, frame []byte) {
 		return
 	}
 	if n.gseen == nil {
-		n.gseen = map[[protocol.ChannelDedupKeySize]byte]struct{}{}
+		n.gseen = map[gossipKey]struct{}{}
 	}
 	if _, seen := n.gseen[id]; seen {
 		n.stats.GossipDuplicates++
@@ -121,12 +155,13 @@ func (s *Sim) gossipReceived(n, from *node, frame []byte) {
 		return
 	}
 	n.gseen[id] = struct{}{}
+	s.remember(n, id, frame)
 	s.trace.rec(s.now, "gossip", n.idx, 0, "from "+strconv.Itoa(from.idx))
 	s.ensureMesh()
 	s.step(n, routing.GossipReceived{Frame: frame})
 	for _, o := range n.mesh {
 		if o != from {
-			s.gossipHop(n, o, frame)
+			s.gossipHop(n, o, frame, s.gossipRng)
 		}
 	}
 }
@@ -206,5 +241,107 @@ func (s *Sim) broadcastDelivered(n *node, i uint64) {
 	if n.member {
 		s.bcastReach[i-1]++
 		s.bcastLast[i-1] = s.now
+	}
+}
+
+// remember puts a message a member saw into its message cache, and starts
+// its heartbeat if it had none.
+func (s *Sim) remember(n *node, id gossipKey, frame []byte) {
+	if s.sc.Gossip.Lazy != "on" || !n.member {
+		return
+	}
+	n.mcache = append(n.mcache, gossipMsg{id: id, frame: append([]byte(nil), frame...), at: s.now})
+	if !n.hbOn {
+		n.hbOn = true
+		// The heartbeat runs at its own phase on every node.
+		phase := time.Duration(s.lazyRng.Int64N(int64(s.sc.Gossip.Heartbeat.Duration)))
+		s.push(&event{at: s.now.Add(phase), kind: evHeartbeat, node: n, gen: n.gen})
+	}
+}
+
+// heartbeat is a member's gossipsub heartbeat: it forgets messages older
+// than historyLength heartbeats and announces those of the last
+// historyGossip heartbeats (IHAVE) to max(Dlazy, gossipFactor x eligible)
+// random member neighbours outside its mesh. It stops while the cache is
+// empty (nothing to announce: the model saves the events).
+func (s *Sim) heartbeat(n *node) {
+	hb := s.sc.Gossip.Heartbeat.Duration
+	keep := n.mcache[:0]
+	var ids []gossipKey
+	for _, m := range n.mcache {
+		if age := s.now.Sub(m.at); age < historyLength*hb {
+			keep = append(keep, m)
+			if age < historyGossip*hb {
+				ids = append(ids, m.id)
+			}
+		}
+	}
+	clear(n.mcache[len(keep):])
+	n.mcache = keep
+	if len(ids) > 0 {
+		s.ensureMesh()
+		var peers []*node
+		for _, o := range s.memberNeighbours(n) {
+			if !containsNode(n.mesh, o) {
+				peers = append(peers, o)
+			}
+		}
+		s.lazyRng.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+		k := max(s.sc.Gossip.LazyDegree, int(gossipFactor*float64(len(peers))))
+		for _, o := range peers[:min(k, len(peers))] {
+			s.gossipControl(n, o, evIHave, ids)
+		}
+	}
+	if len(n.mcache) == 0 {
+		n.hbOn = false
+		return
+	}
+	s.push(&event{at: s.now.Add(hb), kind: evHeartbeat, node: n, gen: n.gen})
+}
+
+// gossipControl sends an IHAVE or IWANT with message IDs from n to o, over
+// the first usable IP link between them, with a gossip hop's delay.
+func (s *Sim) gossipControl(n, o *node, kind evKind, ids []gossipKey) {
+	l := s.ipLinkTo(n, o)
+	if l == nil {
+		return
+	}
+	name := "gossip/ihave"
+	if kind == evIWant {
+		name = "gossip/iwant"
+	}
+	s.count(name, len(ids)*len(gossipKey{}))
+	s.push(&event{at: s.now.Add(s.hopDelay(l, s.lazyRng)), kind: kind, node: o, from: n, ids: slices.Clone(ids)})
+}
+
+// iHave is an IHAVE from a neighbour: a member asks (IWANT) for the
+// messages it has not seen.
+func (s *Sim) iHave(n, from *node, ids []gossipKey) {
+	if !n.member {
+		return
+	}
+	var want []gossipKey
+	for _, id := range ids {
+		if _, seen := n.gseen[id]; !seen {
+			want = append(want, id)
+		}
+	}
+	s.trace.rec(s.now, "ihave", n.idx, 0, strconv.Itoa(len(ids))+" from "+strconv.Itoa(from.idx)+", want "+strconv.Itoa(len(want)))
+	if len(want) > 0 {
+		s.gossipControl(n, from, evIWant, want)
+	}
+}
+
+// iWant is an IWANT from a neighbour: n sends the messages it still has in
+// its cache.
+func (s *Sim) iWant(n, from *node, ids []gossipKey) {
+	s.trace.rec(s.now, "iwant", n.idx, 0, strconv.Itoa(len(ids))+" from "+strconv.Itoa(from.idx))
+	for _, id := range ids {
+		for _, m := range n.mcache {
+			if m.id == id {
+				s.gossipHop(n, from, m.frame, s.lazyRng)
+				break
+			}
+		}
 	}
 }

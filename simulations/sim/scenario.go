@@ -90,6 +90,15 @@ type Gossip struct {
 	FloodPublish string `toml:"flood_publish"`
 	// HopDelay is added to every gossip hop (validation and processing).
 	HopDelay Duration `toml:"hop_delay"`
+	// Lazy turns gossipsub's IHAVE/IWANT gossip on ("on", the default) or
+	// off: every Heartbeat a member announces the IDs of the messages it
+	// saw in the last 3 heartbeats to LazyDegree (Dlazy, default 6) or a
+	// quarter of its non-mesh member neighbours, whichever is more; one
+	// that misses some asks for them with IWANT and gets them from the
+	// message cache (5 heartbeats).
+	Lazy       string   `toml:"lazy"`
+	LazyDegree int      `toml:"lazy_degree"`
+	Heartbeat  Duration `toml:"heartbeat"`
 }
 
 // Churn makes nodes fail and recover at random: each node of Nodes (all if
@@ -568,6 +577,15 @@ func (sc *Scenario) applyDefaults() {
 	if g.FloodPublish == "" {
 		g.FloodPublish = "on"
 	}
+	if g.Lazy == "" {
+		g.Lazy = "on"
+	}
+	if g.LazyDegree == 0 {
+		g.LazyDegree = 6
+	}
+	if g.Heartbeat.Duration == 0 {
+		g.Heartbeat.Duration = time.Second
+	}
 	tr := &sc.Traffic
 	if tr.Size == 0 {
 		tr.Size = 32
@@ -883,6 +901,12 @@ func (g Gossip) validate() error {
 		return bad("gossip.flood_publish", "%q is not on or off", g.FloodPublish)
 	case g.HopDelay.Duration < 0:
 		return bad("gossip.hop_delay", "%v is negative", g.HopDelay)
+	case g.Lazy != "on" && g.Lazy != "off":
+		return bad("gossip.lazy", "%q is not on or off", g.Lazy)
+	case g.LazyDegree < 1 || g.LazyDegree > 1000:
+		return bad("gossip.lazy_degree", "%d not in 1..1000", g.LazyDegree)
+	case g.Heartbeat.Duration < time.Millisecond:
+		return bad("gossip.heartbeat", "%v is under 1ms", g.Heartbeat)
 	}
 	return nil
 }

@@ -33,6 +33,9 @@ const (
 	evDynamic          // scenario dynamics
 	evChurn            // a node's next failure or repair (MTBF/MTTR)
 	evGossip           // a gossip message reaches node from a neighbour
+	evHeartbeat        // a node's gossipsub heartbeat (IHAVE gossip)
+	evIHave            // IHAVE message IDs reach node from a neighbour
+	evIWant            // IWANT message IDs reach node from a neighbour
 )
 
 type event struct {
@@ -41,7 +44,8 @@ type event struct {
 	seq  uint64
 	kind evKind
 	node *node
-	from *node // evGossip: the neighbour that sent it
+	from *node       // evGossip, evIHave, evIWant: the neighbour that sent it
+	ids  []gossipKey // evIHave, evIWant: the message IDs
 	gen  uint64
 	in   routing.Input
 	tx   radio.TxID
@@ -112,8 +116,12 @@ type node struct {
 	// restarted node that delivers one again counts a duplicate).
 	member bool
 	mesh   []*node
-	gseen  map[[protocol.ChannelDedupKeySize]byte]struct{}
+	gseen  map[gossipKey]struct{}
 	bseen  map[uint64]struct{}
+	// mcache is gossipsub's message cache (what IWANT can fetch and IHAVE
+	// announces); hbOn says a heartbeat is scheduled.
+	mcache []gossipMsg
+	hbOn   bool
 
 	// churnDown: churn took the node down (and will bring it up).
 	churnDown bool
@@ -236,6 +244,9 @@ type Sim struct {
 	// changed since the meshes were drawn.
 	gossipRng *rand.Rand
 	meshDirty bool
+	// lazyRng draws heartbeat phases and IHAVE peers (its own stream, so
+	// turning IHAVE gossip on or off moves no other draw).
+	lazyRng *rand.Rand
 
 	trace  *Tracer
 	events uint64
@@ -306,6 +317,7 @@ const (
 	seedChurn
 	seedHotspot
 	seedGossip
+	seedGossipLazy
 )
 
 // New builds the network of sc. trace, if not nil, receives the JSONL
@@ -544,6 +556,7 @@ func (s *Sim) build() error {
 	_, _ = crng.Read(ck[:])
 	s.channel = protocol.ChannelKey(ck)
 	s.gossipRng = rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedGossip)))
+	s.lazyRng = rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedGossipLazy)))
 	s.meshDirty = true
 	for _, n := range pick(sc.Traffic.ChannelMembers) {
 		if !n.member {
@@ -1100,7 +1113,9 @@ func (s *Sim) start(n *node) {
 	}
 	n.eng = eng
 	n.up = true
-	n.gseen = nil // gossipsub's seen cache is memory
+	n.gseen = nil // gossipsub's seen cache and message cache are memory
+	n.mcache = nil
+	n.hbOn = false
 	s.meshDirty = true
 	s.nodeUp(n)
 	for _, l := range n.links {
@@ -1194,6 +1209,14 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 			s.churnEvent(e.node)
 		case evGossip:
 			s.gossipReceived(e.node, e.from, e.in.(routing.GossipReceived).Frame)
+		case evHeartbeat:
+			if e.gen == e.node.gen {
+				s.heartbeat(e.node)
+			}
+		case evIHave:
+			s.iHave(e.node, e.from, e.ids)
+		case evIWant:
+			s.iWant(e.node, e.from, e.ids)
 		}
 	}
 	s.now = s.end
