@@ -33,9 +33,13 @@ import (
 //     published by two bridges are one gossip message.
 //   - Each hop takes the link's latency plus its jitter plus gossip.hop_delay.
 //     Libp2p streams are reliable, so link loss and bandwidth are not
-//     applied. IHAVE/IWANT gossip (the lazy repair of messages a mesh
-//     missed) is not modelled: a member that no mesh path reaches misses the
-//     message, so the measured delivery ratio is a floor.
+//     applied.
+//   - Lazy gossip (gossip.lazy): a member's heartbeat announces the IDs of
+//     the messages of its last historyGossip heartbeats (IHAVE) to
+//     max(Dlazy, gossipFactor) of its member neighbours outside its mesh;
+//     those that have not seen some ask for them (IWANT) and get them from
+//     the message cache (historyLength heartbeats). Its draws come from a
+//     stream of their own (lazyRng).
 
 // gossip publishes a channel frame from n's engine on the channel's topic.
 func (s *Sim) gossip(n *node, p routing.Publish) {
