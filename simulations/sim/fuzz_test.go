@@ -10,12 +10,13 @@ import (
 // FuzzParse: any document and --set value is either a valid scenario or an
 // ErrScenario, never a panic.
 func FuzzParse(f *testing.F) {
-	for _, p := range []string{quickstart, "testdata/small.toml", "testdata/dutycycle.toml", "testdata/partition.toml", "testdata/restart.toml"} {
+	for _, p := range []string{quickstart, bridged, "testdata/small.toml", "testdata/dutycycle.toml", "testdata/partition.toml", "testdata/restart.toml"} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(b, "radio.sf=10")
+		f.Add(b, "gossip.mesh_degree=3")
 	}
 	f.Add([]byte("duration = \"1m\"\n[[nodes]]\nname = \"a\"\nlora = true\n"), "seed=1")
 	f.Add([]byte(ipRing+"[traffic]\npattern = \"hotspot\"\nhotspots = 2\nrate = 0.1\n[churn]\nmtbf = \"5m\"\nmttr = \"1m\"\n"), "traffic.hotspot_share=0.5")

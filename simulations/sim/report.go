@@ -51,6 +51,37 @@ type Summary struct {
 	// or more, which carry the broadcast's number).
 	BroadcastLatencyP50 float64 `json:"broadcast_latency_p50_s"`
 	BroadcastLatencyP90 float64 `json:"broadcast_latency_p90_s"`
+	BroadcastLatencyP99 float64 `json:"broadcast_latency_p99_s"`
+
+	// Channel figures over the numbered broadcasts (bodies of 8 bytes or
+	// more). ChannelMembers joined the channel; the delivery ratio is the
+	// deliveries to members other than the sender over broadcasts x (members
+	// - 1), whole and by the sender's side (ip: IP links only, lora: radio
+	// only, bridge: both); the minimum is the worst single broadcast's, full
+	// reach the share of broadcasts that reached every member. Duplicates
+	// are deliveries to an application of a broadcast it already had (must
+	// be 0), in all and at the worst node. Gossip duplicates are messages
+	// gossipsub's seen cache dropped (normal: mesh redundancy).
+	ChannelMembers       int                `json:"channel_members"`
+	ChannelDeliveryRatio float64            `json:"channel_delivery_ratio"`
+	ChannelRatioBySide   map[string]float64 `json:"channel_delivery_ratio_by_side,omitempty"`
+	ChannelRatioMin      float64            `json:"channel_delivery_ratio_min"`
+	ChannelFullReach     float64            `json:"channel_full_reach_share"`
+	ChannelDuplicates    uint64             `json:"channel_duplicates_to_apps"`
+	ChannelDuplicatesMax uint64             `json:"channel_duplicates_max_per_node"`
+	GossipDuplicates     uint64             `json:"gossip_duplicates"`
+	// BroadcastLatencyByPath splits the broadcast latencies by the sides
+	// of the sender and the receiver ("ip_to_lora": sent on the IP side,
+	// delivered on the radio).
+	BroadcastLatencyByPath map[string]LatencyStats `json:"broadcast_latency_by_path,omitempty"`
+}
+
+// LatencyStats are the percentiles of a set of latencies.
+type LatencyStats struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50_s"`
+	P90 float64 `json:"p90_s"`
+	P99 float64 `json:"p99_s"`
 }
 
 // percentile returns the nearest-rank p-th percentile of sorted xs.
@@ -102,6 +133,8 @@ func (s *Sim) Summary() Summary {
 	slices.Sort(bl)
 	sum.BroadcastLatencyP50 = round(percentile(bl, 50), 3)
 	sum.BroadcastLatencyP90 = round(percentile(bl, 90), 3)
+	sum.BroadcastLatencyP99 = round(percentile(bl, 99), 3)
+	s.channelSummary(&sum)
 	slices.Sort(lat)
 	sum.LatencyP50 = round(percentile(lat, 50), 3)
 	sum.LatencyP90 = round(percentile(lat, 90), 3)
@@ -123,6 +156,62 @@ func (s *Sim) Summary() Summary {
 	return sum
 }
 
+// side names where a node sits: "ip" (IP links only), "lora" (a radio
+// only) or "bridge" (both).
+func (n *node) side() string {
+	switch {
+	case n.radioID >= 0 && len(n.links) > 0:
+		return "bridge"
+	case n.radioID >= 0:
+		return "lora"
+	}
+	return "ip"
+}
+
+// channelSummary fills in the channel figures.
+func (s *Sim) channelSummary(sum *Summary) {
+	sum.ChannelMembers = s.members
+	for path, xs := range s.bcastLatBy {
+		xs = slices.Clone(xs)
+		slices.Sort(xs)
+		if sum.BroadcastLatencyByPath == nil {
+			sum.BroadcastLatencyByPath = map[string]LatencyStats{}
+		}
+		sum.BroadcastLatencyByPath[path] = LatencyStats{N: len(xs),
+			P50: round(percentile(xs, 50), 3), P90: round(percentile(xs, 90), 3), P99: round(percentile(xs, 99), 3)}
+	}
+	for _, n := range s.nodes {
+		sum.ChannelDuplicates += n.stats.BroadcastDuplicates
+		sum.ChannelDuplicatesMax = max(sum.ChannelDuplicatesMax, n.stats.BroadcastDuplicates)
+		sum.GossipDuplicates += n.stats.GossipDuplicates
+	}
+	others := s.members - 1
+	if len(s.bcastReach) == 0 || others < 1 {
+		return
+	}
+	got, want := map[string]int{}, map[string]int{}
+	full, total := 0, 0
+	sum.ChannelRatioMin = 1
+	for i, r := range s.bcastReach {
+		side := s.bcastFrom[i].side()
+		got[side] += r
+		want[side] += others
+		total += r
+		if r == others {
+			full++
+		}
+		sum.ChannelRatioMin = min(sum.ChannelRatioMin, float64(r)/float64(others))
+	}
+	n := len(s.bcastReach)
+	sum.ChannelDeliveryRatio = round(float64(total)/float64(n*others), 4)
+	sum.ChannelRatioMin = round(sum.ChannelRatioMin, 4)
+	sum.ChannelFullReach = round(float64(full)/float64(n), 4)
+	sum.ChannelRatioBySide = map[string]float64{}
+	for side, w := range want {
+		sum.ChannelRatioBySide[side] = round(float64(got[side])/float64(w), 4)
+	}
+}
+
 // Stats returns the named node's counters (for tests).
 func (s *Sim) Stats(name string) (NodeStats, bool) {
 	n := s.byName[name]
@@ -132,8 +221,8 @@ func (s *Sim) Stats(name string) (NodeStats, bool) {
 	return n.stats, true
 }
 
-// WriteOutputs writes the resolved scenario, summary.json, messages.csv and
-// nodes.csv into dir.
+// WriteOutputs writes the resolved scenario, summary.json, messages.csv,
+// broadcasts.csv and nodes.csv into dir.
 func (s *Sim) WriteOutputs(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -169,9 +258,13 @@ func (s *Sim) WriteOutputs(dir string) error {
 	if err := WriteCSV(filepath.Join(dir, "messages.csv"), msgs); err != nil {
 		return err
 	}
+	if err := s.writeBroadcasts(filepath.Join(dir, "broadcasts.csv")); err != nil {
+		return err
+	}
 	nodes := [][]string{{"node", "name", "radio", "x", "y", "frames_sent", "bytes_sent", "frames_received", "bytes_received",
 		"airtime_s", "duty_cycle_peak", "duty_cycle_blocked_s", "deferrals", "carrier_waits", "collisions", "half_duplex", "link_losses",
-		"queue_drops", "custody_peak", "delivered", "crashes", "down_s"}}
+		"queue_drops", "custody_peak", "delivered", "crashes", "down_s",
+		"channel_member", "broadcasts_delivered", "broadcast_duplicates", "gossip_received", "gossip_duplicates"}}
 	u := strconv.FormatUint
 	for _, n := range s.nodes {
 		st := n.stats
@@ -180,9 +273,28 @@ func (s *Sim) WriteOutputs(dir string) error {
 			u(st.FramesSent, 10), u(st.BytesSent, 10), u(st.FramesReceived, 10), u(st.BytesReceived, 10),
 			secs(st.Airtime), strconv.FormatFloat(st.DutyPeak, 'f', 4, 64), secs(st.Blocked), u(st.Deferrals, 10), u(st.CarrierWaits, 10),
 			u(st.Collisions, 10), u(st.HalfDuplex, 10), u(st.LinkLoss, 10), u(st.QueueDrops, 10), u(st.CustodyPeak, 10),
-			u(st.Delivered, 10), u(st.Crashes, 10), secs(st.Downtime)})
+			u(st.Delivered, 10), u(st.Crashes, 10), secs(st.Downtime),
+			strconv.FormatBool(n.member), u(st.BroadcastsDelivered, 10), u(st.BroadcastDuplicates, 10),
+			u(st.GossipReceived, 10), u(st.GossipDuplicates, 10)})
 	}
 	return WriteCSV(filepath.Join(dir, "nodes.csv"), nodes)
+}
+
+// writeBroadcasts writes broadcasts.csv: per numbered broadcast, its
+// sender and side, when it was sent, how many other members it reached (and
+// the share), and how long the last of them waited for it.
+func (s *Sim) writeBroadcasts(path string) error {
+	rows := [][]string{{"broadcast", "sender", "side", "sent_s", "members_reached", "reach", "last_delivery_latency_s"}}
+	others := max(s.members-1, 1)
+	for i, from := range s.bcastFrom {
+		last := ""
+		if !s.bcastLast[i].IsZero() {
+			last = secs(s.bcastLast[i].Sub(s.bcastAt[i]))
+		}
+		rows = append(rows, []string{strconv.Itoa(i + 1), from.name, from.side(), secs(s.bcastAt[i].Sub(Epoch)),
+			strconv.Itoa(s.bcastReach[i]), strconv.FormatFloat(float64(s.bcastReach[i])/float64(others), 'f', 4, 64), last})
+	}
+	return WriteCSV(path, rows)
 }
 
 func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }

@@ -66,6 +66,39 @@ type Scenario struct {
 	Dynamics []Dynamic `toml:"dynamics"`
 	// Churn crashes and restarts nodes at random (MTBF/MTTR).
 	Churn Churn `toml:"churn"`
+	// Gossip is the model of gossipsub on the IP side.
+	Gossip Gossip `toml:"gossip"`
+}
+
+// Gossip configures the gossipsub model that carries channel frames between
+// the members of the channel over IP links (docs/simulations.md): every
+// member keeps a mesh of up to MeshDegree member neighbours (grafts refused
+// above MeshDegreeHigh), a publisher sends to all its member neighbours
+// (flood publishing) or to its mesh (a non-member: to D of them), and every
+// member forwards a message it
+// sees for the first time to its mesh peers, each hop after the link's
+// latency and jitter plus HopDelay.
+type Gossip struct {
+	// MeshDegree is gossipsub's D (default 6, go-libp2p-pubsub's default).
+	MeshDegree int `toml:"mesh_degree"`
+	// MeshDegreeHigh is Dhi: a node with this many mesh peers refuses
+	// further grafts (default 12).
+	MeshDegreeHigh int `toml:"mesh_degree_high"`
+	// FloodPublish sends a node's own publication to every member
+	// neighbour, not only its mesh ("on", the default as in
+	// go-libp2p-pubsub, or "off").
+	FloodPublish string `toml:"flood_publish"`
+	// HopDelay is added to every gossip hop (validation and processing).
+	HopDelay Duration `toml:"hop_delay"`
+	// Lazy turns gossipsub's IHAVE/IWANT gossip on ("on", the default) or
+	// off: every Heartbeat a member announces the IDs of the messages it
+	// saw in the last 3 heartbeats to LazyDegree (Dlazy, default 6) or a
+	// quarter of its non-mesh member neighbours, whichever is more; one
+	// that misses some asks for them with IWANT and gets them from the
+	// message cache (5 heartbeats).
+	Lazy       string   `toml:"lazy"`
+	LazyDegree int      `toml:"lazy_degree"`
+	Heartbeat  Duration `toml:"heartbeat"`
 }
 
 // Churn makes nodes fail and recover at random: each node of Nodes (all if
@@ -226,6 +259,11 @@ type Traffic struct {
 	Destinations []string `toml:"destinations"`
 	// BroadcastRate is channel broadcasts per second per node.
 	BroadcastRate float64 `toml:"broadcast_rate"`
+	// ChannelMembers are the nodes that join the channel (and broadcast on
+	// it); empty means all. Non-members still relay frames on mesh links
+	// and publish what they hear there to gossip, but gossip delivers
+	// nothing to them.
+	ChannelMembers []string `toml:"channel_members"`
 }
 
 // Dynamic is a change at a given time: "partition" takes the listed
@@ -529,6 +567,25 @@ func (sc *Scenario) applyDefaults() {
 	if sc.Engine.FloodPolicy == "" {
 		sc.Engine.FloodPolicy = "managed"
 	}
+	g := &sc.Gossip
+	if g.MeshDegree == 0 {
+		g.MeshDegree = 6
+	}
+	if g.MeshDegreeHigh == 0 {
+		g.MeshDegreeHigh = max(12, g.MeshDegree)
+	}
+	if g.FloodPublish == "" {
+		g.FloodPublish = "on"
+	}
+	if g.Lazy == "" {
+		g.Lazy = "on"
+	}
+	if g.LazyDegree == 0 {
+		g.LazyDegree = 6
+	}
+	if g.Heartbeat.Duration == 0 {
+		g.Heartbeat.Duration = time.Second
+	}
 	tr := &sc.Traffic
 	if tr.Size == 0 {
 		tr.Size = 32
@@ -731,6 +788,14 @@ func (sc *Scenario) Validate() error {
 			return bad(fmt.Sprintf("traffic.destinations[%d]", i), "unknown node %q", n)
 		}
 	}
+	for i, n := range tr.ChannelMembers {
+		if !names[n] {
+			return bad(fmt.Sprintf("traffic.channel_members[%d]", i), "unknown node %q", n)
+		}
+	}
+	if err := sc.Gossip.validate(); err != nil {
+		return err
+	}
 	if err := tr.validatePattern(names); err != nil {
 		return err
 	}
@@ -822,6 +887,26 @@ func (tr Traffic) validatePattern(names map[string]bool) error {
 		}
 	default:
 		return bad("traffic.pattern", "%q is not poisson, hotspot or all-to-all", tr.Pattern)
+	}
+	return nil
+}
+
+func (g Gossip) validate() error {
+	switch {
+	case g.MeshDegree < 1 || g.MeshDegree > 1000:
+		return bad("gossip.mesh_degree", "%d not in 1..1000", g.MeshDegree)
+	case g.MeshDegreeHigh < g.MeshDegree || g.MeshDegreeHigh > 1000:
+		return bad("gossip.mesh_degree_high", "%d not in mesh_degree (%d)..1000", g.MeshDegreeHigh, g.MeshDegree)
+	case g.FloodPublish != "on" && g.FloodPublish != "off":
+		return bad("gossip.flood_publish", "%q is not on or off", g.FloodPublish)
+	case g.HopDelay.Duration < 0:
+		return bad("gossip.hop_delay", "%v is negative", g.HopDelay)
+	case g.Lazy != "on" && g.Lazy != "off":
+		return bad("gossip.lazy", "%q is not on or off", g.Lazy)
+	case g.LazyDegree < 1 || g.LazyDegree > 1000:
+		return bad("gossip.lazy_degree", "%d not in 1..1000", g.LazyDegree)
+	case g.Heartbeat.Duration < time.Millisecond:
+		return bad("gossip.heartbeat", "%v is under 1ms", g.Heartbeat)
 	}
 	return nil
 }

@@ -20,10 +20,6 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // loraLinkID is the engine link ID of every node's radio.
 const loraLinkID routing.LinkID = 1
 
-// gossipLatency is how long a published channel frame takes to reach the
-// other nodes of the publisher's IP side.
-const gossipLatency = 20 * time.Millisecond
-
 type evKind uint8
 
 const (
@@ -36,6 +32,10 @@ const (
 	evBroadcast        // a node's next broadcast
 	evDynamic          // scenario dynamics
 	evChurn            // a node's next failure or repair (MTBF/MTTR)
+	evGossip           // a gossip message reaches node from a neighbour
+	evHeartbeat        // a node's gossipsub heartbeat (IHAVE gossip)
+	evIHave            // IHAVE message IDs reach node from a neighbour
+	evIWant            // IWANT message IDs reach node from a neighbour
 )
 
 type event struct {
@@ -44,6 +44,8 @@ type event struct {
 	seq  uint64
 	kind evKind
 	node *node
+	from *node       // evGossip, evIHave, evIWant: the neighbour that sent it
+	ids  []gossipKey // evIHave, evIWant: the message IDs
 	gen  uint64
 	in   routing.Input
 	tx   radio.TxID
@@ -86,6 +88,11 @@ type NodeStats struct {
 	Delivered                     uint64 // messages delivered to this node's app
 	Crashes                       uint64 // times the node went down (dynamics or churn)
 	Downtime                      time.Duration
+	// Channel broadcasts (numbered ones: bodies of 8 bytes or more).
+	BroadcastsDelivered uint64 // distinct broadcasts delivered to this node's app
+	BroadcastDuplicates uint64 // deliveries to the app of a broadcast it already had
+	GossipReceived      uint64 // gossip messages that reached the node
+	GossipDuplicates    uint64 // of those, ones gossipsub's seen cache dropped
 }
 
 type node struct {
@@ -103,6 +110,19 @@ type node struct {
 
 	// All-to-all workload: the destinations still to send to, in order.
 	a2a []*node
+	// member: the node joins the channel. mesh is its gossipsub mesh,
+	// gseen gossipsub's seen cache (message IDs), bseen the numbers of the
+	// broadcasts delivered to its application (kept across restarts, so a
+	// restarted node that delivers one again counts a duplicate).
+	member bool
+	mesh   []*node
+	gseen  map[gossipKey]struct{}
+	bseen  map[uint64]struct{}
+	// mcache is gossipsub's message cache (what IWANT can fetch and IHAVE
+	// announces); hbOn says a heartbeat is scheduled.
+	mcache []gossipMsg
+	hbOn   bool
+
 	// churnDown: churn took the node down (and will bring it up).
 	churnDown bool
 	downAt    time.Time
@@ -210,9 +230,23 @@ type Sim struct {
 	bcasts  uint64
 	bcastRx uint64
 	// bcastAt is when each broadcast was sent (its body starts with its
-	// 1-based index), bcastLat how long each delivery took.
-	bcastAt  []time.Time
-	bcastLat []float64
+	// 1-based index), bcastLat how long each delivery took, bcastFrom who
+	// sent it and bcastReach how many other members it reached.
+	bcastAt    []time.Time
+	bcastLat   []float64
+	bcastFrom  []*node
+	bcastReach []int
+	bcastLast  []time.Time // the latest first delivery to a member
+	// bcastLatBy is bcastLat by path: "SENDERSIDE_to_RECEIVERSIDE".
+	bcastLatBy map[string][]float64
+	members    int
+	// gossipRng draws the gossipsub meshes; meshDirty says links or nodes
+	// changed since the meshes were drawn.
+	gossipRng *rand.Rand
+	meshDirty bool
+	// lazyRng draws heartbeat phases and IHAVE peers (its own stream, so
+	// turning IHAVE gossip on or off moves no other draw).
+	lazyRng *rand.Rand
 
 	trace  *Tracer
 	events uint64
@@ -282,6 +316,8 @@ const (
 	seedMAC
 	seedChurn
 	seedHotspot
+	seedGossip
+	seedGossipLazy
 )
 
 // New builds the network of sc. trace, if not nil, receives the JSONL
@@ -519,6 +555,15 @@ func (s *Sim) build() error {
 	crng := rand.NewChaCha8(seedBytes(sc.Seed, -1, seedChannel))
 	_, _ = crng.Read(ck[:])
 	s.channel = protocol.ChannelKey(ck)
+	s.gossipRng = rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedGossip)))
+	s.lazyRng = rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedGossipLazy)))
+	s.meshDirty = true
+	for _, n := range pick(sc.Traffic.ChannelMembers) {
+		if !n.member {
+			n.member = true
+			s.members++
+		}
+	}
 	// Engines.
 	for _, n := range s.nodes {
 		eng, err := routing.New(n.cfg, s.now, nil)
@@ -539,6 +584,9 @@ func (s *Sim) build() error {
 	}
 	if sc.Traffic.BroadcastRate > 0 {
 		for _, n := range s.nodes {
+			if !n.member {
+				continue
+			}
 			s.push(&event{at: start.Add(expDur(n.rng, sc.Traffic.BroadcastRate)), kind: evBroadcast, node: n})
 		}
 	}
@@ -836,29 +884,6 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 	s.radioSend(n)
 }
 
-// gossip carries a published channel frame to every other node of the
-// publisher's IP side, as gossipsub would.
-func (s *Sim) gossip(from *node, p routing.Publish) {
-	reached := map[*node]bool{from: true}
-	todo := []*node{from}
-	for len(todo) > 0 {
-		nd := todo[0]
-		todo = todo[1:]
-		for _, l := range nd.links {
-			if o := l.other(nd); l.usable() && l.kind() == routing.LinkIP && !reached[o] {
-				reached[o] = true
-				todo = append(todo, o)
-			}
-		}
-	}
-	for _, nd := range s.nodes {
-		if nd != from && reached[nd] {
-			s.count("gossip", len(p.Frame))
-			s.push(&event{at: s.now.Add(gossipLatency), kind: evInput, node: nd, in: routing.GossipReceived{Frame: append([]byte(nil), p.Frame...)}})
-		}
-	}
-}
-
 func (s *Sim) deliver(n *node, d *routing.Delivery) {
 	n.inbox = append(n.inbox, routing.Delivery{ID: d.ID, From: d.From, Broadcast: d.Broadcast})
 	s.trace.rec(s.now, "deliver", n.idx, 0, fmt.Sprintf("%x", d.ID[:8]))
@@ -866,7 +891,7 @@ func (s *Sim) deliver(n *node, d *routing.Delivery) {
 		s.bcastRx++
 		if len(d.Body) >= 8 {
 			if i := binary.BigEndian.Uint64(d.Body); i >= 1 && i <= uint64(len(s.bcastAt)) {
-				s.bcastLat = append(s.bcastLat, s.now.Sub(s.bcastAt[i-1]).Seconds())
+				s.broadcastDelivered(n, i)
 			}
 		}
 		return
@@ -984,6 +1009,15 @@ func (s *Sim) sendBroadcast(n *node) {
 			// Numbered, so deliveries give the broadcast's latency.
 			binary.BigEndian.PutUint64(body, s.bcasts)
 			s.bcastAt = append(s.bcastAt, s.now)
+			s.bcastFrom = append(s.bcastFrom, n)
+			s.bcastReach = append(s.bcastReach, 0)
+			s.bcastLast = append(s.bcastLast, time.Time{})
+			// The sender's application has it: a delivery back to the
+			// sender is a duplicate.
+			if n.bseen == nil {
+				n.bseen = map[uint64]struct{}{}
+			}
+			n.bseen[s.bcasts] = struct{}{}
 		}
 		s.trace.rec(s.now, "bcast", n.idx, 0, "")
 		s.step(n, routing.Broadcast{Ref: 1 << 62, Channel: s.channel, Body: body})
@@ -1009,6 +1043,7 @@ func (s *Sim) dynamic(i int) {
 		}
 		was := l.usable()
 		l.up = up
+		s.meshDirty = true
 		s.trace.rec(s.now, d.Action, l.a.idx, int(l.id), name)
 		if was == l.usable() {
 			continue
@@ -1037,6 +1072,7 @@ func (s *Sim) stop(n *node) {
 		}
 	}
 	n.up = false
+	s.meshDirty = true
 	n.gen++
 	n.wgen++
 	n.wakeAt = time.Time{}
@@ -1077,6 +1113,10 @@ func (s *Sim) start(n *node) {
 	}
 	n.eng = eng
 	n.up = true
+	n.gseen = nil // gossipsub's seen cache and message cache are memory
+	n.mcache = nil
+	n.hbOn = false
+	s.meshDirty = true
 	s.nodeUp(n)
 	for _, l := range n.links {
 		if l.usable() {
@@ -1087,7 +1127,7 @@ func (s *Sim) start(n *node) {
 
 // nodeUp tells a node's engine about its channel and links.
 func (s *Sim) nodeUp(n *node) {
-	if s.sc.Traffic.BroadcastRate > 0 {
+	if s.sc.Traffic.BroadcastRate > 0 && n.member {
 		s.step(n, routing.JoinChannel{Key: s.channel})
 	}
 	if n.radioID >= 0 {
@@ -1167,6 +1207,16 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 			s.dynamic(e.dyn)
 		case evChurn:
 			s.churnEvent(e.node)
+		case evGossip:
+			s.gossipReceived(e.node, e.from, e.in.(routing.GossipReceived).Frame)
+		case evHeartbeat:
+			if e.gen == e.node.gen {
+				s.heartbeat(e.node)
+			}
+		case evIHave:
+			s.iHave(e.node, e.from, e.ids)
+		case evIWant:
+			s.iWant(e.node, e.from, e.ids)
 		}
 	}
 	s.now = s.end

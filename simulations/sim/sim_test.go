@@ -151,7 +151,7 @@ func TestGoldenSummary(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("summary.json differs from %s (run with -update if the change is intended):\n%s", golden, got)
 	}
-	for _, f := range []string{"scenario.toml", "messages.csv", "nodes.csv"} {
+	for _, f := range []string{"scenario.toml", "messages.csv", "broadcasts.csv", "nodes.csv"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil || len(b) == 0 {
 			t.Errorf("%s: %v, %d bytes", f, err, len(b))

@@ -24,7 +24,7 @@ func TestRunWritesOutputs(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", w, stdout.String())
 		}
 	}
-	for _, f := range []string{"scenario.toml", "summary.json", "messages.csv", "nodes.csv", "trace.jsonl",
+	for _, f := range []string{"scenario.toml", "summary.json", "messages.csv", "broadcasts.csv", "nodes.csv", "trace.jsonl",
 		"delivery_ratio.png", "latency_cdf.svg", "airtime.png", "topology.svg"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Error(err)

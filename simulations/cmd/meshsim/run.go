@@ -139,6 +139,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		sum.AirtimeS, sum.Collisions, sum.HalfDuplex, sum.Deferrals, sum.BlockedS)
 	if sum.Broadcasts > 0 {
 		fmt.Fprintf(stdout, "broadcasts      %d sent, %d deliveries\n", sum.Broadcasts, sum.BroadcastRx)
+		fmt.Fprintf(stdout, "channel         %d members: delivery ratio %.4f (worst broadcast %.4f), %d duplicates to apps, latency p50 %.3fs  p90 %.3fs  p99 %.3fs, %d gossip messages (%d duplicates)\n",
+			sum.ChannelMembers, sum.ChannelDeliveryRatio, sum.ChannelRatioMin, sum.ChannelDuplicates,
+			sum.BroadcastLatencyP50, sum.BroadcastLatencyP90, sum.BroadcastLatencyP99, sum.Frames["gossip"], sum.GossipDuplicates)
 	}
 	if sum.Crashes > 0 {
 		fmt.Fprintf(stdout, "churn           %d crashes, %.0fs down in all\n", sum.Crashes, sum.DowntimeS)

@@ -78,7 +78,7 @@ func TestSweepDeterministic(t *testing.T) {
 	for i, h := range rows[0] {
 		col[h] = i
 	}
-	for _, c := range []string{"run", "dir", "radio.sf", "radio.carrier_sense", "seed", "delivery_ratio", "latency_p50_s", "hops_mean", "trace_sha256"} {
+	for _, c := range []string{"run", "dir", "radio.sf", "radio.carrier_sense", "seed", "delivery_ratio", "latency_p50_s", "hops_mean", "broadcast_latency_p99_s", "channel_delivery_ratio", "channel_duplicates_to_apps", "gossip_duplicates", "trace_sha256"} {
 		if _, ok := col[c]; !ok {
 			t.Fatalf("no column %s in %v", c, rows[0])
 		}
