@@ -164,12 +164,16 @@ func (c *channels) validate(from peer.ID, frame []byte) error {
 	now := c.now()
 	if err := f.CheckFresh(now, c.maxAge, c.skew); err != nil {
 		c.stats.stale.Add(1)
-		return fmt.Errorf("%w: %v", errGossipStale, err)
+		// Wraps protocol.ErrExpired or ErrFromFuture: gossip ignores the
+		// frame without blaming the peer (a clock may be off).
+		return fmt.Errorf("%w: %w", errGossipStale, err)
 	}
 	ch, ok := c.get(f.Channel)
 	if !ok {
 		c.stats.unknown.Add(1)
-		return errGossipUnknown
+		// A channel this node just left is not the forwarder's fault:
+		// wrapping protocol.ErrNotForUs makes gossip ignore, not reject.
+		return fmt.Errorf("%w: %w", errGossipUnknown, protocol.ErrNotForUs)
 	}
 	m, err := f.Open(ch.Key)
 	if err != nil {
