@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/time/rate"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -65,6 +67,56 @@ type GossipConfig struct {
 	// must not call LeaveChannel or Close (they wait for it to return).
 	// The frame belongs to Deliver.
 	Deliver func(frame []byte)
+	// MaxFrameSize is the largest frame accepted and published (default
+	// and at most protocol.MaxChannelFrameSize); larger frames are
+	// rejected.
+	MaxFrameSize int
+	// PeerRate and PeerBurst bound the frames per second one peer may
+	// bring in for validation, all channels together (defaults
+	// DefaultGossipPeerRate, DefaultGossipPeerBurst; rate.Inf turns the
+	// bound off). TopicRate and TopicBurst bound the frames per second of
+	// one channel from all peers together (DefaultGossipTopicRate,
+	// DefaultGossipTopicBurst). Frames beyond them are ignored: dropped,
+	// neither delivered nor forwarded, with no score penalty.
+	PeerRate   rate.Limit
+	PeerBurst  int
+	TopicRate  rate.Limit
+	TopicBurst int
+}
+
+// withDefaults fills in the zero fields and checks the rest.
+func (c GossipConfig) withDefaults() (GossipConfig, error) {
+	if c.MaxFrameSize == 0 {
+		c.MaxFrameSize = protocol.MaxChannelFrameSize
+	}
+	if c.MaxFrameSize < protocol.ChannelOverhead || c.MaxFrameSize > protocol.MaxChannelFrameSize {
+		return c, fmt.Errorf("%w: gossip MaxFrameSize %d not in %d..%d", ErrConfig, c.MaxFrameSize,
+			protocol.ChannelOverhead, protocol.MaxChannelFrameSize)
+	}
+	if c.PeerRate == 0 {
+		c.PeerRate = DefaultGossipPeerRate
+	}
+	if c.PeerBurst == 0 {
+		c.PeerBurst = DefaultGossipPeerBurst
+	}
+	if c.TopicRate == 0 {
+		c.TopicRate = DefaultGossipTopicRate
+	}
+	if c.TopicBurst == 0 {
+		c.TopicBurst = DefaultGossipTopicBurst
+	}
+	if c.PeerRate < 0 || c.PeerBurst < 1 || c.TopicRate < 0 || c.TopicBurst < 1 {
+		return c, fmt.Errorf("%w: gossip rates must be positive", ErrConfig)
+	}
+	return c, nil
+}
+
+// GossipStats counts what gossip did with received frames.
+type GossipStats struct {
+	Accepted    uint64 // passed validation
+	Rejected    uint64 // malformed, wrong topic, too large or refused by Validate
+	Ignored     uint64 // Validate said ignore (unknown channel, stale)
+	RateLimited uint64 // over a peer's or a channel's rate
 }
 
 // gossip is the host's gossipsub state.
@@ -75,6 +127,15 @@ type gossip struct {
 	self   peer.ID
 
 	tracer *meshTracer
+
+	accepted, rejected, ignored, rateLimited atomic.Uint64
+
+	limMu      sync.Mutex
+	peerLimits *limiters[peer.ID]
+	chanLimits *limiters[protocol.ChannelID]
+
+	scoreMu sync.Mutex
+	scores  map[peer.ID]float64
 
 	mu     sync.Mutex
 	closed bool
@@ -92,10 +153,20 @@ type chanTopic struct {
 
 // startGossip starts gossipsub on h's libp2p host.
 func startGossip(h *Host, cfg GossipConfig) (*gossip, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &gossip{cancel: cancel, cfg: cfg, self: h.self, topics: make(map[protocol.ChannelID]*chanTopic),
-		tracer: newMeshTracer()}
+		tracer:     newMeshTracer(),
+		peerLimits: newLimiters[peer.ID](cfg.PeerRate, cfg.PeerBurst),
+		chanLimits: newLimiters[protocol.ChannelID](cfg.TopicRate, cfg.TopicBurst),
+	}
 	opts := []pubsub.Option{
+		pubsub.WithGossipSubParams(gossipParams(h.cfg.Relay)),
+		pubsub.WithPeerScore(gossipScoreParams(), gossipThresholds()),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(g.setScores), gossipScoreInspectPeriod),
 		// A frame this host publishes goes to every peer on the topic, not
 		// only its mesh: the first hop does not wait for the mesh to form
 		// (a bridge publishes on topics it never joined).
@@ -106,6 +177,10 @@ func startGossip(h *Host, cfg GossipConfig) (*gossip, error) {
 		pubsub.WithNoAuthor(),
 		pubsub.WithDefaultValidator(pubsub.ValidatorEx(g.validate)),
 		pubsub.WithMaxMessageSize(gossipMaxRPCSize),
+		// No gossipsub signatures, no author, no sequence number: the frame
+		// carries its own MAC (and optional inner signature, readable by
+		// members only), and an author field would tell every relay which
+		// peer published (transports/README.md, Gossip).
 		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(
 			channelTopicFilter{}, gossipMaxTopicsPerRPC)),
 		pubsub.WithLogger(h.log.With("component", "gossipsub")),
@@ -200,20 +275,81 @@ func frameMessageID(data []byte) string {
 	return string(append(id, d.Sum(sum[:0])[:msgIDHashSize]...))
 }
 
-// validate is the default validator of every topic.
+// validate is the default validator of every topic: the frame must parse,
+// fit MaxFrameSize and name its topic's channel (else reject); frames of
+// other peers must then be within the rate limits (else ignore) and pass
+// GossipConfig.Validate.
 func (g *gossip) validate(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	r := g.verdict(from, m)
+	switch r {
+	case pubsub.ValidationAccept:
+		g.accepted.Add(1)
+	case pubsub.ValidationReject:
+		g.rejected.Add(1)
+	}
+	return r
+}
+
+func (g *gossip) verdict(from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 	id, ok := parseChannelTopic(m.GetTopic())
-	if !ok {
+	if !ok || len(m.GetData()) > g.cfg.MaxFrameSize {
 		return pubsub.ValidationReject
 	}
 	f, err := protocol.ParseChannelFrame(m.GetData())
 	if err != nil || f.Channel != id {
 		return pubsub.ValidationReject
 	}
-	if from == g.self || g.cfg.Validate == nil {
+	if from == g.self {
 		return pubsub.ValidationAccept
 	}
-	return validationResult(g.cfg.Validate(from, m.GetData()))
+	if !g.allow(from, id) {
+		g.rateLimited.Add(1)
+		return pubsub.ValidationIgnore
+	}
+	if g.cfg.Validate == nil {
+		return pubsub.ValidationAccept
+	}
+	r := validationResult(g.cfg.Validate(from, m.GetData()))
+	if r == pubsub.ValidationIgnore {
+		g.ignored.Add(1)
+	}
+	return r
+}
+
+// allow takes a token from the peer's and the channel's bucket.
+func (g *gossip) allow(from peer.ID, id protocol.ChannelID) bool {
+	now := time.Now()
+	g.limMu.Lock()
+	defer g.limMu.Unlock()
+	return g.peerLimits.allow(from, now) && g.chanLimits.allow(id, now)
+}
+
+func (g *gossip) setScores(s map[peer.ID]float64) {
+	g.scoreMu.Lock()
+	g.scores = s
+	g.scoreMu.Unlock()
+}
+
+// GossipPeerScore returns gossipsub's score of a peer as of the last
+// inspection (once a second), and whether the peer had one.
+func (h *Host) GossipPeerScore(p peer.ID) (float64, bool) {
+	if h.gossip == nil {
+		return 0, false
+	}
+	h.gossip.scoreMu.Lock()
+	defer h.gossip.scoreMu.Unlock()
+	s, ok := h.gossip.scores[p]
+	return s, ok
+}
+
+// GossipStats returns the counts of frames received by gossip.
+func (h *Host) GossipStats() GossipStats {
+	if h.gossip == nil {
+		return GossipStats{}
+	}
+	g := h.gossip
+	return GossipStats{Accepted: g.accepted.Load(), Rejected: g.rejected.Load(),
+		Ignored: g.ignored.Load(), RateLimited: g.rateLimited.Load()}
 }
 
 // validationResult maps an error of GossipConfig.Validate to gossipsub's
@@ -259,6 +395,9 @@ func (h *Host) JoinChannel(id protocol.ChannelID) error {
 	}
 	if ct.sub != nil {
 		return nil
+	}
+	if err := ct.topic.SetScoreParams(channelTopicScoreParams()); err != nil {
+		return fmt.Errorf("p2p: join channel %v: %w", id, err)
 	}
 	sub, err := ct.topic.Subscribe(pubsub.WithBufferSize(gossipSubBuffer))
 	if err != nil {
@@ -355,6 +494,10 @@ func (h *Host) PublishChannel(ctx context.Context, id protocol.ChannelID, frame 
 	if f.Channel != id {
 		return fmt.Errorf("p2p: publish on channel %v: frame of channel %v: %w", id, f.Channel, ErrGossipTopic)
 	}
+	if len(frame) > g.cfg.MaxFrameSize {
+		return fmt.Errorf("p2p: publish on channel %v: frame of %d bytes, limit %d: %w", id, len(frame),
+			g.cfg.MaxFrameSize, protocol.ErrTooLarge)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -389,19 +532,6 @@ func (g *gossip) close() {
 	g.mu.Unlock()
 	g.cancel()
 }
-
-// Gossip limits; transports/README.md (LIMITS) explains them.
-const (
-	// gossipMaxRPCSize bounds one gossipsub RPC: a largest channel frame
-	// plus room for the protobuf framing, topic name and control messages
-	// (gossipsub splits larger batches).
-	gossipMaxRPCSize = protocol.MaxChannelFrameSize + 4096
-	// gossipMaxTopicsPerRPC bounds the subscriptions one RPC may announce.
-	gossipMaxTopicsPerRPC = 256
-	// gossipSubBuffer is the queue of a channel subscription: frames wait
-	// here for Deliver; beyond it gossipsub drops frames for this reader.
-	gossipSubBuffer = 256
-)
 
 // ChannelMeshPeers returns how many peers are in this host's gossipsub mesh
 // for the channel (0 when not joined or gossip is off).
