@@ -16,6 +16,7 @@ import (
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/routing"
 	"meshd.dev/meshd/rpcapi"
+	"meshd.dev/meshd/transports/p2p"
 )
 
 // Broadcast channels on the daemon side. The engine floods channel frames
@@ -39,7 +40,10 @@ const (
 	gossipTimeout  = 5 * time.Second
 )
 
-// Receive-side rate limits (token buckets, golang.org/x/time/rate). A
+// Receive-side rate limits (token buckets, golang.org/x/time/rate), after
+// the transport's own per-peer and per-topic limits (which run before the
+// MAC check) and after authentication, so only genuine frames use up a
+// member's allowance; the sender limit exists only here. A
 // LoRa link carries a few frames a minute, so every limit is far above
 // what a healthy channel needs and far below what a flooding member could
 // push into the mesh.
@@ -186,7 +190,9 @@ func (c *channels) validate(from peer.ID, frame []byte) error {
 	}
 	if !c.allow(now, from, f.Channel, sender) {
 		c.stats.limited.Add(1)
-		return errGossipLimited
+		// Over a limit is not proof of malice (the forwarder may relay a
+		// noisy member): gossip ignores the frame without a penalty.
+		return fmt.Errorf("%w: %w", errGossipLimited, p2p.ErrGossipIgnore)
 	}
 	return nil
 }
@@ -234,7 +240,7 @@ func limiter[K comparable](m map[K]*rate.Limiter, k K, r rate.Limit, burst int) 
 // without blocking (a full queue drops and counts).
 func (c *channels) deliver(frame []byte) {
 	select {
-	case c.in <- append([]byte(nil), frame...):
+	case c.in <- frame: // gossip hands the frame over
 	default:
 		c.stats.inDropped.Add(1)
 	}

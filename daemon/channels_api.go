@@ -289,13 +289,3 @@ func (n *Node) runPublisher() {
 	}
 }
 
-// noGossip is the channel host of a node without gossip.
-type noGossip struct{}
-
-var errNoGossip = errors.New("daemon: gossip is not available")
-
-func (noGossip) JoinChannel(protocol.ChannelID) error  { return nil }
-func (noGossip) LeaveChannel(protocol.ChannelID) error { return nil }
-func (noGossip) PublishChannel(context.Context, protocol.ChannelID, []byte) error {
-	return errNoGossip
-}

@@ -212,6 +212,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		ConnHigh:    cfg.Limits.ConnHigh,
 		Logger:      log,
 		Now:         now,
+		Gossip:      p2p.GossipConfig{Enabled: true, Validate: chans.validate, Deliver: chans.deliver},
 	})
 	if err != nil {
 		st.Close()
@@ -225,7 +226,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		eng: eng, links: map[peer.ID]*link{}, byLink: map[routing.LinkID]*link{},
 		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
 		resolved: map[peer.ID][]pendingResolved{}, publishing: map[uint64]*pendingPublish{},
-		chans: chans, gossip: noGossip{},
+		chans: chans, gossip: host,
 	}
 	c := eng.Counters()
 	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), counters: c})
