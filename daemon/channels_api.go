@@ -288,4 +288,3 @@ func (n *Node) runPublisher() {
 		}
 	}
 }
-
