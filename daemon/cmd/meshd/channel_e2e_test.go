@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -216,6 +217,18 @@ func TestEndToEndChannelFiveDaemons(t *testing.T) {
 	defer done()
 	for _, p := range all {
 		p.stop(sctx)
+	}
+	// The channel key is a secret: no daemon logs it (they ran at debug
+	// level), in the share string's form or in hex.
+	_, key, err := rpcapi.ParseChannelShare(share)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range all {
+		log := p.logText()
+		if strings.Contains(log, share[strings.LastIndexByte(share, ':')+1:]) || strings.Contains(log, hex.EncodeToString(key[:])) {
+			t.Errorf("%s logged the channel key", p.name)
+		}
 	}
 }
 
