@@ -90,6 +90,8 @@ type channels struct {
 	in    chan []byte
 	out   chan routing.Publish
 	stats chanStats
+	// verdicts, if set (tests), receives every validator verdict.
+	verdicts atomic.Pointer[chan error]
 }
 
 func newChannels(now func() time.Time, historySize int) *channels {
@@ -160,6 +162,14 @@ func (c *channels) resolve(ref string) (store.Channel, error) {
 // first, then the MAC, then the rate limits, so that neither junk nor
 // forgeries use up a member's allowance.
 func (c *channels) validate(from peer.ID, frame []byte) error {
+	err := c.check(from, frame)
+	if v := c.verdicts.Load(); v != nil {
+		*v <- err
+	}
+	return err
+}
+
+func (c *channels) check(from peer.ID, frame []byte) error {
 	f, err := protocol.ParseChannelFrame(frame)
 	if err != nil {
 		c.stats.malformed.Add(1)
