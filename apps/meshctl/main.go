@@ -465,6 +465,8 @@ func printEvent(w io.Writer, ev *rpcapi.Event) {
 	switch {
 	case ev.Message != nil:
 		printMessage(w, ev.Message)
+	case ev.ChannelMessage != nil:
+		printChannelMessage(w, ev.ChannelMessage)
 	case ev.Peer != nil:
 		fmt.Fprintf(w, "%s %s %s\n", ev.Kind, ev.Peer.PeerID, ev.Peer.Address)
 	default:
