@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -47,20 +49,30 @@ type gossipBench struct {
 //     meshd's peer scoring), received at Deliver;
 //   - raw: go-libp2p-pubsub with its defaults (messages signed by the
 //     publishing peer and verified, ID = author + sequence number, no
-//     validator), publishing the same bytes, received at Subscription.Next.
+//     validator), publishing the same bytes, received at Subscription.Next;
+//   - raw-unsigned: the same without signatures or author (StrictNoSign,
+//     ID = SHA-256 of the data): what meshd's side adds is then only its
+//     validator, message ID function, flood publish and scoring.
 //
 // Reported: p50 and p99 latency in ms, duplicates reaching the application
 // per node (must be 0), and copies gossipsub received and dropped as
 // duplicates per node (the network's redundancy).
 func BenchmarkGossipChannel(b *testing.B) {
-	for _, side := range []string{"meshd", "raw"} {
+	for _, side := range []string{"meshd", "raw", "raw-unsigned"} {
 		b.Run(side, func(b *testing.B) {
 			key := testChannelKey(b, 50)
 			var gb *gossipBench
-			if side == "meshd" {
+			switch side {
+			case "meshd":
 				gb = newMeshdBench(b, key)
-			} else {
+			case "raw":
 				gb = newRawBench(b, key)
+			default:
+				gb = newRawBench(b, key, pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithNoAuthor(),
+					pubsub.WithMessageIdFn(func(m *pb.Message) string {
+						sum := sha256.Sum256(m.GetData())
+						return string(sum[:])
+					}))
 			}
 			runGossipBench(b, gb, key)
 		})
@@ -176,7 +188,7 @@ func newMeshdBench(b *testing.B, key protocol.ChannelKey) *gossipBench {
 	return gb
 }
 
-func newRawBench(b *testing.B, key protocol.ChannelKey) *gossipBench {
+func newRawBench(b *testing.B, key protocol.ChannelKey, opts ...pubsub.Option) *gossipBench {
 	ctx := testContext(b)
 	gb := &gossipBench{arrivals: make(chan arrival, 4096)}
 	hosts := benchHosts(b, nil)
@@ -186,7 +198,7 @@ func newRawBench(b *testing.B, key protocol.ChannelKey) *gossipBench {
 	for i, h := range hosts {
 		psCtx, cancel := context.WithCancel(context.Background())
 		tracers[i] = newMeshTracer()
-		ps, err := pubsub.NewGossipSub(psCtx, h.Libp2p(), pubsub.WithRawTracer(tracers[i]))
+		ps, err := pubsub.NewGossipSub(psCtx, h.Libp2p(), append(opts, pubsub.WithRawTracer(tracers[i]))...)
 		if err != nil {
 			b.Fatal(err)
 		}
