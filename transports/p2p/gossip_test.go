@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -240,4 +241,41 @@ func TestGossipChannel(t *testing.T) {
 	if err := d.h.PublishChannel(ctx, protocol.ChannelID{1, 2, 3, 4}, f2); !errors.Is(err, ErrGossipTopic) {
 		t.Errorf("publish on another channel's topic: %v, want ErrGossipTopic", err)
 	}
+}
+
+// TestGossipJunkCannotSquatID: a peer that sends junk under a genuine
+// frame's dedup key first (it saw the frame on another path) must not make
+// its neighbour drop the genuine frame as a duplicate: gossipsub marks a
+// message ID seen before validating, so the ID must cover the frame's
+// bytes, not only its dedup key.
+func TestGossipJunkCannotSquatID(t *testing.T) {
+	ctx := testContext(t)
+	key := testChannelKey(t, 3)
+	id := key.ID()
+	seal := newFrameSealer(3)
+	victim, attacker, honest := newGossipNode(t, 31, nil), newGossipNode(t, 32, nil), newGossipNode(t, 33, nil)
+	for _, n := range []*gossipNode{victim, attacker, honest} {
+		n.addKey(key)
+		if err := n.h.JoinChannel(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*gossipNode{attacker, honest} {
+		if _, err := n.h.Connect(ctx, victim.h.Addrs()[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "victim's topic peers", func() bool { return topicPeers(victim.h, id) >= 2 })
+
+	genuine := seal.seal(t, key, "genuine")
+	junk := bytes.Clone(genuine)
+	junk[protocol.ChannelOverhead-protocol.ChannelTagSize] ^= 0x01 // a ciphertext bit; same dedup key
+	if err := attacker.h.PublishChannel(ctx, id, junk); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "junk rejected", func() bool { return victim.h.GossipStats().Rejected == 1 })
+	if err := honest.h.PublishChannel(ctx, id, genuine); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "genuine frame delivered", func() bool { _, n := victim.counts(genuine); return n == 1 })
 }
