@@ -86,6 +86,13 @@ func apiChannel(c store.Channel) rpcapi.Channel {
 
 // ChannelCreate implements rpcapi.Node: a fresh key from crypto/rand.
 func (n *Node) ChannelCreate(ctx context.Context, name string) (rpcapi.Channel, error) {
+	for _, c := range n.chans.list() {
+		if c.Name == name {
+			// Names are how people refer to channels: a second "ops" would
+			// make "ops" ambiguous.
+			return rpcapi.Channel{}, fmt.Errorf("%w: a joined channel (%s) is already named %q: choose another name", rpcapi.ErrInvalidParams, c.ID(), name)
+		}
+	}
 	key, err := protocol.NewChannelKey(rand.Reader)
 	if err != nil {
 		return rpcapi.Channel{}, err

@@ -101,6 +101,9 @@ func TestChannelLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := n.ChannelCreate(ctx, "ops"); !errors.Is(err, rpcapi.ErrInvalidParams) {
+		t.Errorf("a second channel named ops: %v", err)
+	}
 	share, err := n.ChannelShare(ctx, "ops")
 	if err != nil || share.Channel != c.ID {
 		t.Fatalf("share: %+v %v", share, err)
