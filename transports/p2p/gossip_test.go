@@ -147,14 +147,17 @@ func waitFor(t testing.TB, ctx context.Context, what string, cond func() bool) {
 }
 
 // topicPeers returns how many peers h knows on the channel's topic.
-func topicPeers(h *Host, id protocol.ChannelID) int {
+func topicPeers(h *Host, id protocol.ChannelID) int { return len(topicPeerIDs(h, id)) }
+
+// topicPeerIDs returns the peers h knows on the channel's topic (joined).
+func topicPeerIDs(h *Host, id protocol.ChannelID) []peer.ID {
 	h.gossip.mu.Lock()
 	defer h.gossip.mu.Unlock()
 	ct := h.gossip.topics[id]
 	if ct == nil {
-		return 0
+		return nil
 	}
-	return len(ct.topic.ListPeers())
+	return ct.topic.ListPeers()
 }
 
 func TestGossipOff(t *testing.T) {
