@@ -65,8 +65,10 @@ func TestGossipThirtyHosts(t *testing.T) {
 				return false
 			}
 		}
+		attackerPeers := topicPeerIDs(attacker.h, id)
 		for _, v := range victims {
-			if !slices.Contains(nodes[v].h.gossip.topics[id].topic.ListPeers(), attacker.h.ID()) {
+			if !slices.Contains(topicPeerIDs(nodes[v].h, id), attacker.h.ID()) ||
+				!slices.Contains(attackerPeers, nodes[v].h.ID()) {
 				return false
 			}
 		}

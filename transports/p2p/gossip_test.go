@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"meshd.dev/meshd/protocol"
@@ -146,14 +147,17 @@ func waitFor(t testing.TB, ctx context.Context, what string, cond func() bool) {
 }
 
 // topicPeers returns how many peers h knows on the channel's topic.
-func topicPeers(h *Host, id protocol.ChannelID) int {
+func topicPeers(h *Host, id protocol.ChannelID) int { return len(topicPeerIDs(h, id)) }
+
+// topicPeerIDs returns the peers h knows on the channel's topic (joined).
+func topicPeerIDs(h *Host, id protocol.ChannelID) []peer.ID {
 	h.gossip.mu.Lock()
 	defer h.gossip.mu.Unlock()
 	ct := h.gossip.topics[id]
 	if ct == nil {
-		return 0
+		return nil
 	}
-	return len(ct.topic.ListPeers())
+	return ct.topic.ListPeers()
 }
 
 func TestGossipOff(t *testing.T) {
@@ -278,4 +282,94 @@ func TestGossipJunkCannotSquatID(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, "genuine frame delivered", func() bool { _, n := victim.counts(genuine); return n == 1 })
+}
+
+func TestGossipValidationResult(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want pubsub.ValidationResult
+	}{
+		{nil, pubsub.ValidationAccept},
+		{fmt.Errorf("x: %w", ErrGossipIgnore), pubsub.ValidationIgnore},
+		{fmt.Errorf("x: %w", protocol.ErrNotForUs), pubsub.ValidationIgnore},
+		{fmt.Errorf("x: %w", protocol.ErrExpired), pubsub.ValidationIgnore},
+		{fmt.Errorf("x: %w", protocol.ErrFromFuture), pubsub.ValidationIgnore},
+		{fmt.Errorf("x: %w", protocol.ErrDecrypt), pubsub.ValidationReject},
+		{errors.New("anything else"), pubsub.ValidationReject},
+	} {
+		if got := validationResult(c.err); got != c.want {
+			t.Errorf("validationResult(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+// TestGossipRateLimit: a channel's bucket of 2 frames lets 2 of 5 distinct
+// genuine frames through; the rest are ignored (no penalty), and the
+// sender's score does not drop below zero.
+func TestGossipRateLimit(t *testing.T) {
+	ctx := testContext(t)
+	key := testChannelKey(t, 4)
+	id := key.ID()
+	seal := newFrameSealer(4)
+	a := newGossipNode(t, 41, nil)
+	b := newGossipNode(t, 42, func(c *Config) { c.Gossip.TopicRate, c.Gossip.TopicBurst = 1e-9, 2 })
+	for _, n := range []*gossipNode{a, b} {
+		n.addKey(key)
+		if err := n.h.JoinChannel(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.h.Connect(ctx, b.h.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "topic peers", func() bool { return topicPeers(a.h, id) == 1 && topicPeers(b.h, id) == 1 })
+	for i := range 5 {
+		if err := a.h.PublishChannel(ctx, id, seal.seal(t, key, fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "five frames validated or limited", func() bool {
+		st := b.h.GossipStats()
+		return st.Accepted+st.RateLimited == 5
+	})
+	if st := b.h.GossipStats(); st.Accepted != 2 || st.RateLimited != 3 || st.Rejected != 0 {
+		t.Errorf("stats %+v, want 2 accepted, 3 rate limited", st)
+	}
+	waitFor(t, ctx, "2 frames delivered", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.total == 2
+	})
+	waitFor(t, ctx, "a score for the sender", func() bool { _, ok := b.h.GossipPeerScore(a.h.ID()); return ok })
+	if s, _ := b.h.GossipPeerScore(a.h.ID()); s < 0 {
+		t.Errorf("sender's score %v after rate-limited frames, want >= 0", s)
+	}
+}
+
+// TestGossipRelayMode: a relay-mode host runs gossip with the wider mesh.
+func TestGossipRelayMode(t *testing.T) {
+	p := gossipParams(true)
+	if p.D != 12 || p.Dlo != 8 || p.Dhi != 24 || p.Dlazy != 12 {
+		t.Errorf("relay mesh degrees %d/%d/%d/%d", p.D, p.Dlo, p.Dhi, p.Dlazy)
+	}
+	n := newGossipNode(t, 43, func(c *Config) { c.Relay = true })
+	if err := n.h.JoinChannel(protocol.ChannelID{1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGossipConfigErrors(t *testing.T) {
+	for _, g := range []GossipConfig{
+		{Enabled: true, MaxFrameSize: protocol.MaxChannelFrameSize + 1},
+		{Enabled: true, MaxFrameSize: 3},
+		{Enabled: true, PeerRate: -1},
+		{Enabled: true, TopicBurst: -1},
+	} {
+		id := testIdentity(t, 44)
+		_, err := New(t.Context(), Config{Identity: id, HostKey: testHostKey(t, id),
+			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: testLogger(t), Gossip: g})
+		if !errors.Is(err, ErrConfig) {
+			t.Errorf("New with %+v: %v, want ErrConfig", g, err)
+		}
+	}
 }

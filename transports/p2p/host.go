@@ -214,6 +214,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Gossip.Enabled {
+		if cfg.Gossip, err = cfg.Gossip.withDefaults(); err != nil {
+			return nil, err
+		}
+	}
 	listen := make([]ma.Multiaddr, 0, len(cfg.ListenAddrs))
 	for _, s := range cfg.ListenAddrs {
 		a, err := ma.NewMultiaddr(s)
