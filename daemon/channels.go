@@ -33,6 +33,14 @@ import (
 // its forwarding peer, its channel and (signed frames) its sender must be
 // within their rate limits. Foreign or forged frames die at the first hop.
 
+// Freshness bounds of channel frames, given to the engine
+// (routing.Config.FloodMaxAge, ClockSkew) and used by the gossip validator,
+// so both refuse the same frames.
+const (
+	floodMaxAge = 30 * time.Minute
+	clockSkew   = 10 * time.Minute
+)
+
 // Gossip queue sizes.
 const (
 	gossipInQueue  = 1024 // validated frames waiting for the loop
@@ -95,9 +103,8 @@ type channels struct {
 }
 
 func newChannels(now func() time.Time, historySize int) *channels {
-	// The engine's defaults (routing.Config leaves them zero in the daemon).
 	return &channels{
-		now: now, maxAge: 30 * time.Minute, skew: 10 * time.Minute, historySize: historySize,
+		now: now, maxAge: floodMaxAge, skew: clockSkew, historySize: historySize,
 		joined: map[protocol.ChannelID]store.Channel{},
 		peers:  map[string]*rate.Limiter{}, perChan: map[protocol.ChannelID]*rate.Limiter{},
 		in: make(chan []byte, gossipInQueue), out: make(chan routing.Publish, gossipOutQueue),

@@ -188,6 +188,9 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		AnnounceInterval: time.Duration(cfg.Routing.AnnounceInterval),
 		MessageTTL:       time.Duration(cfg.Routing.MessageTTL),
 		CustodyMaxBytes:  cfg.Routing.CustodyMaxBytes,
+		// The gossip validator checks freshness with the same bounds.
+		FloodMaxAge: floodMaxAge,
+		ClockSkew:   clockSkew,
 	}, now(), recs)
 	switch {
 	case err != nil && eng != nil && errors.Is(err, routing.ErrCorruptRecord):
