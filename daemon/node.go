@@ -235,6 +235,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), counters: c})
 	n.hub.subs = map[*subscriber]struct{}{}
 	if err := n.restoreChannels(); err != nil {
+		cancel()
 		host.Close()
 		st.Close()
 		return nil, err
