@@ -1,6 +1,7 @@
 package rpcapi
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -61,4 +62,58 @@ func FuzzParseChannelShare(f *testing.F) {
 			t.Fatalf("%q parsed, formats as %q", s, again)
 		}
 	})
+}
+
+// TestChannelMethodErrors: bad channel requests get clear errors with the
+// documented codes, and the client maps them to the sentinels.
+func TestChannelMethodErrors(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c, err := Dial(ctx, e.srv.SocketPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.ChannelCreate(ctx, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want error
+		text string
+	}{
+		{"create without a name", func() error { _, err := c.ChannelCreate(ctx, ""); return err }, ErrInvalidParams, "channel name"},
+		{"create with a colon", func() error { _, err := c.ChannelCreate(ctx, "a:b"); return err }, ErrInvalidParams, "channel name"},
+		{"join a malformed share", func() error { _, err := c.ChannelJoin(ctx, "meshd-channel:ops:xyz"); return err }, ErrInvalidParams, "share"},
+		{"share unknown", func() error { _, err := c.ChannelShare(ctx, "nope"); return err }, ErrNotJoined, "nope"},
+		{"leave without a channel", func() error { _, err := c.ChannelLeave(ctx, ""); return err }, ErrInvalidParams, "channel is required"},
+		{"publish not joined", func() error {
+			_, err := c.ChannelPublish(ctx, ChannelPublishParams{Channel: "nope", Text: "x"})
+			return err
+		}, ErrNotJoined, "nope"},
+		{"publish both", func() error {
+			_, err := c.ChannelPublish(ctx, ChannelPublishParams{Channel: "ops", Text: "x", Payload: []byte{1}})
+			return err
+		}, ErrInvalidParams, "not both"},
+		{"publish empty", func() error { _, err := c.ChannelPublish(ctx, ChannelPublishParams{Channel: "ops"}); return err }, ErrInvalidParams, "empty"},
+		{"publish oversized", func() error {
+			_, err := c.ChannelPublish(ctx, ChannelPublishParams{Channel: "ops", Payload: make([]byte, MaxChannelBody+1)})
+			return err
+		}, ErrInvalidParams, "larger than"},
+		{"publish signed oversized", func() error {
+			_, err := c.ChannelPublish(ctx, ChannelPublishParams{Channel: "ops", Signed: true, Payload: make([]byte, MaxChannelBody-100)})
+			return err
+		}, ErrInvalidParams, "larger than"},
+		{"history limit", func() error {
+			_, err := c.ChannelHistory(ctx, ChannelHistoryParams{Channel: "ops", Limit: MaxHistoryLimit + 1})
+			return err
+		}, ErrInvalidParams, "limit"},
+	} {
+		err := tc.call()
+		var ae *Error
+		if !errors.Is(err, tc.want) || !errors.As(err, &ae) || !strings.Contains(ae.Message, tc.text) {
+			t.Errorf("%s: %v, want %v mentioning %q", tc.name, err, tc.want, tc.text)
+		}
+	}
 }
