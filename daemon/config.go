@@ -75,7 +75,22 @@ type Config struct {
 	Log     LogConfig     `toml:"log"`
 	Limits  LimitsConfig  `toml:"limits"`
 	Routing RoutingConfig `toml:"routing"`
+	// Channels configures broadcast channels.
+	Channels ChannelsConfig `toml:"channels"`
 }
+
+// ChannelsConfig configures broadcast channels.
+type ChannelsConfig struct {
+	// HistorySize is how many of the latest messages the node keeps per
+	// joined channel (1 to MaxChannelHistory), for channel.history.
+	HistorySize int `toml:"history_size"`
+}
+
+// Channel history bounds.
+const (
+	DefaultChannelHistory = 256
+	MaxChannelHistory     = 10_000
+)
 
 // LogConfig configures logging.
 type LogConfig struct {
@@ -128,6 +143,7 @@ func DefaultConfig() Config {
 		Log:       LogConfig{Level: "info", Format: "text"},
 		Limits:    LimitsConfig{ConnLow: 64, ConnHigh: 128, ShutdownTimeout: Duration(10 * time.Second)},
 		Routing:   RoutingConfig{AnnounceInterval: Duration(30 * time.Minute), MessageTTL: Duration(7 * 24 * time.Hour), CustodyMaxBytes: 64 << 20},
+		Channels:  ChannelsConfig{HistorySize: DefaultChannelHistory},
 	}
 }
 
@@ -209,6 +225,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Routing.CustodyMaxBytes < 1<<20 {
 		return bad("routing.custody_max_bytes", "%d is below 1 MiB", c.Routing.CustodyMaxBytes)
+	}
+	if c.Channels.HistorySize < 1 || c.Channels.HistorySize > MaxChannelHistory {
+		return bad("channels.history_size", "%d: want 1 to %d", c.Channels.HistorySize, MaxChannelHistory)
 	}
 	return nil
 }

@@ -131,6 +131,8 @@ func TestConfigErrors(t *testing.T) {
 		{name: "public api", doc: "api = \"0.0.0.0:7721\"\n", want: "not a loopback address"},
 		{name: "bootstrap without peer", doc: "bootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n", want: "/p2p/"},
 		{name: "dht mode", doc: "dht_mode = \"sometimes\"\n", want: "dht_mode"},
+		{name: "history too long", doc: "[channels]\nhistory_size = 10001\n", want: "channels.history_size"},
+		{name: "no history", doc: "[channels]\nhistory_size = 0\n", want: "channels.history_size"},
 		{name: "conn limits", doc: "[limits]\nconn_low = 10\nconn_high = 5\n", want: "conn_low"},
 		{name: "unknown env", env: []string{"MESHD_LISTN=/ip4/127.0.0.1/tcp/0"}, want: "MESHD_LISTN is not a meshd setting"},
 		{name: "bad env bool", env: []string{"MESHD_MDNS=perhaps"}, want: "MESHD_MDNS"},

@@ -82,9 +82,13 @@ dht_mode = %q
   message_ttl = %s
   # Bytes of messages kept in custody for unreachable recipients.
   custody_max_bytes = %d
+
+[channels]
+  # Latest messages kept per joined channel for channel.history (1 to 10000).
+  history_size = %d
 `, d.DataDir, q(d.Listen), d.API, d.MDNS, d.Relay, d.DHTMode, d.Log.Level, d.Log.Format,
 		d.Limits.ConnLow, d.Limits.ConnHigh, dur(d.Limits.ShutdownTimeout), d.Limits.MemoryLimit,
-		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes)
+		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes, d.Channels.HistorySize)
 }
 
 // ErrExists is returned by Init when the configuration file exists.

@@ -45,12 +45,13 @@ func snakeCase(s string) string {
 // collector exports the node's figures as Prometheus metrics, read from
 // the snapshot the node loop keeps (never from the engine itself).
 type collector struct {
-	n           *Node
-	descs       map[string]*prometheus.Desc
-	peers       *prometheus.Desc
-	inbox       *prometheus.Desc
-	dropped     *prometheus.Desc
-	unpublished *prometheus.Desc
+	n        *Node
+	descs    map[string]*prometheus.Desc
+	peers    *prometheus.Desc
+	inbox    *prometheus.Desc
+	dropped  *prometheus.Desc
+	channels map[string]*prometheus.Desc
+	joined   *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -65,8 +66,12 @@ func newCollector(n *Node) *collector {
 	})
 	c.peers = prometheus.NewDesc("meshd_links", "meshd links up (libp2p peers that finished the meshd handshake)", nil, nil)
 	c.dropped = prometheus.NewDesc("meshd_link_frames_dropped_total", "frames a libp2p link did not take (gone, or its send queue stalled)", nil, nil)
-	c.unpublished = prometheus.NewDesc("meshd_gossip_unpublished_total", "channel frames meant for gossip on IP links, not sent: meshd has no gossipsub yet", nil, nil)
+	c.channels = map[string]*prometheus.Desc{}
+	for _, m := range channelMetrics {
+		c.channels[m.name] = prometheus.NewDesc(m.name, m.help, nil, nil)
+	}
 	c.inbox = prometheus.NewDesc("meshd_inbox_messages", "delivered messages not yet acknowledged by an app", nil, nil)
+	c.joined = prometheus.NewDesc("meshd_channels_joined", "broadcast channels this node has joined", nil, nil)
 	return c
 }
 
@@ -78,7 +83,10 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.peers
 	ch <- c.inbox
 	ch <- c.dropped
-	ch <- c.unpublished
+	ch <- c.joined
+	for _, d := range c.channels {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -94,7 +102,28 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(s.links))
 	ch <- prometheus.MustNewConstMetric(c.inbox, prometheus.GaugeValue, float64(c.n.st.InboxLen()))
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.dropped))
-	ch <- prometheus.MustNewConstMetric(c.unpublished, prometheus.CounterValue, float64(s.unpublished))
+	for _, m := range channelMetrics {
+		ch <- prometheus.MustNewConstMetric(c.channels[m.name], prometheus.CounterValue, float64(m.get(&c.n.chans.stats)))
+	}
+	ch <- prometheus.MustNewConstMetric(c.joined, prometheus.GaugeValue, float64(len(c.n.chans.list())))
+}
+
+// channelMetrics are the broadcast channel counters. None carries a
+// channel ID or key: they are totals over all channels.
+var channelMetrics = []struct {
+	name, help string
+	get        func(s *chanStats) uint64
+}{
+	{"meshd_gossip_published_total", "channel frames published on gossip", func(s *chanStats) uint64 { return s.published.Load() }},
+	{"meshd_gossip_publish_failed_total", "channel frames gossip refused to publish", func(s *chanStats) uint64 { return s.publishFailed.Load() }},
+	{"meshd_gossip_publish_dropped_total", "channel frames dropped because the publish queue was full", func(s *chanStats) uint64 { return s.outDropped.Load() }},
+	{"meshd_gossip_received_dropped_total", "validated gossip frames dropped because the node loop's queue was full", func(s *chanStats) uint64 { return s.inDropped.Load() }},
+	{"meshd_gossip_rejected_malformed_total", "gossip frames rejected: not a well-formed channel frame", func(s *chanStats) uint64 { return s.malformed.Load() }},
+	{"meshd_gossip_rejected_stale_total", "gossip frames rejected: too old or from the future", func(s *chanStats) uint64 { return s.stale.Load() }},
+	{"meshd_gossip_rejected_unknown_total", "gossip frames of channels this node has not joined", func(s *chanStats) uint64 { return s.unknown.Load() }},
+	{"meshd_gossip_rejected_forged_total", "gossip frames whose MAC or signature does not verify", func(s *chanStats) uint64 { return s.forged.Load() }},
+	{"meshd_gossip_rejected_rate_limited_total", "gossip frames over a peer's, sender's or channel's rate limit", func(s *chanStats) uint64 { return s.limited.Load() }},
+	{"meshd_channel_messages_delivered_total", "channel messages delivered to this node's history and subscribers", func(s *chanStats) uint64 { return s.delivered.Load() }},
 }
 
 // metricsServer serves /metrics: meshd's own metrics and those go-libp2p

@@ -53,10 +53,14 @@ func TestMetricsEndpoint(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	text := string(body)
+	if strings.Contains(text, "meshd_gossip_unpublished_total") {
+		t.Error("/metrics still has meshd_gossip_unpublished_total: gossip publishes channel frames now")
+	}
 	for _, want := range []string{
 		"# TYPE meshd_routing_delivered_total counter", "meshd_routing_delivered_total 1",
 		"# TYPE meshd_routing_routes gauge", "meshd_links 1", "meshd_inbox_messages 1",
 		"meshd_link_frames_dropped_total 0",
+		"meshd_channels_joined 0", "meshd_gossip_published_total 0", "meshd_gossip_rejected_forged_total 0",
 		"libp2p_rcmgr_", "libp2p_swarm_", // go-libp2p's own metrics from the default registry
 	} {
 		if !strings.Contains(text, want) {

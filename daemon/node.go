@@ -59,16 +59,22 @@ type Node struct {
 	lookSem chan struct{}
 
 	// Owned by the loop goroutine.
-	eng         *routing.Engine
-	links       map[peer.ID]*link
-	byLink      map[routing.LinkID]*link
-	nextLink    routing.LinkID
-	nextRef     uint64
-	waiters     map[uint64]chan sendOutcome
-	inflight    map[protocol.Address]bool     // DHT lookups under way
-	resolved    map[peer.ID][]pendingResolved // lookups waiting for the peer's link
-	dropped     uint64                        // frames the links did not take
-	unpublished uint64                        // channel frames for gossip, which meshd lacks
+	eng        *routing.Engine
+	links      map[peer.ID]*link
+	byLink     map[routing.LinkID]*link
+	nextLink   routing.LinkID
+	nextRef    uint64
+	waiters    map[uint64]chan sendOutcome
+	inflight   map[protocol.Address]bool     // DHT lookups under way
+	resolved   map[peer.ID][]pendingResolved // lookups waiting for the peer's link
+	dropped    uint64                        // frames the links did not take
+	publishing map[uint64]*pendingPublish    // channel.publish calls waiting for the engine
+
+	// Broadcast channels: the registry of joined channels, gossip's
+	// validator and queues (safe for concurrent use), and the host's
+	// gossip.
+	chans  *channels
+	gossip channelHost
 
 	// Read by API goroutines.
 	snap atomic.Pointer[snapshot]
@@ -93,7 +99,7 @@ type sendOutcome struct {
 // every batch so that API reads never wait for the loop.
 type snapshot struct {
 	routes, custody, links int
-	dropped, unpublished   uint64
+	dropped                uint64
 	counters               routing.Counters
 }
 
@@ -182,6 +188,9 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		AnnounceInterval: time.Duration(cfg.Routing.AnnounceInterval),
 		MessageTTL:       time.Duration(cfg.Routing.MessageTTL),
 		CustodyMaxBytes:  cfg.Routing.CustodyMaxBytes,
+		// The gossip validator checks freshness with the same bounds.
+		FloodMaxAge: floodMaxAge,
+		ClockSkew:   clockSkew,
 	}, now(), recs)
 	switch {
 	case err != nil && eng != nil && errors.Is(err, routing.ErrCorruptRecord):
@@ -193,6 +202,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		st.Close()
 		return nil, fmt.Errorf("restoring the routing engine from %d records: %w", len(recs), err)
 	}
+	chans := newChannels(now, cfg.Channels.HistorySize)
 	host, err := p2p.New(ctx, p2p.Config{
 		Identity:    id,
 		HostKey:     hostKey,
@@ -205,6 +215,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		ConnHigh:    cfg.Limits.ConnHigh,
 		Logger:      log,
 		Now:         now,
+		Gossip:      p2p.GossipConfig{Enabled: true, Validate: chans.validate, Deliver: chans.deliver},
 	})
 	if err != nil {
 		st.Close()
@@ -217,11 +228,18 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		ctx: nctx, cancel: cancel, loopCtx: nctx, lookSem: make(chan struct{}, lookupConcurrency),
 		eng: eng, links: map[peer.ID]*link{}, byLink: map[routing.LinkID]*link{},
 		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
-		resolved: map[peer.ID][]pendingResolved{},
+		resolved: map[peer.ID][]pendingResolved{}, publishing: map[uint64]*pendingPublish{},
+		chans: chans, gossip: host,
 	}
 	c := eng.Counters()
 	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), counters: c})
 	n.hub.subs = map[*subscriber]struct{}{}
+	if err := n.restoreChannels(); err != nil {
+		cancel()
+		host.Close()
+		st.Close()
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -240,6 +258,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.shutdownLoop()
 		return err
 	}
+	n.bg.Go(n.runPublisher)
 	timer := time.NewTimer(n.eng.NextWake().Sub(n.now()))
 	defer timer.Stop()
 	events := n.host.Events()
@@ -258,6 +277,8 @@ func (n *Node) Run(ctx context.Context) error {
 			n.onHostEvent(ev)
 		case f := <-n.cmds:
 			f()
+		case fr := <-n.chans.in:
+			n.step(routing.GossipReceived{Frame: fr})
 		case <-timer.C:
 		}
 	batch:
@@ -270,6 +291,8 @@ func (n *Node) Run(ctx context.Context) error {
 				n.onHostEvent(ev)
 			case f := <-n.cmds:
 				f()
+			case fr := <-n.chans.in:
+				n.step(routing.GossipReceived{Frame: fr})
 			default:
 				break batch
 			}
@@ -292,6 +315,10 @@ func (n *Node) shutdownLoop() {
 		w <- sendOutcome{err: fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)}
 		delete(n.waiters, ref)
 	}
+	for ref, p := range n.publishing {
+		p.done <- publishOutcome{err: fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)}
+		delete(n.publishing, ref)
+	}
 }
 
 // Close stops the node: the loop must have returned (or never run). It
@@ -311,22 +338,25 @@ func (n *Node) Close() error {
 func (n *Node) drain() error {
 	for n.eng.HasReady() {
 		rd := n.eng.Ready()
-		seqs, err := n.st.Apply(&rd)
+		// Channel broadcasts go into their channels' histories, not the
+		// inbox: they carry no receipt and nobody acknowledges them.
+		direct, broadcasts := splitDeliveries(rd.Deliveries)
+		inboxRd := rd
+		inboxRd.Deliveries = direct
+		seqs, err := n.st.Apply(&inboxRd)
 		if err != nil {
 			return err
 		}
 		n.transmit(rd.Transmits)
-		if len(rd.Publish) > 0 {
-			// Channel frames for gossip: meshd has no gossipsub yet, so
-			// channel traffic does not cross IP links. Count what is lost.
-			n.unpublished += uint64(len(rd.Publish))
-			n.log.Debug("channel frames not published: gossip is not implemented", "frames", len(rd.Publish))
+		for _, p := range rd.Publish {
+			n.chans.queuePublish(p)
 		}
 		for _, a := range rd.Lookups {
 			n.startLookup(a)
 		}
-		for i := range rd.Deliveries {
-			d := &rd.Deliveries[i]
+		n.deliverChannels(broadcasts)
+		for i := range direct {
+			d := &direct[i]
 			m := n.messageOf(store.InboxEntry{Seq: seqs[i], Received: n.now().UTC(), Delivery: *d})
 			n.hub.publish(rpcapi.Event{Kind: rpcapi.EventMessage, ID: m.ID, Message: &m})
 		}
@@ -336,7 +366,7 @@ func (n *Node) drain() error {
 		n.eng.Advance()
 	}
 	c := n.eng.Counters()
-	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.links), dropped: n.dropped, unpublished: n.unpublished, counters: c})
+	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.links), dropped: n.dropped, counters: c})
 	return nil
 }
 
@@ -388,7 +418,22 @@ func (n *Node) transmit(txs []routing.Transmit) {
 	}
 }
 
+// splitDeliveries separates direct messages from channel broadcasts.
+func splitDeliveries(ds []routing.Delivery) (direct, broadcasts []routing.Delivery) {
+	for _, d := range ds {
+		if d.Broadcast {
+			broadcasts = append(broadcasts, d)
+		} else {
+			direct = append(direct, d)
+		}
+	}
+	return direct, broadcasts
+}
+
 func (n *Node) onEngineEvent(ev routing.Event) {
+	if (ev.Kind == routing.EventRefused || ev.Kind == routing.EventBroadcast) && n.onPublished(ev) {
+		return
+	}
 	w := n.waiters[ev.Ref]
 	switch ev.Kind {
 	case routing.EventAccepted:

@@ -52,6 +52,7 @@ type Node interface {
 	// (Event.Seq = 1, 2, ...), counting the ones it had to drop.
 	Subscribe(ctx context.Context) (events <-chan Event, cancel func(), err error)
 	StoreStats(ctx context.Context) (StoreStats, error)
+	ChannelNode
 }
 
 // Sentinel errors a Node wraps to choose the code the client sees.
@@ -248,6 +249,9 @@ const (
 	EventHandedOff = "handed-off" // a mailbox took custody (ID set)
 	EventPeerUp    = "peer-up"    // a meshd link came up (Peer set)
 	EventPeerDown  = "peer-down"  // a meshd link went down (Peer set)
+	// EventChannelMessage: a message arrived on a joined channel
+	// (ChannelMessage set).
+	EventChannelMessage = "channel-message"
 )
 
 // Event is a node event, pushed as a msg.event notification. Seq counts the
@@ -259,4 +263,6 @@ type Event struct {
 	ID      string   `json:"id,omitempty"`
 	Message *Message `json:"message,omitempty"`
 	Peer    *Peer    `json:"peer,omitempty"`
+	// ChannelMessage is set for channel-message events.
+	ChannelMessage *ChannelMessage `json:"channel_message,omitempty"`
 }

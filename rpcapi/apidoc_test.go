@@ -263,6 +263,10 @@ func fieldIndex(typeName, jsonField string) int {
 		reflect.TypeFor[SendResult](), reflect.TypeFor[InboxParams](), reflect.TypeFor[InboxPage](), reflect.TypeFor[Message](),
 		reflect.TypeFor[AckResult](), reflect.TypeFor[AckParams](), reflect.TypeFor[ConnectParams](), reflect.TypeFor[StoreStats](),
 		reflect.TypeFor[Event](), reflect.TypeFor[SubscribeResult](),
+		reflect.TypeFor[Channel](), reflect.TypeFor[ChannelShare](), reflect.TypeFor[ChannelPublishResult](),
+		reflect.TypeFor[ChannelHistoryPage](), reflect.TypeFor[ChannelMessage](), reflect.TypeFor[ChannelCreateParams](),
+		reflect.TypeFor[ChannelJoinParams](), reflect.TypeFor[ChannelParams](), reflect.TypeFor[ChannelPublishParams](),
+		reflect.TypeFor[ChannelHistoryParams](),
 	} {
 		if t.Name() != typeName {
 			continue

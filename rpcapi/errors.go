@@ -44,6 +44,8 @@ func (e *Error) Is(target error) bool {
 		return e.Code == CodeConnectFailed
 	case ErrUnavailable:
 		return e.Code == CodeUnavailable
+	case ErrNotJoined:
+		return e.Code == CodeNotJoined
 	}
 	return false
 }
@@ -72,6 +74,8 @@ func errorFor(err error) (e *Error, unexpected bool) {
 		return &Error{Code: CodeConnectFailed, Message: err.Error()}, false
 	case errors.Is(err, ErrUnavailable):
 		return &Error{Code: CodeUnavailable, Message: err.Error()}, false
+	case errors.Is(err, ErrNotJoined):
+		return &Error{Code: CodeNotJoined, Message: err.Error()}, false
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client went away or the server is shutting down.
 		return &Error{Code: CodeUnavailable, Message: "request cancelled: " + err.Error()}, false

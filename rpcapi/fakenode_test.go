@@ -32,6 +32,8 @@ type fakeNode struct {
 	unavailable bool   // every call fails with ErrUnavailable
 	broken      string // StoreStats fails with this (non-sentinel) text
 	panicky     bool   // Routes panics
+
+	ch fakeChannels
 }
 
 type fakeSub struct {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 
 	"meshd.dev/meshd/protocol"
@@ -91,8 +92,11 @@ var (
 )
 
 // Methods is the method table: every method the server answers, in the
-// order the documentation lists them.
-var Methods = []MethodSpec{
+// order the documentation lists them (the channel methods before
+// rpc.discover).
+var Methods = slices.Insert(methodsBase, len(methodsBase)-1, channelMethods()...)
+
+var methodsBase = []MethodSpec{
 	define(MethodNodeInfo, "Describe the local node.",
 		"Returns the node's mesh address, key fingerprint, libp2p peer ID, listen addresses and counters.",
 		errsNode,
@@ -210,10 +214,16 @@ var Methods = []MethodSpec{
 
 // examples are the params the documentation shows; a test sends each one.
 var examples = map[string]string{
-	MethodNodeConnect: `{"addr":"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExamplePeer"}`,
-	MethodMsgSend:     `{"to":"00112233445566778899aabbccddeeff","text":"hello","ttl":3600}`,
-	MethodMsgInbox:    `{"after":0,"limit":50}`,
-	MethodMsgAck:      `{"seqs":[1,2,3]}`,
+	MethodNodeConnect:    `{"addr":"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExamplePeer"}`,
+	MethodMsgSend:        `{"to":"00112233445566778899aabbccddeeff","text":"hello","ttl":3600}`,
+	MethodMsgInbox:       `{"after":0,"limit":50}`,
+	MethodMsgAck:         `{"seqs":[1,2,3]}`,
+	MethodChannelCreate:  `{"name":"ops"}`,
+	MethodChannelJoin:    `{"share":"meshd-channel:ops:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}`,
+	MethodChannelShare:   `{"channel":"ops"}`,
+	MethodChannelLeave:   `{"channel":"ops"}`,
+	MethodChannelPublish: `{"channel":"ops","text":"hello, channel","signed":true}`,
+	MethodChannelHistory: `{"channel":"ops","after":0,"limit":50}`,
 }
 
 func init() {

@@ -24,6 +24,11 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"send", "--ttl"}, exitUsage, "flag needs an argument"},
 		{[]string{"--data-dir", dir, "connect"}, exitUsage, "accepts 1 arg"},
 		{[]string{"help"}, exitOK, ""},
+		{[]string{"channel"}, exitUsage, "needs a subcommand"},
+		{[]string{"--data-dir", dir, "channel", "join", "meshd-channel:x:y"}, exitUsage, "malformed channel share string"},
+		{[]string{"--data-dir", dir, "channel", "create", "a b"}, exitUsage, "channel name"},
+		{[]string{"--data-dir", dir, "channel", "send"}, exitUsage, "arg(s)"},
+		{[]string{"--data-dir", dir, "channel", "list"}, exitNoDaemon, "cannot reach meshd"},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(tc.args, strings.NewReader(""), &out, &errb)

@@ -1,5 +1,5 @@
 // Meshctl is the command-line client of a running meshd: status, peers,
-// routes, sending and reading messages. It talks to the daemon's JSON-RPC
+// routes, sending and reading messages, broadcast channels. It talks to the daemon's JSON-RPC
 // API on the unix socket in the daemon's data directory and holds no
 // protocol logic of its own.
 package main
@@ -94,7 +94,7 @@ as the daemon.`,
 	root.PersistentFlags().BoolVar(&o.json, "json", false, "print JSON instead of text")
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(cmdStatus(o), cmdPeers(o), cmdConnect(o), cmdRoutes(o), cmdSend(o), cmdInbox(o), cmdAck(o), cmdWatch(o))
+	root.AddCommand(cmdStatus(o), cmdPeers(o), cmdConnect(o), cmdRoutes(o), cmdSend(o), cmdInbox(o), cmdAck(o), cmdWatch(o), cmdChannel(o))
 	return root
 }
 
@@ -142,6 +142,9 @@ func (o *options) printJSON(v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// printJSONLine prints v as one line of JSON (for streams).
+func (o *options) printJSONLine(v any) error { return json.NewEncoder(o.stdout).Encode(v) }
 
 func cmdStatus(o *options) *cobra.Command {
 	return &cobra.Command{
@@ -462,6 +465,8 @@ func printEvent(w io.Writer, ev *rpcapi.Event) {
 	switch {
 	case ev.Message != nil:
 		printMessage(w, ev.Message)
+	case ev.ChannelMessage != nil:
+		printChannelMessage(w, ev.ChannelMessage)
 	case ev.Peer != nil:
 		fmt.Fprintf(w, "%s %s %s\n", ev.Kind, ev.Peer.PeerID, ev.Peer.Address)
 	default:

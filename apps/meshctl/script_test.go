@@ -43,6 +43,8 @@ func TestScripts(t *testing.T) {
 			"startd":    cmdStartd,
 			"nodeinfo":  cmdNodeinfo,
 			"waitinbox": cmdWaitInbox,
+			"chanwarm":  cmdChanWarm,
+			"waitchan":  cmdWaitChan,
 		},
 	})
 }
@@ -184,6 +186,86 @@ func cmdWaitInbox(ts *testscript.TestScript, neg bool, args []string) {
 		case <-events:
 		case <-ctx.Done():
 			ts.Fatalf("waitinbox %s: %d messages after a minute, want %d", args[0], info.Inbox, want)
+		}
+	}
+}
+
+// chanwarm FROM TO CHANNEL publishes numbered warm-up messages on CHANNEL
+// from the daemon in $WORK/FROM until one reaches the daemon in $WORK/TO:
+// gossip needs a moment after a join before it forwards the topic. Each
+// attempt waits for the message's event (up to 3 s), never a sleep.
+func cmdChanWarm(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: chanwarm FROM TO CHANNEL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	from, err := rpcapi.DialDataDir(ctx, ts.MkAbs(args[0]))
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	defer from.Close()
+	to, err := rpcapi.DialDataDir(ctx, ts.MkAbs(args[1]))
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	defer to.Close()
+	events, err := to.Subscribe(ctx)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	for i := 0; ctx.Err() == nil; i++ {
+		text := fmt.Sprintf("warm-up %d", i)
+		if _, err := from.ChannelPublish(ctx, rpcapi.ChannelPublishParams{Channel: args[2], Text: text}); err != nil {
+			ts.Fatalf("%v", err)
+		}
+		attempt, done := context.WithTimeout(ctx, 3*time.Second)
+		for attempt.Err() == nil {
+			select {
+			case ev := <-events:
+				if ev.ChannelMessage != nil && ev.ChannelMessage.Text == text {
+					done()
+					return
+				}
+			case <-attempt.Done():
+			}
+		}
+		done()
+	}
+	ts.Fatalf("chanwarm: no message from %s reached %s", args[0], args[1])
+}
+
+// waitchan NAME CHANNEL TEXT waits until the channel history of the daemon
+// in $WORK/NAME holds a message with TEXT, woken by its events.
+func cmdWaitChan(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: waitchan NAME CHANNEL TEXT")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := rpcapi.DialDataDir(ctx, ts.MkAbs(args[0]))
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	defer c.Close()
+	events, err := c.Subscribe(ctx)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	for {
+		page, err := c.ChannelHistory(ctx, rpcapi.ChannelHistoryParams{Channel: args[1], Limit: rpcapi.MaxHistoryLimit})
+		if err != nil {
+			ts.Fatalf("%v", err)
+		}
+		for _, m := range page.Messages {
+			if m.Text == args[2] {
+				return
+			}
+		}
+		select {
+		case <-events:
+		case <-ctx.Done():
+			ts.Fatalf("waitchan %s: no %q on %s after a minute", args[0], args[2], args[1])
 		}
 	}
 }

@@ -19,6 +19,9 @@
 //	                 e/d/<id hex>, e/seq; see docs/routing.md section 9
 //	i/<seq>          an inbox entry; <seq> is 8 bytes big endian, so key
 //	                 order is delivery order
+//	k/, h/, m/channel-seq
+//	                 joined broadcast channels (their secret keys) and
+//	                 their message history; see channels.go
 //
 // Inbox entries are encoded as described at EncodeInboxEntry. Sequence
 // numbers start at 1, grow by one per delivery, survive restarts (the
@@ -119,6 +122,10 @@ type Store struct {
 	nextSeq uint64     // next inbox sequence number
 	inboxN  int        // number of inbox entries
 	closed  bool
+	// Channel history: the next sequence number (0 until first read) and
+	// the number of entries per channel (counted on first use).
+	histSeq uint64
+	histN   map[protocol.ChannelID]int
 }
 
 // badgerOptions are the badger settings, chosen for a small single-board
@@ -184,7 +191,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, cfg: c}
+	s := &Store{db: db, cfg: c, histN: map[protocol.ChannelID]int{}}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err

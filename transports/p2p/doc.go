@@ -2,7 +2,8 @@
 // and TLS, identify, ping, AutoNAT (v1 and v2), hole punching and the relay
 // client (plus the circuit relay v2 service in relay mode), a resource
 // manager and a connection manager; meshd links over it; a Kademlia DHT
-// with signed address records; and LAN discovery over mDNS.
+// with signed address records; LAN discovery over mDNS; and, when
+// Config.Gossip.Enabled, gossipsub for broadcast channels.
 //
 // # Links
 //
@@ -58,6 +59,18 @@
 // grandcat/zeroconf, service _meshd._udp, instance name = peer ID, TXT
 // strings "dnsaddr=<multiaddr>". go-libp2p's own mdns package is not used
 // (two stacks on port 5353).
+//
+// # Gossip
+//
+// go-libp2p-pubsub's gossipsub, one topic per channel (ChannelTopic:
+// "/meshd/ch/1/<hex channel ID>"), without gossipsub signatures or author
+// (the frames carry their own MAC, and an author would tell every relay who
+// published). Every received frame is checked before it is delivered or
+// forwarded: well-formed, on its channel's topic, within the rate limits,
+// then GossipConfig.Validate; rejected frames count against the peer that
+// sent them (peer scoring). The message ID is the frame's dedup key plus a
+// hash of its bytes without the hop count (GossipMessageID).
+// transports/README.md, section Gossip, gives the parameters and why.
 //
 // Limits are listed in transports/README.md, section LIMITS.
 package p2p

@@ -99,6 +99,8 @@ type Config struct {
 	// Now is the clock of DHT record timestamps and expiry (default
 	// time.Now).
 	Now func() time.Time
+	// Gossip turns on gossipsub for broadcast channels (off when zero).
+	Gossip GossipConfig
 }
 
 // Event is one of LinkUp, LinkDown, Frame.
@@ -156,6 +158,7 @@ type Host struct {
 	events chan Event
 	rt     *rtWatch
 	mdns   *mdnsService
+	gossip *gossip // nil unless Config.Gossip.Enabled
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -210,6 +213,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	mode, err := parseDHTMode(cfg.DHTMode, cfg.Relay)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Gossip.Enabled {
+		if cfg.Gossip, err = cfg.Gossip.withDefaults(); err != nil {
+			return nil, err
+		}
 	}
 	listen := make([]ma.Multiaddr, 0, len(cfg.ListenAddrs))
 	for _, s := range cfg.ListenAddrs {
@@ -313,6 +321,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	fail := func(err error) (*Host, error) {
 		cancel()
+		if h.gossip != nil {
+			h.gossip.close()
+		}
 		if h.dht != nil {
 			h.dht.Close()
 		}
@@ -335,6 +346,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	)
 	if err != nil {
 		return fail(fmt.Errorf("p2p: DHT: %w", err))
+	}
+	if cfg.Gossip.Enabled {
+		if h.gossip, err = startGossip(h, cfg.Gossip); err != nil {
+			return fail(err)
+		}
 	}
 
 	sub, err := lh.EventBus().Subscribe([]any{
@@ -668,7 +684,7 @@ func (h *Host) bootstrapLoop(peers []peer.AddrInfo) {
 	}
 }
 
-// Close stops mDNS, the links, the DHT and the libp2p host, and waits for
+// Close stops mDNS, the links, gossip, the DHT and the libp2p host, and waits for
 // every goroutine of the host. It returns the first error; later calls
 // return the same.
 func (h *Host) Close() error {
@@ -687,6 +703,10 @@ func (h *Host) Close() error {
 		}
 		for _, l := range links {
 			l.shutdown(ErrClosed)
+		}
+		if h.gossip != nil {
+			// Before the libp2p host: Deliver stops first, then pubsub.
+			h.gossip.close()
 		}
 		errDHT := h.dht.Close()
 		errHost := h.host.Close()

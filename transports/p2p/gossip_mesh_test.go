@@ -1,0 +1,191 @@
+package p2p
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"testing"
+)
+
+// meshGraph returns the edges of a sparse connected random graph on n
+// nodes: a ring plus one random chord per node, from seed.
+func meshGraph(n int, seed uint64) [][2]int {
+	rnd := rand.New(rand.NewPCG(seed, 0x9055))
+	var edges [][2]int
+	for i := range n {
+		edges = append(edges, [2]int{i, (i + 1) % n})
+		if j := rnd.IntN(n); j != i && j != (i+1)%n && j != (i+n-1)%n {
+			edges = append(edges, [2]int{i, j})
+		}
+	}
+	return edges
+}
+
+// TestGossipThirtyHosts: 30 members in a sparse random graph, a
+// non-member host connected to two of them, and an attacker that joins the
+// channel and publishes forged frames (bad MAC). Every member delivers every
+// genuine frame exactly once and no forged one; the non-member gets
+// nothing; the attacker's neighbours score it below the publish threshold.
+func TestGossipThirtyHosts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 32 hosts")
+	}
+	const members = 30
+	ctx := testContext(t)
+	key := testChannelKey(t, 30)
+	id := key.ID()
+	seal := newFrameSealer(30)
+
+	nodes := make([]*gossipNode, members+2)
+	for i := range nodes {
+		nodes[i] = newGossipNode(t, 300+uint64(i), nil)
+	}
+	outsider, attacker := nodes[members], nodes[members+1]
+	for _, n := range append(slices.Clone(nodes[:members]), attacker) {
+		n.addKey(key)
+		if err := n.h.JoinChannel(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edges := meshGraph(members, 30)
+	edges = append(edges, [2]int{members, 3}, [2]int{members, 17})
+	victims := []int{0, 11, 22}
+	for _, v := range victims {
+		edges = append(edges, [2]int{members + 1, v})
+	}
+	for _, e := range edges {
+		if _, err := nodes[e[0]].h.Connect(ctx, nodes[e[1]].h.Addrs()[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "a mesh at every member and at the attacker's victims", func() bool {
+		for _, n := range append(slices.Clone(nodes[:members]), attacker) {
+			if n.h.ChannelMeshPeers(id) == 0 {
+				return false
+			}
+		}
+		attackerPeers := topicPeerIDs(attacker.h, id)
+		for _, v := range victims {
+			if !slices.Contains(topicPeerIDs(nodes[v].h, id), attacker.h.ID()) ||
+				!slices.Contains(attackerPeers, nodes[v].h.ID()) {
+				return false
+			}
+		}
+		return true
+	})
+
+	for i := range 20 {
+		if err := attacker.h.PublishChannel(ctx, id, seal.forge(t, key, fmt.Sprint("forged ", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "the attacker scored below the publish threshold by its victims", func() bool {
+		for _, v := range victims {
+			if s, ok := nodes[v].h.GossipPeerScore(attacker.h.ID()); !ok || s >= publishThreshold {
+				return false
+			}
+		}
+		return true
+	})
+
+	var frames [][]byte
+	for i := range 10 {
+		f := seal.seal(t, key, fmt.Sprint("genuine ", i))
+		frames = append(frames, f)
+		if err := nodes[(i*7)%members].h.PublishChannel(ctx, id, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "every genuine frame at every member", func() bool {
+		for i, n := range nodes[:members] {
+			for j, f := range frames {
+				if _, times := n.counts(f); times == 0 && (j*7)%members != i {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	for i, n := range nodes[:members] {
+		want := len(frames)
+		for j, f := range frames {
+			_, times := n.counts(f)
+			if (j*7)%members == i {
+				want--
+				if times != 0 {
+					t.Errorf("member %d got its own frame %d back", i, j)
+				}
+			} else if times != 1 {
+				t.Errorf("member %d delivered frame %d %d times", i, j, times)
+			}
+		}
+		if total, _ := n.counts(frames[0]); total != want {
+			t.Errorf("member %d delivered %d frames, want %d (no forged ones)", i, total, want)
+		}
+	}
+	if total, _ := outsider.counts(frames[0]); total != 0 {
+		t.Errorf("non-member delivered %d frames", total)
+	}
+	if st := outsider.h.GossipStats(); st != (GossipStats{}) {
+		t.Errorf("non-member validated frames: %+v", st)
+	}
+	var rejected int
+	for _, v := range victims {
+		rejected += int(nodes[v].h.GossipStats().Rejected)
+	}
+	if rejected == 0 {
+		t.Error("no victim rejected a forged frame")
+	}
+}
+
+// TestGossipCloseStopsDelivery: once Close returns, Deliver is not called
+// again, while the other members go on receiving.
+func TestGossipCloseStopsDelivery(t *testing.T) {
+	ctx := testContext(t)
+	key := testChannelKey(t, 2)
+	id := key.ID()
+	seal := newFrameSealer(2)
+	var closed atomic.Bool
+	a, b := newGossipNode(t, 21, nil), newGossipNode(t, 22, nil)
+	c := newGossipNode(t, 23, func(cfg *Config) {
+		deliver := cfg.Gossip.Deliver
+		cfg.Gossip.Deliver = func(f []byte) {
+			if closed.Load() {
+				t.Error("Deliver called after Close returned")
+			}
+			deliver(f)
+		}
+	})
+	for _, n := range []*gossipNode{a, b, c} {
+		n.addKey(key)
+		if err := n.h.JoinChannel(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pair := range [][2]*gossipNode{{a, b}, {a, c}, {b, c}} {
+		if _, err := pair[0].h.Connect(ctx, pair[1].h.Addrs()[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "meshes", func() bool {
+		return a.h.ChannelMeshPeers(id) == 2 && b.h.ChannelMeshPeers(id) == 2 && c.h.ChannelMeshPeers(id) == 2
+	})
+	f1 := seal.seal(t, key, "before")
+	if err := a.h.PublishChannel(ctx, id, f1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "first frame at C", func() bool { _, n := c.counts(f1); return n == 1 })
+	if err := c.h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed.Store(true)
+	if err := c.h.JoinChannel(id); err != ErrClosed {
+		t.Errorf("JoinChannel after Close: %v, want ErrClosed", err)
+	}
+	f2 := seal.seal(t, key, "after")
+	if err := a.h.PublishChannel(ctx, id, f2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "second frame at B", func() bool { _, n := b.counts(f2); return n == 1 })
+}

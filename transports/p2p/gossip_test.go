@@ -1,0 +1,375 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// testChannelKey derives a channel key from seed.
+func testChannelKey(t testing.TB, seed uint64) protocol.ChannelKey {
+	t.Helper()
+	k, err := protocol.NewChannelKey(rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 0xc4}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// frameSealer seals channel frames with a seeded message ID source.
+type frameSealer struct {
+	mu  sync.Mutex
+	rnd *rand.ChaCha8
+}
+
+func newFrameSealer(seed uint64) *frameSealer {
+	return &frameSealer{rnd: rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 0x5e})}
+}
+
+func (s *frameSealer) seal(t testing.TB, key protocol.ChannelKey, body string) []byte {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := protocol.SealChannel(s.rnd, key, 5, time.Now(), []byte(body), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// forge returns a well-formed frame of key's channel whose tag does not
+// verify: what a peer without the key (or a corrupting one) sends.
+func (s *frameSealer) forge(t testing.TB, key protocol.ChannelKey, body string) []byte {
+	t.Helper()
+	f := s.seal(t, key, body)
+	f[len(f)-1] ^= 0xff
+	return f
+}
+
+// gossipNode is a gossip host with the channel keys it holds and the
+// frames delivered to it.
+type gossipNode struct {
+	h *Host
+
+	mu        sync.Mutex
+	keys      map[protocol.ChannelID]protocol.ChannelKey
+	delivered map[[protocol.ChannelDedupKeySize]byte]int
+	total     int
+	rejected  int
+}
+
+// validate is the cheap check a daemon runs: known channel, fresh, MAC.
+func (n *gossipNode) validate(_ peer.ID, frame []byte) error {
+	f, err := protocol.ParseChannelFrame(frame)
+	if err != nil {
+		return err
+	}
+	if err := f.CheckFresh(time.Now(), 30*time.Minute, 10*time.Minute); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	key, ok := n.keys[f.Channel]
+	n.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("channel %v: %w", f.Channel, ErrGossipIgnore)
+	}
+	if _, err := f.Open(key); err != nil {
+		n.mu.Lock()
+		n.rejected++
+		n.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (n *gossipNode) deliver(frame []byte) {
+	f, err := protocol.ParseChannelFrame(frame)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.total++
+	if err == nil {
+		n.delivered[f.DedupKey()]++
+	}
+}
+
+func (n *gossipNode) addKey(k protocol.ChannelKey) {
+	n.mu.Lock()
+	n.keys[k.ID()] = k
+	n.mu.Unlock()
+}
+
+// counts returns the number of frames delivered and how often frame was.
+func (n *gossipNode) counts(frame []byte) (total, times int) {
+	f, err := protocol.ParseChannelFrame(frame)
+	if err != nil {
+		panic(err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.total, n.delivered[f.DedupKey()]
+}
+
+func newGossipNode(t testing.TB, seed uint64, edit func(*Config)) *gossipNode {
+	t.Helper()
+	n := &gossipNode{keys: make(map[protocol.ChannelID]protocol.ChannelKey),
+		delivered: make(map[[protocol.ChannelDedupKeySize]byte]int)}
+	n.h = newTestHost(t, seed, func(c *Config) {
+		c.Gossip = GossipConfig{Enabled: true, Validate: n.validate, Deliver: n.deliver}
+		if edit != nil {
+			edit(c)
+		}
+	})
+	return n
+}
+
+// waitFor polls cond until it holds or ctx ends.
+func waitFor(t testing.TB, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// topicPeers returns how many peers h knows on the channel's topic.
+func topicPeers(h *Host, id protocol.ChannelID) int { return len(topicPeerIDs(h, id)) }
+
+// topicPeerIDs returns the peers h knows on the channel's topic (joined).
+func topicPeerIDs(h *Host, id protocol.ChannelID) []peer.ID {
+	h.gossip.mu.Lock()
+	defer h.gossip.mu.Unlock()
+	ct := h.gossip.topics[id]
+	if ct == nil {
+		return nil
+	}
+	return ct.topic.ListPeers()
+}
+
+func TestGossipOff(t *testing.T) {
+	h := newTestHost(t, 1, nil)
+	var id protocol.ChannelID
+	if err := h.JoinChannel(id); !errors.Is(err, ErrGossipOff) {
+		t.Errorf("JoinChannel: %v, want ErrGossipOff", err)
+	}
+	if err := h.PublishChannel(t.Context(), id, nil); !errors.Is(err, ErrGossipOff) {
+		t.Errorf("PublishChannel: %v, want ErrGossipOff", err)
+	}
+}
+
+// TestGossipChannel: three hosts in a line, A and C members, B a member
+// too (gossipsub forwards only among subscribers). A frame published at A
+// reaches B and C once, not A itself; after C leaves, nothing reaches C;
+// a non-member publishing (a bridge) reaches members; a forged frame
+// reaches no one.
+func TestGossipChannel(t *testing.T) {
+	ctx := testContext(t)
+	key := testChannelKey(t, 1)
+	id := key.ID()
+	seal := newFrameSealer(1)
+	a, b, c := newGossipNode(t, 11, nil), newGossipNode(t, 12, nil), newGossipNode(t, 13, nil)
+	d := newGossipNode(t, 14, nil) // not a member: publishes as a bridge
+	for _, n := range []*gossipNode{a, b, c} {
+		n.addKey(key)
+		if err := n.h.JoinChannel(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pair := range [][2]*gossipNode{{a, b}, {b, c}, {d, a}} {
+		if _, err := pair[0].h.Connect(ctx, pair[1].h.Addrs()[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The DHT may connect A and C too: wait for a mesh at each member.
+	waitFor(t, ctx, "meshes", func() bool {
+		return a.h.ChannelMeshPeers(id) >= 1 && b.h.ChannelMeshPeers(id) >= 1 && c.h.ChannelMeshPeers(id) >= 1
+	})
+
+	f1 := seal.seal(t, key, "one")
+	if err := a.h.PublishChannel(ctx, id, f1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "delivery at B and C", func() bool {
+		_, nb := b.counts(f1)
+		_, nc := c.counts(f1)
+		return nb == 1 && nc == 1
+	})
+	if total, _ := a.counts(f1); total != 0 {
+		t.Errorf("publisher got %d frames back", total)
+	}
+
+	if err := c.h.LeaveChannel(id); err != nil {
+		t.Fatal(err)
+	}
+	bad := seal.forge(t, key, "forged")
+	if err := a.h.PublishChannel(ctx, id, bad); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "forged frame rejected at B", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.rejected == 1
+	})
+	f2 := seal.seal(t, key, "two")
+	if err := d.h.PublishChannel(ctx, id, f2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "bridged frame at A and B", func() bool {
+		_, na := a.counts(f2)
+		_, nb := b.counts(f2)
+		return na == 1 && nb == 1
+	})
+	if total, _ := c.counts(f2); total != 1 {
+		t.Errorf("C got %d frames, want only the one before leaving", total)
+	}
+	if total, _ := b.counts(bad); total != 2 {
+		t.Errorf("B got %d frames, want 2 (no forged one)", total)
+	}
+	if total, _ := d.counts(f2); total != 0 {
+		t.Errorf("non-member got %d frames", total)
+	}
+	if err := d.h.PublishChannel(ctx, protocol.ChannelID{1, 2, 3, 4}, f2); !errors.Is(err, ErrGossipTopic) {
+		t.Errorf("publish on another channel's topic: %v, want ErrGossipTopic", err)
+	}
+}
+
+// TestGossipJunkCannotSquatID: a peer that sends junk under a genuine
+// frame's dedup key first (it saw the frame on another path) must not make
+// its neighbour drop the genuine frame as a duplicate: gossipsub marks a
+// message ID seen before validating, so the ID must cover the frame's
+// bytes, not only its dedup key.
+func TestGossipJunkCannotSquatID(t *testing.T) {
+	ctx := testContext(t)
+	key := testChannelKey(t, 3)
+	id := key.ID()
+	seal := newFrameSealer(3)
+	victim, attacker, honest := newGossipNode(t, 31, nil), newGossipNode(t, 32, nil), newGossipNode(t, 33, nil)
+	for _, n := range []*gossipNode{victim, attacker, honest} {
+		n.addKey(key)
+		if err := n.h.JoinChannel(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*gossipNode{attacker, honest} {
+		if _, err := n.h.Connect(ctx, victim.h.Addrs()[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "victim's topic peers", func() bool { return topicPeers(victim.h, id) >= 2 })
+
+	genuine := seal.seal(t, key, "genuine")
+	junk := bytes.Clone(genuine)
+	junk[protocol.ChannelOverhead-protocol.ChannelTagSize] ^= 0x01 // a ciphertext bit; same dedup key
+	if err := attacker.h.PublishChannel(ctx, id, junk); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "junk rejected", func() bool { return victim.h.GossipStats().Rejected == 1 })
+	if err := honest.h.PublishChannel(ctx, id, genuine); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "genuine frame delivered", func() bool { _, n := victim.counts(genuine); return n == 1 })
+}
+
+func TestGossipValidationResult(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want pubsub.ValidationResult
+	}{
+		{nil, pubsub.ValidationAccept},
+		{fmt.Errorf("x: %w", ErrGossipIgnore), pubsub.ValidationIgnore},
+		{fmt.Errorf("x: %w", protocol.ErrNotForUs), pubsub.ValidationIgnore},
+		{fmt.Errorf("x: %w", protocol.ErrExpired), pubsub.ValidationIgnore},
+		{fmt.Errorf("x: %w", protocol.ErrFromFuture), pubsub.ValidationIgnore},
+		{fmt.Errorf("x: %w", protocol.ErrDecrypt), pubsub.ValidationReject},
+		{errors.New("anything else"), pubsub.ValidationReject},
+	} {
+		if got := validationResult(c.err); got != c.want {
+			t.Errorf("validationResult(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+// TestGossipRateLimit: a channel's bucket of 2 frames lets 2 of 5 distinct
+// genuine frames through; the rest are ignored (no penalty), and the
+// sender's score does not drop below zero.
+func TestGossipRateLimit(t *testing.T) {
+	ctx := testContext(t)
+	key := testChannelKey(t, 4)
+	id := key.ID()
+	seal := newFrameSealer(4)
+	a := newGossipNode(t, 41, nil)
+	b := newGossipNode(t, 42, func(c *Config) { c.Gossip.TopicRate, c.Gossip.TopicBurst = 1e-9, 2 })
+	for _, n := range []*gossipNode{a, b} {
+		n.addKey(key)
+		if err := n.h.JoinChannel(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.h.Connect(ctx, b.h.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "topic peers", func() bool { return topicPeers(a.h, id) == 1 && topicPeers(b.h, id) == 1 })
+	for i := range 5 {
+		if err := a.h.PublishChannel(ctx, id, seal.seal(t, key, fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "five frames validated or limited", func() bool {
+		st := b.h.GossipStats()
+		return st.Accepted+st.RateLimited == 5
+	})
+	if st := b.h.GossipStats(); st.Accepted != 2 || st.RateLimited != 3 || st.Rejected != 0 {
+		t.Errorf("stats %+v, want 2 accepted, 3 rate limited", st)
+	}
+	waitFor(t, ctx, "2 frames delivered", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.total == 2
+	})
+	waitFor(t, ctx, "a score for the sender", func() bool { _, ok := b.h.GossipPeerScore(a.h.ID()); return ok })
+	if s, _ := b.h.GossipPeerScore(a.h.ID()); s < 0 {
+		t.Errorf("sender's score %v after rate-limited frames, want >= 0", s)
+	}
+}
+
+// TestGossipRelayMode: a relay-mode host runs gossip with the wider mesh.
+func TestGossipRelayMode(t *testing.T) {
+	p := gossipParams(true)
+	if p.D != 12 || p.Dlo != 8 || p.Dhi != 24 || p.Dlazy != 12 {
+		t.Errorf("relay mesh degrees %d/%d/%d/%d", p.D, p.Dlo, p.Dhi, p.Dlazy)
+	}
+	n := newGossipNode(t, 43, func(c *Config) { c.Relay = true })
+	if err := n.h.JoinChannel(protocol.ChannelID{1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGossipConfigErrors(t *testing.T) {
+	for _, g := range []GossipConfig{
+		{Enabled: true, MaxFrameSize: protocol.MaxChannelFrameSize + 1},
+		{Enabled: true, MaxFrameSize: 3},
+		{Enabled: true, PeerRate: -1},
+		{Enabled: true, TopicBurst: -1},
+	} {
+		id := testIdentity(t, 44)
+		_, err := New(t.Context(), Config{Identity: id, HostKey: testHostKey(t, id),
+			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: testLogger(t), Gossip: g})
+		if !errors.Is(err, ErrConfig) {
+			t.Errorf("New with %+v: %v, want ErrConfig", g, err)
+		}
+	}
+}
