@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -457,7 +458,9 @@ func (g *gossip) readLoop(ctx context.Context, sub *pubsub.Subscription, done ch
 		if m.ReceivedFrom == g.self || g.cfg.Deliver == nil {
 			continue
 		}
-		g.cfg.Deliver(m.GetData())
+		// A copy: pubsub keeps the message to answer IWANTs, and the
+		// receiver may change the hop count in place.
+		g.cfg.Deliver(bytes.Clone(m.GetData()))
 	}
 }
 
@@ -528,7 +531,9 @@ func (h *Host) PublishChannel(ctx context.Context, id protocol.ChannelID, frame 
 	if err != nil {
 		return err
 	}
-	err = ct.topic.Publish(ctx, frame)
+	// A copy: pubsub keeps the message for a while, the caller's buffer is
+	// the caller's.
+	err = ct.topic.Publish(ctx, bytes.Clone(frame))
 	if ct.sub == nil {
 		// Not joined: drop the handle so that relaying for many channels
 		// holds no state here (gossipsub keeps its fanout peers for
