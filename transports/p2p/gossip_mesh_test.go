@@ -134,6 +134,16 @@ func TestGossipThirtyHosts(t *testing.T) {
 	if st := outsider.h.GossipStats(); st != (GossipStats{}) {
 		t.Errorf("non-member validated frames: %+v", st)
 	}
+	// Honest peers lose nothing: no invalid frames, no delivery deficit
+	// penalty (P3 is off), and on one IP address (loopback is exempt from
+	// the colocation penalty anyway).
+	for i, n := range nodes[:members] {
+		for _, p := range topicPeerIDs(n.h, id) {
+			if s, ok := n.h.GossipPeerScore(p); ok && s < 0 && p != attacker.h.ID() {
+				t.Errorf("member %d scores honest peer %s at %v", i, p, s)
+			}
+		}
+	}
 	var rejected int
 	for _, v := range victims {
 		rejected += int(nodes[v].h.GossipStats().Rejected)
