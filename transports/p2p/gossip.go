@@ -65,8 +65,10 @@ type GossipConfig struct {
 	// (gossipsub suppresses duplicates by message ID, see
 	// GossipMessageID), but not frames this host published. It is called
 	// on the channel's read goroutine: it must not block for long, and it
-	// must not call LeaveChannel or Close (they wait for it to return).
-	// The frame belongs to Deliver.
+	// must not call the host's channel methods or Close (LeaveChannel and
+	// Close wait for it to return while holding the lock the others take):
+	// hand the frame to another goroutine. The frame is a copy and belongs
+	// to Deliver.
 	Deliver func(frame []byte)
 	// MaxFrameSize is the largest frame accepted and published (default
 	// and at most protocol.MaxChannelFrameSize); larger frames are
@@ -82,8 +84,8 @@ type GossipConfig struct {
 	// PeerRate and PeerBurst bound the valid frames per second one peer may
 	// bring in, all channels together (defaults
 	// DefaultGossipPeerRate, DefaultGossipPeerBurst; rate.Inf turns the
-	// bound off). TopicRate and TopicBurst bound the frames per second of
-	// one channel from all peers together (DefaultGossipTopicRate,
+	// bound off). TopicRate and TopicBurst bound the valid frames per
+	// second of one channel from all peers together (DefaultGossipTopicRate,
 	// DefaultGossipTopicBurst). Frames beyond them are ignored: dropped,
 	// neither delivered nor forwarded, with no score penalty.
 	PeerRate   rate.Limit
