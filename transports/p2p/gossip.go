@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -64,18 +65,27 @@ type GossipConfig struct {
 	// (gossipsub suppresses duplicates by message ID, see
 	// GossipMessageID), but not frames this host published. It is called
 	// on the channel's read goroutine: it must not block for long, and it
-	// must not call LeaveChannel or Close (they wait for it to return).
-	// The frame belongs to Deliver.
+	// must not call the host's channel methods or Close (LeaveChannel and
+	// Close wait for it to return while holding the lock the others take):
+	// hand the frame to another goroutine. The frame is a copy and belongs
+	// to Deliver.
 	Deliver func(frame []byte)
 	// MaxFrameSize is the largest frame accepted and published (default
 	// and at most protocol.MaxChannelFrameSize); larger frames are
 	// rejected.
 	MaxFrameSize int
-	// PeerRate and PeerBurst bound the frames per second one peer may
-	// bring in for validation, all channels together (defaults
+	// SeenTTL is how long gossipsub remembers a message ID (default
+	// DefaultGossipSeenTTL). Set it to at least the freshness bound plus
+	// the clock skew receivers allow (routing.Config.FloodMaxAge +
+	// ClockSkew): a frame seen again after its ID was forgotten passes
+	// Validate again and is forwarded again, so a shorter memory lets
+	// anyone replay a recorded frame through the whole network.
+	SeenTTL time.Duration
+	// PeerRate and PeerBurst bound the valid frames per second one peer may
+	// bring in, all channels together (defaults
 	// DefaultGossipPeerRate, DefaultGossipPeerBurst; rate.Inf turns the
-	// bound off). TopicRate and TopicBurst bound the frames per second of
-	// one channel from all peers together (DefaultGossipTopicRate,
+	// bound off). TopicRate and TopicBurst bound the valid frames per
+	// second of one channel from all peers together (DefaultGossipTopicRate,
 	// DefaultGossipTopicBurst). Frames beyond them are ignored: dropped,
 	// neither delivered nor forwarded, with no score penalty.
 	PeerRate   rate.Limit
@@ -92,6 +102,12 @@ func (c GossipConfig) withDefaults() (GossipConfig, error) {
 	if c.MaxFrameSize < protocol.ChannelOverhead || c.MaxFrameSize > protocol.MaxChannelFrameSize {
 		return c, fmt.Errorf("%w: gossip MaxFrameSize %d not in %d..%d", ErrConfig, c.MaxFrameSize,
 			protocol.ChannelOverhead, protocol.MaxChannelFrameSize)
+	}
+	if c.SeenTTL == 0 {
+		c.SeenTTL = DefaultGossipSeenTTL
+	}
+	if c.SeenTTL < 0 {
+		return c, fmt.Errorf("%w: gossip SeenTTL %v", ErrConfig, c.SeenTTL)
 	}
 	if c.PeerRate == 0 {
 		c.PeerRate = DefaultGossipPeerRate
@@ -174,16 +190,17 @@ func startGossip(h *Host, cfg GossipConfig) (*gossip, error) {
 		pubsub.WithFloodPublish(true),
 		pubsub.WithRawTracer(g.tracer),
 		pubsub.WithMessageIdFn(GossipMessageID),
+		pubsub.WithSeenMessagesTTL(cfg.SeenTTL),
+		// No gossipsub signatures, no author, no sequence number: the frame
+		// carries its own MAC (and optional inner signature, readable by
+		// members only), and an author field would tell every relay which
+		// peer published (transports/README.md, Gossip).
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		// Inline: the check takes microseconds, less than handing it to a
 		// goroutine of its own.
 		pubsub.WithDefaultValidator(pubsub.ValidatorEx(g.validate), pubsub.WithValidatorInline(true)),
 		pubsub.WithMaxMessageSize(gossipMaxRPCSize),
-		// No gossipsub signatures, no author, no sequence number: the frame
-		// carries its own MAC (and optional inner signature, readable by
-		// members only), and an author field would tell every relay which
-		// peer published (transports/README.md, Gossip).
 		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(
 			channelTopicFilter{}, gossipMaxTopicsPerRPC)),
 		pubsub.WithLogger(h.log.With("component", "gossipsub")),
@@ -280,8 +297,8 @@ func frameMessageID(data []byte) string {
 
 // validate is the default validator of every topic: the frame must parse,
 // fit MaxFrameSize and name its topic's channel (else reject); frames of
-// other peers must then be within the rate limits (else ignore) and pass
-// GossipConfig.Validate.
+// other peers must then pass GossipConfig.Validate and be within the rate
+// limits (else ignore).
 func (g *gossip) validate(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 	r := g.verdict(from, m)
 	switch r {
@@ -305,18 +322,22 @@ func (g *gossip) verdict(from peer.ID, m *pubsub.Message) pubsub.ValidationResul
 	if from == g.self {
 		return pubsub.ValidationAccept
 	}
+	if g.cfg.Validate != nil {
+		switch r := validationResult(g.cfg.Validate(from, m.GetData())); r {
+		case pubsub.ValidationIgnore:
+			g.ignored.Add(1)
+			return r
+		case pubsub.ValidationReject:
+			return r
+		}
+	}
+	// Only valid frames take tokens: junk must not empty a channel's
+	// bucket and starve its genuine frames (TestGossipJunkKeepsRate).
 	if !g.allow(from, id) {
 		g.rateLimited.Add(1)
 		return pubsub.ValidationIgnore
 	}
-	if g.cfg.Validate == nil {
-		return pubsub.ValidationAccept
-	}
-	r := validationResult(g.cfg.Validate(from, m.GetData()))
-	if r == pubsub.ValidationIgnore {
-		g.ignored.Add(1)
-	}
-	return r
+	return pubsub.ValidationAccept
 }
 
 // allow takes a token from the peer's and the channel's bucket.
@@ -439,7 +460,9 @@ func (g *gossip) readLoop(ctx context.Context, sub *pubsub.Subscription, done ch
 		if m.ReceivedFrom == g.self || g.cfg.Deliver == nil {
 			continue
 		}
-		g.cfg.Deliver(m.GetData())
+		// A copy: pubsub keeps the message to answer IWANTs, and the
+		// receiver may change the hop count in place.
+		g.cfg.Deliver(bytes.Clone(m.GetData()))
 	}
 }
 
@@ -510,7 +533,9 @@ func (h *Host) PublishChannel(ctx context.Context, id protocol.ChannelID, frame 
 	if err != nil {
 		return err
 	}
-	err = ct.topic.Publish(ctx, frame)
+	// A copy: pubsub keeps the message for a while, the caller's buffer is
+	// the caller's.
+	err = ct.topic.Publish(ctx, bytes.Clone(frame))
 	if ct.sub == nil {
 		// Not joined: drop the handle so that relaying for many channels
 		// holds no state here (gossipsub keeps its fanout peers for

@@ -14,15 +14,19 @@ import (
 // Gossip defaults and limits; transports/README.md (section Gossip)
 // explains the choices.
 const (
-	// DefaultGossipPeerRate and DefaultGossipPeerBurst bound the frames per
-	// second (and the burst) that one peer may hand this host for
-	// validation, all channels together; beyond them frames are ignored
+	// DefaultGossipSeenTTL is how long gossipsub remembers message IDs:
+	// the routing engine's default freshness bound (30 min) plus its clock
+	// skew (10 min), the longest a frame can be accepted.
+	DefaultGossipSeenTTL = 40 * time.Minute
+	// DefaultGossipPeerRate and DefaultGossipPeerBurst bound the valid
+	// frames per second (and the burst) that one peer may hand this host,
+	// all channels together; beyond them frames are ignored
 	// (dropped, not forwarded, no score penalty: the peer may be relaying a
 	// noisy member).
 	DefaultGossipPeerRate  = 25
 	DefaultGossipPeerBurst = 100
-	// DefaultGossipTopicRate and DefaultGossipTopicBurst bound the frames
-	// per second (and the burst) one channel may bring in from all peers
+	// DefaultGossipTopicRate and DefaultGossipTopicBurst bound the valid
+	// frames per second (and the burst) one channel may bring in from all peers
 	// together, so that one noisy channel cannot take all of what the node
 	// floods onward (a LoRa link's airtime).
 	DefaultGossipTopicRate  = 10

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -371,5 +372,52 @@ func TestGossipConfigErrors(t *testing.T) {
 		if !errors.Is(err, ErrConfig) {
 			t.Errorf("New with %+v: %v, want ErrConfig", g, err)
 		}
+	}
+}
+
+// TestGossipJunkKeepsRate: forged frames do not take tokens from the
+// channel's bucket, so a forger cannot starve the channel's genuine frames
+// (they are rejected, and count against it, instead).
+func TestGossipJunkKeepsRate(t *testing.T) {
+	ctx := testContext(t)
+	key := testChannelKey(t, 5)
+	id := key.ID()
+	seal := newFrameSealer(5)
+	honest, forger := newGossipNode(t, 51, nil), newGossipNode(t, 52, nil)
+	victim := newGossipNode(t, 53, func(c *Config) { c.Gossip.TopicRate, c.Gossip.TopicBurst = 1e-9, 2 })
+	for _, n := range []*gossipNode{honest, forger, victim} {
+		n.addKey(key)
+		if err := n.h.JoinChannel(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*gossipNode{honest, forger} {
+		if _, err := n.h.Connect(ctx, victim.h.Addrs()[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "topic peers", func() bool {
+		return slices.Contains(topicPeerIDs(forger.h, id), victim.h.ID()) &&
+			slices.Contains(topicPeerIDs(honest.h, id), victim.h.ID())
+	})
+	for i := range 5 {
+		if err := forger.h.PublishChannel(ctx, id, seal.forge(t, key, fmt.Sprint("junk ", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "junk rejected", func() bool { return victim.h.GossipStats().Rejected == 5 })
+	f1, f2 := seal.seal(t, key, "one"), seal.seal(t, key, "two")
+	for _, f := range [][]byte{f1, f2} {
+		if err := honest.h.PublishChannel(ctx, id, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "genuine frames delivered", func() bool {
+		_, n1 := victim.counts(f1)
+		_, n2 := victim.counts(f2)
+		return n1 == 1 && n2 == 1
+	})
+	if st := victim.h.GossipStats(); st.RateLimited != 0 {
+		t.Errorf("stats %+v: frames rate limited", st)
 	}
 }
