@@ -215,7 +215,8 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		ConnHigh:    cfg.Limits.ConnHigh,
 		Logger:      log,
 		Now:         now,
-		Gossip:      p2p.GossipConfig{Enabled: true, Validate: chans.validate, Deliver: chans.deliver},
+		Gossip: p2p.GossipConfig{Enabled: true, Validate: chans.validate, Deliver: chans.deliver,
+			SeenTTL: floodMaxAge + clockSkew}, // gossip remembers a frame as long as it can be accepted
 	})
 	if err != nil {
 		st.Close()
