@@ -379,6 +379,30 @@ func (e *Engine) routeChanged(d *destEntry, res updateResult) (propagated bool) 
 	return propagated
 }
 
+// evicted retracts the route to d, which the full table is evicting for a
+// nearer destination, on every link: neighbours routing through this node
+// would otherwise keep doing so until their route expires (a black hole),
+// and could offer it back to this node, which no longer has the
+// feasibility distance that would refuse it (a loop). The queue cannot
+// carry it (it builds adverts from the table), so it goes out now,
+// charged to each link's budget.
+func (e *Engine) evicted(d *destEntry) {
+	if _, ok := d.route(); !ok || d.ann == nil {
+		return // nothing advertised, nothing to retract
+	}
+	e.counters.RoutesRemoved++
+	a := d.ann.WithKEMKey(nil)
+	a.HopCount = 0
+	raw, err := a.MarshalBinary()
+	if err != nil {
+		return
+	}
+	frame := protocol.AppendAdvert(nil, e.self, MetricInfinite, raw)
+	for _, l := range e.sortedLinks() {
+		e.emitRouting(l, frame)
+	}
+}
+
 // sweep expires routes, delivered IDs and path request state.
 func (e *Engine) sweep() {
 	for _, d := range e.table.sortedDests() {

@@ -140,6 +140,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		hopAcks:   make(map[envKey]*ackWait),
 		receipts:  newReceiptCache(receiptCacheSize),
 	}
+	e.table.evicted = e.evicted
 	err := e.restore(restore)
 	e.newOwnAnnounce()
 	e.nextSweep = now.Add(e.sweepInterval())

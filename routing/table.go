@@ -74,6 +74,9 @@ type table struct {
 	// move in it whenever their selection changes (reselect), so a full
 	// table finds its victim in O(log n).
 	evict evictHeap
+	// evicted, if set, hears of every entry evicted to make room, before
+	// it goes: the engine must retract a route it was advertising.
+	evicted func(*destEntry)
 }
 
 func newTable(max int) *table {
@@ -99,6 +102,9 @@ func (t *table) entry(a Address, metric uint16) *destEntry {
 		}
 		if worst.best >= 0 {
 			t.routes--
+		}
+		if t.evicted != nil {
+			t.evicted(worst)
 		}
 		t.remove(worst)
 	}

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"meshd.dev/meshd/protocol"
 )
 
 var tableNow = time.Unix(1_800_000_000, 0)
@@ -207,4 +209,70 @@ func TestInfeasibleKeptNeverSelected(t *testing.T) {
 	if r := upd(tableAddr(0x20), 3, 50); r != updAdded {
 		t.Fatalf("a feasible newcomer to a full list of infeasible ones: %v", r)
 	}
+}
+
+// TestEvictionRetractsRoute: when a full table evicts a destination it has
+// a selected route to, the neighbours that route through this node must
+// hear that the route is gone. Before the fix the entry vanished in
+// silence: neighbours kept sending to it for up to RouteTTL (a black hole:
+// the node, its table full of nearer destinations, cannot even ask for a
+// route again), and kept advertising their way through it back to it, which
+// a node without the evicted feasibility distance accepts (a loop).
+func TestEvictionRetractsRoute(t *testing.T) {
+	e := attackEngine(t)
+	now := attackEpoch.Add(time.Minute)
+	near, far, newer := evictIdent(t, 11), evictIdent(t, 12), evictIdent(t, 13)
+	advertMetric(t, e, 2, near, 0, now)
+	advertMetric(t, e, 2, far, 200, now)
+	if _, ok := e.table.get(far.Address()).route(); !ok {
+		t.Fatal("no route to the far destination")
+	}
+	e.table.max = len(e.table.dests)
+	now = now.Add(time.Second)
+	if err := e.Step(now, FrameReceived{Link: 3, Frame: advertFrame(t, newer, 0, now)}); err != nil {
+		t.Fatal(err)
+	}
+	got := advertsOf(e.Ready(), far.Address())
+	e.Advance()
+	if e.table.get(far.Address()) != nil {
+		t.Fatal("far destination not evicted")
+	}
+	for _, l := range []LinkID{1, 3} {
+		if m, ok := got[l]; !ok || m[1] != MetricInfinite {
+			t.Errorf("link %d: advert of the evicted destination %v, want a retraction", l, m)
+		}
+	}
+}
+
+func evictIdent(t *testing.T, seed byte) *protocol.Identity {
+	t.Helper()
+	id, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{seed}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// advertFrame is an advert of a fresh announce of id, forwarded by id
+// itself, with the given metric.
+func advertFrame(t *testing.T, id *protocol.Identity, metric uint16, now time.Time) []byte {
+	t.Helper()
+	a, err := protocol.NewAnnounce(id, protocol.AnnounceOptions{Sequence: 1, Timestamp: protocol.TimestampOf(now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return protocol.AppendAdvert(nil, id.Address(), metric, raw)
+}
+
+func advertMetric(t *testing.T, e *Engine, link LinkID, id *protocol.Identity, metric uint16, now time.Time) {
+	t.Helper()
+	if err := e.Step(now, FrameReceived{Link: link, Frame: advertFrame(t, id, metric, now)}); err != nil {
+		t.Fatal(err)
+	}
+	e.Ready()
+	e.Advance()
 }
