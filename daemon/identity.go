@@ -64,6 +64,11 @@ func LoadOrCreateIdentity(dataDir string, random io.Reader) (id *protocol.Identi
 	err = writeFileAtomic(path, raw, 0o600)
 	if errors.Is(err, os.ErrExist) {
 		// Another process created it first: use that one, so both agree.
+		// Unless the name exists but leads nowhere (a dangling symlink):
+		// reading would say "does not exist" again, without end.
+		if err := stillThere(path); err != nil {
+			return nil, false, fmt.Errorf("identity key: %w", err)
+		}
 		return LoadOrCreateIdentity(dataDir, random)
 	}
 	if err != nil {
@@ -100,6 +105,11 @@ func LoadOrCreateHostKey(dataDir string, random io.Reader) (key ed25519.PrivateK
 	err = writeFileAtomic(path, marshalHostKey(seed), 0o600)
 	if errors.Is(err, os.ErrExist) {
 		// Another process created it first: use that one, so both agree.
+		// Unless the name exists but leads nowhere (a dangling symlink):
+		// reading would say "does not exist" again, without end.
+		if err := stillThere(path); err != nil {
+			return nil, false, fmt.Errorf("host key: %w", err)
+		}
 		return LoadOrCreateHostKey(dataDir, random)
 	}
 	if err != nil {
@@ -126,6 +136,15 @@ func parseHostKey(b []byte) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrHostKeyFile)
 	}
 	return ed25519.NewKeyFromSeed(body[1:]), nil
+}
+
+// stillThere checks that a key file which another process seems to have
+// created can be read through its name.
+func stillThere(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("%s exists but cannot be opened (a dangling symlink?): %w", path, err)
+	}
+	return nil
 }
 
 // readSecret reads a small secret file, refusing one that group or others

@@ -190,3 +190,42 @@ func TestKeyFilesSurvivePowerLoss(t *testing.T) {
 		t.Fatalf("host key after the power cut: created=%v err=%v", created, err)
 	}
 }
+
+// countingReader is a random source that counts its reads and fails
+// after the first, so a loop that keeps generating keys shows.
+type countingReader struct{ n int }
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	r.n++
+	if r.n > 1 {
+		return 0, errors.New("read again")
+	}
+	for i := range p {
+		p[i] = byte(i)
+	}
+	return len(p), nil
+}
+
+// TestDanglingKeySymlink: a key file that is a symlink to nothing (a
+// secrets volume not mounted yet) must give a clear error at once. Before
+// the fix Stat said "does not exist", the hard link said "exists", and the
+// function called itself again without end, generating a key each time
+// (until the stack ran out).
+func TestDanglingKeySymlink(t *testing.T) {
+	for _, name := range []string{HostKeyFileName, IdentityFileName} {
+		dir := t.TempDir()
+		if err := os.Symlink(filepath.Join(dir, "missing", "key"), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+		r := &countingReader{}
+		var err error
+		if name == HostKeyFileName {
+			_, _, err = LoadOrCreateHostKey(dir, r)
+		} else {
+			_, _, err = LoadOrCreateIdentity(dir, r)
+		}
+		if err == nil || r.n > 1 || strings.Contains(err.Error(), "read again") {
+			t.Errorf("%s: error %v after %d random reads, want a clear error after at most one", name, err, r.n)
+		}
+	}
+}
