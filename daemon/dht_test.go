@@ -2,11 +2,14 @@ package daemon
 
 import (
 	"context"
+	mrand "math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
+	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/rpcapi"
+	"meshd.dev/meshd/transports/p2p"
 )
 
 // TestDHTLookupReachesANodeOutsideTheMesh: F publishes its address record
@@ -85,5 +88,37 @@ func TestDHTLookupReachesANodeOutsideTheMesh(t *testing.T) {
 	}
 	if !direct {
 		t.Errorf("A is not connected to F directly; peers %+v", peers)
+	}
+}
+
+// TestRecordNamingAnotherNodesPeer: an identity M signs an address record
+// that names an honest node B's libp2p peer (B's host key is public). A
+// looks M up and is linked to B: the engine must not get a route to M over
+// B's link. Resolved means "a direct link to the destination" to the
+// engine, which takes it as feasible and advertises it; before the fix A
+// routed M's traffic to B as if B were M, and B, hearing A's advert, could
+// route it back to A (a loop between two honest nodes, on M's say-so).
+func TestRecordNamingAnotherNodesPeer(t *testing.T) {
+	noLeaks(t)
+	a, b, stop := twoNodes(t)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := protocol.NewIdentity(mrand.NewChaCha8([32]byte{9}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &p2p.Record{Identity: m.Public(), Peer: b.host.ID()}
+	if err := a.call(ctx, func() { a.lookupDone(m.Address(), rec, nil) }); err != nil {
+		t.Fatal(err)
+	}
+	routes, err := a.Routes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes {
+		if r.Dest == m.Address().String() {
+			t.Fatalf("A routes M's address over B's link: %+v", r)
+		}
 	}
 }

@@ -474,9 +474,7 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 			n.step(routing.Resolved{Dest: ev.Address, Link: l.id, Identity: ev.Identity})
 		}
 		for _, p := range n.resolved[ev.Peer] {
-			r := p.res
-			r.Link = l.id
-			n.step(r)
+			n.stepResolved(l, p.res)
 		}
 		delete(n.resolved, ev.Peer)
 		p := n.peerOf(l)
@@ -535,21 +533,37 @@ func (n *Node) startLookup(a protocol.Address) {
 		if err == nil {
 			err = n.host.ConnectInfo(ctx, rec.AddrInfo())
 		}
-		n.enqueue(func() {
-			delete(n.inflight, a)
-			if err != nil {
-				n.log.Debug("DHT lookup failed", "address", a, "err", err)
-				return
-			}
-			res := routing.Resolved{Dest: a, Identity: rec.Identity}
-			if l := n.links[rec.Peer]; l != nil {
-				res.Link = l.id
-				n.step(res)
-				return
-			}
-			n.addResolved(rec.Peer, res)
-		})
+		n.enqueue(func() { n.lookupDone(a, rec, err) })
 	}()
+}
+
+// lookupDone reports a lookup's result to the engine, on the loop: a route
+// to a over the link to the peer the record names, once that link is up.
+func (n *Node) lookupDone(a protocol.Address, rec *p2p.Record, err error) {
+	delete(n.inflight, a)
+	if err != nil {
+		n.log.Debug("DHT lookup failed", "address", a, "err", err)
+		return
+	}
+	res := routing.Resolved{Dest: a, Identity: rec.Identity}
+	if l := n.links[rec.Peer]; l != nil {
+		n.stepResolved(l, res)
+		return
+	}
+	n.addResolved(rec.Peer, res)
+}
+
+// stepResolved gives the engine a lookup result over l, if l's peer is the
+// destination. The engine takes a Resolved for a direct link to it, but a
+// record is only its identity's word: any identity may name another node's
+// peer, whose hello then proves another address.
+func (n *Node) stepResolved(l *link, res routing.Resolved) {
+	if l.addr != res.Dest {
+		n.log.Debug("DHT record names another node's peer", "address", res.Dest, "peer", l.peer, "peer address", l.addr)
+		return
+	}
+	res.Link = l.id
+	n.step(res)
 }
 
 // pendingResolved is a lookup result waiting for the meshd link to its
