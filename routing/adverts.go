@@ -228,6 +228,15 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 		e.counters.FramesMalformed++
 		return err
 	}
+	// On a point-to-point link whose peer the transport authenticated,
+	// the forwarder can only be that peer: naming others would let one
+	// neighbour take every candidate slot of a destination, pushing out
+	// the honest neighbours' (radio links cannot tell; see section 11 of
+	// docs/routing.md).
+	if p := l.info.Peer; !l.info.Shared && !p.IsZero() && adv.Forwarder != p {
+		e.counters.AdvertsInvalid++
+		return fmt.Errorf("advert forwarded by %v on the link to %v: %w", adv.Forwarder, p, ErrBadInput)
+	}
 	a := adv.Announce
 	origin := a.Address()
 	if origin == e.self || adv.Forwarder == e.self {

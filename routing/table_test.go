@@ -276,3 +276,53 @@ func advertMetric(t *testing.T, e *Engine, link LinkID, id *protocol.Identity, m
 	e.Ready()
 	e.Advance()
 }
+
+// TestAdvertForwarderMustBeLinkPeer: on a point-to-point link whose peer
+// the transport authenticated, a neighbour that names other forwarders in
+// its adverts must not get more than its one candidate per destination.
+// Before the fix it took all four slots with made-up forwarders, pushing
+// out the honest neighbour's candidate, so that when its link went down
+// (or it retracted them) the node had no route left although the honest
+// neighbour still offered one.
+func TestAdvertForwarderMustBeLinkPeer(t *testing.T) {
+	id := evictIdent(t, 1)
+	e, err := New(Config{Identity: id, Rand: rand.NewChaCha8([32]byte{2})}, attackEpoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attacker, honest, dest := evictIdent(t, 21), evictIdent(t, 22), evictIdent(t, 23)
+	for l, p := range map[LinkID]Address{1: attacker.Address(), 2: honest.Address()} {
+		if err := e.Step(attackEpoch, LinkUp{Link: LinkInfo{ID: l, Kind: LinkTCP, Peer: p}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Ready()
+	e.Advance()
+	now := attackEpoch.Add(time.Minute)
+	frame := advertFrame(t, dest, 0, now)
+	adv, err := protocol.ParseAdvert(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	via := func(fwd Address, metric uint16) []byte {
+		return protocol.AppendAdvert(nil, fwd, metric, adv.AnnounceRaw)
+	}
+	if err := e.Step(now, FrameReceived{Link: 2, Frame: via(honest.Address(), 0)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxCandidates {
+		var fake Address
+		fake[0], fake[1] = 0xfa, byte(i)
+		_ = e.Step(now, FrameReceived{Link: 1, Frame: via(fake, 0)})
+	}
+	e.Ready()
+	e.Advance()
+	if err := e.Step(now.Add(time.Second), LinkDown{Link: 1}); err != nil {
+		t.Fatal(err)
+	}
+	e.Ready()
+	e.Advance()
+	if c, ok := e.table.get(dest.Address()).route(); !ok || c.link != 2 {
+		t.Fatalf("after the attacker's link went down: route %+v, %v; want the honest neighbour's on link 2", c, ok)
+	}
+}
