@@ -38,6 +38,9 @@ const (
 	gossipMaxRPCSize = 2 * protocol.MaxChannelFrameSize
 	// gossipMaxTopicsPerRPC bounds the subscriptions one RPC may announce.
 	gossipMaxTopicsPerRPC = 256
+	// gossipMaxTopicsPerPeer bounds the topics one peer may be subscribed
+	// to in this host's view; further subscriptions are ignored.
+	gossipMaxTopicsPerPeer = 512
 	// gossipSubBuffer is the queue of a channel subscription: frames wait
 	// here for Deliver; beyond it gossipsub drops frames for this reader.
 	gossipSubBuffer = 256
