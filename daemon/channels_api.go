@@ -172,6 +172,12 @@ func (n *Node) ChannelPublish(ctx context.Context, p rpcapi.ChannelPublishParams
 	}
 	done := make(chan publishOutcome, 1)
 	if cerr := n.call(ctx, func() {
+		// Again on the loop: a leave that got here first deleted the key
+		// and the history (TestPublishRacingLeave).
+		if now, ok := n.chans.get(c.ID()); !ok || now.Key != c.Key {
+			done <- publishOutcome{err: fmt.Errorf("%w: channel %s was left", rpcapi.ErrNotJoined, c.ID())}
+			return
+		}
 		n.nextRef++
 		ref := n.nextRef
 		n.publishing[ref] = &pendingPublish{entry: entry, done: done}
@@ -237,6 +243,12 @@ func (n *Node) onPublished(ev routing.Event) bool {
 	}
 	p.entry.Received = n.now().UTC()
 	res := rpcapi.ChannelPublishResult{Channel: p.entry.Channel.String()}
+	if _, ok := n.chans.get(p.entry.Channel); !ok {
+		// Left in the same batch, after the publish: sent, but the
+		// history is gone with the key (TestLeaveAfterPublishInOneBatch).
+		p.done <- publishOutcome{res: res}
+		return true
+	}
 	if seqs, err := n.st.AppendHistory([]store.HistoryEntry{p.entry}, n.chans.historySize); err != nil {
 		n.log.Error("cannot store a published channel message in the history", "channel", p.entry.Channel, "err", err)
 	} else {

@@ -112,3 +112,57 @@ func waitKindOrNil(ctx context.Context, ch <-chan rpcapi.Event, kind string) *rp
 		}
 	}
 }
+
+// TestGossipBridgeForgeriesNoPenalty: A is a bridge that does not hold the
+// channel, so its engine publishes on gossip every well-formed fresh frame
+// heard on a mesh link, forged or not (it cannot check the MAC). An
+// attacker on the mesh side, knowing only the channel ID, feeds it forged
+// frames. B, a member, must not score A down for them: a graylisted bridge
+// would cut every channel between the IP and mesh sides.
+func TestGossipBridgeForgeriesNoPenalty(t *testing.T) {
+	noLeaks(t)
+	a, b, stop := twoNodes(t)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ch, err := b.ChannelCreate(ctx, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	share, _ := b.ChannelShare(ctx, ch.ID)
+	_, key, _ := rpcapi.ParseChannelShare(share.Share)
+	id := key.ID()
+	events, cancelSub, _ := b.Subscribe(ctx)
+	defer cancelSub()
+	relay := func(text string) bool {
+		if err := a.host.PublishChannel(ctx, id, sealFor(t, key, time.Now(), text, nil)); err != nil {
+			t.Fatal(err)
+		}
+		wctx, wdone := context.WithTimeout(ctx, 2*time.Second)
+		defer wdone()
+		return waitKindOrNil(wctx, events, rpcapi.EventChannelMessage) != nil
+	}
+	for i := 0; !relay(fmt.Sprintf("genuine %d", i)); i++ {
+	}
+	verdicts := make(chan error, 1024)
+	b.chans.verdicts.Store(&verdicts)
+	const forgeries = 20
+	for range forgeries {
+		f := sealFor(t, key, time.Now(), "forged", nil)
+		f[len(f)-1] ^= 1
+		if err := a.host.PublishChannel(ctx, id, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for judged := 0; judged < forgeries; judged++ {
+		select {
+		case <-verdicts:
+		case <-ctx.Done():
+			t.Fatalf("%d forged frames judged: %v", judged, ctx.Err())
+		}
+	}
+	b.chans.verdicts.Store(nil)
+	if !relay("genuine after forgeries") {
+		t.Error("B no longer takes genuine frames from the bridge after it relayed forgeries")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -286,5 +287,95 @@ func TestGossipRateLimits(t *testing.T) {
 	now = now.Add(time.Second)
 	if got := accepted("noisy", 50, nil); got != int(peerRate) {
 		t.Errorf("after 1 s the noisy peer got %d through, want %v", got, peerRate)
+	}
+}
+
+// TestPublishRacingLeave: channel.publish finds its channel before it
+// reaches the loop; a channel.leave that gets there first deletes the key
+// and the history. The publish must then be refused, not sent under the
+// deleted key and written into the history of a channel left.
+func TestPublishRacingLeave(t *testing.T) {
+	noLeaks(t)
+	g := newFakeGossip()
+	n, stop := startGossipNode(t, testConfig(t), g)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := n.ChannelCreate(ctx, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := n.chans.list()[0].ID()
+	release := make(chan struct{})
+	held := make(chan struct{})
+	go n.call(ctx, func() { close(held); <-release; _ = n.leaveChannel(id) })
+	<-held
+	published := make(chan error, 1)
+	go func() {
+		_, err := n.ChannelPublish(ctx, rpcapi.ChannelPublishParams{Channel: c.ID, Text: "late"})
+		published <- err
+	}()
+	// The publish has resolved the channel and waits behind the leave.
+	for len(n.cmds) == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		default:
+			runtime.Gosched()
+		}
+	}
+	close(release)
+	if err := <-published; !errors.Is(err, rpcapi.ErrNotJoined) {
+		t.Errorf("publish on a channel left meanwhile: %v, want ErrNotJoined", err)
+	}
+	if page, _, _, _ := n.st.History(id, 0, 10); len(page) != 0 {
+		t.Errorf("the left channel has %d history entries", len(page))
+	}
+}
+
+// TestLeaveAfterPublishInOneBatch: a publish and then a leave reach the
+// loop in one batch; the engine's verdict on the publish comes after the
+// leave deleted the history, which must stay deleted.
+func TestLeaveAfterPublishInOneBatch(t *testing.T) {
+	noLeaks(t)
+	g := newFakeGossip()
+	n, stop := startGossipNode(t, testConfig(t), g)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := n.ChannelCreate(ctx, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := n.chans.list()[0].ID()
+	release := make(chan struct{})
+	held := make(chan struct{})
+	go n.call(ctx, func() { close(held); <-release })
+	<-held
+	waitQueued := func(k int) {
+		for len(n.cmds) < k {
+			select {
+			case <-ctx.Done():
+				t.Fatal(ctx.Err())
+			default:
+				runtime.Gosched()
+			}
+		}
+	}
+	published, left := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := n.ChannelPublish(ctx, rpcapi.ChannelPublishParams{Channel: c.ID, Text: "last"})
+		published <- err
+	}()
+	waitQueued(1)
+	go func() { _, err := n.ChannelLeave(ctx, c.ID); left <- err }()
+	waitQueued(2)
+	close(release)
+	if err := <-left; err != nil {
+		t.Fatal(err)
+	}
+	<-published
+	if page, _, _, _ := n.st.History(id, 0, 10); len(page) != 0 {
+		t.Errorf("the left channel has %d history entries", len(page))
 	}
 }

@@ -66,3 +66,57 @@ func TestAttackFloodPendingBounded(t *testing.T) {
 		t.Fatal("no dropped rebroadcast counted")
 	}
 }
+
+// TestAttackGossipHopCountRace: the hop count is the one field of a channel
+// frame nobody authenticates, and gossip's message ID leaves it out (copies
+// from different mesh paths are one message). A gossip peer that races a
+// genuine frame to a bridge with its hop count raised to the hop limit gets
+// its copy accepted and the genuine copies dropped as duplicates; if the
+// bridge trusted that count, the frame would never reach its mesh links.
+// Gossip is not a mesh hop: the bridge counts mesh hops from itself.
+func TestAttackGossipHopCountRace(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	rnd := rand.NewChaCha8([32]byte{3})
+	id, err := protocol.NewIdentity(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Identity: id, Rand: rnd, AnnounceInterval: 24 * time.Hour}, now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := protocol.NewChannelKey(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent, delivered int
+	step := func(in Input) {
+		_ = e.Step(now, in)
+		for e.HasReady() {
+			rd := e.Ready()
+			for _, tx := range rd.Transmits {
+				if tx.Link == 1 {
+					sent++
+				}
+			}
+			delivered += len(rd.Deliveries)
+			e.Advance()
+		}
+	}
+	step(LinkUp{Link: LinkInfo{ID: 1, Kind: LinkTCP, Bitrate: 1e8}})
+	step(JoinChannel{Key: key})
+	f, err := protocol.SealChannel(rnd, key, 5, now, []byte("hello"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raced := append([]byte(nil), f...)
+	raced[1] = raced[1]&0xf0 | raced[1]>>4 // hop count at the limit
+	sent = 0
+	step(GossipReceived{Frame: raced})
+	if delivered != 1 {
+		t.Fatalf("%d deliveries, want 1", delivered)
+	}
+	if sent != 1 {
+		t.Errorf("the bridge relayed the gossip frame on %d mesh links, want 1", sent)
+	}
+}

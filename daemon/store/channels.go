@@ -138,7 +138,8 @@ func (s *Store) Channels() ([]Channel, error) {
 }
 
 // DeleteChannel removes a channel's key (synced, first, so the secret is
-// gone even if the rest fails) and then its history.
+// gone even if the rest fails) and then its history; history left behind
+// by a crash in between is deleted at the next Open (dropOrphanHistory).
 func (s *Store) DeleteChannel(id protocol.ChannelID) error {
 	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(channelKey(id)) }); err != nil {
 		return err
@@ -154,6 +155,43 @@ func (s *Store) DeleteChannel(id protocol.ChannelID) error {
 		return err
 	}
 	return s.deleteKeys(keys)
+}
+
+// dropOrphanHistory deletes the history of channels whose key is gone: a
+// crash inside DeleteChannel (key deleted, history not yet) must not leave
+// a left channel's messages on disk, nor hand them back on a rejoin.
+func (s *Store) dropOrphanHistory() error {
+	var orphans [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(historyPrefix)})
+		defer it.Close()
+		joined := map[protocol.ChannelID]bool{}
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			var id protocol.ChannelID
+			if len(k) < len(historyPrefix)+len(id) {
+				continue
+			}
+			copy(id[:], k[len(historyPrefix):])
+			ok, seen := joined[id]
+			if !seen {
+				_, err := txn.Get(channelKey(id))
+				if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+					return err
+				}
+				ok = err == nil
+				joined[id] = ok
+			}
+			if !ok {
+				orphans = append(orphans, it.Item().KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: orphan history: %w", err)
+	}
+	return s.deleteKeys(orphans)
 }
 
 // HistoryEntry is one message of a channel's history.

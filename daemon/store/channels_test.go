@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"meshd.dev/meshd/protocol"
 )
 
@@ -100,4 +102,35 @@ func FuzzDecodeChannel(f *testing.F) {
 			t.Fatalf("decode/encode not round-trip: %x vs %x (%v)", b, again, err)
 		}
 	})
+}
+
+// TestLeaveCrashLeavesNoHistory: DeleteChannel removes the key first and
+// the history after; a crash (kill -9) between the two must not leave the
+// messages of a left channel on disk, nor bring them back on a rejoin.
+func TestLeaveCrashLeavesNoHistory(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	c := Channel{Key: protocol.ChannelKey{1}, Name: "ops"}
+	if err := s.PutChannel(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendHistory([]HistoryEntry{{Channel: c.ID(), Body: []byte("secret")}}, 10); err != nil {
+		t.Fatal(err)
+	}
+	// The first half of DeleteChannel, then the crash.
+	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(channelKey(c.ID())) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = openT(t, dir)
+	if keys, err := s.historyKeys(c.ID(), -1); err != nil || len(keys) != 0 {
+		t.Errorf("after restart %d history entries of a left channel remain (%v)", len(keys), err)
+	}
+	if err := s.PutChannel(c); err != nil {
+		t.Fatal(err)
+	}
+	if page, _, _, _ := s.History(c.ID(), 0, 10); len(page) != 0 {
+		t.Errorf("rejoining brought back %d messages of before the leave", len(page))
+	}
 }

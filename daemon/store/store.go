@@ -196,6 +196,10 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.dropOrphanHistory(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

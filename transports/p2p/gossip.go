@@ -175,8 +175,9 @@ func startGossip(h *Host, cfg GossipConfig) (*gossip, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	filter := newChannelTopicFilter()
 	g := &gossip{cancel: cancel, cfg: cfg, self: h.self, topics: make(map[protocol.ChannelID]*chanTopic),
-		tracer:     newMeshTracer(),
+		tracer:     newMeshTracer(filter),
 		peerLimits: newLimiters[peer.ID](cfg.PeerRate, cfg.PeerBurst),
 		chanLimits: newLimiters[protocol.ChannelID](cfg.TopicRate, cfg.TopicBurst),
 	}
@@ -202,7 +203,7 @@ func startGossip(h *Host, cfg GossipConfig) (*gossip, error) {
 		pubsub.WithDefaultValidator(pubsub.ValidatorEx(g.validate), pubsub.WithValidatorInline(true)),
 		pubsub.WithMaxMessageSize(gossipMaxRPCSize),
 		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(
-			channelTopicFilter{}, gossipMaxTopicsPerRPC)),
+			filter, gossipMaxTopicsPerRPC)),
 		pubsub.WithLogger(h.log.With("component", "gossipsub")),
 	}
 	ps, err := pubsub.NewGossipSub(ctx, h.host, opts...)
@@ -215,16 +216,61 @@ func startGossip(h *Host, cfg GossipConfig) (*gossip, error) {
 }
 
 // channelTopicFilter lets peers subscribe this host only to channel
-// topics (other names never reach the router's state).
-type channelTopicFilter struct{}
+// topics (other names never reach the router's state), and each peer to at
+// most gossipMaxTopicsPerPeer of them: any 4-byte ID makes a topic name,
+// and gossipsub keeps an entry per topic and peer, so without the bound one
+// peer announcing ever more topics fills the memory
+// (TestGossipPeerTopicsBounded).
+type channelTopicFilter struct {
+	mu   sync.Mutex
+	subs map[peer.ID]map[string]struct{}
+}
 
-func (channelTopicFilter) CanSubscribe(topic string) bool {
+func newChannelTopicFilter() *channelTopicFilter {
+	return &channelTopicFilter{subs: make(map[peer.ID]map[string]struct{})}
+}
+
+func (*channelTopicFilter) CanSubscribe(topic string) bool {
 	_, ok := parseChannelTopic(topic)
 	return ok
 }
 
-func (f channelTopicFilter) FilterIncomingSubscriptions(_ peer.ID, subs []*pb.RPC_SubOpts) ([]*pb.RPC_SubOpts, error) {
-	return pubsub.FilterSubscriptions(subs, f.CanSubscribe), nil
+func (f *channelTopicFilter) FilterIncomingSubscriptions(from peer.ID, subs []*pb.RPC_SubOpts) ([]*pb.RPC_SubOpts, error) {
+	subs = pubsub.FilterSubscriptions(subs, f.CanSubscribe)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	held := f.subs[from]
+	out := subs[:0]
+	for _, s := range subs {
+		topic := s.GetTopicid()
+		_, have := held[topic]
+		switch {
+		case !s.GetSubscribe():
+			delete(held, topic)
+		case have:
+		case len(held) >= gossipMaxTopicsPerPeer:
+			continue
+		default:
+			if held == nil {
+				held = make(map[string]struct{})
+				f.subs[from] = held
+			}
+			held[topic] = struct{}{}
+		}
+		out = append(out, s)
+	}
+	if len(held) == 0 {
+		delete(f.subs, from)
+	}
+	return out, nil
+}
+
+// removePeer forgets a peer gossipsub dropped (and its subscriptions with
+// it).
+func (f *channelTopicFilter) removePeer(p peer.ID) {
+	f.mu.Lock()
+	delete(f.subs, p)
+	f.mu.Unlock()
 }
 
 // parseChannelTopic returns the channel ID a topic name stands for.
@@ -575,10 +621,11 @@ type meshTracer struct {
 	mu         sync.Mutex
 	mesh       map[string]map[peer.ID]struct{}
 	duplicates atomic.Uint64
+	filter     *channelTopicFilter // told when gossipsub drops a peer
 }
 
-func newMeshTracer() *meshTracer {
-	return &meshTracer{mesh: make(map[string]map[peer.ID]struct{})}
+func newMeshTracer(filter *channelTopicFilter) *meshTracer {
+	return &meshTracer{mesh: make(map[string]map[peer.ID]struct{}), filter: filter}
 }
 
 func (t *meshTracer) meshPeers(topic string) int {
@@ -612,6 +659,9 @@ func (t *meshTracer) Leave(topic string) {
 }
 
 func (t *meshTracer) RemovePeer(p peer.ID) {
+	if t.filter != nil {
+		t.filter.removePeer(p)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for topic, m := range t.mesh {

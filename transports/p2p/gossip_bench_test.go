@@ -197,7 +197,7 @@ func newRawBench(b *testing.B, key protocol.ChannelKey, opts ...pubsub.Option) *
 	var topic0 *pubsub.Topic
 	for i, h := range hosts {
 		psCtx, cancel := context.WithCancel(context.Background())
-		tracers[i] = newMeshTracer()
+		tracers[i] = newMeshTracer(nil)
 		ps, err := pubsub.NewGossipSub(psCtx, h.Libp2p(), append(opts, pubsub.WithRawTracer(tracers[i]))...)
 		if err != nil {
 			b.Fatal(err)

@@ -38,6 +38,9 @@ const (
 	gossipMaxRPCSize = 2 * protocol.MaxChannelFrameSize
 	// gossipMaxTopicsPerRPC bounds the subscriptions one RPC may announce.
 	gossipMaxTopicsPerRPC = 256
+	// gossipMaxTopicsPerPeer bounds the topics one peer may be subscribed
+	// to in this host's view; further subscriptions are ignored.
+	gossipMaxTopicsPerPeer = 512
 	// gossipSubBuffer is the queue of a channel subscription: frames wait
 	// here for Deliver; beyond it gossipsub drops frames for this reader.
 	gossipSubBuffer = 256
@@ -62,7 +65,9 @@ const (
 // gossipScoreParams are the peer score parameters. What counts against a
 // peer:
 //   - P4, invalid frames (rejected by the validator: malformed, on another
-//     channel's topic, bad MAC or signature): -1 x (count)^2, the count
+//     channel's topic, or whatever GossipConfig.Validate rejects; the
+//     daemon ignores a bad MAC, which a bridge relays unknowingly):
+//     -1 x (count)^2, the count
 //     decaying to 1 % in 10 minutes. About 3 invalid frames are forgiven
 //     (a bridge relays frames of channels it cannot check), 4 stop gossip
 //     to the peer, 8 stop publishing to it and 9 graylist it.

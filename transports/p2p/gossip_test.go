@@ -421,3 +421,61 @@ func TestGossipJunkKeepsRate(t *testing.T) {
 		t.Errorf("stats %+v: frames rate limited", st)
 	}
 }
+
+// TestGossipPeerTopicsBounded: a peer announces subscriptions to ever more
+// channel topics (256 per RPC are allowed, and any 4-byte ID makes a valid
+// topic name). gossipsub keeps a map entry per topic and peer, so without a
+// bound per peer one peer fills the host's memory.
+func TestGossipPeerTopicsBounded(t *testing.T) {
+	ctx := testContext(t)
+	key := testChannelKey(t, 6)
+	id := key.ID()
+	seal := newFrameSealer(6)
+	victim, attacker := newGossipNode(t, 61, nil), newGossipNode(t, 62, nil)
+	for _, n := range []*gossipNode{victim, attacker} {
+		n.addKey(key)
+		if err := n.h.JoinChannel(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := attacker.h.Connect(ctx, victim.h.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "topic peers", func() bool { return topicPeers(attacker.h, id) == 1 && topicPeers(victim.h, id) == 1 })
+	const announced = gossipMaxTopicsPerPeer + 100
+	var topics []string
+	for i := range announced {
+		topic := ChannelTopic(protocol.ChannelID{0xee, byte(i >> 16), byte(i >> 8), byte(i)})
+		tp, err := attacker.h.gossip.ps.Join(topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Never cancelled: 600 unsubscriptions at once would overflow the
+		// send queue into pubsub's retry goroutines; closing the host ends
+		// them all.
+		if _, err := tp.Relay(); err != nil {
+			t.Fatal(err)
+		}
+		topics = append(topics, topic)
+		if i%16 != 15 && i != announced-1 {
+			continue
+		}
+		// A frame after every 16 announcements: once it is delivered, the
+		// victim has handled the announcements before it (one stream, in
+		// order), and the attacker's send queue (32) never overflows.
+		f := seal.seal(t, key, fmt.Sprint("after ", i))
+		if err := attacker.h.PublishChannel(ctx, id, f); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ctx, "the frame", func() bool { _, n := victim.counts(f); return n == 1 })
+	}
+	held := 0
+	for _, topic := range topics {
+		if slices.Contains(victim.h.gossip.ps.ListPeers(topic), attacker.h.ID()) {
+			held++
+		}
+	}
+	if held > gossipMaxTopicsPerPeer {
+		t.Errorf("the victim holds %d topic subscriptions of one peer, bound %d", held, gossipMaxTopicsPerPeer)
+	}
+}
