@@ -30,8 +30,14 @@ import (
 // Gossip runs the validator below on every frame before it forwards or
 // delivers it: the frame must parse, be fresh (the engine's FloodMaxAge and
 // ClockSkew), belong to a joined channel and authenticate with its key, and
-// its forwarding peer, its channel and (signed frames) its sender must be
-// within their rate limits. Foreign or forged frames die at the first hop.
+// its channel and (signed frames) its sender must be within their rate
+// limits. Foreign or forged frames die at the first hop.
+//
+// No limit here depends on the forwarding peer: gossipsub marks a frame's
+// ID seen before it validates the frame, so a genuine frame refused
+// because of who forwarded it would be lost, the copies honest peers
+// deliver later dropped as duplicates. The transport scores peers that
+// forward too fast instead (p2p.GossipConfig.PeerRate).
 
 // Freshness bounds of channel frames, given to the engine
 // (routing.Config.FloodMaxAge, ClockSkew) and used by the gossip validator,
@@ -49,14 +55,14 @@ const (
 )
 
 // Receive-side rate limits (token buckets, golang.org/x/time/rate), after
-// the transport's own per-peer and per-topic limits (which run before the
-// MAC check) and after authentication, so only genuine frames use up a
-// member's allowance; the sender limit exists only here. A
+// authentication, so only genuine frames use up a member's allowance (the
+// transport's per-topic limit runs after this validator); the sender limit
+// exists only here. Each depends on the frame alone, so a frame gets the
+// same verdict whoever delivers it. A
 // LoRa link carries a few frames a minute, so every limit is far above
 // what a healthy channel needs and far below what a flooding member could
 // push into the mesh.
 const (
-	peerRate, peerBurst       = rate.Limit(20), 100 // per forwarding libp2p peer
 	senderRate, senderBurst   = rate.Limit(5), 30   // per signing sender
 	channelRate, channelBurst = rate.Limit(50), 200 // per channel
 	maxLimiters               = 4096                // forgotten all at once beyond this
@@ -92,7 +98,7 @@ type channels struct {
 	joined map[protocol.ChannelID]store.Channel
 
 	limMu   sync.Mutex
-	peers   map[string]*rate.Limiter
+	senders map[string]*rate.Limiter
 	perChan map[protocol.ChannelID]*rate.Limiter
 
 	in    chan []byte
@@ -105,8 +111,8 @@ type channels struct {
 func newChannels(now func() time.Time, historySize int) *channels {
 	return &channels{
 		now: now, maxAge: floodMaxAge, skew: clockSkew, historySize: historySize,
-		joined: map[protocol.ChannelID]store.Channel{},
-		peers:  map[string]*rate.Limiter{}, perChan: map[protocol.ChannelID]*rate.Limiter{},
+		joined:  map[protocol.ChannelID]store.Channel{},
+		senders: map[string]*rate.Limiter{}, perChan: map[protocol.ChannelID]*rate.Limiter{},
 		in: make(chan []byte, gossipInQueue), out: make(chan routing.Publish, gossipOutQueue),
 	}
 }
@@ -167,16 +173,17 @@ func (c *channels) resolve(ref string) (store.Channel, error) {
 
 // validate is gossip's validator (p2p.GossipConfig.Validate): cheap checks
 // first, then the MAC, then the rate limits, so that neither junk nor
-// forgeries use up a member's allowance.
-func (c *channels) validate(from peer.ID, frame []byte) error {
-	err := c.check(from, frame)
+// forgeries use up a member's allowance. The forwarding peer is not looked
+// at: a frame's verdict must not depend on who delivered it.
+func (c *channels) validate(_ peer.ID, frame []byte) error {
+	err := c.check(frame)
 	if v := c.verdicts.Load(); v != nil {
 		*v <- err
 	}
 	return err
 }
 
-func (c *channels) check(from peer.ID, frame []byte) error {
+func (c *channels) check(frame []byte) error {
 	f, err := protocol.ParseChannelFrame(frame)
 	if err != nil {
 		c.stats.malformed.Add(1)
@@ -210,7 +217,7 @@ func (c *channels) check(from peer.ID, frame []byte) error {
 	if m.Signed {
 		sender = m.From.String()
 	}
-	if !c.allow(now, from, f.Channel, sender) {
+	if !c.allow(now, f.Channel, sender) {
 		c.stats.limited.Add(1)
 		// Over a limit is not proof of malice (the forwarder may relay a
 		// noisy member): gossip ignores the frame without a penalty.
@@ -219,20 +226,21 @@ func (c *channels) check(from peer.ID, frame []byte) error {
 	return nil
 }
 
-// allow takes one token from the forwarding peer's, the sender's and the
-// channel's buckets; a frame over any limit takes none.
-func (c *channels) allow(now time.Time, from peer.ID, id protocol.ChannelID, sender string) bool {
+// allow takes one token from the sender's (signed frames) and the
+// channel's buckets; a frame over either limit takes none. The forwarding
+// peer plays no part (see the top of this file).
+func (c *channels) allow(now time.Time, id protocol.ChannelID, sender string) bool {
 	c.limMu.Lock()
 	defer c.limMu.Unlock()
-	if len(c.peers) > maxLimiters {
-		clear(c.peers)
+	if len(c.senders) > maxLimiters {
+		clear(c.senders)
 	}
 	if len(c.perChan) > maxLimiters {
 		clear(c.perChan)
 	}
-	lims := []*rate.Limiter{limiter(c.peers, "p/"+string(from), peerRate, peerBurst), limiter(c.perChan, id, channelRate, channelBurst)}
+	lims := []*rate.Limiter{limiter(c.perChan, id, channelRate, channelBurst)}
 	if sender != "" {
-		lims = append(lims, limiter(c.peers, "s/"+sender, senderRate, senderBurst))
+		lims = append(lims, limiter(c.senders, sender, senderRate, senderBurst))
 	}
 	rs := make([]*rate.Reservation, 0, len(lims))
 	for _, l := range lims {

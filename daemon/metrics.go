@@ -122,7 +122,7 @@ var channelMetrics = []struct {
 	{"meshd_gossip_rejected_stale_total", "gossip frames rejected: too old or from the future", func(s *chanStats) uint64 { return s.stale.Load() }},
 	{"meshd_gossip_rejected_unknown_total", "gossip frames of channels this node has not joined", func(s *chanStats) uint64 { return s.unknown.Load() }},
 	{"meshd_gossip_rejected_forged_total", "gossip frames whose MAC or signature does not verify", func(s *chanStats) uint64 { return s.forged.Load() }},
-	{"meshd_gossip_rejected_rate_limited_total", "gossip frames over a peer's, sender's or channel's rate limit", func(s *chanStats) uint64 { return s.limited.Load() }},
+	{"meshd_gossip_rejected_rate_limited_total", "gossip frames over a sender's or channel's rate limit", func(s *chanStats) uint64 { return s.limited.Load() }},
 	{"meshd_channel_messages_delivered_total", "channel messages delivered to this node's history and subscribers", func(s *chanStats) uint64 { return s.delivered.Load() }},
 }
 

@@ -81,13 +81,22 @@ type GossipConfig struct {
 	// Validate again and is forwarded again, so a shorter memory lets
 	// anyone replay a recorded frame through the whole network.
 	SeenTTL time.Duration
-	// PeerRate and PeerBurst bound the valid frames per second one peer may
-	// bring in, all channels together (defaults
-	// DefaultGossipPeerRate, DefaultGossipPeerBurst; rate.Inf turns the
-	// bound off). TopicRate and TopicBurst bound the valid frames per
+	// PeerRate and PeerBurst are the valid frames per second (and the
+	// burst) one peer may be first to bring in, all channels together
+	// (defaults DefaultGossipPeerRate, DefaultGossipPeerBurst; rate.Inf
+	// turns the scoring off). They never decide a frame's verdict:
+	// gossipsub marks a message ID seen before validating it, so a frame
+	// ignored because of who forwarded it would be lost for good, the
+	// honest copies dropped as duplicates. A frame over its peer's rate is
+	// accepted and counts against the peer's score instead (the
+	// application-specific score, see gossipFloodWeight), which sinks a
+	// peer that keeps flooding below the gossip, publish and graylist
+	// thresholds. TopicRate and TopicBurst bound the valid frames per
 	// second of one channel from all peers together (DefaultGossipTopicRate,
-	// DefaultGossipTopicBurst). Frames beyond them are ignored: dropped,
-	// neither delivered nor forwarded, with no score penalty.
+	// DefaultGossipTopicBurst); frames beyond them are ignored: dropped,
+	// neither delivered nor forwarded, with no score penalty. That limit
+	// depends on the frame alone, so whoever delivers it, the verdict is
+	// the same.
 	PeerRate   rate.Limit
 	PeerBurst  int
 	TopicRate  rate.Limit
@@ -132,8 +141,11 @@ type GossipStats struct {
 	Accepted    uint64 // passed validation
 	Rejected    uint64 // malformed, wrong topic, too large or refused by Validate
 	Ignored     uint64 // Validate said ignore (unknown channel, stale)
-	RateLimited uint64 // over a peer's or a channel's rate
+	RateLimited uint64 // over a channel's rate (ignored)
 	Duplicates  uint64 // copies dropped as already seen (before validation)
+	// OverPeerRate counts accepted frames that were over their forwarding
+	// peer's rate: they count against the peer's score, not the frame.
+	OverPeerRate uint64
 }
 
 // gossip is the host's gossipsub state.
@@ -150,6 +162,8 @@ type gossip struct {
 	limMu      sync.Mutex
 	peerLimits *limiters[peer.ID]
 	chanLimits *limiters[protocol.ChannelID]
+	floods     *floodCounts // frames over each peer's rate, for its score
+	overPeer   atomic.Uint64
 
 	scoreMu sync.Mutex
 	scores  map[peer.ID]float64
@@ -180,10 +194,11 @@ func startGossip(h *Host, cfg GossipConfig) (*gossip, error) {
 		tracer:     newMeshTracer(filter),
 		peerLimits: newLimiters[peer.ID](cfg.PeerRate, cfg.PeerBurst),
 		chanLimits: newLimiters[protocol.ChannelID](cfg.TopicRate, cfg.TopicBurst),
+		floods:     newFloodCounts(),
 	}
 	opts := []pubsub.Option{
 		pubsub.WithGossipSubParams(gossipParams(h.cfg.Relay)),
-		pubsub.WithPeerScore(gossipScoreParams(), gossipThresholds()),
+		pubsub.WithPeerScore(gossipScoreParams(g.appScore), gossipThresholds()),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(g.setScores), gossipScoreInspectPeriod),
 		// A frame this host publishes goes to every peer on the topic, not
 		// only its mesh: the first hop does not wait for the mesh to form
@@ -343,8 +358,9 @@ func frameMessageID(data []byte) string {
 
 // validate is the default validator of every topic: the frame must parse,
 // fit MaxFrameSize and name its topic's channel (else reject); frames of
-// other peers must then pass GossipConfig.Validate and be within the rate
-// limits (else ignore).
+// other peers must then pass GossipConfig.Validate and be within their
+// channel's rate limit (else ignore). The forwarding peer's rate only
+// feeds its score.
 func (g *gossip) validate(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 	r := g.verdict(from, m)
 	switch r {
@@ -379,19 +395,36 @@ func (g *gossip) verdict(from peer.ID, m *pubsub.Message) pubsub.ValidationResul
 	}
 	// Only valid frames take tokens: junk must not empty a channel's
 	// bucket and starve its genuine frames (TestGossipJunkKeepsRate).
-	if !g.allow(from, id) {
+	if !g.allow(from, id, time.Now()) {
 		g.rateLimited.Add(1)
 		return pubsub.ValidationIgnore
 	}
 	return pubsub.ValidationAccept
 }
 
-// allow takes a token from the peer's and the channel's bucket.
-func (g *gossip) allow(from peer.ID, id protocol.ChannelID) bool {
-	now := time.Now()
+// allow takes a token from the channel's bucket; a frame within it takes
+// one from the peer's bucket too, and one over the peer's rate is counted
+// against the peer (TestGossipFastPeerCannotEraseFrames: the peer's rate
+// must not decide the verdict).
+func (g *gossip) allow(from peer.ID, id protocol.ChannelID, now time.Time) bool {
 	g.limMu.Lock()
 	defer g.limMu.Unlock()
-	return g.peerLimits.allow(from, now) && g.chanLimits.allow(id, now)
+	if !g.chanLimits.allow(id, now) {
+		return false
+	}
+	if !g.peerLimits.allow(from, now) {
+		g.overPeer.Add(1)
+		g.floods.add(from, now)
+	}
+	return true
+}
+
+// appScore is gossipsub's application-specific score of a peer (P5): its
+// decayed count of frames over its rate, times gossipFloodWeight.
+func (g *gossip) appScore(p peer.ID) float64 {
+	g.limMu.Lock()
+	defer g.limMu.Unlock()
+	return gossipFloodWeight * g.floods.get(p, time.Now())
 }
 
 func (g *gossip) setScores(s map[peer.ID]float64) {
@@ -419,7 +452,8 @@ func (h *Host) GossipStats() GossipStats {
 	}
 	g := h.gossip
 	return GossipStats{Accepted: g.accepted.Load(), Rejected: g.rejected.Load(),
-		Ignored: g.ignored.Load(), RateLimited: g.rateLimited.Load(), Duplicates: g.tracer.duplicates.Load()}
+		Ignored: g.ignored.Load(), RateLimited: g.rateLimited.Load(), Duplicates: g.tracer.duplicates.Load(),
+		OverPeerRate: g.overPeer.Load()}
 }
 
 // validationResult maps an error of GossipConfig.Validate to gossipsub's

@@ -18,11 +18,10 @@ const (
 	// the routing engine's default freshness bound (30 min) plus its clock
 	// skew (10 min), the longest a frame can be accepted.
 	DefaultGossipSeenTTL = 40 * time.Minute
-	// DefaultGossipPeerRate and DefaultGossipPeerBurst bound the valid
-	// frames per second (and the burst) that one peer may hand this host,
-	// all channels together; beyond them frames are ignored
-	// (dropped, not forwarded, no score penalty: the peer may be relaying a
-	// noisy member).
+	// DefaultGossipPeerRate and DefaultGossipPeerBurst are the valid
+	// frames per second (and the burst) one peer may be first to hand
+	// this host, all channels together; frames beyond them are still
+	// accepted, but count against the peer's score (gossipFloodWeight).
 	DefaultGossipPeerRate  = 25
 	DefaultGossipPeerBurst = 100
 	// DefaultGossipTopicRate and DefaultGossipTopicBurst bound the valid
@@ -45,7 +44,8 @@ const (
 	// here for Deliver; beyond it gossipsub drops frames for this reader.
 	gossipSubBuffer = 256
 	// gossipMaxLimiters bounds the per-peer and per-channel rate limiters
-	// kept; beyond it idle (full) limiters are dropped.
+	// kept (beyond it idle, full limiters are dropped) and the per-peer
+	// flood counts (beyond it decayed or the smallest are dropped).
 	gossipMaxLimiters = 1024
 	// gossipScoreInspectPeriod is how often the peer scores are copied out
 	// of gossipsub for GossipPeerScore.
@@ -77,6 +77,9 @@ const (
 //   - P7, protocol misbehaviour gossipsub detects itself (GRAFT during
 //     backoff, broken IWANT promises): -1 x (count beyond 6)^2, decaying to
 //     1 % in 10 minutes.
+//   - P5, the application score: frames over the peer's rate
+//     (GossipConfig.PeerRate), gossipFloodWeight (-0.1) each, decaying
+//     to 1 % in 10 minutes (gossip_flood.go).
 //
 // What counts for a peer, capped at +20 (TopicScoreCap) so that credit
 // cannot buy room for invalid frames: time in the mesh (P1, +0.01 a
@@ -85,11 +88,11 @@ const (
 // are off: channels are quiet for hours and a quiet mesh peer is not a bad
 // one. Scores are kept 10 minutes after a peer leaves, so reconnecting
 // does not wash a score clean.
-func gossipScoreParams() *pubsub.PeerScoreParams {
+func gossipScoreParams(app func(peer.ID) float64) *pubsub.PeerScoreParams {
 	return &pubsub.PeerScoreParams{
 		Topics:                      map[string]*pubsub.TopicScoreParams{},
 		TopicScoreCap:               20,
-		AppSpecificScore:            func(peer.ID) float64 { return 0 },
+		AppSpecificScore:            app,
 		AppSpecificWeight:           1,
 		IPColocationFactorWeight:    -2,
 		IPColocationFactorThreshold: 8,

@@ -13,6 +13,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -477,5 +478,127 @@ func TestGossipPeerTopicsBounded(t *testing.T) {
 	}
 	if held > gossipMaxTopicsPerPeer {
 		t.Errorf("the victim holds %d topic subscriptions of one peer, bound %d", held, gossipMaxTopicsPerPeer)
+	}
+}
+
+// publishBatches publishes frames from n in batches of 16, waiting after
+// each batch until the victim has handled it (validated, limited or seen
+// as a duplicate): gossipsub's send queue to one peer holds 32 messages
+// and drops the rest.
+func publishBatches(t *testing.T, ctx context.Context, n, victim *gossipNode, id protocol.ChannelID, frames [][]byte, handled func() uint64) {
+	t.Helper()
+	start := handled()
+	for i, f := range frames {
+		if err := n.h.PublishChannel(ctx, id, f); err != nil {
+			t.Fatal(err)
+		}
+		if i%16 == 15 || i == len(frames)-1 {
+			want := start + uint64(i+1)
+			waitFor(t, ctx, fmt.Sprint(i+1, " frames handled"), func() bool { return handled() == want })
+		}
+	}
+}
+
+// bridgesTo connects bridge hosts (they publish without joining the
+// topic) to victim, a member, and waits until each knows the victim's
+// subscription.
+func bridgesTo(t *testing.T, ctx context.Context, victim *gossipNode, id protocol.ChannelID, bridges ...*gossipNode) {
+	t.Helper()
+	for _, n := range bridges {
+		if _, err := n.h.Connect(ctx, victim.h.Addrs()[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "the victim's subscription at the bridges", func() bool {
+		for _, n := range bridges {
+			if !slices.Contains(n.h.gossip.ps.ListPeers(ChannelTopic(id)), victim.h.ID()) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestGossipFastPeerCannotEraseFrames: gossipsub marks a message ID seen
+// before it validates the message. A fast neighbour (hostile, or honest
+// and busy) hands the victim more genuine frames than its per-peer budget;
+// an honest neighbour then hands over the same frames. Had the per-peer
+// rate decided the verdict, the frames over the fast peer's budget would
+// have been ignored and their IDs kept as seen, so the honest copies would
+// be dropped as duplicates and the frames lost. Every frame must reach
+// Deliver exactly once.
+func TestGossipFastPeerCannotEraseFrames(t *testing.T) {
+	ctx := testContext(t)
+	key := testChannelKey(t, 7)
+	id := key.ID()
+	seal := newFrameSealer(7)
+	victim := newGossipNode(t, 71, func(c *Config) { c.Gossip.PeerRate, c.Gossip.PeerBurst = 1e-9, 2 })
+	fast, honest := newGossipNode(t, 72, nil), newGossipNode(t, 73, nil)
+	victim.addKey(key)
+	if err := victim.h.JoinChannel(id); err != nil {
+		t.Fatal(err)
+	}
+	bridgesTo(t, ctx, victim, id, fast, honest)
+
+	const n = 6
+	var frames [][]byte
+	for i := range n {
+		frames = append(frames, seal.seal(t, key, fmt.Sprint("frame ", i)))
+	}
+	validated := func() uint64 { st := victim.h.GossipStats(); return st.Accepted + st.RateLimited }
+	publishBatches(t, ctx, fast, victim, id, frames, validated)
+	dups := func() uint64 { return victim.h.GossipStats().Duplicates }
+	publishBatches(t, ctx, honest, victim, id, frames, dups)
+	// Every copy has been validated or dropped as a duplicate; wait until
+	// every accepted frame has reached Deliver.
+	waitFor(t, ctx, "accepted frames delivered", func() bool {
+		total, _ := victim.counts(frames[0])
+		return uint64(total) == victim.h.GossipStats().Accepted
+	})
+	for i, f := range frames {
+		if _, k := victim.counts(f); k != 1 {
+			t.Errorf("frame %d delivered %d times, want once", i, k)
+		}
+	}
+}
+
+// TestGossipFloodingPeerScored: a peer that keeps handing over valid
+// frames above its per-peer rate has its frames accepted but sinks below
+// the gossip threshold through the application score, which decays.
+func TestGossipFloodingPeerScored(t *testing.T) {
+	ctx := testContext(t)
+	key := testChannelKey(t, 8)
+	id := key.ID()
+	seal := newFrameSealer(8)
+	victim := newGossipNode(t, 81, func(c *Config) {
+		c.Gossip.PeerRate, c.Gossip.PeerBurst = 1e-9, 2
+		c.Gossip.TopicRate, c.Gossip.TopicBurst = rate.Inf, 1
+	})
+	flooder, calm := newGossipNode(t, 82, nil), newGossipNode(t, 83, nil)
+	victim.addKey(key)
+	if err := victim.h.JoinChannel(id); err != nil {
+		t.Fatal(err)
+	}
+	bridgesTo(t, ctx, victim, id, flooder, calm)
+	var frames [][]byte
+	for i := range 300 {
+		frames = append(frames, seal.seal(t, key, fmt.Sprint("flood ", i)))
+	}
+	accepted := func() uint64 { return victim.h.GossipStats().Accepted }
+	publishBatches(t, ctx, flooder, victim, id, frames, accepted)
+	publishBatches(t, ctx, calm, victim, id, [][]byte{seal.seal(t, key, "calm")}, accepted)
+	if st := victim.h.GossipStats(); st.OverPeerRate != 300-2 {
+		t.Errorf("stats %+v, want %d frames over the peer rate", st, 300-2)
+	}
+	waitFor(t, ctx, "the flooder below the gossip threshold", func() bool {
+		s, ok := victim.h.GossipPeerScore(flooder.h.ID())
+		return ok && s < gossipThreshold
+	})
+	waitFor(t, ctx, "a score for the calm peer", func() bool { _, ok := victim.h.GossipPeerScore(calm.h.ID()); return ok })
+	if s, _ := victim.h.GossipPeerScore(calm.h.ID()); s < 0 {
+		t.Errorf("calm peer's score %v, want >= 0", s)
+	}
+	if total, _ := victim.counts(frames[0]); total != 301 {
+		t.Errorf("victim got %d frames, want all 301", total)
 	}
 }
