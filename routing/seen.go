@@ -28,11 +28,6 @@ func newSeenCache(size int) *seenCache {
 	return &seenCache{m: make(map[[16]byte]time.Time), verified: make(map[[16]byte][16]byte), size: size}
 }
 
-func (s *seenCache) contains(k [16]byte) bool {
-	_, ok := s.m[k]
-	return ok
-}
-
 // seenAt returns when k was last let through.
 func (s *seenCache) seenAt(k [16]byte) (time.Time, bool) {
 	t, ok := s.m[k]
@@ -45,9 +40,6 @@ func (s *seenCache) touch(k [16]byte, t time.Time) {
 		s.m[k] = t
 	}
 }
-
-// add records k and reports whether it was new.
-func (s *seenCache) add(k [16]byte) bool { return s.addAt(k, time.Time{}) }
 
 // addAt records k as let through at t and reports whether it was new.
 func (s *seenCache) addAt(k [16]byte, t time.Time) bool {
