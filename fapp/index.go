@@ -1,0 +1,516 @@
+package fapp
+
+import (
+	"cmp"
+	"container/heap"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Index defaults.
+const (
+	DefaultMaxAnnounces = 100_000
+	DefaultMaxPerRegion = 10_000
+)
+
+// IndexConfig bounds an Index. Zero fields take the defaults.
+type IndexConfig struct {
+	// MaxAnnounces bounds the announces held in all regions (withdrawals
+	// included: they are kept until they expire, so an older announce
+	// cannot come back). Default DefaultMaxAnnounces.
+	MaxAnnounces int
+	// MaxPerRegion bounds the announces of one PLZ region. Default
+	// DefaultMaxPerRegion.
+	MaxPerRegion int
+	// MaxProfiles bounds the cached profiles. Default MaxAnnounces.
+	MaxProfiles int
+	// Trust verifies the credentials in profiles; nil trusts no issuer,
+	// so no announce counts as credentialed.
+	Trust *TrustStore
+	// ClockSkew is how far ahead of now an announce or profile may be
+	// issued. Default DefaultClockSkew.
+	ClockSkew time.Duration
+}
+
+// Index holds the announces of the regions a node follows and the profiles
+// they reference, and answers queries from them. It is not safe for
+// concurrent use; the daemon serialises access.
+//
+// Memory is bounded by IndexConfig. When a region or the whole index is
+// full, a new announce evicts, in this order: an announce without a valid
+// credential (the one expiring soonest), then, only if the newcomer is
+// credentialed itself, the credentialed announce expiring soonest, and only
+// if that expires before the newcomer. So an attacker with many keys but no
+// credential can displace only other uncredentialed announces, never a
+// credentialed therapist.
+type Index struct {
+	cfg      IndexConfig
+	byKey    map[TherapistKey]*entry
+	regions  [100]regionState
+	total    int
+	profiles map[TherapistKey]*profileEntry
+	stats    IndexStats
+}
+
+// IndexStats counts what the index holds and has done.
+type IndexStats struct {
+	Announces    int // held, withdrawals included
+	Credentialed int // held with a verified credential
+	Profiles     int // cached
+	Evicted      int // announces evicted to make room
+	Refused      int // announces refused for lack of room (ErrLimit)
+	Expired      int // announces removed by Prune
+}
+
+// entry is one held announce with what queries need precomputed.
+type entry struct {
+	a            *SlotAnnounce
+	region       Region
+	credentialed bool
+	meta         []slotMeta // per slot
+	pos          int        // in regionState.entries
+	heapIdx      int        // in the region's cred or uncred heap
+}
+
+// slotMeta is a slot's Berlin weekday and minute and its occurrence count,
+// computed once at insertion so queries avoid time-zone arithmetic.
+type slotMeta struct {
+	weekday time.Weekday
+	minute  uint16
+	count   int
+}
+
+type regionState struct {
+	entries      []*entry
+	cred, uncred expiryHeap
+}
+
+type profileEntry struct {
+	p       *Profile
+	ref     ProfileRef
+	credErr error
+}
+
+// NewIndex returns an empty index.
+func NewIndex(cfg IndexConfig) *Index {
+	if cfg.MaxAnnounces <= 0 {
+		cfg.MaxAnnounces = DefaultMaxAnnounces
+	}
+	if cfg.MaxPerRegion <= 0 {
+		cfg.MaxPerRegion = DefaultMaxPerRegion
+	}
+	if cfg.MaxProfiles <= 0 {
+		cfg.MaxProfiles = cfg.MaxAnnounces
+	}
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = DefaultClockSkew
+	}
+	return &Index{cfg: cfg, byKey: map[TherapistKey]*entry{}, profiles: map[TherapistKey]*profileEntry{}}
+}
+
+// Add inserts an announce that ParseSlotAnnounce or SignAnnounce returned
+// (the index does not verify signatures again). It replaces the
+// therapist's held announce only with a higher sequence (ErrStale
+// otherwise), refuses an expired one or one from the future, and makes room
+// by the eviction policy of Index (ErrLimit when none can be made). A
+// withdrawal replaces the announce and stays until it expires. The index
+// keeps a, which the caller must not modify afterwards.
+func (x *Index) Add(a *SlotAnnounce, now time.Time) error {
+	if err := a.checkTime(now, x.cfg.ClockSkew); err != nil {
+		return err
+	}
+	if err := a.validate(); err != nil {
+		return err
+	}
+	old := x.byKey[a.Therapist]
+	if old != nil && a.Sequence <= old.a.Sequence {
+		return fmt.Errorf("announce of %v: sequence %d, have %d: %w", a.Therapist, a.Sequence, old.a.Sequence, ErrStale)
+	}
+	e := x.newEntry(a)
+	if old != nil {
+		x.remove(old)
+	}
+	if err := x.makeRoom(e); err != nil {
+		if old != nil {
+			x.insert(old)
+		}
+		x.stats.Refused++
+		return err
+	}
+	x.insert(e)
+	return nil
+}
+
+func (x *Index) newEntry(a *SlotAnnounce) *entry {
+	e := &entry{a: a, region: a.Region(), meta: make([]slotMeta, len(a.Slots))}
+	for i, s := range a.Slots {
+		b := InBerlin(s.Start)
+		e.meta[i] = slotMeta{weekday: b.Weekday(), minute: uint16(b.Hour()*60 + b.Minute()), count: s.Occurrences()}
+	}
+	e.credentialed = x.credentialed(a)
+	return e
+}
+
+// credentialed reports whether a's referenced profile is cached and its
+// credential verified.
+func (x *Index) credentialed(a *SlotAnnounce) bool {
+	pe := x.profiles[a.Therapist]
+	return pe != nil && pe.ref == a.Profile && pe.credErr == nil
+}
+
+// makeRoom evicts announces until e fits, or fails with ErrLimit.
+func (x *Index) makeRoom(e *entry) error {
+	rs := &x.regions[e.region]
+	for len(rs.entries) >= x.cfg.MaxPerRegion {
+		v := victim(e, rs)
+		if v == nil {
+			return fmt.Errorf("announce of %v: region %v full (%d): %w", e.a.Therapist, e.region, len(rs.entries), ErrLimit)
+		}
+		x.evict(v)
+	}
+	for x.total >= x.cfg.MaxAnnounces {
+		var v *entry
+		for r := range x.regions {
+			v = better(e, v, victim(e, &x.regions[r]))
+		}
+		if v == nil {
+			return fmt.Errorf("announce of %v: index full (%d): %w", e.a.Therapist, x.total, ErrLimit)
+		}
+		x.evict(v)
+	}
+	return nil
+}
+
+// victim returns the announce of rs that e may evict, or nil.
+func victim(e *entry, rs *regionState) *entry {
+	if len(rs.uncred) > 0 && (e.credentialed || rs.uncred[0].a.Expires.Before(e.a.Expires)) {
+		return rs.uncred[0]
+	}
+	if e.credentialed && len(rs.uncred) == 0 && len(rs.cred) > 0 && rs.cred[0].a.Expires.Before(e.a.Expires) {
+		return rs.cred[0]
+	}
+	return nil
+}
+
+// better returns the preferable victim of two: uncredentialed first, then
+// the one expiring sooner.
+func better(e, a, b *entry) *entry {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	case a.credentialed != b.credentialed:
+		if a.credentialed {
+			return b
+		}
+		return a
+	case b.a.Expires.Before(a.a.Expires):
+		return b
+	}
+	return a
+}
+
+func (x *Index) evict(v *entry) {
+	x.remove(v)
+	x.stats.Evicted++
+}
+
+func (x *Index) insert(e *entry) {
+	rs := &x.regions[e.region]
+	e.pos = len(rs.entries)
+	rs.entries = append(rs.entries, e)
+	heap.Push(rs.heapOf(e), e)
+	x.byKey[e.a.Therapist] = e
+	x.total++
+}
+
+func (x *Index) remove(e *entry) {
+	rs := &x.regions[e.region]
+	heap.Remove(rs.heapOf(e), e.heapIdx)
+	last := rs.entries[len(rs.entries)-1]
+	rs.entries[e.pos], last.pos = last, e.pos
+	rs.entries[len(rs.entries)-1] = nil
+	rs.entries = rs.entries[:len(rs.entries)-1]
+	delete(x.byKey, e.a.Therapist)
+	x.total--
+}
+
+func (rs *regionState) heapOf(e *entry) *expiryHeap {
+	if e.credentialed {
+		return &rs.cred
+	}
+	return &rs.uncred
+}
+
+// setCredentialed moves e between the heaps when its status changes.
+func (x *Index) setCredentialed(e *entry, c bool) {
+	if e.credentialed == c {
+		return
+	}
+	rs := &x.regions[e.region]
+	heap.Remove(rs.heapOf(e), e.heapIdx)
+	e.credentialed = c
+	heap.Push(rs.heapOf(e), e)
+}
+
+// AddProfile caches a profile that ParseProfile or SignProfile returned and
+// verifies its credential with the trust store at now. A profile replaces
+// the therapist's cached one only with a higher sequence (ErrStale
+// otherwise). A profile whose credential fails is still cached (queries
+// show it, NurZertifiziert hides it); the returned error is nil then, and
+// CredentialStatus reports the reason. When the cache is full, a profile no
+// held announce references is evicted; if there is none, ErrLimit.
+func (x *Index) AddProfile(p *Profile, now time.Time) error {
+	if p.Issued.Sub(now) > x.cfg.ClockSkew {
+		return fmt.Errorf("profile of %v: issued %v, after %v: %w", p.Therapist(), p.Issued, now, ErrFromFuture)
+	}
+	ref, err := p.Ref()
+	if err != nil {
+		return err
+	}
+	k := p.Therapist()
+	old := x.profiles[k]
+	if old != nil && p.Sequence <= old.p.Sequence {
+		return fmt.Errorf("profile of %v: sequence %d, have %d: %w", k, p.Sequence, old.p.Sequence, ErrStale)
+	}
+	if old == nil && len(x.profiles) >= x.cfg.MaxProfiles && !x.evictProfile() {
+		return fmt.Errorf("profile of %v: cache full (%d): %w", k, len(x.profiles), ErrLimit)
+	}
+	x.profiles[k] = &profileEntry{p: p, ref: ref, credErr: x.verifyCredential(p, now)}
+	if e := x.byKey[k]; e != nil {
+		x.setCredentialed(e, x.credentialed(e.a))
+	}
+	return nil
+}
+
+func (x *Index) verifyCredential(p *Profile, now time.Time) error {
+	if x.cfg.Trust == nil {
+		return fmt.Errorf("no trusted issuers configured: %w", ErrUntrustedIssuer)
+	}
+	return x.cfg.Trust.Verify(&p.Credential, now)
+}
+
+// evictProfile drops one profile that no held announce references.
+func (x *Index) evictProfile() bool {
+	for k, pe := range x.profiles {
+		if e := x.byKey[k]; e == nil || e.a.Profile != pe.ref {
+			delete(x.profiles, k)
+			return true
+		}
+	}
+	return false
+}
+
+// Profile returns the cached profile of therapist k, or nil.
+func (x *Index) Profile(k TherapistKey) *Profile {
+	if pe := x.profiles[k]; pe != nil {
+		return pe.p
+	}
+	return nil
+}
+
+// CredentialStatus returns nil when therapist k's held announce references
+// the cached profile and its credential verified at the last AddProfile or
+// Prune, and otherwise the reason (ErrNotFound without a profile).
+func (x *Index) CredentialStatus(k TherapistKey) error {
+	pe := x.profiles[k]
+	switch {
+	case pe == nil:
+		return fmt.Errorf("profile of %v: %w", k, ErrNotFound)
+	case x.byKey[k] != nil && x.byKey[k].a.Profile != pe.ref:
+		return fmt.Errorf("profile of %v: announce names %v, cached %v: %w", k, x.byKey[k].a.Profile, pe.ref, ErrMismatch)
+	}
+	return pe.credErr
+}
+
+// MissingProfile names a profile an announce references that the index does
+// not hold: the daemon fetches it (see docs/fapp.md).
+type MissingProfile struct {
+	Therapist TherapistKey
+	Ref       ProfileRef
+}
+
+// MissingProfiles lists the profiles held announces reference but the
+// cache lacks (or holds in an older version), sorted by therapist key.
+func (x *Index) MissingProfiles() []MissingProfile {
+	var out []MissingProfile
+	for k, e := range x.byKey {
+		if pe := x.profiles[k]; !e.a.Withdrawn && (pe == nil || pe.ref != e.a.Profile) {
+			out = append(out, MissingProfile{Therapist: k, Ref: e.a.Profile})
+		}
+	}
+	slices.SortFunc(out, func(a, b MissingProfile) int { return slices.Compare(a.Therapist[:], b.Therapist[:]) })
+	return out
+}
+
+// Prune removes expired announces and re-verifies every cached profile's
+// credential at now (validity periods end; the trust store may have new
+// revocation lists). It returns the number of announces removed. Call it
+// periodically and after TrustStore.ApplyRevocation.
+func (x *Index) Prune(now time.Time) int {
+	n := 0
+	for r := range x.regions {
+		rs := &x.regions[r]
+		for _, h := range []*expiryHeap{&rs.cred, &rs.uncred} {
+			for len(*h) > 0 && (*h)[0].a.Expired(now) {
+				x.remove((*h)[0])
+				n++
+			}
+		}
+	}
+	for k, pe := range x.profiles {
+		pe.credErr = x.verifyCredential(pe.p, now)
+		if e := x.byKey[k]; e != nil {
+			x.setCredentialed(e, x.credentialed(e.a))
+		}
+	}
+	x.stats.Expired += n
+	return n
+}
+
+// Get returns therapist k's held announce (a withdrawal included), or nil.
+// The result is shared: do not modify it.
+func (x *Index) Get(k TherapistKey) *SlotAnnounce {
+	if e := x.byKey[k]; e != nil {
+		return e.a
+	}
+	return nil
+}
+
+// Announces returns the announces held for region r (for persistence and
+// for answering a neighbour), sorted by therapist key. They are shared: do
+// not modify them.
+func (x *Index) Announces(r Region) []*SlotAnnounce {
+	if r > 99 {
+		return nil
+	}
+	out := make([]*SlotAnnounce, 0, len(x.regions[r].entries))
+	for _, e := range x.regions[r].entries {
+		out = append(out, e.a)
+	}
+	slices.SortFunc(out, func(a, b *SlotAnnounce) int { return slices.Compare(a.Therapist[:], b.Therapist[:]) })
+	return out
+}
+
+// Len returns the number of announces held.
+func (x *Index) Len() int { return x.total }
+
+// RegionLen returns the number of announces held for region r.
+func (x *Index) RegionLen(r Region) int {
+	if r > 99 {
+		return 0
+	}
+	return len(x.regions[r].entries)
+}
+
+// Stats returns the counters.
+func (x *Index) Stats() IndexStats {
+	s := x.stats
+	s.Announces, s.Profiles = x.total, len(x.profiles)
+	for r := range x.regions {
+		s.Credentialed += len(x.regions[r].cred)
+	}
+	return s
+}
+
+// Result is one matching slot.
+type Result struct {
+	// Announce is the therapist's announce (shared: do not modify).
+	Announce *SlotAnnounce
+	Slot     Slot
+	// Start is the first occurrence that matches the query.
+	Start time.Time
+	// Credentialed: the profile is cached and its credential verified.
+	Credentialed bool
+	// Profile is the cached profile, nil until fetched (shared).
+	Profile *Profile
+}
+
+// Ref returns the result's slot reference (what a reservation names).
+func (r Result) Ref() SlotRef { return r.Slot.Ref(r.Announce.Therapist) }
+
+// Query returns the free slots matching q, at most q.Limit, ordered by
+// start (then therapist key and slot ID, so the order is total). Slots that
+// start before now (or before q.Fruehestens) match by their next weekly
+// occurrence, if any. It scans only the regions the PLZ prefix covers.
+func (x *Index) Query(q Query, now time.Time) ([]Result, error) {
+	if err := q.Check(); err != nil {
+		return nil, err
+	}
+	limit := cmp.Or(q.Limit, DefaultQueryLimit)
+	from := now
+	if q.Fruehestens.After(from) {
+		from = q.Fruehestens
+	}
+	lo, hi := q.plzRange()
+	var out []Result
+	for r := Region(lo / 1000); r < 100 && PLZ(r)*1000 < hi; r++ {
+		for _, e := range x.regions[r].entries {
+			if e.a.Expired(now) || !q.matchAnnounce(e, lo, hi) {
+				continue
+			}
+			out = x.appendSlots(out, &q, e, from)
+		}
+	}
+	slices.SortFunc(out, compareResults)
+	if len(out) > limit {
+		out = out[:limit:limit]
+	}
+	return out, nil
+}
+
+func (x *Index) appendSlots(out []Result, q *Query, e *entry, from time.Time) []Result {
+	for i := range e.a.Slots {
+		s := &e.a.Slots[i]
+		start, ok := q.matchSlot(s, e.meta[i], from)
+		if !ok {
+			continue
+		}
+		res := Result{Announce: e.a, Slot: *s, Start: start, Credentialed: e.credentialed}
+		if pe := x.profiles[e.a.Therapist]; pe != nil && pe.ref == e.a.Profile {
+			res.Profile = pe.p
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+func compareResults(a, b Result) int {
+	if c := a.Start.Compare(b.Start); c != 0 {
+		return c
+	}
+	if c := slices.Compare(a.Announce.Therapist[:], b.Announce.Therapist[:]); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Slot.ID, b.Slot.ID)
+}
+
+// expiryHeap is a min-heap of entries by expiry (then therapist key, so
+// the order does not depend on insertion).
+type expiryHeap []*entry
+
+func (h expiryHeap) Len() int { return len(h) }
+func (h expiryHeap) Less(i, j int) bool {
+	if c := h[i].a.Expires.Compare(h[j].a.Expires); c != 0 {
+		return c < 0
+	}
+	return slices.Compare(h[i].a.Therapist[:], h[j].a.Therapist[:]) < 0
+}
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+func (h *expiryHeap) Push(v any) {
+	e := v.(*entry)
+	e.heapIdx = len(*h)
+	*h = append(*h, e)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
+}
