@@ -235,7 +235,8 @@ func checkSlotDomain(s fapp.Slot) error {
 	return nil
 }
 
-// checkPublishSlots validates fapp.publish's slots.
+// checkPublishSlots validates fapp.publish's slots and puts them in
+// canonical form.
 func checkPublishSlots(slots []FAPPSlot) error {
 	if len(slots) > fapp.MaxSlots {
 		return invalidParams("%d slots, at most %d per announce", len(slots), fapp.MaxSlots)
@@ -246,6 +247,8 @@ func checkPublishSlots(slots []FAPPSlot) error {
 		if err != nil {
 			return invalidParams("slots[%d]: %v", i, err)
 		}
+		// The node sees canonical names, the defaults filled in and UTC.
+		slots[i] = FAPPSlotOf(s)
 		if s.Status != fapp.SlotFrei {
 			return invalidParams("slots[%d]: status %v: a published slot is FREI; GEHALTEN and VERGEBEN follow from reservations", i, s.Status)
 		}
@@ -467,6 +470,23 @@ func FAPPNames(set fmt.Stringer) []string {
 		return []string{}
 	}
 	return strings.Split(s, ",")
+}
+
+// FAPPProfileOf returns the profile facts of an announce and a profile as
+// the API shows them (the inverse of FAPPProfile.Parse).
+func FAPPProfileOf(a fapp.SlotAnnounce, p fapp.Profile) FAPPProfile {
+	out := FAPPProfile{
+		Name: p.Name, PLZ: a.PLZ.String(), Verfahren: FAPPNames(a.Verfahren), Kostentraeger: FAPPNames(a.Kostentraeger),
+		Altersgruppen: FAPPNames(a.Altersgruppen), BarrierefreiZugang: a.BarrierefreiZugang, BarrierefreiWC: a.BarrierefreiWC,
+		Warteliste: a.Warteliste, Schwerpunkte: slices.Clone(p.Schwerpunkte),
+	}
+	for _, l := range a.Sprachen {
+		out.Sprachen = append(out.Sprachen, l.String())
+	}
+	if a.Geschlecht != 0 {
+		out.Geschlecht = a.Geschlecht.String()
+	}
+	return out
 }
 
 // FAPPSlotOf returns a fapp.Slot as the API shows it.

@@ -19,10 +19,12 @@ func fappMethods() []MethodSpec {
 				if p.Set == nil {
 					return env.srv.fapp.FAPPProfileGet(ctx)
 				}
-				if _, _, err := p.Set.Parse(); err != nil {
+				a, pr, err := p.Set.Parse()
+				if err != nil {
 					return FAPPProfileInfo{}, invalidParams("set: %v", err)
 				}
-				return env.srv.fapp.FAPPProfileSet(ctx, *p.Set)
+				// The node sees canonical names.
+				return env.srv.fapp.FAPPProfileSet(ctx, FAPPProfileOf(a, pr))
 			}),
 		define(MethodFAPPPublish, "Add or update own slots and announce them.",
 			fmt.Sprintf("Each slot with `id` 0 is added (the node picks its ID); a slot with the ID of an own slot replaces it. The node signs a new announce (a higher sequence replaces the older one everywhere) with every own slot. Slot changes go out in batches (`pending`, `next_announce`) so a reservation cannot be timed from the announces. At most %d slots per call. Needs a profile (fapp.profile) first; without a valid credential the announce is marked uncertified by other nodes.", fapp.MaxSlots),
