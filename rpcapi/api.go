@@ -265,4 +265,6 @@ type Event struct {
 	Peer    *Peer    `json:"peer,omitempty"`
 	// ChannelMessage is set for channel-message events.
 	ChannelMessage *ChannelMessage `json:"channel_message,omitempty"`
+	// FAPPReservation is set for fapp-reservation events.
+	FAPPReservation *FAPPReservation `json:"fapp_reservation,omitempty"`
 }

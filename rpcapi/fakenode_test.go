@@ -34,6 +34,7 @@ type fakeNode struct {
 	panicky     bool   // Routes panics
 
 	ch fakeChannels
+	fa fakeFAPP
 }
 
 type fakeSub struct {
@@ -50,6 +51,7 @@ func newFakeNode() *fakeNode {
 		started: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 		custody: map[string]SendParams{},
 		subs:    map[*fakeSub]struct{}{},
+		fa:      newFakeFAPP(),
 	}
 }
 

@@ -254,7 +254,7 @@ func (s *Server) handleBody(ctx context.Context, body []byte) ([]byte, bool) {
 		case req.Method == "":
 			e = &Error{Code: CodeInvalidRequest, Message: "empty method name"}
 		default:
-			m := methodsByName[req.Method]
+			m := s.method(req.Method)
 			if m == nil {
 				e = &Error{Code: CodeMethodNotFound, Message: "method not found", Data: json.RawMessage(mustJSON(req.Method))}
 				break

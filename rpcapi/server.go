@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,6 +57,7 @@ const (
 // make a new one.
 type Server struct {
 	node     Node
+	fapp     FAPPNode // node as a FAPPNode; nil when it is not one
 	opts     ServerOptions
 	log      *slog.Logger
 	discover json.RawMessage // the OpenRPC document, built once
@@ -107,12 +109,20 @@ func NewServer(node Node, opts ServerOptions) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	doc, err := json.Marshal(OpenRPC(opts.Version))
+	fn, _ := node.(FAPPNode)
+	odoc := OpenRPC(opts.Version)
+	if fn == nil {
+		// A node without FAPP answers no fapp method, so rpc.discover
+		// lists none.
+		odoc.Methods = slices.DeleteFunc(odoc.Methods, func(m DocMethod) bool { return methodsByName[m.Name].FAPP })
+	}
+	doc, err := json.Marshal(odoc)
 	if err != nil {
 		return nil, fmt.Errorf("rpcapi: building the OpenRPC document: %w", err)
 	}
 	s := &Server{
 		node:     node,
+		fapp:     fn,
 		opts:     opts,
 		log:      log,
 		discover: doc,
@@ -348,11 +358,21 @@ func (s *Server) serveConn(ch channel.Channel, kind string) {
 	s.mu.Unlock()
 }
 
+// method returns the method called name, nil when there is none or it is
+// a fapp method and the node does not implement FAPPNode.
+func (s *Server) method(name string) *MethodSpec {
+	m := methodsByName[name]
+	if m == nil || (m.FAPP && s.fapp == nil) {
+		return nil
+	}
+	return m
+}
+
 // assigner dispatches jrpc2 requests through the method table.
 type assigner struct{ s *Server }
 
 func (a assigner) Assign(ctx context.Context, method string) jrpc2.Handler {
-	m := methodsByName[method]
+	m := a.s.method(method)
 	if m == nil {
 		return nil
 	}
@@ -372,9 +392,11 @@ func (a assigner) Assign(ctx context.Context, method string) jrpc2.Handler {
 
 // Names lists the methods (jrpc2.Namer).
 func (a assigner) Names() []string {
-	names := make([]string, len(Methods))
-	for i, m := range Methods {
-		names[i] = m.Name
+	names := make([]string, 0, len(Methods))
+	for _, m := range Methods {
+		if a.s.method(m.Name) != nil {
+			names = append(names, m.Name)
+		}
 	}
 	return names
 }
