@@ -5,16 +5,18 @@ import (
 	"meshd.dev/meshd/rpcapi"
 )
 
-// Reservation events on the subscription: one per state change, on the
-// therapist's node and on the patient's. They carry the reservation as the
-// API shows it; nothing of them is logged.
+// Reservation events on the subscription (rpcapi.EventFAPPReservation):
+// one per state change, on the therapist's node and on the patient's. They
+// carry the reservation as the API shows it; nothing of them is logged.
 
 func (f *fappNode) therapistEvent(r fapp.Reservation) rpcapi.Event {
-	return rpcapi.Event{Kind: "fapp-reservation", ID: r.Request.ID.String()}
+	res := f.therapistAPILocked(r)
+	return rpcapi.Event{Kind: rpcapi.EventFAPPReservation, ID: res.ID, FAPPReservation: &res}
 }
 
 func (f *fappNode) patientEvent(r fapp.PatientReservation) rpcapi.Event {
-	return rpcapi.Event{Kind: "fapp-reservation", ID: r.Request.ID.String()}
+	res := f.patientAPILocked(r)
+	return rpcapi.Event{Kind: rpcapi.EventFAPPReservation, ID: res.ID, FAPPReservation: &res}
 }
 
 func (f *fappNode) publishEvents(evs []rpcapi.Event) {
