@@ -111,6 +111,7 @@ func (f *fappNode) onAnnounceLocked(r fapp.Region, raw []byte, now time.Time) {
 		return
 	}
 	f.stats.add("announces_accepted", 1)
+	f.signal()
 	f.write(store.FAPPBatch{Put: map[string][]byte{announceKey(a.Therapist): raw}})
 	if p := f.idx.Profile(a.Therapist); !a.Withdrawn && (p == nil || mustRef(p) != a.Profile) {
 		f.askProfileLocked(r, a.Therapist, a.Profile, now)
@@ -143,6 +144,7 @@ func (f *fappNode) onProfileLocked(raw []byte, now time.Time) {
 		return
 	}
 	f.stats.add("profiles_accepted", 1)
+	f.signal()
 	f.write(store.FAPPBatch{Put: map[string][]byte{profileKey(p.Therapist()): raw}})
 }
 
