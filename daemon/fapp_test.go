@@ -18,7 +18,7 @@ import (
 // retries sleep in goroutines of their own that outlive the host by up to
 // a second.
 func noLeaksFAPP(t *testing.T) {
-	ignore := []goleak.Option{goleak.IgnoreCurrent(), goleak.IgnoreTopFunction("github.com/libp2p/go-libp2p-pubsub.(*PubSub).announceRetry")}
+	ignore := []goleak.Option{goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p-pubsub.(*PubSub).announceRetry")}
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore...) })
 }
 
@@ -27,7 +27,7 @@ func noLeaksFAPP(t *testing.T) {
 // one clock agree on channel frame freshness.
 type testClock struct{ off atomic.Int64 }
 
-func (c *testClock) Now() time.Time           { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *testClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // startClocked starts a node on clk (no API server).
