@@ -320,7 +320,7 @@ func (f *fappNode) reserveLocked(ref fapp.SlotRef, start time.Time, opts fapp.Re
 	}
 	r, sealed, err := f.patient.NewRequest(randReader, p.Identity, ref, start, opts, now)
 	if err != nil {
-		return r, fmt.Errorf("%w: %v", rpcapi.ErrInvalidParams, err)
+		return r, err // apiErr maps fapp's sentinels
 	}
 	b := store.FAPPBatch{Put: map[string][]byte{}}
 	f.putPatientLocked(&b, r)
@@ -367,7 +367,7 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 		return fapp.Reservation{}, fmt.Errorf("%w: action %q: want hold, confirm, decline or cancel", rpcapi.ErrInvalidParams, action)
 	}
 	if err != nil {
-		return fapp.Reservation{}, fmt.Errorf("%w: %v", rpcapi.ErrInvalidParams, err)
+		return fapp.Reservation{}, err // apiErr maps fapp's sentinels
 	}
 	r, _ := f.book.Get(id)
 	sealed, err := f.book.Seal(randReader, id, m, now)
@@ -390,7 +390,7 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 func (f *fappNode) cancelLocked(id fapp.RequestID, now time.Time) (fapp.PatientReservation, error) {
 	sealed, err := f.patient.Cancel(randReader, id, now)
 	if err != nil {
-		return fapp.PatientReservation{}, fmt.Errorf("%w: %v", rpcapi.ErrInvalidParams, err)
+		return fapp.PatientReservation{}, err // apiErr maps fapp's sentinels
 	}
 	r, _ := f.patient.Get(id)
 	b := store.FAPPBatch{Put: map[string][]byte{}}

@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -444,4 +447,163 @@ func foreignOffer(t *testing.T, id *protocol.Identity, is *fapp.Issuer, now time
 		t.Fatal(err)
 	}
 	return rawA, append([]byte{regionProfile}, rawP...)
+}
+
+// waitReservation waits for a fapp-reservation event in state on ev.
+func waitReservation(t *testing.T, ctx context.Context, ev <-chan rpcapi.Event, state string) *rpcapi.FAPPReservation {
+	t.Helper()
+	for {
+		e := waitKind(t, ctx, ev, rpcapi.EventFAPPReservation)
+		if e.FAPPReservation != nil && e.FAPPReservation.State == state {
+			return e.FAPPReservation
+		}
+	}
+}
+
+// TestFAPPReservationThroughCustody is the whole pathway on the daemons:
+// the patient node (two hops from the therapist) finds a slot and
+// reserves it while the therapist's node is offline; the request waits in
+// custody, longer than a stamp's time bucket; the therapist's node comes
+// back, gets it, and the therapist confirms; the patient's node sees
+// BESTAETIGT with the therapist's signature, the slot is re-announced as
+// VERGEBEN without patient data, both sides keep the reservation across a
+// restart, and neither node logged anything the patient gave.
+func TestFAPPReservationThroughCustody(t *testing.T) {
+	noLeaksFAPP(t)
+	tr := newTrio(t, "10")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	waitMesh(t, ctx, tr.relay, regionKey("10"))
+	becomeTherapist(t, ctx, tr.th, tr.is, tr.clk)
+	var match rpcapi.FAPPMatch
+	waitFAPP(t, ctx, tr.pat, "the patient node finds the slot", func() bool {
+		res, _ := tr.pat.FAPPQuery(ctx, rpcapi.FAPPQueryParams{PLZPrefix: "10", Terminart: []string{"SPRECHSTUNDE"}})
+		if len(res.Matches) == 1 && res.Matches[0].Name != "" {
+			match = res.Matches[0]
+			return true
+		}
+		return false
+	})
+
+	// The therapist goes offline; the patient reserves.
+	tr.stopTh()
+	patEv, cancelPat, _ := tr.pat.Subscribe(ctx)
+	defer cancelPat()
+	const kontakt, ptv11 = "patient-kontakt@example.org", "PTV11-Empfehlung-Kurzzeit"
+	res, err := tr.pat.FAPPReserve(ctx, rpcapi.FAPPReserveParams{Slot: match.Ref, Kontakt: kontakt, PTV11: ptv11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != "ANGEFRAGT" || res.Role != "patient" || res.TherapistName != "Praxis Dr. Beispiel" {
+		t.Fatalf("reserve: %+v", res)
+	}
+	waitReservation(t, ctx, patEv, "ANGEFRAGT")
+	if _, err := tr.pat.FAPPReserve(ctx, rpcapi.FAPPReserveParams{Slot: match.Therapist + "/999"}); err == nil {
+		t.Error("a reservation for a slot the therapist does not offer was accepted")
+	}
+	// Longer than a stamp's bucket (10 minutes) passes before the therapist
+	// is back.
+	tr.clk.advance(30 * time.Minute)
+
+	th, stop := tr.start(t, tr.thCfg, tr.thLog)
+	tr.th, tr.stopTh = th, stop
+	thEv, cancelTh, _ := th.Subscribe(ctx)
+	defer cancelTh()
+	linkNodes(t, th, tr.relay)
+	// Custody retries come with the engine's backoff: move the clock on
+	// until the request is through.
+	var got *rpcapi.FAPPReservation
+	for got == nil {
+		tr.clk.advance(time.Minute)
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+		ev := waitKindOrNil(wctx, thEv, rpcapi.EventFAPPReservation)
+		wcancel()
+		if ev != nil {
+			got = ev.FAPPReservation
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the request never reached the therapist; counters %v", th.fapp.stats.snapshot())
+		}
+	}
+	if got.State != "ANGEFRAGT" || got.Role != "therapist" || got.Kontakt != kontakt || got.PTV11 != ptv11 || got.ID != res.ID {
+		t.Fatalf("therapist sees %+v", got)
+	}
+	conf, err := th.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: got.ID, Action: "confirm", Nachricht: "Bitte klingeln"})
+	if err != nil || conf.State != "BESTAETIGT" {
+		t.Fatalf("confirm: %+v %v", conf, err)
+	}
+	var done *rpcapi.FAPPReservation
+	for done == nil {
+		tr.clk.advance(time.Minute)
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+		for {
+			ev := waitKindOrNil(wctx, patEv, rpcapi.EventFAPPReservation)
+			if ev == nil {
+				break
+			}
+			if ev.FAPPReservation.State == "BESTAETIGT" {
+				done = ev.FAPPReservation
+				break
+			}
+		}
+		wcancel()
+		if ctx.Err() != nil {
+			t.Fatal("the confirmation never reached the patient")
+		}
+	}
+	if !done.Signed || done.Nachricht != "Bitte klingeln" || done.ID != res.ID {
+		t.Errorf("patient sees %+v", done)
+	}
+	// A second confirmation is refused by the state machine.
+	if _, err := th.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: got.ID, Action: "decline"}); !errors.Is(err, rpcapi.ErrRefused) {
+		t.Errorf("decline after confirm: %v", err)
+	}
+
+	// The slot is re-announced as VERGEBEN at the next epoch.
+	k := fapp.TherapistKeyOf(th.id.Compact())
+	tr.clk.advance(fappTestEpoch)
+	th.fapp.poke()
+	waitFAPP(t, ctx, tr.pat, "VERGEBEN reaches the patient node", func() bool {
+		tr.pat.fapp.mu.Lock()
+		defer tr.pat.fapp.mu.Unlock()
+		a := tr.pat.fapp.idx.Get(k)
+		s, ok := findSlot(a, 1)
+		return ok && s.Status == fapp.SlotVergeben
+	})
+	th.fapp.mu.Lock()
+	raw := th.fapp.lastRaw
+	th.fapp.mu.Unlock()
+	for _, secret := range []string{kontakt, ptv11} {
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Errorf("the announce carries patient data %q", secret)
+		}
+	}
+	if res, _ := tr.pat.FAPPQuery(ctx, rpcapi.FAPPQueryParams{PLZPrefix: "10", Terminart: []string{"SPRECHSTUNDE"}}); len(res.Matches) != 0 {
+		t.Errorf("the taken slot is still found: %+v", res.Matches)
+	}
+
+	// Both sides keep the reservation across a restart.
+	tr.stopPat()
+	pat, stopPat := tr.start(t, tr.patCfg, tr.patLog)
+	tr.pat, tr.stopPat = pat, stopPat
+	tr.stopTh()
+	th, stop = tr.start(t, tr.thCfg, tr.thLog)
+	tr.th, tr.stopTh = th, stop
+	pr, _ := pat.FAPPReservations(ctx, rpcapi.FAPPReservationsParams{})
+	trs, _ := th.FAPPReservations(ctx, rpcapi.FAPPReservationsParams{Role: "therapist"})
+	if len(pr) != 1 || pr[0].State != "BESTAETIGT" || !pr[0].Signed || len(trs) != 1 || trs[0].State != "BESTAETIGT" || trs[0].Kontakt != kontakt {
+		t.Errorf("after restart: patient %+v, therapist %+v", pr, trs)
+	}
+	if o, _ := th.FAPPSlots(ctx); len(o.Slots) != 2 || o.Slots[0].Status != "VERGEBEN" {
+		t.Errorf("own slots after restart: %+v", o.Slots)
+	}
+
+	// Nothing the patient gave was logged, on either side.
+	for _, l := range []*logBuffer{tr.thLog, tr.patLog} {
+		for _, secret := range []string{kontakt, ptv11} {
+			if strings.Contains(l.String(), secret) {
+				t.Errorf("a log line holds patient data %q", secret)
+			}
+		}
+	}
 }
