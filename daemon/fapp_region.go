@@ -27,13 +27,15 @@ const (
 	profileReqSize   = 1 + 32 + fapp.ProfileRefSize
 )
 
-// fappStats counts what FAPP dropped and did, by reason (metrics).
+// fappStats counts what FAPP did (events) and dropped (by object and
+// reason), for metrics and tests.
 type fappStats struct {
-	mu sync.Mutex
-	m  map[string]uint64
+	mu    sync.Mutex
+	m     map[string]uint64
+	drops map[[2]string]uint64
 }
 
-func (s *fappStats) init() { s.m = map[string]uint64{} }
+func (s *fappStats) init() { s.m, s.drops = map[string]uint64{}, map[[2]string]uint64{} }
 
 func (s *fappStats) add(k string, v uint64) {
 	s.mu.Lock()
@@ -41,10 +43,22 @@ func (s *fappStats) add(k string, v uint64) {
 	s.mu.Unlock()
 }
 
+// snapshot returns the events and the drops, the latter under
+// "dropped_<object>_<reason>".
 func (s *fappStats) snapshot() map[string]uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return maps.Clone(s.m)
+	out := maps.Clone(s.m)
+	for k, v := range s.drops {
+		out["dropped_"+k[0]+"_"+k[1]] = v
+	}
+	return out
+}
+
+func (s *fappStats) snapshotDrops() map[[2]string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.drops)
 }
 
 // dropReason names the reason a network object was refused, for the
@@ -69,7 +83,9 @@ func dropReason(err error) string {
 }
 
 func (f *fappNode) drop(what string, err error) {
-	f.stats.add("dropped_"+what+"_"+dropReason(err), 1)
+	f.stats.mu.Lock()
+	f.stats.drops[[2]string{what, dropReason(err)}]++
+	f.stats.mu.Unlock()
 }
 
 // onRegionFrame handles one message from region r's channel. Loop only.
