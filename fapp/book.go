@@ -61,11 +61,11 @@ func NewBook(cfg BookConfig) (*Book, error) {
 	if cfg.Identity == nil {
 		return nil, fmt.Errorf("book: no identity: %w", ErrMalformed)
 	}
-	if cfg.Stamps == nil {
-		cfg.Stamps = NewStampVerifier(StampConfig{})
-	}
 	cfg.MaxReservations = cmp.Or(cfg.MaxReservations, DefaultMaxReservations)
 	cfg.RequestTTL = cmp.Or(cfg.RequestTTL, DefaultRequestTTL)
+	if cfg.Stamps == nil {
+		cfg.Stamps = NewStampVerifier(StampConfig{MaxAge: cfg.RequestTTL})
+	}
 	cfg.MaxHold = cmp.Or(cfg.MaxHold, DefaultMaxHold)
 	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, DefaultClockSkew)
 	return &Book{cfg: cfg, key: TherapistKeyOf(cfg.Identity.Compact()), res: map[RequestID]*Reservation{}}, nil
@@ -116,7 +116,7 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 	if err := q.validate(); err != nil {
 		return Reservation{}, err
 	}
-	if err := b.cfg.Stamps.Verify(q.Stamp, q.Slot, q.ID, now); err != nil {
+	if err := b.cfg.Stamps.Verify(q.Stamp, q.Slot, q.ID, q.Created, now); err != nil {
 		return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
 	}
 	r := &Reservation{Request: *q, State: Angefragt, Received: now, Updated: now}
