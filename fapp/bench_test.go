@@ -2,6 +2,7 @@ package fapp
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -90,5 +91,20 @@ func BenchmarkQuery40k(b *testing.B) {
 			}
 			b.ReportMetric(float64(n), "results")
 		})
+	}
+}
+
+// BenchmarkIndexMemory reports the heap an index of 40,000 announces (4
+// slots each) holds, per announce, including the announces themselves.
+func BenchmarkIndexMemory(b *testing.B) {
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		x := benchIndex(b, 40_000)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(x.Len()), "B/announce")
+		runtime.KeepAlive(x)
 	}
 }
