@@ -319,6 +319,10 @@ func marshalMessage(m Message) ([]byte, error) {
 		return m.MarshalBinary()
 	case *Cancel:
 		return m.MarshalBinary()
+	case *RemoteQuery:
+		return m.MarshalBinary()
+	case *QueryAnswer:
+		return m.MarshalBinary()
 	}
 	return nil, fmt.Errorf("marshal %T: %w", m, ErrMalformed)
 }

@@ -105,6 +105,11 @@ func FuzzParseMessage(f *testing.F) {
 	c.Sign(eph)
 	raw, _ = c.MarshalBinary()
 	f.Add(raw)
+	raw, _ = testRemoteQuery(f).MarshalBinary()
+	f.Add(raw)
+	ann := signed(f, 1, testAnnounce(f, 2))
+	raw, _ = (&QueryAnswer{ID: QueryID{1}, Announces: [][]byte{ann}, Profiles: [][]byte{{1, 2, 3}}}).MarshalBinary()
+	f.Add(raw)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := ParseMessage(b)
 		if err != nil {

@@ -105,7 +105,8 @@ type Cancel struct {
 	Signature [protocol.SignatureSize]byte
 }
 
-// Message is a decoded reservation message: *Request, *Response or *Cancel.
+// Message is a decoded FAPP unicast message: *Request, *Response, *Cancel,
+// *RemoteQuery or *QueryAnswer.
 type Message interface{ kind() byte }
 
 func (*Request) kind() byte  { return KindRequest }
@@ -297,17 +298,20 @@ func (c *Cancel) Verify(patient protocol.CompactIdentity) error {
 	return nil
 }
 
-// ParseMessage decodes a reservation message strictly. It checks a
+// ParseMessage decodes a FAPP unicast message strictly (byte 1 is the kind). It checks a
 // response's signature (the therapist key is in it) but not a cancel's
 // (which key signs depends on the reservation: Book and PatientBook check).
 func ParseMessage(b []byte) (Message, error) {
-	if len(b) > maxMessageSize {
+	if len(b) > max(maxMessageSize, MaxAnswerSize) {
 		return nil, fmt.Errorf("reservation message: %d bytes, limit %d: %w", len(b), maxMessageSize, ErrTooLarge)
 	}
 	r := newReader("reservation message", b)
 	v, k := r.u8("version"), r.u8("kind")
 	if r.err != nil {
 		return nil, r.err
+	}
+	if k != KindAnswer && len(b) > maxMessageSize {
+		return nil, fmt.Errorf("reservation message: %d bytes, limit %d: %w", len(b), maxMessageSize, ErrTooLarge)
 	}
 	if v != messageVersion {
 		return nil, fmt.Errorf("reservation message: version %d: %w", v, ErrUnknownVersion)
@@ -319,6 +323,10 @@ func ParseMessage(b []byte) (Message, error) {
 		return readResponse(r)
 	case KindCancel:
 		return readCancel(r)
+	case KindQuery:
+		return readRemoteQuery(r)
+	case KindAnswer:
+		return readAnswer(r)
 	}
 	return nil, fmt.Errorf("reservation message: kind %d: %w", k, ErrUnknownVersion)
 }

@@ -386,7 +386,8 @@ func TestMessageEncodings(t *testing.T) {
 		{"unknown kind", append([]byte{1, 9}, raw[2:]...), ErrUnknownVersion},
 		{"trailing", append(bytes.Clone(raw), 0), ErrTrailing},
 		{"truncated", raw[:len(raw)-1], ErrTruncated},
-		{"oversized", make([]byte, maxMessageSize+1), ErrTooLarge},
+		{"oversized", make([]byte, MaxAnswerSize+1), ErrTooLarge},
+		{"oversized request", append([]byte{1, KindRequest}, make([]byte, maxMessageSize)...), ErrTooLarge},
 	} {
 		if _, err := ParseMessage(bad.raw); !errors.Is(err, bad.want) {
 			t.Fatalf("%s: %v, want %v", bad.name, err, bad.want)
