@@ -23,8 +23,9 @@ type IndexConfig struct {
 	// MaxPerRegion bounds the announces of one PLZ region. Default
 	// DefaultMaxPerRegion.
 	MaxPerRegion int
-	// MaxProfiles bounds the cached profiles. Default MaxAnnounces.
-	MaxProfiles int
+	// MaxPendingProfiles bounds the profiles held for therapists whose
+	// announce the index does not hold (yet). Default 1,024.
+	MaxPendingProfiles int
 	// Trust verifies the credentials in profiles; nil trusts no issuer,
 	// so no announce counts as credentialed.
 	Trust *TrustStore
@@ -50,17 +51,23 @@ type Index struct {
 	regions  [100]regionState
 	total    int
 	profiles map[TherapistKey]*profileEntry
-	stats    IndexStats
+	// pending holds profiles that arrived before their announce (or whose
+	// announce found no room while uncredentialed), oldest first in
+	// pendingOrder; Add promotes a match.
+	pending      map[TherapistKey]*profileEntry
+	pendingOrder []TherapistKey
+	stats        IndexStats
 }
 
 // IndexStats counts what the index holds and has done.
 type IndexStats struct {
-	Announces    int // held, withdrawals included
-	Credentialed int // held with a verified credential
-	Profiles     int // cached
-	Evicted      int // announces evicted to make room
-	Refused      int // announces refused for lack of room (ErrLimit)
-	Expired      int // announces removed by Prune
+	Announces       int // held, withdrawals included
+	Credentialed    int // held with a verified credential
+	Profiles        int // cached with their announces
+	PendingProfiles int // waiting for their announce
+	Evicted         int // announces evicted to make room
+	Refused         int // announces refused for lack of room (ErrLimit)
+	Expired         int // announces removed by Prune
 }
 
 // entry is one held announce.
@@ -122,13 +129,14 @@ func NewIndex(cfg IndexConfig) *Index {
 	if cfg.MaxPerRegion <= 0 {
 		cfg.MaxPerRegion = DefaultMaxPerRegion
 	}
-	if cfg.MaxProfiles <= 0 {
-		cfg.MaxProfiles = cfg.MaxAnnounces
-	}
 	if cfg.ClockSkew <= 0 {
 		cfg.ClockSkew = DefaultClockSkew
 	}
-	return &Index{cfg: cfg, byKey: map[TherapistKey]*entry{}, profiles: map[TherapistKey]*profileEntry{}}
+	if cfg.MaxPendingProfiles <= 0 {
+		cfg.MaxPendingProfiles = 1024
+	}
+	return &Index{cfg: cfg, byKey: map[TherapistKey]*entry{}, profiles: map[TherapistKey]*profileEntry{},
+		pending: map[TherapistKey]*profileEntry{}}
 }
 
 // Add inserts an announce that ParseSlotAnnounce or SignAnnounce returned
@@ -149,7 +157,13 @@ func (x *Index) Add(a *SlotAnnounce, now time.Time) error {
 	if old != nil && a.Sequence <= old.a.Sequence {
 		return fmt.Errorf("announce of %v: sequence %d, have %d: %w", a.Therapist, a.Sequence, old.a.Sequence, ErrStale)
 	}
-	e := x.newEntry(a)
+	pe := x.pending[a.Therapist]
+	if pe != nil && pe.ref == a.Profile {
+		pe.credErr = x.verifyCredential(pe.p, now)
+	} else {
+		pe = nil
+	}
+	e := x.newEntry(a, pe)
 	if old != nil {
 		x.remove(old)
 	}
@@ -161,12 +175,18 @@ func (x *Index) Add(a *SlotAnnounce, now time.Time) error {
 		return err
 	}
 	x.insert(e)
+	if pe != nil {
+		x.profiles[a.Therapist] = pe
+		delete(x.pending, a.Therapist)
+	}
 	return nil
 }
 
-func (x *Index) newEntry(a *SlotAnnounce) *entry {
+// newEntry makes the entry of a; pending is a's profile from the pending
+// cache, if any.
+func (x *Index) newEntry(a *SlotAnnounce, pending *profileEntry) *entry {
 	e := &entry{a: a, region: a.Region()}
-	e.credentialed = x.credentialed(a)
+	e.credentialed = x.credentialed(a) || (pending != nil && pending.credErr == nil)
 	return e
 }
 
@@ -246,8 +266,15 @@ func better(e, a, b *entry) *entry {
 }
 
 func (x *Index) evict(v *entry) {
-	x.remove(v)
+	x.drop(v)
 	x.stats.Evicted++
+}
+
+// drop removes e and the therapist's profile, so profiles never outnumber
+// announces. (Replacement uses remove: the profile stays for the successor.)
+func (x *Index) drop(e *entry) {
+	x.remove(e)
+	delete(x.profiles, e.a.Therapist)
 }
 
 func (x *Index) insert(e *entry) {
@@ -293,12 +320,17 @@ func (x *Index) setCredentialed(e *entry, c bool) {
 }
 
 // AddProfile caches a profile that ParseProfile or SignProfile returned and
-// verifies its credential with the trust store at now. A profile replaces
-// the therapist's cached one only with a higher sequence (ErrStale
-// otherwise). A profile whose credential fails is still cached (queries
-// show it, NurZertifiziert hides it); the returned error is nil then, and
-// CredentialStatus reports the reason. When the cache is full, a profile no
-// held announce references is evicted; if there is none, ErrLimit.
+// verifies its credential with the trust store at now. When the index holds
+// the therapist's announce and it names this profile, the profile is
+// cached with it (and replaces an older one: the signed, sequenced
+// announce says which is current); the same one again is ErrStale.
+// Otherwise the profile waits in a small FIFO cache (MaxPendingProfiles)
+// until its announce comes: that is how a credentialed therapist gets into a
+// region full of uncredentialed announces (Add counts the pending profile),
+// while a flood of profiles only churns that cache. Profiles held with
+// announces never outnumber them: a profile goes when its announce goes.
+// A profile whose credential fails is kept all the same (queries show it,
+// NurZertifiziert hides it); CredentialStatus says why.
 func (x *Index) AddProfile(p *Profile, now time.Time) error {
 	if p.Issued.Sub(now) > x.cfg.ClockSkew {
 		return fmt.Errorf("profile of %v: issued %v, after %v: %w", p.Therapist(), p.Issued, now, ErrFromFuture)
@@ -308,18 +340,36 @@ func (x *Index) AddProfile(p *Profile, now time.Time) error {
 		return err
 	}
 	k := p.Therapist()
-	old := x.profiles[k]
-	if old != nil && p.Sequence <= old.p.Sequence {
-		return fmt.Errorf("profile of %v: sequence %d, have %d: %w", k, p.Sequence, old.p.Sequence, ErrStale)
+	pe := &profileEntry{p: p, ref: ref, credErr: x.verifyCredential(p, now)}
+	e := x.byKey[k]
+	if e == nil || e.a.Profile != ref {
+		x.addPending(k, pe)
+		return nil
 	}
-	if old == nil && len(x.profiles) >= x.cfg.MaxProfiles && !x.evictProfile() {
-		return fmt.Errorf("profile of %v: cache full (%d): %w", k, len(x.profiles), ErrLimit)
+	if old := x.profiles[k]; old != nil && old.ref == ref {
+		return fmt.Errorf("profile %v of %v: %w", ref, k, ErrStale)
 	}
-	x.profiles[k] = &profileEntry{p: p, ref: ref, credErr: x.verifyCredential(p, now)}
-	if e := x.byKey[k]; e != nil {
-		x.setCredentialed(e, x.credentialed(e.a))
-	}
+	x.profiles[k] = pe
+	x.setCredentialed(e, x.credentialed(e.a))
 	return nil
+}
+
+// addPending puts a profile in the pending cache, evicting the oldest.
+func (x *Index) addPending(k TherapistKey, pe *profileEntry) {
+	if _, ok := x.pending[k]; !ok {
+		x.pendingOrder = append(x.pendingOrder, k)
+	}
+	x.pending[k] = pe
+	for len(x.pending) > x.cfg.MaxPendingProfiles {
+		oldest := x.pendingOrder[0]
+		x.pendingOrder = x.pendingOrder[1:]
+		delete(x.pending, oldest)
+	}
+	// Keys promoted by Add leave stale places in the order; compact it
+	// before it grows beyond twice the bound.
+	if len(x.pendingOrder) > 2*x.cfg.MaxPendingProfiles {
+		x.pendingOrder = slices.DeleteFunc(x.pendingOrder, func(k TherapistKey) bool { return x.pending[k] == nil })
+	}
 }
 
 func (x *Index) verifyCredential(p *Profile, now time.Time) error {
@@ -327,17 +377,6 @@ func (x *Index) verifyCredential(p *Profile, now time.Time) error {
 		return fmt.Errorf("no trusted issuers configured: %w", ErrUntrustedIssuer)
 	}
 	return x.cfg.Trust.Verify(&p.Credential, now)
-}
-
-// evictProfile drops one profile that no held announce references.
-func (x *Index) evictProfile() bool {
-	for k, pe := range x.profiles {
-		if e := x.byKey[k]; e == nil || e.a.Profile != pe.ref {
-			delete(x.profiles, k)
-			return true
-		}
-	}
-	return false
 }
 
 // Profile returns the cached profile of therapist k, or nil.
@@ -392,7 +431,7 @@ func (x *Index) Prune(now time.Time) int {
 		rs := &x.regions[r]
 		for _, h := range []*expiryHeap{&rs.cred, &rs.uncred} {
 			for len(*h) > 0 && (*h)[0].a.Expired(now) {
-				x.remove((*h)[0])
+				x.drop((*h)[0])
 				n++
 			}
 		}
@@ -445,7 +484,7 @@ func (x *Index) RegionLen(r Region) int {
 // Stats returns the counters.
 func (x *Index) Stats() IndexStats {
 	s := x.stats
-	s.Announces, s.Profiles = x.total, len(x.profiles)
+	s.Announces, s.Profiles, s.PendingProfiles = x.total, len(x.profiles), len(x.pending)
 	for r := range x.regions {
 		s.Credentialed += len(x.regions[r].cred)
 	}
