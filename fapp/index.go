@@ -92,6 +92,8 @@ type annRec struct {
 	bfZugang     bool
 	bfWC         bool
 	credentialed bool
+	nlang        uint8
+	langs        [MaxSprachen]Sprache
 	slots        []slotRec
 }
 
@@ -196,6 +198,7 @@ func (e *entry) rec() annRec {
 	r := annRec{expires: a.Expires.Unix(), plz: a.PLZ, kost: uint8(a.Kostentraeger), alter: uint8(a.Altersgruppen),
 		gender: a.Geschlecht, withdrawn: a.Withdrawn, bfZugang: a.BarrierefreiZugang, bfWC: a.BarrierefreiWC,
 		credentialed: e.credentialed, slots: make([]slotRec, len(a.Slots))}
+	r.nlang = uint8(copy(r.langs[:], a.Sprachen))
 	for i, s := range a.Slots {
 		b := InBerlin(s.Start)
 		r.slots[i] = slotRec{start: s.Start.Unix(), count: uint16(s.Occurrences()), minute: uint16(b.Hour()*60 + b.Minute()),
@@ -527,7 +530,7 @@ func (x *Index) Query(q Query, now time.Time) ([]Result, error) {
 		rs := &x.regions[r]
 		for j := range rs.recs {
 			rec := &rs.recs[j]
-			if !m.announce(rec) || (len(q.Sprachen) > 0 && !speaksAny(rs.entries[j].a.Sprachen, q.Sprachen)) {
+			if !m.announce(rec) {
 				continue
 			}
 			for i := range rec.slots {

@@ -208,8 +208,7 @@ func (q *Query) matcher(now, from time.Time) matcher {
 	return m
 }
 
-// announce applies the filters that concern the therapist (all but the
-// languages, which the caller checks on the announce).
+// announce applies the filters that concern the therapist.
 func (m *matcher) announce(r *annRec) bool {
 	q := m.q
 	switch {
@@ -226,7 +225,7 @@ func (m *matcher) announce(r *annRec) bool {
 	case q.BarrierefreiZugang && !r.bfZugang, q.BarrierefreiWC && !r.bfWC:
 		return false
 	}
-	return true
+	return len(q.Sprachen) == 0 || speaksAny(r.langs[:r.nlang], q.Sprachen)
 }
 
 func speaksAny(have, want []Sprache) bool {
