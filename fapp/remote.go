@@ -2,6 +2,7 @@ package fapp
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -35,6 +36,9 @@ const (
 
 // QueryID names one remote query; fresh and random for every query.
 type QueryID [QueryIDSize]byte
+
+// String returns the 32-character lowercase hex form.
+func (id QueryID) String() string { return hex.EncodeToString(id[:]) }
 
 // RemoteQuery is a query for a relay.
 type RemoteQuery struct {

@@ -54,6 +54,13 @@ func (id RequestID) String() string { return hex.EncodeToString(id[:]) }
 // MarshalText implements encoding.TextMarshaler.
 func (id RequestID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
 
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (id *RequestID) UnmarshalText(b []byte) error {
+	v, err := ParseRequestID(string(b))
+	*id = v
+	return err
+}
+
 // ParseRequestID parses the 32-character hex form.
 func ParseRequestID(s string) (RequestID, error) {
 	var id RequestID
