@@ -2,6 +2,7 @@ package fapp
 
 import (
 	"encoding/binary"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -430,11 +431,19 @@ func OpenMessage(me *protocol.Identity, sealed []byte, now time.Time) (Message, 
 		return nil, protocol.CompactIdentity{}, fmt.Errorf("open reservation message: envelope type %v: %w", e.Type, ErrMalformed)
 	}
 	if err := e.CheckTime(now, DefaultClockSkew); err != nil {
-		return nil, protocol.CompactIdentity{}, fmt.Errorf("open reservation message: %w: %w", ErrExpired, err)
+		sentinel := ErrExpired
+		if errors.Is(err, protocol.ErrFromFuture) {
+			sentinel = ErrFromFuture
+		}
+		return nil, protocol.CompactIdentity{}, fmt.Errorf("open reservation message: %w: %w", sentinel, err)
 	}
 	o, err := e.Open(me)
 	if err != nil {
-		return nil, protocol.CompactIdentity{}, fmt.Errorf("open reservation message: %w: %w", ErrBadSignature, err)
+		sentinel := ErrBadSignature // a failed decryption or inner signature
+		if errors.Is(err, protocol.ErrNotForUs) {
+			sentinel = ErrMismatch
+		}
+		return nil, protocol.CompactIdentity{}, fmt.Errorf("open reservation message: %w: %w", sentinel, err)
 	}
 	m, err := ParseMessage(o.Body)
 	if err != nil {

@@ -457,3 +457,25 @@ func BenchmarkMintStamp(b *testing.B) {
 		}
 	}
 }
+
+func TestOpenMessageRefusals(t *testing.T) {
+	w := newResWorld(t)
+	_, sealed := w.request(t, testNow)
+	if _, _, err := OpenMessage(w.therapist, sealed, testNow.Add(DefaultMessageTTL)); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired envelope: %v", err)
+	}
+	if _, _, err := OpenMessage(w.therapist, sealed, testNow.Add(-time.Hour)); !errors.Is(err, ErrFromFuture) {
+		t.Fatalf("envelope from the future: %v", err)
+	}
+	if _, _, err := OpenMessage(testIdentity(t, 66), sealed, testNow); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("envelope for someone else: %v", err)
+	}
+	tampered := bytes.Clone(sealed)
+	tampered[len(tampered)-1] ^= 1
+	if _, _, err := OpenMessage(w.therapist, tampered, testNow); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("tampered envelope: %v", err)
+	}
+	if _, _, err := OpenMessage(w.therapist, []byte{1, 2, 3}, testNow); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("junk: %v", err)
+	}
+}
