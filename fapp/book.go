@@ -44,6 +44,9 @@ type BookConfig struct {
 	RequestTTL      time.Duration
 	MaxHold         time.Duration
 	ClockSkew       time.Duration
+	// Offers, when set, is asked whether a requested slot occurrence is on
+	// offer (Publisher.Offers); a request it refuses is refused.
+	Offers func(slot uint16, start time.Time) error
 }
 
 // Book is the therapist's side of reservations: it accepts requests
@@ -96,7 +99,8 @@ func (b *Book) Open(sealed []byte, now time.Time) (Reservation, error) {
 // file a request in another patient's name. Refused: a request for another
 // therapist (ErrMismatch), one created more than the clock skew ahead
 // (ErrFromFuture) or older than RequestTTL (ErrExpired), a request ID seen
-// before (ErrReplay), a bad stamp (ErrStamp/ErrReplay), a full book (ErrLimit).
+// before (ErrReplay), a slot not on offer (ErrNotFound, with Offers), a bad
+// stamp (ErrStamp/ErrReplay), a full book (ErrLimit).
 func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Time) (Reservation, error) {
 	b.Expire(now)
 	switch {
@@ -115,6 +119,11 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 	}
 	if err := q.validate(); err != nil {
 		return Reservation{}, err
+	}
+	if b.cfg.Offers != nil {
+		if err := b.cfg.Offers(q.Slot.Slot, q.Start); err != nil {
+			return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
+		}
 	}
 	if err := b.cfg.Stamps.Verify(q.Stamp, q.Slot, q.ID, q.Created, now); err != nil {
 		return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
