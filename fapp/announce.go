@@ -61,12 +61,17 @@ const (
 
 // SignAnnounce checks a, sets its therapist key to id's, signs it and
 // returns the encoding. now is the signing time: a must not be issued more
-// than DefaultClockSkew after it, and no slot may start before a.Issued.
-// a.Signature is set.
+// than DefaultClockSkew after it nor be expired, and no slot may start
+// before now or before a.Issued (ErrInPast). a.Signature is set.
 func SignAnnounce(id *protocol.Identity, a *SlotAnnounce, now time.Time) ([]byte, error) {
 	a.Therapist = TherapistKeyOf(id.Compact())
 	if err := a.checkTime(now, DefaultClockSkew); err != nil {
 		return nil, err
+	}
+	for _, s := range a.Slots {
+		if s.Start.Before(now.Truncate(time.Minute)) {
+			return nil, fmt.Errorf("announce: slot %d starts %v, before now (%v): %w", s.ID, s.Start.UTC(), now.UTC(), ErrInPast)
+		}
 	}
 	body, err := a.appendBody(nil)
 	if err != nil {

@@ -102,6 +102,24 @@ func (p *Publisher) Withdraw(now time.Time) {
 	p.touch(now)
 }
 
+// Offers checks that the therapist offers slot id at start: the slot
+// exists, is FREI, and start is one of its occurrences. A Book uses it (via
+// BookConfig.Offers) to refuse requests for slots that do not exist.
+func (p *Publisher) Offers(id uint16, start time.Time) error {
+	i := slices.IndexFunc(p.slots, func(s Slot) bool { return s.ID == id })
+	switch {
+	case p.withdrawn || i < 0:
+		return fmt.Errorf("slot %d: not offered: %w", id, ErrNotFound)
+	case p.slots[i].Status != SlotFrei:
+		return fmt.Errorf("slot %d: %v: %w", id, p.slots[i].Status, ErrNotFound)
+	}
+	s := p.slots[i]
+	if t, ok := s.firstFrom(start, s.Occurrences()); !ok || !t.Equal(start) {
+		return fmt.Errorf("slot %d: no occurrence at %v: %w", id, start.UTC(), ErrNotFound)
+	}
+	return nil
+}
+
 // Slots returns a copy of the current slots (the therapist's own view).
 func (p *Publisher) Slots() []Slot { return slices.Clone(p.slots) }
 
@@ -138,8 +156,8 @@ func (p *Publisher) Next() (at time.Time, ok bool) {
 // Release returns the signed announce due at now, or ok false when none is
 // due (call it at every boundary; calling it more often is harmless). The
 // announce is issued at the boundary, not at now, carries the next sequence
-// number, drops single slots that have started and moves weekly ones to
-// their next occurrence.
+// number, drops single slots that have started by now and moves weekly ones
+// to their next occurrence.
 func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a *SlotAnnounce, ok bool, err error) {
 	at, due := p.Next()
 	if !due || now.Before(at) {
@@ -151,7 +169,7 @@ func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a
 	a.Sequence, a.Issued, a.Expires = p.cfg.Sequence+1, issued, issued.Add(p.cfg.Lifetime)
 	a.Withdrawn = p.withdrawn
 	if !p.withdrawn {
-		p.slots = rollSlots(p.slots, issued)
+		p.slots = rollSlots(p.slots, now.Truncate(time.Minute))
 		a.Slots = slices.Clone(p.slots)
 	}
 	raw, err = SignAnnounce(id, a, now)
