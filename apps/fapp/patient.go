@@ -31,7 +31,7 @@ give, sealed end to end to the therapist.`)
 func cmdSearch(o *options) *cobra.Command {
 	var q rpcapi.FAPPQueryParams
 	var from, to string
-	var evenings, barrierefrei bool
+	var evenings, barrierefrei, wait bool
 	cmd := &cobra.Command{
 		Use:   "search",
 		Short: o.t("Freie Termine suchen", "Search free slots"),
@@ -58,7 +58,7 @@ func cmdSearch(o *options) *cobra.Command {
 				*l = splitArgs(*l)
 			}
 			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
-				res, err := c.FAPPQuery(ctx, q)
+				res, err := o.search(ctx, c, q, wait)
 				if err != nil {
 					return err
 				}
@@ -67,6 +67,8 @@ func cmdSearch(o *options) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&wait, "wait", false, o.t("warten, bis etwas passt (bis --timeout); sucht neu, wenn sich der Index ändert",
+		"wait until something matches (up to --timeout); searches again when the index changes"))
 	f.StringVar(&q.PLZPrefix, "plz", "", o.t("PLZ-Anfang, 1 bis 5 Ziffern (gröber verrät weniger), z. B. 10", "PLZ prefix, 1 to 5 digits (coarser says less about you), e.g. 10"))
 	f.StringSliceVar(&q.Verfahren, "verfahren", nil, "VERHALTENSTHERAPIE, TIEFENPSYCHOLOGISCH_FUNDIERT, ANALYTISCH, SYSTEMISCH")
 	f.StringSliceVar(&q.Kostentraeger, "kostentraeger", nil, "GKV, PKV, BEIHILFE, SELBSTZAHLER, KOSTENERSTATTUNG")
@@ -87,6 +89,44 @@ func cmdSearch(o *options) *cobra.Command {
 	f.IntVar(&q.Limit, "limit", 0, o.t("höchstens so viele Treffer (Standard 100)", "at most this many matches (default 100)"))
 	cmd.MarkFlagRequired("plz")
 	return cmd
+}
+
+// search runs the query; with wait it runs it again on every fapp-index
+// event (a region's index changed) until something matches or ctx ends.
+func (o *options) search(ctx context.Context, c *rpcapi.Client, q rpcapi.FAPPQueryParams, wait bool) (rpcapi.FAPPQueryResult, error) {
+	var events <-chan rpcapi.Event
+	if wait {
+		var err error
+		if events, err = c.Subscribe(ctx); err != nil {
+			return rpcapi.FAPPQueryResult{}, err
+		}
+	}
+	for {
+		res, err := c.FAPPQuery(ctx, q)
+		if err != nil || !wait || len(res.Matches) > 0 {
+			return res, err
+		}
+		if err := nextIndexEvent(ctx, events); err != nil {
+			return res, fmt.Errorf(o.t("nichts gefunden bis zum Ablauf von --timeout: %w", "nothing found before --timeout: %w"), err)
+		}
+	}
+}
+
+// nextIndexEvent waits for the next fapp-index event.
+func nextIndexEvent(ctx context.Context, events <-chan rpcapi.Event) error {
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return errors.New("meshd closed the connection")
+			}
+			if ev.Kind == rpcapi.EventFAPPIndex {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (o *options) printMatches(res rpcapi.FAPPQueryResult) error {
