@@ -77,7 +77,30 @@ type Config struct {
 	Routing RoutingConfig `toml:"routing"`
 	// Channels configures broadcast channels.
 	Channels ChannelsConfig `toml:"channels"`
+	// FAPP configures appointment discovery (docs/fapp.md).
+	FAPP FAPPConfig `toml:"fapp"`
 }
+
+// FAPPConfig configures FAPP in the daemon.
+type FAPPConfig struct {
+	// Regions are the 2-digit PLZ regions whose announces the node follows
+	// (keeps in its index and answers local queries from). Apps may follow
+	// more with fapp.follow.
+	Regions []string `toml:"regions"`
+	// Relay follows every region and answers other nodes' remote queries.
+	Relay bool `toml:"relay"`
+	// TrustedIssuers are the hex Ed25519 keys of credential issuers (a
+	// chamber, a KV, a community registry) whose credentials this node
+	// accepts.
+	TrustedIssuers []string `toml:"trusted_issuers"`
+	// Epoch is the batching interval of the node's own slot changes: they
+	// are published at epoch boundaries only, so an announce's timing does
+	// not tell when a reservation happened.
+	Epoch Duration `toml:"epoch"`
+}
+
+// DefaultFAPPEpoch is the default batching interval of own slot changes.
+const DefaultFAPPEpoch = 10 * time.Minute
 
 // ChannelsConfig configures broadcast channels.
 type ChannelsConfig struct {
@@ -144,6 +167,7 @@ func DefaultConfig() Config {
 		Limits:    LimitsConfig{ConnLow: 64, ConnHigh: 128, ShutdownTimeout: Duration(10 * time.Second)},
 		Routing:   RoutingConfig{AnnounceInterval: Duration(30 * time.Minute), MessageTTL: Duration(7 * 24 * time.Hour), CustodyMaxBytes: 64 << 20},
 		Channels:  ChannelsConfig{HistorySize: DefaultChannelHistory},
+		FAPP:      FAPPConfig{Regions: []string{}, TrustedIssuers: []string{}, Epoch: Duration(DefaultFAPPEpoch)},
 	}
 }
 
@@ -228,6 +252,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Channels.HistorySize < 1 || c.Channels.HistorySize > MaxChannelHistory {
 		return bad("channels.history_size", "%d: want 1 to %d", c.Channels.HistorySize, MaxChannelHistory)
+	}
+	return c.FAPP.validate(bad)
+}
+
+func (f *FAPPConfig) validate(bad func(field, format string, a ...any) error) error {
+	for _, r := range f.Regions {
+		if _, err := parseRegion(r); err != nil {
+			return bad("fapp.regions", "%v", err)
+		}
+	}
+	for _, k := range f.TrustedIssuers {
+		if _, err := parseIssuer(k); err != nil {
+			return bad("fapp.trusted_issuers", "%v", err)
+		}
+	}
+	if f.Epoch < Duration(time.Second) || f.Epoch > Duration(24*time.Hour) {
+		return bad("fapp.epoch", "%v: want one second to 24 hours", time.Duration(f.Epoch))
 	}
 	return nil
 }

@@ -86,9 +86,20 @@ dht_mode = %q
 [channels]
   # Latest messages kept per joined channel for channel.history (1 to 10000).
   history_size = %d
+
+[fapp]
+  # 2-digit PLZ regions whose slot announces this node follows, e.g. ["10", "12"].
+  regions = []
+  # FAPP relay: follow every region and answer other nodes' remote queries.
+  relay = %t
+  # Hex keys of the credential issuers this node trusts.
+  trusted_issuers = []
+  # Own slot changes are published at epoch boundaries only.
+  epoch = %s
 `, d.DataDir, q(d.Listen), d.API, d.MDNS, d.Relay, d.DHTMode, d.Log.Level, d.Log.Format,
 		d.Limits.ConnLow, d.Limits.ConnHigh, dur(d.Limits.ShutdownTimeout), d.Limits.MemoryLimit,
-		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes, d.Channels.HistorySize)
+		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes, d.Channels.HistorySize,
+		d.FAPP.Relay, dur(d.FAPP.Epoch))
 }
 
 // ErrExists is returned by Init when the configuration file exists.

@@ -76,6 +76,9 @@ type Node struct {
 	chans  *channels
 	gossip channelHost
 
+	// fapp is FAPP's daemon side (fapp.go).
+	fapp *fappNode
+
 	// Read by API goroutines.
 	snap atomic.Pointer[snapshot]
 	hub  hub
@@ -241,6 +244,12 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
+	if err := n.openFAPP(); err != nil {
+		cancel()
+		host.Close()
+		st.Close()
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -260,6 +269,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	n.bg.Go(n.runPublisher)
+	n.bg.Go(n.fapp.runTicker)
 	timer := time.NewTimer(n.eng.NextWake().Sub(n.now()))
 	defer timer.Stop()
 	events := n.host.Events()
@@ -355,7 +365,8 @@ func (n *Node) drain() error {
 		for _, a := range rd.Lookups {
 			n.startLookup(a)
 		}
-		n.deliverChannels(broadcasts)
+		n.deliverChannels(n.fapp.takeBroadcasts(broadcasts))
+		direct, seqs = n.fapp.takeDirect(direct, seqs)
 		for i := range direct {
 			d := &direct[i]
 			m := n.messageOf(store.InboxEntry{Seq: seqs[i], Received: n.now().UTC(), Delivery: *d})
@@ -365,6 +376,9 @@ func (n *Node) drain() error {
 			n.onEngineEvent(ev)
 		}
 		n.eng.Advance()
+		// What FAPP answered goes into the engine after the Ready it
+		// came from is carried out.
+		n.fapp.flush()
 	}
 	c := n.eng.Counters()
 	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.links), dropped: n.dropped, counters: c})
