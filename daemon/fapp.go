@@ -77,6 +77,9 @@ type fappNode struct {
 	stats    fappStats
 	kick     chan struct{}
 	inflight []fappOut // built under mu, sent on the loop
+	// changed is signalled (without blocking) whenever the index or a
+	// reservation changed: tests wait on it instead of sleeping.
+	changed chan struct{}
 }
 
 type remoteEntry struct {
@@ -110,6 +113,7 @@ func newFAPP(n *Node) (*fappNode, error) {
 		relay: cfg.Relay, joined: map[fapp.Region]bool{}, replyTo: map[fapp.RequestID]protocol.Address{},
 		remote: map[fapp.TherapistKey]*remoteEntry{}, queries: map[queryID]*pendingQuery{},
 		profAsk: map[fapp.TherapistKey]time.Time{}, profSent: map[fapp.TherapistKey]time.Time{}, kick: make(chan struct{}, 1),
+		changed: make(chan struct{}, 1),
 	}
 	f.stats.init()
 	f.trust = fapp.NewTrustStore()
@@ -307,6 +311,14 @@ func (f *fappNode) runTicker() {
 		if !f.n.enqueue(f.tick) {
 			return
 		}
+	}
+}
+
+// signal tells a waiting test that something changed.
+func (f *fappNode) signal() {
+	select {
+	case f.changed <- struct{}{}:
+	default:
 	}
 }
 

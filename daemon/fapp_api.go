@@ -263,7 +263,7 @@ func (n *Node) FAPPReserve(ctx context.Context, p rpcapi.FAPPReserveParams) (rpc
 	if err != nil {
 		return res, apiErr(err)
 	}
-	f.publishEvents([]rpcapi.Event{{Kind: rpcapi.EventFAPPReservation, FAPPReservation: &res}})
+	f.publishEvents([]rpcapi.Event{{Kind: rpcapi.EventFAPPReservation, ID: res.ID, FAPPReservation: &res}})
 	return res, n.fappSend(ctx, false)
 }
 
@@ -318,7 +318,7 @@ func (n *Node) fappDecide(ctx context.Context, id fapp.RequestID, action, note s
 	if err != nil {
 		return res, apiErr(err)
 	}
-	f.publishEvents([]rpcapi.Event{{Kind: rpcapi.EventFAPPReservation, FAPPReservation: &res}})
+	f.publishEvents([]rpcapi.Event{{Kind: rpcapi.EventFAPPReservation, ID: res.ID, FAPPReservation: &res}})
 	f.poke()
 	return res, n.fappSend(ctx, false)
 }
@@ -343,7 +343,7 @@ func (n *Node) FAPPCancel(ctx context.Context, p rpcapi.FAPPCancelParams) (rpcap
 	if err != nil {
 		return res, apiErr(err)
 	}
-	f.publishEvents([]rpcapi.Event{{Kind: rpcapi.EventFAPPReservation, FAPPReservation: &res}})
+	f.publishEvents([]rpcapi.Event{{Kind: rpcapi.EventFAPPReservation, ID: res.ID, FAPPReservation: &res}})
 	return res, n.fappSend(ctx, false)
 }
 

@@ -23,4 +23,5 @@ func (f *fappNode) publishEvents(evs []rpcapi.Event) {
 	for _, ev := range evs {
 		f.n.hub.publish(ev)
 	}
+	f.signal()
 }

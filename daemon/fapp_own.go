@@ -120,7 +120,8 @@ func (f *fappNode) setOfferLocked(t *fapp.SlotAnnounce, slots []fapp.Slot, now t
 	// Sign a trial announce now, so that bad input is an API error and
 	// not a failed release at the next boundary.
 	trial := *t
-	trial.Slots, trial.Issued, trial.Expires = slots, now.Truncate(time.Second), now.Truncate(time.Minute).Add(fapp.DefaultAnnounceLifetime)
+	trial.Slots, trial.Issued = slots, now.Truncate(time.Minute)
+	trial.Expires = trial.Issued.Add(fapp.DefaultAnnounceLifetime)
 	if _, err := fapp.SignAnnounce(f.n.id, &trial, now); err != nil {
 		return fmt.Errorf("%w: %v", rpcapi.ErrInvalidParams, err)
 	}
@@ -173,6 +174,7 @@ func (f *fappNode) releaseLocked(now time.Time) {
 		}
 	}
 	f.stats.add("own_announces_released", 1)
+	f.signal()
 }
 
 // setProfileLocked signs and stores the own profile.

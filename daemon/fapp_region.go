@@ -111,6 +111,7 @@ func (f *fappNode) onAnnounceLocked(r fapp.Region, raw []byte, now time.Time) {
 		return
 	}
 	f.stats.add("announces_accepted", 1)
+	f.signal()
 	f.write(store.FAPPBatch{Put: map[string][]byte{announceKey(a.Therapist): raw}})
 	if p := f.idx.Profile(a.Therapist); !a.Withdrawn && (p == nil || mustRef(p) != a.Profile) {
 		f.askProfileLocked(r, a.Therapist, a.Profile, now)
@@ -143,6 +144,7 @@ func (f *fappNode) onProfileLocked(raw []byte, now time.Time) {
 		return
 	}
 	f.stats.add("profiles_accepted", 1)
+	f.signal()
 	f.write(store.FAPPBatch{Put: map[string][]byte{profileKey(p.Therapist()): raw}})
 }
 
@@ -204,13 +206,13 @@ func mustRef(p *fapp.Profile) fapp.ProfileRef {
 }
 
 // Store keys (store/fapp.go lists them).
-func announceKey(k fapp.TherapistKey) string     { return "f/a/" + k.String() }
-func profileKey(k fapp.TherapistKey) string      { return "f/p/" + k.String() }
-func revocationKey(id fapp.IssuerKeyID) string   { return "f/v/" + id.String() }
-func issuerKey(k fapp.IssuerKey) string          { return "f/i/" + k.String() }
-func followKey(r fapp.Region) string             { return "f/g/" + r.String() }
-func therapistResKey(id fapp.RequestID) string   { return "f/t/" + id.String() }
-func patientResKey(id fapp.RequestID) string     { return "f/r/" + id.String() }
+func announceKey(k fapp.TherapistKey) string   { return "f/a/" + k.String() }
+func profileKey(k fapp.TherapistKey) string    { return "f/p/" + k.String() }
+func revocationKey(id fapp.IssuerKeyID) string { return "f/v/" + id.String() }
+func issuerKey(k fapp.IssuerKey) string        { return "f/i/" + k.String() }
+func followKey(r fapp.Region) string           { return "f/g/" + r.String() }
+func therapistResKey(id fapp.RequestID) string { return "f/t/" + id.String() }
+func patientResKey(id fapp.RequestID) string   { return "f/r/" + id.String() }
 
 // regionsOfPrefix returns the regions a PLZ prefix covers: all for "",
 // ten for one digit, one for two digits or more.
