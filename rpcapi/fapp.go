@@ -34,8 +34,8 @@ const (
 	// set).
 	EventFAPPReservation = "fapp-reservation"
 	// EventFAPPIndex: the node's index of a followed region changed (an
-	// announce arrived, was replaced, withdrawn or expired, or a profile
-	// arrived); FAPPRegion names the region. Apps re-run their query on it
+	// announce arrived, replacing or withdrawing an older one, or a
+	// therapist's profile arrived); FAPPRegion names the region. Apps re-run their query on it
 	// instead of polling. Events of one region may be coalesced.
 	EventFAPPIndex = "fapp-index"
 )

@@ -188,7 +188,7 @@ func cmdReserve(o *options) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return o.printReservations([]rpcapi.FAPPReservation{r})
+				return o.printReservation(r)
 			})
 		},
 	}
@@ -233,7 +233,7 @@ func cmdWait(o *options) *cobra.Command {
 					return fmt.Errorf(o.t("keine Reservierung %s", "no reservation %s"), id)
 				}
 				if slices.Contains(want, rs[i].State) {
-					return o.printReservations(rs[i : i+1])
+					return o.printReservation(rs[i])
 				}
 				select {
 				case _, ok := <-events:

@@ -362,7 +362,7 @@ func cmdRespond(o *options, action string) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return o.printReservations([]rpcapi.FAPPReservation{r})
+				return o.printReservation(r)
 			})
 		},
 	}
@@ -395,6 +395,15 @@ func cmdReservations(o *options, role string) *cobra.Command {
 	}
 	cmd.Flags().StringSliceVar(&states, "state", nil, o.t("nur diese Zustände, z. B. ANGEFRAGT,GEHALTEN", "only these states, e.g. ANGEFRAGT,GEHALTEN"))
 	return cmd
+}
+
+// printReservation prints one reservation: a table row, or with --json
+// the object (not a list, so scripts read it directly).
+func (o *options) printReservation(r rpcapi.FAPPReservation) error {
+	if o.json {
+		return o.printJSON(r)
+	}
+	return o.printReservations([]rpcapi.FAPPReservation{r})
 }
 
 func (o *options) printReservations(rs []rpcapi.FAPPReservation) error {
@@ -442,7 +451,7 @@ func cmdCancel(o *options, de, en string) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return o.printReservations([]rpcapi.FAPPReservation{r})
+				return o.printReservation(r)
 			})
 		},
 	}
