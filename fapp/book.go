@@ -44,6 +44,9 @@ type BookConfig struct {
 	RequestTTL      time.Duration
 	MaxHold         time.Duration
 	ClockSkew       time.Duration
+	// Offers, when set, is asked whether a requested slot occurrence is on
+	// offer (Publisher.Offers); a request it refuses is refused.
+	Offers func(slot uint16, start time.Time) error
 }
 
 // Book is the therapist's side of reservations: it accepts requests
@@ -61,11 +64,11 @@ func NewBook(cfg BookConfig) (*Book, error) {
 	if cfg.Identity == nil {
 		return nil, fmt.Errorf("book: no identity: %w", ErrMalformed)
 	}
-	if cfg.Stamps == nil {
-		cfg.Stamps = NewStampVerifier(StampConfig{})
-	}
 	cfg.MaxReservations = cmp.Or(cfg.MaxReservations, DefaultMaxReservations)
 	cfg.RequestTTL = cmp.Or(cfg.RequestTTL, DefaultRequestTTL)
+	if cfg.Stamps == nil {
+		cfg.Stamps = NewStampVerifier(StampConfig{MaxAge: cfg.RequestTTL})
+	}
 	cfg.MaxHold = cmp.Or(cfg.MaxHold, DefaultMaxHold)
 	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, DefaultClockSkew)
 	return &Book{cfg: cfg, key: TherapistKeyOf(cfg.Identity.Compact()), res: map[RequestID]*Reservation{}}, nil
@@ -96,7 +99,8 @@ func (b *Book) Open(sealed []byte, now time.Time) (Reservation, error) {
 // file a request in another patient's name. Refused: a request for another
 // therapist (ErrMismatch), one created more than the clock skew ahead
 // (ErrFromFuture) or older than RequestTTL (ErrExpired), a request ID seen
-// before (ErrReplay), a bad stamp (ErrStamp/ErrReplay), a full book (ErrLimit).
+// before (ErrReplay), a slot not on offer (ErrNotFound, with Offers), a bad
+// stamp (ErrStamp/ErrReplay), a full book (ErrLimit).
 func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Time) (Reservation, error) {
 	b.Expire(now)
 	switch {
@@ -116,7 +120,12 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 	if err := q.validate(); err != nil {
 		return Reservation{}, err
 	}
-	if err := b.cfg.Stamps.Verify(q.Stamp, q.Slot, q.ID, now); err != nil {
+	if b.cfg.Offers != nil {
+		if err := b.cfg.Offers(q.Slot.Slot, q.Start); err != nil {
+			return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
+		}
+	}
+	if err := b.cfg.Stamps.Verify(q.Stamp, q.Slot, q.ID, q.Created, now); err != nil {
 		return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
 	}
 	r := &Reservation{Request: *q, State: Angefragt, Received: now, Updated: now}
@@ -318,6 +327,10 @@ func marshalMessage(m Message) ([]byte, error) {
 	case *Response:
 		return m.MarshalBinary()
 	case *Cancel:
+		return m.MarshalBinary()
+	case *RemoteQuery:
+		return m.MarshalBinary()
+	case *QueryAnswer:
 		return m.MarshalBinary()
 	}
 	return nil, fmt.Errorf("marshal %T: %w", m, ErrMalformed)

@@ -85,3 +85,8 @@ func flipEachBit(b []byte, f func(i int, flipped []byte)) {
 		f(i, c)
 	}
 }
+
+// randReader is a deterministic io.Reader (ChaCha8).
+type randReader = rand.ChaCha8
+
+func newRandReader(seed byte) *randReader { return seeded(seed) }

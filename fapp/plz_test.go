@@ -32,7 +32,7 @@ func TestParsePLZ(t *testing.T) {
 			t.Fatalf("%q: %v, want ErrInvalidPLZ", s, err)
 		}
 	}
-	if PLZ(100000).Valid() || PLZ(1 << 30).Valid() {
+	if PLZ(100000).Valid() || PLZ(1<<30).Valid() {
 		t.Fatal("PLZ beyond 5 digits valid")
 	}
 }

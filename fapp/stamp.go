@@ -24,7 +24,7 @@ const (
 	// DefaultStampBucket is the default length of a time bucket.
 	DefaultStampBucket = 10 * time.Minute
 	// StampSize is the size of an encoded stamp.
-	StampSize = 4 + 1 + 8
+	StampSize  = 4 + 1 + 8
 	labelStamp = "fapp/stamp/v1"
 )
 
@@ -102,18 +102,22 @@ func MintStamp(slot SlotRef, req RequestID, bits uint8, bucket time.Duration, no
 
 // StampConfig configures a StampVerifier. Zero fields take the defaults.
 type StampConfig struct {
-	MinBits    uint8         // default DefaultStampBits
-	Bucket     time.Duration // default DefaultStampBucket
-	MaxEntries int           // spent stamps remembered, default 100,000
+	MinBits uint8         // default DefaultStampBits
+	Bucket  time.Duration // default DefaultStampBucket
+	// MaxAge is how old a request (and so its stamp) may be when it
+	// arrives: requests wait in custody while the therapist is offline.
+	// Default DefaultRequestTTL.
+	MaxAge     time.Duration
+	MaxEntries int // spent stamps remembered, default 100,000
 }
 
-// StampVerifier checks stamps and remembers the spent ones until their
-// bucket can no longer be accepted, so a stamp is worth one request. It is
-// not safe for concurrent use.
+// StampVerifier checks stamps and remembers the spent ones until they are
+// too old to be accepted anyway, so a stamp is worth one request. It is not
+// safe for concurrent use.
 type StampVerifier struct {
 	cfg   StampConfig
-	spent map[[sha256.Size]byte]uint32 // hash -> last bucket it is accepted in
-	order [][sha256.Size]byte          // insertion order, for pruning and the bound
+	spent map[[sha256.Size]byte]time.Time // hash -> when it can be forgotten
+	order [][sha256.Size]byte             // insertion order, for pruning and the bound
 }
 
 // NewStampVerifier returns a verifier.
@@ -124,35 +128,43 @@ func NewStampVerifier(cfg StampConfig) *StampVerifier {
 	if cfg.Bucket <= 0 {
 		cfg.Bucket = DefaultStampBucket
 	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = DefaultRequestTTL
+	}
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 100_000
 	}
-	return &StampVerifier{cfg: cfg, spent: map[[sha256.Size]byte]uint32{}}
+	return &StampVerifier{cfg: cfg, spent: map[[sha256.Size]byte]time.Time{}}
 }
 
 // MinBits returns the difficulty the verifier demands (what a therapist
 // publishes so patients know what to mint).
 func (v *StampVerifier) MinBits() uint8 { return v.cfg.MinBits }
 
-// Verify accepts a stamp for a request for slot at now and marks it spent.
-// It refuses (ErrStamp) a stamp of fewer bits than the verifier demands,
-// one whose work does not reach its claimed bits, one for another slot or
-// request (the hash then misses), one whose bucket is not the current or
-// the previous one (stale) or the next (clock skew); and (ErrReplay) a
+// Verify accepts the stamp of a request for slot created at created,
+// arriving at now, and marks it spent. It refuses (ErrStamp) a stamp of
+// fewer bits than the verifier demands; one whose work does not reach its
+// claimed bits, which is also what a stamp made for another slot or request
+// looks like; one whose bucket is not that of the request's creation time
+// (give or take one bucket of clock skew); one of a request created more than
+// a bucket in the future or more than MaxAge ago (stale); and (ErrReplay) a
 // stamp spent before.
-func (v *StampVerifier) Verify(s Stamp, slot SlotRef, req RequestID, now time.Time) error {
+func (v *StampVerifier) Verify(s Stamp, slot SlotRef, req RequestID, created, now time.Time) error {
+	v.prune(now)
 	if s.Bits < v.cfg.MinBits {
 		return fmt.Errorf("stamp of %d bits, want %d: %w", s.Bits, v.cfg.MinBits, ErrStamp)
 	}
-	cur := stampBucket(now, v.cfg.Bucket)
-	if s.Bucket+1 < cur || s.Bucket > cur+1 {
-		return fmt.Errorf("stamp for bucket %d, now %d: %w", s.Bucket, cur, ErrStamp)
+	if created.Sub(now) > v.cfg.Bucket || now.Sub(created) > v.cfg.MaxAge {
+		return fmt.Errorf("stamp of a request created %v, now %v: stale: %w", created.UTC(), now.UTC(), ErrStamp)
+	}
+	want := stampBucket(created, v.cfg.Bucket)
+	if s.Bucket+1 < want || s.Bucket > want+1 {
+		return fmt.Errorf("stamp for bucket %d, request made in %d: %w", s.Bucket, want, ErrStamp)
 	}
 	h := stampHash(slot, req, s)
 	if leadingZeroBits(h) < int(s.Bits) {
 		return fmt.Errorf("stamp does not reach its %d bits for slot %v: %w", s.Bits, slot, ErrStamp)
 	}
-	v.prune(cur)
 	if _, ok := v.spent[h]; ok {
 		return fmt.Errorf("stamp for slot %v: %w", slot, ErrReplay)
 	}
@@ -160,20 +172,23 @@ func (v *StampVerifier) Verify(s Stamp, slot SlotRef, req RequestID, now time.Ti
 		delete(v.spent, v.order[0])
 		v.order = v.order[1:]
 	}
-	v.spent[h] = s.Bucket + 2
+	v.spent[h] = created.Add(v.cfg.MaxAge + v.cfg.Bucket)
 	v.order = append(v.order, h)
 	return nil
 }
 
-// prune forgets stamps that can no longer be accepted in bucket cur.
-func (v *StampVerifier) prune(cur uint32) {
+// prune forgets the oldest stamps that can no longer be accepted at now.
+func (v *StampVerifier) prune(now time.Time) {
 	i := 0
 	for ; i < len(v.order); i++ {
 		h := v.order[i]
-		if last, ok := v.spent[h]; ok && last >= cur {
+		if until, ok := v.spent[h]; ok && now.Before(until) {
 			break
 		}
 		delete(v.spent, h)
 	}
 	v.order = v.order[i:]
 }
+
+// Len returns the number of spent stamps remembered.
+func (v *StampVerifier) Len() int { return len(v.spent) }
