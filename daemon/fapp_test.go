@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"meshd.dev/meshd/fapp"
+	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/rpcapi"
 )
 
@@ -219,4 +221,227 @@ func TestFAPPAnnounceReachesFollowerTwoHops(t *testing.T) {
 	if err != nil || len(r.Matches) != 1 || !r.Matches[0].Slot.Woechentlich {
 		t.Errorf("weekly place in Turkish: %+v %v", r, err)
 	}
+}
+
+// fappTrio starts a therapist, a FAPP relay and a patient node in a line
+// (therapist - relay - patient); the patient follows patientRegions.
+type fappTrio struct {
+	clk             *testClock
+	is              *fapp.Issuer
+	th, relay, pat  *Node
+	thCfg, patCfg   Config
+	stopTh, stopPat func()
+	thLog, patLog   *logBuffer
+	stopRelay       func()
+}
+
+func newTrio(t *testing.T, patientRegions ...string) *fappTrio {
+	tr := &fappTrio{clk: &testClock{}, is: newIssuer(t), thLog: &logBuffer{}, patLog: &logBuffer{}}
+	tr.thCfg, tr.patCfg = fappConfig(t, tr.is), fappConfig(t, tr.is, patientRegions...)
+	relayCfg := fappConfig(t, tr.is)
+	relayCfg.FAPP.Relay = true
+	tr.th, tr.stopTh = tr.start(t, tr.thCfg, tr.thLog)
+	tr.relay, tr.stopRelay = startClocked(t, relayCfg, tr.clk)
+	tr.pat, tr.stopPat = tr.start(t, tr.patCfg, tr.patLog)
+	linkNodes(t, tr.th, tr.relay)
+	linkNodes(t, tr.pat, tr.relay)
+	t.Cleanup(func() {
+		tr.stopPat()
+		tr.stopTh()
+		tr.stopRelay()
+	})
+	return tr
+}
+
+// start starts a node on the trio's clock that logs everything, debug
+// included, into log.
+func (tr *fappTrio) start(t *testing.T, cfg Config, log *logBuffer) (*Node, func()) {
+	n, err := Open(context.Background(), cfg, Options{Now: tr.clk.Now, Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	stopped := false
+	return n, func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		if err := n.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func waitMesh(t *testing.T, ctx context.Context, n *Node, key protocol.ChannelKey) {
+	t.Helper()
+	waitFAPP(t, ctx, n, "gossip mesh", func() bool { return n.host.ChannelMeshPeers(key.ID()) >= 1 })
+}
+
+// TestFAPPRemoteQueryViaRelay: a node that does not follow region 10 asks
+// the relays; the relay answers from its index, sealed to the query's
+// ephemeral key, and the node finds the slot with its therapist's name.
+// The query names no node: it carries a fresh ID and key only.
+func TestFAPPRemoteQueryViaRelay(t *testing.T) {
+	noLeaksFAPP(t)
+	tr := newTrio(t, "20")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	becomeTherapist(t, ctx, tr.th, tr.is, tr.clk)
+	waitFAPP(t, ctx, tr.relay, "the relay indexes the announce", func() bool {
+		tr.relay.fapp.mu.Lock()
+		defer tr.relay.fapp.mu.Unlock()
+		k := fapp.TherapistKeyOf(tr.th.id.Compact())
+		return tr.relay.fapp.idx.Get(k) != nil && tr.relay.fapp.idx.Profile(k) != nil
+	})
+	waitMesh(t, ctx, tr.pat, queriesKey())
+	waitMesh(t, ctx, tr.relay, queriesKey())
+	before := tr.pat.fapp.stats.snapshot()["dropped_answer_announce_bad_signature"]
+	res, err := tr.pat.FAPPQuery(ctx, vtGKV("10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Source != "relays" || !res.Complete || len(res.Matches) != 2 || res.Matches[0].Name != "Praxis Dr. Beispiel" || !res.Matches[0].Zertifiziert {
+		t.Fatalf("remote query: %+v", res)
+	}
+	if got := tr.relay.fapp.stats.snapshot()["queries_answered"]; got != 1 {
+		t.Errorf("relay answered %d queries", got)
+	}
+	if after := tr.pat.fapp.stats.snapshot()["dropped_answer_announce_bad_signature"]; after != before {
+		t.Errorf("answers with bad announces: %d", after-before)
+	}
+	// The patient node kept nothing of region 10 in its index: it does not
+	// follow it.
+	tr.pat.fapp.mu.Lock()
+	n := tr.pat.fapp.idx.RegionLen(10)
+	tr.pat.fapp.mu.Unlock()
+	if n != 0 {
+		t.Errorf("remote results went into the index: %d", n)
+	}
+	// A filter the relay's slots do not match: answered, empty.
+	res, err = tr.pat.FAPPQuery(ctx, rpcapi.FAPPQueryParams{PLZPrefix: "10", Kostentraeger: []string{"PKV"}})
+	if err != nil || len(res.Matches) != 0 || !res.Complete {
+		t.Errorf("remote query without matches: %+v %v", res, err)
+	}
+}
+
+// TestFAPPLocalQuerySendsNothing: a query within the followed regions is
+// answered from the local index and no frame leaves the node: nothing is
+// handed to links or gossip. The same node's query for a region it does
+// not follow does publish (the measurement sees frames when there are any).
+func TestFAPPLocalQuerySendsNothing(t *testing.T) {
+	noLeaks(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	cfg := fappConfig(t, is, "10")
+	g := newFakeGossip()
+	n, err := Open(context.Background(), cfg, Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.gossip = g
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+		n.Close()
+	}()
+	qctx, qcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer qcancel()
+	// A therapist's announce and profile in region 10 arrive.
+	other := mustIdentity(t)
+	announce, profile := foreignOffer(t, other, is, clk.Now(), "10115")
+	n.chans.deliver(sealFor(t, regionKey("10"), clk.Now(), string(profile), nil))
+	n.chans.deliver(sealFor(t, regionKey("10"), clk.Now(), string(announce), nil))
+	waitFAPP(t, qctx, n, "the announce is indexed", func() bool {
+		r, _ := n.FAPPQuery(qctx, vtGKV("10"))
+		return len(r.Matches) == 1 && r.Matches[0].Name != ""
+	})
+	drainPublished(g)
+	out := n.snap.Load().counters.FramesOut
+	cmds := len(n.cmds)
+	res, err := n.FAPPQuery(qctx, vtGKV("101"))
+	if err != nil || res.Source != "local" || len(res.Matches) != 1 {
+		t.Fatalf("local query: %+v %v", res, err)
+	}
+	// Give anything the query might have queued the chance to go out: a
+	// remote query would have stepped a broadcast through the loop.
+	if err := n.call(qctx, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.call(qctx, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case fr := <-g.published:
+		t.Fatalf("a local query published a %d-byte frame", len(fr))
+	default:
+	}
+	if got := n.snap.Load().counters.FramesOut; got != out || cmds != 0 {
+		t.Errorf("frames out %d -> %d during a local query", out, got)
+	}
+	// Control: a region the node does not follow goes to the relays.
+	rctx, rcancel := context.WithTimeout(qctx, 100*time.Millisecond)
+	defer rcancel()
+	if _, err := n.FAPPQuery(rctx, vtGKV("20")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case fr := <-g.published:
+		f, err := protocol.ParseChannelFrame(fr)
+		if err != nil || f.Channel != queriesKey().ID() {
+			t.Errorf("remote query published %v, %v", f, err)
+		}
+	case <-qctx.Done():
+		t.Fatal("a remote query published nothing: the measurement is blind")
+	}
+}
+
+func drainPublished(g *fakeGossip) {
+	for {
+		select {
+		case <-g.published:
+		default:
+			return
+		}
+	}
+}
+
+// foreignOffer makes a region message pair of another therapist (id) with
+// a credential from is: a signed announce with one free consultation, and
+// its profile.
+func foreignOffer(t *testing.T, id *protocol.Identity, is *fapp.Issuer, now time.Time, plz string) (announce, profile []byte) {
+	t.Helper()
+	now = now.Truncate(time.Minute)
+	cred, err := is.Issue(fapp.Credential{Serial: 99, Therapist: id.Compact(), Berufsgruppe: fapp.Psychotherapeut, RegistryID: "R-1",
+		ValidFrom: now.Add(-time.Hour), ValidTo: now.Add(100 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &fapp.Profile{Identity: id.Public(), Sequence: 1, Issued: now, Name: "Praxis Fremd", Credential: *cred}
+	rawP, err := fapp.SignProfile(id, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := fapp.ParsePLZ(plz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &fapp.SlotAnnounce{Profile: mustRef(p), Sequence: 1, Issued: now, Expires: now.Add(24 * time.Hour), PLZ: code,
+		Verfahren: fapp.SetOf(fapp.Verhaltenstherapie), Kostentraeger: fapp.SetOf(fapp.GKV), Altersgruppen: fapp.SetOf(fapp.Erwachsene),
+		Slots: []fapp.Slot{{ID: 1, Terminart: fapp.Sprechstunde, Verfahren: fapp.Verhaltenstherapie, Setting: fapp.Einzel,
+			Modalitaet: fapp.Praxis, Voraussetzung: fapp.VoraussetzungKeine, Start: now.Add(48 * time.Hour), Dauer: 25, Status: fapp.SlotFrei}}}
+	rawA, err := fapp.SignAnnounce(id, a, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rawA, append([]byte{regionProfile}, rawP...)
 }
