@@ -128,6 +128,7 @@ func (f *fappNode) onAnnounceLocked(r fapp.Region, raw []byte, now time.Time) {
 	}
 	f.stats.add("announces_accepted", 1)
 	f.signal()
+	f.indexEvent(r)
 	f.write(store.FAPPBatch{Put: map[string][]byte{announceKey(a.Therapist): raw}})
 	if p := f.idx.Profile(a.Therapist); !a.Withdrawn && (p == nil || mustRef(p) != a.Profile) {
 		f.askProfileLocked(r, a.Therapist, a.Profile, now)
@@ -161,6 +162,7 @@ func (f *fappNode) onProfileLocked(raw []byte, now time.Time) {
 	}
 	f.stats.add("profiles_accepted", 1)
 	f.signal()
+	f.profileIndexEvent(p.Therapist())
 	f.write(store.FAPPBatch{Put: map[string][]byte{profileKey(p.Therapist()): raw}})
 }
 

@@ -267,4 +267,6 @@ type Event struct {
 	ChannelMessage *ChannelMessage `json:"channel_message,omitempty"`
 	// FAPPReservation is set for fapp-reservation events.
 	FAPPReservation *FAPPReservation `json:"fapp_reservation,omitempty"`
+	// FAPPRegion is the 2-digit region of a fapp-index event.
+	FAPPRegion string `json:"fapp_region,omitempty"`
 }

@@ -87,6 +87,7 @@ var fieldDocs = map[string]string{
 	"ChannelShare.share":                  "Share is the share string: it holds the channel's secret key.",
 	"ConnectParams.addr":                  "Addr is a libp2p multiaddr ending in /p2p/<peer ID>.",
 	"Event.channel_message":               "ChannelMessage is set for channel-message events.",
+	"Event.fapp_region":                   "FAPPRegion is the 2-digit region of a fapp-index event.",
 	"Event.fapp_reservation":              "FAPPReservation is set for fapp-reservation events.",
 	"FAPPCancelParams.id":                 "ID is the reservation's ID.",
 	"FAPPCredentialParams.credential":     "Credential is the credential's text form, fapp-credential:<base64url>, as `fapp issuer issue` prints it.",

@@ -118,6 +118,9 @@ func (n *fakeNode) FAPPPublish(ctx context.Context, p FAPPPublishParams) (FAPPOf
 	}
 	n.fa.slots, n.fa.withdrawn = slots, false
 	n.fa.seq++
+	if r := n.fa.profile.PLZ[:2]; n.fa.followed[r] {
+		n.publishLocked(Event{Kind: EventFAPPIndex, FAPPRegion: r})
+	}
 	return n.offerLocked(), nil
 }
 

@@ -27,11 +27,22 @@ const (
 	MethodFAPPRevocationImport = "fapp.revocation.import"
 )
 
-// EventFAPPReservation: a reservation this node takes part in (as patient
-// or therapist) was created or changed state (FAPPReservation set).
-const EventFAPPReservation = "fapp-reservation"
+// FAPP event kinds on the msg.subscribe stream.
+const (
+	// EventFAPPReservation: a reservation this node takes part in (as
+	// patient or therapist) was created or changed state (FAPPReservation
+	// set).
+	EventFAPPReservation = "fapp-reservation"
+	// EventFAPPIndex: the node's index of a followed region changed (an
+	// announce arrived, replacing or withdrawing an older one, or a
+	// therapist's profile arrived); FAPPRegion names the region. Apps re-run their query on it
+	// instead of polling. Events of one region may be coalesced.
+	EventFAPPIndex = "fapp-index"
+)
 
-// FAPPNode is what the fapp.* methods need from the daemon. The server
+// FAPPNode is what the fapp.* methods need from the daemon. Besides the
+// methods, the node publishes EventFAPPReservation and EventFAPPIndex
+// events to subscribers (Node.Subscribe). The server
 // answers the fapp methods only when its Node also implements FAPPNode
 // (otherwise they are "method not found" and not in rpc.discover).
 //

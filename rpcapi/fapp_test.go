@@ -254,6 +254,16 @@ func TestFAPPFlow(t *testing.T) {
 	if regs, err = c.FAPPRegions(ctx); err != nil || len(regs.Followed) != 1 {
 		t.Fatalf("regions: %+v %v", regs, err)
 	}
+	if _, err := c.FAPPPublish(ctx, FAPPPublishParams{Slots: []FAPPSlot{exampleSlot()}}); err != nil {
+		t.Fatal(err)
+	}
+	ev = <-events // the therapist's side of the cancellation
+	if ev.Kind != EventFAPPReservation || ev.FAPPReservation.State != "STORNIERT_PATIENT" {
+		t.Fatalf("cancellation event %+v", ev)
+	}
+	if ev := <-events; ev.Kind != EventFAPPIndex || ev.FAPPRegion != "10" {
+		t.Fatalf("event after a publish in a followed region: %+v", ev)
+	}
 }
 
 // TestFAPPCredentials: status without a credential gives the identity an

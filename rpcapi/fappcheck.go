@@ -30,22 +30,18 @@ func paramErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrFAPPParams, fmt.Sprintf(format, args...))
 }
 
-// parseSet parses a list of enum names into a fapp set; field names the
-// JSON field in errors.
-func parseSet[E interface {
-	~uint8
-	Valid() bool
-	String() string
-}](field string, names []string, parse func(string) (E, error)) (fapp.Set[E], error) {
-	var s fapp.Set[E]
+// parseNames parses a list of enum names with parse and hands each value
+// to add (which puts it in a fapp set); field names the JSON field in
+// errors.
+func parseNames[E any](field string, names []string, parse func(string) (E, error), add func(E)) error {
 	for _, n := range names {
 		v, err := parse(n)
 		if err != nil {
-			return 0, paramErr("%s: %v", field, err)
+			return paramErr("%s: %v", field, err)
 		}
-		s = s.With(v)
+		add(v)
 	}
-	return s, nil
+	return nil
 }
 
 // parseOne parses an optional enum name: "" gives def.
@@ -109,13 +105,13 @@ func (p *FAPPProfile) Parse() (fapp.SlotAnnounce, fapp.Profile, error) {
 		return a, pr, paramErr("plz: %v", err)
 	}
 	a.PLZ = plz
-	if a.Verfahren, err = parseSet("verfahren", p.Verfahren, fapp.ParseVerfahren); err != nil {
+	if err = parseNames("verfahren", p.Verfahren, fapp.ParseVerfahren, func(v fapp.Verfahren) { a.Verfahren = a.Verfahren.With(v) }); err != nil {
 		return a, pr, err
 	}
-	if a.Kostentraeger, err = parseSet("kostentraeger", p.Kostentraeger, fapp.ParseKostentraeger); err != nil {
+	if err = parseNames("kostentraeger", p.Kostentraeger, fapp.ParseKostentraeger, func(v fapp.Kostentraeger) { a.Kostentraeger = a.Kostentraeger.With(v) }); err != nil {
 		return a, pr, err
 	}
-	if a.Altersgruppen, err = parseSet("altersgruppen", p.Altersgruppen, fapp.ParseAltersgruppe); err != nil {
+	if err = parseNames("altersgruppen", p.Altersgruppen, fapp.ParseAltersgruppe, func(v fapp.Altersgruppe) { a.Altersgruppen = a.Altersgruppen.With(v) }); err != nil {
 		return a, pr, err
 	}
 	switch {
@@ -287,25 +283,25 @@ func (q *FAPPQueryParams) Parse() (fapp.Query, error) {
 		return out, paramErr("plz_prefix: %v", err)
 	}
 	out.PLZPrefix = q.PLZPrefix
-	if out.Verfahren, err = parseSet("verfahren", q.Verfahren, fapp.ParseVerfahren); err != nil {
+	if err = parseNames("verfahren", q.Verfahren, fapp.ParseVerfahren, func(v fapp.Verfahren) { out.Verfahren = out.Verfahren.With(v) }); err != nil {
 		return out, err
 	}
-	if out.Kostentraeger, err = parseSet("kostentraeger", q.Kostentraeger, fapp.ParseKostentraeger); err != nil {
+	if err = parseNames("kostentraeger", q.Kostentraeger, fapp.ParseKostentraeger, func(v fapp.Kostentraeger) { out.Kostentraeger = out.Kostentraeger.With(v) }); err != nil {
 		return out, err
 	}
-	if out.Terminart, err = parseSet("terminart", q.Terminart, fapp.ParseTerminart); err != nil {
+	if err = parseNames("terminart", q.Terminart, fapp.ParseTerminart, func(v fapp.Terminart) { out.Terminart = out.Terminart.With(v) }); err != nil {
 		return out, err
 	}
-	if out.Altersgruppe, err = parseSet("altersgruppe", q.Altersgruppe, fapp.ParseAltersgruppe); err != nil {
+	if err = parseNames("altersgruppe", q.Altersgruppe, fapp.ParseAltersgruppe, func(v fapp.Altersgruppe) { out.Altersgruppe = out.Altersgruppe.With(v) }); err != nil {
 		return out, err
 	}
-	if out.Setting, err = parseSet("setting", q.Setting, fapp.ParseSetting); err != nil {
+	if err = parseNames("setting", q.Setting, fapp.ParseSetting, func(v fapp.Setting) { out.Setting = out.Setting.With(v) }); err != nil {
 		return out, err
 	}
-	if out.Modalitaet, err = parseSet("modalitaet", q.Modalitaet, fapp.ParseModalitaet); err != nil {
+	if err = parseNames("modalitaet", q.Modalitaet, fapp.ParseModalitaet, func(v fapp.Modalitaet) { out.Modalitaet = out.Modalitaet.With(v) }); err != nil {
 		return out, err
 	}
-	if out.Geschlecht, err = parseSet("geschlecht", q.Geschlecht, fapp.ParseGeschlecht); err != nil {
+	if err = parseNames("geschlecht", q.Geschlecht, fapp.ParseGeschlecht, func(v fapp.Geschlecht) { out.Geschlecht = out.Geschlecht.With(v) }); err != nil {
 		return out, err
 	}
 	if out.Sprachen, err = parseSprachen("sprachen", q.Sprachen); err != nil {
