@@ -71,7 +71,7 @@ type fappNode struct {
 	// regions the node does not follow.
 	remote map[fapp.TherapistKey]*remoteEntry
 
-	queries  map[queryID]*pendingQuery
+	queries  map[fapp.QueryID]*pendingQuery
 	profAsk  map[fapp.TherapistKey]time.Time // last profile request sent
 	profSent map[fapp.TherapistKey]time.Time // last profile request answered
 	stats    fappStats
@@ -111,7 +111,7 @@ func newFAPP(n *Node) (*fappNode, error) {
 	f := &fappNode{
 		n: n, apiIssuers: map[fapp.IssuerKey]bool{}, followCfg: map[fapp.Region]bool{}, followAPI: map[fapp.Region]bool{},
 		relay: cfg.Relay, joined: map[fapp.Region]bool{}, replyTo: map[fapp.RequestID]protocol.Address{},
-		remote: map[fapp.TherapistKey]*remoteEntry{}, queries: map[queryID]*pendingQuery{},
+		remote: map[fapp.TherapistKey]*remoteEntry{}, queries: map[fapp.QueryID]*pendingQuery{},
 		profAsk: map[fapp.TherapistKey]time.Time{}, profSent: map[fapp.TherapistKey]time.Time{}, kick: make(chan struct{}, 1),
 		changed: make(chan struct{}, 1),
 	}
