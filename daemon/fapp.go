@@ -144,9 +144,10 @@ func newFAPP(n *Node) (*fappNode, error) {
 	return f, nil
 }
 
-// following reports whether the node follows region r. Caller holds mu.
+// following reports whether the node follows region r: configured, by an
+// app, as a relay, or the region of its own practice. Caller holds mu.
 func (f *fappNode) following(r fapp.Region) bool {
-	return f.relay || f.followCfg[r] || f.followAPI[r]
+	return f.relay || f.followCfg[r] || f.followAPI[r] || f.template != nil && f.template.Region() == r
 }
 
 // wanted returns the regions the node should have joined. Caller holds mu.
@@ -156,7 +157,7 @@ func (f *fappNode) wanted() []fapp.Region {
 	}
 	var out []fapp.Region
 	for _, r := range fapp.Regions() {
-		if f.followCfg[r] || f.followAPI[r] || f.template != nil && f.template.Region() == r {
+		if f.following(r) {
 			out = append(out, r)
 		}
 	}

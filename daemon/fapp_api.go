@@ -398,7 +398,7 @@ func (n *Node) FAPPRegions(ctx context.Context) (rpcapi.FAPPRegions, error) {
 	defer f.mu.Unlock()
 	out := rpcapi.FAPPRegions{Relay: f.relay, Followed: []rpcapi.FAPPRegion{}}
 	for _, r := range fapp.Regions() {
-		if !f.following(r) || (f.relay && f.idx.RegionLen(r) == 0 && !f.followCfg[r] && !f.followAPI[r]) {
+		if !f.following(r) || (f.relay && f.idx.RegionLen(r) == 0 && !f.followCfg[r] && !f.followAPI[r] && (f.template == nil || f.template.Region() != r)) {
 			continue
 		}
 		reg := rpcapi.FAPPRegion{Region: r.String(), Announces: f.idx.RegionLen(r)}

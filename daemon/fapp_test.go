@@ -607,3 +607,61 @@ func TestFAPPReservationThroughCustody(t *testing.T) {
 		}
 	}
 }
+
+// TestFAPPStateSurvivesRestart: the followed regions, the index (announces
+// and profiles of other therapists), the trusted issuers' revocation lists
+// and the own offer come back after a restart, and the own announce
+// sequence continues above the last one published (an index refuses a
+// lower one as stale).
+func TestFAPPStateSurvivesRestart(t *testing.T) {
+	noLeaks(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	cfg := fappConfig(t, is)
+	n, stop := startClocked(t, cfg, clk)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if r, err := n.FAPPFollow(ctx, []string{"20"}); err != nil || len(r.Followed) != 1 {
+		t.Fatalf("follow: %+v %v", r, err)
+	}
+	announce, profile := foreignOffer(t, mustIdentity(t), is, clk.Now(), "20095")
+	n.fapp.onRegionFrame(20, profile, clk.Now())
+	n.fapp.onRegionFrame(20, announce, clk.Now())
+	offer := becomeTherapist(t, ctx, n, is, clk)
+	rv, _ := is.Revoke(3, clk.Now(), []uint64{1234})
+	rraw, _ := rv.MarshalBinary()
+	if _, err := n.FAPPRevocationImport(ctx, rraw); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+
+	n, stop = startClocked(t, cfg, clk)
+	defer stop()
+	r, err := n.FAPPRegions(ctx)
+	if err != nil || len(r.Followed) != 2 || r.Followed[0].Region != "10" || r.Followed[1].Region != "20" || r.Followed[1].Announces != 1 {
+		t.Errorf("regions after restart: %+v %v", r, err)
+	}
+	res, err := n.FAPPQuery(ctx, rpcapi.FAPPQueryParams{PLZPrefix: "20"})
+	if err != nil || res.Source != "local" || len(res.Matches) != 1 || res.Matches[0].Name != "Praxis Fremd" || !res.Matches[0].Zertifiziert {
+		t.Errorf("index after restart: %+v %v", res, err)
+	}
+	if iss, _ := n.FAPPIssuers(ctx); len(iss) != 1 || iss[0].RevocationSequence != 3 {
+		t.Errorf("issuers after restart: %+v", iss)
+	}
+	if st, _ := n.FAPPCredentialStatus(ctx); st.Status != rpcapi.FAPPCredValid {
+		t.Errorf("credential after restart: %+v", st)
+	}
+	if p, _ := n.FAPPProfileGet(ctx); p.Profile == nil || p.Profile.Name != "Praxis Dr. Beispiel" {
+		t.Errorf("profile after restart: %+v", p)
+	}
+	got, _ := n.FAPPSlots(ctx)
+	if len(got.Slots) != 2 || got.Sequence != offer.Sequence {
+		t.Errorf("offer after restart: %+v, before %+v", got, offer)
+	}
+	clk.advance(fappTestEpoch)
+	n.fapp.poke()
+	waitFAPP(t, ctx, n, "re-announce after the restart", func() bool {
+		o, _ := n.FAPPSlots(ctx)
+		return o.Sequence > offer.Sequence
+	})
+}
