@@ -370,7 +370,11 @@ func (n *Node) fappFollow(ctx context.Context, regions []string, on bool) (rpcap
 	f := n.fapp
 	f.mu.Lock()
 	b := store.FAPPBatch{Put: map[string][]byte{}}
+	var fresh []fapp.Region
 	for _, r := range rs {
+		if on && !f.following(r) {
+			fresh = append(fresh, r)
+		}
 		if on {
 			f.followAPI[r] = true
 			b.Put[followKey(r)] = []byte{1}
@@ -386,6 +390,14 @@ func (n *Node) fappFollow(ctx context.Context, regions []string, on bool) (rpcap
 	}
 	if err := n.fappSend(ctx, true); err != nil {
 		return rpcapi.FAPPRegions{}, err
+	}
+	for _, r := range fresh {
+		// In the background: the answers take a few seconds.
+		n.bg.Go(func() {
+			sctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+			defer cancel()
+			f.syncRegion(sctx, r)
+		})
 	}
 	return n.FAPPRegions(ctx)
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"meshd.dev/meshd/daemon/store"
 	"meshd.dev/meshd/fapp"
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/rpcapi"
@@ -130,6 +131,25 @@ func (f *fappNode) takeAnswerLocked(pq *pendingQuery, id fapp.QueryID, sealed []
 // until ctx ends), then runs q over the verified announces. It returns the
 // results and the number of answers.
 func (f *fappNode) remoteQuery(ctx context.Context, q fapp.Query, wait time.Duration) ([]fapp.Result, int, error) {
+	tmp, answers, err := f.ask(ctx, q, wait)
+	if err != nil {
+		return nil, 0, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.n.now()
+	for _, r := range regionsOfPrefix(q.PLZPrefix) {
+		for _, a := range tmp.Announces(r) {
+			f.rememberLocked(a, tmp.Profile(a.Therapist), now)
+		}
+	}
+	res, err := tmp.Query(q, now)
+	return res, answers, err
+}
+
+// ask sends q to the relays and returns an index of what their answers
+// brought that verifies, and the number of answers.
+func (f *fappNode) ask(ctx context.Context, q fapp.Query, wait time.Duration) (*fapp.Index, int, error) {
 	eph, err := protocol.NewIdentity(randReader)
 	if err != nil {
 		return nil, 0, err
@@ -168,29 +188,49 @@ func (f *fappNode) remoteQuery(ctx context.Context, q fapp.Query, wait time.Dura
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	res, err := f.resultsLocked(pq, q, f.n.now())
-	return res, len(pq.answers), err
-}
-
-// resultsLocked verifies what the answers brought, keeps it in the remote
-// cache and runs q over it.
-func (f *fappNode) resultsLocked(pq *pendingQuery, q fapp.Query, now time.Time) ([]fapp.Result, error) {
 	all := &fapp.QueryAnswer{}
 	for _, a := range pq.answers {
 		all.Announces = append(all.Announces, a.Announces...)
 		all.Profiles = append(all.Profiles, a.Profiles...)
 	}
-	tmp, refused := fapp.AnswerIndex(all, fapp.IndexConfig{Trust: f.trust, ClockSkew: clockSkew}, now)
+	tmp, refused := fapp.AnswerIndex(all, fapp.IndexConfig{Trust: f.trust, ClockSkew: clockSkew}, f.n.now())
 	if refused > 0 {
 		// Copies from several relays are refused as stale; forgeries too.
 		f.stats.add("answer_items_refused", uint64(refused))
 	}
-	for _, r := range regionsOfPrefix(q.PLZPrefix) {
-		for _, a := range tmp.Announces(r) {
-			f.rememberLocked(a, tmp.Profile(a.Therapist), now)
+	return tmp, len(pq.answers), nil
+}
+
+// syncRegion fills the index with a newly followed region's announces,
+// asked of the relays: gossip does not replay what was published before
+// the node subscribed, and announces are refreshed only every half
+// lifetime.
+func (f *fappNode) syncRegion(ctx context.Context, r fapp.Region) {
+	tmp, _, err := f.ask(ctx, fapp.Query{PLZPrefix: r.String(), Limit: fapp.MaxQueryLimit}, 0)
+	if err != nil {
+		return
+	}
+	now := f.n.now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	for _, a := range tmp.Announces(r) {
+		raw, err := a.MarshalBinary()
+		if err != nil || f.idx.Add(a.Clone(), now) != nil {
+			continue
+		}
+		b.Put[announceKey(a.Therapist)] = raw
+		if p := tmp.Profile(a.Therapist); p != nil && f.idx.AddProfile(p, now) == nil {
+			if praw, err := p.MarshalBinary(); err == nil {
+				b.Put[profileKey(a.Therapist)] = praw
+			}
 		}
 	}
-	return tmp.Query(q, now)
+	if len(b.Put) > 0 {
+		f.stats.add("region_syncs", 1)
+		f.write(b)
+		f.signal()
+	}
 }
 
 // rememberLocked keeps a remote announce and profile (bounded: the least

@@ -332,6 +332,16 @@ func TestFAPPRemoteQueryViaRelay(t *testing.T) {
 	if err != nil || len(res.Matches) != 0 || !res.Complete {
 		t.Errorf("remote query without matches: %+v %v", res, err)
 	}
+	// Following region 10 now fills the index from the relays: the
+	// therapist published before the patient node subscribed, and gossip
+	// does not replay.
+	if _, err := tr.pat.FAPPFollow(ctx, []string{"10"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFAPP(t, ctx, tr.pat, "the new region is synced from the relay", func() bool {
+		r, _ := tr.pat.FAPPQuery(ctx, vtGKV("10"))
+		return r.Source == "local" && len(r.Matches) == 2 && r.Matches[0].Name != ""
+	})
 }
 
 // TestFAPPLocalQuerySendsNothing: a query within the followed regions is
