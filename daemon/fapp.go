@@ -54,6 +54,7 @@ type fappNode struct {
 	relay                bool
 	joined               map[fapp.Region]bool
 	queriesJoined        bool
+	queriesUsed          bool // a remote query was made (persisted)
 
 	// Own offer (therapist side).
 	pub        *fapp.Publisher
@@ -62,6 +63,8 @@ type fappNode struct {
 	profileRaw []byte
 	credential *fapp.Credential
 	lastRaw    []byte // the last own announce released
+	// profileSent is the sequence of the own profile last broadcast.
+	profileSent uint32
 
 	book    *fapp.Book
 	replyTo map[fapp.RequestID]protocol.Address // patient node per reservation
@@ -167,7 +170,7 @@ func (f *fappNode) wanted() []fapp.Region {
 // inUse reports whether the node takes part in FAPP at all (and so joins
 // the query channel). Caller holds mu.
 func (f *fappNode) inUse() bool {
-	return f.relay || len(f.followCfg) > 0 || len(f.followAPI) > 0 || f.template != nil
+	return f.relay || len(f.followCfg) > 0 || len(f.followAPI) > 0 || f.template != nil || f.queriesUsed
 }
 
 // syncChannels joins and leaves region channels to match what is wanted.

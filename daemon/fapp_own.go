@@ -167,7 +167,10 @@ func (f *fappNode) releaseLocked(now time.Time) {
 	f.saveOfferLocked(a.Withdrawn)
 	f.lastRaw = raw
 	key := regionKey(a.Region().String())
-	if f.profileRaw != nil {
+	if f.profile != nil && f.profile.Sequence != f.profileSent {
+		// A changed profile goes out with the announce that names it;
+		// otherwise nodes that lack it ask (onProfileRequestLocked).
+		f.profileSent = f.profile.Sequence
 		f.queue(fappOut{channel: key, body: append([]byte{regionProfile}, f.profileRaw...)})
 	}
 	f.queue(fappOut{channel: key, body: raw})

@@ -165,6 +165,12 @@ func (f *fappNode) ask(ctx context.Context, q fapp.Query, wait time.Duration) (*
 	pq := &pendingQuery{id: eph, got: make(chan struct{}, 1)}
 	f.mu.Lock()
 	f.queries[rq.ID] = pq
+	if !f.queriesUsed {
+		// From now on the node stays on the query channel, so that joining
+		// it does not announce each query to the gossip peers.
+		f.queriesUsed = true
+		f.write(store.FAPPBatch{Put: map[string][]byte{keyQueriesUsed: {1}}})
+	}
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
