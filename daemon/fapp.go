@@ -33,6 +33,9 @@ const (
 	// fappPoll is how often the FAPP ticker looks at the publisher and the
 	// reservation books (cheap; a test's clock may jump).
 	fappPoll = time.Second
+	// fappPruneEvery is how often the index drops expired announces and
+	// re-verifies credentials (validity periods end).
+	fappPruneEvery = time.Minute
 	// fappRemoteCache bounds the announces and profiles kept from remote
 	// query answers (for reserving a slot found that way).
 	fappRemoteCache = 1024
@@ -65,6 +68,7 @@ type fappNode struct {
 	lastRaw    []byte // the last own announce released
 	// profileSent is the sequence of the own profile last broadcast.
 	profileSent uint32
+	pruned      time.Time // last Index.Prune
 
 	book    *fapp.Book
 	replyTo map[fapp.RequestID]protocol.Address // patient node per reservation
@@ -292,8 +296,12 @@ func (f *fappNode) tick() {
 	f.mu.Lock()
 	f.releaseLocked(now)
 	f.expireLocked(now)
-	if n := f.idx.Prune(now); n > 0 {
-		f.stats.add("expired", uint64(n))
+	if now.Sub(f.pruned) >= fappPruneEvery {
+		// Prune re-verifies every cached credential: not every second.
+		f.pruned = now
+		if n := f.idx.Prune(now); n > 0 {
+			f.stats.add("expired", uint64(n))
+		}
 	}
 	f.pruneRemoteLocked(now)
 	f.mu.Unlock()
