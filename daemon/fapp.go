@@ -72,6 +72,9 @@ type fappNode struct {
 
 	book    *fapp.Book
 	replyTo map[fapp.RequestID]protocol.Address // patient node per reservation
+	// patient is the patient book, under patMu (taken after mu when both
+	// are held): minting a request's stamp holds patMu alone.
+	patMu   sync.Mutex
 	patient *fapp.PatientBook
 
 	// remote holds what remote answers brought: announces and profiles of

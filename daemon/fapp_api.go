@@ -253,13 +253,13 @@ func (n *Node) FAPPReserve(ctx context.Context, p rpcapi.FAPPReserveParams) (rpc
 		return rpcapi.FAPPReservation{}, apiErr(err)
 	}
 	f := n.fapp
-	f.mu.Lock()
-	r, err := f.reserveLocked(ref, p.Start.UTC(), fapp.RequestOptions{Kontakt: p.Kontakt, PTV11: p.PTV11}, n.now())
+	r, err := f.reserve(ref, p.Start.UTC(), fapp.RequestOptions{Kontakt: p.Kontakt, PTV11: p.PTV11}, n.now())
 	var res rpcapi.FAPPReservation
 	if err == nil {
+		f.mu.Lock()
 		res = f.patientAPILocked(r)
+		f.mu.Unlock()
 	}
-	f.mu.Unlock()
 	if err != nil {
 		return res, apiErr(err)
 	}
@@ -279,7 +279,10 @@ func (n *Node) FAPPReservations(ctx context.Context, p rpcapi.FAPPReservationsPa
 		}
 	}
 	if p.Role != rpcapi.FAPPRoleTherapist {
-		for _, r := range f.patient.List() {
+		f.patMu.Lock()
+		list := f.patient.List()
+		f.patMu.Unlock()
+		for _, r := range list {
 			keep(f.patientAPILocked(r))
 		}
 	}
@@ -333,7 +336,10 @@ func (n *Node) FAPPCancel(ctx context.Context, p rpcapi.FAPPCancelParams) (rpcap
 	now := n.now()
 	f := n.fapp
 	f.mu.Lock()
-	if _, err := f.patient.Get(id); err != nil {
+	f.patMu.Lock()
+	_, err = f.patient.Get(id)
+	f.patMu.Unlock()
+	if err != nil {
 		f.mu.Unlock()
 		return n.fappDecide(ctx, id, decideCancel, "", time.Time{}, now)
 	}
