@@ -54,6 +54,8 @@ func goldenVectors(t *testing.T) map[string][]byte {
 		t.Fatal(err)
 	}
 	v["request"] = must(q.MarshalBinary())
+	v["reservation-record"] = must((&Reservation{Request: *q, State: Gehalten, HoldUntil: testNow.Add(time.Hour),
+		Received: testNow, Updated: testNow}).MarshalBinary())
 	resp := &Response{ID: q.ID, Slot: slot, State: Gehalten, HoldUntil: testNow.Add(48 * time.Hour), Created: testNow, Nachricht: "bis Freitag"}
 	if err := resp.Sign(th); err != nil {
 		t.Fatal(err)
@@ -135,6 +137,9 @@ func TestGoldenDecode(t *testing.T) {
 	r, err := ParseRevocation(read("revocation"))
 	if err != nil || trust.ApplyRevocation(r) != nil || !errors.Is(trust.Verify(&p.Credential, testNow), ErrRevoked) {
 		t.Fatalf("revocation: %v", err)
+	}
+	if r, err := ParseReservation(read("reservation-record")); err != nil || r.State != Gehalten {
+		t.Fatalf("reservation record: %v", err)
 	}
 	for _, name := range []string{"request", "response", "cancel", "remote-query", "answer"} {
 		if _, err := ParseMessage(read(name)); err != nil {
