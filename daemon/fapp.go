@@ -202,18 +202,20 @@ func (f *fappNode) syncChannels() {
 	f.queriesJoined = f.queriesJoined || joinQ
 	f.mu.Unlock()
 	for _, r := range join {
-		if err := f.n.joinFAPPChannel(regionKey(r.String())); err != nil {
+		if err := f.n.joinFAPPChannel(regionKey(r)); err != nil {
 			f.n.log.Warn("cannot follow a FAPP region", "region", r, "err", err)
 		}
 	}
 	for _, r := range leave {
-		if err := f.n.leaveFAPPChannel(regionKey(r.String())); err != nil {
+		if err := f.n.leaveFAPPChannel(regionKey(r)); err != nil {
 			f.n.log.Warn("cannot leave a FAPP region", "region", r, "err", err)
 		}
 	}
 	if joinQ {
-		if err := f.n.joinFAPPChannel(queriesKey()); err != nil {
-			f.n.log.Warn("cannot join the FAPP query channel", "err", err)
+		for _, k := range []protocol.ChannelKey{queriesKey(), nationalKey()} {
+			if err := f.n.joinFAPPChannel(k); err != nil {
+				f.n.log.Warn("cannot join a FAPP channel", "channel", k.ID(), "err", err)
+			}
 		}
 	}
 }
@@ -223,7 +225,7 @@ func (f *fappNode) regionOf(id protocol.ChannelID) (fapp.Region, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for r := range f.joined {
-		if regionKey(r.String()).ID() == id {
+		if regionKey(r).ID() == id {
 			return r, true
 		}
 	}
@@ -237,12 +239,18 @@ func (f *fappNode) takeBroadcasts(ds []routing.Delivery) []routing.Delivery {
 		return ds
 	}
 	now := f.n.now()
-	qid := queriesKey().ID()
+	qid, nid := queriesKey().ID(), nationalKey().ID()
 	out := ds[:0:0]
 	for _, d := range ds {
 		switch {
 		case d.Channel == qid && f.n.chans.isFAPP(qid):
 			f.onQueryFrame(d.Body, now)
+		case d.Channel == nid && f.n.chans.isFAPP(nid):
+			if len(d.Body) > 0 && d.Body[0] == regionRevocation {
+				f.onRegionFrame(0, d.Body, now)
+			} else {
+				f.drop("national", fapp.ErrUnknownVersion)
+			}
 		case f.n.chans.isFAPP(d.Channel):
 			if r, ok := f.regionOf(d.Channel); ok {
 				f.onRegionFrame(r, d.Body, now)

@@ -472,8 +472,8 @@ func (n *Node) FAPPIssuers(ctx context.Context) ([]rpcapi.FAPPIssuer, error) {
 }
 
 // FAPPRevocationImport implements rpcapi.FAPPNode: the list is applied
-// here and broadcast into the followed regions (and the own one), where
-// every node that trusts the issuer applies it too.
+// here and broadcast on the national channel, where every node that
+// trusts the issuer applies it too.
 func (n *Node) FAPPRevocationImport(ctx context.Context, revocation []byte) (rpcapi.FAPPIssuer, error) {
 	rv, err := fapp.ParseRevocation(revocation)
 	if err != nil {
@@ -497,9 +497,7 @@ func (n *Node) FAPPRevocationImport(ctx context.Context, revocation []byte) (rpc
 			is = rpcapi.FAPPIssuerOf(k, rv)
 		}
 	}
-	for r := range f.joined {
-		f.queue(fappOut{channel: regionKey(r.String()), body: append([]byte{regionRevocation}, revocation...)})
-	}
+	f.queue(fappOut{channel: nationalKey(), body: fapp.AppendBroadcast(nil, regionRevocation, revocation)})
 	f.mu.Unlock()
 	if err != nil {
 		return is, err

@@ -166,14 +166,14 @@ func (f *fappNode) releaseLocked(now time.Time) {
 	}
 	f.saveOfferLocked(a.Withdrawn)
 	f.lastRaw = raw
-	key := regionKey(a.Region().String())
+	key := regionKey(a.Region())
 	if f.profile != nil && f.profile.Sequence != f.profileSent {
 		// A changed profile goes out with the announce that names it;
 		// otherwise nodes that lack it ask (onProfileRequestLocked).
 		f.profileSent = f.profile.Sequence
-		f.queue(fappOut{channel: key, body: append([]byte{regionProfile}, f.profileRaw...)})
+		f.queue(fappOut{channel: key, body: fapp.AppendBroadcast(nil, regionProfile, f.profileRaw)})
 	}
-	f.queue(fappOut{channel: key, body: raw})
+	f.queue(fappOut{channel: key, body: fapp.AppendBroadcast(nil, regionAnnounce, raw)})
 	if f.following(a.Region()) {
 		f.idx.Add(a.Clone(), now)
 		if f.profile != nil {

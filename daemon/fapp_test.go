@@ -192,7 +192,7 @@ func TestFAPPAnnounceReachesFollowerTwoHops(t *testing.T) {
 	defer cancel()
 	// Gossip forwards along its mesh, which forms a heartbeat after the
 	// subscriptions are known (transports/README.md).
-	waitFAPP(t, ctx, relay, "gossip mesh", func() bool { return relay.host.ChannelMeshPeers(regionKey("10").ID()) >= 1 })
+	waitFAPP(t, ctx, relay, "gossip mesh", func() bool { return relay.host.ChannelMeshPeers(regionKey(10).ID()) >= 1 })
 	becomeTherapist(t, ctx, th, is, clk)
 
 	var res rpcapi.FAPPQueryResult
@@ -372,8 +372,8 @@ func TestFAPPLocalQuerySendsNothing(t *testing.T) {
 	// A therapist's announce and profile in region 10 arrive.
 	other := mustIdentity(t)
 	announce, profile := foreignOffer(t, other, is, clk.Now(), "10115")
-	n.chans.deliver(sealFor(t, regionKey("10"), clk.Now(), string(profile), nil))
-	n.chans.deliver(sealFor(t, regionKey("10"), clk.Now(), string(announce), nil))
+	n.chans.deliver(sealFor(t, regionKey(10), clk.Now(), string(profile), nil))
+	n.chans.deliver(sealFor(t, regionKey(10), clk.Now(), string(announce), nil))
 	waitFAPP(t, qctx, n, "the announce is indexed", func() bool {
 		r, _ := n.FAPPQuery(qctx, vtGKV("10"))
 		return len(r.Matches) == 1 && r.Matches[0].Name != ""
@@ -456,7 +456,7 @@ func foreignOffer(t *testing.T, id *protocol.Identity, is *fapp.Issuer, now time
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rawA, append([]byte{regionProfile}, rawP...)
+	return fapp.AppendBroadcast(nil, regionAnnounce, rawA), fapp.AppendBroadcast(nil, regionProfile, rawP)
 }
 
 // waitReservation waits for a fapp-reservation event in state on ev.
@@ -483,7 +483,7 @@ func TestFAPPReservationThroughCustody(t *testing.T) {
 	tr := newTrio(t, "10")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	waitMesh(t, ctx, tr.relay, regionKey("10"))
+	waitMesh(t, ctx, tr.relay, regionKey(10))
 	becomeTherapist(t, ctx, tr.th, tr.is, tr.clk)
 	var match rpcapi.FAPPMatch
 	waitFAPP(t, ctx, tr.pat, "the patient node finds the slot", func() bool {

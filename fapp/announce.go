@@ -32,9 +32,10 @@ const (
 	// LoRaFrameSize is the largest frame a LoRa link carries.
 	LoRaFrameSize = 255
 	// MaxLoRaAnnounceSize is the largest announce that fits one LoRa frame
-	// inside an unsigned channel frame (the announce signs itself, so it
-	// needs no signed channel frame): 255 - 24 = 231 bytes.
-	MaxLoRaAnnounceSize = LoRaFrameSize - protocol.ChannelOverhead
+	// as a broadcast (1 kind byte) inside an unsigned channel frame (the
+	// announce signs itself, so it needs no signed channel frame):
+	// 255 - 24 - 1 = 230 bytes.
+	MaxLoRaAnnounceSize = LoRaFrameSize - protocol.ChannelOverhead - BroadcastOverhead
 
 	announceVersion    = 1
 	announceHeaderSize = 1 + 1 + 32 + ProfileRefSize + 4 + 4 + 2 + 3 + 1 + 1 + 1 + 1 // 59, with the language count

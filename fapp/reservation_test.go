@@ -60,7 +60,7 @@ type resWorld struct {
 
 type seededReader = randReader
 
-func newResWorld(t *testing.T) *resWorld {
+func newResWorld(t testing.TB) *resWorld {
 	t.Helper()
 	th := testIdentity(t, 1)
 	book, err := NewBook(BookConfig{Identity: th, Stamps: NewStampVerifier(StampConfig{MinBits: 8})})
@@ -71,7 +71,7 @@ func newResWorld(t *testing.T) *resWorld {
 		slot: SlotRef{Therapist: keyOf(t, 1), Slot: 1}, start: BerlinTime(2026, 12, 3, 18, 0), rand: newRandReader(7)}
 }
 
-func (w *resWorld) request(t *testing.T, now time.Time) (PatientReservation, []byte) {
+func (w *resWorld) request(t testing.TB, now time.Time) (PatientReservation, []byte) {
 	t.Helper()
 	pr, sealed, err := w.patient.NewRequest(w.rand, w.therapist.Public(), w.slot, w.start,
 		RequestOptions{Kontakt: "Signal: +49 151 0000000", PTV11: "PTV11 vom 2026-11-30: Richtlinientherapie empfohlen"}, now)
