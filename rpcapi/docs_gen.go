@@ -174,7 +174,6 @@ var fieldDocs = map[string]string{
 	"FAPPRegions.relay":                   "Relay is true when the node is a FAPP relay: it follows every region and answers remote queries.",
 	"FAPPRegionsParams.regions":           "Regions are 2-digit PLZ regions (\"10\", \"01\").",
 	"FAPPReservation.created":             "Created is when the request was made (patient) or arrived (therapist).",
-	"FAPPReservation.delivery":            "Delivery is the last request or answer's message status: \"custody\" while it waits for a route, \"delivered\" once the receipt arrived.",
 	"FAPPReservation.details":             "Details is the slot as announced, when known.",
 	"FAPPReservation.expires":             "Expires is when an ANGEFRAGT or GEHALTEN reservation lapses to ABGELAUFEN.",
 	"FAPPReservation.id":                  "ID is the reservation's ID, 32 hex characters (random, chosen by the patient's node).",

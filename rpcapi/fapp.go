@@ -389,9 +389,6 @@ type FAPPReservation struct {
 	// Signed is true for a BESTAETIGT reservation whose confirmation
 	// carries a valid signature of the therapist.
 	Signed bool `json:"signed,omitempty"`
-	// Delivery is the last request or answer's message status: "custody"
-	// while it waits for a route, "delivered" once the receipt arrived.
-	Delivery string `json:"delivery,omitempty"`
 }
 
 // Therapist answers in fapp.respond.
