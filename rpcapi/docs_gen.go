@@ -93,7 +93,7 @@ var fieldDocs = map[string]string{
 	"FAPPCredentialParams.credential":     "Credential is the credential's text form, fapp-credential:<base64url>, as `fapp issuer issue` prints it.",
 	"FAPPCredentialStatus.berufsgruppe":   "Berufsgruppe is the profession the credential states.",
 	"FAPPCredentialStatus.detail":         "Detail says the same in a sentence for people.",
-	"FAPPCredentialStatus.identity":       "Identity is this node's keys in the text form an issuer needs (fapp-identity:<base64url>): pass it to `fapp issuer issue`.",
+	"FAPPCredentialStatus.identity":       "Identity is this node's keys in the text form an issuer needs (fapp-identity:<128 hex characters>): pass it to `fapp issuer issue`.",
 	"FAPPCredentialStatus.issuer":         "Issuer is the issuer's key ID (16 hex characters).",
 	"FAPPCredentialStatus.registry_id":    "RegistryID is the registry or license ID the credential states.",
 	"FAPPCredentialStatus.serial":         "Serial is the credential's serial at its issuer.",
