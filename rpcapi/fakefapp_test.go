@@ -205,7 +205,7 @@ func (n *fakeNode) FAPPReserve(ctx context.Context, p FAPPReserveParams) (FAPPRe
 	details := n.fa.slots[i]
 	r := FAPPReservation{
 		ID: fmt.Sprintf("%032x", n.fa.nextRes), Slot: p.Slot, State: fapp.Angefragt.String(),
-		Created: n.started, Updated: n.started, Details: &details, Kontakt: p.Kontakt, PTV11: p.PTV11, Delivery: "custody",
+		Created: n.started, Updated: n.started, Details: &details, Kontakt: p.Kontakt, PTV11: p.PTV11,
 	}
 	pat, th := r, r
 	pat.Role, th.Role = FAPPRolePatient, FAPPRoleTherapist

@@ -389,9 +389,6 @@ type FAPPReservation struct {
 	// Signed is true for a BESTAETIGT reservation whose confirmation
 	// carries a valid signature of the therapist.
 	Signed bool `json:"signed,omitempty"`
-	// Delivery is the last request or answer's message status: "custody"
-	// while it waits for a route, "delivered" once the receipt arrived.
-	Delivery string `json:"delivery,omitempty"`
 }
 
 // Therapist answers in fapp.respond.
@@ -465,7 +462,7 @@ const (
 // FAPPCredentialStatus is fapp.credential.status's (and import's) result.
 type FAPPCredentialStatus struct {
 	// Identity is this node's keys in the text form an issuer needs
-	// (fapp-identity:<base64url>): pass it to `fapp issuer issue`.
+	// (fapp-identity:<128 hex characters>): pass it to `fapp issuer issue`.
 	Identity string `json:"identity"`
 	// Therapist is this node's therapist key in hex.
 	Therapist string `json:"therapist"`

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"meshd.dev/meshd/fapp"
+	"meshd.dev/meshd/protocol"
 )
 
 var (
@@ -383,14 +384,22 @@ func TestFAPPText(t *testing.T) {
 			t.Errorf("ParseFAPPText(%.40q) = %v, want ErrBadFAPPText", bad, err)
 		}
 	}
-	if _, err := ParseFAPPIdentity(FormatFAPPText(FAPPIdentityPrefix, make([]byte, 63))); !errors.Is(err, ErrBadFAPPText) {
-		t.Errorf("short identity: %v", err)
+	var c protocol.CompactIdentity
+	c.SigningKey[3], c.KEMKeyHash[31] = 7, 9
+	id := FormatFAPPIdentity(c)
+	if got, err := ParseFAPPIdentity(" " + id[:50] + "\n" + id[50:]); err != nil || got != c {
+		t.Errorf("identity round trip %q: %v %v", id, got, err)
+	}
+	for _, bad := range []string{id[:len(id)-2], strings.Replace(id, "fapp-identity:", "fapp-credential:", 1), id + "00", FormatFAPPText(FAPPIdentityPrefix, make([]byte, 64))} {
+		if _, err := ParseFAPPIdentity(bad); !errors.Is(err, ErrBadFAPPText) {
+			t.Errorf("ParseFAPPIdentity(%q) = %v, want ErrBadFAPPText", bad, err)
+		}
 	}
 }
 
 func FuzzParseFAPPText(f *testing.F) {
 	f.Add("fapp-credential:AQID-g")
-	f.Add("fapp-identity:" + strings.Repeat("qg", 43))
+	f.Add("fapp-identity:" + strings.Repeat("ab", 64))
 	f.Add(" fapp-credential:AQ\nID ")
 	f.Fuzz(func(t *testing.T, s string) {
 		b, err := ParseFAPPText(FAPPCredentialPrefix, s)
@@ -405,8 +414,22 @@ func FuzzParseFAPPText(f *testing.F) {
 		if again := FormatFAPPText(FAPPCredentialPrefix, b); again != strings.Join(strings.Fields(s), "") {
 			t.Fatalf("%q parsed, formats as %q", s, again)
 		}
-		if _, err := ParseFAPPIdentity(strings.Replace(s, FAPPCredentialPrefix, FAPPIdentityPrefix, 1)); err == nil && len(b) != 64 {
-			t.Fatalf("identity of %d bytes accepted", len(b))
+	})
+}
+
+func FuzzParseFAPPIdentity(f *testing.F) {
+	f.Add("fapp-identity:" + strings.Repeat("ab", 64))
+	f.Add("fapp-identity:" + strings.Repeat("AB", 64))
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseFAPPIdentity(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadFAPPText) {
+				t.Fatalf("error %v does not wrap ErrBadFAPPText", err)
+			}
+			return
+		}
+		if again, err := ParseFAPPIdentity(FormatFAPPIdentity(c)); err != nil || again != c {
+			t.Fatalf("%q parsed as %v, does not round-trip: %v", s, c, err)
 		}
 	})
 }

@@ -503,26 +503,26 @@ func FAPPSlotOf(s fapp.Slot) FAPPSlot {
 	}
 }
 
-// FormatFAPPIdentity returns the text form of a therapist node's keys,
-// fapp-identity:<base64url of signing key || KEM key hash>: what
-// fapp.credential.status shows and an issuer passes to `fapp issuer issue`.
+// FormatFAPPIdentity returns the text form of a therapist node's keys:
+// FAPPIdentityPrefix and fapp's hex form of the compact identity (signing
+// key and KEM key hash, fapp.CompactIdentityString). fapp.credential.status
+// shows it; an issuer passes it to `fapp issuer issue`.
 func FormatFAPPIdentity(c protocol.CompactIdentity) string {
-	b := append(c.SigningKey[:0:0], c.SigningKey[:]...)
-	return FormatFAPPText(FAPPIdentityPrefix, append(b, c.KEMKeyHash[:]...))
+	return FAPPIdentityPrefix + fapp.CompactIdentityString(c)
 }
 
-// ParseFAPPIdentity parses FormatFAPPIdentity's form.
+// ParseFAPPIdentity parses FormatFAPPIdentity's form (white space around
+// it and line breaks inside it are ignored). Errors wrap ErrBadFAPPText.
 func ParseFAPPIdentity(s string) (protocol.CompactIdentity, error) {
-	var c protocol.CompactIdentity
-	b, err := ParseFAPPText(FAPPIdentityPrefix, s)
+	s = strings.Join(strings.Fields(s), "")
+	rest, ok := strings.CutPrefix(s, FAPPIdentityPrefix)
+	if !ok {
+		return protocol.CompactIdentity{}, fmt.Errorf("%w: want a string starting with %q", ErrBadFAPPText, FAPPIdentityPrefix)
+	}
+	c, err := fapp.ParseCompactIdentity(rest)
 	if err != nil {
-		return c, err
+		return c, fmt.Errorf("%w: %v", ErrBadFAPPText, err)
 	}
-	if len(b) != protocol.CompactIdentitySize {
-		return c, fmt.Errorf("%w: an identity has %d bytes, this one %d", ErrBadFAPPText, protocol.CompactIdentitySize, len(b))
-	}
-	copy(c.SigningKey[:], b)
-	copy(c.KEMKeyHash[:], b[protocol.SigningKeySize:])
 	return c, nil
 }
 

@@ -17,7 +17,8 @@ const (
 	// FAPPRevocationPrefix starts an issuer's revocation list (fapp.Revocation).
 	FAPPRevocationPrefix = "fapp-revocation:"
 	// FAPPIdentityPrefix starts a therapist node's keys as an issuer needs
-	// them (protocol.CompactIdentity: signing key and KEM key hash).
+	// them (protocol.CompactIdentity: signing key and KEM key hash), in hex
+	// (see FormatFAPPIdentity).
 	FAPPIdentityPrefix = "fapp-identity:"
 )
 

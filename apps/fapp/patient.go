@@ -205,7 +205,8 @@ func cmdReserve(o *options) *cobra.Command {
 func cmdWait(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "wait ID STATE...",
-		Short: o.t("Warten, bis eine Reservierung einen der Zustände erreicht (z. B. BESTAETIGT)", "Wait until a reservation reaches one of the states (e.g. BESTAETIGT)"),
+		Short: o.t("Warten, bis eine Reservierung da ist und einen der Zustände erreicht (z. B. BESTAETIGT)",
+			"Wait until a reservation is there and in one of the states (e.g. BESTAETIGT)"),
 		Args:  usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, want := args[0], args[1:]
@@ -228,12 +229,15 @@ func cmdWait(o *options) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				// A request the therapist's node has not received yet is
+				// not there: wait for it like for a state change.
+				state := o.t("unbekannt", "unknown")
 				i := slices.IndexFunc(rs, func(r rpcapi.FAPPReservation) bool { return r.ID == id })
-				if i < 0 {
-					return fmt.Errorf(o.t("keine Reservierung %s", "no reservation %s"), id)
-				}
-				if slices.Contains(want, rs[i].State) {
+				if i >= 0 && slices.Contains(want, rs[i].State) {
 					return o.printReservation(rs[i])
+				}
+				if i >= 0 {
+					state = rs[i].State
 				}
 				select {
 				case _, ok := <-events:
@@ -241,7 +245,7 @@ func cmdWait(o *options) *cobra.Command {
 						return errors.New(o.t("meshd hat die Verbindung geschlossen", "meshd closed the connection"))
 					}
 				case <-ctx.Done():
-					return fmt.Errorf(o.t("Reservierung %[1]s ist nach %[2]v noch %[3]s", "reservation %[1]s is still %[3]s after %[2]v"), id, o.timeout, rs[i].State)
+					return fmt.Errorf(o.t("Reservierung %[1]s ist nach %[2]v noch %[3]s", "reservation %[1]s is still %[3]s after %[2]v"), id, o.timeout, state)
 				}
 			}
 		},

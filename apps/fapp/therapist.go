@@ -17,7 +17,7 @@ func cmdTherapist(o *options) *cobra.Command {
 		"Therapist side: profile, credential, publish slots, answer requests",
 		cmdProfile(o), cmdCredential(o), cmdSlots(o), cmdPublish(o), cmdWithdraw(o), cmdReservations(o, rpcapi.FAPPRoleTherapist),
 		cmdRespond(o, rpcapi.FAPPConfirm), cmdRespond(o, rpcapi.FAPPDecline), cmdRespond(o, rpcapi.FAPPHold),
-		cmdCancel(o, "Reservierung als Therapeut/in stornieren", "Cancel a reservation as the therapist"))
+		cmdCancel(o, "Reservierung als Therapeut/in stornieren", "Cancel a reservation as the therapist"), cmdWait(o))
 }
 
 func cmdProfile(o *options) *cobra.Command {
@@ -427,10 +427,10 @@ func (o *options) printReservations(rs []rpcapi.FAPPReservation) error {
 		if !r.Expires.IsZero() {
 			deadline = o.when(r.Expires)
 		}
-		rows[i] = []string{r.ID, r.State, what, o.when(start), dash(r.Kontakt), dash(r.Nachricht), deadline, dash(r.Delivery)}
+		rows[i] = []string{r.ID, r.State, what, o.when(start), dash(r.Kontakt), dash(r.Nachricht), deadline}
 	}
-	return table(o.stdout, o.t("ID\tZUSTAND\tTERMINART\tBEGINN\tKONTAKT\tNACHRICHT\tVERFÄLLT\tZUSTELLUNG",
-		"ID\tSTATE\tTERMINART\tSTART\tKONTAKT\tNACHRICHT\tLAPSES\tDELIVERY"), rows)
+	return table(o.stdout, o.t("ID\tZUSTAND\tTERMINART\tBEGINN\tKONTAKT\tNACHRICHT\tVERFÄLLT AM",
+		"ID\tSTATE\tTERMINART\tSTART\tKONTAKT\tNACHRICHT\tEXPIRES"), rows)
 }
 
 func dash(s string) string {

@@ -178,7 +178,7 @@ func TestDamagedFiles(t *testing.T) {
 // FuzzParseEntry: a damaged ledger line is an error, never a panic, and a
 // line that parses has all six fields.
 func FuzzParseEntry(f *testing.F) {
-	f.Add("1\tPTK 1-2\tPSYCHOTHERAPEUT\t2026-12-01T00:00:00Z\t2028-12-01T00:00:00Z\tfapp-identity:AQ")
+	f.Add("1\tPTK 1-2\tPSYCHOTHERAPEUT\t2026-12-01T00:00:00Z\t2028-12-01T00:00:00Z\tfapp-identity:abababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababab")
 	f.Add("\t\t\t\t\t")
 	f.Fuzz(func(t *testing.T, line string) {
 		e, err := parseEntry(line)
