@@ -203,12 +203,12 @@ func (f *fappNode) syncChannels() {
 	f.mu.Unlock()
 	for _, r := range join {
 		if err := f.n.joinFAPPChannel(regionKey(r)); err != nil {
-			f.n.log.Warn("cannot follow a FAPP region", "region", r, "err", err)
+			f.n.log.Warn("cannot follow a FAPP region", "err", err) // which region a patient follows is not logged
 		}
 	}
 	for _, r := range leave {
 		if err := f.n.leaveFAPPChannel(regionKey(r)); err != nil {
-			f.n.log.Warn("cannot leave a FAPP region", "region", r, "err", err)
+			f.n.log.Warn("cannot leave a FAPP region", "err", err)
 		}
 	}
 	if joinQ {
