@@ -313,10 +313,25 @@ func (f *fappNode) tick() {
 		if n := f.idx.Prune(now); n > 0 {
 			f.stats.add("expired", uint64(n))
 		}
+		f.forgetLocked(now)
 	}
 	f.pruneRemoteLocked(now)
 	f.mu.Unlock()
 	f.flush()
+}
+
+// forgetLocked lets the therapist's book forget reservations that can no
+// longer matter (Book.Sweep) and deletes them from the store, which would
+// otherwise restore them at every start and grow without bound.
+func (f *fappNode) forgetLocked(now time.Time) {
+	var b store.FAPPBatch
+	for _, id := range f.book.Sweep(now) {
+		delete(f.replyTo, id)
+		b.Delete = append(b.Delete, therapistResKey(id))
+	}
+	// The patient's reservations stay until the patient deletes them: they
+	// are the patient's record (a confirmation is signed proof).
+	f.write(b)
 }
 
 // runTicker drives tick until the node stops: every fappPoll, and at once
