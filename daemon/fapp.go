@@ -109,10 +109,8 @@ type fappOut struct {
 	ref     uint64
 }
 
-var (
-	errFAPPNoProfile = errors.New("daemon: fapp: no profile")
-	errFAPPStore     = errors.New("daemon: fapp: store")
-)
+// errFAPPStore wraps a failed FAPP write.
+var errFAPPStore = errors.New("daemon: fapp: store")
 
 // newFAPP builds the FAPP state from the configuration and the store. It
 // runs in Open, before the loop starts.
