@@ -32,9 +32,10 @@ const (
 	// LoRaFrameSize is the largest frame a LoRa link carries.
 	LoRaFrameSize = 255
 	// MaxLoRaAnnounceSize is the largest announce that fits one LoRa frame
-	// inside an unsigned channel frame (the announce signs itself, so it
-	// needs no signed channel frame): 255 - 24 = 231 bytes.
-	MaxLoRaAnnounceSize = LoRaFrameSize - protocol.ChannelOverhead
+	// as a broadcast (1 kind byte) inside an unsigned channel frame (the
+	// announce signs itself, so it needs no signed channel frame):
+	// 255 - 24 - 1 = 230 bytes.
+	MaxLoRaAnnounceSize = LoRaFrameSize - protocol.ChannelOverhead - BroadcastOverhead
 
 	announceVersion    = 1
 	announceHeaderSize = 1 + 1 + 32 + ProfileRefSize + 4 + 4 + 2 + 3 + 1 + 1 + 1 + 1 // 59, with the language count
@@ -61,12 +62,17 @@ const (
 
 // SignAnnounce checks a, sets its therapist key to id's, signs it and
 // returns the encoding. now is the signing time: a must not be issued more
-// than DefaultClockSkew after it, and no slot may start before a.Issued.
-// a.Signature is set.
+// than DefaultClockSkew after it nor be expired, and no slot may start
+// before now or before a.Issued (ErrInPast). a.Signature is set.
 func SignAnnounce(id *protocol.Identity, a *SlotAnnounce, now time.Time) ([]byte, error) {
 	a.Therapist = TherapistKeyOf(id.Compact())
 	if err := a.checkTime(now, DefaultClockSkew); err != nil {
 		return nil, err
+	}
+	for _, s := range a.Slots {
+		if s.Start.Before(now.Truncate(time.Minute)) {
+			return nil, fmt.Errorf("announce: slot %d starts %v, before now (%v): %w", s.ID, s.Start.UTC(), now.UTC(), ErrInPast)
+		}
 	}
 	body, err := a.appendBody(nil)
 	if err != nil {

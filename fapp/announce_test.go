@@ -2,6 +2,7 @@ package fapp
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"testing"
@@ -45,26 +46,52 @@ func normalize(a *SlotAnnounce) *SlotAnnounce {
 	return c
 }
 
-// TestAnnounceFitsLoRa seals a real channel frame around an announce of one
-// therapist with 4 slots and checks it fits one 255-byte LoRa frame.
+// TestAnnounceFitsLoRa seals a real region channel frame around the
+// broadcast of an announce of one therapist with 4 slots and checks it fits
+// one 255-byte LoRa frame.
 func TestAnnounceFitsLoRa(t *testing.T) {
 	a := testAnnounce(t, 4)
 	raw := signed(t, 1, a)
-	key, _ := protocol.NewChannelKey(seeded(9))
-	frame, err := protocol.SealChannel(seeded(10), key, 3, testNow, raw, nil)
+	key := RegionChannelKey(a.Region())
+	frame, err := protocol.SealChannel(seeded(10), key, 3, testNow, AppendBroadcast(nil, BroadcastAnnounce, raw), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("announce with 4 slots and 2 languages: %d B; in a channel frame: %d B (LoRa frame: %d B)", len(raw), len(frame), LoRaFrameSize)
-	if len(raw) != AnnounceSize(2, 4) || len(frame) != len(raw)+protocol.ChannelOverhead {
-		t.Fatalf("sizes %d/%d, want %d/%d", len(raw), len(frame), AnnounceSize(2, 4), AnnounceSize(2, 4)+protocol.ChannelOverhead)
+	t.Logf("announce with 4 slots and 2 languages: %d B; as a broadcast in a channel frame: %d B (LoRa frame: %d B)", len(raw), len(frame), LoRaFrameSize)
+	overhead := protocol.ChannelOverhead + BroadcastOverhead
+	if len(raw) != AnnounceSize(2, 4) || len(frame) != len(raw)+overhead {
+		t.Fatalf("sizes %d/%d, want %d/%d", len(raw), len(frame), AnnounceSize(2, 4), AnnounceSize(2, 4)+overhead)
 	}
 	if len(frame) > LoRaFrameSize {
 		t.Fatalf("channel frame of %d bytes does not fit a LoRa frame", len(frame))
 	}
+	// The frame opens with the region key and gives the announce back.
+	f, err := protocol.ParseChannelFrame(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := f.Open(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kind, payload, err := ParseBroadcast(msg.Body)
+	if err != nil || kind != BroadcastAnnounce || !bytes.Equal(payload, raw) {
+		t.Fatalf("broadcast: %v %v", kind, err)
+	}
 	// The worst case with 4 slots (all 8 languages) fits too.
-	if AnnounceSize(MaxSprachen, 4)+protocol.ChannelOverhead > LoRaFrameSize {
-		t.Fatalf("4 slots with %d languages: %d bytes", MaxSprachen, AnnounceSize(MaxSprachen, 4)+protocol.ChannelOverhead)
+	if AnnounceSize(MaxSprachen, 4) > MaxLoRaAnnounceSize {
+		t.Fatalf("4 slots with %d languages: %d bytes", MaxSprachen, AnnounceSize(MaxSprachen, 4)+overhead)
+	}
+}
+
+func TestBroadcast(t *testing.T) {
+	if RegionChannelKey(10).ID() == RegionChannelKey(11).ID() || RegionChannelKey(10) == NationalChannelKey() {
+		t.Fatal("channel keys collide")
+	}
+	for _, bad := range [][]byte{nil, {1}, {9, 1}, {0, 1}} {
+		if _, _, err := ParseBroadcast(bad); err == nil {
+			t.Fatalf("%x accepted", bad)
+		}
 	}
 }
 
@@ -93,6 +120,9 @@ func TestAnnounceRejects(t *testing.T) {
 			a.Slots[0].Bis = a.Slots[0].Start.Add(110 * 7 * 24 * time.Hour)
 		}, ErrImpossible},
 		{"slot in the past", func(a *SlotAnnounce) { a.Slots[0].Start = testNow.Add(-time.Hour) }, ErrInPast},
+		{"slot before now, after issue", func(a *SlotAnnounce) {
+			a.Issued, a.Slots[0].Start = testNow.Add(-2*time.Hour), testNow.Add(-time.Hour)
+		}, ErrInPast},
 		{"slot too far ahead", func(a *SlotAnnounce) { a.Slots[0].Start = testNow.Add(MaxSlotHorizon + time.Hour) }, ErrImpossible},
 		{"start not whole minutes", func(a *SlotAnnounce) { a.Slots[0].Start = a.Slots[0].Start.Add(time.Second) }, ErrMalformed},
 		{"Verfahren not announced", func(a *SlotAnnounce) { a.Slots[0].Verfahren = Analytisch }, ErrImpossible},
@@ -143,11 +173,14 @@ func TestAnnounceDecoderRejects(t *testing.T) {
 		b[off] = v
 		return resign(b)
 	}
+	past := bytes.Clone(body)
+	binary.BigEndian.PutUint32(past[slot0+5:], uint32(testNow.Add(-time.Minute).Unix()))
 	cases := []struct {
 		name string
 		raw  []byte
 		want error
 	}{
+		{"slot before the issue time", resign(past), ErrInPast},
 		{"unknown version", patch(0, 2), ErrUnknownVersion},
 		{"reserved flag", patch(1, body[1]|0x80), ErrMalformed},
 		{"Mehrpersonen with VT", patch(slot0+2, body[slot0+2]&^(3<<5)|byte(Mehrpersonen)<<5), ErrImpossible},
@@ -209,5 +242,5 @@ func BenchmarkAnnounceLoRaSize(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(raw)), "announce-bytes")
-	b.ReportMetric(float64(len(raw)+protocol.ChannelOverhead), "frame-bytes")
+	b.ReportMetric(float64(len(raw)+protocol.ChannelOverhead+BroadcastOverhead), "frame-bytes")
 }

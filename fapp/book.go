@@ -230,22 +230,36 @@ func (b *Book) ApplyCancel(c *Cancel, sender protocol.CompactIdentity, now time.
 }
 
 // Expire moves holds past HoldUntil and requests unanswered for RequestTTL
-// to ABGELAUFEN, forgets terminal reservations whose request is older than
-// RequestTTL (a replay of those is refused as expired), and returns the
-// reservations that changed state.
+// to ABGELAUFEN and returns the reservations that changed state.
 func (b *Book) Expire(now time.Time) []Reservation {
 	var changed []Reservation
-	for id, r := range b.res {
+	for _, r := range b.res {
 		old := now.Sub(r.Request.Created) > b.cfg.RequestTTL
 		if (r.State == Gehalten && !now.Before(r.HoldUntil)) || (r.State == Angefragt && old) {
 			r.State, r.HoldUntil, r.Updated = Abgelaufen, time.Time{}, now
 			changed = append(changed, *r)
-		} else if r.State.Terminal() && old {
-			delete(b.res, id)
 		}
 	}
 	sortReservations(changed)
 	return changed
+}
+
+// Sweep forgets, to bound memory, the reservations that can no longer
+// matter: terminal ones whose request is older than RequestTTL, and
+// confirmed ones whose appointment started more than RequestTTL ago. It
+// returns their IDs (the daemon deletes them from its store). A replay of a
+// forgotten request is refused all the same: it is older than RequestTTL.
+func (b *Book) Sweep(now time.Time) []RequestID {
+	var gone []RequestID
+	for id, r := range b.res {
+		if (r.State.Terminal() && now.Sub(r.Request.Created) > b.cfg.RequestTTL) ||
+			(r.State == Bestaetigt && now.Sub(r.Request.Start) > b.cfg.RequestTTL) {
+			delete(b.res, id)
+			gone = append(gone, id)
+		}
+	}
+	slices.SortFunc(gone, func(a, b RequestID) int { return slices.Compare(a[:], b[:]) })
+	return gone
 }
 
 // Get returns a copy of reservation id.

@@ -157,3 +157,18 @@ func FuzzParseText(f *testing.F) {
 		ParseIssuerKey(s)
 	})
 }
+
+func FuzzParseIssuer(f *testing.F) {
+	raw, _ := testIssuer(f, 50).MarshalBinary()
+	f.Add(raw)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		is, err := ParseIssuer(b)
+		if err != nil {
+			return
+		}
+		again, _ := is.MarshalBinary()
+		if !bytes.Equal(again, b) {
+			t.Fatal("re-encoding differs")
+		}
+	})
+}

@@ -228,7 +228,7 @@ func (x *Index) makeRoom(e *entry) error {
 	for x.total >= x.cfg.MaxAnnounces {
 		var v *entry
 		for r := range x.regions {
-			v = better(e, v, victim(e, &x.regions[r]))
+			v = better(v, victim(e, &x.regions[r]))
 		}
 		if v == nil {
 			return fmt.Errorf("announce of %v: index full (%d): %w", e.a.Therapist, x.total, ErrLimit)
@@ -251,7 +251,7 @@ func victim(e *entry, rs *regionState) *entry {
 
 // better returns the preferable victim of two: uncredentialed first, then
 // the one expiring sooner.
-func better(e, a, b *entry) *entry {
+func better(a, b *entry) *entry {
 	switch {
 	case a == nil:
 		return b

@@ -156,8 +156,8 @@ func (p *Publisher) Next() (at time.Time, ok bool) {
 // Release returns the signed announce due at now, or ok false when none is
 // due (call it at every boundary; calling it more often is harmless). The
 // announce is issued at the boundary, not at now, carries the next sequence
-// number, drops single slots that have started and moves weekly ones to
-// their next occurrence.
+// number, drops single slots that have started by now and moves weekly ones
+// to their next occurrence.
 func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a *SlotAnnounce, ok bool, err error) {
 	at, due := p.Next()
 	if !due || now.Before(at) {
@@ -169,7 +169,7 @@ func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a
 	a.Sequence, a.Issued, a.Expires = p.cfg.Sequence+1, issued, issued.Add(p.cfg.Lifetime)
 	a.Withdrawn = p.withdrawn
 	if !p.withdrawn {
-		p.slots = rollSlots(p.slots, issued)
+		p.slots = rollSlots(p.slots, now.Truncate(time.Minute))
 		a.Slots = slices.Clone(p.slots)
 	}
 	raw, err = SignAnnounce(id, a, now)

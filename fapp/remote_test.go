@@ -110,3 +110,31 @@ func TestAnswerLimits(t *testing.T) {
 		t.Fatalf("lying length: %v", err)
 	}
 }
+
+// TestLargestAnswerSeals: an answer at MaxAnswerSize still fits one sealed
+// envelope.
+func TestLargestAnswerSeals(t *testing.T) {
+	ann := signed(t, 1, testAnnounce(t, MaxSlots))
+	a := &QueryAnswer{}
+	for {
+		raw, _ := a.MarshalBinary()
+		if len(raw)+2+len(ann) > MaxAnswerSize {
+			t.Logf("answer of %d bytes, %d announces of %d bytes", len(raw), len(a.Announces), len(ann))
+			break
+		}
+		a.Announces = append(a.Announces, ann)
+	}
+	raw, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, asker := testIdentity(t, 5), testIdentity(t, 6)
+	sealed, err := SealMessage(seeded(3), relay, asker.Public(), raw, testNow, time.Hour)
+	if err != nil {
+		t.Fatalf("sealing the largest answer: %v", err)
+	}
+	m, _, err := OpenMessage(asker, sealed, testNow)
+	if err != nil || len(m.(*QueryAnswer).Announces) != len(a.Announces) {
+		t.Fatalf("opening it: %v", err)
+	}
+}

@@ -60,7 +60,7 @@ type resWorld struct {
 
 type seededReader = randReader
 
-func newResWorld(t *testing.T) *resWorld {
+func newResWorld(t testing.TB) *resWorld {
 	t.Helper()
 	th := testIdentity(t, 1)
 	book, err := NewBook(BookConfig{Identity: th, Stamps: NewStampVerifier(StampConfig{MinBits: 8})})
@@ -71,7 +71,7 @@ func newResWorld(t *testing.T) *resWorld {
 		slot: SlotRef{Therapist: keyOf(t, 1), Slot: 1}, start: BerlinTime(2026, 12, 3, 18, 0), rand: newRandReader(7)}
 }
 
-func (w *resWorld) request(t *testing.T, now time.Time) (PatientReservation, []byte) {
+func (w *resWorld) request(t testing.TB, now time.Time) (PatientReservation, []byte) {
 	t.Helper()
 	pr, sealed, err := w.patient.NewRequest(w.rand, w.therapist.Public(), w.slot, w.start,
 		RequestOptions{Kontakt: "Signal: +49 151 0000000", PTV11: "PTV11 vom 2026-11-30: Richtlinientherapie empfohlen"}, now)
@@ -214,9 +214,11 @@ func TestReservationHoldExpires(t *testing.T) {
 	if ch := w2.book.Expire(later); len(ch) != 1 || ch[0].State != Abgelaufen {
 		t.Fatalf("request TTL: %+v", ch)
 	}
-	w2.book.Expire(later)
-	if len(w2.book.List()) != 0 {
-		t.Fatal("lapsed request not forgotten")
+	if gone := w2.book.Sweep(later); len(gone) != 1 || len(w2.book.List()) != 0 {
+		t.Fatalf("lapsed request not forgotten: %v", gone)
+	}
+	if _, err := w2.book.Open(sealed2, later); !errors.Is(err, ErrExpired) {
+		t.Fatalf("replay of a forgotten request: %v", err)
 	}
 }
 
@@ -477,5 +479,26 @@ func TestOpenMessageRefusals(t *testing.T) {
 	}
 	if _, _, err := OpenMessage(w.therapist, []byte{1, 2, 3}, testNow); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("junk: %v", err)
+	}
+}
+
+func TestBookSweep(t *testing.T) {
+	w := newResWorld(t)
+	a, sa := w.request(t, testNow)
+	b, sb := w.request(t, testNow)
+	w.book.Open(sa, testNow)
+	w.book.Open(sb, testNow)
+	w.book.Confirm(a.Request.ID, "", testNow)
+	w.book.Decline(b.Request.ID, "", testNow)
+	if gone := w.book.Sweep(testNow.Add(DefaultRequestTTL)); len(gone) != 0 {
+		t.Fatalf("swept too early: %v", gone)
+	}
+	// The declined one goes after the request TTL; the confirmed one after
+	// its appointment plus the TTL.
+	if gone := w.book.Sweep(testNow.Add(DefaultRequestTTL + time.Second)); len(gone) != 1 || gone[0] != b.Request.ID {
+		t.Fatalf("first sweep: %v", gone)
+	}
+	if gone := w.book.Sweep(w.start.Add(DefaultRequestTTL + time.Second)); len(gone) != 1 || gone[0] != a.Request.ID {
+		t.Fatalf("second sweep: %v", gone)
 	}
 }
