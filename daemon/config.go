@@ -267,8 +267,10 @@ func (f *FAPPConfig) validate(bad func(field, format string, a ...any) error) er
 			return bad("fapp.trusted_issuers", "%v", err)
 		}
 	}
+	// The publisher works in whole minutes (at least one): shorter or
+	// broken values are rounded down, with a floor of one minute.
 	if f.Epoch < Duration(time.Second) || f.Epoch > Duration(24*time.Hour) {
-		return bad("fapp.epoch", "%v: want one second to 24 hours", time.Duration(f.Epoch))
+		return bad("fapp.epoch", "%v: want one second to 24 hours (used in whole minutes, at least one)", time.Duration(f.Epoch))
 	}
 	return nil
 }

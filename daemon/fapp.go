@@ -33,6 +33,9 @@ const (
 	// fappPoll is how often the FAPP ticker looks at the publisher and the
 	// reservation books (cheap; a test's clock may jump).
 	fappPoll = time.Second
+	// fappPruneEvery is how often the index drops expired announces and
+	// re-verifies credentials (validity periods end).
+	fappPruneEvery = time.Minute
 	// fappRemoteCache bounds the announces and profiles kept from remote
 	// query answers (for reserving a slot found that way).
 	fappRemoteCache = 1024
@@ -54,6 +57,7 @@ type fappNode struct {
 	relay                bool
 	joined               map[fapp.Region]bool
 	queriesJoined        bool
+	queriesUsed          bool // a remote query was made (persisted)
 
 	// Own offer (therapist side).
 	pub        *fapp.Publisher
@@ -62,16 +66,22 @@ type fappNode struct {
 	profileRaw []byte
 	credential *fapp.Credential
 	lastRaw    []byte // the last own announce released
+	// profileSent is the sequence of the own profile last broadcast.
+	profileSent uint32
+	pruned      time.Time // last Index.Prune
 
 	book    *fapp.Book
 	replyTo map[fapp.RequestID]protocol.Address // patient node per reservation
+	// patient is the patient book, under patMu (taken after mu when both
+	// are held): minting a request's stamp holds patMu alone.
+	patMu   sync.Mutex
 	patient *fapp.PatientBook
 
 	// remote holds what remote answers brought: announces and profiles of
 	// regions the node does not follow.
 	remote map[fapp.TherapistKey]*remoteEntry
 
-	queries  map[queryID]*pendingQuery
+	queries  map[fapp.QueryID]*pendingQuery
 	profAsk  map[fapp.TherapistKey]time.Time // last profile request sent
 	profSent map[fapp.TherapistKey]time.Time // last profile request answered
 	stats    fappStats
@@ -111,7 +121,7 @@ func newFAPP(n *Node) (*fappNode, error) {
 	f := &fappNode{
 		n: n, apiIssuers: map[fapp.IssuerKey]bool{}, followCfg: map[fapp.Region]bool{}, followAPI: map[fapp.Region]bool{},
 		relay: cfg.Relay, joined: map[fapp.Region]bool{}, replyTo: map[fapp.RequestID]protocol.Address{},
-		remote: map[fapp.TherapistKey]*remoteEntry{}, queries: map[queryID]*pendingQuery{},
+		remote: map[fapp.TherapistKey]*remoteEntry{}, queries: map[fapp.QueryID]*pendingQuery{},
 		profAsk: map[fapp.TherapistKey]time.Time{}, profSent: map[fapp.TherapistKey]time.Time{}, kick: make(chan struct{}, 1),
 		changed: make(chan struct{}, 1),
 	}
@@ -144,9 +154,10 @@ func newFAPP(n *Node) (*fappNode, error) {
 	return f, nil
 }
 
-// following reports whether the node follows region r. Caller holds mu.
+// following reports whether the node follows region r: configured, by an
+// app, as a relay, or the region of its own practice. Caller holds mu.
 func (f *fappNode) following(r fapp.Region) bool {
-	return f.relay || f.followCfg[r] || f.followAPI[r]
+	return f.relay || f.followCfg[r] || f.followAPI[r] || f.template != nil && f.template.Region() == r
 }
 
 // wanted returns the regions the node should have joined. Caller holds mu.
@@ -156,7 +167,7 @@ func (f *fappNode) wanted() []fapp.Region {
 	}
 	var out []fapp.Region
 	for _, r := range fapp.Regions() {
-		if f.followCfg[r] || f.followAPI[r] || f.template != nil && f.template.Region() == r {
+		if f.following(r) {
 			out = append(out, r)
 		}
 	}
@@ -166,7 +177,7 @@ func (f *fappNode) wanted() []fapp.Region {
 // inUse reports whether the node takes part in FAPP at all (and so joins
 // the query channel). Caller holds mu.
 func (f *fappNode) inUse() bool {
-	return f.relay || len(f.followCfg) > 0 || len(f.followAPI) > 0 || f.template != nil
+	return f.relay || len(f.followCfg) > 0 || len(f.followAPI) > 0 || f.template != nil || f.queriesUsed
 }
 
 // syncChannels joins and leaves region channels to match what is wanted.
@@ -191,18 +202,20 @@ func (f *fappNode) syncChannels() {
 	f.queriesJoined = f.queriesJoined || joinQ
 	f.mu.Unlock()
 	for _, r := range join {
-		if err := f.n.joinFAPPChannel(regionKey(r.String())); err != nil {
+		if err := f.n.joinFAPPChannel(regionKey(r)); err != nil {
 			f.n.log.Warn("cannot follow a FAPP region", "region", r, "err", err)
 		}
 	}
 	for _, r := range leave {
-		if err := f.n.leaveFAPPChannel(regionKey(r.String())); err != nil {
+		if err := f.n.leaveFAPPChannel(regionKey(r)); err != nil {
 			f.n.log.Warn("cannot leave a FAPP region", "region", r, "err", err)
 		}
 	}
 	if joinQ {
-		if err := f.n.joinFAPPChannel(queriesKey()); err != nil {
-			f.n.log.Warn("cannot join the FAPP query channel", "err", err)
+		for _, k := range []protocol.ChannelKey{queriesKey(), nationalKey()} {
+			if err := f.n.joinFAPPChannel(k); err != nil {
+				f.n.log.Warn("cannot join a FAPP channel", "channel", k.ID(), "err", err)
+			}
 		}
 	}
 }
@@ -212,7 +225,7 @@ func (f *fappNode) regionOf(id protocol.ChannelID) (fapp.Region, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for r := range f.joined {
-		if regionKey(r.String()).ID() == id {
+		if regionKey(r).ID() == id {
 			return r, true
 		}
 	}
@@ -226,12 +239,18 @@ func (f *fappNode) takeBroadcasts(ds []routing.Delivery) []routing.Delivery {
 		return ds
 	}
 	now := f.n.now()
-	qid := queriesKey().ID()
+	qid, nid := queriesKey().ID(), nationalKey().ID()
 	out := ds[:0:0]
 	for _, d := range ds {
 		switch {
 		case d.Channel == qid && f.n.chans.isFAPP(qid):
 			f.onQueryFrame(d.Body, now)
+		case d.Channel == nid && f.n.chans.isFAPP(nid):
+			if len(d.Body) > 0 && d.Body[0] == regionRevocation {
+				f.onRegionFrame(0, d.Body, now)
+			} else {
+				f.drop("national", fapp.ErrUnknownVersion)
+			}
 		case f.n.chans.isFAPP(d.Channel):
 			if r, ok := f.regionOf(d.Channel); ok {
 				f.onRegionFrame(r, d.Body, now)
@@ -288,8 +307,12 @@ func (f *fappNode) tick() {
 	f.mu.Lock()
 	f.releaseLocked(now)
 	f.expireLocked(now)
-	if n := f.idx.Prune(now); n > 0 {
-		f.stats.add("expired", uint64(n))
+	if now.Sub(f.pruned) >= fappPruneEvery {
+		// Prune re-verifies every cached credential: not every second.
+		f.pruned = now
+		if n := f.idx.Prune(now); n > 0 {
+			f.stats.add("expired", uint64(n))
+		}
 	}
 	f.pruneRemoteLocked(now)
 	f.mu.Unlock()

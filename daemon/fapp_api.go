@@ -253,13 +253,13 @@ func (n *Node) FAPPReserve(ctx context.Context, p rpcapi.FAPPReserveParams) (rpc
 		return rpcapi.FAPPReservation{}, apiErr(err)
 	}
 	f := n.fapp
-	f.mu.Lock()
-	r, err := f.reserveLocked(ref, p.Start.UTC(), fapp.RequestOptions{Kontakt: p.Kontakt, PTV11: p.PTV11}, n.now())
+	r, err := f.reserve(ref, p.Start.UTC(), fapp.RequestOptions{Kontakt: p.Kontakt, PTV11: p.PTV11}, n.now())
 	var res rpcapi.FAPPReservation
 	if err == nil {
+		f.mu.Lock()
 		res = f.patientAPILocked(r)
+		f.mu.Unlock()
 	}
-	f.mu.Unlock()
 	if err != nil {
 		return res, apiErr(err)
 	}
@@ -279,7 +279,10 @@ func (n *Node) FAPPReservations(ctx context.Context, p rpcapi.FAPPReservationsPa
 		}
 	}
 	if p.Role != rpcapi.FAPPRoleTherapist {
-		for _, r := range f.patient.List() {
+		f.patMu.Lock()
+		list := f.patient.List()
+		f.patMu.Unlock()
+		for _, r := range list {
 			keep(f.patientAPILocked(r))
 		}
 	}
@@ -333,7 +336,10 @@ func (n *Node) FAPPCancel(ctx context.Context, p rpcapi.FAPPCancelParams) (rpcap
 	now := n.now()
 	f := n.fapp
 	f.mu.Lock()
-	if _, err := f.patient.Get(id); err != nil {
+	f.patMu.Lock()
+	_, err = f.patient.Get(id)
+	f.patMu.Unlock()
+	if err != nil {
 		f.mu.Unlock()
 		return n.fappDecide(ctx, id, decideCancel, "", time.Time{}, now)
 	}
@@ -370,7 +376,11 @@ func (n *Node) fappFollow(ctx context.Context, regions []string, on bool) (rpcap
 	f := n.fapp
 	f.mu.Lock()
 	b := store.FAPPBatch{Put: map[string][]byte{}}
+	var fresh []fapp.Region
 	for _, r := range rs {
+		if on && !f.following(r) {
+			fresh = append(fresh, r)
+		}
 		if on {
 			f.followAPI[r] = true
 			b.Put[followKey(r)] = []byte{1}
@@ -387,6 +397,14 @@ func (n *Node) fappFollow(ctx context.Context, regions []string, on bool) (rpcap
 	if err := n.fappSend(ctx, true); err != nil {
 		return rpcapi.FAPPRegions{}, err
 	}
+	for _, r := range fresh {
+		// In the background: the answers take a few seconds.
+		n.bg.Go(func() {
+			sctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+			defer cancel()
+			f.syncRegion(sctx, r)
+		})
+	}
 	return n.FAPPRegions(ctx)
 }
 
@@ -398,7 +416,7 @@ func (n *Node) FAPPRegions(ctx context.Context) (rpcapi.FAPPRegions, error) {
 	defer f.mu.Unlock()
 	out := rpcapi.FAPPRegions{Relay: f.relay, Followed: []rpcapi.FAPPRegion{}}
 	for _, r := range fapp.Regions() {
-		if !f.following(r) || (f.relay && f.idx.RegionLen(r) == 0 && !f.followCfg[r] && !f.followAPI[r]) {
+		if !f.following(r) || (f.relay && f.idx.RegionLen(r) == 0 && !f.followCfg[r] && !f.followAPI[r] && (f.template == nil || f.template.Region() != r)) {
 			continue
 		}
 		reg := rpcapi.FAPPRegion{Region: r.String(), Announces: f.idx.RegionLen(r)}
@@ -454,8 +472,8 @@ func (n *Node) FAPPIssuers(ctx context.Context) ([]rpcapi.FAPPIssuer, error) {
 }
 
 // FAPPRevocationImport implements rpcapi.FAPPNode: the list is applied
-// here and broadcast into the followed regions (and the own one), where
-// every node that trusts the issuer applies it too.
+// here and broadcast on the national channel, where every node that
+// trusts the issuer applies it too.
 func (n *Node) FAPPRevocationImport(ctx context.Context, revocation []byte) (rpcapi.FAPPIssuer, error) {
 	rv, err := fapp.ParseRevocation(revocation)
 	if err != nil {
@@ -479,9 +497,7 @@ func (n *Node) FAPPRevocationImport(ctx context.Context, revocation []byte) (rpc
 			is = rpcapi.FAPPIssuerOf(k, rv)
 		}
 	}
-	for r := range f.joined {
-		f.queue(fappOut{channel: regionKey(r.String()), body: append([]byte{regionRevocation}, revocation...)})
-	}
+	f.queue(fappOut{channel: nationalKey(), body: fapp.AppendBroadcast(nil, regionRevocation, revocation)})
 	f.mu.Unlock()
 	if err != nil {
 		return is, err

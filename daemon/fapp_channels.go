@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"meshd.dev/meshd/fapp"
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/routing"
 )
@@ -18,21 +19,15 @@ import (
 // gossip topic per channel on IP, managed flooding with a hop limit on mesh
 // links, and the gossip validator's freshness, MAC and rate checks.
 
-// Key derivation labels (docs/fapp.md, "Channels").
-const (
-	regionKeyLabel  = "meshd fapp region v1"
-	queriesKeyLabel = "meshd fapp queries v1"
-)
+// The region and national channel keys are fapp's (fapp.RegionChannelKey,
+// fapp.NationalChannelKey); the query channel's is the daemon's own.
+const queriesKeyLabel = "meshd fapp queries v1"
 
-// regionKey returns the channel key of PLZ region r ("10"):
-// SHA-256("meshd fapp region v1" || 0x00 || r).
-func regionKey(r string) protocol.ChannelKey {
-	h := sha256.New()
-	h.Write([]byte(regionKeyLabel))
-	h.Write([]byte{0})
-	h.Write([]byte(r))
-	return protocol.ChannelKey(h.Sum(nil))
-}
+// regionKey returns the channel key of PLZ region r.
+func regionKey(r fapp.Region) protocol.ChannelKey { return fapp.RegionChannelKey(r) }
+
+// nationalKey returns the key of the channel revocation lists travel on.
+func nationalKey() protocol.ChannelKey { return fapp.NationalChannelKey() }
 
 // queriesKey returns the channel key of the remote query channel:
 // SHA-256("meshd fapp queries v1").

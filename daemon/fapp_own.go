@@ -30,18 +30,18 @@ const (
 // ownOffer is the stored form of the publisher's input (JSON, daemon
 // internal): the template's filterable fields and the slots.
 type ownOffer struct {
-	Profile       fapp.ProfileRef `json:"profile"`
-	PLZ           uint32          `json:"plz"`
-	Verfahren     uint8           `json:"verfahren"`
-	Kostentraeger uint8           `json:"kostentraeger"`
-	Altersgruppen uint8           `json:"altersgruppen"`
-	Sprachen      []string        `json:"sprachen"`
-	Geschlecht    uint8           `json:"geschlecht"`
-	BfZugang      bool            `json:"bf_zugang"`
-	BfWC          bool            `json:"bf_wc"`
-	Warteliste    bool            `json:"warteliste"`
-	Withdrawn     bool            `json:"withdrawn"`
-	Slots         []ownSlot       `json:"slots"`
+	Profile       []byte    `json:"profile"`
+	PLZ           uint32    `json:"plz"`
+	Verfahren     uint8     `json:"verfahren"`
+	Kostentraeger uint8     `json:"kostentraeger"`
+	Altersgruppen uint8     `json:"altersgruppen"`
+	Sprachen      []string  `json:"sprachen"`
+	Geschlecht    uint8     `json:"geschlecht"`
+	BfZugang      bool      `json:"bf_zugang"`
+	BfWC          bool      `json:"bf_wc"`
+	Warteliste    bool      `json:"warteliste"`
+	Withdrawn     bool      `json:"withdrawn"`
+	Slots         []ownSlot `json:"slots"`
 }
 
 type ownSlot struct {
@@ -60,7 +60,7 @@ type ownSlot struct {
 }
 
 func offerOf(t *fapp.SlotAnnounce, slots []fapp.Slot, withdrawn bool) ownOffer {
-	o := ownOffer{Profile: t.Profile, PLZ: uint32(t.PLZ), Verfahren: uint8(t.Verfahren), Kostentraeger: uint8(t.Kostentraeger),
+	o := ownOffer{Profile: t.Profile[:], PLZ: uint32(t.PLZ), Verfahren: uint8(t.Verfahren), Kostentraeger: uint8(t.Kostentraeger),
 		Altersgruppen: uint8(t.Altersgruppen), Geschlecht: uint8(t.Geschlecht), BfZugang: t.BarrierefreiZugang,
 		BfWC: t.BarrierefreiWC, Warteliste: t.Warteliste, Withdrawn: withdrawn, Sprachen: []string{}}
 	for _, l := range t.Sprachen {
@@ -75,9 +75,13 @@ func offerOf(t *fapp.SlotAnnounce, slots []fapp.Slot, withdrawn bool) ownOffer {
 }
 
 func (o *ownOffer) template() (*fapp.SlotAnnounce, error) {
-	t := &fapp.SlotAnnounce{Profile: o.Profile, PLZ: fapp.PLZ(o.PLZ), Verfahren: fapp.VerfahrenSet(o.Verfahren),
+	t := &fapp.SlotAnnounce{PLZ: fapp.PLZ(o.PLZ), Verfahren: fapp.VerfahrenSet(o.Verfahren),
 		Kostentraeger: fapp.KostentraegerSet(o.Kostentraeger), Altersgruppen: fapp.AltersgruppeSet(o.Altersgruppen),
 		Geschlecht: fapp.Geschlecht(o.Geschlecht), BarrierefreiZugang: o.BfZugang, BarrierefreiWC: o.BfWC, Warteliste: o.Warteliste}
+	if len(o.Profile) != fapp.ProfileRefSize {
+		return nil, fmt.Errorf("%w: profile reference of %d bytes", store.ErrCorrupt, len(o.Profile))
+	}
+	copy(t.Profile[:], o.Profile)
 	for _, s := range o.Sprachen {
 		l, err := fapp.ParseSprache(s)
 		if err != nil {
@@ -162,11 +166,14 @@ func (f *fappNode) releaseLocked(now time.Time) {
 	}
 	f.saveOfferLocked(a.Withdrawn)
 	f.lastRaw = raw
-	key := regionKey(a.Region().String())
-	if f.profileRaw != nil {
-		f.queue(fappOut{channel: key, body: append([]byte{regionProfile}, f.profileRaw...)})
+	key := regionKey(a.Region())
+	if f.profile != nil && f.profile.Sequence != f.profileSent {
+		// A changed profile goes out with the announce that names it;
+		// otherwise nodes that lack it ask (onProfileRequestLocked).
+		f.profileSent = f.profile.Sequence
+		f.queue(fappOut{channel: key, body: fapp.AppendBroadcast(nil, regionProfile, f.profileRaw)})
 	}
-	f.queue(fappOut{channel: key, body: raw})
+	f.queue(fappOut{channel: key, body: fapp.AppendBroadcast(nil, regionAnnounce, raw)})
 	if f.following(a.Region()) {
 		f.idx.Add(a.Clone(), now)
 		if f.profile != nil {

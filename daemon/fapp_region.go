@@ -10,30 +10,31 @@ import (
 	"meshd.dev/meshd/fapp"
 )
 
-// Region channel messages: the body of an (unsigned) channel frame on a
-// region channel. The first byte says what follows; an announce is sent
-// bare, its own version byte (0x01) serving as the kind, so an announce of
-// 4 slots still fits one LoRa frame (docs/fapp.md, "Region channels").
+// Region channel messages: fapp's broadcast body (a kind byte and the
+// encoded object: fapp.AppendBroadcast, fapp.ParseBroadcast), plus one kind
+// of the daemon's own, the profile request:
 //
-//	0x01 ...                         a signed SlotAnnounce (fapp encoding)
-//	0x81 | profile                   a signed Profile
-//	0x82 | revocation                an issuer's signed revocation list
+//	0x01 | announce                  a signed SlotAnnounce
+//	0x02 | profile                   a signed Profile
+//	0x03 | revocation                an issuer's signed revocation list (national channel)
 //	0x83 | therapist key 32 | ref 8  a request for a therapist's profile
 const (
-	regionAnnounce   = 0x01
-	regionProfile    = 0x81
-	regionRevocation = 0x82
+	regionAnnounce   = fapp.BroadcastAnnounce
+	regionProfile    = fapp.BroadcastProfile
+	regionRevocation = fapp.BroadcastRevocation
 	regionProfileReq = 0x83
 	profileReqSize   = 1 + 32 + fapp.ProfileRefSize
 )
 
-// fappStats counts what FAPP dropped and did, by reason (metrics).
+// fappStats counts what FAPP did (events) and dropped (by object and
+// reason), for metrics and tests.
 type fappStats struct {
-	mu sync.Mutex
-	m  map[string]uint64
+	mu    sync.Mutex
+	m     map[string]uint64
+	drops map[[2]string]uint64
 }
 
-func (s *fappStats) init() { s.m = map[string]uint64{} }
+func (s *fappStats) init() { s.m, s.drops = map[string]uint64{}, map[[2]string]uint64{} }
 
 func (s *fappStats) add(k string, v uint64) {
 	s.mu.Lock()
@@ -41,10 +42,22 @@ func (s *fappStats) add(k string, v uint64) {
 	s.mu.Unlock()
 }
 
+// snapshot returns the events and the drops, the latter under
+// "dropped_<object>_<reason>".
 func (s *fappStats) snapshot() map[string]uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return maps.Clone(s.m)
+	out := maps.Clone(s.m)
+	for k, v := range s.drops {
+		out["dropped_"+k[0]+"_"+k[1]] = v
+	}
+	return out
+}
+
+func (s *fappStats) snapshotDrops() map[[2]string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.drops)
 }
 
 // dropReason names the reason a network object was refused, for the
@@ -69,28 +82,32 @@ func dropReason(err error) string {
 }
 
 func (f *fappNode) drop(what string, err error) {
-	f.stats.add("dropped_"+what+"_"+dropReason(err), 1)
+	f.stats.mu.Lock()
+	f.stats.drops[[2]string{what, dropReason(err)}]++
+	f.stats.mu.Unlock()
 }
 
-// onRegionFrame handles one message from region r's channel. Loop only.
+// onRegionFrame handles one message from region r's channel (or, r
+// ignored, the national channel's revocation lists). Loop only.
 func (f *fappNode) onRegionFrame(r fapp.Region, body []byte, now time.Time) {
-	if len(body) == 0 {
-		f.drop("region", fapp.ErrTruncated)
-		return
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	switch body[0] {
-	case regionAnnounce:
-		f.onAnnounceLocked(r, body, now)
-	case regionProfile:
-		f.onProfileLocked(body[1:], now)
-	case regionRevocation:
-		f.onRevocationLocked(body[1:], now)
-	case regionProfileReq:
+	if len(body) > 0 && body[0] == regionProfileReq {
 		f.onProfileRequestLocked(r, body, now)
-	default:
-		f.drop("region", fapp.ErrUnknownVersion)
+		return
+	}
+	kind, payload, err := fapp.ParseBroadcast(body)
+	if err != nil {
+		f.drop("region", err)
+		return
+	}
+	switch kind {
+	case regionAnnounce:
+		f.onAnnounceLocked(r, payload, now)
+	case regionProfile:
+		f.onProfileLocked(payload, now)
+	case regionRevocation:
+		f.onRevocationLocked(payload, now)
 	}
 }
 
@@ -130,7 +147,7 @@ func (f *fappNode) askProfileLocked(r fapp.Region, k fapp.TherapistKey, ref fapp
 	b = append(b, regionProfileReq)
 	b = append(b, k[:]...)
 	b = append(b, ref[:]...)
-	f.queue(fappOut{channel: regionKey(r.String()), body: b})
+	f.queue(fappOut{channel: regionKey(r), body: b})
 	f.stats.add("profile_requests_sent", 1)
 }
 
@@ -198,7 +215,7 @@ func (f *fappNode) onProfileRequestLocked(r fapp.Region, b []byte, now time.Time
 		return
 	}
 	f.profSent[k] = now
-	f.queue(fappOut{channel: regionKey(r.String()), body: append([]byte{regionProfile}, raw...)})
+	f.queue(fappOut{channel: regionKey(r), body: fapp.AppendBroadcast(nil, regionProfile, raw)})
 	f.stats.add("profiles_sent", 1)
 }
 

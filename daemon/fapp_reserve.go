@@ -264,7 +264,9 @@ func (f *fappNode) offersLocked(q *fapp.Request) bool {
 }
 
 func (f *fappNode) onPatientMsgLocked(b *store.FAPPBatch, sealed []byte, now time.Time) []rpcapi.Event {
+	f.patMu.Lock()
 	r, err := f.patient.Open(sealed, now)
+	f.patMu.Unlock()
 	if err != nil {
 		f.drop("reservation", err)
 		return nil
@@ -283,7 +285,10 @@ func (f *fappNode) expireLocked(now time.Time) {
 		f.slotStatusLocked(r, now)
 		events = append(events, f.therapistEvent(r))
 	}
-	for _, r := range f.patient.Expire(now) {
+	f.patMu.Lock()
+	expired := f.patient.Expire(now)
+	f.patMu.Unlock()
+	for _, r := range expired {
 		f.putPatientLocked(&b, r)
 		events = append(events, f.patientEvent(r))
 	}
@@ -292,44 +297,65 @@ func (f *fappNode) expireLocked(now time.Time) {
 	}
 }
 
-// reserveLocked makes a reservation request for slot ref at start (zero:
-// the slot's next start) and queues it for the therapist.
-func (f *fappNode) reserveLocked(ref fapp.SlotRef, start time.Time, opts fapp.RequestOptions, now time.Time) (fapp.PatientReservation, error) {
+// reserve makes a reservation request for slot ref at start (zero: the
+// slot's next start) and queues it for the therapist. Minting the stamp
+// takes a while (docs/performance.md), so it runs under the patient book's
+// lock only: the node loop, which takes mu for every FAPP delivery, does
+// not wait for it.
+func (f *fappNode) reserve(ref fapp.SlotRef, start time.Time, opts fapp.RequestOptions, now time.Time) (fapp.PatientReservation, error) {
+	f.mu.Lock()
+	therapist, start, err := f.prepareReserveLocked(ref, start, now)
+	f.mu.Unlock()
+	if err != nil {
+		return fapp.PatientReservation{}, err
+	}
+	f.patMu.Lock()
+	r, sealed, err := f.patient.NewRequest(randReader, therapist, ref, start, opts, now)
+	f.patMu.Unlock()
+	if err != nil {
+		return r, err // apiErr maps fapp's sentinels
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	f.putPatientLocked(&b, r)
+	if err := f.write(b); err != nil {
+		f.patMu.Lock()
+		f.patient.Forget(r.Request.ID)
+		f.patMu.Unlock()
+		return r, err
+	}
+	f.queue(fappOut{unicast: true, dest: therapist.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL})
+	return r, nil
+}
+
+// prepareReserveLocked finds the therapist's identity and the occurrence
+// to ask for.
+func (f *fappNode) prepareReserveLocked(ref fapp.SlotRef, start, now time.Time) (*protocol.PublicIdentity, time.Time, error) {
 	a, p := f.idx.Get(ref.Therapist), f.idx.Profile(ref.Therapist)
 	if e := f.remote[ref.Therapist]; e != nil && (a == nil || e.a.Sequence > a.Sequence) {
 		a, p = e.a, e.p
 	}
 	if a == nil {
-		return fapp.PatientReservation{}, fmt.Errorf("%w: no announce of therapist %v is known (query first)", rpcapi.ErrInvalidParams, ref.Therapist)
+		return nil, start, fmt.Errorf("%w: no announce of therapist %v is known (query first)", rpcapi.ErrInvalidParams, ref.Therapist)
 	}
 	if p == nil || mustRef(p) != a.Profile {
 		if f.following(a.Region()) {
 			f.askProfileLocked(a.Region(), a.Therapist, a.Profile, now)
 		}
-		return fapp.PatientReservation{}, fmt.Errorf("%w: the therapist's profile (with the key to seal to) has not arrived yet; try again shortly", rpcapi.ErrRefused)
+		return nil, start, fmt.Errorf("%w: the therapist's profile (with the key to seal to) has not arrived yet; try again shortly", rpcapi.ErrRefused)
 	}
 	slot, ok := findSlot(a, ref.Slot)
 	switch {
 	case !ok:
-		return fapp.PatientReservation{}, fmt.Errorf("%w: therapist %v offers no slot %d", rpcapi.ErrInvalidParams, ref.Therapist, ref.Slot)
+		return nil, start, fmt.Errorf("%w: therapist %v offers no slot %d", rpcapi.ErrInvalidParams, ref.Therapist, ref.Slot)
 	case slot.Status != fapp.SlotFrei:
-		return fapp.PatientReservation{}, fmt.Errorf("%w: slot %v is %v", rpcapi.ErrRefused, ref, slot.Status)
+		return nil, start, fmt.Errorf("%w: slot %v is %v", rpcapi.ErrRefused, ref, slot.Status)
 	}
 	if start.IsZero() {
 		start = slot.Start
 	}
-	r, sealed, err := f.patient.NewRequest(randReader, p.Identity, ref, start, opts, now)
-	if err != nil {
-		return r, fmt.Errorf("%w: %v", rpcapi.ErrInvalidParams, err)
-	}
-	b := store.FAPPBatch{Put: map[string][]byte{}}
-	f.putPatientLocked(&b, r)
-	if err := f.write(b); err != nil {
-		f.patient.Forget(r.Request.ID)
-		return r, err
-	}
-	f.queue(fappOut{unicast: true, dest: p.Identity.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL})
-	return r, nil
+	return p.Identity, start, nil
 }
 
 func findSlot(a *fapp.SlotAnnounce, id uint16) (fapp.Slot, bool) {
@@ -367,7 +393,7 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 		return fapp.Reservation{}, fmt.Errorf("%w: action %q: want hold, confirm, decline or cancel", rpcapi.ErrInvalidParams, action)
 	}
 	if err != nil {
-		return fapp.Reservation{}, fmt.Errorf("%w: %v", rpcapi.ErrInvalidParams, err)
+		return fapp.Reservation{}, err // apiErr maps fapp's sentinels
 	}
 	r, _ := f.book.Get(id)
 	sealed, err := f.book.Seal(randReader, id, m, now)
@@ -388,11 +414,13 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 
 // cancelLocked cancels the patient's reservation and queues the cancel.
 func (f *fappNode) cancelLocked(id fapp.RequestID, now time.Time) (fapp.PatientReservation, error) {
+	f.patMu.Lock()
 	sealed, err := f.patient.Cancel(randReader, id, now)
-	if err != nil {
-		return fapp.PatientReservation{}, fmt.Errorf("%w: %v", rpcapi.ErrInvalidParams, err)
-	}
 	r, _ := f.patient.Get(id)
+	f.patMu.Unlock()
+	if err != nil {
+		return fapp.PatientReservation{}, err // apiErr maps fapp's sentinels
+	}
 	b := store.FAPPBatch{Put: map[string][]byte{}}
 	f.putPatientLocked(&b, r)
 	if err := f.write(b); err != nil {

@@ -50,6 +50,7 @@ func (f *fappNode) restore(now time.Time) error {
 		}},
 		{"f/g/", func(k string, _ []byte) error {
 			if k == keyQueriesUsed {
+				f.queriesUsed = true
 				return nil
 			}
 			r, err := fapp.ParseRegion(strings.TrimPrefix(k, "f/g/"))
