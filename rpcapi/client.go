@@ -54,7 +54,8 @@ func DialDataDir(ctx context.Context, dataDir string) (*Client, error) {
 }
 
 // DialWebSocket connects to meshd's WebSocket endpoint, such as
-// "ws://127.0.0.1:7777/ws", authenticating with token (see ReadToken).
+// "ws://127.0.0.1:7721/ws" (7721 is the daemon's default API port),
+// authenticating with token (see ReadToken).
 func DialWebSocket(ctx context.Context, url, token string) (*Client, error) {
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+token)

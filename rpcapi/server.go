@@ -28,8 +28,9 @@ type ServerOptions struct {
 	// live one is an error (another daemon owns the data directory).
 	SocketPath string
 	// HTTPAddr is a loopback host:port for HTTP POST and WebSocket, such as
-	// "127.0.0.1:7777" or "127.0.0.1:0" (any free port; read it back with
-	// Server.HTTPAddr). Empty: no HTTP. Non-loopback addresses are refused.
+	// "127.0.0.1:7721" (the daemon's default) or "127.0.0.1:0" (any free
+	// port; read it back with Server.HTTPAddr). Empty: no HTTP.
+	// Non-loopback addresses are refused.
 	HTTPAddr string
 	// Token is the bearer token HTTP and WebSocket clients must present
 	// (see WriteToken). Required when HTTPAddr is set.

@@ -204,10 +204,10 @@ func cmdReserve(o *options) *cobra.Command {
 // the walkthrough).
 func cmdWait(o *options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "wait ID STATE...",
+		Use: "wait ID STATE...",
 		Short: o.t("Warten, bis eine Reservierung da ist und einen der Zustände erreicht (z. B. BESTAETIGT)",
 			"Wait until a reservation is there and in one of the states (e.g. BESTAETIGT)"),
-		Args:  usageArgs(cobra.MinimumNArgs(2)),
+		Args: usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, want := args[0], args[1:]
 			for i := range want {

@@ -15,7 +15,7 @@ import (
 func cmdTherapist(o *options) *cobra.Command {
 	return group(o, "therapist", "Therapeutenseite: Profil, Nachweis, Termine veröffentlichen, Anfragen beantworten",
 		"Therapist side: profile, credential, publish slots, answer requests",
-		cmdProfile(o), cmdCredential(o), cmdSlots(o), cmdPublish(o), cmdWithdraw(o), cmdReservations(o, rpcapi.FAPPRoleTherapist),
+		cmdProfile(o), cmdIdentity(o), cmdCredential(o), cmdSlots(o), cmdPublish(o), cmdWithdraw(o), cmdReservations(o, rpcapi.FAPPRoleTherapist),
 		cmdRespond(o, rpcapi.FAPPConfirm), cmdRespond(o, rpcapi.FAPPDecline), cmdRespond(o, rpcapi.FAPPHold),
 		cmdCancel(o, "Reservierung als Therapeut/in stornieren", "Cancel a reservation as the therapist"), cmdWait(o))
 }
@@ -121,6 +121,26 @@ func (o *options) printProfile(info rpcapi.FAPPProfileInfo) error {
 		{o.t("Therapeutenschlüssel", "therapist key"), info.Therapist},
 	}
 	return table(o.stdout, o.t("PROFIL\t", "PROFILE\t"), rows)
+}
+
+// cmdIdentity prints only the node's identity text, to pipe into
+// "fapp issuer issue --identity -".
+func cmdIdentity(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "identity",
+		Short: o.t("Nur die Identität des Knotens ausgeben (für fapp issuer issue --identity -)", "Print only the node's identity (for fapp issuer issue --identity -)"),
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
+				st, err := c.FAPPCredentialStatus(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(o.stdout, st.Identity)
+				return nil
+			})
+		},
+	}
 }
 
 func cmdCredential(o *options) *cobra.Command {
