@@ -17,7 +17,7 @@ import (
 // FAPP in the daemon: the pure fapp package holds the rules (encodings,
 // signatures, the index, the reservation state machines, the publisher);
 // this side carries its objects over the mesh, keeps them in badger and
-// serves the fapp.* API. docs/fapp.md ("The daemon") describes the design.
+// serves the fapp.* API. docs/fapp.md § 12 (Transport) describes the design.
 //
 // Concurrency: every FAPP structure sits under fappNode.mu, so an API call
 // answered from local state (a query for a followed region) never waits
@@ -48,9 +48,6 @@ type fappNode struct {
 	mu    sync.Mutex
 	idx   *fapp.Index
 	trust *fapp.TrustStore
-	// apiIssuers are issuers trusted through the API (persisted); the
-	// configured ones are in the trust store only.
-	apiIssuers map[fapp.IssuerKey]bool
 	// follow: regions followed by configuration and by apps; relay
 	// follows all. joined: the region channels joined now.
 	followCfg, followAPI map[fapp.Region]bool
@@ -117,7 +114,7 @@ var errFAPPStore = errors.New("daemon: fapp: store")
 func newFAPP(n *Node) (*fappNode, error) {
 	cfg := n.cfg.FAPP
 	f := &fappNode{
-		n: n, apiIssuers: map[fapp.IssuerKey]bool{}, followCfg: map[fapp.Region]bool{}, followAPI: map[fapp.Region]bool{},
+		n: n, followCfg: map[fapp.Region]bool{}, followAPI: map[fapp.Region]bool{},
 		relay: cfg.Relay, joined: map[fapp.Region]bool{}, replyTo: map[fapp.RequestID]protocol.Address{},
 		remote: map[fapp.TherapistKey]*remoteEntry{}, queries: map[fapp.QueryID]*pendingQuery{},
 		profAsk: map[fapp.TherapistKey]time.Time{}, profSent: map[fapp.TherapistKey]time.Time{}, kick: make(chan struct{}, 1),
