@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -309,6 +310,9 @@ func (f *fappNode) tick() {
 			f.stats.add("expired", uint64(n))
 		}
 		f.forgetLocked(now)
+		for _, m := range []map[fapp.TherapistKey]time.Time{f.profAsk, f.profSent} {
+			maps.DeleteFunc(m, func(_ fapp.TherapistKey, at time.Time) bool { return now.Sub(at) >= fappProfileRequestEvery })
+		}
 	}
 	f.pruneRemoteLocked(now)
 	f.mu.Unlock()
