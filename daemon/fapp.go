@@ -133,7 +133,13 @@ func newFAPP(n *Node) (*fappNode, error) {
 	}
 	f.idx = fapp.NewIndex(fapp.IndexConfig{Trust: f.trust, ClockSkew: clockSkew})
 	var err error
-	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id})
+	// Offers: a request must name an occurrence of a slot on offer (FREI);
+	// otherwise one anonymous request for a made-up start would turn a
+	// VERGEBEN slot FREI again (SlotStatus of that start) and let a second
+	// patient book it. f.pub is made by restore, below.
+	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id, Offers: func(slot uint16, start time.Time) error {
+		return f.pub.Offers(slot, start)
+	}})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,88 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"meshd.dev/meshd/fapp"
+	"meshd.dev/meshd/rpcapi"
+)
+
+// sendRequest delivers a patient's sealed request to the therapist node th
+// as the network would (through onDirect on the loop) and returns the
+// patient's record of it.
+func sendRequest(t *testing.T, ctx context.Context, th *Node, pb *fapp.PatientBook, slot fapp.SlotRef, start, now time.Time) fapp.PatientReservation {
+	t.Helper()
+	r, sealed, err := pb.NewRequest(rand.Reader, th.id.Public(), slot, start, fapp.RequestOptions{Kontakt: "tel 0301234"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := mustIdentity(t).Address()
+	if err := th.call(ctx, func() { th.fapp.onDirect(from, now, append([]byte{toTherapist}, sealed...), 0) }); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func ownSlotStatus(th *Node, id uint16) fapp.SlotStatus {
+	th.fapp.mu.Lock()
+	defer th.fapp.mu.Unlock()
+	for _, s := range th.fapp.pub.Slots() {
+		if s.ID == id {
+			return s.Status
+		}
+	}
+	return 0
+}
+
+// TestFAPPAttackRequestOffOccurrence: a patient's slot is confirmed and
+// announced VERGEBEN; an anonymous attacker then sends one request for the
+// same slot at a start time that is not an occurrence of it. The
+// therapist's node must refuse it: accepting it made the slot FREI again
+// in the next announce (the book's status of the bogus occurrence) and let
+// a second patient book the same appointment.
+func TestFAPPAttackRequestOffOccurrence(t *testing.T) {
+	noLeaks(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	th, stop := startClocked(t, fappConfig(t, is), clk)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	becomeTherapist(t, ctx, th, is, clk)
+	th.fapp.mu.Lock()
+	slot := th.fapp.pub.Slots()[0]
+	th.fapp.mu.Unlock()
+	ref := slot.Ref(fapp.TherapistKeyOf(th.id.Compact()))
+	pb := fapp.NewPatientBook(fapp.PatientBookConfig{})
+
+	legit := sendRequest(t, ctx, th, pb, ref, slot.Start, clk.Now())
+	if _, err := th.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: legit.Request.ID.String(), Action: rpcapi.FAPPConfirm}); err != nil {
+		t.Fatal(err)
+	}
+	if st := ownSlotStatus(th, slot.ID); st != fapp.SlotVergeben {
+		t.Fatalf("after the confirmation the slot is %v", st)
+	}
+
+	bogus := sendRequest(t, ctx, th, pb, ref, slot.Start.Add(time.Minute), clk.Now())
+	th.fapp.mu.Lock()
+	_, err := th.fapp.book.Get(bogus.Request.ID)
+	th.fapp.mu.Unlock()
+	if err == nil {
+		t.Error("the therapist's book took a request for a start that is no occurrence of the slot")
+	}
+	if st := ownSlotStatus(th, slot.ID); st != fapp.SlotVergeben {
+		t.Errorf("one bogus request turned the confirmed slot %v in the announce", st)
+	}
+	// A second request for the confirmed occurrence itself is refused too:
+	// the slot is not on offer any more.
+	again := sendRequest(t, ctx, th, pb, ref, slot.Start, clk.Now())
+	th.fapp.mu.Lock()
+	_, err = th.fapp.book.Get(again.Request.ID)
+	th.fapp.mu.Unlock()
+	if err == nil {
+		t.Error("the therapist's book took a request for a slot that is VERGEBEN")
+	}
+}
