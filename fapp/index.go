@@ -3,6 +3,7 @@ package fapp
 import (
 	"cmp"
 	"container/heap"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -121,6 +122,10 @@ type profileEntry struct {
 	p       *Profile
 	ref     ProfileRef
 	credErr error
+	// sigDone: the credential's signature was checked against a trusted
+	// issuer; sigErr is the result, for good (it cannot change).
+	sigDone bool
+	sigErr  error
 }
 
 // NewIndex returns an empty index.
@@ -161,7 +166,7 @@ func (x *Index) Add(a *SlotAnnounce, now time.Time) error {
 	}
 	pe := x.pending[a.Therapist]
 	if pe != nil && pe.ref == a.Profile {
-		pe.credErr = x.verifyCredential(pe.p, now)
+		x.reverify(pe, now)
 	} else {
 		pe = nil
 	}
@@ -343,7 +348,8 @@ func (x *Index) AddProfile(p *Profile, now time.Time) error {
 		return err
 	}
 	k := p.Therapist()
-	pe := &profileEntry{p: p, ref: ref, credErr: x.verifyCredential(p, now)}
+	pe := &profileEntry{p: p, ref: ref}
+	x.reverify(pe, now)
 	e := x.byKey[k]
 	if e == nil || e.a.Profile != ref {
 		x.addPending(k, pe)
@@ -380,6 +386,32 @@ func (x *Index) verifyCredential(p *Profile, now time.Time) error {
 		return fmt.Errorf("no trusted issuers configured: %w", ErrUntrustedIssuer)
 	}
 	return x.cfg.Trust.Verify(&p.Credential, now)
+}
+
+// reverify sets pe's credential status at now. The signature is checked
+// only once (its result cannot change); afterwards only the validity period
+// and the revocation list are. Prune runs every second in the daemon, and
+// verifying every cached profile's signature each time kept a relay's loop
+// busy (an attacker only had to flood profiles naming a trusted issuer with
+// a bad signature). An untrusted issuer is looked up again (cheap; the
+// operator may trust it later).
+func (x *Index) reverify(pe *profileEntry, now time.Time) {
+	if pe.sigDone {
+		pe.credErr = pe.sigErr
+		if pe.sigErr == nil {
+			pe.credErr = x.cfg.Trust.status(&pe.p.Credential, now)
+		}
+		return
+	}
+	err := x.verifyCredential(pe.p, now)
+	pe.credErr = err
+	switch {
+	case errors.Is(err, ErrUntrustedIssuer):
+	case err == nil, errors.Is(err, ErrExpired), errors.Is(err, ErrNotYetValid), errors.Is(err, ErrRevoked):
+		pe.sigDone = true
+	default:
+		pe.sigDone, pe.sigErr = true, err
+	}
 }
 
 // Profile returns the cached profile of therapist k, or nil.
@@ -440,7 +472,7 @@ func (x *Index) Prune(now time.Time) int {
 		}
 	}
 	for k, pe := range x.profiles {
-		pe.credErr = x.verifyCredential(pe.p, now)
+		x.reverify(pe, now)
 		if e := x.byKey[k]; e != nil {
 			x.setCredentialed(e, x.credentialed(e.a))
 		}
