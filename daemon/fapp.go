@@ -70,6 +70,9 @@ type fappNode struct {
 	// remote holds what remote answers brought: announces and profiles of
 	// regions the node does not follow.
 	remote map[fapp.TherapistKey]*remoteEntry
+	// dropped lists the therapists whose announce the index dropped since
+	// the last tick: their stored announce and profile are deleted then.
+	dropped []fapp.TherapistKey
 
 	queries  map[queryID]*pendingQuery
 	profAsk  map[fapp.TherapistKey]time.Time // last profile request sent
@@ -131,7 +134,8 @@ func newFAPP(n *Node) (*fappNode, error) {
 		}
 		f.followCfg[r] = true
 	}
-	f.idx = fapp.NewIndex(fapp.IndexConfig{Trust: f.trust, ClockSkew: clockSkew})
+	f.idx = fapp.NewIndex(fapp.IndexConfig{Trust: f.trust, ClockSkew: clockSkew,
+		OnDrop: func(k fapp.TherapistKey) { f.dropped = append(f.dropped, k) }})
 	var err error
 	// Offers: a request must name an occurrence of a slot on offer (FREI);
 	// otherwise one anonymous request for a made-up start would turn a
@@ -297,9 +301,24 @@ func (f *fappNode) tick() {
 	if n := f.idx.Prune(now); n > 0 {
 		f.stats.add("expired", uint64(n))
 	}
+	f.deleteDroppedLocked()
 	f.pruneRemoteLocked(now)
 	f.mu.Unlock()
 	f.flush()
+}
+
+// deleteDroppedLocked deletes from the store what the index dropped
+// (evicted or expired), unless the therapist is held again by now: the
+// store holds no more than the index, whatever a flood of keys brings.
+func (f *fappNode) deleteDroppedLocked() {
+	var del []string
+	for _, k := range f.dropped {
+		if f.idx.Get(k) == nil {
+			del = append(del, announceKey(k), profileKey(k))
+		}
+	}
+	f.dropped = nil
+	f.write(store.FAPPBatch{Delete: del})
 }
 
 // runTicker drives tick until the node stops: every fappPoll, and at once

@@ -86,3 +86,57 @@ func TestFAPPAttackRequestOffOccurrence(t *testing.T) {
 		t.Error("the therapist's book took a request for a slot that is VERGEBEN")
 	}
 }
+
+func storeKeys(t *testing.T, n *Node, prefix string) int {
+	t.Helper()
+	c := 0
+	if err := n.st.FAPPScan(prefix, func(string, []byte) error { c++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestFAPPAttackFloodFillsStore: the index bounds memory (profiles without
+// an announce wait in a small cache, evicted and expired announces go),
+// but the daemon wrote every profile that arrived to badger and deleted
+// announces only at the next start, so a neighbour with many keys filled
+// the disk: 1.5 KB per profile, for free. Only what the index holds may be
+// on disk.
+func TestFAPPAttackFloodFillsStore(t *testing.T) {
+	noLeaks(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	n, stop := startClocked(t, fappConfig(t, is, "10"), clk)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := clk.Now()
+	var announce []byte
+	for i := range 20 {
+		a, p := foreignOffer(t, mustIdentity(t), is, now, "10115")
+		if err := n.call(ctx, func() { n.fapp.onRegionFrame(10, p, now) }); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			announce = a
+		}
+	}
+	if got := storeKeys(t, n, "f/p/"); got != 0 {
+		t.Errorf("%d profiles without an announce were written to the store", got)
+	}
+	// The first one's announce arrives: its profile is held, and stored.
+	if err := n.call(ctx, func() { n.fapp.onRegionFrame(10, announce, now) }); err != nil {
+		t.Fatal(err)
+	}
+	if a, p := storeKeys(t, n, "f/a/"), storeKeys(t, n, "f/p/"); a != 1 || p != 1 {
+		t.Errorf("with its announce: %d announces, %d profiles stored", a, p)
+	}
+	// The announce expires: the index drops it, and so must the store.
+	clk.advance(25 * time.Hour)
+	if err := n.call(ctx, func() { n.fapp.tick() }); err != nil {
+		t.Fatal(err)
+	}
+	if a, p := storeKeys(t, n, "f/a/"), storeKeys(t, n, "f/p/"); a != 0 || p != 0 {
+		t.Errorf("after expiry: %d announces, %d profiles still stored", a, p)
+	}
+}

@@ -33,6 +33,10 @@ type IndexConfig struct {
 	// ClockSkew is how far ahead of now an announce or profile may be
 	// issued. Default DefaultClockSkew.
 	ClockSkew time.Duration
+	// OnDrop, when set, is called with the therapist of every announce the
+	// index drops (evicted or expired; its profile goes with it), so that
+	// whoever persists the index can delete them too.
+	OnDrop func(TherapistKey)
 }
 
 // Index holds the announces of the regions a node follows and the profiles
@@ -283,6 +287,9 @@ func (x *Index) evict(v *entry) {
 func (x *Index) drop(e *entry) {
 	x.remove(e)
 	delete(x.profiles, e.a.Therapist)
+	if x.cfg.OnDrop != nil {
+		x.cfg.OnDrop(e.a.Therapist)
+	}
 }
 
 func (x *Index) insert(e *entry) {
