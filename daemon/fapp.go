@@ -73,6 +73,10 @@ type fappNode struct {
 	// dropped lists the therapists whose announce the index dropped since
 	// the last tick: their stored announce and profile are deleted then.
 	dropped []fapp.TherapistKey
+	// forgotten lists the reservations the book forgot (finished, older
+	// than the request lifetime): their records, with the patient's
+	// contact, are deleted at the next write.
+	forgotten []fapp.RequestID
 
 	queries  map[queryID]*pendingQuery
 	profAsk  map[fapp.TherapistKey]time.Time // last profile request sent
@@ -143,7 +147,7 @@ func newFAPP(n *Node) (*fappNode, error) {
 	// patient book it. f.pub is made by restore, below.
 	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id, Offers: func(slot uint16, start time.Time) error {
 		return f.pub.Offers(slot, start)
-	}})
+	}, OnForget: func(id fapp.RequestID) { f.forgotten = append(f.forgotten, id) }})
 	if err != nil {
 		return nil, err
 	}

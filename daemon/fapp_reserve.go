@@ -287,6 +287,11 @@ func (f *fappNode) expireLocked(now time.Time) {
 		f.putPatientLocked(&b, r)
 		events = append(events, f.patientEvent(r))
 	}
+	for _, id := range f.forgotten {
+		b.Delete = append(b.Delete, therapistResKey(id))
+		delete(f.replyTo, id)
+	}
+	f.forgotten = nil
 	if f.write(b) == nil {
 		f.publishEvents(events)
 	}

@@ -140,3 +140,44 @@ func TestFAPPAttackFloodFillsStore(t *testing.T) {
 		t.Errorf("after expiry: %d announces, %d profiles still stored", a, p)
 	}
 }
+
+// TestFAPPPatientDataDeletedWhenDone: a therapist's node keeps a request
+// (with the patient's contact and PTV 11 data) while it matters. The book
+// forgets a finished reservation once its request is older than the
+// request lifetime, but the daemon kept the stored record, contact
+// included, in badger for ever (and the patient node's address in memory).
+func TestFAPPPatientDataDeletedWhenDone(t *testing.T) {
+	noLeaks(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	th, stop := startClocked(t, fappConfig(t, is), clk)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	becomeTherapist(t, ctx, th, is, clk)
+	th.fapp.mu.Lock()
+	slot := th.fapp.pub.Slots()[1] // the weekly place: still on offer after a week
+	th.fapp.mu.Unlock()
+	ref := slot.Ref(fapp.TherapistKeyOf(th.id.Compact()))
+	r := sendRequest(t, ctx, th, fapp.NewPatientBook(fapp.PatientBookConfig{}), ref, slot.Start, clk.Now())
+	if _, err := th.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: r.Request.ID.String(), Action: rpcapi.FAPPDecline}); err != nil {
+		t.Fatal(err)
+	}
+	if got := storeKeys(t, th, "f/t/"); got != 1 {
+		t.Fatalf("%d stored reservations while it matters", got)
+	}
+	clk.advance(fapp.DefaultRequestTTL + time.Hour)
+	if err := th.call(ctx, func() { th.fapp.tick() }); err != nil {
+		t.Fatal(err)
+	}
+	th.fapp.mu.Lock()
+	_, inBook := th.fapp.book.Get(r.Request.ID)
+	_, addr := th.fapp.replyTo[r.Request.ID]
+	th.fapp.mu.Unlock()
+	if inBook == nil {
+		t.Fatal("the book still holds the old reservation: the test measures nothing")
+	}
+	if got := storeKeys(t, th, "f/t/"); got != 0 || addr {
+		t.Errorf("forgotten reservation: %d records with the patient's contact stored, patient address kept %v", got, addr)
+	}
+}

@@ -47,6 +47,9 @@ type BookConfig struct {
 	// Offers, when set, is asked whether a requested slot occurrence is on
 	// offer (Publisher.Offers); a request it refuses is refused.
 	Offers func(slot uint16, start time.Time) error
+	// OnForget, when set, is called with every reservation Expire forgets,
+	// so that whoever stored it (the patient's contact is in it) deletes it.
+	OnForget func(RequestID)
 }
 
 // Book is the therapist's side of reservations: it accepts requests
@@ -242,6 +245,9 @@ func (b *Book) Expire(now time.Time) []Reservation {
 			changed = append(changed, *r)
 		} else if r.State.Terminal() && old {
 			delete(b.res, id)
+			if b.cfg.OnForget != nil {
+				b.cfg.OnForget(id)
+			}
 		}
 	}
 	sortReservations(changed)
