@@ -321,7 +321,12 @@ func (f *fappNode) reserveLocked(ref fapp.SlotRef, start time.Time, opts fapp.Re
 		return fapp.PatientReservation{}, fmt.Errorf("%w: slot %v is %v", rpcapi.ErrRefused, ref, slot.Status)
 	}
 	if start.IsZero() {
-		start = slot.Start
+		start = nextOccurrence(slot, now)
+	}
+	if !isOccurrence(slot, start) || start.Before(now) {
+		// The therapist refuses it without an answer: the patient would
+		// wait for ever.
+		return fapp.PatientReservation{}, fmt.Errorf("%w: slot %v has no occurrence at %v still ahead", rpcapi.ErrInvalidParams, ref, start.UTC())
 	}
 	r, sealed, err := f.patient.NewRequest(randReader, p.Identity, ref, start, opts, now)
 	if err != nil {
@@ -335,6 +340,27 @@ func (f *fappNode) reserveLocked(ref fapp.SlotRef, start time.Time, opts fapp.Re
 	}
 	f.queue(fappOut{unicast: true, dest: p.Identity.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL})
 	return r, nil
+}
+
+// isOccurrence reports whether start is one of the slot's occurrences.
+func isOccurrence(s fapp.Slot, start time.Time) bool {
+	for k := range s.Occurrences() {
+		if s.Occurrence(k).Equal(start) {
+			return true
+		}
+	}
+	return false
+}
+
+// nextOccurrence returns the slot's first occurrence at or after now (its
+// start if none is).
+func nextOccurrence(s fapp.Slot, now time.Time) time.Time {
+	for k := range s.Occurrences() {
+		if t := s.Occurrence(k); !t.Before(now) {
+			return t
+		}
+	}
+	return s.Start
 }
 
 func findSlot(a *fapp.SlotAnnounce, id uint16) (fapp.Slot, bool) {

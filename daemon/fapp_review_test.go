@@ -181,3 +181,42 @@ func TestFAPPPatientDataDeletedWhenDone(t *testing.T) {
 		t.Errorf("forgotten reservation: %d records with the patient's contact stored, patient address kept %v", got, addr)
 	}
 }
+
+// TestFAPPReserveRefusesStartOffSlot: fapp.reserve with a start that is no
+// occurrence of the slot (or one already past) was minted, stored and sent;
+// the therapist refuses such a request without an answer, so the patient's
+// reservation stayed ANGEFRAGT for ever. The API refuses it instead.
+func TestFAPPReserveRefusesStartOffSlot(t *testing.T) {
+	noLeaks(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	n, stop := startClocked(t, fappConfig(t, is, "10"), clk)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := clk.Now()
+	id := mustIdentity(t)
+	a, p := foreignOffer(t, id, is, now, "10115")
+	for _, b := range [][]byte{p, a} {
+		if err := n.call(ctx, func() { n.fapp.onRegionFrame(10, b, now) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ann, err := fapp.ParseSlotAnnounce(a, now, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := ann.Slots[0]
+	ref := slot.Ref(ann.Therapist).String()
+	for _, start := range []time.Time{slot.Start.Add(time.Minute), slot.Start.Add(-7 * 24 * time.Hour)} {
+		if r, err := n.FAPPReserve(ctx, rpcapi.FAPPReserveParams{Slot: ref, Start: start, Kontakt: "x"}); err == nil {
+			t.Errorf("reserve at %v (slot starts %v): accepted, %+v", start, slot.Start, r)
+		}
+	}
+	if got := storeKeys(t, n, "f/r/"); got != 0 {
+		t.Errorf("%d refused reservations stored", got)
+	}
+	if _, err := n.FAPPReserve(ctx, rpcapi.FAPPReserveParams{Slot: ref, Start: slot.Start, Kontakt: "x"}); err != nil {
+		t.Errorf("reserve at the slot's start: %v", err)
+	}
+}
