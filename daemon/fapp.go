@@ -306,6 +306,7 @@ func (f *fappNode) tick() {
 		f.stats.add("expired", uint64(n))
 	}
 	f.deleteDroppedLocked()
+	f.pruneAsksLocked(now)
 	f.pruneRemoteLocked(now)
 	f.mu.Unlock()
 	f.flush()
@@ -323,6 +324,19 @@ func (f *fappNode) deleteDroppedLocked() {
 	}
 	f.dropped = nil
 	f.write(store.FAPPBatch{Delete: del})
+}
+
+// pruneAsksLocked forgets profile requests asked or answered more than
+// fappProfileRequestEvery ago: they only rate-limit, and keeping them let a
+// flood of announces under fresh keys grow the maps without bound.
+func (f *fappNode) pruneAsksLocked(now time.Time) {
+	for _, m := range []map[fapp.TherapistKey]time.Time{f.profAsk, f.profSent} {
+		for k, t := range m {
+			if now.Sub(t) >= fappProfileRequestEvery {
+				delete(m, k)
+			}
+		}
+	}
 }
 
 // runTicker drives tick until the node stops: every fappPoll, and at once

@@ -220,3 +220,41 @@ func TestFAPPReserveRefusesStartOffSlot(t *testing.T) {
 		t.Errorf("reserve at the slot's start: %v", err)
 	}
 }
+
+// TestFAPPAttackKeyFloodProfileAsks: every announce whose profile is
+// missing leaves a "profile asked" time per therapist key, and answered
+// requests one per key too. The maps were never pruned: a neighbour
+// flooding announces under fresh keys (each evicting the previous one in
+// a full region) grew them without bound. An entry is needed for a minute.
+func TestFAPPAttackKeyFloodProfileAsks(t *testing.T) {
+	noLeaks(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	n, stop := startClocked(t, fappConfig(t, is, "10"), clk)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := clk.Now()
+	for range 20 {
+		a, _ := foreignOffer(t, mustIdentity(t), is, now, "10115")
+		if err := n.call(ctx, func() { n.fapp.onRegionFrame(10, a, now) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.fapp.mu.Lock()
+	asked := len(n.fapp.profAsk)
+	n.fapp.mu.Unlock()
+	if asked != 20 {
+		t.Fatalf("%d profile requests remembered: the test measures nothing", asked)
+	}
+	clk.advance(2 * fappProfileRequestEvery)
+	if err := n.call(ctx, func() { n.fapp.tick() }); err != nil {
+		t.Fatal(err)
+	}
+	n.fapp.mu.Lock()
+	asked, sent := len(n.fapp.profAsk), len(n.fapp.profSent)
+	n.fapp.mu.Unlock()
+	if asked != 0 || sent != 0 {
+		t.Errorf("after %v: %d profile requests and %d answers still remembered", 2*fappProfileRequestEvery, asked, sent)
+	}
+}
