@@ -323,7 +323,7 @@ func (f *fappNode) deleteDroppedLocked() {
 		}
 	}
 	f.dropped = nil
-	f.write(store.FAPPBatch{Delete: del})
+	f.deleteKeys(del)
 }
 
 // pruneAsksLocked forgets profile requests asked or answered more than

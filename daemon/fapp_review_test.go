@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"meshd.dev/meshd/daemon/store"
 	"meshd.dev/meshd/fapp"
 	"meshd.dev/meshd/rpcapi"
 )
@@ -258,3 +259,51 @@ func TestFAPPAttackKeyFloodProfileAsks(t *testing.T) {
 		t.Errorf("after %v: %d profile requests and %d answers still remembered", 2*fappProfileRequestEvery, asked, sent)
 	}
 }
+
+// TestFAPPRestoreKeepsProfiles: after a restart the stored profiles came
+// back before their announces, through the pending cache of 1,024, so a
+// node holding more therapists (a relay; region 10 alone has thousands)
+// lost the rest: no credential, no key to seal a reservation to, until
+// the next announce of each asked for it again, up to 12 hours later.
+func TestFAPPRestoreKeepsProfiles(t *testing.T) {
+	noLeaks(t)
+	const therapists = 1100
+	clk := &testClock{}
+	is := newIssuer(t)
+	cfg := fappConfig(t, is, "10")
+	n, stop := startClocked(t, cfg, clk)
+	now := clk.Now()
+	put := map[string][]byte{}
+	for i := range therapists {
+		id := mustIdentity(t)
+		a, p := foreignOffer(t, id, is, now, "10115")
+		k := fapp.TherapistKeyOf(id.Compact())
+		put[announceKey(k)], put[profileKey(k)] = a, p[1:]
+		if len(put) >= 200 || i == therapists-1 {
+			if err := n.st.FAPPWrite(storeBatch(put)); err != nil {
+				stop()
+				t.Fatal(err)
+			}
+			put = map[string][]byte{}
+		}
+	}
+	stop()
+	n, stop = startClocked(t, cfg, clk)
+	defer func() { stop() }()
+	n.fapp.mu.Lock()
+	st := n.fapp.idx.Stats()
+	n.fapp.mu.Unlock()
+	if st.Announces != therapists || st.Profiles != therapists || st.Credentialed != therapists {
+		t.Errorf("after the restart: %+v", st)
+	}
+	// Two days later every announce has expired: the next start deletes
+	// them and their profiles (more than one transaction holds).
+	stop()
+	clk.advance(48 * time.Hour)
+	n, stop = startClocked(t, cfg, clk)
+	if a, p := storeKeys(t, n, "f/a/"), storeKeys(t, n, "f/p/"); a != 0 || p != 0 {
+		t.Errorf("after expiry and a restart: %d announces, %d profiles stored", a, p)
+	}
+}
+
+func storeBatch(put map[string][]byte) store.FAPPBatch { return store.FAPPBatch{Put: put} }
