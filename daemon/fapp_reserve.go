@@ -218,6 +218,9 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 		f.drop("reservation", fapp.ErrNotFound)
 		return nil
 	}
+	// The books expire lapsed holds inside every call, and only this
+	// writes that back (store, announce status, event): run it first.
+	f.expireLocked(now)
 	m, sender, err := fapp.OpenMessage(f.n.id, sealed, at)
 	if err != nil {
 		f.drop("reservation", err)
@@ -264,6 +267,7 @@ func (f *fappNode) offersLocked(q *fapp.Request) bool {
 }
 
 func (f *fappNode) onPatientMsgLocked(b *store.FAPPBatch, sealed []byte, now time.Time) []rpcapi.Event {
+	f.expireLocked(now)
 	r, err := f.patient.Open(sealed, now)
 	if err != nil {
 		f.drop("reservation", err)
@@ -383,6 +387,7 @@ const (
 // respondLocked applies the therapist's decision and queues the signed
 // answer for the patient's node.
 func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUntil, now time.Time) (fapp.Reservation, error) {
+	f.expireLocked(now)
 	var m fapp.Message
 	var err error
 	switch action {
@@ -419,6 +424,7 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 
 // cancelLocked cancels the patient's reservation and queues the cancel.
 func (f *fappNode) cancelLocked(id fapp.RequestID, now time.Time) (fapp.PatientReservation, error) {
+	f.expireLocked(now)
 	sealed, err := f.patient.Cancel(randReader, id, now)
 	if err != nil {
 		return fapp.PatientReservation{}, fmt.Errorf("%w: %v", rpcapi.ErrInvalidParams, err)

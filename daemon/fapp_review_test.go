@@ -307,3 +307,61 @@ func TestFAPPRestoreKeepsProfiles(t *testing.T) {
 }
 
 func storeBatch(put map[string][]byte) store.FAPPBatch { return store.FAPPBatch{Put: put} }
+
+// TestFAPPHoldLapseNotSwallowed: the book expires lapsed holds inside
+// every Receive, Hold, Confirm and cancel too, but only the ticker's own
+// Expire call was written back: a message arriving (or a decision made) in
+// the second between a hold's lapse and the next tick took the lapse with
+// it. The slot then stayed GEHALTEN in every announce, refused to every
+// patient, and the stored record stayed GEHALTEN. The holder can time
+// that: it knows its hold's end.
+func TestFAPPHoldLapseNotSwallowed(t *testing.T) {
+	noLeaks(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	th, stop := startClocked(t, fappConfig(t, is), clk)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	becomeTherapist(t, ctx, th, is, clk)
+	th.fapp.mu.Lock()
+	slots := th.fapp.pub.Slots()
+	th.fapp.mu.Unlock()
+	key := fapp.TherapistKeyOf(th.id.Compact())
+	pb := fapp.NewPatientBook(fapp.PatientBookConfig{})
+	held := sendRequest(t, ctx, th, pb, slots[0].Ref(key), slots[0].Start, clk.Now())
+	if _, err := th.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: held.Request.ID.String(), Action: rpcapi.FAPPHold,
+		Until: clk.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if st := ownSlotStatus(th, slots[0].ID); st != fapp.SlotGehalten {
+		t.Fatalf("held slot is %v", st)
+	}
+	// Another patient's request for the other slot arrives just after the
+	// hold lapsed, before the ticker looked.
+	now := clk.Now()
+	_, sealed, err := pb.NewRequest(rand.Reader, th.id.Public(), slots[1].Ref(key), slots[1].Start, fapp.RequestOptions{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := mustIdentity(t).Address()
+	if err := th.call(ctx, func() {
+		clk.advance(time.Hour + time.Second)
+		th.fapp.onDirect(from, clk.Now(), append([]byte{toTherapist}, sealed...), 0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := th.call(ctx, func() { th.fapp.tick() }); err != nil {
+		t.Fatal(err)
+	}
+	if st := ownSlotStatus(th, slots[0].ID); st != fapp.SlotFrei {
+		t.Errorf("the lapsed hold's slot is %v, want FREI", st)
+	}
+	v, err := th.st.FAPPGet(therapistResKey(held.Request.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _, err := decodeTherapistRes(v); err != nil || r.State != fapp.Abgelaufen {
+		t.Errorf("stored record of the lapsed hold: %v %v", r.State, err)
+	}
+}
