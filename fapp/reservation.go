@@ -2,8 +2,8 @@ package fapp
 
 import (
 	"encoding/binary"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"time"
