@@ -339,7 +339,7 @@ func (x *Index) setCredentialed(e *entry, c bool) {
 // the therapist's announce and it names this profile, the profile is
 // cached with it (and replaces an older one: the signed, sequenced
 // announce says which is current); the same one again is ErrStale.
-// Otherwise the profile waits in a small FIFO cache (MaxPendingProfiles)
+// Otherwise the profile waits in a small cache (MaxPendingProfiles, unverified out first)
 // until its announce comes: that is how a credentialed therapist gets into a
 // region full of uncredentialed announces (Add counts the pending profile),
 // while a flood of profiles only churns that cache. Profiles held with
@@ -377,15 +377,29 @@ func (x *Index) addPending(k TherapistKey, pe *profileEntry) {
 	}
 	x.pending[k] = pe
 	for len(x.pending) > x.cfg.MaxPendingProfiles {
-		oldest := x.pendingOrder[0]
-		x.pendingOrder = x.pendingOrder[1:]
-		delete(x.pending, oldest)
+		x.evictPending()
 	}
 	// Keys promoted by Add leave stale places in the order; compact it
 	// before it grows beyond twice the bound.
 	if len(x.pendingOrder) > 2*x.cfg.MaxPendingProfiles {
 		x.pendingOrder = slices.DeleteFunc(x.pendingOrder, func(k TherapistKey) bool { return x.pending[k] == nil })
 	}
+}
+
+// evictPending drops the oldest pending profile without a verified
+// credential, or the oldest of all if every one is verified: a stream of
+// junk profiles must not push out a credentialed newcomer's profile, which
+// is what lets its announce into a region flooded with uncredentialed ones.
+func (x *Index) evictPending() {
+	i := slices.IndexFunc(x.pendingOrder, func(k TherapistKey) bool {
+		pe := x.pending[k]
+		return pe != nil && pe.credErr != nil
+	})
+	if i < 0 {
+		i = slices.IndexFunc(x.pendingOrder, func(k TherapistKey) bool { return x.pending[k] != nil })
+	}
+	delete(x.pending, x.pendingOrder[i])
+	x.pendingOrder = slices.Delete(x.pendingOrder, i, i+1)
 }
 
 func (x *Index) verifyCredential(p *Profile, now time.Time) error {

@@ -91,3 +91,40 @@ func BenchmarkPrune(b *testing.B) {
 		x.Prune(testNow)
 	}
 }
+
+// TestAttackPendingChurnLocksOutNewcomer: in a region full of
+// uncredentialed announces a credentialed newcomer gets in only if its
+// profile waits in the pending cache when its announce arrives. The cache
+// dropped the oldest profile first, so a neighbour sending a stream of
+// junk profiles (fresh keys, no valid credential) between the two pushed
+// the newcomer's verified profile out and kept it locked out. Unverified
+// profiles must go first.
+func TestAttackPendingChurnLocksOutNewcomer(t *testing.T) {
+	is := testIssuer(t, 50)
+	x := NewIndex(IndexConfig{MaxPerRegion: 5, MaxPendingProfiles: 4, Trust: NewTrustStore(is.PublicKey())})
+	plz := mustPLZ(t, "10437")
+	for i := range 5 {
+		if err := x.Add(plainAnnounce(TherapistKey{0xee, byte(i)}, plz, 1, testNow.Add(20*time.Hour)), testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _ := testProfile(t, is, 100, 1)
+	if err := x.AddProfile(p, testNow); err != nil {
+		t.Fatal(err)
+	}
+	junkIssuer := testIssuer(t, 51)
+	for seed := byte(110); seed < 120; seed++ {
+		j, _ := testProfile(t, junkIssuer, seed, uint64(seed))
+		if err := x.AddProfile(j, testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := x.Stats(); st.PendingProfiles != 4 {
+		t.Fatalf("pending cache not bounded: %+v", st)
+	}
+	a := plainAnnounce(keyOf(t, 100), plz, 1, testNow.Add(time.Hour))
+	a.Profile, _ = p.Ref()
+	if err := x.Add(a, testNow); err != nil {
+		t.Fatalf("credentialed newcomer after the churn: %v", err)
+	}
+}
