@@ -78,6 +78,9 @@ type fappNode struct {
 	// remote holds what remote answers brought: announces and profiles of
 	// regions the node does not follow.
 	remote map[fapp.TherapistKey]*remoteEntry
+	// dropped lists the therapists whose announce the index dropped since
+	// the last tick: their stored announce and profile are deleted then.
+	dropped []fapp.TherapistKey
 
 	queries  map[fapp.QueryID]*pendingQuery
 	profAsk  map[fapp.TherapistKey]time.Time // last profile request sent
@@ -137,9 +140,16 @@ func newFAPP(n *Node) (*fappNode, error) {
 		}
 		f.followCfg[r] = true
 	}
-	f.idx = fapp.NewIndex(fapp.IndexConfig{Trust: f.trust, ClockSkew: clockSkew})
+	f.idx = fapp.NewIndex(fapp.IndexConfig{Trust: f.trust, ClockSkew: clockSkew,
+		OnDrop: func(k fapp.TherapistKey) { f.dropped = append(f.dropped, k) }})
 	var err error
-	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id})
+	// Offers: a request must name an occurrence of a slot on offer (FREI);
+	// otherwise one anonymous request for a made-up start would turn a
+	// VERGEBEN slot FREI again (SlotStatus of that start) and let a second
+	// patient book it. f.pub is made by restore, below.
+	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id, Offers: func(slot uint16, start time.Time) error {
+		return f.pub.Offers(slot, start)
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -314,6 +324,7 @@ func (f *fappNode) tick() {
 			maps.DeleteFunc(m, func(_ fapp.TherapistKey, at time.Time) bool { return now.Sub(at) >= fappProfileRequestEvery })
 		}
 	}
+	f.deleteDroppedLocked()
 	f.pruneRemoteLocked(now)
 	f.mu.Unlock()
 	f.flush()
@@ -331,6 +342,20 @@ func (f *fappNode) forgetLocked(now time.Time) {
 	// The patient's reservations stay until the patient deletes them: they
 	// are the patient's record (a confirmation is signed proof).
 	f.write(b)
+}
+
+// deleteDroppedLocked deletes from the store what the index dropped
+// (evicted or expired), unless the therapist is held again by now: the
+// store holds no more than the index, whatever a flood of keys brings.
+func (f *fappNode) deleteDroppedLocked() {
+	var del []string
+	for _, k := range f.dropped {
+		if f.idx.Get(k) == nil {
+			del = append(del, announceKey(k), profileKey(k))
+		}
+	}
+	f.dropped = nil
+	f.deleteKeys(del)
 }
 
 // runTicker drives tick until the node stops: every fappPoll, and at once

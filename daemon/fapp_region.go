@@ -123,6 +123,7 @@ func (f *fappNode) onAnnounceLocked(r fapp.Region, raw []byte, now time.Time) {
 		f.drop("announce", fapp.ErrMismatch)
 		return
 	}
+	had := f.idx.Profile(a.Therapist)
 	if err := f.idx.Add(a, now); err != nil {
 		f.drop("announce", err)
 		return
@@ -130,7 +131,14 @@ func (f *fappNode) onAnnounceLocked(r fapp.Region, raw []byte, now time.Time) {
 	f.stats.add("announces_accepted", 1)
 	f.signal()
 	f.indexEvent(r)
-	f.write(store.FAPPBatch{Put: map[string][]byte{announceKey(a.Therapist): raw}})
+	put := map[string][]byte{announceKey(a.Therapist): raw}
+	if p := f.idx.Profile(a.Therapist); p != nil && p != had {
+		// A profile that waited in the pending cache is held now: store it.
+		if praw, err := p.MarshalBinary(); err == nil {
+			put[profileKey(a.Therapist)] = praw
+		}
+	}
+	f.write(store.FAPPBatch{Put: put})
 	if p := f.idx.Profile(a.Therapist); !a.Withdrawn && (p == nil || mustRef(p) != a.Profile) {
 		f.askProfileLocked(r, a.Therapist, a.Profile, now)
 	}
@@ -164,7 +172,12 @@ func (f *fappNode) onProfileLocked(raw []byte, now time.Time) {
 	f.stats.add("profiles_accepted", 1)
 	f.signal()
 	f.profileIndexEvent(p.Therapist())
-	f.write(store.FAPPBatch{Put: map[string][]byte{profileKey(p.Therapist()): raw}})
+	// Only a profile held with its announce is stored; one in the pending
+	// cache is stored when its announce comes (onAnnounceLocked). Storing
+	// every profile that arrives let a flood of keys fill the disk.
+	if f.idx.Profile(p.Therapist()) == p {
+		f.write(store.FAPPBatch{Put: map[string][]byte{profileKey(p.Therapist()): raw}})
+	}
 }
 
 func (f *fappNode) onRevocationLocked(raw []byte, now time.Time) {

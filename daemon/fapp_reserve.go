@@ -137,6 +137,9 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 		f.drop("reservation", fapp.ErrNotFound)
 		return nil
 	}
+	// The books expire lapsed holds inside every call, and only this
+	// writes that back (store, announce status, event): run it first.
+	f.expireLocked(now)
 	m, sender, err := fapp.OpenMessage(f.n.id, sealed, at)
 	if err != nil {
 		f.drop("reservation", err)
@@ -183,6 +186,7 @@ func (f *fappNode) offersLocked(q *fapp.Request) bool {
 }
 
 func (f *fappNode) onPatientMsgLocked(b *store.FAPPBatch, sealed []byte, now time.Time) []rpcapi.Event {
+	f.expireLocked(now)
 	f.patMu.Lock()
 	r, err := f.patient.Open(sealed, now)
 	f.patMu.Unlock()
@@ -272,9 +276,35 @@ func (f *fappNode) prepareReserveLocked(ref fapp.SlotRef, start, now time.Time) 
 		return nil, start, fmt.Errorf("%w: slot %v is %v", rpcapi.ErrRefused, ref, slot.Status)
 	}
 	if start.IsZero() {
-		start = slot.Start
+		start = nextOccurrence(slot, now)
+	}
+	if !isOccurrence(slot, start) || start.Before(now) {
+		// The therapist refuses it without an answer: the patient would
+		// wait for ever.
+		return nil, start, fmt.Errorf("%w: slot %v has no occurrence at %v still ahead", rpcapi.ErrInvalidParams, ref, start.UTC())
 	}
 	return p.Identity, start, nil
+}
+
+// isOccurrence reports whether start is one of the slot's occurrences.
+func isOccurrence(s fapp.Slot, start time.Time) bool {
+	for k := range s.Occurrences() {
+		if s.Occurrence(k).Equal(start) {
+			return true
+		}
+	}
+	return false
+}
+
+// nextOccurrence returns the slot's first occurrence at or after now (its
+// start if none is).
+func nextOccurrence(s fapp.Slot, now time.Time) time.Time {
+	for k := range s.Occurrences() {
+		if t := s.Occurrence(k); !t.Before(now) {
+			return t
+		}
+	}
+	return s.Start
 }
 
 func findSlot(a *fapp.SlotAnnounce, id uint16) (fapp.Slot, bool) {
@@ -297,6 +327,7 @@ const (
 // respondLocked applies the therapist's decision and queues the signed
 // answer for the patient's node.
 func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUntil, now time.Time) (fapp.Reservation, error) {
+	f.expireLocked(now)
 	var m fapp.Message
 	var err error
 	switch action {
@@ -333,6 +364,7 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 
 // cancelLocked cancels the patient's reservation and queues the cancel.
 func (f *fappNode) cancelLocked(id fapp.RequestID, now time.Time) (fapp.PatientReservation, error) {
+	f.expireLocked(now)
 	f.patMu.Lock()
 	sealed, err := f.patient.Cancel(randReader, id, now)
 	r, _ := f.patient.Get(id)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -51,17 +52,23 @@ func (f *fappNode) restore(now time.Time) error {
 			}
 			return err
 		}},
-		{"f/p/", func(_ string, v []byte) error {
-			p, err := fapp.ParseProfile(v)
-			if err == nil {
-				err = f.idx.AddProfile(p, now)
-			}
-			return err
-		}},
+		// Announces before profiles: a profile then joins its announce
+		// directly instead of the pending cache, which holds only 1,024.
 		{"f/a/", func(_ string, v []byte) error {
 			a, err := fapp.ParseSlotAnnounce(v, now, clockSkew)
 			if err == nil {
 				err = f.idx.Add(a, now)
+			}
+			return err
+		}},
+		{"f/p/", func(_ string, v []byte) error {
+			p, err := fapp.ParseProfile(v)
+			if err == nil && f.idx.Get(p.Therapist()) == nil {
+				// Its announce expired: the profile goes with it.
+				return fmt.Errorf("profile without announce: %w", fapp.ErrExpired)
+			}
+			if err == nil {
+				err = f.idx.AddProfile(p, now)
 			}
 			return err
 		}},
@@ -80,7 +87,21 @@ func (f *fappNode) restore(now time.Time) error {
 	if bad > 0 {
 		f.n.log.Error("some stored FAPP records are damaged and were skipped", "records", bad)
 	}
-	return f.write(store.FAPPBatch{Delete: del})
+	return f.deleteKeys(del)
+}
+
+// deleteKeys deletes keys in batches small enough for one transaction
+// (after a long downtime every stored announce may have expired).
+func (f *fappNode) deleteKeys(keys []string) error {
+	const chunk = 1000
+	for len(keys) > 0 {
+		n := min(chunk, len(keys))
+		if err := f.write(store.FAPPBatch{Delete: keys[:n]}); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
 }
 
 // restoreOwn restores the therapist's own offer and the publisher, which

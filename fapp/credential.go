@@ -457,6 +457,14 @@ func (t *TrustStore) Verify(c *Credential, now time.Time) error {
 	if !k.verify(labelCredential, stmt, c.Signature[:]) {
 		return fmt.Errorf("credential %d by %v: %w", c.Serial, c.Issuer, ErrBadSignature)
 	}
+	return t.status(c, now)
+}
+
+// status checks what of a credential changes without new signatures: its
+// validity period at now and the issuer's revocation list. The index
+// re-checks only this at every Prune, so a node holding many profiles
+// does not verify every signature again every time (Verify checked it).
+func (t *TrustStore) status(c *Credential, now time.Time) error {
 	switch {
 	case now.Before(c.ValidFrom):
 		return fmt.Errorf("credential %d: valid from %v: %w", c.Serial, c.ValidFrom, ErrNotYetValid)

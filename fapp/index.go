@@ -3,6 +3,7 @@ package fapp
 import (
 	"cmp"
 	"container/heap"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -32,6 +33,10 @@ type IndexConfig struct {
 	// ClockSkew is how far ahead of now an announce or profile may be
 	// issued. Default DefaultClockSkew.
 	ClockSkew time.Duration
+	// OnDrop, when set, is called with the therapist of every announce the
+	// index drops (evicted or expired; its profile goes with it), so that
+	// whoever persists the index can delete them too.
+	OnDrop func(TherapistKey)
 }
 
 // Index holds the announces of the regions a node follows and the profiles
@@ -121,6 +126,10 @@ type profileEntry struct {
 	p       *Profile
 	ref     ProfileRef
 	credErr error
+	// sigDone: the credential's signature was checked against a trusted
+	// issuer; sigErr is the result, for good (it cannot change).
+	sigDone bool
+	sigErr  error
 }
 
 // NewIndex returns an empty index.
@@ -161,7 +170,7 @@ func (x *Index) Add(a *SlotAnnounce, now time.Time) error {
 	}
 	pe := x.pending[a.Therapist]
 	if pe != nil && pe.ref == a.Profile {
-		pe.credErr = x.verifyCredential(pe.p, now)
+		x.reverify(pe, now)
 	} else {
 		pe = nil
 	}
@@ -278,6 +287,9 @@ func (x *Index) evict(v *entry) {
 func (x *Index) drop(e *entry) {
 	x.remove(e)
 	delete(x.profiles, e.a.Therapist)
+	if x.cfg.OnDrop != nil {
+		x.cfg.OnDrop(e.a.Therapist)
+	}
 }
 
 func (x *Index) insert(e *entry) {
@@ -327,7 +339,7 @@ func (x *Index) setCredentialed(e *entry, c bool) {
 // the therapist's announce and it names this profile, the profile is
 // cached with it (and replaces an older one: the signed, sequenced
 // announce says which is current); the same one again is ErrStale.
-// Otherwise the profile waits in a small FIFO cache (MaxPendingProfiles)
+// Otherwise the profile waits in a small cache (MaxPendingProfiles, unverified out first)
 // until its announce comes: that is how a credentialed therapist gets into a
 // region full of uncredentialed announces (Add counts the pending profile),
 // while a flood of profiles only churns that cache. Profiles held with
@@ -343,7 +355,8 @@ func (x *Index) AddProfile(p *Profile, now time.Time) error {
 		return err
 	}
 	k := p.Therapist()
-	pe := &profileEntry{p: p, ref: ref, credErr: x.verifyCredential(p, now)}
+	pe := &profileEntry{p: p, ref: ref}
+	x.reverify(pe, now)
 	e := x.byKey[k]
 	if e == nil || e.a.Profile != ref {
 		x.addPending(k, pe)
@@ -364,9 +377,7 @@ func (x *Index) addPending(k TherapistKey, pe *profileEntry) {
 	}
 	x.pending[k] = pe
 	for len(x.pending) > x.cfg.MaxPendingProfiles {
-		oldest := x.pendingOrder[0]
-		x.pendingOrder = x.pendingOrder[1:]
-		delete(x.pending, oldest)
+		x.evictPending()
 	}
 	// Keys promoted by Add leave stale places in the order; compact it
 	// before it grows beyond twice the bound.
@@ -375,11 +386,53 @@ func (x *Index) addPending(k TherapistKey, pe *profileEntry) {
 	}
 }
 
+// evictPending drops the oldest pending profile without a verified
+// credential, or the oldest of all if every one is verified: a stream of
+// junk profiles must not push out a credentialed newcomer's profile, which
+// is what lets its announce into a region flooded with uncredentialed ones.
+func (x *Index) evictPending() {
+	i := slices.IndexFunc(x.pendingOrder, func(k TherapistKey) bool {
+		pe := x.pending[k]
+		return pe != nil && pe.credErr != nil
+	})
+	if i < 0 {
+		i = slices.IndexFunc(x.pendingOrder, func(k TherapistKey) bool { return x.pending[k] != nil })
+	}
+	delete(x.pending, x.pendingOrder[i])
+	x.pendingOrder = slices.Delete(x.pendingOrder, i, i+1)
+}
+
 func (x *Index) verifyCredential(p *Profile, now time.Time) error {
 	if x.cfg.Trust == nil {
 		return fmt.Errorf("no trusted issuers configured: %w", ErrUntrustedIssuer)
 	}
 	return x.cfg.Trust.Verify(&p.Credential, now)
+}
+
+// reverify sets pe's credential status at now. The signature is checked
+// only once (its result cannot change); afterwards only the validity period
+// and the revocation list are. Prune runs every second in the daemon, and
+// verifying every cached profile's signature each time kept a relay's loop
+// busy (an attacker only had to flood profiles naming a trusted issuer with
+// a bad signature). An untrusted issuer is looked up again (cheap; the
+// operator may trust it later).
+func (x *Index) reverify(pe *profileEntry, now time.Time) {
+	if pe.sigDone {
+		pe.credErr = pe.sigErr
+		if pe.sigErr == nil {
+			pe.credErr = x.cfg.Trust.status(&pe.p.Credential, now)
+		}
+		return
+	}
+	err := x.verifyCredential(pe.p, now)
+	pe.credErr = err
+	switch {
+	case errors.Is(err, ErrUntrustedIssuer):
+	case err == nil, errors.Is(err, ErrExpired), errors.Is(err, ErrNotYetValid), errors.Is(err, ErrRevoked):
+		pe.sigDone = true
+	default:
+		pe.sigDone, pe.sigErr = true, err
+	}
 }
 
 // Profile returns the cached profile of therapist k, or nil.
@@ -440,7 +493,7 @@ func (x *Index) Prune(now time.Time) int {
 		}
 	}
 	for k, pe := range x.profiles {
-		pe.credErr = x.verifyCredential(pe.p, now)
+		x.reverify(pe, now)
 		if e := x.byKey[k]; e != nil {
 			x.setCredentialed(e, x.credentialed(e.a))
 		}
