@@ -203,7 +203,7 @@ func TestFAPPReserveRefusesStartOffSlot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ann, err := fapp.ParseSlotAnnounce(a, now, time.Minute)
+	ann, err := fapp.ParseSlotAnnounce(a[1:], now, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestFAPPRestoreKeepsProfiles(t *testing.T) {
 		id := mustIdentity(t)
 		a, p := foreignOffer(t, id, is, now, "10115")
 		k := fapp.TherapistKeyOf(id.Compact())
-		put[announceKey(k)], put[profileKey(k)] = a, p[1:]
+		put[announceKey(k)], put[profileKey(k)] = a[1:], p[1:]
 		if len(put) >= 200 || i == therapists-1 {
 			if err := n.st.FAPPWrite(storeBatch(put)); err != nil {
 				stop()
