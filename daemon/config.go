@@ -16,6 +16,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pelletier/go-toml/v2"
 
+	"meshd.dev/meshd/fapp"
 	"meshd.dev/meshd/internal/tomlerr"
 	"meshd.dev/meshd/rpcapi"
 )
@@ -258,12 +259,12 @@ func (c *Config) Validate() error {
 
 func (f *FAPPConfig) validate(bad func(field, format string, a ...any) error) error {
 	for _, r := range f.Regions {
-		if _, err := parseRegion(r); err != nil {
+		if _, err := fapp.ParseRegion(r); err != nil {
 			return bad("fapp.regions", "%v", err)
 		}
 	}
 	for _, k := range f.TrustedIssuers {
-		if _, err := parseIssuer(k); err != nil {
+		if _, err := fapp.ParseIssuerKey(k); err != nil {
 			return bad("fapp.trusted_issuers", "%v", err)
 		}
 	}

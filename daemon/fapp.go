@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -17,7 +18,7 @@ import (
 // FAPP in the daemon: the pure fapp package holds the rules (encodings,
 // signatures, the index, the reservation state machines, the publisher);
 // this side carries its objects over the mesh, keeps them in badger and
-// serves the fapp.* API. docs/fapp.md ("The daemon") describes the design.
+// serves the fapp.* API. docs/fapp.md § 12 (Transport) describes the design.
 //
 // Concurrency: every FAPP structure sits under fappNode.mu, so an API call
 // answered from local state (a query for a followed region) never waits
@@ -48,9 +49,6 @@ type fappNode struct {
 	mu    sync.Mutex
 	idx   *fapp.Index
 	trust *fapp.TrustStore
-	// apiIssuers are issuers trusted through the API (persisted); the
-	// configured ones are in the trust store only.
-	apiIssuers map[fapp.IssuerKey]bool
 	// follow: regions followed by configuration and by apps; relay
 	// follows all. joined: the region channels joined now.
 	followCfg, followAPI map[fapp.Region]bool
@@ -109,17 +107,15 @@ type fappOut struct {
 	ref     uint64
 }
 
-var (
-	errFAPPNoProfile = errors.New("daemon: fapp: no profile")
-	errFAPPStore     = errors.New("daemon: fapp: store")
-)
+// errFAPPStore wraps a failed FAPP write.
+var errFAPPStore = errors.New("daemon: fapp: store")
 
 // newFAPP builds the FAPP state from the configuration and the store. It
 // runs in Open, before the loop starts.
 func newFAPP(n *Node) (*fappNode, error) {
 	cfg := n.cfg.FAPP
 	f := &fappNode{
-		n: n, apiIssuers: map[fapp.IssuerKey]bool{}, followCfg: map[fapp.Region]bool{}, followAPI: map[fapp.Region]bool{},
+		n: n, followCfg: map[fapp.Region]bool{}, followAPI: map[fapp.Region]bool{},
 		relay: cfg.Relay, joined: map[fapp.Region]bool{}, replyTo: map[fapp.RequestID]protocol.Address{},
 		remote: map[fapp.TherapistKey]*remoteEntry{}, queries: map[fapp.QueryID]*pendingQuery{},
 		profAsk: map[fapp.TherapistKey]time.Time{}, profSent: map[fapp.TherapistKey]time.Time{}, kick: make(chan struct{}, 1),
@@ -203,12 +199,12 @@ func (f *fappNode) syncChannels() {
 	f.mu.Unlock()
 	for _, r := range join {
 		if err := f.n.joinFAPPChannel(regionKey(r)); err != nil {
-			f.n.log.Warn("cannot follow a FAPP region", "region", r, "err", err)
+			f.n.log.Warn("cannot follow a FAPP region", "err", err) // which region a patient follows is not logged
 		}
 	}
 	for _, r := range leave {
 		if err := f.n.leaveFAPPChannel(regionKey(r)); err != nil {
-			f.n.log.Warn("cannot leave a FAPP region", "region", r, "err", err)
+			f.n.log.Warn("cannot leave a FAPP region", "err", err)
 		}
 	}
 	if joinQ {
@@ -313,10 +309,28 @@ func (f *fappNode) tick() {
 		if n := f.idx.Prune(now); n > 0 {
 			f.stats.add("expired", uint64(n))
 		}
+		f.forgetLocked(now)
+		for _, m := range []map[fapp.TherapistKey]time.Time{f.profAsk, f.profSent} {
+			maps.DeleteFunc(m, func(_ fapp.TherapistKey, at time.Time) bool { return now.Sub(at) >= fappProfileRequestEvery })
+		}
 	}
 	f.pruneRemoteLocked(now)
 	f.mu.Unlock()
 	f.flush()
+}
+
+// forgetLocked lets the therapist's book forget reservations that can no
+// longer matter (Book.Sweep) and deletes them from the store, which would
+// otherwise restore them at every start and grow without bound.
+func (f *fappNode) forgetLocked(now time.Time) {
+	var b store.FAPPBatch
+	for _, id := range f.book.Sweep(now) {
+		delete(f.replyTo, id)
+		b.Delete = append(b.Delete, therapistResKey(id))
+	}
+	// The patient's reservations stay until the patient deletes them: they
+	// are the patient's record (a confirmation is signed proof).
+	f.write(b)
 }
 
 // runTicker drives tick until the node stops: every fappPoll, and at once

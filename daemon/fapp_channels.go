@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -84,20 +83,3 @@ func (n *Node) leaveFAPPChannel(k protocol.ChannelKey) error {
 }
 
 var errFAPPChannelClash = errors.New("daemon: fapp: channel ID clash")
-
-// parseRegion checks a 2-digit PLZ region ("01" to "99").
-func parseRegion(s string) (string, error) {
-	if len(s) != 2 || s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9' {
-		return "", fmt.Errorf("region %q: want the first two digits of a PLZ, such as \"10\"", s)
-	}
-	return s, nil
-}
-
-// parseIssuer checks an issuer key (64 hex characters).
-func parseIssuer(s string) ([]byte, error) {
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != 32 {
-		return nil, fmt.Errorf("issuer key %q: want 64 hex characters", s)
-	}
-	return b, nil
-}

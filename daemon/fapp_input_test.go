@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"meshd.dev/meshd/daemon/store"
 	"meshd.dev/meshd/fapp"
 	"meshd.dev/meshd/rpcapi"
 )
@@ -171,4 +172,63 @@ func FuzzFAPPFrames(f *testing.F) {
 		n.fapp.inflight = nil
 		n.fapp.mu.Unlock()
 	})
+}
+
+// TestFAPPForgottenReservationsLeaveTheStore: a finished reservation older
+// than the request lifetime, which the therapist's book forgets, is deleted
+// from the store too (it was restored and forgotten again at every start,
+// and the store grew without bound).
+func TestFAPPForgottenReservationsLeaveTheStore(t *testing.T) {
+	clk := &testClock{}
+	n := openFAPPNode(t, newIssuer(t), clk)
+	f := n.fapp
+	now := clk.Now().Truncate(time.Second)
+	q := fapp.Request{Slot: fapp.SlotRef{Slot: 1}, Start: now.Add(-7 * 24 * time.Hour), Patient: mustIdentity(t).Public(),
+		Created: now.Add(-8 * 24 * time.Hour)}
+	q.ID[0] = 1
+	r := fapp.Reservation{Request: q, State: fapp.Abgelehnt, Received: q.Created, Updated: q.Created}
+	f.mu.Lock()
+	if err := f.book.Restore(r); err != nil {
+		t.Fatal(err)
+	}
+	f.replyTo[q.ID] = mustIdentity(t).Address()
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	f.putTherapistLocked(&b, r)
+	f.write(b)
+	f.mu.Unlock()
+	f.tick()
+	if v, err := n.st.FAPPGet(therapistResKey(q.ID)); err != nil || v != nil {
+		t.Errorf("a forgotten reservation is still stored: %d bytes, %v", len(v), err)
+	}
+}
+
+// TestFAPPHoldLapses: a hold past its time lapses to ABGELAUFEN at the next
+// tick, stored and announced on the subscription.
+func TestFAPPHoldLapses(t *testing.T) {
+	clk := &testClock{}
+	n := openFAPPNode(t, newIssuer(t), clk)
+	f := n.fapp
+	now := clk.Now().Truncate(time.Second)
+	q := fapp.Request{Slot: fapp.SlotRef{Slot: 1}, Start: now.Add(24 * time.Hour), Patient: mustIdentity(t).Public(), Created: now.Add(-time.Hour)}
+	q.ID[0] = 2
+	r := fapp.Reservation{Request: q, State: fapp.Gehalten, HoldUntil: now.Add(-time.Second), Received: q.Created, Updated: q.Created}
+	f.mu.Lock()
+	if err := f.book.Restore(r); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ev, cancelSub, _ := n.Subscribe(ctx)
+	defer cancelSub()
+	f.tick()
+	got := waitReservation(t, ctx, ev, "ABGELAUFEN")
+	v, err := n.st.FAPPGet(therapistResKey(q.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _, err := decodeTherapistRes(v)
+	if err != nil || stored.State != fapp.Abgelaufen || got.ID != q.ID.String() {
+		t.Errorf("stored %v (%v), event %+v", stored.State, err, got)
+	}
 }

@@ -228,7 +228,6 @@ func mustRef(p *fapp.Profile) fapp.ProfileRef {
 func announceKey(k fapp.TherapistKey) string   { return "f/a/" + k.String() }
 func profileKey(k fapp.TherapistKey) string    { return "f/p/" + k.String() }
 func revocationKey(id fapp.IssuerKeyID) string { return "f/v/" + id.String() }
-func issuerKey(k fapp.IssuerKey) string        { return "f/i/" + k.String() }
 func followKey(r fapp.Region) string           { return "f/g/" + r.String() }
 func therapistResKey(id fapp.RequestID) string { return "f/t/" + id.String() }
 func patientResKey(id fapp.RequestID) string   { return "f/r/" + id.String() }

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -33,113 +32,33 @@ const (
 	toPatient   = 0x02
 )
 
-// therapistRecord is a stored therapist-side reservation (JSON, internal).
-type therapistRecord struct {
-	Request   []byte           `json:"request"`
-	State     uint8            `json:"state"`
-	HoldUntil time.Time        `json:"hold_until"`
-	Received  time.Time        `json:"received"`
-	Updated   time.Time        `json:"updated"`
-	ReplyTo   protocol.Address `json:"reply_to"`
-}
-
-// patientRecord is a stored patient-side reservation. Identity is the
-// ephemeral identity's secret key: whoever has it can cancel.
-type patientRecord struct {
-	Request      []byte    `json:"request"`
-	Identity     []byte    `json:"identity"`
-	Therapist    []byte    `json:"therapist"`
-	State        uint8     `json:"state"`
-	HoldUntil    time.Time `json:"hold_until"`
-	Nachricht    string    `json:"nachricht"`
-	Confirmation []byte    `json:"confirmation,omitempty"`
-	Updated      time.Time `json:"updated"`
-}
-
+// Stored reservations (f/t/, f/r/) are fapp's records
+// (Reservation.MarshalBinary, PatientReservation.MarshalBinary, which holds
+// the ephemeral identity's private key); a therapist-side record is
+// preceded by the 16-byte address of the patient's node, where responses
+// go (all zeros when unknown).
 func encodeTherapistRes(r fapp.Reservation, replyTo protocol.Address) ([]byte, error) {
-	q, err := r.Request.MarshalBinary()
+	rec, err := r.MarshalBinary()
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(therapistRecord{Request: q, State: uint8(r.State), HoldUntil: r.HoldUntil, Received: r.Received,
-		Updated: r.Updated, ReplyTo: replyTo})
+	return append(replyTo[:], rec...), nil
 }
 
 func decodeTherapistRes(v []byte) (fapp.Reservation, protocol.Address, error) {
-	var rec therapistRecord
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return fapp.Reservation{}, protocol.Address{}, fmt.Errorf("%w: %v", store.ErrCorrupt, err)
+	var to protocol.Address
+	if len(v) < len(to) {
+		return fapp.Reservation{}, to, fmt.Errorf("%w: reservation record of %d bytes", store.ErrCorrupt, len(v))
 	}
-	q, err := parseRequest(rec.Request)
-	if err != nil {
-		return fapp.Reservation{}, protocol.Address{}, err
-	}
-	return fapp.Reservation{Request: *q, State: fapp.ReservationState(rec.State), HoldUntil: rec.HoldUntil,
-		Received: rec.Received, Updated: rec.Updated}, rec.ReplyTo, nil
+	copy(to[:], v)
+	r, err := fapp.ParseReservation(v[len(to):])
+	return r, to, err
 }
 
-func parseRequest(b []byte) (*fapp.Request, error) {
-	m, err := fapp.ParseMessage(b)
-	if err != nil {
-		return nil, err
-	}
-	q, ok := m.(*fapp.Request)
-	if !ok {
-		return nil, fmt.Errorf("%w: stored reservation holds a %T", store.ErrCorrupt, m)
-	}
-	return q, nil
-}
-
-func encodePatientRes(r fapp.PatientReservation) ([]byte, error) {
-	q, err := r.Request.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	id, err := r.Identity.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	th, err := r.Therapist.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	rec := patientRecord{Request: q, Identity: id, Therapist: th, State: uint8(r.State), HoldUntil: r.HoldUntil,
-		Nachricht: r.Nachricht, Updated: r.Updated}
-	if r.Confirmation != nil {
-		if rec.Confirmation, err = r.Confirmation.MarshalBinary(); err != nil {
-			return nil, err
-		}
-	}
-	return json.Marshal(rec)
-}
+func encodePatientRes(r fapp.PatientReservation) ([]byte, error) { return r.MarshalBinary() }
 
 func decodePatientRes(v []byte) (fapp.PatientReservation, error) {
-	var rec patientRecord
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return fapp.PatientReservation{}, fmt.Errorf("%w: %v", store.ErrCorrupt, err)
-	}
-	q, err := parseRequest(rec.Request)
-	if err != nil {
-		return fapp.PatientReservation{}, err
-	}
-	r := fapp.PatientReservation{Request: *q, State: fapp.ReservationState(rec.State), HoldUntil: rec.HoldUntil,
-		Nachricht: rec.Nachricht, Updated: rec.Updated}
-	if r.Identity, err = protocol.ParseIdentity(rec.Identity); err != nil {
-		return r, fmt.Errorf("%w: %v", store.ErrCorrupt, err)
-	}
-	if r.Therapist, err = protocol.ParsePublicIdentity(rec.Therapist); err != nil {
-		return r, fmt.Errorf("%w: %v", store.ErrCorrupt, err)
-	}
-	if len(rec.Confirmation) > 0 {
-		m, err := fapp.ParseMessage(rec.Confirmation)
-		if err != nil {
-			return r, err
-		}
-		if c, ok := m.(*fapp.Response); ok {
-			r.Confirmation = c
-		}
-	}
-	return r, nil
+	return fapp.ParsePatientReservation(v)
 }
 
 // putTherapistLocked returns the batch entry storing a therapist-side

@@ -33,14 +33,6 @@ func (f *fappNode) restore(now time.Time) error {
 		prefix string
 		fn     func(k string, v []byte) error
 	}{
-		{"f/i/", func(k string, v []byte) error {
-			key, err := fapp.ParseIssuerKey(strings.TrimPrefix(k, "f/i/"))
-			if err == nil {
-				f.trust.Trust(key)
-				f.apiIssuers[key] = true
-			}
-			return err
-		}},
 		{"f/v/", func(_ string, v []byte) error {
 			r, err := fapp.ParseRevocation(v)
 			if err == nil {

@@ -675,3 +675,69 @@ func TestFAPPStateSurvivesRestart(t *testing.T) {
 		return o.Sequence > offer.Sequence
 	})
 }
+
+// TestFAPPHoldAndPatientCancel: the therapist holds a requested slot (the
+// patient sees GEHALTEN and the slot's status is GEHALTEN in the offer),
+// the patient cancels (the therapist sees STORNIERT_PATIENT and the slot is
+// FREI again), and a second reservation of the same occurrence then goes
+// through.
+func TestFAPPHoldAndPatientCancel(t *testing.T) {
+	noLeaksFAPP(t)
+	tr := newTrio(t, "10")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	waitMesh(t, ctx, tr.relay, regionKey(10))
+	becomeTherapist(t, ctx, tr.th, tr.is, tr.clk)
+	var ref string
+	waitFAPP(t, ctx, tr.pat, "the patient node finds the slot", func() bool {
+		res, _ := tr.pat.FAPPQuery(ctx, rpcapi.FAPPQueryParams{PLZPrefix: "10", Terminart: []string{"SPRECHSTUNDE"}})
+		if len(res.Matches) == 1 && res.Matches[0].Name != "" {
+			ref = res.Matches[0].Ref
+			return true
+		}
+		return false
+	})
+	thEv, cancelTh, _ := tr.th.Subscribe(ctx)
+	defer cancelTh()
+	patEv, cancelPat, _ := tr.pat.Subscribe(ctx)
+	defer cancelPat()
+	res, err := tr.pat.FAPPReserve(ctx, rpcapi.FAPPReserveParams{Slot: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitReservation(t, ctx, thEv, "ANGEFRAGT")
+	until := tr.clk.Now().Add(24 * time.Hour).Truncate(time.Second)
+	if r, err := tr.th.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: got.ID, Action: "hold", Until: until}); err != nil || r.State != "GEHALTEN" {
+		t.Fatalf("hold: %+v %v", r, err)
+	}
+	if o, _ := tr.th.FAPPSlots(ctx); o.Slots[0].Status != "GEHALTEN" || !o.Pending {
+		t.Errorf("offer after the hold: %+v", o)
+	}
+	if r := waitReservation(t, ctx, patEv, "GEHALTEN"); !r.Expires.Equal(until) {
+		t.Errorf("patient sees the hold until %v, want %v", r.Expires, until)
+	}
+	if r, err := tr.pat.FAPPCancel(ctx, rpcapi.FAPPCancelParams{ID: res.ID}); err != nil || r.State != "STORNIERT_PATIENT" {
+		t.Fatalf("cancel: %+v %v", r, err)
+	}
+	waitReservation(t, ctx, thEv, "STORNIERT_PATIENT")
+	if o, _ := tr.th.FAPPSlots(ctx); o.Slots[0].Status != "FREI" {
+		t.Errorf("offer after the cancel: %+v", o.Slots)
+	}
+	if _, err := tr.pat.FAPPCancel(ctx, rpcapi.FAPPCancelParams{ID: res.ID}); !errors.Is(err, rpcapi.ErrRefused) {
+		t.Errorf("a second cancel: %v", err)
+	}
+	res2, err := tr.pat.FAPPReserve(ctx, rpcapi.FAPPReserveParams{Slot: ref})
+	if err != nil || res2.ID == res.ID {
+		t.Fatalf("second reservation: %+v %v", res2, err)
+	}
+	got2 := waitReservation(t, ctx, thEv, "ANGEFRAGT")
+	if got2.ID != res2.ID {
+		t.Errorf("therapist got %s, want %s", got2.ID, res2.ID)
+	}
+	if r, err := tr.th.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: got2.ID, Action: "decline", Nachricht: "leider nicht"}); err != nil || r.State != "ABGELEHNT" {
+		t.Fatalf("decline: %+v %v", r, err)
+	}
+	if r := waitReservation(t, ctx, patEv, "ABGELEHNT"); r.Nachricht != "leider nicht" {
+		t.Errorf("patient sees %+v", r)
+	}
+}

@@ -17,7 +17,6 @@ import (
 //	f/a/<therapist hex>      a signed announce of a followed region (the index)
 //	f/p/<therapist hex>      a signed profile the index caches
 //	f/v/<issuer hex>         the latest revocation list of a trusted issuer
-//	f/i/<issuer hex>         an issuer trusted through the API (config ones are not stored)
 //	f/g/<region>             a region an app follows (fapp.follow)
 //	f/o/seq                  the own announce sequence number (4 bytes), written
 //	                         before an announce under it is published
