@@ -46,6 +46,8 @@ type event struct {
 	node *node
 	from *node       // evGossip, evIHave, evIWant: the neighbour that sent it
 	ids  []gossipKey // evIHave, evIWant: the message IDs
+	// topic is the gossip topic of evGossip, evIHave, evIWant.
+	topic *topic
 	gen  uint64
 	in   routing.Input
 	tx   radio.TxID
@@ -110,12 +112,11 @@ type node struct {
 
 	// All-to-all workload: the destinations still to send to, in order.
 	a2a []*node
-	// member: the node joins the channel. mesh is its gossipsub mesh,
-	// gseen gossipsub's seen cache (message IDs), bseen the numbers of the
+	// member: the node joins the traffic channel (its meshes are in the
+	// topics), gseen gossipsub's seen cache (message IDs), bseen the numbers of the
 	// broadcasts delivered to its application (kept across restarts, so a
 	// restarted node that delivers one again counts a duplicate).
 	member bool
-	mesh   []*node
 	gseen  map[gossipKey]struct{}
 	bseen  map[uint64]struct{}
 	// mcache is gossipsub's message cache (what IWANT can fetch and IHAVE
@@ -240,6 +241,10 @@ type Sim struct {
 	// bcastLatBy is bcastLat by path: "SENDERSIDE_to_RECEIVERSIDE".
 	bcastLatBy map[string][]float64
 	members    int
+	// topics are the gossip topics (the traffic channel first), topicByID
+	// finds them by channel.
+	topics    []*topic
+	topicByID map[protocol.ChannelID]*topic
 	// gossipRng draws the gossipsub meshes; meshDirty says links or nodes
 	// changed since the meshes were drawn.
 	gossipRng *rand.Rand
@@ -558,9 +563,11 @@ func (s *Sim) build() error {
 	s.gossipRng = rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedGossip)))
 	s.lazyRng = rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedGossipLazy)))
 	s.meshDirty = true
+	traffic := s.addTopic(s.channel.ID())
 	for _, n := range pick(sc.Traffic.ChannelMembers) {
 		if !n.member {
 			n.member = true
+			traffic.member[n.idx] = true
 			s.members++
 		}
 	}
@@ -1208,13 +1215,13 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 		case evChurn:
 			s.churnEvent(e.node)
 		case evGossip:
-			s.gossipReceived(e.node, e.from, e.in.(routing.GossipReceived).Frame)
+			s.gossipReceived(e.node, e.from, e.topic, e.in.(routing.GossipReceived).Frame)
 		case evHeartbeat:
 			if e.gen == e.node.gen {
 				s.heartbeat(e.node)
 			}
 		case evIHave:
-			s.iHave(e.node, e.from, e.ids)
+			s.iHave(e.node, e.from, e.topic, e.ids)
 		case evIWant:
 			s.iWant(e.node, e.from, e.ids)
 		}
