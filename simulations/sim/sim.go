@@ -48,10 +48,10 @@ type event struct {
 	ids  []gossipKey // evIHave, evIWant: the message IDs
 	// topic is the gossip topic of evGossip, evIHave, evIWant.
 	topic *topic
-	gen  uint64
-	in   routing.Input
-	tx   radio.TxID
-	dyn  int
+	gen   uint64
+	in    routing.Input
+	tx    radio.TxID
+	dyn   int
 }
 
 type eventQueue []*event
