@@ -25,6 +25,10 @@ type FAPP struct {
 	// well).
 	Relays     int      `toml:"relays"`
 	RelayNodes []string `toml:"relay_nodes"`
+	// TherapistNodes names the therapists instead of drawing them from
+	// the population (each in the region of its node's block; the first
+	// children's share of them, in this order, treat children).
+	TherapistNodes []string `toml:"therapist_nodes"`
 	// Therapists and ChildrenTherapists are the national population (default
 	// 37,500 and 7,000, statutory care, end of 2021); Scale is the share of
 	// it simulated (default 1). A region gets round(Therapists x its share
@@ -143,9 +147,20 @@ func (f FAPP) validate(names map[string]bool) error {
 	if err := checkNames("fapp.relay_nodes", f.RelayNodes, names); err != nil {
 		return err
 	}
+	if err := checkNames("fapp.therapist_nodes", f.TherapistNodes, names); err != nil {
+		return err
+	}
 	for i, n := range f.RelayNodes {
 		if len(f.Nodes) > 0 && !slices.Contains(f.Nodes, n) {
 			return bad(fmt.Sprintf("fapp.relay_nodes[%d]", i), "%q is not one of fapp.nodes", n)
+		}
+	}
+	for i, n := range f.TherapistNodes {
+		switch {
+		case len(f.Nodes) > 0 && !slices.Contains(f.Nodes, n):
+			return bad(fmt.Sprintf("fapp.therapist_nodes[%d]", i), "%q is not one of fapp.nodes", n)
+		case slices.Contains(f.RelayNodes, n):
+			return bad(fmt.Sprintf("fapp.therapist_nodes[%d]", i), "%q is a relay", n)
 		}
 	}
 	if err := f.validatePopulation(); err != nil {

@@ -45,6 +45,7 @@ import (
 // node index. The traffic workload's channel is the first topic; FAPP adds
 // one per PLZ region.
 type topic struct {
+	fapp   bool // a FAPP region's topic
 	id     protocol.ChannelID
 	member []bool
 	mesh   [][]*node
@@ -161,6 +162,7 @@ func (s *Sim) gossipHop(n, o *node, t *topic, frame []byte, r *rand.Rand) {
 		return
 	}
 	s.count("gossip", len(frame))
+	s.fappGossipBytes(t, len(frame))
 	s.push(&event{at: s.now.Add(s.hopDelay(l, r)), kind: evGossip, node: o, from: n, topic: t, in: routing.GossipReceived{Frame: append([]byte(nil), frame...)}})
 }
 
@@ -378,6 +380,7 @@ func (s *Sim) gossipControl(n, o *node, t *topic, kind evKind, ids []gossipKey) 
 		name = "gossip/iwant"
 	}
 	s.count(name, len(ids)*len(gossipKey{}))
+	s.fappGossipBytes(t, len(ids)*len(gossipKey{}))
 	s.push(&event{at: s.now.Add(s.hopDelay(l, s.lazyRng)), kind: kind, node: o, from: n, topic: t, ids: slices.Clone(ids)})
 }
 

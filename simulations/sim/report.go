@@ -74,6 +74,8 @@ type Summary struct {
 	// of the sender and the receiver ("ip_to_lora": sent on the IP side,
 	// delivered on the radio).
 	BroadcastLatencyByPath map[string]LatencyStats `json:"broadcast_latency_by_path,omitempty"`
+	// FAPP holds the FAPP workload's figures (only with one).
+	FAPP *FAPPSummary `json:"fapp,omitempty"`
 }
 
 // LatencyStats are the percentiles of a set of latencies.
@@ -153,6 +155,7 @@ func (s *Sim) Summary() Summary {
 	sum.BlockedS = round(blocked.Seconds(), 3)
 	sum.AirtimeS = round(air.Seconds(), 3)
 	sum.DowntimeS = round(down.Seconds(), 3)
+	sum.FAPP = s.fappSummary()
 	return sum
 }
 
@@ -259,6 +262,9 @@ func (s *Sim) WriteOutputs(dir string) error {
 		return err
 	}
 	if err := s.writeBroadcasts(filepath.Join(dir, "broadcasts.csv")); err != nil {
+		return err
+	}
+	if err := s.writeFAPP(dir); err != nil {
 		return err
 	}
 	nodes := [][]string{{"node", "name", "radio", "x", "y", "frames_sent", "bytes_sent", "frames_received", "bytes_received",

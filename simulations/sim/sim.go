@@ -23,19 +23,24 @@ const loraLinkID routing.LinkID = 1
 type evKind uint8
 
 const (
-	evTick      evKind = iota + 1
-	evInput            // deliver in to node
-	evLoRaEnd          // a radio transmission ends
-	evLoRaRetry        // a node's duty cycle allows its held frame
-	evCarrier          // a node's carrier-sense backoff is over
-	evSend             // a node's next Poisson message
-	evBroadcast        // a node's next broadcast
-	evDynamic          // scenario dynamics
-	evChurn            // a node's next failure or repair (MTBF/MTTR)
-	evGossip           // a gossip message reaches node from a neighbour
-	evHeartbeat        // a node's gossipsub heartbeat (IHAVE gossip)
-	evIHave            // IHAVE message IDs reach node from a neighbour
-	evIWant            // IWANT message IDs reach node from a neighbour
+	evTick        evKind = iota + 1
+	evInput              // deliver in to node
+	evLoRaEnd            // a radio transmission ends
+	evLoRaRetry          // a node's duty cycle allows its held frame
+	evCarrier            // a node's carrier-sense backoff is over
+	evSend               // a node's next Poisson message
+	evBroadcast          // a node's next broadcast
+	evDynamic            // scenario dynamics
+	evChurn              // a node's next failure or repair (MTBF/MTTR)
+	evGossip             // a gossip message reaches node from a neighbour
+	evHeartbeat          // a node's gossipsub heartbeat (IHAVE gossip)
+	evIHave              // IHAVE message IDs reach node from a neighbour
+	evIWant              // IWANT message IDs reach node from a neighbour
+	evFAPPSetup          // therapist dyn sets up its offer
+	evFAPPRelease        // therapist dyn's publisher has an announce due
+	evFAPPPlace          // therapist dyn has a new therapy place
+	evFAPPQuery          // a patient query in region dyn
+	evFAPPDecide         // a therapist answers request dyn
 )
 
 type event struct {
@@ -260,6 +265,8 @@ type Sim struct {
 	bytes  map[string]uint64
 	rx     []radio.Reception
 	vcache *verifyCache
+	// fapp is the FAPP workload (nil without one).
+	fapp *fappState
 }
 
 // verifyCache is the routing.VerifyCache shared by all engines of a run
@@ -323,6 +330,9 @@ const (
 	seedHotspot
 	seedGossip
 	seedGossipLazy
+	seedFAPP
+	seedFAPPTherapist
+	seedFAPPSeal
 )
 
 // New builds the network of sc. trace, if not nil, receives the JSONL
@@ -571,6 +581,9 @@ func (s *Sim) build() error {
 			s.members++
 		}
 	}
+	if err := s.buildFAPP(); err != nil {
+		return err
+	}
 	// Engines.
 	for _, n := range s.nodes {
 		eng, err := routing.New(n.cfg, s.now, nil)
@@ -710,6 +723,7 @@ func (s *Sim) count(kind string, size int) {
 func (s *Sim) transmit(n *node, tx routing.Transmit) {
 	if tx.Link == loraLinkID && n.radioID >= 0 {
 		s.count("lora/"+tx.Priority.String(), len(tx.Frame))
+		s.fappFrame(tx.Frame, true)
 		n.held = append(n.held, routing.Transmit{Link: tx.Link, To: tx.To, Frame: append([]byte(nil), tx.Frame...), Priority: tx.Priority})
 		s.radioSend(n)
 		return
@@ -717,6 +731,7 @@ func (s *Sim) transmit(n *node, tx routing.Transmit) {
 	for _, l := range n.links {
 		if l.id == tx.Link {
 			s.count(l.kind().String()+"/"+tx.Priority.String(), len(tx.Frame))
+			s.fappFrame(tx.Frame, false)
 			s.ipSend(n, l, tx)
 			return
 		}
@@ -838,6 +853,9 @@ func (s *Sim) radioSend(n *node) {
 	n.stats.FramesSent++
 	n.stats.BytesSent += uint64(len(tx.Frame))
 	n.stats.Airtime += air
+	if s.fapp != nil && isRegionFrame(s.fapp, tx.Frame) {
+		s.fapp.traffic.airtime += air
+	}
 	s.trace.frame(s.now, "tx", n.idx, int(loraLinkID), tx.Frame)
 	s.push(&event{at: end, kind: evLoRaEnd, node: n, tx: id, gen: n.gen})
 }
@@ -894,6 +912,9 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 func (s *Sim) deliver(n *node, d *routing.Delivery) {
 	n.inbox = append(n.inbox, routing.Delivery{ID: d.ID, From: d.From, Broadcast: d.Broadcast})
 	s.trace.rec(s.now, "deliver", n.idx, 0, fmt.Sprintf("%x", d.ID[:8]))
+	if s.fapp != nil && s.fappDeliver(n, d) {
+		return
+	}
 	if d.Broadcast {
 		s.bcastRx++
 		if len(d.Body) >= 8 {
@@ -1137,6 +1158,7 @@ func (s *Sim) nodeUp(n *node) {
 	if s.sc.Traffic.BroadcastRate > 0 && n.member {
 		s.step(n, routing.JoinChannel{Key: s.channel})
 	}
+	s.fappJoin(n)
 	if n.radioID >= 0 {
 		info := routing.LinkInfo{
 			ID: loraLinkID, Kind: routing.LinkLoRa, Window: 1, MTU: radio.MaxPayload,
@@ -1224,6 +1246,16 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 			s.iHave(e.node, e.from, e.topic, e.ids)
 		case evIWant:
 			s.iWant(e.node, e.from, e.ids)
+		case evFAPPSetup:
+			s.fappSetup(s.fapp.therapists[e.dyn])
+		case evFAPPRelease:
+			s.fappRelease(s.fapp.therapists[e.dyn], e.gen)
+		case evFAPPPlace:
+			s.fappPlace(s.fapp.therapists[e.dyn])
+		case evFAPPQuery:
+			s.fappQuery(e.dyn)
+		case evFAPPDecide:
+			s.fappDecide(e.dyn)
 		}
 	}
 	s.now = s.end
