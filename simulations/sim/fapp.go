@@ -195,6 +195,7 @@ func (s *Sim) buildFAPP() error {
 	if err != nil {
 		return err
 	}
+	s.fappRelayLinks(rest)
 	if err := s.fappPopulate(rng, rest); err != nil {
 		return err
 	}
@@ -243,6 +244,28 @@ func (s *Sim) fappRelays(rng *rand.Rand) ([]*node, error) {
 		}
 	}
 	return rest, nil
+}
+
+// fappRelayLinks connects every node of rest that has an IP link to
+// RelayLinks relays drawn uniformly (its own stream), skipping relays it
+// already has a link to.
+func (s *Sim) fappRelayLinks(rest []*node) {
+	c := s.fapp.cfg
+	if c.RelayLinks == 0 {
+		return
+	}
+	rng := rand.New(rand.NewChaCha8(seedBytes(s.sc.Seed, -4, seedFAPP)))
+	for _, n := range rest {
+		if !slices.ContainsFunc(n.links, func(l *ipLink) bool { return l.kind() == routing.LinkIP }) {
+			continue
+		}
+		for _, j := range rng.Perm(len(s.fapp.relays))[:c.RelayLinks] {
+			r := s.fapp.relays[j]
+			if s.ipLinkTo(n, r) == nil {
+				s.addLink(r.name, n.name, c.RelayLink)
+			}
+		}
+	}
 }
 
 // plzCount is how many postal codes in use start with the region.

@@ -25,6 +25,14 @@ type FAPP struct {
 	// well).
 	Relays     int      `toml:"relays"`
 	RelayNodes []string `toml:"relay_nodes"`
+	// RelayLinks gives every taking part node that has an IP link that
+	// many libp2p connections to relays (drawn from the seed; default 0),
+	// as a daemon that keeps the relays as bootstrap peers: gossip reaches
+	// only connected subscribers, so a node none of whose peers follows its
+	// region cannot publish into it. RelayLink are those links'
+	// properties (as in [[links]]).
+	RelayLinks int      `toml:"relay_links"`
+	RelayLink  IPParams `toml:"relay_link"`
 	// TherapistNodes names the therapists instead of drawing them from
 	// the population (each in the region of its node's block; the first
 	// children's share of them, in this order, treat children).
@@ -166,6 +174,9 @@ func (f FAPP) validate(names map[string]bool) error {
 	if err := f.validatePopulation(); err != nil {
 		return err
 	}
+	if err := f.RelayLink.validate("fapp.relay_link"); err != nil {
+		return err
+	}
 	for _, v := range []struct {
 		field string
 		list  []string
@@ -195,6 +206,8 @@ func (f FAPP) validatePopulation() error {
 	switch {
 	case f.Relays < 0:
 		return bad("fapp.relays", "%d is negative", f.Relays)
+	case f.RelayLinks < 0 || f.RelayLinks > f.Relays+len(f.RelayNodes):
+		return bad("fapp.relay_links", "%d not in 0..the number of relays (%d)", f.RelayLinks, f.Relays+len(f.RelayNodes))
 	case f.Therapists < 0 || f.Therapists > 1_000_000:
 		return bad("fapp.therapists", "%d not in 0..1000000", f.Therapists)
 	case f.ChildrenTherapists < 0 || f.ChildrenTherapists > f.Therapists:
