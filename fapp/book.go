@@ -44,6 +44,9 @@ type BookConfig struct {
 	RequestTTL      time.Duration
 	MaxHold         time.Duration
 	ClockSkew       time.Duration
+	// Offers, when set, is asked whether a requested slot occurrence is on
+	// offer (Publisher.Offers); a request it refuses is refused.
+	Offers func(slot uint16, start time.Time) error
 }
 
 // Book is the therapist's side of reservations: it accepts requests
@@ -96,7 +99,8 @@ func (b *Book) Open(sealed []byte, now time.Time) (Reservation, error) {
 // file a request in another patient's name. Refused: a request for another
 // therapist (ErrMismatch), one created more than the clock skew ahead
 // (ErrFromFuture) or older than RequestTTL (ErrExpired), a request ID seen
-// before (ErrReplay), a bad stamp (ErrStamp/ErrReplay), a full book (ErrLimit).
+// before (ErrReplay), a slot not on offer (ErrNotFound, with Offers), a bad
+// stamp (ErrStamp/ErrReplay), a full book (ErrLimit).
 func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Time) (Reservation, error) {
 	b.Expire(now)
 	switch {
@@ -115,6 +119,11 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 	}
 	if err := q.validate(); err != nil {
 		return Reservation{}, err
+	}
+	if b.cfg.Offers != nil {
+		if err := b.cfg.Offers(q.Slot.Slot, q.Start); err != nil {
+			return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
+		}
 	}
 	if err := b.cfg.Stamps.Verify(q.Stamp, q.Slot, q.ID, q.Created, now); err != nil {
 		return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
@@ -221,22 +230,36 @@ func (b *Book) ApplyCancel(c *Cancel, sender protocol.CompactIdentity, now time.
 }
 
 // Expire moves holds past HoldUntil and requests unanswered for RequestTTL
-// to ABGELAUFEN, forgets terminal reservations whose request is older than
-// RequestTTL (a replay of those is refused as expired), and returns the
-// reservations that changed state.
+// to ABGELAUFEN and returns the reservations that changed state.
 func (b *Book) Expire(now time.Time) []Reservation {
 	var changed []Reservation
-	for id, r := range b.res {
+	for _, r := range b.res {
 		old := now.Sub(r.Request.Created) > b.cfg.RequestTTL
 		if (r.State == Gehalten && !now.Before(r.HoldUntil)) || (r.State == Angefragt && old) {
 			r.State, r.HoldUntil, r.Updated = Abgelaufen, time.Time{}, now
 			changed = append(changed, *r)
-		} else if r.State.Terminal() && old {
-			delete(b.res, id)
 		}
 	}
 	sortReservations(changed)
 	return changed
+}
+
+// Sweep forgets, to bound memory, the reservations that can no longer
+// matter: terminal ones whose request is older than RequestTTL, and
+// confirmed ones whose appointment started more than RequestTTL ago. It
+// returns their IDs (the daemon deletes them from its store). A replay of a
+// forgotten request is refused all the same: it is older than RequestTTL.
+func (b *Book) Sweep(now time.Time) []RequestID {
+	var gone []RequestID
+	for id, r := range b.res {
+		if (r.State.Terminal() && now.Sub(r.Request.Created) > b.cfg.RequestTTL) ||
+			(r.State == Bestaetigt && now.Sub(r.Request.Start) > b.cfg.RequestTTL) {
+			delete(b.res, id)
+			gone = append(gone, id)
+		}
+	}
+	slices.SortFunc(gone, func(a, b RequestID) int { return slices.Compare(a[:], b[:]) })
+	return gone
 }
 
 // Get returns a copy of reservation id.
@@ -318,6 +341,10 @@ func marshalMessage(m Message) ([]byte, error) {
 	case *Response:
 		return m.MarshalBinary()
 	case *Cancel:
+		return m.MarshalBinary()
+	case *RemoteQuery:
+		return m.MarshalBinary()
+	case *QueryAnswer:
 		return m.MarshalBinary()
 	}
 	return nil, fmt.Errorf("marshal %T: %w", m, ErrMalformed)

@@ -344,6 +344,7 @@ type enum interface {
 	~uint8
 	Valid() bool
 	String() string
+	names() []string
 }
 
 // Set is a set of enum values as a bit set: value v is bit v (bit 0 is never
@@ -422,6 +423,24 @@ func (s Set[E]) MarshalJSON() ([]byte, error) {
 	return json.Marshal(names)
 }
 
+// UnmarshalJSON decodes a JSON array of names (in any case).
+func (s *Set[E]) UnmarshalJSON(b []byte) error {
+	var names []string
+	if err := json.Unmarshal(b, &names); err != nil {
+		return fmt.Errorf("set: want an array of names: %w", ErrMalformed)
+	}
+	var out Set[E]
+	for _, n := range names {
+		v, err := parseEnum(E(0).names(), fmt.Sprintf("%T", E(0)), n)
+		if err != nil {
+			return err
+		}
+		out = out.With(E(v))
+	}
+	*s = out
+	return nil
+}
+
 // ParseSet parses names separated by commas with parse (e.g.
 // ParseSet("gkv,pkv", ParseKostentraeger)). The empty string is the empty set.
 func ParseSet[E enum](s string, parse func(string) (E, error)) (Set[E], error) {
@@ -449,3 +468,176 @@ type (
 	TerminartSet     = Set[Terminart]
 	GeschlechtSet    = Set[Geschlecht]
 )
+
+// Text forms for JSON and configuration: every enum marshals to its name
+// (the zero value, "unset", to the empty string) and unmarshals from a name
+// in any case (and "" to the zero value).
+
+func marshalEnum(names []string, v uint8, kind string) ([]byte, error) {
+	if v == 0 {
+		return []byte{}, nil
+	}
+	if !validEnum(names, v) {
+		return nil, fmt.Errorf("%s(%d): %w", kind, v, ErrMalformed)
+	}
+	return []byte(names[v]), nil
+}
+
+func unmarshalEnum(names []string, kind string, b []byte) (uint8, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	return parseEnum(names, kind, string(b))
+}
+
+func (Verfahren) names() []string { return verfahrenNames }
+
+// MarshalText implements encoding.TextMarshaler.
+func (v Verfahren) MarshalText() ([]byte, error) {
+	return marshalEnum(verfahrenNames, uint8(v), "Verfahren")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *Verfahren) UnmarshalText(b []byte) error {
+	u, err := unmarshalEnum(verfahrenNames, "Verfahren", b)
+	*v = Verfahren(u)
+	return err
+}
+
+func (Altersgruppe) names() []string { return altersgruppeNames }
+
+// MarshalText implements encoding.TextMarshaler.
+func (v Altersgruppe) MarshalText() ([]byte, error) {
+	return marshalEnum(altersgruppeNames, uint8(v), "Altersgruppe")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *Altersgruppe) UnmarshalText(b []byte) error {
+	u, err := unmarshalEnum(altersgruppeNames, "Altersgruppe", b)
+	*v = Altersgruppe(u)
+	return err
+}
+
+func (Setting) names() []string { return settingNames }
+
+// MarshalText implements encoding.TextMarshaler.
+func (v Setting) MarshalText() ([]byte, error) { return marshalEnum(settingNames, uint8(v), "Setting") }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *Setting) UnmarshalText(b []byte) error {
+	u, err := unmarshalEnum(settingNames, "Setting", b)
+	*v = Setting(u)
+	return err
+}
+
+func (Modalitaet) names() []string { return modalitaetNames }
+
+// MarshalText implements encoding.TextMarshaler.
+func (v Modalitaet) MarshalText() ([]byte, error) {
+	return marshalEnum(modalitaetNames, uint8(v), "Modalitaet")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *Modalitaet) UnmarshalText(b []byte) error {
+	u, err := unmarshalEnum(modalitaetNames, "Modalitaet", b)
+	*v = Modalitaet(u)
+	return err
+}
+
+func (Kostentraeger) names() []string { return kostentraegerNames }
+
+// MarshalText implements encoding.TextMarshaler.
+func (v Kostentraeger) MarshalText() ([]byte, error) {
+	return marshalEnum(kostentraegerNames, uint8(v), "Kostentraeger")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *Kostentraeger) UnmarshalText(b []byte) error {
+	u, err := unmarshalEnum(kostentraegerNames, "Kostentraeger", b)
+	*v = Kostentraeger(u)
+	return err
+}
+
+func (Terminart) names() []string { return terminartNames }
+
+// MarshalText implements encoding.TextMarshaler.
+func (v Terminart) MarshalText() ([]byte, error) {
+	return marshalEnum(terminartNames, uint8(v), "Terminart")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *Terminart) UnmarshalText(b []byte) error {
+	u, err := unmarshalEnum(terminartNames, "Terminart", b)
+	*v = Terminart(u)
+	return err
+}
+
+func (Berufsgruppe) names() []string { return berufsgruppeNames }
+
+// MarshalText implements encoding.TextMarshaler.
+func (v Berufsgruppe) MarshalText() ([]byte, error) {
+	return marshalEnum(berufsgruppeNames, uint8(v), "Berufsgruppe")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *Berufsgruppe) UnmarshalText(b []byte) error {
+	u, err := unmarshalEnum(berufsgruppeNames, "Berufsgruppe", b)
+	*v = Berufsgruppe(u)
+	return err
+}
+
+func (SlotStatus) names() []string { return slotStatusNames }
+
+// MarshalText implements encoding.TextMarshaler.
+func (v SlotStatus) MarshalText() ([]byte, error) {
+	return marshalEnum(slotStatusNames, uint8(v), "SlotStatus")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *SlotStatus) UnmarshalText(b []byte) error {
+	u, err := unmarshalEnum(slotStatusNames, "SlotStatus", b)
+	*v = SlotStatus(u)
+	return err
+}
+
+func (Voraussetzung) names() []string { return voraussetzungNames }
+
+// MarshalText implements encoding.TextMarshaler.
+func (v Voraussetzung) MarshalText() ([]byte, error) {
+	return marshalEnum(voraussetzungNames, uint8(v), "Voraussetzung")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *Voraussetzung) UnmarshalText(b []byte) error {
+	u, err := unmarshalEnum(voraussetzungNames, "Voraussetzung", b)
+	*v = Voraussetzung(u)
+	return err
+}
+
+func (Geschlecht) names() []string { return geschlechtNames }
+
+// MarshalText implements encoding.TextMarshaler.
+func (v Geschlecht) MarshalText() ([]byte, error) {
+	return marshalEnum(geschlechtNames, uint8(v), "Geschlecht")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *Geschlecht) UnmarshalText(b []byte) error {
+	u, err := unmarshalEnum(geschlechtNames, "Geschlecht", b)
+	*v = Geschlecht(u)
+	return err
+}
+
+func (ReservationState) names() []string { return reservationStateNames }
+
+// MarshalText implements encoding.TextMarshaler.
+func (v ReservationState) MarshalText() ([]byte, error) {
+	return marshalEnum(reservationStateNames, uint8(v), "ReservationState")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *ReservationState) UnmarshalText(b []byte) error {
+	u, err := unmarshalEnum(reservationStateNames, "ReservationState", b)
+	*v = ReservationState(u)
+	return err
+}

@@ -102,3 +102,59 @@ func TestSprache(t *testing.T) {
 		}
 	}
 }
+
+func TestEnumJSON(t *testing.T) {
+	type doc struct {
+		V  Verfahren        `json:"verfahren"`
+		G  Geschlecht       `json:"geschlecht"`
+		S  ReservationState `json:"state"`
+		K  KostentraegerSet `json:"kostentraeger"`
+		T  TerminartSet     `json:"terminart"`
+		ID RequestID        `json:"id"`
+	}
+	in := doc{V: Systemisch, S: StorniertPatient, K: SetOf(GKV, Kostenerstattung), ID: RequestID{1}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"verfahren":"SYSTEMISCH","geschlecht":"","state":"STORNIERT_PATIENT","kostentraeger":["GKV","KOSTENERSTATTUNG"],"terminart":[],"id":"01000000000000000000000000000000"}`
+	if string(b) != want {
+		t.Fatalf("JSON %s", b)
+	}
+	var out doc
+	if err := json.Unmarshal([]byte(`{"verfahren":"systemisch","geschlecht":"","state":"STORNIERT_PATIENT","kostentraeger":["gkv","KOSTENERSTATTUNG"],"terminart":[]}`), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.ID != (RequestID{}) {
+		t.Fatal("absent ID decoded")
+	}
+	out.ID = in.ID
+	var back doc
+	if err := json.Unmarshal(b, &back); err != nil || back != in {
+		t.Fatalf("JSON round trip: %+v %v", back, err)
+	}
+	if out != in {
+		t.Fatalf("round trip %+v", out)
+	}
+	for _, bad := range []string{`{"verfahren":"X"}`, `{"kostentraeger":["GKV","X"]}`, `{"kostentraeger":"GKV"}`} {
+		if err := json.Unmarshal([]byte(bad), &out); err == nil {
+			t.Fatalf("%s accepted", bad)
+		}
+	}
+	if _, err := json.Marshal(doc{V: 9}); err == nil {
+		t.Fatal("invalid enum marshalled")
+	}
+}
+
+func TestCompactIdentityText(t *testing.T) {
+	c := testIdentity(t, 1).Compact()
+	got, err := ParseCompactIdentity(CompactIdentityString(c))
+	if err != nil || got != c {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, bad := range []string{"", "ab", strings.Repeat("zz", 64)} {
+		if _, err := ParseCompactIdentity(bad); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%q: %v", bad, err)
+		}
+	}
+}

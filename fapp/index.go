@@ -23,8 +23,9 @@ type IndexConfig struct {
 	// MaxPerRegion bounds the announces of one PLZ region. Default
 	// DefaultMaxPerRegion.
 	MaxPerRegion int
-	// MaxProfiles bounds the cached profiles. Default MaxAnnounces.
-	MaxProfiles int
+	// MaxPendingProfiles bounds the profiles held for therapists whose
+	// announce the index does not hold (yet). Default 1,024.
+	MaxPendingProfiles int
 	// Trust verifies the credentials in profiles; nil trusts no issuer,
 	// so no announce counts as credentialed.
 	Trust *TrustStore
@@ -50,39 +51,69 @@ type Index struct {
 	regions  [100]regionState
 	total    int
 	profiles map[TherapistKey]*profileEntry
-	stats    IndexStats
+	// pending holds profiles that arrived before their announce (or whose
+	// announce found no room while uncredentialed), oldest first in
+	// pendingOrder; Add promotes a match.
+	pending      map[TherapistKey]*profileEntry
+	pendingOrder []TherapistKey
+	stats        IndexStats
 }
 
 // IndexStats counts what the index holds and has done.
 type IndexStats struct {
-	Announces    int // held, withdrawals included
-	Credentialed int // held with a verified credential
-	Profiles     int // cached
-	Evicted      int // announces evicted to make room
-	Refused      int // announces refused for lack of room (ErrLimit)
-	Expired      int // announces removed by Prune
+	Announces       int // held, withdrawals included
+	Credentialed    int // held with a verified credential
+	Profiles        int // cached with their announces
+	PendingProfiles int // waiting for their announce
+	Evicted         int // announces evicted to make room
+	Refused         int // announces refused for lack of room (ErrLimit)
+	Expired         int // announces removed by Prune
 }
 
-// entry is one held announce with what queries need precomputed.
+// entry is one held announce.
 type entry struct {
 	a            *SlotAnnounce
 	region       Region
 	credentialed bool
-	meta         []slotMeta // per slot
-	pos          int        // in regionState.entries
-	heapIdx      int        // in the region's cred or uncred heap
+	pos          int // in regionState.entries and .recs
+	heapIdx      int // in the region's cred or uncred heap
 }
 
-// slotMeta is a slot's Berlin weekday and minute and its occurrence count,
-// computed once at insertion so queries avoid time-zone arithmetic.
-type slotMeta struct {
-	weekday time.Weekday
-	minute  uint16
-	count   int
+// annRec is what queries read of an announce, kept by value in a slice
+// parallel to the region's entries: a scan then reads memory in order
+// instead of chasing three pointers per announce (which made a query over
+// 40,000 announces several times slower).
+type annRec struct {
+	expires      int64 // Unix seconds
+	plz          PLZ
+	kost, alter  uint8 // sets
+	gender       Geschlecht
+	withdrawn    bool
+	bfZugang     bool
+	bfWC         bool
+	credentialed bool
+	nlang        uint8
+	langs        [MaxSprachen]Sprache
+	slots        []slotRec
+}
+
+// slotRec is a slot's filter fields, with its Berlin weekday and minute
+// computed once at insertion so queries do no time-zone arithmetic.
+type slotRec struct {
+	start      int64 // Unix seconds
+	count      uint16
+	minute     uint16
+	weekday    time.Weekday
+	status     SlotStatus
+	verfahren  Verfahren
+	terminart  Terminart
+	setting    Setting
+	modalitaet Modalitaet
 }
 
 type regionState struct {
 	entries      []*entry
+	recs         []annRec
 	cred, uncred expiryHeap
 }
 
@@ -100,13 +131,14 @@ func NewIndex(cfg IndexConfig) *Index {
 	if cfg.MaxPerRegion <= 0 {
 		cfg.MaxPerRegion = DefaultMaxPerRegion
 	}
-	if cfg.MaxProfiles <= 0 {
-		cfg.MaxProfiles = cfg.MaxAnnounces
-	}
 	if cfg.ClockSkew <= 0 {
 		cfg.ClockSkew = DefaultClockSkew
 	}
-	return &Index{cfg: cfg, byKey: map[TherapistKey]*entry{}, profiles: map[TherapistKey]*profileEntry{}}
+	if cfg.MaxPendingProfiles <= 0 {
+		cfg.MaxPendingProfiles = 1024
+	}
+	return &Index{cfg: cfg, byKey: map[TherapistKey]*entry{}, profiles: map[TherapistKey]*profileEntry{},
+		pending: map[TherapistKey]*profileEntry{}}
 }
 
 // Add inserts an announce that ParseSlotAnnounce or SignAnnounce returned
@@ -127,7 +159,13 @@ func (x *Index) Add(a *SlotAnnounce, now time.Time) error {
 	if old != nil && a.Sequence <= old.a.Sequence {
 		return fmt.Errorf("announce of %v: sequence %d, have %d: %w", a.Therapist, a.Sequence, old.a.Sequence, ErrStale)
 	}
-	e := x.newEntry(a)
+	pe := x.pending[a.Therapist]
+	if pe != nil && pe.ref == a.Profile {
+		pe.credErr = x.verifyCredential(pe.p, now)
+	} else {
+		pe = nil
+	}
+	e := x.newEntry(a, pe)
 	if old != nil {
 		x.remove(old)
 	}
@@ -139,17 +177,35 @@ func (x *Index) Add(a *SlotAnnounce, now time.Time) error {
 		return err
 	}
 	x.insert(e)
+	if pe != nil {
+		x.profiles[a.Therapist] = pe
+		delete(x.pending, a.Therapist)
+	}
 	return nil
 }
 
-func (x *Index) newEntry(a *SlotAnnounce) *entry {
-	e := &entry{a: a, region: a.Region(), meta: make([]slotMeta, len(a.Slots))}
+// newEntry makes the entry of a; pending is a's profile from the pending
+// cache, if any.
+func (x *Index) newEntry(a *SlotAnnounce, pending *profileEntry) *entry {
+	e := &entry{a: a, region: a.Region()}
+	e.credentialed = x.credentialed(a) || (pending != nil && pending.credErr == nil)
+	return e
+}
+
+// rec returns the query record of e.
+func (e *entry) rec() annRec {
+	a := e.a
+	r := annRec{expires: a.Expires.Unix(), plz: a.PLZ, kost: uint8(a.Kostentraeger), alter: uint8(a.Altersgruppen),
+		gender: a.Geschlecht, withdrawn: a.Withdrawn, bfZugang: a.BarrierefreiZugang, bfWC: a.BarrierefreiWC,
+		credentialed: e.credentialed, slots: make([]slotRec, len(a.Slots))}
+	r.nlang = uint8(copy(r.langs[:], a.Sprachen))
 	for i, s := range a.Slots {
 		b := InBerlin(s.Start)
-		e.meta[i] = slotMeta{weekday: b.Weekday(), minute: uint16(b.Hour()*60 + b.Minute()), count: s.Occurrences()}
+		r.slots[i] = slotRec{start: s.Start.Unix(), count: uint16(s.Occurrences()), minute: uint16(b.Hour()*60 + b.Minute()),
+			weekday: b.Weekday(), status: s.Status, verfahren: s.Verfahren, terminart: s.Terminart, setting: s.Setting,
+			modalitaet: s.Modalitaet}
 	}
-	e.credentialed = x.credentialed(a)
-	return e
+	return r
 }
 
 // credentialed reports whether a's referenced profile is cached and its
@@ -213,14 +269,22 @@ func better(e, a, b *entry) *entry {
 }
 
 func (x *Index) evict(v *entry) {
-	x.remove(v)
+	x.drop(v)
 	x.stats.Evicted++
+}
+
+// drop removes e and the therapist's profile, so profiles never outnumber
+// announces. (Replacement uses remove: the profile stays for the successor.)
+func (x *Index) drop(e *entry) {
+	x.remove(e)
+	delete(x.profiles, e.a.Therapist)
 }
 
 func (x *Index) insert(e *entry) {
 	rs := &x.regions[e.region]
 	e.pos = len(rs.entries)
 	rs.entries = append(rs.entries, e)
+	rs.recs = append(rs.recs, e.rec())
 	heap.Push(rs.heapOf(e), e)
 	x.byKey[e.a.Therapist] = e
 	x.total++
@@ -229,10 +293,12 @@ func (x *Index) insert(e *entry) {
 func (x *Index) remove(e *entry) {
 	rs := &x.regions[e.region]
 	heap.Remove(rs.heapOf(e), e.heapIdx)
-	last := rs.entries[len(rs.entries)-1]
+	n := len(rs.entries) - 1
+	last := rs.entries[n]
 	rs.entries[e.pos], last.pos = last, e.pos
-	rs.entries[len(rs.entries)-1] = nil
-	rs.entries = rs.entries[:len(rs.entries)-1]
+	rs.recs[e.pos] = rs.recs[n]
+	rs.entries[n], rs.recs[n] = nil, annRec{}
+	rs.entries, rs.recs = rs.entries[:n], rs.recs[:n]
 	delete(x.byKey, e.a.Therapist)
 	x.total--
 }
@@ -252,16 +318,22 @@ func (x *Index) setCredentialed(e *entry, c bool) {
 	rs := &x.regions[e.region]
 	heap.Remove(rs.heapOf(e), e.heapIdx)
 	e.credentialed = c
+	rs.recs[e.pos].credentialed = c
 	heap.Push(rs.heapOf(e), e)
 }
 
 // AddProfile caches a profile that ParseProfile or SignProfile returned and
-// verifies its credential with the trust store at now. A profile replaces
-// the therapist's cached one only with a higher sequence (ErrStale
-// otherwise). A profile whose credential fails is still cached (queries
-// show it, NurZertifiziert hides it); the returned error is nil then, and
-// CredentialStatus reports the reason. When the cache is full, a profile no
-// held announce references is evicted; if there is none, ErrLimit.
+// verifies its credential with the trust store at now. When the index holds
+// the therapist's announce and it names this profile, the profile is
+// cached with it (and replaces an older one: the signed, sequenced
+// announce says which is current); the same one again is ErrStale.
+// Otherwise the profile waits in a small FIFO cache (MaxPendingProfiles)
+// until its announce comes: that is how a credentialed therapist gets into a
+// region full of uncredentialed announces (Add counts the pending profile),
+// while a flood of profiles only churns that cache. Profiles held with
+// announces never outnumber them: a profile goes when its announce goes.
+// A profile whose credential fails is kept all the same (queries show it,
+// NurZertifiziert hides it); CredentialStatus says why.
 func (x *Index) AddProfile(p *Profile, now time.Time) error {
 	if p.Issued.Sub(now) > x.cfg.ClockSkew {
 		return fmt.Errorf("profile of %v: issued %v, after %v: %w", p.Therapist(), p.Issued, now, ErrFromFuture)
@@ -271,18 +343,36 @@ func (x *Index) AddProfile(p *Profile, now time.Time) error {
 		return err
 	}
 	k := p.Therapist()
-	old := x.profiles[k]
-	if old != nil && p.Sequence <= old.p.Sequence {
-		return fmt.Errorf("profile of %v: sequence %d, have %d: %w", k, p.Sequence, old.p.Sequence, ErrStale)
+	pe := &profileEntry{p: p, ref: ref, credErr: x.verifyCredential(p, now)}
+	e := x.byKey[k]
+	if e == nil || e.a.Profile != ref {
+		x.addPending(k, pe)
+		return nil
 	}
-	if old == nil && len(x.profiles) >= x.cfg.MaxProfiles && !x.evictProfile() {
-		return fmt.Errorf("profile of %v: cache full (%d): %w", k, len(x.profiles), ErrLimit)
+	if old := x.profiles[k]; old != nil && old.ref == ref {
+		return fmt.Errorf("profile %v of %v: %w", ref, k, ErrStale)
 	}
-	x.profiles[k] = &profileEntry{p: p, ref: ref, credErr: x.verifyCredential(p, now)}
-	if e := x.byKey[k]; e != nil {
-		x.setCredentialed(e, x.credentialed(e.a))
-	}
+	x.profiles[k] = pe
+	x.setCredentialed(e, x.credentialed(e.a))
 	return nil
+}
+
+// addPending puts a profile in the pending cache, evicting the oldest.
+func (x *Index) addPending(k TherapistKey, pe *profileEntry) {
+	if _, ok := x.pending[k]; !ok {
+		x.pendingOrder = append(x.pendingOrder, k)
+	}
+	x.pending[k] = pe
+	for len(x.pending) > x.cfg.MaxPendingProfiles {
+		oldest := x.pendingOrder[0]
+		x.pendingOrder = x.pendingOrder[1:]
+		delete(x.pending, oldest)
+	}
+	// Keys promoted by Add leave stale places in the order; compact it
+	// before it grows beyond twice the bound.
+	if len(x.pendingOrder) > 2*x.cfg.MaxPendingProfiles {
+		x.pendingOrder = slices.DeleteFunc(x.pendingOrder, func(k TherapistKey) bool { return x.pending[k] == nil })
+	}
 }
 
 func (x *Index) verifyCredential(p *Profile, now time.Time) error {
@@ -290,17 +380,6 @@ func (x *Index) verifyCredential(p *Profile, now time.Time) error {
 		return fmt.Errorf("no trusted issuers configured: %w", ErrUntrustedIssuer)
 	}
 	return x.cfg.Trust.Verify(&p.Credential, now)
-}
-
-// evictProfile drops one profile that no held announce references.
-func (x *Index) evictProfile() bool {
-	for k, pe := range x.profiles {
-		if e := x.byKey[k]; e == nil || e.a.Profile != pe.ref {
-			delete(x.profiles, k)
-			return true
-		}
-	}
-	return false
 }
 
 // Profile returns the cached profile of therapist k, or nil.
@@ -355,7 +434,7 @@ func (x *Index) Prune(now time.Time) int {
 		rs := &x.regions[r]
 		for _, h := range []*expiryHeap{&rs.cred, &rs.uncred} {
 			for len(*h) > 0 && (*h)[0].a.Expired(now) {
-				x.remove((*h)[0])
+				x.drop((*h)[0])
 				n++
 			}
 		}
@@ -408,7 +487,7 @@ func (x *Index) RegionLen(r Region) int {
 // Stats returns the counters.
 func (x *Index) Stats() IndexStats {
 	s := x.stats
-	s.Announces, s.Profiles = x.total, len(x.profiles)
+	s.Announces, s.Profiles, s.PendingProfiles = x.total, len(x.profiles), len(x.pending)
 	for r := range x.regions {
 		s.Credentialed += len(x.regions[r].cred)
 	}
@@ -434,47 +513,59 @@ func (r Result) Ref() SlotRef { return r.Slot.Ref(r.Announce.Therapist) }
 // Query returns the free slots matching q, at most q.Limit, ordered by
 // start (then therapist key and slot ID, so the order is total). Slots that
 // start before now (or before q.Fruehestens) match by their next weekly
-// occurrence, if any. It scans only the regions the PLZ prefix covers.
+// occurrence, if any. It scans only the regions the PLZ prefix covers and
+// keeps only the best q.Limit candidates while scanning, so a query that
+// matches everything costs no more memory than one that matches little.
 func (x *Index) Query(q Query, now time.Time) ([]Result, error) {
 	if err := q.Check(); err != nil {
 		return nil, err
 	}
-	limit := cmp.Or(q.Limit, DefaultQueryLimit)
+	top := candHeap{limit: cmp.Or(q.Limit, DefaultQueryLimit)}
 	from := now
 	if q.Fruehestens.After(from) {
 		from = q.Fruehestens
 	}
-	lo, hi := q.plzRange()
-	var out []Result
-	for r := Region(lo / 1000); r < 100 && PLZ(r)*1000 < hi; r++ {
-		for _, e := range x.regions[r].entries {
-			if e.a.Expired(now) || !q.matchAnnounce(e, lo, hi) {
+	m := q.matcher(now, from)
+	for r := Region(m.lo / 1000); r < 100 && PLZ(r)*1000 < m.hi; r++ {
+		rs := &x.regions[r]
+		for j := range rs.recs {
+			rec := &rs.recs[j]
+			if !m.announce(rec) {
 				continue
 			}
-			out = x.appendSlots(out, &q, e, from)
+			for i := range rec.slots {
+				if start, ok := m.slot(&rec.slots[i], rs.entries[j].a, i); ok {
+					top.offer(cand{e: rs.entries[j], i: i, start: start})
+				}
+			}
 		}
 	}
-	slices.SortFunc(out, compareResults)
-	if len(out) > limit {
-		out = out[:limit:limit]
+	slices.SortFunc(top.c, compareCands)
+	out := make([]Result, len(top.c))
+	for j, c := range top.c {
+		out[j] = Result{Announce: c.e.a, Slot: c.e.a.Slots[c.i], Start: time.Unix(c.start, 0).UTC(), Credentialed: c.e.credentialed}
+		if pe := x.profiles[c.e.a.Therapist]; pe != nil && pe.ref == c.e.a.Profile {
+			out[j].Profile = pe.p
+		}
 	}
 	return out, nil
 }
 
-func (x *Index) appendSlots(out []Result, q *Query, e *entry, from time.Time) []Result {
-	for i := range e.a.Slots {
-		s := &e.a.Slots[i]
-		start, ok := q.matchSlot(s, e.meta[i], from)
-		if !ok {
-			continue
-		}
-		res := Result{Announce: e.a, Slot: *s, Start: start, Credentialed: e.credentialed}
-		if pe := x.profiles[e.a.Therapist]; pe != nil && pe.ref == e.a.Profile {
-			res.Profile = pe.p
-		}
-		out = append(out, res)
+// cand is a matching slot during a query: slot i of entry e.
+type cand struct {
+	e     *entry
+	i     int
+	start int64 // Unix seconds
+}
+
+func compareCands(a, b cand) int {
+	if c := cmp.Compare(a.start, b.start); c != 0 {
+		return c
 	}
-	return out
+	if c := slices.Compare(a.e.a.Therapist[:], b.e.a.Therapist[:]); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.e.a.Slots[a.i].ID, b.e.a.Slots[b.i].ID)
 }
 
 func compareResults(a, b Result) int {
@@ -485,6 +576,33 @@ func compareResults(a, b Result) int {
 		return c
 	}
 	return cmp.Compare(a.Slot.ID, b.Slot.ID)
+}
+
+// candHeap keeps the limit best candidates: a max-heap, its root the worst
+// kept, which a better newcomer replaces.
+type candHeap struct {
+	c     []cand
+	limit int
+}
+
+func (h *candHeap) Len() int           { return len(h.c) }
+func (h *candHeap) Less(i, j int) bool { return compareCands(h.c[i], h.c[j]) > 0 }
+func (h *candHeap) Swap(i, j int)      { h.c[i], h.c[j] = h.c[j], h.c[i] }
+func (h *candHeap) Push(v any)         { h.c = append(h.c, v.(cand)) }
+func (h *candHeap) Pop() any {
+	v := h.c[len(h.c)-1]
+	h.c = h.c[:len(h.c)-1]
+	return v
+}
+
+func (h *candHeap) offer(c cand) {
+	switch {
+	case len(h.c) < h.limit:
+		heap.Push(h, c)
+	case compareCands(c, h.c[0]) < 0:
+		h.c[0] = c
+		heap.Fix(h, 0)
+	}
 }
 
 // expiryHeap is a min-heap of entries by expiry (then therapist key, so

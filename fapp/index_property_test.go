@@ -15,12 +15,12 @@ type propWorld struct {
 	refs  map[TherapistKey]ProfileRef
 	plzs  []PLZ
 	trust *TrustStore
-	profs []*Profile
+	profs map[TherapistKey]*Profile
 }
 
 func newPropWorld(t *testing.T) *propWorld {
 	is := testIssuer(t, 50)
-	w := &propWorld{refs: map[TherapistKey]ProfileRef{}, trust: NewTrustStore(is.PublicKey()),
+	w := &propWorld{refs: map[TherapistKey]ProfileRef{}, profs: map[TherapistKey]*Profile{}, trust: NewTrustStore(is.PublicKey()),
 		plzs: []PLZ{mustPLZ(t, "10437"), mustPLZ(t, "80331"), mustPLZ(t, "01067")}}
 	for i := range 8 {
 		seed := byte(100 + i)
@@ -28,7 +28,7 @@ func newPropWorld(t *testing.T) *propWorld {
 			p, _ := testProfile(t, is, seed, uint64(seed))
 			ref, _ := p.Ref()
 			w.refs[p.Therapist()] = ref
-			w.profs = append(w.profs, p)
+			w.profs[p.Therapist()] = p
 			w.keys = append(w.keys, p.Therapist())
 		} else {
 			w.keys = append(w.keys, keyOf(t, seed))
@@ -39,13 +39,20 @@ func newPropWorld(t *testing.T) *propWorld {
 
 func (w *propWorld) index(cfg IndexConfig) *Index {
 	cfg.Trust = w.trust
-	x := NewIndex(cfg)
-	for _, p := range w.profs {
-		if err := x.AddProfile(p, testNow); err != nil {
-			panic(err)
+	return NewIndex(cfg)
+}
+
+// add adds a and, when it names a profile, the profile.
+func (w *propWorld) add(x *Index, a *SlotAnnounce, now time.Time) error {
+	if err := x.Add(a, now); err != nil {
+		return err
+	}
+	if p := w.profs[a.Therapist]; p != nil && a.Profile == w.refs[a.Therapist] {
+		if err := x.AddProfile(p, now); err != nil && !errors.Is(err, ErrStale) {
+			return err
 		}
 	}
-	return x
+	return nil
 }
 
 // drawAnnounce draws an announce of one of the world's keys issued at now.
@@ -91,7 +98,7 @@ func TestPropertyIndexReplacementAndExpiry(t *testing.T) {
 			} else {
 				a := w.drawAnnounce(t, now)
 				old, held := model[a.Therapist]
-				err := x.Add(a, now)
+				err := w.add(x, a, now)
 				if held && a.Sequence <= old.seq {
 					if !errors.Is(err, ErrStale) {
 						t.Fatalf("sequence %d over held %d: %v", a.Sequence, old.seq, err)
@@ -132,7 +139,7 @@ func TestPropertyIndexBounded(t *testing.T) {
 			} else {
 				a := w.drawAnnounce(t, now)
 				before := credentialedKeys(x, w)
-				err := x.Add(a, now)
+				err := w.add(x, a, now)
 				if err != nil && !errors.Is(err, ErrStale) && !errors.Is(err, ErrLimit) {
 					t.Fatalf("add: %v", err)
 				}
@@ -176,7 +183,7 @@ func checkBounds(t *rapid.T, x *Index, maxTotal, maxRegion int, now time.Time) {
 			}
 		}
 	}
-	if st := x.Stats(); sum != x.Len() || x.Len() > maxTotal || st.Credentialed != cred {
+	if st := x.Stats(); sum != x.Len() || x.Len() > maxTotal || st.Credentialed != cred || st.Profiles > x.Len() {
 		t.Fatalf("len %d, regions sum %d, max %d, credentialed %d vs %d", x.Len(), sum, maxTotal, st.Credentialed, cred)
 	}
 	res, err := x.Query(Query{}, now)

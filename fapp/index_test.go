@@ -248,11 +248,21 @@ func credentialedAnnounces(t *testing.T, x *Index, is *Issuer, n int, plz PLZ) [
 		ref, _ := p.Ref()
 		a := plainAnnounce(keyOf(t, seed), plz, 1, testNow.Add(time.Hour))
 		a.Profile = ref
-		if err := x.AddProfile(p, testNow); err != nil {
-			t.Fatal(err)
+		if i%2 == 0 { // the profile first (it waits for the announce)
+			if err := x.AddProfile(p, testNow); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := x.Add(a, testNow); err != nil {
 			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			if err := x.AddProfile(p, testNow); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !x.credentialed(a) {
+			t.Fatalf("therapist %d not credentialed", i)
 		}
 		keys = append(keys, a.Therapist)
 	}
@@ -335,28 +345,71 @@ func TestIndexCredentialLifecycle(t *testing.T) {
 	// A profile whose credential is from an untrusted issuer is cached but
 	// does not count.
 	p2, _ := testProfile(t, testIssuer(t, 51), 2, 1)
+	a2 := plainAnnounce(keyOf(t, 2), mustPLZ(t, "10437"), 1, testNow.Add(time.Hour))
+	a2.Profile, _ = p2.Ref()
+	if err := x.Add(a2, testNow); err != nil {
+		t.Fatal(err)
+	}
 	if err := x.AddProfile(p2, testNow); err != nil || !errors.Is(x.CredentialStatus(keyOf(t, 2)), ErrUntrustedIssuer) {
 		t.Fatalf("untrusted profile: %v %v", err, x.CredentialStatus(keyOf(t, 2)))
 	}
 }
 
-func TestIndexProfileBound(t *testing.T) {
+// TestAttackProfileFlood: profiles for keys without a held announce wait in
+// a bounded cache, and a therapist's profile goes with its announce, so
+// profiles never outnumber announces plus that bound.
+func TestAttackProfileFlood(t *testing.T) {
 	is := testIssuer(t, 50)
-	x := NewIndex(IndexConfig{MaxProfiles: 2, Trust: NewTrustStore(is.PublicKey())})
+	x := NewIndex(IndexConfig{MaxAnnounces: 2, MaxPendingProfiles: 2, Trust: NewTrustStore(is.PublicKey())})
 	keys := credentialedAnnounces(t, x, is, 2, mustPLZ(t, "10437"))
-	p, _ := testProfile(t, is, 3, 3)
-	if err := x.AddProfile(p, testNow); !errors.Is(err, ErrLimit) {
-		t.Fatalf("third profile while both are referenced: %v", err)
+	for seed := byte(3); seed < 8; seed++ {
+		p, _ := testProfile(t, is, seed, uint64(seed))
+		if err := x.AddProfile(p, testNow); err != nil {
+			t.Fatal(err)
+		}
 	}
-	w := plainAnnounce(keys[0], mustPLZ(t, "10437"), 2, testNow.Add(time.Hour))
-	w.Withdrawn, w.Slots = true, nil
-	if err := x.Add(w, testNow); err != nil {
-		t.Fatal(err)
+	if st := x.Stats(); st.Profiles != 2 || st.PendingProfiles != 2 {
+		t.Fatalf("after the flood: %+v", st)
+	}
+	// A profile the held announce does not name (an old one replayed)
+	// does not replace the current one.
+	old, _ := testProfile(t, is, 100, 999)
+	x.AddProfile(old, testNow)
+	if x.CredentialStatus(keys[0]) != nil || x.Profile(keys[0]).Credential.Serial == 999 {
+		t.Fatal("a replayed profile replaced the current one")
+	}
+	x.Prune(testNow.Add(time.Hour))
+	if st := x.Stats(); st.Announces != 0 || st.Profiles != 0 || x.Profile(keys[0]) != nil {
+		t.Fatalf("after expiry: %+v", st)
+	}
+}
+
+// TestAttackFloodLocksOutNewcomer: a region full of long-lived
+// uncredentialed announces refuses a new therapist's announce while it is
+// uncredentialed; once its profile arrives (it waits in the pending cache),
+// the announce gets in, displacing an uncredentialed one.
+func TestAttackFloodLocksOutNewcomer(t *testing.T) {
+	is := testIssuer(t, 50)
+	x := NewIndex(IndexConfig{MaxPerRegion: 5, Trust: NewTrustStore(is.PublicKey())})
+	plz := mustPLZ(t, "10437")
+	for i := range 5 {
+		if err := x.Add(plainAnnounce(TherapistKey{0xee, byte(i)}, plz, 1, testNow.Add(20*time.Hour)), testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _ := testProfile(t, is, 100, 1)
+	a := plainAnnounce(keyOf(t, 100), plz, 1, testNow.Add(time.Hour))
+	a.Profile, _ = p.Ref()
+	if err := x.Add(a, testNow); !errors.Is(err, ErrLimit) {
+		t.Fatalf("uncredentialed newcomer into a full region: %v", err)
 	}
 	if err := x.AddProfile(p, testNow); err != nil {
-		t.Fatalf("third profile after a withdrawal freed one: %v", err)
+		t.Fatal(err)
 	}
-	if x.Stats().Profiles != 2 || x.Profile(keys[1]) == nil {
-		t.Fatalf("profiles %+v", x.Stats())
+	if err := x.Add(a, testNow); err != nil {
+		t.Fatalf("credentialed newcomer: %v", err)
+	}
+	if x.RegionLen(10) != 5 || x.Stats().Credentialed != 1 || x.Stats().PendingProfiles != 0 || x.Profile(a.Therapist) == nil {
+		t.Fatalf("after: %+v", x.Stats())
 	}
 }

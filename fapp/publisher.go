@@ -102,6 +102,24 @@ func (p *Publisher) Withdraw(now time.Time) {
 	p.touch(now)
 }
 
+// Offers checks that the therapist offers slot id at start: the slot
+// exists, is FREI, and start is one of its occurrences. A Book uses it (via
+// BookConfig.Offers) to refuse requests for slots that do not exist.
+func (p *Publisher) Offers(id uint16, start time.Time) error {
+	i := slices.IndexFunc(p.slots, func(s Slot) bool { return s.ID == id })
+	switch {
+	case p.withdrawn || i < 0:
+		return fmt.Errorf("slot %d: not offered: %w", id, ErrNotFound)
+	case p.slots[i].Status != SlotFrei:
+		return fmt.Errorf("slot %d: %v: %w", id, p.slots[i].Status, ErrNotFound)
+	}
+	s := p.slots[i]
+	if t, ok := s.firstFrom(start, s.Occurrences()); !ok || !t.Equal(start) {
+		return fmt.Errorf("slot %d: no occurrence at %v: %w", id, start.UTC(), ErrNotFound)
+	}
+	return nil
+}
+
 // Slots returns a copy of the current slots (the therapist's own view).
 func (p *Publisher) Slots() []Slot { return slices.Clone(p.slots) }
 

@@ -132,3 +132,48 @@ func TestPublisherConfig(t *testing.T) {
 		t.Fatal("a publisher without a profile is due")
 	}
 }
+
+func TestPublisherOffersAndBook(t *testing.T) {
+	p := newTestPublisher(t)
+	weekly := Slot{ID: 7, Terminart: TherapieplatzKZT, Verfahren: Verhaltenstherapie, Setting: Einzel, Modalitaet: Praxis,
+		Voraussetzung: VoraussetzungKeine, Start: BerlinTime(2026, 12, 3, 18, 0), Dauer: 50, Woechentlich: true,
+		Bis: BerlinTime(2026, 12, 24, 18, 0), Status: SlotFrei}
+	slots := append(testSlots(2), weekly)
+	slots[1].Status = SlotVergeben
+	p.SetSlots(slots, testNow)
+	cases := []struct {
+		id    uint16
+		start time.Time
+		ok    bool
+	}{
+		{1, slots[0].Start, true},
+		{1, slots[0].Start.Add(time.Hour), false},
+		{2, slots[1].Start, false}, // VERGEBEN
+		{9, slots[0].Start, false}, // no such slot
+		{7, BerlinTime(2026, 12, 17, 18, 0), true},
+		{7, BerlinTime(2026, 12, 31, 18, 0), false}, // after Bis
+		{7, BerlinTime(2026, 12, 17, 19, 0), false},
+	}
+	for _, c := range cases {
+		if err := p.Offers(c.id, c.start); (err == nil) != c.ok {
+			t.Fatalf("slot %d at %v: %v", c.id, c.start, err)
+		}
+	}
+	// A Book wired to the publisher refuses a request for a slot not on offer.
+	w := newResWorld(t)
+	book, _ := NewBook(BookConfig{Identity: w.therapist, Stamps: NewStampVerifier(StampConfig{MinBits: 8}), Offers: p.Offers})
+	w.book, w.slot = book, SlotRef{Therapist: keyOf(t, 1), Slot: 9}
+	_, sealed := w.request(t, testNow)
+	if _, err := book.Open(sealed, testNow); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("request for a slot not on offer: %v", err)
+	}
+	w.slot, w.start = SlotRef{Therapist: keyOf(t, 1), Slot: 7}, BerlinTime(2026, 12, 10, 18, 0)
+	_, sealed = w.request(t, testNow)
+	if _, err := book.Open(sealed, testNow); err != nil {
+		t.Fatalf("request for an offered weekly date: %v", err)
+	}
+	p.Withdraw(testNow)
+	if err := p.Offers(1, slots[0].Start); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("withdrawn: %v", err)
+	}
+}

@@ -191,24 +191,41 @@ func (q *Query) plzRange() (lo, hi PLZ) {
 	return PLZ(n), PLZ(n + span)
 }
 
-// matchAnnounce applies the filters that concern the therapist.
-func (q *Query) matchAnnounce(e *entry, lo, hi PLZ) bool {
-	a := e.a
+// matcher is a checked query prepared for a scan: times as Unix seconds,
+// the PLZ prefix as an interval.
+type matcher struct {
+	q                *Query
+	now, from, until int64 // until: 0 for no bound
+	lo, hi           PLZ
+}
+
+func (q *Query) matcher(now, from time.Time) matcher {
+	m := matcher{q: q, now: now.Unix(), from: from.Unix()}
+	if !q.Spaetestens.IsZero() {
+		m.until = q.Spaetestens.Unix()
+	}
+	m.lo, m.hi = q.plzRange()
+	return m
+}
+
+// announce applies the filters that concern the therapist.
+func (m *matcher) announce(r *annRec) bool {
+	q := m.q
 	switch {
-	case a.Withdrawn, a.PLZ < lo, a.PLZ >= hi:
+	case r.withdrawn, r.expires <= m.now, r.plz < m.lo, r.plz >= m.hi:
 		return false
-	case q.NurZertifiziert && !e.credentialed:
+	case q.NurZertifiziert && !r.credentialed:
 		return false
-	case !q.Kostentraeger.Empty() && !q.Kostentraeger.Intersects(a.Kostentraeger):
+	case !q.Kostentraeger.Empty() && !q.Kostentraeger.Intersects(KostentraegerSet(r.kost)):
 		return false
-	case !q.Altersgruppe.Empty() && !q.Altersgruppe.Intersects(a.Altersgruppen):
+	case !q.Altersgruppe.Empty() && !q.Altersgruppe.Intersects(AltersgruppeSet(r.alter)):
 		return false
-	case !q.Geschlecht.Empty() && !q.Geschlecht.Has(a.Geschlecht):
+	case !q.Geschlecht.Empty() && !q.Geschlecht.Has(r.gender):
 		return false
-	case q.BarrierefreiZugang && !a.BarrierefreiZugang, q.BarrierefreiWC && !a.BarrierefreiWC:
+	case q.BarrierefreiZugang && !r.bfZugang, q.BarrierefreiWC && !r.bfWC:
 		return false
 	}
-	return len(q.Sprachen) == 0 || speaksAny(a.Sprachen, q.Sprachen)
+	return len(q.Sprachen) == 0 || speaksAny(r.langs[:r.nlang], q.Sprachen)
 }
 
 func speaksAny(have, want []Sprache) bool {
@@ -222,23 +239,35 @@ func speaksAny(have, want []Sprache) bool {
 	return false
 }
 
-// matchSlot applies the slot filters; it returns the first matching start.
-func (q *Query) matchSlot(s *Slot, m slotMeta, from time.Time) (time.Time, bool) {
+// slot applies the slot filters to slot i of a (whose record is s) and
+// returns the first matching start in Unix seconds.
+func (m *matcher) slot(s *slotRec, a *SlotAnnounce, i int) (int64, bool) {
+	q := m.q
 	switch {
-	case s.Status != SlotFrei:
-		return time.Time{}, false
-	case !q.Verfahren.Empty() && !q.Verfahren.Has(s.Verfahren),
-		!q.Terminart.Empty() && !q.Terminart.Has(s.Terminart),
-		!q.Setting.Empty() && !q.Setting.Has(s.Setting),
-		!q.Modalitaet.Empty() && !q.Modalitaet.Has(s.Modalitaet):
-		return time.Time{}, false
+	case s.status != SlotFrei:
+		return 0, false
+	case !q.Verfahren.Empty() && !q.Verfahren.Has(s.verfahren),
+		!q.Terminart.Empty() && !q.Terminart.Has(s.terminart),
+		!q.Setting.Empty() && !q.Setting.Has(s.setting),
+		!q.Modalitaet.Empty() && !q.Modalitaet.Has(s.modalitaet):
+		return 0, false
 	}
-	if len(q.Zeitfenster) > 0 && !inAnyWindow(q.Zeitfenster, m) {
-		return time.Time{}, false
+	if len(q.Zeitfenster) > 0 && !inAnyWindow(q.Zeitfenster, s.weekday, int(s.minute)) {
+		return 0, false
 	}
-	start, ok := s.firstFrom(from, m.count)
-	if !ok || (!q.Spaetestens.IsZero() && start.After(q.Spaetestens)) {
-		return time.Time{}, false
+	start := s.start
+	if start < m.from {
+		if s.count <= 1 {
+			return 0, false
+		}
+		t, ok := a.Slots[i].firstFrom(time.Unix(m.from, 0).UTC(), int(s.count))
+		if !ok {
+			return 0, false
+		}
+		start = t.Unix()
+	}
+	if m.until != 0 && start > m.until {
+		return 0, false
 	}
 	return start, true
 }
@@ -246,9 +275,9 @@ func (q *Query) matchSlot(s *Slot, m slotMeta, from time.Time) (time.Time, bool)
 // inAnyWindow checks the slot's Berlin weekday and minute, which are the
 // same for every occurrence of a weekly slot (it recurs at the same wall
 // clock time).
-func inAnyWindow(ws []TimeWindow, m slotMeta) bool {
+func inAnyWindow(ws []TimeWindow, d time.Weekday, minute int) bool {
 	for _, w := range ws {
-		if w.contains(m.weekday, int(m.minute)) {
+		if w.contains(d, minute) {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package fapp
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -53,6 +54,13 @@ func (id RequestID) String() string { return hex.EncodeToString(id[:]) }
 
 // MarshalText implements encoding.TextMarshaler.
 func (id RequestID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (id *RequestID) UnmarshalText(b []byte) error {
+	v, err := ParseRequestID(string(b))
+	*id = v
+	return err
+}
 
 // ParseRequestID parses the 32-character hex form.
 func ParseRequestID(s string) (RequestID, error) {
@@ -105,7 +113,8 @@ type Cancel struct {
 	Signature [protocol.SignatureSize]byte
 }
 
-// Message is a decoded reservation message: *Request, *Response or *Cancel.
+// Message is a decoded FAPP unicast message: *Request, *Response, *Cancel,
+// *RemoteQuery or *QueryAnswer.
 type Message interface{ kind() byte }
 
 func (*Request) kind() byte  { return KindRequest }
@@ -297,17 +306,20 @@ func (c *Cancel) Verify(patient protocol.CompactIdentity) error {
 	return nil
 }
 
-// ParseMessage decodes a reservation message strictly. It checks a
+// ParseMessage decodes a FAPP unicast message strictly (byte 1 is the kind). It checks a
 // response's signature (the therapist key is in it) but not a cancel's
 // (which key signs depends on the reservation: Book and PatientBook check).
 func ParseMessage(b []byte) (Message, error) {
-	if len(b) > maxMessageSize {
+	if len(b) > max(maxMessageSize, MaxAnswerSize) {
 		return nil, fmt.Errorf("reservation message: %d bytes, limit %d: %w", len(b), maxMessageSize, ErrTooLarge)
 	}
 	r := newReader("reservation message", b)
 	v, k := r.u8("version"), r.u8("kind")
 	if r.err != nil {
 		return nil, r.err
+	}
+	if k != KindAnswer && len(b) > maxMessageSize {
+		return nil, fmt.Errorf("reservation message: %d bytes, limit %d: %w", len(b), maxMessageSize, ErrTooLarge)
 	}
 	if v != messageVersion {
 		return nil, fmt.Errorf("reservation message: version %d: %w", v, ErrUnknownVersion)
@@ -319,6 +331,10 @@ func ParseMessage(b []byte) (Message, error) {
 		return readResponse(r)
 	case KindCancel:
 		return readCancel(r)
+	case KindQuery:
+		return readRemoteQuery(r)
+	case KindAnswer:
+		return readAnswer(r)
 	}
 	return nil, fmt.Errorf("reservation message: kind %d: %w", k, ErrUnknownVersion)
 }
@@ -415,11 +431,19 @@ func OpenMessage(me *protocol.Identity, sealed []byte, now time.Time) (Message, 
 		return nil, protocol.CompactIdentity{}, fmt.Errorf("open reservation message: envelope type %v: %w", e.Type, ErrMalformed)
 	}
 	if err := e.CheckTime(now, DefaultClockSkew); err != nil {
-		return nil, protocol.CompactIdentity{}, fmt.Errorf("open reservation message: %w: %w", ErrExpired, err)
+		sentinel := ErrExpired
+		if errors.Is(err, protocol.ErrFromFuture) {
+			sentinel = ErrFromFuture
+		}
+		return nil, protocol.CompactIdentity{}, fmt.Errorf("open reservation message: %w: %w", sentinel, err)
 	}
 	o, err := e.Open(me)
 	if err != nil {
-		return nil, protocol.CompactIdentity{}, fmt.Errorf("open reservation message: %w: %w", ErrBadSignature, err)
+		sentinel := ErrBadSignature // a failed decryption or inner signature
+		if errors.Is(err, protocol.ErrNotForUs) {
+			sentinel = ErrMismatch
+		}
+		return nil, protocol.CompactIdentity{}, fmt.Errorf("open reservation message: %w: %w", sentinel, err)
 	}
 	m, err := ParseMessage(o.Body)
 	if err != nil {

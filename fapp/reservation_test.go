@@ -214,9 +214,11 @@ func TestReservationHoldExpires(t *testing.T) {
 	if ch := w2.book.Expire(later); len(ch) != 1 || ch[0].State != Abgelaufen {
 		t.Fatalf("request TTL: %+v", ch)
 	}
-	w2.book.Expire(later)
-	if len(w2.book.List()) != 0 {
-		t.Fatal("lapsed request not forgotten")
+	if gone := w2.book.Sweep(later); len(gone) != 1 || len(w2.book.List()) != 0 {
+		t.Fatalf("lapsed request not forgotten: %v", gone)
+	}
+	if _, err := w2.book.Open(sealed2, later); !errors.Is(err, ErrExpired) {
+		t.Fatalf("replay of a forgotten request: %v", err)
 	}
 }
 
@@ -386,7 +388,8 @@ func TestMessageEncodings(t *testing.T) {
 		{"unknown kind", append([]byte{1, 9}, raw[2:]...), ErrUnknownVersion},
 		{"trailing", append(bytes.Clone(raw), 0), ErrTrailing},
 		{"truncated", raw[:len(raw)-1], ErrTruncated},
-		{"oversized", make([]byte, maxMessageSize+1), ErrTooLarge},
+		{"oversized", make([]byte, MaxAnswerSize+1), ErrTooLarge},
+		{"oversized request", append([]byte{1, KindRequest}, make([]byte, maxMessageSize)...), ErrTooLarge},
 	} {
 		if _, err := ParseMessage(bad.raw); !errors.Is(err, bad.want) {
 			t.Fatalf("%s: %v, want %v", bad.name, err, bad.want)
@@ -454,5 +457,48 @@ func BenchmarkMintStamp(b *testing.B) {
 		if _, err := MintStamp(slot, req, DefaultStampBits, 0, testNow, 0); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestOpenMessageRefusals(t *testing.T) {
+	w := newResWorld(t)
+	_, sealed := w.request(t, testNow)
+	if _, _, err := OpenMessage(w.therapist, sealed, testNow.Add(DefaultMessageTTL)); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired envelope: %v", err)
+	}
+	if _, _, err := OpenMessage(w.therapist, sealed, testNow.Add(-time.Hour)); !errors.Is(err, ErrFromFuture) {
+		t.Fatalf("envelope from the future: %v", err)
+	}
+	if _, _, err := OpenMessage(testIdentity(t, 66), sealed, testNow); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("envelope for someone else: %v", err)
+	}
+	tampered := bytes.Clone(sealed)
+	tampered[len(tampered)-1] ^= 1
+	if _, _, err := OpenMessage(w.therapist, tampered, testNow); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("tampered envelope: %v", err)
+	}
+	if _, _, err := OpenMessage(w.therapist, []byte{1, 2, 3}, testNow); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("junk: %v", err)
+	}
+}
+
+func TestBookSweep(t *testing.T) {
+	w := newResWorld(t)
+	a, sa := w.request(t, testNow)
+	b, sb := w.request(t, testNow)
+	w.book.Open(sa, testNow)
+	w.book.Open(sb, testNow)
+	w.book.Confirm(a.Request.ID, "", testNow)
+	w.book.Decline(b.Request.ID, "", testNow)
+	if gone := w.book.Sweep(testNow.Add(DefaultRequestTTL)); len(gone) != 0 {
+		t.Fatalf("swept too early: %v", gone)
+	}
+	// The declined one goes after the request TTL; the confirmed one after
+	// its appointment plus the TTL.
+	if gone := w.book.Sweep(testNow.Add(DefaultRequestTTL + time.Second)); len(gone) != 1 || gone[0] != b.Request.ID {
+		t.Fatalf("first sweep: %v", gone)
+	}
+	if gone := w.book.Sweep(w.start.Add(DefaultRequestTTL + time.Second)); len(gone) != 1 || gone[0] != a.Request.ID {
+		t.Fatalf("second sweep: %v", gone)
 	}
 }

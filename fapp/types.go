@@ -64,6 +64,17 @@ func (r ProfileRef) String() string { return hex.EncodeToString(r[:]) }
 // MarshalText implements encoding.TextMarshaler.
 func (r ProfileRef) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (r *ProfileRef) UnmarshalText(b []byte) error {
+	if len(b) != 2*ProfileRefSize {
+		return fmt.Errorf("profile ref %q: want %d hex characters: %w", b, 2*ProfileRefSize, ErrMalformed)
+	}
+	if _, err := hex.Decode(r[:], b); err != nil {
+		return fmt.Errorf("profile ref %q: not hex: %w", b, ErrMalformed)
+	}
+	return nil
+}
+
 // ProfileRefOf computes the ProfileRef of an encoded profile.
 func ProfileRefOf(encoded []byte) ProfileRef {
 	h := sha256.New()
@@ -164,3 +175,25 @@ type Profile struct {
 
 // Therapist returns the profile's therapist key.
 func (p *Profile) Therapist() TherapistKey { return TherapistKeyOf(p.Identity.Compact()) }
+
+// CompactIdentityString returns the 128-character hex form of c (Ed25519
+// key, then the hash of the X-Wing key): what a therapist hands an issuer to
+// be credentialed, since a credential binds both keys.
+func CompactIdentityString(c protocol.CompactIdentity) string {
+	return hex.EncodeToString(c.SigningKey[:]) + hex.EncodeToString(c.KEMKeyHash[:])
+}
+
+// ParseCompactIdentity parses the form CompactIdentityString returns.
+func ParseCompactIdentity(s string) (protocol.CompactIdentity, error) {
+	var c protocol.CompactIdentity
+	if len(s) != 2*protocol.CompactIdentitySize {
+		return c, fmt.Errorf("compact identity %q: want %d hex characters: %w", s, 2*protocol.CompactIdentitySize, ErrMalformed)
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return c, fmt.Errorf("compact identity %q: not hex: %w", s, ErrMalformed)
+	}
+	copy(c.SigningKey[:], b)
+	copy(c.KEMKeyHash[:], b[protocol.SigningKeySize:])
+	return c, nil
+}
