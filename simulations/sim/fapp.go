@@ -899,14 +899,7 @@ func (s *Sim) fappResponse(fn *fappNode, sealed []byte) {
 // fappFrame counts a region channel frame sent on a link (kind "lora" or
 // "link") and returns whether it was one.
 func (s *Sim) fappFrame(frame []byte, lora bool) bool {
-	if s.fapp == nil {
-		return false
-	}
-	f, err := protocol.ParseChannelFrame(frame)
-	if err != nil {
-		return false
-	}
-	if _, ok := s.fapp.regionOf[f.Channel]; !ok {
+	if s.fapp == nil || !isRegionFrame(s.fapp, frame) {
 		return false
 	}
 	t := &s.fapp.traffic
