@@ -202,6 +202,21 @@ func (s *Sim) fappQueryFigures(sum *FAPPSummary) {
 	sum.RoundTrip = latencyStats(rtt)
 }
 
+// fappNodeColumns are a node's FAPP columns of nodes.csv: its role, its
+// home region ("all" for a relay) and the announces its index holds at the
+// end (all empty without FAPP or for a node not taking part).
+func (s *Sim) fappNodeColumns(n *node) []string {
+	if s.fapp == nil || s.fapp.nodes[n.idx] == nil {
+		return []string{"", "", ""}
+	}
+	fn := s.fapp.nodes[n.idx]
+	region := fn.region.String()
+	if fn.role == roleRelay {
+		region = "all"
+	}
+	return []string{fn.role.String(), region, strconv.Itoa(fn.index.Len())}
+}
+
 // writeFAPP writes fapp_announces.csv and fapp_reservations.csv.
 func (s *Sim) writeFAPP(dir string) error {
 	f := s.fapp

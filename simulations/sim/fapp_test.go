@@ -2,6 +2,9 @@ package sim
 
 import (
 	"errors"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -86,6 +89,34 @@ func TestFAPPSpreadHandChecked(t *testing.T) {
 	}
 	if f.GossipMessages != 3 || f.GossipBytes != uint64(3*(size+protocol.ChannelOverhead)) {
 		t.Errorf("gossip: %d messages, %d bytes; want 3 hops of a %d-byte frame", f.GossipMessages, f.GossipBytes, size+protocol.ChannelOverhead)
+	}
+}
+
+// TestFAPPOutputs: the per-announce and per-node rows of the line.
+func TestFAPPOutputs(t *testing.T) {
+	s := runFAPP(t, fappLine)
+	dir := t.TempDir()
+	if err := s.WriteOutputs(dir); err != nil {
+		t.Fatal(err)
+	}
+	rows := readCSVFile(t, filepath.Join(dir, "fapp_announces.csv"))
+	size := strconv.Itoa(s.fapp.ann[0].size)
+	want := []string{"1", "t", "10", "1", "60.000", size, "2", "1.0000", "0.010", "0.020", "3", "1.0000", "0.030"}
+	if len(rows) != 2 || !slices.Equal(rows[1], want) {
+		t.Errorf("fapp_announces.csv: %q, want the row %q", rows, want)
+	}
+	nodes := readCSVFile(t, filepath.Join(dir, "nodes.csv"))
+	roles := map[string]string{}
+	for _, r := range nodes[1:] {
+		roles[r[1]] = strings.Join(r[len(r)-3:], " ")
+	}
+	for name, w := range map[string]string{"t": "therapist 10 1", "r1": "relay all 1", "r2": "relay all 1", "p": "patient 10 1"} {
+		if roles[name] != w {
+			t.Errorf("nodes.csv %s: %q, want %q", name, roles[name], w)
+		}
+	}
+	if rows := readCSVFile(t, filepath.Join(dir, "fapp_reservations.csv")); len(rows) != 1 {
+		t.Errorf("fapp_reservations.csv: %d rows, want the header only", len(rows))
 	}
 }
 

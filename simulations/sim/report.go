@@ -270,7 +270,8 @@ func (s *Sim) WriteOutputs(dir string) error {
 	nodes := [][]string{{"node", "name", "radio", "x", "y", "frames_sent", "bytes_sent", "frames_received", "bytes_received",
 		"airtime_s", "duty_cycle_peak", "duty_cycle_blocked_s", "deferrals", "carrier_waits", "collisions", "half_duplex", "link_losses",
 		"queue_drops", "custody_peak", "delivered", "crashes", "down_s",
-		"channel_member", "broadcasts_delivered", "broadcast_duplicates", "gossip_received", "gossip_duplicates"}}
+		"channel_member", "broadcasts_delivered", "broadcast_duplicates", "gossip_received", "gossip_duplicates",
+		"fapp_role", "fapp_region", "fapp_announces_held"}}
 	u := strconv.FormatUint
 	for _, n := range s.nodes {
 		st := n.stats
@@ -282,6 +283,7 @@ func (s *Sim) WriteOutputs(dir string) error {
 			u(st.Delivered, 10), u(st.Crashes, 10), secs(st.Downtime),
 			strconv.FormatBool(n.member), u(st.BroadcastsDelivered, 10), u(st.BroadcastDuplicates, 10),
 			u(st.GossipReceived, 10), u(st.GossipDuplicates, 10)})
+		nodes[len(nodes)-1] = append(nodes[len(nodes)-1], s.fappNodeColumns(n)...)
 	}
 	return WriteCSV(filepath.Join(dir, "nodes.csv"), nodes)
 }
