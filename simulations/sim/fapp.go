@@ -745,28 +745,33 @@ func (s *Sim) fappQuery(i int) {
 		s.errs++
 		return
 	}
+	first := f.judge(res, truth, s.now)
+	s.trace.rec(s.now, "fapp-query", p.idx, 0, strconv.Itoa(len(res))+" of "+strconv.Itoa(len(truth)))
+	if first != nil && f.qrng.Float64() < f.cfg.ReserveShare {
+		s.fappReserve(p, *first)
+	}
+}
+
+// judge counts a query against the oracle's answer and returns its first
+// result that exists (nil if none).
+func (f *fappState) judge(res, truth []fapp.Result, now time.Time) *fapp.Result {
 	f.queries++
 	if len(truth) > 0 {
 		f.existing++
 	}
 	var first *fapp.Result
 	for k := range res {
-		if f.exists(res[k], s.now) {
-			if first == nil {
-				first = &res[k]
-			}
-		} else {
+		switch {
+		case !f.exists(res[k], now):
 			f.stale++
+		case first == nil:
+			first = &res[k]
 		}
 	}
-	s.trace.rec(s.now, "fapp-query", p.idx, 0, strconv.Itoa(len(res))+" of "+strconv.Itoa(len(truth)))
-	if first == nil {
-		return
+	if first != nil {
+		f.found++
 	}
-	f.found++
-	if f.qrng.Float64() < f.cfg.ReserveShare {
-		s.fappReserve(p, *first)
-	}
+	return first
 }
 
 // drawQuery draws what a patient asks for: the region, a Verfahren,

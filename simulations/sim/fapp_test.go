@@ -231,3 +231,38 @@ func TestBadFAPP(t *testing.T) {
 		}
 	}
 }
+
+// TestFAPPRegionsSeparate: with two regions, the patient (region 12) is no
+// member of region 10's topic: it gets none of its gossip and indexes
+// nothing, while both relays index the announce.
+func TestFAPPRegionsSeparate(t *testing.T) {
+	s := runFAPP(t, strings.Replace(fappLine, `regions = ["10"]`, `regions = ["10", "12"]`, 1))
+	f := s.fapp
+	if got := []string{f.nodes[0].region.String(), f.nodes[3].region.String()}; !slices.Equal(got, []string{"10", "12"}) {
+		t.Fatalf("regions of t and p: %v, want 10 and 12", got)
+	}
+	p := s.byName["p"]
+	if n := f.nodes[p.idx].index.Len(); n != 0 || p.stats.GossipReceived != 0 {
+		t.Errorf("patient of region 12: %d announces held, %d gossip messages; want none", n, p.stats.GossipReceived)
+	}
+	for _, r := range []string{"r1", "r2"} {
+		if n := f.nodes[s.byName[r].idx].index.Len(); n != 1 {
+			t.Errorf("relay %s holds %d announces, want 1", r, n)
+		}
+	}
+	if sum := s.Summary().FAPP; sum.FollowerReach != 1 || sum.FollowerLatency.N != 2 {
+		t.Errorf("followers of region 10 are the two relays: reach %v, %d deliveries", sum.FollowerReach, sum.FollowerLatency.N)
+	}
+}
+
+func TestApportion(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		w    []float64
+		want []int
+	}{{10, []float64{1, 1}, []int{5, 5}}, {3, []float64{1, 1}, []int{2, 1}}, {7, []float64{1, 2, 4}, []int{1, 2, 4}}, {1, []float64{1, 3}, []int{0, 1}}, {0, []float64{2}, []int{0}}} {
+		if got := apportion(tc.n, tc.w); !slices.Equal(got, tc.want) {
+			t.Errorf("apportion(%d, %v) = %v, want %v", tc.n, tc.w, got, tc.want)
+		}
+	}
+}
