@@ -154,13 +154,13 @@ type fappState struct {
 	annIdx   map[fappAnnKey]int
 	verified map[[32]byte]*fapp.SlotAnnounce // nil: every node verifies
 	qrng     *rand.Rand
-	rrand    *rand.ChaCha8
 
 	queries, existing, found, stale int
 	res                             []*fappReservation
 	resByID                         map[fapp.RequestID]int
 	decisions                       []fappDecision
 	dropped                         uint64
+	refused                         int // requests the book refused: slot not on offer
 	traffic                         fappTraffic
 }
 
@@ -176,8 +176,7 @@ func (s *Sim) buildFAPP() error {
 		followers: map[fapp.Region]int{}, patients: map[fapp.Region][]*node{}, byKey: map[fapp.TherapistKey]*therapist{},
 		oracle: fapp.NewIndex(fapp.IndexConfig{MaxAnnounces: 1 << 22, MaxPerRegion: 1 << 22}),
 		annIdx: map[fappAnnKey]int{}, resByID: map[fapp.RequestID]int{},
-		qrng:  rand.New(rand.NewChaCha8(seedBytes(s.sc.Seed, -2, seedFAPP))),
-		rrand: rand.NewChaCha8(seedBytes(s.sc.Seed, -3, seedFAPP)),
+		qrng: rand.New(rand.NewChaCha8(seedBytes(s.sc.Seed, -2, seedFAPP))),
 	}
 	if s.vcache != nil {
 		f.verified = map[[32]byte]*fapp.SlotAnnounce{}
@@ -430,7 +429,9 @@ func (s *Sim) newTherapist(n *node, fn *fappNode, r fapp.Region, children bool) 
 	if err != nil {
 		return nil, bad("fapp.epoch", "%v", err)
 	}
-	book, err := fapp.NewBook(fapp.BookConfig{Identity: n.id,
+	// The book refuses requests for what the publisher does not offer
+	// (any more), as fapp/README.md wires them.
+	book, err := fapp.NewBook(fapp.BookConfig{Identity: n.id, Offers: pub.Offers,
 		Stamps: fapp.NewStampVerifier(fapp.StampConfig{MinBits: uint8(c.StampBits)})})
 	if err != nil {
 		return nil, err
@@ -843,6 +844,10 @@ func (s *Sim) fappSend(n *node, to protocol.Address, body []byte) {
 func (s *Sim) fappRequest(th *therapist, sealed []byte, from protocol.Address) {
 	f := s.fapp
 	r, err := th.book.Open(sealed, s.now)
+	if errors.Is(err, fapp.ErrNotFound) {
+		f.refused++ // taken (or gone) since the patient's index showed it
+		return
+	}
 	if err != nil || r.State != fapp.Angefragt {
 		f.dropped++
 		return

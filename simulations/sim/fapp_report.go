@@ -48,9 +48,13 @@ type FAPPSummary struct {
 	Recall       float64 `json:"query_recall"`
 	StaleResults int     `json:"stale_results"`
 	// Reservations: requests sent; Confirmed and Declined: answers that
-	// reached the patient; RoundTrip: request to answer at the patient
-	// (ConfirmDelay included).
+	// reached the patient; Refused: requests the therapist's book refused
+	// because the slot was no longer on offer (taken, its VERGEBEN not yet
+	// released: the patient gets no answer, and they count as unanswered
+	// too); RoundTrip: request to answer at the patient (ConfirmDelay
+	// included).
 	Reservations int          `json:"reservations"`
+	Refused      int          `json:"refused_not_on_offer"`
 	Confirmed    int          `json:"confirmed"`
 	Declined     int          `json:"declined"`
 	Unanswered   int          `json:"unanswered"`
@@ -185,7 +189,7 @@ func (s *Sim) fappQueryFigures(sum *FAPPSummary) {
 	if f.existing > 0 {
 		sum.Recall = round(float64(f.found)/float64(f.existing), 4)
 	}
-	sum.Reservations = len(f.res)
+	sum.Reservations, sum.Refused = len(f.res), f.refused
 	var rtt []float64
 	for _, r := range f.res {
 		switch {

@@ -161,7 +161,7 @@ func TestFAPPQuerySuccess(t *testing.T) {
 
 // TestFAPPCity runs the city scenario twice: same seed, same trace; and
 // checks its figures against floors measured when it was written (relay
-// reach 0.88: the announces that miss are those of radio therapists
+// reach 0.90: the announces that miss are those of radio therapists
 // released in the same instant as every other, lost to collisions).
 func TestFAPPCity(t *testing.T) {
 	sc := load(t, fappCity)

@@ -300,6 +300,7 @@ var sweepColumns = []struct {
 	{"fapp_query_recall", fappCol(func(f *sim.FAPPSummary) string { return f64(f.Recall) })},
 	{"fapp_reservations", fappCol(func(f *sim.FAPPSummary) string { return strconv.Itoa(f.Reservations) })},
 	{"fapp_confirmed", fappCol(func(f *sim.FAPPSummary) string { return strconv.Itoa(f.Confirmed) })},
+	{"fapp_refused_not_on_offer", fappCol(func(f *sim.FAPPSummary) string { return strconv.Itoa(f.Refused) })},
 	{"fapp_reservation_round_trip_p50_s", fappCol(func(f *sim.FAPPSummary) string { return f64(f.RoundTrip.P50) })},
 	{"fapp_reservation_round_trip_p99_s", fappCol(func(f *sim.FAPPSummary) string { return f64(f.RoundTrip.P99) })},
 	{"fapp_lora_airtime_s", fappCol(func(f *sim.FAPPSummary) string { return f64(f.LoRaAirtimeS) })},
