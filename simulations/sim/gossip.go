@@ -15,6 +15,8 @@ import (
 // delivers to the engine as GossipReceived; here, the IP links (kind "ip",
 // libp2p connections) carry the topic's messages:
 //
+//   - Every channel is a topic of its own (type topic: the traffic channel,
+//     and with FAPP one per PLZ region), with its own members and meshes.
 //   - The members of the channel subscribe to its topic. Every member keeps
 //     a mesh: up to D (gossip.mesh_degree) member neighbours, symmetric (a
 //     graft is refused by a node that has Dhi, gossip.mesh_degree_high).
