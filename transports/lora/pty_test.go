@@ -1,0 +1,96 @@
+package lora
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+)
+
+// ptyModem runs the fake modem on the master side of a pseudo-terminal and
+// returns the slave's path, which the driver opens as a serial port.
+func ptyModem(t *testing.T) (*fakeModem, *os.File, string) {
+	t.Helper()
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	path := slave.Name()
+	master = pollable(t, master)
+	// The driver opens its own descriptor; the test's copy is not needed
+	// (a slave kept open would keep the line up after the master closes).
+	slave.Close()
+	m := &fakeModem{t: t, conn: fileConn{master}, detectResp: 0x46, fw: [2]byte{1, 0x56}, maxTxp: 17,
+		override: map[byte]func() []byte{}}
+	go m.run()
+	return m, master, path
+}
+
+// pollable returns the pty master as a non-blocking, runtime-polled file.
+// creack/pty calls Fd() on the master, which switches it to blocking mode;
+// Close then cannot interrupt a Read in progress and the descriptor stays
+// open (the modem would never "vanish"). A dup made non-blocking and
+// wrapped by os.NewFile is polled, so Close ends a pending Read.
+func pollable(t *testing.T, f *os.File) *os.File {
+	t.Helper()
+	fd, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	return os.NewFile(uintptr(fd), "/dev/ptmx")
+}
+
+// fileConn adapts the pty master to the net.Conn the fake modem holds.
+type fileConn struct{ *os.File }
+
+func (fileConn) LocalAddr() net.Addr                { return nil }
+func (fileConn) RemoteAddr() net.Addr               { return nil }
+func (f fileConn) SetDeadline(t time.Time) error    { return f.File.SetDeadline(t) }
+func (f fileConn) SetReadDeadline(time.Time) error  { return nil }
+func (f fileConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestDriverOverPTY runs start-up, a received packet, a send and an unplug
+// over a real pseudo-terminal through go.bug.st/serial.
+func TestDriverOverPTY(t *testing.T) {
+	m, master, path := ptyModem(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	port, err := OpenSerial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Start(ctx, port, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.receive([]byte{0xC0, 1, 0xDB}, -110, -3.5)
+	select {
+	case p := <-d.Packets():
+		if len(p.Data) != 3 || p.RSSI != -110 || p.SNR != -3.5 {
+			t.Fatalf("packet %+v", p)
+		}
+	case <-ctx.Done():
+		t.Fatal("no packet over the pty")
+	}
+	if err := d.Send(ctx, []byte{0xC0, 0xDB, 7}); err != nil {
+		t.Fatal(err)
+	}
+	master.Close() // the modem vanishes
+	select {
+	case <-d.Done():
+	case <-ctx.Done():
+		t.Fatal("driver did not notice the pty closing")
+	}
+	if !errors.Is(d.Err(), ErrPort) {
+		t.Fatalf("driver ended with %v, want ErrPort", d.Err())
+	}
+}
