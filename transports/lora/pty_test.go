@@ -14,21 +14,17 @@ import (
 
 // ptyModem runs the fake modem on the master side of a pseudo-terminal and
 // returns the slave's path, which the driver opens as a serial port.
-func ptyModem(t *testing.T) (*fakeModem, *os.File, string) {
+func ptyModem(t *testing.T) (*fakeModem, *os.File, *os.File) {
 	t.Helper()
 	master, slave, err := pty.Open()
 	if err != nil {
 		t.Skipf("no pseudo-terminals here: %v", err)
 	}
-	path := slave.Name()
 	master = pollable(t, master)
-	// The driver opens its own descriptor; the test's copy is not needed
-	// (a slave kept open would keep the line up after the master closes).
-	slave.Close()
 	m := &fakeModem{t: t, conn: fileConn{master}, detectResp: 0x46, fw: [2]byte{1, 0x56}, maxTxp: 17,
 		override: map[byte]func() []byte{}}
 	go m.run()
-	return m, master, path
+	return m, master, slave
 }
 
 // pollable returns the pty master as a non-blocking, runtime-polled file.
@@ -61,13 +57,17 @@ func (f fileConn) SetWriteDeadline(time.Time) error { return nil }
 // TestDriverOverPTY runs start-up, a received packet, a send and an unplug
 // over a real pseudo-terminal through go.bug.st/serial.
 func TestDriverOverPTY(t *testing.T) {
-	m, master, path := ptyModem(t)
+	m, master, slave := ptyModem(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	port, err := OpenSerial(ctx, path)
+	port, err := OpenSerial(ctx, slave.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Until the driver had its own descriptor, this one kept the master
+	// readable (with no slave open, reading the master fails); now it
+	// must go, or the line would stay up after the master closes.
+	slave.Close()
 	d, err := Start(ctx, port, testConfig())
 	if err != nil {
 		t.Fatal(err)
