@@ -77,6 +77,9 @@ type Config struct {
 	Routing RoutingConfig `toml:"routing"`
 	// Channels configures broadcast channels.
 	Channels ChannelsConfig `toml:"channels"`
+	// LoRa are the RNode-compatible LoRa modems, one [[lora]] section each
+	// (see lora.go).
+	LoRa []LoRaConfig `toml:"lora,omitempty"`
 }
 
 // ChannelsConfig configures broadcast channels.
@@ -229,6 +232,9 @@ func (c *Config) Validate() error {
 	if c.Channels.HistorySize < 1 || c.Channels.HistorySize > MaxChannelHistory {
 		return bad("channels.history_size", "%d: want 1 to %d", c.Channels.HistorySize, MaxChannelHistory)
 	}
+	if err := c.validateLoRa(bad); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -258,6 +264,7 @@ type Flags struct {
 	dhtMode    string
 	logLevel   string
 	logFormat  string
+	lora       multiFlag
 }
 
 type multiFlag []string
@@ -279,6 +286,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.dhtMode, "dht-mode", "", "DHT mode: auto, client or server (env MESHD_DHT_MODE)")
 	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error (env MESHD_LOG_LEVEL)")
 	fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json (env MESHD_LOG_FORMAT)")
+	fs.Var(&f.lora, "lora", "RNode LoRa modem serial port, repeatable; a port without a [[lora]] section gets EU868 869.525 MHz SF9 (env MESHD_LORA, comma-separated)")
 	return f
 }
 
@@ -287,6 +295,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 var envVars = []string{
 	"MESHD_CONFIG", "MESHD_DATA_DIR", "MESHD_LISTEN", "MESHD_API", "MESHD_METRICS", "MESHD_BOOTSTRAP", "MESHD_MDNS",
 	"MESHD_RELAY", "MESHD_DHT_MODE", "MESHD_LOG_LEVEL", "MESHD_LOG_FORMAT",
+	"MESHD_LORA",
 }
 
 // LoadConfig builds the effective configuration: embedded defaults, then
@@ -371,6 +380,9 @@ func LoadConfig(f *Flags, environ []string) (Config, string, error) {
 	if set["log-format"] {
 		c.Log.Format = f.logFormat
 	}
+	if set["lora"] {
+		c.LoRa = loraPorts(c.LoRa, f.lora)
+	}
 	if c.API == "off" {
 		c.API = ""
 	}
@@ -447,6 +459,8 @@ func applyEnv(c *Config, env map[string]string) error {
 			c.Log.Level = v
 		case "MESHD_LOG_FORMAT":
 			c.Log.Format = v
+		case "MESHD_LORA":
+			c.LoRa = loraPorts(c.LoRa, list(v))
 		}
 		if err != nil {
 			return err

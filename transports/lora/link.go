@@ -69,7 +69,10 @@ type Link struct {
 
 // LinkOptions complete a Link's Info.
 type LinkOptions struct {
-	Name      string
+	Name string
+	// MTU lowers the link's MTU below MTU (a dwell-time limit); zero or
+	// more than MTU means MTU.
+	MTU       int
 	Bitrate   int
 	DutyCycle float64
 	Gate      Gate // nil: no limit
@@ -77,9 +80,13 @@ type LinkOptions struct {
 
 // NewLink wraps a started driver.
 func NewLink(d *Driver, o LinkOptions) *Link {
+	mtu := MTU
+	if o.MTU > 0 && o.MTU < MTU {
+		mtu = o.MTU
+	}
 	l := &Link{
 		drv: d, gate: o.Gate,
-		info: link.Info{Kind: link.KindLoRa, Name: o.Name, MTU: MTU, Bitrate: o.Bitrate, Shared: true,
+		info: link.Info{Kind: link.KindLoRa, Name: o.Name, MTU: mtu, Bitrate: o.Bitrate, Shared: true,
 			Window: 1, HopAcks: true, DutyCycle: o.DutyCycle},
 		txq:    make(chan []byte, 1),
 		txDone: make(chan int, 1),
@@ -112,7 +119,7 @@ func (l *Link) Err() error {
 // Send queues one frame. With a window of one, it waits while a frame is
 // queued (the engine waits for TxDone anyway).
 func (l *Link) Send(ctx context.Context, frame []byte) error {
-	if err := link.CheckFrame(frame, MTU); err != nil {
+	if err := link.CheckFrame(frame, l.info.MTU); err != nil {
 		return err
 	}
 	err := l.Err()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"meshd.dev/meshd/transports/lora/loratest"
 	"strings"
 	"sync"
 	"testing"
@@ -18,12 +19,11 @@ import (
 // transmits, the other receives at -90 dBm, 7.5 dB SNR.
 func airPair(t *testing.T, cfg Config) (a, b *Driver) {
 	t.Helper()
-	ma, ha := newFakeModem(t)
-	mb, hb := newFakeModem(t)
-	ma.onData = func(_ *fakeModem, data []byte) { mb.receive(data, -90, 7.5) }
-	mb.onData = func(_ *fakeModem, data []byte) { ma.receive(data, -90, 7.5) }
-	go ma.run()
-	go mb.run()
+	ma, ha := loratest.New()
+	mb, hb := loratest.New()
+	loratest.Air(-90, 7.5, ma, mb)
+	go ma.Run()
+	go mb.Run()
 	var err error
 	if a, err = Start(context.Background(), ha, cfg); err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func TestLinkDownWhenModemVanishes(t *testing.T) {
 			t.Fatal(err)
 		}
 		l := NewLink(d, LinkOptions{})
-		m.conn.Close()
+		m.Conn.Close()
 		<-l.Done()
 		if !errors.Is(l.Err(), link.ErrClosed) || !errors.Is(l.Err(), ErrPort) {
 			t.Fatalf("Err = %v, want ErrClosed and ErrPort", l.Err())

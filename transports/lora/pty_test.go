@@ -3,6 +3,7 @@ package lora
 import (
 	"context"
 	"errors"
+	"meshd.dev/meshd/transports/lora/loratest"
 	"net"
 	"os"
 	"syscall"
@@ -14,16 +15,16 @@ import (
 
 // ptyModem runs the fake modem on the master side of a pseudo-terminal and
 // returns the slave's path, which the driver opens as a serial port.
-func ptyModem(t *testing.T) (*fakeModem, *os.File, *os.File) {
+func ptyModem(t *testing.T) (*loratest.Modem, *os.File, *os.File) {
 	t.Helper()
 	master, slave, err := pty.Open()
 	if err != nil {
 		t.Skipf("no pseudo-terminals here: %v", err)
 	}
 	master = pollable(t, master)
-	m := &fakeModem{t: t, conn: fileConn{master}, detectResp: 0x46, fw: [2]byte{1, 0x56}, maxTxp: 17,
-		override: map[byte]func() []byte{}}
-	go m.run()
+	m := &loratest.Modem{Conn: fileConn{master}, DetectResp: 0x46, Firmware: [2]byte{1, 0x56}, MaxTxPower: 17,
+		Override: map[byte]func() []byte{}}
+	go m.Run()
 	return m, master, slave
 }
 
@@ -72,7 +73,7 @@ func TestDriverOverPTY(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.receive([]byte{0xC0, 1, 0xDB}, -110, -3.5)
+	m.Receive([]byte{0xC0, 1, 0xDB}, -110, -3.5)
 	select {
 	case p := <-d.Packets():
 		if len(p.Data) != 3 || p.RSSI != -110 || p.SNR != -3.5 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"meshd.dev/meshd/transports/lora/loratest"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -35,7 +36,7 @@ func TestServiceSurvivesUnplug(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var (
 			mu     sync.Mutex
-			modems []*fakeModem
+			modems []*loratest.Modem
 			opens  int
 			events []string
 		)
@@ -46,9 +47,9 @@ func TestServiceSurvivesUnplug(t *testing.T) {
 			if opens == 1 || opens == 3 {
 				return nil, fmt.Errorf("%w: open %s: no such file", ErrPort, path)
 			}
-			m, host := newFakeModem(t)
+			m, host := loratest.New()
 			modems = append(modems, m)
-			go m.run()
+			go m.Run()
 			return host, nil
 		}
 		up := make(chan *Driver, 4)
@@ -80,7 +81,7 @@ func TestServiceSurvivesUnplug(t *testing.T) {
 			t.Fatal("Driver() is not the running driver")
 		}
 		mu.Lock()
-		modems[0].conn.Close() // unplugged
+		modems[0].Conn.Close() // unplugged
 		mu.Unlock()
 		d2 := <-up
 		if d2 == d1 {

@@ -18,6 +18,8 @@ type TransportOptions struct {
 	Gate      Gate
 	Bitrate   int
 	DutyCycle float64
+	// MTU lowers the links' MTU (see LinkOptions.MTU).
+	MTU int
 }
 
 // Transport is one modem as a link.Transport: each time the modem comes up
@@ -42,7 +44,7 @@ func NewTransport(o TransportOptions) (*Transport, error) {
 	t := &Transport{links: make(chan link.Link), cancel: cancel, done: make(chan struct{})}
 	t.svc = &Service{Port: o.Port, Config: o.Config, Open: o.Open, Backoff: o.Backoff}
 	t.svc.Up = func(d *Driver) {
-		l := NewLink(d, LinkOptions{Name: o.Port, Bitrate: o.Bitrate, DutyCycle: o.DutyCycle, Gate: o.Gate})
+		l := NewLink(d, LinkOptions{Name: o.Port, Bitrate: o.Bitrate, DutyCycle: o.DutyCycle, Gate: o.Gate, MTU: o.MTU})
 		t.mu.Lock()
 		t.cur = l
 		t.mu.Unlock()
