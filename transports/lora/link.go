@@ -64,6 +64,7 @@ type Link struct {
 	stats     link.Stats
 	ctr       LinkCounters
 	inFlight  int
+	inBytes   int
 	closeOnce sync.Once
 }
 
@@ -129,6 +130,7 @@ func (l *Link) Send(ctx context.Context, frame []byte) error {
 	f := append([]byte(nil), frame...)
 	l.mu.Lock()
 	l.inFlight++ // before the sender can take it and count it done
+	l.inBytes += len(f)
 	l.mu.Unlock()
 	select {
 	case l.txq <- f:
@@ -140,6 +142,7 @@ func (l *Link) Send(ctx context.Context, frame []byte) error {
 	}
 	l.mu.Lock()
 	l.inFlight--
+	l.inBytes -= len(f)
 	l.mu.Unlock()
 	return err
 }
@@ -195,7 +198,7 @@ func (l *Link) watch() {
 func (l *Link) Stats() link.Stats {
 	l.mu.Lock()
 	s := l.stats
-	s.QueueFrames = l.inFlight
+	s.QueueFrames, s.QueueBytes = l.inFlight, l.inBytes
 	l.mu.Unlock()
 	ds := l.drv.Stats()
 	r := &link.RadioStats{AirtimeLeft: time.Hour}
@@ -222,7 +225,7 @@ func (l *Link) sender() {
 		select {
 		case f := <-l.txq:
 			l.transmit(f)
-			l.finish()
+			l.finish(len(f))
 		case <-l.done:
 			return
 		}
@@ -230,9 +233,10 @@ func (l *Link) sender() {
 }
 
 // finish reports one frame on TxDone, merging with an unread report.
-func (l *Link) finish() {
+func (l *Link) finish(size int) {
 	l.mu.Lock()
 	l.inFlight--
+	l.inBytes -= size
 	l.mu.Unlock()
 	n := 1
 	for {
