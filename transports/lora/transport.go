@@ -31,9 +31,55 @@ type Transport struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu  sync.Mutex
-	cur *Link
+	mu     sync.Mutex
+	cur    *Link
+	totals Counters // of the links that ended
 }
+
+// Counters are a transport's totals over every link it brought up, for
+// metrics that must not restart with the modem.
+type Counters struct {
+	FramesIn, FramesOut uint64
+	BytesIn, BytesOut   uint64
+	// RxDropped: received packets the daemon did not take in time.
+	RxDropped uint64
+	// DecodeErrors: malformed bytes or frames from the modem.
+	DecodeErrors uint64
+	// ModemErrors by ERROR code (index 0 and 7: other codes).
+	ModemErrors [8]uint64
+	LinkCounters
+}
+
+func (c *Counters) add(l *Link) {
+	s, ds, lc := l.Stats(), l.drv.Stats(), l.Counters()
+	c.FramesIn += s.FramesIn
+	c.FramesOut += s.FramesOut
+	c.BytesIn += s.BytesIn
+	c.BytesOut += s.BytesOut
+	c.RxDropped += ds.RxDropped
+	c.DecodeErrors += ds.DecodeErrors
+	for i, v := range ds.ModemErrors {
+		c.ModemErrors[i] += v
+	}
+	c.Deferred += lc.Deferred
+	c.DeferredTime += lc.DeferredTime
+	c.Refused += lc.Refused
+	c.Failed += lc.Failed
+}
+
+// Counters returns the totals, the link that is up included.
+func (t *Transport) Counters() Counters {
+	t.mu.Lock()
+	c, cur := t.totals, t.cur
+	t.mu.Unlock()
+	if cur != nil {
+		c.add(cur)
+	}
+	return c
+}
+
+// Port is the modem's serial port.
+func (t *Transport) Port() string { return t.svc.Port }
 
 // NewTransport starts supervising the modem on o.Port.
 func NewTransport(o TransportOptions) (*Transport, error) {
@@ -48,6 +94,7 @@ func NewTransport(o TransportOptions) (*Transport, error) {
 		t.mu.Lock()
 		t.cur = l
 		t.mu.Unlock()
+		go t.retire(l)
 		select {
 		case t.links <- l:
 		case <-ctx.Done():
@@ -61,6 +108,17 @@ func NewTransport(o TransportOptions) (*Transport, error) {
 		_ = t.svc.Run(ctx)
 	}()
 	return t, nil
+}
+
+// retire adds an ended link's counters to the totals.
+func (t *Transport) retire(l *Link) {
+	<-l.Done()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.totals.add(l)
+	if t.cur == l {
+		t.cur = nil
+	}
 }
 
 // Links delivers the link each time the modem comes up.
