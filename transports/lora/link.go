@@ -19,6 +19,10 @@ import (
 // acknowledgements per fragment) does the job better.
 const MTU = kiss.SingleMTU - kiss.HeaderLen
 
+// LinkQueue bounds the frames a Link holds (at most LinkQueue x MTU bytes,
+// 64 KiB): a full envelope's fragments.
+const LinkQueue = 256
+
 // Gate decides when a frame may go on the air: the daemon's duty-cycle
 // ledger and dwell-time rule. A Transport keeps one Gate across replugs,
 // so the hour's airtime survives a modem reset.
@@ -47,9 +51,14 @@ type LinkCounters struct {
 }
 
 // Link is a LoRa modem as a link.Link: a shared medium with a window of
-// one frame. Send queues one frame; a goroutine waits for the Gate (the
+// one frame. Send queues the frame; a goroutine waits for the Gate (the
 // frame is deferred, never dropped, while the duty cycle is spent), hands
 // it to the driver and reports it on TxDone.
+//
+// The queue holds up to LinkQueue frames although the window is one: the
+// routing engine hands over all fragments of a large frame at once, and
+// Send must not keep the daemon's loop waiting while the duty cycle
+// defers them (it would give up on the link after a second).
 type Link struct {
 	drv  *Driver
 	info link.Info
@@ -89,7 +98,7 @@ func NewLink(d *Driver, o LinkOptions) *Link {
 		drv: d, gate: o.Gate,
 		info: link.Info{Kind: link.KindLoRa, Name: o.Name, MTU: mtu, Bitrate: o.Bitrate, Shared: true,
 			Window: 1, HopAcks: true, DutyCycle: o.DutyCycle},
-		txq:    make(chan []byte, 1),
+		txq:    make(chan []byte, LinkQueue),
 		txDone: make(chan int, 1),
 		done:   make(chan struct{}),
 	}
@@ -117,8 +126,7 @@ func (l *Link) Err() error {
 	return l.err
 }
 
-// Send queues one frame. With a window of one, it waits while a frame is
-// queued (the engine waits for TxDone anyway).
+// Send queues one frame; it waits only while LinkQueue frames are queued.
 func (l *Link) Send(ctx context.Context, frame []byte) error {
 	if err := link.CheckFrame(frame, l.info.MTU); err != nil {
 		return err

@@ -184,3 +184,39 @@ func TestLinkRefusedFrameIsCountedAndReported(t *testing.T) {
 		}
 	})
 }
+
+// TestLinkSendDoesNotWaitForDutyCycle: the fragments of a large frame are
+// handed over at once; Send takes them all while the gate defers them, and
+// TxDone reports each when it went out.
+func TestLinkSendDoesNotWaitForDutyCycle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := airPair(t, testConfig())
+		la, lb := NewLink(a, LinkOptions{Gate: &fakeGate{}}), NewLink(b, LinkOptions{})
+		defer la.Close(nil)
+		defer lb.Close(nil)
+		start := time.Now()
+		for i := range 8 {
+			if err := la.Send(context.Background(), []byte{byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if el := time.Since(start); el != 0 {
+			t.Fatalf("8 Sends took %v while the duty cycle defers", el)
+		}
+		if s := la.Stats(); s.QueueFrames == 0 {
+			t.Fatalf("nothing queued: %+v", s)
+		}
+		done := 0
+		for done < 8 {
+			done += <-la.TxDone()
+		}
+		if el := time.Since(start); el != 7*time.Second {
+			t.Fatalf("8 frames at one per second took %v", el)
+		}
+		for i := range 8 {
+			if f, err := lb.Recv(context.Background()); err != nil || f.Data[0] != byte(i) {
+				t.Fatalf("frame %d: %v %v", i, f, err)
+			}
+		}
+	})
+}
