@@ -122,6 +122,9 @@ func (n *Node) attach(c contract.Link) {
 	if c.TxDone() != nil {
 		n.bg.Go(func() { n.pumpTxDone(l) })
 	}
+	if info.DutyCycle > 0 {
+		n.bg.Go(func() { n.pumpBudget(l) })
+	}
 	p := n.peerOf(l)
 	n.hub.publish(rpcapi.Event{Kind: rpcapi.EventPeerUp, Peer: &p})
 	n.log.Info("link up", "kind", l.kind, "peer", info.Name, "address", l.addr, "link", l.id)
