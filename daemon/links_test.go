@@ -3,6 +3,9 @@ package daemon
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -109,6 +112,32 @@ func TestTCPLinks(t *testing.T) {
 	if info.Peers != 1 || !strings.HasPrefix(info.TCPListen, "127.0.0.1:") {
 		t.Errorf("node.info peers %d, tcp_listen %q", info.Peers, info.TCPListen)
 	}
+	text := scrape(t, ctx, a)
+	for _, want := range []string{`meshd_links_up{kind="tcp"} 1`, `meshd_links_up{kind="ip"} 0`, `meshd_tcp_handshake_failures_total 0`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(text, `meshd_link_frames_in_total{kind="tcp"} 0`) {
+		t.Errorf("no TCP frames counted:\n%s", text)
+	}
+}
+
+// scrape reads n's /metrics.
+func scrape(t *testing.T, ctx context.Context, n *Node) string {
+	t.Helper()
+	m, err := startMetrics(n, "127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.shutdown(ctx)
+	resp, err := http.Get("http://" + m.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }
 
 // TestWindowedLinkTxDone: a shared, windowed link (as a LoRa modem is)
@@ -145,5 +174,10 @@ func TestWindowedLinkTxDone(t *testing.T) {
 	waitKind(t, ctx, evA, rpcapi.EventPeerDown)
 	if ls, _ := a.Links(ctx); len(ls) != 0 {
 		t.Errorf("links after the link went down: %+v", ls)
+	}
+	// Its traffic stays in the per-kind counters.
+	text := scrape(t, ctx, a)
+	if !strings.Contains(text, `meshd_links_up{kind="lora"} 0`) || strings.Contains(text, `meshd_link_frames_out_total{kind="lora"} 0`) {
+		t.Errorf("lora metrics after the link went down:\n%s", text)
 	}
 }

@@ -76,6 +76,7 @@ type Node struct {
 	transports []contract.Transport
 	linkIn     chan linkEvent
 	linkList   atomic.Pointer[[]*link] // every link up, for node.links and metrics
+	totals     [routing.LinkLoRa + 1]linkTotals
 
 	// Broadcast channels: the registry of joined channels, gossip's
 	// validator and queues (safe for concurrent use), and the host's
@@ -538,6 +539,7 @@ func (n *Node) linkDown(l *link) {
 		l.conn.Close(nil)
 	}
 	l.gone = true
+	n.retire(l)
 	delete(n.byLink, l.id)
 	n.publishLinks()
 	n.step(routing.LinkDown{Link: l.id})
