@@ -116,7 +116,7 @@ func (n *Node) attach(c contract.Link) {
 	}
 	p := n.peerOf(l)
 	n.hub.publish(rpcapi.Event{Kind: rpcapi.EventPeerUp, Peer: &p})
-	n.log.Info("link up", "kind", l.kind, "peer", info.Name, "address", l.addr, "link", l.id)
+	n.log.Info("link up", "kind", l.kind.String(), "peer", info.Name, "address", l.addr, "link", l.id)
 }
 
 // pump reads the link's frames into the loop until the link ends, then
@@ -171,7 +171,7 @@ func (n *Node) onLinkEvent(ev linkEvent) {
 	}
 	switch {
 	case ev.down:
-		n.log.Debug("link ended", "kind", l.kind, "peer", l.label(), "err", l.conn.Err())
+		n.log.Debug("link ended", "kind", l.kind.String(), "peer", l.label(), "err", l.conn.Err())
 		n.linkDown(l)
 	case ev.txDone > 0:
 		n.step(routing.TxDone{Link: l.id, Frames: ev.txDone})

@@ -545,7 +545,7 @@ func (n *Node) linkDown(l *link) {
 	n.step(routing.LinkDown{Link: l.id})
 	p := n.peerOf(l)
 	n.hub.publish(rpcapi.Event{Kind: rpcapi.EventPeerDown, Peer: &p})
-	n.log.Info("link down", "kind", l.kind, "peer", l.label(), "address", l.addr, "link", l.id)
+	n.log.Info("link down", "kind", l.kind.String(), "peer", l.label(), "address", l.addr, "link", l.id)
 }
 
 func (n *Node) step(in routing.Input) {
