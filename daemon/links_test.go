@@ -77,25 +77,32 @@ func exchange(t *testing.T, ctx context.Context, a, b *Node, text string) {
 	}
 }
 
+// tcpPair starts two nodes linked only by a plain TCP link (B dials A)
+// and returns once A has the link up.
+func tcpPair(t *testing.T, ctx context.Context) (a, b *Node, stop func()) {
+	t.Helper()
+	cfgA := testConfig(t)
+	cfgA.TCP.Listen = "127.0.0.1:0"
+	a, stopA := startNode(t, cfgA)
+	evA, cancelA, _ := a.Subscribe(ctx)
+	defer cancelA()
+	cfgB := testConfig(t)
+	cfgB.TCP.Peers = []string{a.id.Address().String() + "@" + a.tcpAddr()}
+	b, stopB := startNode(t, cfgB)
+	if ev := waitKind(t, ctx, evA, rpcapi.EventPeerUp); ev.Peer.Kind != "tcp" || ev.Peer.Address != b.id.Address().String() {
+		t.Fatalf("peer up %+v", ev.Peer)
+	}
+	return a, b, func() { stopB(); stopA() }
+}
+
 // TestTCPLinks: two nodes linked only by a plain TCP link exchange a
 // message, and node.links shows the link on both.
 func TestTCPLinks(t *testing.T) {
 	noLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfgA := testConfig(t)
-	cfgA.TCP.Listen = "127.0.0.1:0"
-	a, stopA := startNode(t, cfgA)
-	defer stopA()
-	evA, cancelA, _ := a.Subscribe(ctx)
-	defer cancelA()
-	cfgB := testConfig(t)
-	cfgB.TCP.Peers = []string{a.id.Address().String() + "@" + a.tcpAddr()}
-	b, stopB := startNode(t, cfgB)
-	defer stopB()
-	if ev := waitKind(t, ctx, evA, rpcapi.EventPeerUp); ev.Peer.Kind != "tcp" || ev.Peer.Address != b.id.Address().String() {
-		t.Fatalf("peer up %+v", ev.Peer)
-	}
+	a, b, stop := tcpPair(t, ctx)
+	defer stop()
 	exchange(t, ctx, a, b, "over tcp")
 	exchange(t, ctx, b, a, "and back")
 	for _, n := range []*Node{a, b} {
@@ -120,6 +127,34 @@ func TestTCPLinks(t *testing.T) {
 	}
 	if strings.Contains(text, `meshd_link_frames_in_total{kind="tcp"} 0`) {
 		t.Errorf("no TCP frames counted:\n%s", text)
+	}
+}
+
+// TestTCPLinksCarryChannels: a channel message crosses a TCP link (mesh
+// links flood channel frames; there is no gossip between the two nodes).
+func TestTCPLinksCarryChannels(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, b, stop := tcpPair(t, ctx)
+	defer stop()
+	ch, err := a.ChannelCreate(ctx, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	share, _ := a.ChannelShare(ctx, ch.ID)
+	name, key, _ := rpcapi.ParseChannelShare(share.Share)
+	if _, err := b.ChannelJoin(ctx, name, key); err != nil {
+		t.Fatal(err)
+	}
+	events, cancelSub, _ := b.Subscribe(ctx)
+	defer cancelSub()
+	if _, err := a.ChannelPublish(ctx, rpcapi.ChannelPublishParams{Channel: ch.ID, Text: "over tcp"}); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitKind(t, ctx, events, rpcapi.EventChannelMessage)
+	if ev.ChannelMessage == nil || ev.ChannelMessage.Text != "over tcp" {
+		t.Errorf("channel event %+v", ev)
 	}
 }
 
