@@ -172,6 +172,9 @@ func cmdStatus(o *options) *cobra.Command {
 					}
 					fmt.Fprintf(w, "%s\t%s\n", label, a)
 				}
+				if info.TCPListen != "" {
+					fmt.Fprintf(w, "tcp links on:\t%s\n", info.TCPListen)
+				}
 				fmt.Fprintf(w, "version:\t%s\n", info.Version)
 				fmt.Fprintf(w, "up since:\t%s\n", info.Started.Format(time.RFC3339))
 				fmt.Fprintf(w, "peers:\t%d\n", info.Peers)
