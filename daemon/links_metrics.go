@@ -53,7 +53,7 @@ func newLinkCollector(n *Node) *linkCollector {
 		airUsed:     d("meshd_link_airtime_used_seconds", "airtime the radio links used in the last hour, by kind", kind),
 		airLeft:     d("meshd_link_airtime_left_seconds", "airtime the radio links' duty cycle still allows this hour, by kind", kind),
 		tcpFailures: d("meshd_tcp_handshake_failures_total", "TCP link handshakes that failed (either direction)", nil),
-		tcpRefused:  d("meshd_tcp_connections_refused_total", "inbound TCP connections closed because too many handshakes were under way", nil),
+		tcpRefused:  d("meshd_tcp_connections_refused_total", "inbound TCP connections closed because too many handshakes were under way or too many inbound links were up", nil),
 	}
 }
 
