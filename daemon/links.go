@@ -199,6 +199,32 @@ func (n *Node) sendOn(ctx context.Context, l *link, frame []byte) error {
 	return err
 }
 
+// noteGivenUp remembers a frame a windowed link did not take: the engine
+// counts it in flight until a TxDone, which the link itself will never
+// send for it, so the window would stay shut.
+func (n *Node) noteGivenUp(l *link) {
+	if l.conn == nil || l.info.Window == 0 {
+		return
+	}
+	if n.givenUp == nil {
+		n.givenUp = map[routing.LinkID]int{}
+	}
+	n.givenUp[l.id]++
+}
+
+// giveUpFrames reports the frames noteGivenUp collected as done (after
+// Advance: the engine takes no input while its Ready is carried out). A
+// frame given up is like one lost on the air: hop acknowledgements and
+// custody send it again.
+func (n *Node) giveUpFrames() {
+	for id, k := range n.givenUp {
+		delete(n.givenUp, id)
+		if n.byLink[id] != nil {
+			n.step(routing.TxDone{Link: id, Frames: k})
+		}
+	}
+}
+
 // label names the link's far end for logs.
 func (l *link) label() string {
 	if l.conn != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,4 +216,42 @@ func TestWindowedLinkTxDone(t *testing.T) {
 	if !strings.Contains(text, `meshd_links_up{kind="lora"} 0`) || strings.Contains(text, `meshd_link_frames_out_total{kind="lora"} 0`) {
 		t.Errorf("lora metrics after the link went down:\n%s", text)
 	}
+}
+
+// refusingLink refuses its first Sends, as a modem that answers an error
+// does.
+type refusingLink struct {
+	contract.Link
+	refuse atomic.Int32
+}
+
+func (r *refusingLink) Send(ctx context.Context, frame []byte) error {
+	if r.refuse.Add(-1) >= 0 {
+		return errors.New("test: modem refused the frame")
+	}
+	return r.Link.Send(ctx, frame)
+}
+
+// TestWindowedLinkRefusedSend: a windowed link that refuses a frame sends
+// no TxDone for it; the daemon reports it given up, or the window of 1
+// would stay shut and nothing more would go out on the link.
+func TestWindowedLinkRefusedSend(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ta, tb := newMemTransport(), newMemTransport()
+	a, stopA := startWith(t, testConfig(t), ta)
+	defer stopA()
+	b, stopB := startWith(t, testConfig(t), tb)
+	defer stopB()
+	radio := mem.Config{Info: contract.Info{Kind: contract.KindLoRa, Name: "radio", Shared: true, MTU: 255, Window: 1, Bitrate: 1_000_000}, Queue: 4}
+	la, lb := mem.Pipe(radio, radio, nil, nil)
+	ra := &refusingLink{Link: la}
+	ra.refuse.Store(1)
+	evB, cancelB, _ := b.Subscribe(ctx)
+	defer cancelB()
+	ta.ch <- ra
+	tb.ch <- lb
+	waitKind(t, ctx, evB, rpcapi.EventPeerUp)
+	exchange(t, ctx, a, b, "after a refusal")
 }

@@ -76,6 +76,7 @@ type Node struct {
 	transports []contract.Transport
 	linkIn     chan linkEvent
 	linkList   atomic.Pointer[[]*link] // every link up, for node.links and metrics
+	givenUp    map[routing.LinkID]int  // frames windowed links did not take, for TxDone
 	totals     [routing.LinkLoRa + 1]linkTotals
 
 	// Broadcast channels: the registry of joined channels, gossip's
@@ -399,6 +400,7 @@ func (n *Node) drain() error {
 			n.onEngineEvent(ev)
 		}
 		n.eng.Advance()
+		n.giveUpFrames()
 	}
 	c := n.eng.Counters()
 	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.byLink), dropped: n.dropped, counters: c})
@@ -442,6 +444,7 @@ func (n *Node) transmit(txs []routing.Transmit) {
 			continue
 		}
 		n.dropped++
+		n.noteGivenUp(l)
 		if errors.Is(err, context.DeadlineExceeded) {
 			if !l.stalled.Load() {
 				l.stalled.Store(true)
