@@ -150,7 +150,15 @@ func (d *Driver) writeRaw(b []byte) error {
 // readLoop decodes the modem's frames until the port fails or closes.
 func (d *Driver) readLoop() {
 	defer close(d.packets)
-	dec := kiss.NewDecoder(d.port, kiss.MaxHostFrame)
+	gr := &gapReader{r: d.port, gap: d.cfg.FrameGap}
+	dec := kiss.NewDecoder(gr, kiss.MaxHostFrame)
+	gr.onGap = func() {
+		if dec.Parser().InFrame() {
+			dec.Parser().Reset()
+			d.count(func(s *Stats) { s.DecodeErrors++ })
+			d.lim.warn("gap", "lora: dropped a frame the modem left unfinished", "silence", d.cfg.FrameGap)
+		}
+	}
 	for {
 		f, err := dec.Next()
 		switch {
@@ -171,6 +179,29 @@ func (d *Driver) readLoop() {
 			return
 		}
 	}
+}
+
+// gapReader calls onGap before handing over bytes that arrived more than
+// gap after the previous ones. The decoder reads only when it has used
+// every byte before, so onGap sees the parser exactly where the silence
+// left it.
+type gapReader struct {
+	r     io.Reader
+	gap   time.Duration
+	last  time.Time
+	onGap func()
+}
+
+func (g *gapReader) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if n > 0 {
+		now := time.Now()
+		if !g.last.IsZero() && now.Sub(g.last) > g.gap && g.onGap != nil {
+			g.onGap()
+		}
+		g.last = now
+	}
+	return n, err
 }
 
 func (d *Driver) count(f func(*Stats)) {

@@ -558,3 +558,30 @@ func TestFloodLogsOncePerInterval(t *testing.T) {
 		}
 	})
 }
+
+// TestUnfinishedFrameDropped: a frame the modem began and left unfinished
+// is dropped after FrameGap, not glued to what comes next (the next FEND
+// would otherwise hand it over as a short packet).
+func TestUnfinishedFrameDropped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, d, err := startFake(t, testConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		m.Send([]byte{kiss.FEND, kiss.CmdData, 0xAA, 0xBB}) // and then the modem hangs a moment
+		time.Sleep(time.Second)
+		m.Receive([]byte{1, 2, 3}, -90, 1)
+		p := <-d.Packets()
+		if !bytes.Equal(p.Data, []byte{1, 2, 3}) {
+			t.Fatalf("got packet % X, want 01 02 03", p.Data)
+		}
+		synctest.Wait()
+		if n := len(d.Packets()); n != 0 {
+			t.Fatalf("%d more packets", n)
+		}
+		if st := d.Stats(); st.DecodeErrors != 1 {
+			t.Fatalf("decode errors %d", st.DecodeErrors)
+		}
+	})
+}
