@@ -33,6 +33,8 @@
 //   - A modem that stops answering is found by a keepalive: when nothing
 //     was asked for Config.Keepalive, the driver asks RADIO_STATE and wants
 //     the answer (radio on) within Config.ReplyTimeout.
+//   - A frame the modem begins and leaves unfinished for Config.FrameGap
+//     is dropped rather than handed over truncated at the next FEND.
 //   - Garbage, oversized frames and frame floods are counted, logged at most
 //     once per Config.LogInterval, and never buffered beyond one frame of
 //     kiss.MTU bytes and Config.RxQueue packets.
