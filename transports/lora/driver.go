@@ -40,6 +40,7 @@ type Driver struct {
 	stats      Stats
 	pending    signal // RSSI/SNR for the next DATA
 	lastAnswer time.Time
+	resets     int // reset announcements seen
 
 	changed chan struct{} // a report arrived (buffer 1)
 	ready   chan byte     // READY answers (buffer 1, newest kept)
@@ -225,13 +226,30 @@ func (d *Driver) handle(f kiss.Frame) {
 		d.onChannelStats(f.Data)
 	case kiss.CmdReset:
 		if len(f.Data) == 1 && f.Data[0] == kiss.ResetByte {
-			d.fail(fmt.Errorf("%w: the modem announced a reset", ErrModemReset))
+			d.onReset()
 		}
 	default:
 		if !d.report(f) {
 			d.count(func(s *Stats) { s.OtherFrames++ })
 		}
 	}
+}
+
+// onReset handles the modem's reset announcement (ESP32 and nRF52 firmware
+// send it when they boot, and opening the port reboots an ESP32). While
+// starting up it is expected: startup notices and configures again. Once
+// configured, the modem has lost its settings: the driver ends (Reticulum's
+// host driver does the same), and the supervisor starts over.
+func (d *Driver) onReset() {
+	d.mu.Lock()
+	configured := d.configured
+	d.resets++
+	d.mu.Unlock()
+	if configured {
+		d.fail(fmt.Errorf("%w: the modem announced a reset", ErrModemReset))
+		return
+	}
+	d.notify()
 }
 
 func (d *Driver) signal(f kiss.Frame) {
