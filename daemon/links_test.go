@@ -247,11 +247,23 @@ func TestWindowedLinkRefusedSend(t *testing.T) {
 	radio := mem.Config{Info: contract.Info{Kind: contract.KindLoRa, Name: "radio", Shared: true, MTU: 255, Window: 1, Bitrate: 1_000_000}, Queue: 4}
 	la, lb := mem.Pipe(radio, radio, nil, nil)
 	ra := &refusingLink{Link: la}
-	ra.refuse.Store(1)
+	evA, cancelA, _ := a.Subscribe(ctx)
+	defer cancelA()
 	evB, cancelB, _ := b.Subscribe(ctx)
 	defer cancelB()
 	ta.ch <- ra
 	tb.ch <- lb
+	// Both links up before the first send: a path request sent before
+	// them would be repeated only a minute later.
+	waitKind(t, ctx, evA, rpcapi.EventPeerUp)
 	waitKind(t, ctx, evB, rpcapi.EventPeerUp)
+	exchange(t, ctx, a, b, "before")
+	// The next frame A hands the link (the envelope) is refused; the hop
+	// acknowledgement that does not come makes A send it again, through
+	// the window the daemon opened.
+	ra.refuse.Store(1)
 	exchange(t, ctx, a, b, "after a refusal")
+	if ra.refuse.Load() >= 0 {
+		t.Fatal("no frame was refused")
+	}
 }

@@ -155,8 +155,10 @@ type Link interface {
 	Recv(ctx context.Context) (Frame, error)
 	// TxDone reports, on a link with a Window, how many frames finished
 	// transmitting (sent on the air or given up) since the last report.
-	// It is nil on links without a Window and is never closed; Done says
-	// when to stop reading it.
+	// Only frames Send accepted (returned nil for) are reported; the
+	// caller counts a frame Send refused as done itself. It is nil on
+	// links without a Window and is never closed; Done says when to stop
+	// reading it.
 	TxDone() <-chan int
 	// Close takes the link down with reason (nil: an orderly close, the
 	// peer sees ErrPeerClosed). Frames still queued may be lost; what
