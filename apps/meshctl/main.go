@@ -1,4 +1,4 @@
-// Meshctl is the command-line client of a running meshd: status, peers,
+// Meshctl is the command-line client of a running meshd: status, peers, links,
 // routes, sending and reading messages, broadcast channels. It talks to the daemon's JSON-RPC
 // API on the unix socket in the daemon's data directory and holds no
 // protocol logic of its own.
