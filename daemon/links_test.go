@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -265,5 +266,99 @@ func TestWindowedLinkRefusedSend(t *testing.T) {
 	exchange(t, ctx, a, b, "after a refusal")
 	if ra.refuse.Load() >= 0 {
 		t.Fatal("no frame was refused")
+	}
+}
+
+// TestBridgeLibp2pTCP: B has a libp2p link to A and a TCP link to C; a
+// message crosses from A to C and back, and a channel message from A
+// (gossip to B) reaches C (flooded on the TCP link) and one from C
+// reaches A, each once.
+func TestBridgeLibp2pTCP(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfgB := testConfig(t)
+	cfgB.TCP.Listen = "127.0.0.1:0"
+	b, stopB := startNode(t, cfgB)
+	defer stopB()
+	a, stopA := startNode(t, testConfig(t))
+	defer stopA()
+	evB, cancelB, _ := b.Subscribe(ctx)
+	defer cancelB()
+	if _, err := a.Connect(ctx, b.host.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	cfgC := testConfig(t)
+	cfgC.TCP.Peers = []string{b.tcpAddr()}
+	c, stopC := startNode(t, cfgC)
+	defer stopC()
+	kinds := map[string]bool{}
+	for len(kinds) < 2 {
+		ev := waitKind(t, ctx, evB, rpcapi.EventPeerUp)
+		kinds[ev.Peer.Kind] = true // "" for libp2p, "tcp"
+	}
+	exchange(t, ctx, a, c, "a to c")
+	exchange(t, ctx, c, a, "c to a")
+
+	ch, err := a.ChannelCreate(ctx, "bridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	share, _ := a.ChannelShare(ctx, ch.ID)
+	name, key, _ := rpcapi.ParseChannelShare(share.Share)
+	for _, n := range []*Node{b, c} {
+		if _, err := n.ChannelJoin(ctx, name, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evC, cancelC, _ := c.Subscribe(ctx)
+	defer cancelC()
+	evA, cancelA, _ := a.Subscribe(ctx)
+	defer cancelA()
+	// Gossip needs B's subscription to reach A first: publish until C
+	// has one.
+	for i := 0; ; i++ {
+		if _, err := a.ChannelPublish(ctx, rpcapi.ChannelPublishParams{Channel: ch.ID, Text: fmt.Sprintf("from a %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		wctx, wdone := context.WithTimeout(ctx, 2*time.Second)
+		ev := waitKindOrNil(wctx, evC, rpcapi.EventChannelMessage)
+		wdone()
+		if ev != nil {
+			break
+		}
+	}
+	if _, err := c.ChannelPublish(ctx, rpcapi.ChannelPublishParams{Channel: ch.ID, Text: "from c"}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := waitKind(t, ctx, evA, rpcapi.EventChannelMessage)
+		if ev.ChannelMessage.Text == "from c" {
+			break
+		}
+	}
+	hist, err := a.ChannelHistory(ctx, rpcapi.ChannelHistoryParams{Channel: ch.ID, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range hist.Messages {
+		if m.Text == "from c" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("A's history has %d copies of C's message, want 1", n)
+	}
+	histC, err := c.ChannelHistory(ctx, rpcapi.ChannelHistoryParams{Channel: ch.ID, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, m := range histC.Messages {
+		if seen[m.Text] {
+			t.Errorf("C has %q twice", m.Text)
+		}
+		seen[m.Text] = true
 	}
 }
