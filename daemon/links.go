@@ -291,7 +291,7 @@ func (n *Node) linkOf(l *link) rpcapi.Link {
 	}
 	if l.conn == nil {
 		r.FramesIn, r.FramesOut, r.BytesIn, r.BytesOut = l.framesIn.Load(), l.framesOut.Load(), l.bytesIn.Load(), l.bytesOut.Load()
-		r.MTU = p2p.IPLinkMTU
+		r.MTU, r.QueueFrames = p2p.IPLinkMTU, n.host.LinkQueue(l.peer)
 		return r
 	}
 	if l.info.Shared {

@@ -362,3 +362,23 @@ func TestBridgeLibp2pTCP(t *testing.T) {
 		seen[m.Text] = true
 	}
 }
+
+// TestLinksListsLibp2p: node.links lists a libp2p link with its peer and
+// the traffic the daemon counted.
+func TestLinksListsLibp2p(t *testing.T) {
+	noLeaks(t)
+	a, b, stop := twoNodes(t)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	exchange(t, ctx, a, b, "counted")
+	links, err := a.Links(ctx)
+	if err != nil || len(links) != 1 {
+		t.Fatalf("links %+v, %v", links, err)
+	}
+	l := links[0]
+	if l.Kind != "ip" || l.Name != b.host.ID().String() || l.Peer != b.id.Address().String() || l.State != "up" ||
+		l.FramesIn == 0 || l.FramesOut == 0 || l.BytesOut == 0 || l.Radio != nil {
+		t.Errorf("link %+v", l)
+	}
+}
