@@ -145,7 +145,10 @@ type Link interface {
 	// with ErrFrameSize at once. Send does not keep frame after it
 	// returns. On a link with a Window, at most Window frames may be
 	// handed over before TxDone reports them; Send waits for the window
-	// like for a full queue.
+	// like for a full queue. The daemon gives a Send one second (10 ms
+	// while the link counts as stalled) before it drops the frame, so a
+	// link that must wait for the air (a duty cycle, a busy channel)
+	// takes the frame and waits inside, reporting it on TxDone later.
 	Send(ctx context.Context, frame []byte) error
 	// Recv returns the next frame, in the order the peer sent them. It
 	// waits until one arrives, ctx ends or the link is down and every
