@@ -81,7 +81,7 @@ func exchange(t *testing.T, ctx context.Context, a, b *Node, text string) {
 
 // tcpPair starts two nodes linked only by a plain TCP link (B dials A)
 // and returns once A has the link up.
-func tcpPair(t *testing.T, ctx context.Context) (a, b *Node, stop func()) {
+func tcpPair(t testing.TB, ctx context.Context) (a, b *Node, stop func()) {
 	t.Helper()
 	cfgA := testConfig(t)
 	cfgA.TCP.Listen = "127.0.0.1:0"
