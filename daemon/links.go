@@ -252,7 +252,13 @@ func routingKind(k contract.Kind) routing.LinkKind {
 	return routing.LinkIP
 }
 
-// routingInfo is the engine's view of a contract link.
+// p2pInfo describes a libp2p link in the contract's terms, so that links
+// of every kind reach the engine through routingInfo.
+func p2pInfo(ev p2p.LinkUp) contract.Info {
+	return contract.Info{Kind: contract.KindIP, Name: ev.Peer.String(), MTU: p2p.IPLinkMTU, Peer: ev.Identity, Outbound: ev.Outbound}
+}
+
+// routingInfo is the engine's view of a link.
 func routingInfo(id routing.LinkID, in contract.Info) routing.LinkInfo {
 	ri := routing.LinkInfo{
 		ID: id, Kind: routingKind(in.Kind), MTU: in.MTU, Bitrate: in.Bitrate, Shared: in.Shared,
@@ -291,7 +297,7 @@ func (n *Node) linkOf(l *link) rpcapi.Link {
 	}
 	if l.conn == nil {
 		r.FramesIn, r.FramesOut, r.BytesIn, r.BytesOut = l.framesIn.Load(), l.framesOut.Load(), l.bytesIn.Load(), l.bytesOut.Load()
-		r.MTU, r.QueueFrames = p2p.IPLinkMTU, n.host.LinkQueue(l.peer)
+		r.MTU, r.QueueFrames = l.info.MTU, n.host.LinkQueue(l.peer)
 		return r
 	}
 	if l.info.Shared {
