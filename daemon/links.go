@@ -280,7 +280,27 @@ func (n *Node) Links(ctx context.Context) ([]rpcapi.Link, error) {
 		out = append(out, n.linkOf(l))
 	}
 	slices.SortFunc(out, func(a, b rpcapi.Link) int { return cmp.Compare(a.ID, b.ID) })
+	for _, t := range n.transports {
+		if r, ok := t.(contract.Reporter); ok {
+			for _, w := range r.Waiting() {
+				out = append(out, waitingLink(w))
+			}
+		}
+	}
 	return out, nil
+}
+
+// waitingLink describes a link a transport is trying to bring up.
+func waitingLink(w contract.Waiting) rpcapi.Link {
+	l := rpcapi.Link{Kind: routingKind(w.Kind).String(), Name: w.Name, State: w.State}
+	if w.Err != nil {
+		l.Error = w.Err.Error()
+	}
+	if !w.Retry.IsZero() {
+		r := w.Retry.UTC()
+		l.Retry = &r
+	}
+	return l
 }
 
 // linkOf describes a link for node.links.

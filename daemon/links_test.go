@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -380,5 +381,28 @@ func TestLinksListsLibp2p(t *testing.T) {
 	if l.Kind != "ip" || l.Name != b.host.ID().String() || l.Peer != b.id.Address().String() || l.State != "up" ||
 		l.FramesIn == 0 || l.FramesOut == 0 || l.BytesOut == 0 || l.Radio != nil {
 		t.Errorf("link %+v", l)
+	}
+}
+
+// TestLinksListsWaitingPeers: a configured TCP peer without a link is
+// listed by node.links (ID 0, not up) so operators see what is missing.
+func TestLinksListsWaitingPeers(t *testing.T) {
+	noLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there
+	cfg := testConfig(t)
+	cfg.TCP.Peers = []string{addr}
+	n, stop := startNode(t, cfg)
+	defer stop()
+	links, err := n.Links(t.Context())
+	if err != nil || len(links) != 1 {
+		t.Fatalf("links %+v, %v", links, err)
+	}
+	if l := links[0]; l.ID != 0 || l.Kind != "tcp" || l.Name != addr || (l.State != "connecting" && l.State != "down") {
+		t.Errorf("waiting peer listed as %+v", l)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"meshd.dev/meshd/rpcapi"
 )
@@ -35,5 +36,14 @@ func TestLinkColumns(t *testing.T) {
 	}
 	if got := size(3 << 20); got != "3.0 MiB" {
 		t.Errorf("size %q", got)
+	}
+}
+
+func TestWaitingNote(t *testing.T) {
+	now := time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC)
+	retry := now.Add(12 * time.Second)
+	l := rpcapi.Link{Kind: "tcp", Name: "192.0.2.1:7723", State: "down", Error: "connection refused", Retry: &retry}
+	if got, want := waitingNote(l, now), "tcp 192.0.2.1:7723: down, next attempt in 12s: connection refused"; got != want {
+		t.Errorf("%q, want %q", got, want)
 	}
 }

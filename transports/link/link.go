@@ -195,3 +195,26 @@ type Transport interface {
 	// Close stops the transport and takes its links down.
 	Close() error
 }
+
+// Waiting is a link a transport tries to bring up: a configured peer being
+// redialled, a modem being reopened after it went away.
+type Waiting struct {
+	Kind Kind
+	// Name is what the link will be known by (the peer's host:port, the
+	// serial port).
+	Name string
+	// State is "connecting" (an attempt is under way) or "down" (waiting
+	// for the next attempt).
+	State string
+	// Err is why the last attempt failed or the last link ended (nil if
+	// none did yet).
+	Err error
+	// Retry is when the next attempt starts (zero while connecting).
+	Retry time.Time
+}
+
+// Reporter is implemented by transports that know of links that are not
+// up, so operators see them too (meshctl links lists them).
+type Reporter interface {
+	Waiting() []Waiting
+}
