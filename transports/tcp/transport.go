@@ -284,8 +284,8 @@ func (t *Transport) establish(c net.Conn, outbound bool, want protocol.Address) 
 		err = ErrTransportClosed
 	}
 	if err != nil {
+		t.failures.Add(1) // counted before the peer can see the close
 		c.Close()
-		t.failures.Add(1)
 		level := slog.LevelInfo
 		if t.ctx.Err() != nil {
 			level = slog.LevelDebug
@@ -300,9 +300,9 @@ func (t *Transport) establish(c net.Conn, outbound bool, want protocol.Address) 
 	if !outbound && t.inbound >= t.cfg.MaxInbound {
 		// Links that came up while this one shook hands took the room.
 		t.mu.Unlock()
+		t.refused.Add(1)
 		k.Close(errTooMany)
 		k.wait()
-		t.refused.Add(1)
 		return nil, errTooMany
 	}
 	t.conns[k] = struct{}{}
