@@ -1,0 +1,300 @@
+package lora
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"meshd.dev/meshd/transports/lora/kiss"
+)
+
+// Packet is a frame the modem received over the air.
+type Packet struct {
+	Data []byte
+	// RSSI in dBm and SNR in dB of the frame, from the STAT_RSSI and
+	// STAT_SNR frames that precede DATA; HasSignal is false if the modem
+	// sent none.
+	RSSI      int
+	SNR       float64
+	HasSignal bool
+}
+
+// Driver speaks the RNode host protocol over one open port. It is safe for
+// concurrent use; Send holds one frame at a time.
+type Driver struct {
+	cfg  Config
+	port io.ReadWriteCloser
+	log  *slog.Logger
+	lim  *logLimiter
+
+	wmu  sync.Mutex // serialises writes to the port
+	txMu sync.Mutex // window of one frame
+
+	mu         sync.Mutex
+	rep        reported
+	configured bool // start-up done and echoes checked
+	stats      Stats
+	pending    signal // RSSI/SNR for the next DATA
+	lastAnswer time.Time
+
+	changed chan struct{} // a report arrived (buffer 1)
+	ready   chan byte     // READY answers (buffer 1, newest kept)
+	txErr   chan error    // modem errors that fail the frame in flight
+	packets chan Packet
+
+	done    chan struct{}
+	errOnce sync.Once
+	err     error
+}
+
+type signal struct {
+	rssi, snr       byte
+	hasRSSI, hasSNR bool
+}
+
+// Start runs the start-up sequence on port and returns a configured driver.
+// On error the port is closed. ctx bounds the start-up only.
+func Start(ctx context.Context, port io.ReadWriteCloser, cfg Config) (*Driver, error) {
+	if err := cfg.Validate(); err != nil {
+		port.Close()
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	log := c.Logger.With("lora", c.Name)
+	d := &Driver{
+		cfg: c, port: port, log: log, lim: newLogLimiter(c.LogInterval, log),
+		changed: make(chan struct{}, 1),
+		ready:   make(chan byte, 1),
+		txErr:   make(chan error, 1),
+		packets: make(chan Packet, c.RxQueue),
+		done:    make(chan struct{}),
+	}
+	go d.readLoop()
+	if err := d.startup(ctx); err != nil {
+		d.fail(err)
+		return nil, err
+	}
+	go d.keepalive()
+	return d, nil
+}
+
+// Packets delivers received frames. It is closed when the driver ends.
+func (d *Driver) Packets() <-chan Packet { return d.packets }
+
+// Done is closed when the driver has ended; Err then says why.
+func (d *Driver) Done() <-chan struct{} { return d.done }
+
+// Err returns why the driver ended, or nil while it runs.
+func (d *Driver) Err() error {
+	select {
+	case <-d.done:
+		return d.err
+	default:
+		return nil
+	}
+}
+
+// Close tells the modem the host leaves (LEAVE 0xFF) and closes the port.
+func (d *Driver) Close() error {
+	select {
+	case <-d.done:
+		return nil
+	default:
+	}
+	_ = d.write(kiss.CmdLeave, []byte{kiss.LeaveByte})
+	d.fail(ErrClosed)
+	return nil
+}
+
+// fail ends the driver once with err: the port is closed, Done closes.
+func (d *Driver) fail(err error) {
+	d.errOnce.Do(func() {
+		d.err = err
+		d.port.Close()
+		close(d.done)
+		if !errors.Is(err, ErrClosed) {
+			d.log.Error("lora: modem link ended", "err", err)
+		}
+	})
+}
+
+// write sends one frame to the modem.
+func (d *Driver) write(cmd byte, data []byte) error {
+	b, err := kiss.Encode(cmd, data)
+	if err != nil {
+		return err
+	}
+	return d.writeRaw(b)
+}
+
+func (d *Driver) writeRaw(b []byte) error {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	select {
+	case <-d.done:
+		return d.err
+	default:
+	}
+	if _, err := d.port.Write(b); err != nil {
+		err = fmt.Errorf("%w: write: %w", ErrPort, err)
+		d.fail(err)
+		return err
+	}
+	return nil
+}
+
+// readLoop decodes the modem's frames until the port fails or closes.
+func (d *Driver) readLoop() {
+	defer close(d.packets)
+	dec := kiss.NewDecoder(d.port, kiss.MaxHostFrame)
+	for {
+		f, err := dec.Next()
+		switch {
+		case err == nil:
+			d.handle(f)
+		case errors.Is(err, kiss.ErrFrameTooLong), errors.Is(err, kiss.ErrBadEscape), errors.Is(err, kiss.ErrGarbage):
+			d.count(func(s *Stats) { s.DecodeErrors++ })
+			d.lim.warn("decode", "lora: bad bytes from modem", "err", err)
+		default:
+			select {
+			case <-d.done:
+			default:
+				if errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
+				d.fail(fmt.Errorf("%w: read: %w", ErrPort, err))
+			}
+			return
+		}
+	}
+}
+
+func (d *Driver) count(f func(*Stats)) {
+	d.mu.Lock()
+	f(&d.stats)
+	d.mu.Unlock()
+}
+
+// handle dispatches one frame from the modem.
+func (d *Driver) handle(f kiss.Frame) {
+	switch f.Cmd {
+	case kiss.CmdData:
+		d.receive(f.Data)
+	case kiss.CmdStatRSSI, kiss.CmdStatSNR:
+		d.signal(f)
+	case kiss.CmdReady:
+		d.onReady(f.Data)
+	case kiss.CmdError:
+		d.onError(f.Data)
+	case kiss.CmdStatChTm:
+		d.onChannelStats(f.Data)
+	case kiss.CmdReset:
+		if len(f.Data) == 1 && f.Data[0] == kiss.ResetByte {
+			d.fail(fmt.Errorf("%w: the modem announced a reset", ErrModemReset))
+		}
+	default:
+		if !d.report(f) {
+			d.count(func(s *Stats) { s.OtherFrames++ })
+		}
+	}
+}
+
+func (d *Driver) signal(f kiss.Frame) {
+	if len(f.Data) != 1 {
+		d.count(func(s *Stats) { s.DecodeErrors++ })
+		return
+	}
+	d.mu.Lock()
+	if f.Cmd == kiss.CmdStatRSSI {
+		d.pending.rssi, d.pending.hasRSSI = f.Data[0], true
+	} else {
+		d.pending.snr, d.pending.hasSNR = f.Data[0], true
+	}
+	d.mu.Unlock()
+}
+
+// receive hands a DATA frame to Packets with the signal report that
+// preceded it. A full queue drops the newest packet: the reader must keep
+// draining the port, or READY answers would be lost behind a flood.
+func (d *Driver) receive(data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	d.mu.Lock()
+	p := Packet{Data: data}
+	if d.pending.hasRSSI && d.pending.hasSNR {
+		p.RSSI, p.SNR, p.HasSignal = kiss.RSSIFromByte(d.pending.rssi), kiss.SNRFromByte(d.pending.snr), true
+		d.stats.LastRSSI, d.stats.LastSNR, d.stats.HasSignal = p.RSSI, p.SNR, true
+	}
+	d.pending = signal{}
+	d.lastAnswer = time.Now()
+	d.mu.Unlock()
+	select {
+	case d.packets <- p:
+		d.count(func(s *Stats) { s.RxFrames++; s.RxBytes += uint64(len(data)) })
+	default:
+		d.count(func(s *Stats) { s.RxDropped++ })
+		d.lim.warn("rxdrop", "lora: received packets dropped, the daemon does not keep up")
+	}
+}
+
+func (d *Driver) onReady(data []byte) {
+	if len(data) != 1 {
+		d.count(func(s *Stats) { s.DecodeErrors++ })
+		return
+	}
+	d.touch()
+	select {
+	case <-d.ready: // keep only the newest answer
+	default:
+	}
+	d.ready <- data[0]
+}
+
+func (d *Driver) onError(data []byte) {
+	if len(data) != 1 {
+		d.count(func(s *Stats) { s.DecodeErrors++ })
+		return
+	}
+	e := &ModemError{Code: data[0]}
+	d.count(func(s *Stats) { s.ModemErrors[min(int(e.Code), len(s.ModemErrors)-1)]++ })
+	if fatalModemError(e.Code) {
+		d.fail(e)
+		return
+	}
+	d.lim.warn(fmt.Sprintf("modem%02x", e.Code), "lora: modem reported an error", "err", e)
+	if e.Code == kiss.ErrorQueueFull {
+		select {
+		case d.txErr <- e:
+		default:
+		}
+	}
+}
+
+func (d *Driver) onChannelStats(data []byte) {
+	cs, err := kiss.ParseChannelStats(data)
+	if err != nil {
+		d.count(func(s *Stats) { s.DecodeErrors++ })
+		return
+	}
+	d.count(func(s *Stats) { s.Channel, s.HasChannel = cs, true })
+}
+
+// touch records that the modem answered something.
+func (d *Driver) touch() {
+	d.mu.Lock()
+	d.lastAnswer = time.Now()
+	d.mu.Unlock()
+}
+
+// notify wakes a waiter for reports.
+func (d *Driver) notify() {
+	select {
+	case d.changed <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,559 @@
+package lora
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"meshd.dev/meshd/transports/lora/kiss"
+)
+
+func testConfig() Config {
+	return Config{FrequencyHz: 868_100_000, BandwidthHz: 125_000, TxPowerDBm: 14, SF: 9, CR: 5, Name: "test",
+		Logger: slog.New(slog.DiscardHandler)}
+}
+
+// startFake runs a fake modem (bent by setup) and starts a driver on it.
+func startFake(t *testing.T, cfg Config, setup func(*fakeModem)) (*fakeModem, *Driver, error) {
+	t.Helper()
+	m, host := newFakeModem(t)
+	if setup != nil {
+		setup(m)
+	}
+	go m.run()
+	d, err := Start(context.Background(), host, cfg)
+	if err != nil {
+		host.Close()
+	}
+	return m, d, err
+}
+
+func TestStartupSendsFirmwareSequence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.LTALock = 100
+		m, d, err := startFake(t, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		var want []byte
+		want = append(want, 0xC0, 0x08, 0x73, 0xC0, 0x50, 0x00, 0xC0, 0x48, 0x00, 0xC0, 0x49, 0x00, 0xC0)
+		want = append(want, 0xC0, 0x01, 0x33, 0xBE, 0x27, 0xA0, 0xC0) // 868100000 Hz
+		want = append(want, 0xC0, 0x02, 0x00, 0x01, 0xE8, 0x48, 0xC0) // 125000 Hz
+		want = append(want, 0xC0, 0x03, 0x0E, 0xC0)                   // 14 dBm
+		want = append(want, 0xC0, 0x04, 0x09, 0xC0)                   // SF9
+		want = append(want, 0xC0, 0x05, 0x05, 0xC0)                   // 4/5
+		want = append(want, 0xC0, 0x0C, 0x00, 0x64, 0xC0)             // LT_ALOCK 1 %
+		want = append(want, 0xC0, 0x06, 0x01, 0xC0)                   // radio on
+		if got := m.hostBytes(); !bytes.Equal(got, want) {
+			t.Fatalf("host sent\n% X\nwant\n% X", got, want)
+		}
+		st := d.Stats()
+		if st.Firmware != "1.86" || st.Platform != kiss.PlatformESP32 {
+			t.Fatalf("stats firmware %q platform %#x", st.Firmware, st.Platform)
+		}
+	})
+}
+
+func TestStartupRefusesClampedTxPower(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.TxPowerDBm = 22 // the fake, like an SX1276 board, clamps to 17
+		m, _, err := startFake(t, cfg, nil)
+		if !errors.Is(err, ErrEchoMismatch) {
+			t.Fatalf("err = %v, want ErrEchoMismatch", err)
+		}
+		if !strings.Contains(err.Error(), "TX power: configured 22 dBm, modem applied 17 dBm") {
+			t.Fatalf("error does not name the field and both values: %v", err)
+		}
+		for _, f := range m.hostFrames() {
+			if f.Cmd == kiss.CmdData {
+				t.Fatal("driver transmitted after a mismatch")
+			}
+		}
+	})
+}
+
+func TestStartupWrongEchoes(t *testing.T) {
+	cases := []struct {
+		name string
+		cmd  byte
+		echo []byte
+		want string
+	}{
+		{"frequency", kiss.CmdFrequency, frame(kiss.CmdFrequency, kiss.U32(869_525_000)...), "frequency: configured 868100000 Hz, modem applied 869525000 Hz"},
+		{"bandwidth", kiss.CmdBandwidth, frame(kiss.CmdBandwidth, kiss.U32(250_000)...), "bandwidth: configured 125000 Hz, modem applied 250000 Hz"},
+		{"sf", kiss.CmdSF, frame(kiss.CmdSF, 12), "spreading factor: configured 9, modem applied 12"},
+		{"cr", kiss.CmdCR, frame(kiss.CmdCR, 8), "coding rate: configured 4/5, modem applied 4/8"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				_, _, err := startFake(t, testConfig(), func(m *fakeModem) {
+					m.override[c.cmd] = func() []byte { return c.echo }
+				})
+				if !errors.Is(err, ErrEchoMismatch) || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("err = %v, want ErrEchoMismatch with %q", err, c.want)
+				}
+			})
+		})
+	}
+}
+
+func TestStartupFrequencyWithin100Hz(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, d, err := startFake(t, testConfig(), func(m *fakeModem) {
+			m.override[kiss.CmdFrequency] = func() []byte { return frame(kiss.CmdFrequency, kiss.U32(868_100_061)...) }
+		})
+		if err != nil {
+			t.Fatalf("61 Hz off refused: %v", err)
+		}
+		d.Close()
+	})
+}
+
+func TestStartupRadioInitFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, _, err := startFake(t, testConfig(), func(m *fakeModem) {
+			m.override[kiss.CmdRadioState] = func() []byte {
+				return append(frame(kiss.CmdError, kiss.ErrorInitRadio), frame(kiss.CmdRadioState, 0)...)
+			}
+		})
+		var me *ModemError
+		if !errors.As(err, &me) || me.Code != kiss.ErrorInitRadio || !errors.Is(err, ErrModem) {
+			t.Fatalf("err = %v, want modem error 0x01", err)
+		}
+	})
+}
+
+func TestStartupSilentModem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		_, _, err := startFake(t, testConfig(), func(m *fakeModem) { m.silent = true })
+		if !errors.Is(err, ErrNotDetected) {
+			t.Fatalf("err = %v, want ErrNotDetected", err)
+		}
+		if el := time.Since(start); el < 5*time.Second || el > 6*time.Second {
+			t.Fatalf("gave up after %v, want the 5 s detect timeout", el)
+		}
+	})
+}
+
+func TestStartupGarbageModem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, host := newFakeModem(t)
+		m.silent = true
+		go m.run()
+		go func() {
+			junk := bytes.Repeat([]byte("\x11\x22ATZ\r\n"), 2000)
+			for i := 0; i < 5; i++ {
+				if _, err := m.conn.Write(junk); err != nil {
+					return
+				}
+			}
+		}()
+		_, err := Start(context.Background(), host, testConfig())
+		if !errors.Is(err, ErrNotDetected) {
+			t.Fatalf("err = %v, want ErrNotDetected", err)
+		}
+	})
+}
+
+func TestStartupWrongDetectAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, _, err := startFake(t, testConfig(), func(m *fakeModem) { m.detectResp = 0x00 })
+		if !errors.Is(err, ErrNotDetected) {
+			t.Fatalf("err = %v, want ErrNotDetected", err)
+		}
+	})
+}
+
+func TestStartupOldFirmware(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, _, err := startFake(t, testConfig(), func(m *fakeModem) { m.fw = [2]byte{1, 40} })
+		if !errors.Is(err, ErrFirmware) || !strings.Contains(err.Error(), "1.40") {
+			t.Fatalf("err = %v, want ErrFirmware naming 1.40", err)
+		}
+	})
+}
+
+func TestStartupMissingEcho(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, _, err := startFake(t, testConfig(), func(m *fakeModem) {
+			m.override[kiss.CmdCR] = func() []byte { return nil }
+		})
+		if !errors.Is(err, ErrNoAnswer) || !strings.Contains(err.Error(), "CR") {
+			t.Fatalf("err = %v, want ErrNoAnswer naming CR", err)
+		}
+	})
+}
+
+func TestReceiveCarriesRSSIAndSNR(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, d, err := startFake(t, testConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		m.receive([]byte{0xC0, 0xDB, 1}, -97, -7.25)
+		p := <-d.Packets()
+		if !bytes.Equal(p.Data, []byte{0xC0, 0xDB, 1}) || !p.HasSignal || p.RSSI != -97 || p.SNR != -7.25 {
+			t.Fatalf("packet = %+v", p)
+		}
+		// A DATA frame without a signal report does not reuse the last one.
+		m.send(frame(kiss.CmdData, 7))
+		p = <-d.Packets()
+		if p.HasSignal {
+			t.Fatalf("packet without STAT frames has signal %+v", p)
+		}
+		if st := d.Stats(); st.RxFrames != 2 || st.LastRSSI != -97 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
+
+func TestSendWaitsForReady(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Airtime = func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+		answers := []byte{0, 0, 1}
+		m, d, err := startFake(t, cfg, func(m *fakeModem) {
+			m.ready = func() byte { a := answers[0]; answers = answers[1:]; return a }
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		start := time.Now()
+		if err := d.Send(context.Background(), []byte{1, 2, 0xC0}); err != nil {
+			t.Fatal(err)
+		}
+		// 3 ms of airtime, then two 100 ms pauses while the queue was full.
+		if el := time.Since(start); el != 203*time.Millisecond {
+			t.Fatalf("Send took %v, want 203ms", el)
+		}
+		var cmds []byte
+		for _, f := range m.hostFrames() {
+			cmds = append(cmds, f.Cmd)
+		}
+		tail := cmds[len(cmds)-4:]
+		if !bytes.Equal(tail, []byte{kiss.CmdData, kiss.CmdReady, kiss.CmdReady, kiss.CmdReady}) {
+			t.Fatalf("host commands end % X", tail)
+		}
+		if !bytes.Contains(m.hostBytes(), []byte{0xC0, 0x00, 1, 2, 0xDB, 0xDC, 0xC0, 0xC0, 0x0F, 0x00, 0xC0}) {
+			t.Fatal("DATA and READY bytes not as the firmware expects")
+		}
+		if st := d.Stats(); st.TxFrames != 1 || st.TxBytes != 3 || st.ReadyNo != 2 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
+
+func TestSendRejectsBadSizes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, d, err := startFake(t, testConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		for _, n := range []int{0, kiss.MTU + 1} {
+			if err := d.Send(context.Background(), make([]byte, n)); !errors.Is(err, ErrFrameSize) {
+				t.Fatalf("Send(%d bytes) = %v, want ErrFrameSize", n, err)
+			}
+		}
+	})
+}
+
+func TestSendNoReadyAnswerEndsDriver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, d, err := startFake(t, testConfig(), func(m *fakeModem) {
+			m.override[kiss.CmdReady] = func() []byte { return nil }
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Send(context.Background(), []byte{1}); !errors.Is(err, ErrNoAnswer) {
+			t.Fatalf("Send = %v, want ErrNoAnswer", err)
+		}
+		<-d.Done()
+		if !errors.Is(d.Err(), ErrNoAnswer) {
+			t.Fatalf("driver ended with %v", d.Err())
+		}
+	})
+}
+
+func TestSendQueueStaysFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, d, err := startFake(t, testConfig(), func(m *fakeModem) {
+			m.ready = func() byte { return kiss.ReadyNo }
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Send(context.Background(), []byte{1}); !errors.Is(err, ErrNoAnswer) {
+			t.Fatalf("Send = %v, want ErrNoAnswer after TxTimeout", err)
+		}
+	})
+}
+
+func TestModemQueueFullErrorFailsFrame(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, d, err := startFake(t, testConfig(), func(m *fakeModem) {
+			m.onData = func(m *fakeModem, _ []byte) { go m.send(frame(kiss.CmdError, kiss.ErrorQueueFull)) }
+			m.override[kiss.CmdReady] = func() []byte { return nil }
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		err = d.Send(context.Background(), []byte{1})
+		if !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("Send = %v, want ErrQueueFull", err)
+		}
+		if d.Err() != nil {
+			t.Fatalf("queue full ended the driver: %v", d.Err())
+		}
+	})
+}
+
+func TestModemErrors(t *testing.T) {
+	cases := []struct {
+		code  byte
+		fatal bool
+	}{
+		{kiss.ErrorInitRadio, true}, {kiss.ErrorTxFailed, true}, {kiss.ErrorEEPROMLocked, true},
+		{kiss.ErrorMemoryLow, false}, {kiss.ErrorModemTimeout, false}, {0x77, true},
+	}
+	for _, c := range cases {
+		synctest.Test(t, func(t *testing.T) {
+			m, d, err := startFake(t, testConfig(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			m.send(frame(kiss.CmdError, c.code))
+			m.receive([]byte{9}, -100, 5) // a marker: the error was handled before it
+			synctest.Wait()
+			if c.fatal {
+				<-d.Done()
+				var me *ModemError
+				if !errors.As(d.Err(), &me) || me.Code != c.code {
+					t.Fatalf("code 0x%02X: driver ended with %v", c.code, d.Err())
+				}
+				return
+			}
+			<-d.Packets()
+			if d.Err() != nil {
+				t.Fatalf("code 0x%02X ended the driver: %v", c.code, d.Err())
+			}
+			if st := d.Stats(); st.ModemErrors[c.code] != 1 {
+				t.Fatalf("code 0x%02X not counted: %v", c.code, st.ModemErrors)
+			}
+		})
+	}
+}
+
+func TestFrameFloodIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.RxQueue = 8
+		m, d, err := startFake(t, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		big := bytes.Repeat([]byte{0xC0}, kiss.MTU) // worst case: every byte escaped
+		for i := 0; i < 500; i++ {
+			m.receive(big, -80, 10)
+		}
+		// Oversized frames are dropped, not buffered.
+		m.send(append(append([]byte{0xC0, 0x00}, bytes.Repeat([]byte{1}, 5*kiss.MTU)...), 0xC0))
+		// The link still works: READY is read behind the flood.
+		if err := d.Send(context.Background(), []byte{1}); err != nil {
+			t.Fatalf("Send after flood: %v", err)
+		}
+		st := d.Stats()
+		if st.RxFrames != 8 || st.RxDropped != 492 || st.DecodeErrors != 1 {
+			t.Fatalf("stats after flood: rx %d dropped %d decode errors %d", st.RxFrames, st.RxDropped, st.DecodeErrors)
+		}
+		if len(d.Packets()) != 8 {
+			t.Fatalf("%d packets queued, want the bound 8", len(d.Packets()))
+		}
+	})
+}
+
+func TestPortVanishing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, d, err := startFake(t, testConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.conn.Close() // unplugged
+		<-d.Done()
+		if !errors.Is(d.Err(), ErrPort) {
+			t.Fatalf("driver ended with %v, want ErrPort", d.Err())
+		}
+		if err := d.Send(context.Background(), []byte{1}); !errors.Is(err, ErrPort) {
+			t.Fatalf("Send on a vanished port = %v", err)
+		}
+		if _, ok := <-d.Packets(); ok {
+			t.Fatal("Packets not closed")
+		}
+	})
+}
+
+func TestKeepaliveFindsHungModem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		_, d, err := startFake(t, testConfig(), func(m *fakeModem) { m.stopAfter = 10 }) // answers the 10 start-up frames only
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-d.Done()
+		if !errors.Is(d.Err(), ErrNoAnswer) || !strings.Contains(d.Err().Error(), "RADIO_STATE") {
+			t.Fatalf("driver ended with %v", d.Err())
+		}
+		if el := time.Since(start); el != 32*time.Second {
+			t.Fatalf("hang noticed after %v, want keepalive 30 s + reply timeout 2 s", el)
+		}
+	})
+}
+
+func TestKeepaliveQuietModemStaysUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, d, err := startFake(t, testConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		time.Sleep(10 * time.Minute)
+		if d.Err() != nil {
+			t.Fatalf("an answering modem was dropped: %v", d.Err())
+		}
+	})
+}
+
+func TestSettingChangedAfterStartup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, d, err := startFake(t, testConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.send(frame(kiss.CmdSF, 12)) // someone reconfigured the modem
+		<-d.Done()
+		if !errors.Is(d.Err(), ErrEchoMismatch) {
+			t.Fatalf("driver ended with %v", d.Err())
+		}
+		if err := d.Send(context.Background(), []byte{1}); err == nil {
+			t.Fatal("Send succeeded after a mismatch")
+		}
+	})
+}
+
+func TestModemResetEndsDriver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, d, err := startFake(t, testConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.send(frame(kiss.CmdReset, kiss.ResetByte))
+		<-d.Done()
+		if !errors.Is(d.Err(), ErrModemReset) {
+			t.Fatalf("driver ended with %v", d.Err())
+		}
+	})
+}
+
+func TestCloseSendsLeave(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, d, err := startFake(t, testConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		synctest.Wait()
+		fs := m.hostFrames()
+		if last := fs[len(fs)-1]; last.Cmd != kiss.CmdLeave || !bytes.Equal(last.Data, []byte{0xFF}) {
+			t.Fatalf("last host frame %+v, want LEAVE 0xFF", last)
+		}
+		if !errors.Is(d.Err(), ErrClosed) {
+			t.Fatalf("Err = %v", d.Err())
+		}
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []struct {
+		mod  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.FrequencyHz = 100 }, "frequency"},
+		{func(c *Config) { c.BandwidthHz = 100_000 }, "bandwidth"},
+		{func(c *Config) { c.SF = 13 }, "spreading factor"},
+		{func(c *Config) { c.CR = 4 }, "coding rate"},
+		{func(c *Config) { c.TxPowerDBm = 40 }, "TX power"},
+		{func(c *Config) { c.LTALock = 10000 }, "airtime locks"},
+	} {
+		cfg := testConfig()
+		c.mod(&cfg)
+		if err := cfg.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Validate = %v, want ErrConfig about %s", err, c.want)
+		}
+	}
+}
+
+// countHandler counts log records by level.
+type countHandler struct {
+	mu   *sync.Mutex
+	warn *int
+}
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		h.mu.Lock()
+		*h.warn++
+		h.mu.Unlock()
+	}
+	return nil
+}
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countHandler) WithGroup(string) slog.Handler      { return h }
+
+func TestFloodLogsOncePerInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		warns := 0
+		cfg := testConfig()
+		cfg.RxQueue = 1
+		cfg.Logger = slog.New(countHandler{&mu, &warns})
+		m, d, err := startFake(t, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		for i := 0; i < 200; i++ {
+			m.receive([]byte{1}, -90, 1)
+		}
+		time.Sleep(61 * time.Second)
+		for i := 0; i < 200; i++ {
+			m.receive([]byte{1}, -90, 1)
+		}
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if warns != 2 {
+			t.Fatalf("%d warnings for 398 drops over two minutes, want 2 (one per interval)", warns)
+		}
+		if st := d.Stats(); st.RxDropped != 399 {
+			t.Fatalf("dropped %d, want 399", st.RxDropped)
+		}
+	})
+}

@@ -1,0 +1,167 @@
+package lora
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"meshd.dev/meshd/transports/lora/kiss"
+)
+
+// readyQuery asks whether the modem's queue has room; the firmware answers
+// READY 0x01 or 0x00 (it never sends READY unasked).
+var readyQuery = []byte{kiss.FEND, kiss.CmdReady, 0x00, kiss.FEND}
+
+// Send hands one packet (1..kiss.MTU bytes) to the modem and returns when
+// the modem is ready for the next: after the packet's airtime, when it
+// answers READY 0x01. Calls are serialised (a window of one frame). A
+// modem that says its queue is full is asked again every ReadyPoll for up
+// to TxTimeout; one that does not answer within ReplyTimeout ends the
+// driver. If ctx ends while waiting, the packet may still be sent.
+func (d *Driver) Send(ctx context.Context, payload []byte) error {
+	if len(payload) == 0 || len(payload) > kiss.MTU {
+		return fmt.Errorf("%w: %d bytes not in 1..%d", ErrFrameSize, len(payload), kiss.MTU)
+	}
+	d.txMu.Lock()
+	defer d.txMu.Unlock()
+	d.mu.Lock()
+	ok := d.configured
+	d.mu.Unlock()
+	if !ok {
+		return ErrNotConfigured
+	}
+	d.drainTx()
+	if err := d.write(kiss.CmdData, payload); err != nil {
+		return err
+	}
+	d.count(func(s *Stats) { s.TxFrames++; s.TxBytes += uint64(len(payload)) })
+	if d.cfg.Airtime != nil {
+		if err := d.sleep(ctx, d.cfg.Airtime(len(payload))); err != nil {
+			return err
+		}
+	}
+	return d.awaitReady(ctx)
+}
+
+// drainTx forgets READY answers and queue errors from before this frame.
+func (d *Driver) drainTx() {
+	for {
+		select {
+		case <-d.ready:
+		case <-d.txErr:
+		default:
+			return
+		}
+	}
+}
+
+func (d *Driver) sleep(ctx context.Context, dur time.Duration) error {
+	if dur <= 0 {
+		return nil
+	}
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-d.done:
+		return d.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// awaitReady asks READY until the modem has room.
+func (d *Driver) awaitReady(ctx context.Context) error {
+	give := time.NewTimer(d.cfg.TxTimeout)
+	defer give.Stop()
+	for {
+		if err := d.writeRaw(readyQuery); err != nil {
+			return err
+		}
+		ans, err := d.readyAnswer(ctx)
+		if err != nil {
+			return err
+		}
+		if ans == kiss.ReadyYes {
+			return nil
+		}
+		d.count(func(s *Stats) { s.ReadyNo++ })
+		poll := time.NewTimer(d.cfg.ReadyPoll)
+		select {
+		case <-poll.C:
+		case <-give.C:
+			poll.Stop()
+			err := fmt.Errorf("%w: the modem's queue stayed full for %v", ErrNoAnswer, d.cfg.TxTimeout)
+			d.fail(err)
+			return err
+		case <-d.done:
+			poll.Stop()
+			return d.err
+		case <-ctx.Done():
+			poll.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// readyAnswer waits ReplyTimeout for a READY answer or a queue error.
+func (d *Driver) readyAnswer(ctx context.Context) (byte, error) {
+	t := time.NewTimer(d.cfg.ReplyTimeout)
+	defer t.Stop()
+	select {
+	case a := <-d.ready:
+		return a, nil
+	case err := <-d.txErr:
+		return 0, err
+	case <-t.C:
+		err := fmt.Errorf("%w: no READY answer within %v", ErrNoAnswer, d.cfg.ReplyTimeout)
+		d.fail(err)
+		return 0, err
+	case <-d.done:
+		return 0, d.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// keepalive asks RADIO_STATE when the modem has been quiet for Keepalive,
+// so a hung modem is noticed even when nothing is sent.
+func (d *Driver) keepalive() {
+	t := time.NewTimer(d.cfg.Keepalive)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.done:
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		quiet := time.Since(d.lastAnswer)
+		d.mu.Unlock()
+		if quiet < d.cfg.Keepalive {
+			t.Reset(d.cfg.Keepalive - quiet)
+			continue
+		}
+		if err := d.probe(); err != nil {
+			d.fail(err)
+			return
+		}
+		t.Reset(d.cfg.Keepalive)
+	}
+}
+
+// probe asks RADIO_STATE and waits for the answer; report checks it is on.
+func (d *Driver) probe() error {
+	d.mu.Lock()
+	d.rep.seen &^= fRadioState
+	d.mu.Unlock()
+	if err := d.write(kiss.CmdRadioState, []byte{kiss.QueryByte}); err != nil {
+		return err
+	}
+	err := d.waitSeen(context.Background(), fRadioState, d.cfg.ReplyTimeout)
+	if err == errTimeout {
+		return fmt.Errorf("%w: no answer to a RADIO_STATE query within %v (modem hung?)", ErrNoAnswer, d.cfg.ReplyTimeout)
+	}
+	return err
+}
