@@ -80,7 +80,9 @@ var rules = map[string]rule{
 	"rpcapi":      {internal: true, may: []string{"protocol", "fapp"}},
 	"daemon":      {any: true},
 	"apps":        {internal: true, may: []string{"rpcapi"}},
-	"simulations": {internal: true, may: []string{"protocol", "routing", "fapp"}},
+	// simulations may import transports for the RNode emulator, which
+	// speaks the host protocol of transports/lora/kiss.
+	"simulations": {internal: true, may: []string{"protocol", "routing", "fapp", "transports"}},
 	// internal holds helpers for the impure areas. Its own imports are not
 	// restricted here; they are checked at its importers, whose transitive
 	// dependencies include everything an internal package pulls in.

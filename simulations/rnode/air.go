@@ -2,6 +2,8 @@ package rnode
 
 import (
 	"time"
+
+	"meshd.dev/meshd/transports/lora/kiss"
 )
 
 // Airtime accounting of the ESP32 firmware: 480 bins of 7.5 s over an hour,
@@ -130,7 +132,7 @@ func (m *modem) updateCSMAParameters() {
 		m.cwBand = band
 		m.cwMin = (band - 1) * csmaCWPerBandWindows
 		m.cwMax = band*csmaCWPerBandWindows - 1
-		m.emitEsc(CmdStatCSMA, byte(m.cwBand), byte(m.cwMin), byte(m.cwMax))
+		m.emitEsc(kiss.CmdStatCSMA, byte(m.cwBand), byte(m.cwMin), byte(m.cwMax))
 	}
 }
 
@@ -150,10 +152,10 @@ func (m *modem) emitChannelStats(now time.Time) {
 	atl := uint16(float32(m.longAirtime*100) * 100)
 	cls := uint16(float32(m.totalUtil*100) * 100)
 	cll := uint16(float32(m.longUtil*100) * 100)
-	m.emitEsc(CmdStatCHTM,
+	m.emitEsc(kiss.CmdStatChTm,
 		byte(ats>>8), byte(ats), byte(atl>>8), byte(atl),
 		byte(cls>>8), byte(cls), byte(cll>>8), byte(cll),
-		byte(rssi+rssiOffset), byte(noise+rssiOffset), 0xFF)
+		byte(rssi+kiss.RSSIOffset), byte(noise+kiss.RSSIOffset), 0xFF)
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -1,6 +1,10 @@
 package rnode
 
-import "time"
+import (
+	"time"
+
+	"meshd.dev/meshd/transports/lora/kiss"
+)
 
 // phase is where a modem's transmit handler stands.
 type phase int
@@ -24,13 +28,13 @@ type csma struct {
 	stageStart time.Time
 	gen        uint64 // invalidates scheduled DIFS and CW ends
 
-	packetsLeft int        // packets of this channel access not yet popped
-	flush       bool       // send the whole queue (else one packet)
-	frames      [][]byte   // frames of the packet being sent
-	cur         *flight    // the frame on the air
-	airUntil    time.Time  // the radio is busy until then (a frame cut short still occupies it)
-	tickGen     uint64     // invalidates status ticks
-	txGen       uint64     // invalidates frame ends after a reboot
+	packetsLeft int       // packets of this channel access not yet popped
+	flush       bool      // send the whole queue (else one packet)
+	frames      [][]byte  // frames of the packet being sent
+	cur         *flight   // the frame on the air
+	airUntil    time.Time // the radio is busy until then (a frame cut short still occupies it)
+	tickGen     uint64    // invalidates status ticks
+	txGen       uint64    // invalidates frame ends after a reboot
 }
 
 func (c *csma) reset() {
@@ -146,8 +150,8 @@ func (h *Hub) sendNext(m *modem) {
 	}
 	if m.faults.take(FaultTxTimeout) {
 		// endPacket timed out: the firmware reports it and reboots.
-		m.emit(CmdError, ErrorModemTimeout)
-		m.emit(CmdError, ErrorTxFailed)
+		m.emit(kiss.CmdError, kiss.ErrorModemTimeout)
+		m.emit(kiss.CmdError, kiss.ErrorTxFailed)
 		m.hardReset()
 		return
 	}

@@ -2,6 +2,8 @@ package rnode
 
 import (
 	"time"
+
+	"meshd.dev/meshd/transports/lora/kiss"
 )
 
 // Identity is what an emulated modem answers to FW_VERSION, PLATFORM, MCU
@@ -75,6 +77,7 @@ type settings struct {
 	phy      phyStats
 
 	listenSince time.Time // the receiver caught no preamble before this
+	channel     int64     // the medium's frequency of the channel the radio is on
 }
 
 // boot resets the firmware to its power-on state and announces the boot
@@ -88,7 +91,7 @@ func (m *modem) boot(now time.Time) {
 	m.air = air{cwBand: 1, cwMax: csmaCWPerBandWindows}
 	m.csma.reset()
 	m.pendingIn = nil
-	m.emit(CmdReset, ResetByte)
+	m.emit(kiss.CmdReset, kiss.ResetByte)
 }
 
 // input feeds bytes from the host, or keeps them for later while the
@@ -116,14 +119,14 @@ const serialBufferSize = 6144
 // each argument byte it gets).
 func (m *modem) serialByte(b byte) {
 	switch {
-	case m.inFrame && b == FEND && m.command == CmdData:
+	case m.inFrame && b == kiss.FEND && m.command == kiss.CmdData:
 		m.inFrame = false
 		m.endDataFrame()
-	case b == FEND:
+	case b == kiss.FEND:
 		m.inFrame = true
 		m.command = cmdUnknown
 		m.frameLen = 0
-	case m.inFrame && m.frameLen < MTU:
+	case m.inFrame && m.frameLen < kiss.MTU:
 		if m.frameLen == 0 && m.command == cmdUnknown {
 			m.command = b
 			return
@@ -135,16 +138,16 @@ func (m *modem) serialByte(b byte) {
 // unescape applies the firmware's escape handling to one argument byte: it
 // reports false for FESC (remembered for the next byte).
 func (m *modem) unescape(b byte) (byte, bool) {
-	if b == FESC {
+	if b == kiss.FESC {
 		m.escape = true
 		return 0, false
 	}
 	if m.escape {
 		switch b {
-		case TFEND:
-			b = FEND
-		case TFESC:
-			b = FESC
+		case kiss.TFEND:
+			b = kiss.FEND
+		case kiss.TFESC:
+			b = kiss.FESC
 		}
 		m.escape = false
 	}
@@ -171,33 +174,33 @@ func (m *modem) be16() uint16 { return uint16(m.cmdbuf[0])<<8 | uint16(m.cmdbuf[
 // commandByte hands one argument byte to the current command.
 func (m *modem) commandByte(b byte) {
 	switch m.command {
-	case CmdData:
+	case kiss.CmdData:
 		if v, ok := m.unescape(b); ok {
 			m.queueByte(v)
 		}
-	case CmdFrequency:
+	case kiss.CmdFrequency:
 		if m.buffered(b, 4) {
 			m.setFrequency(m.be32())
 		}
-	case CmdBandwidth:
+	case kiss.CmdBandwidth:
 		if m.buffered(b, 4) {
 			m.setBandwidth(m.be32())
 		}
-	case CmdSTALock:
+	case kiss.CmdSTALock:
 		if m.buffered(b, 2) {
 			m.stALock = alockFraction(m.be16())
-			m.emitEsc(CmdSTALock, alockBytes(m.stALock)...)
+			m.emitEsc(kiss.CmdSTALock, alockBytes(m.stALock)...)
 		}
-	case CmdLTALock:
+	case kiss.CmdLTALock:
 		if m.buffered(b, 2) {
 			m.ltALock = alockFraction(m.be16())
-			m.emitEsc(CmdLTALock, alockBytes(m.ltALock)...)
+			m.emitEsc(kiss.CmdLTALock, alockBytes(m.ltALock)...)
 		}
-	case CmdROMWrite:
+	case cmdROMWrite:
 		if m.buffered(b, 2) {
 			// The emulated device is provisioned, so its EEPROM is
 			// locked: eeprom_write refuses.
-			m.emit(CmdError, ErrorEEPROMLocked)
+			m.emit(kiss.CmdError, kiss.ErrorEEPROMLocked)
 		}
 	default:
 		m.oneByteCommand(b)
@@ -207,13 +210,13 @@ func (m *modem) commandByte(b byte) {
 // oneByteCommand handles the commands that act on each argument byte.
 func (m *modem) oneByteCommand(b byte) {
 	switch m.command {
-	case CmdTxPower:
+	case kiss.CmdTxPower:
 		m.setTxPower(b)
-	case CmdSF:
+	case kiss.CmdSF:
 		m.setSF(b)
-	case CmdCR:
+	case kiss.CmdCR:
 		m.setCR(b)
-	case CmdRadioState:
+	case kiss.CmdRadioState:
 		m.radioState(b)
 	default:
 		m.queryCommand(b)
@@ -223,38 +226,38 @@ func (m *modem) oneByteCommand(b byte) {
 // queryCommand handles commands that report state.
 func (m *modem) queryCommand(b byte) {
 	switch m.command {
-	case CmdImplicit:
+	case kiss.CmdImplicit:
 		m.implicitL = b
-		m.emit(CmdImplicit, m.implicitL)
-	case CmdLeave:
+		m.emit(kiss.CmdImplicit, m.implicitL)
+	case kiss.CmdLeave:
 		if b == 0xFF {
 			m.lastRSSI, m.lastSNRRaw = -292, 0x80
 		}
-	case CmdStatRX, CmdStatTX:
+	case kiss.CmdStatRX, kiss.CmdStatTX:
 		// The firmware declares these counters but never counts.
 		m.emitEsc(m.command, 0, 0, 0, 0)
-	case CmdStatRSSI:
-		m.emitEsc(CmdStatRSSI, byte(m.lastRSSI+rssiOffset))
-	case CmdRadioLock:
-		m.emit(CmdRadioLock, b2u(m.locked()))
-	case CmdRandom:
-		m.emit(CmdRandom, byte(m.h.rng.IntN(0xFF)))
-	case CmdDetect:
-		if b == DetectReq {
-			m.emit(CmdDetect, DetectResp)
+	case kiss.CmdStatRSSI:
+		m.emitEsc(kiss.CmdStatRSSI, byte(m.lastRSSI+kiss.RSSIOffset))
+	case kiss.CmdRadioLock:
+		m.emit(kiss.CmdRadioLock, b2u(m.locked()))
+	case kiss.CmdRandom:
+		m.emit(kiss.CmdRandom, byte(m.h.rng.IntN(0xFF)))
+	case kiss.CmdDetect:
+		if b == kiss.DetectReq {
+			m.emit(kiss.CmdDetect, kiss.DetectResp)
 		}
-	case CmdPromisc:
+	case kiss.CmdPromisc:
 		switch b {
 		case 0x01:
 			m.promisc = true
 		case 0x00:
 			m.promisc = false
 		}
-		m.emit(CmdPromisc, b2u(m.promisc))
-	case CmdReady:
-		m.emit(CmdReady, b2u(!m.queueFull()))
-	case CmdReset:
-		if b == ResetByte {
+		m.emit(kiss.CmdPromisc, b2u(m.promisc))
+	case kiss.CmdReady:
+		m.emit(kiss.CmdReady, b2u(!m.queueFull()))
+	case kiss.CmdReset:
+		if b == kiss.ResetByte {
 			m.hardReset()
 		}
 	default:
@@ -267,14 +270,14 @@ func (m *modem) queryCommand(b byte) {
 func (m *modem) identityCommand() {
 	id := m.h.identity
 	switch m.command {
-	case CmdFWVersion:
-		m.emit(CmdFWVersion, id.Major, id.Minor)
-	case CmdPlatform:
-		m.emit(CmdPlatform, id.Platform)
-	case CmdMCU:
-		m.emit(CmdMCU, id.MCU)
-	case CmdBoard:
-		m.emit(CmdBoard, id.Board)
+	case kiss.CmdFWVersion:
+		m.emit(kiss.CmdFWVersion, id.Major, id.Minor)
+	case kiss.CmdPlatform:
+		m.emit(kiss.CmdPlatform, id.Platform)
+	case kiss.CmdMCU:
+		m.emit(kiss.CmdMCU, id.MCU)
+	case kiss.CmdBoard:
+		m.emit(kiss.CmdBoard, id.Board)
 	}
 }
 
@@ -296,32 +299,18 @@ func (m *modem) hardReset() {
 // (serial_write): single-byte reports whose values never need escaping.
 func (m *modem) emit(cmd byte, args ...byte) {
 	buf := make([]byte, 0, len(args)+3)
-	buf = append(buf, FEND, cmd)
+	buf = append(buf, kiss.FEND, cmd)
 	buf = append(buf, args...)
-	m.out(append(buf, FEND))
+	m.out(append(buf, kiss.FEND))
 }
 
 // emitEsc writes a frame whose argument bytes the firmware escapes
 // (escaped_serial_write).
 func (m *modem) emitEsc(cmd byte, args ...byte) {
 	buf := make([]byte, 0, 2*len(args)+3)
-	buf = append(buf, FEND, cmd)
-	buf = appendEscaped(buf, args)
-	m.out(append(buf, FEND))
-}
-
-func appendEscaped(buf, p []byte) []byte {
-	for _, b := range p {
-		switch b {
-		case FEND:
-			buf = append(buf, FESC, TFEND)
-		case FESC:
-			buf = append(buf, FESC, TFESC)
-		default:
-			buf = append(buf, b)
-		}
-	}
-	return buf
+	buf = append(buf, kiss.FEND, cmd)
+	buf = kiss.AppendEscaped(buf, args)
+	m.out(append(buf, kiss.FEND))
 }
 
 // out hands bytes to the host, or drops them while no host port exists

@@ -76,13 +76,14 @@ type Hub struct {
 	byName   map[string]*modem
 	stats    time.Duration
 
-	events  eventQueue
-	seq     uint64
-	timer   Timer
-	timerAt time.Time
-	now     time.Time
-	flights []*flight
-	rxBuf   []radio.Reception
+	events   eventQueue
+	seq      uint64
+	timer    Timer
+	timerAt  time.Time
+	now      time.Time
+	flights  []*flight
+	channels []int64 // centre frequencies seen, see channelOf
+	rxBuf    []radio.Reception
 }
 
 // New creates the hub and its modems, all unplugged.

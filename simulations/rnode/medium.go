@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"meshd.dev/meshd/simulations/radio"
+	"meshd.dev/meshd/transports/lora/kiss"
 )
 
 // flight is a LoRa frame on the shared medium.
@@ -23,17 +24,17 @@ type flight struct {
 // who received it.
 func (h *Hub) startTx(m *modem, frame []byte) {
 	p := m.params()
-	id, end, err := h.med.StartTx(radio.NodeID(m.idx), h.now, int64(m.regFreq), p, len(frame))
+	id, end, err := h.med.StartTx(radio.NodeID(m.idx), h.now, m.channel, p, len(frame))
 	if err != nil {
 		// The settings the firmware accepts are all valid radio
 		// parameters, so this is a bug in the emulator: report a
 		// failed transmission rather than stall.
-		m.emit(CmdError, ErrorTxFailed)
+		m.emit(kiss.CmdError, kiss.ErrorTxFailed)
 		h.endAccess(m)
 		return
 	}
 	cands, _ := h.med.Candidates(id)
-	f := &flight{id: id, from: m, frame: frame, freq: int64(m.regFreq), p: p, start: h.now, end: end, hearers: slices.Clone(cands)}
+	f := &flight{id: id, from: m, frame: frame, freq: m.channel, p: p, start: h.now, end: end, hearers: slices.Clone(cands)}
 	h.flights = append(h.flights, f)
 	m.cur = f
 	m.airUntil = end
@@ -74,7 +75,25 @@ func (h *Hub) txEnd(f *flight, gen uint64) {
 
 // tunedTo reports whether m's radio is on and tuned to f's channel.
 func (m *modem) tunedTo(f *flight) bool {
-	return m.conn != nil && m.online && int64(m.regFreq) == f.freq && m.regSF == f.p.SF && m.regBW == f.p.BandwidthHz
+	return m.conn != nil && m.online && m.channel == f.freq && m.regSF == f.p.SF && m.regBW == f.p.BandwidthHz
+}
+
+// channelOf returns the medium's frequency for a radio tuned to freq with
+// bandwidth bw: the first channel seen within a quarter of the bandwidth
+// (a LoRa receiver's tolerance), or freq itself as a new channel. The
+// firmware reads the synthesizer back into its setting and writes it again
+// at every radio start, losing one 61 Hz step each time, so two modems
+// set alike drift apart by a few steps; real receivers do not notice, and
+// neither does the medium.
+func (h *Hub) channelOf(freq uint32, bw int) int64 {
+	f := int64(freq)
+	for _, c := range h.channels {
+		if d := c - f; d <= int64(bw)/4 && d >= -int64(bw)/4 {
+			return c
+		}
+	}
+	h.channels = append(h.channels, f)
+	return f
 }
 
 // listening reports whether m could receive f: tuned to its channel for

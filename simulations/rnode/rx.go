@@ -1,6 +1,10 @@
 package rnode
 
-import "math"
+import (
+	"math"
+
+	"meshd.dev/meshd/transports/lora/kiss"
+)
 
 // rx is the receive side of the firmware: split-packet reassembly and the
 // signal reports.
@@ -24,7 +28,7 @@ func (m *modem) receiveFrame(frame []byte, rssiDBm, snrDB float64) {
 		return
 	}
 	header, data := frame[0], frame[1:]
-	sequence, split := header>>4, header&flagSplit != 0
+	sequence, split := header>>4, header&kiss.FlagSplit != 0
 	ready := false
 	switch {
 	case split && m.seq == seqUnset:
@@ -39,7 +43,7 @@ func (m *modem) receiveFrame(frame []byte, rssiDBm, snrDB float64) {
 		}
 		ready = true
 	}
-	m.buf = append(m.buf, data[:min(len(data), MTU-len(m.buf))]...)
+	m.buf = append(m.buf, data[:min(len(data), kiss.MTU-len(m.buf))]...)
 	if ready {
 		m.deliverPacket(rssiDBm, snrDB)
 	}
@@ -50,14 +54,14 @@ func (m *modem) deliverPacket(rssiDBm, snrDB float64) {
 	if m.faults.take(FaultMemoryLow) {
 		// The ESP32 could not allocate the packet: it is lost, and the
 		// main loop reports the shortage.
-		m.emit(CmdError, ErrorMemoryLow)
+		m.emit(kiss.CmdError, kiss.ErrorMemoryLow)
 		return
 	}
 	m.lastSNRRaw = snrRaw(snrDB)
 	m.lastRSSI = packetRSSI(rssiDBm, snrDB, m.lastSNRRaw)
-	m.emitEsc(CmdStatRSSI, byte(m.lastRSSI+rssiOffset))
-	m.emitEsc(CmdStatSNR, m.lastSNRRaw)
-	m.emitEsc(CmdData, m.buf...)
+	m.emitEsc(kiss.CmdStatRSSI, byte(m.lastRSSI+kiss.RSSIOffset))
+	m.emitEsc(kiss.CmdStatSNR, m.lastSNRRaw)
+	m.emitEsc(kiss.CmdData, m.buf...)
 }
 
 // snrRaw is the SX1276 packet SNR register: SNR x 4, a signed byte.
@@ -73,11 +77,11 @@ func snrRaw(snrDB float64) byte {
 func packetRSSI(rssiDBm, snrDB float64, raw byte) int {
 	var reg float64
 	if snrDB >= 0 {
-		reg = (rssiDBm + rssiOffset) * 15 / 16
+		reg = (rssiDBm + kiss.RSSIOffset) * 15 / 16
 	} else {
-		reg = rssiDBm + rssiOffset - snrDB
+		reg = rssiDBm + kiss.RSSIOffset - snrDB
 	}
-	r := int(max(0, min(255, math.Round(reg)))) - rssiOffset
+	r := int(max(0, min(255, math.Round(reg)))) - kiss.RSSIOffset
 	snr := int(float64(int8(raw)) * 0.25)
 	if snr < 0 {
 		return r + snr

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"meshd.dev/meshd/simulations/radio"
+	"meshd.dev/meshd/transports/lora/kiss"
 )
 
 // phyStats are the values updateBitrate computes and STAT_PHYPRM reports.
@@ -52,7 +53,7 @@ func (m *modem) setFrequency(freq uint32) {
 			m.retune()
 		}
 	}
-	m.emitEsc(CmdFrequency, byte(m.freq>>24), byte(m.freq>>16), byte(m.freq>>8), byte(m.freq))
+	m.emitEsc(kiss.CmdFrequency, byte(m.freq>>24), byte(m.freq>>16), byte(m.freq>>8), byte(m.freq))
 }
 
 func (m *modem) setBandwidth(bw uint32) {
@@ -66,7 +67,7 @@ func (m *modem) setBandwidth(bw uint32) {
 			m.retune()
 		}
 	}
-	m.emitEsc(CmdBandwidth, byte(m.bw>>24), byte(m.bw>>16), byte(m.bw>>8), byte(m.bw))
+	m.emitEsc(kiss.CmdBandwidth, byte(m.bw>>24), byte(m.bw>>16), byte(m.bw>>8), byte(m.bw))
 }
 
 func (m *modem) setTxPower(b byte) {
@@ -74,7 +75,7 @@ func (m *modem) setTxPower(b byte) {
 		// The SX1276 build clamps to 17 dBm.
 		m.txp = min(int(b), 17)
 	}
-	m.emit(CmdTxPower, byte(m.txp))
+	m.emit(kiss.CmdTxPower, byte(m.txp))
 }
 
 func (m *modem) setSF(b byte) {
@@ -82,7 +83,7 @@ func (m *modem) setSF(b byte) {
 		m.sf = max(5, min(int(b), 12))
 		m.applySF()
 	}
-	m.emit(CmdSF, byte(m.sf))
+	m.emit(kiss.CmdSF, byte(m.sf))
 }
 
 func (m *modem) applySF() {
@@ -102,12 +103,15 @@ func (m *modem) setCR(b byte) {
 		}
 		m.updateBitrate()
 	}
-	m.emit(CmdCR, byte(m.cr))
+	m.emit(kiss.CmdCR, byte(m.cr))
 }
 
-// retune restarts reception: a frame whose preamble began before cannot be
-// caught.
-func (m *modem) retune() { m.listenSince = m.h.now }
+// retune restarts reception (a frame whose preamble began before cannot be
+// caught) and finds the channel the radio is on.
+func (m *modem) retune() {
+	m.listenSince = m.h.now
+	m.channel = m.h.channelOf(m.regFreq, m.regBW)
+}
 
 // handleLowDataRate is the driver's rule, with its integer arithmetic:
 // on when 2^SF / (BW/1000) > 16, so SF11 at 125 kHz (2048/125 = 16) runs
@@ -123,25 +127,25 @@ func (m *modem) locked() bool {
 func (m *modem) radioState(b byte) {
 	switch b {
 	case 0xFF:
-	case RadioStateOff:
+	case kiss.RadioStateOff:
 		m.stopRadio()
-	case RadioStateOn:
+	case kiss.RadioStateOn:
 		m.startRadio()
 	default:
 		return
 	}
-	m.emit(CmdRadioState, b2u(m.online))
+	m.emit(kiss.CmdRadioState, b2u(m.online))
 }
 
 // startRadio is the firmware's startRadio: a locked radio (a setting
 // missing) stays off; a radio that fails to start reports ERROR_INITRADIO.
 func (m *modem) startRadio() {
 	if m.online || m.locked() {
-		m.emit(CmdRadioState, b2u(m.online))
+		m.emit(kiss.CmdRadioState, b2u(m.online))
 		return
 	}
 	if m.faults.take(FaultInitRadio) {
-		m.emit(CmdError, ErrorInitRadio)
+		m.emit(kiss.CmdError, kiss.ErrorInitRadio)
 		return
 	}
 	m.online = true
@@ -158,7 +162,7 @@ func (m *modem) startRadio() {
 	m.updateBitrate() // setCodingRate
 	m.freq = m.regFreq
 	m.retune()
-	m.emit(CmdRadioState, b2u(m.online))
+	m.emit(kiss.CmdRadioState, b2u(m.online))
 	m.h.startTicks(m)
 }
 
@@ -214,7 +218,7 @@ func (m *modem) emitPhyStats() {
 	for i, v := range vals {
 		args[2*i], args[2*i+1] = byte(v>>8), byte(v)
 	}
-	m.emitEsc(CmdStatPHYPRM, args[:]...)
+	m.emitEsc(kiss.CmdStatPhyPrm, args[:]...)
 }
 
 // alockFraction converts an airtime limit in percent x 100 to the fraction

@@ -1,5 +1,7 @@
 package rnode
 
+import "meshd.dev/meshd/transports/lora/kiss"
+
 // txq is the firmware's transmit queue: a ring of bytes, and a FIFO of
 // (start, length) entries, one per DATA frame from the host.
 type txq struct {
@@ -58,7 +60,7 @@ func (q *txq) endDataFrame() {
 func (q *txq) pop() (pkt []byte, length int, ok bool) {
 	e := q.fifo[0]
 	q.fifo = q.fifo[1:]
-	if e.length < 1 || e.length > MTU {
+	if e.length < 1 || e.length > kiss.MTU {
 		return nil, e.length, false
 	}
 	pkt = make([]byte, e.length)
@@ -76,18 +78,18 @@ func (q *txq) pop() (pkt []byte, length int, ok bool) {
 // In promiscuous mode the packet goes out raw, cut to 255 bytes.
 func (m *modem) loraFrames(pkt []byte) [][]byte {
 	if m.promisc {
-		return [][]byte{pkt[:min(len(pkt), SingleMTU)]}
+		return [][]byte{pkt[:min(len(pkt), kiss.SingleMTU)]}
 	}
 	header := byte(m.h.rng.IntN(256)) & 0xF0
-	split := len(pkt) > SingleMTU-headerLen
+	split := len(pkt) > kiss.SingleMTU-kiss.HeaderLen
 	if split {
-		header |= flagSplit
+		header |= kiss.FlagSplit
 	}
 	var frames [][]byte
 	cur := []byte{header}
 	for _, b := range pkt {
 		cur = append(cur, b)
-		if len(cur) == SingleMTU && split {
+		if len(cur) == kiss.SingleMTU && split {
 			frames = append(frames, cur)
 			cur = []byte{header}
 		}
