@@ -73,16 +73,14 @@ type rule struct {
 // rules is docs/architecture.md section 2 as data. A top-level folder that is not
 // listed here is a violation: add its rule when you add the folder.
 var rules = map[string]rule{
-	"protocol":   {pure: true},
-	"routing":    {pure: true, may: []string{"protocol"}},
-	"fapp":       {pure: true, may: []string{"protocol", "routing"}},
-	"transports": {internal: true, may: []string{"protocol"}},
-	"rpcapi":     {internal: true, may: []string{"protocol", "fapp"}},
-	"daemon":     {any: true},
-	"apps":       {internal: true, may: []string{"rpcapi"}},
-	// simulations may import transports for the RNode emulator, which
-	// speaks the host protocol of transports/lora/kiss.
-	"simulations": {internal: true, may: []string{"protocol", "routing", "fapp", "transports"}},
+	"protocol":    {pure: true},
+	"routing":     {pure: true, may: []string{"protocol"}},
+	"fapp":        {pure: true, may: []string{"protocol", "routing"}},
+	"transports":  {internal: true, may: []string{"protocol"}},
+	"rpcapi":      {internal: true, may: []string{"protocol", "fapp"}},
+	"daemon":      {any: true},
+	"apps":        {internal: true, may: []string{"rpcapi"}},
+	"simulations": {internal: true, may: []string{"protocol", "routing", "fapp", "transports"}}, // transports: the RNode emulator speaks transports/lora/kiss
 	// internal holds helpers for the impure areas. Its own imports are not
 	// restricted here; they are checked at its importers, whose transitive
 	// dependencies include everything an internal package pulls in.
