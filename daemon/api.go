@@ -35,6 +35,7 @@ func (n *Node) Info(ctx context.Context) (rpcapi.NodeInfo, error) {
 		Inbox:        n.st.InboxLen(),
 		DHTMode:      n.host.DHTMode(),
 		Reachability: n.host.Reachability(),
+		TCPListen:    n.tcpAddr(),
 	}, nil
 }
 

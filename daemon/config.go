@@ -18,6 +18,7 @@ import (
 
 	"meshd.dev/meshd/internal/tomlerr"
 	"meshd.dev/meshd/rpcapi"
+	"meshd.dev/meshd/transports/tcp"
 )
 
 // Default ports. 4001 is kubo's; meshd keeps clear of it so both can run on
@@ -77,6 +78,21 @@ type Config struct {
 	Routing RoutingConfig `toml:"routing"`
 	// Channels configures broadcast channels.
 	Channels ChannelsConfig `toml:"channels"`
+	// TCP configures plain TCP links.
+	TCP TCPConfig `toml:"tcp"`
+	// LoRa are the RNode-compatible LoRa modems, one [[lora]] section each
+	// (see lora.go).
+	LoRa []LoRaConfig `toml:"lora,omitempty"`
+}
+
+// TCPConfig configures plain TCP links (transports/tcp): authenticated and
+// encrypted links to other meshd nodes, without libp2p.
+type TCPConfig struct {
+	// Listen is the host:port to accept TCP links on; empty accepts none.
+	Listen string `toml:"listen"`
+	// Peers are dialled and kept up: "HOST:PORT", or "ADDRESS@HOST:PORT"
+	// to accept only the node with that mesh address there.
+	Peers []string `toml:"peers"`
 }
 
 // ChannelsConfig configures broadcast channels.
@@ -144,6 +160,7 @@ func DefaultConfig() Config {
 		Limits:    LimitsConfig{ConnLow: 64, ConnHigh: 128, ShutdownTimeout: Duration(10 * time.Second)},
 		Routing:   RoutingConfig{AnnounceInterval: Duration(30 * time.Minute), MessageTTL: Duration(7 * 24 * time.Hour), CustodyMaxBytes: 64 << 20},
 		Channels:  ChannelsConfig{HistorySize: DefaultChannelHistory},
+		TCP:       TCPConfig{Peers: []string{}},
 	}
 }
 
@@ -229,6 +246,37 @@ func (c *Config) Validate() error {
 	if c.Channels.HistorySize < 1 || c.Channels.HistorySize > MaxChannelHistory {
 		return bad("channels.history_size", "%d: want 1 to %d", c.Channels.HistorySize, MaxChannelHistory)
 	}
+	if err := c.validateLoRa(bad); err != nil {
+		return err
+	}
+	return c.validateTCP(bad)
+}
+
+// validateTCP checks the [tcp] section.
+func (c *Config) validateTCP(bad func(field, format string, a ...any) error) error {
+	if c.TCP.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.TCP.Listen); err != nil {
+			return bad("tcp.listen", "%q is not host:port (for example 0.0.0.0:7723): %v", c.TCP.Listen, err)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return bad("tcp.listen", "port %q is not a number from 0 to 65535", port)
+		}
+	}
+	seen := map[string]bool{}
+	for _, p := range c.TCP.Peers {
+		peer, err := tcp.ParsePeer(p)
+		if err != nil {
+			return bad("tcp.peers", "%q: want HOST:PORT or ADDRESS@HOST:PORT (ADDRESS: the peer's mesh address in hex)", p)
+		}
+		if _, port, _ := net.SplitHostPort(peer.Addr); port == "0" {
+			return bad("tcp.peers", "%q: port 0 cannot be dialled", p)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad("tcp.peers", "%q: port %q is not a number from 1 to 65535", p, port)
+		}
+		if seen[peer.Addr] {
+			return bad("tcp.peers", "%q is listed twice", peer.Addr)
+		}
+		seen[peer.Addr] = true
+	}
 	return nil
 }
 
@@ -258,6 +306,9 @@ type Flags struct {
 	dhtMode    string
 	logLevel   string
 	logFormat  string
+	tcpListen  string
+	tcpPeers   multiFlag
+	lora       multiFlag
 }
 
 type multiFlag []string
@@ -279,6 +330,9 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.dhtMode, "dht-mode", "", "DHT mode: auto, client or server (env MESHD_DHT_MODE)")
 	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error (env MESHD_LOG_LEVEL)")
 	fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json (env MESHD_LOG_FORMAT)")
+	fs.StringVar(&f.tcpListen, "tcp-listen", "", "accept plain TCP links on HOST:PORT (env MESHD_TCP_LISTEN)")
+	fs.Var(&f.tcpPeers, "tcp-peer", "keep a plain TCP link to HOST:PORT or ADDRESS@HOST:PORT, repeatable (env MESHD_TCP_PEERS, comma-separated)")
+	fs.Var(&f.lora, "lora", "RNode LoRa modem serial port, repeatable; a port without a [[lora]] section gets EU868 869.525 MHz SF9 (env MESHD_LORA, comma-separated)")
 	return f
 }
 
@@ -287,6 +341,8 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 var envVars = []string{
 	"MESHD_CONFIG", "MESHD_DATA_DIR", "MESHD_LISTEN", "MESHD_API", "MESHD_METRICS", "MESHD_BOOTSTRAP", "MESHD_MDNS",
 	"MESHD_RELAY", "MESHD_DHT_MODE", "MESHD_LOG_LEVEL", "MESHD_LOG_FORMAT",
+	"MESHD_TCP_LISTEN", "MESHD_TCP_PEERS",
+	"MESHD_LORA",
 }
 
 // LoadConfig builds the effective configuration: embedded defaults, then
@@ -371,6 +427,15 @@ func LoadConfig(f *Flags, environ []string) (Config, string, error) {
 	if set["log-format"] {
 		c.Log.Format = f.logFormat
 	}
+	if set["tcp-listen"] {
+		c.TCP.Listen = f.tcpListen
+	}
+	if set["tcp-peer"] {
+		c.TCP.Peers = slices.Clone(f.tcpPeers)
+	}
+	if set["lora"] {
+		c.LoRa = loraPorts(c.LoRa, f.lora)
+	}
 	if c.API == "off" {
 		c.API = ""
 	}
@@ -447,6 +512,12 @@ func applyEnv(c *Config, env map[string]string) error {
 			c.Log.Level = v
 		case "MESHD_LOG_FORMAT":
 			c.Log.Format = v
+		case "MESHD_TCP_LISTEN":
+			c.TCP.Listen = v
+		case "MESHD_TCP_PEERS":
+			c.TCP.Peers = list(v)
+		case "MESHD_LORA":
+			c.LoRa = loraPorts(c.LoRa, list(v))
 		}
 		if err != nil {
 			return err

@@ -267,6 +267,7 @@ func fieldIndex(typeName, jsonField string) int {
 		reflect.TypeFor[ChannelHistoryPage](), reflect.TypeFor[ChannelMessage](), reflect.TypeFor[ChannelCreateParams](),
 		reflect.TypeFor[ChannelJoinParams](), reflect.TypeFor[ChannelParams](), reflect.TypeFor[ChannelPublishParams](),
 		reflect.TypeFor[ChannelHistoryParams](),
+		reflect.TypeFor[Link](), reflect.TypeFor[LinkRadio](),
 	} {
 		if t.Name() != typeName {
 			continue

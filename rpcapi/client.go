@@ -145,6 +145,12 @@ func (c *Client) Routes(ctx context.Context) ([]Route, error) {
 	return v, c.Call(ctx, MethodRouteTable, nil, &v)
 }
 
+// Links calls node.links.
+func (c *Client) Links(ctx context.Context) ([]Link, error) {
+	var v []Link
+	return v, c.Call(ctx, MethodNodeLinks, nil, &v)
+}
+
 // Send calls msg.send.
 func (c *Client) Send(ctx context.Context, p SendParams) (SendResult, error) {
 	var v SendResult

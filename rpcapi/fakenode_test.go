@@ -110,6 +110,19 @@ func (n *fakeNode) Connect(ctx context.Context, ma string) (Peer, error) {
 	return p, nil
 }
 
+func (n *fakeNode) Links(ctx context.Context) ([]Link, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.check(ctx); err != nil {
+		return nil, err
+	}
+	var ls []Link
+	for i, p := range n.peers {
+		ls = append(ls, Link{ID: uint32(i + 1), Kind: "ip", Name: p.PeerID, State: "up", Direction: p.Direction, Since: p.Since})
+	}
+	return ls, nil
+}
+
 func (n *fakeNode) Routes(ctx context.Context) ([]Route, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

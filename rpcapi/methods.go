@@ -129,6 +129,16 @@ var methodsBase = []MethodSpec{
 			}
 			return env.srv.node.Connect(ctx, p.Addr)
 		}),
+	define(MethodNodeLinks, "List the node's links of every kind.",
+		"One entry per link that is up: libp2p (`ip`), plain TCP and LoRa, with its authenticated peer, traffic counters, queue depth and, on radios, signal and airtime.",
+		errsNode,
+		func(ctx context.Context, env *callEnv, _ *noParams) ([]Link, error) {
+			links, err := env.srv.node.Links(ctx)
+			if links == nil {
+				links = []Link{}
+			}
+			return links, err
+		}),
 	define(MethodRouteTable, "List the routing table.",
 		"One entry per known destination, with the next hop, metric and expiry.",
 		errsNode,

@@ -396,6 +396,10 @@ func TestClient(t *testing.T) {
 			if err != nil || len(peers) == 0 {
 				t.Fatalf("Peers = %v, %v", peers, err)
 			}
+			links, err := c.Links(ctx)
+			if err != nil || len(links) != len(peers) || links[0].Kind != "ip" {
+				t.Fatalf("Links = %v, %v", links, err)
+			}
 			routes, err := c.Routes(ctx)
 			if err != nil || len(routes) != len(peers) {
 				t.Fatalf("Routes = %v, %v", routes, err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"meshd.dev/meshd/transports/lora/kiss"
+	"meshd.dev/meshd/transports/lora/loratest"
 )
 
 func testConfig() Config {
@@ -20,13 +21,13 @@ func testConfig() Config {
 }
 
 // startFake runs a fake modem (bent by setup) and starts a driver on it.
-func startFake(t *testing.T, cfg Config, setup func(*fakeModem)) (*fakeModem, *Driver, error) {
+func startFake(t *testing.T, cfg Config, setup func(*loratest.Modem)) (*loratest.Modem, *Driver, error) {
 	t.Helper()
-	m, host := newFakeModem(t)
+	m, host := loratest.New()
 	if setup != nil {
 		setup(m)
 	}
-	go m.run()
+	go m.Run()
 	d, err := Start(context.Background(), host, cfg)
 	if err != nil {
 		host.Close()
@@ -52,7 +53,7 @@ func TestStartupSendsFirmwareSequence(t *testing.T) {
 		want = append(want, 0xC0, 0x05, 0x05, 0xC0)                   // 4/5
 		want = append(want, 0xC0, 0x0C, 0x00, 0x64, 0xC0)             // LT_ALOCK 1 %
 		want = append(want, 0xC0, 0x06, 0x01, 0xC0)                   // radio on
-		if got := m.hostBytes(); !bytes.Equal(got, want) {
+		if got := m.HostBytes(); !bytes.Equal(got, want) {
 			t.Fatalf("host sent\n% X\nwant\n% X", got, want)
 		}
 		st := d.Stats()
@@ -73,7 +74,7 @@ func TestStartupRefusesClampedTxPower(t *testing.T) {
 		if !strings.Contains(err.Error(), "TX power: configured 22 dBm, modem applied 17 dBm") {
 			t.Fatalf("error does not name the field and both values: %v", err)
 		}
-		for _, f := range m.hostFrames() {
+		for _, f := range m.HostFrames() {
 			if f.Cmd == kiss.CmdData {
 				t.Fatal("driver transmitted after a mismatch")
 			}
@@ -88,16 +89,16 @@ func TestStartupWrongEchoes(t *testing.T) {
 		echo []byte
 		want string
 	}{
-		{"frequency", kiss.CmdFrequency, frame(kiss.CmdFrequency, kiss.U32(869_525_000)...), "frequency: configured 868100000 Hz, modem applied 869525000 Hz"},
-		{"bandwidth", kiss.CmdBandwidth, frame(kiss.CmdBandwidth, kiss.U32(250_000)...), "bandwidth: configured 125000 Hz, modem applied 250000 Hz"},
-		{"sf", kiss.CmdSF, frame(kiss.CmdSF, 12), "spreading factor: configured 9, modem applied 12"},
-		{"cr", kiss.CmdCR, frame(kiss.CmdCR, 8), "coding rate: configured 4/5, modem applied 4/8"},
+		{"frequency", kiss.CmdFrequency, loratest.Frame(kiss.CmdFrequency, kiss.U32(869_525_000)...), "frequency: configured 868100000 Hz, modem applied 869525000 Hz"},
+		{"bandwidth", kiss.CmdBandwidth, loratest.Frame(kiss.CmdBandwidth, kiss.U32(250_000)...), "bandwidth: configured 125000 Hz, modem applied 250000 Hz"},
+		{"sf", kiss.CmdSF, loratest.Frame(kiss.CmdSF, 12), "spreading factor: configured 9, modem applied 12"},
+		{"cr", kiss.CmdCR, loratest.Frame(kiss.CmdCR, 8), "coding rate: configured 4/5, modem applied 4/8"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				_, _, err := startFake(t, testConfig(), func(m *fakeModem) {
-					m.override[c.cmd] = func() []byte { return c.echo }
+				_, _, err := startFake(t, testConfig(), func(m *loratest.Modem) {
+					m.Override[c.cmd] = func() []byte { return c.echo }
 				})
 				if !errors.Is(err, ErrEchoMismatch) || !strings.Contains(err.Error(), c.want) {
 					t.Fatalf("err = %v, want ErrEchoMismatch with %q", err, c.want)
@@ -109,8 +110,8 @@ func TestStartupWrongEchoes(t *testing.T) {
 
 func TestStartupFrequencyWithin100Hz(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, d, err := startFake(t, testConfig(), func(m *fakeModem) {
-			m.override[kiss.CmdFrequency] = func() []byte { return frame(kiss.CmdFrequency, kiss.U32(868_100_061)...) }
+		_, d, err := startFake(t, testConfig(), func(m *loratest.Modem) {
+			m.Override[kiss.CmdFrequency] = func() []byte { return loratest.Frame(kiss.CmdFrequency, kiss.U32(868_100_061)...) }
 		})
 		if err != nil {
 			t.Fatalf("61 Hz off refused: %v", err)
@@ -121,9 +122,9 @@ func TestStartupFrequencyWithin100Hz(t *testing.T) {
 
 func TestStartupRadioInitFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, _, err := startFake(t, testConfig(), func(m *fakeModem) {
-			m.override[kiss.CmdRadioState] = func() []byte {
-				return append(frame(kiss.CmdError, kiss.ErrorInitRadio), frame(kiss.CmdRadioState, 0)...)
+		_, _, err := startFake(t, testConfig(), func(m *loratest.Modem) {
+			m.Override[kiss.CmdRadioState] = func() []byte {
+				return append(loratest.Frame(kiss.CmdError, kiss.ErrorInitRadio), loratest.Frame(kiss.CmdRadioState, 0)...)
 			}
 		})
 		var me *ModemError
@@ -136,7 +137,7 @@ func TestStartupRadioInitFails(t *testing.T) {
 func TestStartupSilentModem(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
-		_, _, err := startFake(t, testConfig(), func(m *fakeModem) { m.silent = true })
+		_, _, err := startFake(t, testConfig(), func(m *loratest.Modem) { m.Silent = true })
 		if !errors.Is(err, ErrNotDetected) {
 			t.Fatalf("err = %v, want ErrNotDetected", err)
 		}
@@ -148,13 +149,13 @@ func TestStartupSilentModem(t *testing.T) {
 
 func TestStartupGarbageModem(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m, host := newFakeModem(t)
-		m.silent = true
-		go m.run()
+		m, host := loratest.New()
+		m.Silent = true
+		go m.Run()
 		go func() {
 			junk := bytes.Repeat([]byte("\x11\x22ATZ\r\n"), 2000)
 			for i := 0; i < 5; i++ {
-				if _, err := m.conn.Write(junk); err != nil {
+				if _, err := m.Conn.Write(junk); err != nil {
 					return
 				}
 			}
@@ -168,7 +169,7 @@ func TestStartupGarbageModem(t *testing.T) {
 
 func TestStartupWrongDetectAnswer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, _, err := startFake(t, testConfig(), func(m *fakeModem) { m.detectResp = 0x00 })
+		_, _, err := startFake(t, testConfig(), func(m *loratest.Modem) { m.DetectResp = 0x00 })
 		if !errors.Is(err, ErrNotDetected) {
 			t.Fatalf("err = %v, want ErrNotDetected", err)
 		}
@@ -177,7 +178,7 @@ func TestStartupWrongDetectAnswer(t *testing.T) {
 
 func TestStartupOldFirmware(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, _, err := startFake(t, testConfig(), func(m *fakeModem) { m.fw = [2]byte{1, 40} })
+		_, _, err := startFake(t, testConfig(), func(m *loratest.Modem) { m.Firmware = [2]byte{1, 40} })
 		if !errors.Is(err, ErrFirmware) || !strings.Contains(err.Error(), "1.40") {
 			t.Fatalf("err = %v, want ErrFirmware naming 1.40", err)
 		}
@@ -186,8 +187,8 @@ func TestStartupOldFirmware(t *testing.T) {
 
 func TestStartupMissingEcho(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, _, err := startFake(t, testConfig(), func(m *fakeModem) {
-			m.override[kiss.CmdCR] = func() []byte { return nil }
+		_, _, err := startFake(t, testConfig(), func(m *loratest.Modem) {
+			m.Override[kiss.CmdCR] = func() []byte { return nil }
 		})
 		if !errors.Is(err, ErrNoAnswer) || !strings.Contains(err.Error(), "CR") {
 			t.Fatalf("err = %v, want ErrNoAnswer naming CR", err)
@@ -202,13 +203,13 @@ func TestReceiveCarriesRSSIAndSNR(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer d.Close()
-		m.receive([]byte{0xC0, 0xDB, 1}, -97, -7.25)
+		m.Receive([]byte{0xC0, 0xDB, 1}, -97, -7.25)
 		p := <-d.Packets()
 		if !bytes.Equal(p.Data, []byte{0xC0, 0xDB, 1}) || !p.HasSignal || p.RSSI != -97 || p.SNR != -7.25 {
 			t.Fatalf("packet = %+v", p)
 		}
 		// A DATA frame without a signal report does not reuse the last one.
-		m.send(frame(kiss.CmdData, 7))
+		m.Send(loratest.Frame(kiss.CmdData, 7))
 		p = <-d.Packets()
 		if p.HasSignal {
 			t.Fatalf("packet without STAT frames has signal %+v", p)
@@ -224,8 +225,8 @@ func TestSendWaitsForReady(t *testing.T) {
 		cfg := testConfig()
 		cfg.Airtime = func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 		answers := []byte{0, 0, 1}
-		m, d, err := startFake(t, cfg, func(m *fakeModem) {
-			m.ready = func() byte { a := answers[0]; answers = answers[1:]; return a }
+		m, d, err := startFake(t, cfg, func(m *loratest.Modem) {
+			m.Ready = func() byte { a := answers[0]; answers = answers[1:]; return a }
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -240,14 +241,14 @@ func TestSendWaitsForReady(t *testing.T) {
 			t.Fatalf("Send took %v, want 203ms", el)
 		}
 		var cmds []byte
-		for _, f := range m.hostFrames() {
+		for _, f := range m.HostFrames() {
 			cmds = append(cmds, f.Cmd)
 		}
 		tail := cmds[len(cmds)-4:]
 		if !bytes.Equal(tail, []byte{kiss.CmdData, kiss.CmdReady, kiss.CmdReady, kiss.CmdReady}) {
 			t.Fatalf("host commands end % X", tail)
 		}
-		if !bytes.Contains(m.hostBytes(), []byte{0xC0, 0x00, 1, 2, 0xDB, 0xDC, 0xC0, 0xC0, 0x0F, 0x00, 0xC0}) {
+		if !bytes.Contains(m.HostBytes(), []byte{0xC0, 0x00, 1, 2, 0xDB, 0xDC, 0xC0, 0xC0, 0x0F, 0x00, 0xC0}) {
 			t.Fatal("DATA and READY bytes not as the firmware expects")
 		}
 		if st := d.Stats(); st.TxFrames != 1 || st.TxBytes != 3 || st.ReadyNo != 2 {
@@ -273,8 +274,8 @@ func TestSendRejectsBadSizes(t *testing.T) {
 
 func TestSendNoReadyAnswerEndsDriver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, d, err := startFake(t, testConfig(), func(m *fakeModem) {
-			m.override[kiss.CmdReady] = func() []byte { return nil }
+		_, d, err := startFake(t, testConfig(), func(m *loratest.Modem) {
+			m.Override[kiss.CmdReady] = func() []byte { return nil }
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -291,8 +292,8 @@ func TestSendNoReadyAnswerEndsDriver(t *testing.T) {
 
 func TestSendQueueStaysFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, d, err := startFake(t, testConfig(), func(m *fakeModem) {
-			m.ready = func() byte { return kiss.ReadyNo }
+		_, d, err := startFake(t, testConfig(), func(m *loratest.Modem) {
+			m.Ready = func() byte { return kiss.ReadyNo }
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -305,9 +306,9 @@ func TestSendQueueStaysFull(t *testing.T) {
 
 func TestModemQueueFullErrorFailsFrame(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, d, err := startFake(t, testConfig(), func(m *fakeModem) {
-			m.onData = func(m *fakeModem, _ []byte) { go m.send(frame(kiss.CmdError, kiss.ErrorQueueFull)) }
-			m.override[kiss.CmdReady] = func() []byte { return nil }
+		_, d, err := startFake(t, testConfig(), func(m *loratest.Modem) {
+			m.OnData = func([]byte) { go m.Send(loratest.Frame(kiss.CmdError, kiss.ErrorQueueFull)) }
+			m.Override[kiss.CmdReady] = func() []byte { return nil }
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -338,8 +339,8 @@ func TestModemErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer d.Close()
-			m.send(frame(kiss.CmdError, c.code))
-			m.receive([]byte{9}, -100, 5) // a marker: the error was handled before it
+			m.Send(loratest.Frame(kiss.CmdError, c.code))
+			m.Receive([]byte{9}, -100, 5) // a marker: the error was handled before it
 			synctest.Wait()
 			if c.fatal {
 				<-d.Done()
@@ -371,10 +372,10 @@ func TestFrameFloodIsBounded(t *testing.T) {
 		defer d.Close()
 		big := bytes.Repeat([]byte{0xC0}, kiss.MTU) // worst case: every byte escaped
 		for i := 0; i < 500; i++ {
-			m.receive(big, -80, 10)
+			m.Receive(big, -80, 10)
 		}
 		// Oversized frames are dropped, not buffered.
-		m.send(append(append([]byte{0xC0, 0x00}, bytes.Repeat([]byte{1}, 5*kiss.MTU)...), 0xC0))
+		m.Send(append(append([]byte{0xC0, 0x00}, bytes.Repeat([]byte{1}, 5*kiss.MTU)...), 0xC0))
 		// The link still works: READY is read behind the flood.
 		if err := d.Send(context.Background(), []byte{1}); err != nil {
 			t.Fatalf("Send after flood: %v", err)
@@ -395,7 +396,7 @@ func TestPortVanishing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.conn.Close() // unplugged
+		m.Conn.Close() // unplugged
 		<-d.Done()
 		if !errors.Is(d.Err(), ErrPort) {
 			t.Fatalf("driver ended with %v, want ErrPort", d.Err())
@@ -412,7 +413,7 @@ func TestPortVanishing(t *testing.T) {
 func TestKeepaliveFindsHungModem(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
-		_, d, err := startFake(t, testConfig(), func(m *fakeModem) { m.stopAfter = 10 }) // answers the 10 start-up frames only
+		_, d, err := startFake(t, testConfig(), func(m *loratest.Modem) { m.StopAfter = 10 }) // answers the 10 start-up frames only
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -446,7 +447,7 @@ func TestSettingChangedAfterStartup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.send(frame(kiss.CmdSF, 12)) // someone reconfigured the modem
+		m.Send(loratest.Frame(kiss.CmdSF, 12)) // someone reconfigured the modem
 		<-d.Done()
 		if !errors.Is(d.Err(), ErrEchoMismatch) {
 			t.Fatalf("driver ended with %v", d.Err())
@@ -463,7 +464,7 @@ func TestModemResetEndsDriver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.send(frame(kiss.CmdReset, kiss.ResetByte))
+		m.Send(loratest.Frame(kiss.CmdReset, kiss.ResetByte))
 		<-d.Done()
 		if !errors.Is(d.Err(), ErrModemReset) {
 			t.Fatalf("driver ended with %v", d.Err())
@@ -479,7 +480,7 @@ func TestCloseSendsLeave(t *testing.T) {
 		}
 		d.Close()
 		synctest.Wait()
-		fs := m.hostFrames()
+		fs := m.HostFrames()
 		if last := fs[len(fs)-1]; last.Cmd != kiss.CmdLeave || !bytes.Equal(last.Data, []byte{0xFF}) {
 			t.Fatalf("last host frame %+v, want LEAVE 0xFF", last)
 		}
@@ -540,11 +541,11 @@ func TestFloodLogsOncePerInterval(t *testing.T) {
 		}
 		defer d.Close()
 		for i := 0; i < 200; i++ {
-			m.receive([]byte{1}, -90, 1)
+			m.Receive([]byte{1}, -90, 1)
 		}
 		time.Sleep(61 * time.Second)
 		for i := 0; i < 200; i++ {
-			m.receive([]byte{1}, -90, 1)
+			m.Receive([]byte{1}, -90, 1)
 		}
 		synctest.Wait()
 		mu.Lock()

@@ -19,6 +19,12 @@ var readyQuery = []byte{kiss.FEND, kiss.CmdReady, 0x00, kiss.FEND}
 // to TxTimeout; one that does not answer within ReplyTimeout ends the
 // driver. If ctx ends while waiting, the packet may still be sent.
 func (d *Driver) Send(ctx context.Context, payload []byte) error {
+	return d.send(ctx, payload, nil)
+}
+
+// send is Send; written, if not nil, is called once the DATA frame is
+// written to the port.
+func (d *Driver) send(ctx context.Context, payload []byte, written func()) error {
 	if len(payload) == 0 || len(payload) > kiss.MTU {
 		return fmt.Errorf("%w: %d bytes not in 1..%d", ErrFrameSize, len(payload), kiss.MTU)
 	}
@@ -35,6 +41,9 @@ func (d *Driver) Send(ctx context.Context, payload []byte) error {
 		return err
 	}
 	d.count(func(s *Stats) { s.TxFrames++; s.TxBytes += uint64(len(payload)) })
+	if written != nil {
+		written()
+	}
 	if d.cfg.Airtime != nil {
 		if err := d.sleep(ctx, d.cfg.Airtime(len(payload))); err != nil {
 			return err

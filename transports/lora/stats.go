@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -57,7 +58,11 @@ func newLogLimiter(interval time.Duration, log *slog.Logger) *logLimiter {
 	return &logLimiter{interval: interval, log: log, last: map[string]time.Time{}, count: map[string]int{}}
 }
 
-func (l *logLimiter) warn(key, msg string, args ...any) {
+func (l *logLimiter) warn(key, msg string, args ...any) { l.emit(slog.LevelWarn, key, msg, args...) }
+
+func (l *logLimiter) info(key, msg string, args ...any) { l.emit(slog.LevelInfo, key, msg, args...) }
+
+func (l *logLimiter) emit(level slog.Level, key, msg string, args ...any) {
 	l.mu.Lock()
 	l.count[key]++
 	now := time.Now()
@@ -69,5 +74,5 @@ func (l *logLimiter) warn(key, msg string, args ...any) {
 	l.count[key] = 0
 	l.last[key] = now
 	l.mu.Unlock()
-	l.log.Warn(msg, append(args, "times", n, "per", l.interval)...)
+	l.log.Log(context.Background(), level, msg, append(args, "times", n, "per", l.interval)...)
 }

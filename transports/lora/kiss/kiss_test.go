@@ -205,3 +205,26 @@ func FuzzKISSDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkKISSDecode decodes DATA frames of 254 random-looking bytes (with
+// the escapes they need), as a modem sends them.
+func BenchmarkKISSDecode(b *testing.B) {
+	var stream []byte
+	for i := 0; i < 64; i++ {
+		data := make([]byte, 254)
+		for j := range data {
+			data[j] = byte(i*31 + j*7)
+		}
+		stream, _ = Append(stream, CmdData, data)
+	}
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d := NewDecoder(bytes.NewReader(stream), MaxHostFrame)
+		for {
+			if _, err := d.Next(); err != nil {
+				break
+			}
+		}
+	}
+}
