@@ -80,9 +80,9 @@ type settings struct {
 	channel     int64     // the medium's frequency of the channel the radio is on
 }
 
-// boot resets the firmware to its power-on state and announces the boot
-// as an ESP32 RNode does.
-func (m *modem) boot(now time.Time) {
+// boot resets the firmware to its power-on state and, if announce, says
+// so as an ESP32 RNode does.
+func (m *modem) boot(now time.Time, announce bool) {
 	m.bootAt = now
 	m.parser = parser{command: cmdUnknown}
 	m.settings = settings{txp: 0xFF, cr: 5, preamble: 18, regCR: 5, regSF: 7, regBW: 125000}
@@ -91,7 +91,9 @@ func (m *modem) boot(now time.Time) {
 	m.air = air{cwBand: 1, cwMax: csmaCWPerBandWindows}
 	m.csma.reset()
 	m.pendingIn = nil
-	m.emit(kiss.CmdReset, kiss.ResetByte)
+	if announce {
+		m.emit(kiss.CmdReset, kiss.ResetByte)
+	}
 }
 
 // input feeds bytes from the host, or keeps them for later while the
@@ -292,7 +294,7 @@ func b2u(v bool) byte {
 // gone, and the boot is announced.
 func (m *modem) hardReset() {
 	m.h.abortTx(m, false)
-	m.boot(m.h.now)
+	m.boot(m.h.now, true)
 }
 
 // emit writes a frame whose argument bytes the firmware writes unescaped

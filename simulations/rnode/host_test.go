@@ -3,6 +3,7 @@ package rnode
 import (
 	"bytes"
 	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,20 @@ type host struct {
 	frames chan rxFrame
 	raw    bytes.Buffer // everything read, for byte-exact checks
 	done   chan struct{}
+	mu     sync.Mutex
+	chtm   []byte // the latest STAT_CHTM
+}
+
+// channelStats returns the latest channel statistics the modem sent.
+func (hs *host) channelStats() kiss.ChannelStats {
+	hs.t.Helper()
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	st, err := kiss.ParseChannelStats(hs.chtm)
+	if err != nil {
+		hs.t.Fatalf("modem %s: channel statistics % X: %v", hs.c.Name(), hs.chtm, err)
+	}
+	return st
 }
 
 func plug(t *testing.T, h *Hub, name string) *host {
@@ -50,7 +65,14 @@ func (hs *host) read() {
 			if perr != nil {
 				hs.t.Errorf("modem %s sent a frame the host parser refuses: %v", hs.c.Name(), perr)
 			}
-			if ok {
+			switch {
+			case ok && f.Cmd == kiss.CmdStatChTm:
+				// Sent every second: kept aside, or hours of virtual time
+				// would fill the channel.
+				hs.mu.Lock()
+				hs.chtm = append(hs.chtm[:0], f.Data...)
+				hs.mu.Unlock()
+			case ok:
 				hs.frames <- rxFrame{Frame: kiss.Frame{Cmd: f.Cmd, Data: bytes.Clone(f.Data)}, at: time.Now()}
 			}
 		}

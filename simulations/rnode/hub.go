@@ -173,7 +173,12 @@ func (h *Hub) lookup(name string) (*modem, error) {
 
 // Plug connects a modem's cable: it powers up, boots (announcing the boot
 // with a RESET frame) and talks to the returned Conn.
-func (h *Hub) Plug(name string) (*Conn, error) {
+func (h *Hub) Plug(name string) (*Conn, error) { return h.plug(name, true) }
+
+// plug plugs a modem in; announce says whether its host is there to hear
+// the boot announcement. A host that opens a serial port after plugging a
+// modem in does not see it: the port appears once the modem has booted.
+func (h *Hub) plug(name string, announce bool) (*Conn, error) {
 	var c *Conn
 	var err error
 	h.do(func() {
@@ -187,7 +192,7 @@ func (h *Hub) Plug(name string) (*Conn, error) {
 		}
 		c = newConn(h, m)
 		m.conn = c
-		m.boot(h.now)
+		m.boot(h.now, announce)
 	})
 	return c, err
 }

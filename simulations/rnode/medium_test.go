@@ -158,6 +158,14 @@ func TestAirtimeLock(t *testing.T) {
 			p := payload(200) // 1.03 s on air: 6.9 % of 15 s
 			a.cmd(kiss.CmdData, p...)
 			first := b.packet().at
+			synctest.Wait()
+			// The modem reports its airtime after sending: 1.03 s of the
+			// last 15 s (the firmware's cost formula, no ceiling: 1,025 ms)
+			// is 6.8 %, reported as 683 (percent x 100); the noise floor
+			// at 125 kHz is -117 dBm, 40 as a byte.
+			if st := a.channelStats(); st.AirtimeShort < 660 || st.AirtimeShort > 700 || st.NoiseFloor != 40 || st.Interference != kiss.NoInterference {
+				t.Errorf("channel statistics after one packet: %+v", st)
+			}
 			a.cmd(kiss.CmdData, p...)
 			gap := b.packet().at.Sub(first)
 			switch {

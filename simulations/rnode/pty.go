@@ -60,7 +60,7 @@ func ServePTY(h *Hub, name, link string) (*PTY, error) {
 			return nil, err
 		}
 	}
-	c, err := h.Plug(name)
+	c, err := h.plug(name, false) // the host opens the terminal after the boot
 	if err != nil {
 		p.closeFiles()
 		return nil, err

@@ -130,7 +130,6 @@ func TestPTY(t *testing.T) {
 	}
 	defer pa.Close()
 	a = openPTY(t, pa.Link)
-	a.want(kiss.CmdReset) // the boot announcement waited in the terminal
 	a.cmd(kiss.CmdSF, 0xFF)
 	if f := a.want(kiss.CmdSF); !bytes.Equal(f.Data, []byte{0}) {
 		t.Fatalf("after replug SF is % X, want 00 (forgotten)", f.Data)
