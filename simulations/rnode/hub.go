@@ -346,8 +346,10 @@ func (h *Hub) startTicks(m *modem) {
 		if m.tickGen != gen {
 			return
 		}
-		m.checkModemStatus(h.now)
-		h.kick(m)
+		if m.phase != phaseSending { // the main loop does not run while sending
+			m.checkModemStatus(h.now)
+			h.kick(m)
+		}
 		h.schedule(h.now.Add(h.stats), tick)
 	}
 	h.schedule(h.now.Add(h.stats), tick)
