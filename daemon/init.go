@@ -86,6 +86,14 @@ dht_mode = %q
 [channels]
   # Latest messages kept per joined channel for channel.history (1 to 10000).
   history_size = %d
+
+[tcp]
+  # Plain TCP links (authenticated, encrypted), for routers and tunnels.
+  # Accept them on this host:port, e.g. "0.0.0.0:7723"; empty: none.
+  listen = ""
+  # Keep links to these: "HOST:PORT", or "ADDRESS@HOST:PORT" to accept only
+  # the node with that mesh address there.
+  peers = []
 `, d.DataDir, q(d.Listen), d.API, d.MDNS, d.Relay, d.DHTMode, d.Log.Level, d.Log.Format,
 		d.Limits.ConnLow, d.Limits.ConnHigh, dur(d.Limits.ShutdownTimeout), d.Limits.MemoryLimit,
 		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes, d.Channels.HistorySize)

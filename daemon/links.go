@@ -122,9 +122,12 @@ func (n *Node) attach(c contract.Link) {
 	if c.TxDone() != nil {
 		n.bg.Go(func() { n.pumpTxDone(l) })
 	}
+	if info.DutyCycle > 0 {
+		n.bg.Go(func() { n.pumpBudget(l) })
+	}
 	p := n.peerOf(l)
 	n.hub.publish(rpcapi.Event{Kind: rpcapi.EventPeerUp, Peer: &p})
-	n.log.Info("link up", "kind", l.kind, "peer", info.Name, "address", l.addr, "link", l.id)
+	n.log.Info("link up", "kind", l.kind.String(), "peer", info.Name, "address", l.addr, "link", l.id)
 }
 
 // pump reads the link's frames into the loop until the link ends, then
@@ -179,7 +182,7 @@ func (n *Node) onLinkEvent(ev linkEvent) {
 	}
 	switch {
 	case ev.down:
-		n.log.Debug("link ended", "kind", l.kind, "peer", l.label(), "err", l.conn.Err())
+		n.log.Debug("link ended", "kind", l.kind.String(), "peer", l.label(), "err", l.conn.Err())
 		n.linkDown(l)
 	case ev.txDone > 0:
 		n.step(routing.TxDone{Link: l.id, Frames: ev.txDone})
@@ -205,6 +208,32 @@ func (n *Node) sendOn(ctx context.Context, l *link, frame []byte) error {
 		l.bytesOut.Add(uint64(len(frame)))
 	}
 	return err
+}
+
+// noteGivenUp remembers a frame a windowed link did not take: the engine
+// counts it in flight until a TxDone, which the link itself will never
+// send for it, so the window would stay shut.
+func (n *Node) noteGivenUp(l *link) {
+	if l.conn == nil || l.info.Window == 0 {
+		return
+	}
+	if n.givenUp == nil {
+		n.givenUp = map[routing.LinkID]int{}
+	}
+	n.givenUp[l.id]++
+}
+
+// giveUpFrames reports the frames noteGivenUp collected as done (after
+// Advance: the engine takes no input while its Ready is carried out). A
+// frame given up is like one lost on the air: hop acknowledgements and
+// custody send it again.
+func (n *Node) giveUpFrames() {
+	for id, k := range n.givenUp {
+		delete(n.givenUp, id)
+		if n.byLink[id] != nil {
+			n.step(routing.TxDone{Link: id, Frames: k})
+		}
+	}
 }
 
 // label names the link's far end for logs.

@@ -3,8 +3,11 @@ package daemon
 import (
 	"fmt"
 	"log/slog"
+	"math"
+	"time"
 
 	"meshd.dev/meshd/daemon/lorareg"
+	"meshd.dev/meshd/routing"
 	contract "meshd.dev/meshd/transports/link"
 	"meshd.dev/meshd/transports/lora"
 )
@@ -151,4 +154,43 @@ func openLoRaPort(s LoRaConfig, log *slog.Logger, open lora.Opener) (*lora.Trans
 		},
 		Gate: reg, Bitrate: p.Bitrate(), DutyCycle: p.DutyCycle, MTU: p.MTU,
 	})
+}
+
+// budgetInterval is how often a duty-cycled link's remaining airtime is
+// reported to the engine (when it changed by a percent or more).
+const budgetInterval = 10 * time.Second
+
+// pumpBudget tells the engine, on the loop, what share of its hourly
+// airtime a duty-cycled link has left (routing.LinkBudget), so adverts and
+// rebroadcasts yield to data as it runs out; at once when the link comes up
+// (a replugged modem keeps its ledger), then every budgetInterval.
+func (n *Node) pumpBudget(l *link) {
+	t := time.NewTicker(budgetInterval)
+	defer t.Stop()
+	last := -1.0
+	for {
+		if r := l.conn.Stats().Radio; r != nil {
+			rem := 1.0
+			if total := r.AirtimeUsed + r.AirtimeLeft; total > 0 {
+				rem = float64(r.AirtimeLeft) / float64(total)
+			}
+			if math.Abs(rem-last) >= 0.01 {
+				last = rem
+				if !n.enqueue(func() {
+					if !l.gone {
+						n.step(routing.LinkBudget{Link: l.id, Remaining: rem})
+					}
+				}) {
+					return
+				}
+			}
+		}
+		select {
+		case <-t.C:
+		case <-l.conn.Done():
+			return
+		case <-n.ctx.Done():
+			return
+		}
+	}
 }

@@ -64,7 +64,7 @@ func newCollector(n *Node) *collector {
 		}
 		c.descs[name] = prometheus.NewDesc(metric, "routing engine counter "+name+" (see routing.Counters)", nil, nil)
 	})
-	c.peers = prometheus.NewDesc("meshd_links", "meshd links up (libp2p peers that finished the meshd handshake)", nil, nil)
+	c.peers = prometheus.NewDesc("meshd_links", "meshd links up, of every kind (libp2p peers that finished the meshd handshake, TCP, LoRa; by kind: meshd_links_up)", nil, nil)
 	c.dropped = prometheus.NewDesc("meshd_link_frames_dropped_total", "frames a libp2p link did not take (gone, or its send queue stalled)", nil, nil)
 	c.channels = map[string]*prometheus.Desc{}
 	for _, m := range channelMetrics {
@@ -138,6 +138,9 @@ type metricsServer struct {
 func startMetrics(n *Node, addr string, log *slog.Logger) (*metricsServer, error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(newCollector(n)); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(newLinkCollector(n)); err != nil {
 		return nil, err
 	}
 	if err := reg.Register(newLoRaCollector(n)); err != nil {

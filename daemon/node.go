@@ -76,6 +76,8 @@ type Node struct {
 	transports []contract.Transport
 	linkIn     chan linkEvent
 	linkList   atomic.Pointer[[]*link] // every link up, for node.links and metrics
+	givenUp    map[routing.LinkID]int  // frames windowed links did not take, for TxDone
+	totals     [routing.LinkLoRa + 1]linkTotals
 
 	// Broadcast channels: the registry of joined channels, gossip's
 	// validator and queues (safe for concurrent use), and the host's
@@ -398,6 +400,7 @@ func (n *Node) drain() error {
 			n.onEngineEvent(ev)
 		}
 		n.eng.Advance()
+		n.giveUpFrames()
 	}
 	c := n.eng.Counters()
 	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.byLink), dropped: n.dropped, counters: c})
@@ -441,6 +444,7 @@ func (n *Node) transmit(txs []routing.Transmit) {
 			continue
 		}
 		n.dropped++
+		n.noteGivenUp(l)
 		if errors.Is(err, context.DeadlineExceeded) {
 			if !l.stalled.Load() {
 				l.stalled.Store(true)
@@ -538,12 +542,13 @@ func (n *Node) linkDown(l *link) {
 		l.conn.Close(nil)
 	}
 	l.gone = true
+	n.retire(l)
 	delete(n.byLink, l.id)
 	n.publishLinks()
 	n.step(routing.LinkDown{Link: l.id})
 	p := n.peerOf(l)
 	n.hub.publish(rpcapi.Event{Kind: rpcapi.EventPeerDown, Peer: &p})
-	n.log.Info("link down", "kind", l.kind, "peer", l.label(), "address", l.addr, "link", l.id)
+	n.log.Info("link down", "kind", l.kind.String(), "peer", l.label(), "address", l.addr, "link", l.id)
 }
 
 func (n *Node) step(in routing.Input) {

@@ -91,6 +91,10 @@ type Counters struct {
 	// link's pending rebroadcasts already held its queue's worth of bytes.
 	FloodRelayDropped uint64
 
+	// FloodYielded counts radio rebroadcasts skipped because the link had
+	// less than Config.LowBudget of its duty-cycle airtime left.
+	FloodYielded uint64
+
 	// Gauges.
 	Routes       uint64
 	CustodyCount uint64

@@ -30,6 +30,10 @@ type link struct {
 	// reasm reassembles a radio's fragments within a budget of its own, so
 	// fragments from other links cannot evict them (nil: not yet needed).
 	reasm *protocol.Reassembler
+	// budget is the share of the duty cycle's hourly airtime left, from
+	// LinkBudget (budgetKnown false: never reported, the whole budget).
+	budget      float64
+	budgetKnown bool
 }
 
 type advertReq struct {
@@ -189,6 +193,8 @@ func (e *Engine) Step(now time.Time, in Input) error {
 			l.inflight = max(l.inflight-max(in.Frames, 1), 0)
 		}
 		return nil
+	case LinkBudget:
+		return e.linkBudget(in)
 	case SendRequest:
 		return e.send(in)
 	case Broadcast:
@@ -594,3 +600,23 @@ func (e *Engine) Routes() []Route {
 }
 
 func linkSource(id LinkID) string { return "link-" + strconv.FormatUint(uint64(id), 10) }
+
+// linkBudget records what a duty-cycled link has left of its hour.
+func (e *Engine) linkBudget(in LinkBudget) error {
+	l := e.links[in.Link]
+	if l == nil {
+		return fmt.Errorf("budget of unknown link %d: %w", in.Link, ErrBadInput)
+	}
+	if !(in.Remaining >= 0 && in.Remaining <= 1) {
+		return fmt.Errorf("link %d: budget %v not in 0..1: %w", in.Link, in.Remaining, ErrBadInput)
+	}
+	e.refill(l) // tokens earned so far at the old rate
+	l.budget, l.budgetKnown = in.Remaining, true
+	return nil
+}
+
+// lowBudget reports whether l has less than Config.LowBudget of its
+// duty-cycle airtime left.
+func (e *Engine) lowBudget(l *link) bool {
+	return l.budgetKnown && l.budget < e.cfg.LowBudget
+}

@@ -253,7 +253,12 @@ func (e *Engine) tickFloods() {
 	})
 	for _, p := range due {
 		e.unpendFlood(p)
-		if l := e.links[p.link]; l != nil && e.emit(l, Address{}, p.frame, PriBulk) {
+		l := e.links[p.link]
+		if l != nil && e.lowBudget(l) {
+			e.counters.FloodYielded++ // the neighbours' rebroadcasts carry it
+			continue
+		}
+		if l != nil && e.emit(l, Address{}, p.frame, PriBulk) {
 			e.counters.FloodRelayed++
 		}
 	}

@@ -161,6 +161,18 @@ type TxDone struct {
 	Frames int
 }
 
+// LinkBudget reports the share of a duty-cycled link's airtime for the
+// hour that is still unspent (0..1), as the transport's ledger counts it.
+// The engine slows the link's adverts in proportion, and below
+// Config.LowBudget stops rebroadcasting other nodes' channel frames on it
+// (managed flooding: its neighbours' rebroadcasts carry them), so what is
+// left goes to data. A link never reported counts as having its whole
+// budget. The transport reports it again as its budget changes.
+type LinkBudget struct {
+	Link      LinkID
+	Remaining float64
+}
+
 // SendRequest asks the engine to send an application message.
 type SendRequest struct {
 	// Ref is the caller's reference; events about this message carry it.
@@ -212,6 +224,7 @@ func (LinkUp) isInput()         {}
 func (LinkDown) isInput()       {}
 func (FrameReceived) isInput()  {}
 func (TxDone) isInput()         {}
+func (LinkBudget) isInput()     {}
 func (SendRequest) isInput()    {}
 func (Broadcast) isInput()      {}
 func (JoinChannel) isInput()    {}

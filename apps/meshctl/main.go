@@ -95,6 +95,7 @@ as the daemon.`,
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(cmdStatus(o), cmdPeers(o), cmdConnect(o), cmdRoutes(o), cmdSend(o), cmdInbox(o), cmdAck(o), cmdWatch(o), cmdChannel(o))
+	root.AddCommand(cmdLinks(o))
 	return root
 }
 
@@ -170,6 +171,9 @@ func cmdStatus(o *options) *cobra.Command {
 						label = "listening:"
 					}
 					fmt.Fprintf(w, "%s\t%s\n", label, a)
+				}
+				if info.TCPListen != "" {
+					fmt.Fprintf(w, "tcp links on:\t%s\n", info.TCPListen)
 				}
 				fmt.Fprintf(w, "version:\t%s\n", info.Version)
 				fmt.Fprintf(w, "up since:\t%s\n", info.Started.Format(time.RFC3339))

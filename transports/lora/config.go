@@ -51,6 +51,12 @@ type Config struct {
 	// Keepalive: when no command was answered for this long, the driver
 	// asks RADIO_STATE. Zero means 30 s.
 	Keepalive time.Duration
+	// FrameGap: a frame the modem began and then left unfinished for this
+	// long is dropped (as Reticulum's host driver does after 100 ms), so a
+	// truncated frame never reaches the daemon as a short packet. Zero
+	// means 500 ms (a frame of 508 bytes takes 44 ms at 115200 baud; the
+	// rest is slack for USB and pseudo-terminal scheduling).
+	FrameGap time.Duration
 	// RxQueue is how many received packets wait for the reader of
 	// Packets before newer ones are dropped (counted). Zero means 64.
 	RxQueue int
@@ -121,6 +127,7 @@ func (c *Config) withDefaults() Config {
 	def(&d.ReadyPoll, 100*time.Millisecond)
 	def(&d.Keepalive, 30*time.Second)
 	def(&d.LogInterval, time.Minute)
+	def(&d.FrameGap, 500*time.Millisecond)
 	if d.RxQueue <= 0 {
 		d.RxQueue = 64
 	}

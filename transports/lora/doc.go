@@ -30,9 +30,15 @@
 //     reboots itself after it), EEPROM locked and unknown codes end the
 //     driver; queue full fails the frame being sent; memory low and modem
 //     timeout are counted and logged.
+//   - The modem announces each boot (RESET 0xF8; opening the port reboots
+//     an ESP32). During start-up that is expected, and a boot after the
+//     settings were sent starts the sequence again (three times at most);
+//     once configured it ends the driver.
 //   - A modem that stops answering is found by a keepalive: when nothing
 //     was asked for Config.Keepalive, the driver asks RADIO_STATE and wants
 //     the answer (radio on) within Config.ReplyTimeout.
+//   - A frame the modem begins and leaves unfinished for Config.FrameGap
+//     is dropped rather than handed over truncated at the next FEND.
 //   - Garbage, oversized frames and frame floods are counted, logged at most
 //     once per Config.LogInterval, and never buffered beyond one frame of
 //     kiss.MTU bytes and Config.RxQueue packets.

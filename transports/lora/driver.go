@@ -40,6 +40,7 @@ type Driver struct {
 	stats      Stats
 	pending    signal // RSSI/SNR for the next DATA
 	lastAnswer time.Time
+	resets     int // reset announcements seen
 
 	changed chan struct{} // a report arrived (buffer 1)
 	ready   chan byte     // READY answers (buffer 1, newest kept)
@@ -150,7 +151,15 @@ func (d *Driver) writeRaw(b []byte) error {
 // readLoop decodes the modem's frames until the port fails or closes.
 func (d *Driver) readLoop() {
 	defer close(d.packets)
-	dec := kiss.NewDecoder(d.port, kiss.MaxHostFrame)
+	gr := &gapReader{r: d.port, gap: d.cfg.FrameGap}
+	dec := kiss.NewDecoder(gr, kiss.MaxHostFrame)
+	gr.onGap = func() {
+		if dec.Parser().InFrame() {
+			dec.Parser().Reset()
+			d.count(func(s *Stats) { s.DecodeErrors++ })
+			d.lim.warn("gap", "lora: dropped a frame the modem left unfinished", "silence", d.cfg.FrameGap)
+		}
+	}
 	for {
 		f, err := dec.Next()
 		switch {
@@ -171,6 +180,29 @@ func (d *Driver) readLoop() {
 			return
 		}
 	}
+}
+
+// gapReader calls onGap before handing over bytes that arrived more than
+// gap after the previous ones. The decoder reads only when it has used
+// every byte before, so onGap sees the parser exactly where the silence
+// left it.
+type gapReader struct {
+	r     io.Reader
+	gap   time.Duration
+	last  time.Time
+	onGap func()
+}
+
+func (g *gapReader) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if n > 0 {
+		now := time.Now()
+		if !g.last.IsZero() && now.Sub(g.last) > g.gap && g.onGap != nil {
+			g.onGap()
+		}
+		g.last = now
+	}
+	return n, err
 }
 
 func (d *Driver) count(f func(*Stats)) {
@@ -194,13 +226,30 @@ func (d *Driver) handle(f kiss.Frame) {
 		d.onChannelStats(f.Data)
 	case kiss.CmdReset:
 		if len(f.Data) == 1 && f.Data[0] == kiss.ResetByte {
-			d.fail(fmt.Errorf("%w: the modem announced a reset", ErrModemReset))
+			d.onReset()
 		}
 	default:
 		if !d.report(f) {
 			d.count(func(s *Stats) { s.OtherFrames++ })
 		}
 	}
+}
+
+// onReset handles the modem's reset announcement (ESP32 and nRF52 firmware
+// send it when they boot, and opening the port reboots an ESP32). While
+// starting up it is expected: startup notices and configures again. Once
+// configured, the modem has lost its settings: the driver ends (Reticulum's
+// host driver does the same), and the supervisor starts over.
+func (d *Driver) onReset() {
+	d.mu.Lock()
+	configured := d.configured
+	d.resets++
+	d.mu.Unlock()
+	if configured {
+		d.fail(fmt.Errorf("%w: the modem announced a reset", ErrModemReset))
+		return
+	}
+	d.notify()
 }
 
 func (d *Driver) signal(f kiss.Frame) {

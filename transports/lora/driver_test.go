@@ -458,6 +458,75 @@ func TestSettingChangedAfterStartup(t *testing.T) {
 	})
 }
 
+// TestResetAtBootIsExpected: an ESP32 modem reboots when the port opens
+// and announces it (55 F8) before answering; that must not fail start-up.
+func TestResetAtBootIsExpected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		first := true
+		_, d, err := startFake(t, testConfig(), func(m *loratest.Modem) {
+			m.Override[kiss.CmdDetect] = func() []byte {
+				b := loratest.Frame(kiss.CmdDetect, kiss.DetectResp)
+				if first {
+					first = false
+					b = append(loratest.Frame(kiss.CmdReset, kiss.ResetByte), b...)
+				}
+				return b
+			}
+		})
+		if err != nil {
+			t.Fatalf("start-up failed on a boot announcement: %v", err)
+		}
+		d.Close()
+	})
+}
+
+// TestResetDuringConfigurationConfiguresAgain: a reboot announced after
+// the settings were sent means the modem forgot them: start-up detects and
+// configures again.
+func TestResetDuringConfigurationConfiguresAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sfs := 0
+		m, d, err := startFake(t, testConfig(), func(m *loratest.Modem) {
+			m.Override[kiss.CmdSF] = func() []byte {
+				sfs++
+				b := loratest.Frame(kiss.CmdSF, 9)
+				if sfs == 1 {
+					b = append(b, loratest.Frame(kiss.CmdReset, kiss.ResetByte)...)
+				}
+				return b
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		freqs := 0
+		for _, f := range m.HostFrames() {
+			if f.Cmd == kiss.CmdFrequency {
+				freqs++
+			}
+		}
+		if freqs != 2 || sfs != 2 {
+			t.Fatalf("configured %d times (SF %d), want 2", freqs, sfs)
+		}
+	})
+}
+
+// TestResetLoopGivesUp: a modem that reboots every time it is configured
+// is given up on after three attempts.
+func TestResetLoopGivesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, _, err := startFake(t, testConfig(), func(m *loratest.Modem) {
+			m.Override[kiss.CmdSF] = func() []byte {
+				return append(loratest.Frame(kiss.CmdSF, 9), loratest.Frame(kiss.CmdReset, kiss.ResetByte)...)
+			}
+		})
+		if !errors.Is(err, ErrModemReset) {
+			t.Fatalf("err = %v, want ErrModemReset", err)
+		}
+	})
+}
+
 func TestModemResetEndsDriver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m, d, err := startFake(t, testConfig(), nil)
@@ -555,6 +624,33 @@ func TestFloodLogsOncePerInterval(t *testing.T) {
 		}
 		if st := d.Stats(); st.RxDropped != 399 {
 			t.Fatalf("dropped %d, want 399", st.RxDropped)
+		}
+	})
+}
+
+// TestUnfinishedFrameDropped: a frame the modem began and left unfinished
+// is dropped after FrameGap, not glued to what comes next (the next FEND
+// would otherwise hand it over as a short packet).
+func TestUnfinishedFrameDropped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, d, err := startFake(t, testConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		m.Send([]byte{kiss.FEND, kiss.CmdData, 0xAA, 0xBB}) // and then the modem hangs a moment
+		time.Sleep(time.Second)
+		m.Receive([]byte{1, 2, 3}, -90, 1)
+		p := <-d.Packets()
+		if !bytes.Equal(p.Data, []byte{1, 2, 3}) {
+			t.Fatalf("got packet % X, want 01 02 03", p.Data)
+		}
+		synctest.Wait()
+		if n := len(d.Packets()); n != 0 {
+			t.Fatalf("%d more packets", n)
+		}
+		if st := d.Stats(); st.DecodeErrors != 1 {
+			t.Fatalf("decode errors %d", st.DecodeErrors)
 		}
 	})
 }

@@ -15,6 +15,7 @@ import (
 // failure waits a random time in [d/2, d] with d = min(Min * 2^n, Max), so
 // several daemons on one hub do not retry in step.
 type Backoff struct {
+	// Min and Max: zero means 1 s and 30 s.
 	Min, Max time.Duration
 	// Rand returns a number in [0, 1); nil means math/rand/v2.
 	Rand func() float64
@@ -25,6 +26,9 @@ func (b Backoff) Delay(n int) time.Duration {
 	lo, hi := b.Min, b.Max
 	if lo <= 0 {
 		lo = time.Second
+	}
+	if hi <= 0 {
+		hi = 30 * time.Second
 	}
 	if hi < lo {
 		hi = lo

@@ -28,6 +28,9 @@ func TestBackoffJitteredAndCapped(t *testing.T) {
 	if got := b.Delay(1000); got != 15*time.Second {
 		t.Errorf("Delay(1000) = %v, want half the cap", got)
 	}
+	if got := (Backoff{Rand: b.Rand}).Delay(1000); got != 15*time.Second {
+		t.Errorf("default Delay(1000) = %v, want half of 30 s", got)
+	}
 }
 
 // TestServiceSurvivesUnplug: the port is missing, appears, vanishes and

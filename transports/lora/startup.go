@@ -100,11 +100,32 @@ func be32(b []byte) uint32 {
 
 // startup runs detect, configure and validate.
 func (d *Driver) startup(ctx context.Context) error {
-	if err := d.detect(ctx); err != nil {
-		return err
-	}
-	if err := d.configure(ctx); err != nil {
-		return err
+	// A modem that reboots while being configured (its boot announcement
+	// arrives after the detect answer) forgot what it was told: detect and
+	// configure again, a few times.
+	for attempt := 1; ; attempt++ {
+		d.mu.Lock()
+		r0 := d.resets
+		d.mu.Unlock()
+		if err := d.detect(ctx); err != nil {
+			return err
+		}
+		if err := d.configure(ctx); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		again := d.resets != r0
+		d.mu.Unlock()
+		if !again {
+			break
+		}
+		if attempt == maxStartAttempts {
+			return fmt.Errorf("%w: it rebooted during configuration %d times", ErrModemReset, attempt)
+		}
+		d.log.Info("lora: modem rebooted during configuration, configuring again")
+		d.mu.Lock()
+		d.rep.seen = 0
+		d.mu.Unlock()
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -119,6 +140,10 @@ func (d *Driver) startup(ctx context.Context) error {
 		"bandwidth", d.cfg.BandwidthHz, "sf", d.cfg.SF, "cr", d.cfg.CR, "txpower", d.cfg.TxPowerDBm)
 	return nil
 }
+
+// maxStartAttempts bounds how often startup begins again after the modem
+// rebooted during it.
+const maxStartAttempts = 3
 
 // detectRequest is DETECT, FW_VERSION, PLATFORM and MCU in one write, byte
 // for byte what Reticulum's host driver sends (frames sharing their FENDs).

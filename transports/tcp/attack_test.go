@@ -352,3 +352,34 @@ func TestAttackHalfOpen(t *testing.T) {
 	b := newTransport(t, Config{Peers: []Peer{{Addr: tr.Addr().String()}}, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
 	nextLink(t, testCtx(t), b)
 }
+
+// TestAttackManyIdentities: identities cost nothing, so one attacker can
+// prove a fresh one per connection; inbound links are capped at
+// MaxInbound and further connections are closed at once.
+func TestAttackManyIdentities(t *testing.T) {
+	const limit = 3
+	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxInbound: limit})
+	ctx := testCtx(t)
+	for range limit {
+		c, err := net.Dial("tcp", tr.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if r := <-goHandshake(c, newIdentity(t), true, protocol.Address{}); r.err != nil {
+			t.Fatal(r.err)
+		}
+		nextLink(t, ctx, tr)
+	}
+	c, err := net.Dial("tcp", tr.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if r := <-goHandshake(c, newIdentity(t), true, protocol.Address{}); r.err == nil {
+		t.Fatalf("link %d of %d allowed came up", limit+1, limit)
+	}
+	if got := tr.Stats().Refused; got != 1 {
+		t.Errorf("refused %d, want 1", got)
+	}
+}

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,9 @@ import (
 	"meshd.dev/meshd/transports/link"
 )
 
+// maxWriteBuf is the largest write buffer a link keeps between writes.
+const maxWriteBuf = 256 << 10
+
 // inQueue is how many received frames wait for Recv before the reader
 // stops reading the socket (and TCP flow control stops the peer).
 const inQueue = 16
@@ -23,6 +27,7 @@ type conn struct {
 	info link.Info
 	lim  limits
 	send *sealer // writer goroutine only
+	wbuf []byte  // writer goroutine only: the records of one write
 	recv *opener // reader goroutine only
 
 	in   chan []byte
@@ -190,9 +195,12 @@ var keepaliveHook func()
 // alive; nothing for deadAfter means it is gone.
 func (k *conn) readLoop() {
 	defer k.stopped.Done()
+	// Buffered: a record costs one read system call or less, not two (the
+	// handshake read exactly its records, so nothing is lost here).
+	r := bufio.NewReaderSize(k.c, 64<<10)
 	for {
 		_ = k.c.SetReadDeadline(time.Now().Add(k.lim.deadAfter))
-		typ, body, err := k.recv.readRecord(k.c)
+		typ, body, err := k.recv.readRecord(r)
 		if err != nil {
 			k.shutdown(readErr(err, k.lim.deadAfter))
 			return
@@ -250,26 +258,25 @@ func (k *conn) writeLoop() {
 	defer k.c.Close()
 	t := time.NewTimer(k.lim.keepalive)
 	defer t.Stop()
-	var buf []byte
 	for {
 		select {
 		case <-k.wake:
 		case <-t.C:
-			buf = k.send.seal(buf[:0], recKeepalive, nil)
-			if !k.write(buf) {
+			k.wbuf = k.send.seal(k.wbuf[:0], recKeepalive, nil)
+			if !k.write(k.wbuf) {
 				return
 			}
 			t.Reset(k.lim.keepalive)
 			continue
 		case <-k.done:
 			if k.bye.Load() {
-				k.flush(buf)
-				buf = k.send.seal(buf[:0], recClose, []byte("closed"))
-				k.write(buf)
+				k.flush()
+				k.wbuf = k.send.seal(k.wbuf[:0], recClose, []byte("closed"))
+				k.write(k.wbuf)
 			}
 			return
 		}
-		if !k.flush(buf) {
+		if !k.flush() {
 			return
 		}
 		t.Reset(k.lim.keepalive)
@@ -277,7 +284,7 @@ func (k *conn) writeLoop() {
 }
 
 // flush writes every queued frame in one write.
-func (k *conn) flush(buf []byte) bool {
+func (k *conn) flush() bool {
 	k.mu.Lock()
 	q, n := k.queue, k.queued
 	k.queue, k.queued, k.writing = nil, 0, n
@@ -285,9 +292,12 @@ func (k *conn) flush(buf []byte) bool {
 	if len(q) == 0 {
 		return true
 	}
-	buf = buf[:0]
+	buf := k.wbuf[:0]
 	for _, f := range q {
 		buf = k.send.seal(buf, recData, f)
+	}
+	if cap(buf) <= maxWriteBuf {
+		k.wbuf = buf // kept for the next batch, unless a burst made it huge
 	}
 	ok := k.write(buf)
 	k.mu.Lock()

@@ -58,7 +58,9 @@
 // write that takes longer than WriteTimeout (30 s) takes the link down; a
 // link queues at most MaxPending (1 MiB) bytes, Send waits beyond. A
 // handshake has HandshakeTimeout (10 s); at most MaxHandshakes (16)
-// inbound handshakes run at once and further connections are closed at
+// inbound handshakes run at once and at most MaxInbound (64) inbound links
+// are up (an identity costs nothing to make, so an attacker could
+// otherwise open links without end); further connections are closed at
 // once. Two nodes that both list each other as peers get two links; the
 // engine treats them as two links to one neighbour.
 package tcp

@@ -36,6 +36,7 @@ const (
 	DefaultWriteTimeout     = 30 * time.Second
 	DefaultMaxPending       = 1 << 20
 	DefaultMaxHandshakes    = 16
+	DefaultMaxInbound       = 64
 	DefaultBackoffMin       = time.Second
 	DefaultBackoffMax       = time.Minute
 )
@@ -97,6 +98,10 @@ type Config struct {
 	// MaxHandshakes bounds concurrent inbound connections that have not
 	// finished their handshake; more are closed at once.
 	MaxHandshakes int
+	// MaxInbound bounds the inbound links up at once (identities are
+	// cheap, so anyone could otherwise open links without end); while
+	// that many are up, new connections are closed at once.
+	MaxInbound int
 	// BackoffMin and BackoffMax bound the redial delay of a peer; it
 	// doubles per failed attempt, with jitter.
 	BackoffMin, BackoffMax time.Duration
@@ -126,6 +131,9 @@ func (c *Config) defaults() error {
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = DefaultMaxHandshakes
 	}
+	if c.MaxInbound <= 0 {
+		c.MaxInbound = DefaultMaxInbound
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -143,7 +151,7 @@ type Stats struct {
 	// HandshakeFailures counts handshakes that failed, either direction.
 	HandshakeFailures uint64
 	// Refused counts inbound connections closed because MaxHandshakes
-	// were under way.
+	// were under way or MaxInbound links were up.
 	Refused uint64
 }
 
@@ -157,8 +165,9 @@ type Transport struct {
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
 
-	mu    sync.Mutex
-	conns map[*conn]struct{}
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	inbound int // inbound links up
 
 	failures, refused atomic.Uint64
 }
@@ -233,6 +242,12 @@ func (t *Transport) acceptLoop() {
 			}
 			return
 		}
+		if t.inboundFull() {
+			t.refused.Add(1)
+			t.cfg.Logger.Debug("tcp: inbound link limit reached; connection refused", "remote", c.RemoteAddr(), "limit", t.cfg.MaxInbound)
+			c.Close()
+			continue
+		}
 		select {
 		case t.hs <- struct{}{}:
 		default:
@@ -277,16 +292,39 @@ func (t *Transport) establish(c net.Conn, outbound bool, want protocol.Address) 
 	info := link.Info{Kind: link.KindTCP, Name: c.RemoteAddr().String(), MTU: MaxFrameSize, Peer: s.peer, Outbound: outbound}
 	k := newConn(c, s, info, limits{keepalive: t.cfg.Keepalive, deadAfter: t.cfg.DeadAfter, writeTimeout: t.cfg.WriteTimeout, maxPending: t.cfg.MaxPending})
 	t.mu.Lock()
+	if !outbound && t.inbound >= t.cfg.MaxInbound {
+		// Links that came up while this one shook hands took the room.
+		t.mu.Unlock()
+		k.Close(errTooMany)
+		k.wait()
+		t.refused.Add(1)
+		return nil, errTooMany
+	}
 	t.conns[k] = struct{}{}
+	if !outbound {
+		t.inbound++
+	}
 	t.mu.Unlock()
 	t.wg.Go(func() {
 		<-k.done
 		k.wait()
 		t.mu.Lock()
 		delete(t.conns, k)
+		if !outbound {
+			t.inbound--
+		}
 		t.mu.Unlock()
 	})
 	return k, nil
+}
+
+// errTooMany closes an inbound link over MaxInbound.
+var errTooMany = errors.New("tcp: too many inbound links")
+
+func (t *Transport) inboundFull() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.inbound >= t.cfg.MaxInbound
 }
 
 // deliver hands k to whoever reads Links, or closes it when the transport

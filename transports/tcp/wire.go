@@ -111,9 +111,11 @@ func (s *sealer) seal(dst []byte, typ byte, body []byte) []byte {
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(1+len(body)+tagSize))
 	dst = append(dst, hdr[:]...)
-	pt := make([]byte, 0, 1+len(body))
-	pt = append(append(pt, typ), body...)
-	dst = s.aead.Seal(dst, s.nonce(), pt, hdr[:])
+	// Seal in place: the plaintext is appended where the ciphertext goes
+	// (Seal allows exact overlap), so no buffer is made per record.
+	start := len(dst)
+	dst = append(append(dst, typ), body...)
+	dst = s.aead.Seal(dst[:start], s.nonce(), dst[start:], hdr[:])
 	s.n++
 	return dst
 }

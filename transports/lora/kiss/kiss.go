@@ -112,6 +112,9 @@ func NewParser(maxData int) *Parser {
 	return &Parser{MaxData: maxData}
 }
 
+// InFrame reports whether a frame has begun and not yet ended.
+func (p *Parser) InFrame() bool { return p.inFrame && !p.skipping }
+
 // Reset forgets any partial frame and waits for a FEND again.
 func (p *Parser) Reset() {
 	p.buf = p.buf[:0]

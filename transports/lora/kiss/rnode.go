@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// RNode host protocol commands (RNode firmware Framing.h). Host to modem
+// RNode host protocol commands, as the RNode firmware defines them. Host to modem
 // and modem to host use the same codes; a set command is answered with the
 // value the modem applied.
 const (
@@ -76,7 +76,7 @@ const (
 	ErrorModemTimeout byte = 0x06
 )
 
-// Sizes (RNode firmware Config.h).
+// Sizes, as the RNode firmware defines them.
 const (
 	// MTU is the largest DATA payload the modem takes from the host: it
 	// sends more than SingleMTU-HeaderLen bytes as two LoRa frames, each
