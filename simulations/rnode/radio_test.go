@@ -188,3 +188,26 @@ func TestReadyAndQueueFull(t *testing.T) {
 		a.expect(fr(kiss.CmdReady, kiss.ReadyNo))
 	})
 }
+
+// TestFrequencyDrift: every radio start reads the synthesizer back into the
+// frequency setting and writes it again, one 61 Hz step lower each time (as
+// the firmware does); the frequency echo shows it, and the modems still hear
+// each other.
+func TestFrequencyDrift(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, a, b := pair(t, 100, 9)
+		for range 3 {
+			a.cmd(kiss.CmdRadioState, kiss.RadioStateOff)
+			a.cmd(kiss.CmdRadioState, kiss.RadioStateOn)
+			a.expect(fr(kiss.CmdRadioState, 0), fr(kiss.CmdRadioState, 1), fr(kiss.CmdRadioState, 1))
+		}
+		a.cmd(kiss.CmdFrequency, kiss.U32(0)...)
+		// 869525000 Hz is 869524963 in the synthesizer's steps; three
+		// restarts more take it three steps (61.04 Hz) lower.
+		a.expect(fr(kiss.CmdFrequency, kiss.U32(869524963-3*61)...))
+		a.cmd(kiss.CmdData, 'd')
+		if got := b.packet(); !bytes.Equal(got.Data, []byte{'d'}) {
+			t.Fatalf("got %q", got.Data)
+		}
+	})
+}
