@@ -211,3 +211,19 @@ func TestFrequencyDrift(t *testing.T) {
 		}
 	})
 }
+
+// TestDataFrameNeedsItsOwnFEND: the FEND that ends a DATA frame does not
+// open the next frame in the firmware (it does after any other command), so
+// a DATA frame sharing its opening FEND with the previous DATA frame is
+// ignored; the emulator does the same.
+func TestDataFrameNeedsItsOwnFEND(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, a, b := pair(t, 100, 9)
+		a.send(kiss.FEND, kiss.CmdData, 'a', kiss.FEND, kiss.CmdData, 'b', kiss.FEND, kiss.FEND, kiss.CmdData, 'c', kiss.FEND)
+		time.Sleep(time.Minute)
+		got := received(b)
+		if len(got) != 2 || string(got[0]) != "a" || string(got[1]) != "c" {
+			t.Fatalf("B received %q, want a and c", got)
+		}
+	})
+}
