@@ -50,7 +50,7 @@ func (e *emulator) handle(c net.Conn) {
 	if err != nil && line == "" {
 		return
 	}
-	out, err := e.command(strings.Fields(line))
+	out, err := e.command(line)
 	if err != nil {
 		fmt.Fprintf(c, "error: %v\n", err)
 		return
@@ -58,32 +58,55 @@ func (e *emulator) handle(c net.Conn) {
 	fmt.Fprintf(c, "ok\n%s", out)
 }
 
-func (e *emulator) command(f []string) (string, error) {
+// request is a parsed control command.
+type request struct {
+	verb  string // list, plug, unplug, fault
+	name  string
+	fault rnode.Fault
+}
+
+// parseCommand parses a control command line.
+func parseCommand(line string) (request, error) {
+	f := strings.Fields(line)
 	switch {
 	case len(f) == 1 && f[0] == "list":
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		var b strings.Builder
-		for _, me := range e.entries() {
-			state := "unplugged"
-			if me.Plugged {
-				state = "plugged " + me.PTY
-			}
-			fmt.Fprintf(&b, "%s %s\n", me.Name, state)
-		}
-		return b.String(), nil
-	case len(f) == 2 && f[0] == "plug":
-		return "", e.plug(f[1])
-	case len(f) == 2 && f[0] == "unplug":
-		return "", e.unplug(f[1])
+		return request{verb: "list"}, nil
+	case len(f) == 2 && (f[0] == "plug" || f[0] == "unplug"):
+		return request{verb: f[0], name: f[1]}, nil
 	case len(f) == 3 && f[0] == "fault":
 		kind, err := rnode.ParseFault(f[2])
 		if err != nil {
-			return "", err
+			return request{}, err
 		}
-		return "", e.hub.Fault(f[1], kind)
+		return request{verb: "fault", name: f[1], fault: kind}, nil
 	}
-	return "", fmt.Errorf("unknown command %q (list, plug NAME, unplug NAME, fault NAME KIND)", strings.Join(f, " "))
+	return request{}, fmt.Errorf("unknown command %q (list, plug NAME, unplug NAME, fault NAME KIND)", strings.Join(f, " "))
+}
+
+func (e *emulator) command(line string) (string, error) {
+	r, err := parseCommand(line)
+	if err != nil {
+		return "", err
+	}
+	switch r.verb {
+	case "plug":
+		return "", e.plug(r.name)
+	case "unplug":
+		return "", e.unplug(r.name)
+	case "fault":
+		return "", e.hub.Fault(r.name, r.fault)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var b strings.Builder
+	for _, me := range e.entries() {
+		state := "unplugged"
+		if me.Plugged {
+			state = "plugged " + me.PTY
+		}
+		fmt.Fprintf(&b, "%s %s\n", me.Name, state)
+	}
+	return b.String(), nil
 }
 
 var errCommand = errors.New("the emulator refused the command")

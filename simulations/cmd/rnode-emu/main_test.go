@@ -113,3 +113,28 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+func FuzzControlCommand(f *testing.F) {
+	for _, s := range []string{"list\n", "plug A", "unplug  B ", "fault A tx-timeout", "fault A nope", "", "dance"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		r, err := parseCommand(line)
+		if err != nil {
+			return
+		}
+		switch r.verb {
+		case "list":
+		case "plug", "unplug":
+			if r.name == "" || strings.ContainsAny(r.name, " \t\n") {
+				t.Fatalf("%q: name %q", line, r.name)
+			}
+		case "fault":
+			if r.fault.String() == "" || r.name == "" {
+				t.Fatalf("%q: %+v", line, r)
+			}
+		default:
+			t.Fatalf("%q: verb %q", line, r.verb)
+		}
+	})
+}
