@@ -80,10 +80,11 @@ func TestEndToEndLoRaEmulator(t *testing.T) {
 	}
 	// Messages lost on the air wait for the engine's custody retry (30 s,
 	// then 60 s, 120 s...) and a destination's key for its next path
-	// request (one a minute): the steps allow a few rounds.
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	// request (one a minute): the steps allow a few rounds, and the whole
+	// stays within go test's 10 minutes for the package.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute+30*time.Second)
 	defer cancel()
-	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 4*time.Minute) }
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 6*time.Minute) }
 
 	model := radio.DefaultModel()
 	model.PathLoss.ShadowSigmaDB = 0
