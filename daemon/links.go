@@ -263,7 +263,13 @@ func routingKind(k contract.Kind) routing.LinkKind {
 	return routing.LinkIP
 }
 
-// routingInfo is the engine's view of a contract link.
+// p2pInfo describes a libp2p link in the contract's terms, so that links
+// of every kind reach the engine through routingInfo.
+func p2pInfo(ev p2p.LinkUp) contract.Info {
+	return contract.Info{Kind: contract.KindIP, Name: ev.Peer.String(), MTU: p2p.IPLinkMTU, Peer: ev.Identity, Outbound: ev.Outbound}
+}
+
+// routingInfo is the engine's view of a link.
 func routingInfo(id routing.LinkID, in contract.Info) routing.LinkInfo {
 	ri := routing.LinkInfo{
 		ID: id, Kind: routingKind(in.Kind), MTU: in.MTU, Bitrate: in.Bitrate, Shared: in.Shared,
@@ -285,7 +291,27 @@ func (n *Node) Links(ctx context.Context) ([]rpcapi.Link, error) {
 		out = append(out, n.linkOf(l))
 	}
 	slices.SortFunc(out, func(a, b rpcapi.Link) int { return cmp.Compare(a.ID, b.ID) })
+	for _, t := range n.transports {
+		if r, ok := t.(contract.Reporter); ok {
+			for _, w := range r.Waiting() {
+				out = append(out, waitingLink(w))
+			}
+		}
+	}
 	return out, nil
+}
+
+// waitingLink describes a link a transport is trying to bring up.
+func waitingLink(w contract.Waiting) rpcapi.Link {
+	l := rpcapi.Link{Kind: routingKind(w.Kind).String(), Name: w.Name, State: w.State}
+	if w.Err != nil {
+		l.Error = w.Err.Error()
+	}
+	if !w.Retry.IsZero() {
+		r := w.Retry.UTC()
+		l.Retry = &r
+	}
+	return l
 }
 
 // linkOf describes a link for node.links.
@@ -302,7 +328,7 @@ func (n *Node) linkOf(l *link) rpcapi.Link {
 	}
 	if l.conn == nil {
 		r.FramesIn, r.FramesOut, r.BytesIn, r.BytesOut = l.framesIn.Load(), l.framesOut.Load(), l.bytesIn.Load(), l.bytesOut.Load()
-		r.MTU = p2p.IPLinkMTU
+		r.MTU, r.QueueFrames = l.info.MTU, n.host.LinkQueue(l.peer)
 		return r
 	}
 	if l.info.Shared {

@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -80,7 +82,7 @@ func exchange(t *testing.T, ctx context.Context, a, b *Node, text string) {
 
 // tcpPair starts two nodes linked only by a plain TCP link (B dials A)
 // and returns once A has the link up.
-func tcpPair(t *testing.T, ctx context.Context) (a, b *Node, stop func()) {
+func tcpPair(t testing.TB, ctx context.Context) (a, b *Node, stop func()) {
 	t.Helper()
 	cfgA := testConfig(t)
 	cfgA.TCP.Listen = "127.0.0.1:0"
@@ -247,11 +249,160 @@ func TestWindowedLinkRefusedSend(t *testing.T) {
 	radio := mem.Config{Info: contract.Info{Kind: contract.KindLoRa, Name: "radio", Shared: true, MTU: 255, Window: 1, Bitrate: 1_000_000}, Queue: 4}
 	la, lb := mem.Pipe(radio, radio, nil, nil)
 	ra := &refusingLink{Link: la}
-	ra.refuse.Store(1)
+	evA, cancelA, _ := a.Subscribe(ctx)
+	defer cancelA()
 	evB, cancelB, _ := b.Subscribe(ctx)
 	defer cancelB()
 	ta.ch <- ra
 	tb.ch <- lb
+	// Both links up before the first send: a path request sent before
+	// them would be repeated only a minute later.
+	waitKind(t, ctx, evA, rpcapi.EventPeerUp)
 	waitKind(t, ctx, evB, rpcapi.EventPeerUp)
+	exchange(t, ctx, a, b, "before")
+	// The next frame A hands the link (the envelope) is refused; the hop
+	// acknowledgement that does not come makes A send it again, through
+	// the window the daemon opened.
+	ra.refuse.Store(1)
 	exchange(t, ctx, a, b, "after a refusal")
+	if ra.refuse.Load() >= 0 {
+		t.Fatal("no frame was refused")
+	}
+}
+
+// TestBridgeLibp2pTCP: B has a libp2p link to A and a TCP link to C; a
+// message crosses from A to C and back, and a channel message from A
+// (gossip to B) reaches C (flooded on the TCP link) and one from C
+// reaches A, each once.
+func TestBridgeLibp2pTCP(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfgB := testConfig(t)
+	cfgB.TCP.Listen = "127.0.0.1:0"
+	b, stopB := startNode(t, cfgB)
+	defer stopB()
+	a, stopA := startNode(t, testConfig(t))
+	defer stopA()
+	evB, cancelB, _ := b.Subscribe(ctx)
+	defer cancelB()
+	if _, err := a.Connect(ctx, b.host.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	cfgC := testConfig(t)
+	cfgC.TCP.Peers = []string{b.tcpAddr()}
+	c, stopC := startNode(t, cfgC)
+	defer stopC()
+	kinds := map[string]bool{}
+	for len(kinds) < 2 {
+		ev := waitKind(t, ctx, evB, rpcapi.EventPeerUp)
+		kinds[ev.Peer.Kind] = true // "" for libp2p, "tcp"
+	}
+	exchange(t, ctx, a, c, "a to c")
+	exchange(t, ctx, c, a, "c to a")
+
+	ch, err := a.ChannelCreate(ctx, "bridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	share, _ := a.ChannelShare(ctx, ch.ID)
+	name, key, _ := rpcapi.ParseChannelShare(share.Share)
+	for _, n := range []*Node{b, c} {
+		if _, err := n.ChannelJoin(ctx, name, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evC, cancelC, _ := c.Subscribe(ctx)
+	defer cancelC()
+	evA, cancelA, _ := a.Subscribe(ctx)
+	defer cancelA()
+	// Gossip needs B's subscription to reach A first: publish until C
+	// has one.
+	for i := 0; ; i++ {
+		if _, err := a.ChannelPublish(ctx, rpcapi.ChannelPublishParams{Channel: ch.ID, Text: fmt.Sprintf("from a %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		wctx, wdone := context.WithTimeout(ctx, 2*time.Second)
+		ev := waitKindOrNil(wctx, evC, rpcapi.EventChannelMessage)
+		wdone()
+		if ev != nil {
+			break
+		}
+	}
+	if _, err := c.ChannelPublish(ctx, rpcapi.ChannelPublishParams{Channel: ch.ID, Text: "from c"}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := waitKind(t, ctx, evA, rpcapi.EventChannelMessage)
+		if ev.ChannelMessage.Text == "from c" {
+			break
+		}
+	}
+	hist, err := a.ChannelHistory(ctx, rpcapi.ChannelHistoryParams{Channel: ch.ID, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range hist.Messages {
+		if m.Text == "from c" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("A's history has %d copies of C's message, want 1", n)
+	}
+	histC, err := c.ChannelHistory(ctx, rpcapi.ChannelHistoryParams{Channel: ch.ID, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, m := range histC.Messages {
+		if seen[m.Text] {
+			t.Errorf("C has %q twice", m.Text)
+		}
+		seen[m.Text] = true
+	}
+}
+
+// TestLinksListsLibp2p: node.links lists a libp2p link with its peer and
+// the traffic the daemon counted.
+func TestLinksListsLibp2p(t *testing.T) {
+	noLeaks(t)
+	a, b, stop := twoNodes(t)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	exchange(t, ctx, a, b, "counted")
+	links, err := a.Links(ctx)
+	if err != nil || len(links) != 1 {
+		t.Fatalf("links %+v, %v", links, err)
+	}
+	l := links[0]
+	if l.Kind != "ip" || l.Name != b.host.ID().String() || l.Peer != b.id.Address().String() || l.State != "up" ||
+		l.FramesIn == 0 || l.FramesOut == 0 || l.BytesOut == 0 || l.Radio != nil {
+		t.Errorf("link %+v", l)
+	}
+}
+
+// TestLinksListsWaitingPeers: a configured TCP peer without a link is
+// listed by node.links (ID 0, not up) so operators see what is missing.
+func TestLinksListsWaitingPeers(t *testing.T) {
+	noLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there
+	cfg := testConfig(t)
+	cfg.TCP.Peers = []string{addr}
+	n, stop := startNode(t, cfg)
+	defer stop()
+	links, err := n.Links(t.Context())
+	if err != nil || len(links) != 1 {
+		t.Fatalf("links %+v, %v", links, err)
+	}
+	if l := links[0]; l.ID != 0 || l.Kind != "tcp" || l.Name != addr || (l.State != "connecting" && l.State != "down") {
+		t.Errorf("waiting peer listed as %+v", l)
+	}
 }

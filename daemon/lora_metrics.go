@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"meshd.dev/meshd/transports/lora"
+	"meshd.dev/meshd/transports/lora/kiss"
 )
 
 // loraCollector exports each LoRa modem's figures, labelled with its
@@ -38,6 +39,9 @@ var loraMetrics = []struct {
 	{"meshd_lora_airtime_left_seconds", "airtime the duty cycle still allows in the last hour", false, false},
 	{"meshd_lora_rssi_dbm", "RSSI of the last frame received", false, false},
 	{"meshd_lora_snr_db", "SNR of the last frame received", false, false},
+	{"meshd_lora_channel_load_short_ratio", "channel utilisation the modem measured over its short window (ESP32 and nRF52 modems)", false, false},
+	{"meshd_lora_channel_load_long_ratio", "channel utilisation the modem measured over the last hour", false, false},
+	{"meshd_lora_noise_floor_dbm", "noise floor the modem measured", false, false},
 }
 
 func newLoRaCollector(n *Node) *loraCollector {
@@ -102,6 +106,12 @@ func (c *loraCollector) collect(ch chan<- prometheus.Metric, t *lora.Transport) 
 	emit("meshd_lora_failed_total", float64(tc.Failed))
 	if cur == nil {
 		return
+	}
+	if ds := cur.Driver().Stats(); ds.HasChannel {
+		ch := ds.Channel
+		emit("meshd_lora_channel_load_short_ratio", float64(ch.LoadShort)/10000)
+		emit("meshd_lora_channel_load_long_ratio", float64(ch.LoadLong)/10000)
+		emit("meshd_lora_noise_floor_dbm", float64(kiss.RSSIFromByte(ch.NoiseFloor)))
 	}
 	s := cur.Stats()
 	if r := s.Radio; r != nil {

@@ -28,6 +28,7 @@ func TestLoRaMetrics(t *testing.T) {
 	}
 	<-l.TxDone()
 	modem.Send(loratest.Frame(kiss.CmdError, kiss.ErrorMemoryLow))
+	modem.Send(loratest.Frame(kiss.CmdStatChTm, kiss.ChannelStats{LoadShort: 2500, LoadLong: 1200, NoiseFloor: kiss.RSSIByte(-120), Interference: kiss.NoInterference}.Marshal()...))
 	modem.Receive([]byte("hi"), -101, -4.25)
 	if _, err := l.Recv(ctx); err != nil {
 		t.Fatal(err)
@@ -60,6 +61,7 @@ func TestLoRaMetrics(t *testing.T) {
 		"meshd_lora_up": 1, "meshd_lora_frames_out_total": 1, "meshd_lora_frames_in_total": 1,
 		"meshd_lora_modem_errors_total/5": 1, "meshd_lora_modem_errors_total/2": 0,
 		"meshd_lora_rssi_dbm": -101, "meshd_lora_snr_db": -4.25, "meshd_lora_restarts_total": 0,
+		"meshd_lora_channel_load_short_ratio": 0.25, "meshd_lora_channel_load_long_ratio": 0.12, "meshd_lora_noise_floor_dbm": -120,
 	} {
 		if v, ok := got[k]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", k, v, ok, want)

@@ -501,11 +501,14 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 			n.linkDown(old)
 		}
 		n.nextLink++
-		l := &link{id: n.nextLink, kind: routing.LinkIP, peer: ev.Peer, addr: ev.Address, since: now, outbound: ev.Outbound}
+		l := &link{id: n.nextLink, kind: routing.LinkIP, peer: ev.Peer, addr: ev.Address, since: now, outbound: ev.Outbound,
+			info: p2pInfo(ev)}
 		n.links[ev.Peer] = l
 		n.byLink[l.id] = l
 		n.publishLinks()
-		n.step(routing.LinkUp{Link: routing.LinkInfo{ID: l.id, Kind: routing.LinkIP, Peer: ev.Address}})
+		ri := routingInfo(l.id, l.info)
+		ri.Peer = ev.Address // the hello's, also when it carried no full identity
+		n.step(routing.LinkUp{Link: ri})
 		if ev.Identity != nil {
 			// The neighbour's keys came with the authenticated link
 			// handshake: messages to it can be sealed at once.

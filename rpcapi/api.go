@@ -149,9 +149,15 @@ type Link struct {
 	// Peer is the mesh address the link's handshake authenticated; empty
 	// on a shared medium (a radio reaches many neighbours).
 	Peer string `json:"peer,omitempty"`
-	// State is "up", "stalled" while the link does not take frames, or
-	// "down" for a link that ended a moment ago.
+	// State is "up", "stalled" while the link does not take frames,
+	// "down" for a link that is not up (a configured TCP peer between
+	// attempts, a modem being reopened; ID is then 0), or "connecting"
+	// while an attempt is under way.
 	State string `json:"state"`
+	// Error says why a link that is not up failed last.
+	Error string `json:"error,omitempty"`
+	// Retry is when the next attempt to bring a down link up starts.
+	Retry *time.Time `json:"retry,omitempty"`
 	// Direction is "inbound" or "outbound"; empty on a shared medium.
 	Direction string `json:"direction,omitempty"`
 	// Since is when the link came up.

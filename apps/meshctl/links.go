@@ -34,16 +34,40 @@ func cmdLinks(o *options) *cobra.Command {
 				}
 				w := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "LINK\tKIND\tSTATE\tPEER OR MODEM\tMESH ADDRESS\tDIR\tIN\tOUT\tQUEUE\tSIGNAL\tAIRTIME USED/LEFT (HOUR)")
+				var notes []string
 				for _, l := range links {
+					if l.ID == 0 { // not up: a configured peer or modem being retried
+						fmt.Fprintf(w, "-\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", l.Kind, l.State, l.Name)
+						notes = append(notes, waitingNote(l, time.Now()))
+						continue
+					}
 					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 						l.ID, l.Kind, l.State, l.Name, dash(l.Peer), dash(l.Direction),
 						traffic(l.FramesIn, l.BytesIn), traffic(l.FramesOut, l.BytesOut),
 						fmt.Sprintf("%d (%s)", l.QueueFrames, size(uint64(l.QueueBytes))), radioSignal(l.Radio), airtime(l.Radio))
 				}
-				return w.Flush()
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				for _, n := range notes {
+					fmt.Fprintln(o.stdout, n)
+				}
+				return nil
 			})
 		},
 	}
+}
+
+// waitingNote says why a link is not up and when it is tried again.
+func waitingNote(l rpcapi.Link, now time.Time) string {
+	s := fmt.Sprintf("%s %s: %s", l.Kind, l.Name, l.State)
+	if l.Retry != nil {
+		s += fmt.Sprintf(", next attempt in %v", max(l.Retry.Sub(now), 0).Round(time.Second))
+	}
+	if l.Error != "" {
+		s += ": " + l.Error
+	}
+	return s
 }
 
 func dash(s string) string {

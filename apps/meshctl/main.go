@@ -1,4 +1,4 @@
-// Meshctl is the command-line client of a running meshd: status, peers,
+// Meshctl is the command-line client of a running meshd: status, peers, links,
 // routes, sending and reading messages, broadcast channels. It talks to the daemon's JSON-RPC
 // API on the unix socket in the daemon's data directory and holds no
 // protocol logic of its own.
@@ -471,6 +471,9 @@ func printEvent(w io.Writer, ev *rpcapi.Event) {
 		printMessage(w, ev.Message)
 	case ev.ChannelMessage != nil:
 		printChannelMessage(w, ev.ChannelMessage)
+	case ev.Peer != nil && ev.Peer.Kind != "":
+		// A link that is not libp2p (TCP, LoRa) has no peer ID.
+		fmt.Fprintf(w, "%s %s %s %s\n", ev.Kind, ev.Peer.Kind, strings.Join(ev.Peer.Addrs, ","), ev.Peer.Address)
 	case ev.Peer != nil:
 		fmt.Fprintf(w, "%s %s %s\n", ev.Kind, ev.Peer.PeerID, ev.Peer.Address)
 	default:

@@ -145,7 +145,10 @@ type Link interface {
 	// with ErrFrameSize at once. Send does not keep frame after it
 	// returns. On a link with a Window, at most Window frames may be
 	// handed over before TxDone reports them; Send waits for the window
-	// like for a full queue.
+	// like for a full queue. The daemon gives a Send one second (10 ms
+	// while the link counts as stalled) before it drops the frame, so a
+	// link that must wait for the air (a duty cycle, a busy channel)
+	// takes the frame and waits inside, reporting it on TxDone later.
 	Send(ctx context.Context, frame []byte) error
 	// Recv returns the next frame, in the order the peer sent them. It
 	// waits until one arrives, ctx ends or the link is down and every
@@ -155,8 +158,10 @@ type Link interface {
 	Recv(ctx context.Context) (Frame, error)
 	// TxDone reports, on a link with a Window, how many frames finished
 	// transmitting (sent on the air or given up) since the last report.
-	// It is nil on links without a Window and is never closed; Done says
-	// when to stop reading it.
+	// Only frames Send accepted (returned nil for) are reported; the
+	// caller counts a frame Send refused as done itself. It is nil on
+	// links without a Window and is never closed; Done says when to stop
+	// reading it.
 	TxDone() <-chan int
 	// Close takes the link down with reason (nil: an orderly close, the
 	// peer sees ErrPeerClosed). Frames still queued may be lost; what
@@ -189,4 +194,27 @@ type Transport interface {
 	Links() <-chan Link
 	// Close stops the transport and takes its links down.
 	Close() error
+}
+
+// Waiting is a link a transport tries to bring up: a configured peer being
+// redialled, a modem being reopened after it went away.
+type Waiting struct {
+	Kind Kind
+	// Name is what the link will be known by (the peer's host:port, the
+	// serial port).
+	Name string
+	// State is "connecting" (an attempt is under way) or "down" (waiting
+	// for the next attempt).
+	State string
+	// Err is why the last attempt failed or the last link ended (nil if
+	// none did yet).
+	Err error
+	// Retry is when the next attempt starts (zero while connecting).
+	Retry time.Time
+}
+
+// Reporter is implemented by transports that know of links that are not
+// up, so operators see them too (meshctl links lists them).
+type Reporter interface {
+	Waiting() []Waiting
 }

@@ -31,8 +31,8 @@ type Driver struct {
 	log  *slog.Logger
 	lim  *logLimiter
 
-	wmu  sync.Mutex // serialises writes to the port
-	txMu sync.Mutex // window of one frame
+	wq   chan writeReq // to the writer goroutine, which owns port writes
+	txMu sync.Mutex    // window of one frame
 
 	mu         sync.Mutex
 	rep        reported
@@ -73,11 +73,13 @@ func Start(ctx context.Context, port io.ReadWriteCloser, cfg Config) (*Driver, e
 		txErr:   make(chan error, 1),
 		packets: make(chan Packet, c.RxQueue),
 		done:    make(chan struct{}),
+		wq:      make(chan writeReq),
 	}
+	go d.writer()
 	go d.readLoop()
 	if err := d.startup(ctx); err != nil {
 		d.fail(err)
-		return nil, err
+		return nil, d.err // the first cause: a modem error may have come first
 	}
 	go d.keepalive()
 	return d, nil
@@ -99,14 +101,29 @@ func (d *Driver) Err() error {
 	}
 }
 
+// leaveWait bounds how long Close waits to tell the modem it leaves.
+const leaveWait = 200 * time.Millisecond
+
 // Close tells the modem the host leaves (LEAVE 0xFF) and closes the port.
+// It does not wait more than leaveWait for the port to take LEAVE: a modem
+// that stopped reading must not hold up the daemon.
 func (d *Driver) Close() error {
 	select {
 	case <-d.done:
 		return nil
 	default:
 	}
-	_ = d.write(kiss.CmdLeave, []byte{kiss.LeaveByte})
+	sent := make(chan struct{})
+	go func() {
+		_ = d.write(kiss.CmdLeave, []byte{kiss.LeaveByte})
+		close(sent)
+	}()
+	t := time.NewTimer(leaveWait)
+	select {
+	case <-sent:
+	case <-t.C:
+	}
+	t.Stop()
 	d.fail(ErrClosed)
 	return nil
 }
@@ -132,20 +149,63 @@ func (d *Driver) write(cmd byte, data []byte) error {
 	return d.writeRaw(b)
 }
 
+// writeReq is one write for the writer goroutine.
+type writeReq struct {
+	b    []byte
+	done chan error
+}
+
+// writeRaw hands b to the writer and waits until the port took it. A port
+// that takes nothing for ReplyTimeout (a modem whose USB side stopped
+// reading blocks writes for ever) ends the driver; the blocked write is
+// left behind with the old port.
 func (d *Driver) writeRaw(b []byte) error {
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
 	select {
 	case <-d.done:
 		return d.err
 	default:
 	}
-	if _, err := d.port.Write(b); err != nil {
-		err = fmt.Errorf("%w: write: %w", ErrPort, err)
-		d.fail(err)
-		return err
+	r := writeReq{b: b, done: make(chan error, 1)}
+	t := time.NewTimer(d.cfg.ReplyTimeout)
+	defer t.Stop()
+	select {
+	case d.wq <- r:
+	case <-d.done:
+		return d.err
+	case <-t.C:
+		return d.stuck()
 	}
-	return nil
+	select {
+	case err := <-r.done:
+		if err != nil {
+			err = fmt.Errorf("%w: write: %w", ErrPort, err)
+			d.fail(err)
+		}
+		return err
+	case <-d.done:
+		return d.err
+	case <-t.C:
+		return d.stuck()
+	}
+}
+
+func (d *Driver) stuck() error {
+	err := fmt.Errorf("%w: the port took no data for %v", ErrNoAnswer, d.cfg.ReplyTimeout)
+	d.fail(err)
+	return err
+}
+
+// writer performs the port writes, one frame at a time, in order.
+func (d *Driver) writer() {
+	for {
+		select {
+		case r := <-d.wq:
+			_, err := d.port.Write(r.b)
+			r.done <- err
+		case <-d.done:
+			return
+		}
+	}
 }
 
 // readLoop decodes the modem's frames until the port fails or closes.

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -652,5 +654,75 @@ func TestUnfinishedFrameDropped(t *testing.T) {
 		if st := d.Stats(); st.DecodeErrors != 1 {
 			t.Fatalf("decode errors %d", st.DecodeErrors)
 		}
+	})
+}
+
+// blockingPort never takes a write: a modem whose USB side stopped reading.
+type blockingPort struct {
+	io.Reader
+	unblock chan struct{}
+}
+
+func (b blockingPort) Write(p []byte) (int, error) { <-b.unblock; return 0, io.ErrClosedPipe }
+func (b blockingPort) Close() error                { return nil }
+
+// TestCloseDoesNotHangOnStuckPort: Close gives up on LEAVE after a moment
+// when the port takes no writes, so the daemon is not held up.
+func TestCloseDoesNotHangOnStuckPort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := configuredDriver()
+		bp := blockingPort{Reader: bytes.NewReader(nil), unblock: make(chan struct{})}
+		d.port = bp
+		start := time.Now()
+		d.Close()
+		if el := time.Since(start); el != leaveWait {
+			t.Fatalf("Close took %v", el)
+		}
+		if !errors.Is(d.Err(), ErrClosed) {
+			t.Fatalf("Err = %v", d.Err())
+		}
+		close(bp.unblock)
+	})
+}
+
+// stuckPort stops taking writes when stuck is set: the modem's USB side
+// no longer reads.
+type stuckPort struct {
+	io.ReadWriteCloser
+	stuck   *atomic.Bool
+	unblock chan struct{}
+}
+
+func (s stuckPort) Write(p []byte) (int, error) {
+	if s.stuck.Load() {
+		<-s.unblock
+		return 0, io.ErrClosedPipe
+	}
+	return s.ReadWriteCloser.Write(p)
+}
+
+// TestStuckWritesEndDriver: a modem that stops reading blocks the port's
+// writes; Send and the keepalive must not wait for ever behind them.
+func TestStuckWritesEndDriver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, host := loratest.New()
+		go m.Run()
+		var stuck atomic.Bool
+		unblock := make(chan struct{})
+		d, err := Start(context.Background(), stuckPort{host, &stuck, unblock}, testConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stuck.Store(true)
+		start := time.Now()
+		if err := d.Send(context.Background(), []byte{1}); !errors.Is(err, ErrNoAnswer) {
+			t.Fatalf("Send = %v, want ErrNoAnswer", err)
+		}
+		if el := time.Since(start); el != 2*time.Second {
+			t.Fatalf("gave up after %v, want the 2 s reply timeout", el)
+		}
+		<-d.Done()
+		close(unblock)
+		m.Conn.Close()
 	})
 }

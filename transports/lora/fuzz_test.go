@@ -26,7 +26,7 @@ func configuredDriver() *Driver {
 	d := &Driver{
 		cfg: c, port: nopPort{}, log: c.Logger, lim: newLogLimiter(time.Minute, slog.New(slog.DiscardHandler)),
 		changed: make(chan struct{}, 1), ready: make(chan byte, 1), txErr: make(chan error, 1),
-		packets: make(chan Packet, c.RxQueue), done: make(chan struct{}), configured: true,
+		packets: make(chan Packet, c.RxQueue), done: make(chan struct{}), configured: true, wq: make(chan writeReq),
 	}
 	d.rep = reported{frequency: c.FrequencyHz, bw: c.BandwidthHz, txPower: byte(c.TxPowerDBm), sf: byte(c.SF), cr: byte(c.CR), radioState: 1}
 	return d

@@ -267,17 +267,18 @@ func (l *Link) transmit(f []byte) {
 		return
 	}
 	start := time.Now()
-	written := false
+	handed := false
 	err := l.drv.send(context.Background(), f, func() {
-		written = true
+		handed = true
 		l.mu.Lock()
 		l.stats.FramesOut++
 		l.stats.BytesOut += uint64(len(f))
 		l.mu.Unlock()
 	})
-	// A written frame may be on the air even if the modem failed after:
-	// the ledger counts it (erring on the side of the regulation).
-	if written && l.gate != nil {
+	// A frame handed to the port may be on the air even if the modem
+	// failed after: the ledger counts it (erring on the side of the
+	// regulation).
+	if handed && l.gate != nil {
 		if rerr := l.gate.Record(start, len(f)); rerr != nil {
 			l.drv.lim.warn("record", "lora: duty-cycle ledger refused a record", "err", rerr)
 		}

@@ -22,9 +22,10 @@ func (d *Driver) Send(ctx context.Context, payload []byte) error {
 	return d.send(ctx, payload, nil)
 }
 
-// send is Send; written, if not nil, is called once the DATA frame is
-// written to the port.
-func (d *Driver) send(ctx context.Context, payload []byte, written func()) error {
+// send is Send; handed, if not nil, is called as the DATA frame goes to
+// the port (before the write returns: the far end may hear it first). A
+// driver that is already down does not call it.
+func (d *Driver) send(ctx context.Context, payload []byte, handed func()) error {
 	if len(payload) == 0 || len(payload) > kiss.MTU {
 		return fmt.Errorf("%w: %d bytes not in 1..%d", ErrFrameSize, len(payload), kiss.MTU)
 	}
@@ -37,12 +38,15 @@ func (d *Driver) send(ctx context.Context, payload []byte, written func()) error
 		return ErrNotConfigured
 	}
 	d.drainTx()
-	if err := d.write(kiss.CmdData, payload); err != nil {
-		return err
+	if d.Err() != nil {
+		return d.err
 	}
 	d.count(func(s *Stats) { s.TxFrames++; s.TxBytes += uint64(len(payload)) })
-	if written != nil {
-		written()
+	if handed != nil {
+		handed()
+	}
+	if err := d.write(kiss.CmdData, payload); err != nil {
+		return err
 	}
 	if d.cfg.Airtime != nil {
 		if err := d.sleep(ctx, d.cfg.Airtime(len(payload))); err != nil {

@@ -67,7 +67,7 @@ func newEnd(c Config) *end {
 	e := &end{info: c.Info, queue: make(chan []byte, c.Queue)}
 	if c.Info.Window > 0 {
 		e.window = make(chan struct{}, c.Info.Window)
-		e.txDone = make(chan int, c.Info.Window)
+		e.txDone = make(chan int, 1)
 	}
 	return e
 }
@@ -138,9 +138,22 @@ func (e *end) took(b []byte) link.Frame {
 	e.bytesIn.Add(uint64(len(b)))
 	if p.window != nil {
 		<-p.window
-		p.txDone <- 1 // never blocks: at most Window frames are in flight
+		p.reportDone()
 	}
 	return link.Frame{Data: b}
+}
+
+// reportDone adds one frame to the TxDone report waiting in the channel
+// (capacity 1), or puts a new one in: it never blocks, however late the
+// reader of TxDone is, and no count is lost. Only the peer's Recv calls it,
+// so no other goroutine fills the channel in between.
+func (e *end) reportDone() {
+	select {
+	case k := <-e.txDone:
+		e.txDone <- k + 1
+	default:
+		e.txDone <- 1
+	}
 }
 
 func (e *end) TxDone() <-chan int { return e.txDone }

@@ -31,3 +31,27 @@ func TestConformanceWindow(t *testing.T) {
 		return mem.Pipe(c, c, nil, nil)
 	}, linktest.Options{MaxBuffered: 255})
 }
+
+// TestTxDoneNeverBlocksTheReceiver: the sender does not read TxDone for a
+// while; the receiver keeps receiving and the counts add up.
+func TestTxDoneNeverBlocksTheReceiver(t *testing.T) {
+	c := mem.Config{Info: link.Info{Kind: link.KindLoRa, Shared: true, MTU: 255, Window: 1}}
+	a, b := mem.Pipe(c, c, nil, nil)
+	ctx := t.Context()
+	done := 0
+	for i := range 10 {
+		if err := a.Send(ctx, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Recv(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i == 4 { // read the reports only now and then
+			done += <-a.TxDone()
+		}
+	}
+	done += <-a.TxDone()
+	if done != 10 {
+		t.Errorf("TxDone reported %d frames, 10 went out", done)
+	}
+}

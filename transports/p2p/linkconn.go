@@ -217,8 +217,21 @@ func (l *ipLink) Err() error {
 	return nil
 }
 
-// Stats counts what went through the wrapper; the host's queue depth is
-// not visible from here (QueueFrames stays 0).
+// Stats counts what went through the wrapper, and the frames waiting in
+// the host's queue for the peer (their bytes are not counted).
 func (l *ipLink) Stats() contract.Stats {
-	return contract.Stats{FramesIn: l.framesIn.Load(), FramesOut: l.framesOut.Load(), BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load()}
+	return contract.Stats{FramesIn: l.framesIn.Load(), FramesOut: l.framesOut.Load(), BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
+		QueueFrames: l.h.LinkQueue(l.peer)}
+}
+
+// LinkQueue is how many frames wait in the send queue of the link to p
+// (0 without a link).
+func (h *Host) LinkQueue(p peer.ID) int {
+	h.mu.Lock()
+	l := h.links[p]
+	h.mu.Unlock()
+	if l == nil {
+		return 0
+	}
+	return len(l.queue)
 }

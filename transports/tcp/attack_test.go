@@ -383,3 +383,29 @@ func TestAttackManyIdentities(t *testing.T) {
 		t.Errorf("refused %d, want 1", got)
 	}
 }
+
+// TestAttackNeverReads: a peer that completes the handshake and then
+// never reads holds at most MaxPending bytes of queue, and loses its link
+// after WriteTimeout; Send then fails instead of waiting forever.
+func TestAttackNeverReads(t *testing.T) {
+	const pending = 128 << 10
+	_, _, tr := attackerLink(t, Config{MaxPending: pending, WriteTimeout: 200 * time.Millisecond,
+		Keepalive: time.Minute, DeadAfter: 2 * time.Minute})
+	l := nextLink(t, testCtx(t), tr)
+	frame := make([]byte, MaxFrameSize)
+	ctx := testCtx(t)
+	var err error
+	for err == nil {
+		err = l.Send(ctx, frame)
+		if q := l.Stats().QueueBytes; q > pending {
+			t.Fatalf("%d bytes queued for a peer that does not read (limit %d)", q, pending)
+		}
+	}
+	if !errors.Is(err, link.ErrClosed) {
+		t.Fatalf("Send to a peer that never reads: %v, want ErrClosed", err)
+	}
+	var ne net.Error
+	if !errors.As(l.Err(), &ne) || !ne.Timeout() {
+		t.Errorf("link down with %v, want a write timeout", l.Err())
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,7 +168,8 @@ type Transport struct {
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
-	inbound int // inbound links up
+	inbound int                      // inbound links up
+	peers   map[string]*link.Waiting // configured peers without a link, by Peer.String()
 
 	failures, refused atomic.Uint64
 }
@@ -178,7 +180,8 @@ func New(cfg Config) (*Transport, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	t := &Transport{cfg: cfg, links: make(chan link.Link), hs: make(chan struct{}, cfg.MaxHandshakes), conns: map[*conn]struct{}{}}
+	t := &Transport{cfg: cfg, links: make(chan link.Link), hs: make(chan struct{}, cfg.MaxHandshakes), conns: map[*conn]struct{}{},
+		peers: map[string]*link.Waiting{}}
 	t.ctx, t.stop = context.WithCancel(context.Background())
 	if cfg.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Listen)
@@ -190,6 +193,8 @@ func New(cfg Config) (*Transport, error) {
 		t.wg.Go(t.acceptLoop)
 	}
 	for _, p := range cfg.Peers {
+		// Listed from the start: a peer is waiting until its link is up.
+		t.peers[p.String()] = &link.Waiting{Kind: link.KindTCP, Name: p.Addr, State: "connecting"}
 		t.wg.Go(func() { t.dialLoop(p) })
 	}
 	return t, nil
@@ -279,8 +284,8 @@ func (t *Transport) establish(c net.Conn, outbound bool, want protocol.Address) 
 		err = ErrTransportClosed
 	}
 	if err != nil {
+		t.failures.Add(1) // counted before the peer can see the close
 		c.Close()
-		t.failures.Add(1)
 		level := slog.LevelInfo
 		if t.ctx.Err() != nil {
 			level = slog.LevelDebug
@@ -295,9 +300,9 @@ func (t *Transport) establish(c net.Conn, outbound bool, want protocol.Address) 
 	if !outbound && t.inbound >= t.cfg.MaxInbound {
 		// Links that came up while this one shook hands took the room.
 		t.mu.Unlock()
+		t.refused.Add(1)
 		k.Close(errTooMany)
 		k.wait()
-		t.refused.Add(1)
 		return nil, errTooMany
 	}
 	t.conns[k] = struct{}{}
@@ -344,13 +349,16 @@ func (t *Transport) deliver(k *conn) {
 func (t *Transport) dialLoop(p Peer) {
 	attempt := 0
 	for t.ctx.Err() == nil {
+		t.setWaiting(p, "connecting", nil, time.Time{})
 		k, err := t.dial(p)
 		if err == nil {
+			t.clearWaiting(p)
 			up := time.Now()
 			t.deliver(k)
 			select {
 			case <-k.done:
 				t.cfg.Logger.Info("tcp link down", "peer", p, "err", k.Err())
+				err = k.Err()
 			case <-t.ctx.Done():
 				return
 			}
@@ -362,12 +370,56 @@ func (t *Transport) dialLoop(p Peer) {
 		}
 		d := backoff(t.cfg.BackoffMin, t.cfg.BackoffMax, attempt)
 		attempt++
+		t.setWaiting(p, "down", err, time.Now().Add(d))
 		select {
 		case <-time.After(d):
 		case <-t.ctx.Done():
 			return
 		}
 	}
+}
+
+// waitingHook, if set (by tests, before transports start), is called
+// after a configured peer's state changed.
+var waitingHook func()
+
+func (t *Transport) setWaiting(p Peer, state string, err error, retry time.Time) {
+	if waitingHook != nil {
+		defer waitingHook()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.peers[p.String()]
+	if w == nil {
+		w = &link.Waiting{Kind: link.KindTCP, Name: p.Addr}
+		t.peers[p.String()] = w
+	}
+	w.State, w.Retry = state, retry
+	if err != nil {
+		w.Err = err
+	}
+}
+
+func (t *Transport) clearWaiting(p Peer) {
+	t.mu.Lock()
+	delete(t.peers, p.String())
+	t.mu.Unlock()
+	if waitingHook != nil {
+		waitingHook()
+	}
+}
+
+// Waiting implements link.Reporter: the configured peers without a link,
+// with the last error and the time of the next attempt.
+func (t *Transport) Waiting() []link.Waiting {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]link.Waiting, 0, len(t.peers))
+	for _, w := range t.peers {
+		out = append(out, *w)
+	}
+	slices.SortFunc(out, func(a, b link.Waiting) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 func (t *Transport) dial(p Peer) (*conn, error) {

@@ -2,8 +2,11 @@ package tcp
 
 import (
 	"errors"
+	"net"
 	"testing"
 	"time"
+
+	"meshd.dev/meshd/transports/link"
 )
 
 func TestParsePeer(t *testing.T) {
@@ -64,6 +67,9 @@ func TestRedial(t *testing.T) {
 	if a2.Info().Peer.Address() != want || b2.Info().Peer.Address() != b.Info().Peer.Address() {
 		t.Errorf("redialled link to other identities")
 	}
+	if w := tb.Waiting(); len(w) != 0 {
+		t.Errorf("peer still waiting with its link up: %+v", w)
+	}
 	if !b2.Info().Outbound || a2.Info().Outbound {
 		t.Errorf("directions: dialler outbound %v, listener outbound %v", b2.Info().Outbound, a2.Info().Outbound)
 	}
@@ -104,5 +110,41 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := New(Config{Identity: newIdentity(t), Listen: "not an address"}); err == nil {
 		t.Errorf("bad listen address accepted")
+	}
+}
+
+// TestWaitingPeers: a configured peer that does not answer is reported
+// down with the dial error and the time of the next attempt.
+func TestWaitingPeers(t *testing.T) {
+	changed := make(chan struct{}, 16)
+	waitingHook = func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(func() { waitingHook = nil })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	tr := newTransport(t, Config{Peers: []Peer{{Addr: addr}}, BackoffMin: time.Hour, BackoffMax: time.Hour})
+	ctx := testCtx(t)
+	for {
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatal("no state change")
+		}
+		ws := tr.Waiting()
+		if len(ws) == 1 && ws[0].State == "down" {
+			w := ws[0]
+			if w.Name != addr || w.Kind != link.KindTCP || w.Err == nil || !w.Retry.After(time.Now()) {
+				t.Errorf("waiting %+v", w)
+			}
+			return
+		}
 	}
 }
