@@ -153,6 +153,9 @@ func TestEndToEndLoRaEmulator(t *testing.T) {
 	if links, err := a.client.Links(sctx); err != nil || len(links) != 1 || links[0].Kind != "lora" || links[0].Radio == nil {
 		t.Errorf("A's links: %+v, %v; want its radio", links, err)
 	}
+	if out := a.ctl("links"); !strings.Contains(out, "lora") || !strings.Contains(out, modems["A"].Link) {
+		t.Errorf("meshctl links on A does not show its modem:\n%s", out)
+	}
 	done()
 
 	// 2. A channel message crosses from the radio to the internet and back.
