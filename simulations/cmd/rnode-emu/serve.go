@@ -225,7 +225,7 @@ func (e *emulator) writeMap() error {
 }
 
 // printTable says which terminal is which modem, and which pairs can hear
-// each other at which spreading factors (125 kHz, mean link).
+// each other at which spreading factors (125 kHz; the power includes the link's shadowing).
 func (e *emulator) printTable() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
