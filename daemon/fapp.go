@@ -266,12 +266,24 @@ func (n *Node) openFAPP() error {
 		return err
 	}
 	n.fapp = f
+	f.scopeRegions()
 	f.syncChannels()
 	if err := f.recoverInbox(); err != nil {
 		return err
 	}
 	f.flush()
 	return nil
+}
+
+// scopeRegions marks every region channel as scoped in the engine: on
+// mesh links only nodes following a region relay its frames, so a radio
+// carries the regions its node follows, not all of them (docs/fapp.md
+// § 12). FAPP relays follow every region and so still relay them all.
+// Open only.
+func (f *fappNode) scopeRegions() {
+	for _, r := range fapp.Regions() {
+		f.n.step(routing.ScopeChannel{Channel: regionKey(r).ID(), Scoped: true})
+	}
 }
 
 // flush sends what handlers queued. Loop only.

@@ -91,6 +91,10 @@ type Counters struct {
 	// link's pending rebroadcasts already held its queue's worth of bytes.
 	FloodRelayDropped uint64
 
+	// FloodOutOfScope counts frames of a scoped channel this node has not
+	// joined: dropped, not relayed (ScopeChannel).
+	FloodOutOfScope uint64
+
 	// Gauges.
 	Routes       uint64
 	CustodyCount uint64
