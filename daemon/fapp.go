@@ -139,7 +139,7 @@ func newFAPP(n *Node) (*fappNode, error) {
 	}
 	f.idx = fapp.NewIndex(fapp.IndexConfig{Trust: f.trust, ClockSkew: clockSkew})
 	var err error
-	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id})
+	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id, Offers: f.offersLocked})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -145,11 +146,14 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 	var r fapp.Reservation
 	switch m := m.(type) {
 	case *fapp.Request:
-		if !f.offersLocked(m) {
-			err = fmt.Errorf("request for slot %v: %w", m.Slot, fapp.ErrNotFound)
-			break
+		r, err = f.book.Receive(m, sender, at)
+		if errors.Is(err, fapp.ErrNotOffered) {
+			// Taken a moment ago (or gone): answer ABGELEHNT rather than
+			// leave the patient waiting; Refuse checks the request and
+			// its stamp as Receive does.
+			r, err = f.refuseLocked(m, sender, from, at)
 		}
-		if r, err = f.book.Receive(m, sender, at); err == nil {
+		if err == nil {
 			f.replyTo[r.Request.ID] = from
 		}
 	case *fapp.Cancel:
@@ -169,17 +173,29 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 	return []rpcapi.Event{f.therapistEvent(r)}
 }
 
-// offersLocked reports whether q asks for one of the own slots.
-func (f *fappNode) offersLocked(q *fapp.Request) bool {
-	if q.Slot.Therapist != fapp.TherapistKeyOf(f.n.id.Compact()) {
-		return false
+// offersLocked is the Book's Offers: whether the own offer has q's slot
+// occurrence FREI (Publisher.Offers). Caller holds mu.
+func (f *fappNode) offersLocked(slot uint16, start time.Time) error {
+	if f.pub == nil {
+		return fmt.Errorf("slot %d: no offer: %w", slot, fapp.ErrNotFound)
 	}
-	for _, s := range f.pub.Slots() {
-		if s.ID == q.Slot.Slot {
-			return true
-		}
+	return f.pub.Offers(slot, start)
+}
+
+// refuseLocked answers a request for a slot not on offer with a signed
+// ABGELEHNT, queued for the patient's node.
+func (f *fappNode) refuseLocked(q *fapp.Request, sender protocol.CompactIdentity, from protocol.Address, now time.Time) (fapp.Reservation, error) {
+	r, resp, err := f.book.Refuse(q, sender, "", now)
+	if err != nil {
+		return r, err
 	}
-	return false
+	sealed, err := f.book.Seal(randReader, q.ID, resp, f.n.now())
+	if err != nil {
+		return r, err
+	}
+	f.queue(fappOut{unicast: true, dest: from, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+	f.stats.add("requests_refused", 1)
+	return r, nil
 }
 
 func (f *fappNode) onPatientMsgLocked(b *store.FAPPBatch, sealed []byte, now time.Time) []rpcapi.Event {
