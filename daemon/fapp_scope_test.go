@@ -3,7 +3,9 @@ package daemon
 import (
 	"crypto/rand"
 	"testing"
+	"time"
 
+	"meshd.dev/meshd/fapp"
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/routing"
 )
@@ -33,5 +35,25 @@ func TestFAPPRegionScopedOnMesh(t *testing.T) {
 	n.step(routing.FrameReceived{Link: 101, Frame: frame(regionKey(10))})
 	if got := n.eng.Counters().FloodRelayed - mid.FloodRelayed; got != 1 {
 		t.Fatalf("a frame of the followed region was relayed %d times, want 1", got)
+	}
+}
+
+// TestFAPPPublisherOffset: the node's own announces are released at the
+// fixed place in the epoch its key gives (fapp.EpochOffset), not at the
+// Unix-aligned boundary every other therapist uses too.
+func TestFAPPPublisherOffset(t *testing.T) {
+	clk := &testClock{}
+	n := openFAPPNode(t, newIssuer(t), clk)
+	f := n.fapp
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.newPublisher(0); err != nil {
+		t.Fatal(err)
+	}
+	f.pub.SetProfile(fapp.SlotAnnounce{}, clk.Now())
+	next, ok := f.pub.Next()
+	off := fapp.EpochOffset(fapp.TherapistKeyOf(n.id.Compact()), fappTestEpoch)
+	if !ok || time.Duration(next.Unix()%int64(fappTestEpoch/time.Second))*time.Second != off {
+		t.Fatalf("next release %v (%v), want at %v past the minute", next, ok, off)
 	}
 }
