@@ -93,14 +93,14 @@ func (f *fappNode) takeDirect(ds []routing.Delivery, seqs []uint64) ([]routing.D
 			rest, restSeqs = append(rest, d), append(restSeqs, seqs[i])
 			continue
 		}
-		f.onDirect(d.From, d.Created.Time(), d.Body, seqs[i])
+		f.onDirect(d.From, d.Body, seqs[i])
 	}
 	return rest, restSeqs
 }
 
 // onDirect handles one FAPP unicast message and removes its inbox entry in
 // the same write as what it caused. Loop (or start-up) only.
-func (f *fappNode) onDirect(from protocol.Address, created time.Time, body []byte, seq uint64) {
+func (f *fappNode) onDirect(from protocol.Address, body []byte, seq uint64) {
 	now := f.n.now()
 	b := store.FAPPBatch{Put: map[string][]byte{}, Ack: []uint64{seq}}
 	f.mu.Lock()
@@ -109,7 +109,7 @@ func (f *fappNode) onDirect(from protocol.Address, created time.Time, body []byt
 	case len(body) < 2:
 		f.drop("reservation", fapp.ErrTruncated)
 	case body[0] == toTherapist:
-		events = f.onTherapistMsgLocked(&b, from, created, body[1:], now)
+		events = f.onTherapistMsgLocked(&b, from, body[1:], now)
 	case body[0] == toPatient:
 		events = f.onPatientMsgLocked(&b, body[1:], now)
 	default:
@@ -122,23 +122,15 @@ func (f *fappNode) onDirect(from protocol.Address, created time.Time, body []byt
 }
 
 // onTherapistMsgLocked applies a request or a patient's cancel. A request
-// may have waited in custody while this node was offline: its stamp is
-// judged at the time its envelope was made (bounded by the request
-// lifetime), not at arrival, or every request that waited longer than a
-// stamp bucket would be refused.
-func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Address, created time.Time, sealed []byte, now time.Time) []rpcapi.Event {
-	at := now
-	if created.Before(now) {
-		at = created
-		if floor := now.Add(-fapp.DefaultRequestTTL); at.Before(floor) {
-			at = floor
-		}
-	}
+// may have waited in custody while this node was offline: fapp's Book
+// judges its age and stamp by the request's own creation time, bounded by
+// the request lifetime, so arrival time is the right clock here.
+func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Address, sealed []byte, now time.Time) []rpcapi.Event {
 	if f.template == nil {
 		f.drop("reservation", fapp.ErrNotFound)
 		return nil
 	}
-	m, sender, err := fapp.OpenMessage(f.n.id, sealed, at)
+	m, sender, err := fapp.OpenMessage(f.n.id, sealed, now)
 	if err != nil {
 		f.drop("reservation", err)
 		return nil
@@ -146,12 +138,12 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 	var r fapp.Reservation
 	switch m := m.(type) {
 	case *fapp.Request:
-		r, err = f.book.Receive(m, sender, at)
+		r, err = f.book.Receive(m, sender, now)
 		if errors.Is(err, fapp.ErrNotOffered) {
 			// Taken a moment ago (or gone): answer ABGELEHNT rather than
 			// leave the patient waiting; Refuse checks the request and
 			// its stamp as Receive does.
-			r, err = f.refuseLocked(m, sender, from, at)
+			r, err = f.refuseLocked(m, sender, from, now)
 		}
 		if err == nil {
 			f.replyTo[r.Request.ID] = from
@@ -189,7 +181,7 @@ func (f *fappNode) refuseLocked(q *fapp.Request, sender protocol.CompactIdentity
 	if err != nil {
 		return r, err
 	}
-	sealed, err := f.book.Seal(randReader, q.ID, resp, f.n.now())
+	sealed, err := f.book.Seal(randReader, q.ID, resp, now)
 	if err != nil {
 		return r, err
 	}
