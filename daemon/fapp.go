@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -321,6 +322,7 @@ func (f *fappNode) tick() {
 		if n := f.idx.Prune(now); n > 0 {
 			f.stats.add("expired", uint64(n))
 		}
+		f.dropUnfollowedLocked()
 		f.forgetLocked(now)
 		for _, m := range []map[fapp.TherapistKey]time.Time{f.profAsk, f.profSent} {
 			maps.DeleteFunc(m, func(_ fapp.TherapistKey, at time.Time) bool { return now.Sub(at) >= fappProfileRequestEvery })
@@ -340,9 +342,49 @@ func (f *fappNode) forgetLocked(now time.Time) {
 		delete(f.replyTo, id)
 		b.Delete = append(b.Delete, therapistResKey(id))
 	}
-	// The patient's reservations stay until the patient deletes them: they
-	// are the patient's record (a confirmation is signed proof).
+	// The patient's finished reservations go too (PatientBook.Sweep): a
+	// confirmation is the patient's proof until a lifetime after the
+	// appointment.
+	f.patMu.Lock()
+	gone := f.patient.Sweep(now)
+	f.patMu.Unlock()
+	for _, id := range gone {
+		b.Delete = append(b.Delete, patientResKey(id))
+	}
+	b.Delete = append(b.Delete, f.staleAnnounceKeysLocked()...)
 	f.write(b)
+}
+
+// dropUnfollowedLocked drops from the index the announces of regions the
+// node no longer follows (an app unfollowed them); the store follows at
+// staleAnnounceKeysLocked.
+func (f *fappNode) dropUnfollowedLocked() {
+	for _, r := range fapp.Regions() {
+		if f.idx.RegionLen(r) > 0 && !f.following(r) {
+			f.stats.add("unfollowed_dropped", uint64(f.idx.DropRegion(r)))
+		}
+	}
+}
+
+// staleAnnounceKeysLocked returns the stored announces the index no longer
+// holds (expired, evicted, of a region no longer followed), with their
+// profiles: without it they stayed in badger until the next start.
+func (f *fappNode) staleAnnounceKeysLocked() []string {
+	var del []string
+	err := f.n.st.FAPPScan("f/a/", func(k string, _ []byte) error {
+		tk, err := fapp.ParseTherapistKey(strings.TrimPrefix(k, "f/a/"))
+		switch {
+		case err != nil:
+			del = append(del, k)
+		case f.idx.Get(tk) == nil:
+			del = append(del, k, profileKey(tk))
+		}
+		return nil
+	})
+	if err != nil {
+		f.n.log.Error("cannot scan the stored FAPP announces", "err", err)
+	}
+	return del
 }
 
 // runTicker drives tick until the node stops: every fappPoll, and at once
