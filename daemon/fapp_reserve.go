@@ -336,7 +336,38 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 	if to, ok := f.replyTo[id]; ok {
 		f.queue(fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
 	}
+	if action == decideHold || action == decideConfirm {
+		f.declineRivalsLocked(id, now)
+	}
 	return r, nil
+}
+
+// declineRivalsLocked answers ABGELEHNT to the other requests for the slot
+// occurrence id now holds or has (Book.DeclineRivals): they can no longer
+// be held, and their patients would otherwise wait a week for nothing.
+func (f *fappNode) declineRivalsLocked(id fapp.RequestID, now time.Time) {
+	resps, err := f.book.DeclineRivals(id, "", now)
+	if err != nil {
+		f.n.log.Warn("cannot decline the other requests for a taken slot", "err", err)
+	}
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	var events []rpcapi.Event
+	for _, resp := range resps {
+		r, _ := f.book.Get(resp.ID)
+		f.putTherapistLocked(&b, r)
+		events = append(events, f.therapistEvent(r))
+		to, ok := f.replyTo[resp.ID]
+		if !ok {
+			continue
+		}
+		if sealed, err := f.book.Seal(randReader, resp.ID, resp, now); err == nil {
+			f.queue(fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+		}
+	}
+	f.stats.add("rivals_declined", uint64(len(resps)))
+	if f.write(b) == nil {
+		f.publishEvents(events)
+	}
 }
 
 // cancelLocked cancels the patient's reservation and queues the cancel.

@@ -206,6 +206,38 @@ func (b *Book) decide(id RequestID, ev Event, hold time.Time, note string, now t
 	return resp, nil
 }
 
+// DeclineRivals declines (ABGELEHNT) every request still ANGEFRAGT for the
+// slot occurrence reservation id holds or has, and returns the signed
+// responses to seal to their patients: once the slot is taken, Hold and
+// Confirm refuse them, and without an answer their patients would wait
+// until the requests lapse. It does nothing while id does not hold its
+// slot.
+func (b *Book) DeclineRivals(id RequestID, note string, now time.Time) ([]*Response, error) {
+	r := b.res[id]
+	if r == nil {
+		return nil, fmt.Errorf("reservation %v: %w", id, ErrNotFound)
+	}
+	if !r.active() {
+		return nil, nil
+	}
+	var rivals []RequestID
+	for oid, o := range b.res {
+		if o != r && o.State == Angefragt && o.Request.Slot == r.Request.Slot && o.Request.Start.Equal(r.Request.Start) {
+			rivals = append(rivals, oid)
+		}
+	}
+	slices.SortFunc(rivals, func(a, b RequestID) int { return slices.Compare(a[:], b[:]) })
+	var out []*Response
+	for _, oid := range rivals {
+		resp, err := b.decide(oid, EventDecline, time.Time{}, note, now)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, resp)
+	}
+	return out, nil
+}
+
 // occupied reports whether another reservation holds r's slot occurrence.
 func (b *Book) occupied(r *Reservation) bool {
 	for _, o := range b.res {

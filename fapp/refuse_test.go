@@ -52,3 +52,35 @@ func TestBookRefuseNotOffered(t *testing.T) {
 		t.Fatalf("refusing a replay: %v, want ErrReplay", err)
 	}
 }
+
+// TestBookDeclineRivals: once a reservation holds its slot occurrence, the
+// other requests for it still ANGEFRAGT are declined with signed responses;
+// a request for another occurrence stays.
+func TestBookDeclineRivals(t *testing.T) {
+	w := newResWorld(t)
+	a, sa := w.request(t, testNow)
+	b, sb := w.request(t, testNow)
+	w.start = w.start.Add(7 * 24 * time.Hour)
+	c, sc := w.request(t, testNow)
+	for _, s := range [][]byte{sa, sb, sc} {
+		if _, err := w.book.Open(s, testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := w.book.DeclineRivals(a.Request.ID, "", testNow); err != nil || len(got) != 0 {
+		t.Fatalf("rivals of a request that holds nothing: %v %v", got, err)
+	}
+	if _, err := w.book.Hold(a.Request.ID, testNow.Add(time.Hour), "", testNow); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.book.DeclineRivals(a.Request.ID, "", testNow)
+	if err != nil || len(got) != 1 || got[0].ID != b.Request.ID || got[0].State != Abgelehnt {
+		t.Fatalf("rivals declined: %+v %v", got, err)
+	}
+	if pr, err := w.deliver(t, b.Request.ID, got[0], testNow); err != nil || pr.State != Abgelehnt {
+		t.Fatalf("the rival patient's book: %+v %v", pr, err)
+	}
+	if r, _ := w.book.Get(c.Request.ID); r.State != Angefragt {
+		t.Fatalf("a request for another occurrence: %v", r.State)
+	}
+}
