@@ -143,13 +143,7 @@ func newFAPP(n *Node) (*fappNode, error) {
 	f.idx = fapp.NewIndex(fapp.IndexConfig{Trust: f.trust, ClockSkew: clockSkew,
 		OnDrop: func(k fapp.TherapistKey) { f.dropped = append(f.dropped, k) }})
 	var err error
-	// Offers: a request must name an occurrence of a slot on offer (FREI);
-	// otherwise one anonymous request for a made-up start would turn a
-	// VERGEBEN slot FREI again (SlotStatus of that start) and let a second
-	// patient book it. f.pub is made by restore, below.
-	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id, Offers: func(slot uint16, start time.Time) error {
-		return f.pub.Offers(slot, start)
-	}})
+	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id, Offers: f.offersLocked})
 	if err != nil {
 		return nil, err
 	}
@@ -276,12 +270,24 @@ func (n *Node) openFAPP() error {
 		return err
 	}
 	n.fapp = f
+	f.scopeRegions()
 	f.syncChannels()
 	if err := f.recoverInbox(); err != nil {
 		return err
 	}
 	f.flush()
 	return nil
+}
+
+// scopeRegions marks every region channel as scoped in the engine: on
+// mesh links only nodes following a region relay its frames, so a radio
+// carries the regions its node follows, not all of them (docs/fapp.md
+// § 12). FAPP relays follow every region and so still relay them all.
+// Open only.
+func (f *fappNode) scopeRegions() {
+	for _, r := range fapp.Regions() {
+		f.n.step(routing.ScopeChannel{Channel: regionKey(r).ID(), Scoped: true})
+	}
 }
 
 // flush sends what handlers queued. Loop only.
@@ -319,6 +325,7 @@ func (f *fappNode) tick() {
 		if n := f.idx.Prune(now); n > 0 {
 			f.stats.add("expired", uint64(n))
 		}
+		f.dropUnfollowedLocked()
 		f.forgetLocked(now)
 		for _, m := range []map[fapp.TherapistKey]time.Time{f.profAsk, f.profSent} {
 			maps.DeleteFunc(m, func(_ fapp.TherapistKey, at time.Time) bool { return now.Sub(at) >= fappProfileRequestEvery })
@@ -339,8 +346,15 @@ func (f *fappNode) forgetLocked(now time.Time) {
 		delete(f.replyTo, id)
 		b.Delete = append(b.Delete, therapistResKey(id))
 	}
-	// The patient's reservations stay until the patient deletes them: they
-	// are the patient's record (a confirmation is signed proof).
+	// The patient's finished reservations go too (PatientBook.Sweep): a
+	// confirmation is the patient's proof until a lifetime after the
+	// appointment.
+	f.patMu.Lock()
+	gone := f.patient.Sweep(now)
+	f.patMu.Unlock()
+	for _, id := range gone {
+		b.Delete = append(b.Delete, patientResKey(id))
+	}
 	f.write(b)
 }
 
@@ -356,6 +370,17 @@ func (f *fappNode) deleteDroppedLocked() {
 	}
 	f.dropped = nil
 	f.deleteKeys(del)
+}
+
+// dropUnfollowedLocked drops from the index the announces of regions the
+// node no longer follows (an app unfollowed them); the store follows at
+// staleAnnounceKeysLocked.
+func (f *fappNode) dropUnfollowedLocked() {
+	for _, r := range fapp.Regions() {
+		if f.idx.RegionLen(r) > 0 && !f.following(r) {
+			f.stats.add("unfollowed_dropped", uint64(f.idx.DropRegion(r)))
+		}
+	}
 }
 
 // runTicker drives tick until the node stops: every fappPoll, and at once

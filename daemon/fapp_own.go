@@ -105,7 +105,11 @@ func (o *ownOffer) slots() []fapp.Slot {
 // newPublisher makes the publisher continuing after sequence seq.
 func (f *fappNode) newPublisher(seq uint32) error {
 	epoch := time.Duration(f.n.cfg.FAPP.Epoch).Truncate(time.Minute)
-	p, err := fapp.NewPublisher(fapp.PublisherConfig{Epoch: max(epoch, time.Minute), Sequence: seq})
+	epoch = max(epoch, time.Minute)
+	// Each node releases at its own fixed place in the epoch, so the
+	// therapists of a region do not all transmit at the same instant.
+	off := fapp.EpochOffset(fapp.TherapistKeyOf(f.n.id.Compact()), epoch)
+	p, err := fapp.NewPublisher(fapp.PublisherConfig{Epoch: epoch, Sequence: seq, Offset: off})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -92,14 +93,14 @@ func (f *fappNode) takeDirect(ds []routing.Delivery, seqs []uint64) ([]routing.D
 			rest, restSeqs = append(rest, d), append(restSeqs, seqs[i])
 			continue
 		}
-		f.onDirect(d.From, d.Created.Time(), d.Body, seqs[i])
+		f.onDirect(d.From, d.Body, seqs[i])
 	}
 	return rest, restSeqs
 }
 
 // onDirect handles one FAPP unicast message and removes its inbox entry in
 // the same write as what it caused. Loop (or start-up) only.
-func (f *fappNode) onDirect(from protocol.Address, created time.Time, body []byte, seq uint64) {
+func (f *fappNode) onDirect(from protocol.Address, body []byte, seq uint64) {
 	now := f.n.now()
 	b := store.FAPPBatch{Put: map[string][]byte{}, Ack: []uint64{seq}}
 	f.mu.Lock()
@@ -108,7 +109,7 @@ func (f *fappNode) onDirect(from protocol.Address, created time.Time, body []byt
 	case len(body) < 2:
 		f.drop("reservation", fapp.ErrTruncated)
 	case body[0] == toTherapist:
-		events = f.onTherapistMsgLocked(&b, from, created, body[1:], now)
+		events = f.onTherapistMsgLocked(&b, from, body[1:], now)
 	case body[0] == toPatient:
 		events = f.onPatientMsgLocked(&b, body[1:], now)
 	default:
@@ -121,18 +122,10 @@ func (f *fappNode) onDirect(from protocol.Address, created time.Time, body []byt
 }
 
 // onTherapistMsgLocked applies a request or a patient's cancel. A request
-// may have waited in custody while this node was offline: its stamp is
-// judged at the time its envelope was made (bounded by the request
-// lifetime), not at arrival, or every request that waited longer than a
-// stamp bucket would be refused.
-func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Address, created time.Time, sealed []byte, now time.Time) []rpcapi.Event {
-	at := now
-	if created.Before(now) {
-		at = created
-		if floor := now.Add(-fapp.DefaultRequestTTL); at.Before(floor) {
-			at = floor
-		}
-	}
+// may have waited in custody while this node was offline: fapp's Book
+// judges its age and stamp by the request's own creation time, bounded by
+// the request lifetime, so arrival time is the right clock here.
+func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Address, sealed []byte, now time.Time) []rpcapi.Event {
 	if f.template == nil {
 		f.drop("reservation", fapp.ErrNotFound)
 		return nil
@@ -140,19 +133,24 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 	// The books expire lapsed holds inside every call, and only this
 	// writes that back (store, announce status, event): run it first.
 	f.expireLocked(now)
-	m, sender, err := fapp.OpenMessage(f.n.id, sealed, at)
+	m, sender, err := fapp.OpenMessage(f.n.id, sealed, now)
 	if err != nil {
 		f.drop("reservation", err)
 		return nil
 	}
 	var r fapp.Reservation
+	refused := false
 	switch m := m.(type) {
 	case *fapp.Request:
-		if !f.offersLocked(m) {
-			err = fmt.Errorf("request for slot %v: %w", m.Slot, fapp.ErrNotFound)
-			break
+		r, err = f.book.Receive(m, sender, now)
+		if errors.Is(err, fapp.ErrNotOffered) {
+			// Taken a moment ago (or gone): answer ABGELEHNT rather than
+			// leave the patient waiting; Refuse checks the request and
+			// its stamp as Receive does.
+			r, err = f.refuseLocked(m, sender, from, now)
+			refused = true
 		}
-		if r, err = f.book.Receive(m, sender, at); err == nil {
+		if err == nil {
 			f.replyTo[r.Request.ID] = from
 		}
 	case *fapp.Cancel:
@@ -168,21 +166,39 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 	}
 	f.stats.add("reservations_received", 1)
 	f.putTherapistLocked(b, r)
-	f.slotStatusLocked(r, now)
+	if !refused {
+		// A refused request names a start that is not on offer: the
+		// book's status of that start (nobody holds it, so FREI) must not
+		// reach the announce, or one anonymous request would turn a
+		// VERGEBEN slot FREI again.
+		f.slotStatusLocked(r, now)
+	}
 	return []rpcapi.Event{f.therapistEvent(r)}
 }
 
-// offersLocked reports whether q asks for one of the own slots.
-func (f *fappNode) offersLocked(q *fapp.Request) bool {
-	if q.Slot.Therapist != fapp.TherapistKeyOf(f.n.id.Compact()) {
-		return false
+// offersLocked is the Book's Offers: whether the own offer has q's slot
+// occurrence FREI (Publisher.Offers). Caller holds mu.
+func (f *fappNode) offersLocked(slot uint16, start time.Time) error {
+	if f.pub == nil {
+		return fmt.Errorf("slot %d: no offer: %w", slot, fapp.ErrNotFound)
 	}
-	for _, s := range f.pub.Slots() {
-		if s.ID == q.Slot.Slot {
-			return true
-		}
+	return f.pub.Offers(slot, start)
+}
+
+// refuseLocked answers a request for a slot not on offer with a signed
+// ABGELEHNT, queued for the patient's node.
+func (f *fappNode) refuseLocked(q *fapp.Request, sender protocol.CompactIdentity, from protocol.Address, now time.Time) (fapp.Reservation, error) {
+	r, resp, err := f.book.Refuse(q, sender, "", now)
+	if err != nil {
+		return r, err
 	}
-	return false
+	sealed, err := f.book.Seal(randReader, q.ID, resp, now)
+	if err != nil {
+		return r, err
+	}
+	f.queue(fappOut{unicast: true, dest: from, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+	f.stats.add("requests_refused", 1)
+	return r, nil
 }
 
 func (f *fappNode) onPatientMsgLocked(b *store.FAPPBatch, sealed []byte, now time.Time) []rpcapi.Event {
@@ -359,7 +375,38 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 	if to, ok := f.replyTo[id]; ok {
 		f.queue(fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
 	}
+	if action == decideHold || action == decideConfirm {
+		f.declineRivalsLocked(id, now)
+	}
 	return r, nil
+}
+
+// declineRivalsLocked answers ABGELEHNT to the other requests for the slot
+// occurrence id now holds or has (Book.DeclineRivals): they can no longer
+// be held, and their patients would otherwise wait a week for nothing.
+func (f *fappNode) declineRivalsLocked(id fapp.RequestID, now time.Time) {
+	resps, err := f.book.DeclineRivals(id, "", now)
+	if err != nil {
+		f.n.log.Warn("cannot decline the other requests for a taken slot", "err", err)
+	}
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	var events []rpcapi.Event
+	for _, resp := range resps {
+		r, _ := f.book.Get(resp.ID)
+		f.putTherapistLocked(&b, r)
+		events = append(events, f.therapistEvent(r))
+		to, ok := f.replyTo[resp.ID]
+		if !ok {
+			continue
+		}
+		if sealed, err := f.book.Seal(randReader, resp.ID, resp, now); err == nil {
+			f.queue(fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+		}
+	}
+	f.stats.add("rivals_declined", uint64(len(resps)))
+	if f.write(b) == nil {
+		f.publishEvents(events)
+	}
 }
 
 // cancelLocked cancels the patient's reservation and queues the cancel.

@@ -201,7 +201,7 @@ func (f *fappNode) recoverInbox() error {
 		}
 		for _, e := range entries {
 			if e.Type == protocol.TypeFAPP {
-				f.onDirect(e.From, e.Created.Time(), e.Body, e.Seq)
+				f.onDirect(e.From, e.Body, e.Seq)
 			}
 		}
 		if len(entries) == 0 {

@@ -99,30 +99,16 @@ func (b *Book) Open(sealed []byte, now time.Time) (Reservation, error) {
 // file a request in another patient's name. Refused: a request for another
 // therapist (ErrMismatch), one created more than the clock skew ahead
 // (ErrFromFuture) or older than RequestTTL (ErrExpired), a request ID seen
-// before (ErrReplay), a slot not on offer (ErrNotFound, with Offers), a bad
-// stamp (ErrStamp/ErrReplay), a full book (ErrLimit).
+// before (ErrReplay), a slot not on offer (ErrNotOffered and ErrNotFound,
+// with Offers: answer it with Refuse), a bad stamp (ErrStamp/ErrReplay), a
+// full book (ErrLimit).
 func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Time) (Reservation, error) {
-	b.Expire(now)
-	switch {
-	case q.Slot.Therapist != b.key:
-		return Reservation{}, fmt.Errorf("request %v: for therapist %v: %w", q.ID, q.Slot.Therapist, ErrMismatch)
-	case q.Patient == nil || sender != q.Patient.Compact():
-		return Reservation{}, fmt.Errorf("request %v: not sealed by its patient key: %w", q.ID, ErrMismatch)
-	case q.Created.Sub(now) > b.cfg.ClockSkew:
-		return Reservation{}, fmt.Errorf("request %v: created %v: %w", q.ID, q.Created, ErrFromFuture)
-	case now.Sub(q.Created) > b.cfg.RequestTTL:
-		return Reservation{}, fmt.Errorf("request %v: created %v: %w", q.ID, q.Created, ErrExpired)
-	case b.res[q.ID] != nil:
-		return Reservation{}, fmt.Errorf("request %v: %w", q.ID, ErrReplay)
-	case len(b.res) >= b.cfg.MaxReservations:
-		return Reservation{}, fmt.Errorf("request %v: book full (%d): %w", q.ID, len(b.res), ErrLimit)
-	}
-	if err := q.validate(); err != nil {
+	if err := b.admit(q, sender, now); err != nil {
 		return Reservation{}, err
 	}
 	if b.cfg.Offers != nil {
 		if err := b.cfg.Offers(q.Slot.Slot, q.Start); err != nil {
-			return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
+			return Reservation{}, fmt.Errorf("request %v: %w: %w", q.ID, ErrNotOffered, err)
 		}
 	}
 	if err := b.cfg.Stamps.Verify(q.Stamp, q.Slot, q.ID, q.Created, now); err != nil {
@@ -131,6 +117,49 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 	r := &Reservation{Request: *q, State: Angefragt, Received: now, Updated: now}
 	b.res[q.ID] = r
 	return *r, nil
+}
+
+// Refuse answers a request Receive refused because its slot is not on
+// offer (taken a moment ago, withdrawn, or no such occurrence): without an
+// answer the patient would wait until the request lapses. It checks the
+// request as Receive does, stamp included (a forged, replayed or cheap
+// request gets no answer, and nobody makes the therapist sign for free),
+// records it as ABGELEHNT (so a replay is refused and Seal finds it) and
+// returns the signed response to seal to the patient.
+func (b *Book) Refuse(q *Request, sender protocol.CompactIdentity, note string, now time.Time) (Reservation, *Response, error) {
+	if err := b.admit(q, sender, now); err != nil {
+		return Reservation{}, nil, err
+	}
+	if err := b.cfg.Stamps.Verify(q.Stamp, q.Slot, q.ID, q.Created, now); err != nil {
+		return Reservation{}, nil, fmt.Errorf("request %v: %w", q.ID, err)
+	}
+	resp := &Response{ID: q.ID, Slot: q.Slot, State: Abgelehnt, Created: now.Truncate(time.Second), Nachricht: note}
+	if err := resp.Sign(b.cfg.Identity); err != nil {
+		return Reservation{}, nil, err
+	}
+	r := &Reservation{Request: *q, State: Abgelehnt, Received: now, Updated: now}
+	b.res[q.ID] = r
+	return *r, resp, nil
+}
+
+// admit runs Receive's checks that come before the offer and the stamp.
+func (b *Book) admit(q *Request, sender protocol.CompactIdentity, now time.Time) error {
+	b.Expire(now)
+	switch {
+	case q.Slot.Therapist != b.key:
+		return fmt.Errorf("request %v: for therapist %v: %w", q.ID, q.Slot.Therapist, ErrMismatch)
+	case q.Patient == nil || sender != q.Patient.Compact():
+		return fmt.Errorf("request %v: not sealed by its patient key: %w", q.ID, ErrMismatch)
+	case q.Created.Sub(now) > b.cfg.ClockSkew:
+		return fmt.Errorf("request %v: created %v: %w", q.ID, q.Created, ErrFromFuture)
+	case now.Sub(q.Created) > b.cfg.RequestTTL:
+		return fmt.Errorf("request %v: created %v: %w", q.ID, q.Created, ErrExpired)
+	case b.res[q.ID] != nil:
+		return fmt.Errorf("request %v: %w", q.ID, ErrReplay)
+	case len(b.res) >= b.cfg.MaxReservations:
+		return fmt.Errorf("request %v: book full (%d): %w", q.ID, len(b.res), ErrLimit)
+	}
+	return q.validate()
 }
 
 // Hold holds the requested slot for the patient until until (at most
@@ -175,6 +204,38 @@ func (b *Book) decide(id RequestID, ev Event, hold time.Time, note string, now t
 	}
 	r.State, r.HoldUntil, r.Updated = to, hold, now
 	return resp, nil
+}
+
+// DeclineRivals declines (ABGELEHNT) every request still ANGEFRAGT for the
+// slot occurrence reservation id holds or has, and returns the signed
+// responses to seal to their patients: once the slot is taken, Hold and
+// Confirm refuse them, and without an answer their patients would wait
+// until the requests lapse. It does nothing while id does not hold its
+// slot.
+func (b *Book) DeclineRivals(id RequestID, note string, now time.Time) ([]*Response, error) {
+	r := b.res[id]
+	if r == nil {
+		return nil, fmt.Errorf("reservation %v: %w", id, ErrNotFound)
+	}
+	if !r.active() {
+		return nil, nil
+	}
+	var rivals []RequestID
+	for oid, o := range b.res {
+		if o != r && o.State == Angefragt && o.Request.Slot == r.Request.Slot && o.Request.Start.Equal(r.Request.Start) {
+			rivals = append(rivals, oid)
+		}
+	}
+	slices.SortFunc(rivals, func(a, b RequestID) int { return slices.Compare(a[:], b[:]) })
+	var out []*Response
+	for _, oid := range rivals {
+		resp, err := b.decide(oid, EventDecline, time.Time{}, note, now)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, resp)
+	}
+	return out, nil
 }
 
 // occupied reports whether another reservation holds r's slot occurrence.

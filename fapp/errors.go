@@ -54,4 +54,7 @@ var (
 	ErrStamp = errors.New("fapp: bad stamp")
 	// ErrNotFound reports an unknown reservation, slot or profile.
 	ErrNotFound = errors.New("fapp: not found")
+	// ErrNotOffered reports a request for a slot occurrence the therapist
+	// does not offer (any more): Book.Refuse answers it with ABGELEHNT.
+	ErrNotOffered = errors.New("fapp: slot not on offer")
 )

@@ -502,6 +502,20 @@ func (x *Index) Prune(now time.Time) int {
 	return n
 }
 
+// DropRegion removes every announce of region r (and the therapists'
+// profiles), for a node that stopped following r, and returns how many.
+func (x *Index) DropRegion(r Region) int {
+	if r > 99 {
+		return 0
+	}
+	rs := &x.regions[r]
+	n := len(rs.entries)
+	for len(rs.entries) > 0 {
+		x.drop(rs.entries[len(rs.entries)-1])
+	}
+	return n
+}
+
 // Get returns therapist k's held announce (a withdrawal included), or nil.
 // The result is shared: do not modify it.
 func (x *Index) Get(k TherapistKey) *SlotAnnounce {

@@ -36,6 +36,9 @@ type PatientBookConfig struct {
 	StampBucket time.Duration
 	// MaxStampTries bounds the minting work (0: no bound).
 	MaxStampTries uint64
+	// RequestTTL is the therapists' request lifetime (default
+	// DefaultRequestTTL); Sweep keeps finished reservations this long.
+	RequestTTL time.Duration
 }
 
 // PatientBook is the patient's side of reservations: it makes requests
@@ -53,6 +56,7 @@ func NewPatientBook(cfg PatientBookConfig) *PatientBook {
 	cfg.MaxReservations = cmp.Or(cfg.MaxReservations, DefaultMaxReservations)
 	cfg.StampBits = cmp.Or(cfg.StampBits, DefaultStampBits)
 	cfg.StampBucket = cmp.Or(cfg.StampBucket, DefaultStampBucket)
+	cfg.RequestTTL = cmp.Or(cfg.RequestTTL, DefaultRequestTTL)
 	return &PatientBook{cfg: cfg, res: map[RequestID]*PatientReservation{}, byAddr: map[protocol.Address]RequestID{}}
 }
 
@@ -228,6 +232,27 @@ func (p *PatientBook) Expire(now time.Time) []PatientReservation {
 	}
 	sortPatient(changed)
 	return changed
+}
+
+// Sweep forgets, to bound memory and storage, the reservations that are
+// finished: terminal ones RequestTTL after their last change (the patient
+// has had time to see the outcome), confirmed ones whose appointment
+// started more than RequestTTL ago (as the therapist's Book forgets them),
+// and requests still ANGEFRAGT when no answer can come any more (the
+// therapist lets them lapse after RequestTTL; an answer lives at most
+// DefaultMessageTTL). It returns their IDs, for the daemon's store.
+func (p *PatientBook) Sweep(now time.Time) []RequestID {
+	var gone []RequestID
+	for id, r := range p.res {
+		if (r.State.Terminal() && now.Sub(r.Updated) > p.cfg.RequestTTL) ||
+			(r.State == Bestaetigt && now.Sub(r.Request.Start) > p.cfg.RequestTTL) ||
+			(r.State == Angefragt && now.Sub(r.Request.Created) > p.cfg.RequestTTL+DefaultMessageTTL) {
+			p.Forget(id)
+			gone = append(gone, id)
+		}
+	}
+	slices.SortFunc(gone, func(a, b RequestID) int { return slices.Compare(a[:], b[:]) })
+	return gone
 }
 
 // Get returns a copy of reservation id.

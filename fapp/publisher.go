@@ -2,6 +2,8 @@ package fapp
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -21,14 +23,36 @@ const (
 // PublisherConfig configures a Publisher. Zero fields take the defaults.
 type PublisherConfig struct {
 	// Epoch is the batching period: changes are released only at the next
-	// multiple of Epoch since the Unix epoch (15-minute boundaries by
-	// default), and the announce is dated at that boundary.
+	// boundary, a multiple of Epoch since the Unix epoch plus Offset
+	// (15-minute boundaries by default), and the announce is dated at that
+	// boundary.
 	Epoch time.Duration
 	// Lifetime is the announce lifetime (at most MaxAnnounceLifetime).
 	Lifetime time.Duration
 	// Sequence is the last sequence number used (persisted by the daemon),
 	// so a restarted publisher continues above it.
 	Sequence uint32
+	// Offset moves the boundaries to Offset past each multiple of Epoch
+	// (whole seconds, less than Epoch; EpochOffset derives it from the
+	// therapist key). With every node at offset zero, every therapist
+	// releases at the same instant and the announces collide on a radio.
+	Offset time.Duration
+}
+
+// EpochOffset returns the fixed offset of therapist k's boundaries within
+// an epoch: SHA-256("fapp/epoch-offset/v1" || k) as a big-endian uint64,
+// modulo the epoch in seconds. It depends on the public key alone, so it is
+// stable across restarts and says nothing about reservations (anyone can
+// compute it; it only spreads therapists over the epoch).
+func EpochOffset(k TherapistKey, epoch time.Duration) time.Duration {
+	secs := uint64(epoch / time.Second)
+	if secs == 0 {
+		return 0
+	}
+	h := sha256.New()
+	h.Write([]byte("fapp/epoch-offset/v1"))
+	h.Write(k[:])
+	return time.Duration(binary.BigEndian.Uint64(h.Sum(nil))%secs) * time.Second
 }
 
 // Publisher turns a therapist's slot changes into announces, released only
@@ -54,6 +78,8 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	switch {
 	case cfg.Epoch < time.Minute || cfg.Epoch%time.Minute != 0:
 		return nil, fmt.Errorf("publisher: epoch %v: want whole minutes: %w", cfg.Epoch, ErrMalformed)
+	case cfg.Offset < 0 || cfg.Offset >= cfg.Epoch || cfg.Offset%time.Second != 0:
+		return nil, fmt.Errorf("publisher: offset %v: want whole seconds below the epoch %v: %w", cfg.Offset, cfg.Epoch, ErrMalformed)
 	case cfg.Lifetime > MaxAnnounceLifetime || cfg.Lifetime%time.Minute != 0 || cfg.Lifetime < 2*cfg.Epoch:
 		return nil, fmt.Errorf("publisher: lifetime %v: want whole minutes, >= 2 epochs, <= %v: %w", cfg.Lifetime, MaxAnnounceLifetime, ErrMalformed)
 	}
@@ -134,8 +160,13 @@ func (p *Publisher) touch(now time.Time) {
 
 // boundary returns the epoch boundary at or before t.
 func (p *Publisher) boundary(t time.Time) time.Time {
-	e := int64(p.cfg.Epoch / time.Second)
-	return time.Unix(t.Unix()/e*e, 0).UTC()
+	e, off := int64(p.cfg.Epoch/time.Second), int64(p.cfg.Offset/time.Second)
+	x := t.Unix() - off
+	k := x / e
+	if x < 0 && x%e != 0 {
+		k-- // floor, before 1970 + Offset
+	}
+	return time.Unix(k*e+off, 0).UTC()
 }
 
 // Next returns when the next announce is due: the first boundary after a

@@ -95,6 +95,10 @@ type Counters struct {
 	// less than Config.LowBudget of its duty-cycle airtime left.
 	FloodYielded uint64
 
+	// FloodOutOfScope counts frames of a scoped channel this node has not
+	// joined: dropped, not relayed (ScopeChannel).
+	FloodOutOfScope uint64
+
 	// Gauges.
 	Routes       uint64
 	CustodyCount uint64

@@ -95,6 +95,7 @@ type Engine struct {
 	custody   *custodyStore
 	reasm     *protocol.Reassembler
 	channels  map[protocol.ChannelID]protocol.ChannelKey
+	scoped    map[protocol.ChannelID]bool // channels only members relay (flood.go)
 	floods    map[[16]byte][]*pendingFlood
 	pathReqs  map[[8]byte]pathOrigin
 	hopAcks   map[envKey]*ackWait
@@ -139,6 +140,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		custody:   newCustodyStore(newCustodyQuota(cfg.Identity.Address(), limitsOf(&cfg))),
 		reasm:     protocol.NewReassembler(protocol.ReassemblerConfig{}),
 		channels:  make(map[protocol.ChannelID]protocol.ChannelKey),
+		scoped:    make(map[protocol.ChannelID]bool),
 		floods:    make(map[[16]byte][]*pendingFlood),
 		pathReqs:  make(map[[8]byte]pathOrigin),
 		hopAcks:   make(map[envKey]*ackWait),
@@ -204,6 +206,13 @@ func (e *Engine) Step(now time.Time, in Input) error {
 		return nil
 	case LeaveChannel:
 		delete(e.channels, in.Channel)
+		return nil
+	case ScopeChannel:
+		if in.Scoped {
+			e.scoped[in.Channel] = true
+		} else {
+			delete(e.scoped, in.Channel)
+		}
 		return nil
 	case GossipReceived:
 		e.counters.FramesIn++

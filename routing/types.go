@@ -199,11 +199,23 @@ type Broadcast struct {
 }
 
 // JoinChannel makes the engine deliver a channel's broadcasts to the
-// application. Flooding relays every channel, joined or not.
+// application. Flooding relays every channel, joined or not,
+// but a scoped one (ScopeChannel).
 type JoinChannel struct{ Key protocol.ChannelKey }
 
 // LeaveChannel stops delivering a channel.
 type LeaveChannel struct{ Channel protocol.ChannelID }
+
+// ScopeChannel marks a channel as scoped (or, Scoped false, lifts the
+// mark): its frames are relayed on mesh links only by members, and a node
+// that has not joined it drops them (Counters.FloodOutOfScope). It keeps
+// channels of a region off the radios of nodes that do not follow the
+// region (docs/routing.md, section 6). Unscoped channels are relayed by
+// every node.
+type ScopeChannel struct {
+	Channel protocol.ChannelID
+	Scoped  bool
+}
 
 // GossipReceived reports a channel frame that arrived through gossip on the
 // IP side; the engine delivers it and floods it onto mesh links.
@@ -229,6 +241,7 @@ func (SendRequest) isInput()    {}
 func (Broadcast) isInput()      {}
 func (JoinChannel) isInput()    {}
 func (LeaveChannel) isInput()   {}
+func (ScopeChannel) isInput()   {}
 func (GossipReceived) isInput() {}
 func (Resolved) isInput()       {}
 
