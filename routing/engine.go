@@ -34,6 +34,19 @@ type link struct {
 	// LinkBudget (budgetKnown false: never reported, the whole budget).
 	budget      float64
 	budgetKnown bool
+	// sending lists what a windowed link was handed and has not reported
+	// sent (TxDone), oldest first, so a hop-ack timeout starts when its
+	// frame is on the air.
+	sending []handedItem
+}
+
+// handedItem is one queue item handed to a windowed link: how many frames
+// it took (fragments), and the hop-ack wait it starts once sent.
+type handedItem struct {
+	frames int
+	key    envKey
+	size   int
+	ack    bool
 }
 
 type advertReq struct {
@@ -53,7 +66,8 @@ type ackWait struct {
 	frame    []byte
 	dest     Address
 	tries    int
-	deadline time.Time // zero until the frame is handed to the link
+	deadline time.Time // zero until the frame is handed to the link (windowed: until sent)
+	handed   bool      // handed to a windowed link, waiting for its TxDone
 	from     owner     // whose envelope it is (quota.go)
 }
 
@@ -193,6 +207,7 @@ func (e *Engine) Step(now time.Time, in Input) error {
 	case TxDone:
 		if l := e.links[in.Link]; l != nil {
 			l.inflight = max(l.inflight-max(in.Frames, 1), 0)
+			e.sent(l, max(in.Frames, 1))
 		}
 		return nil
 	case LinkBudget:
@@ -525,13 +540,43 @@ func (e *Engine) drainQueue(l *link) {
 			e.counters.BytesOut += uint64(len(f))
 		}
 		l.inflight += len(frames)
+		h := handedItem{frames: len(frames)}
 		if it.hasRelease {
 			if w := e.hopAcks[it.release]; w != nil && w.link == l.info.ID {
-				w.deadline = e.now.Add(e.ackTimeout(l, len(it.frame)))
+				if l.info.Window > 0 { // the timeout starts at TxDone (sent)
+					w.handed = true
+					h.key, h.size, h.ack = it.release, len(it.frame), true
+				} else {
+					w.deadline = e.now.Add(e.ackTimeout(l, len(it.frame)))
+				}
 			} else if l.info.Kind != LinkLoRa && !l.info.HopAcks {
 				e.post = append(e.post, it.release)
 			}
 		}
+		if l.info.Window > 0 {
+			l.sending = append(l.sending, h)
+		}
+	}
+}
+
+// sent takes n frames a windowed link reported sent off its list, oldest
+// first, and starts the hop-ack timeout of each envelope now fully on the
+// air.
+func (e *Engine) sent(l *link, n int) {
+	for n > 0 && len(l.sending) > 0 {
+		h := &l.sending[0]
+		take := min(n, h.frames)
+		h.frames -= take
+		n -= take
+		if h.frames > 0 {
+			return
+		}
+		if w := e.hopAcks[h.key]; h.ack && w != nil && w.link == l.info.ID && w.handed {
+			w.handed = false
+			w.deadline = e.now.Add(e.ackTimeout(l, h.size))
+		}
+		l.sending[0] = handedItem{}
+		l.sending = l.sending[1:]
 	}
 }
 

@@ -42,6 +42,12 @@ type Config struct {
 	// ReplyTimeout bounds the wait for an answer to a command. Zero
 	// means 2 s.
 	ReplyTimeout time.Duration
+	// MaxTxBacklog caps what the wait for a READY answer adds to
+	// ReplyTimeout for frames the modem may still be sending: the firmware
+	// reads no serial while it sends its queue, so the wait grows by the
+	// airtime and channel-access time of every frame handed over in the
+	// last MaxTxBacklog. Zero means 60 s.
+	MaxTxBacklog time.Duration
 	// TxTimeout bounds how long one Send waits for READY after the
 	// airtime, while the modem says its queue is full. Zero means 30 s.
 	TxTimeout time.Duration
@@ -123,6 +129,7 @@ func (c *Config) withDefaults() Config {
 	def(&d.DetectTimeout, 5*time.Second)
 	def(&d.DetectRetry, 500*time.Millisecond)
 	def(&d.ReplyTimeout, 2*time.Second)
+	def(&d.MaxTxBacklog, time.Minute)
 	def(&d.TxTimeout, 30*time.Second)
 	def(&d.ReadyPoll, 100*time.Millisecond)
 	def(&d.Keepalive, 30*time.Second)

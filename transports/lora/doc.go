@@ -23,8 +23,13 @@
 //   - [Driver.Send] has a window of one frame: it writes DATA, waits the
 //     frame's airtime (Config.Airtime), then asks READY (0x0F) until the
 //     modem answers 0x01 (its queue has room). The firmware sends READY only
-//     when asked, so the driver asks; it never has more than one frame in
-//     the modem's queue.
+//     when asked, so the driver asks; it hands over no frame before the
+//     modem said it has room. Room is not an empty queue: a modem waiting
+//     for the channel keeps taking frames and then sends them back to back,
+//     reading no serial meanwhile, so the wait for a READY answer is
+//     Config.ReplyTimeout plus the airtime and CSMA wait (from SF, bandwidth
+//     and CR) of the frames handed over recently, capped at
+//     Config.MaxTxBacklog.
 //   - Modem ERROR frames are mapped to errors ([ErrModem] with the code's
 //     meaning). Radio initialisation failure, transmit failure (the firmware
 //     reboots itself after it), EEPROM locked and unknown codes end the

@@ -33,6 +33,7 @@ type Driver struct {
 
 	wq   chan writeReq // to the writer goroutine, which owns port writes
 	txMu sync.Mutex    // window of one frame
+	sent []handover    // frames handed over in the last MaxTxBacklog; txMu
 
 	mu         sync.Mutex
 	rep        reported

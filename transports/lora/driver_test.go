@@ -726,3 +726,87 @@ func TestStuckWritesEndDriver(t *testing.T) {
 		m.Conn.Close()
 	})
 }
+
+// The firmware reads no serial while it sends its queue: a modem that held
+// four frames (waiting for the channel) and then sends them back to back
+// answers the READY question only after all four, 4 x 1.2 s later. That
+// is a busy modem, not a dead one: the driver must wait for it.
+func TestSendWaitsOutQueuedAirtime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const air = 1200 * time.Millisecond // a 200-byte frame at SF9/125 kHz
+		cfg := testConfig()
+		cfg.Airtime = func(int) time.Duration { return air }
+		var queued int
+		end := make(chan struct{})
+		defer close(end) // a failed test leaves no modem asleep in the bubble
+		_, d, err := startFake(t, cfg, func(m *loratest.Modem) {
+			m.OnData = func([]byte) { queued++ }
+			m.Override[kiss.CmdReady] = func() []byte {
+				if queued == 4 { // the channel is free: send the queue
+					select {
+					case <-time.After(time.Duration(queued) * air):
+					case <-end:
+					}
+					queued = 0
+				}
+				return loratest.Frame(kiss.CmdReady, kiss.ReadyYes)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		for i := range 4 {
+			if err := d.Send(context.Background(), make([]byte, 200)); err != nil {
+				t.Fatalf("frame %d: %v (driver %v)", i, err, d.Err())
+			}
+		}
+		if d.Err() != nil {
+			t.Fatalf("driver ended: %v", d.Err())
+		}
+	})
+}
+
+// A modem that stays silent still ends the driver, within the cap.
+func TestReadyTimeoutIsCapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Airtime = func(int) time.Duration { return 10 * time.Second }
+		cfg.MaxTxBacklog = 5 * time.Second
+		_, d, err := startFake(t, cfg, func(m *loratest.Modem) {
+			m.Override[kiss.CmdReady] = func() []byte { return nil }
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := d.Send(context.Background(), make([]byte, 200)); !errors.Is(err, ErrNoAnswer) {
+			t.Fatalf("Send = %v, want ErrNoAnswer", err)
+		}
+		// 10 s of airtime, then ReplyTimeout (2 s) + the backlog (10 s of
+		// airtime and 3.185 s of channel access) capped at 5 s.
+		if el := time.Since(start); el != 10*time.Second+2*time.Second+5*time.Second {
+			t.Fatalf("gave up after %v, want 17s", el)
+		}
+	})
+}
+
+func TestReadyTimeoutFromRadioSettings(t *testing.T) {
+	cfg := testConfig() // SF9, 125 kHz: 4.096 ms symbols, 49 ms CSMA slots
+	d := &Driver{cfg: cfg.withDefaults()}
+	// DIFS (2 slots) + the widest contention window (60) + the yield
+	// after a transmission (3): 65 slots of 49 ms.
+	if got := d.accessWait(); got != 65*49*time.Millisecond {
+		t.Fatalf("access wait at SF9/125 kHz = %v, want %v", got, 65*49*time.Millisecond)
+	}
+	cfg.SF, cfg.BandwidthHz = 7, 500_000 // 21.9 kbit/s: the 24 ms minimum slot
+	d = &Driver{cfg: cfg.withDefaults()}
+	if got := d.accessWait(); got != 65*24*time.Millisecond {
+		t.Fatalf("access wait at SF7/500 kHz = %v, want %v", got, 65*24*time.Millisecond)
+	}
+	cfg.SF = 5 // 62.5 kbit/s, "fast": the minimum slot is 6 ms
+	d = &Driver{cfg: cfg.withDefaults()}
+	if got := d.accessWait(); got != 65*6*time.Millisecond {
+		t.Fatalf("access wait at SF5/500 kHz = %v, want %v", got, 65*6*time.Millisecond)
+	}
+}

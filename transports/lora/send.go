@@ -16,8 +16,8 @@ var readyQuery = []byte{kiss.FEND, kiss.CmdReady, 0x00, kiss.FEND}
 // the modem is ready for the next: after the packet's airtime, when it
 // answers READY 0x01. Calls are serialised (a window of one frame). A
 // modem that says its queue is full is asked again every ReadyPoll for up
-// to TxTimeout; one that does not answer within ReplyTimeout ends the
-// driver. If ctx ends while waiting, the packet may still be sent.
+// to TxTimeout; one that does not answer within ReplyTimeout (plus the
+// airtime of what it may still be sending, see txBacklog) ends the driver. If ctx ends while waiting, the packet may still be sent.
 func (d *Driver) Send(ctx context.Context, payload []byte) error {
 	return d.send(ctx, payload, nil)
 }
@@ -45,6 +45,7 @@ func (d *Driver) send(ctx context.Context, payload []byte, handed func()) error 
 	if handed != nil {
 		handed()
 	}
+	d.noteHandover(len(payload))
 	if err := d.write(kiss.CmdData, payload); err != nil {
 		return err
 	}
@@ -118,9 +119,11 @@ func (d *Driver) awaitReady(ctx context.Context) error {
 	}
 }
 
-// readyAnswer waits ReplyTimeout for a READY answer or a queue error.
+// readyAnswer waits for a READY answer or a queue error: ReplyTimeout
+// plus the time the modem may spend sending what it holds (txBacklog).
 func (d *Driver) readyAnswer(ctx context.Context) (byte, error) {
-	t := time.NewTimer(d.cfg.ReplyTimeout)
+	wait := d.cfg.ReplyTimeout + d.txBacklog()
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case a := <-d.ready:
@@ -128,7 +131,7 @@ func (d *Driver) readyAnswer(ctx context.Context) (byte, error) {
 	case err := <-d.txErr:
 		return 0, err
 	case <-t.C:
-		err := fmt.Errorf("%w: no READY answer within %v", ErrNoAnswer, d.cfg.ReplyTimeout)
+		err := fmt.Errorf("%w: no READY answer within %v", ErrNoAnswer, wait.Round(time.Millisecond))
 		d.fail(err)
 		return 0, err
 	case <-d.done:
@@ -136,6 +139,75 @@ func (d *Driver) readyAnswer(ctx context.Context) (byte, error) {
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
+}
+
+// handover is one DATA frame given to the modem and what sending it may
+// cost the modem (airtime plus channel access).
+type handover struct {
+	at   time.Time
+	cost time.Duration
+}
+
+// noteHandover records a DATA frame of n bytes going to the modem; txMu
+// is held.
+func (d *Driver) noteHandover(n int) {
+	var air time.Duration
+	if d.cfg.Airtime != nil {
+		air = d.cfg.Airtime(n)
+	}
+	d.sent = append(d.sent, handover{at: time.Now(), cost: air + d.accessWait()})
+}
+
+// txBacklog is how long the modem may stay deaf to the serial line while
+// it sends frames it holds. READY 0x01 means its queue has room, not that
+// it is empty: while it waits for the channel it keeps taking frames, then
+// sends them back to back without reading serial. Any frame handed over
+// less than MaxTxBacklog plus its own cost ago may still be queued or on
+// the air, so their costs are added, capped at MaxTxBacklog (a dead modem
+// is still found within ReplyTimeout + MaxTxBacklog). txMu is held.
+func (d *Driver) txBacklog() time.Duration {
+	now := time.Now()
+	keep := d.sent[:0]
+	var sum time.Duration
+	for _, h := range d.sent {
+		if now.Sub(h.at) < d.cfg.MaxTxBacklog+h.cost {
+			keep = append(keep, h)
+			sum += h.cost
+		}
+	}
+	clear(d.sent[len(keep):])
+	d.sent = keep
+	return min(sum, d.cfg.MaxTxBacklog)
+}
+
+// CSMA constants of the RNode firmware (1.86): a slot is 12 symbols,
+// 24..100 ms (6 ms minimum above 30 kbit/s); before sending it waits a
+// DIFS of 2 slots and a contention window of up to 4 bands of 15 slots,
+// and after a transmission it yields 3 slots.
+const (
+	csmaSlotSymbols = 12
+	csmaSlotMaxMs   = 100
+	csmaSlotMinMs   = 24
+	csmaSlotMinFast = 6
+	csmaFastBitrate = 30000
+	csmaAccessSlots = 2 + 4*15 + 3
+)
+
+// accessWait is the longest the firmware's CSMA waits for one frame on a
+// clear channel, from the configured spreading factor, bandwidth and
+// coding rate (in the firmware's integer milliseconds).
+func (d *Driver) accessWait() time.Duration {
+	symMs := float64(uint64(1)<<d.cfg.SF) / float64(d.cfg.BandwidthHz) * 1000
+	bitrate := float64(d.cfg.SF) * (4 / float64(d.cfg.CR)) / (symMs) * 1000
+	slot := int(symMs * csmaSlotSymbols)
+	slot = min(slot, csmaSlotMaxMs)
+	if slot < csmaSlotMinMs {
+		slot = csmaSlotMinMs
+		if bitrate > csmaFastBitrate {
+			slot = csmaSlotMinFast
+		}
+	}
+	return time.Duration(csmaAccessSlots*slot) * time.Millisecond
 }
 
 // keepalive asks RADIO_STATE when the modem has been quiet for Keepalive,

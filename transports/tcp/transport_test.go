@@ -3,7 +3,9 @@ package tcp
 import (
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"meshd.dev/meshd/transports/link"
@@ -77,28 +79,48 @@ func TestRedial(t *testing.T) {
 
 // TestKeepalive: an idle link with a short DeadAfter stays up through
 // many dead-peer intervals because both sides send keepalives.
+// TestKeepalive: an idle link stays up on keepalives alone. It runs on
+// virtual time (synctest, an in-memory pipe), so a loaded machine cannot
+// stretch a 10 ms keepalive past the 50 ms dead-peer timeout.
 func TestKeepalive(t *testing.T) {
-	seen := make(chan struct{}, 100)
-	keepaliveHook = func() {
-		select {
-		case seen <- struct{}{}:
-		default:
+	synctest.Test(t, func(t *testing.T) {
+		var seen atomic.Int64
+		keepaliveHook = func() { seen.Add(1) }
+		defer func() { keepaliveHook = nil }()
+		a, b := pipeLinks(t, limits{keepalive: 10 * time.Millisecond, deadAfter: 50 * time.Millisecond,
+			writeTimeout: time.Second, maxPending: DefaultMaxPending})
+		time.Sleep(time.Second) // virtual: 20 DeadAfter intervals with nothing but keepalives
+		synctest.Wait()
+		if a.Err() != nil || b.Err() != nil {
+			t.Fatalf("idle link went down: %v / %v", a.Err(), b.Err())
 		}
-	}
-	t.Cleanup(func() { keepaliveHook = nil })
-	fast := Config{Keepalive: 10 * time.Millisecond, DeadAfter: 50 * time.Millisecond}
-	a, b, _, _ := linkedPair(t, fast, fast)
-	ctx := testCtx(t)
-	for range 40 { // 40 keepalives (both sides) span about four DeadAfter intervals
-		select {
-		case <-seen:
-		case <-ctx.Done():
-			t.Fatal("no keepalives")
+		// Each side sends one every 10 ms: 100 a second each.
+		if n := seen.Load(); n < 190 {
+			t.Fatalf("%d keepalives in a second, want about 200", n)
 		}
-	}
-	if a.Err() != nil || b.Err() != nil {
-		t.Fatalf("idle link went down: %v / %v", a.Err(), b.Err())
-	}
+		a.Close(nil)
+		b.Close(nil)
+		a.wait()
+		b.wait()
+	})
+}
+
+// TestKeepaliveTooRare: the same check goes off when keepalives come
+// slower than DeadAfter (B sends one every 80 ms, A wants one within
+// 50 ms), so TestKeepalive's passing means something.
+func TestKeepaliveTooRare(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := pipeLinks(t,
+			limits{keepalive: 10 * time.Millisecond, deadAfter: 50 * time.Millisecond, writeTimeout: time.Second, maxPending: DefaultMaxPending},
+			limits{keepalive: 80 * time.Millisecond, deadAfter: time.Second, writeTimeout: time.Second, maxPending: DefaultMaxPending})
+		<-a.Done()
+		if !errors.Is(a.Err(), ErrDeadPeer) {
+			t.Fatalf("a ended with %v, want ErrDeadPeer", a.Err())
+		}
+		b.Close(nil)
+		a.wait()
+		b.wait()
+	})
 }
 
 func TestConfigErrors(t *testing.T) {

@@ -134,9 +134,7 @@ func filesContain(t *testing.T, dir, s string) []string {
 // search. The patient's contact never appears in the relay's files or in
 // any log.
 func TestEndToEndFAPP(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries and runs three daemons")
-	}
+	endToEnd(t, "builds binaries and runs three daemons")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 90*time.Second) }

@@ -72,9 +72,7 @@ func (p *proc) waitReceipts(ctx context.Context, ids []string) {
 }
 
 func TestEndToEndLoRaEmulator(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries and runs three daemons and the modem emulator")
-	}
+	endToEnd(t, "builds binaries and runs three daemons and the modem emulator")
 	if _, err := os.Stat("/dev/ptmx"); err != nil {
 		t.Skip("no pseudo-terminals (/dev/ptmx)")
 	}

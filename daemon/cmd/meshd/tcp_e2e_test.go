@@ -17,9 +17,7 @@ import (
 // whose msg.send returned (it is in A's custody on disk) to reach C
 // exactly once and its receipt to reach A.
 func TestEndToEndTCPLine(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries and runs three daemons")
-	}
+	endToEnd(t, "builds binaries and runs three daemons")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 90*time.Second) }

@@ -8,9 +8,13 @@
 //
 // with FEND = 0xC0. Inside the data, 0xC0 is sent as FESC TFEND (0xDB 0xDC)
 // and 0xDB as FESC TFESC (0xDB 0xDD). The command byte is not escaped (the
-// firmware reads it raw; no command is 0xC0 or 0xDB). A FEND both closes
-// one frame and opens the next, so back-to-back frames may share one FEND,
-// and empty frames (FEND FEND) are idle fill.
+// firmware reads it raw; no command is 0xC0 or 0xDB). Empty frames (FEND
+// FEND) are idle fill. This decoder treats every FEND as closing one frame
+// and opening the next, so back-to-back frames may share one FEND. The
+// firmware reading the host's bytes does not: the FEND that ends a DATA
+// frame only closes it, and the next frame needs its own opening FEND (a
+// FEND after any other command does open a new frame). A host writing to
+// a modem therefore starts every frame with FEND, as Append does.
 //
 // The decoder keeps memory bounded whatever arrives: at most MaxData bytes
 // of one frame are buffered, a longer frame is reported as ErrFrameTooLong

@@ -164,7 +164,9 @@ func ParseU16(data []byte) (uint16, error) {
 }
 
 // ChannelStats is the CmdStatChTm report (ESP32 and nRF52 modems send it
-// after each received packet). Airtime and load are percent x 100 over the
+// after each transmit burst, when their queue is empty again, and about
+// every second while the radio is on; not after each received packet).
+// Airtime and load are percent x 100 over the
 // last 15 s ("short") and hour ("long"); RSSI values are raw bytes (dBm +
 // RSSIOffset).
 type ChannelStats struct {
