@@ -319,7 +319,7 @@ func TestAttackHandshakeNeverCompletes(t *testing.T) {
 // honest peer gets in as soon as a slot frees.
 func TestAttackHalfOpen(t *testing.T) {
 	const slots = 4
-	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxHandshakes: slots, HandshakeTimeout: time.Minute})
+	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxHandshakes: slots, MaxPerHost: 2 * slots, HandshakeTimeout: time.Minute})
 	var idle []net.Conn
 	for range slots {
 		c, err := net.Dial("tcp", tr.Addr().String())
@@ -358,7 +358,7 @@ func TestAttackHalfOpen(t *testing.T) {
 // MaxInbound and further connections are closed at once.
 func TestAttackManyIdentities(t *testing.T) {
 	const limit = 3
-	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxInbound: limit})
+	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxInbound: limit, MaxPerHost: 2 * limit})
 	ctx := testCtx(t)
 	for range limit {
 		c, err := net.Dial("tcp", tr.Addr().String())
@@ -381,5 +381,55 @@ func TestAttackManyIdentities(t *testing.T) {
 	}
 	if got := tr.Stats().Refused; got != 1 {
 		t.Errorf("refused %d, want 1", got)
+	}
+}
+
+// dialFrom connects to addr from the loopback address from (127.0.0.x),
+// so that tests can play several hosts; it skips where only 127.0.0.1
+// is a loopback address.
+func dialFrom(t *testing.T, from, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot dial from %s: %v", from, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestAttackOneHostTakesEveryInboundLink: one host proving a fresh
+// identity per connection must not take every inbound link and lock out
+// the honest nodes on other hosts.
+func TestAttackOneHostTakesEveryInboundLink(t *testing.T) {
+	const limit = 4
+	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxInbound: limit})
+	addr := tr.Addr().String()
+	go func() { // the daemon reads links as they come
+		for range tr.Links() {
+		}
+	}()
+	for range limit {
+		c := dialFrom(t, "127.0.0.1", addr)
+		<-goHandshake(c, newIdentity(t), true, protocol.Address{})
+	}
+	c := dialFrom(t, "127.0.0.2", addr)
+	if r := <-goHandshake(c, newIdentity(t), true, protocol.Address{}); r.err != nil {
+		t.Fatalf("an honest host was locked out by one that took every inbound link: %v", r.err)
+	}
+}
+
+// TestAttackOneHostTakesEveryHandshakeSlot: one host holding silent
+// connections must not take every handshake slot either.
+func TestAttackOneHostTakesEveryHandshakeSlot(t *testing.T) {
+	const slots = 4
+	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxHandshakes: slots, HandshakeTimeout: time.Minute})
+	addr := tr.Addr().String()
+	for range slots {
+		dialFrom(t, "127.0.0.1", addr) // says nothing
+	}
+	c := dialFrom(t, "127.0.0.2", addr)
+	if r := <-goHandshake(c, newIdentity(t), true, protocol.Address{}); r.err != nil {
+		t.Fatalf("an honest host was locked out by one holding every handshake slot: %v", r.err)
 	}
 }

@@ -102,6 +102,11 @@ type Config struct {
 	// cheap, so anyone could otherwise open links without end); while
 	// that many are up, new connections are closed at once.
 	MaxInbound int
+	// MaxPerHost bounds the inbound connections from one IP address,
+	// shaking hands or up (default half of the smaller of MaxHandshakes
+	// and MaxInbound, at least 1): one host with free identities must not
+	// take every slot and lock the others out.
+	MaxPerHost int
 	// BackoffMin and BackoffMax bound the redial delay of a peer; it
 	// doubles per failed attempt, with jitter.
 	BackoffMin, BackoffMax time.Duration
@@ -134,6 +139,9 @@ func (c *Config) defaults() error {
 	if c.MaxInbound <= 0 {
 		c.MaxInbound = DefaultMaxInbound
 	}
+	if c.MaxPerHost <= 0 {
+		c.MaxPerHost = max(1, min(c.MaxHandshakes, c.MaxInbound)/2)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -151,7 +159,8 @@ type Stats struct {
 	// HandshakeFailures counts handshakes that failed, either direction.
 	HandshakeFailures uint64
 	// Refused counts inbound connections closed because MaxHandshakes
-	// were under way or MaxInbound links were up.
+	// were under way, MaxInbound links were up or their host had
+	// MaxPerHost.
 	Refused uint64
 }
 
@@ -167,7 +176,8 @@ type Transport struct {
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
-	inbound int // inbound links up
+	inbound int            // inbound links up
+	perHost map[string]int // inbound connections (shaking hands or up) per IP
 
 	failures, refused atomic.Uint64
 }
@@ -178,7 +188,7 @@ func New(cfg Config) (*Transport, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	t := &Transport{cfg: cfg, links: make(chan link.Link), hs: make(chan struct{}, cfg.MaxHandshakes), conns: map[*conn]struct{}{}}
+	t := &Transport{cfg: cfg, links: make(chan link.Link), hs: make(chan struct{}, cfg.MaxHandshakes), conns: map[*conn]struct{}{}, perHost: map[string]int{}}
 	t.ctx, t.stop = context.WithCancel(context.Background())
 	if cfg.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Listen)
@@ -242,9 +252,9 @@ func (t *Transport) acceptLoop() {
 			}
 			return
 		}
-		if t.inboundFull() {
+		if why := t.admitInbound(c.RemoteAddr()); why != "" {
 			t.refused.Add(1)
-			t.cfg.Logger.Debug("tcp: inbound link limit reached; connection refused", "remote", c.RemoteAddr(), "limit", t.cfg.MaxInbound)
+			t.cfg.Logger.Debug("tcp: connection refused", "remote", c.RemoteAddr(), "why", why)
 			c.Close()
 			continue
 		}
@@ -253,6 +263,7 @@ func (t *Transport) acceptLoop() {
 		default:
 			// Too many handshakes under way: refuse rather than let
 			// silent connections hold goroutines and sockets.
+			t.releaseHost(c.RemoteAddr())
 			t.refused.Add(1)
 			t.cfg.Logger.Debug("tcp: too many handshakes under way; connection refused", "remote", c.RemoteAddr())
 			c.Close()
@@ -262,6 +273,7 @@ func (t *Transport) acceptLoop() {
 			k, err := t.establish(c, false, protocol.Address{})
 			<-t.hs
 			if err != nil {
+				t.releaseHost(c.RemoteAddr())
 				return
 			}
 			t.deliver(k)
@@ -314,6 +326,9 @@ func (t *Transport) establish(c net.Conn, outbound bool, want protocol.Address) 
 			t.inbound--
 		}
 		t.mu.Unlock()
+		if !outbound {
+			t.releaseHost(c.RemoteAddr())
+		}
 	})
 	return k, nil
 }
@@ -321,10 +336,42 @@ func (t *Transport) establish(c net.Conn, outbound bool, want protocol.Address) 
 // errTooMany closes an inbound link over MaxInbound.
 var errTooMany = errors.New("tcp: too many inbound links")
 
-func (t *Transport) inboundFull() bool {
+// admitInbound takes a per-host slot for a new inbound connection, or
+// says why it is refused. releaseHost gives the slot back.
+func (t *Transport) admitInbound(remote net.Addr) string {
+	h := hostOf(remote)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.inbound >= t.cfg.MaxInbound
+	switch {
+	case t.inbound >= t.cfg.MaxInbound:
+		return "inbound link limit reached"
+	case t.perHost[h] >= t.cfg.MaxPerHost:
+		return "per-host limit reached"
+	}
+	t.perHost[h]++
+	return ""
+}
+
+func (t *Transport) releaseHost(remote net.Addr) {
+	h := hostOf(remote)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.perHost[h]--; t.perHost[h] <= 0 {
+		delete(t.perHost, h)
+	}
+}
+
+// hostOf is the IP address of a remote address (the whole address if it
+// has no port).
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
 }
 
 // deliver hands k to whoever reads Links, or closes it when the transport
