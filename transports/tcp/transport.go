@@ -291,8 +291,8 @@ func (t *Transport) establish(c net.Conn, outbound bool, want protocol.Address) 
 		err = ErrTransportClosed
 	}
 	if err != nil {
+		t.failures.Add(1) // before the close the peer sees
 		c.Close()
-		t.failures.Add(1)
 		level := slog.LevelInfo
 		if t.ctx.Err() != nil {
 			level = slog.LevelDebug
