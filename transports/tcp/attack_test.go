@@ -433,3 +433,28 @@ func TestAttackOneHostTakesEveryHandshakeSlot(t *testing.T) {
 		t.Fatalf("an honest host was locked out by one holding every handshake slot: %v", r.err)
 	}
 }
+
+// TestAttackCloseToPeerThatDoesNotRead: an orderly close (Close(nil))
+// tries the close record for a second; a peer that has stopped reading
+// must not hold the link's goroutines and socket for the whole
+// WriteTimeout.
+func TestAttackCloseToPeerThatDoesNotRead(t *testing.T) {
+	mine, theirs := net.Pipe() // a write blocks until the peer reads: it never does
+	defer theirs.Close()
+	s, err := newSession(make([]byte, 32), make([]byte, 32), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newConn(mine, s, link.Info{Kind: link.KindTCP, MTU: MaxFrameSize},
+		limits{keepalive: time.Hour, deadAfter: 2 * time.Hour, writeTimeout: time.Hour, maxPending: 1 << 20})
+	k.Close(nil)
+	stopped := make(chan struct{})
+	go func() { k.wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		mine.Close() // let the goroutines go before the leak check
+		<-stopped
+		t.Fatal("the link's writer still held the connection 20 s after an orderly close (the close record's one second was extended to WriteTimeout)")
+	}
+}
