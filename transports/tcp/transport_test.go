@@ -80,10 +80,13 @@ func TestKeepalive(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { keepaliveHook = nil })
-	fast := Config{Keepalive: 10 * time.Millisecond, DeadAfter: 50 * time.Millisecond}
+	// DeadAfter is 25 keepalive intervals: a keepalive must be late by
+	// nearly half a second to fail the test (10 ms failed under -race on a
+	// loaded machine).
+	fast := Config{Keepalive: 20 * time.Millisecond, DeadAfter: 500 * time.Millisecond}
 	a, b, _, _ := linkedPair(t, fast, fast)
 	ctx := testCtx(t)
-	for range 40 { // 40 keepalives (both sides) span about four DeadAfter intervals
+	for range 120 { // 120 keepalives (both sides) span about 2.4 DeadAfter intervals
 		select {
 		case <-seen:
 		case <-ctx.Done():
