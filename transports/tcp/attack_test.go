@@ -458,3 +458,22 @@ func TestAttackCloseToPeerThatDoesNotRead(t *testing.T) {
 		t.Fatal("the link's writer still held the connection 20 s after an orderly close (the close record's one second was extended to WriteTimeout)")
 	}
 }
+
+// TestPerHostCapCountsAnIPv6Slash64: an IPv6 host usually holds a whole
+// /64 and can connect from any address in it; the per-host cap must count
+// the /64 as one host.
+func TestPerHostCapCountsAnIPv6Slash64(t *testing.T) {
+	a := &net.TCPAddr{IP: net.ParseIP("2001:db8:1:2::1"), Port: 1}
+	b := &net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:ffff::9"), Port: 2}
+	c := &net.TCPAddr{IP: net.ParseIP("2001:db8:1:3::1"), Port: 1}
+	if hostOf(a) != hostOf(b) {
+		t.Errorf("%v and %v (one /64) counted as two hosts", a, b)
+	}
+	if hostOf(a) == hostOf(c) {
+		t.Errorf("%v and %v (two /64s) counted as one host", a, c)
+	}
+	v4a, v4b := &net.TCPAddr{IP: net.ParseIP("192.0.2.1")}, &net.TCPAddr{IP: net.ParseIP("192.0.2.2")}
+	if hostOf(v4a) == hostOf(v4b) {
+		t.Errorf("%v and %v counted as one host", v4a, v4b)
+	}
+}

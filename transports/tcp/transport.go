@@ -102,7 +102,8 @@ type Config struct {
 	// cheap, so anyone could otherwise open links without end); while
 	// that many are up, new connections are closed at once.
 	MaxInbound int
-	// MaxPerHost bounds the inbound connections from one IP address,
+	// MaxPerHost bounds the inbound connections from one IP address (an
+	// IPv6 /64),
 	// shaking hands or up (default half of the smaller of MaxHandshakes
 	// and MaxInbound, at least 1): one host with free identities must not
 	// take every slot and lock the others out.
@@ -361,10 +362,14 @@ func (t *Transport) releaseHost(remote net.Addr) {
 	}
 }
 
-// hostOf is the IP address of a remote address (the whole address if it
-// has no port).
+// hostOf is the host a remote address belongs to: its IPv4 address, or
+// its IPv6 /64 (a host usually holds a whole /64 and can connect from any
+// address in it).
 func hostOf(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
+		if ta.IP.To4() == nil && len(ta.IP) == net.IPv6len {
+			return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+		}
 		return ta.IP.String()
 	}
 	h, _, err := net.SplitHostPort(a.String())
