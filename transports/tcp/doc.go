@@ -60,8 +60,9 @@
 // handshake has HandshakeTimeout (10 s); at most MaxHandshakes (16)
 // inbound handshakes run at once and at most MaxInbound (64) inbound links
 // are up (an identity costs nothing to make, so an attacker could
-// otherwise open links without end), one IP address holds at most
-// MaxPerHost (8) of those connections (so one host cannot lock the others
-// out); further connections are closed at once. Two nodes that both list each other as peers get two links; the
-// engine treats them as two links to one neighbour.
+// otherwise open links without end), one IP address (IPv6 /64) holds
+// at most MaxPerHost (8) of those connections (so one host cannot lock
+// the others out); further connections are closed at once. Two nodes that
+// both list each other as peers get two links; the engine treats them as
+// two links to one neighbour.
 package tcp

@@ -103,10 +103,9 @@ type Config struct {
 	// that many are up, new connections are closed at once.
 	MaxInbound int
 	// MaxPerHost bounds the inbound connections from one IP address (an
-	// IPv6 /64),
-	// shaking hands or up (default half of the smaller of MaxHandshakes
-	// and MaxInbound, at least 1): one host with free identities must not
-	// take every slot and lock the others out.
+	// IPv6 /64), shaking hands or up (default half of the smaller of
+	// MaxHandshakes and MaxInbound, at least 1): one host with free
+	// identities must not take every slot and lock the others out.
 	MaxPerHost int
 	// BackoffMin and BackoffMax bound the redial delay of a peer; it
 	// doubles per failed attempt, with jitter.
