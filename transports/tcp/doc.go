@@ -30,7 +30,9 @@
 // both ephemeral keys: a replayed proof does not verify; a man in the
 // middle who substitutes ephemeral keys makes the two transcripts differ;
 // the role in the label stops a proof from being reflected. The
-// identities travel encrypted, so a passive observer does not learn them.
+// identities travel encrypted, so a passive observer does not learn them;
+// but each side sends its proof before checking the other's, so anyone
+// who connects to a listener learns its identity.
 // There is no forward secrecy beyond the ephemeral keys' lifetime (one
 // connection) and no resumption.
 //
