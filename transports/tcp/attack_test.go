@@ -477,3 +477,31 @@ func TestPerHostCapCountsAnIPv6Slash64(t *testing.T) {
 		t.Errorf("%v and %v counted as one host", v4a, v4b)
 	}
 }
+
+// TestAttackHugeIdentityProof: before it proved anything, a peer announces
+// a 64 KiB "identity proof" and sends nothing more. The proof has a fixed
+// size: the handshake must fail at the length, not hold its slot (and a
+// 64 KiB buffer) until the handshake timeout.
+func TestAttackHugeIdentityProof(t *testing.T) {
+	c, s := connPair(t)
+	res := goHandshake(s, newIdentity(t), false, protocol.Address{})
+	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h hello
+	copy(h.key[:], eph.PublicKey().Bytes())
+	c.Write(h.marshal())
+	var theirs [HelloSize]byte
+	if _, err := io.ReadFull(c, theirs[:]); err != nil {
+		t.Fatal(err)
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], maxRecord)
+	c.Write(hdr[:])
+	r := <-res
+	var ne net.Error
+	if errors.As(r.err, &ne) && ne.Timeout() || !errors.Is(r.err, ErrAuth) {
+		t.Fatalf("handshake ended with %v; want ErrAuth at the announced length, not a wait for the body", r.err)
+	}
+}
