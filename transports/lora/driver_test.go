@@ -654,3 +654,25 @@ func TestUnfinishedFrameDropped(t *testing.T) {
 		}
 	})
 }
+
+// TestStaleSignalReport: the firmware sends STAT_RSSI and STAT_SNR right
+// before the DATA frame they describe. A report followed by silence (a
+// frame lost to a decode error, a modem sending reports alone) must not
+// be pinned on a packet that arrives much later: the routing engine uses
+// the SNR.
+func TestStaleSignalReport(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, d, err := startFake(t, testConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		m.Send(loratest.Frame(kiss.CmdStatRSSI, 60))
+		m.Send(loratest.Frame(kiss.CmdStatSNR, 20))
+		time.Sleep(time.Minute)
+		m.Send(loratest.Frame(kiss.CmdData, 7))
+		if p := <-d.Packets(); p.HasSignal {
+			t.Fatalf("a packet a minute after a lone signal report carries it: %+v", p)
+		}
+	})
+}
