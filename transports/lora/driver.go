@@ -140,7 +140,15 @@ func (d *Driver) writeRaw(b []byte) error {
 		return d.err
 	default:
 	}
-	if _, err := d.port.Write(b); err != nil {
+	// A hung modem stops reading and the write blocks; no reply timeout
+	// starts before it returns, so a watchdog ends the driver (closing the
+	// port ends the write).
+	watchdog := time.AfterFunc(d.cfg.ReplyTimeout, func() {
+		d.fail(fmt.Errorf("%w: a write to the modem blocked for %v (modem hung?)", ErrNoAnswer, d.cfg.ReplyTimeout))
+	})
+	_, err := d.port.Write(b)
+	watchdog.Stop()
+	if err != nil {
 		err = fmt.Errorf("%w: write: %w", ErrPort, err)
 		d.fail(err)
 		return err

@@ -676,3 +676,36 @@ func TestStaleSignalReport(t *testing.T) {
 		}
 	})
 }
+
+// TestModemStopsReading: a hung modem stops reading its serial line; the
+// host's next write blocks. The driver must notice within its reply
+// timeout and end (so the link goes down and Close does not wait on the
+// write), not hang with the link "up" for ever. (Real time: a blocked
+// pipe write is not a durable block for synctest.)
+func TestModemStopsReading(t *testing.T) {
+	stuck := make(chan struct{})
+	cfg := testConfig()
+	cfg.ReplyTimeout = 50 * time.Millisecond
+	_, d, err := startFake(t, cfg, func(m *loratest.Modem) {
+		m.OnData = func([]byte) { <-stuck } // the modem hangs on the first packet
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- d.Send(context.Background(), []byte{1}) }()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("Send to a modem that stopped reading succeeded")
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("Send still blocked 20 s after the modem stopped reading (reply timeout 50 ms)")
+		close(stuck)
+		<-errc
+		d.Close()
+		return
+	}
+	close(stuck)
+	d.Close()
+}
