@@ -14,7 +14,9 @@
 //     g2 868.7-869.2   MHz  25 mW (14 dBm)   0.1 %
 //     g3 869.4-869.65  MHz 500 mW (27 dBm)  10 %
 //
-//     Frequencies outside every sub-band are refused. The ledger is exact
+//     Frequencies outside every sub-band are refused. Slow settings lower
+//     the MTU to the largest frame that fits in the hour's whole budget
+//     (and are refused below MinMTU). The ledger is exact
 //     over a sliding hour, per sub-band; a frame the budget does not allow
 //     yet is deferred until enough airtime has aged out of the hour.
 //
@@ -112,8 +114,8 @@ type Plan struct {
 	Dwell time.Duration
 	// MaxPowerDBm is the region's (sub-band's) power limit.
 	MaxPowerDBm int
-	// MTU is the largest link frame: 254, or less when a dwell limit
-	// allows no more.
+	// MTU is the largest link frame: 254, or less when a dwell limit or
+	// the hour's duty-cycle budget allows no more.
 	MTU int
 }
 
@@ -174,8 +176,27 @@ func (p *Plan) checkEU() error {
 	}
 	p.SubBand, p.DutyCycle = b, b.DutyCycle
 	p.MaxPowerDBm = int(math.Round(b.MaxERPDBm()))
-	p.MTU = MaxMTU
+	// A frame longer than the hour's whole budget could never go (Admit
+	// refuses it for good), so slow settings in a 0.1 % or 1 % sub-band
+	// lower the MTU, as a dwell limit does.
+	budget := b.AirtimePerHour()
+	p.MTU = p.largestWithin(budget)
+	if p.MTU < MinMTU {
+		return fmt.Errorf("%w: at sf %d and %d Hz only %d bytes fit in sub-band %s's %v an hour, the engine needs %d; use a lower sf, a wider bandwidth or another sub-band",
+			ErrBudget, p.SF, p.BandwidthHz, p.MTU, b.Name, budget, MinMTU)
+	}
 	return nil
+}
+
+// largestWithin is the largest link frame (up to MaxMTU) whose airtime is
+// at most limit; 0 if none.
+func (p *Plan) largestWithin(limit time.Duration) int {
+	for n := MaxMTU; n >= 1; n-- {
+		if p.Airtime(n) <= limit {
+			return n
+		}
+	}
+	return 0
 }
 
 func (p *Plan) checkUS() error {
@@ -184,12 +205,7 @@ func (p *Plan) checkUS() error {
 		return fmt.Errorf("%w: %d Hz with %d Hz bandwidth is outside US915 (902-928 MHz)", ErrFrequency, p.FrequencyHz, p.BandwidthHz)
 	}
 	p.Dwell, p.MaxPowerDBm = USDwell, usMaxPower
-	for n := MaxMTU; n >= 1; n-- {
-		if p.Airtime(n) <= USDwell {
-			p.MTU = n
-			break
-		}
-	}
+	p.MTU = p.largestWithin(USDwell)
 	if p.MTU < MinMTU {
 		return fmt.Errorf("%w: at sf %d and %d Hz only %d bytes fit in US915's %v dwell time, the engine needs %d; use a lower sf or a wider bandwidth",
 			ErrDwell, p.SF, p.BandwidthHz, p.MTU, USDwell, MinMTU)

@@ -197,3 +197,33 @@ func TestLedgerRefusesFrameOverWholeBudget(t *testing.T) {
 		t.Fatalf("err = %v, want ErrBudget", err)
 	}
 }
+
+// TestCheckMTUFitsTheHourBudget: slow settings in a 0.1 % or 1 % sub-band
+// make a full 254-byte frame last longer than the hour's whole budget
+// (SF12 at 125 kHz: 9.3 s, g allows 3.6 s). Check must not accept a plan
+// whose MTU-sized frames the ledger refuses for ever: it lowers the MTU,
+// or refuses the settings when not even MinMTU fits.
+func TestCheckMTUFitsTheHourBudget(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	for _, s := range []Settings{
+		eu(864_000_000, 12, 14), // g, 0.1 %
+		eu(868_900_000, 11, 14), // g2, 0.1 %
+		{Region: EU868, FrequencyHz: 868_300_000, BandwidthHz: 62_500, SF: 12, CR: 5, TxPowerDBm: 14},
+		{Region: EU868, FrequencyHz: 868_300_000, BandwidthHz: 7_800, SF: 12, CR: 8, TxPowerDBm: 14},
+	} {
+		p, err := Check(s)
+		if err != nil {
+			if !errors.Is(err, ErrBudget) {
+				t.Errorf("%+v: %v, want ErrBudget if refused", s, err)
+			}
+			continue
+		}
+		if _, err := NewRegulator(p).Admit(now, p.MTU); err != nil {
+			t.Errorf("%+v: MTU %d accepted, but an MTU frame is refused on an empty ledger: %v", s, p.MTU, err)
+		}
+	}
+	// Fast settings keep the full MTU.
+	if p := mustPlan(t, eu(864_000_000, 7, 14)); p.MTU != MaxMTU {
+		t.Errorf("SF7 in g: MTU %d, want %d", p.MTU, MaxMTU)
+	}
+}

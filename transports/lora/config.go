@@ -39,7 +39,8 @@ type Config struct {
 	// DetectRetry is how often the detect request is repeated. Zero means
 	// 500 ms.
 	DetectRetry time.Duration
-	// ReplyTimeout bounds the wait for an answer to a command. Zero
+	// ReplyTimeout bounds the wait for an answer to a command, and a
+	// write to the port (a hung modem stops reading). Zero
 	// means 2 s.
 	ReplyTimeout time.Duration
 	// MaxTxBacklog caps what the wait for a READY answer adds to

@@ -215,6 +215,11 @@ func (d *Driver) readLoop() {
 	gr := &gapReader{r: d.port, gap: d.cfg.FrameGap}
 	dec := kiss.NewDecoder(gr, kiss.MaxHostFrame)
 	gr.onGap = func() {
+		// The firmware sends a signal report right before its DATA frame;
+		// one followed by silence describes no packet to come.
+		d.mu.Lock()
+		d.pending = signal{}
+		d.mu.Unlock()
 		if dec.Parser().InFrame() {
 			dec.Parser().Reset()
 			d.count(func(s *Stats) { s.DecodeErrors++ })

@@ -810,3 +810,58 @@ func TestReadyTimeoutFromRadioSettings(t *testing.T) {
 		t.Fatalf("access wait at SF5/500 kHz = %v, want %v", got, 65*6*time.Millisecond)
 	}
 }
+
+// TestStaleSignalReport: the firmware sends STAT_RSSI and STAT_SNR right
+// before the DATA frame they describe. A report followed by silence (a
+// frame lost to a decode error, a modem sending reports alone) must not
+// be pinned on a packet that arrives much later: the routing engine uses
+// the SNR.
+func TestStaleSignalReport(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, d, err := startFake(t, testConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		m.Send(loratest.Frame(kiss.CmdStatRSSI, 60))
+		m.Send(loratest.Frame(kiss.CmdStatSNR, 20))
+		time.Sleep(time.Minute)
+		m.Send(loratest.Frame(kiss.CmdData, 7))
+		if p := <-d.Packets(); p.HasSignal {
+			t.Fatalf("a packet a minute after a lone signal report carries it: %+v", p)
+		}
+	})
+}
+
+// TestModemStopsReading: a hung modem stops reading its serial line; the
+// host's next write blocks. The driver must notice within its reply
+// timeout and end (so the link goes down and Close does not wait on the
+// write), not hang with the link "up" for ever. (Real time: a blocked
+// pipe write is not a durable block for synctest.)
+func TestModemStopsReading(t *testing.T) {
+	stuck := make(chan struct{})
+	cfg := testConfig()
+	cfg.ReplyTimeout = 50 * time.Millisecond
+	_, d, err := startFake(t, cfg, func(m *loratest.Modem) {
+		m.OnData = func([]byte) { <-stuck } // the modem hangs on the first packet
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- d.Send(context.Background(), []byte{1}) }()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("Send to a modem that stopped reading succeeded")
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("Send still blocked 20 s after the modem stopped reading (reply timeout 50 ms)")
+		close(stuck)
+		<-errc
+		d.Close()
+		return
+	}
+	close(stuck)
+	d.Close()
+}

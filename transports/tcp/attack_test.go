@@ -319,7 +319,7 @@ func TestAttackHandshakeNeverCompletes(t *testing.T) {
 // honest peer gets in as soon as a slot frees.
 func TestAttackHalfOpen(t *testing.T) {
 	const slots = 4
-	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxHandshakes: slots, HandshakeTimeout: time.Minute})
+	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxHandshakes: slots, MaxPerHost: 2 * slots, HandshakeTimeout: time.Minute})
 	var idle []net.Conn
 	for range slots {
 		c, err := net.Dial("tcp", tr.Addr().String())
@@ -358,7 +358,7 @@ func TestAttackHalfOpen(t *testing.T) {
 // MaxInbound and further connections are closed at once.
 func TestAttackManyIdentities(t *testing.T) {
 	const limit = 3
-	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxInbound: limit})
+	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxInbound: limit, MaxPerHost: 2 * limit})
 	ctx := testCtx(t)
 	for range limit {
 		c, err := net.Dial("tcp", tr.Addr().String())
@@ -381,6 +381,128 @@ func TestAttackManyIdentities(t *testing.T) {
 	}
 	if got := tr.Stats().Refused; got != 1 {
 		t.Errorf("refused %d, want 1", got)
+	}
+}
+
+// dialFrom connects to addr from the loopback address from (127.0.0.x),
+// so that tests can play several hosts; it skips where only 127.0.0.1
+// is a loopback address.
+func dialFrom(t *testing.T, from, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot dial from %s: %v", from, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestAttackOneHostTakesEveryInboundLink: one host proving a fresh
+// identity per connection must not take every inbound link and lock out
+// the honest nodes on other hosts.
+func TestAttackOneHostTakesEveryInboundLink(t *testing.T) {
+	const limit = 4
+	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxInbound: limit})
+	addr := tr.Addr().String()
+	go func() { // the daemon reads links as they come
+		for range tr.Links() {
+		}
+	}()
+	for range limit {
+		c := dialFrom(t, "127.0.0.1", addr)
+		<-goHandshake(c, newIdentity(t), true, protocol.Address{})
+	}
+	c := dialFrom(t, "127.0.0.2", addr)
+	if r := <-goHandshake(c, newIdentity(t), true, protocol.Address{}); r.err != nil {
+		t.Fatalf("an honest host was locked out by one that took every inbound link: %v", r.err)
+	}
+}
+
+// TestAttackOneHostTakesEveryHandshakeSlot: one host holding silent
+// connections must not take every handshake slot either.
+func TestAttackOneHostTakesEveryHandshakeSlot(t *testing.T) {
+	const slots = 4
+	tr := newTransport(t, Config{Listen: "127.0.0.1:0", MaxHandshakes: slots, HandshakeTimeout: time.Minute})
+	addr := tr.Addr().String()
+	for range slots {
+		dialFrom(t, "127.0.0.1", addr) // says nothing
+	}
+	c := dialFrom(t, "127.0.0.2", addr)
+	if r := <-goHandshake(c, newIdentity(t), true, protocol.Address{}); r.err != nil {
+		t.Fatalf("an honest host was locked out by one holding every handshake slot: %v", r.err)
+	}
+}
+
+// TestAttackCloseToPeerThatDoesNotRead: an orderly close (Close(nil))
+// tries the close record for a second; a peer that has stopped reading
+// must not hold the link's goroutines and socket for the whole
+// WriteTimeout.
+func TestAttackCloseToPeerThatDoesNotRead(t *testing.T) {
+	mine, theirs := net.Pipe() // a write blocks until the peer reads: it never does
+	defer theirs.Close()
+	s, err := newSession(make([]byte, 32), make([]byte, 32), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newConn(mine, s, link.Info{Kind: link.KindTCP, MTU: MaxFrameSize},
+		limits{keepalive: time.Hour, deadAfter: 2 * time.Hour, writeTimeout: time.Hour, maxPending: 1 << 20})
+	k.Close(nil)
+	stopped := make(chan struct{})
+	go func() { k.wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		mine.Close() // let the goroutines go before the leak check
+		<-stopped
+		t.Fatal("the link's writer still held the connection 20 s after an orderly close (the close record's one second was extended to WriteTimeout)")
+	}
+}
+
+// TestPerHostCapCountsAnIPv6Slash64: an IPv6 host usually holds a whole
+// /64 and can connect from any address in it; the per-host cap must count
+// the /64 as one host.
+func TestPerHostCapCountsAnIPv6Slash64(t *testing.T) {
+	a := &net.TCPAddr{IP: net.ParseIP("2001:db8:1:2::1"), Port: 1}
+	b := &net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:ffff::9"), Port: 2}
+	c := &net.TCPAddr{IP: net.ParseIP("2001:db8:1:3::1"), Port: 1}
+	if hostOf(a) != hostOf(b) {
+		t.Errorf("%v and %v (one /64) counted as two hosts", a, b)
+	}
+	if hostOf(a) == hostOf(c) {
+		t.Errorf("%v and %v (two /64s) counted as one host", a, c)
+	}
+	v4a, v4b := &net.TCPAddr{IP: net.ParseIP("192.0.2.1")}, &net.TCPAddr{IP: net.ParseIP("192.0.2.2")}
+	if hostOf(v4a) == hostOf(v4b) {
+		t.Errorf("%v and %v counted as one host", v4a, v4b)
+	}
+}
+
+// TestAttackHugeIdentityProof: before it proved anything, a peer announces
+// a 64 KiB "identity proof" and sends nothing more. The proof has a fixed
+// size: the handshake must fail at the length, not hold its slot (and a
+// 64 KiB buffer) until the handshake timeout.
+func TestAttackHugeIdentityProof(t *testing.T) {
+	c, s := connPair(t)
+	res := goHandshake(s, newIdentity(t), false, protocol.Address{})
+	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h hello
+	copy(h.key[:], eph.PublicKey().Bytes())
+	c.Write(h.marshal())
+	var theirs [HelloSize]byte
+	if _, err := io.ReadFull(c, theirs[:]); err != nil {
+		t.Fatal(err)
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], maxRecord)
+	c.Write(hdr[:])
+	r := <-res
+	var ne net.Error
+	if errors.As(r.err, &ne) && ne.Timeout() || !errors.Is(r.err, ErrAuth) {
+		t.Fatalf("handshake ended with %v; want ErrAuth at the announced length, not a wait for the body", r.err)
 	}
 }
 

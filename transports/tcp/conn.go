@@ -147,7 +147,7 @@ func (k *conn) shutdown(err error) {
 		k.err.Store(&err)
 		close(k.done)
 		if k.bye.Load() {
-			_ = k.c.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = k.c.SetWriteDeadline(time.Now().Add(closeGrace))
 		} else {
 			_ = k.c.Close()
 		}
@@ -312,8 +312,18 @@ func (k *conn) flush() bool {
 	return ok
 }
 
+// closeGrace is how long an orderly close tries to write what is queued
+// and the close record.
+const closeGrace = time.Second
+
 func (k *conn) write(b []byte) bool {
-	_ = k.c.SetWriteDeadline(time.Now().Add(k.lim.writeTimeout))
+	timeout := k.lim.writeTimeout
+	if k.closedErr() != nil {
+		// Closing: keep to the close's deadline, or a peer that stopped
+		// reading holds the goroutines and socket for WriteTimeout.
+		timeout = min(timeout, closeGrace)
+	}
+	_ = k.c.SetWriteDeadline(time.Now().Add(timeout))
 	if _, err := k.c.Write(b); err != nil {
 		k.shutdown(fmt.Errorf("tcp: writing: %w", err))
 		return false

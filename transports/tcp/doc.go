@@ -30,7 +30,9 @@
 // both ephemeral keys: a replayed proof does not verify; a man in the
 // middle who substitutes ephemeral keys makes the two transcripts differ;
 // the role in the label stops a proof from being reflected. The
-// identities travel encrypted, so a passive observer does not learn them.
+// identities travel encrypted, so a passive observer does not learn them;
+// but each side sends its proof before checking the other's, so anyone
+// who connects to a listener learns its identity.
 // There is no forward secrecy beyond the ephemeral keys' lifetime (one
 // connection) and no resumption.
 //
@@ -60,7 +62,9 @@
 // handshake has HandshakeTimeout (10 s); at most MaxHandshakes (16)
 // inbound handshakes run at once and at most MaxInbound (64) inbound links
 // are up (an identity costs nothing to make, so an attacker could
-// otherwise open links without end); further connections are closed at
-// once. Two nodes that both list each other as peers get two links; the
-// engine treats them as two links to one neighbour.
+// otherwise open links without end), one IP address (IPv6 /64) holds
+// at most MaxPerHost (8) of those connections (so one host cannot lock
+// the others out); further connections are closed at once. Two nodes that
+// both list each other as peers get two links; the engine treats them as
+// two links to one neighbour.
 package tcp

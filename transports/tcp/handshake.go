@@ -86,7 +86,7 @@ func handshake(c net.Conn, self *protocol.Identity, initiator bool, want protoco
 	if _, err := c.Write(s.send.seal(nil, recAuth, body)); err != nil {
 		return nil, fmt.Errorf("tcp: sending identity proof: %w", err)
 	}
-	typ, b, err := s.recv.readRecord(c)
+	typ, b, err := s.recv.readRecordMax(c, authRecord)
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading the identity proof: %w", ErrAuth, err)
 	}

@@ -103,6 +103,11 @@ type Config struct {
 	// cheap, so anyone could otherwise open links without end); while
 	// that many are up, new connections are closed at once.
 	MaxInbound int
+	// MaxPerHost bounds the inbound connections from one IP address (an
+	// IPv6 /64), shaking hands or up (default half of the smaller of
+	// MaxHandshakes and MaxInbound, at least 1): one host with free
+	// identities must not take every slot and lock the others out.
+	MaxPerHost int
 	// BackoffMin and BackoffMax bound the redial delay of a peer; it
 	// doubles per failed attempt, with jitter.
 	BackoffMin, BackoffMax time.Duration
@@ -135,6 +140,9 @@ func (c *Config) defaults() error {
 	if c.MaxInbound <= 0 {
 		c.MaxInbound = DefaultMaxInbound
 	}
+	if c.MaxPerHost <= 0 {
+		c.MaxPerHost = max(1, min(c.MaxHandshakes, c.MaxInbound)/2)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -152,7 +160,8 @@ type Stats struct {
 	// HandshakeFailures counts handshakes that failed, either direction.
 	HandshakeFailures uint64
 	// Refused counts inbound connections closed because MaxHandshakes
-	// were under way or MaxInbound links were up.
+	// were under way, MaxInbound links were up or their host had
+	// MaxPerHost.
 	Refused uint64
 }
 
@@ -170,6 +179,7 @@ type Transport struct {
 	conns   map[*conn]struct{}
 	inbound int                      // inbound links up
 	peers   map[string]*link.Waiting // configured peers without a link, by Peer.String()
+	perHost map[string]int           // inbound connections (shaking hands or up) per IP
 
 	failures, refused atomic.Uint64
 }
@@ -181,7 +191,7 @@ func New(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{cfg: cfg, links: make(chan link.Link), hs: make(chan struct{}, cfg.MaxHandshakes), conns: map[*conn]struct{}{},
-		peers: map[string]*link.Waiting{}}
+		peers: map[string]*link.Waiting{}, perHost: map[string]int{}}
 	t.ctx, t.stop = context.WithCancel(context.Background())
 	if cfg.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Listen)
@@ -247,9 +257,9 @@ func (t *Transport) acceptLoop() {
 			}
 			return
 		}
-		if t.inboundFull() {
+		if why := t.admitInbound(c.RemoteAddr()); why != "" {
 			t.refused.Add(1)
-			t.cfg.Logger.Debug("tcp: inbound link limit reached; connection refused", "remote", c.RemoteAddr(), "limit", t.cfg.MaxInbound)
+			t.cfg.Logger.Debug("tcp: connection refused", "remote", c.RemoteAddr(), "why", why)
 			c.Close()
 			continue
 		}
@@ -258,6 +268,7 @@ func (t *Transport) acceptLoop() {
 		default:
 			// Too many handshakes under way: refuse rather than let
 			// silent connections hold goroutines and sockets.
+			t.releaseHost(c.RemoteAddr())
 			t.refused.Add(1)
 			t.cfg.Logger.Debug("tcp: too many handshakes under way; connection refused", "remote", c.RemoteAddr())
 			c.Close()
@@ -267,6 +278,7 @@ func (t *Transport) acceptLoop() {
 			k, err := t.establish(c, false, protocol.Address{})
 			<-t.hs
 			if err != nil {
+				t.releaseHost(c.RemoteAddr())
 				return
 			}
 			t.deliver(k)
@@ -319,6 +331,9 @@ func (t *Transport) establish(c net.Conn, outbound bool, want protocol.Address) 
 			t.inbound--
 		}
 		t.mu.Unlock()
+		if !outbound {
+			t.releaseHost(c.RemoteAddr())
+		}
 	})
 	return k, nil
 }
@@ -326,10 +341,46 @@ func (t *Transport) establish(c net.Conn, outbound bool, want protocol.Address) 
 // errTooMany closes an inbound link over MaxInbound.
 var errTooMany = errors.New("tcp: too many inbound links")
 
-func (t *Transport) inboundFull() bool {
+// admitInbound takes a per-host slot for a new inbound connection, or
+// says why it is refused. releaseHost gives the slot back.
+func (t *Transport) admitInbound(remote net.Addr) string {
+	h := hostOf(remote)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.inbound >= t.cfg.MaxInbound
+	switch {
+	case t.inbound >= t.cfg.MaxInbound:
+		return "inbound link limit reached"
+	case t.perHost[h] >= t.cfg.MaxPerHost:
+		return "per-host limit reached"
+	}
+	t.perHost[h]++
+	return ""
+}
+
+func (t *Transport) releaseHost(remote net.Addr) {
+	h := hostOf(remote)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.perHost[h]--; t.perHost[h] <= 0 {
+		delete(t.perHost, h)
+	}
+}
+
+// hostOf is the host a remote address belongs to: its IPv4 address, or
+// its IPv6 /64 (a host usually holds a whole /64 and can connect from any
+// address in it).
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ta.IP.To4() == nil && len(ta.IP) == net.IPv6len {
+			return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+		}
+		return ta.IP.String()
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
 }
 
 // deliver hands k to whoever reads Links, or closes it when the transport

@@ -137,13 +137,24 @@ type opener struct {
 // maxRecord is refused before anything is allocated for it, so a peer
 // announcing an endless frame costs nothing.
 func (o *opener) readRecord(r io.Reader) (typ byte, body []byte, err error) {
+	return o.readRecordMax(r, maxRecord)
+}
+
+// authRecord is the size of the sealed identity proof, the only record a
+// handshake reads.
+const authRecord = 1 + authSize + tagSize
+
+// readRecordMax is readRecord for records of at most limit bytes: the
+// handshake allows only the identity proof's size, so a peer that has
+// proved nothing yet cannot make it wait for (and buffer) a 64 KiB body.
+func (o *opener) readRecordMax(r io.Reader, limit uint32) (typ byte, body []byte, err error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n < 1+tagSize || n > maxRecord {
-		return 0, nil, fmt.Errorf("%w: length %d (want %d..%d)", ErrBadRecord, n, 1+tagSize, maxRecord)
+	if n < 1+tagSize || n > limit {
+		return 0, nil, fmt.Errorf("%w: length %d (want %d..%d)", ErrBadRecord, n, 1+tagSize, limit)
 	}
 	if cap(o.buf) < int(n) {
 		o.buf = make([]byte, n)

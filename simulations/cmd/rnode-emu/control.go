@@ -21,7 +21,11 @@ const maxCommand = 256
 
 // listen serves the control socket until ctx ends; stop closes it.
 func (e *emulator) listen(ctx context.Context) (stop func(), err error) {
-	os.Remove(e.o.control) // a socket left by a killed emulator
+	// A socket left by a killed emulator goes; anything else at the path
+	// (a mistyped --control) stays, and Listen reports it.
+	if fi, err := os.Lstat(e.o.control); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		os.Remove(e.o.control)
+	}
 	ln, err := net.Listen("unix", e.o.control)
 	if err != nil {
 		return nil, err

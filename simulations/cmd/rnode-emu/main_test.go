@@ -138,3 +138,23 @@ func FuzzControlCommand(f *testing.F) {
 		}
 	})
 }
+
+// TestControlDoesNotDeleteAFile: --control naming a file that is not a
+// socket (a typo, "--control emu.toml") must fail, not delete the file.
+func TestControlDoesNotDeleteAFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(path, []byte("keep me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := &emulator{o: &options{control: path}}
+	stop, err := e.listen(context.Background())
+	if err == nil {
+		stop()
+	}
+	if b, rerr := os.ReadFile(path); rerr != nil || string(b) != "keep me\n" {
+		t.Fatalf("the control socket replaced a regular file (listen err %v; file now %q, %v)", err, b, rerr)
+	}
+	if err == nil {
+		t.Fatal("listen on a regular file's path succeeded")
+	}
+}
