@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"strings"
 
@@ -50,6 +51,14 @@ func refuse(w http.ResponseWriter, code int, msg string) {
 // Host was checked by the API server (a loopback name with its port), so
 // "http://"+Host is this listener; a page on another loopback port, or
 // on "localhost" when the page is on 127.0.0.1, does not match.
+// cookieName carries the listener's port: cookies are per host, not per
+// port, so two daemons on one machine would otherwise overwrite each
+// other's session in the same browser.
+func cookieName(r *http.Request) string {
+	_, port, _ := net.SplitHostPort(r.Host)
+	return CookieName + "_" + port
+}
+
 func sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	return o != "" && o == "http://"+r.Host
@@ -124,7 +133,7 @@ func (a *App) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: cookie, Path: "/",
+		Name: cookieName(r), Value: cookie, Path: "/",
 		HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		MaxAge: int(SessionTTL.Seconds()),
 	})
@@ -143,7 +152,7 @@ func (a *App) authed(w http.ResponseWriter, r *http.Request, csrf bool) *session
 		refuse(w, http.StatusForbidden, "forbidden: the Origin must be this page's own origin")
 		return nil
 	}
-	c, err := r.Cookie(CookieName)
+	c, err := r.Cookie(cookieName(r))
 	var s *session
 	if err == nil {
 		s = a.session(c.Value)
@@ -182,9 +191,9 @@ func (a *App) serveLogout(w http.ResponseWriter, r *http.Request) {
 	if a.authed(w, r, true) == nil {
 		return
 	}
-	c, _ := r.Cookie(CookieName)
+	c, _ := r.Cookie(cookieName(r))
 	a.logout(c.Value)
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: cookieName(r), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	w.WriteHeader(http.StatusNoContent)
 }
 

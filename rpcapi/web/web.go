@@ -27,7 +27,7 @@ const (
 	SessionTTL  = 12 * time.Hour  // a session lasts this long after login
 	MaxCodes    = 16              // pending login codes kept; the oldest goes first
 	MaxSessions = 32              // sessions kept; the oldest goes first
-	CookieName  = "meshd_session"
+	CookieName  = "meshd_session" // followed by "_" and the listener's port
 	CSRFHeader  = "X-Meshd-Csrf"
 	secretBytes = 32 // 256-bit codes, cookies and CSRF tokens
 )

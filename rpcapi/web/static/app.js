@@ -162,6 +162,7 @@ function fillSelect(sel, values, withAny) {
   if (withAny) sel.append(el('option', { text: t('any'), attrs: { value: '' } }));
   for (const v of values) sel.append(el('option', { text: label(v), attrs: { value: v } }));
   sel.value = cur;
+  if (sel.selectedIndex < 0) sel.selectedIndex = 0;
 }
 
 function fillChecks(box, values) {
@@ -520,6 +521,7 @@ async function start() {
   show('patient');
   connectEvents();
   document.body.dataset.ready = 'true';
+  performance.mark('fapp-ready');
 }
 
 start();
