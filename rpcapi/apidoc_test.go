@@ -275,7 +275,7 @@ func fieldIndex(typeName, jsonField string) int {
 		reflect.TypeFor[FAPPRegionsParams](), reflect.TypeFor[FAPPRegions](), reflect.TypeFor[FAPPRegion](),
 		reflect.TypeFor[FAPPCredentialParams](), reflect.TypeFor[FAPPCredentialStatus](),
 		reflect.TypeFor[FAPPRevocationParams](), reflect.TypeFor[FAPPIssuer](),
-		reflect.TypeFor[Link](), reflect.TypeFor[LinkRadio](),
+		reflect.TypeFor[Link](), reflect.TypeFor[LinkRadio](), reflect.TypeFor[WebLoginResult](),
 	} {
 		if t.Name() != typeName {
 			continue

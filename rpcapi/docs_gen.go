@@ -51,6 +51,7 @@ var typeDocs = map[string]string{
 	"SendResult":             "SendResult is msg.send's result.",
 	"StoreStats":             "StoreStats is store.stats's result.",
 	"SubscribeResult":        "SubscribeResult is msg.subscribe's result.",
+	"WebLoginResult":         "WebLoginResult is web.login's result.",
 }
 
 var fieldDocs = map[string]string{
@@ -263,4 +264,6 @@ var fieldDocs = map[string]string{
 	"SendResult.id":                       "ID is the message ID in hex.",
 	"SendResult.status":                   "Status is \"routed\" (sent towards the destination), \"custody\" (no route yet: kept and retried), \"awaiting-key\" (the destination's key is being fetched; kept meanwhile) or \"local\" (the destination is this node). In every case but \"local\" the node keeps the message on disk until the recipient's receipt arrives or the message expires.",
 	"SubscribeResult.subscribed":          "Subscribed is always true; msg.event notifications follow.",
+	"WebLoginResult.expires":              "Expires is when the code stops working (it works once).",
+	"WebLoginResult.url":                  "URL opens the web page: it carries the one-time code, which the page exchanges for a session cookie.",
 }

@@ -97,7 +97,7 @@ var (
 // Methods is the method table: every method the server answers, in the
 // order the documentation lists them (the channel and fapp methods before
 // rpc.discover).
-var Methods = slices.Insert(methodsBase, len(methodsBase)-1, append(channelMethods(), fappMethods()...)...)
+var Methods = slices.Insert(methodsBase, len(methodsBase)-1, append(append(channelMethods(), fappMethods()...), webMethods()...)...)
 
 var methodsBase = []MethodSpec{
 	define(MethodNodeInfo, "Describe the local node.",

@@ -40,6 +40,9 @@ type ServerOptions struct {
 	Logger *slog.Logger
 	// Version is reported in the OpenRPC document's info.version.
 	Version string
+	// Web, when set, is the web page served under /app/ on the HTTP
+	// listener, and web.login makes its login links. Nil: no page.
+	Web WebApp
 }
 
 // Timeouts the server applies.
@@ -90,6 +93,7 @@ type conn struct {
 
 	mu         sync.Mutex
 	subscribed bool
+	allow      func(method string) bool // nil: every method (see WithMethodFilter)
 }
 
 type connKey struct{}
@@ -326,9 +330,15 @@ func isTemporary(err error) bool {
 // serveConn runs one jrpc2 server on ch until the client goes away or the
 // server closes. It blocks.
 func (s *Server) serveConn(ch channel.Channel, kind string) {
+	s.serveConnAllow(ch, kind, nil)
+}
+
+// serveConnAllow serves a connection that may call only the methods allow
+// accepts (nil: all).
+func (s *Server) serveConnAllow(ch channel.Channel, kind string, allow func(string) bool) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	c := &conn{ctx: ctx, cancel: cancel, kind: kind}
+	c := &conn{ctx: ctx, cancel: cancel, kind: kind, allow: allow}
 	base := context.WithValue(ctx, connKey{}, c)
 	c.rpc = jrpc2.NewServer(assigner{s}, &jrpc2.ServerOptions{
 		AllowPush:      true,
@@ -374,7 +384,7 @@ type assigner struct{ s *Server }
 
 func (a assigner) Assign(ctx context.Context, method string) jrpc2.Handler {
 	m := a.s.method(method)
-	if m == nil {
+	if c, _ := ctx.Value(connKey{}).(*conn); m == nil || (c != nil && c.allow != nil && !c.allow(method)) {
 		return nil
 	}
 	return func(ctx context.Context, req *jrpc2.Request) (any, error) {

@@ -61,6 +61,7 @@ func newEnv(t testing.TB) *testEnv {
 		Token:      testToken,
 		Logger:     slog.New(slog.NewTextHandler(logs, nil)),
 		Version:    "test",
+		Web:        &fakeWeb{},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -162,7 +162,7 @@ daemon. Times are Europe/Berlin.`),
 	if o.lang == "de" {
 		root.SetUsageTemplate(germanUsage(root.UsageTemplate()))
 	}
-	root.AddCommand(cmdIssuer(o), cmdTherapist(o), cmdPatient(o), cmdFollow(o, true), cmdFollow(o, false),
+	root.AddCommand(cmdIssuer(o), cmdTherapist(o), cmdPatient(o), cmdWeb(o), cmdFollow(o, true), cmdFollow(o, false),
 		cmdRegions(o), cmdIssuers(o), cmdRevocation(o))
 	return root
 }
