@@ -148,13 +148,11 @@ const injection = `<img src=x onerror=document.body.dataset.pwned=1>`
 // name that is HTML renders as text, and axe-core finds no serious
 // accessibility violations.
 func TestWebPageBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries, runs two daemons and Chromium")
-	}
 	chrome := chromiumPath()
 	if chrome == "" {
 		t.Skip("no chromium on PATH (Debian: apt-get install chromium)")
 	}
+	endToEnd(t, "builds binaries, runs two daemons and Chromium")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	shots := artifactsDir(t)
