@@ -180,7 +180,10 @@ func TestWebPageBrowser(t *testing.T) {
 	pat.waitPeer(ctx, th.info.Address)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
-		chromedp.Flag("lang", "de-DE"), chromedp.WindowSize(1280, 800))
+		// German locale everywhere Chromium looks (flag, Accept-Language,
+		// environment), so date and time pickers in the screenshots are German.
+		chromedp.Flag("lang", "de-DE"), chromedp.Flag("accept-lang", "de-DE,de"), chromedp.Env("LANG=de_DE.UTF-8", "LANGUAGE=de_DE:de"),
+		chromedp.WindowSize(1280, 800))
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
 	defer acancel()
 	bctx, bcancel := chromedp.NewContext(actx)
@@ -202,6 +205,9 @@ func TestWebPageBrowser(t *testing.T) {
 		return pg
 	}
 	tp, pp := open(th), open(pat)
+	if l := eval[string](tp, "navigator.language", "navigator.language"); !strings.HasPrefix(l, "de") {
+		t.Fatalf("Chromium runs with navigator.language %q; the screenshots need a German locale", l)
+	}
 
 	// 1. The therapist: credential, profile, a Sprechstunde, through the page.
 	tp.run("therapist view", chromedp.Click(chromedp.CSS("#tab-therapist")), chromedp.WaitVisible(chromedp.CSS("code.identity")))
@@ -268,7 +274,45 @@ func TestWebPageBrowser(t *testing.T) {
 		t.Fatalf("the display name was parsed as HTML: %d img elements, onerror ran: %v", imgs, pwned)
 	}
 
-	// 7. Transfer size and time to interactive of the page on loopback.
+	// 7. Edit: the therapist moves the FREI slot through the page; its ID
+	// stays, and the patient's open search shows the new time after the
+	// next batch. A held or taken slot is refused with a message.
+	before, err := th.client.FAPPSlots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := start.Add(48*time.Hour + 90*time.Minute) // two days later, 19:30
+	tp.run("edit refused", chromedp.Click(chromedp.CSS("#tab-therapist")),
+		chromedp.Click(chromedp.CSS(`#slots .slot:not([data-status="FREI"]) .edit`)),
+		chromedp.WaitVisible(chromedp.Search(`//p[@id="status"][contains(., "kann nicht geändert werden")]`)))
+	tp.run("edit", chromedp.Click(chromedp.CSS(`#slots .slot[data-status="FREI"] .edit`)),
+		chromedp.WaitVisible(chromedp.CSS("#s-cancel")),
+		chromedp.SetValue(chromedp.CSS("#s-start"), moved.Format("2006-01-02T15:04")),
+		chromedp.Click(chromedp.CSS("#s-submit")),
+		chromedp.WaitVisible(chromedp.Search(`//p[@id="status"][contains(., "Änderung gespeichert")]`)),
+		chromedp.WaitNotVisible(chromedp.CSS("#s-cancel")))
+	after, err := th.client.FAPPSlots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Slots) != len(before.Slots) {
+		t.Fatalf("editing changed the number of slots: %d before, %d after", len(before.Slots), len(after.Slots))
+	}
+	for i, s := range after.Slots {
+		if s.ID != before.Slots[i].ID {
+			t.Fatalf("slot %d has ID %d after the edit, %d before: the ID must stay", i, s.ID, before.Slots[i].ID)
+		}
+		if before.Slots[i].Status == "FREI" && !s.Start.Equal(moved) {
+			t.Fatalf("edited slot %d starts %v, want %v", s.ID, s.Start, moved)
+		}
+	}
+	pp.run("patient sees the new time", chromedp.Click(chromedp.CSS("#tab-patient")), chromedp.Click(chromedp.CSS("#search button[type=submit]")),
+		chromedp.WaitVisible(chromedp.Search(`//li[contains(@class,"match")]//*[contains(@class,"when")][contains(., "`+moved.Format("02.01.2006")+`, 19:30")]`)))
+	if old := eval[int](pp, "old time", `[...document.querySelectorAll('#results .match .when')].filter(n => n.textContent.includes('`+start.Add(24*time.Hour).Format("02.01.2006")+`')).length`); old != 0 {
+		t.Fatalf("the patient still sees the slot at its old time (%d matches)", old)
+	}
+
+	// 8. Transfer size and time to interactive of the page on loopback.
 	type perfFigures struct{ Bytes, Ready, DOM float64 }
 	fresh := open(pat)
 	perf := eval[perfFigures](fresh, "perf", `(() => { const n = performance.getEntriesByType('navigation')[0];

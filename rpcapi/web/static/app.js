@@ -38,6 +38,9 @@ const T = {
     noMine: 'Sie haben noch keine Reservierungen. Suchen Sie unter „Termin suchen“.', cancel: 'Stornieren', cancelled: 'Storniert.',
     certified: 'Zulassung geprüft', uncertified: 'Zulassung nicht geprüft', languages: 'Sprachen', focus: 'Schwerpunkte', min: 'Min.', weekly: 'wöchentlich',
     message: 'Nachricht der Praxis', noSlots: 'Noch keine Termine. Legen Sie unten einen an.', withdraw: 'Zurückziehen', pending: t => `Änderungen gehen um ${t} ins Netz (gebündelt, damit niemand Reservierungen ablesen kann).`,
+    edit: 'Bearbeiten', sSave: 'Änderung speichern', sCancel: 'Bearbeitung abbrechen', changed: 'Änderung gespeichert.',
+    editing: w => `Sie bearbeiten den Termin ${w}. Ändern Sie die Felder oben und speichern Sie.`,
+    notEditable: 'Dieser Termin ist vorgemerkt oder vergeben und kann nicht geändert werden: Die Patientin oder der Patient hat ihn so angefragt. Beantworten Sie zuerst die Anfrage (oder ziehen Sie den Termin zurück).',
     published: 'Veröffentlicht.', saved: 'Profil gespeichert.', noIncoming: 'Keine Anfragen.', confirm: 'Bestätigen', decline: 'Ablehnen', answer: 'Nachricht an Patient:in (z. B. Adresse)',
     credTitle: 'Zulassungsnachweis', credStatus: 'Status', validTo: 'gültig bis', issuer: 'Aussteller', identity: 'Ihre Kennung für den Aussteller', credImport: 'Nachweis einfügen (fapp-credential:…)', credBtn: 'Nachweis übernehmen',
     error: 'Fehler: ', offline: 'Keine Verbindung zum lokalen meshd.', contact: 'Kontakt', start: 'Termin',
@@ -73,6 +76,9 @@ const T = {
     noMine: 'You have no reservations yet. Search under “Find an appointment”.', cancel: 'Cancel', cancelled: 'Cancelled.',
     certified: 'License verified', uncertified: 'License not verified', languages: 'Languages', focus: 'Focus', min: 'min', weekly: 'weekly',
     message: 'Message from the practice', noSlots: 'No appointments yet. Add one below.', withdraw: 'Withdraw', pending: t => `Changes go out at ${t} (batched, so nobody can read reservations from them).`,
+    edit: 'Edit', sSave: 'Save changes', sCancel: 'Cancel editing', changed: 'Changes saved.',
+    editing: w => `You are editing the appointment ${w}. Change the fields above and save.`,
+    notEditable: 'This appointment is held or taken and cannot be changed: a patient asked for it as it is. Answer the request first (or withdraw the appointment).',
     published: 'Published.', saved: 'Profile saved.', noIncoming: 'No requests.', confirm: 'Confirm', decline: 'Decline', answer: 'Message to the patient (e.g. address)',
     credTitle: 'License credential', credStatus: 'Status', validTo: 'valid until', issuer: 'Issuer', identity: 'Your identity for the issuer', credImport: 'Paste credential (fapp-credential:…)', credBtn: 'Import credential',
     error: 'Error: ', offline: 'No connection to the local meshd.', contact: 'Contact', start: 'Appointment',
@@ -136,6 +142,13 @@ function berlinToISO(s) {
   let ms = wall - berlinOffset(wall);
   ms = wall - berlinOffset(ms);
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+// isoToBerlin is berlinToISO's inverse: RFC 3339 to a datetime-local value in Berlin wall time.
+function isoToBerlin(iso) {
+  const p = new Intl.DateTimeFormat('en-US', { timeZone: 'Europe/Berlin', hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' }).formatToParts(new Date(iso));
+  const g = k => p.find(x => x.type === k).value;
+  return `${g('year')}-${g('month')}-${g('day')}T${g('hour')}:${g('minute')}`;
 }
 
 async function rpc(method, params) {
@@ -429,13 +442,15 @@ function renderSlots(offer) {
   const list = el('ul', { cls: 'cards' });
   for (const s of offer.slots) {
     const li = el('li', { cls: 'card slot', attrs: { 'data-status': s.status || 'FREI' } });
-    li.append(el('p', { cls: 'when', text: `${fmtTime(s.start)} · ${s.dauer} ${t('min')}${s.woechentlich ? ' · ' + t('weekly') : ''}` }));
+    li.append(el('p', { cls: 'when', attrs: { id: 'slot-when-' + s.id }, text: `${fmtTime(s.start)} · ${s.dauer} ${t('min')}${s.woechentlich ? ' · ' + t('weekly') : ''}` }));
     li.append(el('p', { text: `${label(s.terminart)} · ${label(s.verfahren)} · ${t('st')[s.status] || s.status}` }));
-    const b = el('button', { cls: 'secondary', text: t('withdraw'), attrs: { type: 'button' } });
+    const e = el('button', { cls: 'secondary edit', text: t('edit'), attrs: { type: 'button', 'aria-describedby': 'slot-when-' + s.id } });
+    e.addEventListener('click', () => editSlot(s));
+    const b = el('button', { cls: 'secondary', text: t('withdraw'), attrs: { type: 'button', 'aria-describedby': 'slot-when-' + s.id } });
     b.addEventListener('click', async () => {
       try { renderSlots(await rpc('fapp.withdraw', { slots: [s.id] })); } catch (e) { status(t('error') + e.message, true); }
     });
-    li.append(b);
+    li.append(e, ' ', b);
     list.append(li);
   }
   box.append(list);
@@ -454,19 +469,51 @@ async function saveProfile(ev) {
   try { await rpc('fapp.profile', { set }); status(t('saved')); } catch (e) { status(t('error') + e.message, true); }
 }
 
+// editing is the own slot the form edits, or null when it adds a new one.
+let editing = null;
+
+// editSlot loads an own slot into the form. fapp.publish with the slot's
+// ID replaces that slot (the ID, and so the patients' references, stay);
+// a held or taken slot is refused because a patient asked for it as it is.
+function editSlot(s) {
+  if ((s.status || 'FREI') !== 'FREI') { status(t('notEditable'), true); return; }
+  editing = s;
+  for (const k of ['terminart', 'verfahren', 'dauer', 'modalitaet']) $('s-' + k).value = String(s[k] || '');
+  $('s-setting').value = s.setting || '';
+  $('s-start').value = isoToBerlin(s.start);
+  $('s-weekly').checked = !!s.woechentlich;
+  $('s-bis').value = s.bis ? isoToBerlin(s.bis).split('T')[0] : '';
+  setSlotMode(t('editing')(fmtTime(s.start)));
+  $('s-start').focus();
+}
+
+// setSlotMode switches the slot form between adding and editing.
+function setSlotMode(msg) {
+  const b = $('s-submit');
+  b.dataset.t = editing ? 'sSave' : 'sPublish';
+  b.textContent = t(b.dataset.t);
+  $('s-cancel').hidden = !editing;
+  status(msg || '');
+}
+
 async function publishSlot(ev) {
   ev.preventDefault();
   if (!$('s-start').value) { status(t('error') + t('sStart'), true); $('s-start').focus(); return; }
   const s = {
+    ...(editing || {}), status: undefined,
     terminart: $('s-terminart').value, verfahren: $('s-verfahren').value, start: berlinToISO($('s-start').value),
     dauer: Number($('s-dauer').value), modalitaet: $('s-modalitaet').value,
   };
-  if ($('s-setting').value) s.setting = $('s-setting').value;
-  if ($('s-weekly').checked) {
-    s.woechentlich = true;
-    if ($('s-bis').value) s.bis = berlinToISO($('s-bis').value + 'T' + $('s-start').value.split('T')[1]);
-  }
-  try { renderSlots(await rpc('fapp.publish', { slots: [s] })); status(t('published')); } catch (e) { status(t('error') + e.message, true); }
+  s.setting = $('s-setting').value || undefined;
+  s.woechentlich = $('s-weekly').checked || undefined;
+  s.bis = $('s-weekly').checked && $('s-bis').value ? berlinToISO($('s-bis').value + 'T' + $('s-start').value.split('T')[1]) : undefined;
+  const msg = editing ? t('changed') : t('published');
+  try {
+    const offer = await rpc('fapp.publish', { slots: [s] });
+    editing = null;
+    setSlotMode(msg);
+    renderSlots(offer);
+  } catch (e) { status(t('error') + e.message, true); }
 }
 
 // ---- events ----
@@ -511,6 +558,7 @@ async function start() {
   });
   $('profile').addEventListener('submit', saveProfile);
   $('slot').addEventListener('submit', publishSlot);
+  $('s-cancel').addEventListener('click', () => { editing = null; $('slot').reset(); setSlotMode(''); });
   try {
     const saved = localStorage.getItem('fapp-lang');
     if (saved === 'en' || saved === 'de') { lang = saved; applyLang(); }
