@@ -282,11 +282,20 @@ func TestWebPageBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	moved := start.Add(48*time.Hour + 90*time.Minute) // two days later, 19:30
-	tp.run("edit refused", chromedp.Click(chromedp.CSS("#tab-therapist")),
-		chromedp.Click(chromedp.CSS(`#slots .slot:not([data-status="FREI"]) .edit`)),
-		chromedp.WaitVisible(chromedp.Search(`//p[@id="status"][contains(., "kann nicht geändert werden")]`)))
-	tp.run("edit", chromedp.Click(chromedp.CSS(`#slots .slot[data-status="FREI"] .edit`)),
-		chromedp.WaitVisible(chromedp.CSS("#s-cancel")),
+	// The slot list re-renders on every event, so the edit buttons are
+	// clicked in the page (the current node), not through a node ID that a
+	// re-render may have removed.
+	clickEdit := func(sel string) {
+		tp.t.Helper()
+		if !eval[bool](tp, "click "+sel, `(() => { const b = document.querySelector('`+sel+`'); if (b) b.click(); return !!b; })()`) {
+			t.Fatalf("no %s in the therapist's slot list", sel)
+		}
+	}
+	tp.run("therapist view again", chromedp.Click(chromedp.CSS("#tab-therapist")), chromedp.WaitVisible(chromedp.CSS(`#slots .slot[data-status="FREI"] .edit`)))
+	clickEdit(`#slots .slot:not([data-status="FREI"]) .edit`)
+	tp.run("edit refused", chromedp.WaitVisible(chromedp.Search(`//p[@id="status"][contains(., "kann nicht geändert werden")]`)))
+	clickEdit(`#slots .slot[data-status="FREI"] .edit`)
+	tp.run("edit", chromedp.WaitVisible(chromedp.CSS("#s-cancel")),
 		chromedp.SetValue(chromedp.CSS("#s-start"), moved.Format("2006-01-02T15:04")),
 		chromedp.Click(chromedp.CSS("#s-submit")),
 		chromedp.WaitVisible(chromedp.Search(`//p[@id="status"][contains(., "Änderung gespeichert")]`)),
