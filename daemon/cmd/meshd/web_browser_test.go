@@ -181,8 +181,12 @@ func TestWebPageBrowser(t *testing.T) {
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
 		// German locale everywhere Chromium looks (flag, Accept-Language,
-		// environment), so date and time pickers in the screenshots are German.
+		// environment). Date and time inputs follow the browser's UI locale,
+		// which needs Chromium's German resources (chromium-l10n, often not
+		// installed); LangAttributeAwareFormControlUI makes them follow the
+		// page's lang="de" instead, so the screenshots show German pickers.
 		chromedp.Flag("lang", "de-DE"), chromedp.Flag("accept-lang", "de-DE,de"), chromedp.Env("LANG=de_DE.UTF-8", "LANGUAGE=de_DE:de"),
+		chromedp.Flag("enable-blink-features", "LangAttributeAwareFormControlUI"),
 		chromedp.WindowSize(1280, 800))
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
 	defer acancel()
