@@ -117,6 +117,10 @@ func (n *Node) FAPPPublish(ctx context.Context, p rpcapi.FAPPPublishParams) (rpc
 			s.ID = next
 		}
 		if i := slices.IndexFunc(slots, func(o fapp.Slot) bool { return o.ID == s.ID }); i >= 0 {
+			if err := editable(slots[i]); err != nil {
+				f.mu.Unlock()
+				return rpcapi.FAPPOffer{}, err
+			}
 			slots[i] = s
 		} else {
 			slots = append(slots, s)
@@ -562,4 +566,14 @@ func (f *fappNode) detailsLocked(out *rpcapi.FAPPReservation, ref fapp.SlotRef) 
 			out.Details = &d
 		}
 	}
+}
+
+// editable refuses to replace a slot someone holds or has: the patient's
+// reservation names its time, which an edit would move from under them.
+// Answer the request first (decline or cancel), or withdraw the slot.
+func editable(s fapp.Slot) error {
+	if s.Status != fapp.SlotFrei {
+		return fmt.Errorf("%w: slot %d is %v: answer or cancel its reservation first, or withdraw it", rpcapi.ErrRefused, s.ID, s.Status)
+	}
+	return nil
 }

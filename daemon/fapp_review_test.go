@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"testing"
 	"time"
 
@@ -373,5 +374,40 @@ func TestFAPPHoldLapseNotSwallowed(t *testing.T) {
 	}
 	if r, _, err := decodeTherapistRes(v); err != nil || r.State != fapp.Abgelaufen {
 		t.Errorf("stored record of the lapsed hold: %v %v", r.State, err)
+	}
+}
+
+// TestFAPPPublishRefusesEditOfTakenSlot: fapp.publish with the ID of a
+// slot that is VERGEBEN replaced it, so any API client could move a
+// confirmed appointment from under its patient (the web page refused, the
+// API did not).
+func TestFAPPPublishRefusesEditOfTakenSlot(t *testing.T) {
+	noLeaks(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	th, stop := startClocked(t, fappConfig(t, is), clk)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	becomeTherapist(t, ctx, th, is, clk)
+	th.fapp.mu.Lock()
+	slot := th.fapp.pub.Slots()[0]
+	th.fapp.mu.Unlock()
+	ref := slot.Ref(fapp.TherapistKeyOf(th.id.Compact()))
+	pb := fapp.NewPatientBook(fapp.PatientBookConfig{})
+	r := sendRequest(t, ctx, th, pb, ref, slot.Start, clk.Now())
+	if _, err := th.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: r.Request.ID.String(), Action: rpcapi.FAPPConfirm}); err != nil {
+		t.Fatal(err)
+	}
+	moved := rpcapi.FAPPSlotOf(slot)
+	moved.Start = slot.Start.Add(24 * time.Hour)
+	if _, err := th.FAPPPublish(ctx, rpcapi.FAPPPublishParams{Slots: []rpcapi.FAPPSlot{moved}}); !errors.Is(err, rpcapi.ErrRefused) {
+		t.Errorf("editing a VERGEBEN slot: %v, want ErrRefused", err)
+	}
+	th.fapp.mu.Lock()
+	now := th.fapp.pub.Slots()[0]
+	th.fapp.mu.Unlock()
+	if !now.Start.Equal(slot.Start) {
+		t.Errorf("the confirmed slot moved from %v to %v", slot.Start, now.Start)
 	}
 }

@@ -203,7 +203,7 @@ var fieldDocs = map[string]string{
 	"FAPPRevocationParams.revocation":     "Revocation is the revocation list's text form, fapp-revocation:<base64url>, as `fapp issuer revoke` prints it.",
 	"FAPPSlot.bis":                        "Bis is the last occurrence of a weekly slot.",
 	"FAPPSlot.dauer":                      "Dauer is the duration in minutes: 25, 50 or 100.",
-	"FAPPSlot.id":                         "ID identifies the slot among the therapist's slots (1 to 65535). In fapp.publish, 0 adds a new slot (the node picks the ID) and an existing ID replaces that slot.",
+	"FAPPSlot.id":                         "ID identifies the slot among the therapist's slots (1 to 65535). In fapp.publish, 0 adds a new slot (the node picks the ID) and an existing ID replaces that slot, unless it is GEHALTEN or VERGEBEN (refused: answer or cancel its reservation first).",
 	"FAPPSlot.modalitaet":                 "Modalitaet: PRAXIS (default) or VIDEO.",
 	"FAPPSlot.plaetze":                    "Plaetze is the number of free seats of a group (1 to 14).",
 	"FAPPSlot.setting":                    "Setting: EINZEL, GRUPPE, MEHRPERSONEN (SYSTEMISCH only). Default EINZEL, GRUPPE for group Terminarten.",

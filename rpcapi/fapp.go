@@ -153,7 +153,8 @@ type FAPPProfileInfo struct {
 type FAPPSlot struct {
 	// ID identifies the slot among the therapist's slots (1 to 65535). In
 	// fapp.publish, 0 adds a new slot (the node picks the ID) and an
-	// existing ID replaces that slot.
+	// existing ID replaces that slot, unless it is GEHALTEN or VERGEBEN
+	// (refused: answer or cancel its reservation first).
 	ID uint16 `json:"id,omitempty"`
 	// Terminart: SPRECHSTUNDE, AKUTBEHANDLUNG, PROBATORIK,
 	// THERAPIEPLATZ_KZT, THERAPIEPLATZ_LZT, GRUPPE_GRUNDVERSORGUNG,
