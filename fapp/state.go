@@ -60,14 +60,3 @@ func eventOfResponse(s ReservationState) (Event, bool) {
 	}
 	return 0, false
 }
-
-// eventOfCancel maps a cancel's By to its event.
-func eventOfCancel(by ReservationState) (Event, bool) {
-	switch by {
-	case StorniertPatient:
-		return EventCancelPatient, true
-	case StorniertTherapeut:
-		return EventCancelTherapist, true
-	}
-	return 0, false
-}

@@ -172,6 +172,3 @@ func (p *PTY) Close() error {
 	<-p.done
 	return err
 }
-
-// Done is closed once the terminal is gone.
-func (p *PTY) Done() <-chan struct{} { return p.done }

@@ -147,22 +147,6 @@ func U32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 // U16 encodes a 2-byte big-endian argument (airtime locks).
 func U16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
 
-// ParseU32 decodes a 4-byte big-endian argument.
-func ParseU32(data []byte) (uint32, error) {
-	if len(data) != 4 {
-		return 0, fmt.Errorf("%w: want 4 bytes, got %d", ErrShortArg, len(data))
-	}
-	return binary.BigEndian.Uint32(data), nil
-}
-
-// ParseU16 decodes a 2-byte big-endian argument.
-func ParseU16(data []byte) (uint16, error) {
-	if len(data) != 2 {
-		return 0, fmt.Errorf("%w: want 2 bytes, got %d", ErrShortArg, len(data))
-	}
-	return binary.BigEndian.Uint16(data), nil
-}
-
 // ChannelStats is the CmdStatChTm report (ESP32 and nRF52 modems send it
 // after each transmit burst, when their queue is empty again, and about
 // every second while the radio is on; not after each received packet).
