@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"meshd.dev/meshd/daemon/store"
+	"meshd.dev/meshd/internal/version"
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/routing"
 	"meshd.dev/meshd/rpcapi"
@@ -25,9 +26,10 @@ import (
 	"meshd.dev/meshd/transports/p2p"
 )
 
-// Version is meshd's version; the build may set it with
-// -ldflags "-X meshd.dev/meshd/daemon.Version=v1.2.3".
-var Version = "devel"
+// Version is meshd's version, from the one source in internal/version
+// (a release build stamps it with
+// -ldflags "-X meshd.dev/meshd/internal/version.Version=v1.2.3").
+var Version = version.String()
 
 // maxBatch bounds how many inputs the node loop takes before it writes and
 // transmits what they caused: one synced badger write then covers many

@@ -60,6 +60,7 @@ func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer stopLoop()
 	runErr := make(chan error, 1)
 	go func() { runErr <- n.Run(loopCtx) }()
+	announceReady(log, n, srv.SocketPath(), srv.HTTPAddr())
 
 	var fatal error
 	loopEnded := false
@@ -69,6 +70,7 @@ func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
 	case fatal = <-runErr:
 		loopEnded = true
 	}
+	notify(log, "STOPPING=1")
 	budget := time.Duration(cfg.Limits.ShutdownTimeout)
 	done := make(chan error, 1)
 	go func() {

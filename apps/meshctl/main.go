@@ -61,7 +61,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "meshctl: %v\n", err)
+	fmt.Fprintf(stderr, "meshctl: %v\n", userError(err))
 	var ue usageError
 	var ne noDaemonError
 	switch {
@@ -96,6 +96,7 @@ as the daemon.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(cmdStatus(o), cmdPeers(o), cmdConnect(o), cmdRoutes(o), cmdSend(o), cmdInbox(o), cmdAck(o), cmdWatch(o), cmdChannel(o))
 	root.AddCommand(cmdLinks(o))
+	root.AddCommand(cmdWait(o), cmdVersion(o))
 	return root
 }
 
@@ -148,16 +149,13 @@ func (o *options) printJSON(v any) error {
 func (o *options) printJSONLine(v any) error { return json.NewEncoder(o.stdout).Encode(v) }
 
 func cmdStatus(o *options) *cobra.Command {
-	return &cobra.Command{
+	var wait time.Duration
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the node's address, fingerprint, peer ID, listen addresses and counts",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
-				info, err := c.Info(ctx)
-				if err != nil {
-					return err
-				}
+			return o.withReadyClient(cmd, wait, func(ctx context.Context, c *rpcapi.Client, info rpcapi.NodeInfo) error {
 				if o.json {
 					return o.printJSON(info)
 				}
@@ -176,7 +174,7 @@ func cmdStatus(o *options) *cobra.Command {
 					fmt.Fprintf(w, "tcp links on:\t%s\n", info.TCPListen)
 				}
 				fmt.Fprintf(w, "version:\t%s\n", info.Version)
-				fmt.Fprintf(w, "up since:\t%s\n", info.Started.Format(time.RFC3339))
+				fmt.Fprintf(w, "up since:\t%s\n", info.Started.Local().Format(time.RFC3339))
 				fmt.Fprintf(w, "peers:\t%d\n", info.Peers)
 				fmt.Fprintf(w, "routes:\t%d\n", info.Routes)
 				fmt.Fprintf(w, "custody:\t%d\n", info.Custody)
@@ -191,6 +189,8 @@ func cmdStatus(o *options) *cobra.Command {
 			})
 		},
 	}
+	addWaitFlag(cmd, &wait)
+	return cmd
 }
 
 func cmdPeers(o *options) *cobra.Command {

@@ -73,11 +73,13 @@ func buildMeshd() (string, error) {
 	return meshdBin, meshdErr
 }
 
-// startd NAME starts meshd with data directory $WORK/NAME on loopback with
-// mDNS and HTTP off, waits until it runs, and stops it when the script ends.
+// startd NAME [nowait] starts meshd with data directory $WORK/NAME on
+// loopback with mDNS and HTTP off, waits until it runs (unless nowait: the
+// script then waits itself, with meshctl status --wait), and stops it when
+// the script ends.
 func cmdStartd(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: startd NAME")
+	if neg || len(args) < 1 || len(args) > 2 || (len(args) == 2 && args[1] != "nowait") {
+		ts.Fatalf("usage: startd NAME [nowait]")
 	}
 	bin, err := buildMeshd()
 	if err != nil {
@@ -120,6 +122,9 @@ func cmdStartd(ts *testscript.TestScript, neg bool, args []string) {
 			<-exited
 		}
 	})
+	if len(args) == 2 {
+		return
+	}
 	select {
 	case <-running:
 	case <-exited:

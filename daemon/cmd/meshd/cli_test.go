@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"meshd.dev/meshd/internal/version"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -78,5 +80,59 @@ func TestCLIUsage(t *testing.T) {
 	code, _, errs = runCLI(t, "run", "stray")
 	if code != 2 || !strings.Contains(errs, `unexpected argument "stray"`) {
 		t.Errorf("stray argument: %d %q", code, errs)
+	}
+}
+
+func TestCLIVersionEverywhere(t *testing.T) {
+	old := version.Version
+	t.Cleanup(func() { version.Version = old })
+	version.Version = "v1.2.3-test"
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-version"}, {"-v"}} {
+		code, out, errs := runCLI(t, args...)
+		if code != 0 || out != "meshd v1.2.3-test\n" {
+			t.Errorf("meshd %v: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
+	}
+}
+
+func TestCLIHelpListsEveryCommand(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		code, out, _ := runCLI(t, args...)
+		if code != 0 {
+			t.Errorf("meshd %v: exit %d", args, code)
+		}
+		for _, want := range []string{"run ", "init ", "config ", "version ", "Exit codes:"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("meshd %v does not list %q:\n%s", args, want, out)
+			}
+		}
+	}
+	code, out, _ := runCLI(t, "run", "--help")
+	if code != 0 || !strings.Contains(out, "--data-dir string") || !strings.Contains(out, "--no-mdns") || strings.Contains(out, "  -data-dir") {
+		t.Errorf("meshd run --help: exit %d, want every flag in --flag style:\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "config", "show", "-h")
+	if code != 0 || !strings.Contains(out, "meshd config show [flags]") {
+		t.Errorf("meshd config show -h: exit %d:\n%s", code, out)
+	}
+}
+
+// Flags without a command still mean run, and the flag package's one-dash
+// spelling keeps working for scripts written against older meshd.
+func TestCLIOldInvocationsStillWork(t *testing.T) {
+	t.Setenv("MESHD_DATA_DIR", "")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte("relay = \"maybe\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--data-dir", dir}, {"-data-dir", dir}, {"-data-dir=" + dir}} {
+		code, _, errs := runCLI(t, args...)
+		if code != 1 || !strings.Contains(errs, "line 1") {
+			t.Errorf("meshd %v: exit %d, stderr %q (want it to run and reject the config)", args, code, errs)
+		}
+	}
+	code, out, errs := runCLI(t, "config", "show", "-data-dir", t.TempDir(), "-api=off")
+	if code != 0 || !strings.Contains(out, "api = ''") {
+		t.Errorf("config show with one-dash flags: exit %d, %q %q", code, out, errs)
 	}
 }
