@@ -246,10 +246,14 @@ func (n *Node) Ack(ctx context.Context, seqs []uint64) (rpcapi.AckResult, error)
 	if len(seqs) > 10000 {
 		return rpcapi.AckResult{}, fmt.Errorf("%w: %d sequence numbers in one call; at most 10000", rpcapi.ErrInvalidParams, len(seqs))
 	}
+	unknown, err := n.unknownInbox(seqs)
+	if err != nil {
+		return rpcapi.AckResult{}, err
+	}
 	if err := n.st.Ack(seqs...); err != nil {
 		return rpcapi.AckResult{}, err
 	}
-	return rpcapi.AckResult{Remaining: n.st.InboxLen()}, nil
+	return rpcapi.AckResult{Remaining: n.st.InboxLen(), Unknown: unknown}, nil
 }
 
 // StoreStats implements rpcapi.Node.

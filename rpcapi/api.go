@@ -281,6 +281,9 @@ type Message struct {
 type AckResult struct {
 	// Remaining is the number of messages still in the inbox.
 	Remaining int `json:"remaining"`
+	// Unknown lists the sequence numbers that were not in the inbox
+	// (already acknowledged, or never given out); the others were removed.
+	Unknown []uint64 `json:"unknown,omitempty"`
 }
 
 // AckParams are msg.ack's parameters.

@@ -57,6 +57,7 @@ var typeDocs = map[string]string{
 var fieldDocs = map[string]string{
 	"AckParams.seqs":                      "Seqs are the inbox sequence numbers to remove.",
 	"AckResult.remaining":                 "Remaining is the number of messages still in the inbox.",
+	"AckResult.unknown":                   "Unknown lists the sequence numbers that were not in the inbox (already acknowledged, or never given out); the others were removed.",
 	"Channel.id":                          "ID is the channel's public 4-byte ID in hex.",
 	"Channel.joined":                      "Joined is when this node joined (or created) the channel.",
 	"Channel.name":                        "Name is the channel's local name.",

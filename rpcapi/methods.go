@@ -180,7 +180,7 @@ var methodsBase = []MethodSpec{
 			return page, err
 		}),
 	define(MethodMsgAck, "Acknowledge (remove) inbox messages.",
-		"Unknown sequence numbers are ignored, so acknowledging twice is harmless.",
+		"Unknown sequence numbers are no error, so acknowledging twice is harmless; the result lists them in unknown.",
 		errsParams,
 		func(ctx context.Context, env *callEnv, p *AckParams) (AckResult, error) {
 			if p.Seqs == nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -148,7 +147,7 @@ func cmdChannelList(o *options) *cobra.Command {
 				w := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "ID\tNAME\tJOINED")
 				for _, ch := range list {
-					fmt.Fprintf(w, "%s\t%s\t%s\n", ch.ID, ch.Name, ch.Joined.Local().Format(time.RFC3339))
+					fmt.Fprintf(w, "%s\t%s\t%s\n", ch.ID, ch.Name, stamp(ch.Joined))
 				}
 				return w.Flush()
 			})
@@ -239,7 +238,7 @@ func printChannelMessage(w io.Writer, m *rpcapi.ChannelMessage) {
 	case m.Signed:
 		from = m.From
 	}
-	fmt.Fprintf(w, "#%d %s [%s] %s: %s\n", m.Seq, m.Received.Local().Format("2006-01-02 15:04:05"), m.ChannelName, from, body)
+	fmt.Fprintf(w, "#%d %s [%s] %s: %s\n", m.Seq, stamp(m.Received), m.ChannelName, from, body)
 }
 
 func cmdChannelWatch(o *options) *cobra.Command {

@@ -174,7 +174,7 @@ func cmdStatus(o *options) *cobra.Command {
 					fmt.Fprintf(w, "tcp links on:\t%s\n", info.TCPListen)
 				}
 				fmt.Fprintf(w, "version:\t%s\n", info.Version)
-				fmt.Fprintf(w, "up since:\t%s\n", info.Started.Local().Format(time.RFC3339))
+				fmt.Fprintf(w, "up since:\t%s\n", stamp(info.Started))
 				fmt.Fprintf(w, "peers:\t%d\n", info.Peers)
 				fmt.Fprintf(w, "routes:\t%d\n", info.Routes)
 				fmt.Fprintf(w, "custody:\t%d\n", info.Custody)
@@ -272,7 +272,7 @@ func cmdRoutes(o *options) *cobra.Command {
 				w := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "DESTINATION\tNEXT HOP\tLINK\tHOPS\tMETRIC\tSOURCE\tEXPIRES")
 				for _, r := range routes {
-					fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.Dest, r.NextHop, r.Link, r.Hops, r.Metric, r.Source, r.Expires.Format(time.RFC3339))
+					fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.Dest, r.NextHop, r.Link, r.Hops, r.Metric, r.Source, stamp(r.Expires))
 				}
 				return w.Flush()
 			})
@@ -286,11 +286,20 @@ func cmdSend(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "send ADDRESS [TEXT]",
 		Short: "Send a message; without TEXT (or with -) it is read from standard input",
-		Args:  usageArgs(cobra.RangeArgs(1, 2)),
+		Long: `send hands a message for ADDRESS (32 hex characters) to meshd, which routes
+it, or keeps it in custody until a route appears or its lifetime ends.
+
+Without TEXT, or with -, the message is read from standard input (at most
+64 KiB): UTF-8 text is sent as text with one trailing newline removed (what
+echo and a heredoc add), anything else as binary data, unchanged.`,
+		Example: `  meshctl send 0123456789abcdef0123456789abcdef "hello"
+  echo "hello" | meshctl send 0123456789abcdef0123456789abcdef
+  meshctl send --ttl 24h --sealed-sender 0123456789abcdef0123456789abcdef - < note.txt`,
+		Args: usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := rpcapi.SendParams{To: args[0], TTL: int64(ttl / time.Second), SealedSender: sealed}
-			if ttl < 0 || (ttl > 0 && ttl < time.Second) {
-				return usageError{fmt.Errorf("--ttl %v: want at least 1s", ttl)}
+			if err := checkTTL(ttl); err != nil {
+				return err
 			}
 			if len(args) == 2 && args[1] != "-" {
 				p.Text = args[1]
@@ -302,7 +311,10 @@ func cmdSend(o *options) *cobra.Command {
 				if len(b) > 64<<10 {
 					return usageError{errors.New("message on standard input is larger than 64 KiB")}
 				}
-				p.Payload = b
+				p.Text, p.Payload = stdinMessage(b)
+			}
+			if p.Text == "" && len(p.Payload) == 0 {
+				return usageError{errors.New("the message is empty")}
 			}
 			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
 				res, err := c.Send(ctx, p)
@@ -314,13 +326,13 @@ func cmdSend(o *options) *cobra.Command {
 				}
 				fmt.Fprintf(o.stdout, "%s %s\n", res.ID, res.Status)
 				if res.Status == "custody" || res.Status == "awaiting-key" {
-					fmt.Fprintf(o.stdout, "  %s (until %s)\n", res.Detail, res.Expires.Local().Format(time.RFC3339))
+					fmt.Fprintf(o.stdout, "  %s (until %s)\n", res.Detail, stamp(res.Expires))
 				}
 				return nil
 			})
 		},
 	}
-	cmd.Flags().DurationVar(&ttl, "ttl", 0, "message lifetime, e.g. 24h (default: the daemon's)")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "message lifetime, 1s to 720h, e.g. 24h (default: the daemon's)")
 	cmd.Flags().BoolVar(&sealed, "sealed-sender", false, "hide the sender from every node but the recipient")
 	return cmd
 }
@@ -334,6 +346,9 @@ func cmdInbox(o *options) *cobra.Command {
 		Short: "List received messages (and with --ack remove them)",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 1 || limit > maxInboxLimit {
+				return usageError{fmt.Errorf("--limit %d: want 1 to %d", limit, maxInboxLimit)}
+			}
 			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
 				page, err := c.Inbox(ctx, rpcapi.InboxParams{After: after, Limit: limit})
 				if err != nil {
@@ -378,7 +393,7 @@ func printMessage(w io.Writer, m *rpcapi.Message) {
 	if m.Text == "" && len(m.Payload) > 0 {
 		body = fmt.Sprintf("(%d bytes of binary data; use --json)", len(m.Payload))
 	}
-	fmt.Fprintf(w, "#%d %s from %s: %s\n", m.Seq, m.Received.Local().Format("2006-01-02 15:04:05"), m.From, body)
+	fmt.Fprintf(w, "#%d %s from %s: %s\n", m.Seq, stamp(m.Received), m.From, body)
 }
 
 func cmdAck(o *options) *cobra.Command {
@@ -401,10 +416,13 @@ func cmdAck(o *options) *cobra.Command {
 					return err
 				}
 				if o.json {
-					return o.printJSON(res)
+					if err := o.printJSON(res); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintf(o.stdout, "%d messages left in the inbox\n", res.Remaining)
 				}
-				fmt.Fprintf(o.stdout, "%d messages left in the inbox\n", res.Remaining)
-				return nil
+				return unknownSeqs(res.Unknown)
 			})
 		},
 	}
