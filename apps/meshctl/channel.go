@@ -160,6 +160,9 @@ func cmdChannelSend(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "send CHANNEL [TEXT]",
 		Short: "Publish a message on a channel; without TEXT (or with -) it is read from standard input",
+		Long: `send publishes TEXT on a joined channel. Without TEXT, or with -, the message
+is read from standard input: UTF-8 text is sent as text with one trailing
+newline removed, anything else as binary data, unchanged.`,
 		Args:  usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := rpcapi.ChannelPublishParams{Channel: args[0], Signed: signed}
@@ -173,7 +176,7 @@ func cmdChannelSend(o *options) *cobra.Command {
 				if len(b) > rpcapi.MaxChannelBody {
 					return usageError{fmt.Errorf("message on standard input is larger than %d bytes", rpcapi.MaxChannelBody)}
 				}
-				p.Payload = b
+				p.Text, p.Payload = stdinMessage(b)
 			}
 			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
 				res, err := c.ChannelPublish(ctx, p)

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/rpcapi"
@@ -70,4 +73,25 @@ func TestUserError(t *testing.T) {
 	if got := userError(fmt.Errorf("wrapped: %w", wire)).Error(); got != "limit 5000 is above the maximum 1000" {
 		t.Errorf("userError(%v) = %q", wire, got)
 	}
+}
+
+// TestEveryCommandHasExamples: every command's help shows how to use it, and
+// the root's help has the exit codes.
+func TestEveryCommandHasExamples(t *testing.T) {
+	root := newRoot(&options{})
+	if !strings.Contains(root.Long, "Exit codes:") {
+		t.Error("meshctl --help does not document the exit codes")
+	}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		// cobra's completion scripts explain their use in their own help.
+		generated := c.Name() == "help" || c.HasParent() && c.Parent().Name() == "completion"
+		if !generated && !c.Hidden && strings.TrimSpace(c.Example) == "" {
+			t.Errorf("%q has no examples in its help (add them to the command or to examples.go)", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 }

@@ -97,6 +97,7 @@ as the daemon.`,
 	root.AddCommand(cmdStatus(o), cmdPeers(o), cmdConnect(o), cmdRoutes(o), cmdSend(o), cmdInbox(o), cmdAck(o), cmdWatch(o), cmdChannel(o))
 	root.AddCommand(cmdLinks(o))
 	root.AddCommand(cmdWait(o), cmdVersion(o))
+	addHelp(root)
 	return root
 }
 
