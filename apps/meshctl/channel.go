@@ -163,7 +163,7 @@ func cmdChannelSend(o *options) *cobra.Command {
 		Long: `send publishes TEXT on a joined channel. Without TEXT, or with -, the message
 is read from standard input: UTF-8 text is sent as text with one trailing
 newline removed, anything else as binary data, unchanged.`,
-		Args:  usageArgs(cobra.RangeArgs(1, 2)),
+		Args: usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := rpcapi.ChannelPublishParams{Channel: args[0], Signed: signed}
 			if len(args) == 2 && args[1] != "-" {
