@@ -99,7 +99,10 @@ type NodeInfo struct {
 	// ListenAddrs are the multiaddrs the host listens on, each ending in
 	// /p2p/<peer ID> so they can be passed to node.connect as they are.
 	ListenAddrs []string `json:"listen_addrs"`
-	Version     string   `json:"version"`
+	// Version is meshd's version, as meshd --version prints it: the release
+	// tag a build was stamped with, else the module version, else
+	// devel+<commit>.
+	Version string `json:"version"`
 	// Started is when the daemon started.
 	Started time.Time `json:"started"`
 	Peers   int       `json:"peers"`

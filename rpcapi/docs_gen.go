@@ -247,6 +247,7 @@ var fieldDocs = map[string]string{
 	"NodeInfo.reachability":               "Reachability is libp2p AutoNAT's verdict: \"unknown\", \"public\" or \"private\".",
 	"NodeInfo.started":                    "Started is when the daemon started.",
 	"NodeInfo.tcp_listen":                 "TCPListen is the host:port plain TCP links are accepted on, if any.",
+	"NodeInfo.version":                    "Version is meshd's version, as meshd --version prints it: the release tag a build was stamped with, else the module version, else devel+<commit>.",
 	"Peer.address":                        "Address is the peer's mesh address once the meshd link handshake finished; empty for peers that do not speak meshd.",
 	"Peer.direction":                      "Direction is \"inbound\" or \"outbound\".",
 	"Peer.kind":                           "Kind is the link kind of a link that is not libp2p (\"tcp\", \"lora\"); empty for libp2p peers. Such links have no peer ID; Addrs holds the link's name (the remote TCP address, the modem).",
