@@ -108,7 +108,7 @@ func TestCLIHelpListsEveryCommand(t *testing.T) {
 		}
 	}
 	code, out, _ := runCLI(t, "run", "--help")
-	if code != 0 || !strings.Contains(out, "--data-dir string") || !strings.Contains(out, "--no-mdns") || strings.Contains(out, "  -data-dir") {
+	if code != 0 || !strings.Contains(out, "--data-dir string") || !strings.Contains(out, "--listen strings") || !strings.Contains(out, "--no-mdns") || strings.Contains(out, "  -data-dir") {
 		t.Errorf("meshd run --help: exit %d, want every flag in --flag style:\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, "config", "show", "-h")

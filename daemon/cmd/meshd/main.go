@@ -24,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"meshd.dev/meshd/daemon"
 	"meshd.dev/meshd/internal/version"
@@ -134,8 +135,24 @@ func flagCommand(use, short, example string, do func(cfg daemon.Config, path str
 		},
 	}
 	cmd.Flags().AddGoFlagSet(gofs)
+	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
+		// The help names a flag's type by its Go type; "multiFlag" means
+		// nothing to an operator.
+		if fl.Value.Type() == "multiFlag" {
+			fl.Value = shownAs{fl.Value, "strings"}
+		}
+	})
 	return cmd
 }
+
+// shownAs renames a flag value's type in the help. cobra only shows these
+// flags: the standard flag package parses them (into the same values).
+type shownAs struct {
+	flag.Value
+	typ string
+}
+
+func (v shownAs) Type() string { return v.typ }
 
 func cmdVersion(stdout io.Writer) *cobra.Command {
 	return &cobra.Command{
