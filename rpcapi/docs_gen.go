@@ -5,6 +5,8 @@ package rpcapi
 var typeDocs = map[string]string{
 	"AckParams":              "AckParams are msg.ack's parameters.",
 	"AckResult":              "AckResult is msg.ack's result.",
+	"BackupParams":           "BackupParams are store.backup's parameters.",
+	"BackupResult":           "BackupResult is store.backup's result.",
 	"Channel":                "Channel is a joined broadcast channel.",
 	"ChannelCreateParams":    "ChannelCreateParams are channel.create's parameters.",
 	"ChannelHistoryPage":     "ChannelHistoryPage is channel.history's result.",
@@ -57,6 +59,10 @@ var typeDocs = map[string]string{
 var fieldDocs = map[string]string{
 	"AckParams.seqs":                      "Seqs are the inbox sequence numbers to remove.",
 	"AckResult.remaining":                 "Remaining is the number of messages still in the inbox.",
+	"BackupParams.path":                   "Path is the absolute path of the backup file the daemon creates. It must not exist; its directory must.",
+	"BackupResult.address":                "Address is the mesh address of the node the backup belongs to.",
+	"BackupResult.bytes":                  "Bytes is its size.",
+	"BackupResult.path":                   "Path is the file written.",
 	"Channel.id":                          "ID is the channel's public 4-byte ID in hex.",
 	"Channel.joined":                      "Joined is when this node joined (or created) the channel.",
 	"Channel.name":                        "Name is the channel's local name.",

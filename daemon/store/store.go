@@ -95,6 +95,10 @@ type config struct {
 	// committed; an error aborts the batch (tests simulate failures with
 	// it).
 	beforeCommit func() error
+	// minFree and freeSpace: the free-space reserve and its probe (see
+	// WithMinFree, upkeep.go).
+	minFree   int64
+	freeSpace func(dir string) (uint64, error)
 }
 
 // Option configures Open.
@@ -120,6 +124,7 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 type Store struct {
 	db  *badger.DB
 	cfg config
+	dir string
 
 	mu      sync.Mutex // serializes writers; guards the fields below
 	nextSeq uint64     // next inbox sequence number
@@ -183,6 +188,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
+	if c.freeSpace == nil {
+		c.freeSpace = freeSpaceOS
+	}
 	if err := MkdirDurable(dir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -194,7 +202,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, cfg: c, histN: map[protocol.ChannelID]int{}}
+	s := &Store{db: db, cfg: c, dir: dir, histN: map[protocol.ChannelID]int{}}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err

@@ -1,0 +1,54 @@
+package store
+
+import (
+	"errors"
+	"testing"
+
+	"meshd.dev/meshd/routing"
+)
+
+// GC reports the store's size around it, finds nothing to rewrite in a
+// store whose values all live in the LSM tree, and refuses a closed store.
+func TestGC(t *testing.T) {
+	s := openT(t, t.TempDir())
+	var rd routing.Ready
+	for i := range 500 {
+		rd.Persist = append(rd.Persist, routing.Record{Key: benchKeys(500)[i], Value: benchValue()})
+	}
+	if _, err := s.Apply(&rd); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.GC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Before <= 0 || res.After <= 0 || res.Rewrites != 0 {
+		t.Errorf("GC: %+v", res)
+	}
+	s.Close()
+	if _, err := s.GC(); !errors.Is(err, ErrClosed) {
+		t.Errorf("GC on a closed store: %v", err)
+	}
+}
+
+// CheckSpace refuses below the reserve, with the figures, and not at or
+// above it; without a reserve it never asks.
+func TestCheckSpace(t *testing.T) {
+	free := uint64(100)
+	probe := withFreeSpace(func(string) (uint64, error) { return free, nil })
+	s := openT(t, t.TempDir(), WithMinFree(100), probe)
+	if err := s.CheckSpace(); err != nil {
+		t.Errorf("100 bytes free, reserve 100: %v", err)
+	}
+	free = 99
+	if err := s.CheckSpace(); !errors.Is(err, ErrDiskFull) {
+		t.Errorf("99 bytes free, reserve 100: %v", err)
+	}
+	broken := withFreeSpace(func(string) (uint64, error) { return 0, errors.New("no statfs") })
+	if err := openT(t, t.TempDir(), WithMinFree(100), broken).CheckSpace(); err == nil || errors.Is(err, ErrDiskFull) {
+		t.Errorf("failing probe: %v, want an error that is not ErrDiskFull", err)
+	}
+	if err := openT(t, t.TempDir(), broken).CheckSpace(); err != nil {
+		t.Errorf("no reserve: %v", err)
+	}
+}
