@@ -60,3 +60,9 @@ func storeMethods() []MethodSpec {
 			}),
 	}
 }
+
+// Backup calls store.backup.
+func (c *Client) Backup(ctx context.Context, p BackupParams) (BackupResult, error) {
+	var v BackupResult
+	return v, c.Call(ctx, MethodStoreBackup, p, &v)
+}

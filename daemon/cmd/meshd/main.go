@@ -6,6 +6,8 @@
 //	meshd init [flags]      write a commented config file into the data directory
 //	meshd config show       print the effective configuration
 //	meshd version           print the version
+//	meshd backup FILE       write a backup of the node into FILE
+//	meshd restore FILE      restore a backup into an empty data directory
 //
 // Run `meshd run -h` for the flags; docs/operations.md describes every
 // setting.
@@ -37,6 +39,8 @@ commands:
   init          write a commented config file into the data directory
   config show   print the effective configuration (file, environment, flags)
   version       print the version
+  backup FILE   write a backup of the node (online through its API) into FILE
+  restore FILE  restore a backup into a data directory without a database
 
 Run "meshd run -h" for the flags.
 `
@@ -45,6 +49,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "run"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	if f := backupCommands[cmd]; f != nil {
+		return f(args, stdout, stderr)
 	}
 	switch cmd {
 	case "run":
