@@ -153,8 +153,8 @@ var methodsBase = []MethodSpec{
 			return routes, err
 		}),
 	define(MethodMsgSend, "Send a message to a mesh address.",
-		"Exactly one of `text` and `payload` is set. The call returns once the message is durably in custody; `status` says whether it was routed at once or is waiting for a route or key.",
-		errsRefused,
+		"Exactly one of `text` and `payload` is set. The call returns once the message is durably in custody; `status` says whether it was routed at once or is waiting for a route or key. While the node's disk is below its free-space reserve the call fails with -32010 (disk full) and takes nothing.",
+		append(slices.Clip(errsRefused), CodeDiskFull),
 		func(ctx context.Context, env *callEnv, p *SendParams) (SendResult, error) {
 			if err := checkSend(p); err != nil {
 				return SendResult{}, err

@@ -154,8 +154,9 @@ type Store struct {
 //     1 GiB mappings do not fit well in a 32-bit address space.
 //   - ValueThreshold stays at badger's maximum (1 MiB, capped by the batch
 //     size): every value (custody records are ~1.4 KB) lives in the LSM
-//     tree, so space released by deletes is reclaimed by compaction and no
-//     value log garbage collection is needed.
+//     tree, so space released by deletes is reclaimed by compaction; the
+//     value log GC the daemon runs on a schedule (GC, upkeep.go) mostly
+//     finds nothing to rewrite.
 //   - NumCompactors 2, NumGoroutines 2 (defaults 4 and 8): a Pi has four
 //     small cores and the write rate is modest.
 //   - DetectConflicts off: the store serializes its writers itself.
