@@ -19,6 +19,8 @@ var ErrNotEmpty = errors.New("store: directory is not empty")
 // version of every live key at one read timestamp; deleted and expired
 // keys are left out). Load reads it back.
 func (s *Store) Backup(w io.Writer) error {
+	s.long.RLock()
+	defer s.long.RUnlock()
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()

@@ -125,6 +125,10 @@ type Store struct {
 	db  *badger.DB
 	cfg config
 	dir string
+	// long is held (read) by the long readers that run beside the writers
+	// (Backup, GC); Close takes it to wait for them, so badger is never
+	// closed under them.
+	long sync.RWMutex
 
 	mu      sync.Mutex // serializes writers; guards the fields below
 	nextSeq uint64     // next inbox sequence number
@@ -304,6 +308,8 @@ func getValue(txn *badger.Txn, key string) ([]byte, error) {
 
 // Close closes the database. It is safe to call more than once.
 func (s *Store) Close() error {
+	s.long.Lock()
+	defer s.long.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -42,6 +42,8 @@ func (r GCResult) Reclaimed() int64 { return max(r.Before-r.After, 0) }
 // log holds only values above the threshold, so most runs find nothing,
 // which costs one sampled read.
 func (s *Store) GC() (GCResult, error) {
+	s.long.RLock()
+	defer s.long.RUnlock()
 	var r GCResult
 	var err error
 	if r.Before, err = s.DiskUsage(); err != nil {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"io"
 	"testing"
 
 	"meshd.dev/meshd/routing"
@@ -51,4 +52,46 @@ func TestCheckSpace(t *testing.T) {
 	if err := openT(t, t.TempDir(), broken).CheckSpace(); err != nil {
 		t.Errorf("no reserve: %v", err)
 	}
+}
+
+// Close waits for a backup in flight instead of closing badger under it.
+func TestCloseWaitsForBackup(t *testing.T) {
+	s, err := Open(t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- s.Backup(blockingWriter{started, release}) }()
+	<-started
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a backup was writing", err)
+	default:
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Errorf("backup: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if err := s.Backup(io.Discard); !errors.Is(err, ErrClosed) {
+		t.Errorf("backup after close: %v", err)
+	}
+}
+
+// blockingWriter signals its first write and holds it until released.
+type blockingWriter struct{ started, release chan struct{} }
+
+func (w blockingWriter) Write(p []byte) (int, error) {
+	select {
+	case <-w.started:
+	default:
+		close(w.started)
+	}
+	<-w.release
+	return len(p), nil
 }
