@@ -3,12 +3,14 @@ package daemon
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"meshd.dev/meshd/daemon/store"
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/rpcapi"
 )
@@ -127,23 +129,39 @@ func TestDiskFullRefusesNewCustody(t *testing.T) {
 
 // TestDiskLowDropsIncomingEnvelopes: while the disk is below the reserve,
 // frames that would put a message into custody are dropped before the
-// engine sees them; receipts and routing frames still pass.
+// engine sees them; receipts and routing frames still pass. The frame path
+// notices a full disk by itself, rechecking at most once a second.
 func TestDiskLowDropsIncomingEnvelopes(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	n := &Node{now: func() time.Time { return now }, lastDiskCheck: now}
-	env := []byte{byte(protocol.KindEnvelope), 1, 2}
-	receipt := []byte{byte(protocol.KindReceipt), 1, 2}
-	if n.refuseFrame(env) {
-		t.Fatal("envelope dropped with disk space")
+	// A reserve no disk has: every check finds the disk full.
+	st, err := store.Open(t.TempDir(), store.WithLogger(slog.New(slog.DiscardHandler)), store.WithMinFree(1<<62))
+	if err != nil {
+		t.Fatal(err)
 	}
-	n.upkeepStats.diskLow.Store(true)
-	if !n.refuseFrame(env) || !n.refuseFrame([]byte{byte(protocol.KindHop)}) || !n.refuseFrame([]byte{byte(protocol.KindCustodyOffer)}) {
+	defer st.Close()
+	n := &Node{st: st, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+	env := []byte{byte(protocol.KindEnvelope), 1, 2}
+	if !n.refuseFrame(env) {
+		t.Fatal("an envelope passed: the first one did not check the disk")
+	}
+	if !n.refuseFrame([]byte{byte(protocol.KindHop)}) || !n.refuseFrame([]byte{byte(protocol.KindCustodyOffer)}) {
 		t.Error("a custody-carrying frame passed while the disk is low")
 	}
+	receipt := []byte{byte(protocol.KindReceipt), 1, 2}
 	if n.refuseFrame(receipt) || n.refuseFrame([]byte{byte(protocol.KindAdvert)}) || n.refuseFrame(nil) {
 		t.Error("a receipt, an advert or an empty frame was dropped")
 	}
 	if got := n.upkeepStats.refused.Load(); got != 3 {
 		t.Errorf("refused %d, want 3", got)
+	}
+	// Space returns (the flag as a send would find it): within the second
+	// the flag holds, after it the next frame rechecks.
+	n.upkeepStats.diskLow.Store(false)
+	if n.refuseFrame(env) {
+		t.Error("dropped within the second although the last check found space")
+	}
+	now = now.Add(time.Second)
+	if !n.refuseFrame(env) {
+		t.Error("a second later the frame path did not recheck the disk")
 	}
 }

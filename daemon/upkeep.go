@@ -93,13 +93,11 @@ func (n *Node) refuseSend() error {
 // disk is below its reserve: frames that can put a message into custody
 // (envelopes, and the wrappers and fragments that carry them). Receipts,
 // acks and routing frames still pass: they free space or cost none. The
-// sender keeps custody of what was dropped and retries. The flag is the
-// last check's (a send or the upkeep tick, and the first drop rechecks
-// every second), so a flood of frames costs no statfs each.
+// sender keeps custody of what was dropped and retries. Such frames
+// recheck the free space at most once a second (a node filled by its
+// neighbours alone notices within a second, and a flood costs one statfs
+// a second, not one a frame). Loop only.
 func (n *Node) refuseFrame(frame []byte) bool {
-	if !n.upkeepStats.diskLow.Load() {
-		return false
-	}
 	k, err := protocol.PeekKind(frame)
 	if err != nil {
 		return false // the engine refuses it with the reason
@@ -110,11 +108,12 @@ func (n *Node) refuseFrame(frame []byte) bool {
 	default:
 		return false
 	}
-	if now := n.now(); now.Sub(n.lastDiskCheck) >= time.Second {
+	if now := n.now(); now.Sub(n.lastDiskCheck) >= time.Second || now.Before(n.lastDiskCheck) {
 		n.lastDiskCheck = now
-		if n.checkDisk() == nil {
-			return false
-		}
+		n.checkDisk()
+	}
+	if !n.upkeepStats.diskLow.Load() {
+		return false
 	}
 	n.upkeepStats.refused.Add(1)
 	return true
