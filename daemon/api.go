@@ -130,6 +130,9 @@ func (n *Node) Send(ctx context.Context, p rpcapi.SendParams) (rpcapi.SendResult
 	if p.TTL < 0 || p.TTL > int64(protocol.MaxLifetime/time.Second) {
 		return rpcapi.SendResult{}, fmt.Errorf("%w: ttl %d: want 0 (the default) to %d seconds", rpcapi.ErrInvalidParams, p.TTL, int64(protocol.MaxLifetime/time.Second))
 	}
+	if err := n.refuseSend(); err != nil {
+		return rpcapi.SendResult{}, err
+	}
 	w := make(chan sendOutcome, 1)
 	if err := n.call(ctx, func() {
 		n.nextRef++

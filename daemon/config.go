@@ -83,6 +83,8 @@ type Config struct {
 	FAPP FAPPConfig `toml:"fapp"`
 	// TCP configures plain TCP links.
 	TCP TCPConfig `toml:"tcp"`
+	// Store configures the database's upkeep (upkeep.go).
+	Store StoreConfig `toml:"store"`
 	// LoRa are the RNode-compatible LoRa modems, one [[lora]] section each
 	// (see lora.go).
 	LoRa []LoRaConfig `toml:"lora,omitempty"`
@@ -157,6 +159,28 @@ type LimitsConfig struct {
 	MemoryLimit int64 `toml:"memory_limit"`
 }
 
+// StoreConfig configures the upkeep of the message store.
+type StoreConfig struct {
+	// GCInterval is how often the node runs badger's value log garbage
+	// collection and checks the free disk space.
+	GCInterval Duration `toml:"gc_interval"`
+	// MinFree is the free disk space (bytes) below which the node takes
+	// no new custody: msg.send fails with CodeDiskFull and envelopes from
+	// neighbours are dropped (their senders keep them and retry). What
+	// the store holds can still be delivered, acknowledged and expired.
+	MinFree int64 `toml:"min_free"`
+}
+
+// Store upkeep defaults and bounds.
+const (
+	DefaultGCInterval = 10 * time.Minute
+	DefaultMinFree    = 64 << 20
+	// minMinFree is the smallest reserve: one memtable file (16 MiB:
+	// badger writes it through a mapping, and a write the full disk cannot
+	// back kills the process with SIGBUS) and the flush of one to a table.
+	minMinFree = 32 << 20
+)
+
 // RoutingConfig tunes the routing engine (zero means the engine's default).
 type RoutingConfig struct {
 	AnnounceInterval Duration `toml:"announce_interval"`
@@ -184,6 +208,7 @@ func DefaultConfig() Config {
 		Limits:    LimitsConfig{ConnLow: 64, ConnHigh: 128, ShutdownTimeout: Duration(10 * time.Second)},
 		Routing:   RoutingConfig{AnnounceInterval: Duration(30 * time.Minute), MessageTTL: Duration(7 * 24 * time.Hour), CustodyMaxBytes: 64 << 20},
 		Channels:  ChannelsConfig{HistorySize: DefaultChannelHistory},
+		Store:     StoreConfig{GCInterval: Duration(DefaultGCInterval), MinFree: DefaultMinFree},
 		FAPP:      FAPPConfig{Regions: []string{}, TrustedIssuers: []string{}, Epoch: Duration(DefaultFAPPEpoch)},
 		TCP:       TCPConfig{Peers: []string{}},
 	}
@@ -258,6 +283,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MemoryLimit != 0 && c.Limits.MemoryLimit < 32<<20 {
 		return bad("limits.memory_limit", "%d is below 32 MiB (0 means automatic)", c.Limits.MemoryLimit)
+	}
+	if c.Store.GCInterval < Duration(time.Minute) {
+		return bad("store.gc_interval", "%v is below one minute", time.Duration(c.Store.GCInterval))
+	}
+	if c.Store.MinFree < minMinFree {
+		return bad("store.min_free", "%d is below %d bytes (32 MiB): badger needs that much to finish what it holds", c.Store.MinFree, minMinFree)
 	}
 	if c.Routing.AnnounceInterval < Duration(time.Minute) {
 		return bad("routing.announce_interval", "%v is below one minute", time.Duration(c.Routing.AnnounceInterval))

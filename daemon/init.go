@@ -103,10 +103,19 @@ dht_mode = %q
   # Keep links to these: "HOST:PORT", or "ADDRESS@HOST:PORT" to accept only
   # the node with that mesh address there.
   peers = []
+
+[store]
+  # How often badger's value log is garbage-collected and the free disk
+  # space checked.
+  gc_interval = %s
+  # Free disk space (bytes) below which the node takes no new custody:
+  # msg.send fails with code -32010, envelopes from neighbours are dropped
+  # until space returns (at least 32 MiB).
+  min_free = %d
 `, d.DataDir, q(d.Listen), d.API, d.MDNS, d.Relay, d.DHTMode, d.Log.Level, d.Log.Format,
 		d.Limits.ConnLow, d.Limits.ConnHigh, dur(d.Limits.ShutdownTimeout), d.Limits.MemoryLimit,
 		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes, d.Channels.HistorySize,
-		d.FAPP.Relay, dur(d.FAPP.Epoch))
+		d.FAPP.Relay, dur(d.FAPP.Epoch), dur(d.Store.GCInterval), d.Store.MinFree)
 }
 
 // ErrExists is returned by Init when the configuration file exists.

@@ -187,6 +187,9 @@ func (n *Node) onLinkEvent(ev linkEvent) {
 	case ev.txDone > 0:
 		n.step(routing.TxDone{Link: l.id, Frames: ev.txDone})
 	default:
+		if n.refuseFrame(ev.frame.Data) {
+			return
+		}
 		in := routing.FrameReceived{Link: l.id, Frame: ev.frame.Data}
 		if ev.frame.Radio != nil {
 			in.SNR, in.HasSNR = ev.frame.Radio.SNR, true

@@ -181,6 +181,9 @@ func startMetrics(n *Node, addr string, log *slog.Logger) (*metricsServer, error
 	if err := reg.Register(newLoRaCollector(n)); err != nil {
 		return nil, err
 	}
+	if err := reg.Register(upkeepCollector{n}); err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{reg, prometheus.DefaultGatherer},
 		promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), ErrorHandling: promhttp.ContinueOnError}))

@@ -93,6 +93,10 @@ type Node struct {
 	// Read by API goroutines.
 	snap atomic.Pointer[snapshot]
 	hub  hub
+
+	// Store upkeep (upkeep.go); lastDiskCheck is the loop's.
+	upkeepStats   upkeepStats
+	lastDiskCheck time.Time
 }
 
 type link struct {
@@ -166,7 +170,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	}
 	// The store's lock comes first: a second meshd on the same data
 	// directory stops here, before it touches anything.
-	st, err := store.Open(filepath.Join(cfg.DataDir, "db"), store.WithLogger(log), store.WithClock(now))
+	st, err := store.Open(filepath.Join(cfg.DataDir, "db"), store.WithLogger(log), store.WithClock(now), store.WithMinFree(cfg.Store.MinFree))
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +303,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.bg.Go(n.runPublisher)
 	n.bg.Go(n.fapp.runTicker)
+	n.bg.Go(n.runUpkeep)
 	for _, t := range n.transports {
 		n.bg.Go(func() { n.runTransport(t) })
 	}
@@ -548,6 +553,9 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 		}
 		l.framesIn.Add(1)
 		l.bytesIn.Add(uint64(len(ev.Data)))
+		if n.refuseFrame(ev.Data) {
+			return
+		}
 		if err := n.eng.Step(now, routing.FrameReceived{Link: l.id, Frame: ev.Data}); err != nil {
 			n.log.Debug("frame refused", "peer", ev.Peer, "err", err)
 		}

@@ -276,6 +276,7 @@ func fieldIndex(typeName, jsonField string) int {
 		reflect.TypeFor[FAPPCredentialParams](), reflect.TypeFor[FAPPCredentialStatus](),
 		reflect.TypeFor[FAPPRevocationParams](), reflect.TypeFor[FAPPIssuer](),
 		reflect.TypeFor[Link](), reflect.TypeFor[LinkRadio](), reflect.TypeFor[WebLoginResult](),
+		reflect.TypeFor[BackupParams](), reflect.TypeFor[BackupResult](),
 	} {
 		if t.Name() != typeName {
 			continue

@@ -97,7 +97,7 @@ var (
 // Methods is the method table: every method the server answers, in the
 // order the documentation lists them (the channel and fapp methods before
 // rpc.discover).
-var Methods = slices.Insert(methodsBase, len(methodsBase)-1, append(append(channelMethods(), fappMethods()...), webMethods()...)...)
+var Methods = slices.Insert(methodsBase, len(methodsBase)-1, append(append(append(channelMethods(), fappMethods()...), webMethods()...), storeMethods()...)...)
 
 var methodsBase = []MethodSpec{
 	define(MethodNodeInfo, "Describe the local node.",
@@ -153,8 +153,8 @@ var methodsBase = []MethodSpec{
 			return routes, err
 		}),
 	define(MethodMsgSend, "Send a message to a mesh address.",
-		"Exactly one of `text` and `payload` is set. The call returns once the message is durably in custody; `status` says whether it was routed at once or is waiting for a route or key.",
-		errsRefused,
+		"Exactly one of `text` and `payload` is set. The call returns once the message is durably in custody; `status` says whether it was routed at once or is waiting for a route or key. While the node's disk is below its free-space reserve the call fails with -32010 (disk full) and takes nothing.",
+		append(slices.Clip(errsRefused), CodeDiskFull),
 		func(ctx context.Context, env *callEnv, p *SendParams) (SendResult, error) {
 			if err := checkSend(p); err != nil {
 				return SendResult{}, err
@@ -232,6 +232,7 @@ var examples = map[string]string{
 	MethodMsgInbox:       `{"after":0,"limit":50}`,
 	MethodMsgAck:         `{"seqs":[1,2,3]}`,
 	MethodChannelCreate:  `{"name":"ops"}`,
+	MethodStoreBackup:    `{"path":"/var/backups/meshd/node.meshd-backup"}`,
 	MethodChannelJoin:    `{"share":"meshd-channel:ops:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}`,
 	MethodChannelShare:   `{"channel":"ops"}`,
 	MethodChannelLeave:   `{"channel":"ops"}`,

@@ -95,6 +95,7 @@ var Codes = []CodeInfo{
 	{CodeTooLarge, "too large", "The request exceeds MaxRequestBytes (256 KiB). On the socket and WebSocket the connection is closed after this response."},
 	{CodeNotJoined, "not joined", "The request names a broadcast channel (by ID or name) this node has not joined: channel.join it first."},
 	{CodeNotFound, "not found", "A fapp method names a reservation, slot or profile this node does not know."},
+	{CodeDiskFull, "disk full", "The node's disk has less free space than its reserve (store.min_free): it takes no new messages. Those already in custody are kept and delivered; retry once space is freed."},
 }
 
 func codeInfo(code int) CodeInfo {

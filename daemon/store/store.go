@@ -95,6 +95,10 @@ type config struct {
 	// committed; an error aborts the batch (tests simulate failures with
 	// it).
 	beforeCommit func() error
+	// minFree and freeSpace: the free-space reserve and its probe (see
+	// WithMinFree, upkeep.go).
+	minFree   int64
+	freeSpace func(dir string) (uint64, error)
 }
 
 // Option configures Open.
@@ -120,6 +124,11 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 type Store struct {
 	db  *badger.DB
 	cfg config
+	dir string
+	// long is held (read) by the long readers that run beside the writers
+	// (Backup, GC); Close takes it to wait for them, so badger is never
+	// closed under them.
+	long sync.RWMutex
 
 	mu      sync.Mutex // serializes writers; guards the fields below
 	nextSeq uint64     // next inbox sequence number
@@ -149,8 +158,9 @@ type Store struct {
 //     1 GiB mappings do not fit well in a 32-bit address space.
 //   - ValueThreshold stays at badger's maximum (1 MiB, capped by the batch
 //     size): every value (custody records are ~1.4 KB) lives in the LSM
-//     tree, so space released by deletes is reclaimed by compaction and no
-//     value log garbage collection is needed.
+//     tree, so space released by deletes is reclaimed by compaction; the
+//     value log GC the daemon runs on a schedule (GC, upkeep.go) mostly
+//     finds nothing to rewrite.
 //   - NumCompactors 2, NumGoroutines 2 (defaults 4 and 8): a Pi has four
 //     small cores and the write rate is modest.
 //   - DetectConflicts off: the store serializes its writers itself.
@@ -183,6 +193,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
+	if c.freeSpace == nil {
+		c.freeSpace = freeSpaceOS
+	}
 	if err := MkdirDurable(dir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -194,7 +207,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, cfg: c, histN: map[protocol.ChannelID]int{}}
+	s := &Store{db: db, cfg: c, dir: dir, histN: map[protocol.ChannelID]int{}}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -295,6 +308,8 @@ func getValue(txn *badger.Txn, key string) ([]byte, error) {
 
 // Close closes the database. It is safe to call more than once.
 func (s *Store) Close() error {
+	s.long.Lock()
+	defer s.long.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -6,6 +6,8 @@
 //	meshd init [flags]      write a commented config file into the data directory
 //	meshd config show       print the effective configuration
 //	meshd version           print the version (also: meshd --version)
+//	meshd backup FILE       write a backup of the node into FILE
+//	meshd restore FILE      restore a backup into an empty data directory
 //
 // Run `meshd --help` for the commands and `meshd run --help` for the flags;
 // docs/operations.md describes every setting.
@@ -110,7 +112,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetVersionTemplate("meshd {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(cmdRun(stderr), cmdInit(stdout, stderr), cmdConfig(stdout, stderr), cmdVersion(stdout))
+	root.AddCommand(cmdRun(stderr), cmdInit(stdout, stderr), cmdConfig(stdout, stderr), cmdVersion(stdout),
+		cmdStorage("backup", stdout, stderr), cmdStorage("restore", stdout, stderr))
 	return root
 }
 

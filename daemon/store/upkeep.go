@@ -1,0 +1,124 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ErrDiskFull: the file system holding the store has less free space than
+// the reserve (WithMinFree). The store refuses nothing by itself; the
+// daemon asks CheckSpace before it takes on new data (msg.send, envelopes
+// from neighbours), so that what the store already holds can still be
+// written, compacted and deleted.
+var ErrDiskFull = errors.New("store: disk full")
+
+// GCDiscardRatio is the share of a value log file that must be garbage
+// before GC rewrites it. 0.5 is badger's recommendation: a rewrite copies
+// at most as much as it frees.
+const GCDiscardRatio = 0.5
+
+// GCResult is what one GC call did.
+type GCResult struct {
+	// Rewrites is the number of value log files rewritten.
+	Rewrites int
+	// Before and After are the store's on-disk size in bytes (every file
+	// in its directory) around the GC.
+	Before, After int64
+}
+
+// Reclaimed is the number of bytes the GC freed (0 if the store grew
+// meanwhile).
+func (r GCResult) Reclaimed() int64 { return max(r.Before-r.After, 0) }
+
+// GC runs badger's value log garbage collection until it finds no file
+// worth rewriting. Badger deletes nothing by itself: a value log file whose
+// values were all overwritten, deleted or expired stays on disk until a GC
+// rewrites it. With the store's settings nearly every value lives in the
+// LSM tree (see badgerOptions), whose space compaction reclaims; the value
+// log holds only values above the threshold, so most runs find nothing,
+// which costs one sampled read.
+func (s *Store) GC() (GCResult, error) {
+	s.long.RLock()
+	defer s.long.RUnlock()
+	var r GCResult
+	var err error
+	if r.Before, err = s.DiskUsage(); err != nil {
+		return r, err
+	}
+	for {
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			return r, ErrClosed
+		}
+		err := s.db.RunValueLogGC(GCDiscardRatio)
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			break
+		}
+		if err != nil {
+			return r, fmt.Errorf("store: value log GC: %w", err)
+		}
+		r.Rewrites++
+	}
+	r.After, err = s.DiskUsage()
+	return r, err
+}
+
+// DiskUsage returns the bytes the store's files occupy on disk (allocated
+// blocks, so the sparse tail of a preallocated memtable file does not
+// count).
+func (s *Store) DiskUsage() (int64, error) {
+	var n int64
+	err := filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) { // removed by a compaction meanwhile
+				return nil
+			}
+			return err
+		}
+		n += allocated(info)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: disk usage: %w", err)
+	}
+	return n, nil
+}
+
+// CheckSpace returns an error wrapping ErrDiskFull when the file system
+// holding the store has less free space than the reserve (WithMinFree).
+func (s *Store) CheckSpace() error {
+	if s.cfg.minFree <= 0 {
+		return nil
+	}
+	free, err := s.cfg.freeSpace(s.dir)
+	if err != nil {
+		return fmt.Errorf("store: free space: %w", err)
+	}
+	if free < uint64(s.cfg.minFree) {
+		return fmt.Errorf("%w: %d bytes free in %s, below the reserve of %d", ErrDiskFull, free, s.dir, s.cfg.minFree)
+	}
+	return nil
+}
+
+// WithMinFree sets the free-space reserve CheckSpace holds back: the room
+// badger needs to finish what it holds (the rest of a memtable, its flush
+// to a table, a compaction). Badger writes its memtable through a mapped
+// file: a write into a page the full file system cannot back kills the
+// process with SIGBUS, so the reserve must cover at least a memtable.
+// Default 0: no check.
+func WithMinFree(n int64) Option { return func(c *config) { c.minFree = n } }
+
+// withFreeSpace replaces the free-space probe (tests).
+func withFreeSpace(f func(dir string) (uint64, error)) Option {
+	return func(c *config) { c.freeSpace = f }
+}
