@@ -237,6 +237,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		ConnHigh:    cfg.Limits.ConnHigh,
 		Logger:      log,
 		Now:         now,
+		KnownPeers:  knownPeers(st, log),
 		Gossip: p2p.GossipConfig{Enabled: true, Validate: chans.validate, Deliver: chans.deliver,
 			SeenTTL: floodMaxAge + clockSkew}, // gossip remembers a frame as long as it can be accepted
 	})
@@ -535,6 +536,7 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 		p := n.peerOf(l)
 		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventPeerUp, Peer: &p})
 		n.log.Info("link up", "peer", ev.Peer, "address", ev.Address, "link", l.id)
+		n.rememberPeer(ev, now)
 	case p2p.LinkDown:
 		if l := n.links[ev.Peer]; l != nil {
 			n.linkDown(l)

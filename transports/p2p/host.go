@@ -101,6 +101,12 @@ type Config struct {
 	Now func() time.Time
 	// Gossip turns on gossipsub for broadcast channels (off when zero).
 	Gossip GossipConfig
+	// KnownPeers are peers to stay linked to from the start (remembered
+	// from an earlier run): they, the bootstrap peers and every peer a
+	// link comes up with are redialled with backoff while unlinked.
+	KnownPeers []peer.AddrInfo
+	// Redial tunes redialling (zero: defaults).
+	Redial RedialConfig
 }
 
 // Event is one of LinkUp, LinkDown, Frame.
@@ -114,6 +120,10 @@ type LinkUp struct {
 	Compact  protocol.CompactIdentity
 	Identity *protocol.PublicIdentity
 	Outbound bool // this host opened the link stream
+	// Addrs are the peer's addresses known when the link came up (the
+	// connection's remote address first), without relay addresses: what
+	// to remember to redial it after a restart.
+	Addrs []ma.Multiaddr
 }
 
 // LinkDown reports the end of a link that had a LinkUp. Err says why (nil
@@ -159,6 +169,7 @@ type Host struct {
 	rt     *rtWatch
 	mdns   *mdnsService
 	gossip *gossip // nil unless Config.Gossip.Enabled
+	redial *redialer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -319,6 +330,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		reopens:   make(map[peer.ID]int),
 		replaced:  make(map[peer.ID][]time.Time),
 	}
+	// Before the link handler: a link may come up from here on.
+	h.redial = newRedialer(h, cfg.Redial)
+	for _, ai := range append(slices.Clone(cfg.KnownPeers), bootstrap...) {
+		h.redial.add(ai.ID, ai.Addrs, time.Now())
+	}
 	fail := func(err error) (*Host, error) {
 		cancel()
 		if h.gossip != nil {
@@ -371,6 +387,10 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		}
 	}
 
+	if !h.redial.cfg.Off {
+		h.wg.Add(1)
+		go h.redial.loop()
+	}
 	h.wg.Add(3)
 	// Peers identified before the subscription existed (the host listens
 	// from libp2p.New on) would otherwise never get a link.

@@ -65,6 +65,28 @@ const (
 	// mdnsMaxDials bounds concurrent dials to discovered peers.
 	mdnsMaxDials = 8
 
+	// DefaultRedialBase and DefaultRedialMax bound the redial backoff: the
+	// first retry after a link went down comes within DefaultRedialBase,
+	// later ones double up to DefaultRedialMax (each jittered down to half),
+	// so a healed partition is noticed within DefaultRedialMax.
+	DefaultRedialBase = time.Second
+	DefaultRedialMax  = 16 * time.Second
+	// MaxKnownPeers bounds the peers the host redials (and the daemon
+	// remembers across restarts); a full set forgets the peer linked
+	// longest ago.
+	MaxKnownPeers = 64
+	// maxAddrsPerPeer bounds the remembered addresses of one peer.
+	maxAddrsPerPeer = 8
+	// redialTick is how often due redials are looked for.
+	redialTick = 250 * time.Millisecond
+	// redialTimeout bounds one redial.
+	redialTimeout = 10 * time.Second
+	// keepaliveInterval is the ping period on a link's connection;
+	// keepaliveTimeout without an answer takes the link down. Together
+	// they bound dead-link detection on IP to keepaliveTimeout (under 5 s).
+	keepaliveInterval = time.Second
+	keepaliveTimeout  = 4 * time.Second
+
 	// dhtProtocolPrefix keeps meshd's DHT apart from the IPFS Amino DHT:
 	// its protocol is /meshd/kad/1.0.0, so IPFS nodes never enter meshd
 	// routing tables and meshd records never land on IPFS nodes.

@@ -213,11 +213,14 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 		registered()
 	}
 	h.host.ConnManager().TagPeer(remote, linkTag, linkTagValue)
-	h.wg.Add(1) // safe: this goroutine is counted, so Wait has not returned
+	h.wg.Add(2) // safe: this goroutine is counted, so Wait has not returned
 	go h.writeLoop(l)
+	go h.keepalive(l)
+	addrs := h.peerAddrs(remote)
+	h.redial.linkUp(remote, addrs, time.Now())
 
 	h.log.Debug("meshd link up", "peer", remote, "address", id.Address(), "outbound", outbound)
-	up := h.emit(LinkUp{Peer: remote, Address: id.Address(), Compact: id.Compact(), Identity: id, Outbound: outbound})
+	up := h.emit(LinkUp{Peer: remote, Address: id.Address(), Compact: id.Compact(), Identity: id, Outbound: outbound, Addrs: addrs})
 	if up {
 		err = h.readLoop(l)
 	} else {
@@ -245,6 +248,7 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 	}
 	h.mu.Unlock()
 	close(l.done)
+	h.redial.linkDown(remote, time.Now())
 	h.log.Debug("meshd link down", "peer", remote, "err", l.err)
 	if reopen {
 		h.openLink(remote)
