@@ -380,11 +380,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	lh.SetStreamHandler(LinkProtocol, h.handleStream)
 
 	if cfg.MDNS {
-		h.mdns, err = startMDNS(h, cfg.MDNSInterfaces)
-		if err != nil {
-			sub.Close()
-			return fail(err)
-		}
+		h.mdns = startMDNS(h, cfg.MDNSInterfaces)
 	}
 
 	if !h.redial.cfg.Off {

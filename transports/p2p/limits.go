@@ -58,6 +58,9 @@ const (
 	// mdnsFirstBrowse is the first browse session's length; each next one
 	// is twice as long, up to mdnsBrowseInterval.
 	mdnsFirstBrowse = 2 * time.Second
+	// mdnsRetry is how often mDNS tries to start again while no
+	// multicast interface is usable.
+	mdnsRetry = 30 * time.Second
 	// mdnsMaxAddrs bounds the TXT dnsaddr entries advertised and read.
 	mdnsMaxAddrs = 16
 	// mdnsConnectTimeout bounds one dial to a discovered peer.

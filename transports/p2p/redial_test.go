@@ -210,4 +210,3 @@ func mustTCPAddr(t *testing.T, h *Host) string {
 	t.Fatal("no TCP address")
 	return ""
 }
-

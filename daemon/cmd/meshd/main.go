@@ -159,6 +159,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return code
 	}
 	log := newLogger(cfg.Log, stderr)
+	daemon.RouteStdLog(log) // libraries' standard-log lines (zeroconf) in the same format
 	if path == "" {
 		log.Info("no config file; running on embedded defaults", "data_dir", cfg.DataDir)
 	} else {
