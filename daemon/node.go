@@ -231,6 +231,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		ListenAddrs: cfg.Listen,
 		Bootstrap:   cfg.Bootstrap,
 		MDNS:        cfg.MDNS,
+		SharePort:   cfg.SharePort,
 		DHTMode:     cfg.DHTMode,
 		Relay:       cfg.Relay,
 		ConnLow:     cfg.Limits.ConnLow,

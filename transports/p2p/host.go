@@ -81,6 +81,9 @@ type Config struct {
 	// MDNS turns on LAN discovery (grandcat/zeroconf, service _meshd._udp).
 	// When false nothing listens on port 5353.
 	MDNS bool
+	// SharePort starts the host although another process already listens
+	// on one of ListenAddrs' ports (see ErrPortInUse).
+	SharePort bool
 	// MDNSInterfaces names the interfaces mDNS uses (default: every
 	// interface that is up and multicast capable).
 	MDNSInterfaces []string
@@ -237,6 +240,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 			return nil, fmt.Errorf("%w: listen address %q: %v", ErrBadMultiaddr, s, err)
 		}
 		listen = append(listen, a)
+	}
+	if !cfg.SharePort {
+		if err := checkPortsFree(listen); err != nil {
+			return nil, err
+		}
 	}
 	bootstrap := make([]peer.AddrInfo, 0, len(cfg.Bootstrap))
 	for _, s := range cfg.Bootstrap {
