@@ -241,6 +241,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		KnownPeers:  knownPeers(st, log),
 		Gossip: p2p.GossipConfig{Enabled: true, Validate: chans.validate, Deliver: chans.deliver,
 			SeenTTL: floodMaxAge + clockSkew}, // gossip remembers a frame as long as it can be accepted
+		AgentVersion: agentVersion(),
 	})
 	if err != nil {
 		st.Close()

@@ -52,3 +52,7 @@ func (n *Node) rememberPeer(ev p2p.LinkUp, now time.Time) {
 		n.log.Warn("could not remember a peer", "peer", ev.Peer, "err", err)
 	}
 }
+
+// agentVersion is what identify reports as the agent: "meshd/<version>".
+// One function, so that a single version source can replace Version here.
+func agentVersion() string { return "meshd/" + Version }

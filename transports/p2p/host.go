@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -97,6 +98,9 @@ type Config struct {
 	// ConnLow and ConnHigh are the connection manager watermarks (default
 	// DefaultConnLow and DefaultConnHigh).
 	ConnLow, ConnHigh int
+	// AgentVersion is reported in identify (default "meshd"; the daemon
+	// sets "meshd/<version>").
+	AgentVersion string
 	// Logger receives the host's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock of DHT record timestamps and expiry (default
@@ -172,7 +176,11 @@ type Host struct {
 	rt     *rtWatch
 	mdns   *mdnsService
 	gossip *gossip // nil unless Config.Gossip.Enabled
-	redial *redialer
+	// refusedRecords counts DHT records the validator refused;
+	// refusedLog rate-limits the log lines about them.
+	refusedRecords atomic.Uint64
+	refusedLog     refusedLog
+	redial         *redialer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -182,8 +190,10 @@ type Host struct {
 	mu      sync.Mutex
 	closing bool
 	links   map[peer.ID]*link
-	dialing map[peer.ID]bool
-	reopens map[peer.ID]int
+	// linkChanged is closed (and replaced) when a link registers.
+	linkChanged chan struct{}
+	dialing     map[peer.ID]bool
+	reopens     map[peer.ID]int
 	// replaced holds, per peer, when its link was replaced by a newer
 	// stream within replaceWindow.
 	replaced map[peer.ID][]time.Time
@@ -274,6 +284,8 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
+		libp2p.UserAgent(cmp.Or(cfg.AgentVersion, "meshd")),
+		libp2p.ProtocolVersion(IdentifyProtocolVersion),
 		libp2p.ListenAddrs(listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
@@ -323,20 +335,21 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 
 	hctx, cancel := context.WithCancel(context.Background())
 	h := &Host{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "p2p"),
-		now:       cfg.Now,
-		host:      lh,
-		self:      lh.ID(),
-		events:    make(chan Event, eventQueueLen),
-		rt:        rt,
-		ctx:       hctx,
-		cancel:    cancel,
-		republish: make(chan struct{}, 1),
-		links:     make(map[peer.ID]*link),
-		dialing:   make(map[peer.ID]bool),
-		reopens:   make(map[peer.ID]int),
-		replaced:  make(map[peer.ID][]time.Time),
+		cfg:         cfg,
+		log:         cfg.Logger.With("component", "p2p"),
+		now:         cfg.Now,
+		host:        lh,
+		self:        lh.ID(),
+		events:      make(chan Event, eventQueueLen),
+		rt:          rt,
+		ctx:         hctx,
+		cancel:      cancel,
+		republish:   make(chan struct{}, 1),
+		links:       make(map[peer.ID]*link),
+		linkChanged: make(chan struct{}),
+		dialing:     make(map[peer.ID]bool),
+		reopens:     make(map[peer.ID]int),
+		replaced:    make(map[peer.ID][]time.Time),
 	}
 	// Before the link handler: a link may come up from here on.
 	h.redial = newRedialer(h, cfg.Redial)
@@ -361,7 +374,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h.dht, err = dht.New(lh,
 		dht.Mode(mode),
 		dht.ProtocolPrefix(dhtProtocolPrefix),
-		dht.Validator(record.NamespacedValidator{RecordNamespace: recordValidator{now: cfg.Now}}),
+		dht.Validator(record.NamespacedValidator{RecordNamespace: recordValidator{now: cfg.Now, refused: h.recordRefused}}),
 		dht.BootstrapPeers(bootstrap...),
 		dht.DisableProviders(),
 		// Records expire after RecordLifetime anyway; do not keep others'

@@ -90,6 +90,9 @@ const (
 	keepaliveInterval = time.Second
 	keepaliveTimeout  = 4 * time.Second
 
+	// refusedLogEvery rate-limits the log line about refused DHT records.
+	refusedLogEvery = time.Minute
+
 	// dhtProtocolPrefix keeps meshd's DHT apart from the IPFS Amino DHT:
 	// its protocol is /meshd/kad/1.0.0, so IPFS nodes never enter meshd
 	// routing tables and meshd records never land on IPFS nodes.
