@@ -82,6 +82,9 @@ const (
 	maxAddrsPerPeer = 8
 	// redialTick is how often due redials are looked for.
 	redialTick = 250 * time.Millisecond
+	// identifyWait bounds the wait for identify before a link's peer
+	// addresses are remembered.
+	identifyWait = 2 * time.Second
 	// redialTimeout bounds one redial.
 	redialTimeout = 10 * time.Second
 	// keepaliveInterval is the ping period on a link's connection;

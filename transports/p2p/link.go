@@ -236,6 +236,7 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 	h.wg.Add(2) // safe: this goroutine is counted, so Wait has not returned
 	go h.writeLoop(l)
 	go h.keepalive(l)
+	h.waitIdentify(s.Conn())
 	addrs := h.peerAddrs(remote)
 	h.redial.linkUp(remote, addrs, time.Now())
 

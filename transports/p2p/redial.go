@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -360,4 +361,21 @@ func (h *Host) keepaliveFailed(l *link, last time.Time) {
 	// The connection is as dead as the link: close it, so that the next
 	// dial makes a new one instead of reusing it.
 	_ = h.host.Network().ClosePeer(l.peer)
+}
+
+// waitIdentify waits (at most identifyWait) for identify on c, so that
+// the addresses remembered for the peer include its listen addresses
+// (after a restart on a new port, the port it can be dialled on).
+func (h *Host) waitIdentify(c network.Conn) {
+	ids, ok := h.host.(interface{ IDService() identify.IDService })
+	if !ok {
+		return
+	}
+	t := time.NewTimer(identifyWait)
+	defer t.Stop()
+	select {
+	case <-ids.IDService().IdentifyWait(c):
+	case <-t.C:
+	case <-h.ctx.Done():
+	}
 }
