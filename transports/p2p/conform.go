@@ -9,6 +9,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/transport"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -118,4 +120,46 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// connectedVia reports whether a connection to ai.ID runs over one of
+// ai.Addrs.
+func (h *Host) connectedVia(ai peer.AddrInfo) bool {
+	for _, c := range h.host.Network().ConnsToPeer(ai.ID) {
+		for _, a := range ai.Addrs {
+			if c.RemoteMultiaddr().Equal(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// probeAddrs dials ai.ID at each of ai.Addrs with the transport itself (a
+// secured, authenticated connection, closed again: the peer is connected
+// already) until one answers. An address that reaches another peer or
+// nothing is an error, not "connected".
+func (h *Host) probeAddrs(ctx context.Context, ai peer.AddrInfo) error {
+	sw, ok := h.host.Network().(interface {
+		TransportForDialing(ma.Multiaddr) transport.Transport
+	})
+	if !ok {
+		return nil
+	}
+	var errs []error
+	for _, a := range ai.Addrs {
+		tpt := sw.TransportForDialing(a)
+		if tpt == nil {
+			errs = append(errs, fmt.Errorf("%s: no transport dials it", a))
+			continue
+		}
+		c, err := tpt.Dial(ctx, a, ai.ID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a, err))
+			continue
+		}
+		_ = c.Close()
+		return nil
+	}
+	return fmt.Errorf("p2p: connect to %s (connected over another address): %w", ai.ID, errors.Join(errs...))
 }

@@ -94,3 +94,25 @@ func TestRefusedRecordsCounted(t *testing.T) {
 		t.Fatalf("RecordsRefused %d, want 3", n)
 	}
 }
+
+// An address paired with the ID of a peer that is connected already is
+// still dialled: one that reaches nothing is an error (today's Connect
+// returns nil without dialling).
+func TestConnectConnectedPeerDialsAddress(t *testing.T) {
+	ctx := testContext(t)
+	a := newTestHost(t, 78, nil)
+	b := newTestHost(t, 79, nil)
+	connectPair(t, ctx, a, b)
+	dead := newTestHost(t, 80, func(c *Config) { c.Redial.Off = true })
+	deadAddr := dead.host.Addrs()[0].String()
+	if err := dead.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Connect(ctx, deadAddr+"/p2p/"+b.ID().String()); err == nil {
+		t.Fatal("connect to a dead address of a connected peer succeeded")
+	}
+	// B's real address still works.
+	if _, err := a.Connect(ctx, b.Addrs()[0]); err != nil {
+		t.Fatalf("connect to the connected peer's real address: %v", err)
+	}
+}

@@ -585,6 +585,11 @@ func (h *Host) ConnectInfo(ctx context.Context, ai peer.AddrInfo) error {
 	if ai.ID == h.self {
 		return fmt.Errorf("p2p: connect to %s: that is this host", ai.ID)
 	}
+	if h.host.Network().Connectedness(ai.ID) == network.Connected && len(ai.Addrs) > 0 && !h.connectedVia(ai) {
+		// libp2p's Connect returns at once for a connected peer; the
+		// caller named an address, so check that it reaches the peer.
+		return h.probeAddrs(ctx, ai)
+	}
 	if err := h.host.Connect(ctx, ai); err != nil {
 		return fmt.Errorf("p2p: connect to %s: %w", ai.ID, err)
 	}
