@@ -63,13 +63,13 @@ func TestEndToEndRestartNewPorts(t *testing.T) {
 }
 
 // partitionLength is how long TestEndToEndLineHeals silences the middle
-// node: MESHD_E2E_PARTITION seconds (the figure is 60; the
+// node: E2E_PARTITION_SECONDS seconds (the figure is 60; the
 // default of 10 keeps CI short; the heal path is the same).
 func partitionLength(t *testing.T) time.Duration {
-	if s := os.Getenv("MESHD_E2E_PARTITION"); s != "" {
+	if s := os.Getenv("E2E_PARTITION_SECONDS"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
-			t.Fatalf("MESHD_E2E_PARTITION=%q: want whole seconds", s)
+			t.Fatalf("E2E_PARTITION_SECONDS=%q: want whole seconds", s)
 		}
 		return time.Duration(n) * time.Second
 	}
