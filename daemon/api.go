@@ -87,8 +87,20 @@ func (n *Node) Connect(ctx context.Context, addr string) (rpcapi.Peer, error) {
 	for _, a := range ai.Addrs {
 		p.Addrs = append(p.Addrs, a.String())
 	}
+	// Say whether a meshd link formed, not only the libp2p connection.
+	wctx, cancel := context.WithTimeout(ctx, connectLinkWait)
+	defer cancel()
+	if addr, err := n.host.WaitLink(wctx, ai.ID); err != nil {
+		p.NoLink = err.Error()
+	} else {
+		p.Address = addr.String()
+	}
 	return p, nil
 }
+
+// connectLinkWait bounds how long node.connect waits for the meshd link
+// after the libp2p connection is up.
+const connectLinkWait = 5 * time.Second
 
 // Routes implements rpcapi.Node.
 func (n *Node) Routes(ctx context.Context) ([]rpcapi.Route, error) {

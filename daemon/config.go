@@ -68,6 +68,11 @@ type Config struct {
 	Bootstrap []string `toml:"bootstrap"`
 	// MDNS finds and connects meshd nodes on the local network.
 	MDNS bool `toml:"mdns"`
+	// SharePort lets meshd start although another process (another meshd)
+	// already listens on one of its libp2p ports. libp2p binds with
+	// SO_REUSEPORT, so without this check both would bind and dials would
+	// reach either node at random.
+	SharePort bool `toml:"share_port"`
 	// Relay runs the node as a relay: DHT server, circuit relay service,
 	// mailbox custody for offline peers.
 	Relay bool `toml:"relay"`
@@ -380,6 +385,7 @@ type Flags struct {
 	metrics    string
 	bootstrap  multiFlag
 	noMDNS     bool
+	sharePort  bool
 	relay      bool
 	dhtMode    string
 	logLevel   string
@@ -404,6 +410,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.metrics, "metrics", "", "Prometheus /metrics address, e.g. 127.0.0.1:7722; \"off\" disables it (default off; env MESHD_METRICS)")
 	fs.Var(&f.bootstrap, "bootstrap", "DHT bootstrap peer multiaddr with /p2p/, repeatable (env MESHD_BOOTSTRAP)")
 	fs.BoolVar(&f.noMDNS, "no-mdns", false, "do not discover or announce on the LAN with mDNS (env MESHD_MDNS=false)")
+	fs.BoolVar(&f.sharePort, "share-port", false, "start even if another process (another meshd) already listens on a libp2p port (env MESHD_SHARE_PORT)")
 	fs.BoolVar(&f.relay, "relay", false, "relay mode: DHT server, circuit relay, mailbox for offline peers (env MESHD_RELAY)")
 	fs.StringVar(&f.dhtMode, "dht-mode", "", "DHT mode: auto, client or server (env MESHD_DHT_MODE)")
 	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error (env MESHD_LOG_LEVEL)")
@@ -421,6 +428,7 @@ var envVars = []string{
 	"MESHD_RELAY", "MESHD_DHT_MODE", "MESHD_LOG_LEVEL", "MESHD_LOG_FORMAT",
 	"MESHD_TCP_LISTEN", "MESHD_TCP_PEERS",
 	"MESHD_LORA",
+	"MESHD_SHARE_PORT",
 }
 
 // LoadConfig builds the effective configuration: embedded defaults, then
@@ -495,6 +503,9 @@ func LoadConfig(f *Flags, environ []string) (Config, string, error) {
 	}
 	if set["relay"] {
 		c.Relay = f.relay
+	}
+	if set["share-port"] {
+		c.SharePort = f.sharePort
 	}
 	if set["dht-mode"] {
 		c.DHTMode = f.dhtMode
@@ -584,6 +595,8 @@ func applyEnv(c *Config, env map[string]string) error {
 			c.MDNS, err = boolean(k, v)
 		case "MESHD_RELAY":
 			c.Relay, err = boolean(k, v)
+		case "MESHD_SHARE_PORT":
+			c.SharePort, err = boolean(k, v)
 		case "MESHD_DHT_MODE":
 			c.DHTMode = v
 		case "MESHD_LOG_LEVEL":

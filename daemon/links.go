@@ -269,7 +269,11 @@ func routingKind(k contract.Kind) routing.LinkKind {
 // p2pInfo describes a libp2p link in the contract's terms, so that links
 // of every kind reach the engine through routingInfo.
 func p2pInfo(ev p2p.LinkUp) contract.Info {
-	return contract.Info{Kind: contract.KindIP, Name: ev.Peer.String(), MTU: p2p.IPLinkMTU, Peer: ev.Identity, Outbound: ev.Outbound}
+	// HopAcks: a forwarder keeps an envelope until the next hop
+	// acknowledges it, so a frame handed to a link that then dies is sent
+	// again on another route (or kept in custody) by the forwarder rather
+	// than left to the origin's end-to-end retry.
+	return contract.Info{Kind: contract.KindIP, Name: ev.Peer.String(), MTU: p2p.IPLinkMTU, Peer: ev.Identity, Outbound: ev.Outbound, HopAcks: true}
 }
 
 // routingInfo is the engine's view of a link.

@@ -90,6 +90,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- fappDropped
 	ch <- fappEvents
 	ch <- fappIndexed
+	ch <- dhtRefused
 }
 
 // Collect implements prometheus.Collector.
@@ -110,7 +111,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.joined, prometheus.GaugeValue, float64(len(c.n.chans.list())))
 	c.collectFAPP(ch)
+	ch <- prometheus.MustNewConstMetric(dhtRefused, prometheus.CounterValue, float64(c.n.host.RecordsRefused()))
 }
+
+// dhtRefused counts DHT records the address-record validator refused.
+var dhtRefused = prometheus.NewDesc("meshd_dht_records_refused_total",
+	"DHT records (peers' PUTs, query answers) the address-record validator refused", nil, nil)
 
 // FAPP metrics: what the node dropped from the network, by object and
 // reason, what it did, and what its index holds.

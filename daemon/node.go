@@ -237,14 +237,17 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		ListenAddrs: cfg.Listen,
 		Bootstrap:   cfg.Bootstrap,
 		MDNS:        cfg.MDNS,
+		SharePort:   cfg.SharePort,
 		DHTMode:     cfg.DHTMode,
 		Relay:       cfg.Relay,
 		ConnLow:     cfg.Limits.ConnLow,
 		ConnHigh:    cfg.Limits.ConnHigh,
 		Logger:      log,
 		Now:         now,
+		KnownPeers:  knownPeers(st, log),
 		Gossip: p2p.GossipConfig{Enabled: true, Validate: chans.validate, Deliver: chans.deliver,
 			SeenTTL: floodMaxAge + clockSkew}, // gossip remembers a frame as long as it can be accepted
+		AgentVersion: agentVersion(),
 	})
 	if err != nil {
 		st.Close()
@@ -542,6 +545,7 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 		p := n.peerOf(l)
 		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventPeerUp, Peer: &p})
 		n.log.Info("link up", "peer", ev.Peer, "address", ev.Address, "link", l.id)
+		n.rememberPeer(ev, now)
 	case p2p.LinkDown:
 		if l := n.links[ev.Peer]; l != nil {
 			n.linkDown(l)

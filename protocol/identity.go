@@ -209,6 +209,10 @@ func newPublicIdentity(sig []byte, kemPub []byte) (*PublicIdentity, error) {
 	if len(kemPub) != KEMPublicKeySize {
 		return nil, fmt.Errorf("public identity: KEM key: %w", ErrMalformed)
 	}
+	// An X-Wing public key ends with its X25519 key.
+	if degenerateKey(sig) || degenerateKey(kemPub[KEMPublicKeySize-32:]) {
+		return nil, fmt.Errorf("public identity: degenerate (all-zero or identity) Ed25519 or X25519 key: %w", ErrMalformed)
+	}
 	if err := pk.Unpack(kemPub); err != nil {
 		return nil, fmt.Errorf("public identity: KEM key rejected (%v): %w", err, ErrMalformed)
 	}
@@ -218,6 +222,22 @@ func newPublicIdentity(sig []byte, kemPub []byte) (*PublicIdentity, error) {
 	p.compact.KEMKeyHash = kemKeyHash(kemPub)
 	p.addr = p.compact.Address()
 	return p, nil
+}
+
+// degenerateKey reports a 32-byte curve key that is all zeros or the
+// encoding of 1 (0x01, then zeros): for Ed25519 the identity and a
+// small-order point, for X25519 the u-coordinates whose shared secret is
+// fixed whatever the other side's key. No real key is either.
+func degenerateKey(k []byte) bool {
+	if len(k) != 32 {
+		return true
+	}
+	for _, b := range k[1:] {
+		if b != 0 {
+			return false
+		}
+	}
+	return k[0] == 0 || k[0] == 1
 }
 
 // Address returns the node's mesh address.

@@ -137,6 +137,10 @@ type Peer struct {
 	// empty for libp2p peers. Such links have no peer ID; Addrs holds the
 	// link's name (the remote TCP address, the modem).
 	Kind string `json:"kind,omitempty"`
+	// NoLink, in node.connect's answer, says why no meshd link formed
+	// over the new connection (the peer does not speak meshd's link
+	// protocol, or the handshake has not finished); empty when it did.
+	NoLink string `json:"no_link,omitempty"`
 }
 
 // Link is one of the node's links (libp2p, TCP or LoRa), as node.links

@@ -258,6 +258,7 @@ var fieldDocs = map[string]string{
 	"Peer.direction":                      "Direction is \"inbound\" or \"outbound\".",
 	"Peer.kind":                           "Kind is the link kind of a link that is not libp2p (\"tcp\", \"lora\"); empty for libp2p peers. Such links have no peer ID; Addrs holds the link's name (the remote TCP address, the modem).",
 	"Peer.link":                           "Link is the routing engine's link ID, zero if not a meshd link.",
+	"Peer.no_link":                        "NoLink, in node.connect's answer, says why no meshd link formed over the new connection (the peer does not speak meshd's link protocol, or the handshake has not finished); empty when it did.",
 	"Peer.relayed":                        "Relayed is true for a connection through a circuit relay.",
 	"Peer.since":                          "Since is when the link came up.",
 	"Route.expires":                       "Expires is when the route lapses without a fresh advertisement.",

@@ -245,7 +245,10 @@ func cmdConnect(o *options) *cobra.Command {
 				if o.json {
 					return o.printJSON(p)
 				}
-				fmt.Fprintf(o.stdout, "connected to %s\n", p.PeerID)
+				if p.NoLink != "" {
+					return fmt.Errorf("connected to %s, but no meshd link formed: %s", p.PeerID, strings.TrimPrefix(p.NoLink, "p2p: "))
+				}
+				fmt.Fprintf(o.stdout, "connected to %s: meshd link up with %s\n", p.PeerID, p.Address)
 				return nil
 			})
 		},

@@ -58,7 +58,11 @@
 //
 // grandcat/zeroconf, service _meshd._udp, instance name = peer ID, TXT
 // strings "dnsaddr=<multiaddr>". go-libp2p's own mdns package is not used
-// (two stacks on port 5353).
+// (two stacks on port 5353; it advertises _p2p._udp under random instance
+// names, so switching would hide upgraded nodes from older ones). Without a
+// usable multicast interface the host runs without mDNS, warns once, and
+// tries again every 30 s; zeroconf's own standard-log lines reach the
+// daemon's slog logger (daemon.RouteStdLog).
 //
 // # Gossip
 //

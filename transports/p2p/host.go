@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -81,6 +82,9 @@ type Config struct {
 	// MDNS turns on LAN discovery (grandcat/zeroconf, service _meshd._udp).
 	// When false nothing listens on port 5353.
 	MDNS bool
+	// SharePort starts the host although another process already listens
+	// on one of ListenAddrs' ports (see ErrPortInUse).
+	SharePort bool
 	// MDNSInterfaces names the interfaces mDNS uses (default: every
 	// interface that is up and multicast capable).
 	MDNSInterfaces []string
@@ -94,6 +98,9 @@ type Config struct {
 	// ConnLow and ConnHigh are the connection manager watermarks (default
 	// DefaultConnLow and DefaultConnHigh).
 	ConnLow, ConnHigh int
+	// AgentVersion is reported in identify (default "meshd"; the daemon
+	// sets "meshd/<version>").
+	AgentVersion string
 	// Logger receives the host's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock of DHT record timestamps and expiry (default
@@ -101,6 +108,12 @@ type Config struct {
 	Now func() time.Time
 	// Gossip turns on gossipsub for broadcast channels (off when zero).
 	Gossip GossipConfig
+	// KnownPeers are peers to stay linked to from the start (remembered
+	// from an earlier run): they, the bootstrap peers and every peer a
+	// link comes up with are redialled with backoff while unlinked.
+	KnownPeers []peer.AddrInfo
+	// Redial tunes redialling (zero: defaults).
+	Redial RedialConfig
 }
 
 // Event is one of LinkUp, LinkDown, Frame.
@@ -114,6 +127,10 @@ type LinkUp struct {
 	Compact  protocol.CompactIdentity
 	Identity *protocol.PublicIdentity
 	Outbound bool // this host opened the link stream
+	// Addrs are the peer's addresses known when the link came up (the
+	// connection's remote address first), without relay addresses: what
+	// to remember to redial it after a restart.
+	Addrs []ma.Multiaddr
 }
 
 // LinkDown reports the end of a link that had a LinkUp. Err says why (nil
@@ -159,6 +176,11 @@ type Host struct {
 	rt     *rtWatch
 	mdns   *mdnsService
 	gossip *gossip // nil unless Config.Gossip.Enabled
+	// refusedRecords counts DHT records the validator refused;
+	// refusedLog rate-limits the log lines about them.
+	refusedRecords atomic.Uint64
+	refusedLog     refusedLog
+	redial         *redialer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -168,8 +190,10 @@ type Host struct {
 	mu      sync.Mutex
 	closing bool
 	links   map[peer.ID]*link
-	dialing map[peer.ID]bool
-	reopens map[peer.ID]int
+	// linkChanged is closed (and replaced) when a link registers.
+	linkChanged chan struct{}
+	dialing     map[peer.ID]bool
+	reopens     map[peer.ID]int
 	// replaced holds, per peer, when its link was replaced by a newer
 	// stream within replaceWindow.
 	replaced map[peer.ID][]time.Time
@@ -227,6 +251,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		}
 		listen = append(listen, a)
 	}
+	if !cfg.SharePort {
+		if err := checkPortsFree(listen); err != nil {
+			return nil, err
+		}
+	}
 	bootstrap := make([]peer.AddrInfo, 0, len(cfg.Bootstrap))
 	for _, s := range cfg.Bootstrap {
 		ai, err := parseP2PAddr(s)
@@ -255,6 +284,8 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
+		libp2p.UserAgent(cmp.Or(cfg.AgentVersion, "meshd")),
+		libp2p.ProtocolVersion(IdentifyProtocolVersion),
 		libp2p.ListenAddrs(listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
@@ -304,20 +335,26 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 
 	hctx, cancel := context.WithCancel(context.Background())
 	h := &Host{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "p2p"),
-		now:       cfg.Now,
-		host:      lh,
-		self:      lh.ID(),
-		events:    make(chan Event, eventQueueLen),
-		rt:        rt,
-		ctx:       hctx,
-		cancel:    cancel,
-		republish: make(chan struct{}, 1),
-		links:     make(map[peer.ID]*link),
-		dialing:   make(map[peer.ID]bool),
-		reopens:   make(map[peer.ID]int),
-		replaced:  make(map[peer.ID][]time.Time),
+		cfg:         cfg,
+		log:         cfg.Logger.With("component", "p2p"),
+		now:         cfg.Now,
+		host:        lh,
+		self:        lh.ID(),
+		events:      make(chan Event, eventQueueLen),
+		rt:          rt,
+		ctx:         hctx,
+		cancel:      cancel,
+		republish:   make(chan struct{}, 1),
+		links:       make(map[peer.ID]*link),
+		linkChanged: make(chan struct{}),
+		dialing:     make(map[peer.ID]bool),
+		reopens:     make(map[peer.ID]int),
+		replaced:    make(map[peer.ID][]time.Time),
+	}
+	// Before the link handler: a link may come up from here on.
+	h.redial = newRedialer(h, cfg.Redial)
+	for _, ai := range append(slices.Clone(cfg.KnownPeers), bootstrap...) {
+		h.redial.add(ai.ID, ai.Addrs, time.Now())
 	}
 	fail := func(err error) (*Host, error) {
 		cancel()
@@ -337,7 +374,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h.dht, err = dht.New(lh,
 		dht.Mode(mode),
 		dht.ProtocolPrefix(dhtProtocolPrefix),
-		dht.Validator(record.NamespacedValidator{RecordNamespace: recordValidator{now: cfg.Now}}),
+		dht.Validator(record.NamespacedValidator{RecordNamespace: recordValidator{now: cfg.Now, refused: h.recordRefused}}),
 		dht.BootstrapPeers(bootstrap...),
 		dht.DisableProviders(),
 		// Records expire after RecordLifetime anyway; do not keep others'
@@ -364,13 +401,13 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	lh.SetStreamHandler(LinkProtocol, h.handleStream)
 
 	if cfg.MDNS {
-		h.mdns, err = startMDNS(h, cfg.MDNSInterfaces)
-		if err != nil {
-			sub.Close()
-			return fail(err)
-		}
+		h.mdns = startMDNS(h, cfg.MDNSInterfaces)
 	}
 
+	if !h.redial.cfg.Off {
+		h.wg.Add(1)
+		go h.redial.loop()
+	}
 	h.wg.Add(3)
 	// Peers identified before the subscription existed (the host listens
 	// from libp2p.New on) would otherwise never get a link.
@@ -547,6 +584,11 @@ func (h *Host) ConnectInfo(ctx context.Context, ai peer.AddrInfo) error {
 	}
 	if ai.ID == h.self {
 		return fmt.Errorf("p2p: connect to %s: that is this host", ai.ID)
+	}
+	if h.host.Network().Connectedness(ai.ID) == network.Connected && len(ai.Addrs) > 0 && !h.connectedVia(ai) {
+		// libp2p's Connect returns at once for a connected peer; the
+		// caller named an address, so check that it reaches the peer.
+		return h.probeAddrs(ctx, ai)
 	}
 	if err := h.host.Connect(ctx, ai); err != nil {
 		return fmt.Errorf("p2p: connect to %s: %w", ai.ID, err)

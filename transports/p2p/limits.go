@@ -58,12 +58,43 @@ const (
 	// mdnsFirstBrowse is the first browse session's length; each next one
 	// is twice as long, up to mdnsBrowseInterval.
 	mdnsFirstBrowse = 2 * time.Second
+	// mdnsRetry is how often mDNS tries to start again while no
+	// multicast interface is usable.
+	mdnsRetry = 30 * time.Second
 	// mdnsMaxAddrs bounds the TXT dnsaddr entries advertised and read.
 	mdnsMaxAddrs = 16
 	// mdnsConnectTimeout bounds one dial to a discovered peer.
 	mdnsConnectTimeout = 15 * time.Second
 	// mdnsMaxDials bounds concurrent dials to discovered peers.
 	mdnsMaxDials = 8
+
+	// DefaultRedialBase and DefaultRedialMax bound the redial backoff: the
+	// first retry after a link went down comes within DefaultRedialBase,
+	// later ones double up to DefaultRedialMax (each jittered down to half),
+	// so a healed partition is noticed within DefaultRedialMax.
+	DefaultRedialBase = time.Second
+	DefaultRedialMax  = 16 * time.Second
+	// MaxKnownPeers bounds the peers the host redials (and the daemon
+	// remembers across restarts); a full set forgets the peer linked
+	// longest ago.
+	MaxKnownPeers = 64
+	// maxAddrsPerPeer bounds the remembered addresses of one peer.
+	maxAddrsPerPeer = 8
+	// redialTick is how often due redials are looked for.
+	redialTick = 250 * time.Millisecond
+	// identifyWait bounds the wait for identify before a link's peer
+	// addresses are remembered.
+	identifyWait = 2 * time.Second
+	// redialTimeout bounds one redial.
+	redialTimeout = 10 * time.Second
+	// keepaliveInterval is the ping period on a link's connection;
+	// keepaliveTimeout without an answer takes the link down. Together
+	// they bound dead-link detection on IP to keepaliveTimeout (under 5 s).
+	keepaliveInterval = time.Second
+	keepaliveTimeout  = 4 * time.Second
+
+	// refusedLogEvery rate-limits the log line about refused DHT records.
+	refusedLogEvery = time.Minute
 
 	// dhtProtocolPrefix keeps meshd's DHT apart from the IPFS Amino DHT:
 	// its protocol is /meshd/kad/1.0.0, so IPFS nodes never enter meshd

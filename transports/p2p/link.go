@@ -112,6 +112,24 @@ func (h *Host) openLink(p peer.ID) {
 	}()
 }
 
+// reopenLater opens the link stream to p again after the redial backoff
+// of attempt (0.5-1 s, then doubling): a handshake that failed because the
+// connection was dying fails again at once if retried at once.
+func (h *Host) reopenLater(p peer.ID, attempt int) {
+	d := h.redial.cfg.backoff(attempt, h.redial.cfg.Rand())
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			h.openLink(p)
+		case <-h.ctx.Done():
+		}
+	}()
+}
+
 // runLink runs one link stream from hello to LinkDown. registered is called
 // once the stream is the peer's link or has failed before becoming it.
 func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
@@ -133,14 +151,15 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 		// as often as a link that ended is reopened.
 		if outbound && level == slog.LevelDebug && !errors.Is(err, ErrClosed) {
 			h.mu.Lock()
-			retry := !h.closing && h.reopens[remote] < maxReopens && h.links[remote] == nil &&
+			attempt := h.reopens[remote]
+			retry := !h.closing && attempt < maxReopens && h.links[remote] == nil &&
 				h.host.Network().Connectedness(remote) == network.Connected
 			if retry {
 				h.reopens[remote]++
 			}
 			h.mu.Unlock()
 			if retry {
-				h.openLink(remote)
+				h.reopenLater(remote, attempt)
 			}
 		}
 	}
@@ -192,6 +211,7 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 		old := h.links[remote]
 		if old == nil {
 			h.links[remote] = l
+			h.signalLinkChangeLocked()
 			h.mu.Unlock()
 			break
 		}
@@ -213,11 +233,15 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 		registered()
 	}
 	h.host.ConnManager().TagPeer(remote, linkTag, linkTagValue)
-	h.wg.Add(1) // safe: this goroutine is counted, so Wait has not returned
+	h.wg.Add(2) // safe: this goroutine is counted, so Wait has not returned
 	go h.writeLoop(l)
+	go h.keepalive(l)
+	h.waitIdentify(s.Conn())
+	addrs := h.peerAddrs(remote)
+	h.redial.linkUp(remote, addrs, time.Now())
 
 	h.log.Debug("meshd link up", "peer", remote, "address", id.Address(), "outbound", outbound)
-	up := h.emit(LinkUp{Peer: remote, Address: id.Address(), Compact: id.Compact(), Identity: id, Outbound: outbound})
+	up := h.emit(LinkUp{Peer: remote, Address: id.Address(), Compact: id.Compact(), Identity: id, Outbound: outbound, Addrs: addrs})
 	if up {
 		err = h.readLoop(l)
 	} else {
@@ -238,16 +262,18 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 		// registers (and tags) only after this, so its tag survives.
 		h.host.ConnManager().UntagPeer(remote, linkTag)
 	}
-	reopen := outbound && !h.closing && !errors.Is(l.err, errReplaced) && h.reopens[remote] < maxReopens &&
+	attempt := h.reopens[remote]
+	reopen := outbound && !h.closing && !errors.Is(l.err, errReplaced) && attempt < maxReopens &&
 		h.host.Network().Connectedness(remote) == network.Connected
 	if reopen {
 		h.reopens[remote]++
 	}
 	h.mu.Unlock()
 	close(l.done)
+	h.redial.linkDown(remote, time.Now())
 	h.log.Debug("meshd link down", "peer", remote, "err", l.err)
 	if reopen {
-		h.openLink(remote)
+		h.reopenLater(remote, attempt)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/grandcat/zeroconf"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -30,7 +31,7 @@ const dnsaddrPrefix = "dnsaddr="
 
 type mdnsService struct {
 	h      *Host
-	ifaces []net.Interface // nil: all up, multicast-capable interfaces
+	names  []string // Config.MDNSInterfaces, resolved at each registration
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -39,7 +40,8 @@ type mdnsService struct {
 
 	mu     sync.Mutex
 	server *zeroconf.Server
-	txt    []string // what server advertises
+	txt    []string        // what server advertises
+	ifaces []net.Interface // those of the last registration; nil: all
 }
 
 // multicastInterfaces resolves interface names; each must be up and
@@ -59,28 +61,24 @@ func multicastInterfaces(names []string) ([]net.Interface, error) {
 	return out, nil
 }
 
-func startMDNS(h *Host, names []string) (*mdnsService, error) {
-	ifaces, err := multicastInterfaces(names)
-	if err != nil {
-		return nil, err
-	}
+// startMDNS starts LAN discovery. It never fails: without a usable
+// multicast interface (a container, a host whose only interface is
+// loopback, a named interface that is not up yet) it logs a warning and
+// tries again every mdnsRetry, so a node without LAN discovery still runs.
+func startMDNS(h *Host, names []string) *mdnsService {
 	ctx, cancel := context.WithCancel(h.ctx)
 	m := &mdnsService{
 		h:      h,
-		ifaces: ifaces,
+		names:  names,
 		ctx:    ctx,
 		cancel: cancel,
 		dials:  make(chan struct{}, mdnsMaxDials),
 		update: make(chan struct{}, 1),
 	}
-	if err := m.register(); err != nil {
-		cancel()
-		return nil, err
-	}
 	m.wg.Add(2)
 	go m.announceLoop()
 	go m.browseLoop()
-	return m, nil
+	return m
 }
 
 // mdnsText returns the TXT strings advertising addrs of self.
@@ -143,6 +141,10 @@ func mdnsPort(addrs []ma.Multiaddr) int {
 
 // register (re)registers the service with the current addresses.
 func (m *mdnsService) register() error {
+	ifaces, err := multicastInterfaces(m.names)
+	if err != nil {
+		return err
+	}
 	addrs, err := m.h.host.Network().InterfaceListenAddresses()
 	if err != nil {
 		return fmt.Errorf("%w: listen addresses: %v", ErrMDNS, err)
@@ -163,13 +165,13 @@ func (m *mdnsService) register() error {
 	// Server.SetText races with its own responders, so an address change
 	// replaces the server (the old one sends a goodbye).
 	srv, err := zeroconf.RegisterProxy(m.h.self.String(), mdnsServiceType, mdnsDomain, mdnsPort(addrs),
-		m.h.self.String(), mdnsIPs(addrs), txt, m.ifaces)
+		m.h.self.String(), mdnsIPs(addrs), txt, ifaces)
 	if err != nil {
 		return fmt.Errorf("%w: register %s: %v", ErrMDNS, mdnsServiceType, err)
 	}
 	m.mu.Lock()
 	old := m.server
-	m.server, m.txt = srv, txt
+	m.server, m.txt, m.ifaces = srv, txt, ifaces
 	m.mu.Unlock()
 	if old != nil {
 		old.Shutdown()
@@ -184,17 +186,35 @@ func (m *mdnsService) addrsChanged() {
 	}
 }
 
+// announceLoop registers the service, again when the addresses change, and
+// every mdnsRetry while registering fails.
 func (m *mdnsService) announceLoop() {
 	defer m.wg.Done()
+	failed := 0
+	retry := time.NewTimer(0)
+	defer retry.Stop()
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-m.update:
-			if err := m.register(); err != nil {
-				m.h.log.Warn("mDNS re-registration failed", "err", err)
-			}
+		case <-retry.C:
 		}
+		err := m.register()
+		switch {
+		case err == nil:
+			if failed > 0 {
+				m.h.log.Info("mDNS LAN discovery running", "after_attempts", failed+1)
+			}
+			failed = 0
+			continue
+		case failed == 0:
+			m.h.log.Warn("mDNS LAN discovery unavailable; running without it and retrying", "retry", mdnsRetry, "err", err)
+		default:
+			m.h.log.Debug("mDNS still unavailable", "err", err)
+		}
+		failed++
+		retry.Reset(mdnsRetry)
 	}
 }
 
@@ -218,7 +238,13 @@ func (m *mdnsService) browseLoop() {
 // browse runs one session: it returns when ctx ends and zeroconf closed
 // the entries channel.
 func (m *mdnsService) browse(ctx context.Context) {
-	r, err := zeroconf.NewResolver(zeroconf.SelectIfaces(m.ifaces))
+	m.mu.Lock()
+	ifaces, registered := m.ifaces, m.server != nil
+	m.mu.Unlock()
+	if !registered {
+		return // announceLoop reports the missing interface
+	}
+	r, err := zeroconf.NewResolver(zeroconf.SelectIfaces(ifaces))
 	if err != nil {
 		m.h.log.Warn("mDNS browse failed", "err", err)
 		return

@@ -2,8 +2,11 @@ package p2p
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -87,5 +90,71 @@ func TestMDNSText(t *testing.T) {
 	}
 	if _, err := parseMDNSEntry(id.String(), []string{"dnsaddr=/ip4/1.2.3.4/tcp/1/p2p/" + testPeerID(t, testIdentity(t, 2)).String()}); !errors.Is(err, ErrMDNS) {
 		t.Fatalf("entry with only another peer's address: %v", err)
+	}
+}
+
+// noMulticastInterface skips the test unless no interface that is up can
+// carry multicast (a network namespace with only lo, up, without
+// MULTICAST: unshare -rn sh -c 'ip link set lo up && ...').
+func noMulticastInterface(t *testing.T) {
+	t.Helper()
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		t.Skipf("listing interfaces: %v", err)
+	}
+	for _, ifi := range ifaces {
+		if ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagMulticast != 0 {
+			t.Skipf("mDNS no-interface test skipped: %s is up with multicast; to run it on Linux: "+
+				"unshare -rn sh -c 'ip link set lo up && go test -run MDNSNoMulticast ./transports/p2p/'", ifi.Name)
+		}
+	}
+}
+
+// lockedBuffer collects log output written from several goroutines.
+type lockedBuffer struct {
+	mu      sync.Mutex
+	b       strings.Builder
+	written chan struct{} // signalled after each write
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case l.written <- struct{}{}:
+	default:
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// With mDNS on and no multicast interface the host starts (today's fails
+// with "No supported interface"), warns, and links work.
+func TestMDNSNoMulticastInterface(t *testing.T) {
+	noMulticastInterface(t)
+	ctx := testContext(t)
+	logs := lockedBuffer{written: make(chan struct{}, 1)}
+	a := newTestHost(t, 50, func(c *Config) {
+		c.MDNS = true
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	b := newTestHost(t, 51, nil)
+	connectPair(t, ctx, a, b)
+	for !strings.Contains(logs.String(), "mDNS LAN discovery unavailable") {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no warning about mDNS; logs:\n%s", logs.String())
+		case <-logs.written:
+		}
+	}
+	for line := range strings.Lines(logs.String()) {
+		if !strings.HasPrefix(line, "{") {
+			t.Errorf("log line is not JSON: %q", line)
+		}
 	}
 }

@@ -236,11 +236,16 @@ func validateRecord(key string, value []byte, now time.Time) (*Record, error) {
 // recordValidator is the DHT validator of the "meshd-addr" namespace.
 type recordValidator struct {
 	now func() time.Time
+	// refused, if set, hears of every record Validate refuses.
+	refused func(key string, err error)
 }
 
 // Validate implements record.Validator.
 func (v recordValidator) Validate(key string, value []byte) error {
 	_, err := validateRecord(key, value, v.now())
+	if err != nil && v.refused != nil {
+		v.refused(key, err)
+	}
 	return err
 }
 

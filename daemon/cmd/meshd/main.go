@@ -270,6 +270,7 @@ func cmdRun(stderr io.Writer) *cobra.Command {
 
 func runDaemon(cfg daemon.Config, path string, stderr io.Writer) int {
 	log := newLogger(cfg.Log, stderr)
+	daemon.RouteStdLog(log) // libraries' standard-log lines (zeroconf) in the same format
 	if path == "" {
 		log.Info("no config file; running on embedded defaults", "data_dir", cfg.DataDir)
 	} else {

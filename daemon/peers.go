@@ -1,0 +1,58 @@
+package daemon
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"meshd.dev/meshd/daemon/store"
+	"meshd.dev/meshd/transports/p2p"
+)
+
+// knownPeers reads the peers remembered from earlier runs, for the host
+// to redial from the start. Entries that no longer parse are skipped.
+func knownPeers(st *store.Store, log *slog.Logger) []peer.AddrInfo {
+	kps, err := st.KnownPeers()
+	if err != nil {
+		log.Warn("could not read the known peers; starting without them", "err", err)
+		return nil
+	}
+	out := make([]peer.AddrInfo, 0, len(kps))
+	for _, kp := range kps {
+		id, err := peer.Decode(kp.ID)
+		if err != nil {
+			continue
+		}
+		ai := peer.AddrInfo{ID: id}
+		for _, s := range kp.Addrs {
+			if a, err := ma.NewMultiaddr(s); err == nil {
+				ai.Addrs = append(ai.Addrs, a)
+			}
+		}
+		if len(ai.Addrs) > 0 {
+			out = append(out, ai)
+		}
+	}
+	return out
+}
+
+// rememberPeer stores a peer a link came up with and its addresses, so
+// that the next run dials it again.
+func (n *Node) rememberPeer(ev p2p.LinkUp, now time.Time) {
+	kp := store.KnownPeer{ID: ev.Peer.String(), Seen: now}
+	for _, a := range ev.Addrs {
+		kp.Addrs = append(kp.Addrs, a.String())
+	}
+	if len(kp.Addrs) == 0 {
+		return
+	}
+	if err := n.st.PutKnownPeers([]store.KnownPeer{kp}); err != nil {
+		n.log.Warn("could not remember a peer", "peer", ev.Peer, "err", err)
+	}
+}
+
+// agentVersion is what identify reports as the agent: "meshd/<version>".
+// One function, so that a single version source can replace Version here.
+func agentVersion() string { return "meshd/" + Version }

@@ -1,0 +1,106 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Known peers: the libp2p peers this node had a meshd link with and their
+// last addresses, so that after a restart it dials them again (the mesh
+// heals without mDNS and without meshctl connect). Each is one key
+// "p/<peer ID>" holding JSON {"seen": unix seconds, "addrs": [multiaddr]}.
+const peerPrefix = "p/"
+
+// Bounds of the known peers: MaxKnownPeers entries (a full store forgets
+// the peer seen longest ago), MaxPeerAddrs addresses of at most
+// maxPeerAddrLen bytes each.
+const (
+	MaxKnownPeers  = 64
+	MaxPeerAddrs   = 8
+	maxPeerAddrLen = 256
+	maxPeerIDLen   = 128
+)
+
+// KnownPeer is one remembered peer.
+type KnownPeer struct {
+	ID    string    // libp2p peer ID (text form)
+	Addrs []string  // multiaddrs without /p2p/
+	Seen  time.Time // when a link with it was last up
+}
+
+type knownPeerValue struct {
+	Seen  int64    `json:"seen"`
+	Addrs []string `json:"addrs"`
+}
+
+// PutKnownPeers stores (or refreshes) peers, then forgets the oldest
+// beyond MaxKnownPeers. Over-long IDs and addresses are left out.
+func (s *Store) PutKnownPeers(peers []KnownPeer) error {
+	return s.update(func(txn *badger.Txn) error {
+		for _, p := range peers {
+			if p.ID == "" || len(p.ID) > maxPeerIDLen {
+				continue
+			}
+			addrs := slices.DeleteFunc(slices.Clone(p.Addrs), func(a string) bool { return a == "" || len(a) > maxPeerAddrLen })
+			if len(addrs) > MaxPeerAddrs {
+				addrs = addrs[:MaxPeerAddrs]
+			}
+			v, err := json.Marshal(knownPeerValue{Seen: p.Seen.Unix(), Addrs: addrs})
+			if err != nil {
+				return err
+			}
+			if err := txn.Set([]byte(peerPrefix+p.ID), v); err != nil {
+				return err
+			}
+		}
+		all, err := knownPeers(txn)
+		if err != nil {
+			return err
+		}
+		for len(all) > MaxKnownPeers {
+			if err := txn.Delete([]byte(peerPrefix + all[len(all)-1].ID)); err != nil {
+				return err
+			}
+			all = all[:len(all)-1]
+		}
+		return nil
+	})
+}
+
+// KnownPeers returns the remembered peers, most recently seen first.
+// Damaged entries are skipped.
+func (s *Store) KnownPeers() ([]KnownPeer, error) {
+	var out []KnownPeer
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		out, err = knownPeers(txn)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: known peers: %w", err)
+	}
+	return out, nil
+}
+
+func knownPeers(txn *badger.Txn) ([]KnownPeer, error) {
+	var out []KnownPeer
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(peerPrefix), PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		var kv knownPeerValue
+		if json.Unmarshal(v, &kv) != nil || len(kv.Addrs) > MaxPeerAddrs {
+			continue
+		}
+		out = append(out, KnownPeer{ID: string(it.Item().Key()[len(peerPrefix):]), Addrs: kv.Addrs, Seen: time.Unix(kv.Seen, 0)})
+	}
+	slices.SortStableFunc(out, func(a, b KnownPeer) int { return b.Seen.Compare(a.Seen) })
+	return out, nil
+}
