@@ -327,7 +327,7 @@ func (m *Medium) checkNode(id NodeID) error {
 func (m *Medium) rxPower(s, r NodeID) float64 {
 	a, b := &m.nodes[s], &m.nodes[r]
 	dx, dy := a.X-b.X, a.Y-b.Y
-	return m.linkPower(s, r, m.cfg.model.PathLoss.MeanLossDB(math.Sqrt(dx*dx+dy*dy)), m.shadow.DB(s, r))
+	return m.linkPower(s, r, m.cfg.model.PathLoss.LossDB(math.Sqrt(dx*dx+dy*dy), a.HeightM, b.HeightM), m.shadow.DB(s, r))
 }
 
 // linkPower is the power from s at r given the link's mean loss and
@@ -389,12 +389,20 @@ func (m *Medium) class(k int) *class {
 // reach returns a distance beyond which no node's frames arrive anywhere
 // at powerDBm or above, whatever the link's shadowing.
 func (m *Medium) reach(powerDBm float64) float64 {
-	maxTx, maxGain := math.Inf(-1), math.Inf(-1)
+	maxTx, maxGain, maxH := math.Inf(-1), math.Inf(-1), 0.0
 	for _, nd := range m.nodes {
 		maxTx = max(maxTx, nd.TxPowerDBm+nd.GainDBi)
 		maxGain = max(maxGain, nd.GainDBi)
+		maxH = max(maxH, nd.HeightM)
 	}
-	return m.cfg.model.PathLoss.DistanceM(maxTx+maxGain+m.shadow.MaxDB()-powerDBm) * (1 + 1e-9)
+	pl := m.cfg.model.PathLoss
+	if maxH == 0 || pl.height(0) > maxH {
+		maxH = pl.height(0) // nodes without a height have the default
+	}
+	// The loss never increases with either antenna's height: the highest
+	// pair of antennas bounds every link.
+	budget := maxTx + maxGain + m.shadow.MaxDB() + m.fadeMaxDB() - powerDBm
+	return pl.DistanceAtLossM(budget, maxH, maxH) * (1 + 1e-9)
 }
 
 // cellSize returns a grid cell size of at least size, larger if the nodes
@@ -475,7 +483,7 @@ func (m *Medium) buildReach(c *class) {
 					if d2 > r2 {
 						continue
 					}
-					loss := pl.MeanLossDB(math.Sqrt(d2))
+					loss := pl.LossDB(math.Sqrt(d2), na.HeightM, nb.HeightM)
 					// Skip the shadowing draw when neither direction can
 					// reach floor even with the best draw.
 					if m.linkPower(a, b, loss, -maxShadow) < floor && m.linkPower(b, a, loss, -maxShadow) < floor {

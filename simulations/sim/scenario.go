@@ -140,6 +140,11 @@ type Radio struct {
 	// CarrierSense makes a radio wait for a clear channel before it sends,
 	// as RNode's firmware does ("csma", the default, or "off").
 	CarrierSense string `toml:"carrier_sense"`
+	// Propagation is the path-loss model and the antennas
+	// (radio_config.go).
+	Propagation Propagation `toml:"propagation"`
+	// Reception is the receiver model (reception_config.go).
+	Reception Reception `toml:"reception"`
 }
 
 // Engine holds routing.Config overrides.
@@ -167,6 +172,10 @@ type NodeSpec struct {
 	Y       *float64 `toml:"y"`
 	LoRa    bool     `toml:"lora"`
 	Mailbox bool     `toml:"mailbox"`
+	// HeightM and GainDBi override the radio's antenna for this node
+	// ([radio.propagation]).
+	HeightM *float64 `toml:"height_m"`
+	GainDBi *float64 `toml:"gain_dbi"`
 }
 
 // IPParams are the properties of a point-to-point link.
@@ -312,6 +321,9 @@ func ParseDir(doc []byte, sets []string, dir string) (*Scenario, error) {
 		return nil, err
 	}
 	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	if err := sc.validateRadioModels(keyPositions(doc)); err != nil {
 		return nil, err
 	}
 	return &sc, nil
@@ -566,6 +578,7 @@ func (sc *Scenario) applyDefaults() {
 	if r.CarrierSense == "" {
 		r.CarrierSense = "csma"
 	}
+	r.applyRadioModelDefaults()
 	if sc.Engine.FloodPolicy == "" {
 		sc.Engine.FloodPolicy = "managed"
 	}

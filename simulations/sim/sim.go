@@ -435,9 +435,12 @@ func (s *Sim) build() error {
 		}
 	}
 	topoRng := rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedTopology)))
-	dev := radio.Device{TxPowerDBm: sc.Radio.TxPowerDBm}
-	model := radio.DefaultModel()
-	model.PathLoss.ShadowSigmaDB = *sc.Radio.ShadowSigmaDB
+	devOf := sc.devices()
+	dev := devOf("")
+	model, err := sc.Radio.model()
+	if err != nil {
+		return err
+	}
 	for _, t := range sc.Topology {
 		lora := t.Link == "lora"
 		first := len(s.nodes)
@@ -529,7 +532,7 @@ func (s *Sim) build() error {
 	if len(s.radioOf) > 0 {
 		rn := make([]radio.Node, len(s.radioOf))
 		for i, n := range s.radioOf {
-			rn[i] = radio.Node{X: n.x, Y: n.y, Device: dev}
+			rn[i] = radio.Node{X: n.x, Y: n.y, Device: devOf(n.name)}
 		}
 		m, err := radio.NewMedium(rn, rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedRadio))),
 			radio.WithModel(model), radio.WithCaptureThreshold(sc.Radio.CaptureDB))
