@@ -14,8 +14,8 @@ type PathLossKind int
 //   - LogDistance: PL(d0) + 10 n log10(d/d0) (Rappaport, "Wireless
 //     Communications", 2nd ed., eq. 4.68); the default parameters are Bor et
 //     al.'s 2016 campus measurement at 868 MHz (antenna heights ignored).
-//   - FreeSpace: Friis, 20 log10(4 pi d f / c), i.e. 32.45 + 20 log10(f/MHz)
-//   - 20 log10(d/km) (ITU-R P.525); valid in the far field with a clear
+//   - FreeSpace: Friis, 20 log10(4 pi d f / c), that is 32.45 dB plus
+//     20 log10(f/MHz) plus 20 log10(d/km) (ITU-R P.525); valid in the far field with a clear
 //     first Fresnel zone: a lower bound on every other model.
 //   - TwoRayGround: free space up to the crossover distance 4 pi ht hr /
 //     lambda, then 40 log10 d - 20 log10(ht hr) (Rappaport eq. 4.52, the
