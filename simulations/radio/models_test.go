@@ -172,3 +172,35 @@ func TestMediumHeights(t *testing.T) {
 		t.Errorf("2 m node reaches %v, want only the mast", nb)
 	}
 }
+
+func TestSensitivityTables(t *testing.T) {
+	want := map[int][2]float64{7: {-124, -123}, 8: {-127, -126}, 9: {-130, -129}, 10: {-133, -132}, 11: {-135, -133}, 12: {-137, -136}}
+	for sf, w := range want {
+		p := NewParams(sf, 125000, CR45)
+		for i, tab := range []SensitivityTable{SX1272, SX1276} {
+			m := DefaultModel()
+			m.Sensitivity = tab
+			if got := m.SensitivityDBm(p); got != w[i] {
+				t.Errorf("%v SF%d: %v dBm, want %v", tab, sf, got, w[i])
+			}
+		}
+	}
+	m := DefaultModel()
+	m.Sensitivity = SX1276
+	// 250 kHz: 3 dB less sensitive.
+	if got := m.SensitivityDBm(NewParams(12, 250000, CR45)); !near(got, -136+3.0103, 1e-3) {
+		t.Errorf("SX1276 SF12/250: %v", got)
+	}
+	// SX1276's SF12 is 1 dB less sensitive: a shorter range.
+	if a, b := DefaultModel().MaxRange(NewParams(12, 125000, CR45), Device{TxPowerDBm: 14}, Device{TxPowerDBm: 14}),
+		m.MaxRange(NewParams(12, 125000, CR45), Device{TxPowerDBm: 14}, Device{TxPowerDBm: 14}); !(b < a) {
+		t.Errorf("SX1276 range %v not below SX1272's %v", b, a)
+	}
+	if _, err := ParseSensitivityTable("sx1262"); !errors.Is(err, ErrInvalidModel) {
+		t.Error("sx1262 accepted")
+	}
+	m.Sensitivity = 5
+	if m.Validate() == nil {
+		t.Error("table 5 accepted")
+	}
+}

@@ -157,6 +157,9 @@ type Model struct {
 	PathLoss PathLoss
 	// NoiseFigureDB is the receiver noise figure.
 	NoiseFigureDB float64
+	// Sensitivity is the datasheet table of receiver sensitivity (the
+	// zero value is SX1272's).
+	Sensitivity SensitivityTable
 }
 
 // DefaultModel returns DefaultPathLoss with a 6 dB noise figure.
@@ -168,6 +171,9 @@ func DefaultModel() Model {
 func (m Model) Validate() error {
 	if err := m.PathLoss.Validate(); err != nil {
 		return err
+	}
+	if m.Sensitivity != SX1272 && m.Sensitivity != SX1276 {
+		return fmt.Errorf("%w: Model.Sensitivity %d is not a table", ErrInvalidModel, int(m.Sensitivity))
 	}
 	if !(m.NoiseFigureDB >= 0) || !finite(m.NoiseFigureDB) {
 		return fmt.Errorf("%w: Model.NoiseFigureDB %v must be zero or positive", ErrInvalidModel, m.NoiseFigureDB)
@@ -194,7 +200,7 @@ func (m Model) NoiseFloorDBm(p Params) float64 {
 // datasheets' tables are not quite consistent with a 6 dB noise figure.
 // NaN for invalid parameters.
 func (m Model) ThresholdDBm(p Params) float64 {
-	return math.Max(p.SensitivityDBm(), m.NoiseFloorDBm(p)+p.SNRFloorDB())
+	return math.Max(m.SensitivityDBm(p), m.NoiseFloorDBm(p)+p.SNRFloorDB())
 }
 
 // RxPowerDBm returns the received power over a link: transmit power plus

@@ -194,6 +194,9 @@ func (r Radio) model() (radio.Model, error) {
 		}
 		*o.dst = *o.v
 	}
+	if t, err := radio.ParseSensitivityTable(r.Reception.Sensitivity); err == nil {
+		m.Sensitivity = t
+	}
 	if err := m.Validate(); err != nil {
 		return m, bad("radio.propagation", "%v", err)
 	}
@@ -226,4 +229,14 @@ func (sc *Scenario) devices() func(name string) radio.Device {
 		}
 		return def
 	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// captureDB is capture_db, 6 dB when left out.
+func (r Radio) captureDB() float64 {
+	if r.CaptureDB == nil {
+		return 6
+	}
+	return *r.CaptureDB
 }

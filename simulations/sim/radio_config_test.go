@@ -83,3 +83,24 @@ func TestPropagationKeyErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestCaptureZero: capture_db = 0 means a 0 dB capture threshold (it used
+// to become the 6 dB default), and leaving it out means 6 dB.
+func TestCaptureZero(t *testing.T) {
+	for _, tc := range []struct {
+		keys string
+		want float64
+	}{{"capture_db = 0.0\n", 0}, {"", 6}, {"capture_db = 1.5\n", 1.5}} {
+		sc, err := Parse([]byte(twoNodeDoc(tc.keys, "")), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(sc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.medium.CaptureThresholdDB(); got != tc.want {
+			t.Errorf("%q: capture threshold %v dB, want %v", tc.keys, got, tc.want)
+		}
+	}
+}

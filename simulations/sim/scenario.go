@@ -134,7 +134,9 @@ type Radio struct {
 	// ShadowSigmaDB is the per-link static shadowing (default 3.57 dB; 0
 	// turns it off).
 	ShadowSigmaDB *float64 `toml:"shadow_sigma_db"`
-	CaptureDB     float64  `toml:"capture_db"`
+	// CaptureDB is the same-channel capture threshold (default 6 dB; 0
+	// means 0 dB).
+	CaptureDB *float64 `toml:"capture_db"`
 	// DutyCycle enforces EU868 duty cycle ("eu868", the default, or "off").
 	DutyCycle string `toml:"duty_cycle"`
 	// CarrierSense makes a radio wait for a clear channel before it sends,
@@ -569,8 +571,9 @@ func (sc *Scenario) applyDefaults() {
 		v := radio.DefaultPathLoss().ShadowSigmaDB
 		r.ShadowSigmaDB = &v
 	}
-	if r.CaptureDB == 0 {
-		r.CaptureDB = 6
+	if r.CaptureDB == nil {
+		v := 6.0
+		r.CaptureDB = &v
 	}
 	if r.DutyCycle == "" {
 		r.DutyCycle = "eu868"
@@ -670,8 +673,8 @@ func (sc *Scenario) Validate() error {
 		return bad("radio.tx_power_dbm", "%v not in -4..30", r.TxPowerDBm)
 	case *r.ShadowSigmaDB < 0:
 		return bad("radio.shadow_sigma_db", "%v is negative", *r.ShadowSigmaDB)
-	case r.CaptureDB < 0:
-		return bad("radio.capture_db", "%v is negative", r.CaptureDB)
+	case r.CaptureDB != nil && !(*r.CaptureDB >= 0 && *r.CaptureDB <= 30):
+		return bad("radio.capture_db", "%v not in 0..30 dB", *r.CaptureDB)
 	case r.CarrierSense != "csma" && r.CarrierSense != "off":
 		return bad("radio.carrier_sense", "%q is not csma or off", r.CarrierSense)
 	case r.DutyCycle != "eu868" && r.DutyCycle != "off":

@@ -535,7 +535,7 @@ func (s *Sim) build() error {
 			rn[i] = radio.Node{X: n.x, Y: n.y, Device: devOf(n.name)}
 		}
 		m, err := radio.NewMedium(rn, rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedRadio))),
-			radio.WithModel(model), radio.WithCaptureThreshold(sc.Radio.CaptureDB))
+			append([]radio.Option{radio.WithModel(model), radio.WithCaptureThreshold(sc.Radio.captureDB())}, sc.Radio.mediumOptions()...)...)
 		if err != nil {
 			return fmt.Errorf("%w: radio: %w", ErrScenario, err)
 		}
