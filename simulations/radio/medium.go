@@ -157,7 +157,9 @@ func WithRetention(d time.Duration) Option { return func(c *mediumConfig) { c.re
 // factor and bandwidth. Frames on different channels never interfere:
 // different frequencies are assumed not to overlap (the scheduler should
 // not put channels closer than their bandwidth), and different spreading
-// factors, or bandwidths, are treated as orthogonal. The medium does not
+// factors, or bandwidths, are treated as orthogonal, unless
+// [WithSFRejection] makes spreading factors on one frequency and bandwidth
+// interfere. The medium does not
 // know what each receiver is tuned to: ask only about receivers listening
 // on the frame's channel.
 //
@@ -179,8 +181,12 @@ func WithRetention(d time.Duration) Option { return func(c *mediumConfig) { c.re
 //     stronger than I at r.
 //
 // Interferers are judged one at a time, not summed, as in LoRaSim and
-// FLoRa. An interferer too weak to be received itself still destroys a
-// frame that is less than the capture threshold above it.
+// FLoRa ([WithSummedInterference] sums them). An interferer too weak to be
+// received itself still destroys a frame that is less than the capture
+// threshold above it. The optional models (fading.go, reception.go) adjust
+// these rules: fading adds a per-frame gain to every received power, the
+// error curve replaces rule 2's SNR floor, [WithCaptureWindow] and
+// [WithLaterCapture] release the lock, [WithTurnaround] extends rule 1.
 //
 // # Cost
 //
@@ -918,13 +924,25 @@ func (m *Medium) locked(t, f *txRec, r NodeID, rssi, pt float64, c *class) bool 
 
 // destroyerSum is destroyer with summed interference: f is lost if r was
 // locked on a rival, or if f is weaker than the sum of the rivals'
-// powers, each raised by the SIR f needs against it.
+// powers, each raised by the SIR f needs against it. The sum covers the
+// rivals whose power at r reaches the capture threshold below the receive
+// threshold (those within the interference range of r): weaker ones are
+// left out, which keeps the cost of a frame independent of how many
+// distant transmissions overlap it.
 func (m *Medium) destroyerSum(f *txRec, r NodeID, rssi float64, c *class) *txRec {
 	var sum float64
 	var worst *txRec
 	worstDB := math.Inf(-1)
+	rn := &m.nodes[r]
+	int2 := c.intRange * c.intRange
+	in := c.in[r]
 	for _, t := range m.rivals {
-		if t.node == r {
+		tn := &m.nodes[t.node]
+		ddx, ddy := tn.X-rn.X, tn.Y-rn.Y
+		if t.node == r || ddx*ddx+ddy*ddy > int2 {
+			continue
+		}
+		if _, ok := slices.BinarySearch(in, t.node); !ok {
 			continue
 		}
 		pt := m.rxPower(t.node, r) + m.fadeDB(t.id, r)

@@ -87,7 +87,10 @@ func (sc *Scenario) validateReception(pos map[string]string) error {
 	case rc.Turnaround.Duration < 0 || rc.Turnaround.Duration > maxTurnaround:
 		return radioBad(pos, f+"turnaround", "%v not in 0..%v", rc.Turnaround.Duration, maxTurnaround)
 	}
-	return sc.validatePowerLimit(pos)
+	if err := sc.validatePowerLimit(pos); err != nil {
+		return err
+	}
+	return sc.validateChannels(pos)
 }
 
 // validatePowerLimit refuses, under the EU868 duty cycle, a transmitter

@@ -178,6 +178,10 @@ type NodeSpec struct {
 	// ([radio.propagation]).
 	HeightM *float64 `toml:"height_m"`
 	GainDBi *float64 `toml:"gain_dbi"`
+	// SF and FrequencyHz put this node on its own channel (0: the
+	// radio's); it hears only frames on its channel (radio_channels.go).
+	SF          int   `toml:"sf"`
+	FrequencyHz int64 `toml:"frequency_hz"`
 }
 
 // IPParams are the properties of a point-to-point link.

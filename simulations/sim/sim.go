@@ -226,6 +226,9 @@ type Sim struct {
 	// node hears one in progress if and only if that is after now
 	// (for carrier sense).
 	hearsUntil []time.Time
+	// chans is, per radio node, its channel when some node has its own
+	// (nil: every node on the radio's; radio_channels.go).
+	chans []radioChan
 
 	msgs    []*message
 	byID    map[MessageID]*message
@@ -541,6 +544,7 @@ func (s *Sim) build() error {
 		}
 		s.medium = m
 		s.hearsUntil = make([]time.Time, len(s.radioOf))
+		s.setupChannels()
 	}
 	// Workload endpoints.
 	pick := func(names []string) []*node {
@@ -796,13 +800,13 @@ func (s *Sim) radioSend(n *node) {
 			// all start at once.
 			n.sensing = true
 			n.stats.CarrierWaits++
-			backoff := time.Duration(n.mac.Int64N(16 * int64(s.params.SymbolTime())))
+			backoff := time.Duration(n.mac.Int64N(16 * int64(s.paramsOf(n).SymbolTime())))
 			s.push(&event{at: busyUntil.Add(backoff), kind: evCarrier, node: n, gen: n.gen})
 			return
 		}
 	}
 	tx := n.held[0]
-	air, err := s.params.TimeOnAir(len(tx.Frame))
+	air, err := s.paramsOf(n).TimeOnAir(len(tx.Frame))
 	if err != nil {
 		// Larger than a LoRa frame: the engine fragments to the MTU, so
 		// this is a bug; drop it and say so.
@@ -811,7 +815,7 @@ func (s *Sim) radioSend(n *node) {
 		s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
 		return
 	}
-	freq, bw := s.radioCfg.FrequencyHz, s.radioCfg.BandwidthHz
+	freq, bw := s.freqOf(n), s.paramsOf(n).BandwidthHz
 	if n.ledger != nil {
 		ok, earliest, err := n.ledger.CanTransmit(s.now, freq, bw, air)
 		if err != nil || earliest.IsZero() && !ok {
@@ -829,7 +833,7 @@ func (s *Sim) radioSend(n *node) {
 			return
 		}
 	}
-	id, end, err := s.medium.StartTx(n.radioID, s.now, freq, s.params, len(tx.Frame))
+	id, end, err := s.medium.StartTx(n.radioID, s.now, freq, s.paramsOf(n), len(tx.Frame))
 	if err != nil {
 		s.errs++
 		return
@@ -841,7 +845,7 @@ func (s *Sim) radioSend(n *node) {
 			s.errs++
 		}
 		for _, r := range c {
-			if end.After(s.hearsUntil[r]) {
+			if end.After(s.hearsUntil[r]) && s.sameChannel(n, s.radioOf[r]) {
 				s.hearsUntil[r] = end
 			}
 		}
@@ -851,7 +855,7 @@ func (s *Sim) radioSend(n *node) {
 			s.errs++
 		}
 		used, _ := n.ledger.Used(end, freq, bw)
-		n.stats.DutyPeak = max(n.stats.DutyPeak, float64(used)/float64(s.dutyLimit))
+		n.stats.DutyPeak = max(n.stats.DutyPeak, float64(used)/float64(s.dutyLimitOf(n)))
 	}
 	n.stats.FramesSent++
 	n.stats.BytesSent += uint64(len(tx.Frame))
@@ -887,7 +891,7 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 	}
 	for _, r := range s.rx {
 		to := s.radioOf[r.Receiver]
-		if !to.up {
+		if !to.up || !s.sameChannel(n, to) {
 			continue
 		}
 		switch r.Status {
@@ -1165,12 +1169,12 @@ func (s *Sim) nodeUp(n *node) {
 	if n.radioID >= 0 {
 		info := routing.LinkInfo{
 			ID: loraLinkID, Kind: routing.LinkLoRa, Window: 1, MTU: radio.MaxPayload,
-			Bitrate: max(1, int(s.params.Bitrate())),
+			Bitrate: max(1, int(s.paramsOf(n).Bitrate())),
 		}
 		if n.ledger != nil {
 			// The engine budgets adverts against the airtime the sub-band
 			// really allows, as the daemon's LoRa transport will tell it.
-			if band, err := radio.EU868().Find(s.sc.Radio.FrequencyHz, s.sc.Radio.BandwidthHz); err == nil {
+			if band, err := radio.EU868().Find(s.freqOf(n), s.paramsOf(n).BandwidthHz); err == nil {
 				info.DutyCycle = band.DutyCycle
 			}
 		}
