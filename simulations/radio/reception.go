@@ -162,3 +162,49 @@ func (c *mediumConfig) validateReception() error {
 	}
 	return nil
 }
+
+// PreambleHeard reports whether receiver r, listening with parameters p on
+// freqHz during [from, to), had the preamble of a transmission on that
+// channel overlapping the interval at thresholdDBm or more: what a
+// channel-activity detection (CAD) of the SX127x sees, which detects
+// preamble chirps only (a frame already past its preamble goes unnoticed).
+// Ask by to, before the medium's clock passes it by the retention.
+func (m *Medium) PreambleHeard(r NodeID, from, to time.Time, freqHz int64, p Params, thresholdDBm float64) (bool, error) {
+	if err := m.checkNode(r); err != nil {
+		return false, err
+	}
+	if err := p.Validate(); err != nil {
+		return false, err
+	}
+	k := classIndex(p)
+	c := m.class(k)
+	a, b := m.offset(from), m.offset(to)
+	for _, s := range c.in[r] {
+		if s == r || m.lastEnd[s] <= a {
+			continue
+		}
+		st := &m.state[s]
+		for i := st.txs.len() - 1; i >= 0; i-- {
+			t := m.rec(*st.txs.at(i))
+			if t.end <= a {
+				break
+			}
+			if t.cls != k || t.freq != freqHz || t.start >= b || t.preEnd <= a {
+				continue
+			}
+			if m.rxPower(s, r)+m.fadeDB(t.id, r) >= thresholdDBm {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// ThresholdDBm returns the weakest power at which the medium receives (or,
+// with the error curve, starts to consider) frames with parameters p.
+func (m *Medium) ThresholdDBm(p Params) (float64, error) {
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
+	return m.class(classIndex(p)).threshold, nil
+}

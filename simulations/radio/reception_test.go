@@ -272,3 +272,43 @@ func TestFadingAndCurveAtTheEdge(t *testing.T) {
 		})
 	}
 }
+
+// TestPreambleHeard: a channel activity detection sees a frame's preamble,
+// not its payload, only on its channel and at its threshold.
+func TestPreambleHeard(t *testing.T) {
+	p := NewParams(7, 125000, CR45)
+	nodes := []Node{{Device: Device{TxPowerDBm: 14}}, {X: 50, Device: Device{TxPowerDBm: 14}}}
+	m, err := NewMedium(nodes, nil, WithModel(noShadow()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.StartTx(1, t0, f1, p, 20); err != nil {
+		t.Fatal(err)
+	}
+	pre := p.PreambleTime() // 12.544 ms
+	// Node 0 hears node 1 at -115.43 dBm (TestMediumRules' scene).
+	for _, tc := range []struct {
+		name     string
+		from, to time.Duration
+		freq     int64
+		p        Params
+		th       float64
+		want     bool
+	}{
+		{"during the preamble", ms(2), ms(4), f1, p, -124, true},
+		{"the preamble's last 1 ms", pre - ms(1), pre + ms(1), f1, p, -124, true},
+		{"payload only", pre, pre + ms(2), f1, p, -124, false},
+		{"other frequency", ms(2), ms(4), f2, p, -124, false},
+		{"other SF", ms(2), ms(4), f1, NewParams(8, 125000, CR45), -124, false},
+		{"threshold above the power", ms(2), ms(4), f1, p, -115, false},
+		{"before the frame", -ms(4), 0, f1, p, -124, false},
+	} {
+		got, err := m.PreambleHeard(0, t0.Add(tc.from), t0.Add(tc.to), tc.freq, tc.p, tc.th)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: heard %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

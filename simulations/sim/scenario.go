@@ -679,8 +679,8 @@ func (sc *Scenario) Validate() error {
 		return bad("radio.shadow_sigma_db", "%v is negative", *r.ShadowSigmaDB)
 	case r.CaptureDB != nil && !(*r.CaptureDB >= 0 && *r.CaptureDB <= 30):
 		return bad("radio.capture_db", "%v not in 0..30 dB", *r.CaptureDB)
-	case r.CarrierSense != "csma" && r.CarrierSense != "off":
-		return bad("radio.carrier_sense", "%q is not csma or off", r.CarrierSense)
+	case r.CarrierSense != "csma" && r.CarrierSense != "off" && r.CarrierSense != "cad":
+		return bad("radio.carrier_sense", "%q is not csma, cad or off", r.CarrierSense)
 	case r.DutyCycle != "eu868" && r.DutyCycle != "off":
 		return bad("radio.duty_cycle", "%q is not eu868 or off", r.DutyCycle)
 	}

@@ -229,6 +229,9 @@ type Sim struct {
 	// chans is, per radio node, its channel when some node has its own
 	// (nil: every node on the radio's; radio_channels.go).
 	chans []radioChan
+	// cadFrom is, per radio node, when its channel activity detection
+	// started (zero: none under way; radio_cad.go).
+	cadFrom []time.Time
 
 	msgs    []*message
 	byID    map[MessageID]*message
@@ -804,6 +807,9 @@ func (s *Sim) radioSend(n *node) {
 			s.push(&event{at: busyUntil.Add(backoff), kind: evCarrier, node: n, gen: n.gen})
 			return
 		}
+	}
+	if s.radioCfg.CarrierSense == "cad" && s.cadWait(n) {
+		return
 	}
 	tx := n.held[0]
 	air, err := s.paramsOf(n).TimeOnAir(len(tx.Frame))
