@@ -94,3 +94,18 @@ func (m *Medium) fadeDB(id TxID, r NodeID) float64 {
 
 // CaptureThresholdDB returns the medium's same-channel capture threshold.
 func (m *Medium) CaptureThresholdDB() float64 { return m.cfg.capture }
+
+// Hears reports whether candidate r of transmission id receives it at or
+// above the receive threshold (fading included), for carrier sense: with
+// fading or the error curve the candidates are a superset of such
+// receivers. Without them every candidate hears it, at no cost.
+func (m *Medium) Hears(id TxID, r NodeID) bool {
+	if m.cfg.fading == NoFading && !m.cfg.curve {
+		return true
+	}
+	t := m.rec(id)
+	if t == nil || r < 0 || int(r) >= len(m.nodes) {
+		return false
+	}
+	return m.rxPower(t.node, r)+m.fadeDB(id, r) >= m.classes[t.cls].threshold
+}

@@ -312,3 +312,37 @@ func TestPreambleHeard(t *testing.T) {
 		}
 	}
 }
+
+// TestHears: without fading every candidate hears a frame; with it, those
+// the frame's fade lifts over the threshold, as Outcome judges them.
+func TestHears(t *testing.T) {
+	p := NewParams(9, 125000, CR45)
+	dev := Device{TxPowerDBm: 14}
+	edge := noShadow().MaxRange(p, dev, dev)
+	nodes := []Node{{Device: dev}, {X: edge * 0.98, Device: dev}}
+	for _, fading := range []Fading{NoFading, Rayleigh} {
+		m, err := NewMedium(nodes, rand.New(rand.NewPCG(5, 5)), WithModel(noShadow()), WithFading(fading, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, heard := t0, 0
+		for range 500 {
+			id, end, err := m.StartTx(0, at, f1, p, 20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := m.Hears(id, 1)
+			o, _ := m.Outcome(id, 1)
+			if h != (o.Status == Received) {
+				t.Fatalf("%v: Hears %v, outcome %v", fading, h, o.Status)
+			}
+			if h {
+				heard++
+			}
+			at = end.Add(time.Second)
+		}
+		if fading == NoFading && heard != 500 || fading == Rayleigh && (heard < 150 || heard > 230) {
+			t.Errorf("%v: heard %d of 500", fading, heard)
+		}
+	}
+}

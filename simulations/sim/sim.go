@@ -851,7 +851,7 @@ func (s *Sim) radioSend(n *node) {
 			s.errs++
 		}
 		for _, r := range c {
-			if end.After(s.hearsUntil[r]) && s.sameChannel(n, s.radioOf[r]) {
+			if end.After(s.hearsUntil[r]) && s.sameChannel(n, s.radioOf[r]) && s.medium.Hears(id, r) {
 				s.hearsUntil[r] = end
 			}
 		}
