@@ -19,7 +19,7 @@ func (s *Sim) cadWait(n *node) bool {
 		s.cadFrom = make([]time.Time, len(s.radioOf))
 	}
 	p := s.paramsOf(n)
-	dur := time.Duration(s.radioCfg.Reception.CADSymbols * float64(p.SymbolTime()))
+	dur := time.Duration(s.radioCfg.Reception.cadSymbols() * float64(p.SymbolTime()))
 	from := s.cadFrom[n.radioID]
 	if from.IsZero() || !s.now.Equal(from.Add(dur)) {
 		// Start a detection; evCarrier brings the node back when it is

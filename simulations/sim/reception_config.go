@@ -35,7 +35,7 @@ type Reception struct {
 	// Turnaround is how long a radio is deaf after sending (default 0).
 	Turnaround Duration `toml:"turnaround"`
 	// CADSymbols is how long a channel activity detection listens
-	// (radio.carrier_sense = "cad"; default 2 symbols).
+	// (radio.carrier_sense = "cad"; 0: the default, 2 symbols).
 	CADSymbols float64 `toml:"cad_symbols"`
 	// CADThresholdDB is the detection threshold above the receive
 	// threshold (default 0 dB).
@@ -52,9 +52,14 @@ func (r *Radio) applyReceptionDefaults() {
 			*d.v = d.def
 		}
 	}
+}
+
+// cadSymbols is cad_symbols, 2 when left out (0).
+func (rc Reception) cadSymbols() float64 {
 	if rc.CADSymbols == 0 {
-		rc.CADSymbols = 2
+		return 2
 	}
+	return rc.CADSymbols
 }
 
 // maxTurnaround bounds radio.reception.turnaround: longer than any radio's
@@ -95,13 +100,13 @@ func (sc *Scenario) validateReception(pos map[string]string) error {
 		return radioBad(pos, f+"capture_window_symbols", "set with later_capture = true, which is an unlimited window: choose one")
 	case rc.Turnaround.Duration < 0 || rc.Turnaround.Duration > maxTurnaround:
 		return radioBad(pos, f+"turnaround", "%v not in 0..%v", rc.Turnaround.Duration, maxTurnaround)
-	case !(rc.CADSymbols >= 1 && rc.CADSymbols <= 8):
+	case rc.CADSymbols != 0 && !(rc.CADSymbols >= 1 && rc.CADSymbols <= 8):
 		return radioBad(pos, f+"cad_symbols", "%v not in 1..8", rc.CADSymbols)
 	case !(rc.CADThresholdDB >= 0 && rc.CADThresholdDB <= 20):
 		return radioBad(pos, f+"cad_threshold_db", "%v not in 0..20 dB above the receive threshold (a detection is never more sensitive than the demodulator's threshold here)", rc.CADThresholdDB)
-	case r.CarrierSense != "cad" && pos[f+"cad_symbols"] != "":
+	case r.CarrierSense != "cad" && rc.CADSymbols != 0:
 		return radioBad(pos, f+"cad_symbols", "applies to radio.carrier_sense = \"cad\" only, not %q", r.CarrierSense)
-	case r.CarrierSense != "cad" && pos[f+"cad_threshold_db"] != "":
+	case r.CarrierSense != "cad" && rc.CADThresholdDB != 0:
 		return radioBad(pos, f+"cad_threshold_db", "applies to radio.carrier_sense = \"cad\" only, not %q", r.CarrierSense)
 	}
 	if err := sc.validatePowerLimit(pos); err != nil {

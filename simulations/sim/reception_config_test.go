@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,20 @@ func TestReceptionDeterminism(t *testing.T) {
 	}
 	if a.DeliveryRatio < 0.5 {
 		t.Errorf("delivery %.2f with fading and the curve", a.DeliveryRatio)
+	}
+	// The resolved scenario (scenario.toml) replays the same run, with
+	// CAD, a node's own antenna and capture_db = 0 too.
+	for _, sets := range [][]string{allReception, {"radio.carrier_sense=\"cad\"", "radio.capture_db=0.0",
+		"radio.propagation.model=\"hata\"", "radio.propagation.antenna_height_m=3.0"}} {
+		s := runScenario(t, load(t, quickstart, sets...), NewTracer(&strings.Builder{}))
+		dir := t.TempDir()
+		if err := s.WriteOutputs(dir); err != nil {
+			t.Fatal(err)
+		}
+		again := runScenario(t, load(t, filepath.Join(dir, "scenario.toml")), NewTracer(&strings.Builder{})).Summary()
+		if again.TraceSHA256 != s.Summary().TraceSHA256 {
+			t.Errorf("%v: the resolved scenario replays differently", sets)
+		}
 	}
 }
 
