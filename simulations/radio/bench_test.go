@@ -98,9 +98,9 @@ func BenchmarkMedium(b *testing.B) {
 		// The optional reception models on the first case: fading and the
 		// error curve widen the reach lists; summed interference and the
 		// inter-SF matrix judge every rival by its power.
-		{"SF9/20nb/1perMin/rayleigh+curve", NewParams(9, 125000, CR45), 40, time.Minute, 20,
+		{"rayleigh+curve/SF9/20nb/1perMin", NewParams(9, 125000, CR45), 40, time.Minute, 20,
 			[]Option{WithFading(Rayleigh, 0), WithErrorCurve()}},
-		{"SF9/20nb/1perMin/sum+croce", NewParams(9, 125000, CR45), 40, time.Minute, 20,
+		{"sum+croce/SF9/20nb/1perMin", NewParams(9, 125000, CR45), 40, time.Minute, 20,
 			[]Option{WithSummedInterference(), WithSFRejection(CroceRejection())}},
 	}
 	for _, c := range cases {
