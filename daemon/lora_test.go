@@ -21,7 +21,7 @@ func TestLoRaConfigErrors(t *testing.T) {
 		args      []string
 		want      string
 	}{
-		{"outside EU868", "[[lora]]\nport = \"/dev/ttyUSB0\"\nfrequency = 867000000\n", nil, "lora[0]: port /dev/ttyUSB0: lorareg: frequency not allowed: 867000000 Hz"},
+		{"outside EU868", "[[lora]]\nport = \"/dev/ttyUSB0\"\nfrequency = 869300000\n", nil, "lora[0]: port /dev/ttyUSB0: lorareg: frequency not allowed: 869300000 Hz"},
 		{"outside US915", "[[lora]]\nport = \"/dev/ttyUSB0\"\nregion = \"US915\"\nfrequency = 869525000\n", nil, "outside US915"},
 		{"sf too high", "[[lora]]\nport = \"/dev/ttyUSB0\"\nsf = 13\n", nil, "sf 13 not in 7..12"},
 		{"sf too low", "[[lora]]\nport = \"/dev/ttyUSB0\"\nsf = 6\n", nil, "sf 6 not in 7..12"},

@@ -81,8 +81,9 @@ func TestCheckErrors(t *testing.T) {
 		err  error
 		text string
 	}{
-		{eu(867_000_000, 9, 14), ErrFrequency, "867000000 Hz with 125000 Hz bandwidth lies in no EU868 sub-band"},
-		{eu(868_550_000, 9, 14), ErrFrequency, "no EU868 sub-band"}, // straddles g1's upper edge
+		{eu(869_300_000, 9, 14), ErrFrequency, "869300000 Hz with 125000 Hz bandwidth lies in no EU868 sub-band"}, // between g2 and g3
+		{eu(867_950_000, 9, 14), ErrFrequency, "no EU868 sub-band"},                                               // straddles h1.4 and g1
+		{eu(868_550_000, 9, 14), ErrFrequency, "no EU868 sub-band"},                                               // straddles g1's upper edge
 		{eu(915_000_000, 9, 14), ErrFrequency, "no EU868 sub-band"},
 		{eu(868_100_000, 6, 14), ErrSF, "sf 6 not in 7..12"},
 		{eu(868_100_000, 13, 14), ErrSF, "sf 13 not in 7..12"},

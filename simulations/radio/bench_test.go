@@ -87,19 +87,27 @@ func BenchmarkMedium(b *testing.B) {
 		size     int
 		perNode  time.Duration // mean interval between one node's frames
 		neighbrs float64       // mean-range neighbours per node
+		opts     []Option      // reception models beyond the defaults
 	}{
 		// 10,000 nodes, one frame per node per minute: 167 frames/s.
-		{"SF9/20nb/1perMin", NewParams(9, 125000, CR45), 40, time.Minute, 20},
+		{"SF9/20nb/1perMin", NewParams(9, 125000, CR45), 40, time.Minute, 20, nil},
 		// Long frames, crowded: SF12 (1.6 s frames, ~1.5 % airtime per
 		// node), 20 neighbours: many overlaps.
-		{"SF12/20nb/1perMin", NewParams(12, 125000, CR45), 40, time.Minute, 20},
-		{"SF7/50nb/1per10s", NewParams(7, 125000, CR45), 60, 10 * time.Second, 50},
+		{"SF12/20nb/1perMin", NewParams(12, 125000, CR45), 40, time.Minute, 20, nil},
+		{"SF7/50nb/1per10s", NewParams(7, 125000, CR45), 60, 10 * time.Second, 50, nil},
+		// The optional reception models on the first case: fading and the
+		// error curve widen the reach lists; summed interference and the
+		// inter-SF matrix judge every rival by its power.
+		{"rayleigh+curve/SF9/20nb/1perMin", NewParams(9, 125000, CR45), 40, time.Minute, 20,
+			[]Option{WithFading(Rayleigh, 0), WithErrorCurve()}},
+		{"sum+croce/SF9/20nb/1perMin", NewParams(9, 125000, CR45), 40, time.Minute, 20,
+			[]Option{WithSummedInterference(), WithSFRejection(CroceRejection())}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			const n = 10000
 			nodes := benchNodes(n, c.p, c.neighbrs)
-			m, err := NewMedium(nodes, rand.New(rand.NewPCG(1, 1)))
+			m, err := NewMedium(nodes, rand.New(rand.NewPCG(1, 1)), c.opts...)
 			if err != nil {
 				b.Fatal(err)
 			}

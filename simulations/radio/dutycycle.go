@@ -36,6 +36,25 @@ func (b SubBand) AirtimePerHour() time.Duration {
 // MaxERPDBm returns MaxERPmW in dBm (25 mW is 13.98 dBm).
 func (b SubBand) MaxERPDBm() float64 { return 10 * math.Log10(b.MaxERPmW) }
 
+// DipoleGainDBi is the gain of a half-wave dipole: effective radiated
+// power (e.r.p., the regulation's measure) is e.i.r.p. minus 2.15 dB.
+const DipoleGainDBi = 2.15
+
+// CheckPower reports, as ErrPowerLimit, a transmitter whose e.r.p.
+// (conducted power plus antenna gain minus 2.15 dB) exceeds the
+// sub-band's limit: 14 dBm into a 0 dBi antenna is 11.85 dBm e.r.p., within
+// 25 mW (13.98 dBm); 14 dBm into a 5 dBi antenna is not. The customary
+// round figures (14 dBm e.r.p. for 25 mW, 27 dBm for 500 mW) pass: the
+// limit has a 0.05 dB rounding allowance.
+func (b SubBand) CheckPower(txPowerDBm, gainDBi float64) error {
+	erp := txPowerDBm + gainDBi - DipoleGainDBi
+	if erp > b.MaxERPDBm()+0.05 {
+		return fmt.Errorf("%w: %.2f dBm + %.2f dBi is %.2f dBm e.r.p., above sub-band %s's %g mW (%.2f dBm e.r.p.)",
+			ErrPowerLimit, txPowerDBm, gainDBi, erp, b.Name, b.MaxERPmW, b.MaxERPDBm())
+	}
+	return nil
+}
+
 // Contains reports whether a channel centred on freqHz, bandwidthHz wide,
 // lies within the sub-band, edges included. The nominal bandwidth is used
 // (7800 Hz for the 7.8 kHz LoRa bandwidth, really 7812.5 Hz).
@@ -84,15 +103,20 @@ func NewBandPlan(bands ...SubBand) (*BandPlan, error) {
 // CEPT ERC/REC 70-03 that LoRa uses:
 //
 //	g  (also K) 863.0-865.0 MHz   25 mW e.r.p.  0.1 %
+//	h1.4        865.0-868.0 MHz   25 mW e.r.p.  1 %
 //	g1          868.0-868.6 MHz   25 mW e.r.p.  1 %
 //	g2          868.7-869.2 MHz   25 mW e.r.p.  0.1 %
 //	g3          869.4-869.65 MHz 500 mW e.r.p. 10 %
 //
+// (h1.4 is the name ERC/REC 70-03's annex 1 gives 865-868 MHz for
+// non-specific short-range devices; the older letters name the others.) A
+// channel must lie within one sub-band: one that straddles two is refused.
 // Listen-before-talk with adaptive frequency agility, the regulation's
 // alternative to the duty cycle, is not modelled.
 func EU868() *BandPlan {
 	p, err := NewBandPlan(
 		SubBand{Name: "g", LowHz: 863_000_000, HighHz: 865_000_000, MaxERPmW: 25, DutyCycle: 0.001},
+		SubBand{Name: "h1.4", LowHz: 865_000_000, HighHz: 868_000_000, MaxERPmW: 25, DutyCycle: 0.01},
 		SubBand{Name: "g1", LowHz: 868_000_000, HighHz: 868_600_000, MaxERPmW: 25, DutyCycle: 0.01},
 		SubBand{Name: "g2", LowHz: 868_700_000, HighHz: 869_200_000, MaxERPmW: 25, DutyCycle: 0.001},
 		SubBand{Name: "g3", LowHz: 869_400_000, HighHz: 869_650_000, MaxERPmW: 500, DutyCycle: 0.1},

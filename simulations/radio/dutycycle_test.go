@@ -8,6 +8,25 @@ import (
 	"time"
 )
 
+func TestSubBandPower(t *testing.T) {
+	plan := EU868()
+	g1, _ := plan.Find(868_100_000, 125000)
+	g3, _ := plan.Find(869_525_000, 125000)
+	for _, tc := range []struct {
+		b        SubBand
+		tx, gain float64
+		ok       bool
+	}{
+		{g1, 14, 0, true}, {g1, 16, 0, true}, {g1, 16.13, 0, true}, {g1, 17, 0, false},
+		{g1, 14, 5, false}, {g1, 14, 2.15, true}, {g3, 27, 2.15, true}, {g3, 30, 0, false},
+	} {
+		err := tc.b.CheckPower(tc.tx, tc.gain)
+		if (err == nil) != tc.ok || err != nil && !errors.Is(err, ErrPowerLimit) {
+			t.Errorf("%s %v dBm %v dBi: %v, want ok=%v", tc.b.Name, tc.tx, tc.gain, err, tc.ok)
+		}
+	}
+}
+
 func TestEU868(t *testing.T) {
 	plan := EU868()
 	tests := []struct {
@@ -28,7 +47,9 @@ func TestEU868(t *testing.T) {
 		{"g 864.0", 864_000_000, 125000, "g", 3600 * time.Millisecond},
 		{"g2 869.0", 869_000_000, 125000, "g2", 3600 * time.Millisecond},
 		{"g2 869.1 at 500 kHz", 869_100_000, 500000, "", 0},
-		{"between g and g1", 866_000_000, 125000, "", 0},
+		{"h1.4 866.0 (865-868 MHz, 1 %)", 866_000_000, 125000, "h1.4", 36 * time.Second},
+		{"h1.4 867.9 at 250 kHz straddles into g1", 867_900_000, 250000, "", 0},
+		{"between g1 and g2", 868_650_000, 50000, "", 0},
 		{"between g2 and g3", 869_300_000, 125000, "", 0},
 		{"US915", 915_000_000, 125000, "", 0},
 		{"433", 433_175_000, 125000, "", 0},
@@ -59,7 +80,7 @@ func TestEU868(t *testing.T) {
 		})
 	}
 	bands := plan.SubBands()
-	if len(bands) != 4 || !near(bands[0].MaxERPDBm(), 13.979, 1e-3) || !near(bands[3].MaxERPDBm(), 26.990, 1e-3) {
+	if len(bands) != 5 || !near(bands[0].MaxERPDBm(), 13.979, 1e-3) || !near(bands[4].MaxERPDBm(), 26.990, 1e-3) {
 		t.Errorf("sub-bands %+v", bands)
 	}
 	bands[0].DutyCycle = 1 // a copy: the plan does not change

@@ -35,6 +35,8 @@ var (
 	// ErrInvalidAirtime reports a zero or negative airtime given to the
 	// duty-cycle accounting.
 	ErrInvalidAirtime = errors.New("radio: airtime must be positive")
+	// ErrPowerLimit reports a transmitter above its sub-band's power limit.
+	ErrPowerLimit = errors.New("radio: transmit power above the sub-band's limit")
 	// ErrNoRand reports a missing random generator where one is needed.
 	ErrNoRand = errors.New("radio: no random generator")
 )

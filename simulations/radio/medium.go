@@ -95,6 +95,15 @@ type mediumConfig struct {
 	capture      float64
 	laterCapture bool
 	retention    time.Duration
+	// Reception models (reception.go, fading.go); the zero values keep
+	// the hard threshold and one-at-a-time capture rule.
+	fading     Fading
+	ricianK    float64 // linear
+	curve      bool
+	sum        bool
+	rejection  *RejectionMatrix
+	window     float64 // symbols
+	turnaround time.Duration
 }
 
 // WithModel sets the propagation and receiver model (default
@@ -148,7 +157,9 @@ func WithRetention(d time.Duration) Option { return func(c *mediumConfig) { c.re
 // factor and bandwidth. Frames on different channels never interfere:
 // different frequencies are assumed not to overlap (the scheduler should
 // not put channels closer than their bandwidth), and different spreading
-// factors, or bandwidths, are treated as orthogonal. The medium does not
+// factors, or bandwidths, are treated as orthogonal, unless
+// [WithSFRejection] makes spreading factors on one frequency and bandwidth
+// interfere. The medium does not
 // know what each receiver is tuned to: ask only about receivers listening
 // on the frame's channel.
 //
@@ -170,8 +181,12 @@ func WithRetention(d time.Duration) Option { return func(c *mediumConfig) { c.re
 //     stronger than I at r.
 //
 // Interferers are judged one at a time, not summed, as in LoRaSim and
-// FLoRa. An interferer too weak to be received itself still destroys a
-// frame that is less than the capture threshold above it.
+// FLoRa ([WithSummedInterference] sums them). An interferer too weak to be
+// received itself still destroys a frame that is less than the capture
+// threshold above it. The optional models (fading.go, reception.go) adjust
+// these rules: fading adds a per-frame gain to every received power, the
+// error curve replaces rule 2's SNR floor, [WithCaptureWindow] and
+// [WithLaterCapture] release the lock, [WithTurnaround] extends rule 1.
 //
 // # Cost
 //
@@ -194,6 +209,10 @@ type Medium struct {
 	lastEnd []int64 // per node: end of its latest transmission, ns since epoch
 	shadow  LinkShadowing
 	classes [(MaxSF - MinSF + 1) * len(bandwidths)]*class
+
+	// Keys of the per-frame draws (fading, packet-error curve), drawn
+	// after the shadowing's key and only when the model is on.
+	fadeKey, curveKey uint64
 
 	txs       ring[txRec] // retained transmissions, oldest first
 	first     TxID        // ID of txs' front
@@ -263,6 +282,9 @@ func NewMedium(nodes []Node, rng *rand.Rand, opts ...Option) (*Medium, error) {
 	if cfg.retention < 0 {
 		return nil, fmt.Errorf("%w: retention %v is negative", ErrInvalidModel, cfg.retention)
 	}
+	if err := cfg.validateReception(); err != nil {
+		return nil, err
+	}
 	if len(nodes) > math.MaxInt32 {
 		return nil, fmt.Errorf("%w: %d nodes is too many", ErrInvalidNode, len(nodes))
 	}
@@ -278,11 +300,14 @@ func NewMedium(nodes []Node, rng *rand.Rand, opts ...Option) (*Medium, error) {
 	if sigma > 0 && rng == nil {
 		return nil, fmt.Errorf("%w: shadowing sigma %v dB needs a random generator", ErrNoRand, sigma)
 	}
+	if (cfg.fading != NoFading || cfg.curve) && rng == nil {
+		return nil, fmt.Errorf("%w: fading and the error curve need a random generator", ErrNoRand)
+	}
 	lastEnd := make([]int64, len(nodes))
 	for i := range lastEnd {
 		lastEnd[i] = math.MinInt64
 	}
-	return &Medium{
+	m := &Medium{
 		cfg:     cfg,
 		nodes:   slices.Clone(nodes),
 		state:   make([]nodeState, len(nodes)),
@@ -290,7 +315,14 @@ func NewMedium(nodes []Node, rng *rand.Rand, opts ...Option) (*Medium, error) {
 		shadow:  NewLinkShadowing(rng, sigma),
 		first:   1,
 		next:    1,
-	}, nil
+	}
+	if cfg.fading != NoFading {
+		m.fadeKey = rng.Uint64()
+	}
+	if cfg.curve {
+		m.curveKey = rng.Uint64()
+	}
+	return m, nil
 }
 
 // Model returns the medium's propagation and receiver model.
@@ -327,7 +359,7 @@ func (m *Medium) checkNode(id NodeID) error {
 func (m *Medium) rxPower(s, r NodeID) float64 {
 	a, b := &m.nodes[s], &m.nodes[r]
 	dx, dy := a.X-b.X, a.Y-b.Y
-	return m.linkPower(s, r, m.cfg.model.PathLoss.MeanLossDB(math.Sqrt(dx*dx+dy*dy)), m.shadow.DB(s, r))
+	return m.linkPower(s, r, m.cfg.model.PathLoss.LossDB(math.Sqrt(dx*dx+dy*dy), a.HeightM, b.HeightM), m.shadow.DB(s, r))
 }
 
 // linkPower is the power from s at r given the link's mean loss and
@@ -375,6 +407,9 @@ func (m *Medium) class(k int) *class {
 	// matter here.
 	p := Params{SF: MinSF + k/len(bandwidths), BandwidthHz: bandwidths[k%len(bandwidths)].hz, CodingRate: CR45, PreambleSymbols: 8}
 	c := &class{threshold: m.cfg.model.ThresholdDBm(p), noise: m.cfg.model.NoiseFloorDBm(p)}
+	if m.cfg.curve {
+		c.threshold = c.noise + p.SNRFloorDB() - CurveMarginDB
+	}
 	c.rxRange = m.reach(c.threshold)
 	// The margin absorbs rounding: the range may be a hair too long, never
 	// too short.
@@ -389,12 +424,20 @@ func (m *Medium) class(k int) *class {
 // reach returns a distance beyond which no node's frames arrive anywhere
 // at powerDBm or above, whatever the link's shadowing.
 func (m *Medium) reach(powerDBm float64) float64 {
-	maxTx, maxGain := math.Inf(-1), math.Inf(-1)
+	maxTx, maxGain, maxH := math.Inf(-1), math.Inf(-1), 0.0
 	for _, nd := range m.nodes {
 		maxTx = max(maxTx, nd.TxPowerDBm+nd.GainDBi)
 		maxGain = max(maxGain, nd.GainDBi)
+		maxH = max(maxH, nd.HeightM)
 	}
-	return m.cfg.model.PathLoss.DistanceM(maxTx+maxGain+m.shadow.MaxDB()-powerDBm) * (1 + 1e-9)
+	pl := m.cfg.model.PathLoss
+	if maxH == 0 || pl.height(0) > maxH {
+		maxH = pl.height(0) // nodes without a height have the default
+	}
+	// The loss never increases with either antenna's height: the highest
+	// pair of antennas bounds every link.
+	budget := maxTx + maxGain + m.shadow.MaxDB() + m.fadeMaxDB() - powerDBm
+	return pl.DistanceAtLossM(budget, maxH, maxH) * (1 + 1e-9)
 }
 
 // cellSize returns a grid cell size of at least size, larger if the nodes
@@ -452,7 +495,10 @@ func (m *Medium) buildReach(c *class) {
 		i = j
 	}
 	r2 := c.intRange * c.intRange
-	maxShadow := m.shadow.MaxDB()
+	// Fading can lift a frame by up to fm: the lists hold every link it
+	// may lift over the thresholds.
+	fm := m.fadeMaxDB()
+	maxShadow := m.shadow.MaxDB() + fm
 	pl := m.cfg.model.PathLoss
 	// Each unordered pair once: loss and shadowing are symmetric, only the
 	// transmit powers and gains differ between the two directions.
@@ -475,15 +521,15 @@ func (m *Medium) buildReach(c *class) {
 					if d2 > r2 {
 						continue
 					}
-					loss := pl.MeanLossDB(math.Sqrt(d2))
+					loss := pl.LossDB(math.Sqrt(d2), na.HeightM, nb.HeightM)
 					// Skip the shadowing draw when neither direction can
 					// reach floor even with the best draw.
 					if m.linkPower(a, b, loss, -maxShadow) < floor && m.linkPower(b, a, loss, -maxShadow) < floor {
 						continue
 					}
 					x := m.shadow.DB(a, b)
-					c.link(a, b, m.linkPower(a, b, loss, x), floor)
-					c.link(b, a, m.linkPower(b, a, loss, x), floor)
+					c.link(a, b, m.linkPower(a, b, loss, x)+fm, floor)
+					c.link(b, a, m.linkPower(b, a, loss, x)+fm, floor)
 				}
 			}
 		}
@@ -536,7 +582,7 @@ func (m *Medium) Advance(now time.Time) error {
 func (m *Medium) advance(now int64) {
 	m.now = now
 	m.rivalsFor = 0
-	keep := 2*m.maxAir + int64(m.cfg.retention)
+	keep := 2*m.maxAir + int64(m.cfg.retention) + int64(m.cfg.turnaround)
 	for m.txs.len() > 0 {
 		t := m.txs.at(0)
 		if t.end+keep >= now {
@@ -710,12 +756,27 @@ func (m *Medium) gather(f *txRec) {
 	m.rivalsFor = f.id
 	m.rivals = m.rivals[:0]
 	c := m.classes[f.cls]
+	m.gatherFrom(f, c, c.rxRange+c.intRange)
+	if m.cfg.rejection == nil {
+		return
+	}
+	// Other spreading factors on the same bandwidth interfere too.
+	for k, o := range m.classes {
+		if o != nil && k != f.cls && k%len(bandwidths) == f.cls%len(bandwidths) {
+			m.gatherFrom(f, o, c.rxRange+o.intRange)
+		}
+	}
+}
+
+// gatherFrom adds to m.rivals the transmissions filed in class c's grid
+// that overlap f on its frequency, sent within lim of f's sender.
+func (m *Medium) gatherFrom(f *txRec, c *class, lim float64) {
 	k := cellOf(&m.nodes[f.node], c.cell)
 	fn := &m.nodes[f.node]
-	lim := c.rxRange + c.intRange
 	lim2 := lim * lim
-	for dx := int64(-1); dx <= 1; dx++ {
-		for dy := int64(-1); dy <= 1; dy++ {
+	span := max(1, int64(math.Ceil(lim/c.cell)))
+	for dx := -span; dx <= span; dx++ {
+		for dy := -span; dy <= span; dy++ {
 			fr := c.frames[cellKey{k.x + dx, k.y + dy}]
 			if fr == nil {
 				continue
@@ -744,12 +805,14 @@ func (m *Medium) gather(f *txRec) {
 // outcome judges f at r against the rivals gathered for f.
 func (m *Medium) outcome(f *txRec, r NodeID) Reception {
 	c := m.classes[f.cls]
-	rssi := m.rxPower(f.node, r)
+	rssi := m.rxPower(f.node, r) + m.fadeDB(f.id, r)
 	res := Reception{Receiver: r, RSSIDBm: rssi, SNRDB: rssi - c.noise}
 	switch {
 	case m.sending(r, f.start, f.end):
 		res.Status = HalfDuplex
 	case rssi < c.threshold:
+		res.Status = BelowSensitivity
+	case m.cfg.curve && !m.survivesCurve(f, r, res.SNRDB):
 		res.Status = BelowSensitivity
 	default:
 		res.Status = Received
@@ -766,8 +829,12 @@ func (m *Medium) destroyer(f *txRec, r NodeID, rssi float64, c *class) *txRec {
 	if len(m.rivals) == 0 && m.path != 2 {
 		return nil
 	}
+	if m.cfg.sum {
+		return m.destroyerSum(f, r, rssi, c)
+	}
 	in := c.in[r]
-	if m.path == 1 || m.path == 0 && len(m.rivals)*8 <= len(in) {
+	// Other spreading factors' frames are only among the rivals.
+	if m.path == 1 || m.path == 0 && (len(m.rivals)*8 <= len(in) || m.cfg.rejection != nil) {
 		// Few rivals: keep those whose sender reaches r at floor.
 		rn := &m.nodes[r]
 		int2 := c.intRange * c.intRange
@@ -808,6 +875,8 @@ func (m *Medium) destroyer(f *txRec, r NodeID, rssi float64, c *class) *txRec {
 
 // sending reports whether node transmitted during any part of [from, to).
 func (m *Medium) sending(node NodeID, from, to int64) bool {
+	// With a turnaround, the radio is deaf that long after each frame.
+	from -= int64(m.cfg.turnaround)
 	if m.lastEnd[node] <= from {
 		return false
 	}
@@ -832,9 +901,62 @@ func (m *Medium) destroys(t, f *txRec, r NodeID, rssi float64, c *class) bool {
 	if t.end <= f.cs {
 		return false // the preamble rule: f's last preamble symbols were clean
 	}
-	pt := m.rxPower(t.node, r)
-	if !m.cfg.laterCapture && t.start < f.start && pt >= c.threshold && !m.sending(r, t.start, t.preEnd) {
-		return true // r was locked on t when f came
+	pt := m.rxPower(t.node, r) + m.fadeDB(t.id, r)
+	if m.locked(t, f, r, rssi, pt, c) {
+		return true
 	}
-	return rssi-pt < m.cfg.capture
+	return rssi-pt < m.rejectionDB(f, t)
+}
+
+// locked reports whether r was locked on t, received at pt, when f
+// (received at rssi) came: t is on f's channel and spreading factor,
+// started first, reaches the threshold, r was not sending during t's
+// preamble, and f did not come early and strong enough to take over.
+func (m *Medium) locked(t, f *txRec, r NodeID, rssi, pt float64, c *class) bool {
+	if m.cfg.laterCapture || t.cls != f.cls || t.start >= f.start || pt < c.threshold || m.sending(r, t.start, t.preEnd) {
+		return false
+	}
+	if m.cfg.window > 0 && float64(f.start-t.start) < m.cfg.window*float64(t.p.SymbolTime()) && rssi-pt >= m.cfg.capture {
+		return false // t's preamble was still young: f captures the receiver
+	}
+	return true
+}
+
+// destroyerSum is destroyer with summed interference: f is lost if r was
+// locked on a rival, or if f is weaker than the sum of the rivals'
+// powers, each raised by the SIR f needs against it. The sum covers the
+// rivals whose power at r reaches the capture threshold below the receive
+// threshold (those within the interference range of r): weaker ones are
+// left out, which keeps the cost of a frame independent of how many
+// distant transmissions overlap it.
+func (m *Medium) destroyerSum(f *txRec, r NodeID, rssi float64, c *class) *txRec {
+	var sum float64
+	var worst *txRec
+	worstDB := math.Inf(-1)
+	rn := &m.nodes[r]
+	int2 := c.intRange * c.intRange
+	in := c.in[r]
+	for _, t := range m.rivals {
+		tn := &m.nodes[t.node]
+		ddx, ddy := tn.X-rn.X, tn.Y-rn.Y
+		if t.node == r || ddx*ddx+ddy*ddy > int2 {
+			continue
+		}
+		if _, ok := slices.BinarySearch(in, t.node); !ok {
+			continue
+		}
+		pt := m.rxPower(t.node, r) + m.fadeDB(t.id, r)
+		if m.locked(t, f, r, rssi, pt, c) {
+			return t
+		}
+		w := pt + m.rejectionDB(f, t)
+		sum += math.Pow(10, w/10)
+		if w > worstDB {
+			worst, worstDB = t, w
+		}
+	}
+	if worst != nil && rssi < 10*math.Log10(sum) {
+		return worst
+	}
+	return nil
 }

@@ -355,14 +355,14 @@ func TestSymbolTimeAndBitrate(t *testing.T) {
 		p       Params
 		tsym    time.Duration
 		tpre    time.Duration
-		bitrate float64 // SF (4/(4+CR)) BW / 2^SF
+		bitrate float64 // (SF - 2 DE) (4/(4+CR)) BW / 2^SF
 	}{
 		{NewParams(7, 125000, CR45), 1024 * time.Microsecond, 12544 * time.Microsecond, 7 * 0.8 * 125000 / 128},        // 5468.75
 		{NewParams(9, 125000, CR45), 4096 * time.Microsecond, 50176 * time.Microsecond, 9 * 0.8 * 125000 / 512},        // 1757.8125
-		{NewParams(12, 125000, CR45), 32768 * time.Microsecond, 401408 * time.Microsecond, 12 * 0.8 * 125000 / 4096},   // 292.97
-		{NewParams(12, 125000, CR48), 32768 * time.Microsecond, 401408 * time.Microsecond, 12 * 0.5 * 125000 / 4096},   // 183.1
+		{NewParams(12, 125000, CR45), 32768 * time.Microsecond, 401408 * time.Microsecond, 10 * 0.8 * 125000 / 4096},   // 244.14: LDRO carries SF-2 bits per symbol
+		{NewParams(12, 125000, CR48), 32768 * time.Microsecond, 401408 * time.Microsecond, 10 * 0.5 * 125000 / 4096},   // 152.6
 		{NewParams(7, 500000, CR45), 256 * time.Microsecond, 3136 * time.Microsecond, 7 * 0.8 * 500000 / 128},          // 21875
-		{NewParams(12, 7800, CR45), 524288 * time.Microsecond, 6422528 * time.Microsecond, 12 * 0.8 * 7812.5 / 4096},   // 18.3
+		{NewParams(12, 7800, CR45), 524288 * time.Microsecond, 6422528 * time.Microsecond, 10 * 0.8 * 7812.5 / 4096},   // 15.3
 		{NewParams(8, 41700, CR46), 6144 * time.Microsecond, 75264 * time.Microsecond, 8 * 4.0 / 6 * 125000 / 3 / 256}, // 41666.67 Hz
 	}
 	for _, tt := range tests {
@@ -377,6 +377,19 @@ func TestSymbolTimeAndBitrate(t *testing.T) {
 				t.Errorf("Bitrate() = %v, want %v", got, tt.bitrate)
 			}
 		})
+	}
+	// The bitrate is the slope of the time on air: 240 more payload bytes
+	// take 1920 bits / Bitrate more (within one block of symbols).
+	for sf := 7; sf <= 12; sf++ {
+		for _, bw := range []int{125000, 250000, 500000} {
+			p := NewParams(sf, bw, CR45)
+			a, _ := p.TimeOnAir(15)
+			b, _ := p.TimeOnAir(255)
+			slope := 1920 / (b - a).Seconds()
+			if math.Abs(slope/p.Bitrate()-1) > 0.03 {
+				t.Errorf("%v: time on air gives %.1f bit/s, Bitrate() %.1f", p, slope, p.Bitrate())
+			}
+		}
 	}
 	if (Params{}).SymbolTime() != 0 || (Params{}).Bitrate() != 0 || (Params{}).PreambleTime() != 0 {
 		t.Error("invalid Params give a non-zero symbol time, preamble or bitrate")

@@ -24,6 +24,18 @@ type PathLoss struct {
 	// ShadowSigmaDB is the standard deviation of the shadowing, in dB; 0
 	// turns shadowing off.
 	ShadowSigmaDB float64
+
+	// Kind selects the formula; the zero value is log-distance, which
+	// uses the three fields above. The other models (see [PathLossKind])
+	// use the fields below and ignore RefLossDB, RefDistanceM and Exponent.
+	Kind PathLossKind
+	// FrequencyMHz is the carrier the other models use (0: 868.1 MHz).
+	FrequencyMHz float64
+	// Environment is the Hata models' terrain class.
+	Environment Environment
+	// DefaultHeightM is the antenna height of a node whose Device gives
+	// none (0: [DefaultAntennaHeightM]).
+	DefaultHeightM float64
 }
 
 // DefaultPathLoss returns the model of Bor et al. ("Do LoRa low-power
@@ -35,6 +47,15 @@ func DefaultPathLoss() PathLoss {
 
 // Validate reports an unusable model, naming the field.
 func (pl PathLoss) Validate() error {
+	if err := pl.validateKind(); err != nil {
+		return err
+	}
+	if pl.Kind != LogDistance {
+		if !(pl.ShadowSigmaDB >= 0) || !finite(pl.ShadowSigmaDB) {
+			return fmt.Errorf("%w: PathLoss.ShadowSigmaDB %v must be zero or positive", ErrInvalidModel, pl.ShadowSigmaDB)
+		}
+		return nil
+	}
 	switch {
 	case !finite(pl.RefLossDB):
 		return fmt.Errorf("%w: PathLoss.RefLossDB %v is not a number", ErrInvalidModel, pl.RefLossDB)
@@ -49,8 +70,11 @@ func (pl PathLoss) Validate() error {
 }
 
 // MeanLossDB returns the mean path loss at a distance in metres, without
-// shadowing.
+// shadowing, between antennas at the default height (see [PathLoss.LossDB]).
 func (pl PathLoss) MeanLossDB(distanceM float64) float64 {
+	if pl.Kind != LogDistance {
+		return pl.LossDB(distanceM, 0, 0)
+	}
 	if !(distanceM > pl.RefDistanceM) {
 		return pl.RefLossDB
 	}
@@ -58,8 +82,12 @@ func (pl PathLoss) MeanLossDB(distanceM float64) float64 {
 }
 
 // DistanceM inverts MeanLossDB: the distance in metres at which the mean
-// loss is lossDB. Losses at or below PL(d0) give d0.
+// loss is lossDB. Losses at or below PL(d0) give d0. For the other models,
+// see [PathLoss.DistanceAtLossM] at the default height.
 func (pl PathLoss) DistanceM(lossDB float64) float64 {
+	if pl.Kind != LogDistance {
+		return pl.DistanceAtLossM(lossDB, 0, 0)
+	}
 	if !(lossDB > pl.RefLossDB) {
 		return pl.RefDistanceM
 	}
@@ -75,12 +103,18 @@ type Device struct {
 	// GainDBi is the antenna gain minus cable losses, in dBi, counted both
 	// when sending and when receiving.
 	GainDBi float64
+	// HeightM is the antenna's height above ground in metres, for the
+	// models that use it (0: the model's default height).
+	HeightM float64
 }
 
 // Validate reports a device with a non-finite power or gain.
 func (d Device) Validate() error {
 	if !finite(d.TxPowerDBm) || !finite(d.GainDBi) {
 		return fmt.Errorf("%w: TxPowerDBm %v and GainDBi %v must be numbers", ErrInvalidNode, d.TxPowerDBm, d.GainDBi)
+	}
+	if !(d.HeightM >= 0) || !finite(d.HeightM) {
+		return fmt.Errorf("%w: HeightM %v must be zero or positive", ErrInvalidNode, d.HeightM)
 	}
 	return nil
 }
@@ -123,6 +157,9 @@ type Model struct {
 	PathLoss PathLoss
 	// NoiseFigureDB is the receiver noise figure.
 	NoiseFigureDB float64
+	// Sensitivity is the datasheet table of receiver sensitivity (the
+	// zero value is SX1272's).
+	Sensitivity SensitivityTable
 }
 
 // DefaultModel returns DefaultPathLoss with a 6 dB noise figure.
@@ -134,6 +171,9 @@ func DefaultModel() Model {
 func (m Model) Validate() error {
 	if err := m.PathLoss.Validate(); err != nil {
 		return err
+	}
+	if m.Sensitivity != SX1272 && m.Sensitivity != SX1276 {
+		return fmt.Errorf("%w: Model.Sensitivity %d is not a table", ErrInvalidModel, int(m.Sensitivity))
 	}
 	if !(m.NoiseFigureDB >= 0) || !finite(m.NoiseFigureDB) {
 		return fmt.Errorf("%w: Model.NoiseFigureDB %v must be zero or positive", ErrInvalidModel, m.NoiseFigureDB)
@@ -160,14 +200,14 @@ func (m Model) NoiseFloorDBm(p Params) float64 {
 // datasheets' tables are not quite consistent with a 6 dB noise figure.
 // NaN for invalid parameters.
 func (m Model) ThresholdDBm(p Params) float64 {
-	return math.Max(p.SensitivityDBm(), m.NoiseFloorDBm(p)+p.SNRFloorDB())
+	return math.Max(m.SensitivityDBm(p), m.NoiseFloorDBm(p)+p.SNRFloorDB())
 }
 
 // RxPowerDBm returns the received power over a link: transmit power plus
 // both antenna gains minus the mean path loss at distanceM, minus the
 // link's shadowing (a positive shadowDB is extra loss).
 func (m Model) RxPowerDBm(tx, rx Device, distanceM, shadowDB float64) float64 {
-	return tx.TxPowerDBm + tx.GainDBi + rx.GainDBi - m.PathLoss.MeanLossDB(distanceM) - shadowDB
+	return tx.TxPowerDBm + tx.GainDBi + rx.GainDBi - m.PathLoss.LossDB(distanceM, tx.HeightM, rx.HeightM) - shadowDB
 }
 
 // SNRDB returns the signal-to-noise ratio of a frame received at
@@ -195,6 +235,9 @@ func (m Model) MaxRange(p Params, tx, rx Device) float64 {
 		return th
 	}
 	budget := tx.TxPowerDBm + tx.GainDBi + rx.GainDBi - th // the loss the link can afford
+	if m.PathLoss.Kind != LogDistance {
+		return m.PathLoss.DistanceAtLossM(budget, tx.HeightM, rx.HeightM)
+	}
 	if budget < m.PathLoss.RefLossDB {
 		return 0
 	}

@@ -19,6 +19,8 @@ func FuzzParse(f *testing.F) {
 		f.Add(b, "gossip.mesh_degree=3")
 	}
 	f.Add([]byte("duration = \"1m\"\n[[nodes]]\nname = \"a\"\nlora = true\n"), "seed=1")
+	f.Add([]byte(twoNodeDoc("[radio.propagation]\nmodel = \"hata\"\nenvironment = \"rural\"\n[radio.reception]\nfading = \"rician\"\nrician_k_db = 3.0\n", "height_m = 10.0\nsf = 10\n")), "radio.reception.error_model=\"curve\"")
+	f.Add([]byte(twoNodeDoc("carrier_sense = \"cad\"\n[radio.reception]\ncad_symbols = 2.0\nsf_rejection = \"croce\"\n", "frequency_hz = 866000000\n")), "radio.reception.interference=\"sum\"")
 	f.Add([]byte(fappLine), "fapp.scale=0.5")
 	f.Add([]byte(fappLine+"relay_links = 1\nrelay_link = { latency = \"5ms\" }\n"), "fapp.query_rate=10")
 	f.Add([]byte(ipRing+"[traffic]\npattern = \"hotspot\"\nhotspots = 2\nrate = 0.1\n[churn]\nmtbf = \"5m\"\nmttr = \"1m\"\n"), "traffic.hotspot_share=0.5")

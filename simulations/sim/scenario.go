@@ -134,12 +134,19 @@ type Radio struct {
 	// ShadowSigmaDB is the per-link static shadowing (default 3.57 dB; 0
 	// turns it off).
 	ShadowSigmaDB *float64 `toml:"shadow_sigma_db"`
-	CaptureDB     float64  `toml:"capture_db"`
+	// CaptureDB is the same-channel capture threshold (default 6 dB; 0
+	// means 0 dB).
+	CaptureDB *float64 `toml:"capture_db"`
 	// DutyCycle enforces EU868 duty cycle ("eu868", the default, or "off").
 	DutyCycle string `toml:"duty_cycle"`
 	// CarrierSense makes a radio wait for a clear channel before it sends,
 	// as RNode's firmware does ("csma", the default, or "off").
 	CarrierSense string `toml:"carrier_sense"`
+	// Propagation is the path-loss model and the antennas
+	// (radio_config.go).
+	Propagation Propagation `toml:"propagation"`
+	// Reception is the receiver model (reception_config.go).
+	Reception Reception `toml:"reception"`
 }
 
 // Engine holds routing.Config overrides.
@@ -167,6 +174,14 @@ type NodeSpec struct {
 	Y       *float64 `toml:"y"`
 	LoRa    bool     `toml:"lora"`
 	Mailbox bool     `toml:"mailbox"`
+	// HeightM and GainDBi override the radio's antenna for this node
+	// ([radio.propagation]).
+	HeightM *float64 `toml:"height_m"`
+	GainDBi *float64 `toml:"gain_dbi"`
+	// SF and FrequencyHz put this node on its own channel (0: the
+	// radio's); it hears only frames on its channel (radio_channels.go).
+	SF          int   `toml:"sf"`
+	FrequencyHz int64 `toml:"frequency_hz"`
 }
 
 // IPParams are the properties of a point-to-point link.
@@ -312,6 +327,9 @@ func ParseDir(doc []byte, sets []string, dir string) (*Scenario, error) {
 		return nil, err
 	}
 	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	if err := sc.validateRadioModels(keyPositions(doc)); err != nil {
 		return nil, err
 	}
 	return &sc, nil
@@ -557,8 +575,9 @@ func (sc *Scenario) applyDefaults() {
 		v := radio.DefaultPathLoss().ShadowSigmaDB
 		r.ShadowSigmaDB = &v
 	}
-	if r.CaptureDB == 0 {
-		r.CaptureDB = 6
+	if r.CaptureDB == nil {
+		v := 6.0
+		r.CaptureDB = &v
 	}
 	if r.DutyCycle == "" {
 		r.DutyCycle = "eu868"
@@ -566,6 +585,7 @@ func (sc *Scenario) applyDefaults() {
 	if r.CarrierSense == "" {
 		r.CarrierSense = "csma"
 	}
+	r.applyRadioModelDefaults()
 	if sc.Engine.FloodPolicy == "" {
 		sc.Engine.FloodPolicy = "managed"
 	}
@@ -657,10 +677,10 @@ func (sc *Scenario) Validate() error {
 		return bad("radio.tx_power_dbm", "%v not in -4..30", r.TxPowerDBm)
 	case *r.ShadowSigmaDB < 0:
 		return bad("radio.shadow_sigma_db", "%v is negative", *r.ShadowSigmaDB)
-	case r.CaptureDB < 0:
-		return bad("radio.capture_db", "%v is negative", r.CaptureDB)
-	case r.CarrierSense != "csma" && r.CarrierSense != "off":
-		return bad("radio.carrier_sense", "%q is not csma or off", r.CarrierSense)
+	case r.CaptureDB != nil && !(*r.CaptureDB >= 0 && *r.CaptureDB <= 30):
+		return bad("radio.capture_db", "%v not in 0..30 dB", *r.CaptureDB)
+	case r.CarrierSense != "csma" && r.CarrierSense != "off" && r.CarrierSense != "cad":
+		return bad("radio.carrier_sense", "%q is not csma, cad or off", r.CarrierSense)
 	case r.DutyCycle != "eu868" && r.DutyCycle != "off":
 		return bad("radio.duty_cycle", "%q is not eu868 or off", r.DutyCycle)
 	}

@@ -226,6 +226,12 @@ type Sim struct {
 	// node hears one in progress if and only if that is after now
 	// (for carrier sense).
 	hearsUntil []time.Time
+	// chans is, per radio node, its channel when some node has its own
+	// (nil: every node on the radio's; radio_channels.go).
+	chans []radioChan
+	// cadFrom is, per radio node, when its channel activity detection
+	// started (zero: none under way; radio_cad.go).
+	cadFrom []time.Time
 
 	msgs    []*message
 	byID    map[MessageID]*message
@@ -435,9 +441,12 @@ func (s *Sim) build() error {
 		}
 	}
 	topoRng := rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedTopology)))
-	dev := radio.Device{TxPowerDBm: sc.Radio.TxPowerDBm}
-	model := radio.DefaultModel()
-	model.PathLoss.ShadowSigmaDB = *sc.Radio.ShadowSigmaDB
+	devOf := sc.devices()
+	dev := devOf("")
+	model, err := sc.Radio.model()
+	if err != nil {
+		return err
+	}
 	for _, t := range sc.Topology {
 		lora := t.Link == "lora"
 		first := len(s.nodes)
@@ -529,15 +538,16 @@ func (s *Sim) build() error {
 	if len(s.radioOf) > 0 {
 		rn := make([]radio.Node, len(s.radioOf))
 		for i, n := range s.radioOf {
-			rn[i] = radio.Node{X: n.x, Y: n.y, Device: dev}
+			rn[i] = radio.Node{X: n.x, Y: n.y, Device: devOf(n.name)}
 		}
 		m, err := radio.NewMedium(rn, rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedRadio))),
-			radio.WithModel(model), radio.WithCaptureThreshold(sc.Radio.CaptureDB))
+			append([]radio.Option{radio.WithModel(model), radio.WithCaptureThreshold(sc.Radio.captureDB())}, sc.Radio.mediumOptions()...)...)
 		if err != nil {
 			return fmt.Errorf("%w: radio: %w", ErrScenario, err)
 		}
 		s.medium = m
 		s.hearsUntil = make([]time.Time, len(s.radioOf))
+		s.setupChannels()
 	}
 	// Workload endpoints.
 	pick := func(names []string) []*node {
@@ -793,13 +803,16 @@ func (s *Sim) radioSend(n *node) {
 			// all start at once.
 			n.sensing = true
 			n.stats.CarrierWaits++
-			backoff := time.Duration(n.mac.Int64N(16 * int64(s.params.SymbolTime())))
+			backoff := time.Duration(n.mac.Int64N(16 * int64(s.paramsOf(n).SymbolTime())))
 			s.push(&event{at: busyUntil.Add(backoff), kind: evCarrier, node: n, gen: n.gen})
 			return
 		}
 	}
+	if s.radioCfg.CarrierSense == "cad" && s.cadWait(n) {
+		return
+	}
 	tx := n.held[0]
-	air, err := s.params.TimeOnAir(len(tx.Frame))
+	air, err := s.paramsOf(n).TimeOnAir(len(tx.Frame))
 	if err != nil {
 		// Larger than a LoRa frame: the engine fragments to the MTU, so
 		// this is a bug; drop it and say so.
@@ -808,7 +821,7 @@ func (s *Sim) radioSend(n *node) {
 		s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
 		return
 	}
-	freq, bw := s.radioCfg.FrequencyHz, s.radioCfg.BandwidthHz
+	freq, bw := s.freqOf(n), s.paramsOf(n).BandwidthHz
 	if n.ledger != nil {
 		ok, earliest, err := n.ledger.CanTransmit(s.now, freq, bw, air)
 		if err != nil || earliest.IsZero() && !ok {
@@ -826,7 +839,7 @@ func (s *Sim) radioSend(n *node) {
 			return
 		}
 	}
-	id, end, err := s.medium.StartTx(n.radioID, s.now, freq, s.params, len(tx.Frame))
+	id, end, err := s.medium.StartTx(n.radioID, s.now, freq, s.paramsOf(n), len(tx.Frame))
 	if err != nil {
 		s.errs++
 		return
@@ -838,7 +851,7 @@ func (s *Sim) radioSend(n *node) {
 			s.errs++
 		}
 		for _, r := range c {
-			if end.After(s.hearsUntil[r]) {
+			if end.After(s.hearsUntil[r]) && s.sameChannel(n, s.radioOf[r]) && s.medium.Hears(id, r) {
 				s.hearsUntil[r] = end
 			}
 		}
@@ -848,7 +861,7 @@ func (s *Sim) radioSend(n *node) {
 			s.errs++
 		}
 		used, _ := n.ledger.Used(end, freq, bw)
-		n.stats.DutyPeak = max(n.stats.DutyPeak, float64(used)/float64(s.dutyLimit))
+		n.stats.DutyPeak = max(n.stats.DutyPeak, float64(used)/float64(s.dutyLimitOf(n)))
 	}
 	n.stats.FramesSent++
 	n.stats.BytesSent += uint64(len(tx.Frame))
@@ -884,7 +897,7 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 	}
 	for _, r := range s.rx {
 		to := s.radioOf[r.Receiver]
-		if !to.up {
+		if !to.up || !s.sameChannel(n, to) {
 			continue
 		}
 		switch r.Status {
@@ -1162,12 +1175,12 @@ func (s *Sim) nodeUp(n *node) {
 	if n.radioID >= 0 {
 		info := routing.LinkInfo{
 			ID: loraLinkID, Kind: routing.LinkLoRa, Window: 1, MTU: radio.MaxPayload,
-			Bitrate: max(1, int(s.params.Bitrate())),
+			Bitrate: max(1, int(s.paramsOf(n).Bitrate())),
 		}
 		if n.ledger != nil {
 			// The engine budgets adverts against the airtime the sub-band
 			// really allows, as the daemon's LoRa transport will tell it.
-			if band, err := radio.EU868().Find(s.sc.Radio.FrequencyHz, s.sc.Radio.BandwidthHz); err == nil {
+			if band, err := radio.EU868().Find(s.freqOf(n), s.paramsOf(n).BandwidthHz); err == nil {
 				info.DutyCycle = band.DutyCycle
 			}
 		}
