@@ -131,7 +131,9 @@ func (n *Node) Send(ctx context.Context, p rpcapi.SendParams) (rpcapi.SendResult
 		return rpcapi.SendResult{}, fmt.Errorf("%w: ttl %d: want 0 (the default) to %d seconds", rpcapi.ErrInvalidParams, p.TTL, int64(protocol.MaxLifetime/time.Second))
 	}
 	w := make(chan sendOutcome, 1)
+	var heard bool
 	if err := n.call(ctx, func() {
+		heard = n.eng.Heard(dest)
 		n.nextRef++
 		ref := n.nextRef
 		n.waiters[ref] = w
@@ -155,6 +157,9 @@ func (n *Node) Send(ctx context.Context, p rpcapi.SendParams) (rpcapi.SendResult
 					ttl = time.Duration(n.cfg.Routing.MessageTTL)
 				}
 				o.res.Expires = n.now().Add(ttl).UTC().Truncate(time.Second)
+			}
+			if !heard {
+				o.res.Warning = unheardWarning
 			}
 		}
 		return o.res, o.err

@@ -179,7 +179,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 func newLogger(c daemon.LogConfig, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level)) // validated with the config
-	opts := &slog.HandlerOptions{Level: lvl}
+	daemon.LogLevel.Set(lvl)               // node.loglevel changes it later
+	opts := &slog.HandlerOptions{Level: daemon.LogLevel}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
