@@ -41,7 +41,7 @@ func (n *Node) resolveTarget(s string) (protocol.Address, string, error) {
 			return a, name, nil
 		}
 	}
-	return protocol.Address{}, "", fmt.Errorf("%w: %q is neither a mesh address (32 hex characters) nor a contact (see contacts.list)", rpcapi.ErrInvalidParams, s)
+	return protocol.Address{}, "", fmt.Errorf("%w: %q is not a mesh address (32 hex characters) nor a contact name (see contacts.list)", rpcapi.ErrInvalidParams, s)
 }
 
 // Contacts implements rpcapi.ToolsNode.

@@ -96,6 +96,7 @@ as the daemon.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(cmdStatus(o), cmdPeers(o), cmdConnect(o), cmdRoutes(o), cmdSend(o), cmdInbox(o), cmdAck(o), cmdWatch(o), cmdChannel(o))
 	root.AddCommand(cmdLinks(o))
+	addToolCommands(root, o)
 	return root
 }
 
@@ -211,6 +212,7 @@ func cmdPeers(o *options) *cobra.Command {
 					fmt.Fprintln(o.stdout, "no peers")
 					return nil
 				}
+				names := contactsOf(ctx, c)
 				w := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "PEER ID\tMESH ADDRESS\tLINK\tDIRECTION\tADDRESS")
 				for _, p := range peers {
@@ -218,7 +220,7 @@ func cmdPeers(o *options) *cobra.Command {
 					if len(p.Addrs) > 0 {
 						addr = p.Addrs[0]
 					}
-					mesh := p.Address
+					mesh := label(names, p.Address)
 					if mesh == "" {
 						mesh = "-"
 					}
@@ -305,9 +307,17 @@ func cmdSend(o *options) *cobra.Command {
 				p.Payload = b
 			}
 			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
+				to, err := resolve(ctx, c, p.To)
+				if err != nil {
+					return err
+				}
+				p.To = to
 				res, err := c.Send(ctx, p)
 				if err != nil {
 					return err
+				}
+				if res.Warning != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "meshctl: warning: %s\n", res.Warning)
 				}
 				if o.json {
 					return o.printJSON(res)
@@ -347,7 +357,9 @@ func cmdInbox(o *options) *cobra.Command {
 					if len(page.Messages) == 0 {
 						fmt.Fprintln(o.stdout, "inbox empty")
 					}
+					names := contactsOf(ctx, c)
 					for _, m := range page.Messages {
+						m.From = label(names, m.From)
 						printMessage(o.stdout, &m)
 					}
 					if page.More {
@@ -425,6 +437,7 @@ func cmdWatch(o *options) *cobra.Command {
 				return err
 			}
 			defer c.Close()
+			names := contactsOf(ctx, c)
 			events, err := c.Subscribe(ctx)
 			if err != nil {
 				return err
@@ -451,6 +464,7 @@ func cmdWatch(o *options) *cobra.Command {
 							return err
 						}
 					} else {
+						labelEvent(names, &ev)
 						printEvent(o.stdout, &ev)
 					}
 					seen++
