@@ -82,7 +82,7 @@ func (n *Node) noteEvent(ev routing.Event) bool {
 		state = "expired"
 	case routing.EventCancelled:
 		state = "cancelled"
-		n.hub.publish(rpcapi.Event{Kind: "cancelled", ID: fmt.Sprintf("%x", ev.ID[:])})
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventCancelled, ID: fmt.Sprintf("%x", ev.ID[:])})
 	default:
 		return false
 	}

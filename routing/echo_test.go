@@ -67,3 +67,59 @@ func TestEchoRateLimited(t *testing.T) {
 		t.Fatal("no echo request refused")
 	}
 }
+
+// The answer to an echo request (its receipt) is smaller than the request:
+// a ping never gets more bytes back than it sent.
+func TestEchoAnswerNotLarger(t *testing.T) {
+	n := newTestNet(t, 12)
+	a := n.addNode("a")
+	b := n.addNode("b")
+	l := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
+	n.run(10 * time.Second)
+	// Learn b's key first, so the request goes out sealed at once.
+	n.step(a, routing.SendRequest{Ref: 1, Dest: b.id.Address(), Body: []byte("hi")})
+	n.run(5 * time.Second)
+	sent := func(nd *tnode) int {
+		if s := l.sent[nd]; s != nil {
+			return s.bytes - s.routingBytes
+		}
+		return 0
+	}
+	a0, b0 := sent(a), sent(b)
+	n.step(a, routing.SendRequest{Ref: 2, Dest: b.id.Address(), Body: []byte("p"), Type: protocol.TypeEcho, TTL: 5 * time.Second})
+	n.run(50 * time.Millisecond)
+	req, ans := sent(a)-a0, sent(b)-b0
+	if req == 0 || ans == 0 || ans > req {
+		t.Fatalf("echo request %d bytes, answer %d bytes", req, ans)
+	}
+	t.Logf("echo request %d bytes, answer %d bytes", req, ans)
+}
+
+// A clear (unsealed) echo request could be smaller than its receipt: it is
+// dropped unanswered.
+func TestEchoClearRequestNotAnswered(t *testing.T) {
+	n := newTestNet(t, 13)
+	a := n.addNode("a")
+	b := n.addNode("b")
+	l := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
+	n.run(5 * time.Second)
+	var id protocol.MessageID
+	id[0] = 7
+	now := protocol.TimestampOf(n.now)
+	env, err := protocol.SignEnvelope(a.id, protocol.Header{
+		Type: protocol.TypeEcho, HopLimit: 8, ID: id, Created: now, Expires: now + 60, Dest: b.id.Address(), WantReceipt: true,
+	}, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := env.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := b.eng.Counters()
+	n.step(b, routing.FrameReceived{Link: l.id, Frame: raw})
+	after := b.eng.Counters()
+	if after.ReceiptsSent != before.ReceiptsSent || after.EchoRefused != before.EchoRefused+1 {
+		t.Fatalf("clear echo: receipts sent %d -> %d, refused %d -> %d", before.ReceiptsSent, after.ReceiptsSent, before.EchoRefused, after.EchoRefused)
+	}
+}

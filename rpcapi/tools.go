@@ -26,6 +26,9 @@ const (
 	MethodContactsRemove = "contacts.remove"
 )
 
+// EventCancelled is the event kind of a message msg.cancel removed (ID set).
+const EventCancelled = "cancelled"
+
 // ToolsNode is what the outbox, diagnostics and contacts methods need. A
 // Node that does not implement it answers them with CodeUnavailable.
 type ToolsNode interface {

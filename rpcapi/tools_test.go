@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Contact names reach terminals (meshctl inbox, watch): a name must not
@@ -35,4 +37,25 @@ func TestParseMessageID(t *testing.T) {
 	if _, err := ParseMessageID("00112233445566778899AABBCCDDEEFF"); err != nil {
 		t.Error(err)
 	}
+}
+
+// FuzzCheckContactName: whatever a name holds, an accepted one is short,
+// valid UTF-8 and free of control and format characters.
+func FuzzCheckContactName(f *testing.F) {
+	for _, s := range []string{"alice", "a\x1b[31m", "\u202e", "00112233445566778899aabbccddeeff", " x", "東京"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if CheckContactName(name) != nil {
+			return
+		}
+		if len(name) == 0 || len(name) > MaxContactName || !utf8.ValidString(name) {
+			t.Fatalf("accepted %q", name)
+		}
+		for _, r := range name {
+			if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+				t.Fatalf("accepted %q with %U", name, r)
+			}
+		}
+	})
 }
