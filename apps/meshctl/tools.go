@@ -23,6 +23,13 @@ func addToolCommands(root *cobra.Command, o *options) {
 	root.AddCommand(cmdOutbox(o), cmdMsg(o), cmdCancel(o), cmdPing(o), cmdPath(o), cmdNodes(o), cmdLog(o), cmdStats(o), cmdContacts(o))
 }
 
+// needsSub is the RunE of a command that only groups subcommands.
+func needsSub(name, subs string) func(*cobra.Command, []string) error {
+	return func(*cobra.Command, []string) error {
+		return usageError{fmt.Errorf("%s needs a subcommand: %s", name, subs)}
+	}
+}
+
 // contactsOf fetches the daemon's contacts: address -> name. A daemon
 // without contacts gives none (names are a convenience).
 func contactsOf(ctx context.Context, c *rpcapi.Client) map[string]string {
@@ -105,7 +112,7 @@ func checkID(s string) error {
 }
 
 func cmdMsg(o *options) *cobra.Command {
-	msg := &cobra.Command{Use: "msg", Short: "Ask about or cancel a sent message"}
+	msg := &cobra.Command{Use: "msg", Short: "Ask about or cancel a sent message: status, cancel", Args: usageArgs(cobra.NoArgs), RunE: needsSub("msg", "status or cancel")}
 	msg.AddCommand(&cobra.Command{
 		Use:     "status ID",
 		Short:   "Say what became of a sent message: pending, forwarded, delivered, expired or cancelled",
@@ -324,7 +331,7 @@ func cmdNodes(o *options) *cobra.Command {
 }
 
 func cmdLog(o *options) *cobra.Command {
-	lg := &cobra.Command{Use: "log", Short: "The daemon's logging"}
+	lg := &cobra.Command{Use: "log", Short: "The daemon's logging: level", Args: usageArgs(cobra.NoArgs), RunE: needsSub("log", "level")}
 	lg.AddCommand(&cobra.Command{
 		Use:   "level [debug|info|warn|error]",
 		Short: "Show or change the daemon's log level until it restarts",
@@ -370,7 +377,7 @@ type linkRate struct {
 }
 
 func cmdStats(o *options) *cobra.Command {
-	st := &cobra.Command{Use: "stats", Short: "Traffic statistics"}
+	st := &cobra.Command{Use: "stats", Short: "Traffic statistics: bw", Args: usageArgs(cobra.NoArgs), RunE: needsSub("stats", "bw")}
 	var interval time.Duration
 	bw := &cobra.Command{
 		Use:   "bw",
@@ -457,6 +464,8 @@ func cmdContacts(o *options) *cobra.Command {
 		Long: `Contacts name mesh addresses. The node keeps them in its data directory and
 never sends them. A contact name is accepted wherever meshctl takes an address
 (send, ping, path), and shown beside the address in inbox, peers, nodes and watch.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: needsSub("contacts", "add, rm or list"),
 	}
 	ct.AddCommand(&cobra.Command{
 		Use:     "add NAME ADDRESS",
