@@ -76,6 +76,11 @@ func (n *Node) noteEvent(ev routing.Event) bool {
 	}
 	var state string
 	switch ev.Kind {
+	case routing.EventAccepted:
+		if ev.Status != routing.StatusLocal {
+			return false
+		}
+		state = "delivered" // to this node's own inbox
 	case routing.EventDelivered:
 		state = "delivered"
 	case routing.EventExpired:
@@ -274,10 +279,20 @@ func (n *Node) abandonPing(ref uint64) {
 	defer cancel()
 	_ = n.call(ctx, func() {
 		pw := n.tools.pings[ref]
-		delete(n.tools.pings, ref)
-		if pw != nil && pw.hasID {
-			_, _ = n.eng.Cancel(n.now(), pw.id)
+		if pw == nil {
+			return // answered meanwhile
 		}
+		if pw.hasID {
+			if _, err := n.eng.Cancel(n.now(), pw.id); err == nil {
+				// Its cancelled event forgets the ping (noteEvent); the
+				// drain carries it out before anyone asks again.
+				if err := n.drain(); err != nil {
+					n.log.Error("writing a cancelled ping", "err", err)
+				}
+				return
+			}
+		}
+		delete(n.tools.pings, ref)
 	})
 }
 

@@ -130,8 +130,12 @@ func TestOutboxCancelSurvivesRestart(t *testing.T) {
 		t.Fatalf("outbox after restart: %+v, %v", out, err)
 	}
 	// A known destination (this node) gets no warning.
-	if res, err := n.Send(ctx, rpcapi.SendParams{To: n.id.Address().String(), Text: "self"}); err != nil || res.Warning != "" {
+	res, err = n.Send(ctx, rpcapi.SendParams{To: n.id.Address().String(), Text: "self"})
+	if err != nil || res.Warning != "" {
 		t.Fatalf("send to self: %+v, %v", res, err)
+	}
+	if st, err := n.MsgStatus(ctx, res.ID); err != nil || st.State != "delivered" {
+		t.Fatalf("status of a message to self: %+v, %v", st, err)
 	}
 }
 
@@ -163,5 +167,38 @@ func TestContacts(t *testing.T) {
 	}
 	if _, err := n.RemoveContact(ctx, "alice"); !errors.Is(err, rpcapi.ErrNotFound) {
 		t.Errorf("removing twice: %v", err)
+	}
+}
+
+// A ping nobody answers times out with a clear error, and its echo
+// request does not stay in custody to be retried for nothing.
+func TestPingTimeoutLeavesNoCustody(t *testing.T) {
+	n, stop := startNode(t, testConfig(t))
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := n.Ping(ctx, rpcapi.PingParams{To: "00112233445566778899aabbccddeeff", Timeout: 1})
+	if !errors.Is(err, rpcapi.ErrRefused) || !strings.Contains(err.Error(), "no answer") {
+		t.Fatalf("ping of nobody: %v", err)
+	}
+	// Asked on the loop: the node answers the ping in the middle of the
+	// batch whose end refreshes node.info's figures.
+	var custody uint64
+	if err := n.call(ctx, func() { custody = n.eng.Counters().CustodyCount }); err != nil || custody != 0 {
+		t.Fatalf("custody after a ping timed out: %d (%v)", custody, err)
+	}
+	var left int
+	if err := n.call(ctx, func() { left = len(n.tools.pings) }); err != nil || left != 0 {
+		t.Fatalf("%d pings still waited for (%v)", left, err)
+	}
+	// A caller that gives up before the timeout: the echo request (30 s
+	// lifetime) is cancelled at once, not left to expire.
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancelShort()
+	if _, err := n.Ping(short, rpcapi.PingParams{To: "00112233445566778899aabbccddeeff", Timeout: 30}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ping given up: %v", err)
+	}
+	if err := n.call(ctx, func() { custody = n.eng.Counters().CustodyCount; left = len(n.tools.pings) }); err != nil || custody != 0 || left != 0 {
+		t.Fatalf("after a ping was given up: custody %d, pings %d (%v)", custody, left, err)
 	}
 }
