@@ -554,3 +554,16 @@ func labelEvent(names map[string]string, ev *rpcapi.Event) {
 		ev.Peer = &p
 	}
 }
+
+// printLinkRates is meshctl links --rate: the traffic rates after the table.
+func printLinkRates(ctx context.Context, o *options, c *rpcapi.Client, interval time.Duration) error {
+	if interval < 100*time.Millisecond || interval > time.Minute {
+		return usageError{fmt.Errorf("--rate %v: want 100ms to 1m", interval)}
+	}
+	rates, err := sampleRates(ctx, c, interval)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.stdout, "\nrates over %v:\n", interval)
+	return printRates(o.stdout, rates, contactsOf(ctx, c))
+}
