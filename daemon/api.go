@@ -146,7 +146,9 @@ func (n *Node) Send(ctx context.Context, p rpcapi.SendParams) (rpcapi.SendResult
 		return rpcapi.SendResult{}, err
 	}
 	w := make(chan sendOutcome, 1)
+	var heard bool
 	if err := n.call(ctx, func() {
+		heard = n.eng.Heard(dest)
 		n.nextRef++
 		ref := n.nextRef
 		n.waiters[ref] = w
@@ -170,6 +172,9 @@ func (n *Node) Send(ctx context.Context, p rpcapi.SendParams) (rpcapi.SendResult
 					ttl = time.Duration(n.cfg.Routing.MessageTTL)
 				}
 				o.res.Expires = n.now().Add(ttl).UTC().Truncate(time.Second)
+			}
+			if !heard {
+				o.res.Warning = unheardWarning
 			}
 		}
 		return o.res, o.err

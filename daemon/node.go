@@ -90,6 +90,11 @@ type Node struct {
 	// fapp is FAPP's daemon side (fapp.go).
 	fapp *fappNode
 
+	// tools is the loop's part of the outbox, ping and path (tools.go);
+	// contactsMu serialises contact writes (contacts.go).
+	tools      toolsState
+	contactsMu sync.Mutex
+
 	// Read by API goroutines.
 	snap atomic.Pointer[snapshot]
 	hub  hub
@@ -494,6 +499,9 @@ func splitDeliveries(ds []routing.Delivery) (direct, broadcasts []routing.Delive
 
 func (n *Node) onEngineEvent(ev routing.Event) {
 	if (ev.Kind == routing.EventRefused || ev.Kind == routing.EventBroadcast) && n.onPublished(ev) {
+		return
+	}
+	if n.noteEvent(ev) {
 		return
 	}
 	w := n.waiters[ev.Ref]

@@ -36,7 +36,8 @@ const (
 	TypeReceipt Type = 2 // a delivery receipt travelling back to the origin
 	TypeFAPP    Type = 3 // a FAPP protocol message (announce, query, reservation)
 	TypeControl Type = 4 // mesh control traffic between nodes (key requests, custody hand-off)
-	maxType          = TypeControl
+	TypeEcho    Type = 5 // an echo request (meshctl ping): answered by the receipt alone
+	maxType          = TypeEcho
 )
 
 func (t Type) String() string {
@@ -49,6 +50,8 @@ func (t Type) String() string {
 		return "fapp"
 	case TypeControl:
 		return "control"
+	case TypeEcho:
+		return "echo"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

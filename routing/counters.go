@@ -68,6 +68,9 @@ type Counters struct {
 	Retransmits       uint64
 	RetransmitFailed  uint64
 	ExpiryNoticesSent uint64
+	CustodyCancelled  uint64 // own messages the application cancelled (Engine.Cancel)
+	EchoAnswered      uint64 // echo requests (pings) answered with a receipt
+	EchoRefused       uint64 // echo requests not answered: over the rate limit, or not sealed
 
 	// Custody quotas (docs/routing.md section 5).
 	CustodyRestoreDropped uint64 // forwarded records over the quotas at a restart, deleted

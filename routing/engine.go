@@ -115,6 +115,7 @@ type Engine struct {
 	hopAcks   map[envKey]*ackWait
 	receipts  *receiptCache
 	preq      pathReqState
+	echo      tokenBucket // echo requests answered (echo.go)
 
 	ownSeq       uint32
 	ownAnnounce  *protocol.Announce

@@ -21,3 +21,12 @@ var (
 	// randomness was not carried out (fail closed).
 	ErrRandom = errors.New("routing: random source failed")
 )
+
+// Errors of Engine.Cancel.
+var (
+	// ErrUnknownMessage: no message with that ID is in custody.
+	ErrUnknownMessage = errors.New("routing: no such message in custody")
+	// ErrNotOwn: the message in custody was sent by another node; only
+	// its origin may cancel it.
+	ErrNotOwn = errors.New("routing: message is another node's")
+)

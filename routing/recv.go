@@ -219,6 +219,8 @@ func (e *Engine) deliver(env *protocol.Envelope, key envKey, l *link) error {
 		err := e.handleControl(env, l)
 		e.markDelivered(key, env.ID, deliveredEntry{expires: env.Expires})
 		return err
+	case protocol.TypeEcho:
+		return e.answerEcho(env, key)
 	}
 	d := Delivery{ID: env.ID, Key: key, Type: env.Type, Created: env.Created, Expires: env.Expires, Hops: env.HopCount}
 	if env.Flags&protocol.FlagSealed != 0 {
@@ -434,7 +436,7 @@ func (e *Engine) handleReceipt(env *protocol.Envelope) {
 	e.dropCustody(r)
 	e.counters.CustodyCleared++
 	if r.origin {
-		e.rd.Events = append(e.rd.Events, Event{Kind: EventDelivered, Ref: r.ref, ID: r.id, Dest: r.dest})
+		e.rd.Events = append(e.rd.Events, Event{Kind: EventDelivered, Ref: r.ref, ID: r.id, Dest: r.dest, Hops: env.HopCount})
 	}
 }
 

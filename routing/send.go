@@ -18,7 +18,7 @@ func (e *Engine) send(in SendRequest) error {
 	if in.Type == 0 {
 		in.Type = protocol.TypeMessage
 	}
-	if in.Type != protocol.TypeMessage && in.Type != protocol.TypeFAPP {
+	if in.Type != protocol.TypeMessage && in.Type != protocol.TypeFAPP && in.Type != protocol.TypeEcho {
 		return refuse(fmt.Errorf("send: type %v is reserved for the engine: %w", in.Type, ErrBadInput))
 	}
 	if len(in.Body) > protocol.MaxPayloadSize-protocol.SealOverhead-256 {

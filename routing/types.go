@@ -328,6 +328,8 @@ const (
 	EventHandedOff
 	// EventBroadcast: a Broadcast was sent.
 	EventBroadcast
+	// EventCancelled: the application cancelled a message (Engine.Cancel).
+	EventCancelled
 )
 
 func (k EventKind) String() string {
@@ -344,6 +346,8 @@ func (k EventKind) String() string {
 		return "handed-off"
 	case EventBroadcast:
 		return "broadcast"
+	case EventCancelled:
+		return "cancelled"
 	}
 	return fmt.Sprintf("event(%d)", uint8(k))
 }
@@ -387,6 +391,9 @@ type Event struct {
 	Dest   Address
 	Status SendStatus
 	Err    error
+	// Hops is the hop count the receipt carried when it arrived
+	// (EventDelivered only): 0 if the recipient is a neighbour.
+	Hops uint8
 }
 
 // Ready is what the outside must do, in this order:

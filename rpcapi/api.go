@@ -243,6 +243,10 @@ type SendResult struct {
 	Detail string `json:"detail,omitempty"`
 	// Expires is when the node gives up on the message.
 	Expires time.Time `json:"expires,omitzero"`
+	// Warning is set when the destination has never been heard of (no
+	// announce, route or key): often a mistyped address. The message is
+	// kept all the same; msg.cancel removes it.
+	Warning string `json:"warning,omitempty"`
 }
 
 // InboxParams are msg.inbox's parameters.

@@ -277,6 +277,10 @@ func fieldIndex(typeName, jsonField string) int {
 		reflect.TypeFor[FAPPRevocationParams](), reflect.TypeFor[FAPPIssuer](),
 		reflect.TypeFor[Link](), reflect.TypeFor[LinkRadio](), reflect.TypeFor[WebLoginResult](),
 		reflect.TypeFor[BackupParams](), reflect.TypeFor[BackupResult](),
+		reflect.TypeFor[OutboxEntry](), reflect.TypeFor[MsgIDParams](), reflect.TypeFor[MsgStatus](), reflect.TypeFor[CancelResult](),
+		reflect.TypeFor[PingParams](), reflect.TypeFor[PingResult](), reflect.TypeFor[PathParams](), reflect.TypeFor[PathResult](),
+		reflect.TypeFor[NodeEntry](), reflect.TypeFor[LogLevelParams](), reflect.TypeFor[LogLevelResult](),
+		reflect.TypeFor[Contact](), reflect.TypeFor[ContactRemoveParams](),
 	} {
 		if t.Name() != typeName {
 			continue

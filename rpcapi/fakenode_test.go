@@ -35,6 +35,7 @@ type fakeNode struct {
 
 	ch fakeChannels
 	fa fakeFAPP
+	tl fakeTools
 }
 
 type fakeSub struct {

@@ -97,7 +97,7 @@ var (
 // Methods is the method table: every method the server answers, in the
 // order the documentation lists them (the channel and fapp methods before
 // rpc.discover).
-var Methods = slices.Insert(methodsBase, len(methodsBase)-1, append(append(append(channelMethods(), fappMethods()...), webMethods()...), storeMethods()...)...)
+var Methods = slices.Insert(methodsBase, len(methodsBase)-1, append(append(append(append(channelMethods(), fappMethods()...), webMethods()...), storeMethods()...), toolsMethods()...)...)
 
 var methodsBase = []MethodSpec{
 	define(MethodNodeInfo, "Describe the local node.",
@@ -257,6 +257,9 @@ var examples = map[string]string{
 func init() {
 	for i := range Methods {
 		Methods[i].Example = examples[Methods[i].Name]
+		if ex, ok := toolsExamples[Methods[i].Name]; ok {
+			Methods[i].Example = ex
+		}
 	}
 }
 

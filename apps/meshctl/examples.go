@@ -19,6 +19,15 @@ const exitCodes = `Exit codes:
 // own, by command path. TestEveryCommandHasExamples requires one for every
 // command, so a new command without examples fails the tests.
 var examples = map[string]string{
+	"meshctl contacts": `  meshctl contacts add alice 0123456789abcdef0123456789abcdef
+  meshctl contacts list
+  meshctl send alice "hello"`,
+	"meshctl log": `  meshctl log level
+  meshctl log level debug`,
+	"meshctl msg": `  meshctl msg status 3f2a0c9e5b7d4e1a8c6b0d2f4e6a8c0b
+  meshctl msg cancel 3f2a0c9e5b7d4e1a8c6b0d2f4e6a8c0b`,
+	"meshctl stats": `  meshctl stats bw
+  meshctl stats bw --interval 5s`,
 	"meshctl": `  meshctl status
   meshctl --data-dir /var/lib/meshd peers
   MESHD_DATA_DIR=/tmp/a meshctl send 0123456789abcdef0123456789abcdef "hello"`,

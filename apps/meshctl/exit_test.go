@@ -29,6 +29,22 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"--data-dir", dir, "channel", "create", "a b"}, exitUsage, "channel name"},
 		{[]string{"--data-dir", dir, "channel", "send"}, exitUsage, "arg(s)"},
 		{[]string{"--data-dir", dir, "channel", "list"}, exitNoDaemon, "cannot reach meshd"},
+		{[]string{"msg"}, exitUsage, "needs a subcommand"},
+		{[]string{"contacts"}, exitUsage, "needs a subcommand"},
+		{[]string{"log"}, exitUsage, "needs a subcommand"},
+		{[]string{"stats"}, exitUsage, "needs a subcommand"},
+		{[]string{"--data-dir", dir, "outbox"}, exitNoDaemon, "cannot reach meshd"},
+		{[]string{"--data-dir", dir, "nodes"}, exitNoDaemon, "cannot reach meshd"},
+		{[]string{"--data-dir", dir, "ping", "alice"}, exitNoDaemon, "cannot reach meshd"},
+		{[]string{"--data-dir", dir, "path", "alice"}, exitNoDaemon, "cannot reach meshd"},
+		{[]string{"cancel", "xyz"}, exitUsage, "not a message ID"},
+		{[]string{"msg", "status"}, exitUsage, "accepts 1 arg"},
+		{[]string{"ping"}, exitUsage, "accepts 1 arg"},
+		{[]string{"ping", "a", "--count", "0"}, exitUsage, "--count"},
+		{[]string{"path", "a", "--wait", "1h"}, exitUsage, "--wait"},
+		{[]string{"log", "level", "loud"}, exitUsage, "want debug"},
+		{[]string{"contacts", "add", "a\x1b[2Jb", "00112233445566778899aabbccddeeff"}, exitUsage, "control character"},
+		{[]string{"contacts", "add", " a", "00112233445566778899aabbccddeeff"}, exitUsage, "space"},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(tc.args, strings.NewReader(""), &out, &errb)

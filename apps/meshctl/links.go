@@ -15,7 +15,8 @@ import (
 // rnstatus: what each link is, to whom, how busy, and on radios the
 // signal and the airtime left this hour.
 func cmdLinks(o *options) *cobra.Command {
-	return &cobra.Command{
+	var rate time.Duration
+	cmd := &cobra.Command{
 		Use:   "links",
 		Short: "List links of every kind (libp2p, TCP, LoRa) with traffic, queues, signal and airtime",
 		Args:  usageArgs(cobra.NoArgs),
@@ -52,10 +53,15 @@ func cmdLinks(o *options) *cobra.Command {
 				for _, n := range notes {
 					fmt.Fprintln(o.stdout, n)
 				}
+				if rate > 0 {
+					return printLinkRates(ctx, o, c, rate)
+				}
 				return nil
 			})
 		},
 	}
+	cmd.Flags().DurationVar(&rate, "rate", 0, "also measure each link's bytes per second over this long (e.g. 1s; as meshctl stats bw)")
+	return cmd
 }
 
 // waitingNote says why a link is not up and when it is tried again.

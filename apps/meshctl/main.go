@@ -97,6 +97,7 @@ as the daemon.`,
 	root.AddCommand(cmdStatus(o), cmdPeers(o), cmdConnect(o), cmdRoutes(o), cmdSend(o), cmdInbox(o), cmdAck(o), cmdWatch(o), cmdChannel(o))
 	root.AddCommand(cmdLinks(o))
 	root.AddCommand(cmdWait(o), cmdVersion(o))
+	addToolCommands(root, o)
 	addHelp(root)
 	return root
 }
@@ -212,6 +213,7 @@ func cmdPeers(o *options) *cobra.Command {
 					fmt.Fprintln(o.stdout, "no peers")
 					return nil
 				}
+				names := contactsOf(ctx, c)
 				w := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "PEER ID\tMESH ADDRESS\tLINK\tDIRECTION\tADDRESS")
 				for _, p := range peers {
@@ -219,7 +221,7 @@ func cmdPeers(o *options) *cobra.Command {
 					if len(p.Addrs) > 0 {
 						addr = p.Addrs[0]
 					}
-					mesh := p.Address
+					mesh := label(names, p.Address)
 					if mesh == "" {
 						mesh = "-"
 					}
@@ -321,9 +323,17 @@ echo and a heredoc add), anything else as binary data, unchanged.`,
 				return usageError{errors.New("the message is empty")}
 			}
 			return o.withClient(cmd, func(ctx context.Context, c *rpcapi.Client) error {
+				to, err := resolve(ctx, c, p.To)
+				if err != nil {
+					return err
+				}
+				p.To = to
 				res, err := c.Send(ctx, p)
 				if err != nil {
 					return err
+				}
+				if res.Warning != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "meshctl: warning: %s\n", res.Warning)
 				}
 				if o.json {
 					return o.printJSON(res)
@@ -366,7 +376,9 @@ func cmdInbox(o *options) *cobra.Command {
 					if len(page.Messages) == 0 {
 						fmt.Fprintln(o.stdout, "inbox empty")
 					}
+					names := contactsOf(ctx, c)
 					for _, m := range page.Messages {
+						m.From = label(names, m.From)
 						printMessage(o.stdout, &m)
 					}
 					if page.More {
@@ -447,6 +459,7 @@ func cmdWatch(o *options) *cobra.Command {
 				return err
 			}
 			defer c.Close()
+			names := contactsOf(ctx, c)
 			events, err := c.Subscribe(ctx)
 			if err != nil {
 				return err
@@ -473,6 +486,7 @@ func cmdWatch(o *options) *cobra.Command {
 							return err
 						}
 					} else {
+						labelEvent(names, &ev)
 						printEvent(o.stdout, &ev)
 					}
 					seen++

@@ -45,6 +45,7 @@ func TestScripts(t *testing.T) {
 			"waitinbox": cmdWaitInbox,
 			"chanwarm":  cmdChanWarm,
 			"waitchan":  cmdWaitChan,
+			"outboxid":  cmdOutboxID,
 		},
 	})
 }

@@ -291,7 +291,8 @@ func runDaemon(cfg daemon.Config, path string, stderr io.Writer) int {
 func newLogger(c daemon.LogConfig, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level)) // validated with the config
-	opts := &slog.HandlerOptions{Level: lvl}
+	daemon.LogLevel.Set(lvl)               // node.loglevel changes it later
+	opts := &slog.HandlerOptions{Level: daemon.LogLevel}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
