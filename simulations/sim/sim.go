@@ -41,6 +41,7 @@ const (
 	evFAPPPlace          // therapist dyn has a new therapy place
 	evFAPPQuery          // a patient query in region dyn
 	evFAPPDecide         // a therapist answers request dyn
+	evBaseline           // a baseline strategy's timer (bl)
 )
 
 type event struct {
@@ -57,6 +58,8 @@ type event struct {
 	in    routing.Input
 	tx    radio.TxID
 	dyn   int
+	// bl is evBaseline's rebroadcast or retransmission.
+	bl *blPending
 }
 
 type eventQueue []*event
@@ -153,6 +156,8 @@ type node struct {
 
 	links []*ipLink
 	stats NodeStats
+	// bl is the baseline strategies' state (nil until used).
+	bl *blNode
 }
 
 type ipLink struct {
@@ -804,8 +809,7 @@ func (s *Sim) radioSend(n *node) {
 		// Larger than a LoRa frame: the engine fragments to the MTU, so
 		// this is a bug; drop it and say so.
 		s.errs++
-		n.held = n.held[1:]
-		s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
+		s.dropHeld(n)
 		return
 	}
 	freq, bw := s.radioCfg.FrequencyHz, s.radioCfg.BandwidthHz
@@ -813,8 +817,7 @@ func (s *Sim) radioSend(n *node) {
 		ok, earliest, err := n.ledger.CanTransmit(s.now, freq, bw, air)
 		if err != nil || earliest.IsZero() && !ok {
 			s.errs++
-			n.held = n.held[1:]
-			s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
+			s.dropHeld(n)
 			return
 		}
 		if !ok {
@@ -832,6 +835,9 @@ func (s *Sim) radioSend(n *node) {
 		return
 	}
 	n.busy = true
+	if tx.Link == baselineLink {
+		s.count("lora/baseline", len(tx.Frame))
+	}
 	if s.radioCfg.CarrierSense == "csma" {
 		c, err := s.medium.Candidates(id)
 		if err != nil {
@@ -858,6 +864,16 @@ func (s *Sim) radioSend(n *node) {
 	}
 	s.trace.frame(s.now, "tx", n.idx, int(loraLinkID), tx.Frame)
 	s.push(&event{at: end, kind: evLoRaEnd, node: n, tx: id, gen: n.gen})
+}
+
+// dropHeld drops the node's first held frame (it cannot be sent) and tells
+// the engine if it was the engine's.
+func (s *Sim) dropHeld(n *node) {
+	tx := n.held[0]
+	n.held = n.held[1:]
+	if tx.Link != baselineLink {
+		s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
+	}
 }
 
 // channelBusy reports whether n hears a transmission in progress (its
@@ -890,7 +906,11 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 		switch r.Status {
 		case radio.Received:
 			s.trace.rx(s.now, to.idx, int(loraLinkID), n.idx, r.SNRDB)
-			s.step(to, routing.FrameReceived{Link: loraLinkID, Frame: append([]byte(nil), tx.Frame...), SNR: r.SNRDB, HasSNR: true})
+			if tx.Link == baselineLink {
+				s.blReceive(to, tx.Frame, r.SNRDB)
+			} else {
+				s.step(to, routing.FrameReceived{Link: loraLinkID, Frame: append([]byte(nil), tx.Frame...), SNR: r.SNRDB, HasSNR: true})
+			}
 			to.stats.FramesReceived++
 			to.stats.BytesReceived += uint64(len(tx.Frame))
 		case radio.Collision:
@@ -903,7 +923,7 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 	}
 	// A frame sent before the node crashed still reached the others, but
 	// the restarted engine never handed it over and waits for no TxDone.
-	if gen == n.gen {
+	if gen == n.gen && tx.Link != baselineLink {
 		s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
 	}
 	s.radioSend(n)
@@ -969,7 +989,11 @@ func (s *Sim) sendMessage(n *node) {
 			body := make([]byte, tr.Size)
 			binary.BigEndian.PutUint64(body[:min(8, len(body))], m.ref)
 			s.trace.rec(s.now, "send", n.idx, dst.idx, fmt.Sprintf("ref=%d", m.ref))
-			s.step(n, routing.SendRequest{Ref: m.ref, Dest: dst.addr, Body: body})
+			if s.sc.Unicast.Strategy != StrategyMeshd && n.radioID >= 0 {
+				s.blOriginate(n, dst, m.ref)
+			} else {
+				s.step(n, routing.SendRequest{Ref: m.ref, Dest: dst.addr, Body: body})
+			}
 		}
 		s.push(&event{at: s.now.Add(expDur(n.rng, tr.Rate)), kind: evSend, node: n})
 	}
@@ -1048,7 +1072,11 @@ func (s *Sim) sendBroadcast(n *node) {
 			n.bseen[s.bcasts] = struct{}{}
 		}
 		s.trace.rec(s.now, "bcast", n.idx, 0, "")
-		s.step(n, routing.Broadcast{Ref: 1 << 62, Channel: s.channel, Body: body})
+		if s.sc.Broadcast.Strategy != StrategyMeshd && n.radioID >= 0 {
+			s.blOriginate(n, nil, s.bcasts)
+		} else {
+			s.step(n, routing.Broadcast{Ref: 1 << 62, Channel: s.channel, Body: body})
+		}
 		s.push(&event{at: s.now.Add(expDur(n.rng, tr.BroadcastRate)), kind: evBroadcast, node: n})
 	}
 }
@@ -1142,6 +1170,7 @@ func (s *Sim) start(n *node) {
 	n.eng = eng
 	n.up = true
 	n.gseen = nil // gossipsub's seen cache and message cache are memory
+	n.bl = nil    // so are a baseline's seen packets and timers
 	n.mcache = nil
 	n.hbOn = false
 	s.meshDirty = true
@@ -1256,6 +1285,8 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 			s.fappQuery(e.dyn)
 		case evFAPPDecide:
 			s.fappDecide(e.dyn)
+		case evBaseline:
+			s.blTimer(e.node, e.bl, e.gen)
 		}
 	}
 	s.now = s.end
