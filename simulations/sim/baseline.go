@@ -60,6 +60,10 @@ type BroadcastStrategy struct {
 	// HopLimit is the baselines' hop limit (1..7, default 3 as
 	// Meshtastic's HOP_RELIABLE); meshd's engine has its own.
 	HopLimit *int `toml:"hop_limit"`
+	// Meshtastic is the meshtastic strategy's profile: "firmware" (the
+	// default: firmware 2.8's constants) or "meshtasticator" (the constants
+	// of Meshtasticator's model of firmware 2.1, to reproduce its results).
+	Meshtastic string `toml:"meshtastic"`
 }
 
 // UnicastStrategy configures how unicast messages travel: meshd (the
@@ -83,30 +87,81 @@ func arduinoMap(x, inMin, inMax, outMin, outMax int64) int64 {
 	return (x-inMin)*(outMax-outMin)/(inMax-inMin) + outMin
 }
 
+// mtProfile is a version of Meshtastic's contention windows: the
+// firmware's (default) or the one Meshtasticator models (firmware 2.1, as
+// its lib/mac.py and lib/phy.py have it), for reproducing its results.
+type mtProfile struct {
+	cwMin, cwMax     int
+	snrMin, snrMax   float64
+	cadSymbols       float64 // the slot's CAD part, in symbols
+	routerOffset     bool    // a client first waits 2 x CWmax slots (firmware 2.3 on)
+	floatMap         bool    // Python's float arithmetic (Meshtasticator), not Arduino's long map()
+	reliableRetx     int     // transmissions in all for want_ack
+	retxCWmaxPenalty bool    // getRetransmissionMsec adds 2 x CWmax slots
+}
+
+// Meshtastic profiles: the firmware 2.8 (RadioInterface.cpp/.h) and
+// Meshtasticator's model (lib/mac.py: CWmin 2, SNR clamped to -20..15,
+// random(0, 2^CWsize) slots; lib/phy.py: slot = 8.5 symbols of CAD + 7.6
+// ms; lib/config.py: maxRetransmission 3).
+var (
+	mtFirmware = mtProfile{cwMin: mtCWMin, cwMax: mtCWMax, snrMin: mtSNRMin, snrMax: mtSNRMax,
+		cadSymbols: max(2.25, mtNumSymCAD+0.5), routerOffset: true, reliableRetx: mtReliableRetx, retxCWmaxPenalty: true}
+	mtMeshtasticator = mtProfile{cwMin: 2, cwMax: 8, snrMin: -20, snrMax: 15, cadSymbols: 8.5, floatMap: true, reliableRetx: 4}
+)
+
+// cwSize is the profile's getCWsize for an SNR already clamped to its
+// range (the firmware's own profile: see mtCWSize).
+func (m mtProfile) cwSize(snr float64) int {
+	if m.floatMap {
+		return int((snr-m.snrMin)*float64(m.cwMax-m.cwMin)/(m.snrMax-m.snrMin) + float64(m.cwMin))
+	}
+	return int(uint8(arduinoMap(int64(snr), int64(m.snrMin), int64(m.snrMax), int64(m.cwMin), int64(m.cwMax))))
+}
+
+// slot is the profile's slot time.
+func (m mtProfile) slot(p radio.Params) time.Duration {
+	symMs := float64(p.SymbolTime()) / float64(time.Millisecond)
+	ms := m.cadSymbols*symMs + 0.2 + 0.4 + 7
+	if m.floatMap {
+		return time.Duration(ms * float64(time.Millisecond))
+	}
+	return time.Duration(uint32(ms)) * time.Millisecond
+}
+
+// delay is the rebroadcast delay of a client for a frame received at snr
+// dB. The simulated SNR has no ceiling (a neighbour 20 m away is at +40
+// dB), a LoRa modem's estimate saturates; as Meshtasticator does, it is
+// clamped to getCWsize's range, so that a strong link gets the longest
+// window the firmware means it to, not 2^13 slots.
+func (m mtProfile) delay(snr float64, slot time.Duration, r func(n int64) int64) time.Duration {
+	snr = min(max(snr, m.snrMin), m.snrMax)
+	d := time.Duration(r(int64(1)<<m.cwSize(snr))) * slot
+	if m.routerOffset {
+		d += time.Duration(2*m.cwMax) * slot
+	}
+	return d
+}
+
+// retransmission is getRetransmissionMsec at 0 % channel utilisation.
+func (m mtProfile) retransmission(air, slot time.Duration) time.Duration {
+	slots := int64(1)<<m.cwMin + int64(1)<<((m.cwMax+m.cwMin)/2)
+	if m.retxCWmaxPenalty {
+		slots += int64(2 * m.cwMax)
+	}
+	return 2*air.Truncate(time.Millisecond) + time.Duration(slots)*slot + mtProcessingMsec*time.Millisecond
+}
+
 // mtCWSize is RadioInterface::getCWsize: the contention window exponent
 // for a frame received at snr dB (not clamped, as in the firmware: above
 // 16 dB it exceeds CWmax).
-func mtCWSize(snr float64) int {
-	return int(uint8(arduinoMap(int64(snr), mtSNRMin, mtSNRMax, mtCWMin, mtCWMax)))
-}
-
-// mtReportedSNR is the SNR the firmware gets from the modem for a frame
-// whose link budget gives snr: the simulated SNR has no ceiling (a
-// neighbour 20 m away is at +40 dB), a LoRa modem's estimate saturates;
-// as Meshtasticator does, it is clamped to getCWsize's range, so that a
-// strong link gets the longest window the firmware means it to, not 2^13
-// slots.
-func mtReportedSNR(snr float64) float64 { return min(max(snr, mtSNRMin), mtSNRMax) }
+func mtCWSize(snr float64) int { return mtFirmware.cwSize(snr) }
 
 // mtSlotTime is RadioInterface::computeSlotTimeMsec for a sub-GHz radio:
 // the CAD time, max(2.25, NUM_SYM_CAD + 0.5) symbols, plus 0.2 ms
 // propagation, 0.4 ms Rx/Tx turnaround and 7 ms MAC processing, truncated
 // to whole milliseconds (slotTimeMsec is a uint32_t).
-func mtSlotTime(p radio.Params) time.Duration {
-	symMs := float64(p.SymbolTime()) / float64(time.Millisecond)
-	ms := max(2.25, mtNumSymCAD+0.5)*symMs + 0.2 + 0.4 + 7
-	return time.Duration(uint32(ms)) * time.Millisecond
-}
+func mtSlotTime(p radio.Params) time.Duration { return mtFirmware.slot(p) }
 
 // mtTxDelayWeighted is RadioInterface::getTxDelayMsecWeighted for a client
 // (not a router): 2 x CWmax slots, plus a random number of slots in
@@ -116,14 +171,19 @@ func mtTxDelayWeighted(snr float64, slot time.Duration, r func(n int64) int64) t
 	return 2*mtCWMax*slot + time.Duration(r(int64(1)<<cw))*slot
 }
 
+// profile is the run's Meshtastic profile.
+func (s *Sim) profile() mtProfile {
+	if s.sc.Broadcast.Meshtastic == "meshtasticator" {
+		return mtMeshtasticator
+	}
+	return mtFirmware
+}
+
 // mtRetransmission is RadioInterface::getRetransmissionMsec with the
 // channel utilisation taken as 0 (CWsize = CWmin): twice the packet's
 // airtime plus (2^CWmin + 2 CWmax + 2^((CWmax+CWmin)/2)) slots plus the
 // processing time.
-func mtRetransmission(air, slot time.Duration) time.Duration {
-	slots := int64(1)<<mtCWMin + 2*mtCWMax + int64(1)<<((mtCWMax+mtCWMin)/2)
-	return 2*air.Truncate(time.Millisecond) + time.Duration(slots)*slot + mtProcessingMsec*time.Millisecond
-}
+func mtRetransmission(air, slot time.Duration) time.Duration { return mtFirmware.retransmission(air, slot) }
 
 // baselineLink is the engine link ID that marks a baseline frame in a
 // node's radio queue (the engine never sees it, nor its TxDone).
@@ -225,7 +285,7 @@ func (s *Sim) blOriginate(n, dst *node, num uint64) {
 	st.nextID++
 	hl := uint8(*s.sc.Broadcast.HopLimit)
 	p := blPacket{to: blBroadcast, from: uint32(n.idx), id: st.nextID, hopLimit: hl, hopStart: hl, kind: blData, num: num,
-		size: 1 + min(s.sc.Traffic.Size, 64)}
+		size: 1 + s.sc.Traffic.Size}
 	if dst != nil {
 		p.to = uint32(dst.idx)
 		p.size = 1 + s.sc.Traffic.Size
@@ -237,9 +297,10 @@ func (s *Sim) blOriginate(n, dst *node, num uint64) {
 	s.blQueue(n, frame)
 	if p.wantAck {
 		air, _ := s.params.TimeOnAir(len(frame))
-		r := &blPending{key: p.key(), frame: frame, left: mtReliableRetx - 1, retx: true}
+		pr := s.profile()
+		r := &blPending{key: p.key(), frame: frame, left: pr.reliableRetx - 1, retx: true}
 		st.retx[p.key()] = r
-		s.push(&event{at: s.now.Add(mtRetransmission(air, mtSlotTime(s.params))), kind: evBaseline, node: n, gen: n.gen, bl: r})
+		s.push(&event{at: s.now.Add(pr.retransmission(air, pr.slot(s.params))), kind: evBaseline, node: n, gen: n.gen, bl: r})
 	}
 }
 
@@ -268,7 +329,8 @@ func (s *Sim) blTimer(n *node, p *blPending, gen uint64) {
 		p.left--
 		s.blQueue(n, p.frame)
 		air, _ := s.params.TimeOnAir(len(p.frame))
-		s.push(&event{at: s.now.Add(mtRetransmission(air, mtSlotTime(s.params))), kind: evBaseline, node: n, gen: n.gen, bl: p})
+		pr := s.profile()
+		s.push(&event{at: s.now.Add(pr.retransmission(air, pr.slot(s.params))), kind: evBaseline, node: n, gen: n.gen, bl: p})
 		return
 	}
 	if st.pending[p.key] == p {
@@ -373,7 +435,8 @@ func (s *Sim) blRebroadcast(n *node, p blPacket, strat Strategy, snr float64) {
 	}
 	pd := &blPending{key: p.key(), frame: frame}
 	s.blState(n).pending[pd.key] = pd
-	d := mtTxDelayWeighted(mtReportedSNR(snr), mtSlotTime(s.params), n.mac.Int64N)
+	pr := s.profile()
+	d := pr.delay(snr, pr.slot(s.params), n.mac.Int64N)
 	s.push(&event{at: s.now.Add(d), kind: evBaseline, node: n, gen: n.gen, bl: pd})
 }
 
@@ -430,6 +493,9 @@ func (sc *Scenario) applyBaselineDefaults() {
 	if sc.Unicast.Strategy == "" {
 		sc.Unicast.Strategy = StrategyMeshd
 	}
+	if sc.Broadcast.Meshtastic == "" {
+		sc.Broadcast.Meshtastic = "firmware"
+	}
 	if sc.Broadcast.HopLimit == nil {
 		h := mtHopReliable
 		sc.Broadcast.HopLimit = &h
@@ -446,6 +512,9 @@ func (sc *Scenario) validateBaseline(doc []byte) error {
 		if !k.v.valid() {
 			return badAt(doc, k.key, "%q is not meshd, naive or meshtastic", k.v)
 		}
+	}
+	if m := sc.Broadcast.Meshtastic; m != "firmware" && m != "meshtasticator" {
+		return badAt(doc, "broadcast.meshtastic", "%q is not firmware or meshtasticator", m)
 	}
 	if h := *sc.Broadcast.HopLimit; h < 1 || h > mtHopMax {
 		return badAt(doc, "broadcast.hop_limit", "%d not in 1..%d (Meshtastic's HOP_MAX)", h, mtHopMax)

@@ -272,6 +272,8 @@ type Sim struct {
 	vcache *verifyCache
 	// fapp is the FAPP workload (nil without one).
 	fapp *fappState
+	// pathLoss is Options.PathLoss.
+	pathLoss *radio.PathLoss
 }
 
 // verifyCache is the routing.VerifyCache shared by all engines of a run
@@ -308,6 +310,10 @@ type Options struct {
 	// NoVerifyCache makes every engine verify every announce itself, as in
 	// the daemon (slower; the results are the same).
 	NoVerifyCache bool
+	// PathLoss, if not nil, replaces the radio's path-loss model (the
+	// scenario's shadowing still applies): for reproducing another
+	// simulator's model in tests.
+	PathLoss *radio.PathLoss
 }
 
 // seedBytes derives a 32-byte ChaCha8 seed from the scenario seed, a node
@@ -356,6 +362,7 @@ func NewWith(sc *Scenario, o Options) (*Sim, error) {
 		params: sc.Radio.Params(), radioCfg: sc.Radio,
 		byID:  map[MessageID]*message{},
 		trace: trace, frames: map[string]uint64{}, bytes: map[string]uint64{},
+		pathLoss: o.PathLoss,
 	}
 	if s.trace == nil {
 		s.trace = newTracer(nil)
@@ -442,6 +449,9 @@ func (s *Sim) build() error {
 	topoRng := rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedTopology)))
 	dev := radio.Device{TxPowerDBm: sc.Radio.TxPowerDBm}
 	model := radio.DefaultModel()
+	if s.pathLoss != nil {
+		model.PathLoss = *s.pathLoss
+	}
 	model.PathLoss.ShadowSigmaDB = *sc.Radio.ShadowSigmaDB
 	for _, t := range sc.Topology {
 		lora := t.Link == "lora"
