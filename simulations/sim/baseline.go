@@ -183,7 +183,9 @@ func (s *Sim) profile() mtProfile {
 // channel utilisation taken as 0 (CWsize = CWmin): twice the packet's
 // airtime plus (2^CWmin + 2 CWmax + 2^((CWmax+CWmin)/2)) slots plus the
 // processing time.
-func mtRetransmission(air, slot time.Duration) time.Duration { return mtFirmware.retransmission(air, slot) }
+func mtRetransmission(air, slot time.Duration) time.Duration {
+	return mtFirmware.retransmission(air, slot)
+}
 
 // baselineLink is the engine link ID that marks a baseline frame in a
 // node's radio queue (the engine never sees it, nor its TxDone).
