@@ -523,3 +523,48 @@ func (sc *Scenario) validateBaseline(doc []byte) error {
 	}
 	return nil
 }
+
+// countAirtime adds a frame going on the air to the airtime per kind: the
+// engine's by priority (as frames counts them when handed over), a
+// baseline's as lora/baseline (broadcasts) or lora/baseline-unicast
+// (direct messages and their ACKs), which frames counts here, on the air
+// (a cancelled rebroadcast never is).
+func (s *Sim) countAirtime(tx routing.Transmit, air time.Duration) {
+	kind := "lora/" + tx.Priority.String()
+	if tx.Link == baselineLink {
+		kind = "lora/baseline"
+		if p, ok := decodeBaseline(tx.Frame); ok && p.to != blBroadcast {
+			kind = "lora/baseline-unicast"
+		}
+		s.count(kind, len(tx.Frame))
+	}
+	if s.airtimeBy == nil {
+		s.airtimeBy = map[string]time.Duration{}
+	}
+	s.airtimeBy[kind] += air
+}
+
+// broadcastKinds are the frame kinds that carry broadcasts: meshd's
+// channel frames (bulk) and the baselines' broadcasts.
+var broadcastKinds = []string{"lora/bulk", "lora/baseline"}
+
+// broadcastSummary fills in the strategy-neutral broadcast figures: the
+// mean reach, the radio transmissions per broadcast and their airtime.
+func (s *Sim) broadcastSummary(sum *Summary) {
+	sum.BroadcastStrategy = string(s.sc.Broadcast.Strategy)
+	sum.BroadcastReach = sum.ChannelDeliveryRatio
+	sum.AirtimeByKind = map[string]float64{}
+	for k, v := range s.airtimeBy {
+		sum.AirtimeByKind[k] = round(v.Seconds(), 3)
+	}
+	var frames uint64
+	var air time.Duration
+	for _, k := range broadcastKinds {
+		frames += s.frames[k]
+		air += s.airtimeBy[k]
+	}
+	sum.BroadcastAirtimeS = round(air.Seconds(), 3)
+	if s.bcasts > 0 {
+		sum.BroadcastTxPer = round(float64(frames)/float64(s.bcasts), 3)
+	}
+}

@@ -274,6 +274,8 @@ type Sim struct {
 	fapp *fappState
 	// pathLoss is Options.PathLoss.
 	pathLoss *radio.PathLoss
+	// airtimeBy is the radio airtime per frame kind (frames' keys).
+	airtimeBy map[string]time.Duration
 }
 
 // verifyCache is the routing.VerifyCache shared by all engines of a run
@@ -845,9 +847,7 @@ func (s *Sim) radioSend(n *node) {
 		return
 	}
 	n.busy = true
-	if tx.Link == baselineLink {
-		s.count("lora/baseline", len(tx.Frame))
-	}
+	s.countAirtime(tx, air)
 	if s.radioCfg.CarrierSense == "csma" {
 		c, err := s.medium.Candidates(id)
 		if err != nil {

@@ -12,7 +12,8 @@ import (
 // the seeds of each grid point.
 var ciMetrics = []string{
 	"delivery_ratio", "latency_p50_s", "latency_p99_s", "hops_mean",
-	"channel_delivery_ratio", "broadcast_latency_p50_s", "broadcast_latency_p99_s",
+	"channel_delivery_ratio", "broadcast_reach", "broadcast_transmissions_per_broadcast", "broadcast_airtime_s",
+	"broadcast_latency_p50_s", "broadcast_latency_p99_s",
 	"airtime_s", "collisions", "duty_cycle_blocked_s",
 }
 
