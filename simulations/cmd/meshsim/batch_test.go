@@ -143,3 +143,26 @@ func TestEmitBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadManifest: any sweep.json is a manifest whose runs stay inside the
+// sweep directory, or an error, never a panic.
+func FuzzReadManifest(f *testing.F) {
+	f.Add([]byte(`{"params":[{"key":"radio.sf","values":["7","8"]}],"seeds":1,"runs":[{"index":0,"values":["7"],"seed":1,"task":"tasks/task-0000.toml","dir":"run-0000"}]}`))
+	f.Add([]byte(`{"params":[],"seeds":1,"runs":[{"index":0,"values":[],"seed":1,"task":"../x.toml","dir":"/tmp"}]}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, manifestName), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, err := readManifest(dir)
+		if err != nil {
+			return
+		}
+		for _, r := range m.Runs {
+			if !filepath.IsLocal(r.Task) || !filepath.IsLocal(r.Dir) || len(r.Values) != len(m.Params) {
+				t.Fatalf("run %+v accepted", r)
+			}
+		}
+	})
+}
