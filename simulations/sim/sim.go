@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -72,14 +71,6 @@ func (q eventQueue) Less(i, j int) bool {
 	return q[i].seq < q[j].seq
 }
 func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
-func (q *eventQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	return x
-}
 
 // NodeStats are one node's counts for nodes.csv.
 type NodeStats struct {
@@ -671,7 +662,7 @@ func (s *Sim) push(e *event) {
 	s.seq++
 	e.seq = s.seq
 	e.key = int64(e.at.Sub(Epoch))
-	heap.Push(&s.q, e)
+	s.q.push(e)
 }
 
 func (s *Sim) step(n *node, in routing.Input) {
@@ -1226,7 +1217,7 @@ func (s *Sim) nodeUp(n *node) {
 func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 	next := time.Second
 	for s.q.Len() > 0 && !s.q[0].at.After(s.end) {
-		e := heap.Pop(&s.q).(*event)
+		e := s.q.pop()
 		s.now = e.at
 		s.events++
 		if progress != nil && (s.now.Sub(Epoch) >= next || s.events&(1<<15-1) == 0) {
