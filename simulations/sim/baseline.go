@@ -506,20 +506,20 @@ func (sc *Scenario) applyBaselineDefaults() {
 
 // validateBaseline checks the baseline keys; the error gives the line and
 // column of the key in doc.
-func (sc *Scenario) validateBaseline(doc []byte) error {
+func (sc *Scenario) validateBaseline(doc []byte, sets []string) error {
 	for _, k := range []struct {
 		key string
 		v   Strategy
 	}{{"broadcast.strategy", sc.Broadcast.Strategy}, {"unicast.strategy", sc.Unicast.Strategy}} {
 		if !k.v.valid() {
-			return badAt(doc, k.key, "%q is not meshd, naive or meshtastic", k.v)
+			return badAt(doc, sets, k.key, "%q is not meshd, naive or meshtastic", k.v)
 		}
 	}
 	if m := sc.Broadcast.Meshtastic; m != "firmware" && m != "meshtasticator" {
-		return badAt(doc, "broadcast.meshtastic", "%q is not firmware or meshtasticator", m)
+		return badAt(doc, sets, "broadcast.meshtastic", "%q is not firmware or meshtasticator", m)
 	}
 	if h := *sc.Broadcast.HopLimit; h < 1 || h > mtHopMax {
-		return badAt(doc, "broadcast.hop_limit", "%d not in 1..%d (Meshtastic's HOP_MAX)", h, mtHopMax)
+		return badAt(doc, sets, "broadcast.hop_limit", "%d not in 1..%d (Meshtastic's HOP_MAX)", h, mtHopMax)
 	}
 	return nil
 }

@@ -271,6 +271,17 @@ func TestBaselineBadKeys(t *testing.T) {
 			t.Errorf("error %v, want one containing %q", err, c.want)
 		}
 	}
+	// A --set names itself (the line of a re-written document would
+	// mislead), and a key the file sets keeps the file's line with other
+	// --sets around.
+	_, err := Parse([]byte(lineScenario(3, "")), []string{"seed=2", "broadcast.meshtastic=\"v2\""})
+	if err == nil || !strings.Contains(err.Error(), `--set broadcast.meshtastic="v2": "v2" is not firmware or meshtasticator`) {
+		t.Errorf("error %v", err)
+	}
+	_, err = Parse([]byte(lineScenario(3, "[broadcast]\nhop_limit = 9\n")), []string{"seed=2"})
+	if err == nil || !strings.Contains(err.Error(), "line 19, column 1: broadcast.hop_limit: 9 not in 1..7") {
+		t.Errorf("error %v", err)
+	}
 }
 
 // FuzzDecodeBaseline: any frame decodes or is refused, never a panic, and

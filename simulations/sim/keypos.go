@@ -3,14 +3,21 @@ package sim
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // badAt is bad for a key of doc, with the line and column where doc sets
-// it (when it does: a default has no position).
-func badAt(doc []byte, key, format string, args ...any) error {
+// it (when it does: a default has no position), or naming the --set that
+// set it.
+func badAt(doc []byte, sets []string, key, format string, args ...any) error {
+	for _, st := range slices.Backward(sets) {
+		if k, _, _ := strings.Cut(st, "="); strings.TrimSpace(k) == key {
+			return fmt.Errorf("%w: --set %s: %s", ErrScenario, st, fmt.Sprintf(format, args...))
+		}
+	}
 	if l, c, ok := keyPosition(doc, key); ok {
 		return fmt.Errorf("%w: line %d, column %d: %s: %s", ErrScenario, l, c, key, fmt.Sprintf(format, args...))
 	}

@@ -299,6 +299,7 @@ func Parse(doc []byte, sets []string) (*Scenario, error) { return ParseDir(doc, 
 
 // ParseDir is Parse with imported files looked up relative to dir.
 func ParseDir(doc []byte, sets []string, dir string) (*Scenario, error) {
+	orig := doc // for the positions of keys in errors
 	if len(sets) > 0 {
 		var err error
 		if doc, err = applySets(doc, sets); err != nil {
@@ -312,7 +313,7 @@ func ParseDir(doc []byte, sets []string, dir string) (*Scenario, error) {
 		return nil, fmt.Errorf("%w: %s", ErrScenario, tomlerr.Describe(err))
 	}
 	sc.applyDefaults()
-	if err := sc.validateBaseline(doc); err != nil {
+	if err := sc.validateBaseline(orig, sets); err != nil {
 		return nil, err
 	}
 	if err := sc.expandImports(dir); err != nil {
