@@ -25,6 +25,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(fappLine+"relay_links = 1\nrelay_link = { latency = \"5ms\" }\n"), "fapp.query_rate=10")
 	f.Add([]byte(ipRing+"[traffic]\npattern = \"hotspot\"\nhotspots = 2\nrate = 0.1\n[churn]\nmtbf = \"5m\"\nmttr = \"1m\"\n"), "traffic.hotspot_share=0.5")
 	f.Add([]byte(ipLine+"[traffic]\npattern = \"all-to-all\"\nrate = 0.1\nrounds = 2\n[engine]\nip_advert_radius = 1\n"), "churn.mtbf=\"1m\"")
+	f.Add([]byte(lineScenario(3, "[broadcast]\nstrategy = \"meshtastic\"\nhop_limit = 5\nmeshtastic = \"meshtasticator\"\n[unicast]\nstrategy = \"naive\"\n")), "broadcast.hop_limit=2")
+	f.Add([]byte("broadcast.strategy = \"naive\"\n"+lineScenario(3, "")), "unicast.strategy=\"meshtastic\"")
 	f.Fuzz(func(t *testing.T, doc []byte, set string) {
 		sc, err := Parse(doc, []string{set})
 		if err == nil {

@@ -16,7 +16,7 @@ import (
 )
 
 // Plots are the figures WritePlots writes, each as NAME.png and NAME.svg.
-var Plots = []string{"delivery_ratio", "latency_cdf", "airtime", "topology"}
+var Plots = []string{"delivery_ratio", "latency_cdf", "airtime", "topology", "message_counts", "radio_links"}
 
 // maxPlotLinks bounds the links the topology figure draws (more would make
 // an unreadable, very large SVG); the title says when they are left out.
@@ -37,13 +37,15 @@ func (s *Sim) WritePlots(dir string) error {
 		{"latency_cdf", s.plotLatency},
 		{"airtime", s.plotAirtime},
 		{"topology", s.plotTopology},
+		{"message_counts", s.plotCounts},
+		{"radio_links", s.plotRadioLinks},
 	} {
 		p, err := f.make()
 		if err != nil {
 			return fmt.Errorf("plot %s: %w", f.name, err)
 		}
 		w, h := 7*vg.Inch, 4.5*vg.Inch
-		if f.name == "topology" {
+		if f.name == "topology" || f.name == "radio_links" {
 			w, h = 7*vg.Inch, 7*vg.Inch
 		}
 		for _, ext := range []string{".png", ".svg"} {
@@ -86,14 +88,11 @@ func (s *Sim) plotDelivery() (*plot.Plot, error) {
 	const bins = 60
 	width := dur / bins
 	sent, deliv := make([]int, bins), make([]int, bins)
-	var sentAt, delivAt []time.Duration
 	for _, m := range s.msgs {
 		b := min(int(m.sent.Sub(Epoch)/max(width, 1)), bins-1)
 		sent[b]++
-		sentAt = append(sentAt, m.sent.Sub(Epoch))
 		if m.delivered {
 			deliv[b]++
-			delivAt = append(delivAt, m.at.Sub(Epoch))
 		}
 	}
 	var perBin plotter.XYs
@@ -103,21 +102,7 @@ func (s *Sim) plotDelivery() (*plot.Plot, error) {
 			perBin = append(perBin, plotter.XY{X: float64(mid) / float64(unit), Y: float64(deliv[b]) / float64(sent[b])})
 		}
 	}
-	slices.Sort(delivAt)
-	var running plotter.XYs
-	si, di := 0, 0
-	for b := 1; b <= bins; b++ {
-		t := time.Duration(b) * width
-		for si < len(sentAt) && sentAt[si] < t {
-			si++
-		}
-		for di < len(delivAt) && delivAt[di] < t {
-			di++
-		}
-		if si > 0 {
-			running = append(running, plotter.XY{X: float64(t) / float64(unit), Y: float64(di) / float64(si)})
-		}
-	}
+	running := s.runningDelivered(bins, width, unit)
 	l1, pts, err := plotter.NewLinePoints(perBin)
 	if err != nil {
 		return nil, err
@@ -131,14 +116,14 @@ func (s *Sim) plotDelivery() (*plot.Plot, error) {
 	l2.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(l1, pts, l2)
 	p.Legend.Add("sent in the interval, delivered by the end", l1, pts)
-	p.Legend.Add("delivered so far / sent so far", l2)
+	p.Legend.Add("delivered so far / sent so far (not counting those in flight)", l2)
 	p.Legend.Top = false
 	return p, nil
 }
 
 // plotLatency: the empirical CDF of the delivered messages' latencies.
 func (s *Sim) plotLatency() (*plot.Plot, error) {
-	p := s.newPlot("latency CDF", "latency (s)", "share of delivered messages")
+	p := s.newPlot("latency CDF", "latency (s, log scale)", "share of delivered messages")
 	var lat []float64
 	for _, m := range s.msgs {
 		if m.delivered {
@@ -151,7 +136,14 @@ func (s *Sim) plotLatency() (*plot.Plot, error) {
 		p.X.Min, p.X.Max = 0, 1
 		return p, nil
 	}
+	// A log scale needs positive values: below a millisecond is drawn at
+	// a millisecond.
+	for i := range lat {
+		lat[i] = max(lat[i], 1e-3)
+	}
 	slices.Sort(lat)
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	xy := make(plotter.XYs, 0, 2*len(lat)+1)
 	xy = append(xy, plotter.XY{X: lat[0], Y: 0})
 	for i, v := range lat {
@@ -163,12 +155,13 @@ func (s *Sim) plotLatency() (*plot.Plot, error) {
 	}
 	l.Color = color.RGBA{B: 200, A: 255}
 	p.Add(l)
-	p.X.Min = 0
+	p.X.Min, p.X.Max = lat[0], max(lat[len(lat)-1], lat[0]*10)
 	return p, nil
 }
 
 // plotAirtime: the airtime of every radio node, as bars with names for up
-// to 60 nodes, otherwise ranked from the busiest.
+// to 60 nodes, otherwise ranked from the busiest, with the duty-cycle
+// limit over the run as a dashed red line.
 func (s *Sim) plotAirtime() (*plot.Plot, error) {
 	var names []string
 	var vals plotter.Values
@@ -193,7 +186,7 @@ func (s *Sim) plotAirtime() (*plot.Plot, error) {
 		p.X.Tick.Label.Rotation = math.Pi / 2
 		p.X.Tick.Label.XAlign = draw.XRight
 		p.X.Tick.Label.YAlign = draw.YCenter
-		return p, nil
+		return p, s.addDutyLimit(p, -0.5, float64(len(vals))-0.5)
 	}
 	slices.SortFunc(vals, func(a, b float64) int { return -cmpFloat(a, b) })
 	p := s.newPlot(fmt.Sprintf("airtime per node (%d radio nodes, busiest first)", len(vals)), "rank", "airtime (s)")
@@ -208,7 +201,7 @@ func (s *Sim) plotAirtime() (*plot.Plot, error) {
 	l.Color = color.RGBA{B: 180, G: 90, A: 255}
 	p.Add(l)
 	p.Y.Min = 0
-	return p, nil
+	return p, s.addDutyLimit(p, 1, float64(len(vals)))
 }
 
 func cmpFloat(a, b float64) int {

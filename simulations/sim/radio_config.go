@@ -50,9 +50,9 @@ func keyPositions(doc []byte) map[string]string {
 		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table:
-			prefix = keyParts(e)
+			prefix = keyParts(e.Key())
 		case unstable.ArrayTable:
-			k := keyParts(e)
+			k := keyParts(e.Key())
 			name := strings.Join(k, ".")
 			prefix = append(k, strconv.Itoa(arrays[name]))
 			arrays[name]++
@@ -73,14 +73,6 @@ func keyPositions(doc []byte) map[string]string {
 		}
 	}
 	return pos // a parse error was reported by the decoder already
-}
-
-func keyParts(e *unstable.Node) []string {
-	var k []string
-	for it := e.Key(); it.Next(); {
-		k = append(k, string(it.Node().Data))
-	}
-	return k
 }
 
 // offsetIn returns where b starts in doc if b is a slice of doc's bytes

@@ -76,6 +76,19 @@ type Summary struct {
 	BroadcastLatencyByPath map[string]LatencyStats `json:"broadcast_latency_by_path,omitempty"`
 	// FAPP holds the FAPP workload's figures (only with one).
 	FAPP *FAPPSummary `json:"fapp,omitempty"`
+
+	// Broadcasts whatever the strategy (broadcast.strategy): the reach is
+	// the mean share of the other channel members a numbered broadcast
+	// reached (the channel delivery ratio), transmissions per broadcast
+	// the radio frames that carried broadcasts (meshd's channel frames,
+	// lora/bulk, or a baseline's, lora/baseline) over the broadcasts sent,
+	// and their airtime. AirtimeByKind splits the radio airtime by the
+	// frames' kinds.
+	BroadcastStrategy string             `json:"broadcast_strategy"`
+	BroadcastReach    float64            `json:"broadcast_reach"`
+	BroadcastTxPer    float64            `json:"broadcast_transmissions_per_broadcast"`
+	BroadcastAirtimeS float64            `json:"broadcast_airtime_s"`
+	AirtimeByKind     map[string]float64 `json:"airtime_by_kind_s"`
 }
 
 // LatencyStats are the percentiles of a set of latencies.
@@ -137,6 +150,7 @@ func (s *Sim) Summary() Summary {
 	sum.BroadcastLatencyP90 = round(percentile(bl, 90), 3)
 	sum.BroadcastLatencyP99 = round(percentile(bl, 99), 3)
 	s.channelSummary(&sum)
+	s.broadcastSummary(&sum)
 	slices.Sort(lat)
 	sum.LatencyP50 = round(percentile(lat, 50), 3)
 	sum.LatencyP90 = round(percentile(lat, 90), 3)
@@ -244,7 +258,7 @@ func (s *Sim) WriteOutputs(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "summary.json"), append(js, '\n'), 0o644); err != nil {
 		return err
 	}
-	msgs := [][]string{{"id", "ref", "source", "destination", "sent_s", "delivered", "delivered_s", "latency_s", "hops", "refused"}}
+	msgs := [][]string{{"id", "ref", "source", "destination", "sent_s", "delivered", "delivered_s", "latency_s", "hops", "refused", "kind", "reach"}}
 	for _, m := range s.msgs {
 		id := ""
 		if m.hasID {
@@ -256,8 +270,9 @@ func (s *Sim) WriteOutputs(dir string) error {
 			row[7] = secs(m.at.Sub(m.sent))
 			row[8] = strconv.Itoa(int(m.hops))
 		}
-		msgs = append(msgs, row)
+		msgs = append(msgs, append(row, "unicast", ""))
 	}
+	msgs = append(msgs, s.broadcastRows()...)
 	if err := WriteCSV(filepath.Join(dir, "messages.csv"), msgs); err != nil {
 		return err
 	}
@@ -286,6 +301,25 @@ func (s *Sim) WriteOutputs(dir string) error {
 		nodes[len(nodes)-1] = append(nodes[len(nodes)-1], s.fappNodeColumns(n)...)
 	}
 	return WriteCSV(filepath.Join(dir, "nodes.csv"), nodes)
+}
+
+// broadcastRows are messages.csv's rows of the numbered broadcasts:
+// destination "*", delivered if they reached another member, the last
+// first delivery's time and latency, and the reach (the share of the
+// other members reached).
+func (s *Sim) broadcastRows() [][]string {
+	var rows [][]string
+	others := max(s.members-1, 1)
+	for i, from := range s.bcastFrom {
+		row := []string{"", strconv.Itoa(i + 1), from.name, "*", secs(s.bcastAt[i].Sub(Epoch)), strconv.FormatBool(s.bcastReach[i] > 0), "", "", "", "false",
+			"broadcast", strconv.FormatFloat(float64(s.bcastReach[i])/float64(others), 'f', 4, 64)}
+		if !s.bcastLast[i].IsZero() {
+			row[6] = secs(s.bcastLast[i].Sub(Epoch))
+			row[7] = secs(s.bcastLast[i].Sub(s.bcastAt[i]))
+		}
+		rows = append(rows, row)
+	}
+	return rows
 }
 
 // writeBroadcasts writes broadcasts.csv: per numbered broadcast, its

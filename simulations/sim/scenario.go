@@ -70,6 +70,10 @@ type Scenario struct {
 	Gossip Gossip `toml:"gossip"`
 	// FAPP is the appointment workload (on when it has regions).
 	FAPP FAPP `toml:"fapp,omitempty"`
+	// Broadcast chooses how broadcasts are flooded: meshd's engine or a
+	// baseline (naive, meshtastic); Unicast the same for unicast messages.
+	Broadcast BroadcastStrategy `toml:"broadcast"`
+	Unicast   UnicastStrategy   `toml:"unicast"`
 }
 
 // Gossip configures the gossipsub model that carries channel frames between
@@ -310,6 +314,7 @@ func Parse(doc []byte, sets []string) (*Scenario, error) { return ParseDir(doc, 
 
 // ParseDir is Parse with imported files looked up relative to dir.
 func ParseDir(doc []byte, sets []string, dir string) (*Scenario, error) {
+	orig := doc // for the positions of keys in errors
 	if len(sets) > 0 {
 		var err error
 		if doc, err = applySets(doc, sets); err != nil {
@@ -323,6 +328,9 @@ func ParseDir(doc []byte, sets []string, dir string) (*Scenario, error) {
 		return nil, fmt.Errorf("%w: %s", ErrScenario, tomlerr.Describe(err))
 	}
 	sc.applyDefaults()
+	if err := sc.validateBaseline(orig, sets); err != nil {
+		return nil, err
+	}
 	if err := sc.expandImports(dir); err != nil {
 		return nil, err
 	}
@@ -589,6 +597,7 @@ func (sc *Scenario) applyDefaults() {
 	if sc.Engine.FloodPolicy == "" {
 		sc.Engine.FloodPolicy = "managed"
 	}
+	sc.applyBaselineDefaults()
 	g := &sc.Gossip
 	if g.MeshDegree == 0 {
 		g.MeshDegree = 6

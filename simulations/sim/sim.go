@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -41,6 +40,7 @@ const (
 	evFAPPPlace          // therapist dyn has a new therapy place
 	evFAPPQuery          // a patient query in region dyn
 	evFAPPDecide         // a therapist answers request dyn
+	evBaseline           // a baseline strategy's timer (bl)
 )
 
 type event struct {
@@ -57,6 +57,8 @@ type event struct {
 	in    routing.Input
 	tx    radio.TxID
 	dyn   int
+	// bl is evBaseline's rebroadcast or retransmission.
+	bl *blPending
 }
 
 type eventQueue []*event
@@ -69,14 +71,6 @@ func (q eventQueue) Less(i, j int) bool {
 	return q[i].seq < q[j].seq
 }
 func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
-func (q *eventQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	return x
-}
 
 // NodeStats are one node's counts for nodes.csv.
 type NodeStats struct {
@@ -153,6 +147,8 @@ type node struct {
 
 	links []*ipLink
 	stats NodeStats
+	// bl is the baseline strategies' state (nil until used).
+	bl *blNode
 }
 
 type ipLink struct {
@@ -273,6 +269,10 @@ type Sim struct {
 	vcache *verifyCache
 	// fapp is the FAPP workload (nil without one).
 	fapp *fappState
+	// pathLoss is Options.PathLoss.
+	pathLoss *radio.PathLoss
+	// airtimeBy is the radio airtime per frame kind (frames' keys).
+	airtimeBy map[string]time.Duration
 }
 
 // verifyCache is the routing.VerifyCache shared by all engines of a run
@@ -309,6 +309,10 @@ type Options struct {
 	// NoVerifyCache makes every engine verify every announce itself, as in
 	// the daemon (slower; the results are the same).
 	NoVerifyCache bool
+	// PathLoss, if not nil, replaces the radio's path-loss model (the
+	// scenario's shadowing still applies): for reproducing another
+	// simulator's model in tests.
+	PathLoss *radio.PathLoss
 }
 
 // seedBytes derives a 32-byte ChaCha8 seed from the scenario seed, a node
@@ -357,6 +361,7 @@ func NewWith(sc *Scenario, o Options) (*Sim, error) {
 		params: sc.Radio.Params(), radioCfg: sc.Radio,
 		byID:  map[MessageID]*message{},
 		trace: trace, frames: map[string]uint64{}, bytes: map[string]uint64{},
+		pathLoss: o.PathLoss,
 	}
 	if s.trace == nil {
 		s.trace = newTracer(nil)
@@ -446,6 +451,10 @@ func (s *Sim) build() error {
 	model, err := sc.Radio.model()
 	if err != nil {
 		return err
+	}
+	if s.pathLoss != nil { // Options.PathLoss (tests) replaces the scenario's propagation model
+		model.PathLoss = *s.pathLoss
+		model.PathLoss.ShadowSigmaDB = *sc.Radio.ShadowSigmaDB
 	}
 	for _, t := range sc.Topology {
 		lora := t.Link == "lora"
@@ -664,7 +673,7 @@ func (s *Sim) push(e *event) {
 	s.seq++
 	e.seq = s.seq
 	e.key = int64(e.at.Sub(Epoch))
-	heap.Push(&s.q, e)
+	s.q.push(e)
 }
 
 func (s *Sim) step(n *node, in routing.Input) {
@@ -817,8 +826,7 @@ func (s *Sim) radioSend(n *node) {
 		// Larger than a LoRa frame: the engine fragments to the MTU, so
 		// this is a bug; drop it and say so.
 		s.errs++
-		n.held = n.held[1:]
-		s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
+		s.dropHeld(n)
 		return
 	}
 	freq, bw := s.freqOf(n), s.paramsOf(n).BandwidthHz
@@ -826,8 +834,7 @@ func (s *Sim) radioSend(n *node) {
 		ok, earliest, err := n.ledger.CanTransmit(s.now, freq, bw, air)
 		if err != nil || earliest.IsZero() && !ok {
 			s.errs++
-			n.held = n.held[1:]
-			s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
+			s.dropHeld(n)
 			return
 		}
 		if !ok {
@@ -845,6 +852,7 @@ func (s *Sim) radioSend(n *node) {
 		return
 	}
 	n.busy = true
+	s.countAirtime(tx, air)
 	if s.radioCfg.CarrierSense == "csma" {
 		c, err := s.medium.Candidates(id)
 		if err != nil {
@@ -871,6 +879,16 @@ func (s *Sim) radioSend(n *node) {
 	}
 	s.trace.frame(s.now, "tx", n.idx, int(loraLinkID), tx.Frame)
 	s.push(&event{at: end, kind: evLoRaEnd, node: n, tx: id, gen: n.gen})
+}
+
+// dropHeld drops the node's first held frame (it cannot be sent) and tells
+// the engine if it was the engine's.
+func (s *Sim) dropHeld(n *node) {
+	tx := n.held[0]
+	n.held = n.held[1:]
+	if tx.Link != baselineLink {
+		s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
+	}
 }
 
 // channelBusy reports whether n hears a transmission in progress (its
@@ -903,7 +921,11 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 		switch r.Status {
 		case radio.Received:
 			s.trace.rx(s.now, to.idx, int(loraLinkID), n.idx, r.SNRDB)
-			s.step(to, routing.FrameReceived{Link: loraLinkID, Frame: append([]byte(nil), tx.Frame...), SNR: r.SNRDB, HasSNR: true})
+			if tx.Link == baselineLink {
+				s.blReceive(to, tx.Frame, r.SNRDB)
+			} else {
+				s.step(to, routing.FrameReceived{Link: loraLinkID, Frame: append([]byte(nil), tx.Frame...), SNR: r.SNRDB, HasSNR: true})
+			}
 			to.stats.FramesReceived++
 			to.stats.BytesReceived += uint64(len(tx.Frame))
 		case radio.Collision:
@@ -916,7 +938,7 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 	}
 	// A frame sent before the node crashed still reached the others, but
 	// the restarted engine never handed it over and waits for no TxDone.
-	if gen == n.gen {
+	if gen == n.gen && tx.Link != baselineLink {
 		s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
 	}
 	s.radioSend(n)
@@ -982,7 +1004,11 @@ func (s *Sim) sendMessage(n *node) {
 			body := make([]byte, tr.Size)
 			binary.BigEndian.PutUint64(body[:min(8, len(body))], m.ref)
 			s.trace.rec(s.now, "send", n.idx, dst.idx, fmt.Sprintf("ref=%d", m.ref))
-			s.step(n, routing.SendRequest{Ref: m.ref, Dest: dst.addr, Body: body})
+			if s.sc.Unicast.Strategy != StrategyMeshd && n.radioID >= 0 {
+				s.blOriginate(n, dst, m.ref)
+			} else {
+				s.step(n, routing.SendRequest{Ref: m.ref, Dest: dst.addr, Body: body})
+			}
 		}
 		s.push(&event{at: s.now.Add(expDur(n.rng, tr.Rate)), kind: evSend, node: n})
 	}
@@ -1061,7 +1087,11 @@ func (s *Sim) sendBroadcast(n *node) {
 			n.bseen[s.bcasts] = struct{}{}
 		}
 		s.trace.rec(s.now, "bcast", n.idx, 0, "")
-		s.step(n, routing.Broadcast{Ref: 1 << 62, Channel: s.channel, Body: body})
+		if s.sc.Broadcast.Strategy != StrategyMeshd && n.radioID >= 0 {
+			s.blOriginate(n, nil, s.bcasts)
+		} else {
+			s.step(n, routing.Broadcast{Ref: 1 << 62, Channel: s.channel, Body: body})
+		}
 		s.push(&event{at: s.now.Add(expDur(n.rng, tr.BroadcastRate)), kind: evBroadcast, node: n})
 	}
 }
@@ -1155,6 +1185,7 @@ func (s *Sim) start(n *node) {
 	n.eng = eng
 	n.up = true
 	n.gseen = nil // gossipsub's seen cache and message cache are memory
+	n.bl = nil    // so are a baseline's seen packets and timers
 	n.mcache = nil
 	n.hbOn = false
 	s.meshDirty = true
@@ -1200,7 +1231,7 @@ func (s *Sim) nodeUp(n *node) {
 func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 	next := time.Second
 	for s.q.Len() > 0 && !s.q[0].at.After(s.end) {
-		e := heap.Pop(&s.q).(*event)
+		e := s.q.pop()
 		s.now = e.at
 		s.events++
 		if progress != nil && (s.now.Sub(Epoch) >= next || s.events&(1<<15-1) == 0) {
@@ -1269,6 +1300,8 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 			s.fappQuery(e.dyn)
 		case evFAPPDecide:
 			s.fappDecide(e.dyn)
+		case evBaseline:
+			s.blTimer(e.node, e.bl, e.gen)
 		}
 	}
 	s.now = s.end

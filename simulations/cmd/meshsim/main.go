@@ -5,6 +5,9 @@
 //
 //	meshsim run SCENARIO [--seed N] [--out DIR] [--set key=value ...] [--trace] [--quiet] [--no-plots] [--no-verify-cache] [--cpuprofile FILE] [--memprofile FILE]
 //	meshsim sweep SCENARIO --param key=v1,v2,... [--param ...] [--seeds N] [--jobs N] [--set key=value ...] --out DIR [--plots] [--quiet]
+//	meshsim sweep ... --out DIR --emit slurm|k8s [--meshsim PATH] [--image IMAGE] [--pvc CLAIM] [--name NAME] [--partition P] [--parallel N]
+//	meshsim task DIR [INDEX] [--plots]
+//	meshsim merge DIR
 //
 // run prints a summary (simulated time, wall time, speed-up, events per
 // second, delivery ratio, latency percentiles) and, with --out, writes the
@@ -16,7 +19,19 @@
 // sweep runs one simulation per point of the parameter grid and per seed,
 // --jobs at a time (default GOMAXPROCS; every simulation is single-threaded
 // and deterministic), writes each run's outputs into DIR/run-NNNN and
-// DIR/sweep.csv with the parameters and the summary metrics of every run.
+// DIR/sweep.csv with the parameters and the summary metrics of every run,
+// and DIR/sweep-ci.csv with each grid point's means and 95 % confidence
+// intervals across the seeds.
+//
+// sweep --emit writes the runs as a batch job instead of running them:
+// DIR/tasks/task-NNNN.toml (each run's resolved scenario), DIR/sweep.json
+// (the manifest) and DIR/sweep.slurm (a Slurm job array, one run per array
+// index: sbatch DIR/sweep.slurm) or DIR/sweep-job.json (a Kubernetes
+// Indexed Job; the sweep directory on the PersistentVolumeClaim --pvc).
+// Each array task runs `meshsim task DIR INDEX` (INDEX defaults to
+// $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX), which writes DIR/run-NNNN;
+// `meshsim merge DIR` then writes the same sweep.csv and sweep-ci.csv as a
+// local sweep.
 package main
 
 import (
@@ -40,7 +55,10 @@ func main() {
 
 var errUsage = errors.New(`usage:
   meshsim run SCENARIO [--seed N] [--out DIR] [--set key=value ...] [--trace] [--quiet] [--no-plots] [--no-verify-cache] [--cpuprofile FILE] [--memprofile FILE]
-  meshsim sweep SCENARIO --param key=v1,v2,... [--param ...] [--seeds N] [--jobs N] [--set key=value ...] --out DIR [--plots] [--quiet]`)
+  meshsim sweep SCENARIO --param key=v1,v2,... [--param ...] [--seeds N] [--jobs N] [--set key=value ...] --out DIR [--plots] [--quiet]
+  meshsim sweep ... --out DIR --emit slurm|k8s [--meshsim PATH] [--image IMAGE] [--pvc CLAIM] [--name NAME] [--partition P] [--parallel N]
+  meshsim task DIR [INDEX] [--plots]
+  meshsim merge DIR`)
 
 type multi []string
 
@@ -56,6 +74,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runCmd(args[1:], stdout, stderr)
 	case "sweep":
 		return sweepCmd(args[1:], stdout, stderr)
+	case "task":
+		return taskCmd(args[1:], stdout, stderr)
+	case "merge":
+		return mergeCmd(args[1:], stdout, stderr)
 	}
 	return errUsage
 }

@@ -116,6 +116,8 @@ func sweepCmd(args []string, stdout, stderr io.Writer) error {
 	jobs := fs.Int("jobs", runtime.GOMAXPROCS(0), "simulations run in parallel")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	plots := fs.Bool("plots", false, "write every run's plots too")
+	var eo emitOptions
+	eo.flags(fs)
 	var sets, rawParams multi
 	fs.Var(&sets, "set", "override a scenario field for every run, key=value (repeatable)")
 	fs.Var(&rawParams, "param", "a swept field and its values, key=v1,v2,... (repeatable)")
@@ -134,6 +136,9 @@ func sweepCmd(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--jobs %d: at least 1", *jobs)
 	case len(rawParams) == 0 && *seeds == 1:
 		return fmt.Errorf("sweep needs at least one --param or --seeds above 1")
+	}
+	if err := eo.check(); err != nil {
+		return err
 	}
 	ps, err := parseParams(rawParams)
 	if err != nil {
@@ -171,6 +176,9 @@ func sweepCmd(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
+	if eo.kind != "" {
+		return emit(*out, eo, ps, *seeds, runs, stdout)
+	}
 	var bar *progressbar.ProgressBar
 	if !*quiet && terminal(stderr) {
 		bar = progressbar.NewOptions(len(runs), progressbar.OptionSetWriter(stderr), progressbar.OptionSetWidth(30),
@@ -194,6 +202,9 @@ func sweepCmd(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if err := writeSweepCSV(filepath.Join(*out, "sweep.csv"), ps, runs); err != nil {
+		return err
+	}
+	if err := writeSweepCI(filepath.Join(*out, "sweep-ci.csv"), ps, runs); err != nil {
 		return err
 	}
 	var simulated float64
@@ -270,6 +281,9 @@ var sweepColumns = []struct {
 	{"broadcast_latency_p90_s", func(s *sim.Summary) string { return f64(s.BroadcastLatencyP90) }},
 	{"broadcast_latency_p99_s", func(s *sim.Summary) string { return f64(s.BroadcastLatencyP99) }},
 	{"channel_delivery_ratio", func(s *sim.Summary) string { return f64(s.ChannelDeliveryRatio) }},
+	{"broadcast_reach", func(s *sim.Summary) string { return f64(s.BroadcastReach) }},
+	{"broadcast_transmissions_per_broadcast", func(s *sim.Summary) string { return f64(s.BroadcastTxPer) }},
+	{"broadcast_airtime_s", func(s *sim.Summary) string { return f64(s.BroadcastAirtimeS) }},
 	{"channel_delivery_ratio_min", func(s *sim.Summary) string { return f64(s.ChannelRatioMin) }},
 	{"channel_full_reach_share", func(s *sim.Summary) string { return f64(s.ChannelFullReach) }},
 	{"channel_duplicates_to_apps", func(s *sim.Summary) string { return u64(s.ChannelDuplicates) }},
