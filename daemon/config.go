@@ -60,9 +60,13 @@ type Config struct {
 	// address. Empty turns the HTTP API off (the unix socket stays).
 	API string `toml:"api"`
 	// Metrics is the address of the Prometheus endpoint (/metrics), such as
-	// "127.0.0.1:7722"; empty turns it off. It has no authentication: bind
-	// it where only your monitoring can reach it.
+	// "127.0.0.1:7722"; empty turns it off. A non-loopback address needs
+	// MetricsPublic.
 	Metrics string `toml:"metrics"`
+	// MetricsPublic allows Metrics on an address other hosts can reach;
+	// /metrics then asks for the API token (as a bearer token or as the
+	// password of HTTP basic auth). Without it such an address is refused.
+	MetricsPublic bool `toml:"metrics_public"`
 	// Bootstrap are multiaddrs (with /p2p/) of DHT bootstrap peers, dialled
 	// at start.
 	Bootstrap []string `toml:"bootstrap"`
@@ -240,6 +244,9 @@ func (c *Config) Validate() error {
 		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 			return bad("metrics", "port %q is not a number from 0 to 65535", port)
 		}
+		if !c.MetricsPublic && !isLoopbackHostPort(c.Metrics) {
+			return bad("metrics", "%q is not a loopback address; set metrics_public = true (or --metrics-public) to serve /metrics there, behind the API token", c.Metrics)
+		}
 	}
 	if !slices.Contains([]string{"auto", "client", "server"}, c.DHTMode) {
 		return bad("dht_mode", "%q: want auto, client or server", c.DHTMode)
@@ -356,6 +363,9 @@ type Flags struct {
 	tcpListen  string
 	tcpPeers   multiFlag
 	lora       multiFlag
+
+	// metricsPublic is --metrics-public.
+	metricsPublic bool
 }
 
 type multiFlag []string
@@ -371,6 +381,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	fs.Var(&f.listen, "listen", "libp2p listen multiaddr, repeatable (env MESHD_LISTEN, comma-separated)")
 	fs.StringVar(&f.api, "api", "", "HTTP/WebSocket API address, loopback only; \"off\" disables it (default "+DefaultAPIAddr+"; env MESHD_API)")
 	fs.StringVar(&f.metrics, "metrics", "", "Prometheus /metrics address, e.g. 127.0.0.1:7722; \"off\" disables it (default off; env MESHD_METRICS)")
+	fs.BoolVar(&f.metricsPublic, "metrics-public", false, "allow --metrics on a non-loopback address, served with the API token (config metrics_public)")
 	fs.Var(&f.bootstrap, "bootstrap", "DHT bootstrap peer multiaddr with /p2p/, repeatable (env MESHD_BOOTSTRAP)")
 	fs.BoolVar(&f.noMDNS, "no-mdns", false, "do not discover or announce on the LAN with mDNS (env MESHD_MDNS=false)")
 	fs.BoolVar(&f.relay, "relay", false, "relay mode: DHT server, circuit relay, mailbox for offline peers (env MESHD_RELAY)")
@@ -455,6 +466,9 @@ func LoadConfig(f *Flags, environ []string) (Config, string, error) {
 	}
 	if set["metrics"] {
 		c.Metrics = f.metrics
+	}
+	if set["metrics-public"] {
+		c.MetricsPublic = f.metricsPublic
 	}
 	if set["bootstrap"] {
 		c.Bootstrap = slices.Clone(f.bootstrap)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -158,9 +157,8 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	if err := store.MkdirDurable(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if st, err := os.Stat(cfg.DataDir); err == nil && st.Mode().Perm()&0o077 != 0 {
-		log.Warn("the data directory is open to other users; it holds the message store and the API socket (chmod 700 it)",
-			"dir", cfg.DataDir, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
+	if err := checkDataDirMode(cfg.DataDir, log); err != nil {
+		return nil, err
 	}
 	// The store's lock comes first: a second meshd on the same data
 	// directory stops here, before it touches anything.
