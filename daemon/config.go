@@ -87,6 +87,8 @@ type Config struct {
 	FAPP FAPPConfig `toml:"fapp"`
 	// TCP configures plain TCP links.
 	TCP TCPConfig `toml:"tcp"`
+	// Access says who may link (private mesh, allow and deny lists).
+	Access AccessConfig `toml:"access"`
 	// LoRa are the RNode-compatible LoRa modems, one [[lora]] section each
 	// (see lora.go).
 	LoRa []LoRaConfig `toml:"lora,omitempty"`
@@ -159,6 +161,18 @@ type LimitsConfig struct {
 	// custody store and the database's buffers. A GOMEMLIMIT environment
 	// variable (for example GOMEMLIMIT=off) takes precedence.
 	MemoryLimit int64 `toml:"memory_limit"`
+
+	// What one peer may send (per libp2p peer and per TCP link; see
+	// guard.go): PeerFrameRate frames per second with bursts of
+	// PeerFrameBurst, and PeerByteRate bytes per second. Frames beyond
+	// them are dropped before the node loop; a peer with more than
+	// PeerStrikes dropped frames (or failed handshakes) within 10 seconds
+	// is disconnected and refused for CoolDown.
+	PeerFrameRate  float64  `toml:"peer_frame_rate"`
+	PeerFrameBurst int      `toml:"peer_frame_burst"`
+	PeerByteRate   int      `toml:"peer_byte_rate"`
+	PeerStrikes    int      `toml:"peer_strikes"`
+	CoolDown       Duration `toml:"cool_down"`
 }
 
 // RoutingConfig tunes the routing engine (zero means the engine's default).
@@ -172,7 +186,7 @@ type RoutingConfig struct {
 // configuration.
 func DefaultConfig() Config {
 	p := strconv.Itoa(DefaultP2PPort)
-	return Config{
+	c := Config{
 		DataDir: rpcapi.DefaultDataDir(),
 		Listen: []string{
 			"/ip4/0.0.0.0/tcp/" + p,
@@ -191,6 +205,9 @@ func DefaultConfig() Config {
 		FAPP:      FAPPConfig{Regions: []string{}, TrustedIssuers: []string{}, Epoch: Duration(DefaultFAPPEpoch)},
 		TCP:       TCPConfig{Peers: []string{}},
 	}
+	c.Limits.setGuardDefaults()
+	c.Access = AccessConfig{Allow: []string{}, Deny: []string{}}
+	return c
 }
 
 // ConfigFileName is the configuration file's name inside the data
@@ -265,6 +282,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MemoryLimit != 0 && c.Limits.MemoryLimit < 32<<20 {
 		return bad("limits.memory_limit", "%d is below 32 MiB (0 means automatic)", c.Limits.MemoryLimit)
+	}
+	if err := c.validateGuard(bad); err != nil {
+		return err
 	}
 	if c.Routing.AnnounceInterval < Duration(time.Minute) {
 		return bad("routing.announce_interval", "%v is below one minute", time.Duration(c.Routing.AnnounceInterval))

@@ -187,6 +187,11 @@ func startMetricsAuth(n *Node, addr, token string, log *slog.Logger) (*metricsSe
 	if err := reg.Register(newLoRaCollector(n)); err != nil {
 		return nil, err
 	}
+	if n.guard != nil {
+		if err := reg.Register(newGuardCollector(n.guard)); err != nil {
+			return nil, err
+		}
+	}
 	mux := http.NewServeMux()
 	var h http.Handler = promhttp.HandlerFor(prometheus.Gatherers{reg, prometheus.DefaultGatherer},
 		promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), ErrorHandling: promhttp.ContinueOnError})

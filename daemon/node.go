@@ -87,6 +87,9 @@ type Node struct {
 	// fapp is FAPP's daemon side (fapp.go).
 	fapp *fappNode
 
+	// guard vets peers and inbound frames (guard.go).
+	guard *guard
+
 	// Read by API goroutines.
 	snap atomic.Pointer[snapshot]
 	hub  hub
@@ -223,7 +226,14 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		return nil, fmt.Errorf("restoring the routing engine from %d records: %w", len(recs), err)
 	}
 	chans := newChannels(now, cfg.Channels.HistorySize)
+	g, psk, tcpKey, err := openGuard(cfg, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	host, err := p2p.New(ctx, p2p.Config{
+		PSK:         psk,
+		Guard:       g,
 		Identity:    id,
 		HostKey:     hostKey,
 		ListenAddrs: cfg.Listen,
@@ -242,7 +252,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
-	transports, err := openTransports(cfg, id, log)
+	transports, err := openTransports(cfg, id, log, tcpAccess{g: g, key: tcpKey})
 	if err != nil {
 		host.Close()
 		st.Close()
@@ -257,6 +267,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
 		resolved: map[peer.ID][]pendingResolved{}, publishing: map[uint64]*pendingPublish{},
 		chans: chans, gossip: host, linkIn: make(chan linkEvent, linkInQueue), transports: transports,
+		guard: g,
 	}
 	n.publishLinks()
 	c := eng.Counters()
