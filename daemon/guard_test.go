@@ -15,6 +15,8 @@ import (
 
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/rpcapi"
+	contract "meshd.dev/meshd/transports/link"
+	"meshd.dev/meshd/transports/mem"
 	"meshd.dev/meshd/transports/p2p"
 )
 
@@ -343,5 +345,39 @@ func waitFor(t *testing.T, ctx context.Context, ok func() bool) {
 		case <-ctx.Done():
 			t.Fatal("condition not reached")
 		}
+	}
+}
+
+// TestContractLinkFlooderCut: a point-to-point contract link (as a TCP
+// link is) whose peer floods junk is closed by the daemon, and the peer's
+// mesh address is refused while it cools down.
+func TestContractLinkFlooderCut(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tr := newMemTransport()
+	v, stop := startWith(t, testConfig(t), tr)
+	defer stop()
+	bad, err := protocol.NewIdentity(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mem.Config{Info: contract.Info{Kind: contract.KindTCP, Name: "flooder", MTU: 1 << 16}, Queue: 64}
+	lv, lb := mem.Pipe(cfg, cfg, v.id.Public(), bad.Public()) // lv is V's end: its peer is bad
+	tr.ch <- lv
+	go func() {
+		for lb.Send(ctx, junkFrame(64)) == nil {
+		}
+	}()
+	select {
+	case <-lv.Done():
+	case <-ctx.Done():
+		t.Fatal("the flooding link was never closed")
+	}
+	if !errors.Is(lv.Err(), ErrOffender) {
+		t.Errorf("link closed with %v, want ErrOffender", lv.Err())
+	}
+	if err := (tcpGuard{v.guard}).AllowLink(bad.Address()); !errors.Is(err, ErrCoolingOff) {
+		t.Errorf("the flooder's address: %v, want ErrCoolingOff", err)
 	}
 }
