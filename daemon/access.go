@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -141,4 +142,32 @@ const maxP2PFrame = p2p.MaxFrameSize
 func (l *LimitsConfig) setGuardDefaults() {
 	l.PeerFrameRate, l.PeerFrameBurst, l.PeerByteRate = DefaultPeerFrameRate, DefaultPeerFrameBurst, DefaultPeerByteRate
 	l.PeerStrikes, l.CoolDown = DefaultPeerStrikes, Duration(DefaultCoolDown)
+}
+
+// withGuardTemplate adds the inbound limits and the [access] section to
+// the configuration template t (ConfigTemplate's).
+func withGuardTemplate(d Config, t string) string {
+	l := d.Limits
+	limits := fmt.Sprintf(`  # What one peer may send before its frames are dropped (frames per
+  # second, burst, bytes per second); after peer_strikes dropped frames
+  # within 10 s it is disconnected and refused for cool_down.
+  peer_frame_rate = %v
+  peer_frame_burst = %d
+  peer_byte_rate = %d
+  peer_strikes = %d
+  cool_down = %q
+`, l.PeerFrameRate, l.PeerFrameBurst, l.PeerByteRate, l.PeerStrikes, time.Duration(l.CoolDown).String())
+	if i := strings.Index(t, "\n[routing]"); i >= 0 {
+		t = t[:i] + limits + t[i:]
+	}
+	return t + `
+[access]
+  # Private mesh: 64 hex digits (openssl rand -hex 32), the same on every
+  # node; only nodes with it can link. libp2p then runs on TCP only.
+  network_key = ""
+  # If not empty, the only peers that may link (libp2p peer IDs or mesh
+  # addresses); deny: peers that never may.
+  allow = []
+  deny = []
+`
 }
