@@ -166,8 +166,9 @@ type LimitsConfig struct {
 	// guard.go): PeerFrameRate frames per second with bursts of
 	// PeerFrameBurst, and PeerByteRate bytes per second. Frames beyond
 	// them are dropped before the node loop; a peer with more than
-	// PeerStrikes dropped frames (or failed handshakes) within 10 seconds
-	// is disconnected and refused for CoolDown.
+	// PeerStrikes refused frames (dropped, or refused by the engine as
+	// malformed or forged) within 10 seconds is disconnected and refused
+	// for CoolDown.
 	PeerFrameRate  float64  `toml:"peer_frame_rate"`
 	PeerFrameBurst int      `toml:"peer_frame_burst"`
 	PeerByteRate   int      `toml:"peer_byte_rate"`

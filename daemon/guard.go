@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
 	"meshd.dev/meshd/transports/tcp"
 )
 
@@ -20,7 +21,9 @@ import (
 // frames are read in a goroutine of their own; the guard vets each frame
 // there, before it enters the queue all links share, cheapest check
 // first: its size, its kind (the first byte), then the peer's rate. Only
-// frames that pass reach the routing engine, which checks signatures.
+// frames that pass reach the routing engine, which parses them, drops
+// duplicates and then checks signatures; a frame it refuses for what the
+// peer sent (forged) is a strike too (frameRefused).
 // A peer that keeps breaking the limits (more than limits.peer_strikes
 // refused frames within strikeWindow, or maxHandshakeFailures failed
 // handshakes within a minute) is
@@ -64,10 +67,11 @@ const (
 	refusedSize = iota
 	refusedKind
 	refusedRate
+	refusedInvalid // passed the cheap checks, refused by the engine
 	refusalKinds
 )
 
-var refusalNames = [refusalKinds]string{"size", "kind", "rate"}
+var refusalNames = [refusalKinds]string{"size", "kind", "rate", "invalid"}
 
 // peerState is one peer's limiters.
 type peerState struct {
@@ -231,6 +235,13 @@ func (g *guard) offence(key, kind string) bool {
 
 // kickLocked cools keys down and notes the offence for the summary line.
 func (g *guard) kickLocked(now time.Time, kind string, keys ...string) {
+	if g.coolingLocked(now, keys...) {
+		// Frames read before the first kick: the same offence.
+		for _, k := range keys {
+			delete(g.peers, k)
+		}
+		return
+	}
 	g.stats.disconnects.Add(1)
 	until := now.Add(time.Duration(g.cfg.CoolDown))
 	for _, k := range keys {
@@ -328,4 +339,51 @@ func (n *Node) vetFrame(l *link, frame []byte) error {
 		return nil
 	}
 	return n.guard.frame(frame, max(l.info.MTU, 1), fmt.Sprintf("link:%d", l.id), addrKey(l.addr))
+}
+
+// forged reports whether the engine refused a frame for what the peer
+// sent (malformed, a bad signature, a mismatched address), not for the
+// node's state or the clock: only such refusals are strikes.
+func forged(err error) bool {
+	for _, e := range []error{protocol.ErrBadSignature, protocol.ErrMalformed, protocol.ErrTruncated, protocol.ErrTrailing,
+		protocol.ErrUnknownKind, protocol.ErrAddressMismatch, routing.ErrBadInput} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// strike counts a frame the engine refused against keys; it reports
+// whether the peer is now an offender (cooled down: disconnect it).
+func (g *guard) strike(keys ...string) bool {
+	g.stats.framesRefused[refusedInvalid].Add(1)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	if g.stateLocked(keys[0], now).strikes.AllowN(now, 1) {
+		return false
+	}
+	g.kickLocked(now, "frames", keys...)
+	return true
+}
+
+// frameRefused runs on the loop after the engine refused a frame from l:
+// a peer whose frames keep failing the engine's checks (signatures above
+// all, the expensive ones) is disconnected and cooled down like one that
+// breaks the rate.
+func (n *Node) frameRefused(l *link, err error) {
+	if n.guard == nil || !forged(err) || l.info.Shared {
+		return
+	}
+	if l.conn == nil {
+		if n.guard.strike(p2pKey(l.peer), addrKey(l.addr)) {
+			p := l.peer
+			n.bg.Go(func() { _ = n.host.Disconnect(p) })
+		}
+		return
+	}
+	if l.info.Peer != nil && n.guard.strike(fmt.Sprintf("link:%d", l.id), addrKey(l.addr)) {
+		l.conn.Close(fmt.Errorf("%w: invalid frames", ErrOffender))
+	}
 }

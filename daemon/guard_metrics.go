@@ -10,7 +10,7 @@ type guardCollector struct {
 
 func newGuardCollector(g *guard) *guardCollector {
 	return &guardCollector{g: g,
-		refused:     prometheus.NewDesc("meshd_inbound_frames_refused_total", "frames from peers dropped before the node loop, by reason (size, kind, rate)", []string{"reason"}, nil),
+		refused:     prometheus.NewDesc("meshd_inbound_frames_refused_total", "frames from peers dropped before the node loop, by reason (size, kind, rate; invalid: refused by the routing engine as malformed or forged)", []string{"reason"}, nil),
 		bytes:       prometheus.NewDesc("meshd_inbound_bytes_refused_total", "bytes of the frames dropped before the node loop", nil, nil),
 		disconnects: prometheus.NewDesc("meshd_peers_cooled_down_total", "peers disconnected and cooled down for breaking the inbound limits", nil, nil),
 		denied:      prometheus.NewDesc("meshd_peers_refused_total", "connections, streams and links refused, by reason (cooling: a peer cooling down; denied: access lists)", []string{"reason"}, nil),

@@ -197,6 +197,7 @@ func (n *Node) onLinkEvent(ev linkEvent) {
 		}
 		if err := n.eng.Step(n.now(), in); err != nil {
 			n.log.Debug("frame refused", "peer", l.label(), "err", err)
+			n.frameRefused(l, err)
 		}
 	}
 }

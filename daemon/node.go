@@ -557,6 +557,7 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 		l.bytesIn.Add(uint64(len(ev.Data)))
 		if err := n.eng.Step(now, routing.FrameReceived{Link: l.id, Frame: ev.Data}); err != nil {
 			n.log.Debug("frame refused", "peer", ev.Peer, "err", err)
+			n.frameRefused(l, err)
 		}
 	}
 }
