@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
 	"meshd.dev/meshd/rpcapi"
 	contract "meshd.dev/meshd/transports/link"
 	"meshd.dev/meshd/transports/mem"
@@ -379,5 +381,29 @@ func TestContractLinkFlooderCut(t *testing.T) {
 	}
 	if err := (tcpGuard{v.guard}).AllowLink(bad.Address()); !errors.Is(err, ErrCoolingOff) {
 		t.Errorf("the flooder's address: %v, want ErrCoolingOff", err)
+	}
+}
+
+// TestForgedFramesStrike: frames the engine refuses for what the peer sent
+// (a bad signature: the expensive check) make it an offender; refusals
+// for the node's state or the clock do not.
+func TestForgedFramesStrike(t *testing.T) {
+	for err, want := range map[error]bool{
+		protocol.ErrBadSignature: true, protocol.ErrMalformed: true, routing.ErrBadInput: true,
+		protocol.ErrExpired: false, protocol.ErrFromFuture: false, routing.ErrCustodyFull: false,
+	} {
+		if got := forged(fmt.Errorf("wrapped: %w", err)); got != want {
+			t.Errorf("forged(%v) = %v, want %v", err, got, want)
+		}
+	}
+	clk := newFakeClock()
+	l := guardLimits()
+	g := testGuard(l, clk)
+	n := 0
+	for !g.strike(p2pKey("forger"), addrKey(protocol.Address{9})) {
+		n++
+	}
+	if n != l.PeerStrikes || g.AllowPeer("forger") {
+		t.Errorf("kicked after %d strikes (want %d); allowed back: %v", n, l.PeerStrikes, g.AllowPeer("forger"))
 	}
 }
