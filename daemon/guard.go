@@ -103,7 +103,7 @@ func newGuard(cfg LimitsConfig, access accessLists, now func() time.Time, log *s
 
 func p2pKey(p peer.ID) string           { return "p2p:" + string(p) }
 func addrKey(a protocol.Address) string { return "addr:" + a.String() }
-func hostKey(a net.Addr) string         { return "host:" + hostOfAddr(a) }
+func remoteHostKey(a net.Addr) string   { return "host:" + hostOfAddr(a) }
 
 // hostOfAddr is the IP of a remote TCP address.
 func hostOfAddr(a net.Addr) string {
@@ -171,7 +171,7 @@ type tcpGuard struct{ g *guard }
 func (t tcpGuard) AllowHost(remote net.Addr) bool {
 	t.g.mu.Lock()
 	defer t.g.mu.Unlock()
-	if t.g.coolingLocked(t.g.now(), hostKey(remote)) {
+	if t.g.coolingLocked(t.g.now(), remoteHostKey(remote)) {
 		t.g.stats.refusedCooling.Add(1)
 		return false
 	}
@@ -181,7 +181,7 @@ func (t tcpGuard) AllowHost(remote net.Addr) bool {
 func (t tcpGuard) AllowLink(a protocol.Address) error { return t.g.AllowLink("", a) }
 
 func (t tcpGuard) HandshakeFailed(remote net.Addr, err error) bool {
-	return t.g.offence(hostKey(remote), "handshake")
+	return t.g.offence(remoteHostKey(remote), "handshake")
 }
 
 // HandshakeFailed implements p2p.Guard.
