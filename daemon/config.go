@@ -60,9 +60,13 @@ type Config struct {
 	// address. Empty turns the HTTP API off (the unix socket stays).
 	API string `toml:"api"`
 	// Metrics is the address of the Prometheus endpoint (/metrics), such as
-	// "127.0.0.1:7722"; empty turns it off. It has no authentication: bind
-	// it where only your monitoring can reach it.
+	// "127.0.0.1:7722"; empty turns it off. A non-loopback address needs
+	// MetricsPublic.
 	Metrics string `toml:"metrics"`
+	// MetricsPublic allows Metrics on an address other hosts can reach;
+	// /metrics then asks for the API token (as a bearer token or as the
+	// password of HTTP basic auth). Without it such an address is refused.
+	MetricsPublic bool `toml:"metrics_public"`
 	// Bootstrap are multiaddrs (with /p2p/) of DHT bootstrap peers, dialled
 	// at start.
 	Bootstrap []string `toml:"bootstrap"`
@@ -90,6 +94,8 @@ type Config struct {
 	TCP TCPConfig `toml:"tcp"`
 	// Store configures the database's upkeep (upkeep.go).
 	Store StoreConfig `toml:"store"`
+	// Access says who may link (private mesh, allow and deny lists).
+	Access AccessConfig `toml:"access"`
 	// LoRa are the RNode-compatible LoRa modems, one [[lora]] section each
 	// (see lora.go).
 	LoRa []LoRaConfig `toml:"lora,omitempty"`
@@ -162,6 +168,19 @@ type LimitsConfig struct {
 	// custody store and the database's buffers. A GOMEMLIMIT environment
 	// variable (for example GOMEMLIMIT=off) takes precedence.
 	MemoryLimit int64 `toml:"memory_limit"`
+
+	// What one peer may send (per libp2p peer and per TCP link; see
+	// guard.go): PeerFrameRate frames per second with bursts of
+	// PeerFrameBurst, and PeerByteRate bytes per second. Frames beyond
+	// them are dropped before the node loop; a peer with more than
+	// PeerStrikes refused frames (dropped, or refused by the engine as
+	// malformed or forged) within 10 seconds is disconnected and refused
+	// for CoolDown.
+	PeerFrameRate  float64  `toml:"peer_frame_rate"`
+	PeerFrameBurst int      `toml:"peer_frame_burst"`
+	PeerByteRate   int      `toml:"peer_byte_rate"`
+	PeerStrikes    int      `toml:"peer_strikes"`
+	CoolDown       Duration `toml:"cool_down"`
 }
 
 // StoreConfig configures the upkeep of the message store.
@@ -197,7 +216,7 @@ type RoutingConfig struct {
 // configuration.
 func DefaultConfig() Config {
 	p := strconv.Itoa(DefaultP2PPort)
-	return Config{
+	c := Config{
 		DataDir: rpcapi.DefaultDataDir(),
 		Listen: []string{
 			"/ip4/0.0.0.0/tcp/" + p,
@@ -217,6 +236,9 @@ func DefaultConfig() Config {
 		FAPP:      FAPPConfig{Regions: []string{}, TrustedIssuers: []string{}, Epoch: Duration(DefaultFAPPEpoch)},
 		TCP:       TCPConfig{Peers: []string{}},
 	}
+	c.Limits.setGuardDefaults()
+	c.Access = AccessConfig{Allow: []string{}, Deny: []string{}}
+	return c
 }
 
 // ConfigFileName is the configuration file's name inside the data
@@ -270,6 +292,9 @@ func (c *Config) Validate() error {
 		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 			return bad("metrics", "port %q is not a number from 0 to 65535", port)
 		}
+		if !c.MetricsPublic && !isLoopbackHostPort(c.Metrics) {
+			return bad("metrics", "%q is not a loopback address; set metrics_public = true (or --metrics-public) to serve /metrics there, behind the API token", c.Metrics)
+		}
 	}
 	if !slices.Contains([]string{"auto", "client", "server"}, c.DHTMode) {
 		return bad("dht_mode", "%q: want auto, client or server", c.DHTMode)
@@ -294,6 +319,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.MinFree < minMinFree {
 		return bad("store.min_free", "%d is below %d bytes (32 MiB): badger needs that much to finish what it holds", c.Store.MinFree, minMinFree)
+	}
+	if err := c.validateGuard(bad); err != nil {
+		return err
 	}
 	if c.Routing.AnnounceInterval < Duration(time.Minute) {
 		return bad("routing.announce_interval", "%v is below one minute", time.Duration(c.Routing.AnnounceInterval))
@@ -393,6 +421,9 @@ type Flags struct {
 	tcpListen  string
 	tcpPeers   multiFlag
 	lora       multiFlag
+
+	// metricsPublic is --metrics-public.
+	metricsPublic bool
 }
 
 type multiFlag []string
@@ -408,6 +439,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	fs.Var(&f.listen, "listen", "libp2p listen multiaddr, repeatable (env MESHD_LISTEN, comma-separated)")
 	fs.StringVar(&f.api, "api", "", "HTTP/WebSocket API address, loopback only; \"off\" disables it (default "+DefaultAPIAddr+"; env MESHD_API)")
 	fs.StringVar(&f.metrics, "metrics", "", "Prometheus /metrics address, e.g. 127.0.0.1:7722; \"off\" disables it (default off; env MESHD_METRICS)")
+	fs.BoolVar(&f.metricsPublic, "metrics-public", false, "allow --metrics on a non-loopback address, served with the API token (config metrics_public)")
 	fs.Var(&f.bootstrap, "bootstrap", "DHT bootstrap peer multiaddr with /p2p/, repeatable (env MESHD_BOOTSTRAP)")
 	fs.BoolVar(&f.noMDNS, "no-mdns", false, "do not discover or announce on the LAN with mDNS (env MESHD_MDNS=false)")
 	fs.BoolVar(&f.sharePort, "share-port", false, "start even if another process (another meshd) already listens on a libp2p port (env MESHD_SHARE_PORT)")
@@ -494,6 +526,9 @@ func LoadConfig(f *Flags, environ []string) (Config, string, error) {
 	}
 	if set["metrics"] {
 		c.Metrics = f.metrics
+	}
+	if set["metrics-public"] {
+		c.MetricsPublic = f.metricsPublic
 	}
 	if set["bootstrap"] {
 		c.Bootstrap = slices.Clone(f.bootstrap)

@@ -22,7 +22,7 @@ func ConfigTemplate() string {
 		return "[" + strings.Join(parts, ", ") + "]"
 	}
 	dur := func(v Duration) string { return strconv.Quote(time.Duration(v).String()) }
-	return fmt.Sprintf(`# meshd configuration. Precedence: this file < MESHD_* environment variables
+	return withGuardTemplate(d, fmt.Sprintf(`# meshd configuration. Precedence: this file < MESHD_* environment variables
 # < command-line flags. Unknown keys are errors. docs/operations.md explains
 # every setting.
 
@@ -42,7 +42,8 @@ listen = %s
 api = %q
 
 # Prometheus metrics at http://<metrics>/metrics, e.g. "127.0.0.1:7722".
-# No authentication: bind it where only your monitoring reaches it. Empty: off.
+# Empty: off. A non-loopback address needs metrics_public = true, and then
+# every scrape needs the API token (bearer token or basic-auth password).
 metrics = ""
 
 # DHT bootstrap peers: multiaddrs ending in /p2p/<peer ID>.
@@ -115,7 +116,7 @@ dht_mode = %q
 `, d.DataDir, q(d.Listen), d.API, d.MDNS, d.Relay, d.DHTMode, d.Log.Level, d.Log.Format,
 		d.Limits.ConnLow, d.Limits.ConnHigh, dur(d.Limits.ShutdownTimeout), d.Limits.MemoryLimit,
 		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes, d.Channels.HistorySize,
-		d.FAPP.Relay, dur(d.FAPP.Epoch), dur(d.Store.GCInterval), d.Store.MinFree)
+		d.FAPP.Relay, dur(d.FAPP.Epoch), dur(d.Store.GCInterval), d.Store.MinFree))
 }
 
 // ErrExists is returned by Init when the configuration file exists.

@@ -42,7 +42,7 @@ type linkEvent struct {
 
 // openTransports starts the configured link transports other than
 // libp2p. A new link kind adds its transport here.
-func openTransports(cfg Config, id *protocol.Identity, log *slog.Logger) ([]contract.Transport, error) {
+func openTransports(cfg Config, id *protocol.Identity, log *slog.Logger, acc tcpAccess) ([]contract.Transport, error) {
 	var ts []contract.Transport
 	if cfg.TCP.Listen != "" || len(cfg.TCP.Peers) > 0 {
 		peers := make([]tcp.Peer, 0, len(cfg.TCP.Peers))
@@ -53,7 +53,7 @@ func openTransports(cfg Config, id *protocol.Identity, log *slog.Logger) ([]cont
 			}
 			peers = append(peers, p)
 		}
-		t, err := tcp.New(tcp.Config{Identity: id, Listen: cfg.TCP.Listen, Peers: peers, Logger: log})
+		t, err := tcp.New(tcp.Config{Identity: id, Listen: cfg.TCP.Listen, Peers: peers, Logger: log, NetworkKey: acc.key, Guard: acc.guard()})
 		if err != nil {
 			return nil, err
 		}
@@ -143,6 +143,10 @@ func (n *Node) pump(l *link) {
 			n.toLoop(linkEvent{l: l, down: true})
 			return
 		}
+		if err := n.vetFrame(l, f.Data); err != nil {
+			l.conn.Close(err) // an offender: the pump sees the end next
+			continue
+		}
 		if !n.toLoop(linkEvent{l: l, frame: f}) {
 			return
 		}
@@ -196,6 +200,7 @@ func (n *Node) onLinkEvent(ev linkEvent) {
 		}
 		if err := n.eng.Step(n.now(), in); err != nil {
 			n.log.Debug("frame refused", "peer", l.label(), "err", err)
+			n.frameRefused(l, err)
 		}
 	}
 }

@@ -177,6 +177,12 @@ type metricsServer struct {
 }
 
 func startMetrics(n *Node, addr string, log *slog.Logger) (*metricsServer, error) {
+	return startMetricsAuth(n, addr, "", log)
+}
+
+// startMetricsAuth is startMetrics with /metrics behind token (none when
+// empty).
+func startMetricsAuth(n *Node, addr, token string, log *slog.Logger) (*metricsServer, error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(newCollector(n)); err != nil {
 		return nil, err
@@ -190,9 +196,18 @@ func startMetrics(n *Node, addr string, log *slog.Logger) (*metricsServer, error
 	if err := reg.Register(upkeepCollector{n}); err != nil {
 		return nil, err
 	}
+	if n.guard != nil {
+		if err := reg.Register(newGuardCollector(n.guard)); err != nil {
+			return nil, err
+		}
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{reg, prometheus.DefaultGatherer},
-		promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), ErrorHandling: promhttp.ContinueOnError}))
+	var h http.Handler = promhttp.HandlerFor(prometheus.Gatherers{reg, prometheus.DefaultGatherer},
+		promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), ErrorHandling: promhttp.ContinueOnError})
+	if token != "" {
+		h = requireToken(token, h)
+	}
+	mux.Handle("GET /metrics", h)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -94,6 +93,8 @@ type Node struct {
 	// contactsMu serialises contact writes (contacts.go).
 	tools      toolsState
 	contactsMu sync.Mutex
+	// guard vets peers and inbound frames (guard.go).
+	guard *guard
 
 	// Read by API goroutines.
 	snap atomic.Pointer[snapshot]
@@ -169,9 +170,8 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	if err := store.MkdirDurable(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if st, err := os.Stat(cfg.DataDir); err == nil && st.Mode().Perm()&0o077 != 0 {
-		log.Warn("the data directory is open to other users; it holds the message store and the API socket (chmod 700 it)",
-			"dir", cfg.DataDir, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
+	if err := checkDataDirMode(cfg.DataDir, log); err != nil {
+		return nil, err
 	}
 	// The store's lock comes first: a second meshd on the same data
 	// directory stops here, before it touches anything.
@@ -236,7 +236,14 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		return nil, fmt.Errorf("restoring the routing engine from %d records: %w", len(recs), err)
 	}
 	chans := newChannels(now, cfg.Channels.HistorySize)
+	g, psk, tcpKey, err := openGuard(cfg, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	host, err := p2p.New(ctx, p2p.Config{
+		PSK:         psk,
+		Guard:       g,
 		Identity:    id,
 		HostKey:     hostKey,
 		ListenAddrs: cfg.Listen,
@@ -258,7 +265,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
-	transports, err := openTransports(cfg, id, log)
+	transports, err := openTransports(cfg, id, log, tcpAccess{g: g, key: tcpKey})
 	if err != nil {
 		host.Close()
 		st.Close()
@@ -273,6 +280,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
 		resolved: map[peer.ID][]pendingResolved{}, publishing: map[uint64]*pendingPublish{},
 		chans: chans, gossip: host, linkIn: make(chan linkEvent, linkInQueue), transports: transports,
+		guard: g,
 	}
 	n.publishLinks()
 	c := eng.Counters()
@@ -570,6 +578,7 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 		}
 		if err := n.eng.Step(now, routing.FrameReceived{Link: l.id, Frame: ev.Data}); err != nil {
 			n.log.Debug("frame refused", "peer", ev.Peer, "err", err)
+			n.frameRefused(l, err)
 		}
 	}
 }

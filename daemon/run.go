@@ -19,6 +19,7 @@ import (
 // finish its batch (synced), and closes libp2p and the store. A shutdown
 // that takes longer than limits.shutdown_timeout returns an error.
 func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
+	privateUmask()
 	if limit, set := memoryLimit(cfg); set {
 		debug.SetMemoryLimit(limit)
 		log.Debug("soft memory limit", "bytes", limit)
@@ -48,7 +49,11 @@ func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	var metrics *metricsServer
 	if cfg.Metrics != "" {
-		if metrics, err = startMetrics(n, cfg.Metrics, log); err != nil {
+		metricsToken := ""
+		if !isLoopbackHostPort(cfg.Metrics) {
+			metricsToken = token // metrics_public: served behind the API token
+		}
+		if metrics, err = startMetricsAuth(n, cfg.Metrics, metricsToken, log); err != nil {
 			srv.Close()
 			n.Close()
 			return err

@@ -232,6 +232,9 @@ func writeJSON(w http.ResponseWriter, code int, body []byte) {
 // handleBody answers one HTTP request body. It reports false when nothing is
 // to be sent back (the body held only notifications).
 func (s *Server) handleBody(ctx context.Context, body []byte) ([]byte, bool) {
+	if err := checkUTF8(body); err != nil {
+		return utf8Error(err), true
+	}
 	reqs, err := jrpc2.ParseRequests(body)
 	if err != nil {
 		return marshalResponses(false, []wireResponse{errorResponse(nil, toError(err))}), true

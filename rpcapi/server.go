@@ -356,7 +356,7 @@ func (s *Server) serveConnAllow(ch channel.Channel, kind string, allow func(stri
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 
-	c.rpc.Start(ch)
+	c.rpc.Start(utf8Channel{ch})
 	stop := context.AfterFunc(ctx, c.rpc.Stop)
 	if err := c.rpc.Wait(); err != nil && !errors.Is(err, errTooLarge) && s.ctx.Err() == nil {
 		s.log.Debug("rpcapi: connection ended", "transport", kind, "err", err)

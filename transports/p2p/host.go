@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
@@ -114,6 +115,13 @@ type Config struct {
 	KnownPeers []peer.AddrInfo
 	// Redial tunes redialling (zero: defaults).
 	Redial RedialConfig
+	// PSK, if set (32 bytes), makes the host a libp2p private network
+	// (pnet): only hosts holding the same key complete a connection.
+	// libp2p's QUIC cannot carry a PSK, so the host then runs on TCP only
+	// and QUIC listen addresses are left out.
+	PSK []byte
+	// Guard, if set, vets peers, links and every frame read (see Guard).
+	Guard Guard
 }
 
 // Event is one of LinkUp, LinkDown, Frame.
@@ -245,6 +253,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	listen := make([]ma.Multiaddr, 0, len(cfg.ListenAddrs))
 	for _, s := range cfg.ListenAddrs {
+		if len(cfg.PSK) > 0 && isQUIC(s) {
+			continue
+		}
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
 			return nil, fmt.Errorf("%w: listen address %q: %v", ErrBadMultiaddr, s, err)
@@ -288,7 +299,6 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		libp2p.ProtocolVersion(IdentifyProtocolVersion),
 		libp2p.ListenAddrs(listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(quic.NewTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.ResourceManager(rm),
@@ -296,6 +306,17 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		libp2p.EnableRelay(),
 		libp2p.EnableHolePunching(),
 		libp2p.EnableAutoNATv2(),
+	}
+	if len(cfg.PSK) > 0 {
+		if len(cfg.PSK) != 32 {
+			return nil, fmt.Errorf("%w: PSK is %d bytes, want 32", ErrConfig, len(cfg.PSK))
+		}
+		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(cfg.PSK)))
+	} else {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	}
+	if cfg.Guard != nil {
+		opts = append(opts, libp2p.ConnectionGater(gater{cfg.Guard}))
 	}
 	if !allLoopback(listen) {
 		// UPnP / NAT-PMP only make sense on a routable interface.

@@ -73,6 +73,12 @@ func (h *Host) handleStream(s network.Stream) {
 	h.wg.Add(1)
 	h.mu.Unlock()
 	defer h.wg.Done()
+	if g := h.cfg.Guard; g != nil && !g.AllowPeer(s.Conn().RemotePeer()) {
+		// Denied or cooling down: no handshake, no log line (the guard
+		// counts them).
+		_ = s.Reset()
+		return
+	}
 	h.runLink(s, false, nil)
 }
 
@@ -145,6 +151,9 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 		if errors.Is(err, ErrBadHello) || errors.Is(err, ErrIdentityMismatch) || errors.Is(err, errWrongOpener) || errors.Is(err, errTooManyReplacements) {
 			level = slog.LevelInfo
 		}
+		if level == slog.LevelInfo && h.cfg.Guard != nil && !h.cfg.Guard.HandshakeFailed(remote, err) {
+			level = slog.LevelDebug // a repeat offender: the guard logs it once per interval
+		}
 		h.log.Log(context.Background(), level, "meshd link handshake failed", "peer", remote, "outbound", outbound, "err", err)
 		// A handshake that failed for a passing reason (the stream ran on a
 		// connection that was dying) is retried while a connection stays,
@@ -185,6 +194,12 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 	if !lessPeer(opener, other) {
 		fail(errWrongOpener)
 		return
+	}
+	if g := h.cfg.Guard; g != nil {
+		if err := g.AllowLink(remote, id.Address()); err != nil {
+			fail(fmt.Errorf("%w: %w", ErrRefusedPeer, err))
+			return
+		}
 	}
 	_ = s.SetDeadline(time.Time{})
 
@@ -298,6 +313,14 @@ func (h *Host) readLoop(l *link) error {
 		b, err := readFrame(r)
 		if err != nil {
 			return err
+		}
+		if g := h.cfg.Guard; g != nil {
+			if err := g.Frame(l.peer, l.id.Address(), b); err != nil {
+				// An offender: its connections go, and the guard's
+				// cool-down keeps it from coming straight back.
+				go h.host.Network().ClosePeer(l.peer)
+				return fmt.Errorf("%w: %w", ErrRefusedPeer, err)
+			}
 		}
 		if !h.emit(Frame{Peer: l.peer, Address: l.id.Address(), Data: b}) {
 			return ErrClosed

@@ -43,6 +43,8 @@ var (
 	// ErrBadHello reports a hello that is not a version-1 hello with a valid
 	// public identity.
 	ErrBadHello = errors.New("p2p: bad link hello")
+	// ErrRefusedPeer reports a link or frame the Guard refused.
+	ErrRefusedPeer = errors.New("p2p: refused by the guard")
 )
 
 // appendHello appends the hello for id with the certificate cert of the

@@ -44,6 +44,15 @@ type session struct {
 // ends hold (a man in the middle who swaps ephemeral keys makes the
 // transcripts differ and the signatures fail).
 func handshake(c net.Conn, self *protocol.Identity, initiator bool, want protocol.Address, rnd io.Reader) (*session, error) {
+	return handshakeKey(c, self, initiator, want, rnd, nil)
+}
+
+// handshakeKey is handshake in a private mesh: a non-empty netKey is mixed
+// into the transcript hash, so the record keys and both identity proofs
+// depend on it. A peer without the key cannot open the first sealed
+// record, and the handshake fails (ErrAuth) before either side learns the
+// other's identity.
+func handshakeKey(c net.Conn, self *protocol.Identity, initiator bool, want protocol.Address, rnd io.Reader, netKey []byte) (*session, error) {
 	eph, err := ecdh.X25519().GenerateKey(rnd)
 	if err != nil {
 		return nil, fmt.Errorf("tcp: ephemeral key: %w", err)
@@ -70,6 +79,9 @@ func handshake(c net.Conn, self *protocol.Identity, initiator bool, want protoco
 		hi, hr = hr, hi
 	}
 	th := transcript(hi, hr)
+	if len(netKey) > 0 {
+		th = withNetworkKey(th, netKey)
+	}
 	s, err := newSession(secret, th[:], initiator)
 	if err != nil {
 		return nil, err
@@ -129,6 +141,17 @@ func transcript(hi, hr *hello) [32]byte {
 	h.Write([]byte("meshd tcp link v1"))
 	h.Write(hi.marshal())
 	h.Write(hr.marshal())
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// withNetworkKey binds a transcript hash to a private mesh's key.
+func withNetworkKey(th [32]byte, key []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("meshd tcp link v1 network key"))
+	h.Write(th[:])
+	h.Write(key)
 	var out [32]byte
 	h.Sum(out[:0])
 	return out

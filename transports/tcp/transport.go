@@ -81,6 +81,11 @@ func ParsePeer(s string) (Peer, error) {
 // field takes its default.
 type Config struct {
 	Identity *protocol.Identity
+	// NetworkKey, if set, makes the links a private mesh: it is mixed
+	// into the handshake, which fails against a node without it.
+	NetworkKey []byte
+	// Guard, if set, vets remote hosts and peers (see Guard).
+	Guard Guard
 	// Listen is the address to accept links on ("" accepts none).
 	Listen string
 	// Peers are dialled and redialled for as long as the transport runs.
@@ -257,6 +262,11 @@ func (t *Transport) acceptLoop() {
 			}
 			return
 		}
+		if t.cfg.Guard != nil && !t.cfg.Guard.AllowHost(c.RemoteAddr()) {
+			t.refused.Add(1)
+			c.Close()
+			continue
+		}
 		if why := t.admitInbound(c.RemoteAddr()); why != "" {
 			t.refused.Add(1)
 			t.cfg.Logger.Debug("tcp: connection refused", "remote", c.RemoteAddr(), "why", why)
@@ -291,16 +301,22 @@ func (t *Transport) establish(c net.Conn, outbound bool, want protocol.Address) 
 	stop := context.AfterFunc(t.ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
 	_ = c.SetDeadline(handshakeDeadline(t.cfg.HandshakeTimeout))
-	s, err := handshake(c, t.cfg.Identity, outbound, want, t.cfg.Rand)
+	s, err := handshakeKey(c, t.cfg.Identity, outbound, want, t.cfg.Rand, t.cfg.NetworkKey)
 	if err == nil && t.ctx.Err() != nil {
 		err = ErrTransportClosed
+	}
+	if err == nil && t.cfg.Guard != nil {
+		if gerr := t.cfg.Guard.AllowLink(s.peer.Address()); gerr != nil {
+			err = fmt.Errorf("%w: %w", ErrRefusedPeer, gerr)
+		}
 	}
 	if err != nil {
 		t.failures.Add(1) // counted before the peer can see the close
 		c.Close()
 		level := slog.LevelInfo
-		if t.ctx.Err() != nil {
-			level = slog.LevelDebug
+		if t.ctx.Err() != nil || errors.Is(err, ErrRefusedPeer) ||
+			(t.cfg.Guard != nil && !t.cfg.Guard.HandshakeFailed(c.RemoteAddr(), err)) {
+			level = slog.LevelDebug // the guard logs repeat offenders once per interval
 		}
 		t.cfg.Logger.Log(context.Background(), level, "tcp link handshake failed", "remote", c.RemoteAddr(), "outbound", outbound, "err", err)
 		return nil, err

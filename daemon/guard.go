@@ -1,0 +1,389 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+
+	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
+	"meshd.dev/meshd/transports/tcp"
+)
+
+// The guard stands between the links and the node loop. Every link's
+// frames are read in a goroutine of their own; the guard vets each frame
+// there, before it enters the queue all links share, cheapest check
+// first: its size, its kind (the first byte), then the peer's rate. Only
+// frames that pass reach the routing engine, which parses them, drops
+// duplicates and then checks signatures; a frame it refuses for what the
+// peer sent (forged) is a strike too (frameRefused).
+// A peer that keeps breaking the limits (more than limits.peer_strikes
+// refused frames within strikeWindow, or maxHandshakeFailures failed
+// handshakes within a minute) is
+// disconnected and cooled down: for limits.cool_down, its connections and
+// links are refused before any handshake. Refusals are counted in metrics
+// and logged once per logInterval, not once per frame.
+
+// Guard errors.
+var (
+	ErrDenied     = errors.New("daemon: peer not allowed to link")
+	ErrCoolingOff = errors.New("daemon: peer is cooling down")
+	ErrOffender   = errors.New("daemon: peer broke the inbound limits")
+)
+
+const (
+	// strikeWindow is the time over which limits.peer_strikes refused
+	// frames (or failed handshakes) make a peer an offender.
+	strikeWindow = 10 * time.Second
+	// maxHandshakeFailures is how many failed handshakes per minute make
+	// a peer (or TCP host) an offender.
+	maxHandshakeFailures = 10
+	// logInterval spaces the guard's summary log lines.
+	logInterval = time.Minute
+	// maxTracked bounds the peers the guard keeps limiters for; beyond it
+	// the idlest are forgotten (they start again with a full bucket).
+	maxTracked = 4096
+)
+
+// guardStats are the guard's counters (metrics).
+type guardStats struct {
+	framesRefused     [refusalKinds]atomic.Uint64
+	bytesRefused      atomic.Uint64
+	disconnects       atomic.Uint64
+	refusedCooling    atomic.Uint64
+	refusedDenied     atomic.Uint64
+	handshakeFailures atomic.Uint64
+}
+
+// Why a frame was refused (metric label reason).
+const (
+	refusedSize = iota
+	refusedKind
+	refusedRate
+	refusedInvalid // passed the cheap checks, refused by the engine
+	refusalKinds
+)
+
+var refusalNames = [refusalKinds]string{"size", "kind", "rate", "invalid"}
+
+// peerState is one peer's limiters.
+type peerState struct {
+	frames, bytes, strikes *rate.Limiter
+	handshakes             *rate.Limiter
+	last                   time.Time
+}
+
+// guard implements p2p.Guard and tcp.Guard, and vets the frames of
+// contract links in their pumps.
+type guard struct {
+	cfg    LimitsConfig
+	access accessLists
+	now    func() time.Time
+	log    *slog.Logger
+	stats  guardStats
+
+	mu      sync.Mutex
+	peers   map[string]*peerState
+	cooling map[string]time.Time // key: until
+	logged  time.Time
+	pending map[string]int // offences since the last summary line, by kind
+}
+
+func newGuard(cfg LimitsConfig, access accessLists, now func() time.Time, log *slog.Logger) *guard {
+	return &guard{cfg: cfg, access: access, now: now, log: log,
+		peers: map[string]*peerState{}, cooling: map[string]time.Time{}, pending: map[string]int{}}
+}
+
+func p2pKey(p peer.ID) string           { return "p2p:" + string(p) }
+func addrKey(a protocol.Address) string { return "addr:" + a.String() }
+func remoteHostKey(a net.Addr) string   { return "host:" + hostOfAddr(a) }
+
+// hostOfAddr is the IP of a remote TCP address.
+func hostOfAddr(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+// coolingLocked reports whether any of keys is cooling down.
+func (g *guard) coolingLocked(now time.Time, keys ...string) bool {
+	for _, k := range keys {
+		if until, ok := g.cooling[k]; ok {
+			if now.Before(until) {
+				return true
+			}
+			delete(g.cooling, k)
+		}
+	}
+	return false
+}
+
+// AllowPeer implements p2p.Guard.
+func (g *guard) AllowPeer(p peer.ID) bool {
+	if !g.access.allowsPeerID(p) {
+		g.stats.refusedDenied.Add(1)
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.coolingLocked(g.now(), p2pKey(p)) {
+		g.stats.refusedCooling.Add(1)
+		return false
+	}
+	return true
+}
+
+// AllowLink implements p2p.Guard.
+func (g *guard) AllowLink(p peer.ID, a protocol.Address) error {
+	if !g.access.allowsLink(p, a) {
+		g.stats.refusedDenied.Add(1)
+		return fmt.Errorf("%w: %s", ErrDenied, a)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.coolingLocked(g.now(), p2pKey(p), addrKey(a)) {
+		g.stats.refusedCooling.Add(1)
+		return fmt.Errorf("%w: %s", ErrCoolingOff, a)
+	}
+	return nil
+}
+
+// Frame implements p2p.Guard.
+func (g *guard) Frame(p peer.ID, a protocol.Address, frame []byte) error {
+	return g.frame(frame, maxP2PFrame, p2pKey(p), addrKey(a))
+}
+
+// tcpGuard is the guard as transports/tcp sees it.
+type tcpGuard struct{ g *guard }
+
+func (t tcpGuard) AllowHost(remote net.Addr) bool {
+	t.g.mu.Lock()
+	defer t.g.mu.Unlock()
+	if t.g.coolingLocked(t.g.now(), remoteHostKey(remote)) {
+		t.g.stats.refusedCooling.Add(1)
+		return false
+	}
+	return true
+}
+
+func (t tcpGuard) AllowLink(a protocol.Address) error { return t.g.AllowLink("", a) }
+
+func (t tcpGuard) HandshakeFailed(remote net.Addr, err error) bool {
+	return t.g.offence(remoteHostKey(remote), "handshake")
+}
+
+// HandshakeFailed implements p2p.Guard.
+func (g *guard) HandshakeFailed(p peer.ID, err error) bool {
+	return g.offence(p2pKey(p), "handshake")
+}
+
+// frame vets one frame from the peer whose first key is keys[0] (the
+// link's), mtu its link's largest frame. An error means: disconnect.
+func (g *guard) frame(frame []byte, mtu int, keys ...string) error {
+	why := -1
+	switch {
+	case len(frame) == 0 || len(frame) > mtu:
+		why = refusedSize
+	case !protocol.Kind(frame[0]).Known():
+		why = refusedKind
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	st := g.stateLocked(keys[0], now)
+	if why < 0 && (!st.frames.AllowN(now, 1) || !st.bytes.AllowN(now, len(frame))) {
+		why = refusedRate
+	}
+	if why < 0 {
+		return nil
+	}
+	g.stats.framesRefused[why].Add(1)
+	g.stats.bytesRefused.Add(uint64(len(frame)))
+	if st.strikes.AllowN(now, 1) {
+		return nil // dropped; not yet an offender
+	}
+	g.kickLocked(now, "frames", keys...)
+	return fmt.Errorf("%w: %s frames", ErrOffender, refusalNames[why])
+}
+
+// offence counts a failed handshake against key and reports whether it is
+// the first in a while (worth a log line of its own).
+func (g *guard) offence(key, kind string) bool {
+	g.stats.handshakeFailures.Add(1)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	st := g.stateLocked(key, now)
+	first := st.handshakes.TokensAt(now) >= float64(st.handshakes.Burst())
+	if !st.handshakes.AllowN(now, 1) {
+		g.kickLocked(now, kind, key)
+	}
+	return first
+}
+
+// kickLocked cools keys down and notes the offence for the summary line.
+func (g *guard) kickLocked(now time.Time, kind string, keys ...string) {
+	if g.coolingLocked(now, keys...) {
+		// Frames read before the first kick: the same offence.
+		for _, k := range keys {
+			delete(g.peers, k)
+		}
+		return
+	}
+	g.stats.disconnects.Add(1)
+	until := now.Add(time.Duration(g.cfg.CoolDown))
+	for _, k := range keys {
+		g.cooling[k] = until
+		delete(g.peers, k)
+	}
+	g.pending[kind]++
+	g.summaryLocked(now)
+}
+
+// summaryLocked logs the offences since the last line, at most once per
+// logInterval.
+func (g *guard) summaryLocked(now time.Time) {
+	if len(g.pending) == 0 || now.Sub(g.logged) < logInterval {
+		return
+	}
+	g.logged = now
+	g.log.Warn("peers disconnected and cooled down for breaking the inbound limits",
+		"frames", g.pending["frames"], "handshakes", g.pending["handshake"], "cooling", len(g.cooling),
+		"cool_down", time.Duration(g.cfg.CoolDown).String())
+	clear(g.pending)
+}
+
+// stateLocked returns key's limiters, making them on first use.
+func (g *guard) stateLocked(key string, now time.Time) *peerState {
+	st := g.peers[key]
+	if st == nil {
+		if len(g.peers) >= maxTracked {
+			g.forgetIdlestLocked()
+		}
+		c := g.cfg
+		st = &peerState{
+			frames:  rate.NewLimiter(rate.Limit(c.PeerFrameRate), c.PeerFrameBurst),
+			bytes:   rate.NewLimiter(rate.Limit(c.PeerByteRate), c.PeerByteRate+maxP2PFrame),
+			strikes: rate.NewLimiter(rate.Limit(float64(c.PeerStrikes)/strikeWindow.Seconds()), c.PeerStrikes),
+			// An honest peer fails a handshake now and then (a dying
+			// connection), never dozens of times a minute.
+			handshakes: rate.NewLimiter(rate.Every(time.Minute/maxHandshakeFailures), maxHandshakeFailures),
+		}
+		g.peers[key] = st
+	}
+	st.last = now
+	return st
+}
+
+func (g *guard) forgetIdlestLocked() {
+	var idle string
+	var at time.Time
+	for k, st := range g.peers {
+		if idle == "" || st.last.Before(at) {
+			idle, at = k, st.last
+		}
+	}
+	delete(g.peers, idle)
+	for k, until := range g.cooling {
+		if !g.now().Before(until) {
+			delete(g.cooling, k)
+		}
+	}
+}
+
+// openGuard makes the node's guard and derives the network keys.
+func openGuard(cfg Config, log *slog.Logger) (g *guard, psk, tcpKey []byte, err error) {
+	acc, err := newAccessLists(cfg.Access)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if psk, tcpKey, err = networkKeys(cfg.Access.NetworkKey); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: access.network_key: %v", ErrConfig, err)
+	}
+	if psk != nil {
+		log.Info("private mesh: only nodes with the network key can link; libp2p runs on TCP only (no QUIC)")
+	}
+	return newGuard(cfg.Limits, acc, time.Now, log.With("component", "guard")), psk, tcpKey, nil
+}
+
+// tcpAccess is what the TCP transport needs of the access settings.
+type tcpAccess struct {
+	g   *guard
+	key []byte
+}
+
+func (a tcpAccess) guard() tcp.Guard {
+	if a.g == nil {
+		return nil
+	}
+	return tcpGuard{a.g}
+}
+
+// vetFrame runs the guard's checks on a frame of a contract link, in the
+// link's pump. Shared links (a radio) carry many senders and are never
+// cut off.
+func (n *Node) vetFrame(l *link, frame []byte) error {
+	if n.guard == nil || l.info.Shared || l.info.Peer == nil {
+		return nil
+	}
+	return n.guard.frame(frame, max(l.info.MTU, 1), fmt.Sprintf("link:%d", l.id), addrKey(l.addr))
+}
+
+// forged reports whether the engine refused a frame for what the peer
+// sent (malformed, a bad signature, a mismatched address), not for the
+// node's state or the clock: only such refusals are strikes.
+func forged(err error) bool {
+	for _, e := range []error{protocol.ErrBadSignature, protocol.ErrMalformed, protocol.ErrTruncated, protocol.ErrTrailing,
+		protocol.ErrUnknownKind, protocol.ErrAddressMismatch, routing.ErrBadInput} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// strike counts a frame the engine refused against keys; it reports
+// whether the peer is now an offender (cooled down: disconnect it).
+func (g *guard) strike(keys ...string) bool {
+	g.stats.framesRefused[refusedInvalid].Add(1)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	if g.stateLocked(keys[0], now).strikes.AllowN(now, 1) {
+		return false
+	}
+	g.kickLocked(now, "frames", keys...)
+	return true
+}
+
+// frameRefused runs on the loop after the engine refused a frame from l:
+// a peer whose frames keep failing the engine's checks (signatures above
+// all, the expensive ones) is disconnected and cooled down like one that
+// breaks the rate.
+func (n *Node) frameRefused(l *link, err error) {
+	if n.guard == nil || !forged(err) || l.info.Shared {
+		return
+	}
+	if l.conn == nil {
+		if n.guard.strike(p2pKey(l.peer), addrKey(l.addr)) {
+			p := l.peer
+			n.bg.Go(func() { _ = n.host.Disconnect(p) })
+		}
+		return
+	}
+	if l.info.Peer != nil && n.guard.strike(fmt.Sprintf("link:%d", l.id), addrKey(l.addr)) {
+		l.conn.Close(fmt.Errorf("%w: invalid frames", ErrOffender))
+	}
+}

@@ -1,0 +1,39 @@
+package daemon
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// guardCollector exports the guard's counters (guard.go).
+type guardCollector struct {
+	g                                               *guard
+	refused, bytes, disconnects, denied, handshakes *prometheus.Desc
+}
+
+func newGuardCollector(g *guard) *guardCollector {
+	return &guardCollector{g: g,
+		refused:     prometheus.NewDesc("meshd_inbound_frames_refused_total", "frames from peers dropped before the node loop, by reason (size, kind, rate; invalid: refused by the routing engine as malformed or forged)", []string{"reason"}, nil),
+		bytes:       prometheus.NewDesc("meshd_inbound_bytes_refused_total", "bytes of the frames dropped before the node loop", nil, nil),
+		disconnects: prometheus.NewDesc("meshd_peers_cooled_down_total", "peers disconnected and cooled down for breaking the inbound limits", nil, nil),
+		denied:      prometheus.NewDesc("meshd_peers_refused_total", "connections, streams and links refused, by reason (cooling: a peer cooling down; denied: access lists)", []string{"reason"}, nil),
+		handshakes:  prometheus.NewDesc("meshd_link_handshake_failures_total", "link handshakes peers failed (libp2p and TCP)", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *guardCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.refused, c.bytes, c.disconnects, c.denied, c.handshakes} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *guardCollector) Collect(ch chan<- prometheus.Metric) {
+	s := &c.g.stats
+	for i, name := range refusalNames {
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.framesRefused[i].Load()), name)
+	}
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.bytesRefused.Load()))
+	ch <- prometheus.MustNewConstMetric(c.disconnects, prometheus.CounterValue, float64(s.disconnects.Load()))
+	ch <- prometheus.MustNewConstMetric(c.denied, prometheus.CounterValue, float64(s.refusedCooling.Load()), "cooling")
+	ch <- prometheus.MustNewConstMetric(c.denied, prometheus.CounterValue, float64(s.refusedDenied.Load()), "denied")
+	ch <- prometheus.MustNewConstMetric(c.handshakes, prometheus.CounterValue, float64(s.handshakeFailures.Load()))
+}
