@@ -43,7 +43,7 @@ func (l PathLabel) String() string { return hex.EncodeToString(l[:]) }
 // Route session sizes and bounds.
 const (
 	// MaxSessionHops is the largest receiver index a hop byte can carry.
-	MaxSessionHops = 63
+	MaxSessionHops = 31
 	// SessionFrameOverhead is kind, label, hop byte, counter and tag.
 	SessionFrameOverhead = sessionHeaderSize + sessionTagSize
 	// SessionNumberSize is the size of an application message's number.
@@ -79,7 +79,8 @@ const (
 const (
 	hopTowardInitiator = 0x80
 	hopControl         = 0x40
-	hopIndexMask       = 0x3F
+	hopKeyPhase        = 0x20
+	hopIndexMask       = 0x1F
 )
 
 // ephemeralSize is the size of the initiator's ephemeral public key.
@@ -527,20 +528,25 @@ func deriveSessionKeys(initTranscript []byte, acc *SessionAccept, ssStatic [32]b
 	if err != nil {
 		panic("protocol: hkdf.Extract: " + err.Error())
 	}
-	var k sessionKeys
-	var confirm [32]byte
-	for _, o := range []struct {
-		dst   *[32]byte
-		label string
-	}{{&confirm, "confirm"}, {&k.i2r, "i2r chain"}, {&k.r2i, "r2i chain"}, {&k.rekey, "rekey"}} {
-		b, err := hkdf.Expand(sha256.New, prk, o.label, 32)
-		if err != nil {
-			panic("protocol: hkdf.Expand: " + err.Error())
-		}
-		copy(o.dst[:], b)
-	}
+	confirm := hkdfLabel(prk, "confirm")
+	k := expandSessionKeys(prk)
 	m := hmac.New(sha256.New, confirm[:])
 	m.Write(th)
 	copy(k.tag[:], m.Sum(nil))
+	return k
+}
+
+// expandSessionKeys derives a key phase's chains and the next rekey key.
+func expandSessionKeys(prk []byte) sessionKeys {
+	return sessionKeys{i2r: hkdfLabel(prk, "i2r chain"), r2i: hkdfLabel(prk, "r2i chain"), rekey: hkdfLabel(prk, "rekey")}
+}
+
+func hkdfLabel(prk []byte, label string) (k [32]byte) {
+	b, err := hkdf.Expand(sha256.New, prk, label, 32)
+	if err != nil {
+		// Expand fails only for lengths over 255*32; 32 is constant.
+		panic("protocol: hkdf.Expand: " + err.Error())
+	}
+	copy(k[:], b)
 	return k
 }

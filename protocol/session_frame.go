@@ -31,8 +31,11 @@ type Session struct {
 	remote    CompactIdentity
 	created   Timestamp
 	rekey     [32]byte
+	phase     uint8 // key phase of frames sent (0 or 1); recv[phase] is the current receive chain
 	send      sendChain
-	recv      recvChain
+	recv      [2]recvChain
+	rekeying  *[32]byte // initiator: the ephemeral seed of a rekey request without answer
+	answered  []byte    // responder, memory only: the last rekey answer frame, resent on a repeated request
 }
 
 type sendChain struct {
@@ -41,19 +44,26 @@ type sendChain struct {
 }
 
 type recvChain struct {
+	live    bool // a chain of the previous key phase is kept until the next rekey
 	ck      [32]byte
 	n       uint64       // next expected counter
 	skipped []skippedKey // ascending counters, all < n, within the window
 }
 
 func newSession(initiator bool, m SessionMode, l PathLabel, index uint8, remote CompactIdentity, created Timestamp, k sessionKeys) *Session {
-	s := &Session{initiator: initiator, mode: m, label: l, index: index, remote: remote, created: created, rekey: k.rekey}
-	if initiator {
-		s.send.ck, s.recv.ck = k.i2r, k.r2i
-	} else {
-		s.send.ck, s.recv.ck = k.r2i, k.i2r
-	}
+	s := &Session{initiator: initiator, mode: m, label: l, index: index, remote: remote, created: created}
+	s.setKeys(k)
 	return s
+}
+
+// setKeys starts the current key phase with fresh chains.
+func (s *Session) setKeys(k sessionKeys) {
+	s.rekey = k.rekey
+	s.send = sendChain{ck: k.i2r}
+	s.recv[s.phase] = recvChain{live: true, ck: k.r2i}
+	if !s.initiator {
+		s.send.ck, s.recv[s.phase].ck = k.r2i, k.i2r
+	}
 }
 
 // Label is the session's path label.
@@ -78,8 +88,9 @@ func (s *Session) Created() Timestamp { return s.created }
 // Sent is the number of frames sealed so far.
 func (s *Session) Sent() uint64 { return s.send.n }
 
-// Received is the next counter expected from the other end.
-func (s *Session) Received() uint64 { return s.recv.n }
+// Received is the next counter expected from the other end in the
+// current key phase.
+func (s *Session) Received() uint64 { return s.recv[s.phase].n }
 
 // sendHop is the hop byte of frames this end sends, but the control bit:
 // the direction away from it and the index of the first node that way.
@@ -126,7 +137,7 @@ func (s *Session) Seal(control bool, plaintext []byte) ([]byte, error) {
 	if s.send.n > uint64(^uint32(0)) {
 		return nil, fmt.Errorf("session seal: counter exhausted, start a new session: %w", ErrLimit)
 	}
-	hop := s.sendHop()
+	hop := s.sendHop() | s.phase*hopKeyPhase
 	if control {
 		hop |= hopControl
 	}
@@ -152,6 +163,7 @@ type SessionHop struct {
 	Label            PathLabel
 	TowardsInitiator bool
 	Control          bool
+	KeyPhase         uint8
 	Index            uint8
 }
 
@@ -168,11 +180,14 @@ func ParseSessionHop(frame []byte) (SessionHop, error) {
 	copy(h.Label[:], frame[1:5])
 	hop := frame[5]
 	h.TowardsInitiator, h.Control, h.Index = hop&hopTowardInitiator != 0, hop&hopControl != 0, hop&hopIndexMask
+	if hop&hopKeyPhase != 0 {
+		h.KeyPhase = 1
+	}
 	switch {
 	case h.Label == PathLabel{}:
 		return h, fmt.Errorf("session frame: zero label: %w", ErrMalformed)
-	case h.Control && h.Kind != KindSessionData:
-		return h, fmt.Errorf("session frame: control bit on %v: %w", h.Kind, ErrMalformed)
+	case hop&(hopControl|hopKeyPhase) != 0 && h.Kind != KindSessionData:
+		return h, fmt.Errorf("session frame: hop byte 0x%02x on %v: %w", hop, h.Kind, ErrMalformed)
 	}
 	return h, nil
 }
@@ -223,11 +238,15 @@ func (s *Session) Open(frame []byte) (plaintext []byte, control bool, err error)
 	if h.Kind != KindSessionData {
 		return nil, false, fmt.Errorf("session open: %v: %w", h.Kind, ErrUnknownKind)
 	}
-	if h.Label != s.label || frame[5]&^hopControl != s.recvHop() {
+	if h.Label != s.label || frame[5]&^(hopControl|hopKeyPhase) != s.recvHop() {
 		return nil, false, fmt.Errorf("session open: label %v hop 0x%02x: %w", h.Label, frame[5], ErrNotForUs)
 	}
+	c := &s.recv[h.KeyPhase]
+	if !c.live {
+		return nil, false, fmt.Errorf("session open: key phase %d retired: %w", h.KeyPhase, ErrReplay)
+	}
 	n := binary.BigEndian.Uint32(frame[6:10])
-	pt, err := s.recv.open(n, frame)
+	pt, err := c.open(n, frame)
 	return pt, h.Control, err
 }
 

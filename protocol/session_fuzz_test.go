@@ -87,7 +87,16 @@ func FuzzParseSession(f *testing.F) {
 func FuzzParseSessionControl(f *testing.F) {
 	f.Add([]byte{SessionCtlAck, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 11})
 	f.Add([]byte{0, 0, 0, 0, 0, 1, 'h', 'i'})
+	f.Add(append([]byte{SessionCtlRekeyAsk}, make([]byte, 32)...))
+	f.Add(append([]byte{SessionCtlRekeyAnswer}, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		r := sessionPair(t, SessionModeX25519, 1)
+		_, _ = r.b.AnswerRekey(seeded(3), b)
+		if _, err := r.a.StartRekey(seeded(4)); err != nil {
+			t.Fatal(err)
+		}
+		_ = r.a.FinishRekey(b)
+		_, _ = SessionControlType(b)
 		if a, err := ParseSessionAck(b); err == nil {
 			out, _ := a.AppendBinary(nil)
 			if !bytes.Equal(out, b) {
