@@ -159,6 +159,20 @@ type Config struct {
 	// rather than once per engine; results do not change (see
 	// VerifyCache). Nil, the daemon's setting, verifies in every engine.
 	VerifyCache VerifyCache
+
+	// Sessions carries the node's own unicast messages (not sealed
+	// sender) over route sessions (docs/routing.md section 12) instead of
+	// sealed envelopes. Off by default: nodes without session support
+	// count session frames as unknown and do not relay them.
+	Sessions bool
+	// MaxSessions bounds the sessions this node is an end of (default
+	// 4,096); MaxSessionRelays the session paths through it (default
+	// 16,384, of which at most a 64th waiting for their accept).
+	MaxSessions      int
+	MaxSessionRelays int
+	// SessionIdle is how long an unused session and its relay entries live
+	// (default 1 h).
+	SessionIdle time.Duration
 }
 
 func (c *Config) applyDefaults() error {
@@ -226,6 +240,9 @@ func (c *Config) applyDefaults() error {
 		c.PathRequestRate = 4
 	}
 	defInt(&c.PathRequestBurst, 32)
+	defInt(&c.MaxSessions, 4096)
+	defInt(&c.MaxSessionRelays, 16384)
+	def(&c.SessionIdle, time.Hour)
 	defInt(&c.MaxPathRequests, 1024)
 	if !(c.LookupRate > 0) {
 		c.LookupRate = 1

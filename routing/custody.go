@@ -47,6 +47,9 @@ type custodyRec struct {
 	created      protocol.Timestamp
 	expires      protocol.Timestamp
 	data         []byte // the encoded envelope, or the plaintext body
+	// session: an own message carried over a route session (session.go);
+	// data is its number and body, key its session message key.
+	session bool
 
 	// Quota charges (see quota.go), not persisted: a restored record is
 	// charged to its source, its neighbour is gone.
@@ -57,6 +60,9 @@ type custodyRec struct {
 
 	// Volatile.
 	receiptFor envKey // a pending sealed receipt: the message it confirms
+	frame      []byte // session: the data frame that carries it, resent as is
+	label      protocol.PathLabel
+	counter    uint32
 	attempts   int
 	nextTry    time.Time // zero: wait for a route
 	gen        uint64    // heap entries with another generation are stale
@@ -223,7 +229,8 @@ const (
 	crAwaitingKey
 	crSealedSender
 	crHandedOff
-	crKnown = crOrigin | crAwaitingKey | crSealedSender | crHandedOff
+	crSession
+	crKnown = crOrigin | crAwaitingKey | crSealedSender | crHandedOff | crSession
 )
 
 // maxCustodyData bounds a record's data: an envelope, or a body.
@@ -265,6 +272,9 @@ func encodeCustody(r *custodyRec) []byte {
 	if r.handedOff {
 		flags |= crHandedOff
 	}
+	if r.session {
+		flags |= crSession
+	}
 	b = append(b, custodyFormat, flags, byte(r.typ))
 	b = binary.BigEndian.AppendUint64(b, r.ref)
 	b = append(b, r.dest[:]...)
@@ -299,6 +309,7 @@ func decodeCustody(k [16]byte, b []byte) (*custodyRec, error) {
 		awaitingKey:  flags&crAwaitingKey != 0,
 		sealedSender: flags&crSealedSender != 0,
 		handedOff:    flags&crHandedOff != 0,
+		session:      flags&crSession != 0,
 		typ:          protocol.Type(b[2]),
 		ref:          binary.BigEndian.Uint64(b[3:]),
 		created:      protocol.Timestamp(binary.BigEndian.Uint32(b[27:])),
@@ -315,6 +326,11 @@ func decodeCustody(k [16]byte, b []byte) (*custodyRec, error) {
 		return nil, fmt.Errorf("custody record %x: data length %d of %d: %w", k, n, len(b)-hdr, ErrCorruptRecord)
 	}
 	r.data = cloneFrame(b[hdr:])
+	if r.session {
+		// The key is the sender's own digest of its number; the engine
+		// checks it (restoreCustody), which knows the sender.
+		r.key = envKey(k)
+	}
 	if err := r.checkData(); err != nil {
 		return nil, fmt.Errorf("custody record %x: %w: %v", k, ErrCorruptRecord, err)
 	}
@@ -326,6 +342,12 @@ func decodeCustody(k [16]byte, b []byte) (*custodyRec, error) {
 
 // checkData checks the record's data against its header and sets its key.
 func (r *custodyRec) checkData() error {
+	if r.session {
+		if !r.origin || r.awaitingKey || len(r.data) < protocol.SessionNumberSize || len(r.data) > protocol.MaxSessionPlaintext {
+			return errors.New("bad session message")
+		}
+		return nil
+	}
 	if r.awaitingKey {
 		if !r.origin || len(r.data) > protocol.MaxPayloadSize {
 			return errors.New("bad pending body")

@@ -30,6 +30,8 @@ type link struct {
 	// reasm reassembles a radio's fragments within a budget of its own, so
 	// fragments from other links cannot evict them (nil: not yet needed).
 	reasm *protocol.Reassembler
+	// sessionRate limits the session inits it brings (session.go).
+	sessionRate tokenBucket
 }
 
 type advertReq struct {
@@ -111,6 +113,13 @@ type Engine struct {
 	// restoring holds restored forwarded records until every own one is in.
 	restoring     []*custodyRec
 	restoringKeys map[envKey]struct{}
+
+	// Route sessions (session.go, session_relay.go).
+	sessions   map[protocol.PathLabel]*sessEnd
+	byDest     map[Address]protocol.PathLabel // sessions this node started, by destination
+	relays     map[protocol.PathLabel]*relayEntry
+	halfOpen   int
+	lastNumber uint64
 }
 
 // New creates an engine at time now. Records persisted by an earlier run
@@ -139,6 +148,9 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		pathReqs:  make(map[[8]byte]pathOrigin),
 		hopAcks:   make(map[envKey]*ackWait),
 		receipts:  newReceiptCache(receiptCacheSize),
+		sessions:  make(map[protocol.PathLabel]*sessEnd),
+		byDest:    make(map[Address]protocol.PathLabel),
+		relays:    make(map[protocol.PathLabel]*relayEntry),
 	}
 	e.table.evicted = e.evicted
 	err := e.restore(restore)
@@ -279,6 +291,7 @@ func (e *Engine) NextWake() time.Time {
 // Ready returns what the outside must do now (see the Ready type for the
 // order). Call Advance when it is done.
 func (e *Engine) Ready() Ready {
+	e.flushSessionAcks()
 	for _, l := range e.sortedLinks() {
 		e.drainAdverts(l)
 		e.drainQueue(l)
@@ -334,6 +347,11 @@ func (e *Engine) collapseOps() {
 func (e *Engine) HasReady() bool {
 	if !e.rd.Empty() || len(e.ops) > 0 {
 		return true
+	}
+	for _, se := range e.sessions {
+		if se.ackDue {
+			return true
+		}
 	}
 	for _, l := range e.links {
 		if (l.queue.len() > 0 && (l.info.Window == 0 || l.inflight < l.info.Window)) || (len(l.adverts) > 0 && e.advertReadyAt(l).IsZero()) {

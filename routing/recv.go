@@ -33,6 +33,14 @@ func (e *Engine) handleFrame(l *link, frame []byte, snr float64, hasSNR, inner b
 		return nil
 	case protocol.KindChannel, protocol.KindChannelSigned:
 		return e.handleChannel(l, frame, snr, hasSNR)
+	case protocol.KindSessionInit:
+		return e.handleSessionInit(l, frame)
+	case protocol.KindSessionAccept:
+		return e.handleSessionAccept(l, frame)
+	case protocol.KindSessionData:
+		return e.handleSessionData(l, frame)
+	case protocol.KindSessionReset:
+		return e.handleSessionReset(l, frame)
 	case protocol.KindHop:
 		if inner {
 			e.counters.FramesMalformed++

@@ -48,11 +48,17 @@ func (e *Engine) send(in SendRequest) error {
 		return nil
 	}
 	d := e.table.get(in.Dest)
-	if d == nil || d.kemKey == nil || !d.known {
+	switch {
+	case e.cfg.Sessions && !in.SealedSender:
+		e.sessionMessage(r, in.Body)
+		id = r.id
+	case d == nil || d.kemKey == nil || !d.known:
 		r.awaitingKey = true
 		r.data = append([]byte(nil), in.Body...)
-	} else if err := e.seal(r, d, in.Body); err != nil {
-		return refuse(err)
+	default:
+		if err := e.seal(r, d, in.Body); err != nil {
+			return refuse(err)
+		}
 	}
 	// The node's own messages count against the total quota only: the
 	// other quotas protect against other nodes' traffic (quota.go).
@@ -146,6 +152,9 @@ func (e *Engine) persistCustody(r *custodyRec) {
 // known, send it if there is a route, otherwise ask for a route. It sets the
 // next retry and reports where the message stands.
 func (e *Engine) attempt(r *custodyRec) SendStatus {
+	if r.session {
+		return e.attemptSession(r)
+	}
 	d := e.table.get(r.dest)
 	if r.awaitingKey {
 		if d != nil && d.kemKey != nil && d.known {
@@ -500,6 +509,14 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 		}
 		e.ownSeq = max(e.ownSeq, binary.BigEndian.Uint32(rec.Value))
 		return nil
+	case rec.Key == numberKey:
+		if len(rec.Value) != 8 {
+			return fmt.Errorf("message number record: %w", ErrCorruptRecord)
+		}
+		e.lastNumber = max(e.lastNumber, binary.BigEndian.Uint64(rec.Value))
+		return nil
+	case len(rec.Key) == 10 && rec.Key[:2] == "s/":
+		return e.restoreSession(rec)
 	case len(rec.Key) == 34 && rec.Key[:2] == "c/":
 		k, err := parseID(rec.Key[2:])
 		if err != nil {
@@ -537,6 +554,11 @@ func (e *Engine) restoreCustody(rec Record, k [16]byte, now protocol.Timestamp) 
 	r, err := decodeCustody(k, rec.Value)
 	if err != nil {
 		return err
+	}
+	if r.session {
+		if n, _, err := protocol.ParseSessionMessage(r.data); err != nil || protocol.SessionMessageKey(e.self, n) != r.key || rec.Key != custodyKey(r.key) {
+			return fmt.Errorf("custody record %x: session message key: %w", k, ErrCorruptRecord)
+		}
 	}
 	if r.expires <= now {
 		e.del(rec.Key)
