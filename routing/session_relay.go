@@ -100,7 +100,13 @@ func (e *Engine) relayData(l *link, frame []byte, h protocol.SessionHop) error {
 			// we do not know: we lost it. On a radio we may just be
 			// overhearing someone else's path.
 			e.counters.SessionUnknown++
-			e.pushSession(l, Address{}, protocol.AppendSessionReset(nil, h.Label, !h.TowardsInitiator, 0), PriControl, owner{})
+			back := h.Index - 1 // to the node before us on the path
+			if h.TowardsInitiator {
+				back = h.Index + 1
+			}
+			if h.Index > 0 && h.Index < protocol.MaxSessionHops {
+				e.pushSession(l, Address{}, protocol.AppendSessionReset(nil, h.Label, !h.TowardsInitiator, back), PriControl, owner{})
+			}
 		}
 		return nil
 	}

@@ -1,7 +1,10 @@
 package routing_test
 
 import (
+	"math/rand/v2"
+
 	"fmt"
+	"meshd.dev/meshd/protocol"
 	"testing"
 	"time"
 
@@ -79,5 +82,194 @@ func TestSessionUnicast(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Restarts of either end, with messages in flight, lose and duplicate
+// nothing: sessions, custody and the delivered set are persisted before
+// frames leave.
+func TestSessionRestarts(t *testing.T) {
+	for _, kind := range []routing.LinkKind{routing.LinkIP, routing.LinkLoRa} {
+		t.Run(kind.String(), func(t *testing.T) {
+			n := sessionChain(t, 2, kind, 2)
+			n.run(time.Hour)
+			var want []string
+			send := func(k int) {
+				for range k {
+					want = append(want, fmt.Sprintf("message %d", len(want)))
+					n.send("n0", "n2", want[len(want)-1])
+				}
+			}
+			send(2)
+			n.run(10 * time.Minute)
+			n.stop(n.node("n2"))
+			send(2)
+			n.run(time.Minute)
+			n.start(n.node("n2"))
+			n.run(time.Hour)
+			send(2)
+			n.run(50 * time.Millisecond)
+			n.stop(n.node("n0"))
+			n.run(time.Minute)
+			n.start(n.node("n0"))
+			n.run(2 * time.Hour)
+			checkInbox(t, n.node("n2"), want)
+			if c := n.node("n0").eng.Counters(); c.CustodyCount != 0 {
+				t.Fatalf("n0 still holds %d messages: %+v", c.CustodyCount, c)
+			}
+		})
+	}
+}
+
+// A responder that lost its session state (a wiped or restored store)
+// is detected, a new session set up, and every message still arrives
+// exactly once: the delivered set (kept) stops the copies re-sent over
+// the new session.
+func TestSessionStateLost(t *testing.T) {
+	for _, kind := range []routing.LinkKind{routing.LinkIP, routing.LinkLoRa} {
+		t.Run(kind.String(), func(t *testing.T) {
+			n := sessionChain(t, 3, kind, 2)
+			n.run(time.Hour)
+			n.send("n0", "n2", "before")
+			n.run(10 * time.Minute)
+			r := n.node("n2")
+			n.stop(r)
+			for k := range r.store {
+				if k[:2] == "s/" {
+					delete(r.store, k)
+				}
+			}
+			n.start(r)
+			n.run(time.Minute)
+			n.send("n0", "n2", "after")
+			n.run(2 * time.Hour)
+			checkInbox(t, r, []string{"before", "after"})
+			c := n.node("n0").eng.Counters()
+			if c.CustodyCount != 0 || c.SessionsEstablished != 2 || c.SessionsDropped == 0 {
+				t.Fatalf("n0: %+v", c)
+			}
+			if kind == routing.LinkIP && c.SessionResetsIn != 1 {
+				t.Fatalf("n0 got %d resets", c.SessionResetsIn)
+			}
+		})
+	}
+}
+
+// capture records every frame of kind k a node transmits.
+func capture(n *testNet, kind protocol.Kind) *[][]byte {
+	var got [][]byte
+	n.drop = func(from *tnode, l *tlink, tx routing.Transmit) bool {
+		if len(tx.Frame) > 0 && protocol.Kind(tx.Frame[0]) == kind {
+			got = append(got, append([]byte(nil), tx.Frame...))
+		}
+		return false
+	}
+	return &got
+}
+
+// Attack: forged, replayed and truncated session frames at the responder
+// are refused and counted, deliver nothing and change nothing; replays
+// still fail after the responder restarted (its window is persisted). At a
+// relay, a replayed frame (even with its receiver index rewritten) is not
+// passed on twice.
+func TestAttackSessionFramesEngine(t *testing.T) {
+	n := sessionChain(t, 4, routing.LinkIP, 2)
+	n.run(time.Hour)
+	frames := capture(n, protocol.KindSessionData)
+	n.send("n0", "n2", "genuine")
+	n.run(time.Minute)
+	r, relay := n.node("n2"), n.node("n1")
+	checkInbox(t, r, []string{"genuine"})
+	var first []byte
+	for _, f := range *frames {
+		if f[5]&0x80 == 0 && f[5]&0x1F == 2 { // towards n2, meant for it
+			first = f
+			break
+		}
+	}
+	if first == nil {
+		t.Fatal("no data frame for n2 seen")
+	}
+	link := func(a, b string) routing.LinkID {
+		for _, l := range n.links {
+			if l.name == a+"-"+b {
+				return l.id
+			}
+		}
+		t.Fatalf("no link %s-%s", a, b)
+		return 0
+	}
+	inject := func(nd *tnode, id routing.LinkID, f []byte) {
+		n.step(nd, routing.FrameReceived{Link: id, Frame: f})
+	}
+	before := r.eng.Counters().SessionFramesRefused
+	inject(r, link("n1", "n2"), first) // replay
+	forged := append([]byte(nil), first...)
+	forged[len(forged)-1] ^= 1
+	inject(r, link("n1", "n2"), forged)
+	inject(r, link("n1", "n2"), first[:len(first)-3])
+	n.run(time.Minute)
+	if got := r.eng.Counters().SessionFramesRefused - before; got < 2 {
+		t.Fatalf("%d of the bad frames refused", got)
+	}
+	n.stop(r)
+	n.start(r)
+	n.run(time.Minute)
+	inject(r, link("n1", "n2"), first)
+	n.run(time.Minute)
+	checkInbox(t, r, []string{"genuine"})
+
+	// At the relay: the frame as n0 sent it, twice.
+	var atRelay []byte
+	for _, f := range *frames {
+		if f[5]&0x80 == 0 && f[5]&0x1F == 1 {
+			atRelay = f
+			break
+		}
+	}
+	relayed := relay.eng.Counters().SessionFramesRelayed
+	inject(relay, link("n0", "n1"), atRelay)
+	inject(relay, link("n0", "n1"), atRelay)
+	if got := relay.eng.Counters().SessionFramesRelayed - relayed; got > 0 {
+		t.Fatalf("relay passed a replayed frame on %d times", got)
+	}
+}
+
+// Attack: a neighbour floods session inits (well formed, each from a
+// fresh identity, or junk). The per-link rate limit drops most before any
+// cryptography, and the session table stays within MaxSessions.
+func TestAttackSessionInitFlood(t *testing.T) {
+	n := newTestNet(t, 5)
+	n.cfg = func(c *routing.Config) { c.Sessions, c.MaxSessions = true, 8 }
+	n.addNode("victim")
+	n.addNode("attacker")
+	l := n.addLink(routing.LinkIP, time.Millisecond, 0, "attacker", "victim")
+	n.run(time.Minute)
+	v := n.node("victim")
+	rnd := rand.NewChaCha8([32]byte{7})
+	const floods = 300
+	for i := range floods {
+		id, err := protocol.NewIdentity(rnd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, in, err := protocol.StartSession(rnd, id, v.id.Public(), protocol.SessionModeX25519, protocol.TimestampOf(n.now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := in.MarshalBinary()
+		if i%2 == 1 {
+			raw[len(raw)-1] ^= 1 // junk that fails only after the decapsulation
+		}
+		n.step(v, routing.FrameReceived{Link: l.id, Frame: raw})
+		n.run(10 * time.Millisecond)
+	}
+	c := v.eng.Counters()
+	// 3 s of flood: at most the burst (32) and 4 per second get through.
+	if taken := c.SessionInitsIn; taken > 32+4*4 || c.SessionInitsLimited < floods-32-4*4 {
+		t.Fatalf("flood of %d inits: %d taken in, %d rate limited", floods, taken, c.SessionInitsLimited)
+	}
+	if c.SessionsAccepted > 8 {
+		t.Fatalf("%d sessions accepted with MaxSessions 8", c.SessionsAccepted)
 	}
 }
