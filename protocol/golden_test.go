@@ -94,7 +94,7 @@ func goldenVectors(t *testing.T) map[string][]byte {
 		}
 		msg := must(AppendSessionMessage(nil, 0x0123456789ab, []byte("golden session message")))
 		v["session-frame"] = must(s.Seal(false, msg))
-		v["session-ack"] = must(s.Seal(true, must(SessionAck{Highest: 5, Below: 0b1011}.AppendBinary(nil))))
+		v["session-ack"] = must(s.Seal(true, must(SessionAck{Next: 6, Below: 0b1011}.AppendBinary(nil))))
 		v["session-state"] = must(s.MarshalBinary())
 	}
 	v["session-reset"] = AppendSessionReset(nil, PathLabel{0xc0, 0xc1, 0xc2, 0xc3}, true, 2)
@@ -320,7 +320,7 @@ func checkGoldenSessions(t *testing.T, bob *Identity, read func(string) []byte) 
 	if err != nil || !ctl {
 		t.Fatalf("session ack: %v", err)
 	}
-	if a, err := ParseSessionAck(pt); err != nil || a != (SessionAck{Highest: 5, Below: 0b1011}) {
+	if a, err := ParseSessionAck(pt); err != nil || a != (SessionAck{Next: 6, Below: 0b1011}) {
 		t.Fatalf("session ack: %+v %v", a, err)
 	}
 	if _, err := ParseSession(read("session-state")); err != nil {

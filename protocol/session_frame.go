@@ -134,7 +134,7 @@ func (s *Session) Seal(control bool, plaintext []byte) ([]byte, error) {
 	if len(plaintext) > MaxSessionPlaintext {
 		return nil, fmt.Errorf("session seal: %d bytes: %w", len(plaintext), ErrTooLarge)
 	}
-	if s.send.n > uint64(^uint32(0)) {
+	if s.send.n >= uint64(^uint32(0)) {
 		return nil, fmt.Errorf("session seal: counter exhausted, start a new session: %w", ErrLimit)
 	}
 	hop := s.sendHop() | s.phase*hopKeyPhase

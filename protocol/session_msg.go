@@ -62,47 +62,58 @@ const (
 // SessionAckSize is the plaintext size of a cumulative acknowledgement.
 const SessionAckSize = 1 + 4 + 8
 
-// SessionAck acknowledges data frames cumulatively: Highest and every
-// counter below it whose bit is set (bit i of Below: counter Highest-1-i).
-// It travels in a control frame, so the session authenticates it.
+// SessionAck acknowledges data frames cumulatively: Next is one more than
+// the highest counter acknowledged (0: none, so the zero value acknowledges
+// nothing), and bit i of Below acknowledges counter Next-2-i. It travels in
+// a control frame, so the session authenticates it.
 type SessionAck struct {
-	Highest uint32
-	Below   uint64
+	Next  uint32
+	Below uint64
 }
 
 // Covers reports whether the ack acknowledges counter n.
 func (a SessionAck) Covers(n uint32) bool {
-	if n == a.Highest {
-		return true
-	}
-	if n > a.Highest || a.Highest-n > 64 {
+	if a.Next == 0 || n >= a.Next {
 		return false
 	}
-	return a.Below&(1<<(a.Highest-n-1)) != 0
+	d := a.Next - 1 - n // 0 for the highest
+	if d == 0 {
+		return true
+	}
+	return d <= 64 && a.Below&(1<<(d-1)) != 0
 }
 
-// Add records counter n: it moves Highest forward (shifting the bitmap) or
-// sets n's bit; a counter more than 64 below Highest is not representable
-// and is left out.
+// Add records counter n: it moves the highest forward (shifting the
+// bitmap) or sets n's bit; a counter more than 64 below the highest is not
+// representable and is left out. The counter 2^32-1 is never sealed (a
+// session ends before), so Next does not overflow.
 func (a *SessionAck) Add(n uint32) {
+	if n == ^uint32(0) {
+		return
+	}
+	if a.Next == 0 {
+		a.Next, a.Below = n+1, 0
+		return
+	}
+	high := a.Next - 1
 	switch {
-	case n > a.Highest:
-		d := n - a.Highest
+	case n > high:
+		d := n - high
 		if d > 64 {
 			a.Below = 0
 		} else {
 			a.Below = a.Below<<d | 1<<(d-1)
 		}
-		a.Highest = n
-	case a.Highest-n >= 1 && a.Highest-n <= 64:
-		a.Below |= 1 << (a.Highest - n - 1)
+		a.Next = n + 1
+	case high-n >= 1 && high-n <= 64:
+		a.Below |= 1 << (high - n - 1)
 	}
 }
 
 // AppendBinary appends the ack's control plaintext.
 func (a SessionAck) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, SessionCtlAck)
-	b = binary.BigEndian.AppendUint32(b, a.Highest)
+	b = binary.BigEndian.AppendUint32(b, a.Next)
 	return binary.BigEndian.AppendUint64(b, a.Below), nil
 }
 
@@ -112,7 +123,7 @@ func ParseSessionAck(pt []byte) (SessionAck, error) {
 	if t := r.u8("type"); r.err == nil && t != SessionCtlAck {
 		return SessionAck{}, fmt.Errorf("session ack: type %d: %w", t, ErrUnknownKind)
 	}
-	a := SessionAck{Highest: r.u32("highest"), Below: r.u64("bitmap")}
+	a := SessionAck{Next: r.u32("next"), Below: r.u64("bitmap")}
 	if err := r.done(); err != nil {
 		return SessionAck{}, err
 	}

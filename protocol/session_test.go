@@ -436,15 +436,21 @@ func TestSessionStateRoundTrip(t *testing.T) {
 
 func TestSessionAck(t *testing.T) {
 	var a SessionAck
+	for n := uint32(0); n < 5; n++ {
+		if a.Covers(n) {
+			t.Fatalf("the zero ack covers %d", n)
+		}
+	}
 	got := map[uint32]bool{}
 	for _, n := range []uint32{3, 1, 7, 70, 69, 200, 150, 199} {
 		a.Add(n)
 		got[n] = true
-	}
-	for n := uint32(0); n < 300; n++ {
-		want := got[n] && a.Highest-n <= 64 && n <= a.Highest
-		if a.Covers(n) != want {
-			t.Fatalf("counter %d: covers %v, want %v", n, a.Covers(n), want)
+		for m := uint32(0); m < 300; m++ {
+			high := a.Next - 1
+			want := got[m] && m <= high && high-m <= 64
+			if a.Covers(m) != want {
+				t.Fatalf("after %d: counter %d: covers %v, want %v", n, m, a.Covers(m), want)
+			}
 		}
 	}
 	pt, _ := a.AppendBinary(nil)

@@ -120,6 +120,8 @@ type testNet struct {
 	// gossipLatency is how long a gossip message takes to reach the other
 	// nodes of the IP side.
 	gossipLatency time.Duration
+	// kinds counts the frames transmitted, by their first byte.
+	kinds [256]int
 }
 
 func newTestNet(t testing.TB, seed uint64) *testNet {
@@ -307,6 +309,9 @@ func (n *testNet) transmit(from *tnode, tx routing.Transmit) {
 	}
 	l.frames++
 	l.bytes += len(tx.Frame)
+	if len(tx.Frame) > 0 {
+		n.kinds[tx.Frame[0]]++
+	}
 	st := l.sent[from]
 	if st == nil {
 		st = &txStats{}
