@@ -31,6 +31,8 @@ type sessEnd struct {
 	via     Address
 	started time.Time
 	used    time.Time
+	// deadline: a handshake without accept by then is given up.
+	deadline time.Time
 	// Initiator: frames sent and not yet acknowledged (counter -> custody
 	// key), and retransmissions since the last acknowledgement.
 	inflight map[uint32]envKey
@@ -91,7 +93,7 @@ func (e *Engine) attemptSession(r *custodyRec) SendStatus {
 		e.backoff(r)
 		return StatusCustody
 	}
-	se := e.sessionTo(d, l, c.via)
+	se := e.sessionTo(d, l, c.via, c.hops)
 	r.attempts++
 	if se == nil || se.s == nil {
 		e.backoff(r)
@@ -127,7 +129,7 @@ func (e *Engine) sendOnSession(se *sessEnd, r *custodyRec) {
 
 // sessionTo returns the session to d's destination, starting one if there
 // is none (or the last one failed). The result may still be pending.
-func (e *Engine) sessionTo(d *destEntry, l *link, via Address) *sessEnd {
+func (e *Engine) sessionTo(d *destEntry, l *link, via Address, hops uint8) *sessEnd {
 	if label, ok := e.byDest[d.dest]; ok {
 		se := e.sessions[label]
 		if !se.hasLink {
@@ -138,7 +140,7 @@ func (e *Engine) sessionTo(d *destEntry, l *link, via Address) *sessEnd {
 		if !moved && se.s != nil && se.s.Sent() < protocol.SessionRekeyFrames && e.now.Sub(se.started) < protocol.SessionRekeyAge {
 			return se
 		}
-		if !moved && se.s == nil && e.now.Sub(se.started) < sessionHandshakeTimeout {
+		if !moved && se.s == nil && e.now.Before(se.deadline) {
 			return se
 		}
 		// A handshake without answer, a session past its bounds, or one
@@ -166,7 +168,10 @@ func (e *Engine) sessionTo(d *destEntry, l *link, via Address) *sessEnd {
 	if e.labelTaken(p.Label()) {
 		return nil // one chance in 2^32: the next attempt draws again
 	}
-	se := &sessEnd{pending: p, peer: d.dest, link: l.info.ID, hasLink: true, via: via, started: e.now, used: e.now, inflight: map[uint32]envKey{}}
+	se := &sessEnd{
+		pending: p, peer: d.dest, link: l.info.ID, hasLink: true, via: via, started: e.now, used: e.now,
+		deadline: e.now.Add(handshakeTimeout(l, hops)), inflight: map[uint32]envKey{},
+	}
 	e.sessions[p.Label()] = se
 	e.byDest[d.dest] = p.Label()
 	raw, _ := in.MarshalBinary()
@@ -174,6 +179,26 @@ func (e *Engine) sessionTo(d *destEntry, l *link, via Address) *sessEnd {
 	e.counters.SessionInitsOut++
 	return se
 }
+
+// handshakeTimeout is how long to wait for an accept: a fixed floor, plus
+// four times the time the init and accept spend on the air over the path
+// (estimated with the first link's bitrate): at SF12 a 1.3 KB init takes
+// some 36 s per hop.
+func handshakeTimeout(l *link, hops uint8) time.Duration {
+	size := protocol.SessionInitSize(protocol.SessionModeX25519) + protocol.SessionAcceptSize(protocol.SessionModeX25519)
+	perHop := time.Duration(int64(size) * 8 * int64(time.Second) / int64(max(l.info.Bitrate, 1)))
+	if l.info.Kind != LinkLoRa {
+		perHop = 0
+	}
+	return sessionHandshakeTimeout + 4*time.Duration(max(hops, 1))*perHop
+}
+
+// sessionInitMaxAge is how old an init may be when it arrives: generous,
+// since an init can queue behind other frames on a slow radio path for
+// many minutes, and a replayed init gains an attacker nothing (the
+// responder's ephemeral key is fresh, so the replay opens a session nobody
+// holds the keys of; it costs a decapsulation, within the rate limit).
+const sessionInitMaxAge = time.Hour
 
 func (e *Engine) labelTaken(l protocol.PathLabel) bool {
 	_, s := e.sessions[l]
@@ -251,7 +276,7 @@ func (e *Engine) handleSessionInit(l *link, frame []byte) error {
 		e.counters.SessionsLimited++
 		return fmt.Errorf("session init: %w", ErrLimit)
 	}
-	s, acc, err := protocol.AcceptSession(e.cfg.Rand, e.id, in, e.now, 0)
+	s, acc, err := protocol.AcceptSession(e.cfg.Rand, e.id, in, e.now, sessionInitMaxAge)
 	if err != nil {
 		e.counters.SessionInitsRefused++
 		return err
@@ -457,11 +482,20 @@ func (e *Engine) handleSessionReset(l *link, frame []byte) error {
 	return e.relayBack(l, frame, h.Label, h.Index)
 }
 
+// idleFor is how long a session or relay entry whose frames leave on link
+// id may stay unused.
+func (e *Engine) idleFor(id LinkID) time.Duration {
+	if l := e.links[id]; l != nil && l.info.Kind == LinkLoRa {
+		return e.cfg.SessionIdleLoRa
+	}
+	return e.cfg.SessionIdle
+}
+
 // sweepSessions drops idle sessions and stale relay entries.
 func (e *Engine) sweepSessions() {
 	for _, label := range e.sortedSessions() {
 		se := e.sessions[label]
-		if e.now.Sub(se.used) > e.cfg.SessionIdle || (se.s == nil && e.now.Sub(se.started) > sessionHandshakeTimeout) {
+		if e.now.Sub(se.used) > e.idleFor(se.link) || (se.s == nil && e.now.After(se.deadline)) {
 			e.dropSession(label, "idle")
 		}
 	}

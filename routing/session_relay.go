@@ -27,8 +27,6 @@ type relayEntry struct {
 // drop copies (a neighbour replaying frames with rewritten indices).
 const relayRecent = 16
 
-const relayHalfOpenTimeout = 2 * time.Minute
-
 // relayInit records a half-open entry for an init passing through and
 // sends it on towards its responder.
 func (e *Engine) relayInit(l *link, in *protocol.SessionInit, frame []byte) error {
@@ -54,7 +52,7 @@ func (e *Engine) relayInit(l *link, in *protocol.SessionInit, frame []byte) erro
 	}
 	e.relays[in.Label] = &relayEntry{
 		up: l.info.ID, down: out.info.ID, downVia: c.via, index: in.Index,
-		expires: e.now.Add(relayHalfOpenTimeout), neighbourOwn: ownerOf(l),
+		expires: e.now.Add(handshakeTimeout(out, c.hops+in.Index)), neighbourOwn: ownerOf(l),
 	}
 	e.halfOpen++
 	fwd := bytes.Clone(frame)
@@ -79,7 +77,7 @@ func (e *Engine) relayBack(l *link, frame []byte, label protocol.PathLabel, inde
 	if frame[0] == byte(protocol.KindSessionAccept) && !ent.confirmed {
 		ent.confirmed = true
 		e.halfOpen--
-		ent.expires = e.now.Add(e.cfg.SessionIdle)
+		ent.expires = e.now.Add(e.idleFor(ent.up))
 	}
 	fwd := bytes.Clone(frame)
 	_ = protocol.SetSessionIndex(fwd, index-1)
@@ -126,7 +124,7 @@ func (e *Engine) relayData(l *link, frame []byte, h protocol.SessionHop) error {
 	if ol == nil {
 		return nil
 	}
-	ent.expires = e.now.Add(e.cfg.SessionIdle)
+	ent.expires = e.now.Add(e.idleFor(ent.up))
 	fwd := bytes.Clone(frame)
 	_ = protocol.SetSessionIndex(fwd, next)
 	to := Address{}

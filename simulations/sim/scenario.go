@@ -156,6 +156,9 @@ type Engine struct {
 	// SNR-ordered window of 4 airtimes, cancelled on hearing one
 	// rebroadcast). Default managed.
 	FloodPolicy string `toml:"flood_policy"`
+	// Sessions carries unicast over route sessions instead of sealed
+	// envelopes (routing.Config.Sessions; default false).
+	Sessions bool `toml:"sessions"`
 }
 
 // NodeSpec is one node. A node with lora = true needs a position.
