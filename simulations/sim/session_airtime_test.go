@@ -17,7 +17,7 @@ var airtimeTable = flag.Bool("airtime.table", false, "TestSessionAirtime: run ev
 // node.
 type airtimeRun struct {
 	sf, hops, size, msgs int
-	sessions           bool
+	sessions             bool
 }
 
 func (r airtimeRun) scenario(t *testing.T) *Scenario {
