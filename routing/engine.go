@@ -120,6 +120,7 @@ type Engine struct {
 	relays     map[protocol.PathLabel]*relayEntry
 	halfOpen   int
 	lastNumber uint64
+	passive    map[passiveKey]*passiveWait
 }
 
 // New creates an engine at time now. Records persisted by an earlier run
@@ -151,6 +152,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		sessions:  make(map[protocol.PathLabel]*sessEnd),
 		byDest:    make(map[Address]protocol.PathLabel),
 		relays:    make(map[protocol.PathLabel]*relayEntry),
+		passive:   make(map[passiveKey]*passiveWait),
 	}
 	e.table.evicted = e.evicted
 	err := e.restore(restore)
@@ -237,6 +239,7 @@ func (e *Engine) Tick(now time.Time) {
 	// Hop-ack timeouts first: a failed hop puts its envelope back into
 	// custody due now, which the custody pass then handles in this Tick.
 	e.tickHopAcks()
+	e.tickPassive()
 	e.tickCustody()
 	e.tickFloods()
 	if !now.Before(e.nextSweep) {
@@ -264,6 +267,7 @@ func (e *Engine) NextWake() time.Time {
 	for _, w := range e.hopAcks {
 		earlier(w.deadline)
 	}
+	earlier(e.nextPassive())
 	for _, ps := range e.floods {
 		for _, p := range ps {
 			earlier(p.due)

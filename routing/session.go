@@ -2,6 +2,7 @@ package routing
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -37,9 +38,11 @@ type sessEnd struct {
 	// key), and retransmissions since the last acknowledgement.
 	inflight map[uint32]envKey
 	fails    int
-	// Responder: frames received since the last acknowledgement went out.
+	// Responder: frames received since the last acknowledgement went out,
+	// and the accept, sent again if the init comes again (memory only).
 	ack    protocol.SessionAck
 	ackDue bool
+	accept []byte
 }
 
 // Session bounds and timers.
@@ -123,7 +126,9 @@ func (e *Engine) sendOnSession(se *sessEnd, r *custodyRec) {
 		e.persistSession(se)
 	}
 	se.used = e.now
-	e.emitSession(se, r.frame, PriData, owner{})
+	if l := e.links[se.link]; se.hasLink && l != nil {
+		e.sendData(l, se.via, r.frame, PriData, owner{})
+	}
 	e.counters.SessionFramesOut++
 }
 
@@ -175,7 +180,7 @@ func (e *Engine) sessionTo(d *destEntry, l *link, via Address, hops uint8) *sess
 	e.sessions[p.Label()] = se
 	e.byDest[d.dest] = p.Label()
 	raw, _ := in.MarshalBinary()
-	e.emit(l, via, raw, PriData)
+	e.sendInit(l, via, raw, d.dest, owner{})
 	e.counters.SessionInitsOut++
 	return se
 }
@@ -268,6 +273,12 @@ func (e *Engine) handleSessionInit(l *link, frame []byte) error {
 		return e.relayInit(l, in, frame)
 	}
 	e.counters.SessionInitsIn++
+	if se := e.sessions[in.Label]; se != nil && se.accept != nil && se.link == l.info.ID {
+		// Our accept or the hop ack was lost: the same init again.
+		e.initArrived(l, frame)
+		e.sendData(l, Address{}, se.accept, PriControl, owner{})
+		return nil
+	}
 	if e.labelTaken(in.Label) {
 		e.counters.SessionInitsRefused++
 		return fmt.Errorf("session init: label %v taken: %w", in.Label, ErrBadInput)
@@ -281,13 +292,42 @@ func (e *Engine) handleSessionInit(l *link, frame []byte) error {
 		e.counters.SessionInitsRefused++
 		return err
 	}
-	se := &sessEnd{s: s, peer: s.Remote().Address(), link: l.info.ID, hasLink: true, started: e.now, used: e.now}
+	raw, _ := acc.MarshalBinary()
+	se := &sessEnd{s: s, peer: s.Remote().Address(), link: l.info.ID, hasLink: true, started: e.now, used: e.now, accept: raw}
 	e.sessions[in.Label] = se
 	e.persistSession(se)
-	raw, _ := acc.MarshalBinary()
-	e.emitSession(se, raw, PriControl, owner{})
+	e.initArrived(l, frame)
+	e.sendData(l, Address{}, raw, PriControl, owner{})
 	e.counters.SessionsAccepted++
 	return nil
+}
+
+// sendInit sends an init towards its responder. On a hop-ack link (a
+// radio) the next hop acknowledges it like an envelope and it is sent
+// again until it does: an init is 6 LoRa fragments, and one lost fragment
+// would otherwise cost a handshake timeout over the whole path.
+func (e *Engine) sendInit(l *link, via Address, frame []byte, dest Address, from owner) {
+	if !e.transmitEnvelope(l, via, frame, dest, initKey(frame), from) {
+		e.counters.QueueDrops++
+	}
+}
+
+// initArrived acknowledges an init on a hop-ack link.
+func (e *Engine) initArrived(l *link, frame []byte) {
+	if l.info.HopAcks {
+		e.sendHopAck(l, initKey(frame))
+	}
+}
+
+// initKey names an init whatever its receiver index, for hop acks.
+func initKey(frame []byte) envKey {
+	h := sha256.New()
+	h.Write([]byte("meshd/session-init-key/v2\x00"))
+	h.Write(frame[:5])
+	h.Write(frame[6:])
+	var k envKey
+	copy(k[:], h.Sum(nil))
+	return k
 }
 
 // sessionRate charges a session init to its link's token bucket, before
@@ -333,6 +373,9 @@ func (e *Engine) handleSessionAccept(l *link, frame []byte) error {
 		e.counters.FramesMalformed++
 		return err
 	}
+	if h, err := protocol.ParseSessionHop(frame); err == nil {
+		e.heardSession(l, frame, h)
+	}
 	se := e.sessions[acc.Label]
 	if se == nil || se.pending == nil || acc.Index != 0 {
 		return e.relayBack(l, frame, acc.Label, acc.Index)
@@ -356,6 +399,7 @@ func (e *Engine) handleSessionData(l *link, frame []byte) error {
 		e.counters.FramesMalformed++
 		return err
 	}
+	e.heardSession(l, frame, h)
 	se := e.sessions[h.Label]
 	if se == nil || se.s == nil {
 		return e.relayData(l, frame, h)
@@ -368,6 +412,12 @@ func (e *Engine) handleSessionData(l *link, frame []byte) error {
 	}
 	if err != nil {
 		e.counters.SessionFramesRefused++
+		if errors.Is(err, protocol.ErrReplay) && !se.s.Initiator() {
+			// Most likely the sender's retry of a frame whose
+			// acknowledgement was lost: acknowledge again (one
+			// cumulative ack per Ready however many copies came).
+			se.ackDue = se.ack.Next > 0
+		}
 		return err
 	}
 	e.counters.SessionFramesIn++

@@ -3,7 +3,6 @@ package routing
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"time"
 
 	"meshd.dev/meshd/protocol"
@@ -18,9 +17,15 @@ type relayEntry struct {
 	index        uint8
 	confirmed    bool // the accept passed: data frames are forwarded
 	expires      time.Time
-	recent       [2][relayRecent]uint64 // per direction: counter and tag prefix of frames passed on
+	recent       [2][relayRecent]recentFrame // per direction: frames passed on
 	recentNext   [2]int
 	neighbourOwn owner
+}
+
+type recentFrame struct {
+	id   uint64 // frameID
+	used bool
+	sent int // times passed on
 }
 
 // relayRecent is how many recent frames per direction a relay remembers to
@@ -36,6 +41,12 @@ func (e *Engine) relayInit(l *link, in *protocol.SessionInit, frame []byte) erro
 		c, ok = d.route()
 	}
 	out := e.links[c.link]
+	if ent := e.relays[in.Label]; ent != nil && ent.up == l.info.ID && ent.index == in.Index {
+		// The same init again: our hop ack was lost. Our own forward
+		// waits for its ack downstream.
+		e.initArrived(l, frame)
+		return nil
+	}
 	switch {
 	case in.Index >= protocol.MaxSessionHops:
 		e.counters.HopLimitDrops++
@@ -55,9 +66,10 @@ func (e *Engine) relayInit(l *link, in *protocol.SessionInit, frame []byte) erro
 		expires: e.now.Add(handshakeTimeout(out, c.hops+in.Index)), neighbourOwn: ownerOf(l),
 	}
 	e.halfOpen++
+	e.initArrived(l, frame)
 	fwd := bytes.Clone(frame)
 	_ = protocol.SetSessionIndex(fwd, in.Index+1)
-	e.emit(out, c.via, fwd, PriData)
+	e.sendInit(out, c.via, fwd, in.Responder, ownerOf(l))
 	e.counters.SessionFramesRelayed++
 	return nil
 }
@@ -81,7 +93,7 @@ func (e *Engine) relayBack(l *link, frame []byte, label protocol.PathLabel, inde
 	}
 	fwd := bytes.Clone(frame)
 	_ = protocol.SetSessionIndex(fwd, index-1)
-	e.pushSession(up, Address{}, fwd, PriControl, ent.neighbourOwn)
+	e.sendData(up, Address{}, fwd, PriControl, ent.neighbourOwn)
 	e.counters.SessionFramesRelayed++
 	if frame[0] == byte(protocol.KindSessionReset) {
 		e.dropRelay(label)
@@ -116,12 +128,19 @@ func (e *Engine) relayData(l *link, frame []byte, h protocol.SessionHop) error {
 		e.counters.FramesNotForUs++
 		return nil
 	}
-	if !ent.remember(dir, frame) {
-		e.counters.Duplicates++
-		return nil
-	}
 	ol := e.links[out]
 	if ol == nil {
+		return nil
+	}
+	resends := 0
+	if l.info.Shared {
+		resends = e.cfg.HopAckRetries
+	}
+	if !ent.remember(dir, frame, resends) {
+		// A copy: passed on again only a bounded number of times (the
+		// sender did not hear our first forward), so a neighbour
+		// replaying frames cannot make the path carry them more.
+		e.counters.Duplicates++
 		return nil
 	}
 	ent.expires = e.now.Add(e.idleFor(ent.up))
@@ -131,25 +150,30 @@ func (e *Engine) relayData(l *link, frame []byte, h protocol.SessionHop) error {
 	if dir == 0 {
 		to = ent.downVia
 	}
-	e.pushSession(ol, to, fwd, PriData, ent.neighbourOwn)
+	if k := (passiveKey{label: h.Label, back: h.TowardsInitiator, id: frameID(frame)}); e.passive[k] != nil {
+		// Still waiting to hear our own forward: that wait resends it.
+		return nil
+	}
+	e.sendData(ol, to, fwd, PriData, ent.neighbourOwn)
 	e.counters.SessionFramesRelayed++
 	return nil
 }
 
-// remember notes a frame passed on in direction dir, and reports false
-// for a copy of one passed on recently.
-func (ent *relayEntry) remember(dir int, frame []byte) bool {
-	var id uint64
-	for _, b := range frame[6:10] {
-		id = id<<8 | uint64(b)
+// remember notes a frame passed on in direction dir and reports whether
+// to pass it on (again): a copy of a recent frame goes at most resends more
+// times.
+func (ent *relayEntry) remember(dir int, frame []byte, resends int) bool {
+	id := frameID(frame)
+	for i, r := range ent.recent[dir] {
+		if r.id == id && r.used {
+			if r.sent > resends {
+				return false
+			}
+			ent.recent[dir][i].sent++
+			return true
+		}
 	}
-	for _, b := range frame[len(frame)-4:] {
-		id = id<<8 | uint64(b)
-	}
-	if slices.Contains(ent.recent[dir][:], id) {
-		return false
-	}
-	ent.recent[dir][ent.recentNext[dir]] = id
+	ent.recent[dir][ent.recentNext[dir]] = recentFrame{id: id, used: true, sent: 1}
 	ent.recentNext[dir] = (ent.recentNext[dir] + 1) % relayRecent
 	return true
 }
