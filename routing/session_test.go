@@ -273,3 +273,17 @@ func TestAttackSessionInitFlood(t *testing.T) {
 		t.Fatalf("%d sessions accepted with MaxSessions 8", c.SessionsAccepted)
 	}
 }
+
+// The engine fuzzer's captured frames include every session kind, so
+// FuzzEngineStep mutates real session traffic.
+func TestFuzzFixtureHasSessionFrames(t *testing.T) {
+	have := map[protocol.Kind]bool{}
+	for _, f := range fuzzFixture().frames {
+		have[protocol.Kind(f[0])] = true
+	}
+	for _, k := range []protocol.Kind{protocol.KindSessionInit, protocol.KindSessionAccept, protocol.KindSessionData} {
+		if !have[k] {
+			t.Errorf("no %v frame among the fuzz fixture's %d frames", k, len(fuzzFixture().frames))
+		}
+	}
+}
