@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/crypto/chacha20poly1305"
+
 	"meshd.dev/meshd/protocol"
 )
 
@@ -50,6 +52,9 @@ type custodyRec struct {
 	// session: an own message carried over a route session (session.go);
 	// data is its number and body, key its session message key.
 	session bool
+	// bodySealed: data is the body encrypted at rest (only as stored:
+	// persistCustody seals a copy, restoreCustody opens it).
+	bodySealed bool
 
 	// Quota charges (see quota.go), not persisted: a restored record is
 	// charged to its source, its neighbour is gone.
@@ -230,11 +235,15 @@ const (
 	crSealedSender
 	crHandedOff
 	crSession
-	crKnown = crOrigin | crAwaitingKey | crSealedSender | crHandedOff | crSession
+	crBodySealed
+	crKnown = crOrigin | crAwaitingKey | crSealedSender | crHandedOff | crSession | crBodySealed
 )
 
 // maxCustodyData bounds a record's data: an envelope, or a body.
 const maxCustodyData = protocol.MaxEnvelopeSize
+
+// atRestOverhead is what encrypting a body at rest adds (the AEAD tag).
+const atRestOverhead = chacha20poly1305.Overhead
 
 // custodyHeaderV1 and custodyHeader are the sizes before the data.
 const (
@@ -275,6 +284,9 @@ func encodeCustody(r *custodyRec) []byte {
 	if r.session {
 		flags |= crSession
 	}
+	if r.bodySealed {
+		flags |= crBodySealed
+	}
 	b = append(b, custodyFormat, flags, byte(r.typ))
 	b = binary.BigEndian.AppendUint64(b, r.ref)
 	b = append(b, r.dest[:]...)
@@ -310,6 +322,7 @@ func decodeCustody(k [16]byte, b []byte) (*custodyRec, error) {
 		sealedSender: flags&crSealedSender != 0,
 		handedOff:    flags&crHandedOff != 0,
 		session:      flags&crSession != 0,
+		bodySealed:   flags&crBodySealed != 0,
 		typ:          protocol.Type(b[2]),
 		ref:          binary.BigEndian.Uint64(b[3:]),
 		created:      protocol.Timestamp(binary.BigEndian.Uint32(b[27:])),
@@ -342,14 +355,21 @@ func decodeCustody(k [16]byte, b []byte) (*custodyRec, error) {
 
 // checkData checks the record's data against its header and sets its key.
 func (r *custodyRec) checkData() error {
+	sealed := 0
+	if r.bodySealed {
+		if !r.session && !r.awaitingKey {
+			return errors.New("an envelope sealed at rest")
+		}
+		sealed = atRestOverhead
+	}
 	if r.session {
-		if !r.origin || r.awaitingKey || len(r.data) < protocol.SessionNumberSize || len(r.data) > protocol.MaxSessionPlaintext {
+		if !r.origin || r.awaitingKey || len(r.data) < protocol.SessionNumberSize+sealed || len(r.data) > protocol.MaxSessionPlaintext+sealed {
 			return errors.New("bad session message")
 		}
 		return nil
 	}
 	if r.awaitingKey {
-		if !r.origin || len(r.data) > protocol.MaxPayloadSize {
+		if !r.origin || len(r.data) < sealed || len(r.data) > protocol.MaxPayloadSize+sealed {
 			return errors.New("bad pending body")
 		}
 		r.key = pendingKey(r.id)

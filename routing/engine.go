@@ -2,6 +2,7 @@ package routing
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"cmp"
 	"encoding/binary"
 	"fmt"
@@ -121,6 +122,9 @@ type Engine struct {
 	halfOpen   int
 	lastNumber uint64
 	passive    map[passiveKey]*passiveWait
+
+	// atRest encrypts custody bodies that are not envelopes yet.
+	atRest cipher.AEAD
 }
 
 // New creates an engine at time now. Records persisted by an earlier run
@@ -153,6 +157,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		byDest:    make(map[Address]protocol.PathLabel),
 		relays:    make(map[protocol.PathLabel]*relayEntry),
 		passive:   make(map[passiveKey]*passiveWait),
+		atRest:    atRestKey(cfg.Identity),
 	}
 	e.table.evicted = e.evicted
 	err := e.restore(restore)

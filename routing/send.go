@@ -1,9 +1,14 @@
 package routing
 
 import (
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -144,8 +149,48 @@ func (e *Engine) sealStored(r *custodyRec, d *destEntry) error {
 	return nil
 }
 
+// persistCustody writes a record. A body that is not an envelope yet (a
+// message waiting for its recipient's key, a session message) is the
+// application's plaintext: it is stored encrypted under the node's
+// at-rest key, never in the clear (TestAttackCustodyBodyOnDisk).
 func (e *Engine) persistCustody(r *custodyRec) {
-	e.persist(custodyKey(r.key), encodeCustody(r))
+	if !r.awaitingKey && !r.session {
+		e.persist(custodyKey(r.key), encodeCustody(r))
+		return
+	}
+	c := *r
+	c.data, c.bodySealed = e.atRest.Seal(nil, r.key[:chacha20poly1305.NonceSize], r.data, r.key[:]), true
+	e.persist(custodyKey(r.key), encodeCustody(&c))
+}
+
+// openAtRest decrypts a body persistCustody sealed. The record key is both
+// nonce and associated data: a record's body never changes under its key,
+// and a body moved under another key does not open.
+func (e *Engine) openAtRest(r *custodyRec) error {
+	if !r.bodySealed {
+		return nil
+	}
+	pt, err := e.atRest.Open(nil, r.key[:chacha20poly1305.NonceSize], r.data, r.key[:])
+	if err != nil {
+		return fmt.Errorf("custody record %x: body does not open: %w", r.key, ErrCorruptRecord)
+	}
+	r.data, r.bodySealed = pt, false
+	return nil
+}
+
+// atRestKey derives the key custody bodies are encrypted under from the
+// identity's signing seed: only the node itself can read them, and a
+// store copied without the identity key file reveals no message.
+func atRestKey(id *protocol.Identity) cipher.AEAD {
+	k, err := hkdf.Key(sha256.New, id.SigningKey().Seed(), nil, "meshd/custody-at-rest/v1", chacha20poly1305.KeySize)
+	if err != nil {
+		panic("routing: hkdf: " + err.Error())
+	}
+	a, err := chacha20poly1305.New(k)
+	if err != nil {
+		panic("routing: chacha20poly1305: " + err.Error())
+	}
+	return a
 }
 
 // attempt tries to move a custody record forward now: seal it if its key is
@@ -553,6 +598,9 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 func (e *Engine) restoreCustody(rec Record, k [16]byte, now protocol.Timestamp) error {
 	r, err := decodeCustody(k, rec.Value)
 	if err != nil {
+		return err
+	}
+	if err := e.openAtRest(r); err != nil {
 		return err
 	}
 	if r.session {

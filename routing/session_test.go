@@ -2,6 +2,7 @@ package routing_test
 
 import (
 	"math/rand/v2"
+	"strings"
 
 	"fmt"
 	"meshd.dev/meshd/protocol"
@@ -285,5 +286,30 @@ func TestFuzzFixtureHasSessionFrames(t *testing.T) {
 		if !have[k] {
 			t.Errorf("no %v frame among the fuzz fixture's %d frames", k, len(fuzzFixture().frames))
 		}
+	}
+}
+
+// Attack: whoever copies a node's store (a backup, a stolen disk) must not
+// read the messages waiting in custody for a recipient's key or for a
+// session: their bodies are stored encrypted. After a restart they are
+// opened again and delivered.
+func TestAttackCustodyBodyOnDisk(t *testing.T) {
+	for _, sessions := range []bool{false, true} {
+		n := newTestNet(t, 9)
+		n.cfg = func(c *routing.Config) { c.Sessions = sessions }
+		a, b := n.addNode("a"), n.addNode("b")
+		body := "the secret body of a message in custody"
+		n.send("a", "b", body) // no route, no key: custody
+		n.run(time.Minute)
+		for k, v := range a.store {
+			if strings.Contains(string(v), body) {
+				t.Fatalf("sessions %v: record %s holds the body in the clear", sessions, k)
+			}
+		}
+		n.stop(a)
+		n.start(a)
+		n.addLink(routing.LinkIP, time.Millisecond, 0, "a", "b")
+		n.run(time.Hour)
+		checkInbox(t, b, []string{body})
 	}
 }
