@@ -2,8 +2,8 @@ package routing
 
 import (
 	"bytes"
-	"crypto/cipher"
 	"cmp"
+	"crypto/cipher"
 	"encoding/binary"
 	"fmt"
 	"io"
