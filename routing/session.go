@@ -552,18 +552,24 @@ func (e *Engine) sweepSessions() {
 	e.sweepRelays()
 }
 
-// restoreSession loads a persisted session. The initiator sends over the
-// current route to its peer; the responder over the link of the next frame
-// it gets.
+// restoreSession loads a persisted session: a responder's, which answers
+// over the link of the next frame it gets. An initiator's session is
+// dropped instead: its sending chain may lag (a store restored from a
+// backup) and would seal new messages under counters the peer has
+// acknowledged already, so a stale acknowledgement could clear a message
+// never delivered. Its messages go over a new session, with the same
+// numbers. A lagging responder is harmless: its acknowledgements reuse
+// counters the initiator refuses, and the initiator's retries time out
+// into a new session.
 func (e *Engine) restoreSession(rec Record) error {
 	s, err := protocol.ParseSession(rec.Value)
 	if err != nil || sessionKey(s.Label()) != rec.Key {
 		return fmt.Errorf("session record %q: %w", rec.Key, ErrCorruptRecord)
 	}
-	se := &sessEnd{s: s, peer: s.Remote().Address(), started: e.now, used: e.now, inflight: map[uint32]envKey{}}
-	e.sessions[s.Label()] = se
 	if s.Initiator() {
-		e.byDest[se.peer] = s.Label()
+		e.del(rec.Key)
+		return nil
 	}
+	e.sessions[s.Label()] = &sessEnd{s: s, peer: s.Remote().Address(), started: e.now, used: e.now, inflight: map[uint32]envKey{}}
 	return nil
 }
