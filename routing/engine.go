@@ -121,7 +121,9 @@ type Engine struct {
 	relays     map[protocol.PathLabel]*relayEntry
 	halfOpen   int
 	lastNumber uint64
-	passive    map[passiveKey]*passiveWait
+	// reservedNumber: numbers up to it may have been issued (msgnum).
+	reservedNumber uint64
+	passive        map[passiveKey]*passiveWait
 
 	// atRest encrypts custody bodies that are not envelopes yet.
 	atRest cipher.AEAD

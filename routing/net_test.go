@@ -122,6 +122,9 @@ type testNet struct {
 	gossipLatency time.Duration
 	// kinds counts the frames transmitted, by their first byte.
 	kinds [256]int
+	// records counts record writes and deletes, batches the Ready batches
+	// that had any.
+	records, batches int
 }
 
 func newTestNet(t testing.TB, seed uint64) *testNet {
@@ -253,6 +256,10 @@ func (n *testNet) step(nd *tnode, in routing.Input) {
 func (n *testNet) process(nd *tnode) {
 	for nd.eng.HasReady() {
 		rd := nd.eng.Ready()
+		n.records += len(rd.Persist) + len(rd.Deletes)
+		if len(rd.Persist)+len(rd.Deletes) > 0 {
+			n.batches++
+		}
 		for _, r := range rd.Persist {
 			nd.store[r.Key] = append([]byte(nil), r.Value...)
 		}

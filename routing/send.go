@@ -559,6 +559,7 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 			return fmt.Errorf("message number record: %w", ErrCorruptRecord)
 		}
 		e.lastNumber = max(e.lastNumber, binary.BigEndian.Uint64(rec.Value))
+		e.reservedNumber = e.lastNumber
 		return nil
 	case len(rec.Key) == 10 && rec.Key[:2] == "s/":
 		return e.restoreSession(rec)

@@ -57,13 +57,23 @@ const numberKey = "msgnum"
 
 // nextNumber issues a message number: strictly increasing, never below the
 // clock in milliseconds, so numbers stay unique across restarts (and after
-// a restore from backup, as long as the clock moved on).
+// a restore from backup, as long as the clock moved on). Numbers can run
+// ahead of the clock (more than one message per millisecond), so the
+// engine persists a reservation: numbers up to msgnum may have been issued,
+// and a restart continues above it. One write per numberReserve numbers,
+// not one per message.
 func (e *Engine) nextNumber() uint64 {
 	n := max(e.lastNumber+1, uint64(e.now.UnixMilli()))
 	e.lastNumber = n
-	e.persist(numberKey, binary.BigEndian.AppendUint64(nil, n))
+	if n > e.reservedNumber {
+		e.reservedNumber = n + numberReserve
+		e.persist(numberKey, binary.BigEndian.AppendUint64(nil, e.reservedNumber))
+	}
 	return n
 }
+
+// numberReserve is how many numbers one msgnum write covers.
+const numberReserve = 1 << 16
 
 // sessionMessage turns an own message into a session record.
 func (e *Engine) sessionMessage(r *custodyRec, body []byte) {
@@ -230,8 +240,11 @@ func (e *Engine) pushSession(l *link, to Address, frame []byte, pri Priority, fr
 	}
 }
 
+// persistSession writes a responder's session state. An initiator's is
+// never written: it drops its sessions at a restart (restoreSession), so
+// its state on disk would serve nothing.
 func (e *Engine) persistSession(se *sessEnd) {
-	if se.s == nil {
+	if se.s == nil || se.s.Initiator() {
 		return
 	}
 	raw, _ := se.s.MarshalBinary()

@@ -339,3 +339,41 @@ func TestAttackSessionRestoredBackup(t *testing.T) {
 	n.run(time.Hour)
 	checkInbox(t, b, []string{"one", "two", "three", "four"})
 }
+
+// BenchmarkUnicastPair is the engine's part of a message between two
+// neighbours on an IP link, as a sealed envelope and over a session: an op
+// is one message delivered and acknowledged (the sender's custody record
+// cleared). It reports the record operations (writes and deletes) per
+// message, and the Ready batches that had any, which the daemon's node loop
+// commits.
+func BenchmarkUnicastPair(b *testing.B) {
+	for _, sessions := range []bool{false, true} {
+		name := "envelope"
+		if sessions {
+			name = "session"
+		}
+		b.Run(name, func(b *testing.B) {
+			n := newTestNet(b, 1)
+			n.cfg = func(c *routing.Config) { c.Sessions = sessions }
+			n.addNode("a")
+			nb := n.addNode("b")
+			n.addLink(routing.LinkIP, 0, 0, "a", "b")
+			n.run(time.Minute)
+			n.send("a", "b", "warm up")
+			n.run(time.Minute)
+			body := string(make([]byte, 256))
+			rec, bat := n.records, n.batches
+			b.ResetTimer()
+			for range b.N {
+				n.send("a", "b", body)
+				n.run(0)
+			}
+			b.StopTimer()
+			if got := len(nb.inbox); got != b.N+1 {
+				b.Fatalf("%d of %d delivered", got, b.N+1)
+			}
+			b.ReportMetric(float64(n.records-rec)/float64(b.N), "records/msg")
+			b.ReportMetric(float64(n.batches-bat)/float64(b.N), "batches/msg")
+		})
+	}
+}
