@@ -54,7 +54,8 @@ func (e *Engine) send(in SendRequest) error {
 	}
 	d := e.table.get(in.Dest)
 	switch {
-	case e.cfg.Sessions && !in.SealedSender:
+	case e.cfg.Sessions && !in.SealedSender && in.Type == protocol.TypeMessage:
+		// Session frames carry no type: other types keep envelopes.
 		e.sessionMessage(r, in.Body)
 		id = r.id
 	case d == nil || d.kemKey == nil || !d.known:

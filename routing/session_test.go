@@ -377,3 +377,16 @@ func BenchmarkUnicastPair(b *testing.B) {
 		})
 	}
 }
+
+// A FAPP message keeps its type: session frames carry none, so it goes as
+// an envelope even with sessions on.
+func TestSessionFAPPKeepsEnvelope(t *testing.T) {
+	n := sessionChain(t, 12, routing.LinkIP, 1)
+	n.run(time.Hour)
+	n.step(n.node("n0"), routing.SendRequest{Ref: 1, Dest: n.node("n1").id.Address(), Type: protocol.TypeFAPP, Body: []byte("fapp")})
+	n.run(time.Minute)
+	in := n.node("n1").inbox
+	if len(in) != 1 || in[0].Type != protocol.TypeFAPP {
+		t.Fatalf("inbox %+v", in)
+	}
+}
