@@ -160,11 +160,12 @@ type Config struct {
 	// VerifyCache). Nil, the daemon's setting, verifies in every engine.
 	VerifyCache VerifyCache
 
-	// Sessions carries the node's own unicast messages (not sealed
-	// sender) over route sessions (docs/routing.md section 12) instead of
-	// sealed envelopes. Off by default: nodes without session support
-	// count session frames as unknown and do not relay them.
-	Sessions bool
+	// NoSessions sends the node's own unicast messages (not sealed
+	// sender) as sealed envelopes instead of over route sessions
+	// (docs/routing.md section 12). Sessions are on by default; a node
+	// with NoSessions still answers, relays and receives session frames,
+	// it only never starts a session itself.
+	NoSessions bool
 	// MaxSessions bounds the sessions this node is an end of (default
 	// 4,096); MaxSessionRelays the session paths through it (default
 	// 16,384, of which at most a 64th waiting for their accept).

@@ -113,6 +113,9 @@ func fuzzConfig(id *protocol.Identity, seed string) routing.Config {
 func fuzzConfigA(fx *fixture) routing.Config {
 	cfg := fuzzConfig(fx.a, "a")
 	cfg.Mailbox, cfg.Capabilities = true, protocol.CapMailbox
+	// A's own messages stay sealed envelopes so that the captured frames
+	// hold both unicast forms.
+	cfg.NoSessions = true
 	return cfg
 }
 
@@ -120,9 +123,7 @@ func fuzzConfigA(fx *fixture) routing.Config {
 // sessions, so the captured frames (and A's inputs) include session inits,
 // accepts, data frames and acknowledgements.
 func fuzzConfigB(fx *fixture) routing.Config {
-	cfg := fuzzConfig(fx.b, "b")
-	cfg.Sessions = true
-	return cfg
+	return fuzzConfig(fx.b, "b")
 }
 
 // pairIP and pairLoRa are the links between A and B.

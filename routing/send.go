@@ -54,8 +54,10 @@ func (e *Engine) send(in SendRequest) error {
 	}
 	d := e.table.get(in.Dest)
 	switch {
-	case e.cfg.Sessions && !in.SealedSender && in.Type == protocol.TypeMessage:
-		// Session frames carry no type: other types keep envelopes.
+	case !e.cfg.NoSessions && !in.SealedSender && in.Type == protocol.TypeMessage && e.sessionReachable(d):
+		// Session frames carry no type: other types keep envelopes. A
+		// message is given its form once: switching a message that may
+		// have been delivered to the other form would deliver it twice.
 		e.sessionMessage(r, in.Body)
 		id = r.id
 	case d == nil || d.kemKey == nil || !d.known:
@@ -148,6 +150,20 @@ func (e *Engine) sealStored(r *custodyRec, d *destEntry) error {
 		e.receipts.put(r.receiptFor, r.data)
 	}
 	return nil
+}
+
+// sessionReachable says whether a message to d travels over a route
+// session. Not when d's key is known but d has no route now (it is
+// probably offline): such a message is sealed into an envelope, which a
+// mailbox can hold (handOff); a session frame cannot be handed off. A
+// destination whose key is unknown is looked up first either way (an
+// envelope needs the key too), and then reached over a session.
+func (e *Engine) sessionReachable(d *destEntry) bool {
+	if d == nil || !d.known || d.kemKey == nil {
+		return true
+	}
+	c, ok := d.route()
+	return ok && e.links[c.link] != nil
 }
 
 // persistCustody writes a record. A body that is not an envelope yet (a

@@ -13,8 +13,8 @@ import (
 	"meshd.dev/meshd/protocol"
 )
 
-// Unicast over route sessions (docs/routing.md section 12). With
-// Config.Sessions on, a node's own messages (not sealed sender) travel in
+// Unicast over route sessions (docs/routing.md section 12). Unless
+// Config.NoSessions is set, a node's own messages (not sealed sender) travel in
 // session data frames once the destination's key and a route are known:
 // one handshake per destination, then 32 bytes of overhead per message.
 // The origin keeps each message in custody, keyed on its session message
@@ -429,7 +429,10 @@ func (e *Engine) handleSessionData(l *link, frame []byte) error {
 			// Most likely the sender's retry of a frame whose
 			// acknowledgement was lost: acknowledge again (one
 			// cumulative ack per Ready however many copies came).
+			// Like a duplicate envelope, it is counted, not an error:
+			// a retry is the protocol working (TestCrashRestart).
 			se.ackDue = se.ack.Next > 0
+			return nil
 		}
 		return err
 	}
@@ -467,9 +470,19 @@ func (e *Engine) sessionDeliver(se *sessEnd, counter uint32, pt []byte) {
 	e.markDelivered(key, MessageID(key), deliveredEntry{expires: expires})
 	e.rd.Deliveries = append(e.rd.Deliveries, Delivery{
 		ID: MessageID(key), Key: key, Type: protocol.TypeMessage, From: from.Address(), Sender: from,
-		Body: bytes.Clone(body), Created: created, Expires: expires,
+		Body: bytes.Clone(body), Created: created, Expires: expires, Hops: sessionHops(se.s),
 	})
 	e.counters.Delivered++
+}
+
+// sessionHops is the number of relays between the ends, the hop count an
+// envelope would arrive with: the responder's index is the number of links
+// the init crossed.
+func sessionHops(s *protocol.Session) uint8 {
+	if s.Index() == 0 {
+		return 0
+	}
+	return s.Index() - 1
 }
 
 // sessionControl handles an acknowledgement (the only control message

@@ -12,7 +12,13 @@ import (
 	"meshd.dev/meshd/routing"
 )
 
-func withSessions(c *routing.Config) { c.Sessions = true }
+// envelopes makes a test's nodes send their own messages as sealed
+// envelopes: for tests of the envelope path, which first contact,
+// sealed sender and mailboxes keep using.
+func envelopes(c *routing.Config) { c.NoSessions = true }
+
+// withSessions states that a test runs with sessions (the default).
+func withSessions(c *routing.Config) { c.NoSessions = false }
 
 // sessionChain builds a line of nodes n0..n(k) joined by links of kind.
 func sessionChain(t *testing.T, seed uint64, kind routing.LinkKind, hops int) *testNet {
@@ -241,7 +247,7 @@ func TestAttackSessionFramesEngine(t *testing.T) {
 // cryptography, and the session table stays within MaxSessions.
 func TestAttackSessionInitFlood(t *testing.T) {
 	n := newTestNet(t, 5)
-	n.cfg = func(c *routing.Config) { c.Sessions, c.MaxSessions = true, 8 }
+	n.cfg = func(c *routing.Config) { c.MaxSessions = 8 }
 	n.addNode("victim")
 	n.addNode("attacker")
 	l := n.addLink(routing.LinkIP, time.Millisecond, 0, "attacker", "victim")
@@ -296,7 +302,7 @@ func TestFuzzFixtureHasSessionFrames(t *testing.T) {
 func TestAttackCustodyBodyOnDisk(t *testing.T) {
 	for _, sessions := range []bool{false, true} {
 		n := newTestNet(t, 9)
-		n.cfg = func(c *routing.Config) { c.Sessions = sessions }
+		n.cfg = func(c *routing.Config) { c.NoSessions = !sessions }
 		a, b := n.addNode("a"), n.addNode("b")
 		body := "the secret body of a message in custody"
 		n.send("a", "b", body) // no route, no key: custody
@@ -354,7 +360,7 @@ func BenchmarkUnicastPair(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			n := newTestNet(b, 1)
-			n.cfg = func(c *routing.Config) { c.Sessions = sessions }
+			n.cfg = func(c *routing.Config) { c.NoSessions = !sessions }
 			n.addNode("a")
 			nb := n.addNode("b")
 			n.addLink(routing.LinkIP, 0, 0, "a", "b")

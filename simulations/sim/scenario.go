@@ -157,8 +157,8 @@ type Engine struct {
 	// rebroadcast). Default managed.
 	FloodPolicy string `toml:"flood_policy"`
 	// Sessions carries unicast over route sessions instead of sealed
-	// envelopes (routing.Config.Sessions; default false).
-	Sessions bool `toml:"sessions"`
+	// envelopes (default true; false sets routing.Config.NoSessions).
+	Sessions *bool `toml:"sessions"`
 }
 
 // NodeSpec is one node. A node with lora = true needs a position.
