@@ -188,6 +188,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		AnnounceInterval: time.Duration(cfg.Routing.AnnounceInterval),
 		MessageTTL:       time.Duration(cfg.Routing.MessageTTL),
 		CustodyMaxBytes:  cfg.Routing.CustodyMaxBytes,
+		NoSessions:       !cfg.Routing.Sessions,
 		// The gossip validator checks freshness with the same bounds.
 		FloodMaxAge: floodMaxAge,
 		ClockSkew:   clockSkew,
