@@ -72,7 +72,7 @@ import (
 // announce-share=F, announce-burst=N, retry-base=D, retry-max=D,
 // hand-off-after=N, hop-limit=N, message-ttl=D, hop-ack-retries=N,
 // flood-hop-limit=N, flood-cancel-after=N, path-request-interval=D,
-// ip-advert-radius=N.
+// ip-advert-radius=N, sessions=false (own unicast as envelopes).
 
 var update = flag.Bool("update", false, "rewrite the expected output of the scenario scripts in testdata/scenarios")
 
@@ -273,6 +273,11 @@ func configOpts(a *cmdArgs) (func(*routing.Config), error) {
 						c.Capabilities &^= protocol.CapMailbox
 					}
 				}
+			}
+		case "sessions":
+			var on bool
+			if on, err = strconv.ParseBool(v); err == nil {
+				f = func(c *routing.Config) { c.NoSessions = !on }
 			}
 		case "caps":
 			var caps protocol.Capabilities
