@@ -35,6 +35,7 @@ func (n *Node) Info(ctx context.Context) (rpcapi.NodeInfo, error) {
 		Inbox:        n.st.InboxLen(),
 		DHTMode:      n.host.DHTMode(),
 		Reachability: n.host.Reachability(),
+		TCPListen:    n.tcpAddr(),
 	}, nil
 }
 
@@ -208,7 +209,7 @@ func (n *Node) Inbox(ctx context.Context, p rpcapi.InboxParams) (rpcapi.InboxPag
 	if len(entries) > limit {
 		entries, page.More = entries[:limit], true
 	}
-	bytes := 0
+	bytes, taken := 0, 0
 	for i, e := range entries {
 		// A page stops at about maxPageBytes of payload (1000 messages of
 		// 64 KiB would make a 90 MB answer); the cursor says where to go on.
@@ -216,11 +217,17 @@ func (n *Node) Inbox(ctx context.Context, p rpcapi.InboxParams) (rpcapi.InboxPag
 			page.More = true
 			break
 		}
+		page.Next = e.Seq
+		taken++
+		if e.Type == protocol.TypeFAPP {
+			// FAPP's own message, taken out of the inbox by the node loop
+			// (fapp_reserve.go); not an app's.
+			continue
+		}
 		m := n.messageOf(e)
 		page.Messages = append(page.Messages, m)
-		page.Next = e.Seq
 	}
-	if len(page.Messages) == len(entries) && len(page.Corrupt) > 0 {
+	if taken == len(entries) && len(page.Corrupt) > 0 {
 		// Every entry read made it into the page: the cursor may move past
 		// the damaged ones too.
 		page.Next = max(page.Next, page.Corrupt[len(page.Corrupt)-1])

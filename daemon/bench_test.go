@@ -23,6 +23,24 @@ import (
 func BenchmarkDirectMessages(b *testing.B) {
 	a, bn, stop := twoNodes(b)
 	defer stop()
+	benchMessages(b, a, bn)
+}
+
+// BenchmarkDirectMessagesTCP is BenchmarkDirectMessages over a plain TCP
+// link (transports/tcp) instead of libp2p.
+//
+//	go test -run '^$' -bench 'DirectMessages' -benchtime 2000x ./daemon
+func BenchmarkDirectMessagesTCP(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, bn, stop := tcpPair(b, ctx)
+	defer stop()
+	benchMessages(b, a, bn)
+}
+
+// benchMessages sends b.N messages from a to bn (see
+// BenchmarkDirectMessages).
+func benchMessages(b *testing.B, a, bn *Node) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	sub := bn.hub.add(b.N + 1024) // room for every event: none may be dropped

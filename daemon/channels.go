@@ -96,6 +96,10 @@ type channels struct {
 
 	mu     sync.RWMutex
 	joined map[protocol.ChannelID]store.Channel
+	// fapp holds the keys of the FAPP channels the node follows (public,
+	// derived keys; see fapp_channels.go). They are not listed as joined
+	// channels and keep no history.
+	fapp map[protocol.ChannelID]protocol.ChannelKey
 
 	limMu   sync.Mutex
 	senders map[string]*rate.Limiter
@@ -112,6 +116,7 @@ func newChannels(now func() time.Time, historySize int) *channels {
 	return &channels{
 		now: now, maxAge: floodMaxAge, skew: clockSkew, historySize: historySize,
 		joined:  map[protocol.ChannelID]store.Channel{},
+		fapp:    map[protocol.ChannelID]protocol.ChannelKey{},
 		senders: map[string]*rate.Limiter{}, perChan: map[protocol.ChannelID]*rate.Limiter{},
 		in: make(chan []byte, gossipInQueue), out: make(chan routing.Publish, gossipOutQueue),
 	}
@@ -197,6 +202,9 @@ func (c *channels) check(frame []byte) error {
 		return fmt.Errorf("%w: %w", errGossipStale, err)
 	}
 	ch, ok := c.get(f.Channel)
+	if !ok {
+		ch.Key, ok = c.fappKey(f.Channel)
+	}
 	if !ok {
 		c.stats.unknown.Add(1)
 		// A channel this node just left is not the forwarder's fault:

@@ -16,8 +16,10 @@ import (
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pelletier/go-toml/v2"
 
+	"meshd.dev/meshd/fapp"
 	"meshd.dev/meshd/internal/tomlerr"
 	"meshd.dev/meshd/rpcapi"
+	"meshd.dev/meshd/transports/tcp"
 )
 
 // Default ports. 4001 is kubo's; meshd keeps clear of it so both can run on
@@ -77,7 +79,45 @@ type Config struct {
 	Routing RoutingConfig `toml:"routing"`
 	// Channels configures broadcast channels.
 	Channels ChannelsConfig `toml:"channels"`
+	// FAPP configures appointment discovery (docs/fapp.md).
+	FAPP FAPPConfig `toml:"fapp"`
+	// TCP configures plain TCP links.
+	TCP TCPConfig `toml:"tcp"`
+	// LoRa are the RNode-compatible LoRa modems, one [[lora]] section each
+	// (see lora.go).
+	LoRa []LoRaConfig `toml:"lora,omitempty"`
 }
+
+// TCPConfig configures plain TCP links (transports/tcp): authenticated and
+// encrypted links to other meshd nodes, without libp2p.
+type TCPConfig struct {
+	// Listen is the host:port to accept TCP links on; empty accepts none.
+	Listen string `toml:"listen"`
+	// Peers are dialled and kept up: "HOST:PORT", or "ADDRESS@HOST:PORT"
+	// to accept only the node with that mesh address there.
+	Peers []string `toml:"peers"`
+}
+
+// FAPPConfig configures FAPP in the daemon.
+type FAPPConfig struct {
+	// Regions are the 2-digit PLZ regions whose announces the node follows
+	// (keeps in its index and answers local queries from). Apps may follow
+	// more with fapp.follow.
+	Regions []string `toml:"regions"`
+	// Relay follows every region and answers other nodes' remote queries.
+	Relay bool `toml:"relay"`
+	// TrustedIssuers are the hex Ed25519 keys of credential issuers (a
+	// chamber, a KV, a community registry) whose credentials this node
+	// accepts.
+	TrustedIssuers []string `toml:"trusted_issuers"`
+	// Epoch is the batching interval of the node's own slot changes: they
+	// are published at epoch boundaries only, so an announce's timing does
+	// not tell when a reservation happened.
+	Epoch Duration `toml:"epoch"`
+}
+
+// DefaultFAPPEpoch is the default batching interval of own slot changes.
+const DefaultFAPPEpoch = 10 * time.Minute
 
 // ChannelsConfig configures broadcast channels.
 type ChannelsConfig struct {
@@ -149,6 +189,8 @@ func DefaultConfig() Config {
 		Limits:    LimitsConfig{ConnLow: 64, ConnHigh: 128, ShutdownTimeout: Duration(10 * time.Second)},
 		Routing:   RoutingConfig{AnnounceInterval: Duration(30 * time.Minute), MessageTTL: Duration(7 * 24 * time.Hour), CustodyMaxBytes: 64 << 20, Sessions: true},
 		Channels:  ChannelsConfig{HistorySize: DefaultChannelHistory},
+		FAPP:      FAPPConfig{Regions: []string{}, TrustedIssuers: []string{}, Epoch: Duration(DefaultFAPPEpoch)},
+		TCP:       TCPConfig{Peers: []string{}},
 	}
 }
 
@@ -234,6 +276,59 @@ func (c *Config) Validate() error {
 	if c.Channels.HistorySize < 1 || c.Channels.HistorySize > MaxChannelHistory {
 		return bad("channels.history_size", "%d: want 1 to %d", c.Channels.HistorySize, MaxChannelHistory)
 	}
+	if err := c.validateLoRa(bad); err != nil {
+		return err
+	}
+	if err := c.validateTCP(bad); err != nil {
+		return err
+	}
+	return c.FAPP.validate(bad)
+}
+
+// validateTCP checks the [tcp] section.
+func (c *Config) validateTCP(bad func(field, format string, a ...any) error) error {
+	if c.TCP.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.TCP.Listen); err != nil {
+			return bad("tcp.listen", "%q is not host:port (for example 0.0.0.0:7723): %v", c.TCP.Listen, err)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return bad("tcp.listen", "port %q is not a number from 0 to 65535", port)
+		}
+	}
+	seen := map[string]bool{}
+	for _, p := range c.TCP.Peers {
+		peer, err := tcp.ParsePeer(p)
+		if err != nil {
+			return bad("tcp.peers", "%q: want HOST:PORT or ADDRESS@HOST:PORT (ADDRESS: the peer's mesh address in hex)", p)
+		}
+		if _, port, _ := net.SplitHostPort(peer.Addr); port == "0" {
+			return bad("tcp.peers", "%q: port 0 cannot be dialled", p)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad("tcp.peers", "%q: port %q is not a number from 1 to 65535", p, port)
+		}
+		if seen[peer.Addr] {
+			return bad("tcp.peers", "%q is listed twice", peer.Addr)
+		}
+		seen[peer.Addr] = true
+	}
+	return nil
+}
+
+func (f *FAPPConfig) validate(bad func(field, format string, a ...any) error) error {
+	for _, r := range f.Regions {
+		if _, err := fapp.ParseRegion(r); err != nil {
+			return bad("fapp.regions", "%v", err)
+		}
+	}
+	for _, k := range f.TrustedIssuers {
+		if _, err := fapp.ParseIssuerKey(k); err != nil {
+			return bad("fapp.trusted_issuers", "%v", err)
+		}
+	}
+	// The publisher works in whole minutes (at least one): shorter or
+	// broken values are rounded down, with a floor of one minute.
+	if f.Epoch < Duration(time.Second) || f.Epoch > Duration(24*time.Hour) {
+		return bad("fapp.epoch", "%v: want one second to 24 hours (used in whole minutes, at least one)", time.Duration(f.Epoch))
+	}
 	return nil
 }
 
@@ -263,6 +358,9 @@ type Flags struct {
 	dhtMode    string
 	logLevel   string
 	logFormat  string
+	tcpListen  string
+	tcpPeers   multiFlag
+	lora       multiFlag
 }
 
 type multiFlag []string
@@ -284,6 +382,9 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.dhtMode, "dht-mode", "", "DHT mode: auto, client or server (env MESHD_DHT_MODE)")
 	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error (env MESHD_LOG_LEVEL)")
 	fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json (env MESHD_LOG_FORMAT)")
+	fs.StringVar(&f.tcpListen, "tcp-listen", "", "accept plain TCP links on HOST:PORT (env MESHD_TCP_LISTEN)")
+	fs.Var(&f.tcpPeers, "tcp-peer", "keep a plain TCP link to HOST:PORT or ADDRESS@HOST:PORT, repeatable (env MESHD_TCP_PEERS, comma-separated)")
+	fs.Var(&f.lora, "lora", "RNode LoRa modem serial port, repeatable; a port without a [[lora]] section gets EU868 869.525 MHz SF9 (env MESHD_LORA, comma-separated)")
 	return f
 }
 
@@ -292,6 +393,8 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 var envVars = []string{
 	"MESHD_CONFIG", "MESHD_DATA_DIR", "MESHD_LISTEN", "MESHD_API", "MESHD_METRICS", "MESHD_BOOTSTRAP", "MESHD_MDNS",
 	"MESHD_RELAY", "MESHD_DHT_MODE", "MESHD_LOG_LEVEL", "MESHD_LOG_FORMAT",
+	"MESHD_TCP_LISTEN", "MESHD_TCP_PEERS",
+	"MESHD_LORA",
 }
 
 // LoadConfig builds the effective configuration: embedded defaults, then
@@ -376,6 +479,15 @@ func LoadConfig(f *Flags, environ []string) (Config, string, error) {
 	if set["log-format"] {
 		c.Log.Format = f.logFormat
 	}
+	if set["tcp-listen"] {
+		c.TCP.Listen = f.tcpListen
+	}
+	if set["tcp-peer"] {
+		c.TCP.Peers = slices.Clone(f.tcpPeers)
+	}
+	if set["lora"] {
+		c.LoRa = loraPorts(c.LoRa, f.lora)
+	}
 	if c.API == "off" {
 		c.API = ""
 	}
@@ -452,6 +564,12 @@ func applyEnv(c *Config, env map[string]string) error {
 			c.Log.Level = v
 		case "MESHD_LOG_FORMAT":
 			c.Log.Format = v
+		case "MESHD_TCP_LISTEN":
+			c.TCP.Listen = v
+		case "MESHD_TCP_PEERS":
+			c.TCP.Peers = list(v)
+		case "MESHD_LORA":
+			c.LoRa = loraPorts(c.LoRa, list(v))
 		}
 		if err != nil {
 			return err

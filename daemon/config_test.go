@@ -134,10 +134,21 @@ func TestConfigErrors(t *testing.T) {
 		{name: "history too long", doc: "[channels]\nhistory_size = 10001\n", want: "channels.history_size"},
 		{name: "no history", doc: "[channels]\nhistory_size = 0\n", want: "channels.history_size"},
 		{name: "conn limits", doc: "[limits]\nconn_low = 10\nconn_high = 5\n", want: "conn_low"},
+		{name: "fapp region", doc: "[fapp]\nregions = [\"1\"]\n", want: "fapp.regions"},
+		{name: "fapp region not in use", doc: "[fapp]\nregions = [\"00\"]\n", want: "fapp.regions"},
+		{name: "fapp issuer", doc: "[fapp]\ntrusted_issuers = [\"abc\"]\n", want: "fapp.trusted_issuers"},
+		{name: "fapp epoch", doc: "[fapp]\nepoch = \"48h\"\n", want: "fapp.epoch"},
 		{name: "unknown env", env: []string{"MESHD_LISTN=/ip4/127.0.0.1/tcp/0"}, want: "MESHD_LISTN is not a meshd setting"},
 		{name: "bad env bool", env: []string{"MESHD_MDNS=perhaps"}, want: "MESHD_MDNS"},
 		{name: "bad log level flag", args: []string{"--log-level", "loud"}, want: "log.level"},
 		{name: "missing explicit file", args: []string{"--config", "/nonexistent/meshd.toml"}, want: "/nonexistent/meshd.toml"},
+		{name: "tcp listen without port", doc: "[tcp]\nlisten = \"0.0.0.0\"\n", want: "tcp.listen"},
+		{name: "tcp listen bad port", args: []string{"--tcp-listen", "0.0.0.0:99999"}, want: "tcp.listen"},
+		{name: "tcp peer without port", doc: "[tcp]\npeers = [\"10.0.0.1\"]\n", want: "tcp.peers"},
+		{name: "tcp peer port 0", args: []string{"--tcp-peer", "10.0.0.1:0"}, want: "port 0"},
+		{name: "tcp peer bad address", args: []string{"--tcp-peer", "nothex@10.0.0.1:7723"}, want: "tcp.peers"},
+		{name: "tcp peer twice", env: []string{"MESHD_TCP_PEERS=10.0.0.1:7723,10.0.0.1:7723"}, want: "listed twice"},
+		{name: "tcp unknown key", doc: "[tcp]\nlisten_on = \"0.0.0.0:1\"\n", want: `unknown field "tcp.listen_on"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -155,6 +166,25 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("error %q does not mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestConfigTCP: the [tcp] section, its variables and flags, with flags
+// winning.
+func TestConfigTCP(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, "[tcp]\nlisten = \"0.0.0.0:7723\"\npeers = [\"router.lan:7723\", \"[fd00::1]:7723\"]\n")
+	c, _, err := loadWith(t, []string{"--data-dir", dir})
+	if err != nil || c.TCP.Listen != "0.0.0.0:7723" || len(c.TCP.Peers) != 2 {
+		t.Fatalf("file: %+v, %v", c.TCP, err)
+	}
+	c, _, err = loadWith(t, []string{"--data-dir", dir}, "MESHD_TCP_LISTEN=127.0.0.1:1", "MESHD_TCP_PEERS=10.0.0.1:2")
+	if err != nil || c.TCP.Listen != "127.0.0.1:1" || len(c.TCP.Peers) != 1 {
+		t.Fatalf("environment: %+v, %v", c.TCP, err)
+	}
+	c, _, err = loadWith(t, []string{"--data-dir", dir, "--tcp-listen", "127.0.0.1:3", "--tcp-peer", "10.0.0.1:4", "--tcp-peer", "10.0.0.2:4"})
+	if err != nil || c.TCP.Listen != "127.0.0.1:3" || len(c.TCP.Peers) != 2 || c.TCP.Peers[1] != "10.0.0.2:4" {
+		t.Fatalf("flags: %+v, %v", c.TCP, err)
 	}
 }
 

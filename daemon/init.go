@@ -89,9 +89,27 @@ dht_mode = %q
 [channels]
   # Latest messages kept per joined channel for channel.history (1 to 10000).
   history_size = %d
+
+[fapp]
+  # 2-digit PLZ regions whose slot announces this node follows, e.g. ["10", "12"].
+  regions = []
+  # FAPP relay: follow every region and answer other nodes' remote queries.
+  relay = %t
+  # Hex keys of the credential issuers this node trusts.
+  trusted_issuers = []
+  # Own slot changes are published at epoch boundaries only.
+  epoch = %s
+[tcp]
+  # Plain TCP links (authenticated, encrypted), for routers and tunnels.
+  # Accept them on this host:port, e.g. "0.0.0.0:7723"; empty: none.
+  listen = ""
+  # Keep links to these: "HOST:PORT", or "ADDRESS@HOST:PORT" to accept only
+  # the node with that mesh address there.
+  peers = []
 `, d.DataDir, q(d.Listen), d.API, d.MDNS, d.Relay, d.DHTMode, d.Log.Level, d.Log.Format,
 		d.Limits.ConnLow, d.Limits.ConnHigh, dur(d.Limits.ShutdownTimeout), d.Limits.MemoryLimit,
-		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes, d.Routing.Sessions, d.Channels.HistorySize)
+		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes, d.Routing.Sessions, d.Channels.HistorySize,
+		d.FAPP.Relay, dur(d.FAPP.Epoch))
 }
 
 // ErrExists is returned by Init when the configuration file exists.

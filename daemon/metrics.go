@@ -64,7 +64,7 @@ func newCollector(n *Node) *collector {
 		}
 		c.descs[name] = prometheus.NewDesc(metric, "routing engine counter "+name+" (see routing.Counters)", nil, nil)
 	})
-	c.peers = prometheus.NewDesc("meshd_links", "meshd links up (libp2p peers that finished the meshd handshake)", nil, nil)
+	c.peers = prometheus.NewDesc("meshd_links", "meshd links up, of every kind (libp2p peers that finished the meshd handshake, TCP, LoRa; by kind: meshd_links_up)", nil, nil)
 	c.dropped = prometheus.NewDesc("meshd_link_frames_dropped_total", "frames a libp2p link did not take (gone, or its send queue stalled)", nil, nil)
 	c.channels = map[string]*prometheus.Desc{}
 	for _, m := range channelMetrics {
@@ -87,6 +87,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.channels {
 		ch <- d
 	}
+	ch <- fappDropped
+	ch <- fappEvents
+	ch <- fappIndexed
 }
 
 // Collect implements prometheus.Collector.
@@ -106,6 +109,38 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.channels[m.name], prometheus.CounterValue, float64(m.get(&c.n.chans.stats)))
 	}
 	ch <- prometheus.MustNewConstMetric(c.joined, prometheus.GaugeValue, float64(len(c.n.chans.list())))
+	c.collectFAPP(ch)
+}
+
+// FAPP metrics: what the node dropped from the network, by object and
+// reason, what it did, and what its index holds.
+var (
+	fappDropped = prometheus.NewDesc("meshd_fapp_dropped_total",
+		"FAPP objects from the network dropped, by object (announce, profile, revocation, query, answer, reservation, ...) and reason",
+		[]string{"object", "reason"}, nil)
+	fappEvents = prometheus.NewDesc("meshd_fapp_events_total",
+		"FAPP events: announces_accepted, profiles_accepted, queries_answered, reservations_received, own_announces_released, ...",
+		[]string{"event"}, nil)
+	fappIndexed = prometheus.NewDesc("meshd_fapp_index_announces", "therapists' announces held in the FAPP index", nil, nil)
+)
+
+func (c *collector) collectFAPP(ch chan<- prometheus.Metric) {
+	f := c.n.fapp
+	if f == nil {
+		return
+	}
+	for k, v := range f.stats.snapshotDrops() {
+		ch <- prometheus.MustNewConstMetric(fappDropped, prometheus.CounterValue, float64(v), k[0], k[1])
+	}
+	f.stats.mu.Lock()
+	for k, v := range f.stats.m {
+		ch <- prometheus.MustNewConstMetric(fappEvents, prometheus.CounterValue, float64(v), k)
+	}
+	f.stats.mu.Unlock()
+	f.mu.Lock()
+	n := f.idx.Len()
+	f.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(fappIndexed, prometheus.GaugeValue, float64(n))
 }
 
 // channelMetrics are the broadcast channel counters. None carries a
@@ -138,6 +173,12 @@ type metricsServer struct {
 func startMetrics(n *Node, addr string, log *slog.Logger) (*metricsServer, error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(newCollector(n)); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(newLinkCollector(n)); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(newLoRaCollector(n)); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()

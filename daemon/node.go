@@ -21,6 +21,7 @@ import (
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/routing"
 	"meshd.dev/meshd/rpcapi"
+	contract "meshd.dev/meshd/transports/link"
 	"meshd.dev/meshd/transports/p2p"
 )
 
@@ -70,11 +71,22 @@ type Node struct {
 	dropped    uint64                        // frames the links did not take
 	publishing map[uint64]*pendingPublish    // channel.publish calls waiting for the engine
 
+	// transports are the link transports other than libp2p (TCP, LoRa);
+	// linkIn carries their links' frames and ends to the loop.
+	transports []contract.Transport
+	linkIn     chan linkEvent
+	linkList   atomic.Pointer[[]*link] // every link up, for node.links and metrics
+	givenUp    map[routing.LinkID]int  // frames windowed links did not take, for TxDone
+	totals     [routing.LinkLoRa + 1]linkTotals
+
 	// Broadcast channels: the registry of joined channels, gossip's
 	// validator and queues (safe for concurrent use), and the host's
 	// gossip.
 	chans  *channels
 	gossip channelHost
+
+	// fapp is FAPP's daemon side (fapp.go).
+	fapp *fappNode
 
 	// Read by API goroutines.
 	snap atomic.Pointer[snapshot]
@@ -83,11 +95,21 @@ type Node struct {
 
 type link struct {
 	id       routing.LinkID
-	peer     peer.ID
+	kind     routing.LinkKind
+	peer     peer.ID // libp2p links only
 	addr     protocol.Address
 	since    time.Time
 	outbound bool
-	stalled  bool // its send queue stayed full; see transmit
+	stalled  atomic.Bool // its send queue stayed full; see transmit (read by node.links)
+	// conn is the link of any kind other than libp2p, driven through the
+	// link contract (see links.go); nil for libp2p links, which the host
+	// drives through its events.
+	conn contract.Link
+	info contract.Info
+	gone bool // down: events its pump still delivers are ignored
+	// Counted by the daemon for libp2p links (contract links count
+	// themselves); read by API goroutines.
+	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
 }
 
 type sendOutcome struct {
@@ -223,6 +245,12 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
+	transports, err := openTransports(cfg, id, log)
+	if err != nil {
+		host.Close()
+		st.Close()
+		return nil, err
+	}
 	nctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		cfg: cfg, log: log, id: id, st: st, host: host, now: now, started: now(),
@@ -231,12 +259,20 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		eng: eng, links: map[peer.ID]*link{}, byLink: map[routing.LinkID]*link{},
 		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
 		resolved: map[peer.ID][]pendingResolved{}, publishing: map[uint64]*pendingPublish{},
-		chans: chans, gossip: host,
+		chans: chans, gossip: host, linkIn: make(chan linkEvent, linkInQueue), transports: transports,
 	}
+	n.publishLinks()
 	c := eng.Counters()
 	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), counters: c})
 	n.hub.subs = map[*subscriber]struct{}{}
 	if err := n.restoreChannels(); err != nil {
+		cancel()
+		n.closeTransports()
+		host.Close()
+		st.Close()
+		return nil, err
+	}
+	if err := n.openFAPP(); err != nil {
 		cancel()
 		host.Close()
 		st.Close()
@@ -251,7 +287,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 func (n *Node) Run(ctx context.Context) error {
 	defer close(n.stopped)
 	n.loopCtx = ctx
-	n.log.Info("meshd running", "address", n.id.Address(), "peer_id", n.host.ID(), "listen", n.host.Addrs())
+	n.log.Info("meshd running", "address", n.id.Address(), "peer_id", n.host.ID(), "listen", n.host.Addrs(), "tcp_listen", n.tcpAddr())
 	// Whatever the restored engine has to do, and the first snapshot for
 	// node.info. (The host publishes and refreshes the node's DHT address
 	// record itself.)
@@ -261,6 +297,10 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	n.bg.Go(n.runPublisher)
+	n.bg.Go(n.fapp.runTicker)
+	for _, t := range n.transports {
+		n.bg.Go(func() { n.runTransport(t) })
+	}
 	timer := time.NewTimer(n.eng.NextWake().Sub(n.now()))
 	defer timer.Stop()
 	events := n.host.Events()
@@ -281,6 +321,8 @@ func (n *Node) Run(ctx context.Context) error {
 			f()
 		case fr := <-n.chans.in:
 			n.step(routing.GossipReceived{Frame: fr})
+		case ev := <-n.linkIn:
+			n.onLinkEvent(ev)
 		case <-timer.C:
 		}
 	batch:
@@ -295,6 +337,8 @@ func (n *Node) Run(ctx context.Context) error {
 				f()
 			case fr := <-n.chans.in:
 				n.step(routing.GossipReceived{Frame: fr})
+			case ev := <-n.linkIn:
+				n.onLinkEvent(ev)
 			default:
 				break batch
 			}
@@ -328,11 +372,12 @@ func (n *Node) shutdownLoop() {
 func (n *Node) Close() error {
 	n.closing.Store(true)
 	n.cancel()
+	errT := n.closeTransports()
 	n.bg.Wait()
 	n.hub.closeAll()
 	errH := n.host.Close()
 	errS := n.st.Close()
-	return errors.Join(errH, errS)
+	return errors.Join(errT, errH, errS)
 }
 
 // drain carries out everything the engine has to do, in the order the
@@ -356,7 +401,8 @@ func (n *Node) drain() error {
 		for _, a := range rd.Lookups {
 			n.startLookup(a)
 		}
-		n.deliverChannels(broadcasts)
+		n.deliverChannels(n.fapp.takeBroadcasts(broadcasts))
+		direct, seqs = n.fapp.takeDirect(direct, seqs)
 		for i := range direct {
 			d := &direct[i]
 			m := n.messageOf(store.InboxEntry{Seq: seqs[i], Received: n.now().UTC(), Delivery: *d})
@@ -366,9 +412,13 @@ func (n *Node) drain() error {
 			n.onEngineEvent(ev)
 		}
 		n.eng.Advance()
+		// What FAPP answered goes into the engine after the Ready it
+		// came from is carried out.
+		n.fapp.flush()
+		n.giveUpFrames()
 	}
 	c := n.eng.Counters()
-	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.links), dropped: n.dropped, counters: c})
+	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.byLink), dropped: n.dropped, counters: c})
 	return nil
 }
 
@@ -395,28 +445,29 @@ func (n *Node) transmit(txs []routing.Transmit) {
 			continue
 		}
 		wait := sendStall
-		if l.stalled {
+		if l.stalled.Load() {
 			wait = stalledWait
 		}
 		ctx, cancel := context.WithTimeout(n.loopCtx, wait)
-		err := n.host.Send(ctx, l.peer, tx.Frame)
+		err := n.sendOn(ctx, l, tx.Frame)
 		cancel()
 		if err == nil {
-			if l.stalled {
-				l.stalled = false
-				n.log.Info("link drains again", "peer", l.peer, "link", l.id)
+			if l.stalled.Load() {
+				l.stalled.Store(false)
+				n.log.Info("link drains again", "peer", l.label(), "link", l.id)
 			}
 			continue
 		}
 		n.dropped++
+		n.noteGivenUp(l)
 		if errors.Is(err, context.DeadlineExceeded) {
-			if !l.stalled {
-				l.stalled = true
-				n.log.Warn("link stalled: dropping its frames until it drains or goes down", "peer", l.peer, "link", l.id)
+			if !l.stalled.Load() {
+				l.stalled.Store(true)
+				n.log.Warn("link stalled: dropping its frames until it drains or goes down", "peer", l.label(), "link", l.id)
 			}
 			continue
 		}
-		n.log.Debug("transmit failed", "peer", l.peer, "err", err)
+		n.log.Debug("transmit failed", "peer", l.label(), "err", err)
 	}
 }
 
@@ -465,10 +516,14 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 			n.linkDown(old)
 		}
 		n.nextLink++
-		l := &link{id: n.nextLink, peer: ev.Peer, addr: ev.Address, since: now, outbound: ev.Outbound}
+		l := &link{id: n.nextLink, kind: routing.LinkIP, peer: ev.Peer, addr: ev.Address, since: now, outbound: ev.Outbound,
+			info: p2pInfo(ev)}
 		n.links[ev.Peer] = l
 		n.byLink[l.id] = l
-		n.step(routing.LinkUp{Link: routing.LinkInfo{ID: l.id, Kind: routing.LinkIP, Peer: ev.Address}})
+		n.publishLinks()
+		ri := routingInfo(l.id, l.info)
+		ri.Peer = ev.Address // the hello's, also when it carried no full identity
+		n.step(routing.LinkUp{Link: ri})
 		if ev.Identity != nil {
 			// The neighbour's keys came with the authenticated link
 			// handshake: messages to it can be sealed at once.
@@ -490,6 +545,8 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 		if l == nil {
 			return
 		}
+		l.framesIn.Add(1)
+		l.bytesIn.Add(uint64(len(ev.Data)))
 		if err := n.eng.Step(now, routing.FrameReceived{Link: l.id, Frame: ev.Data}); err != nil {
 			n.log.Debug("frame refused", "peer", ev.Peer, "err", err)
 		}
@@ -497,12 +554,19 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 }
 
 func (n *Node) linkDown(l *link) {
-	delete(n.links, l.peer)
+	if l.conn == nil {
+		delete(n.links, l.peer)
+	} else {
+		l.conn.Close(nil)
+	}
+	l.gone = true
+	n.retire(l)
 	delete(n.byLink, l.id)
+	n.publishLinks()
 	n.step(routing.LinkDown{Link: l.id})
 	p := n.peerOf(l)
 	n.hub.publish(rpcapi.Event{Kind: rpcapi.EventPeerDown, Peer: &p})
-	n.log.Info("link down", "peer", l.peer, "address", l.addr, "link", l.id)
+	n.log.Info("link down", "kind", l.kind.String(), "peer", l.label(), "address", l.addr, "link", l.id)
 }
 
 func (n *Node) step(in routing.Input) {
@@ -631,6 +695,9 @@ func (n *Node) call(ctx context.Context, f func()) error {
 
 func (n *Node) peerOf(l *link) rpcapi.Peer {
 	p := rpcapi.Peer{PeerID: l.peer.String(), Address: l.addr.String(), Addrs: []string{}, Link: uint32(l.id), Since: l.since.UTC(), Direction: "inbound"}
+	if l.conn != nil {
+		p.PeerID, p.Addrs, p.Kind = "", []string{l.info.Name}, l.kind.String()
+	}
 	if l.outbound {
 		p.Direction = "outbound"
 	}

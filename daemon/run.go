@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"meshd.dev/meshd/rpcapi"
+	"meshd.dev/meshd/rpcapi/web"
 )
 
 // Main runs meshd until ctx ends (SIGINT, SIGTERM): it opens the node,
@@ -37,6 +38,7 @@ func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Token:      token,
 		Logger:     log,
 		Version:    Version,
+		Web:        web.New(web.Options{Token: token}),
 	})
 	if err != nil {
 		n.Close()

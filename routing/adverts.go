@@ -78,6 +78,9 @@ func (e *Engine) advertRate(l *link) float64 {
 	if d := l.info.DutyCycle; d > 0 {
 		rate = min(rate, e.cfg.DutyCycleAdvertShare*d*float64(l.info.Bitrate)/8)
 	}
+	if l.budgetKnown {
+		rate *= l.budget // adverts yield to data as the hour's airtime runs out
+	}
 	return rate
 }
 

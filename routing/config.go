@@ -37,6 +37,10 @@ type Config struct {
 	// allows (default 0.25). With EU868's 1 % sub-band that is 0.25 % of the
 	// bitrate; with the 10 % sub-band AnnounceShare is the tighter bound.
 	DutyCycleAdvertShare float64
+	// LowBudget: below this share of its duty-cycle airtime left
+	// (LinkBudget), a link stops rebroadcasting other nodes' channel
+	// frames (default 0.25).
+	LowBudget float64
 	// AnnounceBurst is the advertisement budget a link starts with and may
 	// save up, in bytes (default 2,048).
 	AnnounceBurst int
@@ -200,6 +204,9 @@ func (c *Config) applyDefaults() error {
 	def(&c.RouteTTL, 3*c.AnnounceInterval)
 	if c.AnnounceShare <= 0 || c.AnnounceShare > 1 {
 		c.AnnounceShare = 0.02
+	}
+	if c.LowBudget <= 0 || c.LowBudget > 1 {
+		c.LowBudget = 0.25
 	}
 	if c.DutyCycleAdvertShare <= 0 || c.DutyCycleAdvertShare > 1 {
 		c.DutyCycleAdvertShare = 0.25

@@ -116,6 +116,14 @@ type Counters struct {
 	SessionUnknown       uint64
 	SessionRelayRefused  uint64
 
+	// FloodYielded counts radio rebroadcasts skipped because the link had
+	// less than Config.LowBudget of its duty-cycle airtime left.
+	FloodYielded uint64
+
+	// FloodOutOfScope counts frames of a scoped channel this node has not
+	// joined: dropped, not relayed (ScopeChannel).
+	FloodOutOfScope uint64
+
 	// Gauges.
 	Routes       uint64
 	CustodyCount uint64

@@ -33,6 +33,23 @@ type link struct {
 	reasm *protocol.Reassembler
 	// sessionRate limits the session inits it brings (session.go).
 	sessionRate tokenBucket
+	// budget is the share of the duty cycle's hourly airtime left, from
+	// LinkBudget (budgetKnown false: never reported, the whole budget).
+	budget      float64
+	budgetKnown bool
+	// sending lists what a windowed link was handed and has not reported
+	// sent (TxDone), oldest first, so a hop-ack timeout starts when its
+	// frame is on the air.
+	sending []handedItem
+}
+
+// handedItem is one queue item handed to a windowed link: how many frames
+// it took (fragments), and the hop-ack wait it starts once sent.
+type handedItem struct {
+	frames int
+	key    envKey
+	size   int
+	ack    bool
 }
 
 type advertReq struct {
@@ -52,7 +69,8 @@ type ackWait struct {
 	frame    []byte
 	dest     Address
 	tries    int
-	deadline time.Time // zero until the frame is handed to the link
+	deadline time.Time // zero until the frame is handed to the link (windowed: until sent)
+	handed   bool      // handed to a windowed link, waiting for its TxDone
 	from     owner     // whose envelope it is (quota.go)
 }
 
@@ -94,6 +112,7 @@ type Engine struct {
 	custody   *custodyStore
 	reasm     *protocol.Reassembler
 	channels  map[protocol.ChannelID]protocol.ChannelKey
+	scoped    map[protocol.ChannelID]bool // channels only members relay (flood.go)
 	floods    map[[16]byte][]*pendingFlood
 	pathReqs  map[[8]byte]pathOrigin
 	hopAcks   map[envKey]*ackWait
@@ -151,6 +170,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		custody:   newCustodyStore(newCustodyQuota(cfg.Identity.Address(), limitsOf(&cfg))),
 		reasm:     protocol.NewReassembler(protocol.ReassemblerConfig{}),
 		channels:  make(map[protocol.ChannelID]protocol.ChannelKey),
+		scoped:    make(map[protocol.ChannelID]bool),
 		floods:    make(map[[16]byte][]*pendingFlood),
 		pathReqs:  make(map[[8]byte]pathOrigin),
 		hopAcks:   make(map[envKey]*ackWait),
@@ -208,8 +228,11 @@ func (e *Engine) Step(now time.Time, in Input) error {
 	case TxDone:
 		if l := e.links[in.Link]; l != nil {
 			l.inflight = max(l.inflight-max(in.Frames, 1), 0)
+			e.sent(l, max(in.Frames, 1))
 		}
 		return nil
+	case LinkBudget:
+		return e.linkBudget(in)
 	case SendRequest:
 		return e.send(in)
 	case Broadcast:
@@ -219,6 +242,13 @@ func (e *Engine) Step(now time.Time, in Input) error {
 		return nil
 	case LeaveChannel:
 		delete(e.channels, in.Channel)
+		return nil
+	case ScopeChannel:
+		if in.Scoped {
+			e.scoped[in.Channel] = true
+		} else {
+			delete(e.scoped, in.Channel)
+		}
 		return nil
 	case GossipReceived:
 		e.counters.FramesIn++
@@ -539,13 +569,43 @@ func (e *Engine) drainQueue(l *link) {
 			e.counters.BytesOut += uint64(len(f))
 		}
 		l.inflight += len(frames)
+		h := handedItem{frames: len(frames)}
 		if it.hasRelease {
 			if w := e.hopAcks[it.release]; w != nil && w.link == l.info.ID {
-				w.deadline = e.now.Add(e.ackTimeout(l, len(it.frame)))
+				if l.info.Window > 0 { // the timeout starts at TxDone (sent)
+					w.handed = true
+					h.key, h.size, h.ack = it.release, len(it.frame), true
+				} else {
+					w.deadline = e.now.Add(e.ackTimeout(l, len(it.frame)))
+				}
 			} else if l.info.Kind != LinkLoRa && !l.info.HopAcks {
 				e.post = append(e.post, it.release)
 			}
 		}
+		if l.info.Window > 0 {
+			l.sending = append(l.sending, h)
+		}
+	}
+}
+
+// sent takes n frames a windowed link reported sent off its list, oldest
+// first, and starts the hop-ack timeout of each envelope now fully on the
+// air.
+func (e *Engine) sent(l *link, n int) {
+	for n > 0 && len(l.sending) > 0 {
+		h := &l.sending[0]
+		take := min(n, h.frames)
+		h.frames -= take
+		n -= take
+		if h.frames > 0 {
+			return
+		}
+		if w := e.hopAcks[h.key]; h.ack && w != nil && w.link == l.info.ID && w.handed {
+			w.handed = false
+			w.deadline = e.now.Add(e.ackTimeout(l, h.size))
+		}
+		l.sending[0] = handedItem{}
+		l.sending = l.sending[1:]
 	}
 }
 
@@ -623,3 +683,23 @@ func (e *Engine) Routes() []Route {
 }
 
 func linkSource(id LinkID) string { return "link-" + strconv.FormatUint(uint64(id), 10) }
+
+// linkBudget records what a duty-cycled link has left of its hour.
+func (e *Engine) linkBudget(in LinkBudget) error {
+	l := e.links[in.Link]
+	if l == nil {
+		return fmt.Errorf("budget of unknown link %d: %w", in.Link, ErrBadInput)
+	}
+	if !(in.Remaining >= 0 && in.Remaining <= 1) {
+		return fmt.Errorf("link %d: budget %v not in 0..1: %w", in.Link, in.Remaining, ErrBadInput)
+	}
+	e.refill(l) // tokens earned so far at the old rate
+	l.budget, l.budgetKnown = in.Remaining, true
+	return nil
+}
+
+// lowBudget reports whether l has less than Config.LowBudget of its
+// duty-cycle airtime left.
+func (e *Engine) lowBudget(l *link) bool {
+	return l.budgetKnown && l.budget < e.cfg.LowBudget
+}

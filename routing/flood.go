@@ -18,7 +18,8 @@ import (
 // in the window depends on the frame's signal quality: far neighbours (low
 // SNR) go first, because their rebroadcast reaches the most new nodes; a
 // node that hears enough neighbours rebroadcast during its delay, or one
-// from close by, cancels its own (docs/routing.md, section 6). Frames too old
+// from close by, cancels its own (docs/routing.md, section 6). A scoped
+// channel's frames are relayed only by its members. Frames too old
 // or from the future are refused first, and members drop frames that do not
 // authenticate. IP neighbours get broadcasts through gossip instead (the
 // daemon publishes what Ready.Publish holds), and frames from gossip are
@@ -38,6 +39,13 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 		return nil
 	}
 	k, member := e.channels[f.Channel]
+	if !member && e.scoped[f.Channel] {
+		// A scoped channel (a FAPP region) crosses the mesh only through
+		// the nodes that follow it, so a radio does not carry every
+		// region's traffic.
+		e.counters.FloodOutOfScope++
+		return nil
+	}
 	key, expires := floodKey(f), f.Sent().Add(e.cfg.FloodMaxAge)
 	if !member {
 		// A node that cannot check the tag keys what it relays on the
@@ -253,7 +261,12 @@ func (e *Engine) tickFloods() {
 	})
 	for _, p := range due {
 		e.unpendFlood(p)
-		if l := e.links[p.link]; l != nil && e.emit(l, Address{}, p.frame, PriBulk) {
+		l := e.links[p.link]
+		if l != nil && e.lowBudget(l) {
+			e.counters.FloodYielded++ // the neighbours' rebroadcasts carry it
+			continue
+		}
+		if l != nil && e.emit(l, Address{}, p.frame, PriBulk) {
 			e.counters.FloodRelayed++
 		}
 	}

@@ -57,7 +57,7 @@ const (
 	opTick             // amount u16, unit
 	opPoolFrame        // index u16, mutation, position u16, value, id
 	opPeerSend         // B sends to A: len
-	opJoin             // channel
+	opJoin             // channel (or scope it)
 	opLeave            // channel
 	opResolved         // dest, id, identity, ttl
 	opGossip           // index u16, mutation, position u16, value
@@ -538,9 +538,14 @@ func (run *fuzzRun) op(r *fuzzReader) {
 		_ = run.b.Step(run.now, routing.SendRequest{Ref: 1, Dest: run.fx.a.Address(), Body: make([]byte, r.u16()%3000)})
 		run.drainB()
 	case opJoin:
-		key := run.fx.key
-		if r.byte()&1 != 0 {
+		key, b := run.fx.key, r.byte()
+		if b&1 != 0 {
 			key = run.fx.key2
+		}
+		if b&2 != 0 {
+			// Scope (or, bit 2 clear, unscope) the channel instead.
+			run.step(routing.ScopeChannel{Channel: key.ID(), Scoped: b&4 != 0})
+			break
 		}
 		run.step(routing.JoinChannel{Key: key})
 	case opLeave:

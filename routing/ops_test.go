@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -61,5 +62,30 @@ func TestAdvertRateDutyCycle(t *testing.T) {
 	}
 	if err := e.Step(time.Unix(1_800_000_000, 0), LinkUp{Link: LinkInfo{ID: 2, Kind: LinkLoRa, DutyCycle: 1.5}}); err == nil {
 		t.Error("duty cycle 1.5 accepted")
+	}
+}
+
+// TestAdvertRateFollowsBudget: adverts on a duty-cycled link slow down in
+// proportion to the share of the hour's airtime left, so the rest goes to
+// data.
+func TestAdvertRateFollowsBudget(t *testing.T) {
+	id, _ := protocol.NewIdentity(rand.NewChaCha8([32]byte{1}))
+	now := time.Unix(1_800_000_000, 0)
+	e, err := New(Config{Identity: id, Rand: rand.NewChaCha8([32]byte{2})}, now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Step(now, LinkUp{Link: LinkInfo{ID: 1, Kind: LinkLoRa, Bitrate: 8000, DutyCycle: 0.01}}); err != nil {
+		t.Fatal(err)
+	}
+	l := e.links[1]
+	full := e.advertRate(l)
+	for _, rem := range []float64{1, 0.5, 0} {
+		if err := e.Step(now, LinkBudget{Link: 1, Remaining: rem}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := e.advertRate(l), full*rem; math.Abs(got-want) > 1e-9 {
+			t.Errorf("remaining %v: %v B/s, want %v", rem, got, want)
+		}
 	}
 }

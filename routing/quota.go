@@ -304,7 +304,7 @@ func (e *Engine) queueDropped(l *link, dropped []qitem) {
 		if !it.hasRelease {
 			continue
 		}
-		if w := e.hopAcks[it.release]; w != nil && w.link == l.info.ID && w.deadline.IsZero() {
+		if w := e.hopAcks[it.release]; w != nil && w.link == l.info.ID && w.deadline.IsZero() && !w.handed {
 			delete(e.hopAcks, it.release)
 		}
 		if r := e.custody.get(it.release); r != nil && r.nextTry.IsZero() {

@@ -161,6 +161,18 @@ type TxDone struct {
 	Frames int
 }
 
+// LinkBudget reports the share of a duty-cycled link's airtime for the
+// hour that is still unspent (0..1), as the transport's ledger counts it.
+// The engine slows the link's adverts in proportion, and below
+// Config.LowBudget stops rebroadcasting other nodes' channel frames on it
+// (managed flooding: its neighbours' rebroadcasts carry them), so what is
+// left goes to data. A link never reported counts as having its whole
+// budget. The transport reports it again as its budget changes.
+type LinkBudget struct {
+	Link      LinkID
+	Remaining float64
+}
+
 // SendRequest asks the engine to send an application message.
 type SendRequest struct {
 	// Ref is the caller's reference; events about this message carry it.
@@ -187,11 +199,23 @@ type Broadcast struct {
 }
 
 // JoinChannel makes the engine deliver a channel's broadcasts to the
-// application. Flooding relays every channel, joined or not.
+// application. Flooding relays every channel, joined or not,
+// but a scoped one (ScopeChannel).
 type JoinChannel struct{ Key protocol.ChannelKey }
 
 // LeaveChannel stops delivering a channel.
 type LeaveChannel struct{ Channel protocol.ChannelID }
+
+// ScopeChannel marks a channel as scoped (or, Scoped false, lifts the
+// mark): its frames are relayed on mesh links only by members, and a node
+// that has not joined it drops them (Counters.FloodOutOfScope). It keeps
+// channels of a region off the radios of nodes that do not follow the
+// region (docs/routing.md, section 6). Unscoped channels are relayed by
+// every node.
+type ScopeChannel struct {
+	Channel protocol.ChannelID
+	Scoped  bool
+}
 
 // GossipReceived reports a channel frame that arrived through gossip on the
 // IP side; the engine delivers it and floods it onto mesh links.
@@ -212,10 +236,12 @@ func (LinkUp) isInput()         {}
 func (LinkDown) isInput()       {}
 func (FrameReceived) isInput()  {}
 func (TxDone) isInput()         {}
+func (LinkBudget) isInput()     {}
 func (SendRequest) isInput()    {}
 func (Broadcast) isInput()      {}
 func (JoinChannel) isInput()    {}
 func (LeaveChannel) isInput()   {}
+func (ScopeChannel) isInput()   {}
 func (GossipReceived) isInput() {}
 func (Resolved) isInput()       {}
 

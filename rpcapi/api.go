@@ -12,6 +12,7 @@ const (
 	MethodNodeInfo     = "node.info"
 	MethodNodePeers    = "node.peers"
 	MethodNodeConnect  = "node.connect"
+	MethodNodeLinks    = "node.links"
 	MethodRouteTable   = "route.table"
 	MethodMsgSend      = "msg.send"
 	MethodMsgInbox     = "msg.inbox"
@@ -36,6 +37,8 @@ type Node interface {
 	// Connect dials a libp2p multiaddr that includes /p2p/<peer ID>.
 	Connect(ctx context.Context, multiaddr string) (Peer, error)
 	Routes(ctx context.Context) ([]Route, error)
+	// Links lists the node's links of every kind.
+	Links(ctx context.Context) ([]Link, error)
 	// Send hands a message to the routing engine. It returns once the
 	// message is durably in custody (or refused).
 	Send(ctx context.Context, p SendParams) (SendResult, error)
@@ -108,6 +111,8 @@ type NodeInfo struct {
 	// Reachability is libp2p AutoNAT's verdict: "unknown", "public" or
 	// "private".
 	Reachability string `json:"reachability,omitempty"`
+	// TCPListen is the host:port plain TCP links are accepted on, if any.
+	TCPListen string `json:"tcp_listen,omitempty"`
 }
 
 // Peer is a connected libp2p peer.
@@ -125,6 +130,65 @@ type Peer struct {
 	Since time.Time `json:"since"`
 	// Relayed is true for a connection through a circuit relay.
 	Relayed bool `json:"relayed,omitempty"`
+	// Kind is the link kind of a link that is not libp2p ("tcp", "lora");
+	// empty for libp2p peers. Such links have no peer ID; Addrs holds the
+	// link's name (the remote TCP address, the modem).
+	Kind string `json:"kind,omitempty"`
+}
+
+// Link is one of the node's links (libp2p, TCP or LoRa), as node.links
+// lists it.
+type Link struct {
+	// ID is the routing engine's link ID (routes name it).
+	ID uint32 `json:"id"`
+	// Kind is "ip" (libp2p), "tcp" or "lora".
+	Kind string `json:"kind"`
+	// Name is what the link is known by: the libp2p peer ID, the remote
+	// TCP address, the modem's serial port.
+	Name string `json:"name"`
+	// Peer is the mesh address the link's handshake authenticated; empty
+	// on a shared medium (a radio reaches many neighbours).
+	Peer string `json:"peer,omitempty"`
+	// State is "up", "stalled" while the link does not take frames,
+	// "down" for a link that is not up (a configured TCP peer between
+	// attempts, a modem being reopened; ID is then 0), or "connecting"
+	// while an attempt is under way.
+	State string `json:"state"`
+	// Error says why a link that is not up failed last.
+	Error string `json:"error,omitempty"`
+	// Retry is when the next attempt to bring a down link up starts.
+	Retry *time.Time `json:"retry,omitempty"`
+	// Direction is "inbound" or "outbound"; empty on a shared medium.
+	Direction string `json:"direction,omitempty"`
+	// Since is when the link came up.
+	Since time.Time `json:"since"`
+	// FramesIn, FramesOut, BytesIn and BytesOut count the link's traffic
+	// since it came up.
+	FramesIn  uint64 `json:"frames_in"`
+	FramesOut uint64 `json:"frames_out"`
+	BytesIn   uint64 `json:"bytes_in"`
+	BytesOut  uint64 `json:"bytes_out"`
+	// QueueFrames and QueueBytes are waiting in the link to be sent.
+	QueueFrames int `json:"queue_frames"`
+	QueueBytes  int `json:"queue_bytes"`
+	// MTU is the largest frame the link carries.
+	MTU int `json:"mtu,omitempty"`
+	// Radio holds a radio link's figures; absent on other links.
+	Radio *LinkRadio `json:"radio,omitempty"`
+}
+
+// LinkRadio are the radio figures of a link.
+type LinkRadio struct {
+	// RSSI (dBm) and SNR (dB) of the last frame received; absent before
+	// the first.
+	RSSI *float64 `json:"rssi,omitempty"`
+	SNR  *float64 `json:"snr,omitempty"`
+	// AirtimeUsedMS is how long the link transmitted in the last hour;
+	// AirtimeLeftMS what its duty cycle still allows in that hour.
+	AirtimeUsedMS int64 `json:"airtime_used_ms"`
+	AirtimeLeftMS int64 `json:"airtime_left_ms"`
+	// DutyCycle is the share of time the link may transmit (0: no limit).
+	DutyCycle float64 `json:"duty_cycle,omitempty"`
 }
 
 // Route is one routing table entry.
@@ -265,4 +329,8 @@ type Event struct {
 	Peer    *Peer    `json:"peer,omitempty"`
 	// ChannelMessage is set for channel-message events.
 	ChannelMessage *ChannelMessage `json:"channel_message,omitempty"`
+	// FAPPReservation is set for fapp-reservation events.
+	FAPPReservation *FAPPReservation `json:"fapp_reservation,omitempty"`
+	// FAPPRegion is the 2-digit region of a fapp-index event.
+	FAPPRegion string `json:"fapp_region,omitempty"`
 }

@@ -54,7 +54,8 @@ func DialDataDir(ctx context.Context, dataDir string) (*Client, error) {
 }
 
 // DialWebSocket connects to meshd's WebSocket endpoint, such as
-// "ws://127.0.0.1:7777/ws", authenticating with token (see ReadToken).
+// "ws://127.0.0.1:7721/ws" (7721 is the daemon's default API port),
+// authenticating with token (see ReadToken).
 func DialWebSocket(ctx context.Context, url, token string) (*Client, error) {
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+token)
@@ -143,6 +144,12 @@ func (c *Client) Connect(ctx context.Context, multiaddr string) (Peer, error) {
 func (c *Client) Routes(ctx context.Context) ([]Route, error) {
 	var v []Route
 	return v, c.Call(ctx, MethodRouteTable, nil, &v)
+}
+
+// Links calls node.links.
+func (c *Client) Links(ctx context.Context) ([]Link, error) {
+	var v []Link
+	return v, c.Call(ctx, MethodNodeLinks, nil, &v)
 }
 
 // Send calls msg.send.

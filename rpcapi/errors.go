@@ -46,6 +46,8 @@ func (e *Error) Is(target error) bool {
 		return e.Code == CodeUnavailable
 	case ErrNotJoined:
 		return e.Code == CodeNotJoined
+	case ErrNotFound:
+		return e.Code == CodeNotFound
 	}
 	return false
 }
@@ -76,6 +78,8 @@ func errorFor(err error) (e *Error, unexpected bool) {
 		return &Error{Code: CodeUnavailable, Message: err.Error()}, false
 	case errors.Is(err, ErrNotJoined):
 		return &Error{Code: CodeNotJoined, Message: err.Error()}, false
+	case errors.Is(err, ErrNotFound):
+		return &Error{Code: CodeNotFound, Message: err.Error()}, false
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client went away or the server is shutting down.
 		return &Error{Code: CodeUnavailable, Message: "request cancelled: " + err.Error()}, false

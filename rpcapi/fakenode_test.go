@@ -34,6 +34,7 @@ type fakeNode struct {
 	panicky     bool   // Routes panics
 
 	ch fakeChannels
+	fa fakeFAPP
 }
 
 type fakeSub struct {
@@ -50,6 +51,7 @@ func newFakeNode() *fakeNode {
 		started: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 		custody: map[string]SendParams{},
 		subs:    map[*fakeSub]struct{}{},
+		fa:      newFakeFAPP(),
 	}
 }
 
@@ -108,6 +110,19 @@ func (n *fakeNode) Connect(ctx context.Context, ma string) (Peer, error) {
 	n.peers = append(n.peers, p)
 	n.publishLocked(Event{Kind: EventPeerUp, Peer: &p})
 	return p, nil
+}
+
+func (n *fakeNode) Links(ctx context.Context) ([]Link, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.check(ctx); err != nil {
+		return nil, err
+	}
+	var ls []Link
+	for i, p := range n.peers {
+		ls = append(ls, Link{ID: uint32(i + 1), Kind: "ip", Name: p.PeerID, State: "up", Direction: p.Direction, Since: p.Since})
+	}
+	return ls, nil
 }
 
 func (n *fakeNode) Routes(ctx context.Context) ([]Route, error) {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,11 @@ func fuzzSeeds() []string {
 		`[]`, `{}`, `null`, `[[]]`, `{"jsonrpc":"2.0","id":[],"method":"node.peers"}`,
 		`{"jsonrpc":"2.0","id":1,"result":5}`, `{"jsonrpc":"2.0","id":1,"method":"node.info","params":{"x":1}}`,
 		"\x00\xff{", `{"jsonrpc":"2.0","id":1e400,"method":"node.info"}`, `{"jsonrpc":"2.0","id":-0.5,"method":"nope"}`,
+		`{"jsonrpc":"2.0","id":1,"method":"fapp.query","params":{"plz_prefix":"10","verfahren":["VERHALTENSTHERAPIE"],"zeitfenster":["mo-fr 17:00-21:00"]}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"fapp.publish","params":{"slots":[{"terminart":"GRUPPENTHERAPIE","verfahren":"SYSTEMISCH","start":"2027-01-12T18:00:00+01:00","dauer":100,"plaetze":6}]}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"fapp.profile","params":{"set":{"name":"x","plz":"01067","verfahren":["SYSTEMISCH"],"kostentraeger":["PKV"],"altersgruppen":["KINDER_JUGENDLICHE"]}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"fapp.reserve","params":{"slot":"` + strings.Repeat("aa", 32) + `/1","kontakt":"x"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"fapp.credential.import","params":{"credential":"fapp-credential:AQID"}}`,
 	}
 }
 

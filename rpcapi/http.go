@@ -40,6 +40,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, "forbidden: the Host header must name this loopback listener (localhost, 127.0.0.1 or [::1] with port "+s.httpPort+")")
 		return
 	}
+	if s.opts.Web != nil && (r.URL.Path == "/app" || strings.HasPrefix(r.URL.Path, PathApp)) {
+		// The page checks its own session, exact Origin and CSRF token,
+		// and never gets the loose loopback CORS answer below.
+		s.opts.Web.ServeApp(w, r, s)
+		return
+	}
 	origin := r.Header.Get("Origin")
 	if origin != "" {
 		if !originAllowed(origin) {
@@ -162,7 +168,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("rpcapi: WebSocket handshake", "err", err)
 		return
 	}
-	s.serveConn(newWSChannel(s.ctx, ws, MaxRequestBytes), "websocket")
+	s.serveConnAllow(newWSChannel(s.ctx, ws, MaxRequestBytes), "websocket", methodFilter(r.Context()))
 }
 
 // wireResponse is one JSON-RPC response as the HTTP bridge writes it.
@@ -254,7 +260,10 @@ func (s *Server) handleBody(ctx context.Context, body []byte) ([]byte, bool) {
 		case req.Method == "":
 			e = &Error{Code: CodeInvalidRequest, Message: "empty method name"}
 		default:
-			m := methodsByName[req.Method]
+			m := s.method(req.Method)
+			if allow := methodFilter(ctx); allow != nil && !allow(req.Method) {
+				m = nil
+			}
 			if m == nil {
 				e = &Error{Code: CodeMethodNotFound, Message: "method not found", Data: json.RawMessage(mustJSON(req.Method))}
 				break
@@ -310,4 +319,19 @@ func mustJSON(v any) []byte {
 		return []byte("null")
 	}
 	return b
+}
+
+type filterKey struct{}
+
+// WithMethodFilter marks a request (HTTP POST or WebSocket) as allowed to
+// call only the methods allow accepts; the others are "method not found".
+// The web page's bridge uses it so that its session reaches only the FAPP
+// methods, over POST and over the WebSocket alike.
+func WithMethodFilter(ctx context.Context, allow func(method string) bool) context.Context {
+	return context.WithValue(ctx, filterKey{}, allow)
+}
+
+func methodFilter(ctx context.Context) func(string) bool {
+	f, _ := ctx.Value(filterKey{}).(func(string) bool)
+	return f
 }

@@ -46,6 +46,9 @@ type MethodSpec struct {
 	// Push is true for the method that needs a connection able to carry
 	// notifications (unix socket or WebSocket).
 	Push bool
+	// FAPP is true for the fapp.* methods, which the server answers only
+	// when its Node implements FAPPNode.
+	FAPP bool
 	// Example is a valid params object for the documentation ("" for
 	// none); a test calls every method with it.
 	Example string
@@ -92,9 +95,9 @@ var (
 )
 
 // Methods is the method table: every method the server answers, in the
-// order the documentation lists them (the channel methods before
+// order the documentation lists them (the channel and fapp methods before
 // rpc.discover).
-var Methods = slices.Insert(methodsBase, len(methodsBase)-1, channelMethods()...)
+var Methods = slices.Insert(methodsBase, len(methodsBase)-1, append(append(channelMethods(), fappMethods()...), webMethods()...)...)
 
 var methodsBase = []MethodSpec{
 	define(MethodNodeInfo, "Describe the local node.",
@@ -128,6 +131,16 @@ var methodsBase = []MethodSpec{
 				return Peer{}, invalidParams("addr %q is not a multiaddr with /p2p/<peer ID>", p.Addr)
 			}
 			return env.srv.node.Connect(ctx, p.Addr)
+		}),
+	define(MethodNodeLinks, "List the node's links of every kind.",
+		"One entry per link that is up: libp2p (`ip`), plain TCP and LoRa, with its authenticated peer, traffic counters, queue depth and, on radios, signal and airtime.",
+		errsNode,
+		func(ctx context.Context, env *callEnv, _ *noParams) ([]Link, error) {
+			links, err := env.srv.node.Links(ctx)
+			if links == nil {
+				links = []Link{}
+			}
+			return links, err
 		}),
 	define(MethodRouteTable, "List the routing table.",
 		"One entry per known destination, with the next hop, metric and expiry.",
@@ -224,6 +237,20 @@ var examples = map[string]string{
 	MethodChannelLeave:   `{"channel":"ops"}`,
 	MethodChannelPublish: `{"channel":"ops","text":"hello, channel","signed":true}`,
 	MethodChannelHistory: `{"channel":"ops","after":0,"limit":50}`,
+
+	MethodFAPPProfile: `{"set":{"name":"Dipl.-Psych. A. Beispiel","plz":"10115","verfahren":["VERHALTENSTHERAPIE"],"kostentraeger":["GKV","PKV"],"altersgruppen":["ERWACHSENE"],"sprachen":["de","en"],"barrierefrei_zugang":true}}`,
+	MethodFAPPPublish: `{"slots":[{"terminart":"SPRECHSTUNDE","verfahren":"VERHALTENSTHERAPIE","start":"2027-01-12T18:00:00+01:00","dauer":50},` +
+		`{"terminart":"THERAPIEPLATZ_KZT","verfahren":"VERHALTENSTHERAPIE","start":"2027-01-14T17:00:00+01:00","dauer":50,"woechentlich":true,"bis":"2027-06-24T17:00:00+02:00"}]}`,
+	MethodFAPPWithdraw:         `{"slots":[2]}`,
+	MethodFAPPQuery:            `{"plz_prefix":"10","verfahren":["VERHALTENSTHERAPIE"],"kostentraeger":["GKV"],"zeitfenster":["mo-fr 17:00-21:00"]}`,
+	MethodFAPPReserve:          `{"slot":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/1","kontakt":"patient@example.org"}`,
+	MethodFAPPReservations:     `{"role":"therapist","states":["ANGEFRAGT","GEHALTEN"]}`,
+	MethodFAPPRespond:          `{"id":"00000000000000000000000000000001","action":"confirm","nachricht":"Praxis Beispiel, Invalidenstr. 1, 10115 Berlin"}`,
+	MethodFAPPCancel:           `{"id":"00000000000000000000000000000001"}`,
+	MethodFAPPFollow:           `{"regions":["10","12"]}`,
+	MethodFAPPUnfollow:         `{"regions":["12"]}`,
+	MethodFAPPCredentialImport: `{"credential":"fapp-credential:AQAAAAAAAAABqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7uwILMS0yMy00NTY3ODlndIWAcNvYgAMsJLu59Wl3yB7b7zwOG1nbXqnScYM2V5PZTztunw4FIBubSBwMe_LPKnrrHYoRFzCij38ghfO1DvN2mmyxPBaPQaBxFONcDA"}`,
+	MethodFAPPRevocationImport: `{"revocation":"fapp-revocation:AQMsJLu59Wl3AAAAAWd11wAAAAABAAAAAAAAAGOZk88q7Xc_8ZD8-vgFvm0S7PHBAkaS80AO3ZPkLGdrqXwsqDUd3YIYaQJdLUKi5Cz571Q4cHUCRRKGGezErZ8P"}`,
 }
 
 func init() {

@@ -94,6 +94,7 @@ var Codes = []CodeInfo{
 	{CodeInternal, "internal", "A bug or an unexpected failure in the daemon; the message is generic and the detail is in the daemon's log."},
 	{CodeTooLarge, "too large", "The request exceeds MaxRequestBytes (256 KiB). On the socket and WebSocket the connection is closed after this response."},
 	{CodeNotJoined, "not joined", "The request names a broadcast channel (by ID or name) this node has not joined: channel.join it first."},
+	{CodeNotFound, "not found", "A fapp method names a reservation, slot or profile this node does not know."},
 }
 
 func codeInfo(code int) CodeInfo {

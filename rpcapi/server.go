@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,8 +28,9 @@ type ServerOptions struct {
 	// live one is an error (another daemon owns the data directory).
 	SocketPath string
 	// HTTPAddr is a loopback host:port for HTTP POST and WebSocket, such as
-	// "127.0.0.1:7777" or "127.0.0.1:0" (any free port; read it back with
-	// Server.HTTPAddr). Empty: no HTTP. Non-loopback addresses are refused.
+	// "127.0.0.1:7721" (the daemon's default) or "127.0.0.1:0" (any free
+	// port; read it back with Server.HTTPAddr). Empty: no HTTP.
+	// Non-loopback addresses are refused.
 	HTTPAddr string
 	// Token is the bearer token HTTP and WebSocket clients must present
 	// (see WriteToken). Required when HTTPAddr is set.
@@ -38,6 +40,9 @@ type ServerOptions struct {
 	Logger *slog.Logger
 	// Version is reported in the OpenRPC document's info.version.
 	Version string
+	// Web, when set, is the web page served under /app/ on the HTTP
+	// listener, and web.login makes its login links. Nil: no page.
+	Web WebApp
 }
 
 // Timeouts the server applies.
@@ -56,6 +61,7 @@ const (
 // make a new one.
 type Server struct {
 	node     Node
+	fapp     FAPPNode // node as a FAPPNode; nil when it is not one
 	opts     ServerOptions
 	log      *slog.Logger
 	discover json.RawMessage // the OpenRPC document, built once
@@ -87,6 +93,7 @@ type conn struct {
 
 	mu         sync.Mutex
 	subscribed bool
+	allow      func(method string) bool // nil: every method (see WithMethodFilter)
 }
 
 type connKey struct{}
@@ -107,12 +114,20 @@ func NewServer(node Node, opts ServerOptions) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	doc, err := json.Marshal(OpenRPC(opts.Version))
+	fn, _ := node.(FAPPNode)
+	odoc := OpenRPC(opts.Version)
+	if fn == nil {
+		// A node without FAPP answers no fapp method, so rpc.discover
+		// lists none.
+		odoc.Methods = slices.DeleteFunc(odoc.Methods, func(m DocMethod) bool { return methodsByName[m.Name].FAPP })
+	}
+	doc, err := json.Marshal(odoc)
 	if err != nil {
 		return nil, fmt.Errorf("rpcapi: building the OpenRPC document: %w", err)
 	}
 	s := &Server{
 		node:     node,
+		fapp:     fn,
 		opts:     opts,
 		log:      log,
 		discover: doc,
@@ -315,9 +330,15 @@ func isTemporary(err error) bool {
 // serveConn runs one jrpc2 server on ch until the client goes away or the
 // server closes. It blocks.
 func (s *Server) serveConn(ch channel.Channel, kind string) {
+	s.serveConnAllow(ch, kind, nil)
+}
+
+// serveConnAllow serves a connection that may call only the methods allow
+// accepts (nil: all).
+func (s *Server) serveConnAllow(ch channel.Channel, kind string, allow func(string) bool) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	c := &conn{ctx: ctx, cancel: cancel, kind: kind}
+	c := &conn{ctx: ctx, cancel: cancel, kind: kind, allow: allow}
 	base := context.WithValue(ctx, connKey{}, c)
 	c.rpc = jrpc2.NewServer(assigner{s}, &jrpc2.ServerOptions{
 		AllowPush:      true,
@@ -348,12 +369,22 @@ func (s *Server) serveConn(ch channel.Channel, kind string) {
 	s.mu.Unlock()
 }
 
+// method returns the method called name, nil when there is none or it is
+// a fapp method and the node does not implement FAPPNode.
+func (s *Server) method(name string) *MethodSpec {
+	m := methodsByName[name]
+	if m == nil || (m.FAPP && s.fapp == nil) {
+		return nil
+	}
+	return m
+}
+
 // assigner dispatches jrpc2 requests through the method table.
 type assigner struct{ s *Server }
 
 func (a assigner) Assign(ctx context.Context, method string) jrpc2.Handler {
-	m := methodsByName[method]
-	if m == nil {
+	m := a.s.method(method)
+	if c, _ := ctx.Value(connKey{}).(*conn); m == nil || (c != nil && c.allow != nil && !c.allow(method)) {
 		return nil
 	}
 	return func(ctx context.Context, req *jrpc2.Request) (any, error) {
@@ -372,9 +403,11 @@ func (a assigner) Assign(ctx context.Context, method string) jrpc2.Handler {
 
 // Names lists the methods (jrpc2.Namer).
 func (a assigner) Names() []string {
-	names := make([]string, len(Methods))
-	for i, m := range Methods {
-		names[i] = m.Name
+	names := make([]string, 0, len(Methods))
+	for _, m := range Methods {
+		if a.s.method(m.Name) != nil {
+			names = append(names, m.Name)
+		}
 	}
 	return names
 }

@@ -61,6 +61,7 @@ func newEnv(t testing.TB) *testEnv {
 		Token:      testToken,
 		Logger:     slog.New(slog.NewTextHandler(logs, nil)),
 		Version:    "test",
+		Web:        &fakeWeb{},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -395,6 +396,10 @@ func TestClient(t *testing.T) {
 			peers, err := c.Peers(ctx)
 			if err != nil || len(peers) == 0 {
 				t.Fatalf("Peers = %v, %v", peers, err)
+			}
+			links, err := c.Links(ctx)
+			if err != nil || len(links) != len(peers) || links[0].Kind != "ip" {
+				t.Fatalf("Links = %v, %v", links, err)
 			}
 			routes, err := c.Routes(ctx)
 			if err != nil || len(routes) != len(peers) {

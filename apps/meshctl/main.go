@@ -1,4 +1,4 @@
-// Meshctl is the command-line client of a running meshd: status, peers,
+// Meshctl is the command-line client of a running meshd: status, peers, links,
 // routes, sending and reading messages, broadcast channels. It talks to the daemon's JSON-RPC
 // API on the unix socket in the daemon's data directory and holds no
 // protocol logic of its own.
@@ -95,6 +95,7 @@ as the daemon.`,
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(cmdStatus(o), cmdPeers(o), cmdConnect(o), cmdRoutes(o), cmdSend(o), cmdInbox(o), cmdAck(o), cmdWatch(o), cmdChannel(o))
+	root.AddCommand(cmdLinks(o))
 	return root
 }
 
@@ -170,6 +171,9 @@ func cmdStatus(o *options) *cobra.Command {
 						label = "listening:"
 					}
 					fmt.Fprintf(w, "%s\t%s\n", label, a)
+				}
+				if info.TCPListen != "" {
+					fmt.Fprintf(w, "tcp links on:\t%s\n", info.TCPListen)
 				}
 				fmt.Fprintf(w, "version:\t%s\n", info.Version)
 				fmt.Fprintf(w, "up since:\t%s\n", info.Started.Format(time.RFC3339))
@@ -467,6 +471,9 @@ func printEvent(w io.Writer, ev *rpcapi.Event) {
 		printMessage(w, ev.Message)
 	case ev.ChannelMessage != nil:
 		printChannelMessage(w, ev.ChannelMessage)
+	case ev.Peer != nil && ev.Peer.Kind != "":
+		// A link that is not libp2p (TCP, LoRa) has no peer ID.
+		fmt.Fprintf(w, "%s %s %s %s\n", ev.Kind, ev.Peer.Kind, strings.Join(ev.Peer.Addrs, ","), ev.Peer.Address)
 	case ev.Peer != nil:
 		fmt.Fprintf(w, "%s %s %s\n", ev.Kind, ev.Peer.PeerID, ev.Peer.Address)
 	default:

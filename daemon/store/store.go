@@ -22,6 +22,9 @@
 //	k/, h/, m/channel-seq
 //	                 joined broadcast channels (their secret keys) and
 //	                 their message history; see channels.go
+//	f/               FAPP: the index of followed regions, the own offer
+//	                 and its announce sequence, credentials, revocation
+//	                 lists, followed regions, reservations; see fapp.go
 //
 // Inbox entries are encoded as described at EncodeInboxEntry. Sequence
 // numbers start at 1, grow by one per delivery, survive restarts (the

@@ -80,7 +80,7 @@ var rules = map[string]rule{
 	"rpcapi":      {internal: true, may: []string{"protocol", "fapp"}},
 	"daemon":      {any: true},
 	"apps":        {internal: true, may: []string{"rpcapi"}},
-	"simulations": {internal: true, may: []string{"protocol", "routing", "fapp"}},
+	"simulations": {internal: true, may: []string{"protocol", "routing", "fapp", "transports"}}, // transports: the RNode emulator speaks transports/lora/kiss
 	// internal holds helpers for the impure areas. Its own imports are not
 	// restricted here; they are checked at its importers, whose transitive
 	// dependencies include everything an internal package pulls in.

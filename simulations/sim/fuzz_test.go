@@ -19,6 +19,8 @@ func FuzzParse(f *testing.F) {
 		f.Add(b, "gossip.mesh_degree=3")
 	}
 	f.Add([]byte("duration = \"1m\"\n[[nodes]]\nname = \"a\"\nlora = true\n"), "seed=1")
+	f.Add([]byte(fappLine), "fapp.scale=0.5")
+	f.Add([]byte(fappLine+"relay_links = 1\nrelay_link = { latency = \"5ms\" }\n"), "fapp.query_rate=10")
 	f.Add([]byte(ipRing+"[traffic]\npattern = \"hotspot\"\nhotspots = 2\nrate = 0.1\n[churn]\nmtbf = \"5m\"\nmttr = \"1m\"\n"), "traffic.hotspot_share=0.5")
 	f.Add([]byte(ipLine+"[traffic]\npattern = \"all-to-all\"\nrate = 0.1\nrounds = 2\n[engine]\nip_advert_radius = 1\n"), "churn.mtbf=\"1m\"")
 	f.Fuzz(func(t *testing.T, doc []byte, set string) {

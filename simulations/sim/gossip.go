@@ -15,6 +15,8 @@ import (
 // delivers to the engine as GossipReceived; here, the IP links (kind "ip",
 // libp2p connections) carry the topic's messages:
 //
+//   - Every channel is a topic of its own (type topic: the traffic channel,
+//     and with FAPP one per PLZ region), with its own members and meshes.
 //   - The members of the channel subscribe to its topic. Every member keeps
 //     a mesh: up to D (gossip.mesh_degree) member neighbours, symmetric (a
 //     graft is refused by a node that has Dhi, gossip.mesh_degree_high).
@@ -41,16 +43,60 @@ import (
 //     the message cache (historyLength heartbeats). Its draws come from a
 //     stream of their own (lazyRng).
 
+// topic is one gossipsub topic: a channel's members and their meshes, by
+// node index. The traffic workload's channel is the first topic; FAPP adds
+// one per PLZ region.
+type topic struct {
+	fapp   bool // a FAPP region's topic
+	id     protocol.ChannelID
+	member []bool
+	mesh   [][]*node
+}
+
+// addTopic registers the topic of channel id (its members follow).
+func (s *Sim) addTopic(id protocol.ChannelID) *topic {
+	t := &topic{id: id, member: make([]bool, len(s.nodes)), mesh: make([][]*node, len(s.nodes))}
+	s.topics = append(s.topics, t)
+	if s.topicByID == nil {
+		s.topicByID = map[protocol.ChannelID]*topic{}
+	}
+	s.topicByID[id] = t
+	return t
+}
+
+// noTopic stands for a channel nobody follows: no members, no meshes.
+var noTopic = &topic{}
+
+// topicOf returns the topic of a channel, noTopic for one nobody follows.
+func (s *Sim) topicOf(id protocol.ChannelID) *topic {
+	if t := s.topicByID[id]; t != nil {
+		return t
+	}
+	return noTopic
+}
+
+// isMember reports whether n subscribes to t.
+func (t *topic) isMember(n *node) bool { return n.idx < len(t.member) && t.member[n.idx] }
+
+// meshOf is n's gossipsub mesh in t.
+func (t *topic) meshOf(n *node) []*node {
+	if n.idx < len(t.mesh) {
+		return t.mesh[n.idx]
+	}
+	return nil
+}
+
 // gossip publishes a channel frame from n's engine on the channel's topic.
 func (s *Sim) gossip(n *node, p routing.Publish) {
 	if len(n.links) == 0 {
 		return // no IP side: the daemon's gossip has no peers
 	}
-	id, ok := gossipID(p.Frame)
+	id, ch, ok := gossipID(p.Frame)
 	if !ok {
 		s.errs++
 		return
 	}
+	t := s.topicOf(ch)
 	s.ensureMesh()
 	if n.gseen == nil {
 		n.gseen = map[gossipKey]struct{}{}
@@ -59,22 +105,22 @@ func (s *Sim) gossip(n *node, p routing.Publish) {
 		return // gossipsub refuses to publish a message it has seen
 	}
 	n.gseen[id] = struct{}{}
-	s.remember(n, id, p.Frame)
+	s.remember(n, t, id, p.Frame)
 	var to []*node
 	switch {
 	case s.sc.Gossip.FloodPublish == "on":
 		// go-libp2p-pubsub floods a node's own publication to every peer
 		// on the topic, joined or not.
-		to = s.memberNeighbours(n)
-	case !n.member:
-		to = s.memberNeighbours(n) // fanout: D of them
+		to = s.memberNeighbours(t, n)
+	case !t.isMember(n):
+		to = s.memberNeighbours(t, n) // fanout: D of them
 		s.gossipRng.Shuffle(len(to), func(i, j int) { to[i], to[j] = to[j], to[i] })
 		to = to[:min(len(to), s.sc.Gossip.MeshDegree)]
 	default:
-		to = n.mesh
+		to = t.meshOf(n)
 	}
 	for _, o := range to {
-		s.gossipHop(n, o, p.Frame, s.gossipRng)
+		s.gossipHop(n, o, t, p.Frame, s.gossipRng)
 	}
 }
 
@@ -83,6 +129,7 @@ type gossipKey = [protocol.ChannelDedupKeySize]byte
 
 // gossipMsg is a message in a node's gossipsub message cache.
 type gossipMsg struct {
+	t     *topic
 	id    gossipKey
 	frame []byte
 	at    time.Time
@@ -98,25 +145,27 @@ const (
 	gossipFactor  = 0.25
 )
 
-// gossipID is a channel frame's gossip message ID: its dedup key.
-func gossipID(frame []byte) (gossipKey, bool) {
+// gossipID is a channel frame's gossip message ID (its dedup key) and its
+// channel (the topic).
+func gossipID(frame []byte) (gossipKey, protocol.ChannelID, bool) {
 	f, err := protocol.ParseChannelFrame(frame)
 	if err != nil {
-		return gossipKey{}, false
+		return gossipKey{}, protocol.ChannelID{}, false
 	}
-	return f.DedupKey(), true
+	return f.DedupKey(), f.Channel, true
 }
 
 // gossipHop sends a gossip message from n to its neighbour o over the
 // first usable IP link between them, its jitter drawn from r (the lazy
 // stream for IWANT answers, so IHAVE gossip moves no other draw).
-func (s *Sim) gossipHop(n, o *node, frame []byte, r *rand.Rand) {
+func (s *Sim) gossipHop(n, o *node, t *topic, frame []byte, r *rand.Rand) {
 	l := s.ipLinkTo(n, o)
 	if l == nil {
 		return
 	}
 	s.count("gossip", len(frame))
-	s.push(&event{at: s.now.Add(s.hopDelay(l, r)), kind: evGossip, node: o, from: n, in: routing.GossipReceived{Frame: append([]byte(nil), frame...)}})
+	s.fappGossipBytes(t, len(frame))
+	s.push(&event{at: s.now.Add(s.hopDelay(l, r)), kind: evGossip, node: o, from: n, topic: t, in: routing.GossipReceived{Frame: append([]byte(nil), frame...)}})
 }
 
 // ipLinkTo returns the first usable IP link from n to o, or nil.
@@ -140,12 +189,12 @@ func (s *Sim) hopDelay(l *ipLink, r *rand.Rand) time.Duration {
 }
 
 // gossipReceived is a gossip message reaching n from its neighbour from.
-func (s *Sim) gossipReceived(n, from *node, frame []byte) {
-	if !n.member {
+func (s *Sim) gossipReceived(n, from *node, t *topic, frame []byte) {
+	if !t.isMember(n) {
 		return // unsubscribed meanwhile
 	}
 	n.stats.GossipReceived++
-	id, ok := gossipID(frame)
+	id, _, ok := gossipID(frame)
 	if !ok {
 		s.errs++
 		return
@@ -159,24 +208,24 @@ func (s *Sim) gossipReceived(n, from *node, frame []byte) {
 		return
 	}
 	n.gseen[id] = struct{}{}
-	s.remember(n, id, frame)
+	s.remember(n, t, id, frame)
 	s.trace.rec(s.now, "gossip", n.idx, 0, "from "+strconv.Itoa(from.idx))
 	s.ensureMesh()
 	s.step(n, routing.GossipReceived{Frame: frame})
-	for _, o := range n.mesh {
+	for _, o := range t.meshOf(n) {
 		if o != from {
-			s.gossipHop(n, o, frame, s.gossipRng)
+			s.gossipHop(n, o, t, frame, s.gossipRng)
 		}
 	}
 }
 
 // memberNeighbours are n's up neighbours over usable IP links that are
-// members, each once, in link order.
-func (s *Sim) memberNeighbours(n *node) []*node {
+// members of t, each once, in link order.
+func (s *Sim) memberNeighbours(t *topic, n *node) []*node {
 	var out []*node
 	for _, l := range n.links {
 		o := l.other(n)
-		if l.usable() && l.kind() == routing.LinkIP && o.member && !containsNode(out, o) {
+		if l.usable() && l.kind() == routing.LinkIP && t.isMember(o) && !containsNode(out, o) {
 			out = append(out, o)
 		}
 	}
@@ -193,30 +242,37 @@ func containsNode(ns []*node, n *node) bool {
 }
 
 // ensureMesh draws every member's gossipsub mesh again if links or nodes
-// changed: each up member in index order grafts member neighbours in a
-// random order until it has D, skipping those that already have Dhi.
+// changed: topic by topic, each up member in index order grafts member
+// neighbours in a random order until it has D, skipping those that
+// already have Dhi.
 func (s *Sim) ensureMesh() {
 	if !s.meshDirty {
 		return
 	}
 	s.meshDirty = false
+	for _, t := range s.topics {
+		s.drawMesh(t)
+	}
+}
+
+func (s *Sim) drawMesh(t *topic) {
 	g := s.sc.Gossip
-	for _, n := range s.nodes {
-		n.mesh = n.mesh[:0]
+	for i := range t.mesh {
+		t.mesh[i] = t.mesh[i][:0]
 	}
 	for _, n := range s.nodes {
-		if !n.member || !n.up {
+		if !t.member[n.idx] || !n.up {
 			continue
 		}
-		cand := s.memberNeighbours(n)
+		cand := s.memberNeighbours(t, n)
 		s.gossipRng.Shuffle(len(cand), func(i, j int) { cand[i], cand[j] = cand[j], cand[i] })
 		for _, o := range cand {
-			if len(n.mesh) >= g.MeshDegree {
+			if len(t.mesh[n.idx]) >= g.MeshDegree {
 				break
 			}
-			if len(o.mesh) < g.MeshDegreeHigh && !containsNode(n.mesh, o) {
-				n.mesh = append(n.mesh, o)
-				o.mesh = append(o.mesh, n)
+			if len(t.mesh[o.idx]) < g.MeshDegreeHigh && !containsNode(t.mesh[n.idx], o) {
+				t.mesh[n.idx] = append(t.mesh[n.idx], o)
+				t.mesh[o.idx] = append(t.mesh[o.idx], n)
 			}
 		}
 	}
@@ -250,11 +306,11 @@ func (s *Sim) broadcastDelivered(n *node, i uint64) {
 
 // remember puts a message a member saw into its message cache, and starts
 // its heartbeat if it had none.
-func (s *Sim) remember(n *node, id gossipKey, frame []byte) {
-	if s.sc.Gossip.Lazy != "on" || !n.member {
+func (s *Sim) remember(n *node, t *topic, id gossipKey, frame []byte) {
+	if s.sc.Gossip.Lazy != "on" || !t.isMember(n) {
 		return
 	}
-	n.mcache = append(n.mcache, gossipMsg{id: id, frame: append([]byte(nil), frame...), at: s.now})
+	n.mcache = append(n.mcache, gossipMsg{t: t, id: id, frame: append([]byte(nil), frame...), at: s.now})
 	if !n.hbOn {
 		n.hbOn = true
 		// The heartbeat runs at its own phase on every node.
@@ -271,29 +327,23 @@ func (s *Sim) remember(n *node, id gossipKey, frame []byte) {
 func (s *Sim) heartbeat(n *node) {
 	hb := s.sc.Gossip.Heartbeat.Duration
 	keep := n.mcache[:0]
-	var ids []gossipKey
+	var ids map[*topic][]gossipKey
 	for _, m := range n.mcache {
 		if age := s.now.Sub(m.at); age < historyLength*hb {
 			keep = append(keep, m)
 			if age < historyGossip*hb {
-				ids = append(ids, m.id)
+				if ids == nil {
+					ids = map[*topic][]gossipKey{}
+				}
+				ids[m.t] = append(ids[m.t], m.id)
 			}
 		}
 	}
 	clear(n.mcache[len(keep):])
 	n.mcache = keep
-	if len(ids) > 0 {
-		s.ensureMesh()
-		var peers []*node
-		for _, o := range s.memberNeighbours(n) {
-			if !containsNode(n.mesh, o) {
-				peers = append(peers, o)
-			}
-		}
-		s.lazyRng.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
-		k := max(s.sc.Gossip.LazyDegree, int(gossipFactor*float64(len(peers))))
-		for _, o := range peers[:min(k, len(peers))] {
-			s.gossipControl(n, o, evIHave, ids)
+	for _, t := range s.topics { // in topic order: deterministic
+		if len(ids[t]) > 0 {
+			s.iHaveTo(n, t, ids[t])
 		}
 	}
 	if len(n.mcache) == 0 {
@@ -303,9 +353,26 @@ func (s *Sim) heartbeat(n *node) {
 	s.push(&event{at: s.now.Add(hb), kind: evHeartbeat, node: n, gen: n.gen})
 }
 
+// iHaveTo announces ids of topic t to max(Dlazy, gossipFactor x eligible)
+// random member neighbours of n outside its mesh.
+func (s *Sim) iHaveTo(n *node, t *topic, ids []gossipKey) {
+	s.ensureMesh()
+	var peers []*node
+	for _, o := range s.memberNeighbours(t, n) {
+		if !containsNode(t.meshOf(n), o) {
+			peers = append(peers, o)
+		}
+	}
+	s.lazyRng.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+	k := max(s.sc.Gossip.LazyDegree, int(gossipFactor*float64(len(peers))))
+	for _, o := range peers[:min(k, len(peers))] {
+		s.gossipControl(n, o, t, evIHave, ids)
+	}
+}
+
 // gossipControl sends an IHAVE or IWANT with message IDs from n to o, over
 // the first usable IP link between them, with a gossip hop's delay.
-func (s *Sim) gossipControl(n, o *node, kind evKind, ids []gossipKey) {
+func (s *Sim) gossipControl(n, o *node, t *topic, kind evKind, ids []gossipKey) {
 	l := s.ipLinkTo(n, o)
 	if l == nil {
 		return
@@ -315,13 +382,14 @@ func (s *Sim) gossipControl(n, o *node, kind evKind, ids []gossipKey) {
 		name = "gossip/iwant"
 	}
 	s.count(name, len(ids)*len(gossipKey{}))
-	s.push(&event{at: s.now.Add(s.hopDelay(l, s.lazyRng)), kind: kind, node: o, from: n, ids: slices.Clone(ids)})
+	s.fappGossipBytes(t, len(ids)*len(gossipKey{}))
+	s.push(&event{at: s.now.Add(s.hopDelay(l, s.lazyRng)), kind: kind, node: o, from: n, topic: t, ids: slices.Clone(ids)})
 }
 
 // iHave is an IHAVE from a neighbour: a member asks (IWANT) for the
 // messages it has not seen.
-func (s *Sim) iHave(n, from *node, ids []gossipKey) {
-	if !n.member {
+func (s *Sim) iHave(n, from *node, t *topic, ids []gossipKey) {
+	if !t.isMember(n) {
 		return
 	}
 	var want []gossipKey
@@ -332,7 +400,7 @@ func (s *Sim) iHave(n, from *node, ids []gossipKey) {
 	}
 	s.trace.rec(s.now, "ihave", n.idx, 0, strconv.Itoa(len(ids))+" from "+strconv.Itoa(from.idx)+", want "+strconv.Itoa(len(want)))
 	if len(want) > 0 {
-		s.gossipControl(n, from, evIWant, want)
+		s.gossipControl(n, from, t, evIWant, want)
 	}
 }
 
@@ -343,7 +411,7 @@ func (s *Sim) iWant(n, from *node, ids []gossipKey) {
 	for _, id := range ids {
 		for _, m := range n.mcache {
 			if m.id == id {
-				s.gossipHop(n, from, m.frame, s.lazyRng)
+				s.gossipHop(n, from, m.t, m.frame, s.lazyRng)
 				break
 			}
 		}

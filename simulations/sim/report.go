@@ -74,6 +74,8 @@ type Summary struct {
 	// of the sender and the receiver ("ip_to_lora": sent on the IP side,
 	// delivered on the radio).
 	BroadcastLatencyByPath map[string]LatencyStats `json:"broadcast_latency_by_path,omitempty"`
+	// FAPP holds the FAPP workload's figures (only with one).
+	FAPP *FAPPSummary `json:"fapp,omitempty"`
 }
 
 // LatencyStats are the percentiles of a set of latencies.
@@ -153,6 +155,7 @@ func (s *Sim) Summary() Summary {
 	sum.BlockedS = round(blocked.Seconds(), 3)
 	sum.AirtimeS = round(air.Seconds(), 3)
 	sum.DowntimeS = round(down.Seconds(), 3)
+	sum.FAPP = s.fappSummary()
 	return sum
 }
 
@@ -261,10 +264,14 @@ func (s *Sim) WriteOutputs(dir string) error {
 	if err := s.writeBroadcasts(filepath.Join(dir, "broadcasts.csv")); err != nil {
 		return err
 	}
+	if err := s.writeFAPP(dir); err != nil {
+		return err
+	}
 	nodes := [][]string{{"node", "name", "radio", "x", "y", "frames_sent", "bytes_sent", "frames_received", "bytes_received",
 		"airtime_s", "duty_cycle_peak", "duty_cycle_blocked_s", "deferrals", "carrier_waits", "collisions", "half_duplex", "link_losses",
 		"queue_drops", "custody_peak", "delivered", "crashes", "down_s",
-		"channel_member", "broadcasts_delivered", "broadcast_duplicates", "gossip_received", "gossip_duplicates"}}
+		"channel_member", "broadcasts_delivered", "broadcast_duplicates", "gossip_received", "gossip_duplicates",
+		"fapp_role", "fapp_region", "fapp_announces_held"}}
 	u := strconv.FormatUint
 	for _, n := range s.nodes {
 		st := n.stats
@@ -276,6 +283,7 @@ func (s *Sim) WriteOutputs(dir string) error {
 			u(st.Delivered, 10), u(st.Crashes, 10), secs(st.Downtime),
 			strconv.FormatBool(n.member), u(st.BroadcastsDelivered, 10), u(st.BroadcastDuplicates, 10),
 			u(st.GossipReceived, 10), u(st.GossipDuplicates, 10)})
+		nodes[len(nodes)-1] = append(nodes[len(nodes)-1], s.fappNodeColumns(n)...)
 	}
 	return WriteCSV(filepath.Join(dir, "nodes.csv"), nodes)
 }

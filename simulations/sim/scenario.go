@@ -68,6 +68,8 @@ type Scenario struct {
 	Churn Churn `toml:"churn"`
 	// Gossip is the model of gossipsub on the IP side.
 	Gossip Gossip `toml:"gossip"`
+	// FAPP is the appointment workload (on when it has regions).
+	FAPP FAPP `toml:"fapp,omitempty"`
 }
 
 // Gossip configures the gossipsub model that carries channel frames between
@@ -602,6 +604,7 @@ func (sc *Scenario) applyDefaults() {
 	if tr.Pattern == "all-to-all" && tr.Rounds == 0 {
 		tr.Rounds = 1
 	}
+	sc.FAPP.applyDefaults()
 	for i := range sc.Topology {
 		t := &sc.Topology[i]
 		if t.Prefix == "" && t.Kind != "gml" {
@@ -803,6 +806,9 @@ func (sc *Scenario) Validate() error {
 		return err
 	}
 	if err := sc.Churn.validate(names); err != nil {
+		return err
+	}
+	if err := sc.FAPP.validate(names); err != nil {
 		return err
 	}
 	for i, d := range sc.Dynamics {

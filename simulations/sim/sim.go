@@ -23,19 +23,24 @@ const loraLinkID routing.LinkID = 1
 type evKind uint8
 
 const (
-	evTick      evKind = iota + 1
-	evInput            // deliver in to node
-	evLoRaEnd          // a radio transmission ends
-	evLoRaRetry        // a node's duty cycle allows its held frame
-	evCarrier          // a node's carrier-sense backoff is over
-	evSend             // a node's next Poisson message
-	evBroadcast        // a node's next broadcast
-	evDynamic          // scenario dynamics
-	evChurn            // a node's next failure or repair (MTBF/MTTR)
-	evGossip           // a gossip message reaches node from a neighbour
-	evHeartbeat        // a node's gossipsub heartbeat (IHAVE gossip)
-	evIHave            // IHAVE message IDs reach node from a neighbour
-	evIWant            // IWANT message IDs reach node from a neighbour
+	evTick        evKind = iota + 1
+	evInput              // deliver in to node
+	evLoRaEnd            // a radio transmission ends
+	evLoRaRetry          // a node's duty cycle allows its held frame
+	evCarrier            // a node's carrier-sense backoff is over
+	evSend               // a node's next Poisson message
+	evBroadcast          // a node's next broadcast
+	evDynamic            // scenario dynamics
+	evChurn              // a node's next failure or repair (MTBF/MTTR)
+	evGossip             // a gossip message reaches node from a neighbour
+	evHeartbeat          // a node's gossipsub heartbeat (IHAVE gossip)
+	evIHave              // IHAVE message IDs reach node from a neighbour
+	evIWant              // IWANT message IDs reach node from a neighbour
+	evFAPPSetup          // therapist dyn sets up its offer
+	evFAPPRelease        // therapist dyn's publisher has an announce due
+	evFAPPPlace          // therapist dyn has a new therapy place
+	evFAPPQuery          // a patient query in region dyn
+	evFAPPDecide         // a therapist answers request dyn
 )
 
 type event struct {
@@ -46,10 +51,12 @@ type event struct {
 	node *node
 	from *node       // evGossip, evIHave, evIWant: the neighbour that sent it
 	ids  []gossipKey // evIHave, evIWant: the message IDs
-	gen  uint64
-	in   routing.Input
-	tx   radio.TxID
-	dyn  int
+	// topic is the gossip topic of evGossip, evIHave, evIWant.
+	topic *topic
+	gen   uint64
+	in    routing.Input
+	tx    radio.TxID
+	dyn   int
 }
 
 type eventQueue []*event
@@ -110,12 +117,11 @@ type node struct {
 
 	// All-to-all workload: the destinations still to send to, in order.
 	a2a []*node
-	// member: the node joins the channel. mesh is its gossipsub mesh,
-	// gseen gossipsub's seen cache (message IDs), bseen the numbers of the
+	// member: the node joins the traffic channel (its meshes are in the
+	// topics), gseen gossipsub's seen cache (message IDs), bseen the numbers of the
 	// broadcasts delivered to its application (kept across restarts, so a
 	// restarted node that delivers one again counts a duplicate).
 	member bool
-	mesh   []*node
 	gseen  map[gossipKey]struct{}
 	bseen  map[uint64]struct{}
 	// mcache is gossipsub's message cache (what IWANT can fetch and IHAVE
@@ -240,6 +246,10 @@ type Sim struct {
 	// bcastLatBy is bcastLat by path: "SENDERSIDE_to_RECEIVERSIDE".
 	bcastLatBy map[string][]float64
 	members    int
+	// topics are the gossip topics (the traffic channel first), topicByID
+	// finds them by channel.
+	topics    []*topic
+	topicByID map[protocol.ChannelID]*topic
 	// gossipRng draws the gossipsub meshes; meshDirty says links or nodes
 	// changed since the meshes were drawn.
 	gossipRng *rand.Rand
@@ -255,6 +265,8 @@ type Sim struct {
 	bytes  map[string]uint64
 	rx     []radio.Reception
 	vcache *verifyCache
+	// fapp is the FAPP workload (nil without one).
+	fapp *fappState
 }
 
 // verifyCache is the routing.VerifyCache shared by all engines of a run
@@ -318,6 +330,9 @@ const (
 	seedHotspot
 	seedGossip
 	seedGossipLazy
+	seedFAPP
+	seedFAPPTherapist
+	seedFAPPSeal
 )
 
 // New builds the network of sc. trace, if not nil, receives the JSONL
@@ -559,11 +574,16 @@ func (s *Sim) build() error {
 	s.gossipRng = rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedGossip)))
 	s.lazyRng = rand.New(rand.NewChaCha8(seedBytes(sc.Seed, -1, seedGossipLazy)))
 	s.meshDirty = true
+	traffic := s.addTopic(s.channel.ID())
 	for _, n := range pick(sc.Traffic.ChannelMembers) {
 		if !n.member {
 			n.member = true
+			traffic.member[n.idx] = true
 			s.members++
 		}
+	}
+	if err := s.buildFAPP(); err != nil {
+		return err
 	}
 	// Engines.
 	for _, n := range s.nodes {
@@ -704,6 +724,7 @@ func (s *Sim) count(kind string, size int) {
 func (s *Sim) transmit(n *node, tx routing.Transmit) {
 	if tx.Link == loraLinkID && n.radioID >= 0 {
 		s.count("lora/"+tx.Priority.String(), len(tx.Frame))
+		s.fappFrame(tx.Frame, true)
 		n.held = append(n.held, routing.Transmit{Link: tx.Link, To: tx.To, Frame: append([]byte(nil), tx.Frame...), Priority: tx.Priority})
 		s.radioSend(n)
 		return
@@ -711,6 +732,7 @@ func (s *Sim) transmit(n *node, tx routing.Transmit) {
 	for _, l := range n.links {
 		if l.id == tx.Link {
 			s.count(l.kind().String()+"/"+tx.Priority.String(), len(tx.Frame))
+			s.fappFrame(tx.Frame, false)
 			s.ipSend(n, l, tx)
 			return
 		}
@@ -832,6 +854,9 @@ func (s *Sim) radioSend(n *node) {
 	n.stats.FramesSent++
 	n.stats.BytesSent += uint64(len(tx.Frame))
 	n.stats.Airtime += air
+	if s.fapp != nil && isRegionFrame(s.fapp, tx.Frame) {
+		s.fapp.traffic.airtime += air
+	}
 	s.trace.frame(s.now, "tx", n.idx, int(loraLinkID), tx.Frame)
 	s.push(&event{at: end, kind: evLoRaEnd, node: n, tx: id, gen: n.gen})
 }
@@ -888,6 +913,9 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 func (s *Sim) deliver(n *node, d *routing.Delivery) {
 	n.inbox = append(n.inbox, routing.Delivery{ID: d.ID, From: d.From, Broadcast: d.Broadcast})
 	s.trace.rec(s.now, "deliver", n.idx, 0, fmt.Sprintf("%x", d.ID[:8]))
+	if s.fapp != nil && s.fappDeliver(n, d) {
+		return
+	}
 	if d.Broadcast {
 		s.bcastRx++
 		if len(d.Body) >= 8 {
@@ -1131,6 +1159,7 @@ func (s *Sim) nodeUp(n *node) {
 	if s.sc.Traffic.BroadcastRate > 0 && n.member {
 		s.step(n, routing.JoinChannel{Key: s.channel})
 	}
+	s.fappJoin(n)
 	if n.radioID >= 0 {
 		info := routing.LinkInfo{
 			ID: loraLinkID, Kind: routing.LinkLoRa, Window: 1, MTU: radio.MaxPayload,
@@ -1209,15 +1238,25 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 		case evChurn:
 			s.churnEvent(e.node)
 		case evGossip:
-			s.gossipReceived(e.node, e.from, e.in.(routing.GossipReceived).Frame)
+			s.gossipReceived(e.node, e.from, e.topic, e.in.(routing.GossipReceived).Frame)
 		case evHeartbeat:
 			if e.gen == e.node.gen {
 				s.heartbeat(e.node)
 			}
 		case evIHave:
-			s.iHave(e.node, e.from, e.ids)
+			s.iHave(e.node, e.from, e.topic, e.ids)
 		case evIWant:
 			s.iWant(e.node, e.from, e.ids)
+		case evFAPPSetup:
+			s.fappSetup(s.fapp.therapists[e.dyn])
+		case evFAPPRelease:
+			s.fappRelease(s.fapp.therapists[e.dyn], e.gen)
+		case evFAPPPlace:
+			s.fappPlace(s.fapp.therapists[e.dyn])
+		case evFAPPQuery:
+			s.fappQuery(e.dyn)
+		case evFAPPDecide:
+			s.fappDecide(e.dyn)
 		}
 	}
 	s.now = s.end

@@ -76,9 +76,7 @@ func (p *proc) ctlFails(args ...string) string {
 // replays what an offline member missed, so B, stopped while A publishes,
 // does not have that message after it returns.
 func TestEndToEndChannelFiveDaemons(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries and runs five daemons")
-	}
+	endToEnd(t, "builds binaries and runs five daemons")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 90*time.Second) }

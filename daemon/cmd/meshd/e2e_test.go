@@ -53,6 +53,21 @@ func binaries(t testing.TB) (meshd, meshctl string) {
 	return filepath.Join(binDir, "meshd"), filepath.Join(binDir, "meshctl")
 }
 
+// endToEnd starts an end-to-end test with real binaries: skipped with
+// -short and under -race (see raceEnabled), and run in parallel with the
+// other end-to-end tests (each has its own directories and listens on
+// port 0, so they share nothing but the binaries).
+func endToEnd(t *testing.T, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(what)
+	}
+	if raceEnabled {
+		t.Skip("the daemons are separate binaries without the race detector; the plain run covers this test")
+	}
+	t.Parallel()
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if binDir != "" {
@@ -264,9 +279,7 @@ func (p *proc) inboxCount(ctx context.Context, text string) int {
 }
 
 func TestEndToEndThreeDaemons(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries and runs three daemons")
-	}
+	endToEnd(t, "builds binaries and runs three daemons")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 90*time.Second) }

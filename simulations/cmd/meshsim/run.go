@@ -143,6 +143,12 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 			sum.ChannelMembers, sum.ChannelDeliveryRatio, sum.ChannelRatioMin, sum.ChannelDuplicates,
 			sum.BroadcastLatencyP50, sum.BroadcastLatencyP90, sum.BroadcastLatencyP99, sum.Frames["gossip"], sum.GossipDuplicates)
 	}
+	if f := sum.FAPP; f != nil {
+		fmt.Fprintf(stdout, "fapp            %d relays, %d therapists, %d patients in %d regions; %d announces: 99 %% of relays reached by %.1f %% of them, in p50 %.3fs  p99 %.3fs  max %.3fs\n",
+			f.Relays, f.Therapists, f.Patients, f.Regions, f.Announces, 100*f.Relay99.Share, f.Relay99.P50, f.Relay99.P99, f.Relay99.Max)
+		fmt.Fprintf(stdout, "fapp queries    %d: success %.4f, recall %.4f; %d reservations (%d confirmed, %d declined, %d unanswered of which %d refused: no longer on offer), round trip p50 %.3fs  p99 %.3fs\n",
+			f.Queries, f.Success, f.Recall, f.Reservations, f.Confirmed, f.Declined, f.Unanswered, f.Refused, f.RoundTrip.P50, f.RoundTrip.P99)
+	}
 	if sum.Crashes > 0 {
 		fmt.Fprintf(stdout, "churn           %d crashes, %.0fs down in all\n", sum.Crashes, sum.DowntimeS)
 	}

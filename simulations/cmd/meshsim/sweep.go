@@ -286,7 +286,36 @@ var sweepColumns = []struct {
 	{"node_crashes", func(s *sim.Summary) string { return u64(s.Crashes) }},
 	{"node_downtime_s", func(s *sim.Summary) string { return f64(s.DowntimeS) }},
 	{"engine_errors", func(s *sim.Summary) string { return u64(s.EngineErrors) }},
+	{"fapp_announces", fappCol(func(f *sim.FAPPSummary) string { return strconv.Itoa(f.Announces) })},
+	{"fapp_relay_reach", fappCol(func(f *sim.FAPPSummary) string { return f64(f.RelayReach) })},
+	{"fapp_relay_latency_p50_s", fappCol(func(f *sim.FAPPSummary) string { return f64(f.RelayLatency.P50) })},
+	{"fapp_relay_latency_p99_s", fappCol(func(f *sim.FAPPSummary) string { return f64(f.RelayLatency.P99) })},
+	{"fapp_time_to_99pct_relays_share", fappCol(func(f *sim.FAPPSummary) string { return f64(f.Relay99.Share) })},
+	{"fapp_time_to_99pct_relays_p50_s", fappCol(func(f *sim.FAPPSummary) string { return f64(f.Relay99.P50) })},
+	{"fapp_time_to_99pct_relays_p99_s", fappCol(func(f *sim.FAPPSummary) string { return f64(f.Relay99.P99) })},
+	{"fapp_time_to_99pct_relays_max_s", fappCol(func(f *sim.FAPPSummary) string { return f64(f.Relay99.Max) })},
+	{"fapp_follower_reach", fappCol(func(f *sim.FAPPSummary) string { return f64(f.FollowerReach) })},
+	{"fapp_queries", fappCol(func(f *sim.FAPPSummary) string { return strconv.Itoa(f.Queries) })},
+	{"fapp_query_success", fappCol(func(f *sim.FAPPSummary) string { return f64(f.Success) })},
+	{"fapp_query_recall", fappCol(func(f *sim.FAPPSummary) string { return f64(f.Recall) })},
+	{"fapp_reservations", fappCol(func(f *sim.FAPPSummary) string { return strconv.Itoa(f.Reservations) })},
+	{"fapp_confirmed", fappCol(func(f *sim.FAPPSummary) string { return strconv.Itoa(f.Confirmed) })},
+	{"fapp_refused_not_on_offer", fappCol(func(f *sim.FAPPSummary) string { return strconv.Itoa(f.Refused) })},
+	{"fapp_reservation_round_trip_p50_s", fappCol(func(f *sim.FAPPSummary) string { return f64(f.RoundTrip.P50) })},
+	{"fapp_reservation_round_trip_p99_s", fappCol(func(f *sim.FAPPSummary) string { return f64(f.RoundTrip.P99) })},
+	{"fapp_lora_airtime_s", fappCol(func(f *sim.FAPPSummary) string { return f64(f.LoRaAirtimeS) })},
+	{"fapp_gossip_bytes", fappCol(func(f *sim.FAPPSummary) string { return u64(f.GossipBytes) })},
 	{"trace_sha256", func(s *sim.Summary) string { return s.TraceSHA256 }},
+}
+
+// fappCol is a FAPP column: empty without a FAPP workload.
+func fappCol(get func(*sim.FAPPSummary) string) func(*sim.Summary) string {
+	return func(s *sim.Summary) string {
+		if s.FAPP == nil {
+			return ""
+		}
+		return get(s.FAPP)
+	}
 }
 
 func u64(v uint64) string  { return strconv.FormatUint(v, 10) }

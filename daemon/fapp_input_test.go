@@ -1,0 +1,234 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"meshd.dev/meshd/daemon/store"
+	"meshd.dev/meshd/fapp"
+	"meshd.dev/meshd/rpcapi"
+)
+
+// openFAPPNode opens a node (no loop) following region 10 and trusting
+// is, for feeding FAPP handlers directly.
+func openFAPPNode(tb testing.TB, is *fapp.Issuer, clk *testClock) *Node {
+	tb.Helper()
+	n, err := Open(context.Background(), fappConfig(tb, is, "10"), Options{Now: clk.Now})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { n.Close() })
+	return n
+}
+
+// TestFAPPNetworkBadInputDropped: what arrives on a region channel is
+// verified before it is kept: a tampered announce, an announce sent on
+// another region's channel, an older sequence, a replay, an expired
+// announce, a profile whose signature fails and junk are dropped and
+// counted by reason; only the genuine announce is indexed.
+func TestFAPPNetworkBadInputDropped(t *testing.T) {
+	clk := &testClock{}
+	is := newIssuer(t)
+	n := openFAPPNode(t, is, clk)
+	f := n.fapp
+	now := clk.Now()
+	id := mustIdentity(t)
+	announce, profile := foreignOffer(t, id, is, now, "10115")
+	tampered := slices.Clone(announce)
+	tampered[len(tampered)-1] ^= 1 // the signature
+	badProfile := slices.Clone(profile)
+	badProfile[len(badProfile)-1] ^= 1
+	other, _ := foreignOffer(t, mustIdentity(t), is, now, "20095") // region 20
+	old, _ := foreignOffer(t, id, is, now.Add(-48*time.Hour), "10115")
+
+	f.onRegionFrame(10, tampered, now)
+	f.onRegionFrame(10, badProfile, now)
+	f.onRegionFrame(10, other, now)
+	f.onRegionFrame(10, nil, now)
+	f.onRegionFrame(10, []byte{0x7f, 1, 2}, now)
+	f.onRegionFrame(10, []byte{regionProfileReq, 1}, now)
+	f.onRegionFrame(10, append([]byte{regionRevocation}, 1, 2, 3), now)
+	f.onRegionFrame(10, old, now) // expired: issued two days ago for a day
+	f.onRegionFrame(10, announce, now)
+	f.onRegionFrame(10, announce, now) // the same sequence again
+	f.mu.Lock()
+	held := f.idx.Len()
+	f.mu.Unlock()
+	if held != 1 {
+		t.Errorf("index holds %d announces, want the genuine one", held)
+	}
+	got := f.stats.snapshot()
+	for k, want := range map[string]uint64{
+		"dropped_announce_bad_signature": 1, "dropped_profile_bad_signature": 1, "dropped_announce_mismatch": 1,
+		"dropped_region_malformed": 1, "dropped_region_unknown_kind": 1, "dropped_profile_request_malformed": 1,
+		"dropped_revocation_malformed": 1, "dropped_announce_expired": 1, "dropped_announce_stale": 1, "announces_accepted": 1,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %d, want %d (all: %v)", k, got[k], want, got)
+		}
+	}
+}
+
+// TestFAPPAPIBadInput: the node refuses what the API's validation cannot
+// know is wrong, with the right error.
+func TestFAPPAPIBadInput(t *testing.T) {
+	clk := &testClock{}
+	is := newIssuer(t)
+	n, stop := startClocked(t, fappConfig(t, is, "10"), clk)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A credential for another node's keys.
+	now := clk.Now().Truncate(time.Second)
+	foreign, _ := is.Issue(fapp.Credential{Serial: 1, Therapist: mustIdentity(t).Compact(), Berufsgruppe: fapp.Psychotherapeut,
+		RegistryID: "X", ValidFrom: now, ValidTo: now.Add(time.Hour)})
+	raw, _ := foreign.MarshalBinary()
+	if _, err := n.FAPPCredentialImport(ctx, raw); !errors.Is(err, rpcapi.ErrInvalidParams) {
+		t.Errorf("foreign credential: %v", err)
+	}
+	if _, err := n.FAPPCredentialImport(ctx, []byte{1, 2, 3}); !errors.Is(err, rpcapi.ErrInvalidParams) {
+		t.Errorf("junk credential: %v", err)
+	}
+	profile := rpcapi.FAPPProfile{Name: "X", PLZ: "10115", Verfahren: []string{"SYSTEMISCH"}, Kostentraeger: []string{"GKV"}, Altersgruppen: []string{"ERWACHSENE"}}
+	if _, err := n.FAPPProfileSet(ctx, profile); !errors.Is(err, rpcapi.ErrInvalidParams) {
+		t.Errorf("profile without a credential: %v", err)
+	}
+	if _, err := n.FAPPPublish(ctx, rpcapi.FAPPPublishParams{Slots: therapistSlots(clk.Now())}); !errors.Is(err, rpcapi.ErrRefused) {
+		t.Errorf("publish without a profile: %v", err)
+	}
+	becomeTherapist(t, ctx, n, is, clk)
+	past := therapistSlots(clk.Now())[:1]
+	past[0].Start = clk.Now().Add(-48 * time.Hour).Truncate(time.Minute)
+	if _, err := n.FAPPPublish(ctx, rpcapi.FAPPPublishParams{Slots: past}); !errors.Is(err, rpcapi.ErrInvalidParams) {
+		t.Errorf("slot in the past: %v", err)
+	}
+	wrongVerfahren := therapistSlots(clk.Now())[:1]
+	wrongVerfahren[0].Verfahren = "ANALYTISCH"
+	if _, err := n.FAPPPublish(ctx, rpcapi.FAPPPublishParams{Slots: wrongVerfahren}); !errors.Is(err, rpcapi.ErrInvalidParams) {
+		t.Errorf("a Verfahren the profile does not offer: %v", err)
+	}
+	if o, _ := n.FAPPSlots(ctx); len(o.Slots) != 2 {
+		t.Errorf("refused publishes changed the offer: %+v", o.Slots)
+	}
+	unknown := "0123456789abcdef0123456789abcdef"
+	if _, err := n.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: unknown, Action: "confirm"}); !errors.Is(err, rpcapi.ErrNotFound) {
+		t.Errorf("respond to an unknown reservation: %v", err)
+	}
+	if _, err := n.FAPPCancel(ctx, rpcapi.FAPPCancelParams{ID: unknown}); !errors.Is(err, rpcapi.ErrNotFound) {
+		t.Errorf("cancel an unknown reservation: %v", err)
+	}
+	if _, err := n.FAPPReserve(ctx, rpcapi.FAPPReserveParams{Slot: fapp.TherapistKeyOf(mustIdentity(t).Compact()).String() + "/1"}); !errors.Is(err, rpcapi.ErrInvalidParams) {
+		t.Errorf("reserve a slot nobody announced: %v", err)
+	}
+	if _, err := n.FAPPWithdraw(ctx, rpcapi.FAPPWithdrawParams{Slots: []uint16{77}}); !errors.Is(err, rpcapi.ErrNotFound) {
+		t.Errorf("withdraw an unknown slot: %v", err)
+	}
+	if _, err := n.FAPPRevocationImport(ctx, []byte{1}); !errors.Is(err, rpcapi.ErrInvalidParams) {
+		t.Errorf("junk revocation: %v", err)
+	}
+	stranger := newIssuer(t)
+	rv, _ := stranger.Revoke(1, clk.Now(), []uint64{7})
+	rraw, _ := rv.MarshalBinary()
+	if _, err := n.FAPPRevocationImport(ctx, rraw); !errors.Is(err, rpcapi.ErrRefused) {
+		t.Errorf("revocation of an untrusted issuer: %v", err)
+	}
+	// The trusted issuer revokes the node's credential: its status says so.
+	rv, _ = is.Revoke(1, clk.Now(), []uint64{7})
+	rraw, _ = rv.MarshalBinary()
+	if iss, err := n.FAPPRevocationImport(ctx, rraw); err != nil || iss.Revoked != 1 {
+		t.Errorf("revocation: %+v %v", iss, err)
+	}
+	if st, _ := n.FAPPCredentialStatus(ctx); st.Status != rpcapi.FAPPCredRevoked {
+		t.Errorf("status after revocation: %+v", st)
+	}
+}
+
+// FuzzFAPPFrames: whatever arrives on a region or the query channel is
+// handled without a panic (dropped and counted when bad).
+func FuzzFAPPFrames(f *testing.F) {
+	clk := &testClock{}
+	is := newIssuer(f)
+	n := openFAPPNode(f, is, clk)
+	n.fapp.relay = true // answers queries too
+	announce, profile := foreignOffer(&testing.T{}, mustIdentity(&testing.T{}), is, clk.Now(), "10115")
+	rq := fapp.RemoteQuery{ReplyTo: mustIdentity(&testing.T{}).Public(), Created: clk.Now().Truncate(time.Second), Query: fapp.Query{PLZPrefix: "10"}}
+	qb, _ := rq.MarshalBinary()
+	query := append([]byte{queryMsg}, qb...)
+	for _, seed := range [][]byte{announce, profile, query, {regionProfileReq}, {answerMsg}} {
+		f.Add(false, seed)
+		f.Add(true, seed)
+	}
+	f.Fuzz(func(t *testing.T, onQueries bool, b []byte) {
+		now := clk.Now()
+		if onQueries {
+			n.fapp.onQueryFrame(b, now)
+		} else {
+			n.fapp.onRegionFrame(10, b, now)
+		}
+		n.fapp.mu.Lock()
+		n.fapp.inflight = nil
+		n.fapp.mu.Unlock()
+	})
+}
+
+// TestFAPPForgottenReservationsLeaveTheStore: a finished reservation older
+// than the request lifetime, which the therapist's book forgets, is deleted
+// from the store too (it was restored and forgotten again at every start,
+// and the store grew without bound).
+func TestFAPPForgottenReservationsLeaveTheStore(t *testing.T) {
+	clk := &testClock{}
+	n := openFAPPNode(t, newIssuer(t), clk)
+	f := n.fapp
+	now := clk.Now().Truncate(time.Second)
+	q := fapp.Request{Slot: fapp.SlotRef{Slot: 1}, Start: now.Add(-7 * 24 * time.Hour), Patient: mustIdentity(t).Public(),
+		Created: now.Add(-8 * 24 * time.Hour)}
+	q.ID[0] = 1
+	r := fapp.Reservation{Request: q, State: fapp.Abgelehnt, Received: q.Created, Updated: q.Created}
+	f.mu.Lock()
+	if err := f.book.Restore(r); err != nil {
+		t.Fatal(err)
+	}
+	f.replyTo[q.ID] = mustIdentity(t).Address()
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	f.putTherapistLocked(&b, r)
+	f.write(b)
+	f.mu.Unlock()
+	f.tick()
+	if v, err := n.st.FAPPGet(therapistResKey(q.ID)); err != nil || v != nil {
+		t.Errorf("a forgotten reservation is still stored: %d bytes, %v", len(v), err)
+	}
+}
+
+// TestFAPPHoldLapses: a hold past its time lapses to ABGELAUFEN at the next
+// tick, stored and announced on the subscription.
+func TestFAPPHoldLapses(t *testing.T) {
+	clk := &testClock{}
+	n := openFAPPNode(t, newIssuer(t), clk)
+	f := n.fapp
+	now := clk.Now().Truncate(time.Second)
+	q := fapp.Request{Slot: fapp.SlotRef{Slot: 1}, Start: now.Add(24 * time.Hour), Patient: mustIdentity(t).Public(), Created: now.Add(-time.Hour)}
+	q.ID[0] = 2
+	r := fapp.Reservation{Request: q, State: fapp.Gehalten, HoldUntil: now.Add(-time.Second), Received: q.Created, Updated: q.Created}
+	f.mu.Lock()
+	if err := f.book.Restore(r); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ev, cancelSub, _ := n.Subscribe(ctx)
+	defer cancelSub()
+	f.tick()
+	got := waitReservation(t, ctx, ev, "ABGELAUFEN")
+	v, err := n.st.FAPPGet(therapistResKey(q.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _, err := decodeTherapistRes(v)
+	if err != nil || stored.State != fapp.Abgelaufen || got.ID != q.ID.String() {
+		t.Errorf("stored %v (%v), event %+v", stored.State, err, got)
+	}
+}

@@ -1,0 +1,429 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"meshd.dev/meshd/daemon/store"
+	"meshd.dev/meshd/fapp"
+	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
+	"meshd.dev/meshd/rpcapi"
+)
+
+// Reservations travel as sealed-sender unicast envelopes of type FAPP
+// (protocol.TypeFAPP), so the engine's custody keeps a request while the
+// therapist's node is offline. The body is one kind byte and a message the
+// fapp package sealed end to end (a second envelope inside, sealed to the
+// therapist's profile identity or to the patient's ephemeral identity):
+//
+//	0x01 | sealed    to the therapist: a request or the patient's cancel
+//	0x02 | sealed    to the patient's node: a response or the therapist's cancel
+//
+// Forwarders see an envelope of type FAPP to an address, nothing else. The
+// therapist's node learns the patient node's address (the outer envelope's
+// sender, which the engine reveals only to the recipient): it is where
+// responses go. A delivered message first lands in the inbox, atomically
+// with the engine's delivered record; the FAPP side takes it from there and
+// removes it in the same transaction that stores what it caused, so a crash
+// in between processes it again at the next start, never twice.
+const (
+	toTherapist = 0x01
+	toPatient   = 0x02
+)
+
+// Stored reservations (f/t/, f/r/) are fapp's records
+// (Reservation.MarshalBinary, PatientReservation.MarshalBinary, which holds
+// the ephemeral identity's private key); a therapist-side record is
+// preceded by the 16-byte address of the patient's node, where responses
+// go (all zeros when unknown).
+func encodeTherapistRes(r fapp.Reservation, replyTo protocol.Address) ([]byte, error) {
+	rec, err := r.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return append(replyTo[:], rec...), nil
+}
+
+func decodeTherapistRes(v []byte) (fapp.Reservation, protocol.Address, error) {
+	var to protocol.Address
+	if len(v) < len(to) {
+		return fapp.Reservation{}, to, fmt.Errorf("%w: reservation record of %d bytes", store.ErrCorrupt, len(v))
+	}
+	copy(to[:], v)
+	r, err := fapp.ParseReservation(v[len(to):])
+	return r, to, err
+}
+
+func encodePatientRes(r fapp.PatientReservation) ([]byte, error) { return r.MarshalBinary() }
+
+func decodePatientRes(v []byte) (fapp.PatientReservation, error) {
+	return fapp.ParsePatientReservation(v)
+}
+
+// putTherapistLocked returns the batch entry storing a therapist-side
+// reservation.
+func (f *fappNode) putTherapistLocked(b *store.FAPPBatch, r fapp.Reservation) {
+	v, err := encodeTherapistRes(r, f.replyTo[r.Request.ID])
+	if err != nil {
+		f.n.log.Error("cannot encode a FAPP reservation", "err", err)
+		return
+	}
+	b.Put[therapistResKey(r.Request.ID)] = v
+}
+
+func (f *fappNode) putPatientLocked(b *store.FAPPBatch, r fapp.PatientReservation) {
+	v, err := encodePatientRes(r)
+	if err != nil {
+		f.n.log.Error("cannot encode a FAPP reservation", "err", err)
+		return
+	}
+	b.Put[patientResKey(r.Request.ID)] = v
+}
+
+// takeDirect handles the FAPP messages among a Ready's direct deliveries
+// (seqs are their inbox sequence numbers) and returns the others. Loop
+// only.
+func (f *fappNode) takeDirect(ds []routing.Delivery, seqs []uint64) ([]routing.Delivery, []uint64) {
+	var rest []routing.Delivery
+	var restSeqs []uint64
+	for i, d := range ds {
+		if d.Type != protocol.TypeFAPP {
+			rest, restSeqs = append(rest, d), append(restSeqs, seqs[i])
+			continue
+		}
+		f.onDirect(d.From, d.Body, seqs[i])
+	}
+	return rest, restSeqs
+}
+
+// onDirect handles one FAPP unicast message and removes its inbox entry in
+// the same write as what it caused. Loop (or start-up) only.
+func (f *fappNode) onDirect(from protocol.Address, body []byte, seq uint64) {
+	now := f.n.now()
+	b := store.FAPPBatch{Put: map[string][]byte{}, Ack: []uint64{seq}}
+	f.mu.Lock()
+	var events []rpcapi.Event
+	switch {
+	case len(body) < 2:
+		f.drop("reservation", fapp.ErrTruncated)
+	case body[0] == toTherapist:
+		events = f.onTherapistMsgLocked(&b, from, body[1:], now)
+	case body[0] == toPatient:
+		events = f.onPatientMsgLocked(&b, body[1:], now)
+	default:
+		f.drop("reservation", fapp.ErrUnknownVersion)
+	}
+	f.mu.Unlock()
+	if f.write(b) == nil {
+		f.publishEvents(events)
+	}
+}
+
+// onTherapistMsgLocked applies a request or a patient's cancel. A request
+// may have waited in custody while this node was offline: fapp's Book
+// judges its age and stamp by the request's own creation time, bounded by
+// the request lifetime, so arrival time is the right clock here.
+func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Address, sealed []byte, now time.Time) []rpcapi.Event {
+	if f.template == nil {
+		f.drop("reservation", fapp.ErrNotFound)
+		return nil
+	}
+	// The books expire lapsed holds inside every call, and only this
+	// writes that back (store, announce status, event): run it first.
+	f.expireLocked(now)
+	m, sender, err := fapp.OpenMessage(f.n.id, sealed, now)
+	if err != nil {
+		f.drop("reservation", err)
+		return nil
+	}
+	var r fapp.Reservation
+	refused := false
+	switch m := m.(type) {
+	case *fapp.Request:
+		r, err = f.book.Receive(m, sender, now)
+		if errors.Is(err, fapp.ErrNotOffered) {
+			// Taken a moment ago (or gone): answer ABGELEHNT rather than
+			// leave the patient waiting; Refuse checks the request and
+			// its stamp as Receive does.
+			r, err = f.refuseLocked(m, sender, from, now)
+			refused = true
+		}
+		if err == nil {
+			f.replyTo[r.Request.ID] = from
+		}
+	case *fapp.Cancel:
+		if err = f.book.ApplyCancel(m, sender, now); err == nil {
+			r, err = f.book.Get(m.ID)
+		}
+	default:
+		err = fmt.Errorf("a therapist receives no %T: %w", m, fapp.ErrMalformed)
+	}
+	if err != nil {
+		f.drop("reservation", err)
+		return nil
+	}
+	f.stats.add("reservations_received", 1)
+	f.putTherapistLocked(b, r)
+	if !refused {
+		// A refused request names a start that is not on offer: the
+		// book's status of that start (nobody holds it, so FREI) must not
+		// reach the announce, or one anonymous request would turn a
+		// VERGEBEN slot FREI again.
+		f.slotStatusLocked(r, now)
+	}
+	return []rpcapi.Event{f.therapistEvent(r)}
+}
+
+// offersLocked is the Book's Offers: whether the own offer has q's slot
+// occurrence FREI (Publisher.Offers). Caller holds mu.
+func (f *fappNode) offersLocked(slot uint16, start time.Time) error {
+	if f.pub == nil {
+		return fmt.Errorf("slot %d: no offer: %w", slot, fapp.ErrNotFound)
+	}
+	return f.pub.Offers(slot, start)
+}
+
+// refuseLocked answers a request for a slot not on offer with a signed
+// ABGELEHNT, queued for the patient's node.
+func (f *fappNode) refuseLocked(q *fapp.Request, sender protocol.CompactIdentity, from protocol.Address, now time.Time) (fapp.Reservation, error) {
+	r, resp, err := f.book.Refuse(q, sender, "", now)
+	if err != nil {
+		return r, err
+	}
+	sealed, err := f.book.Seal(randReader, q.ID, resp, now)
+	if err != nil {
+		return r, err
+	}
+	f.queue(fappOut{unicast: true, dest: from, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+	f.stats.add("requests_refused", 1)
+	return r, nil
+}
+
+func (f *fappNode) onPatientMsgLocked(b *store.FAPPBatch, sealed []byte, now time.Time) []rpcapi.Event {
+	f.expireLocked(now)
+	f.patMu.Lock()
+	r, err := f.patient.Open(sealed, now)
+	f.patMu.Unlock()
+	if err != nil {
+		f.drop("reservation", err)
+		return nil
+	}
+	f.stats.add("responses_received", 1)
+	f.putPatientLocked(b, r)
+	return []rpcapi.Event{f.patientEvent(r)}
+}
+
+// expireLocked runs both books' expiry.
+func (f *fappNode) expireLocked(now time.Time) {
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	var events []rpcapi.Event
+	for _, r := range f.book.Expire(now) {
+		f.putTherapistLocked(&b, r)
+		f.slotStatusLocked(r, now)
+		events = append(events, f.therapistEvent(r))
+	}
+	f.patMu.Lock()
+	expired := f.patient.Expire(now)
+	f.patMu.Unlock()
+	for _, r := range expired {
+		f.putPatientLocked(&b, r)
+		events = append(events, f.patientEvent(r))
+	}
+	if f.write(b) == nil {
+		f.publishEvents(events)
+	}
+}
+
+// reserve makes a reservation request for slot ref at start (zero: the
+// slot's next start) and queues it for the therapist. Minting the stamp
+// takes a while (docs/performance.md), so it runs under the patient book's
+// lock only: the node loop, which takes mu for every FAPP delivery, does
+// not wait for it.
+func (f *fappNode) reserve(ref fapp.SlotRef, start time.Time, opts fapp.RequestOptions, now time.Time) (fapp.PatientReservation, error) {
+	f.mu.Lock()
+	therapist, start, err := f.prepareReserveLocked(ref, start, now)
+	f.mu.Unlock()
+	if err != nil {
+		return fapp.PatientReservation{}, err
+	}
+	f.patMu.Lock()
+	r, sealed, err := f.patient.NewRequest(randReader, therapist, ref, start, opts, now)
+	f.patMu.Unlock()
+	if err != nil {
+		return r, err // apiErr maps fapp's sentinels
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	f.putPatientLocked(&b, r)
+	if err := f.write(b); err != nil {
+		f.patMu.Lock()
+		f.patient.Forget(r.Request.ID)
+		f.patMu.Unlock()
+		return r, err
+	}
+	f.queue(fappOut{unicast: true, dest: therapist.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL})
+	return r, nil
+}
+
+// prepareReserveLocked finds the therapist's identity and the occurrence
+// to ask for.
+func (f *fappNode) prepareReserveLocked(ref fapp.SlotRef, start, now time.Time) (*protocol.PublicIdentity, time.Time, error) {
+	a, p := f.idx.Get(ref.Therapist), f.idx.Profile(ref.Therapist)
+	if e := f.remote[ref.Therapist]; e != nil && (a == nil || e.a.Sequence > a.Sequence) {
+		a, p = e.a, e.p
+	}
+	if a == nil {
+		return nil, start, fmt.Errorf("%w: no announce of therapist %v is known (query first)", rpcapi.ErrInvalidParams, ref.Therapist)
+	}
+	if p == nil || mustRef(p) != a.Profile {
+		if f.following(a.Region()) {
+			f.askProfileLocked(a.Region(), a.Therapist, a.Profile, now)
+		}
+		return nil, start, fmt.Errorf("%w: the therapist's profile (with the key to seal to) has not arrived yet; try again shortly", rpcapi.ErrRefused)
+	}
+	slot, ok := findSlot(a, ref.Slot)
+	switch {
+	case !ok:
+		return nil, start, fmt.Errorf("%w: therapist %v offers no slot %d", rpcapi.ErrInvalidParams, ref.Therapist, ref.Slot)
+	case slot.Status != fapp.SlotFrei:
+		return nil, start, fmt.Errorf("%w: slot %v is %v", rpcapi.ErrRefused, ref, slot.Status)
+	}
+	if start.IsZero() {
+		start = nextOccurrence(slot, now)
+	}
+	if !isOccurrence(slot, start) || start.Before(now) {
+		// The therapist refuses it without an answer: the patient would
+		// wait for ever.
+		return nil, start, fmt.Errorf("%w: slot %v has no occurrence at %v still ahead", rpcapi.ErrInvalidParams, ref, start.UTC())
+	}
+	return p.Identity, start, nil
+}
+
+// isOccurrence reports whether start is one of the slot's occurrences.
+func isOccurrence(s fapp.Slot, start time.Time) bool {
+	for k := range s.Occurrences() {
+		if s.Occurrence(k).Equal(start) {
+			return true
+		}
+	}
+	return false
+}
+
+// nextOccurrence returns the slot's first occurrence at or after now (its
+// start if none is).
+func nextOccurrence(s fapp.Slot, now time.Time) time.Time {
+	for k := range s.Occurrences() {
+		if t := s.Occurrence(k); !t.Before(now) {
+			return t
+		}
+	}
+	return s.Start
+}
+
+func findSlot(a *fapp.SlotAnnounce, id uint16) (fapp.Slot, bool) {
+	for _, s := range a.Slots {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return fapp.Slot{}, false
+}
+
+// Therapist decisions.
+const (
+	decideHold    = "hold"
+	decideConfirm = "confirm"
+	decideDecline = "decline"
+	decideCancel  = "cancel"
+)
+
+// respondLocked applies the therapist's decision and queues the signed
+// answer for the patient's node.
+func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUntil, now time.Time) (fapp.Reservation, error) {
+	f.expireLocked(now)
+	var m fapp.Message
+	var err error
+	switch action {
+	case decideHold:
+		m, err = f.book.Hold(id, holdUntil, note, now)
+	case decideConfirm:
+		m, err = f.book.Confirm(id, note, now)
+	case decideDecline:
+		m, err = f.book.Decline(id, note, now)
+	case decideCancel:
+		m, err = f.book.CancelByTherapist(id, now)
+	default:
+		return fapp.Reservation{}, fmt.Errorf("%w: action %q: want hold, confirm, decline or cancel", rpcapi.ErrInvalidParams, action)
+	}
+	if err != nil {
+		return fapp.Reservation{}, err // apiErr maps fapp's sentinels
+	}
+	r, _ := f.book.Get(id)
+	sealed, err := f.book.Seal(randReader, id, m, now)
+	if err != nil {
+		return r, err
+	}
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	f.putTherapistLocked(&b, r)
+	if err := f.write(b); err != nil {
+		return r, err
+	}
+	f.slotStatusLocked(r, now)
+	if to, ok := f.replyTo[id]; ok {
+		f.queue(fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+	}
+	if action == decideHold || action == decideConfirm {
+		f.declineRivalsLocked(id, now)
+	}
+	return r, nil
+}
+
+// declineRivalsLocked answers ABGELEHNT to the other requests for the slot
+// occurrence id now holds or has (Book.DeclineRivals): they can no longer
+// be held, and their patients would otherwise wait a week for nothing.
+func (f *fappNode) declineRivalsLocked(id fapp.RequestID, now time.Time) {
+	resps, err := f.book.DeclineRivals(id, "", now)
+	if err != nil {
+		f.n.log.Warn("cannot decline the other requests for a taken slot", "err", err)
+	}
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	var events []rpcapi.Event
+	for _, resp := range resps {
+		r, _ := f.book.Get(resp.ID)
+		f.putTherapistLocked(&b, r)
+		events = append(events, f.therapistEvent(r))
+		to, ok := f.replyTo[resp.ID]
+		if !ok {
+			continue
+		}
+		if sealed, err := f.book.Seal(randReader, resp.ID, resp, now); err == nil {
+			f.queue(fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+		}
+	}
+	f.stats.add("rivals_declined", uint64(len(resps)))
+	if f.write(b) == nil {
+		f.publishEvents(events)
+	}
+}
+
+// cancelLocked cancels the patient's reservation and queues the cancel.
+func (f *fappNode) cancelLocked(id fapp.RequestID, now time.Time) (fapp.PatientReservation, error) {
+	f.expireLocked(now)
+	f.patMu.Lock()
+	sealed, err := f.patient.Cancel(randReader, id, now)
+	r, _ := f.patient.Get(id)
+	f.patMu.Unlock()
+	if err != nil {
+		return fapp.PatientReservation{}, err // apiErr maps fapp's sentinels
+	}
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	f.putPatientLocked(&b, r)
+	if err := f.write(b); err != nil {
+		return r, err
+	}
+	f.queue(fappOut{unicast: true, dest: r.Therapist.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL})
+	return r, nil
+}

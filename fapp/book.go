@@ -1,0 +1,412 @@
+package fapp
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// Book defaults.
+const (
+	DefaultMaxReservations = 10_000
+	// DefaultRequestTTL is how long an unanswered request waits (it may sit
+	// in custody while the therapist is offline) before it lapses.
+	DefaultRequestTTL = 7 * 24 * time.Hour
+	// DefaultMaxHold bounds how long a therapist may hold a slot.
+	DefaultMaxHold = 7 * 24 * time.Hour
+	// DefaultMessageTTL is the lifetime of a sealed reservation message.
+	DefaultMessageTTL = 7 * 24 * time.Hour
+)
+
+// Reservation is one reservation as the therapist's Book holds it.
+type Reservation struct {
+	Request   Request
+	State     ReservationState
+	HoldUntil time.Time // while GEHALTEN
+	Received  time.Time
+	Updated   time.Time
+}
+
+// active reports whether r occupies its slot occurrence.
+func (r *Reservation) active() bool { return r.State == Gehalten || r.State == Bestaetigt }
+
+// BookConfig configures a therapist's Book. Zero fields take the defaults.
+type BookConfig struct {
+	// Identity is the therapist's identity (its key is in the announces).
+	Identity *protocol.Identity
+	// Stamps verifies request stamps; nil makes a verifier with defaults.
+	Stamps          *StampVerifier
+	MaxReservations int
+	RequestTTL      time.Duration
+	MaxHold         time.Duration
+	ClockSkew       time.Duration
+	// Offers, when set, is asked whether a requested slot occurrence is on
+	// offer (Publisher.Offers); a request it refuses is refused.
+	Offers func(slot uint16, start time.Time) error
+}
+
+// Book is the therapist's side of reservations: it accepts requests
+// (checking sender, freshness, replay and stamp), applies the therapist's
+// decisions and the patients' cancels through Transition, and produces the
+// signed responses. It is not safe for concurrent use.
+type Book struct {
+	cfg BookConfig
+	key TherapistKey
+	res map[RequestID]*Reservation
+}
+
+// NewBook returns an empty book for cfg.Identity.
+func NewBook(cfg BookConfig) (*Book, error) {
+	if cfg.Identity == nil {
+		return nil, fmt.Errorf("book: no identity: %w", ErrMalformed)
+	}
+	cfg.MaxReservations = cmp.Or(cfg.MaxReservations, DefaultMaxReservations)
+	cfg.RequestTTL = cmp.Or(cfg.RequestTTL, DefaultRequestTTL)
+	if cfg.Stamps == nil {
+		cfg.Stamps = NewStampVerifier(StampConfig{MaxAge: cfg.RequestTTL})
+	}
+	cfg.MaxHold = cmp.Or(cfg.MaxHold, DefaultMaxHold)
+	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, DefaultClockSkew)
+	return &Book{cfg: cfg, key: TherapistKeyOf(cfg.Identity.Compact()), res: map[RequestID]*Reservation{}}, nil
+}
+
+// Open opens a sealed reservation message addressed to the therapist and
+// applies it: a request is received (Receive), a patient's cancel applied
+// (ApplyCancel). It returns the reservation as it now stands.
+func (b *Book) Open(sealed []byte, now time.Time) (Reservation, error) {
+	m, sender, err := OpenMessage(b.cfg.Identity, sealed, now)
+	if err != nil {
+		return Reservation{}, err
+	}
+	switch m := m.(type) {
+	case *Request:
+		return b.Receive(m, sender, now)
+	case *Cancel:
+		if err := b.ApplyCancel(m, sender, now); err != nil {
+			return Reservation{}, err
+		}
+		return b.Get(m.ID)
+	}
+	return Reservation{}, fmt.Errorf("book: a therapist receives no %T: %w", m, ErrMalformed)
+}
+
+// Receive records a request in state ANGEFRAGT. sender is who sealed it
+// (OpenMessage): it must be the request's own ephemeral key, so nobody can
+// file a request in another patient's name. Refused: a request for another
+// therapist (ErrMismatch), one created more than the clock skew ahead
+// (ErrFromFuture) or older than RequestTTL (ErrExpired), a request ID seen
+// before (ErrReplay), a slot not on offer (ErrNotOffered and ErrNotFound,
+// with Offers: answer it with Refuse), a bad stamp (ErrStamp/ErrReplay), a
+// full book (ErrLimit).
+func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Time) (Reservation, error) {
+	if err := b.admit(q, sender, now); err != nil {
+		return Reservation{}, err
+	}
+	if b.cfg.Offers != nil {
+		if err := b.cfg.Offers(q.Slot.Slot, q.Start); err != nil {
+			return Reservation{}, fmt.Errorf("request %v: %w: %w", q.ID, ErrNotOffered, err)
+		}
+	}
+	if err := b.cfg.Stamps.Verify(q.Stamp, q.Slot, q.ID, q.Created, now); err != nil {
+		return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
+	}
+	r := &Reservation{Request: *q, State: Angefragt, Received: now, Updated: now}
+	b.res[q.ID] = r
+	return *r, nil
+}
+
+// Refuse answers a request Receive refused because its slot is not on
+// offer (taken a moment ago, withdrawn, or no such occurrence): without an
+// answer the patient would wait until the request lapses. It checks the
+// request as Receive does, stamp included (a forged, replayed or cheap
+// request gets no answer, and nobody makes the therapist sign for free),
+// records it as ABGELEHNT (so a replay is refused and Seal finds it) and
+// returns the signed response to seal to the patient.
+func (b *Book) Refuse(q *Request, sender protocol.CompactIdentity, note string, now time.Time) (Reservation, *Response, error) {
+	if err := b.admit(q, sender, now); err != nil {
+		return Reservation{}, nil, err
+	}
+	if err := b.cfg.Stamps.Verify(q.Stamp, q.Slot, q.ID, q.Created, now); err != nil {
+		return Reservation{}, nil, fmt.Errorf("request %v: %w", q.ID, err)
+	}
+	resp := &Response{ID: q.ID, Slot: q.Slot, State: Abgelehnt, Created: now.Truncate(time.Second), Nachricht: note}
+	if err := resp.Sign(b.cfg.Identity); err != nil {
+		return Reservation{}, nil, err
+	}
+	r := &Reservation{Request: *q, State: Abgelehnt, Received: now, Updated: now}
+	b.res[q.ID] = r
+	return *r, resp, nil
+}
+
+// admit runs Receive's checks that come before the offer and the stamp.
+func (b *Book) admit(q *Request, sender protocol.CompactIdentity, now time.Time) error {
+	b.Expire(now)
+	switch {
+	case q.Slot.Therapist != b.key:
+		return fmt.Errorf("request %v: for therapist %v: %w", q.ID, q.Slot.Therapist, ErrMismatch)
+	case q.Patient == nil || sender != q.Patient.Compact():
+		return fmt.Errorf("request %v: not sealed by its patient key: %w", q.ID, ErrMismatch)
+	case q.Created.Sub(now) > b.cfg.ClockSkew:
+		return fmt.Errorf("request %v: created %v: %w", q.ID, q.Created, ErrFromFuture)
+	case now.Sub(q.Created) > b.cfg.RequestTTL:
+		return fmt.Errorf("request %v: created %v: %w", q.ID, q.Created, ErrExpired)
+	case b.res[q.ID] != nil:
+		return fmt.Errorf("request %v: %w", q.ID, ErrReplay)
+	case len(b.res) >= b.cfg.MaxReservations:
+		return fmt.Errorf("request %v: book full (%d): %w", q.ID, len(b.res), ErrLimit)
+	}
+	return q.validate()
+}
+
+// Hold holds the requested slot for the patient until until (at most
+// MaxHold after now) and returns the signed response to seal to the
+// patient. It fails (ErrTransition) when another reservation holds or has
+// the same slot occurrence.
+func (b *Book) Hold(id RequestID, until time.Time, note string, now time.Time) (*Response, error) {
+	if !until.After(now) || until.Sub(now) > b.cfg.MaxHold {
+		return nil, fmt.Errorf("hold %v: until %v, want within %v of %v: %w", id, until, b.cfg.MaxHold, now, ErrMalformed)
+	}
+	return b.decide(id, EventHold, until.Truncate(time.Second), note, now)
+}
+
+// Confirm confirms the reservation (BESTAETIGT) and returns the signed
+// response. The slot should then be re-announced as VERGEBEN (SlotStatus).
+func (b *Book) Confirm(id RequestID, note string, now time.Time) (*Response, error) {
+	return b.decide(id, EventConfirm, time.Time{}, note, now)
+}
+
+// Decline declines the reservation (ABGELEHNT) and returns the signed response.
+func (b *Book) Decline(id RequestID, note string, now time.Time) (*Response, error) {
+	return b.decide(id, EventDecline, time.Time{}, note, now)
+}
+
+func (b *Book) decide(id RequestID, ev Event, hold time.Time, note string, now time.Time) (*Response, error) {
+	b.Expire(now)
+	r := b.res[id]
+	if r == nil {
+		return nil, fmt.Errorf("reservation %v: %w", id, ErrNotFound)
+	}
+	to, err := Transition(r.State, ev)
+	if err != nil {
+		return nil, err
+	}
+	if (to == Gehalten || to == Bestaetigt) && r.State == Angefragt && b.occupied(r) {
+		return nil, fmt.Errorf("reservation %v: slot %v at %v is held or taken by another reservation: %w",
+			id, r.Request.Slot, r.Request.Start, ErrTransition)
+	}
+	resp := &Response{ID: id, Slot: r.Request.Slot, State: to, HoldUntil: hold, Created: now.Truncate(time.Second), Nachricht: note}
+	if err := resp.Sign(b.cfg.Identity); err != nil {
+		return nil, err
+	}
+	r.State, r.HoldUntil, r.Updated = to, hold, now
+	return resp, nil
+}
+
+// DeclineRivals declines (ABGELEHNT) every request still ANGEFRAGT for the
+// slot occurrence reservation id holds or has, and returns the signed
+// responses to seal to their patients: once the slot is taken, Hold and
+// Confirm refuse them, and without an answer their patients would wait
+// until the requests lapse. It does nothing while id does not hold its
+// slot.
+func (b *Book) DeclineRivals(id RequestID, note string, now time.Time) ([]*Response, error) {
+	r := b.res[id]
+	if r == nil {
+		return nil, fmt.Errorf("reservation %v: %w", id, ErrNotFound)
+	}
+	if !r.active() {
+		return nil, nil
+	}
+	var rivals []RequestID
+	for oid, o := range b.res {
+		if o != r && o.State == Angefragt && o.Request.Slot == r.Request.Slot && o.Request.Start.Equal(r.Request.Start) {
+			rivals = append(rivals, oid)
+		}
+	}
+	slices.SortFunc(rivals, func(a, b RequestID) int { return slices.Compare(a[:], b[:]) })
+	var out []*Response
+	for _, oid := range rivals {
+		resp, err := b.decide(oid, EventDecline, time.Time{}, note, now)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, resp)
+	}
+	return out, nil
+}
+
+// occupied reports whether another reservation holds r's slot occurrence.
+func (b *Book) occupied(r *Reservation) bool {
+	for _, o := range b.res {
+		if o != r && o.active() && o.Request.Slot == r.Request.Slot && o.Request.Start.Equal(r.Request.Start) {
+			return true
+		}
+	}
+	return false
+}
+
+// CancelByTherapist cancels an accepted reservation (STORNIERT_THERAPEUT)
+// and returns the signed cancel to seal to the patient.
+func (b *Book) CancelByTherapist(id RequestID, now time.Time) (*Cancel, error) {
+	b.Expire(now)
+	r := b.res[id]
+	if r == nil {
+		return nil, fmt.Errorf("reservation %v: %w", id, ErrNotFound)
+	}
+	to, err := Transition(r.State, EventCancelTherapist)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cancel{ID: id, Slot: r.Request.Slot, By: StorniertTherapeut, Created: now.Truncate(time.Second)}
+	if err := c.Sign(b.cfg.Identity); err != nil {
+		return nil, err
+	}
+	r.State, r.HoldUntil, r.Updated = to, time.Time{}, now
+	return c, nil
+}
+
+// ApplyCancel applies a patient's cancel: it must be sealed by (sender) and
+// signed by the request's ephemeral key, so only the patient can cancel.
+func (b *Book) ApplyCancel(c *Cancel, sender protocol.CompactIdentity, now time.Time) error {
+	b.Expire(now)
+	r := b.res[c.ID]
+	switch {
+	case r == nil:
+		return fmt.Errorf("cancel %v: %w", c.ID, ErrNotFound)
+	case c.By != StorniertPatient || c.Slot != r.Request.Slot || sender != r.Request.Patient.Compact():
+		return fmt.Errorf("cancel %v: not the patient's cancel of this reservation: %w", c.ID, ErrMismatch)
+	}
+	if err := c.Verify(r.Request.Patient.Compact()); err != nil {
+		return err
+	}
+	to, err := Transition(r.State, EventCancelPatient)
+	if err != nil {
+		return err
+	}
+	r.State, r.HoldUntil, r.Updated = to, time.Time{}, now
+	return nil
+}
+
+// Expire moves holds past HoldUntil and requests unanswered for RequestTTL
+// to ABGELAUFEN and returns the reservations that changed state.
+func (b *Book) Expire(now time.Time) []Reservation {
+	var changed []Reservation
+	for _, r := range b.res {
+		old := now.Sub(r.Request.Created) > b.cfg.RequestTTL
+		if (r.State == Gehalten && !now.Before(r.HoldUntil)) || (r.State == Angefragt && old) {
+			r.State, r.HoldUntil, r.Updated = Abgelaufen, time.Time{}, now
+			changed = append(changed, *r)
+		}
+	}
+	sortReservations(changed)
+	return changed
+}
+
+// Sweep forgets, to bound memory, the reservations that can no longer
+// matter: terminal ones whose request is older than RequestTTL, and
+// confirmed ones whose appointment started more than RequestTTL ago. It
+// returns their IDs (the daemon deletes them from its store). A replay of a
+// forgotten request is refused all the same: it is older than RequestTTL.
+func (b *Book) Sweep(now time.Time) []RequestID {
+	var gone []RequestID
+	for id, r := range b.res {
+		if (r.State.Terminal() && now.Sub(r.Request.Created) > b.cfg.RequestTTL) ||
+			(r.State == Bestaetigt && now.Sub(r.Request.Start) > b.cfg.RequestTTL) {
+			delete(b.res, id)
+			gone = append(gone, id)
+		}
+	}
+	slices.SortFunc(gone, func(a, b RequestID) int { return slices.Compare(a[:], b[:]) })
+	return gone
+}
+
+// Get returns a copy of reservation id.
+func (b *Book) Get(id RequestID) (Reservation, error) {
+	if r := b.res[id]; r != nil {
+		return *r, nil
+	}
+	return Reservation{}, fmt.Errorf("reservation %v: %w", id, ErrNotFound)
+}
+
+// List returns copies of every reservation, oldest request first.
+func (b *Book) List() []Reservation {
+	out := make([]Reservation, 0, len(b.res))
+	for _, r := range b.res {
+		out = append(out, *r)
+	}
+	sortReservations(out)
+	return out
+}
+
+func sortReservations(rs []Reservation) {
+	slices.SortFunc(rs, func(a, b Reservation) int {
+		return cmp.Or(a.Request.Created.Compare(b.Request.Created), slices.Compare(a.Request.ID[:], b.Request.ID[:]))
+	})
+}
+
+// SlotStatus returns the public status of the therapist's slot occurrence
+// as the reservations imply it: VERGEBEN when confirmed, GEHALTEN when held,
+// FREI otherwise. Feed it to the Publisher; announces never say who.
+func (b *Book) SlotStatus(slot uint16, start time.Time) SlotStatus {
+	st := SlotFrei
+	for _, r := range b.res {
+		if r.Request.Slot.Slot != slot || !r.Request.Start.Equal(start) {
+			continue
+		}
+		switch r.State {
+		case Bestaetigt:
+			return SlotVergeben
+		case Gehalten:
+			st = SlotGehalten
+		}
+	}
+	return st
+}
+
+// Restore puts back a reservation the daemon persisted (for example after a
+// restart). It refuses a duplicate ID or an invalid state.
+func (b *Book) Restore(r Reservation) error {
+	switch {
+	case !r.State.Valid() || r.Request.Patient == nil:
+		return fmt.Errorf("restore reservation %v: state %v: %w", r.Request.ID, r.State, ErrMalformed)
+	case b.res[r.Request.ID] != nil:
+		return fmt.Errorf("restore reservation %v: %w", r.Request.ID, ErrReplay)
+	case len(b.res) >= b.cfg.MaxReservations:
+		return fmt.Errorf("restore reservation %v: %w", r.Request.ID, ErrLimit)
+	}
+	b.res[r.Request.ID] = &r
+	return nil
+}
+
+// Seal seals a response or cancel for reservation id to its patient's
+// ephemeral key; the daemon sends the result to Request.Patient.Address().
+func (b *Book) Seal(rand io.Reader, id RequestID, m Message, now time.Time) ([]byte, error) {
+	r := b.res[id]
+	if r == nil {
+		return nil, fmt.Errorf("seal for %v: %w", id, ErrNotFound)
+	}
+	raw, err := marshalMessage(m)
+	if err != nil {
+		return nil, err
+	}
+	return SealMessage(rand, b.cfg.Identity, r.Request.Patient, raw, now, DefaultMessageTTL)
+}
+
+func marshalMessage(m Message) ([]byte, error) {
+	switch m := m.(type) {
+	case *Request:
+		return m.MarshalBinary()
+	case *Response:
+		return m.MarshalBinary()
+	case *Cancel:
+		return m.MarshalBinary()
+	case *RemoteQuery:
+		return m.MarshalBinary()
+	case *QueryAnswer:
+		return m.MarshalBinary()
+	}
+	return nil, fmt.Errorf("marshal %T: %w", m, ErrMalformed)
+}

@@ -1,0 +1,302 @@
+package fapp
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// PatientReservation is one reservation as the patient's PatientBook holds it.
+type PatientReservation struct {
+	Request Request
+	// Identity is the ephemeral identity made for this reservation only.
+	// It is secret: whoever holds it can cancel the reservation.
+	Identity *protocol.Identity
+	// Therapist is the therapist's public identity (from the profile).
+	Therapist *protocol.PublicIdentity
+	State     ReservationState
+	HoldUntil time.Time
+	Nachricht string // the therapist's last note
+	// Confirmation is the therapist's signed BESTAETIGT response: the
+	// patient's proof of the appointment.
+	Confirmation *Response
+	Updated      time.Time
+}
+
+// PatientBookConfig configures a PatientBook. Zero fields take the defaults.
+type PatientBookConfig struct {
+	MaxReservations int
+	// StampBits is the difficulty to mint (the therapists' verifiers'
+	// MinBits; default DefaultStampBits); StampBucket their bucket length.
+	StampBits   uint8
+	StampBucket time.Duration
+	// MaxStampTries bounds the minting work (0: no bound).
+	MaxStampTries uint64
+	// RequestTTL is the therapists' request lifetime (default
+	// DefaultRequestTTL); Sweep keeps finished reservations this long.
+	RequestTTL time.Duration
+}
+
+// PatientBook is the patient's side of reservations: it makes requests
+// (with a fresh ephemeral identity and a stamp each), applies the
+// therapist's signed responses and cancels, and makes the patient's
+// cancels. It is not safe for concurrent use.
+type PatientBook struct {
+	cfg    PatientBookConfig
+	res    map[RequestID]*PatientReservation
+	byAddr map[protocol.Address]RequestID
+}
+
+// NewPatientBook returns an empty book.
+func NewPatientBook(cfg PatientBookConfig) *PatientBook {
+	cfg.MaxReservations = cmp.Or(cfg.MaxReservations, DefaultMaxReservations)
+	cfg.StampBits = cmp.Or(cfg.StampBits, DefaultStampBits)
+	cfg.StampBucket = cmp.Or(cfg.StampBucket, DefaultStampBucket)
+	cfg.RequestTTL = cmp.Or(cfg.RequestTTL, DefaultRequestTTL)
+	return &PatientBook{cfg: cfg, res: map[RequestID]*PatientReservation{}, byAddr: map[protocol.Address]RequestID{}}
+}
+
+// RequestOptions are what the patient chooses to give.
+type RequestOptions struct {
+	Kontakt string
+	PTV11   string
+}
+
+// NewRequest makes a reservation request for slot (of therapist, whose
+// profile identity the request is sealed to) at the occurrence start: a
+// fresh ephemeral identity and request ID from rand, a stamp, and the
+// sealed message the daemon sends to therapist.Address(). The reservation is
+// recorded as ANGEFRAGT.
+func (p *PatientBook) NewRequest(rand io.Reader, therapist *protocol.PublicIdentity, slot SlotRef, start time.Time, opts RequestOptions, now time.Time) (PatientReservation, []byte, error) {
+	if TherapistKeyOf(therapist.Compact()) != slot.Therapist {
+		return PatientReservation{}, nil, fmt.Errorf("request: identity is not the slot's therapist: %w", ErrMismatch)
+	}
+	if len(p.res) >= p.cfg.MaxReservations {
+		return PatientReservation{}, nil, fmt.Errorf("request: %d reservations: %w", len(p.res), ErrLimit)
+	}
+	eph, err := protocol.NewIdentity(rand)
+	if err != nil {
+		return PatientReservation{}, nil, err
+	}
+	id, err := NewRequestID(rand)
+	if err != nil {
+		return PatientReservation{}, nil, err
+	}
+	q := Request{ID: id, Slot: slot, Start: start, Patient: eph.Public(), Created: now.Truncate(time.Second),
+		Kontakt: opts.Kontakt, PTV11: opts.PTV11}
+	if q.Stamp, err = MintStamp(slot, id, p.cfg.StampBits, p.cfg.StampBucket, now, p.cfg.MaxStampTries); err != nil {
+		return PatientReservation{}, nil, err
+	}
+	raw, err := q.MarshalBinary()
+	if err != nil {
+		return PatientReservation{}, nil, err
+	}
+	sealed, err := SealMessage(rand, eph, therapist, raw, now, DefaultMessageTTL)
+	if err != nil {
+		return PatientReservation{}, nil, err
+	}
+	r := &PatientReservation{Request: q, Identity: eph, Therapist: therapist, State: Angefragt, Updated: now}
+	p.res[id], p.byAddr[eph.Address()] = r, id
+	return *r, sealed, nil
+}
+
+// Open opens a sealed message from a therapist addressed to one of the
+// book's ephemeral identities and applies it (ApplyResponse or
+// ApplyCancel). It returns the reservation as it now stands.
+func (p *PatientBook) Open(sealed []byte, now time.Time) (PatientReservation, error) {
+	e, err := protocol.ParseEnvelope(sealed)
+	if err != nil {
+		return PatientReservation{}, fmt.Errorf("patient open: %w: %w", ErrMalformed, err)
+	}
+	id, ok := p.byAddr[e.Dest]
+	if !ok {
+		return PatientReservation{}, fmt.Errorf("patient open: no reservation for %v: %w", e.Dest, ErrNotFound)
+	}
+	r := p.res[id]
+	m, sender, err := OpenMessage(r.Identity, sealed, now)
+	if err != nil {
+		return PatientReservation{}, err
+	}
+	if sender != r.Therapist.Compact() {
+		return PatientReservation{}, fmt.Errorf("patient open: sealed by %v, not the therapist: %w", sender.Address(), ErrMismatch)
+	}
+	switch m := m.(type) {
+	case *Response:
+		err = p.ApplyResponse(m, now)
+	case *Cancel:
+		err = p.ApplyCancel(m, now)
+	default:
+		err = fmt.Errorf("patient open: a patient receives no %T: %w", m, ErrMalformed)
+	}
+	if err != nil {
+		return PatientReservation{}, err
+	}
+	return *p.res[id], nil
+}
+
+// ApplyResponse applies a therapist's response after checking that it
+// answers this reservation and carries the therapist's signature.
+func (p *PatientBook) ApplyResponse(m *Response, now time.Time) error {
+	p.Expire(now)
+	r := p.res[m.ID]
+	if r == nil {
+		return fmt.Errorf("response %v: %w", m.ID, ErrNotFound)
+	}
+	if m.Slot != r.Request.Slot {
+		return fmt.Errorf("response %v: for slot %v, asked %v: %w", m.ID, m.Slot, r.Request.Slot, ErrMismatch)
+	}
+	if err := m.Verify(); err != nil {
+		return err
+	}
+	ev, ok := eventOfResponse(m.State)
+	if !ok {
+		return fmt.Errorf("response %v: state %v: %w", m.ID, m.State, ErrMalformed)
+	}
+	if ev == EventHold && !now.Before(m.HoldUntil) {
+		return fmt.Errorf("response %v: hold until %v already over: %w", m.ID, m.HoldUntil, ErrExpired)
+	}
+	to, err := Transition(r.State, ev)
+	if err != nil {
+		return err
+	}
+	r.State, r.HoldUntil, r.Nachricht, r.Updated = to, m.HoldUntil, m.Nachricht, now
+	if to == Bestaetigt {
+		r.Confirmation = m
+	}
+	return nil
+}
+
+// ApplyCancel applies a therapist's signed cancel.
+func (p *PatientBook) ApplyCancel(c *Cancel, now time.Time) error {
+	p.Expire(now)
+	r := p.res[c.ID]
+	switch {
+	case r == nil:
+		return fmt.Errorf("cancel %v: %w", c.ID, ErrNotFound)
+	case c.By != StorniertTherapeut || c.Slot != r.Request.Slot:
+		return fmt.Errorf("cancel %v: not the therapist's cancel of this reservation: %w", c.ID, ErrMismatch)
+	}
+	if err := c.Verify(protocol.CompactIdentity{}); err != nil {
+		return err
+	}
+	to, err := Transition(r.State, EventCancelTherapist)
+	if err != nil {
+		return err
+	}
+	r.State, r.HoldUntil, r.Updated = to, time.Time{}, now
+	return nil
+}
+
+// Cancel cancels the patient's reservation id (STORNIERT_PATIENT) and
+// returns the signed cancel sealed to the therapist.
+func (p *PatientBook) Cancel(rand io.Reader, id RequestID, now time.Time) ([]byte, error) {
+	p.Expire(now)
+	r := p.res[id]
+	if r == nil {
+		return nil, fmt.Errorf("cancel %v: %w", id, ErrNotFound)
+	}
+	to, err := Transition(r.State, EventCancelPatient)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cancel{ID: id, Slot: r.Request.Slot, By: StorniertPatient, Created: now.Truncate(time.Second)}
+	if err := c.Sign(r.Identity); err != nil {
+		return nil, err
+	}
+	raw, err := c.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := SealMessage(rand, r.Identity, r.Therapist, raw, now, DefaultMessageTTL)
+	if err != nil {
+		return nil, err
+	}
+	r.State, r.HoldUntil, r.Updated = to, time.Time{}, now
+	return sealed, nil
+}
+
+// Expire moves holds past HoldUntil to ABGELAUFEN and returns the
+// reservations that changed. (An unanswered request stays ANGEFRAGT: only
+// the therapist knows when it lapsed; the patient may cancel it.)
+func (p *PatientBook) Expire(now time.Time) []PatientReservation {
+	var changed []PatientReservation
+	for _, r := range p.res {
+		if r.State == Gehalten && !now.Before(r.HoldUntil) {
+			r.State, r.HoldUntil, r.Updated = Abgelaufen, time.Time{}, now
+			changed = append(changed, *r)
+		}
+	}
+	sortPatient(changed)
+	return changed
+}
+
+// Sweep forgets, to bound memory and storage, the reservations that are
+// finished: terminal ones RequestTTL after their last change (the patient
+// has had time to see the outcome), confirmed ones whose appointment
+// started more than RequestTTL ago (as the therapist's Book forgets them),
+// and requests still ANGEFRAGT when no answer can come any more (the
+// therapist lets them lapse after RequestTTL; an answer lives at most
+// DefaultMessageTTL). It returns their IDs, for the daemon's store.
+func (p *PatientBook) Sweep(now time.Time) []RequestID {
+	var gone []RequestID
+	for id, r := range p.res {
+		if (r.State.Terminal() && now.Sub(r.Updated) > p.cfg.RequestTTL) ||
+			(r.State == Bestaetigt && now.Sub(r.Request.Start) > p.cfg.RequestTTL) ||
+			(r.State == Angefragt && now.Sub(r.Request.Created) > p.cfg.RequestTTL+DefaultMessageTTL) {
+			p.Forget(id)
+			gone = append(gone, id)
+		}
+	}
+	slices.SortFunc(gone, func(a, b RequestID) int { return slices.Compare(a[:], b[:]) })
+	return gone
+}
+
+// Get returns a copy of reservation id.
+func (p *PatientBook) Get(id RequestID) (PatientReservation, error) {
+	if r := p.res[id]; r != nil {
+		return *r, nil
+	}
+	return PatientReservation{}, fmt.Errorf("reservation %v: %w", id, ErrNotFound)
+}
+
+// List returns copies of every reservation, oldest first.
+func (p *PatientBook) List() []PatientReservation {
+	out := make([]PatientReservation, 0, len(p.res))
+	for _, r := range p.res {
+		out = append(out, *r)
+	}
+	sortPatient(out)
+	return out
+}
+
+// Forget drops reservation id (the patient deletes it; nothing is sent).
+func (p *PatientBook) Forget(id RequestID) {
+	if r := p.res[id]; r != nil {
+		delete(p.byAddr, r.Identity.Address())
+		delete(p.res, id)
+	}
+}
+
+// Restore puts back a reservation the daemon persisted.
+func (p *PatientBook) Restore(r PatientReservation) error {
+	switch {
+	case !r.State.Valid() || r.Identity == nil || r.Therapist == nil:
+		return fmt.Errorf("restore reservation %v: %w", r.Request.ID, ErrMalformed)
+	case p.res[r.Request.ID] != nil:
+		return fmt.Errorf("restore reservation %v: %w", r.Request.ID, ErrReplay)
+	case len(p.res) >= p.cfg.MaxReservations:
+		return fmt.Errorf("restore reservation %v: %w", r.Request.ID, ErrLimit)
+	}
+	p.res[r.Request.ID], p.byAddr[r.Identity.Address()] = &r, r.Request.ID
+	return nil
+}
+
+func sortPatient(rs []PatientReservation) {
+	slices.SortFunc(rs, func(a, b PatientReservation) int {
+		return cmp.Or(a.Request.Created.Compare(b.Request.Created), slices.Compare(a.Request.ID[:], b.Request.ID[:]))
+	})
+}
