@@ -146,6 +146,8 @@ type Engine struct {
 
 	// atRest encrypts custody bodies that are not envelopes yet.
 	atRest cipher.AEAD
+	// frag names fragment groups after their frame (fragrepair.go).
+	frag fragMAC
 }
 
 // New creates an engine at time now. Records persisted by an earlier run
@@ -180,6 +182,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		relays:    make(map[protocol.PathLabel]*relayEntry),
 		passive:   make(map[passiveKey]*passiveWait),
 		atRest:    atRestKey(cfg.Identity),
+		frag:      newFragMAC(cfg.Identity),
 	}
 	e.table.evicted = e.evicted
 	err := e.restore(restore)
@@ -553,10 +556,8 @@ func (e *Engine) drainQueue(l *link) {
 		}
 		frames := [][]byte{it.frame}
 		if len(it.frame) > l.info.MTU {
-			fragID, err := e.randUint32()
-			if err == nil {
-				frames, err = protocol.Split(it.frame, l.info.MTU, fragID)
-			}
+			var err error
+			frames, err = protocol.Split(it.frame, l.info.MTU, e.frag.id(it.frame))
 			if err != nil {
 				e.counters.QueueDrops++
 				continue
@@ -619,7 +620,7 @@ func (e *Engine) ackTimeout(l *link, n int) time.Duration {
 // randBytes fills b from Config.Rand. It fails closed: when the source
 // fails, b is zeroed and the error (wrapping ErrRandom) goes to the caller,
 // which must not use b; anything that needs unpredictable bytes (message
-// IDs, fragment IDs, KEM randomness) then does not happen. A value derived
+// IDs, KEM randomness) then does not happen. A value derived
 // from the clock instead would make message IDs predictable, and anyone
 // who predicts an ID could squat it or link it.
 func (e *Engine) randBytes(b []byte) error {
@@ -629,12 +630,6 @@ func (e *Engine) randBytes(b []byte) error {
 		return fmt.Errorf("%w: %v", ErrRandom, err)
 	}
 	return nil
-}
-
-func (e *Engine) randUint32() (uint32, error) {
-	var b [4]byte
-	err := e.randBytes(b[:])
-	return binary.BigEndian.Uint32(b[:]), err
 }
 
 // jitter returns a duration in [0, d). Jitter only spreads timers; it

@@ -86,7 +86,7 @@ func (e *Engine) reassembler(l *link) *protocol.Reassembler {
 		return e.reasm
 	}
 	if l.reasm == nil {
-		l.reasm = protocol.NewReassembler(protocol.ReassemblerConfig{})
+		l.reasm = newRadioReassembler()
 	}
 	return l.reasm
 }
