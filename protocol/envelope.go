@@ -36,7 +36,12 @@ const (
 	TypeReceipt Type = 2 // a delivery receipt travelling back to the origin
 	TypeFAPP    Type = 3 // a FAPP protocol message (announce, query, reservation)
 	TypeControl Type = 4 // mesh control traffic between nodes (key requests, custody hand-off)
-	maxType          = TypeControl
+	// TypeSessionMessage is a message that began over a route session and
+	// goes on as an envelope (its route broke): the payload is the session
+	// message (number, body), so the recipient delivers it once whichever
+	// form arrives (SessionMessageKey).
+	TypeSessionMessage Type = 5
+	maxType                 = TypeSessionMessage
 )
 
 func (t Type) String() string {
@@ -49,6 +54,8 @@ func (t Type) String() string {
 		return "fapp"
 	case TypeControl:
 		return "control"
+	case TypeSessionMessage:
+		return "session-message"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

@@ -115,6 +115,9 @@ type Counters struct {
 	SessionResetsIn      uint64
 	SessionUnknown       uint64
 	SessionRelayRefused  uint64
+	// SessionFallbacks counts session messages sent on as envelopes after
+	// their route broke (session_fallback.go).
+	SessionFallbacks uint64
 
 	// FloodYielded counts radio rebroadcasts skipped because the link had
 	// less than Config.LowBudget of its duty-cycle airtime left.

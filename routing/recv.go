@@ -227,6 +227,8 @@ func (e *Engine) deliver(env *protocol.Envelope, key envKey, l *link) error {
 		err := e.handleControl(env, l)
 		e.markDelivered(key, env.ID, deliveredEntry{expires: env.Expires})
 		return err
+	case protocol.TypeSessionMessage:
+		return e.deliverSessionEnvelope(env, key)
 	}
 	d := Delivery{ID: env.ID, Key: key, Type: env.Type, Created: env.Created, Expires: env.Expires, Hops: env.HopCount}
 	if env.Flags&protocol.FlagSealed != 0 {

@@ -64,7 +64,7 @@ import (
 //	drop NODE CLASS [n=N] | drop NODE CLASS off
 //	                                        lose the next N (default: all) frames of CLASS that NODE
 //	                                        sends (advert, path-request, hop-ack, envelope, receipt,
-//	                                        control, channel, fragment, any)
+//	                                        control, channel, fragment, session-data, any)
 //
 // Node config (node, set): mailbox=true (also announces the mailbox
 // capability), caps=relay,mailbox,..., custody-max-bytes=N,
@@ -1406,7 +1406,7 @@ func frameClass(frame []byte) string {
 	return k.String()
 }
 
-var frameClasses = []string{"advert", "path-request", "hop-ack", "envelope", "receipt", "control", "channel", "fragment", "any"}
+var frameClasses = []string{"advert", "path-request", "hop-ack", "envelope", "receipt", "control", "channel", "fragment", "session-data", "any"}
 
 func (s *scenario) cmdDrop(a *cmdArgs) (string, error) {
 	if len(a.pos) < 2 || len(a.pos) > 3 {

@@ -56,8 +56,9 @@ func (e *Engine) send(in SendRequest) error {
 	switch {
 	case !e.cfg.NoSessions && !in.SealedSender && in.Type == protocol.TypeMessage && e.sessionReachable(d):
 		// Session frames carry no type: other types keep envelopes. A
-		// message is given its form once: switching a message that may
-		// have been delivered to the other form would deliver it twice.
+		// session message whose route breaks goes on as an envelope of
+		// type session message, which the recipient deduplicates on the
+		// session message key (session_fallback.go).
 		e.sessionMessage(r, in.Body)
 		id = r.id
 	case d == nil || d.kemKey == nil || !d.known:

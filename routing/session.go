@@ -103,6 +103,9 @@ func (e *Engine) attemptSession(r *custodyRec) SendStatus {
 	if !ok || l == nil {
 		e.pathRequest(d, false)
 		r.attempts++
+		if r.attempts > e.cfg.HandOffAfter && e.sessionToEnvelope(r, d) == nil {
+			e.handOff(r) // session_fallback.go
+		}
 		e.backoff(r)
 		return StatusCustody
 	}
