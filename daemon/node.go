@@ -77,6 +77,7 @@ type Node struct {
 	linkIn     chan linkEvent
 	linkList   atomic.Pointer[[]*link] // every link up, for node.links and metrics
 	givenUp    map[routing.LinkID]int  // frames windowed links did not take, for TxDone
+	staged     []*committing           // batches staged in the store, not synced yet (pipeline.go)
 	totals     [routing.LinkLoRa + 1]linkTotals
 
 	// Broadcast channels: the registry of joined channels, gossip's
@@ -309,6 +310,9 @@ func (n *Node) Run(ctx context.Context) error {
 		// so that one synced write covers the whole batch.
 		select {
 		case <-ctx.Done():
+			// What is staged is carried out once durable, so that
+			// nobody waits for an answer the store already backs.
+			_ = n.settle(true)
 			n.shutdownLoop()
 			return nil
 		case ev, ok := <-events:
@@ -323,6 +327,15 @@ func (n *Node) Run(ctx context.Context) error {
 			n.step(routing.GossipReceived{Frame: fr})
 		case ev := <-n.linkIn:
 			n.onLinkEvent(ev)
+		case err := <-n.headDone():
+			if err == nil {
+				err = n.finishHead(nil)
+			}
+			if err != nil {
+				n.log.Error("stopping: the store failed, so the node cannot keep what it promises", "err", err)
+				n.shutdownLoop()
+				return err
+			}
 		case <-timer.C:
 		}
 	batch:
@@ -380,42 +393,29 @@ func (n *Node) Close() error {
 	return errors.Join(errT, errH, errS)
 }
 
-// drain carries out everything the engine has to do, in the order the
-// Ready contract sets: persist (synced), transmit, notify, advance.
+// drain stages everything the engine has to do, in the order the Ready
+// contract sets: persist (synced), then transmit and notify once synced
+// (pipeline.go), advance. It carries out the batches already synced, and
+// waits for the oldest when maxInFlight are staged.
 func (n *Node) drain() error {
-	for n.eng.HasReady() {
-		rd := n.eng.Ready()
-		// Channel broadcasts go into their channels' histories, not the
-		// inbox: they carry no receipt and nobody acknowledges them.
-		direct, broadcasts := splitDeliveries(rd.Deliveries)
-		inboxRd := rd
-		inboxRd.Deliveries = direct
-		seqs, err := n.st.Apply(&inboxRd)
-		if err != nil {
+	for {
+		for n.eng.HasReady() {
+			if err := n.stage(n.eng.Ready()); err != nil {
+				return err
+			}
+			n.eng.Advance()
+			if len(n.staged) >= maxInFlight {
+				if err := n.finishHead(<-n.staged[0].done); err != nil {
+					return err
+				}
+			}
+		}
+		if err := n.settle(false); err != nil {
 			return err
 		}
-		n.transmit(rd.Transmits)
-		for _, p := range rd.Publish {
-			n.chans.queuePublish(p)
+		if !n.eng.HasReady() {
+			break
 		}
-		for _, a := range rd.Lookups {
-			n.startLookup(a)
-		}
-		n.deliverChannels(n.fapp.takeBroadcasts(broadcasts))
-		direct, seqs = n.fapp.takeDirect(direct, seqs)
-		for i := range direct {
-			d := &direct[i]
-			m := n.messageOf(store.InboxEntry{Seq: seqs[i], Received: n.now().UTC(), Delivery: *d})
-			n.hub.publish(rpcapi.Event{Kind: rpcapi.EventMessage, ID: m.ID, Message: &m})
-		}
-		for _, ev := range rd.Events {
-			n.onEngineEvent(ev)
-		}
-		n.eng.Advance()
-		// What FAPP answered goes into the engine after the Ready it
-		// came from is carried out.
-		n.fapp.flush()
-		n.giveUpFrames()
 	}
 	c := n.eng.Counters()
 	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.byLink), dropped: n.dropped, counters: c})
