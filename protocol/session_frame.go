@@ -88,6 +88,10 @@ func (s *Session) Created() Timestamp { return s.created }
 // Sent is the number of frames sealed so far.
 func (s *Session) Sent() uint64 { return s.send.n }
 
+// Phase is the key phase of the frames this end sends (0 or 1); it
+// changes at every rekey.
+func (s *Session) Phase() uint8 { return s.phase }
+
 // Received is the next counter expected from the other end in the
 // current key phase.
 func (s *Session) Received() uint64 { return s.recv[s.phase].n }

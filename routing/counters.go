@@ -118,6 +118,11 @@ type Counters struct {
 	// SessionFallbacks counts session messages sent on as envelopes after
 	// their route broke (session_fallback.go).
 	SessionFallbacks uint64
+	// SessionRekeysAsked counts rekey requests sent (again, too);
+	// SessionRekeys in-session rekeys completed, at either end
+	// (session_rekey.go).
+	SessionRekeysAsked uint64
+	SessionRekeys      uint64
 
 	// FloodYielded counts radio rebroadcasts skipped because the link had
 	// less than Config.LowBudget of its duty-cycle airtime left.

@@ -43,6 +43,11 @@ type sessEnd struct {
 	ack    protocol.SessionAck
 	ackDue bool
 	accept []byte
+	// rekeyedAt: when the last in-session rekey completed (zero: none);
+	// asking: the initiator waits for a rekey answer (session_rekey.go).
+	rekeyedAt time.Time
+	asking    bool
+	askedAt   time.Time
 }
 
 // Session bounds and timers.
@@ -129,6 +134,9 @@ func (e *Engine) sendOnSession(se *sessEnd, r *custodyRec) {
 			return
 		}
 	} else {
+		if e.holdForRekey(se) {
+			return
+		}
 		f, err := se.s.Seal(false, r.data)
 		if err != nil {
 			e.dropSession(se.s.Label(), "counter exhausted")
@@ -155,7 +163,7 @@ func (e *Engine) sessionTo(d *destEntry, l *link, via Address, hops uint8) *sess
 			se.link, se.hasLink, se.via = l.info.ID, true, via
 		}
 		moved := se.link != l.info.ID || se.via != via
-		if !moved && se.s != nil && se.s.Sent() < protocol.SessionRekeyFrames && e.now.Sub(se.started) < protocol.SessionRekeyAge {
+		if !moved && se.s != nil && se.s.Sent() < 2*protocol.SessionRekeyFrames && e.now.Sub(se.phaseStart()) < 2*protocol.SessionRekeyAge {
 			return se
 		}
 		if !moved && se.s == nil && e.now.Before(se.deadline) {
@@ -488,9 +496,15 @@ func sessionHops(s *protocol.Session) uint8 {
 	return s.Index() - 1
 }
 
-// sessionControl handles an acknowledgement (the only control message
-// the engine sends; rekeys go by a new handshake).
+// sessionControl handles an acknowledgement or a rekey request or answer
+// (session_rekey.go).
 func (e *Engine) sessionControl(se *sessEnd, pt []byte) error {
+	switch typ, _ := protocol.SessionControlType(pt); typ {
+	case protocol.SessionCtlRekeyAsk:
+		return e.answerRekey(se, pt)
+	case protocol.SessionCtlRekeyAnswer:
+		return e.finishRekey(se, pt)
+	}
 	a, err := protocol.ParseSessionAck(pt)
 	if err != nil || !se.s.Initiator() {
 		e.counters.SessionFramesRefused++
