@@ -393,28 +393,23 @@ func (n *Node) Close() error {
 	return errors.Join(errT, errH, errS)
 }
 
-// drain stages everything the engine has to do, in the order the Ready
-// contract sets: persist (synced), then transmit and notify once synced
-// (pipeline.go), advance. It carries out the batches already synced, and
-// waits for the oldest when maxInFlight are staged.
+// drain stages what the engine has to do, in the order the Ready contract
+// sets: persist (synced), then transmit and notify once synced
+// (pipeline.go), advance. One batch with records is in flight at a time:
+// while it syncs the loop steps new inputs into the engine, and the next
+// batch takes them all once the sync is reported.
 func (n *Node) drain() error {
-	for {
-		for n.eng.HasReady() {
-			if err := n.stage(n.eng.Ready()); err != nil {
-				return err
-			}
-			n.eng.Advance()
-			if len(n.staged) >= maxInFlight {
-				if err := n.finishHead(<-n.staged[0].done); err != nil {
-					return err
-				}
-			}
-		}
-		if err := n.settle(false); err != nil {
+	if err := n.settle(false); err != nil {
+		return err
+	}
+	for len(n.staged) == 0 && n.eng.HasReady() {
+		if err := n.stage(n.eng.Ready()); err != nil {
 			return err
 		}
-		if !n.eng.HasReady() {
-			break
+		n.eng.Advance()
+		// A batch without records is reported at once.
+		if err := n.settle(false); err != nil {
+			return err
 		}
 	}
 	c := n.eng.Counters()

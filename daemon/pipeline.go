@@ -11,16 +11,13 @@ import (
 // reported. Waiting for each batch's sync in the loop left the loop idle
 // for about half its time under load (docs/performance.md). Instead the
 // loop stages a batch in the store (ApplyAsync), lets the engine move on
-// (Advance) and takes the next inputs while the batch syncs; the batch is
-// carried out (transmit, notify) once the store reports it synced, in the
-// order the batches were staged. Nothing outside the node sees a batch
-// before it is durable, so what a crash can lose is what it could lose
-// before: work nobody was told about.
-
-// maxInFlight is how many staged batches may wait for their sync before
-// the loop waits for the oldest: enough to keep the loop busy during a
-// sync, few enough that a slow disk slows the inputs down.
-const maxInFlight = 4
+// (Advance) and steps the next inputs into the engine while the batch
+// syncs; the batch is carried out (transmit, notify) once the store
+// reports it synced, and only then is the next one staged, with
+// everything that came in meanwhile (staging more batches at once made
+// them smaller, and cost more CPU per message than it saved). Nothing
+// outside the node sees a batch before it is durable, so what a crash can
+// lose is what it could lose before: work nobody was told about.
 
 // committing is a staged batch waiting for its sync.
 type committing struct {
