@@ -69,6 +69,7 @@ type custodyRec struct {
 	label      protocol.PathLabel
 	counter    uint32
 	attempts   int
+	noRoute    int       // session: attempts in a row that found no route (session_fallback.go)
 	nextTry    time.Time // zero: wait for a route
 	gen        uint64    // heap entries with another generation are stale
 

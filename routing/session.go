@@ -108,7 +108,8 @@ func (e *Engine) attemptSession(r *custodyRec) SendStatus {
 	if !ok || l == nil {
 		e.pathRequest(d, false)
 		r.attempts++
-		if r.attempts > e.cfg.HandOffAfter && e.sessionToEnvelope(r, d) == nil {
+		r.noRoute++
+		if r.noRoute > e.cfg.HandOffAfter && e.sessionToEnvelope(r, d) == nil {
 			e.handOff(r) // session_fallback.go
 		}
 		e.backoff(r)
@@ -116,6 +117,7 @@ func (e *Engine) attemptSession(r *custodyRec) SendStatus {
 	}
 	se := e.sessionTo(d, l, c.via, c.hops)
 	r.attempts++
+	r.noRoute = 0
 	if se == nil || se.s == nil {
 		e.backoff(r)
 		return StatusRouted

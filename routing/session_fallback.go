@@ -11,7 +11,10 @@ import (
 // its session's path and no mailbox can hold it, so a message whose route
 // went away after it was sent (the recipient or a relay went offline)
 // would wait in the sender's custody, and reach the recipient only while
-// the sender is up. After HandOffAfter retries without a route it goes on
+// the sender is up. After more than HandOffAfter retries in a row that
+// found no route (retries back off, so a route that flaps on a lossy radio
+// does not turn session messages into envelopes ten times their size), it
+// goes on
 // as an envelope instead, as a message does that is sealed when its
 // recipient has no route: of type session message, whose payload is the
 // session plaintext (number and body), signed and sealed. The recipient
