@@ -210,6 +210,11 @@ type RoutingConfig struct {
 	AnnounceInterval Duration `toml:"announce_interval"`
 	MessageTTL       Duration `toml:"message_ttl"`
 	CustodyMaxBytes  int      `toml:"custody_max_bytes"`
+	// Sessions sends the node's own unicast messages over route sessions
+	// (docs/routing.md section 12; default true). False sends every
+	// message as a sealed envelope; the node still relays and receives
+	// session frames either way.
+	Sessions bool `toml:"sessions"`
 }
 
 // DefaultConfig returns the embedded defaults meshd runs on without any
@@ -230,7 +235,7 @@ func DefaultConfig() Config {
 		DHTMode:   "auto",
 		Log:       LogConfig{Level: "info", Format: "text"},
 		Limits:    LimitsConfig{ConnLow: 64, ConnHigh: 128, ShutdownTimeout: Duration(10 * time.Second)},
-		Routing:   RoutingConfig{AnnounceInterval: Duration(30 * time.Minute), MessageTTL: Duration(7 * 24 * time.Hour), CustodyMaxBytes: 64 << 20},
+		Routing:   RoutingConfig{AnnounceInterval: Duration(30 * time.Minute), MessageTTL: Duration(7 * 24 * time.Hour), CustodyMaxBytes: 64 << 20, Sessions: true},
 		Channels:  ChannelsConfig{HistorySize: DefaultChannelHistory},
 		Store:     StoreConfig{GCInterval: Duration(DefaultGCInterval), MinFree: DefaultMinFree},
 		FAPP:      FAPPConfig{Regions: []string{}, TrustedIssuers: []string{}, Epoch: Duration(DefaultFAPPEpoch)},

@@ -83,6 +83,9 @@ dht_mode = %q
   message_ttl = %s
   # Bytes of messages kept in custody for unreachable recipients.
   custody_max_bytes = %d
+  # Unicast over route sessions; false sends every message as a sealed
+  # envelope (slower, 1.1 KB more per message).
+  sessions = %v
 
 [channels]
   # Latest messages kept per joined channel for channel.history (1 to 10000).
@@ -115,7 +118,7 @@ dht_mode = %q
   min_free = %d
 `, d.DataDir, q(d.Listen), d.API, d.MDNS, d.Relay, d.DHTMode, d.Log.Level, d.Log.Format,
 		d.Limits.ConnLow, d.Limits.ConnHigh, dur(d.Limits.ShutdownTimeout), d.Limits.MemoryLimit,
-		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes, d.Channels.HistorySize,
+		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes, d.Routing.Sessions, d.Channels.HistorySize,
 		d.FAPP.Relay, dur(d.FAPP.Epoch), dur(d.Store.GCInterval), d.Store.MinFree))
 }
 

@@ -78,6 +78,7 @@ type Node struct {
 	linkIn     chan linkEvent
 	linkList   atomic.Pointer[[]*link] // every link up, for node.links and metrics
 	givenUp    map[routing.LinkID]int  // frames windowed links did not take, for TxDone
+	staged     []*committing           // batches staged in the store, not synced yet (pipeline.go)
 	totals     [routing.LinkLoRa + 1]linkTotals
 
 	// Broadcast channels: the registry of joined channels, gossip's
@@ -221,6 +222,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		AnnounceInterval: time.Duration(cfg.Routing.AnnounceInterval),
 		MessageTTL:       time.Duration(cfg.Routing.MessageTTL),
 		CustodyMaxBytes:  cfg.Routing.CustodyMaxBytes,
+		NoSessions:       !cfg.Routing.Sessions,
 		// The gossip validator checks freshness with the same bounds.
 		FloodMaxAge: floodMaxAge,
 		ClockSkew:   clockSkew,
@@ -331,6 +333,9 @@ func (n *Node) Run(ctx context.Context) error {
 		// so that one synced write covers the whole batch.
 		select {
 		case <-ctx.Done():
+			// What is staged is carried out once durable, so that
+			// nobody waits for an answer the store already backs.
+			_ = n.settle(true)
 			n.shutdownLoop()
 			return nil
 		case ev, ok := <-events:
@@ -345,6 +350,15 @@ func (n *Node) Run(ctx context.Context) error {
 			n.step(routing.GossipReceived{Frame: fr})
 		case ev := <-n.linkIn:
 			n.onLinkEvent(ev)
+		case err := <-n.headDone():
+			if err == nil {
+				err = n.finishHead(nil)
+			}
+			if err != nil {
+				n.log.Error("stopping: the store failed, so the node cannot keep what it promises", "err", err)
+				n.shutdownLoop()
+				return err
+			}
 		case <-timer.C:
 		}
 	batch:
@@ -402,42 +416,24 @@ func (n *Node) Close() error {
 	return errors.Join(errT, errH, errS)
 }
 
-// drain carries out everything the engine has to do, in the order the
-// Ready contract sets: persist (synced), transmit, notify, advance.
+// drain stages what the engine has to do, in the order the Ready contract
+// sets: persist (synced), then transmit and notify once synced
+// (pipeline.go), advance. One batch with records is in flight at a time:
+// while it syncs the loop steps new inputs into the engine, and the next
+// batch takes them all once the sync is reported.
 func (n *Node) drain() error {
-	for n.eng.HasReady() {
-		rd := n.eng.Ready()
-		// Channel broadcasts go into their channels' histories, not the
-		// inbox: they carry no receipt and nobody acknowledges them.
-		direct, broadcasts := splitDeliveries(rd.Deliveries)
-		inboxRd := rd
-		inboxRd.Deliveries = direct
-		seqs, err := n.st.Apply(&inboxRd)
-		if err != nil {
+	if err := n.settle(false); err != nil {
+		return err
+	}
+	for len(n.staged) == 0 && n.eng.HasReady() {
+		if err := n.stage(n.eng.Ready()); err != nil {
 			return err
 		}
-		n.transmit(rd.Transmits)
-		for _, p := range rd.Publish {
-			n.chans.queuePublish(p)
-		}
-		for _, a := range rd.Lookups {
-			n.startLookup(a)
-		}
-		n.deliverChannels(n.fapp.takeBroadcasts(broadcasts))
-		direct, seqs = n.fapp.takeDirect(direct, seqs)
-		for i := range direct {
-			d := &direct[i]
-			m := n.messageOf(store.InboxEntry{Seq: seqs[i], Received: n.now().UTC(), Delivery: *d})
-			n.hub.publish(rpcapi.Event{Kind: rpcapi.EventMessage, ID: m.ID, Message: &m})
-		}
-		for _, ev := range rd.Events {
-			n.onEngineEvent(ev)
-		}
 		n.eng.Advance()
-		// What FAPP answered goes into the engine after the Ready it
-		// came from is carried out.
-		n.fapp.flush()
-		n.giveUpFrames()
+		// A batch without records is reported at once.
+		if err := n.settle(false); err != nil {
+			return err
+		}
 	}
 	c := n.eng.Counters()
 	n.snap.Store(&snapshot{routes: int(c.Routes), custody: int(c.CustodyCount), links: len(n.byLink), dropped: n.dropped, counters: c})

@@ -404,6 +404,10 @@ func TestMaxHopSize(t *testing.T) {
 		KindCustodyOffer:  MaxCustodyOfferSize,
 		KindCustodyAccept: CustodyAcceptSize,
 		KindExpiryNotice:  ExpiryNoticeSize,
+		KindSessionInit:   SessionInitSize(SessionModeXWing),
+		KindSessionAccept: SessionAcceptSize(SessionModeXWing),
+		KindSessionData:   SessionFrameOverhead + MaxSessionPlaintext,
+		KindSessionReset:  SessionResetSize,
 	}
 	for k := range kindNames {
 		if k == KindHop || k == KindFragment {

@@ -36,8 +36,13 @@ const (
 	TypeReceipt Type = 2 // a delivery receipt travelling back to the origin
 	TypeFAPP    Type = 3 // a FAPP protocol message (announce, query, reservation)
 	TypeControl Type = 4 // mesh control traffic between nodes (key requests, custody hand-off)
-	TypeEcho    Type = 5 // an echo request (meshctl ping): answered by the receipt alone
-	maxType          = TypeEcho
+	// TypeSessionMessage is a message that began over a route session and
+	// goes on as an envelope (its route broke): the payload is the session
+	// message (number, body), so the recipient delivers it once whichever
+	// form arrives (SessionMessageKey).
+	TypeSessionMessage Type = 5
+	TypeEcho           Type = 6 // an echo request (meshctl ping): answered by the receipt alone
+	maxType                 = TypeEcho
 )
 
 func (t Type) String() string {
@@ -50,6 +55,8 @@ func (t Type) String() string {
 		return "fapp"
 	case TypeControl:
 		return "control"
+	case TypeSessionMessage:
+		return "session-message"
 	case TypeEcho:
 		return "echo"
 	}

@@ -21,6 +21,10 @@ func addGolden(f *testing.F, names ...string) {
 
 func FuzzParseEnvelope(f *testing.F) {
 	addGolden(f, "envelope-sealed", "envelope-sealed-sender", "envelope-clear")
+	// A session message that went on as an envelope (type 5).
+	sm := bytes.Clone(goldenVectors(&testing.T{})["envelope-sealed"])
+	sm[1] = byte(TypeSessionMessage)
+	f.Add(sm)
 	f.Add([]byte{byte(KindEnvelope)})
 	f.Add([]byte{})
 	bob := testIdentity(f, 2)

@@ -73,6 +73,32 @@ func goldenVectors(t *testing.T) map[string][]byte {
 	v["lite-frame"] = must(s.Seal([]byte("golden lite frame")))
 	v["lite-session"] = must(s.MarshalBinary())
 
+	for _, m := range []SessionMode{SessionModeX25519, SessionModeXWing} {
+		name := map[SessionMode]string{SessionModeX25519: "x25519", SessionModeXWing: "xwing"}[m]
+		p, in, err := StartSession(seeded(23), alice, bob.Public(), m, TimestampOf(testNow))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, acc, err := AcceptSession(seeded(24), bob, in, testNow, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v["session-init-"+name] = must(in.MarshalBinary())
+		v["session-accept-"+name] = must(acc.MarshalBinary())
+		if m != SessionModeX25519 {
+			continue
+		}
+		s, err := p.Complete(acc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := must(AppendSessionMessage(nil, 0x0123456789ab, []byte("golden session message")))
+		v["session-frame"] = must(s.Seal(false, msg))
+		v["session-ack"] = must(s.Seal(true, must(SessionAck{Next: 6, Below: 0b1011}.AppendBinary(nil))))
+		v["session-state"] = must(s.MarshalBinary())
+	}
+	v["session-reset"] = AppendSessionReset(nil, PathLabel{0xc0, 0xc1, 0xc2, 0xc3}, true, 2)
+
 	ck, err := NewChannelKey(seeded(20))
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +219,7 @@ func TestGoldenDecode(t *testing.T) {
 	if _, err := ParseLiteSession(read("lite-session")); err != nil {
 		t.Fatal(err)
 	}
+	checkGoldenSessions(t, bob, read)
 	var ck ChannelKey
 	copy(ck[:], read("channel-key"))
 	for name, body := range map[string]string{"channel": "golden channel message", "channel-signed": "golden signed channel message"} {
@@ -256,6 +283,51 @@ func TestGoldenDecode(t *testing.T) {
 	}
 	if id, st, err := ParseCustodyAccept(read("custody-accept")); err != nil || id != sealed.ID || st != CustodyRefusedQuota {
 		t.Fatalf("custody accept: %v %v, %v", id, st, err)
+	}
+}
+
+// checkGoldenSessions decodes the route session vectors: bob accepts each
+// init (with the vectors' random source he answers with the same accept),
+// and opens the data and ack frames.
+func checkGoldenSessions(t *testing.T, bob *Identity, read func(string) []byte) {
+	t.Helper()
+	var s *Session
+	for _, name := range []string{"xwing", "x25519"} {
+		in, err := ParseSessionInit(read("session-init-" + name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var acc *SessionAccept
+		s, acc, err = AcceptSession(seeded(24), bob, in, testNow, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, _ := acc.MarshalBinary(); !bytes.Equal(got, read("session-accept-"+name)) {
+			t.Fatalf("%s: accept differs", name)
+		}
+		if _, err := ParseSessionAccept(read("session-accept-" + name)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	pt, ctl, err := s.Open(read("session-frame"))
+	if err != nil || ctl {
+		t.Fatalf("session frame: %v", err)
+	}
+	if n, body, err := ParseSessionMessage(pt); err != nil || n != 0x0123456789ab || string(body) != "golden session message" {
+		t.Fatalf("session message: %v", err)
+	}
+	pt, ctl, err = s.Open(read("session-ack"))
+	if err != nil || !ctl {
+		t.Fatalf("session ack: %v", err)
+	}
+	if a, err := ParseSessionAck(pt); err != nil || a != (SessionAck{Next: 6, Below: 0b1011}) {
+		t.Fatalf("session ack: %+v %v", a, err)
+	}
+	if _, err := ParseSession(read("session-state")); err != nil {
+		t.Fatalf("session state: %v", err)
+	}
+	if h, err := ParseSessionReset(read("session-reset")); err != nil || h.Index != 2 || !h.TowardsInitiator {
+		t.Fatalf("session reset: %+v %v", h, err)
 	}
 }
 

@@ -30,6 +30,12 @@ const (
 	KindCustodyOffer  Kind = 0x1C // an envelope offered to a mailbox for safekeeping
 	KindCustodyAccept Kind = 0x1D // a mailbox's answer to a custody offer
 	KindExpiryNotice  Kind = 0x1E // a custodian tells the sender it dropped an expired message
+
+	// Route sessions (session.go): end-to-end, forwarded by path label.
+	KindSessionInit   Kind = 0x20 // route session init: hybrid KEM + ephemeral key, sets up the path
+	KindSessionAccept Kind = 0x21 // route session accept: the responder's ephemeral contribution
+	KindSessionData   Kind = 0x22 // route session data frame (26 bytes of overhead)
+	KindSessionReset  Kind = 0x23 // "no session under this label here"
 )
 
 var kindNames = map[Kind]string{
@@ -48,6 +54,10 @@ var kindNames = map[Kind]string{
 	KindCustodyOffer:  "custody-offer",
 	KindCustodyAccept: "custody-accept",
 	KindExpiryNotice:  "expiry-notice",
+	KindSessionInit:   "session-init",
+	KindSessionAccept: "session-accept",
+	KindSessionData:   "session-data",
+	KindSessionReset:  "session-reset",
 }
 
 func (k Kind) String() string {

@@ -435,6 +435,7 @@ func (e *Engine) sweep() {
 		e.del(deliveredKey(id))
 	}
 	e.sweepPathRequests()
+	e.sweepSessions()
 }
 
 // resolved installs the result of an outside lookup.

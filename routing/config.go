@@ -163,6 +163,24 @@ type Config struct {
 	// rather than once per engine; results do not change (see
 	// VerifyCache). Nil, the daemon's setting, verifies in every engine.
 	VerifyCache VerifyCache
+
+	// NoSessions sends the node's own unicast messages (not sealed
+	// sender) as sealed envelopes instead of over route sessions
+	// (docs/routing.md section 12). Sessions are on by default; a node
+	// with NoSessions still answers, relays and receives session frames,
+	// it only never starts a session itself.
+	NoSessions bool
+	// MaxSessions bounds the sessions this node is an end of (default
+	// 4,096); MaxSessionRelays the session paths through it (default
+	// 16,384, of which at most a 64th waiting for their accept).
+	MaxSessions      int
+	MaxSessionRelays int
+	// SessionIdle is how long an unused session and its relay entries live
+	// (default 1 h), SessionIdleLoRa the same for a session whose path
+	// starts on a radio (default 24 h: a new handshake there costs about
+	// 1.4 KB of airtime per hop).
+	SessionIdle     time.Duration
+	SessionIdleLoRa time.Duration
 }
 
 func (c *Config) applyDefaults() error {
@@ -233,6 +251,10 @@ func (c *Config) applyDefaults() error {
 		c.PathRequestRate = 4
 	}
 	defInt(&c.PathRequestBurst, 32)
+	defInt(&c.MaxSessions, 4096)
+	defInt(&c.MaxSessionRelays, 16384)
+	def(&c.SessionIdle, time.Hour)
+	def(&c.SessionIdleLoRa, 24*time.Hour)
 	defInt(&c.MaxPathRequests, 1024)
 	if !(c.LookupRate > 0) {
 		c.LookupRate = 1

@@ -90,6 +90,7 @@ func countBody(nd *tnode, from protocol.Address, body string) int {
 // b first. Then the network carries a's retries.
 func squatScenario(t *testing.T) (n *testNet, a, b *tnode, id protocol.MessageID) {
 	n = newTestNet(t, 21)
+	n.cfg = envelopes
 	a, b = n.addNode("a"), n.addNode("b")
 	ab := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
 	n.run(2 * time.Second)

@@ -94,6 +94,39 @@ type Counters struct {
 	// link's pending rebroadcasts already held its queue's worth of bytes.
 	FloodRelayDropped uint64
 
+	// Route sessions (session.go): inits sent, taken in, refused (bad,
+	// replayed label) and dropped by the per-link rate limit; sessions
+	// accepted as responder, established as initiator, dropped, and
+	// refused by MaxSessions/MaxSessionRelays; data frames sent, opened,
+	// refused (forged, replayed, out of window) and relayed; cumulative
+	// acknowledgements; resets; frames for an unknown session on a
+	// point-to-point link; inits a relay did not pass on.
+	SessionInitsOut      uint64
+	SessionInitsIn       uint64
+	SessionInitsRefused  uint64
+	SessionInitsLimited  uint64
+	SessionsAccepted     uint64
+	SessionsEstablished  uint64
+	SessionsDropped      uint64
+	SessionsLimited      uint64
+	SessionFramesOut     uint64
+	SessionFramesIn      uint64
+	SessionFramesRefused uint64
+	SessionFramesRelayed uint64
+	SessionAcksOut       uint64
+	SessionAcksIn        uint64
+	SessionResetsIn      uint64
+	SessionUnknown       uint64
+	SessionRelayRefused  uint64
+	// SessionFallbacks counts session messages sent on as envelopes after
+	// their route broke (session_fallback.go).
+	SessionFallbacks uint64
+	// SessionRekeysAsked counts rekey requests sent (again, too);
+	// SessionRekeys in-session rekeys completed, at either end
+	// (session_rekey.go).
+	SessionRekeysAsked uint64
+	SessionRekeys      uint64
+
 	// FloodYielded counts radio rebroadcasts skipped because the link had
 	// less than Config.LowBudget of its duty-cycle airtime left.
 	FloodYielded uint64

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/crypto/chacha20poly1305"
+
 	"meshd.dev/meshd/protocol"
 )
 
@@ -47,6 +49,12 @@ type custodyRec struct {
 	created      protocol.Timestamp
 	expires      protocol.Timestamp
 	data         []byte // the encoded envelope, or the plaintext body
+	// session: an own message carried over a route session (session.go);
+	// data is its number and body, key its session message key.
+	session bool
+	// bodySealed: data is the body encrypted at rest (only as stored:
+	// persistCustody seals a copy, restoreCustody opens it).
+	bodySealed bool
 
 	// Quota charges (see quota.go), not persisted: a restored record is
 	// charged to its source, its neighbour is gone.
@@ -57,7 +65,11 @@ type custodyRec struct {
 
 	// Volatile.
 	receiptFor envKey // a pending sealed receipt: the message it confirms
+	frame      []byte // session: the data frame that carries it, resent as is
+	label      protocol.PathLabel
+	counter    uint32
 	attempts   int
+	noRoute    int       // session: attempts in a row that found no route (session_fallback.go)
 	nextTry    time.Time // zero: wait for a route
 	gen        uint64    // heap entries with another generation are stale
 
@@ -223,11 +235,16 @@ const (
 	crAwaitingKey
 	crSealedSender
 	crHandedOff
-	crKnown = crOrigin | crAwaitingKey | crSealedSender | crHandedOff
+	crSession
+	crBodySealed
+	crKnown = crOrigin | crAwaitingKey | crSealedSender | crHandedOff | crSession | crBodySealed
 )
 
 // maxCustodyData bounds a record's data: an envelope, or a body.
 const maxCustodyData = protocol.MaxEnvelopeSize
+
+// atRestOverhead is what encrypting a body at rest adds (the AEAD tag).
+const atRestOverhead = chacha20poly1305.Overhead
 
 // custodyHeaderV1 and custodyHeader are the sizes before the data.
 const (
@@ -265,6 +282,12 @@ func encodeCustody(r *custodyRec) []byte {
 	if r.handedOff {
 		flags |= crHandedOff
 	}
+	if r.session {
+		flags |= crSession
+	}
+	if r.bodySealed {
+		flags |= crBodySealed
+	}
 	b = append(b, custodyFormat, flags, byte(r.typ))
 	b = binary.BigEndian.AppendUint64(b, r.ref)
 	b = append(b, r.dest[:]...)
@@ -299,6 +322,8 @@ func decodeCustody(k [16]byte, b []byte) (*custodyRec, error) {
 		awaitingKey:  flags&crAwaitingKey != 0,
 		sealedSender: flags&crSealedSender != 0,
 		handedOff:    flags&crHandedOff != 0,
+		session:      flags&crSession != 0,
+		bodySealed:   flags&crBodySealed != 0,
 		typ:          protocol.Type(b[2]),
 		ref:          binary.BigEndian.Uint64(b[3:]),
 		created:      protocol.Timestamp(binary.BigEndian.Uint32(b[27:])),
@@ -315,6 +340,11 @@ func decodeCustody(k [16]byte, b []byte) (*custodyRec, error) {
 		return nil, fmt.Errorf("custody record %x: data length %d of %d: %w", k, n, len(b)-hdr, ErrCorruptRecord)
 	}
 	r.data = cloneFrame(b[hdr:])
+	if r.session {
+		// The key is the sender's own digest of its number; the engine
+		// checks it (restoreCustody), which knows the sender.
+		r.key = envKey(k)
+	}
 	if err := r.checkData(); err != nil {
 		return nil, fmt.Errorf("custody record %x: %w: %v", k, ErrCorruptRecord, err)
 	}
@@ -326,8 +356,21 @@ func decodeCustody(k [16]byte, b []byte) (*custodyRec, error) {
 
 // checkData checks the record's data against its header and sets its key.
 func (r *custodyRec) checkData() error {
+	sealed := 0
+	if r.bodySealed {
+		if !r.session && !r.awaitingKey {
+			return errors.New("an envelope sealed at rest")
+		}
+		sealed = atRestOverhead
+	}
+	if r.session {
+		if !r.origin || r.awaitingKey || len(r.data) < protocol.SessionNumberSize+sealed || len(r.data) > protocol.MaxSessionPlaintext+sealed {
+			return errors.New("bad session message")
+		}
+		return nil
+	}
 	if r.awaitingKey {
-		if !r.origin || len(r.data) > protocol.MaxPayloadSize {
+		if !r.origin || len(r.data) < sealed || len(r.data) > protocol.MaxPayloadSize+sealed {
 			return errors.New("bad pending body")
 		}
 		r.key = pendingKey(r.id)

@@ -3,6 +3,7 @@ package routing
 import (
 	"bytes"
 	"cmp"
+	"crypto/cipher"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -30,6 +31,8 @@ type link struct {
 	// reasm reassembles a radio's fragments within a budget of its own, so
 	// fragments from other links cannot evict them (nil: not yet needed).
 	reasm *protocol.Reassembler
+	// sessionRate limits the session inits it brings (session.go).
+	sessionRate tokenBucket
 	// budget is the share of the duty cycle's hourly airtime left, from
 	// LinkBudget (budgetKnown false: never reported, the whole budget).
 	budget      float64
@@ -131,6 +134,21 @@ type Engine struct {
 	// restoring holds restored forwarded records until every own one is in.
 	restoring     []*custodyRec
 	restoringKeys map[envKey]struct{}
+
+	// Route sessions (session.go, session_relay.go).
+	sessions   map[protocol.PathLabel]*sessEnd
+	byDest     map[Address]protocol.PathLabel // sessions this node started, by destination
+	relays     map[protocol.PathLabel]*relayEntry
+	halfOpen   int
+	lastNumber uint64
+	// reservedNumber: numbers up to it may have been issued (msgnum).
+	reservedNumber uint64
+	passive        map[passiveKey]*passiveWait
+
+	// atRest encrypts custody bodies that are not envelopes yet.
+	atRest cipher.AEAD
+	// frag names fragment groups after their frame (fragrepair.go).
+	frag fragMAC
 }
 
 // New creates an engine at time now. Records persisted by an earlier run
@@ -160,6 +178,12 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		pathReqs:  make(map[[8]byte]pathOrigin),
 		hopAcks:   make(map[envKey]*ackWait),
 		receipts:  newReceiptCache(receiptCacheSize),
+		sessions:  make(map[protocol.PathLabel]*sessEnd),
+		byDest:    make(map[Address]protocol.PathLabel),
+		relays:    make(map[protocol.PathLabel]*relayEntry),
+		passive:   make(map[passiveKey]*passiveWait),
+		atRest:    atRestKey(cfg.Identity),
+		frag:      newFragMAC(cfg.Identity),
 	}
 	e.table.evicted = e.evicted
 	err := e.restore(restore)
@@ -256,6 +280,7 @@ func (e *Engine) Tick(now time.Time) {
 	// Hop-ack timeouts first: a failed hop puts its envelope back into
 	// custody due now, which the custody pass then handles in this Tick.
 	e.tickHopAcks()
+	e.tickPassive()
 	e.tickCustody()
 	e.tickFloods()
 	if !now.Before(e.nextSweep) {
@@ -283,6 +308,7 @@ func (e *Engine) NextWake() time.Time {
 	for _, w := range e.hopAcks {
 		earlier(w.deadline)
 	}
+	earlier(e.nextPassive())
 	for _, ps := range e.floods {
 		for _, p := range ps {
 			earlier(p.due)
@@ -310,6 +336,7 @@ func (e *Engine) NextWake() time.Time {
 // Ready returns what the outside must do now (see the Ready type for the
 // order). Call Advance when it is done.
 func (e *Engine) Ready() Ready {
+	e.flushSessionAcks()
 	for _, l := range e.sortedLinks() {
 		e.drainAdverts(l)
 		e.drainQueue(l)
@@ -365,6 +392,11 @@ func (e *Engine) collapseOps() {
 func (e *Engine) HasReady() bool {
 	if !e.rd.Empty() || len(e.ops) > 0 {
 		return true
+	}
+	for _, se := range e.sessions {
+		if se.ackDue {
+			return true
+		}
 	}
 	for _, l := range e.links {
 		if (l.queue.len() > 0 && (l.info.Window == 0 || l.inflight < l.info.Window)) || (len(l.adverts) > 0 && e.advertReadyAt(l).IsZero()) {
@@ -525,10 +557,8 @@ func (e *Engine) drainQueue(l *link) {
 		}
 		frames := [][]byte{it.frame}
 		if len(it.frame) > l.info.MTU {
-			fragID, err := e.randUint32()
-			if err == nil {
-				frames, err = protocol.Split(it.frame, l.info.MTU, fragID)
-			}
+			var err error
+			frames, err = protocol.Split(it.frame, l.info.MTU, e.frag.id(it.frame))
 			if err != nil {
 				e.counters.QueueDrops++
 				continue
@@ -591,7 +621,7 @@ func (e *Engine) ackTimeout(l *link, n int) time.Duration {
 // randBytes fills b from Config.Rand. It fails closed: when the source
 // fails, b is zeroed and the error (wrapping ErrRandom) goes to the caller,
 // which must not use b; anything that needs unpredictable bytes (message
-// IDs, fragment IDs, KEM randomness) then does not happen. A value derived
+// IDs, KEM randomness) then does not happen. A value derived
 // from the clock instead would make message IDs predictable, and anyone
 // who predicts an ID could squat it or link it.
 func (e *Engine) randBytes(b []byte) error {
@@ -601,12 +631,6 @@ func (e *Engine) randBytes(b []byte) error {
 		return fmt.Errorf("%w: %v", ErrRandom, err)
 	}
 	return nil
-}
-
-func (e *Engine) randUint32() (uint32, error) {
-	var b [4]byte
-	err := e.randBytes(b[:])
-	return binary.BigEndian.Uint32(b[:]), err
 }
 
 // jitter returns a duration in [0, d). Jitter only spreads timers; it

@@ -20,6 +20,9 @@ var (
 	// ErrRandom reports that Config.Rand failed: the operation that needed
 	// randomness was not carried out (fail closed).
 	ErrRandom = errors.New("routing: random source failed")
+	// ErrLimit reports a bound (sessions, relay entries) that refused new
+	// state.
+	ErrLimit = errors.New("routing: resource limit reached")
 )
 
 // Errors of Engine.Cancel.

@@ -113,7 +113,17 @@ func fuzzConfig(id *protocol.Identity, seed string) routing.Config {
 func fuzzConfigA(fx *fixture) routing.Config {
 	cfg := fuzzConfig(fx.a, "a")
 	cfg.Mailbox, cfg.Capabilities = true, protocol.CapMailbox
+	// A's own messages stay sealed envelopes so that the captured frames
+	// hold both unicast forms.
+	cfg.NoSessions = true
 	return cfg
+}
+
+// fuzzConfigB is B's configuration: its own messages go over route
+// sessions, so the captured frames (and A's inputs) include session inits,
+// accepts, data frames and acknowledgements.
+func fuzzConfigB(fx *fixture) routing.Config {
+	return fuzzConfig(fx.b, "b")
 }
 
 // pairIP and pairLoRa are the links between A and B.
@@ -135,7 +145,7 @@ func pairLinks(peer protocol.Address) []routing.LinkInfo {
 func (fx *fixture) capture() {
 	now := epoch
 	a, _ := routing.New(fuzzConfigA(fx), now, nil)
-	b, _ := routing.New(fuzzConfig(fx.b, "b"), now, nil)
+	b, _ := routing.New(fuzzConfigB(fx), now, nil)
 	seen := map[string]bool{}
 	reasm := protocol.NewReassembler(protocol.ReassemblerConfig{})
 	var keep func(f []byte)
@@ -392,7 +402,7 @@ func runProgram(t *testing.T, fx *fixture, prog []byte) {
 	if run.a, err = routing.New(run.cfgA, run.now, nil); err != nil {
 		t.Fatal(err)
 	}
-	if run.b, err = routing.New(fuzzConfig(fx.b, "b"), run.now, nil); err != nil {
+	if run.b, err = routing.New(fuzzConfigB(fx), run.now, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, info := range pairLinks(fx.a.Address()) {

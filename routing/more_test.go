@@ -58,6 +58,7 @@ func TestQuickLoRa(t *testing.T) {
 
 func TestQuickOffline(t *testing.T) {
 	n := newTestNet(t, 4)
+	n.cfg = envelopes // the relay's verification of envelope copies
 	for _, nm := range []string{"a", "b", "c"} {
 		n.addNode(nm)
 	}

@@ -120,6 +120,11 @@ type testNet struct {
 	// gossipLatency is how long a gossip message takes to reach the other
 	// nodes of the IP side.
 	gossipLatency time.Duration
+	// kinds counts the frames transmitted, by their first byte.
+	kinds [256]int
+	// records counts record writes and deletes, batches the Ready batches
+	// that had any.
+	records, batches int
 }
 
 func newTestNet(t testing.TB, seed uint64) *testNet {
@@ -251,6 +256,10 @@ func (n *testNet) step(nd *tnode, in routing.Input) {
 func (n *testNet) process(nd *tnode) {
 	for nd.eng.HasReady() {
 		rd := nd.eng.Ready()
+		n.records += len(rd.Persist) + len(rd.Deletes)
+		if len(rd.Persist)+len(rd.Deletes) > 0 {
+			n.batches++
+		}
 		for _, r := range rd.Persist {
 			nd.store[r.Key] = append([]byte(nil), r.Value...)
 		}
@@ -307,6 +316,9 @@ func (n *testNet) transmit(from *tnode, tx routing.Transmit) {
 	}
 	l.frames++
 	l.bytes += len(tx.Frame)
+	if len(tx.Frame) > 0 {
+		n.kinds[tx.Frame[0]]++
+	}
 	st := l.sent[from]
 	if st == nil {
 		st = &txStats{}

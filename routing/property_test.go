@@ -135,6 +135,9 @@ type propNet struct {
 	*testNet
 	nodes []*tnode
 	links []*tlink
+	// loseSessions: some restarts come back without their session
+	// records (state lost).
+	loseSessions bool
 }
 
 func buildNet(tb testing.TB, seed uint64, tp propTopo, cfg func(*routing.Config)) *propNet {
@@ -451,6 +454,13 @@ func (pn *propNet) apply(f fault) {
 	}
 	switch nd := pn.nodes[f.node]; {
 	case f.up && !nd.up:
+		if pn.loseSessions && f.after == 0 {
+			for k := range nd.store {
+				if strings.HasPrefix(k, "s/") {
+					delete(nd.store, k)
+				}
+			}
+		}
 		pn.start(nd)
 	case !f.up && nd.up:
 		pn.stop(nd)
@@ -486,21 +496,50 @@ func TestPropertyRestarts(tt *testing.T) {
 }
 
 func faultProperty(tt *testing.T, t *rapid.T, restarts bool) {
+	faultPropertyWith(tt, t, restarts, false)
+}
+
+// TestPropertySessions: the restart property with unicast over route
+// sessions, and with session state lost (a node restarts from a store
+// whose session records are gone, as after a restore of an older backup):
+// every message is delivered exactly once and acknowledged.
+func TestPropertySessions(tt *testing.T) {
+	rapidChecks(tt, 25)
+	rapid.Check(tt, func(t *rapid.T) { faultPropertyWith(tt, t, true, true) })
+}
+
+func faultPropertyWith(tt *testing.T, t *rapid.T, restarts, sessions bool) {
 	tp := drawTopo(t, faultNodes, true)
 	t.Logf("topology: %v", tp)
 	seed := rapid.Uint64().Draw(t, "seed")
-	pn := buildNet(tt, seed, tp, propConfig(10*time.Minute))
-	if rapid.Bool().Draw(t, "warm") {
+	cfg := propConfig(10 * time.Minute)
+	if sessions {
+		cfg = func(c *routing.Config) {
+			c.AnnounceInterval = 10 * time.Minute
+			c.NoSessions = false
+		}
+	}
+	pn := buildNet(tt, seed, tp, cfg)
+	pn.loseSessions = sessions
+	warm := rapid.Bool().Draw(t, "warm")
+	if warm {
 		pn.settle(time.Hour)
 	}
 	ms := drawMessages(t, tp.n, 8)
 	fs := drawFaults(t, pn, restarts)
+	drawn := fs
 	// Interleave sends and faults. A node that is down sends nothing.
-	var sent []*propMsg
+	// reachable: sent on a settled IP network before any fault, so its
+	// destination had a key and a route and it must go over a session (a
+	// message to a destination out of reach is sealed into an envelope).
+	var sent, reachable []*propMsg
 	for i := 0; i < len(ms) || len(fs) > 0; i++ {
 		if i < len(ms) && pn.nodes[ms[i].from].up {
 			pn.send(ms[i])
 			sent = append(sent, ms[i])
+			if warm && len(fs) == len(drawn) && len(tp.lora) == 0 {
+				reachable = append(reachable, ms[i])
+			}
 		}
 		if len(fs) > 0 {
 			pn.run(fs[0].after)
@@ -514,6 +553,9 @@ func faultProperty(tt *testing.T, t *rapid.T, restarts bool) {
 	pn.heal()
 	pn.run(3 * time.Hour)
 	pn.checkOnce(t, sent, true)
+	if sessions {
+		pn.checkSessionsUsed(t, reachable)
+	}
 	// Nothing is kept or retried once everything arrived.
 	for _, nd := range pn.nodes {
 		if c := nd.eng.Counters(); c.HopLimitDrops != 0 {
@@ -524,6 +566,20 @@ func faultProperty(tt *testing.T, t *rapid.T, restarts bool) {
 			pn.dump(t)
 			t.Fatalf("%s: %d records still in custody: %v", nd.name, c.CustodyCount, tp)
 		}
+	}
+}
+
+// checkSessionsUsed checks that the messages that were not sealed sender
+// travelled in session frames, not envelopes.
+func (pn *propNet) checkSessionsUsed(t *rapid.T, ms []*propMsg) {
+	want := 0
+	for _, m := range ms {
+		if !m.sealed {
+			want++
+		}
+	}
+	if k := pn.kinds[protocol.KindSessionData]; k < want {
+		t.Fatalf("%d session frames sent for %d messages over sessions", k, want)
 	}
 }
 

@@ -451,7 +451,7 @@ func heapAfterGC() (inuse, live uint64) {
 func TestAttackQueueShare(t *testing.T) {
 	ids := quotaIdentities()
 	dest := ids[3]
-	v := newVictim(t, nil)
+	v := newVictim(t, envelopes) // own messages identified as envelopes below
 	const slowLink routing.LinkID = 4
 	// A transport that takes one frame at a time and is still busy: what
 	// is queued stays queued.

@@ -33,6 +33,14 @@ func (e *Engine) handleFrame(l *link, frame []byte, snr float64, hasSNR, inner b
 		return nil
 	case protocol.KindChannel, protocol.KindChannelSigned:
 		return e.handleChannel(l, frame, snr, hasSNR)
+	case protocol.KindSessionInit:
+		return e.handleSessionInit(l, frame)
+	case protocol.KindSessionAccept:
+		return e.handleSessionAccept(l, frame)
+	case protocol.KindSessionData:
+		return e.handleSessionData(l, frame)
+	case protocol.KindSessionReset:
+		return e.handleSessionReset(l, frame)
 	case protocol.KindHop:
 		if inner {
 			e.counters.FramesMalformed++
@@ -78,7 +86,7 @@ func (e *Engine) reassembler(l *link) *protocol.Reassembler {
 		return e.reasm
 	}
 	if l.reasm == nil {
-		l.reasm = protocol.NewReassembler(protocol.ReassemblerConfig{})
+		l.reasm = newRadioReassembler()
 	}
 	return l.reasm
 }
@@ -219,6 +227,8 @@ func (e *Engine) deliver(env *protocol.Envelope, key envKey, l *link) error {
 		err := e.handleControl(env, l)
 		e.markDelivered(key, env.ID, deliveredEntry{expires: env.Expires})
 		return err
+	case protocol.TypeSessionMessage:
+		return e.deliverSessionEnvelope(env, key)
 	case protocol.TypeEcho:
 		return e.answerEcho(env, key)
 	}

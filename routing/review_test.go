@@ -86,6 +86,7 @@ func TestRestoreBothFormatsKeepsRecord(t *testing.T) {
 // lost copy lost the message.
 func TestAttackForgedCustodyAccept(t *testing.T) {
 	n := newTestNet(t, 43)
+	n.cfg = envelopes
 	a, b := n.addNode("a"), n.addNode("b")
 	ab := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
 	n.run(2 * time.Second)

@@ -64,7 +64,7 @@ import (
 //	drop NODE CLASS [n=N] | drop NODE CLASS off
 //	                                        lose the next N (default: all) frames of CLASS that NODE
 //	                                        sends (advert, path-request, hop-ack, envelope, receipt,
-//	                                        control, channel, fragment, any)
+//	                                        control, channel, fragment, session-data, any)
 //
 // Node config (node, set): mailbox=true (also announces the mailbox
 // capability), caps=relay,mailbox,..., custody-max-bytes=N,
@@ -72,7 +72,7 @@ import (
 // announce-share=F, announce-burst=N, retry-base=D, retry-max=D,
 // hand-off-after=N, hop-limit=N, message-ttl=D, hop-ack-retries=N,
 // flood-hop-limit=N, flood-cancel-after=N, path-request-interval=D,
-// ip-advert-radius=N.
+// ip-advert-radius=N, sessions=false (own unicast as envelopes).
 
 var update = flag.Bool("update", false, "rewrite the expected output of the scenario scripts in testdata/scenarios")
 
@@ -273,6 +273,11 @@ func configOpts(a *cmdArgs) (func(*routing.Config), error) {
 						c.Capabilities &^= protocol.CapMailbox
 					}
 				}
+			}
+		case "sessions":
+			var on bool
+			if on, err = strconv.ParseBool(v); err == nil {
+				f = func(c *routing.Config) { c.NoSessions = !on }
 			}
 		case "caps":
 			var caps protocol.Capabilities
@@ -1401,7 +1406,7 @@ func frameClass(frame []byte) string {
 	return k.String()
 }
 
-var frameClasses = []string{"advert", "path-request", "hop-ack", "envelope", "receipt", "control", "channel", "fragment", "any"}
+var frameClasses = []string{"advert", "path-request", "hop-ack", "envelope", "receipt", "control", "channel", "fragment", "session-data", "any"}
 
 func (s *scenario) cmdDrop(a *cmdArgs) (string, error) {
 	if len(a.pos) < 2 || len(a.pos) > 3 {

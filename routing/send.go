@@ -1,9 +1,14 @@
 package routing
 
 import (
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -48,11 +53,21 @@ func (e *Engine) send(in SendRequest) error {
 		return nil
 	}
 	d := e.table.get(in.Dest)
-	if d == nil || d.kemKey == nil || !d.known {
+	switch {
+	case !e.cfg.NoSessions && !in.SealedSender && in.Type == protocol.TypeMessage && e.sessionReachable(d):
+		// Session frames carry no type: other types keep envelopes. A
+		// session message whose route breaks goes on as an envelope of
+		// type session message, which the recipient deduplicates on the
+		// session message key (session_fallback.go).
+		e.sessionMessage(r, in.Body)
+		id = r.id
+	case d == nil || d.kemKey == nil || !d.known:
 		r.awaitingKey = true
 		r.data = append([]byte(nil), in.Body...)
-	} else if err := e.seal(r, d, in.Body); err != nil {
-		return refuse(err)
+	default:
+		if err := e.seal(r, d, in.Body); err != nil {
+			return refuse(err)
+		}
 	}
 	// The node's own messages count against the total quota only: the
 	// other quotas protect against other nodes' traffic (quota.go).
@@ -138,14 +153,71 @@ func (e *Engine) sealStored(r *custodyRec, d *destEntry) error {
 	return nil
 }
 
+// sessionReachable says whether a message to d travels over a route
+// session. Not when d's key is known but d has no route now (it is
+// probably offline): such a message is sealed into an envelope, which a
+// mailbox can hold (handOff); a session frame cannot be handed off. A
+// destination whose key is unknown is looked up first either way (an
+// envelope needs the key too), and then reached over a session.
+func (e *Engine) sessionReachable(d *destEntry) bool {
+	if d == nil || !d.known || d.kemKey == nil {
+		return true
+	}
+	c, ok := d.route()
+	return ok && e.links[c.link] != nil
+}
+
+// persistCustody writes a record. A body that is not an envelope yet (a
+// message waiting for its recipient's key, a session message) is the
+// application's plaintext: it is stored encrypted under the node's
+// at-rest key, never in the clear (TestAttackCustodyBodyOnDisk).
 func (e *Engine) persistCustody(r *custodyRec) {
-	e.persist(custodyKey(r.key), encodeCustody(r))
+	if !r.awaitingKey && !r.session {
+		e.persist(custodyKey(r.key), encodeCustody(r))
+		return
+	}
+	c := *r
+	c.data, c.bodySealed = e.atRest.Seal(nil, r.key[:chacha20poly1305.NonceSize], r.data, r.key[:]), true
+	e.persist(custodyKey(r.key), encodeCustody(&c))
+}
+
+// openAtRest decrypts a body persistCustody sealed. The record key is both
+// nonce and associated data: a record's body never changes under its key,
+// and a body moved under another key does not open.
+func (e *Engine) openAtRest(r *custodyRec) error {
+	if !r.bodySealed {
+		return nil
+	}
+	pt, err := e.atRest.Open(nil, r.key[:chacha20poly1305.NonceSize], r.data, r.key[:])
+	if err != nil {
+		return fmt.Errorf("custody record %x: body does not open: %w", r.key, ErrCorruptRecord)
+	}
+	r.data, r.bodySealed = pt, false
+	return nil
+}
+
+// atRestKey derives the key custody bodies are encrypted under from the
+// identity's signing seed: only the node itself can read them, and a
+// store copied without the identity key file reveals no message.
+func atRestKey(id *protocol.Identity) cipher.AEAD {
+	k, err := hkdf.Key(sha256.New, id.SigningKey().Seed(), nil, "meshd/custody-at-rest/v1", chacha20poly1305.KeySize)
+	if err != nil {
+		panic("routing: hkdf: " + err.Error())
+	}
+	a, err := chacha20poly1305.New(k)
+	if err != nil {
+		panic("routing: chacha20poly1305: " + err.Error())
+	}
+	return a
 }
 
 // attempt tries to move a custody record forward now: seal it if its key is
 // known, send it if there is a route, otherwise ask for a route. It sets the
 // next retry and reports where the message stands.
 func (e *Engine) attempt(r *custodyRec) SendStatus {
+	if r.session {
+		return e.attemptSession(r)
+	}
 	d := e.table.get(r.dest)
 	if r.awaitingKey {
 		if d != nil && d.kemKey != nil && d.known {
@@ -500,6 +572,15 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 		}
 		e.ownSeq = max(e.ownSeq, binary.BigEndian.Uint32(rec.Value))
 		return nil
+	case rec.Key == numberKey:
+		if len(rec.Value) != 8 {
+			return fmt.Errorf("message number record: %w", ErrCorruptRecord)
+		}
+		e.lastNumber = max(e.lastNumber, binary.BigEndian.Uint64(rec.Value))
+		e.reservedNumber = e.lastNumber
+		return nil
+	case len(rec.Key) == 10 && rec.Key[:2] == "s/":
+		return e.restoreSession(rec)
 	case len(rec.Key) == 34 && rec.Key[:2] == "c/":
 		k, err := parseID(rec.Key[2:])
 		if err != nil {
@@ -537,6 +618,14 @@ func (e *Engine) restoreCustody(rec Record, k [16]byte, now protocol.Timestamp) 
 	r, err := decodeCustody(k, rec.Value)
 	if err != nil {
 		return err
+	}
+	if err := e.openAtRest(r); err != nil {
+		return err
+	}
+	if r.session {
+		if n, _, err := protocol.ParseSessionMessage(r.data); err != nil || protocol.SessionMessageKey(e.self, n) != r.key || rec.Key != custodyKey(r.key) {
+			return fmt.Errorf("custody record %x: session message key: %w", k, ErrCorruptRecord)
+		}
 	}
 	if r.expires <= now {
 		e.del(rec.Key)

@@ -470,5 +470,5 @@ func (s *Store) updateLocked(f func(txn *badger.Txn) error) error {
 	if err := txn.Commit(); err != nil {
 		return wrapTxnErr(err)
 	}
-	return nil
+	return s.syncNow()
 }

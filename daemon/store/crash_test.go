@@ -69,6 +69,12 @@ func runChild(mode string) int {
 		}
 		fmt.Printf("unexpected: %v\n", err)
 		return 1
+	case "apply-async":
+		if err != nil {
+			fmt.Println("open:", err)
+			return 1
+		}
+		return runPipelined(s)
 	case "apply", "apply-unsynced":
 		if err != nil {
 			fmt.Println("open:", err)

@@ -36,7 +36,7 @@ import (
 // negative control, a store that acknowledges before its data is on
 // stable storage.
 func openUnsynced(dir string, opts ...Option) (*Store, error) {
-	c := config{memTableSize: 8 << 20, now: time.Now}
+	c := config{memTableSize: 8 << 20, now: time.Now, noSync: true}
 	for _, o := range opts {
 		o(&c)
 	}

@@ -169,6 +169,9 @@ type Engine struct {
 	// SNR-ordered window of 4 airtimes, cancelled on hearing one
 	// rebroadcast). Default managed.
 	FloodPolicy string `toml:"flood_policy"`
+	// Sessions carries unicast over route sessions instead of sealed
+	// envelopes (default true; false sets routing.Config.NoSessions).
+	Sessions *bool `toml:"sessions"`
 }
 
 // NodeSpec is one node. A node with lora = true needs a position.

@@ -397,6 +397,7 @@ func (s *Sim) addNode(name string, lora bool, x, y float64, hasPos, mailbox bool
 		RetryMax:         e.RetryMax.Duration,
 		MessageTTL:       e.MessageTTL.Duration,
 		IPAdvertRadius:   uint8(e.IPAdvertRadius),
+		NoSessions:       e.Sessions != nil && !*e.Sessions,
 	}
 	if s.vcache != nil {
 		n.cfg.VerifyCache = s.vcache

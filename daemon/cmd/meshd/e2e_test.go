@@ -361,6 +361,52 @@ func TestEndToEndThreeDaemons(t *testing.T) {
 	}
 	done()
 
+	// 4. Session traffic in flight: C is up and reachable, so A's messages
+	// go over a route session. A is killed with -9 right after a burst
+	// is accepted, before all of it is acknowledged; after the restart
+	// (the initiator's session is gone) the rest goes over a new session,
+	// and C holds every message exactly once.
+	sctx, done = step()
+	texts := map[string]bool{}
+	ids := map[string]bool{}
+	// C is frozen (SIGSTOP): its links stay up, so the route does too and
+	// the burst goes out over the session, but nothing is acknowledged.
+	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		text := fmt.Sprintf("burst %d", i)
+		texts[text], ids[a.send(c.info.Address, text).ID] = true, true
+	}
+	a.kill()
+	a.start(sctx)
+	// What A holds now is what was not acknowledged before the kill: wait
+	// for its acknowledgements (any order), then nothing more can come.
+	st, err = a.client.StoreStats(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after kill -9 with a burst in flight: %d of 10 in A's custody", st.Custody)
+	if st.Custody == 0 {
+		t.Error("the burst was acknowledged although C was frozen")
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	a.ctl("connect", bAddr)
+	for left := st.Custody; left > 0; left-- {
+		ev := a.waitEvent(sctx, "a receipt for the burst", func(ev rpcapi.Event) bool {
+			return ev.Kind == rpcapi.EventDelivered && ids[ev.ID]
+		})
+		delete(ids, ev.ID)
+	}
+	for text := range texts {
+		if n := c.inboxCount(sctx, text); n != 1 {
+			t.Errorf("C has %d copies of %q, want 1", n, text)
+		}
+	}
+	done()
+
 	sctx, done = step()
 	defer done()
 	for _, p := range []*proc{a, b, c} {

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"meshd.dev/meshd/daemon"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,6 +93,14 @@ func runJunkFlood(b *testing.B, envN, preqN, hostiles int, sealed bool) {
 	v := newProc(b, "victim")
 	v.logLevel = "info" // a debug line per junk frame would measure the logger
 	v.extra = []string{"--metrics", "127.0.0.1:0"}
+	// The flood peers are bare link hosts that read envelopes and answer
+	// no session handshake: the victim's own messages go as envelopes.
+	if err := os.MkdirAll(v.dir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(v.dir, daemon.ConfigFileName), []byte("[routing]\nsessions = false\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
 	v.start(ctx)
 	defer v.stop(ctx)
 	metricsURL := v.metricsURL()

@@ -1,0 +1,95 @@
+package routing
+
+import (
+	"time"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// In-session rekeys. A key phase carries at most
+// protocol.SessionRekeyFrames frames from the initiator or lives
+// protocol.SessionRekeyAge; then the initiator asks for a rekey (a fresh
+// X25519 exchange inside the session, protocol.md section 10) instead of a
+// new handshake, which on LoRa costs an init of six fragments per hop.
+// Acknowledgements name counters without their phase, and the counters
+// start again at 0 in a new phase, so the initiator asks only when no
+// frame waits for an acknowledgement, and sends no message frame until
+// the answer came; the responder forgets the old phase's acknowledgement
+// state when it answers. A session whose rekey does not complete is
+// replaced by a new handshake at twice the bounds (sessionTo).
+
+// rekeyDue says whether an established initiator session's key phase is
+// used up.
+func (e *Engine) rekeyDue(se *sessEnd) bool {
+	return se.s.Sent() >= protocol.SessionRekeyFrames || e.now.Sub(se.phaseStart()) >= protocol.SessionRekeyAge
+}
+
+// phaseStart is when the session's current key phase began.
+func (se *sessEnd) phaseStart() time.Time {
+	if se.rekeyedAt.IsZero() {
+		return se.started
+	}
+	return se.rekeyedAt
+}
+
+// holdForRekey asks for (or asks again for) a rekey when one is due and
+// reports whether a new message frame must wait for it.
+func (e *Engine) holdForRekey(se *sessEnd) bool {
+	if !se.asking && (!e.rekeyDue(se) || len(se.inflight) > 0) {
+		return false
+	}
+	if se.asking && e.now.Sub(se.askedAt) < e.cfg.RetryBase {
+		return true // asked just now (for another message)
+	}
+	f, err := se.s.StartRekey(e.cfg.Rand)
+	if err != nil {
+		e.counters.RandomFailures++
+		return true
+	}
+	se.asking, se.askedAt = true, e.now
+	e.emitSession(se, f, PriControl, owner{})
+	e.counters.SessionRekeysAsked++
+	return true
+}
+
+// answerRekey is the responder's side: answer in the current phase, move
+// to the next, persist the new state before the answer goes out (both in
+// this Ready, records first).
+func (e *Engine) answerRekey(se *sessEnd, pt []byte) error {
+	if se.s.Initiator() {
+		e.counters.SessionFramesRefused++
+		return ErrBadInput
+	}
+	phase := se.s.Phase()
+	f, err := se.s.AnswerRekey(e.cfg.Rand, pt)
+	if err != nil {
+		e.counters.SessionFramesRefused++
+		return err
+	}
+	if se.s.Phase() != phase {
+		// Not a repeated request answered from memory: a new phase.
+		se.ack, se.ackDue = protocol.SessionAck{}, false
+		se.rekeyedAt = e.now
+	}
+	e.persistSession(se)
+	e.emitSession(se, f, PriControl, owner{})
+	e.counters.SessionRekeys++
+	return nil
+}
+
+// finishRekey is the initiator's side: the answer moves it to the new
+// phase, and the messages held for it go out.
+func (e *Engine) finishRekey(se *sessEnd, pt []byte) error {
+	if !se.s.Initiator() {
+		e.counters.SessionFramesRefused++
+		return ErrBadInput
+	}
+	if err := se.s.FinishRekey(pt); err != nil {
+		e.counters.SessionFramesRefused++
+		return err
+	}
+	se.asking, se.rekeyedAt = false, e.now
+	e.counters.SessionRekeys++
+	e.retryDest(se.peer)
+	return nil
+}

@@ -1,0 +1,200 @@
+package routing
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// relayEntry is a relay's record of one session path through it: frames
+// towards the responder come on up with receiver index index and leave on
+// down with index+1; frames towards the initiator the other way round.
+type relayEntry struct {
+	up, down     LinkID
+	downVia      Address
+	index        uint8
+	confirmed    bool // the accept passed: data frames are forwarded
+	expires      time.Time
+	recent       [2][relayRecent]recentFrame // per direction: frames passed on
+	recentNext   [2]int
+	neighbourOwn owner
+}
+
+type recentFrame struct {
+	id   uint64 // frameID
+	used bool
+	sent int // times passed on
+}
+
+// relayRecent is how many recent frames per direction a relay remembers to
+// drop copies (a neighbour replaying frames with rewritten indices).
+const relayRecent = 16
+
+// relayInit records a half-open entry for an init passing through and
+// sends it on towards its responder.
+func (e *Engine) relayInit(l *link, in *protocol.SessionInit, frame []byte) error {
+	d := e.table.get(in.Responder)
+	c, ok := candidate{}, false
+	if d != nil {
+		c, ok = d.route()
+	}
+	out := e.links[c.link]
+	if ent := e.relays[in.Label]; ent != nil && ent.up == l.info.ID && ent.index == in.Index {
+		// The same init again: our hop ack was lost. Our own forward
+		// waits for its ack downstream.
+		e.initArrived(l, frame)
+		return nil
+	}
+	switch {
+	case in.Index >= protocol.MaxSessionHops:
+		e.counters.HopLimitDrops++
+		return fmt.Errorf("session init: %w", ErrBadInput)
+	case !ok || out == nil || out.info.ID == l.info.ID && !l.info.Shared:
+		e.counters.SessionRelayRefused++
+		return nil
+	case e.labelTaken(in.Label):
+		e.counters.SessionRelayRefused++
+		return nil
+	case len(e.relays) >= e.cfg.MaxSessionRelays || e.halfOpen >= e.cfg.MaxSessionRelays/64:
+		e.counters.SessionsLimited++
+		return nil
+	}
+	e.relays[in.Label] = &relayEntry{
+		up: l.info.ID, down: out.info.ID, downVia: c.via, index: in.Index,
+		expires: e.now.Add(handshakeTimeout(out, c.hops+in.Index)), neighbourOwn: ownerOf(l),
+	}
+	e.halfOpen++
+	e.initArrived(l, frame)
+	fwd := bytes.Clone(frame)
+	_ = protocol.SetSessionIndex(fwd, in.Index+1)
+	e.sendInit(out, c.via, fwd, in.Responder, ownerOf(l))
+	e.counters.SessionFramesRelayed++
+	return nil
+}
+
+// relayBack passes an accept or a reset towards the initiator; an accept
+// confirms the entry.
+func (e *Engine) relayBack(l *link, frame []byte, label protocol.PathLabel, index uint8) error {
+	ent := e.relays[label]
+	if ent == nil || ent.down != l.info.ID || index != ent.index {
+		e.counters.FramesNotForUs++
+		return nil
+	}
+	up := e.links[ent.up]
+	if up == nil {
+		return nil
+	}
+	if frame[0] == byte(protocol.KindSessionAccept) && !ent.confirmed {
+		ent.confirmed = true
+		e.halfOpen--
+		ent.expires = e.now.Add(e.idleFor(ent.up))
+	}
+	fwd := bytes.Clone(frame)
+	_ = protocol.SetSessionIndex(fwd, index-1)
+	e.sendData(up, Address{}, fwd, PriControl, ent.neighbourOwn)
+	e.counters.SessionFramesRelayed++
+	if frame[0] == byte(protocol.KindSessionReset) {
+		e.dropRelay(label)
+	}
+	return nil
+}
+
+// relayData forwards a data frame along a confirmed path, once.
+func (e *Engine) relayData(l *link, frame []byte, h protocol.SessionHop) error {
+	ent := e.relays[h.Label]
+	if ent == nil {
+		if !l.info.Shared {
+			// A point-to-point neighbour sent us a frame of a session
+			// we do not know: we lost it. On a radio we may just be
+			// overhearing someone else's path.
+			e.counters.SessionUnknown++
+			back := h.Index - 1 // to the node before us on the path
+			if h.TowardsInitiator {
+				back = h.Index + 1
+			}
+			if h.Index > 0 && h.Index < protocol.MaxSessionHops {
+				e.pushSession(l, Address{}, protocol.AppendSessionReset(nil, h.Label, !h.TowardsInitiator, back), PriControl, owner{})
+			}
+		}
+		return nil
+	}
+	dir, in, out, next := 0, ent.up, ent.down, ent.index+1
+	if h.TowardsInitiator {
+		dir, in, out, next = 1, ent.down, ent.up, ent.index-1
+	}
+	if !ent.confirmed || l.info.ID != in || h.Index != ent.index {
+		e.counters.FramesNotForUs++
+		return nil
+	}
+	ol := e.links[out]
+	if ol == nil {
+		return nil
+	}
+	resends := 0
+	if l.info.Shared {
+		resends = e.cfg.HopAckRetries
+	}
+	if !ent.remember(dir, frame, resends) {
+		// A copy: passed on again only a bounded number of times (the
+		// sender did not hear our first forward), so a neighbour
+		// replaying frames cannot make the path carry them more.
+		e.counters.Duplicates++
+		return nil
+	}
+	ent.expires = e.now.Add(e.idleFor(ent.up))
+	fwd := bytes.Clone(frame)
+	_ = protocol.SetSessionIndex(fwd, next)
+	to := Address{}
+	if dir == 0 {
+		to = ent.downVia
+	}
+	if k := (passiveKey{label: h.Label, back: h.TowardsInitiator, id: frameID(frame)}); e.passive[k] != nil {
+		// Still waiting to hear our own forward: that wait resends it.
+		return nil
+	}
+	e.sendData(ol, to, fwd, PriData, ent.neighbourOwn)
+	e.counters.SessionFramesRelayed++
+	return nil
+}
+
+// remember notes a frame passed on in direction dir and reports whether
+// to pass it on (again): a copy of a recent frame goes at most resends more
+// times.
+func (ent *relayEntry) remember(dir int, frame []byte, resends int) bool {
+	id := frameID(frame)
+	for i, r := range ent.recent[dir] {
+		if r.id == id && r.used {
+			if r.sent > resends {
+				return false
+			}
+			ent.recent[dir][i].sent++
+			return true
+		}
+	}
+	ent.recent[dir][ent.recentNext[dir]] = recentFrame{id: id, used: true, sent: 1}
+	ent.recentNext[dir] = (ent.recentNext[dir] + 1) % relayRecent
+	return true
+}
+
+func (e *Engine) dropRelay(label protocol.PathLabel) {
+	if ent := e.relays[label]; ent != nil {
+		if !ent.confirmed {
+			e.halfOpen--
+		}
+		delete(e.relays, label)
+	}
+}
+
+func (e *Engine) sweepRelays() {
+	labels := make([]protocol.PathLabel, 0, len(e.relays))
+	for l, ent := range e.relays {
+		if ent.expires.Before(e.now) {
+			labels = append(labels, l)
+		}
+	}
+	for _, l := range labels {
+		e.dropRelay(l)
+	}
+}
