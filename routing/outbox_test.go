@@ -68,6 +68,9 @@ func TestCancelRemovesCustodyDurably(t *testing.T) {
 // A node cannot cancel a message it only keeps for another node.
 func TestCancelRefusesOthersMessages(t *testing.T) {
 	n := newTestNet(t, 8)
+	// Envelopes: a relay takes custody of them (session frames it only
+	// forwards, so it has nothing of a session message to cancel).
+	n.cfg = envelopes
 	n.addNode("a")
 	b := n.addNode("b")
 	c := n.addNode("c")
