@@ -129,6 +129,17 @@ func TestEchoClearRequestNotAnswered(t *testing.T) {
 // padding, empty body, sealed sender): the receipt, sealed with sealed
 // sender and padded to this node's buckets, must still not be larger.
 func TestEchoCraftedUnpaddedRequestNotAmplified(t *testing.T) {
+	sealedSenderEcho(t, nil, protocol.Padding{}, false)
+}
+
+// A sealed-sender echo request padded to the receipt's bucket is answered,
+// with no more bytes than it has.
+func TestEchoPaddedSealedSenderAnswered(t *testing.T) {
+	sealedSenderEcho(t, make([]byte, 128), protocol.DefaultPadding, true)
+}
+
+func sealedSenderEcho(t *testing.T, body []byte, pad protocol.Padding, wantAnswer bool) {
+	t.Helper()
 	n := newTestNet(t, 14)
 	a := n.addNode("a")
 	b := n.addNode("b")
@@ -143,7 +154,7 @@ func TestEchoCraftedUnpaddedRequestNotAmplified(t *testing.T) {
 	now := protocol.TimestampOf(n.now)
 	env, err := protocol.SealEnvelope(rand.NewChaCha8([32]byte{1}), a.id, b.id.Public(), protocol.Header{
 		Type: protocol.TypeEcho, HopLimit: 8, ID: id, Created: now, Expires: now + 60, Dest: b.id.Address(), WantReceipt: true,
-	}, nil, protocol.SealOptions{SealedSender: true, Padding: &protocol.Padding{}})
+	}, body, protocol.SealOptions{SealedSender: true, Padding: &pad})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +173,12 @@ func TestEchoCraftedUnpaddedRequestNotAmplified(t *testing.T) {
 	n.step(b, routing.FrameReceived{Link: l.id, Frame: raw})
 	n.run(50 * time.Millisecond)
 	ans := sent(b) - b0
-	if b.eng.Counters().ReceiptsSent > before.ReceiptsSent && ans > len(raw) {
-		t.Fatalf("crafted echo request %d bytes answered with %d bytes", len(raw), ans)
+	answered := b.eng.Counters().ReceiptsSent > before.ReceiptsSent
+	if answered && ans > len(raw) {
+		t.Fatalf("sealed-sender echo request %d bytes answered with %d bytes", len(raw), ans)
+	}
+	if answered != wantAnswer {
+		t.Fatalf("sealed-sender echo request of %d bytes answered: %v, want %v", len(raw), answered, wantAnswer)
 	}
 	t.Logf("request %d bytes, answer %d bytes, receipts %d -> %d", len(raw), ans, before.ReceiptsSent, b.eng.Counters().ReceiptsSent)
 }
