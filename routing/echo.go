@@ -25,6 +25,12 @@ func (e *Engine) answerEcho(env *protocol.Envelope, key envKey) error {
 		e.counters.EchoRefused++
 		return fmt.Errorf("echo request %v: not sealed or wants no receipt: %w", env.ID, ErrBadInput)
 	}
+	if env.Flags&protocol.FlagSealedSender != 0 && len(env.Payload) < e.sealedReceiptPayloadSize() {
+		// The answer would be a sealed-sender receipt padded to this
+		// node's buckets: a request crafted without padding is smaller.
+		e.counters.EchoRefused++
+		return fmt.Errorf("echo request %v: %d-byte sealed payload smaller than its answer: %w", env.ID, len(env.Payload), ErrBadInput)
+	}
 	// The limit comes before opening: a flood must not cost decryptions.
 	if !e.echo.take(1, e.now, echoRate, echoBurst) {
 		e.counters.EchoRefused++
@@ -40,4 +46,18 @@ func (e *Engine) answerEcho(env *protocol.Envelope, key envKey) error {
 	e.counters.EchoAnswered++
 	e.sendReceipt(key, ent)
 	return nil
+}
+
+// sealedReceiptPayloadSize is the payload size of the sealed-sender receipt
+// this node sends (sendSealedReceipt): the receipt under the inner sender
+// block (compact identity and signature), padded, and the seal overhead. The
+// outer envelope of both is the same size, so a sealed-sender echo request
+// whose payload is at least this long is never answered with more bytes.
+func (e *Engine) sealedReceiptPayloadSize() int {
+	inner := protocol.CompactIdentitySize + protocol.SignatureSize + protocol.ReceiptSize
+	padded, err := e.cfg.Padding.Size(inner, protocol.MaxPayloadSize-protocol.SealOverhead)
+	if err != nil {
+		return protocol.MaxPayloadSize + 1 // cannot happen: the receipt is small
+	}
+	return protocol.SealOverhead + padded
 }

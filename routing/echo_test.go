@@ -1,6 +1,7 @@
 package routing_test
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -122,4 +123,62 @@ func TestEchoClearRequestNotAnswered(t *testing.T) {
 	if after.ReceiptsSent != before.ReceiptsSent || after.EchoRefused != before.EchoRefused+1 {
 		t.Fatalf("clear echo: receipts sent %d -> %d, refused %d -> %d", before.ReceiptsSent, after.ReceiptsSent, before.EchoRefused, after.EchoRefused)
 	}
+}
+
+// An attacker crafts the smallest sealed-sender echo request it can (no
+// padding, empty body, sealed sender): the receipt, sealed with sealed
+// sender and padded to this node's buckets, must still not be larger.
+func TestEchoCraftedUnpaddedRequestNotAmplified(t *testing.T) {
+	sealedSenderEcho(t, nil, protocol.Padding{}, false)
+}
+
+// A sealed-sender echo request padded to the receipt's bucket is answered,
+// with no more bytes than it has.
+func TestEchoPaddedSealedSenderAnswered(t *testing.T) {
+	sealedSenderEcho(t, make([]byte, 128), protocol.DefaultPadding, true)
+}
+
+func sealedSenderEcho(t *testing.T, body []byte, pad protocol.Padding, wantAnswer bool) {
+	t.Helper()
+	n := newTestNet(t, 14)
+	a := n.addNode("a")
+	b := n.addNode("b")
+	l := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
+	n.run(10 * time.Second)
+	// b learns a's key (so the receipt goes out at once, sealed).
+	n.step(a, routing.SendRequest{Ref: 1, Dest: b.id.Address(), Body: []byte("hi")})
+	n.step(b, routing.SendRequest{Ref: 1, Dest: a.id.Address(), Body: []byte("hi")})
+	n.run(5 * time.Second)
+	var id protocol.MessageID
+	id[0] = 9
+	now := protocol.TimestampOf(n.now)
+	env, err := protocol.SealEnvelope(rand.NewChaCha8([32]byte{1}), a.id, b.id.Public(), protocol.Header{
+		Type: protocol.TypeEcho, HopLimit: 8, ID: id, Created: now, Expires: now + 60, Dest: b.id.Address(), WantReceipt: true,
+	}, body, protocol.SealOptions{SealedSender: true, Padding: &pad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := env.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := func(nd *tnode) int {
+		if s := l.sent[nd]; s != nil {
+			return s.bytes - s.routingBytes
+		}
+		return 0
+	}
+	b0 := sent(b)
+	before := b.eng.Counters()
+	n.step(b, routing.FrameReceived{Link: l.id, Frame: raw})
+	n.run(50 * time.Millisecond)
+	ans := sent(b) - b0
+	answered := b.eng.Counters().ReceiptsSent > before.ReceiptsSent
+	if answered && ans > len(raw) {
+		t.Fatalf("sealed-sender echo request %d bytes answered with %d bytes", len(raw), ans)
+	}
+	if answered != wantAnswer {
+		t.Fatalf("sealed-sender echo request of %d bytes answered: %v, want %v", len(raw), answered, wantAnswer)
+	}
+	t.Logf("request %d bytes, answer %d bytes, receipts %d -> %d", len(raw), ans, before.ReceiptsSent, b.eng.Counters().ReceiptsSent)
 }

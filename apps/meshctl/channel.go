@@ -241,7 +241,7 @@ func printChannelMessage(w io.Writer, m *rpcapi.ChannelMessage) {
 	case m.Signed:
 		from = m.From
 	}
-	fmt.Fprintf(w, "#%d %s [%s] %s: %s\n", m.Seq, stamp(m.Received), m.ChannelName, from, body)
+	fmt.Fprintf(w, "#%d %s [%s] %s: %s\n", m.Seq, stamp(m.Received), m.ChannelName, from, displayText(body))
 }
 
 func cmdChannelWatch(o *options) *cobra.Command {

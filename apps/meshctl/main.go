@@ -409,7 +409,7 @@ func printMessage(w io.Writer, m *rpcapi.Message) {
 	if m.Text == "" && len(m.Payload) > 0 {
 		body = fmt.Sprintf("(%d bytes of binary data; use --json)", len(m.Payload))
 	}
-	fmt.Fprintf(w, "#%d %s from %s: %s\n", m.Seq, stamp(m.Received), m.From, body)
+	fmt.Fprintf(w, "#%d %s from %s: %s\n", m.Seq, stamp(m.Received), m.From, displayText(body))
 }
 
 func cmdAck(o *options) *cobra.Command {

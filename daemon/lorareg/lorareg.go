@@ -14,6 +14,7 @@
 //     g1 868.0-868.6   MHz  25 mW (14 dBm)   1 %
 //     g2 868.7-869.2   MHz  25 mW (14 dBm)   0.1 %
 //     g3 869.4-869.65  MHz 500 mW (27 dBm)  10 %
+//     g4 869.7-870.0   MHz  25 mW (14 dBm)   1 %
 //
 //     Frequencies outside every sub-band are refused. Slow settings lower
 //     the MTU to the largest frame that fits in the hour's whole budget

@@ -107,9 +107,12 @@ func NewBandPlan(bands ...SubBand) (*BandPlan, error) {
 //	g1          868.0-868.6 MHz   25 mW e.r.p.  1 %
 //	g2          868.7-869.2 MHz   25 mW e.r.p.  0.1 %
 //	g3          869.4-869.65 MHz 500 mW e.r.p. 10 %
+//	g4          869.7-870.0 MHz   25 mW e.r.p.  1 %
 //
 // (h1.4 is the name ERC/REC 70-03's annex 1 gives 865-868 MHz for
-// non-specific short-range devices; the older letters name the others.) A
+// non-specific short-range devices; the older letters name the others.
+// 869.7-870.0 MHz also allows 5 mW without a duty cycle; the plan keeps
+// the 25 mW, 1 % option, like the other sub-bands.) A
 // channel must lie within one sub-band: one that straddles two is refused.
 // Listen-before-talk with adaptive frequency agility, the regulation's
 // alternative to the duty cycle, is not modelled.
@@ -120,6 +123,7 @@ func EU868() *BandPlan {
 		SubBand{Name: "g1", LowHz: 868_000_000, HighHz: 868_600_000, MaxERPmW: 25, DutyCycle: 0.01},
 		SubBand{Name: "g2", LowHz: 868_700_000, HighHz: 869_200_000, MaxERPmW: 25, DutyCycle: 0.001},
 		SubBand{Name: "g3", LowHz: 869_400_000, HighHz: 869_650_000, MaxERPmW: 500, DutyCycle: 0.1},
+		SubBand{Name: "g4", LowHz: 869_700_000, HighHz: 870_000_000, MaxERPmW: 25, DutyCycle: 0.01},
 	)
 	if err != nil {
 		panic(err) // the table above is valid; a test proves it

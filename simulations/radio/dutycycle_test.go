@@ -51,6 +51,9 @@ func TestEU868(t *testing.T) {
 		{"h1.4 867.9 at 250 kHz straddles into g1", 867_900_000, 250000, "", 0},
 		{"between g1 and g2", 868_650_000, 50000, "", 0},
 		{"between g2 and g3", 869_300_000, 125000, "", 0},
+		{"g4 869.85 (869.7-870.0 MHz, 25 mW, 1 %)", 869_850_000, 125000, "g4", 36 * time.Second},
+		{"between g3 and g4", 869_675_000, 25000, "", 0},
+		{"g4 869.9 at 250 kHz passes 870 MHz", 869_900_000, 250000, "", 0},
 		{"US915", 915_000_000, 125000, "", 0},
 		{"433", 433_175_000, 125000, "", 0},
 		{"zero bandwidth at an edge", 865_000_000, 0, "g", 3600 * time.Millisecond},
@@ -80,7 +83,7 @@ func TestEU868(t *testing.T) {
 		})
 	}
 	bands := plan.SubBands()
-	if len(bands) != 5 || !near(bands[0].MaxERPDBm(), 13.979, 1e-3) || !near(bands[4].MaxERPDBm(), 26.990, 1e-3) {
+	if len(bands) != 6 || !near(bands[0].MaxERPDBm(), 13.979, 1e-3) || !near(bands[4].MaxERPDBm(), 26.990, 1e-3) {
 		t.Errorf("sub-bands %+v", bands)
 	}
 	bands[0].DutyCycle = 1 // a copy: the plan does not change
