@@ -111,3 +111,23 @@ func (n *Node) carryOut(b *committing) {
 	n.fapp.flush()
 	n.giveUpFrames()
 }
+
+// drainDurable is drain for callers that answer only once what the engine
+// did is durable and reported (msg.cancel, an abandoned ping): it waits
+// for the staged batches' syncs, then stages and waits for whatever the
+// engine still has ready. It blocks the loop for a sync, so it is for
+// rare operator actions, not the message path.
+func (n *Node) drainDurable() error {
+	for {
+		if err := n.settle(true); err != nil {
+			return err
+		}
+		if !n.eng.HasReady() {
+			return n.drain() // refreshes the snapshot
+		}
+		if err := n.stage(n.eng.Ready()); err != nil {
+			return err
+		}
+		n.eng.Advance()
+	}
+}

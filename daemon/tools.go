@@ -203,7 +203,7 @@ func (n *Node) MsgCancel(ctx context.Context, idHex string) (rpcapi.CancelResult
 	if err := n.call(ctx, func() {
 		k, cerr = n.eng.Cancel(n.now(), id)
 		if cerr == nil {
-			derr = n.drain()
+			derr = n.drainDurable()
 		}
 	}); err != nil {
 		return rpcapi.CancelResult{}, err
@@ -286,7 +286,7 @@ func (n *Node) abandonPing(ref uint64) {
 			if _, err := n.eng.Cancel(n.now(), pw.id); err == nil {
 				// Its cancelled event forgets the ping (noteEvent); the
 				// drain carries it out before anyone asks again.
-				if err := n.drain(); err != nil {
+				if err := n.drainDurable(); err != nil {
 					n.log.Error("writing a cancelled ping", "err", err)
 				}
 				return
