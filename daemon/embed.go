@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"meshd.dev/meshd/rpcapi"
@@ -248,6 +249,26 @@ type embedState struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	gone      atomic.Bool // Close has stopped the loop and servers
+}
+
+// closed is ErrClosed once Close has stopped the loop: methods that answer
+// without the loop (from snapshots) check it, so a closed node never
+// answers with stale figures. (Requests in flight while Close stops the
+// servers are still answered.)
+func (n *Node) closed() error {
+	if n.emb.gone.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// shutdown is Close's one run: the embedding's parts, then what Open
+// opened.
+func (n *Node) shutdown() error {
+	errEmb := n.stopEmbedded()
+	n.emb.gone.Store(true)
+	return errors.Join(errEmb, n.release())
 }
 
 // admitted marks the context of the Run that Start admitted already.

@@ -396,7 +396,7 @@ func (n *Node) shutdownLoop() {
 // batch is synced), the helpers, the libp2p host and then the store. A
 // second Close waits for the first and returns its result.
 func (n *Node) Close() error {
-	n.emb.closeOnce.Do(func() { n.emb.closeErr = errors.Join(n.stopEmbedded(), n.release()) })
+	n.emb.closeOnce.Do(func() { n.emb.closeErr = n.shutdown() })
 	return n.emb.closeErr
 }
 
