@@ -283,7 +283,9 @@ func TestEmbedUseAfterClose(t *testing.T) {
 			if out == nil {
 				return
 			}
-			if err, _ := out[len(out)-1].Interface().(error); err == nil {
+			err, _ := out[len(out)-1].Interface().(error)
+			t.Log(err)
+			if err == nil {
 				t.Errorf("%s after Close: no error", m.Name)
 			}
 		})
