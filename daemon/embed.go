@@ -151,7 +151,8 @@ func WithAPI() Option {
 
 // New opens a node to embed in a Go program, as meshd itself does: the data
 // directory, identity, store and routing engine, and the libp2p host
-// (listening from here on). Nothing runs until Start or Run.
+// (listening from here on). Nothing runs until Start or Run: API requests
+// that need the node loop wait for it until then.
 //
 // Defaults: the configuration is DefaultConfig() (listen on port 7720 on
 // every interface, mDNS on, DHT mode auto, no bootstrap peers, the data
