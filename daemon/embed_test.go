@@ -304,3 +304,27 @@ func callNoPanic(t *testing.T, f reflect.Value, args []reflect.Value) (out []ref
 	}()
 	return f.Call(args)
 }
+
+// TestEmbedDoneOnFatal: when the store fails under the loop, the loop
+// stops by itself, Done is closed, and Close returns why.
+func TestEmbedDoneOnFatal(t *testing.T) {
+	noLeaks(t)
+	n := startEmbedded(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.st.Close(); err != nil { // the store fails under the loop
+		t.Fatal(err)
+	}
+	// A send makes the loop write (custody), which fails.
+	if _, err := n.Send(ctx, rpcapi.SendParams{To: n.id.Address().String(), Text: "x"}); err == nil {
+		t.Error("a send on a failed store succeeded")
+	}
+	select {
+	case <-n.Done():
+	case <-ctx.Done():
+		t.Fatal("the loop did not stop on a failed store")
+	}
+	if err := n.Close(); err == nil {
+		t.Error("Close returned nil after the loop failed")
+	}
+}
