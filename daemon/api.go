@@ -21,6 +21,9 @@ var _ rpcapi.Node = (*Node)(nil)
 // Info implements rpcapi.Node; it reads a snapshot and never waits for the
 // node loop.
 func (n *Node) Info(ctx context.Context) (rpcapi.NodeInfo, error) {
+	if err := n.closed(); err != nil { // a closed node answers nothing
+		return rpcapi.NodeInfo{}, err
+	}
 	s := n.snap.Load()
 	return rpcapi.NodeInfo{
 		Address:      n.id.Address().String(),
@@ -263,6 +266,9 @@ const maxPageBytes = 4 << 20
 
 // Ack implements rpcapi.Node.
 func (n *Node) Ack(ctx context.Context, seqs []uint64) (rpcapi.AckResult, error) {
+	if err := n.closed(); err != nil { // a closed node answers nothing
+		return rpcapi.AckResult{}, err
+	}
 	if len(seqs) > 10000 {
 		return rpcapi.AckResult{}, fmt.Errorf("%w: %d sequence numbers in one call; at most 10000", rpcapi.ErrInvalidParams, len(seqs))
 	}

@@ -147,6 +147,9 @@ func (n *Node) ChannelLeave(ctx context.Context, ref string) (rpcapi.Channel, er
 
 // ChannelList implements rpcapi.Node.
 func (n *Node) ChannelList(ctx context.Context) ([]rpcapi.Channel, error) {
+	if err := n.closed(); err != nil { // a closed node answers nothing
+		return nil, err
+	}
 	out := []rpcapi.Channel{}
 	for _, c := range n.chans.list() {
 		out = append(out, apiChannel(c))

@@ -48,6 +48,9 @@ func (n *Node) fappSend(ctx context.Context, sync bool) error {
 
 // FAPPProfileGet implements rpcapi.FAPPNode.
 func (n *Node) FAPPProfileGet(ctx context.Context) (rpcapi.FAPPProfileInfo, error) {
+	if err := n.closed(); err != nil { // a closed node answers nothing
+		return rpcapi.FAPPProfileInfo{}, err
+	}
 	f := n.fapp
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -171,6 +174,9 @@ func (n *Node) FAPPWithdraw(ctx context.Context, p rpcapi.FAPPWithdrawParams) (r
 
 // FAPPSlots implements rpcapi.FAPPNode.
 func (n *Node) FAPPSlots(ctx context.Context) (rpcapi.FAPPOffer, error) {
+	if err := n.closed(); err != nil { // a closed node answers nothing
+		return rpcapi.FAPPOffer{}, err
+	}
 	f := n.fapp
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -273,6 +279,9 @@ func (n *Node) FAPPReserve(ctx context.Context, p rpcapi.FAPPReserveParams) (rpc
 
 // FAPPReservations implements rpcapi.FAPPNode.
 func (n *Node) FAPPReservations(ctx context.Context, p rpcapi.FAPPReservationsParams) ([]rpcapi.FAPPReservation, error) {
+	if err := n.closed(); err != nil { // a closed node answers nothing
+		return nil, err
+	}
 	f := n.fapp
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -414,6 +423,9 @@ func (n *Node) fappFollow(ctx context.Context, regions []string, on bool) (rpcap
 
 // FAPPRegions implements rpcapi.FAPPNode.
 func (n *Node) FAPPRegions(ctx context.Context) (rpcapi.FAPPRegions, error) {
+	if err := n.closed(); err != nil { // a closed node answers nothing
+		return rpcapi.FAPPRegions{}, err
+	}
 	f := n.fapp
 	now := n.now()
 	f.mu.Lock()
@@ -449,6 +461,9 @@ func (n *Node) FAPPCredentialImport(ctx context.Context, credential []byte) (rpc
 
 // FAPPCredentialStatus implements rpcapi.FAPPNode.
 func (n *Node) FAPPCredentialStatus(ctx context.Context) (rpcapi.FAPPCredentialStatus, error) {
+	if err := n.closed(); err != nil { // a closed node answers nothing
+		return rpcapi.FAPPCredentialStatus{}, err
+	}
 	f := n.fapp
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -465,6 +480,9 @@ func (f *fappNode) credentialStatusLocked(now time.Time) rpcapi.FAPPCredentialSt
 
 // FAPPIssuers implements rpcapi.FAPPNode.
 func (n *Node) FAPPIssuers(ctx context.Context) ([]rpcapi.FAPPIssuer, error) {
+	if err := n.closed(); err != nil { // a closed node answers nothing
+		return nil, err
+	}
 	f := n.fapp
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -297,6 +297,9 @@ func routingInfo(id routing.LinkID, in contract.Info) routing.LinkInfo {
 // reads the list the loop publishes and the links' own counters, never
 // waiting for the loop.
 func (n *Node) Links(ctx context.Context) ([]rpcapi.Link, error) {
+	if err := n.closed(); err != nil { // a closed node answers nothing
+		return nil, err
+	}
 	ls := *n.linkList.Load()
 	out := make([]rpcapi.Link, 0, len(ls))
 	for _, l := range ls {

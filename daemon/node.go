@@ -104,6 +104,10 @@ type Node struct {
 	// Store upkeep (upkeep.go); lastDiskCheck is the loop's.
 	upkeepStats   upkeepStats
 	lastDiskCheck time.Time
+
+	// emb is the embedding lifecycle: New's servers, Start, Close once
+	// (embed.go).
+	emb embedState
 }
 
 type link struct {
@@ -304,10 +308,16 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	return n, nil
 }
 
-// Run drives the node until ctx ends or a fatal error (the store failing:
-// the node cannot keep promises any more) stops it. It returns nil after a
-// requested stop.
+// Run drives the node until ctx ends, Close is called, or a fatal error
+// (the store failing: the node cannot keep promises any more) stops it. It
+// returns nil after a requested stop, and ErrRunning or ErrClosed when the
+// loop already runs or the node was closed.
 func (n *Node) Run(ctx context.Context) error {
+	ctx, stop, err := n.emb.enterRun(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	defer close(n.stopped)
 	n.loopCtx = ctx
 	n.log.Info("meshd running", "address", n.id.Address(), "peer_id", n.host.ID(), "listen", n.host.Addrs(), "tcp_listen", n.tcpAddr())
@@ -403,9 +413,18 @@ func (n *Node) shutdownLoop() {
 	}
 }
 
-// Close stops the node: the loop must have returned (or never run). It
-// closes the libp2p host and then the store, whose last write was synced.
+// Close stops the node and waits until everything it started has stopped:
+// the API servers, the loop (whether Start or Run drives it; its last
+// batch is synced), the helpers, the libp2p host and then the store. A
+// second Close waits for the first and returns its result.
 func (n *Node) Close() error {
+	n.emb.closeOnce.Do(func() { n.emb.closeErr = n.shutdown() })
+	return n.emb.closeErr
+}
+
+// release closes what Open opened, once the loop has returned (or never
+// ran).
+func (n *Node) release() error {
 	n.closing.Store(true)
 	n.cancel()
 	errT := n.closeTransports()

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,98 +9,52 @@ import (
 	"time"
 
 	"meshd.dev/meshd/rpcapi"
-	"meshd.dev/meshd/rpcapi/web"
 )
 
-// Main runs meshd until ctx ends (SIGINT, SIGTERM): it opens the node,
-// serves the API on the unix socket and, if configured, on HTTP, runs the
-// node loop, and on the way out stops accepting API requests, lets the loop
+// Main runs meshd until ctx ends (SIGINT, SIGTERM) through the embedding
+// API (New with the API served, Start, Close): it opens the node, serves
+// the API on the unix socket and, if configured, on HTTP, runs the node
+// loop, and on the way out stops accepting API requests, lets the loop
 // finish its batch (synced), and closes libp2p and the store. A shutdown
 // that takes longer than limits.shutdown_timeout returns an error.
 func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
+	// Every file the daemon creates (badger's, the socket, the token) is
+	// private to its user; the process is meshd's own, so Main sets it
+	// (an embedding program decides for itself).
 	privateUmask()
 	if limit, set := memoryLimit(cfg); set {
 		debug.SetMemoryLimit(limit)
 		log.Debug("soft memory limit", "bytes", limit)
 	}
-	n, err := Open(ctx, cfg, Options{Logger: log})
+	n, err := New(WithConfig(cfg), WithLogger(log), WithAPI())
 	if err != nil {
 		return err
 	}
-	token, err := apiToken(rpcapi.TokenPath(cfg.DataDir))
-	if err != nil {
-		n.Close()
-		return fmt.Errorf("writing the API token: %w", err)
-	}
-	srv, err := rpcapi.NewServer(n, rpcapi.ServerOptions{
-		SocketPath: rpcapi.SocketPath(cfg.DataDir),
-		HTTPAddr:   cfg.API,
-		Token:      token,
-		Logger:     log,
-		Version:    Version,
-		Web:        web.New(web.Options{Token: token}),
-	})
-	if err != nil {
-		n.Close()
+	if err := n.Start(ctx); err != nil && ctx.Err() == nil {
+		// The loop stopped at once; Close returns why.
+		if cerr := n.Close(); cerr != nil {
+			return cerr
+		}
 		return err
 	}
-	log.Info("API listening", "socket", srv.SocketPath(), "http", srv.HTTPAddr(), "token_file", rpcapi.TokenPath(cfg.DataDir))
-
-	var metrics *metricsServer
-	if cfg.Metrics != "" {
-		metricsToken := ""
-		if !isLoopbackHostPort(cfg.Metrics) {
-			metricsToken = token // metrics_public: served behind the API token
-		}
-		if metrics, err = startMetricsAuth(n, cfg.Metrics, metricsToken, log); err != nil {
-			srv.Close()
-			n.Close()
-			return err
-		}
-		log.Info("metrics listening", "url", "http://"+metrics.Addr()+"/metrics")
+	if ctx.Err() == nil {
+		announceReady(log, n, n.emb.srv.SocketPath(), n.emb.srv.HTTPAddr())
 	}
-
-	loopCtx, stopLoop := context.WithCancel(context.Background())
-	defer stopLoop()
-	runErr := make(chan error, 1)
-	go func() { runErr <- n.Run(loopCtx) }()
-	announceReady(log, n, srv.SocketPath(), srv.HTTPAddr())
-
-	var fatal error
-	loopEnded := false
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
-	case fatal = <-runErr:
-		loopEnded = true
+	case <-n.Done(): // a fatal error, which Close returns
 	}
 	notify(log, "STOPPING=1")
 	budget := time.Duration(cfg.Limits.ShutdownTimeout)
 	done := make(chan error, 1)
-	go func() {
-		// Stop taking API requests first (half the budget for requests in
-		// flight), then stop the loop (its last batch is synced before
-		// Run returns), then close libp2p and the store.
-		sctx, cancel := context.WithTimeout(context.Background(), budget/2)
-		defer cancel()
-		errSrv := srv.Shutdown(sctx)
-		if metrics != nil {
-			errSrv = errors.Join(errSrv, metrics.shutdown(sctx))
-		}
-		stopLoop()
-		var errRun error
-		if !loopEnded {
-			errRun = <-runErr
-		}
-		errClose := n.Close()
-		done <- errors.Join(errSrv, errRun, errClose)
-	}()
+	go func() { done <- n.Close() }()
 	select {
 	case err := <-done:
-		if err == nil && fatal == nil {
+		if err == nil {
 			log.Info("stopped cleanly")
 		}
-		return errors.Join(fatal, err)
+		return err
 	case <-time.After(budget):
 		return fmt.Errorf("shutdown took longer than %v; exiting anyway (acknowledged data is on disk)", budget)
 	}

@@ -386,6 +386,9 @@ func (n *Node) Nodes(ctx context.Context) ([]rpcapi.NodeEntry, error) {
 
 // LogLevel implements rpcapi.ToolsNode.
 func (n *Node) LogLevel(ctx context.Context, level string) (rpcapi.LogLevelResult, error) {
+	if err := n.closed(); err != nil { // a closed node answers nothing
+		return rpcapi.LogLevelResult{}, err
+	}
 	if level != "" {
 		var l slog.Level
 		if err := l.UnmarshalText([]byte(level)); err != nil {
