@@ -76,7 +76,9 @@ func (s *Store) commitAsync(units []unit, ch chan<- error) error {
 		txn.Discard()
 		return err
 	}
+	s.gsync.inflight.Add(1)
 	txn.CommitWith(func(err error) {
+		defer s.gsync.inflight.Done()
 		if err != nil {
 			ch <- wrapTxnErr(fmt.Errorf("commit: %w", err))
 			return
@@ -127,6 +129,10 @@ type groupSync struct {
 	waiting []chan<- error
 	running bool
 	wg      sync.WaitGroup
+	// inflight counts batches badger has not called back for yet: Close
+	// waits for them (their callbacks start syncs) before it waits for
+	// the syncs and closes the database under them.
+	inflight sync.WaitGroup
 }
 
 // queue hands a written batch's report channel to the syncer.

@@ -329,6 +329,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	// No batch can be staged now (ApplyAsync checks closed under mu);
+	// let the staged ones be written and synced before closing under them.
+	s.gsync.inflight.Wait()
 	s.gsync.wg.Wait()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
