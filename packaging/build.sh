@@ -30,9 +30,10 @@ fi
 export VERSION
 
 mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
 # The packager, built once (nfpm is a dependency of packaging/go.mod only).
 mkpkg="$OUT/.mkpkg"
-(cd packaging && go build -o "../$mkpkg" ./cmd/mkpkg)
+(cd packaging && go build -o "$mkpkg" ./cmd/mkpkg)
 
 ldflags="-s -w -X meshd.dev/meshd/internal/version.Version=$VERSION"
 
