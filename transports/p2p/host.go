@@ -353,7 +353,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	// Before the link handler: a link may come up from here on.
 	h.redial = newRedialer(h, cfg.Redial)
-	for _, ai := range append(slices.Clone(cfg.KnownPeers), bootstrap...) {
+	for _, ai := range bootstrap {
+		h.redial.add(ai.ID, ai.Addrs, time.Now())
+		h.redial.pin(ai.ID)
+	}
+	for _, ai := range cfg.KnownPeers {
 		h.redial.add(ai.ID, ai.Addrs, time.Now())
 	}
 	fail := func(err error) (*Host, error) {
