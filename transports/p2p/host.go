@@ -85,6 +85,9 @@ type Config struct {
 	// SharePort starts the host although another process already listens
 	// on one of ListenAddrs' ports (see ErrPortInUse).
 	SharePort bool
+	// noHopAcks plays a meshd from before hop acks on libp2p links (tests
+	// of mixed versions): HopAckProtocol is not registered.
+	noHopAcks bool
 	// MDNSInterfaces names the interfaces mDNS uses (default: every
 	// interface that is up and multicast capable).
 	MDNSInterfaces []string
@@ -131,6 +134,10 @@ type LinkUp struct {
 	// connection's remote address first), without relay addresses: what
 	// to remember to redial it after a restart.
 	Addrs []ma.Multiaddr
+	// HopAcks: both ends acknowledge envelopes hop by hop on this link
+	// (the peer listed HopAckProtocol in identify; false also when
+	// identify did not finish within identifyWait).
+	HopAcks bool
 }
 
 // LinkDown reports the end of a link that had a LinkUp. Err says why (nil
@@ -403,6 +410,10 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return fail(fmt.Errorf("p2p: event bus: %w", err))
 	}
 	lh.SetStreamHandler(LinkProtocol, h.handleStream)
+	if !cfg.noHopAcks {
+		// A marker only: no one opens streams of it.
+		lh.SetStreamHandler(HopAckProtocol, func(s network.Stream) { _ = s.Reset() })
+	}
 
 	if cfg.MDNS {
 		h.mdns = startMDNS(h, cfg.MDNSInterfaces)
