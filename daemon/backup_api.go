@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 
+	"meshd.dev/meshd/daemon/store"
 	"meshd.dev/meshd/rpcapi"
 )
 
@@ -19,6 +21,9 @@ func (n *Node) Backup(ctx context.Context, p rpcapi.BackupParams) (rpcapi.Backup
 	}
 	if _, err := os.Lstat(p.Path); err == nil {
 		return rpcapi.BackupResult{}, fmt.Errorf("%w: %s exists: a backup is never written over a file", rpcapi.ErrInvalidParams, p.Path)
+	}
+	if err := n.st.CheckRoom(filepath.Dir(p.Path)); errors.Is(err, store.ErrDiskFull) {
+		return rpcapi.BackupResult{}, fmt.Errorf("%w: %v", rpcapi.ErrDiskFull, err)
 	}
 	h, size, err := WriteBackupFile(p.Path, n.st, n.cfg.DataDir, n.now())
 	switch {

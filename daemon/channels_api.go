@@ -165,6 +165,9 @@ func (n *Node) ChannelPublish(ctx context.Context, p rpcapi.ChannelPublishParams
 	if err != nil {
 		return rpcapi.ChannelPublishResult{}, err
 	}
+	if err := n.refuseSend(); err != nil { // like msg.send: no new messages below the reserve
+		return rpcapi.ChannelPublishResult{}, err
+	}
 	body := p.Payload
 	if p.Text != "" {
 		body = []byte(p.Text)

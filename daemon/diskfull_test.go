@@ -165,3 +165,28 @@ func TestDiskLowDropsIncomingEnvelopes(t *testing.T) {
 		t.Error("a second later the frame path did not recheck the disk")
 	}
 }
+
+// A channel message is taken like a direct one: below the reserve
+// channel.publish fails with CodeDiskFull like msg.send (it wrote the
+// node's own copy into the history and flooded it to neighbours as if the
+// disk had room).
+func TestDiskFullRefusesChannelPublish(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Store.MinFree = 1 << 62 // a reserve no disk has
+	n, stop := startNode(t, cfg)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := n.ChannelCreate(ctx, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.ChannelPublish(ctx, rpcapi.ChannelPublishParams{Channel: c.ID, Text: "refused"})
+	if !errors.Is(err, rpcapi.ErrDiskFull) {
+		t.Fatalf("publish with the disk below the reserve: %v, want ErrDiskFull", err)
+	}
+	page, err := n.ChannelHistory(ctx, rpcapi.ChannelHistoryParams{Channel: c.ID})
+	if err != nil || len(page.Messages) != 0 {
+		t.Errorf("history after a refused publish: %+v, %v", page, err)
+	}
+}

@@ -277,8 +277,9 @@ func p2pInfo(ev p2p.LinkUp) contract.Info {
 	// HopAcks: a forwarder keeps an envelope until the next hop
 	// acknowledges it, so a frame handed to a link that then dies is sent
 	// again on another route (or kept in custody) by the forwarder rather
-	// than left to the origin's end-to-end retry.
-	return contract.Info{Kind: contract.KindIP, Name: ev.Peer.String(), MTU: p2p.IPLinkMTU, Peer: ev.Identity, Outbound: ev.Outbound, HopAcks: true}
+	// than left to the origin's end-to-end retry. Only with a peer that
+	// acknowledges (an older meshd does not).
+	return contract.Info{Kind: contract.KindIP, Name: ev.Peer.String(), MTU: p2p.IPLinkMTU, Peer: ev.Identity, Outbound: ev.Outbound, HopAcks: ev.HopAcks}
 }
 
 // routingInfo is the engine's view of a link.

@@ -206,22 +206,7 @@ func TestMainBadListenAddress(t *testing.T) {
 // ends the loop and closes the node.
 func startNode(tb testing.TB, cfg Config) (n *Node, stop func()) {
 	tb.Helper()
-	n, err := Open(context.Background(), cfg, Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	return n, func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Error(err)
-		}
-		if err := n.Close(); err != nil {
-			tb.Error(err)
-		}
-	}
+	return startNodeClock(tb, cfg, nil) // nil: Open's default clock
 }
 
 // twoNodes starts two connected nodes in process (Open + Run, no API

@@ -39,7 +39,8 @@ func knownPeers(st *store.Store, log *slog.Logger) []peer.AddrInfo {
 }
 
 // rememberPeer stores a peer a link came up with and its addresses, so
-// that the next run dials it again.
+// that the next run dials it again. Loop only (it reads n.links: peers
+// with a link up are not forgotten to make room).
 func (n *Node) rememberPeer(ev p2p.LinkUp, now time.Time) {
 	kp := store.KnownPeer{ID: ev.Peer.String(), Seen: now}
 	for _, a := range ev.Addrs {
@@ -48,7 +49,11 @@ func (n *Node) rememberPeer(ev p2p.LinkUp, now time.Time) {
 	if len(kp.Addrs) == 0 {
 		return
 	}
-	if err := n.st.PutKnownPeers([]store.KnownPeer{kp}); err != nil {
+	keep := make([]string, 0, len(n.links))
+	for p := range n.links {
+		keep = append(keep, p.String())
+	}
+	if err := n.st.PutKnownPeers([]store.KnownPeer{kp}, keep...); err != nil {
 		n.log.Warn("could not remember a peer", "peer", ev.Peer, "err", err)
 	}
 }

@@ -210,7 +210,7 @@ func newPublicIdentity(sig []byte, kemPub []byte) (*PublicIdentity, error) {
 		return nil, fmt.Errorf("public identity: KEM key: %w", ErrMalformed)
 	}
 	// An X-Wing public key ends with its X25519 key.
-	if degenerateKey(sig) || degenerateKey(kemPub[KEMPublicKeySize-32:]) {
+	if degenerateKey(sig) || smallOrderEd25519(sig) || degenerateKey(kemPub[KEMPublicKeySize-32:]) {
 		return nil, fmt.Errorf("public identity: degenerate (all-zero or identity) Ed25519 or X25519 key: %w", ErrMalformed)
 	}
 	if err := pk.Unpack(kemPub); err != nil {
@@ -238,6 +238,47 @@ func degenerateKey(k []byte) bool {
 		}
 	}
 	return k[0] == 0 || k[0] == 1
+}
+
+// ed25519SmallOrder are the encodings of the eight Ed25519 points of
+// small order, canonical and not (crypto/ed25519 accepts non-canonical y):
+// with such a key, signatures nobody made verify for a share of all
+// messages, so anyone could sign as the identity.
+var ed25519SmallOrder = func() [][]byte {
+	var out [][]byte
+	for _, h := range []string{
+		"0100000000000000000000000000000000000000000000000000000000000000", // order 1
+		"0100000000000000000000000000000000000000000000000000000000000080",
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // order 2
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+		"0000000000000000000000000000000000000000000000000000000000000000", // order 4
+		"0000000000000000000000000000000000000000000000000000000000000080",
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05", // order 8
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+		"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // y = p (0)
+		"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+		"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // y = p+1 (1)
+		"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+	} {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			panic(err) // a constant above
+		}
+		out = append(out, b)
+	}
+	return out
+}()
+
+// smallOrderEd25519 reports an Ed25519 key of small order.
+func smallOrderEd25519(k []byte) bool {
+	for _, s := range ed25519SmallOrder {
+		if bytes.Equal(k, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Address returns the node's mesh address.

@@ -273,7 +273,7 @@ func channelMethods() []MethodSpec {
 			}),
 		define(MethodChannelPublish, "Publish a message on a joined channel.",
 			fmt.Sprintf("Exactly one of `text` and `payload` is set, at most %d bytes (%d signed). The message goes out on gossip to IP peers and is flooded on mesh links; there is no receipt. It lands in this node's own history, marked `local`.", MaxChannelBody, MaxChannelBody-protocol.ChannelSignedOverhead+protocol.ChannelOverhead),
-			append(errsJoined, CodeRefused),
+			append(errsJoined, CodeRefused, CodeDiskFull),
 			func(ctx context.Context, env *callEnv, p *ChannelPublishParams) (ChannelPublishResult, error) {
 				if err := checkPublish(p); err != nil {
 					return ChannelPublishResult{}, err

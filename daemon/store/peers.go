@@ -38,8 +38,11 @@ type knownPeerValue struct {
 }
 
 // PutKnownPeers stores (or refreshes) peers, then forgets the oldest
-// beyond MaxKnownPeers. Over-long IDs and addresses are left out.
-func (s *Store) PutKnownPeers(peers []KnownPeer) error {
+// beyond MaxKnownPeers, except the peers of keep (those with a link up
+// now: seen longest ago only because their link has lasted, they must not
+// give way to a flood of new identities). Over-long IDs and addresses are
+// left out.
+func (s *Store) PutKnownPeers(peers []KnownPeer, keep ...string) error {
 	return s.update(func(txn *badger.Txn) error {
 		for _, p := range peers {
 			if p.ID == "" || len(p.ID) > maxPeerIDLen {
@@ -61,11 +64,14 @@ func (s *Store) PutKnownPeers(peers []KnownPeer) error {
 		if err != nil {
 			return err
 		}
-		for len(all) > MaxKnownPeers {
-			if err := txn.Delete([]byte(peerPrefix + all[len(all)-1].ID)); err != nil {
+		for i := len(all) - 1; i >= 0 && len(all) > MaxKnownPeers; i-- {
+			if slices.Contains(keep, all[i].ID) {
+				continue
+			}
+			if err := txn.Delete([]byte(peerPrefix + all[i].ID)); err != nil {
 				return err
 			}
-			all = all[:len(all)-1]
+			all = slices.Delete(all, i, i+1)
 		}
 		return nil
 	})

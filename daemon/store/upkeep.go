@@ -122,3 +122,27 @@ func WithMinFree(n int64) Option { return func(c *config) { c.minFree = n } }
 func withFreeSpace(f func(dir string) (uint64, error)) Option {
 	return func(c *config) { c.freeSpace = f }
 }
+
+// CheckRoom returns an error wrapping ErrDiskFull when the file system
+// holding dir has less free space than the store's size plus the reserve
+// (WithMinFree): what a backup of the store written into dir needs so
+// that it cannot eat the reserve badger finishes its writes in (the
+// backup is usually written onto the store's own disk). No reserve set:
+// no check.
+func (s *Store) CheckRoom(dir string) error {
+	if s.cfg.minFree <= 0 {
+		return nil
+	}
+	size, err := s.DiskUsage()
+	if err != nil {
+		return err
+	}
+	free, err := s.cfg.freeSpace(dir)
+	if err != nil {
+		return fmt.Errorf("store: free space: %w", err)
+	}
+	if need := uint64(size) + uint64(s.cfg.minFree); free < need {
+		return fmt.Errorf("%w: %d bytes free in %s, a backup needs the store's %d bytes plus the reserve of %d", ErrDiskFull, free, dir, size, s.cfg.minFree)
+	}
+	return nil
+}

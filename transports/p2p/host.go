@@ -86,6 +86,9 @@ type Config struct {
 	// SharePort starts the host although another process already listens
 	// on one of ListenAddrs' ports (see ErrPortInUse).
 	SharePort bool
+	// noHopAcks plays a meshd from before hop acks on libp2p links (tests
+	// of mixed versions): HopAckProtocol is not registered.
+	noHopAcks bool
 	// MDNSInterfaces names the interfaces mDNS uses (default: every
 	// interface that is up and multicast capable).
 	MDNSInterfaces []string
@@ -139,6 +142,10 @@ type LinkUp struct {
 	// connection's remote address first), without relay addresses: what
 	// to remember to redial it after a restart.
 	Addrs []ma.Multiaddr
+	// HopAcks: both ends acknowledge envelopes hop by hop on this link
+	// (the peer listed HopAckProtocol in identify; false also when
+	// identify did not finish within identifyWait).
+	HopAcks bool
 }
 
 // LinkDown reports the end of a link that had a LinkUp. Err says why (nil
@@ -374,7 +381,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	// Before the link handler: a link may come up from here on.
 	h.redial = newRedialer(h, cfg.Redial)
-	for _, ai := range append(slices.Clone(cfg.KnownPeers), bootstrap...) {
+	for _, ai := range bootstrap {
+		h.redial.add(ai.ID, ai.Addrs, time.Now())
+		h.redial.pin(ai.ID)
+	}
+	for _, ai := range cfg.KnownPeers {
 		h.redial.add(ai.ID, ai.Addrs, time.Now())
 	}
 	fail := func(err error) (*Host, error) {
@@ -420,6 +431,10 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return fail(fmt.Errorf("p2p: event bus: %w", err))
 	}
 	lh.SetStreamHandler(LinkProtocol, h.handleStream)
+	if !cfg.noHopAcks {
+		// A marker only: no one opens streams of it.
+		lh.SetStreamHandler(HopAckProtocol, func(s network.Stream) { _ = s.Reset() })
+	}
 
 	if cfg.MDNS {
 		h.mdns = startMDNS(h, cfg.MDNSInterfaces)

@@ -76,7 +76,7 @@ const (
 	DefaultRedialMax  = 16 * time.Second
 	// MaxKnownPeers bounds the peers the host redials (and the daemon
 	// remembers across restarts); a full set forgets the peer linked
-	// longest ago.
+	// longest ago among those without a link up and not bootstrap peers.
 	MaxKnownPeers = 64
 	// maxAddrsPerPeer bounds the remembered addresses of one peer.
 	maxAddrsPerPeer = 8

@@ -256,7 +256,7 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 	h.redial.linkUp(remote, addrs, time.Now())
 
 	h.log.Debug("meshd link up", "peer", remote, "address", id.Address(), "outbound", outbound)
-	up := h.emit(LinkUp{Peer: remote, Address: id.Address(), Compact: id.Compact(), Identity: id, Outbound: outbound, Addrs: addrs})
+	up := h.emit(LinkUp{Peer: remote, Address: id.Address(), Compact: id.Compact(), Identity: id, Outbound: outbound, Addrs: addrs, HopAcks: h.peerHopAcks(remote)})
 	if up {
 		err = h.readLoop(l)
 	} else {
@@ -392,4 +392,14 @@ func (h *Host) Send(ctx context.Context, p peer.ID, frame []byte) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// peerHopAcks reports whether a link to p runs with hop acks: this host
+// acknowledges and p listed HopAckProtocol in identify (waitIdentify ran).
+func (h *Host) peerHopAcks(p peer.ID) bool {
+	if h.cfg.noHopAcks {
+		return false
+	}
+	ok, _ := h.host.Peerstore().SupportsProtocols(p, HopAckProtocol)
+	return len(ok) > 0
 }

@@ -74,6 +74,8 @@ type redialTarget struct {
 	next    time.Time
 	dialing bool
 	seen    time.Time // last link up (zero: never this run)
+	links   int       // links up now (a replaced link's down may follow its successor's up)
+	pinned  bool      // a bootstrap peer: never evicted
 }
 
 // redialer owns the set of peers to keep linked.
@@ -91,7 +93,10 @@ func newRedialer(h *Host, cfg RedialConfig) *redialer {
 }
 
 // add puts p into the set (or merges addrs into its entry). The set is
-// bounded by MaxKnownPeers: a full set drops the entry linked longest ago.
+// bounded by MaxKnownPeers: a full set drops the entry linked longest ago
+// among those without a link up and not bootstrap peers, or leaves p out
+// if there is none, so that a flood of new identities cannot push out the
+// peers the node is linked to.
 func (r *redialer) add(p peer.ID, addrs []ma.Multiaddr, now time.Time) {
 	if p == r.h.self {
 		return
@@ -100,8 +105,8 @@ func (r *redialer) add(p peer.ID, addrs []ma.Multiaddr, now time.Time) {
 	defer r.mu.Unlock()
 	t := r.targets[p]
 	if t == nil {
-		if len(r.targets) >= MaxKnownPeers {
-			r.evictLocked()
+		if len(r.targets) >= MaxKnownPeers && !r.evictLocked() {
+			return
 		}
 		t = &redialTarget{next: now}
 		r.targets[p] = t
@@ -116,15 +121,33 @@ func (r *redialer) add(p peer.ID, addrs []ma.Multiaddr, now time.Time) {
 	}
 }
 
-func (r *redialer) evictLocked() {
-	var oldest peer.ID
-	first := true
+// evictLocked drops the evictable entry linked longest ago; false if no
+// entry is evictable.
+func (r *redialer) evictLocked() bool {
+	var oldest *redialTarget
+	var id peer.ID
 	for p, t := range r.targets {
-		if first || t.seen.Before(r.targets[oldest].seen) {
-			oldest, first = p, false
+		if t.links > 0 || t.pinned {
+			continue
+		}
+		if oldest == nil || t.seen.Before(oldest.seen) {
+			oldest, id = t, p
 		}
 	}
-	delete(r.targets, oldest)
+	if oldest == nil {
+		return false
+	}
+	delete(r.targets, id)
+	return true
+}
+
+// pin keeps p (a bootstrap peer) in the set for good.
+func (r *redialer) pin(p peer.ID) {
+	r.mu.Lock()
+	if t := r.targets[p]; t != nil {
+		t.pinned = true
+	}
+	r.mu.Unlock()
 }
 
 // linkUp resets p's backoff.
@@ -133,6 +156,7 @@ func (r *redialer) linkUp(p peer.ID, addrs []ma.Multiaddr, now time.Time) {
 	r.mu.Lock()
 	if t := r.targets[p]; t != nil {
 		t.attempt, t.seen = 0, now
+		t.links++
 		// What identify reported now replaces what was remembered: the
 		// peer may have moved to a new port.
 		if len(addrs) > 0 {
@@ -148,6 +172,9 @@ func (r *redialer) linkUp(p peer.ID, addrs []ma.Multiaddr, now time.Time) {
 // linkDown schedules the first redial of p.
 func (r *redialer) linkDown(p peer.ID, now time.Time) {
 	r.mu.Lock()
+	if t := r.targets[p]; t != nil && t.links > 0 {
+		t.links--
+	}
 	if t := r.targets[p]; t != nil && !t.dialing {
 		t.attempt = 0
 		t.next = now.Add(r.cfg.backoff(0, r.cfg.Rand()))

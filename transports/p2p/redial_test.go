@@ -40,6 +40,7 @@ func TestKnownPeersBounded(t *testing.T) {
 	for i := range MaxKnownPeers + 5 {
 		p := testPeerID(t, testIdentity(t, uint64(1000+i)))
 		h.redial.linkUp(p, nil, now.Add(time.Duration(i)*time.Second))
+		h.redial.linkDown(p, now.Add(time.Duration(i)*time.Second))
 	}
 	if n := len(h.KnownPeers()); n != MaxKnownPeers {
 		t.Fatalf("%d known peers, want %d", n, MaxKnownPeers)
@@ -209,4 +210,39 @@ func mustTCPAddr(t *testing.T, h *Host) string {
 	}
 	t.Fatal("no TCP address")
 	return ""
+}
+
+// Attack: a peer that makes MaxKnownPeers fresh identities and links up
+// with each must not push a peer whose link is up, or a bootstrap peer,
+// out of the redial set (the good peer would never be redialled after its
+// link drops; the node would be left linked to the attacker only).
+func TestKnownPeersEvictionSparesLinkedAndBootstrap(t *testing.T) {
+	boot := testPeerID(t, testIdentity(t, 2000))
+	bootAddr := ma.StringCast("/ip4/127.0.0.1/tcp/9")
+	h := newTestHost(t, 41, func(c *Config) {
+		c.Redial.Off = true
+		c.Bootstrap = []string{bootAddr.String() + "/p2p/" + boot.String()}
+	})
+	now := time.Unix(1000, 0)
+	good := testPeerID(t, testIdentity(t, 2001))
+	h.redial.linkUp(good, []ma.Multiaddr{bootAddr}, now)
+	for i := range 2 * MaxKnownPeers {
+		p := testPeerID(t, testIdentity(t, uint64(3000+i)))
+		at := now.Add(time.Duration(i+1) * time.Second)
+		h.redial.linkUp(p, nil, at)
+		h.redial.linkDown(p, at)
+	}
+	known := map[peer.ID]bool{}
+	for _, ai := range h.KnownPeers() {
+		known[ai.ID] = true
+	}
+	if len(known) > MaxKnownPeers {
+		t.Fatalf("%d known peers, bound %d", len(known), MaxKnownPeers)
+	}
+	if !known[good] {
+		t.Error("a peer whose link is up was evicted by newer peers")
+	}
+	if !known[boot] {
+		t.Error("a bootstrap peer was evicted by newer peers")
+	}
 }

@@ -20,6 +20,12 @@ const (
 	// (whose host key was its identity key) does not speak it, so the two
 	// never open a link stream that would fail.
 	LinkProtocol = "/meshd/link/2.0.0"
+	// HopAckProtocol is a marker a node registers (identify lists it) when
+	// it acknowledges envelopes hop by hop on its links. An older meshd
+	// speaks LinkProtocol but never acknowledges: a link to it runs
+	// without hop acks, or every envelope forwarded to it would be
+	// retransmitted and its route dropped for want of an ack.
+	HopAckProtocol = "/meshd/hopack/1.0.0"
 	// linkVersion is the first byte of the hello.
 	linkVersion = 2
 	// HelloSize is the size of the hello each side sends first: the link
