@@ -235,6 +235,8 @@ func (e *Engine) Step(now time.Time, in Input) error {
 		return e.handleChannel(nil, in.Frame, 0, false)
 	case Resolved:
 		return e.resolved(in)
+	case MailboxFound:
+		return e.mailboxFound(in)
 	case nil:
 		return fmt.Errorf("nil input: %w", ErrBadInput)
 	}

@@ -1,0 +1,60 @@
+package routing_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
+)
+
+// TestMailboxFoundHandsOffToRecipientsMailbox: a sender that never had a
+// route to c, nor c's key, learns from c's record that m is c's mailbox.
+// It seals the message with the key from the record, offers it to m at
+// once (not after HandOffAfter retries, and not to x, the other mailbox it
+// sees), goes offline, and c, linking to m later, gets it exactly once.
+func TestMailboxFoundHandsOffToRecipientsMailbox(t *testing.T) {
+	n := newTestNet(t, 61)
+	a := n.addNode("a")
+	n.cfg = func(c *routing.Config) { c.Mailbox, c.Capabilities = true, protocol.CapMailbox }
+	m, x := n.addNode("m"), n.addNode("x")
+	n.cfg = nil
+	c := n.addNode("c")
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "m")
+	n.addLink(routing.LinkIP, time.Millisecond, 0, "a", "x")
+	n.run(2 * time.Second)
+	n.send("a", "c", "for the mailbox")
+	id := acceptedID(t, a)
+	n.run(time.Second)
+	n.step(a, routing.MailboxFound{Dest: c.id.Address(), Identity: c.id.Public(), Mailbox: m.id.Address()})
+	n.run(5 * time.Second)
+	if !hasEvent(a, routing.EventHandedOff, id) {
+		t.Fatalf("a did not hand the message to c's mailbox within 5 s: events %+v", a.events)
+	}
+	n.stop(a)
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "c", "m")
+	n.run(time.Minute)
+	if got := countBody(c, a.id.Address(), "for the mailbox"); got != 1 {
+		t.Fatalf("c received the message %d times, want once (m custody %d, x custody %d)", got,
+			m.eng.Counters().CustodyCount, x.eng.Counters().CustodyCount)
+	}
+}
+
+// TestMailboxFoundBadInput: an identity that is not the destination's, or
+// a mailbox that is the destination or the node itself, is refused.
+func TestMailboxFoundBadInput(t *testing.T) {
+	n := newTestNet(t, 62)
+	a, c, m := n.addNode("a"), n.addNode("c"), n.addNode("m")
+	for _, in := range []routing.MailboxFound{
+		{Dest: c.id.Address(), Identity: m.id.Public(), Mailbox: m.id.Address()},
+		{Dest: c.id.Address(), Mailbox: m.id.Address()},
+		{Dest: c.id.Address(), Identity: c.id.Public(), Mailbox: c.id.Address()},
+		{Dest: c.id.Address(), Identity: c.id.Public(), Mailbox: a.id.Address()},
+		{Dest: c.id.Address(), Identity: c.id.Public()},
+	} {
+		if err := a.eng.Step(n.now, in); !errors.Is(err, routing.ErrBadInput) {
+			t.Errorf("%+v: err %v, want ErrBadInput", in, err)
+		}
+	}
+}
