@@ -40,7 +40,12 @@ func (h *Host) PublishRecord(ctx context.Context) error {
 	if len(addrs) == 0 {
 		return errors.New("p2p: publish address record: the host has no addresses")
 	}
-	rec, err := signRecord(h.cfg.Identity, h.cfg.HostKey.Public().(ed25519.PublicKey), issued, protocol.TimestampOf(now.Add(RecordLifetime)), addrs)
+	var flags byte
+	if h.cfg.Relay {
+		flags |= RecordFlagMailbox
+	}
+	rec, err := signRecordMailbox(h.cfg.Identity, h.cfg.HostKey.Public().(ed25519.PublicKey), issued, protocol.TimestampOf(now.Add(RecordLifetime)), addrs,
+		flags, h.cfg.MailboxRelays)
 	if err != nil {
 		return fmt.Errorf("p2p: publish address record: %w", err)
 	}

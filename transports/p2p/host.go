@@ -101,6 +101,16 @@ type Config struct {
 	Now func() time.Time
 	// Gossip turns on gossipsub for broadcast channels (off when zero).
 	Gossip GossipConfig
+	// MailboxRelays are the mesh addresses of the mailbox relays where
+	// this node collects messages sent while it is offline; the DHT
+	// record names them (at most MaxRecordMailboxes) so that senders can
+	// hand messages to them. In relay mode the record also says that
+	// this node runs a mailbox (RecordFlagMailbox).
+	MailboxRelays []protocol.Address
+	// StaticRelays are circuit relays (multiaddrs with /p2p/<id>) that
+	// AutoRelay uses when the host is not publicly reachable, besides the
+	// connected peers that offer the relay service.
+	StaticRelays []string
 }
 
 // Event is one of LinkUp, LinkDown, Frame.
@@ -274,9 +284,15 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	// peer that runs the relay service (a meshd node in relay mode), so
 	// others can reach this host through it and hole-punch (DCUtR).
 	var hostRef atomic.Pointer[host.Host]
+	static, err := parseStaticRelays(cfg.StaticRelays)
+	if err != nil {
+		rm.Close()
+		cm.Close()
+		return nil, err
+	}
 	if !cfg.Relay {
 		opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(func(ctx context.Context, num int) <-chan peer.AddrInfo {
-			return relayCandidates(hostRef.Load(), num)
+			return relayCandidates(hostRef.Load(), static, num)
 		},
 			// meshd relays are few: one candidate is enough to start, and
 			// asking the (local, cheap) peer source often finds a relay
@@ -408,11 +424,30 @@ func (h *Host) currentHello() ([]byte, error) {
 	return hello, nil
 }
 
-// relayCandidates lists up to num connected peers that offer the circuit
-// relay v2 service.
-func relayCandidates(hp *host.Host, num int) <-chan peer.AddrInfo {
+// parseStaticRelays parses the configured circuit relays.
+func parseStaticRelays(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range addrs {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: static relay %q: %v (want a multiaddr ending in /p2p/<peer ID>)", ErrConfig, s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// relayCandidates lists up to num relays: the configured static ones
+// first, then connected peers that offer the circuit relay v2 service.
+func relayCandidates(hp *host.Host, static []peer.AddrInfo, num int) <-chan peer.AddrInfo {
 	ch := make(chan peer.AddrInfo, max(num, 0))
 	defer close(ch)
+	for _, ai := range static {
+		if len(ch) == cap(ch) {
+			return ch
+		}
+		ch <- ai
+	}
 	if hp == nil {
 		return ch
 	}
