@@ -245,6 +245,8 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		Now:         now,
 		Gossip: p2p.GossipConfig{Enabled: true, Validate: chans.validate, Deliver: chans.deliver,
 			SeenTTL: floodMaxAge + clockSkew}, // gossip remembers a frame as long as it can be accepted
+		MailboxRelays: cfg.Mailbox.addrs(),
+		StaticRelays:  cfg.Mailbox.CircuitRelays,
 	})
 	if err != nil {
 		st.Close()
@@ -304,6 +306,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.bg.Go(n.runPublisher)
 	n.bg.Go(n.fapp.runTicker)
 	n.bg.Go(n.runUpkeep)
+	n.bg.Go(n.runCollector)
 	for _, t := range n.transports {
 		n.bg.Go(func() { n.runTransport(t) })
 	}
@@ -606,6 +609,9 @@ func (n *Node) startLookup(a protocol.Address) {
 		rec, err := n.host.Lookup(ctx, a)
 		if err == nil {
 			err = n.host.ConnectInfo(ctx, rec.AddrInfo())
+			if err != nil && len(rec.Mailboxes) > 0 {
+				n.handToMailboxes(rec) // mailbox.go
+			}
 		}
 		n.enqueue(func() { n.lookupDone(a, rec, err) })
 	}()

@@ -150,6 +150,7 @@ func (h *Host) republishLoop() {
 			next = retry
 			retry = min(2*retry, RepublishInterval)
 		} else {
+			h.log.Debug("address record published", "mailboxes", len(h.cfg.MailboxRelays))
 			retry = republishRetry
 			rtChanged = nil
 			lastOK = time.Now()

@@ -1,0 +1,166 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/multiformats/go-multiaddr"
+
+	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
+	"meshd.dev/meshd/transports/p2p"
+)
+
+// Mailbox relays across the internet.
+//
+// A node names its mailbox relays (nodes in relay mode) in its signed DHT
+// record and keeps a link to each of them, so whatever they hold for it
+// reaches it when it comes back: the link is a route, and a relay's
+// routing engine retries the messages it keeps for a destination as soon
+// as a route to it appears. A sender that looks the recipient up in the
+// DHT and cannot reach it reads the mailbox relays from the same record,
+// connects to them and tells its engine (routing.MailboxFound), which
+// seals the message with the key from the record and offers it to the
+// recipient's mailbox in a signed custody offer. The relay keeps it in
+// custody like any forwarder (its quotas per destination, source and
+// neighbour, expiry with the message, synced before it answers), and the
+// sender believes only that relay's signed acceptance; the origin keeps
+// its own copy until the receipt anyway.
+
+// DefaultCollectInterval is how often a node checks that it has a link to
+// each of its mailbox relays and dials those it lacks.
+const DefaultCollectInterval = 30 * time.Second
+
+// MailboxConfig is the [mailbox] section.
+type MailboxConfig struct {
+	// Relays are the mesh addresses (32 hex digits) of this node's
+	// mailbox relays, at most p2p.MaxRecordMailboxes. The node's DHT
+	// record names them, and the node keeps a link to each.
+	Relays []string `toml:"relays"`
+	// CircuitRelays are libp2p circuit relays (multiaddrs with
+	// /p2p/<peer ID>) that AutoRelay reserves a slot on when the host is
+	// not publicly reachable, besides connected relay-mode peers.
+	CircuitRelays []string `toml:"circuit_relays"`
+	// CollectInterval is how often the node dials the mailbox relays it
+	// has no link to.
+	CollectInterval Duration `toml:"collect_interval"`
+}
+
+// validate checks the [mailbox] section.
+func (m *MailboxConfig) validate(bad func(field, format string, a ...any) error) error {
+	if len(m.Relays) > p2p.MaxRecordMailboxes {
+		return bad("mailbox.relays", "%d relays, at most %d", len(m.Relays), p2p.MaxRecordMailboxes)
+	}
+	for _, r := range m.Relays {
+		if _, err := protocol.ParseAddress(r); err != nil {
+			return bad("mailbox.relays", "%q is not a mesh address (32 hex digits): %v", r, err)
+		}
+	}
+	for _, r := range m.CircuitRelays {
+		a, err := multiaddr.NewMultiaddr(r)
+		if err != nil {
+			return bad("mailbox.circuit_relays", "%q is not a multiaddr: %v", r, err)
+		}
+		if _, err := a.ValueForProtocol(multiaddr.P_P2P); err != nil {
+			return bad("mailbox.circuit_relays", "%q has no /p2p/<peer ID> part", r)
+		}
+	}
+	if m.CollectInterval < Duration(time.Second) {
+		return bad("mailbox.collect_interval", "%v is below one second", time.Duration(m.CollectInterval))
+	}
+	return nil
+}
+
+// addrs returns the configured relays (validated already).
+func (m *MailboxConfig) addrs() []protocol.Address {
+	var out []protocol.Address
+	for _, r := range m.Relays {
+		if a, err := protocol.ParseAddress(r); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// runCollector keeps a link to each mailbox relay: at start and every
+// CollectInterval it dials those it has no link to. What a relay holds
+// for this node then comes by the ordinary route.
+func (n *Node) runCollector() {
+	relays := n.cfg.Mailbox.addrs()
+	if len(relays) == 0 {
+		return
+	}
+	t := time.NewTicker(time.Duration(n.cfg.Mailbox.CollectInterval))
+	defer t.Stop()
+	for {
+		linked := make(chan map[protocol.Address]bool, 1)
+		if !n.enqueue(func() { linked <- n.linkedAddrs() }) {
+			return
+		}
+		var have map[protocol.Address]bool
+		select {
+		case have = <-linked:
+		case <-n.ctx.Done():
+			return
+		}
+		for _, r := range relays {
+			if !have[r] {
+				n.dialMailbox(r)
+			}
+		}
+		select {
+		case <-t.C:
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+// linkedAddrs returns the addresses of the nodes with a link up. On the
+// loop.
+func (n *Node) linkedAddrs() map[protocol.Address]bool {
+	out := make(map[protocol.Address]bool, len(n.byLink))
+	for _, l := range n.byLink {
+		if !l.addr.IsZero() {
+			out[l.addr] = true
+		}
+	}
+	return out
+}
+
+// dialMailbox looks a mailbox relay up in the DHT and connects to it; the
+// meshd link follows the connection. It reports whether it connected.
+func (n *Node) dialMailbox(a protocol.Address) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+	defer cancel()
+	rec, err := n.host.Lookup(ctx, a)
+	if err == nil {
+		err = n.host.ConnectInfo(ctx, rec.AddrInfo())
+	}
+	if err != nil {
+		n.log.Debug("mailbox relay not reached", "relay", a, "err", err)
+		return false
+	}
+	return true
+}
+
+// handToMailboxes is the sender's side: the recipient's record rec was
+// found but the recipient could not be reached. It connects to the
+// mailbox relays the record names, first one reached wins, and tells the
+// engine to offer the recipient's messages to it. Off the loop.
+func (n *Node) handToMailboxes(rec *p2p.Record) {
+	for _, m := range rec.Mailboxes {
+		if m == n.id.Address() {
+			continue // this node is the recipient's mailbox: it keeps them already
+		}
+		if !n.dialMailbox(m) {
+			continue
+		}
+		in := routing.MailboxFound{Dest: rec.Address(), Identity: rec.Identity, Mailbox: m}
+		n.enqueue(func() {
+			n.log.Info("recipient unreachable: offering its messages to its mailbox relay", "address", in.Dest, "relay", m)
+			n.step(in)
+		})
+		return
+	}
+}
