@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/multiformats/go-multiaddr"
@@ -82,29 +83,47 @@ func (m *MailboxConfig) addrs() []protocol.Address {
 	return out
 }
 
+// autoMailboxes is how many mailbox relays a node without configured ones
+// chooses from the relays it is linked to.
+const autoMailboxes = 2
+
 // runCollector keeps a link to each mailbox relay: at start and every
 // CollectInterval it dials those it has no link to. What a relay holds
-// for this node then comes by the ordinary route.
+// for this node then comes by the ordinary route. A node that configures
+// none (and is no relay itself) chooses up to autoMailboxes of its
+// neighbours that announce the mailbox capability, and keeps them.
 func (n *Node) runCollector() {
 	relays := n.cfg.Mailbox.addrs()
-	if len(relays) == 0 {
+	auto := len(relays) == 0 && !n.cfg.Relay
+	if len(relays) == 0 && !auto {
 		return
 	}
 	t := time.NewTicker(time.Duration(n.cfg.Mailbox.CollectInterval))
 	defer t.Stop()
 	for {
-		linked := make(chan map[protocol.Address]bool, 1)
-		if !n.enqueue(func() { linked <- n.linkedAddrs() }) {
+		type view struct {
+			linked map[protocol.Address]bool
+			offer  []protocol.Address
+		}
+		got := make(chan view, 1)
+		if !n.enqueue(func() { got <- view{n.linkedAddrs(), n.mailboxNeighbours()} }) {
 			return
 		}
-		var have map[protocol.Address]bool
+		var v view
 		select {
-		case have = <-linked:
+		case v = <-got:
 		case <-n.ctx.Done():
 			return
 		}
+		if auto {
+			if more := chooseMailboxes(relays, v.offer, autoMailboxes); len(more) != len(relays) {
+				relays = more
+				n.log.Info("chose mailbox relays", "relays", relays)
+				n.host.SetMailboxRelays(relays)
+			}
+		}
 		for _, r := range relays {
-			if !have[r] {
+			if !v.linked[r] {
 				n.dialMailbox(r)
 			}
 		}
@@ -114,6 +133,34 @@ func (n *Node) runCollector() {
 			return
 		}
 	}
+}
+
+// chooseMailboxes adds candidates to chosen, in their order, up to max.
+// A chosen relay stays while it is away: its record names it, and what it
+// keeps for this node waits there.
+func chooseMailboxes(chosen, candidates []protocol.Address, max int) []protocol.Address {
+	out := slices.Clone(chosen)
+	for _, c := range candidates {
+		if len(out) >= max {
+			break
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// mailboxNeighbours returns the neighbours that announce the mailbox
+// capability, in address order. On the loop.
+func (n *Node) mailboxNeighbours() []protocol.Address {
+	var out []protocol.Address
+	for _, r := range n.eng.Routes() {
+		if r.Hops == 1 && !r.External && r.Capabilities&protocol.CapMailbox != 0 {
+			out = append(out, r.Dest)
+		}
+	}
+	return out
 }
 
 // linkedAddrs returns the addresses of the nodes with a link up. On the

@@ -174,6 +174,11 @@ type Host struct {
 	cancel context.CancelFunc
 
 	republish chan struct{}
+	// republishNow asks for a publish without minRepublishGap.
+	republishNow chan struct{}
+	// mailboxes are the mailbox relays the record names (MailboxRelays,
+	// or what SetMailboxRelays chose); under mu.
+	mailboxes []protocol.Address
 
 	mu      sync.Mutex
 	closing bool
@@ -335,6 +340,8 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		reopens:   make(map[peer.ID]int),
 		replaced:  make(map[peer.ID][]time.Time),
 	}
+	h.republishNow = make(chan struct{}, 1)
+	h.mailboxes = slices.Clone(cfg.MailboxRelays)
 	fail := func(err error) (*Host, error) {
 		cancel()
 		if h.gossip != nil {

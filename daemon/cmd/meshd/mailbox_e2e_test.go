@@ -55,11 +55,19 @@ func TestEndToEndMailboxRelay(t *testing.T) {
 	})
 
 	a := newProc(t, "A")
+	if err := os.MkdirAll(a.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(a.dir, "config.toml"), []byte("[mailbox]\ncollect_interval = \"1s\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	a.extra = []string{"--bootstrap", boot}
 	a.start(ctx)
 	defer kill(a)
-	// A's DHT routing table holds R once A has published its record.
-	waitLog(ctx, t, a, `"msg":"address record published"`)
+	// A names no mailbox relay: it chooses R, the relay it is linked to,
+	// and its record names it. (A's DHT routing table holds R once A has
+	// published its record.)
+	waitLog(ctx, t, a, `"msg":"address record published","component":"p2p","mailboxes":1`)
 	res := a.send(cAddr, "kept by the mailbox")
 	a.waitEvent(ctx, "hand-off to C's mailbox", func(ev rpcapi.Event) bool {
 		return ev.Kind == rpcapi.EventHandedOff && ev.ID == res.ID
