@@ -42,6 +42,7 @@ type custodyRec struct {
 	awaitingKey  bool // data is the plaintext body, sealed once the key is known
 	sealedSender bool
 	handedOff    bool // a mailbox accepted it
+	mailboxed    bool // accepted as a mailbox: handed only to the destination itself (mailbox.go)
 	typ          protocol.Type
 	ref          uint64
 	created      protocol.Timestamp
@@ -60,6 +61,10 @@ type custodyRec struct {
 	attempts   int
 	nextTry    time.Time // zero: wait for a route
 	gen        uint64    // heap entries with another generation are stale
+
+	// toDest: the last transmission went to the destination itself, over
+	// a link whose peer it is (volatile; see keepsCopy).
+	toDest bool
 
 	// offeredTo is the mailbox it was last offered to (volatile): only
 	// that mailbox's answer counts.
@@ -223,7 +228,8 @@ const (
 	crAwaitingKey
 	crSealedSender
 	crHandedOff
-	crKnown = crOrigin | crAwaitingKey | crSealedSender | crHandedOff
+	crMailboxed
+	crKnown = crOrigin | crAwaitingKey | crSealedSender | crHandedOff | crMailboxed
 )
 
 // maxCustodyData bounds a record's data: an envelope, or a body.
@@ -238,7 +244,7 @@ const (
 // encodeCustody lays out a custody record (format 2):
 //
 //	0   1   version 2
-//	1   1   flags: origin, awaiting key, sealed sender, handed off
+//	1   1   flags: origin, awaiting key, sealed sender, handed off, mailboxed
 //	2   1   envelope type
 //	3   8   application reference
 //	11  16  destination
@@ -264,6 +270,9 @@ func encodeCustody(r *custodyRec) []byte {
 	}
 	if r.handedOff {
 		flags |= crHandedOff
+	}
+	if r.mailboxed {
+		flags |= crMailboxed
 	}
 	b = append(b, custodyFormat, flags, byte(r.typ))
 	b = binary.BigEndian.AppendUint64(b, r.ref)
@@ -299,6 +308,7 @@ func decodeCustody(k [16]byte, b []byte) (*custodyRec, error) {
 		awaitingKey:  flags&crAwaitingKey != 0,
 		sealedSender: flags&crSealedSender != 0,
 		handedOff:    flags&crHandedOff != 0,
+		mailboxed:    flags&crMailboxed != 0,
 		typ:          protocol.Type(b[2]),
 		ref:          binary.BigEndian.Uint64(b[3:]),
 		created:      protocol.Timestamp(binary.BigEndian.Uint32(b[27:])),

@@ -378,7 +378,7 @@ func (e *Engine) HasReady() bool {
 // Advance confirms that the last Ready was carried out.
 func (e *Engine) Advance() {
 	for _, k := range e.post {
-		if r := e.custody.get(k); r != nil && !r.origin {
+		if r := e.custody.get(k); r != nil && !r.origin && !r.keepsCopy() {
 			e.custody.remove(k)
 			e.del(custodyKey(k))
 			e.counters.CustodyReleased++

@@ -49,3 +49,46 @@ func (e *Engine) mailboxFound(in MailboxFound) error {
 	}
 	return nil
 }
+
+// takeMailboxCustody is takeCustody for an envelope accepted through a
+// custody offer: the record is marked mailboxed (and persisted so) before
+// the first attempt.
+func (e *Engine) takeMailboxCustody(env *protocol.Envelope, key envKey, raw []byte, from owner) error {
+	if e.custody.get(key) != nil {
+		return nil
+	}
+	r := &custodyRec{
+		key: key, id: env.ID, dest: env.Dest, typ: env.Type, created: env.Created, expires: env.Expires,
+		sealedSender: env.Flags&protocol.FlagSealedSender != 0, data: raw, mailboxed: true,
+	}
+	r.chargeTo(from, env)
+	if err := e.custody.admit(r); err != nil {
+		return fmt.Errorf("mailbox custody for %v: %w", r.dest, err)
+	}
+	e.custody.add(r)
+	e.persistCustody(r)
+	e.counters.CustodyAccepted++
+	e.attempt(r)
+	return nil
+}
+
+// toDest says whether route c leads to r's destination itself: over a
+// point-to-point link, the link's authenticated peer is the destination;
+// over a shared link, the destination is the next hop.
+func (e *Engine) toDest(r *custodyRec, c candidate) bool {
+	l := e.links[c.link]
+	if l == nil || c.via != r.dest {
+		return false
+	}
+	return l.info.Peer == r.dest || (l.info.Shared && c.hops == 1)
+}
+
+// keepsCopy says whether a mailbox keeps record r after handing it on: it
+// does, retrying with backoff like an origin, until the recipient's
+// receipt or the message's expiry, unless it handed it to the recipient
+// itself. Routes are only their advertisers' word: a neighbour advertising
+// a captured announce of an offline recipient (as the forwarder, or naming
+// the recipient as one) would otherwise collect, and could drop, its
+// mailbox (TestAttackDrainMailbox). Forwarders' records are released on
+// the hand-over as before.
+func (r *custodyRec) keepsCopy() bool { return r.mailboxed && !r.toDest }

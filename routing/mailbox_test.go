@@ -58,3 +58,47 @@ func TestMailboxFoundBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackDrainMailbox: while c is offline, m, another neighbour of c's
+// mailbox, advertises a route to c with an announce of c's it captured.
+// The mailbox forwarded what it kept for c along that route, dropped its
+// copy on the hand-over, and m threw it away: c, coming back to its
+// mailbox, got nothing (the origin, offline, could not retry). A mailbox
+// hands what it accepted for c only to c itself, over a link whose peer is
+// c; any other route only waits.
+func TestAttackDrainMailbox(t *testing.T) {
+	n := newTestNet(t, 63)
+	a, c, m := n.addNode("a"), n.addNode("c"), n.addNode("m")
+	n.cfg = func(c *routing.Config) { c.Mailbox, c.Capabilities = true, protocol.CapMailbox }
+	r := n.addNode("r")
+	n.cfg = nil
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "r")
+	rm := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "r", "m")
+	n.run(2 * time.Second)
+	n.send("a", "c", "drain me")
+	id := acceptedID(t, a)
+	n.step(a, routing.MailboxFound{Dest: c.id.Address(), Identity: c.id.Public(), Mailbox: r.id.Address()})
+	n.run(5 * time.Second)
+	if !hasEvent(a, routing.EventHandedOff, id) {
+		t.Fatalf("no hand-off: %+v", a.events)
+	}
+	n.stop(a)
+	ann, err := protocol.NewAnnounce(c.id, protocol.AnnounceOptions{Sequence: 1, Timestamp: protocol.TimestampOf(n.now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ann.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the forwarder, and naming c as the forwarder.
+	n.step(r, routing.FrameReceived{Link: rm.id, Frame: protocol.AppendAdvert(nil, m.id.Address(), 0, raw)})
+	n.step(r, routing.FrameReceived{Link: rm.id, Frame: protocol.AppendAdvert(nil, c.id.Address(), 0, raw)})
+	n.run(time.Minute)
+	n.stop(m) // the attacker keeps nothing
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "c", "r")
+	n.run(time.Minute)
+	if got := countBody(c, a.id.Address(), "drain me"); got != 1 {
+		t.Fatalf("c received the message %d times, want once (r custody %d)", got, r.eng.Counters().CustodyCount)
+	}
+}
