@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,8 +17,9 @@ import (
 // share no route (A never met C; it knows only C's address). A finds C's
 // DHT record on R, cannot dial C, reads C's mailbox relay (R) from the
 // record and hands the sealed message to R, which accepts custody with a
-// signed answer. A goes offline; C comes back, links to its mailbox relay
-// and receives the message exactly once.
+// signed answer. A goes offline, R is killed (SIGKILL) and restarted; C
+// comes back, links to its mailbox relay and receives the message exactly
+// once.
 func TestEndToEndMailboxRelay(t *testing.T) {
 	endToEnd(t, "builds binaries and runs three daemons")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -28,11 +30,19 @@ func TestEndToEndMailboxRelay(t *testing.T) {
 			<-p.exited
 		}
 	}
+	// R listens on a fixed port too, so that it is found at the same
+	// address after its restart.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
 	r := newProc(t, "R")
-	r.extra = []string{"--relay"}
+	r.extra = []string{"--relay", "--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)}
 	r.start(ctx)
 	defer kill(r)
-	boot := r.info.ListenAddrs[0]
+	boot := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, r.info.PeerID)
 
 	c := newProc(t, "C")
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
@@ -73,6 +83,10 @@ func TestEndToEndMailboxRelay(t *testing.T) {
 		return ev.Kind == rpcapi.EventHandedOff && ev.ID == res.ID
 	})
 	a.stop(ctx)
+	// The relay accepted custody durably: a kill -9 and a restart keep
+	// the message.
+	r.kill()
+	r.start(ctx)
 
 	c.start(ctx)
 	c.waitMessage(ctx, "kept by the mailbox")
