@@ -102,3 +102,55 @@ func TestAttackDrainMailbox(t *testing.T) {
 		t.Fatalf("c received the message %d times, want once (r custody %d)", got, r.eng.Counters().CustodyCount)
 	}
 }
+
+// TestMailboxFoundForgedAccept: the offer to the recipient's mailbox is
+// lost, and a neighbour that saw the offered envelope answers "accepted"
+// itself, signed with its own key. The sender does not take that for the
+// mailbox's word: it reports no hand-off, and its copy stays. (The engine's
+// rule from TestAttackForgedCustodyAccept, checked on the MailboxFound
+// path.)
+func TestMailboxFoundForgedAccept(t *testing.T) {
+	n := newTestNet(t, 64)
+	a, c, _ := n.addNode("a"), n.addNode("c"), n.addNode("x")
+	n.cfg = func(c *routing.Config) { c.Mailbox, c.Capabilities = true, protocol.CapMailbox }
+	m := n.addNode("m")
+	n.cfg = nil
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "m")
+	ax := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "x")
+	n.run(2 * time.Second)
+	var offered *protocol.Envelope
+	n.drop = func(nd *tnode, _ *tlink, tx routing.Transmit) bool {
+		env := envelopeOf(tx.Frame)
+		if nd != a || env == nil || env.Type != protocol.TypeControl || len(env.Payload) == 0 ||
+			protocol.Kind(env.Payload[0]) != protocol.KindCustodyOffer {
+			return false
+		}
+		if inner, err := protocol.ParseCustodyOffer(env.Payload); err == nil {
+			offered = inner
+		}
+		return true // every offer is lost
+	}
+	n.send("a", "c", "offered")
+	id := acceptedID(t, a)
+	n.step(a, routing.MailboxFound{Dest: c.id.Address(), Identity: c.id.Public(), Mailbox: m.id.Address()})
+	n.run(time.Second)
+	if offered == nil {
+		t.Fatal("no offer sent")
+	}
+	now := protocol.TimestampOf(n.now)
+	h := protocol.Header{Type: protocol.TypeControl, HopLimit: 8, ID: protocol.MessageID{0xad}, Created: now,
+		Expires: now + 600, Dest: a.id.Address()}
+	forged, err := protocol.SignEnvelope(attacker(t), h, protocol.AppendCustodyAccept(nil, protocol.MessageID(offered.Key()), protocol.CustodyAccepted))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := forged.MarshalBinary()
+	n.step(a, routing.FrameReceived{Link: ax.id, Frame: raw})
+	n.run(5 * time.Second)
+	if hasEvent(a, routing.EventHandedOff, id) {
+		t.Fatal("a took a stranger's acceptance for the mailbox's")
+	}
+	if a.eng.Counters().CustodyCount == 0 {
+		t.Fatal("a dropped its copy")
+	}
+}
