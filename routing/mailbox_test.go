@@ -2,6 +2,7 @@ package routing_test
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -153,4 +154,66 @@ func TestMailboxFoundForgedAccept(t *testing.T) {
 	if a.eng.Counters().CustodyCount == 0 {
 		t.Fatal("a dropped its copy")
 	}
+}
+
+// TestMailboxQuotaPerSender: one sender offering a mailbox many messages
+// (to many recipients, so no destination's share binds) gets its source
+// share and no more, and another sender's offer is still taken. Custody
+// is never evicted, so without the share one sender would fill the
+// mailbox for as long as its messages live (up to 30 days).
+func TestMailboxQuotaPerSender(t *testing.T) {
+	mk := func(b byte) *protocol.Identity {
+		id, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{b}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	box, flooder, honest := mk(71), mk(72), mk(73)
+	eng, err := routing.New(routing.Config{Identity: box, Rand: rand.NewChaCha8([32]byte{74}), AnnounceInterval: 24 * time.Hour,
+		Mailbox: true, Capabilities: protocol.CapMailbox, CustodyMaxBytes: 8 << 20}, epoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(in routing.Input) {
+		_ = eng.Step(epoch, in)
+		for eng.HasReady() {
+			eng.Ready()
+			eng.Advance()
+		}
+	}
+	step(routing.LinkUp{Link: routing.LinkInfo{ID: 1, Kind: routing.LinkTCP, Bitrate: 1e8, Peer: flooder.Address()}})
+	step(routing.LinkUp{Link: routing.LinkInfo{ID: 2, Kind: routing.LinkTCP, Bitrate: 1e8, Peer: honest.Address()}})
+	ts := protocol.TimestampOf(epoch)
+	offer := func(from *protocol.Identity, link routing.LinkID, i int) {
+		var dest, id protocol.Address
+		dest[0], dest[1], dest[2] = 0xde, byte(i>>8), byte(i)
+		id[0], id[1], id[2] = byte(link), byte(i>>8), byte(i)
+		inner, err := protocol.SignEnvelope(from, protocol.Header{Type: protocol.TypeMessage, HopLimit: 8, ID: protocol.MessageID(id),
+			Created: ts, Expires: ts + 3600, Dest: dest}, make([]byte, 16<<10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := inner.MarshalBinary()
+		ctl, err := protocol.SignEnvelope(from, protocol.Header{Type: protocol.TypeControl, HopLimit: 8, ID: protocol.MessageID{0xc0, byte(link), byte(i >> 8), byte(i)},
+			Created: ts, Expires: ts + 3600, Dest: box.Address()}, protocol.AppendCustodyOffer(nil, raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		craw, _ := ctl.MarshalBinary()
+		step(routing.FrameReceived{Link: link, Frame: craw})
+	}
+	const flood = 400
+	for i := range flood {
+		offer(flooder, 1, i)
+	}
+	took := eng.Counters().CustodyAccepted
+	if took == 0 || took >= flood/2 {
+		t.Fatalf("the mailbox took %d of %d offers from one sender", took, flood)
+	}
+	offer(honest, 2, 0)
+	if eng.Counters().CustodyAccepted != took+1 {
+		t.Fatalf("another sender's offer was refused after the flood (accepted %d, before %d)", eng.Counters().CustodyAccepted, took)
+	}
+	t.Logf("one sender: %d of %d offers of 16 KiB kept", took, flood)
 }
