@@ -23,10 +23,11 @@ import (
 // connects to them and tells its engine (routing.MailboxFound), which
 // seals the message with the key from the record and offers it to the
 // recipient's mailbox in a signed custody offer. The relay keeps it in
-// custody like any forwarder (its quotas per destination, source and
-// neighbour, expiry with the message, synced before it answers), and the
-// sender believes only that relay's signed acceptance; the origin keeps
-// its own copy until the receipt anyway.
+// custody (quotas per destination, source and neighbour, expiry with the
+// message, synced before it answers) until it hands it to the recipient
+// itself or the recipient's receipt passes it (routing/mailbox.go), and
+// the sender believes only that relay's signed acceptance; the origin
+// keeps its own copy until the receipt anyway.
 
 // DefaultCollectInterval is how often a node checks that it has a link to
 // each of its mailbox relays and dials those it lacks.
