@@ -99,6 +99,8 @@ type Config struct {
 	// LoRa are the RNode-compatible LoRa modems, one [[lora]] section each
 	// (see lora.go).
 	LoRa []LoRaConfig `toml:"lora,omitempty"`
+	// Mailbox names this node's mailbox relays (mailbox.go).
+	Mailbox MailboxConfig `toml:"mailbox"`
 }
 
 // TCPConfig configures plain TCP links (transports/tcp): authenticated and
@@ -240,6 +242,7 @@ func DefaultConfig() Config {
 		Store:     StoreConfig{GCInterval: Duration(DefaultGCInterval), MinFree: DefaultMinFree},
 		FAPP:      FAPPConfig{Regions: []string{}, TrustedIssuers: []string{}, Epoch: Duration(DefaultFAPPEpoch)},
 		TCP:       TCPConfig{Peers: []string{}},
+		Mailbox:   MailboxConfig{Relays: []string{}, CircuitRelays: []string{}, CollectInterval: Duration(DefaultCollectInterval)},
 	}
 	c.Limits.setGuardDefaults()
 	c.Access = AccessConfig{Allow: []string{}, Deny: []string{}}
@@ -344,6 +347,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateTCP(bad); err != nil {
+		return err
+	}
+	if err := c.Mailbox.validate(bad); err != nil {
 		return err
 	}
 	return c.FAPP.validate(bad)

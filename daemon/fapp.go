@@ -119,7 +119,7 @@ func newFAPP(n *Node) (*fappNode, error) {
 	cfg := n.cfg.FAPP
 	f := &fappNode{
 		n: n, followCfg: map[fapp.Region]bool{}, followAPI: map[fapp.Region]bool{},
-		relay: cfg.Relay, joined: map[fapp.Region]bool{}, replyTo: map[fapp.RequestID]protocol.Address{},
+		relay: cfg.Relay || n.cfg.Relay, joined: map[fapp.Region]bool{}, replyTo: map[fapp.RequestID]protocol.Address{},
 		remote: map[fapp.TherapistKey]*remoteEntry{}, queries: map[fapp.QueryID]*pendingQuery{},
 		profAsk: map[fapp.TherapistKey]time.Time{}, profSent: map[fapp.TherapistKey]time.Time{}, kick: make(chan struct{}, 1),
 		changed: make(chan struct{}, 1),

@@ -265,7 +265,9 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		KnownPeers:  knownPeers(st, log),
 		Gossip: p2p.GossipConfig{Enabled: true, Validate: chans.validate, Deliver: chans.deliver,
 			SeenTTL: floodMaxAge + clockSkew}, // gossip remembers a frame as long as it can be accepted
-		AgentVersion: agentVersion(),
+		AgentVersion:  agentVersion(),
+		MailboxRelays: cfg.Mailbox.addrs(),
+		StaticRelays:  cfg.Mailbox.CircuitRelays,
 	})
 	if err != nil {
 		st.Close()
@@ -332,6 +334,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.bg.Go(n.runPublisher)
 	n.bg.Go(n.fapp.runTicker)
 	n.bg.Go(n.runUpkeep)
+	n.bg.Go(n.runCollector)
 	for _, t := range n.transports {
 		n.bg.Go(func() { n.runTransport(t) })
 	}
@@ -642,6 +645,9 @@ func (n *Node) startLookup(a protocol.Address) {
 		rec, err := n.host.Lookup(ctx, a)
 		if err == nil {
 			err = n.host.ConnectInfo(ctx, rec.AddrInfo())
+			if err != nil && len(rec.Mailboxes) > 0 {
+				n.handToMailboxes(rec) // mailbox.go
+			}
 		}
 		n.enqueue(func() { n.lookupDone(a, rec, err) })
 	}()

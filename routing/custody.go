@@ -44,6 +44,7 @@ type custodyRec struct {
 	awaitingKey  bool // data is the plaintext body, sealed once the key is known
 	sealedSender bool
 	handedOff    bool // a mailbox accepted it
+	mailboxed    bool // accepted as a mailbox: handed only to the destination itself (mailbox.go)
 	typ          protocol.Type
 	ref          uint64
 	created      protocol.Timestamp
@@ -72,6 +73,10 @@ type custodyRec struct {
 	noRoute    int       // session: attempts in a row that found no route (session_fallback.go)
 	nextTry    time.Time // zero: wait for a route
 	gen        uint64    // heap entries with another generation are stale
+
+	// toDest: the last transmission went to the destination itself, over
+	// a link whose peer it is (volatile; see keepsCopy).
+	toDest bool
 
 	// offeredTo is the mailbox it was last offered to (volatile): only
 	// that mailbox's answer counts.
@@ -237,7 +242,8 @@ const (
 	crHandedOff
 	crSession
 	crBodySealed
-	crKnown = crOrigin | crAwaitingKey | crSealedSender | crHandedOff | crSession | crBodySealed
+	crMailboxed
+	crKnown = crOrigin | crAwaitingKey | crSealedSender | crHandedOff | crSession | crBodySealed | crMailboxed
 )
 
 // maxCustodyData bounds a record's data: an envelope, or a body.
@@ -255,7 +261,7 @@ const (
 // encodeCustody lays out a custody record (format 2):
 //
 //	0   1   version 2
-//	1   1   flags: origin, awaiting key, sealed sender, handed off
+//	1   1   flags: origin, awaiting key, sealed sender, handed off, mailboxed
 //	2   1   envelope type
 //	3   8   application reference
 //	11  16  destination
@@ -287,6 +293,9 @@ func encodeCustody(r *custodyRec) []byte {
 	}
 	if r.bodySealed {
 		flags |= crBodySealed
+	}
+	if r.mailboxed {
+		flags |= crMailboxed
 	}
 	b = append(b, custodyFormat, flags, byte(r.typ))
 	b = binary.BigEndian.AppendUint64(b, r.ref)
@@ -324,6 +333,7 @@ func decodeCustody(k [16]byte, b []byte) (*custodyRec, error) {
 		handedOff:    flags&crHandedOff != 0,
 		session:      flags&crSession != 0,
 		bodySealed:   flags&crBodySealed != 0,
+		mailboxed:    flags&crMailboxed != 0,
 		typ:          protocol.Type(b[2]),
 		ref:          binary.BigEndian.Uint64(b[3:]),
 		created:      protocol.Timestamp(binary.BigEndian.Uint32(b[27:])),

@@ -176,6 +176,7 @@ var custodyFixture = sync.OnceValue(func() *custodyFix {
 	raw, _ := signed.MarshalBinary()
 	add(&custodyRec{id: signed.ID, dest: other.Address(), typ: protocol.TypeMessage, created: now, expires: now + 3600, data: raw})
 	add(&custodyRec{id: sealed.ID, dest: other.Address(), origin: true, handedOff: true, typ: protocol.TypeMessage, created: now, expires: now + 3600, data: rawSealed})
+	add(&custodyRec{id: signed.ID, dest: other.Address(), mailboxed: true, typ: protocol.TypeMessage, created: now, expires: now + 3600, data: raw})
 	old := h(4, other.Address())
 	old.Created, old.Expires = now-7200, now-3600
 	expired, err := protocol.SignEnvelope(third, old, []byte("expired"))

@@ -260,6 +260,8 @@ func (e *Engine) Step(now time.Time, in Input) error {
 		return e.handleChannel(nil, in.Frame, 0, false)
 	case Resolved:
 		return e.resolved(in)
+	case MailboxFound:
+		return e.mailboxFound(in)
 	case nil:
 		return fmt.Errorf("nil input: %w", ErrBadInput)
 	}
@@ -409,7 +411,7 @@ func (e *Engine) HasReady() bool {
 // Advance confirms that the last Ready was carried out.
 func (e *Engine) Advance() {
 	for _, k := range e.post {
-		if r := e.custody.get(k); r != nil && !r.origin {
+		if r := e.custody.get(k); r != nil && !r.origin && !r.keepsCopy() {
 			e.custody.remove(k)
 			e.del(custodyKey(k))
 			e.counters.CustodyReleased++

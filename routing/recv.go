@@ -558,7 +558,7 @@ func (e *Engine) acceptOffer(inner *protocol.Envelope, key envKey, l *link) prot
 	if e.custody.get(key) != nil {
 		return protocol.CustodyAccepted
 	}
-	if err := e.takeCustody(inner, key, raw, ownerOf(l)); err != nil {
+	if err := e.takeMailboxCustody(inner, key, raw, ownerOf(l)); err != nil {
 		if errors.Is(err, ErrCustodyFull) {
 			return protocol.CustodyRefusedQuota
 		}

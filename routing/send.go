@@ -239,7 +239,8 @@ func (e *Engine) attempt(r *custodyRec) SendStatus {
 			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, r.data, r.dest, r.key, e.custody.ownerOf(r)) {
 				r.attempts++
 				e.counters.CustodyRetries++
-				if r.origin {
+				r.toDest = e.toDest(r, c) // mailbox.go
+				if r.origin || r.keepsCopy() {
 					e.backoff(r)
 				} else {
 					r.nextTry = time.Time{}
@@ -482,7 +483,7 @@ func (e *Engine) hopAcked(l *link, key envKey) {
 		return
 	}
 	delete(e.hopAcks, key)
-	if r := e.custody.get(key); r != nil && !r.origin {
+	if r := e.custody.get(key); r != nil && !r.origin && !r.keepsCopy() {
 		e.dropCustody(r)
 		e.counters.CustodyReleased++
 	}

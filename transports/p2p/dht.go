@@ -35,12 +35,18 @@ func (h *Host) PublishRecord(ctx context.Context) error {
 	h.mu.Lock()
 	issued := max(protocol.TimestampOf(now), h.lastIssued+1)
 	h.lastIssued = issued
+	mailboxes := h.mailboxes
 	h.mu.Unlock()
 	addrs := rankAddrs(h.host.Addrs())
 	if len(addrs) == 0 {
 		return errors.New("p2p: publish address record: the host has no addresses")
 	}
-	rec, err := signRecord(h.cfg.Identity, h.cfg.HostKey.Public().(ed25519.PublicKey), issued, protocol.TimestampOf(now.Add(RecordLifetime)), addrs)
+	var flags byte
+	if h.cfg.Relay {
+		flags |= RecordFlagMailbox
+	}
+	rec, err := signRecordMailbox(h.cfg.Identity, h.cfg.HostKey.Public().(ed25519.PublicKey), issued, protocol.TimestampOf(now.Add(RecordLifetime)), addrs,
+		flags, mailboxes)
 	if err != nil {
 		return fmt.Errorf("p2p: publish address record: %w", err)
 	}
@@ -48,6 +54,25 @@ func (h *Host) PublishRecord(ctx context.Context) error {
 		return fmt.Errorf("p2p: publish address record: %w", err)
 	}
 	return nil
+}
+
+// MailboxRelays returns the mailbox relays the record names.
+func (h *Host) MailboxRelays() []protocol.Address {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.mailboxes)
+}
+
+// SetMailboxRelays replaces the mailbox relays the record names (at most
+// MaxRecordMailboxes are published) and republishes the record.
+func (h *Host) SetMailboxRelays(relays []protocol.Address) {
+	h.mu.Lock()
+	h.mailboxes = slices.Clone(relays)
+	h.mu.Unlock()
+	select {
+	case h.republishNow <- struct{}{}:
+	default: // one is pending already
+	}
 }
 
 // rankAddrs orders addresses for a record that keeps only the first
@@ -131,6 +156,9 @@ func (h *Host) republishLoop() {
 				continue
 			}
 		case <-rtChanged:
+		case <-h.republishNow:
+			// The mailbox relays changed: rare (a node chooses them once),
+			// and a sender needs them, so no gap.
 		}
 		rtChanged = h.rt.wait()
 		ctx, cancel := context.WithTimeout(h.ctx, dhtTimeout)
@@ -145,6 +173,7 @@ func (h *Host) republishLoop() {
 			next = retry
 			retry = min(2*retry, RepublishInterval)
 		} else {
+			h.log.Debug("address record published", "mailboxes", len(h.MailboxRelays()))
 			retry = republishRetry
 			rtChanged = nil
 			lastOK = time.Now()

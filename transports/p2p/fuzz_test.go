@@ -96,6 +96,13 @@ func FuzzDecodeRecord(f *testing.F) {
 	bad := bytes.Clone(good)
 	bad[1+protocol.PublicIdentitySize+ed25519.PublicKeySize+8] = 200
 	f.Add(bad)
+	v3, err := signRecordMailbox(id, hk, protocol.TimestampOf(now), protocol.TimestampOf(now.Add(time.Hour)),
+		testAddrs(f, "/ip4/127.0.0.1/tcp/4001"), RecordFlagMailbox, []protocol.Address{testIdentity(f, 2).Address(), testIdentity(f, 3).Address()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v3)
+	f.Add(v3[:len(v3)-protocol.SignatureSize-1])
 	key := RecordKey(id.Address())
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := decodeRecord(in)
@@ -110,7 +117,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("%d addrs", len(r.Addrs))
 		}
 		if r.Address() == id.Address() {
-			again, err := signRecord(id, r.HostKey, r.Issued, r.Expires, r.Addrs)
+			again, err := signRecordMailbox(id, r.HostKey, r.Issued, r.Expires, r.Addrs, r.Flags, r.Mailboxes)
 			if err != nil || !bytes.Equal(again, in) {
 				t.Fatalf("accepted record does not re-encode: %v", err)
 			}

@@ -125,6 +125,16 @@ type Config struct {
 	PSK []byte
 	// Guard, if set, vets peers, links and every frame read (see Guard).
 	Guard Guard
+	// MailboxRelays are the mesh addresses of the mailbox relays where
+	// this node collects messages sent while it is offline; the DHT
+	// record names them (at most MaxRecordMailboxes) so that senders can
+	// hand messages to them. In relay mode the record also says that
+	// this node runs a mailbox (RecordFlagMailbox).
+	MailboxRelays []protocol.Address
+	// StaticRelays are circuit relays (multiaddrs with /p2p/<id>) that
+	// AutoRelay uses when the host is not publicly reachable, besides the
+	// connected peers that offer the relay service.
+	StaticRelays []string
 }
 
 // Event is one of LinkUp, LinkDown, Frame.
@@ -201,6 +211,11 @@ type Host struct {
 	cancel context.CancelFunc
 
 	republish chan struct{}
+	// republishNow asks for a publish without minRepublishGap.
+	republishNow chan struct{}
+	// mailboxes are the mailbox relays the record names (MailboxRelays,
+	// or what SetMailboxRelays chose); under mu.
+	mailboxes []protocol.Address
 
 	mu      sync.Mutex
 	closing bool
@@ -333,9 +348,15 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	// peer that runs the relay service (a meshd node in relay mode), so
 	// others can reach this host through it and hole-punch (DCUtR).
 	var hostRef atomic.Pointer[host.Host]
+	static, err := parseStaticRelays(cfg.StaticRelays)
+	if err != nil {
+		rm.Close()
+		cm.Close()
+		return nil, err
+	}
 	if !cfg.Relay {
 		opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(func(ctx context.Context, num int) <-chan peer.AddrInfo {
-			return relayCandidates(hostRef.Load(), num)
+			return relayCandidates(hostRef.Load(), static, num)
 		},
 			// meshd relays are few: one candidate is enough to start, and
 			// asking the (local, cheap) peer source often finds a relay
@@ -388,6 +409,8 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	for _, ai := range cfg.KnownPeers {
 		h.redial.add(ai.ID, ai.Addrs, time.Now())
 	}
+	h.republishNow = make(chan struct{}, 1)
+	h.mailboxes = slices.Clone(cfg.MailboxRelays)
 	fail := func(err error) (*Host, error) {
 		cancel()
 		if h.gossip != nil {
@@ -481,11 +504,30 @@ func (h *Host) currentHello() ([]byte, error) {
 	return hello, nil
 }
 
-// relayCandidates lists up to num connected peers that offer the circuit
-// relay v2 service.
-func relayCandidates(hp *host.Host, num int) <-chan peer.AddrInfo {
+// parseStaticRelays parses the configured circuit relays.
+func parseStaticRelays(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range addrs {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: static relay %q: %v (want a multiaddr ending in /p2p/<peer ID>)", ErrConfig, s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// relayCandidates lists up to num relays: the configured static ones
+// first, then connected peers that offer the circuit relay v2 service.
+func relayCandidates(hp *host.Host, static []peer.AddrInfo, num int) <-chan peer.AddrInfo {
 	ch := make(chan peer.AddrInfo, max(num, 0))
 	defer close(ch)
+	for _, ai := range static {
+		if len(ch) == cap(ch) {
+			return ch
+		}
+		ch <- ai
+	}
 	if hp == nil {
 		return ch
 	}

@@ -503,13 +503,13 @@ func TestRelayCandidates(t *testing.T) {
 	}
 	lh := p.Libp2p()
 	var got []peer.AddrInfo
-	for ai := range relayCandidates(&lh, 4) {
+	for ai := range relayCandidates(&lh, nil, 4) {
 		got = append(got, ai)
 	}
 	if len(got) != 1 || got[0].ID != r.ID() || len(got[0].Addrs) == 0 {
 		t.Fatalf("relay candidates %v, want only %s", got, r.ID())
 	}
-	if n := len(relayCandidates(nil, 4)); n != 0 {
+	if n := len(relayCandidates(nil, nil, 4)); n != 0 {
 		t.Fatalf("%d candidates before the host exists", n)
 	}
 }

@@ -26,6 +26,11 @@ const (
 	// names the host key; version 1 records (whose peer was the identity's
 	// own key) are refused.
 	recordVersion = 2
+	// recordVersionMailbox is the version of a record that also carries
+	// flags and the node's mailbox relays. A node publishes it only when
+	// it has either, so a node without them stays readable by DHT servers
+	// that know only version 2.
+	recordVersionMailbox = 3
 	// recordSignLabel is the Identity.Sign label of a record's signature.
 	recordSignLabel = "dht-addr/v2"
 
@@ -33,10 +38,13 @@ const (
 	MaxRecordAddrs = 16
 	// MaxRecordAddrLen bounds one encoded multiaddr in a record.
 	MaxRecordAddrLen = 256
-	// MaxRecordSize bounds an encoded record (a full record with
-	// MaxRecordAddrs of MaxRecordAddrLen bytes fits).
+	// MaxRecordMailboxes bounds the mailbox relays one record names.
+	MaxRecordMailboxes = 4
+	// MaxRecordSize bounds an encoded record (a full version 3 record
+	// with MaxRecordAddrs of MaxRecordAddrLen bytes and MaxRecordMailboxes
+	// fits).
 	MaxRecordSize = 1 + protocol.PublicIdentitySize + ed25519.PublicKeySize + 4 + 4 + 1 +
-		MaxRecordAddrs*(2+MaxRecordAddrLen) + protocol.SignatureSize
+		MaxRecordAddrs*(2+MaxRecordAddrLen) + 2 + MaxRecordMailboxes*protocol.AddressSize + protocol.SignatureSize
 	// MaxRecordLifetime bounds expires-issued of a record the validator
 	// accepts, so a leaked or careless record cannot live for years.
 	MaxRecordLifetime = 48 * time.Hour
@@ -72,6 +80,12 @@ var (
 //	|      | (1249 bytes)       | Ed25519  | u32 s   | u32 s   | u8  | len <= 256, n <= 16 | 64 bytes  |
 //	+------+--------------------+----------+---------+---------+-----+---------------------+-----------+
 //
+// Version 3 (0x03) has the same fields and then, before the signature,
+// flags (u8; RecordFlagMailbox: the node runs a mailbox; unknown bits are
+// kept, signed and ignored) and m (u8, m <= 4) mesh addresses of 16 bytes:
+// the mailbox relays where the node collects messages sent while it is
+// offline. A record without either is written as version 2.
+//
 // The signature is Identity.Sign("dht-addr/v2", every byte before it), so
 // the identity binds its address to the host key and through it to the
 // peer ID (the hash of the host key), as the host certificate of the link
@@ -83,7 +97,14 @@ type Record struct {
 	Issued   protocol.Timestamp // seconds, also the sequence number: newer wins
 	Expires  protocol.Timestamp
 	Addrs    []ma.Multiaddr
+	// Flags and Mailboxes are carried by version 3 records only.
+	Flags     byte
+	Mailboxes []protocol.Address
 }
+
+// RecordFlagMailbox in a record's flags says that the node runs a mailbox
+// (relay mode): others may name it as their mailbox relay.
+const RecordFlagMailbox = 1 << 0
 
 // Address returns the record's mesh address.
 func (r *Record) Address() protocol.Address { return r.Identity.Address() }
@@ -109,6 +130,21 @@ func parseRecordKey(key string) (protocol.Address, error) {
 
 // signRecord encodes and signs a record for id and its host key.
 func signRecord(id *protocol.Identity, hostKey ed25519.PublicKey, issued, expires protocol.Timestamp, addrs []ma.Multiaddr) ([]byte, error) {
+	return signRecordMailbox(id, hostKey, issued, expires, addrs, 0, nil)
+}
+
+// signRecordMailbox is signRecord with flags and mailbox relays: a version
+// 3 record when either is set, version 2 otherwise. Mailboxes beyond
+// MaxRecordMailboxes are left out.
+func signRecordMailbox(id *protocol.Identity, hostKey ed25519.PublicKey, issued, expires protocol.Timestamp, addrs []ma.Multiaddr,
+	flags byte, mailboxes []protocol.Address) ([]byte, error) {
+	if len(mailboxes) > MaxRecordMailboxes {
+		mailboxes = mailboxes[:MaxRecordMailboxes]
+	}
+	version := byte(recordVersion)
+	if flags != 0 || len(mailboxes) > 0 {
+		version = recordVersionMailbox
+	}
 	if len(hostKey) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("%w: public key of %d bytes", ErrHostKey, len(hostKey))
 	}
@@ -116,7 +152,7 @@ func signRecord(id *protocol.Identity, hostKey ed25519.PublicKey, issued, expire
 		addrs = addrs[:MaxRecordAddrs]
 	}
 	b := make([]byte, 0, 1+protocol.PublicIdentitySize+ed25519.PublicKeySize+9+len(addrs)*64+protocol.SignatureSize)
-	b = append(b, recordVersion)
+	b = append(b, version)
 	b, err := id.Public().AppendBinary(b)
 	if err != nil {
 		return nil, err
@@ -137,6 +173,12 @@ func signRecord(id *protocol.Identity, hostKey ed25519.PublicKey, issued, expire
 		b = binary.BigEndian.AppendUint16(b, uint16(len(ab)))
 		b = append(b, ab...)
 	}
+	if version == recordVersionMailbox {
+		b = append(b, flags, byte(len(mailboxes)))
+		for _, m := range mailboxes {
+			b = append(b, m[:]...)
+		}
+	}
 	return append(b, id.Sign(recordSignLabel, b)...), nil
 }
 
@@ -150,7 +192,7 @@ func decodeRecord(b []byte) (*Record, error) {
 	if len(b) < fixed+protocol.SignatureSize {
 		return nil, fmt.Errorf("p2p: address record of %d bytes: %w", len(b), protocol.ErrTruncated)
 	}
-	if b[0] != recordVersion {
+	if b[0] != recordVersion && b[0] != recordVersionMailbox {
 		return nil, fmt.Errorf("p2p: address record version %d: %w", b[0], protocol.ErrUnknownKind)
 	}
 	id, err := protocol.ParsePublicIdentity(b[1 : 1+protocol.PublicIdentitySize])
@@ -195,6 +237,11 @@ func decodeRecord(b []byte) (*Record, error) {
 		r.Addrs = append(r.Addrs, a)
 		off += l
 	}
+	if b[0] == recordVersionMailbox {
+		if off, err = decodeMailboxes(r, body, off); err != nil {
+			return nil, err
+		}
+	}
 	if off != len(body) {
 		return nil, fmt.Errorf("p2p: address record: %d bytes before the signature: %w", len(body)-off, protocol.ErrTrailing)
 	}
@@ -205,6 +252,38 @@ func decodeRecord(b []byte) (*Record, error) {
 		return nil, fmt.Errorf("p2p: address record for %s: %w: %w", id.Address(), err, protocol.ErrMalformed)
 	}
 	return r, nil
+}
+
+// decodeMailboxes reads a version 3 record's flags and mailbox relays
+// from body at off and returns the offset after them.
+func decodeMailboxes(r *Record, body []byte, off int) (int, error) {
+	if len(body)-off < 2 {
+		return off, fmt.Errorf("p2p: address record flags and mailbox count: %w", protocol.ErrTruncated)
+	}
+	r.Flags = body[off]
+	m := int(body[off+1])
+	off += 2
+	if m == 0 && r.Flags == 0 {
+		// Written as version 2; one encoding per record keeps signed
+		// bytes unambiguous.
+		return off, fmt.Errorf("p2p: address record version 3 without flags or mailboxes: %w", protocol.ErrMalformed)
+	}
+	if m > MaxRecordMailboxes {
+		return off, fmt.Errorf("p2p: address record with %d mailboxes, limit %d: %w", m, MaxRecordMailboxes, protocol.ErrTooLarge)
+	}
+	if len(body)-off < m*protocol.AddressSize {
+		return off, fmt.Errorf("p2p: address record mailboxes: %w", protocol.ErrTruncated)
+	}
+	for range m {
+		var a protocol.Address
+		copy(a[:], body[off:])
+		if a == r.Identity.Address() || a.IsZero() {
+			return off, fmt.Errorf("p2p: address record names %s as its own mailbox: %w", a, protocol.ErrMalformed)
+		}
+		r.Mailboxes = append(r.Mailboxes, a)
+		off += protocol.AddressSize
+	}
+	return off, nil
 }
 
 // validateRecord decodes a record stored under key and checks everything a

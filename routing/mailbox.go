@@ -1,0 +1,94 @@
+package routing
+
+import (
+	"fmt"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// MailboxFound reports, from outside the mesh (the daemon reads it from
+// the destination's signed DHT record), that Dest names Mailbox as one of
+// its mailbox relays and that the node has, or is opening, a path to
+// Mailbox. The engine learns Dest's identity (and KEM key) from Identity,
+// so messages waiting for the key can be sealed while Dest is offline,
+// and offers every message for Dest it holds and has not handed off to
+// Mailbox at once, rather than after HandOffAfter retries to whatever
+// mailbox is nearest: the recipient collects only from the mailboxes it
+// named.
+//
+// As with any hand-off, only a signed "accepted" from Mailbox itself
+// counts, and the origin keeps its copy until the delivery receipt.
+type MailboxFound struct {
+	Dest     Address
+	Identity *protocol.PublicIdentity
+	Mailbox  Address
+}
+
+func (MailboxFound) isInput() {}
+
+// mailboxFound carries out a MailboxFound input.
+func (e *Engine) mailboxFound(in MailboxFound) error {
+	if in.Dest == e.self || in.Mailbox == e.self || in.Mailbox == in.Dest || in.Mailbox.IsZero() {
+		return fmt.Errorf("mailbox %v for %v: %w", in.Mailbox, in.Dest, ErrBadInput)
+	}
+	if in.Identity == nil || in.Identity.Address() != in.Dest {
+		return fmt.Errorf("mailbox for %v: identity missing or for another address: %w", in.Dest, ErrBadInput)
+	}
+	if d := e.table.entry(in.Dest, MetricInfinite); d != nil && d.kemKey == nil {
+		d.ident, d.known = in.Identity.Compact(), true
+		d.kemKey = in.Identity.KEMPublicKey()
+		e.keyLearned(d) // seals what waited for the key
+	}
+	for _, r := range e.custody.forDest(in.Dest) {
+		if r.awaitingKey || r.handedOff {
+			continue
+		}
+		if _, err := e.sendControl(in.Mailbox, protocol.TypeControl, protocol.AppendCustodyOffer(nil, r.data), r.expires); err == nil {
+			r.offeredTo = in.Mailbox
+		}
+	}
+	return nil
+}
+
+// takeMailboxCustody is takeCustody for an envelope accepted through a
+// custody offer: the record is marked mailboxed (and persisted so) before
+// the first attempt.
+func (e *Engine) takeMailboxCustody(env *protocol.Envelope, key envKey, raw []byte, from owner) error {
+	if e.custody.get(key) != nil {
+		return nil
+	}
+	r := &custodyRec{
+		key: key, id: env.ID, dest: env.Dest, typ: env.Type, created: env.Created, expires: env.Expires,
+		sealedSender: env.Flags&protocol.FlagSealedSender != 0, data: raw, mailboxed: true,
+	}
+	r.chargeTo(from, env)
+	if err := e.custody.admit(r); err != nil {
+		return fmt.Errorf("mailbox custody for %v: %w", r.dest, err)
+	}
+	e.custody.add(r)
+	e.persistCustody(r)
+	e.counters.CustodyAccepted++
+	e.attempt(r)
+	return nil
+}
+
+// toDest says whether route c leads to r's destination itself: over a
+// point-to-point link, the link's authenticated peer is the destination;
+// over a shared link, the destination is the next hop.
+func (e *Engine) toDest(r *custodyRec, c candidate) bool {
+	l := e.links[c.link]
+	if l == nil || c.via != r.dest {
+		return false
+	}
+	return l.info.Peer == r.dest || (l.info.Shared && c.hops == 1)
+}
+
+// keepsCopy says whether a mailbox keeps record r after handing it on: it
+// does, retrying with backoff like an origin, until the recipient's
+// receipt or the message's expiry, unless it handed it to the recipient
+// itself. Routes are only their advertisers' word: a neighbour advertising
+// a captured announce of an offline recipient (as the forwarder, or naming
+// the recipient as one) would otherwise collect, and could drop, its
+// mailbox (TestAttackDrainMailbox). Forwarders' records are released on
+// the hand-over as before.
+func (r *custodyRec) keepsCopy() bool { return r.mailboxed && !r.toDest }
