@@ -170,6 +170,7 @@ func TestEndToEndNetnsLineOneLinkPartition(t *testing.T) {
 		ps[i].start(ctx)
 	}
 	defer killAll(ps...)
+	t.Cleanup(func() { logTails(t, ps) })
 	a, c, dd, e := ps[0], ps[2], ps[3], ps[4]
 	for i := 0; i+1 < len(ps); i++ {
 		ps[i].ctl("connect", addrOn(t, ps[i+1], linkAddr(i, 1)))
@@ -212,5 +213,17 @@ func TestEndToEndNetnsLineOneLinkPartition(t *testing.T) {
 	assertLine(ctx, t, ps)
 	for _, p := range ps {
 		p.stop(ctx)
+	}
+}
+
+// logTails logs the end of each daemon's log when the test failed (the
+// logs are in temporary directories that go with the test).
+func logTails(t *testing.T, ps []*proc) {
+	if !t.Failed() {
+		return
+	}
+	for _, p := range ps {
+		lines := strings.Split(strings.TrimSpace(p.logText()), "\n")
+		t.Logf("%s: last lines of meshd.log:\n%s", p.name, strings.Join(lines[max(0, len(lines)-60):], "\n"))
 	}
 }
