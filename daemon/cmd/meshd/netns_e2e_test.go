@@ -170,7 +170,7 @@ func TestEndToEndNetnsLineOneLinkPartition(t *testing.T) {
 		ps[i].start(ctx)
 	}
 	defer killAll(ps...)
-	t.Cleanup(func() { logTails(t, ps) })
+	defer logTails(ctx, t, ps)
 	a, c, dd, e := ps[0], ps[2], ps[3], ps[4]
 	for i := 0; i+1 < len(ps); i++ {
 		ps[i].ctl("connect", addrOn(t, ps[i+1], linkAddr(i, 1)))
@@ -216,13 +216,18 @@ func TestEndToEndNetnsLineOneLinkPartition(t *testing.T) {
 	}
 }
 
-// logTails logs the end of each daemon's log when the test failed (the
-// logs are in temporary directories that go with the test).
-func logTails(t *testing.T, ps []*proc) {
+// logTails logs, when the test failed, each daemon's routes, store
+// figures and the end of its log, while the daemons still run (the logs
+// are in temporary directories that go with the test).
+func logTails(ctx context.Context, t *testing.T, ps []*proc) {
 	if !t.Failed() {
 		return
 	}
 	for _, p := range ps {
+		routes, err := p.client.Routes(ctx)
+		t.Logf("%s: routes %+v (%v)", p.name, routes, err)
+		stats, err := p.client.StoreStats(ctx)
+		t.Logf("%s: store %+v (%v)", p.name, stats, err)
 		lines := strings.Split(strings.TrimSpace(p.logText()), "\n")
 		t.Logf("%s: last lines of meshd.log:\n%s", p.name, strings.Join(lines[max(0, len(lines)-60):], "\n"))
 	}
