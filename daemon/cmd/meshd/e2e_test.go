@@ -92,6 +92,10 @@ type proc struct {
 	// flags for meshd run.
 	logLevel string
 	extra    []string
+	// listen replaces the default listen address (127.0.0.1, port 0);
+	// netns runs meshd inside that network namespace (ip netns exec).
+	listen []string
+	netns  string
 }
 
 func newProc(t testing.TB, name string) *proc {
@@ -111,6 +115,9 @@ func (p *proc) start(ctx context.Context) {
 	args := []string{"run", "--data-dir", p.dir, "--listen", "/ip4/127.0.0.1/tcp/0",
 		"--api", "off", "--no-mdns", "--log-level", level, "--log-format", "json"}
 	p.cmd = exec.Command(p.meshd, append(args, p.extra...)...)
+	if len(p.listen) > 0 || p.netns != "" {
+		p.cmd = p.nsCommand(level)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

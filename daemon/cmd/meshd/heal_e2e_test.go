@@ -182,6 +182,17 @@ func waitAll(ctx context.Context, t *testing.T, e *proc, texts []string, since t
 		want[s] = true
 	}
 	got := map[string]bool{}
+	defer func() {
+		if t.Failed() {
+			var missing []string
+			for _, s := range texts {
+				if !got[s] {
+					missing = append(missing, s)
+				}
+			}
+			t.Logf("after %s, E lacks %q", what, missing)
+		}
+	}()
 	// Some arrived before since: count the inbox first, then events.
 	for s := range want {
 		if e.inboxCount(wctx, s) > 0 {
