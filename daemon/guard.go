@@ -343,8 +343,13 @@ func (n *Node) vetFrame(l *link, frame []byte) error {
 
 // forged reports whether the engine refused a frame for what the peer
 // sent (malformed, a bad signature, a mismatched address), not for the
-// node's state or the clock: only such refusals are strikes.
+// node's state or the clock: only such refusals are strikes. Refusals of
+// what only the destination checks (routing.ErrEndToEnd) are not: honest
+// forwarders pass such frames on, so they are not the neighbour's doing.
 func forged(err error) bool {
+	if errors.Is(err, routing.ErrEndToEnd) {
+		return false // relayed unchecked: not the neighbour's doing
+	}
 	for _, e := range []error{protocol.ErrBadSignature, protocol.ErrMalformed, protocol.ErrTruncated, protocol.ErrTrailing,
 		protocol.ErrUnknownKind, protocol.ErrAddressMismatch, routing.ErrBadInput} {
 		if errors.Is(err, e) {
