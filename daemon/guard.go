@@ -163,6 +163,15 @@ func (g *guard) AllowPeer(p peer.ID) bool {
 func (g *guard) AllowLink(p peer.ID, a protocol.Address) error {
 	if !g.access.allowsLink(p, a) {
 		g.stats.refusedDenied.Add(1)
+		if p != "" {
+			// Refused by its address, known only now: its peer ID is
+			// refused from here on (for limits.cool_down) like a denied
+			// one, so it gets no connection back for gossip or the DHT.
+			g.mu.Lock()
+			now := g.now()
+			g.coolLocked(now, p2pKey(p), now.Add(time.Duration(g.cfg.CoolDown)))
+			g.mu.Unlock()
+		}
 		return fmt.Errorf("%w: %s", ErrDenied, a)
 	}
 	g.mu.Lock()
