@@ -277,6 +277,7 @@ func (c *countReader) Read(p []byte) (int, error) {
 // new file at path (meshd backup when no node answers on the socket). The
 // store's lock keeps a node from starting on dataDir meanwhile.
 func BackupDataDir(dataDir, path string, now time.Time) (BackupHeader, int64, error) {
+	privateUmask() // runs without Main; opening the store may create files
 	dbDir := filepath.Join(dataDir, "db")
 	if _, err := os.Stat(dbDir); err != nil {
 		return BackupHeader{}, 0, fmt.Errorf("backup: no database in %s: %w", dataDir, err)

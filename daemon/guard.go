@@ -50,6 +50,10 @@ const (
 	// maxTracked bounds the peers the guard keeps limiters for; beyond it
 	// the idlest are forgotten (they start again with a full bucket).
 	maxTracked = 4096
+	// maxCooling bounds the cool-down list: peer IDs are free to mint,
+	// and each offender stays on it for limits.cool_down. Past it, the
+	// entry that ends soonest goes first.
+	maxCooling = 4 * maxTracked
 )
 
 // guardStats are the guard's counters (metrics).
@@ -73,6 +77,12 @@ const (
 
 var refusalNames = [refusalKinds]string{"size", "kind", "rate", "invalid"}
 
+// cooled is one entry of the cool-down list, in coolOrder.
+type cooled struct {
+	key   string
+	until time.Time
+}
+
 // peerState is one peer's limiters.
 type peerState struct {
 	frames, bytes, strikes *rate.Limiter
@@ -92,8 +102,12 @@ type guard struct {
 	mu      sync.Mutex
 	peers   map[string]*peerState
 	cooling map[string]time.Time // key: until
-	logged  time.Time
-	pending map[string]int // offences since the last summary line, by kind
+	// coolOrder holds the cool-downs in the order they were given, which
+	// is the order they end (one cool_down for all): expired ones are
+	// purged from its front, and the oldest dropped when it is full.
+	coolOrder []cooled
+	logged    time.Time
+	pending   map[string]int // offences since the last summary line, by kind
 }
 
 func newGuard(cfg LimitsConfig, access accessLists, now func() time.Time, log *slog.Logger) *guard {
@@ -149,6 +163,15 @@ func (g *guard) AllowPeer(p peer.ID) bool {
 func (g *guard) AllowLink(p peer.ID, a protocol.Address) error {
 	if !g.access.allowsLink(p, a) {
 		g.stats.refusedDenied.Add(1)
+		if p != "" {
+			// Refused by its address, known only now: its peer ID is
+			// refused from here on (for limits.cool_down) like a denied
+			// one, so it gets no connection back for gossip or the DHT.
+			g.mu.Lock()
+			now := g.now()
+			g.coolLocked(now, p2pKey(p), now.Add(time.Duration(g.cfg.CoolDown)))
+			g.mu.Unlock()
+		}
 		return fmt.Errorf("%w: %s", ErrDenied, a)
 	}
 	g.mu.Lock()
@@ -245,7 +268,7 @@ func (g *guard) kickLocked(now time.Time, kind string, keys ...string) {
 	g.stats.disconnects.Add(1)
 	until := now.Add(time.Duration(g.cfg.CoolDown))
 	for _, k := range keys {
-		g.cooling[k] = until
+		g.coolLocked(now, k, until)
 		delete(g.peers, k)
 	}
 	g.pending[kind]++
@@ -296,11 +319,25 @@ func (g *guard) forgetIdlestLocked() {
 		}
 	}
 	delete(g.peers, idle)
-	for k, until := range g.cooling {
-		if !g.now().Before(until) {
-			delete(g.cooling, k)
+}
+
+// coolLocked puts key on the cool-down list until then, first purging
+// the cool-downs that ended and, if the list is full, the one that ends
+// soonest: O(1) amortized, so minted peer IDs cannot make it expensive.
+func (g *guard) coolLocked(now time.Time, key string, until time.Time) {
+	for len(g.coolOrder) > 0 && (len(g.coolOrder) >= maxCooling || !now.Before(g.coolOrder[0].until)) {
+		c := g.coolOrder[0]
+		g.coolOrder[0] = cooled{}
+		g.coolOrder = g.coolOrder[1:]
+		if g.cooling[c.key].Equal(c.until) {
+			delete(g.cooling, c.key)
 		}
 	}
+	if len(g.coolOrder) == 0 {
+		g.coolOrder = nil // let the old backing array go
+	}
+	g.cooling[key] = until
+	g.coolOrder = append(g.coolOrder, cooled{key, until})
 }
 
 // openGuard makes the node's guard and derives the network keys.
@@ -343,8 +380,13 @@ func (n *Node) vetFrame(l *link, frame []byte) error {
 
 // forged reports whether the engine refused a frame for what the peer
 // sent (malformed, a bad signature, a mismatched address), not for the
-// node's state or the clock: only such refusals are strikes.
+// node's state or the clock: only such refusals are strikes. Refusals of
+// what only the destination checks (routing.ErrEndToEnd) are not: honest
+// forwarders pass such frames on, so they are not the neighbour's doing.
 func forged(err error) bool {
+	if errors.Is(err, routing.ErrEndToEnd) {
+		return false // relayed unchecked: not the neighbour's doing
+	}
 	for _, e := range []error{protocol.ErrBadSignature, protocol.ErrMalformed, protocol.ErrTruncated, protocol.ErrTrailing,
 		protocol.ErrUnknownKind, protocol.ErrAddressMismatch, routing.ErrBadInput} {
 		if errors.Is(err, e) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -27,9 +28,42 @@ func checkDataDirMode(dir string, log *slog.Logger) error {
 	if perm&0o022 != 0 {
 		return fmt.Errorf("%w: %s has mode %04o (chmod 700 %s)", ErrUnsafeDataDir, dir, perm, dir)
 	}
+	if err := checkParentModes(dir); err != nil {
+		return err
+	}
 	if perm&0o077 != 0 {
 		log.Warn("the data directory is readable by other users; it holds the message store and the API socket (chmod 700 it)",
 			"dir", dir, "mode", fmt.Sprintf("%04o", perm))
+	}
+	return nil
+}
+
+// checkParentModes refuses a data directory whose path, as given or
+// with its symlinks resolved, runs through a directory others may write
+// to without the sticky bit: they could rename the data directory (or a
+// symlink to it) away and put their own in its place.
+func checkParentModes(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	for _, p := range []string{abs, real} {
+		for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+			st, err := os.Stat(d)
+			if err != nil {
+				return fmt.Errorf("data directory: %w", err)
+			}
+			if st.Mode().Perm()&0o022 != 0 && st.Mode()&os.ModeSticky == 0 {
+				return fmt.Errorf("%w: %s lies in %s, which has mode %04o (chmod go-w %s)", ErrUnsafeDataDir, dir, d, st.Mode().Perm(), d)
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
 	}
 	return nil
 }

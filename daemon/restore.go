@@ -29,8 +29,9 @@ type RestoreOptions struct {
 // of another node than dataDir's identity key is refused (ErrOtherNode)
 // unless opt.Force. The database is loaded into a scratch directory and
 // renamed into place last, so an interrupted restore leaves no database
-// and can be run again.
+// and can be run again. It sets the process umask to 077, as Main does.
 func Restore(dataDir, path string, opt RestoreOptions) (BackupHeader, error) {
+	privateUmask() // `meshd restore` runs without Main: badger's files would be 0644
 	f, err := os.Open(path)
 	if err != nil {
 		return BackupHeader{}, fmt.Errorf("restore: %w", err)

@@ -33,3 +33,9 @@ var (
 	// its origin may cancel it.
 	ErrNotOwn = errors.New("routing: message is another node's")
 )
+
+// ErrEndToEnd marks a refusal of what only this node, the destination,
+// can check (a sealed message's inner signature, a control payload, a
+// session frame's seal): forwarders pass such frames on unchecked, so the
+// neighbour that handed it over is not to blame for it.
+var ErrEndToEnd = errors.New("routing: refused at the destination")

@@ -170,7 +170,12 @@ func (e *Engine) handleOwn(l *link, env *protocol.Envelope, key envKey, raw []by
 	if l.info.HopAcks {
 		e.sendHopAck(l, key)
 	}
-	return e.deliver(env, key, l)
+	if err := e.deliver(env, key, l); err != nil {
+		// Past the checks a forwarder makes: the neighbour is not to
+		// blame (the daemon's guard strikes only what it is).
+		return fmt.Errorf("%w: %w", ErrEndToEnd, err)
+	}
+	return nil
 }
 
 // verifyOnce checks an envelope's times, and its signature unless this node

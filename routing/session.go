@@ -447,7 +447,7 @@ func (e *Engine) handleSessionData(l *link, frame []byte) error {
 			se.ackDue = se.ack.Next > 0
 			return nil
 		}
-		return err
+		return fmt.Errorf("%w: %w", ErrEndToEnd, err) // relays pass session frames on sealed
 	}
 	e.counters.SessionFramesIn++
 	se.used = e.now
@@ -456,7 +456,10 @@ func (e *Engine) handleSessionData(l *link, frame []byte) error {
 	}
 	e.persistSession(se)
 	if control {
-		return e.sessionControl(se, pt)
+		if err := e.sessionControl(se, pt); err != nil {
+			return fmt.Errorf("%w: %w", ErrEndToEnd, err)
+		}
+		return nil
 	}
 	e.sessionDeliver(se, binary.BigEndian.Uint32(frame[6:10]), pt)
 	return nil

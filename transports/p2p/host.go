@@ -284,6 +284,10 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		}
 		listen = append(listen, a)
 	}
+	if len(cfg.PSK) > 0 && len(cfg.ListenAddrs) > 0 && len(listen) == 0 {
+		// Left out, they would leave a host that listens on nothing.
+		return nil, fmt.Errorf("%w: a private network (PSK) runs on TCP only, and every listen address is QUIC or WebTransport: add a /tcp one", ErrConfig)
+	}
 	if !cfg.SharePort {
 		if err := checkPortsFree(listen); err != nil {
 			return nil, err

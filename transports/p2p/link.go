@@ -198,6 +198,9 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 	if g := h.cfg.Guard; g != nil {
 		if err := g.AllowLink(remote, id.Address()); err != nil {
 			fail(fmt.Errorf("%w: %w", ErrRefusedPeer, err))
+			// Its connections go too: kept, they would still carry
+			// gossip and the DHT for a peer the guard refused.
+			go h.host.Network().ClosePeer(remote)
 			return
 		}
 	}
