@@ -29,7 +29,8 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{"up": true}
 	fq := regexp.MustCompile(`fqName: "([^"]+)"`)
-	for _, c := range []prometheus.Collector{newCollector(nil), newLinkCollector(nil), newLoRaCollector(nil)} {
+	for _, c := range []prometheus.Collector{newCollector(nil), newLinkCollector(nil), newLoRaCollector(nil),
+		upkeepCollector{}, newGuardCollector(nil), newDeliveryLatency()} {
 		ch := make(chan *prometheus.Desc, 512)
 		c.Describe(ch)
 		close(ch)
