@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -8,6 +10,7 @@ import (
 
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/routing"
+	"meshd.dev/meshd/rpcapi"
 )
 
 func histogramOf(t *testing.T, d *deliveryLatency, name string) *dto.Histogram {
@@ -104,5 +107,42 @@ func TestDeliveryLatencyPendingIsBounded(t *testing.T) {
 	newest[0], newest[1] = byte(last), byte(last>>8)
 	if _, ok := d.pending[newest]; !ok {
 		t.Error("the newest send was not kept")
+	}
+}
+
+// The node times its own message from msg.send to the receipt on its
+// injected clock: sent while the destination is not linked yet, delivered
+// once it is, 90 s later on that clock.
+func TestNodeTimesDeliveryOnItsClock(t *testing.T) {
+	noLeaks(t)
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	a, stopA := startNodeClock(t, testConfig(t), now)
+	defer stopA()
+	b, stopB := startNodeClock(t, testConfig(t), now)
+	defer stopB()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	evA, cancelA, _ := a.Subscribe(ctx)
+	defer cancelA()
+	if _, err := a.Send(ctx, rpcapi.SendParams{To: b.id.Address().String(), Text: "timed", TTL: 3600}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(int64(90 * time.Second))
+	if _, err := a.Connect(ctx, b.host.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitKind(t, ctx, evA, rpcapi.EventDelivered)
+	// The loop noted the receipt before it published the event.
+	if err := a.call(ctx, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	h := histogramOf(t, a.latency, "seconds")
+	if h.GetSampleCount() != 1 || h.GetSampleSum() != 90 {
+		t.Errorf("latency: %d samples summing to %v s, want 1 of 90 s", h.GetSampleCount(), h.GetSampleSum())
+	}
+	if hops := histogramOf(t, a.latency, "hops"); hops.GetSampleCount() != 1 || hops.GetSampleSum() != 1 {
+		t.Errorf("hops: %d samples summing to %v, want 1 of 1 (a neighbour)", hops.GetSampleCount(), hops.GetSampleSum())
 	}
 }
