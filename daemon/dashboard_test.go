@@ -29,7 +29,8 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{"up": true}
 	fq := regexp.MustCompile(`fqName: "([^"]+)"`)
-	for _, c := range []prometheus.Collector{newCollector(nil), newLinkCollector(nil), newLoRaCollector(nil)} {
+	for _, c := range []prometheus.Collector{newCollector(nil), newLinkCollector(nil), newLoRaCollector(nil),
+		upkeepCollector{}, newGuardCollector(nil)} {
 		ch := make(chan *prometheus.Desc, 512)
 		c.Describe(ch)
 		close(ch)
@@ -41,7 +42,11 @@ func exportedMetrics(t *testing.T) map[string]bool {
 			names[m[1]] = true
 		}
 	}
-	mfs, err := prometheus.DefaultGatherer.Gather()
+	// The histograms are gathered, not described, so that their
+	// _bucket, _count and _sum series are known too.
+	hists := prometheus.NewRegistry()
+	hists.MustRegister(newDeliveryLatency())
+	mfs, err := prometheus.Gatherers{hists, prometheus.DefaultGatherer}.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -196,6 +196,9 @@ func startMetricsAuth(n *Node, addr, token string, log *slog.Logger) (*metricsSe
 	if err := reg.Register(upkeepCollector{n}); err != nil {
 		return nil, err
 	}
+	if err := reg.Register(n.latency); err != nil {
+		return nil, err
+	}
 	if n.guard != nil {
 		if err := reg.Register(newGuardCollector(n.guard)); err != nil {
 			return nil, err

@@ -96,6 +96,8 @@ type Node struct {
 	contactsMu sync.Mutex
 	// guard vets peers and inbound frames (guard.go).
 	guard *guard
+	// latency times own messages from acceptance to receipt (latency.go).
+	latency *deliveryLatency
 
 	// Read by API goroutines.
 	snap atomic.Pointer[snapshot]
@@ -288,7 +290,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
 		resolved: map[peer.ID][]pendingResolved{}, publishing: map[uint64]*pendingPublish{},
 		chans: chans, gossip: host, linkIn: make(chan linkEvent, linkInQueue), transports: transports,
-		guard: g,
+		guard: g, latency: newDeliveryLatency(),
 	}
 	n.publishLinks()
 	c := eng.Counters()
@@ -530,6 +532,7 @@ func (n *Node) onEngineEvent(ev routing.Event) {
 	if n.noteEvent(ev) {
 		return
 	}
+	n.latency.note(ev, n.now())
 	w := n.waiters[ev.Ref]
 	switch ev.Kind {
 	case routing.EventAccepted:
