@@ -73,9 +73,10 @@ type redialTarget struct {
 	attempt int
 	next    time.Time
 	dialing bool
-	seen    time.Time // last link up (zero: never this run)
-	links   int       // links up now (a replaced link's down may follow its successor's up)
-	pinned  bool      // a bootstrap peer: never evicted
+	seen    time.Time      // last link up (zero: never this run)
+	links   int            // links up now (a replaced link's down may follow its successor's up)
+	pinned  bool           // a bootstrap peer: never evicted
+	boot    []ma.Multiaddr // a bootstrap peer's configured addresses: always kept
 }
 
 // redialer owns the set of peers to keep linked.
@@ -146,6 +147,7 @@ func (r *redialer) pin(p peer.ID) {
 	r.mu.Lock()
 	if t := r.targets[p]; t != nil {
 		t.pinned = true
+		t.boot = slices.Clone(t.addrs)
 	}
 	r.mu.Unlock()
 }
@@ -160,7 +162,14 @@ func (r *redialer) linkUp(p peer.ID, addrs []ma.Multiaddr, now time.Time) {
 		// What identify reported now replaces what was remembered: the
 		// peer may have moved to a new port.
 		if len(addrs) > 0 {
-			t.addrs = slices.DeleteFunc(slices.Clone(addrs), isCircuit)
+			// The operator's addresses for a bootstrap peer stay first.
+			t.addrs = slices.Clone(t.boot)
+			for _, a := range addrs {
+				if !slices.ContainsFunc(t.addrs, a.Equal) {
+					t.addrs = append(t.addrs, a)
+				}
+			}
+			t.addrs = slices.DeleteFunc(t.addrs, isCircuit)
 			if len(t.addrs) > maxAddrsPerPeer {
 				t.addrs = t.addrs[:maxAddrsPerPeer]
 			}
@@ -303,20 +312,24 @@ func (h *Host) KnownPeers() []peer.AddrInfo {
 	return h.redial.known()
 }
 
-// peerAddrs is what the host knows of p's addresses now: the connections'
-// remote addresses first, then the peerstore's (identify's listen
-// addresses), without relay addresses.
+// peerAddrs is what the host may remember of p's addresses now: for each
+// connection its remote address and the plausible ones among the
+// peerstore's (identify's listen addresses; see plausibleAddrs), at most
+// maxAddrsPerPeer.
 func (h *Host) peerAddrs(p peer.ID) []ma.Multiaddr {
+	claimed := h.host.Peerstore().Addrs(p)
 	var out []ma.Multiaddr
 	for _, c := range h.host.Network().ConnsToPeer(p) {
-		out = append(out, c.RemoteMultiaddr())
-	}
-	for _, a := range h.host.Peerstore().Addrs(p) {
-		if !slices.ContainsFunc(out, a.Equal) {
-			out = append(out, a)
+		for _, a := range plausibleAddrs(c.RemoteMultiaddr(), claimed) {
+			if !slices.ContainsFunc(out, a.Equal) {
+				out = append(out, a)
+			}
 		}
 	}
-	return slices.DeleteFunc(out, isCircuit)
+	if len(out) > maxAddrsPerPeer {
+		out = out[:maxAddrsPerPeer]
+	}
+	return out
 }
 
 // keepalive pings the peer of l every keepaliveInterval over one ping
