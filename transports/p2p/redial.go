@@ -36,6 +36,10 @@ type RedialConfig struct {
 	Rand func() float64
 	// Off turns redialling off (tests of one-shot behaviour).
 	Off bool
+	// ForgetAfter is how long a peer (not a bootstrap peer) may stay
+	// unreachable before it is dropped from the set (default
+	// DefaultForgetAfter), so that dead entries are not dialled forever.
+	ForgetAfter time.Duration
 }
 
 func (c RedialConfig) withDefaults() RedialConfig {
@@ -47,6 +51,9 @@ func (c RedialConfig) withDefaults() RedialConfig {
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Float64
+	}
+	if c.ForgetAfter <= 0 {
+		c.ForgetAfter = DefaultForgetAfter
 	}
 	return c
 }
@@ -77,6 +84,7 @@ type redialTarget struct {
 	links   int            // links up now (a replaced link's down may follow its successor's up)
 	pinned  bool           // a bootstrap peer: never evicted
 	boot    []ma.Multiaddr // a bootstrap peer's configured addresses: always kept
+	lost    time.Time      // unreachable since (added, last link down, or last seen connected)
 }
 
 // redialer owns the set of peers to keep linked.
@@ -109,7 +117,7 @@ func (r *redialer) add(p peer.ID, addrs []ma.Multiaddr, now time.Time) {
 		if len(r.targets) >= MaxKnownPeers && !r.evictLocked() {
 			return
 		}
-		t = &redialTarget{next: now}
+		t = &redialTarget{next: now, lost: now}
 		r.targets[p] = t
 	}
 	for _, a := range addrs {
@@ -183,6 +191,9 @@ func (r *redialer) linkDown(p peer.ID, now time.Time) {
 	r.mu.Lock()
 	if t := r.targets[p]; t != nil && t.links > 0 {
 		t.links--
+		if t.links == 0 {
+			t.lost = now
+		}
 	}
 	if t := r.targets[p]; t != nil && !t.dialing {
 		t.attempt = 0
@@ -237,6 +248,7 @@ func (r *redialer) loop() {
 
 func (r *redialer) dialDue(now time.Time) {
 	r.mu.Lock()
+	r.forgetLocked(now)
 	var due []peer.ID
 	for p, t := range r.targets {
 		if !t.dialing && !now.Before(t.next) {
@@ -249,6 +261,7 @@ func (r *redialer) dialDue(now time.Time) {
 			r.mu.Lock()
 			if t := r.targets[p]; t != nil {
 				t.attempt, t.next = 0, now.Add(r.cfg.backoff(0, r.cfg.Rand()))
+				t.lost = now
 			}
 			r.mu.Unlock()
 			continue
@@ -265,6 +278,27 @@ func (r *redialer) dialDue(now time.Time) {
 		r.h.wg.Add(1)
 		go r.dial(ai)
 	}
+}
+
+// forgetLocked drops the peers without a link that stayed unreachable for
+// ForgetAfter, except bootstrap peers (configured by the operator).
+func (r *redialer) forgetLocked(now time.Time) {
+	for p, t := range r.targets {
+		if t.links == 0 && !t.pinned && now.Sub(t.lost) >= r.cfg.ForgetAfter {
+			delete(r.targets, p)
+			r.h.log.Info("forgot a peer unreachable too long", "peer", p, "since", t.lost)
+		}
+	}
+}
+
+// setLost sets when p was last reachable (a remembered peer's last link,
+// from an earlier run), if p has no link up.
+func (r *redialer) setLost(p peer.ID, at time.Time) {
+	r.mu.Lock()
+	if t := r.targets[p]; t != nil && t.links == 0 && !at.IsZero() {
+		t.lost = at
+	}
+	r.mu.Unlock()
 }
 
 // dial connects to ai (the remembered addresses and whatever the
