@@ -20,7 +20,8 @@ import (
 // and every peer a meshd link came up with). A peer of the set that has no
 // link is dialled again after a jittered exponential backoff, so the mesh
 // heals after either side restarts (also on a new port: the restarted side
-// dials, the other learns its new addresses from identify) or a partition
+// dials, the other learns its new address from the connection; see
+// plausibleAddrs for which addresses are remembered) or a partition
 // ends, without mDNS and without anyone running meshctl connect.
 
 // ErrKeepalive ends a link whose peer stopped answering pings.
@@ -167,8 +168,8 @@ func (r *redialer) linkUp(p peer.ID, addrs []ma.Multiaddr, now time.Time) {
 	if t := r.targets[p]; t != nil {
 		t.attempt, t.seen = 0, now
 		t.links++
-		// What identify reported now replaces what was remembered: the
-		// peer may have moved to a new port.
+		// What the connection shows now replaces what was remembered:
+		// the peer may have moved to a new port.
 		if len(addrs) > 0 {
 			// The operator's addresses for a bootstrap peer stay first.
 			t.addrs = slices.Clone(t.boot)
