@@ -249,6 +249,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
+	known, knownSeen := knownPeers(st, log, now(), cfg.Bootstrap)
 	host, err := p2p.New(ctx, p2p.Config{
 		PSK:         psk,
 		Guard:       g,
@@ -264,7 +265,8 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		ConnHigh:    cfg.Limits.ConnHigh,
 		Logger:      log,
 		Now:         now,
-		KnownPeers:  knownPeers(st, log),
+		KnownPeers:  known,
+		KnownSeen:   knownSeen,
 		Gossip: p2p.GossipConfig{Enabled: true, Validate: chans.validate, Deliver: chans.deliver,
 			SeenTTL: floodMaxAge + clockSkew}, // gossip remembers a frame as long as it can be accepted
 		AgentVersion:  agentVersion(),
@@ -435,6 +437,10 @@ func (n *Node) release() error {
 	errT := n.closeTransports()
 	n.bg.Wait()
 	n.hub.closeAll()
+	// Links up until now: their peers were reachable until now.
+	for p := range n.links {
+		n.peerGone(p, n.now())
+	}
 	errH := n.host.Close()
 	errS := n.st.Close()
 	return errors.Join(errT, errH, errS)
@@ -587,6 +593,7 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 		if l := n.links[ev.Peer]; l != nil {
 			n.linkDown(l)
 		}
+		n.peerGone(ev.Peer, now)
 	case p2p.Frame:
 		l := n.links[ev.Peer]
 		if l == nil {

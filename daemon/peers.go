@@ -12,14 +12,23 @@ import (
 )
 
 // knownPeers reads the peers remembered from earlier runs, for the host
-// to redial from the start. Entries that no longer parse are skipped.
-func knownPeers(st *store.Store, log *slog.Logger) []peer.AddrInfo {
+// to redial from the start, with when each was last seen. Entries
+// unreachable for p2p.DefaultForgetAfter are first forgotten on disk,
+// except bootstrap peers (configured by the operator); entries that no
+// longer parse are skipped.
+func knownPeers(st *store.Store, log *slog.Logger, now time.Time, bootstrap []string) ([]peer.AddrInfo, map[peer.ID]time.Time) {
+	if n, err := st.ForgetKnownPeers(now.Add(-p2p.DefaultForgetAfter), bootstrapIDs(bootstrap)...); err != nil {
+		log.Warn("could not forget long-unreachable peers", "err", err)
+	} else if n > 0 {
+		log.Info("forgot peers unreachable too long", "count", n, "after", p2p.DefaultForgetAfter)
+	}
 	kps, err := st.KnownPeers()
 	if err != nil {
 		log.Warn("could not read the known peers; starting without them", "err", err)
-		return nil
+		return nil, nil
 	}
 	out := make([]peer.AddrInfo, 0, len(kps))
+	seen := make(map[peer.ID]time.Time, len(kps))
 	for _, kp := range kps {
 		id, err := peer.Decode(kp.ID)
 		if err != nil {
@@ -33,9 +42,30 @@ func knownPeers(st *store.Store, log *slog.Logger) []peer.AddrInfo {
 		}
 		if len(ai.Addrs) > 0 {
 			out = append(out, ai)
+			seen[id] = kp.Seen
+		}
+	}
+	return out, seen
+}
+
+// bootstrapIDs are the peer IDs of the bootstrap multiaddrs that parse.
+func bootstrapIDs(bootstrap []string) []string {
+	var out []string
+	for _, s := range bootstrap {
+		if ai, err := peer.AddrInfoFromString(s); err == nil {
+			out = append(out, ai.ID.String())
 		}
 	}
 	return out
+}
+
+// peerGone notes that p's link went down at now: the remembered entry's
+// last-seen time moves there, so that a link that lasted longer than
+// p2p.DefaultForgetAfter is not forgotten at the next start.
+func (n *Node) peerGone(p peer.ID, now time.Time) {
+	if err := n.st.TouchKnownPeers(now, p.String()); err != nil {
+		n.log.Warn("could not update a remembered peer", "peer", p, "err", err)
+	}
 }
 
 // rememberPeer stores a peer a link came up with and its addresses, so

@@ -110,3 +110,58 @@ func knownPeers(txn *badger.Txn) ([]KnownPeer, error) {
 	slices.SortStableFunc(out, func(a, b KnownPeer) int { return b.Seen.Compare(a.Seen) })
 	return out, nil
 }
+
+// ForgetKnownPeers deletes the peers last seen before cutoff, except those
+// of keep (bootstrap peers, peers with a link up), and reports how many.
+func (s *Store) ForgetKnownPeers(cutoff time.Time, keep ...string) (int, error) {
+	n := 0
+	err := s.update(func(txn *badger.Txn) error {
+		all, err := knownPeers(txn)
+		if err != nil {
+			return err
+		}
+		for _, p := range all {
+			if !p.Seen.Before(cutoff) || slices.Contains(keep, p.ID) {
+				continue
+			}
+			if err := txn.Delete([]byte(peerPrefix + p.ID)); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: forget known peers: %w", err)
+	}
+	return n, nil
+}
+
+// TouchKnownPeers sets the last-seen time of those of ids that are
+// remembered (a link that was up until now: unreachability counts from
+// here, not from when the link came up).
+func (s *Store) TouchKnownPeers(now time.Time, ids ...string) error {
+	err := s.update(func(txn *badger.Txn) error {
+		all, err := knownPeers(txn)
+		if err != nil {
+			return err
+		}
+		for _, p := range all {
+			if !slices.Contains(ids, p.ID) {
+				continue
+			}
+			v, err := json.Marshal(knownPeerValue{Seen: now.Unix(), Addrs: p.Addrs})
+			if err != nil {
+				return err
+			}
+			if err := txn.Set([]byte(peerPrefix+p.ID), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: touch known peers: %w", err)
+	}
+	return nil
+}

@@ -116,6 +116,10 @@ type Config struct {
 	// from an earlier run): they, the bootstrap peers and every peer a
 	// link comes up with are redialled with backoff while unlinked.
 	KnownPeers []peer.AddrInfo
+	// KnownSeen is when a link with each of KnownPeers was last up
+	// (absent: now); a peer unreachable for Redial.ForgetAfter since then
+	// is forgotten.
+	KnownSeen map[peer.ID]time.Time
 	// Redial tunes redialling (zero: defaults).
 	Redial RedialConfig
 	// PSK, if set (32 bytes), makes the host a libp2p private network
@@ -412,6 +416,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	for _, ai := range cfg.KnownPeers {
 		h.redial.add(ai.ID, ai.Addrs, time.Now())
+		h.redial.setLost(ai.ID, cfg.KnownSeen[ai.ID])
 	}
 	h.republishNow = make(chan struct{}, 1)
 	h.mailboxes = slices.Clone(cfg.MailboxRelays)

@@ -74,6 +74,12 @@ const (
 	// so a healed partition is noticed within DefaultRedialMax.
 	DefaultRedialBase = time.Second
 	DefaultRedialMax  = 16 * time.Second
+	// DefaultForgetAfter is how long a known peer (not a bootstrap peer)
+	// may stay unreachable before it is no longer redialled nor
+	// remembered: longer than a night's outage, short enough that dead
+	// entries are not dialled forever (RedialConfig.ForgetAfter changes
+	// it; the daemon forgets its stored entries after the same time).
+	DefaultForgetAfter = 24 * time.Hour
 	// MaxKnownPeers bounds the peers the host redials (and the daemon
 	// remembers across restarts); a full set forgets the peer linked
 	// longest ago among those without a link up and not bootstrap peers.

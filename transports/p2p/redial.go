@@ -20,7 +20,8 @@ import (
 // and every peer a meshd link came up with). A peer of the set that has no
 // link is dialled again after a jittered exponential backoff, so the mesh
 // heals after either side restarts (also on a new port: the restarted side
-// dials, the other learns its new addresses from identify) or a partition
+// dials, the other learns its new address from the connection; see
+// plausibleAddrs for which addresses are remembered) or a partition
 // ends, without mDNS and without anyone running meshctl connect.
 
 // ErrKeepalive ends a link whose peer stopped answering pings.
@@ -36,6 +37,10 @@ type RedialConfig struct {
 	Rand func() float64
 	// Off turns redialling off (tests of one-shot behaviour).
 	Off bool
+	// ForgetAfter is how long a peer (not a bootstrap peer) may stay
+	// unreachable before it is dropped from the set (default
+	// DefaultForgetAfter), so that dead entries are not dialled forever.
+	ForgetAfter time.Duration
 }
 
 func (c RedialConfig) withDefaults() RedialConfig {
@@ -47,6 +52,9 @@ func (c RedialConfig) withDefaults() RedialConfig {
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Float64
+	}
+	if c.ForgetAfter <= 0 {
+		c.ForgetAfter = DefaultForgetAfter
 	}
 	return c
 }
@@ -73,9 +81,11 @@ type redialTarget struct {
 	attempt int
 	next    time.Time
 	dialing bool
-	seen    time.Time // last link up (zero: never this run)
-	links   int       // links up now (a replaced link's down may follow its successor's up)
-	pinned  bool      // a bootstrap peer: never evicted
+	seen    time.Time      // last link up (zero: never this run)
+	links   int            // links up now (a replaced link's down may follow its successor's up)
+	pinned  bool           // a bootstrap peer: never evicted
+	boot    []ma.Multiaddr // a bootstrap peer's configured addresses: always kept
+	lost    time.Time      // unreachable since (added, last link down, or last seen connected)
 }
 
 // redialer owns the set of peers to keep linked.
@@ -108,7 +118,7 @@ func (r *redialer) add(p peer.ID, addrs []ma.Multiaddr, now time.Time) {
 		if len(r.targets) >= MaxKnownPeers && !r.evictLocked() {
 			return
 		}
-		t = &redialTarget{next: now}
+		t = &redialTarget{next: now, lost: now}
 		r.targets[p] = t
 	}
 	for _, a := range addrs {
@@ -146,6 +156,7 @@ func (r *redialer) pin(p peer.ID) {
 	r.mu.Lock()
 	if t := r.targets[p]; t != nil {
 		t.pinned = true
+		t.boot = slices.Clone(t.addrs)
 	}
 	r.mu.Unlock()
 }
@@ -157,10 +168,17 @@ func (r *redialer) linkUp(p peer.ID, addrs []ma.Multiaddr, now time.Time) {
 	if t := r.targets[p]; t != nil {
 		t.attempt, t.seen = 0, now
 		t.links++
-		// What identify reported now replaces what was remembered: the
-		// peer may have moved to a new port.
+		// What the connection shows now replaces what was remembered:
+		// the peer may have moved to a new port.
 		if len(addrs) > 0 {
-			t.addrs = slices.DeleteFunc(slices.Clone(addrs), isCircuit)
+			// The operator's addresses for a bootstrap peer stay first.
+			t.addrs = slices.Clone(t.boot)
+			for _, a := range addrs {
+				if !slices.ContainsFunc(t.addrs, a.Equal) {
+					t.addrs = append(t.addrs, a)
+				}
+			}
+			t.addrs = slices.DeleteFunc(t.addrs, isCircuit)
 			if len(t.addrs) > maxAddrsPerPeer {
 				t.addrs = t.addrs[:maxAddrsPerPeer]
 			}
@@ -174,6 +192,9 @@ func (r *redialer) linkDown(p peer.ID, now time.Time) {
 	r.mu.Lock()
 	if t := r.targets[p]; t != nil && t.links > 0 {
 		t.links--
+		if t.links == 0 {
+			t.lost = now
+		}
 	}
 	if t := r.targets[p]; t != nil && !t.dialing {
 		t.attempt = 0
@@ -228,6 +249,7 @@ func (r *redialer) loop() {
 
 func (r *redialer) dialDue(now time.Time) {
 	r.mu.Lock()
+	r.forgetLocked(now)
 	var due []peer.ID
 	for p, t := range r.targets {
 		if !t.dialing && !now.Before(t.next) {
@@ -240,6 +262,7 @@ func (r *redialer) dialDue(now time.Time) {
 			r.mu.Lock()
 			if t := r.targets[p]; t != nil {
 				t.attempt, t.next = 0, now.Add(r.cfg.backoff(0, r.cfg.Rand()))
+				t.lost = now
 			}
 			r.mu.Unlock()
 			continue
@@ -256,6 +279,27 @@ func (r *redialer) dialDue(now time.Time) {
 		r.h.wg.Add(1)
 		go r.dial(ai)
 	}
+}
+
+// forgetLocked drops the peers without a link that stayed unreachable for
+// ForgetAfter, except bootstrap peers (configured by the operator).
+func (r *redialer) forgetLocked(now time.Time) {
+	for p, t := range r.targets {
+		if t.links == 0 && !t.pinned && now.Sub(t.lost) >= r.cfg.ForgetAfter {
+			delete(r.targets, p)
+			r.h.log.Info("forgot a peer unreachable too long", "peer", p, "since", t.lost)
+		}
+	}
+}
+
+// setLost sets when p was last reachable (a remembered peer's last link,
+// from an earlier run), if p has no link up.
+func (r *redialer) setLost(p peer.ID, at time.Time) {
+	r.mu.Lock()
+	if t := r.targets[p]; t != nil && t.links == 0 && !at.IsZero() {
+		t.lost = at
+	}
+	r.mu.Unlock()
 }
 
 // dial connects to ai (the remembered addresses and whatever the
@@ -303,20 +347,24 @@ func (h *Host) KnownPeers() []peer.AddrInfo {
 	return h.redial.known()
 }
 
-// peerAddrs is what the host knows of p's addresses now: the connections'
-// remote addresses first, then the peerstore's (identify's listen
-// addresses), without relay addresses.
+// peerAddrs is what the host may remember of p's addresses now: for each
+// connection its remote address and the plausible ones among the
+// peerstore's (identify's listen addresses; see plausibleAddrs), at most
+// maxAddrsPerPeer.
 func (h *Host) peerAddrs(p peer.ID) []ma.Multiaddr {
+	claimed := h.host.Peerstore().Addrs(p)
 	var out []ma.Multiaddr
 	for _, c := range h.host.Network().ConnsToPeer(p) {
-		out = append(out, c.RemoteMultiaddr())
-	}
-	for _, a := range h.host.Peerstore().Addrs(p) {
-		if !slices.ContainsFunc(out, a.Equal) {
-			out = append(out, a)
+		for _, a := range plausibleAddrs(c.RemoteMultiaddr(), claimed) {
+			if !slices.ContainsFunc(out, a.Equal) {
+				out = append(out, a)
+			}
 		}
 	}
-	return slices.DeleteFunc(out, isCircuit)
+	if len(out) > maxAddrsPerPeer {
+		out = out[:maxAddrsPerPeer]
+	}
+	return out
 }
 
 // keepalive pings the peer of l every keepaliveInterval over one ping

@@ -246,3 +246,35 @@ func TestKnownPeersEvictionSparesLinkedAndBootstrap(t *testing.T) {
 		t.Error("a bootstrap peer was evicted by newer peers")
 	}
 }
+
+// Attack: dead entries (a peer that linked once and vanished, or one that
+// named unreachable addresses) were redialled every DefaultRedialMax
+// forever. A peer unreachable for ForgetAfter (default 24 h) is
+// forgotten; a bootstrap peer never is.
+func TestRedialForgetsUnreachablePeers(t *testing.T) {
+	boot := testPeerID(t, testIdentity(t, 2100))
+	closed := "/ip4/127.0.0.1/tcp/9"
+	h := newTestHost(t, 43, func(c *Config) {
+		c.Redial.Off = true
+		c.Bootstrap = []string{closed + "/p2p/" + boot.String()}
+	})
+	t0 := time.Unix(1000, 0)
+	gone := testPeerID(t, testIdentity(t, 2101))
+	h.redial.linkUp(gone, []ma.Multiaddr{ma.StringCast(closed)}, t0)
+	h.redial.linkDown(gone, t0)
+	known := func() map[peer.ID]bool {
+		m := map[peer.ID]bool{}
+		for _, ai := range h.KnownPeers() {
+			m[ai.ID] = true
+		}
+		return m
+	}
+	h.redial.dialDue(t0.Add(24*time.Hour - time.Second))
+	if !known()[gone] {
+		t.Fatal("a peer unreachable for less than a day was forgotten")
+	}
+	h.redial.dialDue(t0.Add(24 * time.Hour))
+	if k := known(); k[gone] || !k[boot] {
+		t.Fatalf("after a day unreachable: known %v, want the bootstrap peer only", k)
+	}
+}
