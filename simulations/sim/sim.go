@@ -756,6 +756,17 @@ func (s *Sim) scheduleTick(n *node) {
 	s.push(event{at: w, kind: evTick, node: n, gen: n.wgen})
 }
 
+// loraKinds are the frame counters' names of the radio's priorities,
+// made once rather than concatenated for every frame.
+var loraKinds = func() (k [5]string) {
+	for i := range k {
+		k[i] = "lora/" + routing.Priority(i).String()
+	}
+	return k
+}()
+
+func loraKind(p routing.Priority) string { return loraKinds[min(int(p), len(loraKinds)-1)] }
+
 func (s *Sim) count(kind string, size int) {
 	s.frames[kind]++
 	s.bytes[kind] += uint64(size)
@@ -763,7 +774,7 @@ func (s *Sim) count(kind string, size int) {
 
 func (s *Sim) transmit(n *node, tx routing.Transmit) {
 	if tx.Link == loraLinkID && n.radioID >= 0 {
-		s.count("lora/"+tx.Priority.String(), len(tx.Frame))
+		s.count(loraKind(tx.Priority), len(tx.Frame))
 		s.fappFrame(tx.Frame, true)
 		n.held = append(n.held, routing.Transmit{Link: tx.Link, To: tx.To, Frame: append([]byte(nil), tx.Frame...), Priority: tx.Priority})
 		s.radioSend(n)
