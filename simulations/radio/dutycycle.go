@@ -291,6 +291,14 @@ func (d *DutyCycle) CanTransmit(at time.Time, airtime time.Duration) (ok bool, e
 type Ledger struct {
 	plan *BandPlan
 	acc  []*DutyCycle
+	// last is the channel asked for last and its sub-band's index: a
+	// node mostly sends on one channel, and every frame asks three times.
+	last struct {
+		freq int64
+		bw   int
+		i    int
+		ok   bool
+	}
 }
 
 // NewLedger returns an empty ledger for plan.
@@ -299,9 +307,13 @@ func NewLedger(plan *BandPlan) *Ledger {
 }
 
 func (l *Ledger) account(freqHz int64, bandwidthHz int) (*DutyCycle, error) {
-	i, err := l.plan.find(freqHz, bandwidthHz)
-	if err != nil {
-		return nil, err
+	i := l.last.i
+	if !l.last.ok || l.last.freq != freqHz || l.last.bw != bandwidthHz {
+		var err error
+		if i, err = l.plan.find(freqHz, bandwidthHz); err != nil {
+			return nil, err
+		}
+		l.last.freq, l.last.bw, l.last.i, l.last.ok = freqHz, bandwidthHz, i, true
 	}
 	if l.acc[i] == nil {
 		l.acc[i] = NewDutyCycle(l.plan.bands[i].AirtimePerHour())
