@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"time"
 )
 
@@ -171,12 +172,20 @@ func (bp *BandPlan) find(freqHz int64, bandwidthHz int) (int, error) {
 type DutyCycle struct {
 	limit time.Duration
 	recs  ring[dcRec]
+	// total is the airtime of every record ever made; with each record's
+	// pre, the airtime from any record to the newest is one subtraction,
+	// so Used and CanTransmit binary-search instead of walking the hour.
+	total time.Duration
 }
 
 type dcRec struct {
 	start time.Time
 	air   time.Duration
+	pre   time.Duration // DutyCycle.total before this record
 }
+
+// since is the airtime of the records from r to the newest.
+func (d *DutyCycle) since(r *dcRec) time.Duration { return d.total - r.pre }
 
 func (r *dcRec) end() time.Time { return r.start.Add(r.air) }
 
@@ -204,13 +213,30 @@ func (d *DutyCycle) Record(at time.Time, airtime time.Duration) error {
 	for d.recs.len() > 0 && !d.recs.at(0).end().After(horizon) {
 		d.recs.popFront()
 	}
-	d.recs.push(dcRec{start: at, air: airtime})
+	d.recs.push(dcRec{start: at, air: airtime, pre: d.total})
+	d.total += airtime
 	return nil
 }
 
 // Used returns the airtime recorded in the hour before at, [at - 1h, at).
 func (d *DutyCycle) Used(at time.Time) time.Duration {
 	from := at.Add(-DutyCycleWindow)
+	n := d.recs.len()
+	if n > 0 && !at.Before(d.recs.at(n-1).end()) {
+		// Nothing to clip at the end: records are in order and do not
+		// overlap, so only the oldest one ending after from can start
+		// before it.
+		i := sort.Search(n, func(i int) bool { return d.recs.at(i).end().After(from) })
+		if i == n {
+			return 0
+		}
+		r := d.recs.at(i)
+		used := d.since(r)
+		if r.start.Before(from) {
+			used -= from.Sub(r.start)
+		}
+		return used
+	}
 	var used time.Duration
 	for i := d.recs.len() - 1; i >= 0; i-- {
 		r := d.recs.at(i)
@@ -244,21 +270,22 @@ func (d *DutyCycle) CanTransmit(at time.Time, airtime time.Duration) (ok bool, e
 		return false, time.Time{}
 	}
 	budget := d.limit - max(airtime, 0) // what the past may use of the hour
-	// Walk back from the newest record, summing airtime. The hour that
-	// ends with the new transmission must begin no earlier than w, the
-	// point after which exactly budget of past airtime lies.
-	var sum time.Duration
-	for i := d.recs.len() - 1; i >= 0; i-- {
-		r := d.recs.at(i)
-		if sum+r.air > budget {
-			w := r.end().Add(-(budget - sum))
-			t := w.Add(DutyCycleWindow - max(airtime, 0))
-			if t.After(at) {
-				return false, t
-			}
-			return true, at
-		}
-		sum += r.air
+	// The hour that ends with the new transmission must begin no earlier
+	// than w, the point after which exactly budget of past airtime lies.
+	// The airtime from record i to the newest falls as i grows: the
+	// newest record at which it exceeds budget is the one before the
+	// first at which it does not.
+	n := d.recs.len()
+	i := sort.Search(n, func(i int) bool { return d.since(d.recs.at(i)) <= budget }) - 1
+	if i < 0 {
+		return true, at
+	}
+	r := d.recs.at(i)
+	sum := d.since(r) - r.air // the airtime of the records after r
+	w := r.end().Add(-(budget - sum))
+	t := w.Add(DutyCycleWindow - max(airtime, 0))
+	if t.After(at) {
+		return false, t
 	}
 	return true, at
 }
@@ -268,6 +295,14 @@ func (d *DutyCycle) CanTransmit(at time.Time, airtime time.Duration) (ok bool, e
 type Ledger struct {
 	plan *BandPlan
 	acc  []*DutyCycle
+	// last is the channel asked for last and its sub-band's index: a
+	// node mostly sends on one channel, and every frame asks three times.
+	last struct {
+		freq int64
+		bw   int
+		i    int
+		ok   bool
+	}
 }
 
 // NewLedger returns an empty ledger for plan.
@@ -276,9 +311,13 @@ func NewLedger(plan *BandPlan) *Ledger {
 }
 
 func (l *Ledger) account(freqHz int64, bandwidthHz int) (*DutyCycle, error) {
-	i, err := l.plan.find(freqHz, bandwidthHz)
-	if err != nil {
-		return nil, err
+	i := l.last.i
+	if !l.last.ok || l.last.freq != freqHz || l.last.bw != bandwidthHz {
+		var err error
+		if i, err = l.plan.find(freqHz, bandwidthHz); err != nil {
+			return nil, err
+		}
+		l.last.freq, l.last.bw, l.last.i, l.last.ok = freqHz, bandwidthHz, i, true
 	}
 	if l.acc[i] == nil {
 		l.acc[i] = NewDutyCycle(l.plan.bands[i].AirtimePerHour())

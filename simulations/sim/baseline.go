@@ -302,7 +302,7 @@ func (s *Sim) blOriginate(n, dst *node, num uint64) {
 		pr := s.profile()
 		r := &blPending{key: p.key(), frame: frame, left: pr.reliableRetx - 1, retx: true}
 		st.retx[p.key()] = r
-		s.push(&event{at: s.now.Add(pr.retransmission(air, pr.slot(s.params))), kind: evBaseline, node: n, gen: n.gen, bl: r})
+		s.push(event{at: s.now.Add(pr.retransmission(air, pr.slot(s.params))), kind: evBaseline, node: n, gen: n.gen, bl: r})
 	}
 }
 
@@ -332,7 +332,7 @@ func (s *Sim) blTimer(n *node, p *blPending, gen uint64) {
 		s.blQueue(n, p.frame)
 		air, _ := s.params.TimeOnAir(len(p.frame))
 		pr := s.profile()
-		s.push(&event{at: s.now.Add(pr.retransmission(air, pr.slot(s.params))), kind: evBaseline, node: n, gen: n.gen, bl: p})
+		s.push(event{at: s.now.Add(pr.retransmission(air, pr.slot(s.params))), kind: evBaseline, node: n, gen: n.gen, bl: p})
 		return
 	}
 	if st.pending[p.key] == p {
@@ -439,7 +439,7 @@ func (s *Sim) blRebroadcast(n *node, p blPacket, strat Strategy, snr float64) {
 	s.blState(n).pending[pd.key] = pd
 	pr := s.profile()
 	d := pr.delay(snr, pr.slot(s.params), n.mac.Int64N)
-	s.push(&event{at: s.now.Add(d), kind: evBaseline, node: n, gen: n.gen, bl: pd})
+	s.push(event{at: s.now.Add(d), kind: evBaseline, node: n, gen: n.gen, bl: pd})
 }
 
 // blDeliver hands a new packet to n's application: a broadcast's

@@ -6,7 +6,7 @@ package sim
 // a large radio run's CPU.
 
 // push adds e to the queue.
-func (q *eventQueue) push(e *event) {
+func (q *eventQueue) push(e qent) {
 	*q = append(*q, e)
 	h := *q
 	j := len(h) - 1
@@ -41,8 +41,8 @@ func (q *eventQueue) pop() *event {
 		h[i], h[j] = h[j], h[i]
 		i = j
 	}
-	e := h[n]
-	h[n] = nil
+	e := h[n].e
+	h[n] = qent{}
 	*q = h[:n]
 	return e
 }

@@ -334,12 +334,12 @@ func (s *Sim) fappPopulate(rng *rand.Rand, rest []*node) error {
 	for i, th := range f.therapists {
 		th.i = i
 		at := Epoch.Add(c.PublishStart.Duration + time.Duration(th.rng.Float64()*float64(c.PublishWindow.Duration)))
-		s.push(&event{at: at, kind: evFAPPSetup, dyn: i})
+		s.push(event{at: at, kind: evFAPPSetup, dyn: i})
 	}
 	if c.QueryRate > 0 {
 		for i := range f.regions {
 			at := Epoch.Add(c.QueryStart.Duration).Add(expDur(f.qrng, c.QueryRate/3600))
-			s.push(&event{at: at, kind: evFAPPQuery, dyn: i})
+			s.push(event{at: at, kind: evFAPPQuery, dyn: i})
 		}
 	}
 	return nil
@@ -500,7 +500,7 @@ func (s *Sim) fappSetup(th *therapist) {
 	}
 	th.pub.SetSlots(slots, s.now)
 	s.fappSchedule(th)
-	s.push(&event{at: s.now.Add(s.nextPlace(th)), kind: evFAPPPlace, dyn: th.i})
+	s.push(event{at: s.now.Add(s.nextPlace(th)), kind: evFAPPPlace, dyn: th.i})
 }
 
 // poisson draws a Poisson count with mean m (Knuth; m is small).
@@ -569,7 +569,7 @@ func (s *Sim) fappPlace(th *therapist) {
 		th.pub.SetSlots(append(slots, s.place(th)), s.now)
 		s.fappSchedule(th)
 	}
-	s.push(&event{at: s.now.Add(s.nextPlace(th)), kind: evFAPPPlace, dyn: th.i})
+	s.push(event{at: s.now.Add(s.nextPlace(th)), kind: evFAPPPlace, dyn: th.i})
 }
 
 // fappSchedule schedules the therapist's next release if it is earlier
@@ -581,7 +581,7 @@ func (s *Sim) fappSchedule(th *therapist) {
 	}
 	th.gen++
 	th.due = at
-	s.push(&event{at: maxTime(at, s.now), kind: evFAPPRelease, dyn: th.i, gen: th.gen})
+	s.push(event{at: maxTime(at, s.now), kind: evFAPPRelease, dyn: th.i, gen: th.gen})
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -602,7 +602,7 @@ func (s *Sim) fappRelease(th *therapist, gen uint64) {
 	if !th.n.up {
 		th.gen++
 		th.due = s.now.Add(s.fapp.cfg.Epoch.Duration)
-		s.push(&event{at: th.due, kind: evFAPPRelease, dyn: th.i, gen: th.gen})
+		s.push(event{at: th.due, kind: evFAPPRelease, dyn: th.i, gen: th.gen})
 		return
 	}
 	raw, a, ok, err := th.pub.Release(th.n.id, s.now)
@@ -724,7 +724,7 @@ func (f *fappState) parse(b []byte, now time.Time) (*fapp.SlotAnnounce, error) {
 func (s *Sim) fappQuery(i int) {
 	f := s.fapp
 	r := f.regions[i]
-	s.push(&event{at: s.now.Add(expDur(f.qrng, f.cfg.QueryRate/3600)), kind: evFAPPQuery, dyn: i})
+	s.push(event{at: s.now.Add(expDur(f.qrng, f.cfg.QueryRate/3600)), kind: evFAPPQuery, dyn: i})
 	var up []*node
 	for _, n := range f.patients[r] {
 		if n.up {
@@ -853,7 +853,7 @@ func (s *Sim) fappRequest(th *therapist, sealed []byte, from protocol.Address) {
 		return
 	}
 	f.decisions = append(f.decisions, fappDecision{th: th, id: r.Request.ID, replyTo: from})
-	s.push(&event{at: s.now.Add(f.cfg.ConfirmDelay.Duration), kind: evFAPPDecide, dyn: len(f.decisions) - 1})
+	s.push(event{at: s.now.Add(f.cfg.ConfirmDelay.Duration), kind: evFAPPDecide, dyn: len(f.decisions) - 1})
 }
 
 // fappDecide confirms a request (or declines it when the slot is taken),
@@ -864,7 +864,7 @@ func (s *Sim) fappDecide(i int) {
 	d := f.decisions[i]
 	th := d.th
 	if !th.n.up {
-		s.push(&event{at: s.now.Add(time.Minute), kind: evFAPPDecide, dyn: i})
+		s.push(event{at: s.now.Add(time.Minute), kind: evFAPPDecide, dyn: i})
 		return
 	}
 	resp, err := th.book.Confirm(d.id, "", s.now)

@@ -165,7 +165,7 @@ func (s *Sim) gossipHop(n, o *node, t *topic, frame []byte, r *rand.Rand) {
 	}
 	s.count("gossip", len(frame))
 	s.fappGossipBytes(t, len(frame))
-	s.push(&event{at: s.now.Add(s.hopDelay(l, r)), kind: evGossip, node: o, from: n, topic: t, in: routing.GossipReceived{Frame: append([]byte(nil), frame...)}})
+	s.push(event{at: s.now.Add(s.hopDelay(l, r)), kind: evGossip, node: o, from: n, topic: t, in: routing.GossipReceived{Frame: append([]byte(nil), frame...)}})
 }
 
 // ipLinkTo returns the first usable IP link from n to o, or nil.
@@ -315,7 +315,7 @@ func (s *Sim) remember(n *node, t *topic, id gossipKey, frame []byte) {
 		n.hbOn = true
 		// The heartbeat runs at its own phase on every node.
 		phase := time.Duration(s.lazyRng.Int64N(int64(s.sc.Gossip.Heartbeat.Duration)))
-		s.push(&event{at: s.now.Add(phase), kind: evHeartbeat, node: n, gen: n.gen})
+		s.push(event{at: s.now.Add(phase), kind: evHeartbeat, node: n, gen: n.gen})
 	}
 }
 
@@ -350,7 +350,7 @@ func (s *Sim) heartbeat(n *node) {
 		n.hbOn = false
 		return
 	}
-	s.push(&event{at: s.now.Add(hb), kind: evHeartbeat, node: n, gen: n.gen})
+	s.push(event{at: s.now.Add(hb), kind: evHeartbeat, node: n, gen: n.gen})
 }
 
 // iHaveTo announces ids of topic t to max(Dlazy, gossipFactor x eligible)
@@ -383,7 +383,7 @@ func (s *Sim) gossipControl(n, o *node, t *topic, kind evKind, ids []gossipKey) 
 	}
 	s.count(name, len(ids)*len(gossipKey{}))
 	s.fappGossipBytes(t, len(ids)*len(gossipKey{}))
-	s.push(&event{at: s.now.Add(s.hopDelay(l, s.lazyRng)), kind: kind, node: o, from: n, topic: t, ids: slices.Clone(ids)})
+	s.push(event{at: s.now.Add(s.hopDelay(l, s.lazyRng)), kind: kind, node: o, from: n, topic: t, ids: slices.Clone(ids)})
 }
 
 // iHave is an IHAVE from a neighbour: a member asks (IWANT) for the

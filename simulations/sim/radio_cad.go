@@ -26,7 +26,7 @@ func (s *Sim) cadWait(n *node) bool {
 		// over.
 		s.cadFrom[n.radioID] = s.now
 		n.sensing = true
-		s.push(&event{at: s.now.Add(dur), kind: evCarrier, node: n, gen: n.gen})
+		s.push(event{at: s.now.Add(dur), kind: evCarrier, node: n, gen: n.gen})
 		return true
 	}
 	s.cadFrom[n.radioID] = time.Time{}
@@ -46,6 +46,6 @@ func (s *Sim) cadWait(n *node) bool {
 	n.sensing = true
 	n.stats.CarrierWaits++
 	backoff := time.Duration(n.mac.Int64N(16 * int64(p.SymbolTime())))
-	s.push(&event{at: s.now.Add(backoff), kind: evCarrier, node: n, gen: n.gen})
+	s.push(event{at: s.now.Add(backoff), kind: evCarrier, node: n, gen: n.gen})
 	return true
 }

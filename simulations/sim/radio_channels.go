@@ -86,7 +86,7 @@ func (s *Sim) dutyLimitOf(n *node) time.Duration {
 }
 
 // validateChannels checks the nodes' own channels.
-func (sc *Scenario) validateChannels(pos map[string]string) error {
+func (sc *Scenario) validateChannels(pos map[string]keyPos) error {
 	r := sc.Radio
 	for i, n := range sc.Nodes {
 		if n.SF == 0 && n.FrequencyHz == 0 {

@@ -1,12 +1,8 @@
 package sim
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
-	"strings"
-
-	"github.com/pelletier/go-toml/v2/unstable"
 
 	"meshd.dev/meshd/simulations/radio"
 )
@@ -36,67 +32,9 @@ type Propagation struct {
 	Exponent     *float64 `toml:"exponent"`
 }
 
-// keyPositions maps dotted scenario keys ("radio.propagation.model",
-// "nodes.2.height_m" for the third [[nodes]] entry) to their "line L,
-// column C" in doc, so that validation errors can point at the key. Keys
-// inside inline tables are not indexed (their errors name the field only).
-func keyPositions(doc []byte) map[string]string {
-	pos := map[string]string{}
-	var p unstable.Parser
-	p.Reset(doc)
-	var prefix []string
-	arrays := map[string]int{}
-	for p.NextExpression() {
-		e := p.Expression()
-		switch e.Kind {
-		case unstable.Table:
-			prefix = keyParts(e.Key())
-		case unstable.ArrayTable:
-			k := keyParts(e.Key())
-			name := strings.Join(k, ".")
-			prefix = append(k, strconv.Itoa(arrays[name]))
-			arrays[name]++
-		case unstable.KeyValue:
-			it := e.Key()
-			if !it.Next() {
-				continue
-			}
-			first := it.Node()
-			k := append(append([]string(nil), prefix...), string(first.Data))
-			for it.Next() {
-				k = append(k, string(it.Node().Data))
-			}
-			if at, ok := offsetIn(doc, first.Data); ok {
-				sh := p.Shape(unstable.Range{Offset: uint32(at), Length: uint32(len(first.Data))})
-				pos[strings.Join(k, ".")] = fmt.Sprintf("line %d, column %d", sh.Start.Line, sh.Start.Column)
-			}
-		}
-	}
-	return pos // a parse error was reported by the decoder already
-}
-
-// offsetIn returns where b starts in doc if b is a slice of doc's bytes
-// (a bare key is; an unescaped quoted key may be a copy).
-func offsetIn(doc, b []byte) (int, bool) {
-	if len(b) == 0 || len(doc) == 0 {
-		return 0, false
-	}
-	for i := bytes.Index(doc, b); i >= 0; {
-		if &doc[i] == &b[0] {
-			return i, true
-		}
-		j := bytes.Index(doc[i+1:], b)
-		if j < 0 {
-			break
-		}
-		i += 1 + j
-	}
-	return 0, false
-}
-
 // radioBad is bad for a key of the radio models, prefixed with the key's
 // line and column when doc has it.
-func radioBad(pos map[string]string, field, format string, args ...any) error {
+func radioBad(pos map[string]keyPos, field, format string, args ...any) error {
 	if at, ok := pos[field]; ok {
 		return fmt.Errorf("%w: %s: %s: %s", ErrScenario, at, field, fmt.Sprintf(format, args...))
 	}
@@ -123,7 +61,7 @@ func (pr *Propagation) applyDefaults() {
 
 // validateRadioModels checks the radio model keys and the nodes' antennas;
 // pos locates them in the scenario text.
-func (sc *Scenario) validateRadioModels(pos map[string]string) error {
+func (sc *Scenario) validateRadioModels(pos map[string]keyPos) error {
 	pr := sc.Radio.Propagation
 	if _, err := radio.ParsePathLossKind(pr.Model); err != nil {
 		return radioBad(pos, "radio.propagation.model", "%q is not log-distance, free-space, two-ray, hata or cost231", pr.Model)

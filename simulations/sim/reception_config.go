@@ -68,7 +68,7 @@ const maxTurnaround = 100 * time.Millisecond
 
 // validateReception checks [radio.reception] and the sub-band's power
 // limit; pos locates the keys in the scenario text.
-func (sc *Scenario) validateReception(pos map[string]string) error {
+func (sc *Scenario) validateReception(pos map[string]keyPos) error {
 	r := sc.Radio
 	rc := r.Reception
 	const f = "radio.reception."
@@ -117,7 +117,7 @@ func (sc *Scenario) validateReception(pos map[string]string) error {
 
 // validatePowerLimit refuses, under the EU868 duty cycle, a transmitter
 // above its sub-band's e.r.p. limit (ETSI EN 300 220).
-func (sc *Scenario) validatePowerLimit(pos map[string]string) error {
+func (sc *Scenario) validatePowerLimit(pos map[string]keyPos) error {
 	r := sc.Radio
 	if r.DutyCycle != "eu868" {
 		return nil

@@ -47,6 +47,10 @@ type Summary struct {
 	Crashes       uint64            `json:"node_crashes"`
 	DowntimeS     float64           `json:"node_downtime_s"`
 
+	// RadioNeighbours is the mean number of radio neighbours per radio
+	// node (receivers of its frames at or above the threshold).
+	RadioNeighbours float64 `json:"radio_neighbours_mean,omitempty"`
+
 	// Broadcast latency percentiles over deliveries (of bodies of 8 bytes
 	// or more, which carry the broadcast's number).
 	BroadcastLatencyP50 float64 `json:"broadcast_latency_p50_s"`
@@ -122,6 +126,7 @@ func (s *Sim) Summary() Summary {
 		Sent: len(s.msgs), Broadcasts: s.bcasts, BroadcastRx: s.bcastRx,
 		Frames: s.frames, Bytes: s.bytes,
 	}
+	sum.RadioNeighbours = s.radioNeighboursMean()
 	var lat []float64
 	hops := 0
 	for _, m := range s.msgs {

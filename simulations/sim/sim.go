@@ -61,7 +61,17 @@ type event struct {
 	bl *blPending
 }
 
-type eventQueue []*event
+// qent is a queued event with its order (time, then sequence number)
+// inline, so that the heap compares without following pointers to events
+// scattered over memory. Sequence numbers are unique, so the order is
+// total: the events come out in the same order whatever the heap's shape.
+type qent struct {
+	key int64
+	seq uint64
+	e   *event
+}
+
+type eventQueue []qent
 
 func (q eventQueue) Len() int { return len(q) }
 func (q eventQueue) Less(i, j int) bool {
@@ -204,6 +214,7 @@ type Sim struct {
 	now    time.Time
 	end    time.Time
 	q      eventQueue
+	free   []*event // events popped, for push to reuse
 	seq    uint64
 	nodes  []*node
 	byName map[string]*node
@@ -619,7 +630,7 @@ func (s *Sim) build() error {
 	start := Epoch.Add(sc.Traffic.Start.Duration)
 	if sc.Traffic.Rate > 0 && len(s.dests) > 0 {
 		for _, n := range s.senders {
-			s.push(&event{at: start.Add(expDur(n.rng, sc.Traffic.Rate)), kind: evSend, node: n})
+			s.push(event{at: start.Add(expDur(n.rng, sc.Traffic.Rate)), kind: evSend, node: n})
 		}
 	}
 	if sc.Traffic.BroadcastRate > 0 {
@@ -627,17 +638,17 @@ func (s *Sim) build() error {
 			if !n.member {
 				continue
 			}
-			s.push(&event{at: start.Add(expDur(n.rng, sc.Traffic.BroadcastRate)), kind: evBroadcast, node: n})
+			s.push(event{at: start.Add(expDur(n.rng, sc.Traffic.BroadcastRate)), kind: evBroadcast, node: n})
 		}
 	}
 	for i, d := range sc.Dynamics {
-		s.push(&event{at: Epoch.Add(d.At.Duration), kind: evDynamic, dyn: i})
+		s.push(event{at: Epoch.Add(d.At.Duration), kind: evDynamic, dyn: i})
 	}
 	if sc.Churn.enabled() {
 		for _, n := range pick(sc.Churn.Nodes) {
 			n.churn = rand.New(rand.NewChaCha8(seedBytes(sc.Seed, n.idx, seedChurn)))
 			at := Epoch.Add(sc.Churn.Start.Duration).Add(expDur(n.churn, 1/sc.Churn.MTBF.Seconds()))
-			s.push(&event{at: at, kind: evChurn, node: n})
+			s.push(event{at: at, kind: evChurn, node: n})
 		}
 	}
 	return nil
@@ -656,13 +667,13 @@ func (s *Sim) churnEvent(n *node) {
 		if n.up {
 			s.stop(n)
 			n.churnDown = true
-			s.push(&event{at: s.now.Add(expDur(n.churn, 1/c.MTTR.Seconds())), kind: evChurn, node: n})
+			s.push(event{at: s.now.Add(expDur(n.churn, 1/c.MTTR.Seconds())), kind: evChurn, node: n})
 			return
 		}
 	} else {
 		return // no failures after churn.stop
 	}
-	s.push(&event{at: s.now.Add(expDur(n.churn, 1/c.MTBF.Seconds())), kind: evChurn, node: n})
+	s.push(event{at: s.now.Add(expDur(n.churn, 1/c.MTBF.Seconds())), kind: evChurn, node: n})
 }
 
 // expDur draws an exponential inter-arrival time for rate per second.
@@ -670,11 +681,22 @@ func expDur(r *rand.Rand, rate float64) time.Duration {
 	return time.Duration(r.ExpFloat64() / rate * float64(time.Second))
 }
 
-func (s *Sim) push(e *event) {
+// push queues a copy of e, in an event from the free list when there is
+// one: a large run queues millions of events, and recycling them spares
+// the allocator and the collector.
+func (s *Sim) push(e event) {
 	s.seq++
 	e.seq = s.seq
 	e.key = int64(e.at.Sub(Epoch))
-	s.q.push(e)
+	var p *event
+	if n := len(s.free); n > 0 {
+		p = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		p = new(event)
+	}
+	*p = e
+	s.q.push(qent{key: e.key, seq: e.seq, e: p})
 }
 
 func (s *Sim) step(n *node, in routing.Input) {
@@ -732,8 +754,19 @@ func (s *Sim) scheduleTick(n *node) {
 	}
 	n.wgen++
 	n.wakeAt = w
-	s.push(&event{at: w, kind: evTick, node: n, gen: n.wgen})
+	s.push(event{at: w, kind: evTick, node: n, gen: n.wgen})
 }
+
+// loraKinds are the frame counters' names of the radio's priorities,
+// made once rather than concatenated for every frame.
+var loraKinds = func() (k [5]string) {
+	for i := range k {
+		k[i] = "lora/" + routing.Priority(i).String()
+	}
+	return k
+}()
+
+func loraKind(p routing.Priority) string { return loraKinds[min(int(p), len(loraKinds)-1)] }
 
 func (s *Sim) count(kind string, size int) {
 	s.frames[kind]++
@@ -742,7 +775,7 @@ func (s *Sim) count(kind string, size int) {
 
 func (s *Sim) transmit(n *node, tx routing.Transmit) {
 	if tx.Link == loraLinkID && n.radioID >= 0 {
-		s.count("lora/"+tx.Priority.String(), len(tx.Frame))
+		s.count(loraKind(tx.Priority), len(tx.Frame))
 		s.fappFrame(tx.Frame, true)
 		n.held = append(n.held, routing.Transmit{Link: tx.Link, To: tx.To, Frame: append([]byte(nil), tx.Frame...), Priority: tx.Priority})
 		s.radioSend(n)
@@ -796,7 +829,7 @@ func (s *Sim) ipSend(n *node, l *ipLink, tx routing.Transmit) {
 		at = l.last[dir]
 	}
 	l.last[dir] = at
-	s.push(&event{at: at, kind: evInput, node: to, in: routing.FrameReceived{Link: l.id, Frame: append([]byte(nil), tx.Frame...)}})
+	s.push(event{at: at, kind: evInput, node: to, in: routing.FrameReceived{Link: l.id, Frame: append([]byte(nil), tx.Frame...)}})
 }
 
 // radioSend starts the node's next held frame if the radio is idle and the
@@ -814,7 +847,7 @@ func (s *Sim) radioSend(n *node) {
 			n.sensing = true
 			n.stats.CarrierWaits++
 			backoff := time.Duration(n.mac.Int64N(16 * int64(s.paramsOf(n).SymbolTime())))
-			s.push(&event{at: busyUntil.Add(backoff), kind: evCarrier, node: n, gen: n.gen})
+			s.push(event{at: busyUntil.Add(backoff), kind: evCarrier, node: n, gen: n.gen})
 			return
 		}
 	}
@@ -843,7 +876,7 @@ func (s *Sim) radioSend(n *node) {
 			n.blockedAt = s.now
 			n.stats.Deferrals++
 			s.trace.rec(s.now, "defer", n.idx, int(loraLinkID), earliest.Sub(Epoch).String())
-			s.push(&event{at: earliest, kind: evLoRaRetry, node: n, gen: n.gen})
+			s.push(event{at: earliest, kind: evLoRaRetry, node: n, gen: n.gen})
 			return
 		}
 	}
@@ -879,7 +912,7 @@ func (s *Sim) radioSend(n *node) {
 		s.fapp.traffic.airtime += air
 	}
 	s.trace.frame(s.now, "tx", n.idx, int(loraLinkID), tx.Frame)
-	s.push(&event{at: end, kind: evLoRaEnd, node: n, tx: id, gen: n.gen})
+	s.push(event{at: end, kind: evLoRaEnd, node: n, tx: id, gen: n.gen})
 }
 
 // dropHeld drops the node's first held frame (it cannot be sent) and tells
@@ -992,7 +1025,7 @@ func (s *Sim) sendMessage(n *node) {
 		if !n.up {
 			// A stopped node's application sends nothing; the process
 			// goes on.
-			s.push(&event{at: s.now.Add(expDur(n.rng, tr.Rate)), kind: evSend, node: n})
+			s.push(event{at: s.now.Add(expDur(n.rng, tr.Rate)), kind: evSend, node: n})
 			return
 		}
 		dst := s.destination(n)
@@ -1011,7 +1044,7 @@ func (s *Sim) sendMessage(n *node) {
 				s.step(n, routing.SendRequest{Ref: m.ref, Dest: dst.addr, Body: body})
 			}
 		}
-		s.push(&event{at: s.now.Add(expDur(n.rng, tr.Rate)), kind: evSend, node: n})
+		s.push(event{at: s.now.Add(expDur(n.rng, tr.Rate)), kind: evSend, node: n})
 	}
 }
 
@@ -1068,7 +1101,7 @@ func (s *Sim) sendBroadcast(n *node) {
 	tr := s.sc.Traffic
 	if stop := tr.Stop.Duration; stop == 0 || s.now.Before(Epoch.Add(stop)) {
 		if !n.up {
-			s.push(&event{at: s.now.Add(expDur(n.rng, tr.BroadcastRate)), kind: evBroadcast, node: n})
+			s.push(event{at: s.now.Add(expDur(n.rng, tr.BroadcastRate)), kind: evBroadcast, node: n})
 			return
 		}
 		s.bcasts++
@@ -1093,7 +1126,7 @@ func (s *Sim) sendBroadcast(n *node) {
 		} else {
 			s.step(n, routing.Broadcast{Ref: 1 << 62, Channel: s.channel, Body: body})
 		}
-		s.push(&event{at: s.now.Add(expDur(n.rng, tr.BroadcastRate)), kind: evBroadcast, node: n})
+		s.push(event{at: s.now.Add(expDur(n.rng, tr.BroadcastRate)), kind: evBroadcast, node: n})
 	}
 }
 
@@ -1231,8 +1264,14 @@ func (s *Sim) nodeUp(n *node) {
 // 32,768 events) with the simulated time reached and the events so far.
 func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 	next := time.Second
-	for s.q.Len() > 0 && !s.q[0].at.After(s.end) {
-		e := s.q.pop()
+	for s.q.Len() > 0 && !s.q[0].e.at.After(s.end) {
+		// The handlers below take the event's fields, never the event:
+		// it goes back to the free list at once.
+		p := s.q.pop()
+		ev := *p
+		*p = event{}
+		s.free = append(s.free, p)
+		e := &ev
 		s.now = e.at
 		s.events++
 		if progress != nil && (s.now.Sub(Epoch) >= next || s.events&(1<<15-1) == 0) {
