@@ -171,5 +171,5 @@ func (s *Store) syncNow() error {
 	if err := s.db.Sync(); err != nil {
 		return fmt.Errorf("store: sync: %w", err)
 	}
-	return nil
+	return s.syncFiles() // durable.go
 }
