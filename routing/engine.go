@@ -140,6 +140,7 @@ type Engine struct {
 	byDest     map[Address]protocol.PathLabel // sessions this node started, by destination
 	relays     map[protocol.PathLabel]*relayEntry
 	halfOpen   int
+	relayBy    map[owner]relayCount // session_relay.go: per-neighbour shares
 	lastNumber uint64
 	// reservedNumber: numbers up to it may have been issued (msgnum).
 	reservedNumber uint64
@@ -181,6 +182,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		sessions:  make(map[protocol.PathLabel]*sessEnd),
 		byDest:    make(map[Address]protocol.PathLabel),
 		relays:    make(map[protocol.PathLabel]*relayEntry),
+		relayBy:   make(map[owner]relayCount),
 		passive:   make(map[passiveKey]*passiveWait),
 		atRest:    atRestKey(cfg.Identity),
 		frag:      newFragMAC(cfg.Identity),

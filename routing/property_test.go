@@ -537,7 +537,10 @@ func faultPropertyWith(tt *testing.T, t *rapid.T, restarts, sessions bool) {
 		if i < len(ms) && pn.nodes[ms[i].from].up {
 			pn.send(ms[i])
 			sent = append(sent, ms[i])
-			if warm && len(fs) == len(drawn) && len(tp.lora) == 0 {
+			// A fault drawn to come at once (after 0) can break the
+			// route before the session frame leaves; the message then
+			// goes on as an envelope (session_fallback.go).
+			if warm && len(fs) == len(drawn) && len(tp.lora) == 0 && (len(fs) == 0 || fs[0].after >= time.Minute) {
 				reachable = append(reachable, ms[i])
 			}
 		}

@@ -456,7 +456,7 @@ func (e *Engine) handleSessionData(l *link, frame []byte) error {
 	}
 	e.persistSession(se)
 	if control {
-		if err := e.sessionControl(se, pt); err != nil {
+		if err := e.sessionControl(se, pt, h.KeyPhase); err != nil {
 			return fmt.Errorf("%w: %w", ErrEndToEnd, err)
 		}
 		return nil
@@ -503,7 +503,14 @@ func sessionHops(s *protocol.Session) uint8 {
 
 // sessionControl handles an acknowledgement or a rekey request or answer
 // (session_rekey.go).
-func (e *Engine) sessionControl(se *sessEnd, pt []byte) error {
+//
+// An acknowledgement counts only in the current key phase: it names
+// counters without their phase, and the counters start again at 0 in a
+// new phase, so one of the previous phase (held back by a neighbour, or a
+// late copy) would name frames of the new phase that never arrived. The
+// initiator rekeys only when nothing waits for an acknowledgement, so the
+// previous phase's acknowledgements have nothing left to clear.
+func (e *Engine) sessionControl(se *sessEnd, pt []byte, phase uint8) error {
 	switch typ, _ := protocol.SessionControlType(pt); typ {
 	case protocol.SessionCtlRekeyAsk:
 		return e.answerRekey(se, pt)
@@ -514,6 +521,10 @@ func (e *Engine) sessionControl(se *sessEnd, pt []byte) error {
 	if err != nil || !se.s.Initiator() {
 		e.counters.SessionFramesRefused++
 		return err
+	}
+	if phase != se.s.Phase() {
+		e.counters.SessionFramesRefused++
+		return nil
 	}
 	e.counters.SessionAcksIn++
 	counters := make([]uint32, 0, len(se.inflight))

@@ -57,7 +57,8 @@ func (e *Engine) relayInit(l *link, in *protocol.SessionInit, frame []byte) erro
 	case e.labelTaken(in.Label):
 		e.counters.SessionRelayRefused++
 		return nil
-	case len(e.relays) >= e.cfg.MaxSessionRelays || e.halfOpen >= e.cfg.MaxSessionRelays/64:
+	case len(e.relays) >= e.cfg.MaxSessionRelays || e.halfOpen >= e.cfg.MaxSessionRelays/64,
+		!e.relayShareLeft(ownerOf(l)):
 		e.counters.SessionsLimited++
 		return nil
 	}
@@ -66,6 +67,7 @@ func (e *Engine) relayInit(l *link, in *protocol.SessionInit, frame []byte) erro
 		expires: e.now.Add(handshakeTimeout(out, c.hops+in.Index)), neighbourOwn: ownerOf(l),
 	}
 	e.halfOpen++
+	e.relayCount(ownerOf(l), 1, 1)
 	e.initArrived(l, frame)
 	fwd := bytes.Clone(frame)
 	_ = protocol.SetSessionIndex(fwd, in.Index+1)
@@ -89,6 +91,7 @@ func (e *Engine) relayBack(l *link, frame []byte, label protocol.PathLabel, inde
 	if frame[0] == byte(protocol.KindSessionAccept) && !ent.confirmed {
 		ent.confirmed = true
 		e.halfOpen--
+		e.relayCount(ent.neighbourOwn, 0, -1)
 		ent.expires = e.now.Add(e.idleFor(ent.up))
 	}
 	fwd := bytes.Clone(frame)
@@ -180,11 +183,45 @@ func (ent *relayEntry) remember(dir int, frame []byte, resends int) bool {
 
 func (e *Engine) dropRelay(label protocol.PathLabel) {
 	if ent := e.relays[label]; ent != nil {
+		half := 0
 		if !ent.confirmed {
 			e.halfOpen--
+			half = -1
 		}
+		e.relayCount(ent.neighbourOwn, -1, half)
 		delete(e.relays, label)
 	}
+}
+
+// Per-neighbour shares of the relay table. Without them one neighbour
+// could fill the table (and the half-open slots) with paths of its own
+// (inits from fresh identities to any node that answers), and the relay
+// would refuse every other pair's session; their messages have a route,
+// so they would wait in custody, never handed to a mailbox
+// (TestAttackSessionRelayTableSquat). No neighbour holds more than a
+// quarter of either budget.
+const relayShareDiv = 4
+
+// relayCount is one neighbour's entries and half-open entries.
+type relayCount struct{ entries, halfOpen int }
+
+// relayShareLeft says whether the neighbour o may open one more path.
+func (e *Engine) relayShareLeft(o owner) bool {
+	c := e.relayBy[o]
+	return c.entries < max(e.cfg.MaxSessionRelays/relayShareDiv, 1) &&
+		c.halfOpen < max(e.cfg.MaxSessionRelays/64/relayShareDiv, 1)
+}
+
+// relayCount adds to the neighbour o's counts.
+func (e *Engine) relayCount(o owner, entries, halfOpen int) {
+	c := e.relayBy[o]
+	c.entries += entries
+	c.halfOpen += halfOpen
+	if c.entries <= 0 {
+		delete(e.relayBy, o)
+		return
+	}
+	e.relayBy[o] = c
 }
 
 func (e *Engine) sweepRelays() {

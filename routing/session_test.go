@@ -396,3 +396,47 @@ func TestSessionFAPPKeepsEnvelope(t *testing.T) {
 		t.Fatalf("inbox %+v", in)
 	}
 }
+
+// Attack: one neighbour fills a relay's table of session paths. M sends
+// the relay R well-formed inits from fresh identities towards an honest
+// node D, which accepts them, so R's entries are confirmed and live for
+// the idle time. Before the per-neighbour quota, M's paths took all of
+// MaxSessionRelays and R refused every other pair's session: A's message
+// to C, which has a route, stayed in custody (no fallback: the route is
+// there) and never arrived.
+func TestAttackSessionRelayTableSquat(t *testing.T) {
+	n := newTestNet(t, 11)
+	n.cfg = func(c *routing.Config) { c.NoSessions = false; c.MaxSessionRelays = 256 }
+	for _, name := range []string{"m", "a", "r", "c", "d"} {
+		n.addNode(name)
+	}
+	var mr routing.LinkID
+	for _, p := range []string{"m", "a", "c", "d"} {
+		l := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, p, "r")
+		if p == "m" {
+			mr = l.id
+		}
+	}
+	n.run(time.Hour)
+	r, d := n.node("r"), n.node("d")
+	rng := rand.NewChaCha8([32]byte{7})
+	for range 400 {
+		id, err := protocol.NewIdentity(rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, in, err := protocol.StartSession(rng, id, d.id.Public(), protocol.SessionModeX25519, protocol.TimestampOf(n.now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := in.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.step(r, routing.FrameReceived{Link: mr, Frame: f})
+		n.run(time.Second)
+	}
+	n.send("a", "c", "through r")
+	n.run(10 * time.Minute)
+	checkInbox(t, n.node("c"), []string{"through r"})
+}

@@ -69,12 +69,15 @@ func runChild(mode string) int {
 		}
 		fmt.Printf("unexpected: %v\n", err)
 		return 1
-	case "apply-async":
+	case "apply-async", "apply-async-rotate":
 		if err != nil {
 			fmt.Println("open:", err)
 			return 1
 		}
-		return runPipelined(s)
+		if kind == "apply-async-rotate" {
+			return runPipelined(s, fillerSize)
+		}
+		return runPipelined(s, 0)
 	case "apply", "apply-unsynced":
 		if err != nil {
 			fmt.Println("open:", err)

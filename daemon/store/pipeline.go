@@ -177,5 +177,5 @@ func (s *Store) syncNow() error {
 	if err := s.db.Sync(); err != nil {
 		return fmt.Errorf("store: sync: %w", err)
 	}
-	return nil
+	return s.syncFiles() // durable.go
 }

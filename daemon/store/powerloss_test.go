@@ -94,7 +94,9 @@ func diskBatches(s *Store) ([]uint64, error) {
 	}
 	rec := map[string][]byte{}
 	for _, r := range recs {
-		rec[r.Key] = r.Value
+		if !strings.HasPrefix(r.Key, fillerKey) {
+			rec[r.Key] = r.Value
+		}
 	}
 	entries, _, err := s.Inbox(0, 1<<20)
 	if err != nil {

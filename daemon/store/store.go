@@ -141,6 +141,7 @@ type Store struct {
 	inboxN  int        // number of inbox entries
 	closed  bool
 	gsync   groupSync // pipeline.go
+	dsync   dirSync   // durable.go
 	// Channel history: the next sequence number (0 until first read) and
 	// the number of entries per channel (counted on first use).
 	histSeq uint64
