@@ -34,13 +34,23 @@ func (e *Engine) mailboxFound(in MailboxFound) error {
 	if in.Identity == nil || in.Identity.Address() != in.Dest {
 		return fmt.Errorf("mailbox for %v: identity missing or for another address: %w", in.Dest, ErrBadInput)
 	}
-	if d := e.table.entry(in.Dest, MetricInfinite); d != nil && d.kemKey == nil {
+	d := e.table.entry(in.Dest, MetricInfinite)
+	if d != nil && d.kemKey == nil {
 		d.ident, d.known = in.Identity.Compact(), true
 		d.kemKey = in.Identity.KEMPublicKey()
 		e.keyLearned(d) // seals what waited for the key
 	}
 	for _, r := range e.custody.forDest(in.Dest) {
-		if r.awaitingKey || r.handedOff {
+		if r.session && d != nil && !e.sessionReachable(d) {
+			// An own message to a destination whose key was unknown is
+			// a session record (sessionReachable): with the key from
+			// the record and no route, it goes on as an envelope now,
+			// which the mailbox can hold (session_fallback.go).
+			_ = e.sessionToEnvelope(r, d) // on failure it stays a session record
+		}
+		if r.awaitingKey || r.session || r.handedOff {
+			// A session record's data is the session plaintext, not
+			// an envelope: it is never offered.
 			continue
 		}
 		if _, err := e.sendControl(in.Mailbox, protocol.TypeControl, protocol.AppendCustodyOffer(nil, r.data), r.expires); err == nil {
