@@ -506,6 +506,9 @@ func (e *Engine) handleControl(env *protocol.Envelope, l *link) error {
 			return err
 		}
 		key := inner.Key()
+		if inner.Dest == e.self {
+			return e.offeredToSelf(inner, key, l, src) // mailbox.go
+		}
 		status := e.acceptOffer(inner, key, l)
 		// The answer names the envelope key, which the offerer's
 		// record is keyed on.
