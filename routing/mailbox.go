@@ -34,13 +34,23 @@ func (e *Engine) mailboxFound(in MailboxFound) error {
 	if in.Identity == nil || in.Identity.Address() != in.Dest {
 		return fmt.Errorf("mailbox for %v: identity missing or for another address: %w", in.Dest, ErrBadInput)
 	}
-	if d := e.table.entry(in.Dest, MetricInfinite); d != nil && d.kemKey == nil {
+	d := e.table.entry(in.Dest, MetricInfinite)
+	if d != nil && d.kemKey == nil {
 		d.ident, d.known = in.Identity.Compact(), true
 		d.kemKey = in.Identity.KEMPublicKey()
 		e.keyLearned(d) // seals what waited for the key
 	}
 	for _, r := range e.custody.forDest(in.Dest) {
-		if r.awaitingKey || r.handedOff {
+		if r.session && d != nil && !e.sessionReachable(d) {
+			// An own message to a destination whose key was unknown is
+			// a session record (sessionReachable): with the key from
+			// the record and no route, it goes on as an envelope now,
+			// which the mailbox can hold (session_fallback.go).
+			_ = e.sessionToEnvelope(r, d) // on failure it stays a session record
+		}
+		if r.awaitingKey || r.session || r.handedOff {
+			// A session record's data is the session plaintext, not
+			// an envelope: it is never offered.
 			continue
 		}
 		if _, err := e.sendControl(in.Mailbox, protocol.TypeControl, protocol.AppendCustodyOffer(nil, r.data), r.expires); err == nil {
@@ -92,3 +102,61 @@ func (e *Engine) toDest(r *custodyRec, c candidate) bool {
 // mailbox (TestAttackDrainMailbox). Forwarders' records are released on
 // the hand-over as before.
 func (r *custodyRec) keepsCopy() bool { return r.mailboxed && !r.toDest }
+
+// offerToRecipient hands a mailboxed record on toward its recipient when
+// the route leads through others: as a custody offer from this node to the
+// recipient, which answers it with a receipt addressed to this node
+// (offeredToSelf). The recipient's ordinary receipt goes to the origin and
+// need not pass the mailbox, which kept and re-sent the message until it
+// expired. The offer goes only where a route is now: it is never taken
+// into custody itself (the record is retried instead).
+func (e *Engine) offerToRecipient(r *custodyRec) bool {
+	h, err := e.controlHeader(r.dest, protocol.TypeControl, r.expires)
+	if err != nil {
+		return false
+	}
+	env, err := protocol.SignEnvelope(e.id, h, protocol.AppendCustodyOffer(nil, r.data))
+	if err != nil {
+		return false
+	}
+	raw, err := env.MarshalBinary()
+	if err != nil {
+		return false
+	}
+	key := env.Key()
+	e.seen.addAt(key, e.now)
+	return e.route(env, key, raw, e.custody.ownerOf(r))
+}
+
+// offeredToSelf handles a custody offer of an envelope addressed to this
+// node (a mailbox handing on what it keeps for it): the envelope is
+// delivered like one that came directly (once: a copy counts as a
+// duplicate), and the offerer gets a receipt signed by this node naming
+// the envelope's key, the proof of delivery on which a mailbox lets its
+// copy go. Its origin gets its receipt as usual. Offers are not nested.
+func (e *Engine) offeredToSelf(inner *protocol.Envelope, key envKey, l *link, src Address) error {
+	if inner.Type == protocol.TypeControl {
+		return fmt.Errorf("custody offer of a control envelope to its destination: %w", ErrBadInput)
+	}
+	if e.delivered.has(key) || e.delivered.hasLegacy(inner.ID) {
+		e.counters.Duplicates++
+	} else {
+		raw, err := inner.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if err := e.verifyOnce(inner, key, raw); err != nil {
+			return err
+		}
+		if err := e.deliver(inner, key, l); err != nil {
+			return err
+		}
+	}
+	rc := protocol.NewReceipt(e.id, key, protocol.TimestampOf(e.now))
+	payload, err := rc.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	_, err = e.sendControl(src, protocol.TypeReceipt, payload, inner.Expires)
+	return err
+}

@@ -217,3 +217,48 @@ func TestMailboxQuotaPerSender(t *testing.T) {
 	}
 	t.Logf("one sender: %d of %d offers of 16 KiB kept", took, flood)
 }
+
+// TestMailboxThroughOthersClearsOnReceipt: m keeps c's message and reaches
+// c only through b. c's receipt goes to the origin a, not through m; m
+// re-sent the message to c until it expired. Now c answers m's own offer
+// with a receipt addressed to m: m lets its copy go, and c sees no more
+// copies however long the run.
+func TestMailboxThroughOthersClearsOnReceipt(t *testing.T) {
+	n := newTestNet(t, 65)
+	a, b, c := n.addNode("a"), n.addNode("b"), n.addNode("c")
+	n.cfg = func(c *routing.Config) { c.Mailbox, c.Capabilities = true, protocol.CapMailbox }
+	m := n.addNode("m")
+	n.cfg = nil
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "m")
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "m", "b")
+	n.run(2 * time.Second)
+	n.send("a", "c", "through b")
+	id := acceptedID(t, a)
+	n.step(a, routing.MailboxFound{Dest: c.id.Address(), Identity: c.id.Public(), Mailbox: m.id.Address()})
+	n.run(5 * time.Second)
+	if !hasEvent(a, routing.EventHandedOff, id) {
+		t.Fatalf("no hand-off: %+v", a.events)
+	}
+	n.stop(a)
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "b", "c")
+	n.run(10 * time.Minute)
+	if got := countBody(c, a.id.Address(), "through b"); got != 1 {
+		t.Fatalf("c received the message %d times, want once", got)
+	}
+	dups := c.eng.Counters().Duplicates
+	n.run(time.Hour)
+	if got := c.eng.Counters().Duplicates; got != dups {
+		t.Fatalf("c got %d more copies after delivery", got-dups)
+	}
+	// What m still keeps is c's receipt for a, which is offline.
+	n.start(a)
+	n.run(10 * time.Minute)
+	if !hasEvent(a, routing.EventDelivered, id) {
+		t.Fatalf("a heard of no delivery: %+v", a.events)
+	}
+	for _, nd := range []*tnode{a, b, c, m} {
+		if got := nd.eng.Counters().CustodyCount; got != 0 {
+			t.Errorf("%s still keeps %d records", nd.name, got)
+		}
+	}
+}

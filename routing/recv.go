@@ -511,6 +511,9 @@ func (e *Engine) handleControl(env *protocol.Envelope, l *link) error {
 			return err
 		}
 		key := inner.Key()
+		if inner.Dest == e.self {
+			return e.offeredToSelf(inner, key, l, src) // mailbox.go
+		}
 		status := e.acceptOffer(inner, key, l)
 		// The answer names the envelope key, which the offerer's
 		// record is keyed on.
@@ -549,8 +552,8 @@ func (e *Engine) handleControl(env *protocol.Envelope, l *link) error {
 // envelope already is acceptance; a record is never replaced.
 func (e *Engine) acceptOffer(inner *protocol.Envelope, key envKey, l *link) protocol.CustodyStatus {
 	if !e.cfg.Mailbox || inner.Dest == e.self {
-		// No honest node offers a message to its destination; kept, it
-		// would wait for a route to this node until it expired.
+		// An offer to its destination is handled before (offeredToSelf);
+		// kept, it would wait for a route to this node until it expired.
 		return protocol.CustodyRefusedPolicy
 	}
 	if err := inner.Verify(e.now, e.cfg.ClockSkew); err != nil {

@@ -236,6 +236,13 @@ func (e *Engine) attempt(r *custodyRec) SendStatus {
 	}
 	if d != nil {
 		if c, ok := d.route(); ok {
+			if r.mailboxed && !e.toDest(r, c) && e.offerToRecipient(r) { // mailbox.go
+				r.attempts++
+				e.counters.CustodyRetries++
+				r.toDest = false
+				e.backoff(r)
+				return StatusRouted
+			}
 			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, r.data, r.dest, r.key, e.custody.ownerOf(r)) {
 				r.attempts++
 				e.counters.CustodyRetries++
