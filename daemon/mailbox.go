@@ -58,17 +58,26 @@ func (m *MailboxConfig) validate(bad func(field, format string, a ...any) error)
 			return bad("mailbox.relays", "%q is not a mesh address (32 hex digits): %v", r, err)
 		}
 	}
-	for _, r := range m.CircuitRelays {
-		a, err := multiaddr.NewMultiaddr(r)
-		if err != nil {
-			return bad("mailbox.circuit_relays", "%q is not a multiaddr: %v", r, err)
-		}
-		if _, err := a.ValueForProtocol(multiaddr.P_P2P); err != nil {
-			return bad("mailbox.circuit_relays", "%q has no /p2p/<peer ID> part", r)
-		}
+	if err := validatePeerAddrs("mailbox.circuit_relays", m.CircuitRelays, bad); err != nil {
+		return err
 	}
 	if m.CollectInterval < Duration(time.Second) {
 		return bad("mailbox.collect_interval", "%v is below one second", time.Duration(m.CollectInterval))
+	}
+	return nil
+}
+
+// validatePeerAddrs checks that each of addrs is a multiaddr naming its
+// peer (/p2p/<peer ID>), as libp2p needs to dial and authenticate it.
+func validatePeerAddrs(field string, addrs []string, bad func(field, format string, a ...any) error) error {
+	for _, s := range addrs {
+		a, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			return bad(field, "%q is not a multiaddr: %v", s, err)
+		}
+		if _, err := a.ValueForProtocol(multiaddr.P_P2P); err != nil {
+			return bad(field, "%q has no /p2p/<peer ID> part", s)
+		}
 	}
 	return nil
 }
