@@ -82,11 +82,12 @@ func validatePeerAddrs(field string, addrs []string, bad func(field, format stri
 	return nil
 }
 
-// addrs returns the configured relays (validated already).
-func (m *MailboxConfig) addrs() []protocol.Address {
+// addrs returns the configured relays (validated already) but self: a
+// list shared by several nodes may name the relays among them.
+func (m *MailboxConfig) addrs(self protocol.Address) []protocol.Address {
 	var out []protocol.Address
 	for _, r := range m.Relays {
-		if a, err := protocol.ParseAddress(r); err == nil {
+		if a, err := protocol.ParseAddress(r); err == nil && a != self {
 			out = append(out, a)
 		}
 	}
@@ -103,7 +104,7 @@ const autoMailboxes = 2
 // none (and is no relay itself) chooses up to autoMailboxes of its
 // neighbours that announce the mailbox capability, and keeps them.
 func (n *Node) runCollector() {
-	relays := n.cfg.Mailbox.addrs()
+	relays := n.cfg.Mailbox.addrs(n.id.Address())
 	auto := len(relays) == 0 && !n.cfg.Relay
 	if len(relays) == 0 && !auto {
 		return
