@@ -293,6 +293,10 @@ func decodeMailboxes(r *Record, body []byte, off int) (int, error) {
 		if a == r.Identity.Address() || a.IsZero() {
 			return off, fmt.Errorf("p2p: address record names %s as its own mailbox: %w", a, protocol.ErrMalformed)
 		}
+		if slices.Contains(r.Mailboxes, a) {
+			// signRecordMailbox writes each once: one encoding per record.
+			return off, fmt.Errorf("p2p: address record names mailbox %s twice: %w", a, protocol.ErrMalformed)
+		}
 		r.Mailboxes = append(r.Mailboxes, a)
 		off += protocol.AddressSize
 	}

@@ -58,6 +58,7 @@ func TestRecordMailboxes(t *testing.T) {
 		{"too many mailboxes", asV3(0, MaxRecordMailboxes+1), protocol.ErrTooLarge},
 		{"mailbox count beyond data", asV3(append([]byte{0, 2}, m1[:]...)...), protocol.ErrTruncated},
 		{"own address as mailbox", asV3(append([]byte{0, 1}, self[:]...)...), protocol.ErrMalformed},
+		{"repeated mailbox", asV3(append(append([]byte{0, 2}, m1[:]...), m1[:]...)...), protocol.ErrMalformed},
 		{"zero mailbox", asV3(append([]byte{0, 1}, make([]byte, 16)...)...), protocol.ErrMalformed},
 		{"trailing bytes", asV3(append(append([]byte{0, 1}, m1[:]...), 9)...), protocol.ErrTrailing},
 		{"mailboxes on a version 2 record", resign(append(bytes.Clone(v2body), append([]byte{1, 1}, m1[:]...)...)), protocol.ErrTrailing},
