@@ -272,14 +272,8 @@ func (c *Config) Validate() error {
 			return bad("listen", "%q is not a multiaddr: %v", l, err)
 		}
 	}
-	for _, b := range c.Bootstrap {
-		m, err := multiaddr.NewMultiaddr(b)
-		if err != nil {
-			return bad("bootstrap", "%q is not a multiaddr: %v", b, err)
-		}
-		if _, err := m.ValueForProtocol(multiaddr.P_P2P); err != nil {
-			return bad("bootstrap", "%q has no /p2p/<peer ID> part", b)
-		}
+	if err := validatePeerAddrs("bootstrap", c.Bootstrap, bad); err != nil {
+		return err
 	}
 	if c.API != "" {
 		host, port, err := net.SplitHostPort(c.API)

@@ -323,8 +323,9 @@ func (n *Node) Start(ctx context.Context) error {
 	return n.call(ctx, func() {})
 }
 
-// Done is closed when the node's loop has stopped: after Close, or by
-// itself on a fatal error (the store failing), which Close then returns.
+// Done is closed when the node's loop has stopped: by Close (also when
+// the loop never ran), or by itself on a fatal error (the store failing),
+// which Close then returns.
 func (n *Node) Done() <-chan struct{} { return n.stopped }
 
 // stopEmbedded stops, in this order, the API and metrics servers (requests
@@ -348,6 +349,10 @@ func (n *Node) stopEmbedded() error {
 	if entered {
 		stop()
 		<-n.stopped
+	} else {
+		// No Run can enter any more (closed is set): Done closes here,
+		// as it would when the loop stops.
+		close(n.stopped)
 	}
 	if started {
 		errs = append(errs, <-n.emb.loopErr)

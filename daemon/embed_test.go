@@ -328,3 +328,22 @@ func TestEmbedDoneOnFatal(t *testing.T) {
 		t.Error("Close returned nil after the loop failed")
 	}
 }
+
+// TestEmbedDoneAfterCloseWithoutStart: Done is closed once Close returns
+// even if the loop never ran, so a program that waits for Done after
+// Close (or selects on it while it works) is not left waiting for ever.
+func TestEmbedDoneAfterCloseWithoutStart(t *testing.T) {
+	noLeaks(t)
+	n, err := New(embedOpts(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-n.Done():
+	default:
+		t.Fatal("Done still open after Close of a node that never started")
+	}
+}

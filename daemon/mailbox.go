@@ -58,14 +58,8 @@ func (m *MailboxConfig) validate(bad func(field, format string, a ...any) error)
 			return bad("mailbox.relays", "%q is not a mesh address (32 hex digits): %v", r, err)
 		}
 	}
-	for _, r := range m.CircuitRelays {
-		a, err := multiaddr.NewMultiaddr(r)
-		if err != nil {
-			return bad("mailbox.circuit_relays", "%q is not a multiaddr: %v", r, err)
-		}
-		if _, err := a.ValueForProtocol(multiaddr.P_P2P); err != nil {
-			return bad("mailbox.circuit_relays", "%q has no /p2p/<peer ID> part", r)
-		}
+	if err := validatePeerAddrs("mailbox.circuit_relays", m.CircuitRelays, bad); err != nil {
+		return err
 	}
 	if m.CollectInterval < Duration(time.Second) {
 		return bad("mailbox.collect_interval", "%v is below one second", time.Duration(m.CollectInterval))
@@ -73,11 +67,27 @@ func (m *MailboxConfig) validate(bad func(field, format string, a ...any) error)
 	return nil
 }
 
-// addrs returns the configured relays (validated already).
-func (m *MailboxConfig) addrs() []protocol.Address {
+// validatePeerAddrs checks that each of addrs is a multiaddr naming its
+// peer (/p2p/<peer ID>), as libp2p needs to dial and authenticate it.
+func validatePeerAddrs(field string, addrs []string, bad func(field, format string, a ...any) error) error {
+	for _, s := range addrs {
+		a, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			return bad(field, "%q is not a multiaddr: %v", s, err)
+		}
+		if _, err := a.ValueForProtocol(multiaddr.P_P2P); err != nil {
+			return bad(field, "%q has no /p2p/<peer ID> part", s)
+		}
+	}
+	return nil
+}
+
+// addrs returns the configured relays (validated already) but self: a
+// list shared by several nodes may name the relays among them.
+func (m *MailboxConfig) addrs(self protocol.Address) []protocol.Address {
 	var out []protocol.Address
 	for _, r := range m.Relays {
-		if a, err := protocol.ParseAddress(r); err == nil {
+		if a, err := protocol.ParseAddress(r); err == nil && a != self {
 			out = append(out, a)
 		}
 	}
@@ -94,7 +104,7 @@ const autoMailboxes = 2
 // none (and is no relay itself) chooses up to autoMailboxes of its
 // neighbours that announce the mailbox capability, and keeps them.
 func (n *Node) runCollector() {
-	relays := n.cfg.Mailbox.addrs()
+	relays := n.cfg.Mailbox.addrs(n.id.Address())
 	auto := len(relays) == 0 && !n.cfg.Relay
 	if len(relays) == 0 && !auto {
 		return

@@ -50,3 +50,16 @@ func TestMailboxConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMailboxRelaysLeaveOutSelf: a relay whose configuration shares the
+// list of relays, itself included, does not count itself among its
+// mailbox relays (its collector dialled itself every interval).
+func TestMailboxRelaysLeaveOutSelf(t *testing.T) {
+	self, other := "37e025edef36942b9c324112c352dad0", "47e025edef36942b9c324112c352dad0"
+	m := MailboxConfig{Relays: []string{self, other}}
+	a, _ := protocol.ParseAddress(self)
+	b, _ := protocol.ParseAddress(other)
+	if got := m.addrs(a); !slices.Equal(got, []protocol.Address{b}) {
+		t.Fatalf("relays of %s: %v, want [%s]", a, got, b)
+	}
+}

@@ -270,7 +270,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		Gossip: p2p.GossipConfig{Enabled: true, Validate: chans.validate, Deliver: chans.deliver,
 			SeenTTL: floodMaxAge + clockSkew}, // gossip remembers a frame as long as it can be accepted
 		AgentVersion:  agentVersion(),
-		MailboxRelays: cfg.Mailbox.addrs(),
+		MailboxRelays: cfg.Mailbox.addrs(id.Address()),
 		StaticRelays:  cfg.Mailbox.CircuitRelays,
 	})
 	if err != nil {

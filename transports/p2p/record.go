@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -135,12 +136,12 @@ func signRecord(id *protocol.Identity, hostKey ed25519.PublicKey, issued, expire
 
 // signRecordMailbox is signRecord with flags and mailbox relays: a version
 // 3 record when either is set, version 2 otherwise. Mailboxes beyond
-// MaxRecordMailboxes are left out.
+// MaxRecordMailboxes are left out, and so are the node's own address, the
+// zero address and repeats: the validator refuses a record naming the
+// first two, and a node whose record is refused cannot be found at all.
 func signRecordMailbox(id *protocol.Identity, hostKey ed25519.PublicKey, issued, expires protocol.Timestamp, addrs []ma.Multiaddr,
 	flags byte, mailboxes []protocol.Address) ([]byte, error) {
-	if len(mailboxes) > MaxRecordMailboxes {
-		mailboxes = mailboxes[:MaxRecordMailboxes]
-	}
+	mailboxes = recordMailboxes(id.Address(), mailboxes)
 	version := byte(recordVersion)
 	if flags != 0 || len(mailboxes) > 0 {
 		version = recordVersionMailbox
@@ -180,6 +181,18 @@ func signRecordMailbox(id *protocol.Identity, hostKey ed25519.PublicKey, issued,
 		}
 	}
 	return append(b, id.Sign(recordSignLabel, b)...), nil
+}
+
+// recordMailboxes returns the mailbox relays a record of self may name:
+// neither self nor zero, each once, at most MaxRecordMailboxes.
+func recordMailboxes(self protocol.Address, mailboxes []protocol.Address) []protocol.Address {
+	var out []protocol.Address
+	for _, m := range mailboxes {
+		if len(out) < MaxRecordMailboxes && m != self && !m.IsZero() && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // decodeRecord parses a record and checks its signature. It does not check
@@ -279,6 +292,10 @@ func decodeMailboxes(r *Record, body []byte, off int) (int, error) {
 		copy(a[:], body[off:])
 		if a == r.Identity.Address() || a.IsZero() {
 			return off, fmt.Errorf("p2p: address record names %s as its own mailbox: %w", a, protocol.ErrMalformed)
+		}
+		if slices.Contains(r.Mailboxes, a) {
+			// signRecordMailbox writes each once: one encoding per record.
+			return off, fmt.Errorf("p2p: address record names mailbox %s twice: %w", a, protocol.ErrMalformed)
 		}
 		r.Mailboxes = append(r.Mailboxes, a)
 		off += protocol.AddressSize

@@ -58,6 +58,7 @@ func TestRecordMailboxes(t *testing.T) {
 		{"too many mailboxes", asV3(0, MaxRecordMailboxes+1), protocol.ErrTooLarge},
 		{"mailbox count beyond data", asV3(append([]byte{0, 2}, m1[:]...)...), protocol.ErrTruncated},
 		{"own address as mailbox", asV3(append([]byte{0, 1}, self[:]...)...), protocol.ErrMalformed},
+		{"repeated mailbox", asV3(append(append([]byte{0, 2}, m1[:]...), m1[:]...)...), protocol.ErrMalformed},
 		{"zero mailbox", asV3(append([]byte{0, 1}, make([]byte, 16)...)...), protocol.ErrMalformed},
 		{"trailing bytes", asV3(append(append([]byte{0, 1}, m1[:]...), 9)...), protocol.ErrTrailing},
 		{"mailboxes on a version 2 record", resign(append(bytes.Clone(v2body), append([]byte{1, 1}, m1[:]...)...)), protocol.ErrTrailing},
@@ -66,7 +67,45 @@ func TestRecordMailboxes(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
 	}
-	if many := sign(0, []protocol.Address{m1, m2, m1, m2, m1}); len(many) != len(sign(0, []protocol.Address{m1, m2, m1, m2})) {
+	m3, m4, m5 := testIdentity(t, 4).Address(), testIdentity(t, 5).Address(), testIdentity(t, 6).Address()
+	if many := sign(0, []protocol.Address{m1, m2, m3, m4, m5}); len(many) != len(sign(0, []protocol.Address{m1, m2, m3, m4})) {
 		t.Error("more than MaxRecordMailboxes were encoded")
+	}
+}
+
+// TestRecordOwnMailboxLeftOut: a node configured with its own address (a
+// relay list shared by every node, relays included) or the zero address
+// among its mailbox relays still publishes a record every DHT node
+// accepts: before, it signed a record the validator refuses, and the node
+// could not be found at all.
+func TestRecordOwnMailboxLeftOut(t *testing.T) {
+	id, m1 := testIdentity(t, 1), testIdentity(t, 2).Address()
+	hk := testHostKey(t, id).Public().(ed25519.PublicKey)
+	addrs := testAddrs(t, "/ip4/127.0.0.1/tcp/4001")
+	for _, c := range []struct {
+		name      string
+		flags     byte
+		mailboxes []protocol.Address
+		want      []protocol.Address
+		version   byte
+	}{
+		{"own and another", 0, []protocol.Address{id.Address(), m1}, []protocol.Address{m1}, recordVersionMailbox},
+		{"zero and another", 0, []protocol.Address{{}, m1}, []protocol.Address{m1}, recordVersionMailbox},
+		{"only own", 0, []protocol.Address{id.Address()}, nil, recordVersion},
+		{"only own, relay flag", RecordFlagMailbox, []protocol.Address{id.Address()}, nil, recordVersionMailbox},
+		{"twice the same", 0, []protocol.Address{m1, m1}, []protocol.Address{m1}, recordVersionMailbox},
+	} {
+		b, err := signRecordMailbox(id, hk, protocol.TimestampOf(testNow), protocol.TimestampOf(testNow.Add(time.Hour)), addrs, c.flags, c.mailboxes)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		r, err := validateRecord(RecordKey(id.Address()), b, testNow)
+		if err != nil {
+			t.Errorf("%s: published record refused: %v", c.name, err)
+			continue
+		}
+		if b[0] != c.version || !slices.Equal(r.Mailboxes, c.want) {
+			t.Errorf("%s: version %d mailboxes %v, want version %d %v", c.name, b[0], r.Mailboxes, c.version, c.want)
+		}
 	}
 }
