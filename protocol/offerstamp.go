@@ -44,47 +44,52 @@ const CustodyRefusedStamp CustodyStatus = 3
 var ErrStamp = errors.New("protocol: offer stamp insufficient")
 
 // OfferStamp is a proof of work: SHA-256("meshd/offer-stamp/v1" || 0 ||
-// envelope key || relay address || bits || nonce) starts with Bits zero bits.
+// envelope key || relay address || offerer address || bits || nonce) starts
+// with Bits zero bits. The offerer is the signer of the control envelope
+// that carries the offer: a stamp seen go by is worth nothing to another.
 type OfferStamp struct {
 	Bits  uint8
 	Nonce uint64
 }
 
 // Hash returns the digest the stamp's work is measured on.
-func (s OfferStamp) Hash(key EnvelopeKey, relay Address) [sha256.Size]byte {
-	var b [len(labelOfferStamp) + 1 + len(EnvelopeKey{}) + AddressSize + OfferStampSize]byte
+func (s OfferStamp) Hash(key EnvelopeKey, relay, offerer Address) [sha256.Size]byte {
+	var b [len(labelOfferStamp) + 1 + len(EnvelopeKey{}) + 2*AddressSize + OfferStampSize]byte
 	n := copy(b[:], labelOfferStamp)
 	n++ // the 0 separator
 	n += copy(b[n:], key[:])
 	n += copy(b[n:], relay[:])
+	n += copy(b[n:], offerer[:])
 	b[n] = s.Bits
 	binary.BigEndian.PutUint64(b[n+1:], s.Nonce)
 	return sha256.Sum256(b[:])
 }
 
-// Check reports whether the stamp is worth at least min bits for key at
-// relay: its claimed bits reach min and its hash reaches its claimed bits.
-// A stamp made for another envelope or relay fails the second test.
-func (s OfferStamp) Check(key EnvelopeKey, relay Address, min uint8) error {
+// Check reports whether the stamp is worth at least min bits for key
+// offered by offerer at relay: its claimed bits reach min and its hash
+// reaches its claimed bits. A stamp made for another envelope, relay or
+// offerer fails the second test.
+func (s OfferStamp) Check(key EnvelopeKey, relay, offerer Address, min uint8) error {
 	if s.Bits < min {
 		return fmt.Errorf("offer stamp of %d bits, want %d: %w", s.Bits, min, ErrStamp)
 	}
-	if z := leadingZeros(s.Hash(key, relay)); z < int(s.Bits) {
+	if z := leadingZeros(s.Hash(key, relay, offerer)); z < int(s.Bits) {
 		return fmt.Errorf("offer stamp does not reach its %d bits: %w", s.Bits, ErrStamp)
 	}
 	return nil
 }
 
-// MintOfferStamp searches a stamp of want bits for key at relay, trying
+// MintOfferStamp searches a stamp of want bits for key offered by offerer
+// at relay, trying
 // nonces from start on, at most maxTries of them: the caller bounds the
 // time it spends (the expected cost is 2^want hashes).
-func MintOfferStamp(key EnvelopeKey, relay Address, want uint8, start, maxTries uint64) (OfferStamp, error) {
+func MintOfferStamp(key EnvelopeKey, relay, offerer Address, want uint8, start, maxTries uint64) (OfferStamp, error) {
 	if want > MaxOfferStampBits {
 		return OfferStamp{}, fmt.Errorf("mint offer stamp: %d bits, limit %d: %w", want, MaxOfferStampBits, ErrTooLarge)
 	}
 	s := OfferStamp{Bits: want, Nonce: start}
 	for i := uint64(0); i < maxTries; i++ {
-		if leadingZeros(s.Hash(key, relay)) >= int(want) {
+		if leadingZeros(s.Hash(key, relay, offerer)) >= int(want) {
 			return s, nil
 		}
 		s.Nonce++

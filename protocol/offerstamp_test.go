@@ -8,33 +8,35 @@ import (
 
 func TestOfferStampBinding(t *testing.T) {
 	key, relay := EnvelopeKey{1, 2, 3}, Address{9}
-	s, err := MintOfferStamp(key, relay, 12, 77, 1<<20)
+	s, err := MintOfferStamp(key, relay, Address{7}, 12, 77, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Check(key, relay, 12); err != nil {
+	if err := s.Check(key, relay, Address{7}, 12); err != nil {
 		t.Fatalf("minted stamp refused: %v", err)
 	}
 	for _, tt := range []struct {
 		name  string
 		key   EnvelopeKey
 		relay Address
+		from  Address
 		min   uint8
 	}{
-		{"another envelope", EnvelopeKey{1, 2, 4}, relay, 12},
-		{"another relay", key, Address{8}, 12},
-		{"fewer bits than wanted", key, relay, 13},
+		{"another envelope", EnvelopeKey{1, 2, 4}, relay, Address{7}, 12},
+		{"another relay", key, Address{8}, Address{7}, 12},
+		{"another offerer", key, relay, Address{6}, 12},
+		{"fewer bits than wanted", key, relay, Address{7}, 13},
 	} {
 		// Another envelope or relay gives a fresh hash: 12 zero bits by
 		// chance with probability 2^-12; these fixed inputs do not.
-		if err := s.Check(tt.key, tt.relay, tt.min); !errors.Is(err, ErrStamp) {
+		if err := s.Check(tt.key, tt.relay, tt.from, tt.min); !errors.Is(err, ErrStamp) {
 			t.Errorf("%s: err = %v, want ErrStamp", tt.name, err)
 		}
 	}
-	if _, err := MintOfferStamp(key, relay, MaxOfferStampBits+1, 0, 1); !errors.Is(err, ErrTooLarge) {
+	if _, err := MintOfferStamp(key, relay, Address{7}, MaxOfferStampBits+1, 0, 1); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("mint over the limit: err = %v", err)
 	}
-	if _, err := MintOfferStamp(key, relay, 20, 0, 1); !errors.Is(err, ErrStamp) {
+	if _, err := MintOfferStamp(key, relay, Address{7}, 20, 0, 1); !errors.Is(err, ErrStamp) {
 		t.Errorf("mint with one try: err = %v", err)
 	}
 }
@@ -99,7 +101,7 @@ func FuzzParseStampedCustodyOffer(f *testing.F) {
 // BenchmarkMintOfferStamp16 mints 16-bit stamps (expected 2^16 hashes).
 func BenchmarkMintOfferStamp16(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		if _, err := MintOfferStamp(EnvelopeKey{byte(i), byte(i >> 8)}, Address{1}, 16, uint64(i)<<32, 1<<24); err != nil {
+		if _, err := MintOfferStamp(EnvelopeKey{byte(i), byte(i >> 8)}, Address{1}, Address{2}, 16, uint64(i)<<32, 1<<24); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -109,6 +111,6 @@ func BenchmarkMintOfferStamp16(b *testing.B) {
 func BenchmarkCheckOfferStamp(b *testing.B) {
 	s := OfferStamp{Bits: 16, Nonce: 1}
 	for i := 0; i < b.N; i++ {
-		_ = s.Check(EnvelopeKey{}, Address{1}, 16)
+		_ = s.Check(EnvelopeKey{}, Address{1}, Address{2}, 16)
 	}
 }
