@@ -21,7 +21,7 @@ const (
 	maxStampKnown = 4096
 	// maxMintStampBits bounds the stamps this node mints when asked: the
 	// engine's loop mints, and 2^20 hashes take some 0.3 s on a server
-	// core (docs/performance.md). A relay asking more gets no re-offer.
+	// core, seconds on a Raspberry Pi (docs/performance.md). A relay asking more gets no re-offer.
 	maxMintStampBits = 20
 )
 
@@ -32,7 +32,7 @@ type offerStamps struct {
 	minted map[envKey]Address    // offerer: envelope -> relay a stamp was minted for
 }
 
-// wants says whether this relay asks src for a stamp.
+// stampWanted says whether this relay asks src for a stamp.
 func (e *Engine) stampWanted(src Address) bool {
 	if !e.cfg.Mailbox || e.cfg.MailboxStampBits == 0 {
 		return false
