@@ -49,7 +49,7 @@ type MailboxConfig struct {
 	// StampBits is the proof-of-work stamp, in leading zero bits, that a
 	// relay-mode node asks of custody offers from offerers it does not know
 	// (docs/routing.md section on mailboxes): default 16, 0 asks none, at
-	// most 20 (what senders mint).
+	// most 18 (what senders mint).
 	StampBits int `toml:"stamp_bits"`
 }
 
@@ -59,7 +59,7 @@ type MailboxConfig struct {
 const DefaultStampBits = 16
 
 // maxStampBits is the most senders mint (routing's maxMintStampBits).
-const maxStampBits = 20
+const maxStampBits = 18
 
 // validate checks the [mailbox] section.
 func (m *MailboxConfig) validate(bad func(field, format string, a ...any) error) error {

@@ -74,7 +74,7 @@ type Counters struct {
 
 	// Custody offer stamps (offerstamp.go): offers refused for want of a
 	// stamp, with a stamp that did not do, stamps minted when a mailbox
-	// asked, and asks not followed (over 20 bits, or asked again).
+	// asked, and asks not followed (over 18 bits, or asked again).
 	OfferStampsAsked   uint64
 	OfferStampsBad     uint64
 	OfferStampsMinted  uint64

@@ -20,9 +20,9 @@ const (
 	// maxStampKnown bounds the offerers remembered; the oldest goes.
 	maxStampKnown = 4096
 	// maxMintStampBits bounds the stamps this node mints when asked: the
-	// engine's loop mints, and 2^20 hashes take some 0.3 s on a server
-	// core, seconds on a Raspberry Pi (docs/performance.md). A relay asking more gets no re-offer.
-	maxMintStampBits = 20
+	// engine's loop mints, and 2^18 hashes take some 70 ms on a server
+	// core, an estimated 1-1.5 s on a Raspberry Pi 4 (docs/performance.md). A relay asking more gets no re-offer.
+	maxMintStampBits = 18
 )
 
 // offerStamps is both ends' stamp state; the zero value is ready. Neither

@@ -194,3 +194,30 @@ func TestStampedHandOffDelivered(t *testing.T) {
 		t.Fatalf("c received the message %d times, want once", got)
 	}
 }
+
+// TestAttackStampTooDear: a mailbox asking more work than senders mint (19
+// bits, 2^19 hashes in the engine's loop) gets no stamp and no re-offer:
+// the sender counts the ask and keeps its message.
+func TestAttackStampTooDear(t *testing.T) {
+	n := newTestNet(t, 88)
+	n.cfg = func(c *routing.Config) { c.NoSessions = true } // as in TestStampedHandOffDelivered
+	a := n.addNode("a")
+	n.cfg = func(c *routing.Config) { c.Mailbox, c.Capabilities, c.MailboxStampBits = true, protocol.CapMailbox, 19 }
+	m := n.addNode("m")
+	n.cfg = nil
+	c := n.addNode("c")
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "m")
+	n.run(2 * time.Second)
+	n.send("a", "c", "dear")
+	id := acceptedID(t, a)
+	n.run(time.Second)
+	n.step(a, routing.MailboxFound{Dest: c.id.Address(), Identity: c.id.Public(), Mailbox: m.id.Address()})
+	n.run(5 * time.Second)
+	ac := a.eng.Counters()
+	if hasEvent(a, routing.EventHandedOff, id) || ac.OfferStampsMinted != 0 || ac.OfferStampsGivenUp != 1 {
+		t.Fatalf("a minted %d stamps, gave up %d (want 0, 1)", ac.OfferStampsMinted, ac.OfferStampsGivenUp)
+	}
+	if ac.CustodyCount == 0 {
+		t.Fatal("a dropped its message")
+	}
+}
