@@ -242,7 +242,7 @@ func DefaultConfig() Config {
 		Store:     StoreConfig{GCInterval: Duration(DefaultGCInterval), MinFree: DefaultMinFree},
 		FAPP:      FAPPConfig{Regions: []string{}, TrustedIssuers: []string{}, Epoch: Duration(DefaultFAPPEpoch)},
 		TCP:       TCPConfig{Peers: []string{}},
-		Mailbox:   MailboxConfig{Relays: []string{}, CircuitRelays: []string{}, CollectInterval: Duration(DefaultCollectInterval)},
+		Mailbox:   MailboxConfig{Relays: []string{}, CircuitRelays: []string{}, CollectInterval: Duration(DefaultCollectInterval), StampBits: DefaultStampBits},
 	}
 	c.Limits.setGuardDefaults()
 	c.Access = AccessConfig{Allow: []string{}, Deny: []string{}}

@@ -46,7 +46,20 @@ type MailboxConfig struct {
 	// CollectInterval is how often the node dials the mailbox relays it
 	// has no link to.
 	CollectInterval Duration `toml:"collect_interval"`
+	// StampBits is the proof-of-work stamp, in leading zero bits, that a
+	// relay-mode node asks of custody offers from offerers it does not know
+	// (docs/routing.md section on mailboxes): default 16, 0 asks none, at
+	// most 18 (what senders mint).
+	StampBits int `toml:"stamp_bits"`
 }
+
+// DefaultStampBits is [mailbox] stamp_bits' default: some 20 ms of one
+// server core per message for a sender, one hash for the relay
+// (docs/performance.md).
+const DefaultStampBits = 16
+
+// maxStampBits is the most senders mint (routing's maxMintStampBits).
+const maxStampBits = 18
 
 // validate checks the [mailbox] section.
 func (m *MailboxConfig) validate(bad func(field, format string, a ...any) error) error {
@@ -60,6 +73,9 @@ func (m *MailboxConfig) validate(bad func(field, format string, a ...any) error)
 	}
 	if err := validatePeerAddrs("mailbox.circuit_relays", m.CircuitRelays, bad); err != nil {
 		return err
+	}
+	if m.StampBits < 0 || m.StampBits > maxStampBits {
+		return bad("mailbox.stamp_bits", "%d is not between 0 and %d (the most senders mint)", m.StampBits, maxStampBits)
 	}
 	if m.CollectInterval < Duration(time.Second) {
 		return bad("mailbox.collect_interval", "%v is below one second", time.Duration(m.CollectInterval))

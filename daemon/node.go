@@ -225,6 +225,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		Rand:             random,
 		Capabilities:     caps,
 		Mailbox:          cfg.Relay,
+		MailboxStampBits: uint8(cfg.Mailbox.StampBits), // validated: 0..18
 		AnnounceInterval: time.Duration(cfg.Routing.AnnounceInterval),
 		MessageTTL:       time.Duration(cfg.Routing.MessageTTL),
 		CustodyMaxBytes:  cfg.Routing.CustodyMaxBytes,

@@ -156,7 +156,7 @@ func hopCases(tb testing.TB) []ctlCase {
 		{"zero next hop", AppendHop(nil, Address{}, v["hop-ack"]), ErrMalformed},
 		{"inner kind zero", AppendHop(nil, next, []byte{0}), ErrUnknownKind},
 		{"inner kind unknown", AppendHop(nil, next, []byte{0xff, 1, 2, 3}), ErrUnknownKind},
-		{"inner kind 0x1f", AppendHop(nil, next, []byte{0x1f}), ErrUnknownKind},
+		{"inner kind 0x2f", AppendHop(nil, next, []byte{0x2f}), ErrUnknownKind},
 		{"nested hop", AppendHop(nil, next, v["hop"]), ErrMalformed},
 		{"nested hop kind only", AppendHop(nil, next, []byte{byte(KindHop)}), ErrMalformed},
 		{"inner fragment", AppendHop(nil, next, v["fragment-first"]), ErrMalformed},
@@ -361,13 +361,14 @@ func TestControlKinds(t *testing.T) {
 		{KindCustodyOffer, 0x1c, "custody-offer"},
 		{KindCustodyAccept, 0x1d, "custody-accept"},
 		{KindExpiryNotice, 0x1e, "expiry-notice"},
+		{KindCustodyOfferStamped, 0x1f, "custody-offer-stamped"},
 	} {
 		if byte(tt.kind) != tt.val || tt.kind.String() != tt.name || !tt.kind.Known() {
 			t.Errorf("kind 0x%02x: value 0x%02x, String %q, Known %v", tt.val, byte(tt.kind), tt.kind, tt.kind.Known())
 		}
 	}
-	if Kind(0x1f).Known() {
-		t.Error("kind 0x1f is known")
+	if Kind(0x2f).Known() {
+		t.Error("kind 0x2f is known")
 	}
 	for _, tt := range []struct {
 		name      string
@@ -404,6 +405,9 @@ func TestMaxHopSize(t *testing.T) {
 		KindCustodyOffer:  MaxCustodyOfferSize,
 		KindCustodyAccept: CustodyAcceptSize,
 		KindExpiryNotice:  ExpiryNoticeSize,
+
+		KindCustodyOfferStamped: MaxStampedOfferSize,
+
 		KindSessionInit:   SessionInitSize(SessionModeXWing),
 		KindSessionAccept: SessionAcceptSize(SessionModeXWing),
 		KindSessionData:   SessionFrameOverhead + MaxSessionPlaintext,

@@ -127,6 +127,8 @@ func goldenVectors(t *testing.T) map[string][]byte {
 	v["hop-ack"] = AppendHopAck(nil, h.ID)
 	v["custody-offer"] = AppendCustodyOffer(nil, v["envelope-sealed"])
 	v["custody-accept"] = AppendCustodyAccept(nil, h.ID, CustodyRefusedQuota)
+	v["custody-offer-stamped"] = AppendStampedCustodyOffer(nil, OfferStamp{Bits: 16, Nonce: 0x0102030405060708}, v["envelope-sealed"])
+	v["custody-answer-stamp"] = AppendCustodyStampAnswer(nil, h.ID, 16)
 	return v
 }
 
@@ -283,6 +285,12 @@ func TestGoldenDecode(t *testing.T) {
 	}
 	if id, st, err := ParseCustodyAccept(read("custody-accept")); err != nil || id != sealed.ID || st != CustodyRefusedQuota {
 		t.Fatalf("custody accept: %v %v, %v", id, st, err)
+	}
+	if e, s, err := ParseStampedCustodyOffer(read("custody-offer-stamped")); err != nil || e.ID != sealed.ID || s != (OfferStamp{Bits: 16, Nonce: 0x0102030405060708}) {
+		t.Fatalf("stamped custody offer: %+v, %v", s, err)
+	}
+	if id, st, bits, err := ParseCustodyAnswer(read("custody-answer-stamp")); err != nil || id != sealed.ID || st != CustodyRefusedStamp || bits != 16 {
+		t.Fatalf("stamp answer: %v %v %v, %v", id, st, bits, err)
 	}
 }
 

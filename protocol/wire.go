@@ -54,6 +54,9 @@ var kindNames = map[Kind]string{
 	KindCustodyOffer:  "custody-offer",
 	KindCustodyAccept: "custody-accept",
 	KindExpiryNotice:  "expiry-notice",
+
+	KindCustodyOfferStamped: "custody-offer-stamped",
+
 	KindSessionInit:   "session-init",
 	KindSessionAccept: "session-accept",
 	KindSessionData:   "session-data",

@@ -22,6 +22,10 @@ type Config struct {
 	// Mailbox makes the node accept custody offers from others (relay
 	// mode). Set CapMailbox in Capabilities too, so others find it.
 	Mailbox bool
+	// MailboxStampBits, with Mailbox, asks offerers this node does not
+	// know for a proof-of-work stamp of this many bits (at most 24) on
+	// their custody offers (docs/routing.md); 0, the default, asks none.
+	MailboxStampBits uint8
 
 	// AnnounceInterval is how often the node announces itself (default
 	// 30 min). Announces also go out when a link comes up.
@@ -189,6 +193,9 @@ func (c *Config) applyDefaults() error {
 	}
 	if c.Rand == nil {
 		return fmt.Errorf("config: no random source: %w", ErrBadInput)
+	}
+	if c.MailboxStampBits > protocol.MaxOfferStampBits {
+		return fmt.Errorf("config: mailbox stamp of %d bits, limit %d: %w", c.MailboxStampBits, protocol.MaxOfferStampBits, ErrBadInput)
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {

@@ -72,6 +72,14 @@ type Counters struct {
 	EchoAnswered      uint64 // echo requests (pings) answered with a receipt
 	EchoRefused       uint64 // echo requests not answered: over the rate limit, or not sealed
 
+	// Custody offer stamps (offerstamp.go): offers refused for want of a
+	// stamp, with a stamp that did not do, stamps minted when a mailbox
+	// asked, and asks not followed (over 18 bits, or asked again).
+	OfferStampsAsked   uint64
+	OfferStampsBad     uint64
+	OfferStampsMinted  uint64
+	OfferStampsGivenUp uint64
+
 	// Custody quotas (docs/routing.md section 5).
 	CustodyRestoreDropped uint64 // forwarded records over the quotas at a restart, deleted
 

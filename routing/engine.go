@@ -119,6 +119,7 @@ type Engine struct {
 	receipts  *receiptCache
 	preq      pathReqState
 	echo      tokenBucket // echo requests answered (echo.go)
+	stamps    offerStamps // custody offer stamps (offerstamp.go)
 
 	ownSeq       uint32
 	ownAnnounce  *protocol.Announce

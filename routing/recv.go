@@ -514,15 +514,23 @@ func (e *Engine) handleControl(env *protocol.Envelope, l *link) error {
 		if inner.Dest == e.self {
 			return e.offeredToSelf(inner, key, l, src) // mailbox.go
 		}
+		if e.stampWanted(src) {
+			return e.askStamp(src, key, env.Expires)
+		}
 		status := e.acceptOffer(inner, key, l)
 		// The answer names the envelope key, which the offerer's
 		// record is keyed on.
 		_, err = e.sendControl(src, protocol.TypeControl, protocol.AppendCustodyAccept(nil, MessageID(key), status), env.Expires)
 		return err
+	case protocol.KindCustodyOfferStamped:
+		return e.stampedOffer(env, src, l)
 	case protocol.KindCustodyAccept:
-		id, status, err := protocol.ParseCustodyAccept(env.Payload)
+		id, status, bits, err := protocol.ParseCustodyAnswer(env.Payload)
 		if err != nil {
 			return err
+		}
+		if status == protocol.CustodyRefusedStamp {
+			return e.stampAsked(envKey(id), src, bits)
 		}
 		e.offerAnswered(envKey(id), src, status)
 		return nil
