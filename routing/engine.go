@@ -139,6 +139,7 @@ type Engine struct {
 	sessions   map[protocol.PathLabel]*sessEnd
 	byDest     map[Address]protocol.PathLabel // sessions this node started, by destination
 	relays     map[protocol.PathLabel]*relayEntry
+	resetRetry map[Address]time.Time // last immediate retry after a reset, by peer
 	halfOpen   int
 	lastNumber uint64
 	// reservedNumber: numbers up to it may have been issued (msgnum).
@@ -498,6 +499,7 @@ func (e *Engine) linkDown(id LinkID) error {
 		_ = it
 		e.counters.QueueDrops++
 	}
+	e.relaysLinkDown(id) // session_relay.go: resets towards initiators
 	for _, d := range e.table.sortedDests() {
 		e.routeChanged(d, d.dropLink(id, Address{}, e.now))
 	}
