@@ -126,6 +126,9 @@ type Counters struct {
 	SessionResetsIn      uint64
 	SessionUnknown       uint64
 	SessionRelayRefused  uint64
+	// SessionResetsOut counts resets this node sent towards an initiator
+	// because the path broke here (a dead link, no route for an init).
+	SessionResetsOut uint64
 	// SessionFallbacks counts session messages sent on as envelopes after
 	// their route broke (session_fallback.go).
 	SessionFallbacks uint64

@@ -140,6 +140,7 @@ type Engine struct {
 	sessions   map[protocol.PathLabel]*sessEnd
 	byDest     map[Address]protocol.PathLabel // sessions this node started, by destination
 	relays     map[protocol.PathLabel]*relayEntry
+	resetRetry map[Address]time.Time // last immediate retry after a reset, by peer
 	halfOpen   int
 	relayBy    map[owner]relayCount // session_relay.go: per-neighbour shares
 	lastNumber uint64
@@ -501,6 +502,7 @@ func (e *Engine) linkDown(id LinkID) error {
 		_ = it
 		e.counters.QueueDrops++
 	}
+	e.relaysLinkDown(id) // session_relay.go: resets towards initiators
 	for _, d := range e.table.sortedDests() {
 		e.routeChanged(d, d.dropLink(id, Address{}, e.now))
 	}

@@ -580,15 +580,47 @@ func (e *Engine) handleSessionReset(l *link, frame []byte) error {
 		return err
 	}
 	se := e.sessions[h.Label]
-	if se != nil && se.s != nil && se.s.Initiator() && h.TowardsInitiator && h.Index == 0 && se.link == l.info.ID {
-		// A hint, not a proof: it can only make us set up a new
-		// session, at most one per handshake timeout (sessionTo).
+	if se != nil && (se.pending != nil || se.s != nil && se.s.Initiator()) && h.TowardsInitiator && h.Index == 0 && se.hasLink && se.link == l.info.ID {
+		// A hint, not a proof: only the neighbour our frames leave
+		// through can send it with index 0, and that neighbour could
+		// as well drop our frames. It drops the session, and we start
+		// a new one at once if we have a route (its accept sends the
+		// pending messages, handleSessionAccept); without a route a
+		// new one comes with the route (routeChanged).
 		e.counters.SessionResetsIn++
 		e.dropSession(h.Label, "reset")
-		e.retryDest(se.peer)
+		e.restartSession(se.peer)
 		return nil
 	}
 	return e.relayBack(l, frame, h.Label, h.Index)
+}
+
+// resetRetryGap bounds the immediate retries a reset triggers.
+const resetRetryGap = 2 * time.Second
+
+// restartSession starts a new session to peer after a reset, if a route
+// is known and there are messages waiting, at most once per resetRetryGap
+// per peer: a neighbour answering every init with a reset cannot make us
+// start sessions in a loop. It does not count as a retry of the messages,
+// so their backoff (and a hand-off to a mailbox) keeps its schedule.
+func (e *Engine) restartSession(peer Address) {
+	if last, ok := e.resetRetry[peer]; ok && e.now.Sub(last) < resetRetryGap {
+		return
+	}
+	d := e.table.get(peer)
+	if d == nil || !d.known || d.kemKey == nil || len(e.custody.forDest(peer)) == 0 {
+		return
+	}
+	c, ok := d.route()
+	l := e.links[c.link]
+	if !ok || l == nil {
+		return
+	}
+	if e.resetRetry == nil {
+		e.resetRetry = make(map[Address]time.Time)
+	}
+	e.resetRetry[peer] = e.now
+	e.sessionTo(d, l, c.via, c.hops)
 }
 
 // idleFor is how long a session or relay entry whose frames leave on link
@@ -609,6 +641,11 @@ func (e *Engine) sweepSessions() {
 		}
 	}
 	e.sweepRelays()
+	for peer, t := range e.resetRetry {
+		if e.now.Sub(t) >= resetRetryGap {
+			delete(e.resetRetry, peer)
+		}
+	}
 }
 
 // restoreSession loads a persisted session: a responder's, which answers

@@ -3,6 +3,7 @@ package routing
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"time"
 
 	"meshd.dev/meshd/protocol"
@@ -53,6 +54,7 @@ func (e *Engine) relayInit(l *link, in *protocol.SessionInit, frame []byte) erro
 		return fmt.Errorf("session init: %w", ErrBadInput)
 	case !ok || out == nil || out.info.ID == l.info.ID && !l.info.Shared:
 		e.counters.SessionRelayRefused++
+		e.refuseInit(l, in)
 		return nil
 	case e.labelTaken(in.Label):
 		e.counters.SessionRelayRefused++
@@ -133,6 +135,13 @@ func (e *Engine) relayData(l *link, frame []byte, h protocol.SessionHop) error {
 	}
 	ol := e.links[out]
 	if ol == nil {
+		// The path towards the responder is gone: tell the initiator
+		// now rather than let its frames vanish until its end-to-end
+		// retry (relaysLinkDown does so already when the link dies).
+		if dir == 0 {
+			e.resetTowardsInitiator(h.Label, ent)
+			e.dropRelay(h.Label)
+		}
 		return nil
 	}
 	resends := 0
@@ -179,6 +188,50 @@ func (ent *relayEntry) remember(dir int, frame []byte, resends int) bool {
 	ent.recent[dir][ent.recentNext[dir]] = recentFrame{id: id, used: true, sent: 1}
 	ent.recentNext[dir] = (ent.recentNext[dir] + 1) % relayRecent
 	return true
+}
+
+// refuseInit answers an init we cannot pass on (no route to its responder)
+// with a reset towards the initiator over a point-to-point link, so the
+// initiator gives up the handshake at once instead of waiting for its
+// timeout. On a shared link the init may not have been meant for us.
+func (e *Engine) refuseInit(l *link, in *protocol.SessionInit) {
+	if l.info.Shared || in.Index == 0 || in.Index >= protocol.MaxSessionHops {
+		return
+	}
+	e.pushSession(l, Address{}, protocol.AppendSessionReset(nil, in.Label, true, in.Index-1), PriControl, owner{})
+	e.counters.SessionResetsOut++
+}
+
+// resetTowardsInitiator tells the node before us on ent's path that the
+// path broke here (docs/routing.md section 12).
+func (e *Engine) resetTowardsInitiator(label protocol.PathLabel, ent *relayEntry) {
+	up := e.links[ent.up]
+	if up == nil || ent.index == 0 {
+		return
+	}
+	e.pushSession(up, Address{}, protocol.AppendSessionReset(nil, label, true, ent.index-1), PriControl, ent.neighbourOwn)
+	e.counters.SessionResetsOut++
+}
+
+// relaysLinkDown drops every relay entry whose path towards the responder
+// left through link id, and tells each initiator with a reset, so its
+// pending messages go over a new path at once rather than vanish here until
+// its end-to-end retry. One reset per entry, so at most MaxSessionRelays.
+// Entries whose link towards the initiator died stay until they idle out:
+// that link may come back under the same id, and the initiator's own
+// session still holds the path (sessionTo replaces it if its route moved).
+func (e *Engine) relaysLinkDown(id LinkID) {
+	labels := make([]protocol.PathLabel, 0)
+	for label, ent := range e.relays {
+		if ent.down == id {
+			labels = append(labels, label)
+		}
+	}
+	slices.SortFunc(labels, func(a, b protocol.PathLabel) int { return bytes.Compare(a[:], b[:]) })
+	for _, label := range labels {
+		e.resetTowardsInitiator(label, e.relays[label])
+		e.dropRelay(label)
+	}
 }
 
 func (e *Engine) dropRelay(label protocol.PathLabel) {
