@@ -374,7 +374,7 @@ func (r *custodyRec) checkData() error {
 		sealed = atRestOverhead
 	}
 	if r.session {
-		if !r.origin || r.awaitingKey || len(r.data) < protocol.SessionNumberSize+sealed || len(r.data) > protocol.MaxSessionPlaintext+sealed {
+		if !r.origin || r.awaitingKey || r.typ != protocol.TypeMessage || len(r.data) < protocol.SessionNumberSize+sealed || len(r.data) > protocol.MaxSessionPlaintext+sealed {
 			return errors.New("bad session message")
 		}
 		return nil
