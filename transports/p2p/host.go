@@ -678,6 +678,11 @@ func (h *Host) ConnectInfo(ctx context.Context, ai peer.AddrInfo) error {
 		return h.probeAddrs(ctx, ai)
 	}
 	if err := h.host.Connect(ctx, ai); err != nil {
+		if h.host.Network().Connectedness(ai.ID) == network.Connected {
+			// Both sides dialled at once and the peer's connection won
+			// (libp2p may fail ours mid-handshake): the peer is connected.
+			return nil
+		}
 		return fmt.Errorf("p2p: connect to %s: %w", ai.ID, err)
 	}
 	return nil
