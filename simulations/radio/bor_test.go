@@ -23,7 +23,7 @@ const borAvgSend = 1_000_000 * time.Millisecond
 
 // borRadius is LoRaSim's placement radius: d0 e^((Ptx - S - PL(d0)) /
 // (10 n)) with S = -132.25 dBm (its SF12 sensitivity entry); LoRaSim's
-// code uses the natural exponential there, so the disc is 98.96 m wide,
+// code uses the natural exponential there, so the disc is 98.95 m wide,
 // well inside the SF12 range: every frame reaches the sink and only
 // collisions lose frames.
 var borRadius = 40 * math.Exp((14+132.25-127.41)/(10*2.08))
@@ -88,8 +88,11 @@ func borDER(tb testing.TB, n, frames int, p Params, seed uint64, opts ...Option)
 	return float64(got) / float64(sent-len(q))
 }
 
-// borAnalytic is the DER LoRaSim's rule gives in closed form for Poisson
-// arrivals: a frame from distance d survives the k frames overlapping it
+// borAnalytic is the DER meshsim's rule gives in closed form for Poisson
+// arrivals, with meshsim's default log-distance loss (PL(d0) below d0 =
+// 40 m, where LoRaSim extrapolates; LoRaSim also ignores an interferer
+// that starts during a frame's last 3 symbols: lorasim_test.go compares
+// with LoRaSim's own output): a frame from distance d survives the k frames overlapping it
 // past its critical section if it is 6 dB above each, and k is Poisson
 // with mean mu = (n-1) (2T - 3 Tsym) / (avgSend + T):
 //

@@ -1,0 +1,5 @@
+//go:build !race
+
+package radio
+
+const raceEnabled = false
