@@ -118,7 +118,8 @@ func loraSimDER(tb testing.TB, exp, n, frames, seeds int) float64 {
 // longer, worth 0.003 to 0.015 of DER by the closed forms; see
 // docs/simulations.md), so meshsim may be lower by that plus sampling
 // noise (measured: at most 0.018 lower) but higher only by noise
-// (measured: never higher; one standard deviation is about 0.003).
+// (measured: never higher; the standard deviation of the test's mean is
+// about 0.003).
 // meshsim's default path loss or a receiver locked on the first frame
 // are 0.05 lower (TestLoRaSimToleranceDiscriminates).
 const (
@@ -128,8 +129,10 @@ const (
 
 // loraSimRuleTolerance bounds meshsim's DER against LoRaSim changed to
 // meshsim's timing rule (experiment 0): the models then agree and only
-// the sampling noise of both is left (measured: at most 0.00X).
-const loraSimRuleTolerance = 0.01
+// the sampling noise of both is left (measured: at most 0.010 at 50
+// nodes, where one placement's DER varies most; 0.007 with ten times the
+// frames).
+const loraSimRuleTolerance = 0.015
 
 // TestLoRaSimReproduction checks meshsim's medium against the DER values
 // LoRaSim (Bor et al.'s own simulator) produced for its experiments 0 and
