@@ -263,9 +263,9 @@ func TestLoRaSimModel(t *testing.T) {
 // (no later capture) is further below LoRaSim than loraSimBelow.
 func TestLoRaSimToleranceDiscriminates(t *testing.T) {
 	if testing.Short() || raceEnabled {
-		t.Skip("runs 130,000 frames in one goroutine (skipped with -short and -race)")
+		t.Skip("runs 64,000 frames in one goroutine (skipped with -short and -race)")
 	}
-	const n, seeds = 1000, 8
+	const n, seeds = 1000, 4
 	want := mean(loraSimRuns(t, loraSimCSV)[[2]int{0, n}])
 	for _, c := range []struct {
 		name string
