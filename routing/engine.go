@@ -139,6 +139,9 @@ type Engine struct {
 	// Route sessions (session.go, session_relay.go).
 	sessions   map[protocol.PathLabel]*sessEnd
 	byDest     map[Address]protocol.PathLabel // sessions this node started, by destination
+	// sessDirty: responder sessions whose state changed since the last
+	// Ready, written once each when it is collected (session.go).
+	sessDirty []protocol.PathLabel
 	relays     map[protocol.PathLabel]*relayEntry
 	resetRetry map[Address]time.Time // last immediate retry after a reset, by peer
 	halfOpen   int
@@ -347,6 +350,7 @@ func (e *Engine) Ready() Ready {
 		e.drainAdverts(l)
 		e.drainQueue(l)
 	}
+	e.flushSessionState()
 	e.collapseOps()
 	rd := e.rd
 	e.rd = Ready{}
@@ -396,7 +400,7 @@ func (e *Engine) collapseOps() {
 
 // HasReady reports whether Ready would return anything.
 func (e *Engine) HasReady() bool {
-	if !e.rd.Empty() || len(e.ops) > 0 {
+	if !e.rd.Empty() || len(e.ops) > 0 || len(e.sessDirty) > 0 {
 		return true
 	}
 	for _, se := range e.sessions {
