@@ -137,11 +137,11 @@ type Engine struct {
 	restoringKeys map[envKey]struct{}
 
 	// Route sessions (session.go, session_relay.go).
-	sessions   map[protocol.PathLabel]*sessEnd
-	byDest     map[Address]protocol.PathLabel // sessions this node started, by destination
+	sessions map[protocol.PathLabel]*sessEnd
+	byDest   map[Address]protocol.PathLabel // sessions this node started, by destination
 	// sessDirty: responder sessions whose state changed since the last
 	// Ready, written once each when it is collected (session.go).
-	sessDirty []protocol.PathLabel
+	sessDirty  []protocol.PathLabel
 	relays     map[protocol.PathLabel]*relayEntry
 	resetRetry map[Address]time.Time // last immediate retry after a reset, by peer
 	halfOpen   int
