@@ -137,11 +137,8 @@ type Engine struct {
 	restoringKeys map[envKey]struct{}
 
 	// Route sessions (session.go, session_relay.go).
-	sessions map[protocol.PathLabel]*sessEnd
-	byDest   map[Address]protocol.PathLabel // sessions this node started, by destination
-	// sessDirty: responder sessions whose state changed since the last
-	// Ready, written once each when it is collected (session.go).
-	sessDirty  []protocol.PathLabel
+	sessions   map[protocol.PathLabel]*sessEnd
+	byDest     map[Address]protocol.PathLabel // sessions this node started, by destination
 	relays     map[protocol.PathLabel]*relayEntry
 	resetRetry map[Address]time.Time // last immediate retry after a reset, by peer
 	halfOpen   int
@@ -150,6 +147,10 @@ type Engine struct {
 	// reservedNumber: numbers up to it may have been issued (msgnum).
 	reservedNumber uint64
 	passive        map[passiveKey]*passiveWait
+
+	// sessDirty: responder sessions whose state changed since the last
+	// Ready, written once each when it is collected (session.go).
+	sessDirty []protocol.PathLabel
 
 	// atRest encrypts custody bodies that are not envelopes yet.
 	atRest cipher.AEAD
