@@ -422,7 +422,7 @@ func TestSessionStateRoundTrip(t *testing.T) {
 	for _, c := range []struct {
 		off int
 		val byte
-	}{{0, 1}, {1, 2}, {2, 3}, {7, 1}, {188, 65}} {
+	}{{0, 1}, {1, 2}, {2, 5}, {2, 0}, {7, 1}, {188, 65}} {
 		bad := append([]byte(nil), raw...)
 		bad[c.off] = c.val
 		if _, err := ParseSession(bad); err == nil {
