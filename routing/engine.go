@@ -151,6 +151,11 @@ type Engine struct {
 	// sessDirty: responder sessions whose state changed since the last
 	// Ready, written once each when it is collected (session.go).
 	sessDirty []protocol.PathLabel
+	// sessLapsed counts handshakes in a row without accept by peer, and
+	// noSessions holds peers whose messages go as envelopes until then
+	// (session_compat.go).
+	sessLapsed map[Address]int
+	noSessions map[Address]time.Time
 
 	// atRest encrypts custody bodies that are not envelopes yet.
 	atRest cipher.AEAD

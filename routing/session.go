@@ -117,7 +117,13 @@ func (e *Engine) attemptSession(r *custodyRec) SendStatus {
 		e.backoff(r)
 		return StatusCustody
 	}
+	if e.sessionOffToEnvelope(r, d) { // session_compat.go
+		return e.attempt(r)
+	}
 	se := e.sessionTo(d, l, c.via, c.hops)
+	if se == nil && e.sessionOffToEnvelope(r, d) {
+		return e.attempt(r)
+	}
 	r.attempts++
 	r.noRoute = 0
 	if se == nil || se.s == nil {
@@ -176,7 +182,13 @@ func (e *Engine) sessionTo(d *destEntry, l *link, via Address, hops uint8) *sess
 		// A handshake without answer, a session past its bounds, or one
 		// whose path no longer starts at the route's next hop (its relays
 		// hold the old path) is replaced by a new one.
+		if se.s == nil && !e.now.Before(se.deadline) {
+			e.handshakeLapsed(se.peer, se.link) // session_compat.go
+		}
 		e.dropSession(label, "replaced")
+		if e.sessionsOff(d.dest) {
+			return nil
+		}
 	}
 	if len(e.sessions) >= e.cfg.MaxSessions {
 		e.counters.SessionsLimited++
@@ -436,6 +448,7 @@ func (e *Engine) handleSessionAccept(l *link, frame []byte) error {
 	}
 	se.s, se.pending, se.used = s, nil, e.now
 	e.persistSession(se)
+	delete(e.sessLapsed, se.peer)
 	e.counters.SessionsEstablished++
 	e.retryDest(se.peer)
 	return nil
@@ -659,10 +672,15 @@ func (e *Engine) idleFor(id LinkID) time.Duration {
 func (e *Engine) sweepSessions() {
 	for _, label := range e.sortedSessions() {
 		se := e.sessions[label]
-		if e.now.Sub(se.used) > e.idleFor(se.link) || (se.s == nil && e.now.After(se.deadline)) {
+		lapsed := se.s == nil && e.now.After(se.deadline)
+		if e.now.Sub(se.used) > e.idleFor(se.link) || lapsed {
+			if lapsed {
+				e.handshakeLapsed(se.peer, se.link)
+			}
 			e.dropSession(label, "idle")
 		}
 	}
+	e.sweepNoSessions()
 	e.sweepRelays()
 	for peer, t := range e.resetRetry {
 		if e.now.Sub(t) >= resetRetryGap {
