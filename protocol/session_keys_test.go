@@ -75,3 +75,22 @@ func TestSessionInitUnknownMode(t *testing.T) {
 		t.Fatalf("init in mode 5: %v", err)
 	}
 }
+
+// SessionMessageKey is the digest protocol.md section 10 gives, whatever
+// way it is computed.
+func TestSessionMessageKeyDigest(t *testing.T) {
+	var sender Address
+	for i := range sender {
+		sender[i] = byte(0xa0 + i)
+	}
+	for _, n := range []uint64{0, 1, 0x0123456789ab, 1<<48 - 1} {
+		h := sha256.New()
+		h.Write([]byte("meshd/session-msg-key/v2\x00"))
+		h.Write(sender[:])
+		h.Write([]byte{byte(n >> 40), byte(n >> 32), byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+		want := h.Sum(nil)[:16]
+		if got := SessionMessageKey(sender, n); !bytes.Equal(got[:], want) {
+			t.Fatalf("number %x: %x, want %x", n, got, want)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package routing
 
 import (
 	"bytes"
-	"container/heap"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -135,7 +134,7 @@ func (s *custodyStore) schedule(r *custodyRec) {
 	if !r.nextTry.IsZero() && r.nextTry.Before(at) {
 		at = r.nextTry
 	}
-	heap.Push(&s.due, dueItem{at: at, key: r.key, gen: r.gen})
+	s.due.push(dueItem{at: at, key: r.key, gen: r.gen})
 }
 
 func (s *custodyStore) remove(k envKey) {
@@ -169,13 +168,13 @@ func (s *custodyStore) popDue(now time.Time) *custodyRec {
 		top := s.due[0]
 		r := s.recs[top.key]
 		if r == nil || r.gen != top.gen {
-			heap.Pop(&s.due)
+			s.due.pop()
 			continue
 		}
 		if top.at.After(now) {
 			return nil
 		}
-		heap.Pop(&s.due)
+		s.due.pop()
 		return r
 	}
 	return nil
@@ -185,7 +184,7 @@ func (s *custodyStore) nextDue() time.Time {
 	for s.due.Len() > 0 {
 		top := s.due[0]
 		if r := s.recs[top.key]; r == nil || r.gen != top.gen {
-			heap.Pop(&s.due)
+			s.due.pop()
 			continue
 		}
 		return top.at
@@ -209,12 +208,40 @@ func (h dueHeap) Less(i, j int) bool {
 	return bytes.Compare(h[i].key[:], h[j].key[:]) < 0
 }
 func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)   { *h = append(*h, x.(dueItem)) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+// push and pop are container/heap's algorithm without its interface,
+// whose any arguments cost an allocation per message scheduled and taken.
+func (h *dueHeap) push(it dueItem) {
+	*h = append(*h, it)
+	for j := len(*h) - 1; j > 0; {
+		i := (j - 1) / 2
+		if !h.Less(j, i) {
+			break
+		}
+		h.Swap(i, j)
+		j = i
+	}
+}
+
+// pop removes the earliest item.
+func (h *dueHeap) pop() {
+	n := len(*h) - 1
+	h.Swap(0, n)
+	*h = (*h)[:n]
+	for i := 0; ; {
+		j := 2*i + 1
+		if j >= n {
+			break
+		}
+		if k := j + 1; k < n && h.Less(k, j) {
+			j = k
+		}
+		if !h.Less(j, i) {
+			break
+		}
+		h.Swap(i, j)
+		i = j
+	}
 }
 
 // Persistence. Keys: "c/<key>" custody, "d/<key>" delivered, "seq" the

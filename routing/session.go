@@ -511,8 +511,8 @@ func (e *Engine) sessionDeliver(se *sessEnd, counter uint32, pt []byte) {
 	}
 	se.ack.Add(counter)
 	se.ackDue = true
-	from := se.s.Remote()
-	key := protocol.SessionMessageKey(from.Address(), n)
+	from := se.s.Remote() // se.peer is its address, computed once
+	key := protocol.SessionMessageKey(se.peer, n)
 	if e.delivered.has(key) {
 		e.counters.Duplicates++
 		return
@@ -521,7 +521,7 @@ func (e *Engine) sessionDeliver(se *sessEnd, counter uint32, pt []byte) {
 	expires := created + protocol.Timestamp(protocol.MaxLifetime/time.Second)
 	e.markDelivered(key, MessageID(key), deliveredEntry{expires: expires})
 	e.rd.Deliveries = append(e.rd.Deliveries, Delivery{
-		ID: MessageID(key), Key: key, Type: protocol.TypeMessage, From: from.Address(), Sender: from,
+		ID: MessageID(key), Key: key, Type: protocol.TypeMessage, From: se.peer, Sender: from,
 		Body: bytes.Clone(body), Created: created, Expires: expires, Hops: sessionHops(se.s),
 	})
 	e.counters.Delivered++
