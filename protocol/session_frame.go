@@ -36,6 +36,9 @@ type Session struct {
 	recv      [2]recvChain
 	rekeying  *[32]byte // initiator: the ephemeral seed of a rekey request without answer
 	answered  []byte    // responder, memory only: the last rekey answer frame, resent on a repeated request
+
+	// ad is scratch space for a frame's associated data (session_keys.go).
+	ad [sessionHeaderSize]byte
 }
 
 type sendChain struct {
@@ -154,7 +157,7 @@ func (s *Session) Seal(control bool, plaintext []byte) ([]byte, error) {
 	if s.mode.schedule3() {
 		var mk [32]byte
 		mk, next = ratchet3(s.send.ck)
-		frame = seal3(mk, frame[:sessionHeaderSize], plaintext)
+		frame = seal3(mk, &s.ad, frame[:sessionHeaderSize], plaintext)
 	} else {
 		var mk [32]byte
 		mk, next = ratchet(s.send.ck)
@@ -258,15 +261,16 @@ func (s *Session) Open(frame []byte) (plaintext []byte, control bool, err error)
 		return nil, false, fmt.Errorf("session open: key phase %d retired: %w", h.KeyPhase, ErrReplay)
 	}
 	n := binary.BigEndian.Uint32(frame[6:10])
-	pt, err := c.open(n, frame, s.mode.schedule3())
+	pt, err := c.open(n, frame, s.mode.schedule3(), &s.ad)
 	return pt, h.Control, err
 }
 
 // open is the replay window of docs/protocol.md sections 5 and 10.
-func (c *recvChain) open(n uint32, frame []byte, v3 bool) ([]byte, error) {
+func (c *recvChain) open(n uint32, frame []byte, v3 bool, ad *[sessionHeaderSize]byte) ([]byte, error) {
 	step, openWith := ratchet, sessionOpen
 	if v3 {
-		step, openWith = ratchet3, open3
+		step = ratchet3
+		openWith = func(mk [32]byte, frame []byte) ([]byte, bool) { return open3(mk, ad, frame) }
 	}
 	if uint64(n) < c.n {
 		i := slices.IndexFunc(c.skipped, func(k skippedKey) bool { return k.n == n })

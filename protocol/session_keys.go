@@ -65,35 +65,36 @@ func ratchet3(ck [32]byte) (mk, next [32]byte) {
 	return mk, next
 }
 
-// sessionAD is the data frame's associated data: its header with the
-// receiver index bits zeroed (relays rewrite them).
-func sessionAD(frame []byte) [sessionHeaderSize]byte {
-	var ad [sessionHeaderSize]byte
+// zeroNonce is the nonce of every schedule-3 frame: each key seals one
+// frame. A variable, not a local: a local passed to the AEAD's interface
+// method escapes and costs an allocation per frame. Nothing writes it.
+var zeroNonce [chacha20poly1305.NonceSize]byte
+
+// sessionAD fills ad with the data frame's associated data: its header
+// with the receiver index bits zeroed (relays rewrite them). ad is the
+// session's scratch buffer, for the same reason as zeroNonce.
+func sessionAD(ad *[sessionHeaderSize]byte, frame []byte) []byte {
 	copy(ad[:], frame[:sessionHeaderSize])
 	ad[5] &^= hopIndexMask
-	return ad
+	return ad[:]
 }
 
 // seal3 appends the ciphertext and tag of plaintext to frame, which holds
 // the header.
-func seal3(mk [32]byte, frame, plaintext []byte) []byte {
+func seal3(mk [32]byte, ad *[sessionHeaderSize]byte, frame, plaintext []byte) []byte {
 	aead, err := chacha20poly1305.New(mk[:])
 	if err != nil {
 		panic("protocol: chacha20poly1305: " + err.Error()) // a 32-byte key cannot fail
 	}
-	var nonce [chacha20poly1305.NonceSize]byte
-	ad := sessionAD(frame)
-	return aead.Seal(frame, nonce[:], plaintext, ad[:])
+	return aead.Seal(frame, zeroNonce[:], plaintext, sessionAD(ad, frame))
 }
 
 // open3 authenticates and decrypts a schedule-3 frame.
-func open3(mk [32]byte, frame []byte) ([]byte, bool) {
+func open3(mk [32]byte, ad *[sessionHeaderSize]byte, frame []byte) ([]byte, bool) {
 	aead, err := chacha20poly1305.New(mk[:])
 	if err != nil {
 		panic("protocol: chacha20poly1305: " + err.Error())
 	}
-	var nonce [chacha20poly1305.NonceSize]byte
-	ad := sessionAD(frame)
-	pt, err := aead.Open(make([]byte, 0, len(frame)-SessionFrameOverhead), nonce[:], frame[sessionHeaderSize:], ad[:])
+	pt, err := aead.Open(make([]byte, 0, len(frame)-SessionFrameOverhead), zeroNonce[:], frame[sessionHeaderSize:], sessionAD(ad, frame))
 	return pt, err == nil
 }
