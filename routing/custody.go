@@ -135,6 +135,35 @@ func (s *custodyStore) schedule(r *custodyRec) {
 		at = r.nextTry
 	}
 	s.due.push(dueItem{at: at, key: r.key, gen: r.gen})
+	if len(s.due) > 2*len(s.recs)+dueSlack {
+		s.compactDue()
+	}
+}
+
+// dueSlack is how many stale entries the due heap may hold beyond twice
+// the live records before compactDue.
+const dueSlack = 1024
+
+// compactDue drops the heap's stale entries (records removed or scheduled
+// again since). Entries go stale by the million otherwise: every message
+// is scheduled when it is taken in and again when it is sent, and one
+// acknowledged a moment later leaves both entries until their due time
+// comes up, RetryBase (30 s) later; at 25,000 messages a second that was
+// over a million entries, 48 bytes each, and every push and pop paid for
+// a deeper heap. It runs after at least len(recs)+dueSlack pushes and
+// costs one pass, so it is amortized O(1) per push.
+func (s *custodyStore) compactDue() {
+	live := s.due[:0]
+	for _, it := range s.due {
+		if r := s.recs[it.key]; r != nil && r.gen == it.gen {
+			live = append(live, it)
+		}
+	}
+	clear(s.due[len(live):])
+	s.due = live
+	for i := len(live)/2 - 1; i >= 0; i-- {
+		s.due.down(i)
+	}
 }
 
 func (s *custodyStore) remove(k envKey) {
@@ -228,16 +257,21 @@ func (h *dueHeap) pop() {
 	n := len(*h) - 1
 	h.Swap(0, n)
 	*h = (*h)[:n]
-	for i := 0; ; {
+	h.down(0)
+}
+
+// down moves item i down to its place.
+func (h dueHeap) down(i int) {
+	for n := len(h); ; {
 		j := 2*i + 1
 		if j >= n {
-			break
+			return
 		}
 		if k := j + 1; k < n && h.Less(k, j) {
 			j = k
 		}
 		if !h.Less(j, i) {
-			break
+			return
 		}
 		h.Swap(i, j)
 		i = j
