@@ -26,17 +26,17 @@ func TestSessionStateBatchRestart(t *testing.T) {
 	n.run(time.Minute)
 	n.send("a", "b", "warm up")
 	n.run(time.Minute)
-	sent := map[[6]byte][]byte{} // b's data frames by label, key phase and counter
+	sent := map[[9]byte][]byte{} // b's data frames by label, key phase and counter
 	check := func(f []byte) {
 		if len(f) < protocol.SessionFrameOverhead || f[0] != byte(protocol.KindSessionData) {
 			return
 		}
-		var k [6]byte
+		var k [9]byte
 		copy(k[:4], f[1:5])
 		k[4] = f[5] & 0x20
-		k[5] = byte(binary.BigEndian.Uint32(f[6:10]))
+		copy(k[5:], f[6:10])
 		if old, ok := sent[k]; ok && !bytes.Equal(old, f) {
-			t.Fatalf("b sealed two frames under counter %d of label %x", f[9], f[1:5])
+			t.Fatalf("b sealed two frames under counter %d of label %x", binary.BigEndian.Uint32(f[6:10]), f[1:5])
 		}
 		sent[k] = append([]byte(nil), f...)
 	}
