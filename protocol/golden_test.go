@@ -73,8 +73,14 @@ func goldenVectors(t *testing.T) map[string][]byte {
 	v["lite-frame"] = must(s.Seal([]byte("golden lite frame")))
 	v["lite-session"] = must(s.MarshalBinary())
 
-	for _, m := range []SessionMode{SessionModeX25519, SessionModeXWing} {
-		name := map[SessionMode]string{SessionModeX25519: "x25519", SessionModeXWing: "xwing"}[m]
+	// Modes 1 and 2 (key schedule 2) keep the vectors they had before
+	// schedule 3, under names ending in -v2: this version still accepts
+	// them from older initiators.
+	for _, m := range []SessionMode{SessionModeX25519V2, SessionModeXWingV2, SessionModeX25519, SessionModeXWing} {
+		name := map[SessionMode]string{
+			SessionModeX25519V2: "x25519-v2", SessionModeXWingV2: "xwing-v2", SessionModeX25519: "x25519", SessionModeXWing: "xwing",
+		}[m]
+		suffix := map[SessionMode]string{SessionModeX25519V2: "-v2", SessionModeX25519: ""}[m]
 		p, in, err := StartSession(seeded(23), alice, bob.Public(), m, TimestampOf(testNow))
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +91,7 @@ func goldenVectors(t *testing.T) map[string][]byte {
 		}
 		v["session-init-"+name] = must(in.MarshalBinary())
 		v["session-accept-"+name] = must(acc.MarshalBinary())
-		if m != SessionModeX25519 {
+		if m != SessionModeX25519 && m != SessionModeX25519V2 {
 			continue
 		}
 		s, err := p.Complete(acc)
@@ -93,9 +99,9 @@ func goldenVectors(t *testing.T) map[string][]byte {
 			t.Fatal(err)
 		}
 		msg := must(AppendSessionMessage(nil, 0x0123456789ab, []byte("golden session message")))
-		v["session-frame"] = must(s.Seal(false, msg))
-		v["session-ack"] = must(s.Seal(true, must(SessionAck{Next: 6, Below: 0b1011}.AppendBinary(nil))))
-		v["session-state"] = must(s.MarshalBinary())
+		v["session-frame"+suffix] = must(s.Seal(false, msg))
+		v["session-ack"+suffix] = must(s.Seal(true, must(SessionAck{Next: 6, Below: 0b1011}.AppendBinary(nil))))
+		v["session-state"+suffix] = must(s.MarshalBinary())
 	}
 	v["session-reset"] = AppendSessionReset(nil, PathLabel{0xc0, 0xc1, 0xc2, 0xc3}, true, 2)
 
@@ -294,49 +300,62 @@ func TestGoldenDecode(t *testing.T) {
 	}
 }
 
-// checkGoldenSessions decodes the route session vectors: bob accepts each
-// init (with the vectors' random source he answers with the same accept),
-// and opens the data and ack frames.
+// checkGoldenSessions decodes the route session vectors of both key
+// schedules (suffix "" for schedule 3, "-v2" for schedule 2): bob accepts
+// each init (with the vectors' random source he answers with the same
+// accept), and opens the data and ack frames.
 func checkGoldenSessions(t *testing.T, bob *Identity, read func(string) []byte) {
 	t.Helper()
-	var s *Session
-	for _, name := range []string{"xwing", "x25519"} {
-		in, err := ParseSessionInit(read("session-init-" + name))
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+	for _, suffix := range []string{"", "-v2"} {
+		var s *Session
+		for _, name := range []string{"xwing" + suffix, "x25519" + suffix} {
+			s = acceptGoldenInit(t, bob, read, name)
 		}
-		var acc *SessionAccept
-		s, acc, err = AcceptSession(seeded(24), bob, in, testNow, 0)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+		if want := map[string]SessionMode{"": SessionModeX25519, "-v2": SessionModeX25519V2}[suffix]; s.Mode() != want {
+			t.Fatalf("session-init-x25519%s: mode %d", suffix, s.Mode())
 		}
-		if got, _ := acc.MarshalBinary(); !bytes.Equal(got, read("session-accept-"+name)) {
-			t.Fatalf("%s: accept differs", name)
+		pt, ctl, err := s.Open(read("session-frame" + suffix))
+		if err != nil || ctl {
+			t.Fatalf("session frame%s: %v", suffix, err)
 		}
-		if _, err := ParseSessionAccept(read("session-accept-" + name)); err != nil {
-			t.Fatalf("%s: %v", name, err)
+		if n, body, err := ParseSessionMessage(pt); err != nil || n != 0x0123456789ab || string(body) != "golden session message" {
+			t.Fatalf("session message%s: %v", suffix, err)
 		}
-	}
-	pt, ctl, err := s.Open(read("session-frame"))
-	if err != nil || ctl {
-		t.Fatalf("session frame: %v", err)
-	}
-	if n, body, err := ParseSessionMessage(pt); err != nil || n != 0x0123456789ab || string(body) != "golden session message" {
-		t.Fatalf("session message: %v", err)
-	}
-	pt, ctl, err = s.Open(read("session-ack"))
-	if err != nil || !ctl {
-		t.Fatalf("session ack: %v", err)
-	}
-	if a, err := ParseSessionAck(pt); err != nil || a != (SessionAck{Next: 6, Below: 0b1011}) {
-		t.Fatalf("session ack: %+v %v", a, err)
-	}
-	if _, err := ParseSession(read("session-state")); err != nil {
-		t.Fatalf("session state: %v", err)
+		pt, ctl, err = s.Open(read("session-ack" + suffix))
+		if err != nil || !ctl {
+			t.Fatalf("session ack%s: %v", suffix, err)
+		}
+		if a, err := ParseSessionAck(pt); err != nil || a != (SessionAck{Next: 6, Below: 0b1011}) {
+			t.Fatalf("session ack%s: %+v %v", suffix, a, err)
+		}
+		if _, err := ParseSession(read("session-state" + suffix)); err != nil {
+			t.Fatalf("session state%s: %v", suffix, err)
+		}
 	}
 	if h, err := ParseSessionReset(read("session-reset")); err != nil || h.Index != 2 || !h.TowardsInitiator {
 		t.Fatalf("session reset: %+v %v", h, err)
 	}
+}
+
+// acceptGoldenInit accepts the init vector name and checks the accept
+// vector against the one bob answers with.
+func acceptGoldenInit(t *testing.T, bob *Identity, read func(string) []byte, name string) *Session {
+	t.Helper()
+	in, err := ParseSessionInit(read("session-init-" + name))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	s, acc, err := AcceptSession(seeded(24), bob, in, testNow, 0)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if got, _ := acc.MarshalBinary(); !bytes.Equal(got, read("session-accept-"+name)) {
+		t.Fatalf("%s: accept differs", name)
+	}
+	if _, err := ParseSessionAccept(read("session-accept-" + name)); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return s
 }
 
 func wrapHex(b []byte) string {

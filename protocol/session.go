@@ -24,15 +24,30 @@ import (
 // SessionMode selects the ephemeral exchange of a route session.
 type SessionMode byte
 
-// The two modes: what each guarantees is in docs/protocol.md section 10.
+// The modes: what each guarantees is in docs/protocol.md section 10. The
+// mode also names the data frames' key schedule: modes 3 and 4 use key
+// schedule 3 (session_keys.go), modes 1 and 2 schedule 2. This version
+// starts sessions in modes 3 and 4 and still accepts 1 and 2 from older
+// initiators; an older responder refuses an init in mode 3 or 4 as an
+// unknown mode, and the initiator's engine falls back to envelopes.
 const (
+	// SessionModeX25519V2 and SessionModeXWingV2 are the exchanges of
+	// modes 3 and 4 with key schedule 2: what older versions start.
+	SessionModeX25519V2 SessionMode = 1
+	SessionModeXWingV2  SessionMode = 2
 	// SessionModeX25519 adds an X25519 exchange (32 bytes each way): for
 	// links that pay by the byte (LoRa).
-	SessionModeX25519 SessionMode = 1
+	SessionModeX25519 SessionMode = 3
 	// SessionModeXWing adds an X-Wing exchange (1,216 + 1,120 bytes): full
 	// post-quantum forward secrecy, for IP links.
-	SessionModeXWing SessionMode = 2
+	SessionModeXWing SessionMode = 4
 )
+
+// xwing reports whether the mode's ephemeral exchange is X-Wing.
+func (m SessionMode) xwing() bool { return m == SessionModeXWing || m == SessionModeXWingV2 }
+
+// schedule3 reports whether data frames use key schedule 3.
+func (m SessionMode) schedule3() bool { return m == SessionModeX25519 || m == SessionModeXWing }
 
 // PathLabel names a route session on every node of its path. The initiator
 // draws it at random; it is never zero.
@@ -85,7 +100,7 @@ const (
 
 // ephemeralSize is the size of the initiator's ephemeral public key.
 func (m SessionMode) ephemeralSize() int {
-	if m == SessionModeXWing {
+	if m.xwing() {
 		return KEMPublicKeySize
 	}
 	return x25519KeySize
@@ -93,13 +108,13 @@ func (m SessionMode) ephemeralSize() int {
 
 // answerSize is the size of the responder's ephemeral contribution.
 func (m SessionMode) answerSize() int {
-	if m == SessionModeXWing {
+	if m.xwing() {
 		return KEMCiphertextSize
 	}
 	return x25519KeySize
 }
 
-func (m SessionMode) valid() bool { return m == SessionModeX25519 || m == SessionModeXWing }
+func (m SessionMode) valid() bool { return m >= SessionModeX25519V2 && m <= SessionModeXWing }
 
 // sealedSize is the size of an init's encrypted part in mode m.
 func (m SessionMode) sealedSize() int {
@@ -219,7 +234,8 @@ func (a *SessionAccept) MarshalBinary() ([]byte, error) {
 	return a.AppendBinary(make([]byte, 0, 6+len(a.Ephemeral)+sessionTagSize))
 }
 
-// Mode is the mode the accept's size implies.
+// Mode is the mode the accept's size implies (its key schedule is the
+// init's: the accept does not carry it).
 func (a *SessionAccept) Mode() SessionMode {
 	if len(a.Ephemeral) == KEMCiphertextSize {
 		return SessionModeXWing
@@ -307,7 +323,7 @@ func readLabel(rand io.Reader, l *PathLabel) error {
 // Keys come from the caller's random source, not crypto/rand, so runs
 // replay from a seed.
 func ephemeralPublic(m SessionMode, seed [32]byte) ([]byte, error) {
-	if m == SessionModeXWing {
+	if m.xwing() {
 		_, pk := xwing.DeriveKeyPair(seed[:])
 		b := make([]byte, KEMPublicKeySize)
 		pk.Pack(b)
@@ -436,7 +452,7 @@ func openInit(me *Identity, in *SessionInit) (initiator CompactIdentity, ephPub 
 // answerEphemeral computes the responder's ephemeral secret and what it
 // sends for it; its own ephemeral private key never leaves this function.
 func answerEphemeral(rand io.Reader, m SessionMode, ephPub []byte) (ss, answer []byte, err error) {
-	if m == SessionModeXWing {
+	if m.xwing() {
 		var seed [xwing.EncapsulationSeedSize]byte
 		if _, err := io.ReadFull(rand, seed[:]); err != nil {
 			return nil, nil, fmt.Errorf("session accept: randomness: %w", err)
@@ -499,7 +515,7 @@ func (p *PendingSession) Complete(acc *SessionAccept) (*Session, error) {
 }
 
 func (p *PendingSession) ephemeralSecret(answer []byte) ([]byte, error) {
-	if p.mode == SessionModeXWing {
+	if p.mode.xwing() {
 		return xwing.Decapsulate(answer, p.ephSeed[:]), nil
 	}
 	k, err := ecdh.X25519().NewPrivateKey(p.ephSeed[:])

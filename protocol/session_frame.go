@@ -36,6 +36,9 @@ type Session struct {
 	recv      [2]recvChain
 	rekeying  *[32]byte // initiator: the ephemeral seed of a rekey request without answer
 	answered  []byte    // responder, memory only: the last rekey answer frame, resent on a repeated request
+
+	// ad is scratch space for a frame's associated data (session_keys.go).
+	ad [sessionHeaderSize]byte
 }
 
 type sendChain struct {
@@ -145,15 +148,23 @@ func (s *Session) Seal(control bool, plaintext []byte) ([]byte, error) {
 	if control {
 		hop |= hopControl
 	}
-	mk, next := ratchet(s.send.ck)
-	encKey, macKey := sessionMsgKeys(mk)
 	frame := make([]byte, sessionHeaderSize+len(plaintext), SessionFrameOverhead+len(plaintext))
 	frame[0] = byte(KindSessionData)
 	copy(frame[1:5], s.label[:])
 	frame[5] = hop
 	binary.BigEndian.PutUint32(frame[6:], uint32(s.send.n))
-	oneTimeXOR(encKey, frame[sessionHeaderSize:], plaintext)
-	frame = append(frame, sessionTag(macKey, frame)...)
+	var next [32]byte
+	if s.mode.schedule3() {
+		var mk [32]byte
+		mk, next = ratchet3(s.send.ck)
+		frame = seal3(mk, &s.ad, frame[:sessionHeaderSize], plaintext)
+	} else {
+		var mk [32]byte
+		mk, next = ratchet(s.send.ck)
+		encKey, macKey := sessionMsgKeys(mk)
+		oneTimeXOR(encKey, frame[sessionHeaderSize:], plaintext)
+		frame = append(frame, sessionTag(macKey, frame)...)
+	}
 	s.send.ck = next
 	s.send.n++
 	return frame, nil
@@ -250,18 +261,23 @@ func (s *Session) Open(frame []byte) (plaintext []byte, control bool, err error)
 		return nil, false, fmt.Errorf("session open: key phase %d retired: %w", h.KeyPhase, ErrReplay)
 	}
 	n := binary.BigEndian.Uint32(frame[6:10])
-	pt, err := c.open(n, frame)
+	pt, err := c.open(n, frame, s.mode.schedule3(), &s.ad)
 	return pt, h.Control, err
 }
 
 // open is the replay window of docs/protocol.md sections 5 and 10.
-func (c *recvChain) open(n uint32, frame []byte) ([]byte, error) {
+func (c *recvChain) open(n uint32, frame []byte, v3 bool, ad *[sessionHeaderSize]byte) ([]byte, error) {
+	step, openWith := ratchet, sessionOpen
+	if v3 {
+		step = ratchet3
+		openWith = func(mk [32]byte, frame []byte) ([]byte, bool) { return open3(mk, ad, frame) }
+	}
 	if uint64(n) < c.n {
 		i := slices.IndexFunc(c.skipped, func(k skippedKey) bool { return k.n == n })
 		if i < 0 {
 			return nil, fmt.Errorf("session frame %d (next %d): %w", n, c.n, ErrReplay)
 		}
-		pt, ok := sessionOpen(c.skipped[i].mk, frame)
+		pt, ok := openWith(c.skipped[i].mk, frame)
 		if !ok {
 			return nil, fmt.Errorf("session frame %d: %w", n, ErrDecrypt)
 		}
@@ -274,13 +290,13 @@ func (c *recvChain) open(n uint32, frame []byte) ([]byte, error) {
 	ck, skipped := c.ck, []skippedKey(nil)
 	for m := c.n; m < uint64(n); m++ {
 		var mk [32]byte
-		mk, ck = ratchet(ck)
+		mk, ck = step(ck)
 		if uint64(n)+1-m <= LiteReplayWindow {
 			skipped = append(skipped, skippedKey{n: uint32(m), mk: mk})
 		}
 	}
-	mk, next := ratchet(ck)
-	pt, ok := sessionOpen(mk, frame)
+	mk, next := step(ck)
+	pt, ok := openWith(mk, frame)
 	if !ok {
 		return nil, fmt.Errorf("session frame %d: %w", n, ErrDecrypt)
 	}

@@ -11,7 +11,7 @@ import (
 // junk without changing its state.
 
 func FuzzParseSessionInit(f *testing.F) {
-	addGolden(f, "session-init-x25519", "session-init-xwing")
+	addGolden(f, "session-init-x25519", "session-init-xwing", "session-init-x25519-v2", "session-init-xwing-v2")
 	f.Add([]byte{byte(KindSessionInit)})
 	bob := testIdentity(f, 2)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -31,7 +31,7 @@ func FuzzParseSessionInit(f *testing.F) {
 }
 
 func FuzzParseSessionAccept(f *testing.F) {
-	addGolden(f, "session-accept-x25519", "session-accept-xwing")
+	addGolden(f, "session-accept-x25519", "session-accept-xwing", "session-accept-x25519-v2", "session-accept-xwing-v2")
 	f.Add(make([]byte, SessionAcceptSize(SessionModeX25519)))
 	alice, bob := testIdentity(f, 1), testIdentity(f, 2)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -52,7 +52,7 @@ func FuzzParseSessionAccept(f *testing.F) {
 }
 
 func FuzzSessionOpen(f *testing.F) {
-	addGolden(f, "session-frame", "session-ack", "session-reset")
+	addGolden(f, "session-frame", "session-ack", "session-reset", "session-frame-v2", "session-ack-v2")
 	f.Add([]byte{byte(KindSessionData), 1, 2, 3, 4, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if h, err := ParseSessionHop(b); err == nil {
@@ -61,16 +61,18 @@ func FuzzSessionOpen(f *testing.F) {
 				t.Fatalf("rewriting the index to itself: %v", err)
 			}
 		}
-		r := sessionPair(t, SessionModeX25519, 1)
-		before := sessionState(t, r.b)
-		if _, _, err := r.b.Open(b); err != nil && !bytes.Equal(sessionState(t, r.b), before) {
-			t.Fatal("a refused frame changed the session")
+		for _, m := range []SessionMode{SessionModeX25519, SessionModeX25519V2} {
+			r := sessionPair(t, m, 1)
+			before := sessionState(t, r.b)
+			if _, _, err := r.b.Open(b); err != nil && !bytes.Equal(sessionState(t, r.b), before) {
+				t.Fatalf("mode %d: a refused frame changed the session", m)
+			}
 		}
 	})
 }
 
 func FuzzParseSession(f *testing.F) {
-	addGolden(f, "session-state")
+	addGolden(f, "session-state", "session-state-v2")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ParseSession(b)
 		if err != nil {

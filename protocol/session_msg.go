@@ -38,15 +38,17 @@ func ParseSessionMessage(pt []byte) (number uint64, body []byte, err error) {
 // message on: the sender's address and the message number, whatever
 // session carried it.
 func SessionMessageKey(sender Address, number uint64) [16]byte {
-	h := sha256.New()
-	h.Write([]byte(labelSessionNumber))
-	h.Write([]byte{0})
-	h.Write(sender[:])
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], number)
-	h.Write(n[2:])
+	// One stack buffer and sha256.Sum256: the recipient computes this for
+	// every message it gets, and sha256.New and Sum(nil) allocate.
+	var b [len(labelSessionNumber) + 1 + AddressSize + 8]byte
+	n := copy(b[:], labelSessionNumber)
+	n++ // the 0 separator
+	n += copy(b[n:], sender[:])
+	binary.BigEndian.PutUint64(b[n:], number)
+	copy(b[n:], b[n+2:]) // the number's low six bytes
+	h := sha256.Sum256(b[:n+SessionNumberSize])
 	var k [16]byte
-	copy(k[:], h.Sum(nil))
+	copy(k[:], h[:])
 	return k
 }
 

@@ -15,7 +15,7 @@ const (
 // section 10). It contains secret keys: store it as carefully as the
 // identity, and before any frame sealed with it leaves the node.
 func (s *Session) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, MaxSessionStateSize)
+	b := make([]byte, 0, s.stateSize())
 	flags := s.phase << 1
 	if s.initiator {
 		flags |= 1
@@ -43,6 +43,19 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 		b = append(b, s.rekeying[:]...)
 	}
 	return b, nil
+}
+
+// stateSize is the exact size MarshalBinary encodes, so that it allocates
+// what it needs (about 200 bytes in the usual case), not the 4.8 KB bound.
+func (s *Session) stateSize() int {
+	n := sessionStateFixed + 36*len(s.recv[s.phase].skipped)
+	if prev := &s.recv[1-s.phase]; prev.live {
+		n += 41 + 36*len(prev.skipped)
+	}
+	if s.rekeying != nil {
+		n += 32
+	}
+	return n
 }
 
 func (c *recvChain) appendTo(b []byte) []byte {

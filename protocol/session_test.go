@@ -422,7 +422,7 @@ func TestSessionStateRoundTrip(t *testing.T) {
 	for _, c := range []struct {
 		off int
 		val byte
-	}{{0, 1}, {1, 2}, {2, 3}, {7, 1}, {188, 65}} {
+	}{{0, 1}, {1, 2}, {2, 5}, {2, 0}, {7, 1}, {188, 65}} {
 		bad := append([]byte(nil), raw...)
 		bad[c.off] = c.val
 		if _, err := ParseSession(bad); err == nil {
@@ -496,4 +496,46 @@ func TestSessionReset(t *testing.T) {
 	if _, err := ParseSessionReset(AppendSessionReset(nil, PathLabel{}, false, 1)); err == nil {
 		t.Fatal("zero label accepted")
 	}
+}
+
+// The state's encoding fills exactly the buffer it sizes, with and
+// without skipped keys, a previous phase and a pending rekey.
+func TestSessionStateSizeExact(t *testing.T) {
+	r := sessionPair(t, SessionModeX25519, 1)
+	check := func(s *Session) {
+		t.Helper()
+		b, err := s.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) != cap(b) || len(b) != s.stateSize() {
+			t.Fatalf("state of %d bytes in a buffer of %d (size %d)", len(b), cap(b), s.stateSize())
+		}
+	}
+	check(r.a)
+	var frames [][]byte
+	for range 5 {
+		f, err := r.a.Seal(false, []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, f)
+	}
+	if _, _, err := r.b.Open(frames[4]); err != nil {
+		t.Fatal(err)
+	}
+	check(r.b) // four skipped keys
+	ask, err := r.a.StartRekey(seeded(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(r.a) // pending rekey
+	pt, _, err := r.b.Open(ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.b.AnswerRekey(seeded(4), pt); err != nil {
+		t.Fatal(err)
+	}
+	check(r.b) // previous phase kept
 }

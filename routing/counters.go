@@ -132,6 +132,12 @@ type Counters struct {
 	// SessionFallbacks counts session messages sent on as envelopes after
 	// their route broke (session_fallback.go).
 	SessionFallbacks uint64
+	// SessionHandshakesLapsed counts handshakes of ours that got no accept
+	// by their deadline; SessionPeersFallback the times a peer's messages
+	// went to envelopes because its handshakes kept lapsing (an older
+	// version that does not know our session mode; session_compat.go).
+	SessionHandshakesLapsed uint64
+	SessionPeersFallback    uint64
 	// SessionRekeysAsked counts rekey requests sent (again, too);
 	// SessionRekeys in-session rekeys completed, at either end
 	// (session_rekey.go).

@@ -2,7 +2,6 @@ package routing
 
 import (
 	"bytes"
-	"container/heap"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -135,7 +134,36 @@ func (s *custodyStore) schedule(r *custodyRec) {
 	if !r.nextTry.IsZero() && r.nextTry.Before(at) {
 		at = r.nextTry
 	}
-	heap.Push(&s.due, dueItem{at: at, key: r.key, gen: r.gen})
+	s.due.push(dueItem{at: at, key: r.key, gen: r.gen})
+	if len(s.due) > 2*len(s.recs)+dueSlack {
+		s.compactDue()
+	}
+}
+
+// dueSlack is how many stale entries the due heap may hold beyond twice
+// the live records before compactDue.
+const dueSlack = 1024
+
+// compactDue drops the heap's stale entries (records removed or scheduled
+// again since). Entries go stale by the million otherwise: every message
+// is scheduled when it is taken in and again when it is sent, and one
+// acknowledged a moment later leaves both entries until their due time
+// comes up, RetryBase (30 s) later; at 25,000 messages a second that was
+// over a million entries, 48 bytes each, and every push and pop paid for
+// a deeper heap. It runs after at least len(recs)+dueSlack pushes and
+// costs one pass, so it is amortized O(1) per push.
+func (s *custodyStore) compactDue() {
+	live := s.due[:0]
+	for _, it := range s.due {
+		if r := s.recs[it.key]; r != nil && r.gen == it.gen {
+			live = append(live, it)
+		}
+	}
+	clear(s.due[len(live):])
+	s.due = live
+	for i := len(live)/2 - 1; i >= 0; i-- {
+		s.due.down(i)
+	}
 }
 
 func (s *custodyStore) remove(k envKey) {
@@ -169,13 +197,13 @@ func (s *custodyStore) popDue(now time.Time) *custodyRec {
 		top := s.due[0]
 		r := s.recs[top.key]
 		if r == nil || r.gen != top.gen {
-			heap.Pop(&s.due)
+			s.due.pop()
 			continue
 		}
 		if top.at.After(now) {
 			return nil
 		}
-		heap.Pop(&s.due)
+		s.due.pop()
 		return r
 	}
 	return nil
@@ -185,7 +213,7 @@ func (s *custodyStore) nextDue() time.Time {
 	for s.due.Len() > 0 {
 		top := s.due[0]
 		if r := s.recs[top.key]; r == nil || r.gen != top.gen {
-			heap.Pop(&s.due)
+			s.due.pop()
 			continue
 		}
 		return top.at
@@ -209,12 +237,45 @@ func (h dueHeap) Less(i, j int) bool {
 	return bytes.Compare(h[i].key[:], h[j].key[:]) < 0
 }
 func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)   { *h = append(*h, x.(dueItem)) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+// push and pop are container/heap's algorithm without its interface,
+// whose any arguments cost an allocation per message scheduled and taken.
+func (h *dueHeap) push(it dueItem) {
+	*h = append(*h, it)
+	for j := len(*h) - 1; j > 0; {
+		i := (j - 1) / 2
+		if !h.Less(j, i) {
+			break
+		}
+		h.Swap(i, j)
+		j = i
+	}
+}
+
+// pop removes the earliest item.
+func (h *dueHeap) pop() {
+	n := len(*h) - 1
+	h.Swap(0, n)
+	*h = (*h)[:n]
+	h.down(0)
+}
+
+// down moves item i down to its place.
+func (h dueHeap) down(i int) {
+	for n := len(h); ; {
+		j := 2*i + 1
+		if j >= n {
+			return
+		}
+		if k := j + 1; k < n && h.Less(k, j) {
+			j = k
+		}
+		if !h.Less(j, i) {
+			return
+		}
+		h.Swap(i, j)
+		i = j
+	}
 }
 
 // Persistence. Keys: "c/<key>" custody, "d/<key>" delivered, "seq" the

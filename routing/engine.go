@@ -148,6 +148,15 @@ type Engine struct {
 	reservedNumber uint64
 	passive        map[passiveKey]*passiveWait
 
+	// sessDirty: responder sessions whose state changed since the last
+	// Ready, written once each when it is collected (session.go).
+	sessDirty []protocol.PathLabel
+	// sessLapsed counts handshakes in a row without accept by peer, and
+	// noSessions holds peers whose messages go as envelopes until then
+	// (session_compat.go).
+	sessLapsed map[Address]int
+	noSessions map[Address]time.Time
+
 	// atRest encrypts custody bodies that are not envelopes yet.
 	atRest cipher.AEAD
 	// frag names fragment groups after their frame (fragrepair.go).
@@ -347,6 +356,7 @@ func (e *Engine) Ready() Ready {
 		e.drainAdverts(l)
 		e.drainQueue(l)
 	}
+	e.flushSessionState()
 	e.collapseOps()
 	rd := e.rd
 	e.rd = Ready{}
@@ -396,7 +406,7 @@ func (e *Engine) collapseOps() {
 
 // HasReady reports whether Ready would return anything.
 func (e *Engine) HasReady() bool {
-	if !e.rd.Empty() || len(e.ops) > 0 {
+	if !e.rd.Empty() || len(e.ops) > 0 || len(e.sessDirty) > 0 {
 		return true
 	}
 	for _, se := range e.sessions {

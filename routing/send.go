@@ -54,7 +54,7 @@ func (e *Engine) send(in SendRequest) error {
 	}
 	d := e.table.get(in.Dest)
 	switch {
-	case !e.cfg.NoSessions && !in.SealedSender && in.Type == protocol.TypeMessage && e.sessionReachable(d):
+	case !e.cfg.NoSessions && !in.SealedSender && in.Type == protocol.TypeMessage && e.sessionReachable(d) && !e.sessionsOff(in.Dest):
 		// Session frames carry no type: other types keep envelopes. A
 		// session message whose route breaks goes on as an envelope of
 		// type session message, which the recipient deduplicates on the

@@ -1,0 +1,103 @@
+package protocol
+
+import (
+	"crypto/sha256"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Key schedule 3 of route session data frames (docs/protocol.md section
+// 10), used by modes 3 and 4. Schedule 2 (modes 1 and 2, kept so that
+// older initiators still get sessions) spent five HMAC-SHA-256 computations
+// and a ChaCha20 pass on each frame: two for the chain step, two for the
+// HKDF-Expand of the message key into a cipher key and a MAC key, and the
+// tag over the whole frame, each with a fresh HMAC object. Schedule 3
+// spends two HMACs per step (the message key and the next chain key, each
+// one HMAC of the chain key) and uses the message key directly as the
+// ChaCha20-Poly1305 key of its one frame:
+//
+//	mk[n]   = HMAC-SHA-256(ck[n], "meshd/session-msg/v3" || 0x01)
+//	ck[n+1] = HMAC-SHA-256(ck[n], "meshd/session-msg/v3" || 0x02)
+//	frame   = header || ChaCha20-Poly1305(key mk[n], nonce 0, ad header with the index bits zeroed)
+//
+// Why this is sound: each message key seals exactly one frame (the
+// counter never repeats within a chain: a responder persists its state
+// before a frame sealed with it leaves, an initiator drops its sessions at
+// a restart), so the fixed nonce never meets the same key twice, as
+// in schedule 2's one-time ChaCha20 key; the chain is one-way (HMAC is a
+// PRF in its key), so a stolen chain key opens no earlier frame (forward
+// secrecy per step) and an erased message key cannot be recomputed from
+// the next chain key; the label separates these outputs from every other
+// HMAC of the protocol, and the chain keys themselves come from a
+// transcript that names the mode, so no schedule-2 or lite chain shares a
+// key with a schedule-3 chain. Poly1305 with a one-time key is a 16-byte
+// tag with a forgery chance below 2^-95 per try for frames up to 16 KiB
+// (RFC 8439's bound), less than the 2^-128 of the truncated HMAC it
+// replaces and still far beyond reach: every try is a frame on the link,
+// refused and counted, and changes nothing.
+
+const labelSessionMsgKey3 = "meshd/session-msg/v3"
+
+// hmacSHA256Short is HMAC-SHA-256 (RFC 2104) of a 32-byte key and a message
+// of at most 32 bytes (the label and a step byte), without the allocations of
+// crypto/hmac: it runs twice per frame on each end.
+func hmacSHA256Short(key *[32]byte, msg []byte) (out [32]byte) {
+	var inner [sha256.BlockSize + 32]byte
+	var outer [sha256.BlockSize + sha256.Size]byte
+	for i := range sha256.BlockSize {
+		var k byte
+		if i < len(key) {
+			k = key[i]
+		}
+		inner[i], outer[i] = k^0x36, k^0x5c
+	}
+	n := copy(inner[sha256.BlockSize:], msg)
+	ih := sha256.Sum256(inner[:sha256.BlockSize+n])
+	copy(outer[sha256.BlockSize:], ih[:])
+	return sha256.Sum256(outer[:])
+}
+
+// ratchet3 is one step of a schedule-3 chain.
+func ratchet3(ck [32]byte) (mk, next [32]byte) {
+	var in [len(labelSessionMsgKey3) + 1]byte
+	copy(in[:], labelSessionMsgKey3)
+	in[len(in)-1] = 0x01
+	mk = hmacSHA256Short(&ck, in[:])
+	in[len(in)-1] = 0x02
+	next = hmacSHA256Short(&ck, in[:])
+	return mk, next
+}
+
+// zeroNonce is the nonce of every schedule-3 frame: each key seals one
+// frame. A variable, not a local: a local passed to the AEAD's interface
+// method escapes and costs an allocation per frame. Nothing writes it.
+var zeroNonce [chacha20poly1305.NonceSize]byte
+
+// sessionAD fills ad with the data frame's associated data: its header
+// with the receiver index bits zeroed (relays rewrite them). ad is the
+// session's scratch buffer, for the same reason as zeroNonce.
+func sessionAD(ad *[sessionHeaderSize]byte, frame []byte) []byte {
+	copy(ad[:], frame[:sessionHeaderSize])
+	ad[5] &^= hopIndexMask
+	return ad[:]
+}
+
+// seal3 appends the ciphertext and tag of plaintext to frame, which holds
+// the header.
+func seal3(mk [32]byte, ad *[sessionHeaderSize]byte, frame, plaintext []byte) []byte {
+	aead, err := chacha20poly1305.New(mk[:])
+	if err != nil {
+		panic("protocol: chacha20poly1305: " + err.Error()) // a 32-byte key cannot fail
+	}
+	return aead.Seal(frame, zeroNonce[:], plaintext, sessionAD(ad, frame))
+}
+
+// open3 authenticates and decrypts a schedule-3 frame.
+func open3(mk [32]byte, ad *[sessionHeaderSize]byte, frame []byte) ([]byte, bool) {
+	aead, err := chacha20poly1305.New(mk[:])
+	if err != nil {
+		panic("protocol: chacha20poly1305: " + err.Error())
+	}
+	pt, err := aead.Open(make([]byte, 0, len(frame)-SessionFrameOverhead), zeroNonce[:], frame[sessionHeaderSize:], sessionAD(ad, frame))
+	return pt, err == nil
+}

@@ -1,0 +1,78 @@
+package routing
+
+import (
+	"time"
+)
+
+// Peers that never answer our inits. A node of an older version refuses an
+// init in a mode it does not know (this version starts sessions in modes 3
+// and 4, key schedule 3; protocol.md section 10), and a node built before
+// sessions drops every session frame: either way our handshakes to it lapse
+// without an accept, and without a fallback its messages would stay in
+// custody for ever, handshake after handshake. After handshakeFallbackIP
+// (on a radio first hop: handshakeFallbackLoRa, where a lossy path can
+// lose a handshake on its own) lapsed handshakes in a row to one peer, its
+// session messages go on as sealed envelopes of type session message
+// (session_fallback.go: the same number, so the recipient delivers each
+// once whichever form arrives), and new messages to it are sealed
+// envelopes, for noSessionsFor; then sessions are tried again (the peer
+// may have been upgraded). An accept from the peer clears the count.
+
+const (
+	handshakeFallbackIP   = 2
+	handshakeFallbackLoRa = 4
+	noSessionsFor         = time.Hour
+)
+
+// handshakeLapsed counts a handshake of ours to peer that got no accept by
+// its deadline; link is where its init left.
+func (e *Engine) handshakeLapsed(peer Address, link LinkID) {
+	e.counters.SessionHandshakesLapsed++
+	if len(e.sessLapsed) >= e.cfg.MaxSessions {
+		clear(e.sessLapsed) // bounded: a count lost only delays a fallback
+	}
+	if e.sessLapsed == nil {
+		e.sessLapsed = make(map[Address]int)
+	}
+	e.sessLapsed[peer]++
+	limit := handshakeFallbackIP
+	if l := e.links[link]; l != nil && l.info.Kind == LinkLoRa {
+		limit = handshakeFallbackLoRa
+	}
+	if e.sessLapsed[peer] < limit {
+		return
+	}
+	delete(e.sessLapsed, peer)
+	if e.noSessions == nil {
+		e.noSessions = make(map[Address]time.Time)
+	}
+	e.noSessions[peer] = e.now.Add(noSessionsFor)
+	e.counters.SessionPeersFallback++
+}
+
+// sessionsOff reports whether messages to peer go as envelopes because its
+// handshakes lapsed.
+func (e *Engine) sessionsOff(peer Address) bool {
+	until, ok := e.noSessions[peer]
+	return ok && e.now.Before(until)
+}
+
+// sweepNoSessions forgets fallbacks that ran out.
+func (e *Engine) sweepNoSessions() {
+	for peer, until := range e.noSessions {
+		if !e.now.Before(until) {
+			delete(e.noSessions, peer)
+		}
+	}
+}
+
+// sessionOffToEnvelope sends a session record to a peer whose handshakes
+// lapsed on as an envelope; it reports whether it did (it keeps the
+// session form if sealing fails, and is tried again at the next attempt).
+func (e *Engine) sessionOffToEnvelope(r *custodyRec, d *destEntry) bool {
+	if !e.sessionsOff(r.dest) || e.sessionToEnvelope(r, d) != nil {
+		return false
+	}
+	r.attempts = 0
+	return true
+}
