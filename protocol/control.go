@@ -236,13 +236,18 @@ func AppendHop(b []byte, next Address, inner []byte) []byte {
 //	       set (offsets shift by 4 without a seqno)
 //
 // The fields:
+//
 //   - request ID is 8 random bytes from the requester's injected random
 //     source: the key under which nodes suppress duplicates of the flood.
+//
 //   - target is the address a route is wanted for. It is never zero.
+//
 //   - hops is the only field a forwarder changes
 //     ([IncrementPathRequestHops]), with the same rules as a channel frame's.
+//
 //   - [PathWantKEMKey] asks for the target's full KEM key in the answer, for
 //     a requester that wants to seal to the target.
+//
 //   - seqno, with [PathSeqno], asks for a route whose announce sequence
 //     number is at least seqno (RFC 8966 section 3.8.1.2): a requester
 //     whose feasibility condition refuses every route it has asks for one

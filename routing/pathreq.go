@@ -154,7 +154,7 @@ func (e *Engine) handlePathRequest(l *link, frame []byte) error {
 	if c, ok := e.canAnswer(d, pr); ok && (c.link != l.info.ID || l.info.Shared) {
 		// A route good enough for the request: answer, and do not pass
 		// the request on (RFC 8966 section 3.8.1.2).
-		e.queueAdvert(l, advertReq{dest: pr.Target, hops: c.hops, reply: true, withKey: pr.WantKEMKey})
+		e.queueAdvert(l, advertReq{dest: pr.Target, hops: c.hops, reply: true, withKey: pr.WantKEMKey, to: answerTo(l, pr)})
 		e.counters.PathRequestsAnswer++
 		return nil
 	}
@@ -183,8 +183,21 @@ func (e *Engine) answerAsTarget(l *link, pr protocol.PathRequest) {
 			e.nextAnnounce = due
 		}
 	}
-	e.queueAdvert(l, advertReq{dest: e.self, reply: true, withKey: pr.WantKEMKey})
+	e.queueAdvert(l, advertReq{dest: e.self, reply: true, withKey: pr.WantKEMKey, to: answerTo(l, pr)})
 	e.counters.PathRequestsAnswer++
+}
+
+// answerTo is where the answer to pr goes on l: on a shared link, to the
+// neighbour that passed the request on, if the request names it. Broadcast
+// there, the answer was taken up by every neighbour that had passed the
+// request on too, each of which answered in turn: a second flood, of
+// adverts four times the request's size, back over the whole area the
+// request covered. Directed, it travels back along one path.
+func answerTo(l *link, pr protocol.PathRequest) Address {
+	if !l.info.Shared {
+		return Address{}
+	}
+	return pr.Forwarder
 }
 
 // canAnswer returns d's selected route if it satisfies pr: the key if
@@ -207,9 +220,22 @@ func (e *Engine) canAnswer(d *destEntry, pr protocol.PathRequest) (candidate, bo
 // links' forwarding budgets. It remembers where the request came from, for
 // the answer, within MaxPathRequests.
 func (e *Engine) forwardPathRequest(l *link, pr protocol.PathRequest, frame []byte, d *destEntry) {
-	fwd := bytes.Clone(frame)
-	if protocol.IncrementPathRequestHops(fwd) != nil {
+	if pr.HopCount >= pr.HopLimit {
 		return // travelled far enough
+	}
+	from := answerTo(l, pr)
+	pr.HopCount++
+	// On a shared link the request names this node as its forwarder,
+	// for the answer; a point-to-point link names the neighbour itself.
+	pr.Forwarder = Address{}
+	plain := pr.AppendTo(nil)
+	pr.Forwarder = e.self
+	named := pr.AppendTo(nil)
+	fwd := func(ol *link) []byte {
+		if ol.info.Shared {
+			return named
+		}
+		return plain
 	}
 	if _, ok := e.pathReqs[pr.ID]; !ok && len(e.pathReqs) >= e.cfg.MaxPathRequests {
 		e.counters.PathRequestsLimited++
@@ -217,12 +243,12 @@ func (e *Engine) forwardPathRequest(l *link, pr protocol.PathRequest, frame []by
 	}
 	e.pathReqs[pr.ID] = pathOrigin{
 		link: l.info.ID, target: pr.Target, wantKey: pr.WantKEMKey,
-		hasSeq: pr.HasSeqno, seq: pr.Seqno, expires: e.now.Add(pathReqTTL),
+		hasSeq: pr.HasSeqno, seq: pr.Seqno, expires: e.now.Add(pathReqTTL), from: from,
 	}
 	if d != nil {
 		if c, ok := d.route(); ok && (c.link != l.info.ID || l.info.Shared) {
 			if ol := e.links[c.link]; ol != nil {
-				e.forwardOn(ol, c.via, fwd)
+				e.forwardOn(ol, c.via, fwd(ol))
 			}
 			return
 		}
@@ -231,7 +257,7 @@ func (e *Engine) forwardPathRequest(l *link, pr protocol.PathRequest, frame []by
 		if ol == l && !l.info.Shared {
 			continue
 		}
-		e.forwardOn(ol, Address{}, fwd)
+		e.forwardOn(ol, Address{}, fwd(ol))
 	}
 }
 
@@ -246,9 +272,10 @@ func (e *Engine) forwardOn(l *link, to Address, frame []byte) {
 	e.counters.PathRequestsForwarded++
 }
 
-// answerPathRequests sends the route to d back along path requests that
-// passed through this node and that the route satisfies.
-func (e *Engine) answerPathRequests(d *destEntry) {
+// answerPathRequests sends the route to d, just heard on l (addressed to
+// this node or not), back along path requests that passed through this
+// node and that the route satisfies.
+func (e *Engine) answerPathRequests(d *destEntry, l *link, addressed bool) {
 	c, ok := d.route()
 	if !ok || d.ann == nil {
 		return
@@ -256,6 +283,19 @@ func (e *Engine) answerPathRequests(d *destEntry) {
 	var ids [][protocol.PathRequestIDSize]byte
 	for id, p := range e.pathReqs {
 		if p.target == d.dest && (!p.wantKey || d.kemKey != nil) && (!p.hasSeq || c.seq >= p.seq) {
+			if overheardAnswer(l, addressed, p) {
+				// On the shared link the request came in on, only an
+				// answer addressed to this node is ours to pass on. A
+				// broadcast one is another branch's: the answer to a
+				// request straight from the requester, sent by a
+				// neighbour that heard the requester, or an advert of
+				// the route. Passing it on made every node around the
+				// requester repeat the answer (with the KEM key, six
+				// fragments each).
+				delete(e.pathReqs, id)
+				e.counters.PathRequestsOverheard++
+				continue
+			}
 			ids = append(ids, id)
 		}
 	}
@@ -264,10 +304,16 @@ func (e *Engine) answerPathRequests(d *destEntry) {
 		p := e.pathReqs[id]
 		delete(e.pathReqs, id)
 		if l := e.links[p.link]; l != nil {
-			e.queueAdvert(l, advertReq{dest: d.dest, hops: c.hops, reply: true, withKey: p.wantKey})
+			e.queueAdvert(l, advertReq{dest: d.dest, hops: c.hops, reply: true, withKey: p.wantKey, to: p.from})
 			e.counters.PathRequestsAnswer++
 		}
 	}
+}
+
+// overheardAnswer: a route heard on l satisfies the request p, which came
+// in on l, a shared link, but was not addressed to this node.
+func overheardAnswer(l *link, addressed bool, p pathOrigin) bool {
+	return l != nil && l.info.Shared && !addressed && l.info.ID == p.link
 }
 
 // sweepPathRequests forgets requests whose answer did not come in time,
