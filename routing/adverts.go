@@ -305,6 +305,7 @@ func (e *Engine) handleAdvertFrom(l *link, frame []byte, addressed bool) error {
 	}
 	if a.KEMKey != nil && d.kemKey == nil {
 		d.kemKey = bytes.Clone(a.KEMKey)
+		d.pathAnswered()
 		e.keyLearned(d)
 	}
 	c := candidate{
@@ -377,6 +378,7 @@ func (e *Engine) routeChanged(d *destEntry, res updateResult) (propagated bool) 
 	case updAdded:
 		e.table.routes++
 		e.counters.RoutesAdded++
+		d.pathAnswered()
 		// Neighbours may have heard our retraction, or never heard of
 		// the destination from us (its announce was not new): tell them.
 		e.propagate(d, nil)

@@ -88,13 +88,13 @@ func (e *Engine) takeOut(l *link) bool {
 }
 
 // pathRequest asks the mesh (and the daemon's lookups) for a route to d,
-// at most once per PathRequestInterval per destination and within the
-// lookup budget. A node that has a feasibility distance for d and no
+// at most once per PathRequestInterval per destination, backing off while
+// requests bring nothing (pathbackoff.go), and within the lookup budget. A node that has a feasibility distance for d and no
 // feasible route asks for a sequence number newer than the distance's:
 // only that is sure to be feasible (RFC 8966 section 3.8.2.1). Otherwise
 // any route will do, and nobody issues a new sequence number for it.
 func (e *Engine) pathRequest(d *destEntry, wantKey bool) {
-	if !d.lastPathRequest.IsZero() && e.now.Sub(d.lastPathRequest) < e.cfg.PathRequestInterval {
+	if !e.pathRequestDue(d) {
 		return
 	}
 	if !e.preq.lookups.take(1, e.now, e.cfg.LookupRate, e.cfg.LookupBurst) {
@@ -109,7 +109,8 @@ func (e *Engine) pathRequest(d *destEntry, wantKey bool) {
 		e.counters.Lookups++
 		return
 	}
-	d.lastPathRequest = e.now
+	along, via, routed := e.requestRoute(d)
+	d.pathRequestSent(e.now, !routed)
 	pr.Target = d.dest
 	pr.HopLimit = e.cfg.PathRequestHops
 	pr.WantKEMKey = wantKey
@@ -121,8 +122,12 @@ func (e *Engine) pathRequest(d *destEntry, wantKey bool) {
 	}
 	e.preq.add(pr.ID)
 	frame := pr.AppendTo(nil)
-	for _, l := range e.sortedLinks() {
-		e.emitRouting(l, frame)
+	if routed {
+		e.emitRoutingTo(along, via, frame)
+	} else {
+		for _, l := range e.sortedLinks() {
+			e.emitRouting(l, frame)
+		}
 	}
 	e.counters.PathRequestsSent++
 	e.rd.Lookups = append(e.rd.Lookups, d.dest)
