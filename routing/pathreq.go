@@ -232,13 +232,18 @@ func (e *Engine) forwardPathRequest(l *link, pr protocol.PathRequest, frame []by
 	pr.HopCount++
 	// On a shared link the request names this node as its forwarder,
 	// for the answer; a point-to-point link names the neighbour itself.
-	pr.Forwarder = Address{}
-	plain := pr.AppendTo(nil)
-	pr.Forwarder = e.self
-	named := pr.AppendTo(nil)
+	var plain, named []byte // built when first needed
 	fwd := func(ol *link) []byte {
 		if ol.info.Shared {
+			if named == nil {
+				pr.Forwarder = e.self
+				named = pr.AppendTo(nil)
+			}
 			return named
+		}
+		if plain == nil {
+			pr.Forwarder = Address{}
+			plain = pr.AppendTo(nil)
 		}
 		return plain
 	}
