@@ -37,6 +37,9 @@ const (
 	// PathRequestSeqnoSize is the size of a path request with one
 	// ([PathSeqno]); it is also the largest path request.
 	PathRequestSeqnoSize = PathRequestSize + 4 // 31
+	// MaxPathRequestSize is the largest path request: with a sequence
+	// number and a forwarder ([PathForwarder]).
+	MaxPathRequestSize = PathRequestSeqnoSize + AddressSize // 47
 	// PathRequestIDSize is the size of a path request's random ID.
 	PathRequestIDSize = 8
 	// MaxPathRequestHops is the largest hop limit a path request can carry
@@ -65,7 +68,16 @@ const PathWantKEMKey byte = 1 << 0
 // sequence number of the target's announce (a Babel seqno request).
 const PathSeqno byte = 1 << 1
 
-const pathKnownFlags = PathWantKEMKey | PathSeqno
+// PathForwarder is the path request flag saying that the address of the
+// node that passed the request on follows (after the sequence number, if
+// any): on a shared radio link the answer then goes back to that one
+// neighbour, hop-wrapped, instead of being broadcast to every node that
+// passed the request on (which then all answered in turn, a second flood).
+// The requester itself never sets it, so its neighbours do not learn who
+// is looking for whom.
+const PathForwarder byte = 1 << 2
+
+const pathKnownFlags = PathWantKEMKey | PathSeqno | PathForwarder
 
 // Advert is a route advertisement: the origin's signed announce, plus the
 // unsigned routing information that changes at every hop.
@@ -211,23 +223,31 @@ func AppendHop(b []byte, next Address, inner []byte) []byte {
 // key. It is flooded with a hop limit; a node that knows a route good enough
 // answers with an advert on the link the request came from.
 //
-//	0      1            9               25     26      27          31
-//	+------+------------+---------------+------+-------+-----------+
-//	| 0x1A | request ID | target address| hops | flags | [seqno]   |
-//	+------+------------+---------------+------+-------+-----------+
+//	0      1            9               25     26      27          31            47
+//	+------+------------+---------------+------+-------+-----------+-------------+
+//	| 0x1A | request ID | target address| hops | flags | [seqno]   | [forwarder] |
+//	+------+------------+---------------+------+-------+-----------+-------------+
 //
 //	hops:  bits 7-4 hop limit (1..15), bits 3-0 hop count (0..limit)
-//	flags: bit 0 PathWantKEMKey, bit 1 PathSeqno; other bits are rejected
+//	flags: bit 0 PathWantKEMKey, bit 1 PathSeqno, bit 2 PathForwarder; other
+//	       bits are rejected
 //	seqno: present (4 bytes, big endian) if and only if PathSeqno is set
+//	forwarder: present (16 bytes, non-zero) if and only if PathForwarder is
+//	       set (offsets shift by 4 without a seqno)
 //
 // The fields:
+//
 //   - request ID is 8 random bytes from the requester's injected random
 //     source: the key under which nodes suppress duplicates of the flood.
+//
 //   - target is the address a route is wanted for. It is never zero.
+//
 //   - hops is the only field a forwarder changes
 //     ([IncrementPathRequestHops]), with the same rules as a channel frame's.
+//
 //   - [PathWantKEMKey] asks for the target's full KEM key in the answer, for
 //     a requester that wants to seal to the target.
+//
 //   - seqno, with [PathSeqno], asks for a route whose announce sequence
 //     number is at least seqno (RFC 8966 section 3.8.1.2): a requester
 //     whose feasibility condition refuses every route it has asks for one
@@ -236,9 +256,14 @@ func AppendHop(b []byte, next Address, inner []byte) []byte {
 //     when its own is below seqno. Without the flag any route answers and
 //     nobody issues a new sequence number.
 //
+//   - forwarder, with [PathForwarder], is the neighbour that passed the
+//     request on, so that an answer on a shared radio link goes to it alone.
+//
 // There is no requester address: nodes answer on the link the request came
-// from, hop by hop back along the flood, so a request does not tell the mesh
-// who is looking for whom. Nothing is signed.
+// from (to its forwarder on a shared link), hop by hop back along the flood,
+// and the requester sends no forwarder, so a request does not tell the mesh
+// who is looking for whom. Nothing is signed: a forwarder that names another
+// node only sends that node an answer it would have overheard anyway.
 type PathRequest struct {
 	ID                 [PathRequestIDSize]byte
 	Target             Address
@@ -248,11 +273,15 @@ type PathRequest struct {
 	// neither encoded nor decoded.
 	HasSeqno bool
 	Seqno    uint32
+	// Forwarder is the node that passed the request on; zero if absent
+	// (the requester's own request, or a point-to-point link).
+	Forwarder Address
 }
 
 // ParsePathRequest decodes a path request strictly: exactly PathRequestSize
-// bytes (PathRequestSeqnoSize with [PathSeqno]), hop limit 1..15 with the hop
-// count at most the limit, a non-zero target and no unknown flag bits.
+// bytes (4 more with [PathSeqno], 16 more with [PathForwarder]), hop limit
+// 1..15 with the hop count at most the limit, a non-zero target and
+// forwarder, and no unknown flag bits.
 func ParsePathRequest(b []byte) (PathRequest, error) {
 	r := newReader("path request", b)
 	if k := Kind(r.u8("kind")); r.err == nil && k != KindPathRequest {
@@ -269,8 +298,14 @@ func ParsePathRequest(b []byte) (PathRequest, error) {
 	if flags&PathSeqno != 0 {
 		p.HasSeqno, p.Seqno = true, r.u32("seqno")
 	}
+	if flags&PathForwarder != 0 {
+		r.copyInto(p.Forwarder[:], "forwarder")
+	}
 	if err := r.done(); err != nil {
 		return PathRequest{}, err
+	}
+	if flags&PathForwarder != 0 && p.Forwarder.IsZero() {
+		return PathRequest{}, fmt.Errorf("path request: zero forwarder address: %w", ErrMalformed)
 	}
 	if err := checkChannelHops(hops); err != nil {
 		return PathRequest{}, fmt.Errorf("path request: %w", err)
@@ -296,9 +331,15 @@ func (p PathRequest) AppendTo(b []byte) []byte {
 	if p.HasSeqno {
 		flags |= PathSeqno
 	}
+	if !p.Forwarder.IsZero() {
+		flags |= PathForwarder
+	}
 	b = append(b, p.HopLimit<<4|p.HopCount&0x0f, flags)
 	if p.HasSeqno {
 		b = appendU32(b, p.Seqno)
+	}
+	if !p.Forwarder.IsZero() {
+		b = append(b, p.Forwarder[:]...)
 	}
 	return b
 }

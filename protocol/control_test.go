@@ -189,6 +189,11 @@ func pathRequestCases(testing.TB) []ctlCase {
 	withSeqKey := seq.AppendTo(nil)
 	seq.Seqno = 0
 	seqZero := seq.AppendTo(nil)
+	fw := p
+	fw.Forwarder = ctlAddr(9)
+	withFwd := fw.AppendTo(nil)
+	fw.HasSeqno, fw.Seqno = true, 5
+	withSeqFwd := fw.AppendTo(nil)
 	const hops = pathRequestHopsOffset
 	return []ctlCase{
 		{"plain", good, nil},
@@ -200,6 +205,13 @@ func pathRequestCases(testing.TB) []ctlCase {
 		{"seqno cut short", withSeq[:PathRequestSeqnoSize-1], ErrTruncated},
 		{"seqno trailing byte", append(bytes.Clone(withSeq), 0), ErrTrailing},
 		{"seqno without flag", ctlWith(withSeq, PathRequestSize-1, 0), ErrTrailing},
+		{"forwarder", withFwd, nil},
+		{"seqno and forwarder", withSeqFwd, nil},
+		{"forwarder flag without forwarder", ctlWith(good, PathRequestSize-1, PathForwarder), ErrTruncated},
+		{"forwarder cut short", withFwd[:len(withFwd)-1], ErrTruncated},
+		{"forwarder trailing byte", append(bytes.Clone(withSeqFwd), 0), ErrTrailing},
+		{"forwarder without flag", ctlWith(withFwd, PathRequestSize-1, 0), ErrTrailing},
+		{"zero forwarder", append(ctlWith(good, PathRequestSize-1, PathForwarder), make([]byte, AddressSize)...), ErrMalformed},
 		{"zero ID, limit 1", zeroID.AppendTo(nil), nil},
 		{"limit 15 count 15", ctlWith(good, hops, 0xff), nil},
 		{"limit 1 count 1", ctlWith(good, hops, 0x11), nil},
@@ -212,7 +224,7 @@ func pathRequestCases(testing.TB) []ctlCase {
 		{"hop limit 0 count 1", ctlWith(good, hops, 0x01), ErrMalformed},
 		{"count over limit", ctlWith(good, hops, 0x34), ErrMalformed},
 		{"count 15 over limit 14", ctlWith(good, hops, 0xef), ErrMalformed},
-		{"flag bit 2", ctlWith(good, PathRequestSize-1, 0x04), ErrMalformed},
+		{"flag bit 3", ctlWith(good, PathRequestSize-1, 0x08), ErrMalformed},
 		{"flag bit 7", ctlWith(good, PathRequestSize-1, 0x81), ErrMalformed},
 		{"all flags", ctlWith(good, PathRequestSize-1, 0xff), ErrMalformed},
 		{"zero target", PathRequest{ID: p.ID, HopLimit: 3}.AppendTo(nil), ErrMalformed},
@@ -400,7 +412,7 @@ func TestMaxHopSize(t *testing.T) {
 		KindChannel:       MaxChannelFrameSize,
 		KindChannelSigned: MaxChannelFrameSize,
 		KindAdvert:        MaxAdvertSize,
-		KindPathRequest:   PathRequestSeqnoSize,
+		KindPathRequest:   MaxPathRequestSize,
 		KindHopAck:        HopAckSize,
 		KindCustodyOffer:  MaxCustodyOfferSize,
 		KindCustodyAccept: CustodyAcceptSize,
@@ -537,11 +549,16 @@ func TestPathRequestRoundTrip(t *testing.T) {
 		{ID: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, Target: ctlAddr(3), HopLimit: 8, HopCount: 3},
 		{ID: [8]byte{4}, Target: ctlAddr(4), HopLimit: 8, HasSeqno: true, Seqno: 0xfffffffe},
 		{ID: [8]byte{5}, Target: ctlAddr(5), HopLimit: 8, WantKEMKey: true, HasSeqno: true, Seqno: 7},
+		{ID: [8]byte{6}, Target: ctlAddr(6), HopLimit: 8, HopCount: 2, Forwarder: ctlAddr(7)},
+		{ID: [8]byte{7}, Target: ctlAddr(6), HopLimit: 8, HasSeqno: true, Seqno: 9, Forwarder: ctlAddr(7)},
 	} {
 		b := p.AppendTo([]byte("xyz"))
 		size := PathRequestSize
 		if p.HasSeqno {
 			size = PathRequestSeqnoSize
+		}
+		if !p.Forwarder.IsZero() {
+			size += AddressSize
 		}
 		if string(b[:3]) != "xyz" || len(b) != 3+size {
 			t.Fatalf("AppendTo = %x", b)
@@ -558,6 +575,12 @@ func TestPathRequestRoundTrip(t *testing.T) {
 			wantFlags |= PathSeqno
 			if binary.BigEndian.Uint32(b[3+PathRequestSize:]) != p.Seqno {
 				t.Fatalf("seqno %x", b[3+PathRequestSize:])
+			}
+		}
+		if !p.Forwarder.IsZero() {
+			wantFlags |= PathForwarder
+			if !bytes.Equal(b[len(b)-AddressSize:], p.Forwarder[:]) {
+				t.Fatalf("forwarder %x", b[len(b)-AddressSize:])
 			}
 		}
 		if b[3+pathRequestHopsOffset] != p.HopLimit<<4|p.HopCount || b[3+PathRequestSize-1] != wantFlags {
@@ -751,7 +774,7 @@ func FuzzParseHop(f *testing.F) {
 }
 
 func FuzzParsePathRequest(f *testing.F) {
-	ctlSeed(f, pathRequestCases, "path-request", "path-request-seqno")
+	ctlSeed(f, pathRequestCases, "path-request", "path-request-seqno", "path-request-forwarder")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := ParsePathRequest(b)
 		if err != nil {

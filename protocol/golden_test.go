@@ -130,6 +130,10 @@ func goldenVectors(t *testing.T) map[string][]byte {
 		ID: [8]byte{0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7}, Target: bob.Address(),
 		HopLimit: 8, HasSeqno: true, Seqno: 0x0000012c,
 	}.AppendTo(nil)
+	v["path-request-forwarder"] = PathRequest{
+		ID: [8]byte{0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7}, Target: bob.Address(),
+		HopLimit: 8, HopCount: 2, Forwarder: alice.Address(),
+	}.AppendTo(nil)
 	v["hop-ack"] = AppendHopAck(nil, h.ID)
 	v["custody-offer"] = AppendCustodyOffer(nil, v["envelope-sealed"])
 	v["custody-accept"] = AppendCustodyAccept(nil, h.ID, CustodyRefusedQuota)
@@ -274,6 +278,13 @@ func TestGoldenDecode(t *testing.T) {
 		HopLimit: 8, HasSeqno: true, Seqno: 300,
 	}); err != nil || pr != want {
 		t.Fatalf("path request with seqno: %+v, %v", pr, err)
+	}
+	pr, err = ParsePathRequest(read("path-request-forwarder"))
+	if want := (PathRequest{
+		ID: [8]byte{0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7}, Target: bob.Address(),
+		HopLimit: 8, HopCount: 2, Forwarder: alice.Address(),
+	}); err != nil || pr != want {
+		t.Fatalf("path request with forwarder: %+v, %v", pr, err)
 	}
 	sealed, err := ParseEnvelope(read("envelope-sealed"))
 	if err != nil {

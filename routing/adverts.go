@@ -52,6 +52,9 @@ func (e *Engine) queueAdvert(l *link, r advertReq) {
 	if i := slices.IndexFunc(l.adverts, func(x advertReq) bool { return x.dest == r.dest }); i >= 0 {
 		r.reply = r.reply || l.adverts[i].reply
 		r.withKey = r.withKey || l.adverts[i].withKey
+		if r.to != l.adverts[i].to {
+			r.to = Address{} // two neighbours want it: broadcast
+		}
 		e.counters.AdvertsReplaced++
 		if rank(l.adverts[i]) == rank(r) {
 			l.adverts[i] = r // keep its place in the line
@@ -162,19 +165,23 @@ func (e *Engine) advertSize(l *link, r advertReq) int {
 	if e.carriesKEMKey(l) || r.withKey {
 		n += kem
 	}
+	if l.info.Shared && !r.to.IsZero() {
+		n += protocol.HopHeaderSize
+	}
 	return n
 }
 
-// headAdvert returns the frame of the first queued advertisement of l,
-// dropping requests that have nothing to say.
-func (e *Engine) headAdvert(l *link) []byte {
+// headAdvert returns the frame of the first queued advertisement of l and
+// the neighbour it is for (zero: all), dropping requests that have nothing
+// to say.
+func (e *Engine) headAdvert(l *link) ([]byte, Address) {
 	for len(l.adverts) > 0 {
 		if f := e.advertFrame(l, l.adverts[0]); f != nil {
-			return f
+			return f, l.adverts[0].to
 		}
 		l.adverts = l.adverts[1:]
 	}
-	return nil
+	return nil, Address{}
 }
 
 // drainAdverts moves queued advertisements into the link queue while the
@@ -182,7 +189,7 @@ func (e *Engine) headAdvert(l *link) []byte {
 func (e *Engine) drainAdverts(l *link) {
 	e.refill(l)
 	for {
-		frame := e.headAdvert(l)
+		frame, to := e.headAdvert(l)
 		if frame == nil {
 			return
 		}
@@ -191,7 +198,7 @@ func (e *Engine) drainAdverts(l *link) {
 			return
 		}
 		l.adverts = l.adverts[1:]
-		if !e.emit(l, Address{}, frame, PriRouting) {
+		if !e.emit(l, to, frame, PriRouting) {
 			continue
 		}
 		l.tokens -= float64(len(frame))
@@ -225,6 +232,12 @@ func (e *Engine) advertReadyAt(l *link) time.Time {
 
 // handleAdvert processes a route advertisement heard on l.
 func (e *Engine) handleAdvert(l *link, frame []byte) error {
+	return e.handleAdvertFrom(l, frame, false)
+}
+
+// handleAdvertFrom is handleAdvert; addressed says the advert came
+// hop-wrapped to this node (an answer to a path request it passed on).
+func (e *Engine) handleAdvertFrom(l *link, frame []byte, addressed bool) error {
 	e.counters.AdvertsIn++
 	adv, err := protocol.ParseAdvert(frame)
 	if err != nil {
@@ -292,6 +305,7 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 	}
 	if a.KEMKey != nil && d.kemKey == nil {
 		d.kemKey = bytes.Clone(a.KEMKey)
+		d.pathAnswered()
 		e.keyLearned(d)
 	}
 	c := candidate{
@@ -316,7 +330,7 @@ func (e *Engine) handleAdvert(l *link, frame []byte) error {
 		// Propagate the new announce on every link, budget permitting.
 		e.propagate(d, nil)
 	}
-	e.answerPathRequests(d)
+	e.answerPathRequests(d, l, addressed)
 	return nil
 }
 
@@ -364,6 +378,7 @@ func (e *Engine) routeChanged(d *destEntry, res updateResult) (propagated bool) 
 	case updAdded:
 		e.table.routes++
 		e.counters.RoutesAdded++
+		d.pathAnswered()
 		// Neighbours may have heard our retraction, or never heard of
 		// the destination from us (its announce was not new): tell them.
 		e.propagate(d, nil)

@@ -158,6 +158,11 @@ type Config struct {
 	// most one per PathRequestInterval anyway.
 	LookupRate  float64
 	LookupBurst int
+	// PathRequestMaxInterval caps the backoff between unanswered path
+	// requests for one destination: each request that brings no route
+	// (or key) doubles the wait from PathRequestInterval, up to this
+	// (default 16 min; pathbackoff.go).
+	PathRequestMaxInterval time.Duration
 
 	// Padding of sealed bodies (default protocol.DefaultPadding).
 	Padding *protocol.Padding
@@ -267,6 +272,8 @@ func (c *Config) applyDefaults() error {
 		c.LookupRate = 1
 	}
 	defInt(&c.LookupBurst, 32)
+	def(&c.PathRequestMaxInterval, 16*time.Minute)
+	c.PathRequestMaxInterval = max(c.PathRequestMaxInterval, c.PathRequestInterval)
 	if c.Padding == nil {
 		p := protocol.DefaultPadding
 		c.Padding = &p

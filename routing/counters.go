@@ -37,6 +37,7 @@ type Counters struct {
 	PathRequestsForwarded uint64 // requests passed on, per link
 	PathRequestsLimited   uint64 // dropped by a rate limit or the bound on waiting requests
 	LookupsLimited        uint64 // own path requests and lookups held back by the lookup budget
+	PathRequestsOverheard uint64 // answers overheard broadcast on the shared link a request came in on, not repeated
 
 	EnvelopesIn           uint64
 	EnvelopesInvalid      uint64 // bad signature, expired, from the future

@@ -60,6 +60,9 @@ type advertReq struct {
 	// withKey attaches the destination's KEM key even on a link whose
 	// adverts are normally compact (a path request asked for it).
 	withKey bool
+	// to, for an answer on a shared link, is the one neighbour that
+	// passed the request on (hop-wrapped); zero broadcasts.
+	to Address
 }
 
 // ackWait is an envelope sent on a hop-ack link, waiting for its ack.
@@ -84,6 +87,9 @@ type pathOrigin struct {
 	// hasSeq and seq: the request wants sequence number seq or newer.
 	hasSeq bool
 	seq    uint32
+	// from is the neighbour that passed the request on, on a shared link
+	// (the request's forwarder); zero if the request did not say.
+	from Address
 }
 
 // pendingFlood is a scheduled rebroadcast of a channel frame on one link.

@@ -339,6 +339,12 @@ func (fx *fixture) makeSeeds() {
 			r.frame(pairIP, pr.AppendTo(nil))
 			pr.ID[2], pr.WantKEMKey = 1, true
 			r.frame(pairLoRa, pr.AppendTo(nil))
+			// Named forwarders on the radio (answers go to them,
+			// hop-wrapped): B, and a node nobody knows.
+			pr.ID[3], pr.HopCount, pr.Forwarder = 1, 1, fx.b.Address()
+			r.frame(pairLoRa, pr.AppendTo(nil))
+			pr.ID[3], pr.Forwarder = 2, fx.c.Address()
+			r.frame(pairLoRa, pr.AppendTo(nil))
 		}
 	}
 	for i := range 40 {

@@ -46,13 +46,13 @@ func keySetupTime(t *testing.T, seed uint64, loss string, limit time.Duration) t
 func TestLossyKeySetup(t *testing.T) {
 	const limit = 12 * time.Hour
 	var took []time.Duration
-	for seed := uint64(1); seed <= 8; seed++ {
+	for seed := uint64(1); seed <= 32; seed++ {
 		d := keySetupTime(t, seed, "0.3", limit)
 		took = append(took, d)
 	}
 	slices.Sort(took)
-	t.Logf("key and session set-up at 30 %% loss, seeds 1..8: min %v, median %v, max %v", took[0], took[len(took)/2], took[len(took)-1])
-	if med := took[len(took)/2]; med > time.Hour || took[len(took)-1] > 3*time.Hour {
-		t.Errorf("set-up took median %v, max %v; want at most 1h and 3h (all: %v)", med, took[len(took)-1], took)
+	t.Logf("key and session set-up at 30 %% loss, seeds 1..32: min %v, median %v, max %v", took[0], took[len(took)/2], took[len(took)-1])
+	if med := took[len(took)/2]; med > time.Hour || took[len(took)-1] > 4*time.Hour {
+		t.Errorf("set-up took median %v, max %v; want at most 1h and 4h (all: %v)", med, took[len(took)-1], took)
 	}
 }

@@ -88,13 +88,13 @@ func (e *Engine) takeOut(l *link) bool {
 }
 
 // pathRequest asks the mesh (and the daemon's lookups) for a route to d,
-// at most once per PathRequestInterval per destination and within the
-// lookup budget. A node that has a feasibility distance for d and no
+// at most once per PathRequestInterval per destination, backing off while
+// requests bring nothing (pathbackoff.go), and within the lookup budget. A node that has a feasibility distance for d and no
 // feasible route asks for a sequence number newer than the distance's:
 // only that is sure to be feasible (RFC 8966 section 3.8.2.1). Otherwise
 // any route will do, and nobody issues a new sequence number for it.
 func (e *Engine) pathRequest(d *destEntry, wantKey bool) {
-	if !d.lastPathRequest.IsZero() && e.now.Sub(d.lastPathRequest) < e.cfg.PathRequestInterval {
+	if !e.pathRequestDue(d) {
 		return
 	}
 	if !e.preq.lookups.take(1, e.now, e.cfg.LookupRate, e.cfg.LookupBurst) {
@@ -109,7 +109,8 @@ func (e *Engine) pathRequest(d *destEntry, wantKey bool) {
 		e.counters.Lookups++
 		return
 	}
-	d.lastPathRequest = e.now
+	along, via, routed := e.requestRoute(d)
+	d.pathRequestSent(e.now, !routed)
 	pr.Target = d.dest
 	pr.HopLimit = e.cfg.PathRequestHops
 	pr.WantKEMKey = wantKey
@@ -121,8 +122,12 @@ func (e *Engine) pathRequest(d *destEntry, wantKey bool) {
 	}
 	e.preq.add(pr.ID)
 	frame := pr.AppendTo(nil)
-	for _, l := range e.sortedLinks() {
-		e.emitRouting(l, frame)
+	if routed {
+		e.emitRoutingTo(along, via, frame)
+	} else {
+		for _, l := range e.sortedLinks() {
+			e.emitRouting(l, frame)
+		}
 	}
 	e.counters.PathRequestsSent++
 	e.rd.Lookups = append(e.rd.Lookups, d.dest)
@@ -154,7 +159,7 @@ func (e *Engine) handlePathRequest(l *link, frame []byte) error {
 	if c, ok := e.canAnswer(d, pr); ok && (c.link != l.info.ID || l.info.Shared) {
 		// A route good enough for the request: answer, and do not pass
 		// the request on (RFC 8966 section 3.8.1.2).
-		e.queueAdvert(l, advertReq{dest: pr.Target, hops: c.hops, reply: true, withKey: pr.WantKEMKey})
+		e.queueAdvert(l, advertReq{dest: pr.Target, hops: c.hops, reply: true, withKey: pr.WantKEMKey, to: answerTo(l, pr)})
 		e.counters.PathRequestsAnswer++
 		return nil
 	}
@@ -183,8 +188,21 @@ func (e *Engine) answerAsTarget(l *link, pr protocol.PathRequest) {
 			e.nextAnnounce = due
 		}
 	}
-	e.queueAdvert(l, advertReq{dest: e.self, reply: true, withKey: pr.WantKEMKey})
+	e.queueAdvert(l, advertReq{dest: e.self, reply: true, withKey: pr.WantKEMKey, to: answerTo(l, pr)})
 	e.counters.PathRequestsAnswer++
+}
+
+// answerTo is where the answer to pr goes on l: on a shared link, to the
+// neighbour that passed the request on, if the request names it. Broadcast
+// there, the answer was taken up by every neighbour that had passed the
+// request on too, each of which answered in turn: a second flood, of
+// adverts four times the request's size, back over the whole area the
+// request covered. Directed, it travels back along one path.
+func answerTo(l *link, pr protocol.PathRequest) Address {
+	if !l.info.Shared {
+		return Address{}
+	}
+	return pr.Forwarder
 }
 
 // canAnswer returns d's selected route if it satisfies pr: the key if
@@ -207,9 +225,27 @@ func (e *Engine) canAnswer(d *destEntry, pr protocol.PathRequest) (candidate, bo
 // links' forwarding budgets. It remembers where the request came from, for
 // the answer, within MaxPathRequests.
 func (e *Engine) forwardPathRequest(l *link, pr protocol.PathRequest, frame []byte, d *destEntry) {
-	fwd := bytes.Clone(frame)
-	if protocol.IncrementPathRequestHops(fwd) != nil {
+	if pr.HopCount >= pr.HopLimit {
 		return // travelled far enough
+	}
+	from := answerTo(l, pr)
+	pr.HopCount++
+	// On a shared link the request names this node as its forwarder,
+	// for the answer; a point-to-point link names the neighbour itself.
+	var plain, named []byte // built when first needed
+	fwd := func(ol *link) []byte {
+		if ol.info.Shared {
+			if named == nil {
+				pr.Forwarder = e.self
+				named = pr.AppendTo(nil)
+			}
+			return named
+		}
+		if plain == nil {
+			pr.Forwarder = Address{}
+			plain = pr.AppendTo(nil)
+		}
+		return plain
 	}
 	if _, ok := e.pathReqs[pr.ID]; !ok && len(e.pathReqs) >= e.cfg.MaxPathRequests {
 		e.counters.PathRequestsLimited++
@@ -217,12 +253,12 @@ func (e *Engine) forwardPathRequest(l *link, pr protocol.PathRequest, frame []by
 	}
 	e.pathReqs[pr.ID] = pathOrigin{
 		link: l.info.ID, target: pr.Target, wantKey: pr.WantKEMKey,
-		hasSeq: pr.HasSeqno, seq: pr.Seqno, expires: e.now.Add(pathReqTTL),
+		hasSeq: pr.HasSeqno, seq: pr.Seqno, expires: e.now.Add(pathReqTTL), from: from,
 	}
 	if d != nil {
 		if c, ok := d.route(); ok && (c.link != l.info.ID || l.info.Shared) {
 			if ol := e.links[c.link]; ol != nil {
-				e.forwardOn(ol, c.via, fwd)
+				e.forwardOn(ol, c.via, fwd(ol))
 			}
 			return
 		}
@@ -231,7 +267,7 @@ func (e *Engine) forwardPathRequest(l *link, pr protocol.PathRequest, frame []by
 		if ol == l && !l.info.Shared {
 			continue
 		}
-		e.forwardOn(ol, Address{}, fwd)
+		e.forwardOn(ol, Address{}, fwd(ol))
 	}
 }
 
@@ -246,9 +282,10 @@ func (e *Engine) forwardOn(l *link, to Address, frame []byte) {
 	e.counters.PathRequestsForwarded++
 }
 
-// answerPathRequests sends the route to d back along path requests that
-// passed through this node and that the route satisfies.
-func (e *Engine) answerPathRequests(d *destEntry) {
+// answerPathRequests sends the route to d, just heard on l (addressed to
+// this node or not), back along path requests that passed through this
+// node and that the route satisfies.
+func (e *Engine) answerPathRequests(d *destEntry, l *link, addressed bool) {
 	c, ok := d.route()
 	if !ok || d.ann == nil {
 		return
@@ -256,6 +293,19 @@ func (e *Engine) answerPathRequests(d *destEntry) {
 	var ids [][protocol.PathRequestIDSize]byte
 	for id, p := range e.pathReqs {
 		if p.target == d.dest && (!p.wantKey || d.kemKey != nil) && (!p.hasSeq || c.seq >= p.seq) {
+			if overheardAnswer(l, addressed, p) {
+				// On the shared link the request came in on, only an
+				// answer addressed to this node is ours to pass on. A
+				// broadcast one is another branch's: the answer to a
+				// request straight from the requester, sent by a
+				// neighbour that heard the requester, or an advert of
+				// the route. Passing it on made every node around the
+				// requester repeat the answer (with the KEM key, six
+				// fragments each).
+				delete(e.pathReqs, id)
+				e.counters.PathRequestsOverheard++
+				continue
+			}
 			ids = append(ids, id)
 		}
 	}
@@ -264,10 +314,16 @@ func (e *Engine) answerPathRequests(d *destEntry) {
 		p := e.pathReqs[id]
 		delete(e.pathReqs, id)
 		if l := e.links[p.link]; l != nil {
-			e.queueAdvert(l, advertReq{dest: d.dest, hops: c.hops, reply: true, withKey: p.wantKey})
+			e.queueAdvert(l, advertReq{dest: d.dest, hops: c.hops, reply: true, withKey: p.wantKey, to: p.from})
 			e.counters.PathRequestsAnswer++
 		}
 	}
+}
+
+// overheardAnswer: a route heard on l satisfies the request p, which came
+// in on l, a shared link, but was not addressed to this node.
+func overheardAnswer(l *link, addressed bool, p pathOrigin) bool {
+	return l != nil && l.info.Shared && !addressed && l.info.ID == p.link
 }
 
 // sweepPathRequests forgets requests whose answer did not come in time,

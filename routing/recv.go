@@ -20,7 +20,7 @@ func (e *Engine) handleFrame(l *link, frame []byte, snr float64, hasSNR, inner b
 	case protocol.KindEnvelope:
 		return e.handleEnvelope(l, frame)
 	case protocol.KindAdvert:
-		return e.handleAdvert(l, frame)
+		return e.handleAdvertFrom(l, frame, inner)
 	case protocol.KindPathRequest:
 		return e.handlePathRequest(l, frame)
 	case protocol.KindHopAck:

@@ -47,6 +47,9 @@ type destEntry struct {
 	known  bool // ident is set
 
 	lastPathRequest time.Time
+	// preqMisses counts this node's path requests for the destination
+	// since a route or key last arrived (pathbackoff.go).
+	preqMisses uint8
 
 	// t is the table the entry is in (nil once removed) and at its index
 	// in t's eviction heap, kept in place whenever the selection changes.
