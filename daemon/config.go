@@ -80,6 +80,8 @@ type Config struct {
 	// Relay runs the node as a relay: DHT server, circuit relay service,
 	// mailbox custody for offline peers.
 	Relay bool `toml:"relay"`
+	// RelayLimits bound the circuit relay service in relay mode.
+	RelayLimits RelayLimitsConfig `toml:"relay_limits"`
 	// DHTMode is "auto", "client" or "server".
 	DHTMode string `toml:"dht_mode"`
 
@@ -245,6 +247,7 @@ func DefaultConfig() Config {
 		Mailbox:   MailboxConfig{Relays: []string{}, CircuitRelays: []string{}, CollectInterval: Duration(DefaultCollectInterval), StampBits: DefaultStampBits},
 	}
 	c.Limits.setGuardDefaults()
+	c.RelayLimits = defaultRelayLimits()
 	c.Access = AccessConfig{Allow: []string{}, Deny: []string{}}
 	return c
 }
@@ -341,6 +344,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateTCP(bad); err != nil {
+		return err
+	}
+	if err := c.RelayLimits.validate(bad); err != nil {
 		return err
 	}
 	if err := c.Mailbox.validate(bad); err != nil {
