@@ -263,6 +263,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		DHTMode:     cfg.DHTMode,
 		Relay:       cfg.Relay,
 		RelayLimits: cfg.RelayLimits.p2p(),
+		Reachable:   cfg.Reachability,
 		ConnLow:     cfg.Limits.ConnLow,
 		ConnHigh:    cfg.Limits.ConnHigh,
 		Logger:      log,

@@ -55,6 +55,17 @@ func (r RelayLimitsConfig) validate(bad func(field, format string, a ...any) err
 	return nil
 }
 
+// validateReachability checks the reachability key.
+func validateReachability(reach string, relay bool, bad func(field, format string, a ...any) error) error {
+	switch {
+	case reach != "auto" && reach != "private" && reach != "public":
+		return bad("reachability", "%q: want auto, private or public", reach)
+	case relay && reach == "private":
+		return bad("reachability", "private, but relay mode serves others and must be publicly reachable")
+	}
+	return nil
+}
+
 // p2p converts the section for the libp2p host.
 func (r RelayLimitsConfig) p2p() p2p.RelayLimits {
 	return p2p.RelayLimits{Duration: time.Duration(r.Duration), Data: r.Data,

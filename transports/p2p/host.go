@@ -102,6 +102,12 @@ type Config struct {
 	// RelayLimits bound the circuit relay service in relay mode (zero:
 	// defaults; see RelayLimits).
 	RelayLimits RelayLimits
+	// Reachable is "auto" (default: AutoNAT finds out), "private" (the
+	// operator says the host is behind NAT: it reserves a slot on a
+	// circuit relay at once, without waiting for AutoNAT's verdict, which
+	// never comes where every peer sees only a private address) or
+	// "public". Relay mode is public.
+	Reachable string
 	// ConnLow and ConnHigh are the connection manager watermarks (default
 	// DefaultConnLow and DefaultConnHigh).
 	ConnLow, ConnHigh int
@@ -377,6 +383,13 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		))
 	}
 
+	reach, err := reachabilityOpts(cfg.Reachable, cfg.Relay)
+	if err != nil {
+		rm.Close()
+		cm.Close()
+		return nil, err
+	}
+	opts = append(opts, reach...)
 	if cfg.Relay {
 		limits, err := cfg.RelayLimits.withDefaults()
 		if err != nil {

@@ -263,6 +263,7 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 	h.waitIdentify(s.Conn())
 	addrs := h.peerAddrs(remote)
 	h.redial.linkUp(remote, addrs, time.Now())
+	h.rememberCircuit(l)
 
 	h.log.Debug("meshd link up", "peer", remote, "address", id.Address(), "outbound", outbound)
 	up := h.emit(LinkUp{Peer: remote, Address: id.Address(), Compact: id.Compact(), Identity: id, Outbound: outbound, Addrs: addrs, HopAcks: h.peerHopAcks(remote)})

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -112,6 +114,25 @@ func relayResources(l RelayLimits) relayv2.Resources {
 	}
 }
 
+// reachabilityOpts are the libp2p options of Config.Reachability.
+func reachabilityOpts(reach string, relay bool) ([]libp2p.Option, error) {
+	switch reach {
+	case "", "auto":
+		return nil, nil
+	case "private":
+		if relay {
+			return nil, fmt.Errorf("%w: relay mode is publicly reachable, not private", ErrConfig)
+		}
+		return []libp2p.Option{libp2p.ForceReachabilityPrivate()}, nil
+	case "public":
+		if relay {
+			return nil, nil // relay mode forces it already
+		}
+		return []libp2p.Option{libp2p.ForceReachabilityPublic()}, nil
+	}
+	return nil, fmt.Errorf("%w: reachability %q: want auto, private or public", ErrConfig, reach)
+}
+
 // linkStreamCtx is the context to open a link stream with: over an open
 // connection only, a relayed one allowed (libp2p still picks a direct
 // connection when there is one).
@@ -164,6 +185,19 @@ func (h *Host) directOverRelayed(ctx context.Context, ai peer.AddrInfo) context.
 		}
 	}
 	return ctx
+}
+
+// rememberCircuit keeps, for a link over a relayed connection, the
+// circuit the connection runs through (<relay address>/p2p/<relay>/p2p-circuit)
+// among the peer's addresses, so that dialRelayed can reconnect through
+// it when the relay ends the connection. The peer may not announce that
+// circuit itself: libp2p announces circuits only through relays with
+// public addresses. The peerstore keeps it while connected and for
+// peerstore.RecentlyConnectedAddrTTL after.
+func (h *Host) rememberCircuit(l *link) {
+	if l.limited() {
+		h.host.Peerstore().AddAddr(l.peer, l.s.Conn().RemoteMultiaddr(), peerstore.ConnectedAddrTTL)
+	}
 }
 
 // dialRelayed connects to p through the circuit addresses the peerstore

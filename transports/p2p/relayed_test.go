@@ -19,9 +19,9 @@ import (
 // a nor c listens once started (as hosts behind NAT: they dial out, nobody
 // dials them), so hole punching cannot connect them directly. It returns
 // once both have a link with each other. cGuard is c's guard.
-func relayedPair(t *testing.T, ctx context.Context, cGuard Guard) (a, c *Host, upA, upC LinkUp) {
+func relayedPair(t *testing.T, ctx context.Context, cGuard Guard, limits RelayLimits) (a, c *Host, upA, upC LinkUp) {
 	t.Helper()
-	r := newTestHost(t, 81, func(c *Config) { c.Relay = true })
+	r := newTestHost(t, 81, func(c *Config) { c.Relay, c.RelayLimits = true, limits })
 	waitProtocol(t, ctx, r, "/libp2p/circuit/relay/0.2.0/hop")
 	rAI := peer.AddrInfo{ID: r.ID(), Addrs: r.Libp2p().Addrs()}
 	a = newTestHost(t, 82, nil)
@@ -108,7 +108,7 @@ func linkLimited(t *testing.T, h *Host, p peer.ID) bool {
 // connections: no LinkUp came.)
 func TestLinkOverRelayedConnection(t *testing.T) {
 	ctx := testContext(t)
-	a, c, _, _ := relayedPair(t, ctx, nil)
+	a, c, _, _ := relayedPair(t, ctx, nil, RelayLimits{})
 	for _, conn := range a.Libp2p().Network().ConnsToPeer(c.ID()) {
 		if !conn.Stat().Limited {
 			t.Fatalf("a has a direct connection to c: %s", conn.RemoteMultiaddr())
@@ -191,7 +191,7 @@ func (g *frameGuard) Frame(_ peer.ID, _ protocol.Address, _ []byte) error {
 func TestRelayedLinkGuard(t *testing.T) {
 	ctx := testContext(t)
 	g := &frameGuard{allowed: 3}
-	a, c, _, _ := relayedPair(t, ctx, g)
+	a, c, _, _ := relayedPair(t, ctx, g, RelayLimits{})
 	for i := range 10 {
 		if err := a.Send(ctx, c.ID(), []byte{byte(i)}); err != nil {
 			break // the link went down under the flood
@@ -241,5 +241,33 @@ func TestRelayLimitsConfig(t *testing.T) {
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, RelayLimits: RelayLimits{Data: 10}})
 	if !errors.Is(err, ErrConfig) {
 		t.Fatalf("New with a 10-byte relay limit: %v, want ErrConfig", err)
+	}
+}
+
+// TestRelayedLinkReopens: when the relay ends a relayed connection at its
+// data limit, the link goes down and comes back through the relay (the
+// redialer dials the circuit the link ran through). Before, the redialer
+// dialled only direct addresses: the link stayed down.
+func TestRelayedLinkReopens(t *testing.T) {
+	ctx := testContext(t)
+	a, c, _, _ := relayedPair(t, ctx, nil, RelayLimits{Data: minRelayData})
+	big := make([]byte, 48<<10)
+	for range 2 { // 96 KiB: over the relay's 64 KiB
+		if err := a.Send(ctx, c.ID(), big); err != nil {
+			break
+		}
+	}
+	waitLinkWith[LinkDown](t, ctx, a, c.ID())
+	waitLinkWith[LinkUp](t, ctx, a, c.ID())
+	if !linkLimited(t, a, c.ID()) {
+		t.Fatal("the link came back, but not through the relay (no direct path exists)")
+	}
+	if err := a.Send(ctx, c.ID(), []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	for { // c also sees the link go down and up, and the big frames
+		if f, ok := nextEvent(t, ctx, c).(Frame); ok && string(f.Data) == "again" {
+			break
+		}
 	}
 }
