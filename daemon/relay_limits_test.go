@@ -30,12 +30,14 @@ func TestConfigRelayLimits(t *testing.T) {
 		t.Errorf("relay limits %+v, want data 4 MiB and the default duration", c.RelayLimits)
 	}
 	for doc, field := range map[string]string{
-		"[relay_limits]\nduration = \"1s\"\n":      "relay_limits.duration",
-		"[relay_limits]\ndata = 1000\n":            "relay_limits.data",
-		"[relay_limits]\ndata = -1\n":              "relay_limits.data",
-		"[relay_limits]\nreservations = 0\n":       "relay_limits.reservations",
-		"[relay_limits]\ncircuits_per_peer = -3\n": "relay_limits.circuits_per_peer",
-		"[relay_limits]\nbytes = 1\n":              "relay_limits.bytes",
+		"[relay_limits]\nduration = \"1s\"\n":        "relay_limits.duration",
+		"[relay_limits]\ndata = 1000\n":              "relay_limits.data",
+		"[relay_limits]\ndata = -1\n":                "relay_limits.data",
+		"[relay_limits]\nreservations = 0\n":         "relay_limits.reservations",
+		"[relay_limits]\ncircuits_per_peer = -3\n":   "relay_limits.circuits_per_peer",
+		"[relay_limits]\nbytes = 1\n":                "relay_limits.bytes",
+		"reachability = \"behind NAT\"\n":            "reachability",
+		"relay = true\nreachability = \"private\"\n": "reachability",
 	} {
 		writeConfig(t, dir, doc)
 		_, _, err := loadWith(t, []string{"--data-dir", dir})
