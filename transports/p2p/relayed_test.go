@@ -3,13 +3,16 @@ package p2p
 import (
 	"context"
 	"errors"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	ma "github.com/multiformats/go-multiaddr"
+	msmux "github.com/multiformats/go-multistream"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -269,5 +272,86 @@ func TestRelayedLinkReopens(t *testing.T) {
 		if f, ok := nextEvent(t, ctx, c).(Frame); ok && string(f.Data) == "again" {
 			break
 		}
+	}
+}
+
+// negotiated is a stream whose protocol is selected lazily (multistream)
+// on first use.
+type negotiated struct {
+	network.Stream
+	rw msmux.LazyConn
+}
+
+func (n negotiated) Read(b []byte) (int, error)  { return n.rw.Read(b) }
+func (n negotiated) Write(b []byte) (int, error) { return n.rw.Write(b) }
+
+// TestRelayedStreamKeepsDirectLink: with the link on a direct connection,
+// a link stream opened over the relayed connection that is still up (a
+// peer moving the link onto the relay, where the relay's limit cuts it)
+// is refused after the hellos, and the link on the direct connection
+// stays as it was. Before, the newer stream replaced the link (which the
+// direct connection then took back, a flap of two LinkDowns).
+func TestRelayedStreamKeepsDirectLink(t *testing.T) {
+	ctx := testContext(t)
+	a, c, _, _ := relayedPair(t, ctx, nil, RelayLimits{})
+	if err := c.Libp2p().Network().Listen(ma.StringCast("/ip4/127.0.0.1/tcp/0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ConnectInfo(ctx, peer.AddrInfo{ID: c.ID(), Addrs: c.Libp2p().Network().ListenAddresses()}); err != nil {
+		t.Fatal(err)
+	}
+	waitLinkWith[LinkDown](t, ctx, a, c.ID())
+	waitLinkWith[LinkUp](t, ctx, a, c.ID())
+	opener, other := a, c
+	if !a.opensTo(c.ID()) {
+		opener, other = c, a
+	}
+	var relayed network.Conn
+	for _, conn := range opener.Libp2p().Network().ConnsToPeer(other.ID()) {
+		if conn.Stat().Limited {
+			relayed = conn
+		}
+	}
+	if relayed == nil {
+		t.Fatal("the relayed connection closed when the direct one came up")
+	}
+	s, err := relayed.NewStream(network.WithAllowLimitedConn(ctx, "test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	other.mu.Lock()
+	before := other.links[opener.ID()]
+	other.mu.Unlock()
+	ns := negotiated{Stream: s, rw: msmux.NewMSSelect(s, LinkProtocol)}
+	hello, err := opener.currentHello()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns.Write(hello); err != nil {
+		t.Fatal(err)
+	}
+	// Refused: the peer resets the stream right after its hello (the reset
+	// may overtake the hello). The deadline only bounds the wait where it
+	// wrongly keeps the stream as the link.
+	_ = s.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = readHello(ns, other.ID(), time.Now())
+	if err == nil {
+		_, err = ns.Read(make([]byte, 1))
+	}
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the peer kept a link stream on the relayed connection (read: %v)", err)
+	}
+	if !errors.Is(err, network.ErrReset) {
+		t.Fatalf("read %v, want the peer's reset", err)
+	}
+	other.mu.Lock()
+	after := other.links[opener.ID()]
+	other.mu.Unlock()
+	if after != before {
+		t.Fatal("the stream on the relayed connection replaced the link on the direct one")
+	}
+	if linkLimited(t, other, opener.ID()) {
+		t.Fatal("the link moved to the relayed connection")
 	}
 }
