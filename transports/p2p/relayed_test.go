@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,6 +44,9 @@ func relayedPair(t *testing.T, ctx context.Context, cGuard Guard, limits RelayLi
 	}
 	if err := a.ConnectInfo(ctx, peer.AddrInfo{ID: c.ID(), Addrs: caddrs}); err != nil {
 		t.Fatalf("connect through the relay: %v", err)
+	}
+	if _, ok := cGuard.(*denyGuard); ok {
+		return a, c, LinkUp{}, LinkUp{} // no link is to come up
 	}
 	upA = waitLinkWith[LinkUp](t, ctx, a, c.ID())
 	upC = waitLinkWith[LinkUp](t, ctx, c, a.ID())
@@ -353,5 +357,53 @@ func TestRelayedStreamKeepsDirectLink(t *testing.T) {
 	}
 	if linkLimited(t, other, opener.ID()) {
 		t.Fatal("the link moved to the relayed connection")
+	}
+}
+
+// denyGuard refuses one peer, as the daemon's deny list or cool-down does
+// (AllowPeer and AllowLink), and closes refused on the first refusal.
+type denyGuard struct {
+	deny    atomic.Pointer[peer.ID]
+	refused chan struct{}
+	once    sync.Once
+}
+
+func (g *denyGuard) refuse(p peer.ID) bool {
+	if d := g.deny.Load(); d != nil && *d == p {
+		g.once.Do(func() { close(g.refused) })
+		return true
+	}
+	return false
+}
+func (g *denyGuard) AllowPeer(p peer.ID) bool { return !g.refuse(p) }
+func (g *denyGuard) AllowLink(p peer.ID, _ protocol.Address) error {
+	if g.refuse(p) {
+		return errFlood
+	}
+	return nil
+}
+func (g *denyGuard) Frame(peer.ID, protocol.Address, []byte) error { return nil }
+func (g *denyGuard) HandshakeFailed(peer.ID, error) bool           { return false }
+
+// TestRelayedLinkDenied: a peer the guard refuses (deny list, cool-down)
+// gets no link over a relayed connection either. (libp2p's connection
+// gater does not vet relayed connections at the handshake: the link
+// checks are what keep the peer out.)
+func TestRelayedLinkDenied(t *testing.T) {
+	ctx := testContext(t)
+	g := &denyGuard{refused: make(chan struct{})}
+	denied := testPeerID(t, testIdentity(t, 82)) // relayedPair's a
+	g.deny.Store(&denied)
+	_, c, _, _ := relayedPair(t, ctx, g, RelayLimits{})
+	select {
+	case <-g.refused:
+	case <-ctx.Done():
+		t.Fatal("the guard was never asked about the relayed peer")
+	}
+	c.mu.Lock()
+	l := c.links[denied]
+	c.mu.Unlock()
+	if l != nil && !l.isClosed() {
+		t.Fatal("the denied peer has a link over the relayed connection")
 	}
 }
