@@ -80,8 +80,13 @@ type Config struct {
 	// Relay runs the node as a relay: DHT server, circuit relay service,
 	// mailbox custody for offline peers.
 	Relay bool `toml:"relay"`
+	// RelayLimits bound the circuit relay service in relay mode.
+	RelayLimits RelayLimitsConfig `toml:"relay_limits"`
 	// DHTMode is "auto", "client" or "server".
 	DHTMode string `toml:"dht_mode"`
+	// Reachability is "auto", "private" (behind NAT: reserve a slot on a
+	// circuit relay at once) or "public".
+	Reachability string `toml:"reachability"`
 
 	Log     LogConfig     `toml:"log"`
 	Limits  LimitsConfig  `toml:"limits"`
@@ -245,6 +250,7 @@ func DefaultConfig() Config {
 		Mailbox:   MailboxConfig{Relays: []string{}, CircuitRelays: []string{}, CollectInterval: Duration(DefaultCollectInterval), StampBits: DefaultStampBits},
 	}
 	c.Limits.setGuardDefaults()
+	c.RelayLimits, c.Reachability = defaultRelayLimits(), "auto"
 	c.Access = AccessConfig{Allow: []string{}, Deny: []string{}}
 	return c
 }
@@ -341,6 +347,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateTCP(bad); err != nil {
+		return err
+	}
+	if err := validateReachability(c.Reachability, c.Relay, bad); err != nil {
+		return err
+	}
+	if err := c.RelayLimits.validate(bad); err != nil {
 		return err
 	}
 	if err := c.Mailbox.validate(bad); err != nil {

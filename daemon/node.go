@@ -262,6 +262,8 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		SharePort:   cfg.SharePort,
 		DHTMode:     cfg.DHTMode,
 		Relay:       cfg.Relay,
+		RelayLimits: cfg.RelayLimits.p2p(),
+		Reachable:   cfg.Reachability,
 		ConnLow:     cfg.Limits.ConnLow,
 		ConnHigh:    cfg.Limits.ConnHigh,
 		Logger:      log,

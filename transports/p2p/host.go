@@ -96,9 +96,18 @@ type Config struct {
 	// publicly reachable, else client), "client" or "server".
 	DHTMode string
 	// Relay turns on relay mode: DHT server, circuit relay v2 service with
-	// the limits of relayResources, AutoNAT service for others, and
+	// the limits of RelayLimits, AutoNAT service for others, and
 	// reachability taken as public (the operator says the host is public).
 	Relay bool
+	// RelayLimits bound the circuit relay service in relay mode (zero:
+	// defaults; see RelayLimits).
+	RelayLimits RelayLimits
+	// Reachable is "auto" (default: AutoNAT finds out), "private" (the
+	// operator says the host is behind NAT: it reserves a slot on a
+	// circuit relay at once, without waiting for AutoNAT's verdict, which
+	// never comes where every peer sees only a private address) or
+	// "public". Relay mode is public.
+	Reachable string
 	// ConnLow and ConnHigh are the connection manager watermarks (default
 	// DefaultConnLow and DefaultConnHigh).
 	ConnLow, ConnHigh int
@@ -374,9 +383,22 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		))
 	}
 
+	reach, err := reachabilityOpts(cfg.Reachable, cfg.Relay)
+	if err != nil {
+		rm.Close()
+		cm.Close()
+		return nil, err
+	}
+	opts = append(opts, reach...)
 	if cfg.Relay {
+		limits, err := cfg.RelayLimits.withDefaults()
+		if err != nil {
+			rm.Close()
+			cm.Close()
+			return nil, err
+		}
 		opts = append(opts,
-			libp2p.EnableRelayService(relayv2.WithResources(relayResources())),
+			libp2p.EnableRelayService(relayv2.WithResources(relayResources(limits))),
 			libp2p.EnableNATService(),
 			libp2p.ForceReachabilityPublic(),
 		)
@@ -677,7 +699,7 @@ func (h *Host) ConnectInfo(ctx context.Context, ai peer.AddrInfo) error {
 		// caller named an address, so check that it reaches the peer.
 		return h.probeAddrs(ctx, ai)
 	}
-	if err := h.host.Connect(ctx, ai); err != nil {
+	if err := h.host.Connect(h.directOverRelayed(ctx, ai), ai); err != nil {
 		if h.host.Network().Connectedness(ai.ID) == network.Connected {
 			// Both sides dialled at once and the peer's connection won
 			// (libp2p may fail ours mid-handshake): the peer is connected.
@@ -767,11 +789,9 @@ func (h *Host) eventLoop(sub event.Subscription) {
 				if !slices.Contains(e.Protocols, LinkProtocol) || !h.opensTo(e.Peer) {
 					continue
 				}
-				if e.Conn != nil && e.Conn.Stat().Limited {
-					// Relayed connections carry little data for a short
-					// time; they serve hole punching, not links.
-					continue
-				}
+				// A relayed connection carries a link too while it is
+				// the only one; a direct one takes the link over (see
+				// relayed.go).
 				h.mu.Lock()
 				delete(h.reopens, e.Peer)
 				h.mu.Unlock()

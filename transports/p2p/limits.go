@@ -5,7 +5,6 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
-	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 )
 
 // Defaults of Config and fixed limits. transports/README.md (section
@@ -140,22 +139,4 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 		rcmgr.BaseLimitIncrease{},
 	)
 	return limits.AutoScale()
-}
-
-// relayResources are the circuit relay v2 service limits in relay mode:
-// go-libp2p's defaults, spelled out so they are reviewed here.
-func relayResources() relayv2.Resources {
-	return relayv2.Resources{
-		Limit: &relayv2.RelayLimit{
-			Duration: 2 * time.Minute, // a relayed connection lives this long
-			Data:     128 << 10,       // bytes relayed each way per connection
-		},
-		ReservationTTL:         time.Hour,
-		MaxReservations:        128,
-		MaxCircuits:            16,
-		BufferSize:             2048,
-		MaxReservationsPerPeer: 1,
-		MaxReservationsPerIP:   8,
-		MaxReservationsPerASN:  32,
-	}
 }

@@ -84,12 +84,13 @@ func (h *Host) handleStream(s network.Stream) {
 
 // openLink opens the link stream to p unless a link is up or being opened.
 func (h *Host) openLink(p peer.ID) {
+	direct := h.hasDirectConn(p)
 	h.mu.Lock()
 	if h.closing || h.dialing[p] {
 		h.mu.Unlock()
 		return
 	}
-	if l := h.links[p]; l != nil && !l.isClosed() {
+	if l := h.links[p]; l != nil && !l.isClosed() && !needsUpgrade(l, direct) {
 		h.mu.Unlock()
 		return
 	}
@@ -108,7 +109,7 @@ func (h *Host) openLink(p peer.ID) {
 		}
 		defer settled()
 		ctx, cancel := context.WithTimeout(h.ctx, handshakeTimeout)
-		s, err := h.host.NewStream(network.WithNoDial(ctx, "meshd link"), p, LinkProtocol)
+		s, err := h.host.NewStream(linkStreamCtx(ctx), p, LinkProtocol)
 		cancel()
 		if err != nil {
 			h.log.Debug("opening link stream failed", "peer", p, "err", err)
@@ -162,7 +163,7 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 			h.mu.Lock()
 			attempt := h.reopens[remote]
 			retry := !h.closing && attempt < maxReopens && h.links[remote] == nil &&
-				h.host.Network().Connectedness(remote) == network.Connected
+				h.connected(remote)
 			if retry {
 				h.reopens[remote]++
 			}
@@ -233,6 +234,11 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 			h.mu.Unlock()
 			break
 		}
+		if keepsDirect(old, s) {
+			h.mu.Unlock()
+			fail(errDirectLinkUp)
+			return
+		}
 		if !h.allowReplacementLocked(remote) {
 			h.mu.Unlock()
 			fail(errTooManyReplacements)
@@ -257,6 +263,7 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 	h.waitIdentify(s.Conn())
 	addrs := h.peerAddrs(remote)
 	h.redial.linkUp(remote, addrs, time.Now())
+	h.rememberCircuit(l)
 
 	h.log.Debug("meshd link up", "peer", remote, "address", id.Address(), "outbound", outbound)
 	up := h.emit(LinkUp{Peer: remote, Address: id.Address(), Compact: id.Compact(), Identity: id, Outbound: outbound, Addrs: addrs, HopAcks: h.peerHopAcks(remote)})
@@ -282,7 +289,7 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 	}
 	attempt := h.reopens[remote]
 	reopen := outbound && !h.closing && !errors.Is(l.err, errReplaced) && attempt < maxReopens &&
-		h.host.Network().Connectedness(remote) == network.Connected
+		h.connected(remote)
 	if reopen {
 		h.reopens[remote]++
 	}

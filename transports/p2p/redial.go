@@ -216,9 +216,12 @@ func (r *redialer) satisfied(p peer.ID) bool {
 	l := h.links[p]
 	h.mu.Unlock()
 	if l != nil && !l.isClosed() {
+		if h.opensTo(p) && needsUpgrade(l, h.hasDirectConn(p)) {
+			h.openLink(p) // a direct connection came up: move the link there
+		}
 		return true
 	}
-	if h.host.Network().Connectedness(p) != network.Connected {
+	if !h.connected(p) {
 		return false
 	}
 	ok, _ := h.host.Peerstore().SupportsProtocols(p, LinkProtocol)
@@ -311,6 +314,10 @@ func (r *redialer) dial(ai peer.AddrInfo) {
 	// A connection that is up but has no link may be half dead: dial the
 	// remembered addresses anyway (ForceDirectDial skips relays).
 	err := r.h.host.Connect(network.WithForceDirectDial(ctx, "meshd redial"), ai)
+	if err != nil {
+		// A peer behind NAT is reachable only through its relay.
+		err = r.h.dialRelayed(ctx, ai.ID, err)
+	}
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -16,12 +16,12 @@ import (
 // dial it, like a host behind NAT), so a cannot reach it directly; c
 // reserves a slot on r, a meshd host in relay mode, and a connects to c
 // through r's circuit relay and exchanges data over it. More than the
-// relay's data cap per connection (relayResources: 128 KiB each way) does
-// not get through. (Loopback only: a host without listen addresses stands
+// relay's data cap per connection (RelayLimits.Data, set to 128 KiB each
+// way here) does not get through. (Loopback only: a host without listen addresses stands
 // for one behind NAT, no network namespaces needed.)
 func TestRelayModeCircuit(t *testing.T) {
 	ctx := testContext(t)
-	r := newTestHost(t, 71, func(c *Config) { c.Relay = true })
+	r := newTestHost(t, 71, func(c *Config) { c.Relay, c.RelayLimits.Data = true, 128<<10 })
 	waitProtocol(t, ctx, r, "/libp2p/circuit/relay/0.2.0/hop")
 	rAI := peer.AddrInfo{ID: r.ID(), Addrs: r.Libp2p().Addrs()}
 

@@ -40,6 +40,13 @@ func (l *netnsLine) ip(args ...string) {
 // where network namespaces cannot be made (not root, no ip, no veth).
 func newNetnsLine(t *testing.T, n int) *netnsLine {
 	t.Helper()
+	return newNetnsLineNamed(t, "meshd", n)
+}
+
+// newNetnsLineNamed is newNetnsLine with namespaces named prefix-PID-x, so
+// that tests running in parallel make distinct namespaces.
+func newNetnsLineNamed(t *testing.T, prefix string, n int) *netnsLine {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces (ip netns); CI runs as root")
 	}
@@ -47,7 +54,7 @@ func newNetnsLine(t *testing.T, n int) *netnsLine {
 		t.Skip("needs ip(8) from iproute2 to create network namespaces")
 	}
 	l := &netnsLine{t: t, pid: os.Getpid()}
-	probe := fmt.Sprintf("meshd-probe-%d", l.pid)
+	probe := fmt.Sprintf("%s-probe-%d", prefix, l.pid)
 	if out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput(); err != nil {
 		t.Skipf("network namespaces unavailable: ip netns add: %v: %s", err, out)
 	}
@@ -58,7 +65,7 @@ func newNetnsLine(t *testing.T, n int) *netnsLine {
 		}
 	})
 	for i := range n {
-		ns := fmt.Sprintf("meshd-%d-%c", l.pid, 'a'+i)
+		ns := fmt.Sprintf("%s-%d-%c", prefix, l.pid, 'a'+i)
 		l.ip("netns", "add", ns)
 		l.ns = append(l.ns, ns)
 		l.ip("-n", ns, "link", "set", "dev", "lo", "up")
