@@ -50,7 +50,8 @@ type AddrGuard interface {
 }
 
 // gater refuses connections of peers the Guard does not allow, so a
-// cooled-down or denied peer costs no stream and no handshake.
+// cooled-down or denied peer costs no stream and no link handshake; with
+// an AddrGuard, an address it refuses costs no security handshake either.
 type gater struct{ g Guard }
 
 func (g gater) InterceptPeerDial(p peer.ID) bool                                { return g.g.AllowPeer(p) }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/rpcapi"
@@ -305,7 +306,7 @@ func (f *flooder) run(ctx context.Context, addr string, victim peer.ID) {
 		}
 		for range batch {
 			if f.h.Send(ctx, victim, next()) != nil {
-				f.reconnect(ctx, addr)
+				f.reconnect(ctx, addr, victim)
 				break
 			}
 			f.sent.Add(1)
@@ -314,11 +315,16 @@ func (f *flooder) run(ctx context.Context, addr string, victim peer.ID) {
 }
 
 // reconnect makes one connection attempt (with a new peer ID if
-// FLOOD_IDS=new), bounded by floodTick.
-func (f *flooder) reconnect(ctx context.Context, addr string) {
+// FLOOD_IDS=new), bounded by floodTick. An attacker ignores libp2p's dial
+// backoff (which would have it wait seconds after a refused dial), so the
+// flooder clears it: every attempt reaches the victim.
+func (f *flooder) reconnect(ctx context.Context, addr string, victim peer.ID) {
 	f.dials.Add(1)
 	if f.newIDs && f.newHost(ctx) != nil {
 		return
+	}
+	if sw, ok := f.h.Libp2p().Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(victim)
 	}
 	cctx, cancel := context.WithTimeout(ctx, floodTick)
 	if _, err := f.h.Connect(cctx, addr); err == nil {
