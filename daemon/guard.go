@@ -114,6 +114,7 @@ type guard struct {
 	logged    time.Time
 	pending   map[string]int // offences since the last summary line, by kind
 	addrs     map[netip.Prefix]*addrState
+	lastAddr  netip.Prefix // the address block cooled down last (for the log)
 }
 
 func newGuard(cfg LimitsConfig, access accessLists, now func() time.Time, log *slog.Logger) *guard {
@@ -298,7 +299,7 @@ func (g *guard) summaryLocked(now time.Time) {
 	g.logged = now
 	g.log.Warn("peers disconnected and cooled down for breaking the inbound limits",
 		"frames", g.pending["frames"], "handshakes", g.pending["handshake"], "cooling", len(g.cooling),
-		"addresses_cooled_down", g.pending["address"],
+		"addresses_cooled_down", g.pending["address"], "last_address", addrString(g.lastAddr),
 		"cool_down", time.Duration(g.cfg.CoolDown).String())
 	clear(g.pending)
 }

@@ -106,6 +106,11 @@ func (g *guard) addrOffenceLocked(now time.Time, b netip.Prefix, cost int) {
 	st.offences = newAddrOffences() // afresh once the cool-down ends
 	g.stats.addrCoolDowns.Add(1)
 	g.pending["address"]++
+	g.lastAddr = b
+	// Per address only at debug level: an attacker with many addresses
+	// would otherwise write a line each; the summary names the last one.
+	g.log.Debug("address cooled down", "address", b.String())
+	g.summaryLocked(now)
 }
 
 func newAddrOffences() *rate.Limiter {
@@ -137,4 +142,12 @@ func (g *guard) forgetIdlestAddrLocked() {
 		}
 	}
 	delete(g.addrs, idle)
+}
+
+// addrString is b for a log line, empty if there is none.
+func addrString(b netip.Prefix) string {
+	if !b.IsValid() {
+		return ""
+	}
+	return b.String()
 }

@@ -115,19 +115,22 @@ func runHonestFlood(tb testing.TB, dur time.Duration) (base, flood floodFigures,
 	drainEvents(v.events)
 	arrivals := watchArrivals(c.events)
 
-	base = honestRun(ctx, tb, a, c, arrivals, "base", dur/2)
-	tb.Logf("baseline: %d/%d delivered, p50 %v, p99 %v", base.delivered, base.sent, base.p50, base.p99)
-
 	pid := v.cmd.Process.Pid
+	cpu0 := procCPU(tb, pid)
+	base = honestRun(ctx, tb, a, c, arrivals, "base", dur/2)
+	cpu1 := procCPU(tb, pid)
+	tb.Logf("baseline: %d/%d delivered, p50 %v, p99 %v; victim CPU %v", base.delivered, base.sent, base.p50, base.p99, cpu1-cpu0)
+
 	if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0); err != nil {
 		tb.Fatalf("resetting the peak RSS: %v", err)
 	}
 	f := startFlooder(ctx, tb, v)
 	flood = honestRun(ctx, tb, a, c, arrivals, "flood", dur)
+	cpu2 := procCPU(tb, pid)
 	floodFrames = f.stop(tb)
 	hwmMB = peakRSS(tb, pid)
-	tb.Logf("flood: %d/%d delivered, p50 %v, p99 %v; %d junk frames sent; victim peak RSS %.1f MB",
-		flood.delivered, flood.sent, flood.p50, flood.p99, floodFrames, hwmMB)
+	tb.Logf("flood: %d/%d delivered, p50 %v, p99 %v; %d junk frames sent; victim peak RSS %.1f MB, CPU %v",
+		flood.delivered, flood.sent, flood.p50, flood.p99, floodFrames, hwmMB, cpu2-cpu1)
 
 	if base.delivered != base.sent || flood.delivered != flood.sent {
 		tb.Errorf("delivered %d/%d without the flood, %d/%d with it", base.delivered, base.sent, flood.delivered, flood.sent)
@@ -146,6 +149,11 @@ func runHonestFlood(tb testing.TB, dur time.Duration) (base, flood floodFigures,
 		cooledAddrs, metricValue(ctx, tb, url, `meshd_peers_refused_total{reason="addr_rate"}`),
 		metricValue(ctx, tb, url, `meshd_peers_refused_total{reason="addr_cooling"}`),
 		metricValue(ctx, tb, url, `meshd_peers_refused_total{reason="cooling"}`))
+	for _, line := range strings.Split(v.logText(), "\n") {
+		if strings.Contains(line, "cooled down for breaking") {
+			tb.Logf("victim log: %s", line)
+		}
+	}
 	if cooledAddrs < 1 {
 		tb.Errorf("the flooder's address was never cooled down (meshd_addresses_cooled_down_total %v)", cooledAddrs)
 	}
@@ -371,6 +379,24 @@ func (f *flooder) stop(tb testing.TB) int64 {
 	tb.Logf("flooder: %d junk frames taken by its links, %d connection attempts, %d let in (new peer IDs: %v)",
 		f.sent.Load(), f.dials.Load(), f.connected.Load(), f.newIDs)
 	return f.sent.Load()
+}
+
+// procCPU is the user and system CPU time pid used so far (the kernel
+// counts it in clock ticks, 100 a second on Linux).
+func procCPU(tb testing.TB, pid int) time.Duration {
+	tb.Helper()
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces: count from its ")".
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		tb.Fatalf("/proc/%d/stat: %q", pid, raw)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // peakRSS is pid's VmHWM in MB.
