@@ -677,7 +677,11 @@ func (h *Host) ConnectInfo(ctx context.Context, ai peer.AddrInfo) error {
 		// caller named an address, so check that it reaches the peer.
 		return h.probeAddrs(ctx, ai)
 	}
-	if err := h.host.Connect(ctx, ai); err != nil {
+	err := h.host.Connect(ctx, ai)
+	if err != nil && h.crossedDial(ai.ID, err) {
+		err = h.redialCrossed(ctx, ai)
+	}
+	if err != nil {
 		if h.host.Network().Connectedness(ai.ID) == network.Connected {
 			// Both sides dialled at once and the peer's connection won
 			// (libp2p may fail ours mid-handshake): the peer is connected.
