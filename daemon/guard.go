@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,9 @@ type guardStats struct {
 	refusedCooling    atomic.Uint64
 	refusedDenied     atomic.Uint64
 	handshakeFailures atomic.Uint64
+	// Inbound libp2p connections refused by their remote address
+	// (guard_addr.go), and address blocks cooled down.
+	refusedAddrRate, refusedAddrCooling, addrCoolDowns atomic.Uint64
 }
 
 // Why a frame was refused (metric label reason).
@@ -88,6 +92,7 @@ type peerState struct {
 	frames, bytes, strikes *rate.Limiter
 	handshakes             *rate.Limiter
 	last                   time.Time
+	from                   netip.Prefix // where a libp2p peer last connected from
 }
 
 // guard implements p2p.Guard and tcp.Guard, and vets the frames of
@@ -108,11 +113,14 @@ type guard struct {
 	coolOrder []cooled
 	logged    time.Time
 	pending   map[string]int // offences since the last summary line, by kind
+	addrs     map[netip.Prefix]*addrState
+	lastAddr  netip.Prefix // the address block cooled down last (for the log)
 }
 
 func newGuard(cfg LimitsConfig, access accessLists, now func() time.Time, log *slog.Logger) *guard {
 	return &guard{cfg: cfg, access: access, now: now, log: log,
-		peers: map[string]*peerState{}, cooling: map[string]time.Time{}, pending: map[string]int{}}
+		peers: map[string]*peerState{}, cooling: map[string]time.Time{}, pending: map[string]int{},
+		addrs: map[netip.Prefix]*addrState{}}
 }
 
 func p2pKey(p peer.ID) string           { return "p2p:" + string(p) }
@@ -176,8 +184,12 @@ func (g *guard) AllowLink(p peer.ID, a protocol.Address) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.coolingLocked(g.now(), p2pKey(p), addrKey(a)) {
+	if now := g.now(); g.coolingLocked(now, p2pKey(p), addrKey(a)) {
 		g.stats.refusedCooling.Add(1)
+		if st := g.peers[p2pKey(p)]; st != nil && st.from.IsValid() {
+			// A cut-off mesh identity back under a new peer ID.
+			g.addrOffenceLocked(now, st.from, 1)
+		}
 		return fmt.Errorf("%w: %s", ErrCoolingOff, a)
 	}
 	return nil
@@ -268,6 +280,9 @@ func (g *guard) kickLocked(now time.Time, kind string, keys ...string) {
 	g.stats.disconnects.Add(1)
 	until := now.Add(time.Duration(g.cfg.CoolDown))
 	for _, k := range keys {
+		if st := g.peers[k]; st != nil && st.from.IsValid() {
+			g.addrOffenceLocked(now, st.from, addrKickCost)
+		}
 		g.coolLocked(now, k, until)
 		delete(g.peers, k)
 	}
@@ -284,6 +299,7 @@ func (g *guard) summaryLocked(now time.Time) {
 	g.logged = now
 	g.log.Warn("peers disconnected and cooled down for breaking the inbound limits",
 		"frames", g.pending["frames"], "handshakes", g.pending["handshake"], "cooling", len(g.cooling),
+		"addresses_cooled_down", g.pending["address"], "last_address", addrString(g.lastAddr),
 		"cool_down", time.Duration(g.cfg.CoolDown).String())
 	clear(g.pending)
 }

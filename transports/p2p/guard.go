@@ -1,12 +1,14 @@
 package p2p
 
 import (
+	"net/netip"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -31,16 +33,75 @@ type Guard interface {
 	HandshakeFailed(p peer.ID, err error) bool
 }
 
+// AddrGuard is what a Guard may add to vet inbound connections by the
+// remote IP address before the security handshake: a peer ID is known
+// only after that handshake (an X25519 exchange and an Ed25519 check,
+// the most expensive step of a connection), and minting a new one is
+// free, so a flooder refused by its peer ID alone still costs a
+// handshake per attempt.
+type AddrGuard interface {
+	// AllowAccept reports whether an inbound connection from ip may go on
+	// to the security handshake.
+	AllowAccept(ip netip.Addr) bool
+	// AllowSecured replaces AllowPeer for an inbound connection once the
+	// handshake named its peer: it tells the guard where p connects from
+	// (a peer refused here, or cut off later, counts against ip).
+	AllowSecured(p peer.ID, ip netip.Addr) bool
+}
+
 // gater refuses connections of peers the Guard does not allow, so a
-// cooled-down or denied peer costs no stream and no handshake.
+// cooled-down or denied peer costs no stream and no link handshake; with
+// an AddrGuard, an address it refuses costs no security handshake either.
 type gater struct{ g Guard }
 
 func (g gater) InterceptPeerDial(p peer.ID) bool                                { return g.g.AllowPeer(p) }
-func (g gater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool                    { return true }
-func (g gater) InterceptAccept(network.ConnMultiaddrs) bool                     { return true }
-func (g gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
-func (g gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+func (g gater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
+
+// InterceptUpgraded vets the peer of every upgraded connection again:
+// libp2p runs neither InterceptAccept nor InterceptSecured for a relayed
+// (circuit) connection, so this is the only point where a denied or
+// cooling-down peer arriving through a relay is refused.
+func (g gater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
+	return g.g.AllowPeer(c.RemotePeer()), 0
+}
+
+// InterceptAccept runs before the security handshake of an inbound
+// connection: the only point where refusing one costs next to nothing.
+func (g gater) InterceptAccept(cm network.ConnMultiaddrs) bool {
+	ag, ok := g.g.(AddrGuard)
+	if !ok {
+		return true
+	}
+	ip, ok := remoteIP(cm)
+	return !ok || ag.AllowAccept(ip)
+}
+
+func (g gater) InterceptSecured(dir network.Direction, p peer.ID, cm network.ConnMultiaddrs) bool {
+	if ag, ok := g.g.(AddrGuard); ok && dir == network.DirInbound {
+		if ip, ok := remoteIP(cm); ok {
+			return ag.AllowSecured(p, ip)
+		}
+	}
 	return g.g.AllowPeer(p)
+}
+
+// remoteIP is the IP address an inbound connection comes from. A relayed
+// connection has none of its own: the address is the relay's, which
+// serves many peers, so it must never count against the relay.
+func remoteIP(cm network.ConnMultiaddrs) (netip.Addr, bool) {
+	raddr := cm.RemoteMultiaddr()
+	if raddr == nil {
+		return netip.Addr{}, false
+	}
+	if _, err := raddr.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+		return netip.Addr{}, false
+	}
+	ip, err := manet.ToIP(raddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	a, ok := netip.AddrFromSlice(ip)
+	return a.Unmap(), ok
 }
 
 // isQUIC reports whether a listen address needs a UDP transport (QUIC,

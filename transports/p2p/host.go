@@ -699,7 +699,12 @@ func (h *Host) ConnectInfo(ctx context.Context, ai peer.AddrInfo) error {
 		// caller named an address, so check that it reaches the peer.
 		return h.probeAddrs(ctx, ai)
 	}
-	if err := h.host.Connect(h.directOverRelayed(ctx, ai), ai); err != nil {
+	dctx := h.directOverRelayed(ctx, ai)
+	err := h.host.Connect(dctx, ai)
+	if err != nil && h.crossedDial(ai.ID, err) {
+		err = h.redialCrossed(dctx, ai)
+	}
+	if err != nil {
 		if h.host.Network().Connectedness(ai.ID) == network.Connected {
 			// Both sides dialled at once and the peer's connection won
 			// (libp2p may fail ours mid-handshake): the peer is connected.

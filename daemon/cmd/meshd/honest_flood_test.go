@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/rpcapi"
@@ -40,7 +41,8 @@ const (
 )
 
 // FLOOD_KIND=badsig floods envelopes whose signatures fail instead of
-// frames of no kind.
+// frames of no kind; FLOOD_IDS=new makes the flooder connect with a new
+// peer ID and mesh identity each time it was cut off.
 
 // floodFigures are one run's results.
 type floodFigures struct {
@@ -113,19 +115,22 @@ func runHonestFlood(tb testing.TB, dur time.Duration) (base, flood floodFigures,
 	drainEvents(v.events)
 	arrivals := watchArrivals(c.events)
 
-	base = honestRun(ctx, tb, a, c, arrivals, "base", dur/2)
-	tb.Logf("baseline: %d/%d delivered, p50 %v, p99 %v", base.delivered, base.sent, base.p50, base.p99)
-
 	pid := v.cmd.Process.Pid
+	cpu0 := procCPU(tb, pid)
+	base = honestRun(ctx, tb, a, c, arrivals, "base", dur/2)
+	cpu1 := procCPU(tb, pid)
+	tb.Logf("baseline: %d/%d delivered, p50 %v, p99 %v; victim CPU %v", base.delivered, base.sent, base.p50, base.p99, cpu1-cpu0)
+
 	if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0); err != nil {
 		tb.Fatalf("resetting the peak RSS: %v", err)
 	}
 	f := startFlooder(ctx, tb, v)
 	flood = honestRun(ctx, tb, a, c, arrivals, "flood", dur)
+	cpu2 := procCPU(tb, pid)
 	floodFrames = f.stop(tb)
 	hwmMB = peakRSS(tb, pid)
-	tb.Logf("flood: %d/%d delivered, p50 %v, p99 %v; %d junk frames sent; victim peak RSS %.1f MB",
-		flood.delivered, flood.sent, flood.p50, flood.p99, floodFrames, hwmMB)
+	tb.Logf("flood: %d/%d delivered, p50 %v, p99 %v; %d junk frames sent; victim peak RSS %.1f MB, CPU %v",
+		flood.delivered, flood.sent, flood.p50, flood.p99, floodFrames, hwmMB, cpu2-cpu1)
 
 	if base.delivered != base.sent || flood.delivered != flood.sent {
 		tb.Errorf("delivered %d/%d without the flood, %d/%d with it", base.delivered, base.sent, flood.delivered, flood.sent)
@@ -135,6 +140,22 @@ func runHonestFlood(tb testing.TB, dur time.Duration) (base, flood floodFigures,
 	}
 	if hwmMB > maxVictimRSS {
 		tb.Errorf("victim peak RSS %.1f MB, want at most %d", hwmMB, maxVictimRSS)
+	}
+	// The flooder's address is cooled down: its reconnects are refused
+	// before the security handshake, not after it.
+	url := v.metricsURL()
+	cooledAddrs := metricValue(ctx, tb, url, "meshd_addresses_cooled_down_total")
+	tb.Logf("victim: %v addresses cooled down; connections refused before the security handshake: %v over the rate, %v from a cooling address; refused as a cooling peer: %v",
+		cooledAddrs, metricValue(ctx, tb, url, `meshd_peers_refused_total{reason="addr_rate"}`),
+		metricValue(ctx, tb, url, `meshd_peers_refused_total{reason="addr_cooling"}`),
+		metricValue(ctx, tb, url, `meshd_peers_refused_total{reason="cooling"}`))
+	for _, line := range strings.Split(v.logText(), "\n") {
+		if strings.Contains(line, "cooled down for breaking") {
+			tb.Logf("victim log: %s", line)
+		}
+	}
+	if cooledAddrs < 1 {
+		tb.Errorf("the flooder's address was never cooled down (meshd_addresses_cooled_down_total %v)", cooledAddrs)
 	}
 	return base, flood, hwmMB, floodFrames
 }
@@ -216,39 +237,61 @@ func honestRun(ctx context.Context, tb testing.TB, a, c *proc, r *arrivals, tag 
 // flooder is a libp2p host that sends junk to the victim at floodRate,
 // connecting again whenever its link goes.
 type flooder struct {
-	h      *p2p.Host
-	sent   atomic.Int64
-	dials  atomic.Int64 // connection attempts after the link went
-	id     *protocol.Identity
-	env    *protocol.Envelope // badSignature's, owned by run
-	cancel context.CancelFunc
-	done   chan struct{}
+	h     *p2p.Host
+	sent  atomic.Int64
+	dials atomic.Int64 // connection attempts after the link went
+	// connected counts the attempts the victim let through its gater.
+	connected atomic.Int64
+	newIDs    bool // FLOOD_IDS=new
+	id        *protocol.Identity
+	env       *protocol.Envelope // badSignature's, owned by run
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 func startFlooder(ctx context.Context, tb testing.TB, v *proc) *flooder {
 	tb.Helper()
-	id, err := protocol.NewIdentity(crand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	_, key, _ := ed25519.GenerateKey(crand.Reader)
-	h, err := p2p.New(ctx, p2p.Config{Identity: id, HostKey: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-		DHTMode: "client", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	victim, err := peer.Decode(v.info.PeerID)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	f := &flooder{cancel: cancel, done: make(chan struct{}), newIDs: os.Getenv("FLOOD_IDS") == "new"}
+	if err := f.newHost(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	go f.run(fctx, v.info.ListenAddrs[0], victim)
+	return f
+}
+
+// floodAddr is the flooder's own loopback address: the victim tells it
+// from the honest nodes (127.0.0.1) by address, as it would a remote
+// host. Linux routes all of 127.0.0.0/8 to lo.
+const floodAddr = "/ip4/127.0.0.2/tcp/0"
+
+// newHost gives the flooder a libp2p host with a new peer ID and mesh
+// identity (FLOOD_IDS=new: one for each connection attempt, which costs
+// an attacker nothing).
+func (f *flooder) newHost(ctx context.Context) error {
+	id, err := protocol.NewIdentity(crand.Reader)
+	if err != nil {
+		return err
+	}
+	_, key, _ := ed25519.GenerateKey(crand.Reader)
+	h, err := p2p.New(ctx, p2p.Config{Identity: id, HostKey: key, ListenAddrs: []string{floodAddr},
+		DHTMode: "client", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
 	}
 	go func() {
 		for range h.Events() {
 		}
 	}()
-	fctx, cancel := context.WithCancel(ctx)
-	f := &flooder{h: h, id: id, cancel: cancel, done: make(chan struct{})}
-	go f.run(fctx, v.info.ListenAddrs[0], victim)
-	return f
+	if f.h != nil {
+		f.h.Close()
+	}
+	f.h, f.id, f.env = h, id, nil
+	return nil
 }
 
 // run sends floodRate/s junk frames (a byte no frame kind has, then random
@@ -271,15 +314,31 @@ func (f *flooder) run(ctx context.Context, addr string, victim peer.ID) {
 		}
 		for range batch {
 			if f.h.Send(ctx, victim, next()) != nil {
-				f.dials.Add(1)
-				cctx, cancel := context.WithTimeout(ctx, floodTick)
-				_, _ = f.h.Connect(cctx, addr)
-				cancel()
+				f.reconnect(ctx, addr, victim)
 				break
 			}
 			f.sent.Add(1)
 		}
 	}
+}
+
+// reconnect makes one connection attempt (with a new peer ID if
+// FLOOD_IDS=new), bounded by floodTick. An attacker ignores libp2p's dial
+// backoff (which would have it wait seconds after a refused dial), so the
+// flooder clears it: every attempt reaches the victim.
+func (f *flooder) reconnect(ctx context.Context, addr string, victim peer.ID) {
+	f.dials.Add(1)
+	if f.newIDs && f.newHost(ctx) != nil {
+		return
+	}
+	if sw, ok := f.h.Libp2p().Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(victim)
+	}
+	cctx, cancel := context.WithTimeout(ctx, floodTick)
+	if _, err := f.h.Connect(cctx, addr); err == nil {
+		f.connected.Add(1)
+	}
+	cancel()
 }
 
 // junk is a frame of no kind: a byte no kind has, then random bytes
@@ -317,8 +376,27 @@ func (f *flooder) stop(tb testing.TB) int64 {
 	f.cancel()
 	<-f.done
 	f.h.Close()
-	tb.Logf("flooder: %d junk frames taken by its link, %d connection attempts", f.sent.Load(), f.dials.Load())
+	tb.Logf("flooder: %d junk frames taken by its links, %d connection attempts, %d let in (new peer IDs: %v)",
+		f.sent.Load(), f.dials.Load(), f.connected.Load(), f.newIDs)
 	return f.sent.Load()
+}
+
+// procCPU is the user and system CPU time pid used so far (the kernel
+// counts it in clock ticks, 100 a second on Linux).
+func procCPU(tb testing.TB, pid int) time.Duration {
+	tb.Helper()
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces: count from its ")".
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		tb.Fatalf("/proc/%d/stat: %q", pid, raw)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // peakRSS is pid's VmHWM in MB.
