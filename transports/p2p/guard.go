@@ -54,7 +54,7 @@ type AddrGuard interface {
 // an AddrGuard, an address it refuses costs no security handshake either.
 type gater struct{ g Guard }
 
-func (g gater) InterceptPeerDial(p peer.ID) bool                                { return g.g.AllowPeer(p) }
+func (g gater) InterceptPeerDial(p peer.ID) bool             { return g.g.AllowPeer(p) }
 func (g gater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
 
 // InterceptUpgraded vets the peer of every upgraded connection again:
