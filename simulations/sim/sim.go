@@ -226,6 +226,14 @@ type Sim struct {
 	params   radio.Params
 	radioCfg Radio
 	radioOf  []*node // by radio.NodeID
+	// radioUp, radioIdx and radioLost are, by radio.NodeID, the node's up,
+	// its index and its frames lost to collisions and half-duplex not yet
+	// added to its stats: dense copies, so that judging a frame at its
+	// candidate receivers, most of them lost in a busy run, does not visit
+	// each receiver's node (a cache miss per receiver).
+	radioUp   []bool
+	radioIdx  []int32
+	radioLost []lostCount
 	// dutyLimit is the hourly airtime the channel's sub-band allows.
 	dutyLimit time.Duration
 	// hearsUntil is, per radio node, the latest end of the transmissions
@@ -568,6 +576,12 @@ func (s *Sim) build() error {
 		}
 		s.medium = m
 		s.hearsUntil = make([]time.Time, len(s.radioOf))
+		s.radioUp = make([]bool, len(s.radioOf))
+		s.radioIdx = make([]int32, len(s.radioOf))
+		s.radioLost = make([]lostCount, len(s.radioOf))
+		for i, n := range s.radioOf {
+			s.radioUp[i], s.radioIdx[i] = n.up, int32(n.idx)
+		}
 		s.setupChannels()
 	}
 	// Workload endpoints.
@@ -948,8 +962,25 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 		s.errs++
 	}
 	for _, r := range s.rx {
+		if !s.radioUp[r.Receiver] {
+			continue
+		}
+		switch r.Status {
+		case radio.Collision:
+			if s.chans == nil { // else sameChannel must look at the node
+				s.radioLost[r.Receiver].collisions++
+				s.trace.rec(s.now, "lost", int(s.radioIdx[r.Receiver]), int(loraLinkID), "collision")
+				continue
+			}
+		case radio.HalfDuplex:
+			if s.chans == nil {
+				s.radioLost[r.Receiver].halfDuplex++
+				s.trace.rec(s.now, "lost", int(s.radioIdx[r.Receiver]), int(loraLinkID), "half-duplex")
+				continue
+			}
+		}
 		to := s.radioOf[r.Receiver]
-		if !to.up || !s.sameChannel(n, to) {
+		if !s.sameChannel(n, to) {
 			continue
 		}
 		switch r.Status {
@@ -1177,6 +1208,7 @@ func (s *Sim) stop(n *node) {
 		}
 	}
 	n.up = false
+	s.setRadioUp(n)
 	s.meshDirty = true
 	n.gen++
 	n.wgen++
@@ -1218,6 +1250,7 @@ func (s *Sim) start(n *node) {
 	}
 	n.eng = eng
 	n.up = true
+	s.setRadioUp(n)
 	n.gseen = nil // gossipsub's seen cache and message cache are memory
 	n.bl = nil    // so are a baseline's seen packets and timers
 	n.mcache = nil
@@ -1345,6 +1378,7 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 		}
 	}
 	s.now = s.end
+	s.addLost()
 	// A node still blocked (or down) at the end counts its wait so far.
 	for _, n := range s.nodes {
 		if n.blocked {
@@ -1371,4 +1405,25 @@ var floodPolicies = map[string]func(*routing.Config){
 		c.FloodCloseMargin = -1
 		c.FloodWindow = 4
 	},
+}
+
+// lostCount is what a radio lost since its stats were last brought up to
+// date (Sim.radioLost).
+type lostCount struct{ collisions, halfDuplex uint64 }
+
+// setRadioUp copies n.up to the dense radioUp.
+func (s *Sim) setRadioUp(n *node) {
+	if n.radioID >= 0 && int(n.radioID) < len(s.radioUp) {
+		s.radioUp[n.radioID] = n.up
+	}
+}
+
+// addLost adds the dense loss counts into the nodes' stats.
+func (s *Sim) addLost() {
+	for i, c := range s.radioLost {
+		st := &s.radioOf[i].stats
+		st.Collisions += c.collisions
+		st.HalfDuplex += c.halfDuplex
+		s.radioLost[i] = lostCount{}
+	}
 }
