@@ -365,9 +365,10 @@ func (e *Engine) Ready() Ready {
 	e.rd = Ready{}
 	e.updateGauges()
 	if e.counters != e.reported {
-		c := e.counters
-		rd.Counters = &c
-		e.reported = c
+		// The engine's own copy, not a new one: a busy simulation calls
+		// Ready millions of times, and the struct is large.
+		e.reported = e.counters
+		rd.Counters = &e.reported
 	}
 	return rd
 }
@@ -601,7 +602,8 @@ func (e *Engine) drainQueue(l *link) {
 		if !ok {
 			return
 		}
-		frames := [][]byte{it.frame}
+		one := [1][]byte{it.frame} // no allocation for an unfragmented frame
+		frames := one[:]
 		if len(it.frame) > l.info.MTU {
 			var err error
 			frames, err = protocol.Split(it.frame, l.info.MTU, e.frag.id(it.frame))
