@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -253,6 +254,10 @@ type Sim struct {
 	senders []*node
 	dests   []*node
 	hot     []*node // hotspot destinations
+	// byX holds the destinations with a position by x (then index), for
+	// the local pattern; near is its scratch list.
+	byX     []*node
+	near    []*node
 	channel protocol.ChannelKey
 	bcasts  uint64
 	bcastRx uint64
@@ -610,6 +615,14 @@ func (s *Sim) build() error {
 			}
 			s.hot = pool[:sc.Traffic.Hotspots]
 		}
+	}
+	if sc.Traffic.Pattern == "local" {
+		for _, d := range s.dests {
+			if d.hasPos {
+				s.byX = append(s.byX, d)
+			}
+		}
+		slices.SortFunc(s.byX, func(a, b *node) int { return cmp.Or(cmp.Compare(a.x, b.x), cmp.Compare(a.idx, b.idx)) })
 	}
 	var ck [32]byte
 	crng := rand.NewChaCha8(seedBytes(sc.Seed, -1, seedChannel))
@@ -1108,6 +1121,8 @@ func (s *Sim) destination(n *node) *node {
 		d := n.a2a[0]
 		n.a2a = n.a2a[1:]
 		return d
+	case "local":
+		return s.localDestination(n)
 	case "hotspot":
 		pool := s.dests
 		if n.rng.Float64() < tr.HotspotShare {
@@ -1426,4 +1441,28 @@ func (s *Sim) addLost() {
 		st.HalfDuplex += c.halfDuplex
 		s.radioLost[i] = lostCount{}
 	}
+}
+
+// localDestination draws a destination uniformly among those within
+// traffic.local_radius_m of n (n itself excluded), or returns nil.
+func (s *Sim) localDestination(n *node) *node {
+	if !n.hasPos {
+		return nil
+	}
+	r := s.sc.Traffic.LocalRadiusM
+	lo, _ := slices.BinarySearchFunc(s.byX, n.x-r, func(d *node, x float64) int { return cmp.Compare(d.x, x) })
+	s.near = s.near[:0]
+	for _, d := range s.byX[lo:] {
+		if d.x > n.x+r {
+			break
+		}
+		dx, dy := d.x-n.x, d.y-n.y
+		if d != n && dx*dx+dy*dy <= r*r {
+			s.near = append(s.near, d)
+		}
+	}
+	if len(s.near) == 0 {
+		return nil
+	}
+	return s.near[n.rng.IntN(len(s.near))]
 }
