@@ -109,7 +109,11 @@ type Engine struct {
 	self Address
 	now  time.Time
 
-	links     map[LinkID]*link
+	links map[LinkID]*link
+	// linkList holds the links of links in ID order. It is replaced, never
+	// changed in place, when a link comes or goes, so a loop over it
+	// survives a link change.
+	linkList  []*link
 	table     *table
 	seen      *seenCache
 	floodSeen *floodSeen
@@ -241,7 +245,7 @@ func (e *Engine) Step(now time.Time, in Input) error {
 	case LinkDown:
 		return e.linkDown(in.Link)
 	case FrameReceived:
-		l := e.links[in.Link]
+		l := e.link(in.Link)
 		if l == nil {
 			return fmt.Errorf("frame on unknown link %d: %w", in.Link, ErrBadInput)
 		}
@@ -249,7 +253,7 @@ func (e *Engine) Step(now time.Time, in Input) error {
 		e.counters.BytesIn += uint64(len(in.Frame))
 		return e.handleFrame(l, in.Frame, in.SNR, in.HasSNR, false)
 	case TxDone:
-		if l := e.links[in.Link]; l != nil {
+		if l := e.link(in.Link); l != nil {
 			l.inflight = max(l.inflight-max(in.Frames, 1), 0)
 			e.sent(l, max(in.Frames, 1))
 		}
@@ -309,14 +313,17 @@ func (e *Engine) Tick(now time.Time) {
 		e.nextSweep = now.Add(e.sweepInterval())
 	}
 	e.reasm.Expire(now)
-	for _, l := range e.links {
+	for _, l := range e.linkList {
 		if l.reasm != nil {
 			l.reasm.Expire(now)
 		}
 	}
 }
 
-// NextWake returns the earliest time at which Tick has work to do.
+// NextWake returns the earliest time at which Tick has work to do. The
+// simulator asks after every input of thousands of engines, so empty
+// collections are skipped before ranging over them (starting a map
+// iteration costs a random draw and a visit to the map's memory).
 func (e *Engine) NextWake() time.Time {
 	t := e.nextAnnounce
 	earlier := func(u time.Time) {
@@ -326,26 +333,30 @@ func (e *Engine) NextWake() time.Time {
 	}
 	earlier(e.nextSweep)
 	earlier(e.custody.nextDue())
-	for _, w := range e.hopAcks {
-		earlier(w.deadline)
+	if len(e.hopAcks) > 0 {
+		for _, w := range e.hopAcks {
+			earlier(w.deadline)
+		}
 	}
-	earlier(e.nextPassive())
-	for _, ps := range e.floods {
-		for _, p := range ps {
-			earlier(p.due)
+	if len(e.passive) > 0 {
+		earlier(e.nextPassive())
+	}
+	if len(e.floods) > 0 {
+		for _, ps := range e.floods {
+			for _, p := range ps {
+				earlier(p.due)
+			}
 		}
 	}
 	if u, ok := e.reasm.NextExpiry(); ok {
 		earlier(u)
 	}
-	for _, l := range e.links {
+	for _, l := range e.linkList {
 		if l.reasm != nil {
 			if u, ok := l.reasm.NextExpiry(); ok {
 				earlier(u)
 			}
 		}
-	}
-	for _, l := range e.links {
 		earlier(e.advertReadyAt(l))
 	}
 	if t.Before(e.now) {
@@ -357,7 +368,9 @@ func (e *Engine) NextWake() time.Time {
 // Ready returns what the outside must do now (see the Ready type for the
 // order). Call Advance when it is done.
 func (e *Engine) Ready() Ready {
-	e.flushSessionAcks()
+	if len(e.sessions) > 0 {
+		e.flushSessionAcks()
+	}
 	for _, l := range e.sortedLinks() {
 		e.drainAdverts(l)
 		e.drainQueue(l)
@@ -368,9 +381,10 @@ func (e *Engine) Ready() Ready {
 	e.rd = Ready{}
 	e.updateGauges()
 	if e.counters != e.reported {
-		c := e.counters
-		rd.Counters = &c
-		e.reported = c
+		// The engine's own copy, not a new one: a busy simulation calls
+		// Ready millions of times, and the struct is large.
+		e.reported = e.counters
+		rd.Counters = &e.reported
 	}
 	return rd
 }
@@ -415,12 +429,14 @@ func (e *Engine) HasReady() bool {
 	if !e.rd.Empty() || len(e.ops) > 0 || len(e.sessDirty) > 0 {
 		return true
 	}
-	for _, se := range e.sessions {
-		if se.ackDue {
-			return true
+	if len(e.sessions) > 0 {
+		for _, se := range e.sessions {
+			if se.ackDue {
+				return true
+			}
 		}
 	}
-	for _, l := range e.links {
+	for _, l := range e.linkList {
 		if (l.queue.len() > 0 && (l.info.Window == 0 || l.inflight < l.info.Window)) || (len(l.adverts) > 0 && e.advertReadyAt(l).IsZero()) {
 			return true
 		}
@@ -448,19 +464,39 @@ func (e *Engine) updateGauges() {
 	c.SeenEntries = uint64(e.seen.len() + e.floodSeen.len() + e.relaySeen.len())
 	c.PathRequestsPending = uint64(len(e.pathReqs))
 	c.QueuedFrames, c.QueuedBytes = 0, 0
-	for _, l := range e.links {
+	for _, l := range e.linkList {
 		c.QueuedFrames += uint64(l.queue.len())
 		c.QueuedBytes += uint64(l.queue.bytes)
 	}
 }
 
-func (e *Engine) sortedLinks() []*link {
+// sortedLinks returns the links in ID order. The slice is shared: callers
+// must not change it.
+func (e *Engine) sortedLinks() []*link { return e.linkList }
+
+// link returns link id, or nil. A node has few links: a look through the
+// list touches less memory than the map, which matters to a simulator
+// running thousands of engines.
+func (e *Engine) link(id LinkID) *link {
+	if len(e.linkList) > 8 {
+		return e.links[id]
+	}
+	for _, l := range e.linkList {
+		if l.info.ID == id {
+			return l
+		}
+	}
+	return nil
+}
+
+// relist rebuilds linkList from links (a new slice: see linkList).
+func (e *Engine) relist() {
 	out := make([]*link, 0, len(e.links))
 	for _, l := range e.links {
 		out = append(out, l)
 	}
 	slices.SortFunc(out, func(a, b *link) int { return cmp.Compare(a.info.ID, b.info.ID) })
-	return out
+	e.linkList = out
 }
 
 func (e *Engine) linkUp(info LinkInfo) error {
@@ -475,6 +511,9 @@ func (e *Engine) linkUp(info LinkInfo) error {
 		e.links[info.ID] = l
 	}
 	l.info = info
+	if fresh {
+		e.relist()
+	}
 	l.queue.limit = info.QueueBytes
 	// Announce ourselves on the new link right away.
 	e.queueAdvert(l, advertReq{dest: e.self})
@@ -514,6 +553,7 @@ func (e *Engine) linkDown(id LinkID) error {
 		return fmt.Errorf("link down: unknown link %d: %w", id, ErrBadInput)
 	}
 	delete(e.links, id)
+	e.relist()
 	for _, it := range l.queue.clear() {
 		_ = it
 		e.counters.QueueDrops++
@@ -578,7 +618,8 @@ func (e *Engine) drainQueue(l *link) {
 		if !ok {
 			return
 		}
-		frames := [][]byte{it.frame}
+		one := [1][]byte{it.frame} // no allocation for an unfragmented frame
+		frames := one[:]
 		if len(it.frame) > l.info.MTU {
 			var err error
 			frames, err = protocol.Split(it.frame, l.info.MTU, e.frag.id(it.frame))

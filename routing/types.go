@@ -421,7 +421,9 @@ type Ready struct {
 	// Lookups are destinations the engine could not route; the daemon may
 	// look them up outside the mesh (DHT) and report back with Resolved.
 	Lookups []Address
-	// Counters is set when any counter changed since the last Ready.
+	// Counters is set when any counter changed since the last Ready. It
+	// points to the engine's copy, which a later Ready overwrites: copy
+	// the struct to keep it.
 	Counters *Counters
 }
 

@@ -14,7 +14,7 @@ func usedScan(d *DutyCycle, at time.Time) time.Duration {
 	var used time.Duration
 	for i := d.recs.len() - 1; i >= 0; i-- {
 		r := d.recs.at(i)
-		s, e := r.start, r.end()
+		s, e := d.start(r), d.end(r)
 		if !e.After(from) {
 			break
 		}
@@ -49,7 +49,7 @@ func canTransmitScan(d *DutyCycle, at time.Time, airtime time.Duration) (bool, t
 	for i := d.recs.len() - 1; i >= 0; i-- {
 		r := d.recs.at(i)
 		if sum+r.air > budget {
-			t := r.end().Add(-(budget - sum)).Add(DutyCycleWindow - max(airtime, 0))
+			t := d.end(r).Add(-(budget - sum)).Add(DutyCycleWindow - max(airtime, 0))
 			if t.After(at) {
 				return false, t
 			}

@@ -252,12 +252,27 @@ type class struct {
 	noise     float64    // noise floor, dBm
 	out       [][]NodeID // out[s]: nodes that can receive s, ascending
 	in        [][]NodeID // in[r]: nodes whose frames reach r at floor or above, ascending
+	// outPw[s][i] and inPw[r][i] are rxPower of the links of out[s][i]
+	// and in[r][i], computed once by the same function: the outcomes of a
+	// frame need them for every receiver and rival, and computing the
+	// path loss and shadowing again each time was a tenth of a busy run.
+	outPw, inPw [][]float64
 	// No frame reaches threshold farther than rxRange from its sender, and
 	// none reaches floor (threshold minus capture threshold, below which
 	// it cannot hurt a received frame) farther than intRange.
 	rxRange, intRange float64
 	cell              float64 // frame-grid cell: >= rxRange + intRange
-	frames            map[cellKey]*ring[TxID]
+	frames            map[cellKey]*ring[cellTx]
+}
+
+// cellTx is a transmission as filed in a cell of the frame grid: with the
+// fields gather filters on, so that it reads the ring in order instead of
+// visiting every retained transmission and its sender.
+type cellTx struct {
+	id             TxID
+	start, end, cs int64
+	freq           int64
+	x, y           float64 // the sender's position
 }
 
 // cellKey names a cell of a grid.
@@ -415,7 +430,7 @@ func (m *Medium) class(k int) *class {
 	// too short.
 	c.intRange = m.reach(c.threshold - m.cfg.capture - 1e-9)
 	c.cell = m.cellSize(c.rxRange + c.intRange)
-	c.frames = make(map[cellKey]*ring[TxID])
+	c.frames = make(map[cellKey]*ring[cellTx])
 	m.buildReach(c)
 	m.classes[k] = c
 	return c
@@ -534,9 +549,19 @@ func (m *Medium) buildReach(c *class) {
 			}
 		}
 	}
-	for i := range n {
+	c.outPw = make([][]float64, n)
+	c.inPw = make([][]float64, n)
+	for i := range NodeID(n) {
 		slices.Sort(c.out[i])
 		slices.Sort(c.in[i])
+		c.outPw[i] = make([]float64, len(c.out[i]))
+		for j, r := range c.out[i] {
+			c.outPw[i][j] = m.rxPower(i, r)
+		}
+		c.inPw[i] = make([]float64, len(c.in[i]))
+		for j, s := range c.in[i] {
+			c.inPw[i][j] = m.rxPower(s, i)
+		}
 	}
 }
 
@@ -650,10 +675,11 @@ func (m *Medium) StartTx(node NodeID, at time.Time, freqHz int64, p Params, size
 	key := cellOf(&m.nodes[node], c.cell)
 	fr := c.frames[key]
 	if fr == nil {
-		fr = new(ring[TxID])
+		fr = new(ring[cellTx])
 		c.frames[key] = fr
 	}
-	fr.push(id)
+	nd := &m.nodes[node]
+	fr.push(cellTx{id: id, start: rec.start, end: rec.end, cs: rec.cs, freq: freqHz, x: nd.X, y: nd.Y})
 	m.maxAir = max(m.maxAir, int64(air))
 	return id, m.timeOf(rec.end), nil
 }
@@ -728,7 +754,7 @@ func (m *Medium) Outcome(id TxID, receiver NodeID) (Reception, error) {
 		return Reception{}, fmt.Errorf("%w: node %d sent transmission %d", ErrSameNode, receiver, id)
 	}
 	m.gather(t)
-	return m.outcome(t, receiver), nil
+	return m.outcome(t, receiver, m.rxPower(t.node, receiver)), nil
 }
 
 // Outcomes appends to dst the fate of transmission id at each of its
@@ -739,8 +765,10 @@ func (m *Medium) Outcomes(id TxID, dst []Reception) ([]Reception, error) {
 		return dst, err
 	}
 	m.gather(t)
-	for _, r := range m.classes[t.cls].out[t.node] {
-		dst = append(dst, m.outcome(t, r))
+	c := m.classes[t.cls]
+	pw := c.outPw[t.node]
+	for i, r := range c.out[t.node] {
+		dst = append(dst, m.outcome(t, r, pw[i]))
 	}
 	return dst, nil
 }
@@ -784,28 +812,28 @@ func (m *Medium) gatherFrom(f *txRec, c *class, lim float64) {
 			// Newest first; a transmission that starts maxAir or more
 			// before f cannot overlap it, nor can any older one.
 			for i := fr.len() - 1; i >= 0; i-- {
-				t := m.rec(*fr.at(i))
+				t := fr.at(i)
 				if t.start+m.maxAir <= f.start {
 					break
 				}
-				if t == f || t.start >= f.end || t.end <= f.cs || t.freq != f.freq {
+				if t.id == f.id || t.start >= f.end || t.end <= f.cs || t.freq != f.freq {
 					continue
 				}
-				tn := &m.nodes[t.node]
-				ddx, ddy := tn.X-fn.X, tn.Y-fn.Y
+				ddx, ddy := t.x-fn.X, t.y-fn.Y
 				if ddx*ddx+ddy*ddy > lim2 {
 					continue
 				}
-				m.rivals = append(m.rivals, t)
+				m.rivals = append(m.rivals, m.rec(t.id))
 			}
 		}
 	}
 }
 
-// outcome judges f at r against the rivals gathered for f.
-func (m *Medium) outcome(f *txRec, r NodeID) Reception {
+// outcome judges f at r, where its power is pw before fading, against the
+// rivals gathered for f.
+func (m *Medium) outcome(f *txRec, r NodeID, pw float64) Reception {
 	c := m.classes[f.cls]
-	rssi := m.rxPower(f.node, r) + m.fadeDB(f.id, r)
+	rssi := pw + m.fadeDB(f.id, r)
 	res := Reception{Receiver: r, RSSIDBm: rssi, SNRDB: rssi - c.noise}
 	switch {
 	case m.sending(r, f.start, f.end):
@@ -844,7 +872,7 @@ func (m *Medium) destroyer(f *txRec, r NodeID, rssi float64, c *class) *txRec {
 			if t.node == r || ddx*ddx+ddy*ddy > int2 {
 				continue
 			}
-			if _, ok := slices.BinarySearch(in, t.node); ok && m.destroys(t, f, r, rssi, c) {
+			if j, ok := slices.BinarySearch(in, t.node); ok && m.destroys(t, f, r, rssi, c.inPw[r][j], c) {
 				return t
 			}
 		}
@@ -852,7 +880,7 @@ func (m *Medium) destroyer(f *txRec, r NodeID, rssi float64, c *class) *txRec {
 	}
 	// Many rivals: walk the nodes that reach r at floor and their
 	// transmissions on f's channel overlapping f.
-	for _, s := range in {
+	for j, s := range in {
 		if m.lastEnd[s] <= f.start || s == f.node {
 			continue
 		}
@@ -865,7 +893,7 @@ func (m *Medium) destroyer(f *txRec, r NodeID, rssi float64, c *class) *txRec {
 			if t.start >= f.end || t.freq != f.freq || t.cls != f.cls {
 				continue
 			}
-			if m.destroys(t, f, r, rssi, c) {
+			if m.destroys(t, f, r, rssi, c.inPw[r][j], c) {
 				return t
 			}
 		}
@@ -896,12 +924,13 @@ func (m *Medium) sending(node NodeID, from, to int64) bool {
 }
 
 // destroys reports whether interferer t, overlapping f in time on f's
-// channel, destroys f (received at rssi) at r.
-func (m *Medium) destroys(t, f *txRec, r NodeID, rssi float64, c *class) bool {
+// channel, destroys f (received at rssi) at r, where t's power is pw
+// before fading.
+func (m *Medium) destroys(t, f *txRec, r NodeID, rssi, pw float64, c *class) bool {
 	if t.end <= f.cs {
 		return false // the preamble rule: f's last preamble symbols were clean
 	}
-	pt := m.rxPower(t.node, r) + m.fadeDB(t.id, r)
+	pt := pw + m.fadeDB(t.id, r)
 	if m.locked(t, f, r, rssi, pt, c) {
 		return true
 	}
@@ -942,10 +971,11 @@ func (m *Medium) destroyerSum(f *txRec, r NodeID, rssi float64, c *class) *txRec
 		if t.node == r || ddx*ddx+ddy*ddy > int2 {
 			continue
 		}
-		if _, ok := slices.BinarySearch(in, t.node); !ok {
+		j, ok := slices.BinarySearch(in, t.node)
+		if !ok {
 			continue
 		}
-		pt := m.rxPower(t.node, r) + m.fadeDB(t.id, r)
+		pt := c.inPw[r][j] + m.fadeDB(t.id, r)
 		if m.locked(t, f, r, rssi, pt, c) {
 			return t
 		}

@@ -375,6 +375,9 @@ func TestBadScenariosNewFields(t *testing.T) {
 	base := "seed = 1\nduration = \"1m\"\n[[nodes]]\nname = \"a\"\n[[nodes]]\nname = \"b\"\n"
 	for _, tc := range []struct{ doc, want string }{
 		{base + "[traffic]\npattern = \"zipf\"\n", "traffic.pattern"},
+		{base + "[traffic]\nlocal_radius_m = 100.0\n", "traffic.local_radius_m: only with pattern"},
+		{base + "[traffic]\npattern = \"local\"\n", "traffic.local_radius_m: 0 not in"},
+		{base + "[traffic]\npattern = \"local\"\nlocal_radius_m = -1.0\n", "traffic.local_radius_m: -1 not in"},
 		{base + "[traffic]\nhotspots = 1\n", "traffic.hotspots: only with pattern"},
 		{base + "[traffic]\npattern = \"hotspot\"\nrate = 1.0\n", "traffic.hotspots: a hotspot workload needs"},
 		{base + "[traffic]\npattern = \"hotspot\"\nhotspots = 3\n", "traffic.hotspots: 3 not in 1..2"},

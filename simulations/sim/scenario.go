@@ -256,9 +256,14 @@ type Traffic struct {
 	// Pattern chooses the unicast workload: "poisson" (the default: each
 	// sender sends at Rate to a destination drawn uniformly), "hotspot"
 	// (the same, but a share HotspotShare of the messages goes to a few
-	// hot destinations) or "all-to-all" (each sender sends one message to
-	// every destination, Rounds times, in a random order, at Rate).
+	// hot destinations), "all-to-all" (each sender sends one message to
+	// every destination, Rounds times, in a random order, at Rate) or
+	// "local" (the destination is drawn uniformly among the destinations
+	// within LocalRadiusM of the sender, on the plane; no message when
+	// there is none, or when the sender has no position).
 	Pattern string `toml:"pattern"`
+	// LocalRadiusM is the "local" pattern's radius in metres.
+	LocalRadiusM float64 `toml:"local_radius_m"`
 	// Rate is messages per second per sending node (Poisson arrivals).
 	Rate float64 `toml:"rate"`
 	// Hotspots is how many hot destinations to draw (uniformly, from the
@@ -890,8 +895,15 @@ func (tr Traffic) validatePattern(names map[string]bool) error {
 	if tr.Pattern != "all-to-all" && tr.Rounds != 0 {
 		return bad("traffic.rounds", "only with pattern = \"all-to-all\"")
 	}
+	if tr.Pattern != "local" && tr.LocalRadiusM != 0 {
+		return bad("traffic.local_radius_m", "only with pattern = \"local\"")
+	}
 	switch tr.Pattern {
 	case "poisson":
+	case "local":
+		if !(tr.LocalRadiusM > 0 && tr.LocalRadiusM <= 1e7) {
+			return bad("traffic.local_radius_m", "%v not in (0, 10,000,000] metres", tr.LocalRadiusM)
+		}
 	case "hotspot":
 		switch {
 		case tr.Hotspots != 0 && len(tr.HotspotNodes) > 0:
@@ -924,7 +936,7 @@ func (tr Traffic) validatePattern(names map[string]bool) error {
 			return bad("traffic.rounds", "%d not in 1..1000", tr.Rounds)
 		}
 	default:
-		return bad("traffic.pattern", "%q is not poisson, hotspot or all-to-all", tr.Pattern)
+		return bad("traffic.pattern", "%q is not poisson, hotspot, all-to-all or local", tr.Pattern)
 	}
 	return nil
 }

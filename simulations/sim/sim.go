@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -226,6 +227,14 @@ type Sim struct {
 	params   radio.Params
 	radioCfg Radio
 	radioOf  []*node // by radio.NodeID
+	// radioUp, radioIdx and radioLost are, by radio.NodeID, the node's up,
+	// its index and its frames lost to collisions and half-duplex not yet
+	// added to its stats: dense copies, so that judging a frame at its
+	// candidate receivers, most of them lost in a busy run, does not visit
+	// each receiver's node (a cache miss per receiver).
+	radioUp   []bool
+	radioIdx  []int32
+	radioLost []lostCount
 	// dutyLimit is the hourly airtime the channel's sub-band allows.
 	dutyLimit time.Duration
 	// hearsUntil is, per radio node, the latest end of the transmissions
@@ -245,6 +254,10 @@ type Sim struct {
 	senders []*node
 	dests   []*node
 	hot     []*node // hotspot destinations
+	// byX holds the destinations with a position by x (then index), for
+	// the local pattern; near is its scratch list.
+	byX     []*node
+	near    []*node
 	channel protocol.ChannelKey
 	bcasts  uint64
 	bcastRx uint64
@@ -568,6 +581,12 @@ func (s *Sim) build() error {
 		}
 		s.medium = m
 		s.hearsUntil = make([]time.Time, len(s.radioOf))
+		s.radioUp = make([]bool, len(s.radioOf))
+		s.radioIdx = make([]int32, len(s.radioOf))
+		s.radioLost = make([]lostCount, len(s.radioOf))
+		for i, n := range s.radioOf {
+			s.radioUp[i], s.radioIdx[i] = n.up, int32(n.idx)
+		}
 		s.setupChannels()
 	}
 	// Workload endpoints.
@@ -596,6 +615,14 @@ func (s *Sim) build() error {
 			}
 			s.hot = pool[:sc.Traffic.Hotspots]
 		}
+	}
+	if sc.Traffic.Pattern == "local" {
+		for _, d := range s.dests {
+			if d.hasPos {
+				s.byX = append(s.byX, d)
+			}
+		}
+		slices.SortFunc(s.byX, func(a, b *node) int { return cmp.Or(cmp.Compare(a.x, b.x), cmp.Compare(a.idx, b.idx)) })
 	}
 	var ck [32]byte
 	crng := rand.NewChaCha8(seedBytes(sc.Seed, -1, seedChannel))
@@ -948,8 +975,25 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 		s.errs++
 	}
 	for _, r := range s.rx {
+		if !s.radioUp[r.Receiver] {
+			continue
+		}
+		switch r.Status {
+		case radio.Collision:
+			if s.chans == nil { // else sameChannel must look at the node
+				s.radioLost[r.Receiver].collisions++
+				s.trace.rec(s.now, "lost", int(s.radioIdx[r.Receiver]), int(loraLinkID), "collision")
+				continue
+			}
+		case radio.HalfDuplex:
+			if s.chans == nil {
+				s.radioLost[r.Receiver].halfDuplex++
+				s.trace.rec(s.now, "lost", int(s.radioIdx[r.Receiver]), int(loraLinkID), "half-duplex")
+				continue
+			}
+		}
 		to := s.radioOf[r.Receiver]
-		if !to.up || !s.sameChannel(n, to) {
+		if !s.sameChannel(n, to) {
 			continue
 		}
 		switch r.Status {
@@ -1077,6 +1121,8 @@ func (s *Sim) destination(n *node) *node {
 		d := n.a2a[0]
 		n.a2a = n.a2a[1:]
 		return d
+	case "local":
+		return s.localDestination(n)
 	case "hotspot":
 		pool := s.dests
 		if n.rng.Float64() < tr.HotspotShare {
@@ -1177,6 +1223,7 @@ func (s *Sim) stop(n *node) {
 		}
 	}
 	n.up = false
+	s.setRadioUp(n)
 	s.meshDirty = true
 	n.gen++
 	n.wgen++
@@ -1218,6 +1265,7 @@ func (s *Sim) start(n *node) {
 	}
 	n.eng = eng
 	n.up = true
+	s.setRadioUp(n)
 	n.gseen = nil // gossipsub's seen cache and message cache are memory
 	n.bl = nil    // so are a baseline's seen packets and timers
 	n.mcache = nil
@@ -1345,6 +1393,7 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 		}
 	}
 	s.now = s.end
+	s.addLost()
 	// A node still blocked (or down) at the end counts its wait so far.
 	for _, n := range s.nodes {
 		if n.blocked {
@@ -1371,4 +1420,49 @@ var floodPolicies = map[string]func(*routing.Config){
 		c.FloodCloseMargin = -1
 		c.FloodWindow = 4
 	},
+}
+
+// lostCount is what a radio lost since its stats were last brought up to
+// date (Sim.radioLost).
+type lostCount struct{ collisions, halfDuplex uint64 }
+
+// setRadioUp copies n.up to the dense radioUp.
+func (s *Sim) setRadioUp(n *node) {
+	if n.radioID >= 0 && int(n.radioID) < len(s.radioUp) {
+		s.radioUp[n.radioID] = n.up
+	}
+}
+
+// addLost adds the dense loss counts into the nodes' stats.
+func (s *Sim) addLost() {
+	for i, c := range s.radioLost {
+		st := &s.radioOf[i].stats
+		st.Collisions += c.collisions
+		st.HalfDuplex += c.halfDuplex
+		s.radioLost[i] = lostCount{}
+	}
+}
+
+// localDestination draws a destination uniformly among those within
+// traffic.local_radius_m of n (n itself excluded), or returns nil.
+func (s *Sim) localDestination(n *node) *node {
+	if !n.hasPos {
+		return nil
+	}
+	r := s.sc.Traffic.LocalRadiusM
+	lo, _ := slices.BinarySearchFunc(s.byX, n.x-r, func(d *node, x float64) int { return cmp.Compare(d.x, x) })
+	s.near = s.near[:0]
+	for _, d := range s.byX[lo:] {
+		if d.x > n.x+r {
+			break
+		}
+		dx, dy := d.x-n.x, d.y-n.y
+		if d != n && dx*dx+dy*dy <= r*r {
+			s.near = append(s.near, d)
+		}
+	}
+	if len(s.near) == 0 {
+		return nil
+	}
+	return s.near[n.rng.IntN(len(s.near))]
 }
