@@ -106,6 +106,7 @@ type Node struct {
 	// Store upkeep (upkeep.go); lastDiskCheck is the loop's.
 	upkeepStats   upkeepStats
 	lastDiskCheck time.Time
+	sendSpace     sendSpace // msg.send's probe (upkeep.go)
 
 	// emb is the embedding lifecycle: New's servers, Start, Close once
 	// (embed.go).
@@ -369,10 +370,7 @@ func (n *Node) Run(ctx context.Context) error {
 		case ev := <-n.linkIn:
 			n.onLinkEvent(ev)
 		case err := <-n.headDone():
-			if err == nil {
-				err = n.finishHead(nil)
-			}
-			if err != nil {
+			if err = n.headSynced(err); err != nil {
 				n.log.Error("stopping: the store failed, so the node cannot keep what it promises", "err", err)
 				n.shutdownLoop()
 				return err
@@ -453,6 +451,21 @@ func (n *Node) release() error {
 // while it syncs the loop steps new inputs into the engine, and the next
 // batch takes them all once the sync is reported.
 func (n *Node) drain() error {
+	synced, err := n.takeSynced()
+	if err != nil {
+		return err
+	}
+	// The next batch is staged before the synced ones are carried out:
+	// its write and sync then run while the loop transmits and notifies.
+	if len(synced) > 0 && len(n.staged) == 0 && n.eng.HasReady() {
+		if err := n.stage(n.eng.Ready()); err != nil {
+			return err
+		}
+		n.eng.Advance()
+	}
+	for _, b := range synced {
+		n.carryOut(b)
+	}
 	if err := n.settle(false); err != nil {
 		return err
 	}

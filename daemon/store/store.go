@@ -505,6 +505,7 @@ func (s *Store) commit(units []unit) error {
 			return err
 		}
 	}
+	s.dsync.wrote(units)
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -736,6 +737,7 @@ func (s *Store) Ack(seqs ...uint64) error {
 	if removed == 0 {
 		return nil
 	}
+	s.dsync.written.Add(int64(removed*(len(inboxPrefix)+8+memOverhead) + memOverhead))
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("store: ack commit: %w", wrapTxnErr(err))
 	}
