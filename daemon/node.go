@@ -506,6 +506,9 @@ func (n *Node) transmit(txs []routing.Transmit) {
 			n.dropped++
 			continue
 		}
+		if !l.stalled.Load() && n.trySendOn(l, tx.Frame) {
+			continue
+		}
 		wait := sendStall
 		if l.stalled.Load() {
 			wait = stalledWait
