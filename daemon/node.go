@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -561,7 +562,7 @@ func (n *Node) onEngineEvent(ev routing.Event) {
 	case routing.EventAccepted:
 		if w != nil {
 			delete(n.waiters, ev.Ref)
-			w <- sendOutcome{res: rpcapi.SendResult{ID: fmt.Sprintf("%x", ev.ID[:]), Status: ev.Status.String()}}
+			w <- sendOutcome{res: rpcapi.SendResult{ID: hex.EncodeToString(ev.ID[:]), Status: ev.Status.String()}}
 		}
 	case routing.EventRefused:
 		if w != nil {
@@ -569,11 +570,11 @@ func (n *Node) onEngineEvent(ev routing.Event) {
 			w <- sendOutcome{err: fmt.Errorf("%w: %v", rpcapi.ErrRefused, ev.Err)}
 		}
 	case routing.EventDelivered:
-		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventDelivered, ID: fmt.Sprintf("%x", ev.ID[:])})
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventDelivered, ID: hex.EncodeToString(ev.ID[:])})
 	case routing.EventExpired:
-		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventExpired, ID: fmt.Sprintf("%x", ev.ID[:])})
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventExpired, ID: hex.EncodeToString(ev.ID[:])})
 	case routing.EventHandedOff:
-		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventHandedOff, ID: fmt.Sprintf("%x", ev.ID[:])})
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventHandedOff, ID: hex.EncodeToString(ev.ID[:])})
 	}
 }
 
@@ -785,7 +786,7 @@ func (n *Node) peerOf(l *link) rpcapi.Peer {
 // messageOf turns an inbox entry into its API form.
 func (n *Node) messageOf(e store.InboxEntry) rpcapi.Message {
 	m := rpcapi.Message{
-		Seq: e.Seq, ID: fmt.Sprintf("%x", e.ID[:]), From: e.From.String(),
+		Seq: e.Seq, ID: hex.EncodeToString(e.ID[:]), From: e.From.String(),
 		FromFingerprint: n.fingerprint(e.Sender),
 		Received:        e.Received.UTC(), Created: e.Created.Time(), Expires: e.Expires.Time(),
 		Payload: e.Body,

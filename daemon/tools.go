@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,7 +88,7 @@ func (n *Node) noteEvent(ev routing.Event) bool {
 		state = "expired"
 	case routing.EventCancelled:
 		state = "cancelled"
-		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventCancelled, ID: fmt.Sprintf("%x", ev.ID[:])})
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventCancelled, ID: hex.EncodeToString(ev.ID[:])})
 	default:
 		return false
 	}
