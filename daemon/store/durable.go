@@ -62,7 +62,8 @@ type dirSync struct {
 	mu     sync.Mutex
 	names  []string
 	memFid int
-	mems   int // memtable logs seen: more than one means a flush is due
+	next   string // the path of log memFid+1
+	mems   int    // memtable logs seen: more than one means a flush is due
 	atRead int64
 	// written is the running count of committed bytes (see above);
 	// opaque counts the value log GC runs under way.
@@ -102,7 +103,7 @@ func (s *Store) syncFiles() error {
 	defer g.mu.Unlock()
 	written := g.written.Load()
 	if g.names != nil && g.mems <= 1 && g.opaque.Load() == 0 && written-g.atRead < s.cfg.memTableSize/2 {
-		_, err := os.Lstat(filepath.Join(s.dir, fmt.Sprintf("%05d.mem", g.memFid+1)))
+		_, err := os.Lstat(g.next)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -136,6 +137,7 @@ func (s *Store) syncFiles() error {
 		return fmt.Errorf("store: sync: %w", err)
 	}
 	g.names, g.memFid, g.mems = names, memFid, mems
+	g.next = filepath.Join(s.dir, fmt.Sprintf("%05d.mem", memFid+1))
 	return nil
 }
 
