@@ -458,14 +458,19 @@ func (n *Node) drain() error {
 	}
 	// The next batch is staged before the synced ones are carried out:
 	// its write and sync then run while the loop transmits and notifies.
+	var errStage error
 	if len(synced) > 0 && len(n.staged) == 0 && n.eng.HasReady() {
-		if err := n.stage(n.eng.Ready()); err != nil {
-			return err
+		if errStage = n.stage(n.eng.Ready()); errStage == nil {
+			n.eng.Advance()
 		}
-		n.eng.Advance()
 	}
+	// Carried out even if staging failed: they are durable, and their
+	// callers are owed an answer before the node stops.
 	for _, b := range synced {
 		n.carryOut(b)
+	}
+	if errStage != nil {
+		return errStage
 	}
 	if err := n.settle(false); err != nil {
 		return err
