@@ -25,6 +25,11 @@ var latencyBuckets = prometheus.ExponentialBuckets(0.01, 2, 22)
 // not locked); the histograms are safe to collect from any goroutine.
 type deliveryLatency struct {
 	pending map[protocol.MessageID]time.Time
+	// order holds the pending IDs in the order they were accepted (and
+	// IDs already settled, skipped when met), so that forgetting the
+	// oldest is not a scan of the map: with the map full, that scan ran
+	// once per send (docs/performance.md).
+	order   []protocol.MessageID
 	seconds prometheus.Histogram
 	hops    prometheus.Histogram
 }
@@ -58,8 +63,11 @@ func (d *deliveryLatency) note(ev routing.Event, now time.Time) {
 		if ev.Status == routing.StatusLocal {
 			return
 		}
-		if _, ok := d.pending[ev.ID]; !ok && len(d.pending) >= maxLatencyPending {
-			d.forgetOldest()
+		if _, ok := d.pending[ev.ID]; !ok {
+			if len(d.pending) >= maxLatencyPending {
+				d.forgetOldest()
+			}
+			d.remember(ev.ID)
 		}
 		d.pending[ev.ID] = now
 	case routing.EventDelivered:
@@ -75,18 +83,31 @@ func (d *deliveryLatency) note(ev routing.Event, now time.Time) {
 	}
 }
 
-// forgetOldest drops the earliest send. A linear scan: it runs only when
-// the map is full, and then once per send.
+// forgetOldest drops the earliest send still pending.
 func (d *deliveryLatency) forgetOldest() {
-	var oldest protocol.MessageID
-	var first time.Time
-	found := false
-	for id, t := range d.pending {
-		if !found || t.Before(first) {
-			oldest, first, found = id, t, true
+	for len(d.order) > 0 {
+		id := d.order[0]
+		d.order = d.order[1:]
+		if _, ok := d.pending[id]; ok {
+			delete(d.pending, id)
+			return
 		}
 	}
-	delete(d.pending, oldest)
+}
+
+// remember appends a newly pending ID to order, first dropping the
+// settled IDs from it once it holds twice the bound.
+func (d *deliveryLatency) remember(id protocol.MessageID) {
+	if len(d.order) >= 2*maxLatencyPending {
+		kept := make([]protocol.MessageID, 0, len(d.pending)+1)
+		for _, o := range d.order {
+			if _, ok := d.pending[o]; ok {
+				kept = append(kept, o)
+			}
+		}
+		d.order = kept
+	}
+	d.order = append(d.order, id)
 }
 
 // Describe implements prometheus.Collector.

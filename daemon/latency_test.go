@@ -146,3 +146,40 @@ func TestNodeTimesDeliveryOnItsClock(t *testing.T) {
 		t.Errorf("hops: %d samples summing to %v, want 1 of 1 (a neighbour)", hops.GetSampleCount(), hops.GetSampleSum())
 	}
 }
+
+// Under a steady flow (each send delivered 100 sends later) with the
+// map full of never-answered sends, forgetting takes the oldest send
+// still pending, skips the delivered ones, and the order list stays
+// bounded.
+func TestDeliveryLatencyForgetsOldestPending(t *testing.T) {
+	d := newDeliveryLatency()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	id := func(i int) protocol.MessageID {
+		var m protocol.MessageID
+		m[0], m[1], m[2] = byte(i), byte(i>>8), byte(i>>16)
+		return m
+	}
+	const n = 5 * maxLatencyPending
+	for i := range n {
+		d.note(routing.Event{Kind: routing.EventAccepted, ID: id(i), Status: routing.StatusRouted}, t0.Add(time.Duration(i)*time.Second))
+		// Every other send is answered 100 sends later.
+		if j := i - 100; j >= 0 && j%2 == 0 {
+			d.note(routing.Event{Kind: routing.EventDelivered, ID: id(j)}, t0.Add(time.Duration(i)*time.Second))
+		}
+		if len(d.order) > 2*maxLatencyPending+1 {
+			t.Fatalf("after %d sends the order list holds %d IDs", i+1, len(d.order))
+		}
+	}
+	if len(d.pending) != maxLatencyPending {
+		t.Fatalf("%d send times kept, want %d", len(d.pending), maxLatencyPending)
+	}
+	// The kept ones are the newest pending: every odd send from the
+	// cut-off on, and the even ones not yet answered.
+	for i := range n {
+		_, kept := d.pending[id(i)]
+		want := i >= n-100 || (i%2 == 1 && i >= n-100-2*(maxLatencyPending-100))
+		if kept != want {
+			t.Fatalf("send %d kept %v, want %v", i, kept, want)
+		}
+	}
+}

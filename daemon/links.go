@@ -212,10 +212,30 @@ func (n *Node) sendOn(ctx context.Context, l *link, frame []byte) error {
 	}
 	err := n.host.Send(ctx, l.peer, frame)
 	if err == nil {
-		l.framesOut.Add(1)
-		l.bytesOut.Add(uint64(len(frame)))
+		l.sentFrame(frame)
 	}
 	return err
+}
+
+// trySendOn queues frame on a libp2p link if its queue has room now
+// (transmit's fast path: no deadline to set up per frame); false means
+// the caller sends it with sendOn.
+func (n *Node) trySendOn(l *link, frame []byte) bool {
+	if l.conn != nil {
+		return false
+	}
+	ok, err := n.host.TrySend(l.peer, frame)
+	if ok && err == nil {
+		l.sentFrame(frame)
+		return true
+	}
+	return false
+}
+
+// sentFrame counts a frame the daemon queued on a libp2p link.
+func (l *link) sentFrame(frame []byte) {
+	l.framesOut.Add(1)
+	l.bytesOut.Add(uint64(len(frame)))
 }
 
 // noteGivenUp remembers a frame a windowed link did not take: the engine

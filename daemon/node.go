@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -106,6 +107,7 @@ type Node struct {
 	// Store upkeep (upkeep.go); lastDiskCheck is the loop's.
 	upkeepStats   upkeepStats
 	lastDiskCheck time.Time
+	sendSpace     sendSpace // msg.send's probe (upkeep.go)
 
 	// emb is the embedding lifecycle: New's servers, Start, Close once
 	// (embed.go).
@@ -371,10 +373,7 @@ func (n *Node) Run(ctx context.Context) error {
 		case ev := <-n.linkIn:
 			n.onLinkEvent(ev)
 		case err := <-n.headDone():
-			if err == nil {
-				err = n.finishHead(nil)
-			}
-			if err != nil {
+			if err = n.headSynced(err); err != nil {
 				n.log.Error("stopping: the store failed, so the node cannot keep what it promises", "err", err)
 				n.shutdownLoop()
 				return err
@@ -455,6 +454,26 @@ func (n *Node) release() error {
 // while it syncs the loop steps new inputs into the engine, and the next
 // batch takes them all once the sync is reported.
 func (n *Node) drain() error {
+	synced, err := n.takeSynced()
+	if err != nil {
+		return err
+	}
+	// The next batch is staged before the synced ones are carried out:
+	// its write and sync then run while the loop transmits and notifies.
+	var errStage error
+	if len(synced) > 0 && len(n.staged) == 0 && n.eng.HasReady() {
+		if errStage = n.stage(n.eng.Ready()); errStage == nil {
+			n.eng.Advance()
+		}
+	}
+	// Carried out even if staging failed: they are durable, and their
+	// callers are owed an answer before the node stops.
+	for _, b := range synced {
+		n.carryOut(b)
+	}
+	if errStage != nil {
+		return errStage
+	}
 	if err := n.settle(false); err != nil {
 		return err
 	}
@@ -493,6 +512,9 @@ func (n *Node) transmit(txs []routing.Transmit) {
 		l := n.byLink[tx.Link]
 		if l == nil {
 			n.dropped++
+			continue
+		}
+		if !l.stalled.Load() && n.trySendOn(l, tx.Frame) {
 			continue
 		}
 		wait := sendStall
@@ -547,7 +569,7 @@ func (n *Node) onEngineEvent(ev routing.Event) {
 	case routing.EventAccepted:
 		if w != nil {
 			delete(n.waiters, ev.Ref)
-			w <- sendOutcome{res: rpcapi.SendResult{ID: fmt.Sprintf("%x", ev.ID[:]), Status: ev.Status.String()}}
+			w <- sendOutcome{res: rpcapi.SendResult{ID: hex.EncodeToString(ev.ID[:]), Status: ev.Status.String()}}
 		}
 	case routing.EventRefused:
 		if w != nil {
@@ -555,11 +577,11 @@ func (n *Node) onEngineEvent(ev routing.Event) {
 			w <- sendOutcome{err: fmt.Errorf("%w: %v", rpcapi.ErrRefused, ev.Err)}
 		}
 	case routing.EventDelivered:
-		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventDelivered, ID: fmt.Sprintf("%x", ev.ID[:])})
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventDelivered, ID: hex.EncodeToString(ev.ID[:])})
 	case routing.EventExpired:
-		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventExpired, ID: fmt.Sprintf("%x", ev.ID[:])})
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventExpired, ID: hex.EncodeToString(ev.ID[:])})
 	case routing.EventHandedOff:
-		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventHandedOff, ID: fmt.Sprintf("%x", ev.ID[:])})
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventHandedOff, ID: hex.EncodeToString(ev.ID[:])})
 	}
 }
 
@@ -771,7 +793,7 @@ func (n *Node) peerOf(l *link) rpcapi.Peer {
 // messageOf turns an inbox entry into its API form.
 func (n *Node) messageOf(e store.InboxEntry) rpcapi.Message {
 	m := rpcapi.Message{
-		Seq: e.Seq, ID: fmt.Sprintf("%x", e.ID[:]), From: e.From.String(),
+		Seq: e.Seq, ID: hex.EncodeToString(e.ID[:]), From: e.From.String(),
 		FromFingerprint: n.fingerprint(e.Sender),
 		Received:        e.Received.UTC(), Created: e.Created.Time(), Expires: e.Expires.Time(),
 		Payload: e.Body,

@@ -21,7 +21,10 @@ import (
 
 // committing is a staged batch waiting for its sync.
 type committing struct {
-	done       <-chan error
+	done <-chan error
+	// synced: the loop took done's nil report (its select) and the batch
+	// waits to be carried out by the next drain.
+	synced     bool
 	rd         routing.Ready
 	direct     []routing.Delivery
 	broadcasts []routing.Delivery
@@ -46,10 +49,45 @@ func (n *Node) stage(rd routing.Ready) error {
 // headDone is the oldest staged batch's report channel (nil, which never
 // fires, when none waits).
 func (n *Node) headDone() <-chan error {
-	if len(n.staged) == 0 {
+	if len(n.staged) == 0 || n.staged[0].synced {
 		return nil
 	}
 	return n.staged[0].done
+}
+
+// headSynced notes that the oldest staged batch's sync reported err (the
+// loop's select took it): a failure is returned, a success waits for the
+// next drain, which stages the following batch before carrying this one
+// out.
+func (n *Node) headSynced(err error) error {
+	if err != nil {
+		return err
+	}
+	n.staged[0].synced = true
+	return nil
+}
+
+// takeSynced removes the staged batches whose sync was reported, oldest
+// first, without waiting, and returns them for carryOut.
+func (n *Node) takeSynced() ([]*committing, error) {
+	var out []*committing
+	for len(n.staged) > 0 {
+		b := n.staged[0]
+		if !b.synced {
+			select {
+			case err := <-b.done:
+				if err != nil {
+					return out, err
+				}
+			default:
+				return out, nil
+			}
+		}
+		n.staged[0] = nil
+		n.staged = n.staged[1:]
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // settle carries out the staged batches whose sync was reported, oldest
@@ -58,7 +96,9 @@ func (n *Node) headDone() <-chan error {
 func (n *Node) settle(wait bool) error {
 	for len(n.staged) > 0 {
 		var err error
-		if wait {
+		if n.staged[0].synced {
+			// reported already
+		} else if wait {
 			err = <-n.staged[0].done
 		} else {
 			select {

@@ -2,10 +2,10 @@ package daemon
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +31,17 @@ const (
 // toolsState is the node loop's part of the outbox, ping and path tools.
 type toolsState struct {
 	finished map[protocol.MessageID]finishedMsg
-	pings    map[uint64]*pingWait
+	// finishedOrder lists finished in the order remembered (with entries
+	// since forgotten or remembered again, skipped when met), so that
+	// forgetting the oldest is no sort of the whole map.
+	finishedOrder []finishedRef
+	pings         map[uint64]*pingWait
+}
+
+// finishedRef is one rememberFinished call, in finishedOrder.
+type finishedRef struct {
+	id      protocol.MessageID
+	updated time.Time
 }
 
 type finishedMsg struct {
@@ -87,7 +97,7 @@ func (n *Node) noteEvent(ev routing.Event) bool {
 		state = "expired"
 	case routing.EventCancelled:
 		state = "cancelled"
-		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventCancelled, ID: fmt.Sprintf("%x", ev.ID[:])})
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventCancelled, ID: hex.EncodeToString(ev.ID[:])})
 	default:
 		return false
 	}
@@ -100,27 +110,30 @@ func (n *Node) rememberFinished(id protocol.MessageID, f finishedMsg) {
 	if t.finished == nil {
 		t.finished = map[protocol.MessageID]finishedMsg{}
 	}
-	if len(t.finished) >= maxStatus {
-		// Forget what is too old, or else the oldest tenth.
-		var olds []time.Time
-		for k, v := range t.finished {
-			if f.updated.Sub(v.updated) > statusKeep {
-				delete(t.finished, k)
-			} else {
-				olds = append(olds, v.updated)
-			}
+	// Forget what is too old, and the oldest while the map is full.
+	for len(t.finishedOrder) > 0 {
+		o := t.finishedOrder[0]
+		cur, ok := t.finished[o.id]
+		live := ok && cur.updated.Equal(o.updated)
+		if live && len(t.finished) < maxStatus && f.updated.Sub(o.updated) <= statusKeep {
+			break
 		}
-		if len(t.finished) >= maxStatus {
-			slices.SortFunc(olds, time.Time.Compare)
-			cut := olds[len(olds)/10]
-			for k, v := range t.finished {
-				if !v.updated.After(cut) {
-					delete(t.finished, k)
-				}
-			}
+		t.finishedOrder = t.finishedOrder[1:]
+		if live {
+			delete(t.finished, o.id)
 		}
 	}
+	if len(t.finishedOrder) >= 2*maxStatus {
+		kept := make([]finishedRef, 0, len(t.finished)+1)
+		for _, o := range t.finishedOrder {
+			if cur, ok := t.finished[o.id]; ok && cur.updated.Equal(o.updated) {
+				kept = append(kept, o)
+			}
+		}
+		t.finishedOrder = kept
+	}
 	t.finished[id] = f
+	t.finishedOrder = append(t.finishedOrder, finishedRef{id: id, updated: f.updated})
 }
 
 // outboxState names an engine custody state for people.

@@ -80,13 +80,51 @@ func (n *Node) checkDisk() error {
 
 // refuseSend returns an error wrapping rpcapi.ErrDiskFull when the disk
 // is below its reserve; msg.send calls it before the engine sees the
-// message, so a refused send leaves nothing behind.
+// message, so a refused send leaves nothing behind. A probe that found
+// room answers for the sends of the next sendProbeReuse.
 func (n *Node) refuseSend() error {
-	if err := n.checkDisk(); err != nil {
+	now := time.Since(probeEpoch)
+	if !n.upkeepStats.diskLow.Load() && n.sendSpace.fresh(now) {
+		return nil
+	}
+	err := n.checkDisk()
+	n.sendSpace.probed(err == nil, now)
+	if err != nil {
 		n.upkeepStats.refused.Add(1)
 		return fmt.Errorf("%w: the node takes no new messages until space is freed (%v)", rpcapi.ErrDiskFull, err)
 	}
 	return nil
+}
+
+// sendProbeReuse is how long a free-space probe that found room answers
+// for the sends after it. Under load a statfs per msg.send cost about 5 %
+// of the node's CPU (docs/performance.md); reusing a good answer for a
+// millisecond leaves one probe per millisecond, while a send after a
+// pause, and every send once the disk was found low, still probes.
+const sendProbeReuse = time.Millisecond
+
+// sendSpace remembers when msg.send's last probe found room (monotonic
+// nanoseconds since probeEpoch; 0: never, or the disk was low). API
+// goroutines share it.
+type sendSpace struct{ okAt atomic.Int64 }
+
+// probeEpoch is the origin of sendSpace's monotonic stamps.
+var probeEpoch = time.Now()
+
+// fresh reports whether a probe that found room answers for a send at
+// now (time since probeEpoch).
+func (s *sendSpace) fresh(now time.Duration) bool {
+	at := s.okAt.Load()
+	return at != 0 && now >= time.Duration(at) && now-time.Duration(at) < sendProbeReuse
+}
+
+// probed records a probe's outcome at now.
+func (s *sendSpace) probed(ok bool, now time.Duration) {
+	if !ok {
+		s.okAt.Store(0)
+		return
+	}
+	s.okAt.Store(max(int64(now), 1))
 }
 
 // refuseFrame reports whether an incoming frame is dropped because the

@@ -467,6 +467,7 @@ func (s *Store) updateLocked(f func(txn *badger.Txn) error) error {
 	if err := f(txn); err != nil {
 		return wrapTxnErr(err)
 	}
+	s.dsync.wroteOpaque(s.db.MaxBatchSize())
 	if err := txn.Commit(); err != nil {
 		return wrapTxnErr(err)
 	}

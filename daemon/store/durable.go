@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Badger's own sync (DB.Sync) makes durable only the current memtable's
@@ -21,28 +23,97 @@ import (
 //     background: a batch written to it just before the switch and
 //     reported after the next DB.Sync was on stable storage only once the
 //     flush was done.
-// So after DB.Sync the store looks at the directory, and when its files
-// changed since the last sync it syncs every memtable log and the
-// directory itself (TestPowerLossMemtableRotation lost a memtable's worth
-// of acknowledged batches without it). Without a switch that costs one
-// directory read per sync.
+// So after DB.Sync the store checks for a switch, and when there was one
+// it syncs every memtable log and the directory itself
+// (TestPowerLossMemtableRotation lost a memtable's worth of acknowledged
+// batches without it).
+//
+// The previous memtable is flushed to a table file, whose directory entry
+// badger does not sync either (TestPowerLossMemtableRotation then found a
+// store that would not open: "file does not exist for table 1"); so while
+// the last read saw more than one memtable log, every sync reads the
+// directory again, until the flushed log is gone and the table, created
+// before, was seen and its directory synced. (Tables from compactions
+// badger syncs itself.)
+//
+// The check is one stat, not a directory read (which cost about 4 % of
+// the daemon's CPU under load, docs/performance.md): badger numbers its
+// memtable logs 1, 2, 3, ... ("00007.mem"), one more for each new
+// memtable, so a switch since the last full check shows as the log
+// numbered one past the highest the check saw. Only if that log could
+// have come and gone again between two checks (a whole memtable written
+// into it, then flushed and deleted) would the stat miss it, so the
+// store also reads the directory once the writes since its last read
+// could fill half a memtable: it counts what it commits, every record as
+// its key and value plus memOverhead (more than badger's skiplist node
+// and log header take for it), every transaction as two records more
+// (badger's commit marker, the inbox counter), and a transaction whose records it does not
+// see (updateLocked) as two of badger's largest batches. While the value
+// log GC runs (it rewrites values into memtables behind the store's back)
+// every check reads the directory, and so does the first one after it.
 
-// dirSync remembers the directory's file names at the last full sync.
+// memOverhead is what the count adds per record and per transaction.
+const memOverhead = 256
+
+// dirSync remembers the directory's file names at the last full check,
+// the highest memtable log number among them, and the bytes counted up to
+// it.
 type dirSync struct {
-	mu    sync.Mutex
-	names []string
+	mu     sync.Mutex
+	names  []string
+	memFid int
+	next   string // the path of log memFid+1
+	mems   int    // memtable logs seen: more than one means a flush is due
+	atRead int64
+	// written is the running count of committed bytes (see above);
+	// opaque counts the value log GC runs under way.
+	written atomic.Int64
+	opaque  atomic.Int32
+	// reads counts the directory reads (tests).
+	reads int
 }
 
-// syncFiles syncs the memtable logs and the directory if its files
-// changed since the last time.
+// wroteOpaque counts a transaction whose records the store does not see.
+func (g *dirSync) wroteOpaque(maxBatch int64) { g.written.Add(2*maxBatch + memOverhead) }
+
+// gcStarts and gcEnds bracket a value log GC run.
+func (g *dirSync) gcStarts() { g.opaque.Add(1) }
+
+func (g *dirSync) gcEnds(memTableSize int64) {
+	g.written.Add(memTableSize)
+	g.opaque.Add(-1)
+}
+
+// wrote counts a committed transaction's records, for syncFiles.
+func (g *dirSync) wrote(units []unit) {
+	n := int64(2 * memOverhead)
+	for _, u := range units {
+		for _, o := range u {
+			n += int64(len(o.key) + len(o.value) + memOverhead)
+		}
+	}
+	g.written.Add(n)
+}
+
+// syncFiles syncs the memtable logs and the directory if badger switched
+// memtables since the last time.
 func (s *Store) syncFiles() error {
 	g := &s.dsync
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	written := g.written.Load()
+	if g.names != nil && g.mems <= 1 && g.opaque.Load() == 0 && written-g.atRead < s.cfg.memTableSize/2 {
+		_, err := os.Lstat(g.next)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+	}
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("store: sync: %w", err)
 	}
+	g.atRead = written
+	g.reads++
 	names := make([]string, 0, len(ents))
 	for _, e := range ents {
 		names = append(names, e.Name())
@@ -50,17 +121,23 @@ func (s *Store) syncFiles() error {
 	if slices.Equal(names, g.names) {
 		return nil
 	}
+	memFid, mems := 0, 0
 	for _, n := range names {
-		if strings.HasSuffix(n, ".mem") {
+		if fid, ok := strings.CutSuffix(n, ".mem"); ok {
+			mems++
 			if err := syncFile(filepath.Join(s.dir, n)); err != nil {
 				return fmt.Errorf("store: sync: %w", err)
+			}
+			if v, err := strconv.Atoi(fid); err == nil {
+				memFid = max(memFid, v)
 			}
 		}
 	}
 	if err := syncDir(s.dir); err != nil {
 		return fmt.Errorf("store: sync: %w", err)
 	}
-	g.names = names
+	g.names, g.memFid, g.mems = names, memFid, mems
+	g.next = filepath.Join(s.dir, fmt.Sprintf("%05d.mem", memFid+1))
 	return nil
 }
 

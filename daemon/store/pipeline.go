@@ -76,6 +76,7 @@ func (s *Store) commitAsync(units []unit, ch chan<- error) error {
 		txn.Discard()
 		return err
 	}
+	s.dsync.wrote(units)
 	s.gsync.inflight.Add(1)
 	txn.CommitWith(func(err error) {
 		defer s.gsync.inflight.Done()

@@ -430,17 +430,32 @@ func (u unit) size() int64 {
 }
 
 // units turns a Ready into units: each delivery with its delivered record,
-// then the other records, then the deletes.
+// then the other records, then the deletes. The units' ops and keys are
+// cut from one array and one buffer (a batch used to cost several
+// allocations per record, docs/performance.md); badger keeps the key
+// slices until the commit, and nothing writes to them.
 func (s *Store) units(rd *routing.Ready) ([]unit, []uint64, error) {
-	var units []unit
-	var seqs []uint64
-	byKey := make(map[string]int, len(rd.Persist))
-	for i, r := range rd.Persist {
-		byKey[r.Key] = i
+	nd, np, nk := len(rd.Deliveries), len(rd.Persist), len(rd.Deletes)
+	units := make([]unit, 0, nd+np+nk)
+	ops := make([]op, 0, 2*nd+np+nk)
+	keys := keyBuf(make([]byte, 0, keysLen(rd)))
+	// add appends a unit of the given ops, capped so that appending to it
+	// cannot run into the next one.
+	add := func(o ...op) {
+		start := len(ops)
+		ops = append(ops, o...)
+		units = append(units, ops[start:len(ops):len(ops)])
 	}
-	used := make([]bool, len(rd.Persist))
-	if len(rd.Deliveries) > 0 {
-		seqs = make([]uint64, len(rd.Deliveries))
+	var seqs []uint64
+	var byKey map[string]int
+	var used []bool
+	if nd > 0 {
+		byKey = make(map[string]int, np)
+		for i, r := range rd.Persist {
+			byKey[r.Key] = i
+		}
+		used = make([]bool, np)
+		seqs = make([]uint64, nd)
 		received := s.cfg.now()
 		seq := s.nextSeq
 		for i := range rd.Deliveries {
@@ -449,26 +464,57 @@ func (s *Store) units(rd *routing.Ready) ([]unit, []uint64, error) {
 			if err != nil {
 				return nil, nil, err
 			}
-			u := unit{{key: inboxKey(seq), value: v, nextSeq: seq + 1}}
+			inbox := op{key: keys.inbox(seq), value: v, nextSeq: seq + 1}
 			// The engine keys its delivered records on the envelope key.
-			if j, ok := byKey["d/"+hex.EncodeToString(e.Key[:])]; ok && !used[j] && e.Key != (protocol.EnvelopeKey{}) {
+			var dk [2 + 2*len(e.Key)]byte
+			copy(dk[:], "d/")
+			hex.Encode(dk[2:], e.Key[:])
+			if j, ok := byKey[string(dk[:])]; ok && !used[j] && e.Key != (protocol.EnvelopeKey{}) {
 				used[j] = true
-				u = append(u, op{key: engineKey(rd.Persist[j].Key), value: rd.Persist[j].Value})
+				add(inbox, op{key: keys.engine(rd.Persist[j].Key), value: rd.Persist[j].Value})
+			} else {
+				add(inbox)
 			}
-			units = append(units, u)
 			seqs[i] = seq
 			seq++
 		}
 	}
 	for i, r := range rd.Persist {
-		if !used[i] {
-			units = append(units, unit{{key: engineKey(r.Key), value: r.Value}})
+		if used == nil || !used[i] {
+			add(op{key: keys.engine(r.Key), value: r.Value})
 		}
 	}
 	for _, k := range rd.Deletes {
-		units = append(units, unit{{key: engineKey(k), del: true}})
+		add(op{key: keys.engine(k), del: true})
 	}
 	return units, seqs, nil
+}
+
+// keysLen is the room the keys of rd's ops take.
+func keysLen(rd *routing.Ready) int {
+	n := len(rd.Deliveries) * (len(inboxPrefix) + 8)
+	for _, r := range rd.Persist {
+		n += len(enginePrefix) + len(r.Key)
+	}
+	for _, k := range rd.Deletes {
+		n += len(enginePrefix) + len(k)
+	}
+	return n
+}
+
+// keyBuf hands out keys cut from one buffer, each capped at its end.
+type keyBuf []byte
+
+func (b *keyBuf) engine(k string) []byte {
+	start := len(*b)
+	*b = append(append(*b, enginePrefix...), k...)
+	return (*b)[start:len(*b):len(*b)]
+}
+
+func (b *keyBuf) inbox(seq uint64) []byte {
+	start := len(*b)
+	*b = binary.BigEndian.AppendUint64(append(*b, inboxPrefix...), seq)
+	return (*b)[start:len(*b):len(*b)]
 }
 
 // commit writes units in one synced transaction. It fails with
@@ -505,6 +551,7 @@ func (s *Store) commit(units []unit) error {
 			return err
 		}
 	}
+	s.dsync.wrote(units)
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -736,6 +783,7 @@ func (s *Store) Ack(seqs ...uint64) error {
 	if removed == 0 {
 		return nil
 	}
+	s.dsync.written.Add(int64(removed*(len(inboxPrefix)+8+memOverhead) + memOverhead))
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("store: ack commit: %w", wrapTxnErr(err))
 	}

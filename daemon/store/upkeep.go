@@ -49,6 +49,8 @@ func (s *Store) GC() (GCResult, error) {
 	if r.Before, err = s.DiskUsage(); err != nil {
 		return r, err
 	}
+	s.dsync.gcStarts()
+	defer s.dsync.gcEnds(s.cfg.memTableSize)
 	for {
 		s.mu.Lock()
 		closed := s.closed

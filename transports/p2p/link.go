@@ -404,6 +404,35 @@ func (h *Host) Send(ctx context.Context, p peer.ID, frame []byte) error {
 	}
 }
 
+// TrySend is Send without the wait: it queues frame on the link to p if
+// the queue has room now and reports whether it did (false, nil: the
+// queue is full; the caller may wait with Send). It spares a caller that
+// sends many frames a deadline per frame.
+func (h *Host) TrySend(p peer.ID, frame []byte) (bool, error) {
+	if err := checkFrameSize(uint64(len(frame))); err != nil {
+		return false, err
+	}
+	h.mu.Lock()
+	l := h.links[p]
+	closing := h.closing
+	h.mu.Unlock()
+	if closing {
+		return false, ErrClosed
+	}
+	if l == nil || l.isClosed() {
+		return false, fmt.Errorf("%w %s", ErrNoLink, p)
+	}
+	b := bytes.Clone(frame)
+	select {
+	case l.queue <- b:
+		return true, nil
+	case <-l.closed:
+		return false, fmt.Errorf("%w %s (going down)", ErrNoLink, p)
+	default:
+		return false, nil
+	}
+}
+
 // peerHopAcks reports whether a link to p runs with hop acks: this host
 // acknowledges and p listed HopAckProtocol in identify (waitIdentify ran).
 func (h *Host) peerHopAcks(p peer.ID) bool {
