@@ -201,10 +201,7 @@ func (e *Engine) sessionTo(d *destEntry, l *link, via Address, hops uint8) *sess
 	if err != nil {
 		return nil
 	}
-	mode := protocol.SessionModeXWing
-	if l.info.Kind == LinkLoRa {
-		mode = protocol.SessionModeX25519
-	}
+	mode := e.sessionMode(d.dest, l) // session_compat.go
 	p, in, err := protocol.StartSession(e.cfg.Rand, e.id, pub, mode, protocol.TimestampOf(e.now))
 	if err != nil {
 		e.counters.RandomFailures++
