@@ -23,6 +23,11 @@ const (
 	CapBridge    Capabilities = 1 << 3 // bridges between IP and constrained links
 	CapDHTServer Capabilities = 1 << 4 // serves the DHT
 	CapLoRa      Capabilities = 1 << 5 // has a LoRa radio
+	// CapSessions3: answers route session inits in modes 3 and 4 (key
+	// schedule 3; docs/protocol.md section 10). A peer that announces it
+	// is not an older version, so its lapsed handshakes are not a reason
+	// to fall back to envelopes (docs/routing.md section 12).
+	CapSessions3 Capabilities = 1 << 6
 )
 
 var capNames = []struct {
@@ -31,6 +36,7 @@ var capNames = []struct {
 }{
 	{CapRelay, "relay"}, {CapMailbox, "mailbox"}, {CapFAPPRelay, "fapp-relay"},
 	{CapBridge, "bridge"}, {CapDHTServer, "dht-server"}, {CapLoRa, "lora"},
+	{CapSessions3, "sessions3"},
 }
 
 func (c Capabilities) String() string {

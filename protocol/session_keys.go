@@ -22,8 +22,9 @@ import (
 //
 // Why this is sound: each message key seals exactly one frame (the
 // counter never repeats within a chain: a responder persists its state
-// before a frame sealed with it leaves, an initiator drops its sessions at
-// a restart), so the fixed nonce never meets the same key twice, as
+// before a frame sealed with it leaves and seals nothing under a state
+// restored at a restart, which may be an older backup's; an initiator
+// drops its sessions at a restart), so the fixed nonce never meets the same key twice, as
 // in schedule 2's one-time ChaCha20 key; the chain is one-way (HMAC is a
 // PRF in its key), so a stolen chain key opens no earlier frame (forward
 // secrecy per step) and an erased message key cannot be recomputed from
@@ -31,10 +32,14 @@ import (
 // HMAC of the protocol, and the chain keys themselves come from a
 // transcript that names the mode, so no schedule-2 or lite chain shares a
 // key with a schedule-3 chain. Poly1305 with a one-time key is a 16-byte
-// tag with a forgery chance below 2^-95 per try for frames up to 16 KiB
-// (RFC 8439's bound), less than the 2^-128 of the truncated HMAC it
+// tag with a forgery chance of at most 8*ceil(L/16)/2^106 per try, L the
+// MAC's input (header and ciphertext each padded to 16 bytes, 16 bytes of
+// lengths; Bernstein's bound): 2^-100 for a 100-byte message, 2^-93 for a
+// 16 KiB frame. That is weaker than the 2^-128 of the truncated HMAC it
 // replaces and still far beyond reach: every try is a frame on the link,
-// refused and counted, and changes nothing.
+// refused and counted, and changes nothing. Unlike schedule 2's HMAC, a
+// message key that sealed two frames gives away its Poly1305 key (forgery
+// under that counter), not only the XOR of two plaintexts.
 
 const labelSessionMsgKey3 = "meshd/session-msg/v3"
 

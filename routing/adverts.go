@@ -17,7 +17,7 @@ func (e *Engine) newOwnAnnounce() {
 		e.ownSeq++
 	}
 	a, err := protocol.NewAnnounce(e.id, protocol.AnnounceOptions{
-		Capabilities: e.cfg.Capabilities,
+		Capabilities: e.ownCapabilities(), // session_compat.go
 		Sequence:     e.ownSeq,
 		Timestamp:    protocol.TimestampOf(e.now),
 	})

@@ -128,7 +128,8 @@ type Counters struct {
 	SessionUnknown       uint64
 	SessionRelayRefused  uint64
 	// SessionResetsOut counts resets this node sent towards an initiator
-	// because the path broke here (a dead link, no route for an init).
+	// because the path broke here (a dead link, no route for an init), or
+	// because its session was restored at a restart (endRestored).
 	SessionResetsOut uint64
 	// SessionFallbacks counts session messages sent on as envelopes after
 	// their route broke (session_fallback.go).

@@ -166,6 +166,9 @@ type Engine struct {
 	// (session_compat.go).
 	sessLapsed map[Address]int
 	noSessions map[Address]time.Time
+	// schedule2 holds peers that announce key schedule 3 but whose
+	// handshakes lapsed: they get inits in modes 1 and 2 until then.
+	schedule2 map[Address]time.Time
 
 	// atRest encrypts custody bodies that are not envelopes yet.
 	atRest cipher.AEAD

@@ -50,6 +50,9 @@ type sessEnd struct {
 	askedAt   time.Time
 	// dirty: the state changed since the last Ready (persistSession).
 	dirty bool
+	// restored: a responder's state loaded at a restart, which may be an
+	// older backup's: it opens frames but never seals one (endRestored).
+	restored bool
 }
 
 // Session bounds and timers.
@@ -198,10 +201,7 @@ func (e *Engine) sessionTo(d *destEntry, l *link, via Address, hops uint8) *sess
 	if err != nil {
 		return nil
 	}
-	mode := protocol.SessionModeXWing
-	if l.info.Kind == LinkLoRa {
-		mode = protocol.SessionModeX25519
-	}
+	mode := e.sessionMode(d.dest, l) // session_compat.go
 	p, in, err := protocol.StartSession(e.cfg.Rand, e.id, pub, mode, protocol.TimestampOf(e.now))
 	if err != nil {
 		e.counters.RandomFailures++
@@ -600,6 +600,10 @@ func (e *Engine) flushSessionAcks() {
 			continue
 		}
 		se.ackDue = false
+		if se.restored {
+			e.endRestored(label, se)
+			continue
+		}
 		pt, _ := se.ack.AppendBinary(nil)
 		f, err := se.s.Seal(true, pt)
 		if err != nil {
@@ -700,9 +704,9 @@ func (e *Engine) sweepSessions() {
 // backup) and would seal new messages under counters the peer has
 // acknowledged already, so a stale acknowledgement could clear a message
 // never delivered. Its messages go over a new session, with the same
-// numbers. A lagging responder is harmless: its acknowledgements reuse
-// counters the initiator refuses, and the initiator's retries time out
-// into a new session.
+// numbers. A responder's session is restored to open the frames in
+// flight (its window refuses replays), but its state may lag as well, so
+// it never seals under it: endRestored.
 func (e *Engine) restoreSession(rec Record) error {
 	s, err := protocol.ParseSession(rec.Value)
 	if err != nil || sessionKey(s.Label()) != rec.Key {
@@ -712,6 +716,23 @@ func (e *Engine) restoreSession(rec Record) error {
 		e.del(rec.Key)
 		return nil
 	}
-	e.sessions[s.Label()] = &sessEnd{s: s, peer: s.Remote().Address(), started: e.now, used: e.now, inflight: map[uint32]envKey{}}
+	e.sessions[s.Label()] = &sessEnd{s: s, peer: s.Remote().Address(), started: e.now, used: e.now, inflight: map[uint32]envKey{}, restored: true}
 	return nil
+}
+
+// endRestored ends a restored responder session where it would seal its
+// first frame: with a reset towards the initiator, which sets up a new
+// session and sends its unacknowledged messages again (the delivered set
+// stops duplicates). A restart cannot tell a store that was current at the
+// crash from an older backup, whose sending chain lags: sealing under it
+// would use a message key a second time, and under key schedule 3 two
+// frames under one key and the zero nonce give away its Poly1305 key, so
+// a relay that kept the first could forge an acknowledgement
+// (TestAttackSessionResponderBackupKeyReuse).
+func (e *Engine) endRestored(label protocol.PathLabel, se *sessEnd) {
+	if se.s.Index() > 0 {
+		e.emitSession(se, protocol.AppendSessionReset(nil, label, true, se.s.Index()-1), PriControl, owner{})
+		e.counters.SessionResetsOut++
+	}
+	e.dropSession(label, "restored")
 }

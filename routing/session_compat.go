@@ -2,6 +2,8 @@ package routing
 
 import (
 	"time"
+
+	"meshd.dev/meshd/protocol"
 )
 
 // Peers that never answer our inits. A node of an older version refuses an
@@ -43,6 +45,16 @@ func (e *Engine) handshakeLapsed(peer Address, link LinkID) {
 		return
 	}
 	delete(e.sessLapsed, peer)
+	if e.speaksSchedule3(peer) {
+		// Not an older version: an older relay on the path (it passes
+		// modes 1 and 2), loss, or someone who drops our handshakes to
+		// force envelopes, which lack the sessions' forward secrecy.
+		if e.schedule2 == nil {
+			e.schedule2 = make(map[Address]time.Time)
+		}
+		e.schedule2[peer] = e.now.Add(noSessionsFor)
+		return
+	}
 	if e.noSessions == nil {
 		e.noSessions = make(map[Address]time.Time)
 	}
@@ -64,6 +76,48 @@ func (e *Engine) sweepNoSessions() {
 			delete(e.noSessions, peer)
 		}
 	}
+	for peer, until := range e.schedule2 {
+		if !e.now.Before(until) {
+			delete(e.schedule2, peer)
+		}
+	}
+}
+
+// ownCapabilities is what the node announces: the configured capabilities
+// and CapSessions3, since it answers inits in modes 3 and 4; not with
+// NoSessions, which sends no session frames of its own (it still answers
+// inits, but peers may treat it as an older version and send it
+// envelopes, as before CapSessions3).
+func (e *Engine) ownCapabilities() protocol.Capabilities {
+	if e.cfg.NoSessions {
+		return e.cfg.Capabilities
+	}
+	return e.cfg.Capabilities | protocol.CapSessions3
+}
+
+// speaksSchedule3 reports whether peer's latest announce says it answers
+// inits in modes 3 and 4. The announce is signed, so a relay cannot strip
+// the capability.
+func (e *Engine) speaksSchedule3(peer Address) bool {
+	d := e.table.get(peer)
+	return d != nil && d.ann != nil && d.ann.Capabilities&protocol.CapSessions3 != 0
+}
+
+// sessionMode is the mode of a new session to peer whose init leaves on
+// l: X-Wing on IP, X25519 on a radio, with key schedule 2 (modes 2 and 1)
+// for a peer in schedule2.
+func (e *Engine) sessionMode(peer Address, l *link) protocol.SessionMode {
+	until, old := e.schedule2[peer]
+	old = old && e.now.Before(until)
+	switch {
+	case l.info.Kind == LinkLoRa && old:
+		return protocol.SessionModeX25519V2
+	case l.info.Kind == LinkLoRa:
+		return protocol.SessionModeX25519
+	case old:
+		return protocol.SessionModeXWingV2
+	}
+	return protocol.SessionModeXWing
 }
 
 // sessionOffToEnvelope sends a session record to a peer whose handshakes

@@ -8,8 +8,9 @@ import (
 	"meshd.dev/meshd/routing"
 )
 
-// A peer of an older version refuses our inits (it does not know modes 3
-// and 4 of key schedule 3) and answers nothing, as if they were lost. Before
+// A peer of an older version (it does not announce CapSessions3) refuses
+// our inits (it does not know modes 3 and 4 of key schedule 3) and answers
+// nothing, as if they were lost. Before
 // the fallback, a's message waited in custody for ever, one lapsed
 // handshake after another; now, after two lapsed handshakes, it goes on as
 // a sealed envelope, is delivered once, and the next message to that peer
@@ -17,7 +18,11 @@ import (
 func TestSessionOldPeerFallback(t *testing.T) {
 	n := newTestNet(t, 21)
 	n.cfg = func(c *routing.Config) { c.NoSessions = false }
-	a, b := n.addNode("a"), n.addNode("b")
+	a := n.addNode("a")
+	// An older version does not announce CapSessions3; NoSessions does not
+	// either (b's own messages are not what this test is about).
+	n.cfg = func(c *routing.Config) { c.NoSessions = true }
+	b := n.addNode("b")
 	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
 	n.run(time.Minute)
 	n.drop = func(from *tnode, _ *tlink, tx routing.Transmit) bool {
@@ -49,5 +54,49 @@ func TestSessionOldPeerFallback(t *testing.T) {
 	checkInbox(t, b, []string{"one", "two", "three"})
 	if a.eng.Counters().SessionsEstablished != 1 {
 		t.Fatal("no session after the fallback ran out")
+	}
+}
+
+// Attack: a relay (here: the link) drops the accepts of a peer that
+// announces key schedule 3, so every handshake to it lapses. The peer is
+// not an older version, so the initiator must not fall back to sealed
+// envelopes (sealed to the peer's long-term key: no forward secrecy); it
+// tries sessions in modes 1 and 2 (what an older relay on the path would
+// pass) and otherwise keeps the message in custody. Once the accepts pass
+// again, the message goes over a session.
+func TestAttackSessionFallbackDowngrade(t *testing.T) {
+	n := newTestNet(t, 23)
+	n.cfg = func(c *routing.Config) { c.NoSessions = false }
+	a, b := n.addNode("a"), n.addNode("b")
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
+	n.run(time.Minute)
+	var envelopes int
+	modes := map[protocol.SessionMode]int{}
+	n.drop = func(from *tnode, _ *tlink, tx routing.Transmit) bool {
+		if len(tx.Frame) == 0 {
+			return false
+		}
+		if from == a && protocol.Kind(tx.Frame[0]) == protocol.KindEnvelope {
+			envelopes++
+		}
+		if from == a && protocol.Kind(tx.Frame[0]) == protocol.KindSessionInit {
+			modes[protocol.SessionMode(tx.Frame[22])]++
+		}
+		return from == b && protocol.Kind(tx.Frame[0]) == protocol.KindSessionAccept
+	}
+	n.send("a", "b", "one")
+	n.run(30 * time.Minute)
+	c := a.eng.Counters()
+	if envelopes != 0 || c.SessionPeersFallback != 0 || len(b.inbox) != 0 {
+		t.Fatalf("%d envelopes, %d fallbacks, %d delivered: the dropped accepts forced envelopes", envelopes, c.SessionPeersFallback, len(b.inbox))
+	}
+	if c.SessionHandshakesLapsed < 2 || modes[protocol.SessionModeXWing] == 0 || modes[protocol.SessionModeXWingV2] == 0 {
+		t.Fatalf("%d lapsed handshakes, inits by mode %v: want mode 4, then 2", c.SessionHandshakesLapsed, modes)
+	}
+	n.drop = nil
+	n.run(30 * time.Minute)
+	checkInbox(t, b, []string{"one"})
+	if a.eng.Counters().SessionsEstablished != 1 {
+		t.Fatal("no session once the accepts passed")
 	}
 }

@@ -104,3 +104,58 @@ func carry(nd *tnode) [][]byte {
 	}
 	return out
 }
+
+// Attack on a responder restored from an older backup: its sending chain
+// lags, and under key schedule 3 (ChaCha20-Poly1305, zero nonce) sealing
+// under a message key used before is not only a two-time pad: the two
+// frames give away that key's Poly1305 key, so whoever saw both (a relay
+// on the path) can forge an acknowledgement under that counter, which the
+// initiator accepts if it never got the first one (the relay dropped it),
+// and which clears messages never delivered. A restored responder must
+// never seal a frame under a counter its chain may have used.
+func TestAttackSessionResponderBackupKeyReuse(t *testing.T) {
+	n := newTestNet(t, 37)
+	n.cfg = func(c *routing.Config) { c.NoSessions = false }
+	a, b := n.addNode("a"), n.addNode("b")
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
+	n.run(time.Minute)
+	n.send("a", "b", "one")
+	n.run(time.Minute)
+	sent := map[[9]byte][]byte{}
+	n.drop = func(from *tnode, _ *tlink, tx routing.Transmit) bool {
+		f := tx.Frame
+		if from != b || len(f) < protocol.SessionFrameOverhead || f[0] != byte(protocol.KindSessionData) {
+			return false
+		}
+		var k [9]byte
+		copy(k[:4], f[1:5])
+		k[4] = f[5] & 0x20
+		copy(k[5:], f[6:10])
+		if old, ok := sent[k]; ok && !bytes.Equal(old, f) {
+			t.Errorf("b sealed two frames under counter %d of label %x", binary.BigEndian.Uint32(f[6:10]), f[1:5])
+		}
+		sent[k] = append([]byte(nil), f...)
+		return false
+	}
+	backup := map[string][]byte{}
+	for k, v := range b.store {
+		backup[k] = append([]byte(nil), v...)
+	}
+	n.send("a", "b", "two")
+	n.run(time.Minute)
+	n.send("a", "b", "three")
+	n.run(time.Minute)
+	n.stop(b)
+	b.store = backup
+	n.start(b)
+	n.run(time.Minute)
+	n.send("a", "b", "four")
+	n.run(time.Hour)
+	checkInbox(t, b, []string{"one", "two", "three", "four"})
+	if left := a.eng.Outbox(); len(left) != 0 {
+		t.Fatalf("still in custody: %+v", left)
+	}
+	if c := a.eng.Counters(); c.SessionResetsIn != 1 || c.SessionsEstablished != 2 {
+		t.Fatalf("a: %d resets in, %d sessions (want 1, 2)", c.SessionResetsIn, c.SessionsEstablished)
+	}
+}

@@ -60,6 +60,10 @@ func (e *Engine) answerRekey(se *sessEnd, pt []byte) error {
 		e.counters.SessionFramesRefused++
 		return ErrBadInput
 	}
+	if se.restored {
+		e.endRestored(se.s.Label(), se) // its answer would be sealed
+		return nil
+	}
 	phase := se.s.Phase()
 	f, err := se.s.AnswerRekey(e.cfg.Rand, pt)
 	if err != nil {
