@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -45,8 +46,15 @@ const labelSessionMsgKey3 = "meshd/session-msg/v3"
 
 // hmacSHA256Short is HMAC-SHA-256 (RFC 2104) of a 32-byte key and a message
 // of at most 32 bytes (the label and a step byte), without the allocations of
-// crypto/hmac: it runs twice per frame on each end.
+// crypto/hmac: it runs twice per frame on each end. A longer message takes
+// crypto/hmac's path, so no caller ever gets a truncated MAC.
 func hmacSHA256Short(key *[32]byte, msg []byte) (out [32]byte) {
+	if len(msg) > 32 {
+		m := hmac.New(sha256.New, key[:])
+		m.Write(msg)
+		m.Sum(out[:0])
+		return out
+	}
 	var inner [sha256.BlockSize + 32]byte
 	var outer [sha256.BlockSize + sha256.Size]byte
 	for i := range sha256.BlockSize {
