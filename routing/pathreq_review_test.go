@@ -111,3 +111,83 @@ func TestAttackOverheardAnswerHiddenTerminal(t *testing.T) {
 			out, e.Counters().PathRequestsOverheard)
 	}
 }
+
+// pathRequestsSent counts e's path requests in rd: flooded (broadcast) and
+// hop-wrapped to one neighbour.
+func pathRequestsSent(rd Ready) (flooded, along int) {
+	for _, tx := range rd.Transmits {
+		f := tx.Frame
+		wrapped := false
+		if k, _ := protocol.PeekKind(f); k == protocol.KindHop {
+			_, in, err := protocol.ParseHop(f)
+			if err != nil {
+				continue
+			}
+			f, wrapped = in, true
+		}
+		if k, _ := protocol.PeekKind(f); k != protocol.KindPathRequest {
+			continue
+		}
+		if wrapped {
+			along++
+		} else {
+			flooded++
+		}
+	}
+	return flooded, along
+}
+
+// TestAttackPlantedRouteStallsKeyRequests: a liar on the radio replays the
+// target's signed (compact) announce as its own route and keeps it fresh,
+// and swallows what it is sent. The node lacks the target's KEM key, so
+// its first message waits for a key request. A request goes along the
+// route the node has (hop-wrapped to the liar); when such requests bring
+// nothing, the node must flood again within minutes, so that honest
+// neighbours (or the target) can answer. Before the fix every request went
+// to the liar for as long as it kept its route alive: no key, so no data
+// frame, so nothing ever showed that the liar does not forward (data sent
+// through a next hop that does not pass it on loses its route).
+func TestAttackPlantedRouteStallsKeyRequests(t *testing.T) {
+	e := radioEngine(t)
+	target, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar := protocol.Address{0x1a, 7}
+	now := attackEpoch.Add(time.Minute)
+	a, err := protocol.NewAnnounce(target, protocol.AnnounceOptions{Sequence: 3, Timestamp: protocol.TimestampOf(now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plant := func() {
+		if err := e.Step(now, FrameReceived{Link: 1, Frame: protocol.AppendAdvert(nil, liar, 0, raw)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plant()
+	if err := e.Step(now, SendRequest{Ref: 1, Dest: target.Address(), Body: []byte("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	flooded, along := 0, 0
+	for range 60 * 6 { // an hour
+		f, a := pathRequestsSent(e.Ready())
+		flooded, along = flooded+f, along+a
+		e.Advance()
+		now = now.Add(10 * time.Second)
+		plant()
+		if err := e.Step(now, TxDone{Link: 1, Frames: 16}); err != nil {
+			t.Fatal(err)
+		}
+		e.Tick(now)
+	}
+	if along == 0 {
+		t.Fatalf("no request along the planted route (%d flooded): the test no longer plants one", flooded)
+	}
+	if flooded == 0 {
+		t.Fatalf("%d key requests in an hour, all hop-wrapped to the liar; none flooded", along)
+	}
+}
