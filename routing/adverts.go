@@ -31,7 +31,8 @@ func (e *Engine) newOwnAnnounce() {
 }
 
 // queueAdvert asks for dest to be advertised on l, within l's budget. A
-// newer request for the same destination replaces a queued one.
+// newer request for the same destination replaces a queued one (an answer
+// to one neighbour and a broadcast replace only their own kind).
 func (e *Engine) queueAdvert(l *link, r advertReq) {
 	// Our own announce goes first, then the nearest destinations; among
 	// equally near ones the request that waited longest, so that when the
