@@ -31,7 +31,8 @@ func (e *Engine) newOwnAnnounce() {
 }
 
 // queueAdvert asks for dest to be advertised on l, within l's budget. A
-// newer request for the same destination replaces a queued one.
+// newer request for the same destination replaces a queued one (an answer
+// to one neighbour and a broadcast replace only their own kind).
 func (e *Engine) queueAdvert(l *link, r advertReq) {
 	// Our own announce goes first, then the nearest destinations; among
 	// equally near ones the request that waited longest, so that when the
@@ -49,18 +50,34 @@ func (e *Engine) queueAdvert(l *link, r advertReq) {
 		}
 		return int(x.hops)
 	}
-	if i := slices.IndexFunc(l.adverts, func(x advertReq) bool { return x.dest == r.dest }); i >= 0 {
-		r.reply = r.reply || l.adverts[i].reply
-		r.withKey = r.withKey || l.adverts[i].withKey
-		if r.to != l.adverts[i].to {
-			r.to = Address{} // two neighbours want it: broadcast
+	// An answer to one neighbour (hop-wrapped) and a broadcast of the same
+	// destination stay apart. Merged, the answer went out broadcast at the
+	// tries that met a periodic advert or a propagation and hop-wrapped at
+	// the others: different bytes, so fragment repair could not join the
+	// tries' fragments (TestLossyKeySetup), and the neighbour it was for
+	// took the broadcast for someone else's answer.
+	for {
+		i := slices.IndexFunc(l.adverts, func(x advertReq) bool { return x.dest == r.dest && x.to.IsZero() == r.to.IsZero() })
+		if i < 0 {
+			break
 		}
+		old := l.adverts[i]
+		r.reply = r.reply || old.reply
+		r.withKey = r.withKey || old.withKey
 		e.counters.AdvertsReplaced++
-		if rank(l.adverts[i]) == rank(r) {
+		if r.to != old.to {
+			// Two neighbours want it: broadcast, merged with the
+			// broadcast already queued, if any.
+			r.to = Address{}
+			l.adverts = slices.Delete(l.adverts, i, i+1)
+			continue
+		}
+		if rank(old) == rank(r) {
 			l.adverts[i] = r // keep its place in the line
 			return
 		}
 		l.adverts = slices.Delete(l.adverts, i, i+1)
+		break
 	}
 	// After every request of the same rank or better.
 	i, _ := slices.BinarySearchFunc(l.adverts, r, func(a, b advertReq) int {

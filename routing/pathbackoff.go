@@ -50,19 +50,32 @@ func (e *Engine) pathRequestDue(d *destEntry) bool {
 // until an answer says otherwise (pathAnswered).
 func (d *destEntry) pathRequestSent(now time.Time, flooded bool) {
 	d.lastPathRequest = now
-	if flooded && d.preqMisses < 255 {
+	switch {
+	case !flooded:
+		d.preqAlong++
+	case d.preqMisses < 255:
 		d.preqMisses++
+		d.preqAlong = 0
+	default:
+		d.preqAlong = 0
 	}
 }
 
 // pathAnswered starts d's backoff over: a route or key arrived.
-func (d *destEntry) pathAnswered() { d.preqMisses = 0 }
+func (d *destEntry) pathAnswered() { d.preqMisses, d.preqAlong = 0, 0 }
 
 // requestRoute is the route the node's own request for d goes along, if
-// it has one.
+// it has one and the last pathRequestAlongTries requests along it brought
+// an answer. A route can lead nowhere: stale, or planted by a liar that
+// replays the destination's signed announce and swallows what it is sent.
+// A key request is the first thing a new destination is sent, so nothing
+// else would show that the route does not carry (data through a next hop
+// that does not pass it on loses its route, a request does not): without
+// the flood the node asked the liar for as long as the liar kept its route
+// alive (TestAttackPlantedRouteStallsKeyRequests).
 func (e *Engine) requestRoute(d *destEntry) (*link, Address, bool) {
 	c, ok := d.route()
-	if !ok {
+	if !ok || d.preqAlong >= pathRequestAlongTries {
 		return nil, Address{}, false
 	}
 	l := e.links[c.link]
@@ -72,3 +85,7 @@ func (e *Engine) requestRoute(d *destEntry) (*link, Address, bool) {
 // pathRequestFreeMisses flooded requests go at the base interval before the
 // backoff starts.
 const pathRequestFreeMisses = 1
+
+// pathRequestAlongTries requests go along a route without an answer before
+// the next one floods.
+const pathRequestAlongTries = 3

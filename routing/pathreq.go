@@ -321,9 +321,14 @@ func (e *Engine) answerPathRequests(d *destEntry, l *link, addressed bool) {
 }
 
 // overheardAnswer: a route heard on l satisfies the request p, which came
-// in on l, a shared link, but was not addressed to this node.
+// in on l, a shared link, straight from its requester (it named no
+// forwarder), but was not addressed to this node. A request that named its
+// forwarder is answered to that forwarder, hop-wrapped: a broadcast heard
+// here is never that answer (a periodic advert, a propagation, another
+// request's answer, or a replay), and on a radio with hidden terminals its
+// sender need not be heard by the forwarder at all.
 func overheardAnswer(l *link, addressed bool, p pathOrigin) bool {
-	return l != nil && l.info.Shared && !addressed && l.info.ID == p.link
+	return l != nil && l.info.Shared && !addressed && l.info.ID == p.link && p.from.IsZero()
 }
 
 // sweepPathRequests forgets requests whose answer did not come in time,

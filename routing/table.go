@@ -50,6 +50,9 @@ type destEntry struct {
 	// preqMisses counts this node's path requests for the destination
 	// since a route or key last arrived (pathbackoff.go).
 	preqMisses uint8
+	// preqAlong counts this node's requests for the destination sent along
+	// its route since a route or key last arrived or a request flooded.
+	preqAlong uint8
 
 	// t is the table the entry is in (nil once removed) and at its index
 	// in t's eviction heap, kept in place whenever the selection changes.
