@@ -57,10 +57,12 @@ type gater struct{ g Guard }
 func (g gater) InterceptPeerDial(p peer.ID) bool             { return g.g.AllowPeer(p) }
 func (g gater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
 
-// InterceptUpgraded vets the peer of every upgraded connection again:
-// libp2p runs neither InterceptAccept nor InterceptSecured for a relayed
-// (circuit) connection, so this is the only point where a denied or
-// cooling-down peer arriving through a relay is refused.
+// InterceptUpgraded vets the peer of every upgraded connection again. A
+// relayed (circuit) connection is already vetted by InterceptSecured
+// (go-libp2p's circuit transport upgrades it with the gater; remoteIP
+// leaves it to AllowPeer); this second check keeps a denied or
+// cooling-down peer out should a transport skip the handshake-time
+// checks.
 func (g gater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
 	return g.g.AllowPeer(c.RemotePeer()), 0
 }
