@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -114,6 +115,7 @@ type guard struct {
 	logged    time.Time
 	pending   map[string]int // offences since the last summary line, by kind
 	addrs     map[netip.Prefix]*addrState
+	addrOrder list.List    // of netip.Prefix, the block heard from last first
 	lastAddr  netip.Prefix // the address block cooled down last (for the log)
 }
 

@@ -157,3 +157,31 @@ func TestGuardAddrChurn(t *testing.T) {
 		t.Errorf("address refused after a pause (%v) or cooled down (%d) for its rate alone", in, g.stats.addrCoolDowns.Load())
 	}
 }
+
+// TestGuardAddrBlockFlood: connections from ever new IPv6 /64s keep the
+// address table at maxTracked, and a cooled-down flooder who keeps
+// trying stays cooled down through them (its IPv4-mapped form too).
+func TestGuardAddrBlockFlood(t *testing.T) {
+	clk := newFakeClock()
+	g := testGuard(guardLimits(), clk)
+	flooder := netip.MustParseAddr("192.0.2.66")
+	g.mu.Lock()
+	g.addrOffenceLocked(clk.now(), addrBlock(flooder), addrOffences+1)
+	g.mu.Unlock()
+	base := netip.MustParseAddr("2001:db8::1").As16()
+	for i := range 2 * maxTracked {
+		clk.add(time.Millisecond)
+		a := base
+		a[6], a[7] = byte(i>>8), byte(i)
+		g.AllowAccept(netip.AddrFrom16(a))
+		if i%1000 == 0 && g.AllowAccept(netip.AddrFrom16(netip.AddrFrom4(flooder.As4()).As16())) {
+			t.Fatalf("the cooled-down flooder was let in after %d new blocks", i)
+		}
+	}
+	if len(g.addrs) != maxTracked || g.addrOrder.Len() != maxTracked {
+		t.Fatalf("%d blocks tracked (order %d), want %d", len(g.addrs), g.addrOrder.Len(), maxTracked)
+	}
+	if g.AllowAccept(flooder) {
+		t.Fatal("the cooled-down flooder was let in")
+	}
+}
