@@ -30,7 +30,9 @@ import (
 //     address down for addrCoolDown (at most limits.cool_down), then it
 //     starts afresh. Connections already up from the address stay.
 //
-// Relayed connections are never counted: their address is the relay's,
+// A relayed connection passes the accept check of the relay's address
+// (any connected peer may present circuits, each under a peer ID of its
+// choosing), but what its peer does never counts against that address,
 // which serves many peers (p2p's remoteIP leaves them out). IPv6
 // addresses count by /64, the block one subscriber gets.
 

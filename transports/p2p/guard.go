@@ -69,12 +69,16 @@ func (g gater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason
 
 // InterceptAccept runs before the security handshake of an inbound
 // connection: the only point where refusing one costs next to nothing.
+// A relayed connection is vetted by the relay's address: libp2p accepts
+// a circuit from any connected peer (no reservation needed), each with a
+// peer ID of the sender's choosing, so one connection would otherwise
+// bring handshakes at any pace past the rate and the cool-down.
 func (g gater) InterceptAccept(cm network.ConnMultiaddrs) bool {
 	ag, ok := g.g.(AddrGuard)
 	if !ok {
 		return true
 	}
-	ip, ok := remoteIP(cm)
+	ip, ok := leadingIP(cm.RemoteMultiaddr())
 	return !ok || ag.AllowAccept(ip)
 }
 
@@ -89,13 +93,23 @@ func (g gater) InterceptSecured(dir network.Direction, p peer.ID, cm network.Con
 
 // remoteIP is the IP address an inbound connection comes from. A relayed
 // connection has none of its own: the address is the relay's, which
-// serves many peers, so it must never count against the relay.
+// serves many peers, so what its peer does must never count against the
+// relay.
 func remoteIP(cm network.ConnMultiaddrs) (netip.Addr, bool) {
 	raddr := cm.RemoteMultiaddr()
 	if raddr == nil {
 		return netip.Addr{}, false
 	}
 	if _, err := raddr.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+		return netip.Addr{}, false
+	}
+	return leadingIP(raddr)
+}
+
+// leadingIP is the IP address a multiaddr starts with (a relayed
+// connection's is the relay's), IPv4-mapped addresses as IPv4.
+func leadingIP(raddr ma.Multiaddr) (netip.Addr, bool) {
+	if raddr == nil {
 		return netip.Addr{}, false
 	}
 	ip, err := manet.ToIP(raddr)
