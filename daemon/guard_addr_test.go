@@ -157,3 +157,58 @@ func TestGuardAddrChurn(t *testing.T) {
 		t.Errorf("address refused after a pause (%v) or cooled down (%d) for its rate alone", in, g.stats.addrCoolDowns.Load())
 	}
 }
+
+// TestGuardAddrBlockFlood: connections from ever new IPv6 /64s keep the
+// address table at maxTracked, and a cooled-down flooder who keeps
+// trying stays cooled down through them (its IPv4-mapped form too).
+func TestGuardAddrBlockFlood(t *testing.T) {
+	clk := newFakeClock()
+	g := testGuard(guardLimits(), clk)
+	flooder := netip.MustParseAddr("192.0.2.66")
+	g.mu.Lock()
+	g.addrOffenceLocked(clk.now(), addrBlock(flooder), addrOffences+1)
+	g.mu.Unlock()
+	base := netip.MustParseAddr("2001:db8::1").As16()
+	for i := range 2 * maxTracked {
+		clk.add(time.Millisecond)
+		a := base
+		a[6], a[7] = byte(i>>8), byte(i)
+		g.AllowAccept(netip.AddrFrom16(a))
+		if i%1000 == 0 && g.AllowAccept(netip.AddrFrom16(netip.AddrFrom4(flooder.As4()).As16())) {
+			t.Fatalf("the cooled-down flooder was let in after %d new blocks", i)
+		}
+	}
+	if len(g.addrs) != maxTracked || g.addrOrder.Len() != maxTracked {
+		t.Fatalf("%d blocks tracked (order %d), want %d", len(g.addrs), g.addrOrder.Len(), maxTracked)
+	}
+	if g.AllowAccept(flooder) {
+		t.Fatal("the cooled-down flooder was let in")
+	}
+}
+
+// TestGuardPeerTableFlood: minted peer IDs keep the peer table at
+// maxTracked; a peer heard from all along keeps its limiters (its used
+// frame burst), and the table and its order stay one.
+func TestGuardPeerTableFlood(t *testing.T) {
+	clk := newFakeClock()
+	g := testGuard(guardLimits(), clk)
+	ip := netip.MustParseAddr("2001:db8::1").As16()
+	g.AllowSecured("steady", netip.AddrFrom16(ip))
+	for i := range 2 * maxTracked {
+		a := ip
+		a[6], a[7] = byte(i>>8), byte(i)
+		g.AllowSecured(peer.ID(fmt.Sprintf("minted-%d", i)), netip.AddrFrom16(a))
+		if i%1000 == 0 {
+			g.mu.Lock()
+			g.stateLocked(p2pKey("steady"), clk.now()).frames.AllowN(clk.now(), 1)
+			g.mu.Unlock()
+		}
+	}
+	if len(g.peers) != maxTracked || g.peerOrder.Len() != maxTracked {
+		t.Fatalf("%d peers tracked (order %d), want %d", len(g.peers), g.peerOrder.Len(), maxTracked)
+	}
+	st := g.peers[p2pKey("steady")]
+	if st == nil || st.frames.TokensAt(clk.now()) != float64(g.cfg.PeerFrameBurst-9) {
+		t.Fatal("the peer heard from all along lost its limiters")
+	}
+}

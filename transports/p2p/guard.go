@@ -57,22 +57,28 @@ type gater struct{ g Guard }
 func (g gater) InterceptPeerDial(p peer.ID) bool             { return g.g.AllowPeer(p) }
 func (g gater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
 
-// InterceptUpgraded vets the peer of every upgraded connection again:
-// libp2p runs neither InterceptAccept nor InterceptSecured for a relayed
-// (circuit) connection, so this is the only point where a denied or
-// cooling-down peer arriving through a relay is refused.
+// InterceptUpgraded vets the peer of every upgraded connection again. A
+// relayed (circuit) connection is already vetted by InterceptSecured
+// (go-libp2p's circuit transport upgrades it with the gater; remoteIP
+// leaves it to AllowPeer); this second check keeps a denied or
+// cooling-down peer out should a transport skip the handshake-time
+// checks.
 func (g gater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
 	return g.g.AllowPeer(c.RemotePeer()), 0
 }
 
 // InterceptAccept runs before the security handshake of an inbound
 // connection: the only point where refusing one costs next to nothing.
+// A relayed connection is vetted by the relay's address: libp2p accepts
+// a circuit from any connected peer (no reservation needed), each with a
+// peer ID of the sender's choosing, so one connection would otherwise
+// bring handshakes at any pace past the rate and the cool-down.
 func (g gater) InterceptAccept(cm network.ConnMultiaddrs) bool {
 	ag, ok := g.g.(AddrGuard)
 	if !ok {
 		return true
 	}
-	ip, ok := remoteIP(cm)
+	ip, ok := leadingIP(cm.RemoteMultiaddr())
 	return !ok || ag.AllowAccept(ip)
 }
 
@@ -87,13 +93,23 @@ func (g gater) InterceptSecured(dir network.Direction, p peer.ID, cm network.Con
 
 // remoteIP is the IP address an inbound connection comes from. A relayed
 // connection has none of its own: the address is the relay's, which
-// serves many peers, so it must never count against the relay.
+// serves many peers, so what its peer does must never count against the
+// relay.
 func remoteIP(cm network.ConnMultiaddrs) (netip.Addr, bool) {
 	raddr := cm.RemoteMultiaddr()
 	if raddr == nil {
 		return netip.Addr{}, false
 	}
 	if _, err := raddr.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+		return netip.Addr{}, false
+	}
+	return leadingIP(raddr)
+}
+
+// leadingIP is the IP address a multiaddr starts with (a relayed
+// connection's is the relay's), IPv4-mapped addresses as IPv4.
+func leadingIP(raddr ma.Multiaddr) (netip.Addr, bool) {
+	if raddr == nil {
 		return netip.Addr{}, false
 	}
 	ip, err := manet.ToIP(raddr)

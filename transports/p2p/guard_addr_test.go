@@ -34,8 +34,9 @@ func (g *addrGuard) AllowSecured(_ peer.ID, ip netip.Addr) bool {
 
 // TestGaterAddrGuard: the gater asks an AddrGuard about an inbound
 // connection's IP before the security handshake and with the peer ID
-// after it; a relayed connection (whose address is the relay's, shared by
-// many peers) is never refused by address.
+// after it; a relayed connection is vetted by the relay's address before
+// the handshake, but never counted against it after (AllowPeer, not
+// AllowSecured: the relay serves many peers).
 func TestGaterAddrGuard(t *testing.T) {
 	g := &addrGuard{}
 	gt := gater{g}
@@ -45,12 +46,19 @@ func TestGaterAddrGuard(t *testing.T) {
 	if gt.InterceptAccept(direct) || gt.InterceptAccept(mapped) {
 		t.Error("a connection the AddrGuard refused was accepted")
 	}
-	if !gt.InterceptAccept(relayed) {
-		t.Error("a relayed connection was refused by the relay's address")
-	}
 	want := netip.MustParseAddr("192.0.2.9")
 	if len(g.accepts) != 2 || g.accepts[0] != want || g.accepts[1] != want {
 		t.Errorf("AllowAccept asked about %v, want %v twice", g.accepts, want)
+	}
+	// Any connected peer may present circuits (libp2p accepts a circuit
+	// from any peer, reservation or not), each a new peer ID and a
+	// security handshake: they count against the rate of the relay's
+	// address, as its own connections do.
+	if gt.InterceptAccept(relayed) {
+		t.Error("a relayed connection the AddrGuard refused by the relay's address was accepted")
+	}
+	if relay := netip.MustParseAddr("192.0.2.1"); len(g.accepts) != 3 || g.accepts[2] != relay {
+		t.Errorf("AllowAccept asked about %v for a relayed connection, want the relay's %v", g.accepts[2:], relay)
 	}
 	if gt.InterceptSecured(network.DirInbound, "p", direct) || len(g.secured) != 1 || g.secured[0] != want {
 		t.Errorf("inbound secured: AllowSecured asked about %v, want %v (and refused)", g.secured, want)

@@ -694,7 +694,7 @@ func (h *Host) ConnectInfo(ctx context.Context, ai peer.AddrInfo) error {
 	if ai.ID == h.self {
 		return fmt.Errorf("p2p: connect to %s: that is this host", ai.ID)
 	}
-	if h.host.Network().Connectedness(ai.ID) == network.Connected && len(ai.Addrs) > 0 && !h.connectedVia(ai) {
+	if h.hasDirectConn(ai.ID) && len(ai.Addrs) > 0 && !h.connectedVia(ai) {
 		// libp2p's Connect returns at once for a connected peer; the
 		// caller named an address, so check that it reaches the peer.
 		return h.probeAddrs(ctx, ai)
@@ -745,7 +745,7 @@ func (h *Host) Peers() []PeerInfo {
 				pi.Since = st.Opened
 				pi.Direction = st.Direction.String()
 			}
-			if !st.Limited {
+			if !relayedConn(c) {
 				pi.Relayed = false
 			}
 		}

@@ -141,13 +141,21 @@ func linkStreamCtx(ctx context.Context) context.Context {
 }
 
 // limited reports whether l runs over a limited (relayed) connection.
-func (l *link) limited() bool { return l.s.Conn().Stat().Limited }
+func (l *link) limited() bool { return relayedConn(l.s.Conn()) }
+
+// relayedConn reports whether c runs through a relay: limited, or over a
+// circuit address, since the limit is optional in circuit v2 and a relay
+// that leaves it out would otherwise pass for a direct connection (and
+// keep the link: never moved, and replacing one on a direct connection).
+func relayedConn(c network.Conn) bool {
+	return c.Stat().Limited || isCircuit(c.RemoteMultiaddr())
+}
 
 // hasDirectConn reports whether a connection to p that is not limited is
 // open.
 func (h *Host) hasDirectConn(p peer.ID) bool {
 	for _, c := range h.host.Network().ConnsToPeer(p) {
-		if !c.Stat().Limited {
+		if !relayedConn(c) {
 			return true
 		}
 	}
@@ -169,14 +177,14 @@ func needsUpgrade(l *link, direct bool) bool { return direct && l.limited() }
 // connection and s, a new link stream, on a relayed one: s must not
 // replace old.
 func keepsDirect(old *link, s network.Stream) bool {
-	return !old.isClosed() && !old.limited() && s.Conn().Stat().Limited
+	return !old.isClosed() && !old.limited() && relayedConn(s.Conn())
 }
 
 // directOverRelayed makes a Connect to a peer connected only through a
 // relay dial the direct addresses ai names: libp2p's Connect would
 // otherwise return the relayed connection at once.
 func (h *Host) directOverRelayed(ctx context.Context, ai peer.AddrInfo) context.Context {
-	if h.host.Network().Connectedness(ai.ID) != network.Limited {
+	if !h.connected(ai.ID) || h.hasDirectConn(ai.ID) {
 		return ctx
 	}
 	for _, a := range ai.Addrs {

@@ -386,9 +386,8 @@ func (g *denyGuard) Frame(peer.ID, protocol.Address, []byte) error { return nil 
 func (g *denyGuard) HandshakeFailed(peer.ID, error) bool           { return false }
 
 // TestRelayedLinkDenied: a peer the guard refuses (deny list, cool-down)
-// gets no link over a relayed connection either. (libp2p's connection
-// gater does not vet relayed connections at the handshake: the link
-// checks are what keep the peer out.)
+// gets no link over a relayed connection either (the gater refuses the
+// connection; TestGaterRefusesRelayedPeer).
 func TestRelayedLinkDenied(t *testing.T) {
 	ctx := testContext(t)
 	g := &denyGuard{refused: make(chan struct{})}
