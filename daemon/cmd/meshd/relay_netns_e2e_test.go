@@ -62,6 +62,7 @@ func TestEndToEndNetnsRelayedLink(t *testing.T) {
 	if !pa.Relayed || pa.Link == 0 || !strings.Contains(strings.Join(pa.Addrs, " "), "/p2p-circuit") {
 		t.Fatalf("B's peer A: %+v; want a meshd link over a relayed (/p2p-circuit) connection", pa)
 	}
+	a.waitPeer(ctx, b.info.Address) // A's side of the link may come up a little after B's
 	link := peerOf(ctx, t, a, b.info.Address).Link
 	waitDirectRoute(ctx, t, a, b.info.Address, link)
 
