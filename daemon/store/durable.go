@@ -71,10 +71,14 @@ type dirSync struct {
 	opaque  atomic.Int32
 	// reads counts the directory reads (tests).
 	reads int
+	wal   walSync // walsync.go
 }
 
 // wroteOpaque counts a transaction whose records the store does not see.
-func (g *dirSync) wroteOpaque(maxBatch int64) { g.written.Add(2*maxBatch + memOverhead) }
+func (g *dirSync) wroteOpaque(maxBatch int64) {
+	g.wal.mayUseVlog()
+	g.written.Add(2*maxBatch + memOverhead)
+}
 
 // gcStarts and gcEnds bracket a value log GC run.
 func (g *dirSync) gcStarts() { g.opaque.Add(1) }
@@ -90,6 +94,9 @@ func (g *dirSync) wrote(units []unit) {
 	for _, u := range units {
 		for _, o := range u {
 			n += int64(len(o.key) + len(o.value) + memOverhead)
+			if len(o.value) >= g.wal.threshold {
+				g.wal.mayUseVlog()
+			}
 		}
 	}
 	g.written.Add(n)

@@ -175,7 +175,7 @@ func (s *Store) syncNow() error {
 	if s.cfg.noSync {
 		return nil
 	}
-	if err := s.db.Sync(); err != nil {
+	if err := s.syncLogs(); err != nil { // walsync.go
 		return fmt.Errorf("store: sync: %w", err)
 	}
 	return s.syncFiles() // durable.go
