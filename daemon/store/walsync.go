@@ -44,6 +44,9 @@ type walSync struct {
 	// threshold is badger's ValueThreshold, set at Open: the smallest
 	// value it may put in the value log.
 	threshold int
+	// full and own count the syncs through DB.Sync and the store's own
+	// (tests).
+	full, own atomic.Int64
 }
 
 // mayUseVlog notes a write that may have put a value in the value log.
@@ -54,6 +57,7 @@ func (s *Store) syncLogs() error {
 	w := &s.dsync.wal
 	gen := w.vlogGen.Load()
 	if runtime.GOOS != "linux" || gen != w.vlogSynced.Load() || s.dsync.opaque.Load() > 0 {
+		w.full.Add(1)
 		if err := s.db.Sync(); err != nil {
 			return err
 		}
@@ -68,12 +72,14 @@ func (s *Store) syncLogs() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.names == nil {
+		w.full.Add(1)
 		return s.db.Sync()
 	}
 	if w.f == nil || w.fid != g.memFid {
 		w.closeLocked()
 		f, err := os.OpenFile(filepath.Join(s.dir, fmt.Sprintf("%05d.mem", g.memFid)), os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrNotExist) {
+			w.full.Add(1)
 			return s.db.Sync() // flushed already: badger knows the current one
 		}
 		if err != nil {
@@ -81,6 +87,7 @@ func (s *Store) syncLogs() error {
 		}
 		w.f, w.fid = f, g.memFid
 	}
+	w.own.Add(1)
 	return unix.Fdatasync(int(w.f.Fd()))
 }
 
