@@ -17,7 +17,7 @@ import (
 // store writes goes (values below ValueThreshold, 1 MiB, stay in the LSM
 // tree, see badgerOptions), and the current value log file, which then
 // holds nothing new. On ext4 the second msync still costs a flush of the
-// device's cache: about a third of each group sync's time
+// device's cache: over a quarter of each group sync's time
 // (docs/performance.md, "third round"). So on Linux, where an fdatasync
 // of a file also writes the pages dirtied through a shared mapping of it
 // (msync is implemented the same way; syncFiles relies on it already for
@@ -26,9 +26,10 @@ import (
 // leaves the value log out, as long as
 //   - nothing since the last DB.Sync may have gone to the value log: a
 //     record value of ValueThreshold bytes or more, a transaction whose
-//     records the store does not see (updateLocked), a value log GC run;
-//     any of them sends the next syncs through DB.Sync until one that
-//     began after it has finished;
+//     records the store does not see (updateLocked), a value log GC run
+//     (during it, and the first sync after it); any of them sends the
+//     next syncs through DB.Sync until one that began after it has
+//     finished;
 //   - the directory has been read once (memFid is known).
 // A memtable switch since the last read is found by syncFiles right
 // after, which then syncs every memtable log: the same rule as with
