@@ -23,7 +23,8 @@ import (
 //     background: a batch written to it just before the switch and
 //     reported after the next DB.Sync was on stable storage only once the
 //     flush was done.
-// So after DB.Sync the store checks for a switch, and when there was one
+// So after DB.Sync (or its own sync of the current memtable log,
+// walsync.go) the store checks for a switch, and when there was one
 // it syncs every memtable log and the directory itself
 // (TestPowerLossMemtableRotation lost a memtable's worth of acknowledged
 // batches without it).
@@ -71,16 +72,21 @@ type dirSync struct {
 	opaque  atomic.Int32
 	// reads counts the directory reads (tests).
 	reads int
+	wal   walSync // walsync.go
 }
 
 // wroteOpaque counts a transaction whose records the store does not see.
-func (g *dirSync) wroteOpaque(maxBatch int64) { g.written.Add(2*maxBatch + memOverhead) }
+func (g *dirSync) wroteOpaque(maxBatch int64) {
+	g.wal.mayUseVlog()
+	g.written.Add(2*maxBatch + memOverhead)
+}
 
 // gcStarts and gcEnds bracket a value log GC run.
 func (g *dirSync) gcStarts() { g.opaque.Add(1) }
 
 func (g *dirSync) gcEnds(memTableSize int64) {
 	g.written.Add(memTableSize)
+	g.wal.mayUseVlog() // what it rewrote is covered by the next DB.Sync
 	g.opaque.Add(-1)
 }
 
@@ -90,6 +96,9 @@ func (g *dirSync) wrote(units []unit) {
 	for _, u := range units {
 		for _, o := range u {
 			n += int64(len(o.key) + len(o.value) + memOverhead)
+			if len(o.value) >= g.wal.threshold {
+				g.wal.mayUseVlog()
+			}
 		}
 	}
 	g.written.Add(n)

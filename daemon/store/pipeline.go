@@ -122,7 +122,7 @@ func stage(txn *badger.Txn, units []unit) (next uint64, entries int, err error) 
 // (s.syncNow), and the batches ApplyAsync staged share syncs. A batch's
 // commit callback runs once badger has written it to the memtable's log;
 // the callback queues the batch's report, and one goroutine at a time
-// syncs the log (db.Sync) and reports every batch queued before the sync
+// syncs the log (syncNow) and reports every batch queued before the sync
 // began. While one sync runs, the batches staged meanwhile queue up and
 // the next sync covers them all: one sync per group, not per batch.
 type groupSync struct {
@@ -175,7 +175,7 @@ func (s *Store) syncNow() error {
 	if s.cfg.noSync {
 		return nil
 	}
-	if err := s.db.Sync(); err != nil {
+	if err := s.syncLogs(); err != nil { // walsync.go
 		return fmt.Errorf("store: sync: %w", err)
 	}
 	return s.syncFiles() // durable.go

@@ -218,6 +218,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	s := &Store{db: db, cfg: c, dir: dir, histN: map[protocol.ChannelID]int{}}
+	s.dsync.wal.threshold = int(db.Opts().ValueThreshold)
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -334,6 +335,9 @@ func (s *Store) Close() error {
 	// let the staged ones be written and synced before closing under them.
 	s.gsync.inflight.Wait()
 	s.gsync.wg.Wait()
+	s.dsync.mu.Lock()
+	s.dsync.wal.closeLocked()
+	s.dsync.mu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

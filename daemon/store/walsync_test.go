@@ -1,0 +1,51 @@
+package store
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"meshd.dev/meshd/routing"
+)
+
+// TestSyncLeavesValueLogOnlyWhileEmpty: the group sync skips badger's
+// value log (syncs the memtable log itself) only while nothing written
+// since the last DB.Sync can be in it; a transaction the store does not
+// see sends the next sync through DB.Sync, and the one after is the
+// store's own again.
+func TestSyncLeavesValueLogOnlyWhileEmpty(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the store syncs the memtable log itself on Linux only")
+	}
+	s, err := Open(t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w := &s.dsync.wal
+	apply := func(key string) {
+		t.Helper()
+		if _, err := s.Apply(&routing.Ready{Persist: []routing.Record{{Key: key, Value: make([]byte, 1400)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() (int64, int64) { return w.full.Load(), w.own.Load() }
+
+	full0, own0 := count()
+	apply("c/1")
+	if full, own := count(); full != full0 || own != own0+1 {
+		t.Fatalf("a small record: %d DB.Sync, %d own syncs; want 0 and 1", full-full0, own-own0)
+	}
+	big := make([]byte, w.threshold)
+	if err := s.update(func(txn *badger.Txn) error { return txn.Set(engineKey("f/big"), big) }); err != nil {
+		t.Fatal(err)
+	}
+	if full, _ := count(); full != full0+1 {
+		t.Fatalf("after a transaction the store does not see: %d DB.Sync, want 1", full-full0)
+	}
+	apply("c/2")
+	if full, own := count(); full != full0+1 || own != own0+2 {
+		t.Fatalf("the sync after it: %d DB.Sync, %d own syncs in all; want 1 and 2", full-full0, own-own0)
+	}
+}
