@@ -207,6 +207,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		passive:   make(map[passiveKey]*passiveWait),
 		atRest:    atRestKey(cfg.Identity),
 		frag:      newFragMAC(cfg.Identity),
+		preq:      pathReqState{seen: newIDSet(cfg.Identity)},
 	}
 	e.table.evicted = e.evicted
 	err := e.restore(restore)

@@ -34,9 +34,7 @@ const pathReqTTL = 30 * time.Second
 // pathReqState is the engine's path request bookkeeping but for the
 // requests waiting for an answer (Engine.pathReqs).
 type pathReqState struct {
-	seen map[[protocol.PathRequestIDSize]byte]struct{}
-	ring [][protocol.PathRequestIDSize]byte
-	next int
+	seen idSet
 	// in and out limit requests received on and forwarded to each link.
 	in, out map[LinkID]*tokenBucket
 	// lookups limits the node's own requests and lookups.
@@ -45,23 +43,7 @@ type pathReqState struct {
 
 // add records id and reports whether it was new; the oldest ID goes when
 // the space is full.
-func (s *pathReqState) add(id [protocol.PathRequestIDSize]byte) bool {
-	if s.seen == nil {
-		s.seen = make(map[[protocol.PathRequestIDSize]byte]struct{})
-	}
-	if _, ok := s.seen[id]; ok {
-		return false
-	}
-	if len(s.ring) < pathReqSeenSize {
-		s.ring = append(s.ring, id)
-	} else {
-		delete(s.seen, s.ring[s.next])
-		s.ring[s.next] = id
-		s.next = (s.next + 1) % len(s.ring)
-	}
-	s.seen[id] = struct{}{}
-	return true
-}
+func (s *pathReqState) add(id [protocol.PathRequestIDSize]byte) bool { return s.seen.add(id) }
 
 // bucket returns link's bucket in m, creating it.
 func bucket(m *map[LinkID]*tokenBucket, link LinkID) *tokenBucket {
