@@ -33,6 +33,9 @@ type link struct {
 	reasm *protocol.Reassembler
 	// sessionRate limits the session inits it brings (session.go).
 	sessionRate tokenBucket
+	// preqIn and preqOut limit the path requests it brings and is sent
+	// (pathreq.go).
+	preqIn, preqOut tokenBucket
 	// budget is the share of the duty cycle's hourly airtime left, from
 	// LinkBudget (budgetKnown false: never reported, the whole budget).
 	budget      float64

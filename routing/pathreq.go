@@ -35,8 +35,6 @@ const pathReqTTL = 30 * time.Second
 // requests waiting for an answer (Engine.pathReqs).
 type pathReqState struct {
 	seen idSet
-	// in and out limit requests received on and forwarded to each link.
-	in, out map[LinkID]*tokenBucket
 	// lookups limits the node's own requests and lookups.
 	lookups tokenBucket
 }
@@ -45,28 +43,15 @@ type pathReqState struct {
 // the space is full.
 func (s *pathReqState) add(id [protocol.PathRequestIDSize]byte) bool { return s.seen.add(id) }
 
-// bucket returns link's bucket in m, creating it.
-func bucket(m *map[LinkID]*tokenBucket, link LinkID) *tokenBucket {
-	if *m == nil {
-		*m = make(map[LinkID]*tokenBucket)
-	}
-	b := (*m)[link]
-	if b == nil {
-		b = &tokenBucket{}
-		(*m)[link] = b
-	}
-	return b
-}
-
 // takeIn and takeOut spend from l's buckets for received and forwarded
 // requests. A link may forward twice what one link may bring in, so that
 // one flooding neighbour cannot use up the way out for everyone else.
 func (e *Engine) takeIn(l *link) bool {
-	return bucket(&e.preq.in, l.info.ID).take(1, e.now, e.cfg.PathRequestRate, e.cfg.PathRequestBurst)
+	return l.preqIn.take(1, e.now, e.cfg.PathRequestRate, e.cfg.PathRequestBurst)
 }
 
 func (e *Engine) takeOut(l *link) bool {
-	return bucket(&e.preq.out, l.info.ID).take(1, e.now, 2*e.cfg.PathRequestRate, 2*e.cfg.PathRequestBurst)
+	return l.preqOut.take(1, e.now, 2*e.cfg.PathRequestRate, 2*e.cfg.PathRequestBurst)
 }
 
 // pathRequest asks the mesh (and the daemon's lookups) for a route to d,
@@ -308,19 +293,12 @@ func overheardAnswer(l *link, addressed bool, p pathOrigin) bool {
 	return l != nil && l.info.Shared && !addressed && l.info.ID == p.link
 }
 
-// sweepPathRequests forgets requests whose answer did not come in time,
-// and the rate limits of links that went away.
+// sweepPathRequests forgets requests whose answer did not come in time.
+// (The rate limits per link live in the link and go with it.)
 func (e *Engine) sweepPathRequests() {
 	for id, p := range e.pathReqs {
 		if !p.expires.After(e.now) {
 			delete(e.pathReqs, id)
-		}
-	}
-	for _, m := range []map[LinkID]*tokenBucket{e.preq.in, e.preq.out} {
-		for id := range m {
-			if e.links[id] == nil {
-				delete(m, id)
-			}
 		}
 	}
 }
