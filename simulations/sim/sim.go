@@ -1405,6 +1405,7 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 			n.downAt = s.now
 		}
 	}
+	s.trace.drain() // the trace file is complete when Run returns
 }
 
 // floodPolicies are the values of engine.flood_policy: routing.Config
