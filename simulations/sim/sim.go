@@ -115,7 +115,6 @@ type node struct {
 	cfg   routing.Config
 	eng   *routing.Engine
 	store map[string][]byte
-	inbox []routing.Delivery
 	rng   *rand.Rand // the workload
 	mac   *rand.Rand // carrier-sense backoff
 	churn *rand.Rand // failures and repairs (nil without churn)
@@ -1023,7 +1022,6 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 }
 
 func (s *Sim) deliver(n *node, d *routing.Delivery) {
-	n.inbox = append(n.inbox, routing.Delivery{ID: d.ID, From: d.From, Broadcast: d.Broadcast})
 	s.trace.rec(s.now, "deliver", n.idx, 0, fmt.Sprintf("%x", d.ID[:8]))
 	if s.fapp != nil && s.fappDeliver(n, d) {
 		return
