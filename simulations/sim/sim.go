@@ -210,6 +210,7 @@ type MessageID = protocol.MessageID
 
 // Sim is one run of a scenario.
 type Sim struct {
+	preIDs identities // made ahead by build (identities.go)
 	sc     *Scenario
 	now    time.Time
 	end    time.Time
@@ -400,7 +401,7 @@ func NewWith(sc *Scenario, o Options) (*Sim, error) {
 
 func (s *Sim) addNode(name string, lora bool, x, y float64, hasPos, mailbox bool) error {
 	i := len(s.nodes)
-	id, err := protocol.NewIdentity(rand.NewChaCha8(seedBytes(s.sc.Seed, i, seedIdentity)))
+	id, err := s.preIDs.take(s.sc.Seed, i)
 	if err != nil {
 		return err
 	}
@@ -457,6 +458,12 @@ func (s *Sim) addLink(a, b string, p IPParams) {
 // build creates the nodes, links, radio medium and engines.
 func (s *Sim) build() error {
 	sc := s.sc
+	total := len(sc.Nodes)
+	for _, t := range sc.Topology {
+		total += t.N
+	}
+	s.preIDs = makeIdentities(sc.Seed, total)
+	defer func() { s.preIDs = identities{} }()
 	for _, n := range sc.Nodes {
 		var x, y float64
 		if n.X != nil {
