@@ -291,6 +291,7 @@ type Sim struct {
 	bytes  map[string]uint64
 	rx     []radio.Reception
 	vcache *verifyCache
+	ocache *openCache // with vcache (opencache.go)
 	// fapp is the FAPP workload (nil without one).
 	fapp *fappState
 	// pathLoss is Options.PathLoss.
@@ -330,8 +331,9 @@ func (c *verifyCache) AddVerified(d [32]byte) {
 type Options struct {
 	// Trace, if not nil, receives the JSONL event trace.
 	Trace *Tracer
-	// NoVerifyCache makes every engine verify every announce itself, as in
-	// the daemon (slower; the results are the same).
+	// NoVerifyCache makes every engine verify every announce and open
+	// every channel frame itself, as in the daemon (slower; the results
+	// are the same).
 	NoVerifyCache bool
 	// PathLoss, if not nil, replaces the radio's path-loss model (the
 	// scenario's shadowing still applies): for reproducing another
@@ -392,6 +394,7 @@ func NewWith(sc *Scenario, o Options) (*Sim, error) {
 	}
 	if !o.NoVerifyCache {
 		s.vcache = &verifyCache{m: map[[32]byte]struct{}{}}
+		s.ocache = &openCache{m: map[[32]byte]protocol.ChannelMessage{}}
 	}
 	if err := s.build(); err != nil {
 		return nil, err
@@ -425,6 +428,7 @@ func (s *Sim) addNode(name string, lora bool, x, y float64, hasPos, mailbox bool
 	}
 	if s.vcache != nil {
 		n.cfg.VerifyCache = s.vcache
+		n.cfg.OpenCache = s.ocache
 	}
 	if policy, ok := floodPolicies[e.FloodPolicy]; ok {
 		policy(&n.cfg)
