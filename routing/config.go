@@ -173,6 +173,12 @@ type Config struct {
 	// VerifyCache). Nil, the daemon's setting, verifies in every engine.
 	VerifyCache VerifyCache
 
+	// OpenCache, if not nil, is shared by engines that run in one process
+	// (a simulator) so that each channel frame is opened once rather than
+	// once per receiver; results do not change (see OpenCache). Nil, the
+	// daemon's setting, opens in every engine.
+	OpenCache OpenCache
+
 	// NoSessions sends the node's own unicast messages (not sealed
 	// sender) as sealed envelopes instead of over route sessions
 	// (docs/routing.md section 12). Sessions are on by default; a node

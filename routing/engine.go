@@ -33,6 +33,9 @@ type link struct {
 	reasm *protocol.Reassembler
 	// sessionRate limits the session inits it brings (session.go).
 	sessionRate tokenBucket
+	// preqIn and preqOut limit the path requests it brings and is sent
+	// (pathreq.go).
+	preqIn, preqOut tokenBucket
 	// budget is the share of the duty cycle's hourly airtime left, from
 	// LinkBudget (budgetKnown false: never reported, the whole budget).
 	budget      float64
@@ -210,6 +213,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		passive:   make(map[passiveKey]*passiveWait),
 		atRest:    atRestKey(cfg.Identity),
 		frag:      newFragMAC(cfg.Identity),
+		preq:      pathReqState{seen: newIDSet(cfg.Identity)},
 	}
 	e.table.evicted = e.evicted
 	err := e.restore(restore)

@@ -76,7 +76,7 @@ func (e *Engine) handleChannel(l *link, raw []byte, snr float64, hasSNR bool) er
 		// A member authenticates before anything else: a frame that fails
 		// (a raised hop limit, a re-dated replay, a forgery) is dropped, not
 		// relayed, and does not take the dedup key from the genuine frame.
-		m, err := f.Open(k)
+		m, err := e.openChannel(f, k, raw)
 		if err != nil {
 			e.counters.FloodForged++
 			return nil

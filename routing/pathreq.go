@@ -34,57 +34,24 @@ const pathReqTTL = 30 * time.Second
 // pathReqState is the engine's path request bookkeeping but for the
 // requests waiting for an answer (Engine.pathReqs).
 type pathReqState struct {
-	seen map[[protocol.PathRequestIDSize]byte]struct{}
-	ring [][protocol.PathRequestIDSize]byte
-	next int
-	// in and out limit requests received on and forwarded to each link.
-	in, out map[LinkID]*tokenBucket
+	seen idSet
 	// lookups limits the node's own requests and lookups.
 	lookups tokenBucket
 }
 
 // add records id and reports whether it was new; the oldest ID goes when
 // the space is full.
-func (s *pathReqState) add(id [protocol.PathRequestIDSize]byte) bool {
-	if s.seen == nil {
-		s.seen = make(map[[protocol.PathRequestIDSize]byte]struct{})
-	}
-	if _, ok := s.seen[id]; ok {
-		return false
-	}
-	if len(s.ring) < pathReqSeenSize {
-		s.ring = append(s.ring, id)
-	} else {
-		delete(s.seen, s.ring[s.next])
-		s.ring[s.next] = id
-		s.next = (s.next + 1) % len(s.ring)
-	}
-	s.seen[id] = struct{}{}
-	return true
-}
-
-// bucket returns link's bucket in m, creating it.
-func bucket(m *map[LinkID]*tokenBucket, link LinkID) *tokenBucket {
-	if *m == nil {
-		*m = make(map[LinkID]*tokenBucket)
-	}
-	b := (*m)[link]
-	if b == nil {
-		b = &tokenBucket{}
-		(*m)[link] = b
-	}
-	return b
-}
+func (s *pathReqState) add(id [protocol.PathRequestIDSize]byte) bool { return s.seen.add(id) }
 
 // takeIn and takeOut spend from l's buckets for received and forwarded
 // requests. A link may forward twice what one link may bring in, so that
 // one flooding neighbour cannot use up the way out for everyone else.
 func (e *Engine) takeIn(l *link) bool {
-	return bucket(&e.preq.in, l.info.ID).take(1, e.now, e.cfg.PathRequestRate, e.cfg.PathRequestBurst)
+	return l.preqIn.take(1, e.now, e.cfg.PathRequestRate, e.cfg.PathRequestBurst)
 }
 
 func (e *Engine) takeOut(l *link) bool {
-	return bucket(&e.preq.out, l.info.ID).take(1, e.now, 2*e.cfg.PathRequestRate, 2*e.cfg.PathRequestBurst)
+	return l.preqOut.take(1, e.now, 2*e.cfg.PathRequestRate, 2*e.cfg.PathRequestBurst)
 }
 
 // pathRequest asks the mesh (and the daemon's lookups) for a route to d,
@@ -331,19 +298,12 @@ func overheardAnswer(l *link, addressed bool, p pathOrigin) bool {
 	return l != nil && l.info.Shared && !addressed && l.info.ID == p.link && p.from.IsZero()
 }
 
-// sweepPathRequests forgets requests whose answer did not come in time,
-// and the rate limits of links that went away.
+// sweepPathRequests forgets requests whose answer did not come in time.
+// (The rate limits per link live in the link and go with it.)
 func (e *Engine) sweepPathRequests() {
 	for id, p := range e.pathReqs {
 		if !p.expires.After(e.now) {
 			delete(e.pathReqs, id)
-		}
-	}
-	for _, m := range []map[LinkID]*tokenBucket{e.preq.in, e.preq.out} {
-		for id := range m {
-			if e.links[id] == nil {
-				delete(m, id)
-			}
 		}
 	}
 }

@@ -118,7 +118,7 @@ func TestPathRequestFlood(t *testing.T) {
 	// goes to the two other links.
 	accepted := float64(e.cfg.PathRequestBurst) + e.cfg.PathRequestRate*span.Seconds()
 	t.Logf("%d path requests in, %d out (%.5f per request received; %v per link), pending at most %d, dedup space %d, seen cache %d, limited %d",
-		n, out, float64(out)/n, per, maxPending, len(e.preq.seen), e.seen.len(), c.PathRequestsLimited)
+		n, out, float64(out)/n, per, maxPending, e.preq.seen.len(), e.seen.len(), c.PathRequestsLimited)
 	if limit := int(2*accepted) + 2; out > limit {
 		t.Errorf("%d path requests forwarded for %d received from one link in %v; the rate allows %d", out, n, span, limit)
 	}
@@ -128,8 +128,8 @@ func TestPathRequestFlood(t *testing.T) {
 	if maxPending > e.cfg.MaxPathRequests || maxPending > int(accepted)+1 {
 		t.Errorf("%d path requests waiting for an answer (bound %d, accepted at most %.0f)", maxPending, e.cfg.MaxPathRequests, accepted)
 	}
-	if len(e.preq.seen) > pathReqSeenSize {
-		t.Errorf("path request dedup space holds %d IDs, bound %d", len(e.preq.seen), pathReqSeenSize)
+	if e.preq.seen.len() > pathReqSeenSize {
+		t.Errorf("path request dedup space holds %d IDs, bound %d", e.preq.seen.len(), pathReqSeenSize)
 	}
 	dups := c.Duplicates
 	if err := e.Step(now, FrameReceived{Link: 3, Frame: env}); err != nil {
@@ -397,8 +397,8 @@ func TestPathRequestDedupSpace(t *testing.T) {
 			t.Fatalf("ID %d not new", i)
 		}
 	}
-	if len(s.seen) != pathReqSeenSize || len(s.ring) != pathReqSeenSize {
-		t.Fatalf("%d IDs, ring %d; bound %d", len(s.seen), len(s.ring), pathReqSeenSize)
+	if s.seen.len() != pathReqSeenSize || len(s.seen.ring) != pathReqSeenSize {
+		t.Fatalf("%d IDs, ring %d; bound %d", s.seen.len(), len(s.seen.ring), pathReqSeenSize)
 	}
 	if s.add(id(pathReqSeenSize + 99)) {
 		t.Fatal("the newest ID was forgotten")

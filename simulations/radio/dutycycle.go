@@ -291,6 +291,9 @@ func (d *DutyCycle) CanTransmit(at time.Time, airtime time.Duration) (ok bool, e
 	// newest record at which it exceeds budget is the one before the
 	// first at which it does not.
 	n := d.recs.len()
+	if n == 0 || d.since(d.recs.at(0)) <= budget {
+		return true, at // the whole record fits: the search below would say so
+	}
 	i := sort.Search(n, func(i int) bool { return d.since(d.recs.at(i)) <= budget }) - 1
 	if i < 0 {
 		return true, at

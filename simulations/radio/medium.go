@@ -224,6 +224,11 @@ type Medium struct {
 	rivals    []*txRec    // gathered by gather for rivalsFor
 	rivalsFor TxID        // 0 when rivals is stale (pointers into txs move)
 	path      int         // tests: 1 forces the rivals search, 2 the scan
+
+	// rivalSenders has a bit per node, set for the senders of rivals: the
+	// scan in destroyer skips the others with a look-up in 1.25 KB per
+	// 10,000 nodes rather than in lastEnd's 80 KB.
+	rivalSenders []uint64
 }
 
 // nodeState is what the medium tracks per node. (The end of its latest
@@ -331,6 +336,7 @@ func NewMedium(nodes []Node, rng *rand.Rand, opts ...Option) (*Medium, error) {
 		first:   1,
 		next:    1,
 	}
+	m.rivalSenders = make([]uint64, (len(nodes)+63)/64)
 	if cfg.fading != NoFading {
 		m.fadeKey = rng.Uint64()
 	}
@@ -783,6 +789,7 @@ func (m *Medium) gather(f *txRec) {
 	}
 	m.rivalsFor = f.id
 	m.rivals = m.rivals[:0]
+	defer m.markRivalSenders()
 	c := m.classes[f.cls]
 	m.gatherFrom(f, c, c.rxRange+c.intRange)
 	if m.cfg.rejection == nil {
@@ -793,6 +800,14 @@ func (m *Medium) gather(f *txRec) {
 		if o != nil && k != f.cls && k%len(bandwidths) == f.cls%len(bandwidths) {
 			m.gatherFrom(f, o, c.rxRange+o.intRange)
 		}
+	}
+}
+
+// markRivalSenders sets rivalSenders to the senders of m.rivals.
+func (m *Medium) markRivalSenders() {
+	clear(m.rivalSenders)
+	for _, t := range m.rivals {
+		m.rivalSenders[t.node/64] |= 1 << (t.node % 64)
 	}
 }
 
@@ -879,9 +894,12 @@ func (m *Medium) destroyer(f *txRec, r NodeID, rssi float64, c *class) *txRec {
 		return nil
 	}
 	// Many rivals: walk the nodes that reach r at floor and their
-	// transmissions on f's channel overlapping f.
+	// transmissions on f's channel overlapping f. Whatever this finds is
+	// among the rivals (every transmission overlapping f's critical
+	// section on its channel within reach of any receiver), so only
+	// their senders need a look.
 	for j, s := range in {
-		if m.lastEnd[s] <= f.start || s == f.node {
+		if m.rivalSenders[s/64]&(1<<(s%64)) == 0 || s == f.node {
 			continue
 		}
 		st := &m.state[s]

@@ -13,6 +13,6 @@
 // The engines are driven exactly as the daemon drives them: after every
 // Step or Tick the node's Ready is carried out in order (persist into the
 // node's in-memory store, transmit on the link models, publish to the
-// gossipsub model, deliver into the node's inbox, notify), then Advance,
+// gossipsub model, count and trace deliveries, notify), then Advance,
 // then the node's next wake-up is put on the heap.
 package sim

@@ -115,7 +115,6 @@ type node struct {
 	cfg   routing.Config
 	eng   *routing.Engine
 	store map[string][]byte
-	inbox []routing.Delivery
 	rng   *rand.Rand // the workload
 	mac   *rand.Rand // carrier-sense backoff
 	churn *rand.Rand // failures and repairs (nil without churn)
@@ -211,6 +210,7 @@ type MessageID = protocol.MessageID
 
 // Sim is one run of a scenario.
 type Sim struct {
+	preIDs identities // made ahead by build (identities.go)
 	sc     *Scenario
 	now    time.Time
 	end    time.Time
@@ -291,6 +291,7 @@ type Sim struct {
 	bytes  map[string]uint64
 	rx     []radio.Reception
 	vcache *verifyCache
+	ocache *openCache // with vcache (opencache.go)
 	// fapp is the FAPP workload (nil without one).
 	fapp *fappState
 	// pathLoss is Options.PathLoss.
@@ -330,8 +331,9 @@ func (c *verifyCache) AddVerified(d [32]byte) {
 type Options struct {
 	// Trace, if not nil, receives the JSONL event trace.
 	Trace *Tracer
-	// NoVerifyCache makes every engine verify every announce itself, as in
-	// the daemon (slower; the results are the same).
+	// NoVerifyCache makes every engine verify every announce and open
+	// every channel frame itself, as in the daemon (slower; the results
+	// are the same).
 	NoVerifyCache bool
 	// PathLoss, if not nil, replaces the radio's path-loss model (the
 	// scenario's shadowing still applies): for reproducing another
@@ -392,6 +394,7 @@ func NewWith(sc *Scenario, o Options) (*Sim, error) {
 	}
 	if !o.NoVerifyCache {
 		s.vcache = &verifyCache{m: map[[32]byte]struct{}{}}
+		s.ocache = &openCache{m: map[[32]byte]protocol.ChannelMessage{}}
 	}
 	if err := s.build(); err != nil {
 		return nil, err
@@ -401,7 +404,7 @@ func NewWith(sc *Scenario, o Options) (*Sim, error) {
 
 func (s *Sim) addNode(name string, lora bool, x, y float64, hasPos, mailbox bool) error {
 	i := len(s.nodes)
-	id, err := protocol.NewIdentity(rand.NewChaCha8(seedBytes(s.sc.Seed, i, seedIdentity)))
+	id, err := s.preIDs.take(s.sc.Seed, i)
 	if err != nil {
 		return err
 	}
@@ -425,6 +428,7 @@ func (s *Sim) addNode(name string, lora bool, x, y float64, hasPos, mailbox bool
 	}
 	if s.vcache != nil {
 		n.cfg.VerifyCache = s.vcache
+		n.cfg.OpenCache = s.ocache
 	}
 	if policy, ok := floodPolicies[e.FloodPolicy]; ok {
 		policy(&n.cfg)
@@ -458,6 +462,12 @@ func (s *Sim) addLink(a, b string, p IPParams) {
 // build creates the nodes, links, radio medium and engines.
 func (s *Sim) build() error {
 	sc := s.sc
+	total := len(sc.Nodes)
+	for _, t := range sc.Topology {
+		total += t.N
+	}
+	s.preIDs = makeIdentities(sc.Seed, total)
+	defer func() { s.preIDs = identities{} }()
 	for _, n := range sc.Nodes {
 		var x, y float64
 		if n.X != nil {
@@ -1023,7 +1033,6 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 }
 
 func (s *Sim) deliver(n *node, d *routing.Delivery) {
-	n.inbox = append(n.inbox, routing.Delivery{ID: d.ID, From: d.From, Broadcast: d.Broadcast})
 	s.trace.rec(s.now, "deliver", n.idx, 0, fmt.Sprintf("%x", d.ID[:8]))
 	if s.fapp != nil && s.fappDeliver(n, d) {
 		return
@@ -1405,6 +1414,7 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 			n.downAt = s.now
 		}
 	}
+	s.trace.drain() // the trace file is complete when Run returns
 }
 
 // floodPolicies are the values of engine.flood_policy: routing.Config

@@ -27,7 +27,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	noPlots := fs.Bool("no-plots", false, "do not write the plots into --out")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprofile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file")
-	noCache := fs.Bool("no-verify-cache", false, "every engine verifies every announce itself, as in the daemon (slower; same results)")
+	noCache := fs.Bool("no-verify-cache", false, "every engine verifies every announce and opens every channel frame itself, as in the daemon (slower; same results)")
 	var sets multi
 	fs.Var(&sets, "set", "override a scenario field, key=value (dotted keys; repeatable)")
 	pos, err := parseArgs(fs, args)
