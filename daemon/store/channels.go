@@ -468,8 +468,12 @@ func (s *Store) updateLocked(f func(txn *badger.Txn) error) error {
 		return wrapTxnErr(err)
 	}
 	s.dsync.wroteOpaque(s.db.MaxBatchSize())
+	if s.cfg.afterCount != nil {
+		s.cfg.afterCount()
+	}
 	if err := txn.Commit(); err != nil {
 		return wrapTxnErr(err)
 	}
+	s.dsync.wal.mayUseVlog() // written now: the next sync is a DB.Sync
 	return s.syncNow()
 }

@@ -76,8 +76,10 @@ type dirSync struct {
 }
 
 // wroteOpaque counts a transaction whose records the store does not see.
+// The caller notes its possible value log write (g.wal.mayUseVlog) once
+// it is committed: a DB.Sync that began before it was written does not
+// cover it.
 func (g *dirSync) wroteOpaque(maxBatch int64) {
-	g.wal.mayUseVlog()
 	g.written.Add(2*maxBatch + memOverhead)
 }
 
@@ -90,18 +92,20 @@ func (g *dirSync) gcEnds(memTableSize int64) {
 	g.opaque.Add(-1)
 }
 
-// wrote counts a committed transaction's records, for syncFiles.
-func (g *dirSync) wrote(units []unit) {
+// wrote counts a transaction's records, for syncFiles, before it is
+// committed. It reports whether one may go to the value log: the caller
+// then notes it (g.wal.mayUseVlog) once the transaction is written, not
+// before, since a DB.Sync that began before the write does not cover it.
+func (g *dirSync) wrote(units []unit) (vlog bool) {
 	n := int64(2 * memOverhead)
 	for _, u := range units {
 		for _, o := range u {
 			n += int64(len(o.key) + len(o.value) + memOverhead)
-			if len(o.value) >= g.wal.threshold {
-				g.wal.mayUseVlog()
-			}
+			vlog = vlog || len(o.value) >= g.wal.threshold
 		}
 	}
 	g.written.Add(n)
+	return vlog
 }
 
 // syncFiles syncs the memtable logs and the directory if badger switched

@@ -76,13 +76,16 @@ func (s *Store) commitAsync(units []unit, ch chan<- error) error {
 		txn.Discard()
 		return err
 	}
-	s.dsync.wrote(units)
+	vlog := s.dsync.wrote(units)
 	s.gsync.inflight.Add(1)
 	txn.CommitWith(func(err error) {
 		defer s.gsync.inflight.Done()
 		if err != nil {
 			ch <- wrapTxnErr(fmt.Errorf("commit: %w", err))
 			return
+		}
+		if vlog {
+			s.dsync.wal.mayUseVlog() // written now (walsync.go)
 		}
 		s.queueSync(ch)
 	})

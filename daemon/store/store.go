@@ -98,6 +98,9 @@ type config struct {
 	// committed; an error aborts the batch (tests simulate failures with
 	// it).
 	beforeCommit func() error
+	// afterCount, if set, runs once a transaction is counted for the
+	// sync and before it is committed (tests run a concurrent sync there).
+	afterCount func()
 	// minFree and freeSpace: the free-space reserve and its probe (see
 	// WithMinFree, upkeep.go).
 	minFree   int64
@@ -555,9 +558,12 @@ func (s *Store) commit(units []unit) error {
 			return err
 		}
 	}
-	s.dsync.wrote(units)
+	vlog := s.dsync.wrote(units)
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if vlog {
+		s.dsync.wal.mayUseVlog() // written now (walsync.go)
 	}
 	if err := s.syncNow(); err != nil {
 		return err

@@ -49,3 +49,34 @@ func TestSyncLeavesValueLogOnlyWhileEmpty(t *testing.T) {
 		t.Fatalf("the sync after it: %d DB.Sync, %d own syncs in all; want 1 and 2", full-full0, own-own0)
 	}
 }
+
+// TestSyncBeforeWriteDoesNotCoverIt: a group sync that runs after a
+// transaction is counted but before badger has written it (a batch of the
+// pipeline syncing meanwhile) must not count as the DB.Sync covering its
+// value log write: the sync that reports the transaction goes through
+// DB.Sync.
+func TestSyncBeforeWriteDoesNotCoverIt(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the store syncs the memtable log itself on Linux only")
+	}
+	s, err := Open(t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w := &s.dsync.wal
+	var full0 int64
+	s.cfg.afterCount = func() {
+		if err := s.syncLogs(); err != nil {
+			t.Error(err)
+		}
+		full0 = w.full.Load()
+	}
+	big := make([]byte, w.threshold)
+	if err := s.update(func(txn *badger.Txn) error { return txn.Set(engineKey("f/big"), big) }); err != nil {
+		t.Fatal(err)
+	}
+	if full := w.full.Load(); full != full0+1 {
+		t.Fatalf("the sync after a value log write: %d DB.Sync, want 1 (a sync that began before the write covered it)", full-full0)
+	}
+}
