@@ -178,6 +178,23 @@ func (s *Store) syncNow() error {
 	if s.cfg.noSync {
 		return nil
 	}
+	if err := s.dsync.wal.sticky(); err != nil {
+		return err
+	}
+	if err := s.syncOnce(); err != nil {
+		return s.dsync.wal.fail(err) // walsync.go
+	}
+	return nil
+}
+
+// syncOnce is one sync of the logs and, after a memtable switch, of the
+// files and the directory.
+func (s *Store) syncOnce() error {
+	if s.cfg.syncFault != nil {
+		if err := s.cfg.syncFault(); err != nil {
+			return fmt.Errorf("store: sync: %w", err)
+		}
+	}
 	if err := s.syncLogs(); err != nil { // walsync.go
 		return fmt.Errorf("store: sync: %w", err)
 	}

@@ -101,6 +101,9 @@ type config struct {
 	// afterCount, if set, runs once a transaction is counted for the
 	// sync and before it is committed (tests run a concurrent sync there).
 	afterCount func()
+	// syncFault, if set, runs before each sync; an error stands for the
+	// sync's failure (tests: the kernel reports a failed write-back once).
+	syncFault func() error
 	// minFree and freeSpace: the free-space reserve and its probe (see
 	// WithMinFree, upkeep.go).
 	minFree   int64

@@ -48,6 +48,25 @@ type walSync struct {
 	// full and own count the syncs through DB.Sync and the store's own
 	// (tests).
 	full, own atomic.Int64
+	// failed is the first sync failure. It sticks: the kernel reports a
+	// failed write-back once and may drop the pages, so a later sync of
+	// the same file succeeds without them, and a batch written before
+	// the failure would be reported durable.
+	failed atomic.Pointer[error]
+}
+
+// sticky returns the first sync failure, if any.
+func (w *walSync) sticky() error {
+	if p := w.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail records err (not nil) as the sync failure unless one is recorded.
+func (w *walSync) fail(err error) error {
+	w.failed.CompareAndSwap(nil, &err)
+	return w.sticky()
 }
 
 // mayUseVlog notes a write that may have put a value in the value log.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"runtime"
 	"testing"
 
@@ -78,5 +79,34 @@ func TestSyncBeforeWriteDoesNotCoverIt(t *testing.T) {
 	}
 	if full := w.full.Load(); full != full0+1 {
 		t.Fatalf("the sync after a value log write: %d DB.Sync, want 1 (a sync that began before the write covered it)", full-full0)
+	}
+}
+
+// TestSyncFailureSticks: after a sync fails, the kernel may have dropped
+// the dirty pages and reports the failure once (a later fdatasync of the
+// same file succeeds), so every later sync must fail too: a batch
+// written before the failure must never be reported durable.
+func TestSyncFailureSticks(t *testing.T) {
+	s, err := Open(t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	failures := 1
+	s.cfg.syncFault = func() error {
+		if failures > 0 {
+			failures--
+			return errors.New("EIO")
+		}
+		return nil
+	}
+	rec := func(key string) *routing.Ready {
+		return &routing.Ready{Persist: []routing.Record{{Key: key, Value: []byte("v")}}}
+	}
+	if _, err := s.Apply(rec("c/1")); err == nil {
+		t.Fatal("the failed sync was reported as a success")
+	}
+	if _, err := s.Apply(rec("c/2")); err == nil {
+		t.Fatal("the sync after a failed one reported success: c/1 (written before the failure) may be lost")
 	}
 }
