@@ -456,6 +456,11 @@ func (n *Node) release() error {
 func (n *Node) drain() error {
 	synced, err := n.takeSynced()
 	if err != nil {
+		// The batches before the one whose sync failed are durable: their
+		// callers get their answer before the node stops.
+		for _, b := range synced {
+			n.carryOut(b)
+		}
 		return err
 	}
 	// The next batch is staged before the synced ones are carried out:
