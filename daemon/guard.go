@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"container/list"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,9 +91,7 @@ type cooled struct {
 type peerState struct {
 	frames, bytes, strikes *rate.Limiter
 	handshakes             *rate.Limiter
-	last                   time.Time
-	from                   netip.Prefix  // where a libp2p peer last connected from
-	order                  *list.Element // in guard.peerOrder
+	from                   netip.Prefix // where a libp2p peer last connected from
 }
 
 // guard implements p2p.Guard and tcp.Guard, and vets the frames of
@@ -107,7 +104,7 @@ type guard struct {
 	stats  guardStats
 
 	mu      sync.Mutex
-	peers   map[string]*peerState
+	peers   *lruTable[string, *peerState]
 	cooling map[string]time.Time // key: until
 	// coolOrder holds the cool-downs in the order they were given, which
 	// is the order they end (one cool_down for all): expired ones are
@@ -115,16 +112,14 @@ type guard struct {
 	coolOrder []cooled
 	logged    time.Time
 	pending   map[string]int // offences since the last summary line, by kind
-	addrs     map[netip.Prefix]*addrState
-	addrOrder list.List    // of netip.Prefix, the block heard from last first
-	peerOrder list.List    // of the keys of peers, the one heard from last first
+	addrs     *lruTable[netip.Prefix, *addrState]
 	lastAddr  netip.Prefix // the address block cooled down last (for the log)
 }
 
 func newGuard(cfg LimitsConfig, access accessLists, now func() time.Time, log *slog.Logger) *guard {
 	return &guard{cfg: cfg, access: access, now: now, log: log,
-		peers: map[string]*peerState{}, cooling: map[string]time.Time{}, pending: map[string]int{},
-		addrs: map[netip.Prefix]*addrState{}}
+		peers: newLRU[string, *peerState](maxTracked), cooling: map[string]time.Time{}, pending: map[string]int{},
+		addrs: newLRU[netip.Prefix, *addrState](maxTracked)}
 }
 
 func p2pKey(p peer.ID) string           { return "p2p:" + string(p) }
@@ -190,7 +185,7 @@ func (g *guard) AllowLink(p peer.ID, a protocol.Address) error {
 	defer g.mu.Unlock()
 	if now := g.now(); g.coolingLocked(now, p2pKey(p), addrKey(a)) {
 		g.stats.refusedCooling.Add(1)
-		if st := g.peers[p2pKey(p)]; st != nil && st.from.IsValid() {
+		if st, _ := g.peers.get(p2pKey(p)); st != nil && st.from.IsValid() {
 			// A cut-off mesh identity back under a new peer ID.
 			g.addrOffenceLocked(now, st.from, 1)
 		}
@@ -241,7 +236,7 @@ func (g *guard) frame(frame []byte, mtu int, keys ...string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	st := g.stateLocked(keys[0], now)
+	st := g.stateLocked(keys[0])
 	if why < 0 && (!st.frames.AllowN(now, 1) || !st.bytes.AllowN(now, len(frame))) {
 		why = refusedRate
 	}
@@ -264,7 +259,7 @@ func (g *guard) offence(key, kind string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	st := g.stateLocked(key, now)
+	st := g.stateLocked(key)
 	first := st.handshakes.TokensAt(now) >= float64(st.handshakes.Burst())
 	if !st.handshakes.AllowN(now, 1) {
 		g.kickLocked(now, kind, key)
@@ -284,7 +279,7 @@ func (g *guard) kickLocked(now time.Time, kind string, keys ...string) {
 	g.stats.disconnects.Add(1)
 	until := now.Add(time.Duration(g.cfg.CoolDown))
 	for _, k := range keys {
-		if st := g.peers[k]; st != nil && st.from.IsValid() {
+		if st, _ := g.peers.get(k); st != nil && st.from.IsValid() {
 			g.addrOffenceLocked(now, st.from, addrKickCost)
 		}
 		g.coolLocked(now, k, until)
@@ -309,14 +304,10 @@ func (g *guard) summaryLocked(now time.Time) {
 }
 
 // stateLocked returns key's limiters, making them on first use.
-func (g *guard) stateLocked(key string, now time.Time) *peerState {
-	st := g.peers[key]
-	if st == nil {
-		if len(g.peers) >= maxTracked {
-			g.forgetIdlestLocked()
-		}
+func (g *guard) stateLocked(key string) *peerState {
+	return g.peers.touch(key, func() *peerState {
 		c := g.cfg
-		st = &peerState{
+		return &peerState{
 			frames:  rate.NewLimiter(rate.Limit(c.PeerFrameRate), c.PeerFrameBurst),
 			bytes:   rate.NewLimiter(rate.Limit(c.PeerByteRate), c.PeerByteRate+maxP2PFrame),
 			strikes: rate.NewLimiter(rate.Limit(float64(c.PeerStrikes)/strikeWindow.Seconds()), c.PeerStrikes),
@@ -324,30 +315,11 @@ func (g *guard) stateLocked(key string, now time.Time) *peerState {
 			// connection), never dozens of times a minute.
 			handshakes: rate.NewLimiter(rate.Every(time.Minute/maxHandshakeFailures), maxHandshakeFailures),
 		}
-		st.order = g.peerOrder.PushFront(key)
-		g.peers[key] = st
-	}
-	st.last = now
-	g.peerOrder.MoveToFront(st.order)
-	return st
-}
-
-// forgetIdlestLocked drops the peer heard from least recently, in O(1):
-// a scan of the full table cost ~40 us under the lock for each new peer
-// ID, which a flood of minted peer IDs pays on every connection.
-func (g *guard) forgetIdlestLocked() {
-	if e := g.peerOrder.Back(); e != nil {
-		g.forgetPeerLocked(e.Value.(string))
-	}
+	})
 }
 
 // forgetPeerLocked drops key's limiters.
-func (g *guard) forgetPeerLocked(key string) {
-	if st := g.peers[key]; st != nil {
-		g.peerOrder.Remove(st.order)
-		delete(g.peers, key)
-	}
-}
+func (g *guard) forgetPeerLocked(key string) { g.peers.remove(key) }
 
 // coolLocked puts key on the cool-down list until then, first purging
 // the cool-downs that ended and, if the list is full, the one that ends
@@ -431,7 +403,7 @@ func (g *guard) strike(keys ...string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	if g.stateLocked(keys[0], now).strikes.AllowN(now, 1) {
+	if g.stateLocked(keys[0]).strikes.AllowN(now, 1) {
 		return false
 	}
 	g.kickLocked(now, "frames", keys...)

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"container/list"
 	"net/netip"
 	"time"
 
@@ -48,8 +47,6 @@ const (
 type addrState struct {
 	accepts, offences *rate.Limiter
 	until             time.Time // cooling down until
-	last              time.Time
-	order             *list.Element // in guard.addrOrder
 }
 
 // addrBlock is the key an address counts under: the IPv4 address, or the
@@ -69,7 +66,7 @@ func (g *guard) AllowAccept(ip netip.Addr) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	st := g.addrLocked(addrBlock(ip), now)
+	st := g.addrLocked(addrBlock(ip))
 	switch {
 	case now.Before(st.until):
 		g.stats.refusedAddrCooling.Add(1)
@@ -95,14 +92,14 @@ func (g *guard) AllowSecured(p peer.ID, ip netip.Addr) bool {
 		g.addrOffenceLocked(now, addrBlock(ip), 1)
 		return false
 	}
-	g.stateLocked(p2pKey(p), now).from = addrBlock(ip)
+	g.stateLocked(p2pKey(p)).from = addrBlock(ip)
 	return true
 }
 
 // addrOffenceLocked counts cost against the address block, and cools it
 // down once its peers did too much wrong within a minute.
 func (g *guard) addrOffenceLocked(now time.Time, b netip.Prefix, cost int) {
-	st := g.addrLocked(b, now)
+	st := g.addrLocked(b)
 	if now.Before(st.until) || st.offences.AllowN(now, cost) {
 		return
 	}
@@ -122,30 +119,10 @@ func newAddrOffences() *rate.Limiter {
 }
 
 // addrLocked returns the block's limiters, making them on first use.
-func (g *guard) addrLocked(b netip.Prefix, now time.Time) *addrState {
-	st := g.addrs[b]
-	if st == nil {
-		if len(g.addrs) >= maxTracked {
-			g.forgetIdlestAddrLocked()
-		}
-		st = &addrState{accepts: rate.NewLimiter(addrAcceptRate, addrAcceptBurst), offences: newAddrOffences()}
-		st.order = g.addrOrder.PushFront(b)
-		g.addrs[b] = st
-	}
-	st.last = now
-	g.addrOrder.MoveToFront(st.order)
-	return st
-}
-
-// forgetIdlestAddrLocked drops the block heard from least recently (a
-// flooder's block is heard from all the time, so it stays). The order
-// list makes it O(1): a scan of the full table for each new block cost
-// ~60 us under the guard's lock, which a flood from distinct IPv6 /64s
-// (a /48 holds 65,536) would pay on every accept.
-func (g *guard) forgetIdlestAddrLocked() {
-	if e := g.addrOrder.Back(); e != nil {
-		delete(g.addrs, g.addrOrder.Remove(e).(netip.Prefix))
-	}
+func (g *guard) addrLocked(b netip.Prefix) *addrState {
+	return g.addrs.touch(b, func() *addrState {
+		return &addrState{accepts: rate.NewLimiter(addrAcceptRate, addrAcceptBurst), offences: newAddrOffences()}
+	})
 }
 
 // addrString is b for a log line, empty if there is none.

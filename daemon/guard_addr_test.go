@@ -178,8 +178,8 @@ func TestGuardAddrBlockFlood(t *testing.T) {
 			t.Fatalf("the cooled-down flooder was let in after %d new blocks", i)
 		}
 	}
-	if len(g.addrs) != maxTracked || g.addrOrder.Len() != maxTracked {
-		t.Fatalf("%d blocks tracked (order %d), want %d", len(g.addrs), g.addrOrder.Len(), maxTracked)
+	if g.addrs.len() != maxTracked || g.addrs.order.Len() != maxTracked {
+		t.Fatalf("%d blocks tracked (order %d), want %d", g.addrs.len(), g.addrs.order.Len(), maxTracked)
 	}
 	if g.AllowAccept(flooder) {
 		t.Fatal("the cooled-down flooder was let in")
@@ -200,14 +200,14 @@ func TestGuardPeerTableFlood(t *testing.T) {
 		g.AllowSecured(peer.ID(fmt.Sprintf("minted-%d", i)), netip.AddrFrom16(a))
 		if i%1000 == 0 {
 			g.mu.Lock()
-			g.stateLocked(p2pKey("steady"), clk.now()).frames.AllowN(clk.now(), 1)
+			g.stateLocked(p2pKey("steady")).frames.AllowN(clk.now(), 1)
 			g.mu.Unlock()
 		}
 	}
-	if len(g.peers) != maxTracked || g.peerOrder.Len() != maxTracked {
-		t.Fatalf("%d peers tracked (order %d), want %d", len(g.peers), g.peerOrder.Len(), maxTracked)
+	if g.peers.len() != maxTracked || g.peers.order.Len() != maxTracked {
+		t.Fatalf("%d peers tracked (order %d), want %d", g.peers.len(), g.peers.order.Len(), maxTracked)
 	}
-	st := g.peers[p2pKey("steady")]
+	st, _ := g.peers.get(p2pKey("steady"))
 	if st == nil || st.frames.TokensAt(clk.now()) != float64(g.cfg.PeerFrameBurst-9) {
 		t.Fatal("the peer heard from all along lost its limiters")
 	}
