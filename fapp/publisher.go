@@ -37,6 +37,13 @@ type PublisherConfig struct {
 	// therapist key). With every node at offset zero, every therapist
 	// releases at the same instant and the announces collide on a radio.
 	Offset time.Duration
+	// EarlyReleases is how many announces per epoch may go out before the
+	// boundary to carry the therapist's own edits (SetProfile, SetSlots,
+	// Withdraw) at once; 0 releases everything at boundaries only. An early
+	// announce shows every slot it already published with the status it
+	// was published with: status changes (reservations) still wait for
+	// the boundary.
+	EarlyReleases int
 }
 
 // EpochOffset returns the fixed offset of therapist k's boundaries within
@@ -69,6 +76,13 @@ type Publisher struct {
 	pending   bool      // a change awaits release
 	changed   time.Time // when the first pending change happened
 	released  time.Time // issue time of the last release
+	// own: a therapist's edit awaits an early release; shown: the status
+	// of each slot as the last announce published it; early counts the
+	// early releases in the epoch that starts at earlyIn.
+	own     bool
+	shown   map[uint16]SlotStatus
+	early   int
+	earlyIn time.Time
 }
 
 // NewPublisher returns a publisher with nothing to publish yet.
@@ -80,6 +94,8 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		return nil, fmt.Errorf("publisher: epoch %v: want whole minutes: %w", cfg.Epoch, ErrMalformed)
 	case cfg.Offset < 0 || cfg.Offset >= cfg.Epoch || cfg.Offset%time.Second != 0:
 		return nil, fmt.Errorf("publisher: offset %v: want whole seconds below the epoch %v: %w", cfg.Offset, cfg.Epoch, ErrMalformed)
+	case cfg.EarlyReleases < 0:
+		return nil, fmt.Errorf("publisher: %d early releases: %w", cfg.EarlyReleases, ErrMalformed)
 	case cfg.Lifetime > MaxAnnounceLifetime || cfg.Lifetime%time.Minute != 0 || cfg.Lifetime < 2*cfg.Epoch:
 		return nil, fmt.Errorf("publisher: lifetime %v: want whole minutes, >= 2 epochs, <= %v: %w", cfg.Lifetime, MaxAnnounceLifetime, ErrMalformed)
 	}
@@ -96,13 +112,13 @@ func (p *Publisher) SetProfile(a SlotAnnounce, now time.Time) {
 	a.Sprachen = slices.Compact(a.Sprachen)
 	a.Slots, a.Withdrawn, a.Signature = nil, false, [protocol.SignatureSize]byte{}
 	p.template, p.ready = a, true
-	p.touch(now)
+	p.touchOwn(now)
 }
 
 // SetSlots replaces the therapist's slots (released at the next boundary).
 func (p *Publisher) SetSlots(slots []Slot, now time.Time) {
 	p.slots, p.withdrawn = slices.Clone(slots), false
-	p.touch(now)
+	p.touchOwn(now)
 }
 
 // SetStatus changes one slot's status (released at the next boundary).
@@ -125,7 +141,7 @@ func (p *Publisher) SetStatus(id uint16, st SlotStatus, now time.Time) error {
 // with no slots.
 func (p *Publisher) Withdraw(now time.Time) {
 	p.slots, p.withdrawn = nil, true
-	p.touch(now)
+	p.touchOwn(now)
 }
 
 // Offers checks that the therapist offers slot id at start: the slot
@@ -156,6 +172,22 @@ func (p *Publisher) touch(now time.Time) {
 	if !p.pending {
 		p.pending, p.changed = true, now
 	}
+}
+
+// touchOwn records a change the therapist made (not a reservation's), which
+// may go out before the boundary (EarlyReleases).
+func (p *Publisher) touchOwn(now time.Time) {
+	p.touch(now)
+	p.own = true
+}
+
+// earlyDue reports whether an early release may go out at now: an own
+// edit waits and the epoch's early releases are not used up.
+func (p *Publisher) earlyDue(now time.Time) bool {
+	if !p.ready || !p.own || p.cfg.EarlyReleases == 0 {
+		return false
+	}
+	return !p.boundary(now).Equal(p.earlyIn) || p.early < p.cfg.EarlyReleases
 }
 
 // boundary returns the epoch boundary at or before t.
@@ -191,8 +223,12 @@ func (p *Publisher) Next() (at time.Time, ok bool) {
 // to their next occurrence.
 func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a *SlotAnnounce, ok bool, err error) {
 	at, due := p.Next()
+	early := false
 	if !due || now.Before(at) {
-		return nil, nil, false, nil
+		if !p.earlyDue(now) {
+			return nil, nil, false, nil
+		}
+		early = true
 	}
 	issued := p.boundary(now)
 	a = &SlotAnnounce{}
@@ -202,13 +238,49 @@ func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a
 	if !p.withdrawn {
 		p.slots = rollSlots(p.slots, now.Truncate(time.Minute))
 		a.Slots = slices.Clone(p.slots)
+		if early {
+			p.showPublished(a.Slots)
+		}
 	}
 	raw, err = SignAnnounce(id, a, now)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	p.cfg.Sequence, p.released, p.pending = a.Sequence, issued, false
+	p.cfg.Sequence, p.released, p.pending, p.own = a.Sequence, issued, false, false
+	p.remember(a.Slots)
+	if early {
+		p.countEarly(issued)
+		// A status change the early announce did not show is still due
+		// at the boundary after the first pending change.
+		p.pending = slices.ContainsFunc(p.slots, func(s Slot) bool { return s.Status != p.shown[s.ID] })
+	}
 	return raw, a, true, nil
+}
+
+// showPublished gives every slot that an announce published already the
+// status it was published with, so that an early release does not time a
+// reservation: status changes go out at boundaries only.
+func (p *Publisher) showPublished(slots []Slot) {
+	for i, s := range slots {
+		if st, ok := p.shown[s.ID]; ok {
+			slots[i].Status = st
+		}
+	}
+}
+
+// remember records the statuses an announce published.
+func (p *Publisher) remember(slots []Slot) {
+	p.shown = make(map[uint16]SlotStatus, len(slots))
+	for _, s := range slots {
+		p.shown[s.ID] = s.Status
+	}
+}
+
+func (p *Publisher) countEarly(epoch time.Time) {
+	if !epoch.Equal(p.earlyIn) {
+		p.earlyIn, p.early = epoch, 0
+	}
+	p.early++
 }
 
 // rollSlots drops single slots starting before t and moves weekly ones to
