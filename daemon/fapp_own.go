@@ -109,7 +109,7 @@ func (f *fappNode) newPublisher(seq uint32) error {
 	// Each node releases at its own fixed place in the epoch, so the
 	// therapists of a region do not all transmit at the same instant.
 	off := fapp.EpochOffset(fapp.TherapistKeyOf(f.n.id.Compact()), epoch)
-	p, err := fapp.NewPublisher(fapp.PublisherConfig{Epoch: epoch, Sequence: seq, Offset: off})
+	p, err := fapp.NewPublisher(fapp.PublisherConfig{Epoch: epoch, Sequence: seq, Offset: off, EarlyReleases: fappEarlyReleases})
 	if err != nil {
 		return err
 	}
