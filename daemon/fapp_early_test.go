@@ -68,8 +68,8 @@ func TestFAPPOwnOfferReleasedAtOnce(t *testing.T) {
 	if _, err := n.FAPPProfileSet(ctx, profile); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.FAPPPublish(ctx, rpcapi.FAPPPublishParams{Slots: therapistSlots(now)}); err != nil {
-		t.Fatal(err)
+	if o, err := n.FAPPPublish(ctx, rpcapi.FAPPPublishParams{Slots: therapistSlots(now)}); err != nil || !o.NextAnnounce.Equal(now) {
+		t.Fatalf("publish: next announce %v (%v), want now (%v)", o.NextAnnounce, err, now)
 	}
 	tick := func() rpcapi.FAPPOffer {
 		t.Helper()

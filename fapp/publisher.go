@@ -65,8 +65,11 @@ func EpochOffset(k TherapistKey, epoch time.Duration) time.Duration {
 // Publisher turns a therapist's slot changes into announces, released only
 // at fixed epoch boundaries, so an observer who watches announces cannot
 // time a reservation more finely than the epoch: every change inside one
-// epoch appears together, in an announce dated at the boundary. It is
-// not safe for concurrent use.
+// epoch appears together, in an announce dated at the boundary. With
+// PublisherConfig.EarlyReleases, the therapist's own edits go out at once
+// (a bounded number per epoch) with every published slot's status as
+// published; status changes still wait for the boundary. It is not safe
+// for concurrent use.
 type Publisher struct {
 	cfg       PublisherConfig
 	template  SlotAnnounce
@@ -81,6 +84,7 @@ type Publisher struct {
 	// early releases in the epoch that starts at earlyIn.
 	own     bool
 	shown   map[uint16]SlotStatus
+	unknown bool // restored without the last announce: no early release
 	early   int
 	earlyIn time.Time
 }
@@ -105,7 +109,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 // SetProfile sets the therapist's announce-level data: Profile, PLZ,
 // Verfahren, Kostentraeger, Altersgruppen, Sprachen, Geschlecht,
 // accessibility and Warteliste (the other fields of a are ignored). The
-// change is released at the next boundary.
+// change is released at the next boundary, or early (EarlyReleases).
 func (p *Publisher) SetProfile(a SlotAnnounce, now time.Time) {
 	a.Sprachen = slices.Clone(a.Sprachen)
 	slices.SortFunc(a.Sprachen, func(x, y Sprache) int { return cmp.Compare(x.String(), y.String()) })
@@ -115,13 +119,15 @@ func (p *Publisher) SetProfile(a SlotAnnounce, now time.Time) {
 	p.touchOwn(now)
 }
 
-// SetSlots replaces the therapist's slots (released at the next boundary).
+// SetSlots replaces the therapist's slots (released at the next boundary,
+// or early: EarlyReleases).
 func (p *Publisher) SetSlots(slots []Slot, now time.Time) {
 	p.slots, p.withdrawn = slices.Clone(slots), false
 	p.touchOwn(now)
 }
 
-// SetStatus changes one slot's status (released at the next boundary).
+// SetStatus changes one slot's status (released at the next boundary, never
+// early: a status change is what a reservation does).
 func (p *Publisher) SetStatus(id uint16, st SlotStatus, now time.Time) error {
 	if !st.Valid() {
 		return fmt.Errorf("publisher: status %v: %w", st, ErrMalformed)
@@ -181,10 +187,10 @@ func (p *Publisher) touchOwn(now time.Time) {
 	p.own = true
 }
 
-// earlyDue reports whether an early release may go out at now: an own
-// edit waits and the epoch's early releases are not used up.
-func (p *Publisher) earlyDue(now time.Time) bool {
-	if !p.ready || !p.own || p.cfg.EarlyReleases == 0 {
+// Early reports whether Release would release an own edit early at now:
+// one waits and the epoch's early releases are not used up.
+func (p *Publisher) Early(now time.Time) bool {
+	if !p.ready || !p.own || p.unknown || p.cfg.EarlyReleases == 0 {
 		return false
 	}
 	return !p.boundary(now).Equal(p.earlyIn) || p.early < p.cfg.EarlyReleases
@@ -225,7 +231,7 @@ func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a
 	at, due := p.Next()
 	early := false
 	if !due || now.Before(at) {
-		if !p.earlyDue(now) {
+		if !p.Early(now) {
 			return nil, nil, false, nil
 		}
 		early = true
@@ -268,8 +274,22 @@ func (p *Publisher) showPublished(slots []Slot) {
 	}
 }
 
+// Restored tells a publisher that its offer (SetProfile, SetSlots) was
+// restored after a restart, not edited, and gives it the last announce it
+// released before (nil if unknown): an early release must not show a status
+// changed since then. Without it, the first release waits for a boundary.
+func (p *Publisher) Restored(last *SlotAnnounce) {
+	p.own = false
+	if last == nil {
+		p.unknown = true
+		return
+	}
+	p.remember(last.Slots)
+}
+
 // remember records the statuses an announce published.
 func (p *Publisher) remember(slots []Slot) {
+	p.unknown = false
 	p.shown = make(map[uint16]SlotStatus, len(slots))
 	for _, s := range slots {
 		p.shown[s.ID] = s.Status

@@ -114,3 +114,38 @@ func TestPublisherEarlyConfig(t *testing.T) {
 		t.Fatalf("negative early releases: %v", err)
 	}
 }
+
+// TestPublisherRestoredNotEarly (attack: time a reservation by a restart):
+// a slot held after the last announce is not released when the node
+// restarts, nor by an edit after the restart, before the boundary.
+func TestPublisherRestoredNotEarly(t *testing.T) {
+	id := testIdentity(t, 1)
+	p := newEarlyPublisher(t)
+	p.SetSlots(testSlots(2), minute(0))
+	_, last, _, _ := p.Release(id, minute(0))
+	held := p.Slots()
+	held[0].Status = SlotGehalten
+	for _, known := range []*SlotAnnounce{last, nil} {
+		q, err := NewPublisher(PublisherConfig{Sequence: 42, EarlyReleases: 4}) // the restarted node
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.SetProfile(*testAnnounce(t, 0), minute(17))
+		q.SetSlots(held, minute(17))
+		q.Restored(known)
+		if _, _, ok, _ := q.Release(id, minute(17)); ok {
+			t.Fatalf("released at the restart (last announce known: %v)", known != nil)
+		}
+		q.SetSlots(append(q.Slots(), testSlots(3)[2]), minute(18))
+		_, a, ok, _ := q.Release(id, minute(18))
+		if known == nil && ok {
+			t.Fatal("an early release without the last announce")
+		}
+		if known != nil && (!ok || a.Slots[0].Status != SlotFrei) {
+			t.Fatalf("edit after the restart: %+v %v, want released with slot 1 FREI", a, ok)
+		}
+		if _, a, ok, _ := q.Release(id, minute(30)); !ok || a.Slots[0].Status != SlotGehalten {
+			t.Fatalf("boundary after the restart: %+v %v", a, ok)
+		}
+	}
+}
