@@ -17,29 +17,53 @@ func (c *frozenClock) Now() time.Time      { return time.Unix(0, c.ns.Load()).UT
 func (c *frozenClock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }
 func (c *frozenClock) add(d time.Duration) { c.ns.Add(int64(d)) }
 
-// startFrozen starts a node on clk, set to one second past the node's own
-// epoch boundary: a change now waits almost a whole epoch for the next.
-func startFrozen(t *testing.T, cfg Config, clk *frozenClock) *Node {
+// startFrozen starts a node on clk; a clock not yet set is set to one
+// second past the node's own epoch boundary: a change then waits almost a
+// whole epoch for the next. stop stops the node (also at cleanup).
+func startFrozen(t *testing.T, cfg Config, clk *frozenClock) (n *Node, stop func()) {
 	t.Helper()
-	clk.set(time.Now())
+	unset := clk.ns.Load() == 0
+	if unset {
+		clk.set(time.Now())
+	}
 	n, err := Open(context.Background(), cfg, Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	off := fapp.EpochOffset(fapp.TherapistKeyOf(n.id.Compact()), fappTestEpoch)
-	now := time.Now().Truncate(fappTestEpoch).Add(off + time.Second)
-	clk.set(now)
+	if unset {
+		off := fapp.EpochOffset(fapp.TherapistKeyOf(n.id.Compact()), fappTestEpoch)
+		clk.set(time.Now().Truncate(fappTestEpoch).Add(off + time.Second))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
 		n.Close()
-	})
-	return n
+	}
+	t.Cleanup(stop)
+	return n, stop
+}
+
+// tickOffer runs one FAPP tick on n's loop and returns the offer.
+func tickOffer(t *testing.T, ctx context.Context, n *Node) rpcapi.FAPPOffer {
+	t.Helper()
+	if err := n.call(ctx, n.fapp.tick); err != nil {
+		t.Fatal(err)
+	}
+	o, err := n.FAPPSlots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
 
 // TestFAPPOwnOfferReleasedAtOnce: a therapist's new offer, and a later
@@ -49,7 +73,8 @@ func startFrozen(t *testing.T, cfg Config, clk *frozenClock) *Node {
 func TestFAPPOwnOfferReleasedAtOnce(t *testing.T) {
 	clk := &frozenClock{}
 	is := newIssuer(t)
-	n := startFrozen(t, fappConfig(t, is), clk)
+	cfg := fappConfig(t, is)
+	n, stop := startFrozen(t, cfg, clk)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	boundary := clk.Now().Add(-time.Second)
@@ -71,18 +96,7 @@ func TestFAPPOwnOfferReleasedAtOnce(t *testing.T) {
 	if o, err := n.FAPPPublish(ctx, rpcapi.FAPPPublishParams{Slots: therapistSlots(now)}); err != nil || !o.NextAnnounce.Equal(now) {
 		t.Fatalf("publish: next announce %v (%v), want now (%v)", o.NextAnnounce, err, now)
 	}
-	tick := func() rpcapi.FAPPOffer {
-		t.Helper()
-		if err := n.call(ctx, n.fapp.tick); err != nil {
-			t.Fatal(err)
-		}
-		o, err := n.FAPPSlots(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o
-	}
-	o := tick()
+	o := tickOffer(t, ctx, n)
 	if o.Sequence == 0 || o.Pending || len(o.Slots) != 2 {
 		t.Fatalf("the new offer waits for the boundary: %+v", o)
 	}
@@ -98,7 +112,8 @@ func TestFAPPOwnOfferReleasedAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o2 := tick(); o2.Sequence <= o.Sequence || o2.Pending {
+	o2 := tickOffer(t, ctx, n)
+	if o2.Sequence <= o.Sequence || o2.Pending {
 		t.Fatalf("the profile edit waits for the boundary: %+v after %+v", o2, o)
 	}
 	n.fapp.mu.Lock()
@@ -106,5 +121,15 @@ func TestFAPPOwnOfferReleasedAtOnce(t *testing.T) {
 	n.fapp.mu.Unlock()
 	if sent != info.Sequence {
 		t.Fatalf("profile %d broadcast, want the edited %d", sent, info.Sequence)
+	}
+
+	// A restart is no edit: it releases nothing before the boundary (a
+	// slot status changed before it would otherwise go out at once).
+	stop()
+	clk.add(time.Second)
+	n, _ = startFrozen(t, cfg, clk)
+	if o3 := tickOffer(t, ctx, n); o3.Sequence != o2.Sequence || !o3.NextAnnounce.Equal(boundary.Add(fappTestEpoch)) {
+		t.Fatalf("after the restart: sequence %d (want %d), next announce %v (want the boundary %v)",
+			o3.Sequence, o2.Sequence, o3.NextAnnounce, boundary.Add(fappTestEpoch))
 	}
 }
