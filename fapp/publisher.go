@@ -193,7 +193,9 @@ func (p *Publisher) Early(now time.Time) bool {
 	if !p.ready || !p.own || p.unknown || p.cfg.EarlyReleases == 0 {
 		return false
 	}
-	return !p.boundary(now).Equal(p.earlyIn) || p.early < p.cfg.EarlyReleases
+	// Only a later epoch brings a fresh budget: a clock stepped back
+	// must not (a flapping clock would announce without bound).
+	return p.boundary(now).After(p.earlyIn) || p.early < p.cfg.EarlyReleases
 }
 
 // boundary returns the epoch boundary at or before t.
@@ -215,7 +217,9 @@ func (p *Publisher) Next() (at time.Time, ok bool) {
 	case !p.ready:
 		return time.Time{}, false
 	case p.pending:
-		return p.boundary(p.changed).Add(p.cfg.Epoch), true
+		// A change dated before the last release (a clock stepped back)
+		// still waits for the boundary after that release.
+		return p.boundary(maxTime(p.changed, p.released)).Add(p.cfg.Epoch), true
 	case p.withdrawn:
 		return time.Time{}, false
 	}
@@ -253,7 +257,7 @@ func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a
 		return nil, nil, false, err
 	}
 	p.cfg.Sequence, p.released, p.pending, p.own = a.Sequence, issued, false, false
-	p.remember(a.Slots)
+	p.remember(a.Slots, !early)
 	if early {
 		p.countEarly(issued)
 		// A status change the early announce did not show is still due
@@ -284,20 +288,38 @@ func (p *Publisher) Restored(last *SlotAnnounce) {
 		p.unknown = true
 		return
 	}
-	p.remember(last.Slots)
+	if last.Sequence != p.cfg.Sequence {
+		// Not the last announce released (a stale store): its statuses
+		// may be older than what went out since.
+		p.unknown = true
+		return
+	}
+	p.remember(last.Slots, true)
 }
 
-// remember records the statuses an announce published.
-func (p *Publisher) remember(slots []Slot) {
+// remember records the statuses an announce published. A boundary release
+// (replace) shows every current status; an early one only adds to what was
+// shown, so that a held slot removed early and added back shows the status
+// it was published with, not the hold, until the boundary.
+func (p *Publisher) remember(slots []Slot, replace bool) {
 	p.unknown = false
-	p.shown = make(map[uint16]SlotStatus, len(slots))
+	if replace || p.shown == nil {
+		p.shown = make(map[uint16]SlotStatus, len(slots))
+	}
 	for _, s := range slots {
 		p.shown[s.ID] = s.Status
 	}
 }
 
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 func (p *Publisher) countEarly(epoch time.Time) {
-	if !epoch.Equal(p.earlyIn) {
+	if epoch.After(p.earlyIn) {
 		p.earlyIn, p.early = epoch, 0
 	}
 	p.early++
