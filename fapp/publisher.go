@@ -217,9 +217,7 @@ func (p *Publisher) Next() (at time.Time, ok bool) {
 	case !p.ready:
 		return time.Time{}, false
 	case p.pending:
-		// A change dated before the last release (a clock stepped back)
-		// still waits for the boundary after that release.
-		return p.boundary(maxTime(p.changed, p.released)).Add(p.cfg.Epoch), true
+		return p.boundary(p.changed).Add(p.cfg.Epoch), true
 	case p.withdrawn:
 		return time.Time{}, false
 	}
@@ -309,13 +307,6 @@ func (p *Publisher) remember(slots []Slot, replace bool) {
 	for _, s := range slots {
 		p.shown[s.ID] = s.Status
 	}
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 func (p *Publisher) countEarly(epoch time.Time) {
