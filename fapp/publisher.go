@@ -85,6 +85,9 @@ type Publisher struct {
 	own     bool
 	shown   map[uint16]SlotStatus
 	unknown bool // restored without the last announce: no early release
+	// held: each slot's status before its first status change since the
+	// last boundary release.
+	held    map[uint16]SlotStatus
 	early   int
 	earlyIn time.Time
 }
@@ -137,6 +140,12 @@ func (p *Publisher) SetStatus(id uint16, st SlotStatus, now time.Time) error {
 		return fmt.Errorf("publisher: slot %d: %w", id, ErrNotFound)
 	}
 	if p.slots[i].Status != st {
+		if _, ok := p.held[id]; !ok {
+			if p.held == nil {
+				p.held = map[uint16]SlotStatus{}
+			}
+			p.held[id] = p.slots[i].Status
+		}
 		p.slots[i].Status = st
 		p.touch(now)
 	}
@@ -255,7 +264,10 @@ func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a
 		return nil, nil, false, err
 	}
 	p.cfg.Sequence, p.released, p.pending, p.own = a.Sequence, issued, false, false
-	p.remember(a.Slots, !early)
+	p.remember(a.Slots)
+	if !early {
+		p.held = nil // every status is published now
+	}
 	if early {
 		p.countEarly(issued)
 		// A status change the early announce did not show is still due
@@ -271,6 +283,10 @@ func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a
 func (p *Publisher) showPublished(slots []Slot) {
 	for i, s := range slots {
 		if st, ok := p.shown[s.ID]; ok {
+			slots[i].Status = st
+		} else if st, ok := p.held[s.ID]; ok {
+			// Not in the last announce (removed early and added back):
+			// the status before the reservation, not the reservation's.
 			slots[i].Status = st
 		}
 	}
@@ -292,18 +308,13 @@ func (p *Publisher) Restored(last *SlotAnnounce) {
 		p.unknown = true
 		return
 	}
-	p.remember(last.Slots, true)
+	p.remember(last.Slots)
 }
 
-// remember records the statuses an announce published. A boundary release
-// (replace) shows every current status; an early one only adds to what was
-// shown, so that a held slot removed early and added back shows the status
-// it was published with, not the hold, until the boundary.
-func (p *Publisher) remember(slots []Slot, replace bool) {
+// remember records the statuses an announce published.
+func (p *Publisher) remember(slots []Slot) {
 	p.unknown = false
-	if replace || p.shown == nil {
-		p.shown = make(map[uint16]SlotStatus, len(slots))
-	}
+	p.shown = make(map[uint16]SlotStatus, len(slots))
 	for _, s := range slots {
 		p.shown[s.ID] = s.Status
 	}

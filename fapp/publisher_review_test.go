@@ -91,3 +91,27 @@ func TestPublisherRestoredStaleAnnounce(t *testing.T) {
 		t.Fatal("early release after a restart from a stale announce shows the cancel before the boundary")
 	}
 }
+
+// TestPublisherEarlyRepublishAfterWithdraw: a therapist withdraws the
+// whole offer and publishes new slots (which reuse the IDs) in the same
+// epoch; the new slots go out early with their own statuses, not those
+// the withdrawn slots were published with.
+func TestPublisherEarlyRepublishAfterWithdraw(t *testing.T) {
+	id := testIdentity(t, 1)
+	p := newEarlyPublisher(t)
+	p.SetSlots(testSlots(2), minute(0))
+	if err := p.SetStatus(1, SlotVergeben, minute(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, a, ok, _ := p.Release(id, minute(15)); !ok || a.Slots[0].Status != SlotVergeben {
+		t.Fatal("boundary release")
+	}
+	p.Withdraw(minute(16))
+	if _, _, ok, _ := p.Release(id, minute(16)); !ok {
+		t.Fatal("withdrawal not released early")
+	}
+	p.SetSlots(testSlots(2), minute(17))
+	if _, a, ok, _ := p.Release(id, minute(17)); !ok || a.Slots[0].Status != SlotFrei {
+		t.Fatalf("new offer after a withdrawal: %+v %v, want released early with slot 1 FREI", a, ok)
+	}
+}
