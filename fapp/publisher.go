@@ -295,7 +295,9 @@ func (p *Publisher) showPublished(slots []Slot) {
 // Restored tells a publisher that its offer (SetProfile, SetSlots) was
 // restored after a restart, not edited, and gives it the last announce it
 // released before (nil if unknown): an early release must not show a status
-// changed since then. Without it, the first release waits for a boundary.
+// changed since then. Without it, or when its sequence number is not
+// PublisherConfig.Sequence (not the last one), the first release waits for
+// a boundary.
 func (p *Publisher) Restored(last *SlotAnnounce) {
 	p.own = false
 	if last == nil {
