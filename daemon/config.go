@@ -130,9 +130,10 @@ type FAPPConfig struct {
 	// chamber, a KV, a community registry) whose credentials this node
 	// accepts.
 	TrustedIssuers []string `toml:"trusted_issuers"`
-	// Epoch is the batching interval of the node's own slot changes: they
-	// are published at epoch boundaries only, so an announce's timing does
-	// not tell when a reservation happened.
+	// Epoch is the batching interval of the node's slot status changes:
+	// they are published at epoch boundaries only, so an announce's timing
+	// does not tell when a reservation happened. The therapist's own edits
+	// go out at once, a few per epoch (fappEarlyReleases).
 	Epoch Duration `toml:"epoch"`
 }
 

@@ -37,6 +37,11 @@ const (
 	// fappPruneEvery is how often the index drops expired announces and
 	// re-verifies credentials (validity periods end).
 	fappPruneEvery = time.Minute
+	// fappEarlyReleases is how many announces per epoch may carry the
+	// therapist's own edits (profile, slot list) at once instead of at the
+	// boundary: a new offer is found in seconds, a script that edits in a
+	// loop still sends a bounded number. Reservations stay batched.
+	fappEarlyReleases = 6
 	// fappRemoteCache bounds the announces and profiles kept from remote
 	// query answers (for reserving a slot found that way).
 	fappRemoteCache = 1024

@@ -201,6 +201,10 @@ func (f *fappNode) offerLocked(now time.Time) rpcapi.FAPPOffer {
 	if at, ok := f.pub.Next(); ok && (last == nil || at.Before(last.Issued.Add(fapp.DefaultAnnounceLifetime/2))) {
 		o.Pending, o.NextAnnounce = true, at
 	}
+	if f.pub.Early(now) {
+		// An own edit goes out at the next tick, within a second.
+		o.Pending, o.NextAnnounce = true, now
+	}
 	return o
 }
 

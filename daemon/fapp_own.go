@@ -12,8 +12,9 @@ import (
 )
 
 // The therapist's own offer: a profile (signed, naming the credential),
-// the announce-level data and the slots, released by the pure publisher at
-// epoch boundaries. The announce sequence number is written to the store
+// the announce-level data and the slots, released by the pure publisher:
+// the therapist's edits at once (a few per epoch), status changes at epoch
+// boundaries. The announce sequence number is written to the store
 // before an announce under it leaves the node, so it never goes backwards
 // after a restart (a lower one would be refused by every index as stale).
 
@@ -109,7 +110,7 @@ func (f *fappNode) newPublisher(seq uint32) error {
 	// Each node releases at its own fixed place in the epoch, so the
 	// therapists of a region do not all transmit at the same instant.
 	off := fapp.EpochOffset(fapp.TherapistKeyOf(f.n.id.Compact()), epoch)
-	p, err := fapp.NewPublisher(fapp.PublisherConfig{Epoch: epoch, Sequence: seq, Offset: off})
+	p, err := fapp.NewPublisher(fapp.PublisherConfig{Epoch: epoch, Sequence: seq, Offset: off, EarlyReleases: fappEarlyReleases})
 	if err != nil {
 		return err
 	}
@@ -118,7 +119,8 @@ func (f *fappNode) newPublisher(seq uint32) error {
 }
 
 // setOfferLocked replaces the own offer (template and slots); it is
-// released at the next epoch boundary.
+// released at the next tick (an early release) or, when the epoch's early
+// releases are used up, at the next epoch boundary.
 func (f *fappNode) setOfferLocked(t *fapp.SlotAnnounce, slots []fapp.Slot, now time.Time) error {
 	if f.profile == nil {
 		return fmt.Errorf("%w: set the therapist profile (with its credential) before publishing slots", rpcapi.ErrInvalidParams)

@@ -152,6 +152,13 @@ func (f *fappNode) restoreOwn(now time.Time) error {
 	} else {
 		f.pub.SetSlots(o.slots(), now)
 	}
+	// A restart is no edit: what changed since the last announce (a
+	// reservation's status) waits for the boundary.
+	var last *fapp.SlotAnnounce
+	if f.lastRaw != nil {
+		last, _ = fapp.ParseSlotAnnounce(f.lastRaw, now, 0)
+	}
+	f.pub.Restored(last)
 	return nil
 }
 

@@ -98,7 +98,7 @@ dht_mode = %q
   relay = %t
   # Hex keys of the credential issuers this node trusts.
   trusted_issuers = []
-  # Own slot changes are published at epoch boundaries only.
+  # Slot status changes (reservations) go out at epoch boundaries only.
   epoch = %s
 [tcp]
   # Plain TCP links (authenticated, encrypted), for routers and tunnels.

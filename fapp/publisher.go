@@ -37,6 +37,13 @@ type PublisherConfig struct {
 	// therapist key). With every node at offset zero, every therapist
 	// releases at the same instant and the announces collide on a radio.
 	Offset time.Duration
+	// EarlyReleases is how many announces per epoch may go out before the
+	// boundary to carry the therapist's own edits (SetProfile, SetSlots,
+	// Withdraw) at once; 0 releases everything at boundaries only. An early
+	// announce shows every slot it already published with the status it
+	// was published with: status changes (reservations) still wait for
+	// the boundary.
+	EarlyReleases int
 }
 
 // EpochOffset returns the fixed offset of therapist k's boundaries within
@@ -58,8 +65,11 @@ func EpochOffset(k TherapistKey, epoch time.Duration) time.Duration {
 // Publisher turns a therapist's slot changes into announces, released only
 // at fixed epoch boundaries, so an observer who watches announces cannot
 // time a reservation more finely than the epoch: every change inside one
-// epoch appears together, in an announce dated at the boundary. It is
-// not safe for concurrent use.
+// epoch appears together, in an announce dated at the boundary. With
+// PublisherConfig.EarlyReleases, the therapist's own edits go out at once
+// (a bounded number per epoch) with every published slot's status as
+// published; status changes still wait for the boundary. It is not safe
+// for concurrent use.
 type Publisher struct {
 	cfg       PublisherConfig
 	template  SlotAnnounce
@@ -69,6 +79,17 @@ type Publisher struct {
 	pending   bool      // a change awaits release
 	changed   time.Time // when the first pending change happened
 	released  time.Time // issue time of the last release
+	// own: a therapist's edit awaits an early release; shown: the status
+	// of each slot as the last announce published it; early counts the
+	// early releases in the epoch that starts at earlyIn.
+	own     bool
+	shown   map[uint16]SlotStatus
+	unknown bool // restored without the last announce: no early release
+	// held: each slot's status before its first status change since the
+	// last boundary release.
+	held    map[uint16]SlotStatus
+	early   int
+	earlyIn time.Time
 }
 
 // NewPublisher returns a publisher with nothing to publish yet.
@@ -80,6 +101,8 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		return nil, fmt.Errorf("publisher: epoch %v: want whole minutes: %w", cfg.Epoch, ErrMalformed)
 	case cfg.Offset < 0 || cfg.Offset >= cfg.Epoch || cfg.Offset%time.Second != 0:
 		return nil, fmt.Errorf("publisher: offset %v: want whole seconds below the epoch %v: %w", cfg.Offset, cfg.Epoch, ErrMalformed)
+	case cfg.EarlyReleases < 0:
+		return nil, fmt.Errorf("publisher: %d early releases: %w", cfg.EarlyReleases, ErrMalformed)
 	case cfg.Lifetime > MaxAnnounceLifetime || cfg.Lifetime%time.Minute != 0 || cfg.Lifetime < 2*cfg.Epoch:
 		return nil, fmt.Errorf("publisher: lifetime %v: want whole minutes, >= 2 epochs, <= %v: %w", cfg.Lifetime, MaxAnnounceLifetime, ErrMalformed)
 	}
@@ -89,23 +112,25 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 // SetProfile sets the therapist's announce-level data: Profile, PLZ,
 // Verfahren, Kostentraeger, Altersgruppen, Sprachen, Geschlecht,
 // accessibility and Warteliste (the other fields of a are ignored). The
-// change is released at the next boundary.
+// change is released at the next boundary, or early (EarlyReleases).
 func (p *Publisher) SetProfile(a SlotAnnounce, now time.Time) {
 	a.Sprachen = slices.Clone(a.Sprachen)
 	slices.SortFunc(a.Sprachen, func(x, y Sprache) int { return cmp.Compare(x.String(), y.String()) })
 	a.Sprachen = slices.Compact(a.Sprachen)
 	a.Slots, a.Withdrawn, a.Signature = nil, false, [protocol.SignatureSize]byte{}
 	p.template, p.ready = a, true
-	p.touch(now)
+	p.touchOwn(now)
 }
 
-// SetSlots replaces the therapist's slots (released at the next boundary).
+// SetSlots replaces the therapist's slots (released at the next boundary,
+// or early: EarlyReleases).
 func (p *Publisher) SetSlots(slots []Slot, now time.Time) {
 	p.slots, p.withdrawn = slices.Clone(slots), false
-	p.touch(now)
+	p.touchOwn(now)
 }
 
-// SetStatus changes one slot's status (released at the next boundary).
+// SetStatus changes one slot's status (released at the next boundary, never
+// early: a status change is what a reservation does).
 func (p *Publisher) SetStatus(id uint16, st SlotStatus, now time.Time) error {
 	if !st.Valid() {
 		return fmt.Errorf("publisher: status %v: %w", st, ErrMalformed)
@@ -115,6 +140,12 @@ func (p *Publisher) SetStatus(id uint16, st SlotStatus, now time.Time) error {
 		return fmt.Errorf("publisher: slot %d: %w", id, ErrNotFound)
 	}
 	if p.slots[i].Status != st {
+		if _, ok := p.held[id]; !ok {
+			if p.held == nil {
+				p.held = map[uint16]SlotStatus{}
+			}
+			p.held[id] = p.slots[i].Status
+		}
 		p.slots[i].Status = st
 		p.touch(now)
 	}
@@ -125,7 +156,7 @@ func (p *Publisher) SetStatus(id uint16, st SlotStatus, now time.Time) error {
 // with no slots.
 func (p *Publisher) Withdraw(now time.Time) {
 	p.slots, p.withdrawn = nil, true
-	p.touch(now)
+	p.touchOwn(now)
 }
 
 // Offers checks that the therapist offers slot id at start: the slot
@@ -156,6 +187,24 @@ func (p *Publisher) touch(now time.Time) {
 	if !p.pending {
 		p.pending, p.changed = true, now
 	}
+}
+
+// touchOwn records a change the therapist made (not a reservation's), which
+// may go out before the boundary (EarlyReleases).
+func (p *Publisher) touchOwn(now time.Time) {
+	p.touch(now)
+	p.own = true
+}
+
+// Early reports whether Release would release an own edit early at now:
+// one waits and the epoch's early releases are not used up.
+func (p *Publisher) Early(now time.Time) bool {
+	if !p.ready || !p.own || p.unknown || p.cfg.EarlyReleases == 0 {
+		return false
+	}
+	// Only a later epoch brings a fresh budget: a clock stepped back
+	// must not (a flapping clock would announce without bound).
+	return p.boundary(now).After(p.earlyIn) || p.early < p.cfg.EarlyReleases
 }
 
 // boundary returns the epoch boundary at or before t.
@@ -191,8 +240,12 @@ func (p *Publisher) Next() (at time.Time, ok bool) {
 // to their next occurrence.
 func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a *SlotAnnounce, ok bool, err error) {
 	at, due := p.Next()
+	early := false
 	if !due || now.Before(at) {
-		return nil, nil, false, nil
+		if !p.Early(now) {
+			return nil, nil, false, nil
+		}
+		early = true
 	}
 	issued := p.boundary(now)
 	a = &SlotAnnounce{}
@@ -202,13 +255,78 @@ func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a
 	if !p.withdrawn {
 		p.slots = rollSlots(p.slots, now.Truncate(time.Minute))
 		a.Slots = slices.Clone(p.slots)
+		if early {
+			p.showPublished(a.Slots)
+		}
 	}
 	raw, err = SignAnnounce(id, a, now)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	p.cfg.Sequence, p.released, p.pending = a.Sequence, issued, false
+	p.cfg.Sequence, p.released, p.pending, p.own = a.Sequence, issued, false, false
+	p.remember(a.Slots)
+	if !early {
+		p.held = nil // every status is published now
+	}
+	if early {
+		p.countEarly(issued)
+		// A status change the early announce did not show is still due
+		// at the boundary after the first pending change.
+		p.pending = slices.ContainsFunc(p.slots, func(s Slot) bool { return s.Status != p.shown[s.ID] })
+	}
 	return raw, a, true, nil
+}
+
+// showPublished gives every slot that an announce published already the
+// status it was published with, so that an early release does not time a
+// reservation: status changes go out at boundaries only.
+func (p *Publisher) showPublished(slots []Slot) {
+	for i, s := range slots {
+		if st, ok := p.shown[s.ID]; ok {
+			slots[i].Status = st
+		} else if st, ok := p.held[s.ID]; ok {
+			// Not in the last announce (removed early and added back):
+			// the status before the reservation, not the reservation's.
+			slots[i].Status = st
+		}
+	}
+}
+
+// Restored tells a publisher that its offer (SetProfile, SetSlots) was
+// restored after a restart, not edited, and gives it the last announce it
+// released before (nil if unknown): an early release must not show a status
+// changed since then. Without it, or when its sequence number is not
+// PublisherConfig.Sequence (not the last one), the first release waits for
+// a boundary.
+func (p *Publisher) Restored(last *SlotAnnounce) {
+	p.own = false
+	if last == nil {
+		p.unknown = true
+		return
+	}
+	if last.Sequence != p.cfg.Sequence {
+		// Not the last announce released (a stale store): its statuses
+		// may be older than what went out since.
+		p.unknown = true
+		return
+	}
+	p.remember(last.Slots)
+}
+
+// remember records the statuses an announce published.
+func (p *Publisher) remember(slots []Slot) {
+	p.unknown = false
+	p.shown = make(map[uint16]SlotStatus, len(slots))
+	for _, s := range slots {
+		p.shown[s.ID] = s.Status
+	}
+}
+
+func (p *Publisher) countEarly(epoch time.Time) {
+	if epoch.After(p.earlyIn) {
+		p.earlyIn, p.early = epoch, 0
+	}
+	p.early++
 }
 
 // rollSlots drops single slots starting before t and moves weekly ones to

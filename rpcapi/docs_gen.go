@@ -151,7 +151,7 @@ var fieldDocs = map[string]string{
 	"FAPPMatch.zertifiziert":              "Zertifiziert is true when the therapist's credential verifies with this node's trusted issuers.",
 	"FAPPOffer.expires":                   "Expires is when the latest announce expires (the node re-announces before that).",
 	"FAPPOffer.next_announce":             "NextAnnounce is when the pending change goes out.",
-	"FAPPOffer.pending":                   "Pending is true when a change waits for the next batch epoch: slot changes are announced in batches so a reservation cannot be timed from the announces.",
+	"FAPPOffer.pending":                   "Pending is true when a change waits to be announced: the therapist's own edits go out within a second (a few per batch epoch), slot status changes at the next batch epoch, so a reservation cannot be timed from the announces.",
 	"FAPPOffer.published":                 "Published is when the latest announce went out.",
 	"FAPPOffer.sequence":                  "Sequence is the sequence number of the latest announce (0: never published).",
 	"FAPPOffer.slots":                     "Slots are the own slots with their IDs and status.",

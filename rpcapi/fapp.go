@@ -61,7 +61,7 @@ type FAPPNode interface {
 	// announce carries it.
 	FAPPProfileSet(ctx context.Context, p FAPPProfile) (FAPPProfileInfo, error)
 	// FAPPPublish adds or updates own slots and publishes a new announce
-	// (in the next batch epoch, see FAPPOffer.Pending).
+	// (within a second, or in the next batch epoch, see FAPPOffer.Pending).
 	FAPPPublish(ctx context.Context, p FAPPPublishParams) (FAPPOffer, error)
 	// FAPPWithdraw removes the given own slots, or all and the whole offer
 	// when p.Slots is empty, and announces the change.
@@ -213,9 +213,10 @@ type FAPPOffer struct {
 	// Expires is when the latest announce expires (the node re-announces
 	// before that).
 	Expires time.Time `json:"expires,omitzero"`
-	// Pending is true when a change waits for the next batch epoch: slot
-	// changes are announced in batches so a reservation cannot be timed
-	// from the announces.
+	// Pending is true when a change waits to be announced: the
+	// therapist's own edits go out within a second (a few per batch epoch),
+	// slot status changes at the next batch epoch, so a reservation cannot
+	// be timed from the announces.
 	Pending bool `json:"pending,omitempty"`
 	// NextAnnounce is when the pending change goes out.
 	NextAnnounce time.Time `json:"next_announce,omitzero"`
