@@ -251,6 +251,8 @@ type txRec struct {
 	// node's transmissions follow one another, so walking prev from
 	// Medium.last goes back in time, until an ID no longer retained.
 	prev TxID
+	// filed: t is in its class's frame grid (only when usesRivals).
+	filed bool
 }
 
 // class holds what depends on a spreading factor and bandwidth: the
@@ -643,12 +645,14 @@ func (m *Medium) advance(now int64) {
 		if t.end+keep >= now {
 			break
 		}
-		c := m.classes[t.cls]
-		key := cellOf(&m.nodes[t.node], c.cell)
-		fr := c.frames[key]
-		fr.popFront()
-		if fr.len() == 0 {
-			delete(c.frames, key)
+		if t.filed {
+			c := m.classes[t.cls]
+			key := cellOf(&m.nodes[t.node], c.cell)
+			fr := c.frames[key]
+			fr.popFront()
+			if fr.len() == 0 {
+				delete(c.frames, key)
+			}
 		}
 		m.txs.popFront()
 		m.first++
@@ -698,18 +702,27 @@ func (m *Medium) StartTx(node NodeID, at time.Time, freqHz int64, p Params, size
 	}
 	m.next++
 	m.rivalsFor = 0
+	// Only gather reads the grid: without it, filing is wasted work.
+	rec.filed = m.usesRivals()
 	m.txs.push(rec)
 	m.last[node] = lastTx{end: rec.end, id: id}
-	key := cellOf(&m.nodes[node], c.cell)
+	if rec.filed {
+		m.file(&rec, c)
+	}
+	m.maxAir = max(m.maxAir, int64(air))
+	return id, m.timeOf(rec.end), nil
+}
+
+// file files t in class c's frame grid, for gather.
+func (m *Medium) file(t *txRec, c *class) {
+	nd := &m.nodes[t.node]
+	key := cellOf(nd, c.cell)
 	fr := c.frames[key]
 	if fr == nil {
 		fr = new(ring[cellTx])
 		c.frames[key] = fr
 	}
-	nd := &m.nodes[node]
-	fr.push(cellTx{id: id, start: rec.start, end: rec.end, cs: rec.cs, freq: freqHz, x: nd.X, y: nd.Y})
-	m.maxAir = max(m.maxAir, int64(air))
-	return id, m.timeOf(rec.end), nil
+	fr.push(cellTx{id: t.id, start: t.start, end: t.end, cs: t.cs, freq: t.freq, x: nd.X, y: nd.Y})
 }
 
 // rec returns the retained transmission id, or nil.
