@@ -111,6 +111,12 @@ type Engine struct {
 	id   *protocol.Identity
 	self Address
 	now  time.Time
+	// memo is the link link() found last, by ID: next to now, which every
+	// input touches first, so that finding the link of a frame touches no
+	// other memory (a simulator runs thousands of engines, none of them in
+	// a cache). relist clears it.
+	memo   *link
+	memoID LinkID
 
 	links map[LinkID]*link
 	// linkList holds the links of links in ID order. It is replaced, never
@@ -485,15 +491,24 @@ func (e *Engine) sortedLinks() []*link { return e.linkList }
 // list touches less memory than the map, which matters to a simulator
 // running thousands of engines.
 func (e *Engine) link(id LinkID) *link {
-	if len(e.linkList) > 8 {
-		return e.links[id]
+	if e.memo != nil && e.memoID == id {
+		return e.memo
 	}
-	for _, l := range e.linkList {
-		if l.info.ID == id {
-			return l
+	var found *link
+	if len(e.linkList) > 8 {
+		found = e.links[id]
+	} else {
+		for _, l := range e.linkList {
+			if l.info.ID == id {
+				found = l
+				break
+			}
 		}
 	}
-	return nil
+	if found != nil {
+		e.memo, e.memoID = found, id
+	}
+	return found
 }
 
 // relist rebuilds linkList from links (a new slice: see linkList).
@@ -504,6 +519,7 @@ func (e *Engine) relist() {
 	}
 	slices.SortFunc(out, func(a, b *link) int { return cmp.Compare(a.info.ID, b.info.ID) })
 	e.linkList = out
+	e.memo = nil
 }
 
 func (e *Engine) linkUp(info LinkInfo) error {

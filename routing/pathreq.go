@@ -199,18 +199,20 @@ func (e *Engine) forwardPathRequest(l *link, pr protocol.PathRequest, frame []by
 	pr.HopCount++
 	// On a shared link the request names this node as its forwarder,
 	// for the answer; a point-to-point link names the neighbour itself.
+	// (Each made in one allocation of the largest size rather than grown
+	// field by field: a flood passes requests on millions of times.)
 	var plain, named []byte // built when first needed
 	fwd := func(ol *link) []byte {
 		if ol.info.Shared {
 			if named == nil {
 				pr.Forwarder = e.self
-				named = pr.AppendTo(nil)
+				named = pr.AppendTo(make([]byte, 0, protocol.MaxPathRequestSize))
 			}
 			return named
 		}
 		if plain == nil {
 			pr.Forwarder = Address{}
-			plain = pr.AppendTo(nil)
+			plain = pr.AppendTo(make([]byte, 0, protocol.MaxPathRequestSize))
 		}
 		return plain
 	}

@@ -319,6 +319,9 @@ type Ledger struct {
 		bw   int
 		i    int
 		ok   bool
+		// d is acc[i] once made: one memory load fewer per question
+		// (10,000 ledgers do not stay in a cache).
+		d *DutyCycle
 	}
 }
 
@@ -328,6 +331,9 @@ func NewLedger(plan *BandPlan) *Ledger {
 }
 
 func (l *Ledger) account(freqHz int64, bandwidthHz int) (*DutyCycle, error) {
+	if l.last.d != nil && l.last.freq == freqHz && l.last.bw == bandwidthHz {
+		return l.last.d, nil
+	}
 	i := l.last.i
 	if !l.last.ok || l.last.freq != freqHz || l.last.bw != bandwidthHz {
 		var err error
@@ -339,6 +345,7 @@ func (l *Ledger) account(freqHz int64, bandwidthHz int) (*DutyCycle, error) {
 	if l.acc[i] == nil {
 		l.acc[i] = NewDutyCycle(l.plan.bands[i].AirtimePerHour())
 	}
+	l.last.d = l.acc[i]
 	return l.acc[i], nil
 }
 

@@ -196,17 +196,19 @@ func WithRetention(d time.Duration) Option { return func(c *mediumConfig) { c.re
 // or more), on a grid of cells as large as the longest possible
 // interference range (the strongest transmitter, the best shadowing
 // draw): the cost grows with N times the nodes within that range, not
-// with N^2. Transmissions are filed in the cells of a coarser grid. The
-// outcomes of a frame look at the transmissions overlapping it in the
-// 3 x 3 cells around its sender or, when those are many, at the
-// receiver's potential interferers; either way the cost depends on the
-// density and traffic around the frame, not on the size of the network.
-// StartTx costs O(1), amortised.
+// with N^2. The outcome of a frame at a receiver looks at the receiver's
+// potential interferers and, for those whose latest transmission ended
+// after the frame's critical section began, at their transmissions
+// overlapping it. With summed interference or inter-SF rejection, the
+// transmissions overlapping the frame are first gathered from the cells
+// of a coarser grid (the 3 x 3 around its sender), where transmissions are
+// filed. Either way the cost depends on the density and traffic around
+// the frame, not on the size of the network. StartTx costs O(1),
+// amortised.
 type Medium struct {
 	cfg     mediumConfig
 	nodes   []Node
-	state   []nodeState
-	lastEnd []int64 // per node: end of its latest transmission, ns since epoch
+	last    []lastTx // per node: its latest transmission
 	shadow  LinkShadowing
 	classes [(MaxSF - MinSF + 1) * len(bandwidths)]*class
 
@@ -224,17 +226,14 @@ type Medium struct {
 	rivals    []*txRec    // gathered by gather for rivalsFor
 	rivalsFor TxID        // 0 when rivals is stale (pointers into txs move)
 	path      int         // tests: 1 forces the rivals search, 2 the scan
-
-	// rivalSenders has a bit per node, set for the senders of rivals: the
-	// scan in destroyer skips the others with a look-up in 1.25 KB per
-	// 10,000 nodes rather than in lastEnd's 80 KB.
-	rivalSenders []uint64
 }
 
-// nodeState is what the medium tracks per node. (The end of its latest
-// transmission is in Medium.lastEnd, a dense array that outcomes scan.)
-type nodeState struct {
-	txs ring[TxID] // its retained transmissions, oldest first
+// lastTx is a node's latest transmission, in a dense array that outcomes
+// scan: its end, ns since the epoch (math.MinInt64 if none), and its ID,
+// from which txRec.prev leads to the node's earlier ones.
+type lastTx struct {
+	end int64
+	id  TxID
 }
 
 // txRec is a transmission; times are ns since the epoch.
@@ -248,6 +247,12 @@ type txRec struct {
 	size       int
 	node       NodeID
 	cls        int
+	// prev is the sender's transmission before this one (0 if none): a
+	// node's transmissions follow one another, so walking prev from
+	// Medium.last goes back in time, until an ID no longer retained.
+	prev TxID
+	// filed: t is in its class's frame grid (only when usesRivals).
+	filed bool
 }
 
 // class holds what depends on a spreading factor and bandwidth: the
@@ -256,18 +261,34 @@ type class struct {
 	threshold float64    // weakest receivable power, dBm
 	noise     float64    // noise floor, dBm
 	out       [][]NodeID // out[s]: nodes that can receive s, ascending
-	in        [][]NodeID // in[r]: nodes whose frames reach r at floor or above, ascending
-	// outPw[s][i] and inPw[r][i] are rxPower of the links of out[s][i]
-	// and in[r][i], computed once by the same function: the outcomes of a
-	// frame need them for every receiver and rival, and computing the
-	// path loss and shadowing again each time was a tenth of a busy run.
-	outPw, inPw [][]float64
+	in        [][]NodeID // in[r]: nodes whose frames reach r at floor or above, ascending (while building)
+	// outPw[s][i] is rxPower of the link of out[s][i], computed once by
+	// the same function: the outcomes of a frame need it for every
+	// receiver and rival, and computing the path loss and shadowing again
+	// each time was a tenth of a busy run.
+	outPw [][]float64
+	// inL[r] is in[r] with each link's rxPower next to its sender, so
+	// that judging a frame at r reads one array rather than two; all
+	// lists share one backing array.
+	inL [][]inLink
 	// No frame reaches threshold farther than rxRange from its sender, and
 	// none reaches floor (threshold minus capture threshold, below which
 	// it cannot hurt a received frame) farther than intRange.
 	rxRange, intRange float64
 	cell              float64 // frame-grid cell: >= rxRange + intRange
 	frames            map[cellKey]*ring[cellTx]
+}
+
+// inLink is a node whose frames reach a receiver at floor or above, and
+// their power there before fading.
+type inLink struct {
+	node NodeID
+	pw   float64
+}
+
+// findLink returns the index of node's link in in, ascending by node.
+func findLink(in []inLink, node NodeID) (int, bool) {
+	return slices.BinarySearchFunc(in, node, func(l inLink, n NodeID) int { return cmp.Compare(l.node, n) })
 }
 
 // cellTx is a transmission as filed in a cell of the frame grid: with the
@@ -323,20 +344,18 @@ func NewMedium(nodes []Node, rng *rand.Rand, opts ...Option) (*Medium, error) {
 	if (cfg.fading != NoFading || cfg.curve) && rng == nil {
 		return nil, fmt.Errorf("%w: fading and the error curve need a random generator", ErrNoRand)
 	}
-	lastEnd := make([]int64, len(nodes))
-	for i := range lastEnd {
-		lastEnd[i] = math.MinInt64
+	last := make([]lastTx, len(nodes))
+	for i := range last {
+		last[i].end = math.MinInt64
 	}
 	m := &Medium{
-		cfg:     cfg,
-		nodes:   slices.Clone(nodes),
-		state:   make([]nodeState, len(nodes)),
-		lastEnd: lastEnd,
-		shadow:  NewLinkShadowing(rng, sigma),
-		first:   1,
-		next:    1,
+		cfg:    cfg,
+		nodes:  slices.Clone(nodes),
+		last:   last,
+		shadow: NewLinkShadowing(rng, sigma),
+		first:  1,
+		next:   1,
 	}
-	m.rivalSenders = make([]uint64, (len(nodes)+63)/64)
 	if cfg.fading != NoFading {
 		m.fadeKey = rng.Uint64()
 	}
@@ -479,7 +498,7 @@ func cellOf(nd *Node, cell float64) cellKey {
 	return cellKey{int64(math.Floor(nd.X / cell)), int64(math.Floor(nd.Y / cell))}
 }
 
-// buildReach fills c.out and c.in. Nodes go into cells of c.intRange, so
+// buildReach fills c.out, c.outPw and c.inL. Nodes go into cells of c.intRange, so
 // the nodes a node reaches lie in its own and the 8 surrounding cells.
 func (m *Medium) buildReach(c *class) {
 	n := len(m.nodes)
@@ -556,7 +575,7 @@ func (m *Medium) buildReach(c *class) {
 		}
 	}
 	c.outPw = make([][]float64, n)
-	c.inPw = make([][]float64, n)
+	total := 0
 	for i := range NodeID(n) {
 		slices.Sort(c.out[i])
 		slices.Sort(c.in[i])
@@ -564,11 +583,18 @@ func (m *Medium) buildReach(c *class) {
 		for j, r := range c.out[i] {
 			c.outPw[i][j] = m.rxPower(i, r)
 		}
-		c.inPw[i] = make([]float64, len(c.in[i]))
-		for j, s := range c.in[i] {
-			c.inPw[i][j] = m.rxPower(s, i)
-		}
+		total += len(c.in[i])
 	}
+	c.inL = make([][]inLink, n)
+	all := make([]inLink, 0, total)
+	for i := range NodeID(n) {
+		lo := len(all)
+		for _, s := range c.in[i] {
+			all = append(all, inLink{node: s, pw: m.rxPower(s, i)})
+		}
+		c.inL[i] = all[lo:len(all):len(all)]
+	}
+	c.in = nil
 }
 
 // link files the link from s to r, at power pw, in the lists.
@@ -619,13 +645,14 @@ func (m *Medium) advance(now int64) {
 		if t.end+keep >= now {
 			break
 		}
-		m.state[t.node].txs.popFront()
-		c := m.classes[t.cls]
-		key := cellOf(&m.nodes[t.node], c.cell)
-		fr := c.frames[key]
-		fr.popFront()
-		if fr.len() == 0 {
-			delete(c.frames, key)
+		if t.filed {
+			c := m.classes[t.cls]
+			key := cellOf(&m.nodes[t.node], c.cell)
+			fr := c.frames[key]
+			fr.popFront()
+			if fr.len() == 0 {
+				delete(c.frames, key)
+			}
 		}
 		m.txs.popFront()
 		m.first++
@@ -652,9 +679,8 @@ func (m *Medium) StartTx(node NodeID, at time.Time, freqHz int64, p Params, size
 	if start < m.now {
 		return 0, time.Time{}, fmt.Errorf("%w: transmission at %v, but the medium is at %v", ErrTimeOrder, at, m.timeOf(m.now))
 	}
-	st := &m.state[node]
-	if m.lastEnd[node] > start {
-		return 0, time.Time{}, fmt.Errorf("%w: node %d sends until %v, asked to start at %v", ErrBusy, node, m.timeOf(m.lastEnd[node]), at)
+	if m.last[node].end > start {
+		return 0, time.Time{}, fmt.Errorf("%w: node %d sends until %v, asked to start at %v", ErrBusy, node, m.timeOf(m.last[node].end), at)
 	}
 	k := classIndex(p)
 	c := m.class(k)
@@ -672,22 +698,31 @@ func (m *Medium) StartTx(node NodeID, at time.Time, freqHz int64, p Params, size
 		size:   size,
 		node:   node,
 		cls:    k,
+		prev:   m.last[node].id,
 	}
 	m.next++
 	m.rivalsFor = 0
+	// Only gather reads the grid: without it, filing is wasted work.
+	rec.filed = m.usesRivals()
 	m.txs.push(rec)
-	st.txs.push(id)
-	m.lastEnd[node] = rec.end
-	key := cellOf(&m.nodes[node], c.cell)
+	m.last[node] = lastTx{end: rec.end, id: id}
+	if rec.filed {
+		m.file(&rec, c)
+	}
+	m.maxAir = max(m.maxAir, int64(air))
+	return id, m.timeOf(rec.end), nil
+}
+
+// file files t in class c's frame grid, for gather.
+func (m *Medium) file(t *txRec, c *class) {
+	nd := &m.nodes[t.node]
+	key := cellOf(nd, c.cell)
 	fr := c.frames[key]
 	if fr == nil {
 		fr = new(ring[cellTx])
 		c.frames[key] = fr
 	}
-	nd := &m.nodes[node]
-	fr.push(cellTx{id: id, start: rec.start, end: rec.end, cs: rec.cs, freq: freqHz, x: nd.X, y: nd.Y})
-	m.maxAir = max(m.maxAir, int64(air))
-	return id, m.timeOf(rec.end), nil
+	fr.push(cellTx{id: t.id, start: t.start, end: t.end, cs: t.cs, freq: t.freq, x: nd.X, y: nd.Y})
 }
 
 // rec returns the retained transmission id, or nil.
@@ -759,7 +794,9 @@ func (m *Medium) Outcome(id TxID, receiver NodeID) (Reception, error) {
 	if receiver == t.node {
 		return Reception{}, fmt.Errorf("%w: node %d sent transmission %d", ErrSameNode, receiver, id)
 	}
-	m.gather(t)
+	if m.usesRivals() {
+		m.gather(t)
+	}
 	return m.outcome(t, receiver, m.rxPower(t.node, receiver)), nil
 }
 
@@ -770,13 +807,25 @@ func (m *Medium) Outcomes(id TxID, dst []Reception) ([]Reception, error) {
 	if err != nil {
 		return dst, err
 	}
-	m.gather(t)
+	if m.usesRivals() {
+		m.gather(t)
+	}
 	c := m.classes[t.cls]
 	pw := c.outPw[t.node]
 	for i, r := range c.out[t.node] {
 		dst = append(dst, m.outcome(t, r, pw[i]))
 	}
 	return dst, nil
+}
+
+// usesRivals reports whether outcomes judge a frame against its rivals
+// (gather): with summed interference or other spreading factors, or when
+// a test asks. Otherwise destroyer scans each receiver's interferers,
+// which is exact and cheaper than gathering: in a busy 10,000-node run
+// gathering looked at about 400 filed frames to keep 70 rivals per frame,
+// and most of those rivals reach none of the frame's receivers.
+func (m *Medium) usesRivals() bool {
+	return m.path == 1 || m.cfg.sum || m.cfg.rejection != nil
 }
 
 // gather collects in m.rivals the transmissions that may destroy f at
@@ -789,7 +838,6 @@ func (m *Medium) gather(f *txRec) {
 	}
 	m.rivalsFor = f.id
 	m.rivals = m.rivals[:0]
-	defer m.markRivalSenders()
 	c := m.classes[f.cls]
 	m.gatherFrom(f, c, c.rxRange+c.intRange)
 	if m.cfg.rejection == nil {
@@ -800,14 +848,6 @@ func (m *Medium) gather(f *txRec) {
 		if o != nil && k != f.cls && k%len(bandwidths) == f.cls%len(bandwidths) {
 			m.gatherFrom(f, o, c.rxRange+o.intRange)
 		}
-	}
-}
-
-// markRivalSenders sets rivalSenders to the senders of m.rivals.
-func (m *Medium) markRivalSenders() {
-	clear(m.rivalSenders)
-	for _, t := range m.rivals {
-		m.rivalSenders[t.node/64] |= 1 << (t.node % 64)
 	}
 }
 
@@ -867,51 +907,50 @@ func (m *Medium) outcome(f *txRec, r NodeID, pw float64) Reception {
 }
 
 // destroyer returns a transmission that destroys f (received at rssi) at
-// r, or nil. Two exact ways to find it; whichever looks at less.
+// r, or nil. Two exact ways to find it: among the rivals gathered for f,
+// or by a scan of r's interferers.
 func (m *Medium) destroyer(f *txRec, r NodeID, rssi float64, c *class) *txRec {
-	if len(m.rivals) == 0 && m.path != 2 {
-		return nil
-	}
 	if m.cfg.sum {
 		return m.destroyerSum(f, r, rssi, c)
 	}
-	in := c.in[r]
-	// Other spreading factors' frames are only among the rivals.
-	if m.path == 1 || m.path == 0 && (len(m.rivals)*8 <= len(in) || m.cfg.rejection != nil) {
-		// Few rivals: keep those whose sender reaches r at floor.
-		rn := &m.nodes[r]
-		int2 := c.intRange * c.intRange
-		for _, t := range m.rivals {
-			tn := &m.nodes[t.node]
-			ddx, ddy := tn.X-rn.X, tn.Y-rn.Y
-			if t.node == r || ddx*ddx+ddy*ddy > int2 {
-				continue
-			}
-			if j, ok := slices.BinarySearch(in, t.node); ok && m.destroys(t, f, r, rssi, c.inPw[r][j], c) {
-				return t
-			}
-		}
-		return nil
+	if !m.usesRivals() || m.path == 2 {
+		return m.destroyerScan(f, r, rssi, c)
 	}
-	// Many rivals: walk the nodes that reach r at floor and their
-	// transmissions on f's channel overlapping f. Whatever this finds is
-	// among the rivals (every transmission overlapping f's critical
-	// section on its channel within reach of any receiver), so only
-	// their senders need a look.
-	for j, s := range in {
-		if m.rivalSenders[s/64]&(1<<(s%64)) == 0 || s == f.node {
+	// Other spreading factors' frames are only among the rivals. Keep
+	// those whose sender reaches r at floor.
+	in := c.inL[r]
+	rn := &m.nodes[r]
+	int2 := c.intRange * c.intRange
+	for _, t := range m.rivals {
+		tn := &m.nodes[t.node]
+		ddx, ddy := tn.X-rn.X, tn.Y-rn.Y
+		if t.node == r || ddx*ddx+ddy*ddy > int2 {
 			continue
 		}
-		st := &m.state[s]
-		for i := st.txs.len() - 1; i >= 0; i-- {
-			t := m.rec(*st.txs.at(i))
-			if t.end <= f.start {
-				break
-			}
+		if j, ok := findLink(in, t.node); ok && m.destroys(t, f, r, rssi, in[j].pw, c) {
+			return t
+		}
+	}
+	return nil
+}
+
+// destroyerScan walks the nodes that reach r at floor and their
+// transmissions on f's channel overlapping f. A sender whose latest
+// transmission ends by the start of f's critical section has none that
+// can destroy f (its earlier ones end earlier still): one look at the
+// dense last array skips it.
+func (m *Medium) destroyerScan(f *txRec, r NodeID, rssi float64, c *class) *txRec {
+	for _, l := range c.inL[r] {
+		s := l.node
+		lt := m.last[s]
+		if lt.end <= f.cs || s == f.node {
+			continue
+		}
+		for t := m.rec(lt.id); t != nil && t.end > f.start; t = m.rec(t.prev) {
 			if t.start >= f.end || t.freq != f.freq || t.cls != f.cls {
 				continue
 			}
-			if m.destroys(t, f, r, rssi, c.inPw[r][j], c) {
+			if m.destroys(t, f, r, rssi, l.pw, c) {
 				return t
 			}
 		}
@@ -923,17 +962,13 @@ func (m *Medium) destroyer(f *txRec, r NodeID, rssi float64, c *class) *txRec {
 func (m *Medium) sending(node NodeID, from, to int64) bool {
 	// With a turnaround, the radio is deaf that long after each frame.
 	from -= int64(m.cfg.turnaround)
-	if m.lastEnd[node] <= from {
+	lt := m.last[node]
+	if lt.end <= from {
 		return false
 	}
-	st := &m.state[node]
-	// The node's transmissions follow one another: scan back from the
+	// The node's transmissions follow one another: go back from the
 	// newest until one ends before from.
-	for i := st.txs.len() - 1; i >= 0; i-- {
-		t := m.rec(*st.txs.at(i))
-		if t.end <= from {
-			break
-		}
+	for t := m.rec(lt.id); t != nil && t.end > from; t = m.rec(t.prev) {
 		if t.start < to {
 			return true
 		}
@@ -982,18 +1017,18 @@ func (m *Medium) destroyerSum(f *txRec, r NodeID, rssi float64, c *class) *txRec
 	worstDB := math.Inf(-1)
 	rn := &m.nodes[r]
 	int2 := c.intRange * c.intRange
-	in := c.in[r]
+	in := c.inL[r]
 	for _, t := range m.rivals {
 		tn := &m.nodes[t.node]
 		ddx, ddy := tn.X-rn.X, tn.Y-rn.Y
 		if t.node == r || ddx*ddx+ddy*ddy > int2 {
 			continue
 		}
-		j, ok := slices.BinarySearch(in, t.node)
+		j, ok := findLink(in, t.node)
 		if !ok {
 			continue
 		}
-		pt := c.inPw[r][j] + m.fadeDB(t.id, r)
+		pt := in[j].pw + m.fadeDB(t.id, r)
 		if m.locked(t, f, r, rssi, pt, c) {
 			return t
 		}

@@ -435,8 +435,8 @@ func TestMediumForgets(t *testing.T) {
 	if m.Retained() != 0 {
 		t.Errorf("%d transmissions retained an hour later", m.Retained())
 	}
-	for _, st := range m.state {
-		if st.txs.len() != 0 {
+	for _, lt := range m.last {
+		if m.rec(lt.id) != nil {
 			t.Error("a node still holds transmissions")
 		}
 	}

@@ -179,16 +179,13 @@ func (m *Medium) PreambleHeard(r NodeID, from, to time.Time, freqHz int64, p Par
 	k := classIndex(p)
 	c := m.class(k)
 	a, b := m.offset(from), m.offset(to)
-	for _, s := range c.in[r] {
-		if s == r || m.lastEnd[s] <= a {
+	for _, l := range c.inL[r] {
+		s := l.node
+		lt := m.last[s]
+		if s == r || lt.end <= a {
 			continue
 		}
-		st := &m.state[s]
-		for i := st.txs.len() - 1; i >= 0; i-- {
-			t := m.rec(*st.txs.at(i))
-			if t.end <= a {
-				break
-			}
+		for t := m.rec(lt.id); t != nil && t.end > a; t = m.rec(t.prev) {
 			if t.cls != k || t.freq != freqHz || t.start >= b || t.preEnd <= a {
 				continue
 			}

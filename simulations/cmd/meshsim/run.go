@@ -28,6 +28,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprofile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file")
 	noCache := fs.Bool("no-verify-cache", false, "every engine verifies every announce and opens every channel frame itself, as in the daemon (slower; same results)")
+	noHuge := fs.Bool("no-huge-pages", false, "do not ask Linux for 2 MB pages for the heap (slower on large runs; same results)")
 	var sets multi
 	fs.Var(&sets, "set", "override a scenario field, key=value (dotted keys; repeatable)")
 	pos, err := parseArgs(fs, args)
@@ -74,6 +75,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if !*noHuge {
+		defer startHugePages()()
 	}
 	wallStart := time.Now() // wall time only for the performance report
 	s, err := sim.NewWith(sc, sim.Options{Trace: tr, NoVerifyCache: *noCache})
