@@ -131,26 +131,8 @@ func TestFAPPSlotIDNotReusedAfterRestart(t *testing.T) {
 	if id, err := publishNew(t, ctx, th, clk); err != nil || id <= old.ID {
 		t.Errorf("after a restart the new slot got ID %d (%v), the withdrawn one had %d", id, err, old.ID)
 	}
-	// The upgrade: an offer stored without the mark.
-	th.fapp.mu.Lock()
-	v, err := th.st.FAPPGet(keyOwnOffer)
-	var o map[string]any
-	if err == nil {
-		err = json.Unmarshal(v, &o)
-	}
-	if err != nil {
-		th.fapp.mu.Unlock()
-		t.Fatal(err)
-	}
-	delete(o, "max_slot_id")
-	o["slots"] = o["slots"].([]any)[:1] // only the first test slot, ID 1
-	v, _ = json.Marshal(o)
-	err = th.fapp.write(store.FAPPBatch{Put: map[string][]byte{keyOwnOffer: v}})
-	th.fapp.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
 	stop()
+	upgradeStore(t, cfg, clk)
 
 	th, stop = startClocked(t, cfg, clk)
 	defer stop()
@@ -247,5 +229,71 @@ func TestFAPPAttackPatientSeesReusedSlot(t *testing.T) {
 	r.Request.Start = slot.Start
 	if got := n.fapp.patientAPILocked(r); got.Details == nil || !got.Details.Start.Equal(slot.Start) {
 		t.Errorf("the reservation of the announced slot shows %+v", got.Details)
+	}
+}
+
+// TestFAPPAttackStatusOfMovedSlot: a request names a slot occurrence; the
+// therapist then moves the (still FREI) slot to another time and answers
+// the old request. Holding it marked the moved slot GEHALTEN, at a time
+// nobody asked for (and a patient cancel or an expiry of an old
+// reservation under a reused ID set a held slot FREI again). A status
+// follows a reservation only while its slot still has the occurrence.
+func TestFAPPAttackStatusOfMovedSlot(t *testing.T) {
+	noLeaks(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	th, stop := startClocked(t, fappConfig(t, is), clk)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	becomeTherapist(t, ctx, th, is, clk)
+	old := highestSlot(th)
+	pb := fapp.NewPatientBook(fapp.PatientBookConfig{})
+	r := sendRequest(t, ctx, th, pb, old.Ref(fapp.TherapistKeyOf(th.id.Compact())), old.Start, clk.Now())
+	moved := rpcapi.FAPPSlotOf(old)
+	moved.Start = moved.Start.Add(time.Hour)
+	if moved.Woechentlich {
+		moved.Bis = moved.Bis.Add(time.Hour)
+	}
+	if _, err := th.FAPPPublish(ctx, rpcapi.FAPPPublishParams{Slots: []rpcapi.FAPPSlot{moved}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := th.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: r.Request.ID.String(), Action: rpcapi.FAPPHold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := ownSlotStatus(th, old.ID); st != fapp.SlotFrei {
+		t.Errorf("holding a request for the slot's old time made the moved slot %v", st)
+	}
+	if res.Details != nil {
+		t.Errorf("the request for %v shows the moved slot at %v", old.Start, res.Details.Start)
+	}
+}
+
+// upgradeStore rewrites the stored own offer as a release before the
+// high-water mark wrote it (no max_slot_id), keeping only the first slot,
+// and deletes the last own announce (it names the later new slot): only
+// the reservation book still names the withdrawn slot. The node is opened
+// without its loop, so no release rewrites the store meanwhile.
+func upgradeStore(t *testing.T, cfg Config, clk *testClock) {
+	t.Helper()
+	n, err := Open(context.Background(), cfg, Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	v, err := n.st.FAPPGet(keyOwnOffer)
+	var o map[string]any
+	if err == nil {
+		err = json.Unmarshal(v, &o)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(o, "max_slot_id")
+	o["slots"] = o["slots"].([]any)[:1]
+	v, _ = json.Marshal(o)
+	if err := n.st.FAPPWrite(store.FAPPBatch{Put: map[string][]byte{keyOwnOffer: v}, Delete: []string{keyOwnAnnounce}}); err != nil {
+		t.Fatal(err)
 	}
 }
