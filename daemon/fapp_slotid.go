@@ -59,12 +59,12 @@ func assignSlotID(slots []fapp.Slot, id, mark uint16) (uint16, uint16, error) {
 // therapist node) at another time is not the slot reserved.
 func offers(s fapp.Slot, start time.Time) bool { return isOccurrence(s, start) }
 
-// restoreSlotMarkLocked raises the mark restored with the offer to every
-// slot ID the node still knows: the offer's slots, the last own announce
-// and the reservation book. A store from before the mark (the upgrade)
+// restoreSlotMark raises the mark restored with the offer to every
+// slot ID the node still knows it published: the offer's slots, the last
+// own announce and the reservations of the book that were on offer. A store from before the mark (the upgrade)
 // gets it from them; a raised mark is written back at once, since the
 // book forgets finished reservations.
-func (f *fappNode) restoreSlotMarkLocked(now time.Time) error {
+func (f *fappNode) restoreSlotMark(now time.Time) error {
 	stored := f.slotMark
 	mark := slotMarkOf(stored, f.pub.Slots())
 	if f.lastRaw != nil {
@@ -73,7 +73,12 @@ func (f *fappNode) restoreSlotMarkLocked(now time.Time) error {
 		}
 	}
 	for _, r := range f.book.List() {
-		mark = max(mark, r.Request.Slot.Slot)
+		// ABGELEHNT may be a refused request for a slot never offered
+		// (Book.Refuse records it): anyone could name slot 65535 and use
+		// up every ID. Every other state was on offer when it arrived.
+		if r.State != fapp.Abgelehnt {
+			mark = max(mark, r.Request.Slot.Slot)
+		}
 	}
 	f.slotMark = mark
 	if mark == stored {

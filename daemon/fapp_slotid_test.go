@@ -297,3 +297,31 @@ func upgradeStore(t *testing.T, cfg Config, clk *testClock) {
 		t.Fatal(err)
 	}
 }
+
+// TestFAPPAttackRefusedRequestRaisesMark: a request for a slot ID the
+// therapist never offered is refused but recorded (ABGELEHNT) in the book;
+// the restart raised the mark to it, so one request naming slot 65535
+// used up every slot ID of the therapist key.
+func TestFAPPAttackRefusedRequestRaisesMark(t *testing.T) {
+	noLeaks(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	cfg := fappConfig(t, is)
+	th, stop := startClocked(t, cfg, clk)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	becomeTherapist(t, ctx, th, is, clk)
+	top := highestSlot(th)
+	pb := fapp.NewPatientBook(fapp.PatientBookConfig{})
+	bogus := sendRequest(t, ctx, th, pb, fapp.SlotRef{Therapist: fapp.TherapistKeyOf(th.id.Compact()), Slot: 0xffff}, top.Start, clk.Now())
+	if st := bookState(th, bogus.Request.ID); st != fapp.Abgelehnt {
+		t.Fatalf("the request for a slot never offered is %v", st)
+	}
+	stop()
+
+	th, stop = startClocked(t, cfg, clk)
+	defer stop()
+	if id, err := publishNew(t, ctx, th, clk); err != nil || id != top.ID+1 {
+		t.Errorf("after a refused request for slot 65535 the new slot got %d (%v), want %d", id, err, top.ID+1)
+	}
+}

@@ -84,7 +84,7 @@ func (f *fappNode) restore(now time.Time) error {
 	if err := f.restoreReservations(&bad); err != nil {
 		return err
 	}
-	if err := f.restoreSlotMarkLocked(now); err != nil {
+	if err := f.restoreSlotMark(now); err != nil {
 		return err
 	}
 	if bad > 0 {
