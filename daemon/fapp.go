@@ -69,6 +69,8 @@ type fappNode struct {
 	profileRaw []byte
 	credential *fapp.Credential
 	lastRaw    []byte // the last own announce released
+	// slotMark is the highest slot ID ever published (fapp_slotid.go).
+	slotMark uint16
 	// profileSent is the sequence of the own profile last broadcast.
 	profileSent uint32
 	pruned      time.Time // last Index.Prune

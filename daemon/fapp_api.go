@@ -101,23 +101,15 @@ func (n *Node) FAPPPublish(ctx context.Context, p rpcapi.FAPPPublishParams) (rpc
 		return rpcapi.FAPPOffer{}, fmt.Errorf("%w: set the profile (fapp.profile) before publishing slots", rpcapi.ErrRefused)
 	}
 	slots := f.pub.Slots()
-	next := uint16(0)
-	for _, s := range slots {
-		next = max(next, s.ID)
-	}
+	mark := slotMarkOf(f.slotMark, slots)
 	for _, ps := range p.Slots {
 		s, err := ps.Parse()
+		if err == nil {
+			s.ID, mark, err = assignSlotID(slots, s.ID, mark)
+		}
 		if err != nil {
 			f.mu.Unlock()
 			return rpcapi.FAPPOffer{}, apiErr(err)
-		}
-		if s.ID == 0 {
-			if next == 0xffff {
-				f.mu.Unlock()
-				return rpcapi.FAPPOffer{}, fmt.Errorf("%w: no slot ID left", rpcapi.ErrRefused)
-			}
-			next++
-			s.ID = next
 		}
 		if i := slices.IndexFunc(slots, func(o fapp.Slot) bool { return o.ID == s.ID }); i >= 0 {
 			if err := editable(slots[i]); err != nil {
@@ -542,7 +534,7 @@ func (f *fappNode) patientAPILocked(r fapp.PatientReservation) rpcapi.FAPPReserv
 	if r.Confirmation != nil && r.Confirmation.Verify() == nil {
 		out.Signed = true
 	}
-	f.detailsLocked(&out, r.Request.Slot)
+	f.detailsLocked(&out, r.Request.Slot, r.Request.Start)
 	return out
 }
 
@@ -561,7 +553,7 @@ func (f *fappNode) therapistAPILocked(r fapp.Reservation) rpcapi.FAPPReservation
 		out.TherapistName = f.profile.Name
 	}
 	for _, s := range f.pub.Slots() {
-		if s.ID == r.Request.Slot.Slot {
+		if s.ID == r.Request.Slot.Slot && offers(s, r.Request.Start) {
 			d := rpcapi.FAPPSlotOf(s)
 			out.Details = &d
 		}
@@ -569,7 +561,7 @@ func (f *fappNode) therapistAPILocked(r fapp.Reservation) rpcapi.FAPPReservation
 	return out
 }
 
-func (f *fappNode) detailsLocked(out *rpcapi.FAPPReservation, ref fapp.SlotRef) {
+func (f *fappNode) detailsLocked(out *rpcapi.FAPPReservation, ref fapp.SlotRef, start time.Time) {
 	a, p := f.idx.Get(ref.Therapist), f.idx.Profile(ref.Therapist)
 	if e := f.remote[ref.Therapist]; e != nil {
 		if a == nil {
@@ -583,7 +575,7 @@ func (f *fappNode) detailsLocked(out *rpcapi.FAPPReservation, ref fapp.SlotRef) 
 		out.TherapistName = p.Name
 	}
 	if a != nil {
-		if s, ok := findSlot(a, ref.Slot); ok {
+		if s, ok := findSlot(a, ref.Slot); ok && offers(s, start) {
 			d := rpcapi.FAPPSlotOf(s)
 			out.Details = &d
 		}

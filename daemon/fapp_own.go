@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"meshd.dev/meshd/daemon/store"
@@ -43,6 +44,9 @@ type ownOffer struct {
 	Warteliste    bool      `json:"warteliste"`
 	Withdrawn     bool      `json:"withdrawn"`
 	Slots         []ownSlot `json:"slots"`
+	// MaxSlotID is the highest slot ID ever published: new slots get IDs
+	// above it (fapp_slotid.go).
+	MaxSlotID uint16 `json:"max_slot_id,omitempty"`
 }
 
 type ownSlot struct {
@@ -137,6 +141,7 @@ func (f *fappNode) setOfferLocked(t *fapp.SlotAnnounce, slots []fapp.Slot, now t
 	}
 	f.pub.SetProfile(*t, now)
 	f.pub.SetSlots(slots, now)
+	f.slotMark = slotMarkOf(f.slotMark, slots)
 	f.template = t
 	return f.saveOfferLocked(false)
 }
@@ -145,7 +150,9 @@ func (f *fappNode) saveOfferLocked(withdrawn bool) error {
 	if f.template == nil {
 		return nil
 	}
-	v, err := json.Marshal(offerOf(f.template, f.pub.Slots(), withdrawn))
+	o := offerOf(f.template, f.pub.Slots(), withdrawn)
+	o.MaxSlotID = f.slotMark
+	v, err := json.Marshal(o)
 	if err != nil {
 		return err
 	}
@@ -242,6 +249,11 @@ func (f *fappNode) importCredentialLocked(raw []byte, now time.Time) (*fapp.Cred
 func (f *fappNode) slotStatusLocked(r fapp.Reservation, now time.Time) {
 	if f.template == nil {
 		return
+	}
+	own := f.pub.Slots()
+	i := slices.IndexFunc(own, func(s fapp.Slot) bool { return s.ID == r.Request.Slot.Slot })
+	if i < 0 || !offers(own[i], r.Request.Start) {
+		return // withdrawn, or moved: the reservation's occurrence is not on offer
 	}
 	st := f.book.SlotStatus(r.Request.Slot.Slot, r.Request.Start)
 	if err := f.pub.SetStatus(r.Request.Slot.Slot, st, now); err == nil {

@@ -84,6 +84,9 @@ func (f *fappNode) restore(now time.Time) error {
 	if err := f.restoreReservations(&bad); err != nil {
 		return err
 	}
+	if err := f.restoreSlotMark(now); err != nil {
+		return err
+	}
 	if bad > 0 {
 		f.n.log.Error("some stored FAPP records are damaged and were skipped", "records", bad)
 	}
@@ -145,7 +148,7 @@ func (f *fappNode) restoreOwn(now time.Time) error {
 		return nil
 	}
 	t.Therapist = fapp.TherapistKeyOf(f.n.id.Compact())
-	f.template = t
+	f.template, f.slotMark = t, o.MaxSlotID
 	f.pub.SetProfile(*t, now)
 	if o.Withdrawn {
 		f.pub.Withdraw(now)

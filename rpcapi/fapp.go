@@ -154,7 +154,9 @@ type FAPPSlot struct {
 	// ID identifies the slot among the therapist's slots (1 to 65535). In
 	// fapp.publish, 0 adds a new slot (the node picks the ID) and an
 	// existing ID replaces that slot, unless it is GEHALTEN or VERGEBEN
-	// (refused: answer or cancel its reservation first).
+	// (refused: answer or cancel its reservation first). IDs are never
+	// reused: a withdrawn slot's ID is refused, an ID above every ID the
+	// node published adds a slot under it.
 	ID uint16 `json:"id,omitempty"`
 	// Terminart: SPRECHSTUNDE, AKUTBEHANDLUNG, PROBATORIK,
 	// THERAPIEPLATZ_KZT, THERAPIEPLATZ_LZT, GRUPPE_GRUNDVERSORGUNG,
@@ -374,7 +376,9 @@ type FAPPReservation struct {
 	// Expires is when an ANGEFRAGT or GEHALTEN reservation lapses to
 	// ABGELAUFEN.
 	Expires time.Time `json:"expires,omitzero"`
-	// Details is the slot as announced, when known.
+	// Details is the slot as announced, when known and it still has the
+	// occurrence reserved (a slot at another time under the same ID is
+	// not the slot reserved: no details).
 	Details *FAPPSlot `json:"details,omitempty"`
 	// TherapistName is the therapist's display name, when known.
 	TherapistName string `json:"therapist_name,omitempty"`

@@ -27,7 +27,7 @@ func fappMethods() []MethodSpec {
 				return env.srv.fapp.FAPPProfileSet(ctx, FAPPProfileOf(a, pr))
 			}),
 		define(MethodFAPPPublish, "Add or update own slots and announce them.",
-			fmt.Sprintf("Each slot with `id` 0 is added (the node picks its ID); a slot with the ID of an own slot replaces it. The node signs a new announce (a higher sequence replaces the older one everywhere) with every own slot. Slot changes go out in batches (`pending`, `next_announce`) so a reservation cannot be timed from the announces. At most %d slots per call. Needs a profile (fapp.profile) first; without a valid credential the announce is marked uncertified by other nodes.", fapp.MaxSlots),
+			fmt.Sprintf("Each slot with `id` 0 is added (the node picks its ID, above every ID it published: slot IDs are never reused); a slot with the ID of an own slot replaces it, the ID of a withdrawn slot is refused. The node signs a new announce (a higher sequence replaces the older one everywhere) with every own slot. Slot changes go out in batches (`pending`, `next_announce`) so a reservation cannot be timed from the announces. At most %d slots per call. Needs a profile (fapp.profile) first; without a valid credential the announce is marked uncertified by other nodes.", fapp.MaxSlots),
 			errsRefused,
 			func(ctx context.Context, env *callEnv, p *FAPPPublishParams) (FAPPOffer, error) {
 				if err := checkPublishSlots(p.Slots); err != nil {
