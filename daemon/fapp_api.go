@@ -40,6 +40,12 @@ func apiErr(err error) error {
 func (n *Node) fappSend(ctx context.Context, sync bool) error {
 	return n.call(ctx, func() {
 		if sync {
+			// An own edit's early announce goes out before the API
+			// answers, so that what the therapist did is in the mesh
+			// (and in the own index) once the call returns.
+			n.fapp.mu.Lock()
+			n.fapp.releaseLocked(n.now())
+			n.fapp.mu.Unlock()
 			n.fapp.syncChannels()
 		}
 		n.fapp.flush()
@@ -160,8 +166,11 @@ func (n *Node) FAPPWithdraw(ctx context.Context, p rpcapi.FAPPWithdrawParams) (r
 	}
 	offer := f.offerLocked(now)
 	f.mu.Unlock()
+	if err != nil {
+		return offer, apiErr(err)
+	}
 	f.poke()
-	return offer, apiErr(err)
+	return offer, n.fappSend(ctx, true)
 }
 
 // FAPPSlots implements rpcapi.FAPPNode.
