@@ -42,6 +42,18 @@ import (
 // goroutine takes longer than a frame's Steps.
 const fanSpin = time.Millisecond
 
+// fanStall is how long the run's goroutine waits for a Step the helper
+// runs before it concludes that the helper lost its CPU (a Step takes a
+// few microseconds; the helper spinning on an idle core starts one at
+// once), and fanSolo how many frames it then does without the helper,
+// which parks meanwhile: on a machine busy with other work a helper that
+// the system deschedules in the middle of a Step would cost more than it
+// saves.
+const (
+	fanStall = 200 * time.Microsecond
+	fanSolo  = 4096
+)
+
 // fanJobs is how many Steps a frame can hand out; a frame with more
 // candidate receivers runs the rest on the run's goroutine.
 const fanJobs = 256
@@ -72,11 +84,13 @@ type fanJob struct {
 // performance report only).
 type fanStats struct {
 	frames, jobs, helper uint64
+	stalls               uint64 // times the helper was found descheduled
 }
 
 // fanout hands out one frame's Steps to the run's goroutine and a helper.
 type fanout struct {
 	stats    fanStats // frames and jobs: the run's goroutine's
+	solo     int      // frames still to do without the helper
 	helped   atomic.Uint64
 	now      time.Time
 	jobs     [fanJobs]fanJob
@@ -103,15 +117,20 @@ func (f *fanout) begin(now time.Time) {
 
 // post queues n's Step of in (with frame, if not nil, copied into in as
 // FrameReceived's frame) and returns its job number, or -1 if the frame
-// has no job left: the caller steps n itself.
-func (f *fanout) post(n *node, in routing.Input, frame []byte) int {
+// has no job left: the caller steps n itself. A job posted claimed is the
+// caller's, to run with execute.
+func (f *fanout) post(n *node, in routing.Input, frame []byte, claimed bool) int {
 	k := int(f.posted.Load())
 	if k == fanJobs {
 		return -1
 	}
 	j := &f.jobs[k]
 	j.n, j.in, j.frame, j.err, j.ready = n, in, frame, nil, false
-	j.state.Store(jobPosted)
+	if claimed {
+		j.state.Store(jobClaimed)
+	} else {
+		j.state.Store(jobPosted)
+	}
 	f.posted.Store(int32(k + 1))
 	f.stats.jobs++
 	if f.sleeping.Load() {
@@ -129,6 +148,13 @@ func (f *fanout) tryRun(k int) bool {
 	if j.state.Load() != jobPosted || !j.state.CompareAndSwap(jobPosted, jobClaimed) {
 		return false
 	}
+	f.execute(k)
+	return true
+}
+
+// execute runs job k, claimed by the caller.
+func (f *fanout) execute(k int) {
+	j := &f.jobs[k]
 	in := j.in
 	if j.frame != nil {
 		fr := in.(routing.FrameReceived)
@@ -141,7 +167,6 @@ func (f *fanout) tryRun(k int) bool {
 	}
 	j.in, j.frame = nil, nil
 	j.state.Store(jobDone)
-	return true
 }
 
 // wait returns job k once it is done. While the helper runs it, the run's
@@ -151,15 +176,25 @@ func (f *fanout) wait(k int) *fanJob {
 	if f.tryRun(k) {
 		return j
 	}
+	var since time.Time
 	for spins := 1; j.state.Load() != jobDone; spins++ {
 		for c := int(f.posted.Load()) - 1; c > k; c-- {
 			if f.tryRun(c) {
 				break
 			}
 		}
-		if spins%256 == 0 {
-			osYield() // the helper may be waiting for this CPU
+		if spins%256 != 0 {
+			continue
 		}
+		if since.IsZero() {
+			since = time.Now()
+		} else if f.solo == 0 && time.Since(since) > fanStall {
+			// The helper lost its CPU in the middle of a Step (a busy
+			// machine): do without it for a while.
+			f.solo = fanSolo
+			f.stats.stalls++
+		}
+		osYield() // the helper may be waiting for this CPU
 	}
 	return j
 }
@@ -247,20 +282,29 @@ func (s *Sim) radioEndFan(n *node, id radio.TxID, gen uint64, tx routing.Transmi
 	f.begin(s.now)
 	sender, stepSender := -1, gen == n.gen && n.up
 	if stepSender {
-		sender = f.post(n, routing.TxDone{Link: loraLinkID, Frames: 1}, nil)
+		sender = f.post(n, routing.TxDone{Link: loraLinkID, Frames: 1}, nil, false)
 	}
 	var err error
 	s.rx, err = s.medium.Outcomes(id, s.rx[:0])
 	if err != nil {
 		s.errs++
 	}
+	// The first receiver's Step is this goroutine's: it is needed first,
+	// and the helper is likely still at the sender's.
 	s.fanOf = s.fanOf[:0]
+	first := -1
 	for _, r := range s.rx {
 		k := -1
 		if r.Status == radio.Received && s.radioUp[r.Receiver] && s.sameChannel(n, s.radioOf[r.Receiver]) {
-			k = f.post(s.radioOf[r.Receiver], routing.FrameReceived{Link: loraLinkID, SNR: r.SNRDB, HasSNR: true}, tx.Frame)
+			k = f.post(s.radioOf[r.Receiver], routing.FrameReceived{Link: loraLinkID, SNR: r.SNRDB, HasSNR: true}, tx.Frame, first < 0)
+			if first < 0 {
+				first = k
+			}
 		}
 		s.fanOf = append(s.fanOf, int32(k))
+	}
+	if first >= 0 {
+		f.execute(first)
 	}
 	for i, r := range s.rx {
 		if !s.radioUp[r.Receiver] {
@@ -327,10 +371,22 @@ func (s *Sim) processJob(j *fanJob) {
 }
 
 // FanOutStats reports, for a run with two workers, how many radio frames
-// went through the fan-out, how many engine Steps they handed out, and
-// how many of those the helper goroutine ran (the rest ran on the run's
-// goroutine; this share depends on timing, never the results). All 0
-// with one worker.
-func (s *Sim) FanOutStats() (frames, steps, helper uint64) {
-	return s.fanStats.frames, s.fanStats.jobs, s.fanStats.helper
+// went through the fan-out, how many engine Steps they handed out, how
+// many of those the helper goroutine ran (the rest ran on the run's
+// goroutine), and how often the run did without the helper for a while
+// because the system had descheduled it (fanStall). Timing decides all
+// four, never the results. All 0 with one worker.
+func (s *Sim) FanOutStats() (frames, steps, helper, stalls uint64) {
+	st := s.fanStats
+	return st.frames, st.jobs, st.helper, st.stalls
+}
+
+// shared reports whether the next frame goes through the fan-out (else
+// radioEnd does it alone: see fanStall).
+func (f *fanout) shared() bool {
+	if f.solo > 0 {
+		f.solo--
+		return false
+	}
+	return true
 }

@@ -91,17 +91,17 @@ func runWorkers(t *testing.T, sc *Scenario, workers int, trace *bytes.Buffer) *S
 }
 
 // TestWorkersFanOut: with two workers the busy scenario's frames do go
-// through the fan-out, several receivers at a time, and the helper takes
-// some of the Steps (else TestWorkersSameRun would prove nothing).
+// through the fan-out, with several Steps each (else TestWorkersSameRun
+// would prove nothing). Which goroutine runs them is timing, logged only.
 func TestWorkersFanOut(t *testing.T) {
 	s, err := NewWith(parse(t, busy), Options{Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Run(nil)
-	st := s.fanStats
-	if st.frames == 0 || st.jobs < 2*st.frames {
-		t.Fatalf("%d frames, %d jobs through the fan-out", st.frames, st.jobs)
+	frames, jobs, helper, stalls := s.FanOutStats()
+	if frames == 0 || jobs <= frames {
+		t.Fatalf("%d frames, %d jobs through the fan-out (%d stalls)", frames, jobs, stalls)
 	}
-	t.Logf("%d frames, %d jobs, %d run by the helper", st.frames, st.jobs, st.helper)
+	t.Logf("%d frames, %d jobs, %d run by the helper, %d stalls", frames, jobs, helper, stalls)
 }

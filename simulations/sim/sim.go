@@ -1012,7 +1012,7 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 	n.busy = false
 	tx := n.held[0]
 	n.held = n.held[1:]
-	if s.fan != nil && tx.Link != baselineLink {
+	if s.fan != nil && tx.Link != baselineLink && s.fan.shared() {
 		s.radioEndFan(n, id, gen, tx) // the same, the Steps on two cores (fanout.go)
 		return
 	}

@@ -156,8 +156,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if hits, adds := s.VerifyCacheStats(); adds > 0 {
 		fmt.Fprintf(stdout, "verify cache    %d announces verified, %d verifications saved\n", adds, hits)
 	}
-	if frames, steps, helper := s.FanOutStats(); frames > 0 {
-		fmt.Fprintf(stdout, "workers         2: %d frames fanned out, %d engine steps, %.0f %% of them on the helper\n", frames, steps, 100*float64(helper)/float64(max(steps, 1)))
+	if frames, steps, helper, stalls := s.FanOutStats(); frames > 0 || stalls > 0 {
+		fmt.Fprintf(stdout, "workers         2: %d frames fanned out, %d engine steps, %.0f %% of them on the helper; helper descheduled %d times\n",
+			frames, steps, 100*float64(helper)/float64(max(steps, 1)), stalls)
 	}
 	fmt.Fprintf(stdout, "trace sha256    %s\n", sum.TraceSHA256)
 	if *out != "" {
