@@ -28,9 +28,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprofile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file")
 	noCache := fs.Bool("no-verify-cache", false, "every engine verifies every announce and opens every channel frame itself, as in the daemon (slower; same results)")
-	workers := fs.Int("workers", min(2, runtime.GOMAXPROCS(0)), "goroutines that run the engines of a radio frame's receivers: 1, or 2 for a second core (same results)")
 	var sets multi
 	fs.Var(&sets, "set", "override a scenario field, key=value (dotted keys; repeatable)")
+	workers := fs.Int("workers", min(2, runtime.GOMAXPROCS(0)), "goroutines that run the engines of a radio frame's receivers: 1, or 2 for a second core (same results)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
