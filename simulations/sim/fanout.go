@@ -49,9 +49,17 @@ const fanSpin = time.Millisecond
 // which parks meanwhile: on a machine busy with other work a helper that
 // the system deschedules in the middle of a Step would cost more than it
 // saves.
+//
+// Likewise, when the helper ran fewer than an eighth of the Steps of the
+// last fanWindow frames (it gets too little CPU: another program keeps
+// the second core), the run does without it for fanIdle frames (about a
+// second): a helper that polls costs the run's goroutine its share of a
+// busy machine and gives nothing back.
 const (
-	fanStall = 200 * time.Microsecond
-	fanSolo  = 4096
+	fanStall  = 200 * time.Microsecond
+	fanSolo   = 4096
+	fanWindow = 4096
+	fanIdle   = 65536
 )
 
 // fanJobs is how many Steps a frame can hand out; a frame with more
@@ -85,12 +93,15 @@ type fanJob struct {
 type fanStats struct {
 	frames, jobs, helper uint64
 	stalls               uint64 // times the helper was found descheduled
+	idles                uint64 // times it ran too few Steps (fanIdle)
 }
 
 // fanout hands out one frame's Steps to the run's goroutine and a helper.
 type fanout struct {
 	stats    fanStats // frames and jobs: the run's goroutine's
 	solo     int      // frames still to do without the helper
+	keep     bool     // never do without it (tests: Sim.fanKeep)
+	win      fanStats // the counts when the current window began
 	helped   atomic.Uint64
 	now      time.Time
 	jobs     [fanJobs]fanJob
@@ -374,19 +385,34 @@ func (s *Sim) processJob(j *fanJob) {
 // went through the fan-out, how many engine Steps they handed out, how
 // many of those the helper goroutine ran (the rest ran on the run's
 // goroutine), and how often the run did without the helper for a while
-// because the system had descheduled it (fanStall). Timing decides all
-// four, never the results. All 0 with one worker.
-func (s *Sim) FanOutStats() (frames, steps, helper, stalls uint64) {
+// because the system had descheduled it in a Step (fanStall) or gave it
+// too little CPU (fanIdle). Timing decides all five, never the results.
+// All 0 with one worker.
+func (s *Sim) FanOutStats() (frames, steps, helper, stalls, idles uint64) {
 	st := s.fanStats
-	return st.frames, st.jobs, st.helper, st.stalls
+	return st.frames, st.jobs, st.helper, st.stalls, st.idles
 }
 
 // shared reports whether the next frame goes through the fan-out (else
 // radioEnd does it alone: see fanStall).
 func (f *fanout) shared() bool {
+	if f.keep {
+		return true
+	}
 	if f.solo > 0 {
 		f.solo--
 		return false
 	}
-	return true
+	if f.stats.frames-f.win.frames < fanWindow {
+		return true
+	}
+	h, j := f.helped.Load(), f.stats.jobs
+	starved := 8*(h-f.win.helper) < j-f.win.jobs
+	f.win = fanStats{frames: f.stats.frames, jobs: j, helper: h}
+	if !starved {
+		return true
+	}
+	f.solo = fanIdle - 1
+	f.stats.idles++
+	return false
 }

@@ -306,6 +306,7 @@ type Sim struct {
 	fan      *fanout
 	fanOf    []int32
 	fanStats fanStats
+	fanKeep  bool // tests: fan every frame out, even with a starved helper
 }
 
 // verifyCache is the routing.VerifyCache shared by all engines of a run
@@ -1360,6 +1361,7 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 	if s.workers >= 2 && s.fapp == nil && s.medium != nil {
 		// FAPP's deliveries call other engines at once (fanout.go).
 		s.fan = newFanout()
+		s.fan.keep = s.fanKeep
 		defer func() { s.fanStats = s.fan.stop(); s.fan = nil }()
 	}
 	next := time.Second

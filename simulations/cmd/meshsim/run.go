@@ -44,6 +44,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		sets = append(sets, "seed="+*seed)
 	}
+	if *workers < 1 || *workers > 2 {
+		return fmt.Errorf("--workers %d: 1 or 2", *workers)
+	}
 	if *trace && *out == "" {
 		return fmt.Errorf("--trace needs --out")
 	}
@@ -156,9 +159,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if hits, adds := s.VerifyCacheStats(); adds > 0 {
 		fmt.Fprintf(stdout, "verify cache    %d announces verified, %d verifications saved\n", adds, hits)
 	}
-	if frames, steps, helper, stalls := s.FanOutStats(); frames > 0 || stalls > 0 {
-		fmt.Fprintf(stdout, "workers         2: %d frames fanned out, %d engine steps, %.0f %% of them on the helper; helper descheduled %d times\n",
-			frames, steps, 100*float64(helper)/float64(max(steps, 1)), stalls)
+	if frames, steps, helper, stalls, idles := s.FanOutStats(); frames > 0 {
+		fmt.Fprintf(stdout, "workers         2: %d frames fanned out, %d engine steps, %.0f %% of them on the helper; helper set aside %d times descheduled, %d times starved\n",
+			frames, steps, 100*float64(helper)/float64(max(steps, 1)), stalls, idles)
 	}
 	fmt.Fprintf(stdout, "trace sha256    %s\n", sum.TraceSHA256)
 	if *out != "" {
