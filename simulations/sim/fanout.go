@@ -199,13 +199,20 @@ func (f *fanout) wait(k int) *fanJob {
 		}
 		if since.IsZero() {
 			since = time.Now()
-		} else if f.solo == 0 && time.Since(since) > fanStall {
-			// The helper lost its CPU in the middle of a Step (a busy
-			// machine): do without it for a while.
+			continue
+		}
+		if time.Since(since) < fanStall {
+			continue
+		}
+		// The helper lost its CPU in the middle of a Step (a busy
+		// machine): do without it for a while, and let it have this
+		// CPU if it waits for it. Not before: a yield can cost the run's
+		// goroutine a time slice.
+		if f.solo == 0 {
 			f.solo = fanSolo
 			f.stats.stalls++
 		}
-		osYield() // the helper may be waiting for this CPU
+		osYield()
 	}
 	return j
 }
