@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"meshd.dev/meshd/protocol"
@@ -298,13 +299,28 @@ type Sim struct {
 	pathLoss *radio.PathLoss
 	// airtimeBy is the radio airtime per frame kind (frames' keys).
 	airtimeBy map[string]time.Duration
+	// workers is Options.Workers; fan, during Run with two workers, runs
+	// the engines' Steps of each frame's fan-out (fanout.go), fanOf is
+	// radioEndFan's job per reception.
+	workers  int
+	fan      *fanout
+	fanOf    []int32
+	fanStats fanStats
+	fanKeep  bool // tests: fan every frame out, even with a starved helper
 }
 
 // verifyCache is the routing.VerifyCache shared by all engines of a run
 // (see routing.VerifyCache: each announce's signature is checked once per
 // run, and no result changes). It forgets everything when it reaches
 // maxVerifyCache entries, which costs only speed.
+//
+// It locks: with two workers, the engines of one frame's receivers ask it
+// at the same time (fanout.go). They verify the same announce at the same
+// time with the same result, so when two of them miss it and both verify
+// it, the second one's AddVerified counts the verification a serial run
+// would have saved: the counts come out as in a serial run.
 type verifyCache struct {
+	mu         sync.Mutex
 	m          map[[32]byte]struct{}
 	hits, adds uint64
 }
@@ -312,6 +328,8 @@ type verifyCache struct {
 const maxVerifyCache = 1 << 22
 
 func (c *verifyCache) Verified(d [32]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	_, ok := c.m[d]
 	if ok {
 		c.hits++
@@ -320,6 +338,12 @@ func (c *verifyCache) Verified(d [32]byte) bool {
 }
 
 func (c *verifyCache) AddVerified(d [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[d]; ok {
+		c.hits++ // verified at the same time by another worker
+		return
+	}
 	if len(c.m) >= maxVerifyCache {
 		clear(c.m)
 	}
@@ -339,6 +363,11 @@ type Options struct {
 	// scenario's shadowing still applies): for reproducing another
 	// simulator's model in tests.
 	PathLoss *radio.PathLoss
+	// Workers is how many goroutines run the engines' Steps of a radio
+	// frame's receivers (fanout.go): 0 or 1 the run's goroutine alone, 2
+	// (or more, the same) a helper too, for a second core. The run is the
+	// same, byte for byte, with any number.
+	Workers int
 }
 
 // seedBytes derives a 32-byte ChaCha8 seed from the scenario seed, a node
@@ -387,7 +416,7 @@ func NewWith(sc *Scenario, o Options) (*Sim, error) {
 		params: sc.Radio.Params(), radioCfg: sc.Radio,
 		byID:  map[MessageID]*message{},
 		trace: trace, frames: map[string]uint64{}, bytes: map[string]uint64{},
-		pathLoss: o.PathLoss,
+		pathLoss: o.PathLoss, workers: o.Workers,
 	}
 	if s.trace == nil {
 		s.trace = newTracer(nil)
@@ -751,31 +780,36 @@ func (s *Sim) step(n *node, in routing.Input) {
 func (s *Sim) process(n *node) {
 	for n.eng.HasReady() {
 		rd := n.eng.Ready()
-		for _, r := range rd.Persist {
-			n.store[r.Key] = append([]byte(nil), r.Value...)
-		}
-		for _, k := range rd.Deletes {
-			delete(n.store, k)
-		}
-		for _, tx := range rd.Transmits {
-			s.transmit(n, tx)
-		}
-		for _, p := range rd.Publish {
-			s.gossip(n, p)
-		}
-		for i := range rd.Deliveries {
-			s.deliver(n, &rd.Deliveries[i])
-		}
-		for i := range rd.Events {
-			s.engineEvent(n, &rd.Events[i])
-		}
-		if c := rd.Counters; c != nil {
-			n.stats.CustodyPeak = max(n.stats.CustodyPeak, c.CustodyCount)
-			n.stats.QueueDrops = c.QueueDrops
-		}
-		n.eng.Advance()
+		s.handleReady(n, &rd)
 	}
 	s.scheduleTick(n)
+}
+
+// handleReady carries out one Ready of n's engine and advances the engine.
+func (s *Sim) handleReady(n *node, rd *routing.Ready) {
+	for _, r := range rd.Persist {
+		n.store[r.Key] = append([]byte(nil), r.Value...)
+	}
+	for _, k := range rd.Deletes {
+		delete(n.store, k)
+	}
+	for _, tx := range rd.Transmits {
+		s.transmit(n, tx)
+	}
+	for _, p := range rd.Publish {
+		s.gossip(n, p)
+	}
+	for i := range rd.Deliveries {
+		s.deliver(n, &rd.Deliveries[i])
+	}
+	for i := range rd.Events {
+		s.engineEvent(n, &rd.Events[i])
+	}
+	if c := rd.Counters; c != nil {
+		n.stats.CustodyPeak = max(n.stats.CustodyPeak, c.CustodyCount)
+		n.stats.QueueDrops = c.QueueDrops
+	}
+	n.eng.Advance()
 }
 
 func (s *Sim) scheduleTick(n *node) {
@@ -979,6 +1013,10 @@ func (s *Sim) radioEnd(n *node, id radio.TxID, gen uint64) {
 	n.busy = false
 	tx := n.held[0]
 	n.held = n.held[1:]
+	if s.fan != nil && tx.Link != baselineLink && s.fan.shared() {
+		s.radioEndFan(n, id, gen, tx) // the same, the Steps on two cores (fanout.go)
+		return
+	}
 	var err error
 	s.rx, err = s.medium.Outcomes(id, s.rx[:0])
 	if err != nil {
@@ -1320,6 +1358,12 @@ func (s *Sim) nodeUp(n *node) {
 // if not nil, is called now and then (every simulated second, and every
 // 32,768 events) with the simulated time reached and the events so far.
 func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
+	if s.workers >= 2 && s.fapp == nil && s.medium != nil {
+		// FAPP's deliveries call other engines at once (fanout.go).
+		s.fan = newFanout()
+		s.fan.keep = s.fanKeep
+		defer func() { s.fanStats = s.fan.stop(); s.fan = nil }()
+	}
 	next := time.Second
 	for s.q.Len() > 0 && !s.q[0].e.at.After(s.end) {
 		// The handlers below take the event's fields, never the event:

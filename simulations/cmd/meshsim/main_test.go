@@ -61,6 +61,8 @@ func TestRunBadInput(t *testing.T) {
 		{"run", "no-such.toml"},
 		{"run", "../../scenarios/quickstart.toml", "--set", "radio.sf=13"},
 		{"run", "../../scenarios/quickstart.toml", "--no-such-flag"},
+		{"run", "../../scenarios/quickstart.toml", "--workers", "0"},
+		{"run", "../../scenarios/quickstart.toml", "--workers", "3"},
 	} {
 		var out, errb bytes.Buffer
 		if err := run(args, &out, &errb); err == nil {

@@ -31,6 +31,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	noHuge := fs.Bool("no-huge-pages", false, "do not ask Linux for 2 MB pages for the heap (slower on large runs; same results)")
 	var sets multi
 	fs.Var(&sets, "set", "override a scenario field, key=value (dotted keys; repeatable)")
+	workers := fs.Int("workers", min(2, runtime.GOMAXPROCS(0)), "goroutines that run the engines of a radio frame's receivers: 1, or 2 for a second core (same results)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -43,6 +44,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--seed %q: %w", *seed, err)
 		}
 		sets = append(sets, "seed="+*seed)
+	}
+	if *workers < 1 || *workers > 2 {
+		return fmt.Errorf("--workers %d: 1 or 2", *workers)
 	}
 	if *trace && *out == "" {
 		return fmt.Errorf("--trace needs --out")
@@ -80,7 +84,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		defer startHugePages()()
 	}
 	wallStart := time.Now() // wall time only for the performance report
-	s, err := sim.NewWith(sc, sim.Options{Trace: tr, NoVerifyCache: *noCache})
+	s, err := sim.NewWith(sc, sim.Options{Trace: tr, NoVerifyCache: *noCache, Workers: *workers})
 	if err != nil {
 		return err
 	}
@@ -158,6 +162,10 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if hits, adds := s.VerifyCacheStats(); adds > 0 {
 		fmt.Fprintf(stdout, "verify cache    %d announces verified, %d verifications saved\n", adds, hits)
+	}
+	if frames, steps, helper, stalls, idles := s.FanOutStats(); frames > 0 {
+		fmt.Fprintf(stdout, "workers         2: %d frames fanned out, %d engine steps, %.0f %% of them on the helper; helper set aside %d times descheduled, %d times starved\n",
+			frames, steps, 100*float64(helper)/float64(max(steps, 1)), stalls, idles)
 	}
 	fmt.Fprintf(stdout, "trace sha256    %s\n", sum.TraceSHA256)
 	if *out != "" {
