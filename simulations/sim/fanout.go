@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +87,10 @@ type fanJob struct {
 	err   error
 	ready bool
 	rd    routing.Ready
+	// panicked is the panic of a Step the helper ran, with its stack:
+	// wait panics with it on the run's goroutine, where a one-worker run
+	// would have panicked (Run's caller sees it, its defers run).
+	panicked any
 }
 
 // fanStats count the fan-out's work: frames and jobs (the same in every
@@ -136,7 +142,7 @@ func (f *fanout) post(n *node, in routing.Input, frame []byte, claimed bool) int
 		return -1
 	}
 	j := &f.jobs[k]
-	j.n, j.in, j.frame, j.err, j.ready = n, in, frame, nil, false
+	j.n, j.in, j.frame, j.err, j.ready, j.panicked = n, in, frame, nil, false, nil
 	if claimed {
 		j.state.Store(jobClaimed)
 	} else {
@@ -159,6 +165,25 @@ func (f *fanout) tryRun(k int) bool {
 	if j.state.Load() != jobPosted || !j.state.CompareAndSwap(jobPosted, jobClaimed) {
 		return false
 	}
+	f.execute(k)
+	return true
+}
+
+// tryRunCaught is tryRun for the helper: a panic in the Step is kept in
+// the job, for wait to raise on the run's goroutine, rather than ending
+// the process from a goroutine nobody can recover.
+func (f *fanout) tryRunCaught(k int) bool {
+	j := &f.jobs[k]
+	if j.state.Load() != jobPosted || !j.state.CompareAndSwap(jobPosted, jobClaimed) {
+		return false
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			j.panicked = fmt.Sprintf("%v [engine Step on the fan-out helper]\n%s", p, debug.Stack())
+			j.in, j.frame = nil, nil
+			j.state.Store(jobDone)
+		}
+	}()
 	f.execute(k)
 	return true
 }
@@ -214,6 +239,9 @@ func (f *fanout) wait(k int) *fanJob {
 		}
 		osYield()
 	}
+	if j.panicked != nil {
+		panic(j.panicked)
+	}
 	return j
 }
 
@@ -249,7 +277,7 @@ func (f *fanout) helper() {
 	for !f.quit.Load() {
 		ran := false
 		for k := range int(f.posted.Load()) {
-			if f.tryRun(k) {
+			if f.tryRunCaught(k) {
 				ran = true
 				break
 			}
