@@ -28,8 +28,8 @@ const (
 // MADV_HUGEPAGE lets later page faults in the heap's mappings take huge
 // pages (THP mode "madvise", the usual default), MADV_COLLAPSE (Linux 6.1)
 // turns the pages already touched into huge ones. Errors are ignored: an
-// older kernel, or THP disabled, keeps small pages. Only the page size
-// changes, never a result.
+// older kernel keeps small pages; with THP mode "never" (or no THP) it asks
+// for nothing (thpNever). Only the page size changes, never a result.
 func startHugePages() (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -51,9 +51,30 @@ func startHugePages() (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
+// thpEnabled is the system's transparent huge page mode (tests replace
+// it).
+var thpEnabled = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+// thpNever reports whether the administrator turned transparent huge pages
+// off ("[never]"), or the kernel has none (no file). MADV_COLLAPSE does
+// not look at that setting (it is independent of the sysfs THP settings),
+// so without this check meshsim would take huge pages where the system
+// says never.
+func thpNever() bool {
+	b, err := os.ReadFile(thpEnabled)
+	return err != nil || bytes.Contains(b, []byte("[never]"))
+}
+
+// madviseFn is madvise (tests count the calls).
+var madviseFn = madvise
+
 // hugePagesPass advises every private anonymous read-write mapping of at
-// least 2 MB, and collapses the chunks of it not collapsed before.
+// least 2 MB, and collapses the chunks of it not collapsed before; nothing
+// where the system's THP mode is never.
 func hugePagesPass(collapsed map[uintptr]bool) {
+	if thpNever() {
+		return
+	}
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return
@@ -70,7 +91,7 @@ func hugePagesPass(collapsed map[uintptr]bool) {
 		if hi <= lo {
 			continue
 		}
-		madvise(lo, hi-lo, madvHugePage)
+		madviseFn(lo, hi-lo, madvHugePage)
 		for a := lo; a < hi; {
 			if collapsed[a] {
 				a += hugePageSize
@@ -81,7 +102,7 @@ func hugePagesPass(collapsed map[uintptr]bool) {
 				collapsed[b] = true
 				b += hugePageSize
 			}
-			madvise(a, b-a, madvCollapse)
+			madviseFn(a, b-a, madvCollapse)
 			a = b
 		}
 	}

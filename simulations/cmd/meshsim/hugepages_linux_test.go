@@ -2,7 +2,11 @@
 
 package main
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 // anonRange picks the Go heap's mappings out of /proc/self/maps and
 // nothing else: advising a file mapping or a stack would be wrong.
@@ -36,4 +40,37 @@ func TestHugePagesStartStop(t *testing.T) {
 	hugePagesPass(make(map[uintptr]bool))
 	stop := startHugePages()
 	stop()
+}
+
+// With transparent huge pages set to never (or no THP in the kernel), the
+// pass asks the kernel for nothing: MADV_COLLAPSE would collapse pages
+// regardless of the administrator's setting.
+func TestHugePagesRespectNever(t *testing.T) {
+	dir := t.TempDir()
+	oldFile, oldFn := thpEnabled, madviseFn
+	t.Cleanup(func() { thpEnabled, madviseFn = oldFile, oldFn })
+	calls := 0
+	madviseFn = func(addr, n uintptr, advice int) { calls++ }
+	for _, tc := range []struct {
+		mode string // "" for no file
+		want bool   // madvise called
+	}{
+		{"always madvise [never]\n", false},
+		{"", false},
+		{"always [madvise] never\n", true},
+		{"[always] madvise never\n", true},
+	} {
+		thpEnabled = filepath.Join(dir, "missing")
+		if tc.mode != "" {
+			thpEnabled = filepath.Join(dir, "enabled")
+			if err := os.WriteFile(thpEnabled, []byte(tc.mode), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		calls = 0
+		hugePagesPass(make(map[uintptr]bool))
+		if got := calls > 0; got != tc.want {
+			t.Errorf("THP mode %q: %d madvise calls, want calls %v", tc.mode, calls, tc.want)
+		}
+	}
 }

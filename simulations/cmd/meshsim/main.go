@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	meshsim run SCENARIO [--seed N] [--out DIR] [--set key=value ...] [--trace] [--quiet] [--no-plots] [--no-verify-cache] [--no-huge-pages] [--cpuprofile FILE] [--memprofile FILE]
+//	meshsim run SCENARIO [--seed N] [--out DIR] [--set key=value ...] [--trace] [--quiet] [--no-plots] [--no-verify-cache] [--no-huge-pages] [--workers N] [--cpuprofile FILE] [--memprofile FILE]
 //	meshsim sweep SCENARIO --param key=v1,v2,... [--param ...] [--seeds N] [--jobs N] [--set key=value ...] --out DIR [--plots] [--quiet]
 //	meshsim sweep ... --out DIR --emit slurm|k8s [--meshsim PATH] [--image IMAGE] [--pvc CLAIM] [--name NAME] [--partition P] [--parallel N]
 //	meshsim task DIR [INDEX] [--plots]
@@ -54,7 +54,7 @@ func main() {
 }
 
 var errUsage = errors.New(`usage:
-  meshsim run SCENARIO [--seed N] [--out DIR] [--set key=value ...] [--trace] [--quiet] [--no-plots] [--no-verify-cache] [--no-huge-pages] [--cpuprofile FILE] [--memprofile FILE]
+  meshsim run SCENARIO [--seed N] [--out DIR] [--set key=value ...] [--trace] [--quiet] [--no-plots] [--no-verify-cache] [--no-huge-pages] [--workers N] [--cpuprofile FILE] [--memprofile FILE]
   meshsim sweep SCENARIO --param key=v1,v2,... [--param ...] [--seeds N] [--jobs N] [--set key=value ...] --out DIR [--plots] [--quiet]
   meshsim sweep ... --out DIR --emit slurm|k8s [--meshsim PATH] [--image IMAGE] [--pvc CLAIM] [--name NAME] [--partition P] [--parallel N]
   meshsim task DIR [INDEX] [--plots]
