@@ -199,7 +199,7 @@ func (f *fappNode) offerLocked(now time.Time) rpcapi.FAPPOffer {
 	if last != nil {
 		o.Published, o.Expires, o.Withdrawn = last.Issued, last.Expires, last.Withdrawn
 	}
-	if at, ok := f.pub.Next(); ok && (last == nil || at.Before(last.Issued.Add(fapp.DefaultAnnounceLifetime/2))) {
+	if at, ok := f.pub.Next(); ok && !f.pub.Repeating() && (last == nil || at.Before(last.Issued.Add(fapp.DefaultAnnounceLifetime/2))) {
 		o.Pending, o.NextAnnounce = true, at
 	}
 	if f.pub.Early(now) {

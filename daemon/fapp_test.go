@@ -158,10 +158,15 @@ func becomeTherapist(tb testing.TB, ctx context.Context, n *Node, issuer *fapp.I
 	released := offer.Sequence
 	clk.advance(fappTestEpoch)
 	n.fapp.poke()
+	// Released at once, then repeated at the boundary the clock passed:
+	// wait for both, so that nothing is due when the caller goes on.
 	waitFAPP(tb, ctx, n, "own announce released", func() bool {
 		o, _ := n.FAPPSlots(ctx)
 		offer = o
-		return o.Sequence > released
+		n.fapp.mu.Lock()
+		repeat := n.fapp.pub.Repeating()
+		n.fapp.mu.Unlock()
+		return o.Sequence > released && !repeat
 	})
 	return offer
 }

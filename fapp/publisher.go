@@ -75,10 +75,13 @@ type Publisher struct {
 	template  SlotAnnounce
 	slots     []Slot
 	withdrawn bool
-	ready     bool      // a template has been set
-	pending   bool      // a change awaits release
-	changed   time.Time // when the first pending change happened
-	released  time.Time // issue time of the last release
+	ready     bool // a template has been set
+	pending   bool // a change awaits release
+	// repeat: an early announce is repeated at the next boundary (in
+	// memory only: after a restart the refresh is the next chance).
+	repeat   bool
+	changed  time.Time // when the first pending change happened
+	released time.Time // issue time of the last release
 	// own: a therapist's edit awaits an early release; shown: the status
 	// of each slot as the last announce published it; early counts the
 	// early releases in the epoch that starts at earlyIn.
@@ -227,11 +230,17 @@ func (p *Publisher) Next() (at time.Time, ok bool) {
 		return time.Time{}, false
 	case p.pending:
 		return p.boundary(p.changed).Add(p.cfg.Epoch), true
+	case p.repeat:
+		return p.released.Add(p.cfg.Epoch), true
 	case p.withdrawn:
 		return time.Time{}, false
 	}
 	return p.boundary(p.released.Add(p.cfg.Lifetime / 2)).Add(p.cfg.Epoch), true
 }
+
+// Repeating reports whether the next release Next names only repeats an
+// early announce (nothing new is pending).
+func (p *Publisher) Repeating() bool { return p.ready && !p.pending && p.repeat }
 
 // Release returns the signed announce due at now, or ok false when none is
 // due (call it at every boundary; calling it more often is harmless). The
@@ -270,9 +279,16 @@ func (p *Publisher) Release(id *protocol.Identity, now time.Time) (raw []byte, a
 	}
 	if early {
 		p.countEarly(issued)
-		// A status change the early announce did not show is still due
-		// at the boundary after the first pending change.
+		// The boundary announce still follows: it carries a status change
+		// the early one did not show (pending), and it repeats the edit
+		// (repeat) for a node
+		// that missed the early one (a broadcast sent right after a
+		// subscription can reach nobody; without this the next chance
+		// would be the refresh, half a lifetime later).
+		p.repeat = true
 		p.pending = slices.ContainsFunc(p.slots, func(s Slot) bool { return s.Status != p.shown[s.ID] })
+	} else {
+		p.repeat = false
 	}
 	return raw, a, true, nil
 }

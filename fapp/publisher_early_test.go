@@ -149,3 +149,48 @@ func TestPublisherRestoredNotEarly(t *testing.T) {
 		}
 	}
 }
+
+// TestPublisherEarlyRepeatedAtBoundary: an early announce is repeated at
+// the next boundary. A node that missed the early one (a broadcast sent
+// just after a subscription can reach nobody) gets the edit within an
+// epoch, not at the refresh half a lifetime later.
+func TestPublisherEarlyRepeatedAtBoundary(t *testing.T) {
+	id := testIdentity(t, 1)
+	p := newEarlyPublisher(t)
+	p.SetSlots(testSlots(2), minute(2))
+	if _, a, ok, _ := p.Release(id, minute(2)); !ok || a.Sequence != 42 {
+		t.Fatalf("first offer not released at once: %+v %v", a, ok)
+	}
+	if at, ok := p.Next(); !ok || !at.Equal(minute(15)) {
+		t.Fatalf("next release at %v (%v), want the boundary %v", at, ok, minute(15))
+	}
+	_, a, ok, err := p.Release(id, minute(15))
+	if !ok || err != nil || a.Sequence != 43 || !a.Issued.Equal(minute(15)) || len(a.Slots) != 2 {
+		t.Fatalf("early announce not repeated at the boundary: %+v %v %v", a, ok, err)
+	}
+	if at, ok := p.Next(); !ok || !at.After(minute(30)) {
+		t.Fatalf("after the boundary repeat the next release is at %v (%v), want the refresh", at, ok)
+	}
+}
+
+// TestPublisherRepeatIsNotPending: the boundary repeat of an early
+// announce is not a pending change (the API's "pending" must not claim an
+// unpublished edit).
+func TestPublisherRepeatIsNotPending(t *testing.T) {
+	id := testIdentity(t, 1)
+	p := newEarlyPublisher(t)
+	p.SetSlots(testSlots(2), minute(2))
+	if p.Repeating() {
+		t.Fatal("repeating before anything was released")
+	}
+	if _, _, ok, _ := p.Release(id, minute(2)); !ok {
+		t.Fatal("first offer not released at once")
+	}
+	if !p.Repeating() {
+		t.Fatal("the early announce's boundary repeat is not marked as a repeat")
+	}
+	p.SetSlots(testSlots(3), minute(4)) // a new edit is pending again
+	if p.Repeating() {
+		t.Fatal("a pending edit reported as a mere repeat")
+	}
+}
