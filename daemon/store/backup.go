@@ -27,6 +27,9 @@ func (s *Store) Backup(w io.Writer) error {
 	if closed {
 		return ErrClosed
 	}
+	if err := s.waitApplied(); err != nil {
+		return err
+	}
 	if _, err := s.db.Backup(w, 0); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}

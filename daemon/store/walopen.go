@@ -1,0 +1,228 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Opening the write-ahead log: create or open the segments, scan them,
+// replay what badger may lack, checkpoint. See wal.go.
+
+// openWAL opens the log in s.dir/wal (creating it for a new store or one
+// written before the log existed), replays the records after the
+// checkpoint into badger and starts the log's goroutines.
+func (s *Store) openWAL(noSync bool) error {
+	w := &wlog{dir: filepath.Join(s.dir, walDirName), segSize: walSegSize, noSync: noSync}
+	w.cond = sync.NewCond(&w.mu)
+	s.wal = w
+	if err := MkdirDurable(w.dir); err != nil {
+		return fmt.Errorf("store: write-ahead log: %w", err)
+	}
+	ckpt, err := readCheckpoint(w.dir)
+	if err != nil {
+		return err
+	}
+	var data [2][]byte
+	for i := range w.segs {
+		if w.segs[i], data[i], err = openSegment(w.dir, i, w.segSize, noSync); err != nil {
+			s.closeSegs()
+			return err
+		}
+	}
+	scan, err := walScan(data, ckpt)
+	if err != nil {
+		s.closeSegs()
+		return err
+	}
+	if scan.droppedRecords > 0 || scan.torn {
+		s.cfg.logger.Warn("write-ahead log: dropped a torn or unsynced tail (never reported durable)",
+			"after_record", scan.last, "intact_records", scan.droppedRecords, "intact_bytes", scan.droppedBytes, "torn_record", scan.torn)
+	}
+	for _, r := range scan.recs {
+		if err := s.applyOps(r.ops); err != nil {
+			s.closeSegs()
+			return fmt.Errorf("store: replaying record %d of the write-ahead log: %w", r.seq, err)
+		}
+	}
+	// Every record on disk, replayed or dropped, is now at or below the
+	// checkpoint: the segments can be overwritten from their start, and a
+	// new record's seq is above every one a segment still holds.
+	top := max(ckpt, scan.last, scan.maxSeen)
+	if top > ckpt {
+		if err := s.walCheckpoint(top); err != nil {
+			s.closeSegs()
+			return err
+		}
+	}
+	if len(scan.recs) > 0 {
+		s.cfg.logger.Info("write-ahead log replayed", "records", len(scan.recs), "from", scan.recs[0].seq, "to", scan.last)
+	}
+	w.next = top + 1
+	w.logged, w.applied, w.checkpointed = top, top, top
+	w.durable.Store(top)
+	w.wg.Add(3)
+	go s.walSyncer()
+	go s.walApplier()
+	go s.walCheckpointer()
+	return nil
+}
+
+func (s *Store) closeSegs() {
+	for _, f := range s.wal.segs {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// openSegment opens segment i, creating it full of zeros (written and
+// synced, then renamed into place) if it does not exist, and returns its
+// contents.
+func openSegment(dir string, i int, size int64, noSync bool) (*os.File, []byte, error) {
+	name := filepath.Join(dir, fmt.Sprintf("seg-%d", i))
+	data, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		tmp := name + ".tmp"
+		if err := writeFileSynced(tmp, make([]byte, size), noSync); err != nil {
+			return nil, nil, fmt.Errorf("store: creating a write-ahead log segment: %w", err)
+		}
+		if err := os.Rename(tmp, name); err != nil {
+			return nil, nil, fmt.Errorf("store: creating a write-ahead log segment: %w", err)
+		}
+		if !noSync {
+			if err := syncDir(dir); err != nil {
+				return nil, nil, fmt.Errorf("store: %w", err)
+			}
+		}
+		data, err = make([]byte, size), nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: write-ahead log: %w", err)
+	}
+	if int64(len(data)) != size {
+		// A segment size from another build: use it as it is (the
+		// writer wraps at the size it finds).
+		size = int64(len(data))
+	}
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: write-ahead log: %w", err)
+	}
+	return f, data, nil
+}
+
+// walScanResult is what walScan found.
+type walScanResult struct {
+	recs []walRecord // to replay: checkpoint+1 .. last, contiguous
+	last uint64      // last seq of recs (or the checkpoint)
+	// maxSeen is the highest seq of any intact record anywhere.
+	maxSeen uint64
+	// droppedRecords, droppedBytes: the intact records after the chain's
+	// end (written, never reported durable); torn: a walk ended at a
+	// record whose length or CRC is wrong.
+	droppedRecords int
+	droppedBytes   int64
+	torn           bool
+}
+
+// walSeqWindow bounds how far past the chain's end an intact record's
+// seq can be (two segments of records of at least walHeader bytes): the
+// scan of every offset checks it before it computes a CRC.
+const walSeqWindow = 1 << 24
+
+// walScan finds the records to replay: from each segment's start, the
+// intact records with contiguous seqs (a reused segment holds older
+// records behind the newest; a torn or damaged record ends the walk),
+// then from ckpt+1 on, the contiguous chain across both segments. A
+// break in the chain is a torn tail unless an intact record written
+// later says (its synced field) that the missing record had been synced:
+// then acknowledged data is damaged, and the error wraps ErrWALCorrupt.
+func walScan(data [2][]byte, ckpt uint64) (walScanResult, error) {
+	res := walScanResult{last: ckpt, maxSeen: ckpt}
+	bySeq := map[uint64][]byte{}
+	var ends [2]int
+	for i, d := range data {
+		var torn bool
+		ends[i], torn = walWalk(d, bySeq)
+		res.torn = res.torn || torn
+	}
+	for seq := ckpt + 1; ; seq++ {
+		b, ok := bySeq[seq]
+		if !ok {
+			break
+		}
+		r, err := decodeWALRecord(b)
+		if err != nil {
+			return res, fmt.Errorf("record %d: %w", seq, err)
+		}
+		res.recs = append(res.recs, r)
+		res.last = seq
+	}
+	// Every intact record the chain did not take: those the walks found,
+	// and those at any offset after a walk's end.
+	later := func(b []byte) error {
+		seq, synced := walSeq(b)
+		if seq <= res.last {
+			return nil
+		}
+		if synced > res.last {
+			return fmt.Errorf("%w: record %d is missing or damaged, but record %d says it was synced (acknowledged); see docs/operations.md", ErrWALCorrupt, res.last+1, seq)
+		}
+		res.maxSeen = max(res.maxSeen, seq)
+		res.droppedRecords++
+		res.droppedBytes += int64(len(b))
+		return nil
+	}
+	for _, b := range bySeq {
+		if err := later(b); err != nil {
+			return res, err
+		}
+	}
+	for i, d := range data {
+		for off := ends[i]; off+walHeader <= len(d); off++ {
+			if d[off]|d[off+1]|d[off+2]|d[off+3] == 0 {
+				continue
+			}
+			seq, synced := walSeq(d[off:])
+			if seq <= res.last || seq-res.last > walSeqWindow || synced >= seq {
+				continue
+			}
+			if n, err := walFrame(d[off:]); n > 0 && err == nil {
+				if err := later(d[off : off+n]); err != nil {
+					return res, err
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// walWalk collects the intact records with contiguous seqs from the start
+// of segment d into bySeq and returns the offset where the walk stopped
+// and whether a torn or damaged record stopped it.
+func walWalk(d []byte, bySeq map[uint64][]byte) (end int, torn bool) {
+	off := 0
+	var prev uint64
+	for {
+		n, err := walFrame(d[off:])
+		if err != nil {
+			return off, true
+		}
+		if n == 0 {
+			return off, false
+		}
+		seq, _ := walSeq(d[off:])
+		if off > 0 && seq != prev+1 {
+			return off, false
+		}
+		if _, dup := bySeq[seq]; !dup {
+			bySeq[seq] = d[off : off+n]
+		}
+		prev = seq
+		off += n
+	}
+}
