@@ -426,7 +426,11 @@ func (s *Store) walCheckpoint(seq uint64) error {
 
 // badgerDurable makes everything badger holds durable: DB.Sync (the
 // current memtable log and value log), every memtable log (an older one
-// may not be flushed yet) and the directory (new logs and tables).
+// may not be flushed yet) and the directory (new logs and tables). A
+// memtable log badger creates between the directory read and the
+// directory sync would be on disk by name but not by size (badger then
+// refuses to open: "while opening fid"), so the store reads the
+// directory again after syncing it, until no new log turned up.
 func (s *Store) badgerDurable() error {
 	if s.cfg.noSync {
 		return nil
@@ -434,18 +438,28 @@ func (s *Store) badgerDurable() error {
 	if err := s.db.Sync(); err != nil {
 		return err
 	}
-	ents, err := os.ReadDir(s.dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".mem") {
-			if err := syncFile(filepath.Join(s.dir, e.Name())); err != nil {
-				return err
+	synced := map[string]bool{}
+	for {
+		ents, err := os.ReadDir(s.dir)
+		if err != nil {
+			return err
+		}
+		fresh := false
+		for _, e := range ents {
+			if n := e.Name(); strings.HasSuffix(n, ".mem") && !synced[n] {
+				if err := syncFile(filepath.Join(s.dir, n)); err != nil {
+					return err
+				}
+				synced[n], fresh = true, true
 			}
 		}
+		if !fresh {
+			return nil
+		}
+		if err := syncDir(s.dir); err != nil {
+			return err
+		}
 	}
-	return syncDir(s.dir)
 }
 
 // waitApplied waits until badger holds every record written so far:
