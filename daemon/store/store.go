@@ -653,6 +653,9 @@ func (s *Store) Ack(seqs ...uint64) error {
 // inboxDeletes returns the deletes of the inbox entries among seqs that
 // exist, once badger holds every logged record (Store.mu held).
 func (s *Store) inboxDeletes(seqs []uint64) ([]op, error) {
+	if len(seqs) == 0 {
+		return nil, nil
+	}
 	if err := s.waitApplied(); err != nil {
 		return nil, err
 	}

@@ -141,8 +141,15 @@ type wlog struct {
 	stop         bool
 	wg           sync.WaitGroup
 	// syncHook, if set, runs before each log sync (tests block or fail
-	// syncs with it).
-	syncHook func() error
+	// syncs with it); applyHook before the applier applies records;
+	// ckptHook between making badger durable and writing the
+	// checkpoint. applyEarly (the mixed-state test's negative control
+	// only) writes each record's ops into badger before the record is
+	// logged: badger ahead of the log.
+	syncHook   func() error
+	applyHook  func() error
+	ckptHook   func()
+	applyEarly bool
 	// applyTxns counts the applier's badger commits, ckpts the
 	// checkpoints (tests).
 	applyTxns, ckpts atomic.Int64
@@ -190,6 +197,11 @@ func (s *Store) logOps(ops []op, ch chan<- error) error {
 	}
 	if err := s.walFailure(); err != nil {
 		return err
+	}
+	if w.applyEarly {
+		if err := s.applyOps(ops); err != nil {
+			return err
+		}
 	}
 	rec := appendWALRecord(make([]byte, 0, walSize(ops)), w.next, w.durable.Load(), ops)
 	if int64(len(rec)) > w.segSize {
@@ -318,7 +330,13 @@ func (s *Store) walApplier() {
 			continue // the next start replays them
 		}
 		w.mu.Unlock()
-		err := s.applyRecords(batch)
+		var err error
+		if w.applyHook != nil {
+			err = w.applyHook()
+		}
+		if err == nil {
+			err = s.applyRecords(batch)
+		}
 		w.mu.Lock()
 		if err != nil {
 			s.walFailLocked(fmt.Errorf("store: applying the write-ahead log to badger: %w", err))
@@ -417,6 +435,9 @@ func (s *Store) walCheckpoint(seq uint64) error {
 	s.wal.ckpts.Add(1)
 	if err := s.badgerDurable(); err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)
+	}
+	if s.wal.ckptHook != nil {
+		s.wal.ckptHook()
 	}
 	if err := writeCheckpoint(s.wal.dir, seq, s.wal.noSync); err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)

@@ -121,7 +121,7 @@ func decodeWALRecord(b []byte) (walRecord, error) {
 	var r walRecord
 	if n, err := walFrame(b); err != nil {
 		return r, err
-	} else if n != len(b) {
+	} else if n == 0 || n != len(b) {
 		return r, fmt.Errorf("%w: record of %d bytes in %d", ErrWALCorrupt, n, len(b))
 	}
 	r.seq, r.synced = walSeq(b)
