@@ -6,13 +6,19 @@
 // The node loop hands every routing.Ready to the store before it transmits
 // or notifies anything (step 1 of the Ready contract). Apply writes the
 // engine's records, deletes the records the engine released and appends the
-// Ready's deliveries to the inbox in one badger transaction, committed and
-// synced: when Apply returns nil the whole batch is on disk, and when it
-// returns an error none of it is. (A batch too big for one transaction is
-// split, keeping each delivery with its delivered record; see Apply.)
-// ApplyAsync stages a batch the same way and reports on a channel when it
-// is synced, so the loop can stage the next batch meanwhile; batches staged
-// while a sync runs share the next sync (pipeline.go).
+// Ready's deliveries to the inbox as one record of the store's own
+// write-ahead log (wal.go), synced: when Apply returns nil the whole batch
+// is on disk, and when it returns an error before anything was logged none
+// of it is. Badger gets the batch after the log record is synced, off the
+// message path, in log order; a restart replays the log records badger may
+// lack. ApplyAsync logs a batch the same way and reports on a channel when
+// it is synced, so the loop can stage the next batch meanwhile; batches
+// logged while a sync runs share the next sync (wal.go).
+//
+// The log owns the keys e/, i/, f/ and m/inbox-seq: every write to them
+// goes through it (Apply, ApplyAsync, Ack, FAPPWrite), and the writers
+// outside it (channels, contacts, known peers) are refused those keys
+// (guardTxn), so that no replay can undo them.
 //
 // # Keys
 //
@@ -158,10 +164,12 @@ type Store struct {
 // computer (a Raspberry Pi with 512 MB - 1 GB of RAM, 32- or 64-bit) and a
 // database of at most a few hundred MB:
 //
-//   - SyncWrites off, but the store syncs badger's log itself after every
-//     commit before it reports it (syncNow, and one sync per group of
-//     batches for ApplyAsync), so a batch Apply acknowledged survives kill
-//     -9 and power loss.
+//   - SyncWrites off: the batches of the engine, the inbox and FAPP are
+//     durable in the store's own write-ahead log before they are reported
+//     (wal.go), and badger is made durable at each checkpoint; the other
+//     writers (channels, contacts, peers) sync badger after their commit
+//     (syncNow), so what they acknowledged survives kill -9 and power
+//     loss.
 //   - MemTableSize 8 MiB (default 64 MiB) and NumMemtables 2 (default 5):
 //     at most ~16 MiB of memtables instead of ~320 MiB.
 //   - Compression off and BlockCacheSize 0 (default Snappy and 256 MiB): the

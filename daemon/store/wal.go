@@ -140,7 +140,7 @@ type wlog struct {
 	err          error // sticky failure
 	stop         bool
 	wg           sync.WaitGroup
-	// syncHook, if set, runs before each log sync (tests block or fail
+	// Test hooks, set under mu. syncHook, if set, runs before each log sync (tests block or fail
 	// syncs with it); applyHook before the applier applies records;
 	// ckptHook between making badger durable and writing the
 	// checkpoint. applyEarly (the mixed-state test's negative control
@@ -264,10 +264,10 @@ func (s *Store) walSyncer() {
 		if len(w.queue) == 0 {
 			return
 		}
-		batch, dirty := w.queue, w.dirty
+		batch, dirty, hook := w.queue, w.dirty, w.syncHook
 		w.queue, w.dirty = nil, [2]bool{}
 		w.mu.Unlock()
-		err := s.walSyncSegs(dirty)
+		err := s.walSyncSegs(dirty, hook)
 		w.mu.Lock()
 		if err != nil {
 			s.walFailLocked(err)
@@ -286,10 +286,10 @@ func (s *Store) walSyncer() {
 }
 
 // walSyncSegs fdatasyncs the segments marked dirty.
-func (s *Store) walSyncSegs(dirty [2]bool) error {
+func (s *Store) walSyncSegs(dirty [2]bool, hook func() error) error {
 	w := s.wal
-	if w.syncHook != nil {
-		if err := w.syncHook(); err != nil {
+	if hook != nil {
+		if err := hook(); err != nil {
 			return fmt.Errorf("store: write-ahead log sync: %w", err)
 		}
 	}
@@ -324,15 +324,15 @@ func (s *Store) walApplier() {
 		if len(w.applyQ) == 0 {
 			return
 		}
-		batch := w.applyQ
+		batch, hook := w.applyQ, w.applyHook
 		w.applyQ = nil
 		if w.err != nil {
 			continue // the next start replays them
 		}
 		w.mu.Unlock()
 		var err error
-		if w.applyHook != nil {
-			err = w.applyHook()
+		if hook != nil {
+			err = hook()
 		}
 		if err == nil {
 			err = s.applyRecords(batch)
@@ -436,8 +436,11 @@ func (s *Store) walCheckpoint(seq uint64) error {
 	if err := s.badgerDurable(); err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)
 	}
-	if s.wal.ckptHook != nil {
-		s.wal.ckptHook()
+	s.wal.mu.Lock()
+	hook := s.wal.ckptHook
+	s.wal.mu.Unlock()
+	if hook != nil {
+		hook()
 	}
 	if err := writeCheckpoint(s.wal.dir, seq, s.wal.noSync); err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)

@@ -107,11 +107,18 @@ func unsyncedGone(t *testing.T, dir string, durable uint64) {
 	}
 }
 
+// setHook sets a test hook of the log under its lock.
+func setHook(s *Store, f func()) {
+	s.wal.mu.Lock()
+	defer s.wal.mu.Unlock()
+	f()
+}
+
 // blockApplier holds the applier back until the returned release runs
 // (also at the end of the test, before the store closes).
 func blockApplier(t *testing.T, s *Store) (release func()) {
 	gate := make(chan struct{})
-	s.wal.applyHook = func() error { <-gate; return nil }
+	setHook(s, func() { s.wal.applyHook = func() error { <-gate; return nil } })
 	done := false
 	release = func() {
 		if !done {
@@ -289,11 +296,13 @@ func TestWALCheckpointCrash(t *testing.T) {
 	}
 	apply(t, s, &routing.Ready{Deletes: []string{"c/1"}})
 	var mid string
-	s.wal.ckptHook = func() {
-		if mid == "" {
-			mid = crashCopy(t, s)
+	setHook(s, func() {
+		s.wal.ckptHook = func() {
+			if mid == "" {
+				mid = crashCopy(t, s)
+			}
 		}
-	}
+	})
 	want := records(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -331,7 +340,7 @@ func TestWALMixedStateAttack(t *testing.T) {
 		s.wal.applyEarly = early
 		apply(t, s, &routing.Ready{Persist: []routing.Record{{Key: "c/a", Value: []byte("1")}, {Key: "c/b", Value: []byte("1")}}})
 		gate := make(chan struct{})
-		s.wal.syncHook = func() error { <-gate; return nil }
+		setHook(s, func() { s.wal.syncHook = func() error { <-gate; return nil } })
 		_, done, err := s.ApplyAsync(&routing.Ready{Persist: []routing.Record{{Key: "c/a", Value: []byte("2")}, {Key: "c/c", Value: []byte("2")}}})
 		if err != nil {
 			t.Fatal(err)
@@ -382,7 +391,7 @@ func TestWALApplyFailureStops(t *testing.T) {
 	if err := s.waitApplied(); err != nil {
 		t.Fatal(err)
 	}
-	s.wal.applyHook = func() error { return errors.New("injected apply failure") }
+	setHook(s, func() { s.wal.applyHook = func() error { return errors.New("injected apply failure") } })
 	apply(t, s, rec("c/2", "two")) // reported: its record is synced
 	if _, err := s.Apply(rec("c/3", "three")); err == nil {
 		t.Fatal("a write after a failed apply succeeded")
