@@ -128,7 +128,10 @@ type wlog struct {
 	segLast [2]uint64 // last seq written into each segment since its reuse
 
 	mu           sync.Mutex
-	cond         *sync.Cond
+	cond         *sync.Cond   // waiters: applied, checkpointed, err moved
+	syncCond     *sync.Cond   // the syncer: queue or stop
+	applyCond    *sync.Cond   // the applier: applyQ or stop
+	ckptCond     *sync.Cond   // the checkpointer: ckptWant, applied, stop
 	queue        []walPending // written, waiting for a sync
 	applyQ       []walPending // synced, waiting for the applier
 	dirty        [2]bool      // segments written since the last sync began
@@ -171,8 +174,16 @@ func (s *Store) walFailLocked(err error) error {
 	if w.err == nil {
 		w.err = s.dsync.wal.fail(err)
 	}
-	w.cond.Broadcast()
+	w.broadcastAll()
 	return w.err
+}
+
+// broadcastAll wakes every goroutine and waiter of the log (w.mu held).
+func (w *wlog) broadcastAll() {
+	w.cond.Broadcast()
+	w.syncCond.Broadcast()
+	w.applyCond.Broadcast()
+	w.ckptCond.Broadcast()
 }
 
 // failure returns the sticky failure, if any.
@@ -225,7 +236,7 @@ func (s *Store) logOps(ops []op, ch chan<- error) error {
 	w.queue = append(w.queue, walPending{seq: seq, rec: rec, ch: ch})
 	w.dirty[w.cur] = true
 	w.logged = seq
-	w.cond.Broadcast()
+	w.syncCond.Signal()
 	w.mu.Unlock()
 	return nil
 }
@@ -238,7 +249,7 @@ func (s *Store) walRotate() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.ckptWant = max(w.ckptWant, w.segLast[w.cur])
-	w.cond.Broadcast()
+	w.ckptCond.Signal()
 	for w.err == nil && w.segLast[other] > w.checkpointed {
 		w.cond.Wait()
 	}
@@ -259,7 +270,7 @@ func (s *Store) walSyncer() {
 	defer w.mu.Unlock()
 	for {
 		for len(w.queue) == 0 && !w.stop {
-			w.cond.Wait()
+			w.syncCond.Wait()
 		}
 		if len(w.queue) == 0 {
 			return
@@ -275,7 +286,7 @@ func (s *Store) walSyncer() {
 		if err = w.err; err == nil {
 			w.durable.Store(batch[len(batch)-1].seq)
 			w.applyQ = append(w.applyQ, batch...)
-			w.cond.Broadcast()
+			w.applyCond.Signal()
 		}
 		for _, p := range batch {
 			if p.ch != nil {
@@ -319,7 +330,7 @@ func (s *Store) walApplier() {
 	defer w.mu.Unlock()
 	for {
 		for len(w.applyQ) == 0 && !w.stop {
-			w.cond.Wait()
+			w.applyCond.Wait()
 		}
 		if len(w.applyQ) == 0 {
 			return
@@ -344,6 +355,9 @@ func (s *Store) walApplier() {
 		}
 		w.applied = batch[len(batch)-1].seq
 		w.cond.Broadcast()
+		if w.ckptWant > w.checkpointed {
+			w.ckptCond.Signal()
+		}
 	}
 }
 
@@ -411,7 +425,7 @@ func (s *Store) walCheckpointer() {
 	defer w.mu.Unlock()
 	for {
 		for !w.stop && w.err == nil && (w.ckptWant <= w.checkpointed || w.applied < w.ckptWant) {
-			w.cond.Wait()
+			w.ckptCond.Wait()
 		}
 		if w.stop || w.err != nil {
 			return
@@ -528,7 +542,7 @@ func (s *Store) walClose() error {
 		w.cond.Wait()
 	}
 	w.stop = true
-	w.cond.Broadcast()
+	w.broadcastAll()
 	w.mu.Unlock()
 	w.wg.Wait()
 	err := w.err

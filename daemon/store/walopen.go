@@ -18,6 +18,9 @@ import (
 func (s *Store) openWAL(noSync bool) error {
 	w := &wlog{dir: filepath.Join(s.dir, walDirName), segSize: walSegSize, noSync: noSync}
 	w.cond = sync.NewCond(&w.mu)
+	w.syncCond = sync.NewCond(&w.mu)
+	w.applyCond = sync.NewCond(&w.mu)
+	w.ckptCond = sync.NewCond(&w.mu)
 	s.wal = w
 	if err := MkdirDurable(w.dir); err != nil {
 		return fmt.Errorf("store: write-ahead log: %w", err)
