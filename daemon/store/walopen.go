@@ -36,6 +36,13 @@ func (s *Store) openWAL(noSync bool) error {
 			return err
 		}
 	}
+	// The writer wraps at the size the segments have (a build with
+	// another size may have created them).
+	w.segSize = int64(min(len(data[0]), len(data[1])))
+	if w.segSize < walMinSeg {
+		s.closeSegs()
+		return fmt.Errorf("%w: a segment of %d bytes", ErrWALCorrupt, w.segSize)
+	}
 	scan, err := walScan(data, ckpt)
 	if err != nil {
 		s.closeSegs()
@@ -106,17 +113,15 @@ func openSegment(dir string, i int, size int64, noSync bool) (*os.File, []byte, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: write-ahead log: %w", err)
 	}
-	if int64(len(data)) != size {
-		// A segment size from another build: use it as it is (the
-		// writer wraps at the size it finds).
-		size = int64(len(data))
-	}
 	f, err := os.OpenFile(name, os.O_RDWR, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: write-ahead log: %w", err)
 	}
 	return f, data, nil
 }
+
+// walMinSeg is the smallest segment the store accepts.
+const walMinSeg = 64 << 10
 
 // walScanResult is what walScan found.
 type walScanResult struct {
