@@ -109,8 +109,9 @@ func (s *Store) logUnits(units []unit, ch chan<- error) error {
 	return nil
 }
 
-// syncNow makes everything committed so far durable (a synchronous
-// writer's commit).
+// syncNow makes everything committed to badger so far durable (the
+// writers outside the write-ahead log, and Open). A failure sticks, and
+// fails the log too (wal.go checks the same sticky error).
 func (s *Store) syncNow() error {
 	if s.cfg.noSync {
 		return nil
