@@ -348,6 +348,13 @@ func (s *Store) walApplier() {
 		if err == nil {
 			err = s.applyRecords(batch)
 		}
+		if err == nil && !s.cfg.noSync {
+			// Badger must stay openable after a power cut: the
+			// directory entries of its new memtable logs and of the
+			// tables it flushes are synced within an apply of their
+			// appearance (durable.go), not only at the next checkpoint.
+			err = s.syncFiles()
+		}
 		w.mu.Lock()
 		if err != nil {
 			s.walFailLocked(fmt.Errorf("store: applying the write-ahead log to badger: %w", err))
