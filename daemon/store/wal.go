@@ -40,7 +40,8 @@ import (
 // FAPP reads, Backup) first wait until badger has applied every record
 // written so far (waitApplied); usually it has.
 //
-// Segments. The log is two files, wal/seg-0 and wal/seg-1, of segSize
+// Segments. The log is two files, wal/seg-0 and wal/seg-1 (and wal/id,
+// the log's random id every record carries, walformat.go), of segSize
 // bytes each, written full of zeros and fsynced once when created and
 // reused ever after: overwriting blocks that are already allocated and
 // written makes fdatasync a data write only, while writing into a sparse
@@ -77,6 +78,7 @@ import (
 const (
 	walDirName      = "wal"
 	walCkptName     = "checkpoint"
+	walIDName       = "id"
 	defaultSegSize  = 16 << 20
 	walCkptFileSize = 8 + 4
 )
@@ -120,6 +122,7 @@ type wlog struct {
 	segSize int64
 	segs    [2]*os.File
 	noSync  bool
+	id      uint64 // every record carries it (walformat.go)
 
 	// The writer's state, guarded by Store.mu.
 	cur     int       // segment written
@@ -214,7 +217,7 @@ func (s *Store) logOps(ops []op, ch chan<- error) error {
 			return err
 		}
 	}
-	rec := appendWALRecord(make([]byte, 0, walSize(ops)), w.next, w.durable.Load(), ops)
+	rec := appendWALRecord(make([]byte, 0, walSize(ops)), w.id, w.next, w.durable.Load(), ops)
 	if int64(len(rec)) > w.segSize {
 		return fmt.Errorf("%w: a log record of %d bytes (segment %d)", ErrBatchTooBig, len(rec), w.segSize)
 	}
@@ -373,7 +376,7 @@ func (s *Store) walApplier() {
 func (s *Store) applyRecords(batch []walPending) error {
 	var ops []op
 	for _, p := range batch {
-		r, err := decodeWALRecord(p.rec)
+		r, err := decodeWALRecord(p.rec, s.wal.id)
 		if err != nil {
 			return err
 		}

@@ -62,6 +62,7 @@ type walPos struct {
 func walRecords(t *testing.T, dir string) []walPos {
 	t.Helper()
 	var out []walPos
+	id := walIDOf(t, dir)
 	for i := range 2 {
 		d, err := os.ReadFile(filepath.Join(dir, walDirName, fmt.Sprintf("seg-%d", i)))
 		if err != nil {
@@ -69,7 +70,7 @@ func walRecords(t *testing.T, dir string) []walPos {
 		}
 		var prev uint64
 		for off := 0; ; {
-			n, err := walFrame(d[off:])
+			n, err := walFrame(d[off:], id)
 			if n == 0 || err != nil {
 				break
 			}
@@ -445,20 +446,20 @@ func TestWALUpgrade(t *testing.T) {
 }
 
 func FuzzWALRecord(f *testing.F) {
-	f.Add(appendWALRecord(nil, 1, 0, []op{{key: []byte("e/c/1"), value: []byte("v")}, {key: []byte("i/12345678"), del: true}}))
-	f.Add(appendWALRecord(nil, 7, 6, nil))
+	f.Add(appendWALRecord(nil, 5, 1, 0, []op{{key: []byte("e/c/1"), value: []byte("v")}, {key: []byte("i/12345678"), del: true}}))
+	f.Add(appendWALRecord(nil, 5, 7, 6, nil))
 	f.Add([]byte{})
 	f.Add(make([]byte, 40))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := decodeWALRecord(b)
+		r, err := decodeWALRecord(b, 5)
 		if err != nil {
 			if !errors.Is(err, ErrWALCorrupt) {
 				t.Fatalf("error %v does not wrap ErrWALCorrupt", err)
 			}
 			return
 		}
-		again := appendWALRecord(nil, r.seq, r.synced, r.ops)
-		r2, err := decodeWALRecord(again)
+		again := appendWALRecord(nil, r.id, r.seq, r.synced, r.ops)
+		r2, err := decodeWALRecord(again, 5)
 		if err != nil || r2.seq != r.seq || r2.synced != r.synced || len(r2.ops) != len(r.ops) {
 			t.Fatalf("round trip: %v", err)
 		}
@@ -473,12 +474,12 @@ func FuzzWALRecord(f *testing.F) {
 // FuzzWALScan: any two segments and checkpoint scan without a panic, and
 // a chain it returns is contiguous from the checkpoint.
 func FuzzWALScan(f *testing.F) {
-	a := appendWALRecord(nil, 1, 0, []op{{key: []byte("e/x"), value: []byte("1")}})
-	a = appendWALRecord(a, 2, 1, []op{{key: []byte("e/x"), del: true}})
+	a := appendWALRecord(nil, 5, 1, 0, []op{{key: []byte("e/x"), value: []byte("1")}})
+	a = appendWALRecord(a, 5, 2, 1, []op{{key: []byte("e/x"), del: true}})
 	f.Add(a, []byte{}, uint64(0))
-	f.Add(append(a, make([]byte, 64)...), appendWALRecord(nil, 3, 2, nil), uint64(1))
+	f.Add(append(a, make([]byte, 64)...), appendWALRecord(nil, 5, 3, 2, nil), uint64(1))
 	f.Fuzz(func(t *testing.T, s0, s1 []byte, ckpt uint64) {
-		res, err := walScan([2][]byte{s0, s1}, ckpt)
+		res, err := walScan([2][]byte{s0, s1}, ckpt, 5)
 		if err != nil {
 			return
 		}
@@ -546,7 +547,7 @@ func BenchmarkWALScan(b *testing.B) {
 	for i := range data {
 		d := make([]byte, 0, defaultSegSize)
 		for {
-			r := appendWALRecord(nil, seq, seq-1, ops)
+			r := appendWALRecord(nil, 5, seq, seq-1, ops)
 			if len(d)+len(r) > defaultSegSize {
 				break
 			}
@@ -557,7 +558,7 @@ func BenchmarkWALScan(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		res, err := walScan(data, 0)
+		res, err := walScan(data, 0, 5)
 		if err != nil || res.last != seq-1 {
 			b.Fatal(err, res.last)
 		}

@@ -14,6 +14,14 @@ import (
 //
 //	length  u32 LE  bytes after the CRC field (seq .. the last op)
 //	crc     u32 LE  CRC-32C (Castagnoli) of those bytes
+//	id      u64 LE  the log's id: random, drawn when the log is created
+//	                (wal/id). A record is one of the log's only if it
+//	                carries the id: a message's bytes, which a sender
+//	                chooses and which the log holds verbatim, may hold
+//	                a well-formed record, and behind the newest records
+//	                of a reused segment such bytes lie at offsets the
+//	                scan of damaged logs looks at (walScan); the sender
+//	                cannot know the id (TestWALForgedRecordInPayload)
 //	seq     u64 LE  the record's sequence number: 1, 2, 3, ... over the
 //	                store's life, one more per record, never reused
 //	synced  u64 LE  the highest sequence number known durable (its sync
@@ -36,7 +44,7 @@ import (
 var ErrWALCorrupt = errors.New("store: write-ahead log corrupt")
 
 const (
-	walHeader   = 4 + 4 + 8 + 8 + 4 // length, crc, seq, synced, nops
+	walHeader   = 4 + 4 + 8 + 8 + 8 + 4 // length, crc, id, seq, synced, nops
 	walOpSet    = 1
 	walOpDelete = 2
 	walMaxKey   = 1 << 10
@@ -46,6 +54,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // walRecord is a decoded record.
 type walRecord struct {
+	id          uint64
 	seq, synced uint64
 	ops         []op
 }
@@ -63,9 +72,10 @@ func walSize(ops []op) int {
 }
 
 // appendWALRecord appends the encoding of a record to buf.
-func appendWALRecord(buf []byte, seq, synced uint64, ops []op) []byte {
+func appendWALRecord(buf []byte, id, seq, synced uint64, ops []op) []byte {
 	start := len(buf)
 	buf = append(buf, make([]byte, 8)...) // length, crc: filled in below
+	buf = binary.LittleEndian.AppendUint64(buf, id)
 	buf = binary.LittleEndian.AppendUint64(buf, seq)
 	buf = binary.LittleEndian.AppendUint64(buf, synced)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(ops)))
@@ -90,9 +100,10 @@ func appendWALRecord(buf []byte, seq, synced uint64, ops []op) []byte {
 
 // walFrame checks the framing of the record at the start of b: it returns
 // the record's total size, or 0 if b starts with a zero length (the end of
-// the records), or an error if the length runs past b or the CRC does not
-// match (a torn or damaged record).
-func walFrame(b []byte) (int, error) {
+// the records), or an error if the length runs past b, the CRC does not
+// match (a torn or damaged record) or the record is not of the log with
+// this id.
+func walFrame(b []byte, id uint64) (int, error) {
 	if len(b) < 8 {
 		return 0, nil // no room for another record: the segment's end
 	}
@@ -103,6 +114,9 @@ func walFrame(b []byte) (int, error) {
 	if n < walHeader-8 || uint64(n) > uint64(len(b)-8) {
 		return 0, fmt.Errorf("%w: record length %d (%d bytes left)", ErrWALCorrupt, n, len(b)-8)
 	}
+	if got := binary.LittleEndian.Uint64(b[8:]); got != id {
+		return 0, fmt.Errorf("%w: a record of another log (id %x, want %x)", ErrWALCorrupt, got, id)
+	}
 	body := b[8 : 8+n]
 	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[4:]) {
 		return 0, fmt.Errorf("%w: CRC mismatch", ErrWALCorrupt)
@@ -112,20 +126,21 @@ func walFrame(b []byte) (int, error) {
 
 // walSeq returns the seq and synced fields of a framed record.
 func walSeq(b []byte) (seq, synced uint64) {
-	return binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:])
+	return binary.LittleEndian.Uint64(b[16:]), binary.LittleEndian.Uint64(b[24:])
 }
 
 // decodeWALRecord decodes a record of exactly len(b) bytes whose framing
 // walFrame accepted. The ops' keys and values alias b.
-func decodeWALRecord(b []byte) (walRecord, error) {
+func decodeWALRecord(b []byte, id uint64) (walRecord, error) {
 	var r walRecord
-	if n, err := walFrame(b); err != nil {
+	if n, err := walFrame(b, id); err != nil {
 		return r, err
 	} else if n == 0 || n != len(b) {
 		return r, fmt.Errorf("%w: record of %d bytes in %d", ErrWALCorrupt, n, len(b))
 	}
+	r.id = id
 	r.seq, r.synced = walSeq(b)
-	nops := binary.LittleEndian.Uint32(b[24:])
+	nops := binary.LittleEndian.Uint32(b[32:])
 	p := b[walHeader:]
 	if uint64(nops) > uint64(len(p)/2) { // every op takes at least 2 bytes
 		return r, fmt.Errorf("%w: %d ops in %d bytes", ErrWALCorrupt, nops, len(p))

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,6 +32,9 @@ func (s *Store) openWAL(noSync bool) error {
 	if err != nil {
 		return err
 	}
+	if w.id, err = openWALID(w.dir, noSync); err != nil {
+		return err
+	}
 	var data [2][]byte
 	for i := range w.segs {
 		if w.segs[i], data[i], err = openSegment(w.dir, i, w.segSize, noSync); err != nil {
@@ -43,7 +49,7 @@ func (s *Store) openWAL(noSync bool) error {
 		s.closeSegs()
 		return fmt.Errorf("%w: a segment of %d bytes", ErrWALCorrupt, w.segSize)
 	}
-	scan, err := walScan(data, ckpt)
+	scan, err := walScan(data, ckpt, w.id)
 	if err != nil {
 		s.closeSegs()
 		return err
@@ -87,6 +93,46 @@ func (s *Store) closeSegs() {
 			f.Close()
 		}
 	}
+}
+
+// openWALID reads the log's id (wal/id: the id u64 LE, CRC-32C of it u32
+// LE), or draws and writes one, synced, before the segments exist: a
+// segment without an id means the id file was lost, and with it the
+// means to tell the log's records from a message's bytes.
+func openWALID(dir string, noSync bool) (uint64, error) {
+	name := filepath.Join(dir, walIDName)
+	b, err := os.ReadFile(name)
+	if err == nil {
+		if len(b) != walCkptFileSize || crc32.Checksum(b[:8], castagnoli) != binary.LittleEndian.Uint32(b[8:]) {
+			return 0, fmt.Errorf("%w: id file %x", ErrWALCorrupt, b)
+		}
+		return binary.LittleEndian.Uint64(b), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("store: write-ahead log: %w", err)
+	}
+	for i := range 2 {
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("seg-%d", i))); !errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("%w: segment %d without an id file (%v)", ErrWALCorrupt, i, err)
+		}
+	}
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return 0, fmt.Errorf("store: write-ahead log id: %w", err)
+	}
+	b = binary.LittleEndian.AppendUint32(r[:], crc32.Checksum(r[:], castagnoli))
+	if err := writeFileSynced(name+".tmp", b, noSync); err != nil {
+		return 0, fmt.Errorf("store: write-ahead log id: %w", err)
+	}
+	if err := os.Rename(name+".tmp", name); err != nil {
+		return 0, fmt.Errorf("store: write-ahead log id: %w", err)
+	}
+	if !noSync {
+		if err := syncDir(dir); err != nil {
+			return 0, fmt.Errorf("store: write-ahead log id: %w", err)
+		}
+	}
+	return binary.LittleEndian.Uint64(r[:]), nil
 }
 
 // openSegment opens segment i, creating it full of zeros (written and
@@ -149,13 +195,13 @@ const walSeqWindow = 1 << 24
 // break in the chain is a torn tail unless an intact record written
 // later says (its synced field) that the missing record had been synced:
 // then acknowledged data is damaged, and the error wraps ErrWALCorrupt.
-func walScan(data [2][]byte, ckpt uint64) (walScanResult, error) {
+func walScan(data [2][]byte, ckpt, id uint64) (walScanResult, error) {
 	res := walScanResult{last: ckpt, maxSeen: ckpt}
 	bySeq := map[uint64][]byte{}
 	var ends [2]int
 	for i, d := range data {
 		var torn bool
-		ends[i], torn = walWalk(d, bySeq)
+		ends[i], torn = walWalk(d, id, bySeq)
 		res.torn = res.torn || torn
 	}
 	for seq := ckpt + 1; ; seq++ {
@@ -163,7 +209,7 @@ func walScan(data [2][]byte, ckpt uint64) (walScanResult, error) {
 		if !ok {
 			break
 		}
-		r, err := decodeWALRecord(b)
+		r, err := decodeWALRecord(b, id)
 		if err != nil {
 			return res, fmt.Errorf("record %d: %w", seq, err)
 		}
@@ -192,14 +238,14 @@ func walScan(data [2][]byte, ckpt uint64) (walScanResult, error) {
 	}
 	for i, d := range data {
 		for off := ends[i]; off+walHeader <= len(d); off++ {
-			if d[off]|d[off+1]|d[off+2]|d[off+3] == 0 {
+			if d[off]|d[off+1]|d[off+2]|d[off+3] == 0 || binary.LittleEndian.Uint64(d[off+8:]) != id {
 				continue
 			}
 			seq, synced := walSeq(d[off:])
 			if seq <= res.last || seq-res.last > walSeqWindow || synced >= seq {
 				continue
 			}
-			if n, err := walFrame(d[off:]); n > 0 && err == nil {
+			if n, err := walFrame(d[off:], id); n > 0 && err == nil {
 				if err := later(d[off : off+n]); err != nil {
 					return res, err
 				}
@@ -212,11 +258,11 @@ func walScan(data [2][]byte, ckpt uint64) (walScanResult, error) {
 // walWalk collects the intact records with contiguous seqs from the start
 // of segment d into bySeq and returns the offset where the walk stopped
 // and whether a torn or damaged record stopped it.
-func walWalk(d []byte, bySeq map[uint64][]byte) (end int, torn bool) {
+func walWalk(d []byte, id uint64, bySeq map[uint64][]byte) (end int, torn bool) {
 	off := 0
 	var prev uint64
 	for {
-		n, err := walFrame(d[off:])
+		n, err := walFrame(d[off:], id)
 		if err != nil {
 			return off, true
 		}

@@ -1,0 +1,88 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestWALForgedRecordInPayload: a message's bytes are written into the
+// log verbatim (a custody record's value), and a sender chooses them. A
+// forged record inside them (valid CRC, a seq ahead of the log, a synced
+// field claiming it) must not be taken for a record of the log when the
+// segment is reused and those bytes lie behind the records: otherwise the
+// store refuses to open ("record N is missing or damaged, but record M
+// says it was synced") after every restart, clean or not, and the node
+// stays down until an operator moves the log aside.
+func TestWALForgedRecordInPayload(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	var forged []byte
+	for i := range 8 { // seqs a remote sender can only guess at: any ahead of the log will do
+		seq := uint64(100 + 1000*i)
+		forged = append(forged, forgeWALRecord(seq, seq-1)...)
+	}
+	apply(t, s, rec("c/evil", string(forged)))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The next run reuses segment 0 from its start: a smaller record
+	// covers the beginning of the old one, the forged bytes lie behind it.
+	s = openT(t, dir)
+	apply(t, s, rec("c/x", "y"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(dir, quiet)
+	if err != nil {
+		t.Fatalf("a forged record in a message stops the store from opening: %v", err)
+	}
+	defer c.Close()
+	if got := records(t, c); got["c/x"] != "y" || got["c/evil"] != string(forged) {
+		t.Fatalf("after reopening: %d records", len(got))
+	}
+}
+
+// forgeWALRecord is what a sender who knows the record format (it is
+// documented) but not the store's files can build: it has to guess the
+// log's id.
+func forgeWALRecord(seq, synced uint64) []byte {
+	return appendWALRecord(nil, 0x5eed, seq, synced, []op{{key: []byte("e/forged"), value: []byte(fmt.Sprint(seq))}})
+}
+
+// walIDOf reads the log's id in the store directory dir.
+func walIDOf(t *testing.T, dir string) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, walDirName, walIDName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return binary.LittleEndian.Uint64(b)
+}
+
+// TestWALIDFile: a log whose id file is lost or damaged cannot tell its
+// records from a message's bytes: opening fails with ErrWALCorrupt
+// instead of dropping the records it can no longer recognise.
+func TestWALIDFile(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	blockApplier(t, s)
+	apply(t, s, rec("c/1", "one"))
+	crashed := crashCopy(t, s)
+	damaged := crashCopyDir(t, crashed)
+	if err := os.Remove(filepath.Join(crashed, walDirName, walIDName)); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(damaged, walDirName, walIDName), []byte("12345678abcd"), 0o600)
+	for name, d := range map[string]string{"lost": crashed, "damaged": damaged} {
+		if c, err := Open(d, quiet); !errors.Is(err, ErrWALCorrupt) {
+			if err == nil {
+				c.Close()
+			}
+			t.Errorf("id file %s: %v, want ErrWALCorrupt", name, err)
+		}
+	}
+}
