@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 )
 
@@ -35,12 +36,20 @@ func (s *Store) openWAL(noSync bool) error {
 	if w.id, err = openWALID(w.dir, noSync); err != nil {
 		return err
 	}
+	lost, err := walLostSegment(w.dir)
+	if err != nil {
+		return err
+	}
 	var data [2][]byte
 	for i := range w.segs {
 		if w.segs[i], data[i], err = openSegment(w.dir, i, w.segSize, noSync); err != nil {
 			s.closeSegs()
 			return err
 		}
+	}
+	if lost >= 0 && (hasCheckpoint(w.dir) || slices.ContainsFunc(data[1-lost], func(b byte) bool { return b != 0 })) {
+		s.closeSegs()
+		return fmt.Errorf("%w: segment %d is missing while the log holds records (see docs/operations.md)", ErrWALCorrupt, lost)
 	}
 	// The writer wraps at the size the segments have (a build with
 	// another size may have created them).
@@ -133,6 +142,37 @@ func openWALID(dir string, noSync bool) (uint64, error) {
 		}
 	}
 	return binary.LittleEndian.Uint64(r[:]), nil
+}
+
+// walLostSegment returns the segment missing from dir while the other
+// exists (-1 if none). The segments are created one after the other
+// before any record is written, so a missing one is legitimate only
+// while the log is still empty: a crash between the two creations.
+// Otherwise it is damage (a file system check removed it), and
+// recreating it empty would drop the acknowledged batches it held.
+func walLostSegment(dir string) (int, error) {
+	var exists [2]bool
+	for i := range exists {
+		_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("seg-%d", i)))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("store: write-ahead log: %w", err)
+		}
+		exists[i] = err == nil
+	}
+	switch {
+	case exists[0] && !exists[1]:
+		return 1, nil
+	case exists[1] && !exists[0]:
+		return 0, nil
+	case !exists[0] && hasCheckpoint(dir):
+		return 0, fmt.Errorf("%w: both segments are missing but a checkpoint exists (see docs/operations.md)", ErrWALCorrupt)
+	}
+	return -1, nil
+}
+
+func hasCheckpoint(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, walCkptName))
+	return err == nil
 }
 
 // openSegment opens segment i, creating it full of zeros (written and

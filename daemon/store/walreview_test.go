@@ -86,3 +86,29 @@ func TestWALIDFile(t *testing.T) {
 		}
 	}
 }
+
+// TestWALSegmentLost: a segment file that is gone (a damaged file
+// system, fsck) while the log holds records is damage, not a new log:
+// recreating it empty silently dropped the acknowledged batches it held.
+func TestWALSegmentLost(t *testing.T) {
+	s := openT(t, t.TempDir())
+	blockApplier(t, s) // no checkpoint: the records of both segments are needed
+	val := string(make([]byte, 20_000))
+	for i := 0; s.wal.cur == 0; i++ {
+		apply(t, s, rec(fmt.Sprintf("c/%d", i), val))
+	}
+	apply(t, s, rec("c/last", "acknowledged"))
+	dir := crashCopy(t, s)
+	if err := os.Remove(filepath.Join(dir, walDirName, "seg-1")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(dir, quiet)
+	if err == nil {
+		got := records(t, c)
+		c.Close()
+		t.Fatalf("opened without the segment that held the last acknowledged batches (c/last %q)", got["c/last"])
+	}
+	if !errors.Is(err, ErrWALCorrupt) {
+		t.Fatalf("a lost segment: %v, want ErrWALCorrupt", err)
+	}
+}
