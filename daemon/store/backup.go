@@ -30,6 +30,27 @@ func (s *Store) Backup(w io.Writer) error {
 	if err := s.waitApplied(); err != nil {
 		return err
 	}
+	s.wal.mu.Lock()
+	hook := s.wal.backupHook
+	s.wal.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	// Badger's stream reads at a timestamp of its own (one per producer
+	// goroutine): the applier, which may commit one record over several
+	// transactions, waits until the backup is done. Writers go on
+	// logging meanwhile; they wait only if both log segments fill up
+	// before the backup ends.
+	if !s.wal.applying.TryLock() {
+		s.wal.mu.Lock()
+		waits := s.wal.backupWaits
+		s.wal.mu.Unlock()
+		if waits != nil {
+			waits()
+		}
+		s.wal.applying.Lock()
+	}
+	defer s.wal.applying.Unlock()
 	if _, err := s.db.Backup(w, 0); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}

@@ -130,6 +130,12 @@ type wlog struct {
 	next    uint64    // seq of the next record
 	segLast [2]uint64 // last seq written into each segment since its reuse
 
+	// applying is held by the applier while it commits records to badger
+	// (over several transactions if they do not fit in one), and by
+	// Backup while it streams badger: a backup never holds part of a
+	// record (TestWALBackupMidRecord).
+	applying sync.Mutex
+
 	mu           sync.Mutex
 	cond         *sync.Cond   // waiters: applied, checkpointed, err moved
 	syncCond     *sync.Cond   // the syncer: queue or stop
@@ -152,10 +158,13 @@ type wlog struct {
 	// checkpoint. applyEarly (the mixed-state test's negative control
 	// only) writes each record's ops into badger before the record is
 	// logged: badger ahead of the log.
-	syncHook   func() error
-	applyHook  func() error
-	ckptHook   func()
-	applyEarly bool
+	syncHook    func() error
+	applyHook   func() error
+	ckptHook    func()
+	commitHook  func() // after each of the applier's commits but the last of an apply
+	backupHook  func() // Backup, before it takes its snapshot
+	backupWaits func() // Backup waits for the applier to finish a record
+	applyEarly  bool
 	// applyTxns counts the applier's badger commits, ckpts the
 	// checkpoints (tests).
 	applyTxns, ckpts atomic.Int64
@@ -349,7 +358,9 @@ func (s *Store) walApplier() {
 			err = hook()
 		}
 		if err == nil {
+			w.applying.Lock()
 			err = s.applyRecords(batch)
+			w.applying.Unlock()
 		}
 		if err == nil && !s.cfg.noSync {
 			// Badger must stay openable after a power cut: the
@@ -397,6 +408,9 @@ func (s *Store) applyOps(ops []op) error {
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			if err := s.commitApply(txn); err != nil {
 				return err
+			}
+			if hook := s.wal.commitHook; hook != nil {
+				hook()
 			}
 			txn = s.db.NewTransaction(true)
 			err = setOrDelete(txn, o)

@@ -1,12 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+
+	"meshd.dev/meshd/routing"
 )
 
 // TestWALForgedRecordInPayload: a message's bytes are written into the
@@ -110,5 +114,70 @@ func TestWALSegmentLost(t *testing.T) {
 	}
 	if !errors.Is(err, ErrWALCorrupt) {
 		t.Fatalf("a lost segment: %v, want ErrWALCorrupt", err)
+	}
+}
+
+// TestWALBackupMidRecord: the applier commits a record too big for one
+// badger transaction over several. A backup whose snapshot fell between
+// two of them (a record logged after the backup began) held half a
+// batch: inbox entries without the inbox counter that covers them (the
+// restored store does not open), or, as the split falls, part of a
+// batch's deliveries and delivered records. Backup waits for the applier to finish the
+// record it is in.
+func TestWALBackupMidRecord(t *testing.T) {
+	old := walSegSize
+	walSegSize = 8 << 20 // records of up to 4 MiB: more than one transaction (1.2 MB)
+	t.Cleanup(func() { walSegSize = old })
+	s := openT(t, t.TempDir())
+	gate, mid := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	rd := &routing.Ready{}
+	for i := range 40 {
+		d := delivery(i)
+		d.Body = bytes.Repeat([]byte{byte(i)}, 40_000)
+		rd.Deliveries = append(rd.Deliveries, d)
+	}
+	var seqs []uint64
+	first := true
+	setHook(s, func() {
+		s.wal.commitHook = func() {
+			if first {
+				first = false
+				close(mid)
+				<-gate
+			}
+		}
+		// Between the backup's wait for what was logged before it and
+		// its snapshot, a batch is logged and the applier is in it.
+		s.wal.backupHook = func() {
+			var done <-chan error
+			var err error
+			if seqs, done, err = s.ApplyAsync(rd); err != nil {
+				t.Error(err)
+			} else if err := <-done; err != nil {
+				t.Error(err)
+			}
+			<-mid
+		}
+		s.wal.backupWaits = release // the backup waits for the applier
+	})
+	var buf bytes.Buffer
+	if err := s.Backup(&buf); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	dir := filepath.Join(t.TempDir(), "restored")
+	if err := Load(dir, &buf, quiet); err != nil {
+		t.Fatalf("a backup taken while the applier was in a record: %v", err)
+	}
+	r := openT(t, dir)
+	entries, _, err := r.Inbox(0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(entries); n != 0 && n != len(seqs) {
+		t.Fatalf("restored %d inbox entries of a batch of %d", n, len(seqs))
 	}
 }
