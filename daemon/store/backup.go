@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -36,11 +37,13 @@ func (s *Store) Backup(w io.Writer) error {
 	if hook != nil {
 		hook()
 	}
-	// Badger's stream reads at a timestamp of its own (one per producer
-	// goroutine): the applier, which may commit one record over several
-	// transactions, waits until the backup is done. Writers go on
-	// logging meanwhile; they wait only if both log segments fill up
-	// before the backup ends.
+	// Badger's DB.Backup reads with one transaction per reader goroutine,
+	// each at its own timestamp, and the applier may commit one record
+	// over several transactions: a backup could hold part of a batch
+	// (TestWALBackupMidRecord). So the stream has one reader, and the
+	// applier waits from between two records until that reader's
+	// transaction exists (it has seen the first key); writers go on
+	// logging meanwhile.
 	if !s.wal.applying.TryLock() {
 		s.wal.mu.Lock()
 		waits := s.wal.backupWaits
@@ -50,8 +53,16 @@ func (s *Store) Backup(w io.Writer) error {
 		}
 		s.wal.applying.Lock()
 	}
-	defer s.wal.applying.Unlock()
-	if _, err := s.db.Backup(w, 0); err != nil {
+	release := sync.OnceFunc(s.wal.applying.Unlock)
+	defer release()
+	stream := s.db.NewStream()
+	stream.LogPrefix = "store.Backup"
+	stream.NumGo = 1
+	stream.ChooseKey = func(*badger.Item) bool {
+		release() // the reader's transaction exists: its timestamp is fixed
+		return true
+	}
+	if _, err := stream.Backup(w, 0); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
 	return nil

@@ -132,8 +132,8 @@ type wlog struct {
 
 	// applying is held by the applier while it commits records to badger
 	// (over several transactions if they do not fit in one), and by
-	// Backup while it streams badger: a backup never holds part of a
-	// record (TestWALBackupMidRecord).
+	// Backup until its read transaction exists: a backup never holds
+	// part of a record (TestWALBackupMidRecord).
 	applying sync.Mutex
 
 	mu           sync.Mutex
