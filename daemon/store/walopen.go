@@ -40,6 +40,11 @@ func (s *Store) openWAL(noSync bool) error {
 	if err != nil {
 		return err
 	}
+	if lost >= 0 { // recreated at the size of the other one
+		if fi, err := os.Stat(filepath.Join(w.dir, fmt.Sprintf("seg-%d", 1-lost))); err == nil {
+			w.segSize = fi.Size()
+		}
+	}
 	var data [2][]byte
 	for i := range w.segs {
 		if w.segs[i], data[i], err = openSegment(w.dir, i, w.segSize, noSync); err != nil {
@@ -52,8 +57,14 @@ func (s *Store) openWAL(noSync bool) error {
 		return fmt.Errorf("%w: segment %d is missing while the log holds records (see docs/operations.md)", ErrWALCorrupt, lost)
 	}
 	// The writer wraps at the size the segments have (a build with
-	// another size may have created them).
+	// another size may have created them). Both are created at one size
+	// and never change it: a segment of another size was cut short, and
+	// the records past the cut are lost (TestWALSegmentTruncated).
 	w.segSize = int64(min(len(data[0]), len(data[1])))
+	if len(data[0]) != len(data[1]) {
+		s.closeSegs()
+		return fmt.Errorf("%w: segments of %d and %d bytes (see docs/operations.md)", ErrWALCorrupt, len(data[0]), len(data[1]))
+	}
 	if w.segSize < walMinSeg {
 		s.closeSegs()
 		return fmt.Errorf("%w: a segment of %d bytes", ErrWALCorrupt, w.segSize)

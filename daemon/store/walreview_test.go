@@ -181,3 +181,29 @@ func TestWALBackupMidRecord(t *testing.T) {
 		t.Fatalf("restored %d inbox entries of a batch of %d", n, len(seqs))
 	}
 }
+
+// TestWALSegmentTruncated: both segments are created at one size and
+// never change it; a segment cut short (a damaged file system) lost the
+// records past the cut, acknowledged ones among them, without a trace.
+func TestWALSegmentTruncated(t *testing.T) {
+	s := openT(t, t.TempDir())
+	blockApplier(t, s)
+	val := string(make([]byte, 20_000))
+	for i := range 10 {
+		apply(t, s, rec(fmt.Sprintf("c/%d", i), val))
+	}
+	dir := crashCopy(t, s)
+	rs := walRecords(t, dir)
+	if err := os.Truncate(filepath.Join(dir, walDirName, "seg-0"), int64(rs[6].off)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(dir, quiet)
+	if err == nil {
+		n := len(records(t, c))
+		c.Close()
+		t.Fatalf("opened a log whose segment lost its last 4 acknowledged records: %d of 10 records", n)
+	}
+	if !errors.Is(err, ErrWALCorrupt) {
+		t.Fatalf("a truncated segment: %v, want ErrWALCorrupt", err)
+	}
+}
