@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -205,5 +207,28 @@ func TestWALSegmentTruncated(t *testing.T) {
 	}
 	if !errors.Is(err, ErrWALCorrupt) {
 		t.Fatalf("a truncated segment: %v, want ErrWALCorrupt", err)
+	}
+}
+
+// TestWALCleanReopenQuiet: a cleanly closed store has nothing to drop; the
+// stale records behind the newest in a reused segment are not a torn
+// tail, and opening must not warn that it dropped one (the warning tells
+// the operator that batches were lost at a crash).
+func TestWALCleanReopenQuiet(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	for run := range 3 {
+		s, err := Open(dir, WithLogger(logger))
+		if err != nil {
+			t.Fatal(err)
+		}
+		apply(t, s, rec(fmt.Sprintf("c/%d", run), strings.Repeat("v", 1000-300*run)))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if logs.Len() > 0 {
+		t.Fatalf("opening cleanly closed stores warned:\n%s", logs.String())
 	}
 }
