@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -27,7 +28,41 @@ func (s *Store) Backup(w io.Writer) error {
 	if closed {
 		return ErrClosed
 	}
-	if _, err := s.db.Backup(w, 0); err != nil {
+	if err := s.waitApplied(); err != nil {
+		return err
+	}
+	s.wal.mu.Lock()
+	hook := s.wal.backupHook
+	s.wal.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	// Badger's DB.Backup reads with one transaction per reader goroutine,
+	// each at its own timestamp, and the applier may commit one record
+	// over several transactions: a backup could hold part of a batch
+	// (TestWALBackupMidRecord). So the stream has one reader, and the
+	// applier waits from between two records until that reader's
+	// transaction exists (it has seen the first key); writers go on
+	// logging meanwhile.
+	if !s.wal.applying.TryLock() {
+		s.wal.mu.Lock()
+		waits := s.wal.backupWaits
+		s.wal.mu.Unlock()
+		if waits != nil {
+			waits()
+		}
+		s.wal.applying.Lock()
+	}
+	release := sync.OnceFunc(s.wal.applying.Unlock)
+	defer release()
+	stream := s.db.NewStream()
+	stream.LogPrefix = "store.Backup"
+	stream.NumGo = 1
+	stream.ChooseKey = func(*badger.Item) bool {
+		release() // the reader's transaction exists: its timestamp is fixed
+		return true
+	}
+	if _, err := stream.Backup(w, 0); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
 	return nil

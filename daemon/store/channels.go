@@ -103,7 +103,7 @@ func (s *Store) PutChannel(c Channel) error {
 	if err != nil {
 		return err
 	}
-	return s.update(func(txn *badger.Txn) error { return txn.Set(channelKey(c.ID()), v) })
+	return s.update(func(txn guardTxn) error { return txn.Set(channelKey(c.ID()), v) })
 }
 
 // Channels returns the joined channels in ID order. A damaged record is
@@ -141,7 +141,7 @@ func (s *Store) Channels() ([]Channel, error) {
 // gone even if the rest fails) and then its history; history left behind
 // by a crash in between is deleted at the next Open (dropOrphanHistory).
 func (s *Store) DeleteChannel(id protocol.ChannelID) error {
-	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(channelKey(id)) }); err != nil {
+	if err := s.update(func(txn guardTxn) error { return txn.Delete(channelKey(id)) }); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -293,7 +293,7 @@ func (s *Store) AppendHistory(entries []HistoryEntry, keep int) ([]uint64, error
 		vals[i], seqs[i] = v, entries[i].Seq
 	}
 	write := func(from, to int) error {
-		return s.updateLocked(func(txn *badger.Txn) error {
+		return s.updateLocked(func(txn guardTxn) error {
 			for i := from; i < to; i++ {
 				if err := txn.Set(historyKey(entries[i].Channel, entries[i].Seq), vals[i]); err != nil {
 					return err
@@ -376,7 +376,7 @@ func (s *Store) deleteKeys(keys [][]byte) error {
 	for len(keys) > 0 {
 		chunk := keys[:min(len(keys), 1000)]
 		keys = keys[len(chunk):]
-		if err := s.updateLocked(func(txn *badger.Txn) error {
+		if err := s.updateLocked(func(txn guardTxn) error {
 			for _, k := range chunk {
 				if err := txn.Delete(k); err != nil {
 					return err
@@ -451,8 +451,10 @@ func (s *Store) History(id protocol.ChannelID, after uint64, limit int) (entries
 	return entries, next, more, nil
 }
 
-// update runs f in one synced transaction under the writer lock.
-func (s *Store) update(f func(txn *badger.Txn) error) error {
+// update runs f in one synced transaction under the writer lock. f's
+// transaction refuses the keys the write-ahead log owns (guardTxn): a
+// replay of the log could undo a write to them made outside it.
+func (s *Store) update(f func(txn guardTxn) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -461,10 +463,10 @@ func (s *Store) update(f func(txn *badger.Txn) error) error {
 	return s.updateLocked(f)
 }
 
-func (s *Store) updateLocked(f func(txn *badger.Txn) error) error {
+func (s *Store) updateLocked(f func(txn guardTxn) error) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	if err := f(txn); err != nil {
+	if err := f(guardTxn{txn}); err != nil {
 		return wrapTxnErr(err)
 	}
 	s.dsync.wroteOpaque(s.db.MaxBatchSize())

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"meshd.dev/meshd/protocol"
 )
 
@@ -118,7 +116,7 @@ func TestLeaveCrashLeavesNoHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The first half of DeleteChannel, then the crash.
-	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(channelKey(c.ID())) }); err != nil {
+	if err := s.update(func(txn guardTxn) error { return txn.Delete(channelKey(c.ID())) }); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -26,12 +26,12 @@ func (s *Store) PutContact(a protocol.Address, name string) error {
 	if name == "" || len(name) > MaxContactName || !utf8.ValidString(name) {
 		return fmt.Errorf("store: contact name %q: %w", name, ErrCorrupt)
 	}
-	return s.update(func(txn *badger.Txn) error { return txn.Set(contactKey(a), []byte(name)) })
+	return s.update(func(txn guardTxn) error { return txn.Set(contactKey(a), []byte(name)) })
 }
 
 // DeleteContact removes the contact for a (absent is no error), synced.
 func (s *Store) DeleteContact(a protocol.Address) error {
-	return s.update(func(txn *badger.Txn) error { return txn.Delete(contactKey(a)) })
+	return s.update(func(txn guardTxn) error { return txn.Delete(contactKey(a)) })
 }
 
 // Contacts returns every contact. A damaged record is skipped and reported

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -67,46 +68,38 @@ func (s *Store) FAPPWrite(b FAPPBatch) error {
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
-	removed := 0
-	err := s.updateLocked(func(txn *badger.Txn) error {
-		for k, v := range b.Put {
-			if err := txn.Set([]byte(k), v); err != nil {
-				return err
-			}
-		}
-		for _, k := range b.Delete {
-			if err := txn.Delete([]byte(k)); err != nil {
-				return err
-			}
-		}
-		removed = 0
-		seen := map[uint64]bool{}
-		for _, seq := range b.Ack {
-			if seq == 0 || seen[seq] {
-				continue
-			}
-			seen[seq] = true
-			k := inboxKey(seq)
-			if _, err := txn.Get(k); errors.Is(err, badger.ErrKeyNotFound) {
-				continue
-			} else if err != nil {
-				return err
-			}
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
-			removed++
-		}
-		return nil
-	})
+	// FAPP keys are written through the write-ahead log, with the inbox
+	// entries the batch acknowledges: one record, all or nothing.
+	acks, err := s.inboxDeletes(b.Ack)
 	if err != nil {
+		s.mu.Unlock()
 		return fmt.Errorf("store: fapp write: %w", err)
 	}
-	s.inboxN -= removed
+	keys := make([]string, 0, len(b.Put))
+	for k := range b.Put {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // a deterministic record
+	ops := make([]op, 0, len(keys)+len(b.Delete)+len(acks))
+	for _, k := range keys {
+		ops = append(ops, op{key: []byte(k), value: b.Put[k]})
+	}
+	for _, k := range b.Delete {
+		ops = append(ops, op{key: []byte(k), del: true})
+	}
+	ops = append(ops, acks...)
+	if len(ops) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	s.inboxN -= len(acks)
+	if err := s.logAndWait(ops); err != nil { // unlocks s.mu
+		return fmt.Errorf("store: fapp write: %w", err)
+	}
 	return nil
 }
 
@@ -116,6 +109,9 @@ func (s *Store) FAPPGet(key string) ([]byte, error) {
 		return nil, err
 	}
 	var v []byte
+	if err := s.waitApplied(); err != nil {
+		return nil, err
+	}
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
 		v, err = getValue(txn, key)
@@ -135,6 +131,9 @@ func (s *Store) FAPPGet(key string) ([]byte, error) {
 // call. An error from f stops the scan and is returned.
 func (s *Store) FAPPScan(prefix string, f func(key string, value []byte) error) error {
 	if err := checkFAPPKey(prefix); err != nil {
+		return err
+	}
+	if err := s.waitApplied(); err != nil {
 		return err
 	}
 	return s.db.View(func(txn *badger.Txn) error {

@@ -43,7 +43,7 @@ type knownPeerValue struct {
 // give way to a flood of new identities). Over-long IDs and addresses are
 // left out.
 func (s *Store) PutKnownPeers(peers []KnownPeer, keep ...string) error {
-	return s.update(func(txn *badger.Txn) error {
+	return s.update(func(txn guardTxn) error {
 		for _, p := range peers {
 			if p.ID == "" || len(p.ID) > maxPeerIDLen {
 				continue
@@ -60,7 +60,7 @@ func (s *Store) PutKnownPeers(peers []KnownPeer, keep ...string) error {
 				return err
 			}
 		}
-		all, err := knownPeers(txn)
+		all, err := knownPeers(txn.Txn)
 		if err != nil {
 			return err
 		}
@@ -115,8 +115,8 @@ func knownPeers(txn *badger.Txn) ([]KnownPeer, error) {
 // of keep (bootstrap peers, peers with a link up), and reports how many.
 func (s *Store) ForgetKnownPeers(cutoff time.Time, keep ...string) (int, error) {
 	n := 0
-	err := s.update(func(txn *badger.Txn) error {
-		all, err := knownPeers(txn)
+	err := s.update(func(txn guardTxn) error {
+		all, err := knownPeers(txn.Txn)
 		if err != nil {
 			return err
 		}
@@ -141,8 +141,8 @@ func (s *Store) ForgetKnownPeers(cutoff time.Time, keep ...string) (int, error) 
 // remembered (a link that was up until now: unreachability counts from
 // here, not from when the link came up).
 func (s *Store) TouchKnownPeers(now time.Time, ids ...string) error {
-	err := s.update(func(txn *badger.Txn) error {
-		all, err := knownPeers(txn)
+	err := s.update(func(txn guardTxn) error {
+		all, err := knownPeers(txn.Txn)
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"meshd.dev/meshd/internal/powerloss"
+	"meshd.dev/meshd/protocol"
 )
 
 // The power-loss test runs the store on internal/powerloss, a FUSE
@@ -47,7 +48,11 @@ func openUnsynced(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, cfg: c}
+	s := &Store{db: db, cfg: c, dir: dir, histN: map[protocol.ChannelID]int{}}
+	if err := s.openWAL(true); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err

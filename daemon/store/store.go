@@ -6,13 +6,19 @@
 // The node loop hands every routing.Ready to the store before it transmits
 // or notifies anything (step 1 of the Ready contract). Apply writes the
 // engine's records, deletes the records the engine released and appends the
-// Ready's deliveries to the inbox in one badger transaction, committed and
-// synced: when Apply returns nil the whole batch is on disk, and when it
-// returns an error none of it is. (A batch too big for one transaction is
-// split, keeping each delivery with its delivered record; see Apply.)
-// ApplyAsync stages a batch the same way and reports on a channel when it
-// is synced, so the loop can stage the next batch meanwhile; batches staged
-// while a sync runs share the next sync (pipeline.go).
+// Ready's deliveries to the inbox as one record of the store's own
+// write-ahead log (wal.go), synced: when Apply returns nil the whole batch
+// is on disk, and when it returns an error before anything was logged none
+// of it is. Badger gets the batch after the log record is synced, off the
+// message path, in log order; a restart replays the log records badger may
+// lack. ApplyAsync logs a batch the same way and reports on a channel when
+// it is synced, so the loop can stage the next batch meanwhile; batches
+// logged while a sync runs share the next sync (wal.go).
+//
+// The log owns the keys e/, i/, f/ and m/inbox-seq: every write to them
+// goes through it (Apply, ApplyAsync, Ack, FAPPWrite), and the writers
+// outside it (channels, contacts, known peers) are refused those keys
+// (guardTxn), so that no replay can undo them.
 //
 // # Keys
 //
@@ -146,8 +152,8 @@ type Store struct {
 	nextSeq uint64     // next inbox sequence number
 	inboxN  int        // number of inbox entries
 	closed  bool
-	gsync   groupSync // pipeline.go
-	dsync   dirSync   // durable.go
+	wal     *wlog   // wal.go
+	dsync   dirSync // durable.go
 	// Channel history: the next sequence number (0 until first read) and
 	// the number of entries per channel (counted on first use).
 	histSeq uint64
@@ -158,10 +164,12 @@ type Store struct {
 // computer (a Raspberry Pi with 512 MB - 1 GB of RAM, 32- or 64-bit) and a
 // database of at most a few hundred MB:
 //
-//   - SyncWrites off, but the store syncs badger's log itself after every
-//     commit before it reports it (syncNow, and one sync per group of
-//     batches for ApplyAsync), so a batch Apply acknowledged survives kill
-//     -9 and power loss.
+//   - SyncWrites off: the batches of the engine, the inbox and FAPP are
+//     durable in the store's own write-ahead log before they are reported
+//     (wal.go), and badger is made durable at each checkpoint; the other
+//     writers (channels, contacts, peers) sync badger after their commit
+//     (syncNow), so what they acknowledged survives kill -9 and power
+//     loss.
 //   - MemTableSize 8 MiB (default 64 MiB) and NumMemtables 2 (default 5):
 //     at most ~16 MiB of memtables instead of ~320 MiB.
 //   - Compression off and BlockCacheSize 0 (default Snappy and 256 MiB): the
@@ -225,15 +233,22 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	s := &Store{db: db, cfg: c, dir: dir, histN: map[protocol.ChannelID]int{}}
 	s.dsync.wal.threshold = int(db.Opts().ValueThreshold)
+	if err := s.openWAL(c.noSync); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.load(); err != nil {
+		s.walClose()
 		db.Close()
 		return nil, err
 	}
 	if err := s.syncNow(); err != nil {
+		s.walClose()
 		db.Close()
 		return nil, err
 	}
 	if err := s.dropOrphanHistory(); err != nil {
+		s.walClose()
 		db.Close()
 		return nil, err
 	}
@@ -337,17 +352,17 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	// No batch can be staged now (ApplyAsync checks closed under mu);
-	// let the staged ones be written and synced before closing under them.
-	s.gsync.inflight.Wait()
-	s.gsync.wg.Wait()
+	// No batch can be logged now (ApplyAsync checks closed under mu);
+	// let the logged ones be synced and applied, and checkpoint, before
+	// closing badger under them.
+	werr := s.walClose()
 	s.dsync.mu.Lock()
 	s.dsync.wal.closeLocked()
 	s.dsync.mu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
-	return nil
+	return werr
 }
 
 func checkEngineKey(k string) error {
@@ -384,40 +399,12 @@ func checkEngineKey(k string) error {
 // it finds. A single record or delivery too big for a transaction fails
 // with ErrBatchTooBig before anything is written.
 func (s *Store) Apply(rd *routing.Ready) ([]uint64, error) {
-	for _, r := range rd.Persist {
-		if err := checkEngineKey(r.Key); err != nil {
-			return nil, err
-		}
-	}
-	for _, k := range rd.Deletes {
-		if err := checkEngineKey(k); err != nil {
-			return nil, err
-		}
-	}
-	if len(rd.Persist) == 0 && len(rd.Deletes) == 0 && len(rd.Deliveries) == 0 {
-		return nil, nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
-	units, seqs, err := s.units(rd)
+	seqs, done, err := s.ApplyAsync(rd)
 	if err != nil {
 		return nil, err
 	}
-	limit := s.db.MaxBatchSize() / 2
-	for _, u := range units {
-		if u.size() > limit {
-			return nil, fmt.Errorf("%w: %d bytes in one record or delivery (limit %d)", ErrBatchTooBig, u.size(), limit)
-		}
-	}
-	err = s.commit(units)
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		err = s.commitSplit(units)
-	}
-	if err != nil {
-		return nil, wrapTxnErr(err)
+	if err := <-done; err != nil {
+		return nil, err
 	}
 	return seqs, nil
 }
@@ -527,123 +514,6 @@ func (b *keyBuf) inbox(seq uint64) []byte {
 	return (*b)[start:len(*b):len(*b)]
 }
 
-// commit writes units in one synced transaction. It fails with
-// badger.ErrTxnTooBig, having written nothing, if they do not fit.
-func (s *Store) commit(units []unit) error {
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	var next uint64
-	entries := 0
-	for _, u := range units {
-		for _, o := range u {
-			var err error
-			if o.del {
-				err = txn.Delete(o.key)
-			} else {
-				err = txn.Set(o.key, o.value)
-			}
-			if err != nil {
-				return err
-			}
-			if o.nextSeq != 0 {
-				next = max(next, o.nextSeq)
-				entries++
-			}
-		}
-	}
-	if next != 0 {
-		if err := txn.Set([]byte(keyInboxSeq), binary.BigEndian.AppendUint64(nil, next)); err != nil {
-			return err
-		}
-	}
-	if s.cfg.beforeCommit != nil {
-		if err := s.cfg.beforeCommit(); err != nil {
-			return err
-		}
-	}
-	vlog := s.dsync.wrote(units)
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	if vlog {
-		s.dsync.wal.mayUseVlog() // written now (walsync.go)
-	}
-	if err := s.syncNow(); err != nil {
-		return err
-	}
-	// Account per transaction: after a failure in a split batch, the
-	// entries already committed keep their sequence numbers.
-	if next != 0 {
-		s.nextSeq = next
-		s.inboxN += entries
-	}
-	return nil
-}
-
-// commitSplit writes units in as few synced transactions as fit, never
-// splitting a unit, in order.
-func (s *Store) commitSplit(units []unit) error {
-	for start := 0; start < len(units); {
-		// The longest prefix that fits: gallop, then bisect. A trial writes
-		// nothing.
-		ok, bad := start, len(units)+1 // units[start:ok] fits; units[start:bad] does not
-		for n := 1; start+n <= len(units); n *= 2 {
-			err := s.fits(units[start : start+n])
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				bad = start + n
-				break
-			} else if err != nil {
-				return err
-			}
-			ok = start + n
-		}
-		if ok == start {
-			return fmt.Errorf("%w: one unit does not fit", badger.ErrTxnTooBig)
-		}
-		if bad > len(units) && ok < len(units) {
-			err := s.fits(units[start:])
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				bad = len(units)
-			} else if err != nil {
-				return err
-			} else {
-				ok = len(units)
-			}
-		}
-		for bad-ok > 1 {
-			mid := (ok + bad) / 2
-			err := s.fits(units[start:mid])
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				bad = mid
-			} else if err != nil {
-				return err
-			} else {
-				ok = mid
-			}
-		}
-		if err := s.commit(units[start:ok]); err != nil {
-			return err
-		}
-		start = ok
-	}
-	return nil
-}
-
-// fits reports whether units fit in one transaction (nil) or not
-// (badger.ErrTxnTooBig), without writing anything.
-func (s *Store) fits(units []unit) error {
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	for _, u := range units {
-		for _, o := range u {
-			if err := txn.Set(o.key, o.value); err != nil {
-				return err
-			}
-		}
-	}
-	return txn.Set([]byte(keyInboxSeq), make([]byte, 8))
-}
-
 func wrapTxnErr(err error) error {
 	if errors.Is(err, badger.ErrTxnTooBig) {
 		return fmt.Errorf("%w: %v", ErrBatchTooBig, err)
@@ -676,6 +546,9 @@ func parseInboxKey(k []byte) (uint64, error) {
 func (s *Store) EngineRecords() ([]routing.Record, error) {
 	var recs []routing.Record
 	var errs []error
+	if err := s.waitApplied(); err != nil {
+		return nil, err
+	}
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(enginePrefix), PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
@@ -733,6 +606,9 @@ func (s *Store) Inbox(after uint64, limit int) (entries []InboxEntry, next uint6
 	if after == ^uint64(0) {
 		return nil, after, nil
 	}
+	if err = s.waitApplied(); err != nil {
+		return nil, after, err
+	}
 	err = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(inboxPrefix), PrefetchValues: true, PrefetchSize: min(limit, 100)})
 		defer it.Close()
@@ -769,42 +645,47 @@ func (s *Store) Ack(seqs ...uint64) error {
 		return nil
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	removed := 0
-	seen := make(map[uint64]bool, len(seqs))
-	for _, seq := range seqs {
-		if seq == 0 || seen[seq] {
-			continue
-		}
-		seen[seq] = true
-		k := inboxKey(seq)
-		if _, err := txn.Get(k); errors.Is(err, badger.ErrKeyNotFound) {
-			continue
-		} else if err != nil {
-			return fmt.Errorf("store: ack %d: %w", seq, err)
-		}
-		if err := txn.Delete(k); err != nil {
-			return wrapTxnErr(err)
-		}
-		removed++
-	}
-	if removed == 0 {
-		return nil
-	}
-	s.dsync.written.Add(int64(removed*(len(inboxPrefix)+8+memOverhead) + memOverhead))
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("store: ack commit: %w", wrapTxnErr(err))
-	}
-	s.inboxN -= removed
-	if err := s.syncNow(); err != nil {
+	ops, err := s.inboxDeletes(seqs)
+	if err != nil || len(ops) == 0 {
+		s.mu.Unlock()
 		return err
 	}
-	return nil
+	s.inboxN -= len(ops)
+	return s.logAndWait(ops) // unlocks s.mu
+}
+
+// inboxDeletes returns the deletes of the inbox entries among seqs that
+// exist, once badger holds every logged record (Store.mu held).
+func (s *Store) inboxDeletes(seqs []uint64) ([]op, error) {
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	if err := s.waitApplied(); err != nil {
+		return nil, err
+	}
+	var ops []op
+	seen := make(map[uint64]bool, len(seqs))
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, seq := range seqs {
+			if seq == 0 || seen[seq] {
+				continue
+			}
+			seen[seq] = true
+			k := inboxKey(seq)
+			if _, err := txn.Get(k); errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("store: ack %d: %w", seq, err)
+			}
+			ops = append(ops, op{key: k, del: true})
+		}
+		return nil
+	})
+	return ops, err
 }
 
 // InboxLen returns the number of unacknowledged inbox entries.
@@ -833,6 +714,9 @@ func (s *Store) Stats() (StoreStats, error) {
 	s.mu.Lock()
 	st := StoreStats{Inbox: s.inboxN, NextInboxSeq: s.nextSeq, Engine: map[string]int{}}
 	s.mu.Unlock()
+	if err := s.waitApplied(); err != nil {
+		return st, err
+	}
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(enginePrefix)})
 		defer it.Close()

@@ -284,6 +284,9 @@ func TestCorruptOnDisk(t *testing.T) {
 	if _, err := s.Apply(&routing.Ready{Deliveries: []routing.Delivery{delivery(1), delivery(2), delivery(3)}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.waitApplied(); err != nil {
+		t.Fatal(err)
+	}
 	// Break entry 2 and an engine key behind the store's back.
 	if err := s.db.Update(func(txn *badger.Txn) error {
 		if err := txn.Set(inboxKey(2), []byte{1, 2, 3}); err != nil {
@@ -412,47 +415,47 @@ func checkDeliveredPairs(t *testing.T, recs []routing.Record, inbox []InboxEntry
 
 func TestApplySplit(t *testing.T) {
 	s := openT(t, t.TempDir())
-	commits := 0
-	failAt := 0
+	fail := false
 	s.cfg.beforeCommit = func() error {
-		commits++
-		if commits == failAt {
+		if fail {
 			return errors.New("injected failure")
 		}
 		return nil
 	}
 	rd := bigReady(2000, 150, 0)
 	rd.Deletes = []string{"c/000000"}
+	txns0 := s.wal.applyTxns.Load()
 	seqs, err := s.Apply(rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if commits < 2 || len(seqs) != 150 || seqs[149] != 150 {
-		t.Fatalf("%d commits, seqs %v", commits, seqs)
+	if len(seqs) != 150 || seqs[149] != 150 {
+		t.Fatalf("seqs %v", seqs)
 	}
 	recs, inbox := state(t, s)
+	if txns := s.wal.applyTxns.Load() - txns0; txns < 2 {
+		t.Fatalf("a batch bigger than a transaction applied in %d transactions", txns)
+	}
 	if len(recs) != 1999+150 || len(inbox) != 150 || s.InboxLen() != 150 {
 		t.Fatalf("%d records, %d entries", len(recs), len(inbox))
 	}
 	checkDeliveredPairs(t, recs, inbox)
 
-	// A failure in the middle of a split batch leaves whole units only, and
-	// the sequence numbers already committed are not reused.
-	commits, failAt = 0, 3
+	// A failure before the batch is logged leaves nothing of it, and the
+	// sequence numbers it would have taken are taken by the next batch.
+	fail = true
 	if _, err := s.Apply(bigReady(2000, 300, 10_000)); err == nil {
 		t.Fatal("no error")
 	}
-	recs, inbox = state(t, s)
-	checkDeliveredPairs(t, recs, inbox)
-	if len(inbox) <= 150 || s.InboxLen() != len(inbox) {
-		t.Fatalf("expected part of the second batch: %d entries, InboxLen %d", len(inbox), s.InboxLen())
+	fail = false
+	recs2, inbox2 := state(t, s)
+	if len(recs2) != len(recs) || len(inbox2) != len(inbox) || s.InboxLen() != len(inbox) {
+		t.Fatalf("a refused batch left %d records, %d entries", len(recs2)-len(recs), len(inbox2)-len(inbox))
 	}
-	failAt = 0
 	seqs, err = s.Apply(&routing.Ready{Deliveries: []routing.Delivery{delivery(99)}})
 	if err != nil || seqs[0] != inbox[len(inbox)-1].Seq+1 {
 		t.Fatalf("seqs %v err %v, last on disk %d", seqs, err, inbox[len(inbox)-1].Seq)
 	}
-	t.Logf("failed split batch left %d of 300 deliveries", len(inbox)-150)
 
 	// Many small operations exceed badger's entry count before its size.
 	var dels []string

@@ -12,7 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Syncing only the log that holds data. Badger's DB.Sync msyncs two
+// Syncing only the log that holds data. (Since the store has its own
+// write-ahead log, wal.go, the message path syncs that log and never
+// badger; the syncs here serve the writers outside the log, syncNow,
+// which commit through updateLocked and so always go through DB.Sync.)
+// Badger's DB.Sync msyncs two
 // memory-mapped files: the current memtable's log, where every record the
 // store writes goes (values below ValueThreshold, 1 MiB, stay in the LSM
 // tree, see badgerOptions), and the current value log file, which then

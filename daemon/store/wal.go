@@ -1,0 +1,630 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/sys/unix"
+)
+
+// The store's own write-ahead log.
+//
+// Every write to the keys the log owns (walOwned: engine records, inbox
+// entries, the inbox counter, FAPP records) is first appended to the log
+// as one record per batch (walformat.go), one pwrite under the store's
+// mutex. One goroutine at a time fdatasyncs the log (the group sync: one
+// sync covers every record written before it began) and then reports the
+// batches durable. Only then does a second goroutine, the applier, commit
+// the records to badger, in log order, off the message path and without
+// syncing badger. Badger is thus never ahead of the durable log: a power
+// cut can leave badger holding any mix of the writes of records that are
+// in the durable log (an older memtable log may lose entries a newer one
+// keeps: badger's recovered state need not be a prefix of its commits),
+// and replaying every record after the last checkpoint, in order,
+// rewrites every key those records touched to its last value. Were badger
+// allowed ahead of the log, a later batch's keys could survive in badger
+// without their record and replay would leave a mix of two batches
+// (TestWALMixedStateAttack).
+//
+// Reads that must see what was reported (Inbox, EngineRecords, Stats,
+// FAPP reads, Backup) first wait until badger has applied every record
+// written so far (waitApplied); usually it has.
+//
+// Segments. The log is two files, wal/seg-0 and wal/seg-1 (and wal/id,
+// the log's random id every record carries, walformat.go), of segSize
+// bytes each, written full of zeros and fsynced once when created and
+// reused ever after: overwriting blocks that are already allocated and
+// written makes fdatasync a data write only, while writing into a sparse
+// or growing file also commits the file system's journal (on ext4 about
+// 230 us instead of 100 us per sync, docs/performance.md). When the
+// current segment cannot take the next record the writer moves to the
+// other one from its start, and the checkpointer, off the message path,
+// waits until badger applied every record of the full segment, makes
+// badger durable (badgerDurable) and records the checkpoint (wal/
+// checkpoint: every record <= seq is in badger). A writer that needs the
+// other segment before its checkpoint is done waits (backpressure).
+//
+// Segment size: 16 MiB. A record of a batch of 26 messages is about
+// 80 KB, so a segment takes a few hundred batches and a checkpoint (a
+// badger sync of a few ms) comes every fraction of a second at full load
+// and rarely otherwise; the two segments cost 32 MiB of disk, and opening
+// replays at most 32 MiB, a few seconds on a Raspberry Pi's SD card. The
+// one-time zero fill writes 32 MiB.
+//
+// Opening scans both segments (walScan), replays the records after the
+// checkpoint in order, makes badger durable and moves the checkpoint past
+// every record on disk; closing cleanly does the same, so a cleanly
+// closed store has an empty log (what an older meshd, which ignores the
+// log, needs; docs/operations.md).
+//
+// Failures. A failed log write or sync, or a badger commit of a record
+// already reported (the applier), sticks: every later write and read
+// fails, the node stops, and the next start replays the log. What can make
+// a badger commit fail is checked before the record is logged: a
+// record or delivery too big for one transaction is refused by ApplyAsync
+// (ErrBatchTooBig), and the applier splits a record over as many
+// transactions as badger needs.
+
+const (
+	walDirName      = "wal"
+	walCkptName     = "checkpoint"
+	walIDName       = "id"
+	defaultSegSize  = 16 << 20
+	walCkptFileSize = 8 + 4
+)
+
+// walSegSize is the segment size of newly opened stores (tests shrink it
+// to exercise rotation and checkpoints).
+var walSegSize int64 = defaultSegSize
+
+// ErrLogOwned: a write outside the log touched a key the log owns; a later
+// replay could undo it. Nothing was written.
+var ErrLogOwned = errors.New("store: key is written through the write-ahead log only")
+
+// walOwned reports whether the log owns key: writes to it must go through
+// the log, and the log writes no other key.
+func walOwned(key []byte) bool {
+	return bytes.HasPrefix(key, []byte(enginePrefix)) || bytes.HasPrefix(key, []byte(inboxPrefix)) ||
+		bytes.HasPrefix(key, []byte(FAPPPrefix)) || string(key) == keyInboxSeq
+}
+
+// guardTxn is the transaction updateLocked hands out: it refuses writes to
+// keys the log owns.
+type guardTxn struct{ *badger.Txn }
+
+func (g guardTxn) Set(k, v []byte) error {
+	if walOwned(k) {
+		return fmt.Errorf("%w: %q", ErrLogOwned, k)
+	}
+	return g.Txn.Set(k, v)
+}
+
+func (g guardTxn) Delete(k []byte) error {
+	if walOwned(k) {
+		return fmt.Errorf("%w: %q", ErrLogOwned, k)
+	}
+	return g.Txn.Delete(k)
+}
+
+// wlog is the open log.
+type wlog struct {
+	dir     string
+	segSize int64
+	segs    [2]*os.File
+	noSync  bool
+	id      uint64 // every record carries it (walformat.go)
+
+	// The writer's state, guarded by Store.mu.
+	cur     int       // segment written
+	off     int64     // next write offset in it
+	next    uint64    // seq of the next record
+	segLast [2]uint64 // last seq written into each segment since its reuse
+
+	// applying is held by the applier while it commits records to badger
+	// (over several transactions if they do not fit in one), and by
+	// Backup until its read transaction exists: a backup never holds
+	// part of a record (TestWALBackupMidRecord).
+	applying sync.Mutex
+
+	mu           sync.Mutex
+	cond         *sync.Cond   // waiters: applied, checkpointed, err moved
+	syncCond     *sync.Cond   // the syncer: queue or stop
+	applyCond    *sync.Cond   // the applier: applyQ or stop
+	ckptCond     *sync.Cond   // the checkpointer: ckptWant, applied, stop
+	queue        []walPending // written, waiting for a sync
+	applyQ       []walPending // synced, waiting for the applier
+	dirty        [2]bool      // segments written since the last sync began
+	logged       uint64       // last record written
+	durable      atomic.Uint64
+	applied      uint64
+	checkpointed uint64
+	ckptWant     uint64
+	err          error // sticky failure
+	stop         bool
+	wg           sync.WaitGroup
+	// Test hooks, set under mu. syncHook, if set, runs before each log sync (tests block or fail
+	// syncs with it); applyHook before the applier applies records;
+	// ckptHook between making badger durable and writing the
+	// checkpoint. applyEarly (the mixed-state test's negative control
+	// only) writes each record's ops into badger before the record is
+	// logged: badger ahead of the log.
+	syncHook    func() error
+	applyHook   func() error
+	ckptHook    func()
+	commitHook  func() // after each of the applier's commits but the last of an apply
+	backupHook  func() // Backup, before it takes its snapshot
+	backupWaits func() // Backup waits for the applier to finish a record
+	applyEarly  bool
+	// applyTxns counts the applier's badger commits, ckpts the
+	// checkpoints (tests).
+	applyTxns, ckpts atomic.Int64
+}
+
+// walPending is a written record: its seq, its encoding (the applier
+// decodes its ops from it, so nothing the caller owns is kept) and the
+// channel to report to (nil for the leading parts of a split batch).
+type walPending struct {
+	seq uint64
+	rec []byte
+	ch  chan<- error
+}
+
+// failLocked records err as the sticky failure (w.mu held) and returns
+// the failure.
+func (s *Store) walFailLocked(err error) error {
+	w := s.wal
+	if w.err == nil {
+		w.err = s.dsync.wal.fail(err)
+	}
+	w.broadcastAll()
+	return w.err
+}
+
+// broadcastAll wakes every goroutine and waiter of the log (w.mu held).
+func (w *wlog) broadcastAll() {
+	w.cond.Broadcast()
+	w.syncCond.Broadcast()
+	w.applyCond.Broadcast()
+	w.ckptCond.Broadcast()
+}
+
+// failure returns the sticky failure, if any.
+func (s *Store) walFailure() error {
+	if err := s.dsync.wal.sticky(); err != nil {
+		return err
+	}
+	w := s.wal
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// logOps appends one record of ops to the log (Store.mu held) and queues
+// it for the group sync; ch gets the outcome.
+func (s *Store) logOps(ops []op, ch chan<- error) error {
+	w := s.wal
+	for _, o := range ops {
+		if !walOwned(o.key) {
+			return fmt.Errorf("store: %q is not a key of the write-ahead log", o.key)
+		}
+	}
+	if err := s.walFailure(); err != nil {
+		return err
+	}
+	if w.applyEarly {
+		if err := s.applyOps(ops); err != nil {
+			return err
+		}
+	}
+	rec := appendWALRecord(make([]byte, 0, walSize(ops)), w.id, w.next, w.durable.Load(), ops)
+	if int64(len(rec)) > w.segSize {
+		return fmt.Errorf("%w: a log record of %d bytes (segment %d)", ErrBatchTooBig, len(rec), w.segSize)
+	}
+	if w.off+int64(len(rec)) > w.segSize {
+		if err := s.walRotate(); err != nil {
+			return err
+		}
+	}
+	if _, err := w.segs[w.cur].WriteAt(rec, w.off); err != nil {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return s.walFailLocked(fmt.Errorf("store: write-ahead log: %w", err))
+	}
+	seq := w.next
+	w.next++
+	w.off += int64(len(rec))
+	w.segLast[w.cur] = seq
+	w.mu.Lock()
+	w.queue = append(w.queue, walPending{seq: seq, rec: rec, ch: ch})
+	w.dirty[w.cur] = true
+	w.logged = seq
+	w.syncCond.Signal()
+	w.mu.Unlock()
+	return nil
+}
+
+// walRotate moves the writer to the other segment (Store.mu held), asking
+// for a checkpoint of the full one and waiting for the other one's.
+func (s *Store) walRotate() error {
+	w := s.wal
+	other := 1 - w.cur
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ckptWant = max(w.ckptWant, w.segLast[w.cur])
+	w.ckptCond.Signal()
+	for w.err == nil && w.segLast[other] > w.checkpointed {
+		w.cond.Wait()
+	}
+	if w.err != nil {
+		return w.err
+	}
+	w.cur, w.off, w.segLast[other] = other, 0, 0
+	return nil
+}
+
+// walSyncer is the group syncer: it syncs the segments written since the
+// last sync began, reports the records queued before it began, and hands
+// them to the applier.
+func (s *Store) walSyncer() {
+	w := s.wal
+	defer w.wg.Done()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		for len(w.queue) == 0 && !w.stop {
+			w.syncCond.Wait()
+		}
+		if len(w.queue) == 0 {
+			return
+		}
+		batch, dirty, hook := w.queue, w.dirty, w.syncHook
+		w.queue, w.dirty = nil, [2]bool{}
+		w.mu.Unlock()
+		err := s.walSyncSegs(dirty, hook)
+		w.mu.Lock()
+		if err != nil {
+			s.walFailLocked(err)
+		}
+		if err = w.err; err == nil {
+			w.durable.Store(batch[len(batch)-1].seq)
+			w.applyQ = append(w.applyQ, batch...)
+			w.applyCond.Signal()
+		}
+		for _, p := range batch {
+			if p.ch != nil {
+				p.ch <- err // buffered: never blocks
+			}
+		}
+	}
+}
+
+// walSyncSegs fdatasyncs the segments marked dirty.
+func (s *Store) walSyncSegs(dirty [2]bool, hook func() error) error {
+	w := s.wal
+	if hook != nil {
+		if err := hook(); err != nil {
+			return fmt.Errorf("store: write-ahead log sync: %w", err)
+		}
+	}
+	if s.cfg.syncFault != nil {
+		if err := s.cfg.syncFault(); err != nil {
+			return fmt.Errorf("store: write-ahead log sync: %w", err)
+		}
+	}
+	if w.noSync {
+		return nil
+	}
+	for i, d := range dirty {
+		if d {
+			if err := unix.Fdatasync(int(w.segs[i].Fd())); err != nil {
+				return fmt.Errorf("store: write-ahead log sync: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// walApplier commits synced records to badger in log order.
+func (s *Store) walApplier() {
+	w := s.wal
+	defer w.wg.Done()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		for len(w.applyQ) == 0 && !w.stop {
+			w.applyCond.Wait()
+		}
+		if len(w.applyQ) == 0 {
+			return
+		}
+		batch, hook := w.applyQ, w.applyHook
+		w.applyQ = nil
+		if w.err != nil {
+			continue // the next start replays them
+		}
+		w.mu.Unlock()
+		var err error
+		if hook != nil {
+			err = hook()
+		}
+		if err == nil {
+			w.applying.Lock()
+			err = s.applyRecords(batch)
+			w.applying.Unlock()
+		}
+		if err == nil && !s.cfg.noSync {
+			// Badger must stay openable after a power cut: the
+			// directory entries of its new memtable logs and of the
+			// tables it flushes are synced within an apply of their
+			// appearance (durable.go), not only at the next checkpoint.
+			err = s.syncFiles()
+		}
+		w.mu.Lock()
+		if err != nil {
+			s.walFailLocked(fmt.Errorf("store: applying the write-ahead log to badger: %w", err))
+			continue
+		}
+		w.applied = batch[len(batch)-1].seq
+		w.cond.Broadcast()
+		if w.ckptWant > w.checkpointed {
+			w.ckptCond.Signal()
+		}
+	}
+}
+
+// applyRecords commits the ops of records, in order, in as few badger
+// transactions as they fit in.
+func (s *Store) applyRecords(batch []walPending) error {
+	var ops []op
+	for _, p := range batch {
+		r, err := decodeWALRecord(p.rec, s.wal.id)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, r.ops...)
+	}
+	return s.applyOps(ops)
+}
+
+// applyOps writes ops into badger, unsynced, committing whenever a
+// transaction is full. A crash in the middle leaves badger with part of
+// them: the log replays them all.
+func (s *Store) applyOps(ops []op) error {
+	vlog := s.dsync.wrote([]unit{ops})
+	txn := s.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for _, o := range ops {
+		err := setOrDelete(txn, o)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err := s.commitApply(txn); err != nil {
+				return err
+			}
+			if hook := s.wal.commitHook; hook != nil {
+				hook()
+			}
+			txn = s.db.NewTransaction(true)
+			err = setOrDelete(txn, o)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := s.commitApply(txn); err != nil {
+		return err
+	}
+	if vlog {
+		s.dsync.wal.mayUseVlog() // written now (walsync.go)
+	}
+	return nil
+}
+
+func (s *Store) commitApply(txn *badger.Txn) error {
+	s.wal.applyTxns.Add(1)
+	return txn.Commit()
+}
+
+func setOrDelete(txn *badger.Txn, o op) error {
+	if o.del {
+		return txn.Delete(o.key)
+	}
+	return txn.Set(o.key, o.value)
+}
+
+// walCheckpointer makes badger durable up to the requested records and
+// records the checkpoint, off the message path.
+func (s *Store) walCheckpointer() {
+	w := s.wal
+	defer w.wg.Done()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		for !w.stop && w.err == nil && (w.ckptWant <= w.checkpointed || w.applied < w.ckptWant) {
+			w.ckptCond.Wait()
+		}
+		if w.stop || w.err != nil {
+			return
+		}
+		want := w.ckptWant
+		w.mu.Unlock()
+		err := s.walCheckpoint(want)
+		w.mu.Lock()
+		if err != nil {
+			s.walFailLocked(err)
+			return
+		}
+		w.checkpointed = max(w.checkpointed, want)
+		w.cond.Broadcast()
+	}
+}
+
+// walCheckpoint makes badger durable and records that every record up to
+// seq is in it.
+func (s *Store) walCheckpoint(seq uint64) error {
+	s.wal.ckpts.Add(1)
+	if err := s.badgerDurable(); err != nil {
+		return fmt.Errorf("store: checkpoint: %w", err)
+	}
+	s.wal.mu.Lock()
+	hook := s.wal.ckptHook
+	s.wal.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	if err := writeCheckpoint(s.wal.dir, seq, s.wal.noSync); err != nil {
+		return fmt.Errorf("store: checkpoint: %w", err)
+	}
+	return nil
+}
+
+// badgerDurable makes everything badger holds durable: DB.Sync (the
+// current memtable log and value log), every memtable log (an older one
+// may not be flushed yet) and the directory (new logs and tables). A
+// memtable log badger creates between the directory read and the
+// directory sync would be on disk by name but not by size (badger then
+// refuses to open: "while opening fid"), so the store reads the
+// directory again after syncing it, until no new log turned up.
+func (s *Store) badgerDurable() error {
+	if s.cfg.noSync {
+		return nil
+	}
+	if err := s.db.Sync(); err != nil {
+		return err
+	}
+	synced := map[string]bool{}
+	for {
+		ents, err := os.ReadDir(s.dir)
+		if err != nil {
+			return err
+		}
+		fresh := false
+		for _, e := range ents {
+			if n := e.Name(); strings.HasSuffix(n, ".mem") && !synced[n] {
+				if err := syncFile(filepath.Join(s.dir, n)); err != nil {
+					return err
+				}
+				synced[n], fresh = true, true
+			}
+		}
+		if !fresh {
+			return nil
+		}
+		if err := syncDir(s.dir); err != nil {
+			return err
+		}
+	}
+}
+
+// waitApplied waits until badger holds every record written so far:
+// what was reported durable, and also what was staged and not yet
+// synced (as before the log, when a staged batch was in badger at once;
+// a reader that asked after staging sees it). Writers that read before
+// they log (Ack, FAPPWrite) call it with Store.mu held, so no record
+// comes in between.
+func (s *Store) waitApplied() error {
+	w := s.wal
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	target := w.logged
+	for w.err == nil && w.applied < target {
+		w.cond.Wait()
+	}
+	return w.err
+}
+
+// logAndWait logs ops as one record (Store.mu held), releases Store.mu and
+// waits for the record's sync.
+func (s *Store) logAndWait(ops []op) error {
+	ch := make(chan error, 1)
+	err := s.logOps(ops, ch)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return <-ch
+}
+
+// walClose drains the log, stops its goroutines, takes the last
+// checkpoint (unless the store failed: then the next start replays) and
+// closes the segments (Store.mu held, no writer can come).
+func (s *Store) walClose() error {
+	w := s.wal
+	w.mu.Lock()
+	for w.err == nil && w.applied < w.logged {
+		w.cond.Wait()
+	}
+	w.stop = true
+	w.broadcastAll()
+	w.mu.Unlock()
+	w.wg.Wait()
+	err := w.err
+	if err == nil && w.logged > w.checkpointed {
+		err = s.walCheckpoint(w.logged)
+	}
+	for _, f := range w.segs {
+		if f != nil {
+			f.Close()
+		}
+	}
+	return err
+}
+
+// Checkpoint file: seq u64 LE, CRC-32C of it u32 LE; written to a
+// temporary file, synced and renamed into place, so it is old or new.
+
+func readCheckpoint(dir string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, walCkptName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: checkpoint: %w", err)
+	}
+	if len(b) != walCkptFileSize || crc32.Checksum(b[:8], castagnoli) != binary.LittleEndian.Uint32(b[8:]) {
+		return 0, fmt.Errorf("%w: checkpoint file %x", ErrWALCorrupt, b)
+	}
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+func writeCheckpoint(dir string, seq uint64, noSync bool) error {
+	b := binary.LittleEndian.AppendUint64(nil, seq)
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	tmp := filepath.Join(dir, walCkptName+".tmp")
+	if err := writeFileSynced(tmp, b, noSync); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, walCkptName)); err != nil {
+		return err
+	}
+	if noSync {
+		return nil
+	}
+	return syncDir(dir)
+}
+
+func writeFileSynced(name string, b []byte, noSync bool) error {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil && !noSync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
