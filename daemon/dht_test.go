@@ -3,10 +3,12 @@ package daemon
 import (
 	"context"
 	mrand "math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"meshd.dev/meshd/daemon/store"
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/rpcapi"
 	"meshd.dev/meshd/transports/p2p"
@@ -45,6 +47,9 @@ func TestDHTLookupReachesANodeOutsideTheMesh(t *testing.T) {
 	}
 	listen, _, _ := strings.Cut(f.host.Addrs()[0], "/p2p/")
 	stopF()
+	// F remembers B from its first run and would redial it at start (and
+	// so rejoin the mesh through B, racing A's send): make it forget.
+	forgetKnownPeers(t, cfgF.DataDir)
 	cfgF.Listen = []string{listen}
 	f, stopF = start("client", cfgF)
 	defer stopF()
@@ -127,5 +132,18 @@ func TestRecordNamingAnotherNodesPeer(t *testing.T) {
 		if r.Dest == m.Address().String() {
 			t.Fatalf("A routes M's address over B's link: %+v", r)
 		}
+	}
+}
+
+// forgetKnownPeers deletes every peer the stopped node at dataDir remembers.
+func forgetKnownPeers(t *testing.T, dataDir string) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(dataDir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.ForgetKnownPeers(time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -70,14 +70,7 @@ func TestStoreRecordsExpire(t *testing.T) {
 	// Past both messages' lifetimes and any grace the engine adds.
 	clock.Add(int64(31 * 24 * time.Hour))
 	for _, n := range []*Node{a, b} {
-		// The first pass through the loop ticks the engine and writes
-		// what the tick released; the second returns once that batch is
-		// written (call returns before its batch is).
-		for range 2 {
-			if err := n.call(ctx, func() {}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		waitSettled(t, ctx, n)
 	}
 	sa, _ = a.StoreStats(ctx)
 	sb, _ = b.StoreStats(ctx)
@@ -86,5 +79,28 @@ func TestStoreRecordsExpire(t *testing.T) {
 	}
 	if sb.Inbox != 1 {
 		t.Errorf("b's inbox %d: an unacknowledged message must stay", sb.Inbox)
+	}
+}
+
+// waitSettled returns once n's loop has passed its clock (a pass ticks the
+// engine) and has nothing left to write: no batch staged or in flight and
+// nothing ready in the engine. One batch is in flight at a time, so what a
+// tick releases may wait for an earlier batch's sync: ask until settled.
+func waitSettled(t *testing.T, ctx context.Context, n *Node) {
+	t.Helper()
+	// A pass ticks the engine after the call's function has run: the
+	// first call makes sure one tick at the current clock has happened
+	// before the next call looks.
+	if err := n.call(ctx, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var settled bool
+		if err := n.call(ctx, func() { settled = len(n.staged) == 0 && !n.eng.HasReady() }); err != nil {
+			t.Fatal(err)
+		}
+		if settled {
+			return
+		}
 	}
 }

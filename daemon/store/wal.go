@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
-	"golang.org/x/sys/unix"
 )
 
 // The store's own write-ahead log.
@@ -326,7 +325,7 @@ func (s *Store) walSyncSegs(dirty [2]bool, hook func() error) error {
 	}
 	for i, d := range dirty {
 		if d {
-			if err := unix.Fdatasync(int(w.segs[i].Fd())); err != nil {
+			if err := datasync(w.segs[i]); err != nil {
 				return fmt.Errorf("store: write-ahead log sync: %w", err)
 			}
 		}

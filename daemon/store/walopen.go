@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -297,9 +298,21 @@ func walScan(data [2][]byte, ckpt, id uint64) (walScanResult, error) {
 			return res, err
 		}
 	}
+	var idb [8]byte
+	binary.LittleEndian.PutUint64(idb[:], id)
 	for i, d := range data {
+		// Only offsets whose bytes 8-15 are the log's id can start a
+		// record: find them with bytes.Index (a 16 MiB segment is scanned
+		// at memory speed, not byte by byte).
 		for off := ends[i]; off+walHeader <= len(d); off++ {
-			if d[off]|d[off+1]|d[off+2]|d[off+3] == 0 || binary.LittleEndian.Uint64(d[off+8:]) != id {
+			j := bytes.Index(d[off+8:], idb[:])
+			if j < 0 {
+				break
+			}
+			if off += j; off+walHeader > len(d) {
+				break
+			}
+			if d[off]|d[off+1]|d[off+2]|d[off+3] == 0 {
 				continue
 			}
 			seq, synced := walSeq(d[off:])

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 )
 
 // Syncing only the log that holds data. (Since the store has its own
@@ -112,7 +110,7 @@ func (s *Store) syncLogs() error {
 		w.f, w.fid = f, g.memFid
 	}
 	w.own.Add(1)
-	return unix.Fdatasync(int(w.f.Fd()))
+	return datasync(w.f)
 }
 
 // closeLocked closes the log file kept open, if any (dirSync.mu held).
