@@ -173,7 +173,7 @@ type Engine struct {
 	// sessLapsed counts handshakes in a row without accept by peer, and
 	// noSessions holds peers whose messages go as envelopes until then
 	// (session_compat.go).
-	sessLapsed map[Address]int
+	sessLapsed map[Address]lapses
 	noSessions map[Address]time.Time
 	// schedule2 holds peers that announce key schedule 3 but whose
 	// handshakes lapsed: they get inits in modes 1 and 2 until then.

@@ -18,13 +18,24 @@ import (
 // (session_fallback.go: the same number, so the recipient delivers each
 // once whichever form arrives), and new messages to it are sealed
 // envelopes, for noSessionsFor; then sessions are tried again (the peer
-// may have been upgraded). An accept from the peer clears the count.
+// may have been upgraded). An accept from the peer clears the count, and so
+// does an hour without a lapse.
 
 const (
 	handshakeFallbackIP   = 2
 	handshakeFallbackLoRa = 4
 	noSessionsFor         = time.Hour
 )
+
+// lapses counts a peer's lapsed handshakes in a row: n of them, the last
+// at last. A lapse more than lapsesAge after the one before starts a new
+// row (rare losses hours apart are not a peer that never answers).
+type lapses struct {
+	n    int
+	last time.Time
+}
+
+const lapsesAge = noSessionsFor
 
 // handshakeLapsed counts a handshake of ours to peer that got no accept by
 // its deadline; link is where its init left.
@@ -34,14 +45,20 @@ func (e *Engine) handshakeLapsed(peer Address, link LinkID) {
 		clear(e.sessLapsed) // bounded: a count lost only delays a fallback
 	}
 	if e.sessLapsed == nil {
-		e.sessLapsed = make(map[Address]int)
+		e.sessLapsed = make(map[Address]lapses)
 	}
-	e.sessLapsed[peer]++
+	row := e.sessLapsed[peer]
+	if e.now.Sub(row.last) > lapsesAge {
+		row.n = 0
+	}
+	row.n++
+	row.last = e.now
+	e.sessLapsed[peer] = row
 	limit := handshakeFallbackIP
 	if l := e.links[link]; l != nil && l.info.Kind == LinkLoRa {
 		limit = handshakeFallbackLoRa
 	}
-	if e.sessLapsed[peer] < limit {
+	if row.n < limit {
 		return
 	}
 	delete(e.sessLapsed, peer)

@@ -100,3 +100,42 @@ func TestAttackSessionFallbackDowngrade(t *testing.T) {
 		t.Fatal("no session once the accepts passed")
 	}
 }
+
+// Two lapsed handshakes far apart are not "in a row": a peer of an older
+// version whose first init to it is lost, and whose message then expires,
+// must not be cut off from sessions by one more lost init hours later
+// (before the fix the count never aged: any second lapse, even a week
+// later, sent its messages as envelopes for an hour).
+func TestSessionLapsesAge(t *testing.T) {
+	n := newTestNet(t, 25)
+	n.cfg = func(c *routing.Config) { c.NoSessions = false }
+	a := n.addNode("a")
+	n.cfg = func(c *routing.Config) { c.NoSessions = true }
+	b := n.addNode("b")
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "b")
+	n.run(time.Minute)
+	dropInits := 1 << 30
+	n.drop = func(from *tnode, _ *tlink, tx routing.Transmit) bool {
+		if from != a || len(tx.Frame) == 0 || tx.Frame[0] != byte(protocol.KindSessionInit) || dropInits == 0 {
+			return false
+		}
+		dropInits--
+		return true
+	}
+	// One init, lost; the message expires before a retry.
+	n.step(a, routing.SendRequest{Ref: 1, Dest: b.id.Address(), Body: []byte("lost"), TTL: 5 * time.Second})
+	n.run(10 * time.Minute)
+	if c := a.eng.Counters(); c.SessionHandshakesLapsed != 1 || c.SessionPeersFallback != 0 {
+		t.Fatalf("set-up: %d lapsed handshakes, %d fallbacks; want 1, 0", c.SessionHandshakesLapsed, c.SessionPeersFallback)
+	}
+	// Hours later one more init is lost, the next passes.
+	n.run(3 * time.Hour)
+	dropInits = 1
+	n.send("a", "b", "later")
+	n.run(30 * time.Minute)
+	checkInbox(t, b, []string{"later"})
+	c := a.eng.Counters()
+	if c.SessionPeersFallback != 0 || c.SessionsEstablished != 1 {
+		t.Fatalf("%d fallbacks, %d sessions: two lapses hours apart counted as in a row", c.SessionPeersFallback, c.SessionsEstablished)
+	}
+}
