@@ -19,7 +19,7 @@ import (
 // once whichever form arrives), and new messages to it are sealed
 // envelopes, for noSessionsFor; then sessions are tried again (the peer
 // may have been upgraded). An accept from the peer clears the count, and so
-// does an hour without a lapse.
+// does a long time without a lapse (lapsesAge).
 
 const (
 	handshakeFallbackIP   = 2
@@ -35,7 +35,12 @@ type lapses struct {
 	last time.Time
 }
 
-const lapsesAge = noSessionsFor
+// lapsesAge is how far apart two lapses may be and still count in a row:
+// twice the longest custody retry interval (each retry of a message in
+// custody starts a handshake), at least noSessionsFor.
+func (e *Engine) lapsesAge() time.Duration {
+	return max(noSessionsFor, 2*e.cfg.RetryMax)
+}
 
 // handshakeLapsed counts a handshake of ours to peer that got no accept by
 // its deadline; link is where its init left.
@@ -48,7 +53,7 @@ func (e *Engine) handshakeLapsed(peer Address, link LinkID) {
 		e.sessLapsed = make(map[Address]lapses)
 	}
 	row := e.sessLapsed[peer]
-	if e.now.Sub(row.last) > lapsesAge {
+	if e.now.Sub(row.last) > e.lapsesAge() {
 		row.n = 0
 	}
 	row.n++

@@ -129,7 +129,7 @@ func TestSessionLapsesAge(t *testing.T) {
 		t.Fatalf("set-up: %d lapsed handshakes, %d fallbacks; want 1, 0", c.SessionHandshakesLapsed, c.SessionPeersFallback)
 	}
 	// Hours later one more init is lost, the next passes.
-	n.run(3 * time.Hour)
+	n.run(3 * time.Hour) // more than lapsesAge (2 h with the default RetryMax)
 	dropInits = 1
 	n.send("a", "b", "later")
 	n.run(30 * time.Minute)
