@@ -33,6 +33,13 @@ const (
 	csmaDIFSSlots   = 2    // difs_ms = CSMA_SIFS_MS (0) + 2*csma_slot_ms
 	csmaCWSlots     = 15   // random(0, 15): 0..14 slots
 	csmaFastBitrate = 30e3 // LORA_FAST_THRESHOLD_BPS
+	// csmaDetectSymbols is how long a radio needs to notice a frame
+	// that began: the firmware's medium_free reads the modem's signal
+	// detect flag, which needs preamble chirps, as CAD needs about one
+	// symbol plus processing (SX1276 datasheet, 4.1.6). Two radios whose
+	// windows end within it both send: the slotted contention's
+	// same-slot collision.
+	csmaDetectSymbols = 2
 )
 
 // csmaState is one radio's contention for its next frame.
@@ -41,6 +48,7 @@ type csmaState struct {
 	active   bool          // a frame is contending
 	cwLeft   time.Duration // what is left of its contention window
 	freeFrom time.Time     // since when the channel is free (zero: busy)
+	busyFrom time.Time     // when the frame that made the channel busy began
 }
 
 // csmaSlot is the RNode's slot time for p: 12 symbols in whole
@@ -73,8 +81,11 @@ func (s *Sim) csmaWait(n *node) bool {
 	p := s.paramsOf(n)
 	slot := csmaSlot(p)
 	busyUntil, busy := s.channelBusy(n)
+	if busy && s.now.Sub(st.busyFrom) < csmaDetect(p) {
+		busy = false // began too recently to be noticed
+	}
 	if !st.active || st.gen != n.gen {
-		*st = csmaState{gen: n.gen, active: true, cwLeft: time.Duration(n.mac.Int64N(csmaCWSlots)) * slot}
+		*st = csmaState{gen: n.gen, active: true, cwLeft: time.Duration(n.mac.Int64N(csmaCWSlots)) * slot, busyFrom: st.busyFrom}
 		if !busy {
 			st.freeFrom = s.now
 		}
@@ -87,10 +98,17 @@ func (s *Sim) csmaWait(n *node) bool {
 		return true
 	}
 	if st.freeFrom.IsZero() {
-		// The channel went free when the last frame the node heard ended.
+		// The channel went free when the last frame the node heard
+		// ended (or, if one it has yet to notice began since, now).
 		st.freeFrom = busyUntil
+		if busyUntil.After(s.now) {
+			st.freeFrom = s.now
+		}
 	}
 	if at := st.freeFrom.Add(csmaDIFSSlots*slot + st.cwLeft); at.After(s.now) {
+		if seen := st.busyFrom.Add(csmaDetect(p)); busyUntil.After(s.now) && seen.Before(at) {
+			at = seen // look again once the frame is noticed
+		}
 		s.push(event{at: at, kind: evCarrier, node: n, gen: n.gen})
 		return true
 	}
@@ -99,23 +117,34 @@ func (s *Sim) csmaWait(n *node) bool {
 	return false
 }
 
+// csmaDetect is the time a radio needs to notice a frame that began.
+func csmaDetect(p radio.Params) time.Duration { return csmaDetectSymbols * p.SymbolTime() }
+
 // csmaHeard tells radio r's contention that it hears a frame begin at
-// now: the contention window's time that passed after the DIFS counts,
-// the rest waits for the channel to be free again. It runs before
-// hearsUntil takes the new frame.
+// now on a free channel (it runs before hearsUntil takes the frame). The
+// radio notices it csmaDetect later: if its window ends before that, it
+// sends regardless; otherwise the window's time that passed after the
+// DIFS until then counts and the rest waits for the channel to be free
+// again.
 func (s *Sim) csmaHeard(r radio.NodeID) {
+	if s.hearsUntil[r].After(s.now) {
+		return // already busy: the earlier frame's start counts
+	}
 	if s.csma == nil {
-		return
+		s.csma = make([]csmaState, len(s.radioOf))
 	}
 	st := &s.csma[r]
-	if !st.active || st.freeFrom.IsZero() || s.hearsUntil[r].After(s.now) {
-		return
-	}
+	st.busyFrom = s.now
 	n := s.radioOf[r]
-	if st.gen != n.gen {
+	if !st.active || st.freeFrom.IsZero() || st.gen != n.gen {
 		return
 	}
-	if passed := s.now.Sub(st.freeFrom) - csmaDIFSSlots*csmaSlot(s.paramsOf(n)); passed > 0 {
+	p := s.paramsOf(n)
+	slot, seen := csmaSlot(p), s.now.Add(csmaDetect(p))
+	if st.freeFrom.Add(csmaDIFSSlots*slot + st.cwLeft).Before(seen) {
+		return
+	}
+	if passed := seen.Sub(st.freeFrom) - csmaDIFSSlots*slot; passed > 0 {
 		st.cwLeft -= min(passed, st.cwLeft)
 	}
 	st.freeFrom = time.Time{}

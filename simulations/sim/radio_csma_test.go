@@ -111,3 +111,85 @@ func TestCSMADIFS(t *testing.T) {
 		t.Fatal("without carrier sense the first frame waited")
 	}
 }
+
+// TestCSMADetect: a frame that begins less than two symbols before a
+// radio's window ends goes unnoticed (the radio sends into it, the
+// same-slot collision); one that begins earlier freezes the window, and
+// the time that passed after the DIFS until it was noticed counts.
+func TestCSMADetect(t *testing.T) {
+	s, err := New(load(t, quickstart), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.csma = make([]csmaState, len(s.radioOf))
+	const r = radio.NodeID(1)
+	p := s.paramsOf(s.radioOf[r])
+	slot, detect := csmaSlot(p), csmaDetect(p)
+	s.now = Epoch.Add(time.Minute)
+	from := s.now.Add(-2 * slot) // the DIFS just passed
+	for _, c := range []struct {
+		left, wantLeft time.Duration
+		noticed        bool
+	}{
+		{detect / 2, detect / 2, false},   // ends before it is noticed
+		{3 * slot, 3*slot - detect, true}, // noticed: detect's time counted
+	} {
+		s.csma[r] = csmaState{gen: s.radioOf[r].gen, active: true, cwLeft: c.left, freeFrom: from}
+		s.hearsUntil[r] = time.Time{}
+		s.csmaHeard(r)
+		st := s.csma[r]
+		if st.freeFrom.IsZero() != c.noticed || st.cwLeft != c.wantLeft || st.busyFrom != s.now {
+			t.Errorf("window %v: %+v", c.left, st)
+		}
+	}
+}
+
+// TestCSMANoticeLate: a radio whose contention begins just after a frame
+// it hears began does not notice the frame yet, but it does two symbols
+// after the frame's start; then it waits for the frame's end and a whole
+// DIFS and window after it, as the firmware does, even when the frame is
+// shorter than the DIFS (it used to send a DIFS and window after its own
+// start, the frame missed).
+func TestCSMANoticeLate(t *testing.T) {
+	s, err := New(load(t, quickstart), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.csma = make([]csmaState, len(s.radioOf))
+	const r = radio.NodeID(1)
+	n := s.radioOf[r]
+	p := s.paramsOf(n)
+	slot, detect := csmaSlot(p), csmaDetect(p)
+	start := Epoch.Add(time.Minute)
+	end := start.Add(slot) // shorter than the DIFS of two slots
+	s.now = start
+	s.csmaHeard(r)
+	s.hearsUntil[r] = end
+	for _, c := range []struct {
+		now  time.Time
+		want func() time.Time
+	}{
+		{start.Add(p.SymbolTime()), func() time.Time { return start.Add(detect) }},
+		{start.Add(detect), func() time.Time { return end }},
+		{end, func() time.Time { return end.Add(csmaDIFSSlots*slot + s.csma[r].cwLeft) }},
+	} {
+		s.now = c.now
+		if !s.csmaWait(n) {
+			t.Fatalf("at %v: sends", c.now.Sub(start))
+		}
+		if got := lastPushed(s).at; !got.Equal(c.want()) {
+			t.Fatalf("at %v: looks again at %v, want %v", c.now.Sub(start), got.Sub(start), c.want().Sub(start))
+		}
+	}
+}
+
+// lastPushed is the event pushed last.
+func lastPushed(s *Sim) *event {
+	var last qent
+	for _, q := range s.q {
+		if q.seq > last.seq {
+			last = q
+		}
+	}
+	return last.e
+}
