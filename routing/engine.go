@@ -587,7 +587,9 @@ func (e *Engine) linkDown(id LinkID) error {
 	}
 	// Envelopes waiting for a hop ack on this link go back to custody.
 	for _, id := range sortedIDs(e.hopAcks) {
-		if w := e.hopAcks[id]; w.link == l.info.ID {
+		// An earlier key's failure may have sent its envelope on at
+		// once and displaced this one from another link's queue.
+		if w, ok := e.hopAcks[id]; ok && w.link == l.info.ID {
 			delete(e.hopAcks, id)
 			e.ackFailed(id, w)
 		}

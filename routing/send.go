@@ -499,7 +499,12 @@ func (e *Engine) hopAcked(l *link, key envKey) {
 // tickHopAcks retransmits envelopes whose hop ack is overdue.
 func (e *Engine) tickHopAcks() {
 	for _, key := range sortedIDs(e.hopAcks) {
-		w := e.hopAcks[key]
+		w, ok := e.hopAcks[key]
+		if !ok {
+			// An earlier key's retransmission displaced it from its
+			// queue, or its failure dropped it: no longer waiting.
+			continue
+		}
 		if w.deadline.IsZero() || w.deadline.After(e.now) {
 			continue
 		}

@@ -7,7 +7,8 @@ import (
 // Channel activity detection (radio.carrier_sense = "cad"): before each
 // frame the radio listens for reception.cad_symbols symbols and sends only
 // if it detected no preamble on its channel at cad_threshold_db above its
-// receive threshold or more; otherwise it backs off 0-16 symbols and
+// receive threshold or more; otherwise it backs off a DIFS and a random
+// contention window of slots as the RNode contends (radio_csma.go) and
 // detects again. Unlike "csma" it takes time, sees only preambles (a frame
 // in its payload goes unnoticed, as the SX127x's CAD) and has its own
 // threshold.
@@ -45,7 +46,12 @@ func (s *Sim) cadWait(n *node) bool {
 	}
 	n.sensing = true
 	n.stats.CarrierWaits++
-	backoff := time.Duration(n.mac.Int64N(16 * int64(p.SymbolTime())))
+	// Back off as the RNode contends (radio_csma.go): a DIFS and a random
+	// window of 0-14 slots of 12 symbols, longer than most frames, so that
+	// the nodes that detected the same preamble do not detect again, and
+	// send, within a few symbols of each other.
+	slot := csmaSlot(p)
+	backoff := csmaDIFSSlots*slot + time.Duration(n.mac.Int64N(csmaCWSlots))*slot
 	s.push(event{at: s.now.Add(backoff), kind: evCarrier, node: n, gen: n.gen})
 	return true
 }

@@ -249,6 +249,9 @@ type Sim struct {
 	// cadFrom is, per radio node, when its channel activity detection
 	// started (zero: none under way; radio_cad.go).
 	cadFrom []time.Time
+	// csma is, per radio node, its contention for the next frame with
+	// radio.carrier_sense = "csma" (radio_csma.go).
+	csma []csmaState
 
 	msgs    []*message
 	byID    map[MessageID]*message
@@ -911,14 +914,10 @@ func (s *Sim) radioSend(n *node) {
 		return
 	}
 	if s.radioCfg.CarrierSense == "csma" {
-		if busyUntil, busy := s.channelBusy(n); busy {
-			// Wait for the end of what the node hears, plus a random
-			// backoff of 0 to 16 symbols, so that the waiting nodes do not
-			// all start at once.
-			n.sensing = true
-			n.stats.CarrierWaits++
-			backoff := time.Duration(n.mac.Int64N(16 * int64(s.paramsOf(n).SymbolTime())))
-			s.push(event{at: busyUntil.Add(backoff), kind: evCarrier, node: n, gen: n.gen})
+		// The RNode's contention: a DIFS and a random window of slots
+		// of free channel before every frame; a baseline's frame
+		// contends as Meshtastic's radio does (radio_csma.go).
+		if n.held[0].Link == baselineLink && s.mtCarrierWait(n) || n.held[0].Link != baselineLink && s.csmaWait(n) {
 			return
 		}
 	}
@@ -965,6 +964,7 @@ func (s *Sim) radioSend(n *node) {
 		}
 		for _, r := range c {
 			if end.After(s.hearsUntil[r]) && s.sameChannel(n, s.radioOf[r]) && s.medium.Hears(id, r) {
+				s.csmaHeard(r)
 				s.hearsUntil[r] = end
 			}
 		}

@@ -322,18 +322,22 @@ stop = "3m"
 }
 
 // TestCarrierSense: with carrier sense, radios wait for a clear channel:
-// fewer collisions and no half-duplex losses from neighbours in range.
-// Collisions are compared under the load the scenario suggests for a busy
-// channel (traffic.rate=0.005), where over three seeds carrier sense saves
-// a quarter of them (38,629 against 51,079). At the scenario's light load
-// the two totals lie within a few percent and which is lower depends on
-// the seeds taken: routing frames alone collide about twice as often with
-// carrier sense as without in this village (45,720 against 22,920 over
-// seeds 1..24, the same before and after path requests went along
-// routes), and as path discovery sent fewer unicast frames, the eight-seed
-// total of the light load turned too (50,822 against 41,370 over 24).
+// fewer frames lost and fewer half-duplex losses from neighbours in range.
+// Losses (collisions plus half-duplex losses) are compared under the load
+// the scenario suggests for a busy channel (traffic.rate=0.005): over
+// three seeds carrier sense loses 48,607 against 71,629 and delivers 227
+// messages against 160 of 271. Collisions alone are not the measure:
+// without carrier sense most overlapping frames begin at the same instant
+// (radios answering the end of one frame), so most of what they destroy
+// is lost at receivers that are sending themselves and counts as
+// half-duplex; with the RNode's contention (radio_csma.go) the overlaps
+// left are hidden nodes and same-slot starts, lost at listening
+// receivers. Here collisions fall too (47,731 against 50,368), but at the
+// scenario's light load they rise (docs/simulations.md, "Carrier sense",
+// has both loads over 24 seeds).
 func TestCarrierSense(t *testing.T) {
-	var onColl, offColl uint64
+	var onLost, offLost uint64
+	var onDel, offDel int
 	for seed := range uint64(3) {
 		s := fmt.Sprintf("seed=%d", seed+1)
 		const load5 = "traffic.rate=0.005"
@@ -348,10 +352,11 @@ func TestCarrierSense(t *testing.T) {
 		if on.Sent != off.Sent {
 			t.Fatalf("%s: the workload changed with the MAC: %d and %d messages", s, on.Sent, off.Sent)
 		}
-		onColl, offColl = onColl+on.Collisions, offColl+off.Collisions
+		onLost, offLost = onLost+on.Collisions+on.HalfDuplex, offLost+off.Collisions+off.HalfDuplex
+		onDel, offDel = onDel+on.Delivered, offDel+off.Delivered
 	}
-	if onColl >= offColl {
-		t.Fatalf("csma: %d collisions over three seeds; off: %d", onColl, offColl)
+	if onLost >= offLost || onDel <= offDel {
+		t.Fatalf("csma: %d frames lost, %d delivered over three seeds; off: %d lost, %d delivered", onLost, onDel, offLost, offDel)
 	}
 }
 
