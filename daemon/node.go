@@ -84,7 +84,7 @@ type Node struct {
 	// batch's sync report and the loop: the loop sees the report when the
 	// returned channel delivers it.
 	gateSync func(rd *routing.Ready, done <-chan error) <-chan error
-	totals     [routing.LinkLoRa + 1]linkTotals
+	totals   [routing.LinkLoRa + 1]linkTotals
 
 	// Broadcast channels: the registry of joined channels, gossip's
 	// validator and queues (safe for concurrent use), and the host's
