@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,8 +88,22 @@ func TestNothingLeavesBeforeItsSync(t *testing.T) {
 }
 
 func testNothingLeavesBeforeSync(t *testing.T, gateSender bool) {
+	// The held reports are forwarded until the nodes are stopped: a node
+	// stopping waits for its staged batches' reports.
+	fwdCtx, fwdCancel := context.WithCancel(context.Background())
+	defer fwdCancel()
 	a, bn, stop := twoNodes(t)
 	defer stop()
+	var first *heldReport
+	var held <-chan heldReport
+	release := sync.OnceFunc(func() {
+		go func() {
+			if first != nil {
+				first.out <- <-first.done
+			}
+			forward(fwdCtx, held)
+		}()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sub := bn.hub.add(1024)
@@ -105,7 +120,8 @@ func testNothingLeavesBeforeSync(t *testing.T, gateSender bool) {
 	if gateSender {
 		gated, match = a, func(rd *routing.Ready) bool { return len(rd.Persist) > 0 && len(rd.Events) > 0 }
 	}
-	held := gateReports(t, ctx, gated, match)
+	held = gateReports(t, ctx, gated, match)
+	defer release()
 	var out0 uint64
 	if err := gated.call(ctx, func() { out0 = linkFramesOut(gated) }); err != nil {
 		t.Fatal(err)
@@ -118,9 +134,9 @@ func testNothingLeavesBeforeSync(t *testing.T, gateSender bool) {
 			answers <- err
 		}()
 	}
-	var first heldReport
 	select {
-	case first = <-held:
+	case h := <-held:
+		first = &h
 	case <-ctx.Done():
 		t.Fatal("no batch with the messages staged")
 	}
@@ -166,10 +182,7 @@ func testNothingLeavesBeforeSync(t *testing.T, gateSender bool) {
 	}
 
 	// The reports go through: everything goes out.
-	go func() {
-		first.out <- <-first.done
-		forward(ctx, held)
-	}()
+	release()
 	for range sends {
 		select {
 		case err := <-answers:
