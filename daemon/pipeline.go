@@ -25,7 +25,7 @@ import (
 type committing struct {
 	done <-chan error
 	// synced: the loop took done's nil report (its select) and the batch
-	// waits to be carried out by the next drain.
+	// waits to be carried out by the next settle.
 	synced     bool
 	rd         routing.Ready
 	direct     []routing.Delivery
@@ -61,9 +61,8 @@ func (n *Node) headDone() <-chan error {
 }
 
 // headSynced notes that the oldest staged batch's sync reported err (the
-// loop's select took it): a failure is returned, a success waits for the
-// next drain (after the inputs that came in meanwhile), which carries it
-// out and then stages the following batch.
+// loop's select took it): a failure is returned, a success is carried out
+// by the next settle.
 func (n *Node) headSynced(err error) error {
 	if err != nil {
 		return err
