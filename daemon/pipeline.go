@@ -15,7 +15,9 @@ import (
 // syncs; the batch is carried out (transmit, notify) once the store
 // reports it synced, and only then is the next one staged, with
 // everything that came in meanwhile (staging more batches at once made
-// them smaller, and cost more CPU per message than it saved). Nothing
+// them smaller, and cost more CPU per message than it saved; staging the
+// next batch before carrying out the synced one delayed its sync: see
+// Node.drain). Nothing
 // outside the node sees a batch before it is durable, so what a crash can
 // lose is what it could lose before: work nobody was told about.
 
@@ -23,7 +25,7 @@ import (
 type committing struct {
 	done <-chan error
 	// synced: the loop took done's nil report (its select) and the batch
-	// waits to be carried out by the next drain.
+	// waits to be carried out by the next settle.
 	synced     bool
 	rd         routing.Ready
 	direct     []routing.Delivery
@@ -42,6 +44,9 @@ func (n *Node) stage(rd routing.Ready) error {
 	if err != nil {
 		return err
 	}
+	if n.gateSync != nil {
+		done = n.gateSync(&rd, done)
+	}
 	n.staged = append(n.staged, &committing{done: done, rd: rd, direct: direct, broadcasts: broadcasts, seqs: seqs})
 	return nil
 }
@@ -56,38 +61,14 @@ func (n *Node) headDone() <-chan error {
 }
 
 // headSynced notes that the oldest staged batch's sync reported err (the
-// loop's select took it): a failure is returned, a success waits for the
-// next drain, which stages the following batch before carrying this one
-// out.
+// loop's select took it): a failure is returned, a success is carried out
+// by the next settle.
 func (n *Node) headSynced(err error) error {
 	if err != nil {
 		return err
 	}
 	n.staged[0].synced = true
 	return nil
-}
-
-// takeSynced removes the staged batches whose sync was reported, oldest
-// first, without waiting, and returns them for carryOut.
-func (n *Node) takeSynced() ([]*committing, error) {
-	var out []*committing
-	for len(n.staged) > 0 {
-		b := n.staged[0]
-		if !b.synced {
-			select {
-			case err := <-b.done:
-				if err != nil {
-					return out, err
-				}
-			default:
-				return out, nil
-			}
-		}
-		n.staged[0] = nil
-		n.staged = n.staged[1:]
-		out = append(out, b)
-	}
-	return out, nil
 }
 
 // settle carries out the staged batches whose sync was reported, oldest

@@ -205,7 +205,10 @@ func openSegment(dir string, i int, size int64, noSync bool) (*os.File, []byte, 
 	data, err := os.ReadFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		tmp := name + ".tmp"
-		if err := writeFileSynced(tmp, make([]byte, size), noSync); err != nil {
+		// The zeros written are also the new segment's contents: one
+		// buffer of size bytes, not two (16 MiB each by default).
+		zeros := make([]byte, size)
+		if err := writeFileSynced(tmp, zeros, noSync); err != nil {
 			return nil, nil, fmt.Errorf("store: creating a write-ahead log segment: %w", err)
 		}
 		if err := os.Rename(tmp, name); err != nil {
@@ -216,7 +219,7 @@ func openSegment(dir string, i int, size int64, noSync bool) (*os.File, []byte, 
 				return nil, nil, fmt.Errorf("store: %w", err)
 			}
 		}
-		data, err = make([]byte, size), nil
+		data, err = zeros, nil
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: write-ahead log: %w", err)
