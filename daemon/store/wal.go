@@ -53,9 +53,10 @@ import (
 // checkpoint: every record <= seq is in badger). A writer that needs the
 // other segment before its checkpoint is done waits (backpressure).
 //
-// Segment size: 16 MiB. A record of a batch of 26 messages is about
-// 80 KB, so a segment takes a few hundred batches and a checkpoint (a
-// badger sync of a few ms) comes every fraction of a second at full load
+// Segment size: 16 MiB. A record of a batch of 36-38 messages is about
+// 16-18 KB (a custody record of about 400 bytes and a few deletions per
+// message), so a segment takes about a thousand batches and a checkpoint
+// (a badger sync of a few ms) comes every second or so at full load
 // and rarely otherwise; the two segments cost 32 MiB of disk, and opening
 // replays at most 32 MiB, a few seconds on a Raspberry Pi's SD card. The
 // one-time zero fill writes 32 MiB.
