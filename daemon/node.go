@@ -81,6 +81,7 @@ type Node struct {
 	linkList   atomic.Pointer[[]*link] // every link up, for node.links and metrics
 	givenUp    map[routing.LinkID]int  // frames windowed links did not take, for TxDone
 	staged     []*committing           // batches staged in the store, not synced yet (pipeline.go)
+	syncErr    error                   // the first staged batch's sync failure, for good (pipeline.go)
 	// gateSync, if set (tests only, on the loop), stands between a staged
 	// batch's sync report and the loop: the loop sees the report when the
 	// returned channel delivers it.

@@ -65,7 +65,7 @@ func (n *Node) headDone() <-chan error {
 // by the next settle.
 func (n *Node) headSynced(err error) error {
 	if err != nil {
-		return err
+		return n.storeFailed(err)
 	}
 	n.staged[0].synced = true
 	return nil
@@ -73,8 +73,12 @@ func (n *Node) headSynced(err error) error {
 
 // settle carries out the staged batches whose sync was reported, oldest
 // first: with wait, all of them (waiting for each), otherwise those ready
-// now.
+// now. Once a sync failed it returns that failure and carries out
+// nothing more.
 func (n *Node) settle(wait bool) error {
+	if n.syncErr != nil {
+		return n.syncErr
+	}
 	for len(n.staged) > 0 {
 		var err error
 		if n.staged[0].synced {
@@ -101,10 +105,23 @@ func (n *Node) finishHead(err error) error {
 	n.staged[0] = nil
 	n.staged = n.staged[1:]
 	if err != nil {
-		return err
+		return n.storeFailed(err)
 	}
 	n.carryOut(b)
 	return nil
+}
+
+// storeFailed keeps err, a staged batch's sync failure, for good: the
+// batch's records may not be on disk, so nothing staged after it may be
+// carried out (a batch without records is reported synced at once, even
+// by a failed store), and whichever path took the report (the loop's
+// select, drain, or drainDurable inside a command, whose caller gets the
+// error) the loop's next drain stops the node.
+func (n *Node) storeFailed(err error) error {
+	if n.syncErr == nil {
+		n.syncErr = err
+	}
+	return n.syncErr
 }
 
 // carryOut does what a synced batch promised: transmit, notify.
