@@ -95,6 +95,18 @@ func waitFAPP(tb testing.TB, ctx context.Context, n *Node, what string, cond fun
 	}
 }
 
+// toEpochStart advances clk to 100 ms after n's next release boundary
+// (its place in the epoch, fapp.EpochOffset), leaving a test that must not
+// see a boundary pass almost a whole epoch of wall time.
+func toEpochStart(clk *testClock, n *Node) {
+	off := fapp.EpochOffset(fapp.TherapistKeyOf(n.id.Compact()), fappTestEpoch)
+	into := (time.Duration(clk.Now().UnixNano()) - off) % fappTestEpoch
+	if into < 0 {
+		into += fappTestEpoch
+	}
+	clk.advance(fappTestEpoch - into + 100*time.Millisecond)
+}
+
 // fappTestEpoch is the batching epoch of the tests' nodes.
 const fappTestEpoch = time.Minute
 
@@ -649,6 +661,10 @@ func TestFAPPStateSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop()
+	// The restored offer is released at the node's next boundary; the
+	// clock runs on wall time, so start just after one, or a boundary
+	// passed during the checks below releases it before they look.
+	toEpochStart(clk, n)
 
 	n, stop = startClocked(t, cfg, clk)
 	defer stop()
