@@ -71,6 +71,33 @@ func csmaSlot(p radio.Params) time.Duration {
 	return slot
 }
 
+// csmaTiming is a radio's slot and detection latency: fixed by its
+// modulation, so worked out once per radio, not at every look at the
+// channel (a large run looks millions of times).
+type csmaTiming struct {
+	slot, detect time.Duration
+}
+
+// csmaTimingOf returns n's csmaTiming, working out every radio's at the
+// first call (one entry for all when every radio has the same modulation).
+func (s *Sim) csmaTimingOf(n *node) csmaTiming {
+	if s.csmaT == nil {
+		k := len(s.radioOf)
+		if s.chans == nil {
+			k = 1
+		}
+		s.csmaT = make([]csmaTiming, k)
+		for i := range s.csmaT {
+			p := s.paramsOf(s.radioOf[i])
+			s.csmaT[i] = csmaTiming{slot: csmaSlot(p), detect: csmaDetect(p)}
+		}
+	}
+	if len(s.csmaT) == 1 {
+		return s.csmaT[0]
+	}
+	return s.csmaT[n.radioID]
+}
+
 // csmaWait runs the contention for n's next frame and reports whether the
 // frame must wait; when it must, an evCarrier brings the node back.
 func (s *Sim) csmaWait(n *node) bool {
@@ -78,14 +105,13 @@ func (s *Sim) csmaWait(n *node) bool {
 		s.csma = make([]csmaState, len(s.radioOf))
 	}
 	st := &s.csma[n.radioID]
-	p := s.paramsOf(n)
-	slot := csmaSlot(p)
+	t := s.csmaTimingOf(n)
 	busyUntil, busy := s.channelBusy(n)
-	if busy && s.now.Sub(st.busyFrom) < csmaDetect(p) {
+	if busy && s.now.Sub(st.busyFrom) < t.detect {
 		busy = false // began too recently to be noticed
 	}
 	if !st.active || st.gen != n.gen {
-		*st = csmaState{gen: n.gen, active: true, cwLeft: time.Duration(n.mac.Int64N(csmaCWSlots)) * slot, busyFrom: st.busyFrom}
+		*st = csmaState{gen: n.gen, active: true, cwLeft: time.Duration(n.mac.Int64N(csmaCWSlots)) * t.slot, busyFrom: st.busyFrom}
 		if !busy {
 			st.freeFrom = s.now
 		}
@@ -105,8 +131,8 @@ func (s *Sim) csmaWait(n *node) bool {
 			st.freeFrom = s.now
 		}
 	}
-	if at := st.freeFrom.Add(csmaDIFSSlots*slot + st.cwLeft); at.After(s.now) {
-		if seen := st.busyFrom.Add(csmaDetect(p)); busyUntil.After(s.now) && seen.Before(at) {
+	if at := st.freeFrom.Add(csmaDIFSSlots*t.slot + st.cwLeft); at.After(s.now) {
+		if seen := st.busyFrom.Add(t.detect); busyUntil.After(s.now) && seen.Before(at) {
 			at = seen // look again once the frame is noticed
 		}
 		s.push(event{at: at, kind: evCarrier, node: n, gen: n.gen})
@@ -139,8 +165,8 @@ func (s *Sim) csmaHeard(r radio.NodeID) {
 	if !st.active || st.freeFrom.IsZero() || st.gen != n.gen {
 		return
 	}
-	p := s.paramsOf(n)
-	slot, seen := csmaSlot(p), s.now.Add(csmaDetect(p))
+	t := s.csmaTimingOf(n)
+	slot, seen := t.slot, s.now.Add(t.detect)
 	if st.freeFrom.Add(csmaDIFSSlots*slot + st.cwLeft).Before(seen) {
 		return
 	}

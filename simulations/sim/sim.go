@@ -252,6 +252,9 @@ type Sim struct {
 	// csma is, per radio node, its contention for the next frame with
 	// radio.carrier_sense = "csma" (radio_csma.go).
 	csma []csmaState
+	// csmaT is the radios' contention slot and detection latency, one
+	// per radio node, or one for all when they share a modulation.
+	csmaT []csmaTiming
 
 	msgs    []*message
 	byID    map[MessageID]*message
