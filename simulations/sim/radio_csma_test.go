@@ -193,3 +193,33 @@ func lastPushed(s *Sim) *event {
 	}
 	return last.e
 }
+
+// TestCSMATimingPerRadio: the slot and detection latency worked out once
+// per radio are each radio's own (a node on SF12 has a longer slot than
+// one on the radio's SF9), and the one shared entry matches every radio
+// when all use the radio's modulation.
+func TestCSMATimingPerRadio(t *testing.T) {
+	for _, c := range []struct{ c, d string }{{"", ""}, {"sf = 12", "sf = 7"}} {
+		doc := strings.Replace(strings.Replace(channelsDoc, "%s", c.c, 1), "%s", c.d, 1)
+		sc, err := Parse([]byte(doc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(sc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slots := map[time.Duration]bool{}
+		for _, n := range s.radioOf {
+			p := s.paramsOf(n)
+			want := csmaTiming{slot: csmaSlot(p), detect: csmaDetect(p)}
+			if got := s.csmaTimingOf(n); got != want {
+				t.Errorf("%q, node %s: %+v, want %+v", c.c, n.name, got, want)
+			}
+			slots[want.slot] = true
+		}
+		if wantSlots := map[bool]int{true: 1, false: 3}[c.c == ""]; len(slots) != wantSlots {
+			t.Errorf("%q: %d different slots, want %d", c.c, len(slots), wantSlots)
+		}
+	}
+}
