@@ -223,7 +223,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err := MkdirDurable(dir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	db, err := badger.Open(badgerOptions(dir, &c))
+	db, err := openBadger(dir, &c)
 	if err != nil {
 		// badger formats its lock error as text (no wrapped sentinel).
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
