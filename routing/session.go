@@ -35,13 +35,20 @@ type sessEnd struct {
 	// deadline: a handshake without accept by then is given up.
 	deadline time.Time
 	// Initiator: frames sent and not yet acknowledged (counter -> custody
-	// key), and retransmissions since the last acknowledgement.
-	inflight map[uint32]envKey
-	fails    int
-	// Responder: frames received since the last acknowledgement went out,
-	// and the accept, sent again if the init comes again (memory only).
+	// key), their counters in the order sent (acknowledged ones leave it
+	// lazily: session_window.go), and retransmissions since the last
+	// acknowledgement.
+	inflight  map[uint32]envKey
+	sentOrder []uint32
+	fails     int
+	// Responder: frames received (ack), whether an acknowledgement is due
+	// and the lowest counter received since the last one went out
+	// (ackLow, with ackNew: any); and the accept, sent again if the init
+	// comes again (memory only).
 	ack    protocol.SessionAck
 	ackDue bool
+	ackNew bool
+	ackLow uint32
 	accept []byte
 	// rekeyedAt: when the last in-session rekey completed (zero: none);
 	// asking: the initiator waits for a rekey answer (session_rekey.go).
@@ -157,6 +164,7 @@ func (e *Engine) sendOnSession(se *sessEnd, r *custodyRec) {
 		}
 		r.frame, r.label, r.counter = f, se.s.Label(), binary.BigEndian.Uint32(f[6:10])
 		se.inflight[r.counter] = r.key
+		se.sentOrder = append(se.sentOrder, r.counter)
 		e.persistSession(se)
 	}
 	se.used = e.now
@@ -509,8 +517,7 @@ func (e *Engine) sessionDeliver(se *sessEnd, counter uint32, pt []byte) {
 		e.counters.SessionFramesRefused++
 		return
 	}
-	se.ack.Add(counter)
-	se.ackDue = true
+	e.ackBefore(se, counter)
 	from := se.s.Remote() // se.peer is its address, computed once
 	key := protocol.SessionMessageKey(se.peer, n)
 	if e.delivered.has(key) {
@@ -586,6 +593,8 @@ func (e *Engine) sessionControl(se *sessEnd, pt []byte, phase uint8) error {
 			e.rd.Events = append(e.rd.Events, Event{Kind: EventDelivered, Ref: r.ref, ID: r.id, Dest: r.dest})
 		}
 	}
+	e.retireBelow(se, lo) // session_window.go
+	e.rekeyWhenDrained(se)
 	return nil
 }
 
@@ -599,21 +608,26 @@ func (e *Engine) flushSessionAcks() {
 		if !se.ackDue || se.s == nil {
 			continue
 		}
-		se.ackDue = false
-		if se.restored {
-			e.endRestored(label, se)
-			continue
-		}
-		pt, _ := se.ack.AppendBinary(nil)
-		f, err := se.s.Seal(true, pt)
-		if err != nil {
-			e.dropSession(label, "counter exhausted")
-			continue
-		}
-		e.persistSession(se)
-		e.emitSession(se, f, PriControl, owner{})
-		e.counters.SessionAcksOut++
+		e.sendAck(label, se)
 	}
+}
+
+// sendAck sends se's cumulative acknowledgement now.
+func (e *Engine) sendAck(label protocol.PathLabel, se *sessEnd) {
+	se.ackDue, se.ackNew = false, false
+	if se.restored {
+		e.endRestored(label, se)
+		return
+	}
+	pt, _ := se.ack.AppendBinary(nil)
+	f, err := se.s.Seal(true, pt)
+	if err != nil {
+		e.dropSession(label, "counter exhausted")
+		return
+	}
+	e.persistSession(se)
+	e.emitSession(se, f, PriControl, owner{})
+	e.counters.SessionAcksOut++
 }
 
 // handleSessionReset drops a session of ours the other end lost, or

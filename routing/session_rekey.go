@@ -13,9 +13,10 @@ import (
 // new handshake, which on LoRa costs an init of six fragments per hop.
 // Acknowledgements name counters without their phase, and the counters
 // start again at 0 in a new phase, so the initiator asks only when no
-// frame waits for an acknowledgement, and sends no message frame until
-// the answer came; the responder forgets the old phase's acknowledgement
-// state when it answers. A session whose rekey does not complete is
+// frame waits for an acknowledgement (holding new message frames back
+// from the moment the phase is used up until the window is empty), and
+// sends no message frame until the answer came; the responder forgets the
+// old phase's acknowledgement state when it answers. A session whose rekey does not complete is
 // replaced by a new handshake at twice the bounds (sessionTo).
 
 // rekeyDue says whether an established initiator session's key phase is
@@ -32,24 +33,45 @@ func (se *sessEnd) phaseStart() time.Time {
 	return se.rekeyedAt
 }
 
-// holdForRekey asks for (or asks again for) a rekey when one is due and
-// reports whether a new message frame must wait for it.
+// holdForRekey reports whether a new message frame must wait for a
+// rekey, and asks for one (or asks again) when it is due and nothing
+// waits for an acknowledgement. While frames of the used-up phase wait
+// for theirs, new frames wait too, so that a busy sender, whose window
+// is never empty, still rekeys: the acknowledgement that empties it asks
+// (rekeyWhenDrained).
 func (e *Engine) holdForRekey(se *sessEnd) bool {
-	if !se.asking && (!e.rekeyDue(se) || len(se.inflight) > 0) {
+	if !se.asking && !e.rekeyDue(se) {
 		return false
+	}
+	if !se.asking && len(se.inflight) > 0 {
+		return true
 	}
 	if se.asking && e.now.Sub(se.askedAt) < e.cfg.RetryBase {
 		return true // asked just now (for another message)
 	}
+	e.askRekey(se)
+	return true
+}
+
+// askRekey sends the initiator's rekey request.
+func (e *Engine) askRekey(se *sessEnd) {
 	f, err := se.s.StartRekey(e.cfg.Rand)
 	if err != nil {
 		e.counters.RandomFailures++
-		return true
+		return
 	}
 	se.asking, se.askedAt = true, e.now
 	e.emitSession(se, f, PriControl, owner{})
 	e.counters.SessionRekeysAsked++
-	return true
+}
+
+// rekeyWhenDrained asks for a due rekey once an acknowledgement has
+// emptied the window: the messages held for it go when the answer comes
+// (finishRekey).
+func (e *Engine) rekeyWhenDrained(se *sessEnd) {
+	if !se.asking && len(se.inflight) == 0 && e.rekeyDue(se) {
+		e.askRekey(se)
+	}
 }
 
 // answerRekey is the responder's side: answer in the current phase, move
@@ -72,7 +94,7 @@ func (e *Engine) answerRekey(se *sessEnd, pt []byte) error {
 	}
 	if se.s.Phase() != phase {
 		// Not a repeated request answered from memory: a new phase.
-		se.ack, se.ackDue = protocol.SessionAck{}, false
+		se.ack, se.ackDue, se.ackNew = protocol.SessionAck{}, false, false
 		se.rekeyedAt = e.now
 	}
 	e.persistSession(se)
@@ -93,6 +115,7 @@ func (e *Engine) finishRekey(se *sessEnd, pt []byte) error {
 		return err
 	}
 	se.asking, se.rekeyedAt = false, e.now
+	se.sentOrder = se.sentOrder[:0] // every frame of the old phase was acknowledged
 	e.counters.SessionRekeys++
 	e.retryDest(se.peer)
 	return nil
