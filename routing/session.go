@@ -593,7 +593,7 @@ func (e *Engine) sessionControl(se *sessEnd, pt []byte, phase uint8) error {
 			e.rd.Events = append(e.rd.Events, Event{Kind: EventDelivered, Ref: r.ref, ID: r.id, Dest: r.dest})
 		}
 	}
-	e.retireBelow(se, lo) // session_window.go
+	e.retireBelow(se, a.Next-min(a.Next, protocol.LiteReplayWindow)) // session_window.go
 	e.rekeyWhenDrained(se)
 	return nil
 }

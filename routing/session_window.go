@@ -40,8 +40,12 @@ func (e *Engine) ackBefore(se *sessEnd, counter uint32) {
 }
 
 // retireBelow gives up waiting for acknowledgements of frames below lo,
-// the lowest counter an acknowledgement from the recipient can still
-// name, and sends their messages again in new frames.
+// the lowest counter the recipient can still open (its replay window,
+// protocol.LiteReplayWindow, keeps the 63 below its highest: one fewer
+// than an acknowledgement names, so a frame lost exactly 64 below the
+// highest could neither arrive nor be acknowledged,
+// TestSessionWindowEdgeRetired), and sends their messages again in new
+// frames.
 func (e *Engine) retireBelow(se *sessEnd, lo uint32) {
 	var again []*custodyRec
 	for len(se.sentOrder) > 0 {
