@@ -2,6 +2,7 @@ package routing_test
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -54,4 +55,129 @@ func TestSessionWindowEdgeRetired(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSessionRekeyNotHeldByCancelledFrame: a message whose frame was lost
+// is cancelled (or expires) before a retry brings it: nothing sends that
+// frame again, so no acknowledgement will ever name it. When the key
+// phase is then used up (here by age), holdForRekey holds every new
+// message until the window is empty, which it never is: the messages wait
+// until the session is idle long enough to be swept (SessionIdle, a day
+// on LoRa) and a new handshake replaces it. Before the hold, the next
+// message went in the old phase.
+//
+// Fails on wip/rekey (passes on main): skipped until fixed, as the review
+// found it (run with MESHD_KNOWN_BUGS=1 to see it fail). A fix must not
+// ask for the rekey while the lost frame may still arrive (the responder
+// would record its old-phase counter in the new phase's acknowledgement).
+func TestSessionRekeyNotHeldByCancelledFrame(t *testing.T) {
+	if os.Getenv("MESHD_KNOWN_BUGS") == "" {
+		t.Skip("known bug: holdForRekey waits for a frame nobody sends again (set MESHD_KNOWN_BUGS=1)")
+	}
+	n := newTestNet(t, 1)
+	n.cfg = func(c *routing.Config) { c.NoSessions = false; c.SessionIdle = 48 * time.Hour }
+	na, nb := n.addNode("a"), n.addNode("b")
+	n.addLink(routing.LinkIP, 0, 0, "a", "b")
+	n.run(time.Minute)
+	n.send("a", "b", "warm up")
+	n.run(protocol.SessionRekeyAge - 10*time.Minute)
+	drop := true
+	n.drop = func(from *tnode, _ *tlink, tx routing.Transmit) bool {
+		k, _ := protocol.PeekKind(tx.Frame)
+		return drop && from == na && k == protocol.KindSessionData
+	}
+	n.send("a", "b", "lost, then cancelled")
+	drop = false
+	out := na.eng.Outbox()
+	if len(out) != 1 {
+		t.Fatalf("outbox %d, want the lost message", len(out))
+	}
+	if _, err := na.eng.Cancel(n.now, out[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	n.run(20 * time.Minute) // the phase is used up (by age)
+	n.send("a", "b", "after the phase")
+	n.run(10 * time.Minute)
+	if got := len(nb.inbox); got != 2 {
+		t.Errorf("%d of 2 delivered 10 minutes after the send (counters %+v)", got, na.eng.Counters())
+	}
+	if c := na.eng.Counters(); c.SessionInitsOut != 1 {
+		t.Errorf("SessionInitsOut=%d, want 1", c.SessionInitsOut)
+	}
+}
+
+// TestSessionRestoredBurst: a burst of more frames than one
+// acknowledgement names reaches a responder restored at a restart. The
+// early acknowledgement (ackBefore) is the restored session's first seal,
+// so it ends the session (endRestored) in the middle of the batch instead
+// of sealing: no frame of b's under the restored state, every message
+// delivered once over the new session.
+func TestSessionRestoredBurst(t *testing.T) {
+	n := newTestNet(t, 1)
+	n.cfg = func(c *routing.Config) { c.NoSessions = false }
+	na, nb := n.addNode("a"), n.addNode("b")
+	n.addLink(routing.LinkIP, 0, 0, "a", "b")
+	n.run(time.Minute)
+	n.send("a", "b", "warm up")
+	n.run(time.Minute)
+	n.stop(nb)
+	n.start(nb)
+	n.run(time.Minute)
+	var label []byte
+	if c := na.eng.Counters(); c.SessionsEstablished != 1 {
+		t.Fatalf("a: %d sessions before the burst, want its first kept", c.SessionsEstablished)
+	}
+	var toB []routing.Transmit
+	sealedByB := 0
+	n.drop = func(from *tnode, _ *tlink, tx routing.Transmit) bool {
+		k, _ := protocol.PeekKind(tx.Frame)
+		if from == na && k == protocol.KindSessionData {
+			if label == nil {
+				label = append([]byte(nil), tx.Frame[1:5]...)
+			}
+			toB = append(toB, tx)
+			return true
+		}
+		if from == nb && k == protocol.KindSessionData && string(tx.Frame[1:5]) == string(label) {
+			sealedByB++
+		}
+		return false
+	}
+	const burst = 100
+	for i := range burst {
+		n.send("a", "b", fmt.Sprintf("burst %d", i))
+	}
+	n.drop = func(from *tnode, _ *tlink, tx routing.Transmit) bool {
+		k, _ := protocol.PeekKind(tx.Frame)
+		if from == nb && k == protocol.KindSessionData && string(tx.Frame[1:5]) == string(label) {
+			sealedByB++
+		}
+		return false
+	}
+	for _, tx := range toB {
+		_ = nb.eng.Step(n.now, routing.FrameReceived{Link: tx.Link, Frame: tx.Frame})
+	}
+	n.process(nb)
+	n.run(time.Hour)
+	if sealedByB != 0 {
+		t.Errorf("b sealed %d frames under its restored session", sealedByB)
+	}
+	seen := map[string]int{}
+	for _, d := range nb.inbox {
+		seen[string(d.Body)]++
+	}
+	for body, k := range seen {
+		if k > 1 {
+			t.Errorf("%q delivered %d times", body, k)
+		}
+	}
+	if len(seen) != burst+1 {
+		t.Errorf("%d of %d delivered", len(seen), burst+1)
+	}
+	if left := len(na.eng.Outbox()); left != 0 {
+		t.Errorf("%d messages left in custody", left)
+	}
+	c := nb.eng.Counters()
+	t.Logf("b: SessionResetsOut=%d SessionUnknown=%d Delivered=%d reset frames=%d; a: SessionResetsIn=%d SessionsEstablished=%d",
+		c.SessionResetsOut, c.SessionUnknown, c.Delivered, n.kinds[protocol.KindSessionReset], na.eng.Counters().SessionResetsIn, na.eng.Counters().SessionsEstablished)
 }
