@@ -181,3 +181,43 @@ func TestSessionRestoredBurst(t *testing.T) {
 	t.Logf("b: SessionResetsOut=%d SessionUnknown=%d Delivered=%d reset frames=%d; a: SessionResetsIn=%d SessionsEstablished=%d",
 		c.SessionResetsOut, c.SessionUnknown, c.Delivered, n.kinds[protocol.KindSessionReset], na.eng.Counters().SessionResetsIn, na.eng.Counters().SessionsEstablished)
 }
+
+// TestSessionAckBeyondSent: an acknowledgement naming a counter the
+// initiator never sealed in this phase can only come from a hostile
+// recipient (it holds the keys). retireBelow trusts its window, so each
+// such acknowledgement, one small frame, makes the initiator send every
+// message in flight again at once, outside its retry schedule, and again
+// for the next one: an amplifier against the relays of the path.
+func TestSessionAckBeyondSent(t *testing.T) {
+	n := newTestNet(t, 1)
+	n.cfg = func(c *routing.Config) { c.NoSessions = false }
+	na, nb := n.addNode("a"), n.addNode("b")
+	l := n.addLink(routing.LinkIP, 0, 0, "a", "b")
+	n.run(time.Minute)
+	n.send("a", "b", "warm up")
+	n.run(time.Minute)
+	dataOut := 0
+	n.drop = func(from *tnode, _ *tlink, tx routing.Transmit) bool {
+		k, _ := protocol.PeekKind(tx.Frame)
+		if from == na && k == protocol.KindSessionData {
+			dataOut++
+			return true // b never gets them
+		}
+		return false
+	}
+	const inFlight = 100
+	for i := range inFlight {
+		n.send("a", "b", fmt.Sprintf("m %d", i))
+	}
+	sent := dataOut
+	for range 10 {
+		f := routing.SealSessionAckForTest(nb.eng, na.id.Address(), protocol.SessionAck{Next: 1 << 30})
+		if f == nil {
+			t.Fatal("no session at b")
+		}
+		n.step(na, routing.FrameReceived{Link: l.id, Frame: f})
+	}
+	if again := dataOut - sent; again > 0 {
+		t.Errorf("10 acknowledgements of counters never sent made a send %d frames again (%d in flight)", again, inFlight)
+	}
+}
