@@ -505,19 +505,27 @@ func (e *Engine) handleSessionData(l *link, frame []byte) error {
 		}
 		return nil
 	}
-	e.sessionDeliver(se, binary.BigEndian.Uint32(frame[6:10]), pt)
+	e.sessionDeliver(se, binary.BigEndian.Uint32(frame[6:10]), h.KeyPhase, pt)
 	return nil
 }
 
 // sessionDeliver delivers an application message once, and acknowledges
-// its frame either way (the first acknowledgement may have been lost).
-func (e *Engine) sessionDeliver(se *sessEnd, counter uint32, pt []byte) {
+// its frame either way (the first acknowledgement may have been lost),
+// unless it came in the previous key phase: acknowledgements name counters
+// without their phase, so naming it in the current phase's would clear
+// the current phase's frame of the same counter. The sender asks for a
+// rekey only when it no longer waits for any frame of the old phase
+// (session_rekey.go), so such a frame is one it gave up (its message
+// cancelled, expired or sent on as an envelope) or a copy.
+func (e *Engine) sessionDeliver(se *sessEnd, counter uint32, phase uint8, pt []byte) {
 	n, body, err := protocol.ParseSessionMessage(pt)
 	if err != nil {
 		e.counters.SessionFramesRefused++
 		return
 	}
-	e.ackBefore(se, counter)
+	if phase == se.s.Phase() {
+		e.ackBefore(se, counter)
+	}
 	from := se.s.Remote() // se.peer is its address, computed once
 	key := protocol.SessionMessageKey(se.peer, n)
 	if e.delivered.has(key) {

@@ -43,7 +43,7 @@ func (e *Engine) holdForRekey(se *sessEnd) bool {
 	if !se.asking && !e.rekeyDue(se) {
 		return false
 	}
-	if !se.asking && len(se.inflight) > 0 {
+	if !se.asking && e.waitsForFrames(se) {
 		return true
 	}
 	if se.asking && e.now.Sub(se.askedAt) < e.cfg.RetryBase {
@@ -69,9 +69,26 @@ func (e *Engine) askRekey(se *sessEnd) {
 // emptied the window: the messages held for it go when the answer comes
 // (finishRekey).
 func (e *Engine) rekeyWhenDrained(se *sessEnd) {
-	if !se.asking && len(se.inflight) == 0 && e.rekeyDue(se) {
+	if !se.asking && e.sessions[se.s.Label()] == se && e.rekeyDue(se) && !e.waitsForFrames(se) {
 		e.askRekey(se)
 	}
+}
+
+// waitsForFrames reports whether se's sender still waits for the
+// acknowledgement of a frame it will send again. A frame whose message
+// left custody (cancelled, expired) or went on as an envelope is never
+// sent again: it is forgotten here, or a used-up phase would hold the
+// session's new messages until it idled out. The recipient never names a
+// frame of the previous phase in its acknowledgements (sessionDeliver),
+// so the rekey may be asked while such a frame is still on its way.
+func (e *Engine) waitsForFrames(se *sessEnd) bool {
+	for c, key := range se.inflight {
+		r := e.custody.get(key)
+		if r == nil || !r.session || r.label != se.s.Label() || r.counter != c {
+			delete(se.inflight, c)
+		}
+	}
+	return len(se.inflight) > 0
 }
 
 // answerRekey is the responder's side: answer in the current phase, move
