@@ -21,7 +21,7 @@ import (
 // written before the log existed), replays the records after the
 // checkpoint into badger and starts the log's goroutines.
 func (s *Store) openWAL(noSync bool) error {
-	w := &wlog{dir: filepath.Join(s.dir, walDirName), segSize: walSegSize, noSync: noSync}
+	w := &wlog{dir: filepath.Join(s.dir, walDirName), segSize: walSegSize, noSync: noSync, lag: walApplyLag}
 	w.cond = sync.NewCond(&w.mu)
 	w.syncCond = sync.NewCond(&w.mu)
 	w.applyCond = sync.NewCond(&w.mu)
