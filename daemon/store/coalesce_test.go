@@ -40,32 +40,38 @@ func badgerVersions(t *testing.T, s *Store) map[string][]version {
 }
 
 // TestWALCoalesce: a custody record set by one batch and deleted by the
-// next, and a session record rewritten by every batch, reach badger as one
-// write each when the applier applies their records together: the
-// custody record as a delete (its value is never written), the session
-// record as its last value. An applier that applies each record after
-// its sync gives badger two versions of the custody record, one with its
-// 400 bytes, and one version of the session record per batch.
+// next, and a session record rewritten by every batch, reach badger as
+// little as possible when the applier applies their records together:
+// the custody record not at all (badger never held it), the session
+// record as its last value; a record badger holds, set again and
+// deleted, as one delete. An applier that applies each record after its
+// sync gives badger two versions of the custody record, one with its 400
+// bytes, and one version of the session record per batch.
 func TestWALCoalesce(t *testing.T) {
 	s := openT(t, t.TempDir())
+	apply(t, s, rec("c/old", "in badger"))
+	records(t, s) // applied
 	custody := bytes.Repeat([]byte{7}, 400)
-	apply(t, s, &routing.Ready{Persist: []routing.Record{{Key: "c/m1", Value: custody}, {Key: "s/peer", Value: []byte("1")}}})
-	apply(t, s, &routing.Ready{Persist: []routing.Record{{Key: "s/peer", Value: []byte("2")}}, Deletes: []string{"c/m1"}})
+	apply(t, s, &routing.Ready{Persist: []routing.Record{{Key: "c/m1", Value: custody}, {Key: "s/peer", Value: []byte("1")}, {Key: "c/old", Value: custody}}})
+	apply(t, s, &routing.Ready{Persist: []routing.Record{{Key: "s/peer", Value: []byte("2")}}, Deletes: []string{"c/m1", "c/old"}})
 	apply(t, s, rec("s/peer", "3"))
 	if got := records(t, s); len(got) != 1 || got["s/peer"] != "3" {
 		t.Fatalf("records: %v", got)
 	}
 	v := badgerVersions(t, s)
-	if got := v["c/m1"]; len(got) != 1 || !got[0].del {
-		t.Errorf("custody record set and deleted: badger got %+v, want one delete", got)
+	if got := v["c/m1"]; len(got) != 0 {
+		t.Errorf("custody record set and deleted: badger got %+v, want nothing", got)
+	}
+	if got := v["c/old"]; len(got) != 2 || !got[0].del || got[1].n != len("in badger") {
+		t.Errorf("record in badger, set and deleted: badger got %+v, want its first value and one delete", got)
 	}
 	if got := v["s/peer"]; len(got) != 1 || got[0].del || got[0].n != 1 {
 		t.Errorf("session record written three times: badger got %+v, want one set", got)
 	}
 	st := s.ApplierStats()
 	t.Logf("applier: %+v", st)
-	if st.Records != 3 || st.Applies != 1 || st.OpsIn != 5 || st.OpsOut != 2 {
-		t.Errorf("applier counters %+v, want 3 records in 1 apply, 5 ops merged into 2", st)
+	if st.Records != 4 || st.Applies != 2 || st.OpsIn != 1+7 || st.OpsOut != 1+2 {
+		t.Errorf("applier counters %+v, want 4 records in 2 applies, 1+7 ops merged into 1+2", st)
 	}
 }
 
@@ -75,6 +81,15 @@ func TestCoalesce(t *testing.T) {
 	in := []op{o("a", "1"), o("b", "1"), o("a", ""), o("c", "1"), o("b", "2"), o("a", "3")}
 	got := coalesce(in)
 	want := []op{o("c", "1"), o("b", "2"), o("a", "3")}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("coalesce: %v, want %v", got, want)
+	}
+	// A delete into which a set was merged is marked; one after deletes
+	// only is not.
+	in = []op{o("a", "1"), o("b", ""), o("a", ""), o("b", "")}
+	got = coalesce(in)
+	want = []op{o("a", ""), o("b", "")}
+	want[0].mergedSet = true
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("coalesce: %v, want %v", got, want)
 	}

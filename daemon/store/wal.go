@@ -271,7 +271,7 @@ func (s *Store) logOps(ops []op, ch chan<- error) error {
 		return err
 	}
 	if w.applyEarly {
-		if err := s.applyOps(ops); err != nil {
+		if _, err := s.applyOps(ops); err != nil {
 			return err
 		}
 	}
@@ -476,21 +476,20 @@ func (s *Store) applyRecords(batch []walPending) error {
 		ops = append(ops, r.ops...)
 	}
 	in := len(ops)
-	ops = coalesce(ops)
+	tally, err := s.applyOps(coalesce(ops))
 	c := &s.wal.stats
 	c.applies.Add(1)
 	c.records.Add(int64(len(batch)))
 	c.opsIn.Add(int64(in))
-	c.opsOut.Add(int64(len(ops)))
-	for _, o := range ops {
-		c.bytesOut.Add(int64(len(o.key) + len(o.value)))
-	}
-	return s.applyOps(ops)
+	c.opsOut.Add(tally.ops)
+	c.bytesOut.Add(tally.bytes)
+	return err
 }
 
 // coalesce merges ops per key, in place: of the ops on one key only the
-// last is kept, at its position. Applying the result leaves every key
-// as applying ops in order does.
+// last is kept, at its position, and a delete into which a set was merged
+// is marked (mergedSet). Applying the result leaves every key as applying
+// ops in order does.
 func coalesce(ops []op) []op {
 	if len(ops) < 2 {
 		return ops
@@ -504,26 +503,43 @@ func coalesce(ops []op) []op {
 	}
 	out := ops[:0]
 	for i, o := range ops {
-		if last[string(o.key)] == i {
+		j := last[string(o.key)]
+		if j == i {
 			out = append(out, o)
+		} else if !o.del && ops[j].del {
+			ops[j].mergedSet = true // ops[j] is after ops[i]: not yet moved
 		}
 	}
 	clear(ops[len(out):]) // drop the references to the values merged away
 	return out
 }
 
+// applyTally counts the ops applyOps wrote and their key and value bytes.
+type applyTally struct{ ops, bytes int64 }
+
 // applyOps writes ops into badger, unsynced, committing whenever a
 // transaction is full. A crash in the middle leaves badger with part of
-// them: the log replays them all.
-func (s *Store) applyOps(ops []op) error {
+// them: the log replays them all. A delete into which a set was merged
+// (a custody record set and deleted within one group) is left out when
+// badger does not hold the key: the key ends absent either way, and only
+// the applier writes the log's keys, so none can appear meanwhile.
+func (s *Store) applyOps(ops []op) (applyTally, error) {
+	var tally applyTally
 	vlog := s.dsync.wrote([]unit{ops})
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
 	for _, o := range ops {
+		if o.mergedSet {
+			if _, err := txn.Get(o.key); errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			} else if err != nil {
+				return tally, err
+			}
+		}
 		err := setOrDelete(txn, o)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			if err := s.commitApply(txn); err != nil {
-				return err
+				return tally, err
 			}
 			if hook := s.wal.commitHook; hook != nil {
 				hook()
@@ -532,16 +548,18 @@ func (s *Store) applyOps(ops []op) error {
 			err = setOrDelete(txn, o)
 		}
 		if err != nil {
-			return err
+			return tally, err
 		}
+		tally.ops++
+		tally.bytes += int64(len(o.key) + len(o.value))
 	}
 	if err := s.commitApply(txn); err != nil {
-		return err
+		return tally, err
 	}
 	if vlog {
 		s.dsync.wal.mayUseVlog() // written now (walsync.go)
 	}
-	return nil
+	return tally, nil
 }
 
 func (s *Store) commitApply(txn *badger.Txn) error {

@@ -80,7 +80,7 @@ func (s *Store) openWAL(noSync bool) error {
 			"after_record", scan.last, "intact_records", scan.droppedRecords, "intact_bytes", scan.droppedBytes, "torn_record", scan.torn)
 	}
 	for _, r := range scan.recs {
-		if err := s.applyOps(r.ops); err != nil {
+		if _, err := s.applyOps(r.ops); err != nil {
 			s.closeSegs()
 			return fmt.Errorf("store: replaying record %d of the write-ahead log: %w", r.seq, err)
 		}
