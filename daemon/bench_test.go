@@ -94,7 +94,6 @@ func benchMessages(b *testing.B, a, bn *Node) {
 func reportApplier(b *testing.B, before [2]store.ApplierStats, a, bn *Node) {
 	var d store.ApplierStats
 	for i, st := range []store.ApplierStats{a.st.ApplierStats(), bn.st.ApplierStats()} {
-		b.Logf("node %d: %+v (before %+v)", i, st, before[i])
 		d.Applies += st.Applies - before[i].Applies
 		d.Records += st.Records - before[i].Records
 		d.OpsIn += st.OpsIn - before[i].OpsIn
