@@ -103,7 +103,7 @@ const (
 	// walApplyLag is how many synced records the applier lets queue
 	// before it applies them (docs/performance.md, "Fewer badger
 	// writes").
-	walApplyLag = 8
+	walApplyLag = 16
 	// walApplyLagBytes bounds the bytes of the records queued for the
 	// applier: past it, it applies whatever the count.
 	walApplyLagBytes = 1 << 20
