@@ -259,3 +259,47 @@ func waitIdle(s *Store) {
 		w.cond.Wait()
 	}
 }
+
+// BenchmarkReadAfterLag: what a reader that needs badger current (Inbox,
+// and through it msg.inbox and msg.ack; Ack; FAPP writes with
+// acknowledgements) pays when the applier lets records queue: the apply
+// of the walApplyLag-1 records a sender's batches left (36 custody
+// records of 400 bytes set, the previous batch's 36 deleted), against a
+// read with nothing queued. The records are written with the timer
+// stopped.
+//
+//	go test -run '^$' -bench ReadAfterLag ./daemon/store
+func BenchmarkReadAfterLag(b *testing.B) {
+	for _, queued := range []int{0, walApplyLag - 1} {
+		b.Run(fmt.Sprintf("queued=%d", queued), func(b *testing.B) {
+			s := openT(b, b.TempDir())
+			val := bytes.Repeat([]byte{1}, 400)
+			batch := 0
+			for range b.N {
+				b.StopTimer()
+				for range walApplyLag - 1 {
+					rd := &routing.Ready{}
+					for i := range 36 {
+						rd.Persist = append(rd.Persist, routing.Record{Key: fmt.Sprintf("c/%08d/%02d", batch, i), Value: val})
+						if batch > 0 {
+							rd.Deletes = append(rd.Deletes, fmt.Sprintf("c/%08d/%02d", batch-1, i))
+						}
+					}
+					if _, err := s.Apply(rd); err != nil {
+						b.Fatal(err)
+					}
+					batch++
+				}
+				if queued == 0 {
+					if err := s.waitApplied(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				if _, _, err := s.Inbox(0, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
