@@ -40,14 +40,17 @@ import (
 // written so far (waitApplied).
 //
 // Coalescing. The applier lets synced records queue until walApplyLag of
-// them wait, or until someone needs badger current (waitApplied, which
+// them (or walApplyLagBytes) wait, or until someone needs badger current (waitApplied, which
 // the readers above, Ack, FAPPWrite and Close call; the checkpointer;
 // Backup through waitApplied), and then commits them together with their
 // ops merged per key, the last op winning (coalesce): a custody record
 // set and deleted a few batches later reaches badger as the delete
-// alone, and a session record rewritten every batch as its last value.
-// Nothing on the message path waits for the applier: a lagging applier
-// costs memory (the queued records), not latency. The argument above
+// alone, or not at all if badger never held it (applyOps), and a session
+// record rewritten every batch as its last value. Nothing on the message
+// path waits for the applier; a reader that needs badger current pays
+// for the apply of what is queued (a few hundred microseconds,
+// BenchmarkReadAfterLag), and Ack and FAPP writes with acknowledgements
+// do so holding Store.mu, so the next batch waits as long. The argument above
 // holds unchanged: the merged ops are those of synced records only, so
 // badger is still never ahead of the durable log, and every key they
 // touch is touched by a record after the checkpoint (a checkpoint covers
@@ -56,7 +59,10 @@ import (
 // transactions leaves some of its keys at their new values and others at
 // their old ones, a state no prefix of the log had, which is the mix
 // replay already repairs; readers never see it (they wait for the whole
-// group, and Backup holds the applier out between groups).
+// group, and Backup holds the applier out between groups). A delete left
+// out because badger lacks the key changes nothing badger holds: the
+// key is absent before and after the group, and replay, which applies
+// record by record, sets and deletes it again.
 //
 // Segments. The log is two files, wal/seg-0 and wal/seg-1 (and wal/id,
 // the log's random id every record carries, walformat.go), of segSize
