@@ -396,15 +396,30 @@ func (s *Store) walApplier() {
 	defer w.wg.Done()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	checked := 0 // records queued at the last syncFiles
 	for {
 		for !w.stop && !w.applyDue() {
+			if n := len(w.applyQ); n > checked && w.err == nil && !s.cfg.noSync {
+				// A table badger flushed since the last apply must not
+				// wait for the next one to get its directory entry
+				// synced (see below): check at every sync, as when the
+				// applier applied every sync's records.
+				checked = n
+				w.mu.Unlock()
+				err := s.syncFiles()
+				w.mu.Lock()
+				if err != nil {
+					s.walFailLocked(fmt.Errorf("store: write-ahead log applier: %w", err))
+				}
+				continue
+			}
 			w.applyCond.Wait()
 		}
 		if len(w.applyQ) == 0 {
 			return
 		}
 		batch, hook := w.applyQ, w.applyHook
-		w.applyQ = nil
+		w.applyQ, checked = nil, 0
 		if w.err != nil {
 			continue // the next start replays them
 		}
