@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"meshd.dev/meshd/daemon/store"
 	"meshd.dev/meshd/rpcapi"
 )
 
@@ -56,6 +57,7 @@ func benchMessages(b *testing.B, a, bn *Node) {
 
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
+	before := [2]store.ApplierStats{a.st.ApplierStats(), bn.st.ApplierStats()}
 	b.ResetTimer()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -82,6 +84,29 @@ func benchMessages(b *testing.B, a, bn *Node) {
 	b.StopTimer()
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	reportApplier(b, before, a, bn)
+}
+
+// reportApplier reports what the store's write-ahead log applier wrote
+// to badger per message, for the sender and the receiver together: the
+// writes the records held (ops-in), the writes badger got after merging
+// per key (badger-ops), their bytes, and the records per apply.
+func reportApplier(b *testing.B, before [2]store.ApplierStats, a, bn *Node) {
+	var d store.ApplierStats
+	for i, st := range []store.ApplierStats{a.st.ApplierStats(), bn.st.ApplierStats()} {
+		d.Applies += st.Applies - before[i].Applies
+		d.Records += st.Records - before[i].Records
+		d.OpsIn += st.OpsIn - before[i].OpsIn
+		d.OpsOut += st.OpsOut - before[i].OpsOut
+		d.BytesOut += st.BytesOut - before[i].BytesOut
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(d.OpsIn)/n, "ops-in/msg")
+	b.ReportMetric(float64(d.OpsOut)/n, "badger-ops/msg")
+	b.ReportMetric(float64(d.BytesOut)/n, "badger-B/msg")
+	if d.Applies > 0 {
+		b.ReportMetric(float64(d.Records)/float64(d.Applies), "recs/apply")
+	}
 }
 
 // BenchmarkNodeInfoSocket measures node.info over the unix socket against

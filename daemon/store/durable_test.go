@@ -24,7 +24,7 @@ func applyAndSync(t *testing.T, s *Store, rd *routing.Ready) {
 	for _, u := range units {
 		ops = append(ops, u...)
 	}
-	if err := s.applyOps(ops); err != nil {
+	if _, err := s.applyOps(ops); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.syncNow(); err != nil {

@@ -31,7 +31,11 @@ func runPipelined(s *Store, filler int) int {
 		for i := range 3 {
 			rd := crashBatch(b + i)
 			if filler > 0 {
-				rd.Persist = append(rd.Persist, routing.Record{Key: fillerKey, Value: make([]byte, filler)})
+				// Four keys in turn: the applier merges the writes of a
+				// key within the records it applies together, and one key
+				// rewritten by every batch would fill memtables slower.
+				key := fmt.Sprintf("%s/%d", fillerKey, (b+i)%4)
+				rd.Persist = append(rd.Persist, routing.Record{Key: key, Value: make([]byte, filler)})
 			}
 			seqs, done, err := s.ApplyAsync(rd)
 			if err != nil {
@@ -62,8 +66,8 @@ func TestPowerLossPipelined(t *testing.T) {
 	}
 }
 
-// fillerKey is a record the child of TestPowerLossMemtableRotation
-// rewrites with every batch, fillerSize bytes, so that badger starts a new
+// fillerKey is the prefix of the records the child of
+// TestPowerLossMemtableRotation writes with every batch, fillerSize bytes, so that badger starts a new
 // memtable (8 MiB) every 16 batches or so.
 const (
 	fillerKey  = "f/filler"

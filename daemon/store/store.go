@@ -414,6 +414,9 @@ type op struct {
 	key, value []byte
 	del        bool
 	nextSeq    uint64 // for an inbox entry: the counter value after it
+	// mergedSet: a delete into which coalesce merged a set of the same
+	// key; badger may not hold the key at all (wal.go).
+	mergedSet bool
 }
 
 type unit []op

@@ -37,7 +37,32 @@ import (
 //
 // Reads that must see what was reported (Inbox, EngineRecords, Stats,
 // FAPP reads, Backup) first wait until badger has applied every record
-// written so far (waitApplied); usually it has.
+// written so far (waitApplied).
+//
+// Coalescing. The applier lets synced records queue until walApplyLag of
+// them (or walApplyLagBytes) wait, or until someone needs badger current (waitApplied, which
+// the readers above, Ack, FAPPWrite and Close call; the checkpointer;
+// Backup through waitApplied), and then commits them together with their
+// ops merged per key, the last op winning (coalesce): a custody record
+// set and deleted a few batches later reaches badger as the delete
+// alone, or not at all if badger never held it (applyOps), and a session
+// record rewritten every batch as its last value. Nothing on the message
+// path waits for the applier; a reader that needs badger current pays
+// for the apply of what is queued (a few hundred microseconds,
+// BenchmarkReadAfterLag), and Ack and FAPP writes with acknowledgements
+// do so holding Store.mu, so the next batch waits as long. The argument above
+// holds unchanged: the merged ops are those of synced records only, so
+// badger is still never ahead of the durable log, and every key they
+// touch is touched by a record after the checkpoint (a checkpoint covers
+// only records the applier has finished), which replay rewrites to its
+// last value. A crash in the middle of a group split over several
+// transactions leaves some of its keys at their new values and others at
+// their old ones, a state no prefix of the log had, which is the mix
+// replay already repairs; readers never see it (they wait for the whole
+// group, and Backup holds the applier out between groups). A delete left
+// out because badger lacks the key changes nothing badger holds: the
+// key is absent before and after the group, and replay, which applies
+// record by record, sets and deletes it again.
 //
 // Segments. The log is two files, wal/seg-0 and wal/seg-1 (and wal/id,
 // the log's random id every record carries, walformat.go), of segSize
@@ -81,6 +106,13 @@ const (
 	walIDName       = "id"
 	defaultSegSize  = 16 << 20
 	walCkptFileSize = 8 + 4
+	// walApplyLag is how many synced records the applier lets queue
+	// before it applies them (docs/performance.md, "Fewer badger
+	// writes").
+	walApplyLag = 16
+	// walApplyLagBytes bounds the bytes of the records queued for the
+	// applier: past it, it applies whatever the count.
+	walApplyLagBytes = 1 << 20
 )
 
 // walSegSize is the segment size of newly opened stores (tests shrink it
@@ -149,7 +181,9 @@ type wlog struct {
 	applied      uint64
 	checkpointed uint64
 	ckptWant     uint64
-	err          error // sticky failure
+	applyWant    uint64 // someone needs badger to hold every record up to it
+	lag          int    // records the applier lets queue (walApplyLag)
+	err          error  // sticky failure
 	stop         bool
 	wg           sync.WaitGroup
 	// Test hooks, set under mu. syncHook, if set, runs before each log sync (tests block or fail
@@ -168,6 +202,27 @@ type wlog struct {
 	// applyTxns counts the applier's badger commits, ckpts the
 	// checkpoints (tests).
 	applyTxns, ckpts atomic.Int64
+	stats            applierCounters
+}
+
+// applierCounters count what the applier did since the store opened.
+type applierCounters struct {
+	applies, records, opsIn, opsOut, bytesOut atomic.Int64
+}
+
+// ApplierStats says what the write-ahead log's applier wrote to badger
+// since the store opened: Applies groups of Records records, whose OpsIn
+// writes (sets and deletes) it merged per key into OpsOut, of BytesOut
+// key and value bytes.
+type ApplierStats struct {
+	Applies, Records, OpsIn, OpsOut, BytesOut int64
+}
+
+// ApplierStats returns the applier's counters.
+func (s *Store) ApplierStats() ApplierStats {
+	c := &s.wal.stats
+	return ApplierStats{Applies: c.applies.Load(), Records: c.records.Load(), OpsIn: c.opsIn.Load(),
+		OpsOut: c.opsOut.Load(), BytesOut: c.bytesOut.Load()}
 }
 
 // walPending is a written record: its seq, its encoding (the applier
@@ -222,7 +277,7 @@ func (s *Store) logOps(ops []op, ch chan<- error) error {
 		return err
 	}
 	if w.applyEarly {
-		if err := s.applyOps(ops); err != nil {
+		if _, err := s.applyOps(ops); err != nil {
 			return err
 		}
 	}
@@ -262,6 +317,7 @@ func (s *Store) walRotate() error {
 	defer w.mu.Unlock()
 	w.ckptWant = max(w.ckptWant, w.segLast[w.cur])
 	w.ckptCond.Signal()
+	w.applyCond.Signal() // the checkpoint needs the applier now
 	for w.err == nil && w.segLast[other] > w.checkpointed {
 		w.cond.Wait()
 	}
@@ -340,15 +396,30 @@ func (s *Store) walApplier() {
 	defer w.wg.Done()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	checked := 0 // records queued at the last syncFiles
 	for {
-		for len(w.applyQ) == 0 && !w.stop {
+		for !w.stop && !w.applyDue() {
+			if n := len(w.applyQ); n > checked && w.err == nil && !s.cfg.noSync {
+				// A table badger flushed since the last apply must not
+				// wait for the next one to get its directory entry
+				// synced (see below): check at every sync, as when the
+				// applier applied every sync's records.
+				checked = n
+				w.mu.Unlock()
+				err := s.syncFiles()
+				w.mu.Lock()
+				if err != nil {
+					s.walFailLocked(fmt.Errorf("store: write-ahead log applier: %w", err))
+				}
+				continue
+			}
 			w.applyCond.Wait()
 		}
 		if len(w.applyQ) == 0 {
 			return
 		}
 		batch, hook := w.applyQ, w.applyHook
-		w.applyQ = nil
+		w.applyQ, checked = nil, 0
 		if w.err != nil {
 			continue // the next start replays them
 		}
@@ -382,8 +453,40 @@ func (s *Store) walApplier() {
 	}
 }
 
-// applyRecords commits the ops of records, in order, in as few badger
-// transactions as they fit in.
+// applyDue reports whether the applier should apply the queue now (w.mu
+// held): walApplyLag records or walApplyLagBytes bytes wait, or a waiter, the checkpointer or a
+// failure needs it, or the log stops. A waiter's record that is not yet
+// synced is waited for, so that it is applied with the ones before it.
+func (w *wlog) applyDue() bool {
+	n := len(w.applyQ)
+	if n == 0 {
+		return false
+	}
+	if n >= w.lag || w.stop || w.err != nil {
+		return true
+	}
+	size := 0
+	for _, p := range w.applyQ {
+		size += len(p.rec)
+	}
+	if size >= walApplyLagBytes {
+		return true
+	}
+	last := w.applyQ[n-1].seq
+	return (w.applyWant > w.applied && last >= w.applyWant) || (w.ckptWant > w.applied && last >= w.ckptWant)
+}
+
+// needApplied asks the applier to apply every record up to seq as soon as
+// it is synced (w.mu held).
+func (w *wlog) needApplied(seq uint64) {
+	if seq > w.applyWant {
+		w.applyWant = seq
+		w.applyCond.Signal()
+	}
+}
+
+// applyRecords commits the ops of records, merged per key (coalesce), in
+// as few badger transactions as they fit in.
 func (s *Store) applyRecords(batch []walPending) error {
 	var ops []op
 	for _, p := range batch {
@@ -393,21 +496,71 @@ func (s *Store) applyRecords(batch []walPending) error {
 		}
 		ops = append(ops, r.ops...)
 	}
-	return s.applyOps(ops)
+	in := len(ops)
+	tally, err := s.applyOps(coalesce(ops))
+	c := &s.wal.stats
+	c.applies.Add(1)
+	c.records.Add(int64(len(batch)))
+	c.opsIn.Add(int64(in))
+	c.opsOut.Add(tally.ops)
+	c.bytesOut.Add(tally.bytes)
+	return err
 }
+
+// coalesce merges ops per key, in place: of the ops on one key only the
+// last is kept, at its position, and a delete into which a set was merged
+// is marked (mergedSet). Applying the result leaves every key as applying
+// ops in order does.
+func coalesce(ops []op) []op {
+	if len(ops) < 2 {
+		return ops
+	}
+	last := make(map[string]int, len(ops))
+	for i, o := range ops {
+		last[string(o.key)] = i
+	}
+	if len(last) == len(ops) {
+		return ops
+	}
+	out := ops[:0]
+	for i, o := range ops {
+		j := last[string(o.key)]
+		if j == i {
+			out = append(out, o)
+		} else if !o.del && ops[j].del {
+			ops[j].mergedSet = true // ops[j] is after ops[i]: not yet moved
+		}
+	}
+	clear(ops[len(out):]) // drop the references to the values merged away
+	return out
+}
+
+// applyTally counts the ops applyOps wrote and their key and value bytes.
+type applyTally struct{ ops, bytes int64 }
 
 // applyOps writes ops into badger, unsynced, committing whenever a
 // transaction is full. A crash in the middle leaves badger with part of
-// them: the log replays them all.
-func (s *Store) applyOps(ops []op) error {
+// them: the log replays them all. A delete into which a set was merged
+// (a custody record set and deleted within one group) is left out when
+// badger does not hold the key: the key ends absent either way, and only
+// the applier writes the log's keys, so none can appear meanwhile.
+func (s *Store) applyOps(ops []op) (applyTally, error) {
+	var tally applyTally
 	vlog := s.dsync.wrote([]unit{ops})
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
 	for _, o := range ops {
+		if o.mergedSet {
+			if _, err := txn.Get(o.key); errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			} else if err != nil {
+				return tally, err
+			}
+		}
 		err := setOrDelete(txn, o)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			if err := s.commitApply(txn); err != nil {
-				return err
+				return tally, err
 			}
 			if hook := s.wal.commitHook; hook != nil {
 				hook()
@@ -416,16 +569,18 @@ func (s *Store) applyOps(ops []op) error {
 			err = setOrDelete(txn, o)
 		}
 		if err != nil {
-			return err
+			return tally, err
 		}
+		tally.ops++
+		tally.bytes += int64(len(o.key) + len(o.value))
 	}
 	if err := s.commitApply(txn); err != nil {
-		return err
+		return tally, err
 	}
 	if vlog {
 		s.dsync.wal.mayUseVlog() // written now (walsync.go)
 	}
-	return nil
+	return tally, nil
 }
 
 func (s *Store) commitApply(txn *badger.Txn) error {
@@ -538,6 +693,7 @@ func (s *Store) waitApplied() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	target := w.logged
+	w.needApplied(target)
 	for w.err == nil && w.applied < target {
 		w.cond.Wait()
 	}
@@ -562,6 +718,7 @@ func (s *Store) logAndWait(ops []op) error {
 func (s *Store) walClose() error {
 	w := s.wal
 	w.mu.Lock()
+	w.needApplied(w.logged)
 	for w.err == nil && w.applied < w.logged {
 		w.cond.Wait()
 	}

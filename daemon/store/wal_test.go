@@ -395,6 +395,11 @@ func TestWALApplyFailureStops(t *testing.T) {
 	}
 	setHook(s, func() { s.wal.applyHook = func() error { return errors.New("injected apply failure") } })
 	apply(t, s, rec("c/2", "two")) // reported: its record is synced
+	// The applier lets records queue (walApplyLag); a reader makes it
+	// apply them now, and learns of the failure.
+	if err := s.waitApplied(); err == nil {
+		t.Fatal("the failed apply was not reported")
+	}
 	if _, err := s.Apply(rec("c/3", "three")); err == nil {
 		t.Fatal("a write after a failed apply succeeded")
 	}

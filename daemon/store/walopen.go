@@ -21,7 +21,7 @@ import (
 // written before the log existed), replays the records after the
 // checkpoint into badger and starts the log's goroutines.
 func (s *Store) openWAL(noSync bool) error {
-	w := &wlog{dir: filepath.Join(s.dir, walDirName), segSize: walSegSize, noSync: noSync}
+	w := &wlog{dir: filepath.Join(s.dir, walDirName), segSize: walSegSize, noSync: noSync, lag: walApplyLag}
 	w.cond = sync.NewCond(&w.mu)
 	w.syncCond = sync.NewCond(&w.mu)
 	w.applyCond = sync.NewCond(&w.mu)
@@ -80,7 +80,7 @@ func (s *Store) openWAL(noSync bool) error {
 			"after_record", scan.last, "intact_records", scan.droppedRecords, "intact_bytes", scan.droppedBytes, "torn_record", scan.torn)
 	}
 	for _, r := range scan.recs {
-		if err := s.applyOps(r.ops); err != nil {
+		if _, err := s.applyOps(r.ops); err != nil {
 			s.closeSegs()
 			return fmt.Errorf("store: replaying record %d of the write-ahead log: %w", r.seq, err)
 		}

@@ -28,7 +28,7 @@ func TestSyncLeavesValueLogOnlyWhileEmpty(t *testing.T) {
 	// badger through applyOps).
 	apply := func(key string) {
 		t.Helper()
-		if err := s.applyOps([]op{{key: engineKey(key), value: make([]byte, 1400)}}); err != nil {
+		if _, err := s.applyOps([]op{{key: engineKey(key), value: make([]byte, 1400)}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.syncNow(); err != nil {
