@@ -28,8 +28,9 @@ type fanTrial struct {
 	on       bool   // the way of the current phase
 	start    time.Time
 	startEv  uint64
-	cost     [2]float64 // wall ns per event summed over the trial's windows: solo, fan
-	decision bool       // the way kept in phase 4
+	cost     [2]float64       // wall ns per event summed over the trial's windows: solo, fan
+	decision bool             // the way kept in phase 4
+	clock    func() time.Time // time.Now; tests set it
 }
 
 // fan reports whether the next frame may go through the fan-out, moving
@@ -43,7 +44,11 @@ func (t *fanTrial) fan(f *fanout) bool {
 }
 
 func (t *fanTrial) advance(f *fanout) {
-	now, ev := time.Now(), *f.events
+	clock := t.clock
+	if clock == nil {
+		clock = time.Now
+	}
+	now, ev := clock(), *f.events
 	if t.phase < 4 && t.next > 0 {
 		if d := ev - t.startEv; d > 0 {
 			t.cost[b2i(t.on)] += float64(now.Sub(t.start)) / float64(d)
