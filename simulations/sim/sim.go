@@ -305,6 +305,10 @@ type Sim struct {
 	pathLoss *radio.PathLoss
 	// airtimeBy is the radio airtime per frame kind (frames' keys).
 	airtimeBy map[string]time.Duration
+	// airtimeLoRa is the airtime of meshd's radio frames by priority
+	// (loraKinds), not yet in airtimeBy (foldAirtime).
+	airtimeLoRa     [len(loraKinds)]time.Duration
+	airtimeLoRaSeen [len(loraKinds)]bool
 	// workers is Options.Workers; fan, during Run with two workers, runs
 	// the engines' Steps of each frame's fan-out (fanout.go), fanOf is
 	// radioEndFan's job per reception.
