@@ -71,7 +71,16 @@ func (k Kind) String() string {
 }
 
 // Known reports whether k is a kind this version understands.
-func (k Kind) Known() bool { _, ok := kindNames[k]; return ok }
+func (k Kind) Known() bool { return kindKnown[k] }
+
+// kindKnown is kindNames' keys as a table: every frame's kind is looked
+// up, and an array costs no hashing.
+var kindKnown = func() (t [256]bool) {
+	for k := range kindNames {
+		t[k] = true
+	}
+	return t
+}()
 
 // PeekKind returns the kind of an encoded object without decoding it.
 func PeekKind(b []byte) (Kind, error) {

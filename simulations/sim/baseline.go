@@ -530,18 +530,38 @@ func (sc *Scenario) validateBaseline(doc []byte, sets []string) error {
 // (direct messages and their ACKs), which frames counts here, on the air
 // (a cancelled rebroadcast never is).
 func (s *Sim) countAirtime(tx routing.Transmit, air time.Duration) {
-	kind := "lora/" + tx.Priority.String()
-	if tx.Link == baselineLink {
-		kind = "lora/baseline"
-		if p, ok := decodeBaseline(tx.Frame); ok && p.to != blBroadcast {
-			kind = "lora/baseline-unicast"
-		}
-		s.count(kind, len(tx.Frame))
+	if tx.Link != baselineLink {
+		// meshd's own frames, by priority: an array, folded into
+		// airtimeBy under loraKind's names when the summary is made.
+		p := min(int(tx.Priority), len(s.airtimeLoRa)-1)
+		s.airtimeLoRa[p] += air
+		s.airtimeLoRaSeen[p] = true
+		return
 	}
+	kind := "lora/baseline"
+	if p, ok := decodeBaseline(tx.Frame); ok && p.to != blBroadcast {
+		kind = "lora/baseline-unicast"
+	}
+	s.count(kind, len(tx.Frame))
 	if s.airtimeBy == nil {
 		s.airtimeBy = map[string]time.Duration{}
 	}
 	s.airtimeBy[kind] += air
+}
+
+// foldAirtime adds the airtime of meshd's frames by priority to
+// airtimeBy.
+func (s *Sim) foldAirtime() {
+	for p, seen := range s.airtimeLoRaSeen {
+		if !seen {
+			continue
+		}
+		if s.airtimeBy == nil {
+			s.airtimeBy = map[string]time.Duration{}
+		}
+		s.airtimeBy[loraKinds[p]] += s.airtimeLoRa[p]
+		s.airtimeLoRa[p], s.airtimeLoRaSeen[p] = 0, false
+	}
 }
 
 // broadcastKinds are the frame kinds that carry broadcasts: meshd's
@@ -553,6 +573,7 @@ var broadcastKinds = []string{"lora/bulk", "lora/baseline"}
 func (s *Sim) broadcastSummary(sum *Summary) {
 	sum.BroadcastStrategy = string(s.sc.Broadcast.Strategy)
 	sum.BroadcastReach = sum.ChannelDeliveryRatio
+	s.foldAirtime()
 	sum.AirtimeByKind = map[string]float64{}
 	for k, v := range s.airtimeBy {
 		sum.AirtimeByKind[k] = round(v.Seconds(), 3)

@@ -87,6 +87,7 @@ type fanJob struct {
 	err   error
 	ready bool
 	rd    routing.Ready
+	wake  time.Time // the engine's NextWake when it had no Ready
 	// panicked is the panic of a Step the helper ran, with its stack:
 	// wait panics with it on the run's goroutine, where a one-worker run
 	// would have panicked (Run's caller sees it, its defers run).
@@ -100,12 +101,17 @@ type fanStats struct {
 	frames, jobs, helper uint64
 	stalls               uint64 // times the helper was found descheduled
 	idles                uint64 // times it ran too few Steps (fanIdle)
+	// trials is how many times the run compared the two ways, and
+	// won how many of them the fan-out was the faster by fanMargin.
+	trials, won uint64
 }
 
 // fanout hands out one frame's Steps to the run's goroutine and a helper.
 type fanout struct {
 	stats    fanStats // frames and jobs: the run's goroutine's
 	solo     int      // frames still to do without the helper
+	trial    fanTrial // which of the two ways is faster (fanTrial)
+	events   *uint64  // the run's event count (Sim.events), for trial
 	keep     bool     // never do without it (tests: Sim.fanKeep)
 	win      fanStats // the counts when the current window began
 	helped   atomic.Uint64
@@ -118,8 +124,8 @@ type fanout struct {
 	exited   chan struct{}
 }
 
-func newFanout() *fanout {
-	f := &fanout{wake: make(chan struct{}, 1), exited: make(chan struct{})}
+func newFanout(events *uint64) *fanout {
+	f := &fanout{wake: make(chan struct{}, 1), exited: make(chan struct{}), events: events}
 	go f.helper()
 	return f
 }
@@ -200,6 +206,8 @@ func (f *fanout) execute(k int) {
 	j.err = j.n.eng.Step(f.now, in)
 	if j.ready = j.n.eng.HasReady(); j.ready {
 		j.rd = j.n.eng.Ready()
+	} else {
+		j.wake = j.n.eng.NextWake()
 	}
 	j.in, j.frame = nil, nil
 	j.state.Store(jobDone)
@@ -409,7 +417,7 @@ func (s *Sim) processJob(j *fanJob) {
 		s.errs++
 	}
 	if !j.ready {
-		s.scheduleTick(j.n) // process would find no Ready either
+		s.scheduleWake(j.n, j.wake) // process would find no Ready either
 		return
 	}
 	s.handleReady(j.n, &j.rd)
@@ -429,10 +437,13 @@ func (s *Sim) FanOutStats() (frames, steps, helper, stalls, idles uint64) {
 }
 
 // shared reports whether the next frame goes through the fan-out (else
-// radioEnd does it alone: see fanStall).
+// radioEnd does it alone: see fanStall and fanTrial).
 func (f *fanout) shared() bool {
 	if f.keep {
 		return true
+	}
+	if !f.trial.fan(f) {
+		return false
 	}
 	if f.solo > 0 {
 		f.solo--

@@ -16,7 +16,7 @@ import (
 // catch it), instead of ending the process from a goroutine nobody can
 // recover; and the helper still stops.
 func TestFanOutHelperPanic(t *testing.T) {
-	f := newFanout()
+	f := newFanout(new(uint64))
 	f.begin(time.Unix(0, 0))
 	k := f.post(&node{}, routing.TxDone{}, nil, false) // no engine: Step panics
 	// The helper takes the job (the run's goroutine does not claim it).

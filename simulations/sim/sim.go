@@ -305,6 +305,10 @@ type Sim struct {
 	pathLoss *radio.PathLoss
 	// airtimeBy is the radio airtime per frame kind (frames' keys).
 	airtimeBy map[string]time.Duration
+	// airtimeLoRa is the airtime of meshd's radio frames by priority
+	// (loraKinds), not yet in airtimeBy (foldAirtime).
+	airtimeLoRa     [len(loraKinds)]time.Duration
+	airtimeLoRaSeen [len(loraKinds)]bool
 	// workers is Options.Workers; fan, during Run with two workers, runs
 	// the engines' Steps of each frame's fan-out (fanout.go), fanOf is
 	// radioEndFan's job per reception.
@@ -818,8 +822,10 @@ func (s *Sim) handleReady(n *node, rd *routing.Ready) {
 	n.eng.Advance()
 }
 
-func (s *Sim) scheduleTick(n *node) {
-	w := n.eng.NextWake()
+func (s *Sim) scheduleTick(n *node) { s.scheduleWake(n, n.eng.NextWake()) }
+
+// scheduleWake is scheduleTick with the engine's NextWake w worked out.
+func (s *Sim) scheduleWake(n *node, w time.Time) {
 	if w.IsZero() {
 		return
 	}
@@ -1363,7 +1369,7 @@ func (s *Sim) nodeUp(n *node) {
 func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 	if s.workers >= 2 && s.fapp == nil && s.medium != nil {
 		// FAPP's deliveries call other engines at once (fanout.go).
-		s.fan = newFanout()
+		s.fan = newFanout(&s.events)
 		s.fan.keep = s.fanKeep
 		defer func() { s.fanStats = s.fan.stop(); s.fan = nil }()
 	}

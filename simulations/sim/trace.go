@@ -20,14 +20,19 @@ import (
 // in flight; the next waits for it, so the hash covers the same bytes in
 // the same order as a hash taken line by line.
 type Tracer struct {
-	h     hash.Hash
-	w     io.Writer
-	buf   []byte
-	n     uint64
-	err   error
-	chunk []byte         // lines not yet handed over
-	spare []byte         // the chunk in flight, reused once it is done
-	busy  sync.WaitGroup // the chunk in flight
+	h hash.Hash
+	w io.Writer
+	n uint64
+	// at and atText are the time of the last line and its opening,
+	// `{"t":` and the time (a frame's end gives many lines at one time);
+	// detail and quoted the last detail and its JSON string.
+	at             int64
+	atText         []byte
+	detail, quoted string
+	err            error
+	chunk          []byte         // lines not yet handed over
+	spare          []byte         // the chunk in flight, reused once it is done
+	busy           sync.WaitGroup // the chunk in flight
 }
 
 // traceChunk is how many bytes of lines go over at a time: large enough
@@ -40,21 +45,22 @@ func newTracer(w io.Writer) *Tracer { return &Tracer{h: sha256.New(), w: w} }
 func NewTracer(w io.Writer) *Tracer { return newTracer(w) }
 
 func (t *Tracer) begin(at time.Time, kind string, node, link int) {
-	b := t.buf[:0]
-	b = append(b, `{"t":`...)
-	b = strconv.AppendInt(b, int64(at.Sub(Epoch)), 10)
+	if ns := int64(at.Sub(Epoch)); ns != t.at || len(t.atText) == 0 {
+		t.at = ns
+		t.atText = strconv.AppendInt(append(t.atText[:0], `{"t":`...), ns, 10)
+	}
+	b := append(t.chunk, t.atText...)
 	b = append(b, `,"k":"`...)
 	b = append(b, kind...)
 	b = append(b, `","n":`...)
 	b = strconv.AppendInt(b, int64(node), 10)
 	b = append(b, `,"l":`...)
 	b = strconv.AppendInt(b, int64(link), 10)
-	t.buf = b
+	t.chunk = b
 }
 
 func (t *Tracer) end() {
-	t.buf = append(t.buf, "}\n"...)
-	t.chunk = append(t.chunk, t.buf...)
+	t.chunk = append(t.chunk, "}\n"...)
 	t.n++
 	if len(t.chunk) >= traceChunk {
 		t.handOver()
@@ -92,8 +98,11 @@ func (t *Tracer) drain() {
 func (t *Tracer) rec(at time.Time, kind string, node, link int, detail string) {
 	t.begin(at, kind, node, link)
 	if detail != "" {
-		t.buf = append(t.buf, `,"d":`...)
-		t.buf = strconv.AppendQuote(t.buf, detail)
+		if detail != t.detail || t.quoted == "" {
+			t.detail, t.quoted = detail, strconv.Quote(detail)
+		}
+		t.chunk = append(t.chunk, `,"d":`...)
+		t.chunk = append(t.chunk, t.quoted...)
 	}
 	t.end()
 }
@@ -101,10 +110,10 @@ func (t *Tracer) rec(at time.Time, kind string, node, link int, detail string) {
 // rx records a radio frame received from node from at snr dB.
 func (t *Tracer) rx(at time.Time, node, link, from int, snr float64) {
 	t.begin(at, "rx", node, link)
-	t.buf = append(t.buf, `,"from":`...)
-	t.buf = strconv.AppendInt(t.buf, int64(from), 10)
-	t.buf = append(t.buf, `,"snr":`...)
-	t.buf = strconv.AppendFloat(t.buf, snr, 'f', 2, 64)
+	t.chunk = append(t.chunk, `,"from":`...)
+	t.chunk = strconv.AppendInt(t.chunk, int64(from), 10)
+	t.chunk = append(t.chunk, `,"snr":`...)
+	t.chunk = strconv.AppendFloat(t.chunk, snr, 'f', 2, 64)
 	t.end()
 }
 
@@ -113,11 +122,11 @@ func (t *Tracer) rx(at time.Time, node, link, from int, snr float64) {
 func (t *Tracer) frame(at time.Time, kind string, node, link int, f []byte) {
 	t.begin(at, kind, node, link)
 	sum := sha256.Sum256(f)
-	t.buf = append(t.buf, `,"len":`...)
-	t.buf = strconv.AppendInt(t.buf, int64(len(f)), 10)
-	t.buf = append(t.buf, `,"f":"`...)
-	t.buf = hex.AppendEncode(t.buf, sum[:8])
-	t.buf = append(t.buf, '"')
+	t.chunk = append(t.chunk, `,"len":`...)
+	t.chunk = strconv.AppendInt(t.chunk, int64(len(f)), 10)
+	t.chunk = append(t.chunk, `,"f":"`...)
+	t.chunk = hex.AppendEncode(t.chunk, sum[:8])
+	t.chunk = append(t.chunk, '"')
 	t.end()
 }
 

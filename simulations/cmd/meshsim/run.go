@@ -166,6 +166,8 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if frames, steps, helper, stalls, idles := s.FanOutStats(); frames > 0 {
 		fmt.Fprintf(stdout, "workers         2: %d frames fanned out, %d engine steps, %.0f %% of them on the helper; helper set aside %d times descheduled, %d times starved\n",
 			frames, steps, 100*float64(helper)/float64(max(steps, 1)), stalls, idles)
+		trials, won := s.FanOutTrials()
+		fmt.Fprintf(stdout, "                the fan-out faster in %d of %d trials against the run's goroutine alone\n", won, trials)
 	}
 	fmt.Fprintf(stdout, "trace sha256    %s\n", sum.TraceSHA256)
 	if *out != "" {
