@@ -21,11 +21,7 @@ import (
 func TestSessionRekeysUnderLoad(t *testing.T) {
 	const batch = 64
 	total := 2*protocol.SessionRekeyFrames + 8*batch
-	n := newTestNet(t, 1)
-	n.cfg = func(c *routing.Config) { c.NoSessions = false }
-	na, nb := n.addNode("a"), n.addNode("b")
-	n.addLink(routing.LinkIP, 0, 0, "a", "b")
-	n.run(time.Minute)
+	n, na, nb, _ := sessionPair(t, false, nil)
 	dest := nb.id.Address()
 	now := n.now
 	delivered, events := 0, 0
@@ -105,13 +101,7 @@ func TestSessionRekeysUnderLoad(t *testing.T) {
 // answered with the same cumulative acknowledgement), and the session was
 // dropped after sessionFailLimit retries and replaced by a new handshake.
 func TestSessionBurstAcknowledged(t *testing.T) {
-	n := newTestNet(t, 1)
-	n.cfg = func(c *routing.Config) { c.NoSessions = false }
-	na, nb := n.addNode("a"), n.addNode("b")
-	n.addLink(routing.LinkIP, 0, 0, "a", "b")
-	n.run(time.Minute)
-	n.send("a", "b", "warm up")
-	n.run(time.Minute)
+	n, na, nb, _ := sessionPair(t, true, nil)
 	var toB []routing.Transmit
 	n.drop = func(from *tnode, _ *tlink, tx routing.Transmit) bool {
 		if from == na {
@@ -137,14 +127,5 @@ func TestSessionBurstAcknowledged(t *testing.T) {
 		t.Errorf("b's acknowledgements of the burst cleared %d of %d messages at once", cleared, burst)
 	}
 	n.run(10 * time.Minute)
-	c := na.eng.Counters()
-	if got := len(nb.inbox); got != burst+1 {
-		t.Errorf("%d of %d delivered", got, burst+1)
-	}
-	if left := len(na.eng.Outbox()); left != 0 {
-		t.Errorf("%d messages left in custody", left)
-	}
-	if c.SessionsDropped != 0 || c.SessionInitsOut != 1 {
-		t.Errorf("SessionsDropped=%d SessionInitsOut=%d, want 0 and 1: the burst cost the session", c.SessionsDropped, c.SessionInitsOut)
-	}
+	checkSessionKept(t, na, nb, burst+1)
 }

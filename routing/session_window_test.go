@@ -23,13 +23,7 @@ import (
 func TestSessionWindowEdgeRetired(t *testing.T) {
 	for _, burst := range []int{64, 65, 66} {
 		t.Run(fmt.Sprint(burst), func(t *testing.T) {
-			n := newTestNet(t, 1)
-			n.cfg = func(c *routing.Config) { c.NoSessions = false }
-			na, nb := n.addNode("a"), n.addNode("b")
-			n.addLink(routing.LinkIP, 0, 0, "a", "b")
-			n.run(time.Minute)
-			n.send("a", "b", "warm up")
-			n.run(time.Minute)
+			n, na, nb, _ := sessionPair(t, true, nil)
 			dropped := false
 			n.drop = func(from *tnode, _ *tlink, tx routing.Transmit) bool {
 				k, _ := protocol.PeekKind(tx.Frame)
@@ -43,16 +37,7 @@ func TestSessionWindowEdgeRetired(t *testing.T) {
 				n.send("a", "b", fmt.Sprintf("burst %d", i))
 			}
 			n.run(10 * time.Minute)
-			c := na.eng.Counters()
-			if got := len(nb.inbox); got != burst+1 {
-				t.Errorf("%d of %d delivered", got, burst+1)
-			}
-			if left := len(na.eng.Outbox()); left != 0 {
-				t.Errorf("%d messages left in custody", left)
-			}
-			if c.SessionsDropped != 0 || c.SessionInitsOut != 1 {
-				t.Errorf("SessionsDropped=%d SessionInitsOut=%d, want 0 and 1: one lost frame cost the session", c.SessionsDropped, c.SessionInitsOut)
-			}
+			checkSessionKept(t, na, nb, burst+1)
 		})
 	}
 }
@@ -71,11 +56,7 @@ func TestSessionWindowEdgeRetired(t *testing.T) {
 // the previous phase in an acknowledgement
 // (TestAttackSessionOrphanFrameAfterRekey).
 func TestSessionRekeyNotHeldByCancelledFrame(t *testing.T) {
-	n := newTestNet(t, 1)
-	n.cfg = func(c *routing.Config) { c.NoSessions = false; c.SessionIdle = 48 * time.Hour }
-	na, nb := n.addNode("a"), n.addNode("b")
-	n.addLink(routing.LinkIP, 0, 0, "a", "b")
-	n.run(time.Minute)
+	n, na, nb, _ := sessionPair(t, false, func(c *routing.Config) { c.SessionIdle = 48 * time.Hour })
 	n.send("a", "b", "warm up")
 	n.run(protocol.SessionRekeyAge - 10*time.Minute)
 	drop := true
@@ -85,13 +66,7 @@ func TestSessionRekeyNotHeldByCancelledFrame(t *testing.T) {
 	}
 	n.send("a", "b", "lost, then cancelled")
 	drop = false
-	out := na.eng.Outbox()
-	if len(out) != 1 {
-		t.Fatalf("outbox %d, want the lost message", len(out))
-	}
-	if _, err := na.eng.Cancel(n.now, out[0].ID); err != nil {
-		t.Fatal(err)
-	}
+	cancelTheOne(t, n, na)
 	n.run(20 * time.Minute) // the phase is used up (by age)
 	n.send("a", "b", "after the phase")
 	n.run(10 * time.Minute)
@@ -110,13 +85,7 @@ func TestSessionRekeyNotHeldByCancelledFrame(t *testing.T) {
 // of sealing: no frame of b's under the restored state, every message
 // delivered once over the new session.
 func TestSessionRestoredBurst(t *testing.T) {
-	n := newTestNet(t, 1)
-	n.cfg = func(c *routing.Config) { c.NoSessions = false }
-	na, nb := n.addNode("a"), n.addNode("b")
-	n.addLink(routing.LinkIP, 0, 0, "a", "b")
-	n.run(time.Minute)
-	n.send("a", "b", "warm up")
-	n.run(time.Minute)
+	n, na, nb, _ := sessionPair(t, true, nil)
 	n.stop(nb)
 	n.start(nb)
 	n.run(time.Minute)
@@ -227,11 +196,7 @@ func TestSessionAckBeyondSent(t *testing.T) {
 // phase's acknowledgement, the sender would clear the new message that
 // never arrived.
 func TestAttackSessionOrphanFrameAfterRekey(t *testing.T) {
-	n := newTestNet(t, 1)
-	n.cfg = func(c *routing.Config) { c.NoSessions = false; c.SessionIdle = 48 * time.Hour }
-	na, nb := n.addNode("a"), n.addNode("b")
-	l := n.addLink(routing.LinkIP, 0, 0, "a", "b")
-	n.run(time.Minute)
+	n, na, nb, l := sessionPair(t, false, func(c *routing.Config) { c.SessionIdle = 48 * time.Hour })
 	n.send("a", "b", "warm up")
 	n.run(protocol.SessionRekeyAge - 10*time.Minute)
 	isData := func(tx routing.Transmit) bool {
@@ -259,13 +224,7 @@ func TestAttackSessionOrphanFrameAfterRekey(t *testing.T) {
 		t.Fatal("no frame held back")
 	}
 	oldCounter := int(held[6])<<24 | int(held[7])<<16 | int(held[8])<<8 | int(held[9])
-	out := na.eng.Outbox()
-	if len(out) != 1 {
-		t.Fatalf("outbox %d, want the held message", len(out))
-	}
-	if _, err := na.eng.Cancel(n.now, out[0].ID); err != nil {
-		t.Fatal(err)
-	}
+	cancelTheOne(t, n, na)
 	n.run(20 * time.Minute) // the phase is used up (by age)
 	loseCounter = oldCounter
 	var sent []string
@@ -287,4 +246,54 @@ func TestAttackSessionOrphanFrameAfterRekey(t *testing.T) {
 	n.drop = nil
 	n.run(10 * time.Minute)
 	checkInbox(t, nb, append([]string{"warm up", "given up"}, sent...))
+}
+
+// sessionPair is two nodes a and b on an IP link with sessions on (cfg,
+// if given, changes both configurations further); with warm set, a's
+// first message ("warm up") has set the session up and is delivered.
+func sessionPair(t *testing.T, warm bool, cfg func(*routing.Config)) (n *testNet, na, nb *tnode, l *tlink) {
+	t.Helper()
+	n = newTestNet(t, 1)
+	n.cfg = func(c *routing.Config) {
+		c.NoSessions = false
+		if cfg != nil {
+			cfg(c)
+		}
+	}
+	na, nb = n.addNode("a"), n.addNode("b")
+	l = n.addLink(routing.LinkIP, 0, 0, "a", "b")
+	n.run(time.Minute)
+	if warm {
+		n.send("a", "b", "warm up")
+		n.run(time.Minute)
+	}
+	return n, na, nb, l
+}
+
+// checkSessionKept checks that every one of want messages reached b, none
+// is left in a's custody, and a's first session carried them all.
+func checkSessionKept(t *testing.T, na, nb *tnode, want int) {
+	t.Helper()
+	c := na.eng.Counters()
+	if got := len(nb.inbox); got != want {
+		t.Errorf("%d of %d delivered", got, want)
+	}
+	if left := len(na.eng.Outbox()); left != 0 {
+		t.Errorf("%d messages left in custody", left)
+	}
+	if c.SessionsDropped != 0 || c.SessionInitsOut != 1 {
+		t.Errorf("SessionsDropped=%d SessionInitsOut=%d, want 0 and 1: the session was replaced", c.SessionsDropped, c.SessionInitsOut)
+	}
+}
+
+// cancelTheOne cancels the one message in a's custody.
+func cancelTheOne(t *testing.T, n *testNet, na *tnode) {
+	t.Helper()
+	out := na.eng.Outbox()
+	if len(out) != 1 {
+		t.Fatalf("outbox %d, want the one message", len(out))
+	}
+	if _, err := na.eng.Cancel(n.now, out[0].ID); err != nil {
+		t.Fatal(err)
+	}
 }
