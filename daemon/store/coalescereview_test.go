@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -144,4 +145,36 @@ func TestWALLagRotateRollback(t *testing.T) {
 		t.Fatalf("%d checkpoints", c)
 	}
 	t.Logf("checkpoints: %d, applier: %+v", s.wal.ckpts.Load(), s.ApplierStats())
+}
+
+// TestWALApplyFailQueued: the apply of queued records fails. The reader
+// that asked for it gets the failure, the store refuses new batches,
+// Close reports the failure and takes no checkpoint, and the next start
+// replays the queued records: every acknowledged batch is there, the
+// refused one is not.
+func TestWALApplyFailQueued(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	for b := range 3 {
+		apply(t, s, lagBatch(b))
+	}
+	waitIdle(s)
+	if q := queued(s); q != 3 {
+		t.Fatalf("%d records queued, want 3", q)
+	}
+	boom := errors.New("boom")
+	setHook(s, func() { s.wal.applyHook = func() error { return boom } })
+	if _, err := s.EngineRecords(); !errors.Is(err, boom) {
+		t.Fatalf("reader after a failed apply: %v, want boom", err)
+	}
+	if _, err := s.Apply(lagBatch(3)); err == nil {
+		t.Fatal("a failed store took a batch")
+	}
+	if _, _, err := s.Inbox(0, 10); !errors.Is(err, boom) {
+		t.Fatalf("Inbox after a failed apply: %v", err)
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("Close of a failed store reported nothing")
+	}
+	checkLagBatches(t, dir, 3)
 }
