@@ -60,6 +60,9 @@ func runChild(mode string) int {
 	if kind == "report" {
 		return runReport(dir)
 	}
+	if kind == "apply-reuse" {
+		return runReuse(dir)
+	}
 	s, err := openForChild(kind, dir)
 	switch kind {
 	case "lock":

@@ -78,6 +78,9 @@ func runReport(dir string) int {
 	}
 	defer s.Close()
 	seqs, err := diskBatches(s)
+	if err == nil {
+		err = checkReuse(s, len(seqs))
+	}
 	if err != nil {
 		fmt.Println("bad:", err)
 		return 1
@@ -99,7 +102,7 @@ func diskBatches(s *Store) ([]uint64, error) {
 	}
 	rec := map[string][]byte{}
 	for _, r := range recs {
-		if !strings.HasPrefix(r.Key, fillerKey) {
+		if !strings.HasPrefix(r.Key, fillerKey) && !strings.HasPrefix(r.Key, reusePrefix) {
 			rec[r.Key] = r.Value
 		}
 	}
