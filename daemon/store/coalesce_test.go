@@ -216,6 +216,11 @@ func TestWALLagCrash(t *testing.T) {
 	// Small batches: the applier waits for walApplyLag records.
 	for b := range lagBig {
 		apply(t, s, lagBatch(b))
+		if n := b + 1; n%walApplyLag == 0 {
+			// A full queue: let the applier take exactly these, or
+			// it may take the next batch's record with them.
+			waitAllApplied(s)
+		}
 		if n := b + 1; n%walApplyLag == 3 {
 			waitIdle(s)
 			if q := queued(s); q != 3 {
@@ -256,6 +261,17 @@ func waitIdle(s *Store) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for w.err == nil && w.applied+uint64(len(w.applyQ)) < w.logged {
+		w.cond.Wait()
+	}
+}
+
+// waitAllApplied waits until the applier has applied every record
+// logged so far (without being asked to, as a reader would).
+func waitAllApplied(s *Store) {
+	w := s.wal
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.err == nil && w.applied < w.logged {
 		w.cond.Wait()
 	}
 }
