@@ -159,7 +159,8 @@ type Engine struct {
 	sessions   map[protocol.PathLabel]*sessEnd
 	byDest     map[Address]protocol.PathLabel // sessions this node started, by destination
 	relays     map[protocol.PathLabel]*relayEntry
-	resetRetry map[Address]time.Time // last immediate retry after a reset, by peer
+	resetRetry map[Address]time.Time            // last immediate retry after a reset, by peer
+	resetSent  map[protocol.PathLabel]time.Time // last reset for an unknown label (resetOnce)
 	halfOpen   int
 	relayBy    map[owner]relayCount // session_relay.go: per-neighbour shares
 	lastNumber uint64

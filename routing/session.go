@@ -669,6 +669,27 @@ func (e *Engine) handleSessionReset(l *link, frame []byte) error {
 // resetRetryGap bounds the immediate retries a reset triggers.
 const resetRetryGap = 2 * time.Second
 
+// resetOnce reports whether a reset for label may go out now, and notes
+// it: at most one per label per resetRetryGap. A batch of frames for a
+// session this node lost (a burst to a responder restored at a restart)
+// would otherwise send a reset per frame, airtime on a radio for
+// nothing; a lost reset is sent again for a frame after the gap. The
+// table is bounded: when full it is cleared, which only lets a reset
+// through early.
+func (e *Engine) resetOnce(label protocol.PathLabel) bool {
+	if last, ok := e.resetSent[label]; ok && e.now.Sub(last) < resetRetryGap {
+		return false
+	}
+	if e.resetSent == nil || len(e.resetSent) >= maxResetSent {
+		e.resetSent = make(map[protocol.PathLabel]time.Time)
+	}
+	e.resetSent[label] = e.now
+	return true
+}
+
+// maxResetSent bounds resetOnce's table.
+const maxResetSent = 1024
+
 // restartSession starts a new session to peer after a reset, if a route
 // is known and there are messages waiting, at most once per resetRetryGap
 // per peer: a neighbour answering every init with a reset cannot make us
@@ -722,6 +743,11 @@ func (e *Engine) sweepSessions() {
 			delete(e.resetRetry, peer)
 		}
 	}
+	for label, t := range e.resetSent {
+		if e.now.Sub(t) >= resetRetryGap {
+			delete(e.resetSent, label)
+		}
+	}
 }
 
 // restoreSession loads a persisted session: a responder's, which answers
@@ -756,7 +782,7 @@ func (e *Engine) restoreSession(rec Record) error {
 // a relay that kept the first could forge an acknowledgement
 // (TestAttackSessionResponderBackupKeyReuse).
 func (e *Engine) endRestored(label protocol.PathLabel, se *sessEnd) {
-	if se.s.Index() > 0 {
+	if se.s.Index() > 0 && e.resetOnce(label) {
 		e.emitSession(se, protocol.AppendSessionReset(nil, label, true, se.s.Index()-1), PriControl, owner{})
 		e.counters.SessionResetsOut++
 	}

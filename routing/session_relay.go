@@ -119,7 +119,7 @@ func (e *Engine) relayData(l *link, frame []byte, h protocol.SessionHop) error {
 			if h.TowardsInitiator {
 				back = h.Index + 1
 			}
-			if h.Index > 0 && h.Index < protocol.MaxSessionHops {
+			if h.Index > 0 && h.Index < protocol.MaxSessionHops && e.resetOnce(h.Label) {
 				e.pushSession(l, Address{}, protocol.AppendSessionReset(nil, h.Label, !h.TowardsInitiator, back), PriControl, owner{})
 			}
 		}
