@@ -86,16 +86,10 @@ func runChild(mode string) int {
 			fmt.Println("open:", err)
 			return 1
 		}
-		recs, err := s.EngineRecords()
+		next, err := crashBatchesDone(s)
 		if err != nil {
 			fmt.Println("records:", err)
 			return 1
-		}
-		next := 0
-		for _, r := range recs {
-			if strings.HasPrefix(r.Key, "d/") {
-				next++
-			}
 		}
 		fmt.Println("ready")
 		for b := next; ; b++ {
@@ -235,4 +229,20 @@ func TestLockedByAnotherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2.Close()
+}
+
+// crashBatchesDone is the number of batches a child's store holds (one
+// "d/" record each): the batch it goes on from.
+func crashBatchesDone(s *Store) (int, error) {
+	recs, err := s.EngineRecords()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range recs {
+		if strings.HasPrefix(r.Key, "d/") {
+			n++
+		}
+	}
+	return n, nil
 }

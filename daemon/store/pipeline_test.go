@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
 	"meshd.dev/meshd/routing"
@@ -13,16 +12,10 @@ import (
 // ack for each once its done reported nil, in order, as the node loop
 // carries batches out.
 func runPipelined(s *Store, filler int) int {
-	recs, err := s.EngineRecords()
+	next, err := crashBatchesDone(s)
 	if err != nil {
 		fmt.Println("records:", err)
 		return 1
-	}
-	next := 0
-	for _, r := range recs {
-		if strings.HasPrefix(r.Key, "d/") {
-			next++
-		}
 	}
 	fmt.Println("ready")
 	for b := next; ; b += 3 {

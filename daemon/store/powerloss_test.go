@@ -253,17 +253,16 @@ func check(t *testing.T, synced *powerloss.State, acked map[int]uint64) ([]uint6
 	return seqs, after, nil
 }
 
-func TestPowerLoss(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	rounds := 6
-	if testing.Short() {
-		rounds = 2
-	}
+// powerRounds runs the child kind from one disk through a power cut after
+// each count of acknowledgements in cuts, and fails unless every
+// acknowledged batch survives each cut, whole. It returns how many
+// batches were acknowledged.
+func powerRounds(t *testing.T, kind string, cuts []int) int {
+	t.Helper()
 	var st *powerloss.State
 	total := 0
-	for round := range rounds {
-		cutAfter := 1 + rng.IntN(40)
-		synced, acked := powerRound(t, st, "apply", cutAfter)
+	for round, cutAfter := range cuts {
+		synced, acked := powerRound(t, st, kind, cutAfter)
 		seqs, after, err := check(t, synced, acked)
 		if err != nil {
 			t.Fatalf("round %d, power cut after %d acknowledgements: %v", round, cutAfter, err)
@@ -272,6 +271,20 @@ func TestPowerLoss(t *testing.T) {
 		t.Logf("round %d: cut after %d acks; %d whole batches on disk, every acknowledged one among them", round, cutAfter, len(seqs))
 		st = after
 	}
+	return total
+}
+
+func TestPowerLoss(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	rounds := 6
+	if testing.Short() {
+		rounds = 2
+	}
+	cuts := make([]int, rounds)
+	for i := range cuts {
+		cuts[i] = 1 + rng.IntN(40)
+	}
+	total := powerRounds(t, "apply", cuts)
 	t.Logf("%d power cuts, %d acknowledged batches checked", rounds, total)
 }
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"meshd.dev/meshd/internal/powerloss"
 	"meshd.dev/meshd/routing"
 )
 
@@ -87,16 +86,10 @@ func runReuse(dir string) int {
 		fmt.Println("open:", err)
 		return 1
 	}
-	recs, err := s.EngineRecords()
+	next, err := crashBatchesDone(s)
 	if err != nil {
 		fmt.Println("records:", err)
 		return 1
-	}
-	next := 0
-	for _, r := range recs {
-		if strings.HasPrefix(r.Key, "d/") {
-			next++
-		}
 	}
 	fmt.Println("ready")
 	for b := next; ; b++ {
@@ -124,18 +117,10 @@ func runReuse(dir string) int {
 // fail to cover).
 func TestPowerLossReuse(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	var st *powerloss.State
-	total := 0
-	for round := range 12 {
-		cutAfter := 1 + rng.IntN(60)
-		synced, acked := powerRound(t, st, "apply-reuse", cutAfter)
-		seqs, after, err := check(t, synced, acked)
-		if err != nil {
-			t.Fatalf("round %d, power cut after %d acknowledgements: %v", round, cutAfter, err)
-		}
-		total += len(acked)
-		t.Logf("round %d: cut after %d acks; %d whole batches on disk", round, cutAfter, len(seqs))
-		st = after
+	cuts := make([]int, 12)
+	for i := range cuts {
+		cuts[i] = 1 + rng.IntN(60)
 	}
+	total := powerRounds(t, "apply-reuse", cuts)
 	t.Logf("%d acknowledged batches checked", total)
 }

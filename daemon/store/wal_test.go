@@ -12,7 +12,6 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"meshd.dev/meshd/internal/powerloss"
 	"meshd.dev/meshd/routing"
 )
 
@@ -522,18 +521,7 @@ func TestWALCheckpointFile(t *testing.T) {
 // badger durable it fails in the first round: "0 batches, 1 inbox
 // entries, 2 records: not whole batches".)
 func TestPowerLossWAL(t *testing.T) {
-	var st *powerloss.State
-	total := 0
-	for round, cutAfter := range []int{5, 12, 3, 21, 8, 17} {
-		synced, acked := powerRound(t, st, "apply-async-rotate", cutAfter)
-		seqs, after, err := check(t, synced, acked)
-		if err != nil {
-			t.Fatalf("round %d, power cut after %d acknowledgements: %v", round, cutAfter, err)
-		}
-		total += len(acked)
-		t.Logf("round %d: cut after %d acks; %d whole batches on disk", round, cutAfter, len(seqs))
-		st = after
-	}
+	total := powerRounds(t, "apply-async-rotate", []int{5, 12, 3, 21, 8, 17})
 	t.Logf("%d acknowledged batches checked", total)
 }
 
