@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"meshd.dev/meshd/daemon/store"
@@ -86,6 +87,9 @@ func (f *fappNode) putPatientLocked(b *store.FAPPBatch, r fapp.PatientReservatio
 // (seqs are their inbox sequence numbers) and returns the others. Loop
 // only.
 func (f *fappNode) takeDirect(ds []routing.Delivery, seqs []uint64) ([]routing.Delivery, []uint64) {
+	if !slices.ContainsFunc(ds, func(d routing.Delivery) bool { return d.Type == protocol.TypeFAPP }) {
+		return ds, seqs // the usual batch: nothing to take
+	}
 	var rest []routing.Delivery
 	var restSeqs []uint64
 	for i, d := range ds {

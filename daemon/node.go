@@ -553,7 +553,11 @@ func (n *Node) transmit(txs []routing.Transmit) {
 }
 
 // splitDeliveries separates direct messages from channel broadcasts.
+// Without broadcasts (the usual batch) direct is ds itself.
 func splitDeliveries(ds []routing.Delivery) (direct, broadcasts []routing.Delivery) {
+	if !slices.ContainsFunc(ds, func(d routing.Delivery) bool { return d.Broadcast }) {
+		return ds, nil
+	}
 	for _, d := range ds {
 		if d.Broadcast {
 			broadcasts = append(broadcasts, d)

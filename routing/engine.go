@@ -146,8 +146,9 @@ type Engine struct {
 	nextSweep    time.Time
 
 	rd       Ready
-	ops      []storeOp // record writes and deletes, in order, for the next Ready
-	post     []envKey  // forwarder custody to release at Advance
+	ops      []storeOp      // record writes and deletes, in order, for the next Ready
+	opLast   map[string]int // collapseOps' scratch: the last op per key
+	post     []envKey       // forwarder custody to release at Advance
 	counters Counters
 	reported Counters
 
@@ -420,10 +421,27 @@ func (e *Engine) collapseOps() {
 	if len(e.ops) == 0 {
 		return
 	}
-	last := make(map[string]int, len(e.ops))
-	for i, op := range e.ops {
-		last[op.key] = i
+	if e.opLast == nil {
+		e.opLast = map[string]int{}
 	}
+	last := e.opLast // scratch, empty between calls
+	defer clear(last)
+	sets, dels := 0, 0
+	for i, op := range e.ops {
+		if j, ok := last[op.key]; ok && e.ops[j].del {
+			dels--
+		} else if ok {
+			sets--
+		}
+		last[op.key] = i
+		if op.del {
+			dels++
+		} else {
+			sets++
+		}
+	}
+	e.rd.Deletes = slices.Grow(e.rd.Deletes, dels)
+	e.rd.Persist = slices.Grow(e.rd.Persist, sets)
 	for i, op := range e.ops {
 		if last[op.key] != i {
 			continue

@@ -79,7 +79,7 @@ func TestWALCoalesce(t *testing.T) {
 func TestCoalesce(t *testing.T) {
 	o := func(k, v string) op { return op{key: []byte(k), value: []byte(v), del: v == ""} }
 	in := []op{o("a", "1"), o("b", "1"), o("a", ""), o("c", "1"), o("b", "2"), o("a", "3")}
-	got := coalesce(in)
+	got := coalesce(in, map[string]int{})
 	want := []op{o("c", "1"), o("b", "2"), o("a", "3")}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("coalesce: %v, want %v", got, want)
@@ -87,14 +87,14 @@ func TestCoalesce(t *testing.T) {
 	// A delete into which a set was merged is marked; one after deletes
 	// only is not.
 	in = []op{o("a", "1"), o("b", ""), o("a", ""), o("b", "")}
-	got = coalesce(in)
+	got = coalesce(in, map[string]int{})
 	want = []op{o("a", ""), o("b", "")}
 	want[0].mergedSet = true
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("coalesce: %v, want %v", got, want)
 	}
 	one := []op{o("a", "1"), o("b", "")}
-	if got := coalesce(one); fmt.Sprint(got) != fmt.Sprint(one) {
+	if got := coalesce(one, map[string]int{}); fmt.Sprint(got) != fmt.Sprint(one) {
 		t.Fatalf("distinct keys: %v", got)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"meshd.dev/meshd/routing"
 )
@@ -71,8 +72,15 @@ func (s *Store) ApplyAsync(rd *routing.Ready) (seqs []uint64, done <-chan error,
 // if a later one fails, the store has failed (sticky) and the node stops.
 func (s *Store) logUnits(units []unit, ch chan<- error) error {
 	maxRec := int(s.wal.segSize / 2)
+	total := 0
+	for _, u := range units {
+		total += len(u)
+	}
+	// logOps encodes the ops and keeps none: one array serves every
+	// record of every batch.
+	defer func() { s.logScratch = s.logScratch[:0]; clear(s.logScratch[:cap(s.logScratch)]) }()
 	for start := 0; start < len(units); {
-		var ops []op
+		ops := slices.Grow(s.logScratch[:0], total+1)
 		var next uint64
 		entries, size := 0, walHeader+64
 		end := start
@@ -97,8 +105,12 @@ func (s *Store) logUnits(units []unit, ch chan<- error) error {
 		if end == len(units) {
 			c = ch
 		}
+		s.logScratch = ops
 		if err := s.logOps(ops, c); err != nil {
 			return err
+		}
+		for _, u := range units[start:end] {
+			total -= len(u)
 		}
 		if next != 0 {
 			s.nextSeq = next

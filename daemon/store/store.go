@@ -154,6 +154,8 @@ type Store struct {
 	closed  bool
 	wal     *wlog   // wal.go
 	dsync   dirSync // durable.go
+	// logScratch: the ops of the record logUnits is building.
+	logScratch []op
 	// Channel history: the next sequence number (0 until first read) and
 	// the number of entries per channel (counted on first use).
 	histSeq uint64

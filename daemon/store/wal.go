@@ -203,6 +203,32 @@ type wlog struct {
 	// checkpoints (tests).
 	applyTxns, ckpts atomic.Int64
 	stats            applierCounters
+
+	// The applier's scratch space (applyRecords), and the record
+	// buffers it gives back for reuse (recBuf).
+	applyOps  []op
+	applyLast map[string]int
+	recPool   sync.Pool // of *[]byte
+}
+
+// walRecPoolMax is the largest record buffer kept for reuse: a batch's
+// record is usually 16-31 KB; a rare big one is left to the collector.
+const walRecPoolMax = 256 << 10
+
+// recBuf returns an empty buffer with room for n bytes, reused if one
+// was given back.
+func (w *wlog) recBuf(n int) []byte {
+	if p, _ := w.recPool.Get().(*[]byte); p != nil && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, max(n, 32<<10))
+}
+
+// putRecBuf gives back a record's buffer once nothing reads it.
+func (w *wlog) putRecBuf(b []byte) {
+	if cap(b) <= walRecPoolMax {
+		w.recPool.Put(&b)
+	}
 }
 
 // applierCounters count what the applier did since the store opened.
@@ -281,7 +307,7 @@ func (s *Store) logOps(ops []op, ch chan<- error) error {
 			return err
 		}
 	}
-	rec := appendWALRecord(make([]byte, 0, walSize(ops)), w.id, w.next, w.durable.Load(), ops)
+	rec := appendWALRecord(w.recBuf(walSize(ops)), w.id, w.next, w.durable.Load(), ops)
 	if int64(len(rec)) > w.segSize {
 		return fmt.Errorf("%w: a log record of %d bytes (segment %d)", ErrBatchTooBig, len(rec), w.segSize)
 	}
@@ -487,17 +513,32 @@ func (w *wlog) needApplied(seq uint64) {
 
 // applyRecords commits the ops of records, merged per key (coalesce), in
 // as few badger transactions as they fit in.
+// The applier decodes into one array and merges with one map, both kept
+// for the next group, and gives the records' buffers back to logOps
+// (recBuf) once badger has committed their ops: badger copies what it
+// commits (the memtable), and nothing else reads a record once applied.
 func (s *Store) applyRecords(batch []walPending) error {
-	var ops []op
+	w := s.wal
+	ops := w.applyOps[:0]
 	for _, p := range batch {
-		r, err := decodeWALRecord(p.rec, s.wal.id)
+		r, err := decodeWALRecordTo(ops, p.rec, w.id)
 		if err != nil {
 			return err
 		}
-		ops = append(ops, r.ops...)
+		ops = r.ops
 	}
 	in := len(ops)
-	tally, err := s.applyOps(coalesce(ops))
+	if w.applyLast == nil {
+		w.applyLast = map[string]int{}
+	}
+	tally, err := s.applyOps(coalesce(ops, w.applyLast))
+	clear(ops[:in]) // drop the references into the records
+	w.applyOps = ops[:0]
+	if err == nil {
+		for _, p := range batch {
+			w.putRecBuf(p.rec)
+		}
+	}
 	c := &s.wal.stats
 	c.applies.Add(1)
 	c.records.Add(int64(len(batch)))
@@ -511,11 +552,13 @@ func (s *Store) applyRecords(batch []walPending) error {
 // last is kept, at its position, and a delete into which a set was merged
 // is marked (mergedSet). Applying the result leaves every key as applying
 // ops in order does.
-func coalesce(ops []op) []op {
+//
+// last is scratch space, empty on entry and on return.
+func coalesce(ops []op, last map[string]int) []op {
 	if len(ops) < 2 {
 		return ops
 	}
-	last := make(map[string]int, len(ops))
+	defer clear(last)
 	for i, o := range ops {
 		last[string(o.key)] = i
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 )
 
 // The store's write-ahead log: record format. See wal.go for what the log
@@ -132,7 +133,14 @@ func walSeq(b []byte) (seq, synced uint64) {
 // decodeWALRecord decodes a record of exactly len(b) bytes whose framing
 // walFrame accepted. The ops' keys and values alias b.
 func decodeWALRecord(b []byte, id uint64) (walRecord, error) {
-	var r walRecord
+	return decodeWALRecordTo(nil, b, id)
+}
+
+// decodeWALRecordTo is decodeWALRecord appending the record's ops to dst
+// (r.ops is dst with them appended), so that the applier decodes the
+// records of a group into one reused array.
+func decodeWALRecordTo(dst []op, b []byte, id uint64) (walRecord, error) {
+	r := walRecord{ops: dst}
 	if n, err := walFrame(b, id); err != nil {
 		return r, err
 	} else if n == 0 || n != len(b) {
@@ -145,7 +153,7 @@ func decodeWALRecord(b []byte, id uint64) (walRecord, error) {
 	if uint64(nops) > uint64(len(p)/2) { // every op takes at least 2 bytes
 		return r, fmt.Errorf("%w: %d ops in %d bytes", ErrWALCorrupt, nops, len(p))
 	}
-	r.ops = make([]op, 0, nops)
+	r.ops = slices.Grow(r.ops, int(nops))
 	for range nops {
 		if len(p) < 1 {
 			return r, fmt.Errorf("%w: truncated op", ErrWALCorrupt)
