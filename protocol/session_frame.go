@@ -244,7 +244,8 @@ func SetSessionIndex(frame []byte, index uint8) error {
 // reports whether the frame is a control message. The session changes only
 // if the frame is authentic and new; anything else (another label, another
 // receiver index or direction, a forged, damaged, replayed or out-of-window
-// frame) leaves it as it was.
+// frame) leaves it as it was. The plaintext is a new slice, aliasing
+// neither frame nor the session: the caller may keep it.
 func (s *Session) Open(frame []byte) (plaintext []byte, control bool, err error) {
 	h, err := ParseSessionHop(frame)
 	if err != nil {

@@ -539,3 +539,37 @@ func TestSessionStateSizeExact(t *testing.T) {
 	}
 	check(r.b) // previous phase kept
 }
+
+// Open's plaintext is the caller's to keep (the routing engine delivers
+// the message body without copying it): it aliases neither the frame nor
+// anything the session reuses, in every mode, for frames in order and
+// out of order (a skipped key).
+func TestSessionOpenPlaintextOwned(t *testing.T) {
+	for _, m := range []SessionMode{SessionModeX25519V2, SessionModeXWingV2, SessionModeX25519, SessionModeXWing} {
+		r := sessionPair(t, m, 1)
+		var frames [][]byte
+		for i := range 3 {
+			f, err := r.a.Seal(false, []byte{'m', byte(i), 'x', 'y'})
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames = append(frames, r.relay(t, f))
+		}
+		var pts [][]byte
+		for _, i := range []int{0, 2, 1} {
+			pt, _, err := r.b.Open(frames[i])
+			if err != nil {
+				t.Fatalf("mode %v frame %d: %v", m, i, err)
+			}
+			pts = append(pts, pt)
+			for j := range frames[i] {
+				frames[i][j] = 0xff
+			}
+		}
+		for k, i := range []int{0, 2, 1} {
+			if want := []byte{'m', byte(i), 'x', 'y'}; !bytes.Equal(pts[k], want) {
+				t.Fatalf("mode %v frame %d: plaintext %q after the frames were overwritten, want %q", m, i, pts[k], want)
+			}
+		}
+	}
+}

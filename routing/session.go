@@ -517,6 +517,9 @@ func (e *Engine) handleSessionData(l *link, frame []byte) error {
 // rekey only when it no longer waits for any frame of the old phase
 // (session_rekey.go), so such a frame is one it gave up (its message
 // cancelled, expired or sent on as an envelope) or a copy.
+//
+// pt is Session.Open's, a new slice: the delivery keeps its body without
+// a copy.
 func (e *Engine) sessionDeliver(se *sessEnd, counter uint32, phase uint8, pt []byte) {
 	n, body, err := protocol.ParseSessionMessage(pt)
 	if err != nil {
@@ -537,7 +540,7 @@ func (e *Engine) sessionDeliver(se *sessEnd, counter uint32, phase uint8, pt []b
 	e.markDelivered(key, MessageID(key), deliveredEntry{expires: expires})
 	e.rd.Deliveries = append(e.rd.Deliveries, Delivery{
 		ID: MessageID(key), Key: key, Type: protocol.TypeMessage, From: se.peer, Sender: from,
-		Body: bytes.Clone(body), Created: created, Expires: expires, Hops: sessionHops(se.s),
+		Body: body, Created: created, Expires: expires, Hops: sessionHops(se.s),
 	})
 	e.counters.Delivered++
 }

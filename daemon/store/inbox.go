@@ -46,8 +46,13 @@ const (
 
 // EncodeInboxEntry encodes e in the current format.
 func EncodeInboxEntry(e *InboxEntry) ([]byte, error) {
+	return appendInboxEntry(make([]byte, 0, inboxHeaderSize+len(e.Body)), e)
+}
+
+// appendInboxEntry appends the encoding of e to b.
+func appendInboxEntry(b []byte, e *InboxEntry) ([]byte, error) {
 	if len(e.Body) > MaxInboxBody {
-		return nil, fmt.Errorf("store: inbox entry %d: body of %d bytes exceeds %d", e.Seq, len(e.Body), MaxInboxBody)
+		return b, fmt.Errorf("store: inbox entry %d: body of %d bytes exceeds %d", e.Seq, len(e.Body), MaxInboxBody)
 	}
 	var flags byte
 	if e.Broadcast {
@@ -56,7 +61,6 @@ func EncodeInboxEntry(e *InboxEntry) ([]byte, error) {
 	if e.Signed {
 		flags |= flagSigned
 	}
-	b := make([]byte, 0, inboxHeaderSize+len(e.Body))
 	b = append(b, inboxVersion, flags, byte(e.Type))
 	b = binary.BigEndian.AppendUint64(b, e.Seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Received.UnixMilli()))

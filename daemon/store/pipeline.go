@@ -45,6 +45,7 @@ func (s *Store) ApplyAsync(rd *routing.Ready) (seqs []uint64, done <-chan error,
 	if s.closed {
 		return nil, nil, ErrClosed
 	}
+	defer s.unitScratch.release()
 	units, seqs, err := s.units(rd)
 	if err != nil {
 		return nil, nil, err

@@ -54,6 +54,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -154,8 +155,10 @@ type Store struct {
 	closed  bool
 	wal     *wlog   // wal.go
 	dsync   dirSync // durable.go
-	// logScratch: the ops of the record logUnits is building.
-	logScratch []op
+	// Scratch space of ApplyAsync: the ops of a batch (units) and of the
+	// record logUnits is building.
+	unitScratch unitScratch
+	logScratch  []op
 	// Channel history: the next sequence number (0 until first read) and
 	// the number of entries per channel (counted on first use).
 	histSeq uint64
@@ -433,14 +436,19 @@ func (u unit) size() int64 {
 
 // units turns a Ready into units: each delivery with its delivered record,
 // then the other records, then the deletes. The units' ops and keys are
-// cut from one array and one buffer (a batch used to cost several
-// allocations per record, docs/performance.md); badger keeps the key
-// slices until the commit, and nothing writes to them.
+// cut from one array and one buffer, and the inbox entries from another
+// (a batch used to cost several allocations per record,
+// docs/performance.md). They are only encoded into the log's record
+// (logUnits), so all of them are the store's scratch space (Store.mu
+// held), reused by the next batch: release drops what they refer to.
 func (s *Store) units(rd *routing.Ready) ([]unit, []uint64, error) {
 	nd, np, nk := len(rd.Deliveries), len(rd.Persist), len(rd.Deletes)
-	units := make([]unit, 0, nd+np+nk)
-	ops := make([]op, 0, 2*nd+np+nk)
-	keys := keyBuf(make([]byte, 0, keysLen(rd)))
+	sc := &s.unitScratch
+	units := slices.Grow(sc.units[:0], nd+np+nk)
+	ops := slices.Grow(sc.ops[:0], 2*nd+np+nk)
+	keys := keyBuf(slices.Grow(sc.keys[:0], keysLen(rd)))
+	vals := slices.Grow(sc.vals[:0], valsLen(rd))
+	defer func() { sc.units, sc.ops, sc.keys, sc.vals = units, ops, keys, vals }()
 	// add appends a unit of the given ops, capped so that appending to it
 	// cannot run into the next one.
 	add := func(o ...op) {
@@ -452,7 +460,10 @@ func (s *Store) units(rd *routing.Ready) ([]unit, []uint64, error) {
 	var byKey map[string]int
 	var used []bool
 	if nd > 0 {
-		byKey = make(map[string]int, np)
+		if sc.byKey == nil {
+			sc.byKey = map[string]int{}
+		}
+		byKey = sc.byKey
 		for i, r := range rd.Persist {
 			byKey[r.Key] = i
 		}
@@ -462,10 +473,12 @@ func (s *Store) units(rd *routing.Ready) ([]unit, []uint64, error) {
 		seq := s.nextSeq
 		for i := range rd.Deliveries {
 			e := InboxEntry{Seq: seq, Received: received, Delivery: rd.Deliveries[i]}
-			v, err := EncodeInboxEntry(&e)
-			if err != nil {
+			start := len(vals)
+			var err error
+			if vals, err = appendInboxEntry(vals, &e); err != nil {
 				return nil, nil, err
 			}
+			v := vals[start:len(vals):len(vals)]
 			inbox := op{key: keys.inbox(seq), value: v, nextSeq: seq + 1}
 			// The engine keys its delivered records on the envelope key.
 			var dk [2 + 2*len(e.Key)]byte
@@ -490,6 +503,33 @@ func (s *Store) units(rd *routing.Ready) ([]unit, []uint64, error) {
 		add(op{key: keys.engine(k), del: true})
 	}
 	return units, seqs, nil
+}
+
+// unitScratch is the space units builds a batch's ops in (Store.mu).
+type unitScratch struct {
+	units []unit
+	ops   []op
+	keys  keyBuf
+	vals  []byte
+	byKey map[string]int
+}
+
+// release drops the references of the batch built last: they point into
+// the caller's Ready (Store.mu held).
+func (sc *unitScratch) release() {
+	clear(sc.units[:cap(sc.units)])
+	clear(sc.ops[:cap(sc.ops)])
+	clear(sc.byKey)
+	sc.units, sc.ops = sc.units[:0], sc.ops[:0]
+}
+
+// valsLen is the room the inbox entries of rd's deliveries take.
+func valsLen(rd *routing.Ready) int {
+	n := 0
+	for i := range rd.Deliveries {
+		n += inboxHeaderSize + len(rd.Deliveries[i].Body)
+	}
+	return n
 }
 
 // keysLen is the room the keys of rd's ops take.

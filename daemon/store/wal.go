@@ -221,7 +221,7 @@ func (w *wlog) recBuf(n int) []byte {
 	if p, _ := w.recPool.Get().(*[]byte); p != nil && cap(*p) >= n {
 		return (*p)[:0]
 	}
-	return make([]byte, 0, max(n, 32<<10))
+	return make([]byte, 0, max(n, 64<<10))
 }
 
 // putRecBuf gives back a record's buffer once nothing reads it.
