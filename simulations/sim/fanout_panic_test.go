@@ -18,7 +18,7 @@ import (
 func TestFanOutHelperPanic(t *testing.T) {
 	f := newFanout(new(uint64))
 	f.begin(time.Unix(0, 0))
-	k := f.post(&node{}, routing.TxDone{}, nil, false) // no engine: Step panics
+	k := f.post(&node{}, routing.TxDone{}, false) // no engine: Step panics
 	// The helper takes the job (the run's goroutine does not claim it).
 	for f.jobs[k].state.Load() == jobPosted {
 		runtime.Gosched()

@@ -18,7 +18,10 @@ import (
 // Hashing and writing run on another core, a chunk of lines at a time, in
 // order: the run's own thread only formats the lines. At most one chunk is
 // in flight; the next waits for it, so the hash covers the same bytes in
-// the same order as a hash taken line by line.
+// the same order as a hash taken line by line. The digest of a frame
+// (frame) is worked out there too: the line gets a placeholder and the
+// frame's bytes a copy, and the chunk's consumer writes the digest in
+// before it hashes the chunk.
 type Tracer struct {
 	h hash.Hash
 	w io.Writer
@@ -30,9 +33,36 @@ type Tracer struct {
 	atText         []byte
 	detail, quoted string
 	err            error
-	chunk          []byte         // lines not yet handed over
-	spare          []byte         // the chunk in flight, reused once it is done
+	cur            traceChunkBuf  // lines not yet handed over
+	spare          traceChunkBuf  // the chunk in flight, reused once it is done
 	busy           sync.WaitGroup // the chunk in flight
+}
+
+// traceChunkBuf is a chunk of lines and the frames whose digests its lines
+// still lack.
+type traceChunkBuf struct {
+	lines   []byte
+	frames  []byte       // the frames' bytes, one after another
+	patches []tracePatch // where each frame's digest goes
+}
+
+// tracePatch says that the hex of the first 8 bytes of the SHA-256 of
+// frames[from:to] goes to lines[at:at+16].
+type tracePatch struct{ at, from, to int }
+
+// digestLen is the length of a frame's digest in a line: 8 bytes in hex.
+const digestLen = 16
+
+// fill writes the frames' digests into the lines.
+func (c *traceChunkBuf) fill() {
+	for _, p := range c.patches {
+		sum := sha256.Sum256(c.frames[p.from:p.to])
+		hex.Encode(c.lines[p.at:p.at+digestLen], sum[:digestLen/2])
+	}
+}
+
+func (c *traceChunkBuf) reset() {
+	c.lines, c.frames, c.patches = c.lines[:0], c.frames[:0], c.patches[:0]
 }
 
 // traceChunk is how many bytes of lines go over at a time: large enough
@@ -49,20 +79,20 @@ func (t *Tracer) begin(at time.Time, kind string, node, link int) {
 		t.at = ns
 		t.atText = strconv.AppendInt(append(t.atText[:0], `{"t":`...), ns, 10)
 	}
-	b := append(t.chunk, t.atText...)
+	b := append(t.cur.lines, t.atText...)
 	b = append(b, `,"k":"`...)
 	b = append(b, kind...)
 	b = append(b, `","n":`...)
 	b = strconv.AppendInt(b, int64(node), 10)
 	b = append(b, `,"l":`...)
 	b = strconv.AppendInt(b, int64(link), 10)
-	t.chunk = b
+	t.cur.lines = b
 }
 
 func (t *Tracer) end() {
-	t.chunk = append(t.chunk, "}\n"...)
+	t.cur.lines = append(t.cur.lines, "}\n"...)
 	t.n++
-	if len(t.chunk) >= traceChunk {
+	if len(t.cur.lines) >= traceChunk || len(t.cur.frames) >= 4*traceChunk {
 		t.handOver()
 	}
 }
@@ -71,8 +101,9 @@ func (t *Tracer) end() {
 // chunk before them is done.
 func (t *Tracer) handOver() {
 	t.busy.Wait()
-	full := t.chunk
-	t.chunk, t.spare = t.spare[:0], full
+	full := &t.spare
+	t.cur, t.spare = t.spare, t.cur
+	t.cur.reset()
 	t.busy.Add(1)
 	go func() {
 		defer t.busy.Done()
@@ -80,18 +111,19 @@ func (t *Tracer) handOver() {
 	}()
 }
 
-func (t *Tracer) consume(b []byte) {
-	t.h.Write(b)
+func (t *Tracer) consume(c *traceChunkBuf) {
+	c.fill()
+	t.h.Write(c.lines)
 	if t.w != nil && t.err == nil {
-		_, t.err = t.w.Write(b)
+		_, t.err = t.w.Write(c.lines)
 	}
 }
 
 // drain hashes and writes every line so far before it returns.
 func (t *Tracer) drain() {
 	t.busy.Wait()
-	t.consume(t.chunk)
-	t.chunk = t.chunk[:0]
+	t.consume(&t.cur)
+	t.cur.reset()
 }
 
 // rec records an event with a free-form detail string.
@@ -101,8 +133,8 @@ func (t *Tracer) rec(at time.Time, kind string, node, link int, detail string) {
 		if detail != t.detail || t.quoted == "" {
 			t.detail, t.quoted = detail, strconv.Quote(detail)
 		}
-		t.chunk = append(t.chunk, `,"d":`...)
-		t.chunk = append(t.chunk, t.quoted...)
+		t.cur.lines = append(t.cur.lines, `,"d":`...)
+		t.cur.lines = append(t.cur.lines, t.quoted...)
 	}
 	t.end()
 }
@@ -110,23 +142,28 @@ func (t *Tracer) rec(at time.Time, kind string, node, link int, detail string) {
 // rx records a radio frame received from node from at snr dB.
 func (t *Tracer) rx(at time.Time, node, link, from int, snr float64) {
 	t.begin(at, "rx", node, link)
-	t.chunk = append(t.chunk, `,"from":`...)
-	t.chunk = strconv.AppendInt(t.chunk, int64(from), 10)
-	t.chunk = append(t.chunk, `,"snr":`...)
-	t.chunk = strconv.AppendFloat(t.chunk, snr, 'f', 2, 64)
+	b := append(t.cur.lines, `,"from":`...)
+	b = strconv.AppendInt(b, int64(from), 10)
+	b = append(b, `,"snr":`...)
+	t.cur.lines = strconv.AppendFloat(b, snr, 'f', 2, 64)
 	t.end()
 }
 
 // frame records a transmitted frame by its length and a digest of its
 // bytes, so that the hash covers what the engines said, not only when.
+// The digest (the first 8 bytes of the frame's SHA-256, in hex) is
+// written in by the chunk's consumer, on another core.
 func (t *Tracer) frame(at time.Time, kind string, node, link int, f []byte) {
 	t.begin(at, kind, node, link)
-	sum := sha256.Sum256(f)
-	t.chunk = append(t.chunk, `,"len":`...)
-	t.chunk = strconv.AppendInt(t.chunk, int64(len(f)), 10)
-	t.chunk = append(t.chunk, `,"f":"`...)
-	t.chunk = hex.AppendEncode(t.chunk, sum[:8])
-	t.chunk = append(t.chunk, '"')
+	c := &t.cur
+	b := append(c.lines, `,"len":`...)
+	b = strconv.AppendInt(b, int64(len(f)), 10)
+	b = append(b, `,"f":"`...)
+	from := len(c.frames)
+	c.frames = append(c.frames, f...)
+	c.patches = append(c.patches, tracePatch{at: len(b), from: from, to: len(c.frames)})
+	b = append(b, "0000000000000000"...)
+	c.lines = append(b, '"')
 	t.end()
 }
 
