@@ -84,13 +84,14 @@ type fanJob struct {
 	n     *node
 	in    routing.Input
 	frame []byte // FrameReceived's frame, copied by the job
-	// fr is the job's FrameReceived when frame is set: Step takes it by
-	// pointer, so that no frame boxes one.
-	fr    routing.FrameReceived
-	err   error
-	ready bool
-	rd    routing.Ready
-	wake  time.Time // the engine's NextWake when it had no Ready
+	// fr is the job's input if isFrame (in is nil), with a copy of frame:
+	// Step takes it by pointer, so that no frame boxes one.
+	fr      routing.FrameReceived
+	isFrame bool
+	err     error
+	ready   bool
+	rd      routing.Ready
+	wake    time.Time // the engine's NextWake when it had no Ready
 	// panicked is the panic of a Step the helper ran, with its stack:
 	// wait panics with it on the run's goroutine, where a one-worker run
 	// would have panicked (Run's caller sees it, its defers run).
@@ -145,23 +146,23 @@ func (f *fanout) begin(now time.Time) {
 // frame has no job left: the caller steps n itself. A job posted claimed
 // is the caller's, to run with execute.
 func (f *fanout) post(n *node, in routing.Input, claimed bool) int {
-	return f.postJob(n, in, routing.FrameReceived{}, claimed)
+	return f.postJob(n, in, routing.FrameReceived{}, false, claimed)
 }
 
 // postFrame is post of fr, whose frame the job copies (it is the sender's
 // and goes to every receiver).
 func (f *fanout) postFrame(n *node, fr routing.FrameReceived, claimed bool) int {
-	return f.postJob(n, nil, fr, claimed)
+	return f.postJob(n, nil, fr, true, claimed)
 }
 
-func (f *fanout) postJob(n *node, in routing.Input, fr routing.FrameReceived, claimed bool) int {
+func (f *fanout) postJob(n *node, in routing.Input, fr routing.FrameReceived, isFrame, claimed bool) int {
 	k := int(f.posted.Load())
 	if k == fanJobs {
 		return -1
 	}
 	j := &f.jobs[k]
 	j.n, j.in, j.frame, j.err, j.ready, j.panicked = n, in, fr.Frame, nil, false, nil
-	j.fr = fr
+	j.fr, j.isFrame = fr, isFrame
 	if claimed {
 		j.state.Store(jobClaimed)
 	} else {
@@ -211,7 +212,7 @@ func (f *fanout) tryRunCaught(k int) bool {
 func (f *fanout) execute(k int) {
 	j := &f.jobs[k]
 	in := j.in
-	if j.frame != nil {
+	if j.isFrame {
 		j.fr.Frame = append([]byte(nil), j.frame...)
 		in = &j.fr
 	}
