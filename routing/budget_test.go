@@ -59,3 +59,33 @@ func TestLinkBudgetBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestFrameReceivedByPointer: Step takes a *FrameReceived as it takes the
+// value (meshsim passes one it reuses, so that no reception boxes one).
+func TestFrameReceivedByPointer(t *testing.T) {
+	key := floodChannel(t)
+	a := newFloodNode(t, "a", nil)
+	frame := a.broadcast(key, "radio", 5)
+	var outs [2]int
+	var counters [2]routing.Counters
+	for i := range 2 {
+		b := newFloodNode(t, "b", nil)
+		b.step(routing.LinkUp{Link: routing.LinkInfo{ID: 3, Kind: routing.LinkLoRa, Bitrate: 1760, DutyCycle: 0.01}})
+		b.out = nil
+		in := routing.FrameReceived{Link: 3, Frame: frame, SNR: -12, HasSNR: true}
+		if i == 0 {
+			b.step(in)
+		} else {
+			b.step(&in)
+		}
+		b.now = epoch.Add(2 * 32 * time.Duration(len(frame)*8) * time.Second / 1760)
+		b.tick()
+		outs[i], counters[i] = len(b.out), b.eng.Counters()
+		if err := b.eng.Step(b.now, &routing.FrameReceived{Link: 9, Frame: frame}); !errors.Is(err, routing.ErrBadInput) {
+			t.Errorf("pointer on an unknown link: err %v, want ErrBadInput", err)
+		}
+	}
+	if outs[0] != outs[1] || counters[0] != counters[1] || counters[1].FramesIn != 1 || outs[1] == 0 {
+		t.Fatalf("by value %d frames out, %+v; by pointer %d, %+v", outs[0], counters[0], outs[1], counters[1])
+	}
+}

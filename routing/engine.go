@@ -249,6 +249,18 @@ func (e *Engine) advance(now time.Time) {
 	}
 }
 
+// frameReceived handles a FrameReceived (Step takes it by value or, so
+// that a caller with many frames need not box each one, by pointer).
+func (e *Engine) frameReceived(in *FrameReceived) error {
+	l := e.link(in.Link)
+	if l == nil {
+		return fmt.Errorf("frame on unknown link %d: %w", in.Link, ErrBadInput)
+	}
+	e.counters.FramesIn++
+	e.counters.BytesIn += uint64(len(in.Frame))
+	return e.handleFrame(l, in.Frame, in.SNR, in.HasSNR, false)
+}
+
 // Step feeds one input to the engine at time now. Bad input (an unknown
 // link, a malformed frame) is counted and ignored; the returned error says
 // what was wrong, for logging, and never means the engine is unusable.
@@ -260,13 +272,9 @@ func (e *Engine) Step(now time.Time, in Input) error {
 	case LinkDown:
 		return e.linkDown(in.Link)
 	case FrameReceived:
-		l := e.link(in.Link)
-		if l == nil {
-			return fmt.Errorf("frame on unknown link %d: %w", in.Link, ErrBadInput)
-		}
-		e.counters.FramesIn++
-		e.counters.BytesIn += uint64(len(in.Frame))
-		return e.handleFrame(l, in.Frame, in.SNR, in.HasSNR, false)
+		return e.frameReceived(&in)
+	case *FrameReceived:
+		return e.frameReceived(in)
 	case TxDone:
 		if l := e.link(in.Link); l != nil {
 			l.inflight = max(l.inflight-max(in.Frames, 1), 0)

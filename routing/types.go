@@ -144,7 +144,9 @@ type LinkUp struct{ Link LinkInfo }
 // LinkDown reports a link that went away; routes over it are withdrawn.
 type LinkDown struct{ Link LinkID }
 
-// FrameReceived reports a frame that arrived on a link.
+// FrameReceived reports a frame that arrived on a link. Step takes it by
+// value or by pointer (*FrameReceived: no allocation to box it); it keeps
+// no pointer to the struct once it returns.
 type FrameReceived struct {
 	Link  LinkID
 	Frame []byte

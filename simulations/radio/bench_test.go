@@ -68,7 +68,7 @@ func BenchmarkMediumBuild(b *testing.B) {
 			out, in := 0, 0
 			for i := range c.out {
 				out += len(c.out[i])
-				in += len(c.inL[i])
+				in += int(c.inOff[i+1] - c.inOff[i])
 			}
 			b.ReportMetric(float64(out)/float64(len(nodes)), "rx/node")
 			b.ReportMetric(float64(in)/float64(len(nodes)), "int/node")

@@ -267,10 +267,15 @@ type class struct {
 	// receiver and rival, and computing the path loss and shadowing again
 	// each time was a tenth of a busy run.
 	outPw [][]float64
-	// inL[r] is in[r] with each link's rxPower next to its sender, so
-	// that judging a frame at r reads one array rather than two; all
-	// lists share one backing array.
-	inL [][]inLink
+	// inNode[inOff[r]:inOff[r+1]] is in[r], and inPw the same span of
+	// each link's rxPower. Judging a frame at r reads r's senders to skip
+	// those that sent nothing lately, and the power of the few left: the
+	// senders alone are a quarter of the bytes, and the offsets no slice
+	// header to load first (the 10,000-node run's lists are 4 MB, more
+	// than a core's cache).
+	inOff  []int32
+	inNode []NodeID
+	inPw   []float64
 	// No frame reaches threshold farther than rxRange from its sender, and
 	// none reaches floor (threshold minus capture threshold, below which
 	// it cannot hurt a received frame) farther than intRange.
@@ -279,16 +284,21 @@ type class struct {
 	frames            map[cellKey]*ring[cellTx]
 }
 
-// inLink is a node whose frames reach a receiver at floor or above, and
-// their power there before fading.
-type inLink struct {
-	node NodeID
-	pw   float64
+// inOf returns the nodes whose frames reach r at floor or above, in
+// ascending order, and their powers there before fading.
+func (c *class) inOf(r NodeID) ([]NodeID, []float64) {
+	lo, hi := c.inOff[r], c.inOff[r+1]
+	return c.inNode[lo:hi:hi], c.inPw[lo:hi:hi]
 }
 
-// findLink returns the index of node's link in in, ascending by node.
-func findLink(in []inLink, node NodeID) (int, bool) {
-	return slices.BinarySearchFunc(in, node, func(l inLink, n NodeID) int { return cmp.Compare(l.node, n) })
+// inPower returns the power of node's frames at r before fading, if node
+// is among r's interferers.
+func (c *class) inPower(r, node NodeID) (float64, bool) {
+	nodes, pw := c.inOf(r)
+	if j, ok := slices.BinarySearch(nodes, node); ok {
+		return pw[j], true
+	}
+	return 0, false
 }
 
 // cellTx is a transmission as filed in a cell of the frame grid: with the
@@ -498,7 +508,7 @@ func cellOf(nd *Node, cell float64) cellKey {
 	return cellKey{int64(math.Floor(nd.X / cell)), int64(math.Floor(nd.Y / cell))}
 }
 
-// buildReach fills c.out, c.outPw and c.inL. Nodes go into cells of c.intRange, so
+// buildReach fills c.out, c.outPw and the in lists. Nodes go into cells of c.intRange, so
 // the nodes a node reaches lie in its own and the 8 surrounding cells.
 func (m *Medium) buildReach(c *class) {
 	n := len(m.nodes)
@@ -585,14 +595,18 @@ func (m *Medium) buildReach(c *class) {
 		}
 		total += len(c.in[i])
 	}
-	c.inL = make([][]inLink, n)
-	all := make([]inLink, 0, total)
+	if total > math.MaxInt32 {
+		panic("radio: more than 2^31 interference links") // 80 GB of lists and more
+	}
+	c.inOff = make([]int32, n+1)
+	c.inNode = make([]NodeID, 0, total)
+	c.inPw = make([]float64, 0, total)
 	for i := range NodeID(n) {
-		lo := len(all)
 		for _, s := range c.in[i] {
-			all = append(all, inLink{node: s, pw: m.rxPower(s, i)})
+			c.inNode = append(c.inNode, s)
+			c.inPw = append(c.inPw, m.rxPower(s, i))
 		}
-		c.inL[i] = all[lo:len(all):len(all)]
+		c.inOff[i+1] = int32(len(c.inNode))
 	}
 	c.in = nil
 }
@@ -918,7 +932,6 @@ func (m *Medium) destroyer(f *txRec, r NodeID, rssi float64, c *class) *txRec {
 	}
 	// Other spreading factors' frames are only among the rivals. Keep
 	// those whose sender reaches r at floor.
-	in := c.inL[r]
 	rn := &m.nodes[r]
 	int2 := c.intRange * c.intRange
 	for _, t := range m.rivals {
@@ -927,7 +940,7 @@ func (m *Medium) destroyer(f *txRec, r NodeID, rssi float64, c *class) *txRec {
 		if t.node == r || ddx*ddx+ddy*ddy > int2 {
 			continue
 		}
-		if j, ok := findLink(in, t.node); ok && m.destroys(t, f, r, rssi, in[j].pw, c) {
+		if pw, ok := c.inPower(r, t.node); ok && m.destroys(t, f, r, rssi, pw, c) {
 			return t
 		}
 	}
@@ -940,8 +953,8 @@ func (m *Medium) destroyer(f *txRec, r NodeID, rssi float64, c *class) *txRec {
 // can destroy f (its earlier ones end earlier still): one look at the
 // dense last array skips it.
 func (m *Medium) destroyerScan(f *txRec, r NodeID, rssi float64, c *class) *txRec {
-	for _, l := range c.inL[r] {
-		s := l.node
+	nodes, pw := c.inOf(r)
+	for i, s := range nodes {
 		lt := m.last[s]
 		if lt.end <= f.cs || s == f.node {
 			continue
@@ -950,7 +963,7 @@ func (m *Medium) destroyerScan(f *txRec, r NodeID, rssi float64, c *class) *txRe
 			if t.start >= f.end || t.freq != f.freq || t.cls != f.cls {
 				continue
 			}
-			if m.destroys(t, f, r, rssi, l.pw, c) {
+			if m.destroys(t, f, r, rssi, pw[i], c) {
 				return t
 			}
 		}
@@ -1017,18 +1030,17 @@ func (m *Medium) destroyerSum(f *txRec, r NodeID, rssi float64, c *class) *txRec
 	worstDB := math.Inf(-1)
 	rn := &m.nodes[r]
 	int2 := c.intRange * c.intRange
-	in := c.inL[r]
 	for _, t := range m.rivals {
 		tn := &m.nodes[t.node]
 		ddx, ddy := tn.X-rn.X, tn.Y-rn.Y
 		if t.node == r || ddx*ddx+ddy*ddy > int2 {
 			continue
 		}
-		j, ok := findLink(in, t.node)
+		pw, ok := c.inPower(r, t.node)
 		if !ok {
 			continue
 		}
-		pt := in[j].pw + m.fadeDB(t.id, r)
+		pt := pw + m.fadeDB(t.id, r)
 		if m.locked(t, f, r, rssi, pt, c) {
 			return t
 		}

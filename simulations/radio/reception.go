@@ -179,8 +179,8 @@ func (m *Medium) PreambleHeard(r NodeID, from, to time.Time, freqHz int64, p Par
 	k := classIndex(p)
 	c := m.class(k)
 	a, b := m.offset(from), m.offset(to)
-	for _, l := range c.inL[r] {
-		s := l.node
+	nodes, _ := c.inOf(r)
+	for _, s := range nodes {
 		lt := m.last[s]
 		if s == r || lt.end <= a {
 			continue

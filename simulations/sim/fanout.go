@@ -84,10 +84,14 @@ type fanJob struct {
 	n     *node
 	in    routing.Input
 	frame []byte // FrameReceived's frame, copied by the job
-	err   error
-	ready bool
-	rd    routing.Ready
-	wake  time.Time // the engine's NextWake when it had no Ready
+	// fr is the job's input if isFrame (in is nil), with a copy of frame:
+	// Step takes it by pointer, so that no frame boxes one.
+	fr      routing.FrameReceived
+	isFrame bool
+	err     error
+	ready   bool
+	rd      routing.Ready
+	wake    time.Time // the engine's NextWake when it had no Ready
 	// panicked is the panic of a Step the helper ran, with its stack:
 	// wait panics with it on the run's goroutine, where a one-worker run
 	// would have panicked (Run's caller sees it, its defers run).
@@ -138,17 +142,27 @@ func (f *fanout) begin(now time.Time) {
 	f.stats.frames++
 }
 
-// post queues n's Step of in (with frame, if not nil, copied into in as
-// FrameReceived's frame) and returns its job number, or -1 if the frame
-// has no job left: the caller steps n itself. A job posted claimed is the
-// caller's, to run with execute.
-func (f *fanout) post(n *node, in routing.Input, frame []byte, claimed bool) int {
+// post queues n's Step of in and returns its job number, or -1 if the
+// frame has no job left: the caller steps n itself. A job posted claimed
+// is the caller's, to run with execute.
+func (f *fanout) post(n *node, in routing.Input, claimed bool) int {
+	return f.postJob(n, in, routing.FrameReceived{}, false, claimed)
+}
+
+// postFrame is post of fr, whose frame the job copies (it is the sender's
+// and goes to every receiver).
+func (f *fanout) postFrame(n *node, fr routing.FrameReceived, claimed bool) int {
+	return f.postJob(n, nil, fr, true, claimed)
+}
+
+func (f *fanout) postJob(n *node, in routing.Input, fr routing.FrameReceived, isFrame, claimed bool) int {
 	k := int(f.posted.Load())
 	if k == fanJobs {
 		return -1
 	}
 	j := &f.jobs[k]
-	j.n, j.in, j.frame, j.err, j.ready, j.panicked = n, in, frame, nil, false, nil
+	j.n, j.in, j.frame, j.err, j.ready, j.panicked = n, in, fr.Frame, nil, false, nil
+	j.fr, j.isFrame = fr, isFrame
 	if claimed {
 		j.state.Store(jobClaimed)
 	} else {
@@ -186,7 +200,7 @@ func (f *fanout) tryRunCaught(k int) bool {
 	defer func() {
 		if p := recover(); p != nil {
 			j.panicked = fmt.Sprintf("%v [engine Step on the fan-out helper]\n%s", p, debug.Stack())
-			j.in, j.frame = nil, nil
+			j.in, j.frame, j.fr.Frame = nil, nil, nil
 			j.state.Store(jobDone)
 		}
 	}()
@@ -198,10 +212,9 @@ func (f *fanout) tryRunCaught(k int) bool {
 func (f *fanout) execute(k int) {
 	j := &f.jobs[k]
 	in := j.in
-	if j.frame != nil {
-		fr := in.(routing.FrameReceived)
-		fr.Frame = append([]byte(nil), j.frame...)
-		in = fr
+	if j.isFrame {
+		j.fr.Frame = append([]byte(nil), j.frame...)
+		in = &j.fr
 	}
 	j.err = j.n.eng.Step(f.now, in)
 	if j.ready = j.n.eng.HasReady(); j.ready {
@@ -209,7 +222,7 @@ func (f *fanout) execute(k int) {
 	} else {
 		j.wake = j.n.eng.NextWake()
 	}
-	j.in, j.frame = nil, nil
+	j.in, j.frame, j.fr.Frame = nil, nil, nil
 	j.state.Store(jobDone)
 }
 
@@ -336,7 +349,7 @@ func (s *Sim) radioEndFan(n *node, id radio.TxID, gen uint64, tx routing.Transmi
 	f.begin(s.now)
 	sender, stepSender := -1, gen == n.gen && n.up
 	if stepSender {
-		sender = f.post(n, routing.TxDone{Link: loraLinkID, Frames: 1}, nil, false)
+		sender = f.post(n, txDoneLoRa, false)
 	}
 	var err error
 	s.rx, err = s.medium.Outcomes(id, s.rx[:0])
@@ -350,7 +363,7 @@ func (s *Sim) radioEndFan(n *node, id radio.TxID, gen uint64, tx routing.Transmi
 	for _, r := range s.rx {
 		k := -1
 		if r.Status == radio.Received && s.radioUp[r.Receiver] && s.sameChannel(n, s.radioOf[r.Receiver]) {
-			k = f.post(s.radioOf[r.Receiver], routing.FrameReceived{Link: loraLinkID, SNR: r.SNRDB, HasSNR: true}, tx.Frame, first < 0)
+			k = f.postFrame(s.radioOf[r.Receiver], routing.FrameReceived{Link: loraLinkID, Frame: tx.Frame, SNR: r.SNRDB, HasSNR: true}, first < 0)
 			if first < 0 {
 				first = k
 			}
@@ -388,7 +401,7 @@ func (s *Sim) radioEndFan(n *node, id radio.TxID, gen uint64, tx routing.Transmi
 			if k := int(s.fanOf[i]); k >= 0 {
 				s.processJob(f.wait(k))
 			} else {
-				s.step(to, routing.FrameReceived{Link: loraLinkID, Frame: append([]byte(nil), tx.Frame...), SNR: r.SNRDB, HasSNR: true})
+				s.stepFrame(to, tx.Frame, r.SNRDB)
 			}
 			to.stats.FramesReceived++
 			to.stats.BytesReceived += uint64(len(tx.Frame))
@@ -404,7 +417,7 @@ func (s *Sim) radioEndFan(n *node, id radio.TxID, gen uint64, tx routing.Transmi
 	case sender >= 0:
 		s.processJob(f.wait(sender))
 	case stepSender:
-		s.step(n, routing.TxDone{Link: loraLinkID, Frames: 1})
+		s.step(n, txDoneLoRa)
 	}
 	f.end()
 	s.radioSend(n)

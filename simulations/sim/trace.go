@@ -15,64 +15,78 @@ import (
 // run. Every line goes into the SHA-256 that the summary reports; the
 // lines go to w too when a trace file was asked for.
 //
-// Hashing and writing run on another core, a chunk of lines at a time, in
-// order: the run's own thread only formats the lines. At most one chunk is
-// in flight; the next waits for it, so the hash covers the same bytes in
-// the same order as a hash taken line by line.
+// The run's own thread only notes each line's fields (a record, no text):
+// formatting the lines, the digests of frames, hashing and writing run on
+// another core, a chunk of records at a time, in order. At most one chunk
+// is in flight; the next waits for it, so the hash covers the same bytes
+// in the same order as a hash taken line by line when the line was made.
 type Tracer struct {
-	h hash.Hash
-	w io.Writer
-	n uint64
-	// at and atText are the time of the last line and its opening,
-	// `{"t":` and the time (a frame's end gives many lines at one time);
-	// detail and quoted the last detail and its JSON string.
-	at             int64
-	atText         []byte
-	detail, quoted string
-	err            error
-	chunk          []byte         // lines not yet handed over
-	spare          []byte         // the chunk in flight, reused once it is done
-	busy           sync.WaitGroup // the chunk in flight
+	h     hash.Hash
+	w     io.Writer
+	n     uint64
+	err   error
+	fmt   traceFormat    // the consumer's: only the goroutine of the chunk in flight uses it
+	cur   traceChunkBuf  // records not yet handed over
+	spare traceChunkBuf  // the chunk in flight, reused once it is done
+	busy  sync.WaitGroup // the chunk in flight
 }
 
-// traceChunk is how many bytes of lines go over at a time: large enough
-// that starting a goroutine per chunk costs nothing measurable.
-const traceChunk = 256 << 10
+// traceRec is one line's fields.
+type traceRec struct {
+	at         int64 // ns since Epoch
+	kind       string
+	detail     string // recLine: the detail ("" none)
+	node, link int
+	from       int     // recRx
+	snr        float64 // recRx
+	fFrom, fTo int32   // recFrame: the frame's bytes in the chunk's frames
+	form       uint8
+}
+
+// Forms of a line.
+const (
+	recLine  uint8 = iota // rec
+	recRx                 // rx
+	recFrame              // frame
+)
+
+// traceChunkBuf is a chunk of records and the bytes of their frames.
+type traceChunkBuf struct {
+	recs   []traceRec
+	frames []byte
+}
+
+func (c *traceChunkBuf) reset() {
+	clear(c.recs) // the details' strings
+	c.recs, c.frames = c.recs[:0], c.frames[:0]
+}
+
+// traceChunk is how many lines go over at a time: large enough that
+// starting a goroutine per chunk costs nothing measurable, small enough
+// that the records stay in the cache.
+const traceChunk = 4096
 
 func newTracer(w io.Writer) *Tracer { return &Tracer{h: sha256.New(), w: w} }
 
 // NewTracer returns a Tracer writing JSONL to w (nil: hash only).
 func NewTracer(w io.Writer) *Tracer { return newTracer(w) }
 
-func (t *Tracer) begin(at time.Time, kind string, node, link int) {
-	if ns := int64(at.Sub(Epoch)); ns != t.at || len(t.atText) == 0 {
-		t.at = ns
-		t.atText = strconv.AppendInt(append(t.atText[:0], `{"t":`...), ns, 10)
-	}
-	b := append(t.chunk, t.atText...)
-	b = append(b, `,"k":"`...)
-	b = append(b, kind...)
-	b = append(b, `","n":`...)
-	b = strconv.AppendInt(b, int64(node), 10)
-	b = append(b, `,"l":`...)
-	b = strconv.AppendInt(b, int64(link), 10)
-	t.chunk = b
-}
-
-func (t *Tracer) end() {
-	t.chunk = append(t.chunk, "}\n"...)
+// add queues a line and hands the chunk over when it is full.
+func (t *Tracer) add(r traceRec) {
+	t.cur.recs = append(t.cur.recs, r)
 	t.n++
-	if len(t.chunk) >= traceChunk {
+	if len(t.cur.recs) >= traceChunk || len(t.cur.frames) >= 256<<10 {
 		t.handOver()
 	}
 }
 
-// handOver starts hashing and writing the lines gathered so far, once the
-// chunk before them is done.
+// handOver starts formatting, hashing and writing the lines gathered so
+// far, once the chunk before them is done.
 func (t *Tracer) handOver() {
 	t.busy.Wait()
-	full := t.chunk
-	t.chunk, t.spare = t.spare[:0], full
+	full := &t.spare
+	t.cur, t.spare = t.spare, t.cur
+	t.cur.reset()
 	t.busy.Add(1)
 	go func() {
 		defer t.busy.Done()
@@ -80,7 +94,8 @@ func (t *Tracer) handOver() {
 	}()
 }
 
-func (t *Tracer) consume(b []byte) {
+func (t *Tracer) consume(c *traceChunkBuf) {
+	b := t.fmt.lines(c)
 	t.h.Write(b)
 	if t.w != nil && t.err == nil {
 		_, t.err = t.w.Write(b)
@@ -90,48 +105,93 @@ func (t *Tracer) consume(b []byte) {
 // drain hashes and writes every line so far before it returns.
 func (t *Tracer) drain() {
 	t.busy.Wait()
-	t.consume(t.chunk)
-	t.chunk = t.chunk[:0]
+	t.consume(&t.cur)
+	t.cur.reset()
 }
+
+func traceAt(at time.Time) int64 { return int64(at.Sub(Epoch)) }
 
 // rec records an event with a free-form detail string.
 func (t *Tracer) rec(at time.Time, kind string, node, link int, detail string) {
-	t.begin(at, kind, node, link)
-	if detail != "" {
-		if detail != t.detail || t.quoted == "" {
-			t.detail, t.quoted = detail, strconv.Quote(detail)
-		}
-		t.chunk = append(t.chunk, `,"d":`...)
-		t.chunk = append(t.chunk, t.quoted...)
-	}
-	t.end()
+	t.add(traceRec{at: traceAt(at), kind: kind, node: node, link: link, detail: detail, form: recLine})
 }
 
 // rx records a radio frame received from node from at snr dB.
 func (t *Tracer) rx(at time.Time, node, link, from int, snr float64) {
-	t.begin(at, "rx", node, link)
-	t.chunk = append(t.chunk, `,"from":`...)
-	t.chunk = strconv.AppendInt(t.chunk, int64(from), 10)
-	t.chunk = append(t.chunk, `,"snr":`...)
-	t.chunk = strconv.AppendFloat(t.chunk, snr, 'f', 2, 64)
-	t.end()
+	t.add(traceRec{at: traceAt(at), kind: "rx", node: node, link: link, from: from, snr: snr, form: recRx})
 }
 
 // frame records a transmitted frame by its length and a digest of its
-// bytes, so that the hash covers what the engines said, not only when.
+// bytes (the first 8 bytes of its SHA-256, in hex), so that the hash
+// covers what the engines said, not only when. The tracer keeps a copy of
+// the bytes until the line is made.
 func (t *Tracer) frame(at time.Time, kind string, node, link int, f []byte) {
-	t.begin(at, kind, node, link)
-	sum := sha256.Sum256(f)
-	t.chunk = append(t.chunk, `,"len":`...)
-	t.chunk = strconv.AppendInt(t.chunk, int64(len(f)), 10)
-	t.chunk = append(t.chunk, `,"f":"`...)
-	t.chunk = hex.AppendEncode(t.chunk, sum[:8])
-	t.chunk = append(t.chunk, '"')
-	t.end()
+	c := &t.cur
+	from := len(c.frames)
+	c.frames = append(c.frames, f...)
+	t.add(traceRec{at: traceAt(at), kind: kind, node: node, link: link, fFrom: int32(from), fTo: int32(len(c.frames)), form: recFrame})
 }
 
 // Sum returns the hex SHA-256 of the trace so far.
 func (t *Tracer) Sum() string {
 	t.drain()
 	return hex.EncodeToString(t.h.Sum(nil))
+}
+
+// traceFormat turns records into lines. It remembers the opening of the
+// last line (`{"t":` and the time: a frame's end gives many lines at one
+// time) and the last detail's JSON string.
+type traceFormat struct {
+	buf            []byte
+	at             int64
+	atText         []byte
+	detail, quoted string
+}
+
+// lines returns the lines of c's records, valid until the next call.
+func (f *traceFormat) lines(c *traceChunkBuf) []byte {
+	b := f.buf[:0]
+	for i := range c.recs {
+		b = f.line(b, &c.recs[i], c.frames)
+	}
+	f.buf = b
+	return b
+}
+
+func (f *traceFormat) line(b []byte, r *traceRec, frames []byte) []byte {
+	if r.at != f.at || len(f.atText) == 0 {
+		f.at = r.at
+		f.atText = strconv.AppendInt(append(f.atText[:0], `{"t":`...), r.at, 10)
+	}
+	b = append(b, f.atText...)
+	b = append(b, `,"k":"`...)
+	b = append(b, r.kind...)
+	b = append(b, `","n":`...)
+	b = strconv.AppendInt(b, int64(r.node), 10)
+	b = append(b, `,"l":`...)
+	b = strconv.AppendInt(b, int64(r.link), 10)
+	switch r.form {
+	case recLine:
+		if r.detail != "" {
+			if r.detail != f.detail || f.quoted == "" {
+				f.detail, f.quoted = r.detail, strconv.Quote(r.detail)
+			}
+			b = append(b, `,"d":`...)
+			b = append(b, f.quoted...)
+		}
+	case recRx:
+		b = append(b, `,"from":`...)
+		b = strconv.AppendInt(b, int64(r.from), 10)
+		b = append(b, `,"snr":`...)
+		b = strconv.AppendFloat(b, r.snr, 'f', 2, 64)
+	case recFrame:
+		fr := frames[r.fFrom:r.fTo]
+		sum := sha256.Sum256(fr)
+		b = append(b, `,"len":`...)
+		b = strconv.AppendInt(b, int64(len(fr)), 10)
+		b = append(b, `,"f":"`...)
+		b = hex.AppendEncode(b, sum[:8])
+		b = append(b, '"')
+	}
+	return append(b, "}\n"...)
 }
