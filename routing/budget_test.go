@@ -84,6 +84,9 @@ func TestFrameReceivedByPointer(t *testing.T) {
 		if err := b.eng.Step(b.now, &routing.FrameReceived{Link: 9, Frame: frame}); !errors.Is(err, routing.ErrBadInput) {
 			t.Errorf("pointer on an unknown link: err %v, want ErrBadInput", err)
 		}
+		if err := b.eng.Step(b.now, (*routing.FrameReceived)(nil)); !errors.Is(err, routing.ErrBadInput) {
+			t.Errorf("nil pointer: err %v, want ErrBadInput", err)
+		}
 	}
 	if outs[0] != outs[1] || counters[0] != counters[1] || counters[1].FramesIn != 1 || outs[1] == 0 {
 		t.Fatalf("by value %d frames out, %+v; by pointer %d, %+v", outs[0], counters[0], outs[1], counters[1])

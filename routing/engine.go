@@ -274,6 +274,9 @@ func (e *Engine) Step(now time.Time, in Input) error {
 	case FrameReceived:
 		return e.frameReceived(&in)
 	case *FrameReceived:
+		if in == nil {
+			return fmt.Errorf("nil *FrameReceived: %w", ErrBadInput)
+		}
 		return e.frameReceived(in)
 	case TxDone:
 		if l := e.link(in.Link); l != nil {
