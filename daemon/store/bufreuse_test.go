@@ -3,8 +3,10 @@ package store
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +58,7 @@ func checkBufValue(key string, v []byte) error {
 type bufModel struct {
 	recs  map[string][]byte
 	inbox map[uint64][]byte
+	fapp  map[string][]byte
 }
 
 // bufBatch draws batch b: deliveries (some paired with their delivered
@@ -145,6 +148,21 @@ func (m *bufModel) check(t *testing.T, s *Store, when string) {
 			t.Fatalf("%s: inbox entry %d: %d bytes, want %d (known %v)", when, e.Seq, len(e.Body), len(want), ok)
 		}
 	}
+	fapp := map[string][]byte{}
+	if err := s.FAPPScan(FAPPPrefix, func(k string, v []byte) error {
+		fapp[k] = bytes.Clone(v)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(fapp) != len(m.fapp) {
+		t.Fatalf("%s: %d FAPP records, want %d", when, len(fapp), len(m.fapp))
+	}
+	for k, v := range m.fapp {
+		if !bytes.Equal(fapp[k], v) {
+			t.Fatalf("%s: FAPP record %s: %d bytes, want %d", when, k, len(fapp[k]), len(v))
+		}
+	}
 }
 
 // TestWALBufferReuse: 400 batches of random sizes through ApplyAsync,
@@ -160,7 +178,7 @@ func TestWALBufferReuse(t *testing.T) {
 	t.Cleanup(func() { walSegSize = old })
 	s := openT(t, t.TempDir())
 	r := rand.New(rand.NewPCG(1, 2))
-	m := &bufModel{recs: map[string][]byte{}, inbox: map[uint64][]byte{}}
+	m := &bufModel{recs: map[string][]byte{}, inbox: map[uint64][]byte{}, fapp: map[string][]byte{}}
 	var pending []<-chan error
 	for b := range 400 {
 		rd := bufBatch(r, b)
@@ -181,14 +199,25 @@ func TestWALBufferReuse(t *testing.T) {
 		case b%41 == 40:
 			m.check(t, s, fmt.Sprintf("after batch %d", b))
 		case b%13 == 12:
+			// Acknowledgements, alone or with FAPP records (one record
+			// through logAndWait), the values overwritten afterwards.
 			var ack []uint64
 			for seq := range m.inbox {
 				if r.IntN(3) == 0 {
 					ack = append(ack, seq)
 				}
 			}
-			if err := s.Ack(ack...); err != nil {
+			fb := FAPPBatch{Put: map[string][]byte{}, Ack: ack}
+			for range r.IntN(3) {
+				k := fmt.Sprintf("f/t/%02d", r.IntN(8))
+				fb.Put[k] = bufValue(k, b, r.IntN(4000))
+				m.fapp[k] = bytes.Clone(fb.Put[k])
+			}
+			if err := s.FAPPWrite(fb); err != nil {
 				t.Fatal(err)
+			}
+			for _, v := range fb.Put {
+				clear(v)
 			}
 			for _, seq := range ack {
 				delete(m.inbox, seq)
@@ -199,6 +228,9 @@ func TestWALBufferReuse(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	}
+	if len(m.fapp) == 0 {
+		t.Fatal("no FAPP record written")
 	}
 	if s.wal.ckpts.Load() < 3 {
 		t.Fatalf("%d checkpoints: the segments did not rotate", s.wal.ckpts.Load())
@@ -245,7 +277,7 @@ func TestWALBufferReuseReaders(t *testing.T) {
 	t.Cleanup(func() { walSegSize = old })
 	s := openT(t, t.TempDir())
 	stop := make(chan struct{})
-	errs := make(chan error, 4)
+	errs := make(chan error, 8)
 	var wg sync.WaitGroup
 	for g := range 2 {
 		wg.Add(1)
@@ -254,6 +286,28 @@ func TestWALBufferReuseReaders(t *testing.T) {
 			errs <- bufReader(s, g, stop)
 		}()
 	}
+	// A third reader backs up the store over and over; the last backup
+	// is loaded and checked below.
+	var backup bytes.Buffer
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				if n == 0 {
+					errs <- errors.New("no backup taken")
+				}
+				return
+			default:
+			}
+			backup.Reset()
+			if err := s.Backup(&backup); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
 	r := rand.New(rand.NewPCG(3, 4))
 	for b := range 300 {
 		rd := bufBatch(r, b)
@@ -270,6 +324,19 @@ func TestWALBufferReuseReaders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	dir := filepath.Join(t.TempDir(), "loaded")
+	if err := Load(dir, &backup, quiet); err != nil {
+		t.Fatal(err)
+	}
+	l := openT(t, dir)
+	if len(records(t, l)) == 0 {
+		t.Fatal("the loaded backup holds no record")
+	}
+	for g := range 2 {
+		if err := bufReaderOnce(l, g, 0); err != nil {
+			t.Fatalf("the loaded backup: %v", err)
+		}
+	}
 }
 
 // bufReader reads until stop: records (reader 0) or the inbox (1),
@@ -284,28 +351,37 @@ func bufReader(s *Store, g int, stop <-chan struct{}) error {
 			return nil
 		default:
 		}
-		if g == 0 {
-			recs, err := s.EngineRecords()
-			if err != nil {
-				return err
-			}
-			for _, rec := range recs {
-				if err := checkBufValue(rec.Key, rec.Value); err != nil {
-					return fmt.Errorf("read %d: %w", n, err)
-				}
-			}
-			continue
+		if err := bufReaderOnce(s, g, n); err != nil {
+			return err
 		}
-		entries, _, err := s.Inbox(0, 1<<20)
+	}
+}
+
+// bufReaderOnce reads every record (g 0) or inbox entry (1) of s and
+// checks each value.
+func bufReaderOnce(s *Store, g, n int) error {
+	if g == 0 {
+		recs, err := s.EngineRecords()
 		if err != nil {
 			return err
 		}
-		for _, e := range entries {
-			if err := checkBufBody(e.Body); err != nil {
-				return fmt.Errorf("read %d: inbox entry %d: %w", n, e.Seq, err)
+		for _, rec := range recs {
+			if err := checkBufValue(rec.Key, rec.Value); err != nil {
+				return fmt.Errorf("read %d: %w", n, err)
 			}
 		}
+		return nil
 	}
+	entries, _, err := s.Inbox(0, 1<<20)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := checkBufBody(e.Body); err != nil {
+			return fmt.Errorf("read %d: inbox entry %d: %w", n, e.Seq, err)
+		}
+	}
+	return nil
 }
 
 // checkBufBody checks a delivery body of bufBatch (its key is in its
