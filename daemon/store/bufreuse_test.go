@@ -86,6 +86,14 @@ func bufBatch(r *rand.Rand, b int) *routing.Ready {
 			rd.Persist = append(rd.Persist, routing.Record{Key: k, Value: bufValue(k, b, r.IntN(6000))})
 		}
 	}
+	if b%50 == 49 {
+		// A batch bigger than half a (test) segment: logged as several
+		// records, built one after the other in the same scratch array.
+		for i := range 30 {
+			k := fmt.Sprintf("b/%02d", i)
+			rd.Persist = append(rd.Persist, routing.Record{Key: k, Value: bufValue(k, b, 5000+r.IntN(3000))})
+		}
+	}
 	for range r.IntN(3) {
 		k := fmt.Sprintf("c/%02d", r.IntN(24))
 		if !used[k] {
@@ -183,9 +191,13 @@ func TestWALBufferReuse(t *testing.T) {
 	for b := range 400 {
 		rd := bufBatch(r, b)
 		snap := &routing.Ready{Persist: clonePersist(rd.Persist), Deletes: rd.Deletes, Deliveries: cloneDeliveries(rd.Deliveries)}
+		before := loggedSeq(s)
 		seqs, done, err := s.ApplyAsync(rd)
 		if err != nil {
 			t.Fatalf("batch %d: %v", b, err)
+		}
+		if n := loggedSeq(s) - before; b%50 == 49 && n < 2 {
+			t.Fatalf("batch %d: logged as %d records, want it split", b, n)
 		}
 		scribble(rd)
 		m.note(snap, seqs)
@@ -246,6 +258,13 @@ func TestWALBufferReuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.check(t, openT(t, dir), "after reopening")
+}
+
+// loggedSeq is the seq of the last record logged.
+func loggedSeq(s *Store) uint64 {
+	s.wal.mu.Lock()
+	defer s.wal.mu.Unlock()
+	return s.wal.logged
 }
 
 func clonePersist(ps []routing.Record) []routing.Record {
