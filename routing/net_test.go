@@ -117,6 +117,10 @@ type testNet struct {
 	// drop, if set, decides to lose a frame a node transmits on a link
 	// (fault injection by the scenario scripts).
 	drop func(from *tnode, l *tlink, tx routing.Transmit) bool
+	// scribble, if set, overwrites every received frame once the engine
+	// stepped it and its Ready was carried out, as a link that reuses
+	// its read buffer would: nothing kept may alias the frame.
+	scribble bool
 	// gossipLatency is how long a gossip message takes to reach the other
 	// nodes of the IP side.
 	gossipLatency time.Duration
@@ -250,6 +254,11 @@ func (n *testNet) step(nd *tnode, in routing.Input) {
 		n.errors++
 	}
 	n.process(nd)
+	if fr, ok := in.(routing.FrameReceived); ok && n.scribble {
+		for i := range fr.Frame {
+			fr.Frame[i] = 0xff
+		}
+	}
 }
 
 // process carries out the node's Ready: persist, transmit, deliver.

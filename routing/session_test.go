@@ -60,6 +60,30 @@ func checkInbox(t *testing.T, nd *tnode, want []string) {
 	}
 }
 
+// TestSessionDeliveryOwnsBody: a session message's delivered body is
+// Session.Open's plaintext, not a copy; it must alias nothing the node
+// reuses. Every received frame is overwritten after its step, as a link
+// reading into one buffer would: every delivered body is intact.
+func TestSessionDeliveryOwnsBody(t *testing.T) {
+	for _, kind := range []routing.LinkKind{routing.LinkIP, routing.LinkLoRa} {
+		t.Run(kind.String(), func(t *testing.T) {
+			n := sessionChain(t, 7, kind, 2)
+			n.scribble = true
+			n.run(time.Hour)
+			var want []string
+			for i := range 8 {
+				want = append(want, fmt.Sprintf("message %d %s", i, strings.Repeat("x", 10*i)))
+				n.send("n0", "n2", want[i])
+			}
+			n.run(time.Hour)
+			checkInbox(t, n.node("n2"), want)
+			if c := n.node("n2").eng.Counters(); c.SessionFramesIn == 0 {
+				t.Fatal("no session frame came in: the test did not take the session path")
+			}
+		})
+	}
+}
+
 func TestSessionUnicast(t *testing.T) {
 	for _, kind := range []routing.LinkKind{routing.LinkIP, routing.LinkLoRa} {
 		t.Run(kind.String(), func(t *testing.T) {

@@ -78,8 +78,9 @@ func (s *Store) logUnits(units []unit, ch chan<- error) error {
 		total += len(u)
 	}
 	// logOps encodes the ops and keeps none: one array serves every
-	// record of every batch.
-	defer func() { s.logScratch = s.logScratch[:0]; clear(s.logScratch[:cap(s.logScratch)]) }()
+	// record of every batch. Each record's ops are zeroed once logged
+	// (only those: beyond them the array is zero already).
+	defer func() { clear(s.logScratch); s.logScratch = s.logScratch[:0] }()
 	for start := 0; start < len(units); {
 		ops := slices.Grow(s.logScratch[:0], total+1)
 		var next uint64
@@ -110,6 +111,7 @@ func (s *Store) logUnits(units []unit, ch chan<- error) error {
 		if err := s.logOps(ops, c); err != nil {
 			return err
 		}
+		clear(ops)
 		for _, u := range units[start:end] {
 			total -= len(u)
 		}

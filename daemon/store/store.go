@@ -515,10 +515,14 @@ type unitScratch struct {
 }
 
 // release drops the references of the batch built last: they point into
-// the caller's Ready (Store.mu held).
+// the caller's Ready (Store.mu held). A batch writes only the elements
+// up to its length, and each release zeroes those: beyond them the
+// arrays are zero already, and clearing their whole capacity would cost
+// every batch after a big one as much as the big one
+// (BenchmarkUnitsAfterBigBatch).
 func (sc *unitScratch) release() {
-	clear(sc.units[:cap(sc.units)])
-	clear(sc.ops[:cap(sc.ops)])
+	clear(sc.units)
+	clear(sc.ops)
 	clear(sc.byKey)
 	sc.units, sc.ops = sc.units[:0], sc.ops[:0]
 }
