@@ -436,7 +436,7 @@ func (e *Engine) collapseOps() {
 		e.opLast = map[string]int{}
 	}
 	last := e.opLast // scratch, empty between calls
-	defer clear(last)
+	defer e.dropOpLast()
 	sets, dels := 0, 0
 	for i, op := range e.ops {
 		if j, ok := last[op.key]; ok && e.ops[j].del {
@@ -465,6 +465,22 @@ func (e *Engine) collapseOps() {
 	}
 	clear(e.ops)
 	e.ops = e.ops[:0]
+}
+
+// opLastMax is the most keys collapseOps' scratch map keeps room for:
+// clearing a map costs what it once held, so after a bigger batch it is
+// dropped rather than cleared, and a big batch does not tax every later
+// one.
+const opLastMax = 4096
+
+// dropOpLast empties collapseOps' scratch map, or drops it if it grew past
+// opLastMax.
+func (e *Engine) dropOpLast() {
+	if len(e.opLast) > opLastMax {
+		e.opLast = nil
+		return
+	}
+	clear(e.opLast)
 }
 
 // HasReady reports whether Ready would return anything.

@@ -523,8 +523,24 @@ type unitScratch struct {
 func (sc *unitScratch) release() {
 	clear(sc.units)
 	clear(sc.ops)
-	clear(sc.byKey)
+	sc.byKey = dropOrClear(sc.byKey)
 	sc.units, sc.ops = sc.units[:0], sc.ops[:0]
+}
+
+// scratchMapMax is the most keys a kept scratch map keeps room for:
+// clearing a Go map costs what it once held, so a map that grew past this
+// is dropped rather than cleared, and one big batch does not tax every
+// later one.
+const scratchMapMax = 4096
+
+// dropOrClear empties a scratch map for reuse, or drops it (nil) if it
+// grew past scratchMapMax.
+func dropOrClear(m map[string]int) map[string]int {
+	if len(m) > scratchMapMax {
+		return nil
+	}
+	clear(m)
+	return m
 }
 
 // valsLen is the room the inbox entries of rd's deliveries take.

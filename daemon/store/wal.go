@@ -532,6 +532,9 @@ func (s *Store) applyRecords(batch []walPending) error {
 		w.applyLast = map[string]int{}
 	}
 	tally, err := s.applyOps(coalesce(ops, w.applyLast))
+	if in > scratchMapMax {
+		w.applyLast = nil // cleared by coalesce; dropped so that later clears stay cheap
+	}
 	clear(ops[:in]) // drop the references into the records
 	w.applyOps = ops[:0]
 	if err == nil {
