@@ -98,8 +98,19 @@ func (t *Tracer) consume(c *traceChunkBuf) {
 	b := t.fmt.lines(c)
 	t.h.Write(b)
 	if t.w != nil && t.err == nil {
-		_, t.err = t.w.Write(b)
+		n, err := t.w.Write(b)
+		if err == nil && n < len(b) {
+			err = io.ErrShortWrite
+		}
+		t.err = err
 	}
+}
+
+// Err returns the first error writing the trace (nil: none), once every
+// line so far is written. The hash covers every line all the same.
+func (t *Tracer) Err() error {
+	t.drain()
+	return t.err
 }
 
 // drain hashes and writes every line so far before it returns.

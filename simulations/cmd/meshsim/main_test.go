@@ -94,3 +94,25 @@ func TestProgressOnlyOnTerminals(t *testing.T) {
 		t.Fatalf("bar: %q", b.String())
 	}
 }
+
+// TestRunTraceDiskFull: a trace file that cannot be written (here a
+// symbolic link to /dev/full: every write fails with ENOSPC) makes the run
+// fail with that error, with one worker and with two (the trace's lines
+// are written on another goroutine, a chunk at a time).
+func TestRunTraceDiskFull(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	for _, workers := range []string{"1", "2"} {
+		dir := t.TempDir()
+		if err := os.Symlink("/dev/full", filepath.Join(dir, "trace.jsonl")); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		err := run([]string{"run", "../../scenarios/quickstart.toml", "--out", dir, "--trace", "--quiet", "--no-plots",
+			"--workers", workers, "--set", "duration=20m"}, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "no space") {
+			t.Errorf("workers %s: err %v, want no space left on device", workers, err)
+		}
+	}
+}

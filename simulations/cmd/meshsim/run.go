@@ -57,15 +57,16 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	var tr *sim.Tracer
 	var traceBuf *bufio.Writer
+	var traceFile *os.File
 	if *trace {
 		if err := os.MkdirAll(*out, 0o755); err != nil {
 			return err
 		}
-		traceFile, err := os.Create(filepath.Join(*out, "trace.jsonl"))
+		traceFile, err = os.Create(filepath.Join(*out, "trace.jsonl"))
 		if err != nil {
 			return err
 		}
-		defer traceFile.Close()
+		defer traceFile.Close() // on an early return; the run's end checks its error
 		traceBuf = bufio.NewWriterSize(traceFile, 1<<20)
 		tr = sim.NewTracer(traceBuf)
 	}
@@ -120,7 +121,13 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	sum := s.Summary()
 	if traceBuf != nil {
+		if err := tr.Err(); err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
 		if err := traceBuf.Flush(); err != nil {
+			return err
+		}
+		if err := traceFile.Close(); err != nil { // some file systems report a failed write only here
 			return err
 		}
 	}
