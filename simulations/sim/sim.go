@@ -1382,6 +1382,10 @@ func (s *Sim) nodeUp(n *node) {
 // if not nil, is called now and then (every simulated second, and every
 // 32,768 events) with the simulated time reached and the events so far.
 func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
+	// The trace file is complete when Run returns, and when it panics (a
+	// Step's or progress's panic): the lines so far, none still being
+	// written on the tracer's goroutine when the caller recovers.
+	defer s.trace.drain()
 	if s.workers >= 2 && s.fapp == nil && s.medium != nil {
 		// FAPP's deliveries call other engines at once (fanout.go).
 		s.fan = newFanout(&s.events)
@@ -1485,7 +1489,6 @@ func (s *Sim) Run(progress func(simulated time.Duration, events uint64)) {
 			n.downAt = s.now
 		}
 	}
-	s.trace.drain() // the trace file is complete when Run returns
 }
 
 // floodPolicies are the values of engine.flood_policy: routing.Config
