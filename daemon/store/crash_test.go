@@ -86,12 +86,10 @@ func runChild(mode string) int {
 			fmt.Println("open:", err)
 			return 1
 		}
-		next, err := crashBatchesDone(s)
-		if err != nil {
-			fmt.Println("records:", err)
+		next, ok := childReady(s)
+		if !ok {
 			return 1
 		}
-		fmt.Println("ready")
 		for b := next; ; b++ {
 			seqs, err := s.Apply(crashBatch(b))
 			if err != nil {
@@ -229,6 +227,18 @@ func TestLockedByAnotherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2.Close()
+}
+
+// childReady tells the parent a child's store is open, after the batch
+// the child goes on from (crashBatchesDone); false if it could not tell.
+func childReady(s *Store) (next int, ok bool) {
+	next, err := crashBatchesDone(s)
+	if err != nil {
+		fmt.Println("records:", err)
+		return 0, false
+	}
+	fmt.Println("ready")
+	return next, true
 }
 
 // crashBatchesDone is the number of batches a child's store holds (one

@@ -12,12 +12,10 @@ import (
 // ack for each once its done reported nil, in order, as the node loop
 // carries batches out.
 func runPipelined(s *Store, filler int) int {
-	next, err := crashBatchesDone(s)
-	if err != nil {
-		fmt.Println("records:", err)
+	next, ok := childReady(s)
+	if !ok {
 		return 1
 	}
-	fmt.Println("ready")
 	for b := next; ; b += 3 {
 		var dones []<-chan error
 		var firsts []uint64

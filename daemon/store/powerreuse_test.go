@@ -86,12 +86,10 @@ func runReuse(dir string) int {
 		fmt.Println("open:", err)
 		return 1
 	}
-	next, err := crashBatchesDone(s)
-	if err != nil {
-		fmt.Println("records:", err)
+	next, ok := childReady(s)
+	if !ok {
 		return 1
 	}
-	fmt.Println("ready")
 	for b := next; ; b++ {
 		seqs, err := s.Apply(reuseBatch(b))
 		if err != nil {
