@@ -100,11 +100,12 @@ func networkKeys(hexKey string) (psk, tcpKey []byte, err error) {
 	return p[:], t[:], nil
 }
 
-// Defaults of the per-peer inbound limits. An honest neighbour stays below
-// them: two daemons on one machine exchange about 3,500 messages a second
-// (docs/performance.md), each an envelope and a receipt. Floods of frames
-// the engine refuses (bad signatures) are cut off by strikes, not by the
-// rate.
+// Defaults of the per-peer inbound limits. A neighbour over them is
+// paced, not cut off (guard.go): two daemons on one machine exchange
+// about 40,000 messages a second (docs/performance.md), twice the default
+// frame rate, so a node on a small board keeps most of its loop for its
+// other peers. Floods of frames the engine refuses (bad signatures) are
+// cut off by strikes, not by the rate.
 const (
 	DefaultPeerFrameRate  = 20_000
 	DefaultPeerFrameBurst = 40_000
@@ -151,9 +152,10 @@ func (l *LimitsConfig) setGuardDefaults() {
 // the configuration template t (ConfigTemplate's).
 func withGuardTemplate(d Config, t string) string {
 	l := d.Limits
-	limits := fmt.Sprintf(`  # What one peer may send before its frames are dropped (frames per
-  # second, burst, bytes per second); after peer_strikes dropped frames
-  # within 10 s it is disconnected and refused for cool_down.
+	limits := fmt.Sprintf(`  # What one peer may send (frames per second, burst, bytes per second);
+  # a peer over it is paced (its link is read more slowly), not cut off.
+  # After peer_strikes refused frames (junk, forged) within 10 s it is
+  # disconnected and refused for cool_down.
   peer_frame_rate = %v
   peer_frame_burst = %d
   peer_byte_rate = %d

@@ -179,11 +179,11 @@ type LimitsConfig struct {
 
 	// What one peer may send (per libp2p peer and per TCP link; see
 	// guard.go): PeerFrameRate frames per second with bursts of
-	// PeerFrameBurst, and PeerByteRate bytes per second. Frames beyond
-	// them are dropped before the node loop; a peer with more than
-	// PeerStrikes refused frames (dropped, or refused by the engine as
-	// malformed or forged) within 10 seconds is disconnected and refused
-	// for CoolDown.
+	// PeerFrameBurst, and PeerByteRate bytes per second. A peer beyond
+	// them is paced (its link's reader waits), not refused; a peer with
+	// more than PeerStrikes refused frames (too large, of no known kind,
+	// or refused by the engine as malformed or forged) within 10 seconds
+	// is disconnected and refused for CoolDown.
 	PeerFrameRate  float64  `toml:"peer_frame_rate"`
 	PeerFrameBurst int      `toml:"peer_frame_burst"`
 	PeerByteRate   int      `toml:"peer_byte_rate"`

@@ -15,18 +15,25 @@ import (
 
 	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/routing"
+	"meshd.dev/meshd/transports/p2p"
 	"meshd.dev/meshd/transports/tcp"
 )
 
 // The guard stands between the links and the node loop. Every link's
 // frames are read in a goroutine of their own; the guard vets each frame
 // there, before it enters the queue all links share, cheapest check
-// first: its size, its kind (the first byte), then the peer's rate. Only
-// frames that pass reach the routing engine, which parses them, drops
-// duplicates and then checks signatures; a frame it refuses for what the
-// peer sent (forged) is a strike too (frameRefused).
-// A peer that keeps breaking the limits (more than limits.peer_strikes
-// refused frames within strikeWindow, or maxHandshakeFailures failed
+// first: its size and its kind (the first byte); a frame that fails them
+// is a strike. Then the peer's rate: a peer over it is paced, not
+// refused: the link's reader waits until the peer's token buckets hold
+// the frame, so an honest neighbour that sends fast (a burst from its
+// apps) is slowed to the rate by its own link's flow control instead of
+// being cut off, and a flooder gets no more of the node loop than the
+// rate whatever it sends. Only frames that pass reach the routing engine,
+// which parses them, drops duplicates and then checks signatures; a frame
+// it refuses for what the peer sent (forged) is a strike too
+// (frameRefused).
+// A peer that keeps breaking the rules (more than limits.peer_strikes
+// strikes within strikeWindow, or maxHandshakeFailures failed
 // handshakes within a minute) is
 // disconnected and cooled down: for limits.cool_down, its connections and
 // links are refused before any handshake. Refusals are counted in metrics
@@ -37,6 +44,9 @@ var (
 	ErrDenied     = errors.New("daemon: peer not allowed to link")
 	ErrCoolingOff = errors.New("daemon: peer is cooling down")
 	ErrOffender   = errors.New("daemon: peer broke the inbound limits")
+	// errDropped drops one refused frame and keeps the link (the peer is
+	// not yet an offender).
+	errDropped = fmt.Errorf("daemon: frame refused: %w", p2p.ErrDropFrame)
 )
 
 const (
@@ -60,6 +70,8 @@ const (
 // guardStats are the guard's counters (metrics).
 type guardStats struct {
 	framesRefused     [refusalKinds]atomic.Uint64
+	framesPaced       atomic.Uint64 // frames a reader waited for (over the rate)
+	pacedNanos        atomic.Uint64 // the time it waited
 	bytesRefused      atomic.Uint64
 	disconnects       atomic.Uint64
 	refusedCooling    atomic.Uint64
@@ -74,12 +86,11 @@ type guardStats struct {
 const (
 	refusedSize = iota
 	refusedKind
-	refusedRate
 	refusedInvalid // passed the cheap checks, refused by the engine
 	refusalKinds
 )
 
-var refusalNames = [refusalKinds]string{"size", "kind", "rate", "invalid"}
+var refusalNames = [refusalKinds]string{"size", "kind", "invalid"}
 
 // cooled is one entry of the cool-down list, in coolOrder.
 type cooled struct {
@@ -100,8 +111,11 @@ type guard struct {
 	cfg    LimitsConfig
 	access accessLists
 	now    func() time.Time
-	log    *slog.Logger
-	stats  guardStats
+	// sleep waits while a peer over its rate is paced (time.Sleep; tests
+	// move their clock instead).
+	sleep func(time.Duration)
+	log   *slog.Logger
+	stats guardStats
 
 	mu      sync.Mutex
 	peers   *lruTable[string, *peerState]
@@ -117,7 +131,7 @@ type guard struct {
 }
 
 func newGuard(cfg LimitsConfig, access accessLists, now func() time.Time, log *slog.Logger) *guard {
-	return &guard{cfg: cfg, access: access, now: now, log: log,
+	return &guard{cfg: cfg, access: access, now: now, sleep: time.Sleep, log: log,
 		peers: newLRU[string, *peerState](maxTracked), cooling: map[string]time.Time{}, pending: map[string]int{},
 		addrs: newLRU[netip.Prefix, *addrState](maxTracked)}
 }
@@ -224,7 +238,9 @@ func (g *guard) HandshakeFailed(p peer.ID, err error) bool {
 }
 
 // frame vets one frame from the peer whose first key is keys[0] (the
-// link's), mtu its link's largest frame. An error means: disconnect.
+// link's), mtu its link's largest frame, in the link's reader: it waits
+// there while the peer is over its rate. errDropped (wrapping
+// p2p.ErrDropFrame) drops the frame; another error means: disconnect.
 func (g *guard) frame(frame []byte, mtu int, keys ...string) error {
 	why := -1
 	switch {
@@ -234,19 +250,49 @@ func (g *guard) frame(frame []byte, mtu int, keys ...string) error {
 		why = refusedKind
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	now := g.now()
 	st := g.stateLocked(keys[0])
-	if why < 0 && (!st.frames.AllowN(now, 1) || !st.bytes.AllowN(now, len(frame))) {
-		why = refusedRate
-	}
+	var wait time.Duration
 	if why < 0 {
-		return nil
+		var ok bool
+		if wait, ok = st.pace(now, len(frame)); !ok {
+			why = refusedSize // larger than a whole byte bucket: never fits
+		}
 	}
+	if why >= 0 {
+		defer g.mu.Unlock()
+		return g.refuseLocked(now, st, why, len(frame), keys)
+	}
+	g.mu.Unlock()
+	if wait > 0 {
+		g.stats.framesPaced.Add(1)
+		g.stats.pacedNanos.Add(uint64(wait))
+		g.sleep(wait)
+	}
+	return nil
+}
+
+// pace takes the tokens for one frame of n bytes from the peer's buckets
+// and returns how long its reader must wait for them (0: at once). A
+// frame larger than the byte bucket can never be paced (not ok).
+func (st *peerState) pace(now time.Time, n int) (wait time.Duration, ok bool) {
+	f, b := st.frames.ReserveN(now, 1), st.bytes.ReserveN(now, n)
+	if !f.OK() || !b.OK() {
+		f.CancelAt(now)
+		b.CancelAt(now)
+		return 0, false
+	}
+	return max(f.DelayFrom(now), b.DelayFrom(now)), true
+}
+
+// refuseLocked counts a frame refused for why as a strike against the
+// peer and drops it (errDropped); past limits.peer_strikes it cools the
+// peer down and returns ErrOffender.
+func (g *guard) refuseLocked(now time.Time, st *peerState, why, n int, keys []string) error {
 	g.stats.framesRefused[why].Add(1)
-	g.stats.bytesRefused.Add(uint64(len(frame)))
+	g.stats.bytesRefused.Add(uint64(n))
 	if st.strikes.AllowN(now, 1) {
-		return nil // dropped; not yet an offender
+		return errDropped // not yet an offender
 	}
 	g.kickLocked(now, "frames", keys...)
 	return fmt.Errorf("%w: %s frames", ErrOffender, refusalNames[why])

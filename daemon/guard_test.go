@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,51 +32,84 @@ func newFakeClock() *fakeClock           { c := &fakeClock{}; c.t.Store(time.Uni
 func junkFrame(n int) []byte             { b := make([]byte, n); b[0] = 0xff; return b }
 func guardLimits() LimitsConfig          { var l LimitsConfig; l.setGuardDefaults(); return l }
 func testGuard(l LimitsConfig, clk *fakeClock) *guard {
-	return newGuard(l, accessLists{}, clk.now, slog.New(slog.DiscardHandler))
+	g := newGuard(l, accessLists{}, clk.now, slog.New(slog.DiscardHandler))
+	g.sleep = clk.add // a paced reader's wait passes on the test's clock
+	return g
 }
 
-// TestGuardFloodOffender: a peer flooding frames (valid kind, over the
-// rate; or of no known kind) is refused frame by frame, then disconnected
-// and cooled down; another peer is untouched; after the cool-down it may
-// come back.
+// TestGuardFloodOffender: a peer flooding frames of no known kind is
+// refused frame by frame, then disconnected and cooled down; another peer
+// is untouched; after the cool-down it may come back.
 func TestGuardFloodOffender(t *testing.T) {
-	for _, junk := range []bool{false, true} {
+	clk := newFakeClock()
+	l := guardLimits()
+	g := testGuard(l, clk)
+	bad, good := peer.ID("bad"), peer.ID("good")
+	var a protocol.Address
+	a[0] = 1
+	var err error
+	sent := 0
+	for ; err == nil || errors.Is(err, errDropped); sent++ {
+		if sent > 100_000 {
+			t.Fatalf("%d junk frames at once, no disconnect: %v", sent, err)
+		}
+		err = g.Frame(bad, a, junkFrame(2))
+	}
+	if !errors.Is(err, ErrOffender) {
+		t.Fatalf("after %d junk frames: %v, want ErrOffender", sent, err)
+	}
+	if sent > l.PeerStrikes+1 {
+		t.Errorf("disconnected after %d frames, want at most %d", sent, l.PeerStrikes+1)
+	}
+	if g.AllowPeer(bad) || g.AllowLink(bad, protocol.Address{}) == nil {
+		t.Fatal("offender allowed back at once")
+	}
+	if g.AllowLink("other", a) == nil {
+		t.Fatal("offender's mesh address allowed back under another peer ID")
+	}
+	if err := g.Frame(good, protocol.Address{2}, []byte{byte(protocol.KindPathRequest), 0}); err != nil || !g.AllowPeer(good) {
+		t.Fatalf("honest peer hit: %v", err)
+	}
+	if g.stats.disconnects.Load() != 1 || g.stats.refusedCooling.Load() == 0 {
+		t.Errorf("stats: %d disconnects, %d cooling refusals", g.stats.disconnects.Load(), g.stats.refusedCooling.Load())
+	}
+	clk.add(time.Duration(l.CoolDown) + time.Second)
+	if !g.AllowPeer(bad) {
+		t.Fatal("offender still refused after the cool-down")
+	}
+}
+
+// TestGuardPacesOverRate: a peer sending frames of a known kind faster
+// than its rate, without pause, is never refused nor disconnected: its
+// reader waits, so that what passes stays within the burst plus the rate
+// (frames and bytes) over the time it took. Before, frames over the rate
+// were strikes and such a peer was cooled down after peer_strikes of them.
+func TestGuardPacesOverRate(t *testing.T) {
+	for _, size := range []int{2, 4096} { // the frame rate binds; the byte rate binds
 		clk := newFakeClock()
 		l := guardLimits()
 		g := testGuard(l, clk)
-		bad, good := peer.ID("bad"), peer.ID("good")
-		var a protocol.Address
-		a[0] = 1
-		frame := []byte{byte(protocol.KindPathRequest), 0}
-		if junk {
-			frame = junkFrame(2)
+		start := clk.now()
+		frame := make([]byte, size)
+		frame[0] = byte(protocol.KindEnvelope)
+		const n = 200_000
+		for i := range n {
+			if err := g.Frame("fast", protocol.Address{1}, frame); err != nil {
+				t.Fatalf("size %d: frame %d: %v", size, i, err)
+			}
 		}
-		var err error
-		sent := 0
-		for ; err == nil && sent < 100_000; sent++ {
-			err = g.Frame(bad, a, frame)
+		took := clk.now().Sub(start).Seconds()
+		if maxN := float64(l.PeerFrameBurst) + l.PeerFrameRate*took; n > maxN+1 {
+			t.Errorf("size %d: %d frames in %.2f s, the rate allows %.0f", size, n, took, maxN)
 		}
-		if !errors.Is(err, ErrOffender) {
-			t.Fatalf("junk %v: %d frames at once, no disconnect: %v", junk, sent, err)
+		if maxB := float64(l.PeerByteRate+maxP2PFrame) + float64(l.PeerByteRate)*took; float64(n*size) > maxB+float64(size) {
+			t.Errorf("size %d: %d bytes in %.2f s, the rate allows %.0f", size, n*size, took, maxB)
 		}
-		if max := l.PeerFrameBurst + l.PeerStrikes + 1; !junk && sent > max {
-			t.Errorf("disconnected after %d frames, want at most %d", sent, max)
+		if g.stats.disconnects.Load() != 0 || g.stats.framesPaced.Load() == 0 {
+			t.Errorf("size %d: %d disconnects, %d frames paced", size, g.stats.disconnects.Load(), g.stats.framesPaced.Load())
 		}
-		if g.AllowPeer(bad) || g.AllowLink(bad, protocol.Address{}) == nil {
-			t.Fatal("offender allowed back at once")
-		}
-		if g.AllowLink("other", a) == nil {
-			t.Fatal("offender's mesh address allowed back under another peer ID")
-		}
-		if err := g.Frame(good, protocol.Address{2}, []byte{byte(protocol.KindPathRequest), 0}); err != nil || !g.AllowPeer(good) {
-			t.Fatalf("honest peer hit: %v", err)
-		}
-		if g.stats.disconnects.Load() != 1 || g.stats.refusedCooling.Load() == 0 {
-			t.Errorf("stats: %d disconnects, %d cooling refusals", g.stats.disconnects.Load(), g.stats.refusedCooling.Load())
-		}
-		clk.add(time.Duration(l.CoolDown) + time.Second)
-		if !g.AllowPeer(bad) {
-			t.Fatal("offender still refused after the cool-down")
+		if !g.AllowPeer("fast") {
+			t.Errorf("size %d: a fast peer refused", size)
 		}
 	}
 }
@@ -94,8 +128,8 @@ func TestGuardHonestRate(t *testing.T) {
 			t.Fatalf("frame %d: %v", i, err)
 		}
 	}
-	if n := g.stats.framesRefused[refusedRate].Load(); n != 0 {
-		t.Fatalf("%d frames refused", n)
+	if n := g.stats.framesPaced.Load(); n != 0 {
+		t.Fatalf("%d frames paced", n)
 	}
 }
 
@@ -418,4 +452,64 @@ func hasLinkTo(ctx context.Context, n *Node, a string) bool {
 		}
 	}
 	return false
+}
+
+// TestFastHonestPeerPaced: an honest neighbour that sends faster than
+// limits.peer_frame_rate (a burst of messages from its apps) is slowed to
+// the rate, not cut off: every message arrives over the same link, which
+// never goes down, and nobody is cooled down. Before the fix the frames
+// over the rate were strikes: past limits.peer_strikes the sender was
+// disconnected and refused for limits.cool_down (10 min by default), which
+// stopped BenchmarkDirectMessages dead two seconds into a long run.
+func TestFastHonestPeerPaced(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = 600
+	a, b, stop := twoNodesWith(t, func(c *Config) {
+		c.Limits.PeerFrameRate, c.Limits.PeerFrameBurst, c.Limits.PeerStrikes = 1000, 100, 50
+	})
+	defer stop()
+	sub := b.hub.add(n + 64)
+	defer b.hub.remove(sub)
+	to := b.id.Address().String()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				if _, err := a.Send(ctx, rpcapi.SendParams{To: to, Payload: []byte(fmt.Sprintf("m%d", i))}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	got := map[string]int{}
+	for len(got) < n {
+		select {
+		case ev := <-sub.ch:
+			switch ev.Kind {
+			case rpcapi.EventMessage:
+				got[string(ev.Message.Payload)]++
+			case rpcapi.EventPeerDown:
+				t.Fatalf("the link went down after %d messages", len(got))
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d of %d messages arrived", len(got), n)
+		}
+	}
+	wg.Wait()
+	for m, k := range got {
+		if k != 1 {
+			t.Errorf("%s arrived %d times", m, k)
+		}
+	}
+	for _, nd := range []*Node{a, b} {
+		if d := nd.guard.stats.disconnects.Load(); d != 0 {
+			t.Errorf("%d peers cooled down", d)
+		}
+	}
+	if b.guard.stats.framesPaced.Load() == 0 {
+		t.Error("no frame was paced: the test sent no faster than the rate")
+	}
 }

@@ -143,7 +143,9 @@ func (n *Node) pump(l *link) {
 			n.toLoop(linkEvent{l: l, down: true})
 			return
 		}
-		if err := n.vetFrame(l, f.Data); err != nil {
+		if err := n.vetFrame(l, f.Data); errors.Is(err, errDropped) {
+			continue
+		} else if err != nil {
 			l.conn.Close(err) // an offender: the pump sees the end next
 			continue
 		}

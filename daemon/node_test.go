@@ -213,10 +213,18 @@ func startNode(tb testing.TB, cfg Config) (n *Node, stop func()) {
 // server) and returns them once their link is up in both directions.
 func twoNodes(tb testing.TB) (a, b *Node, stop func()) {
 	tb.Helper()
+	return twoNodesWith(tb, func(*Config) {})
+}
+
+// twoNodesWith is twoNodes with both configurations changed by edit.
+func twoNodesWith(tb testing.TB, edit func(*Config)) (a, b *Node, stop func()) {
+	tb.Helper()
 	var nodes []*Node
 	var stops []func()
 	for range 2 {
-		n, stop := startNode(tb, testConfig(tb))
+		cfg := testConfig(tb)
+		edit(&cfg)
+		n, stop := startNode(tb, cfg)
 		nodes = append(nodes, n)
 		stops = append(stops, stop)
 	}

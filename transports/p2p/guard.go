@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 
@@ -24,14 +25,20 @@ type Guard interface {
 	// AllowLink reports whether p, whose hello proved the mesh address
 	// a, may have a link; an error refuses it.
 	AllowLink(p peer.ID, a protocol.Address) error
-	// Frame vets one frame read from p's link before it is queued; an
-	// error ends the link and closes p's connections.
+	// Frame vets one frame read from p's link before it is queued. It
+	// may wait (pacing a peer over its rate: the link reads nothing
+	// meanwhile). An error wrapping ErrDropFrame drops that frame; any
+	// other error ends the link and closes p's connections.
 	Frame(p peer.ID, a protocol.Address, frame []byte) error
 	// HandshakeFailed reports a link handshake p failed by breaking the
 	// protocol; it reports whether to log it (the guard logs repeat
 	// offenders once per interval itself).
 	HandshakeFailed(p peer.ID, err error) bool
 }
+
+// ErrDropFrame, wrapped in an error from Guard.Frame, drops that one
+// frame and keeps the link.
+var ErrDropFrame = errors.New("p2p: frame dropped by the guard")
 
 // AddrGuard is what a Guard may add to vet inbound connections by the
 // remote IP address before the security handshake: a peer ID is known

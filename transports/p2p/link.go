@@ -325,7 +325,11 @@ func (h *Host) readLoop(l *link) error {
 			return err
 		}
 		if g := h.cfg.Guard; g != nil {
-			if err := g.Frame(l.peer, l.id.Address(), b); err != nil {
+			err := g.Frame(l.peer, l.id.Address(), b)
+			if errors.Is(err, ErrDropFrame) {
+				continue
+			}
+			if err != nil {
 				// An offender: its connections go, and the guard's
 				// cool-down keeps it from coming straight back.
 				go h.host.Network().ClosePeer(l.peer)
