@@ -510,45 +510,72 @@ const (
 	stalledWait = 10 * time.Millisecond
 )
 
-// transmit hands frames to the libp2p links. The loop must not hang on one
-// slow peer: after a frame to a peer times out, the peer counts as stalled
-// and later frames for it get only a short wait, across batches, until one
-// goes through or the link goes down. Dropped envelopes are not lost: their
-// sender keeps custody until a receipt arrives and retries.
+// transmit hands frames to the links. The loop must not hang on one slow
+// peer: after a frame to a peer times out, the peer counts as stalled and
+// later frames for it get only a short wait, across batches, until one
+// goes through or the link goes down. Within a batch a link waits at most
+// once: a peer that paces this node (its guard) or reads slowly would
+// otherwise hold the loop for every frame, 1 s + 1,999 x 10 ms for a
+// batch of 2,000. Dropped envelopes are not lost: their sender keeps
+// custody until a receipt arrives and retries.
 func (n *Node) transmit(txs []routing.Transmit) {
+	var waited map[routing.LinkID]bool // links whose wait ran out in this batch
 	for _, tx := range txs {
 		l := n.byLink[tx.Link]
-		if l == nil {
+		switch {
+		case l == nil:
 			n.dropped++
-			continue
-		}
-		if !l.stalled.Load() && n.trySendOn(l, tx.Frame) {
-			continue
-		}
-		wait := sendStall
-		if l.stalled.Load() {
-			wait = stalledWait
-		}
-		ctx, cancel := context.WithTimeout(n.loopCtx, wait)
-		err := n.sendOn(ctx, l, tx.Frame)
-		cancel()
-		if err == nil {
-			if l.stalled.Load() {
-				l.stalled.Store(false)
-				n.log.Info("link drains again", "peer", l.label(), "link", l.id)
+		case !l.stalled.Load() && n.trySendOn(l, tx.Frame):
+		case waited[tx.Link]:
+			if n.trySendOn(l, tx.Frame) {
+				n.drains(l)
+			} else {
+				n.dropped++
+				n.noteGivenUp(l)
 			}
-			continue
-		}
-		n.dropped++
-		n.noteGivenUp(l)
-		if errors.Is(err, context.DeadlineExceeded) {
-			if !l.stalled.Load() {
-				l.stalled.Store(true)
-				n.log.Warn("link stalled: dropping its frames until it drains or goes down", "peer", l.label(), "link", l.id)
+		case !n.sendWaiting(l, tx.Frame):
+			if waited == nil {
+				waited = map[routing.LinkID]bool{}
 			}
-			continue
+			waited[tx.Link] = true
 		}
+	}
+}
+
+// sendWaiting hands frame to l, waiting sendStall for room (stalledWait
+// if l is stalled); it reports false if that wait ran out (l is stalled
+// now).
+func (n *Node) sendWaiting(l *link, frame []byte) bool {
+	wait := sendStall
+	if l.stalled.Load() {
+		wait = stalledWait
+	}
+	ctx, cancel := context.WithTimeout(n.loopCtx, wait)
+	err := n.sendOn(ctx, l, frame)
+	cancel()
+	if err == nil {
+		n.drains(l)
+		return true
+	}
+	n.dropped++
+	n.noteGivenUp(l)
+	if !errors.Is(err, context.DeadlineExceeded) {
 		n.log.Debug("transmit failed", "peer", l.label(), "err", err)
+		return true
+	}
+	if !l.stalled.Load() {
+		l.stalled.Store(true)
+		n.log.Warn("link stalled: dropping its frames until it drains or goes down", "peer", l.label(), "link", l.id)
+	}
+	return false
+}
+
+// drains notes that a frame got through to l: it no longer counts as
+// stalled.
+func (n *Node) drains(l *link) {
+	if l.stalled.Load() {
+		l.stalled.Store(false)
+		n.log.Info("link drains again", "peer", l.label(), "link", l.id)
 	}
 }
 
