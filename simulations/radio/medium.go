@@ -832,26 +832,6 @@ func (m *Medium) Outcomes(id TxID, dst []Reception) ([]Reception, error) {
 	return dst, nil
 }
 
-// OutcomesFunc is [Medium.Outcomes] that calls fn with each outcome as
-// soon as it is judged, in the same order, instead of collecting them: a
-// caller can hand a receiver its frame (to another goroutine) while the
-// medium judges the next receivers. fn must not call the medium.
-func (m *Medium) OutcomesFunc(id TxID, fn func(Reception)) error {
-	t, err := m.judgeable(id)
-	if err != nil {
-		return err
-	}
-	if m.usesRivals() {
-		m.gather(t)
-	}
-	c := m.classes[t.cls]
-	pw := c.outPw[t.node]
-	for i, r := range c.out[t.node] {
-		fn(m.outcome(t, r, pw[i]))
-	}
-	return nil
-}
-
 // usesRivals reports whether outcomes judge a frame against its rivals
 // (gather): with summed interference or other spreading factors, or when
 // a test asks. Otherwise destroyer scans each receiver's interferers,

@@ -351,19 +351,27 @@ func (s *Sim) radioEndFan(n *node, id radio.TxID, gen uint64, tx routing.Transmi
 	if stepSender {
 		sender = f.post(n, txDoneLoRa, false)
 	}
-	// Each receiver's Step is posted as soon as the medium has judged its
-	// frame, so the helper can run it while the medium judges the next
-	// receivers; the loop below runs the ones still unclaimed.
-	s.rx, s.fanOf = s.rx[:0], s.fanOf[:0]
-	if err := s.medium.OutcomesFunc(id, func(r radio.Reception) {
+	var err error
+	s.rx, err = s.medium.Outcomes(id, s.rx[:0])
+	if err != nil {
+		s.errs++
+	}
+	// The first receiver's Step is this goroutine's: it is needed first,
+	// and the helper is likely still at the sender's.
+	s.fanOf = s.fanOf[:0]
+	first := -1
+	for _, r := range s.rx {
 		k := -1
 		if r.Status == radio.Received && s.radioUp[r.Receiver] && s.sameChannel(n, s.radioOf[r.Receiver]) {
-			k = f.postFrame(s.radioOf[r.Receiver], routing.FrameReceived{Link: loraLinkID, Frame: tx.Frame, SNR: r.SNRDB, HasSNR: true}, false)
+			k = f.postFrame(s.radioOf[r.Receiver], routing.FrameReceived{Link: loraLinkID, Frame: tx.Frame, SNR: r.SNRDB, HasSNR: true}, first < 0)
+			if first < 0 {
+				first = k
+			}
 		}
-		s.rx = append(s.rx, r)
 		s.fanOf = append(s.fanOf, int32(k))
-	}); err != nil {
-		s.errs++
+	}
+	if first >= 0 {
+		f.execute(first)
 	}
 	for i, r := range s.rx {
 		if !s.radioUp[r.Receiver] {
