@@ -205,7 +205,14 @@ func kemKeyHash(kemPub []byte) [KEMKeyHashSize]byte {
 }
 
 func newPublicIdentity(sig []byte, kemPub []byte) (*PublicIdentity, error) {
-	var pk xwing.PublicKey
+	return newPublicIdentityKey(sig, kemPub, nil)
+}
+
+// newPublicIdentityKey is newPublicIdentity with the KEM key already
+// decoded when pk is not nil (a key pair just derived: its public key is
+// what decoding its packed form gives, TestDerivedKEMKeyIsUnpacked, and
+// decoding would derive the ML-KEM matrix a second time).
+func newPublicIdentityKey(sig []byte, kemPub []byte, pk *xwing.PublicKey) (*PublicIdentity, error) {
 	if len(kemPub) != KEMPublicKeySize {
 		return nil, fmt.Errorf("public identity: KEM key: %w", ErrMalformed)
 	}
@@ -213,10 +220,13 @@ func newPublicIdentity(sig []byte, kemPub []byte) (*PublicIdentity, error) {
 	if degenerateKey(sig) || smallOrderEd25519(sig) || degenerateKey(kemPub[KEMPublicKeySize-32:]) {
 		return nil, fmt.Errorf("public identity: degenerate (all-zero or identity) Ed25519 or X25519 key: %w", ErrMalformed)
 	}
-	if err := pk.Unpack(kemPub); err != nil {
-		return nil, fmt.Errorf("public identity: KEM key rejected (%v): %w", err, ErrMalformed)
+	if pk == nil {
+		pk = new(xwing.PublicKey)
+		if err := pk.Unpack(kemPub); err != nil {
+			return nil, fmt.Errorf("public identity: KEM key rejected (%v): %w", err, ErrMalformed)
+		}
 	}
-	p := &PublicIdentity{kem: &pk}
+	p := &PublicIdentity{kem: pk}
 	copy(p.compact.SigningKey[:], sig)
 	copy(p.kemBytes[:], kemPub)
 	p.compact.KEMKeyHash = kemKeyHash(kemPub)
@@ -356,7 +366,7 @@ func identityFromSeeds(signSeed, kemSeed []byte) (*Identity, error) {
 	id.kem = sk
 	var kemPub [KEMPublicKeySize]byte
 	pk.Pack(kemPub[:])
-	pub, err := newPublicIdentity(id.sign.Public().(ed25519.PublicKey), kemPub[:])
+	pub, err := newPublicIdentityKey(id.sign.Public().(ed25519.PublicKey), kemPub[:], pk)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,13 @@
 package sim
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"sync"
 
 	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
 )
 
 // identities holds node identities made ahead of addNode, by index.
@@ -33,6 +35,34 @@ func makeIdentities(seed uint64, n int) identities {
 	}
 	wg.Wait()
 	return out
+}
+
+// makeEngines makes the nodes' engines on every core. An engine's start
+// (its own signed announce, its tables) reads nothing but its node's
+// config, whose random source is the node's own, so the engines are the
+// same however the work is split; the error is the first node's by index,
+// as when they were made one after the other.
+func (s *Sim) makeEngines() error {
+	errs := make([]error, len(s.nodes))
+	workers := min(runtime.GOMAXPROCS(0), max(len(s.nodes)/64, 1))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(s.nodes); i += workers {
+				n := s.nodes[i]
+				n.eng, errs[i] = routing.New(n.cfg, s.now, nil)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("node %s: %w", s.nodes[i].name, err)
+		}
+	}
+	return nil
 }
 
 func newNodeIdentity(seed uint64, i int) (*protocol.Identity, error) {

@@ -693,13 +693,8 @@ func (s *Sim) build() error {
 	if err := s.buildFAPP(); err != nil {
 		return err
 	}
-	// Engines.
-	for _, n := range s.nodes {
-		eng, err := routing.New(n.cfg, s.now, nil)
-		if err != nil {
-			return fmt.Errorf("node %s: %w", n.name, err)
-		}
-		n.eng = eng
+	if err := s.makeEngines(); err != nil {
+		return err
 	}
 	for _, n := range s.nodes {
 		s.nodeUp(n)
