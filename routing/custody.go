@@ -2,11 +2,13 @@ package routing
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -72,6 +74,11 @@ type custodyRec struct {
 	noRoute    int       // session: attempts in a row that found no route (session_fallback.go)
 	nextTry    time.Time // zero: wait for a route
 	gen        uint64    // heap entries with another generation are stale
+	// seq is the order the store took the record in (volatile; restored
+	// records take it in the order of their creation time): forDest goes
+	// by it, so that messages to one destination go out in the order
+	// they were sent.
+	seq uint64
 
 	// toDest: the last transmission went to the destination itself, over
 	// a link whose peer it is (volatile; see keepsCopy).
@@ -93,6 +100,7 @@ type custodyStore struct {
 	bytes  int
 	due    dueHeap
 	gen    uint64
+	seq    uint64 // the last record's seq
 }
 
 func newCustodyStore(quota *custodyQuota) *custodyStore {
@@ -116,6 +124,10 @@ func (s *custodyStore) add(r *custodyRec) bool {
 		return false
 	}
 	s.recs[r.key] = r
+	if r.seq == 0 { // a record re-keyed (sealed) keeps its place
+		s.seq++
+		r.seq = s.seq
+	}
 	if s.byDest[r.dest] == nil {
 		s.byDest[r.dest] = make(map[envKey]struct{})
 	}
@@ -181,13 +193,19 @@ func (s *custodyStore) remove(k envKey) {
 	r.gen = 0 // its heap entries are stale now
 }
 
-// forDest returns the records for dest in key order.
+// forDest returns the records for dest in the order they were sent: by
+// creation time (whole seconds), then by the order the store took them.
 func (s *custodyStore) forDest(dest Address) []*custodyRec {
-	keys := sortedIDs(s.byDest[dest])
-	out := make([]*custodyRec, 0, len(keys))
-	for _, k := range keys {
+	out := make([]*custodyRec, 0, len(s.byDest[dest]))
+	for k := range s.byDest[dest] {
 		out = append(out, s.recs[k])
 	}
+	slices.SortFunc(out, func(a, b *custodyRec) int {
+		if c := cmp.Compare(a.created, b.created); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
 	return out
 }
 
