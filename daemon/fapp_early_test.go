@@ -17,6 +17,9 @@ func (c *frozenClock) Now() time.Time      { return time.Unix(0, c.ns.Load()).UT
 func (c *frozenClock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }
 func (c *frozenClock) add(d time.Duration) { c.ns.Add(int64(d)) }
 
+// advance is add (movableClock).
+func (c *frozenClock) advance(d time.Duration) { c.add(d) }
+
 // startFrozen starts a node on clk; a clock not yet set is set to one
 // second past the node's own epoch boundary: a change then waits almost a
 // whole epoch for the next. stop stops the node (also at cleanup).

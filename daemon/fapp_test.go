@@ -35,6 +35,13 @@ type testClock struct{ off atomic.Int64 }
 func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *testClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
+// movableClock is a test's clock: testClock (wall time moves it too) or
+// frozenClock (only the test moves it).
+type movableClock interface {
+	Now() time.Time
+	advance(d time.Duration)
+}
+
 // startClocked starts a node on clk (no API server).
 func startClocked(tb testing.TB, cfg Config, clk *testClock) (*Node, func()) {
 	tb.Helper()
@@ -140,7 +147,7 @@ func therapistSlots(now time.Time) []rpcapi.FAPPSlot {
 // becomeTherapist gives n a credential from issuer, a profile in 10115
 // and the test slots, and moves the clock past the epoch so the announce
 // is released.
-func becomeTherapist(tb testing.TB, ctx context.Context, n *Node, issuer *fapp.Issuer, clk *testClock) rpcapi.FAPPOffer {
+func becomeTherapist(tb testing.TB, ctx context.Context, n *Node, issuer *fapp.Issuer, clk movableClock) rpcapi.FAPPOffer {
 	tb.Helper()
 	now := clk.Now().Truncate(time.Second)
 	cred, err := issuer.Issue(fapp.Credential{Serial: 7, Therapist: n.id.Compact(), Berufsgruppe: fapp.PsychologischerPsychotherapeut,
@@ -173,14 +180,23 @@ func becomeTherapist(tb testing.TB, ctx context.Context, n *Node, issuer *fapp.I
 	// Released at once, then repeated at the boundary the clock passed:
 	// wait for both, so that nothing is due when the caller goes on.
 	waitFAPP(tb, ctx, n, "own announce released", func() bool {
-		o, _ := n.FAPPSlots(ctx)
+		o, repeat := offerNow(n)
 		offer = o
-		n.fapp.mu.Lock()
-		repeat := n.fapp.pub.Repeating()
-		n.fapp.mu.Unlock()
 		return o.Sequence > released && !repeat
 	})
 	return offer
+}
+
+// offerNow returns n's offer (as FAPPSlots gives it) and whether its
+// publisher has an early announce to repeat, read under one hold of the
+// lock: read apart, a release by the ticker in between pairs the offer
+// before it with the state after it (no repeat due), and a caller goes on
+// with a stale offer while a newer announce is already out.
+func offerNow(n *Node) (rpcapi.FAPPOffer, bool) {
+	f := n.fapp
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.offerLocked(n.now()), f.pub.Repeating()
 }
 
 func vtGKV(prefix string) rpcapi.FAPPQueryParams {
@@ -642,10 +658,13 @@ func TestFAPPReservationThroughCustody(t *testing.T) {
 // lower one as stale).
 func TestFAPPStateSurvivesRestart(t *testing.T) {
 	noLeaks(t)
-	clk := &testClock{}
+	// A frozen clock: the restored offer is released at the node's next
+	// boundary, and on wall time one could pass during the checks below
+	// and release it before they look.
+	clk := &frozenClock{}
 	is := newIssuer(t)
 	cfg := fappConfig(t, is)
-	n, stop := startClocked(t, cfg, clk)
+	n, stop := startFrozen(t, cfg, clk)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if r, err := n.FAPPFollow(ctx, []string{"20"}); err != nil || len(r.Followed) != 1 {
@@ -661,13 +680,8 @@ func TestFAPPStateSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop()
-	// The restored offer is released at the node's next boundary; the
-	// clock runs on wall time, so start just after one, or a boundary
-	// passed during the checks below releases it before they look.
-	toEpochStart(clk, n)
 
-	n, stop = startClocked(t, cfg, clk)
-	defer stop()
+	n, _ = startFrozen(t, cfg, clk)
 	r, err := n.FAPPRegions(ctx)
 	if err != nil || len(r.Followed) != 2 || r.Followed[0].Region != "10" || r.Followed[1].Region != "20" || r.Followed[1].Announces != 1 {
 		t.Errorf("regions after restart: %+v %v", r, err)
