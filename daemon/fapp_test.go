@@ -329,12 +329,14 @@ func TestFAPPRemoteQueryViaRelay(t *testing.T) {
 	tr := newTrio(t, "20")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	becomeTherapist(t, ctx, tr.th, tr.is, tr.clk)
-	waitFAPP(t, ctx, tr.relay, "the relay indexes the announce", func() bool {
-		tr.relay.fapp.mu.Lock()
-		defer tr.relay.fapp.mu.Unlock()
-		k := fapp.TherapistKeyOf(tr.th.id.Compact())
-		return tr.relay.fapp.idx.Get(k) != nil && tr.relay.fapp.idx.Profile(k) != nil
+	offer := becomeTherapist(t, ctx, tr.th, tr.is, tr.clk)
+	k := fapp.TherapistKeyOf(tr.th.id.Compact())
+	// The first announce (FAPPProfileSet's, released at once) has no
+	// slots: a relay holding only it answers the query with nothing that
+	// matches. Wait for an announce with the slots.
+	waitFAPP(t, ctx, tr.relay, "the relay indexes the announce with the slots", func() bool {
+		seq, slots, prof := relayHolds(tr.relay, k)
+		return seq > 0 && slots == len(offer.Slots) && prof
 	})
 	waitMesh(t, ctx, tr.pat, queriesKey())
 	waitMesh(t, ctx, tr.relay, queriesKey())
@@ -344,7 +346,9 @@ func TestFAPPRemoteQueryViaRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Source != "relays" || !res.Complete || len(res.Matches) != 2 || res.Matches[0].Name != "Praxis Dr. Beispiel" || !res.Matches[0].Zertifiziert {
-		t.Fatalf("remote query: %+v", res)
+		seq, slots, prof := relayHolds(tr.relay, k)
+		t.Fatalf("remote query: %+v (the relay holds sequence %d with %d slots, profile %v; the therapist released %d; asker counters %v)",
+			res, seq, slots, prof, offer.Sequence, tr.pat.fapp.stats.snapshot())
 	}
 	if got := tr.relay.fapp.stats.snapshot()["queries_answered"]; got != 1 {
 		t.Errorf("relay answered %d queries", got)
@@ -375,6 +379,18 @@ func TestFAPPRemoteQueryViaRelay(t *testing.T) {
 		r, _ := tr.pat.FAPPQuery(ctx, vtGKV("10"))
 		return r.Source == "local" && len(r.Matches) == 2 && r.Matches[0].Name != ""
 	})
+}
+
+// relayHolds returns the sequence number and slot count of the announce
+// of therapist k in n's index (0, 0 without one) and whether n has its
+// profile.
+func relayHolds(n *Node, k fapp.TherapistKey) (seq uint32, slots int, profile bool) {
+	n.fapp.mu.Lock()
+	defer n.fapp.mu.Unlock()
+	if a := n.fapp.idx.Get(k); a != nil {
+		seq, slots = a.Sequence, len(a.Slots)
+	}
+	return seq, slots, n.fapp.idx.Profile(k) != nil
 }
 
 // TestFAPPLocalQuerySendsNothing: a query within the followed regions is
