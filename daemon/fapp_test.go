@@ -103,9 +103,9 @@ func waitFAPP(tb testing.TB, ctx context.Context, n *Node, what string, cond fun
 }
 
 // toEpochStart advances clk to 100 ms after n's next release boundary
-// (its place in the epoch, fapp.EpochOffset), leaving a test that must not
-// see a boundary pass almost a whole epoch of wall time.
-func toEpochStart(clk *testClock, n *Node) {
+// (its place in the epoch, fapp.EpochOffset), leaving a test on wall time
+// that must not see a boundary pass almost a whole epoch of it.
+func toEpochStart(clk movableClock, n *Node) {
 	off := fapp.EpochOffset(fapp.TherapistKeyOf(n.id.Compact()), fappTestEpoch)
 	into := (time.Duration(clk.Now().UnixNano()) - off) % fappTestEpoch
 	if into < 0 {
@@ -757,6 +757,10 @@ func TestFAPPHoldAndPatientCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := waitReservation(t, ctx, thEv, "ANGEFRAGT")
+	// The hold's status waits for the therapist's next boundary: on wall
+	// time one may come between the hold and the look at the offer, which
+	// then is no longer pending. Start the hold just after one.
+	toEpochStart(tr.clk, tr.th)
 	until := tr.clk.Now().Add(24 * time.Hour).Truncate(time.Second)
 	if r, err := tr.th.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: got.ID, Action: "hold", Until: until}); err != nil || r.State != "GEHALTEN" {
 		t.Fatalf("hold: %+v %v", r, err)
