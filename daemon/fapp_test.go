@@ -715,8 +715,10 @@ func TestFAPPStateSurvivesRestart(t *testing.T) {
 	if p, _ := n.FAPPProfileGet(ctx); p.Profile == nil || p.Profile.Name != "Praxis Dr. Beispiel" {
 		t.Errorf("profile after restart: %+v", p)
 	}
-	got, _ := n.FAPPSlots(ctx)
-	if len(got.Slots) != 2 || got.Sequence != offer.Sequence {
+	// A tick: the restored offer is no edit, so nothing goes out before
+	// the boundary (the clock stands still: none passes).
+	got := tickOffer(t, ctx, n)
+	if len(got.Slots) != 2 || got.Sequence != offer.Sequence || !got.Pending || !got.NextAnnounce.After(clk.Now()) {
 		t.Errorf("offer after restart: %+v, before %+v", got, offer)
 	}
 	clk.advance(fappTestEpoch)
