@@ -22,6 +22,10 @@ import (
 //
 //	go test -run '^$' -bench 'DirectMessages|RawStream' -benchtime 2000x ./daemon ./transports/p2p
 //
+// cpu-µs/msg is the process's CPU time (both daemons) over the timed
+// part, per message: the process's total also counts the set-up and the
+// two stops.
+//
 // It measures what the daemon can carry, so B's per-peer inbound limits
 // are raised out of the way (benchLimits): with the defaults
 // (limits.peer_frame_rate 20,000 frames/s, burst 40,000) a run longer than
@@ -69,6 +73,7 @@ func benchMessages(b *testing.B, a, bn *Node) {
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
 	before := [2]store.ApplierStats{a.st.ApplierStats(), bn.st.ApplierStats()}
+	cpu0, cpuOK := processCPU()
 	b.ResetTimer()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -93,6 +98,11 @@ func benchMessages(b *testing.B, a, bn *Node) {
 		}
 	}
 	b.StopTimer()
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		// Both daemons' CPU while the messages went, set-up and
+		// shutdown left out.
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
+	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	reportApplier(b, before, a, bn)
