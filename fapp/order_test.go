@@ -1,0 +1,122 @@
+package fapp
+
+import (
+	"testing"
+	"time"
+)
+
+// The mesh does not deliver a therapist's messages in the order they were
+// sent: custody, two routes or a relay that holds one back can swap them,
+// and a patient's phone that was off gets them after its own clock has
+// moved on. The patient's book must end where the therapist's book is.
+
+// confirmedThenCancelled returns a world whose therapist confirmed the
+// request at testNow and then cancelled it, and the two signed messages.
+func confirmedThenCancelled(t *testing.T, hold bool) (*resWorld, RequestID, Message, Message) {
+	t.Helper()
+	w := newResWorld(t)
+	pr, sealed := w.request(t, testNow)
+	if _, err := w.book.Open(sealed, testNow); err != nil {
+		t.Fatal(err)
+	}
+	id := pr.Request.ID
+	var first Message
+	var err error
+	if hold {
+		first, err = w.book.Hold(id, testNow.Add(24*time.Hour), "", testNow)
+	} else {
+		first, err = w.book.Confirm(id, "Praxis Muster", testNow)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := w.book.CancelByTherapist(id, testNow.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, id, first, c
+}
+
+// TestAttackReorderedConfirmAndCancel: the therapist confirms, then
+// cancels; the cancel overtakes the confirmation. The patient's book
+// refused the cancel (ANGEFRAGT cannot be cancelled by the therapist) and
+// then applied the confirmation: the patient went to an appointment the
+// therapist had cancelled. The same with a hold instead of a confirmation.
+func TestAttackReorderedConfirmAndCancel(t *testing.T) {
+	for _, hold := range []bool{false, true} {
+		w, id, first, c := confirmedThenCancelled(t, hold)
+		at := testNow.Add(2 * time.Minute)
+		w.deliver(t, id, c, at)
+		w.deliver(t, id, first, at)
+		if got, _ := w.patient.Get(id); got.State != StorniertTherapeut {
+			t.Errorf("hold %v: therapist cancelled, the patient's book says %v", hold, got.State)
+		}
+	}
+}
+
+// TestAttackLateConfirmAfterHoldLapsed: the therapist holds until U and
+// confirms before U; the patient's node is offline and gets the
+// confirmation after U. Its book had moved the hold to ABGELAUFEN and
+// refused the confirmation: the therapist kept the slot VERGEBEN for a
+// patient who was told it lapsed. A confirmation signed at or after U
+// (which an honest therapist's book never makes) is still refused.
+func TestAttackLateConfirmAfterHoldLapsed(t *testing.T) {
+	w := newResWorld(t)
+	pr, sealed := w.request(t, testNow)
+	w.book.Open(sealed, testNow)
+	id, until := pr.Request.ID, testNow.Add(time.Hour)
+	hold, err := w.book.Hold(id, until, "", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.deliver(t, id, hold, testNow)
+	conf, err := w.book.Confirm(id, "", until.Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := w.patient.Expire(until.Add(time.Hour)); len(ch) != 1 || ch[0].State != Abgelaufen {
+		t.Fatalf("patient expiry: %+v", ch)
+	}
+	got, err := w.deliver(t, id, conf, until.Add(2*time.Hour))
+	if err != nil || got.State != Bestaetigt || got.Confirmation == nil {
+		t.Fatalf("confirmation made before the hold lapsed, delivered after: %v %v", got.State, err)
+	}
+
+	w2 := newResWorld(t)
+	pr2, sealed2 := w2.request(t, testNow)
+	w2.book.Open(sealed2, testNow)
+	id2 := pr2.Request.ID
+	hold2, _ := w2.book.Hold(id2, until, "", testNow)
+	w2.deliver(t, id2, hold2, testNow)
+	w2.patient.Expire(until)
+	late := &Response{ID: id2, Slot: w2.slot, State: Bestaetigt, Created: until}
+	if err := late.Sign(w2.therapist); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := w2.deliver(t, id2, late, until.Add(time.Minute)); err == nil || got.State == Bestaetigt {
+		t.Fatalf("confirmation signed when the hold had lapsed: %v %v", got.State, err)
+	}
+}
+
+// TestLapsedHoldKeepsItsTime: a restored ABGELAUFEN record still judges a
+// late confirmation by the time the hold lapsed.
+func TestLapsedHoldKeepsItsTime(t *testing.T) {
+	w := newResWorld(t)
+	pr, _ := w.request(t, testNow)
+	until := testNow.Add(time.Hour)
+	pr.State, pr.HoldUntil = Gehalten, until
+	p := NewPatientBook(PatientBookConfig{})
+	if err := p.Restore(pr); err != nil {
+		t.Fatal(err)
+	}
+	p.Expire(until.Add(3 * time.Hour))
+	r, _ := p.Get(pr.Request.ID)
+	raw, err := r.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParsePatientReservation(raw)
+	if err != nil || back.State != Abgelaufen || !back.Updated.Equal(until) {
+		t.Fatalf("lapsed record: %v updated %v (%v), want the hold's end %v", back.State, back.Updated, err, until)
+	}
+}
