@@ -20,6 +20,9 @@ const (
 	DefaultMaxHold = 7 * 24 * time.Hour
 	// DefaultMessageTTL is the lifetime of a sealed reservation message.
 	DefaultMessageTTL = 7 * 24 * time.Hour
+	// MaxEarlyCancels bounds the patients' cancels a Book keeps for
+	// requests that have not arrived yet (the oldest goes first).
+	MaxEarlyCancels = 1024
 )
 
 // Reservation is one reservation as the therapist's Book holds it.
@@ -57,6 +60,16 @@ type Book struct {
 	cfg BookConfig
 	key TherapistKey
 	res map[RequestID]*Reservation
+	// early holds patients' cancels that overtook their requests: the
+	// request's ID, the key that sealed and signed the cancel, and when it
+	// arrived (ApplyCancel, Receive).
+	early      map[RequestID]earlyCancel
+	earlyOrder []RequestID
+}
+
+type earlyCancel struct {
+	patient protocol.CompactIdentity
+	at      time.Time
 }
 
 // NewBook returns an empty book for cfg.Identity.
@@ -71,7 +84,8 @@ func NewBook(cfg BookConfig) (*Book, error) {
 	}
 	cfg.MaxHold = cmp.Or(cfg.MaxHold, DefaultMaxHold)
 	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, DefaultClockSkew)
-	return &Book{cfg: cfg, key: TherapistKeyOf(cfg.Identity.Compact()), res: map[RequestID]*Reservation{}}, nil
+	return &Book{cfg: cfg, key: TherapistKeyOf(cfg.Identity.Compact()), res: map[RequestID]*Reservation{},
+		early: map[RequestID]earlyCancel{}}, nil
 }
 
 // Open opens a sealed reservation message addressed to the therapist and
@@ -115,6 +129,11 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 		return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
 	}
 	r := &Reservation{Request: *q, State: Angefragt, Received: now, Updated: now}
+	if e, ok := b.early[q.ID]; ok && e.patient == sender {
+		// The patient's cancel overtook this request: it arrives
+		// cancelled, so the therapist cannot hold or confirm it.
+		r.State = StorniertPatient
+	}
 	b.res[q.ID] = r
 	return *r, nil
 }
@@ -274,6 +293,9 @@ func (b *Book) ApplyCancel(c *Cancel, sender protocol.CompactIdentity, now time.
 	b.Expire(now)
 	r := b.res[c.ID]
 	switch {
+	case r == nil && c.By == StorniertPatient && c.Verify(sender) == nil:
+		b.keepEarly(c.ID, sender, now)
+		return fmt.Errorf("cancel %v: no such request yet (kept until it arrives): %w", c.ID, ErrNotFound)
 	case r == nil:
 		return fmt.Errorf("cancel %v: %w", c.ID, ErrNotFound)
 	case c.By != StorniertPatient || c.Slot != r.Request.Slot || sender != r.Request.Patient.Compact():
@@ -290,9 +312,41 @@ func (b *Book) ApplyCancel(c *Cancel, sender protocol.CompactIdentity, now time.
 	return nil
 }
 
+// keepEarly remembers a patient's cancel of a request that has not
+// arrived: the mesh may deliver the cancel first. Only the key that sealed
+// and signed it can be the request's (Receive checks), so a cancel
+// somebody else made for the ID cancels nothing; a flood of them pushes
+// the oldest out, and the request is then taken as if its cancel had been
+// lost.
+func (b *Book) keepEarly(id RequestID, patient protocol.CompactIdentity, now time.Time) {
+	if _, ok := b.early[id]; ok {
+		return
+	}
+	if len(b.earlyOrder) >= MaxEarlyCancels {
+		delete(b.early, b.earlyOrder[0])
+		b.earlyOrder = b.earlyOrder[1:]
+	}
+	b.early[id] = earlyCancel{patient: patient, at: now}
+	b.earlyOrder = append(b.earlyOrder, id)
+}
+
+// expireEarly forgets early cancels whose request could no longer be
+// accepted (older than RequestTTL when the cancel arrived).
+func (b *Book) expireEarly(now time.Time) {
+	i := 0
+	for ; i < len(b.earlyOrder); i++ {
+		if e := b.early[b.earlyOrder[i]]; now.Sub(e.at) <= b.cfg.RequestTTL+b.cfg.ClockSkew {
+			break
+		}
+		delete(b.early, b.earlyOrder[i])
+	}
+	b.earlyOrder = b.earlyOrder[i:]
+}
+
 // Expire moves holds past HoldUntil and requests unanswered for RequestTTL
 // to ABGELAUFEN and returns the reservations that changed state.
 func (b *Book) Expire(now time.Time) []Reservation {
+	b.expireEarly(now)
 	var changed []Reservation
 	for _, r := range b.res {
 		old := now.Sub(r.Request.Created) > b.cfg.RequestTTL

@@ -120,3 +120,69 @@ func TestLapsedHoldKeepsItsTime(t *testing.T) {
 		t.Fatalf("lapsed record: %v updated %v (%v), want the hold's end %v", back.State, back.Updated, err, until)
 	}
 }
+
+// TestAttackCancelOvertakesRequest: the patient asks and cancels at once;
+// the cancel reaches the therapist's node first. The book dropped it as
+// unknown, then took the request as ANGEFRAGT: the therapist could hold or
+// confirm it (and turn other patients away) for a patient whose book says
+// STORNIERT_PATIENT and refuses every answer. A cancel that names the same
+// request ID but is sealed by another key cancels nothing.
+func TestAttackCancelOvertakesRequest(t *testing.T) {
+	w := newResWorld(t)
+	pr, sealed := w.request(t, testNow)
+	cancel, err := w.patient.Cancel(w.rand, pr.Request.ID, testNow.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.book.Open(cancel, testNow.Add(time.Minute)); err == nil {
+		t.Fatal("a cancel of an unknown request was applied")
+	}
+	r, err := w.book.Open(sealed, testNow.Add(2*time.Minute))
+	if err != nil || r.State != StorniertPatient {
+		t.Fatalf("request after its cancel: %v %v, want STORNIERT_PATIENT", r.State, err)
+	}
+	if _, err := w.book.Confirm(pr.Request.ID, "", testNow.Add(3*time.Minute)); err == nil {
+		t.Fatal("the therapist confirmed a cancelled request")
+	}
+
+	// Someone else's cancel for that request ID, sealed and signed by
+	// another key, is remembered under that key and cancels nothing.
+	w2 := newResWorld(t)
+	pr2, sealed2 := w2.request(t, testNow)
+	forger := testIdentity(t, 9)
+	c := &Cancel{ID: pr2.Request.ID, Slot: w2.slot, By: StorniertPatient, Created: testNow}
+	c.Sign(forger)
+	raw, _ := c.MarshalBinary()
+	forged, err := SealMessage(w2.rand, forger, w2.therapist.Public(), raw, testNow, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2.book.Open(forged, testNow)
+	if r, err := w2.book.Open(sealed2, testNow.Add(time.Minute)); err != nil || r.State != Angefragt {
+		t.Fatalf("request after a forged cancel: %v %v", r.State, err)
+	}
+}
+
+// TestEarlyCancelsBounded: cancels of unknown requests are remembered up
+// to a bound, oldest dropped first, and forgotten once their request could
+// no longer be accepted.
+func TestEarlyCancelsBounded(t *testing.T) {
+	w := newResWorld(t)
+	eph := testIdentity(t, 2)
+	for i := range MaxEarlyCancels + 10 {
+		c := &Cancel{Slot: w.slot, By: StorniertPatient, Created: testNow}
+		c.ID[0], c.ID[1] = byte(i), byte(i>>8)
+		c.Sign(eph)
+		w.book.ApplyCancel(c, eph.Compact(), testNow.Add(time.Duration(i)*time.Millisecond))
+	}
+	if n := len(w.book.early); n != MaxEarlyCancels {
+		t.Fatalf("%d early cancels held, bound %d", n, MaxEarlyCancels)
+	}
+	if _, ok := w.book.early[RequestID{0}]; ok {
+		t.Fatal("the oldest early cancel was kept over the bound")
+	}
+	w.book.Expire(testNow.Add(DefaultRequestTTL + time.Hour))
+	if n := len(w.book.early); n != 0 {
+		t.Fatalf("%d early cancels kept past the request lifetime", n)
+	}
+}
