@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -231,4 +232,42 @@ func TestFAPPHoldLapses(t *testing.T) {
 	if err != nil || stored.State != fapp.Abgelaufen || got.ID != q.ID.String() {
 		t.Errorf("stored %v (%v), event %+v", stored.State, err, got)
 	}
+}
+
+// FuzzFAPPDirect: whatever arrives as a FAPP unicast message (a request or
+// cancel for the therapist, a response or cancel for the patient, or junk)
+// is handled without a panic, and nothing that is not a well-sealed,
+// stamped request or a therapist's answer to an own request reaches either
+// book.
+func FuzzFAPPDirect(f *testing.F) {
+	clk := &testClock{}
+	is := newIssuer(f)
+	n := openFAPPNode(f, is, clk)
+	n.fapp.template = &fapp.SlotAnnounce{} // a therapist: requests reach the book
+	other := mustIdentity(&testing.T{})
+	now := clk.Now()
+	for _, body := range [][]byte{{1, 1}, {1, 2}, {1, 3}, {1, 4}, {1, 5}, bytes.Repeat([]byte{1}, 200)} {
+		sealed, err := fapp.SealMessage(randReader, other, n.id.Public(), body, now, time.Hour)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(append([]byte{toTherapist}, sealed...))
+		f.Add(append([]byte{toPatient}, sealed...))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{toTherapist})
+	f.Add([]byte{0x7f, 1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n.fapp.onDirect(other.Address(), b, 0)
+		n.fapp.mu.Lock()
+		n.fapp.inflight = nil
+		therapist := len(n.fapp.book.List())
+		n.fapp.mu.Unlock()
+		n.fapp.patMu.Lock()
+		patient := len(n.fapp.patient.List())
+		n.fapp.patMu.Unlock()
+		if therapist != 0 || patient != 0 {
+			t.Fatalf("junk reached a reservation book: %x", b)
+		}
+	})
 }
