@@ -95,6 +95,12 @@ type fappNode struct {
 	stats    fappStats
 	kick     chan struct{}
 	inflight []fappOut // built under mu, sent on the loop
+	// The outbox (fapp_outbox.go): the last stored message's number, the
+	// engine refs of stored messages handed to the engine, and the keys
+	// of those the engine has taken for good.
+	outSeq  uint64
+	outRefs map[uint64]string
+	outDone []string
 	// changed is signalled (without blocking) whenever the index or a
 	// reservation changed: tests wait on it instead of sleeping.
 	changed chan struct{}
@@ -115,6 +121,7 @@ type fappOut struct {
 	unicast bool
 	ttl     time.Duration
 	ref     uint64
+	key     string // the outbox key of a stored unicast (fapp_outbox.go)
 }
 
 // errFAPPStore wraps a failed FAPP write.
@@ -129,6 +136,7 @@ func newFAPP(n *Node) (*fappNode, error) {
 		relay: cfg.Relay || n.cfg.Relay, joined: map[fapp.Region]bool{}, replyTo: map[fapp.RequestID]protocol.Address{},
 		remote: map[fapp.TherapistKey]*remoteEntry{}, queries: map[fapp.QueryID]*pendingQuery{},
 		profAsk: map[fapp.TherapistKey]time.Time{}, profSent: map[fapp.TherapistKey]time.Time{}, kick: make(chan struct{}, 1),
+		outRefs: map[uint64]string{},
 		changed: make(chan struct{}, 1),
 	}
 	f.stats.init()
@@ -279,6 +287,9 @@ func (n *Node) openFAPP() error {
 	n.fapp = f
 	f.scopeRegions()
 	f.syncChannels()
+	if err := f.recoverOutbox(); err != nil {
+		return err
+	}
 	if err := f.recoverInbox(); err != nil {
 		return err
 	}
@@ -302,9 +313,21 @@ func (f *fappNode) flush() {
 	f.mu.Lock()
 	outs := f.inflight
 	f.inflight = nil
+	done := f.outDone
+	f.outDone = nil
+	for i := range outs {
+		if outs[i].key != "" {
+			f.n.nextRef++
+			outs[i].ref = f.n.nextRef
+			f.outRefs[outs[i].ref] = outs[i].key
+		}
+	}
 	f.mu.Unlock()
 	for _, o := range outs {
 		f.n.sendFAPP(o)
+	}
+	if len(done) > 0 {
+		f.write(store.FAPPBatch{Delete: done})
 	}
 }
 

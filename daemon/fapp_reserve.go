@@ -151,7 +151,7 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 			// Taken a moment ago (or gone): answer ABGELEHNT rather than
 			// leave the patient waiting; Refuse checks the request and
 			// its stamp as Receive does.
-			r, err = f.refuseLocked(m, sender, from, now)
+			r, err = f.refuseLocked(b, m, sender, from, now)
 			refused = true
 		}
 		if err == nil {
@@ -190,8 +190,8 @@ func (f *fappNode) offersLocked(slot uint16, start time.Time) error {
 }
 
 // refuseLocked answers a request for a slot not on offer with a signed
-// ABGELEHNT, queued for the patient's node.
-func (f *fappNode) refuseLocked(q *fapp.Request, sender protocol.CompactIdentity, from protocol.Address, now time.Time) (fapp.Reservation, error) {
+// ABGELEHNT, stored in b (the outbox) and queued for the patient's node.
+func (f *fappNode) refuseLocked(b *store.FAPPBatch, q *fapp.Request, sender protocol.CompactIdentity, from protocol.Address, now time.Time) (fapp.Reservation, error) {
 	r, resp, err := f.book.Refuse(q, sender, "", now)
 	if err != nil {
 		return r, err
@@ -200,7 +200,7 @@ func (f *fappNode) refuseLocked(q *fapp.Request, sender protocol.CompactIdentity
 	if err != nil {
 		return r, err
 	}
-	f.queue(fappOut{unicast: true, dest: from, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+	f.queueOutLocked(b, from, append([]byte{toPatient}, sealed...), now)
 	f.stats.add("requests_refused", 1)
 	return r, nil
 }
@@ -262,13 +262,14 @@ func (f *fappNode) reserve(ref fapp.SlotRef, start time.Time, opts fapp.RequestO
 	defer f.mu.Unlock()
 	b := store.FAPPBatch{Put: map[string][]byte{}}
 	f.putPatientLocked(&b, r)
+	o := f.stageOutLocked(&b, fappOut{unicast: true, dest: therapist.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL}, now)
 	if err := f.write(b); err != nil {
 		f.patMu.Lock()
 		f.patient.Forget(r.Request.ID)
 		f.patMu.Unlock()
 		return r, err
 	}
-	f.queue(fappOut{unicast: true, dest: therapist.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL})
+	f.queue(o)
 	return r, nil
 }
 
@@ -372,12 +373,19 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 	}
 	b := store.FAPPBatch{Put: map[string][]byte{}}
 	f.putTherapistLocked(&b, r)
+	to, answer := f.replyTo[id]
+	var o fappOut
+	if answer {
+		// Stored with the decision: a crash before the engine has it
+		// in custody would otherwise lose it (fapp_outbox.go).
+		o = f.stageOutLocked(&b, fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL}, now)
+	}
 	if err := f.write(b); err != nil {
 		return r, err
 	}
 	f.slotStatusLocked(r, now)
-	if to, ok := f.replyTo[id]; ok {
-		f.queue(fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+	if answer {
+		f.queue(o)
 	}
 	if action == decideHold || action == decideConfirm {
 		f.declineRivalsLocked(id, now)
@@ -404,7 +412,7 @@ func (f *fappNode) declineRivalsLocked(id fapp.RequestID, now time.Time) {
 			continue
 		}
 		if sealed, err := f.book.Seal(randReader, resp.ID, resp, now); err == nil {
-			f.queue(fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+			f.queueOutLocked(&b, to, append([]byte{toPatient}, sealed...), now)
 		}
 	}
 	f.stats.add("rivals_declined", uint64(len(resps)))
@@ -425,9 +433,10 @@ func (f *fappNode) cancelLocked(id fapp.RequestID, now time.Time) (fapp.PatientR
 	}
 	b := store.FAPPBatch{Put: map[string][]byte{}}
 	f.putPatientLocked(&b, r)
+	o := f.stageOutLocked(&b, fappOut{unicast: true, dest: r.Therapist.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL}, now)
 	if err := f.write(b); err != nil {
 		return r, err
 	}
-	f.queue(fappOut{unicast: true, dest: r.Therapist.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL})
+	f.queue(o)
 	return r, nil
 }
