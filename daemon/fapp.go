@@ -101,6 +101,9 @@ type fappNode struct {
 	outSeq  uint64
 	outRefs map[uint64]string
 	outDone []string
+	// later holds refusals until the epoch boundary at which the status
+	// they reveal goes public (fapp_outbox.go).
+	later []fappOut
 	// changed is signalled (without blocking) whenever the index or a
 	// reservation changed: tests wait on it instead of sleeping.
 	changed chan struct{}
@@ -122,6 +125,8 @@ type fappOut struct {
 	ttl     time.Duration
 	ref     uint64
 	key     string // the outbox key of a stored unicast (fapp_outbox.go)
+	// notBefore holds a refusal until the next epoch boundary.
+	notBefore time.Time
 }
 
 // errFAPPStore wraps a failed FAPP write.
@@ -349,6 +354,7 @@ func (f *fappNode) tick() {
 	f.mu.Lock()
 	f.releaseLocked(now)
 	f.expireLocked(now)
+	f.releaseLaterLocked(now)
 	if now.Sub(f.pruned) >= fappPruneEvery {
 		// Prune re-verifies every cached credential: not every second.
 		f.pruned = now

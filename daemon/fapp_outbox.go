@@ -26,8 +26,18 @@ import (
 // entry left is sent again: the receiver refuses a duplicate (a replayed
 // request, a transition already made), so twice is harmless, never is not.
 //
-//	f/x/<16 hex digits, a counter>   destination address 16 | created u32 | body
+// A refusal (a request for a slot that is not FREI, a rival of a request
+// the therapist just held or confirmed) is held until the therapist's next
+// epoch boundary: sent at once it told whoever asked the second the slot
+// was taken, which the announce tells only at the boundary, and so which
+// of the therapist's envelopes at that second was the hold. It keeps that
+// time in the store, so a restart does not send it early.
+//
+//	f/x/<16 hex digits, a counter>   destination address 16 | not before u32 (0: at once) |
+//	                                  created u32 | body
 const keyOutbox = "f/x/"
+
+const outboxHead = len(protocol.Address{}) + 4 + 4
 
 func outboxKey(seq uint64) string { return fmt.Sprintf("%s%016x", keyOutbox, seq) }
 
@@ -37,19 +47,51 @@ func outboxKey(seq uint64) string { return fmt.Sprintf("%s%016x", keyOutbox, seq
 func (f *fappNode) stageOutLocked(b *store.FAPPBatch, o fappOut, now time.Time) fappOut {
 	f.outSeq++
 	o.key = outboxKey(f.outSeq)
-	v := make([]byte, 0, len(o.dest)+4+len(o.body))
+	v := make([]byte, 0, outboxHead+len(o.body))
 	v = append(v, o.dest[:]...)
+	var later uint32
+	if !o.notBefore.IsZero() {
+		later = uint32(o.notBefore.Unix())
+	}
+	v = binary.BigEndian.AppendUint32(v, later)
 	v = binary.BigEndian.AppendUint32(v, uint32(now.Unix()))
 	b.Put[o.key] = append(v, o.body...)
 	return o
 }
 
-// queueOutLocked stores and queues a reservation message in one go, for
-// handlers whose batch is written after they return (onDirect): if that
-// write fails the message still goes, as it did before the outbox. Caller
-// holds mu.
-func (f *fappNode) queueOutLocked(b *store.FAPPBatch, dest protocol.Address, body []byte, now time.Time) {
-	f.queue(f.stageOutLocked(b, fappOut{unicast: true, dest: dest, body: body, ttl: fapp.DefaultMessageTTL}, now))
+// queueLaterLocked stores a refusal and holds it until the next epoch
+// boundary (at once on a node without an own offer, which has no
+// boundaries and whose refusals reveal nothing). Caller holds mu.
+func (f *fappNode) queueLaterLocked(b *store.FAPPBatch, dest protocol.Address, body []byte, now time.Time) {
+	o := fappOut{unicast: true, dest: dest, body: body, ttl: fapp.DefaultMessageTTL}
+	if f.pub != nil {
+		o.notBefore = f.pub.NextBoundary(now)
+	}
+	f.deferLocked(f.stageOutLocked(b, o, now), now)
+}
+
+// deferLocked queues o, or holds it while its time has not come.
+func (f *fappNode) deferLocked(o fappOut, now time.Time) {
+	if now.Before(o.notBefore) {
+		f.later = append(f.later, o)
+		return
+	}
+	f.queue(o)
+}
+
+// releaseLaterLocked queues the held refusals whose boundary has come (the
+// tick that releases the announce showing the status). Caller holds mu.
+func (f *fappNode) releaseLaterLocked(now time.Time) {
+	keep := f.later[:0]
+	for _, o := range f.later {
+		if now.Before(o.notBefore) {
+			keep = append(keep, o)
+			continue
+		}
+		f.queue(o)
+	}
+	clear(f.later[len(keep):])
+	f.later = keep
 }
 
 // noteSent deletes a stored message once the engine reports its send:
@@ -80,19 +122,21 @@ func (f *fappNode) recoverOutbox() error {
 			f.outSeq = max(f.outSeq, seq)
 		}
 		var dest protocol.Address
-		if err != nil || len(v) < len(dest)+4+1 {
+		if err != nil || len(v) <= outboxHead {
 			del = append(del, k)
 			return nil
 		}
 		copy(dest[:], v)
-		created := time.Unix(int64(binary.BigEndian.Uint32(v[len(dest):])), 0)
-		ttl := created.Add(fapp.DefaultMessageTTL).Sub(now)
-		if ttl < time.Second {
+		o := fappOut{unicast: true, dest: dest, body: append([]byte(nil), v[outboxHead:]...), key: k}
+		if later := binary.BigEndian.Uint32(v[len(dest):]); later != 0 {
+			o.notBefore = time.Unix(int64(later), 0)
+		}
+		created := time.Unix(int64(binary.BigEndian.Uint32(v[len(dest)+4:])), 0)
+		if o.ttl = created.Add(fapp.DefaultMessageTTL).Sub(now); o.ttl < time.Second {
 			del = append(del, k)
 			return nil
 		}
-		body := append([]byte(nil), v[len(dest)+4:]...)
-		f.queue(fappOut{unicast: true, dest: dest, body: body, ttl: ttl, key: k})
+		f.deferLocked(o, now)
 		return nil
 	})
 	if err != nil {

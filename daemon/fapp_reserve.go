@@ -200,7 +200,7 @@ func (f *fappNode) refuseLocked(b *store.FAPPBatch, q *fapp.Request, sender prot
 	if err != nil {
 		return r, err
 	}
-	f.queueOutLocked(b, from, append([]byte{toPatient}, sealed...), now)
+	f.queueLaterLocked(b, from, append([]byte{toPatient}, sealed...), now)
 	f.stats.add("requests_refused", 1)
 	return r, nil
 }
@@ -412,7 +412,7 @@ func (f *fappNode) declineRivalsLocked(id fapp.RequestID, now time.Time) {
 			continue
 		}
 		if sealed, err := f.book.Seal(randReader, resp.ID, resp, now); err == nil {
-			f.queueOutLocked(&b, to, append([]byte{toPatient}, sealed...), now)
+			f.queueLaterLocked(&b, to, append([]byte{toPatient}, sealed...), now)
 		}
 	}
 	f.stats.add("rivals_declined", uint64(len(resps)))
