@@ -163,7 +163,7 @@ func newFAPP(n *Node) (*fappNode, error) {
 	f.idx = fapp.NewIndex(fapp.IndexConfig{Trust: f.trust, ClockSkew: clockSkew,
 		OnDrop: func(k fapp.TherapistKey) { f.dropped = append(f.dropped, k) }})
 	var err error
-	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id, Offers: f.offersLocked})
+	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id, Offers: f.offersLocked, Occurs: f.occursLocked})
 	if err != nil {
 		return nil, err
 	}

@@ -167,3 +167,56 @@ func unicasts(outs []fappOut) int {
 	}
 	return n
 }
+
+// TestFAPPAttackWeeklyPlaceTwice: two patients ask for the weekly therapy
+// place, one from its first week, the other from its second. The
+// therapist's node must not let it hold one and confirm the other: a
+// weekly place is one place (fapp's Book, BookConfig.Occurs), and the
+// second request is declined with the hold.
+func TestFAPPAttackWeeklyPlaceTwice(t *testing.T) {
+	noLeaksFAPP(t)
+	tr := newTrio(t, "10")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	waitMesh(t, ctx, tr.relay, regionKey(10))
+	offer := becomeTherapist(t, ctx, tr.th, tr.is, tr.clk)
+	place := offer.Slots[1]
+	find := func(n *Node) string {
+		var ref string
+		waitFAPP(t, ctx, n, "the patient node finds the place", func() bool {
+			res, _ := n.FAPPQuery(ctx, rpcapi.FAPPQueryParams{PLZPrefix: "10", Terminart: []string{"THERAPIEPLATZ_KZT"}, LocalOnly: true})
+			if len(res.Matches) == 1 && res.Matches[0].Name != "" {
+				ref = res.Matches[0].Ref
+				return true
+			}
+			return false
+		})
+		return ref
+	}
+	refA, refB := find(tr.pat), find(tr.relay)
+	thEv, cancelTh, _ := tr.th.Subscribe(ctx)
+	defer cancelTh()
+	resA, err := tr.pat.FAPPReserve(ctx, rpcapi.FAPPReserveParams{Slot: refA, Start: place.Start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resB, err := tr.relay.FAPPReserve(ctx, rpcapi.FAPPReserveParams{Slot: refB, Start: place.Start.Add(7 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitReservation(t, ctx, thEv, "ANGEFRAGT")
+	waitReservation(t, ctx, thEv, "ANGEFRAGT")
+	until := tr.clk.Now().Add(24 * time.Hour).Truncate(time.Second)
+	if r, err := tr.th.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: resA.ID, Action: "hold", Until: until}); err != nil || r.State != "GEHALTEN" {
+		t.Fatalf("hold: %+v %v", r, err)
+	}
+	if r, err := tr.th.FAPPRespond(ctx, rpcapi.FAPPRespondParams{ID: resB.ID, Action: "confirm"}); err == nil {
+		t.Fatalf("the place another patient holds was confirmed for a later week: %+v", r)
+	}
+	rs, _ := tr.th.FAPPReservations(ctx, rpcapi.FAPPReservationsParams{Role: "therapist"})
+	for _, r := range rs {
+		if r.ID == resB.ID && r.State != "ABGELEHNT" {
+			t.Errorf("the second request is %s after the hold, want ABGELEHNT", r.State)
+		}
+	}
+}

@@ -189,6 +189,18 @@ func (f *fappNode) offersLocked(slot uint16, start time.Time) error {
 	return f.pub.Offers(slot, start)
 }
 
+// occursLocked is the Book's Occurs: whether start is an occurrence of
+// the own slot as offered now (a weekly place is one place: Book lets one
+// reservation hold it, whichever occurrence it starts at). Caller holds mu.
+func (f *fappNode) occursLocked(slot uint16, start time.Time) bool {
+	if f.pub == nil {
+		return false
+	}
+	own := f.pub.Slots()
+	i := slices.IndexFunc(own, func(s fapp.Slot) bool { return s.ID == slot })
+	return i >= 0 && offers(own[i], start)
+}
+
 // refuseLocked answers a request for a slot not on offer with a signed
 // ABGELEHNT, stored in b (the outbox) and queued for the patient's node.
 func (f *fappNode) refuseLocked(b *store.FAPPBatch, q *fapp.Request, sender protocol.CompactIdentity, from protocol.Address, now time.Time) (fapp.Reservation, error) {

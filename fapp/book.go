@@ -50,6 +50,13 @@ type BookConfig struct {
 	// Offers, when set, is asked whether a requested slot occurrence is on
 	// offer (Publisher.Offers); a request it refuses is refused.
 	Offers func(slot uint16, start time.Time) error
+	// Occurs, when set, reports whether start is an occurrence of the slot
+	// as offered now. Two reservations of a slot whose starts both occur
+	// are for the same place (a weekly place is one place, taken from the
+	// occurrence asked for on): only one may hold or have it. Without it,
+	// or for a start that no longer occurs, only the same start is the
+	// same place.
+	Occurs func(slot uint16, start time.Time) bool
 }
 
 // Book is the therapist's side of reservations: it accepts requests
@@ -241,7 +248,7 @@ func (b *Book) DeclineRivals(id RequestID, note string, now time.Time) ([]*Respo
 	}
 	var rivals []RequestID
 	for oid, o := range b.res {
-		if o != r && o.State == Angefragt && o.Request.Slot == r.Request.Slot && o.Request.Start.Equal(r.Request.Start) {
+		if o != r && o.State == Angefragt && b.samePlace(o, r.Request.Slot.Slot, r.Request.Start) {
 			rivals = append(rivals, oid)
 		}
 	}
@@ -257,14 +264,27 @@ func (b *Book) DeclineRivals(id RequestID, note string, now time.Time) ([]*Respo
 	return out, nil
 }
 
-// occupied reports whether another reservation holds r's slot occurrence.
+// occupied reports whether another reservation holds r's place.
 func (b *Book) occupied(r *Reservation) bool {
 	for _, o := range b.res {
-		if o != r && o.active() && o.Request.Slot == r.Request.Slot && o.Request.Start.Equal(r.Request.Start) {
+		if o != r && o.active() && b.samePlace(o, r.Request.Slot.Slot, r.Request.Start) {
 			return true
 		}
 	}
 	return false
+}
+
+// samePlace reports whether reservation o is for the place of slot at
+// start: the same start, or (with Occurs) two starts that are both
+// occurrences of the slot as offered now.
+func (b *Book) samePlace(o *Reservation, slot uint16, start time.Time) bool {
+	if o.Request.Slot.Therapist != b.key || o.Request.Slot.Slot != slot {
+		return false
+	}
+	if o.Request.Start.Equal(start) {
+		return true
+	}
+	return b.cfg.Occurs != nil && b.cfg.Occurs(slot, start) && b.cfg.Occurs(slot, o.Request.Start)
 }
 
 // CancelByTherapist cancels an accepted reservation (STORNIERT_THERAPEUT)
@@ -401,13 +421,14 @@ func sortReservations(rs []Reservation) {
 	})
 }
 
-// SlotStatus returns the public status of the therapist's slot occurrence
-// as the reservations imply it: VERGEBEN when confirmed, GEHALTEN when held,
-// FREI otherwise. Feed it to the Publisher; announces never say who.
+// SlotStatus returns the public status of the therapist's place (slot at
+// start, and with Occurs its other occurrences) as the reservations imply
+// it: VERGEBEN when confirmed, GEHALTEN when held, FREI otherwise. Feed it
+// to the Publisher; announces never say who.
 func (b *Book) SlotStatus(slot uint16, start time.Time) SlotStatus {
 	st := SlotFrei
 	for _, r := range b.res {
-		if r.Request.Slot.Slot != slot || !r.Request.Start.Equal(start) {
+		if !b.samePlace(r, slot, start) {
 			continue
 		}
 		switch r.State {

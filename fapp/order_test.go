@@ -186,3 +186,50 @@ func TestEarlyCancelsBounded(t *testing.T) {
 		t.Fatalf("%d early cancels kept past the request lifetime", n)
 	}
 }
+
+// TestAttackWeeklyPlaceTwice: a weekly therapy place is one place that a
+// patient takes from the occurrence asked for on. Two patients asked for
+// different occurrences of it while it was FREI; the book compared
+// occurrences only, so the therapist could hold one and confirm the other
+// (DeclineRivals left the second alone): the place was given twice. And
+// the status of the place followed whichever reservation changed last: the
+// first patient's cancel made it FREI while the second had it.
+func TestAttackWeeklyPlaceTwice(t *testing.T) {
+	w := newResWorld(t)
+	weeks := map[time.Time]bool{}
+	for k := range 4 {
+		weeks[w.start.Add(time.Duration(k)*7*24*time.Hour)] = true
+	}
+	book, err := NewBook(BookConfig{Identity: w.therapist, Stamps: NewStampVerifier(StampConfig{MinBits: 8}),
+		Occurs: func(slot uint16, start time.Time) bool { return slot == w.slot.Slot && weeks[start] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.book = book
+	a, sa := w.request(t, testNow)
+	w.start = w.start.Add(7 * 24 * time.Hour)
+	b, sb := w.request(t, testNow)
+	w.book.Open(sa, testNow)
+	w.book.Open(sb, testNow)
+	if _, err := w.book.Hold(a.Request.ID, testNow.Add(time.Hour), "", testNow); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.book.Confirm(b.Request.ID, "", testNow); err == nil {
+		t.Fatal("a second patient got the weekly place another holds")
+	}
+	if st := w.book.SlotStatus(1, w.start); st != SlotGehalten {
+		t.Errorf("the place is %v at the second occurrence while held", st)
+	}
+	rivals, err := w.book.DeclineRivals(a.Request.ID, "", testNow)
+	if err != nil || len(rivals) != 1 || rivals[0].ID != b.Request.ID {
+		t.Errorf("rivals of the hold: %v %v", rivals, err)
+	}
+	// An occurrence no longer offered (a slot moved or rolled on) is
+	// another place: it neither blocks nor is blocked.
+	delete(weeks, w.start)
+	c, sc := w.request(t, testNow)
+	w.book.Open(sc, testNow)
+	if _, err := w.book.Hold(c.Request.ID, testNow.Add(time.Hour), "", testNow); err != nil {
+		t.Errorf("a request for a start the place no longer has: %v", err)
+	}
+}
