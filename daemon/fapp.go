@@ -104,6 +104,9 @@ type fappNode struct {
 	// later holds refusals until the epoch boundary at which the status
 	// they reveal goes public (fapp_outbox.go).
 	later []fappOut
+	// afterWrite, when set (tests), sees every batch written: what a
+	// crash right after it would leave in the store.
+	afterWrite func(store.FAPPBatch)
 	// changed is signalled (without blocking) whenever the index or a
 	// reservation changed: tests wait on it instead of sleeping.
 	changed chan struct{}
@@ -462,6 +465,9 @@ func (f *fappNode) write(b store.FAPPBatch) error {
 	if err := f.n.st.FAPPWrite(b); err != nil {
 		f.n.log.Error("cannot store FAPP state", "err", err)
 		return fmt.Errorf("%w: %w", errFAPPStore, err)
+	}
+	if f.afterWrite != nil {
+		f.afterWrite(b)
 	}
 	return nil
 }

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
+	"meshd.dev/meshd/daemon/store"
 	"meshd.dev/meshd/fapp"
 	"meshd.dev/meshd/rpcapi"
 )
@@ -81,4 +83,78 @@ func TestFAPPAttackCrashLosesAnswer(t *testing.T) {
 		th.st.FAPPScan("f/x/", func(string, []byte) error { n++; return nil })
 		return n == 0
 	})
+}
+
+// TestFAPPAttackCrashSplitsBookAndOffer: a decision changes two stored
+// things, the reservation (f/t/) and the slot's status in the own offer
+// (f/o/offer). They were two synced writes: a kill -9 between them left a
+// held or confirmed slot FREI in the offer after the restart (announced
+// free, requests for it taken that can never be held), or a cancelled one
+// GEHALTEN for good (the place hidden). Every write that stores a
+// reservation of the slot must leave the offer with the status the book
+// implies, here after a hold, a confirmation and a therapist's cancel.
+func TestFAPPAttackCrashSplitsBookAndOffer(t *testing.T) {
+	noLeaksFAPP(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	n, stop := startClocked(t, fappConfig(t, is), clk)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	offer := becomeTherapist(t, ctx, n, is, clk)
+	f := n.fapp
+	now := clk.Now()
+	pb := fapp.NewPatientBook(fapp.PatientBookConfig{})
+	ref := fapp.SlotRef{Therapist: fapp.TherapistKeyOf(n.id.Compact()), Slot: offer.Slots[0].ID}
+	pr, sealed, err := pb.NewRequest(randReader, n.id.Public(), ref, offer.Slots[0].Start, fapp.RequestOptions{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	f.onTherapistMsgLocked(&b, mustIdentity(t).Address(), sealed, now)
+	f.mu.Unlock()
+	if err := f.write(b); err != nil {
+		t.Fatal(err)
+	}
+	id := pr.Request.ID
+	stored := func() (fapp.ReservationState, fapp.SlotStatus) {
+		v, _ := n.st.FAPPGet(therapistResKey(id))
+		r, _, err := decodeTherapistRes(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o ownOffer
+		v, _ = n.st.FAPPGet(keyOwnOffer)
+		if err := json.Unmarshal(v, &o); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range o.slots() {
+			if s.ID == ref.Slot {
+				return r.State, s.Status
+			}
+		}
+		t.Fatal("the slot left the stored offer")
+		return 0, 0
+	}
+	for _, step := range []struct {
+		action string
+		want   fapp.SlotStatus
+	}{{decideHold, fapp.SlotGehalten}, {decideConfirm, fapp.SlotVergeben}, {decideCancel, fapp.SlotFrei}} {
+		f.mu.Lock()
+		f.afterWrite = func(b store.FAPPBatch) {
+			if _, ok := b.Put[therapistResKey(id)]; !ok {
+				return
+			}
+			if st, slot := stored(); slot != step.want {
+				t.Errorf("%s: a crash after the write that stored %v leaves the slot %v in the offer, want %v", step.action, st, slot, step.want)
+			}
+		}
+		_, err := f.respondLocked(id, step.action, "", now.Add(time.Hour), now)
+		f.afterWrite = nil
+		f.mu.Unlock()
+		if err != nil {
+			t.Fatalf("%s: %v", step.action, err)
+		}
+	}
 }

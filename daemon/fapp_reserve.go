@@ -175,7 +175,7 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 		// book's status of that start (nobody holds it, so FREI) must not
 		// reach the announce, or one anonymous request would turn a
 		// VERGEBEN slot FREI again.
-		f.slotStatusLocked(r, now)
+		f.slotStatusLocked(b, r, now)
 	}
 	return []rpcapi.Event{f.therapistEvent(r)}
 }
@@ -237,7 +237,7 @@ func (f *fappNode) expireLocked(now time.Time) {
 	var events []rpcapi.Event
 	for _, r := range f.book.Expire(now) {
 		f.putTherapistLocked(&b, r)
-		f.slotStatusLocked(r, now)
+		f.slotStatusLocked(&b, r, now)
 		events = append(events, f.therapistEvent(r))
 	}
 	f.patMu.Lock()
@@ -392,10 +392,10 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 		// in custody would otherwise lose it (fapp_outbox.go).
 		o = f.stageOutLocked(&b, fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL}, now)
 	}
+	f.slotStatusLocked(&b, r, now)
 	if err := f.write(b); err != nil {
 		return r, err
 	}
-	f.slotStatusLocked(r, now)
 	if answer {
 		f.queue(o)
 	}
