@@ -92,7 +92,9 @@ func TestFAPPAttackCrashLosesAnswer(t *testing.T) {
 // free, requests for it taken that can never be held), or a cancelled one
 // GEHALTEN for good (the place hidden). Every write that stores a
 // reservation of the slot must leave the offer with the status the book
-// implies, here after a hold, a confirmation and a therapist's cancel.
+// implies, here after a hold, a confirmation and a therapist's cancel; and
+// the write of the hold must decline the rival request with it (a crash
+// before a second write left the rival ANGEFRAGT, unanswered for a week).
 func TestFAPPAttackCrashSplitsBookAndOffer(t *testing.T) {
 	noLeaksFAPP(t)
 	clk := &testClock{}
@@ -110,14 +112,28 @@ func TestFAPPAttackCrashSplitsBookAndOffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.mu.Lock()
-	b := store.FAPPBatch{Put: map[string][]byte{}}
-	f.onTherapistMsgLocked(&b, mustIdentity(t).Address(), sealed, now)
-	f.mu.Unlock()
-	if err := f.write(b); err != nil {
+	rival, sealedRival, err := pb.NewRequest(randReader, n.id.Public(), ref, offer.Slots[0].Start, fapp.RequestOptions{}, now)
+	if err != nil {
 		t.Fatal(err)
 	}
+	for _, s := range [][]byte{sealed, sealedRival} {
+		f.mu.Lock()
+		b := store.FAPPBatch{Put: map[string][]byte{}}
+		f.onTherapistMsgLocked(&b, mustIdentity(t).Address(), s, now)
+		f.mu.Unlock()
+		if err := f.write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
 	id := pr.Request.ID
+	stateOf := func(id fapp.RequestID) fapp.ReservationState {
+		v, _ := n.st.FAPPGet(therapistResKey(id))
+		r, _, err := decodeTherapistRes(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.State
+	}
 	stored := func() (fapp.ReservationState, fapp.SlotStatus) {
 		v, _ := n.st.FAPPGet(therapistResKey(id))
 		r, _, err := decodeTherapistRes(v)
@@ -148,6 +164,9 @@ func TestFAPPAttackCrashSplitsBookAndOffer(t *testing.T) {
 			}
 			if st, slot := stored(); slot != step.want {
 				t.Errorf("%s: a crash after the write that stored %v leaves the slot %v in the offer, want %v", step.action, st, slot, step.want)
+			}
+			if st := stateOf(rival.Request.ID); step.action == decideHold && st != fapp.Abgelehnt {
+				t.Errorf("a crash after the write that stored the hold leaves the rival %v, want ABGELEHNT", st)
 			}
 		}
 		_, err := f.respondLocked(id, step.action, "", now.Add(time.Hour), now)

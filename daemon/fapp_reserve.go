@@ -393,44 +393,46 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 		o = f.stageOutLocked(&b, fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL}, now)
 	}
 	f.slotStatusLocked(&b, r, now)
+	var rivals []rpcapi.Event
+	if action == decideHold || action == decideConfirm {
+		rivals = f.declineRivalsLocked(&b, id, now)
+	}
 	if err := f.write(b); err != nil {
 		return r, err
 	}
 	if answer {
 		f.queue(o)
 	}
-	if action == decideHold || action == decideConfirm {
-		f.declineRivalsLocked(id, now)
-	}
+	f.publishEvents(rivals)
 	return r, nil
 }
 
-// declineRivalsLocked answers ABGELEHNT to the other requests for the slot
-// occurrence id now holds or has (Book.DeclineRivals): they can no longer
-// be held, and their patients would otherwise wait a week for nothing.
-func (f *fappNode) declineRivalsLocked(id fapp.RequestID, now time.Time) {
+// declineRivalsLocked answers ABGELEHNT to the other requests for the
+// place id now holds or has (Book.DeclineRivals): they can no longer be
+// held, and their patients would otherwise wait a week for nothing. The
+// declines go into b, the batch of the decision (in a write of their own,
+// a crash before it left them ANGEFRAGT); it returns their events, to
+// publish once b is written.
+func (f *fappNode) declineRivalsLocked(b *store.FAPPBatch, id fapp.RequestID, now time.Time) []rpcapi.Event {
 	resps, err := f.book.DeclineRivals(id, "", now)
 	if err != nil {
 		f.n.log.Warn("cannot decline the other requests for a taken slot", "err", err)
 	}
-	b := store.FAPPBatch{Put: map[string][]byte{}}
 	var events []rpcapi.Event
 	for _, resp := range resps {
 		r, _ := f.book.Get(resp.ID)
-		f.putTherapistLocked(&b, r)
+		f.putTherapistLocked(b, r)
 		events = append(events, f.therapistEvent(r))
 		to, ok := f.replyTo[resp.ID]
 		if !ok {
 			continue
 		}
 		if sealed, err := f.book.Seal(randReader, resp.ID, resp, now); err == nil {
-			f.queueLaterLocked(&b, to, append([]byte{toPatient}, sealed...), now)
+			f.queueLaterLocked(b, to, append([]byte{toPatient}, sealed...), now)
 		}
 	}
 	f.stats.add("rivals_declined", uint64(len(resps)))
-	if f.write(b) == nil {
-		f.publishEvents(events)
-	}
+	return events
 }
 
 // cancelLocked cancels the patient's reservation and queues the cancel.
