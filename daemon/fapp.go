@@ -95,9 +95,9 @@ type fappNode struct {
 	stats    fappStats
 	kick     chan struct{}
 	inflight []fappOut // built under mu, sent on the loop
-	// The outbox (fapp_outbox.go): the last stored message's number, the
-	// engine refs of stored messages handed to the engine, and the keys
-	// of those the engine has taken for good.
+	// The outbox (fapp_outbox.go): the last stored message's number
+	// (under mu), and, the loop's alone, the engine refs of stored
+	// messages handed to the engine and the keys of those it has taken.
 	outSeq  uint64
 	outRefs map[uint64]string
 	outDone []string
@@ -321,6 +321,7 @@ func (f *fappNode) flush() {
 	f.mu.Lock()
 	outs := f.inflight
 	f.inflight = nil
+	f.mu.Unlock()
 	done := f.outDone
 	f.outDone = nil
 	for i := range outs {
@@ -330,7 +331,6 @@ func (f *fappNode) flush() {
 			f.outRefs[outs[i].ref] = outs[i].key
 		}
 	}
-	f.mu.Unlock()
 	for _, o := range outs {
 		f.n.sendFAPP(o)
 	}

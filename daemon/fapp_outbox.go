@@ -97,13 +97,12 @@ func (f *fappNode) releaseLaterLocked(now time.Time) {
 // noteSent deletes a stored message once the engine reports its send:
 // the report comes in a carried-out batch, after the sync that stored the
 // engine's custody of it. The delete is written at the next flush. Loop
-// only.
+// only: outRefs and outDone belong to the loop (flush, which fills and
+// empties them, runs there), so every engine event passes without a lock.
 func (f *fappNode) noteSent(ev routing.Event) {
 	if ev.Kind != routing.EventAccepted && ev.Kind != routing.EventRefused {
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if key, ok := f.outRefs[ev.Ref]; ok {
 		delete(f.outRefs, ev.Ref)
 		f.outDone = append(f.outDone, key)
