@@ -233,3 +233,53 @@ func TestAttackWeeklyPlaceTwice(t *testing.T) {
 		t.Errorf("a request for a start the place no longer has: %v", err)
 	}
 }
+
+// TestDuplicatesChangeNothing: the daemon sends a stored message again
+// after a crash (its outbox), so either side may get one twice. The second
+// copy is refused and changes nothing, on both sides.
+func TestDuplicatesChangeNothing(t *testing.T) {
+	w := newResWorld(t)
+	pr, sealed := w.request(t, testNow)
+	id := pr.Request.ID
+	for i := range 2 {
+		r, err := w.book.Open(sealed, testNow)
+		if (i == 0) != (err == nil) || (i == 0 && r.State != Angefragt) {
+			t.Fatalf("request copy %d: %v %v", i, r.State, err)
+		}
+	}
+	hold, _ := w.book.Hold(id, testNow.Add(time.Hour), "", testNow)
+	conf, _ := w.book.Confirm(id, "", testNow.Add(time.Minute))
+	c, _ := w.book.CancelByTherapist(id, testNow.Add(2*time.Minute))
+	for _, step := range []struct {
+		m    Message
+		want ReservationState
+	}{{hold, Gehalten}, {conf, Bestaetigt}, {c, StorniertTherapeut}} {
+		sealedM, err := w.book.Seal(w.rand, id, step.m, testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			got, err := w.patient.Open(sealedM, testNow.Add(3*time.Minute))
+			if i == 0 && (err != nil || got.State != step.want) {
+				t.Fatalf("%v: %v %v", step.want, got.State, err)
+			}
+			if now, _ := w.patient.Get(id); i == 1 && (err == nil || now.State != step.want) {
+				t.Fatalf("second copy of %v: %v, state %v", step.want, err, now.State)
+			}
+		}
+	}
+
+	w2 := newResWorld(t)
+	pr2, sealed2 := w2.request(t, testNow)
+	w2.book.Open(sealed2, testNow)
+	cancel, _ := w2.patient.Cancel(w2.rand, pr2.Request.ID, testNow)
+	for i := range 2 {
+		r, err := w2.book.Open(cancel, testNow)
+		if (i == 0) != (err == nil) || r.State != StorniertPatient && i == 0 {
+			t.Fatalf("patient cancel copy %d: %v %v", i, r.State, err)
+		}
+	}
+	if r, _ := w2.book.Get(pr2.Request.ID); r.State != StorniertPatient {
+		t.Fatalf("after two cancels: %v", r.State)
+	}
+}
