@@ -191,14 +191,16 @@ func (f *fappNode) offersLocked(slot uint16, start time.Time) error {
 
 // occursLocked is the Book's Occurs: whether start is an occurrence of
 // the own slot as offered now (a weekly place is one place: Book lets one
-// reservation hold it, whichever occurrence it starts at). Caller holds mu.
+// reservation hold it, whichever occurrence it starts at). A group is not
+// one patient's place: its seats are not counted, and its reservations
+// stay one per occurrence, as before. Caller holds mu.
 func (f *fappNode) occursLocked(slot uint16, start time.Time) bool {
 	if f.pub == nil {
 		return false
 	}
 	own := f.pub.Slots()
 	i := slices.IndexFunc(own, func(s fapp.Slot) bool { return s.ID == slot })
-	return i >= 0 && offers(own[i], start)
+	return i >= 0 && own[i].Setting != fapp.Gruppe && offers(own[i], start)
 }
 
 // refuseLocked answers a request for a slot not on offer with a signed
