@@ -104,6 +104,9 @@ type fappNode struct {
 	// later holds refusals until the epoch boundary at which the status
 	// they reveal goes public (fapp_outbox.go).
 	later []fappOut
+	// earlySeq holds the inbox entries of patients' cancels that came
+	// before their requests (fapp_outbox.go).
+	earlySeq map[fapp.RequestID]uint64
 	// afterWrite, when set (tests), sees every batch written: what a
 	// crash right after it would leave in the store.
 	afterWrite func(store.FAPPBatch)
@@ -144,7 +147,7 @@ func newFAPP(n *Node) (*fappNode, error) {
 		relay: cfg.Relay || n.cfg.Relay, joined: map[fapp.Region]bool{}, replyTo: map[fapp.RequestID]protocol.Address{},
 		remote: map[fapp.TherapistKey]*remoteEntry{}, queries: map[fapp.QueryID]*pendingQuery{},
 		profAsk: map[fapp.TherapistKey]time.Time{}, profSent: map[fapp.TherapistKey]time.Time{}, kick: make(chan struct{}, 1),
-		outRefs: map[uint64]string{},
+		outRefs: map[uint64]string{}, earlySeq: map[fapp.RequestID]uint64{},
 		changed: make(chan struct{}, 1),
 	}
 	f.stats.init()
@@ -366,6 +369,7 @@ func (f *fappNode) tick() {
 		}
 		f.dropUnfollowedLocked()
 		f.forgetLocked(now)
+		f.forgetEarlyLocked()
 		for _, m := range []map[fapp.TherapistKey]time.Time{f.profAsk, f.profSent} {
 			maps.DeleteFunc(m, func(_ fapp.TherapistKey, at time.Time) bool { return now.Sub(at) >= fappProfileRequestEvery })
 		}

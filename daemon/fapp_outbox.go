@@ -143,3 +143,41 @@ func (f *fappNode) recoverOutbox() error {
 	}
 	return f.deleteKeys(del)
 }
+
+// A patient's cancel that came before its request is kept by the Book in
+// memory; the daemon leaves its inbox entry in place (unacknowledged)
+// until the request arrives or the Book lets the cancel go, so a restart in
+// between applies it again (recoverInbox) instead of forgetting it.
+
+// keepEarlyLocked leaves the inbox entry of b (one cancel the Book kept
+// for a request still to come) in the inbox. Caller holds mu.
+func (f *fappNode) keepEarlyLocked(b *store.FAPPBatch, id fapp.RequestID) {
+	if _, dup := f.earlySeq[id]; dup || len(b.Ack) != 1 {
+		return
+	}
+	f.earlySeq[id], b.Ack = b.Ack[0], nil
+}
+
+// ackEarlyLocked acknowledges, in b, the kept cancel of a request that has
+// now arrived. Caller holds mu.
+func (f *fappNode) ackEarlyLocked(b *store.FAPPBatch, id fapp.RequestID) {
+	if seq, ok := f.earlySeq[id]; ok {
+		b.Ack = append(b.Ack, seq)
+		delete(f.earlySeq, id)
+	}
+}
+
+// forgetEarlyLocked acknowledges the kept cancels the Book has let go
+// (too old, or pushed out by newer ones). Caller holds mu.
+func (f *fappNode) forgetEarlyLocked() {
+	var acks []uint64
+	for id, seq := range f.earlySeq {
+		if !f.book.HasEarly(id) {
+			acks = append(acks, seq)
+			delete(f.earlySeq, id)
+		}
+	}
+	if len(acks) > 0 {
+		f.write(store.FAPPBatch{Ack: acks})
+	}
+}

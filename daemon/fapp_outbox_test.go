@@ -8,6 +8,8 @@ import (
 
 	"meshd.dev/meshd/daemon/store"
 	"meshd.dev/meshd/fapp"
+	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
 	"meshd.dev/meshd/rpcapi"
 )
 
@@ -175,5 +177,77 @@ func TestFAPPAttackCrashSplitsBookAndOffer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", step.action, err)
 		}
+	}
+}
+
+// TestFAPPEarlyCancelSurvivesRestart: a patient's cancel reaches the
+// therapist's node before the request (fapp's TestAttackCancelOvertakes
+// Request); the node restarts before the request comes. The kept cancel
+// lived in the Book's memory only and the request then arrived ANGEFRAGT.
+// Its inbox entry now stays until the request arrives, and the restart
+// applies it again.
+func TestFAPPEarlyCancelSurvivesRestart(t *testing.T) {
+	noLeaksFAPP(t)
+	clk := &testClock{}
+	is := newIssuer(t)
+	cfg := fappConfig(t, is)
+	n, err := Open(context.Background(), cfg, Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stopRun := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(runCtx) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	offer := becomeTherapist(t, ctx, n, is, clk)
+	stopRun()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// With the loop stopped, the cancel is delivered as the engine would
+	// deliver it (inbox first) and handled.
+	now := clk.Now()
+	pb := fapp.NewPatientBook(fapp.PatientBookConfig{})
+	ref := fapp.SlotRef{Therapist: fapp.TherapistKeyOf(n.id.Compact()), Slot: offer.Slots[0].ID}
+	pr, request, err := pb.NewRequest(randReader, n.id.Public(), ref, offer.Slots[0].Start, fapp.RequestOptions{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelMsg, err := pb.Cancel(randReader, pr.Request.ID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := mustIdentity(t).Address()
+	body := append([]byte{toTherapist}, cancelMsg...)
+	seqs, err := n.st.Apply(&routing.Ready{Deliveries: []routing.Delivery{{Type: protocol.TypeFAPP, From: from, Body: body}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.fapp.onDirect(from, body, seqs[0])
+	if !n.fapp.book.HasEarly(pr.Request.ID) {
+		t.Fatal("the cancel before its request was not kept")
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	n, stop := startClocked(t, cfg, clk)
+	defer stop()
+	f := n.fapp
+	f.mu.Lock()
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	f.onTherapistMsgLocked(&b, from, request, clk.Now())
+	r, err := f.book.Get(pr.Request.ID)
+	f.mu.Unlock()
+	f.write(b)
+	if err != nil || r.State != fapp.StorniertPatient {
+		t.Fatalf("the request after a restart: %v %v, want STORNIERT_PATIENT", r.State, err)
+	}
+	// Both are done with: the cancel's inbox entry is gone.
+	entries, _, err := n.st.Inbox(0, 10)
+	if err != nil || len(entries) != 0 {
+		t.Errorf("inbox after the request: %d entries, %v", len(entries), err)
 	}
 }

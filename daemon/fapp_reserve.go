@@ -156,10 +156,13 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 		}
 		if err == nil {
 			f.replyTo[r.Request.ID] = from
+			f.ackEarlyLocked(b, r.Request.ID)
 		}
 	case *fapp.Cancel:
 		if err = f.book.ApplyCancel(m, sender, now); err == nil {
 			r, err = f.book.Get(m.ID)
+		} else if f.book.HasEarly(m.ID) {
+			f.keepEarlyLocked(b, m.ID)
 		}
 	default:
 		err = fmt.Errorf("a therapist receives no %T: %w", m, fapp.ErrMalformed)

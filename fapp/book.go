@@ -314,7 +314,14 @@ func (b *Book) ApplyCancel(c *Cancel, sender protocol.CompactIdentity, now time.
 	r := b.res[c.ID]
 	switch {
 	case r == nil && c.By == StorniertPatient && c.Verify(sender) == nil:
-		b.keepEarly(c.ID, sender, now)
+		// Dated at the cancel's own time when that is earlier: kept
+		// again after a restart (the daemon leaves it in its inbox), it
+		// must not live a lifetime longer each time.
+		at := now
+		if c.Created.Before(now) {
+			at = c.Created
+		}
+		b.keepEarly(c.ID, sender, at)
 		return fmt.Errorf("cancel %v: no such request yet (kept until it arrives): %w", c.ID, ErrNotFound)
 	case r == nil:
 		return fmt.Errorf("cancel %v: %w", c.ID, ErrNotFound)
@@ -348,6 +355,13 @@ func (b *Book) keepEarly(id RequestID, patient protocol.CompactIdentity, now tim
 	}
 	b.early[id] = earlyCancel{patient: patient, at: now}
 	b.earlyOrder = append(b.earlyOrder, id)
+}
+
+// HasEarly reports whether the book keeps a cancel of request id that came
+// before the request (ApplyCancel).
+func (b *Book) HasEarly(id RequestID) bool {
+	_, ok := b.early[id]
+	return ok
 }
 
 // expireEarly forgets early cancels whose request could no longer be
