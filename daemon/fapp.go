@@ -95,6 +95,21 @@ type fappNode struct {
 	stats    fappStats
 	kick     chan struct{}
 	inflight []fappOut // built under mu, sent on the loop
+	// The outbox (fapp_outbox.go): the last stored message's number
+	// (under mu), and, the loop's alone, the engine refs of stored
+	// messages handed to the engine and the keys of those it has taken.
+	outSeq  uint64
+	outRefs map[uint64]string
+	outDone []string
+	// later holds refusals until the epoch boundary at which the status
+	// they reveal goes public (fapp_outbox.go).
+	later []fappOut
+	// earlySeq holds the inbox entries of patients' cancels that came
+	// before their requests (fapp_outbox.go).
+	earlySeq map[fapp.RequestID]uint64
+	// afterWrite, when set (tests), sees every batch written: what a
+	// crash right after it would leave in the store.
+	afterWrite func(store.FAPPBatch)
 	// changed is signalled (without blocking) whenever the index or a
 	// reservation changed: tests wait on it instead of sleeping.
 	changed chan struct{}
@@ -115,6 +130,9 @@ type fappOut struct {
 	unicast bool
 	ttl     time.Duration
 	ref     uint64
+	key     string // the outbox key of a stored unicast (fapp_outbox.go)
+	// notBefore holds a refusal until the next epoch boundary.
+	notBefore time.Time
 }
 
 // errFAPPStore wraps a failed FAPP write.
@@ -129,6 +147,7 @@ func newFAPP(n *Node) (*fappNode, error) {
 		relay: cfg.Relay || n.cfg.Relay, joined: map[fapp.Region]bool{}, replyTo: map[fapp.RequestID]protocol.Address{},
 		remote: map[fapp.TherapistKey]*remoteEntry{}, queries: map[fapp.QueryID]*pendingQuery{},
 		profAsk: map[fapp.TherapistKey]time.Time{}, profSent: map[fapp.TherapistKey]time.Time{}, kick: make(chan struct{}, 1),
+		outRefs: map[uint64]string{}, earlySeq: map[fapp.RequestID]uint64{},
 		changed: make(chan struct{}, 1),
 	}
 	f.stats.init()
@@ -150,7 +169,7 @@ func newFAPP(n *Node) (*fappNode, error) {
 	f.idx = fapp.NewIndex(fapp.IndexConfig{Trust: f.trust, ClockSkew: clockSkew,
 		OnDrop: func(k fapp.TherapistKey) { f.dropped = append(f.dropped, k) }})
 	var err error
-	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id, Offers: f.offersLocked})
+	f.book, err = fapp.NewBook(fapp.BookConfig{Identity: n.id, Offers: f.offersLocked, Occurs: f.occursLocked})
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +298,9 @@ func (n *Node) openFAPP() error {
 	n.fapp = f
 	f.scopeRegions()
 	f.syncChannels()
+	if err := f.recoverOutbox(); err != nil {
+		return err
+	}
 	if err := f.recoverInbox(); err != nil {
 		return err
 	}
@@ -303,8 +325,20 @@ func (f *fappNode) flush() {
 	outs := f.inflight
 	f.inflight = nil
 	f.mu.Unlock()
+	done := f.outDone
+	f.outDone = nil
+	for i := range outs {
+		if outs[i].key != "" {
+			f.n.nextRef++
+			outs[i].ref = f.n.nextRef
+			f.outRefs[outs[i].ref] = outs[i].key
+		}
+	}
 	for _, o := range outs {
 		f.n.sendFAPP(o)
+	}
+	if len(done) > 0 {
+		f.write(store.FAPPBatch{Delete: done})
 	}
 }
 
@@ -326,6 +360,7 @@ func (f *fappNode) tick() {
 	f.mu.Lock()
 	f.releaseLocked(now)
 	f.expireLocked(now)
+	f.releaseLaterLocked(now)
 	if now.Sub(f.pruned) >= fappPruneEvery {
 		// Prune re-verifies every cached credential: not every second.
 		f.pruned = now
@@ -334,6 +369,7 @@ func (f *fappNode) tick() {
 		}
 		f.dropUnfollowedLocked()
 		f.forgetLocked(now)
+		f.forgetEarlyLocked()
 		for _, m := range []map[fapp.TherapistKey]time.Time{f.profAsk, f.profSent} {
 			maps.DeleteFunc(m, func(_ fapp.TherapistKey, at time.Time) bool { return now.Sub(at) >= fappProfileRequestEvery })
 		}
@@ -433,6 +469,9 @@ func (f *fappNode) write(b store.FAPPBatch) error {
 	if err := f.n.st.FAPPWrite(b); err != nil {
 		f.n.log.Error("cannot store FAPP state", "err", err)
 		return fmt.Errorf("%w: %w", errFAPPStore, err)
+	}
+	if f.afterWrite != nil {
+		f.afterWrite(b)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -230,5 +231,96 @@ func TestFAPPHoldLapses(t *testing.T) {
 	stored, _, err := decodeTherapistRes(v)
 	if err != nil || stored.State != fapp.Abgelaufen || got.ID != q.ID.String() {
 		t.Errorf("stored %v (%v), event %+v", stored.State, err, got)
+	}
+}
+
+// FuzzFAPPDirect: whatever arrives as a FAPP unicast message (a request or
+// cancel for the therapist, a response or cancel for the patient, or junk)
+// is handled without a panic, and nothing that is not a well-sealed,
+// stamped request or a therapist's answer to an own request reaches either
+// book.
+func FuzzFAPPDirect(f *testing.F) {
+	clk := &testClock{}
+	is := newIssuer(f)
+	n := openFAPPNode(f, is, clk)
+	n.fapp.template = &fapp.SlotAnnounce{} // a therapist: requests reach the book
+	other := mustIdentity(&testing.T{})
+	now := clk.Now()
+	for _, body := range [][]byte{{1, 1}, {1, 2}, {1, 3}, {1, 4}, {1, 5}, bytes.Repeat([]byte{1}, 200)} {
+		sealed, err := fapp.SealMessage(randReader, other, n.id.Public(), body, now, time.Hour)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(append([]byte{toTherapist}, sealed...))
+		f.Add(append([]byte{toPatient}, sealed...))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{toTherapist})
+	f.Add([]byte{0x7f, 1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n.fapp.onDirect(other.Address(), b, 0)
+		n.fapp.mu.Lock()
+		n.fapp.inflight = nil
+		therapist := len(n.fapp.book.List())
+		n.fapp.mu.Unlock()
+		n.fapp.patMu.Lock()
+		patient := len(n.fapp.patient.List())
+		n.fapp.patMu.Unlock()
+		if therapist != 0 || patient != 0 {
+			t.Fatalf("junk reached a reservation book: %x", b)
+		}
+	})
+}
+
+// TestFAPPAttackRelayStaleProfile: a relay answers a later remote query
+// with the therapist's older announce and the older profile it names, both
+// still valid. The node kept the newer announce but took the older profile,
+// which the newer announce does not name: reserving failed ("the profile
+// has not arrived yet") until some relay answered again.
+func TestFAPPAttackRelayStaleProfile(t *testing.T) {
+	clk := &testClock{}
+	is := newIssuer(t)
+	n := openFAPPNode(t, is, clk)
+	f := n.fapp
+	id := mustIdentity(t)
+	now := clk.Now().Truncate(time.Minute)
+	cred, err := is.Issue(fapp.Credential{Serial: 5, Therapist: id.Compact(), Berufsgruppe: fapp.Psychotherapeut, RegistryID: "R-2",
+		ValidFrom: now.Add(-time.Hour), ValidTo: now.Add(100 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plz, _ := fapp.ParsePLZ("20095")
+	version := func(seq uint32, name string) (*fapp.SlotAnnounce, *fapp.Profile) {
+		p := &fapp.Profile{Identity: id.Public(), Sequence: seq, Issued: now, Name: name, Credential: *cred}
+		rawP, err := fapp.SignProfile(id, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &fapp.SlotAnnounce{Profile: mustRef(p), Sequence: seq, Issued: now, Expires: now.Add(24 * time.Hour), PLZ: plz,
+			Verfahren: fapp.SetOf(fapp.Verhaltenstherapie), Kostentraeger: fapp.SetOf(fapp.GKV), Altersgruppen: fapp.SetOf(fapp.Erwachsene),
+			Slots: []fapp.Slot{{ID: 1, Terminart: fapp.Sprechstunde, Verfahren: fapp.Verhaltenstherapie, Setting: fapp.Einzel,
+				Modalitaet: fapp.Praxis, Voraussetzung: fapp.VoraussetzungKeine, Start: now.Add(48 * time.Hour), Dauer: 25, Status: fapp.SlotFrei}}}
+		rawA, err := fapp.SignAnnounce(id, a, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pa, err := fapp.ParseSlotAnnounce(rawA, now, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pp, err := fapp.ParseProfile(rawP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pa, pp
+	}
+	a1, p1 := version(1, "Praxis Alt")
+	a2, p2 := version(2, "Praxis Neu")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rememberLocked(a2, p2, now)
+	f.rememberLocked(a1, p1, now) // the stale answer
+	if _, _, err := f.prepareReserveLocked(fapp.SlotRef{Therapist: a2.Therapist, Slot: 1}, time.Time{}, now); err != nil {
+		t.Errorf("reserving after a stale answer: %v", err)
 	}
 }

@@ -147,6 +147,15 @@ func (f *fappNode) setOfferLocked(t *fapp.SlotAnnounce, slots []fapp.Slot, now t
 }
 
 func (f *fappNode) saveOfferLocked(withdrawn bool) error {
+	b := store.FAPPBatch{Put: map[string][]byte{}}
+	if err := f.putOfferLocked(&b, withdrawn); err != nil {
+		return err
+	}
+	return f.write(b)
+}
+
+// putOfferLocked adds the own offer to b (nothing without one).
+func (f *fappNode) putOfferLocked(b *store.FAPPBatch, withdrawn bool) error {
 	if f.template == nil {
 		return nil
 	}
@@ -156,7 +165,8 @@ func (f *fappNode) saveOfferLocked(withdrawn bool) error {
 	if err != nil {
 		return err
 	}
-	return f.write(store.FAPPBatch{Put: map[string][]byte{keyOwnOffer: v}})
+	b.Put[keyOwnOffer] = v
+	return nil
 }
 
 // releaseLocked publishes the announce the publisher has due, after its
@@ -245,8 +255,11 @@ func (f *fappNode) importCredentialLocked(raw []byte, now time.Time) (*fapp.Cred
 }
 
 // slotStatusLocked sets a slot's public status from the book (after a
-// hold, confirmation, cancel or expiry) and stores the slots.
-func (f *fappNode) slotStatusLocked(r fapp.Reservation, now time.Time) {
+// hold, confirmation, cancel or expiry) and adds the slots to b, the batch
+// that stores the reservation: in two writes, a crash between them left
+// the stored offer at the old status for good (a held slot FREI, a
+// cancelled one GEHALTEN).
+func (f *fappNode) slotStatusLocked(b *store.FAPPBatch, r fapp.Reservation, now time.Time) {
 	if f.template == nil {
 		return
 	}
@@ -257,7 +270,7 @@ func (f *fappNode) slotStatusLocked(r fapp.Reservation, now time.Time) {
 	}
 	st := f.book.SlotStatus(r.Request.Slot.Slot, r.Request.Start)
 	if err := f.pub.SetStatus(r.Request.Slot.Slot, st, now); err == nil {
-		f.saveOfferLocked(false)
+		f.putOfferLocked(b, false)
 	}
 }
 

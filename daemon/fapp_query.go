@@ -240,7 +240,10 @@ func (f *fappNode) syncRegion(ctx context.Context, r fapp.Region) {
 }
 
 // rememberLocked keeps a remote announce and profile (bounded: the least
-// recently touched entry goes first).
+// recently touched entry goes first). A profile is kept only if it is the
+// one the kept announce names: a relay's stale answer (an older announce
+// with its older profile) must not replace the profile the newer announce
+// needs to be reserved.
 func (f *fappNode) rememberLocked(a *fapp.SlotAnnounce, p *fapp.Profile, now time.Time) {
 	e := f.remote[a.Therapist]
 	if e == nil {
@@ -260,7 +263,7 @@ func (f *fappNode) rememberLocked(a *fapp.SlotAnnounce, p *fapp.Profile, now tim
 	if e.a == nil || a.Sequence >= e.a.Sequence {
 		e.a = a
 	}
-	if p != nil {
+	if p != nil && mustRef(p) == e.a.Profile {
 		e.p = p
 	}
 	e.touched = now

@@ -52,10 +52,14 @@ func TestFAPPTakenSlotRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := waitReservation(t, ctx, bEv, "ABGELEHNT"); r.ID != resB.ID {
-		t.Fatalf("the second patient got %+v, want ABGELEHNT for %s", r, resB.ID)
-	}
 	if r := waitReservation(t, ctx, thEv, "ABGELEHNT"); r.ID != resB.ID {
 		t.Errorf("the therapist's node shows %+v", r)
+	}
+	// The refusal waits for the therapist's next boundary
+	// (TestFAPPAttackRefusalTimesTheHold).
+	tr.clk.advance(fappTestEpoch)
+	tr.th.fapp.poke()
+	if r := waitReservation(t, ctx, bEv, "ABGELEHNT"); r.ID != resB.ID {
+		t.Fatalf("the second patient got %+v, want ABGELEHNT for %s", r, resB.ID)
 	}
 }

@@ -151,15 +151,18 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 			// Taken a moment ago (or gone): answer ABGELEHNT rather than
 			// leave the patient waiting; Refuse checks the request and
 			// its stamp as Receive does.
-			r, err = f.refuseLocked(m, sender, from, now)
+			r, err = f.refuseLocked(b, m, sender, from, now)
 			refused = true
 		}
 		if err == nil {
 			f.replyTo[r.Request.ID] = from
+			f.ackEarlyLocked(b, r.Request.ID)
 		}
 	case *fapp.Cancel:
 		if err = f.book.ApplyCancel(m, sender, now); err == nil {
 			r, err = f.book.Get(m.ID)
+		} else if f.book.HasEarly(m.ID) {
+			f.keepEarlyLocked(b, m.ID)
 		}
 	default:
 		err = fmt.Errorf("a therapist receives no %T: %w", m, fapp.ErrMalformed)
@@ -175,7 +178,7 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 		// book's status of that start (nobody holds it, so FREI) must not
 		// reach the announce, or one anonymous request would turn a
 		// VERGEBEN slot FREI again.
-		f.slotStatusLocked(r, now)
+		f.slotStatusLocked(b, r, now)
 	}
 	return []rpcapi.Event{f.therapistEvent(r)}
 }
@@ -189,9 +192,23 @@ func (f *fappNode) offersLocked(slot uint16, start time.Time) error {
 	return f.pub.Offers(slot, start)
 }
 
+// occursLocked is the Book's Occurs: whether start is an occurrence of
+// the own slot as offered now (a weekly place is one place: Book lets one
+// reservation hold it, whichever occurrence it starts at). A group is not
+// one patient's place: its seats are not counted, and its reservations
+// stay one per occurrence, as before. Caller holds mu.
+func (f *fappNode) occursLocked(slot uint16, start time.Time) bool {
+	if f.pub == nil {
+		return false
+	}
+	own := f.pub.Slots()
+	i := slices.IndexFunc(own, func(s fapp.Slot) bool { return s.ID == slot })
+	return i >= 0 && own[i].Setting != fapp.Gruppe && offers(own[i], start)
+}
+
 // refuseLocked answers a request for a slot not on offer with a signed
-// ABGELEHNT, queued for the patient's node.
-func (f *fappNode) refuseLocked(q *fapp.Request, sender protocol.CompactIdentity, from protocol.Address, now time.Time) (fapp.Reservation, error) {
+// ABGELEHNT, stored in b (the outbox) and queued for the patient's node.
+func (f *fappNode) refuseLocked(b *store.FAPPBatch, q *fapp.Request, sender protocol.CompactIdentity, from protocol.Address, now time.Time) (fapp.Reservation, error) {
 	r, resp, err := f.book.Refuse(q, sender, "", now)
 	if err != nil {
 		return r, err
@@ -200,7 +217,7 @@ func (f *fappNode) refuseLocked(q *fapp.Request, sender protocol.CompactIdentity
 	if err != nil {
 		return r, err
 	}
-	f.queue(fappOut{unicast: true, dest: from, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+	f.queueLaterLocked(b, from, append([]byte{toPatient}, sealed...), now)
 	f.stats.add("requests_refused", 1)
 	return r, nil
 }
@@ -225,7 +242,7 @@ func (f *fappNode) expireLocked(now time.Time) {
 	var events []rpcapi.Event
 	for _, r := range f.book.Expire(now) {
 		f.putTherapistLocked(&b, r)
-		f.slotStatusLocked(r, now)
+		f.slotStatusLocked(&b, r, now)
 		events = append(events, f.therapistEvent(r))
 	}
 	f.patMu.Lock()
@@ -262,13 +279,14 @@ func (f *fappNode) reserve(ref fapp.SlotRef, start time.Time, opts fapp.RequestO
 	defer f.mu.Unlock()
 	b := store.FAPPBatch{Put: map[string][]byte{}}
 	f.putPatientLocked(&b, r)
+	o := f.stageOutLocked(&b, fappOut{unicast: true, dest: therapist.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL}, now)
 	if err := f.write(b); err != nil {
 		f.patMu.Lock()
 		f.patient.Forget(r.Request.ID)
 		f.patMu.Unlock()
 		return r, err
 	}
-	f.queue(fappOut{unicast: true, dest: therapist.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL})
+	f.queue(o)
 	return r, nil
 }
 
@@ -372,45 +390,54 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 	}
 	b := store.FAPPBatch{Put: map[string][]byte{}}
 	f.putTherapistLocked(&b, r)
+	to, answer := f.replyTo[id]
+	var o fappOut
+	if answer {
+		// Stored with the decision: a crash before the engine has it
+		// in custody would otherwise lose it (fapp_outbox.go).
+		o = f.stageOutLocked(&b, fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL}, now)
+	}
+	f.slotStatusLocked(&b, r, now)
+	var rivals []rpcapi.Event
+	if action == decideHold || action == decideConfirm {
+		rivals = f.declineRivalsLocked(&b, id, now)
+	}
 	if err := f.write(b); err != nil {
 		return r, err
 	}
-	f.slotStatusLocked(r, now)
-	if to, ok := f.replyTo[id]; ok {
-		f.queue(fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+	if answer {
+		f.queue(o)
 	}
-	if action == decideHold || action == decideConfirm {
-		f.declineRivalsLocked(id, now)
-	}
+	f.publishEvents(rivals)
 	return r, nil
 }
 
-// declineRivalsLocked answers ABGELEHNT to the other requests for the slot
-// occurrence id now holds or has (Book.DeclineRivals): they can no longer
-// be held, and their patients would otherwise wait a week for nothing.
-func (f *fappNode) declineRivalsLocked(id fapp.RequestID, now time.Time) {
+// declineRivalsLocked answers ABGELEHNT to the other requests for the
+// place id now holds or has (Book.DeclineRivals): they can no longer be
+// held, and their patients would otherwise wait a week for nothing. The
+// declines go into b, the batch of the decision (in a write of their own,
+// a crash before it left them ANGEFRAGT); it returns their events, to
+// publish once b is written.
+func (f *fappNode) declineRivalsLocked(b *store.FAPPBatch, id fapp.RequestID, now time.Time) []rpcapi.Event {
 	resps, err := f.book.DeclineRivals(id, "", now)
 	if err != nil {
 		f.n.log.Warn("cannot decline the other requests for a taken slot", "err", err)
 	}
-	b := store.FAPPBatch{Put: map[string][]byte{}}
 	var events []rpcapi.Event
 	for _, resp := range resps {
 		r, _ := f.book.Get(resp.ID)
-		f.putTherapistLocked(&b, r)
+		f.putTherapistLocked(b, r)
 		events = append(events, f.therapistEvent(r))
 		to, ok := f.replyTo[resp.ID]
 		if !ok {
 			continue
 		}
 		if sealed, err := f.book.Seal(randReader, resp.ID, resp, now); err == nil {
-			f.queue(fappOut{unicast: true, dest: to, body: append([]byte{toPatient}, sealed...), ttl: fapp.DefaultMessageTTL})
+			f.queueLaterLocked(b, to, append([]byte{toPatient}, sealed...), now)
 		}
 	}
 	f.stats.add("rivals_declined", uint64(len(resps)))
-	if f.write(b) == nil {
-		f.publishEvents(events)
-	}
+	return events
 }
 
 // cancelLocked cancels the patient's reservation and queues the cancel.
@@ -425,9 +452,10 @@ func (f *fappNode) cancelLocked(id fapp.RequestID, now time.Time) (fapp.PatientR
 	}
 	b := store.FAPPBatch{Put: map[string][]byte{}}
 	f.putPatientLocked(&b, r)
+	o := f.stageOutLocked(&b, fappOut{unicast: true, dest: r.Therapist.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL}, now)
 	if err := f.write(b); err != nil {
 		return r, err
 	}
-	f.queue(fappOut{unicast: true, dest: r.Therapist.Address(), body: append([]byte{toTherapist}, sealed...), ttl: fapp.DefaultMessageTTL})
+	f.queue(o)
 	return r, nil
 }

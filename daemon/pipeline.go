@@ -142,6 +142,7 @@ func (n *Node) carryOut(b *committing) {
 		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventMessage, ID: m.ID, Message: &m})
 	}
 	for _, ev := range rd.Events {
+		n.fapp.noteSent(ev) // a stored FAPP message the engine now holds
 		n.onEngineEvent(ev)
 	}
 	// What FAPP answered goes into the engine after the Ready it came

@@ -20,6 +20,9 @@ const (
 	DefaultMaxHold = 7 * 24 * time.Hour
 	// DefaultMessageTTL is the lifetime of a sealed reservation message.
 	DefaultMessageTTL = 7 * 24 * time.Hour
+	// MaxEarlyCancels bounds the patients' cancels a Book keeps for
+	// requests that have not arrived yet (the oldest goes first).
+	MaxEarlyCancels = 1024
 )
 
 // Reservation is one reservation as the therapist's Book holds it.
@@ -47,6 +50,13 @@ type BookConfig struct {
 	// Offers, when set, is asked whether a requested slot occurrence is on
 	// offer (Publisher.Offers); a request it refuses is refused.
 	Offers func(slot uint16, start time.Time) error
+	// Occurs, when set, reports whether start is an occurrence of the slot
+	// as offered now. Two reservations of a slot whose starts both occur
+	// are for the same place (a weekly place is one place, taken from the
+	// occurrence asked for on): only one may hold or have it. Without it,
+	// or for a start that no longer occurs, only the same start is the
+	// same place.
+	Occurs func(slot uint16, start time.Time) bool
 }
 
 // Book is the therapist's side of reservations: it accepts requests
@@ -57,6 +67,16 @@ type Book struct {
 	cfg BookConfig
 	key TherapistKey
 	res map[RequestID]*Reservation
+	// early holds patients' cancels that overtook their requests: the
+	// request's ID, the key that sealed and signed the cancel, and when it
+	// arrived (ApplyCancel, Receive).
+	early      map[RequestID]earlyCancel
+	earlyOrder []RequestID
+}
+
+type earlyCancel struct {
+	patient protocol.CompactIdentity
+	at      time.Time
 }
 
 // NewBook returns an empty book for cfg.Identity.
@@ -71,7 +91,8 @@ func NewBook(cfg BookConfig) (*Book, error) {
 	}
 	cfg.MaxHold = cmp.Or(cfg.MaxHold, DefaultMaxHold)
 	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, DefaultClockSkew)
-	return &Book{cfg: cfg, key: TherapistKeyOf(cfg.Identity.Compact()), res: map[RequestID]*Reservation{}}, nil
+	return &Book{cfg: cfg, key: TherapistKeyOf(cfg.Identity.Compact()), res: map[RequestID]*Reservation{},
+		early: map[RequestID]earlyCancel{}}, nil
 }
 
 // Open opens a sealed reservation message addressed to the therapist and
@@ -115,6 +136,11 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 		return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
 	}
 	r := &Reservation{Request: *q, State: Angefragt, Received: now, Updated: now}
+	if e, ok := b.early[q.ID]; ok && e.patient == sender {
+		// The patient's cancel overtook this request: it arrives
+		// cancelled, so the therapist cannot hold or confirm it.
+		r.State = StorniertPatient
+	}
 	b.res[q.ID] = r
 	return *r, nil
 }
@@ -222,7 +248,7 @@ func (b *Book) DeclineRivals(id RequestID, note string, now time.Time) ([]*Respo
 	}
 	var rivals []RequestID
 	for oid, o := range b.res {
-		if o != r && o.State == Angefragt && o.Request.Slot == r.Request.Slot && o.Request.Start.Equal(r.Request.Start) {
+		if o != r && o.State == Angefragt && b.samePlace(o, r.Request.Slot.Slot, r.Request.Start) {
 			rivals = append(rivals, oid)
 		}
 	}
@@ -238,14 +264,27 @@ func (b *Book) DeclineRivals(id RequestID, note string, now time.Time) ([]*Respo
 	return out, nil
 }
 
-// occupied reports whether another reservation holds r's slot occurrence.
+// occupied reports whether another reservation holds r's place.
 func (b *Book) occupied(r *Reservation) bool {
 	for _, o := range b.res {
-		if o != r && o.active() && o.Request.Slot == r.Request.Slot && o.Request.Start.Equal(r.Request.Start) {
+		if o != r && o.active() && b.samePlace(o, r.Request.Slot.Slot, r.Request.Start) {
 			return true
 		}
 	}
 	return false
+}
+
+// samePlace reports whether reservation o is for the place of slot at
+// start: the same start, or (with Occurs) two starts that are both
+// occurrences of the slot as offered now.
+func (b *Book) samePlace(o *Reservation, slot uint16, start time.Time) bool {
+	if o.Request.Slot.Therapist != b.key || o.Request.Slot.Slot != slot {
+		return false
+	}
+	if o.Request.Start.Equal(start) {
+		return true
+	}
+	return b.cfg.Occurs != nil && b.cfg.Occurs(slot, start) && b.cfg.Occurs(slot, o.Request.Start)
 }
 
 // CancelByTherapist cancels an accepted reservation (STORNIERT_THERAPEUT)
@@ -274,6 +313,16 @@ func (b *Book) ApplyCancel(c *Cancel, sender protocol.CompactIdentity, now time.
 	b.Expire(now)
 	r := b.res[c.ID]
 	switch {
+	case r == nil && c.By == StorniertPatient && c.Verify(sender) == nil:
+		// Dated at the cancel's own time when that is earlier: kept
+		// again after a restart (the daemon leaves it in its inbox), it
+		// must not live a lifetime longer each time.
+		at := now
+		if c.Created.Before(now) {
+			at = c.Created
+		}
+		b.keepEarly(c.ID, sender, at)
+		return fmt.Errorf("cancel %v: no such request yet (kept until it arrives): %w", c.ID, ErrNotFound)
 	case r == nil:
 		return fmt.Errorf("cancel %v: %w", c.ID, ErrNotFound)
 	case c.By != StorniertPatient || c.Slot != r.Request.Slot || sender != r.Request.Patient.Compact():
@@ -290,9 +339,48 @@ func (b *Book) ApplyCancel(c *Cancel, sender protocol.CompactIdentity, now time.
 	return nil
 }
 
+// keepEarly remembers a patient's cancel of a request that has not
+// arrived: the mesh may deliver the cancel first. Only the key that sealed
+// and signed it can be the request's (Receive checks), so a cancel
+// somebody else made for the ID cancels nothing; a flood of them pushes
+// the oldest out, and the request is then taken as if its cancel had been
+// lost.
+func (b *Book) keepEarly(id RequestID, patient protocol.CompactIdentity, now time.Time) {
+	if _, ok := b.early[id]; ok {
+		return
+	}
+	if len(b.earlyOrder) >= MaxEarlyCancels {
+		delete(b.early, b.earlyOrder[0])
+		b.earlyOrder = b.earlyOrder[1:]
+	}
+	b.early[id] = earlyCancel{patient: patient, at: now}
+	b.earlyOrder = append(b.earlyOrder, id)
+}
+
+// HasEarly reports whether the book keeps a cancel of request id that came
+// before the request (ApplyCancel).
+func (b *Book) HasEarly(id RequestID) bool {
+	_, ok := b.early[id]
+	return ok
+}
+
+// expireEarly forgets early cancels whose request could no longer be
+// accepted (older than RequestTTL when the cancel arrived).
+func (b *Book) expireEarly(now time.Time) {
+	i := 0
+	for ; i < len(b.earlyOrder); i++ {
+		if e := b.early[b.earlyOrder[i]]; now.Sub(e.at) <= b.cfg.RequestTTL+b.cfg.ClockSkew {
+			break
+		}
+		delete(b.early, b.earlyOrder[i])
+	}
+	b.earlyOrder = b.earlyOrder[i:]
+}
+
 // Expire moves holds past HoldUntil and requests unanswered for RequestTTL
 // to ABGELAUFEN and returns the reservations that changed state.
 func (b *Book) Expire(now time.Time) []Reservation {
+	b.expireEarly(now)
 	var changed []Reservation
 	for _, r := range b.res {
 		old := now.Sub(r.Request.Created) > b.cfg.RequestTTL
@@ -347,13 +435,14 @@ func sortReservations(rs []Reservation) {
 	})
 }
 
-// SlotStatus returns the public status of the therapist's slot occurrence
-// as the reservations imply it: VERGEBEN when confirmed, GEHALTEN when held,
-// FREI otherwise. Feed it to the Publisher; announces never say who.
+// SlotStatus returns the public status of the therapist's place (slot at
+// start, and with Occurs its other occurrences) as the reservations imply
+// it: VERGEBEN when confirmed, GEHALTEN when held, FREI otherwise. Feed it
+// to the Publisher; announces never say who.
 func (b *Book) SlotStatus(slot uint16, start time.Time) SlotStatus {
 	st := SlotFrei
 	for _, r := range b.res {
-		if r.Request.Slot.Slot != slot || !r.Request.Start.Equal(start) {
+		if !b.samePlace(r, slot, start) {
 			continue
 		}
 		switch r.State {

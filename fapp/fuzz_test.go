@@ -172,3 +172,34 @@ func FuzzParseIssuer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBookOpen feeds arbitrary bytes to a therapist's Book.Open, what a
+// therapist's daemon does with every FAPP envelope addressed to it: no
+// panic, and nothing but a well-sealed request with its stamp (a seed)
+// lands in the book.
+func FuzzBookOpen(f *testing.F) {
+	w := newResWorld(f)
+	pr, sealed := w.request(f, testNow)
+	f.Add(sealed)
+	if c, err := w.patient.Cancel(w.rand, pr.Request.ID, testNow); err == nil {
+		f.Add(c)
+	}
+	f.Add([]byte{})
+	f.Add(bytes.Repeat([]byte{0x01}, 300))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		book, err := NewBook(BookConfig{Identity: w.therapist, Stamps: NewStampVerifier(StampConfig{MinBits: 8})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := book.Open(b, testNow)
+		if err != nil {
+			if len(book.List()) != 0 {
+				t.Fatalf("refused (%v) but recorded", err)
+			}
+			return
+		}
+		if got, err := book.Get(r.Request.ID); err != nil || got.State != r.State {
+			t.Fatalf("accepted but not in the book: %v", err)
+		}
+	})
+}

@@ -128,6 +128,13 @@ func TestPatientBookFollowsTheTable(t *testing.T) {
 				err := a.do(p, testNow)
 				got, _ := p.Get(pr.Request.ID)
 				want, terr := Transition(from, a.ev)
+				if a.ev == EventCancelTherapist && (from == Angefragt || from == Abgelaufen) {
+					// The patient's one exception (patientTransition): a
+					// cancel that overtook the hold or confirmation it
+					// cancels. The late confirmation of a lapsed hold is
+					// TestAttackLateConfirmAfterHoldLapsed's.
+					want, terr = StorniertTherapeut, nil
+				}
 				if terr != nil {
 					if !errors.Is(err, ErrTransition) || got.State != from {
 						t.Fatalf("forbidden: %v, state %v", err, got.State)

@@ -159,7 +159,7 @@ func (p *PatientBook) ApplyResponse(m *Response, now time.Time) error {
 	if ev == EventHold && !now.Before(m.HoldUntil) {
 		return fmt.Errorf("response %v: hold until %v already over: %w", m.ID, m.HoldUntil, ErrExpired)
 	}
-	to, err := Transition(r.State, ev)
+	to, err := patientTransition(r, ev, m.Created)
 	if err != nil {
 		return err
 	}
@@ -168,6 +168,33 @@ func (p *PatientBook) ApplyResponse(m *Response, now time.Time) error {
 		r.Confirmation = m
 	}
 	return nil
+}
+
+// patientTransition is Transition for the therapist's messages at the
+// patient, which the mesh may deliver out of order or late (custody, two
+// routes, a phone that was off). Two moves beyond the table keep the
+// patient's book where the therapist's is:
+//
+//   - a therapist's cancel ends the reservation from ANGEFRAGT or
+//     ABGELAUFEN too: the therapist cancels only a hold or a confirmation,
+//     so the one it cancels is still on the way (or lost), and whatever
+//     arrives after the cancel is refused;
+//   - a confirmation signed before a lapsed hold's end (a patient's
+//     ABGELAUFEN is always a lapsed hold, dated at the hold's end: Expire)
+//     was made while the hold stood, and the therapist's book has it
+//     BESTAETIGT: it confirms.
+func patientTransition(r *PatientReservation, ev Event, created time.Time) (ReservationState, error) {
+	to, err := Transition(r.State, ev)
+	if err == nil {
+		return to, nil
+	}
+	switch {
+	case ev == EventCancelTherapist && (r.State == Angefragt || r.State == Abgelaufen):
+		return StorniertTherapeut, nil
+	case ev == EventConfirm && r.State == Abgelaufen && created.Before(r.Updated):
+		return Bestaetigt, nil
+	}
+	return r.State, err
 }
 
 // ApplyCancel applies a therapist's signed cancel.
@@ -183,7 +210,7 @@ func (p *PatientBook) ApplyCancel(c *Cancel, now time.Time) error {
 	if err := c.Verify(protocol.CompactIdentity{}); err != nil {
 		return err
 	}
-	to, err := Transition(r.State, EventCancelTherapist)
+	to, err := patientTransition(r, EventCancelTherapist, c.Created)
 	if err != nil {
 		return err
 	}
@@ -219,14 +246,16 @@ func (p *PatientBook) Cancel(rand io.Reader, id RequestID, now time.Time) ([]byt
 	return sealed, nil
 }
 
-// Expire moves holds past HoldUntil to ABGELAUFEN and returns the
-// reservations that changed. (An unanswered request stays ANGEFRAGT: only
-// the therapist knows when it lapsed; the patient may cancel it.)
+// Expire moves holds past HoldUntil to ABGELAUFEN, dated at the hold's end
+// (a confirmation signed before it may still arrive: patientTransition),
+// and returns the reservations that changed. (An unanswered request stays
+// ANGEFRAGT: only the therapist knows when it lapsed; the patient may
+// cancel it.)
 func (p *PatientBook) Expire(now time.Time) []PatientReservation {
 	var changed []PatientReservation
 	for _, r := range p.res {
 		if r.State == Gehalten && !now.Before(r.HoldUntil) {
-			r.State, r.HoldUntil, r.Updated = Abgelaufen, time.Time{}, now
+			r.State, r.HoldUntil, r.Updated = Abgelaufen, time.Time{}, r.HoldUntil
 			changed = append(changed, *r)
 		}
 	}

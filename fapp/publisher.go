@@ -221,6 +221,11 @@ func (p *Publisher) boundary(t time.Time) time.Time {
 	return time.Unix(k*e+off, 0).UTC()
 }
 
+// NextBoundary returns the first epoch boundary after t: when a status
+// change made at t goes public. Answers that would tell it earlier (a
+// refusal because the slot was just held) wait for it.
+func (p *Publisher) NextBoundary(t time.Time) time.Time { return p.boundary(t).Add(p.cfg.Epoch) }
+
 // Next returns when the next announce is due: the first boundary after a
 // pending change, or the boundary at which the last announce needs a
 // refresh (half its lifetime). ok is false when nothing will be due.
