@@ -72,16 +72,18 @@ type Node struct {
 	inflight   map[protocol.Address]bool     // DHT lookups under way
 	resolved   map[peer.ID][]pendingResolved // lookups waiting for the peer's link
 	dropped    uint64                        // frames the links did not take
+	linkWaits  uint64                        // times the loop waited for a link's queue (transmit)
 	publishing map[uint64]*pendingPublish    // channel.publish calls waiting for the engine
 
 	// transports are the link transports other than libp2p (TCP, LoRa);
 	// linkIn carries their links' frames and ends to the loop.
 	transports []contract.Transport
 	linkIn     chan linkEvent
-	linkList   atomic.Pointer[[]*link] // every link up, for node.links and metrics
-	givenUp    map[routing.LinkID]int  // frames windowed links did not take, for TxDone
-	staged     []*committing           // batches staged in the store, not synced yet (pipeline.go)
-	syncErr    error                   // the first staged batch's sync failure, for good (pipeline.go)
+	linkList   atomic.Pointer[[]*link]  // every link up, for node.links and metrics
+	givenUp    map[routing.LinkID]int   // frames windowed links did not take, for TxDone
+	queuedOn   map[routing.LinkID]*link // libp2p links with frames on their send queue (p2psend.go)
+	staged     []*committing            // batches staged in the store, not synced yet (pipeline.go)
+	syncErr    error                    // the first staged batch's sync failure, for good (pipeline.go)
 	// gateSync, if set (tests only, on the loop), stands between a staged
 	// batch's sync report and the loop: the loop sees the report when the
 	// returned channel delivers it.
@@ -128,6 +130,11 @@ type link struct {
 	since    time.Time
 	outbound bool
 	stalled  atomic.Bool // its send queue stayed full; see transmit (read by node.links)
+	// queued counts the frames on a libp2p link's send queue that the
+	// engine has not been told were taken (p2psend.go); fullSince is when
+	// they last filled its window. Owned by the loop.
+	queued    int
+	fullSince time.Time
 	// conn is the link of any kind other than libp2p, driven through the
 	// link contract (see links.go); nil for libp2p links, which the host
 	// drives through its events.
@@ -356,6 +363,7 @@ func (n *Node) Run(ctx context.Context) error {
 	timer := time.NewTimer(n.eng.NextWake().Sub(n.now()))
 	defer timer.Stop()
 	events := n.host.Events()
+	room := n.host.Room()
 	for {
 		// Wait for one input, then take whatever else is already waiting,
 		// so that one synced write covers the whole batch.
@@ -394,6 +402,7 @@ func (n *Node) Run(ctx context.Context) error {
 				return err
 			}
 			runtime.Gosched()
+		case <-room: // reportTaken below
 		case <-timer.C:
 		}
 	batch:
@@ -410,10 +419,12 @@ func (n *Node) Run(ctx context.Context) error {
 				n.step(routing.GossipReceived{Frame: fr})
 			case ev := <-n.linkIn:
 				n.onLinkEvent(ev)
+			case <-room:
 			default:
 				break batch
 			}
 		}
+		n.reportTaken()
 		n.eng.Tick(n.now())
 		if err := n.drain(); err != nil {
 			n.log.Error("stopping: the store failed, so the node cannot keep what it promises", "err", err)
@@ -500,24 +511,27 @@ func (n *Node) drain() error {
 	return nil
 }
 
-// sendStall is how long the loop waits for a link whose send queue is full
-// before it gives up on the frame. A healthy link drains its queue far
-// faster; a stalled one is torn down by the transport's write timeout
-// (30 s). Until then, or until a frame gets through again, the loop waits
-// only stalledWait for that peer.
+// sendStall is how long the loop waits for a contract link (TCP, LoRa)
+// whose Send does not take a frame before it gives up on the frame, and
+// how long a libp2p link's window may stay full before the link counts as
+// stalled (p2psend.go). A healthy link drains far faster; a stalled one is
+// torn down by the transport's write timeout (30 s). Until then, or until
+// a frame gets through again, the loop waits only stalledWait for a
+// stalled contract link.
 const (
 	sendStall   = time.Second
 	stalledWait = 10 * time.Millisecond
 )
 
 // transmit hands frames to the links. The loop must not hang on one slow
-// peer: after a frame to a peer times out, the peer counts as stalled and
-// later frames for it get only a short wait, across batches, until one
-// goes through or the link goes down. Within a batch a link waits at most
-// once: a peer that paces this node (its guard) or reads slowly would
-// otherwise hold the loop for every frame, 1 s + 1,999 x 10 ms for a
-// batch of 2,000. Dropped envelopes are not lost: their sender keeps
-// custody until a receipt arrives and retries.
+// peer. A libp2p link never makes it wait: the engine hands it no more
+// frames than its send queue has room for (its window, p2psend.go), and
+// keeps the rest in its own link queue. A contract link (TCP, LoRa) may:
+// after a frame to it times out, it counts as stalled and later frames for
+// it get only a short wait, across batches, until one goes through or the
+// link goes down; within a batch it waits at most once. Dropped envelopes
+// are not lost: their sender keeps custody until a receipt arrives and
+// retries.
 func (n *Node) transmit(txs []routing.Transmit) {
 	var waited map[routing.LinkID]bool // links whose wait ran out in this batch
 	for _, tx := range txs {
@@ -525,14 +539,11 @@ func (n *Node) transmit(txs []routing.Transmit) {
 		switch {
 		case l == nil:
 			n.dropped++
-		case !l.stalled.Load() && n.trySendOn(l, tx.Frame):
+		case l.conn == nil:
+			n.sendP2P(l, tx.Frame)
 		case waited[tx.Link]:
-			if n.trySendOn(l, tx.Frame) {
-				n.drains(l)
-			} else {
-				n.dropped++
-				n.noteGivenUp(l)
-			}
+			n.dropped++
+			n.noteGivenUp(l)
 		case !n.sendWaiting(l, tx.Frame):
 			if waited == nil {
 				waited = map[routing.LinkID]bool{}
@@ -550,6 +561,7 @@ func (n *Node) sendWaiting(l *link, frame []byte) bool {
 	if l.stalled.Load() {
 		wait = stalledWait
 	}
+	n.linkWaits++
 	ctx, cancel := context.WithTimeout(n.loopCtx, wait)
 	err := n.sendOn(ctx, l, frame)
 	cancel()

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -28,6 +29,7 @@ type link struct {
 	outbound bool
 
 	queue      chan []byte
+	watch      atomic.Bool   // WatchRoom asked: signal Host.room at the writer's next take
 	closed     chan struct{} // closed by shutdown: the link is going down
 	writerDone chan struct{} // closed when the writer goroutine returned
 	done       chan struct{} // closed after LinkDown and removal from Host.links
@@ -355,6 +357,7 @@ func (h *Host) writeLoop(l *link) {
 		case <-l.closed:
 			return
 		}
+		h.took(l)
 		_ = l.s.SetWriteDeadline(time.Now().Add(writeTimeout))
 		// Write what is queued now (at most one queue's worth, so the
 		// deadline covers a bounded amount), then flush once.
@@ -367,6 +370,7 @@ func (h *Host) writeLoop(l *link) {
 			}
 			select {
 			case f = <-l.queue:
+				h.took(l)
 				continue
 			default:
 			}

@@ -1,0 +1,170 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"meshd.dev/meshd/rpcapi"
+	"meshd.dev/meshd/transports/p2p"
+)
+
+// TestSlowReaderDoesNotHoldTheLoop: a peer that stops reading (here its
+// node loop is held, so its host takes no more frames off the link
+// stream) must not hold the victim's node loop. The victim keeps sending
+// it messages until the link's send queue is full and more wait; then
+// the victim's API (msg.send to an honest peer) and the honest peer's
+// messages to the victim must go through with the slow reader still
+// holding its link, without the loop ever waiting for a link queue; and
+// once the slow reader reads again, every message for it arrives.
+//
+// Before, the loop waited up to a second (sendStall) for the full queue,
+// then 10 ms per batch; a reader that takes one frame now and then, just
+// often enough, made every batch wait a second again: every peer, every
+// API call and every timer of the node waited with it.
+func TestSlowReaderDoesNotHoldTheLoop(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var nodes []*Node
+	for range 3 {
+		n, stop := startNode(t, testConfig(t))
+		defer stop()
+		nodes = append(nodes, n)
+	}
+	victim, honest, slow := nodes[0], nodes[1], nodes[2]
+	linkNodes(t, victim, honest)
+	linkNodes(t, victim, slow)
+	subSlow := slow.hub.add(8192)
+	defer slow.hub.remove(subSlow)
+	subVictim := victim.hub.add(8192)
+	defer victim.hub.remove(subVictim)
+
+	// A first message sets up the victim's session with the slow reader
+	// (without one, messages wait for its handshake, not for the link).
+	if _, err := victim.Send(ctx, rpcapi.SendParams{To: slow.id.Address().String(), Text: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, subSlow.ch, "hello")
+
+	// The slow reader's loop is held until gate closes: its host's event
+	// queue fills and then its link reader reads nothing more.
+	gate := make(chan struct{})
+	held := make(chan error, 1)
+	go func() { held <- slow.call(ctx, func() { <-gate }) }()
+	defer func() {
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	}()
+
+	// The victim's app sends to the slow reader until the link's send
+	// queue is full, then 100 messages more, which have to wait.
+	to := slow.id.Address().String()
+	var filled atomic.Bool
+	var sent atomic.Int64
+	pumpDone := make(chan error, 1)
+	go func() {
+		body := make([]byte, 4096)
+		extra := 0
+		for i := 0; i < 4000 && extra < 100; i++ {
+			copy(body, fmt.Sprintf("m%06d", i))
+			if _, err := victim.Send(ctx, rpcapi.SendParams{To: to, Payload: body}); err != nil {
+				pumpDone <- err
+				return
+			}
+			sent.Add(1)
+			if filled.Load() {
+				extra++
+			}
+		}
+		pumpDone <- nil
+	}()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for victim.host.LinkQueue(slow.host.ID()) < p2p.SendWindow {
+		select {
+		case err := <-pumpDone:
+			t.Fatalf("the slow reader's link never filled: %d messages sent, %d queued (%v)", sent.Load(), victim.host.LinkQueue(slow.host.ID()), err)
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	filled.Store(true)
+
+	// The victim's API and the honest peer's traffic go through while
+	// the slow reader holds its link.
+	start := time.Now()
+	if _, err := victim.Send(ctx, rpcapi.SendParams{To: honest.id.Address().String(), Text: "from the victim"}); err != nil {
+		t.Fatalf("msg.send with the slow reader holding its link: %v", err)
+	}
+	apiTook := time.Since(start)
+	if _, err := honest.Send(ctx, rpcapi.SendParams{To: victim.id.Address().String(), Text: "from the honest peer"}); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, subVictim.ch, "from the honest peer")
+	honestTook := time.Since(start)
+	if err := <-pumpDone; err != nil {
+		t.Fatal(err)
+	}
+	var waits, dropped uint64
+	if err := victim.call(ctx, func() { waits, dropped = victim.linkWaits, victim.dropped }); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("msg.send took %v, the honest peer's message %v; %d messages for the slow reader, the loop waited %d times for a link, %d frames dropped",
+		apiTook, honestTook, sent.Load(), waits, dropped)
+	select {
+	case <-gate:
+		t.Fatal("the slow reader's loop was let go early")
+	default:
+	}
+	if waits != 0 {
+		t.Errorf("the victim's loop waited %d times for the slow reader's link, want never", waits)
+	}
+	if dropped != 0 {
+		t.Errorf("%d frames dropped: the engine holds what the link cannot take yet", dropped)
+	}
+
+	// The slow reader reads again: every message for it arrives, none
+	// twice.
+	close(gate)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for int64(len(got)) < sent.Load() {
+		select {
+		case ev := <-subSlow.ch:
+			if ev.Kind == rpcapi.EventMessage {
+				got[string(ev.Message.Payload[:7])]++
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d of %d messages reached the slow reader once it read again", len(got), sent.Load())
+		}
+	}
+	for m, k := range got {
+		if k != 1 {
+			t.Errorf("%s arrived %d times", m, k)
+		}
+	}
+}
+
+// waitText waits for a message event with text s.
+func waitText(tb testing.TB, ctx context.Context, ch <-chan rpcapi.Event, s string) {
+	tb.Helper()
+	for {
+		select {
+		case ev := <-ch:
+			if ev.Kind == rpcapi.EventMessage && ev.Message.Text == s {
+				return
+			}
+		case <-ctx.Done():
+			tb.Fatalf("waiting for %q: %v", s, ctx.Err())
+		}
+	}
+}
