@@ -112,7 +112,10 @@ func (n *Node) attach(c contract.Link) {
 	}
 	n.byLink[l.id] = l
 	n.publishLinks()
-	n.step(routing.LinkUp{Link: routingInfo(l.id, info)})
+	n.startSender(l)
+	ri := routingInfo(l.id, info)
+	ri.Window = l.window()
+	n.step(routing.LinkUp{Link: ri})
 	if info.Peer != nil && !info.Shared {
 		// The handshake proved the neighbour's identity: its keys are
 		// known, so messages to it can be sealed at once.
@@ -205,11 +208,6 @@ func (n *Node) onLinkEvent(ev linkEvent) {
 			n.frameRefused(l, err)
 		}
 	}
-}
-
-// sendOn hands a frame to l's contract link, waiting while ctx allows.
-func (n *Node) sendOn(ctx context.Context, l *link, frame []byte) error {
-	return l.conn.Send(ctx, frame)
 }
 
 // sentFrame counts a frame the daemon queued on a libp2p link.

@@ -72,7 +72,6 @@ type Node struct {
 	inflight   map[protocol.Address]bool     // DHT lookups under way
 	resolved   map[peer.ID][]pendingResolved // lookups waiting for the peer's link
 	dropped    uint64                        // frames the links did not take
-	linkWaits  uint64                        // times the loop waited for a link's queue (transmit)
 	publishing map[uint64]*pendingPublish    // channel.publish calls waiting for the engine
 
 	// transports are the link transports other than libp2p (TCP, LoRa);
@@ -81,7 +80,9 @@ type Node struct {
 	linkIn     chan linkEvent
 	linkList   atomic.Pointer[[]*link]  // every link up, for node.links and metrics
 	givenUp    map[routing.LinkID]int   // frames windowed links did not take, for TxDone
-	queuedOn   map[routing.LinkID]*link // libp2p links with frames on their send queue (p2psend.go)
+	queuedOn   map[routing.LinkID]*link // links with frames on their send queue (p2psend.go)
+	senders    map[routing.LinkID]*link // contract links with a sender (linksend.go)
+	room       chan struct{}            // a contract link's sender took or refused a frame (linksend.go)
 	staged     []*committing            // batches staged in the store, not synced yet (pipeline.go)
 	syncErr    error                    // the first staged batch's sync failure, for good (pipeline.go)
 	// gateSync, if set (tests only, on the loop), stands between a staged
@@ -129,12 +130,19 @@ type link struct {
 	addr     protocol.Address
 	since    time.Time
 	outbound bool
-	stalled  atomic.Bool // its send queue stayed full; see transmit (read by node.links)
-	// queued counts the frames on a libp2p link's send queue that the
-	// engine has not been told were taken (p2psend.go); fullSince is when
-	// they last filled its window. Owned by the loop.
+	stalled  atomic.Bool // its window stayed full; see noteWindow (read by node.links)
+	// queued counts the frames on the link's send queue (libp2p) or
+	// sender channel (a contract link without a window of its own) that
+	// the engine has not been told were taken (p2psend.go); fullSince is
+	// when they last filled its window. Owned by the loop.
 	queued    int
 	fullSince time.Time
+	// out feeds a contract link's sender, which sets refused for every
+	// frame Send refused and clears watch when it takes a frame, waking
+	// the loop (linksend.go).
+	out     chan []byte
+	watch   atomic.Bool
+	refused atomic.Int64
 	// conn is the link of any kind other than libp2p, driven through the
 	// link contract (see links.go); nil for libp2p links, which the host
 	// drives through its events.
@@ -309,7 +317,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		eng: eng, links: map[peer.ID]*link{}, byLink: map[routing.LinkID]*link{},
 		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
 		resolved: map[peer.ID][]pendingResolved{}, publishing: map[uint64]*pendingPublish{},
-		chans: chans, gossip: host, linkIn: make(chan linkEvent, linkInQueue), transports: transports,
+		chans: chans, gossip: host, linkIn: make(chan linkEvent, linkInQueue), transports: transports, room: make(chan struct{}, 1),
 		guard: g, latency: newDeliveryLatency(),
 	}
 	n.publishLinks()
@@ -403,6 +411,7 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			runtime.Gosched()
 		case <-room: // reportTaken below
+		case <-n.room:
 		case <-timer.C:
 		}
 	batch:
@@ -420,6 +429,7 @@ func (n *Node) Run(ctx context.Context) error {
 			case ev := <-n.linkIn:
 				n.onLinkEvent(ev)
 			case <-room:
+			case <-n.room:
 			default:
 				break batch
 			}
@@ -511,29 +521,21 @@ func (n *Node) drain() error {
 	return nil
 }
 
-// sendStall is how long the loop waits for a contract link (TCP, LoRa)
-// whose Send does not take a frame before it gives up on the frame, and
-// how long a libp2p link's window may stay full before the link counts as
-// stalled (p2psend.go). A healthy link drains far faster; a stalled one is
-// torn down by the transport's write timeout (30 s). Until then, or until
-// a frame gets through again, the loop waits only stalledWait for a
-// stalled contract link.
-const (
-	sendStall   = time.Second
-	stalledWait = 10 * time.Millisecond
-)
+// sendStall is how long a link's window may stay full, with nothing
+// taken, before the link counts as stalled (node.links says so and the
+// log warns; noteWindow). A healthy link drains far faster; a stalled one
+// is torn down by the transport's write timeout (30 s).
+const sendStall = time.Second
 
-// transmit hands frames to the links. The loop must not hang on one slow
-// peer. A libp2p link never makes it wait: the engine hands it no more
-// frames than its send queue has room for (its window, p2psend.go), and
-// keeps the rest in its own link queue. A contract link (TCP, LoRa) may:
-// after a frame to it times out, it counts as stalled and later frames for
-// it get only a short wait, across batches, until one goes through or the
-// link goes down; within a batch it waits at most once. Dropped envelopes
-// are not lost: their sender keeps custody until a receipt arrives and
-// retries.
+// transmit hands frames to the links. It never waits: a peer that reads
+// slowly (or paces this node with its guard) must not hold the loop, which
+// serves every peer, API call and timer. The engine hands a link no more
+// frames than its window: a libp2p link's send queue (p2psend.go), a
+// contract link's sender channel (linksend.go), so both have room, and
+// the engine keeps the rest in its own link queue until the link takes
+// frames again. A frame for a link that went is dropped and counted;
+// custody sends the envelope again.
 func (n *Node) transmit(txs []routing.Transmit) {
-	var waited map[routing.LinkID]bool // links whose wait ran out in this batch
 	for _, tx := range txs {
 		l := n.byLink[tx.Link]
 		switch {
@@ -541,45 +543,10 @@ func (n *Node) transmit(txs []routing.Transmit) {
 			n.dropped++
 		case l.conn == nil:
 			n.sendP2P(l, tx.Frame)
-		case waited[tx.Link]:
-			n.dropped++
-			n.noteGivenUp(l)
-		case !n.sendWaiting(l, tx.Frame):
-			if waited == nil {
-				waited = map[routing.LinkID]bool{}
-			}
-			waited[tx.Link] = true
+		default:
+			n.sendContract(l, tx.Frame)
 		}
 	}
-}
-
-// sendWaiting hands frame to l, waiting sendStall for room (stalledWait
-// if l is stalled); it reports false if that wait ran out (l is stalled
-// now).
-func (n *Node) sendWaiting(l *link, frame []byte) bool {
-	wait := sendStall
-	if l.stalled.Load() {
-		wait = stalledWait
-	}
-	n.linkWaits++
-	ctx, cancel := context.WithTimeout(n.loopCtx, wait)
-	err := n.sendOn(ctx, l, frame)
-	cancel()
-	if err == nil {
-		n.drains(l)
-		return true
-	}
-	n.dropped++
-	n.noteGivenUp(l)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		n.log.Debug("transmit failed", "peer", l.label(), "err", err)
-		return true
-	}
-	if !l.stalled.Load() {
-		l.stalled.Store(true)
-		n.log.Warn("link stalled: dropping its frames until it drains or goes down", "peer", l.label(), "link", l.id)
-	}
-	return false
 }
 
 // drains notes that a frame got through to l: it no longer counts as

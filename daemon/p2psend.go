@@ -49,12 +49,13 @@ func (n *Node) sendP2P(l *link, frame []byte) {
 // writer's next take. It runs where the engine takes inputs: after a
 // batch is carried out and before the loop ticks the engine.
 func (n *Node) reportTaken() {
+	n.reportRefused()
 	for id, l := range n.queuedOn {
 		if n.byLink[id] != l {
 			delete(n.queuedOn, id) // down: the engine forgot its window
 			continue
 		}
-		done := l.queued - n.host.WatchRoom(l.peer)
+		done := l.queued - n.watchQueue(l)
 		if done > 0 {
 			l.queued -= done
 			n.step(routing.TxDone{Link: id, Frames: done})
@@ -71,7 +72,7 @@ func (n *Node) reportTaken() {
 // frame.
 func (n *Node) noteWindow(l *link, took bool) {
 	switch {
-	case took || l.queued < l.info.Window:
+	case took || l.queued < l.window():
 		l.fullSince = time.Time{}
 		n.drains(l)
 	case l.fullSince.IsZero():
@@ -80,4 +81,23 @@ func (n *Node) noteWindow(l *link, took bool) {
 		l.stalled.Store(true)
 		n.log.Warn("link stalled: its peer takes no frames; the routing engine holds them meanwhile", "peer", l.label(), "link", l.id)
 	}
+}
+
+// watchQueue asks l's writer (libp2p) or sender (contract link) to signal
+// its next take, then returns how many frames wait for it.
+func (n *Node) watchQueue(l *link) int {
+	if l.conn == nil {
+		return n.host.WatchRoom(l.peer)
+	}
+	l.watch.Store(true)
+	return len(l.out)
+}
+
+// window is the engine's window for l: its own, or the daemon's for a
+// contract link without one.
+func (l *link) window() int {
+	if l.info.Window > 0 {
+		return l.info.Window
+	}
+	return contractWindow
 }
