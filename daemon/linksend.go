@@ -93,7 +93,10 @@ func (n *Node) sendContract(l *link, frame []byte) {
 func (l *link) ownWindow() bool { return l.conn != nil && l.conn.TxDone() != nil }
 
 // reportRefused counts the frames the senders' Sends refused as dropped
-// and reports them done.
+// and reports them done to the engine now: a link with a window of its
+// own sends no TxDone for them, and with its window shut no batch would
+// come to report them (a link with the daemon's window counted them when
+// its sender took them).
 func (n *Node) reportRefused() {
 	for id, l := range n.senders {
 		if n.byLink[id] != l {
@@ -105,4 +108,5 @@ func (n *Node) reportRefused() {
 			n.noteGivenUp(l)
 		}
 	}
+	n.giveUpFrames()
 }
