@@ -13,20 +13,22 @@ import (
 )
 
 // TestSlowReaderDoesNotHoldTheLoop: a peer that stops reading (here its
-// node loop is held, so its host takes no more frames off the link
-// stream) must not hold the victim's node loop. The victim keeps sending
-// it messages until the link's send queue is full and more wait; then
-// the victim's API (msg.send to an honest peer) and the honest peer's
-// messages to the victim must go through with the slow reader still
-// holding its link, without the loop ever waiting for a link queue; and
-// once the slow reader reads again, every message for it arrives.
+// node loop is held, so it takes no more frames off its link) must not
+// hold the victim's node loop. The victim's app keeps sending it messages
+// until the link is full and more wait; then the victim's API (msg.send to
+// an honest peer) and the honest peer's messages to the victim must go
+// through with the slow reader still holding its link, and no frame may be
+// dropped: what the link cannot take waits in the routing engine, not in
+// the loop. Once the slow reader reads again, every message arrives, once.
+// It runs over a libp2p link and over a TCP link.
 //
 // Before, the loop waited up to a second for the full queue, then 10 ms
 // per batch, and dropped the frames it gave up on (custody sent them
-// again, 25 s later); a reader that takes one frame now and then, just
-// often enough, made every batch wait a second again: every peer, every
-// API call and every timer of the node waited with it. Here msg.send took
-// 1.01 s, the honest peer's message 1.06 s, and the loop waited 100 times.
+// again, about 25 s later); a reader that takes one frame now and then,
+// just often enough, made every batch wait a second again: every peer,
+// every API call and every timer of the node waited with it. Over libp2p
+// msg.send took 1.01 s, the honest peer's message 1.06 s, the loop waited
+// 100 times and dropped 100 frames (the test failed on those).
 func TestSlowReaderDoesNotHoldTheLoop(t *testing.T) {
 	t.Run("libp2p", func(t *testing.T) { testSlowReader(t, false) })
 	t.Run("tcp", func(t *testing.T) { testSlowReader(t, true) })
