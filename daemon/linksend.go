@@ -81,11 +81,7 @@ func (n *Node) sendContract(l *link, frame []byte) {
 	if l.ownWindow() {
 		return
 	}
-	l.queued++
-	if n.queuedOn == nil {
-		n.queuedOn = map[routing.LinkID]*link{}
-	}
-	n.queuedOn[l.id] = l
+	n.queuedOne(l)
 }
 
 // ownWindow reports whether l is a contract link with a window of its

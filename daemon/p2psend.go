@@ -36,7 +36,14 @@ func (n *Node) sendP2P(l *link, frame []byte) {
 		return
 	}
 	l.sentFrame(frame)
-	l.queued++
+	n.queuedOne(l)
+}
+
+// queuedOne counts a frame queued on l, which reportTaken then watches.
+func (n *Node) queuedOne(l *link) {
+	if l.queued++; l.queued > 1 {
+		return // listed already
+	}
 	if n.queuedOn == nil {
 		n.queuedOn = map[routing.LinkID]*link{}
 	}
