@@ -6,7 +6,7 @@ import (
 	"meshd.dev/meshd/routing"
 )
 
-// A libp2p link's send queue holds p2p.SendWindow frames, and the node
+// A libp2p link's send queue holds p2p.SendWindow (256) frames, and the node
 // loop, which serves every peer, API call and timer, must never wait for
 // it: a peer that reads slowly (or is paced by its own guard) would hold
 // the whole node. So the engine sees the link with a window of that many
@@ -22,8 +22,9 @@ import (
 
 // sendP2P queues frame on l's libp2p link without waiting. The window
 // leaves room for it unless the link just went down or was replaced (a
-// new stream for the peer, whose queue this link's count does not know);
-// a frame the link does not take then is dropped and counted, and
+// new stream for the peer, whose queue this link's count does not know),
+// or the queue holds its 4 MiB (only frames far larger than usual fill
+// it); a frame the link does not take then is dropped and counted, and
 // reported done so that the window does not stay shut.
 func (n *Node) sendP2P(l *link, frame []byte) {
 	ok, err := n.host.TrySend(l.peer, frame)

@@ -75,8 +75,9 @@ type LinkInfo struct {
 	// Window is how many frames may be handed to the transport before it
 	// reports TxDone. Zero means unlimited (the transport queues); a LoRa
 	// modem wants 1, and the daemon gives IP and TCP links their send
-	// queue's length (64), so that it never waits for a slow link and
-	// what does not fit waits in this engine's link queue.
+	// queue's length (256 frames for IP, 64 for TCP), so that it never
+	// waits for a slow link and what does not fit waits in this engine's
+	// link queue.
 	Window int
 	// QueueBytes bounds the frames waiting for this link. Zero means 4 MiB
 	// for IP and TCP, 16 KiB for LoRa.

@@ -13,7 +13,9 @@ import "github.com/libp2p/go-libp2p/core/peer"
 
 // SendWindow is how many frames a link's send queue holds: a caller with
 // no more than SendWindow frames queued on a link (sent with TrySend and
-// not yet taken by its writer, LinkQueue) finds room for each.
+// not yet taken by its writer, LinkQueue) finds room for each, unless
+// they hold more than the queue's bytes (4 MiB: only frames far larger
+// than a message's usual do).
 const SendWindow = sendQueueLen
 
 // Room delivers a signal after a link's writer took frames off a queue
@@ -37,8 +39,9 @@ func (h *Host) WatchRoom(p peer.ID) int {
 	return len(l.queue)
 }
 
-// took is the writer's note that it took a frame off l's queue.
-func (h *Host) took(l *link) {
+// took is the writer's note that it took frame f off l's queue.
+func (h *Host) took(l *link, f []byte) {
+	l.bytes.Add(-int64(len(f)))
 	if l.watch.Load() && l.watch.CompareAndSwap(true, false) {
 		select {
 		case h.room <- struct{}{}:

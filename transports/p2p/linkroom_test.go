@@ -53,3 +53,28 @@ func TestWatchRoom(t *testing.T) {
 		}
 	}
 }
+
+// TestTrySendByteBound: TrySend keeps a link's queue within
+// sendQueueBytes: frames of MaxFrameSize stop it long before SendWindow
+// frames are queued.
+func TestTrySendByteBound(t *testing.T) {
+	ctx := testContext(t)
+	a := newTestHost(t, 25, nil)
+	b := newTestHost(t, 26, nil)
+	connectPair(t, ctx, a, b)
+	// b's events are not read: its reader stops and a's queue fills.
+	frame := make([]byte, MaxFrameSize)
+	for {
+		ok, err := a.TrySend(b.ID(), frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+	}
+	q := a.LinkQueue(b.ID())
+	if q >= SendWindow || q*MaxFrameSize > sendQueueBytes+MaxFrameSize {
+		t.Fatalf("%d frames of %d bytes queued: over the %d-byte bound", q, MaxFrameSize, sendQueueBytes)
+	}
+}
