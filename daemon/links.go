@@ -112,7 +112,10 @@ func (n *Node) attach(c contract.Link) {
 	}
 	n.byLink[l.id] = l
 	n.publishLinks()
-	n.step(routing.LinkUp{Link: routingInfo(l.id, info)})
+	n.startSender(l)
+	ri := routingInfo(l.id, info)
+	ri.Window = l.window()
+	n.step(routing.LinkUp{Link: ri})
 	if info.Peer != nil && !info.Shared {
 		// The handshake proved the neighbour's identity: its keys are
 		// known, so messages to it can be sealed at once.
@@ -207,33 +210,6 @@ func (n *Node) onLinkEvent(ev linkEvent) {
 	}
 }
 
-// sendOn hands a frame to l's link.
-func (n *Node) sendOn(ctx context.Context, l *link, frame []byte) error {
-	if l.conn != nil {
-		return l.conn.Send(ctx, frame)
-	}
-	err := n.host.Send(ctx, l.peer, frame)
-	if err == nil {
-		l.sentFrame(frame)
-	}
-	return err
-}
-
-// trySendOn queues frame on a libp2p link if its queue has room now
-// (transmit's fast path: no deadline to set up per frame); false means
-// the caller sends it with sendOn.
-func (n *Node) trySendOn(l *link, frame []byte) bool {
-	if l.conn != nil {
-		return false
-	}
-	ok, err := n.host.TrySend(l.peer, frame)
-	if ok && err == nil {
-		l.sentFrame(frame)
-		return true
-	}
-	return false
-}
-
 // sentFrame counts a frame the daemon queued on a libp2p link.
 func (l *link) sentFrame(frame []byte) {
 	l.framesOut.Add(1)
@@ -244,7 +220,7 @@ func (l *link) sentFrame(frame []byte) {
 // counts it in flight until a TxDone, which the link itself will never
 // send for it, so the window would stay shut.
 func (n *Node) noteGivenUp(l *link) {
-	if l.conn == nil || l.info.Window == 0 {
+	if l.info.Window == 0 {
 		return
 	}
 	if n.givenUp == nil {
@@ -301,7 +277,10 @@ func p2pInfo(ev p2p.LinkUp) contract.Info {
 	// again on another route (or kept in custody) by the forwarder rather
 	// than left to the origin's end-to-end retry. Only with a peer that
 	// acknowledges (an older meshd does not).
-	return contract.Info{Kind: contract.KindIP, Name: ev.Peer.String(), MTU: p2p.IPLinkMTU, Peer: ev.Identity, Outbound: ev.Outbound, HopAcks: ev.HopAcks}
+	// Window: the engine hands the link no more frames than its send
+	// queue holds, so the node loop never waits for it (p2psend.go).
+	return contract.Info{Kind: contract.KindIP, Name: ev.Peer.String(), MTU: p2p.IPLinkMTU, Peer: ev.Identity, Outbound: ev.Outbound, HopAcks: ev.HopAcks,
+		Window: p2p.SendWindow}
 }
 
 // routingInfo is the engine's view of a link.

@@ -65,7 +65,7 @@ func newCollector(n *Node) *collector {
 		c.descs[name] = prometheus.NewDesc(metric, "routing engine counter "+name+" (see routing.Counters)", nil, nil)
 	})
 	c.peers = prometheus.NewDesc("meshd_links", "meshd links up, of every kind (libp2p peers that finished the meshd handshake, TCP, LoRa; by kind: meshd_links_up)", nil, nil)
-	c.dropped = prometheus.NewDesc("meshd_link_frames_dropped_total", "frames a libp2p link did not take (gone, or its send queue stalled)", nil, nil)
+	c.dropped = prometheus.NewDesc("meshd_link_frames_dropped_total", "frames a link did not take (it went down or was replaced as they were sent); a link that cannot take more leaves them in the routing engine's queue", nil, nil)
 	c.channels = map[string]*prometheus.Desc{}
 	for _, m := range channelMetrics {
 		c.channels[m.name] = prometheus.NewDesc(m.name, m.help, nil, nil)

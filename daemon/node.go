@@ -58,8 +58,7 @@ type Node struct {
 	closing atomic.Bool
 	ctx     context.Context // ends when the node shuts down
 	cancel  context.CancelFunc
-	loopCtx context.Context // Run's context: ends when the loop is told to stop
-	bg      sync.WaitGroup  // lookups and other helpers of the loop
+	bg      sync.WaitGroup // lookups and other helpers of the loop
 	lookSem chan struct{}
 
 	// Owned by the loop goroutine.
@@ -78,10 +77,13 @@ type Node struct {
 	// linkIn carries their links' frames and ends to the loop.
 	transports []contract.Transport
 	linkIn     chan linkEvent
-	linkList   atomic.Pointer[[]*link] // every link up, for node.links and metrics
-	givenUp    map[routing.LinkID]int  // frames windowed links did not take, for TxDone
-	staged     []*committing           // batches staged in the store, not synced yet (pipeline.go)
-	syncErr    error                   // the first staged batch's sync failure, for good (pipeline.go)
+	linkList   atomic.Pointer[[]*link]  // every link up, for node.links and metrics
+	givenUp    map[routing.LinkID]int   // frames windowed links did not take, for TxDone
+	queuedOn   map[routing.LinkID]*link // links with frames on their send queue (p2psend.go)
+	senders    map[routing.LinkID]*link // contract links with a sender (linksend.go)
+	room       chan struct{}            // a contract link's sender took or refused a frame (linksend.go)
+	staged     []*committing            // batches staged in the store, not synced yet (pipeline.go)
+	syncErr    error                    // the first staged batch's sync failure, for good (pipeline.go)
 	// gateSync, if set (tests only, on the loop), stands between a staged
 	// batch's sync report and the loop: the loop sees the report when the
 	// returned channel delivers it.
@@ -127,7 +129,19 @@ type link struct {
 	addr     protocol.Address
 	since    time.Time
 	outbound bool
-	stalled  atomic.Bool // its send queue stayed full; see transmit (read by node.links)
+	stalled  atomic.Bool // its window stayed full; see noteWindow (read by node.links)
+	// queued counts the frames on the link's send queue (libp2p) or
+	// sender channel (a contract link without a window of its own) that
+	// the engine has not been told were taken (p2psend.go); fullSince is
+	// when they last filled its window. Owned by the loop.
+	queued    int
+	fullSince time.Time
+	// out feeds a contract link's sender, which sets refused for every
+	// frame Send refused and clears watch when it takes a frame, waking
+	// the loop (linksend.go).
+	out     chan []byte
+	watch   atomic.Bool
+	refused atomic.Int64
 	// conn is the link of any kind other than libp2p, driven through the
 	// link contract (see links.go); nil for libp2p links, which the host
 	// drives through its events.
@@ -298,11 +312,11 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: log, id: id, st: st, host: host, now: now, started: now(),
 		cmds: make(chan func(), 64), stopped: make(chan struct{}),
-		ctx: nctx, cancel: cancel, loopCtx: nctx, lookSem: make(chan struct{}, lookupConcurrency),
+		ctx: nctx, cancel: cancel, lookSem: make(chan struct{}, lookupConcurrency),
 		eng: eng, links: map[peer.ID]*link{}, byLink: map[routing.LinkID]*link{},
 		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
 		resolved: map[peer.ID][]pendingResolved{}, publishing: map[uint64]*pendingPublish{},
-		chans: chans, gossip: host, linkIn: make(chan linkEvent, linkInQueue), transports: transports,
+		chans: chans, gossip: host, linkIn: make(chan linkEvent, linkInQueue), transports: transports, room: make(chan struct{}, 1),
 		guard: g, latency: newDeliveryLatency(),
 	}
 	n.publishLinks()
@@ -336,7 +350,6 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	defer stop()
 	defer close(n.stopped)
-	n.loopCtx = ctx
 	n.log.Info("meshd running", "address", n.id.Address(), "peer_id", n.host.ID(), "listen", n.host.Addrs(), "tcp_listen", n.tcpAddr())
 	// Whatever the restored engine has to do, and the first snapshot for
 	// node.info. (The host publishes and refreshes the node's DHT address
@@ -356,6 +369,7 @@ func (n *Node) Run(ctx context.Context) error {
 	timer := time.NewTimer(n.eng.NextWake().Sub(n.now()))
 	defer timer.Stop()
 	events := n.host.Events()
+	room := n.host.Room()
 	for {
 		// Wait for one input, then take whatever else is already waiting,
 		// so that one synced write covers the whole batch.
@@ -394,6 +408,8 @@ func (n *Node) Run(ctx context.Context) error {
 				return err
 			}
 			runtime.Gosched()
+		case <-room: // reportTaken below
+		case <-n.room:
 		case <-timer.C:
 		}
 	batch:
@@ -410,10 +426,13 @@ func (n *Node) Run(ctx context.Context) error {
 				n.step(routing.GossipReceived{Frame: fr})
 			case ev := <-n.linkIn:
 				n.onLinkEvent(ev)
+			case <-room:
+			case <-n.room:
 			default:
 				break batch
 			}
 		}
+		n.reportTaken()
 		n.eng.Tick(n.now())
 		if err := n.drain(); err != nil {
 			n.log.Error("stopping: the store failed, so the node cannot keep what it promises", "err", err)
@@ -500,74 +519,32 @@ func (n *Node) drain() error {
 	return nil
 }
 
-// sendStall is how long the loop waits for a link whose send queue is full
-// before it gives up on the frame. A healthy link drains its queue far
-// faster; a stalled one is torn down by the transport's write timeout
-// (30 s). Until then, or until a frame gets through again, the loop waits
-// only stalledWait for that peer.
-const (
-	sendStall   = time.Second
-	stalledWait = 10 * time.Millisecond
-)
+// sendStall is how long a link's window may stay full, with nothing
+// taken, before the link counts as stalled (node.links says so and the
+// log warns; noteWindow). A healthy link drains far faster; a stalled one
+// is torn down by the transport's write timeout (30 s).
+const sendStall = time.Second
 
-// transmit hands frames to the links. The loop must not hang on one slow
-// peer: after a frame to a peer times out, the peer counts as stalled and
-// later frames for it get only a short wait, across batches, until one
-// goes through or the link goes down. Within a batch a link waits at most
-// once: a peer that paces this node (its guard) or reads slowly would
-// otherwise hold the loop for every frame, 1 s + 1,999 x 10 ms for a
-// batch of 2,000. Dropped envelopes are not lost: their sender keeps
-// custody until a receipt arrives and retries.
+// transmit hands frames to the links. It never waits: a peer that reads
+// slowly (or paces this node with its guard) must not hold the loop, which
+// serves every peer, API call and timer. The engine hands a link no more
+// frames than its window: a libp2p link's send queue (p2psend.go), a
+// contract link's sender channel (linksend.go), so both have room, and
+// the engine keeps the rest in its own link queue until the link takes
+// frames again. A frame for a link that went is dropped and counted;
+// custody sends the envelope again.
 func (n *Node) transmit(txs []routing.Transmit) {
-	var waited map[routing.LinkID]bool // links whose wait ran out in this batch
 	for _, tx := range txs {
 		l := n.byLink[tx.Link]
 		switch {
 		case l == nil:
 			n.dropped++
-		case !l.stalled.Load() && n.trySendOn(l, tx.Frame):
-		case waited[tx.Link]:
-			if n.trySendOn(l, tx.Frame) {
-				n.drains(l)
-			} else {
-				n.dropped++
-				n.noteGivenUp(l)
-			}
-		case !n.sendWaiting(l, tx.Frame):
-			if waited == nil {
-				waited = map[routing.LinkID]bool{}
-			}
-			waited[tx.Link] = true
+		case l.conn == nil:
+			n.sendP2P(l, tx.Frame)
+		default:
+			n.sendContract(l, tx.Frame)
 		}
 	}
-}
-
-// sendWaiting hands frame to l, waiting sendStall for room (stalledWait
-// if l is stalled); it reports false if that wait ran out (l is stalled
-// now).
-func (n *Node) sendWaiting(l *link, frame []byte) bool {
-	wait := sendStall
-	if l.stalled.Load() {
-		wait = stalledWait
-	}
-	ctx, cancel := context.WithTimeout(n.loopCtx, wait)
-	err := n.sendOn(ctx, l, frame)
-	cancel()
-	if err == nil {
-		n.drains(l)
-		return true
-	}
-	n.dropped++
-	n.noteGivenUp(l)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		n.log.Debug("transmit failed", "peer", l.label(), "err", err)
-		return true
-	}
-	if !l.stalled.Load() {
-		l.stalled.Store(true)
-		n.log.Warn("link stalled: dropping its frames until it drains or goes down", "peer", l.label(), "link", l.id)
-	}
-	return false
 }
 
 // drains notes that a frame got through to l: it no longer counts as

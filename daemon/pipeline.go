@@ -128,6 +128,7 @@ func (n *Node) storeFailed(err error) error {
 func (n *Node) carryOut(b *committing) {
 	rd := &b.rd
 	n.transmit(rd.Transmits)
+	n.reportTaken()
 	for _, p := range rd.Publish {
 		n.chans.queuePublish(p)
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"meshd.dev/meshd/routing"
 	contract "meshd.dev/meshd/transports/link"
@@ -16,56 +17,80 @@ import (
 // the Sends that waited.
 type fullLink struct {
 	contract.Link
-	waits atomic.Int64
+	waits   atomic.Int64
+	waiting chan struct{} // a Send waits (cap 1)
 }
 
 func (l *fullLink) Send(ctx context.Context, _ []byte) error {
 	l.waits.Add(1)
+	select {
+	case l.waiting <- struct{}{}:
+	default: // only the first wait is looked for
+	}
 	<-ctx.Done()
 	return ctx.Err()
 }
+func (l *fullLink) Done() <-chan struct{} { return nil }
+func (l *fullLink) TxDone() <-chan int    { return nil }
 
 // takeLink takes every frame at once.
 type takeLink struct {
 	contract.Link
-	frames atomic.Int64
+	frames chan []byte
 }
 
-func (l *takeLink) Send(context.Context, []byte) error { l.frames.Add(1); return nil }
+func (l *takeLink) Send(_ context.Context, f []byte) error { l.frames <- f; return nil }
+func (l *takeLink) Done() <-chan struct{}                  { return nil }
+func (l *takeLink) TxDone() <-chan int                     { return nil }
 
-// TestTransmitFullLinkWaitsOncePerBatch: a link whose queue stays full
-// costs the loop one wait per batch, not one per frame, and the other
-// links' frames in the batch still go out. Since the guard paces a peer
-// over its rate instead of cutting it off, an honest node that sends
-// faster than a neighbour's limits meets such a link (its reader waits).
-// Before, every frame for it waited (sendStall, then stalledWait each):
-// this test's first batch held the loop 2 s, a batch of 2,000 would hold
-// it about 21 s, during which the node took nothing from its other peers
-// or its API.
-func TestTransmitFullLinkWaitsOncePerBatch(t *testing.T) {
-	full, other := &fullLink{}, &takeLink{}
-	n := &Node{loopCtx: context.Background(), log: slog.New(slog.DiscardHandler), byLink: map[routing.LinkID]*link{
+// TestTransmitNeverWaits: a contract link whose queue stays full never
+// makes the loop wait: its sender goroutine waits in Send, the loop hands
+// it up to its window (the engine hands no more) without waiting, and the
+// other links' frames go out. Since the guard paces a peer over its rate
+// instead of cutting it off, an honest node that sends faster than a
+// neighbour's limits meets such a link (its reader waits). Before, the
+// loop waited a second for such a link once per batch (10 ms while it
+// counted as stalled), during which the node took nothing from its other
+// peers or its API (TestSlowReaderDoesNotHoldTheLoop).
+func TestTransmitNeverWaits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	full := &fullLink{waiting: make(chan struct{}, 1)}
+	other := &takeLink{frames: make(chan []byte, 1)}
+	n := &Node{ctx: ctx, log: slog.New(slog.DiscardHandler), room: make(chan struct{}, 1), byLink: map[routing.LinkID]*link{
 		1: {id: 1, conn: full, info: contract.Info{Name: "paced"}},
 		2: {id: 2, conn: other, info: contract.Info{Name: "other"}},
 	}}
-	var txs []routing.Transmit
-	for range 100 {
-		txs = append(txs, routing.Transmit{Link: 1, Frame: []byte{1}})
+	defer func() { cancel(); n.bg.Wait() }()
+	n.startSender(n.byLink[1])
+	n.startSender(n.byLink[2])
+	batch := func(k int) []routing.Transmit {
+		var txs []routing.Transmit
+		for range k {
+			txs = append(txs, routing.Transmit{Link: 1, Frame: []byte{1}})
+		}
+		return append(txs, routing.Transmit{Link: 2, Frame: []byte{2}})
 	}
-	txs = append(txs, routing.Transmit{Link: 2, Frame: []byte{1}})
-	for batch := 1; batch <= 3; batch++ {
-		n.transmit(txs)
-		if w := full.waits.Load(); w > int64(batch) {
-			t.Fatalf("after batch %d: %d Sends waited on the full link, want at most one per batch", batch, w)
-		}
-		if got := other.frames.Load(); got != int64(batch) {
-			t.Fatalf("after batch %d: the other link took %d frames, want %d", batch, got, batch)
-		}
-		if want := uint64(100 * batch); n.dropped != want {
-			t.Fatalf("after batch %d: %d frames dropped, want %d", batch, n.dropped, want)
-		}
+	// A window's worth: the sender takes one and waits in Send, the rest
+	// wait in its channel; nothing is dropped.
+	n.transmit(batch(contractWindow))
+	<-full.waiting
+	if f := <-other.frames; f[0] != 2 {
+		t.Fatalf("the other link got %v", f)
 	}
-	if !n.byLink[1].stalled.Load() {
-		t.Error("the full link does not count as stalled")
+	if n.dropped != 0 || n.byLink[1].queued != contractWindow {
+		t.Fatalf("after a window's worth: %d dropped, %d queued, want 0 and %d", n.dropped, n.byLink[1].queued, contractWindow)
+	}
+	// More than the window (the engine never hands that many): the loop
+	// still does not wait; one more fits (the sender took one), the rest
+	// is dropped and counted.
+	n.transmit(batch(10))
+	if f := <-other.frames; f[0] != 2 {
+		t.Fatalf("the other link got %v", f)
+	}
+	if n.dropped != 9 {
+		t.Errorf("%d frames dropped, want 9", n.dropped)
+	}
+	if w := full.waits.Load(); w != 1 {
+		t.Errorf("%d Sends waited on the full link, want the sender's one", w)
 	}
 }

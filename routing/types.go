@@ -73,8 +73,11 @@ type LinkInfo struct {
 	// envelopes on this link. LoRa links always use them.
 	HopAcks bool
 	// Window is how many frames may be handed to the transport before it
-	// reports TxDone. Zero means unlimited (the transport queues), which
-	// suits IP; a LoRa modem wants 1.
+	// reports TxDone. Zero means unlimited (the transport queues); a LoRa
+	// modem wants 1, and the daemon gives IP and TCP links their send
+	// queue's length (256 frames for IP, 64 for TCP), so that it never
+	// waits for a slow link and what does not fit waits in this engine's
+	// link queue.
 	Window int
 	// QueueBytes bounds the frames waiting for this link. Zero means 4 MiB
 	// for IP and TCP, 16 KiB for LoRa.

@@ -145,10 +145,12 @@ type Link interface {
 	// with ErrFrameSize at once. Send does not keep frame after it
 	// returns. On a link with a Window, at most Window frames may be
 	// handed over before TxDone reports them; Send waits for the window
-	// like for a full queue. The daemon gives a Send one second (10 ms
-	// while the link counts as stalled) before it drops the frame, so a
-	// link that must wait for the air (a duty cycle, a busy channel)
-	// takes the frame and waits inside, reporting it on TxDone later.
+	// like for a full queue. The daemon calls Send from a goroutine of
+	// the link's own (never from its node loop) and keeps no more than
+	// Window frames (64 on a link without one) waiting for it; the rest
+	// wait in the routing engine. A link that must wait for the air (a
+	// duty cycle, a busy channel) may take the frame and wait inside,
+	// reporting it on TxDone later, or wait in Send.
 	Send(ctx context.Context, frame []byte) error
 	// Recv returns the next frame, in the order the peer sent them. It
 	// waits until one arrives, ctx ends or the link is down and every

@@ -43,6 +43,9 @@
 // A length outside 1..MaxFrameSize (70 KiB) resets the stream before
 // anything is allocated for it. Send queues a frame for the per-link writer
 // (sendQueueLen frames); the writer batches what is queued into one flush.
+// A caller that must never wait (the daemon's node loop) keeps at most
+// SendWindow frames queued, uses TrySend, and learns of the writer's takes
+// from LinkQueue and the Room signal it asks for with WatchRoom.
 // Events (LinkUp, Frame, LinkDown) of one link come in that order from one
 // goroutine.
 //

@@ -211,6 +211,9 @@ type Host struct {
 	dht    *dht.IpfsDHT
 	self   peer.ID
 	events chan Event
+	// room holds one signal: a link's writer took frames off a queue
+	// WatchRoom asked about (linkroom.go).
+	room   chan struct{}
 	rt     *rtWatch
 	mdns   *mdnsService
 	gossip *gossip // nil unless Config.Gossip.Enabled
@@ -420,6 +423,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		host:        lh,
 		self:        lh.ID(),
 		events:      make(chan Event, eventQueueLen),
+		room:        make(chan struct{}, 1),
 		rt:          rt,
 		ctx:         hctx,
 		cancel:      cancel,

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -28,6 +29,8 @@ type link struct {
 	outbound bool
 
 	queue      chan []byte
+	watch      atomic.Bool   // WatchRoom asked: signal Host.room at the writer's next take
+	bytes      atomic.Int64  // bytes queued (TrySend's bound, sendQueueBytes)
 	closed     chan struct{} // closed by shutdown: the link is going down
 	writerDone chan struct{} // closed when the writer goroutine returned
 	done       chan struct{} // closed after LinkDown and removal from Host.links
@@ -355,6 +358,7 @@ func (h *Host) writeLoop(l *link) {
 		case <-l.closed:
 			return
 		}
+		h.took(l, f)
 		_ = l.s.SetWriteDeadline(time.Now().Add(writeTimeout))
 		// Write what is queued now (at most one queue's worth, so the
 		// deadline covers a bounded amount), then flush once.
@@ -367,6 +371,7 @@ func (h *Host) writeLoop(l *link) {
 			}
 			select {
 			case f = <-l.queue:
+				h.took(l, f)
 				continue
 			default:
 			}
@@ -384,7 +389,8 @@ func (h *Host) writeLoop(l *link) {
 // the link goes down; a peer that stops reading loses its link after
 // writeTimeout, so Send never waits forever.
 func (h *Host) Send(ctx context.Context, p peer.ID, frame []byte) error {
-	if err := checkFrameSize(uint64(len(frame))); err != nil {
+	err := checkFrameSize(uint64(len(frame)))
+	if err != nil {
 		return err
 	}
 	h.mu.Lock()
@@ -398,22 +404,27 @@ func (h *Host) Send(ctx context.Context, p peer.ID, frame []byte) error {
 		return fmt.Errorf("%w %s", ErrNoLink, p)
 	}
 	b := bytes.Clone(frame)
+	l.bytes.Add(int64(len(b))) // before the writer can take it
 	select {
 	case l.queue <- b:
 		return nil
 	case <-l.closed:
-		return fmt.Errorf("%w %s (going down)", ErrNoLink, p)
+		err = fmt.Errorf("%w %s (going down)", ErrNoLink, p)
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	l.bytes.Add(-int64(len(b)))
+	return err
 }
 
 // TrySend is Send without the wait: it queues frame on the link to p if
 // the queue has room now and reports whether it did (false, nil: the
-// queue is full; the caller may wait with Send). It spares a caller that
-// sends many frames a deadline per frame.
+// queue is full, in frames or, for TrySend, in bytes: sendQueueBytes;
+// the caller may wait with Send). It spares a caller that sends many
+// frames a deadline per frame.
 func (h *Host) TrySend(p peer.ID, frame []byte) (bool, error) {
-	if err := checkFrameSize(uint64(len(frame))); err != nil {
+	err := checkFrameSize(uint64(len(frame)))
+	if err != nil {
 		return false, err
 	}
 	h.mu.Lock()
@@ -426,15 +437,20 @@ func (h *Host) TrySend(p peer.ID, frame []byte) (bool, error) {
 	if l == nil || l.isClosed() {
 		return false, fmt.Errorf("%w %s", ErrNoLink, p)
 	}
+	if q := l.bytes.Load(); q > 0 && q+int64(len(frame)) > sendQueueBytes {
+		return false, nil
+	}
 	b := bytes.Clone(frame)
+	l.bytes.Add(int64(len(b))) // before the writer can take it
 	select {
 	case l.queue <- b:
 		return true, nil
 	case <-l.closed:
-		return false, fmt.Errorf("%w %s (going down)", ErrNoLink, p)
+		err = fmt.Errorf("%w %s (going down)", ErrNoLink, p)
 	default:
-		return false, nil
 	}
+	l.bytes.Add(-int64(len(b)))
+	return false, err
 }
 
 // peerHopAcks reports whether a link to p runs with hop acks: this host
