@@ -59,15 +59,31 @@ func (f *fappNode) stageOutLocked(b *store.FAPPBatch, o fappOut, now time.Time) 
 	return o
 }
 
-// queueLaterLocked stores a refusal and holds it until the next epoch
-// boundary (at once on a node without an own offer, which has no
-// boundaries and whose refusals reveal nothing). Caller holds mu.
-func (f *fappNode) queueLaterLocked(b *store.FAPPBatch, dest protocol.Address, body []byte, now time.Time) {
-	o := fappOut{unicast: true, dest: dest, body: body, ttl: fapp.DefaultMessageTTL}
+// queueLaterLocked seals a refusal (resp, answering request id), stores
+// it and holds it until the next epoch boundary (at once on a node without
+// an own offer, which has no boundaries and whose refusals reveal
+// nothing). The refusal is dated at that boundary, its signed Created and
+// its envelope's: dated now, a rival's decline said the second of the hold
+// and a refused request's the second the slot was no longer FREI, the very
+// time the wait keeps back. Caller holds mu.
+func (f *fappNode) queueLaterLocked(b *store.FAPPBatch, dest protocol.Address, id fapp.RequestID, resp *fapp.Response, now time.Time) error {
+	o := fappOut{unicast: true, dest: dest, ttl: fapp.DefaultMessageTTL}
+	at := now
 	if f.pub != nil {
 		o.notBefore = f.pub.NextBoundary(now)
+		at = o.notBefore
+		resp.Created = at.Truncate(time.Second)
+		if err := resp.Sign(f.n.id); err != nil {
+			return err
+		}
 	}
+	sealed, err := f.book.Seal(randReader, id, resp, at)
+	if err != nil {
+		return err
+	}
+	o.body = append([]byte{toPatient}, sealed...)
 	f.deferLocked(f.stageOutLocked(b, o, now), now)
+	return nil
 }
 
 // deferLocked queues o, or holds it while its time has not come.

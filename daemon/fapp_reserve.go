@@ -213,11 +213,9 @@ func (f *fappNode) refuseLocked(b *store.FAPPBatch, q *fapp.Request, sender prot
 	if err != nil {
 		return r, err
 	}
-	sealed, err := f.book.Seal(randReader, q.ID, resp, now)
-	if err != nil {
+	if err := f.queueLaterLocked(b, from, q.ID, resp, now); err != nil {
 		return r, err
 	}
-	f.queueLaterLocked(b, from, append([]byte{toPatient}, sealed...), now)
 	f.stats.add("requests_refused", 1)
 	return r, nil
 }
@@ -432,8 +430,8 @@ func (f *fappNode) declineRivalsLocked(b *store.FAPPBatch, id fapp.RequestID, no
 		if !ok {
 			continue
 		}
-		if sealed, err := f.book.Seal(randReader, resp.ID, resp, now); err == nil {
-			f.queueLaterLocked(b, to, append([]byte{toPatient}, sealed...), now)
+		if err := f.queueLaterLocked(b, to, resp.ID, resp, now); err != nil {
+			f.n.log.Warn("cannot answer a declined request", "err", err)
 		}
 	}
 	f.stats.add("rivals_declined", uint64(len(resps)))
