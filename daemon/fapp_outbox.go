@@ -166,9 +166,14 @@ func (f *fappNode) recoverOutbox() error {
 // between applies it again (recoverInbox) instead of forgetting it.
 
 // keepEarlyLocked leaves the inbox entry of b (one cancel the Book kept
-// for a request still to come) in the inbox. Caller holds mu.
+// for a request still to come) in the inbox. A copy that comes once the
+// request is in the book (the Book still remembers the early cancel) is
+// acknowledged like any refused cancel. Caller holds mu.
 func (f *fappNode) keepEarlyLocked(b *store.FAPPBatch, id fapp.RequestID) {
 	if _, dup := f.earlySeq[id]; dup || len(b.Ack) != 1 {
+		return
+	}
+	if _, err := f.book.Get(id); err == nil {
 		return
 	}
 	f.earlySeq[id], b.Ack = b.Ack[0], nil
