@@ -193,17 +193,31 @@ func (f *fappNode) offersLocked(slot uint16, start time.Time) error {
 }
 
 // occursLocked is the Book's Occurs: whether start is an occurrence of
-// the own slot as offered now (a weekly place is one place: Book lets one
-// reservation hold it, whichever occurrence it starts at). A group is not
-// one patient's place: its seats are not counted, and its reservations
-// stay one per occurrence, as before. Caller holds mu.
+// the own slot, as offered now or rolled past (a weekly place is one
+// place: Book lets one reservation hold it, whichever occurrence it starts
+// at). A group is not one patient's place: its seats are not counted, and
+// its reservations stay one per occurrence, as before. Caller holds mu.
 func (f *fappNode) occursLocked(slot uint16, start time.Time) bool {
 	if f.pub == nil {
 		return false
 	}
 	own := f.pub.Slots()
 	i := slices.IndexFunc(own, func(s fapp.Slot) bool { return s.ID == slot })
-	return i >= 0 && own[i].Setting != fapp.Gruppe && offers(own[i], start)
+	return i >= 0 && own[i].Setting != fapp.Gruppe && (offers(own[i], start) || rolledPast(own[i], start))
+}
+
+// rolledPast reports whether start is a week of weekly slot s that the
+// publisher rolled past (it moves a weekly slot on to its next occurrence
+// once one has passed): the weekly series from start reaches s's start.
+// Without it a request for the first week, still ANGEFRAGT when that week
+// passed, was a place of its own, and the place could be given twice.
+func rolledPast(s fapp.Slot, start time.Time) bool {
+	if !s.Woechentlich || !start.Before(s.Start) || s.Start.Sub(start) > (fapp.MaxWeeks+1)*7*24*time.Hour {
+		return false
+	}
+	past := s
+	past.Start, past.Bis = start, s.Start
+	return isOccurrence(past, s.Start)
 }
 
 // refuseLocked answers a request for a slot not on offer with a signed

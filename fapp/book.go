@@ -51,7 +51,9 @@ type BookConfig struct {
 	// offer (Publisher.Offers); a request it refuses is refused.
 	Offers func(slot uint16, start time.Time) error
 	// Occurs, when set, reports whether start is an occurrence of the slot
-	// as offered now. Two reservations of a slot whose starts both occur
+	// as offered now, or a week of it already passed (the publisher rolls a
+	// weekly slot on; a request for a passed week is still for the place).
+	// Two reservations of a slot whose starts both occur
 	// are for the same place (a weekly place is one place, taken from the
 	// occurrence asked for on): only one may hold or have it. Without it,
 	// or for a start that no longer occurs, only the same start is the
@@ -276,7 +278,7 @@ func (b *Book) occupied(r *Reservation) bool {
 
 // samePlace reports whether reservation o is for the place of slot at
 // start: the same start, or (with Occurs) two starts that are both
-// occurrences of the slot as offered now.
+// occurrences of the slot (offered now or passed).
 func (b *Book) samePlace(o *Reservation, slot uint16, start time.Time) bool {
 	if o.Request.Slot.Therapist != b.key || o.Request.Slot.Slot != slot {
 		return false
