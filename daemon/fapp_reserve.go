@@ -337,13 +337,18 @@ func (f *fappNode) prepareReserveLocked(ref fapp.SlotRef, start, now time.Time) 
 }
 
 // isOccurrence reports whether start is one of the slot's occurrences.
+// The k-th is k weeks after the start give or take the clock change, so
+// only the nearest k can be it: one look, not one per week (the Book asks
+// this for every reservation of a place in every decision, BookConfig.
+// Occurs).
 func isOccurrence(s fapp.Slot, start time.Time) bool {
-	for k := range s.Occurrences() {
-		if s.Occurrence(k).Equal(start) {
-			return true
-		}
+	const week = 7 * 24 * time.Hour
+	d := start.Sub(s.Start)
+	if d < -week/2 {
+		return false
 	}
-	return false
+	k := int((d + week/2) / week)
+	return k < s.Occurrences() && s.Occurrence(k).Equal(start)
 }
 
 // nextOccurrence returns the slot's first occurrence at or after now (its

@@ -112,3 +112,38 @@ func TestRolledPast(t *testing.T) {
 		}
 	}
 }
+
+// TestIsOccurrenceAcrossClockChanges: the one-look isOccurrence agrees
+// with trying every week, across both clock changes, for starts on,
+// near and between the weeks.
+func TestIsOccurrenceAcrossClockChanges(t *testing.T) {
+	every := func(s fapp.Slot, start time.Time) bool {
+		for k := range s.Occurrences() {
+			if s.Occurrence(k).Equal(start) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, first := range []time.Time{
+		fapp.BerlinTime(2026, 3, 5, 18, 0), fapp.BerlinTime(2026, 10, 1, 2, 30), fapp.BerlinTime(2026, 3, 29, 2, 30),
+	} {
+		weekly := fapp.Slot{Woechentlich: true, Start: first, Bis: first.Add(10 * 7 * 24 * time.Hour)}
+		open := fapp.Slot{Woechentlich: true, Start: first}
+		single := fapp.Slot{Start: first}
+		for _, s := range []fapp.Slot{weekly, open, single} {
+			var starts []time.Time
+			for d := -3 * 7 * 24 * time.Hour; d <= 13*7*24*time.Hour; d += 30 * time.Minute {
+				starts = append(starts, first.Add(d))
+			}
+			for k := range 12 {
+				starts = append(starts, s.Occurrence(k), s.Occurrence(k).Add(time.Hour), s.Occurrence(k).Add(-time.Hour))
+			}
+			for _, start := range starts {
+				if got, want := isOccurrence(s, start), every(s, start); got != want {
+					t.Fatalf("slot from %v (weekly %v, until %v): isOccurrence(%v) = %v, every week says %v", s.Start, s.Woechentlich, s.Bis, start, got, want)
+				}
+			}
+		}
+	}
+}
