@@ -315,6 +315,10 @@ func (b *Book) ApplyCancel(c *Cancel, sender protocol.CompactIdentity, now time.
 	b.Expire(now)
 	r := b.res[c.ID]
 	switch {
+	case r == nil && c.By == StorniertPatient && c.Created.Sub(now) > b.cfg.ClockSkew:
+		// Dated ahead, it would be dated at its arrival each time it is
+		// applied again, and live for good (TestAttackEarlyCancelFromTheFuture).
+		return fmt.Errorf("cancel %v: created %v: %w", c.ID, c.Created, ErrFromFuture)
 	case r == nil && c.By == StorniertPatient && c.Verify(sender) == nil:
 		// Dated at the cancel's own time when that is earlier: kept
 		// again after a restart (the daemon leaves it in its inbox), it
