@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,6 +94,18 @@ func (f *fappNode) deferLocked(o fappOut, now time.Time) {
 		return
 	}
 	f.queue(o)
+}
+
+// unstageLocked takes back what b, a batch whose write failed, staged in
+// the outbox: a message leaves only once what it says is stored. Caller
+// holds mu.
+func (f *fappNode) unstageLocked(b store.FAPPBatch) {
+	staged := func(o fappOut) bool {
+		_, ok := b.Put[o.key]
+		return o.key != "" && ok
+	}
+	f.later = slices.DeleteFunc(f.later, staged)
+	f.inflight = slices.DeleteFunc(f.inflight, staged)
 }
 
 // releaseLaterLocked queues the held refusals whose boundary has come (the

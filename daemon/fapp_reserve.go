@@ -120,9 +120,13 @@ func (f *fappNode) onDirect(from protocol.Address, body []byte, seq uint64) {
 		f.drop("reservation", fapp.ErrUnknownVersion)
 	}
 	f.mu.Unlock()
-	if f.write(b) == nil {
-		f.publishEvents(events)
+	if f.write(b) != nil {
+		f.mu.Lock()
+		f.unstageLocked(b) // a refusal
+		f.mu.Unlock()
+		return
 	}
+	f.publishEvents(events)
 }
 
 // onTherapistMsgLocked applies a request or a patient's cancel. A request
@@ -420,6 +424,7 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 		rivals = f.declineRivalsLocked(&b, id, now)
 	}
 	if err := f.write(b); err != nil {
+		f.unstageLocked(b) // the rivals' declines
 		return r, err
 	}
 	if answer {
