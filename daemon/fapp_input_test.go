@@ -238,12 +238,19 @@ func TestFAPPHoldLapses(t *testing.T) {
 // cancel for the therapist, a response or cancel for the patient, or junk)
 // is handled without a panic, and nothing that is not a well-sealed,
 // stamped request or a therapist's answer to an own request reaches either
-// book.
+// book. The node is a therapist with an offer, and the seeds include a
+// genuine request for it, one for a start it does not offer (refused:
+// the held refusal, the outbox) and patients' cancels that come before
+// their requests (kept, their inbox entries left), so that mutations start
+// from inputs that reach that code, not only from junk.
 func FuzzFAPPDirect(f *testing.F) {
 	clk := &testClock{}
 	is := newIssuer(f)
-	n := openFAPPNode(f, is, clk)
-	n.fapp.template = &fapp.SlotAnnounce{} // a therapist: requests reach the book
+	n, stop := startClocked(f, fappConfig(f, is), clk)
+	f.Cleanup(stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	offer := becomeTherapist(f, ctx, n, is, clk)
 	other := mustIdentity(&testing.T{})
 	now := clk.Now()
 	for _, body := range [][]byte{{1, 1}, {1, 2}, {1, 3}, {1, 4}, {1, 5}, bytes.Repeat([]byte{1}, 200)} {
@@ -254,20 +261,40 @@ func FuzzFAPPDirect(f *testing.F) {
 		f.Add(append([]byte{toTherapist}, sealed...))
 		f.Add(append([]byte{toPatient}, sealed...))
 	}
+	pb := fapp.NewPatientBook(fapp.PatientBookConfig{})
+	ref := fapp.SlotRef{Therapist: fapp.TherapistKeyOf(n.id.Compact()), Slot: offer.Slots[0].ID}
+	seeded := map[fapp.RequestID]bool{}
+	for _, start := range []time.Time{offer.Slots[0].Start, offer.Slots[0].Start.Add(time.Hour)} {
+		pr, req, err := pb.NewRequest(randReader, n.id.Public(), ref, start, fapp.RequestOptions{}, now)
+		if err != nil {
+			f.Fatal(err)
+		}
+		c, err := pb.Cancel(randReader, pr.Request.ID, now)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seeded[pr.Request.ID] = true
+		f.Add(append([]byte{toTherapist}, c...))
+		f.Add(append([]byte{toTherapist}, req...))
+	}
 	f.Add([]byte{})
 	f.Add([]byte{toTherapist})
 	f.Add([]byte{0x7f, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n.fapp.onDirect(other.Address(), b, 0)
 		n.fapp.mu.Lock()
-		n.fapp.inflight = nil
-		therapist := len(n.fapp.book.List())
+		rs := n.fapp.book.List()
 		n.fapp.mu.Unlock()
 		n.fapp.patMu.Lock()
 		patient := len(n.fapp.patient.List())
 		n.fapp.patMu.Unlock()
-		if therapist != 0 || patient != 0 {
-			t.Fatalf("junk reached a reservation book: %x", b)
+		for _, r := range rs {
+			if !seeded[r.Request.ID] {
+				t.Fatalf("junk reached the therapist's book: %x", b)
+			}
+		}
+		if patient != 0 {
+			t.Fatalf("junk reached the patient's book: %x", b)
 		}
 	})
 }

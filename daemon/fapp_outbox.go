@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,15 +60,31 @@ func (f *fappNode) stageOutLocked(b *store.FAPPBatch, o fappOut, now time.Time) 
 	return o
 }
 
-// queueLaterLocked stores a refusal and holds it until the next epoch
-// boundary (at once on a node without an own offer, which has no
-// boundaries and whose refusals reveal nothing). Caller holds mu.
-func (f *fappNode) queueLaterLocked(b *store.FAPPBatch, dest protocol.Address, body []byte, now time.Time) {
-	o := fappOut{unicast: true, dest: dest, body: body, ttl: fapp.DefaultMessageTTL}
+// queueLaterLocked seals a refusal (resp, answering request id), stores
+// it and holds it until the next epoch boundary (at once on a node without
+// an own offer, which has no boundaries and whose refusals reveal
+// nothing). The refusal is dated at that boundary, its signed Created and
+// its envelope's: dated now, a rival's decline said the second of the hold
+// and a refused request's the second the slot was no longer FREI, the very
+// time the wait keeps back. Caller holds mu.
+func (f *fappNode) queueLaterLocked(b *store.FAPPBatch, dest protocol.Address, id fapp.RequestID, resp *fapp.Response, now time.Time) error {
+	o := fappOut{unicast: true, dest: dest, ttl: fapp.DefaultMessageTTL}
+	at := now
 	if f.pub != nil {
 		o.notBefore = f.pub.NextBoundary(now)
+		at = o.notBefore
+		resp.Created = at.Truncate(time.Second)
+		if err := resp.Sign(f.n.id); err != nil {
+			return err
+		}
 	}
+	sealed, err := f.book.Seal(randReader, id, resp, at)
+	if err != nil {
+		return err
+	}
+	o.body = append([]byte{toPatient}, sealed...)
 	f.deferLocked(f.stageOutLocked(b, o, now), now)
+	return nil
 }
 
 // deferLocked queues o, or holds it while its time has not come.
@@ -77,6 +94,18 @@ func (f *fappNode) deferLocked(o fappOut, now time.Time) {
 		return
 	}
 	f.queue(o)
+}
+
+// unstageLocked takes back what b, a batch whose write failed, staged in
+// the outbox: a message leaves only once what it says is stored. Caller
+// holds mu.
+func (f *fappNode) unstageLocked(b store.FAPPBatch) {
+	staged := func(o fappOut) bool {
+		_, ok := b.Put[o.key]
+		return o.key != "" && ok
+	}
+	f.later = slices.DeleteFunc(f.later, staged)
+	f.inflight = slices.DeleteFunc(f.inflight, staged)
 }
 
 // releaseLaterLocked queues the held refusals whose boundary has come (the
@@ -150,9 +179,14 @@ func (f *fappNode) recoverOutbox() error {
 // between applies it again (recoverInbox) instead of forgetting it.
 
 // keepEarlyLocked leaves the inbox entry of b (one cancel the Book kept
-// for a request still to come) in the inbox. Caller holds mu.
+// for a request still to come) in the inbox. A copy that comes once the
+// request is in the book (the Book still remembers the early cancel) is
+// acknowledged like any refused cancel. Caller holds mu.
 func (f *fappNode) keepEarlyLocked(b *store.FAPPBatch, id fapp.RequestID) {
 	if _, dup := f.earlySeq[id]; dup || len(b.Ack) != 1 {
+		return
+	}
+	if _, err := f.book.Get(id); err == nil {
 		return
 	}
 	f.earlySeq[id], b.Ack = b.Ack[0], nil

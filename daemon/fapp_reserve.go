@@ -120,9 +120,13 @@ func (f *fappNode) onDirect(from protocol.Address, body []byte, seq uint64) {
 		f.drop("reservation", fapp.ErrUnknownVersion)
 	}
 	f.mu.Unlock()
-	if f.write(b) == nil {
-		f.publishEvents(events)
+	if f.write(b) != nil {
+		f.mu.Lock()
+		f.unstageLocked(b) // a refusal
+		f.mu.Unlock()
+		return
 	}
+	f.publishEvents(events)
 }
 
 // onTherapistMsgLocked applies a request or a patient's cancel. A request
@@ -193,17 +197,31 @@ func (f *fappNode) offersLocked(slot uint16, start time.Time) error {
 }
 
 // occursLocked is the Book's Occurs: whether start is an occurrence of
-// the own slot as offered now (a weekly place is one place: Book lets one
-// reservation hold it, whichever occurrence it starts at). A group is not
-// one patient's place: its seats are not counted, and its reservations
-// stay one per occurrence, as before. Caller holds mu.
+// the own slot, as offered now or rolled past (a weekly place is one
+// place: Book lets one reservation hold it, whichever occurrence it starts
+// at). A group is not one patient's place: its seats are not counted, and
+// its reservations stay one per occurrence, as before. Caller holds mu.
 func (f *fappNode) occursLocked(slot uint16, start time.Time) bool {
 	if f.pub == nil {
 		return false
 	}
 	own := f.pub.Slots()
 	i := slices.IndexFunc(own, func(s fapp.Slot) bool { return s.ID == slot })
-	return i >= 0 && own[i].Setting != fapp.Gruppe && offers(own[i], start)
+	return i >= 0 && own[i].Setting != fapp.Gruppe && (offers(own[i], start) || rolledPast(own[i], start))
+}
+
+// rolledPast reports whether start is a week of weekly slot s that the
+// publisher rolled past (it moves a weekly slot on to its next occurrence
+// once one has passed): the weekly series from start reaches s's start.
+// Without it a request for the first week, still ANGEFRAGT when that week
+// passed, was a place of its own, and the place could be given twice.
+func rolledPast(s fapp.Slot, start time.Time) bool {
+	if !s.Woechentlich || !start.Before(s.Start) || s.Start.Sub(start) > (fapp.MaxWeeks+1)*7*24*time.Hour {
+		return false
+	}
+	past := s
+	past.Start, past.Bis = start, s.Start
+	return isOccurrence(past, s.Start)
 }
 
 // refuseLocked answers a request for a slot not on offer with a signed
@@ -213,11 +231,9 @@ func (f *fappNode) refuseLocked(b *store.FAPPBatch, q *fapp.Request, sender prot
 	if err != nil {
 		return r, err
 	}
-	sealed, err := f.book.Seal(randReader, q.ID, resp, now)
-	if err != nil {
+	if err := f.queueLaterLocked(b, from, q.ID, resp, now); err != nil {
 		return r, err
 	}
-	f.queueLaterLocked(b, from, append([]byte{toPatient}, sealed...), now)
 	f.stats.add("requests_refused", 1)
 	return r, nil
 }
@@ -325,13 +341,18 @@ func (f *fappNode) prepareReserveLocked(ref fapp.SlotRef, start, now time.Time) 
 }
 
 // isOccurrence reports whether start is one of the slot's occurrences.
+// The k-th is k weeks after the start give or take the clock change, so
+// only the nearest k can be it: one look, not one per week (the Book asks
+// this for every reservation of a place in every decision, BookConfig.
+// Occurs).
 func isOccurrence(s fapp.Slot, start time.Time) bool {
-	for k := range s.Occurrences() {
-		if s.Occurrence(k).Equal(start) {
-			return true
-		}
+	const week = 7 * 24 * time.Hour
+	d := start.Sub(s.Start)
+	if d < -week/2 {
+		return false
 	}
-	return false
+	k := int((d + week/2) / week)
+	return k < s.Occurrences() && s.Occurrence(k).Equal(start)
 }
 
 // nextOccurrence returns the slot's first occurrence at or after now (its
@@ -403,6 +424,7 @@ func (f *fappNode) respondLocked(id fapp.RequestID, action, note string, holdUnt
 		rivals = f.declineRivalsLocked(&b, id, now)
 	}
 	if err := f.write(b); err != nil {
+		f.unstageLocked(b) // the rivals' declines
 		return r, err
 	}
 	if answer {
@@ -432,8 +454,8 @@ func (f *fappNode) declineRivalsLocked(b *store.FAPPBatch, id fapp.RequestID, no
 		if !ok {
 			continue
 		}
-		if sealed, err := f.book.Seal(randReader, resp.ID, resp, now); err == nil {
-			f.queueLaterLocked(b, to, append([]byte{toPatient}, sealed...), now)
+		if err := f.queueLaterLocked(b, to, resp.ID, resp, now); err != nil {
+			f.n.log.Warn("cannot answer a declined request", "err", err)
 		}
 	}
 	f.stats.add("rivals_declined", uint64(len(resps)))

@@ -51,7 +51,9 @@ type BookConfig struct {
 	// offer (Publisher.Offers); a request it refuses is refused.
 	Offers func(slot uint16, start time.Time) error
 	// Occurs, when set, reports whether start is an occurrence of the slot
-	// as offered now. Two reservations of a slot whose starts both occur
+	// as offered now, or a week of it already passed (the publisher rolls a
+	// weekly slot on; a request for a passed week is still for the place).
+	// Two reservations of a slot whose starts both occur
 	// are for the same place (a weekly place is one place, taken from the
 	// occurrence asked for on): only one may hold or have it. Without it,
 	// or for a start that no longer occurs, only the same start is the
@@ -276,7 +278,7 @@ func (b *Book) occupied(r *Reservation) bool {
 
 // samePlace reports whether reservation o is for the place of slot at
 // start: the same start, or (with Occurs) two starts that are both
-// occurrences of the slot as offered now.
+// occurrences of the slot (offered now or passed).
 func (b *Book) samePlace(o *Reservation, slot uint16, start time.Time) bool {
 	if o.Request.Slot.Therapist != b.key || o.Request.Slot.Slot != slot {
 		return false
@@ -313,6 +315,10 @@ func (b *Book) ApplyCancel(c *Cancel, sender protocol.CompactIdentity, now time.
 	b.Expire(now)
 	r := b.res[c.ID]
 	switch {
+	case r == nil && c.By == StorniertPatient && c.Created.Sub(now) > b.cfg.ClockSkew:
+		// Dated ahead, it would be dated at its arrival each time it is
+		// applied again, and live for good (TestAttackEarlyCancelFromTheFuture).
+		return fmt.Errorf("cancel %v: created %v: %w", c.ID, c.Created, ErrFromFuture)
 	case r == nil && c.By == StorniertPatient && c.Verify(sender) == nil:
 		// Dated at the cancel's own time when that is earlier: kept
 		// again after a restart (the daemon leaves it in its inbox), it

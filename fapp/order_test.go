@@ -224,7 +224,7 @@ func TestAttackWeeklyPlaceTwice(t *testing.T) {
 	if err != nil || len(rivals) != 1 || rivals[0].ID != b.Request.ID {
 		t.Errorf("rivals of the hold: %v %v", rivals, err)
 	}
-	// An occurrence no longer offered (a slot moved or rolled on) is
+	// An occurrence no longer offered (a slot moved) is
 	// another place: it neither blocks nor is blocked.
 	delete(weeks, w.start)
 	c, sc := w.request(t, testNow)
