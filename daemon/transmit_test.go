@@ -23,7 +23,11 @@ type fullLink struct {
 
 func (l *fullLink) Send(ctx context.Context, _ []byte) error {
 	l.waits.Add(1)
-	l.waiting <- struct{}{}
+	select { // like a real link's Send, it returns when ctx ends
+	case l.waiting <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	<-ctx.Done()
 	return ctx.Err()
 }
