@@ -54,9 +54,6 @@ func (n *Node) runSender(l *link) {
 				n.signalRoom()
 			}
 			if err := l.conn.Send(n.ctx, f); err != nil {
-				if n.ctx.Err() != nil {
-					return // the node stops: not one more Send
-				}
 				l.refused.Add(1)
 				n.signalRoom()
 			}
