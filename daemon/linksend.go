@@ -54,6 +54,9 @@ func (n *Node) runSender(l *link) {
 				n.signalRoom()
 			}
 			if err := l.conn.Send(n.ctx, f); err != nil {
+				if n.ctx.Err() != nil {
+					return // stopping: what is left is in custody
+				}
 				l.refused.Add(1)
 				n.signalRoom()
 			}

@@ -58,8 +58,7 @@ type Node struct {
 	closing atomic.Bool
 	ctx     context.Context // ends when the node shuts down
 	cancel  context.CancelFunc
-	loopCtx context.Context // Run's context: ends when the loop is told to stop
-	bg      sync.WaitGroup  // lookups and other helpers of the loop
+	bg      sync.WaitGroup // lookups and other helpers of the loop
 	lookSem chan struct{}
 
 	// Owned by the loop goroutine.
@@ -313,7 +312,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: log, id: id, st: st, host: host, now: now, started: now(),
 		cmds: make(chan func(), 64), stopped: make(chan struct{}),
-		ctx: nctx, cancel: cancel, loopCtx: nctx, lookSem: make(chan struct{}, lookupConcurrency),
+		ctx: nctx, cancel: cancel, lookSem: make(chan struct{}, lookupConcurrency),
 		eng: eng, links: map[peer.ID]*link{}, byLink: map[routing.LinkID]*link{},
 		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
 		resolved: map[peer.ID][]pendingResolved{}, publishing: map[uint64]*pendingPublish{},
@@ -351,7 +350,6 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	defer stop()
 	defer close(n.stopped)
-	n.loopCtx = ctx
 	n.log.Info("meshd running", "address", n.id.Address(), "peer_id", n.host.ID(), "listen", n.host.Addrs(), "tcp_listen", n.tcpAddr())
 	// Whatever the restored engine has to do, and the first snapshot for
 	// node.info. (The host publishes and refreshes the node's DHT address

@@ -19,12 +19,15 @@ import (
 type fullLink struct {
 	contract.Link
 	waits   atomic.Int64
-	waiting chan struct{} // a Send waits
+	waiting chan struct{} // a Send waits (cap 1)
 }
 
 func (l *fullLink) Send(ctx context.Context, _ []byte) error {
 	l.waits.Add(1)
-	l.waiting <- struct{}{}
+	select {
+	case l.waiting <- struct{}{}:
+	default: // only the first wait is looked for
+	}
 	<-ctx.Done()
 	return ctx.Err()
 }
