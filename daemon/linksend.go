@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 
+	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/routing"
 )
 
@@ -10,8 +11,9 @@ import (
 // the link's queue is full or its window shut. The node loop must not
 // wait for one link, so each contract link has a sender goroutine
 // (runSender) that calls Send, fed by the loop through l.out, a channel
-// as long as the link's window. The engine never hands a link more frames
-// than its window, so the loop always finds room in l.out:
+// as long as the link's window, and at least protocol.MaxFragments. The
+// engine never hands a link more frames than its window (or, with nothing
+// in flight, one item's fragments), so the loop always finds room in l.out:
 //
 //   - A link with a window of its own (LoRa) reports finished frames on
 //     TxDone, as before; the sender only makes Send asynchronous.
@@ -32,7 +34,9 @@ const contractWindow = 64
 // startSender gives the contract link l its sender. On the loop, before
 // the engine hears of the link.
 func (n *Node) startSender(l *link) {
-	l.out = make(chan []byte, max(l.info.Window, contractWindow))
+	// With nothing in flight the engine hands a link one whole item,
+	// however many fragments (up to protocol.MaxFragments) it has.
+	l.out = make(chan []byte, max(l.window(), protocol.MaxFragments))
 	if n.senders == nil {
 		n.senders = map[routing.LinkID]*link{}
 	}

@@ -615,7 +615,8 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 		n.byLink[l.id] = l
 		n.publishLinks()
 		ri := routingInfo(l.id, l.info)
-		ri.Peer = ev.Address // the hello's, also when it carried no full identity
+		ri.Peer = ev.Address                 // the hello's, also when it carried no full identity
+		ri.WindowBytes = p2p.SendWindowBytes // its send queue's bytes (p2psend.go)
 		n.step(routing.LinkUp{Link: ri})
 		if ev.Identity != nil {
 			// The neighbour's keys came with the authenticated link

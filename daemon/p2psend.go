@@ -6,26 +6,27 @@ import (
 	"meshd.dev/meshd/routing"
 )
 
-// A libp2p link's send queue holds p2p.SendWindow (256) frames, and the node
-// loop, which serves every peer, API call and timer, must never wait for
-// it: a peer that reads slowly (or is paced by its own guard) would hold
-// the whole node. So the engine sees the link with a window of that many
-// frames (p2pInfo): it hands the loop no more frames for the link than
-// the queue has room for, and keeps the rest in its own link queue
+// A libp2p link's send queue holds p2p.SendWindow (256) frames and
+// p2p.SendWindowBytes (4 MiB) for TrySend, and the node loop, which serves
+// every peer, API call and timer, must never wait for it: a peer that
+// reads slowly (or is paced by its own guard) would hold the whole node.
+// So the engine sees the link with a window of that many frames and bytes
+// (p2pInfo, onHostEvent): it hands the loop no more frames for the link
+// than the queue has room for, and keeps the rest in its own link queue
 // (bounded in bytes, by priority; what it cannot hold it drops and counts,
-// meshd_routing_queue_drops_total, and custody retries the envelopes).
-// The loop counts the frames it queued (link.queued); the writer's takes
-// come back as TxDone, found by looking at the queue (reportTaken) after
-// every batch carried out and at every loop turn, and signalled by the
-// host (Room) when the loop asked for it (WatchRoom) because frames were
-// still queued.
+// meshd_routing_queue_drops_total, and custody retries the envelopes). The
+// loop counts the frames it queued (link.queued); the writer's takes come
+// back as TxDone, found by looking at the queue (reportTaken) after every
+// batch carried out and at every loop turn, and signalled by the host
+// (Room) when the loop asked for it (WatchRoom) because frames were still
+// queued.
 
-// sendP2P queues frame on l's libp2p link without waiting. The window
-// leaves room for it unless the link just went down or was replaced (a
-// new stream for the peer, whose queue this link's count does not know),
-// or the queue holds its 4 MiB (only frames far larger than usual fill
-// it); a frame the link does not take then is dropped and counted, and
-// reported done so that the window does not stay shut.
+// sendP2P queues frame on l's libp2p link without waiting. The window, in
+// frames and bytes (p2p.SendWindow, p2p.SendWindowBytes), leaves room for
+// it unless the link just went down or was replaced (a new stream for the
+// peer, whose queue this link's count does not know); a frame the link
+// does not take then is dropped and counted, and reported done so that
+// the window does not stay shut.
 func (n *Node) sendP2P(l *link, frame []byte) {
 	ok, err := n.host.TrySend(l.peer, frame)
 	if !ok || err != nil {

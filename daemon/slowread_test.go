@@ -30,13 +30,24 @@ import (
 // msg.send took 1.01 s, the honest peer's message 1.06 s, the loop waited
 // 100 times and dropped 100 frames (the test failed on those).
 func TestSlowReaderDoesNotHoldTheLoop(t *testing.T) {
-	t.Run("libp2p", func(t *testing.T) { testSlowReader(t, false) })
-	t.Run("tcp", func(t *testing.T) { testSlowReader(t, true) })
+	t.Run("libp2p", func(t *testing.T) { testSlowReader(t, false, 4<<10, false) })
+	t.Run("tcp", func(t *testing.T) { testSlowReader(t, true, 4<<10, false) })
+}
+
+// TestSlowReaderLargeMessages is TestSlowReaderDoesNotHoldTheLoop with
+// messages near the largest payload, as envelopes (sealed sender; a
+// session frame holds at most 16 KiB): a window of p2p.SendWindow such
+// frames holds more than the send queue's byte bound, so the link refuses
+// frames the engine handed it within its window. Those must wait in the
+// engine like the rest, not be dropped (custody would send them again
+// only after its retry interval, and a fragment lost loses the message).
+func TestSlowReaderLargeMessages(t *testing.T) {
+	testSlowReader(t, false, 60<<10, true)
 }
 
 // testSlowReader runs TestSlowReaderDoesNotHoldTheLoop with the slow
 // reader on a libp2p link or on a TCP link.
-func testSlowReader(t *testing.T, overTCP bool) {
+func testSlowReader(t *testing.T, overTCP bool, size int, sealed bool) {
 	noLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -75,12 +86,14 @@ func testSlowReader(t *testing.T, overTCP bool) {
 	var sent atomic.Int64
 	pumpDone := make(chan error, 1)
 	go func() {
-		body := make([]byte, 4<<10)
+		body := make([]byte, size)
 		_, _ = rand.NewChaCha8([32]byte{1}).Read(body) // incompressible
-		extra := 0
-		for i := 0; i < 4000 && extra < 100; i++ {
+		// As many more as the engine's link queue (4 MiB) holds: beyond
+		// that it defers them to custody, which sends them again later.
+		extra, more := 0, min(100, (3<<20)/size)
+		for i := 0; i < 4000 && extra < more; i++ {
 			copy(body, fmt.Sprintf("m%06d", i))
-			if _, err := victim.Send(ctx, rpcapi.SendParams{To: to, Payload: body}); err != nil {
+			if _, err := victim.Send(ctx, rpcapi.SendParams{To: to, Payload: body, SealedSender: sealed}); err != nil {
 				pumpDone <- err
 				return
 			}
@@ -97,7 +110,9 @@ func testSlowReader(t *testing.T, overTCP bool) {
 		if overTCP {
 			return victim.snap.Load().counters.QueuedFrames > 0
 		}
-		return victim.host.LinkQueue(slow.host.ID()) == p2p.SendWindow
+		// Full in frames, or (large frames) about full in bytes.
+		q := victim.host.LinkQueue(slow.host.ID())
+		return q == p2p.SendWindow || q*size >= p2p.SendWindowBytes
 	}
 	for !full() {
 		select {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"meshd.dev/meshd/protocol"
 	"meshd.dev/meshd/routing"
 	contract "meshd.dev/meshd/transports/link"
 )
@@ -80,10 +81,10 @@ func TestTransmitNeverWaits(t *testing.T) {
 	if n.dropped != 0 || n.byLink[1].queued != contractWindow {
 		t.Fatalf("after a window's worth: %d dropped, %d queued, want 0 and %d", n.dropped, n.byLink[1].queued, contractWindow)
 	}
-	// More than the window (the engine never hands that many): the loop
-	// still does not wait; one more fits (the sender took one), the rest
-	// is dropped and counted.
-	n.transmit(batch(10))
+	// More than the channel holds (the engine never hands that many):
+	// the loop still does not wait; what fits is queued (one more: the
+	// sender took one), the rest is dropped and counted.
+	n.transmit(batch(cap(n.byLink[1].out) - contractWindow + 10))
 	if f := <-other.frames; f[0] != 2 {
 		t.Fatalf("the other link got %v", f)
 	}
@@ -92,5 +93,45 @@ func TestTransmitNeverWaits(t *testing.T) {
 	}
 	if w := full.waits.Load(); w != 1 {
 		t.Errorf("%d Sends waited on the full link, want the sender's one", w)
+	}
+}
+
+// windowLink is a contract link with a window of its own (a LoRa modem):
+// Send takes every frame, TxDone would report them.
+type windowLink struct {
+	contract.Link
+	frames chan []byte
+	txDone chan int
+}
+
+func (l *windowLink) Send(_ context.Context, f []byte) error { l.frames <- f; return nil }
+func (l *windowLink) Done() <-chan struct{}                  { return nil }
+func (l *windowLink) TxDone() <-chan int                     { return l.txDone }
+
+// TestTransmitFragmentedItemOnWindowOne: with nothing in flight the engine
+// hands a link one whole item, all its fragments, whatever its window (a
+// LoRa modem's is 1; a 16 KiB session message is about 70 fragments at
+// its MTU, an envelope up to protocol.MaxFragments). The sender's channel
+// must hold them all: it held max(window, 64) and the rest were dropped.
+func TestTransmitFragmentedItemOnWindowOne(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	wl := &windowLink{frames: make(chan []byte), txDone: make(chan int)}
+	n := &Node{ctx: ctx, log: slog.New(slog.DiscardHandler), room: make(chan struct{}, 1), byLink: map[routing.LinkID]*link{
+		1: {id: 1, conn: wl, info: contract.Info{Name: "lora", Window: 1}},
+	}}
+	defer func() { cancel(); n.bg.Wait() }()
+	n.startSender(n.byLink[1])
+	var txs []routing.Transmit
+	for i := range protocol.MaxFragments {
+		txs = append(txs, routing.Transmit{Link: 1, Frame: []byte{byte(i)}})
+	}
+	n.transmit(txs) // the sender waits in its first Send meanwhile
+	if n.dropped != 0 {
+		t.Fatalf("%d of %d fragments dropped", n.dropped, len(txs))
+	}
+	for i := range protocol.MaxFragments {
+		if f := <-wl.frames; f[0] != byte(i) {
+			t.Fatalf("fragment %d: got %d", i, f[0])
+		}
 	}
 }

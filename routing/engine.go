@@ -19,6 +19,10 @@ type link struct {
 	info     LinkInfo
 	queue    linkQueue
 	inflight int
+	// inflightBytes are the bytes of the frames in flight, sizes their
+	// lengths, oldest first (only with a WindowBytes; window.go).
+	inflightBytes int
+	sizes         []int
 	// Advertisement budget (token bucket, bytes).
 	tokens   float64
 	refilled time.Time
@@ -280,7 +284,7 @@ func (e *Engine) Step(now time.Time, in Input) error {
 		return e.frameReceived(in)
 	case TxDone:
 		if l := e.link(in.Link); l != nil {
-			l.inflight = max(l.inflight-max(in.Frames, 1), 0)
+			l.done(max(in.Frames, 1))
 			e.sent(l, max(in.Frames, 1))
 		}
 		return nil
@@ -496,7 +500,7 @@ func (e *Engine) HasReady() bool {
 		}
 	}
 	for _, l := range e.linkList {
-		if (l.queue.len() > 0 && (l.info.Window == 0 || l.inflight < l.info.Window)) || (len(l.adverts) > 0 && e.advertReadyAt(l).IsZero()) {
+		if (l.queue.len() > 0 && l.fits()) || (len(l.adverts) > 0 && e.advertReadyAt(l).IsZero()) {
 			return true
 		}
 	}
@@ -684,7 +688,7 @@ func (e *Engine) emit(l *link, to Address, frame []byte, pri Priority) bool {
 // drainQueue moves frames from a link's queue into Ready, as far as the
 // link's window allows, fragmenting frames over the MTU.
 func (e *Engine) drainQueue(l *link) {
-	for l.info.Window == 0 || l.inflight < l.info.Window {
+	for l.fits() {
 		it, ok := l.queue.pop()
 		if !ok {
 			return
@@ -706,6 +710,7 @@ func (e *Engine) drainQueue(l *link) {
 			e.counters.BytesOut += uint64(len(f))
 		}
 		l.inflight += len(frames)
+		l.handed(frames)
 		h := handedItem{frames: len(frames)}
 		if it.hasRelease {
 			if w := e.hopAcks[it.release]; w != nil && w.link == l.info.ID {

@@ -97,6 +97,16 @@ func (q *linkQueue) account(it qitem, sign int) {
 	}
 }
 
+// headLen is the length of the frame pop would return.
+func (q *linkQueue) headLen() (int, bool) {
+	for p := range q.q {
+		if len(q.q[p]) > 0 {
+			return len(q.q[p][0].frame), true
+		}
+	}
+	return 0, false
+}
+
 func (q *linkQueue) pop() (qitem, bool) {
 	for p := range q.q {
 		if len(q.q[p]) > 0 {

@@ -54,8 +54,9 @@ func (e *Engine) send(in SendRequest) error {
 	}
 	d := e.table.get(in.Dest)
 	switch {
-	case !e.cfg.NoSessions && !in.SealedSender && in.Type == protocol.TypeMessage && e.sessionReachable(d) && !e.sessionsOff(in.Dest):
-		// Session frames carry no type: other types keep envelopes. A
+	case !e.cfg.NoSessions && !in.SealedSender && in.Type == protocol.TypeMessage && fitsSession(in.Body) && e.sessionReachable(d) && !e.sessionsOff(in.Dest):
+		// Session frames carry no type: other types keep envelopes, and
+		// so do bodies larger than a session frame holds. A
 		// session message whose route breaks goes on as an envelope of
 		// type session message, which the recipient deduplicates on the
 		// session message key (session_fallback.go).
@@ -84,6 +85,13 @@ func (e *Engine) send(in SendRequest) error {
 	status := e.attempt(r)
 	e.rd.Events = append(e.rd.Events, Event{Kind: EventAccepted, Ref: in.Ref, ID: id, Dest: in.Dest, Status: status})
 	return nil
+}
+
+// fitsSession reports whether body fits one session frame's plaintext
+// (protocol.MaxSessionPlaintext, 16 KiB); a larger one, up to the
+// envelope's limit, goes as an envelope.
+func fitsSession(body []byte) bool {
+	return len(body)+protocol.SessionNumberSize <= protocol.MaxSessionPlaintext
 }
 
 // publicOf returns d's public identity, if its KEM key is known.

@@ -98,7 +98,7 @@ func (e *Engine) sessionMessage(r *custodyRec, body []byte) {
 	r.session = true
 	r.key = protocol.SessionMessageKey(e.self, n)
 	r.id = MessageID(r.key)
-	r.data, _ = protocol.AppendSessionMessage(nil, n, body)
+	r.data, _ = protocol.AppendSessionMessage(nil, n, body) // send checked its size (fitsSession)
 }
 
 // attemptSession moves a session record forward: set up a session if there

@@ -464,3 +464,18 @@ func TestAttackSessionRelayTableSquat(t *testing.T) {
 	n.run(10 * time.Minute)
 	checkInbox(t, n.node("c"), []string{"through r"})
 }
+
+// TestSessionLargeBodyGoesAsEnvelope: a body larger than a session
+// frame's plaintext (16 KiB) but within the envelope limit reaches the
+// recipient intact, alongside a small one on the session. Before, the
+// engine ignored AppendSessionMessage's size error and sealed an empty
+// session frame: the message was accepted and never delivered.
+func TestSessionLargeBodyGoesAsEnvelope(t *testing.T) {
+	n := sessionChain(t, 1, routing.LinkIP, 1)
+	n.run(time.Hour)
+	large := strings.Repeat("x", 20<<10)
+	n.send("n0", "n1", "small")
+	n.send("n0", "n1", large)
+	n.run(time.Hour)
+	checkInbox(t, n.node("n1"), []string{"small", large})
+}

@@ -79,6 +79,11 @@ type LinkInfo struct {
 	// waits for a slow link and what does not fit waits in this engine's
 	// link queue.
 	Window int
+	// WindowBytes, with a Window, also bounds the bytes handed to the
+	// transport before it reports them: the daemon gives libp2p links
+	// their send queue's byte bound (4 MiB), which 256 large frames would
+	// pass. Zero means no bound in bytes.
+	WindowBytes int
 	// QueueBytes bounds the frames waiting for this link. Zero means 4 MiB
 	// for IP and TCP, 16 KiB for LoRa.
 	QueueBytes int
@@ -126,7 +131,7 @@ func (l LinkInfo) validate() error {
 		return fmt.Errorf("link %d: MTU %d below %d: %w", l.ID, l.MTU, minMTU, ErrBadInput)
 	case l.Bitrate <= 0:
 		return fmt.Errorf("link %d: bitrate %d: %w", l.ID, l.Bitrate, ErrBadInput)
-	case l.Window < 0 || l.QueueBytes < 0:
+	case l.Window < 0 || l.QueueBytes < 0 || l.WindowBytes < 0:
 		return fmt.Errorf("link %d: negative window or queue: %w", l.ID, ErrBadInput)
 	case l.DutyCycle < 0 || l.DutyCycle > 1 || l.DutyCycle != l.DutyCycle:
 		return fmt.Errorf("link %d: duty cycle %v not in 0..1: %w", l.ID, l.DutyCycle, ErrBadInput)

@@ -147,8 +147,9 @@ type Link interface {
 	// handed over before TxDone reports them; Send waits for the window
 	// like for a full queue. The daemon calls Send from a goroutine of
 	// the link's own (never from its node loop) and keeps no more than
-	// Window frames (64 on a link without one) waiting for it; the rest
-	// wait in the routing engine. A link that must wait for the air (a
+	// Window frames (64 on a link without one; with none in flight, one
+	// message's fragments, however many) waiting for it; the rest wait in
+	// the routing engine. A link that must wait for the air (a
 	// duty cycle, a busy channel) may take the frame and wait inside,
 	// reporting it on TxDone later, or wait in Send.
 	Send(ctx context.Context, frame []byte) error

@@ -31,6 +31,7 @@ type link struct {
 	queue      chan []byte
 	watch      atomic.Bool   // WatchRoom asked: signal Host.room at the writer's next take
 	bytes      atomic.Int64  // bytes queued (TrySend's bound, sendQueueBytes)
+	queued     atomic.Int64  // frames queued, taken off after bytes (WatchRoom)
 	closed     chan struct{} // closed by shutdown: the link is going down
 	writerDone chan struct{} // closed when the writer goroutine returned
 	done       chan struct{} // closed after LinkDown and removal from Host.links
@@ -405,6 +406,7 @@ func (h *Host) Send(ctx context.Context, p peer.ID, frame []byte) error {
 	}
 	b := bytes.Clone(frame)
 	l.bytes.Add(int64(len(b))) // before the writer can take it
+	l.queued.Add(1)
 	select {
 	case l.queue <- b:
 		return nil
@@ -413,6 +415,7 @@ func (h *Host) Send(ctx context.Context, p peer.ID, frame []byte) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
+	l.queued.Add(-1)
 	l.bytes.Add(-int64(len(b)))
 	return err
 }
@@ -442,6 +445,7 @@ func (h *Host) TrySend(p peer.ID, frame []byte) (bool, error) {
 	}
 	b := bytes.Clone(frame)
 	l.bytes.Add(int64(len(b))) // before the writer can take it
+	l.queued.Add(1)
 	select {
 	case l.queue <- b:
 		return true, nil
@@ -449,6 +453,7 @@ func (h *Host) TrySend(p peer.ID, frame []byte) (bool, error) {
 		err = fmt.Errorf("%w %s (going down)", ErrNoLink, p)
 	default:
 	}
+	l.queued.Add(-1)
 	l.bytes.Add(-int64(len(b)))
 	return false, err
 }

@@ -1,0 +1,62 @@
+package routing
+
+import "meshd.dev/meshd/protocol"
+
+// A link with a Window takes at most that many frames before it reports
+// them done (TxDone), and with a WindowBytes at most that many bytes. The
+// engine hands it the next queued item only if the item's frames (more
+// than one if it is fragmented) all fit, so a transport whose queue is as
+// long as the window always has room for what it is handed; a link with
+// nothing in flight takes any one item, however large.
+
+// fits reports whether l's window has room for the item at the head of its
+// queue (true if the queue is empty: there is nothing to hold back).
+func (l *link) fits() bool {
+	if l.info.Window == 0 || l.inflight == 0 {
+		return true
+	}
+	size, ok := l.queue.headLen()
+	if !ok {
+		return true
+	}
+	frames, bytes := wireCost(size, l.info.MTU)
+	return l.inflight+frames <= l.info.Window &&
+		(l.info.WindowBytes == 0 || l.inflightBytes+bytes <= l.info.WindowBytes)
+}
+
+// wireCost is how many frames, and bytes in all, an item of size bytes
+// takes on a link of mtu: one frame, or its fragments (protocol.Split).
+func wireCost(size, mtu int) (frames, bytes int) {
+	per := mtu - protocol.FragmentHeaderSize
+	if size <= mtu || per <= 0 {
+		return 1, size
+	}
+	frames = (size + per - 1) / per
+	return frames, size + frames*protocol.FragmentHeaderSize
+}
+
+// handed notes frames handed to l, for its byte window.
+func (l *link) handed(frames [][]byte) {
+	if l.info.WindowBytes == 0 {
+		return
+	}
+	for _, f := range frames {
+		l.sizes = append(l.sizes, len(f))
+		l.inflightBytes += len(f)
+	}
+}
+
+// done notes that l's transport finished k frames: the oldest handed (a
+// transport that takes frames in order reports them so; one it gave up on
+// out of order only shifts the count until nothing is in flight).
+func (l *link) done(k int) {
+	l.inflight = max(l.inflight-k, 0)
+	k = min(k, len(l.sizes))
+	for _, s := range l.sizes[:k] {
+		l.inflightBytes -= s
+	}
+	l.sizes = l.sizes[k:]
+	if l.inflight == 0 || len(l.sizes) == 0 {
+		l.inflightBytes, l.sizes = 0, l.sizes[:0]
+	}
+}
