@@ -129,7 +129,7 @@ type link struct {
 	addr     protocol.Address
 	since    time.Time
 	outbound bool
-	stalled  atomic.Bool // its window stayed full; see noteWindow (read by node.links)
+	stalled  atomic.Bool // frames waited on it with nothing taken; see noteWindow (read by node.links)
 	// queued counts the frames on the link's send queue (libp2p) or
 	// sender channel (a contract link without a window of its own) that
 	// the engine has not been told were taken (p2psend.go); fullSince is
@@ -519,8 +519,8 @@ func (n *Node) drain() error {
 	return nil
 }
 
-// sendStall is how long a link's window may stay full, with nothing
-// taken, before the link counts as stalled (node.links says so and the
+// sendStall is how long frames may wait on a link's queue with nothing
+// taken before the link counts as stalled (node.links says so and the
 // log warns; noteWindow). A healthy link drains far faster; a stalled one
 // is torn down by the transport's write timeout (30 s).
 const sendStall = time.Second

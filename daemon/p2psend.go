@@ -76,12 +76,15 @@ func (n *Node) reportTaken() {
 	}
 }
 
-// noteWindow keeps l's stalled mark: set once its window stayed full,
-// with nothing taken, for sendStall; cleared when its writer takes a
-// frame.
+// noteWindow keeps l's stalled mark: set once frames waited on its
+// queue for sendStall with nothing taken, cleared when its writer takes a
+// frame. Waiting frames, not a full window: with large frames the engine
+// holds the rest back on the window's bytes long before the queue holds
+// the window's frames (TestStalledByBytes), and a healthy writer takes a
+// frame within milliseconds either way.
 func (n *Node) noteWindow(l *link, took bool) {
 	switch {
-	case took || l.queued < l.window():
+	case took || l.queued == 0:
 		l.fullSince = time.Time{}
 		n.drains(l)
 	case l.fullSince.IsZero():
