@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"meshd.dev/meshd/fapp"
 	"meshd.dev/meshd/protocol"
@@ -22,21 +20,8 @@ func TestFAPPEarlyCancelCopyAcknowledged(t *testing.T) {
 	noLeaksFAPP(t)
 	clk := &testClock{}
 	is := newIssuer(t)
-	n, err := Open(context.Background(), fappConfig(t, is), Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, offer := stoppedTherapist(t, fappConfig(t, is), is, clk)
 	defer n.Close()
-	runCtx, stopRun := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(runCtx) }()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	offer := becomeTherapist(t, ctx, n, is, clk)
-	stopRun()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 
 	now := clk.Now()
 	pb := fapp.NewPatientBook(fapp.PatientBookConfig{})

@@ -191,20 +191,7 @@ func TestFAPPEarlyCancelSurvivesRestart(t *testing.T) {
 	clk := &testClock{}
 	is := newIssuer(t)
 	cfg := fappConfig(t, is)
-	n, err := Open(context.Background(), cfg, Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stopRun := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(runCtx) }()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	offer := becomeTherapist(t, ctx, n, is, clk)
-	stopRun()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	n, offer := stoppedTherapist(t, cfg, is, clk)
 
 	// With the loop stopped, the cancel is delivered as the engine would
 	// deliver it (inbox first) and handled.
@@ -250,4 +237,27 @@ func TestFAPPEarlyCancelSurvivesRestart(t *testing.T) {
 	if err != nil || len(entries) != 0 {
 		t.Errorf("inbox after the request: %d entries, %v", len(entries), err)
 	}
+}
+
+// stoppedTherapist opens a node on cfg and clk, runs it until it is a
+// therapist with a published offer (becomeTherapist), and stops its loop:
+// the test then hands the node's FAPP side its inputs by hand. The caller
+// closes the node.
+func stoppedTherapist(t *testing.T, cfg Config, is *fapp.Issuer, clk *testClock) (*Node, rpcapi.FAPPOffer) {
+	t.Helper()
+	n, err := Open(context.Background(), cfg, Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stopRun := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(runCtx) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	offer := becomeTherapist(t, ctx, n, is, clk)
+	stopRun()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return n, offer
 }

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -21,21 +20,8 @@ func TestFAPPFailedWriteSendsNothing(t *testing.T) {
 	noLeaksFAPP(t)
 	clk := &testClock{}
 	is := newIssuer(t)
-	n, err := Open(context.Background(), fappConfig(t, is), Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, offer := stoppedTherapist(t, fappConfig(t, is), is, clk)
 	defer n.Close()
-	runCtx, stopRun := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(runCtx) }()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	offer := becomeTherapist(t, ctx, n, is, clk)
-	stopRun()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	f := n.fapp
 	now := clk.Now()
 	pb := fapp.NewPatientBook(fapp.PatientBookConfig{})
@@ -66,7 +52,7 @@ func TestFAPPFailedWriteSendsNothing(t *testing.T) {
 
 	n.st.Close() // every write fails from here on
 	f.mu.Lock()
-	_, err = f.respondLocked(ids[0], decideHold, "", now.Add(time.Hour), now)
+	_, err := f.respondLocked(ids[0], decideHold, "", now.Add(time.Hour), now)
 	queued := len(f.later) + len(f.inflight)
 	f.mu.Unlock()
 	if err == nil {
