@@ -437,10 +437,13 @@ func (e *Engine) retryDest(dest Address) {
 	}
 }
 
-// keyLearned seals messages that waited for d's key.
+// keyLearned sends the messages that waited for d's key: it seals the
+// envelopes, and starts the session of the session messages (never sent:
+// attemptSession asks for the key before anything else), which would
+// otherwise wait for their next retry (RetryBase).
 func (e *Engine) keyLearned(d *destEntry) {
 	for _, r := range e.custody.forDest(d.dest) {
-		if r.awaitingKey {
+		if r.awaitingKey || r.session && r.frame == nil {
 			e.attempt(r)
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/coder/websocket"
-	"github.com/creachadair/jrpc2"
 	"github.com/creachadair/jrpc2/channel"
 )
 
@@ -26,7 +25,7 @@ const EventBuffer = 1024
 // concurrent use. Errors the server returns are *Error values carrying the
 // code; errors.Is(err, ErrRefused) and the other sentinels work on them.
 type Client struct {
-	rpc *jrpc2.Client
+	rpc *rpcClient
 	ch  *eventTap
 
 	mu         sync.Mutex
@@ -77,44 +76,38 @@ func DialWebSocket(ctx context.Context, url, token string) (*Client, error) {
 func newClient(ch channel.Channel) *Client {
 	tap := &eventTap{Channel: ch, events: make(chan Event, EventBuffer)}
 	return &Client{
-		rpc: jrpc2.NewClient(tap, nil),
+		rpc: newRPCClient(tap),
 		ch:  tap,
 	}
 }
 
 // Close closes the connection. Any Subscribe channel is closed.
 func (c *Client) Close() error {
-	err := c.rpc.Close()
-	if errors.Is(err, jrpc2.ErrConnClosed) {
-		return nil
-	}
-	return err
+	return c.rpc.close()
 }
 
 // Call invokes any method by name: params is marshalled as the by-name
 // parameter object (nil for none) and the result is decoded into result
 // (nil to discard). The typed methods below are wrappers around it.
 func (c *Client) Call(ctx context.Context, method string, params, result any) error {
-	rsp, err := c.rpc.Call(ctx, method, params)
+	raw, err := c.rpc.call(ctx, method, params)
 	if err != nil {
 		return clientError(err)
 	}
 	if result == nil {
 		return nil
 	}
-	if err := rsp.UnmarshalResult(result); err != nil {
+	if err := json.Unmarshal(raw, result); err != nil {
 		return fmt.Errorf("rpcapi: decoding %s's result: %w", method, err)
 	}
 	return nil
 }
 
 func clientError(err error) error {
-	var je *jrpc2.Error
+	var re *Error
 	switch {
-	case errors.As(err, &je):
-		return &Error{Code: int(je.Code), Message: je.Message, Data: je.Data}
-	case errors.Is(err, jrpc2.ErrConnClosed):
-		return ErrClientClosed
+	case errors.As(err, &re), errors.Is(err, ErrClientClosed):
+		return err
 	case errors.Is(err, io.EOF), channel.IsErrClosing(err), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.As(err, new(websocket.CloseError)):
 		return fmt.Errorf("%w: %v", ErrClientClosed, err)
@@ -215,7 +208,7 @@ func (c *Client) Subscribe(ctx context.Context) (<-chan Event, error) {
 }
 
 // eventTap is the client's channel: it takes msg.event notifications out
-// of the stream in arrival order and passes everything else to jrpc2.
+// of the stream in arrival order and passes everything else to the client's reader.
 type eventTap struct {
 	channel.Channel
 	events chan Event

@@ -252,6 +252,9 @@ type Host struct {
 	lastIssued protocol.Timestamp
 	publishMu  sync.Mutex // serializes PublishRecord
 	wg         sync.WaitGroup
+	// dials counts this host's own dials in flight (startDial): Close
+	// waits for them before it closes the libp2p host.
+	dials sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -692,9 +695,16 @@ func (h *Host) Connect(ctx context.Context, multiaddr string) (peer.AddrInfo, er
 // ConnectInfo dials a peer at the given addresses (or at addresses the
 // peerstore knows).
 func (h *Host) ConnectInfo(ctx context.Context, ai peer.AddrInfo) error {
-	if h.ctx.Err() != nil {
-		return ErrClosed
+	ctx, done, err := h.startDial(ctx)
+	if err != nil {
+		return err
 	}
+	defer done()
+	return h.connectInfo(ctx, ai)
+}
+
+// connectInfo is ConnectInfo's dial, registered by startDial.
+func (h *Host) connectInfo(ctx context.Context, ai peer.AddrInfo) error {
 	if ai.ID == h.self {
 		return fmt.Errorf("p2p: connect to %s: that is this host", ai.ID)
 	}
@@ -867,6 +877,9 @@ func (h *Host) Close() error {
 		for _, l := range links {
 			l.shutdown(ErrClosed)
 		}
+		// Our dials end (h.ctx is cancelled) before the libp2p host
+		// closes: see startDial.
+		h.dials.Wait()
 		if h.gossip != nil {
 			// Before the libp2p host: Deliver stops first, then pubsub.
 			h.gossip.close()

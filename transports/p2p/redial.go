@@ -309,11 +309,16 @@ func (r *redialer) setLost(p peer.ID, at time.Time) {
 // peerstore learned since) and schedules the next attempt.
 func (r *redialer) dial(ai peer.AddrInfo) {
 	defer r.h.wg.Done()
-	ctx, cancel := context.WithTimeout(r.h.ctx, redialTimeout)
+	dctx, done, err := r.h.startDial(r.h.ctx)
+	if err != nil {
+		return
+	}
+	defer done()
+	ctx, cancel := context.WithTimeout(dctx, redialTimeout)
 	defer cancel()
 	// A connection that is up but has no link may be half dead: dial the
 	// remembered addresses anyway (ForceDirectDial skips relays).
-	err := r.h.host.Connect(network.WithForceDirectDial(ctx, "meshd redial"), ai)
+	err = r.h.host.Connect(network.WithForceDirectDial(ctx, "meshd redial"), ai)
 	if err != nil {
 		// A peer behind NAT is reachable only through its relay.
 		err = r.h.dialRelayed(ctx, ai.ID, err)
