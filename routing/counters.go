@@ -166,6 +166,9 @@ type Counters struct {
 	SeenEntries  uint64
 	QueuedFrames uint64
 	QueuedBytes  uint64
+	// QueueHeldBytes is what the queue budget counts (Config.QueueBudget):
+	// QueuedBytes and the bytes handed to windowed links not yet done.
+	QueueHeldBytes uint64
 
 	// PathRequestsPending (a gauge) are forwarded path requests waiting for
 	// an answer.

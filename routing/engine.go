@@ -532,6 +532,7 @@ func (e *Engine) updateGauges() {
 	c.SeenEntries = uint64(e.seen.len() + e.floodSeen.len() + e.relaySeen.len())
 	c.PathRequestsPending = uint64(len(e.pathReqs))
 	c.QueuedFrames, c.QueuedBytes = 0, 0
+	c.QueueHeldBytes = uint64(e.held)
 	for _, l := range e.linkList {
 		c.QueuedFrames += uint64(l.queue.len())
 		c.QueuedBytes += uint64(l.queue.bytes)
