@@ -97,6 +97,7 @@ func TestAttackSlowReadersQueueBudget(t *testing.T) {
 	for i := range honestMsgs {
 		waitText(t, ctx, subHonest.ch, fmt.Sprintf("honest %d", i))
 	}
+	runtime.GC() // what is live, not what the collector has yet to free
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	var budgetDrops, engHeld uint64

@@ -24,6 +24,7 @@ type budgetNet struct {
 	peers   map[routing.LinkID]routing.Address
 	waiting map[routing.LinkID][]int // frames handed, not yet taken (sizes)
 	handed  map[routing.LinkID]int   // envelopes handed, all told
+	ids     map[routing.MessageID]int // times each envelope was handed
 	maxHeld int
 	seq     uint32
 }
@@ -45,18 +46,20 @@ func newBudgetNet(t *testing.T, slow int, cfg routing.Config) *budgetNet {
 		t.Fatal(err)
 	}
 	n := &budgetNet{t: t, eng: eng, now: epoch, src: attacker(t),
-		peers: map[routing.LinkID]routing.Address{}, waiting: map[routing.LinkID][]int{}, handed: map[routing.LinkID]int{}}
-	n.up(budgetAttackLink, n.src.Address())
-	n.up(budgetHonestLink, protocol.Address{0xb0})
+		peers: map[routing.LinkID]routing.Address{}, waiting: map[routing.LinkID][]int{}, handed: map[routing.LinkID]int{}, ids: map[routing.MessageID]int{}}
+	n.up(budgetAttackLink, n.src.Address(), 256)
+	n.up(budgetHonestLink, protocol.Address{0xb0}, 256)
 	for i := range slow {
-		n.up(budgetFirstSlow+routing.LinkID(i), protocol.Address{0xc0, byte(i)})
+		n.up(budgetFirstSlow+routing.LinkID(i), slowPeer(i), 256)
 	}
 	return n
 }
 
-func (n *budgetNet) up(id routing.LinkID, peer routing.Address) {
+func slowPeer(i int) routing.Address { return protocol.Address{0xc0, byte(i)} }
+
+func (n *budgetNet) up(id routing.LinkID, peer routing.Address, window int) {
 	n.peers[id] = peer
-	n.step(routing.LinkUp{Link: routing.LinkInfo{ID: id, Kind: routing.LinkIP, Peer: peer, Window: 256, WindowBytes: 4 << 20}})
+	n.step(routing.LinkUp{Link: routing.LinkInfo{ID: id, Kind: routing.LinkIP, Peer: peer, Window: window, WindowBytes: 4 << 20}})
 }
 
 func (n *budgetNet) step(in routing.Input) {
@@ -71,8 +74,9 @@ func (n *budgetNet) step(in routing.Input) {
 func (n *budgetNet) run() {
 	for n.eng.HasReady() {
 		for _, tx := range n.eng.Ready().Transmits {
-			if envelopeOf(tx.Frame) != nil {
+			if env := envelopeOf(tx.Frame); env != nil {
 				n.handed[tx.Link]++
+				n.ids[env.ID]++
 			}
 			n.waiting[tx.Link] = append(n.waiting[tx.Link], len(tx.Frame))
 		}
@@ -201,5 +205,62 @@ func TestQueueBudgetUntouchedWithinIt(t *testing.T) {
 	}
 	if held[0] != held[1] || counters[0] != counters[1] || counters[1].QueueBudgetDrops != 0 {
 		t.Fatalf("held %d vs %d bytes; counters\n%+v\n%+v", held[0], held[1], counters[0], counters[1])
+	}
+}
+
+// TestQueueBudgetShedKeepsCustody: frames shed for the budget lose no
+// message the node keeps. Two slow links hold envelopes the node keeps in
+// custody (they came while the links were down); a frame for the honest
+// link then takes the node past its budget, and the slow links' newest
+// frames are shed. Their records stay in custody, and once the links
+// read again every envelope is handed to its link, once.
+func TestQueueBudgetShedKeepsCustody(t *testing.T) {
+	const size, each = 33000, 15
+	n := newBudgetNet(t, 0, routing.Config{QueueBudget: 1 << 20})
+	for i := range 2 * each {
+		n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(i%2), size)})
+	}
+	if c := n.eng.Counters(); c.CustodyCount != 2*each {
+		t.Fatalf("%d envelopes in custody, want %d", c.CustodyCount, 2*each)
+	}
+	// The slow links come up with a window of 8 frames: 8 envelopes each
+	// are handed, 7 wait in their queues (custody keeps those).
+	for i := range 2 {
+		n.up(budgetFirstSlow+routing.LinkID(i), slowPeer(i), 8)
+	}
+	n.now = n.now.Add(time.Second)
+	n.eng.Tick(n.now)
+	n.run()
+	before := n.eng.Counters()
+	if before.QueueBudgetDrops != 0 || before.QueuedFrames == 0 {
+		t.Fatalf("before the honest frame: %d budget drops, %d frames queued", before.QueueBudgetDrops, before.QueuedFrames)
+	}
+	n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(n.peers[budgetHonestLink], 60<<10)})
+	after := n.eng.Counters()
+	if after.QueueBudgetDrops == 0 || n.handed[budgetHonestLink] != 1 {
+		t.Fatalf("the honest frame: %d budget drops, handed %d times (held %d of %d)", after.QueueBudgetDrops, n.handed[budgetHonestLink], n.held(), 1<<20)
+	}
+	if n.held() > 1<<20 {
+		t.Errorf("held %d bytes, budget %d", n.held(), 1<<20)
+	}
+	// The slow links read again: custody sends what was shed.
+	for range 600 {
+		n.now = n.now.Add(time.Second)
+		n.eng.Tick(n.now)
+		n.run()
+		for i := range 2 {
+			n.take(budgetFirstSlow+routing.LinkID(i), 8)
+		}
+		n.run()
+	}
+	got := n.handed[budgetFirstSlow] + n.handed[budgetFirstSlow+1]
+	twice := 0
+	for _, k := range n.ids {
+		twice += max(k-1, 0)
+	}
+	t.Logf("%d frames shed for the budget; then %d envelopes handed to the slow links (%d again), %d left in custody",
+		after.QueueBudgetDrops, got, twice, n.eng.Counters().CustodyCount)
+	if got-twice != 2*each || twice != 0 {
+		t.Errorf("%d distinct envelopes handed to the slow links (%d twice), want all %d once", got-twice, twice, 2*each)
 	}
 }
