@@ -22,8 +22,8 @@ type budgetNet struct {
 	now     time.Time
 	src     *protocol.Identity
 	peers   map[routing.LinkID]routing.Address
-	waiting map[routing.LinkID][]int // frames handed, not yet taken (sizes)
-	handed  map[routing.LinkID]int   // envelopes handed, all told
+	waiting map[routing.LinkID][]int  // frames handed, not yet taken (sizes)
+	handed  map[routing.LinkID]int    // envelopes handed, all told
 	ids     map[routing.MessageID]int // times each envelope was handed
 	maxHeld int
 	seq     uint32
