@@ -176,6 +176,12 @@ type LimitsConfig struct {
 	// custody store and the database's buffers. A GOMEMLIMIT environment
 	// variable (for example GOMEMLIMIT=off) takes precedence.
 	MemoryLimit int64 `toml:"memory_limit"`
+	// QueueBudget bounds, in bytes, the frames the node holds for all its
+	// links together: the routing engine's queues and the link send
+	// queues it filled (routing.Config.QueueBudget). Past it a link holds
+	// no more than its share, and the links that hold the most (slow
+	// readers) lose frames first; custody sends its messages again.
+	QueueBudget int `toml:"queue_budget"`
 
 	// What one peer may send (per libp2p peer and per TCP link; see
 	// guard.go): PeerFrameRate frames per second with bursts of
@@ -202,6 +208,15 @@ type StoreConfig struct {
 	// the store holds can still be delivered, acknowledged and expired.
 	MinFree int64 `toml:"min_free"`
 }
+
+// Queue budget default and bounds (limits.queue_budget): the default
+// keeps a router with 128 MiB of memory alive with every connection
+// (limits.conn_high) held by a slow reader; the least is four of the
+// largest frames, with room for a fast link.
+const (
+	DefaultQueueBudget = 32 << 20
+	minQueueBudget     = 1 << 20
+)
 
 // Store upkeep defaults and bounds.
 const (
@@ -242,7 +257,7 @@ func DefaultConfig() Config {
 		MDNS:      true,
 		DHTMode:   "auto",
 		Log:       LogConfig{Level: "info", Format: "text"},
-		Limits:    LimitsConfig{ConnLow: 64, ConnHigh: 128, ShutdownTimeout: Duration(10 * time.Second)},
+		Limits:    LimitsConfig{ConnLow: 64, ConnHigh: 128, ShutdownTimeout: Duration(10 * time.Second), QueueBudget: DefaultQueueBudget},
 		Routing:   RoutingConfig{AnnounceInterval: Duration(30 * time.Minute), MessageTTL: Duration(7 * 24 * time.Hour), CustodyMaxBytes: 64 << 20, Sessions: true},
 		Channels:  ChannelsConfig{HistorySize: DefaultChannelHistory},
 		Store:     StoreConfig{GCInterval: Duration(DefaultGCInterval), MinFree: DefaultMinFree},
@@ -322,6 +337,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MemoryLimit != 0 && c.Limits.MemoryLimit < 32<<20 {
 		return bad("limits.memory_limit", "%d is below 32 MiB (0 means automatic)", c.Limits.MemoryLimit)
+	}
+	if c.Limits.QueueBudget < minQueueBudget {
+		return bad("limits.queue_budget", "%d is below 1 MiB", c.Limits.QueueBudget)
 	}
 	if c.Store.GCInterval < Duration(time.Minute) {
 		return bad("store.gc_interval", "%v is below one minute", time.Duration(c.Store.GCInterval))

@@ -337,3 +337,16 @@ func TestMemoryLimit(t *testing.T) {
 		t.Errorf("a 1 MiB limit: %v", err)
 	}
 }
+
+// TestQueueBudgetConfig: limits.queue_budget defaults to 32 MiB and is at
+// least 1 MiB.
+func TestQueueBudgetConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	if cfg.Limits.QueueBudget != 32<<20 {
+		t.Errorf("default queue budget %d", cfg.Limits.QueueBudget)
+	}
+	cfg.Limits.QueueBudget = 512 << 10
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "limits.queue_budget") {
+		t.Errorf("a 512 KiB budget: %v", err)
+	}
+}

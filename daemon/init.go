@@ -75,6 +75,10 @@ dht_mode = %q
   # The Go runtime's soft memory limit in bytes; 0 means custody_max_bytes
   # plus 64 MiB. The GOMEMLIMIT environment variable takes precedence.
   memory_limit = %d
+  # Bytes of frames held for all links together (queued for them, or in
+  # their send queues); past it the links that hold the most, slow
+  # readers, lose frames first (at least 1 MiB).
+  queue_budget = %d
 
 [routing]
   # How often the node announces itself to the mesh.
@@ -117,7 +121,7 @@ dht_mode = %q
   # until space returns (at least 32 MiB).
   min_free = %d
 `, d.DataDir, q(d.Listen), d.API, d.MDNS, d.Relay, d.DHTMode, d.Log.Level, d.Log.Format,
-		d.Limits.ConnLow, d.Limits.ConnHigh, dur(d.Limits.ShutdownTimeout), d.Limits.MemoryLimit,
+		d.Limits.ConnLow, d.Limits.ConnHigh, dur(d.Limits.ShutdownTimeout), d.Limits.MemoryLimit, d.Limits.QueueBudget,
 		dur(d.Routing.AnnounceInterval), dur(d.Routing.MessageTTL), d.Routing.CustodyMaxBytes, d.Routing.Sessions, d.Channels.HistorySize,
 		d.FAPP.Relay, dur(d.FAPP.Epoch), dur(d.Store.GCInterval), d.Store.MinFree))
 }

@@ -21,7 +21,7 @@ import (
 // gaugeCounters are the routing.Counters fields that go up and down.
 var gaugeCounters = map[string]bool{
 	"Routes": true, "CustodyCount": true, "CustodyBytes": true,
-	"SeenEntries": true, "QueuedFrames": true, "QueuedBytes": true,
+	"SeenEntries": true, "QueuedFrames": true, "QueuedBytes": true, "QueueHeldBytes": true,
 	"PathRequestsPending": true,
 }
 

@@ -251,6 +251,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 		AnnounceInterval: time.Duration(cfg.Routing.AnnounceInterval),
 		MessageTTL:       time.Duration(cfg.Routing.MessageTTL),
 		CustodyMaxBytes:  cfg.Routing.CustodyMaxBytes,
+		QueueBudget:      cfg.Limits.QueueBudget,
 		NoSessions:       !cfg.Routing.Sessions,
 		// The gossip validator checks freshness with the same bounds.
 		FloodMaxAge: floodMaxAge,

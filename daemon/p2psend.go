@@ -14,7 +14,9 @@ import (
 // (p2pInfo, onHostEvent): it hands the loop no more frames for the link
 // than the queue has room for, and keeps the rest in its own link queue
 // (bounded in bytes, by priority; what it cannot hold it drops and counts,
-// meshd_routing_queue_drops_total, and custody retries the envelopes). The
+// meshd_routing_queue_drops_total, and custody retries the envelopes).
+// Both count towards the node's queue budget across links
+// (limits.queue_budget): past it the links that hold the most shed first. The
 // loop counts the frames it queued (link.queued); the writer's takes come
 // back as TxDone, found by looking at the queue (reportTaken) after every
 // batch carried out and at every loop turn, and signalled by the host

@@ -103,6 +103,14 @@ type Config struct {
 	// node forwards or keeps for others, in bytes per second (default
 	// 64 KiB/s), saving up at most SealedSenderBurst (default 1 MiB).
 	SealedSenderRate, SealedSenderBurst int
+	// QueueBudget bounds, in bytes, what the node holds for all its links
+	// together: the frames waiting in their queues (each bounded by
+	// LinkInfo.QueueBytes) and those handed to windowed links and not yet
+	// reported done (default 32 MiB). Past it, a link gets no more than
+	// an even share of it (at least 256 KiB), and the links that hold the
+	// most lose their newest, least urgent frames first
+	// (queuebudget.go).
+	QueueBudget int
 	// RetryBase and RetryMax bound the custody retry backoff (defaults
 	// 30 s and 1 h).
 	RetryBase, RetryMax time.Duration
@@ -247,6 +255,7 @@ func (c *Config) applyDefaults() error {
 	defInt(&c.MaxDelivered, 1_000_000)
 	defInt(&c.CustodyMaxBytes, 64<<20)
 	defInt(&c.CustodyMaxPerDest, 4<<20)
+	defInt(&c.QueueBudget, 32<<20)
 	c.applyQuotaDefaults()
 	def(&c.RetryBase, 30*time.Second)
 	def(&c.RetryMax, time.Hour)

@@ -84,18 +84,23 @@ type Counters struct {
 	// Custody quotas (docs/routing.md section 5).
 	CustodyRestoreDropped uint64 // forwarded records over the quotas at a restart, deleted
 
-	QueueDrops     uint64 // frames dropped because a link queue was full
-	QueueDeferred  uint64 // custody messages left in custody because a queue was full
-	FloodIn        uint64
-	FloodDuplicate uint64
-	FloodRelayed   uint64
-	FloodCancelled uint64 // rebroadcasts cancelled because enough neighbours did it
-	FloodDelivered uint64
-	FloodHopLimit  uint64
-	FloodStale     uint64 // channel frames refused: too old, from the future, or older than the dedup cache remembers
-	FloodForged    uint64 // frames of a joined channel that failed authentication (dropped, not relayed)
-	Fragments      uint64 // fragments sent
-	Reassembled    uint64
+	QueueDrops    uint64 // frames dropped because a link queue was full
+	QueueDeferred uint64 // custody messages left in custody because a queue was full
+	// QueueBudgetDrops counts frames the node-wide queue budget
+	// (Config.QueueBudget) cost a place in a queue: refused by a link over
+	// its share (the caller keeps or drops them as for a full queue) or
+	// shed from the links that held the most (also in QueueDrops).
+	QueueBudgetDrops uint64
+	FloodIn          uint64
+	FloodDuplicate   uint64
+	FloodRelayed     uint64
+	FloodCancelled   uint64 // rebroadcasts cancelled because enough neighbours did it
+	FloodDelivered   uint64
+	FloodHopLimit    uint64
+	FloodStale       uint64 // channel frames refused: too old, from the future, or older than the dedup cache remembers
+	FloodForged      uint64 // frames of a joined channel that failed authentication (dropped, not relayed)
+	Fragments        uint64 // fragments sent
+	Reassembled      uint64
 
 	SealedRateLimited uint64 // sealed-sender envelopes dropped by a link's rate limit
 
@@ -161,6 +166,9 @@ type Counters struct {
 	SeenEntries  uint64
 	QueuedFrames uint64
 	QueuedBytes  uint64
+	// QueueHeldBytes is what the queue budget counts (Config.QueueBudget):
+	// QueuedBytes and the bytes handed to windowed links not yet done.
+	QueueHeldBytes uint64
 
 	// PathRequestsPending (a gauge) are forwarded path requests waiting for
 	// an answer.

@@ -189,6 +189,11 @@ type Engine struct {
 	atRest cipher.AEAD
 	// frag names fragment groups after their frame (fragrepair.go).
 	frag fragMAC
+
+	// held is what the node holds for its links, in bytes: their queues
+	// and what windowed links were handed and have not reported done
+	// (queuebudget.go).
+	held int
 }
 
 // New creates an engine at time now. Records persisted by an earlier run
@@ -527,6 +532,7 @@ func (e *Engine) updateGauges() {
 	c.SeenEntries = uint64(e.seen.len() + e.floodSeen.len() + e.relaySeen.len())
 	c.PathRequestsPending = uint64(len(e.pathReqs))
 	c.QueuedFrames, c.QueuedBytes = 0, 0
+	c.QueueHeldBytes = uint64(e.held)
 	for _, l := range e.linkList {
 		c.QueuedFrames += uint64(l.queue.len())
 		c.QueuedBytes += uint64(l.queue.bytes)
@@ -581,6 +587,7 @@ func (e *Engine) linkUp(info LinkInfo) error {
 	fresh := l == nil
 	if fresh {
 		l = &link{tokens: float64(e.cfg.AnnounceBurst), refilled: e.now}
+		l.queue.total = &e.held
 		e.links[info.ID] = l
 	}
 	l.info = info
@@ -627,11 +634,9 @@ func (e *Engine) linkDown(id LinkID) error {
 	}
 	delete(e.links, id)
 	e.relist()
-	for _, it := range l.queue.clear() {
-		_ = it
-		e.counters.QueueDrops++
-	}
-	e.relaysLinkDown(id) // session_relay.go: resets towards initiators
+	e.counters.QueueDrops += uint64(len(l.queue.clear()))
+	l.addInflight(-l.inflightBytes) // no longer the node's to hold
+	e.relaysLinkDown(id)            // session_relay.go: resets towards initiators
 	for _, d := range e.table.sortedDests() {
 		e.routeChanged(d, d.dropLink(id, Address{}, e.now))
 	}
@@ -677,8 +682,7 @@ func (e *Engine) emit(l *link, to Address, frame []byte, pri Priority) bool {
 	if l.info.Shared && !to.IsZero() {
 		frame = protocol.AppendHop(make([]byte, 0, 17+len(frame)), to, frame)
 	}
-	dropped, ok := l.queue.push(qitem{frame: frame, to: to, pri: pri})
-	e.queueDropped(l, dropped)
+	ok := e.enqueue(l, qitem{frame: frame, to: to, pri: pri})
 	if !ok {
 		e.counters.QueueDrops++
 	}

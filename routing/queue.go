@@ -26,6 +26,17 @@ type linkQueue struct {
 	limit int
 	// fwdBytes are the bytes of forwarded frames queued per neighbour.
 	fwdBytes map[neighbour]int
+	// total, if set, is the node-wide count of bytes held for links
+	// (queuebudget.go) that this queue's bytes, and its link's window,
+	// add to.
+	total *int
+}
+
+// addTotal adds n bytes to the node-wide count, if there is one.
+func (q *linkQueue) addTotal(n int) {
+	if q.total != nil {
+		*q.total += n
+	}
 }
 
 func (q *linkQueue) len() int {
@@ -89,6 +100,7 @@ func (q *linkQueue) push(it qitem) (dropped []qitem, ok bool) {
 func (q *linkQueue) account(it qitem, sign int) {
 	n := sign * len(it.frame)
 	q.bytes += n
+	q.addTotal(n)
 	if it.owner.fwd {
 		if q.fwdBytes == nil {
 			q.fwdBytes = make(map[neighbour]int)
@@ -126,7 +138,23 @@ func (q *linkQueue) clear() []qitem {
 		out = append(out, q.q[p]...)
 		q.q[p] = nil
 	}
+	q.addTotal(-q.bytes)
 	q.bytes = 0
 	clear(q.fwdBytes)
 	return out
+}
+
+// shed removes the newest frame of the lowest priority queued, the one
+// push would displace first.
+func (q *linkQueue) shed() (qitem, bool) {
+	for p := len(q.q) - 1; p >= 0; p-- {
+		if k := len(q.q[p]); k > 0 {
+			it := q.q[p][k-1]
+			q.q[p][k-1] = qitem{}
+			q.q[p] = q.q[p][:k-1]
+			q.account(it, -1)
+			return it, true
+		}
+	}
+	return qitem{}, false
 }

@@ -309,9 +309,7 @@ func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address
 	if l.info.Shared && !via.IsZero() {
 		frame = protocol.AppendHop(make([]byte, 0, 17+len(raw)), via, raw)
 	}
-	dropped, ok := l.queue.push(qitem{frame: frame, to: via, pri: pri, release: key, hasRelease: true, owner: from})
-	e.queueDropped(l, dropped)
-	if !ok {
+	if !e.enqueue(l, qitem{frame: frame, to: via, pri: pri, release: key, hasRelease: true, owner: from}) {
 		return false
 	}
 	if l.info.HopAcks {
@@ -530,9 +528,7 @@ func (e *Engine) tickHopAcks() {
 		w.deadline = time.Time{}
 		// Still the neighbour's frame (w.from): it takes only its share
 		// and does not displace other neighbours' envelopes as ours would.
-		dropped, ok := l.queue.push(qitem{frame: w.frame, to: w.to, pri: PriData, release: key, hasRelease: true, owner: w.from})
-		e.queueDropped(l, dropped)
-		if !ok {
+		if !e.enqueue(l, qitem{frame: w.frame, to: w.to, pri: PriData, release: key, hasRelease: true, owner: w.from}) {
 			// Refused: try again after another timeout rather than wait
 			// with no deadline for ever.
 			e.counters.QueueDrops++

@@ -268,9 +268,7 @@ func (e *Engine) emitSession(se *sessEnd, frame []byte, pri Priority, from owner
 }
 
 func (e *Engine) pushSession(l *link, to Address, frame []byte, pri Priority, from owner) {
-	dropped, ok := l.queue.push(qitem{frame: frame, to: to, pri: pri, owner: from})
-	e.queueDropped(l, dropped)
-	if !ok {
+	if !e.enqueue(l, qitem{frame: frame, to: to, pri: pri, owner: from}) {
 		e.counters.QueueDrops++
 	}
 }

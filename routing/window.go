@@ -35,15 +35,23 @@ func wireCost(size, mtu int) (frames, bytes int) {
 	return frames, size + frames*protocol.FragmentHeaderSize
 }
 
-// handed notes frames handed to l, for its byte window.
+// handed notes frames handed to a windowed link l, for its byte window
+// and the node's queue budget (queuebudget.go): until its transport
+// reports them done they are held for the link.
 func (l *link) handed(frames [][]byte) {
-	if l.info.WindowBytes == 0 {
+	if l.info.Window == 0 {
 		return
 	}
 	for _, f := range frames {
 		l.sizes = append(l.sizes, len(f))
-		l.inflightBytes += len(f)
+		l.addInflight(len(f))
 	}
+}
+
+// addInflight adds n to l's bytes in flight and the node-wide count.
+func (l *link) addInflight(n int) {
+	l.inflightBytes += n
+	l.queue.addTotal(n)
 }
 
 // done notes that l's transport finished k frames: the oldest handed (a
@@ -53,10 +61,11 @@ func (l *link) done(k int) {
 	l.inflight = max(l.inflight-k, 0)
 	k = min(k, len(l.sizes))
 	for _, s := range l.sizes[:k] {
-		l.inflightBytes -= s
+		l.addInflight(-s)
 	}
 	l.sizes = l.sizes[k:]
 	if l.inflight == 0 || len(l.sizes) == 0 {
-		l.inflightBytes, l.sizes = 0, l.sizes[:0]
+		l.addInflight(-l.inflightBytes)
+		l.sizes = l.sizes[:0]
 	}
 }

@@ -235,3 +235,16 @@ func (h *Host) LinkQueue(p peer.ID) int {
 	}
 	return len(l.queue)
 }
+
+// LinkQueueBytes is how many bytes wait in the send queue of the link to
+// p (0 without a link): the frames TrySend queued and the writer has not
+// taken.
+func (h *Host) LinkQueueBytes(p peer.ID) int {
+	h.mu.Lock()
+	l := h.links[p]
+	h.mu.Unlock()
+	if l == nil {
+		return 0
+	}
+	return int(l.bytes.Load())
+}

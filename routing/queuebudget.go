@@ -1,0 +1,83 @@
+package routing
+
+// The queue budget. Each link's queue is bounded (LinkInfo.QueueBytes), and
+// so is what a windowed link is handed (its Window, WindowBytes), but a
+// node with many links that read slowly would hold all of them at once:
+// 128 neighbours that each take a frame now and then hold about 1 GiB
+// (4 MiB queued here, 4 MiB in the link's send queue). Config.QueueBudget
+// bounds the sum, Engine.held, which counts both (queue bytes, and bytes
+// handed to a windowed link until its TxDone).
+//
+// Within the budget nothing changes. A frame that would take the node past
+// it is tight: its link may then hold no more than its share, the budget
+// divided among the links up, at least queueShareFloor. A frame for a link
+// over its share displaces only what it outranks in that link's queue
+// (linkQueue.push with the share as its limit), or is refused. A frame
+// within its link's share is queued, and the links over their share that
+// hold the most lose their newest, least urgent queued frames until the
+// node is back within its budget (or no link over its share has anything
+// queued: what a link was handed cannot be taken back). So the links that
+// hold the most, the slow ones, pay, and a fast link, which holds little,
+// keeps its full rate. What is shed goes the way of any displaced frame
+// (queueDropped): custody sends its messages again.
+
+// queueShareFloor is the least share of the budget a link has when the
+// budget is tight: four frames of the largest size. With 128 links (the
+// daemon's default connection limit) and the default budget of 32 MiB the
+// even share is this floor too.
+const queueShareFloor = 256 << 10
+
+// enqueue queues it for l within the link's queue bound and the node's
+// budget, and reports whether it was queued.
+func (e *Engine) enqueue(l *link, it qitem) bool {
+	limit := l.queue.limit
+	tight := e.held+len(it.frame) > e.cfg.QueueBudget
+	if tight {
+		l.queue.limit = min(limit, max(e.queueShare()-l.inflightBytes, 0))
+	}
+	dropped, ok := l.queue.push(it)
+	l.queue.limit = limit
+	e.queueDropped(l, dropped)
+	if tight {
+		e.counters.QueueBudgetDrops += uint64(len(dropped))
+		if !ok {
+			e.counters.QueueBudgetDrops++
+			return false
+		}
+		e.shedOverBudget()
+	}
+	return ok
+}
+
+// queueShare is what one link may hold while the budget is tight.
+func (e *Engine) queueShare() int {
+	return max(e.cfg.QueueBudget/max(len(e.linkList), 1), queueShareFloor)
+}
+
+// holds is what the node holds for l: its queue and its window.
+func (l *link) holds() int { return l.queue.bytes + l.inflightBytes }
+
+// shedOverBudget drops queued frames of the links over their share, those
+// that hold the most first, until the node is within its budget.
+func (e *Engine) shedOverBudget() {
+	share := e.queueShare()
+	for e.held > e.cfg.QueueBudget {
+		var v *link
+		for _, l := range e.linkList {
+			if l.queue.bytes > 0 && l.holds() > share && (v == nil || l.holds() > v.holds()) {
+				v = l
+			}
+		}
+		if v == nil {
+			return
+		}
+		for e.held > e.cfg.QueueBudget && v.holds() > share {
+			it, ok := v.queue.shed()
+			if !ok {
+				break
+			}
+			e.counters.QueueBudgetDrops++
+			e.queueDropped(v, []qitem{it})
+		}
+	}
+}

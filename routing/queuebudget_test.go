@@ -1,0 +1,266 @@
+package routing_test
+
+import (
+	"encoding/binary"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+	"meshd.dev/meshd/routing"
+)
+
+// budgetNet is one engine with fake windowed links (a libp2p link's
+// window: 256 frames, 4 MiB): slow links whose transport takes one frame
+// a second, an honest link that takes everything at once, and the
+// attacker's link, on which envelopes for the others arrive.
+type budgetNet struct {
+	t       *testing.T
+	eng     *routing.Engine
+	now     time.Time
+	src     *protocol.Identity
+	peers   map[routing.LinkID]routing.Address
+	waiting map[routing.LinkID][]int  // frames handed, not yet taken (sizes)
+	handed  map[routing.LinkID]int    // envelopes handed, all told
+	ids     map[routing.MessageID]int // times each envelope was handed
+	maxHeld int
+	seq     uint32
+}
+
+const (
+	budgetAttackLink routing.LinkID = 1
+	budgetHonestLink routing.LinkID = 2
+	budgetFirstSlow  routing.LinkID = 10
+)
+
+func newBudgetNet(t *testing.T, slow int, cfg routing.Config) *budgetNet {
+	id, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{140}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Identity, cfg.Rand, cfg.AnnounceInterval = id, rand.NewChaCha8([32]byte{141}), 24*time.Hour
+	eng, err := routing.New(cfg, epoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &budgetNet{t: t, eng: eng, now: epoch, src: attacker(t),
+		peers: map[routing.LinkID]routing.Address{}, waiting: map[routing.LinkID][]int{}, handed: map[routing.LinkID]int{}, ids: map[routing.MessageID]int{}}
+	n.up(budgetAttackLink, n.src.Address(), 256)
+	n.up(budgetHonestLink, protocol.Address{0xb0}, 256)
+	for i := range slow {
+		n.up(budgetFirstSlow+routing.LinkID(i), slowPeer(i), 256)
+	}
+	return n
+}
+
+func slowPeer(i int) routing.Address { return protocol.Address{0xc0, byte(i)} }
+
+func (n *budgetNet) up(id routing.LinkID, peer routing.Address, window int) {
+	n.peers[id] = peer
+	n.step(routing.LinkUp{Link: routing.LinkInfo{ID: id, Kind: routing.LinkIP, Peer: peer, Window: window, WindowBytes: 4 << 20}})
+}
+
+func (n *budgetNet) step(in routing.Input) {
+	if err := n.eng.Step(n.now, in); err != nil {
+		n.t.Fatal(err)
+	}
+	n.run()
+}
+
+// run carries out what the engine has ready: the honest link takes its
+// frames at once, the others keep them waiting.
+func (n *budgetNet) run() {
+	for n.eng.HasReady() {
+		for _, tx := range n.eng.Ready().Transmits {
+			if env := envelopeOf(tx.Frame); env != nil {
+				n.handed[tx.Link]++
+				n.ids[env.ID]++
+			}
+			n.waiting[tx.Link] = append(n.waiting[tx.Link], len(tx.Frame))
+		}
+		n.eng.Advance()
+		n.take(budgetHonestLink, len(n.waiting[budgetHonestLink]))
+		n.take(budgetAttackLink, len(n.waiting[budgetAttackLink]))
+		n.note()
+	}
+	n.note()
+}
+
+// take lets link id's transport take k frames.
+func (n *budgetNet) take(id routing.LinkID, k int) {
+	k = min(k, len(n.waiting[id]))
+	if k == 0 {
+		return
+	}
+	n.waiting[id] = n.waiting[id][k:]
+	if err := n.eng.Step(n.now, routing.TxDone{Link: id, Frames: k}); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// held is what the node holds for its links: the engine's queues and what
+// the links were handed and have not taken.
+func (n *budgetNet) held() int {
+	h := int(n.eng.Counters().QueuedBytes)
+	for _, w := range n.waiting {
+		for _, s := range w {
+			h += s
+		}
+	}
+	return h
+}
+
+func (n *budgetNet) note() { n.maxHeld = max(n.maxHeld, n.held()) }
+
+// envelope is the attacker's next envelope for dest, of about size bytes.
+func (n *budgetNet) envelope(dest routing.Address, size int) []byte {
+	n.seq++
+	var mid protocol.MessageID
+	binary.BigEndian.PutUint32(mid[:], n.seq)
+	ts := protocol.TimestampOf(n.now)
+	env, err := protocol.SignEnvelope(n.src, protocol.Header{Type: protocol.TypeMessage, HopLimit: 8, ID: mid,
+		Created: ts, Expires: ts + 3600, Dest: dest}, make([]byte, size))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	raw, err := env.MarshalBinary()
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return raw
+}
+
+// second pumps one second of the attack: perSlow envelopes for every slow
+// peer and perHonest for the honest one; then every slow link takes one
+// frame.
+func (n *budgetNet) second(perSlow, perHonest, size int) {
+	for _, id := range slices.Sorted(maps.Keys(n.peers)) {
+		peer, k := n.peers[id], perSlow
+		switch id {
+		case budgetAttackLink:
+			continue
+		case budgetHonestLink:
+			k = perHonest
+		}
+		for range k {
+			n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(peer, size)})
+		}
+	}
+	n.now = n.now.Add(time.Second)
+	n.eng.Tick(n.now)
+	n.run()
+	for id := range n.peers {
+		if id >= budgetFirstSlow {
+			n.take(id, 1)
+		}
+	}
+	n.run()
+}
+
+// TestAttackSlowReadersExhaustMemory: twelve neighbours that take one
+// frame a second are sent envelopes by an attacker (any node can address
+// envelopes to them): each can hold the link's window (4 MiB) and its
+// share of the engine's queue for it. The node must stay within its queue
+// budget (32 MiB by default; one frame of slack), and an honest fast
+// neighbour gets every envelope sent to it meanwhile. Before, the node held
+// 12 x 6 MiB = 72 MiB (4 MiB window, 2 MiB of one neighbour's forwarded
+// frames in the queue) and there was no bound across links.
+func TestAttackSlowReadersExhaustMemory(t *testing.T) {
+	const size = 32 << 10
+	n := newBudgetNet(t, 12, routing.Config{})
+	const seconds, perHonest = 30, 20
+	for range seconds {
+		n.second(10, perHonest, size)
+	}
+	budget := 32 << 20
+	c := n.eng.Counters()
+	t.Logf("held at most %d bytes (%.1f MiB), now %d; engine queues %d bytes; %d queue drops, %d for the budget; honest link handed %d envelopes",
+		n.maxHeld, float64(n.maxHeld)/(1<<20), n.held(), c.QueuedBytes, c.QueueDrops, c.QueueBudgetDrops, n.handed[budgetHonestLink])
+	if n.maxHeld > budget+size+1024 {
+		t.Errorf("held %d bytes for slow links, budget %d", n.maxHeld, budget)
+	}
+	if got, want := n.handed[budgetHonestLink], seconds*perHonest; got != want {
+		t.Errorf("honest link handed %d envelopes, want all %d", got, want)
+	}
+	if c.QueueBudgetDrops == 0 {
+		t.Error("no frame refused or shed for the budget")
+	}
+}
+
+// TestQueueBudgetUntouchedWithinIt: a node within its budget queues and
+// hands out exactly what it did without one (here: the same traffic under
+// a budget far above it and under one set just above what it holds).
+func TestQueueBudgetUntouchedWithinIt(t *testing.T) {
+	const size = 32 << 10
+	var held [2]int
+	var counters [2]routing.Counters
+	for i, budget := range []int{1 << 30, 0} {
+		n := newBudgetNet(t, 3, routing.Config{QueueBudget: budget})
+		for range 20 {
+			n.second(10, 5, size)
+		}
+		held[i], counters[i] = n.maxHeld, n.eng.Counters()
+	}
+	if held[0] != held[1] || counters[0] != counters[1] || counters[1].QueueBudgetDrops != 0 {
+		t.Fatalf("held %d vs %d bytes; counters\n%+v\n%+v", held[0], held[1], counters[0], counters[1])
+	}
+}
+
+// TestQueueBudgetShedKeepsCustody: frames shed for the budget lose no
+// message the node keeps. Two slow links hold envelopes the node keeps in
+// custody (they came while the links were down); a frame for the honest
+// link then takes the node past its budget, and the slow links' newest
+// frames are shed. Their records stay in custody, and once the links
+// read again every envelope is handed to its link, once.
+func TestQueueBudgetShedKeepsCustody(t *testing.T) {
+	const size, each = 33000, 15
+	n := newBudgetNet(t, 0, routing.Config{QueueBudget: 1 << 20})
+	for i := range 2 * each {
+		n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(i%2), size)})
+	}
+	if c := n.eng.Counters(); c.CustodyCount != 2*each {
+		t.Fatalf("%d envelopes in custody, want %d", c.CustodyCount, 2*each)
+	}
+	// The slow links come up with a window of 8 frames: 8 envelopes each
+	// are handed, 7 wait in their queues (custody keeps those).
+	for i := range 2 {
+		n.up(budgetFirstSlow+routing.LinkID(i), slowPeer(i), 8)
+	}
+	n.now = n.now.Add(time.Second)
+	n.eng.Tick(n.now)
+	n.run()
+	before := n.eng.Counters()
+	if before.QueueBudgetDrops != 0 || before.QueuedFrames == 0 {
+		t.Fatalf("before the honest frame: %d budget drops, %d frames queued", before.QueueBudgetDrops, before.QueuedFrames)
+	}
+	n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(n.peers[budgetHonestLink], 60<<10)})
+	after := n.eng.Counters()
+	if after.QueueBudgetDrops == 0 || n.handed[budgetHonestLink] != 1 {
+		t.Fatalf("the honest frame: %d budget drops, handed %d times (held %d of %d)", after.QueueBudgetDrops, n.handed[budgetHonestLink], n.held(), 1<<20)
+	}
+	if n.held() > 1<<20 {
+		t.Errorf("held %d bytes, budget %d", n.held(), 1<<20)
+	}
+	// The slow links read again: custody sends what was shed.
+	for range 600 {
+		n.now = n.now.Add(time.Second)
+		n.eng.Tick(n.now)
+		n.run()
+		for i := range 2 {
+			n.take(budgetFirstSlow+routing.LinkID(i), 8)
+		}
+		n.run()
+	}
+	got := n.handed[budgetFirstSlow] + n.handed[budgetFirstSlow+1]
+	twice := 0
+	for _, k := range n.ids {
+		twice += max(k-1, 0)
+	}
+	t.Logf("%d frames shed for the budget; then %d envelopes handed to the slow links (%d again), %d left in custody",
+		after.QueueBudgetDrops, got, twice, n.eng.Counters().CustodyCount)
+	if got-twice != 2*each || twice != 0 {
+		t.Errorf("%d distinct envelopes handed to the slow links (%d twice), want all %d once", got-twice, twice, 2*each)
+	}
+}
