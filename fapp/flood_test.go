@@ -1,0 +1,163 @@
+package fapp
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"meshd.dev/meshd/protocol"
+)
+
+// floodWorld is a therapist's book with a small bound, and an attacker
+// that makes stamped requests directly (one ephemeral key for all: the
+// book does not ask for a new one per request, and key generation would
+// only slow the test).
+type floodWorld struct {
+	*resWorld
+	eph *protocol.Identity
+	n   byte
+}
+
+func newFloodWorld(t *testing.T, maxRes int) *floodWorld {
+	t.Helper()
+	w := newResWorld(t)
+	book, err := NewBook(BookConfig{Identity: w.therapist, Stamps: NewStampVerifier(StampConfig{MinBits: 8}), MaxReservations: maxRes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.book = book
+	return &floodWorld{resWorld: w, eph: testIdentity(t, 9)}
+}
+
+// req makes a request for slot at start with a stamp of bits, from the
+// attacker's key; the request ID counts up.
+func (f *floodWorld) req(t *testing.T, slot uint16, start time.Time, bits uint8, now time.Time) *Request {
+	t.Helper()
+	f.n++
+	q := &Request{Slot: SlotRef{Therapist: f.slot.Therapist, Slot: slot}, Start: start, Patient: f.eph.Public(),
+		Created: now.Truncate(time.Second)}
+	q.ID[0], q.ID[1] = f.n, byte(slot)
+	q.ID[2] = bits
+	var err error
+	if q.Stamp, err = MintStamp(q.Slot, q.ID, bits, DefaultStampBucket, q.Created, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func (f *floodWorld) receive(t *testing.T, q *Request, now time.Time) (Reservation, error) {
+	t.Helper()
+	return f.book.Receive(q, f.eph.Compact(), now)
+}
+
+// TestAttackFloodFillsBook: anyone with stamps fills the therapist's book
+// with requests for one slot, and every later request, an honest one for
+// another slot included, was dropped unanswered (ErrLimit) for the
+// requests' week. Now a flood aimed at one place fills that place's quota
+// only: the other slots stay open at the default stamp.
+func TestAttackFloodFillsBook(t *testing.T) {
+	f := newFloodWorld(t, 40)
+	for i := 0; i < 40; i++ {
+		f.receive(t, f.req(t, 1, f.start, 8, testNow), testNow)
+	}
+	honest := f.req(t, 2, f.start.Add(time.Hour), 8, testNow)
+	if r, err := f.receive(t, honest, testNow); err != nil || r.State != Angefragt {
+		t.Fatalf("an honest request for another slot after a flood of one: %+v %v", r.State, err)
+	}
+}
+
+// TestAttackFinishedFillBook: refused requests (a slot not on offer, which
+// the therapist's node answers with Refuse) stay in the book as ABGELEHNT
+// and counted against its room as much as live ones: a flood of them
+// locked out every later request. Finished reservations no longer take a
+// live request's room; the oldest of them go when there are too many
+// (Sweep returns them, for the store).
+func TestAttackFinishedFillBook(t *testing.T) {
+	f := newFloodWorld(t, 20)
+	for i := 0; i < 50; i++ {
+		if _, _, err := f.book.Refuse(f.req(t, uint16(100+i), f.start, 8, testNow), f.eph.Compact(), "", testNow); err != nil && i < 20 {
+			t.Fatal(err)
+		}
+	}
+	if r, err := f.receive(t, f.req(t, 2, f.start, 8, testNow), testNow); err != nil || r.State != Angefragt {
+		t.Fatalf("an honest request after a flood of refused ones: %+v %v", r.State, err)
+	}
+	if n := len(f.book.List()); n > 21 {
+		t.Errorf("the book holds %d reservations, want at most the bound (20) of finished ones and the live one", n)
+	}
+	gone := f.book.Sweep(testNow)
+	if len(gone) != 30 {
+		t.Errorf("Sweep returned %d forgotten finished reservations, want 30", len(gone))
+	}
+}
+
+// TestAttackFloodOutbidden: a flood of one place at the least stamp fills
+// its quota; an honest patient at the same stamp is refused with an
+// answer (ErrNotOffered, so the node answers ABGELEHNT: it can ask again
+// with more work), not dropped unanswered; with one bit more it gets in
+// and pushes out one of the flood, which is declined with a signed
+// response (TakeDeclined).
+func TestAttackFloodOutbidden(t *testing.T) {
+	f := newFloodWorld(t, 10_000)
+	for i := 0; i < DefaultMaxPerPlace+10; i++ {
+		f.receive(t, f.req(t, 1, f.start, 8, testNow), testNow)
+	}
+	if n := len(f.book.List()); n != DefaultMaxPerPlace {
+		t.Fatalf("one place holds %d requests, want the quota %d", n, DefaultMaxPerPlace)
+	}
+	if _, err := f.receive(t, f.req(t, 1, f.start, 8, testNow), testNow); !errors.Is(err, ErrNotOffered) || !errors.Is(err, ErrLimit) {
+		t.Fatalf("a request at the same stamp for a full place: %v, want ErrNotOffered and ErrLimit", err)
+	}
+	honest := f.req(t, 1, f.start, 9, testNow)
+	if r, err := f.receive(t, honest, testNow); err != nil || r.State != Angefragt {
+		t.Fatalf("an honest request with one bit more: %+v %v", r.State, err)
+	}
+	declined := f.book.TakeDeclined()
+	if len(declined) != 1 || declined[0].State != Abgelehnt || declined[0].Verify() != nil {
+		t.Fatalf("pushed out: %+v, want one signed ABGELEHNT", declined)
+	}
+	if r, _ := f.book.Get(declined[0].ID); r.State != Abgelehnt || r.Request.Stamp.Bits != 8 {
+		t.Errorf("pushed out %+v, want one of the flood's 8-bit requests", r)
+	}
+	if len(f.book.TakeDeclined()) != 0 {
+		t.Error("TakeDeclined returned the same responses twice")
+	}
+	// The flood must now outbid the honest request to push it out: equal
+	// work keeps the one that came first.
+	for i := 0; i < DefaultMaxPerPlace; i++ {
+		f.receive(t, f.req(t, 1, f.start, 9, testNow), testNow)
+	}
+	if r, _ := f.book.Get(honest.ID); r.State != Angefragt {
+		t.Errorf("the honest request after a flood at equal work: %v", r.State)
+	}
+}
+
+// TestAttackFloodManyPlaces: a flood spread over many places fills the
+// whole book; a request with more work than the weakest still gets in.
+func TestAttackFloodManyPlaces(t *testing.T) {
+	f := newFloodWorld(t, 30)
+	for i := 0; i < 30; i++ {
+		f.receive(t, f.req(t, uint16(10+i), f.start, 8, testNow), testNow)
+	}
+	if _, err := f.receive(t, f.req(t, 2, f.start, 8, testNow), testNow); !errors.Is(err, ErrNotOffered) {
+		t.Fatalf("equal work on a full book: %v, want a refusal to answer", err)
+	}
+	if r, err := f.receive(t, f.req(t, 2, f.start, 9, testNow), testNow); err != nil || r.State != Angefragt {
+		t.Fatalf("more work on a full book: %+v %v", r.State, err)
+	}
+	if n := len(f.book.TakeDeclined()); n != 1 {
+		t.Errorf("%d pushed out, want 1", n)
+	}
+}
+
+// TestAttackFloodStartedSlot: a request for an occurrence that has started
+// can no longer be given: it lapses then, not a week after it was made.
+func TestAttackFloodStartedSlot(t *testing.T) {
+	f := newFloodWorld(t, 10_000)
+	q := f.req(t, 1, f.start, 8, testNow)
+	f.receive(t, q, testNow)
+	f.book.Expire(f.start.Add(time.Second))
+	if r, _ := f.book.Get(q.ID); r.State != Abgelaufen {
+		t.Errorf("a request for a started occurrence: %v, want ABGELAUFEN", r.State)
+	}
+}
