@@ -147,14 +147,19 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 		return nil
 	}
 	var r fapp.Reservation
+	var events []rpcapi.Event
 	refused := false
 	switch m := m.(type) {
 	case *fapp.Request:
 		r, err = f.book.Receive(m, sender, now)
 		if errors.Is(err, fapp.ErrNotOffered) {
-			// Taken a moment ago (or gone): answer ABGELEHNT rather than
-			// leave the patient waiting; Refuse checks the request and
-			// its stamp as Receive does.
+			// Taken a moment ago (or gone), or its place full of requests
+			// with as much stamp work: answer ABGELEHNT rather than leave
+			// the patient waiting; Refuse checks the request and its
+			// stamp as Receive does.
+			if errors.Is(err, fapp.ErrLimit) {
+				f.stats.add("requests_busy", 1)
+			}
 			r, err = f.refuseLocked(b, m, sender, from, now)
 			refused = true
 		}
@@ -162,6 +167,7 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 			f.replyTo[r.Request.ID] = from
 			f.ackEarlyLocked(b, r.Request.ID)
 		}
+		events = f.declinePushedOutLocked(b, now)
 	case *fapp.Cancel:
 		if err = f.book.ApplyCancel(m, sender, now); err == nil {
 			r, err = f.book.Get(m.ID)
@@ -184,7 +190,27 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 		// VERGEBEN slot FREI again.
 		f.slotStatusLocked(b, r, now)
 	}
-	return []rpcapi.Event{f.therapistEvent(r)}
+	return append(events, f.therapistEvent(r))
+}
+
+// declinePushedOutLocked answers ABGELEHNT, at the next boundary as a
+// rival's decline, to the requests a request with more stamp work pushed
+// out of a full place or book (Book.TakeDeclined), and stores them in b.
+func (f *fappNode) declinePushedOutLocked(b *store.FAPPBatch, now time.Time) []rpcapi.Event {
+	resps := f.book.TakeDeclined()
+	var events []rpcapi.Event
+	for _, resp := range resps {
+		r, _ := f.book.Get(resp.ID)
+		f.putTherapistLocked(b, r)
+		events = append(events, f.therapistEvent(r))
+		if to, ok := f.replyTo[resp.ID]; ok {
+			if err := f.queueLaterLocked(b, to, resp.ID, resp, now); err != nil {
+				f.n.log.Warn("cannot answer a pushed-out request", "err", err)
+			}
+		}
+	}
+	f.stats.add("requests_pushed_out", uint64(len(resps)))
+	return events
 }
 
 // offersLocked is the Book's Offers: whether the own offer has q's slot

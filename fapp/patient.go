@@ -64,7 +64,16 @@ func NewPatientBook(cfg PatientBookConfig) *PatientBook {
 type RequestOptions struct {
 	Kontakt string
 	PTV11   string
+	// StampBits, when above the book's StampBits, is the stamp work to
+	// spend instead (at most MaxRequestStampBits): a therapist's book whose
+	// place is full of requests lets in one with more work than the
+	// weakest (each bit doubles the minting time).
+	StampBits uint8
 }
+
+// MaxRequestStampBits bounds RequestOptions.StampBits: 28 bits is 256
+// times the default 20, minutes of a phone's CPU.
+const MaxRequestStampBits = 28
 
 // NewRequest makes a reservation request for slot (of therapist, whose
 // profile identity the request is sealed to) at the occurrence start: a
@@ -78,6 +87,9 @@ func (p *PatientBook) NewRequest(rand io.Reader, therapist *protocol.PublicIdent
 	if len(p.res) >= p.cfg.MaxReservations {
 		return PatientReservation{}, nil, fmt.Errorf("request: %d reservations: %w", len(p.res), ErrLimit)
 	}
+	if opts.StampBits > MaxRequestStampBits {
+		return PatientReservation{}, nil, fmt.Errorf("request: stamp of %d bits, at most %d: %w", opts.StampBits, MaxRequestStampBits, ErrMalformed)
+	}
 	eph, err := protocol.NewIdentity(rand)
 	if err != nil {
 		return PatientReservation{}, nil, err
@@ -88,7 +100,7 @@ func (p *PatientBook) NewRequest(rand io.Reader, therapist *protocol.PublicIdent
 	}
 	q := Request{ID: id, Slot: slot, Start: start, Patient: eph.Public(), Created: now.Truncate(time.Second),
 		Kontakt: opts.Kontakt, PTV11: opts.PTV11}
-	if q.Stamp, err = MintStamp(slot, id, p.cfg.StampBits, p.cfg.StampBucket, now, p.cfg.MaxStampTries); err != nil {
+	if q.Stamp, err = MintStamp(slot, id, max(p.cfg.StampBits, opts.StampBits), p.cfg.StampBucket, now, p.cfg.MaxStampTries); err != nil {
 		return PatientReservation{}, nil, err
 	}
 	raw, err := q.MarshalBinary()
