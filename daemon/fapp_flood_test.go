@@ -66,3 +66,74 @@ func TestFAPPAttackFloodOneSlot(t *testing.T) {
 		t.Errorf("requests_busy %d, requests_pushed_out %d, want 1 and 1", st["requests_busy"], st["requests_pushed_out"])
 	}
 }
+
+// TestFAPPAttackEarlyCancelFlood: a patient node's cancel overtook its
+// request at the therapist and a flood of stampless cancels pushed it out
+// of the therapist's book, which then took the request and held it. The
+// patient node refused the hold and the therapist kept the slot GEHALTEN
+// for a patient who had cancelled. Now the patient node stores and sends
+// its cancel again (cancels_resent), and the therapist's book applies it.
+func TestFAPPAttackEarlyCancelFlood(t *testing.T) {
+	clk := &testClock{}
+	is := newIssuer(t)
+	n := openFAPPNode(t, is, clk)
+	f := n.fapp
+	now := clk.Now()
+	th := mustIdentity(t)
+	book, err := fapp.NewBook(fapp.BookConfig{Identity: th})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := fapp.SlotRef{Therapist: fapp.TherapistKeyOf(th.Compact()), Slot: 1}
+	start := now.Add(48 * time.Hour).Truncate(time.Minute)
+	f.patMu.Lock()
+	pr, sealedReq, err := f.patient.NewRequest(rand.Reader, th.Public(), ref, start, fapp.RequestOptions{}, now)
+	if err != nil {
+		f.patMu.Unlock()
+		t.Fatal(err)
+	}
+	sealedCancel, err := f.patient.Cancel(rand.Reader, pr.Request.ID, now)
+	f.patMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	book.Open(sealedCancel, now)
+	flooder := mustIdentity(t)
+	for i := range fapp.MaxEarlyCancels {
+		c := &fapp.Cancel{Slot: ref, By: fapp.StorniertPatient, Created: now.Truncate(time.Second)}
+		c.ID[0], c.ID[1], c.ID[15] = byte(i), byte(i>>8), 0xee
+		if err := c.Sign(flooder); err != nil {
+			t.Fatal(err)
+		}
+		book.ApplyCancel(c, flooder.Compact(), now)
+	}
+	if r, err := book.Open(sealedReq, now); err != nil || r.State != fapp.Angefragt {
+		t.Fatalf("the request after its cancel was pushed out: %v %v", r.State, err)
+	}
+	hold, err := book.Hold(pr.Request.ID, now.Add(time.Hour), "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedHold, err := book.Seal(rand.Reader, pr.Request.ID, hold, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := storeKeys(t, n, keyOutbox)
+	f.onDirect(th.Address(), append([]byte{toPatient}, sealedHold...), 0)
+	if got := f.stats.snapshot()["cancels_resent"]; got != 1 {
+		t.Fatalf("cancels_resent = %d, want 1", got)
+	}
+	var resent []byte
+	n.st.FAPPScan(keyOutbox, func(_ string, v []byte) error {
+		if len(v) > outboxHead && v[outboxHead] == toTherapist {
+			resent = v[outboxHead+1:]
+		}
+		return nil
+	})
+	if storeKeys(t, n, keyOutbox) != before+1 || resent == nil {
+		t.Fatal("the resent cancel is not in the outbox")
+	}
+	if r, err := book.Open(resent, now); err != nil || r.State != fapp.StorniertPatient {
+		t.Errorf("the resent cancel at the therapist: %v %v", r.State, err)
+	}
+}

@@ -268,7 +268,19 @@ func (f *fappNode) onPatientMsgLocked(b *store.FAPPBatch, sealed []byte, now tim
 	f.expireLocked(now)
 	f.patMu.Lock()
 	r, err := f.patient.Open(sealed, now)
+	again, aerr := f.patient.CancelsToResend(randReader, now)
 	f.patMu.Unlock()
+	if aerr != nil {
+		f.n.log.Warn("cannot seal a cancel again", "err", aerr)
+	}
+	for _, c := range again {
+		// The therapist held or confirmed a reservation this patient
+		// cancelled: its book never applied the cancel (pushed out
+		// before the request came, or lost). It has the request now.
+		o := fappOut{unicast: true, dest: c.Therapist.Address(), body: append([]byte{toTherapist}, c.Sealed...), ttl: fapp.DefaultMessageTTL}
+		f.deferLocked(f.stageOutLocked(b, o, now), now)
+		f.stats.add("cancels_resent", 1)
+	}
 	if err != nil {
 		f.drop("reservation", err)
 		return nil

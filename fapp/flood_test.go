@@ -161,3 +161,64 @@ func TestAttackFloodStartedSlot(t *testing.T) {
 		t.Errorf("a request for a started occurrence: %v, want ABGELAUFEN", r.State)
 	}
 }
+
+// TestAttackEarlyCancelFlood: a patient's cancel overtakes its request;
+// an attacker then sends MaxEarlyCancels cancels for random IDs (they need
+// no stamp), which push the patient's out of the book's bound, so the
+// request arrives ANGEFRAGT and the therapist holds it for a patient who
+// cancelled. Before, nothing undid that: the patient's book refused the
+// hold and the slot stayed GEHALTEN. Now the patient's book seals its
+// cancel again for the therapist (CancelsToResend), which applies it to
+// the request it now has; a replay of the hold makes no second one.
+func TestAttackEarlyCancelFlood(t *testing.T) {
+	w := newResWorld(t)
+	pr, sealedReq := w.request(t, testNow)
+	cancel, err := w.patient.Cancel(w.rand, pr.Request.ID, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.book.Open(cancel, testNow); !errors.Is(err, ErrNotFound) || !w.book.HasEarly(pr.Request.ID) {
+		t.Fatalf("the early cancel: %v", err)
+	}
+	eph := testIdentity(t, 9)
+	for i := range MaxEarlyCancels {
+		c := &Cancel{Slot: w.slot, By: StorniertPatient, Created: testNow}
+		c.ID[0], c.ID[1], c.ID[15] = byte(i), byte(i>>8), 0xee
+		if err := c.Sign(eph); err != nil {
+			t.Fatal(err)
+		}
+		w.book.ApplyCancel(c, eph.Compact(), testNow)
+	}
+	if w.book.HasEarly(pr.Request.ID) {
+		t.Fatal("the flood did not push the patient's cancel out: the test floods too little")
+	}
+	r, err := w.book.Open(sealedReq, testNow)
+	if err != nil || r.State != Angefragt {
+		t.Fatalf("the request after its cancel was pushed out: %v %v", r.State, err)
+	}
+	hold, err := w.book.Hold(pr.Request.ID, testNow.Add(time.Hour), "", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedHold, err := w.book.Seal(w.rand, pr.Request.ID, hold, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.patient.Open(sealedHold, testNow); !errors.Is(err, ErrTransition) {
+		t.Fatalf("a hold of a cancelled reservation at the patient: %v", err)
+	}
+	again, err := w.patient.CancelsToResend(w.rand, testNow)
+	if err != nil || len(again) != 1 || again[0].ID != pr.Request.ID {
+		t.Fatalf("cancels to resend: %+v %v", again, err)
+	}
+	if r, err := w.book.Open(again[0].Sealed, testNow); err != nil || r.State != StorniertPatient {
+		t.Fatalf("the resent cancel at the therapist: %v %v", r.State, err)
+	}
+	if st := w.book.SlotStatus(1, w.start); st != SlotFrei {
+		t.Errorf("the slot is %v after the resent cancel", st)
+	}
+	w.patient.Open(sealedHold, testNow) // a replay
+	if again, _ := w.patient.CancelsToResend(w.rand, testNow); len(again) != 0 {
+		t.Errorf("a replayed hold made %d more cancels", len(again))
+	}
+}
