@@ -157,10 +157,13 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 			// with as much stamp work: answer ABGELEHNT rather than leave
 			// the patient waiting; Refuse checks the request and its
 			// stamp as Receive does.
+			note := ""
 			if errors.Is(err, fapp.ErrLimit) {
+				// Tell the patient what gets in now.
+				note = fapp.BusyNote(f.book.StampToGetIn(m))
 				f.stats.add("requests_busy", 1)
 			}
-			r, err = f.refuseLocked(b, m, sender, from, now)
+			r, err = f.refuseLocked(b, m, sender, note, from, now)
 			refused = true
 		}
 		if err == nil {
@@ -250,10 +253,11 @@ func rolledPast(s fapp.Slot, start time.Time) bool {
 	return isOccurrence(past, s.Start)
 }
 
-// refuseLocked answers a request for a slot not on offer with a signed
-// ABGELEHNT, stored in b (the outbox) and queued for the patient's node.
-func (f *fappNode) refuseLocked(b *store.FAPPBatch, q *fapp.Request, sender protocol.CompactIdentity, from protocol.Address, now time.Time) (fapp.Reservation, error) {
-	r, resp, err := f.book.Refuse(q, sender, "", now)
+// refuseLocked answers a request for a slot not on offer, or for a full
+// place (note: BusyNote), with a signed ABGELEHNT, stored in b (the
+// outbox) and queued for the patient's node.
+func (f *fappNode) refuseLocked(b *store.FAPPBatch, q *fapp.Request, sender protocol.CompactIdentity, note string, from protocol.Address, now time.Time) (fapp.Reservation, error) {
+	r, resp, err := f.book.Refuse(q, sender, note, now)
 	if err != nil {
 		return r, err
 	}

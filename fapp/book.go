@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"meshd.dev/meshd/protocol"
@@ -237,6 +239,43 @@ func (b *Book) room(q *Request) (*Reservation, error) {
 			q.ID, len(place), live, minBits(w), ErrNotOffered, ErrLimit)
 	}
 	return w, nil
+}
+
+// StampToGetIn returns the stamp bits a request like q needs to get into
+// its place (and the book) now: 0 when there is room, else one more than
+// the weakest waiting request, MaxStampBits when no waiting request can
+// be pushed out (the book is full of holds and confirmations).
+func (b *Book) StampToGetIn(q *Request) uint8 {
+	w, err := b.room(&Request{ID: q.ID, Slot: q.Slot, Start: q.Start, Stamp: Stamp{Bits: MaxStampBits}})
+	switch {
+	case err != nil:
+		return MaxStampBits
+	case w == nil:
+		return 0
+	}
+	return w.Request.Stamp.Bits + 1
+}
+
+// busyNotePrefix starts the note of a refusal for a full place
+// (BusyNote).
+const busyNotePrefix = "ausgelastet: stamp_bits="
+
+// BusyNote is the note a therapist's node signs into the refusal of a
+// request for a full place: the stamp bits that get in now (StampToGetIn),
+// so the patient can ask again with that much work. ParseBusyNote reads it.
+func BusyNote(bits uint8) string { return fmt.Sprintf("%s%d", busyNotePrefix, bits) }
+
+// ParseBusyNote returns the stamp bits a BusyNote asks for.
+func ParseBusyNote(note string) (uint8, bool) {
+	n, ok := strings.CutPrefix(note, busyNotePrefix)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(n, 10, 8)
+	if err != nil || v == 0 || v > MaxStampBits || BusyNote(uint8(v)) != note {
+		return 0, false // the note is canonical: "+21" or "021" is none
+	}
+	return uint8(v), true
 }
 
 // weakest returns the request with the least stamp work, of those with

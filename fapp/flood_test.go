@@ -109,6 +109,12 @@ func TestAttackFloodOutbidden(t *testing.T) {
 		t.Fatalf("a request at the same stamp for a full place: %v, want ErrNotOffered and ErrLimit", err)
 	}
 	honest := f.req(t, 1, f.start, 9, testNow)
+	if got := f.book.StampToGetIn(honest); got != 9 {
+		t.Errorf("StampToGetIn = %d, want 9 (the flood's 8 and one)", got)
+	}
+	if got := f.book.StampToGetIn(f.req(t, 2, f.start.Add(time.Hour), 8, testNow)); got != 0 {
+		t.Errorf("StampToGetIn of a free place = %d, want 0", got)
+	}
 	if r, err := f.receive(t, honest, testNow); err != nil || r.State != Angefragt {
 		t.Fatalf("an honest request with one bit more: %+v %v", r.State, err)
 	}
@@ -220,5 +226,18 @@ func TestAttackEarlyCancelFlood(t *testing.T) {
 	w.patient.Open(sealedHold, testNow) // a replay
 	if again, _ := w.patient.CancelsToResend(w.rand, testNow); len(again) != 0 {
 		t.Errorf("a replayed hold made %d more cancels", len(again))
+	}
+}
+
+func TestBusyNote(t *testing.T) {
+	for _, bits := range []uint8{1, 21, MaxStampBits} {
+		if got, ok := ParseBusyNote(BusyNote(bits)); !ok || got != bits {
+			t.Errorf("ParseBusyNote(BusyNote(%d)) = %d %v", bits, got, ok)
+		}
+	}
+	for _, note := range []string{"", "Praxis Muster", BusyNote(0), "ausgelastet: stamp_bits=41", "ausgelastet: stamp_bits=-1", "ausgelastet: stamp_bits=2x"} {
+		if _, ok := ParseBusyNote(note); ok {
+			t.Errorf("ParseBusyNote(%q) accepted", note)
+		}
 	}
 }
