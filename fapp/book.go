@@ -156,7 +156,7 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 			return Reservation{}, fmt.Errorf("request %v: %w: %w", q.ID, ErrNotOffered, err)
 		}
 	}
-	weakest, err := b.room(q)
+	weakest, need, err := b.room(q)
 	if err != nil {
 		return Reservation{}, err
 	}
@@ -164,7 +164,7 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 		return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
 	}
 	if weakest != nil {
-		resp, err := b.decide(weakest.Request.ID, EventDecline, time.Time{}, "", now)
+		resp, err := b.decide(weakest.Request.ID, EventDecline, time.Time{}, BusyNote(need), now)
 		if err != nil {
 			return Reservation{}, err
 		}
@@ -209,8 +209,10 @@ func (b *Book) Refuse(q *Request, sender protocol.CompactIdentity, note string, 
 // claimed bits are checked before anything is pushed out): nil when its
 // place and the book have room, else the weakest waiting request of its
 // place (or, when only the book is full, of the book) if q's stamp claims
-// more work. Without that it refuses q with ErrNotOffered and ErrLimit.
-func (b *Book) room(q *Request) (*Reservation, error) {
+// more work, with the bits that get in once q took its room (for the
+// pushed-out patient's BusyNote). Without that it refuses q with
+// ErrNotOffered and ErrLimit.
+func (b *Book) room(q *Request) (*Reservation, uint8, error) {
 	var place, waiting []*Reservation
 	live := 0
 	for _, o := range b.res {
@@ -231,14 +233,20 @@ func (b *Book) room(q *Request) (*Reservation, error) {
 	case live >= b.cfg.MaxReservations:
 		cands = waiting
 	default:
-		return nil, nil
+		return nil, 0, nil
 	}
 	w := weakest(cands)
 	if w == nil || q.Stamp.Bits <= w.Request.Stamp.Bits {
-		return nil, fmt.Errorf("request %v: %d waiting for its place, %d live: a stamp of more than %d bits gets in: %w: %w",
+		return nil, 0, fmt.Errorf("request %v: %d waiting for its place, %d live: a stamp of more than %d bits gets in: %w: %w",
 			q.ID, len(place), live, minBits(w), ErrNotOffered, ErrLimit)
 	}
-	return w, nil
+	need := q.Stamp.Bits
+	for _, c := range cands {
+		if c != w {
+			need = min(need, c.Request.Stamp.Bits)
+		}
+	}
+	return w, min(need+1, MaxStampBits), nil
 }
 
 // StampToGetIn returns the stamp bits a request like q needs to get into
@@ -246,7 +254,7 @@ func (b *Book) room(q *Request) (*Reservation, error) {
 // the weakest waiting request, MaxStampBits when no waiting request can
 // be pushed out (the book is full of holds and confirmations).
 func (b *Book) StampToGetIn(q *Request) uint8 {
-	w, err := b.room(&Request{ID: q.ID, Slot: q.Slot, Start: q.Start, Stamp: Stamp{Bits: MaxStampBits}})
+	w, _, err := b.room(&Request{ID: q.ID, Slot: q.Slot, Start: q.Start, Stamp: Stamp{Bits: MaxStampBits}})
 	switch {
 	case err != nil:
 		return MaxStampBits
@@ -299,8 +307,8 @@ func minBits(w *Reservation) uint8 {
 }
 
 // TakeDeclined returns, once, the signed declines of requests that a
-// request with more stamp work pushed out (Receive); seal each to its
-// patient.
+// request with more stamp work pushed out (Receive), each with a BusyNote
+// of the bits that get in now; seal each to its patient.
 func (b *Book) TakeDeclined() []*Response {
 	out := b.declined
 	b.declined = nil

@@ -122,6 +122,9 @@ func TestAttackFloodOutbidden(t *testing.T) {
 	if len(declined) != 1 || declined[0].State != Abgelehnt || declined[0].Verify() != nil {
 		t.Fatalf("pushed out: %+v, want one signed ABGELEHNT", declined)
 	}
+	if bits, ok := ParseBusyNote(declined[0].Nachricht); !ok || bits != 9 {
+		t.Errorf("the pushed-out patient is told %q, want the 9 bits that get in now", declined[0].Nachricht)
+	}
 	if r, _ := f.book.Get(declined[0].ID); r.State != Abgelehnt || r.Request.Stamp.Bits != 8 {
 		t.Errorf("pushed out %+v, want one of the flood's 8-bit requests", r)
 	}
