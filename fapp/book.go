@@ -318,14 +318,14 @@ func (b *Book) TakeDeclined() []*Response {
 // trimFinished forgets the oldest finished reservations while there are
 // more than MaxReservations of them; Sweep returns their IDs.
 func (b *Book) trimFinished() {
+	if len(b.res)-b.live() <= b.cfg.MaxReservations {
+		return
+	}
 	var done []*Reservation
 	for _, r := range b.res {
 		if r.State.Terminal() {
 			done = append(done, r)
 		}
-	}
-	if len(done) <= b.cfg.MaxReservations {
-		return
 	}
 	slices.SortFunc(done, func(x, y *Reservation) int {
 		return cmp.Or(x.Updated.Compare(y.Updated), slices.Compare(x.Request.ID[:], y.Request.ID[:]))

@@ -2,6 +2,7 @@ package fapp
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -242,5 +243,39 @@ func TestBusyNote(t *testing.T) {
 		if _, ok := ParseBusyNote(note); ok {
 			t.Errorf("ParseBusyNote(%q) accepted", note)
 		}
+	}
+}
+
+// TestBookRestoreBounds: a restart restores live reservations up to the
+// bound and finished ones beyond it, the oldest of which the next Sweep
+// forgets (and returns, for the store).
+func TestBookRestoreBounds(t *testing.T) {
+	f := newFloodWorld(t, 3)
+	restored, err := NewBook(BookConfig{Identity: f.therapist, MaxReservations: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done []RequestID
+	for i := range 5 {
+		q := f.req(t, uint16(i+1), f.start, 8, testNow)
+		at := testNow.Add(time.Duration(i) * time.Minute)
+		if err := restored.Restore(Reservation{Request: *q, State: Abgelehnt, Received: at, Updated: at}); err != nil {
+			t.Fatal(err)
+		}
+		done = append(done, q.ID)
+	}
+	for i := range 4 {
+		q := f.req(t, uint16(i+10), f.start, 8, testNow)
+		err := restored.Restore(Reservation{Request: *q, State: Angefragt, Received: testNow, Updated: testNow})
+		if (i < 3) != (err == nil) || (err != nil && !errors.Is(err, ErrLimit)) {
+			t.Errorf("live reservation %d restored: %v", i, err)
+		}
+	}
+	gone := restored.Sweep(testNow)
+	if len(gone) != 2 || !slices.Contains(gone, done[0]) || !slices.Contains(gone, done[1]) {
+		t.Errorf("Sweep after the restore forgot %v, want the two oldest finished %v %v", gone, done[0], done[1])
+	}
+	if n := len(restored.List()); n != 6 {
+		t.Errorf("%d reservations after the sweep, want 3 live and 3 finished", n)
 	}
 }
