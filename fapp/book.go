@@ -156,9 +156,16 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 			return Reservation{}, fmt.Errorf("request %v: %w: %w", q.ID, ErrNotOffered, err)
 		}
 	}
-	weakest, need, err := b.room(q)
-	if err != nil {
-		return Reservation{}, err
+	e, cancelled := b.early[q.ID]
+	cancelled = cancelled && e.patient == sender
+	var weakest *Reservation
+	var need uint8
+	if !cancelled {
+		// One that arrives cancelled takes no room.
+		var err error
+		if weakest, need, err = b.room(q); err != nil {
+			return Reservation{}, err
+		}
 	}
 	if err := b.cfg.Stamps.Verify(q.Stamp, q.Slot, q.ID, q.Created, now); err != nil {
 		return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
@@ -172,18 +179,22 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 		b.trimFinished()
 	}
 	r := &Reservation{Request: *q, State: Angefragt, Received: now, Updated: now}
-	if e, ok := b.early[q.ID]; ok && e.patient == sender {
+	if cancelled {
 		// The patient's cancel overtook this request: it arrives
 		// cancelled, so the therapist cannot hold or confirm it.
 		r.State = StorniertPatient
 	}
 	b.res[q.ID] = r
+	if cancelled {
+		b.trimFinished()
+	}
 	return *r, nil
 }
 
 // Refuse answers a request Receive refused because its slot is not on
-// offer (taken a moment ago, withdrawn, or no such occurrence): without an
-// answer the patient would wait until the request lapses. It checks the
+// offer (taken a moment ago, withdrawn, or no such occurrence) or its
+// place is full (note: BusyNote): without an answer the patient would
+// wait until the request lapses. It checks the
 // request as Receive does, stamp included (a forged, replayed or cheap
 // request gets no answer, and nobody makes the therapist sign for free),
 // records it as ABGELEHNT (so a replay is refused and Seal finds it) and

@@ -279,3 +279,25 @@ func TestBookRestoreBounds(t *testing.T) {
 		t.Errorf("%d reservations after the sweep, want 3 live and 3 finished", n)
 	}
 }
+
+// TestFullPlaceCancelledArrival: a request whose cancel came first
+// arrives cancelled: it takes no room, so it neither is refused for a full
+// place nor pushes a waiting request out.
+func TestFullPlaceCancelledArrival(t *testing.T) {
+	f := newFloodWorld(t, 10_000)
+	for range DefaultMaxPerPlace {
+		f.receive(t, f.req(t, 1, f.start, 8, testNow), testNow)
+	}
+	q := f.req(t, 1, f.start, 9, testNow)
+	c := &Cancel{ID: q.ID, Slot: q.Slot, By: StorniertPatient, Created: testNow}
+	if err := c.Sign(f.eph); err != nil {
+		t.Fatal(err)
+	}
+	f.book.ApplyCancel(c, f.eph.Compact(), testNow)
+	if r, err := f.receive(t, q, testNow); err != nil || r.State != StorniertPatient {
+		t.Fatalf("the cancelled request: %v %v", r.State, err)
+	}
+	if n := len(f.book.TakeDeclined()); n != 0 {
+		t.Errorf("a cancelled arrival pushed %d out", n)
+	}
+}
