@@ -176,7 +176,6 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 			return Reservation{}, err
 		}
 		b.declined = append(b.declined, resp)
-		b.trimFinished()
 	}
 	r := &Reservation{Request: *q, State: Angefragt, Received: now, Updated: now}
 	if cancelled {
@@ -185,9 +184,6 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 		r.State = StorniertPatient
 	}
 	b.res[q.ID] = r
-	if cancelled {
-		b.trimFinished()
-	}
 	return *r, nil
 }
 
@@ -212,7 +208,6 @@ func (b *Book) Refuse(q *Request, sender protocol.CompactIdentity, note string, 
 	}
 	r := &Reservation{Request: *q, State: Abgelehnt, Received: now, Updated: now}
 	b.res[q.ID] = r
-	b.trimFinished()
 	return *r, resp, nil
 }
 
@@ -327,7 +322,9 @@ func (b *Book) TakeDeclined() []*Response {
 }
 
 // trimFinished forgets the oldest finished reservations while there are
-// more than MaxReservations of them; Sweep returns their IDs.
+// more than MaxReservations of them; Sweep returns their IDs. It runs
+// first in each call (Expire) and in Sweep, never after a call made one
+// finished: the caller still seals that one's answer (Seal needs it).
 func (b *Book) trimFinished() {
 	if len(b.res)-b.live() <= b.cfg.MaxReservations {
 		return
@@ -563,6 +560,7 @@ func (b *Book) expireEarly(now time.Time) {
 // it is a week of a weekly place, which is still to be had) to ABGELAUFEN
 // and returns the reservations that changed state.
 func (b *Book) Expire(now time.Time) []Reservation {
+	b.trimFinished() // before this call makes any finished
 	b.expireEarly(now)
 	var changed []Reservation
 	for _, r := range b.res {
@@ -573,7 +571,6 @@ func (b *Book) Expire(now time.Time) []Reservation {
 		}
 	}
 	sortReservations(changed)
-	b.trimFinished()
 	return changed
 }
 
