@@ -268,7 +268,7 @@ func (n *Node) FAPPReserve(ctx context.Context, p rpcapi.FAPPReserveParams) (rpc
 		return rpcapi.FAPPReservation{}, apiErr(err)
 	}
 	f := n.fapp
-	r, err := f.reserve(ref, p.Start.UTC(), fapp.RequestOptions{Kontakt: p.Kontakt, PTV11: p.PTV11}, n.now())
+	r, err := f.reserve(ref, p.Start.UTC(), fapp.RequestOptions{Kontakt: p.Kontakt, PTV11: p.PTV11, StampBits: uint8(p.StampBits)}, n.now())
 	var res rpcapi.FAPPReservation
 	if err == nil {
 		f.mu.Lock()

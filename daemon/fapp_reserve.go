@@ -147,21 +147,30 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 		return nil
 	}
 	var r fapp.Reservation
+	var events []rpcapi.Event
 	refused := false
 	switch m := m.(type) {
 	case *fapp.Request:
 		r, err = f.book.Receive(m, sender, now)
 		if errors.Is(err, fapp.ErrNotOffered) {
-			// Taken a moment ago (or gone): answer ABGELEHNT rather than
-			// leave the patient waiting; Refuse checks the request and
-			// its stamp as Receive does.
-			r, err = f.refuseLocked(b, m, sender, from, now)
+			// Taken a moment ago (or gone), or its place full of requests
+			// with as much stamp work: answer ABGELEHNT rather than leave
+			// the patient waiting; Refuse checks the request and its
+			// stamp as Receive does.
+			note := ""
+			if errors.Is(err, fapp.ErrLimit) {
+				// Tell the patient what gets in now.
+				note = fapp.BusyNote(f.book.StampToGetIn(m))
+				f.stats.add("requests_busy", 1)
+			}
+			r, err = f.refuseLocked(b, m, sender, note, from, now)
 			refused = true
 		}
 		if err == nil {
 			f.replyTo[r.Request.ID] = from
 			f.ackEarlyLocked(b, r.Request.ID)
 		}
+		events = f.declinePushedOutLocked(b, now)
 	case *fapp.Cancel:
 		if err = f.book.ApplyCancel(m, sender, now); err == nil {
 			r, err = f.book.Get(m.ID)
@@ -184,7 +193,27 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 		// VERGEBEN slot FREI again.
 		f.slotStatusLocked(b, r, now)
 	}
-	return []rpcapi.Event{f.therapistEvent(r)}
+	return append(events, f.therapistEvent(r))
+}
+
+// declinePushedOutLocked answers ABGELEHNT, at the next boundary as a
+// rival's decline, to the requests a request with more stamp work pushed
+// out of a full place or book (Book.TakeDeclined), and stores them in b.
+func (f *fappNode) declinePushedOutLocked(b *store.FAPPBatch, now time.Time) []rpcapi.Event {
+	resps := f.book.TakeDeclined()
+	var events []rpcapi.Event
+	for _, resp := range resps {
+		r, _ := f.book.Get(resp.ID)
+		f.putTherapistLocked(b, r)
+		events = append(events, f.therapistEvent(r))
+		if to, ok := f.replyTo[resp.ID]; ok {
+			if err := f.queueLaterLocked(b, to, resp.ID, resp, now); err != nil {
+				f.n.log.Warn("cannot answer a pushed-out request", "err", err)
+			}
+		}
+	}
+	f.stats.add("requests_pushed_out", uint64(len(resps)))
+	return events
 }
 
 // offersLocked is the Book's Offers: whether the own offer has q's slot
@@ -224,10 +253,11 @@ func rolledPast(s fapp.Slot, start time.Time) bool {
 	return isOccurrence(past, s.Start)
 }
 
-// refuseLocked answers a request for a slot not on offer with a signed
-// ABGELEHNT, stored in b (the outbox) and queued for the patient's node.
-func (f *fappNode) refuseLocked(b *store.FAPPBatch, q *fapp.Request, sender protocol.CompactIdentity, from protocol.Address, now time.Time) (fapp.Reservation, error) {
-	r, resp, err := f.book.Refuse(q, sender, "", now)
+// refuseLocked answers a request for a slot not on offer, or for a full
+// place (note: BusyNote), with a signed ABGELEHNT, stored in b (the
+// outbox) and queued for the patient's node.
+func (f *fappNode) refuseLocked(b *store.FAPPBatch, q *fapp.Request, sender protocol.CompactIdentity, note string, from protocol.Address, now time.Time) (fapp.Reservation, error) {
+	r, resp, err := f.book.Refuse(q, sender, note, now)
 	if err != nil {
 		return r, err
 	}
@@ -242,7 +272,19 @@ func (f *fappNode) onPatientMsgLocked(b *store.FAPPBatch, sealed []byte, now tim
 	f.expireLocked(now)
 	f.patMu.Lock()
 	r, err := f.patient.Open(sealed, now)
+	again, aerr := f.patient.CancelsToResend(randReader, now)
 	f.patMu.Unlock()
+	if aerr != nil {
+		f.n.log.Warn("cannot seal a cancel again", "err", aerr)
+	}
+	for _, c := range again {
+		// The therapist held or confirmed a reservation this patient
+		// cancelled: its book never applied the cancel (pushed out
+		// before the request came, or lost). It has the request now.
+		o := fappOut{unicast: true, dest: c.Therapist.Address(), body: append([]byte{toTherapist}, c.Sealed...), ttl: fapp.DefaultMessageTTL}
+		f.deferLocked(f.stageOutLocked(b, o, now), now)
+		f.stats.add("cancels_resent", 1)
+	}
 	if err != nil {
 		f.drop("reservation", err)
 		return nil

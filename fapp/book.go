@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"meshd.dev/meshd/protocol"
@@ -12,7 +14,13 @@ import (
 
 // Book defaults.
 const (
+	// DefaultMaxReservations bounds the live reservations (ANGEFRAGT,
+	// GEHALTEN, BESTAETIGT) a Book holds, and apart from them the finished
+	// ones it remembers (the oldest of those go first).
 	DefaultMaxReservations = 10_000
+	// DefaultMaxPerPlace bounds the requests waiting (ANGEFRAGT) for one
+	// place; the therapist gives it to one of them.
+	DefaultMaxPerPlace = 32
 	// DefaultRequestTTL is how long an unanswered request waits (it may sit
 	// in custody while the therapist is offline) before it lapses.
 	DefaultRequestTTL = 7 * 24 * time.Hour
@@ -44,9 +52,13 @@ type BookConfig struct {
 	// Stamps verifies request stamps; nil makes a verifier with defaults.
 	Stamps          *StampVerifier
 	MaxReservations int
-	RequestTTL      time.Duration
-	MaxHold         time.Duration
-	ClockSkew       time.Duration
+	// MaxPerPlace bounds the requests waiting for one place. A request for
+	// a place (or a book) that is full gets in only with more stamp work
+	// than the weakest waiting one, which it pushes out (declined).
+	MaxPerPlace int
+	RequestTTL  time.Duration
+	MaxHold     time.Duration
+	ClockSkew   time.Duration
 	// Offers, when set, is asked whether a requested slot occurrence is on
 	// offer (Publisher.Offers); a request it refuses is refused.
 	Offers func(slot uint16, start time.Time) error
@@ -74,6 +86,11 @@ type Book struct {
 	// arrived (ApplyCancel, Receive).
 	early      map[RequestID]earlyCancel
 	earlyOrder []RequestID
+	// declined holds the signed declines of requests a request with more
+	// stamp work pushed out (TakeDeclined); forgot the finished
+	// reservations forgotten for room (Sweep returns them).
+	declined []*Response
+	forgot   []RequestID
 }
 
 type earlyCancel struct {
@@ -87,6 +104,7 @@ func NewBook(cfg BookConfig) (*Book, error) {
 		return nil, fmt.Errorf("book: no identity: %w", ErrMalformed)
 	}
 	cfg.MaxReservations = cmp.Or(cfg.MaxReservations, DefaultMaxReservations)
+	cfg.MaxPerPlace = cmp.Or(cfg.MaxPerPlace, DefaultMaxPerPlace)
 	cfg.RequestTTL = cmp.Or(cfg.RequestTTL, DefaultRequestTTL)
 	if cfg.Stamps == nil {
 		cfg.Stamps = NewStampVerifier(StampConfig{MaxAge: cfg.RequestTTL})
@@ -124,7 +142,11 @@ func (b *Book) Open(sealed []byte, now time.Time) (Reservation, error) {
 // (ErrFromFuture) or older than RequestTTL (ErrExpired), a request ID seen
 // before (ErrReplay), a slot not on offer (ErrNotOffered and ErrNotFound,
 // with Offers: answer it with Refuse), a bad stamp (ErrStamp/ErrReplay), a
-// full book (ErrLimit).
+// request for a full place or book with no more stamp work than the
+// weakest waiting one (ErrNotOffered and ErrLimit: answer it with Refuse,
+// so the patient can ask again with more work). A request with more work
+// pushes the weakest out: it is declined, its signed response waits in
+// TakeDeclined.
 func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Time) (Reservation, error) {
 	if err := b.admit(q, sender, now); err != nil {
 		return Reservation{}, err
@@ -134,11 +156,29 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 			return Reservation{}, fmt.Errorf("request %v: %w: %w", q.ID, ErrNotOffered, err)
 		}
 	}
+	e, cancelled := b.early[q.ID]
+	cancelled = cancelled && e.patient == sender
+	var weakest *Reservation
+	var need uint8
+	if !cancelled {
+		// One that arrives cancelled takes no room.
+		var err error
+		if weakest, need, err = b.room(q); err != nil {
+			return Reservation{}, err
+		}
+	}
 	if err := b.cfg.Stamps.Verify(q.Stamp, q.Slot, q.ID, q.Created, now); err != nil {
 		return Reservation{}, fmt.Errorf("request %v: %w", q.ID, err)
 	}
+	if weakest != nil {
+		resp, err := b.decide(weakest.Request.ID, EventDecline, time.Time{}, BusyNote(need), now)
+		if err != nil {
+			return Reservation{}, err
+		}
+		b.declined = append(b.declined, resp)
+	}
 	r := &Reservation{Request: *q, State: Angefragt, Received: now, Updated: now}
-	if e, ok := b.early[q.ID]; ok && e.patient == sender {
+	if cancelled {
 		// The patient's cancel overtook this request: it arrives
 		// cancelled, so the therapist cannot hold or confirm it.
 		r.State = StorniertPatient
@@ -148,8 +188,9 @@ func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Tim
 }
 
 // Refuse answers a request Receive refused because its slot is not on
-// offer (taken a moment ago, withdrawn, or no such occurrence): without an
-// answer the patient would wait until the request lapses. It checks the
+// offer (taken a moment ago, withdrawn, or no such occurrence) or its
+// place is full (note: BusyNote): without an answer the patient would
+// wait until the request lapses. It checks the
 // request as Receive does, stamp included (a forged, replayed or cheap
 // request gets no answer, and nobody makes the therapist sign for free),
 // records it as ABGELEHNT (so a replay is refused and Seal finds it) and
@@ -170,6 +211,139 @@ func (b *Book) Refuse(q *Request, sender protocol.CompactIdentity, note string, 
 	return *r, resp, nil
 }
 
+// room finds room for q, which has not been verified yet (its stamp's
+// claimed bits are checked before anything is pushed out): nil when its
+// place and the book have room, else the weakest waiting request of its
+// place (or, when only the book is full, of the book) if q's stamp claims
+// more work, with the bits that get in once q took its room (for the
+// pushed-out patient's BusyNote). Without that it refuses q with
+// ErrNotOffered and ErrLimit.
+func (b *Book) room(q *Request) (*Reservation, uint8, error) {
+	var place, waiting []*Reservation
+	live := 0
+	for _, o := range b.res {
+		if o.State.Terminal() {
+			continue
+		}
+		live++
+		if o.State == Angefragt {
+			waiting = append(waiting, o)
+			if b.samePlace(o, q.Slot.Slot, q.Start) {
+				place = append(place, o)
+			}
+		}
+	}
+	cands := place
+	switch {
+	case len(place) >= b.cfg.MaxPerPlace:
+	case live >= b.cfg.MaxReservations:
+		cands = waiting
+	default:
+		return nil, 0, nil
+	}
+	w := weakest(cands)
+	if w == nil || q.Stamp.Bits <= w.Request.Stamp.Bits {
+		return nil, 0, fmt.Errorf("request %v: %d waiting for its place, %d live: a stamp of more than %d bits gets in: %w: %w",
+			q.ID, len(place), live, minBits(w), ErrNotOffered, ErrLimit)
+	}
+	need := q.Stamp.Bits
+	for _, c := range cands {
+		if c != w {
+			need = min(need, c.Request.Stamp.Bits)
+		}
+	}
+	return w, min(need+1, MaxStampBits), nil
+}
+
+// StampToGetIn returns the stamp bits a request like q needs to get into
+// its place (and the book) now: 0 when there is room, else one more than
+// the weakest waiting request, MaxStampBits when no waiting request can
+// be pushed out (the book is full of holds and confirmations).
+func (b *Book) StampToGetIn(q *Request) uint8 {
+	w, _, err := b.room(&Request{ID: q.ID, Slot: q.Slot, Start: q.Start, Stamp: Stamp{Bits: MaxStampBits}})
+	switch {
+	case err != nil:
+		return MaxStampBits
+	case w == nil:
+		return 0
+	}
+	return w.Request.Stamp.Bits + 1
+}
+
+// busyNotePrefix starts the note of a refusal for a full place
+// (BusyNote).
+const busyNotePrefix = "ausgelastet: stamp_bits="
+
+// BusyNote is the note a therapist's node signs into the refusal of a
+// request for a full place: the stamp bits that get in now (StampToGetIn),
+// so the patient can ask again with that much work. ParseBusyNote reads it.
+func BusyNote(bits uint8) string { return fmt.Sprintf("%s%d", busyNotePrefix, bits) }
+
+// ParseBusyNote returns the stamp bits a BusyNote asks for.
+func ParseBusyNote(note string) (uint8, bool) {
+	n, ok := strings.CutPrefix(note, busyNotePrefix)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(n, 10, 8)
+	if err != nil || v == 0 || v > MaxStampBits || BusyNote(uint8(v)) != note {
+		return 0, false // the note is canonical: "+21" or "021" is none
+	}
+	return uint8(v), true
+}
+
+// weakest returns the request with the least stamp work, of those with
+// equal work the one that came last (so the first keep their place).
+func weakest(rs []*Reservation) *Reservation {
+	var w *Reservation
+	for _, r := range rs {
+		if w == nil || cmp.Or(cmp.Compare(r.Request.Stamp.Bits, w.Request.Stamp.Bits),
+			-r.Received.Compare(w.Received), slices.Compare(w.Request.ID[:], r.Request.ID[:])) < 0 {
+			w = r
+		}
+	}
+	return w
+}
+
+func minBits(w *Reservation) uint8 {
+	if w == nil {
+		return MaxStampBits
+	}
+	return w.Request.Stamp.Bits
+}
+
+// TakeDeclined returns, once, the signed declines of requests that a
+// request with more stamp work pushed out (Receive), each with a BusyNote
+// of the bits that get in now; seal each to its patient.
+func (b *Book) TakeDeclined() []*Response {
+	out := b.declined
+	b.declined = nil
+	return out
+}
+
+// trimFinished forgets the oldest finished reservations while there are
+// more than MaxReservations of them; Sweep returns their IDs. It runs
+// first in each call (Expire) and in Sweep, never after a call made one
+// finished: the caller still seals that one's answer (Seal needs it).
+func (b *Book) trimFinished() {
+	if len(b.res)-b.live() <= b.cfg.MaxReservations {
+		return
+	}
+	var done []*Reservation
+	for _, r := range b.res {
+		if r.State.Terminal() {
+			done = append(done, r)
+		}
+	}
+	slices.SortFunc(done, func(x, y *Reservation) int {
+		return cmp.Or(x.Updated.Compare(y.Updated), slices.Compare(x.Request.ID[:], y.Request.ID[:]))
+	})
+	for _, r := range done[:len(done)-b.cfg.MaxReservations] {
+		delete(b.res, r.Request.ID)
+		b.forgot = append(b.forgot, r.Request.ID)
+	}
+}
+
 // admit runs Receive's checks that come before the offer and the stamp.
 func (b *Book) admit(q *Request, sender protocol.CompactIdentity, now time.Time) error {
 	b.Expire(now)
@@ -184,8 +358,6 @@ func (b *Book) admit(q *Request, sender protocol.CompactIdentity, now time.Time)
 		return fmt.Errorf("request %v: created %v: %w", q.ID, q.Created, ErrExpired)
 	case b.res[q.ID] != nil:
 		return fmt.Errorf("request %v: %w", q.ID, ErrReplay)
-	case len(b.res) >= b.cfg.MaxReservations:
-		return fmt.Errorf("request %v: book full (%d): %w", q.ID, len(b.res), ErrLimit)
 	}
 	return q.validate()
 }
@@ -383,13 +555,16 @@ func (b *Book) expireEarly(now time.Time) {
 	b.earlyOrder = b.earlyOrder[i:]
 }
 
-// Expire moves holds past HoldUntil and requests unanswered for RequestTTL
-// to ABGELAUFEN and returns the reservations that changed state.
+// Expire moves holds past HoldUntil, requests unanswered for RequestTTL
+// and requests for an occurrence that has started (unless, with Occurs,
+// it is a week of a weekly place, which is still to be had) to ABGELAUFEN
+// and returns the reservations that changed state.
 func (b *Book) Expire(now time.Time) []Reservation {
+	b.trimFinished() // before this call makes any finished
 	b.expireEarly(now)
 	var changed []Reservation
 	for _, r := range b.res {
-		old := now.Sub(r.Request.Created) > b.cfg.RequestTTL
+		old := now.Sub(r.Request.Created) > b.cfg.RequestTTL || b.started(r, now)
 		if (r.State == Gehalten && !now.Before(r.HoldUntil)) || (r.State == Angefragt && old) {
 			r.State, r.HoldUntil, r.Updated = Abgelaufen, time.Time{}, now
 			changed = append(changed, *r)
@@ -399,13 +574,24 @@ func (b *Book) Expire(now time.Time) []Reservation {
 	return changed
 }
 
+// started reports whether r asks for an occurrence that has begun and is
+// no longer to be had.
+func (b *Book) started(r *Reservation, now time.Time) bool {
+	return r.Request.Start.Before(now) && (b.cfg.Occurs == nil || !b.cfg.Occurs(r.Request.Slot.Slot, r.Request.Start))
+}
+
 // Sweep forgets, to bound memory, the reservations that can no longer
 // matter: terminal ones whose request is older than RequestTTL, and
 // confirmed ones whose appointment started more than RequestTTL ago. It
-// returns their IDs (the daemon deletes them from its store). A replay of a
-// forgotten request is refused all the same: it is older than RequestTTL.
+// returns their IDs (the daemon deletes them from its store), and those of
+// the finished reservations forgotten for room since the last Sweep (the
+// oldest, beyond MaxReservations of them). A replay of a forgotten request
+// is refused all the same: it is older than RequestTTL, or its stamp is
+// remembered as spent.
 func (b *Book) Sweep(now time.Time) []RequestID {
-	var gone []RequestID
+	b.trimFinished()
+	gone := b.forgot
+	b.forgot = nil
 	for id, r := range b.res {
 		if (r.State.Terminal() && now.Sub(r.Request.Created) > b.cfg.RequestTTL) ||
 			(r.State == Bestaetigt && now.Sub(r.Request.Start) > b.cfg.RequestTTL) {
@@ -435,6 +621,17 @@ func (b *Book) List() []Reservation {
 	return out
 }
 
+// live counts the reservations that are not finished.
+func (b *Book) live() int {
+	n := 0
+	for _, r := range b.res {
+		if !r.State.Terminal() {
+			n++
+		}
+	}
+	return n
+}
+
 func sortReservations(rs []Reservation) {
 	slices.SortFunc(rs, func(a, b Reservation) int {
 		return cmp.Or(a.Request.Created.Compare(b.Request.Created), slices.Compare(a.Request.ID[:], b.Request.ID[:]))
@@ -462,14 +659,16 @@ func (b *Book) SlotStatus(slot uint16, start time.Time) SlotStatus {
 }
 
 // Restore puts back a reservation the daemon persisted (for example after a
-// restart). It refuses a duplicate ID or an invalid state.
+// restart). It refuses a duplicate ID, an invalid state or a live
+// reservation beyond MaxReservations; finished ones beyond it forget the
+// oldest (Sweep returns them).
 func (b *Book) Restore(r Reservation) error {
 	switch {
 	case !r.State.Valid() || r.Request.Patient == nil:
 		return fmt.Errorf("restore reservation %v: state %v: %w", r.Request.ID, r.State, ErrMalformed)
 	case b.res[r.Request.ID] != nil:
 		return fmt.Errorf("restore reservation %v: %w", r.Request.ID, ErrReplay)
-	case len(b.res) >= b.cfg.MaxReservations:
+	case !r.State.Terminal() && b.live() >= b.cfg.MaxReservations:
 		return fmt.Errorf("restore reservation %v: %w", r.Request.ID, ErrLimit)
 	}
 	b.res[r.Request.ID] = &r

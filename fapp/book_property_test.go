@@ -97,3 +97,62 @@ func reachable(a, b ReservationState) bool {
 	}
 	return false
 }
+
+// TestPropertyBookBounds: whatever arrives and whatever the therapist
+// does, a place never has more than MaxPerPlace requests waiting, the book
+// never more than MaxReservations live ones, and after Expire (which every
+// call runs first) never more than MaxReservations finished ones.
+func TestPropertyBookBounds(t *testing.T) {
+	f := newFloodWorld(t, 8)
+	var pool []*Request
+	for i := range 48 {
+		pool = append(pool, f.req(t, uint16(1+i%3), f.start.Add(time.Duration(i%2)*time.Hour), uint8(8+i%3), testNow))
+	}
+	rapid.Check(t, func(rt *rapid.T) {
+		book, _ := NewBook(BookConfig{Identity: f.therapist, Stamps: NewStampVerifier(StampConfig{MinBits: 8}),
+			MaxReservations: 8, MaxPerPlace: 3})
+		now := testNow
+		for range rapid.IntRange(1, 60).Draw(rt, "steps") {
+			q := rapid.SampledFrom(pool).Draw(rt, "request")
+			switch rapid.IntRange(0, 4).Draw(rt, "action") {
+			case 0, 1:
+				book.Receive(q, f.eph.Compact(), now)
+			case 2:
+				book.Refuse(q, f.eph.Compact(), "", now)
+			case 3:
+				book.Confirm(q.ID, "", now)
+				book.DeclineRivals(q.ID, "", now)
+			case 4:
+				book.Decline(q.ID, "", now)
+			}
+			book.TakeDeclined()
+			book.Expire(now)
+			checkBookBounds(rt, book, 8, 3)
+			now = now.Add(time.Second)
+		}
+	})
+}
+
+func checkBookBounds(t *rapid.T, book *Book, maxRes, perPlace int) {
+	live, done := 0, 0
+	waiting := map[[2]int64]int{}
+	for _, r := range book.List() {
+		switch {
+		case r.State.Terminal():
+			done++
+		default:
+			live++
+		}
+		if r.State == Angefragt {
+			waiting[[2]int64{int64(r.Request.Slot.Slot), r.Request.Start.Unix()}]++
+		}
+	}
+	if live > maxRes || done > maxRes {
+		t.Fatalf("%d live, %d finished, bound %d", live, done, maxRes)
+	}
+	for k, n := range waiting {
+		if n > perPlace {
+			t.Fatalf("place %v has %d waiting, quota %d", k, n, perPlace)
+		}
+	}
+}

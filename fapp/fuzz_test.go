@@ -203,3 +203,15 @@ func FuzzBookOpen(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseBusyNote(f *testing.F) {
+	f.Add(BusyNote(21))
+	f.Add("ausgelastet: stamp_bits=021")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, note string) {
+		bits, ok := ParseBusyNote(note)
+		if ok && (bits == 0 || bits > MaxStampBits || BusyNote(bits) != note) {
+			t.Fatalf("ParseBusyNote(%q) = %d, not canonical", note, bits)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"time"
 
@@ -49,6 +50,14 @@ type PatientBook struct {
 	cfg    PatientBookConfig
 	res    map[RequestID]*PatientReservation
 	byAddr map[protocol.Address]RequestID
+	// unheard holds the reservations the patient cancelled for which the
+	// therapist then signed a hold or confirmation (its book has not
+	// applied the cancel: it overtook the request and was pushed out, or
+	// was lost), with that answer's time; CancelsToResend seals the
+	// cancel again. resent is the latest answer time a cancel was resent
+	// for, so a replayed answer does not make another.
+	unheard map[RequestID]time.Time
+	resent  map[RequestID]time.Time
 }
 
 // NewPatientBook returns an empty book.
@@ -57,14 +66,24 @@ func NewPatientBook(cfg PatientBookConfig) *PatientBook {
 	cfg.StampBits = cmp.Or(cfg.StampBits, DefaultStampBits)
 	cfg.StampBucket = cmp.Or(cfg.StampBucket, DefaultStampBucket)
 	cfg.RequestTTL = cmp.Or(cfg.RequestTTL, DefaultRequestTTL)
-	return &PatientBook{cfg: cfg, res: map[RequestID]*PatientReservation{}, byAddr: map[protocol.Address]RequestID{}}
+	return &PatientBook{cfg: cfg, res: map[RequestID]*PatientReservation{}, byAddr: map[protocol.Address]RequestID{},
+		unheard: map[RequestID]time.Time{}, resent: map[RequestID]time.Time{}}
 }
 
 // RequestOptions are what the patient chooses to give.
 type RequestOptions struct {
 	Kontakt string
 	PTV11   string
+	// StampBits, when above the book's StampBits, is the stamp work to
+	// spend instead (at most MaxRequestStampBits): a therapist's book whose
+	// place is full of requests lets in one with more work than the
+	// weakest (each bit doubles the minting time).
+	StampBits uint8
 }
+
+// MaxRequestStampBits bounds RequestOptions.StampBits: 28 bits is 256
+// times the default 20, minutes of a phone's CPU.
+const MaxRequestStampBits = 28
 
 // NewRequest makes a reservation request for slot (of therapist, whose
 // profile identity the request is sealed to) at the occurrence start: a
@@ -78,6 +97,9 @@ func (p *PatientBook) NewRequest(rand io.Reader, therapist *protocol.PublicIdent
 	if len(p.res) >= p.cfg.MaxReservations {
 		return PatientReservation{}, nil, fmt.Errorf("request: %d reservations: %w", len(p.res), ErrLimit)
 	}
+	if opts.StampBits > MaxRequestStampBits {
+		return PatientReservation{}, nil, fmt.Errorf("request: stamp of %d bits, at most %d: %w", opts.StampBits, MaxRequestStampBits, ErrMalformed)
+	}
 	eph, err := protocol.NewIdentity(rand)
 	if err != nil {
 		return PatientReservation{}, nil, err
@@ -88,7 +110,7 @@ func (p *PatientBook) NewRequest(rand io.Reader, therapist *protocol.PublicIdent
 	}
 	q := Request{ID: id, Slot: slot, Start: start, Patient: eph.Public(), Created: now.Truncate(time.Second),
 		Kontakt: opts.Kontakt, PTV11: opts.PTV11}
-	if q.Stamp, err = MintStamp(slot, id, p.cfg.StampBits, p.cfg.StampBucket, now, p.cfg.MaxStampTries); err != nil {
+	if q.Stamp, err = MintStamp(slot, id, max(p.cfg.StampBits, opts.StampBits), p.cfg.StampBucket, now, p.cfg.MaxStampTries); err != nil {
 		return PatientReservation{}, nil, err
 	}
 	raw, err := q.MarshalBinary()
@@ -161,6 +183,9 @@ func (p *PatientBook) ApplyResponse(m *Response, now time.Time) error {
 	}
 	to, err := patientTransition(r, ev, m.Created)
 	if err != nil {
+		if r.State == StorniertPatient && (ev == EventHold || ev == EventConfirm) && m.Created.After(p.resent[m.ID]) {
+			p.unheard[m.ID] = m.Created
+		}
 		return err
 	}
 	r.State, r.HoldUntil, r.Nachricht, r.Updated = to, m.HoldUntil, m.Nachricht, now
@@ -230,7 +255,53 @@ func (p *PatientBook) Cancel(rand io.Reader, id RequestID, now time.Time) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	c := &Cancel{ID: id, Slot: r.Request.Slot, By: StorniertPatient, Created: now.Truncate(time.Second)}
+	sealed, err := p.sealCancel(rand, r, now)
+	if err != nil {
+		return nil, err
+	}
+	r.State, r.HoldUntil, r.Updated = to, time.Time{}, now
+	return sealed, nil
+}
+
+// ResentCancel is a patient's cancel sealed again for its therapist
+// (CancelsToResend).
+type ResentCancel struct {
+	ID        RequestID
+	Therapist *protocol.PublicIdentity
+	Sealed    []byte
+}
+
+// CancelsToResend returns, once per answer, the patient's cancels sealed
+// again for the reservations whose therapist signed a hold or confirmation
+// after the patient cancelled (Open refused it with ErrTransition): the
+// therapist's book did not apply the cancel, because it overtook its
+// request and a flood of cancels pushed it out (they need no stamp), or
+// it was lost. The request is there now, so the cancel sent again applies.
+// A replay of the same answer makes none.
+func (p *PatientBook) CancelsToResend(rand io.Reader, now time.Time) ([]ResentCancel, error) {
+	ids := slices.Collect(maps.Keys(p.unheard))
+	slices.SortFunc(ids, func(a, b RequestID) int { return slices.Compare(a[:], b[:]) })
+	var out []ResentCancel
+	for _, id := range ids {
+		at := p.unheard[id]
+		delete(p.unheard, id)
+		r := p.res[id]
+		if r == nil || r.State != StorniertPatient {
+			continue
+		}
+		sealed, err := p.sealCancel(rand, r, now)
+		if err != nil {
+			return out, err
+		}
+		p.resent[id] = at
+		out = append(out, ResentCancel{ID: id, Therapist: r.Therapist, Sealed: sealed})
+	}
+	return out, nil
+}
+
+// sealCancel signs the patient's cancel of r and seals it to the therapist.
+func (p *PatientBook) sealCancel(rand io.Reader, r *PatientReservation, now time.Time) ([]byte, error) {
+	c := &Cancel{ID: r.Request.ID, Slot: r.Request.Slot, By: StorniertPatient, Created: now.Truncate(time.Second)}
 	if err := c.Sign(r.Identity); err != nil {
 		return nil, err
 	}
@@ -238,12 +309,7 @@ func (p *PatientBook) Cancel(rand io.Reader, id RequestID, now time.Time) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := SealMessage(rand, r.Identity, r.Therapist, raw, now, DefaultMessageTTL)
-	if err != nil {
-		return nil, err
-	}
-	r.State, r.HoldUntil, r.Updated = to, time.Time{}, now
-	return sealed, nil
+	return SealMessage(rand, r.Identity, r.Therapist, raw, now, DefaultMessageTTL)
 }
 
 // Expire moves holds past HoldUntil to ABGELAUFEN, dated at the hold's end
@@ -308,6 +374,8 @@ func (p *PatientBook) Forget(id RequestID) {
 		delete(p.byAddr, r.Identity.Address())
 		delete(p.res, id)
 	}
+	delete(p.unheard, id)
+	delete(p.resent, id)
 }
 
 // Restore puts back a reservation the daemon persisted.

@@ -219,6 +219,7 @@ var fieldDocs = map[string]string{
 	"FAPPReserveParams.kontakt":           "Kontakt is how the therapist reaches the patient (e-mail, phone): what the patient chooses to give, at most 256 bytes.",
 	"FAPPReserveParams.ptv11":             "PTV11 is optional data of the patient's PTV 11 form (date, recommendation), at most 1024 bytes.",
 	"FAPPReserveParams.slot":              "Slot is the slot reference from fapp.query, \"<therapist key>/<slot ID>\".",
+	"FAPPReserveParams.stamp_bits":        "StampBits is the proof-of-work stamp to spend, in bits, when more than the default 20 (at most 28; each bit doubles the minting time): a therapist whose slot has many waiting requests refuses one with no more work than the weakest (ABGELEHNT), and lets in one with more.",
 	"FAPPReserveParams.start":             "Start is the occurrence asked for, for a weekly place (default: its first occurrence still ahead).",
 	"FAPPRespondParams.action":            "Action is \"confirm\", \"decline\" or \"hold\".",
 	"FAPPRespondParams.id":                "ID is the reservation's ID.",

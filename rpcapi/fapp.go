@@ -340,6 +340,11 @@ type FAPPReserveParams struct {
 	// PTV11 is optional data of the patient's PTV 11 form (date,
 	// recommendation), at most 1024 bytes.
 	PTV11 string `json:"ptv11,omitempty"`
+	// StampBits is the proof-of-work stamp to spend, in bits, when more
+	// than the default 20 (at most 28; each bit doubles the minting time):
+	// a therapist whose slot has many waiting requests refuses one with no
+	// more work than the weakest (ABGELEHNT), and lets in one with more.
+	StampBits int `json:"stamp_bits,omitempty"`
 }
 
 // FAPPReservationsParams are fapp.reservations's parameters.

@@ -382,6 +382,9 @@ func checkReserve(p *FAPPReserveParams) error {
 	if err := checkText("ptv11", p.PTV11, fapp.MaxPTV11Len); err != nil {
 		return invalidParams("%v", err)
 	}
+	if p.StampBits < 0 || p.StampBits > fapp.MaxRequestStampBits {
+		return invalidParams("stamp_bits %d is not between 0 and %d", p.StampBits, fapp.MaxRequestStampBits)
+	}
 	return nil
 }
 

@@ -68,7 +68,7 @@ func fappMethods() []MethodSpec {
 				return r, err
 			}),
 		define(MethodFAPPReserve, "Reserve a slot.",
-			fmt.Sprintf("Sends a reservation request for `slot` (a `ref` from fapp.query), sealed end to end to the therapist, with a proof-of-work stamp instead of an identity. It carries only `slot`, `start`, `kontakt` (at most %d bytes) and `ptv11` (at most %d). The reservation starts ANGEFRAGT; the therapist's answer arrives as a `fapp-reservation` event. If the therapist's node is offline the request waits in custody.", fapp.MaxKontaktLen, fapp.MaxPTV11Len),
+			fmt.Sprintf("Sends a reservation request for `slot` (a `ref` from fapp.query), sealed end to end to the therapist, with a proof-of-work stamp instead of an identity. It carries only `slot`, `start`, `kontakt` (at most %d bytes) and `ptv11` (at most %d). The reservation starts ANGEFRAGT; the therapist's answer arrives as a `fapp-reservation` event. If the therapist's node is offline the request waits in custody. An ABGELEHNT whose `nachricht` is `ausgelastet: stamp_bits=N` means the slot has many waiting requests: ask again with `stamp_bits` N (more work, up to %d bits).", fapp.MaxKontaktLen, fapp.MaxPTV11Len, fapp.MaxRequestStampBits),
 			errsFound,
 			func(ctx context.Context, env *callEnv, p *FAPPReserveParams) (FAPPReservation, error) {
 				if err := checkReserve(p); err != nil {
