@@ -210,6 +210,15 @@ type wlog struct {
 	applyOps  []op
 	applyLast map[string]int
 	recPool   sync.Pool // of *[]byte
+
+	// held answers for custody keys whether badger may hold them, so
+	// that a merged delete badger cannot hold is left out without a
+	// lookup (applyOps). Nil until the log has opened, and while the
+	// applier runs without it (a rebuild failed, or applyEarly).
+	held *heldFilter
+	// heldSkips counts the merged deletes left out on the filter's word
+	// alone (tests).
+	heldSkips atomic.Int64
 }
 
 // walRecPoolMax is the largest record buffer kept for reuse: a batch's
@@ -594,15 +603,27 @@ type applyTally struct{ ops, bytes int64 }
 func (s *Store) applyOps(ops []op) (applyTally, error) {
 	var tally applyTally
 	vlog := s.dsync.wrote([]unit{ops})
+	held := s.wal.held
+	if s.wal.applyEarly {
+		held = nil // the negative control writes from two goroutines
+	}
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
 	for _, o := range ops {
+		covered := held != nil && held.covers(o.key)
 		if o.mergedSet {
+			if covered && !held.mayHold(o.key) {
+				s.wal.heldSkips.Add(1)
+				continue
+			}
 			if _, err := txn.Get(o.key); errors.Is(err, badger.ErrKeyNotFound) {
 				continue
 			} else if err != nil {
 				return tally, err
 			}
+		}
+		if covered && !o.del {
+			held.add(o.key) // before the commit: badger may hold it from now on
 		}
 		err := setOrDelete(txn, o)
 		if errors.Is(err, badger.ErrTxnTooBig) {
@@ -627,7 +648,21 @@ func (s *Store) applyOps(ops []op) (applyTally, error) {
 	if vlog {
 		s.dsync.wal.mayUseVlog() // written now (walsync.go)
 	}
+	if held != nil && held.full() {
+		s.rebuildHeld()
+	}
 	return tally, nil
+}
+
+// rebuildHeld builds the applier's heldFilter again from badger, which
+// holds every applied op now. If badger cannot be read the applier goes
+// on without a filter (every merged delete asks badger, as before).
+func (s *Store) rebuildHeld() {
+	f, err := s.buildHeld()
+	if err != nil {
+		s.cfg.logger.Warn("store: cannot rebuild the filter of custody keys; asking badger instead", "err", err)
+	}
+	s.wal.held = f
 }
 
 func (s *Store) commitApply(txn *badger.Txn) error {
