@@ -599,7 +599,9 @@ type applyTally struct{ ops, bytes int64 }
 // them: the log replays them all. A delete into which a set was merged
 // (a custody record set and deleted within one group) is left out when
 // badger does not hold the key: the key ends absent either way, and only
-// the applier writes the log's keys, so none can appear meanwhile.
+// the applier writes the log's keys, so none can appear meanwhile. For a
+// custody key the applier's heldFilter answers first (held.go); badger
+// is asked only when the filter says it may hold the key.
 func (s *Store) applyOps(ops []op) (applyTally, error) {
 	var tally applyTally
 	vlog := s.dsync.wrote([]unit{ops})
