@@ -149,8 +149,8 @@ func (n *Node) Send(ctx context.Context, p rpcapi.SendParams) (rpcapi.SendResult
 		return rpcapi.SendResult{}, err
 	}
 	w := make(chan sendOutcome, 1)
-	var heard bool
-	if err := n.call(ctx, func() {
+	var heard bool // written by the loop before w is answered
+	if err := n.submit(ctx, func() {
 		heard = n.eng.Heard(dest)
 		n.nextRef++
 		ref := n.nextRef
@@ -165,26 +165,44 @@ func (n *Node) Send(ctx context.Context, p rpcapi.SendParams) (rpcapi.SendResult
 	}); err != nil {
 		return rpcapi.SendResult{}, err
 	}
+	o, err := n.awaitSend(ctx, w)
+	if err != nil {
+		// The message may still be sent: the engine may have it. The
+		// client learns its fate from msg.subscribe.
+		return rpcapi.SendResult{}, err
+	}
+	if o.err == nil {
+		o.res.Detail = statusDetail[o.res.Status]
+		if o.res.Status != routing.StatusLocal.String() {
+			ttl := time.Duration(p.TTL) * time.Second
+			if ttl == 0 {
+				ttl = time.Duration(n.cfg.Routing.MessageTTL)
+			}
+			o.res.Expires = n.now().Add(ttl).UTC().Truncate(time.Second)
+		}
+		if !heard {
+			o.res.Warning = unheardWarning
+		}
+	}
+	return o.res, o.err
+}
+
+// awaitSend waits for the outcome of a send handed to the loop. The loop
+// answers every waiter it registered before it stops (shutdownLoop), so
+// a stopped loop with no answer waiting never ran the request.
+func (n *Node) awaitSend(ctx context.Context, w <-chan sendOutcome) (sendOutcome, error) {
 	select {
 	case o := <-w:
-		if o.err == nil {
-			o.res.Detail = statusDetail[o.res.Status]
-			if o.res.Status != routing.StatusLocal.String() {
-				ttl := time.Duration(p.TTL) * time.Second
-				if ttl == 0 {
-					ttl = time.Duration(n.cfg.Routing.MessageTTL)
-				}
-				o.res.Expires = n.now().Add(ttl).UTC().Truncate(time.Second)
-			}
-			if !heard {
-				o.res.Warning = unheardWarning
-			}
-		}
-		return o.res, o.err
+		return o, nil
 	case <-ctx.Done():
-		// The message may still be sent: the engine has it. The client
-		// learns its fate from msg.subscribe.
-		return rpcapi.SendResult{}, ctx.Err()
+		return sendOutcome{}, ctx.Err()
+	case <-n.stopped:
+		select {
+		case o := <-w:
+			return o, nil
+		default:
+			return sendOutcome{}, fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -79,6 +80,8 @@ func benchMessages(b *testing.B, a, bn *Node) {
 	var wg sync.WaitGroup
 	for range 64 {
 		wg.Go(func() {
+			// In a CPU profile: node=callers (twoNodesWith labels A and B).
+			pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("node", "callers")))
 			for next.Add(1) <= int64(b.N) {
 				if _, err := a.Send(ctx, rpcapi.SendParams{To: to, Payload: payload}); err != nil {
 					b.Error(err)

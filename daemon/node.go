@@ -776,19 +776,29 @@ func (n *Node) enqueue(f func()) bool {
 
 // call runs f on the loop and waits for it.
 func (n *Node) call(ctx context.Context, f func()) error {
-	if n.closing.Load() {
-		return fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
-	}
 	done := make(chan struct{})
+	if err := n.submit(ctx, func() { f(); close(done) }); err != nil {
+		return err
+	}
 	select {
-	case n.cmds <- func() { f(); close(done) }:
+	case <-done:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-n.stopped:
 		return fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
 	}
+}
+
+// submit hands f to the loop without waiting for it to run: a caller
+// that waits for an answer f arranges (Send) wakes once, for the answer,
+// not also when f has run. f never runs if the loop stops first.
+func (n *Node) submit(ctx context.Context, f func()) error {
+	if n.closing.Load() {
+		return fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
+	}
 	select {
-	case <-done:
+	case n.cmds <- f:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -217,14 +218,21 @@ func twoNodes(tb testing.TB) (a, b *Node, stop func()) {
 }
 
 // twoNodesWith is twoNodes with both configurations changed by edit.
+// Everything each node starts (its loop, store, badger and libp2p
+// goroutines) carries the pprof label node=A or node=B, so a CPU profile
+// of a benchmark splits by node: go tool pprof -top -tagfocus node=A.
 func twoNodesWith(tb testing.TB, edit func(*Config)) (a, b *Node, stop func()) {
 	tb.Helper()
 	var nodes []*Node
 	var stops []func()
-	for range 2 {
+	for i := range 2 {
 		cfg := testConfig(tb)
 		edit(&cfg)
-		n, stop := startNode(tb, cfg)
+		var n *Node
+		var stop func()
+		pprof.Do(context.Background(), pprof.Labels("node", []string{"A", "B"}[i]), func(context.Context) {
+			n, stop = startNode(tb, cfg)
+		})
 		nodes = append(nodes, n)
 		stops = append(stops, stop)
 	}
@@ -235,9 +243,11 @@ func twoNodesWith(tb testing.TB, edit func(*Config)) (a, b *Node, stop func()) {
 	defer cancelA()
 	evB, cancelB, _ := b.Subscribe(ctx)
 	defer cancelB()
-	if _, err := a.Connect(ctx, b.host.Addrs()[0]); err != nil {
-		tb.Fatal(err)
-	}
+	pprof.Do(ctx, pprof.Labels("node", "A"), func(ctx context.Context) {
+		if _, err := a.Connect(ctx, b.host.Addrs()[0]); err != nil {
+			tb.Fatal(err)
+		}
+	})
 	for _, ev := range []<-chan rpcapi.Event{evA, evB} {
 		waitKind(tb, ctx, ev, rpcapi.EventPeerUp)
 	}

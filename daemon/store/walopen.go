@@ -101,6 +101,12 @@ func (s *Store) openWAL(noSync bool) error {
 	w.next = top + 1
 	w.logged, w.applied, w.checkpointed = top, top, top
 	w.durable.Store(top)
+	// Badger holds everything replayed; from here on only the applier
+	// writes the log's keys.
+	if w.held, err = s.buildHeld(); err != nil {
+		s.closeSegs()
+		return fmt.Errorf("store: reading the custody keys: %w", err)
+	}
 	w.wg.Add(3)
 	go s.walSyncer()
 	go s.walApplier()
