@@ -713,7 +713,6 @@ func (e *Engine) drainQueue(l *link) {
 			e.counters.FramesOut++
 			e.counters.BytesOut += uint64(len(f))
 		}
-		l.inflight += len(frames)
 		l.handed(frames)
 		h := handedItem{frames: len(frames)}
 		if it.hasRelease {

@@ -264,3 +264,25 @@ func TestQueueBudgetShedKeepsCustody(t *testing.T) {
 		t.Errorf("%d distinct envelopes handed to the slow links (%d twice), want all %d once", got-twice, twice, 2*each)
 	}
 }
+
+// TestQueueBudgetWindowGrantedLater: a link announced without a window
+// and announced again with one (LinkUp: new properties of a known link)
+// is handed its frames. Before, the frames handed while it had no window
+// stayed counted in flight, for ever (no TxDone comes for them): its
+// window stayed shut, and what waited in its queue was held against the
+// node's queue budget for ever.
+func TestQueueBudgetWindowGrantedLater(t *testing.T) {
+	n := newBudgetNet(t, 0, routing.Config{})
+	const id = budgetFirstSlow
+	n.up(id, slowPeer(0), 0)
+	n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(0), 100)})
+	n.up(id, slowPeer(0), 1)
+	n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(0), 100)})
+	if got := n.handed[id]; got != 2 {
+		t.Errorf("handed %d envelopes to the link, want 2", got)
+	}
+	n.take(id, len(n.waiting[id]))
+	if c := n.eng.Counters(); c.QueueHeldBytes != 0 {
+		t.Errorf("the link took all it was handed: %d bytes still held (%d queued)", c.QueueHeldBytes, c.QueuedBytes)
+	}
+}

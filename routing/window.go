@@ -42,6 +42,7 @@ func (l *link) handed(frames [][]byte) {
 	if l.info.Window == 0 {
 		return
 	}
+	l.inflight += len(frames)
 	for _, f := range frames {
 		l.sizes = append(l.sizes, len(f))
 		l.addInflight(len(f))
