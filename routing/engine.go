@@ -590,6 +590,9 @@ func (e *Engine) linkUp(info LinkInfo) error {
 		l.queue.total = &e.held
 		e.links[info.ID] = l
 	}
+	if !fresh && info.Window == 0 && l.info.Window > 0 {
+		e.windowWithdrawn(l)
+	}
 	l.info = info
 	if fresh {
 		e.relist()

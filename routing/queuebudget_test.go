@@ -286,3 +286,21 @@ func TestQueueBudgetWindowGrantedLater(t *testing.T) {
 		t.Errorf("the link took all it was handed: %d bytes still held (%d queued)", c.QueueHeldBytes, c.QueuedBytes)
 	}
 }
+
+// TestQueueBudgetWindowWithdrawn: a link announced again without a window
+// reports no more TxDone; what it was handed under its window is no longer
+// held for it. Before, those bytes stayed counted against the node's queue
+// budget for as long as the link was up.
+func TestQueueBudgetWindowWithdrawn(t *testing.T) {
+	n := newBudgetNet(t, 0, routing.Config{})
+	const id = budgetFirstSlow
+	n.up(id, slowPeer(0), 4)
+	n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(0), 100)})
+	if got := n.eng.Counters().QueueHeldBytes; got == 0 || n.handed[id] != 1 {
+		t.Fatalf("handed %d envelopes, %d bytes held", n.handed[id], got)
+	}
+	n.up(id, slowPeer(0), 0)
+	if c := n.eng.Counters(); c.QueueHeldBytes != 0 {
+		t.Errorf("the link has no window now: %d bytes still held for it (%d queued)", c.QueueHeldBytes, c.QueuedBytes)
+	}
+}

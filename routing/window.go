@@ -1,6 +1,10 @@
 package routing
 
-import "meshd.dev/meshd/protocol"
+import (
+	"math"
+
+	"meshd.dev/meshd/protocol"
+)
 
 // A link with a Window takes at most that many frames before it reports
 // them done (TxDone), and with a WindowBytes at most that many bytes. The
@@ -69,4 +73,13 @@ func (l *link) done(k int) {
 		l.addInflight(-l.inflightBytes)
 		l.sizes = l.sizes[:0]
 	}
+}
+
+// windowWithdrawn forgets what l was handed under the window it no longer
+// has: no TxDone will come for it, so it is neither in flight nor held
+// against the queue budget, and the hop-ack timeouts waiting for those
+// TxDones start now.
+func (e *Engine) windowWithdrawn(l *link) {
+	e.sent(l, math.MaxInt)
+	l.done(math.MaxInt)
 }
