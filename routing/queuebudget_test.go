@@ -304,3 +304,34 @@ func TestQueueBudgetWindowWithdrawn(t *testing.T) {
 		t.Errorf("the link has no window now: %d bytes still held for it (%d queued)", c.QueueHeldBytes, c.QueuedBytes)
 	}
 }
+
+// TestQueueBudgetSequentialFill: the slow links are filled one after the
+// other, so the first ones fill their whole windows (4 MiB each) while the
+// node is still within its budget; what a link was handed cannot be taken
+// back, and every later link still gets its share. The node then holds
+// more than its budget, by at most a share per link (routing.md section
+// 7). With slow, budget = 126, 32 << 20 (the daemon's 128 connections,
+// its default budget) it held 59.3 MiB (go test ./routing -run
+// TestQueueBudgetSequentialFill -v).
+func TestQueueBudgetSequentialFill(t *testing.T) {
+	const size, slow, budget = 60 << 10, 16, 4 << 20
+	n := newBudgetNet(t, slow, routing.Config{QueueBudget: budget})
+	links := slow + 2
+	share := max(budget/links, 256<<10)
+	for i := range slow {
+		k := share/size + 2
+		if i < budget/(4<<20) {
+			k = 4<<20/size + 1 // a whole window, within the budget
+		}
+		for range k {
+			n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(i), size)})
+		}
+	}
+	t.Logf("%d links, held at most %d bytes (%.1f MiB), budget %d, share %d", links, n.maxHeld, float64(n.maxHeld)/(1<<20), budget, share)
+	if n.maxHeld > budget+links*share+size+1024 {
+		t.Errorf("held %d bytes, more than the budget and a share per link (%d)", n.maxHeld, budget+links*share)
+	}
+	if n.maxHeld <= budget+(slow-1)*share/2 {
+		t.Errorf("held %d bytes: the later links did not get their shares", n.maxHeld)
+	}
+}
