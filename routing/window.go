@@ -68,7 +68,9 @@ func (l *link) done(k int) {
 	for _, s := range l.sizes[:k] {
 		l.addInflight(-s)
 	}
-	l.sizes = l.sizes[k:]
+	// Shift rather than reslice, so the array is reused: a window of one
+	// frame (LoRa) would otherwise allocate at every frame.
+	l.sizes = l.sizes[:copy(l.sizes, l.sizes[k:])]
 	if l.inflight == 0 || len(l.sizes) == 0 {
 		l.addInflight(-l.inflightBytes)
 		l.sizes = l.sizes[:0]
