@@ -1,5 +1,7 @@
 package routing
 
+import "meshd.dev/meshd/protocol"
+
 // The queue budget. Each link's queue is bounded (LinkInfo.QueueBytes), and
 // so is what a windowed link is handed (its Window, WindowBytes), but a
 // node with many links that read slowly would hold all of them at once:
@@ -19,7 +21,9 @@ package routing
 // queued: what a link was handed cannot be taken back). So the links that
 // hold the most, the slow ones, pay, and a fast link, which holds little,
 // keeps its full rate. What is shed goes the way of any displaced frame
-// (queueDropped): custody sends its messages again.
+// (queueDropped): custody sends its messages again, and an envelope
+// forwarded straight through, which no record held, is kept in custody
+// (keepShed): its sender may have forgotten it.
 
 // queueShareFloor is the least share of the budget a link has when the
 // budget is tight: four frames of the largest size. With 128 links (the
@@ -40,6 +44,9 @@ func (e *Engine) enqueue(l *link, it qitem) bool {
 	e.queueDropped(l, dropped)
 	if tight {
 		e.counters.QueueBudgetDrops += uint64(len(dropped))
+		for _, d := range dropped {
+			e.keepShed(d)
+		}
 		if !ok {
 			e.counters.QueueBudgetDrops++
 			return false
@@ -77,7 +84,35 @@ func (e *Engine) shedOverBudget() {
 				break
 			}
 			e.counters.QueueBudgetDrops++
+			e.keepShed(it)
 			e.queueDropped(v, []qitem{it})
 		}
 	}
+}
+
+// keepShed takes custody of an envelope shed for the budget that no
+// record holds: one forwarded straight through, which the neighbour it
+// came from forgot once this node acknowledged it (hop acks) or it was
+// handed to a reliable link. It is sent again after the first retry
+// backoff, not at once: the queue it would join is the one being shed.
+func (e *Engine) keepShed(it qitem) {
+	if !it.hasRelease || e.custody.get(it.release) != nil {
+		return
+	}
+	raw := it.frame
+	if k, _ := protocol.PeekKind(raw); k == protocol.KindHop {
+		if _, inner, err := protocol.ParseHop(raw); err == nil {
+			raw = inner
+		}
+	}
+	env, err := protocol.ParseEnvelope(raw)
+	if err != nil {
+		return // not an envelope (a session init): as for any displaced frame
+	}
+	r, err := e.admitCustody(env, it.release, raw, it.owner)
+	if err != nil {
+		e.counters.CustodyRefused++
+		return
+	}
+	e.backoff(r)
 }

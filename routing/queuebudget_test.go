@@ -335,3 +335,45 @@ func TestQueueBudgetSequentialFill(t *testing.T) {
 		t.Errorf("held %d bytes: the later links did not get their shares", n.maxHeld)
 	}
 }
+
+// TestQueueBudgetShedKeepsAcknowledged: envelopes forwarded straight
+// through (no custody record: their next hop was up) from a neighbour
+// that asks for hop acks were acknowledged on arrival, so that neighbour
+// forgot them. Shed for the budget, they must not be lost here: the node
+// keeps them in custody and sends them again once the slow link reads.
+// Before, the shed ones were gone from the mesh but for the origin's
+// end-to-end retry.
+func TestQueueBudgetShedKeepsAcknowledged(t *testing.T) {
+	const size, each = 33000, 30
+	n := newBudgetNet(t, 0, routing.Config{QueueBudget: 1 << 20})
+	n.step(routing.LinkUp{Link: routing.LinkInfo{ID: budgetAttackLink, Kind: routing.LinkIP, Peer: n.src.Address(),
+		Window: 256, WindowBytes: 4 << 20, HopAcks: true}})
+	n.up(budgetFirstSlow, slowPeer(0), 8)
+	for range each {
+		n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(0), size)})
+	}
+	before := n.eng.Counters()
+	if before.CustodyCount != 0 || before.HopAcksSent < each || before.QueueBudgetDrops != 0 {
+		t.Fatalf("before: %d in custody, %d hop acks sent, %d budget drops", before.CustodyCount, before.HopAcksSent, before.QueueBudgetDrops)
+	}
+	n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(n.peers[budgetHonestLink], 60<<10)})
+	shed := n.eng.Counters().QueueBudgetDrops
+	if shed == 0 {
+		t.Fatal("nothing shed for the budget")
+	}
+	for range 600 {
+		n.now = n.now.Add(time.Second)
+		n.eng.Tick(n.now)
+		n.run()
+		n.take(budgetFirstSlow, 8)
+		n.run()
+	}
+	got, twice := n.handed[budgetFirstSlow], 0
+	for _, k := range n.ids {
+		twice += max(k-1, 0)
+	}
+	t.Logf("%d frames shed; %d envelopes handed to the slow link (%d again), %d left in custody", shed, got, twice, n.eng.Counters().CustodyCount)
+	if got-twice != each {
+		t.Errorf("%d distinct envelopes handed to the slow link, want all %d", got-twice, each)
+	}
+}
