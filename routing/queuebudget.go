@@ -1,6 +1,10 @@
 package routing
 
-import "meshd.dev/meshd/protocol"
+import (
+	"slices"
+
+	"meshd.dev/meshd/protocol"
+)
 
 // The queue budget. Each link's queue is bounded (LinkInfo.QueueBytes), and
 // so is what a windowed link is handed (its Window, WindowBytes), but a
@@ -14,11 +18,12 @@ import "meshd.dev/meshd/protocol"
 // it is tight: its link may then hold no more than its share, the budget
 // divided among the links up, at least queueShareFloor. A frame for a link
 // over its share displaces only what it outranks in that link's queue
-// (linkQueue.push with the share as its limit), or is refused. A frame
-// within its link's share is queued, and the links over their share that
-// hold the most lose their newest, least urgent queued frames until the
+// (linkQueue.push with the share as its limit; control frames may pass
+// it by controlRoom), or is refused. A frame within its link's share is
+// queued, and the links over their share that hold the most lose their
+// newest, least urgent queued frames, never control frames, until the
 // node is back within its budget (or no link over its share has anything
-// queued: what a link was handed cannot be taken back). So the links that
+// of that kind queued: what a link was handed cannot be taken back). So the links that
 // hold the most, the slow ones, pay, and a fast link, which holds little,
 // keeps its full rate. What is shed goes the way of any displaced frame
 // (queueDropped): custody sends its messages again, and an envelope
@@ -31,13 +36,25 @@ import "meshd.dev/meshd/protocol"
 // even share is this floor too.
 const queueShareFloor = 256 << 10
 
+// controlRoom is what control frames (hop acks, receipts) may hold beyond
+// a link's share while the budget is tight: a link with its share in
+// flight still acknowledges what its neighbour sends, or the neighbour
+// would send it again and, after its retries, give up its routes through
+// this node. They are small and few (one per envelope the neighbour
+// sends), so it is small too.
+const controlRoom = 16 << 10
+
 // enqueue queues it for l within the link's queue bound and the node's
 // budget, and reports whether it was queued.
 func (e *Engine) enqueue(l *link, it qitem) bool {
 	limit := l.queue.limit
 	tight := e.held+len(it.frame) > e.cfg.QueueBudget
 	if tight {
-		l.queue.limit = min(limit, max(e.queueShare()-l.inflightBytes, 0))
+		room := max(e.queueShare()-l.inflightBytes, 0)
+		if it.pri == PriControl {
+			room += controlRoom
+		}
+		l.queue.limit = min(limit, room)
 	}
 	dropped, ok := l.queue.push(it)
 	l.queue.limit = limit
@@ -68,10 +85,11 @@ func (l *link) holds() int { return l.queue.bytes + l.inflightBytes }
 // that hold the most first, until the node is within its budget.
 func (e *Engine) shedOverBudget() {
 	share := e.queueShare()
+	var spent []*link // over their share with only control frames queued
 	for e.held > e.cfg.QueueBudget {
 		var v *link
 		for _, l := range e.linkList {
-			if l.queue.bytes > 0 && l.holds() > share && (v == nil || l.holds() > v.holds()) {
+			if l.queue.bytes > 0 && l.holds() > share && (v == nil || l.holds() > v.holds()) && !slices.Contains(spent, l) {
 				v = l
 			}
 		}
@@ -81,6 +99,7 @@ func (e *Engine) shedOverBudget() {
 		for e.held > e.cfg.QueueBudget && v.holds() > share {
 			it, ok := v.queue.shed()
 			if !ok {
+				spent = append(spent, v)
 				break
 			}
 			e.counters.QueueBudgetDrops++

@@ -377,3 +377,39 @@ func TestQueueBudgetShedKeepsAcknowledged(t *testing.T) {
 		t.Errorf("%d distinct envelopes handed to the slow link, want all %d", got-twice, each)
 	}
 }
+
+// TestQueueBudgetHopAckToBusyLink: while the budget is held by slow
+// links, a busy honest neighbour with more than its share in flight (its
+// writer has not caught up) sends an envelope; the node must still
+// acknowledge it. Before, the ack was refused with everything else over
+// the link's share: the neighbour sent the envelope again and, after its
+// retries, dropped its routes through this node.
+func TestQueueBudgetHopAckToBusyLink(t *testing.T) {
+	const size, budget = 32 << 10, 1 << 20
+	n := newBudgetNet(t, 2, routing.Config{QueueBudget: budget})
+	const busy routing.LinkID = 3
+	busyPeer := protocol.Address{0xb1}
+	n.peers[busy] = busyPeer
+	n.step(routing.LinkUp{Link: routing.LinkInfo{ID: busy, Kind: routing.LinkIP, Peer: busyPeer, Window: 256, WindowBytes: 4 << 20, HopAcks: true}})
+	for range 12 { // 384 KiB in flight, more than a share (256 KiB)
+		n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(busyPeer, size)})
+	}
+	// One slow link holds the rest of the budget; the other its share.
+	for i, k := range []int{budget / size, 8} {
+		for range k {
+			n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(i), size)})
+		}
+	}
+	before := n.eng.Counters()
+	if int(before.QueueHeldBytes) <= budget {
+		t.Fatalf("held %d bytes, budget %d", before.QueueHeldBytes, budget)
+	}
+	handed := len(n.waiting[busy])
+	n.step(routing.FrameReceived{Link: busy, Frame: n.envelope(n.peers[budgetHonestLink], 100)})
+	if got := n.eng.Counters().HopAcksSent - before.HopAcksSent; got != 1 {
+		t.Errorf("%d hop acks sent to the busy neighbour, want 1", got)
+	}
+	if got := len(n.waiting[busy]) - handed; got != 1 {
+		t.Errorf("%d frames handed to the busy neighbour, want its hop ack", got)
+	}
+}
