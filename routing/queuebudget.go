@@ -21,9 +21,10 @@ import (
 // (linkQueue.push with the share as its limit; control frames may pass
 // it by controlRoom), or is refused. A frame within its link's share is
 // queued, and the links over their share that hold the most lose their
-// newest, least urgent queued frames, never control frames, until the
-// node is back within its budget (or no link over its share has anything
-// of that kind queued: what a link was handed cannot be taken back). So the links that
+// newest, least urgent queued frames, never control frames nor frames
+// more urgent than the new one, until the node is back within its budget
+// (or no link over its share has anything of that kind queued: what a
+// link was handed cannot be taken back). So the links that
 // hold the most, the slow ones, pay, and a fast link, which holds little,
 // keeps its full rate. What is shed goes the way of any displaced frame
 // (queueDropped): custody sends its messages again, and an envelope
@@ -68,7 +69,7 @@ func (e *Engine) enqueue(l *link, it qitem) bool {
 			e.counters.QueueBudgetDrops++
 			return false
 		}
-		e.shedOverBudget()
+		e.shedOverBudget(it.pri)
 	}
 	return ok
 }
@@ -81,11 +82,13 @@ func (e *Engine) queueShare() int {
 // holds is what the node holds for l: its queue and its window.
 func (l *link) holds() int { return l.queue.bytes + l.inflightBytes }
 
-// shedOverBudget drops queued frames of the links over their share, those
-// that hold the most first, until the node is within its budget.
-func (e *Engine) shedOverBudget() {
+// shedOverBudget drops queued frames of priority pri or below from the
+// links over their share, those that hold the most first, until the node
+// is within its budget: a frame costs other links only what it would
+// displace from its own queue, or its equals.
+func (e *Engine) shedOverBudget(pri Priority) {
 	share := e.queueShare()
-	var spent []*link // over their share with only control frames queued
+	var spent []*link // over their share with nothing of pri or below queued
 	for e.held > e.cfg.QueueBudget {
 		var v *link
 		for _, l := range e.linkList {
@@ -97,7 +100,7 @@ func (e *Engine) shedOverBudget() {
 			return
 		}
 		for e.held > e.cfg.QueueBudget && v.holds() > share {
-			it, ok := v.queue.shed()
+			it, ok := v.queue.shed(pri)
 			if !ok {
 				spent = append(spent, v)
 				break

@@ -220,3 +220,45 @@ func TestQueueBudgetAccountingProperty(t *testing.T) {
 		}
 	})
 }
+
+// TestQueueBudgetShedOutranked: a frame within its link's share takes the
+// node past its budget; the links over their share shed only frames it
+// outranks or equals, as a queue displaces only what a new frame
+// outranks. A flood relay (bulk) for one link must not cost another link
+// its envelopes (data); an envelope may.
+func TestQueueBudgetShedOutranked(t *testing.T) {
+	id, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{150}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Identity: id, Rand: rand.NewChaCha8([32]byte{151}), AnnounceInterval: 24 * time.Hour, QueueBudget: 1 << 20}, budgetEpoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []LinkID{1, 2} {
+		if err := e.Step(budgetEpoch, LinkUp{Link: LinkInfo{ID: l, Kind: LinkIP}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slow, fast := e.links[1], e.links[2]
+	slow.queue.clear()
+	fast.queue.clear()
+	const size = 32 << 10
+	for range 31 {
+		if !e.enqueue(slow, qitem{frame: make([]byte, size), pri: PriData}) {
+			t.Fatal("refused within the budget")
+		}
+	}
+	if !e.enqueue(fast, qitem{frame: make([]byte, 3*size), pri: PriBulk}) {
+		t.Fatal("a frame within its link's share refused")
+	}
+	if c := e.counters.QueueBudgetDrops; c != 0 {
+		t.Errorf("a bulk frame cost %d envelopes of another link", c)
+	}
+	if !e.enqueue(fast, qitem{frame: make([]byte, size), pri: PriData}) {
+		t.Fatal("a frame within its link's share refused")
+	}
+	if c := e.counters.QueueBudgetDrops; c == 0 || e.held > e.cfg.QueueBudget+3*size {
+		t.Errorf("an envelope within its share shed %d frames; %d bytes held", c, e.held)
+	}
+}
