@@ -194,6 +194,8 @@ type Engine struct {
 	// and what windowed links were handed and have not reported done
 	// (queuebudget.go).
 	held int
+	// shedScratch lists the links to shed from (shedOverBudget).
+	shedScratch []*link
 }
 
 // New creates an engine at time now. Records persisted by an earlier run

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"cmp"
 	"slices"
 
 	"meshd.dev/meshd/protocol"
@@ -88,28 +89,33 @@ func (l *link) holds() int { return l.queue.bytes + l.inflightBytes }
 // displace from its own queue, or its equals.
 func (e *Engine) shedOverBudget(pri Priority) {
 	share := e.queueShare()
-	var spent []*link // over their share with nothing of pri or below queued
-	for e.held > e.cfg.QueueBudget {
-		var v *link
-		for _, l := range e.linkList {
-			if l.queue.bytes > 0 && l.holds() > share && (v == nil || l.holds() > v.holds()) && !slices.Contains(spent, l) {
-				v = l
-			}
+	// Shedding a link brings it down to its share at most, and changes
+	// no other link: the order by what they hold is found once (stable,
+	// so ties go to the lowest link ID), not at every victim, which under
+	// a flood of relays for many links would cost links squared.
+	vs := e.shedScratch[:0]
+	for _, l := range e.linkList {
+		if l.queue.bytes > 0 && l.holds() > share {
+			vs = append(vs, l)
 		}
-		if v == nil {
-			return
-		}
+	}
+	slices.SortStableFunc(vs, func(a, b *link) int { return cmp.Compare(b.holds(), a.holds()) })
+	for _, v := range vs {
 		for e.held > e.cfg.QueueBudget && v.holds() > share {
 			it, ok := v.queue.shed(pri)
 			if !ok {
-				spent = append(spent, v)
 				break
 			}
 			e.counters.QueueBudgetDrops++
 			e.keepShed(it)
 			e.queueDropped(v, []qitem{it})
 		}
+		if e.held <= e.cfg.QueueBudget {
+			break
+		}
 	}
+	clear(vs)
+	e.shedScratch = vs[:0]
 }
 
 // keepShed takes custody of an envelope shed for the budget that no
