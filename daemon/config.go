@@ -209,10 +209,11 @@ type StoreConfig struct {
 	MinFree int64 `toml:"min_free"`
 }
 
-// Queue budget default and bounds (limits.queue_budget): the default
-// keeps a router with 128 MiB of memory alive with every connection
-// (limits.conn_high) held by a slow reader; the least is four of the
-// largest frames, with room for a fast link.
+// Queue budget default and bounds (limits.queue_budget). Past the budget
+// each link still gets its share (at least 256 KiB), so with every
+// connection (limits.conn_high, 128) held by a slow reader the node can
+// hold the budget and 32 MiB more (docs/operations.md section 17); the
+// least is four of the largest frames, with room for a fast link.
 const (
 	DefaultQueueBudget = 32 << 20
 	minQueueBudget     = 1 << 20

@@ -194,6 +194,8 @@ type Engine struct {
 	// and what windowed links were handed and have not reported done
 	// (queuebudget.go).
 	held int
+	// shedScratch lists the links to shed from (shedOverBudget).
+	shedScratch []*link
 }
 
 // New creates an engine at time now. Records persisted by an earlier run
@@ -590,6 +592,9 @@ func (e *Engine) linkUp(info LinkInfo) error {
 		l.queue.total = &e.held
 		e.links[info.ID] = l
 	}
+	if !fresh && info.Window == 0 && l.info.Window > 0 {
+		e.windowWithdrawn(l)
+	}
 	l.info = info
 	if fresh {
 		e.relist()
@@ -713,7 +718,6 @@ func (e *Engine) drainQueue(l *link) {
 			e.counters.FramesOut++
 			e.counters.BytesOut += uint64(len(f))
 		}
-		l.inflight += len(frames)
 		l.handed(frames)
 		h := handedItem{frames: len(frames)}
 		if it.hasRelease {

@@ -145,9 +145,11 @@ func (q *linkQueue) clear() []qitem {
 }
 
 // shed removes the newest frame of the lowest priority queued, the one
-// push would displace first.
-func (q *linkQueue) shed() (qitem, bool) {
-	for p := len(q.q) - 1; p >= 0; p-- {
+// push would displace first, if it is of priority least or below; never a
+// control frame (hop acks, receipts): the queue budget lets a link hold a
+// few of those beyond its share (queuebudget.go).
+func (q *linkQueue) shed(least Priority) (qitem, bool) {
+	for p := len(q.q) - 1; p >= int(max(least, PriControl+1)); p-- {
 		if k := len(q.q[p]); k > 0 {
 			it := q.q[p][k-1]
 			q.q[p][k-1] = qitem{}

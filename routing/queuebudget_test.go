@@ -264,3 +264,152 @@ func TestQueueBudgetShedKeepsCustody(t *testing.T) {
 		t.Errorf("%d distinct envelopes handed to the slow links (%d twice), want all %d once", got-twice, twice, 2*each)
 	}
 }
+
+// TestQueueBudgetWindowGrantedLater: a link announced without a window
+// and announced again with one (LinkUp: new properties of a known link)
+// is handed its frames. Before, the frames handed while it had no window
+// stayed counted in flight, for ever (no TxDone comes for them): its
+// window stayed shut, and what waited in its queue was held against the
+// node's queue budget for ever.
+func TestQueueBudgetWindowGrantedLater(t *testing.T) {
+	n := newBudgetNet(t, 0, routing.Config{})
+	const id = budgetFirstSlow
+	n.up(id, slowPeer(0), 0)
+	n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(0), 100)})
+	n.up(id, slowPeer(0), 1)
+	n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(0), 100)})
+	if got := n.handed[id]; got != 2 {
+		t.Errorf("handed %d envelopes to the link, want 2", got)
+	}
+	n.take(id, len(n.waiting[id]))
+	if c := n.eng.Counters(); c.QueueHeldBytes != 0 {
+		t.Errorf("the link took all it was handed: %d bytes still held (%d queued)", c.QueueHeldBytes, c.QueuedBytes)
+	}
+}
+
+// TestQueueBudgetWindowWithdrawn: a link announced again without a window
+// reports no more TxDone; what it was handed under its window is no longer
+// held for it. Before, those bytes stayed counted against the node's queue
+// budget for as long as the link was up.
+func TestQueueBudgetWindowWithdrawn(t *testing.T) {
+	n := newBudgetNet(t, 0, routing.Config{})
+	const id = budgetFirstSlow
+	n.up(id, slowPeer(0), 4)
+	n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(0), 100)})
+	if got := n.eng.Counters().QueueHeldBytes; got == 0 || n.handed[id] != 1 {
+		t.Fatalf("handed %d envelopes, %d bytes held", n.handed[id], got)
+	}
+	n.up(id, slowPeer(0), 0)
+	if c := n.eng.Counters(); c.QueueHeldBytes != 0 {
+		t.Errorf("the link has no window now: %d bytes still held for it (%d queued)", c.QueueHeldBytes, c.QueuedBytes)
+	}
+}
+
+// TestQueueBudgetSequentialFill: the slow links are filled one after the
+// other, so the first ones fill their whole windows (4 MiB each) while the
+// node is still within its budget; what a link was handed cannot be taken
+// back, and every later link still gets its share. The node then holds
+// more than its budget, by at most a share per link (routing.md section
+// 7). With slow, budget = 126, 32 << 20 (the daemon's 128 connections,
+// its default budget) it held 59.3 MiB (go test ./routing -run
+// TestQueueBudgetSequentialFill -v).
+func TestQueueBudgetSequentialFill(t *testing.T) {
+	const size, slow, budget = 60 << 10, 16, 4 << 20
+	n := newBudgetNet(t, slow, routing.Config{QueueBudget: budget})
+	links := slow + 2
+	share := max(budget/links, 256<<10)
+	for i := range slow {
+		k := share/size + 2
+		if i < budget/(4<<20) {
+			k = 4<<20/size + 1 // a whole window, within the budget
+		}
+		for range k {
+			n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(i), size)})
+		}
+	}
+	t.Logf("%d links, held at most %d bytes (%.1f MiB), budget %d, share %d", links, n.maxHeld, float64(n.maxHeld)/(1<<20), budget, share)
+	if n.maxHeld > budget+links*share+size+1024 {
+		t.Errorf("held %d bytes, more than the budget and a share per link (%d)", n.maxHeld, budget+links*share)
+	}
+	if n.maxHeld <= budget+(slow-1)*share/2 {
+		t.Errorf("held %d bytes: the later links did not get their shares", n.maxHeld)
+	}
+}
+
+// TestQueueBudgetShedKeepsAcknowledged: envelopes forwarded straight
+// through (no custody record: their next hop was up) from a neighbour
+// that asks for hop acks were acknowledged on arrival, so that neighbour
+// forgot them. Shed for the budget, they must not be lost here: the node
+// keeps them in custody and sends them again once the slow link reads.
+// Before, the shed ones were gone from the mesh but for the origin's
+// end-to-end retry.
+func TestQueueBudgetShedKeepsAcknowledged(t *testing.T) {
+	const size, each = 33000, 30
+	n := newBudgetNet(t, 0, routing.Config{QueueBudget: 1 << 20})
+	n.step(routing.LinkUp{Link: routing.LinkInfo{ID: budgetAttackLink, Kind: routing.LinkIP, Peer: n.src.Address(),
+		Window: 256, WindowBytes: 4 << 20, HopAcks: true}})
+	n.up(budgetFirstSlow, slowPeer(0), 8)
+	for range each {
+		n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(0), size)})
+	}
+	before := n.eng.Counters()
+	if before.CustodyCount != 0 || before.HopAcksSent < each || before.QueueBudgetDrops != 0 {
+		t.Fatalf("before: %d in custody, %d hop acks sent, %d budget drops", before.CustodyCount, before.HopAcksSent, before.QueueBudgetDrops)
+	}
+	n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(n.peers[budgetHonestLink], 60<<10)})
+	shed := n.eng.Counters().QueueBudgetDrops
+	if shed == 0 {
+		t.Fatal("nothing shed for the budget")
+	}
+	for range 600 {
+		n.now = n.now.Add(time.Second)
+		n.eng.Tick(n.now)
+		n.run()
+		n.take(budgetFirstSlow, 8)
+		n.run()
+	}
+	got, twice := n.handed[budgetFirstSlow], 0
+	for _, k := range n.ids {
+		twice += max(k-1, 0)
+	}
+	t.Logf("%d frames shed; %d envelopes handed to the slow link (%d again), %d left in custody", shed, got, twice, n.eng.Counters().CustodyCount)
+	if got-twice != each {
+		t.Errorf("%d distinct envelopes handed to the slow link, want all %d", got-twice, each)
+	}
+}
+
+// TestQueueBudgetHopAckToBusyLink: while the budget is held by slow
+// links, a busy honest neighbour with more than its share in flight (its
+// writer has not caught up) sends an envelope; the node must still
+// acknowledge it. Before, the ack was refused with everything else over
+// the link's share: the neighbour sent the envelope again and, after its
+// retries, dropped its routes through this node.
+func TestQueueBudgetHopAckToBusyLink(t *testing.T) {
+	const size, budget = 32 << 10, 1 << 20
+	n := newBudgetNet(t, 2, routing.Config{QueueBudget: budget})
+	const busy routing.LinkID = 3
+	busyPeer := protocol.Address{0xb1}
+	n.peers[busy] = busyPeer
+	n.step(routing.LinkUp{Link: routing.LinkInfo{ID: busy, Kind: routing.LinkIP, Peer: busyPeer, Window: 256, WindowBytes: 4 << 20, HopAcks: true}})
+	for range 12 { // 384 KiB in flight, more than a share (256 KiB)
+		n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(busyPeer, size)})
+	}
+	// One slow link holds the rest of the budget; the other its share.
+	for i, k := range []int{budget / size, 8} {
+		for range k {
+			n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(i), size)})
+		}
+	}
+	before := n.eng.Counters()
+	if int(before.QueueHeldBytes) <= budget {
+		t.Fatalf("held %d bytes, budget %d", before.QueueHeldBytes, budget)
+	}
+	handed := len(n.waiting[busy])
+	n.step(routing.FrameReceived{Link: busy, Frame: n.envelope(n.peers[budgetHonestLink], 100)})
+	if got := n.eng.Counters().HopAcksSent - before.HopAcksSent; got != 1 {
+		t.Errorf("%d hop acks sent to the busy neighbour, want 1", got)
+	}
+	if got := len(n.waiting[busy]) - handed; got != 1 {
+		t.Errorf("%d frames handed to the busy neighbour, want its hop ack", got)
+	}
+}

@@ -366,19 +366,29 @@ func (e *Engine) takeCustody(env *protocol.Envelope, key envKey, raw []byte, fro
 	if e.custody.get(key) != nil {
 		return nil
 	}
+	r, err := e.admitCustody(env, key, raw, from)
+	if err != nil {
+		return err
+	}
+	e.attempt(r)
+	return nil
+}
+
+// admitCustody keeps an envelope no record holds yet, within the quotas,
+// without trying to send it.
+func (e *Engine) admitCustody(env *protocol.Envelope, key envKey, raw []byte, from owner) (*custodyRec, error) {
 	r := &custodyRec{
 		key: key, id: env.ID, dest: env.Dest, typ: env.Type, created: env.Created, expires: env.Expires,
 		sealedSender: env.Flags&protocol.FlagSealedSender != 0, data: raw,
 	}
 	r.chargeTo(from, env)
 	if err := e.custody.admit(r); err != nil {
-		return fmt.Errorf("custody for %v: %w", r.dest, err)
+		return nil, fmt.Errorf("custody for %v: %w", r.dest, err)
 	}
 	e.custody.add(r)
 	e.persistCustody(r)
 	e.counters.CustodyAccepted++
-	e.attempt(r)
-	return nil
+	return r, nil
 }
 
 // dropCustody forgets a record and deletes it from storage.

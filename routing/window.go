@@ -1,6 +1,10 @@
 package routing
 
-import "meshd.dev/meshd/protocol"
+import (
+	"math"
+
+	"meshd.dev/meshd/protocol"
+)
 
 // A link with a Window takes at most that many frames before it reports
 // them done (TxDone), and with a WindowBytes at most that many bytes. The
@@ -42,6 +46,7 @@ func (l *link) handed(frames [][]byte) {
 	if l.info.Window == 0 {
 		return
 	}
+	l.inflight += len(frames)
 	for _, f := range frames {
 		l.sizes = append(l.sizes, len(f))
 		l.addInflight(len(f))
@@ -63,9 +68,20 @@ func (l *link) done(k int) {
 	for _, s := range l.sizes[:k] {
 		l.addInflight(-s)
 	}
-	l.sizes = l.sizes[k:]
+	// Shift rather than reslice, so the array is reused: a window of one
+	// frame (LoRa) would otherwise allocate at every frame.
+	l.sizes = l.sizes[:copy(l.sizes, l.sizes[k:])]
 	if l.inflight == 0 || len(l.sizes) == 0 {
 		l.addInflight(-l.inflightBytes)
 		l.sizes = l.sizes[:0]
 	}
+}
+
+// windowWithdrawn forgets what l was handed under the window it no longer
+// has: no TxDone will come for it, so it is neither in flight nor held
+// against the queue budget, and the hop-ack timeouts waiting for those
+// TxDones start now.
+func (e *Engine) windowWithdrawn(l *link) {
+	e.sent(l, math.MaxInt)
+	l.done(math.MaxInt)
 }
