@@ -370,22 +370,28 @@ func (b *Book) Hold(id RequestID, until time.Time, note string, now time.Time) (
 	if !until.After(now) || until.Sub(now) > b.cfg.MaxHold {
 		return nil, fmt.Errorf("hold %v: until %v, want within %v of %v: %w", id, until, b.cfg.MaxHold, now, ErrMalformed)
 	}
+	b.Expire(now)
 	return b.decide(id, EventHold, until.Truncate(time.Second), note, now)
 }
 
 // Confirm confirms the reservation (BESTAETIGT) and returns the signed
 // response. The slot should then be re-announced as VERGEBEN (SlotStatus).
 func (b *Book) Confirm(id RequestID, note string, now time.Time) (*Response, error) {
+	b.Expire(now)
 	return b.decide(id, EventConfirm, time.Time{}, note, now)
 }
 
 // Decline declines the reservation (ABGELEHNT) and returns the signed response.
 func (b *Book) Decline(id RequestID, note string, now time.Time) (*Response, error) {
+	b.Expire(now)
 	return b.decide(id, EventDecline, time.Time{}, note, now)
 }
 
+// decide applies the therapist's decision. It neither expires nor
+// forgets anything: its caller ran Expire once at the start of its call,
+// and a call that decides several (DeclineRivals) must not forget the
+// first's reservation before its answer is sealed.
 func (b *Book) decide(id RequestID, ev Event, hold time.Time, note string, now time.Time) (*Response, error) {
-	b.Expire(now)
 	r := b.res[id]
 	if r == nil {
 		return nil, fmt.Errorf("reservation %v: %w", id, ErrNotFound)
@@ -413,6 +419,7 @@ func (b *Book) decide(id RequestID, ev Event, hold time.Time, note string, now t
 // until the requests lapse. It does nothing while id does not hold its
 // slot.
 func (b *Book) DeclineRivals(id RequestID, note string, now time.Time) ([]*Response, error) {
+	b.Expire(now)
 	r := b.res[id]
 	if r == nil {
 		return nil, fmt.Errorf("reservation %v: %w", id, ErrNotFound)
