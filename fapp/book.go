@@ -16,7 +16,8 @@ import (
 const (
 	// DefaultMaxReservations bounds the live reservations (ANGEFRAGT,
 	// GEHALTEN, BESTAETIGT) a Book holds, and apart from them the finished
-	// ones it remembers (the oldest of those go first).
+	// ones it remembers (those of the oldest requests go first, and a
+	// request made no later than one forgotten is refused: ForgotUntil).
 	DefaultMaxReservations = 10_000
 	// DefaultMaxPerPlace bounds the requests waiting (ANGEFRAGT) for one
 	// place; the therapist gives it to one of them.
@@ -91,6 +92,9 @@ type Book struct {
 	// reservations forgotten for room (Sweep returns them).
 	declined []*Response
 	forgot   []RequestID
+	// forgotUntil is the creation time of the newest request forgotten
+	// for room (ForgotUntil).
+	forgotUntil time.Time
 }
 
 type earlyCancel struct {
@@ -140,7 +144,8 @@ func (b *Book) Open(sealed []byte, now time.Time) (Reservation, error) {
 // file a request in another patient's name. Refused: a request for another
 // therapist (ErrMismatch), one created more than the clock skew ahead
 // (ErrFromFuture) or older than RequestTTL (ErrExpired), a request ID seen
-// before (ErrReplay), a slot not on offer (ErrNotOffered and ErrNotFound,
+// before (ErrReplay), a request made no later than one whose finished
+// reservation the book forgot for room (ErrReplay: ForgotUntil), a slot not on offer (ErrNotOffered and ErrNotFound,
 // with Offers: answer it with Refuse), a bad stamp (ErrStamp/ErrReplay), a
 // request for a full place or book with no more stamp work than the
 // weakest waiting one (ErrNotOffered and ErrLimit: answer it with Refuse,
@@ -321,10 +326,13 @@ func (b *Book) TakeDeclined() []*Response {
 	return out
 }
 
-// trimFinished forgets the oldest finished reservations while there are
-// more than MaxReservations of them; Sweep returns their IDs. It runs
-// first in each call (Expire) and in Sweep, never after a call made one
-// finished: the caller still seals that one's answer (Seal needs it).
+// trimFinished forgets the finished reservations of the oldest requests
+// while there are more than MaxReservations of them; Sweep returns their
+// IDs. It runs first in each call (Expire) and in Sweep, never after a
+// call made one finished: the caller still seals that one's answer (Seal
+// needs it). A forgotten request could still be accepted, and the stamp
+// verifier, which remembers it as spent, is not stored: forgotUntil, which
+// the node stores, refuses every request made no later.
 func (b *Book) trimFinished() {
 	if len(b.res)-b.live() <= b.cfg.MaxReservations {
 		return
@@ -336,11 +344,12 @@ func (b *Book) trimFinished() {
 		}
 	}
 	slices.SortFunc(done, func(x, y *Reservation) int {
-		return cmp.Or(x.Updated.Compare(y.Updated), slices.Compare(x.Request.ID[:], y.Request.ID[:]))
+		return cmp.Or(x.Request.Created.Compare(y.Request.Created), slices.Compare(x.Request.ID[:], y.Request.ID[:]))
 	})
 	for _, r := range done[:len(done)-b.cfg.MaxReservations] {
 		delete(b.res, r.Request.ID)
 		b.forgot = append(b.forgot, r.Request.ID)
+		b.RestoreForgotUntil(r.Request.Created)
 	}
 }
 
@@ -358,6 +367,9 @@ func (b *Book) admit(q *Request, sender protocol.CompactIdentity, now time.Time)
 		return fmt.Errorf("request %v: created %v: %w", q.ID, q.Created, ErrExpired)
 	case b.res[q.ID] != nil:
 		return fmt.Errorf("request %v: %w", q.ID, ErrReplay)
+	case !q.Created.After(b.forgotUntil):
+		// It may be one the book forgot for room (trimFinished).
+		return fmt.Errorf("request %v: created %v, requests made until %v may be forgotten: %w", q.ID, q.Created, b.forgotUntil, ErrReplay)
 	}
 	return q.validate()
 }
@@ -592,9 +604,10 @@ func (b *Book) started(r *Reservation, now time.Time) bool {
 // confirmed ones whose appointment started more than RequestTTL ago. It
 // returns their IDs (the daemon deletes them from its store), and those of
 // the finished reservations forgotten for room since the last Sweep (the
-// oldest, beyond MaxReservations of them). A replay of a forgotten request
-// is refused all the same: it is older than RequestTTL, or its stamp is
-// remembered as spent.
+// oldest requests', beyond MaxReservations of them). A replay of a
+// forgotten request is refused all the same: it is older than RequestTTL,
+// or made no later than ForgotUntil (which the node stores with the
+// deletions; the stamp verifier's memory of spent stamps is not stored).
 func (b *Book) Sweep(now time.Time) []RequestID {
 	b.trimFinished()
 	gone := b.forgot
@@ -710,4 +723,17 @@ func marshalMessage(m Message) ([]byte, error) {
 		return m.MarshalBinary()
 	}
 	return nil, fmt.Errorf("marshal %T: %w", m, ErrMalformed)
+}
+
+// ForgotUntil returns the creation time of the newest request whose
+// finished reservation the book forgot for room (zero: none): it refuses
+// a request made no later. The node stores it with the deletions Sweep
+// asks for and gives it back after a restart (RestoreForgotUntil).
+func (b *Book) ForgotUntil() time.Time { return b.forgotUntil }
+
+// RestoreForgotUntil puts back what ForgotUntil returned before a restart.
+func (b *Book) RestoreForgotUntil(t time.Time) {
+	if t.After(b.forgotUntil) {
+		b.forgotUntil = t
+	}
 }

@@ -39,3 +39,60 @@ func TestTrimKeepsRivalDeclines(t *testing.T) {
 		}
 	}
 }
+
+// restart returns a book as the therapist's node rebuilds it after a
+// restart: the stored reservations restored, a fresh stamp verifier (the
+// node does not store the spent stamps) and what the book says to keep
+// across a restart (ForgotUntil).
+func (f *floodWorld) restart(t *testing.T, maxRes int) *Book {
+	t.Helper()
+	b, err := NewBook(BookConfig{Identity: f.therapist, Stamps: NewStampVerifier(StampConfig{MinBits: 8}), MaxReservations: maxRes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range f.book.List() {
+		if err := b.Restore(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.RestoreForgotUntil(f.book.ForgotUntil())
+	return b
+}
+
+// TestAttackReplayForgottenRequest: finished reservations beyond the bound
+// are forgotten (and deleted from the store) while their requests could
+// still be accepted. A relay that kept a patient's sealed request, which
+// the therapist declined, floods the book with as many finished requests
+// as the bound (refused ones will do), waits for a restart (the node does
+// not store the spent stamps) and sends the request again: the book took
+// it as new, ANGEFRAGT, for a patient who had the therapist's no. Now a
+// book refuses a request made no later than the newest it forgot
+// (ForgotUntil, which the node stores).
+func TestAttackReplayForgottenRequest(t *testing.T) {
+	f := newFloodWorld(t, 3)
+	victim := f.req(t, 1, f.start, 8, testNow.Add(-time.Minute))
+	if _, err := f.receive(t, victim, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.book.Decline(victim.ID, "", testNow); err != nil {
+		t.Fatal(err)
+	}
+	later := testNow.Add(time.Minute)
+	for range 3 {
+		if _, _, err := f.book.Refuse(f.req(t, 2, f.start, 8, later), f.eph.Compact(), "", later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := f.book.Sweep(later)
+	if len(gone) != 1 || gone[0] != victim.ID {
+		t.Fatalf("Sweep forgot %v, want the victim's request", gone)
+	}
+	book := f.restart(t, 3)
+	if r, err := book.Receive(victim, f.eph.Compact(), later.Add(time.Minute)); err == nil {
+		t.Fatalf("the replayed forgotten request after a restart: %v, want refused", r.State)
+	}
+	// An honest request made after the forgotten ones still gets in.
+	if r, err := book.Receive(f.req(t, 3, f.start, 8, later), f.eph.Compact(), later.Add(time.Minute)); err != nil || r.State != Angefragt {
+		t.Fatalf("a new request after the restart: %v %v", r.State, err)
+	}
+}
