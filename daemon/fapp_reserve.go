@@ -159,8 +159,10 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 			// stamp as Receive does.
 			note := ""
 			if errors.Is(err, fapp.ErrLimit) {
-				// Tell the patient what gets in now.
-				note = fapp.BusyNote(f.book.StampToGetIn(m))
+				// Tell the patient what gets in now (a request made
+				// before the ones a flood made the book forget gets in
+				// again at the least stamp, made anew).
+				note = fapp.BusyNote(max(f.book.StampToGetIn(m), fapp.DefaultStampBits))
 				f.stats.add("requests_busy", 1)
 			}
 			r, err = f.refuseLocked(b, m, sender, note, from, now)

@@ -145,7 +145,9 @@ func (b *Book) Open(sealed []byte, now time.Time) (Reservation, error) {
 // therapist (ErrMismatch), one created more than the clock skew ahead
 // (ErrFromFuture) or older than RequestTTL (ErrExpired), a request ID seen
 // before (ErrReplay), a request made no later than one whose finished
-// reservation the book forgot for room (ErrReplay: ForgotUntil), a slot not on offer (ErrNotOffered and ErrNotFound,
+// reservation the book forgot for room (ForgotUntil: ErrReplay,
+// ErrNotOffered and ErrLimit, for it may be an honest one that waited in
+// custody: answer it with Refuse, which does not ask), a slot not on offer (ErrNotOffered and ErrNotFound,
 // with Offers: answer it with Refuse), a bad stamp (ErrStamp/ErrReplay), a
 // request for a full place or book with no more stamp work than the
 // weakest waiting one (ErrNotOffered and ErrLimit: answer it with Refuse,
@@ -155,6 +157,13 @@ func (b *Book) Open(sealed []byte, now time.Time) (Reservation, error) {
 func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Time) (Reservation, error) {
 	if err := b.admit(q, sender, now); err != nil {
 		return Reservation{}, err
+	}
+	if !q.Created.After(b.forgotUntil) {
+		// It may be one the book forgot for room (trimFinished), or an
+		// honest one that waited in custody while a flood came: Refuse
+		// answers it once, and its patient asks again.
+		return Reservation{}, fmt.Errorf("request %v: created %v, requests made until %v may be forgotten: %w: %w: %w",
+			q.ID, q.Created, b.forgotUntil, ErrReplay, ErrNotOffered, ErrLimit)
 	}
 	if b.cfg.Offers != nil {
 		if err := b.cfg.Offers(q.Slot.Slot, q.Start); err != nil {
@@ -367,9 +376,6 @@ func (b *Book) admit(q *Request, sender protocol.CompactIdentity, now time.Time)
 		return fmt.Errorf("request %v: created %v: %w", q.ID, q.Created, ErrExpired)
 	case b.res[q.ID] != nil:
 		return fmt.Errorf("request %v: %w", q.ID, ErrReplay)
-	case !q.Created.After(b.forgotUntil):
-		// It may be one the book forgot for room (trimFinished).
-		return fmt.Errorf("request %v: created %v, requests made until %v may be forgotten: %w", q.ID, q.Created, b.forgotUntil, ErrReplay)
 	}
 	return q.validate()
 }

@@ -1,6 +1,7 @@
 package fapp
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -94,5 +95,40 @@ func TestAttackReplayForgottenRequest(t *testing.T) {
 	// An honest request made after the forgotten ones still gets in.
 	if r, err := book.Receive(f.req(t, 3, f.start, 8, later), f.eph.Compact(), later.Add(time.Minute)); err != nil || r.State != Angefragt {
 		t.Fatalf("a new request after the restart: %v %v", r.State, err)
+	}
+}
+
+// TestForgottenAgeRefusalAnswered: a book that forgot finished requests
+// for room refuses any request made no later than the newest forgotten
+// (it may be a replay). An honest request made before a flood of finished
+// ones, still in custody while the flood arrived, was dropped without an
+// answer (ErrReplay only): its patient waited a week. It is refused for
+// the node to answer (ErrNotOffered and ErrLimit, as a full place: the
+// patient asks again), and Refuse signs that answer once; a replay of the
+// answered request is not answered again.
+func TestForgottenAgeRefusalAnswered(t *testing.T) {
+	f := newFloodWorld(t, 1)
+	honest := f.req(t, 1, f.start, 8, testNow)
+	for i := range 2 {
+		at := testNow.Add(time.Duration(i+1) * time.Second)
+		if _, _, err := f.book.Refuse(f.req(t, 2, f.start, 8, at), f.eph.Compact(), "", at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := testNow.Add(time.Minute)
+	f.book.Sweep(now)
+	if !f.book.ForgotUntil().After(honest.Created) {
+		t.Fatalf("ForgotUntil %v: the flood forgot nothing made after the honest request", f.book.ForgotUntil())
+	}
+	_, err := f.receive(t, honest, now)
+	if !errors.Is(err, ErrNotOffered) || !errors.Is(err, ErrLimit) {
+		t.Fatalf("a request made before the forgotten ones: %v, want ErrNotOffered and ErrLimit (answer it)", err)
+	}
+	r, resp, err := f.book.Refuse(honest, f.eph.Compact(), BusyNote(9), now)
+	if err != nil || r.State != Abgelehnt || resp.Verify() != nil {
+		t.Fatalf("Refuse of a request made before the forgotten ones: %v %v", r.State, err)
+	}
+	if _, _, err := f.book.Refuse(honest, f.eph.Compact(), "", now); !errors.Is(err, ErrReplay) {
+		t.Errorf("a second Refuse of the same request: %v, want ErrReplay", err)
 	}
 }
