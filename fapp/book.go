@@ -356,10 +356,24 @@ func (b *Book) trimFinished() {
 		return cmp.Or(x.Request.Created.Compare(y.Request.Created), slices.Compare(x.Request.ID[:], y.Request.ID[:]))
 	})
 	for _, r := range done[:len(done)-b.cfg.MaxReservations] {
-		delete(b.res, r.Request.ID)
-		b.forgot = append(b.forgot, r.Request.ID)
-		b.RestoreForgotUntil(r.Request.Created)
+		b.forget(r)
 	}
+}
+
+// forget forgets finished reservation r for room and raises forgotUntil
+// to its request's creation, or its arrival if earlier: dated ahead (as
+// far as the clock skew allows), a flood of them refused every request
+// made in the meantime (TestAttackForgotUntilFromTheFuture). A replay of
+// one dated ahead of its arrival, by a patient's fast clock, is refused
+// only while the verifier remembers its stamp.
+func (b *Book) forget(r *Reservation) {
+	delete(b.res, r.Request.ID)
+	b.forgot = append(b.forgot, r.Request.ID)
+	at := r.Request.Created
+	if arrived := r.Received.Truncate(time.Second); arrived.Before(at) {
+		at = arrived
+	}
+	b.RestoreForgotUntil(at)
 }
 
 // admit runs Receive's checks that come before the offer and the stamp.
@@ -732,8 +746,8 @@ func marshalMessage(m Message) ([]byte, error) {
 }
 
 // ForgotUntil returns the creation time of the newest request whose
-// finished reservation the book forgot for room (zero: none): it refuses
-// a request made no later. The node stores it with the deletions Sweep
+// finished reservation the book forgot for room, or its arrival if that
+// was earlier (zero: none): it refuses a request made no later. The node stores it with the deletions Sweep
 // asks for and gives it back after a restart (RestoreForgotUntil).
 func (b *Book) ForgotUntil() time.Time { return b.forgotUntil }
 

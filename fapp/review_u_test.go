@@ -132,3 +132,25 @@ func TestForgottenAgeRefusalAnswered(t *testing.T) {
 		t.Errorf("a second Refuse of the same request: %v, want ErrReplay", err)
 	}
 }
+
+// TestAttackForgotUntilFromTheFuture: a book refuses requests made no
+// later than the newest one it forgot for room. An attacker dated a flood
+// of finished requests as far ahead as the clock skew allows: once the
+// book forgot one, it refused every honest request for the next ten
+// minutes, whatever its stamp, and a flood kept up at that rate refused
+// them for good. The mark counts a forgotten request no later than its
+// arrival.
+func TestAttackForgotUntilFromTheFuture(t *testing.T) {
+	f := newFloodWorld(t, 2)
+	ahead := testNow.Add(DefaultClockSkew)
+	for range 3 {
+		if _, _, err := f.book.Refuse(f.req(t, 2, f.start, 8, ahead), f.eph.Compact(), "", testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.book.Sweep(testNow)
+	now := testNow.Add(time.Second)
+	if r, err := f.receive(t, f.req(t, 1, f.start, 8, now), now); err != nil || r.State != Angefragt {
+		t.Fatalf("an honest request after a flood dated ahead: %v %v", r.State, err)
+	}
+}
