@@ -79,7 +79,8 @@ type fappNode struct {
 	book    *fapp.Book
 	replyTo map[fapp.RequestID]protocol.Address // patient node per reservation
 	// patient is the patient book, under patMu (taken after mu when both
-	// are held): minting a request's stamp holds patMu alone.
+	// are held): a request's stamp is minted under neither
+	// (PatientBook.Prepare), for mu's holders wait for patMu.
 	patMu   sync.Mutex
 	patient *fapp.PatientBook
 

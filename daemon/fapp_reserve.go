@@ -329,8 +329,14 @@ func (f *fappNode) reserve(ref fapp.SlotRef, start time.Time, opts fapp.RequestO
 	if err != nil {
 		return fapp.PatientReservation{}, err
 	}
+	// Made (the stamp minted: seconds, minutes at stamp_bits 28) without
+	// patMu, which mu's holders take: only the record is made under it.
+	q, err := f.patient.Prepare(randReader, therapist, ref, start, opts, now)
+	if err != nil {
+		return fapp.PatientReservation{}, err // apiErr maps fapp's sentinels
+	}
 	f.patMu.Lock()
-	r, sealed, err := f.patient.NewRequest(randReader, therapist, ref, start, opts, now)
+	r, sealed, err := f.patient.Add(q)
 	f.patMu.Unlock()
 	if err != nil {
 		return r, err // apiErr maps fapp's sentinels
