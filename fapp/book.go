@@ -609,8 +609,10 @@ func (b *Book) Expire(now time.Time) []Reservation {
 	b.expireEarly(now)
 	var changed []Reservation
 	for _, r := range b.res {
-		old := now.Sub(r.Request.Created) > b.cfg.RequestTTL || b.started(r, now)
-		if (r.State == Gehalten && !now.Before(r.HoldUntil)) || (r.State == Angefragt && old) {
+		// started asks Occurs: only for a waiting request, which it may
+		// end (TestExpireAsksOccursOnlyForWaiting).
+		lapsed := r.State == Angefragt && (now.Sub(r.Request.Created) > b.cfg.RequestTTL || b.started(r, now))
+		if (r.State == Gehalten && !now.Before(r.HoldUntil)) || lapsed {
 			r.State, r.HoldUntil, r.Updated = Abgelaufen, time.Time{}, now
 			changed = append(changed, *r)
 		}

@@ -154,3 +154,25 @@ func TestAttackForgotUntilFromTheFuture(t *testing.T) {
 		t.Fatalf("an honest request after a flood dated ahead: %v %v", r.State, err)
 	}
 }
+
+// TestExpireAsksOccursOnlyForWaiting: Expire, which every call runs
+// first, asked the node's Occurs (which copies the node's slots) for every
+// reservation whose occurrence had started, finished ones included: after
+// a flood of finished requests for a slot that then started, every call,
+// even a stampless cancel's, asked it thousands of times. Only a waiting
+// request can lapse for a started occurrence.
+func TestExpireAsksOccursOnlyForWaiting(t *testing.T) {
+	f := newFloodWorld(t, 10_000)
+	asked := 0
+	f.book.cfg.Occurs = func(uint16, time.Time) bool { asked++; return false }
+	for range 20 {
+		if _, _, err := f.book.Refuse(f.req(t, 1, f.start, 8, testNow), f.eph.Compact(), "", testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	asked = 0
+	f.book.Expire(f.start.Add(time.Minute))
+	if asked != 0 {
+		t.Errorf("Expire asked Occurs %d times for finished reservations, want 0", asked)
+	}
+}
