@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -78,7 +79,8 @@ type fappNode struct {
 	book    *fapp.Book
 	replyTo map[fapp.RequestID]protocol.Address // patient node per reservation
 	// patient is the patient book, under patMu (taken after mu when both
-	// are held): minting a request's stamp holds patMu alone.
+	// are held): a request's stamp is minted under neither
+	// (PatientBook.Prepare), for mu's holders wait for patMu.
 	patMu   sync.Mutex
 	patient *fapp.PatientBook
 
@@ -388,6 +390,12 @@ func (f *fappNode) forgetLocked(now time.Time) {
 	for _, id := range f.book.Sweep(now) {
 		delete(f.replyTo, id)
 		b.Delete = append(b.Delete, therapistResKey(id))
+	}
+	if t := f.book.ForgotUntil(); len(b.Delete) > 0 && !t.IsZero() {
+		// In the batch of the deletions: a replay of a request forgotten
+		// for room is refused after a restart too (the stamp verifier's
+		// spent stamps are not stored).
+		b.Put = map[string][]byte{keyForgotUntil: binary.BigEndian.AppendUint64(nil, uint64(t.Unix()))}
 	}
 	// The patient's finished reservations go too (PatientBook.Sweep): a
 	// confirmation is the patient's proof until a lifetime after the

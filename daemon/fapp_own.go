@@ -27,6 +27,8 @@ const (
 	keyOwnOffer      = "f/o/offer"
 	keyOwnAnnounce   = "f/o/announce"
 	keyQueriesUsed   = "f/g/q"
+	// keyForgotUntil is the own book's ForgotUntil (Unix seconds, u64).
+	keyForgotUntil = "f/o/forgot"
 )
 
 // ownOffer is the stored form of the publisher's input (JSON, daemon

@@ -159,8 +159,10 @@ func (f *fappNode) onTherapistMsgLocked(b *store.FAPPBatch, from protocol.Addres
 			// stamp as Receive does.
 			note := ""
 			if errors.Is(err, fapp.ErrLimit) {
-				// Tell the patient what gets in now.
-				note = fapp.BusyNote(f.book.StampToGetIn(m))
+				// Tell the patient what gets in now (a request made
+				// before the ones a flood made the book forget gets in
+				// again at the least stamp, made anew).
+				note = fapp.BusyNote(max(f.book.StampToGetIn(m), fapp.DefaultStampBits))
 				f.stats.add("requests_busy", 1)
 			}
 			r, err = f.refuseLocked(b, m, sender, note, from, now)
@@ -327,8 +329,14 @@ func (f *fappNode) reserve(ref fapp.SlotRef, start time.Time, opts fapp.RequestO
 	if err != nil {
 		return fapp.PatientReservation{}, err
 	}
+	// Made (the stamp minted: seconds, minutes at stamp_bits 28) without
+	// patMu, which mu's holders take: only the record is made under it.
+	q, err := f.patient.Prepare(randReader, therapist, ref, start, opts, now)
+	if err != nil {
+		return fapp.PatientReservation{}, err // apiErr maps fapp's sentinels
+	}
 	f.patMu.Lock()
-	r, sealed, err := f.patient.NewRequest(randReader, therapist, ref, start, opts, now)
+	r, sealed, err := f.patient.Add(q)
 	f.patMu.Unlock()
 	if err != nil {
 		return r, err // apiErr maps fapp's sentinels

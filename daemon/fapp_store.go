@@ -166,6 +166,11 @@ func (f *fappNode) restoreOwn(now time.Time) error {
 }
 
 func (f *fappNode) restoreReservations(bad *int) error {
+	if v, err := f.n.st.FAPPGet(keyForgotUntil); err != nil {
+		return err
+	} else if len(v) == 8 {
+		f.book.RestoreForgotUntil(time.Unix(int64(binary.BigEndian.Uint64(v)), 0).UTC())
+	}
 	err := f.n.st.FAPPScan("f/t/", func(_ string, v []byte) error {
 		r, to, err := decodeTherapistRes(v)
 		if err == nil {

@@ -108,3 +108,28 @@ func BenchmarkIndexMemory(b *testing.B) {
 		runtime.KeepAlive(x)
 	}
 }
+
+// BenchmarkBookRestoreFull: a restart of a node whose book a flood filled
+// (10,000 live and 10,000 finished reservations) restores them one by one.
+func BenchmarkBookRestoreFull(b *testing.B) {
+	th, eph := testIdentity(b, 1), testIdentity(b, 9)
+	slot := SlotRef{Therapist: keyOf(b, 1), Slot: 1}
+	var rs []Reservation
+	for i := range 2 * DefaultMaxReservations {
+		q := &Request{Slot: slot, Start: testNow.Add(48 * time.Hour), Patient: eph.Public(), Created: testNow}
+		q.ID[0], q.ID[1], q.ID[2] = byte(i), byte(i>>8), 0x77
+		st := Angefragt
+		if i%2 == 1 {
+			st = Abgelehnt
+		}
+		rs = append(rs, Reservation{Request: *q, State: st, Received: testNow, Updated: testNow})
+	}
+	for b.Loop() {
+		book, _ := NewBook(BookConfig{Identity: th})
+		for _, r := range rs {
+			if err := book.Restore(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -16,7 +16,8 @@ import (
 const (
 	// DefaultMaxReservations bounds the live reservations (ANGEFRAGT,
 	// GEHALTEN, BESTAETIGT) a Book holds, and apart from them the finished
-	// ones it remembers (the oldest of those go first).
+	// ones it remembers (those of the oldest requests go first, and a
+	// request made no later than one forgotten is refused: ForgotUntil).
 	DefaultMaxReservations = 10_000
 	// DefaultMaxPerPlace bounds the requests waiting (ANGEFRAGT) for one
 	// place; the therapist gives it to one of them.
@@ -91,6 +92,14 @@ type Book struct {
 	// reservations forgotten for room (Sweep returns them).
 	declined []*Response
 	forgot   []RequestID
+	// forgotUntil is the creation time of the newest request forgotten
+	// for room (ForgotUntil).
+	forgotUntil time.Time
+	// restoredLive counts the live reservations while Restore is called
+	// again and again (counting them each time made a restart of a full
+	// book quadratic: BenchmarkBookRestoreFull); -1: not known. Every
+	// other call changes states only after Expire or Sweep, which forget it.
+	restoredLive int
 }
 
 type earlyCancel struct {
@@ -112,7 +121,7 @@ func NewBook(cfg BookConfig) (*Book, error) {
 	cfg.MaxHold = cmp.Or(cfg.MaxHold, DefaultMaxHold)
 	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, DefaultClockSkew)
 	return &Book{cfg: cfg, key: TherapistKeyOf(cfg.Identity.Compact()), res: map[RequestID]*Reservation{},
-		early: map[RequestID]earlyCancel{}}, nil
+		early: map[RequestID]earlyCancel{}, restoredLive: -1}, nil
 }
 
 // Open opens a sealed reservation message addressed to the therapist and
@@ -140,7 +149,10 @@ func (b *Book) Open(sealed []byte, now time.Time) (Reservation, error) {
 // file a request in another patient's name. Refused: a request for another
 // therapist (ErrMismatch), one created more than the clock skew ahead
 // (ErrFromFuture) or older than RequestTTL (ErrExpired), a request ID seen
-// before (ErrReplay), a slot not on offer (ErrNotOffered and ErrNotFound,
+// before (ErrReplay), a request made no later than one whose finished
+// reservation the book forgot for room (ForgotUntil: ErrReplay,
+// ErrNotOffered and ErrLimit, for it may be an honest one that waited in
+// custody: answer it with Refuse, which does not ask), a slot not on offer (ErrNotOffered and ErrNotFound,
 // with Offers: answer it with Refuse), a bad stamp (ErrStamp/ErrReplay), a
 // request for a full place or book with no more stamp work than the
 // weakest waiting one (ErrNotOffered and ErrLimit: answer it with Refuse,
@@ -150,6 +162,13 @@ func (b *Book) Open(sealed []byte, now time.Time) (Reservation, error) {
 func (b *Book) Receive(q *Request, sender protocol.CompactIdentity, now time.Time) (Reservation, error) {
 	if err := b.admit(q, sender, now); err != nil {
 		return Reservation{}, err
+	}
+	if !q.Created.After(b.forgotUntil) {
+		// It may be one the book forgot for room (trimFinished), or an
+		// honest one that waited in custody while a flood came: Refuse
+		// answers it once, and its patient asks again.
+		return Reservation{}, fmt.Errorf("request %v: created %v, requests made until %v may be forgotten: %w: %w: %w",
+			q.ID, q.Created, b.forgotUntil, ErrReplay, ErrNotOffered, ErrLimit)
 	}
 	if b.cfg.Offers != nil {
 		if err := b.cfg.Offers(q.Slot.Slot, q.Start); err != nil {
@@ -321,10 +340,13 @@ func (b *Book) TakeDeclined() []*Response {
 	return out
 }
 
-// trimFinished forgets the oldest finished reservations while there are
-// more than MaxReservations of them; Sweep returns their IDs. It runs
-// first in each call (Expire) and in Sweep, never after a call made one
-// finished: the caller still seals that one's answer (Seal needs it).
+// trimFinished forgets the finished reservations of the oldest requests
+// while there are more than MaxReservations of them; Sweep returns their
+// IDs. It runs first in each call (Expire) and in Sweep, never after a
+// call made one finished: the caller still seals that one's answer (Seal
+// needs it). A forgotten request could still be accepted, and the stamp
+// verifier, which remembers it as spent, is not stored: forgotUntil, which
+// the node stores, refuses every request made no later.
 func (b *Book) trimFinished() {
 	if len(b.res)-b.live() <= b.cfg.MaxReservations {
 		return
@@ -336,12 +358,27 @@ func (b *Book) trimFinished() {
 		}
 	}
 	slices.SortFunc(done, func(x, y *Reservation) int {
-		return cmp.Or(x.Updated.Compare(y.Updated), slices.Compare(x.Request.ID[:], y.Request.ID[:]))
+		return cmp.Or(x.Request.Created.Compare(y.Request.Created), slices.Compare(x.Request.ID[:], y.Request.ID[:]))
 	})
 	for _, r := range done[:len(done)-b.cfg.MaxReservations] {
-		delete(b.res, r.Request.ID)
-		b.forgot = append(b.forgot, r.Request.ID)
+		b.forget(r)
 	}
+}
+
+// forget forgets finished reservation r for room and raises forgotUntil
+// to its request's creation, or its arrival if earlier: dated ahead (as
+// far as the clock skew allows), a flood of them refused every request
+// made in the meantime (TestAttackForgotUntilFromTheFuture). A replay of
+// one dated ahead of its arrival, by a patient's fast clock, is refused
+// only while the verifier remembers its stamp.
+func (b *Book) forget(r *Reservation) {
+	delete(b.res, r.Request.ID)
+	b.forgot = append(b.forgot, r.Request.ID)
+	at := r.Request.Created
+	if arrived := r.Received.Truncate(time.Second); arrived.Before(at) {
+		at = arrived
+	}
+	b.RestoreForgotUntil(at)
 }
 
 // admit runs Receive's checks that come before the offer and the stamp.
@@ -370,22 +407,28 @@ func (b *Book) Hold(id RequestID, until time.Time, note string, now time.Time) (
 	if !until.After(now) || until.Sub(now) > b.cfg.MaxHold {
 		return nil, fmt.Errorf("hold %v: until %v, want within %v of %v: %w", id, until, b.cfg.MaxHold, now, ErrMalformed)
 	}
+	b.Expire(now)
 	return b.decide(id, EventHold, until.Truncate(time.Second), note, now)
 }
 
 // Confirm confirms the reservation (BESTAETIGT) and returns the signed
 // response. The slot should then be re-announced as VERGEBEN (SlotStatus).
 func (b *Book) Confirm(id RequestID, note string, now time.Time) (*Response, error) {
+	b.Expire(now)
 	return b.decide(id, EventConfirm, time.Time{}, note, now)
 }
 
 // Decline declines the reservation (ABGELEHNT) and returns the signed response.
 func (b *Book) Decline(id RequestID, note string, now time.Time) (*Response, error) {
+	b.Expire(now)
 	return b.decide(id, EventDecline, time.Time{}, note, now)
 }
 
+// decide applies the therapist's decision. It neither expires nor
+// forgets anything: its caller ran Expire once at the start of its call,
+// and a call that decides several (DeclineRivals) must not forget the
+// first's reservation before its answer is sealed.
 func (b *Book) decide(id RequestID, ev Event, hold time.Time, note string, now time.Time) (*Response, error) {
-	b.Expire(now)
 	r := b.res[id]
 	if r == nil {
 		return nil, fmt.Errorf("reservation %v: %w", id, ErrNotFound)
@@ -413,6 +456,7 @@ func (b *Book) decide(id RequestID, ev Event, hold time.Time, note string, now t
 // until the requests lapse. It does nothing while id does not hold its
 // slot.
 func (b *Book) DeclineRivals(id RequestID, note string, now time.Time) ([]*Response, error) {
+	b.Expire(now)
 	r := b.res[id]
 	if r == nil {
 		return nil, fmt.Errorf("reservation %v: %w", id, ErrNotFound)
@@ -560,12 +604,15 @@ func (b *Book) expireEarly(now time.Time) {
 // it is a week of a weekly place, which is still to be had) to ABGELAUFEN
 // and returns the reservations that changed state.
 func (b *Book) Expire(now time.Time) []Reservation {
+	b.restoredLive = -1
 	b.trimFinished() // before this call makes any finished
 	b.expireEarly(now)
 	var changed []Reservation
 	for _, r := range b.res {
-		old := now.Sub(r.Request.Created) > b.cfg.RequestTTL || b.started(r, now)
-		if (r.State == Gehalten && !now.Before(r.HoldUntil)) || (r.State == Angefragt && old) {
+		// started asks Occurs: only for a waiting request, which it may
+		// end (TestExpireAsksOccursOnlyForWaiting).
+		lapsed := r.State == Angefragt && (now.Sub(r.Request.Created) > b.cfg.RequestTTL || b.started(r, now))
+		if (r.State == Gehalten && !now.Before(r.HoldUntil)) || lapsed {
 			r.State, r.HoldUntil, r.Updated = Abgelaufen, time.Time{}, now
 			changed = append(changed, *r)
 		}
@@ -585,10 +632,12 @@ func (b *Book) started(r *Reservation, now time.Time) bool {
 // confirmed ones whose appointment started more than RequestTTL ago. It
 // returns their IDs (the daemon deletes them from its store), and those of
 // the finished reservations forgotten for room since the last Sweep (the
-// oldest, beyond MaxReservations of them). A replay of a forgotten request
-// is refused all the same: it is older than RequestTTL, or its stamp is
-// remembered as spent.
+// oldest requests', beyond MaxReservations of them). A replay of a
+// forgotten request is refused all the same: it is older than RequestTTL,
+// or made no later than ForgotUntil (which the node stores with the
+// deletions; the stamp verifier's memory of spent stamps is not stored).
 func (b *Book) Sweep(now time.Time) []RequestID {
+	b.restoredLive = -1
 	b.trimFinished()
 	gone := b.forgot
 	b.forgot = nil
@@ -668,8 +717,15 @@ func (b *Book) Restore(r Reservation) error {
 		return fmt.Errorf("restore reservation %v: state %v: %w", r.Request.ID, r.State, ErrMalformed)
 	case b.res[r.Request.ID] != nil:
 		return fmt.Errorf("restore reservation %v: %w", r.Request.ID, ErrReplay)
-	case !r.State.Terminal() && b.live() >= b.cfg.MaxReservations:
-		return fmt.Errorf("restore reservation %v: %w", r.Request.ID, ErrLimit)
+	}
+	if b.restoredLive < 0 {
+		b.restoredLive = b.live()
+	}
+	if !r.State.Terminal() {
+		if b.restoredLive >= b.cfg.MaxReservations {
+			return fmt.Errorf("restore reservation %v: %w", r.Request.ID, ErrLimit)
+		}
+		b.restoredLive++
 	}
 	b.res[r.Request.ID] = &r
 	return nil
@@ -703,4 +759,17 @@ func marshalMessage(m Message) ([]byte, error) {
 		return m.MarshalBinary()
 	}
 	return nil, fmt.Errorf("marshal %T: %w", m, ErrMalformed)
+}
+
+// ForgotUntil returns the creation time of the newest request whose
+// finished reservation the book forgot for room, or its arrival if that
+// was earlier (zero: none): it refuses a request made no later. The node stores it with the deletions Sweep
+// asks for and gives it back after a restart (RestoreForgotUntil).
+func (b *Book) ForgotUntil() time.Time { return b.forgotUntil }
+
+// RestoreForgotUntil puts back what ForgotUntil returned before a restart.
+func (b *Book) RestoreForgotUntil(t time.Time) {
+	if t.After(b.forgotUntil) {
+		b.forgotUntil = t
+	}
 }

@@ -106,7 +106,10 @@ func TestPropertyBookBounds(t *testing.T) {
 	f := newFloodWorld(t, 8)
 	var pool []*Request
 	for i := range 48 {
-		pool = append(pool, f.req(t, uint16(1+i%3), f.start.Add(time.Duration(i%2)*time.Hour), uint8(8+i%3), testNow))
+		// Made at different seconds: the book refuses a request made no
+		// later than one it forgot (ForgotUntil).
+		made := testNow.Add(time.Duration(i*7%60) * time.Second)
+		pool = append(pool, f.req(t, uint16(1+i%3), f.start.Add(time.Duration(i%2)*time.Hour), uint8(8+i%3), made))
 	}
 	rapid.Check(t, func(rt *rapid.T) {
 		book, _ := NewBook(BookConfig{Identity: f.therapist, Stamps: NewStampVerifier(StampConfig{MinBits: 8}),
@@ -155,4 +158,53 @@ func checkBookBounds(t *rapid.T, book *Book, maxRes, perPlace int) {
 			t.Fatalf("place %v has %d waiting, quota %d", k, n, perPlace)
 		}
 	}
+}
+
+// TestPropertyFinishedStaysFinished: whatever arrives, whatever the
+// therapist does, and across restarts (the stored reservations restored,
+// a fresh stamp verifier, ForgotUntil given back), a request that was
+// finished is never taken as new again, though the book forgets finished
+// ones beyond its bound.
+func TestPropertyFinishedStaysFinished(t *testing.T) {
+	f := newFloodWorld(t, 2)
+	var pool []*Request
+	for i := range 10 {
+		made := testNow.Add(time.Duration(i*7%10) * time.Second)
+		pool = append(pool, f.req(t, uint16(1+i%3), f.start, 8, made))
+	}
+	cfg := func() BookConfig {
+		return BookConfig{Identity: f.therapist, Stamps: NewStampVerifier(StampConfig{MinBits: 8}), MaxReservations: 2}
+	}
+	rapid.Check(t, func(rt *rapid.T) {
+		book, _ := NewBook(cfg())
+		finished := map[RequestID]bool{}
+		now := testNow.Add(10 * time.Second)
+		for range rapid.IntRange(1, 60).Draw(rt, "steps") {
+			q := rapid.SampledFrom(pool).Draw(rt, "request")
+			switch rapid.IntRange(0, 3).Draw(rt, "action") {
+			case 0, 1:
+				r, err := book.Receive(q, f.eph.Compact(), now)
+				if err == nil && finished[q.ID] {
+					rt.Fatalf("request %v, finished before, taken again as %v", q.ID, r.State)
+				}
+				book.Decline(q.ID, "", now)
+			case 2:
+				book.Sweep(now)
+			case 3: // a restart
+				b, _ := NewBook(cfg())
+				for _, r := range book.List() {
+					b.Restore(r)
+				}
+				b.RestoreForgotUntil(book.ForgotUntil())
+				book = b
+			}
+			book.TakeDeclined()
+			for _, r := range book.List() {
+				if r.State.Terminal() {
+					finished[r.Request.ID] = true
+				}
+			}
+			now = now.Add(time.Second)
+		}
+	})
 }

@@ -76,17 +76,21 @@ func TestAttackFloodFillsBook(t *testing.T) {
 func TestAttackFinishedFillBook(t *testing.T) {
 	f := newFloodWorld(t, 20)
 	for i := 0; i < 50; i++ {
-		if _, _, err := f.book.Refuse(f.req(t, uint16(100+i), f.start, 8, testNow), f.eph.Compact(), "", testNow); err != nil && i < 20 {
+		// One a second: the book refuses a request made no later than
+		// one it forgot (ForgotUntil).
+		at := testNow.Add(time.Duration(i) * time.Second)
+		if _, _, err := f.book.Refuse(f.req(t, uint16(100+i), f.start, 8, at), f.eph.Compact(), "", at); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if r, err := f.receive(t, f.req(t, 2, f.start, 8, testNow), testNow); err != nil || r.State != Angefragt {
+	now := testNow.Add(50 * time.Second)
+	if r, err := f.receive(t, f.req(t, 2, f.start, 8, now), now); err != nil || r.State != Angefragt {
 		t.Fatalf("an honest request after a flood of refused ones: %+v %v", r.State, err)
 	}
 	if n := len(f.book.List()); n > 21 {
 		t.Errorf("the book holds %d reservations, want at most the bound (20) of finished ones and the live one", n)
 	}
-	gone := f.book.Sweep(testNow)
+	gone := f.book.Sweep(now)
 	if len(gone) != 30 {
 		t.Errorf("Sweep returned %d forgotten finished reservations, want 30", len(gone))
 	}

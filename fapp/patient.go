@@ -89,41 +89,76 @@ const MaxRequestStampBits = 28
 // profile identity the request is sealed to) at the occurrence start: a
 // fresh ephemeral identity and request ID from rand, a stamp, and the
 // sealed message the daemon sends to therapist.Address(). The reservation is
-// recorded as ANGEFRAGT.
+// recorded as ANGEFRAGT. It is Prepare and Add.
 func (p *PatientBook) NewRequest(rand io.Reader, therapist *protocol.PublicIdentity, slot SlotRef, start time.Time, opts RequestOptions, now time.Time) (PatientReservation, []byte, error) {
-	if TherapistKeyOf(therapist.Compact()) != slot.Therapist {
-		return PatientReservation{}, nil, fmt.Errorf("request: identity is not the slot's therapist: %w", ErrMismatch)
-	}
 	if len(p.res) >= p.cfg.MaxReservations {
 		return PatientReservation{}, nil, fmt.Errorf("request: %d reservations: %w", len(p.res), ErrLimit)
 	}
+	q, err := p.Prepare(rand, therapist, slot, start, opts, now)
+	if err != nil {
+		return PatientReservation{}, nil, err
+	}
+	return p.Add(q)
+}
+
+// PreparedRequest is a request made and sealed (Prepare), not yet in the
+// book (Add).
+type PreparedRequest struct {
+	r      PatientReservation
+	sealed []byte
+}
+
+// Prepare makes the request NewRequest records, without recording it. It
+// reads only the book's configuration, never its reservations, so a
+// caller that keeps the book under a lock can run it without: the stamp
+// takes seconds at the default bits, minutes of a phone's CPU at
+// MaxRequestStampBits, and a lock held that long stalls everything that
+// applies the therapists' answers.
+func (p *PatientBook) Prepare(rand io.Reader, therapist *protocol.PublicIdentity, slot SlotRef, start time.Time, opts RequestOptions, now time.Time) (*PreparedRequest, error) {
+	if TherapistKeyOf(therapist.Compact()) != slot.Therapist {
+		return nil, fmt.Errorf("request: identity is not the slot's therapist: %w", ErrMismatch)
+	}
 	if opts.StampBits > MaxRequestStampBits {
-		return PatientReservation{}, nil, fmt.Errorf("request: stamp of %d bits, at most %d: %w", opts.StampBits, MaxRequestStampBits, ErrMalformed)
+		return nil, fmt.Errorf("request: stamp of %d bits, at most %d: %w", opts.StampBits, MaxRequestStampBits, ErrMalformed)
 	}
 	eph, err := protocol.NewIdentity(rand)
 	if err != nil {
-		return PatientReservation{}, nil, err
+		return nil, err
 	}
 	id, err := NewRequestID(rand)
 	if err != nil {
-		return PatientReservation{}, nil, err
+		return nil, err
 	}
 	q := Request{ID: id, Slot: slot, Start: start, Patient: eph.Public(), Created: now.Truncate(time.Second),
 		Kontakt: opts.Kontakt, PTV11: opts.PTV11}
 	if q.Stamp, err = MintStamp(slot, id, max(p.cfg.StampBits, opts.StampBits), p.cfg.StampBucket, now, p.cfg.MaxStampTries); err != nil {
-		return PatientReservation{}, nil, err
+		return nil, err
 	}
 	raw, err := q.MarshalBinary()
 	if err != nil {
-		return PatientReservation{}, nil, err
+		return nil, err
 	}
 	sealed, err := SealMessage(rand, eph, therapist, raw, now, DefaultMessageTTL)
 	if err != nil {
-		return PatientReservation{}, nil, err
+		return nil, err
 	}
-	r := &PatientReservation{Request: q, Identity: eph, Therapist: therapist, State: Angefragt, Updated: now}
-	p.res[id], p.byAddr[eph.Address()] = r, id
-	return *r, sealed, nil
+	return &PreparedRequest{r: PatientReservation{Request: q, Identity: eph, Therapist: therapist, State: Angefragt, Updated: now}, sealed: sealed}, nil
+}
+
+// Add records a prepared request as ANGEFRAGT and returns it and the
+// sealed message to send to its therapist's address. It refuses a full
+// book (ErrLimit) and a request added before (ErrReplay).
+func (p *PatientBook) Add(q *PreparedRequest) (PatientReservation, []byte, error) {
+	id := q.r.Request.ID
+	switch {
+	case len(p.res) >= p.cfg.MaxReservations:
+		return PatientReservation{}, nil, fmt.Errorf("request: %d reservations: %w", len(p.res), ErrLimit)
+	case p.res[id] != nil:
+		return PatientReservation{}, nil, fmt.Errorf("request %v: %w", id, ErrReplay)
+	}
+	r := q.r
+	p.res[id], p.byAddr[r.Identity.Address()] = &r, id
+	return r, q.sealed, nil
 }
 
 // Open opens a sealed message from a therapist addressed to one of the

@@ -24,6 +24,9 @@ import (
 //	f/o/profile              the own signed profile
 //	f/o/credential           the own credential
 //	f/o/slots                the own slots and their pending changes
+//	f/o/forgot               the creation time (Unix seconds, 8 bytes) of the
+//	                         newest request the own book forgot for room,
+//	                         written with the deletions (Book.ForgotUntil)
 //	f/t/<request ID hex>     a reservation on the therapist's side
 //	f/r/<request ID hex>     a reservation on the patient's side
 //
