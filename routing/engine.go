@@ -16,34 +16,38 @@ import (
 
 // link is the engine's state for one link.
 type link struct {
-	info     LinkInfo
-	queue    linkQueue
+	// The fields that a received frame and the Ready after it touch come
+	// first (Engine's comment): the ID, the path request bucket, the
+	// adverts, the reassembler, the window and the queue.
+	info LinkInfo
+	// preqIn and preqOut limit the path requests it brings and is sent
+	// (pathreq.go).
+	preqIn tokenBucket
+	// Destinations waiting to be advertised on this link, nearest first.
+	adverts []advertReq
+	// reasm reassembles a radio's fragments within a budget of its own, so
+	// fragments from other links cannot evict them (nil: not yet needed).
+	reasm    *protocol.Reassembler
 	inflight int
-	// inflightBytes are the bytes of the frames in flight, sizes their
-	// lengths, oldest first (only with a WindowBytes; window.go).
-	inflightBytes int
-	sizes         []int
+	queue    linkQueue
 	// Advertisement budget (token bucket, bytes).
 	tokens   float64
 	refilled time.Time
-	// Destinations waiting to be advertised on this link, nearest first.
-	adverts []advertReq
-	// sealedRate limits the sealed-sender envelopes it brings (quota.go).
-	sealedRate tokenBucket
-	// floodBytes is what its pending rebroadcasts hold (flood.go).
-	floodBytes int
-	// reasm reassembles a radio's fragments within a budget of its own, so
-	// fragments from other links cannot evict them (nil: not yet needed).
-	reasm *protocol.Reassembler
-	// sessionRate limits the session inits it brings (session.go).
-	sessionRate tokenBucket
-	// preqIn and preqOut limit the path requests it brings and is sent
-	// (pathreq.go).
-	preqIn, preqOut tokenBucket
 	// budget is the share of the duty cycle's hourly airtime left, from
 	// LinkBudget (budgetKnown false: never reported, the whole budget).
 	budget      float64
 	budgetKnown bool
+	preqOut     tokenBucket
+	// inflightBytes are the bytes of the frames in flight, sizes their
+	// lengths, oldest first (only with a WindowBytes; window.go).
+	inflightBytes int
+	sizes         []int
+	// sealedRate limits the sealed-sender envelopes it brings (quota.go).
+	sealedRate tokenBucket
+	// floodBytes is what its pending rebroadcasts hold (flood.go).
+	floodBytes int
+	// sessionRate limits the session inits it brings (session.go).
+	sessionRate tokenBucket
 	// sending lists what a windowed link was handed and has not reported
 	// sent (TxDone), oldest first, so a hop-ack timeout starts when its
 	// frame is on the air.
@@ -111,49 +115,64 @@ type pendingFlood struct {
 // Engine is the routing engine. It is not safe for concurrent use: the
 // daemon drives it from one goroutine, the simulator from its event loop.
 type Engine struct {
-	cfg  Config
-	id   *protocol.Identity
-	self Address
-	now  time.Time
+	// The fields every input touches come first, so that a Step touches
+	// few cache lines of an engine that is not in a cache (a simulator
+	// runs thousands of engines): the time, the link memo and list, the
+	// Ready being built and the collections HasReady and NextWake look at,
+	// the path request state (most frames of a busy radio mesh are path
+	// requests) and the counters. The rest, the configuration included,
+	// follows.
+	now time.Time
 	// memo is the link link() found last, by ID: next to now, which every
 	// input touches first, so that finding the link of a frame touches no
-	// other memory (a simulator runs thousands of engines, none of them in
-	// a cache). relist clears it.
+	// other memory. relist clears it.
 	memo   *link
 	memoID LinkID
-
-	links map[LinkID]*link
 	// linkList holds the links of links in ID order. It is replaced, never
 	// changed in place, when a link comes or goes, so a loop over it
 	// survives a link change.
-	linkList  []*link
+	linkList []*link
+
+	rd  Ready
+	ops []storeOp // record writes and deletes, in order, for the next Ready
+	// sessDirty: responder sessions whose state changed since the last
+	// Ready, written once each when it is collected (session.go).
+	sessDirty []protocol.PathLabel
+	post      []envKey // forwarder custody to release at Advance
+
+	sessions  map[protocol.PathLabel]*sessEnd // route sessions (session.go, session_relay.go)
+	hopAcks   map[envKey]*ackWait
+	passive   map[passiveKey]*passiveWait
+	floods    map[[16]byte][]*pendingFlood
+	custody   *custodyStore
+	reasm     *protocol.Reassembler
 	table     *table
+	pathReqs  map[[8]byte]pathOrigin
 	seen      *seenCache
 	floodSeen *floodSeen
 	relaySeen *floodSeen // frames of channels not joined (flood.go)
 	delivered *deliveredSet
-	custody   *custodyStore
-	reasm     *protocol.Reassembler
 	channels  map[protocol.ChannelID]protocol.ChannelKey
 	scoped    map[protocol.ChannelID]bool // channels only members relay (flood.go)
-	floods    map[[16]byte][]*pendingFlood
-	pathReqs  map[[8]byte]pathOrigin
-	hopAcks   map[envKey]*ackWait
-	receipts  *receiptCache
-	preq      pathReqState
-	echo      tokenBucket // echo requests answered (echo.go)
-	stamps    offerStamps // custody offer stamps (offerstamp.go)
 
-	ownSeq       uint32
-	ownAnnounce  *protocol.Announce
 	nextAnnounce time.Time
 	nextSweep    time.Time
+	preq         pathReqState
+	counters     Counters
 
-	rd       Ready
-	ops      []storeOp      // record writes and deletes, in order, for the next Ready
+	cfg   Config
+	id    *protocol.Identity
+	self  Address
+	links map[LinkID]*link
+
+	receipts *receiptCache
+	echo     tokenBucket // echo requests answered (echo.go)
+	stamps   offerStamps // custody offer stamps (offerstamp.go)
+
+	ownSeq      uint32
+	ownAnnounce *protocol.Announce
+
 	opLast   map[string]int // collapseOps' scratch: the last op per key
-	post     []envKey       // forwarder custody to release at Advance
-	counters Counters
 	reported Counters
 
 	// restoring holds restored forwarded records until every own one is in.
@@ -161,7 +180,6 @@ type Engine struct {
 	restoringKeys map[envKey]struct{}
 
 	// Route sessions (session.go, session_relay.go).
-	sessions   map[protocol.PathLabel]*sessEnd
 	byDest     map[Address]protocol.PathLabel // sessions this node started, by destination
 	relays     map[protocol.PathLabel]*relayEntry
 	resetRetry map[Address]time.Time            // last immediate retry after a reset, by peer
@@ -171,11 +189,7 @@ type Engine struct {
 	lastNumber uint64
 	// reservedNumber: numbers up to it may have been issued (msgnum).
 	reservedNumber uint64
-	passive        map[passiveKey]*passiveWait
 
-	// sessDirty: responder sessions whose state changed since the last
-	// Ready, written once each when it is collected (session.go).
-	sessDirty []protocol.PathLabel
 	// sessLapsed counts handshakes in a row without accept by peer, and
 	// noSessions holds peers whose messages go as envelopes until then
 	// (session_compat.go).
@@ -243,6 +257,26 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 
 // Address is the node's own mesh address.
 func (e *Engine) Address() Address { return e.self }
+
+// Warm reads the parts of the engine that a received frame and the
+// Ready after it touch first (its time, its first link's path request
+// bucket and queue, the Ready being built, the counters, the path
+// request dedup table) and returns a value of no meaning. It changes
+// nothing. A simulator that steps thousands of engines, none of them in
+// a cache, calls it for all the receivers of a frame before stepping
+// any: the loads of all of them then overlap, where each Step would
+// wait for its own, one after the other.
+func (e *Engine) Warm() uint64 {
+	v := uint64(e.memoID) + uint64(len(e.rd.Transmits)) + e.counters.FramesIn + e.counters.PathRequestsIn +
+		uint64(len(e.preq.seen.slots)) + uint64(len(e.ops)) + uint64(len(e.sessDirty))
+	if l := e.memo; l != nil {
+		v += uint64(l.info.MTU) + uint64(len(l.adverts)) + uint64(len(l.queue.q[0]))
+		if l.preqIn.primed {
+			v++
+		}
+	}
+	return v
+}
 
 // Counters returns a copy of the counters.
 func (e *Engine) Counters() Counters {

@@ -213,7 +213,7 @@ func (f *fanout) execute(k int) {
 	j := &f.jobs[k]
 	in := j.in
 	if j.isFrame {
-		j.fr.Frame = append([]byte(nil), j.frame...)
+		j.fr.Frame = rxCopy(j.frame)
 		in = &j.fr
 	}
 	j.err = j.n.eng.Step(f.now, in)
@@ -356,6 +356,7 @@ func (s *Sim) radioEndFan(n *node, id radio.TxID, gen uint64, tx routing.Transmi
 	if err != nil {
 		s.errs++
 	}
+	s.warm(s.rx)
 	// The first receiver's Step is this goroutine's: it is needed first,
 	// and the helper is likely still at the sender's.
 	s.fanOf = s.fanOf[:0]
