@@ -64,3 +64,28 @@ func TestSendQueuedWhenLoopStops(t *testing.T) {
 		t.Fatalf("after the restart the store holds %d messages in custody, want none", st.Custody)
 	}
 }
+
+// TestAwaitLoopPrefersAnswer: the loop answers a request (a channel
+// publish whose frame is synced, a msg.cancel carried out) and then
+// stops. A caller that looks only afterwards finds both the answer and
+// the stop; it must take the answer: told "unavailable" for a publish
+// that was made, a client publishes again, a second copy. (Go's select
+// picks among ready cases at random; 200 rounds miss a wrong pick with
+// probability 2^-200.)
+func TestAwaitLoopPrefersAnswer(t *testing.T) {
+	stopped := make(chan struct{})
+	close(stopped)
+	for range 200 {
+		ch := make(chan publishOutcome, 1)
+		ch <- publishOutcome{res: rpcapi.ChannelPublishResult{Seq: 7}}
+		out, err := awaitLoop(context.Background(), stopped, ch)
+		if err != nil || out.res.Seq != 7 {
+			t.Fatalf("answered and stopped: %+v, %v; want the answer", out, err)
+		}
+		done := make(chan struct{})
+		close(done)
+		if _, err := awaitLoop(context.Background(), stopped, done); err != nil {
+			t.Fatalf("ran and stopped: %v; want the call's success", err)
+		}
+	}
+}
