@@ -60,7 +60,11 @@ func TestHeldFilterModel(t *testing.T) {
 		}
 		skips += s.wal.heldSkips.Load()
 		if round%3 != 2 {
+			crashed := s
 			s = crashOpen(t, s) // the log replayed, the filter built at the start
+			if err := crashed.Close(); err != nil {
+				t.Fatal(err)
+			}
 		} else {
 			dir := s.dir
 			if err := s.Close(); err != nil {
