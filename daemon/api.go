@@ -191,19 +191,7 @@ func (n *Node) Send(ctx context.Context, p rpcapi.SendParams) (rpcapi.SendResult
 // answers every waiter it registered before it stops (shutdownLoop), so
 // a stopped loop with no answer waiting never ran the request.
 func (n *Node) awaitSend(ctx context.Context, w <-chan sendOutcome) (sendOutcome, error) {
-	select {
-	case o := <-w:
-		return o, nil
-	case <-ctx.Done():
-		return sendOutcome{}, ctx.Err()
-	case <-n.stopped:
-		select {
-		case o := <-w:
-			return o, nil
-		default:
-			return sendOutcome{}, fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
-		}
-	}
+	return awaitLoop(ctx, n.stopped, w)
 }
 
 // statusDetail explains each send status to people.

@@ -191,14 +191,11 @@ func (n *Node) ChannelPublish(ctx context.Context, p rpcapi.ChannelPublishParams
 	}); cerr != nil {
 		return rpcapi.ChannelPublishResult{}, cerr
 	}
-	select {
-	case out := <-done:
-		return out.res, out.err
-	case <-ctx.Done():
-		return rpcapi.ChannelPublishResult{}, ctx.Err()
-	case <-n.stopped:
-		return rpcapi.ChannelPublishResult{}, fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
+	out, err := awaitLoop(ctx, n.stopped, done)
+	if err != nil {
+		return rpcapi.ChannelPublishResult{}, err
 	}
+	return out.res, out.err
 }
 
 // ChannelHistory implements rpcapi.Node.

@@ -780,13 +780,29 @@ func (n *Node) call(ctx context.Context, f func()) error {
 	if err := n.submit(ctx, func() { f(); close(done) }); err != nil {
 		return err
 	}
+	_, err := awaitLoop(ctx, n.stopped, done)
+	return err
+}
+
+// awaitLoop waits for the answer on ch to a request the loop took, until
+// ctx ends or the loop stops. The loop answers whatever it ran before it
+// stops, so once it has stopped an answer waiting on ch is the truth (a
+// publish made, a call run): it is taken rather than "unavailable", which
+// a client would take for a failure and repeat (TestAwaitLoopPrefersAnswer).
+func awaitLoop[T any](ctx context.Context, stopped <-chan struct{}, ch <-chan T) (T, error) {
+	var zero T
 	select {
-	case <-done:
-		return nil
+	case v := <-ch:
+		return v, nil
 	case <-ctx.Done():
-		return ctx.Err()
-	case <-n.stopped:
-		return fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
+		return zero, ctx.Err()
+	case <-stopped:
+		select {
+		case v := <-ch:
+			return v, nil
+		default:
+			return zero, fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
+		}
 	}
 }
 
