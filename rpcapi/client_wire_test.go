@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"math/rand/v2"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -16,6 +19,12 @@ import (
 // pipe: answer writes whatever it likes (raw bytes) and reports whether
 // the server goes on reading. The connection closes when it stops.
 func scriptedServer(t *testing.T, answer func(w io.Writer, id json.RawMessage) bool) *Client {
+	return scriptedServerParams(t, func(w io.Writer, id, _ json.RawMessage) bool { return answer(w, id) })
+}
+
+// scriptedServerParams is scriptedServer whose answer sees the request's
+// params too.
+func scriptedServerParams(t *testing.T, answer func(w io.Writer, id, params json.RawMessage) bool) *Client {
 	srv, cli := net.Pipe()
 	c := newClient(newLineChannel(cli, 0))
 	t.Cleanup(func() { c.Close() })
@@ -27,9 +36,9 @@ func scriptedServer(t *testing.T, answer func(w io.Writer, id json.RawMessage) b
 			if err != nil {
 				return
 			}
-			var req struct{ ID json.RawMessage }
+			var req struct{ ID, Params json.RawMessage }
 			json.Unmarshal(line, &req)
-			if !answer(srv, req.ID) {
+			if !answer(srv, req.ID, req.Params) {
 				return
 			}
 		}
@@ -113,5 +122,92 @@ func TestCallIgnoresStrayAnswers(t *testing.T) {
 		if err := c.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
+	}
+}
+
+// TestCallsConcurrentOutOfOrder: many goroutines call at once and the
+// server answers in its own order: each call gets its own answer. Calls
+// whose context ends first return its error, and their late answers are
+// dropped without a trace (no pending call is left).
+func TestCallsConcurrentOutOfOrder(t *testing.T) {
+	var wmu sync.Mutex
+	c := scriptedServerParams(t, func(w io.Writer, id, params json.RawMessage) bool {
+		go func() { // answers race each other: their order is the scheduler's
+			for range rand.IntN(50) {
+				runtime.Gosched()
+			}
+			wmu.Lock()
+			defer wmu.Unlock()
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`+"\n", id, params)
+		}()
+		return true
+	})
+	const callers, calls = 16, 40
+	errs := make(chan error, callers)
+	for g := range callers {
+		go func() {
+			for i := range calls {
+				ctx, cancel := context.WithCancel(context.Background())
+				if (g+i)%7 == 0 {
+					cancel() // ends before the answer can come
+				}
+				tag := fmt.Sprintf("%d-%d", g, i)
+				var res struct{ Tag string }
+				err := c.Call(ctx, MethodNodeInfo, map[string]string{"tag": tag}, &res)
+				cancel()
+				if err == nil && res.Tag != tag {
+					err = fmt.Errorf("call %s got the answer of %s", tag, res.Tag)
+				}
+				if err != nil && !errors.Is(err, context.Canceled) {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.rpc.mu.Lock()
+	left := len(c.rpc.pending)
+	c.rpc.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d calls left pending", left)
+	}
+}
+
+// TestClosePendingCalls: calls waiting for a server that never answers
+// fail with ErrClientClosed when the client closes, and later calls too.
+func TestClosePendingCalls(t *testing.T) {
+	c := scriptedServer(t, func(io.Writer, json.RawMessage) bool { return true })
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() {
+			_, err := c.Info(context.Background())
+			errs <- err
+		}()
+	}
+	for {
+		c.rpc.mu.Lock()
+		n := len(c.rpc.pending)
+		c.rpc.mu.Unlock()
+		if n == cap(errs) {
+			break
+		}
+		runtime.Gosched()
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range cap(errs) {
+		if err := <-errs; !errors.Is(err, ErrClientClosed) {
+			t.Fatalf("pending call: %v, want ErrClientClosed", err)
+		}
+	}
+	if _, err := c.Info(context.Background()); !errors.Is(err, ErrClientClosed) {
+		t.Fatalf("call after Close: %v", err)
 	}
 }
