@@ -185,8 +185,7 @@ func (c *Client) Discover(ctx context.Context) (*Document, error) {
 //
 // Events arrive in the order the server sent them, which is Event.Seq
 // order: the client takes msg.event notifications off the connection as it
-// reads them, before jrpc2's client (which may reorder notifications)
-// sees them. A jump in Seq means events were lost, either by the node (the
+// reads them, before it matches answers to calls. A jump in Seq means events were lost, either by the node (the
 // subscriber fell behind) or by this client (more than EventBuffer events
 // not yet received): re-read the inbox to catch up. The channel is closed
 // when the client is closed or the connection is lost; ctx bounds only the
@@ -232,8 +231,8 @@ func (t *eventTap) disable() {
 
 var eventMethod = []byte(`"` + NotifyEvent + `"`)
 
-// Recv runs in jrpc2's single reader goroutine, so events are handled in
-// the order they arrived.
+// Recv runs in the client's single reader goroutine, so events are
+// handled in the order they arrived.
 func (t *eventTap) Recv() ([]byte, error) {
 	for {
 		msg, err := t.Channel.Recv()

@@ -40,18 +40,23 @@ func TestCallAnsweredThenClosed(t *testing.T) {
 }
 
 // FuzzParseAnswer: any message from the server decodes without a panic,
-// and what parses as an answer is an object whose "id" is the call id.
+// only a message that is not JSON is an error, and what parses as an
+// answer is an object whose "id" is the call id.
 func FuzzParseAnswer(f *testing.F) {
 	for _, s := range []string{
 		`{"jsonrpc":"2.0","id":1,"result":{"n":1}}`,
 		`{"jsonrpc":"2.0","id":2,"error":{"code":-32601,"message":"no","data":[1]}}`,
 		`{"jsonrpc":"2.0","method":"msg.event","params":{"seq":1}}`,
 		`[{"id":1}]`, `{"id":-1}`, `{"id":"1"}`, `{"id":1e3,"result":null}`, `null`,
+		`{"id":null,"error":{"code":1}}`, `{"id":3,"error":"boom"}`, `{"id":4,"error":{"code":"x"}}`, `{"id":5,"result":`, `hello`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		id, _, ok := parseAnswer(msg)
+		id, _, ok, err := parseAnswer(msg)
+		if err != nil && json.Valid(msg) {
+			t.Fatalf("%q: valid JSON, but %v", msg, err)
+		}
 		if !ok {
 			return
 		}

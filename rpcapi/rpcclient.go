@@ -34,13 +34,18 @@ type answer struct {
 	err    error
 }
 
-// wireAnswer is a JSON-RPC response as the client reads it.
+// wireAnswer is a JSON-RPC message from the server as the client reads
+// it: raw fields, so that a field of the wrong type fails only its call.
 type wireAnswer struct {
-	ID     *uint64         `json:"id"`
-	Method string          `json:"method"`
+	ID     json.RawMessage `json:"id"`
+	Method json.RawMessage `json:"method"`
 	Result json.RawMessage `json:"result"`
-	Error  *Error          `json:"error"`
+	Error  json.RawMessage `json:"error"`
 }
+
+// errNotJSON ends a connection on which the server sent something that is
+// not JSON: the call it answered cannot be told, and it would wait forever.
+var errNotJSON = errors.New("rpcapi: meshd sent a message that is not JSON")
 
 func newRPCClient(ch channel.Channel) *rpcClient {
 	r := &rpcClient{ch: ch, pending: make(map[uint64]chan answer), done: make(chan struct{})}
@@ -52,37 +57,56 @@ func (r *rpcClient) read() {
 	defer close(r.done)
 	for {
 		msg, err := r.ch.Recv()
+		if len(msg) > 0 { // a final line comes with io.EOF
+			if derr := r.deliver(msg); derr != nil {
+				r.stop(derr)
+				r.ch.Close() // the next Recv fails, and the event tap closes
+			}
+		}
 		if err != nil {
 			r.stop(err)
 			return
 		}
-		r.deliver(msg)
 	}
 }
 
 // parseAnswer decodes msg, a message from the server, as the answer to
 // call id; ok is false for anything else (a notification, a request, a
-// batch, junk), which no call waits for.
-func parseAnswer(msg []byte) (id uint64, a answer, ok bool) {
+// batch, an id no call of ours has), which no call waits for. An answer
+// whose error object is malformed fails its call. err reports a message
+// that is not JSON.
+func parseAnswer(msg []byte) (id uint64, a answer, ok bool, err error) {
 	var w wireAnswer
-	if json.Unmarshal(msg, &w) != nil || w.ID == nil || w.Method != "" {
-		return 0, answer{}, false
+	if err := json.Unmarshal(msg, &w); err != nil {
+		if se := new(json.SyntaxError); errors.As(err, &se) {
+			return 0, answer{}, false, fmt.Errorf("%w: %v", errNotJSON, err)
+		}
+		return 0, answer{}, false, nil // JSON, but not an object
 	}
-	if w.Error != nil {
-		return *w.ID, answer{err: w.Error}, true
+	if len(w.Method) > 0 || string(w.ID) == "null" || json.Unmarshal(w.ID, &id) != nil {
+		return 0, answer{}, false, nil
 	}
-	return *w.ID, answer{result: w.Result}, true
+	if len(w.Error) > 0 && string(w.Error) != "null" {
+		e := new(Error)
+		if err := json.Unmarshal(w.Error, e); err != nil {
+			return id, answer{err: fmt.Errorf("rpcapi: malformed error object in the answer: %v", err)}, true, nil
+		}
+		return id, answer{err: e}, true, nil
+	}
+	return id, answer{result: w.Result}, true, nil
 }
 
-// deliver hands msg to the call it answers.
-func (r *rpcClient) deliver(msg []byte) {
-	id, a, ok := parseAnswer(msg)
+// deliver hands msg to the call it answers; it fails for a message that
+// is not JSON.
+func (r *rpcClient) deliver(msg []byte) error {
+	id, a, ok, err := parseAnswer(msg)
 	if !ok {
-		return
+		return err
 	}
 	if ch := r.take(id); ch != nil {
 		ch <- a // buffered: never blocks
 	}
+	return nil
 }
 
 // take removes call id from the pending calls and returns its channel
