@@ -259,7 +259,11 @@ func TestWALStaleSegments(t *testing.T) {
 	for i := range 400 {
 		apply(t, s, rec(fmt.Sprintf("c/%d", i%50), val+fmt.Sprint(i)))
 	}
-	if n := s.wal.ckpts.Load(); n < 3 {
+	// 8 MB through two 2 MiB segments rotates three times, and each
+	// rotation into a segment waits for its records' checkpoint; the
+	// checkpointer merges the requests it finds waiting, so how many
+	// checkpoints that takes depends on the load (CI saw 2): at least one.
+	if n := s.wal.ckpts.Load(); n < 1 {
 		t.Fatalf("%d checkpoints after 8 MB through 2 MiB segments", n)
 	}
 	blockApplier(t, s)
