@@ -38,6 +38,7 @@ type Counters struct {
 	PathRequestsLimited   uint64 // dropped by a rate limit or the bound on waiting requests
 	LookupsLimited        uint64 // own path requests and lookups held back by the lookup budget
 	PathRequestsOverheard uint64 // answers overheard broadcast on the shared link a request came in on, not repeated
+	PathRequestsAgain     uint64 // copies of a request taken with more hops left than every copy before (answered or passed on again)
 
 	EnvelopesIn           uint64
 	EnvelopesInvalid      uint64 // bad signature, expired, from the future

@@ -89,17 +89,25 @@ type ackWait struct {
 }
 
 // pathOrigin remembers where a forwarded path request came from, so the
-// answer can travel back.
+// answer can travel back: the first copy passed on, and the copies with
+// more hops left passed on again after it (pathreq.go).
 type pathOrigin struct {
-	link    LinkID
+	id      [protocol.PathRequestIDSize]byte // the order of answers
 	target  Address
 	wantKey bool
 	expires time.Time
 	// hasSeq and seq: the request wants sequence number seq or newer.
 	hasSeq bool
 	seq    uint32
-	// from is the neighbour that passed the request on, on a shared link
-	// (the request's forwarder); zero if the request did not say.
+	back   pathBack
+	more   []pathBack // at most the hop limit
+}
+
+// pathBack is where one copy of a path request came from: its link, and
+// on a shared link the neighbour that passed it on (the request's
+// forwarder; zero if the request did not say).
+type pathBack struct {
+	link LinkID
 	from Address
 }
 
@@ -147,7 +155,7 @@ type Engine struct {
 	custody   *custodyStore
 	reasm     *protocol.Reassembler
 	table     *table
-	pathReqs  map[[8]byte]pathOrigin
+	pathReqs  map[uint64]pathOrigin // by pathReqKey
 	seen      *seenCache
 	floodSeen *floodSeen
 	relaySeen *floodSeen // frames of channels not joined (flood.go)
@@ -236,7 +244,7 @@ func New(cfg Config, now time.Time, restore []Record) (*Engine, error) {
 		channels:  make(map[protocol.ChannelID]protocol.ChannelKey),
 		scoped:    make(map[protocol.ChannelID]bool),
 		floods:    make(map[[16]byte][]*pendingFlood),
-		pathReqs:  make(map[[8]byte]pathOrigin),
+		pathReqs:  make(map[uint64]pathOrigin),
 		hopAcks:   make(map[envKey]*ackWait),
 		receipts:  newReceiptCache(receiptCacheSize),
 		sessions:  make(map[protocol.PathLabel]*sessEnd),

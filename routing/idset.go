@@ -8,8 +8,10 @@ import (
 	"meshd.dev/meshd/protocol"
 )
 
-// idSet is the path request dedup space: the last pathReqSeenSize IDs in
-// a ring, found through an open-addressing table of the IDs as uint64s.
+// idSet is the path request dedup space: the last pathReqSeenSize keys in
+// a ring, found through an open-addressing table of the keys as uint64s,
+// each with a small tag (for path requests, the most hops left of a copy
+// taken, pathreq.go).
 // It replaces a map of 8-byte keys, whose look-ups were the largest
 // single cost of a 10,000-node simulation: a table of plain words is
 // half the memory and one cache line per look-up.
@@ -19,10 +21,12 @@ import (
 // by neighbours, and IDs picked to pile onto one slot would otherwise turn
 // each look-up into a walk over the whole table.
 type idSet struct {
-	slots []uint64 // 0 is empty; ID 0 is kept in zero
+	slots []uint64 // 0 is empty; key 0 is kept in zero
+	tags  []uint8  // the tag of the key in the same slot
 	ring  []uint64 // insertion order, for eviction
 	next  int      // oldest ring entry once the ring is full
 	zero  bool
+	ztag  uint8 // key 0's tag
 	k0    uint64
 	k1    uint64
 }
@@ -65,20 +69,36 @@ func (s *idSet) find(v uint64) (int, bool) {
 	}
 }
 
-// add records id and reports whether it was new; the oldest ID goes when
+// add records v and reports whether it was new; the oldest key goes when
 // the space is full.
-func (s *idSet) add(id [protocol.PathRequestIDSize]byte) bool {
-	v := binary.LittleEndian.Uint64(id[:])
+func (s *idSet) add(v uint64) bool {
+	added, _ := s.raise(v, 0)
+	return added
+}
+
+// raise records v with tag if v is new (added), or raises v's tag to tag
+// if that is higher (raised); otherwise it changes nothing. The oldest key
+// goes when the space is full.
+func (s *idSet) raise(v uint64, tag uint8) (added, raised bool) {
 	if v == 0 {
 		if s.zero {
-			return false
+			if tag <= s.ztag {
+				return false, false
+			}
+			s.ztag = tag
+			return false, true
 		}
 	} else {
 		if s.slots == nil {
 			s.slots = make([]uint64, idSetMinSlots)
+			s.tags = make([]uint8, idSetMinSlots)
 		}
-		if _, ok := s.find(v); ok {
-			return false
+		if i, ok := s.find(v); ok {
+			if tag <= s.tags[i] {
+				return false, false
+			}
+			s.tags[i] = tag
+			return false, true
 		}
 	}
 	if len(s.ring) < pathReqSeenSize {
@@ -88,31 +108,32 @@ func (s *idSet) add(id [protocol.PathRequestIDSize]byte) bool {
 		s.ring[s.next] = v
 		s.next = (s.next + 1) % len(s.ring)
 	}
-	s.insert(v)
-	return true
+	s.insert(v, tag)
+	return true, false
 }
 
-// insert puts v, known absent, in the table, growing it to stay at most
-// three quarters full (short probe runs).
-func (s *idSet) insert(v uint64) {
+// insert puts v, known absent, in the table with tag, growing it to stay
+// at most three quarters full (short probe runs).
+func (s *idSet) insert(v uint64, tag uint8) {
 	if v == 0 {
-		s.zero = true
+		s.zero, s.ztag = true, tag
 		return
 	}
 	if 4*(len(s.ring)+1) > 3*len(s.slots) {
 		s.grow()
 	}
 	i, _ := s.find(v)
-	s.slots[i] = v
+	s.slots[i], s.tags[i] = v, tag
 }
 
 func (s *idSet) grow() {
-	old := s.slots
+	old, oldTags := s.slots, s.tags
 	s.slots = make([]uint64, 2*len(old))
-	for _, v := range old {
+	s.tags = make([]uint8, 2*len(old))
+	for j, v := range old {
 		if v != 0 {
 			i, _ := s.find(v)
-			s.slots[i] = v
+			s.slots[i], s.tags[i] = v, oldTags[j]
 		}
 	}
 }
@@ -121,7 +142,7 @@ func (s *idSet) grow() {
 // no run has a hole (linear probing without tombstones).
 func (s *idSet) remove(v uint64) {
 	if v == 0 {
-		s.zero = false
+		s.zero, s.ztag = false, 0
 		return
 	}
 	i, ok := s.find(v)
@@ -134,9 +155,9 @@ func (s *idSet) remove(v uint64) {
 		// cyclically in (i, j].
 		k := s.home(s.slots[j])
 		if i < j && (k <= i || k > j) || i > j && k <= i && k > j {
-			s.slots[i] = s.slots[j]
+			s.slots[i], s.tags[i] = s.slots[j], s.tags[j]
 			i = j
 		}
 	}
-	s.slots[i] = 0
+	s.slots[i], s.tags[i] = 0, 0
 }

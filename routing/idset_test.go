@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 
@@ -17,32 +16,34 @@ func testIDSet(t *testing.T) idSet {
 	return newIDSet(id)
 }
 
-func idOf(v uint64) (id [protocol.PathRequestIDSize]byte) {
-	binary.LittleEndian.PutUint64(id[:], v)
-	return id
-}
-
 // TestIDSetMatchesRing checks the set against the plain model it replaces:
-// the last pathReqSeenSize distinct IDs are remembered, older ones are
-// not. Small values repeat often, so hits, evictions and re-additions of
-// evicted IDs (and ID 0) all happen, and the table grows to its largest.
+// the last pathReqSeenSize distinct keys are remembered, older ones are
+// not, each with the highest tag it was raised to. Small values repeat
+// often, so hits, raises, evictions and re-additions of evicted keys (and
+// key 0) all happen, and the table grows to its largest; entries moved
+// back by a removal must keep their tags.
 func TestIDSetMatchesRing(t *testing.T) {
 	s := testIDSet(t)
 	var order []uint64
-	model := map[uint64]bool{}
+	model := map[uint64]uint8{}
 	r := rand.New(rand.NewPCG(1, 2))
 	for n := 0; n < 60000; n++ {
 		v := r.Uint64N(3 * pathReqSeenSize)
 		if n%7 == 0 {
 			v = r.Uint64() // mostly new, far apart
 		}
-		want := !model[v]
-		if got := s.add(idOf(v)); got != want {
-			t.Fatalf("add %d (#%d) = %v, want %v", v, n, got, want)
+		tag := uint8(r.Uint32N(16))
+		old, had := model[v]
+		wantAdded, wantRaised := !had, had && tag > old
+		added, raised := s.raise(v, tag)
+		if added != wantAdded || raised != wantRaised {
+			t.Fatalf("raise %d to %d (#%d, had %v with %d) = %v, %v; want %v, %v", v, tag, n, had, old, added, raised, wantAdded, wantRaised)
 		}
-		if want {
+		if added || raised {
+			model[v] = tag
+		}
+		if added {
 			order = append(order, v)
-			model[v] = true
 			if len(order) > pathReqSeenSize {
 				delete(model, order[0])
 				order = order[1:]
@@ -50,12 +51,20 @@ func TestIDSetMatchesRing(t *testing.T) {
 		}
 	}
 	for v := range uint64(3 * pathReqSeenSize) {
-		if _, ok := s.find(v); v != 0 && ok != model[v] {
-			t.Fatalf("%d present %v, want %v", v, ok, model[v])
+		tag, ok := model[v]
+		if v == 0 {
+			if s.zero != ok || s.ztag != tag {
+				t.Fatalf("key 0 present %v tag %d, want %v %d", s.zero, s.ztag, ok, tag)
+			}
+			continue
+		}
+		i, found := s.find(v)
+		if found != ok || found && s.tags[i] != tag {
+			t.Fatalf("%d present %v, want %v (tag %d, want %d)", v, found, ok, s.tags[i], tag)
 		}
 	}
 	if len(s.slots) > 2*pathReqSeenSize {
-		t.Fatalf("table grew to %d slots for %d IDs", len(s.slots), pathReqSeenSize)
+		t.Fatalf("table grew to %d slots for %d keys", len(s.slots), pathReqSeenSize)
 	}
 }
 

@@ -2,6 +2,9 @@ package routing
 
 import (
 	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
 	"slices"
 	"time"
 
@@ -13,6 +16,12 @@ import (
 // are treated as a resource an attacker must not be able to take:
 //   - their own bounded dedup space (pathReqState.seen), so a flood of
 //     random IDs cannot evict envelope duplicate suppression;
+//   - duplicates are recognised by what the requester chose (pathReqKey),
+//     not by the ID alone: a neighbour that hears a request first cannot
+//     squat its ID with another request, and a copy with more hops left
+//     than any taken before is taken again (at most once per hop of its
+//     limit), so a copy raced ahead with no hops left cannot stop the
+//     genuine one;
 //   - a token bucket per link for requests received and another for
 //     requests forwarded (Config.PathRequestRate and PathRequestBurst, on
 //     the engine's clock): what one neighbour floods in is passed on at
@@ -23,7 +32,7 @@ import (
 //     PathRequestInterval per destination, so junk for random destinations
 //     cannot turn into a lookup each.
 
-// pathReqSeenSize bounds the path request IDs remembered for duplicate
+// pathReqSeenSize bounds the path requests remembered for duplicate
 // suppression: at the default rates and 30 s answers, several times what
 // can arrive in that time.
 const pathReqSeenSize = 4096
@@ -39,9 +48,39 @@ type pathReqState struct {
 	lookups tokenBucket
 }
 
-// add records id and reports whether it was new; the oldest ID goes when
-// the space is full.
-func (s *pathReqState) add(id [protocol.PathRequestIDSize]byte) bool { return s.seen.add(id) }
+// pathReqKey is the dedup key of pr: a digest of the fields its requester
+// chose and nobody on the way may change (ID, target, hop limit, the key
+// and sequence number requirements), leaving out the hop count and the
+// forwarder. The ID alone let a neighbour that hears a request first
+// send others another request under its ID, which they took and then
+// dropped the genuine one as a duplicate. A digest of 64 bits of SHA-256:
+// a different request with the same key is a second preimage, out of
+// reach in the seconds a request lives.
+func pathReqKey(pr protocol.PathRequest) uint64 {
+	var b [1 + protocol.PathRequestIDSize + protocol.AddressSize + 1 + 1 + 4]byte
+	b[0] = 1 // version of this layout
+	n := 1 + copy(b[1:], pr.ID[:])
+	n += copy(b[n:], pr.Target[:])
+	b[n] = pr.HopLimit
+	if pr.WantKEMKey {
+		b[n+1] |= protocol.PathWantKEMKey
+	}
+	if pr.HasSeqno {
+		b[n+1] |= protocol.PathSeqno
+		binary.BigEndian.PutUint32(b[n+2:], pr.Seqno)
+	}
+	sum := sha256.Sum256(b[:])
+	return binary.LittleEndian.Uint64(sum[:])
+}
+
+// take records a copy of the request with key k that has left hops left,
+// and reports whether it is the first copy (added) or has more hops left
+// than every copy taken before (again). Every copy taken raises the hops
+// left, so a node takes one request at most hop limit + 1 times, and
+// passes it on at most hop limit times (never with no hops left).
+func (s *pathReqState) take(k uint64, left uint8) (added, again bool) {
+	return s.seen.raise(k, left)
+}
 
 // takeIn and takeOut spend from l's buckets for received and forwarded
 // requests. A link may forward twice what one link may bring in, so that
@@ -87,7 +126,7 @@ func (e *Engine) pathRequest(d *destEntry, wantKey bool) {
 			pr.Seqno++
 		}
 	}
-	e.preq.add(pr.ID)
+	e.preq.take(pathReqKey(pr), pr.HopLimit)
 	frame := pr.AppendTo(nil)
 	if routed {
 		e.emitRoutingTo(along, via, frame)
@@ -114,9 +153,17 @@ func (e *Engine) handlePathRequest(l *link, frame []byte) error {
 		e.counters.PathRequestsLimited++
 		return nil
 	}
-	if !e.preq.add(pr.ID) {
+	k := pathReqKey(pr)
+	added, again := e.preq.take(k, pr.HopLimit-pr.HopCount)
+	if !added && !again {
 		e.counters.Duplicates++
 		return nil
+	}
+	if again {
+		// A copy with more hops left than any before: a neighbour may
+		// have raced one ahead of it with none (or few) left. It is
+		// answered or passed on again, as a new request would be.
+		e.counters.PathRequestsAgain++
 	}
 	if pr.Target == e.self {
 		e.answerAsTarget(l, pr)
@@ -130,7 +177,7 @@ func (e *Engine) handlePathRequest(l *link, frame []byte) error {
 		e.counters.PathRequestsAnswer++
 		return nil
 	}
-	e.forwardPathRequest(l, pr, frame, d)
+	e.forwardPathRequest(l, k, pr, d)
 	return nil
 }
 
@@ -191,11 +238,14 @@ func (e *Engine) canAnswer(d *destEntry, pr protocol.PathRequest) (candidate, bo
 // to its next hop), otherwise flooded to every other link, within the
 // links' forwarding budgets. It remembers where the request came from, for
 // the answer, within MaxPathRequests.
-func (e *Engine) forwardPathRequest(l *link, pr protocol.PathRequest, frame []byte, d *destEntry) {
+func (e *Engine) forwardPathRequest(l *link, k uint64, pr protocol.PathRequest, d *destEntry) {
 	if pr.HopCount >= pr.HopLimit {
 		return // travelled far enough
 	}
-	from := answerTo(l, pr)
+	if !e.rememberPathRequest(k, pr, pathBack{link: l.info.ID, from: answerTo(l, pr)}) {
+		e.counters.PathRequestsLimited++
+		return
+	}
 	pr.HopCount++
 	// On a shared link the request names this node as its forwarder,
 	// for the answer; a point-to-point link names the neighbour itself.
@@ -216,14 +266,6 @@ func (e *Engine) forwardPathRequest(l *link, pr protocol.PathRequest, frame []by
 		}
 		return plain
 	}
-	if _, ok := e.pathReqs[pr.ID]; !ok && len(e.pathReqs) >= e.cfg.MaxPathRequests {
-		e.counters.PathRequestsLimited++
-		return
-	}
-	e.pathReqs[pr.ID] = pathOrigin{
-		link: l.info.ID, target: pr.Target, wantKey: pr.WantKEMKey,
-		hasSeq: pr.HasSeqno, seq: pr.Seqno, expires: e.now.Add(pathReqTTL), from: from,
-	}
 	if d != nil {
 		if c, ok := d.route(); ok && (c.link != l.info.ID || l.info.Shared) {
 			if ol := e.links[c.link]; ol != nil {
@@ -240,6 +282,32 @@ func (e *Engine) forwardPathRequest(l *link, pr protocol.PathRequest, frame []by
 	}
 }
 
+// rememberPathRequest records where the copy of the request with key k
+// being passed on came from, for the answer: a new entry, within
+// MaxPathRequests, or one more way back for a copy passed on again (the
+// answer goes back every way: the first copy may have been raced ahead by
+// a neighbour that will drop the answer, and a later one claim more hops
+// left than it had).
+func (e *Engine) rememberPathRequest(k uint64, pr protocol.PathRequest, back pathBack) bool {
+	p, ok := e.pathReqs[k]
+	if !ok {
+		if len(e.pathReqs) >= e.cfg.MaxPathRequests {
+			return false
+		}
+		e.pathReqs[k] = pathOrigin{
+			id: pr.ID, target: pr.Target, wantKey: pr.WantKEMKey,
+			hasSeq: pr.HasSeqno, seq: pr.Seqno, expires: e.now.Add(pathReqTTL), back: back,
+		}
+		return true
+	}
+	if p.back != back && !slices.Contains(p.more, back) {
+		p.more = append(p.more, back)
+	}
+	p.expires = e.now.Add(pathReqTTL)
+	e.pathReqs[k] = p
+	return true
+}
+
 // forwardOn sends a forwarded request on l (to one neighbour, unless to is
 // zero) if l's forwarding budget allows.
 func (e *Engine) forwardOn(l *link, to Address, frame []byte) {
@@ -253,39 +321,52 @@ func (e *Engine) forwardOn(l *link, to Address, frame []byte) {
 
 // answerPathRequests sends the route to d, just heard on l (addressed to
 // this node or not), back along path requests that passed through this
-// node and that the route satisfies.
+// node and that the route satisfies, every way each came (pathOrigin).
 func (e *Engine) answerPathRequests(d *destEntry, l *link, addressed bool) {
 	c, ok := d.route()
 	if !ok || d.ann == nil {
 		return
 	}
-	var ids [][protocol.PathRequestIDSize]byte
-	for id, p := range e.pathReqs {
+	var keys []uint64
+	for k, p := range e.pathReqs {
 		if p.target == d.dest && (!p.wantKey || d.kemKey != nil) && (!p.hasSeq || c.seq >= p.seq) {
-			if overheardAnswer(l, addressed, p) {
-				// On the shared link the request came in on, only an
-				// answer addressed to this node is ours to pass on. A
-				// broadcast one is another branch's: the answer to a
-				// request straight from the requester, sent by a
-				// neighbour that heard the requester, or an advert of
-				// the route. Passing it on made every node around the
-				// requester repeat the answer (with the KEM key, six
-				// fragments each).
-				delete(e.pathReqs, id)
-				e.counters.PathRequestsOverheard++
-				continue
-			}
-			ids = append(ids, id)
+			keys = append(keys, k)
 		}
 	}
-	slices.SortFunc(ids, func(a, b [protocol.PathRequestIDSize]byte) int { return bytes.Compare(a[:], b[:]) })
-	for _, id := range ids {
-		p := e.pathReqs[id]
-		delete(e.pathReqs, id)
-		if l := e.links[p.link]; l != nil {
-			e.queueAdvert(l, advertReq{dest: d.dest, hops: c.hops, reply: true, withKey: p.wantKey, to: p.from})
-			e.counters.PathRequestsAnswer++
+	slices.SortFunc(keys, func(a, b uint64) int {
+		ia, ib := e.pathReqs[a].id, e.pathReqs[b].id
+		if c := bytes.Compare(ia[:], ib[:]); c != 0 {
+			return c
 		}
+		return cmp.Compare(a, b)
+	})
+	for _, k := range keys {
+		p := e.pathReqs[k]
+		delete(e.pathReqs, k)
+		e.answerBack(d, c, l, addressed, p, p.back)
+		for _, back := range p.more {
+			e.answerBack(d, c, l, addressed, p, back)
+		}
+	}
+}
+
+// answerBack sends the route c to d back the way back that a copy of the
+// request p came, unless the answer was overheard there.
+func (e *Engine) answerBack(d *destEntry, c candidate, l *link, addressed bool, p pathOrigin, back pathBack) {
+	if overheardAnswer(l, addressed, back) {
+		// On the shared link the request came in on, only an answer
+		// addressed to this node is ours to pass on. A broadcast one
+		// is another branch's: the answer to a request straight from
+		// the requester, sent by a neighbour that heard the requester,
+		// or an advert of the route. Passing it on made every node
+		// around the requester repeat the answer (with the KEM key,
+		// six fragments each).
+		e.counters.PathRequestsOverheard++
+		return
+	}
+	if ol := e.links[back.link]; ol != nil {
+		e.queueAdvert(ol, advertReq{dest: d.dest, hops: c.hops, reply: true, withKey: p.wantKey, to: back.from})
+		e.counters.PathRequestsAnswer++
 	}
 }
 
@@ -296,8 +377,8 @@ func (e *Engine) answerPathRequests(d *destEntry, l *link, addressed bool) {
 // here is never that answer (a periodic advert, a propagation, another
 // request's answer, or a replay), and on a radio with hidden terminals its
 // sender need not be heard by the forwarder at all.
-func overheardAnswer(l *link, addressed bool, p pathOrigin) bool {
-	return l != nil && l.info.Shared && !addressed && l.info.ID == p.link && p.from.IsZero()
+func overheardAnswer(l *link, addressed bool, back pathBack) bool {
+	return l != nil && l.info.Shared && !addressed && l.info.ID == back.link && back.from.IsZero()
 }
 
 // sweepPathRequests forgets requests whose answer did not come in time.

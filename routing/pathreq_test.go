@@ -385,25 +385,109 @@ func TestPathRequestForwardBudget(t *testing.T) {
 	}
 }
 
-// TestPathRequestDedupSpace: the dedup space forgets its oldest IDs when
-// full, never grows past its bound, and remembers the newest.
+// TestPathRequestDedupSpace: the dedup space forgets its oldest requests
+// when full, never grows past its bound, and remembers the newest.
 func TestPathRequestDedupSpace(t *testing.T) {
 	var s pathReqState
-	id := func(i int) [protocol.PathRequestIDSize]byte {
-		return [protocol.PathRequestIDSize]byte{byte(i), byte(i >> 8), byte(i >> 16)}
+	id := func(i int) uint64 {
+		return pathReqKey(protocol.PathRequest{ID: [protocol.PathRequestIDSize]byte{byte(i), byte(i >> 8), byte(i >> 16)}, HopLimit: 8})
+	}
+	add := func(k uint64) bool {
+		added, _ := s.take(k, 0)
+		return added
 	}
 	for i := range pathReqSeenSize + 100 {
-		if !s.add(id(i)) {
+		if !add(id(i)) {
 			t.Fatalf("ID %d not new", i)
 		}
 	}
 	if s.seen.len() != pathReqSeenSize || len(s.seen.ring) != pathReqSeenSize {
 		t.Fatalf("%d IDs, ring %d; bound %d", s.seen.len(), len(s.seen.ring), pathReqSeenSize)
 	}
-	if s.add(id(pathReqSeenSize + 99)) {
+	if add(id(pathReqSeenSize + 99)) {
 		t.Fatal("the newest ID was forgotten")
 	}
-	if !s.add(id(0)) {
+	if !add(id(0)) {
 		t.Fatal("the oldest ID was not forgotten")
+	}
+}
+
+// TestAttackPathRequestReforwardBound: a copy of a request with more hops
+// left than every copy taken before is passed on again, so a neighbour
+// sends one request (hop limit 15) 3,200 times, its hop count counting
+// down from the limit to 0 and over again, in random order too, slowly
+// enough that no rate limit drops any. The node passes it on at most
+// 15 times per link (once per hop of its limit: the hops left must grow
+// each time), answers or remembers no more, and a request it is the
+// target of, or has a route for, is answered at most 16 times.
+func TestAttackPathRequestReforwardBound(t *testing.T) {
+	target, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, c := range []struct {
+		name  string
+		route bool // the node has a route to the target
+		self  bool // the node is the target
+	}{{"forwarder", false, false}, {"has a route", true, false}, {"target", false, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := attackEngine(t)
+			now := attackEpoch.Add(time.Minute)
+			if c.route {
+				advertFrom(t, e, 2, target, 5, now)
+			}
+			pr := protocol.PathRequest{ID: [8]byte{0x5c}, Target: target.Address(), HopLimit: protocol.MaxPathRequestHops}
+			if c.self {
+				pr.Target = e.self
+			}
+			per := map[LinkID]int{}
+			answers := e.Counters().PathRequestsAnswer
+			const n = 3200
+			for i := range n {
+				now = now.Add(time.Second) // four per second pass the intake
+				pr.HopCount = uint8(pr.HopLimit) - uint8(i%int(pr.HopLimit+1))
+				if i >= n/2 {
+					pr.HopCount = uint8(r.IntN(int(pr.HopLimit) + 1))
+				}
+				if i == n/2 {
+					now = now.Add(10 * time.Minute) // the first round forgotten by pathReqs, not by the dedup space
+				}
+				if err := e.Step(now, FrameReceived{Link: 1, Frame: pr.AppendTo(nil)}); err != nil {
+					t.Fatal(err)
+				}
+				e.Tick(now)
+				pathRequestsOut(e.Ready(), per)
+				e.Advance()
+				for _, p := range e.pathReqs {
+					if len(p.more) >= int(pr.HopLimit) {
+						t.Fatalf("%d ways back remembered for one request", 1+len(p.more))
+					}
+				}
+			}
+			cs := e.Counters()
+			t.Logf("%d copies in: forwarded %v, taken again %d, answers %d, limited %d", n, per, cs.PathRequestsAgain, cs.PathRequestsAnswer-answers, cs.PathRequestsLimited)
+			if cs.PathRequestsLimited != 0 {
+				t.Fatalf("%d copies limited: the test should run within the rates", cs.PathRequestsLimited)
+			}
+			for l, k := range per {
+				if k > int(pr.HopLimit) {
+					t.Errorf("one request passed on %d times on link %d, bound %d", k, l, pr.HopLimit)
+				}
+			}
+			if cs.PathRequestsAgain > uint64(pr.HopLimit) {
+				t.Errorf("one request taken again %d times, bound %d", cs.PathRequestsAgain, pr.HopLimit)
+			}
+			if got := cs.PathRequestsAnswer - answers; got > uint64(pr.HopLimit)+1 {
+				t.Errorf("one request answered %d times, bound %d", got, pr.HopLimit+1)
+			}
+			if c.route || c.self {
+				if cs.PathRequestsAnswer == answers {
+					t.Error("the request was never answered")
+				}
+			} else if per[2] == 0 || per[2] != per[3] {
+				t.Errorf("forwarded %v: want the same on links 2 and 3, at least once", per)
+			}
+		})
 	}
 }
