@@ -72,17 +72,18 @@ func (s *idSet) find(v uint64) (int, bool) {
 // add records v and reports whether it was new; the oldest key goes when
 // the space is full.
 func (s *idSet) add(v uint64) bool {
-	added, _ := s.raise(v, 0)
+	added, _ := s.raise(v, 0, 1)
 	return added
 }
 
 // raise records v with tag if v is new (added), or raises v's tag to tag
-// if that is higher (raised); otherwise it changes nothing. The oldest key
-// goes when the space is full.
-func (s *idSet) raise(v uint64, tag uint8) (added, raised bool) {
+// if that is higher by at least margin, or higher than a tag of 0
+// (raised); otherwise it changes nothing. The oldest key goes when the
+// space is full.
+func (s *idSet) raise(v uint64, tag, margin uint8) (added, raised bool) {
 	if v == 0 {
 		if s.zero {
-			if tag <= s.ztag {
+			if !higher(s.ztag, tag, margin) {
 				return false, false
 			}
 			s.ztag = tag
@@ -94,7 +95,7 @@ func (s *idSet) raise(v uint64, tag uint8) (added, raised bool) {
 			s.tags = make([]uint8, idSetMinSlots)
 		}
 		if i, ok := s.find(v); ok {
-			if tag <= s.tags[i] {
+			if !higher(s.tags[i], tag, margin) {
 				return false, false
 			}
 			s.tags[i] = tag
@@ -110,6 +111,12 @@ func (s *idSet) raise(v uint64, tag uint8) (added, raised bool) {
 	}
 	s.insert(v, tag)
 	return true, false
+}
+
+// higher reports whether tag raises old: by at least margin (and by at
+// least one), or from 0.
+func higher(old, tag, margin uint8) bool {
+	return tag > old && (old == 0 || tag-old >= margin)
 }
 
 // insert puts v, known absent, in the table with tag, growing it to stay

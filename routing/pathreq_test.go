@@ -393,7 +393,7 @@ func TestPathRequestDedupSpace(t *testing.T) {
 		return pathReqKey(protocol.PathRequest{ID: [protocol.PathRequestIDSize]byte{byte(i), byte(i >> 8), byte(i >> 16)}, HopLimit: 8})
 	}
 	add := func(k uint64) bool {
-		added, _ := s.take(k, 0)
+		added, _ := s.take(k, 0, nil)
 		return added
 	}
 	for i := range pathReqSeenSize + 100 {
@@ -418,8 +418,9 @@ func TestPathRequestDedupSpace(t *testing.T) {
 // down from the limit to 0 and over again, in random order too, slowly
 // enough that no rate limit drops any. The node passes it on at most
 // 15 times per link (once per hop of its limit: the hops left must grow
-// each time), answers or remembers no more, and a request it is the
-// target of, or has a route for, is answered at most 16 times.
+// each time), on a radio at most 8 (two more hops left each time, after
+// the first), answers or remembers no more, and a request it is the
+// target of, or has a route for, is answered at most once more than that.
 func TestAttackPathRequestReforwardBound(t *testing.T) {
 	target, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{5}))
 	if err != nil {
@@ -428,11 +429,18 @@ func TestAttackPathRequestReforwardBound(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, c := range []struct {
 		name  string
+		radio bool
 		route bool // the node has a route to the target
 		self  bool // the node is the target
-	}{{"forwarder", false, false}, {"has a route", true, false}, {"target", false, true}} {
+	}{
+		{"forwarder", false, false, false}, {"has a route", false, true, false}, {"target", false, false, true},
+		{"radio forwarder", true, false, false}, {"radio target", true, false, true},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := attackEngine(t)
+			if c.radio {
+				e = radioEngine(t)
+			}
 			now := attackEpoch.Add(time.Minute)
 			if c.route {
 				advertFrom(t, e, 2, target, 5, now)
@@ -441,12 +449,16 @@ func TestAttackPathRequestReforwardBound(t *testing.T) {
 			if c.self {
 				pr.Target = e.self
 			}
+			bound := int(pr.HopLimit)
+			if c.radio {
+				bound = 1 + (bound-1)/reforwardMargin
+			}
 			per := map[LinkID]int{}
 			answers := e.Counters().PathRequestsAnswer
 			const n = 3200
 			for i := range n {
 				now = now.Add(time.Second) // four per second pass the intake
-				pr.HopCount = uint8(pr.HopLimit) - uint8(i%int(pr.HopLimit+1))
+				pr.HopCount = pr.HopLimit - uint8(i%int(pr.HopLimit+1))
 				if i >= n/2 {
 					pr.HopCount = uint8(r.IntN(int(pr.HopLimit) + 1))
 				}
@@ -456,11 +468,14 @@ func TestAttackPathRequestReforwardBound(t *testing.T) {
 				if err := e.Step(now, FrameReceived{Link: 1, Frame: pr.AppendTo(nil)}); err != nil {
 					t.Fatal(err)
 				}
+				if c.radio {
+					_ = e.Step(now, TxDone{Link: 1, Frames: 16})
+				}
 				e.Tick(now)
 				pathRequestsOut(e.Ready(), per)
 				e.Advance()
 				for _, p := range e.pathReqs {
-					if len(p.more) >= int(pr.HopLimit) {
+					if len(p.more) >= bound {
 						t.Fatalf("%d ways back remembered for one request", 1+len(p.more))
 					}
 				}
@@ -471,23 +486,65 @@ func TestAttackPathRequestReforwardBound(t *testing.T) {
 				t.Fatalf("%d copies limited: the test should run within the rates", cs.PathRequestsLimited)
 			}
 			for l, k := range per {
-				if k > int(pr.HopLimit) {
-					t.Errorf("one request passed on %d times on link %d, bound %d", k, l, pr.HopLimit)
+				if k > bound {
+					t.Errorf("one request passed on %d times on link %d, bound %d", k, l, bound)
 				}
 			}
-			if cs.PathRequestsAgain > uint64(pr.HopLimit) {
-				t.Errorf("one request taken again %d times, bound %d", cs.PathRequestsAgain, pr.HopLimit)
+			if cs.PathRequestsAgain > uint64(bound) {
+				t.Errorf("one request taken again %d times, bound %d", cs.PathRequestsAgain, bound)
 			}
-			if got := cs.PathRequestsAnswer - answers; got > uint64(pr.HopLimit)+1 {
-				t.Errorf("one request answered %d times, bound %d", got, pr.HopLimit+1)
+			if got := cs.PathRequestsAnswer - answers; got > uint64(bound)+1 {
+				t.Errorf("one request answered %d times, bound %d", got, bound+1)
 			}
-			if c.route || c.self {
+			switch {
+			case c.route || c.self:
 				if cs.PathRequestsAnswer == answers {
 					t.Error("the request was never answered")
 				}
-			} else if per[2] == 0 || per[2] != per[3] {
-				t.Errorf("forwarded %v: want the same on links 2 and 3, at least once", per)
+			case c.radio:
+				if per[1] != bound {
+					t.Errorf("forwarded %v: want %d on the radio", per, bound)
+				}
+			case per[2] != bound || per[3] != bound:
+				t.Errorf("forwarded %v: want %d on links 2 and 3", per, bound)
 			}
 		})
+	}
+}
+
+// TestAttackPathRequestRadioRace: on a radio a neighbour broadcasts a
+// request ahead of its genuine copies. With no hops left, the genuine copy
+// is passed on all the same (with one hop left); with fewer hops left
+// than the genuine copy, the genuine copy is passed on again if it has at
+// least two more (the margin of a shared link: one hop of reach is what
+// such a race can take).
+func TestAttackPathRequestRadioRace(t *testing.T) {
+	e := radioEngine(t)
+	now := attackEpoch.Add(time.Minute)
+	u, m := protocol.Address{0x0b, 1}, protocol.Address{0x0c, 2}
+	var dest Address
+	dest[0] = 0x77
+	send := func(id byte, count uint8, fwd Address) (flooded int) {
+		now = now.Add(time.Second)
+		pr := protocol.PathRequest{ID: [8]byte{id}, Target: dest, HopLimit: 8, HopCount: count, Forwarder: fwd}
+		if err := e.Step(now, FrameReceived{Link: 1, Frame: pr.AppendTo(nil)}); err != nil {
+			t.Fatal(err)
+		}
+		_ = e.Step(now, TxDone{Link: 1, Frames: 16})
+		f, _ := pathRequestsSent(e.Ready())
+		e.Advance()
+		return f
+	}
+	for _, c := range []struct {
+		raced, genuine uint8 // hop counts
+		again          bool
+	}{{8, 3, true}, {8, 7, true}, {7, 6, false}, {7, 5, true}, {4, 3, false}, {5, 3, true}} {
+		id := 10*c.raced + c.genuine
+		if f := send(id, c.raced, m); (f == 1) != (c.raced < 8) {
+			t.Fatalf("raced copy (hop count %d) forwarded %d times", c.raced, f)
+		}
+		if f := send(id, c.genuine, u); (f == 1) != c.again {
+			t.Errorf("raced copy with hop count %d, genuine %d: genuine forwarded %d times, want again %v", c.raced, c.genuine, f, c.again)
+		}
 	}
 }
