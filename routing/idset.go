@@ -77,9 +77,9 @@ func (s *idSet) add(v uint64) bool {
 }
 
 // raise records v with tag if v is new (added), or raises v's tag to tag
-// if that is higher by at least margin, or higher than a tag of 0
-// (raised); otherwise it changes nothing. The oldest key goes when the
-// space is full.
+// if that is higher by at least margin (raised; a margin of 0 counts as
+// 1); otherwise it changes nothing. The oldest key goes when the space is
+// full.
 func (s *idSet) raise(v uint64, tag, margin uint8) (added, raised bool) {
 	if v == 0 {
 		if s.zero {
@@ -113,10 +113,10 @@ func (s *idSet) raise(v uint64, tag, margin uint8) (added, raised bool) {
 	return true, false
 }
 
-// higher reports whether tag raises old: by at least margin (and by at
-// least one), or from 0.
+// higher reports whether tag raises old by at least margin (and by at
+// least one).
 func higher(old, tag, margin uint8) bool {
-	return tag > old && (old == 0 || tag-old >= margin)
+	return tag > old && tag-old >= margin
 }
 
 // insert puts v, known absent, in the table with tag, growing it to stay

@@ -19,7 +19,7 @@ func testIDSet(t *testing.T) idSet {
 // TestIDSetMatchesRing checks the set against the plain model it replaces:
 // the last pathReqSeenSize distinct keys are remembered, older ones are
 // not, each with the highest tag it was raised to (by the margin asked
-// for, or from 0). Small values repeat
+// for). Small values repeat
 // often, so hits, raises, evictions and re-additions of evicted keys (and
 // key 0) all happen, and the table grows to its largest; entries moved
 // back by a removal must keep their tags.
@@ -35,7 +35,7 @@ func TestIDSetMatchesRing(t *testing.T) {
 		}
 		tag, margin := uint8(r.Uint32N(16)), uint8(1+r.Uint32N(3))
 		old, had := model[v]
-		wantAdded, wantRaised := !had, had && tag > old && (old == 0 || int(tag) >= int(old)+int(margin))
+		wantAdded, wantRaised := !had, had && tag > old && int(tag) >= int(old)+int(margin)
 		added, raised := s.raise(v, tag, margin)
 		if added != wantAdded || raised != wantRaised {
 			t.Fatalf("raise %d to %d by %d (#%d, had %v with %d) = %v, %v; want %v, %v", v, tag, margin, n, had, old, added, raised, wantAdded, wantRaised)

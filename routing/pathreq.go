@@ -76,7 +76,7 @@ func pathReqKey(pr protocol.PathRequest) uint64 {
 // take records a copy of the request with key k that has left hops left,
 // come in on l, and reports whether it is the first copy (added) or has
 // more hops left than every copy taken before (again): on a shared link
-// at least two more, unless none was left (reforwardMargin). Every copy
+// at least two more (reforwardMargin). Every copy
 // taken raises the hops left, so a node takes one request at most hop
 // limit + 1 times, and passes it on at most hop limit times (never with
 // no hops left).
@@ -90,12 +90,13 @@ func (s *pathReqState) take(k uint64, left uint8, l *link) (added, again bool) {
 
 // reforwardMargin is how many more hops left than every copy taken
 // before a copy of a path request heard on a shared link must have to be
-// taken again (any more, if the copies before had none left). On a radio
-// the first copy heard often came over a longer path than a later one,
-// one hop longer three times in four: taking those again passed requests
-// on 9-16 % more often on the meshes of docs/performance.md, for a reach
-// the flood from the other neighbours gives anyway. With the margin a
-// neighbour that races a copy ahead takes one hop of reach at most.
+// taken again. On a radio the first copy heard often came over a longer
+// path than a later one, by one hop three times in four: taking every
+// such copy again passed requests on 15 % more often on a 200-node LoRa
+// mesh (docs/routing.md), for reach the flood from the other neighbours
+// gives anyway. With the margin a neighbour that races a copy ahead of
+// the genuine one takes at most one hop of reach from each node it
+// reaches first.
 const reforwardMargin = 2
 
 // takeIn and takeOut spend from l's buckets for received and forwarded
