@@ -76,10 +76,9 @@ func pathReqKey(pr protocol.PathRequest) uint64 {
 // take records a copy of the request with key k that has left hops left,
 // come in on l, and reports whether it is the first copy (added) or has
 // more hops left than every copy taken before (again): on a shared link
-// at least two more (reforwardMargin). Every copy
-// taken raises the hops left, so a node takes one request at most hop
-// limit + 1 times, and passes it on at most hop limit times (never with
-// no hops left).
+// at least two more (reforwardMargin). Every copy taken raises the hops
+// left, so a node takes one request at most hop limit + 1 times, and
+// passes it on at most hop limit times (never with no hops left).
 func (s *pathReqState) take(k uint64, left uint8, l *link) (added, again bool) {
 	margin := uint8(1)
 	if l != nil && l.info.Shared {
