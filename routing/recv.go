@@ -266,6 +266,9 @@ func (e *Engine) deliver(env *protocol.Envelope, key envKey, l *link) error {
 func (e *Engine) markDelivered(key envKey, id MessageID, ent deliveredEntry) string {
 	e.deliveredOrder++
 	r := deliveredRef{k: key, order: e.deliveredOrder}
+	// Callers deliver only what the set does not hold; were key in it
+	// (a legacy entry under the same 16 bytes), the new record would be
+	// an extra one, which the next restore deletes (addRestored).
 	evicted, _ := e.delivered.add(r, ent)
 	for _, old := range evicted {
 		e.del(old.recordKey())
