@@ -303,9 +303,8 @@ func (h dueHeap) down(i int) {
 // A delivered record's key is its delivery order: 16 hex digits of a
 // 64-bit number that grows by one per delivery (format 3; the envelope key
 // is in the value). Keys in delivery order land at the end of the store's
-// in-memory table and keep its on-disk tables apart, where the envelope
-// key, random, made every insert a walk through cold memory and every
-// table span the whole key range. Records of formats 1 and 2 keep their
+// in-memory table, where the envelope key, random, made every insert a
+// walk through cold memory. Records of formats 1 and 2 keep their
 // old key, "d/<32 hex digits>" (the message ID, the envelope key) until
 // they expire: see restoreOne.
 
