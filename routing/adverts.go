@@ -463,8 +463,8 @@ func (e *Engine) sweep() {
 			}
 		}
 	}
-	for _, id := range e.delivered.expire(protocol.TimestampOf(e.now)) {
-		e.del(deliveredKey(id))
+	for _, r := range e.delivered.expire(protocol.TimestampOf(e.now)) {
+		e.del(r.recordKey())
 	}
 	e.sweepPathRequests()
 	e.sweepSessions()

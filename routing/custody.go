@@ -296,13 +296,40 @@ func (h dueHeap) down(i int) {
 	}
 }
 
-// Persistence. Keys: "c/<key>" custody, "d/<key>" delivered, "seq" the
+// Persistence. Keys: "c/<key>" custody, "d/<order>" delivered, "seq" the
 // announce sequence number, with the envelope key in hex (for a pending
-// origin record, pendingKey; for a delivered record migrated from format 1,
-// the message ID: see restoreOne). Format 1 keyed both on the message ID.
+// origin record, pendingKey). Format 1 keyed both on the message ID.
+//
+// A delivered record's key is its delivery order: 16 hex digits of a
+// 64-bit number that grows by one per delivery (format 3; the envelope key
+// is in the value). Keys in delivery order land at the end of the store's
+// in-memory table, where the envelope key, random, made every insert a
+// walk through cold memory. Records of formats 1 and 2 keep their
+// old key, "d/<32 hex digits>" (the message ID, the envelope key) until
+// they expire: see restoreOne.
 
-func custodyKey(k envKey) string   { return "c/" + hex.EncodeToString(k[:]) }
-func deliveredKey(k envKey) string { return "d/" + hex.EncodeToString(k[:]) }
+func custodyKey(k envKey) string { return "c/" + hex.EncodeToString(k[:]) }
+
+// deliveredKey is the key of the delivered record of the envelope with key
+// k: by its delivery order (format 3), or, for a record restored in an
+// older format (order 0), by k.
+func deliveredKey(k envKey, order uint64) string {
+	if order == 0 {
+		return "d/" + hex.EncodeToString(k[:])
+	}
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], order)
+	var b [deliveredOrderKeyLen]byte
+	copy(b[:], "d/")
+	hex.Encode(b[2:], n[:])
+	return string(b[:])
+}
+
+// Delivered record key lengths: by order (format 3), by key (1 and 2).
+const (
+	deliveredOrderKeyLen = 2 + 16
+	deliveredOldKeyLen   = 2 + 32
+)
 
 const seqKey = "seq"
 
@@ -497,25 +524,38 @@ type deliveredEntry struct {
 	legacy bool
 }
 
-// Delivered record flags (format 2).
+// Delivered record flags (formats 2 and 3).
 const (
 	drLegacy = 1 << iota
 	drSealed
 	drKnown = drLegacy | drSealed
 )
 
-const deliveredFormat = 2
+// Delivered record formats: 2 is keyed on the envelope key, 3 on the
+// delivery order (deliveredKey) and carries the envelope key.
+const (
+	deliveredFormatV2 = 2
+	deliveredFormat   = 3
+)
 
-// encodeDelivered lays out a delivered record (format 2):
+// Delivered record sizes: format 2, format 3.
+const (
+	deliveredLenV2 = 38
+	deliveredLen   = 54
+)
+
+// encodeDelivered lays out a delivered record of the envelope with key k
+// (format 3; format 2 for an entry kept under its old key, order 0):
 //
-//	0   1   version 2
+//	0   1   version 3 (2)
 //	1   1   flags: legacy (keyed on the message ID), sealed receipt
 //	2   4   expires
 //	6   16  message ID
 //	22  16  receipt destination (zero: no receipt)
+//	38  16  envelope key (format 3 only)
 //
 // Format 1 was the 4-byte expiry alone, keyed on the message ID.
-func encodeDelivered(d deliveredEntry, id MessageID) []byte {
+func encodeDelivered(d deliveredEntry, id MessageID, k envKey, order uint64) []byte {
 	var flags byte
 	if d.legacy {
 		flags |= drLegacy
@@ -523,29 +563,63 @@ func encodeDelivered(d deliveredEntry, id MessageID) []byte {
 	if d.sealed {
 		flags |= drSealed
 	}
-	b := append(make([]byte, 0, 38), deliveredFormat, flags)
+	version, n := byte(deliveredFormat), deliveredLen
+	if order == 0 {
+		version, n = deliveredFormatV2, deliveredLenV2
+	}
+	b := append(make([]byte, 0, n), version, flags)
 	b = binary.BigEndian.AppendUint32(b, uint32(d.expires))
 	b = append(b, id[:]...)
-	return append(b, d.from[:]...)
+	b = append(b, d.from[:]...)
+	if order != 0 {
+		b = append(b, k[:]...)
+	}
+	return b
 }
 
-// decodeDelivered decodes a delivered record stored under key k, in either
-// format (a format 1 record becomes a legacy entry).
+// decodeDelivered decodes a delivered record stored under key k, in format
+// 1 or 2 (a format 1 record becomes a legacy entry).
 // The message ID is persisted (for the record's reader) but not kept in
 // memory, which holds up to MaxDelivered entries.
 func decodeDelivered(k [16]byte, b []byte) (deliveredEntry, error) {
 	if len(b) == 4 {
 		return deliveredEntry{expires: protocol.Timestamp(binary.BigEndian.Uint32(b)), legacy: true}, nil
 	}
-	if len(b) != 38 || b[0] != deliveredFormat || b[1]&^drKnown != 0 {
+	if len(b) != deliveredLenV2 || b[0] != deliveredFormatV2 {
 		return deliveredEntry{}, fmt.Errorf("delivered record %x: %w", k, ErrCorruptRecord)
+	}
+	d, err := decodeDeliveredFields(b)
+	if err != nil {
+		return deliveredEntry{}, fmt.Errorf("delivered record %x: %w", k, err)
+	}
+	if d.legacy && MessageID(b[6:22]) != MessageID(k) {
+		return deliveredEntry{}, fmt.Errorf("delivered record %x: legacy entry for another ID: %w", k, ErrCorruptRecord)
+	}
+	return d, nil
+}
+
+// decodeDeliveredV3 decodes a delivered record in format 3 and returns
+// the envelope key it names. A legacy entry has no envelope key: format 3
+// never holds one.
+func decodeDeliveredV3(b []byte) (deliveredEntry, envKey, error) {
+	if len(b) != deliveredLen || b[0] != deliveredFormat {
+		return deliveredEntry{}, envKey{}, ErrCorruptRecord
+	}
+	d, err := decodeDeliveredFields(b)
+	if err != nil || d.legacy {
+		return deliveredEntry{}, envKey{}, ErrCorruptRecord
+	}
+	return d, envKey(b[38:54]), nil
+}
+
+// decodeDeliveredFields decodes the fields formats 2 and 3 share.
+func decodeDeliveredFields(b []byte) (deliveredEntry, error) {
+	if b[1]&^drKnown != 0 {
+		return deliveredEntry{}, ErrCorruptRecord
 	}
 	d := deliveredEntry{legacy: b[1]&drLegacy != 0, sealed: b[1]&drSealed != 0,
 		expires: protocol.Timestamp(binary.BigEndian.Uint32(b[2:]))}
 	copy(d.from[:], b[22:38])
-	if d.legacy && MessageID(b[6:22]) != MessageID(k) {
-		return deliveredEntry{}, fmt.Errorf("delivered record %x: legacy entry for another ID: %w", k, ErrCorruptRecord)
-	}
 	return d, nil
 }
 
@@ -555,9 +629,18 @@ func decodeDelivered(k [16]byte, b []byte) (deliveredEntry, error) {
 // oldest are forgotten.
 type deliveredSet struct {
 	m     map[envKey]deliveredEntry
-	order []envKey // insertion order, for the bound
+	order []deliveredRef // insertion order, for the bound
 	max   int
 }
+
+// deliveredRef names an entry and its record: the record's key is
+// deliveredKey(k, order).
+type deliveredRef struct {
+	k     envKey
+	order uint64
+}
+
+func (r deliveredRef) recordKey() string { return deliveredKey(r.k, r.order) }
 
 func newDeliveredSet(max int) *deliveredSet {
 	return &deliveredSet{m: make(map[envKey]deliveredEntry), max: max}
@@ -585,39 +668,40 @@ func (d *deliveredSet) hasLegacy(id MessageID) bool {
 	return ok && ent.legacy
 }
 
-// add records ent under k and returns keys evicted to stay within the
-// bound.
-func (d *deliveredSet) add(k envKey, ent deliveredEntry) []envKey {
-	if _, ok := d.m[k]; ok {
-		return nil
+// add records ent under r.k, its record under r's key, and returns the
+// entries evicted to stay within the bound. It reports false, and records
+// nothing, if k is already in the set.
+func (d *deliveredSet) add(r deliveredRef, ent deliveredEntry) ([]deliveredRef, bool) {
+	if _, ok := d.m[r.k]; ok {
+		return nil, false
 	}
-	d.m[k] = ent
-	d.order = append(d.order, k)
-	var evicted []envKey
+	d.m[r.k] = ent
+	d.order = append(d.order, r)
+	var evicted []deliveredRef
 	for len(d.m) > d.max && len(d.order) > 0 {
 		old := d.order[0]
 		d.order = d.order[1:]
-		if _, ok := d.m[old]; ok {
-			delete(d.m, old)
+		if _, ok := d.m[old.k]; ok {
+			delete(d.m, old.k)
 			evicted = append(evicted, old)
 		}
 	}
-	return evicted
+	return evicted, true
 }
 
-// expire forgets entries that expired before now and returns their keys.
-func (d *deliveredSet) expire(now protocol.Timestamp) []envKey {
-	var out []envKey
+// expire forgets entries that expired before now and returns them.
+func (d *deliveredSet) expire(now protocol.Timestamp) []deliveredRef {
+	var out []deliveredRef
 	keep := d.order[:0]
-	for _, k := range d.order {
-		ent, ok := d.m[k]
+	for _, r := range d.order {
+		ent, ok := d.m[r.k]
 		switch {
 		case !ok:
 		case ent.expires < now:
-			delete(d.m, k)
-			out = append(out, k)
+			delete(d.m, r.k)
+			out = append(out, r)
 		default:
-			keep = append(keep, k)
+			keep = append(keep, r)
 		}
 	}
 	clear(d.order[len(keep):])

@@ -26,7 +26,8 @@ func FuzzCustodyRecord(f *testing.F) {
 	}
 	f.Add([]byte{}, []byte{}, "seq")
 	f.Add(make([]byte, 16), []byte{0, 0, 0, 1}, "d/00112233445566778899aabbccddeeff")
-	f.Add(make([]byte, 16), encodeDelivered(deliveredEntry{expires: 1 << 31, from: Address{2}, sealed: true}, MessageID{1}), "d/00112233445566778899aabbccddeeff")
+	f.Add(make([]byte, 16), encodeDelivered(deliveredEntry{expires: 1 << 31, from: Address{2}, sealed: true}, MessageID{1}, envKey{}, 0), "d/00112233445566778899aabbccddeeff")
+	f.Add(make([]byte, 16), encodeDelivered(deliveredEntry{expires: 1 << 31, from: Address{2}, sealed: true}, MessageID{1}, envKey{3}, 7), "d/0000000000000007")
 	f.Fuzz(func(t *testing.T, idb, value []byte, key string) {
 		var id [16]byte
 		copy(id[:], idb)

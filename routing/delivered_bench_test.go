@@ -17,7 +17,7 @@ func BenchmarkDeliveredMemory(b *testing.B) {
 		for i := range n {
 			var k envKey
 			k[0], k[1], k[2] = byte(i), byte(i>>8), byte(i>>16)
-			d.add(k, deliveredEntry{expires: 1})
+			d.add(deliveredRef{k: k, order: uint64(i + 1)}, deliveredEntry{expires: 1})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

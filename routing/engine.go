@@ -163,6 +163,10 @@ type Engine struct {
 	channels  map[protocol.ChannelID]protocol.ChannelKey
 	scoped    map[protocol.ChannelID]bool // channels only members relay (flood.go)
 
+	// deliveredOrder is the order of the latest delivered record
+	// (deliveredKey); restored as the greatest found.
+	deliveredOrder uint64
+
 	nextAnnounce time.Time
 	nextSweep    time.Time
 	preq         pathReqState

@@ -252,7 +252,7 @@ func (e *Engine) deliver(env *protocol.Envelope, key envKey, l *link) error {
 	if env.Flags&protocol.FlagWantReceipt != 0 {
 		ent.from, ent.sealed = d.From, env.Flags&protocol.FlagSealedSender != 0
 	}
-	e.markDelivered(key, env.ID, ent)
+	d.Record = e.markDelivered(key, env.ID, ent)
 	e.rd.Deliveries = append(e.rd.Deliveries, d)
 	e.counters.Delivered++
 	if !ent.from.IsZero() {
@@ -261,12 +261,22 @@ func (e *Engine) deliver(env *protocol.Envelope, key envKey, l *link) error {
 	return nil
 }
 
-func (e *Engine) markDelivered(key envKey, id MessageID, ent deliveredEntry) {
-	for _, old := range e.delivered.add(key, ent) {
-		e.del(deliveredKey(old))
-		e.receipts.forget(old)
+// markDelivered records the delivery of the envelope with key and returns
+// the key of its delivered record (Delivery.Record).
+func (e *Engine) markDelivered(key envKey, id MessageID, ent deliveredEntry) string {
+	e.deliveredOrder++
+	r := deliveredRef{k: key, order: e.deliveredOrder}
+	// Callers deliver only what the set does not hold; were key in it
+	// (a legacy entry under the same 16 bytes), the new record would be
+	// an extra one, which the next restore deletes (addRestored).
+	evicted, _ := e.delivered.add(r, ent)
+	for _, old := range evicted {
+		e.del(old.recordKey())
+		e.receipts.forget(old.k)
 	}
-	e.persist(deliveredKey(key), encodeDelivered(ent, id))
+	rk := r.recordKey()
+	e.persist(rk, encodeDelivered(ent, id, key, r.order))
+	return rk
 }
 
 // sendReceipt signs a receipt for the envelope with key and sends it to its

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -617,29 +618,71 @@ func (e *Engine) restoreOne(rec Record, now protocol.Timestamp) error {
 			return err
 		}
 		return e.restoreCustody(rec, k, now)
-	case len(rec.Key) == 34 && rec.Key[:2] == "d/":
+	case len(rec.Key) == deliveredOldKeyLen && rec.Key[:2] == "d/":
 		k, err := parseID(rec.Key[2:])
 		if err != nil {
 			return err
 		}
-		ent, err := decodeDelivered(k, rec.Value)
-		if err != nil {
-			return err
-		}
-		if ent.expires <= now {
-			e.del(rec.Key)
-			return nil
-		}
-		e.delivered.add(envKey(k), ent)
-		if len(rec.Value) == 4 {
-			// Format 1 (keyed on the message ID): kept as a legacy
-			// entry, rewritten in format 2 under the same key (the
-			// envelope key was never recorded).
-			e.persist(rec.Key, encodeDelivered(ent, MessageID(k)))
-		}
-		return nil
+		return e.restoreDeliveredOld(rec, k, now)
+	case len(rec.Key) == deliveredOrderKeyLen && rec.Key[:2] == "d/":
+		return e.restoreDelivered(rec, now)
 	}
 	return fmt.Errorf("record %q: unknown key: %w", rec.Key, ErrCorruptRecord)
+}
+
+// restoreDeliveredOld loads a delivered record of format 1 or 2, keyed on
+// the message ID or the envelope key k: it stays under that key until it
+// expires.
+func (e *Engine) restoreDeliveredOld(rec Record, k [16]byte, now protocol.Timestamp) error {
+	ent, err := decodeDelivered(k, rec.Value)
+	if err != nil {
+		return err
+	}
+	if ent.expires <= now {
+		e.del(rec.Key)
+		return nil
+	}
+	if e.addRestored(rec.Key, deliveredRef{k: envKey(k)}, ent) && len(rec.Value) == 4 {
+		// Format 1 (keyed on the message ID): kept as a legacy
+		// entry, rewritten in format 2 under the same key (the
+		// envelope key was never recorded).
+		e.persist(rec.Key, encodeDelivered(ent, MessageID(k), envKey(k), 0))
+	}
+	return nil
+}
+
+// restoreDelivered loads a delivered record of format 3, keyed on its
+// delivery order.
+func (e *Engine) restoreDelivered(rec Record, now protocol.Timestamp) error {
+	order, err := strconv.ParseUint(rec.Key[2:], 16, 64)
+	if err != nil || order == 0 || deliveredKey(envKey{}, order) != rec.Key {
+		return fmt.Errorf("delivered record %q: key: %w", rec.Key, ErrCorruptRecord)
+	}
+	ent, k, err := decodeDeliveredV3(rec.Value)
+	if err != nil {
+		return fmt.Errorf("delivered record %q: %w", rec.Key, err)
+	}
+	e.deliveredOrder = max(e.deliveredOrder, order)
+	if ent.expires <= now {
+		e.del(rec.Key)
+		return nil
+	}
+	e.addRestored(rec.Key, deliveredRef{k: k, order: order}, ent)
+	return nil
+}
+
+// addRestored adds a restored delivered entry stored under key. A second
+// record of one envelope, or a record evicted to stay within the bound,
+// is deleted. It reports whether the entry was added.
+func (e *Engine) addRestored(key string, r deliveredRef, ent deliveredEntry) bool {
+	evicted, ok := e.delivered.add(r, ent)
+	if !ok {
+		e.del(key)
+	}
+	for _, old := range evicted {
+		e.del(old.recordKey())
+	}
+	return ok
 }
 
 // restoreCustody loads a custody record; one in format 1 (keyed on the

@@ -535,9 +535,9 @@ func (e *Engine) sessionDeliver(se *sessEnd, counter uint32, phase uint8, pt []b
 	}
 	created := protocol.TimestampOf(time.UnixMilli(int64(n)))
 	expires := created + protocol.Timestamp(protocol.MaxLifetime/time.Second)
-	e.markDelivered(key, MessageID(key), deliveredEntry{expires: expires})
+	rk := e.markDelivered(key, MessageID(key), deliveredEntry{expires: expires})
 	e.rd.Deliveries = append(e.rd.Deliveries, Delivery{
-		ID: MessageID(key), Key: key, Type: protocol.TypeMessage, From: se.peer, Sender: from,
+		ID: MessageID(key), Key: key, Record: rk, Type: protocol.TypeMessage, From: se.peer, Sender: from,
 		Body: body, Created: created, Expires: expires, Hops: sessionHops(se.s),
 	})
 	e.counters.Delivered++

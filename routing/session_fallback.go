@@ -70,9 +70,9 @@ func (e *Engine) deliverSessionEnvelope(env *protocol.Envelope, key envKey) erro
 	if e.delivered.has(sk) {
 		e.counters.Duplicates++
 	} else {
-		e.markDelivered(sk, MessageID(sk), deliveredEntry{expires: env.Expires})
+		rk := e.markDelivered(sk, MessageID(sk), deliveredEntry{expires: env.Expires})
 		e.rd.Deliveries = append(e.rd.Deliveries, Delivery{
-			ID: MessageID(sk), Key: sk, Type: protocol.TypeMessage, From: op.From, Sender: op.Sender,
+			ID: MessageID(sk), Key: sk, Record: rk, Type: protocol.TypeMessage, From: op.From, Sender: op.Sender,
 			Body: bytes.Clone(body), Created: env.Created, Expires: env.Expires, Hops: env.HopCount,
 		})
 		e.counters.Delivered++

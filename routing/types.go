@@ -286,10 +286,13 @@ type Transmit struct {
 type Delivery struct {
 	ID MessageID
 	// Key is the envelope key (zero for channel broadcasts and messages to
-	// self): the daemon's store matches the delivery to the engine's
-	// delivered record "d/<key hex>" by it.
-	Key  protocol.EnvelopeKey
-	Type protocol.Type
+	// self).
+	Key protocol.EnvelopeKey
+	// Record is the key of the engine's delivered record for it (empty for
+	// channel broadcasts and messages to self): the daemon's store writes
+	// the delivery and that record together.
+	Record string
+	Type   protocol.Type
 	// From is the authenticated sender; Sender its compact identity.
 	From   Address
 	Sender protocol.CompactIdentity

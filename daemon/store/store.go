@@ -22,10 +22,11 @@
 //
 // # Keys
 //
-//	m/version        1 byte: the store's format version (1)
+//	m/version        1 byte: the store's format version (2; Open
+//	                 rewrites 1 as 2, see formatVersion)
 //	m/inbox-seq      8 bytes big endian: the next inbox sequence number
 //	e/<engine key>   an engine record (routing.Record), e.g. e/c/<id hex>,
-//	                 e/d/<id hex>, e/seq; see docs/routing.md section 9
+//	                 e/d/<order hex>, e/seq; see docs/routing.md section 9
 //	i/<seq>          an inbox entry; <seq> is 8 bytes big endian, so key
 //	                 order is delivery order
 //	k/, h/, m/channel-seq
@@ -86,11 +87,19 @@ var (
 
 // Key prefixes and fixed keys.
 const (
-	enginePrefix  = "e/"
-	inboxPrefix   = "i/"
-	keyVersion    = "m/version"
-	keyInboxSeq   = "m/inbox-seq"
-	formatVersion = 1
+	enginePrefix = "e/"
+	inboxPrefix  = "i/"
+	keyVersion   = "m/version"
+	keyInboxSeq  = "m/inbox-seq"
+	// The store's format versions. 2: the engine keys its delivered
+	// records on their delivery order (routing: "d/<16 hex digits>", the
+	// envelope key in the value); version 1 stores may hold the older
+	// "d/<32 hex digits>" records, which this meshd reads. A meshd that
+	// reads version 1 only would skip the newer records as damaged and
+	// could deliver a message twice: it refuses a version 2 store
+	// (ErrVersion), and Open writes version 2 over 1.
+	formatVersionV1 = 1
+	formatVersion   = 2
 	// MaxEngineKeyLen bounds engine record keys (the engine's are at most
 	// 34 bytes).
 	MaxEngineKeyLen = 256
@@ -298,21 +307,30 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// checkVersion checks the store's format version and writes the current
+// one over an older one it reads (see formatVersion). Open syncs it before
+// anything of the newer format is written.
+func checkVersion(txn *badger.Txn) error {
+	v, err := getValue(txn, keyVersion)
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
+		return fmt.Errorf("store: read version: %w", err)
+	case len(v) != 1 || v[0] < formatVersionV1 || v[0] > formatVersion:
+		return fmt.Errorf("%w: %x (this meshd reads versions %d to %d)", ErrVersion, v, formatVersionV1, formatVersion)
+	case v[0] == formatVersion:
+		return nil
+	}
+	return txn.Set([]byte(keyVersion), []byte{formatVersion})
+}
+
 // load checks the format version and reads the inbox counter and size.
 func (s *Store) load() error {
 	return s.db.Update(func(txn *badger.Txn) error {
-		v, err := getValue(txn, keyVersion)
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-			if err := txn.Set([]byte(keyVersion), []byte{formatVersion}); err != nil {
-				return err
-			}
-		case err != nil:
-			return fmt.Errorf("store: read version: %w", err)
-		case len(v) != 1 || v[0] != formatVersion:
-			return fmt.Errorf("%w: %x", ErrVersion, v)
+		if err := checkVersion(txn); err != nil {
+			return err
 		}
-		v, err = getValue(txn, keyInboxSeq)
+		v, err := getValue(txn, keyInboxSeq)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
 			s.nextSeq = 1
@@ -395,8 +413,7 @@ func checkEngineKey(k string) error {
 // nothing of it is visible, after a crash all or nothing. A bigger batch is
 // split into several synced transactions along the one line the Ready
 // contract draws: each delivery lands in the same transaction as the
-// engine's delivered record for it ("d/<envelope key hex>", see
-// routing.Delivery.Key) and the inbox
+// engine's delivered record for it (routing.Delivery.Record) and the inbox
 // counter, so a delivered message is never lost nor delivered twice. The
 // other records may then land separately; this is safe because nothing of
 // the Ready has been transmitted yet (the promise the records back is only
@@ -432,6 +449,22 @@ func (u unit) size() int64 {
 		n += int64(len(o.key) + len(o.value) + 64)
 	}
 	return n
+}
+
+// deliveredRecord finds the engine's delivered record for d in rd.Persist
+// (byKey: key to index): under d.Record, or, for an engine that did not
+// name it, under the key the engine used before delivered records were
+// keyed on their order, the envelope key in hex.
+func deliveredRecord(byKey map[string]int, d *routing.Delivery) (int, bool) {
+	if d.Record != "" {
+		j, ok := byKey[d.Record]
+		return j, ok
+	}
+	var dk [2 + 2*len(d.Key)]byte
+	copy(dk[:], "d/")
+	hex.Encode(dk[2:], d.Key[:])
+	j, ok := byKey[string(dk[:])]
+	return j, ok
 }
 
 // units turns a Ready into units: each delivery with its delivered record,
@@ -480,11 +513,7 @@ func (s *Store) units(rd *routing.Ready) ([]unit, []uint64, error) {
 			}
 			v := vals[start:len(vals):len(vals)]
 			inbox := op{key: keys.inbox(seq), value: v, nextSeq: seq + 1}
-			// The engine keys its delivered records on the envelope key.
-			var dk [2 + 2*len(e.Key)]byte
-			copy(dk[:], "d/")
-			hex.Encode(dk[2:], e.Key[:])
-			if j, ok := byKey[string(dk[:])]; ok && !used[j] && e.Key != (protocol.EnvelopeKey{}) {
+			if j, ok := deliveredRecord(byKey, &e.Delivery); ok && !used[j] && e.Key != (protocol.EnvelopeKey{}) {
 				used[j] = true
 				add(inbox, op{key: keys.engine(rd.Persist[j].Key), value: rd.Persist[j].Value})
 			} else {
