@@ -613,14 +613,14 @@ func splitDeliveries(ds []routing.Delivery) (direct, broadcasts []routing.Delive
 	return direct, broadcasts
 }
 
-func (n *Node) onEngineEvent(ev routing.Event) {
+func (n *Node) onEngineEvent(ev routing.Event, now time.Time) {
 	if (ev.Kind == routing.EventRefused || ev.Kind == routing.EventBroadcast) && n.onPublished(ev) {
 		return
 	}
-	if n.noteEvent(ev) {
+	if n.noteEvent(ev, now) {
 		return
 	}
-	n.latency.note(ev, n.now())
+	n.latency.note(ev, now)
 	w := n.waiters[ev.Ref]
 	switch ev.Kind {
 	case routing.EventAccepted:

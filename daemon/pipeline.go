@@ -138,9 +138,12 @@ func (n *Node) carryOut(b *committing) {
 	n.deliverChannels(n.fapp.takeBroadcasts(b.broadcasts))
 	direct, seqs := n.fapp.takeDirect(b.direct, b.seqs)
 	n.publishMessages(direct, seqs)
-	for _, ev := range rd.Events {
-		n.fapp.noteSent(ev) // a stored FAPP message the engine now holds
-		n.onEngineEvent(ev)
+	if len(rd.Events) > 0 {
+		now := n.now()
+		for _, ev := range rd.Events {
+			n.fapp.noteSent(ev) // a stored FAPP message the engine now holds
+			n.onEngineEvent(ev, now)
+		}
 	}
 	// What FAPP answered goes into the engine after the Ready it came
 	// from is carried out.

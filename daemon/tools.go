@@ -41,13 +41,38 @@ type toolsState struct {
 // finishedRef is one rememberFinished call, in finishedOrder.
 type finishedRef struct {
 	id      protocol.MessageID
-	updated time.Time
+	updated int64 // finishedMsg.updated
 }
 
+// finishedMsg is how a message ended, for msg.status. It holds no
+// pointers, so the collector need not scan the map of up to maxStatus of
+// them, and its map slots are small.
 type finishedMsg struct {
-	state   string
 	dest    protocol.Address
-	updated time.Time
+	updated int64 // when, in Unix nanoseconds
+	state   finishState
+}
+
+// finishState is how a message ended.
+type finishState uint8
+
+const (
+	finishDelivered finishState = iota + 1
+	finishExpired
+	finishCancelled
+)
+
+// String is the state as msg.status says it.
+func (s finishState) String() string {
+	switch s {
+	case finishDelivered:
+		return "delivered"
+	case finishExpired:
+		return "expired"
+	case finishCancelled:
+		return "cancelled"
+	}
+	return ""
 }
 
 type pingWait struct {
@@ -63,10 +88,10 @@ type pingOutcome struct {
 	err  error
 }
 
-// noteEvent runs on the loop for every engine event: it answers pings and
-// remembers how messages ended. It reports whether the event was a ping's
-// (which nobody else needs to hear of).
-func (n *Node) noteEvent(ev routing.Event) bool {
+// noteEvent runs on the loop for every engine event, carried out at now:
+// it answers pings and remembers how messages ended. It reports whether
+// the event was a ping's (which nobody else needs to hear of).
+func (n *Node) noteEvent(ev routing.Event, now time.Time) bool {
 	t := &n.tools
 	if pw := t.pings[ev.Ref]; pw != nil && ev.Ref != 0 {
 		switch ev.Kind {
@@ -74,7 +99,7 @@ func (n *Node) noteEvent(ev routing.Event) bool {
 			pw.id, pw.hasID = ev.ID, true
 		case routing.EventDelivered:
 			delete(t.pings, ev.Ref)
-			pw.done <- pingOutcome{rtt: n.now().Sub(pw.start), hops: int(ev.Hops) + 1}
+			pw.done <- pingOutcome{rtt: now.Sub(pw.start), hops: int(ev.Hops) + 1}
 		case routing.EventRefused:
 			delete(t.pings, ev.Ref)
 			pw.done <- pingOutcome{err: fmt.Errorf("%w: %v", rpcapi.ErrRefused, ev.Err)}
@@ -84,24 +109,24 @@ func (n *Node) noteEvent(ev routing.Event) bool {
 		}
 		return true
 	}
-	var state string
+	var state finishState
 	switch ev.Kind {
 	case routing.EventAccepted:
 		if ev.Status != routing.StatusLocal {
 			return false
 		}
-		state = "delivered" // to this node's own inbox
+		state = finishDelivered // to this node's own inbox
 	case routing.EventDelivered:
-		state = "delivered"
+		state = finishDelivered
 	case routing.EventExpired:
-		state = "expired"
+		state = finishExpired
 	case routing.EventCancelled:
-		state = "cancelled"
+		state = finishCancelled
 		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventCancelled, ID: hex.EncodeToString(ev.ID[:])})
 	default:
 		return false
 	}
-	n.rememberFinished(ev.ID, finishedMsg{state: state, dest: ev.Dest, updated: n.now().UTC()})
+	n.rememberFinished(ev.ID, finishedMsg{state: state, dest: ev.Dest, updated: now.UnixNano()})
 	return false
 }
 
@@ -114,8 +139,8 @@ func (n *Node) rememberFinished(id protocol.MessageID, f finishedMsg) {
 	for len(t.finishedOrder) > 0 {
 		o := t.finishedOrder[0]
 		cur, ok := t.finished[o.id]
-		live := ok && cur.updated.Equal(o.updated)
-		if live && len(t.finished) < maxStatus && f.updated.Sub(o.updated) <= statusKeep {
+		live := ok && cur.updated == o.updated
+		if live && len(t.finished) < maxStatus && time.Duration(f.updated-o.updated) <= statusKeep {
 			break
 		}
 		t.finishedOrder = t.finishedOrder[1:]
@@ -126,7 +151,7 @@ func (n *Node) rememberFinished(id protocol.MessageID, f finishedMsg) {
 	if len(t.finishedOrder) >= 2*maxStatus {
 		kept := make([]finishedRef, 0, len(t.finished)+1)
 		for _, o := range t.finishedOrder {
-			if cur, ok := t.finished[o.id]; ok && cur.updated.Equal(o.updated) {
+			if cur, ok := t.finished[o.id]; ok && cur.updated == o.updated {
 				kept = append(kept, o)
 			}
 		}
@@ -186,7 +211,7 @@ func (n *Node) MsgStatus(ctx context.Context, idHex string) (rpcapi.MsgStatus, e
 			}
 		}
 		fin, done = n.tools.finished[id]
-		if done && n.now().Sub(fin.updated) > statusKeep {
+		if done && time.Duration(n.now().UnixNano()-fin.updated) > statusKeep {
 			delete(n.tools.finished, id)
 			done = false
 		}
@@ -199,7 +224,8 @@ func (n *Node) MsgStatus(ctx context.Context, idHex string) (rpcapi.MsgStatus, e
 		return rpcapi.MsgStatus{ID: idHex, State: outboxState(pend.State), To: pend.Dest.String(), ToName: names[pend.Dest],
 			Expires: pend.Expires.Time().UTC()}, nil
 	case done:
-		return rpcapi.MsgStatus{ID: idHex, State: fin.state, To: fin.dest.String(), ToName: names[fin.dest], Updated: fin.updated}, nil
+		return rpcapi.MsgStatus{ID: idHex, State: fin.state.String(), To: fin.dest.String(), ToName: names[fin.dest],
+			Updated: time.Unix(0, fin.updated).UTC()}, nil
 	}
 	return rpcapi.MsgStatus{}, fmt.Errorf("%w: message %s: not sent from this node, or finished more than a day ago or before a restart", rpcapi.ErrNotFound, idHex)
 }

@@ -20,7 +20,7 @@ func TestRememberFinishedBounded(t *testing.T) {
 	}
 	const total = 3 * maxStatus
 	for i := range total {
-		n.rememberFinished(id(i), finishedMsg{state: "delivered", updated: t0.Add(time.Duration(i) * time.Millisecond)})
+		n.rememberFinished(id(i), finishedMsg{state: finishDelivered, updated: t0.Add(time.Duration(i) * time.Millisecond).UnixNano()})
 		if len(n.tools.finishedOrder) > 2*maxStatus+1 {
 			t.Fatalf("after %d the order list holds %d", i+1, len(n.tools.finishedOrder))
 		}
@@ -38,8 +38,8 @@ func TestRememberFinishedBounded(t *testing.T) {
 	// oldest goes instead.
 	oldest := id(total - maxStatus)
 	late := t0.Add(total * time.Millisecond)
-	n.rememberFinished(oldest, finishedMsg{state: "delivered", updated: late})
-	n.rememberFinished(id(total), finishedMsg{state: "delivered", updated: late})
+	n.rememberFinished(oldest, finishedMsg{state: finishDelivered, updated: late.UnixNano()})
+	n.rememberFinished(id(total), finishedMsg{state: finishDelivered, updated: late.UnixNano()})
 	if _, ok := n.tools.finished[oldest]; !ok {
 		t.Error("a message finished again was forgotten by its first finish")
 	}
@@ -47,7 +47,7 @@ func TestRememberFinishedBounded(t *testing.T) {
 		t.Error("the oldest finish was kept")
 	}
 	// A day later everything before is forgotten.
-	n.rememberFinished(id(total+1), finishedMsg{state: "expired", updated: late.Add(statusKeep + time.Second)})
+	n.rememberFinished(id(total+1), finishedMsg{state: finishExpired, updated: late.Add(statusKeep + time.Second).UnixNano()})
 	if len(n.tools.finished) != 1 {
 		t.Errorf("after a day, %d remembered, want 1", len(n.tools.finished))
 	}
