@@ -107,6 +107,8 @@ type Node struct {
 	guard *guard
 	// latency times own messages from acceptance to receipt (latency.go).
 	latency *deliveryLatency
+	// frIn is the frame input the loop hands the engine (frameIn).
+	frIn routing.FrameReceived
 	// lastSender is the loop's memory of the last inbox message's sender
 	// names (messageOfNamed).
 	lastSender senderNames
@@ -695,11 +697,19 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 		if n.refuseFrame(ev.Data) {
 			return
 		}
-		if err := n.eng.Step(now, routing.FrameReceived{Link: l.id, Frame: ev.Data}); err != nil {
+		if err := n.eng.Step(now, n.frameIn(l.id, ev.Data)); err != nil {
 			n.log.Debug("frame refused", "peer", ev.Peer, "err", err)
 			n.frameRefused(l, err)
 		}
 	}
+}
+
+// frameIn is the loop's one FrameReceived, filled for a frame on link:
+// the engine takes it by pointer and keeps no pointer to it, so a frame
+// costs no input boxed of its own.
+func (n *Node) frameIn(link routing.LinkID, frame []byte) *routing.FrameReceived {
+	n.frIn = routing.FrameReceived{Link: link, Frame: frame}
+	return &n.frIn
 }
 
 func (n *Node) linkDown(l *link) {
