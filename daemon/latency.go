@@ -41,7 +41,7 @@ type deliveryLatency struct {
 
 func newDeliveryLatency() *deliveryLatency {
 	return &deliveryLatency{
-		pending: map[protocol.MessageID]time.Duration{},
+		pending: make(map[protocol.MessageID]time.Duration, maxLatencyPending),
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "meshd_delivery_latency_seconds",
 			Help:    "time from a send being accepted to the recipient's delivery receipt arriving, for this node's own messages",

@@ -21,7 +21,8 @@ var LogLevel = new(slog.LevelVar)
 var _ rpcapi.ToolsNode = (*Node)(nil)
 
 // Bounds of what msg.status remembers of finished messages: in memory,
-// for statusKeep, at most maxStatus of them (the oldest go first).
+// for statusKeep, the last maxStatus of them at least and 2*maxStatus at
+// most (finishedMemory).
 const (
 	statusKeep = 24 * time.Hour
 	maxStatus  = 10000
@@ -30,19 +31,49 @@ const (
 
 // toolsState is the node loop's part of the outbox, ping and path tools.
 type toolsState struct {
-	finished map[protocol.MessageID]finishedMsg
-	// finishedOrder lists finished in the order remembered (with entries
-	// since forgotten or remembered again, skipped when met), so that
-	// forgetting the oldest is no sort of the whole map.
-	finishedOrder []finishedRef
-	pings         map[uint64]*pingWait
+	finished finishedMemory
+	pings    map[uint64]*pingWait
 }
 
-// finishedRef is one rememberFinished call, in finishedOrder.
-type finishedRef struct {
-	id      protocol.MessageID
-	updated int64 // finishedMsg.updated
+// finishedMemory remembers how messages ended, for msg.status, in two
+// generations of at most maxStatus messages each: a message goes into
+// the current one, and when that is full the older generation is
+// forgotten whole and the current one becomes the older. So the last
+// maxStatus messages are always remembered, and a message costs one map
+// insert: no lookup and delete of the oldest, and no deleted slots in
+// the maps to probe past (a map is cleared whole, its room kept).
+type finishedMemory struct {
+	cur, old map[protocol.MessageID]finishedMsg
 }
+
+// remember notes how message id ended; a message remembered again
+// counts from its latest end.
+func (m *finishedMemory) remember(id protocol.MessageID, f finishedMsg) {
+	if len(m.cur) >= maxStatus {
+		m.cur, m.old = m.old, m.cur
+		clear(m.cur)
+	}
+	if m.cur == nil {
+		m.cur = make(map[protocol.MessageID]finishedMsg, maxStatus)
+	}
+	m.cur[id] = f
+}
+
+// lookup returns how message id ended, unless that is unknown or was
+// more than statusKeep before now.
+func (m *finishedMemory) lookup(id protocol.MessageID, now time.Time) (finishedMsg, bool) {
+	f, ok := m.cur[id]
+	if !ok {
+		f, ok = m.old[id]
+	}
+	if !ok || time.Duration(now.UnixNano()-f.updated) > statusKeep {
+		return finishedMsg{}, false
+	}
+	return f, true
+}
+
+// size is how many messages m remembers, also ones older than a day.
+func (m *finishedMemory) size() int { return len(m.cur) + len(m.old) }
 
 // finishedMsg is how a message ended, for msg.status. It holds no
 // pointers, so the collector need not scan the map of up to maxStatus of
@@ -131,34 +162,7 @@ func (n *Node) noteEvent(ev routing.Event, now time.Time) bool {
 }
 
 func (n *Node) rememberFinished(id protocol.MessageID, f finishedMsg) {
-	t := &n.tools
-	if t.finished == nil {
-		t.finished = map[protocol.MessageID]finishedMsg{}
-	}
-	// Forget what is too old, and the oldest while the map is full.
-	for len(t.finishedOrder) > 0 {
-		o := t.finishedOrder[0]
-		cur, ok := t.finished[o.id]
-		live := ok && cur.updated == o.updated
-		if live && len(t.finished) < maxStatus && time.Duration(f.updated-o.updated) <= statusKeep {
-			break
-		}
-		t.finishedOrder = t.finishedOrder[1:]
-		if live {
-			delete(t.finished, o.id)
-		}
-	}
-	if len(t.finishedOrder) >= 2*maxStatus {
-		kept := make([]finishedRef, 0, len(t.finished)+1)
-		for _, o := range t.finishedOrder {
-			if cur, ok := t.finished[o.id]; ok && cur.updated == o.updated {
-				kept = append(kept, o)
-			}
-		}
-		t.finishedOrder = kept
-	}
-	t.finished[id] = f
-	t.finishedOrder = append(t.finishedOrder, finishedRef{id: id, updated: f.updated})
+	n.tools.finished.remember(id, f)
 }
 
 // outboxState names an engine custody state for people.
@@ -210,11 +214,7 @@ func (n *Node) MsgStatus(ctx context.Context, idHex string) (rpcapi.MsgStatus, e
 				return
 			}
 		}
-		fin, done = n.tools.finished[id]
-		if done && time.Duration(n.now().UnixNano()-fin.updated) > statusKeep {
-			delete(n.tools.finished, id)
-			done = false
-		}
+		fin, done = n.tools.finished.lookup(id, n.now())
 	}); err != nil {
 		return rpcapi.MsgStatus{}, err
 	}
