@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -148,43 +150,75 @@ func (n *Node) Send(ctx context.Context, p rpcapi.SendParams) (rpcapi.SendResult
 	if err := n.refuseSend(); err != nil {
 		return rpcapi.SendResult{}, err
 	}
-	w := make(chan sendOutcome, 1)
-	var heard bool // written by the loop before w is answered
-	if err := n.submit(ctx, func() {
-		heard = n.eng.Heard(dest)
-		n.nextRef++
-		ref := n.nextRef
-		n.waiters[ref] = w
-		err := n.eng.Step(n.now(), routing.SendRequest{
-			Ref: ref, Dest: dest, Body: body, TTL: time.Duration(p.TTL) * time.Second, SealedSender: p.SealedSender,
-		})
-		if err != nil && n.waiters[ref] != nil {
-			delete(n.waiters, ref)
-			w <- sendOutcome{err: fmt.Errorf("%w: %v", rpcapi.ErrRefused, err)}
-		}
-	}); err != nil {
+	r := sendReqs.Get().(*sendReq)
+	r.dest, r.body, r.ttl, r.sealed = dest, body, time.Duration(p.TTL)*time.Second, p.SealedSender
+	if err := n.submit(ctx, loopCmd{send: r}); err != nil {
+		r.put()
 		return rpcapi.SendResult{}, err
 	}
-	o, err := n.awaitSend(ctx, w)
+	o, err := n.awaitSend(ctx, r.w)
 	if err != nil {
 		// The message may still be sent: the engine may have it. The
-		// client learns its fate from msg.subscribe.
+		// client learns its fate from msg.subscribe. The loop may still
+		// answer r: it is not reused.
 		return rpcapi.SendResult{}, err
 	}
-	if o.err == nil {
-		o.res.Detail = statusDetail[o.res.Status]
-		if o.res.Status != routing.StatusLocal.String() {
-			ttl := time.Duration(p.TTL) * time.Second
-			if ttl == 0 {
-				ttl = time.Duration(n.cfg.Routing.MessageTTL)
-			}
-			o.res.Expires = n.now().Add(ttl).UTC().Truncate(time.Second)
-		}
-		if !heard {
-			o.res.Warning = unheardWarning
-		}
+	heard := r.heard
+	r.put()
+	if o.err != nil {
+		return rpcapi.SendResult{}, o.err
 	}
-	return o.res, o.err
+	res := rpcapi.SendResult{ID: hex.EncodeToString(o.id[:]), Status: o.status.String(), Detail: statusDetail(o.status)}
+	if o.status != routing.StatusLocal {
+		ttl := time.Duration(p.TTL) * time.Second
+		if ttl == 0 {
+			ttl = time.Duration(n.cfg.Routing.MessageTTL)
+		}
+		res.Expires = n.now().Add(ttl).UTC().Truncate(time.Second)
+	}
+	if !heard {
+		res.Warning = unheardWarning
+	}
+	return res, nil
+}
+
+// sendReq is one msg.send on its way through the loop: what the loop
+// needs, the answer's channel and what the loop found out before it
+// answered. The requests are reused (sendReqs), so that a message costs
+// no channel, closure or captured variable of its own.
+type sendReq struct {
+	dest   protocol.Address
+	body   []byte
+	ttl    time.Duration
+	sealed bool
+	heard  bool // written by the loop before w is answered
+	w      chan sendOutcome
+}
+
+var sendReqs = sync.Pool{New: func() any { return &sendReq{w: make(chan sendOutcome, 1)} }}
+
+// put returns r to the pool. Only a request whose answer was taken (or
+// which never reached the loop) goes back: then nothing on the loop still
+// holds it.
+func (r *sendReq) put() {
+	r.body, r.heard = nil, false
+	sendReqs.Put(r)
+}
+
+// stepSend hands a msg.send to the engine, on the loop; its answer comes
+// with the engine's event once the batch is synced (onEngineEvent).
+func (n *Node) stepSend(r *sendReq) {
+	r.heard = n.eng.Heard(r.dest)
+	n.nextRef++
+	ref := n.nextRef
+	n.waiters[ref] = r.w
+	err := n.eng.Step(n.now(), routing.SendRequest{
+		Ref: ref, Dest: r.dest, Body: r.body, TTL: r.ttl, SealedSender: r.sealed,
+	})
+	if err != nil && n.waiters[ref] != nil {
+		delete(n.waiters, ref)
+		r.w <- sendOutcome{err: fmt.Errorf("%w: %v", rpcapi.ErrRefused, err)}
+	}
 }
 
 // awaitSend waits for the outcome of a send handed to the loop. The loop
@@ -195,11 +229,18 @@ func (n *Node) awaitSend(ctx context.Context, w <-chan sendOutcome) (sendOutcome
 }
 
 // statusDetail explains each send status to people.
-var statusDetail = map[string]string{
-	routing.StatusRouted.String():      "sent towards the destination; kept on disk until its receipt arrives",
-	routing.StatusCustody.String():     "no route to the destination yet; kept in custody on disk and retried until it expires",
-	routing.StatusAwaitingKey.String(): "the destination's key is not known yet; kept in custody on disk while the mesh is asked for it",
-	routing.StatusLocal.String():       "the destination is this node; delivered to its inbox",
+func statusDetail(s routing.SendStatus) string {
+	switch s {
+	case routing.StatusRouted:
+		return "sent towards the destination; kept on disk until its receipt arrives"
+	case routing.StatusCustody:
+		return "no route to the destination yet; kept in custody on disk and retried until it expires"
+	case routing.StatusAwaitingKey:
+		return "the destination's key is not known yet; kept in custody on disk while the mesh is asked for it"
+	case routing.StatusLocal:
+		return "the destination is this node; delivered to its inbox"
+	}
+	return ""
 }
 
 // Inbox implements rpcapi.Node.
@@ -339,7 +380,14 @@ type hub struct {
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
 	closed bool // closeAll ran: new subscribers get a closed channel
+	// count is len(subs), for listening's look without the lock.
+	count atomic.Int32
 }
+
+// listening reports whether anyone subscribes: an event nobody would get
+// need not be built. A subscriber added meanwhile misses it, as it would
+// have had it been added just after.
+func (h *hub) listening() bool { return h.count.Load() > 0 }
 
 type subscriber struct {
 	ch     chan rpcapi.Event
@@ -357,6 +405,7 @@ func (h *hub) add(buf int) *subscriber {
 		return s
 	}
 	h.subs[s] = struct{}{}
+	h.count.Store(int32(len(h.subs)))
 	return s
 }
 
@@ -367,6 +416,7 @@ func (h *hub) remove(s *subscriber) {
 		s.closed = true
 		close(s.ch)
 		delete(h.subs, s)
+		h.count.Store(int32(len(h.subs)))
 	}
 }
 
@@ -379,6 +429,7 @@ func (h *hub) closeAll() {
 		close(s.ch)
 	}
 	clear(h.subs)
+	h.count.Store(0)
 }
 
 // publish numbers the event per subscriber; a full subscriber loses it and

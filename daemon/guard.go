@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,6 +129,10 @@ type guard struct {
 	pending   map[string]int // offences since the last summary line, by kind
 	addrs     *lruTable[netip.Prefix, *addrState]
 	lastAddr  netip.Prefix // the address block cooled down last (for the log)
+	// lastPeer and lastPeerKey: the last libp2p peer whose frame was
+	// vetted and its key, so that a frame costs no key string built anew.
+	lastPeer    peer.ID
+	lastPeerKey string
 }
 
 func newGuard(cfg LimitsConfig, access accessLists, now func() time.Time, log *slog.Logger) *guard {
@@ -210,7 +215,27 @@ func (g *guard) AllowLink(p peer.ID, a protocol.Address) error {
 
 // Frame implements p2p.Guard.
 func (g *guard) Frame(p peer.ID, a protocol.Address, frame []byte) error {
-	return g.frame(frame, maxP2PFrame, p2pKey(p), addrKey(a))
+	return g.frame(frame, maxP2PFrame, frameFrom{peer: p, addr: a})
+}
+
+// frameFrom says where a vetted frame came from: a libp2p peer, or
+// (peer empty) the contract link key names; addr is the peer's mesh
+// address.
+type frameFrom struct {
+	peer peer.ID
+	key  string
+	addr protocol.Address
+}
+
+// keyLocked is the frame's first key, the link's (g.mu held).
+func (g *guard) keyLocked(f frameFrom) string {
+	if f.peer == "" {
+		return f.key
+	}
+	if f.peer != g.lastPeer || g.lastPeerKey == "" {
+		g.lastPeer, g.lastPeerKey = f.peer, p2pKey(f.peer)
+	}
+	return g.lastPeerKey
 }
 
 // tcpGuard is the guard as transports/tcp sees it.
@@ -237,11 +262,12 @@ func (g *guard) HandshakeFailed(p peer.ID, err error) bool {
 	return g.offence(p2pKey(p), "handshake")
 }
 
-// frame vets one frame from the peer whose first key is keys[0] (the
-// link's), mtu its link's largest frame, in the link's reader: it waits
-// there while the peer is over its rate. errDropped (wrapping
-// p2p.ErrDropFrame) drops the frame; another error means: disconnect.
-func (g *guard) frame(frame []byte, mtu int, keys ...string) error {
+// frame vets one frame from the peer from names (its keys: the link's,
+// then its mesh address's), mtu its link's largest frame, in the link's
+// reader: it waits there while the peer is over its rate. errDropped
+// (wrapping p2p.ErrDropFrame) drops the frame; another error means:
+// disconnect.
+func (g *guard) frame(frame []byte, mtu int, from frameFrom) error {
 	why := -1
 	switch {
 	case len(frame) == 0 || len(frame) > mtu:
@@ -251,7 +277,8 @@ func (g *guard) frame(frame []byte, mtu int, keys ...string) error {
 	}
 	g.mu.Lock()
 	now := g.now()
-	st := g.stateLocked(keys[0])
+	key := g.keyLocked(from)
+	st := g.stateLocked(key)
 	var wait time.Duration
 	if why < 0 {
 		var ok bool
@@ -261,7 +288,7 @@ func (g *guard) frame(frame []byte, mtu int, keys ...string) error {
 	}
 	if why >= 0 {
 		defer g.mu.Unlock()
-		return g.refuseLocked(now, st, why, len(frame), keys)
+		return g.refuseLocked(now, st, why, len(frame), []string{key, addrKey(from.addr)})
 	}
 	g.mu.Unlock()
 	if wait > 0 {
@@ -421,7 +448,7 @@ func (n *Node) vetFrame(l *link, frame []byte) error {
 	if n.guard == nil || l.info.Shared || l.info.Peer == nil {
 		return nil
 	}
-	return n.guard.frame(frame, max(l.info.MTU, 1), fmt.Sprintf("link:%d", l.id), addrKey(l.addr))
+	return n.guard.frame(frame, max(l.info.MTU, 1), frameFrom{key: "link:" + strconv.FormatUint(uint64(l.id), 10), addr: l.addr})
 }
 
 // forged reports whether the engine refused a frame for what the peer

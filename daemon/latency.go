@@ -24,7 +24,12 @@ var latencyBuckets = prometheus.ExponentialBuckets(0.01, 2, 22)
 // hop count that receipt reports. It lives on the node loop (pending is
 // not locked); the histograms are safe to collect from any goroutine.
 type deliveryLatency struct {
-	pending map[protocol.MessageID]time.Time
+	// pending holds each send's acceptance as the time since epoch (the
+	// first event's time): no pointers for the collector to scan, and
+	// smaller map slots than a time.Time's.
+	pending map[protocol.MessageID]time.Duration
+	epoch   time.Time
+	started bool // epoch is set
 	// order holds the pending IDs in the order they were accepted (and
 	// IDs already settled, skipped when met), so that forgetting the
 	// oldest is not a scan of the map: with the map full, that scan ran
@@ -36,7 +41,7 @@ type deliveryLatency struct {
 
 func newDeliveryLatency() *deliveryLatency {
 	return &deliveryLatency{
-		pending: map[protocol.MessageID]time.Time{},
+		pending: make(map[protocol.MessageID]time.Duration, maxLatencyPending),
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "meshd_delivery_latency_seconds",
 			Help:    "time from a send being accepted to the recipient's delivery receipt arriving, for this node's own messages",
@@ -58,6 +63,9 @@ func (d *deliveryLatency) note(ev routing.Event, now time.Time) {
 	if d == nil { // a Node built by hand in a test
 		return
 	}
+	if !d.started {
+		d.epoch, d.started = now, true
+	}
 	switch ev.Kind {
 	case routing.EventAccepted:
 		if ev.Status == routing.StatusLocal {
@@ -69,14 +77,14 @@ func (d *deliveryLatency) note(ev routing.Event, now time.Time) {
 			}
 			d.remember(ev.ID)
 		}
-		d.pending[ev.ID] = now
+		d.pending[ev.ID] = now.Sub(d.epoch)
 	case routing.EventDelivered:
 		start, ok := d.pending[ev.ID]
 		if !ok {
 			return
 		}
 		delete(d.pending, ev.ID)
-		d.seconds.Observe(max(now.Sub(start), 0).Seconds())
+		d.seconds.Observe(max(now.Sub(d.epoch)-start, 0).Seconds())
 		d.hops.Observe(float64(ev.Hops) + 1)
 	case routing.EventExpired, routing.EventCancelled:
 		delete(d.pending, ev.ID)

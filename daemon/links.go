@@ -199,7 +199,7 @@ func (n *Node) onLinkEvent(ev linkEvent) {
 		if n.refuseFrame(ev.frame.Data) {
 			return
 		}
-		in := routing.FrameReceived{Link: l.id, Frame: ev.frame.Data}
+		in := n.frameIn(l.id, ev.frame.Data)
 		if ev.frame.Radio != nil {
 			in.SNR, in.HasSNR = ev.frame.Radio.SNR, true
 		}

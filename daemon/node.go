@@ -53,7 +53,7 @@ type Node struct {
 	now     func() time.Time
 	started time.Time
 
-	cmds    chan func()   // run on the loop goroutine
+	cmds    chan loopCmd  // run on the loop goroutine
 	stopped chan struct{} // closed when the loop has exited
 	closing atomic.Bool
 	ctx     context.Context // ends when the node shuts down
@@ -107,6 +107,11 @@ type Node struct {
 	guard *guard
 	// latency times own messages from acceptance to receipt (latency.go).
 	latency *deliveryLatency
+	// frIn is the frame input the loop hands the engine (frameIn).
+	frIn routing.FrameReceived
+	// lastSender is the loop's memory of the last inbox message's sender
+	// names (messageOfNamed).
+	lastSender senderNames
 
 	// Read by API goroutines.
 	snap atomic.Pointer[snapshot]
@@ -153,9 +158,12 @@ type link struct {
 	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
 }
 
+// sendOutcome is the loop's answer to a msg.send: the engine's ID and
+// status (the caller writes them out for the API), or why not.
 type sendOutcome struct {
-	res rpcapi.SendResult
-	err error
+	id     protocol.MessageID
+	status routing.SendStatus
+	err    error
 }
 
 // snapshot holds the figures node.info reports, refreshed by the loop after
@@ -312,7 +320,7 @@ func Open(ctx context.Context, cfg Config, opt Options) (*Node, error) {
 	nctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		cfg: cfg, log: log, id: id, st: st, host: host, now: now, started: now(),
-		cmds: make(chan func(), 64), stopped: make(chan struct{}),
+		cmds: make(chan loopCmd, 64), stopped: make(chan struct{}),
 		ctx: nctx, cancel: cancel, lookSem: make(chan struct{}, lookupConcurrency),
 		eng: eng, links: map[peer.ID]*link{}, byLink: map[routing.LinkID]*link{},
 		waiters: map[uint64]chan sendOutcome{}, inflight: map[protocol.Address]bool{},
@@ -387,8 +395,8 @@ func (n *Node) Run(ctx context.Context) error {
 				return errors.New("libp2p host stopped")
 			}
 			n.onHostEvent(ev)
-		case f := <-n.cmds:
-			f()
+		case c := <-n.cmds:
+			n.runCmd(c)
 		case fr := <-n.chans.in:
 			n.step(routing.GossipReceived{Frame: fr})
 		case ev := <-n.linkIn:
@@ -413,26 +421,7 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-n.room:
 		case <-timer.C:
 		}
-	batch:
-		for range maxBatch - 1 {
-			select {
-			case ev, ok := <-events:
-				if !ok {
-					break batch
-				}
-				n.onHostEvent(ev)
-			case f := <-n.cmds:
-				f()
-			case fr := <-n.chans.in:
-				n.step(routing.GossipReceived{Frame: fr})
-			case ev := <-n.linkIn:
-				n.onLinkEvent(ev)
-			case <-room:
-			case <-n.room:
-			default:
-				break batch
-			}
-		}
+		n.takeWaiting(events, room, maxBatch-1)
 		n.reportTaken()
 		n.eng.Tick(n.now())
 		if err := n.drain(); err != nil {
@@ -441,6 +430,59 @@ func (n *Node) Run(ctx context.Context) error {
 			return err
 		}
 		timer.Reset(max(n.eng.NextWake().Sub(n.now()), 0))
+	}
+}
+
+// takeWaiting takes the inputs already waiting, at most limit of them
+// (give or take one round), without blocking, so that one synced write
+// covers them all. It polls each source in turn with a receive that does
+// not block: one from an empty channel takes no lock, where a select over
+// all of them locked every channel for every input taken. It stops at the
+// first round that finds nothing, or at a closed host event channel
+// (which the loop's select then sees).
+func (n *Node) takeWaiting(events <-chan p2p.Event, room <-chan struct{}, limit int) {
+	for limit > 0 {
+		before := limit
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			n.onHostEvent(ev)
+			limit--
+		default:
+		}
+		select {
+		case c := <-n.cmds:
+			n.runCmd(c)
+			limit--
+		default:
+		}
+		select {
+		case fr := <-n.chans.in:
+			n.step(routing.GossipReceived{Frame: fr})
+			limit--
+		default:
+		}
+		select {
+		case ev := <-n.linkIn:
+			n.onLinkEvent(ev)
+			limit--
+		default:
+		}
+		select {
+		case <-room:
+			limit--
+		default:
+		}
+		select {
+		case <-n.room:
+			limit--
+		default:
+		}
+		if limit == before {
+			return
+		}
 	}
 }
 
@@ -573,20 +615,20 @@ func splitDeliveries(ds []routing.Delivery) (direct, broadcasts []routing.Delive
 	return direct, broadcasts
 }
 
-func (n *Node) onEngineEvent(ev routing.Event) {
+func (n *Node) onEngineEvent(ev routing.Event, now time.Time) {
 	if (ev.Kind == routing.EventRefused || ev.Kind == routing.EventBroadcast) && n.onPublished(ev) {
 		return
 	}
-	if n.noteEvent(ev) {
+	if n.noteEvent(ev, now) {
 		return
 	}
-	n.latency.note(ev, n.now())
+	n.latency.note(ev, now)
 	w := n.waiters[ev.Ref]
 	switch ev.Kind {
 	case routing.EventAccepted:
 		if w != nil {
 			delete(n.waiters, ev.Ref)
-			w <- sendOutcome{res: rpcapi.SendResult{ID: hex.EncodeToString(ev.ID[:]), Status: ev.Status.String()}}
+			w <- sendOutcome{id: ev.ID, status: ev.Status}
 		}
 	case routing.EventRefused:
 		if w != nil {
@@ -594,11 +636,19 @@ func (n *Node) onEngineEvent(ev routing.Event) {
 			w <- sendOutcome{err: fmt.Errorf("%w: %v", rpcapi.ErrRefused, ev.Err)}
 		}
 	case routing.EventDelivered:
-		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventDelivered, ID: hex.EncodeToString(ev.ID[:])})
+		n.publishID(rpcapi.EventDelivered, ev.ID)
 	case routing.EventExpired:
-		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventExpired, ID: hex.EncodeToString(ev.ID[:])})
+		n.publishID(rpcapi.EventExpired, ev.ID)
 	case routing.EventHandedOff:
-		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventHandedOff, ID: hex.EncodeToString(ev.ID[:])})
+		n.publishID(rpcapi.EventHandedOff, ev.ID)
+	}
+}
+
+// publishID publishes an event about message id to the subscribers, if
+// there are any (the ID is written out for them only).
+func (n *Node) publishID(kind string, id protocol.MessageID) {
+	if n.hub.listening() {
+		n.hub.publish(rpcapi.Event{Kind: kind, ID: hex.EncodeToString(id[:])})
 	}
 }
 
@@ -647,11 +697,19 @@ func (n *Node) onHostEvent(ev p2p.Event) {
 		if n.refuseFrame(ev.Data) {
 			return
 		}
-		if err := n.eng.Step(now, routing.FrameReceived{Link: l.id, Frame: ev.Data}); err != nil {
+		if err := n.eng.Step(now, n.frameIn(l.id, ev.Data)); err != nil {
 			n.log.Debug("frame refused", "peer", ev.Peer, "err", err)
 			n.frameRefused(l, err)
 		}
 	}
+}
+
+// frameIn is the loop's one FrameReceived, filled for a frame on link:
+// the engine takes it by pointer and keeps no pointer to it, so a frame
+// costs no input boxed of its own.
+func (n *Node) frameIn(link routing.LinkID, frame []byte) *routing.FrameReceived {
+	n.frIn = routing.FrameReceived{Link: link, Frame: frame}
+	return &n.frIn
 }
 
 func (n *Node) linkDown(l *link) {
@@ -764,10 +822,26 @@ func (n *Node) addResolved(p peer.ID, res routing.Resolved) {
 	n.resolved[p] = append(n.resolved[p], pendingResolved{res: res, at: now})
 }
 
+// loopCmd is one request for the loop: a closure, or a msg.send, which
+// carries what it needs in its sendReq (no closure per message).
+type loopCmd struct {
+	f    func()
+	send *sendReq
+}
+
+// runCmd runs c on the loop.
+func (n *Node) runCmd(c loopCmd) {
+	if c.send != nil {
+		n.stepSend(c.send)
+		return
+	}
+	c.f()
+}
+
 // enqueue runs f on the loop; it gives up when the node is stopping.
 func (n *Node) enqueue(f func()) bool {
 	select {
-	case n.cmds <- f:
+	case n.cmds <- loopCmd{f: f}:
 		return true
 	case <-n.ctx.Done():
 		return false
@@ -777,7 +851,7 @@ func (n *Node) enqueue(f func()) bool {
 // call runs f on the loop and waits for it.
 func (n *Node) call(ctx context.Context, f func()) error {
 	done := make(chan struct{})
-	if err := n.submit(ctx, func() { f(); close(done) }); err != nil {
+	if err := n.submit(ctx, loopCmd{f: func() { f(); close(done) }}); err != nil {
 		return err
 	}
 	_, err := awaitLoop(ctx, n.stopped, done)
@@ -806,15 +880,22 @@ func awaitLoop[T any](ctx context.Context, stopped <-chan struct{}, ch <-chan T)
 	}
 }
 
-// submit hands f to the loop without waiting for it to run: a caller
-// that waits for an answer f arranges (Send) wakes once, for the answer,
-// not also when f has run. f never runs if the loop stops first.
-func (n *Node) submit(ctx context.Context, f func()) error {
+// submit hands c to the loop without waiting for it to run: a caller
+// that waits for an answer c arranges (Send) wakes once, for the answer,
+// not also when c has run. c never runs if the loop stops first. While
+// the loop's queue has room c goes in at once, without a select over the
+// context and the loop's stop.
+func (n *Node) submit(ctx context.Context, c loopCmd) error {
 	if n.closing.Load() {
 		return fmt.Errorf("%w: shutting down", rpcapi.ErrUnavailable)
 	}
 	select {
-	case n.cmds <- f:
+	case n.cmds <- c:
+		return nil
+	default:
+	}
+	select {
+	case n.cmds <- c:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -836,9 +917,18 @@ func (n *Node) peerOf(l *link) rpcapi.Peer {
 
 // messageOf turns an inbox entry into its API form.
 func (n *Node) messageOf(e store.InboxEntry) rpcapi.Message {
+	return n.messageOfNamed(e, nil)
+}
+
+// messageOfNamed is messageOf with the sender's address and fingerprint
+// taken from last when the entry comes from the same sender (and kept
+// there for the next): a batch of deliveries mostly comes from few
+// senders. last is the loop's (nil: no reuse).
+func (n *Node) messageOfNamed(e store.InboxEntry, last *senderNames) rpcapi.Message {
+	from, fp := last.names(n, e.From, e.Sender)
 	m := rpcapi.Message{
-		Seq: e.Seq, ID: hex.EncodeToString(e.ID[:]), From: e.From.String(),
-		FromFingerprint: n.fingerprint(e.Sender),
+		Seq: e.Seq, ID: hex.EncodeToString(e.ID[:]), From: from,
+		FromFingerprint: fp,
 		Received:        e.Received.UTC(), Created: e.Created.Time(), Expires: e.Expires.Time(),
 		Payload: e.Body,
 	}
@@ -849,4 +939,26 @@ func (n *Node) messageOf(e store.InboxEntry) rpcapi.Message {
 		m.Text = string(e.Body)
 	}
 	return m
+}
+
+// senderNames holds the last sender's address and fingerprint as the API
+// writes them.
+type senderNames struct {
+	ok     bool
+	from   protocol.Address
+	sender protocol.CompactIdentity
+	fromS  string
+	fp     string
+}
+
+// names returns from's and sender's API strings, from s when they match
+// its last ones (s nil: computed).
+func (s *senderNames) names(n *Node, from protocol.Address, sender protocol.CompactIdentity) (string, string) {
+	if s == nil {
+		return from.String(), n.fingerprint(sender)
+	}
+	if !s.ok || s.from != from || s.sender != sender {
+		*s = senderNames{ok: true, from: from, sender: sender, fromS: from.String(), fp: n.fingerprint(sender)}
+	}
+	return s.fromS, s.fp
 }

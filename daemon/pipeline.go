@@ -137,19 +137,32 @@ func (n *Node) carryOut(b *committing) {
 	}
 	n.deliverChannels(n.fapp.takeBroadcasts(b.broadcasts))
 	direct, seqs := n.fapp.takeDirect(b.direct, b.seqs)
-	for i := range direct {
-		d := &direct[i]
-		m := n.messageOf(store.InboxEntry{Seq: seqs[i], Received: n.now().UTC(), Delivery: *d})
-		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventMessage, ID: m.ID, Message: &m})
-	}
-	for _, ev := range rd.Events {
-		n.fapp.noteSent(ev) // a stored FAPP message the engine now holds
-		n.onEngineEvent(ev)
+	n.publishMessages(direct, seqs)
+	if len(rd.Events) > 0 {
+		now := n.now()
+		for _, ev := range rd.Events {
+			n.fapp.noteSent(ev) // a stored FAPP message the engine now holds
+			n.onEngineEvent(ev, now)
+		}
 	}
 	// What FAPP answered goes into the engine after the Ready it came
 	// from is carried out.
 	n.fapp.flush()
 	n.giveUpFrames()
+}
+
+// publishMessages tells the subscribers, if any, of the messages direct
+// put into the inbox under seqs.
+func (n *Node) publishMessages(direct []routing.Delivery, seqs []uint64) {
+	if len(direct) == 0 || !n.hub.listening() {
+		return
+	}
+	now := n.now().UTC()
+	for i := range direct {
+		d := &direct[i]
+		m := n.messageOfNamed(store.InboxEntry{Seq: seqs[i], Received: now, Delivery: *d}, &n.lastSender)
+		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventMessage, ID: m.ID, Message: &m})
+	}
 }
 
 // drainDurable is drain for callers that answer only once what the engine

@@ -21,7 +21,8 @@ var LogLevel = new(slog.LevelVar)
 var _ rpcapi.ToolsNode = (*Node)(nil)
 
 // Bounds of what msg.status remembers of finished messages: in memory,
-// for statusKeep, at most maxStatus of them (the oldest go first).
+// for statusKeep, the last maxStatus of them at least and 2*maxStatus at
+// most (finishedMemory).
 const (
 	statusKeep = 24 * time.Hour
 	maxStatus  = 10000
@@ -30,24 +31,79 @@ const (
 
 // toolsState is the node loop's part of the outbox, ping and path tools.
 type toolsState struct {
-	finished map[protocol.MessageID]finishedMsg
-	// finishedOrder lists finished in the order remembered (with entries
-	// since forgotten or remembered again, skipped when met), so that
-	// forgetting the oldest is no sort of the whole map.
-	finishedOrder []finishedRef
-	pings         map[uint64]*pingWait
+	finished finishedMemory
+	pings    map[uint64]*pingWait
 }
 
-// finishedRef is one rememberFinished call, in finishedOrder.
-type finishedRef struct {
-	id      protocol.MessageID
-	updated time.Time
+// finishedMemory remembers how messages ended, for msg.status, in two
+// generations of at most maxStatus messages each: a message goes into
+// the current one, and when that is full the older generation is
+// forgotten whole and the current one becomes the older. So the last
+// maxStatus messages are always remembered, and a message costs one map
+// insert: no lookup and delete of the oldest, and no deleted slots in
+// the maps to probe past (a map is cleared whole, its room kept).
+type finishedMemory struct {
+	cur, old map[protocol.MessageID]finishedMsg
 }
 
+// remember notes how message id ended; a message remembered again
+// counts from its latest end.
+func (m *finishedMemory) remember(id protocol.MessageID, f finishedMsg) {
+	if len(m.cur) >= maxStatus {
+		m.cur, m.old = m.old, m.cur
+		clear(m.cur)
+	}
+	if m.cur == nil {
+		m.cur = make(map[protocol.MessageID]finishedMsg, maxStatus)
+	}
+	m.cur[id] = f
+}
+
+// lookup returns how message id ended, unless that is unknown or was
+// more than statusKeep before now.
+func (m *finishedMemory) lookup(id protocol.MessageID, now time.Time) (finishedMsg, bool) {
+	f, ok := m.cur[id]
+	if !ok {
+		f, ok = m.old[id]
+	}
+	if !ok || time.Duration(now.UnixNano()-f.updated) > statusKeep {
+		return finishedMsg{}, false
+	}
+	return f, true
+}
+
+// size is how many messages m remembers, also ones older than a day.
+func (m *finishedMemory) size() int { return len(m.cur) + len(m.old) }
+
+// finishedMsg is how a message ended, for msg.status. It holds no
+// pointers, so the collector need not scan the map of up to maxStatus of
+// them, and its map slots are small.
 type finishedMsg struct {
-	state   string
 	dest    protocol.Address
-	updated time.Time
+	updated int64 // when, in Unix nanoseconds
+	state   finishState
+}
+
+// finishState is how a message ended.
+type finishState uint8
+
+const (
+	finishDelivered finishState = iota + 1
+	finishExpired
+	finishCancelled
+)
+
+// String is the state as msg.status says it.
+func (s finishState) String() string {
+	switch s {
+	case finishDelivered:
+		return "delivered"
+	case finishExpired:
+		return "expired"
+	case finishCancelled:
+		return "cancelled"
+	}
+	return ""
 }
 
 type pingWait struct {
@@ -63,10 +119,10 @@ type pingOutcome struct {
 	err  error
 }
 
-// noteEvent runs on the loop for every engine event: it answers pings and
-// remembers how messages ended. It reports whether the event was a ping's
-// (which nobody else needs to hear of).
-func (n *Node) noteEvent(ev routing.Event) bool {
+// noteEvent runs on the loop for every engine event, carried out at now:
+// it answers pings and remembers how messages ended. It reports whether
+// the event was a ping's (which nobody else needs to hear of).
+func (n *Node) noteEvent(ev routing.Event, now time.Time) bool {
 	t := &n.tools
 	if pw := t.pings[ev.Ref]; pw != nil && ev.Ref != 0 {
 		switch ev.Kind {
@@ -74,7 +130,7 @@ func (n *Node) noteEvent(ev routing.Event) bool {
 			pw.id, pw.hasID = ev.ID, true
 		case routing.EventDelivered:
 			delete(t.pings, ev.Ref)
-			pw.done <- pingOutcome{rtt: n.now().Sub(pw.start), hops: int(ev.Hops) + 1}
+			pw.done <- pingOutcome{rtt: now.Sub(pw.start), hops: int(ev.Hops) + 1}
 		case routing.EventRefused:
 			delete(t.pings, ev.Ref)
 			pw.done <- pingOutcome{err: fmt.Errorf("%w: %v", rpcapi.ErrRefused, ev.Err)}
@@ -84,56 +140,29 @@ func (n *Node) noteEvent(ev routing.Event) bool {
 		}
 		return true
 	}
-	var state string
+	var state finishState
 	switch ev.Kind {
 	case routing.EventAccepted:
 		if ev.Status != routing.StatusLocal {
 			return false
 		}
-		state = "delivered" // to this node's own inbox
+		state = finishDelivered // to this node's own inbox
 	case routing.EventDelivered:
-		state = "delivered"
+		state = finishDelivered
 	case routing.EventExpired:
-		state = "expired"
+		state = finishExpired
 	case routing.EventCancelled:
-		state = "cancelled"
+		state = finishCancelled
 		n.hub.publish(rpcapi.Event{Kind: rpcapi.EventCancelled, ID: hex.EncodeToString(ev.ID[:])})
 	default:
 		return false
 	}
-	n.rememberFinished(ev.ID, finishedMsg{state: state, dest: ev.Dest, updated: n.now().UTC()})
+	n.rememberFinished(ev.ID, finishedMsg{state: state, dest: ev.Dest, updated: now.UnixNano()})
 	return false
 }
 
 func (n *Node) rememberFinished(id protocol.MessageID, f finishedMsg) {
-	t := &n.tools
-	if t.finished == nil {
-		t.finished = map[protocol.MessageID]finishedMsg{}
-	}
-	// Forget what is too old, and the oldest while the map is full.
-	for len(t.finishedOrder) > 0 {
-		o := t.finishedOrder[0]
-		cur, ok := t.finished[o.id]
-		live := ok && cur.updated.Equal(o.updated)
-		if live && len(t.finished) < maxStatus && f.updated.Sub(o.updated) <= statusKeep {
-			break
-		}
-		t.finishedOrder = t.finishedOrder[1:]
-		if live {
-			delete(t.finished, o.id)
-		}
-	}
-	if len(t.finishedOrder) >= 2*maxStatus {
-		kept := make([]finishedRef, 0, len(t.finished)+1)
-		for _, o := range t.finishedOrder {
-			if cur, ok := t.finished[o.id]; ok && cur.updated.Equal(o.updated) {
-				kept = append(kept, o)
-			}
-		}
-		t.finishedOrder = kept
-	}
-	t.finished[id] = f
-	t.finishedOrder = append(t.finishedOrder, finishedRef{id: id, updated: f.updated})
+	n.tools.finished.remember(id, f)
 }
 
 // outboxState names an engine custody state for people.
@@ -185,11 +214,7 @@ func (n *Node) MsgStatus(ctx context.Context, idHex string) (rpcapi.MsgStatus, e
 				return
 			}
 		}
-		fin, done = n.tools.finished[id]
-		if done && n.now().Sub(fin.updated) > statusKeep {
-			delete(n.tools.finished, id)
-			done = false
-		}
+		fin, done = n.tools.finished.lookup(id, n.now())
 	}); err != nil {
 		return rpcapi.MsgStatus{}, err
 	}
@@ -199,7 +224,8 @@ func (n *Node) MsgStatus(ctx context.Context, idHex string) (rpcapi.MsgStatus, e
 		return rpcapi.MsgStatus{ID: idHex, State: outboxState(pend.State), To: pend.Dest.String(), ToName: names[pend.Dest],
 			Expires: pend.Expires.Time().UTC()}, nil
 	case done:
-		return rpcapi.MsgStatus{ID: idHex, State: fin.state, To: fin.dest.String(), ToName: names[fin.dest], Updated: fin.updated}, nil
+		return rpcapi.MsgStatus{ID: idHex, State: fin.state.String(), To: fin.dest.String(), ToName: names[fin.dest],
+			Updated: time.Unix(0, fin.updated).UTC()}, nil
 	}
 	return rpcapi.MsgStatus{}, fmt.Errorf("%w: message %s: not sent from this node, or finished more than a day ago or before a restart", rpcapi.ErrNotFound, idHex)
 }

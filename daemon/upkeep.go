@@ -84,7 +84,7 @@ func (n *Node) checkDisk() error {
 // room answers for the sends of the next sendProbeReuse.
 func (n *Node) refuseSend() error {
 	now := time.Since(probeEpoch)
-	if !n.upkeepStats.diskLow.Load() && n.sendSpace.fresh(now) {
+	if !n.upkeepStats.diskLow.Load() && !n.sendSpace.mustProbe(now) {
 		return nil
 	}
 	err := n.checkDisk()
@@ -114,8 +114,28 @@ var probeEpoch = time.Now()
 // fresh reports whether a probe that found room answers for a send at
 // now (time since probeEpoch).
 func (s *sendSpace) fresh(now time.Duration) bool {
-	at := s.okAt.Load()
+	return freshAt(s.okAt.Load(), now)
+}
+
+// freshAt reports whether a good probe stamped at answers at now.
+func freshAt(at int64, now time.Duration) bool {
 	return at != 0 && now >= time.Duration(at) && now-time.Duration(at) < sendProbeReuse
+}
+
+// mustProbe reports whether a send at now probes: not while a probe that
+// found room is fresh, nor when another send took the probe of a stale
+// one (it moved the stamp to now: the sends meanwhile go on the last
+// answer, one probe's time older), so that the callers waiting together
+// make one probe, not one each.
+func (s *sendSpace) mustProbe(now time.Duration) bool {
+	at := s.okAt.Load()
+	switch {
+	case at == 0:
+		return true // never probed, or the disk was low: every send probes
+	case freshAt(at, now):
+		return false
+	}
+	return s.okAt.CompareAndSwap(at, max(int64(now), 1))
 }
 
 // probed records a probe's outcome at now.
