@@ -8,21 +8,38 @@ import (
 	"testing"
 )
 
-// hmacSHA256Short is HMAC-SHA-256 as crypto/hmac computes it, for the
-// message sizes it takes (up to 32 bytes).
-func TestHMACSHA256Short(t *testing.T) {
-	for i := range 200 { // past 32 bytes: crypto/hmac's path
-		var key [32]byte
-		for j := range key {
-			key[j] = byte(i*31 + j*7)
-		}
-		msg := bytes.Repeat([]byte{byte(i)}, i)
+// ratchet3 is the two HMAC-SHA-256 of the schedule's definition, as
+// crypto/hmac computes them, for keys of every byte value.
+func TestRatchet3IsHMAC(t *testing.T) {
+	mac := func(key [32]byte, step byte) []byte {
 		m := hmac.New(sha256.New, key[:])
-		m.Write(msg)
-		got := hmacSHA256Short(&key, msg)
-		if !bytes.Equal(got[:], m.Sum(nil)) {
-			t.Fatalf("message of %d bytes: got %x, want %x", i, got, m.Sum(nil))
+		m.Write(append([]byte(labelSessionMsgKey3), step))
+		return m.Sum(nil)
+	}
+	for i := range 256 + 32 {
+		var ck [32]byte
+		for j := range ck {
+			ck[j] = byte(i*31 + j*7)
 		}
+		if i >= 256 {
+			ck = [32]byte{}
+			ck[i-256] = 0xff
+		}
+		mk, next := ratchet3(ck)
+		if want := mac(ck, 1); !bytes.Equal(mk[:], want) {
+			t.Fatalf("key %x: message key %x, want %x", ck, mk, want)
+		}
+		if want := mac(ck, 2); !bytes.Equal(next[:], want) {
+			t.Fatalf("key %x: next chain key %x, want %x", ck, next, want)
+		}
+	}
+}
+
+// A step allocates nothing: it runs once per frame on each end.
+func TestRatchet3Allocs(t *testing.T) {
+	var ck [32]byte
+	if n := testing.AllocsPerRun(100, func() { _, ck = ratchet3(ck) }); n != 0 {
+		t.Fatalf("%v allocations per step", n)
 	}
 }
 

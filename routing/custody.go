@@ -27,12 +27,11 @@ type envKey = protocol.EnvelopeKey
 // equal any envelope's key (a different domain), and the ID is this node's
 // own fresh random draw. Sealing re-keys the record to its envelope's key.
 func pendingKey(id MessageID) envKey {
-	h := sha256.New()
-	h.Write([]byte("meshd/pending-custody/v1\x00"))
-	h.Write(id[:])
-	var k envKey
-	copy(k[:], h.Sum(nil))
-	return k
+	const label = "meshd/pending-custody/v1\x00"
+	var b [len(label) + len(id)]byte
+	copy(b[copy(b[:], label):], id[:])
+	h := sha256.Sum256(b[:]) // no hash object: nothing allocated
+	return envKey(h[:16])
 }
 
 // custodyRec is a message this node has promised to keep until it is
@@ -353,7 +352,14 @@ const (
 // Format 1 was the same without the message ID (data length at 35, data
 // at 39); its key was the message ID.
 func encodeCustody(r *custodyRec) []byte {
-	b := make([]byte, 0, custodyHeader+len(r.data))
+	b := appendCustodyHead(make([]byte, 0, custodyHeader+len(r.data)), r, r.bodySealed, len(r.data))
+	return append(b, r.data...)
+}
+
+// appendCustodyHead appends a record's header, up to its data, for data of
+// n bytes, sealed at rest or not: persistCustody seals a body straight
+// after it, into the one buffer.
+func appendCustodyHead(b []byte, r *custodyRec, bodySealed bool, n int) []byte {
 	var flags byte
 	if r.origin {
 		flags |= crOrigin
@@ -370,7 +376,7 @@ func encodeCustody(r *custodyRec) []byte {
 	if r.session {
 		flags |= crSession
 	}
-	if r.bodySealed {
+	if bodySealed {
 		flags |= crBodySealed
 	}
 	if r.mailboxed {
@@ -382,8 +388,7 @@ func encodeCustody(r *custodyRec) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(r.created))
 	b = binary.BigEndian.AppendUint32(b, uint32(r.expires))
 	b = append(b, r.id[:]...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(r.data)))
-	return append(b, r.data...)
+	return binary.BigEndian.AppendUint32(b, uint32(n))
 }
 
 // decodeCustody decodes a record stored under key k strictly, in either

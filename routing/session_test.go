@@ -479,3 +479,27 @@ func TestSessionLargeBodyGoesAsEnvelope(t *testing.T) {
 	n.run(time.Hour)
 	checkInbox(t, n.node("n1"), []string{"small", large})
 }
+
+// TestSessionMessagesLeaveSeenCache: an own session message's key (its
+// session message key) is never an envelope's, the only keys the seen
+// cache is asked about, so sending one must not take a place in the cache
+// (each would evict a forwarded envelope's key, and cost a map insert and
+// delete per message).
+func TestSessionMessagesLeaveSeenCache(t *testing.T) {
+	n := sessionChain(t, 11, routing.LinkIP, 1)
+	n.run(time.Minute)
+	n.send("n0", "n1", "warm up")
+	n.run(time.Minute)
+	before := n.node("n0").eng.Counters().SeenEntries
+	const k = 100
+	for i := range k {
+		n.send("n0", "n1", fmt.Sprintf("message %d", i))
+	}
+	n.run(time.Second)
+	if got := len(n.node("n1").inbox); got != k+1 {
+		t.Fatalf("%d delivered, want %d", got, k+1)
+	}
+	if c := n.node("n0").eng.Counters(); c.SessionFramesOut < k || c.SeenEntries-before >= k {
+		t.Fatalf("after %d session messages (%d frames out): seen cache %d -> %d entries", k, c.SessionFramesOut, before, c.SeenEntries)
+	}
+}
