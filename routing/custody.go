@@ -300,7 +300,7 @@ func (h dueHeap) down(i int) {
 // origin record, pendingKey; for a delivered record migrated from format 1,
 // the message ID: see restoreOne). Format 1 keyed both on the message ID.
 
-func custodyKey(k envKey) string   { return "c/" + hex.EncodeToString(k[:]) }
+func custodyKey(k envKey) string   { return recordKey('c', k) }
 func deliveredKey(k envKey) string { return "d/" + hex.EncodeToString(k[:]) }
 
 const seqKey = "seq"

@@ -34,15 +34,18 @@ func (e *Engine) send(in SendRequest) error {
 		ttl = e.cfg.MessageTTL
 	}
 	ttl = min(ttl, protocol.MaxLifetime)
-	var id MessageID
-	if err := e.randBytes(id[:]); err != nil {
-		return refuse(fmt.Errorf("send: message ID: %w", err))
-	}
 	now := protocol.TimestampOf(e.now)
 	r := &custodyRec{
-		id: id, dest: in.Dest, origin: true, sealedSender: in.SealedSender, typ: in.Type, ref: in.Ref,
+		dest: in.Dest, origin: true, sealedSender: in.SealedSender, typ: in.Type, ref: in.Ref,
 		created: now, expires: now + protocol.Timestamp(max(ttl/time.Second, 1)),
 	}
+	// Drawn into the record, which is on the heap anyway: a local array
+	// handed to the random source (an interface) would escape, one more
+	// allocation per message.
+	if err := e.randBytes(r.id[:]); err != nil {
+		return refuse(fmt.Errorf("send: message ID: %w", err))
+	}
+	id := r.id
 	if in.Dest == e.self {
 		e.rd.Deliveries = append(e.rd.Deliveries, Delivery{
 			ID: id, Type: in.Type, From: e.self, Sender: e.id.Compact(), Body: in.Body,
