@@ -3,6 +3,7 @@ package protocol
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"strconv"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -44,23 +45,31 @@ import (
 
 const labelSessionMsgKey3 = "meshd/session-msg/v3"
 
-// ratchet3 is one step of a schedule-3 chain: two HMAC-SHA-256 (RFC 2104)
-// of the chain key, computed without crypto/hmac's objects (each end runs
-// one step per frame). The key is 32 bytes, shorter than SHA-256's block,
-// so it is used zero-padded; the two MACs share their padded key blocks,
-// and every buffer stays on the stack: four sha256.Sum256 of two blocks
-// each, no allocation (TestRatchet3IsHMAC, BenchmarkRatchet3).
-func ratchet3(ck [32]byte) (mk, next [32]byte) {
-	var inner [sha256.BlockSize + len(labelSessionMsgKey3) + 1]byte
+// ratchet3 is one step of a schedule-3 chain (TestRatchetsAreHMAC,
+// BenchmarkRatchet3).
+func ratchet3(ck [32]byte) (mk, next [32]byte) { return hmacSteps(&ck, labelSessionMsgKey3) }
+
+// hmacSteps is the two HMAC-SHA-256 (RFC 2104) of a chain step, of the
+// label followed by 0x01 (the message key) and by 0x02 (the next chain
+// key), computed without crypto/hmac's objects: each end runs one step per
+// frame. The key is 32 bytes, shorter than SHA-256's block, so it is used
+// zero-padded; the two MACs share their padded key blocks, and every
+// buffer stays on the stack: four sha256.Sum256, no allocation. The label
+// is a constant of at most 31 bytes.
+func hmacSteps(ck *[32]byte, label string) (mk, next [32]byte) {
+	if len(label) > 31 {
+		panic("protocol: hmacSteps: label of " + strconv.Itoa(len(label)) + " bytes") // a constant: never at run time
+	}
+	var inner [sha256.BlockSize + 32]byte
 	var outer [sha256.BlockSize + sha256.Size]byte
-	hmacPads(&ck, (*[sha256.BlockSize]byte)(inner[:]), (*[sha256.BlockSize]byte)(outer[:]))
-	copy(inner[sha256.BlockSize:], labelSessionMsgKey3)
-	inner[len(inner)-1] = 0x01
-	ih := sha256.Sum256(inner[:])
+	hmacPads(ck, (*[sha256.BlockSize]byte)(inner[:]), (*[sha256.BlockSize]byte)(outer[:]))
+	n := sha256.BlockSize + copy(inner[sha256.BlockSize:31+sha256.BlockSize], label) + 1
+	inner[n-1] = 0x01
+	ih := sha256.Sum256(inner[:n])
 	copy(outer[sha256.BlockSize:], ih[:])
 	mk = sha256.Sum256(outer[:])
-	inner[len(inner)-1] = 0x02
-	ih = sha256.Sum256(inner[:])
+	inner[n-1] = 0x02
+	ih = sha256.Sum256(inner[:n])
 	copy(outer[sha256.BlockSize:], ih[:])
 	next = sha256.Sum256(outer[:])
 	return mk, next
