@@ -334,6 +334,11 @@ func (e *Engine) Step(now time.Time, in Input) error {
 		return e.linkBudget(in)
 	case SendRequest:
 		return e.send(in)
+	case *SendRequest:
+		if in == nil {
+			return fmt.Errorf("nil *SendRequest: %w", ErrBadInput)
+		}
+		return e.send(*in)
 	case Broadcast:
 		return e.broadcast(in)
 	case JoinChannel:

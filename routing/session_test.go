@@ -1,6 +1,7 @@
 package routing_test
 
 import (
+	"errors"
 	"math/rand/v2"
 	"strings"
 
@@ -502,4 +503,29 @@ func TestSessionMessagesLeaveSeenCache(t *testing.T) {
 	if c := n.node("n0").eng.Counters(); c.SessionFramesOut < k || c.SeenEntries-before >= k {
 		t.Fatalf("after %d session messages (%d frames out): seen cache %d -> %d entries", k, c.SessionFramesOut, before, c.SeenEntries)
 	}
+}
+
+// TestSendRequestByPointer: Step takes a *SendRequest as it takes the value
+// (a caller reusing one request boxes nothing per message), keeps no
+// pointer to it (the request is rewritten at once), and refuses nil.
+func TestSendRequestByPointer(t *testing.T) {
+	n := sessionChain(t, 12, routing.LinkIP, 1)
+	n.run(time.Minute)
+	from, to := n.node("n0"), n.node("n1")
+	req := &routing.SendRequest{}
+	var want []string
+	for i := range 5 {
+		body := fmt.Sprintf("by pointer %d", i)
+		want = append(want, body)
+		*req = routing.SendRequest{Ref: uint64(100 + i), Dest: to.id.Address(), Body: []byte(body)}
+		if err := from.eng.Step(n.now, req); err != nil {
+			t.Fatal(err)
+		}
+		*req = routing.SendRequest{Dest: to.id.Address(), Body: []byte("scribbled")}
+	}
+	if err := from.eng.Step(n.now, (*routing.SendRequest)(nil)); !errors.Is(err, routing.ErrBadInput) {
+		t.Fatalf("nil pointer: err %v, want ErrBadInput", err)
+	}
+	n.run(time.Minute)
+	checkInbox(t, to, want)
 }
