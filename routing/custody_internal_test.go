@@ -68,3 +68,28 @@ func TestCustodyKeyLayout(t *testing.T) {
 		t.Fatalf("custodyKey: %v allocations", n)
 	}
 }
+
+// countingReader fills every read with its count of reads so far.
+type countingReader struct{ n byte }
+
+func (r *countingReader) Read(b []byte) (int, error) {
+	r.n++
+	for i := range b {
+		b[i] = r.n
+	}
+	return len(b), nil
+}
+
+// A retry's jitter (drawn for every message sent) allocates nothing, and
+// stays below its bound.
+func TestJitterAllocs(t *testing.T) {
+	e := &Engine{}
+	e.cfg.Rand = &countingReader{}
+	if n := testing.AllocsPerRun(100, func() {
+		if j := e.jitter(time.Second); j < 0 || j >= time.Second {
+			t.Fatalf("jitter %v", j)
+		}
+	}); n != 0 {
+		t.Fatalf("jitter: %v allocations", n)
+	}
+}

@@ -174,6 +174,7 @@ type Engine struct {
 	ownAnnounce *protocol.Announce
 
 	opLast   map[string]struct{} // collapseOps' scratch: the keys met
+	jitBuf   [8]byte             // jitter's draw: a local handed to the random source would escape
 	reported Counters
 
 	// restoring holds restored forwarded records until every own one is in.
@@ -842,11 +843,10 @@ func (e *Engine) jitter(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	var b [8]byte
-	if e.randBytes(b[:]) != nil {
+	if e.randBytes(e.jitBuf[:]) != nil {
 		return 0
 	}
-	return time.Duration(binary.BigEndian.Uint64(b[:]) % uint64(d))
+	return time.Duration(binary.BigEndian.Uint64(e.jitBuf[:]) % uint64(d))
 }
 
 // sortedIDs returns the keys of m (message IDs or envelope keys) in order.
