@@ -252,15 +252,7 @@ func (s *LiteSession) Sent() uint64 { return s.sendN }
 
 // ratchet steps a chain key: it returns the message key for the current
 // position and the next chain key.
-func ratchet(ck [32]byte) (mk, next [32]byte) {
-	m := hmac.New(sha256.New, ck[:])
-	m.Write([]byte{0x01})
-	m.Sum(mk[:0])
-	m.Reset()
-	m.Write([]byte{0x02})
-	m.Sum(next[:0])
-	return mk, next
-}
+func ratchet(ck [32]byte) (mk, next [32]byte) { return hmacSteps(&ck, "") }
 
 // liteKeys expands a message key into a ChaCha20 key and a MAC key.
 func liteKeys(mk [32]byte) (encKey, macKey []byte) {

@@ -1,8 +1,9 @@
 package protocol
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
+	"strconv"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -44,41 +45,47 @@ import (
 
 const labelSessionMsgKey3 = "meshd/session-msg/v3"
 
-// hmacSHA256Short is HMAC-SHA-256 (RFC 2104) of a 32-byte key and a message
-// of at most 32 bytes (the label and a step byte), without the allocations of
-// crypto/hmac: it runs twice per frame on each end. A longer message takes
-// crypto/hmac's path, so no caller ever gets a truncated MAC.
-func hmacSHA256Short(key *[32]byte, msg []byte) (out [32]byte) {
-	if len(msg) > 32 {
-		m := hmac.New(sha256.New, key[:])
-		m.Write(msg)
-		m.Sum(out[:0])
-		return out
+// ratchet3 is one step of a schedule-3 chain (TestRatchetsAreHMAC,
+// BenchmarkRatchet3).
+func ratchet3(ck [32]byte) (mk, next [32]byte) { return hmacSteps(&ck, labelSessionMsgKey3) }
+
+// hmacSteps is the two HMAC-SHA-256 (RFC 2104) of a chain step, of the
+// label followed by 0x01 (the message key) and by 0x02 (the next chain
+// key), computed without crypto/hmac's objects: each end runs one step per
+// frame. The key is 32 bytes, shorter than SHA-256's block, so it is used
+// zero-padded; the two MACs share their padded key blocks, and every
+// buffer stays on the stack: four sha256.Sum256, no allocation. The label
+// is a constant of at most 31 bytes.
+func hmacSteps(ck *[32]byte, label string) (mk, next [32]byte) {
+	if len(label) > 31 {
+		panic("protocol: hmacSteps: label of " + strconv.Itoa(len(label)) + " bytes") // a constant: never at run time
 	}
 	var inner [sha256.BlockSize + 32]byte
 	var outer [sha256.BlockSize + sha256.Size]byte
-	for i := range sha256.BlockSize {
-		var k byte
-		if i < len(key) {
-			k = key[i]
-		}
-		inner[i], outer[i] = k^0x36, k^0x5c
-	}
-	n := copy(inner[sha256.BlockSize:], msg)
-	ih := sha256.Sum256(inner[:sha256.BlockSize+n])
+	hmacPads(ck, (*[sha256.BlockSize]byte)(inner[:]), (*[sha256.BlockSize]byte)(outer[:]))
+	n := sha256.BlockSize + copy(inner[sha256.BlockSize:31+sha256.BlockSize], label) + 1
+	inner[n-1] = 0x01
+	ih := sha256.Sum256(inner[:n])
 	copy(outer[sha256.BlockSize:], ih[:])
-	return sha256.Sum256(outer[:])
+	mk = sha256.Sum256(outer[:])
+	inner[n-1] = 0x02
+	ih = sha256.Sum256(inner[:n])
+	copy(outer[sha256.BlockSize:], ih[:])
+	next = sha256.Sum256(outer[:])
+	return mk, next
 }
 
-// ratchet3 is one step of a schedule-3 chain.
-func ratchet3(ck [32]byte) (mk, next [32]byte) {
-	var in [len(labelSessionMsgKey3) + 1]byte
-	copy(in[:], labelSessionMsgKey3)
-	in[len(in)-1] = 0x01
-	mk = hmacSHA256Short(&ck, in[:])
-	in[len(in)-1] = 0x02
-	next = hmacSHA256Short(&ck, in[:])
-	return mk, next
+// hmacPads fills HMAC's inner and outer key blocks for a 32-byte key: the
+// key zero-padded to a block, XORed with 0x36 and 0x5c.
+func hmacPads(key *[32]byte, inner, outer *[sha256.BlockSize]byte) {
+	for i := 0; i < len(key); i += 8 {
+		k := binary.LittleEndian.Uint64(key[i:])
+		binary.LittleEndian.PutUint64(inner[i:], k^0x3636363636363636)
+		binary.LittleEndian.PutUint64(outer[i:], k^0x5c5c5c5c5c5c5c5c)
+	}
+	for i := len(key); i < sha256.BlockSize; i++ {
+		inner[i], outer[i] = 0x36, 0x5c
+	}
 }
 
 // zeroNonce is the nonce of every schedule-3 frame: each key seals one

@@ -8,21 +8,42 @@ import (
 	"testing"
 )
 
-// hmacSHA256Short is HMAC-SHA-256 as crypto/hmac computes it, for the
-// message sizes it takes (up to 32 bytes).
-func TestHMACSHA256Short(t *testing.T) {
-	for i := range 200 { // past 32 bytes: crypto/hmac's path
-		var key [32]byte
-		for j := range key {
-			key[j] = byte(i*31 + j*7)
-		}
-		msg := bytes.Repeat([]byte{byte(i)}, i)
+// ratchet3 and ratchet (schedule 2, lite sessions) are the two
+// HMAC-SHA-256 of their definitions, as crypto/hmac computes them, for
+// keys of every byte value.
+func TestRatchetsAreHMAC(t *testing.T) {
+	mac := func(key [32]byte, label string, step byte) []byte {
 		m := hmac.New(sha256.New, key[:])
-		m.Write(msg)
-		got := hmacSHA256Short(&key, msg)
-		if !bytes.Equal(got[:], m.Sum(nil)) {
-			t.Fatalf("message of %d bytes: got %x, want %x", i, got, m.Sum(nil))
+		m.Write(append([]byte(label), step))
+		return m.Sum(nil)
+	}
+	steps := map[string]func([32]byte) ([32]byte, [32]byte){labelSessionMsgKey3: ratchet3, "": ratchet}
+	for label, step := range steps {
+		for i := range 256 + 32 {
+			var ck [32]byte
+			for j := range ck {
+				ck[j] = byte(i*31 + j*7)
+			}
+			if i >= 256 {
+				ck = [32]byte{}
+				ck[i-256] = 0xff
+			}
+			mk, next := step(ck)
+			if want := mac(ck, label, 1); !bytes.Equal(mk[:], want) {
+				t.Fatalf("label %q, key %x: message key %x, want %x", label, ck, mk, want)
+			}
+			if want := mac(ck, label, 2); !bytes.Equal(next[:], want) {
+				t.Fatalf("label %q, key %x: next chain key %x, want %x", label, ck, next, want)
+			}
 		}
+	}
+}
+
+// A step allocates nothing: it runs once per frame on each end.
+func TestRatchet3Allocs(t *testing.T) {
+	var ck [32]byte
+	if n := testing.AllocsPerRun(100, func() { _, ck = ratchet3(ck); _, ck = ratchet(ck) }); n != 0 {
+		t.Fatalf("%v allocations per step", n)
 	}
 }
 

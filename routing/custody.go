@@ -27,12 +27,11 @@ type envKey = protocol.EnvelopeKey
 // equal any envelope's key (a different domain), and the ID is this node's
 // own fresh random draw. Sealing re-keys the record to its envelope's key.
 func pendingKey(id MessageID) envKey {
-	h := sha256.New()
-	h.Write([]byte("meshd/pending-custody/v1\x00"))
-	h.Write(id[:])
-	var k envKey
-	copy(k[:], h.Sum(nil))
-	return k
+	const label = "meshd/pending-custody/v1\x00"
+	var b [len(label) + len(id)]byte
+	copy(b[copy(b[:], label):], id[:])
+	h := sha256.Sum256(b[:]) // no hash object: nothing allocated
+	return envKey(h[:16])
 }
 
 // custodyRec is a message this node has promised to keep until it is
@@ -308,14 +307,14 @@ func (h dueHeap) down(i int) {
 // old key, "d/<32 hex digits>" (the message ID, the envelope key) until
 // they expire: see restoreOne.
 
-func custodyKey(k envKey) string { return "c/" + hex.EncodeToString(k[:]) }
+func custodyKey(k envKey) string { return recordKey('c', k) }
 
 // deliveredKey is the key of the delivered record of the envelope with key
 // k: by its delivery order (format 3), or, for a record restored in an
 // older format (order 0), by k.
 func deliveredKey(k envKey, order uint64) string {
 	if order == 0 {
-		return "d/" + hex.EncodeToString(k[:])
+		return recordKey('d', k)
 	}
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], order)
@@ -380,7 +379,14 @@ const (
 // Format 1 was the same without the message ID (data length at 35, data
 // at 39); its key was the message ID.
 func encodeCustody(r *custodyRec) []byte {
-	b := make([]byte, 0, custodyHeader+len(r.data))
+	b := appendCustodyHead(make([]byte, 0, custodyHeader+len(r.data)), r, r.bodySealed, len(r.data))
+	return append(b, r.data...)
+}
+
+// appendCustodyHead appends a record's header, up to its data, for data of
+// n bytes, sealed at rest or not: persistCustody seals a body straight
+// after it, into the one buffer.
+func appendCustodyHead(b []byte, r *custodyRec, bodySealed bool, n int) []byte {
 	var flags byte
 	if r.origin {
 		flags |= crOrigin
@@ -397,7 +403,7 @@ func encodeCustody(r *custodyRec) []byte {
 	if r.session {
 		flags |= crSession
 	}
-	if r.bodySealed {
+	if bodySealed {
 		flags |= crBodySealed
 	}
 	if r.mailboxed {
@@ -409,8 +415,7 @@ func encodeCustody(r *custodyRec) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(r.created))
 	b = binary.BigEndian.AppendUint32(b, uint32(r.expires))
 	b = append(b, r.id[:]...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(r.data)))
-	return append(b, r.data...)
+	return binary.BigEndian.AppendUint32(b, uint32(n))
 }
 
 // decodeCustody decodes a record stored under key k strictly, in either

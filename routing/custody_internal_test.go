@@ -2,6 +2,7 @@ package routing
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"testing"
 	"time"
 )
@@ -47,5 +48,48 @@ func TestCustodyDueHeapBounded(t *testing.T) {
 	}
 	if n != kept {
 		t.Fatalf("%d records due, want %d", n, kept)
+	}
+}
+
+// A custody record's key is "c/" and the envelope key in lower-case hex,
+// the layout stores already hold, built in one allocation.
+func TestCustodyKeyLayout(t *testing.T) {
+	for i := range 64 {
+		var k envKey
+		for j := range k {
+			k[j] = byte(i*37 + j*11)
+		}
+		if got, want := custodyKey(k), "c/"+hex.EncodeToString(k[:]); got != want {
+			t.Fatalf("custodyKey(%x) = %q, want %q", k, got, want)
+		}
+	}
+	var k envKey
+	if n := testing.AllocsPerRun(100, func() { _ = custodyKey(k) }); n > 1 {
+		t.Fatalf("custodyKey: %v allocations", n)
+	}
+}
+
+// countingReader fills every read with its count of reads so far.
+type countingReader struct{ n byte }
+
+func (r *countingReader) Read(b []byte) (int, error) {
+	r.n++
+	for i := range b {
+		b[i] = r.n
+	}
+	return len(b), nil
+}
+
+// A retry's jitter (drawn for every message sent) allocates nothing, and
+// stays below its bound.
+func TestJitterAllocs(t *testing.T) {
+	e := &Engine{}
+	e.cfg.Rand = &countingReader{}
+	if n := testing.AllocsPerRun(100, func() {
+		if j := e.jitter(time.Second); j < 0 || j >= time.Second {
+			t.Fatalf("jitter %v", j)
+		}
+	}); n != 0 {
+		t.Fatalf("jitter: %v allocations", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"crypto/cipher"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"slices"
@@ -184,7 +185,8 @@ type Engine struct {
 	ownSeq      uint32
 	ownAnnounce *protocol.Announce
 
-	opLast   map[string]int // collapseOps' scratch: the last op per key
+	opLast   map[string]struct{} // collapseOps' scratch: the keys met
+	jitBuf   [8]byte             // jitter's draw: a local handed to the random source would escape
 	reported Counters
 
 	// restoring holds restored forwarded records until every own one is in.
@@ -345,6 +347,11 @@ func (e *Engine) Step(now time.Time, in Input) error {
 		return e.linkBudget(in)
 	case SendRequest:
 		return e.send(in)
+	case *SendRequest:
+		if in == nil {
+			return fmt.Errorf("nil *SendRequest: %w", ErrBadInput)
+		}
+		return e.send(*in)
 	case Broadcast:
 		return e.broadcast(in)
 	case JoinChannel:
@@ -474,13 +481,24 @@ func (e *Engine) Ready() Ready {
 
 // storeOp is one write (or delete, if del) of a persisted record.
 type storeOp struct {
-	key string
-	val []byte
-	del bool
+	key        string
+	val        []byte
+	del        bool
+	superseded bool // collapseOps: a later op names the same key
 }
 
 func (e *Engine) persist(key string, val []byte) { e.ops = append(e.ops, storeOp{key: key, val: val}) }
 func (e *Engine) del(key string)                 { e.ops = append(e.ops, storeOp{key: key, del: true}) }
+
+// recordKey is "<kind>/<k in hex>", built in one allocation (a hex string
+// and a concatenation took two): a message's custody record is written
+// and deleted under it.
+func recordKey(kind byte, k envKey) string {
+	var b [2 + 2*len(k)]byte
+	b[0], b[1] = kind, '/'
+	hex.Encode(b[2:], k[:])
+	return string(b[:])
+}
 
 // collapseOps turns the record operations since the last Ready into
 // Persist and Deletes: the last operation on a key wins, so the two lists
@@ -490,28 +508,31 @@ func (e *Engine) collapseOps() {
 		return
 	}
 	if e.opLast == nil {
-		e.opLast = map[string]int{}
+		e.opLast = map[string]struct{}{}
 	}
-	last := e.opLast // scratch, empty between calls
+	seen := e.opLast // scratch, empty between calls
 	defer e.dropOpLast()
+	// Backwards, so that a key's first op met is its last: one map
+	// operation per op (an insert that leaves the map's length as it was
+	// found the key), where a forward pass needed three.
 	sets, dels := 0, 0
-	for i, op := range e.ops {
-		if j, ok := last[op.key]; ok && e.ops[j].del {
-			dels--
-		} else if ok {
-			sets--
-		}
-		last[op.key] = i
-		if op.del {
+	for i := len(e.ops) - 1; i >= 0; i-- {
+		op := &e.ops[i]
+		n := len(seen)
+		seen[op.key] = struct{}{}
+		switch {
+		case len(seen) == n:
+			op.superseded = true
+		case op.del:
 			dels++
-		} else {
+		default:
 			sets++
 		}
 	}
 	e.rd.Deletes = slices.Grow(e.rd.Deletes, dels)
 	e.rd.Persist = slices.Grow(e.rd.Persist, sets)
-	for i, op := range e.ops {
-		if last[op.key] != i {
+	for _, op := range e.ops {
+		if op.superseded {
 			continue
 		}
 		if op.del {
@@ -834,11 +855,10 @@ func (e *Engine) jitter(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	var b [8]byte
-	if e.randBytes(b[:]) != nil {
+	if e.randBytes(e.jitBuf[:]) != nil {
 		return 0
 	}
-	return time.Duration(binary.BigEndian.Uint64(b[:]) % uint64(d))
+	return time.Duration(binary.BigEndian.Uint64(e.jitBuf[:]) % uint64(d))
 }
 
 // sortedIDs returns the keys of m (message IDs or envelope keys) in order.

@@ -1,6 +1,7 @@
 package routing_test
 
 import (
+	"errors"
 	"math/rand/v2"
 	"strings"
 
@@ -478,4 +479,53 @@ func TestSessionLargeBodyGoesAsEnvelope(t *testing.T) {
 	n.send("n0", "n1", large)
 	n.run(time.Hour)
 	checkInbox(t, n.node("n1"), []string{"small", large})
+}
+
+// TestSessionMessagesLeaveSeenCache: an own session message's key (its
+// session message key) is never an envelope's, the only keys the seen
+// cache is asked about, so sending one must not take a place in the cache
+// (each would evict a forwarded envelope's key, and cost a map insert and
+// delete per message).
+func TestSessionMessagesLeaveSeenCache(t *testing.T) {
+	n := sessionChain(t, 11, routing.LinkIP, 1)
+	n.run(time.Minute)
+	n.send("n0", "n1", "warm up")
+	n.run(time.Minute)
+	before := n.node("n0").eng.Counters().SeenEntries
+	const k = 100
+	for i := range k {
+		n.send("n0", "n1", fmt.Sprintf("message %d", i))
+	}
+	n.run(time.Second)
+	if got := len(n.node("n1").inbox); got != k+1 {
+		t.Fatalf("%d delivered, want %d", got, k+1)
+	}
+	if c := n.node("n0").eng.Counters(); c.SessionFramesOut < k || c.SeenEntries-before >= k {
+		t.Fatalf("after %d session messages (%d frames out): seen cache %d -> %d entries", k, c.SessionFramesOut, before, c.SeenEntries)
+	}
+}
+
+// TestSendRequestByPointer: Step takes a *SendRequest as it takes the value
+// (a caller reusing one request boxes nothing per message), keeps no
+// pointer to it (the request is rewritten at once), and refuses nil.
+func TestSendRequestByPointer(t *testing.T) {
+	n := sessionChain(t, 12, routing.LinkIP, 1)
+	n.run(time.Minute)
+	from, to := n.node("n0"), n.node("n1")
+	req := &routing.SendRequest{}
+	var want []string
+	for i := range 5 {
+		body := fmt.Sprintf("by pointer %d", i)
+		want = append(want, body)
+		*req = routing.SendRequest{Ref: uint64(100 + i), Dest: to.id.Address(), Body: []byte(body)}
+		if err := from.eng.Step(n.now, req); err != nil {
+			t.Fatal(err)
+		}
+		*req = routing.SendRequest{Dest: to.id.Address(), Body: []byte("scribbled")}
+	}
+	if err := from.eng.Step(n.now, (*routing.SendRequest)(nil)); !errors.Is(err, routing.ErrBadInput) {
+		t.Fatalf("nil pointer: err %v, want ErrBadInput", err)
+	}
+	n.run(time.Minute)
+	checkInbox(t, to, want)
 }

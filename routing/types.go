@@ -183,7 +183,9 @@ type LinkBudget struct {
 	Remaining float64
 }
 
-// SendRequest asks the engine to send an application message.
+// SendRequest asks the engine to send an application message. Step takes
+// it by value or by pointer: a caller that reuses one request boxes
+// nothing per message. The engine keeps no pointer to it.
 type SendRequest struct {
 	// Ref is the caller's reference; events about this message carry it.
 	Ref  uint64
