@@ -23,7 +23,8 @@
 // # Keys
 //
 //	m/version        1 byte: the store's format version (2; Open
-//	                 rewrites 1 as 2, see formatVersion)
+//	                 rewrites 1 as 2 unless KeepFormat, see
+//	                 formatVersion)
 //	m/inbox-seq      8 bytes big endian: the next inbox sequence number
 //	e/<engine key>   an engine record (routing.Record), e.g. e/c/<id hex>,
 //	                 e/d/<order hex>, e/seq; see docs/routing.md section 9
