@@ -282,7 +282,9 @@ func BackupDataDir(dataDir, path string, now time.Time) (BackupHeader, int64, er
 	if _, err := os.Stat(dbDir); err != nil {
 		return BackupHeader{}, 0, fmt.Errorf("backup: no database in %s: %w", dataDir, err)
 	}
-	st, err := store.Open(dbDir, store.WithLogger(slog.New(slog.DiscardHandler)))
+	// KeepFormat: a backup must not move an older meshd's store (and
+	// so the backup) to a format version that meshd refuses.
+	st, err := store.Open(dbDir, store.WithLogger(slog.New(slog.DiscardHandler)), store.KeepFormat())
 	if err != nil {
 		return BackupHeader{}, 0, fmt.Errorf("backup: %w", err)
 	}

@@ -23,7 +23,8 @@
 // # Keys
 //
 //	m/version        1 byte: the store's format version (2; Open
-//	                 rewrites 1 as 2, see formatVersion)
+//	                 rewrites 1 as 2 unless KeepFormat, see
+//	                 formatVersion)
 //	m/inbox-seq      8 bytes big endian: the next inbox sequence number
 //	e/<engine key>   an engine record (routing.Record), e.g. e/c/<id hex>,
 //	                 e/d/<order hex>, e/seq; see docs/routing.md section 9
@@ -127,6 +128,9 @@ type config struct {
 	// noSync, for the power-loss test's negative control only, leaves
 	// commits unsynced.
 	noSync bool
+	// keepFormat: Open leaves an older format version as it is (see
+	// KeepFormat).
+	keepFormat bool
 }
 
 // Option configures Open.
@@ -146,6 +150,13 @@ func WithMemTableSize(n int64) Option { return func(c *config) { c.memTableSize 
 // WithClock sets the clock that stamps inbox entries with their received
 // time. Default: time.Now.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// KeepFormat makes Open leave an older store's format version as it is
+// instead of moving it to the current one (formatVersion), for a caller
+// that writes no engine records: meshd backup of a stopped node, whose
+// data directory and backup must stay readable by the meshd that wrote
+// them. Such a store must not be given an engine's batches (Apply).
+func KeepFormat() Option { return func(c *config) { c.keepFormat = true } }
 
 // Store is an open data directory. Its methods are safe for concurrent use;
 // writers (Apply, Ack) are serialized.
@@ -308,9 +319,10 @@ func syncDir(dir string) error {
 }
 
 // checkVersion checks the store's format version and writes the current
-// one over an older one it reads (see formatVersion). Open syncs it before
-// anything of the newer format is written.
-func checkVersion(txn *badger.Txn) error {
+// one over an older one it reads (see formatVersion), unless keep
+// (KeepFormat). Open syncs it before anything of the newer format is
+// written.
+func checkVersion(txn *badger.Txn, keep bool) error {
 	v, err := getValue(txn, keyVersion)
 	switch {
 	case errors.Is(err, badger.ErrKeyNotFound):
@@ -318,7 +330,7 @@ func checkVersion(txn *badger.Txn) error {
 		return fmt.Errorf("store: read version: %w", err)
 	case len(v) != 1 || v[0] < formatVersionV1 || v[0] > formatVersion:
 		return fmt.Errorf("%w: %x (this meshd reads versions %d to %d)", ErrVersion, v, formatVersionV1, formatVersion)
-	case v[0] == formatVersion:
+	case v[0] == formatVersion || keep:
 		return nil
 	}
 	return txn.Set([]byte(keyVersion), []byte{formatVersion})
@@ -327,7 +339,7 @@ func checkVersion(txn *badger.Txn) error {
 // load checks the format version and reads the inbox counter and size.
 func (s *Store) load() error {
 	return s.db.Update(func(txn *badger.Txn) error {
-		if err := checkVersion(txn); err != nil {
+		if err := checkVersion(txn, s.cfg.keepFormat); err != nil {
 			return err
 		}
 		v, err := getValue(txn, keyInboxSeq)
