@@ -212,6 +212,9 @@ type Store struct {
 //     finds nothing to rewrite.
 //   - NumCompactors 2, NumGoroutines 2 (defaults 4 and 8): a Pi has four
 //     small cores and the write rate is modest.
+//   - BlockSize 16 KiB (default 4 KiB): fewer blocks per table to build
+//     and index (docs/performance.md, "Session 15"); a read from a table
+//     touches a 16 KiB block.
 //   - DetectConflicts off: the store serializes its writers itself.
 //   - MetricsEnabled off: badger's expvar metrics are not exported; Stats
 //     reports what the daemon needs.
@@ -227,6 +230,7 @@ func badgerOptions(dir string, c *config) badger.Options {
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
+		WithBlockSize(16 << 10).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
 		WithLogger(slogLogger{c.logger})
