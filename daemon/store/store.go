@@ -219,10 +219,10 @@ type Store struct {
 //     half as often: with the block size below, about a fifth less CPU
 //     for the store and badger per delivered message once the database
 //     holds a few hundred MB. The cost: deletes wait in level 0 longer
-//     (a custody workload's peak size on disk 98 -> 146 MiB), a level-0
-//     compaction needs up to twice the free space, and a read checks up
-//     to ten level-0 tables' Bloom filters (docs/performance.md,
-//     "Session 15").
+//     (a custody workload's peak size on disk 85-105 -> 128-146 MiB), a
+//     level-0 compaction needs up to twice the free space, and a read
+//     checks up to ten level-0 tables' Bloom filters
+//     (docs/performance.md, "Session 15").
 //   - BlockSize 16 KiB (default 4 KiB): fewer blocks per table to build
 //     and index (docs/performance.md, "Session 15"); a read from a table
 //     touches a 16 KiB block.
