@@ -221,7 +221,7 @@ type Store struct {
 //     holds a few hundred MB. The cost: deletes wait in level 0 longer
 //     (a custody workload's peak size on disk 85-105 -> 128-146 MiB), a
 //     level-0 compaction needs up to twice the free space, and a read
-//     checks up to ten level-0 tables' Bloom filters
+//     checks twice as many level-0 tables' Bloom filters
 //     (docs/performance.md, "Session 15").
 //   - BlockSize 16 KiB (default 4 KiB): fewer blocks per table to build
 //     and index (docs/performance.md, "Session 15"); a read from a table
