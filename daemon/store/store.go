@@ -212,17 +212,6 @@ type Store struct {
 //     finds nothing to rewrite.
 //   - NumCompactors 2, NumGoroutines 2 (defaults 4 and 8): a Pi has four
 //     small cores and the write rate is modest.
-//   - NumLevelZeroTables 10, NumLevelZeroTablesStall 20 (defaults 5 and
-//     15): level 0 is compacted into the next level half as often, each
-//     time with twice the tables, so the next level's tables (which the
-//     random keys of delivered records overlap entirely) are rewritten
-//     half as often: with the block size below, about a fifth less CPU
-//     for the store and badger per delivered message once the database
-//     holds a few hundred MB. The cost: deletes wait in level 0 longer
-//     (a custody workload's peak size on disk 85-105 -> 128-146 MiB), a
-//     level-0 compaction needs up to twice the free space, and a read
-//     checks twice as many level-0 tables' Bloom filters
-//     (docs/performance.md, "Session 15").
 //   - BlockSize 16 KiB (default 4 KiB): fewer blocks per table to build
 //     and index (docs/performance.md, "Session 15"); a read from a table
 //     touches a 16 KiB block.
@@ -241,8 +230,6 @@ func badgerOptions(dir string, c *config) badger.Options {
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
-		WithNumLevelZeroTables(10).
-		WithNumLevelZeroTablesStall(20).
 		WithBlockSize(16 << 10).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
