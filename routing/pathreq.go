@@ -316,7 +316,10 @@ func (e *Engine) rememberPathRequest(k uint64, pr protocol.PathRequest, back pat
 		}
 		return true
 	}
-	if p.back != back && !slices.Contains(p.more, back) {
+	// At most hop limit ways, as many as copies passed on while the
+	// request is remembered: an entry can outlive the request in the
+	// dedup space, and the copies taken after that start over.
+	if p.back != back && !slices.Contains(p.more, back) && len(p.more)+1 < int(pr.HopLimit) {
 		p.more = append(p.more, back)
 	}
 	p.expires = e.now.Add(pathReqTTL)
