@@ -100,3 +100,43 @@ func TestAttackPathRequestWaysBackBound(t *testing.T) {
 		t.Fatalf("%d requests limited: the test should run within the rates", c.PathRequestsLimited)
 	}
 }
+
+// TestPathRequestOwnEchoed: the node's own request, echoed back by a
+// neighbour with any hop count (0 too, as if from a requester of its
+// own), is a duplicate: never passed on or answered by the node.
+func TestPathRequestOwnEchoed(t *testing.T) {
+	e := attackEngine(t)
+	sender, err := protocol.NewIdentity(rand.NewChaCha8([32]byte{3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := attackEpoch.Add(time.Minute)
+	var dest Address
+	dest[0] = 0x42
+	_ = e.Step(now, FrameReceived{Link: 1, Frame: signedEnvelope(t, sender, 1, dest, now)})
+	var own []byte
+	for _, tx := range e.Ready().Transmits {
+		if k, err := protocol.PeekKind(tx.Frame); err == nil && k == protocol.KindPathRequest {
+			own = tx.Frame
+		}
+	}
+	e.Advance()
+	if own == nil {
+		t.Fatal("no own path request sent")
+	}
+	pr, err := protocol.ParsePathRequest(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for count := uint8(0); count <= pr.HopLimit; count++ {
+		now = now.Add(time.Second)
+		pr.HopCount = count
+		dups := e.Counters().Duplicates
+		_ = e.Step(now, FrameReceived{Link: 2, Frame: pr.AppendTo(nil)})
+		per := map[LinkID]int{}
+		if n := pathRequestsOut(e.Ready(), per); n != 0 || e.Counters().Duplicates != dups+1 {
+			t.Fatalf("own request echoed with hop count %d: passed on %v, duplicates %d -> %d", count, per, dups, e.Counters().Duplicates)
+		}
+		e.Advance()
+	}
+}
