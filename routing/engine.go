@@ -101,7 +101,7 @@ type pathOrigin struct {
 	hasSeq bool
 	seq    uint32
 	back   pathBack
-	more   []pathBack // at most the hop limit
+	more   []pathBack // with back, at most the hop limit
 }
 
 // pathBack is where one copy of a path request came from: its link, and

@@ -69,13 +69,6 @@ func (s *idSet) find(v uint64) (int, bool) {
 	}
 }
 
-// add records v and reports whether it was new; the oldest key goes when
-// the space is full.
-func (s *idSet) add(v uint64) bool {
-	added, _ := s.raise(v, 0, 1)
-	return added
-}
-
 // raise records v with tag if v is new (added), or raises v's tag to tag
 // if that is higher by at least margin (raised; a margin of 0 counts as
 // 1); otherwise it changes nothing. The oldest key goes when the space is

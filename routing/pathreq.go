@@ -77,8 +77,9 @@ func pathReqKey(pr protocol.PathRequest) uint64 {
 // come in on l, and reports whether it is the first copy (added) or has
 // more hops left than every copy taken before (again): on a shared link
 // at least two more (reforwardMargin). Every copy taken raises the hops
-// left, so a node takes one request at most hop limit + 1 times, and
-// passes it on at most hop limit times (never with no hops left).
+// left, so while the dedup space remembers a request a node takes it at
+// most hop limit + 1 times, and passes it on at most hop limit times
+// (never with no hops left).
 func (s *pathReqState) take(k uint64, left uint8, l *link) (added, again bool) {
 	margin := uint8(1)
 	if l != nil && l.info.Shared {
@@ -316,7 +317,10 @@ func (e *Engine) rememberPathRequest(k uint64, pr protocol.PathRequest, back pat
 		}
 		return true
 	}
-	if p.back != back && !slices.Contains(p.more, back) {
+	// At most hop limit ways, as many as copies passed on while the
+	// request is remembered: an entry can outlive the request in the
+	// dedup space, and the copies taken after that start over.
+	if p.back != back && !slices.Contains(p.more, back) && len(p.more)+1 < int(pr.HopLimit) {
 		p.more = append(p.more, back)
 	}
 	p.expires = e.now.Add(pathReqTTL)

@@ -152,3 +152,29 @@ func TestAttackPathRequestFresherAfter(t *testing.T) {
 		return pr
 	}, 25*time.Millisecond))
 }
+
+// TestAttackPathRequestFresherFirst pins what the rule does not stop (the
+// rushing attack, docs/routing.md): m races b a copy claiming more hops
+// left than the genuine one (hop count 0). b takes it and passes it on,
+// so the request loses no reach (c answers it), and then drops the
+// genuine copy, with fewer hops left, as a duplicate without remembering
+// its way: the answer goes back to m alone, and r gets no route. If this
+// test fails because r got the route, the limit is gone: update the docs.
+func TestAttackPathRequestFresherFirst(t *testing.T) {
+	n := squatNet(t, func(pr protocol.PathRequest) protocol.PathRequest {
+		pr.HopCount = 0
+		return pr
+	}, 0)
+	r, tt := n.node("r"), n.node("t")
+	n.send("r", "t", "hello")
+	n.run(30 * time.Second)
+	c := n.node("c").eng.Counters()
+	if c.PathRequestsIn == 0 || c.PathRequestsAnswer == 0 {
+		t.Fatalf("c took %d requests and answered %d: m's copy should keep the reach", c.PathRequestsIn, c.PathRequestsAnswer)
+	}
+	for _, rt := range r.eng.Routes() {
+		if rt.Dest == tt.id.Address() {
+			t.Fatalf("r got a route to t: the answer was not taken by m's copy")
+		}
+	}
+}
