@@ -47,8 +47,10 @@ func (e *Engine) send(in SendRequest) error {
 	}
 	id := r.id
 	if in.Dest == e.self {
+		// The body is copied, as on every other path: a caller may reuse
+		// its buffer before the Ready is carried out (TestSendRequestBodyReused).
 		e.rd.Deliveries = append(e.rd.Deliveries, Delivery{
-			ID: id, Type: in.Type, From: e.self, Sender: e.id.Compact(), Body: in.Body,
+			ID: id, Type: in.Type, From: e.self, Sender: e.id.Compact(), Body: append([]byte(nil), in.Body...),
 			Created: r.created, Expires: r.expires,
 		})
 		e.counters.Sent++

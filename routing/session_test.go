@@ -529,3 +529,35 @@ func TestSendRequestByPointer(t *testing.T) {
 	n.run(time.Minute)
 	checkInbox(t, to, want)
 }
+
+// TestSendRequestBodyReused: a caller that reuses one request reuses its
+// body's buffer too, rewriting it once Step returns, before the Ready is
+// carried out (a daemon keeps a Ready across its group commit while the
+// next Steps run). The engine keeps no alias of the body on any path: a
+// message to itself, over a session, sealed, awaiting a key.
+func TestSendRequestBodyReused(t *testing.T) {
+	n := sessionChain(t, 13, routing.LinkIP, 1)
+	from, to := n.node("n0"), n.node("n1")
+	req := &routing.SendRequest{}
+	buf := make([]byte, 64)
+	step := func(dest routing.Address, sealed bool, body string) {
+		*req = routing.SendRequest{Dest: dest, SealedSender: sealed, Body: buf[:copy(buf, body)]}
+		if err := from.eng.Step(n.now, req); err != nil {
+			t.Fatal(err)
+		}
+		for i := range buf {
+			buf[i] = '#'
+		}
+	}
+	step(to.id.Address(), true, "awaiting the key")
+	n.process(from)
+	n.run(time.Minute)
+	step(from.id.Address(), false, "to itself 1")
+	step(to.id.Address(), false, "over the session")
+	step(from.id.Address(), false, "to itself 2")
+	step(to.id.Address(), true, "sealed")
+	n.process(from)
+	n.run(time.Minute)
+	checkInbox(t, to, []string{"awaiting the key", "over the session", "sealed"})
+	checkInbox(t, from, []string{"to itself 1", "to itself 2"})
+}
