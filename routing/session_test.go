@@ -561,3 +561,34 @@ func TestSendRequestBodyReused(t *testing.T) {
 	checkInbox(t, to, []string{"awaiting the key", "over the session", "sealed"})
 	checkInbox(t, from, []string{"to itself 1", "to itself 2"})
 }
+
+// TestRestoredSessionMessagesLeaveSeenCache: session messages in custody
+// when the node restarts stay out of the seen cache, as when they were
+// sent (TestSessionMessagesLeaveSeenCache): their keys are never an
+// envelope's.
+func TestRestoredSessionMessagesLeaveSeenCache(t *testing.T) {
+	n := sessionChain(t, 14, routing.LinkIP, 1)
+	n.run(time.Minute)
+	n.send("n0", "n1", "warm up")
+	n.run(time.Minute)
+	n0 := n.node("n0")
+	n.drop = func(from *tnode, _ *tlink, _ routing.Transmit) bool { return from == n0 }
+	const k = 50
+	for i := range k {
+		n.send("n0", "n1", fmt.Sprintf("message %d", i))
+	}
+	n.run(time.Second)
+	if c := n0.eng.Counters(); c.SessionFramesOut < k {
+		t.Fatalf("%d session frames out, want %d", c.SessionFramesOut, k)
+	}
+	n.stop(n0)
+	n.start(n0)
+	if c := n0.eng.Counters(); c.CustodyCount < k || c.SeenEntries >= k {
+		t.Fatalf("restored %d custody records, seen cache %d entries", c.CustodyCount, c.SeenEntries)
+	}
+	n.drop = nil
+	n.run(time.Hour)
+	if got := len(n.node("n1").inbox); got != k+1 {
+		t.Fatalf("%d delivered, want %d", got, k+1)
+	}
+}
