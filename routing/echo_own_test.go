@@ -55,3 +55,45 @@ func TestAttackEchoOwnFrames(t *testing.T) {
 		t.Errorf("n0 has %d delivered events, want 3", got)
 	}
 }
+
+// TestAttackEchoOwnFallbackEnvelope: the same attack on a session
+// message gone on as an envelope (its recipient, of an older version,
+// never answers session inits): m sends a's envelope back to a as well as
+// on to b. a must not forward it as if it were another node's.
+func TestAttackEchoOwnFallbackEnvelope(t *testing.T) {
+	n := newTestNet(t, 22)
+	n.cfg = withSessions
+	a, _ := n.addNode("a"), n.addNode("m")
+	n.cfg = envelopes // an older version: no CapSessions3
+	b := n.addNode("b")
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "a", "m")
+	ma := n.links[0]
+	n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "m", "b")
+	n.run(time.Minute)
+	echoed := 0
+	n.drop = func(from *tnode, l *tlink, tx routing.Transmit) bool {
+		if from != a || len(tx.Frame) == 0 {
+			return false
+		}
+		switch protocol.Kind(tx.Frame[0]) {
+		case protocol.KindSessionInit:
+			return true // b would not answer
+		case protocol.KindEnvelope:
+			if echoed++; echoed <= 50 {
+				frame := append([]byte(nil), tx.Frame...)
+				n.push(&event{at: n.now.Add(time.Millisecond), node: a, in: routing.FrameReceived{Link: ma.id, Frame: frame}})
+			}
+		}
+		return false
+	}
+	n.send("a", "b", "one")
+	n.run(30 * time.Minute)
+	checkInbox(t, b, []string{"one"})
+	c := a.eng.Counters()
+	if c.SessionPeersFallback != 1 || echoed == 0 {
+		t.Fatalf("fallbacks %d, envelopes echoed %d", c.SessionPeersFallback, echoed)
+	}
+	if c.Forwarded != 0 {
+		t.Errorf("a forwarded %d of its own envelopes back out (%d echoed)", c.Forwarded, echoed)
+	}
+}
