@@ -127,6 +127,15 @@ func (e *Engine) handleEnvelope(l *link, raw []byte) error {
 		e.duplicate(l, key)
 		return nil
 	}
+	if r := e.custody.get(key); r != nil && r.origin {
+		// Our own envelope come back (a neighbour echoing it, a routing
+		// loop): we retry it ourselves, never as its forwarder. The seen
+		// cache above stops only those sealed at send, within the
+		// window, not those sealed later (once the recipient's key came,
+		// a session message gone on as an envelope): TestAttackEchoOwnFrames.
+		e.duplicate(l, key)
+		return nil
+	}
 	if err := e.verifyOnce(env, key, raw); err != nil {
 		return err
 	}

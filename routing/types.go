@@ -185,7 +185,8 @@ type LinkBudget struct {
 
 // SendRequest asks the engine to send an application message. Step takes
 // it by value or by pointer: a caller that reuses one request boxes
-// nothing per message. The engine keeps no pointer to it.
+// nothing per message. The engine keeps no pointer to it, nor to its
+// body: the caller may rewrite both once Step returns.
 type SendRequest struct {
 	// Ref is the caller's reference; events about this message carry it.
 	Ref  uint64
