@@ -211,3 +211,34 @@ func TestClosePendingCalls(t *testing.T) {
 		t.Fatalf("call after Close: %v", err)
 	}
 }
+
+// TestCloseDuringRequestWrite: a call registered whose request is still
+// being written when the client closes (here the server never reads, so
+// the write waits) fails with ErrClientClosed, like every other pending
+// call, not with the write's error on the closed connection
+// (TestClosePendingCalls failed so now and then).
+func TestCloseDuringRequestWrite(t *testing.T) {
+	srv, cli := net.Pipe()
+	defer srv.Close()
+	c := newClient(newLineChannel(cli, 0))
+	errs := make(chan error, 1)
+	go func() {
+		_, err := c.Info(context.Background())
+		errs <- err
+	}()
+	for {
+		c.rpc.mu.Lock()
+		n := len(c.rpc.pending)
+		c.rpc.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; !errors.Is(err, ErrClientClosed) {
+		t.Fatalf("call whose request was being written: %v, want ErrClientClosed", err)
+	}
+}

@@ -155,8 +155,7 @@ func (r *rpcClient) call(ctx context.Context, method string, params any) (json.R
 		r.sendMu.Unlock()
 	}
 	if err != nil {
-		r.take(id)
-		return nil, err
+		return nil, r.sendFailed(id, ch, err)
 	}
 	select {
 	case a := <-ch:
@@ -168,6 +167,23 @@ func (r *rpcClient) call(ctx context.Context, method string, params any) (json.R
 		return a.result, a.err
 	}
 	return nil, ctx.Err()
+}
+
+// sendFailed ends call id whose request could not be written (err). A
+// client closed meanwhile fails the call with ErrClientClosed, as stop
+// fails the calls pending, whatever error the closed connection's write
+// gave (net.Pipe's is none that clientError knows).
+func (r *rpcClient) sendFailed(id uint64, ch chan answer, err error) error {
+	if r.take(id) == nil {
+		return (<-ch).err // stop answered it
+	}
+	r.mu.Lock()
+	closing := r.closing
+	r.mu.Unlock()
+	if closing {
+		return fmt.Errorf("%w: %v", ErrClientClosed, err)
+	}
+	return err
 }
 
 // register allots the next call id, unless the connection ended.

@@ -271,7 +271,7 @@ func toolsMethods() []MethodSpec {
 				return out, err
 			}),
 		define(MethodMsgStatus, "Say what became of a sent message.",
-			"While the message is in custody its outbox state; afterwards `delivered`, `expired` or `cancelled`, remembered for a day (at most 10,000 messages) and not across restarts. An unknown ID is -32006.",
+			"While the message is in custody its outbox state; afterwards `delivered`, `expired` or `cancelled`, remembered for a day (the last 10,000 finished messages at least, 20,000 at most) and not across restarts. An unknown ID is -32006.",
 			errsNotFound,
 			func(ctx context.Context, env *callEnv, p *MsgIDParams) (MsgStatus, error) {
 				if _, err := ParseMessageID(p.ID); err != nil {
