@@ -47,6 +47,9 @@ type link struct {
 	sealedRate tokenBucket
 	// floodBytes is what its pending rebroadcasts hold (flood.go).
 	floodBytes int
+	// ackBytes are the envelopes sent on it that wait for their hop ack
+	// and are neither queued nor handed (queuebudget.go).
+	ackBytes int
 	// sessionRate limits the session inits it brings (session.go).
 	sessionRate tokenBucket
 	// sending lists what a windowed link was handed and has not reported
@@ -87,6 +90,9 @@ type ackWait struct {
 	deadline time.Time // zero until the frame is handed to the link (windowed: until sent)
 	handed   bool      // handed to a windowed link, waiting for its TxDone
 	from     owner     // whose envelope it is (quota.go)
+	// held is what the queue budget counts for it: its frame's length
+	// while it is neither queued nor handed (deadline set), else zero.
+	held int
 }
 
 // pathOrigin remembers where a forwarded path request came from, so the
@@ -218,9 +224,9 @@ type Engine struct {
 	// frag names fragment groups after their frame (fragrepair.go).
 	frag fragMAC
 
-	// held is what the node holds for its links, in bytes: their queues
-	// and what windowed links were handed and have not reported done
-	// (queuebudget.go).
+	// held is what the node holds for its links, in bytes: their queues,
+	// what windowed links were handed and have not reported done, and the
+	// envelopes sent that wait for a hop ack (queuebudget.go).
 	held int
 	// shedScratch lists the links to shed from (shedOverBudget).
 	shedScratch []*link
@@ -717,7 +723,7 @@ func (e *Engine) linkDown(id LinkID) error {
 		// An earlier key's failure may have sent its envelope on at
 		// once and displaced this one from another link's queue.
 		if w, ok := e.hopAcks[id]; ok && w.link == l.info.ID {
-			delete(e.hopAcks, id)
+			e.dropWait(id)
 			e.ackFailed(id, w)
 		}
 	}
@@ -793,7 +799,7 @@ func (e *Engine) drainQueue(l *link) {
 					w.handed = true
 					h.key, h.size, h.ack = it.release, len(it.frame), true
 				} else {
-					w.deadline = e.now.Add(e.ackTimeout(l, len(it.frame)))
+					e.awaitAck(w, e.now.Add(e.ackTimeout(l, len(it.frame))))
 				}
 			} else if l.info.Kind != LinkLoRa && !l.info.HopAcks {
 				e.post = append(e.post, it.release)
@@ -819,7 +825,7 @@ func (e *Engine) sent(l *link, n int) {
 		}
 		if w := e.hopAcks[h.key]; h.ack && w != nil && w.link == l.info.ID && w.handed {
 			w.handed = false
-			w.deadline = e.now.Add(e.ackTimeout(l, h.size))
+			e.awaitAck(w, e.now.Add(e.ackTimeout(l, h.size)))
 		}
 		l.sending[0] = handedItem{}
 		l.sending = l.sending[1:]

@@ -120,3 +120,88 @@ func TestAttackGossipHopCountRace(t *testing.T) {
 		t.Errorf("the bridge relayed the gossip frame on %d mesh links, want 1", sent)
 	}
 }
+
+// TestFloodPendingBoundedManyNeighbours: the bound on pending rebroadcasts
+// is per radio, not per neighbour: sixteen TCP neighbours and gossip that
+// send channel frames this node cannot authenticate, with time passing
+// (some rebroadcasts go out, room comes back), leave at most each radio's
+// queue bound (or one frame, when a single frame is larger) pending on it,
+// and the count each radio keeps is what its pending rebroadcasts hold.
+// These frames are not in the queue budget (they are not queued yet): this
+// is their bound (operations.md section 17).
+func TestFloodPendingBoundedManyNeighbours(t *testing.T) {
+	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	rnd := rand.NewChaCha8([32]byte{161})
+	id, err := protocol.NewIdentity(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Identity: id, Rand: rnd, AnnounceInterval: 24 * time.Hour}, start, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := start.Add(time.Second)
+	step := func(in Input) {
+		_ = e.Step(now, in)
+		for e.HasReady() {
+			e.Ready()
+			e.Advance()
+		}
+	}
+	const neighbours, maxSize = 16, 4096
+	radios := []LinkID{100, 101}
+	for i := range neighbours {
+		step(LinkUp{Link: LinkInfo{ID: LinkID(i + 1), Kind: LinkTCP, Bitrate: 1e8}})
+	}
+	for _, r := range radios {
+		step(LinkUp{Link: LinkInfo{ID: r, Kind: LinkLoRa, Bitrate: 1760}}) // no window: it takes what it is given
+	}
+	largest, maxPending := 0, 0
+	for i := range 3000 {
+		key, err := protocol.NewChannelKey(rnd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := protocol.SealChannel(rnd, key, 5, now, make([]byte, 100+i*37%maxSize), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		largest = max(largest, len(f))
+		if n := i % (neighbours + 1); n < neighbours {
+			step(FrameReceived{Link: LinkID(n + 1), Frame: f})
+		} else {
+			step(GossipReceived{Frame: f})
+		}
+		if i%50 == 49 {
+			now = now.Add(20 * time.Second)
+			e.Tick(now)
+			for e.HasReady() {
+				e.Ready()
+				e.Advance()
+			}
+		}
+		pending := map[LinkID]int{}
+		for _, ps := range e.floods {
+			for _, p := range ps {
+				pending[p.link] += len(p.frame)
+			}
+		}
+		total := 0
+		for _, r := range radios {
+			l := e.links[r]
+			if pending[r] != l.floodBytes {
+				t.Fatalf("radio %d counts %d bytes of pending rebroadcasts, holds %d", r, l.floodBytes, pending[r])
+			}
+			if pending[r] > max(l.queue.limit, largest) {
+				t.Fatalf("%d bytes of rebroadcasts pending on radio %d, whose queue holds %d", pending[r], r, l.queue.limit)
+			}
+			total += pending[r]
+		}
+		maxPending = max(maxPending, total)
+	}
+	t.Logf("at most %d bytes of rebroadcasts pending on %d radios (%d dropped, %d relayed)",
+		maxPending, len(radios), e.counters.FloodRelayDropped, e.counters.FloodRelayed)
+	if e.counters.FloodRelayDropped == 0 {
+		t.Fatal("no rebroadcast dropped: the bound was never reached")
+	}
+}

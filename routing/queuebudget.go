@@ -3,6 +3,7 @@ package routing
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -13,7 +14,12 @@ import (
 // 128 neighbours that each take a frame now and then hold about 1 GiB
 // (4 MiB queued here, 4 MiB in the link's send queue). Config.QueueBudget
 // bounds the sum, Engine.held, which counts both (queue bytes, and bytes
-// handed to a windowed link until its TxDone).
+// handed to a windowed link until its TxDone), and the envelopes sent on a
+// hop-ack link that wait for their ack, from TxDone (or, without a window,
+// from the hand-off) until the ack, a retransmission (queued again) or the
+// last timeout: a neighbour that takes every frame at once and never
+// acknowledges would otherwise make the node keep whatever is sent to it,
+// for the ack timeout and its retries (seconds), counted nowhere.
 //
 // Within the budget nothing changes. A frame that would take the node past
 // it is tight: its link may then hold no more than its share, the budget
@@ -52,7 +58,7 @@ func (e *Engine) enqueue(l *link, it qitem) bool {
 	limit := l.queue.limit
 	tight := e.held+len(it.frame) > e.cfg.QueueBudget
 	if tight {
-		room := max(e.queueShare()-l.inflightBytes, 0)
+		room := max(e.queueShare()-l.handedBytes(), 0)
 		if it.pri == PriControl {
 			room += controlRoom
 		}
@@ -80,8 +86,50 @@ func (e *Engine) queueShare() int {
 	return max(e.cfg.QueueBudget/max(len(e.linkList), 1), queueShareFloor)
 }
 
-// holds is what the node holds for l: its queue and its window.
-func (l *link) holds() int { return l.queue.bytes + l.inflightBytes }
+// holds is what the node holds for l: its queue, its window and the
+// envelopes that wait for l's hop acks.
+func (l *link) holds() int { return l.queue.bytes + l.handedBytes() }
+
+// handedBytes is what l was handed that the node still holds: its window,
+// and the envelopes sent that wait for their hop acks. Neither can be
+// taken back to make room.
+func (l *link) handedBytes() int { return l.inflightBytes + l.ackBytes }
+
+// awaitAck starts (or restarts) w's hop-ack timeout: its envelope is
+// neither queued nor handed now, and the node holds it for w's link until
+// the ack, a retransmission or the last timeout (unholdAck).
+func (e *Engine) awaitAck(w *ackWait, deadline time.Time) {
+	w.deadline = deadline
+	if w.held > 0 {
+		return
+	}
+	if l := e.links[w.link]; l != nil {
+		w.held = len(w.frame)
+		l.ackBytes += w.held
+		e.held += w.held
+	}
+}
+
+// unholdAck stops counting w's envelope: it is queued again, or no longer
+// waits.
+func (e *Engine) unholdAck(w *ackWait) {
+	if w.held == 0 {
+		return
+	}
+	if l := e.links[w.link]; l != nil {
+		l.ackBytes -= w.held
+	}
+	e.held -= w.held
+	w.held = 0
+}
+
+// dropWait forgets the hop-ack wait of key, if there is one.
+func (e *Engine) dropWait(key envKey) {
+	if w := e.hopAcks[key]; w != nil {
+		e.unholdAck(w)
+		delete(e.hopAcks, key)
+	}
+}
 
 // shedOverBudget drops queued frames of priority pri or below from the
 // links over their share, those that hold the most first, until the node

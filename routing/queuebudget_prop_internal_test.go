@@ -46,11 +46,22 @@ func (m *budgetModel) run() {
 	}
 }
 
-// check recomputes what the engine holds for its links from its queues
-// and windows, and compares it with the engine's running count.
+// check recomputes what the engine holds for its links from its queues,
+// windows and hop-ack waits, and compares it with the engine's running
+// count.
 func (m *budgetModel) check(t *rapid.T) {
 	sum := 0
+	acks := map[LinkID]int{}
+	for _, w := range m.e.hopAcks {
+		if !w.deadline.IsZero() { // sent, neither queued nor handed
+			acks[w.link] += len(w.frame)
+			sum += len(w.frame)
+		}
+	}
 	for id, l := range m.e.links {
+		if acks[id] != l.ackBytes {
+			t.Fatalf("link %d: hop-ack waits count %d bytes, hold %d", id, l.ackBytes, acks[id])
+		}
 		q := 0
 		for _, p := range l.queue.q {
 			for _, it := range p {
@@ -130,7 +141,7 @@ func (m *budgetModel) flush(t *rapid.T) {
 // whatever the traffic (envelopes forwarded whole or in fragments, hop
 // acks, custody retries, frames shed for a small budget), the engine's
 // count of what it holds for its links (Engine.held) is the sum of its
-// queues and windows, never negative; and once every link has taken
+// queues, windows and hop-ack waits, never negative; and once every link has taken
 // everything, or gone down, it is zero: nothing leaks that would leave
 // the budget full for ever.
 func TestQueueBudgetAccountingProperty(t *testing.T) {
@@ -214,7 +225,7 @@ func TestQueueBudgetAccountingProperty(t *testing.T) {
 		if m.e.held != 0 {
 			var desc string
 			for id, l := range m.e.links {
-				desc += fmt.Sprintf(" link %d: %d queued, %d in flight (window %d);", id, l.queue.bytes, l.inflightBytes, l.info.Window)
+				desc += fmt.Sprintf(" link %d: %d queued, %d in flight (window %d), %d awaiting hop acks;", id, l.queue.bytes, l.inflightBytes, l.info.Window, l.ackBytes)
 			}
 			t.Fatalf("every link took everything, and the engine still holds %d bytes for them:%s", m.e.held, desc)
 		}

@@ -413,3 +413,30 @@ func TestQueueBudgetHopAckToBusyLink(t *testing.T) {
 		t.Errorf("%d frames handed to the busy neighbour, want its hop ack", got)
 	}
 }
+
+// TestQueueBudgetRefusedCountedOnce: an envelope forwarded to a link over
+// its share while the budget is tight is refused once, counted once in
+// QueueBudgetDrops, and kept in custody. Before, custody tried it again
+// at once on the same queue, which refused it again, and every such
+// envelope counted two frames refused for the budget.
+func TestQueueBudgetRefusedCountedOnce(t *testing.T) {
+	const size, budget, more = 32 << 10, 1 << 20, 5
+	n := newBudgetNet(t, 1, routing.Config{QueueBudget: budget})
+	for range budget/size + 8 { // the slow link takes nothing: tight
+		n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(0), size)})
+	}
+	before, handed := n.eng.Counters(), n.handed[budgetFirstSlow]
+	if before.QueueBudgetDrops == 0 {
+		t.Fatalf("held %d bytes, budget %d: nothing refused yet", before.QueueHeldBytes, budget)
+	}
+	for range more {
+		n.step(routing.FrameReceived{Link: budgetAttackLink, Frame: n.envelope(slowPeer(0), size)})
+	}
+	after := n.eng.Counters()
+	if got := after.QueueBudgetDrops - before.QueueBudgetDrops; got != more {
+		t.Errorf("%d envelopes refused, %d counted in QueueBudgetDrops", more, got)
+	}
+	if got := after.CustodyCount - before.CustodyCount; got != more || n.handed[budgetFirstSlow] != handed {
+		t.Errorf("%d of %d refused envelopes in custody, %d handed", got, more, n.handed[budgetFirstSlow]-handed)
+	}
+}

@@ -305,7 +305,7 @@ func (e *Engine) queueDropped(l *link, dropped []qitem) {
 			continue
 		}
 		if w := e.hopAcks[it.release]; w != nil && w.link == l.info.ID && w.deadline.IsZero() && !w.handed {
-			delete(e.hopAcks, it.release)
+			e.dropWait(it.release)
 		}
 		if r := e.custody.get(it.release); r != nil && r.nextTry.IsZero() {
 			e.backoff(r)

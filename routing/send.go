@@ -276,6 +276,13 @@ func (e *Engine) attempt(r *custodyRec) SendStatus {
 			e.counters.QueueDeferred++
 		}
 	}
+	return e.awaitRoute(r, d)
+}
+
+// awaitRoute is what becomes of a record attempt could not send (d is its
+// destination's entry, if any): it asks for a route, is offered to a
+// mailbox after enough attempts, and waits for its next retry.
+func (e *Engine) awaitRoute(r *custodyRec, d *destEntry) SendStatus {
 	if d == nil {
 		d = e.table.entry(r.dest, MetricInfinite)
 	}
@@ -334,12 +341,8 @@ func (e *Engine) transmitEnvelope(l *link, via Address, raw []byte, dest Address
 // takes custody of it. from is the neighbour it came from, whose share of
 // queues and custody it is charged to.
 func (e *Engine) forward(env *protocol.Envelope, key envKey, raw []byte, from owner) {
-	if e.route(env, key, raw, from) {
+	if e.routeOrKeep(env, key, raw, from) {
 		e.counters.Forwarded++
-		return
-	}
-	if err := e.takeCustody(env, key, raw, from); err != nil {
-		e.counters.CustodyRefused++
 	}
 }
 
@@ -347,24 +350,81 @@ func (e *Engine) forward(env *protocol.Envelope, key envKey, raw []byte, from ow
 // custody control) like forward, without counting it as forwarded (a sealed
 // receipt has no sender block to tell it from others' envelopes).
 func (e *Engine) sendOwnRaw(env *protocol.Envelope, key envKey, raw []byte) {
-	if e.route(env, key, raw, owner{}) {
-		return
+	e.routeOrKeep(env, key, raw, owner{})
+}
+
+// routeOrKeep queues an envelope for its next hop, or takes custody of it,
+// and reports whether it was queued.
+func (e *Engine) routeOrKeep(env *protocol.Envelope, key envKey, raw []byte, from owner) bool {
+	var err error
+	switch e.routeWhy(env, key, raw, from) {
+	case routeQueued:
+		return true
+	case routeRefused:
+		err = e.keepRefused(env, key, raw, from)
+	default:
+		err = e.takeCustody(env, key, raw, from)
 	}
-	if err := e.takeCustody(env, key, raw, owner{}); err != nil {
+	if err != nil {
 		e.counters.CustodyRefused++
 	}
+	return false
 }
 
 // route queues an envelope for its selected next hop, if there is one.
 func (e *Engine) route(env *protocol.Envelope, key envKey, raw []byte, from owner) bool {
+	return e.routeWhy(env, key, raw, from) == routeQueued
+}
+
+// routeResult is what routeWhy did with an envelope.
+type routeResult int
+
+const (
+	routeNone    routeResult = iota // no next hop
+	routeQueued                     // queued for its next hop
+	routeRefused                    // its next hop's queue refused it
+)
+
+// routeWhy queues an envelope for its selected next hop, if there is one,
+// and says whether it was queued, refused by that hop's queue, or had no
+// next hop.
+func (e *Engine) routeWhy(env *protocol.Envelope, key envKey, raw []byte, from owner) routeResult {
 	if d := e.table.get(env.Dest); d != nil {
 		if c, ok := d.route(); ok {
-			if l := e.links[c.link]; l != nil && e.transmitEnvelope(l, c.via, raw, env.Dest, key, from) {
-				return true
+			if l := e.links[c.link]; l != nil {
+				if e.transmitEnvelope(l, c.via, raw, env.Dest, key, from) {
+					return routeQueued
+				}
+				return routeRefused
 			}
 		}
 	}
-	return false
+	return routeNone
+}
+
+// keepRefused takes custody of an envelope its next hop's queue refused,
+// as takeCustody does, but without sending it again at once unless the
+// record may displace more than the frame just refused: the same queue, in
+// the same state, would refuse it again, and a refusal for the queue
+// budget would be counted twice (QueueBudgetDrops). It waits for a route
+// change or its first retry, as a record whose attempt was refused does.
+func (e *Engine) keepRefused(env *protocol.Envelope, key envKey, raw []byte, from owner) error {
+	if e.custody.get(key) != nil {
+		return nil
+	}
+	r, err := e.admitCustody(env, key, raw, from)
+	if err != nil {
+		return err
+	}
+	if from.fwd && !e.custody.ownerOf(r).fwd {
+		// The node's own envelope come back from a neighbour: as its
+		// own it displaces what a neighbour's frame may not.
+		e.attempt(r)
+		return nil
+	}
+	e.counters.QueueDeferred++
+	e.awaitRoute(r, e.table.get(r.dest))
+	return nil
 }
 
 // takeCustody keeps an envelope for an unreachable destination, within the
@@ -405,7 +465,7 @@ func (e *Engine) admitCustody(env *protocol.Envelope, key envKey, raw []byte, fr
 func (e *Engine) dropCustody(r *custodyRec) {
 	e.custody.remove(r.key)
 	e.del(custodyKey(r.key))
-	delete(e.hopAcks, r.key)
+	e.dropWait(r.key)
 }
 
 // tickCustody retries and expires custody records that are due.
@@ -518,7 +578,7 @@ func (e *Engine) hopAcked(l *link, key envKey) {
 	if w, ok := e.hopAcks[key]; !ok || w.link != l.info.ID {
 		return
 	}
-	delete(e.hopAcks, key)
+	e.dropWait(key)
 	if r := e.custody.get(key); r != nil && !r.origin && !r.keepsCopy() {
 		e.dropCustody(r)
 		e.counters.CustodyReleased++
@@ -539,12 +599,13 @@ func (e *Engine) tickHopAcks() {
 		}
 		l := e.links[w.link]
 		if l == nil || w.tries >= e.cfg.HopAckRetries {
-			delete(e.hopAcks, key)
+			e.dropWait(key)
 			e.counters.RetransmitFailed++
 			e.ackFailed(key, w)
 			continue
 		}
 		w.tries++
+		e.unholdAck(w) // queued again: the queue holds it
 		w.deadline = time.Time{}
 		// Still the neighbour's frame (w.from): it takes only its share
 		// and does not displace other neighbours' envelopes as ours would.
@@ -552,7 +613,7 @@ func (e *Engine) tickHopAcks() {
 			// Refused: try again after another timeout rather than wait
 			// with no deadline for ever.
 			e.counters.QueueDrops++
-			w.deadline = e.now.Add(e.ackTimeout(l, len(w.frame)))
+			e.awaitAck(w, e.now.Add(e.ackTimeout(l, len(w.frame))))
 			continue
 		}
 		e.counters.Retransmits++
