@@ -177,8 +177,9 @@ type LimitsConfig struct {
 	// variable (for example GOMEMLIMIT=off) takes precedence.
 	MemoryLimit int64 `toml:"memory_limit"`
 	// QueueBudget bounds, in bytes, the frames the node holds for all its
-	// links together: the routing engine's queues and the link send
-	// queues it filled (routing.Config.QueueBudget). Past it a link holds
+	// links together: the routing engine's queues, the link send queues
+	// it filled, and the messages sent that wait for a hop ack
+	// (routing.Config.QueueBudget). Past it a link holds
 	// no more than its share, and the links that hold the most (slow
 	// readers) lose frames first; custody sends its messages again.
 	QueueBudget int `toml:"queue_budget"`

@@ -106,8 +106,9 @@ type Config struct {
 	SealedSenderRate, SealedSenderBurst int
 	// QueueBudget bounds, in bytes, what the node holds for all its links
 	// together: the frames waiting in their queues (each bounded by
-	// LinkInfo.QueueBytes) and those handed to windowed links and not yet
-	// reported done (default 32 MiB). Past it, a link gets no more than
+	// LinkInfo.QueueBytes), those handed to windowed links and not yet
+	// reported done, and the envelopes sent that wait for a hop ack
+	// (default 32 MiB). Past it, a link gets no more than
 	// an even share of it (at least 256 KiB), and the links that hold the
 	// most lose their newest, least urgent frames first
 	// (queuebudget.go).

@@ -168,7 +168,8 @@ type Counters struct {
 	QueuedFrames uint64
 	QueuedBytes  uint64
 	// QueueHeldBytes is what the queue budget counts (Config.QueueBudget):
-	// QueuedBytes and the bytes handed to windowed links not yet done.
+	// QueuedBytes, the bytes handed to windowed links not yet done, and
+	// the envelopes sent that wait for a hop ack.
 	QueueHeldBytes uint64
 
 	// PathRequestsPending (a gauge) are forwarded path requests waiting for
