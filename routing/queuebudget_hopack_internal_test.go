@@ -33,17 +33,11 @@ func heldForLinks(e *Engine) int {
 	return sum
 }
 
-// TestAttackHopAckWaitsPastBudget: a neighbour that takes every frame at
-// once (its writer keeps up) but never sends a hop ack makes this node keep
-// every envelope forwarded to it for the ack's timeout and its retries
-// (about 2 s each on a fast link). Another neighbour (or the same one:
-// any node can address envelopes to it) sends it envelopes as fast as its
-// link goes. What the node holds for its links must stay within the queue
-// budget and a share per link, as for frames it queues or hands to a slow
-// link (operations.md section 17). Before, the waiting envelopes were
-// counted nowhere: 8 MiB sent in a moment were all held under a budget of
-// 1 MiB (32 MiB a second per neighbour at the daemon's peer_byte_rate).
-func TestAttackHopAckWaitsPastBudget(t *testing.T) {
+// hopAckSink forwards count envelopes of size bytes from one neighbour to
+// another, both on windowed hop-ack links that take every frame at once,
+// under a queue budget of budget bytes; the sink acknowledges them if
+// acks. It returns the engine and the most it held for its links.
+func hopAckSink(t *testing.T, budget, size, count int, acks bool) (*Engine, int) {
 	rng := rand.NewChaCha8([32]byte{160})
 	id, err := protocol.NewIdentity(rng)
 	if err != nil {
@@ -53,7 +47,6 @@ func TestAttackHopAckWaitsPastBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const budget, size, count = 1 << 20, 32 << 10, 256
 	now := budgetEpoch
 	e, err := New(Config{Identity: id, Rand: rng, AnnounceInterval: 24 * time.Hour, QueueBudget: budget}, now, nil)
 	if err != nil {
@@ -61,28 +54,33 @@ func TestAttackHopAckWaitsPastBudget(t *testing.T) {
 	}
 	const from, sink LinkID = 1, 2
 	sinkPeer := Address{0xe0}
+	stepNow := func(in Input) {
+		if err := e.Step(now, in); err != nil {
+			t.Fatal(err)
+		}
+	}
 	run := func() { // every link takes what it is handed at once
 		for e.HasReady() {
 			k := map[LinkID]int{}
+			var acked [][]byte
 			for _, tx := range e.Ready().Transmits {
 				k[tx.Link]++
+				if env, err := protocol.ParseEnvelope(tx.Frame); acks && tx.Link == sink && err == nil {
+					acked = append(acked, protocol.AppendHopAck(nil, protocol.MessageID(env.Key())))
+				}
 			}
 			e.Advance()
 			for _, l := range []LinkID{from, sink} {
 				if k[l] > 0 {
-					if err := e.Step(now, TxDone{Link: l, Frames: k[l]}); err != nil {
-						t.Fatal(err)
-					}
+					stepNow(TxDone{Link: l, Frames: k[l]})
 				}
+			}
+			for _, a := range acked {
+				stepNow(FrameReceived{Link: sink, Frame: a})
 			}
 		}
 	}
-	step := func(in Input) {
-		if err := e.Step(now, in); err != nil {
-			t.Fatal(err)
-		}
-		run()
-	}
+	step := func(in Input) { stepNow(in); run() }
 	for l, peer := range map[LinkID]Address{from: src.Address(), sink: sinkPeer} {
 		step(LinkUp{Link: LinkInfo{ID: l, Kind: LinkIP, Peer: peer, Window: 256, WindowBytes: 4 << 20, HopAcks: true}})
 	}
@@ -103,6 +101,22 @@ func TestAttackHopAckWaitsPastBudget(t *testing.T) {
 		step(FrameReceived{Link: from, Frame: raw})
 		maxHeld = max(maxHeld, heldForLinks(e))
 	}
+	return e, maxHeld
+}
+
+// TestAttackHopAckWaitsPastBudget: a neighbour that takes every frame at
+// once (its writer keeps up) but never sends a hop ack makes this node keep
+// every envelope forwarded to it for the ack's timeout and its retries
+// (about 2 s each on a fast link). Another neighbour (or the same one:
+// any node can address envelopes to it) sends it envelopes as fast as its
+// link goes. What the node holds for its links must stay within the queue
+// budget and a share per link, as for frames it queues or hands to a slow
+// link (operations.md section 17). Before, the waiting envelopes were
+// counted nowhere: 8 MiB sent in a moment were all held under a budget of
+// 1 MiB (32 MiB a second per neighbour at the daemon's peer_byte_rate).
+func TestAttackHopAckWaitsPastBudget(t *testing.T) {
+	const budget, size, count = 1 << 20, 32 << 10, 256
+	e, maxHeld := hopAckSink(t, budget, size, count, false)
 	share := max(budget/2, queueShareFloor)
 	bound := budget + 2*share + size + 1024
 	t.Logf("held at most %d bytes (%.1f MiB) for the links, bound %d; %d envelopes wait for a hop ack; %d refused for the budget, %d in custody",
@@ -112,5 +126,17 @@ func TestAttackHopAckWaitsPastBudget(t *testing.T) {
 	}
 	if got := heldForLinks(e); e.held != got {
 		t.Errorf("the budget counts %d bytes held, the node holds %d", e.held, got)
+	}
+}
+
+// TestQueueBudgetHopAcksAnswered: the same traffic to a neighbour that
+// acknowledges every envelope it takes is forwarded whole: nothing is
+// refused for the budget, and once acknowledged nothing is held.
+func TestQueueBudgetHopAcksAnswered(t *testing.T) {
+	const budget, size, count = 1 << 20, 32 << 10, 256
+	e, maxHeld := hopAckSink(t, budget, size, count, true)
+	if c := e.counters; c.QueueBudgetDrops != 0 || c.Forwarded != count || len(e.hopAcks) != 0 || e.held != 0 {
+		t.Errorf("%d refused for the budget, %d of %d forwarded, %d still wait for a hop ack, %d bytes held (at most %d)",
+			c.QueueBudgetDrops, c.Forwarded, count, len(e.hopAcks), e.held, maxHeld)
 	}
 }
