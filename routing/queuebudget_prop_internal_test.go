@@ -23,7 +23,7 @@ type budgetModel struct {
 	seq  uint32
 	held map[LinkID][]int // frames handed to a windowed link, not yet done
 
-	steps, frames, maxHeld int // for the log
+	steps, frames, maxHeld, acked int // for the log
 }
 
 func (m *budgetModel) step(t *rapid.T, in Input) {
@@ -145,9 +145,9 @@ func (m *budgetModel) flush(t *rapid.T) {
 // everything, or gone down, it is zero: nothing leaks that would leave
 // the budget full for ever.
 func TestQueueBudgetAccountingProperty(t *testing.T) {
-	var steps, shed, maxHeld, frames int
+	var steps, shed, maxHeld, frames, acked int
 	defer func() {
-		t.Logf("%d steps, %d frames handed, %d shed or refused for the budget, held at most %d bytes", steps, frames, shed, maxHeld)
+		t.Logf("%d steps, %d frames handed, %d shed or refused for the budget, held at most %d bytes, %d waits ended by an ack", steps, frames, shed, maxHeld, acked)
 	}()
 	rapid.Check(t, func(t *rapid.T) {
 		rng := rand.NewChaCha8([32]byte{byte(rapid.IntRange(0, 255).Draw(t, "seed"))})
@@ -200,6 +200,29 @@ func TestQueueBudgetAccountingProperty(t *testing.T) {
 					m.step(t, FrameReceived{Link: from, Frame: m.envelope(t, budgetPeer(to), size)})
 				}
 			},
+			"ack": func(t *rapid.T) {
+				// A neighbour acknowledges an envelope waiting for a hop
+				// ack: on its link or another, once or twice, or one
+				// nothing waits for (already acked, or never sent to it).
+				keys := sortedIDs(m.e.hopAcks)
+				if len(keys) == 0 {
+					return
+				}
+				key := keys[rapid.IntRange(0, len(keys)-1).Draw(t, "wait")]
+				on := m.e.hopAcks[key].link
+				if rapid.Bool().Draw(t, "otherLink") {
+					on = linkID.Draw(t, "on")
+				}
+				if m.e.links[on] == nil {
+					return
+				}
+				for range rapid.IntRange(1, 2).Draw(t, "times") {
+					m.step(t, FrameReceived{Link: on, Frame: protocol.AppendHopAck(nil, protocol.MessageID(key))})
+				}
+				if m.e.hopAcks[key] == nil {
+					m.acked++
+				}
+			},
 			"done": func(t *rapid.T) {
 				m.done(t, linkID.Draw(t, "id"), rapid.IntRange(1, 20).Draw(t, "k"))
 			},
@@ -220,6 +243,7 @@ func TestQueueBudgetAccountingProperty(t *testing.T) {
 		}
 		steps += m.steps
 		frames += m.frames
+		acked += m.acked
 		shed += int(m.e.counters.QueueBudgetDrops)
 		maxHeld = max(maxHeld, m.maxHeld)
 		if m.e.held != 0 {
