@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -112,6 +113,10 @@ type fappNode struct {
 	// afterWrite, when set (tests), sees every batch written: what a
 	// crash right after it would leave in the store.
 	afterWrite func(store.FAPPBatch)
+	// mintCheck, when set (tests), sees every stop check of a stamp being
+	// minted (reserve), with the call's context and the nonces tried so
+	// far.
+	mintCheck func(ctx context.Context, tried uint64)
 	// changed is signalled (without blocking) whenever the index or a
 	// reservation changed: tests wait on it instead of sleeping.
 	changed chan struct{}

@@ -30,8 +30,8 @@ func apiErr(err error) error {
 		return fmt.Errorf("%w: %v", rpcapi.ErrNotFound, err)
 	case errors.Is(err, fapp.ErrTransition), errors.Is(err, fapp.ErrLimit):
 		return fmt.Errorf("%w: %v", rpcapi.ErrRefused, err)
-	case errors.Is(err, errFAPPStore):
-		return err
+	case errors.Is(err, errFAPPStore), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err // the API answers a call given up as unavailable
 	}
 	return fmt.Errorf("%w: %v", rpcapi.ErrInvalidParams, err)
 }
@@ -268,7 +268,7 @@ func (n *Node) FAPPReserve(ctx context.Context, p rpcapi.FAPPReserveParams) (rpc
 		return rpcapi.FAPPReservation{}, apiErr(err)
 	}
 	f := n.fapp
-	r, err := f.reserve(ref, p.Start.UTC(), fapp.RequestOptions{Kontakt: p.Kontakt, PTV11: p.PTV11, StampBits: uint8(p.StampBits)}, n.now())
+	r, err := f.reserve(ctx, ref, p.Start.UTC(), fapp.RequestOptions{Kontakt: p.Kontakt, PTV11: p.PTV11, StampBits: uint8(p.StampBits)}, n.now())
 	var res rpcapi.FAPPReservation
 	if err == nil {
 		f.mu.Lock()

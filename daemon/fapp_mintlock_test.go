@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"crypto/rand"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func TestFAPPReserveMintsOutsideTheBookLock(t *testing.T) {
 	defer func() { randReader = old }()
 	ref := fapp.SlotRef{Therapist: fapp.TherapistKeyOf(id.Compact()), Slot: 1}
 	// What fapp.reserve does before it hands the message to the loop.
-	if _, err := f.reserve(ref, time.Time{}, fapp.RequestOptions{}, now); err != nil {
+	if _, err := f.reserve(context.Background(), ref, time.Time{}, fapp.RequestOptions{}, now); err != nil {
 		t.Fatal(err)
 	}
 	if probe.locked {

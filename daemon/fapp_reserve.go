@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -321,17 +322,16 @@ func (f *fappNode) expireLocked(now time.Time) {
 // slot's next start) and queues it for the therapist. Minting the stamp
 // takes a while (docs/performance.md), so it runs under the patient book's
 // lock only: the node loop, which takes mu for every FAPP delivery, does
-// not wait for it.
-func (f *fappNode) reserve(ref fapp.SlotRef, start time.Time, opts fapp.RequestOptions, now time.Time) (fapp.PatientReservation, error) {
+// not wait for it. The mint stops when ctx ends or the node stops
+// (givenUp): the call fails, and nothing is recorded, stored or sent.
+func (f *fappNode) reserve(ctx context.Context, ref fapp.SlotRef, start time.Time, opts fapp.RequestOptions, now time.Time) (fapp.PatientReservation, error) {
 	f.mu.Lock()
 	therapist, start, err := f.prepareReserveLocked(ref, start, now)
 	f.mu.Unlock()
 	if err != nil {
 		return fapp.PatientReservation{}, err
 	}
-	// Made (the stamp minted: seconds, minutes at stamp_bits 28) without
-	// patMu, which mu's holders take: only the record is made under it.
-	q, err := f.patient.Prepare(randReader, therapist, ref, start, opts, now)
+	q, err := f.mintRequest(ctx, therapist, ref, start, opts, now)
 	if err != nil {
 		return fapp.PatientReservation{}, err // apiErr maps fapp's sentinels
 	}
@@ -354,6 +354,43 @@ func (f *fappNode) reserve(ref fapp.SlotRef, start time.Time, opts fapp.RequestO
 	}
 	f.queue(o)
 	return r, nil
+}
+
+// mintRequest makes the request, its stamp minted (seconds, minutes at
+// stamp_bits 28), without patMu, which mu's holders take: only the record
+// is made under it. It gives the mint up, and fails with givenUp's
+// reason, when ctx ends or the node stops: the stamp's work is checked
+// every fapp.StampCheckEvery nonces.
+func (f *fappNode) mintRequest(ctx context.Context, therapist *protocol.PublicIdentity, ref fapp.SlotRef, start time.Time, opts fapp.RequestOptions, now time.Time) (*fapp.PreparedRequest, error) {
+	var why error
+	stop := func(tried uint64) bool {
+		if f.mintCheck != nil {
+			f.mintCheck(ctx, tried)
+		}
+		why = f.givenUp(ctx)
+		return why != nil
+	}
+	q, err := f.patient.Prepare(randReader, therapist, ref, start, opts, now, stop)
+	if why == nil && err == nil {
+		why = f.givenUp(ctx) // ended as the stamp was found: nobody to tell
+	}
+	if why != nil {
+		return nil, why
+	}
+	return q, err
+}
+
+// givenUp says why a reservation being made is given up: its call ended
+// (the client went away, its deadline passed, the API server is shutting
+// down) or the node is stopping. Nil when neither.
+func (f *fappNode) givenUp(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("reservation given up while minting its stamp: %w", err)
+	}
+	if f.n.ctx.Err() != nil {
+		return fmt.Errorf("%w: the node is stopping; reservation given up while minting its stamp", rpcapi.ErrUnavailable)
+	}
+	return nil
 }
 
 // prepareReserveLocked finds the therapist's identity and the occurrence

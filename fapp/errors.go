@@ -57,4 +57,7 @@ var (
 	// ErrNotOffered reports a request for a slot occurrence the therapist
 	// does not offer (any more): Book.Refuse answers it with ABGELEHNT.
 	ErrNotOffered = errors.New("fapp: slot not on offer")
+	// ErrStopped reports work its caller gave up (MintStampUntil's stop
+	// check).
+	ErrStopped = errors.New("fapp: stopped by the caller")
 )

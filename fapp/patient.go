@@ -94,7 +94,7 @@ func (p *PatientBook) NewRequest(rand io.Reader, therapist *protocol.PublicIdent
 	if len(p.res) >= p.cfg.MaxReservations {
 		return PatientReservation{}, nil, fmt.Errorf("request: %d reservations: %w", len(p.res), ErrLimit)
 	}
-	q, err := p.Prepare(rand, therapist, slot, start, opts, now)
+	q, err := p.Prepare(rand, therapist, slot, start, opts, now, nil)
 	if err != nil {
 		return PatientReservation{}, nil, err
 	}
@@ -113,8 +113,10 @@ type PreparedRequest struct {
 // caller that keeps the book under a lock can run it without: the stamp
 // takes seconds at the default bits, minutes of a phone's CPU at
 // MaxRequestStampBits, and a lock held that long stalls everything that
-// applies the therapists' answers.
-func (p *PatientBook) Prepare(rand io.Reader, therapist *protocol.PublicIdentity, slot SlotRef, start time.Time, opts RequestOptions, now time.Time) (*PreparedRequest, error) {
+// applies the therapists' answers. stop (nil: never) is the stamp's stop
+// check (MintStampUntil): when it gives up, Prepare fails with ErrStopped
+// and nothing is made, so the caller has nothing to undo.
+func (p *PatientBook) Prepare(rand io.Reader, therapist *protocol.PublicIdentity, slot SlotRef, start time.Time, opts RequestOptions, now time.Time, stop func(tried uint64) bool) (*PreparedRequest, error) {
 	if TherapistKeyOf(therapist.Compact()) != slot.Therapist {
 		return nil, fmt.Errorf("request: identity is not the slot's therapist: %w", ErrMismatch)
 	}
@@ -131,7 +133,8 @@ func (p *PatientBook) Prepare(rand io.Reader, therapist *protocol.PublicIdentity
 	}
 	q := Request{ID: id, Slot: slot, Start: start, Patient: eph.Public(), Created: now.Truncate(time.Second),
 		Kontakt: opts.Kontakt, PTV11: opts.PTV11}
-	if q.Stamp, err = MintStamp(slot, id, max(p.cfg.StampBits, opts.StampBits), p.cfg.StampBucket, now, p.cfg.MaxStampTries); err != nil {
+	bits := max(p.cfg.StampBits, opts.StampBits)
+	if q.Stamp, err = MintStampUntil(slot, id, bits, p.cfg.StampBucket, now, p.cfg.MaxStampTries, stop); err != nil {
 		return nil, err
 	}
 	raw, err := q.MarshalBinary()
