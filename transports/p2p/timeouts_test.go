@@ -57,7 +57,13 @@ func TestKeepaliveTimeoutConfigured(t *testing.T) {
 		c.Timeouts.KeepaliveTimeout = timeout
 		c.Logger = slog.New(rec)
 	})
-	b := newTestHost(t, 92, func(c *Config) { c.Redial.Off = true })
+	// B never declares A dead within the test: on a loaded machine its
+	// default 4 s could run out before the partition and end the link
+	// with B's reset instead.
+	b := newTestHost(t, 92, func(c *Config) {
+		c.Redial.Off = true
+		c.Timeouts.KeepaliveTimeout = 10 * time.Minute
+	})
 	bh := newBlackhole(t, mustTCPAddr(t, b))
 	_, bhPort := splitPort(t, bh.ln.Addr().String())
 	if _, err := a.Connect(ctx, "/ip4/127.0.0.1/tcp/"+bhPort+"/p2p/"+b.ID().String()); err != nil {
