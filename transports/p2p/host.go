@@ -25,6 +25,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	circuitproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -131,6 +132,9 @@ type Config struct {
 	KnownSeen map[peer.ID]time.Time
 	// Redial tunes redialling (zero: defaults).
 	Redial RedialConfig
+	// Timeouts bounds the keepalive, the link handshake, libp2p's dials
+	// and redials (zero: defaults; see Timeouts).
+	Timeouts Timeouts
 	// PSK, if set (32 bytes), makes the host a libp2p private network
 	// (pnet): only hosts holding the same key complete a connection.
 	// libp2p's QUIC cannot carry a PSK, so the host then runs on TCP only
@@ -292,6 +296,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 			return nil, err
 		}
 	}
+	if cfg.Timeouts, err = cfg.Timeouts.withDefaults(); err != nil {
+		return nil, err
+	}
 	listen := make([]ma.Multiaddr, 0, len(cfg.ListenAddrs))
 	for _, s := range cfg.ListenAddrs {
 		if len(cfg.PSK) > 0 && isQUIC(s) {
@@ -351,6 +358,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		libp2p.EnableRelay(),
 		libp2p.EnableHolePunching(),
 		libp2p.EnableAutoNATv2(),
+		libp2p.SwarmOpts(swarm.WithDialTimeout(cfg.Timeouts.Dial), swarm.WithDialTimeoutLocal(cfg.Timeouts.DialLocal)),
 	}
 	if len(cfg.PSK) > 0 {
 		if len(cfg.PSK) != 32 {

@@ -7,7 +7,8 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 )
 
-// Defaults of Config and fixed limits. transports/README.md (section
+// Defaults of Config and fixed limits (the timeouts Config.Timeouts
+// changes are in timeouts.go). transports/README.md (section
 // LIMITS) explains each of them.
 const (
 	// DefaultConnLow and DefaultConnHigh are the connection manager's
@@ -38,8 +39,6 @@ const (
 	sendQueueBytes = 4 << 20
 	// eventQueueLen is the buffer of the Events channel.
 	eventQueueLen = 256
-	// handshakeTimeout bounds opening a link stream and the hello exchange.
-	handshakeTimeout = 15 * time.Second
 	// writeTimeout bounds one batch of frame writes. A peer that does not
 	// read for this long loses its link, which also unblocks Send.
 	writeTimeout = 30 * time.Second
@@ -99,13 +98,6 @@ const (
 	// identifyWait bounds the wait for identify before a link's peer
 	// addresses are remembered.
 	identifyWait = 2 * time.Second
-	// redialTimeout bounds one redial.
-	redialTimeout = 10 * time.Second
-	// keepaliveInterval is the ping period on a link's connection;
-	// keepaliveTimeout without an answer takes the link down. Together
-	// they bound dead-link detection on IP to keepaliveTimeout (under 5 s).
-	keepaliveInterval = time.Second
-	keepaliveTimeout  = 4 * time.Second
 
 	// refusedLogEvery rate-limits the log line about refused DHT records.
 	refusedLogEvery = time.Minute

@@ -112,7 +112,7 @@ func (h *Host) openLink(p peer.ID) {
 			})
 		}
 		defer settled()
-		ctx, cancel := context.WithTimeout(h.ctx, handshakeTimeout)
+		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.Timeouts.Handshake)
 		s, err := h.host.NewStream(linkStreamCtx(ctx), p, LinkProtocol)
 		cancel()
 		if err != nil {
@@ -177,7 +177,7 @@ func (h *Host) runLink(s network.Stream, outbound bool, registered func()) {
 			}
 		}
 	}
-	_ = s.SetDeadline(time.Now().Add(handshakeTimeout))
+	_ = s.SetDeadline(time.Now().Add(h.cfg.Timeouts.Handshake))
 	hello, err := h.currentHello()
 	if err != nil {
 		fail(err)

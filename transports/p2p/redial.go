@@ -314,7 +314,7 @@ func (r *redialer) dial(ai peer.AddrInfo) {
 		return
 	}
 	defer done()
-	ctx, cancel := context.WithTimeout(dctx, redialTimeout)
+	ctx, cancel := context.WithTimeout(dctx, r.h.cfg.Timeouts.Redial)
 	defer cancel()
 	// A connection that is up but has no link may be half dead: dial the
 	// remembered addresses anyway (ForceDirectDial skips relays).
@@ -379,15 +379,16 @@ func (h *Host) peerAddrs(p peer.ID) []ma.Multiaddr {
 	return out
 }
 
-// keepalive pings the peer of l every keepaliveInterval over one ping
-// stream (opened again when the peer resets it) and takes the link down
-// when no answer came for keepaliveTimeout: a TCP connection whose far end
-// vanished (power cut, partition) otherwise stays "up" until the kernel or
-// yamux gives up, tens of seconds during which frames go into it.
+// keepalive pings the peer of l every Timeouts.KeepaliveInterval over one
+// ping stream (opened again when the peer resets it) and takes the link
+// down when no answer came for Timeouts.KeepaliveTimeout: a TCP connection
+// whose far end vanished (power cut, partition) otherwise stays "up" until
+// the kernel or yamux gives up, tens of seconds during which frames go
+// into it.
 func (h *Host) keepalive(l *link) {
 	defer h.wg.Done()
 	last := time.Now()
-	dead := time.NewTimer(keepaliveTimeout)
+	dead := time.NewTimer(h.cfg.Timeouts.KeepaliveTimeout)
 	defer dead.Stop()
 	for {
 		ctx, cancel := context.WithCancel(h.ctx)
@@ -405,12 +406,12 @@ func (h *Host) keepalive(l *link) {
 		case <-dead.C:
 			h.keepaliveFailed(l, last)
 			return
-		case <-time.After(keepaliveInterval):
+		case <-time.After(h.cfg.Timeouts.KeepaliveInterval):
 		}
 	}
 }
 
-// keepaliveStream reads ping results, one per keepaliveInterval. It returns
+// keepaliveStream reads ping results, one per Timeouts.KeepaliveInterval. It returns
 // false when the link is done (closed or declared dead), true when the
 // ping stream failed and a new one should be tried.
 func (h *Host) keepaliveStream(l *link, results <-chan ping.Result, last *time.Time, dead *time.Timer) bool {
@@ -436,8 +437,8 @@ func (h *Host) keepaliveStream(l *link, results <-chan ping.Result, last *time.T
 				return true
 			}
 			*last = time.Now()
-			dead.Reset(keepaliveTimeout)
-			pace.Reset(keepaliveInterval)
+			dead.Reset(h.cfg.Timeouts.KeepaliveTimeout)
+			pace.Reset(h.cfg.Timeouts.KeepaliveInterval)
 		}
 	}
 }

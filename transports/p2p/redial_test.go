@@ -170,7 +170,7 @@ func (b *blackhole) partition() {
 	b.mu.Unlock()
 }
 
-// A link whose peer went silent goes down within keepaliveTimeout (plus
+// A link whose peer went silent goes down within the keepalive timeout (plus
 // one ping period), not after the tens of seconds TCP and yamux take.
 func TestKeepaliveDetectsDeadLink(t *testing.T) {
 	ctx := testContext(t)
@@ -190,7 +190,7 @@ func TestKeepaliveDetectsDeadLink(t *testing.T) {
 	waitEvent[LinkUp](t, ctx, b)
 	bh.partition()
 	start := time.Now()
-	dctx, cancel := context.WithTimeout(ctx, keepaliveTimeout+keepaliveInterval+2*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, DefaultKeepaliveTimeout+DefaultKeepaliveInterval+2*time.Second)
 	defer cancel()
 	d := waitEvent[LinkDown](t, dctx, a)
 	if !errors.Is(d.Err, ErrKeepalive) {
