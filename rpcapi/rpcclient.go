@@ -34,15 +34,6 @@ type answer struct {
 	err    error
 }
 
-// wireAnswer is a JSON-RPC message from the server as the client reads
-// it: raw fields, so that a field of the wrong type fails only its call.
-type wireAnswer struct {
-	ID     json.RawMessage `json:"id"`
-	Method json.RawMessage `json:"method"`
-	Result json.RawMessage `json:"result"`
-	Error  json.RawMessage `json:"error"`
-}
-
 // errNotJSON ends a connection on which the server sent something that is
 // not JSON: the call it answered cannot be told, and it would wait forever.
 var errNotJSON = errors.New("rpcapi: meshd sent a message that is not JSON")
@@ -76,24 +67,29 @@ func (r *rpcClient) read() {
 // whose error object is malformed fails its call. err reports a message
 // that is not JSON.
 func parseAnswer(msg []byte) (id uint64, a answer, ok bool, err error) {
-	var w wireAnswer
-	if err := json.Unmarshal(msg, &w); err != nil {
+	// Raw members by their exact names: JSON-RPC's member names are case
+	// sensitive, and decoding into a struct would take "Id" or "ID" for
+	// "id" (encoding/json matches field names without case). A member of
+	// the wrong type fails only its call.
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(msg, &obj); err != nil {
 		if se := new(json.SyntaxError); errors.As(err, &se) {
 			return 0, answer{}, false, fmt.Errorf("%w: %v", errNotJSON, err)
 		}
 		return 0, answer{}, false, nil // JSON, but not an object
 	}
-	if len(w.Method) > 0 || string(w.ID) == "null" || json.Unmarshal(w.ID, &id) != nil {
+	rawID, hasID := obj["id"]
+	if _, isCall := obj["method"]; isCall || !hasID || string(rawID) == "null" || json.Unmarshal(rawID, &id) != nil {
 		return 0, answer{}, false, nil
 	}
-	if len(w.Error) > 0 && string(w.Error) != "null" {
+	if rawErr := obj["error"]; len(rawErr) > 0 && string(rawErr) != "null" {
 		e := new(Error)
-		if err := json.Unmarshal(w.Error, e); err != nil {
+		if err := json.Unmarshal(rawErr, e); err != nil {
 			return id, answer{err: fmt.Errorf("rpcapi: malformed error object in the answer: %v", err)}, true, nil
 		}
 		return id, answer{err: e}, true, nil
 	}
-	return id, answer{result: w.Result}, true, nil
+	return id, answer{result: obj["result"]}, true, nil
 }
 
 // deliver hands msg to the call it answers; it fails for a message that
