@@ -151,7 +151,7 @@ func fappMethods() []MethodSpec {
 				return env.srv.fapp.FAPPCredentialStatus(ctx)
 			}),
 		define(MethodFAPPIssuers, "List the trusted credential issuers.",
-			"The issuer keys in the node's configuration (`fapp.issuers`), with the newest revocation list applied for each.",
+			"The issuer keys in the node's configuration (`[fapp] trusted_issuers`), with the newest revocation list applied for each.",
 			errsNode,
 			func(ctx context.Context, env *callEnv, _ *noParams) ([]FAPPIssuer, error) {
 				is, err := env.srv.fapp.FAPPIssuers(ctx)

@@ -30,8 +30,8 @@ func cmdIssuer(o *options) *cobra.Command {
 			if o.json {
 				return o.printJSON(map[string]string{"key": is.PublicKey(), "id": is.ID()})
 			}
-			fmt.Fprintf(o.stdout, o.t("Aussteller angelegt in %s\nÖffentlicher Schlüssel (für fapp.issuers in der meshd-Konfiguration):\n%s\n",
-				"issuer created in %s\npublic key (for fapp.issuers in meshd's configuration):\n%s\n"), dir, is.PublicKey())
+			fmt.Fprintf(o.stdout, o.t("Aussteller angelegt in %s\nÖffentlicher Schlüssel (für trusted_issuers in [fapp] der meshd-Konfiguration):\n%s\n",
+				"issuer created in %s\npublic key (for trusted_issuers in [fapp] of meshd's configuration):\n%s\n"), dir, is.PublicKey())
 			return nil
 		},
 	}
