@@ -54,7 +54,7 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
-// ErrPushUnsupported is returned (as CodeInvalidRequest) for msg.subscribe
+// ErrPushUnsupported is returned (as CodeMethodNotFound, -32601) for msg.subscribe
 // over plain HTTP POST, which cannot carry notifications.
 var ErrPushUnsupported = errors.New("rpcapi: msg.subscribe needs a connection that can carry notifications: use the unix socket or the WebSocket endpoint /ws")
 
