@@ -33,7 +33,7 @@ import (
 var Version = version.String()
 
 // maxBatch bounds how many inputs the node loop takes before it writes and
-// transmits what they caused: one synced badger write then covers many
+// transmits what they caused: one synced store write then covers many
 // inputs (one fsync per input would cap the node at a few hundred messages
 // per second).
 const maxBatch = 128
