@@ -117,6 +117,9 @@ type testNet struct {
 	// drop, if set, decides to lose a frame a node transmits on a link
 	// (fault injection by the scenario scripts).
 	drop func(from *tnode, l *tlink, tx routing.Transmit) bool
+	// deaf, if set, says that node to does not hear node from on the
+	// shared link l (out of range).
+	deaf func(from, to *tnode, l *tlink) bool
 	// scribble, if set, overwrites every received frame once the engine
 	// stepped it and its Ready was carried out, as a link that reuses
 	// its read buffer would: nothing kept may alias the frame.
@@ -358,6 +361,9 @@ func (n *testNet) transmit(from *tnode, tx routing.Transmit) {
 			continue
 		}
 		if l.loss > 0 && n.rng.Float64() < l.loss {
+			continue
+		}
+		if n.deaf != nil && n.deaf(from, to, l) {
 			continue
 		}
 		frame := append([]byte(nil), tx.Frame...)

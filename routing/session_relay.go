@@ -244,11 +244,13 @@ func (e *Engine) relayOrphaned(l *link, label protocol.PathLabel, ent *relayEntr
 // that link may come back under the same id, and the initiator's own
 // session still holds the path (sessionTo replaces it if its route moved).
 // If the initiator's frames come on another link instead (the daemon gives
-// a reopened modem a new id), relayOrphaned answers them with a reset.
+// a reopened modem a new id), relayOrphaned answers them with a reset. So
+// does an entry whose links both ways were id (a radio relaying back onto
+// itself): no reset can go back on id, so it stays too.
 func (e *Engine) relaysLinkDown(id LinkID) {
 	labels := make([]protocol.PathLabel, 0)
 	for label, ent := range e.relays {
-		if ent.down == id {
+		if ent.down == id && ent.up != id {
 			labels = append(labels, label)
 		}
 	}

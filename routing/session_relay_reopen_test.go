@@ -137,3 +137,45 @@ func TestAttackSessionRelayOrphanSquat(t *testing.T) {
 			got.SessionFramesRelayed-before.SessionFramesRelayed, sent[db][protocol.KindSessionData], sent[bc][protocol.KindSessionData])
 	}
 }
+
+// A relay on one radio between a and c, which do not hear each other,
+// relays the path from the radio back onto it. When its radio reopens
+// under a new id the entry's links both ways are gone, so it cannot reset
+// a then; it keeps the entry and answers a's next frame with a reset, so a
+// gives the path up at once. (Its new session then waits for b to learn a
+// route to c again over the new link, at c's next announce: b's routes
+// went with the old link. Delivered 4 min after the radio came back here,
+// against 8 min 12 s without the reset.)
+func TestSessionRelayRadioReopened(t *testing.T) {
+	n := newTestNet(t, 18)
+	n.cfg = withSessions
+	for _, nm := range []string{"a", "b", "c"} {
+		n.addNode(nm)
+	}
+	n.deaf = func(from, to *tnode, _ *tlink) bool {
+		return from.name == "a" && to.name == "c" || from.name == "c" && to.name == "a"
+	}
+	radio := n.addLink(routing.LinkLoRa, 0, 0, "a", "b", "c")
+	n.run(time.Hour)
+	n.send("a", "c", "first")
+	n.run(time.Minute)
+	checkInbox(t, n.node("c"), []string{"first"})
+	a, b := n.node("a"), n.node("b")
+	if b.eng.Counters().SessionFramesRelayed == 0 {
+		t.Fatal("b relayed no session frame: the test does not test a session relay")
+	}
+	unplugged := true
+	n.drop = func(from *tnode, l *tlink, _ routing.Transmit) bool { return unplugged && (from == b || from == a) }
+	n.step(b, routing.LinkDown{Link: radio.id})
+	n.send("a", "c", "second")
+	n.run(time.Second)
+	unplugged = false
+	n.reopen(b, radio, 100)
+	before := a.eng.Counters().SessionResetsIn
+	n.run(10 * time.Second)
+	if got := a.eng.Counters().SessionResetsIn - before; got != 1 {
+		t.Fatalf("a heard %d resets in the 10 s after b's radio came back, want 1 (b sent %d)", got, b.eng.Counters().SessionResetsOut)
+	}
+	n.run(time.Hour)
+	checkInbox(t, n.node("c"), []string{"first", "second"})
+}
