@@ -219,12 +219,13 @@ func (e *Engine) resetTowardsInitiator(label protocol.PathLabel, ent *relayEntry
 // relayOrphaned answers a frame of ent's path towards the responder that
 // came on link l while the entry's link towards the initiator is gone (our
 // radio reopened under a new link id, say): the path cannot carry it, and
-// without an answer the initiator's frames would vanish here until the
-// entry idled out. A reset back on l, at the index of the node before us,
+// without an answer the initiator's frames would vanish here until its
+// unanswered retries made it give the session up. A reset back on l, at the index of the node before us,
 // makes the initiator start a new session at once (handleSessionReset).
 // The entry stays until it idles out, so a lost reset is sent again for a
 // later frame; resetOnce allows one per resetRetryGap. It only answers the
-// sender's link, at most one small frame per frame and gap, and gives no
+// sender's link, at most one frame, smaller than the one it answers, per
+// frame and gap (no amplifier, no reflector), and gives no
 // one more than forging the reset itself would: on a radio anyone can, on
 // a point-to-point link only the sender hears it. The frame is not
 // forwarded, and l never takes the place of the entry's link.
