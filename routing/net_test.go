@@ -117,6 +117,9 @@ type testNet struct {
 	// drop, if set, decides to lose a frame a node transmits on a link
 	// (fault injection by the scenario scripts).
 	drop func(from *tnode, l *tlink, tx routing.Transmit) bool
+	// deaf, if set, says that node to does not hear node from on the
+	// shared link l (out of range).
+	deaf func(from, to *tnode, l *tlink) bool
 	// scribble, if set, overwrites every received frame once the engine
 	// stepped it and its Ready was carried out, as a link that reuses
 	// its read buffer would: nothing kept may alias the frame.
@@ -129,6 +132,10 @@ type testNet struct {
 	// records counts record writes and deletes, batches the Ready batches
 	// that had any.
 	records, batches int
+	// reid maps, per node, a link's id here to the node's own id for it:
+	// a link the node reopened under a new id, as the daemon gives a
+	// reopened modem (reopen).
+	reid map[*tnode]map[routing.LinkID]routing.LinkID
 }
 
 func newTestNet(t testing.TB, seed uint64) *testNet {
@@ -212,7 +219,7 @@ func (n *testNet) connect(l *tlink, names ...string) *tlink {
 }
 
 func (n *testNet) linkInfo(l *tlink, nd *tnode) routing.LinkInfo {
-	info := routing.LinkInfo{ID: l.id, Kind: l.kind, Bitrate: l.bitrate, Cost: l.cost}
+	info := routing.LinkInfo{ID: n.localID(nd, l.id), Kind: l.kind, Bitrate: l.bitrate, Cost: l.cost}
 	if l.kind == routing.LinkLoRa {
 		info.Window = 1
 	}
@@ -250,6 +257,7 @@ func (n *testNet) step(nd *tnode, in routing.Input) {
 	if !nd.up {
 		return
 	}
+	in = n.toLocal(nd, in)
 	if err := nd.eng.Step(nd.clock(n.now), in); err != nil {
 		n.errors++
 	}
@@ -319,7 +327,7 @@ func (n *testNet) airtime(l *tlink, size int) time.Duration {
 }
 
 func (n *testNet) transmit(from *tnode, tx routing.Transmit) {
-	l := n.byID[tx.Link]
+	l := n.byID[n.netID(from, tx.Link)]
 	if l == nil || !l.up {
 		return
 	}
@@ -353,6 +361,9 @@ func (n *testNet) transmit(from *tnode, tx routing.Transmit) {
 			continue
 		}
 		if l.loss > 0 && n.rng.Float64() < l.loss {
+			continue
+		}
+		if n.deaf != nil && n.deaf(from, to, l) {
 			continue
 		}
 		frame := append([]byte(nil), tx.Frame...)
@@ -477,6 +488,57 @@ func (n *testNet) setLink(l *tlink, up bool) {
 			n.step(nd, routing.LinkDown{Link: l.id})
 		}
 	}
+}
+
+// reopen brings link l, which node nd alone took down, back there under
+// the id local, as a daemon does when a modem is unplugged and plugged in
+// again; the other nodes kept their link.
+func (n *testNet) reopen(nd *tnode, l *tlink, local routing.LinkID) {
+	if n.reid == nil {
+		n.reid = map[*tnode]map[routing.LinkID]routing.LinkID{}
+	}
+	if n.reid[nd] == nil {
+		n.reid[nd] = map[routing.LinkID]routing.LinkID{}
+	}
+	n.reid[nd][l.id] = local
+	n.linkUp(l, nd)
+}
+
+// localID is node nd's id for link id.
+func (n *testNet) localID(nd *tnode, id routing.LinkID) routing.LinkID {
+	if v, ok := n.reid[nd][id]; ok {
+		return v
+	}
+	return id
+}
+
+// netID is the link that node nd calls local.
+func (n *testNet) netID(nd *tnode, local routing.LinkID) routing.LinkID {
+	for id, v := range n.reid[nd] {
+		if v == local {
+			return id
+		}
+	}
+	return local
+}
+
+// toLocal gives an input that names a link node nd's id for it.
+func (n *testNet) toLocal(nd *tnode, in routing.Input) routing.Input {
+	if n.reid[nd] == nil {
+		return in
+	}
+	switch v := in.(type) {
+	case routing.FrameReceived:
+		v.Link = n.localID(nd, v.Link)
+		return v
+	case routing.TxDone:
+		v.Link = n.localID(nd, v.Link)
+		return v
+	case routing.LinkDown:
+		v.Link = n.localID(nd, v.Link)
+		return v
+	}
+	return in
 }
 
 func (n *testNet) send(from, to string, body string) {

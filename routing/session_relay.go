@@ -131,6 +131,9 @@ func (e *Engine) relayData(l *link, frame []byte, h protocol.SessionHop) error {
 	}
 	if !ent.confirmed || l.info.ID != in || h.Index != ent.index {
 		e.counters.FramesNotForUs++
+		if dir == 0 && ent.confirmed && h.Index == ent.index && e.links[in] == nil {
+			e.relayOrphaned(l, h.Label, ent)
+		}
 		return nil
 	}
 	ol := e.links[out]
@@ -213,6 +216,27 @@ func (e *Engine) resetTowardsInitiator(label protocol.PathLabel, ent *relayEntry
 	e.counters.SessionResetsOut++
 }
 
+// relayOrphaned answers a frame of ent's path towards the responder that
+// came on link l while the entry's link towards the initiator is gone (our
+// radio reopened under a new link id, say): the path cannot carry it, and
+// without an answer the initiator's frames would vanish here until its
+// unanswered retries made it give the session up. A reset back on l, at the index of the node before us,
+// makes the initiator start a new session at once (handleSessionReset).
+// The entry stays until it idles out, so a lost reset is sent again for a
+// later frame; resetOnce allows one per resetRetryGap. It only answers the
+// sender's link, at most one frame, smaller than the one it answers, per
+// frame and gap (no amplifier, no reflector), and gives no
+// one more than forging the reset itself would: on a radio anyone can, on
+// a point-to-point link only the sender hears it. The frame is not
+// forwarded, and l never takes the place of the entry's link.
+func (e *Engine) relayOrphaned(l *link, label protocol.PathLabel, ent *relayEntry) {
+	if ent.index == 0 || !e.resetOnce(label) {
+		return
+	}
+	e.pushSession(l, Address{}, protocol.AppendSessionReset(nil, label, true, ent.index-1), PriControl, ownerOf(l))
+	e.counters.SessionResetsOut++
+}
+
 // relaysLinkDown drops every relay entry whose path towards the responder
 // left through link id, and tells each initiator with a reset, so its
 // pending messages go over a new path at once rather than vanish here until
@@ -220,10 +244,14 @@ func (e *Engine) resetTowardsInitiator(label protocol.PathLabel, ent *relayEntry
 // Entries whose link towards the initiator died stay until they idle out:
 // that link may come back under the same id, and the initiator's own
 // session still holds the path (sessionTo replaces it if its route moved).
+// If the initiator's frames come on another link instead (the daemon gives
+// a reopened modem a new id), relayOrphaned answers them with a reset. So
+// does an entry whose links both ways were id (a radio relaying back onto
+// itself): no reset can go back on id, so it stays too.
 func (e *Engine) relaysLinkDown(id LinkID) {
 	labels := make([]protocol.PathLabel, 0)
 	for label, ent := range e.relays {
-		if ent.down == id {
+		if ent.down == id && ent.up != id {
 			labels = append(labels, label)
 		}
 	}
