@@ -96,17 +96,7 @@ func runReportHistory(dir string) int {
 		return 1
 	}
 	defer s.Close()
-	seqs, err := histSeqs(s)
-	if err != nil {
-		fmt.Println("bad:", err)
-		return 1
-	}
-	fmt.Print("batches ", len(seqs))
-	for _, q := range seqs {
-		fmt.Print(" ", q)
-	}
-	fmt.Println()
-	return 0
+	return printBatches(histSeqs(s))
 }
 
 // TestPowerLossHistoryValueLog: power cuts while channel history entries

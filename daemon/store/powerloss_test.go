@@ -81,6 +81,12 @@ func runReport(dir string) int {
 	if err == nil {
 		err = checkReuse(s, len(seqs))
 	}
+	return printBatches(seqs, err)
+}
+
+// printBatches prints what a report child found: "batches <n> <seq of
+// each>", or the error.
+func printBatches(seqs []uint64, err error) int {
 	if err != nil {
 		fmt.Println("bad:", err)
 		return 1

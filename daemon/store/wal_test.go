@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -27,12 +28,43 @@ func init() { walSegSize = 2 << 20 }
 
 func crashCopy(t *testing.T, s *Store) string {
 	t.Helper()
+	// Badger's compactions run meanwhile (at each flush, and at open):
+	// a copy during which a table appeared or went can hold a manifest
+	// naming a table it lacks. Copy again until the directory's files
+	// stayed the same over a copy.
+	for range 100 {
+		before := dirNames(t, s.dir)
+		dst := crashCopyOnce(t, s.dir)
+		if slices.Equal(before, dirNames(t, s.dir)) {
+			return dst
+		}
+	}
+	t.Fatal("badger's files kept changing during 100 copies")
+	return ""
+}
+
+// dirNames lists the files of badger's directory.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, len(ents))
+	for i, e := range ents {
+		names[i] = e.Name()
+	}
+	return names
+}
+
+func crashCopyOnce(t *testing.T, dir string) string {
+	t.Helper()
 	dst := t.TempDir()
-	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(s.dir, p)
+		rel, _ := filepath.Rel(dir, p)
 		if d.IsDir() {
 			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
 		}
