@@ -222,7 +222,11 @@ const (
 
 // Store upkeep defaults and bounds.
 const (
-	DefaultGCInterval = 10 * time.Minute
+	// DefaultGCInterval: deleted inbox entries and custody records are
+	// garbage in badger's value log until a GC run rewrites their file
+	// (daemon/store, badgerOptions), so the run comes often; one that
+	// finds nothing costs a directory walk.
+	DefaultGCInterval = time.Minute
 	DefaultMinFree    = 64 << 20
 	// minMinFree is the smallest reserve: one memtable file (16 MiB:
 	// badger writes it through a mapping, and a write the full disk cannot

@@ -63,6 +63,15 @@ func runChild(mode string) int {
 	if kind == "apply-reuse" {
 		return runReuse(dir)
 	}
+	if kind == "apply-history" {
+		return runApplyHistory(dir)
+	}
+	if kind == "report-history" {
+		return runReportHistory(dir)
+	}
+	if kind == "apply-gc" {
+		return runApplyGC(dir)
+	}
 	s, err := openForChild(kind, dir)
 	switch kind {
 	case "lock":

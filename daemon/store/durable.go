@@ -64,8 +64,14 @@ type dirSync struct {
 	names  []string
 	memFid int
 	next   string // the path of log memFid+1
-	mems   int    // memtable logs seen: more than one means a flush is due
-	atRead int64
+	// vlogNext is the path of the value log file one past the highest
+	// the last read saw (see vlogSeen).
+	vlogNext string
+	mems     int // memtable logs seen: more than one means a flush is due
+	atRead   int64
+	// durableVlog is the highest value log file number badgerDurable
+	// saw; it syncs that one and the newer ones (see vlogSeen).
+	durableVlog atomic.Int64
 	// written is the running count of committed bytes (see above);
 	// opaque counts the value log GC runs under way.
 	written atomic.Int64
@@ -115,11 +121,9 @@ func (s *Store) syncFiles() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	written := g.written.Load()
-	if g.names != nil && g.mems <= 1 && g.opaque.Load() == 0 && written-g.atRead < s.cfg.memTableSize/2 {
-		_, err := os.Lstat(g.next)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
+	if g.names != nil && g.mems <= 1 && g.opaque.Load() == 0 && written-g.atRead < s.cfg.memTableSize/2 &&
+		absent(g.next) && absent(g.vlogNext) {
+		return nil
 	}
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -134,8 +138,16 @@ func (s *Store) syncFiles() error {
 	if slices.Equal(names, g.names) {
 		return nil
 	}
-	memFid, mems := 0, 0
+	memFid, mems, vlogFid := 0, 0, 0
 	for _, n := range names {
+		if fid, ok := vlogNumber(n); ok {
+			vlogFid = max(vlogFid, fid)
+			if !slices.Contains(g.names, n) {
+				if err := syncFile(filepath.Join(s.dir, n)); err != nil {
+					return fmt.Errorf("store: sync: %w", err)
+				}
+			}
+		}
 		if fid, ok := strings.CutSuffix(n, ".mem"); ok {
 			mems++
 			if err := syncFile(filepath.Join(s.dir, n)); err != nil {
@@ -151,7 +163,41 @@ func (s *Store) syncFiles() error {
 	}
 	g.names, g.memFid, g.mems = names, memFid, mems
 	g.next = filepath.Join(s.dir, fmt.Sprintf("%05d.mem", memFid+1))
+	g.vlogNext = filepath.Join(s.dir, fmt.Sprintf("%06d.vlog", vlogFid+1))
 	return nil
+}
+
+// Value log files. Badger writes values of ValueThreshold bytes or more
+// (inbox entries, custody records, channel history: badgerOptions) to its
+// value log, "000007.vlog", and starts the next file (numbered one more)
+// every ValueLogFileSize bytes and at every open; it syncs a full file's
+// contents when it moves on (even without SyncWrites: the file is
+// truncated to its length through an msync) but syncs neither a new
+// file nor the directory entry. A write acknowledged after DB.Sync (the
+// current file) could thus sit in a file a power cut removes, and a
+// directory sync that comes before the new file's first sync leaves a
+// file of 0 bytes, which badger refuses to open. So syncFiles also
+// checks for the file one past the highest it saw (one more stat), and
+// when there is a new one syncs it before the directory; badgerDurable
+// syncs the file that was the newest at its last run and every newer
+// one. (An empty file left anyway, by a cut between the directory read
+// and the directory sync, is repaired at open: memempty.go.)
+
+// vlogNumber returns the number of the value log file named n.
+func vlogNumber(n string) (int, bool) {
+	fid, ok := strings.CutSuffix(n, ".vlog")
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.Atoi(fid)
+	return v, err == nil
+}
+
+// absent reports whether no file named path exists (an error other than
+// its absence counts as present: the caller then reads the directory).
+func absent(path string) bool {
+	_, err := os.Lstat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // syncFile fsyncs a file; one that is gone was flushed (or deleted) by

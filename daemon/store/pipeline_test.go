@@ -51,7 +51,7 @@ func runPipelined(s *Store, filler int) int {
 func TestPowerLossPipelined(t *testing.T) {
 	for round, cutAfter := range []int{2, 7, 19} {
 		synced, acked := powerRound(t, nil, "apply-async", cutAfter)
-		if _, _, err := check(t, synced, acked); err != nil {
+		if _, _, err := check(t, synced, acked, "apply"); err != nil {
 			t.Fatalf("round %d, power cut after %d acknowledgements: %v", round, cutAfter, err)
 		}
 	}
@@ -73,7 +73,7 @@ const (
 func TestPowerLossMemtableRotation(t *testing.T) {
 	for round, cutAfter := range []int{30, 45, 61, 90} {
 		synced, acked := powerRound(t, nil, "apply-async-rotate", cutAfter)
-		if _, _, err := check(t, synced, acked); err != nil {
+		if _, _, err := check(t, synced, acked, "apply"); err != nil {
 			t.Fatalf("round %d, power cut after %d acknowledgements: %v", round, cutAfter, err)
 		}
 	}

@@ -81,6 +81,12 @@ func runReport(dir string) int {
 	if err == nil {
 		err = checkReuse(s, len(seqs))
 	}
+	return printBatches(seqs, err)
+}
+
+// printBatches prints what a report child found: "batches <n> <seq of
+// each>", or the error.
+func printBatches(seqs []uint64, err error) int {
 	if err != nil {
 		fmt.Println("bad:", err)
 		return 1
@@ -102,7 +108,7 @@ func diskBatches(s *Store) ([]uint64, error) {
 	}
 	rec := map[string][]byte{}
 	for _, r := range recs {
-		if !strings.HasPrefix(r.Key, fillerKey) && !strings.HasPrefix(r.Key, reusePrefix) {
+		if !strings.HasPrefix(r.Key, fillerKey) && !strings.HasPrefix(r.Key, reusePrefix) && !strings.HasPrefix(r.Key, gcPrefix) {
 			rec[r.Key] = r.Value
 		}
 	}
@@ -119,6 +125,9 @@ func diskBatches(s *Store) ([]uint64, error) {
 	}
 	if top > 0 && string(rec[fmt.Sprintf("c/%08d", top-1)]) != string(crashValue(top-1)) {
 		return nil, fmt.Errorf("custody record of the last batch %d missing or wrong", top-1)
+	}
+	if err := checkGC(recs, top); err != nil {
+		return nil, err
 	}
 	seqs := make([]uint64, top)
 	for b, e := range entries {
@@ -164,6 +173,10 @@ func unmountServer(t *testing.T, srv *fuse.Server) {
 	}
 }
 
+// gcRewrites counts the value log files the apply-gc children rewrote
+// (powergc_test.go).
+var gcRewrites int
+
 // powerRound runs one child of kind on st until it acknowledged cutAfter
 // batches, cuts the power and returns the durable state and the batches
 // acknowledged before the cut (batch -> inbox seq).
@@ -180,10 +193,18 @@ func powerRound(t *testing.T, st *powerloss.State, kind string, cutAfter int) (*
 	}
 	acked := map[int]uint64{}
 	sc := bufio.NewScanner(out)
+	asked := false
 	for len(acked) < cutAfter && sc.Scan() {
 		var b int
 		var seq uint64
+		var n int
 		if line := sc.Text(); line == "ready" {
+			continue
+		} else if line == "cut" { // the child asks for the cut now
+			asked = true
+			break
+		} else if _, err := fmt.Sscanf(line, "gc %d", &n); err == nil {
+			gcRewrites += n
 			continue
 		} else if _, err := fmt.Sscanf(line, "ack %d %d", &b, &seq); err != nil {
 			cmd.Process.Kill()
@@ -198,7 +219,7 @@ func powerRound(t *testing.T, st *powerloss.State, kind string, cutAfter int) (*
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	unmount()
-	if len(acked) < cutAfter {
+	if len(acked) < cutAfter && !asked {
 		t.Fatalf("child stopped after %d acknowledgements: %v", len(acked), sc.Err())
 	}
 	return synced, acked
@@ -207,11 +228,11 @@ func powerRound(t *testing.T, st *powerloss.State, kind string, cutAfter int) (*
 // report mounts st, runs the report child and returns the inbox seqs of
 // the whole batches on disk and the state after the child's clean close.
 // An error says the store did not open or its batches are not whole.
-func report(t *testing.T, st *powerloss.State) ([]uint64, *powerloss.State, error) {
+func report(t *testing.T, st *powerloss.State, kind string) ([]uint64, *powerloss.State, error) {
 	t.Helper()
 	fs, mnt, unmount := mountPower(t, st)
 	defer unmount()
-	b, err := child(t, "report:"+filepath.Join(mnt, "db")).Output()
+	b, err := child(t, reportKind(kind)+":"+filepath.Join(mnt, "db")).Output()
 	line := strings.TrimSpace(string(b))
 	if err != nil {
 		return nil, nil, fmt.Errorf("after the power cut: %v: %s", err, line)
@@ -233,10 +254,18 @@ func report(t *testing.T, st *powerloss.State) ([]uint64, *powerloss.State, erro
 	return seqs, fs.Cut(), nil
 }
 
+// reportKind is the report child for the writer child kind.
+func reportKind(kind string) string {
+	if kind == "apply-history" {
+		return "report-history"
+	}
+	return "report"
+}
+
 // check reports the acknowledged batches that did not survive the cut.
-func check(t *testing.T, synced *powerloss.State, acked map[int]uint64) ([]uint64, *powerloss.State, error) {
+func check(t *testing.T, synced *powerloss.State, acked map[int]uint64, kind string) ([]uint64, *powerloss.State, error) {
 	t.Helper()
-	seqs, after, err := report(t, synced)
+	seqs, after, err := report(t, synced, kind)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -263,7 +292,7 @@ func powerRounds(t *testing.T, kind string, cuts []int) int {
 	total := 0
 	for round, cutAfter := range cuts {
 		synced, acked := powerRound(t, st, kind, cutAfter)
-		seqs, after, err := check(t, synced, acked)
+		seqs, after, err := check(t, synced, acked, kind)
 		if err != nil {
 			t.Fatalf("round %d, power cut after %d acknowledgements: %v", round, cutAfter, err)
 		}
@@ -294,19 +323,19 @@ func TestPowerLossCatchesMissingSync(t *testing.T) {
 	// From an empty disk, and from a store that a synced run created and
 	// closed cleanly.
 	synced, acked := powerRound(t, nil, "apply-unsynced", 20)
-	_, _, err := check(t, synced, acked)
+	_, _, err := check(t, synced, acked, "apply")
 	if err == nil {
 		t.Fatalf("a store without synced commits kept all %d acknowledged batches over a power cut: the layer does not model power loss", len(acked))
 	}
 	t.Logf("unsynced store on an empty disk, as it must: %v", err)
 
 	synced, acked = powerRound(t, nil, "apply", 10)
-	_, st, err := check(t, synced, acked)
+	_, st, err := check(t, synced, acked, "apply")
 	if err != nil {
 		t.Fatal(err)
 	}
 	synced, acked = powerRound(t, st, "apply-unsynced", 20)
-	_, _, err = check(t, synced, acked)
+	_, _, err = check(t, synced, acked, "apply")
 	if err == nil {
 		t.Fatalf("a store without synced commits kept all %d acknowledged batches over a power cut: the layer does not model power loss", len(acked))
 	}

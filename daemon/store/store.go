@@ -131,6 +131,9 @@ type config struct {
 	// keepFormat: Open leaves an older format version as it is (see
 	// KeepFormat).
 	keepFormat bool
+	// badgerTweak, if set, changes badger's options (tests: small
+	// level-0 limits, to reach compactions with little data).
+	badgerTweak func(badger.Options) badger.Options
 }
 
 // Option configures Open.
@@ -205,11 +208,36 @@ type Store struct {
 //     database of this size.
 //   - ValueLogFileSize 64 MiB (default 1 GiB): badger maps value log files;
 //     1 GiB mappings do not fit well in a 32-bit address space.
-//   - ValueThreshold stays at badger's maximum (1 MiB, capped by the batch
-//     size): every value (custody records are ~1.4 KB) lives in the LSM
-//     tree, so space released by deletes is reclaimed by compaction; the
-//     value log GC the daemon runs on a schedule (GC, upkeep.go) mostly
-//     finds nothing to rewrite.
+//   - ValueThreshold 128 bytes (badger's default 1 MiB): inbox entries
+//     (a 131-byte header and the body), custody records (~400 B - 1.4 KB),
+//     channel history entries and known-peer records go to badger's value
+//     log, written once; the LSM tree holds a 12-byte pointer for each,
+//     and keeps the small hot records (delivered records of ~54 B,
+//     counters, channel and contact records, small FAPP records). With
+//     every value in the LSM tree each byte went through the memtable log,
+//     the skiplist, a level-0 table and compactions: the recipient spent a
+//     third of its CPU in badger (docs/performance.md, "Session 16"). The
+//     cost: deleted values leave garbage in the value log that only its GC
+//     reclaims (GC, upkeep.go, which the daemon runs every
+//     store.gc_interval), and a power cut can keep a pointer whose value
+//     was lost: for the write-ahead log's keys replay writes them again
+//     (wal.go), the store syncs the value log files badger starts
+//     (durable.go, memempty.go), and badger reads a lost value as empty
+//     (logged), which the readers treat as a damaged record.
+//   - NumLevelZeroTables 1 (default 5): badger learns that a value in the
+//     value log is garbage only when a compaction drops its pointer (its
+//     discard statistics), and its GC rewrites only files it knows to be
+//     half garbage. With pointers only, a memtable holds some 80,000
+//     records and level 0 waited for five of them before its first
+//     compaction: a long run wrote 280 MB, of which nothing was live at
+//     the end, and the GC found nothing to reclaim (docs/performance.md,
+//     "Store size over a long run"). Compacting level 0 at each flush
+//     lets the GC (every store.gc_interval, 1 minute) reclaim the
+//     garbage one memtable later; level 0 is small (pointers, delivered
+//     records), so the compactions are too.
+//   - VerifyValueChecksum on: a value read from the value log is checked
+//     against its CRC, so a pointer into bytes that are not its value
+//     reads as empty, not as another value.
 //   - NumCompactors 2, NumGoroutines 2 (defaults 4 and 8): a Pi has four
 //     small cores and the write rate is modest.
 //   - BlockSize 16 KiB (default 4 KiB): fewer blocks per table to build
@@ -220,7 +248,7 @@ type Store struct {
 //     reports what the daemon needs.
 //   - Logger: slog, see WithLogger.
 func badgerOptions(dir string, c *config) badger.Options {
-	return badger.DefaultOptions(dir).
+	o := badger.DefaultOptions(dir).
 		WithSyncWrites(false).
 		WithMemTableSize(c.memTableSize).
 		WithNumMemtables(2).
@@ -231,9 +259,16 @@ func badgerOptions(dir string, c *config) badger.Options {
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
 		WithBlockSize(16 << 10).
+		WithValueThreshold(128).
+		WithVerifyValueChecksum(true).
+		WithNumLevelZeroTables(1).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
 		WithLogger(slogLogger{c.logger})
+	if c.badgerTweak != nil {
+		o = c.badgerTweak(o)
+	}
+	return o
 }
 
 // Open opens (creating if needed) the store in dir. If another process holds

@@ -727,7 +727,9 @@ func (s *Store) walCheckpoint(seq uint64) error {
 
 // badgerDurable makes everything badger holds durable: DB.Sync (the
 // current memtable log and value log), every memtable log (an older one
-// may not be flushed yet) and the directory (new logs and tables). A
+// may not be flushed yet), the value log files badger may have started
+// since the last run (durable.go) and the directory (new logs and
+// tables). A
 // memtable log badger creates between the directory read and the
 // directory sync would be on disk by name but not by size (badger then
 // refuses to open: "while opening fid"), so the store reads the
@@ -740,6 +742,7 @@ func (s *Store) badgerDurable() error {
 		return err
 	}
 	synced := map[string]bool{}
+	from := s.dsync.durableVlog.Load()
 	for {
 		ents, err := os.ReadDir(s.dir)
 		if err != nil {
@@ -747,11 +750,16 @@ func (s *Store) badgerDurable() error {
 		}
 		fresh := false
 		for _, e := range ents {
-			if n := e.Name(); strings.HasSuffix(n, ".mem") && !synced[n] {
+			n := e.Name()
+			vfid, vlog := vlogNumber(n)
+			if (strings.HasSuffix(n, ".mem") || (vlog && int64(vfid) >= from)) && !synced[n] {
 				if err := syncFile(filepath.Join(s.dir, n)); err != nil {
 					return err
 				}
 				synced[n], fresh = true, true
+			}
+			if vlog && int64(vfid) > s.dsync.durableVlog.Load() {
+				s.dsync.durableVlog.Store(int64(vfid))
 			}
 		}
 		if !fresh {

@@ -130,7 +130,9 @@ func TestWALBackupMidRecord(t *testing.T) {
 	old := walSegSize
 	walSegSize = 8 << 20 // records of up to 4 MiB: more than one transaction (1.2 MB)
 	t.Cleanup(func() { walSegSize = old })
-	s := openT(t, t.TempDir())
+	// Values in the LSM tree, where they count in full towards badger's
+	// transaction limit (in the value log the record fits in one).
+	s := openT(t, t.TempDir(), withValueThreshold(1<<20))
 	gate, mid := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	release := func() { once.Do(func() { close(gate) }) }

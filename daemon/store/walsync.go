@@ -16,9 +16,12 @@ import (
 // which commit through updateLocked and so always go through DB.Sync.)
 // Badger's DB.Sync msyncs two
 // memory-mapped files: the current memtable's log, where every record the
-// store writes goes (values below ValueThreshold, 1 MiB, stay in the LSM
-// tree, see badgerOptions), and the current value log file, which then
-// holds nothing new. On ext4 the second msync still costs a flush of the
+// store writes goes (values below ValueThreshold stay in the LSM tree, see
+// badgerOptions), and the current value log file, which holds nothing new
+// unless a value of ValueThreshold bytes or more was written. (Since
+// session 16 the threshold is 128 bytes and the applier's writes nearly
+// always reach the value log, so syncNow goes through DB.Sync; the rule
+// below still serves a store whose writes stayed below it.) On ext4 the second msync still costs a flush of the
 // device's cache: over a quarter of each group sync's time
 // (docs/performance.md, "third round"). So on Linux, where an fdatasync
 // of a file also writes the pages dirtied through a shared mapping of it

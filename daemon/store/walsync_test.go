@@ -28,7 +28,7 @@ func TestSyncLeavesValueLogOnlyWhileEmpty(t *testing.T) {
 	// badger through applyOps).
 	apply := func(key string) {
 		t.Helper()
-		if _, err := s.applyOps([]op{{key: engineKey(key), value: make([]byte, 1400)}}); err != nil {
+		if _, err := s.applyOps([]op{{key: engineKey(key), value: make([]byte, w.threshold-1)}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.syncNow(); err != nil {
@@ -40,7 +40,7 @@ func TestSyncLeavesValueLogOnlyWhileEmpty(t *testing.T) {
 	full0, own0 := count()
 	apply("c/1")
 	if full, own := count(); full != full0 || own != own0+1 {
-		t.Fatalf("a small record: %d DB.Sync, %d own syncs; want 0 and 1", full-full0, own-own0)
+		t.Fatalf("a record below the threshold: %d DB.Sync, %d own syncs; want 0 and 1", full-full0, own-own0)
 	}
 	big := make([]byte, w.threshold)
 	if err := s.update(func(txn guardTxn) error { return txn.Set([]byte("k/big"), big) }); err != nil {
