@@ -202,8 +202,8 @@ type Engine struct {
 	// Route sessions (session.go, session_relay.go).
 	byDest     map[Address]protocol.PathLabel // sessions this node started, by destination
 	relays     map[protocol.PathLabel]*relayEntry
-	resetRetry map[Address]time.Time            // last immediate retry after a reset, by peer
-	resetSent  map[protocol.PathLabel]time.Time // last reset for an unknown label (resetOnce)
+	resetRetry map[Address]time.Time  // last immediate retry after a reset, by peer
+	resetSent  map[resetKey]time.Time // last reset per label and link (resetOnce)
 	halfOpen   int
 	relayBy    map[owner]relayCount // session_relay.go: per-neighbour shares
 	lastNumber uint64

@@ -138,6 +138,11 @@ type propNet struct {
 	// loseSessions: some restarts come back without their session
 	// records (state lost).
 	loseSessions bool
+	// reopens: some faults have one node reopen a link under a new id
+	// of its own (a modem unplugged and plugged in again) while the
+	// others keep theirs; nextID numbers them.
+	reopens bool
+	nextID  routing.LinkID
 }
 
 func buildNet(tb testing.TB, seed uint64, tp propTopo, cfg func(*routing.Config)) *propNet {
@@ -427,6 +432,8 @@ type fault struct {
 	link  int // index into propNet.links, or -1
 	node  int // index into propNet.nodes, if link is -1
 	up    bool
+	// reopen: node, one of link's, reopens it under a new id.
+	reopen bool
 }
 
 func drawFaults(t *rapid.T, pn *propNet, restarts bool) []fault {
@@ -442,12 +449,26 @@ func drawFaults(t *rapid.T, pn *propNet, restarts bool) []fault {
 		} else {
 			f.link = rapid.IntRange(0, len(pn.links)-1).Draw(t, "link")
 		}
+		if pn.reopens && f.link >= 0 && rapid.Bool().Draw(t, "reopen") {
+			f.reopen = true
+			f.node = rapid.IntRange(0, len(pn.links[f.link].nodes)-1).Draw(t, "reopener")
+		}
 		fs = append(fs, f)
 	}
 	return fs
 }
 
 func (pn *propNet) apply(f fault) {
+	if f.reopen {
+		l := pn.links[f.link]
+		nd := l.nodes[f.node]
+		if nd.up && l.up {
+			pn.step(nd, routing.LinkDown{Link: l.id})
+		}
+		pn.nextID++
+		pn.reopen(nd, l, 1000+pn.nextID)
+		return
+	}
 	if f.link >= 0 {
 		pn.setLink(pn.links[f.link], f.up)
 		return
@@ -496,7 +517,7 @@ func TestPropertyRestarts(tt *testing.T) {
 }
 
 func faultProperty(tt *testing.T, t *rapid.T, restarts bool) {
-	faultPropertyWith(tt, t, restarts, false)
+	faultPropertyWith(tt, t, restarts, false, false)
 }
 
 // TestPropertySessions: the restart property with unicast over route
@@ -505,10 +526,20 @@ func faultProperty(tt *testing.T, t *rapid.T, restarts bool) {
 // every message is delivered exactly once and acknowledged.
 func TestPropertySessions(tt *testing.T) {
 	rapidChecks(tt, 25)
-	rapid.Check(tt, func(t *rapid.T) { faultPropertyWith(tt, t, true, true) })
+	rapid.Check(tt, func(t *rapid.T) { faultPropertyWith(tt, t, true, true, false) })
 }
 
-func faultPropertyWith(tt *testing.T, t *rapid.T, restarts, sessions bool) {
+// TestPropertySessionsReopen: the sessions property with links that one
+// of their nodes reopens under a new id of its own while the others keep
+// theirs (a relay's modem unplugged and plugged in again, whose relay
+// entries then answer the old path's frames with resets): still every
+// message exactly once and acknowledged.
+func TestPropertySessionsReopen(tt *testing.T) {
+	rapidChecks(tt, 25)
+	rapid.Check(tt, func(t *rapid.T) { faultPropertyWith(tt, t, true, true, true) })
+}
+
+func faultPropertyWith(tt *testing.T, t *rapid.T, restarts, sessions, reopens bool) {
 	tp := drawTopo(t, faultNodes, true)
 	t.Logf("topology: %v", tp)
 	seed := rapid.Uint64().Draw(t, "seed")
@@ -521,6 +552,7 @@ func faultPropertyWith(tt *testing.T, t *rapid.T, restarts, sessions bool) {
 	}
 	pn := buildNet(tt, seed, tp, cfg)
 	pn.loseSessions = sessions
+	pn.reopens = reopens
 	warm := rapid.Bool().Draw(t, "warm")
 	if warm {
 		pn.settle(time.Hour)

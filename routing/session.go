@@ -670,22 +670,31 @@ func (e *Engine) handleSessionReset(l *link, frame []byte) error {
 // resetRetryGap bounds the immediate retries a reset triggers.
 const resetRetryGap = 2 * time.Second
 
-// resetOnce reports whether a reset for label may go out now, and notes
-// it: at most one per label per resetRetryGap. A batch of frames for a
-// session this node lost (a burst to a responder restored at a restart)
-// would otherwise send a reset per frame, airtime on a radio for
-// nothing; a lost reset is sent again for a frame after the gap. The
-// table is bounded: when full it is cleared, which only lets a reset
-// through early.
-func (e *Engine) resetOnce(label protocol.PathLabel) bool {
-	if last, ok := e.resetSent[label]; ok && e.now.Sub(last) < resetRetryGap {
+// resetOnce reports whether a reset for label may go out on link now,
+// and notes it: at most one per label and link per resetRetryGap. A batch
+// of frames for a session this node lost (a burst to a responder restored
+// at a restart) would otherwise send a reset per frame, airtime on a radio
+// for nothing; a lost reset is sent again for a frame after the gap. Per
+// link, so a neighbour sending copies of a path's frames on its own link
+// cannot use up the reset the path's own node needs on another
+// (TestAttackSessionRelayOrphanResetStarved). The table is bounded: when
+// full it is cleared, which only lets a reset through early.
+func (e *Engine) resetOnce(label protocol.PathLabel, link LinkID) bool {
+	k := resetKey{label: label, link: link}
+	if last, ok := e.resetSent[k]; ok && e.now.Sub(last) < resetRetryGap {
 		return false
 	}
 	if e.resetSent == nil || len(e.resetSent) >= maxResetSent {
-		e.resetSent = make(map[protocol.PathLabel]time.Time)
+		e.resetSent = make(map[resetKey]time.Time)
 	}
-	e.resetSent[label] = e.now
+	e.resetSent[k] = e.now
 	return true
+}
+
+// resetKey is what resetOnce limits: a label's resets on one link.
+type resetKey struct {
+	label protocol.PathLabel
+	link  LinkID
 }
 
 // maxResetSent bounds resetOnce's table.
@@ -744,9 +753,9 @@ func (e *Engine) sweepSessions() {
 			delete(e.resetRetry, peer)
 		}
 	}
-	for label, t := range e.resetSent {
+	for k, t := range e.resetSent {
 		if e.now.Sub(t) >= resetRetryGap {
-			delete(e.resetSent, label)
+			delete(e.resetSent, k)
 		}
 	}
 }
@@ -783,7 +792,7 @@ func (e *Engine) restoreSession(rec Record) error {
 // a relay that kept the first could forge an acknowledgement
 // (TestAttackSessionResponderBackupKeyReuse).
 func (e *Engine) endRestored(label protocol.PathLabel, se *sessEnd) {
-	if se.s.Index() > 0 && e.resetOnce(label) {
+	if se.s.Index() > 0 && e.resetOnce(label, se.link) {
 		e.emitSession(se, protocol.AppendSessionReset(nil, label, true, se.s.Index()-1), PriControl, owner{})
 		e.counters.SessionResetsOut++
 	}

@@ -119,7 +119,7 @@ func (e *Engine) relayData(l *link, frame []byte, h protocol.SessionHop) error {
 			if h.TowardsInitiator {
 				back = h.Index + 1
 			}
-			if h.Index > 0 && h.Index < protocol.MaxSessionHops && e.resetOnce(h.Label) {
+			if h.Index > 0 && h.Index < protocol.MaxSessionHops && e.resetOnce(h.Label, l.info.ID) {
 				e.pushSession(l, Address{}, protocol.AppendSessionReset(nil, h.Label, !h.TowardsInitiator, back), PriControl, owner{})
 			}
 		}
@@ -223,14 +223,14 @@ func (e *Engine) resetTowardsInitiator(label protocol.PathLabel, ent *relayEntry
 // unanswered retries made it give the session up. A reset back on l, at the index of the node before us,
 // makes the initiator start a new session at once (handleSessionReset).
 // The entry stays until it idles out, so a lost reset is sent again for a
-// later frame; resetOnce allows one per resetRetryGap. It only answers the
+// later frame; resetOnce allows one per resetRetryGap and link. It only answers the
 // sender's link, at most one frame, smaller than the one it answers, per
 // frame and gap (no amplifier, no reflector), and gives no
 // one more than forging the reset itself would: on a radio anyone can, on
 // a point-to-point link only the sender hears it. The frame is not
 // forwarded, and l never takes the place of the entry's link.
 func (e *Engine) relayOrphaned(l *link, label protocol.PathLabel, ent *relayEntry) {
-	if ent.index == 0 || !e.resetOnce(label) {
+	if ent.index == 0 || !e.resetOnce(label, l.info.ID) {
 		return
 	}
 	e.pushSession(l, Address{}, protocol.AppendSessionReset(nil, label, true, ent.index-1), PriControl, ownerOf(l))

@@ -75,38 +75,20 @@ func TestSessionRelayLinkReopened(t *testing.T) {
 // most one per reset gap however many frames come, passes none on and
 // never sends the path's traffic to d.
 func TestAttackSessionRelayOrphanSquat(t *testing.T) {
-	n := newTestNet(t, 17)
-	n.cfg = withSessions
-	for _, nm := range []string{"a", "b", "c", "d"} {
-		n.addNode(nm)
-	}
-	radio := n.addLink(routing.LinkLoRa, 0, 0, "a", "b")
-	bc := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "b", "c")
-	db := n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "d", "b")
-	var fromA [][]byte
 	sent := map[*tlink][256]int{} // by b, per link and kind
-	n.drop = func(from *tnode, l *tlink, tx routing.Transmit) bool {
-		if from.name == "a" && l == radio && len(tx.Frame) > 0 && protocol.Kind(tx.Frame[0]) == protocol.KindSessionData {
-			fromA = append(fromA, append([]byte(nil), tx.Frame...))
-		}
+	sq := newSquat(t, 17, func(from *tnode, l *tlink, tx routing.Transmit) bool {
 		if from.name == "b" && len(tx.Frame) > 0 {
 			k := sent[l]
 			k[tx.Frame[0]]++
 			sent[l] = k
 		}
 		return false
-	}
-	n.run(time.Hour)
-	n.send("a", "c", "first")
-	n.run(time.Minute)
-	checkInbox(t, n.node("c"), []string{"first"})
-	if len(fromA) == 0 {
-		t.Fatal("a sent no session data frame on the radio")
-	}
+	})
+	n, radio, bc, db := sq.n, sq.radio, sq.bc, sq.db
 	b := n.node("b")
 	replay := func(k int) {
 		for range k {
-			for _, f := range fromA {
+			for _, f := range sq.fromA {
 				n.step(b, routing.FrameReceived{Link: db.id, Frame: append([]byte(nil), f...)})
 			}
 		}
@@ -130,12 +112,49 @@ func TestAttackSessionRelayOrphanSquat(t *testing.T) {
 	resets := sent[db][protocol.KindSessionReset]
 	if resets == 0 || resets > 3 || int(got.SessionResetsOut-before.SessionResetsOut) != resets {
 		t.Fatalf("b sent %d resets on d's link (%d in all) for %d replays in 5 s, want 1..3, all on d's link",
-			resets, got.SessionResetsOut-before.SessionResetsOut, rounds*10*len(fromA))
+			resets, got.SessionResetsOut-before.SessionResetsOut, rounds*10*len(sq.fromA))
 	}
 	if got.SessionFramesRelayed != before.SessionFramesRelayed || sent[db][protocol.KindSessionData] != 0 || sent[bc][protocol.KindSessionData] != 0 {
 		t.Fatalf("b passed replays on: %d relayed, %d data frames to d, %d to c",
 			got.SessionFramesRelayed-before.SessionFramesRelayed, sent[db][protocol.KindSessionData], sent[bc][protocol.KindSessionData])
 	}
+}
+
+// squat is a - b over a radio, b - c and d - b over IP, after a carried a
+// first message to c over a session b relays; fromA are a's session data
+// frames on the radio until then.
+type squat struct {
+	n             *testNet
+	radio, bc, db *tlink
+	fromA         [][]byte
+}
+
+// newSquat builds a squat; drop, if set, then decides on every frame sent
+// (n.drop), after a's on the radio were noted.
+func newSquat(t *testing.T, seed uint64, drop func(*tnode, *tlink, routing.Transmit) bool) *squat {
+	n := newTestNet(t, seed)
+	n.cfg = withSessions
+	for _, nm := range []string{"a", "b", "c", "d"} {
+		n.addNode(nm)
+	}
+	sq := &squat{n: n}
+	sq.radio = n.addLink(routing.LinkLoRa, 0, 0, "a", "b")
+	sq.bc = n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "b", "c")
+	sq.db = n.addLink(routing.LinkIP, 5*time.Millisecond, 0, "d", "b")
+	n.drop = func(from *tnode, l *tlink, tx routing.Transmit) bool {
+		if from.name == "a" && l == sq.radio && len(tx.Frame) > 0 && protocol.Kind(tx.Frame[0]) == protocol.KindSessionData {
+			sq.fromA = append(sq.fromA, append([]byte(nil), tx.Frame...))
+		}
+		return drop != nil && drop(from, l, tx)
+	}
+	n.run(time.Hour)
+	n.send("a", "c", "first")
+	n.run(time.Minute)
+	checkInbox(t, n.node("c"), []string{"first"})
+	if len(sq.fromA) == 0 {
+		t.Fatal("a sent no session data frame on the radio")
+	}
+	return sq
 }
 
 // A relay on one radio between a and c, which do not hear each other,
