@@ -134,6 +134,9 @@ type config struct {
 	// badgerTweak, if set, changes badger's options (tests: small
 	// level-0 limits, to reach compactions with little data).
 	badgerTweak func(badger.Options) badger.Options
+	// gcRewrote, if set, runs after each file the value log GC
+	// rewrote (tests).
+	gcRewrote func()
 }
 
 // Option configures Open.
