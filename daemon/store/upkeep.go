@@ -91,18 +91,35 @@ func (s *Store) gcOnce() (done bool, err error) {
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 	hold := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyVersion)})
-	err = s.db.RunValueLogGC(GCDiscardRatio)
+	err = s.rewriteValuesFirst()
 	if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
 		hold.Close()
 		return true, nil
 	}
-	if err != nil {
-		err = fmt.Errorf("store: value log GC: %w", err)
-	}
-	// Durable even after a failed rewrite: it may have moved values.
 	err = errors.Join(err, s.badgerDurable())
 	hold.Close() // badger deletes the rewritten file now
 	return err != nil, err
+}
+
+// rewriteValuesFirst runs one value log GC rewrite and syncs the value
+// log before a memtable log can be synced with the moved values'
+// pointers (vlogorder.go): the syncs of badger meanwhile (the
+// applier's, the checkpoint, the writes outside the log) wait for the
+// rewrite (a file of up to ValueLogFileSize read, its live values
+// copied).
+func (s *Store) rewriteValuesFirst() error {
+	g := &s.dsync
+	g.order.Lock()
+	defer g.order.Unlock()
+	err := s.db.RunValueLogGC(GCDiscardRatio)
+	if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+		return err
+	}
+	if err != nil {
+		err = fmt.Errorf("store: value log GC: %w", err)
+	}
+	// Synced even after a failed rewrite: it may have moved values.
+	return errors.Join(err, s.syncValueLog())
 }
 
 func (s *Store) isClosed() bool {

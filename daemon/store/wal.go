@@ -738,6 +738,8 @@ func (s *Store) badgerDurable() error {
 	if s.cfg.noSync {
 		return nil
 	}
+	s.dsync.order.RLock() // vlogorder.go
+	defer s.dsync.order.RUnlock()
 	if err := s.db.Sync(); err != nil {
 		return err
 	}
