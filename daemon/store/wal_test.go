@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -57,9 +58,17 @@ func dirNames(t *testing.T, dir string) []string {
 	return names
 }
 
+// crashCopyOnce copies dir file by file while the store runs, in an
+// order that keeps what a crash keeps consistent: the checkpoint first
+// (an older one replays more), then badger's files with the value log
+// after the memtable logs and tables that point into it (a pointer
+// copied before its value is written would point past the copy's end),
+// and the log's segments last (they hold at least every record badger
+// was given).
 func crashCopyOnce(t *testing.T, dir string) string {
 	t.Helper()
 	dst := t.TempDir()
+	var files []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -68,17 +77,35 @@ func crashCopyOnce(t *testing.T, dir string) string {
 		if d.IsDir() {
 			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
 		}
-		b, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // removed by badger meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
+		files = append(files, rel)
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	rank := func(rel string) int {
+		switch {
+		case strings.HasPrefix(rel, walDirName+string(filepath.Separator)+"seg-"):
+			return 3
+		case strings.HasPrefix(rel, walDirName+string(filepath.Separator)):
+			return 0
+		case strings.HasSuffix(rel, ".vlog"):
+			return 2
+		}
+		return 1
+	}
+	slices.SortStableFunc(files, func(a, b string) int { return rank(a) - rank(b) })
+	for _, rel := range files {
+		b, err := os.ReadFile(filepath.Join(dir, rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed by badger meanwhile
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dst, rel), b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dst
 }
