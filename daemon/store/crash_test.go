@@ -72,6 +72,12 @@ func runChild(mode string) int {
 	if kind == "apply-gc" {
 		return runApplyGC(dir)
 	}
+	if kind == "apply-discard" {
+		return runApplyDiscard(dir)
+	}
+	if kind == "report-discard" {
+		return runReportDiscard(dir)
+	}
 	if kind == "apply-peers" {
 		return runApplyPeers(dir)
 	}

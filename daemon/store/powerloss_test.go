@@ -261,6 +261,8 @@ func reportKind(kind string) string {
 		return "report-history"
 	case "apply-peers":
 		return "report-peers"
+	case "apply-discard":
+		return "report-discard"
 	}
 	return "report"
 }
