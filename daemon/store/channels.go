@@ -473,7 +473,7 @@ func (s *Store) updateLocked(f func(txn guardTxn) error) error {
 	if s.cfg.afterCount != nil {
 		s.cfg.afterCount()
 	}
-	if err := txn.Commit(); err != nil {
+	if err := s.commitValuesFirst(txn); err != nil {
 		return wrapTxnErr(err)
 	}
 	s.dsync.wal.mayUseVlog() // written now: the next sync is a DB.Sync

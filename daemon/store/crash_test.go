@@ -72,6 +72,18 @@ func runChild(mode string) int {
 	if kind == "apply-gc" {
 		return runApplyGC(dir)
 	}
+	if kind == "apply-discard" {
+		return runApplyDiscard(dir)
+	}
+	if kind == "report-discard" {
+		return runReportDiscard(dir)
+	}
+	if kind == "apply-peers" {
+		return runApplyPeers(dir)
+	}
+	if kind == "report-peers" {
+		return runReportPeers(dir)
+	}
 	s, err := openForChild(kind, dir)
 	switch kind {
 	case "lock":

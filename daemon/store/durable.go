@@ -78,7 +78,13 @@ type dirSync struct {
 	opaque  atomic.Int32
 	// reads counts the directory reads (tests).
 	reads int
-	wal   walSync // walsync.go
+	// order: the writers that need their values synced before their
+	// pointers hold it to write, the syncs of memtable logs to read
+	// (vlogorder.go); vlogTop is the highest value log file number
+	// syncValueLog saw (guarded by order's write lock).
+	order   sync.RWMutex
+	vlogTop int
+	wal     walSync // walsync.go
 }
 
 // wroteOpaque counts a transaction whose records the store does not see.
@@ -118,6 +124,8 @@ func (g *dirSync) wrote(units []unit) (vlog bool) {
 // memtables since the last time.
 func (s *Store) syncFiles() error {
 	g := &s.dsync
+	g.order.RLock()
+	defer g.order.RUnlock()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	written := g.written.Load()

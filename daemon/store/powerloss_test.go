@@ -256,8 +256,13 @@ func report(t *testing.T, st *powerloss.State, kind string) ([]uint64, *powerlos
 
 // reportKind is the report child for the writer child kind.
 func reportKind(kind string) string {
-	if kind == "apply-history" {
+	switch kind {
+	case "apply-history":
 		return "report-history"
+	case "apply-peers":
+		return "report-peers"
+	case "apply-discard":
+		return "report-discard"
 	}
 	return "report"
 }

@@ -134,6 +134,9 @@ type config struct {
 	// badgerTweak, if set, changes badger's options (tests: small
 	// level-0 limits, to reach compactions with little data).
 	badgerTweak func(badger.Options) badger.Options
+	// gcRewrote, if set, runs after each file the value log GC
+	// rewrote (tests).
+	gcRewrote func()
 }
 
 // Option configures Open.
@@ -221,8 +224,10 @@ type Store struct {
 //     reclaims (GC, upkeep.go, which the daemon runs every
 //     store.gc_interval), and a power cut can keep a pointer whose value
 //     was lost: for the write-ahead log's keys replay writes them again
-//     (wal.go), the store syncs the value log files badger starts
-//     (durable.go, memempty.go), and badger reads a lost value as empty
+//     (wal.go), writes outside the log and the GC's rewrites sync their
+//     values before any memtable log is synced (vlogorder.go), the store
+//     syncs the value log files badger starts (durable.go, memempty.go),
+//     and badger reads a lost value as empty
 //     (logged), which the readers treat as a damaged record.
 //   - NumLevelZeroTables 1 (default 5): badger learns that a value in the
 //     value log is garbage only when a compaction drops its pointer (its

@@ -47,10 +47,13 @@ func (r GCResult) Reclaimed() int64 { return max(r.Before-r.After, 0) }
 // then deletes the old file. Were the deletion on disk before the moved
 // values, a power cut would lose values written before the last
 // checkpoint, which the write-ahead log no longer holds
-// (TestPowerLossValueLogGC lost acknowledged inbox entries). So GC holds
-// an iterator while it runs (badger deletes a rewritten file only once no
-// iterator is open) and makes badger durable (badgerDurable) before it
-// lets go.
+// (TestPowerLossValueLogGC lost acknowledged inbox entries without it).
+// So each rewrite runs under an iterator (badger deletes a rewritten
+// file only once no iterator is open), and GC makes badger durable
+// (badgerDurable) before it lets go, file by file: holding every
+// deletion to the end of the run would need the moved copies of all the
+// files on disk beside their originals, on a disk the GC is meant to
+// free (TestGCFreesEachFileBeforeTheNext).
 func (s *Store) GC() (GCResult, error) {
 	s.long.RLock()
 	defer s.long.RUnlock()
@@ -61,40 +64,62 @@ func (s *Store) GC() (GCResult, error) {
 	}
 	s.dsync.gcStarts()
 	defer s.dsync.gcEnds(s.cfg.memTableSize)
-	if s.isClosed() { // Close waits for s.long: not closed before we return
-		return r, ErrClosed
-	}
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
-	hold := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyVersion)})
-	err = s.gcRuns(&r)
-	if r.Rewrites > 0 {
-		err = errors.Join(err, s.badgerDurable())
-	}
-	hold.Close() // badger deletes the rewritten files now
-	if err != nil {
-		return r, err
+	for {
+		done, err := s.gcOnce()
+		if err != nil {
+			return r, err
+		}
+		if done {
+			break
+		}
+		r.Rewrites++
+		if s.cfg.gcRewrote != nil {
+			s.cfg.gcRewrote()
+		}
 	}
 	r.After, err = s.DiskUsage()
 	return r, err
 }
 
-// gcRuns runs badger's value log GC until it rewrites nothing, counting
-// the rewrites in r.
-func (s *Store) gcRuns(r *GCResult) error {
-	for {
-		if s.isClosed() {
-			return ErrClosed
-		}
-		err := s.db.RunValueLogGC(GCDiscardRatio)
-		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("store: value log GC: %w", err)
-		}
-		r.Rewrites++
+// gcOnce runs badger's value log GC once: done when it found no file to
+// rewrite. The file it rewrote is deleted, after the values it moved
+// were made durable, before it returns.
+func (s *Store) gcOnce() (done bool, err error) {
+	if s.isClosed() { // Close waits for s.long: not closed before we return
+		return true, ErrClosed
 	}
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	hold := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyVersion)})
+	err = s.rewriteValuesFirst()
+	if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+		hold.Close()
+		return true, nil
+	}
+	err = errors.Join(err, s.badgerDurable())
+	hold.Close() // badger deletes the rewritten file now
+	return err != nil, err
+}
+
+// rewriteValuesFirst runs one value log GC rewrite and syncs the value
+// log before a memtable log can be synced with the moved values'
+// pointers (vlogorder.go): the syncs of badger meanwhile (the
+// applier's, the checkpoint, the writes outside the log) wait for the
+// rewrite (a file of up to ValueLogFileSize read, its live values
+// copied).
+func (s *Store) rewriteValuesFirst() error {
+	g := &s.dsync
+	g.order.Lock()
+	defer g.order.Unlock()
+	err := s.db.RunValueLogGC(GCDiscardRatio)
+	if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+		return err
+	}
+	if err != nil {
+		err = fmt.Errorf("store: value log GC: %w", err)
+	}
+	// Synced even after a failed rewrite: it may have moved values.
+	return errors.Join(err, s.syncValueLog())
 }
 
 func (s *Store) isClosed() bool {

@@ -725,8 +725,19 @@ func (s *Store) walCheckpoint(seq uint64) error {
 	return nil
 }
 
+// discardName is badger's file of garbage counts per value log file
+// (its discard statistics), which it writes through a mapping and syncs
+// only when it closes. A compaction counts a value once, when it drops
+// it: counts a power cut loses leave their garbage in the value log for
+// good, where the GC never looks (TestPowerLossDiscardStats). So
+// badgerDurable syncs it too: the counts of the compactions before a
+// checkpoint survive (those after it, until the next, can still be
+// lost: a node writing fast checkpoints every second or so).
+const discardName = "DISCARD"
+
 // badgerDurable makes everything badger holds durable: DB.Sync (the
-// current memtable log and value log), every memtable log (an older one
+// current memtable log and value log), its garbage counts (discardName),
+// every memtable log (an older one
 // may not be flushed yet), the value log files badger may have started
 // since the last run (durable.go) and the directory (new logs and
 // tables). A
@@ -738,7 +749,12 @@ func (s *Store) badgerDurable() error {
 	if s.cfg.noSync {
 		return nil
 	}
+	s.dsync.order.RLock() // vlogorder.go
+	defer s.dsync.order.RUnlock()
 	if err := s.db.Sync(); err != nil {
+		return err
+	}
+	if err := syncFile(filepath.Join(s.dir, discardName)); err != nil {
 		return err
 	}
 	synced := map[string]bool{}

@@ -79,6 +79,8 @@ func (w *walSync) mayUseVlog() { w.vlogGen.Add(1) }
 
 // syncLogs makes every record committed so far durable in badger's logs.
 func (s *Store) syncLogs() error {
+	s.dsync.order.RLock() // vlogorder.go
+	defer s.dsync.order.RUnlock()
 	w := &s.dsync.wal
 	gen := w.vlogGen.Load()
 	if runtime.GOOS != "linux" || gen != w.vlogSynced.Load() || s.dsync.opaque.Load() > 0 {
