@@ -48,7 +48,10 @@ func TestSegmentSmallFolios(t *testing.T) {
 	if err := writeFileSynced(seg, make([]byte, size), false); err != nil {
 		t.Fatal(err)
 	}
-	if got := perRecord(t, seg); got > walWriteChunk {
+	// One page of slack: the thread's write_bytes once counted a page
+	// besides the record's folio (69,632 bytes, under -race in CI), while
+	// the folios of a big write count 128 KiB to 2 MiB.
+	if got := perRecord(t, seg); got > walWriteChunk+4096 {
 		t.Fatalf("a 4 KB record dirtied %d bytes of page cache: the segment is cached in folios above %d bytes", got, walWriteChunk)
 	}
 }
