@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	bhost "github.com/libp2p/go-libp2p/p2p/host/basic"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
@@ -34,6 +35,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"go.uber.org/fx"
 
 	"meshd.dev/meshd/protocol"
 )
@@ -360,6 +362,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		libp2p.EnableAutoNATv2(),
 		libp2p.SwarmOpts(swarm.WithDialTimeout(cfg.Timeouts.Dial), swarm.WithDialTimeoutLocal(cfg.Timeouts.DialLocal)),
 	}
+	early := &earlyLink{ready: make(chan struct{})}
+	defer early.fail() // New returns an error: streams that came are reset
+	opts = append(opts, early.register(cfg.noHopAcks))
 	if len(cfg.PSK) > 0 {
 		if len(cfg.PSK) != 32 {
 			return nil, fmt.Errorf("%w: PSK is %d bytes, want 32", ErrConfig, len(cfg.PSK))
@@ -499,11 +504,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err != nil {
 		return fail(fmt.Errorf("p2p: event bus: %w", err))
 	}
-	lh.SetStreamHandler(LinkProtocol, h.handleStream)
-	if !cfg.noHopAcks {
-		// A marker only: no one opens streams of it.
-		lh.SetStreamHandler(HopAckProtocol, func(s network.Stream) { _ = s.Reset() })
-	}
+	early.start(h) // the link handler registered in libp2p.New serves from here on
 
 	if cfg.MDNS {
 		h.mdns = startMDNS(h, cfg.MDNSInterfaces)
@@ -899,4 +900,58 @@ func (h *Host) Close() error {
 		h.closeErr = errors.Join(errDHT, errHost)
 	})
 	return h.closeErr
+}
+
+// earlyLink registers the link protocol's handler and the hop-ack marker
+// while libp2p builds the host, before it starts. The identify service
+// takes the snapshot of the protocols it announces when it starts, and
+// learns of later registrations only from an event its own goroutine
+// subscribes to after that: a registration in between is lost, and the
+// host announced neither protocol until something else (an address
+// change) made identify take a new snapshot. Registered after libp2p.New
+// returned, as they were, they could miss it on a loaded machine: a peer
+// that identified the host then saw no link protocol (it opened no link,
+// and Connect could report ErrNotMeshd) or no hop-ack marker (its link
+// ran without hop acks for good: peerHopAcks is read once, at link-up;
+// TestLinkUpHopAcksOnlyWithPeersThatAck failed so in CI).
+type earlyLink struct {
+	ready chan struct{} // closed once h is set, or New failed
+	h     *Host         // nil if New failed
+}
+
+// register returns the libp2p option that registers the handlers.
+func (e *earlyLink) register(noHopAcks bool) libp2p.Option {
+	return libp2p.WithFxOption(fx.Invoke(func(bh *bhost.BasicHost) {
+		bh.SetStreamHandler(LinkProtocol, e.handle)
+		if !noHopAcks {
+			// A marker only: no one opens streams of it.
+			bh.SetStreamHandler(HopAckProtocol, func(s network.Stream) { _ = s.Reset() })
+		}
+	}))
+}
+
+// handle serves a link stream once the Host is up; a stream that came
+// before waits for it (New is nearly done: libp2p listens from its start).
+func (e *earlyLink) handle(s network.Stream) {
+	<-e.ready
+	if e.h == nil {
+		_ = s.Reset()
+		return
+	}
+	e.h.handleStream(s)
+}
+
+// start lets link streams reach h.
+func (e *earlyLink) start(h *Host) {
+	e.h = h
+	close(e.ready)
+}
+
+// fail releases the streams that wait when New did not get to start.
+func (e *earlyLink) fail() {
+	select {
+	case <-e.ready:
+	default:
+		close(e.ready)
+	}
 }
